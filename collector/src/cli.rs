@@ -1,0 +1,272 @@
+//! The command line: `serve` (the default), and project and key administration.
+
+use anyhow::{Context, bail};
+use chrono::{SecondsFormat, Utc};
+use clap::{Args, FromArgMatches, Parser, Subcommand};
+
+use crate::config::{Config, DEFAULT_DATABASE_URL, SqliteSynchronous};
+use crate::domain::KeyKind;
+use crate::projects;
+use crate::startup::Application;
+use crate::store::{KeyRecord, Store};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pulseline-collector",
+    version,
+    about = "Pulseline collector: ingest, storage and the read API"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the collector (what runs with no subcommand).
+    Serve(Box<Config>),
+    /// Manage projects.
+    Project {
+        #[command(subcommand)]
+        action: ProjectAction,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Manage write and secret keys.
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct DbArgs {
+    /// The collector's database (the same value the server uses).
+    #[arg(long, env = "PULSELINE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    database_url: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectAction {
+    /// Create a project with one write key and one secret key, shown once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Print one JSON object: project_id, name, write_key, secret_key.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List projects.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyAction {
+    /// List keys (never the keys themselves: their prefixes).
+    List {
+        #[arg(long)]
+        project: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Issue a new key for a project, shown once.
+    Create {
+        #[arg(long)]
+        project: i64,
+        /// `write` (public, ingest only) or `secret` (server-side, reads).
+        #[arg(long, value_parser = ["write", "secret"])]
+        kind: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a key with a new one of the same kind; the old one stops working at once.
+    Rotate {
+        key_id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key; it stops working at once.
+    Revoke { key_id: i64 },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => serve(default_serve_config()?).await,
+        Some(Command::Serve(config)) => serve(*config).await,
+        Some(Command::Project { action, db }) => project(action, &open(&db).await?).await,
+        Some(Command::Key { action, db }) => key(action, &open(&db).await?).await,
+    }
+}
+
+/// `serve` with its flags at their defaults (and environment variables applied).
+fn default_serve_config() -> anyhow::Result<Config> {
+    let matches =
+        Config::augment_args(clap::Command::new("serve")).try_get_matches_from(["serve"])?;
+    Ok(Config::from_arg_matches(&matches)?)
+}
+
+async fn open(db: &DbArgs) -> anyhow::Result<Store> {
+    Store::open(&db.database_url, SqliteSynchronous::Full)
+        .await
+        .with_context(|| format!("opening the database at {}", db.database_url))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let database = config.database_url.clone();
+    let app = Application::build(config).await?;
+    if let Some(keys) = app.bootstrap_keys() {
+        println!(
+            "\nCreated project {} ({}). Its keys are shown once; keep them now.\n\n  \
+             write key:  {}   (public: SDKs and browsers send events with it)\n  \
+             secret key: {}   (server-side: reads data; never ship it)\n\n\
+             Send an event:\n  curl -u {}: -H 'Content-Type: application/json' \\\n    \
+             -d '{{\"type\":\"track\",\"userId\":\"user-1\",\"event\":\"Signed Up\"}}' \\\n    \
+             http://127.0.0.1:{}/v1/track\n",
+            keys.project_id,
+            keys.name,
+            keys.write_key,
+            keys.secret_key,
+            keys.write_key,
+            app.port()
+        );
+    }
+    tracing::info!(listen = %listen, port = app.port(), database = %database, "pulseline collector listening");
+    app.run_until_stopped().await
+}
+
+async fn project(action: ProjectAction, store: &Store) -> anyhow::Result<()> {
+    match action {
+        ProjectAction::Create { name, json } => {
+            let name = name.trim();
+            if name.is_empty() {
+                bail!("--name must not be empty");
+            }
+            let keys = projects::create_project(store, name, Utc::now()).await?;
+            if json {
+                println!("{}", serde_json::to_string(&keys)?);
+            } else {
+                println!(
+                    "Created project {} ({}). Keys are shown once:\n  write key:  {}\n  secret key: {}",
+                    keys.project_id, keys.name, keys.write_key, keys.secret_key
+                );
+            }
+        }
+        ProjectAction::List { json } => {
+            let projects = store.list_projects().await?;
+            if json {
+                let rows: Vec<_> = projects
+                    .iter()
+                    .map(|p| serde_json::json!({"project_id": p.id, "name": p.name, "created_at": p.created_at}))
+                    .collect();
+                println!("{}", serde_json::to_string(&rows)?);
+            } else {
+                println!("{:<6} {:<24} CREATED", "ID", "NAME");
+                for p in projects {
+                    println!(
+                        "{:<6} {:<24} {}",
+                        p.id,
+                        p.name,
+                        p.created_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn key(action: KeyAction, store: &Store) -> anyhow::Result<()> {
+    let now = Utc::now();
+    match action {
+        KeyAction::List { project, json } => {
+            let keys = store.list_keys(project).await?;
+            if json {
+                let rows: Vec<_> = keys.iter().map(key_json).collect();
+                println!("{}", serde_json::to_string(&rows)?);
+            } else {
+                println!(
+                    "{:<6} {:<8} {:<7} {:<14} {:<21} STATUS",
+                    "ID", "PROJECT", "KIND", "PREFIX", "CREATED"
+                );
+                for k in keys {
+                    let status = match k.revoked_at {
+                        Some(at) => {
+                            format!("revoked {}", at.to_rfc3339_opts(SecondsFormat::Secs, true))
+                        }
+                        None => "active".to_owned(),
+                    };
+                    println!(
+                        "{:<6} {:<8} {:<7} {:<14} {:<21} {status}",
+                        k.id,
+                        k.project_id,
+                        k.kind,
+                        format!("{}…", k.prefix),
+                        k.created_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+                    );
+                }
+            }
+        }
+        KeyAction::Create {
+            project,
+            kind,
+            json,
+        } => {
+            let kind = KeyKind::parse(&kind).context("--kind must be write or secret")?;
+            let Some(issued) = projects::create_key(store, project, kind, now).await? else {
+                bail!("there is no project {project}: see `pulseline-collector project list`");
+            };
+            print_issued(&issued, json, "Created")?;
+        }
+        KeyAction::Rotate { key_id, json } => {
+            let Some(issued) = projects::rotate_key(store, key_id, now).await? else {
+                bail!("there is no key {key_id}: see `pulseline-collector key list`");
+            };
+            print_issued(&issued, json, &format!("Revoked key {key_id} and created"))?;
+        }
+        KeyAction::Revoke { key_id } => {
+            let Some(k) = store.revoke_key(key_id, now).await? else {
+                bail!("there is no key {key_id}: see `pulseline-collector key list`");
+            };
+            println!(
+                "Revoked {} key {} ({}…) of project {}.",
+                k.kind, k.id, k.prefix, k.project_id
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_issued(issued: &projects::IssuedKey, json: bool, verb: &str) -> anyhow::Result<()> {
+    let r = &issued.record;
+    if json {
+        let mut v = key_json(r);
+        v["key"] = issued.key.as_str().into();
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        println!(
+            "{verb} {} key {} for project {}. It is shown once:\n  {}",
+            r.kind,
+            r.id,
+            r.project_id,
+            issued.key.as_str()
+        );
+    }
+    Ok(())
+}
+
+fn key_json(k: &KeyRecord) -> serde_json::Value {
+    serde_json::json!({
+        "key_id": k.id,
+        "project_id": k.project_id,
+        "kind": k.kind.as_str(),
+        "prefix": k.prefix,
+        "created_at": k.created_at,
+        "revoked_at": k.revoked_at,
+    })
+}

@@ -1,0 +1,84 @@
+//! Configuration: every setting has a flag, an environment variable and a documented default.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use clap::{Args, ValueEnum};
+
+/// Default data location: a SQLite file under `./pulseline-data/`, created on first start.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://pulseline-data/pulseline.db";
+
+/// Named ingest limits. Each is documented in the README's configuration table.
+#[derive(Debug, Clone, Args)]
+pub struct Limits {
+    /// Largest single message, in bytes of JSON. Larger messages are rejected one by one.
+    #[arg(long, env = "PULSELINE_MAX_MESSAGE_BYTES", default_value_t = 32 * 1024)]
+    pub max_message_bytes: usize,
+    /// Largest request body, in bytes after gzip decompression (and before it). Larger → 413.
+    #[arg(long, env = "PULSELINE_MAX_REQUEST_BYTES", default_value_t = 512 * 1024)]
+    pub max_request_bytes: usize,
+    /// Most messages in one batch. More → 413.
+    #[arg(long, env = "PULSELINE_MAX_BATCH_MESSAGES", default_value_t = 2_500)]
+    pub max_batch_messages: usize,
+    /// Events accepted but not yet committed. Beyond it ingest answers 503 with Retry-After.
+    #[arg(long, env = "PULSELINE_MAX_QUEUED_EVENTS", default_value_t = 200_000)]
+    pub max_queued_events: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 32 * 1024,
+            max_request_bytes: 512 * 1024,
+            max_batch_messages: 2_500,
+            max_queued_events: 200_000,
+        }
+    }
+}
+
+/// How hard SQLite works to keep a commit through a power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum SqliteSynchronous {
+    /// fsync the WAL on every commit: an acknowledged batch survives power loss. Group commit
+    /// amortises the fsync over every request waiting at that moment.
+    #[default]
+    Full,
+    /// fsync at checkpoints only: survives a crash or kill of the collector, not a power loss.
+    Normal,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "PULSELINE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where data lives: `sqlite://path/to/file.db` (the default) or, later, `postgres://…`.
+    #[arg(long, env = "PULSELINE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// SQLite durability of each commit.
+    #[arg(
+        long,
+        env = "PULSELINE_SQLITE_SYNCHRONOUS",
+        value_enum,
+        default_value_t
+    )]
+    pub sqlite_synchronous: SqliteSynchronous,
+    /// Seconds to let in-flight requests and commits finish after SIGTERM/SIGINT.
+    #[arg(long, env = "PULSELINE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+impl Config {
+    /// A fresh SQLite database in `dir`, listening on an ephemeral loopback port.
+    pub fn for_tests(dir: &Path) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: format!("sqlite://{}", dir.join("pulseline.db").display()),
+            sqlite_synchronous: SqliteSynchronous::Normal,
+            shutdown_grace_secs: 5,
+            limits: Limits::default(),
+        }
+    }
+}

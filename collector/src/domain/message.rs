@@ -1,0 +1,391 @@
+//! A Segment message, validated. Once a [`Message`] exists it is storable as is.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+/// Longest `event` name (track) or `name` (page/screen) accepted, in characters.
+pub const MAX_EVENT_NAME_CHARS: usize = 200;
+/// Longest `messageId`, `userId`, `anonymousId`, `groupId` or `previousId`, in characters.
+pub const MAX_ID_CHARS: usize = 200;
+
+/// The six Segment message types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageType {
+    Track,
+    Identify,
+    Page,
+    Screen,
+    Group,
+    Alias,
+}
+
+impl MessageType {
+    pub fn parse(s: &str) -> Result<Self, MessageError> {
+        Ok(match s {
+            "track" => Self::Track,
+            "identify" => Self::Identify,
+            "page" => Self::Page,
+            "screen" => Self::Screen,
+            "group" => Self::Group,
+            "alias" => Self::Alias,
+            other => {
+                return Err(MessageError::new(format!(
+                    "unknown type '{other}': expected one of track, identify, page, screen, group, alias"
+                )));
+            }
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Track => "track",
+            Self::Identify => "identify",
+            Self::Page => "page",
+            Self::Screen => "screen",
+            Self::Group => "group",
+            Self::Alias => "alias",
+        }
+    }
+}
+
+/// Why one message of a batch was not stored. The text is shown to the developer as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageError(String);
+
+impl MessageError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+}
+
+impl fmt::Display for MessageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A validated message, ready for storage.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub kind: MessageType,
+    pub message_id: String,
+    /// `event` for track, `name` for page and screen.
+    pub event: Option<String>,
+    pub user_id: Option<String>,
+    pub anonymous_id: Option<String>,
+    pub timestamp: DateTime<Utc>,
+    /// The message JSON exactly as the client sent it.
+    pub body: String,
+}
+
+/// Segment ids may be strings or numbers (`userId: 42`); both are stored as strings.
+struct Id(String);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct IdVisitor;
+        impl serde::de::Visitor<'_> for IdVisitor {
+            type Value = Id;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Id, E> {
+                Ok(Id(v.to_owned()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Id, E> {
+                Ok(Id(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Id, E> {
+                Ok(Id(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Id, E> {
+                Ok(Id(v.to_string()))
+            }
+        }
+        d.deserialize_any(IdVisitor)
+    }
+}
+
+/// The fields of a message the collector looks at; the rest travels in `body`.
+#[derive(Deserialize)]
+struct WireMessage<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "messageId")]
+    message_id: Option<Id>,
+    #[serde(borrow)]
+    timestamp: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "userId")]
+    user_id: Option<Id>,
+    #[serde(rename = "anonymousId")]
+    anonymous_id: Option<Id>,
+    #[serde(borrow)]
+    event: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "groupId")]
+    group_id: Option<Id>,
+    #[serde(rename = "previousId")]
+    previous_id: Option<Id>,
+    #[serde(borrow)]
+    properties: Option<&'a RawValue>,
+    #[serde(borrow)]
+    traits: Option<&'a RawValue>,
+    #[serde(borrow)]
+    context: Option<&'a RawValue>,
+    #[serde(borrow)]
+    integrations: Option<&'a RawValue>,
+}
+
+impl Message {
+    /// Validates one raw message. `default_type` is the endpoint's type for the single-message
+    /// endpoints (`/v1/track` implies `track`), `None` for `/v1/batch`.
+    pub fn parse(
+        raw: &RawValue,
+        default_type: Option<MessageType>,
+        max_bytes: usize,
+        received_at: DateTime<Utc>,
+    ) -> Result<Self, MessageError> {
+        let text = raw.get();
+        if text.len() > max_bytes {
+            return Err(MessageError::new(format!(
+                "message is {} bytes; the limit is {max_bytes} bytes (PULSELINE_MAX_MESSAGE_BYTES): \
+                 send fewer or smaller properties",
+                text.len()
+            )));
+        }
+        if !text.starts_with('{') {
+            return Err(MessageError::new("message must be a JSON object"));
+        }
+        let wire: WireMessage<'_> = serde_json::from_str(text).map_err(|e| {
+            MessageError::new(format!("message has a field of the wrong type: {e}"))
+        })?;
+
+        let kind = match (&wire.kind, default_type) {
+            (Some(t), _) => MessageType::parse(t)?,
+            (None, Some(t)) => t,
+            (None, None) => {
+                return Err(MessageError::new(
+                    "missing 'type': expected one of track, identify, page, screen, group, alias",
+                ));
+            }
+        };
+        if let (Some(given), Some(endpoint)) = (&wire.kind, default_type) {
+            if given.as_ref() != endpoint.as_str() {
+                return Err(MessageError::new(format!(
+                    "type '{given}' sent to /v1/{0}: send {given} messages to /v1/{given} or /v1/batch",
+                    endpoint.as_str()
+                )));
+            }
+        }
+
+        let user_id = optional_id("userId", wire.user_id)?;
+        let anonymous_id = optional_id("anonymousId", wire.anonymous_id)?;
+        if user_id.is_none() && anonymous_id.is_none() {
+            return Err(MessageError::new(
+                "missing 'userId' or 'anonymousId': every message needs at least one",
+            ));
+        }
+
+        let event = match kind {
+            MessageType::Track => {
+                let event = wire
+                    .event
+                    .ok_or_else(|| MessageError::new("track message is missing 'event'"))?;
+                Some(event_name("event", &event)?)
+            }
+            MessageType::Page | MessageType::Screen => {
+                wire.name.map(|n| event_name("name", &n)).transpose()?
+            }
+            MessageType::Group => {
+                if optional_id("groupId", wire.group_id)?.is_none() {
+                    return Err(MessageError::new("group message is missing 'groupId'"));
+                }
+                None
+            }
+            MessageType::Alias => {
+                if optional_id("previousId", wire.previous_id)?.is_none() {
+                    return Err(MessageError::new("alias message is missing 'previousId'"));
+                }
+                if user_id.is_none() {
+                    return Err(MessageError::new(
+                        "alias message is missing 'userId' (the new id for 'previousId')",
+                    ));
+                }
+                None
+            }
+            MessageType::Identify => None,
+        };
+
+        for (field, value) in [
+            ("properties", wire.properties),
+            ("traits", wire.traits),
+            ("context", wire.context),
+            ("integrations", wire.integrations),
+        ] {
+            if let Some(v) = value {
+                let t = v.get();
+                if !(t.starts_with('{') || t == "null") {
+                    return Err(MessageError::new(format!(
+                        "'{field}' must be a JSON object, got {}",
+                        json_kind(t)
+                    )));
+                }
+            }
+        }
+
+        let message_id = match optional_id("messageId", wire.message_id)? {
+            Some(id) => id,
+            None => Uuid::now_v7().to_string(),
+        };
+        let timestamp = match wire.timestamp {
+            Some(ts) => DateTime::parse_from_rfc3339(&ts)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| {
+                    MessageError::new(format!(
+                        "'timestamp' is not RFC 3339 ({e}): expected e.g. 2026-11-22T09:30:00.000Z, got '{ts}'"
+                    ))
+                })?,
+            None => received_at,
+        };
+
+        Ok(Self {
+            kind,
+            message_id,
+            event,
+            user_id,
+            anonymous_id,
+            timestamp,
+            body: text.to_owned(),
+        })
+    }
+}
+
+fn optional_id(field: &str, id: Option<Id>) -> Result<Option<String>, MessageError> {
+    let Some(Id(s)) = id else { return Ok(None) };
+    if s.is_empty() {
+        return Ok(None);
+    }
+    if s.chars().count() > MAX_ID_CHARS {
+        return Err(MessageError::new(format!(
+            "'{field}' is longer than {MAX_ID_CHARS} characters"
+        )));
+    }
+    Ok(Some(s))
+}
+
+fn event_name(field: &str, name: &str) -> Result<String, MessageError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err(MessageError::new(format!("'{field}' must not be empty")));
+    }
+    if trimmed.chars().count() > MAX_EVENT_NAME_CHARS {
+        return Err(MessageError::new(format!(
+            "'{field}' is longer than {MAX_EVENT_NAME_CHARS} characters"
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn json_kind(text: &str) -> &'static str {
+    match text.as_bytes().first() {
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        _ => "a number",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Message, MessageError> {
+        let raw: Box<RawValue> = serde_json::from_str(json).expect("test json");
+        Message::parse(&raw, None, 32 * 1024, Utc::now())
+    }
+
+    #[test]
+    fn track_needs_event_and_an_identity() {
+        let err = parse(r#"{"type":"track","userId":"u"}"#).unwrap_err();
+        assert!(err.to_string().contains("missing 'event'"), "{err}");
+        let err = parse(r#"{"type":"track","event":"e"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("'userId' or 'anonymousId'"),
+            "{err}"
+        );
+        let ok = parse(r#"{"type":"track","event":" signup ","userId":42}"#).unwrap();
+        assert_eq!(ok.event.as_deref(), Some("signup"));
+        assert_eq!(ok.user_id.as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn unknown_type_names_the_valid_ones() {
+        let err = parse(r#"{"type":"click","userId":"u"}"#).unwrap_err();
+        assert!(err.to_string().contains("expected one of track"), "{err}");
+    }
+
+    #[test]
+    fn missing_message_id_is_assigned_and_timestamp_defaults_to_receipt() {
+        let now = Utc::now();
+        let raw: Box<RawValue> =
+            serde_json::from_str(r#"{"type":"identify","anonymousId":"a"}"#).unwrap();
+        let m = Message::parse(&raw, None, 1024, now).unwrap();
+        assert_eq!(m.timestamp, now);
+        assert_eq!(Uuid::parse_str(&m.message_id).unwrap().get_version_num(), 7);
+    }
+
+    #[test]
+    fn bad_timestamp_says_what_format_is_expected() {
+        let err = parse(r#"{"type":"track","event":"e","userId":"u","timestamp":"yesterday"}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("RFC 3339"), "{err}");
+        let ok = parse(r#"{"type":"track","event":"e","userId":"u","timestamp":"2026-01-02T03:04:05.678+01:00"}"#)
+            .unwrap();
+        assert_eq!(ok.timestamp.to_rfc3339(), "2026-01-02T02:04:05.678+00:00");
+    }
+
+    #[test]
+    fn group_and_alias_need_their_ids() {
+        assert!(parse(r#"{"type":"group","userId":"u"}"#).is_err());
+        assert!(parse(r#"{"type":"group","userId":"u","groupId":7}"#).is_ok());
+        assert!(parse(r#"{"type":"alias","anonymousId":"a","previousId":"p"}"#).is_err());
+        assert!(parse(r#"{"type":"alias","userId":"u","previousId":"p"}"#).is_ok());
+    }
+
+    #[test]
+    fn properties_must_be_an_object() {
+        let err =
+            parse(r#"{"type":"track","event":"e","userId":"u","properties":[1]}"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("'properties' must be a JSON object, got an array")
+        );
+    }
+
+    #[test]
+    fn oversized_message_names_the_limit() {
+        let raw: Box<RawValue> = serde_json::from_str(
+            r#"{"type":"track","event":"e","userId":"u","properties":{"p":"xxxxxxxxxxxxxxxxxxxx"}}"#,
+        )
+        .unwrap();
+        let err = Message::parse(&raw, None, 40, Utc::now()).unwrap_err();
+        assert!(
+            err.to_string().contains("PULSELINE_MAX_MESSAGE_BYTES"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn single_message_endpoints_imply_and_check_the_type() {
+        let raw: Box<RawValue> = serde_json::from_str(r#"{"event":"e","userId":"u"}"#).unwrap();
+        let m = Message::parse(&raw, Some(MessageType::Track), 1024, Utc::now()).unwrap();
+        assert_eq!(m.kind, MessageType::Track);
+        let raw: Box<RawValue> = serde_json::from_str(r#"{"type":"page","userId":"u"}"#).unwrap();
+        assert!(Message::parse(&raw, Some(MessageType::Track), 1024, Utc::now()).is_err());
+    }
+}

@@ -1,0 +1,10 @@
+//! Domain types: inputs are parsed into these, and once one exists it is valid.
+
+pub mod key;
+pub mod message;
+
+pub use key::{KeyHash, KeyKind, PlainKey};
+pub use message::{Message, MessageError, MessageType};
+
+/// A project's id.
+pub type ProjectId = i64;

@@ -1,0 +1,17 @@
+//! The Pulseline collector: Segment-compatible ingest with durable acknowledgement, storage,
+//! and the read API. `main.rs` only parses the command line; everything lives here so tests
+//! drive the same code.
+
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod ingest;
+pub mod projects;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;

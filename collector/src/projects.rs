@@ -1,0 +1,80 @@
+//! Creating projects and issuing their keys: the one place keys are generated and shown.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::{KeyKind, PlainKey, ProjectId};
+use crate::store::{KeyRecord, Store, StoreError};
+
+/// A new project's keys, in plain text. Shown once; only their hashes are stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProjectKeys {
+    pub project_id: ProjectId,
+    pub name: String,
+    pub write_key: String,
+    pub secret_key: String,
+}
+
+pub async fn create_project(
+    store: &Store,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<ProjectKeys, StoreError> {
+    let write = PlainKey::generate(KeyKind::Write);
+    let secret = PlainKey::generate(KeyKind::Secret);
+    let project_id = store
+        .create_project(
+            name,
+            (&write.hash(), &write.display_prefix()),
+            (&secret.hash(), &secret.display_prefix()),
+            now,
+        )
+        .await?;
+    Ok(ProjectKeys {
+        project_id,
+        name: name.to_owned(),
+        write_key: write.as_str().to_owned(),
+        secret_key: secret.as_str().to_owned(),
+    })
+}
+
+/// A key just issued: its record and, this once, the key itself.
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    pub record: KeyRecord,
+    pub key: PlainKey,
+}
+
+pub async fn create_key(
+    store: &Store,
+    project_id: ProjectId,
+    kind: KeyKind,
+    now: DateTime<Utc>,
+) -> Result<Option<IssuedKey>, StoreError> {
+    let key = PlainKey::generate(kind);
+    let record = store
+        .create_key(project_id, kind, &key.hash(), &key.display_prefix(), now)
+        .await?;
+    Ok(record.map(|record| IssuedKey { record, key }))
+}
+
+/// Replaces a key with a new one of the same kind; the old one stops working at once.
+pub async fn rotate_key(
+    store: &Store,
+    key_id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<IssuedKey>, StoreError> {
+    let Some(old) = store
+        .list_keys(None)
+        .await?
+        .into_iter()
+        .find(|k| k.id == key_id)
+    else {
+        return Ok(None);
+    };
+    let key = PlainKey::generate(old.kind);
+    let record = store
+        .rotate_key(key_id, &key.hash(), &key.display_prefix(), now)
+        .await?;
+    Ok(record.map(|record| IssuedKey { record, key }))
+}

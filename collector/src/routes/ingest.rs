@@ -1,0 +1,314 @@
+//! The Segment HTTP Tracking API: `/v1/batch` and the single-message endpoints.
+
+use std::borrow::Cow;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use crate::auth::{authenticate, key_from_headers};
+use crate::domain::{KeyKind, Message, MessageType};
+use crate::error::{ApiError, ErrorBody};
+use crate::ingest::{Rejected, decode_body};
+use crate::state::AppState;
+use crate::store::PendingBatch;
+
+/// Answer to an ingest request: 200 means every accepted message is durably stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestResponse {
+    /// Always true on 200.
+    pub success: bool,
+    /// Messages stored (or already stored: a repeated `messageId` is acknowledged once more).
+    pub accepted: usize,
+    /// Messages that were not stored, with the reason. The others were stored.
+    pub rejected: Vec<Rejected>,
+}
+
+/// A Segment message. Only the fields the collector checks are listed; any others are kept.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // documentation of the wire format; the handler reads raw JSON
+pub struct MessageDoc {
+    /// track, identify, page, screen, group or alias. Implied by the single-message endpoints.
+    #[serde(rename = "type")]
+    #[schema(example = "track")]
+    kind: Option<String>,
+    /// Unique id; the collector stores each (project, messageId) once. Assigned if absent.
+    #[serde(rename = "messageId")]
+    message_id: Option<String>,
+    /// RFC 3339. Defaults to the time the collector received the message.
+    #[schema(example = "2026-11-22T09:30:00.000Z")]
+    timestamp: Option<String>,
+    /// Your user id; `userId` or `anonymousId` is required.
+    #[serde(rename = "userId")]
+    user_id: Option<String>,
+    #[serde(rename = "anonymousId")]
+    anonymous_id: Option<String>,
+    /// Event name, required for track.
+    #[schema(example = "Signed Up")]
+    event: Option<String>,
+    /// Page or screen name.
+    name: Option<String>,
+    /// Required for group.
+    #[serde(rename = "groupId")]
+    group_id: Option<String>,
+    /// Required for alias.
+    #[serde(rename = "previousId")]
+    previous_id: Option<String>,
+    properties: Option<serde_json::Map<String, serde_json::Value>>,
+    traits: Option<serde_json::Map<String, serde_json::Value>>,
+    context: Option<serde_json::Map<String, serde_json::Value>>,
+    integrations: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `POST /v1/batch` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct BatchDoc {
+    batch: Vec<MessageDoc>,
+    /// Alternative to the Authorization header.
+    #[serde(rename = "writeKey")]
+    write_key: Option<String>,
+    /// When the client sent the request (RFC 3339).
+    #[serde(rename = "sentAt")]
+    sent_at: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BatchEnvelope<'a> {
+    #[serde(borrow)]
+    batch: Vec<&'a RawValue>,
+    #[serde(rename = "writeKey", borrow, default)]
+    write_key: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct SingleEnvelope<'a> {
+    #[serde(rename = "writeKey", borrow, default)]
+    write_key: Option<Cow<'a, str>>,
+}
+
+/// Send many messages in one request.
+#[utoipa::path(
+    post, path = "/v1/batch", tag = "ingest",
+    request_body(content = BatchDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored; invalid messages listed in `rejected`", body = IngestResponse),
+        (status = 400, description = "Malformed body, or no valid message", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked write key", body = ErrorBody),
+        (status = 403, description = "A secret key was used to ingest", body = ErrorBody),
+        (status = 413, description = "Body or batch too large", body = ErrorBody),
+        (status = 415, description = "Unsupported Content-Type or Content-Encoding", body = ErrorBody),
+        (status = 503, description = "Overloaded or storage unavailable; see Retry-After", body = ErrorBody),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub async fn batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let header_key = key_from_headers(&headers)?;
+    let project = match &header_key {
+        Some(k) => Some(authenticate(&state.store, Some(k), KeyKind::Write).await?),
+        None => None,
+    };
+    let body = decode_body(
+        &headers,
+        body.map_err(body_rejection(&state))?,
+        state.limits.max_request_bytes,
+    )?;
+    let envelope: BatchEnvelope<'_> = serde_json::from_slice(&body.0).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "body is not a valid batch ({e}): expected {{\"batch\": [message, ...]}}"
+        ))
+    })?;
+    let project = match project {
+        Some(p) => p,
+        None => authenticate(&state.store, envelope.write_key.as_deref(), KeyKind::Write).await?,
+    };
+    if envelope.batch.is_empty() {
+        return Err(ApiError::BadRequest(
+            "'batch' is empty: send at least one message".into(),
+        ));
+    }
+    if envelope.batch.len() > state.limits.max_batch_messages {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "batch has {} messages; the limit is {} (PULSELINE_MAX_BATCH_MESSAGES): split it",
+            envelope.batch.len(),
+            state.limits.max_batch_messages
+        )));
+    }
+    store(&state, project.project_id, &envelope.batch, None).await
+}
+
+/// The single-message endpoints, one per type.
+macro_rules! single_endpoint {
+    ($fn:ident, $path:literal, $kind:expr, $summary:literal) => {
+        #[doc = $summary]
+        #[utoipa::path(
+            post, path = $path, tag = "ingest",
+            request_body(content = MessageDoc, content_type = "application/json"),
+            responses(
+                (status = 200, description = "Stored", body = IngestResponse),
+                (status = 400, description = "Malformed or invalid message", body = ErrorBody),
+                (status = 401, description = "Missing, unknown or revoked write key", body = ErrorBody),
+                (status = 403, description = "A secret key was used to ingest", body = ErrorBody),
+                (status = 413, description = "Body too large", body = ErrorBody),
+                (status = 415, description = "Unsupported Content-Type or Content-Encoding", body = ErrorBody),
+                (status = 503, description = "Overloaded or storage unavailable; see Retry-After", body = ErrorBody),
+            ),
+            security(("basic" = []), ("bearer" = []))
+        )]
+        pub async fn $fn(
+            State(state): State<AppState>,
+            headers: HeaderMap,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Result<Json<IngestResponse>, ApiError> {
+            single(state, headers, body, $kind).await
+        }
+    };
+}
+
+single_endpoint!(
+    track,
+    "/v1/track",
+    MessageType::Track,
+    "Record an action a user took."
+);
+single_endpoint!(
+    identify,
+    "/v1/identify",
+    MessageType::Identify,
+    "Tie a user to their traits."
+);
+single_endpoint!(page, "/v1/page", MessageType::Page, "Record a page view.");
+single_endpoint!(
+    screen,
+    "/v1/screen",
+    MessageType::Screen,
+    "Record a mobile screen view."
+);
+single_endpoint!(
+    group,
+    "/v1/group",
+    MessageType::Group,
+    "Associate a user with a group."
+);
+single_endpoint!(
+    alias,
+    "/v1/alias",
+    MessageType::Alias,
+    "Merge two user identities."
+);
+
+async fn single(
+    state: AppState,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    kind: MessageType,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let header_key = key_from_headers(&headers)?;
+    let project = match &header_key {
+        Some(k) => Some(authenticate(&state.store, Some(k), KeyKind::Write).await?),
+        None => None,
+    };
+    let body = decode_body(
+        &headers,
+        body.map_err(body_rejection(&state))?,
+        state.limits.max_request_bytes,
+    )?;
+    let raw: &RawValue = serde_json::from_slice(&body.0).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "body is not valid JSON ({e}): send one message object"
+        ))
+    })?;
+    let envelope: SingleEnvelope<'_> = serde_json::from_str(raw.get())
+        .map_err(|_| ApiError::BadRequest("body must be a JSON object (one message)".into()))?;
+    let project = match project {
+        Some(p) => p,
+        None => authenticate(&state.store, envelope.write_key.as_deref(), KeyKind::Write).await?,
+    };
+    store(&state, project.project_id, &[raw], Some(kind)).await
+}
+
+/// Validates every message, commits the valid ones, and reports the rest.
+async fn store(
+    state: &AppState,
+    project_id: crate::domain::ProjectId,
+    raws: &[&RawValue],
+    kind: Option<MessageType>,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let received_at = state.clock.now();
+    let mut messages = Vec::with_capacity(raws.len());
+    let mut rejected = Vec::new();
+    for (index, raw) in raws.iter().enumerate() {
+        match Message::parse(raw, kind, state.limits.max_message_bytes, received_at) {
+            Ok(m) => messages.push(m),
+            Err(e) => rejected.push(Rejected {
+                index,
+                message_id: readable_message_id(raw),
+                error: e.to_string(),
+            }),
+        }
+    }
+    metrics::histogram!("pulseline_batch_messages").record(raws.len() as f64);
+    metrics::counter!("pulseline_events_rejected_total").increment(rejected.len() as u64);
+    if messages.is_empty() {
+        let message = if raws.len() == 1 {
+            format!("the message is invalid: {}", rejected[0].error)
+        } else {
+            format!(
+                "none of the {} messages is valid; see 'rejected'",
+                raws.len()
+            )
+        };
+        return Err(ApiError::Unprocessable { message, rejected });
+    }
+    let accepted = messages.len();
+    state
+        .queue
+        .commit(PendingBatch {
+            project_id,
+            received_at,
+            messages,
+        })
+        .await?;
+    metrics::counter!("pulseline_events_accepted_total").increment(accepted as u64);
+    Ok(Json(IngestResponse {
+        success: true,
+        accepted,
+        rejected,
+    }))
+}
+
+fn readable_message_id(raw: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Id {
+        #[serde(rename = "messageId")]
+        message_id: Option<serde_json::Value>,
+    }
+    match serde_json::from_str::<Id>(raw.get()).ok()?.message_id? {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn body_rejection(state: &AppState) -> impl Fn(BytesRejection) -> ApiError + '_ {
+    move |rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!(
+                "request body is larger than {} bytes (PULSELINE_MAX_REQUEST_BYTES): split it \
+                 into smaller batches",
+                state.limits.max_request_bytes
+            ))
+        } else {
+            ApiError::BadRequest(format!("could not read the request body: {rejection}"))
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! The HTTP surface. `router` is pure: tests drive it with `oneshot` or over a real socket.
+
+pub mod events;
+pub mod ingest;
+pub mod ops;
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderName, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Pulseline collector", description = "Segment-compatible ingest and the read API."),
+    paths(
+        ingest::batch, ingest::track, ingest::identify, ingest::page, ingest::screen,
+        ingest::group, ingest::alias, events::list, events::stats, ops::healthz, ops::readyz,
+        ops::metrics,
+    ),
+    modifiers(&SecuritySchemes),
+)]
+#[derive(Debug)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    // Browsers post from any site that embeds the SDK; the key, not the origin, authorises.
+    let ingest_cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::CONTENT_ENCODING,
+            HeaderName::from_static("x-requested-with"),
+        ])
+        .max_age(Duration::from_secs(86_400));
+
+    let ingest = Router::new()
+        .route("/v1/batch", post(ingest::batch))
+        .route("/v1/import", post(ingest::batch))
+        .route("/v1/track", post(ingest::track))
+        .route("/v1/identify", post(ingest::identify))
+        .route("/v1/page", post(ingest::page))
+        .route("/v1/screen", post(ingest::screen))
+        .route("/v1/group", post(ingest::group))
+        .route("/v1/alias", post(ingest::alias))
+        .layer(ingest_cors)
+        .layer(DefaultBodyLimit::max(state.limits.max_request_bytes));
+
+    Router::new()
+        .merge(ingest)
+        .route("/api/v1/events", get(events::list))
+        .route("/api/v1/stats", get(events::stats))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_request,
+        ))
+        .with_state(state)
+}
+
+async fn openapi() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> crate::error::ApiError {
+    crate::error::ApiError::NotFound(format!(
+        "no endpoint {method} {}; see /openapi.json for the API",
+        uri.path()
+    ))
+}
+
+/// Requests by route and status, and a debug log line per request.
+async fn record_request(State(_): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    metrics::counter!(
+        "pulseline_http_requests_total",
+        "method" => method.to_string(), "route" => route.clone(), "status" => status.to_string()
+    )
+    .increment(1);
+    tracing::debug!(%method, route, status, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "request");
+    response
+}

@@ -1,0 +1,369 @@
+//! The embedded default: one SQLite file in WAL mode. One writer connection (SQLite allows one
+//! writer at a time anyway, and the group-commit writer is its only user) and a small read pool.
+
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{
+    EventQuery, KeyRecord, PendingBatch, ProjectRecord, StoreError, StoredEvent, from_millis,
+    millis,
+};
+use crate::config;
+use crate::domain::{KeyHash, KeyKind, ProjectId};
+
+/// Rows per multi-row INSERT statement: 9 parameters each, well under SQLite's 32,766.
+const ROWS_PER_INSERT: usize = 128;
+const READ_CONNECTIONS: u32 = 4;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str, sync: config::SqliteSynchronous) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match sync {
+                config::SqliteSynchronous::Full => SqliteSynchronous::Full,
+                config::SqliteSynchronous::Normal => SqliteSynchronous::Normal,
+            })
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true)
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
+        if let Some(dir) = options.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+        }
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .connect_with(options.create_if_missing(false))
+            .await?;
+        Ok(Self { write, read })
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+
+    pub async fn count_projects(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM projects")
+            .fetch_one(&self.write)
+            .await?)
+    }
+
+    pub async fn list_projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, created_at FROM projects ORDER BY id")
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ProjectRecord {
+                id: r.get("id"),
+                name: r.get("name"),
+                created_at: from_millis(r.get("created_at")),
+            })
+            .collect())
+    }
+
+    pub async fn create_project(
+        &self,
+        name: &str,
+        write_key: (&KeyHash, &str),
+        secret_key: (&KeyHash, &str),
+        now: DateTime<Utc>,
+    ) -> Result<ProjectId, StoreError> {
+        let mut tx = self.write.begin().await?;
+        let id: ProjectId = sqlx::query_scalar(
+            "INSERT INTO projects (name, created_at) VALUES (?, ?) RETURNING id",
+        )
+        .bind(name)
+        .bind(millis(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO project_usage (project_id) VALUES (?)")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for (kind, (hash, prefix)) in [(KeyKind::Write, write_key), (KeyKind::Secret, secret_key)] {
+            insert_key(&mut tx, id, kind, hash, prefix, now).await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn create_key(
+        &self,
+        project_id: ProjectId,
+        kind: KeyKind,
+        hash: &KeyHash,
+        prefix: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let mut tx = self.write.begin().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE id = ?")
+            .bind(project_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let record = insert_key(&mut tx, project_id, kind, hash, prefix, now).await?;
+        tx.commit().await?;
+        Ok(Some(record))
+    }
+
+    pub async fn find_key(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, project_id, kind, prefix, created_at, revoked_at
+             FROM api_keys WHERE key_hash = ?",
+        )
+        .bind(&hash.0[..])
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.as_ref().map(key_record))
+    }
+
+    pub async fn list_keys(
+        &self,
+        project_id: Option<ProjectId>,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, project_id, kind, prefix, created_at, revoked_at FROM api_keys
+             WHERE ?1 IS NULL OR project_id = ?1 ORDER BY project_id, id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.iter().map(key_record).collect())
+    }
+
+    pub async fn revoke_key(
+        &self,
+        key_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?
+             RETURNING id, project_id, kind, prefix, created_at, revoked_at",
+        )
+        .bind(millis(now))
+        .bind(key_id)
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(row.as_ref().map(key_record))
+    }
+
+    pub async fn rotate_key(
+        &self,
+        key_id: i64,
+        new_hash: &KeyHash,
+        new_prefix: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let mut tx = self.write.begin().await?;
+        let old = sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?
+             RETURNING id, project_id, kind, prefix, created_at, revoked_at",
+        )
+        .bind(millis(now))
+        .bind(key_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(old) = old.as_ref().map(key_record) else {
+            return Ok(None);
+        };
+        let new = insert_key(&mut tx, old.project_id, old.kind, new_hash, new_prefix, now).await?;
+        tx.commit().await?;
+        Ok(Some(new))
+    }
+
+    pub async fn insert_batches(&self, batches: &[PendingBatch]) -> Result<Vec<u64>, StoreError> {
+        let mut tx = self.write.begin().await?;
+        let mut inserted = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let received_at = millis(batch.received_at);
+            let mut new_rows = 0;
+            for chunk in batch.messages.chunks(ROWS_PER_INSERT) {
+                let mut query = sqlx::query(AssertSqlSafe(insert_sql(chunk.len())));
+                for m in chunk {
+                    query = query
+                        .bind(batch.project_id)
+                        .bind(m.message_id.as_str())
+                        .bind(m.kind.as_str())
+                        .bind(m.event.as_deref())
+                        .bind(m.user_id.as_deref())
+                        .bind(m.anonymous_id.as_deref())
+                        .bind(millis(m.timestamp))
+                        .bind(received_at)
+                        .bind(m.body.as_str());
+                }
+                new_rows += query.execute(&mut *tx).await?.rows_affected();
+            }
+            if new_rows > 0 {
+                sqlx::query(
+                    "UPDATE project_usage SET events_total = events_total + ? WHERE project_id = ?",
+                )
+                .bind(new_rows as i64)
+                .bind(batch.project_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            inserted.push(new_rows);
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    pub async fn list_events(
+        &self,
+        project_id: ProjectId,
+        q: &EventQuery,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        // Static SQL per filter combination, so each uses its index and nothing is interpolated.
+        let sql = match (&q.event, &q.user_id) {
+            (None, None) => {
+                "SELECT * FROM events WHERE project_id = ?1 AND seq < ?2
+                 ORDER BY seq DESC LIMIT ?3"
+            }
+            (Some(_), None) => {
+                "SELECT * FROM events WHERE project_id = ?1 AND seq < ?2 AND event = ?4
+                 ORDER BY seq DESC LIMIT ?3"
+            }
+            (None, Some(_)) => {
+                "SELECT * FROM events WHERE project_id = ?1 AND seq < ?2 AND user_id = ?5
+                 ORDER BY seq DESC LIMIT ?3"
+            }
+            (Some(_), Some(_)) => {
+                "SELECT * FROM events WHERE project_id = ?1 AND seq < ?2 AND event = ?4
+                 AND user_id = ?5 ORDER BY seq DESC LIMIT ?3"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(project_id)
+            .bind(q.before_seq.unwrap_or(i64::MAX))
+            .bind(i64::from(q.limit))
+            .bind(q.event.as_deref())
+            .bind(q.user_id.as_deref())
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredEvent {
+                seq: r.get("seq"),
+                message_id: r.get("message_id"),
+                kind: r.get("type"),
+                event: r.get("event"),
+                user_id: r.get("user_id"),
+                anonymous_id: r.get("anonymous_id"),
+                timestamp: from_millis(r.get("timestamp")),
+                received_at: from_millis(r.get("received_at")),
+                body: r.get("body"),
+            })
+            .collect())
+    }
+
+    pub async fn events_total(&self, project_id: ProjectId) -> Result<i64, StoreError> {
+        let total: Option<i64> =
+            sqlx::query_scalar("SELECT events_total FROM project_usage WHERE project_id = ?")
+                .bind(project_id)
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(total.unwrap_or(0))
+    }
+}
+
+async fn insert_key(
+    tx: &mut sqlx::SqliteConnection,
+    project_id: ProjectId,
+    kind: KeyKind,
+    hash: &KeyHash,
+    prefix: &str,
+    now: DateTime<Utc>,
+) -> Result<KeyRecord, StoreError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO api_keys (project_id, kind, key_hash, prefix, created_at)
+         VALUES (?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(project_id)
+    .bind(kind.as_str())
+    .bind(&hash.0[..])
+    .bind(prefix)
+    .bind(millis(now))
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(KeyRecord {
+        id,
+        project_id,
+        kind,
+        prefix: prefix.to_owned(),
+        created_at: now,
+        revoked_at: None,
+    })
+}
+
+fn key_record(r: &SqliteRow) -> KeyRecord {
+    let kind: String = r.get("kind");
+    KeyRecord {
+        id: r.get("id"),
+        project_id: r.get("project_id"),
+        // The CHECK constraint guarantees one of the two.
+        kind: KeyKind::parse(&kind).unwrap_or(KeyKind::Write),
+        prefix: r.get("prefix"),
+        created_at: from_millis(r.get("created_at")),
+        revoked_at: r.get::<Option<i64>, _>("revoked_at").map(from_millis),
+    }
+}
+
+/// The multi-row INSERT for `rows` rows, built once per size and shared, so SQLite's prepared
+/// statement cache keeps hitting.
+fn insert_sql(rows: usize) -> Arc<str> {
+    static CACHE: OnceLock<Vec<Arc<str>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| {
+        (0..=ROWS_PER_INSERT)
+            .map(|n| {
+                let mut sql = String::from(
+                    "INSERT INTO events (project_id, message_id, type, event, user_id, \
+                     anonymous_id, timestamp, received_at, body) VALUES ",
+                );
+                for i in 0..n {
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str("(?,?,?,?,?,?,?,?,?)");
+                }
+                sql.push_str(" ON CONFLICT (project_id, message_id) DO NOTHING");
+                Arc::from(sql)
+            })
+            .collect()
+    });
+    Arc::clone(&cache[rows])
+}
