@@ -1,0 +1,738 @@
+//! The client: capture on the caller's thread, delivery on the worker.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use futures::channel::oneshot;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::{
+    Alias, ClientOptions, Clock, DropReason, Error, Group, Identify, Page, Screen, Stats, Track,
+    Transport,
+    limits::{MAX_BATCH_MESSAGES, MAX_REQUEST_BYTES},
+    message::{Encoded, Encoder},
+    report::Reporter,
+    retry::RetryPolicy,
+    shared::{Command, Limits, Shared},
+    worker::{Worker, WorkerConfig},
+};
+
+/// How a [`Client::flush`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FlushOutcome {
+    /// Every message captured before the call was acknowledged by the collector, or dropped for
+    /// a reason counted in [`Stats::dropped`].
+    Flushed,
+    /// Everything was resolved, but `messages` could not be delivered within the retry budget
+    /// and wait in the disk buffer for a later replay.
+    Persisted {
+        /// Messages moved to the disk buffer during the flush.
+        messages: u64,
+    },
+    /// The timeout passed first; delivery continues in the background.
+    TimedOut {
+        /// Messages captured before the call and not yet resolved.
+        pending: u64,
+    },
+    /// The client was already shut down.
+    Closed,
+}
+
+/// How a [`Client::shutdown`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ShutdownOutcome {
+    /// The timeout passed before everything was delivered.
+    pub timed_out: bool,
+    /// Messages left in the disk buffer; the next client on the same directory sends them.
+    pub persisted: u64,
+    /// Messages that could be neither delivered nor persisted (counted as
+    /// [`DropReason::Shutdown`]).
+    pub lost: u64,
+}
+
+impl ShutdownOutcome {
+    /// Everything captured was delivered (or dropped for a counted, non-shutdown reason).
+    pub fn is_complete(&self) -> bool {
+        !self.timed_out && self.persisted == 0 && self.lost == 0
+    }
+}
+
+/// Sends analytics events to a Pulseline (or any Segment-compatible) collector.
+///
+/// Capture methods (`track`, `identify`, `page`, `screen`, `group`, `alias`) validate and
+/// serialize the message on the calling thread (about a microsecond), hand it to a background
+/// worker without blocking, and return its `messageId`. They never perform I/O and never fail
+/// because the network is down. `Client` is cheap to clone and share between threads; the last
+/// handle dropped shuts the client down (see [`ClientOptions::shutdown_timeout`]).
+///
+/// ```no_run
+/// use pulseline::{Client, ClientOptions, FlushOutcome, Track};
+/// use serde_json::json;
+/// use std::time::Duration;
+///
+/// let client = Client::builder("wk_live_123").host("http://127.0.0.1:8080").build()?;
+/// client.track(Track::new("user-42", "signup").properties(json!({ "plan": "pro" })))?;
+/// assert_eq!(client.flush(Duration::from_secs(5)), FlushOutcome::Flushed);
+/// # Ok::<(), pulseline::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    encoder: Encoder,
+    clock: Arc<dyn Clock>,
+    shutdown_timeout: Duration,
+    /// The worker thread, when the client owns one.
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for dyn Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dyn Clock")
+    }
+}
+
+impl Client {
+    /// A client for `write_key` with `options`, using the HTTP transport and a worker thread.
+    ///
+    /// ```no_run
+    /// let mut options = pulseline::ClientOptions::default();
+    /// options.host = "http://127.0.0.1:8080".into();
+    /// let client = pulseline::Client::new("wk_live_123", options)?;
+    /// # Ok::<(), pulseline::Error>(())
+    /// ```
+    #[cfg(all(feature = "worker-thread", feature = "native-http"))]
+    pub fn new(write_key: impl Into<String>, options: ClientOptions) -> Result<Client, Error> {
+        Client::builder(write_key).options(options).build()
+    }
+
+    /// A builder for a client sending with `write_key`.
+    pub fn builder(write_key: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            write_key: write_key.into(),
+            options: ClientOptions::default(),
+            transport: None,
+            clock: None,
+        }
+    }
+
+    /// Captures a `track`; returns its `messageId`.
+    ///
+    /// ```
+    /// use pulseline::Track;
+    /// use serde::Serialize;
+    ///
+    /// #[derive(Serialize)]
+    /// struct Checkout { amount_cents: u64, currency: &'static str }
+    ///
+    /// let client = pulseline::testing::test_client();
+    /// let id = client.track(Track::new("user-42", "checkout").properties(Checkout { amount_cents: 4200, currency: "EUR" }))?;
+    /// assert_eq!(id.get_version_num(), 7);
+    /// # Ok::<(), pulseline::Error>(())
+    /// ```
+    pub fn track<P: Serialize>(&self, message: Track<P>) -> Result<Uuid, Error> {
+        self.capture(|e, now| e.track(&message, now))
+    }
+
+    /// Captures an `identify`; returns its `messageId`.
+    ///
+    /// ```
+    /// let client = pulseline::testing::test_client();
+    /// client.identify(pulseline::Identify::new("user-42").traits(serde_json::json!({ "plan": "pro" })))?;
+    /// # Ok::<(), pulseline::Error>(())
+    /// ```
+    pub fn identify<T: Serialize>(&self, message: Identify<T>) -> Result<Uuid, Error> {
+        self.capture(|e, now| e.identify(&message, now))
+    }
+
+    /// Captures a `page`; returns its `messageId`.
+    ///
+    /// ```
+    /// let client = pulseline::testing::test_client();
+    /// client.page(pulseline::Page::new("user-42").name("Pricing"))?;
+    /// # Ok::<(), pulseline::Error>(())
+    /// ```
+    pub fn page<P: Serialize>(&self, message: Page<P>) -> Result<Uuid, Error> {
+        self.capture(|e, now| e.page(&message, now))
+    }
+
+    /// Captures a `screen`; returns its `messageId`.
+    ///
+    /// ```
+    /// let client = pulseline::testing::test_client();
+    /// client.screen(pulseline::Screen::new("user-42").name("Settings"))?;
+    /// # Ok::<(), pulseline::Error>(())
+    /// ```
+    pub fn screen<P: Serialize>(&self, message: Screen<P>) -> Result<Uuid, Error> {
+        self.capture(|e, now| e.screen(&message, now))
+    }
+
+    /// Captures a `group`; returns its `messageId`.
+    ///
+    /// ```
+    /// let client = pulseline::testing::test_client();
+    /// client.group(pulseline::Group::new("user-42", "acme-inc"))?;
+    /// # Ok::<(), pulseline::Error>(())
+    /// ```
+    pub fn group<T: Serialize>(&self, message: Group<T>) -> Result<Uuid, Error> {
+        self.capture(|e, now| e.group(&message, now))
+    }
+
+    /// Captures an `alias`; returns its `messageId`.
+    ///
+    /// ```
+    /// let client = pulseline::testing::test_client();
+    /// client.alias(pulseline::Alias::new("user-42", "anon-3f1c"))?;
+    /// # Ok::<(), pulseline::Error>(())
+    /// ```
+    pub fn alias(&self, message: Alias) -> Result<Uuid, Error> {
+        self.capture(|e, now| e.alias(&message, now))
+    }
+
+    fn capture(
+        &self,
+        encode: impl FnOnce(&Encoder, std::time::SystemTime) -> Result<Encoded, Error>,
+    ) -> Result<Uuid, Error> {
+        let encoded = encode(&self.inner.encoder, self.inner.clock.system_time())?;
+        let id = encoded.message_id;
+        self.inner.shared.enqueue(encoded)?;
+        Ok(id)
+    }
+
+    /// Waits up to `timeout` until every message captured before the call is delivered,
+    /// dropped, or (after its retry budget) persisted to the disk buffer.
+    ///
+    /// Blocks the calling thread; from async code use [`flush_async`](Client::flush_async).
+    ///
+    /// ```
+    /// use pulseline::FlushOutcome;
+    /// use std::time::Duration;
+    ///
+    /// let client = pulseline::testing::test_client();
+    /// client.track(pulseline::Track::new("user-42", "signup"))?;
+    /// assert_eq!(client.flush(Duration::from_secs(5)), FlushOutcome::Flushed);
+    /// # Ok::<(), pulseline::Error>(())
+    /// ```
+    pub fn flush(&self, timeout: Duration) -> FlushOutcome {
+        futures::executor::block_on(self.flush_async(timeout))
+    }
+
+    /// [`flush`](Client::flush) for async callers: resolves when the flush ends, without
+    /// blocking a thread. Works on any executor.
+    pub fn flush_async(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = FlushOutcome> + Send + 'static {
+        let receiver = if self.inner.shared.is_closed() {
+            None
+        } else {
+            let (reply, receiver) = oneshot::channel();
+            self.inner
+                .shared
+                .send_command(Command::Flush { timeout, reply });
+            Some(receiver)
+        };
+        async move {
+            match receiver {
+                Some(receiver) => receiver.await.unwrap_or(FlushOutcome::Closed),
+                None => FlushOutcome::Closed,
+            }
+        }
+    }
+
+    /// Stops capturing, delivers what it can within `timeout`, persists the rest to the disk
+    /// buffer, and stops the worker. Later captures return [`Error::Closed`]; a second call
+    /// returns a default (empty) outcome.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let client = pulseline::testing::test_client();
+    /// client.track(pulseline::Track::new("user-42", "signup"))?;
+    /// let outcome = client.shutdown(Duration::from_secs(5));
+    /// assert!(outcome.is_complete());
+    /// assert!(matches!(client.track(pulseline::Track::new("user-42", "late")), Err(pulseline::Error::Closed)));
+    /// # Ok::<(), pulseline::Error>(())
+    /// ```
+    pub fn shutdown(&self, timeout: Duration) -> ShutdownOutcome {
+        self.inner.shutdown(timeout, true)
+    }
+
+    /// [`shutdown`](Client::shutdown) for async callers and for clients built with
+    /// [`ClientBuilder::build_with_worker`], whose worker the caller is polling: resolves with
+    /// the outcome without blocking a thread (it does not join a worker thread, which exits on
+    /// its own once it has answered).
+    pub fn shutdown_async(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = ShutdownOutcome> + Send + 'static {
+        let receiver = self.inner.shared.close().then(|| {
+            let (reply, receiver) = oneshot::channel();
+            self.inner
+                .shared
+                .send_command(Command::Shutdown { timeout, reply });
+            receiver
+        });
+        async move {
+            match receiver {
+                Some(receiver) => receiver.await.unwrap_or_default(),
+                None => ShutdownOutcome::default(),
+            }
+        }
+    }
+
+    /// A snapshot of the delivery counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.shared.reporter.counters.snapshot()
+    }
+}
+
+impl Inner {
+    fn shutdown(&self, timeout: Duration, wait: bool) -> ShutdownOutcome {
+        if !self.shared.close() {
+            return ShutdownOutcome::default();
+        }
+        let (reply, receiver) = oneshot::channel();
+        self.shared
+            .send_command(Command::Shutdown { timeout, reply });
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if thread.is_none() && !wait {
+            // A worker polled by the host's event loop cannot be waited for from here.
+            return ShutdownOutcome::default();
+        }
+        let outcome = futures::executor::block_on(receiver).unwrap_or_default();
+        if let Some(thread) = thread
+            && thread.join().is_err()
+        {
+            tracing::error!("pulseline worker thread panicked");
+        }
+        outcome
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown(self.shutdown_timeout, false);
+    }
+}
+
+/// Builds a [`Client`]; every setting defaults as documented on [`ClientOptions`].
+///
+/// ```no_run
+/// use pulseline::Client;
+/// use std::time::Duration;
+///
+/// let client = Client::builder("wk_live_123")
+///     .host("http://127.0.0.1:8080")
+///     .flush_interval(Duration::from_millis(200))
+///     .on_drop(|reason, n| eprintln!("dropped {n} events: {reason}"))
+///     .build()?;
+/// # Ok::<(), pulseline::Error>(())
+/// ```
+#[must_use]
+pub struct ClientBuilder {
+    write_key: String,
+    options: ClientOptions,
+    transport: Option<Arc<dyn Transport>>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("options", &self.options)
+            .field("transport", &self.transport.is_some())
+            .field("clock", &self.clock.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// Replaces all options at once.
+    pub fn options(mut self, options: ClientOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// See [`ClientOptions::host`].
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.options.host = host.into();
+        self
+    }
+
+    /// See [`ClientOptions::library_name`] and [`ClientOptions::library_version`].
+    pub fn library(mut self, name: impl Into<String>, version: impl Into<String>) -> Self {
+        self.options.library_name = name.into();
+        self.options.library_version = version.into();
+        self
+    }
+
+    /// See [`ClientOptions::flush_interval`].
+    pub fn flush_interval(mut self, interval: Duration) -> Self {
+        self.options.flush_interval = interval;
+        self
+    }
+
+    /// See [`ClientOptions::max_batch_messages`].
+    pub fn max_batch_messages(mut self, messages: usize) -> Self {
+        self.options.max_batch_messages = messages;
+        self
+    }
+
+    /// See [`ClientOptions::max_batch_bytes`].
+    pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
+        self.options.max_batch_bytes = bytes;
+        self
+    }
+
+    /// See [`ClientOptions::max_buffered_events`] and [`ClientOptions::max_buffered_bytes`].
+    pub fn max_buffered(mut self, events: usize, bytes: usize) -> Self {
+        self.options.max_buffered_events = events;
+        self.options.max_buffered_bytes = bytes;
+        self
+    }
+
+    /// See [`ClientOptions::max_in_flight`].
+    pub fn max_in_flight(mut self, requests: usize) -> Self {
+        self.options.max_in_flight = requests;
+        self
+    }
+
+    /// See [`ClientOptions::gzip`].
+    pub fn gzip(mut self, gzip: bool) -> Self {
+        self.options.gzip = gzip;
+        self
+    }
+
+    /// See [`ClientOptions::request_timeout`].
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.options.request_timeout = timeout;
+        self
+    }
+
+    /// See [`ClientOptions::retry_min_delay`] and [`ClientOptions::retry_max_delay`].
+    pub fn retry_delays(mut self, min: Duration, max: Duration) -> Self {
+        self.options.retry_min_delay = min;
+        self.options.retry_max_delay = max;
+        self
+    }
+
+    /// See [`ClientOptions::max_retry_elapsed`].
+    pub fn max_retry_elapsed(mut self, budget: Duration) -> Self {
+        self.options.max_retry_elapsed = budget;
+        self
+    }
+
+    /// See [`ClientOptions::shutdown_timeout`].
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.options.shutdown_timeout = timeout;
+        self
+    }
+
+    /// See [`ClientOptions::disk_buffer`]; `None` disables it.
+    #[cfg(feature = "disk-buffer")]
+    pub fn disk_buffer(mut self, disk: Option<crate::DiskBufferOptions>) -> Self {
+        self.options.disk_buffer = disk;
+        self
+    }
+
+    /// Enables the disk buffer (default settings) in `directory`.
+    #[cfg(feature = "disk-buffer")]
+    pub fn disk_buffer_directory(mut self, directory: impl Into<std::path::PathBuf>) -> Self {
+        let mut disk = self.options.disk_buffer.take().unwrap_or_default();
+        disk.directory = Some(directory.into());
+        self.options.disk_buffer = Some(disk);
+        self
+    }
+
+    /// See [`ClientOptions::on_drop`].
+    pub fn on_drop(mut self, hook: impl Fn(DropReason, u64) + Send + Sync + 'static) -> Self {
+        self.options.on_drop = Some(Arc::new(hook));
+        self
+    }
+
+    /// See [`ClientOptions::on_error`].
+    pub fn on_error(mut self, hook: impl Fn(&Error) + Send + Sync + 'static) -> Self {
+        self.options.on_error = Some(Arc::new(hook));
+        self
+    }
+
+    /// Sends with `transport` instead of HTTP (tests, or a platform transport in a binding).
+    pub fn transport(mut self, transport: impl Transport) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// Uses `clock` for every timestamp and wait (tests).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self
+    }
+
+    /// Builds the client and starts its worker thread.
+    #[cfg(feature = "worker-thread")]
+    pub fn build(self) -> Result<Client, Error> {
+        let parts = self.into_parts()?;
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        let ingredients = parts.worker;
+        let thread = std::thread::Builder::new()
+            .name("pulseline-worker".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(source) => {
+                        let _ = ready_tx.send(Err(source));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                runtime.block_on(ingredients.into_worker().run());
+            })
+            .map_err(|e| Error::Config {
+                reason: format!("cannot start the worker thread: {e}"),
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(Error::Config {
+                    reason: format!("cannot start the worker runtime: {e}"),
+                });
+            }
+            Err(_) => {
+                return Err(Error::Config {
+                    reason: "the worker thread exited during start-up".into(),
+                });
+            }
+        }
+        *parts
+            .client
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(thread);
+        Ok(parts.client)
+    }
+
+    /// Builds the client and returns its worker as a future for the caller to run on its own
+    /// executor (e.g. `wasm_bindgen_futures::spawn_local` in a browser). The client's capture
+    /// methods work at once; messages move when the future is polled.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let transport = pulseline::testing::RecordingTransport::new();
+    /// let (client, worker) = pulseline::Client::builder("wk_test")
+    ///     .transport(transport.clone())
+    ///     .disk_buffer(None)
+    ///     .build_with_worker()?;
+    /// client.track(pulseline::Track::new("user-42", "signup"))?;
+    /// // Any executor with a timer works; here, a current-thread tokio runtime.
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// let ((), outcome) = runtime.block_on(async {
+    ///     futures::join!(worker, client.shutdown_async(Duration::from_secs(5)))
+    /// });
+    /// assert!(outcome.is_complete());
+    /// assert_eq!(transport.delivered().len(), 1);
+    /// # Ok::<(), pulseline::Error>(())
+    /// ```
+    pub fn build_with_worker(self) -> Result<(Client, WorkerFuture), Error> {
+        let parts = self.into_parts()?;
+        let worker = parts.worker.into_worker();
+        Ok((parts.client, WorkerFuture(Box::pin(worker.run()))))
+    }
+
+    fn into_parts(self) -> Result<Parts, Error> {
+        let options = self.options;
+        if options.flush_interval.is_zero() {
+            return Err(Error::Config {
+                reason: "flush_interval must be above zero".into(),
+            });
+        }
+        if options.max_in_flight == 0 || options.max_buffered_events == 0 {
+            return Err(Error::Config {
+                reason: "max_in_flight and max_buffered_events must be above zero".into(),
+            });
+        }
+        let transport: Arc<dyn Transport> = match self.transport {
+            Some(transport) => transport,
+            None => default_transport(&self.write_key, &options)?,
+        };
+        let clock: Arc<dyn Clock> = match self.clock {
+            Some(clock) => clock,
+            None => default_clock()?,
+        };
+        let reporter = Arc::new(Reporter {
+            counters: Default::default(),
+            on_drop: options.on_drop.clone(),
+            on_error: options.on_error.clone(),
+        });
+        let max_batch_messages = options.max_batch_messages.clamp(1, MAX_BATCH_MESSAGES);
+        let max_batch_bytes = options.max_batch_bytes.clamp(1, MAX_REQUEST_BYTES);
+        let limits = Limits {
+            max_events: options.max_buffered_events,
+            max_bytes: options.max_buffered_bytes,
+            wake_events: max_batch_messages,
+            wake_bytes: max_batch_bytes,
+        };
+        let shared = Arc::new(Shared::new(Arc::clone(&reporter), limits));
+        let writer_id = rand::random::<u64>();
+        #[cfg(feature = "disk-buffer")]
+        let disk = match &options.disk_buffer {
+            Some(disk_options) => {
+                let directory = disk_options
+                    .directory
+                    .clone()
+                    .unwrap_or_else(|| default_directory(&options.host, &self.write_key));
+                Some(crate::disk::DiskBuffer::open(
+                    directory,
+                    disk_options.clone(),
+                    writer_id,
+                    Arc::clone(&reporter),
+                )?)
+            }
+            None => None,
+        };
+        let config = WorkerConfig {
+            flush_interval: options.flush_interval,
+            max_batch_messages,
+            max_batch_bytes,
+            max_in_flight: options.max_in_flight,
+            gzip: options.gzip,
+            retry: RetryPolicy {
+                min_delay: options.retry_min_delay,
+                max_delay: options.retry_max_delay.max(options.retry_min_delay),
+                max_retry_after: options.max_retry_after,
+                max_elapsed: options.max_retry_elapsed,
+            },
+            spill_bytes: options.max_buffered_bytes / 2,
+            writer_id,
+        };
+        let client = Client {
+            inner: Arc::new(Inner {
+                shared: Arc::clone(&shared),
+                encoder: Encoder::new(&options.library_name, &options.library_version),
+                clock: Arc::clone(&clock),
+                shutdown_timeout: options.shutdown_timeout,
+                thread: Mutex::new(None),
+            }),
+        };
+        Ok(Parts {
+            client,
+            worker: WorkerIngredients {
+                shared,
+                transport,
+                clock,
+                config,
+                #[cfg(feature = "disk-buffer")]
+                disk,
+            },
+        })
+    }
+}
+
+struct Parts {
+    client: Client,
+    worker: WorkerIngredients,
+}
+
+/// Everything the worker is made of; `Send`, so it can move to the worker thread, where the
+/// (not `Send`) worker is assembled.
+struct WorkerIngredients {
+    shared: Arc<Shared>,
+    transport: Arc<dyn Transport>,
+    clock: Arc<dyn Clock>,
+    config: WorkerConfig,
+    #[cfg(feature = "disk-buffer")]
+    disk: Option<crate::disk::DiskBuffer>,
+}
+
+impl WorkerIngredients {
+    fn into_worker(self) -> Worker {
+        Worker::new(
+            self.shared,
+            self.transport,
+            self.clock,
+            self.config,
+            #[cfg(feature = "disk-buffer")]
+            self.disk,
+        )
+    }
+}
+
+/// The delivery worker of a client built with [`ClientBuilder::build_with_worker`]; poll it to
+/// completion (it ends after [`Client::shutdown`]).
+#[must_use = "messages are only delivered while the worker is polled"]
+pub struct WorkerFuture(Pin<Box<dyn Future<Output = ()>>>);
+
+impl Future for WorkerFuture {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl std::fmt::Debug for WorkerFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WorkerFuture")
+    }
+}
+
+#[cfg(feature = "native-http")]
+fn default_transport(
+    write_key: &str,
+    options: &ClientOptions,
+) -> Result<Arc<dyn Transport>, Error> {
+    Ok(Arc::new(crate::HttpTransport::new(write_key, options)?))
+}
+
+#[cfg(not(feature = "native-http"))]
+fn default_transport(
+    _write_key: &str,
+    _options: &ClientOptions,
+) -> Result<Arc<dyn Transport>, Error> {
+    Err(Error::Config {
+        reason: "no transport: enable the `native-http` feature or call `transport()`".into(),
+    })
+}
+
+#[cfg(feature = "worker-thread")]
+fn default_clock() -> Result<Arc<dyn Clock>, Error> {
+    Ok(Arc::new(crate::SystemClock))
+}
+
+#[cfg(not(feature = "worker-thread"))]
+fn default_clock() -> Result<Arc<dyn Clock>, Error> {
+    Err(Error::Config {
+        reason: "no clock: enable the `worker-thread` feature or call `clock()`".into(),
+    })
+}
+
+/// `<temp>/pulseline/<FNV-1a of host and write key>`: stable across restarts, distinct per
+/// project and collector.
+#[cfg(feature = "disk-buffer")]
+fn default_directory(host: &str, write_key: &str) -> std::path::PathBuf {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in host.bytes().chain([0]).chain(write_key.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    std::env::temp_dir()
+        .join("pulseline")
+        .join(format!("{hash:016x}"))
+}

@@ -1,0 +1,114 @@
+//! Pulseline's SDK core: capture analytics events without blocking, deliver them at least once.
+//!
+//! ```no_run
+//! use pulseline::{Client, Identify, Track};
+//! use serde_json::json;
+//! use std::time::Duration;
+//!
+//! let client = Client::builder("wk_live_123").host("http://127.0.0.1:8080").build()?;
+//! client.identify(Identify::new("user-42").traits(json!({ "email": "ada@example.com" })))?;
+//! client.track(Track::new("user-42", "signup").properties(json!({ "plan": "pro" })))?;
+//! client.shutdown(Duration::from_secs(5));
+//! # Ok::<(), pulseline::Error>(())
+//! ```
+//!
+//! # How a message travels
+//! 1. **Capture** (caller's thread, ~1 µs): the message is validated (required fields, the
+//!    collector's 32 KiB size limit), stamped with a UUIDv7 `messageId` and a `timestamp`, and
+//!    serialized once. Invalid messages are an [`Error`] returned at once. The bytes go to a
+//!    lock-free queue; memory is bounded by
+//!    [`max_buffered_events`](ClientOptions::max_buffered_events) and
+//!    [`max_buffered_bytes`](ClientOptions::max_buffered_bytes).
+//! 2. **Batching** (worker): messages are joined into batches by count, bytes (never above
+//!    [`limits`]) and time ([`flush_interval`](ClientOptions::flush_interval)).
+//! 3. **Write-ahead** (feature `disk-buffer`): each sealed batch is appended to a checksummed
+//!    segment file before it is sent, and acknowledged in the file once delivered.
+//! 4. **Send**: up to [`max_in_flight`](ClientOptions::max_in_flight) gzip requests at once,
+//!    so a slow or failing batch never holds up the others.
+//! 5. **Retry**, classified: connect errors, timeouts, 5xx, 408 and 429 are retried with
+//!    exponential backoff and full jitter, honouring `Retry-After` (seconds or HTTP date,
+//!    clamped to [`max_retry_after`](ClientOptions::max_retry_after)); a 413 splits the batch
+//!    in half (a single message is dropped as `too_large`); other 4xx are dropped as
+//!    `client_error`, never retried. Messages the collector lists as `rejected` are dropped
+//!    as `rejected_by_server` and reported to [`on_error`](ClientOptions::on_error). After
+//!    [`max_retry_elapsed`](ClientOptions::max_retry_elapsed) a batch leaves memory and waits
+//!    in the disk buffer (without one it is dropped as `retries_exhausted`).
+//! 6. **Replay**: the worker sends batches left on disk (by this process under memory pressure
+//!    or an outage, or by an earlier process that crashed) when it has room.
+//!
+//! # Delivery guarantees
+//! * At least once. A message keeps its `messageId` across retries, splits and replays, and the
+//!   collector stores each `messageId` once, so a duplicate send (after a lost response or a
+//!   crash between send and ack) is stored once.
+//! * Capture never blocks on I/O and never fails because the network is down.
+//! * Overflow policy: beyond the memory bound, batches already on disk are released from memory
+//!   (newest first) and replayed later, so a burst larger than memory loses nothing while the
+//!   disk buffer has room. When memory is full and the disk buffer cannot take more (disabled,
+//!   at [`max_bytes`](DiskBufferOptions::max_bytes), or failing), new captures are refused
+//!   (*drop newest*) with [`Error::QueueFull`], counted as [`DropReason::QueueFull`] and
+//!   reported to [`on_drop`](ClientOptions::on_drop).
+//! * Every drop is counted under one [`DropReason`] in [`Client::stats`].
+//!
+//! # What a SIGKILL can lose
+//! With the disk buffer on, a kill (SIGKILL, OOM kill, panic=abort) loses **only messages
+//! not yet sealed into a batch**: those captured in the last
+//! [`flush_interval`](ClientOptions::flush_interval) (500 ms by default) plus however long the
+//! worker took to write the batch (about a millisecond; more if the machine is starved). A
+//! full batch is sealed as soon as it fills, so under load the window is smaller. Everything
+//! older is in a segment file, written before its first send; the next client opening the same
+//! directory sends it. Duplicates are possible (batches sent but not yet acked in the file) and
+//! the collector stores them once. Segment writes are not fsynced per batch, so a power loss
+//! or kernel crash can lose what the OS had not yet written; shutdown fsyncs.
+//!
+//! # Features
+//! * `worker-thread` (default): [`ClientBuilder::build`] runs the worker on its own OS thread
+//!   with a private current-thread tokio runtime; the host needs no runtime (and may have one).
+//! * `disk-buffer` (default): the crash-safe buffer, see [`DiskBufferOptions`].
+//! * `native-http` (default): [`HttpTransport`] (reqwest + rustls).
+//! * `test-transport`: [`testing`], a recording transport and a manual clock.
+//!
+//! With default features off the core (messages, batching, retry, worker future) builds for
+//! any target; a binding supplies a [`Transport`] and a [`Clock`] and polls the worker from
+//! [`ClientBuilder::build_with_worker`] on its own event loop.
+//!
+//! # Dependency notes
+//! Backoff uses [`backon`]; the `backoff` crate named in the design card is unmaintained
+//! (RUSTSEC-2025-0012) and pulls in the unmaintained `instant`. The disk buffer locks files
+//! with the standard library's `File::try_lock` (Rust 1.89+) rather than `fs2`/`fs4`.
+
+mod batch;
+mod client;
+mod clock;
+#[cfg(feature = "disk-buffer")]
+mod disk;
+mod error;
+#[cfg(feature = "native-http")]
+mod http;
+pub mod limits;
+mod message;
+mod options;
+mod report;
+mod retry;
+mod shared;
+mod stats;
+#[cfg(feature = "test-transport")]
+pub mod testing;
+mod time;
+mod transport;
+mod worker;
+
+pub use client::{Client, ClientBuilder, FlushOutcome, ShutdownOutcome, WorkerFuture};
+pub use clock::Clock;
+#[cfg(feature = "worker-thread")]
+pub use clock::SystemClock;
+#[cfg(feature = "disk-buffer")]
+pub use disk::DiskBufferOptions;
+pub use error::{CaptureError, Error, TransportErrorKind};
+#[cfg(feature = "native-http")]
+pub use http::HttpTransport;
+pub use message::{Alias, Group, Identify, Page, Screen, Track, User};
+pub use options::ClientOptions;
+pub use report::{DropHook, ErrorHook};
+pub use stats::{DropReason, Dropped, Stats};
+pub use transport::{BatchRequest, BoxFuture, Transport, TransportResponse};
+pub use uuid::Uuid;

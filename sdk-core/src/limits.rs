@@ -1,0 +1,33 @@
+//! The collector's ingest limits, mirrored here so the SDK never builds a request it would refuse.
+//!
+//! These match the collector's defaults. The SDK validates [`MAX_MESSAGE_BYTES`] at capture time
+//! (an oversized message is an [`Error::MessageTooLarge`](crate::Error::MessageTooLarge) returned
+//! to the caller at once) and never seals a batch above [`MAX_BATCH_MESSAGES`] messages or
+//! [`MAX_REQUEST_BYTES`] bytes of uncompressed body.
+
+/// Largest accepted serialized message (one element of `batch`), in bytes: 32 KiB.
+///
+/// ```
+/// assert_eq!(pulseline::limits::MAX_MESSAGE_BYTES, 32 * 1024);
+/// ```
+pub const MAX_MESSAGE_BYTES: usize = 32 * 1024;
+
+/// Largest accepted request body after decompression, in bytes: 512 KiB.
+///
+/// ```
+/// assert_eq!(pulseline::limits::MAX_REQUEST_BYTES, 512 * 1024);
+/// ```
+pub const MAX_REQUEST_BYTES: usize = 512 * 1024;
+
+/// Most messages accepted in one `POST /v1/batch`: 2,500.
+///
+/// ```
+/// assert_eq!(pulseline::limits::MAX_BATCH_MESSAGES, 2_500);
+/// ```
+pub const MAX_BATCH_MESSAGES: usize = 2_500;
+
+/// Bytes of a request body that are not messages: `{"batch":[`, `],"sentAt":"…"}`.
+///
+/// Reserved generously (the exact figure is 48) so a batch sized by the SDK always fits
+/// [`MAX_REQUEST_BYTES`].
+pub(crate) const BODY_OVERHEAD_BYTES: usize = 128;

@@ -1,0 +1,713 @@
+//! Typed builders for the six Segment message types, and their encoding to JSON at capture.
+//!
+//! Each builder is consumed by the matching [`Client`](crate::Client) method, which validates it,
+//! stamps it with a `messageId` (UUIDv7) and a `timestamp`, and serializes it once. The bytes
+//! produced here are exactly the bytes that reach the collector, whether the message is sent at
+//! once, retried, or replayed from disk after a restart.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::{Error, limits::MAX_MESSAGE_BYTES, time::write_rfc3339_millis};
+
+/// Who a message is about: a known user id, an anonymous id, or both.
+///
+/// Segment requires at least one of the two; an empty string counts as missing.
+///
+/// ```
+/// use pulseline::User;
+///
+/// let known = User::id("user-42");
+/// let visitor = User::anonymous("3f1c9c1e-anon");
+/// let both = User::id("user-42").with_anonymous_id("3f1c9c1e-anon");
+/// let from_str: User = "user-42".into();
+/// # let _ = (known, visitor, both, from_str);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    user_id: Option<String>,
+    anonymous_id: Option<String>,
+}
+
+impl User {
+    /// A user identified by your own stable id (`userId`).
+    pub fn id(user_id: impl Into<String>) -> Self {
+        User {
+            user_id: Some(user_id.into()),
+            anonymous_id: None,
+        }
+    }
+
+    /// A visitor not (yet) known by a user id (`anonymousId`).
+    pub fn anonymous(anonymous_id: impl Into<String>) -> Self {
+        User {
+            user_id: None,
+            anonymous_id: Some(anonymous_id.into()),
+        }
+    }
+
+    /// Adds an `anonymousId` next to the `userId`.
+    pub fn with_anonymous_id(mut self, anonymous_id: impl Into<String>) -> Self {
+        self.anonymous_id = Some(anonymous_id.into());
+        self
+    }
+}
+
+impl From<&str> for User {
+    fn from(user_id: &str) -> Self {
+        User::id(user_id)
+    }
+}
+
+impl From<String> for User {
+    fn from(user_id: String) -> Self {
+        User::id(user_id)
+    }
+}
+
+/// Fields every message type may carry.
+#[derive(Debug, Clone, Default)]
+struct Common {
+    timestamp: Option<SystemTime>,
+    message_id: Option<Uuid>,
+    context: Option<Map<String, Value>>,
+    integrations: Option<Map<String, Value>>,
+}
+
+macro_rules! common_setters {
+    () => {
+        /// Sets when the event happened (default: the moment of capture). Use it for backfills.
+        pub fn timestamp(mut self, at: impl Into<SystemTime>) -> Self {
+            self.common.timestamp = Some(at.into());
+            self
+        }
+
+        /// Uses your own `messageId` instead of a fresh UUIDv7, e.g. to make a backfill
+        /// idempotent: the collector stores each `messageId` once per project.
+        pub fn message_id(mut self, id: Uuid) -> Self {
+            self.common.message_id = Some(id);
+            self
+        }
+
+        /// Adds entries to the message's `context` (ip, locale, page, campaign, …).
+        ///
+        /// `context.library` is always set by the SDK and cannot be overridden here.
+        pub fn context(mut self, context: Map<String, Value>) -> Self {
+            self.common.context = Some(context);
+            self
+        }
+
+        /// Sets the message's `integrations` object (Segment destination switches).
+        pub fn integrations(mut self, integrations: Map<String, Value>) -> Self {
+            self.common.integrations = Some(integrations);
+            self
+        }
+    };
+}
+
+/// A `track` message: something a user did.
+///
+/// ```
+/// use pulseline::{Track, User};
+/// use serde_json::json;
+///
+/// let msg = Track::new(User::id("user-42"), "signup")
+///     .properties(json!({ "plan": "pro", "seats": 3 }));
+/// # let _ = msg;
+/// ```
+///
+/// Properties can be any `Serialize` type that serializes to a JSON object, including your own
+/// structs; they are serialized straight into the message without an intermediate `Value`.
+#[derive(Debug, Clone)]
+pub struct Track<P = ()> {
+    user: User,
+    event: String,
+    properties: Option<P>,
+    common: Common,
+}
+
+impl Track {
+    /// A `track` of `event` by `user`.
+    pub fn new(user: impl Into<User>, event: impl Into<String>) -> Self {
+        Track {
+            user: user.into(),
+            event: event.into(),
+            properties: None,
+            common: Common::default(),
+        }
+    }
+}
+
+impl<P> Track<P> {
+    /// Sets `properties`; must serialize to a JSON object.
+    pub fn properties<Q: Serialize>(self, properties: Q) -> Track<Q> {
+        Track {
+            user: self.user,
+            event: self.event,
+            properties: Some(properties),
+            common: self.common,
+        }
+    }
+
+    common_setters!();
+}
+
+/// An `identify` message: who a user is (traits such as email or plan).
+///
+/// ```
+/// use pulseline::{Identify, User};
+/// use serde_json::json;
+///
+/// let msg = Identify::new(User::id("user-42")).traits(json!({ "email": "ada@example.com" }));
+/// # let _ = msg;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Identify<T = ()> {
+    user: User,
+    traits: Option<T>,
+    common: Common,
+}
+
+impl Identify {
+    /// An `identify` of `user`.
+    pub fn new(user: impl Into<User>) -> Self {
+        Identify {
+            user: user.into(),
+            traits: None,
+            common: Common::default(),
+        }
+    }
+}
+
+impl<T> Identify<T> {
+    /// Sets `traits`; must serialize to a JSON object.
+    pub fn traits<Q: Serialize>(self, traits: Q) -> Identify<Q> {
+        Identify {
+            user: self.user,
+            traits: Some(traits),
+            common: self.common,
+        }
+    }
+
+    common_setters!();
+}
+
+macro_rules! named_view {
+    ($(#[$doc:meta])* $ty:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct $ty<P = ()> {
+            user: User,
+            name: Option<String>,
+            properties: Option<P>,
+            common: Common,
+        }
+
+        impl $ty {
+            #[doc = concat!("A `", $kind, "` view by `user`.")]
+            pub fn new(user: impl Into<User>) -> Self {
+                $ty { user: user.into(), name: None, properties: None, common: Common::default() }
+            }
+        }
+
+        impl<P> $ty<P> {
+            #[doc = concat!("Sets the ", $kind, "'s `name`.")]
+            pub fn name(mut self, name: impl Into<String>) -> Self {
+                self.name = Some(name.into());
+                self
+            }
+
+            /// Sets `properties`; must serialize to a JSON object.
+            pub fn properties<Q: Serialize>(self, properties: Q) -> $ty<Q> {
+                $ty { user: self.user, name: self.name, properties: Some(properties), common: self.common }
+            }
+
+            common_setters!();
+        }
+    };
+}
+
+named_view!(
+    /// A `page` message: a web page view.
+    ///
+    /// ```
+    /// use pulseline::{Page, User};
+    /// use serde_json::json;
+    ///
+    /// let msg = Page::new(User::anonymous("anon-1")).name("Pricing").properties(json!({ "path": "/pricing" }));
+    /// # let _ = msg;
+    /// ```
+    Page,
+    "page"
+);
+
+named_view!(
+    /// A `screen` message: a mobile or desktop app screen view.
+    ///
+    /// ```
+    /// use pulseline::{Screen, User};
+    ///
+    /// let msg = Screen::new(User::id("user-42")).name("Settings");
+    /// # let _ = msg;
+    /// ```
+    Screen,
+    "screen"
+);
+
+/// A `group` message: ties a user to a company, team or account.
+///
+/// ```
+/// use pulseline::{Group, User};
+/// use serde_json::json;
+///
+/// let msg = Group::new(User::id("user-42"), "acme-inc").traits(json!({ "name": "Acme", "plan": "enterprise" }));
+/// # let _ = msg;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Group<T = ()> {
+    user: User,
+    group_id: String,
+    traits: Option<T>,
+    common: Common,
+}
+
+impl Group {
+    /// Puts `user` in the group `group_id`.
+    pub fn new(user: impl Into<User>, group_id: impl Into<String>) -> Self {
+        Group {
+            user: user.into(),
+            group_id: group_id.into(),
+            traits: None,
+            common: Common::default(),
+        }
+    }
+}
+
+impl<T> Group<T> {
+    /// Sets the group's `traits`; must serialize to a JSON object.
+    pub fn traits<Q: Serialize>(self, traits: Q) -> Group<Q> {
+        Group {
+            user: self.user,
+            group_id: self.group_id,
+            traits: Some(traits),
+            common: self.common,
+        }
+    }
+
+    common_setters!();
+}
+
+/// An `alias` message: merges a previous identity (`previousId`) into `userId`.
+///
+/// ```
+/// use pulseline::Alias;
+///
+/// let msg = Alias::new("user-42", "anon-3f1c");
+/// # let _ = msg;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Alias {
+    user_id: String,
+    previous_id: String,
+    common: Common,
+}
+
+impl Alias {
+    /// Declares that `previous_id` and `user_id` are the same person.
+    pub fn new(user_id: impl Into<String>, previous_id: impl Into<String>) -> Self {
+        Alias {
+            user_id: user_id.into(),
+            previous_id: previous_id.into(),
+            common: Common::default(),
+        }
+    }
+
+    common_setters!();
+}
+
+/// A message serialized at capture: its final wire bytes.
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) message_id: Uuid,
+}
+
+/// What capture needs to encode any message: the precomputed `"library":{…}` member.
+#[derive(Debug, Clone)]
+pub(crate) struct Encoder {
+    library_member: Vec<u8>,
+}
+
+impl Encoder {
+    pub(crate) fn new(library_name: &str, library_version: &str) -> Self {
+        let mut library_member = b"\"library\":".to_vec();
+        let library = serde_json::json!({ "name": library_name, "version": library_version });
+        write_json(&mut library_member, &library);
+        Encoder { library_member }
+    }
+
+    pub(crate) fn track<P: Serialize>(
+        &self,
+        m: &Track<P>,
+        now: SystemTime,
+    ) -> Result<Encoded, Error> {
+        non_empty("event", &m.event)?;
+        let mut w = self.start("track", &m.user, &m.common, now)?;
+        w.str_member(b",\"event\":", &m.event);
+        w.object_member(b",\"properties\":", "properties", m.properties.as_ref())?;
+        w.finish(self, &m.common)
+    }
+
+    pub(crate) fn identify<T: Serialize>(
+        &self,
+        m: &Identify<T>,
+        now: SystemTime,
+    ) -> Result<Encoded, Error> {
+        let mut w = self.start("identify", &m.user, &m.common, now)?;
+        w.object_member(b",\"traits\":", "traits", m.traits.as_ref())?;
+        w.finish(self, &m.common)
+    }
+
+    pub(crate) fn page<P: Serialize>(
+        &self,
+        m: &Page<P>,
+        now: SystemTime,
+    ) -> Result<Encoded, Error> {
+        self.view(
+            "page",
+            &m.user,
+            m.name.as_deref(),
+            m.properties.as_ref(),
+            &m.common,
+            now,
+        )
+    }
+
+    pub(crate) fn screen<P: Serialize>(
+        &self,
+        m: &Screen<P>,
+        now: SystemTime,
+    ) -> Result<Encoded, Error> {
+        self.view(
+            "screen",
+            &m.user,
+            m.name.as_deref(),
+            m.properties.as_ref(),
+            &m.common,
+            now,
+        )
+    }
+
+    pub(crate) fn group<T: Serialize>(
+        &self,
+        m: &Group<T>,
+        now: SystemTime,
+    ) -> Result<Encoded, Error> {
+        non_empty("groupId", &m.group_id)?;
+        let mut w = self.start("group", &m.user, &m.common, now)?;
+        w.str_member(b",\"groupId\":", &m.group_id);
+        w.object_member(b",\"traits\":", "traits", m.traits.as_ref())?;
+        w.finish(self, &m.common)
+    }
+
+    pub(crate) fn alias(&self, m: &Alias, now: SystemTime) -> Result<Encoded, Error> {
+        non_empty("previousId", &m.previous_id)?;
+        let user = User::id(m.user_id.as_str());
+        let mut w = self.start("alias", &user, &m.common, now)?;
+        w.str_member(b",\"previousId\":", &m.previous_id);
+        w.finish(self, &m.common)
+    }
+
+    fn view<P: Serialize>(
+        &self,
+        kind: &'static str,
+        user: &User,
+        name: Option<&str>,
+        properties: Option<&P>,
+        common: &Common,
+        now: SystemTime,
+    ) -> Result<Encoded, Error> {
+        let mut w = self.start(kind, user, common, now)?;
+        if let Some(name) = name {
+            w.str_member(b",\"name\":", name);
+        }
+        w.object_member(b",\"properties\":", "properties", properties)?;
+        w.finish(self, common)
+    }
+
+    fn start(
+        &self,
+        kind: &'static str,
+        user: &User,
+        common: &Common,
+        now: SystemTime,
+    ) -> Result<Writer, Error> {
+        match (&user.user_id, &user.anonymous_id) {
+            (None, None) => return Err(invalid("userId", "or anonymousId is required")),
+            (Some(id), None) if id.is_empty() => {
+                return Err(invalid("userId", "must not be empty"));
+            }
+            (None, Some(id)) if id.is_empty() => {
+                return Err(invalid("anonymousId", "must not be empty"));
+            }
+            (Some(a), Some(b)) if a.is_empty() && b.is_empty() => {
+                return Err(invalid("userId", "or anonymousId must be non-empty"));
+            }
+            _ => {}
+        }
+        let message_id = common.message_id.unwrap_or_else(Uuid::now_v7);
+        let mut buf = Vec::with_capacity(384);
+        buf.extend_from_slice(b"{\"type\":\"");
+        buf.extend_from_slice(kind.as_bytes());
+        buf.extend_from_slice(b"\",\"messageId\":\"");
+        buf.extend_from_slice(
+            message_id
+                .hyphenated()
+                .encode_lower(&mut Uuid::encode_buffer())
+                .as_bytes(),
+        );
+        buf.extend_from_slice(b"\",\"timestamp\":\"");
+        write_rfc3339_millis(common.timestamp.unwrap_or(now), &mut buf)
+            .ok_or_else(|| invalid("timestamp", "must be between 1970 and 9999"))?;
+        buf.push(b'"');
+        let mut w = Writer { buf, message_id };
+        if let Some(id) = user.user_id.as_deref().filter(|id| !id.is_empty()) {
+            w.str_member(b",\"userId\":", id);
+        }
+        if let Some(id) = user.anonymous_id.as_deref().filter(|id| !id.is_empty()) {
+            w.str_member(b",\"anonymousId\":", id);
+        }
+        Ok(w)
+    }
+}
+
+struct Writer {
+    buf: Vec<u8>,
+    message_id: Uuid,
+}
+
+impl Writer {
+    fn str_member(&mut self, key: &[u8], value: &str) {
+        self.buf.extend_from_slice(key);
+        write_json(&mut self.buf, value);
+    }
+
+    /// Writes `value` (if any) and checks it produced a JSON object, as Segment requires.
+    fn object_member<T: Serialize>(
+        &mut self,
+        key: &[u8],
+        field: &'static str,
+        value: Option<&T>,
+    ) -> Result<(), Error> {
+        let Some(value) = value else { return Ok(()) };
+        self.buf.extend_from_slice(key);
+        let start = self.buf.len();
+        serde_json::to_writer(&mut self.buf, value)
+            .map_err(|source| Error::Serialize { field, source })?;
+        if self.buf.get(start) != Some(&b'{') {
+            return Err(invalid(field, "must serialize to a JSON object"));
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, encoder: &Encoder, common: &Common) -> Result<Encoded, Error> {
+        self.buf.extend_from_slice(b",\"context\":{");
+        self.buf.extend_from_slice(&encoder.library_member);
+        for (key, value) in common.context.iter().flatten() {
+            if key == "library" {
+                continue;
+            }
+            self.buf.push(b',');
+            write_json(&mut self.buf, key);
+            self.buf.push(b':');
+            write_json(&mut self.buf, value);
+        }
+        self.buf.push(b'}');
+        if let Some(integrations) = &common.integrations {
+            self.buf.extend_from_slice(b",\"integrations\":");
+            write_json(&mut self.buf, integrations);
+        }
+        self.buf.push(b'}');
+        if self.buf.len() > MAX_MESSAGE_BYTES {
+            return Err(Error::MessageTooLarge {
+                size: self.buf.len(),
+                limit: MAX_MESSAGE_BYTES,
+            });
+        }
+        Ok(Encoded {
+            bytes: self.buf,
+            message_id: self.message_id,
+        })
+    }
+}
+
+/// Serializes values that cannot fail: strings and `serde_json::Value`s (string keys only).
+fn write_json<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
+    if let Err(err) = serde_json::to_writer(&mut *buf, value) {
+        // Unreachable for the types passed here; keep the buffer valid JSON regardless.
+        tracing::error!(%err, "serializing a JSON value failed");
+        buf.extend_from_slice(b"null");
+    }
+}
+
+fn non_empty(field: &'static str, value: &str) -> Result<(), Error> {
+    if value.is_empty() {
+        Err(invalid(field, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+fn invalid(field: &'static str, reason: &'static str) -> Error {
+    Error::InvalidMessage { field, reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn encoder() -> Encoder {
+        Encoder::new("pulseline-rust", "9.9.9")
+    }
+
+    fn parse(e: &Encoded) -> Value {
+        serde_json::from_slice(&e.bytes).unwrap()
+    }
+
+    const NOW: Duration = Duration::from_millis(1_767_225_600_123); // 2026-01-01T00:00:00.123Z
+
+    #[test]
+    fn track_has_every_segment_field() {
+        let mut ctx = Map::new();
+        ctx.insert("ip".into(), json!("127.0.0.1"));
+        ctx.insert("library".into(), json!("spoofed"));
+        let m = Track::new(User::id("u1").with_anonymous_id("a1"), "signup")
+            .properties(json!({ "plan": "pro", "quote": "say \"hi\"" }))
+            .context(ctx);
+        let e = encoder().track(&m, UNIX_EPOCH + NOW).unwrap();
+        let v = parse(&e);
+        assert_eq!(v["type"], "track");
+        assert_eq!(v["messageId"], e.message_id.to_string());
+        assert_eq!(e.message_id.get_version_num(), 7);
+        assert_eq!(v["timestamp"], "2026-01-01T00:00:00.123Z");
+        assert_eq!(v["userId"], "u1");
+        assert_eq!(v["anonymousId"], "a1");
+        assert_eq!(v["event"], "signup");
+        assert_eq!(
+            v["properties"],
+            json!({ "plan": "pro", "quote": "say \"hi\"" })
+        );
+        assert_eq!(
+            v["context"]["library"],
+            json!({ "name": "pulseline-rust", "version": "9.9.9" })
+        );
+        assert_eq!(v["context"]["ip"], "127.0.0.1");
+    }
+
+    #[test]
+    fn each_type_carries_its_required_field() {
+        let now = UNIX_EPOCH + NOW;
+        let e = encoder();
+        let v = parse(
+            &e.group(&Group::new("u1", "acme").traits(json!({"seats": 3})), now)
+                .unwrap(),
+        );
+        assert_eq!(
+            (v["type"].as_str(), v["groupId"].as_str()),
+            (Some("group"), Some("acme"))
+        );
+        assert_eq!(v["traits"]["seats"], 3);
+        let v = parse(&e.alias(&Alias::new("u1", "anon-9"), now).unwrap());
+        assert_eq!(
+            (v["userId"].as_str(), v["previousId"].as_str()),
+            (Some("u1"), Some("anon-9"))
+        );
+        let v = parse(
+            &e.page(&Page::new(User::anonymous("a")).name("Home"), now)
+                .unwrap(),
+        );
+        assert_eq!(
+            (v["type"].as_str(), v["name"].as_str()),
+            (Some("page"), Some("Home"))
+        );
+        assert!(v.get("userId").is_none());
+        let v = parse(&e.screen(&Screen::new("u1"), now).unwrap());
+        assert_eq!(v["type"], "screen");
+        let v = parse(
+            &e.identify(&Identify::new("u1").traits(json!({"email": "a@b.c"})), now)
+                .unwrap(),
+        );
+        assert_eq!(v["traits"]["email"], "a@b.c");
+    }
+
+    #[test]
+    fn rejects_missing_required_fields_with_the_field_name() {
+        let now = UNIX_EPOCH + NOW;
+        let e = encoder();
+        let field = |r: Result<Encoded, Error>| match r {
+            Err(Error::InvalidMessage { field, .. }) => field,
+            other => panic!("expected InvalidMessage, got {other:?}"),
+        };
+        assert_eq!(field(e.track(&Track::new("u1", ""), now)), "event");
+        assert_eq!(field(e.track(&Track::new("", "x"), now)), "userId");
+        assert_eq!(
+            field(e.track(&Track::new(User::anonymous(""), "x"), now)),
+            "anonymousId"
+        );
+        assert_eq!(field(e.group(&Group::new("u1", ""), now)), "groupId");
+        assert_eq!(field(e.alias(&Alias::new("u1", ""), now)), "previousId");
+        assert_eq!(field(e.alias(&Alias::new("", "p"), now)), "userId");
+        assert_eq!(
+            field(e.track(&Track::new("u1", "x").properties(vec![1, 2]), now)),
+            "properties"
+        );
+        assert_eq!(
+            field(e.track(&Track::new("u1", "x").timestamp(UNIX_EPOCH - NOW), now)),
+            "timestamp"
+        );
+    }
+
+    #[test]
+    fn rejects_messages_over_the_collector_limit_and_accepts_just_under() {
+        let now = UNIX_EPOCH + NOW;
+        let e = encoder();
+        let base = e
+            .track(&Track::new("u1", "x").properties(json!({ "p": "" })), now)
+            .unwrap();
+        let room = MAX_MESSAGE_BYTES - base.bytes.len();
+        let fits = e
+            .track(
+                &Track::new("u1", "x").properties(json!({ "p": "a".repeat(room) })),
+                now,
+            )
+            .unwrap();
+        assert_eq!(fits.bytes.len(), MAX_MESSAGE_BYTES);
+        let err = e.track(
+            &Track::new("u1", "x").properties(json!({ "p": "a".repeat(room + 1) })),
+            now,
+        );
+        assert!(
+            matches!(err, Err(Error::MessageTooLarge { size, limit }) if size == MAX_MESSAGE_BYTES + 1 && limit == MAX_MESSAGE_BYTES)
+        );
+    }
+
+    #[test]
+    fn caller_supplied_message_id_and_timestamp_are_kept() {
+        let id = Uuid::now_v7();
+        let at = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let e = encoder()
+            .track(
+                &Track::new("u1", "x").message_id(id).timestamp(at),
+                UNIX_EPOCH + NOW,
+            )
+            .unwrap();
+        let v = parse(&e);
+        assert_eq!(v["messageId"], id.to_string());
+        assert_eq!(v["timestamp"], "2001-09-09T01:46:40.000Z");
+    }
+}

@@ -1,0 +1,730 @@
+//! The delivery worker: batches, sends with several requests in flight, retries, spills to and
+//! replays from the disk buffer, and answers flush and shutdown.
+//!
+//! It is one future that needs no particular runtime: the `worker-thread` feature polls it on a
+//! private current-thread tokio runtime; a browser binding can poll it on the page's event loop.
+//! Every wait goes through the injected [`Clock`], so tests drive minutes of backoff instantly.
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    future::{Future, poll_fn},
+    pin::Pin,
+    sync::Arc,
+    task::Poll,
+    time::{Duration, Instant},
+};
+
+use futures::{StreamExt, stream::FuturesUnordered};
+use rand::{SeedableRng, rngs::SmallRng};
+
+use crate::{
+    BatchRequest, Clock, DropReason, Error, FlushOutcome, ShutdownOutcome, Transport,
+    TransportResponse,
+    batch::{Batch, BatchBuilder, BatchId},
+    retry::{RetryPolicy, Verdict, classify},
+    shared::{Command, Shared},
+    stats::Counters,
+};
+
+#[cfg(feature = "disk-buffer")]
+use crate::disk::{DiskBuffer, DiskRef};
+
+/// Stand-in so the worker reads the same with the disk buffer compiled out.
+#[cfg(not(feature = "disk-buffer"))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DiskRef {}
+
+/// Settings the worker needs, resolved from [`ClientOptions`](crate::ClientOptions).
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerConfig {
+    pub(crate) flush_interval: Duration,
+    pub(crate) max_batch_messages: usize,
+    pub(crate) max_batch_bytes: usize,
+    pub(crate) max_in_flight: usize,
+    pub(crate) gzip: bool,
+    pub(crate) retry: RetryPolicy,
+    /// Above this many buffered bytes, batches already on disk are released from memory.
+    pub(crate) spill_bytes: usize,
+    pub(crate) writer_id: u64,
+}
+
+/// A batch the worker holds in memory.
+#[derive(Debug)]
+struct Held {
+    batch: Batch,
+    disk: Option<DiskRef>,
+    retries: u32,
+    first_failure: Option<Instant>,
+    ready_at: Instant,
+    /// Whether a flush waits for it (false for batches replayed from another client).
+    tracked: bool,
+}
+
+impl Held {
+    /// Bytes and messages reserved in [`Shared`] for this batch: its messages without commas.
+    fn footprint(&self) -> (usize, usize) {
+        let n = self.batch.len();
+        (n, self.batch.joined.len() + 1 - n)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    pieces: u32,
+    messages: u64,
+}
+
+struct FlushWaiter {
+    watermark: BatchId,
+    deadline: Instant,
+    parked_at_start: u64,
+    reply: futures::channel::oneshot::Sender<FlushOutcome>,
+}
+
+struct ShutdownWaiter {
+    watermark: BatchId,
+    deadline: Instant,
+    reply: futures::channel::oneshot::Sender<ShutdownOutcome>,
+}
+
+type InFlight = Pin<Box<dyn Future<Output = (u64, Result<TransportResponse, Error>)>>>;
+
+/// Largest number of messages taken from the queue before the worker lets requests progress.
+const TAKE_PER_TURN: usize = 8_192;
+
+pub(crate) struct Worker {
+    shared: Arc<Shared>,
+    transport: Arc<dyn Transport>,
+    clock: Arc<dyn Clock>,
+    config: WorkerConfig,
+    builder: BatchBuilder,
+    next_batch_id: BatchId,
+    next_tick: Instant,
+    ready: VecDeque<Held>,
+    delayed: Vec<Held>,
+    in_flight: FuturesUnordered<InFlight>,
+    sending: HashMap<u64, (Held, usize)>,
+    next_slot: u64,
+    unresolved: BTreeMap<BatchId, Pending>,
+    parked_after_retries: u64,
+    flushes: Vec<FlushWaiter>,
+    shutdown: Option<ShutdownWaiter>,
+    #[cfg(feature = "disk-buffer")]
+    disk: Option<DiskBuffer>,
+    next_replay: Instant,
+    replay_backoff: Duration,
+    rng: SmallRng,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        transport: Arc<dyn Transport>,
+        clock: Arc<dyn Clock>,
+        config: WorkerConfig,
+        #[cfg(feature = "disk-buffer")] disk: Option<DiskBuffer>,
+    ) -> Self {
+        let now = clock.now();
+        Worker {
+            builder: BatchBuilder::new(config.max_batch_messages, config.max_batch_bytes),
+            next_tick: now + config.flush_interval,
+            next_replay: now,
+            replay_backoff: config.retry.min_delay,
+            rng: SmallRng::from_os_rng(),
+            shared,
+            transport,
+            clock,
+            config,
+            next_batch_id: 0,
+            ready: VecDeque::new(),
+            delayed: Vec::new(),
+            in_flight: FuturesUnordered::new(),
+            sending: HashMap::new(),
+            next_slot: 0,
+            unresolved: BTreeMap::new(),
+            parked_after_retries: 0,
+            flushes: Vec::new(),
+            shutdown: None,
+            #[cfg(feature = "disk-buffer")]
+            disk,
+        }
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.shared.reporter.counters
+    }
+
+    pub(crate) async fn run(mut self) {
+        loop {
+            let now = self.clock.now();
+            for command in self.shared.take_commands() {
+                self.command(command, now);
+            }
+            let more_queued = self.take_queued();
+            if now >= self.next_tick {
+                self.take_all_queued();
+                self.seal_open();
+                self.next_tick = now + self.config.flush_interval;
+            }
+            self.promote_delayed(now);
+            self.relieve_memory_pressure(now);
+            self.replay(now);
+            self.dispatch();
+            self.answer_flushes(now);
+            if self.finish_shutdown_if_due(now) {
+                return;
+            }
+            if more_queued {
+                // A burst is still arriving: let the runtime move requests along, then go on.
+                yield_now().await;
+                self.collect_completions();
+                continue;
+            }
+            self.wait(now).await;
+            self.collect_completions();
+        }
+    }
+
+    /// Sleeps until a wake-up, a completed request or the next deadline.
+    async fn wait(&mut self, now: Instant) {
+        let mut deadline = self.next_tick;
+        for held in &self.delayed {
+            deadline = deadline.min(held.ready_at);
+        }
+        for flush in &self.flushes {
+            deadline = deadline.min(flush.deadline);
+        }
+        if let Some(shutdown) = &self.shutdown {
+            deadline = deadline.min(shutdown.deadline);
+        }
+        if self.replay_possible() {
+            deadline = deadline.min(self.next_replay.max(now));
+        }
+        let shared = Arc::clone(&self.shared);
+        let notified = shared.wake.notified();
+        let mut notified = std::pin::pin!(notified);
+        let mut sleep = self.clock.sleep_until(deadline);
+        let in_flight = &mut self.in_flight;
+        let mut completed = None;
+        poll_fn(|cx| {
+            if let Poll::Ready(Some(done)) = in_flight.poll_next_unpin(cx) {
+                completed = Some(done);
+                return Poll::Ready(());
+            }
+            if notified.as_mut().poll(cx).is_ready() || sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            Poll::Pending
+        })
+        .await;
+        if let Some((slot, result)) = completed {
+            self.complete(slot, result);
+        }
+    }
+
+    fn collect_completions(&mut self) {
+        while let Some(Some((slot, result))) =
+            futures::FutureExt::now_or_never(self.in_flight.next())
+        {
+            self.complete(slot, result);
+        }
+    }
+
+    fn command(&mut self, command: Command, now: Instant) {
+        self.take_all_queued();
+        self.seal_open();
+        match command {
+            Command::Flush { timeout, reply } => self.flushes.push(FlushWaiter {
+                watermark: self.next_batch_id,
+                deadline: now + timeout,
+                parked_at_start: self.parked_after_retries,
+                reply,
+            }),
+            Command::Shutdown { timeout, reply } => {
+                self.shutdown = Some(ShutdownWaiter {
+                    watermark: self.next_batch_id,
+                    deadline: now + timeout,
+                    reply,
+                });
+            }
+        }
+    }
+
+    /// Moves up to one turn's worth of queued messages into batches; true if more remain.
+    fn take_queued(&mut self) -> bool {
+        self.take_up_to(TAKE_PER_TURN);
+        self.shared.has_queued()
+    }
+
+    fn take_all_queued(&mut self) {
+        self.take_up_to(usize::MAX);
+    }
+
+    fn take_up_to(&mut self, max: usize) {
+        let shared = Arc::clone(&self.shared);
+        shared.take(max, |message| {
+            if !self.builder.fits(message.len()) {
+                self.seal_open();
+            }
+            self.builder.push(&message);
+            if self.builder.is_full() {
+                self.seal_open();
+            }
+        });
+    }
+
+    /// Seals the open batch, writes it ahead to disk, and queues it for sending.
+    fn seal_open(&mut self) {
+        let Some(batch) = self.builder.seal(self.next_batch_id) else {
+            return;
+        };
+        self.next_batch_id += 1;
+        self.unresolved.insert(
+            batch.id,
+            Pending {
+                pieces: 1,
+                messages: batch.len() as u64,
+            },
+        );
+        let disk = self.write_ahead(&batch);
+        let now = self.clock.now();
+        self.ready.push_back(Held {
+            batch,
+            disk,
+            retries: 0,
+            first_failure: None,
+            ready_at: now,
+            tracked: true,
+        });
+    }
+
+    #[cfg(feature = "disk-buffer")]
+    fn write_ahead(&mut self, batch: &Batch) -> Option<DiskRef> {
+        let disk = self.disk.as_mut()?;
+        match disk.append(batch, self.clock.system_time()) {
+            Ok(disk_ref) => disk_ref,
+            Err(error) => {
+                tracing::warn!(%error, "disk buffer write failed; batch kept in memory only");
+                self.shared.reporter.error(&error);
+                None
+            }
+        }
+    }
+
+    #[cfg(not(feature = "disk-buffer"))]
+    fn write_ahead(&mut self, _batch: &Batch) -> Option<DiskRef> {
+        None
+    }
+
+    fn promote_delayed(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.delayed.len() {
+            if self.delayed[i].ready_at <= now {
+                let held = self.delayed.swap_remove(i);
+                self.ready.push_back(held);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Starts requests for ready batches while there are free slots.
+    fn dispatch(&mut self) {
+        while self.in_flight.len() < self.config.max_in_flight {
+            let Some(held) = self.ready.pop_front() else {
+                break;
+            };
+            let body = held.batch.body(self.clock.system_time(), self.config.gzip);
+            let body_len = body.len();
+            let request = BatchRequest {
+                body,
+                gzip: self.config.gzip,
+                messages: held.batch.len(),
+            };
+            let slot = self.next_slot;
+            self.next_slot += 1;
+            let send = self.transport.send(request);
+            self.in_flight
+                .push(Box::pin(async move { (slot, send.await) }));
+            self.sending.insert(slot, (held, body_len));
+        }
+    }
+
+    fn complete(&mut self, slot: u64, result: Result<TransportResponse, Error>) {
+        let Some((mut held, body_len)) = self.sending.remove(&slot) else {
+            return;
+        };
+        let now = self.clock.now();
+        let messages = held.batch.len();
+        match classify(result, messages, self.clock.system_time()) {
+            Verdict::Delivered { rejected } => {
+                let refused = rejected.len().min(messages);
+                let counters = self.counters();
+                Counters::add(&counters.sent, (messages - refused) as u64);
+                Counters::add(&counters.batches_sent, 1);
+                Counters::add(&counters.bytes_sent, body_len as u64);
+                for r in &rejected {
+                    let message_id = r.message_id.clone().unwrap_or_else(|| {
+                        r.index
+                            .map(|i| format!("#{i} in batch"))
+                            .unwrap_or_else(|| "(unknown)".into())
+                    });
+                    let error = Error::Rejected {
+                        message_id,
+                        reason: r.error.clone(),
+                    };
+                    tracing::warn!(%error, "message rejected by the collector");
+                    self.shared.reporter.error(&error);
+                }
+                self.shared
+                    .reporter
+                    .dropped(DropReason::RejectedByServer, refused as u64);
+                self.replay_backoff = self.config.retry.min_delay;
+                self.resolve(held, true);
+            }
+            Verdict::Retry { retry_after, error } => {
+                tracing::debug!(%error, retries = held.retries, "batch failed; will retry");
+                self.shared.reporter.error(&error);
+                let first_failure = *held.first_failure.get_or_insert(now);
+                held.retries += 1;
+                let delay = self.config.retry.next_delay(
+                    held.retries,
+                    first_failure,
+                    now,
+                    retry_after,
+                    &mut self.rng,
+                );
+                match delay {
+                    Some(delay) => {
+                        Counters::add(&self.counters().retried, 1);
+                        held.ready_at = now + delay;
+                        self.delayed.push(held);
+                    }
+                    None => self.give_up(held, now),
+                }
+            }
+            Verdict::Split { error } => {
+                tracing::info!(%error, messages, "collector refused the batch as too large; splitting it");
+                self.split(held);
+            }
+            Verdict::Drop { reason, error } => {
+                tracing::warn!(%error, messages, %reason, "batch dropped");
+                self.shared.reporter.error(&error);
+                self.shared.reporter.dropped(reason, messages as u64);
+                self.resolve(held, true);
+            }
+        }
+    }
+
+    /// Replaces a batch the collector found too large by its two halves (which together hold
+    /// exactly the parent's messages, so memory accounting is unchanged).
+    fn split(&mut self, held: Held) {
+        let tracked = held.tracked;
+        let parent_disk = held.disk;
+        let Some((left, right)) = held.batch.split() else {
+            return;
+        };
+        if tracked && let Some(p) = self.unresolved.get_mut(&left.id) {
+            p.pieces += 1;
+        }
+        let now = self.clock.now();
+        let mut pieces = Vec::with_capacity(2);
+        for batch in [left, right] {
+            let disk = self.write_ahead(&batch);
+            pieces.push(Held {
+                batch,
+                disk,
+                retries: 0,
+                first_failure: None,
+                ready_at: now,
+                tracked,
+            });
+        }
+        self.disk_done(parent_disk, true);
+        for piece in pieces.into_iter().rev() {
+            self.ready.push_front(piece);
+        }
+    }
+
+    /// The retry budget ran out: keep the batch on disk for a later replay, or drop it.
+    fn give_up(&mut self, held: Held, now: Instant) {
+        let messages = held.batch.len() as u64;
+        #[cfg(feature = "disk-buffer")]
+        {
+            let mut held = held;
+            if held.disk.is_none() {
+                held.disk = self.write_ahead(&held.batch);
+            }
+            if held.disk.is_some() {
+                tracing::warn!(
+                    messages,
+                    "retry budget exhausted; batch kept in the disk buffer"
+                );
+                Counters::add(&self.counters().buffered_on_disk, messages);
+                self.parked_after_retries += messages;
+                self.resolve(held, false);
+                // The collector has been failing for the whole budget: wait before replaying.
+                self.next_replay = now + self.replay_backoff;
+                self.replay_backoff = (self.replay_backoff * 2).min(self.config.retry.max_delay);
+                return;
+            }
+            let reason = if self.disk.is_some() {
+                DropReason::DiskFull
+            } else {
+                DropReason::RetriesExhausted
+            };
+            tracing::warn!(messages, %reason, "retry budget exhausted; batch dropped");
+            self.shared.reporter.dropped(reason, messages);
+            self.resolve(held, true);
+        }
+        #[cfg(not(feature = "disk-buffer"))]
+        {
+            let _ = now;
+            tracing::warn!(messages, "retry budget exhausted; batch dropped");
+            self.shared
+                .reporter
+                .dropped(DropReason::RetriesExhausted, messages);
+            self.resolve(held, true);
+        }
+    }
+
+    /// The batch leaves memory for good: delivered or dropped (`done`), or parked on disk.
+    fn resolve(&mut self, held: Held, done: bool) {
+        let (events, bytes) = held.footprint();
+        self.shared.release(events, bytes);
+        self.disk_done(held.disk, done);
+        if held.tracked {
+            resolve_piece(&mut self.unresolved, held.batch.id, held.batch.len() as u64);
+        }
+    }
+
+    #[cfg(feature = "disk-buffer")]
+    fn disk_done(&mut self, disk_ref: Option<DiskRef>, done: bool) {
+        if let (Some(disk), Some(disk_ref)) = (self.disk.as_mut(), disk_ref) {
+            if done {
+                disk.ack(disk_ref)
+            } else {
+                disk.park(disk_ref)
+            }
+            if disk.take_released_parked() {
+                // Parked batches just became replayable; the budget-exhausted path sets its own
+                // later time after this.
+                self.next_replay = self.next_replay.min(self.clock.now());
+            }
+        }
+    }
+
+    #[cfg(not(feature = "disk-buffer"))]
+    fn disk_done(&mut self, _disk_ref: Option<DiskRef>, _done: bool) {}
+
+    /// Above the spill mark, releases batches that are safe on disk from memory (newest first,
+    /// so the oldest keep going out); the replay loop brings them back when there is room.
+    #[cfg(feature = "disk-buffer")]
+    fn relieve_memory_pressure(&mut self, now: Instant) {
+        if self.disk.is_none() {
+            return;
+        }
+        let mut released = false;
+        while self.shared.buffered().1 > self.config.spill_bytes {
+            let victim = match self.delayed.iter().rposition(|h| h.disk.is_some()) {
+                Some(i) => self.delayed.swap_remove(i),
+                None => match self.ready.iter().rposition(|h| h.disk.is_some()) {
+                    Some(i) => match self.ready.remove(i) {
+                        Some(held) => held,
+                        None => break,
+                    },
+                    None => break,
+                },
+            };
+            let (events, bytes) = victim.footprint();
+            self.shared.release(events, bytes);
+            Counters::add(&self.counters().buffered_on_disk, events as u64);
+            self.disk_done(victim.disk, false);
+            // Still unresolved: a flush waits for it to come back from disk and be delivered.
+            released = true;
+        }
+        if released {
+            self.next_replay = self.next_replay.min(now);
+        }
+    }
+
+    #[cfg(not(feature = "disk-buffer"))]
+    fn relieve_memory_pressure(&mut self, _now: Instant) {}
+
+    fn replay_possible(&self) -> bool {
+        #[cfg(feature = "disk-buffer")]
+        {
+            self.disk.is_some() && self.shutdown.is_none()
+        }
+        #[cfg(not(feature = "disk-buffer"))]
+        {
+            false
+        }
+    }
+
+    /// Loads the oldest unclaimed segment's batches when there is room and nothing else to send.
+    #[cfg(feature = "disk-buffer")]
+    fn replay(&mut self, now: Instant) {
+        if !self.replay_possible() || now < self.next_replay || !self.ready.is_empty() {
+            return;
+        }
+        let (events, bytes) = self.shared.buffered();
+        let limits = self.shared.limits;
+        let room = self.config.spill_bytes.saturating_sub(bytes);
+        if room < self.config.max_batch_bytes * 8 || events * 2 > limits.max_events {
+            return;
+        }
+        let Some(disk) = self.disk.as_mut() else {
+            return;
+        };
+        let mut claimed = disk.claim_next(self.clock.system_time());
+        if matches!(claimed, Ok(None)) && disk.active_has_parked() {
+            disk.seal_active();
+            claimed = disk.claim_next(self.clock.system_time());
+        }
+        match claimed {
+            Ok(Some(batches)) => {
+                let mut messages = 0u64;
+                for replayed in batches {
+                    let tracked = replayed.writer == self.config.writer_id
+                        && self.unresolved.contains_key(&replayed.batch.id);
+                    let held = Held {
+                        batch: replayed.batch,
+                        disk: Some(replayed.disk),
+                        retries: 0,
+                        first_failure: None,
+                        ready_at: now,
+                        tracked,
+                    };
+                    let (e, b) = held.footprint();
+                    // Replay never pushes capture over its bounds: room was checked above, and
+                    // a reservation that still fails just means the batch goes out anyway.
+                    self.shared.reserve(e, b);
+                    messages += e as u64;
+                    self.ready.push_back(held);
+                }
+                tracing::info!(messages, "replaying batches from the disk buffer");
+                Counters::add(&self.counters().replayed_from_disk, messages);
+            }
+            // Nothing claimable: look again later for segments left by crashed processes.
+            Ok(None) => self.next_replay = now + Duration::from_secs(1),
+            Err(error) => {
+                tracing::warn!(%error, "disk buffer scan failed");
+                self.shared.reporter.error(&error);
+                self.next_replay = now + Duration::from_secs(5);
+            }
+        }
+    }
+
+    #[cfg(not(feature = "disk-buffer"))]
+    fn replay(&mut self, _now: Instant) {}
+
+    fn answer_flushes(&mut self, now: Instant) {
+        let unresolved = &self.unresolved;
+        let parked = self.parked_after_retries;
+        let mut i = 0;
+        while i < self.flushes.len() {
+            let waiter = &self.flushes[i];
+            let pending = pending_before(unresolved, waiter.watermark);
+            let outcome = if pending == 0 {
+                match parked - waiter.parked_at_start {
+                    0 => FlushOutcome::Flushed,
+                    messages => FlushOutcome::Persisted { messages },
+                }
+            } else if now >= waiter.deadline {
+                FlushOutcome::TimedOut { pending }
+            } else {
+                i += 1;
+                continue;
+            };
+            let waiter = self.flushes.swap_remove(i);
+            let _ = waiter.reply.send(outcome);
+        }
+    }
+
+    /// Once everything captured before shutdown is resolved, or at the deadline: persists what
+    /// is left in memory, releases the disk buffer and answers. True when the worker should end.
+    fn finish_shutdown_if_due(&mut self, now: Instant) -> bool {
+        let Some(waiter) = &self.shutdown else {
+            return false;
+        };
+        let pending = pending_before(&self.unresolved, waiter.watermark);
+        if pending > 0 && now < waiter.deadline {
+            return false;
+        }
+        // Captures that raced with closing are taken too.
+        self.take_all_queued();
+        self.seal_open();
+        let timed_out = pending > 0;
+        let mut leftovers: Vec<Held> = self.ready.drain(..).collect();
+        leftovers.append(&mut self.delayed);
+        leftovers.extend(self.sending.drain().map(|(_, (held, _))| held));
+        self.in_flight = FuturesUnordered::new();
+        let mut persisted = 0;
+        let mut lost = 0;
+        for mut held in leftovers {
+            let messages = held.batch.len() as u64;
+            if held.disk.is_none() {
+                held.disk = self.write_ahead(&held.batch);
+            }
+            if held.disk.is_some() {
+                persisted += messages;
+            } else {
+                lost += messages;
+                self.shared.reporter.dropped(DropReason::Shutdown, messages);
+            }
+            let (events, bytes) = held.footprint();
+            self.shared.release(events, bytes);
+        }
+        // Batches released to disk under memory pressure and not replayed since.
+        let in_memory = persisted + lost;
+        let unresolved_total: u64 = self.unresolved.values().map(|p| p.messages).sum();
+        persisted += unresolved_total.saturating_sub(in_memory);
+        #[cfg(feature = "disk-buffer")]
+        if let Some(disk) = self.disk.as_mut() {
+            disk.close();
+        }
+        for flush in self.flushes.drain(..) {
+            let _ = flush.reply.send(FlushOutcome::TimedOut { pending });
+        }
+        if let Some(waiter) = self.shutdown.take() {
+            if persisted > 0 || lost > 0 {
+                tracing::info!(persisted, lost, "shut down with undelivered messages");
+            }
+            let _ = waiter.reply.send(ShutdownOutcome {
+                timed_out,
+                persisted,
+                lost,
+            });
+        }
+        true
+    }
+}
+
+fn pending_before(unresolved: &BTreeMap<BatchId, Pending>, watermark: BatchId) -> u64 {
+    unresolved.range(..watermark).map(|(_, p)| p.messages).sum()
+}
+
+fn resolve_piece(unresolved: &mut BTreeMap<BatchId, Pending>, id: BatchId, messages: u64) {
+    if let Some(p) = unresolved.get_mut(&id) {
+        p.pieces = p.pieces.saturating_sub(1);
+        p.messages = p.messages.saturating_sub(messages);
+        if p.pieces == 0 {
+            unresolved.remove(&id);
+        }
+    }
+}
+
+/// Returns `Pending` once, after scheduling its own wake-up: lets other tasks on the same
+/// runtime (the HTTP connections) run between slices of a burst.
+fn yield_now() -> impl Future<Output = ()> {
+    let mut yielded = false;
+    poll_fn(move |cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+}
