@@ -136,6 +136,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             app.port()
         );
     }
+    println!("Listening on http://{}:{}", listen.ip(), app.port());
     tracing::info!(listen = %listen, port = app.port(), database = %database, "pulseline collector listening");
     app.run_until_stopped().await
 }

@@ -174,13 +174,13 @@ impl Message {
                 ));
             }
         };
-        if let (Some(given), Some(endpoint)) = (&wire.kind, default_type) {
-            if given.as_ref() != endpoint.as_str() {
-                return Err(MessageError::new(format!(
-                    "type '{given}' sent to /v1/{0}: send {given} messages to /v1/{given} or /v1/batch",
-                    endpoint.as_str()
-                )));
-            }
+        if let (Some(given), Some(endpoint)) = (&wire.kind, default_type)
+            && given.as_ref() != endpoint.as_str()
+        {
+            return Err(MessageError::new(format!(
+                "type '{given}' sent to /v1/{0}: send {given} messages to /v1/{given} or /v1/batch",
+                endpoint.as_str()
+            )));
         }
 
         let user_id = optional_id("userId", wire.user_id)?;

@@ -1,0 +1,120 @@
+//! The administration commands, run as a user would, against a running collector's database.
+
+mod common;
+
+use std::process::Command;
+
+use common::{spawn_app, track};
+use serde_json::{Value, json};
+
+fn cli(database_url: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
+        .args(args)
+        .env("PULSELINE_DATABASE_URL", database_url)
+        .env("PULSELINE_LOG", "warn")
+        .output()
+        .expect("the binary runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn cli_json(database_url: &str, args: &[&str]) -> Value {
+    let (ok, stdout, stderr) = cli(database_url, args);
+    assert!(ok, "{args:?} failed: {stderr}");
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("{args:?} printed non-JSON ({e}): {stdout}"))
+}
+
+async fn ingest_status(app: &common::TestApp, key: &str, id: &str) -> u16 {
+    app.http
+        .post(app.url("/v1/batch"))
+        .basic_auth(key, Some(""))
+        .json(&json!({"batch": [track("u", "e", id)]}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn project_create_prints_usable_keys_as_json() {
+    let app = spawn_app().await;
+    let created = cli_json(
+        &app.database_url,
+        &["project", "create", "--name", "Shop", "--json"],
+    );
+    let write_key = created["write_key"].as_str().unwrap();
+    assert!(created["project_id"].as_i64().unwrap() > 1);
+    assert!(created["secret_key"].as_str().unwrap().starts_with("pls_"));
+    assert_eq!(ingest_status(&app, write_key, "shop-1").await, 200);
+
+    let projects = cli_json(&app.database_url, &["project", "list", "--json"]);
+    assert_eq!(projects.as_array().unwrap().len(), 2);
+    let keys = cli_json(&app.database_url, &["key", "list", "--json"]);
+    let listing = keys.to_string();
+    assert!(
+        !listing.contains(write_key),
+        "a listing must never show a whole key"
+    );
+    assert_eq!(keys.as_array().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn revoked_keys_stop_working_at_once_and_rotation_swaps_keys() {
+    let app = spawn_app().await;
+    let url = &app.database_url;
+    let write_id = cli_json(url, &["key", "list", "--project", "1", "--json"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kind"] == "write")
+        .unwrap()["key_id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+
+    let extra = cli_json(
+        url,
+        &[
+            "key",
+            "create",
+            "--project",
+            "1",
+            "--kind",
+            "write",
+            "--json",
+        ],
+    );
+    let extra_key = extra["key"].as_str().unwrap().to_owned();
+    assert_eq!(ingest_status(&app, &extra_key, "r-1").await, 200);
+    let (ok, _, stderr) = cli(url, &["key", "revoke", &extra["key_id"].to_string()]);
+    assert!(ok, "{stderr}");
+    assert_eq!(ingest_status(&app, &extra_key, "r-2").await, 401);
+
+    let rotated = cli_json(url, &["key", "rotate", &write_id, "--json"]);
+    let new_key = rotated["key"].as_str().unwrap();
+    assert_eq!(ingest_status(&app, &app.keys.write_key, "r-3").await, 401);
+    assert_eq!(ingest_status(&app, new_key, "r-4").await, 200);
+    assert_eq!(app.events_total().await, 2);
+}
+
+#[tokio::test]
+async fn mistakes_are_explained() {
+    let app = spawn_app().await;
+    let (ok, _, stderr) = cli(&app.database_url, &["key", "revoke", "999"]);
+    assert!(!ok);
+    assert!(stderr.contains("there is no key 999"), "{stderr}");
+    let (ok, _, stderr) = cli(
+        &app.database_url,
+        &["key", "create", "--project", "42", "--kind", "write"],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("there is no project 42"), "{stderr}");
+    let (ok, _, stderr) = cli("mysql://nope", &["project", "list"]);
+    assert!(!ok);
+    assert!(stderr.contains("PULSELINE_DATABASE_URL"), "{stderr}");
+}

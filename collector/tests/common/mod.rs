@@ -1,0 +1,118 @@
+//! Test helpers: the collector on port 0 with a fresh SQLite file, and a client for it.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::PathBuf;
+
+use pulseline_collector::config::Config;
+use pulseline_collector::projects::ProjectKeys;
+use pulseline_collector::startup::{Application, ShutdownHandle};
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub struct TestApp {
+    pub base: String,
+    pub keys: ProjectKeys,
+    pub http: reqwest::Client,
+    pub dir: TempDir,
+    pub database_url: String,
+    pub shutdown: ShutdownHandle,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::for_tests(dir.path());
+    configure(&mut config);
+    let database_url = config.database_url.clone();
+    let app = Application::build(config).await.expect("app builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let keys = app
+        .bootstrap_keys()
+        .expect("a fresh database creates a default project");
+    let shutdown = app.shutdown_handle();
+    let task = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        base,
+        keys,
+        http: reqwest::Client::new(),
+        dir,
+        database_url,
+        shutdown,
+        task,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POST a JSON body to `path` with the write key as Basic user.
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .basic_auth(&self.keys.write_key, Some(""))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.keys.secret_key)
+            .send()
+            .await
+            .expect("request sent");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn events_total(&self) -> i64 {
+        let (status, body) = self.get_json("/api/v1/stats").await;
+        assert_eq!(status, 200, "{body}");
+        body["events_total"].as_i64().expect("events_total")
+    }
+
+    /// Every stored event, following the cursor to the end.
+    pub async fn all_events(&self, query: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let limit = if query.contains("limit=") {
+                ""
+            } else {
+                "&limit=1000"
+            };
+            let mut path = format!("/api/v1/events?x=1{limit}{query}");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let (status, body) = self.get_json(&path).await;
+            assert_eq!(status, 200, "{body}");
+            out.extend(body["events"].as_array().expect("events").iter().cloned());
+            match body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return out,
+            }
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("pulseline.db")
+    }
+}
+
+pub fn track(user: &str, event: &str, id: &str) -> Value {
+    serde_json::json!({
+        "type": "track", "userId": user, "event": event, "messageId": id,
+        "timestamp": "2026-11-22T10:00:00.000Z",
+        "properties": {"plan": "pro", "amount": 42.5, "flag": true}
+    })
+}
