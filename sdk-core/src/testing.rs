@@ -6,7 +6,7 @@
 use std::{
     collections::VecDeque,
     io::Read,
-    sync::{Arc, Mutex},
+    sync::{Arc, Condvar, Mutex},
     time::{Duration, Instant, SystemTime},
 };
 
@@ -24,6 +24,8 @@ pub struct RecordedRequest {
     pub gzip: bool,
     /// Bytes on the wire.
     pub wire_bytes: usize,
+    /// Bytes of the body before compression (what the collector's request limit measures).
+    pub body_bytes: usize,
     /// The status the transport answered with (`None` for a scripted transport error).
     pub status: Option<u16>,
 }
@@ -67,7 +69,7 @@ struct Recording {
 /// ```
 #[derive(Clone, Default)]
 pub struct RecordingTransport {
-    state: Arc<Mutex<Recording>>,
+    state: Arc<(Mutex<Recording>, Condvar)>,
 }
 
 impl std::fmt::Debug for RecordingTransport {
@@ -105,8 +107,20 @@ impl RecordingTransport {
             .collect()
     }
 
+    /// Blocks until at least `n` requests were made or `timeout` passed; returns whether they
+    /// were.
+    pub fn wait_for_requests(&self, n: usize, timeout: Duration) -> bool {
+        let guard = self.lock();
+        let (guard, _) = self
+            .state
+            .1
+            .wait_timeout_while(guard, timeout, |r| r.requests.len() < n)
+            .unwrap_or_else(|p| p.into_inner());
+        guard.requests.len() >= n
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Recording> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -120,6 +134,7 @@ impl Transport for RecordingTransport {
         } else {
             Ok(&request.body[..])
         };
+        let body_bytes = decoded.as_ref().map(|b| b.len()).unwrap_or(0);
         let body = decoded
             .ok()
             .and_then(|b| serde_json::from_slice(b).ok())
@@ -136,8 +151,11 @@ impl Transport for RecordingTransport {
             body,
             gzip: request.gzip,
             wire_bytes: request.body.len(),
+            body_bytes,
             status: answer.as_ref().ok().map(|r| r.status),
         });
+        drop(state);
+        self.state.1.notify_all();
         Box::pin(async move { answer })
     }
 }

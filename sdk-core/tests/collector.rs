@@ -1,0 +1,140 @@
+//! The client against the real collector, in process: N events in, N stored once, ids intact,
+//! also when a proxy between them loses responses and the client resends.
+
+mod support;
+
+use std::{collections::HashSet, time::Duration};
+
+use pulseline::{Alias, Client, FlushOutcome, Group, Identify, Page, Screen, Track, User};
+use serde_json::json;
+use support::{
+    Collector,
+    fault_server::{Fault, FaultServer},
+};
+
+fn client(host: &str, write_key: &str) -> Client {
+    support::init_tracing();
+    Client::builder(write_key)
+        .host(host)
+        .disk_buffer(None)
+        .max_batch_messages(250)
+        .retry_delays(Duration::from_millis(10), Duration::from_millis(200))
+        .build()
+        .unwrap()
+}
+
+fn capture(client: &Client, n: usize) -> Vec<String> {
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let user = User::id(format!("user-{}", i % 100));
+        let id = match i % 50 {
+            1 => client.identify(Identify::new(user).traits(json!({ "seq": i, "plan": "pro" }))),
+            2 => client.page(
+                Page::new(user)
+                    .name("Pricing")
+                    .properties(json!({ "seq": i, "path": "/pricing" })),
+            ),
+            3 => client.screen(
+                Screen::new(user)
+                    .name("Home")
+                    .properties(json!({ "seq": i })),
+            ),
+            4 => client.group(Group::new(user, "acme").traits(json!({ "seq": i }))),
+            5 => client.alias(Alias::new(format!("user-{}", i % 100), format!("anon-{i}"))),
+            _ => client.track(
+                Track::new(user, "order_completed")
+                    .properties(json!({ "seq": i, "amount": 42.5, "currency": "EUR" })),
+            ),
+        };
+        ids.push(id.unwrap().to_string());
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_is_stored_once_with_its_id_and_properties() {
+    let collector = Collector::start().await;
+    let client = client(&collector.url(), &collector.write_key);
+    let captured = capture(&client, 3_000);
+    assert_eq!(
+        client.flush_async(Duration::from_secs(30)).await,
+        FlushOutcome::Flushed
+    );
+    let stats = client.stats();
+    assert_eq!((stats.sent, stats.dropped.total()), (3_000, 0), "{stats:?}");
+
+    let events = collector.events().await;
+    assert_eq!(events.len(), 3_000);
+    let stored: HashSet<&str> = events
+        .iter()
+        .map(|e| e["messageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        stored,
+        captured.iter().map(String::as_str).collect::<HashSet<_>>()
+    );
+    let order = events
+        .iter()
+        .find(|e| e["messageId"] == captured[10].as_str())
+        .unwrap();
+    assert_eq!(order["type"], "track");
+    assert_eq!(order["event"], "order_completed");
+    assert_eq!(order["userId"], "user-10");
+    assert_eq!(order["properties"]["seq"], 10);
+    assert_eq!(order["properties"]["amount"], 42.5);
+    assert_eq!(collector.events_total().await, 3_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resends_after_lost_responses_are_stored_once() {
+    let collector = Collector::start().await;
+    let proxy = FaultServer::proxy(collector.url(), |i| {
+        if i % 3 == 1 {
+            Fault::CloseAfterRead
+        } else {
+            Fault::None
+        }
+    })
+    .await;
+    let client = client(&proxy.url(), &collector.write_key);
+    let captured = capture(&client, 2_000);
+    assert_eq!(
+        client.flush_async(Duration::from_secs(30)).await,
+        FlushOutcome::Flushed
+    );
+
+    let resent: usize = proxy.stored_counts().values().map(|n| n - 1).sum();
+    assert!(
+        resent > 0,
+        "the proxy lost responses, so the client resent batches"
+    );
+    let events = collector.events().await;
+    assert_eq!(
+        events.len(),
+        2_000,
+        "{resent} duplicate deliveries were stored once"
+    );
+    let stored: HashSet<&str> = events
+        .iter()
+        .map(|e| e["messageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(stored.len(), 2_000);
+    assert!(captured.iter().all(|id| stored.contains(id.as_str())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_write_key_is_dropped_as_a_client_error_not_retried() {
+    let collector = Collector::start().await;
+    let client = client(&collector.url(), "wk_not_a_real_key");
+    capture(&client, 10);
+    assert_eq!(
+        client.flush_async(Duration::from_secs(30)).await,
+        FlushOutcome::Flushed
+    );
+    let stats = client.stats();
+    assert_eq!(
+        (stats.sent, stats.dropped.client_error, stats.retried),
+        (0, 10, 0)
+    );
+    assert_eq!(collector.events_total().await, 0);
+}
