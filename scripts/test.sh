@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Pulseline's test command: ./scripts/test.sh  (CI runs it through .ci/run)
+#
+# Runs every check, in order, and stops at the first failure:
+#   rust: cargo fmt --all --check
+#         cargo clippy --workspace --all-targets -- -D warnings
+#         cargo test --workspace --no-fail-fast
+#   interop: pytest collector/tests/interop against the real debug binary
+#            (Segment's own Python SDK; schemathesis fuzzing /openapi.json)
+#
+# It installs what it needs when missing, and skips that quickly when present:
+#   .venv  python3 -m venv, with scripts/requirements-test.txt (reinstalled when that file changes)
+#
+# Environment:
+#   PULSELINE_TEST_ONLY=rust|interop  run one group of steps (default: all)
+#   PULSELINE_PYTEST_ARGS='-k gzip'   extra arguments for the interop pytest run
+#   PULSELINE_SCHEMATHESIS_SEED=N     replay a schemathesis run (its seed is printed)
+#
+# Adding a step: write a function below (a setup `ensure_*` or a check), then add one
+# `step GROUP "title" function` line to main(). Steps of a group not selected are skipped;
+# group `setup` always runs.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+ONLY=${PULSELINE_TEST_ONLY:-all}
+VENV=$ROOT/.venv
+REQUIREMENTS=$ROOT/scripts/requirements-test.txt
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+
+# Prefer rustup's toolchain: with Debian's rustc-web installed, /usr/bin/cargo is a different
+# compiler, and a minimal PATH would pick it silently.
+if [[ -x $HOME/.cargo/bin/cargo ]]; then
+    PATH=$HOME/.cargo/bin:$PATH
+fi
+# Tests talk only to loopback; never route that through a proxy from the environment.
+export NO_PROXY=127.0.0.1,localhost,::1 no_proxy=127.0.0.1,localhost,::1
+
+# ---------------------------------------------------------------------------------------------
+# Step bookkeeping: banners, timings, summary, fail fast.
+
+SUMMARY=()
+CURRENT=""
+CURRENT_START=0
+RUN_START=$(date +%s%N)
+
+now_ns() { date +%s%N; }
+
+seconds_since() { # start_ns -> "12.3s"
+    local ms=$((($(now_ns) - $1) / 1000000))
+    printf '%d.%01ds' $((ms / 1000)) $((ms % 1000 / 100))
+}
+
+step() { # group title function [args...]
+    local group=$1 title=$2
+    shift 2
+    if [[ $group != setup && $ONLY != all && $ONLY != "$group" ]]; then
+        SUMMARY+=("$(printf '  %-8s %-52s %s' skipped "$title" '')")
+        return
+    fi
+    printf '\n\033[1m==> [%s] %s\033[0m\n' "$group" "$title"
+    CURRENT=$title
+    CURRENT_START=$(now_ns)
+    "$@" # errexit is live here: a failing command ends the run through on_exit
+    SUMMARY+=("$(printf '  %-8s %-52s %s' ok "$title" "$(seconds_since "$CURRENT_START")")")
+    CURRENT=""
+}
+
+on_exit() {
+    local rc=$?
+    if [[ -n $CURRENT ]]; then
+        SUMMARY+=("$(printf '  %-8s %-52s %s' FAILED "$CURRENT" "$(seconds_since "$CURRENT_START")")")
+    fi
+    printf '\n\033[1m==> Summary (PULSELINE_TEST_ONLY=%s)\033[0m\n' "$ONLY"
+    printf '%s\n' "${SUMMARY[@]}"
+    printf '  total %s\n' "$(seconds_since "$RUN_START")"
+    if ((rc == 0)); then
+        printf '\033[1;32mAll steps passed.\033[0m\n'
+    else
+        printf '\033[1;31mFAILED: %s (exit %d)\033[0m\n' "${CURRENT:-setup}" "$rc"
+    fi
+    exit "$rc"
+}
+trap on_exit EXIT
+
+die() {
+    printf 'error: %s\n' "$*" >&2
+    exit 1
+}
+
+# ---------------------------------------------------------------------------------------------
+# Setup: install what is missing. Each is idempotent and quick when everything is present.
+
+ensure_rust_toolchain() {
+    command -v cargo >/dev/null || die "cargo not found: install rustup (stable) first"
+    if command -v rustup >/dev/null; then
+        local installed component
+        installed=$(rustup component list --installed)
+        for component in rustfmt clippy; do
+            if ! grep -q "^$component" <<<"$installed"; then
+                rustup component add "$component"
+            fi
+        done
+    fi
+    cargo --version
+}
+
+ensure_python_venv() {
+    # The stamp records what the venv was built from; a change to either rebuilds it.
+    local stamp=$VENV/.pulseline-requirements
+    local want
+    want="$(python3 --version 2>&1) $(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
+    if [[ -x $VENV/bin/python && -f $stamp && $(<"$stamp") == "$want" ]]; then
+        echo "up to date: $VENV ($want)"
+        return
+    fi
+    if [[ ! -x $VENV/bin/python ]] || ! "$VENV/bin/python" -c '' 2>/dev/null; then
+        rm -rf "$VENV"
+        if ! python3 -m venv "$VENV"; then
+            # Debian's python3 ships venv separately.
+            rm -rf "$VENV"
+            apt-get install -y python3-venv
+            python3 -m venv "$VENV"
+        fi
+    fi
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+        -r "$REQUIREMENTS"
+    echo "$want" >"$stamp"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Checks.
+
+rust_fmt() { cargo fmt --all --check; }
+
+rust_clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
+
+rust_tests() { cargo test --workspace --no-fail-fast; }
+
+build_collector() {
+    # The same command and features as rust_tests, so after it this is a no-op (a plain
+    # `cargo build` unifies features differently and would rebuild the binary, ~50 s).
+    cargo test --workspace --no-run
+    [[ -x $TARGET_DIR/debug/pulseline-collector ]] || die "no $TARGET_DIR/debug/pulseline-collector"
+}
+
+interop_tests() {
+    local -a extra=()
+    if [[ -n ${PULSELINE_PYTEST_ARGS:-} ]]; then
+        read -r -a extra <<<"$PULSELINE_PYTEST_ARGS"
+    fi
+    # No cache dir or bytecode in the work tree; the fixtures keep everything under pytest's tmp.
+    PULSELINE_COLLECTOR_BIN=$TARGET_DIR/debug/pulseline-collector \
+        PYTHONDONTWRITEBYTECODE=1 \
+        timeout --kill-after=30 900 \
+        "$VENV/bin/python" -m pytest collector/tests/interop -p no:cacheprovider -v -ra "${extra[@]}"
+}
+
+# ---------------------------------------------------------------------------------------------
+
+main() {
+    case $ONLY in
+    all | rust | interop) ;;
+    *) die "PULSELINE_TEST_ONLY must be rust or interop (or unset for all), not '$ONLY'" ;;
+    esac
+
+    step setup "Rust toolchain (rustfmt, clippy)" ensure_rust_toolchain
+    step rust "cargo fmt --all --check" rust_fmt
+    step rust "cargo clippy --workspace --all-targets -D warnings" rust_clippy
+    step rust "cargo test --workspace" rust_tests
+
+    step interop "Python venv (.venv, requirements-test.txt)" ensure_python_venv
+    step interop "build pulseline-collector (debug, as cargo test)" build_collector
+    step interop "interop tests (Segment SDK, schemathesis)" interop_tests
+}
+
+main "$@"
