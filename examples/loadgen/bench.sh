@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Ingest benchmark: durably acknowledged events/s of the collector on SQLite.
+#
+# Builds the collector and the load generator in release mode, then for each SQLite
+# synchronous mode starts the collector on a fresh temporary database (127.0.0.1, a free
+# port), runs pulseline-loadgen at each connection count with 100-event batches, and checks
+# that the stored count (GET /api/v1/stats) equals the acknowledged count, per run and at
+# the end. Prints a markdown table (and writes it to $OUT).
+#
+# Usage: examples/loadgen/bench.sh            # full run: ~2 × 4 × (20 + 3) s
+#   CONNS="8 32" SECONDS_PER_RUN=5 MODES=normal examples/loadgen/bench.sh   # quick
+#
+# Environment (all optional):
+#   CONNS            connection counts             (default "8 16 32 64")
+#   BATCH            events per request             (default 100)
+#   SECONDS_PER_RUN  measured seconds per run       (default 20)
+#   WARMUP           warm-up seconds per run        (default 3)
+#   MODES            PULSELINE_SQLITE_SYNCHRONOUS   (default "full normal")
+#   LOADGEN_ARGS     extra pulseline-loadgen flags  (e.g. "--gzip")
+#   OUT              markdown output file           (default target/loadgen-bench/results.md)
+#   KEEP_DB=1        keep the temporary databases
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+
+CONNS="${CONNS:-8 16 32 64}"
+BATCH="${BATCH:-100}"
+SECONDS_PER_RUN="${SECONDS_PER_RUN:-20}"
+WARMUP="${WARMUP:-3}"
+MODES="${MODES:-full normal}"
+LOADGEN_ARGS="${LOADGEN_ARGS:-}"
+OUT="${OUT:-$ROOT/target/loadgen-bench/results.md}"
+
+for tool in cargo jq curl; do
+    command -v "$tool" >/dev/null || { echo "bench.sh needs $tool on PATH" >&2; exit 2; }
+done
+
+echo "== building (release)" >&2
+cargo build --release --quiet -p pulseline-collector -p pulseline-loadgen
+TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)"
+COLLECTOR="$TARGET_DIR/release/pulseline-collector"
+LOADGEN="$TARGET_DIR/release/pulseline-loadgen"
+
+WORK="$(mktemp -d -t pulseline-bench.XXXXXX)"
+COLLECTOR_PID=""
+cleanup() {
+    if [[ -n "$COLLECTOR_PID" ]] && kill -0 "$COLLECTOR_PID" 2>/dev/null; then
+        kill -TERM "$COLLECTOR_PID" 2>/dev/null || true
+        wait "$COLLECTOR_PID" 2>/dev/null || true
+    fi
+    if [[ "${KEEP_DB:-0}" != 1 ]]; then rm -rf "$WORK"; else echo "kept $WORK" >&2; fi
+}
+trap cleanup EXIT
+
+# Starts the collector on a fresh database; sets COLLECTOR_PID, PORT, WRITE_KEY, SECRET_KEY.
+start_collector() {
+    local mode="$1" dir="$WORK/$1"
+    mkdir -p "$dir"
+    PULSELINE_DATABASE_URL="sqlite://$dir/pulseline.db" \
+    PULSELINE_LISTEN="127.0.0.1:0" \
+    PULSELINE_SQLITE_SYNCHRONOUS="$mode" \
+    PULSELINE_LOG="${PULSELINE_LOG:-warn}" \
+        "$COLLECTOR" serve >"$dir/stdout" 2>"$dir/stderr" &
+    COLLECTOR_PID=$!
+    for _ in $(seq 100); do
+        if grep -q '^Listening on ' "$dir/stdout" 2>/dev/null; then break; fi
+        kill -0 "$COLLECTOR_PID" 2>/dev/null || { cat "$dir/stderr" >&2; exit 1; }
+        sleep 0.1
+    done
+    PORT="$(sed -n 's/^Listening on http:\/\/[^:]*:\([0-9]*\).*/\1/p' "$dir/stdout")"
+    WRITE_KEY="$(sed -n 's/^ *write key: *\(plw_[^ ]*\).*/\1/p' "$dir/stdout")"
+    SECRET_KEY="$(sed -n 's/^ *secret key: *\([^ ]*\).*/\1/p' "$dir/stdout")"
+    if [[ -z "$PORT" || -z "$WRITE_KEY" || -z "$SECRET_KEY" ]]; then
+        echo "collector did not print its port and keys:" >&2
+        cat "$dir/stdout" "$dir/stderr" >&2
+        exit 1
+    fi
+    curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null
+}
+
+stop_collector() {
+    kill -TERM "$COLLECTOR_PID"
+    wait "$COLLECTOR_PID" || true
+    COLLECTOR_PID=""
+}
+
+mkdir -p "$(dirname "$OUT")"
+{
+    echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, $(uname -r); batch $BATCH events," \
+        "${SECONDS_PER_RUN} s measured after ${WARMUP} s warm-up${LOADGEN_ARGS:+, loadgen $LOADGEN_ARGS}."
+    echo
+    echo "| sync | conns | events/s | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | collector peak RSS MB | collector CPU | loadgen CPU | load1 before | stored = acked |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|"
+} >"$OUT"
+
+failed=0
+for mode in $MODES; do
+    start_collector "$mode"
+    echo "== synchronous=$mode: collector pid $COLLECTOR_PID on port $PORT" >&2
+    acked_total=0
+    for conns in $CONNS; do
+        load1="$(cut -d' ' -f1 /proc/loadavg)"
+        echo "-- $conns conns (load1 $load1)" >&2
+        # shellcheck disable=SC2086 # LOADGEN_ARGS is a list of flags
+        if ! json="$("$LOADGEN" --url "http://127.0.0.1:$PORT" --write-key "$WRITE_KEY" \
+            --secret-key "$SECRET_KEY" --pid "$COLLECTOR_PID" --conns "$conns" --batch "$BATCH" \
+            --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" --json $LOADGEN_ARGS)"; then
+            failed=1
+        fi
+        echo "$json" >>"$WORK/runs.jsonl"
+        echo "$json" | jq -c '{conns, events_per_s, requests_per_s, latency_ms, errors, io_errors, collector, loadgen_cpu_cores, verified}' >&2
+        acked_total=$((acked_total + $(echo "$json" | jq .acked_events_total)))
+        echo "$json" | jq -r --arg mode "$mode" --arg load1 "$load1" '
+            def r(n): (. * n | round) / n;
+            def errs: ([.errors | to_entries[] | "\(.key)×\(.value)"]
+                       + (if .io_errors > 0 then ["io×\(.io_errors)"] else [] end))
+                      | if length == 0 then "0" else join(" ") end;
+            "| \($mode) | \(.conns) | \(.events_per_s | round) | \(.requests_per_s | r(10)) " +
+            "| \(.latency_ms.p50 | r(10)) | \(.latency_ms.p90 | r(10)) | \(.latency_ms.p99 | r(10)) " +
+            "| \(.latency_ms.max | r(10)) | \(errs) | \(.collector.peak_rss_mb | r(10)) " +
+            "| \(.collector.cpu_cores // 0 | r(100)) | \(.loadgen_cpu_cores // 0 | r(100)) " +
+            "| \($load1) | \(if .verified then "yes" else "NO" end) |"' >>"$OUT"
+    done
+    stored="$(curl -fsS -H "Authorization: Bearer $SECRET_KEY" "http://127.0.0.1:$PORT/api/v1/stats" | jq .events_total)"
+    hwm="$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$COLLECTOR_PID/status")"
+    db_mb="$(du -sm "$WORK/$mode" | cut -f1)"
+    stop_collector
+    if [[ "$stored" == "$acked_total" ]]; then verdict="equal"; else verdict="DIFFERENT"; failed=1; fi
+    echo "synchronous=$mode: stored events_total $stored, acknowledged $acked_total: $verdict; collector VmHWM $hwm MB; database $db_mb MB" \
+        | tee -a "$WORK/summary" >&2
+done
+
+{
+    echo
+    sed 's/^/- /' "$WORK/summary"
+} >>"$OUT"
+echo >&2
+cat "$OUT"
+exit "$failed"
