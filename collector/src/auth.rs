@@ -4,9 +4,16 @@ use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use chrono::SecondsFormat;
+use governor::clock::Clock as _;
+
 use crate::domain::{KeyHash, KeyKind};
 use crate::error::ApiError;
-use crate::store::{KeyRecord, Store};
+use crate::state::AppState;
+use crate::store::{KeyRecord, Store, next_month_start};
 
 /// The key a request presents in its headers: HTTP Basic with the key as user name (Segment's
 /// convention; a key in the password with an empty user is accepted too), or Bearer.
@@ -50,15 +57,86 @@ pub async fn authenticate(
     presented: Option<&str>,
     required: KeyKind,
 ) -> Result<KeyRecord, ApiError> {
-    let Some(presented) = presented else {
-        return Err(ApiError::Unauthorized(match required {
-            KeyKind::Write => "missing write key: send it as the HTTP Basic user name \
-                (curl -u KEY:), as Authorization: Bearer KEY, or as \"writeKey\" in the body"
-                .into(),
-            KeyKind::Secret => "missing secret key: send Authorization: Bearer SECRET_KEY".into(),
-        }));
+    let presented = presented.ok_or_else(|| missing(required))?;
+    usable(store.find_key(&KeyHash::of(presented)).await?, required)
+}
+
+/// The rate limiter of write keys: events per second, per key, in this process.
+pub type KeyRateLimiter = governor::DefaultKeyedRateLimiter<i64>;
+
+/// Admits `events` messages for ingest: a usable write key, within its rate limit, and its
+/// project within this month's quota. One database query.
+pub async fn admit_ingest(
+    state: &AppState,
+    presented: Option<&str>,
+    events: usize,
+) -> Result<KeyRecord, ApiError> {
+    let presented = presented.ok_or_else(|| missing(KeyKind::Write))?;
+    let now = state.clock.now();
+    let found = state.store.find_key_with_quota(&KeyHash::of(presented), now).await?;
+    let (key, quota) = match found {
+        Some((key, quota)) => (Some(key), Some(quota)),
+        None => (None, None),
     };
-    let Some(key) = store.find_key(&KeyHash::of(presented)).await? else {
+    let key = usable(key, KeyKind::Write)?;
+
+    if let Some(limiter) = &state.rate_limiter {
+        let n = NonZeroU32::new(u32::try_from(events).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
+        match limiter.check_key_n(&key.id, n) {
+            Ok(Ok(())) => {}
+            Ok(Err(not_until)) => {
+                metrics::counter!("pulseline_ingest_rate_limited_total").increment(1);
+                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+                return Err(ApiError::TooManyRequests {
+                    message: format!(
+                        "this write key is over its rate limit of {} events/s \
+                         (PULSELINE_RATE_LIMIT_EVENTS_PER_SEC); retry after the Retry-After delay",
+                        state.limits_rate_per_sec
+                    ),
+                    retry_after: wait.max(Duration::from_secs(1)),
+                });
+            }
+            Err(_) => {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "{events} events in one request exceed this key's burst allowance \
+                     (PULSELINE_RATE_LIMIT_BURST): send smaller batches"
+                )));
+            }
+        }
+    }
+
+    if let Some(quota) = quota
+        && let Some(limit) = quota.events_per_month
+        && quota.used_this_month >= limit
+    {
+        metrics::counter!("pulseline_ingest_quota_exceeded_total").increment(1);
+        let resets = next_month_start(now);
+        return Err(ApiError::TooManyRequests {
+            message: format!(
+                "project {} has used its monthly quota of {limit} events (plan '{}'); it resets \
+                 at {}. Raise it with `pulseline-collector project set-plan {} PLAN`",
+                key.project_id,
+                quota.plan,
+                resets.to_rfc3339_opts(SecondsFormat::Secs, true),
+                key.project_id
+            ),
+            retry_after: (resets - now).to_std().unwrap_or(Duration::from_secs(60)),
+        });
+    }
+    Ok(key)
+}
+
+fn missing(required: KeyKind) -> ApiError {
+    ApiError::Unauthorized(match required {
+        KeyKind::Write => "missing write key: send it as the HTTP Basic user name \
+            (curl -u KEY:), as Authorization: Bearer KEY, or as \"writeKey\" in the body"
+            .into(),
+        KeyKind::Secret => "missing secret key: send Authorization: Bearer SECRET_KEY".into(),
+    })
+}
+
+fn usable(key: Option<KeyRecord>, required: KeyKind) -> Result<KeyRecord, ApiError> {
+    let Some(key) = key else {
         return Err(ApiError::Unauthorized(format!(
             "unknown {required} key: check for a copy/paste error, or create one with \
              `pulseline-collector key create --project ID --kind {required}`"

@@ -32,6 +32,13 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Manage plans: monthly event quotas and retention.
+    Plan {
+        #[command(subcommand)]
+        action: PlanAction,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Manage write and secret keys.
     Key {
         #[command(subcommand)]
@@ -54,6 +61,9 @@ enum ProjectAction {
     Create {
         #[arg(long)]
         name: String,
+        /// The project's plan (see `plan list`).
+        #[arg(long, env = "PULSELINE_DEFAULT_PLAN", default_value = "unlimited")]
+        plan: String,
         /// Print one JSON object: project_id, name, write_key, secret_key.
         #[arg(long)]
         json: bool,
@@ -63,6 +73,38 @@ enum ProjectAction {
         #[arg(long)]
         json: bool,
     },
+    /// Move a project to another plan; its quota and retention change at once.
+    SetPlan { project_id: i64, plan: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum PlanAction {
+    /// List plans.
+    List,
+    /// Create or change a plan.
+    Set {
+        name: String,
+        /// Events per calendar month (UTC), or `unlimited`.
+        #[arg(long, value_parser = parse_limit)]
+        events_per_month: Limit,
+        /// Days of data kept, or `forever`.
+        #[arg(long, value_parser = parse_limit)]
+        retention_days: Limit,
+    },
+}
+
+/// A plan limit: a positive number, or no limit (`unlimited` / `forever`).
+#[derive(Debug, Clone, Copy)]
+struct Limit(Option<i64>);
+
+fn parse_limit(s: &str) -> Result<Limit, String> {
+    match s {
+        "unlimited" | "forever" | "none" => Ok(Limit(None)),
+        n => match n.parse::<i64>() {
+            Ok(v) if v > 0 => Ok(Limit(Some(v))),
+            _ => Err(format!("expected a positive number or 'unlimited', got '{n}'")),
+        },
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +142,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve(config)) => serve(*config).await,
         Some(Command::Project { action, db }) => project(action, &open(&db).await?).await,
         Some(Command::Key { action, db }) => key(action, &open(&db).await?).await,
+        Some(Command::Plan { action, db }) => plan(action, &open(&db).await?).await,
     }
 }
 
@@ -143,12 +186,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 async fn project(action: ProjectAction, store: &Store) -> anyhow::Result<()> {
     match action {
-        ProjectAction::Create { name, json } => {
+        ProjectAction::Create { name, plan, json } => {
             let name = name.trim();
             if name.is_empty() {
                 bail!("--name must not be empty");
             }
-            let keys = projects::create_project(store, name, Utc::now()).await?;
+            let keys = projects::create_project(store, name, &plan, Utc::now()).await?;
             if json {
                 println!("{}", serde_json::to_string(&keys)?);
             } else {
@@ -163,7 +206,7 @@ async fn project(action: ProjectAction, store: &Store) -> anyhow::Result<()> {
             if json {
                 let rows: Vec<_> = projects
                     .iter()
-                    .map(|p| serde_json::json!({"project_id": p.id, "name": p.name, "created_at": p.created_at}))
+                    .map(|p| serde_json::json!({"project_id": p.id, "name": p.name, "plan": p.plan, "created_at": p.created_at}))
                     .collect();
                 println!("{}", serde_json::to_string(&rows)?);
             } else {
@@ -177,6 +220,43 @@ async fn project(action: ProjectAction, store: &Store) -> anyhow::Result<()> {
                     );
                 }
             }
+        }
+        ProjectAction::SetPlan { project_id, plan } => {
+            if !store.set_project_plan(project_id, &plan).await? {
+                bail!("there is no project {project_id}: see `pulseline-collector project list`");
+            }
+            println!("Project {project_id} is now on plan {plan}.");
+        }
+    }
+    Ok(())
+}
+
+async fn plan(action: PlanAction, store: &Store) -> anyhow::Result<()> {
+    let show = |n: Option<i64>, none: &str| n.map_or_else(|| none.to_owned(), |v| v.to_string());
+    match action {
+        PlanAction::List => {
+            println!("{:<12} {:>16} {:>15}", "PLAN", "EVENTS/MONTH", "RETENTION DAYS");
+            for p in store.list_plans().await? {
+                println!(
+                    "{:<12} {:>16} {:>15}",
+                    p.name,
+                    show(p.events_per_month, "unlimited"),
+                    show(p.retention_days, "forever")
+                );
+            }
+        }
+        PlanAction::Set { name, events_per_month, retention_days } => {
+            let plan = crate::store::Plan {
+                name: name.clone(),
+                events_per_month: events_per_month.0,
+                retention_days: retention_days.0,
+            };
+            store.upsert_plan(&plan).await?;
+            println!(
+                "Plan {name}: {} events/month, kept {} days.",
+                show(plan.events_per_month, "unlimited"),
+                show(plan.retention_days, "forever")
+            );
         }
     }
     Ok(())

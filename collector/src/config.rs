@@ -63,6 +63,19 @@ pub struct Config {
         default_value_t
     )]
     pub sqlite_synchronous: SqliteSynchronous,
+    /// Plan of projects created without one (`unlimited`, `free`, `pro`, `agency`, or your own).
+    #[arg(long, env = "PULSELINE_DEFAULT_PLAN", default_value = "unlimited")]
+    pub default_plan: String,
+    /// Events per second one write key may send, sustained (0: no limit). Per replica.
+    #[arg(long, env = "PULSELINE_RATE_LIMIT_EVENTS_PER_SEC", default_value_t = 0)]
+    pub rate_limit_events_per_sec: u32,
+    /// Events one write key may send at once above the sustained rate (at least the batch
+    /// limit; 0: twice the rate).
+    #[arg(long, env = "PULSELINE_RATE_LIMIT_BURST", default_value_t = 0)]
+    pub rate_limit_burst: u32,
+    /// Seconds between maintenance passes (retention, partitions).
+    #[arg(long, env = "PULSELINE_MAINTENANCE_INTERVAL_SECS", default_value_t = 3600)]
+    pub maintenance_interval_secs: u64,
     /// Seconds to let in-flight requests and commits finish after SIGTERM/SIGINT.
     #[arg(long, env = "PULSELINE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
@@ -73,11 +86,20 @@ pub struct Config {
 impl Config {
     /// A fresh SQLite database in `dir`, listening on an ephemeral loopback port.
     pub fn for_tests(dir: &Path) -> Self {
+        Self::for_tests_with_database(format!("sqlite://{}", dir.join("pulseline.db").display()))
+    }
+
+    /// Test settings on the given database (e.g. a fresh PostgreSQL database).
+    pub fn for_tests_with_database(database_url: String) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            database_url: format!("sqlite://{}", dir.join("pulseline.db").display()),
+            database_url,
             sqlite_synchronous: SqliteSynchronous::Normal,
             shutdown_grace_secs: 5,
+            default_plan: "unlimited".to_owned(),
+            rate_limit_events_per_sec: 0,
+            rate_limit_burst: 0,
+            maintenance_interval_secs: 3600,
             limits: Limits::default(),
         }
     }

@@ -30,6 +30,12 @@ pub enum ApiError {
         /// Per-message details, for a batch none of whose messages were valid.
         rejected: Vec<crate::ingest::Rejected>,
     },
+    /// A rate limit or quota: the client should slow down or wait for the reset.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after: Duration,
+    },
     #[error("{message}")]
     Overloaded {
         message: String,
@@ -70,6 +76,7 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             Self::Unprocessable { .. } => (StatusCode::BAD_REQUEST, "invalid_messages"),
+            Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Self::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Self::StorageUnavailable { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
@@ -92,7 +99,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         let retry_after = match &self {
-            Self::Overloaded { retry_after, .. } | Self::StorageUnavailable { retry_after, .. } => {
+            Self::Overloaded { retry_after, .. }
+            | Self::TooManyRequests { retry_after, .. }
+            | Self::StorageUnavailable { retry_after, .. } => {
                 Some(retry_after.as_secs().max(1))
             }
             _ => None,

@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod ingest;
+pub mod maintenance;
 pub mod projects;
 pub mod routes;
 pub mod startup;

@@ -18,6 +18,7 @@ pub struct ProjectKeys {
 pub async fn create_project(
     store: &Store,
     name: &str,
+    plan: &str,
     now: DateTime<Utc>,
 ) -> Result<ProjectKeys, StoreError> {
     let write = PlainKey::generate(KeyKind::Write);
@@ -25,6 +26,7 @@ pub async fn create_project(
     let project_id = store
         .create_project(
             name,
+            plan,
             (&write.hash(), &write.display_prefix()),
             (&secret.hash(), &secret.display_prefix()),
             now,

@@ -9,7 +9,11 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use std::num::NonZeroU32;
+
+use crate::auth::KeyRateLimiter;
 use crate::clock::{Clock, SystemClock};
+use crate::maintenance;
 use crate::config::Config;
 use crate::ingest::spawn_writer;
 use crate::projects::{ProjectKeys, create_project};
@@ -27,6 +31,7 @@ pub struct Application {
     port: u16,
     state: AppState,
     writer: JoinHandle<()>,
+    maintenance: JoinHandle<()>,
     bootstrap: Option<ProjectKeys>,
     stop: Arc<Notify>,
     grace: Duration,
@@ -51,8 +56,12 @@ impl Application {
         let store = Store::open(&config.database_url, config.sqlite_synchronous)
             .await
             .with_context(|| format!("opening the database at {}", config.database_url))?;
+        store.prepare_partitions(clock.now()).await?;
         let bootstrap = if store.count_projects().await? == 0 {
-            Some(create_project(&store, DEFAULT_PROJECT_NAME, clock.now()).await?)
+            let keys = create_project(&store, DEFAULT_PROJECT_NAME, &config.default_plan, clock.now())
+                .await
+                .with_context(|| format!("creating the default project (PULSELINE_DEFAULT_PLAN={})", config.default_plan))?;
+            Some(keys)
         } else {
             None
         };
@@ -61,18 +70,27 @@ impl Application {
             .with_context(|| format!("binding {} (PULSELINE_LISTEN)", config.listen))?;
         let port = listener.local_addr()?.port();
         let (queue, writer) = spawn_writer(store.clone(), config.limits.max_queued_events);
+        let rate_limiter = rate_limiter(&config)?;
+        let maintenance = maintenance::spawn(
+            store.clone(),
+            Arc::clone(&clock),
+            Duration::from_secs(config.maintenance_interval_secs),
+        );
         let state = AppState {
             store,
             queue,
             clock,
             limits: Arc::new(config.limits),
             metrics: metrics_handle(),
+            rate_limiter,
+            limits_rate_per_sec: config.rate_limit_events_per_sec,
         };
         Ok(Self {
             listener,
             port,
             state,
             writer,
+            maintenance,
             bootstrap,
             stop: Arc::new(Notify::new()),
             grace: Duration::from_secs(config.shutdown_grace_secs),
@@ -99,6 +117,7 @@ impl Application {
             listener,
             state,
             writer,
+            maintenance,
             stop,
             grace,
             ..
@@ -126,6 +145,7 @@ impl Application {
             result = server => result.context("serving HTTP")?,
             () = deadline => tracing::warn!(?grace, "grace period over; dropping open connections"),
         }
+        maintenance.abort();
         // Every request handle is gone now, so the writer drains its queue and stops.
         if let Err(e) = writer.await {
             tracing::error!(error = %e, "ingest writer failed");
@@ -134,6 +154,27 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The per-write-key limiter, if a rate is configured. The burst must fit a whole batch.
+fn rate_limiter(config: &Config) -> anyhow::Result<Option<Arc<KeyRateLimiter>>> {
+    let Some(rate) = NonZeroU32::new(config.rate_limit_events_per_sec) else {
+        return Ok(None);
+    };
+    let burst = match config.rate_limit_burst {
+        0 => rate.saturating_mul(NonZeroU32::MIN.saturating_add(1)),
+        b => NonZeroU32::new(b).unwrap_or(rate),
+    };
+    let max_batch = u32::try_from(config.limits.max_batch_messages).unwrap_or(u32::MAX);
+    if burst.get() < max_batch {
+        anyhow::bail!(
+            "PULSELINE_RATE_LIMIT_BURST ({burst}) is below PULSELINE_MAX_BATCH_MESSAGES \
+             ({max_batch}): a full batch could never be admitted; raise the burst"
+        );
+    }
+    Ok(Some(Arc::new(governor::RateLimiter::keyed(
+        governor::Quota::per_second(rate).allow_burst(burst),
+    ))))
 }
 
 async fn stop_requested(stop: &Notify) {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::auth::KeyRateLimiter;
 use crate::clock::Clock;
 use crate::config::Limits;
 use crate::ingest::IngestQueue;
@@ -16,4 +17,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub limits: Arc<Limits>,
     pub metrics: PrometheusHandle,
+    /// `None` when PULSELINE_RATE_LIMIT_EVENTS_PER_SEC is 0.
+    pub rate_limiter: Option<Arc<KeyRateLimiter>>,
+    /// The configured rate, for error messages.
+    pub limits_rate_per_sec: u32,
 }

@@ -8,20 +8,19 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+mod common;
+
 struct Collector {
     child: Child,
     base: String,
     keys: Option<(String, String)>,
 }
 
-fn start(dir: &std::path::Path) -> Collector {
+fn start(database_url: &str) -> Collector {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
         .arg("serve")
         .env("PULSELINE_LISTEN", "127.0.0.1:0")
-        .env(
-            "PULSELINE_DATABASE_URL",
-            format!("sqlite://{}", dir.join("crash.db").display()),
-        )
+        .env("PULSELINE_DATABASE_URL", database_url)
         .env("PULSELINE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -51,7 +50,8 @@ fn start(dir: &std::path::Path) -> Collector {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_acknowledged_batch_survives_sigkill_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
-    let mut first = start(dir.path());
+    let database_url = common::fresh_database_url(dir.path()).await;
+    let mut first = start(&database_url);
     let (write_key, secret_key) = first.keys.clone().expect("first start prints keys");
     let http = reqwest::Client::new();
 
@@ -91,7 +91,7 @@ async fn every_acknowledged_batch_survives_sigkill_exactly_once() {
         acked.len()
     );
 
-    let mut second = start(dir.path());
+    let mut second = start(&database_url);
     assert!(
         second.keys.is_none(),
         "a restart must not create another project"

@@ -519,11 +519,12 @@ async fn a_failing_database_answers_503_and_loses_nothing_acknowledged() {
     );
 
     // Make every insert fail, as a full disk or a broken volume would.
-    let db = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
-    sqlx::query("CREATE TRIGGER fail_inserts BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
-        .execute(&db)
-        .await
-        .unwrap();
+    if common::on_postgres() {
+        app.exec_sql("CREATE FUNCTION fail_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk I/O error'; END $$").await;
+        app.exec_sql("CREATE TRIGGER fail_inserts BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION fail_insert()").await;
+    } else {
+        app.exec_sql("CREATE TRIGGER fail_inserts BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END").await;
+    }
     let resp = app
         .post("/v1/batch", &json!({"batch": [track("u", "e", "during")]}))
         .await;
@@ -536,10 +537,11 @@ async fn a_failing_database_answers_503_and_loses_nothing_acknowledged() {
         "internals leaked: {body}"
     );
 
-    sqlx::query("DROP TRIGGER fail_inserts")
-        .execute(&db)
-        .await
-        .unwrap();
+    if common::on_postgres() {
+        app.exec_sql("DROP TRIGGER fail_inserts ON events").await;
+    } else {
+        app.exec_sql("DROP TRIGGER fail_inserts").await;
+    }
     assert_eq!(
         app.post("/v1/batch", &json!({"batch": [track("u", "e", "during")]}))
             .await
@@ -622,10 +624,6 @@ async fn graceful_shutdown_finishes_in_flight_commits() {
     app.task.await.unwrap().unwrap();
     assert!(acked > 0);
 
-    let db = sqlx::SqlitePool::connect(&app.database_url).await.unwrap();
-    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let stored = common::query_i64(&app.database_url, "SELECT COUNT(*) FROM events").await;
     assert!(stored >= acked, "acknowledged {acked}, stored {stored}");
 }

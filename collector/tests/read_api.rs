@@ -140,10 +140,8 @@ async fn operations_endpoints() {
 #[tokio::test]
 async fn one_projects_keys_never_see_another_projects_events() {
     let app = spawn_app().await;
-    let db = pulseline_collector::store::Store::open(&app.database_url, Default::default())
-        .await
-        .unwrap();
-    let other = pulseline_collector::projects::create_project(&db, "Other", chrono::Utc::now())
+    let db = app.store().await;
+    let other = pulseline_collector::projects::create_project(&db, "Other", "unlimited", chrono::Utc::now())
         .await
         .unwrap();
     assert_eq!(

@@ -46,6 +46,8 @@ pub struct Stats {
     pub project_id: i64,
     /// Events stored for the project (duplicates are not counted).
     pub events_total: i64,
+    /// Events stored this calendar month (UTC), what the plan's quota counts.
+    pub events_this_month: i64,
 }
 
 /// List stored events, newest first.
@@ -126,9 +128,14 @@ pub async fn stats(
     )
     .await?;
     let events_total = state.store.events_total(key.project_id).await?;
+    let events_this_month = state
+        .store
+        .usage_this_month(key.project_id, state.clock.now())
+        .await?;
     Ok(Json(Stats {
         project_id: key.project_id,
         events_total,
+        events_this_month,
     }))
 }
 

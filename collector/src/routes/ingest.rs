@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use crate::auth::{authenticate, key_from_headers};
-use crate::domain::{KeyKind, Message, MessageType};
+use crate::auth::{admit_ingest, key_from_headers};
+use crate::domain::{Message, MessageType};
 use crate::error::{ApiError, ErrorBody};
 use crate::ingest::{Rejected, decode_body};
 use crate::state::AppState;
@@ -103,6 +103,7 @@ struct SingleEnvelope<'a> {
         (status = 403, description = "A secret key was used to ingest", body = ErrorBody),
         (status = 413, description = "Body or batch too large", body = ErrorBody),
         (status = 415, description = "Unsupported Content-Type or Content-Encoding", body = ErrorBody),
+        (status = 429, description = "Rate limit or monthly quota reached; see Retry-After", body = ErrorBody),
         (status = 503, description = "Overloaded or storage unavailable; see Retry-After", body = ErrorBody),
     ),
     security(("basic" = []), ("bearer" = []))
@@ -113,10 +114,6 @@ pub async fn batch(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngestResponse>, ApiError> {
     let header_key = key_from_headers(&headers)?;
-    let project = match &header_key {
-        Some(k) => Some(authenticate(&state.store, Some(k), KeyKind::Write).await?),
-        None => None,
-    };
     let body = decode_body(
         &headers,
         body.map_err(body_rejection(&state))?,
@@ -127,10 +124,7 @@ pub async fn batch(
             "body is not a valid batch ({e}): expected {{\"batch\": [message, ...]}}"
         ))
     })?;
-    let project = match project {
-        Some(p) => p,
-        None => authenticate(&state.store, envelope.write_key.as_deref(), KeyKind::Write).await?,
-    };
+    let presented = header_key.as_deref().or(envelope.write_key.as_deref());
     if envelope.batch.is_empty() {
         return Err(ApiError::BadRequest(
             "'batch' is empty: send at least one message".into(),
@@ -143,7 +137,8 @@ pub async fn batch(
             state.limits.max_batch_messages
         )));
     }
-    store(&state, project.project_id, &envelope.batch, None).await
+    let key = admit_ingest(&state, presented, envelope.batch.len()).await?;
+    store(&state, key.project_id, &envelope.batch, None).await
 }
 
 /// The single-message endpoints, one per type.
@@ -160,6 +155,7 @@ macro_rules! single_endpoint {
                 (status = 403, description = "A secret key was used to ingest", body = ErrorBody),
                 (status = 413, description = "Body too large", body = ErrorBody),
                 (status = 415, description = "Unsupported Content-Type or Content-Encoding", body = ErrorBody),
+                (status = 429, description = "Rate limit or monthly quota reached; see Retry-After", body = ErrorBody),
                 (status = 503, description = "Overloaded or storage unavailable; see Retry-After", body = ErrorBody),
             ),
             security(("basic" = []), ("bearer" = []))
@@ -213,10 +209,6 @@ async fn single(
     kind: MessageType,
 ) -> Result<Json<IngestResponse>, ApiError> {
     let header_key = key_from_headers(&headers)?;
-    let project = match &header_key {
-        Some(k) => Some(authenticate(&state.store, Some(k), KeyKind::Write).await?),
-        None => None,
-    };
     let body = decode_body(
         &headers,
         body.map_err(body_rejection(&state))?,
@@ -229,11 +221,9 @@ async fn single(
     })?;
     let envelope: SingleEnvelope<'_> = serde_json::from_str(raw.get())
         .map_err(|_| ApiError::BadRequest("body must be a JSON object (one message)".into()))?;
-    let project = match project {
-        Some(p) => p,
-        None => authenticate(&state.store, envelope.write_key.as_deref(), KeyKind::Write).await?,
-    };
-    store(&state, project.project_id, &[raw], Some(kind)).await
+    let presented = header_key.as_deref().or(envelope.write_key.as_deref());
+    let key = admit_ingest(&state, presented, 1).await?;
+    store(&state, key.project_id, &[raw], Some(kind)).await
 }
 
 /// Validates every message, commits the valid ones, and reports the rest.

@@ -1,12 +1,14 @@
 //! Storage. One `Store` value per process; backends behave the same (SQLite now, PostgreSQL
 //! next). Callers never see SQL.
 
+mod postgres;
 mod sqlite;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
 
 use crate::config::SqliteSynchronous;
 use crate::domain::{KeyHash, KeyKind, Message, ProjectId};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,10 +19,12 @@ pub enum StoreError {
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(
-        "unsupported PULSELINE_DATABASE_URL '{0}': use sqlite://path/to/file.db \
-         (PostgreSQL support is not in this build)"
+        "unsupported PULSELINE_DATABASE_URL '{0}': use sqlite://path/to/file.db or \
+         postgres://user:password@host:5432/database"
     )]
     UnsupportedUrl(String),
+    #[error("there is no plan '{0}': see `pulseline-collector plan list`")]
+    UnknownPlan(String),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -44,7 +48,31 @@ pub struct KeyRecord {
 pub struct ProjectRecord {
     pub id: ProjectId,
     pub name: String,
+    pub plan: String,
     pub created_at: DateTime<Utc>,
+}
+
+/// What a project may send per month and how long its data is kept (`None`: no limit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub name: String,
+    pub events_per_month: Option<i64>,
+    pub retention_days: Option<i64>,
+}
+
+/// A project's plan and what it has used this month, read with its key on every ingest.
+#[derive(Debug, Clone)]
+pub struct Quota {
+    pub plan: String,
+    pub events_per_month: Option<i64>,
+    pub used_this_month: i64,
+}
+
+/// What one retention pass removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub events_deleted: u64,
+    pub partitions_dropped: u64,
 }
 
 /// One request's messages, committed together with others in one transaction.
@@ -81,6 +109,17 @@ pub struct EventQuery {
 #[derive(Debug, Clone)]
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+/// Calls the same method on whichever backend this is.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Store::Sqlite(s) => s.$method($($arg),*).await,
+            Store::Postgres(s) => s.$method($($arg),*).await,
+        }
+    };
 }
 
 impl Store {
@@ -92,45 +131,112 @@ impl Store {
         if url.starts_with("sqlite:") {
             let store = SqliteStore::open(url, sqlite_synchronous).await?;
             Ok(Self::Sqlite(store))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Self::Postgres(PostgresStore::open(url).await?))
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
         }
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => s.ping().await,
-        }
+        dispatch!(self.ping())
     }
 
     pub async fn close(&self) {
-        match self {
-            Self::Sqlite(s) => s.close().await,
-        }
+        dispatch!(self.close())
     }
 
     pub async fn count_projects(&self) -> Result<i64, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.count_projects().await,
-        }
+        dispatch!(self.count_projects())
     }
 
     pub async fn list_projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.list_projects().await,
-        }
+        dispatch!(self.list_projects())
     }
 
     /// Creates a project with one write key and one secret key, in one transaction.
     pub async fn create_project(
         &self,
         name: &str,
+        plan: &str,
         write_key: (&KeyHash, &str),
         secret_key: (&KeyHash, &str),
         now: DateTime<Utc>,
     ) -> Result<ProjectId, StoreError> {
+        if self.plan(plan).await?.is_none() {
+            return Err(StoreError::UnknownPlan(plan.to_owned()));
+        }
+        dispatch!(self.create_project(name, plan, write_key, secret_key, now))
+    }
+
+    pub async fn plan(&self, name: &str) -> Result<Option<Plan>, StoreError> {
+        Ok(self.list_plans().await?.into_iter().find(|p| p.name == name))
+    }
+
+    pub async fn list_plans(&self) -> Result<Vec<Plan>, StoreError> {
+        dispatch!(self.list_plans())
+    }
+
+    /// Creates or changes a plan; projects on it follow at once.
+    pub async fn upsert_plan(&self, plan: &Plan) -> Result<(), StoreError> {
+        dispatch!(self.upsert_plan(plan))
+    }
+
+    /// `false` if there is no such project.
+    pub async fn set_project_plan(
+        &self,
+        project_id: ProjectId,
+        plan: &str,
+    ) -> Result<bool, StoreError> {
+        if self.plan(plan).await?.is_none() {
+            return Err(StoreError::UnknownPlan(plan.to_owned()));
+        }
+        dispatch!(self.set_project_plan(project_id, plan))
+    }
+
+    /// The key with its project's quota for the month of `now`. One query per request.
+    pub async fn find_key_with_quota(
+        &self,
+        hash: &KeyHash,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(KeyRecord, Quota)>, StoreError> {
+        let month = month_of(now);
+        dispatch!(self.find_key_with_quota(hash, &month))
+    }
+
+    /// Events newly stored for the project in the month of `now`.
+    pub async fn usage_this_month(
+        &self,
+        project_id: ProjectId,
+        now: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let month = month_of(now);
+        dispatch!(self.usage_this_month(project_id, &month))
+    }
+
+    /// Hourly event counts of one event name (`$page`, `$identify`… for other types) between
+    /// `from` and `to`, from the rollups maintained at ingest.
+    pub async fn hourly_counts(
+        &self,
+        project_id: ProjectId,
+        name: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, i64)>, StoreError> {
+        dispatch!(self.hourly_counts(project_id, name, millis(from), millis(to)))
+    }
+
+    /// Removes what is older than each project's plan allows. On PostgreSQL only one replica
+    /// runs a pass at a time (an advisory lock); the others return an empty report.
+    pub async fn apply_retention(&self, now: DateTime<Utc>) -> Result<RetentionReport, StoreError> {
+        dispatch!(self.apply_retention(millis(now)))
+    }
+
+    /// Creates the storage the next days need (PostgreSQL: daily partitions). Idempotent.
+    pub async fn prepare_partitions(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
         match self {
-            Self::Sqlite(s) => s.create_project(name, write_key, secret_key, now).await,
+            Store::Sqlite(_) => Ok(()),
+            Store::Postgres(s) => s.prepare_partitions(now).await,
         }
     }
 
@@ -142,24 +248,18 @@ impl Store {
         prefix: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.create_key(project_id, kind, hash, prefix, now).await,
-        }
+        dispatch!(self.create_key(project_id, kind, hash, prefix, now))
     }
 
     pub async fn find_key(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.find_key(hash).await,
-        }
+        dispatch!(self.find_key(hash))
     }
 
     pub async fn list_keys(
         &self,
         project_id: Option<ProjectId>,
     ) -> Result<Vec<KeyRecord>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.list_keys(project_id).await,
-        }
+        dispatch!(self.list_keys(project_id))
     }
 
     /// Revokes a key. `None` if there is no such key; revoking twice keeps the first time.
@@ -168,9 +268,7 @@ impl Store {
         key_id: i64,
         now: DateTime<Utc>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.revoke_key(key_id, now).await,
-        }
+        dispatch!(self.revoke_key(key_id, now))
     }
 
     /// Issues a new key of the same kind for the same project and revokes the old one, at once.
@@ -181,17 +279,13 @@ impl Store {
         new_prefix: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.rotate_key(key_id, new_hash, new_prefix, now).await,
-        }
+        dispatch!(self.rotate_key(key_id, new_hash, new_prefix, now))
     }
 
     /// Stores every batch in one transaction. Returns, per batch, how many messages were new
     /// (the rest were duplicates of stored `(project, messageId)` pairs).
     pub async fn insert_batches(&self, batches: &[PendingBatch]) -> Result<Vec<u64>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.insert_batches(batches).await,
-        }
+        dispatch!(self.insert_batches(batches))
     }
 
     pub async fn list_events(
@@ -199,17 +293,35 @@ impl Store {
         project_id: ProjectId,
         query: &EventQuery,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.list_events(project_id, query).await,
-        }
+        dispatch!(self.list_events(project_id, query))
     }
 
     pub async fn events_total(&self, project_id: ProjectId) -> Result<i64, StoreError> {
-        match self {
-            Self::Sqlite(s) => s.events_total(project_id).await,
-        }
+        dispatch!(self.events_total(project_id))
     }
 }
+
+/// `YYYY-MM` of a time, in UTC: the key of monthly usage.
+pub fn month_of(t: DateTime<Utc>) -> String {
+    format!("{:04}-{:02}", t.year(), t.month())
+}
+
+/// When the month of `t` ends and its quota resets.
+pub fn next_month_start(t: DateTime<Utc>) -> DateTime<Utc> {
+    let (y, m) = if t.month() == 12 { (t.year() + 1, 1) } else { (t.year(), t.month() + 1) };
+    Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().unwrap_or(t)
+}
+
+/// The rollup name of a message: the event for track, `$<type>` otherwise.
+pub(crate) fn rollup_name(m: &Message) -> String {
+    match (&m.event, m.kind) {
+        (Some(e), crate::domain::MessageType::Track) => e.clone(),
+        _ => format!("${}", m.kind.as_str()),
+    }
+}
+
+pub(crate) const HOUR_MS: i64 = 3_600_000;
+pub(crate) const DAY_MS: i64 = 86_400_000;
 
 pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()

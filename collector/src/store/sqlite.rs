@@ -13,8 +13,8 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{
-    EventQuery, KeyRecord, PendingBatch, ProjectRecord, StoreError, StoredEvent, from_millis,
-    millis,
+    DAY_MS, EventQuery, HOUR_MS, KeyRecord, PendingBatch, Plan, ProjectRecord, Quota,
+    RetentionReport, StoreError, StoredEvent, from_millis, millis,
 };
 use crate::config;
 use crate::domain::{KeyHash, KeyKind, ProjectId};
@@ -81,7 +81,7 @@ impl SqliteStore {
     }
 
     pub async fn list_projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM projects ORDER BY id")
+        let rows = sqlx::query("SELECT id, name, plan, created_at FROM projects ORDER BY id")
             .fetch_all(&self.read)
             .await?;
         Ok(rows
@@ -89,6 +89,7 @@ impl SqliteStore {
             .map(|r| ProjectRecord {
                 id: r.get("id"),
                 name: r.get("name"),
+                plan: r.get("plan"),
                 created_at: from_millis(r.get("created_at")),
             })
             .collect())
@@ -97,15 +98,17 @@ impl SqliteStore {
     pub async fn create_project(
         &self,
         name: &str,
+        plan: &str,
         write_key: (&KeyHash, &str),
         secret_key: (&KeyHash, &str),
         now: DateTime<Utc>,
     ) -> Result<ProjectId, StoreError> {
         let mut tx = self.write.begin().await?;
         let id: ProjectId = sqlx::query_scalar(
-            "INSERT INTO projects (name, created_at) VALUES (?, ?) RETURNING id",
+            "INSERT INTO projects (name, plan, created_at) VALUES (?, ?, ?) RETURNING id",
         )
         .bind(name)
+        .bind(plan)
         .bind(millis(now))
         .fetch_one(&mut *tx)
         .await?;
@@ -208,6 +211,11 @@ impl SqliteStore {
 
     pub async fn insert_batches(&self, batches: &[PendingBatch]) -> Result<Vec<u64>, StoreError> {
         let mut tx = self.write.begin().await?;
+        // Rows this transaction inserts are exactly those above the current last seq: the
+        // rollups and monthly usage below are computed from them, so duplicates never count.
+        let before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events")
+            .fetch_one(&mut *tx)
+            .await?;
         let mut inserted = Vec::with_capacity(batches.len());
         for batch in batches {
             let received_at = millis(batch.received_at);
@@ -238,6 +246,29 @@ impl SqliteStore {
                 .await?;
             }
             inserted.push(new_rows);
+        }
+        if inserted.iter().any(|&n| n > 0) {
+            sqlx::query(
+                "INSERT INTO rollups_hourly (project_id, name, hour, events)
+                 SELECT project_id,
+                        CASE WHEN type = 'track' THEN event ELSE '$' || type END,
+                        timestamp - (timestamp % ?2), COUNT(*)
+                 FROM events WHERE seq > ?1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+                 ON CONFLICT (project_id, name, hour) DO UPDATE SET events = events + excluded.events",
+            )
+            .bind(before)
+            .bind(HOUR_MS)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO usage_monthly (project_id, month, events)
+                 SELECT project_id, strftime('%Y-%m', received_at / 1000, 'unixepoch'), COUNT(*)
+                 FROM events WHERE seq > ?1 GROUP BY 1, 2 ORDER BY 1, 2
+                 ON CONFLICT (project_id, month) DO UPDATE SET events = events + excluded.events",
+            )
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(inserted)
@@ -298,6 +329,145 @@ impl SqliteStore {
                 .fetch_optional(&self.read)
                 .await?;
         Ok(total.unwrap_or(0))
+    }
+}
+
+impl SqliteStore {
+    pub async fn list_plans(&self) -> Result<Vec<Plan>, StoreError> {
+        let rows = sqlx::query("SELECT name, events_per_month, retention_days FROM plans ORDER BY name")
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Plan {
+                name: r.get("name"),
+                events_per_month: r.get("events_per_month"),
+                retention_days: r.get("retention_days"),
+            })
+            .collect())
+    }
+
+    pub async fn upsert_plan(&self, plan: &Plan) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO plans (name, events_per_month, retention_days) VALUES (?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET events_per_month = excluded.events_per_month,
+                                              retention_days = excluded.retention_days",
+        )
+        .bind(&plan.name)
+        .bind(plan.events_per_month)
+        .bind(plan.retention_days)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_project_plan(&self, project_id: i64, plan: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE projects SET plan = ? WHERE id = ?")
+            .bind(plan)
+            .bind(project_id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn find_key_with_quota(
+        &self,
+        hash: &KeyHash,
+        month: &str,
+    ) -> Result<Option<(KeyRecord, Quota)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT k.id, k.project_id, k.kind, k.prefix, k.created_at, k.revoked_at,
+                    p.plan, pl.events_per_month, COALESCE(u.events, 0) AS used
+             FROM api_keys k
+             JOIN projects p ON p.id = k.project_id
+             JOIN plans pl ON pl.name = p.plan
+             LEFT JOIN usage_monthly u ON u.project_id = k.project_id AND u.month = ?2
+             WHERE k.key_hash = ?1",
+        )
+        .bind(&hash.0[..])
+        .bind(month)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| {
+            let quota = Quota {
+                plan: r.get("plan"),
+                events_per_month: r.get("events_per_month"),
+                used_this_month: r.get("used"),
+            };
+            (key_record(&r), quota)
+        }))
+    }
+
+    pub async fn usage_this_month(&self, project_id: i64, month: &str) -> Result<i64, StoreError> {
+        let used: Option<i64> =
+            sqlx::query_scalar("SELECT events FROM usage_monthly WHERE project_id = ? AND month = ?")
+                .bind(project_id)
+                .bind(month)
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(used.unwrap_or(0))
+    }
+
+    pub async fn hourly_counts(
+        &self,
+        project_id: i64,
+        name: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(chrono::DateTime<Utc>, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT hour, events FROM rollups_hourly
+             WHERE project_id = ? AND name = ? AND hour >= ? AND hour < ? ORDER BY hour",
+        )
+        .bind(project_id)
+        .bind(name)
+        .bind(from - from.rem_euclid(HOUR_MS))
+        .bind(to)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (from_millis(r.get("hour")), r.get("events")))
+            .collect())
+    }
+
+    pub async fn apply_retention(&self, now: i64) -> Result<RetentionReport, StoreError> {
+        /// Rows per DELETE, so the writer is never blocked for long.
+        const DELETE_CHUNK: i64 = 20_000;
+        let mut report = RetentionReport::default();
+        let limited = sqlx::query(
+            "SELECT p.id, pl.retention_days FROM projects p JOIN plans pl ON pl.name = p.plan
+             WHERE pl.retention_days IS NOT NULL",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        for row in limited {
+            let project_id: i64 = row.get("id");
+            let days: i64 = row.get("retention_days");
+            let cutoff = now - days * DAY_MS;
+            loop {
+                let deleted = sqlx::query(
+                    "DELETE FROM events WHERE seq IN (
+                         SELECT seq FROM events WHERE project_id = ? AND received_at < ? LIMIT ?)",
+                )
+                .bind(project_id)
+                .bind(cutoff)
+                .bind(DELETE_CHUNK)
+                .execute(&self.write)
+                .await?
+                .rows_affected();
+                report.events_deleted += deleted;
+                if deleted < DELETE_CHUNK as u64 {
+                    break;
+                }
+            }
+            sqlx::query("DELETE FROM rollups_hourly WHERE project_id = ? AND hour < ?")
+                .bind(project_id)
+                .bind(cutoff - cutoff.rem_euclid(HOUR_MS))
+                .execute(&self.write)
+                .await?;
+        }
+        Ok(report)
     }
 }
 

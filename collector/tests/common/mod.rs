@@ -1,8 +1,10 @@
 //! Test helpers: the collector on port 0 with a fresh SQLite file, and a client for it.
 #![allow(dead_code, unreachable_pub)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use pulseline_collector::clock::{Clock, SystemClock};
 use pulseline_collector::config::Config;
 use pulseline_collector::projects::ProjectKeys;
 use pulseline_collector::startup::{Application, ShutdownHandle};
@@ -24,11 +26,42 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_with_clock(configure, Arc::new(SystemClock)).await
+}
+
+/// The backend under test: a fresh PostgreSQL database on the server named by
+/// `PULSELINE_TEST_POSTGRES_URL` when it is set (the test command sets it for the second run of
+/// the suite), else a fresh SQLite file in `dir`.
+pub async fn fresh_database_url(dir: &Path) -> String {
+    match std::env::var("PULSELINE_TEST_POSTGRES_URL") {
+        Ok(admin) if !admin.is_empty() => {
+            use sqlx::Connection;
+            let name = format!("pl_test_{}", uuid::Uuid::now_v7().simple());
+            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            let (server, _) = admin.rsplit_once('/').expect("URL with a database path");
+            format!("{server}/{name}")
+        }
+        _ => format!("sqlite://{}", dir.join("pulseline.db").display()),
+    }
+}
+
+pub fn on_postgres() -> bool {
+    std::env::var("PULSELINE_TEST_POSTGRES_URL").is_ok_and(|u| !u.is_empty())
+}
+
+pub async fn spawn_app_with_clock(
+    configure: impl FnOnce(&mut Config),
+    clock: Arc<dyn Clock>,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = Config::for_tests(dir.path());
+    let mut config = Config::for_tests_with_database(fresh_database_url(dir.path()).await);
     configure(&mut config);
     let database_url = config.database_url.clone();
-    let app = Application::build(config).await.expect("app builds");
+    let app = Application::build_with_clock(config, clock).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let keys = app
         .bootstrap_keys()
@@ -107,6 +140,31 @@ impl TestApp {
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("pulseline.db")
     }
+
+    /// Runs one statement on the app's database, whichever backend it is.
+    pub async fn exec_sql(&self, sql: &str) {
+        use sqlx::Connection;
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        if self.database_url.starts_with("sqlite:") {
+            let mut c = sqlx::SqliteConnection::connect(&self.database_url).await.unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        } else {
+            let mut c = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+    }
+
+    /// One integer from the app's database.
+    pub async fn query_i64(&self, sql: &str) -> i64 {
+        query_i64(&self.database_url, sql).await
+    }
+
+    /// A store on the app's database, as another process (the CLI, a replica) would open it.
+    pub async fn store(&self) -> pulseline_collector::store::Store {
+        pulseline_collector::store::Store::open(&self.database_url, Default::default())
+            .await
+            .expect("store opens")
+    }
 }
 
 pub fn track(user: &str, event: &str, id: &str) -> Value {
@@ -115,4 +173,17 @@ pub fn track(user: &str, event: &str, id: &str) -> Value {
         "timestamp": "2026-11-22T10:00:00.000Z",
         "properties": {"plan": "pro", "amount": 42.5, "flag": true}
     })
+}
+
+/// One integer from a database, whichever backend it is.
+pub async fn query_i64(database_url: &str, sql: &str) -> i64 {
+    use sqlx::Connection;
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    if database_url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(database_url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::PgConnection::connect(database_url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    }
 }

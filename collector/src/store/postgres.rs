@@ -1,0 +1,659 @@
+//! PostgreSQL: the backend for production and for several collector replicas. Every decision
+//! that must happen once (dedupe, scheduled jobs) is made by the database, never in-process:
+//! dedupe by `event_ids`' primary key, jobs under advisory locks.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{
+    DAY_MS, EventQuery, HOUR_MS, KeyRecord, PendingBatch, Plan, ProjectRecord, Quota,
+    RetentionReport, StoreError, StoredEvent, from_millis, millis, month_of, rollup_name,
+};
+use crate::domain::{KeyHash, KeyKind, ProjectId};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+const MAX_CONNECTIONS: u32 = 16;
+/// Advisory lock keys: one replica at a time runs each job.
+const RETENTION_LOCK: i64 = 0x5055_4c53_0001;
+/// Days of partitions kept ready ahead of today.
+const PARTITIONS_AHEAD: i64 = 3;
+
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        // sqlx takes an advisory lock while migrating, so replicas starting together are safe.
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub async fn count_projects(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM projects")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    pub async fn list_projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, plan, created_at FROM projects ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ProjectRecord {
+                id: r.get("id"),
+                name: r.get("name"),
+                plan: r.get("plan"),
+                created_at: from_millis(r.get("created_at")),
+            })
+            .collect())
+    }
+
+    pub async fn create_project(
+        &self,
+        name: &str,
+        plan: &str,
+        write_key: (&KeyHash, &str),
+        secret_key: (&KeyHash, &str),
+        now: DateTime<Utc>,
+    ) -> Result<ProjectId, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id: ProjectId = sqlx::query_scalar(
+            "INSERT INTO projects (name, plan, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(name)
+        .bind(plan)
+        .bind(millis(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO project_usage (project_id) VALUES ($1)")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        for (kind, (hash, prefix)) in [(KeyKind::Write, write_key), (KeyKind::Secret, secret_key)] {
+            insert_key(&mut tx, id, kind, hash, prefix, now).await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn list_plans(&self) -> Result<Vec<Plan>, StoreError> {
+        let rows =
+            sqlx::query("SELECT name, events_per_month, retention_days::INT8 AS retention_days FROM plans ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Plan {
+                name: r.get("name"),
+                events_per_month: r.get("events_per_month"),
+                retention_days: r.get("retention_days"),
+            })
+            .collect())
+    }
+
+    pub async fn upsert_plan(&self, plan: &Plan) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO plans (name, events_per_month, retention_days) VALUES ($1, $2, $3::INT4)
+             ON CONFLICT (name) DO UPDATE SET events_per_month = excluded.events_per_month,
+                                              retention_days = excluded.retention_days",
+        )
+        .bind(&plan.name)
+        .bind(plan.events_per_month)
+        .bind(plan.retention_days)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_project_plan(&self, project_id: i64, plan: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE projects SET plan = $1 WHERE id = $2")
+            .bind(plan)
+            .bind(project_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn create_key(
+        &self,
+        project_id: ProjectId,
+        kind: KeyKind,
+        hash: &KeyHash,
+        prefix: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE id = $1")
+            .bind(project_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let record = insert_key(&mut tx, project_id, kind, hash, prefix, now).await?;
+        tx.commit().await?;
+        Ok(Some(record))
+    }
+
+    pub async fn find_key(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, project_id, kind, prefix, created_at, revoked_at
+             FROM api_keys WHERE key_hash = $1",
+        )
+        .bind(&hash.0[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(key_record))
+    }
+
+    pub async fn find_key_with_quota(
+        &self,
+        hash: &KeyHash,
+        month: &str,
+    ) -> Result<Option<(KeyRecord, Quota)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT k.id, k.project_id, k.kind, k.prefix, k.created_at, k.revoked_at,
+                    p.plan, pl.events_per_month, COALESCE(u.events, 0) AS used
+             FROM api_keys k
+             JOIN projects p ON p.id = k.project_id
+             JOIN plans pl ON pl.name = p.plan
+             LEFT JOIN usage_monthly u ON u.project_id = k.project_id AND u.month = $2
+             WHERE k.key_hash = $1",
+        )
+        .bind(&hash.0[..])
+        .bind(month)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| {
+            let quota = Quota {
+                plan: r.get("plan"),
+                events_per_month: r.get("events_per_month"),
+                used_this_month: r.get("used"),
+            };
+            (key_record(&r), quota)
+        }))
+    }
+
+    pub async fn list_keys(
+        &self,
+        project_id: Option<ProjectId>,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, project_id, kind, prefix, created_at, revoked_at FROM api_keys
+             WHERE $1::INT8 IS NULL OR project_id = $1 ORDER BY project_id, id",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(key_record).collect())
+    }
+
+    pub async fn revoke_key(
+        &self,
+        key_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2
+             RETURNING id, project_id, kind, prefix, created_at, revoked_at",
+        )
+        .bind(millis(now))
+        .bind(key_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(key_record))
+    }
+
+    pub async fn rotate_key(
+        &self,
+        key_id: i64,
+        new_hash: &KeyHash,
+        new_prefix: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<KeyRecord>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let old = sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2
+             RETURNING id, project_id, kind, prefix, created_at, revoked_at",
+        )
+        .bind(millis(now))
+        .bind(key_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(old) = old.as_ref().map(key_record) else {
+            return Ok(None);
+        };
+        let new = insert_key(&mut tx, old.project_id, old.kind, new_hash, new_prefix, now).await?;
+        tx.commit().await?;
+        Ok(Some(new))
+    }
+
+    pub async fn insert_batches(&self, batches: &[PendingBatch]) -> Result<Vec<u64>, StoreError> {
+        // Every (project, messageId) once per transaction, in key order: replicas committing
+        // overlapping ids then lock them in the same order and cannot deadlock.
+        let mut seen = HashSet::new();
+        let mut order: Vec<(usize, usize)> = Vec::new();
+        for (b, batch) in batches.iter().enumerate() {
+            for (m, msg) in batch.messages.iter().enumerate() {
+                if seen.insert((batch.project_id, msg.message_id.as_str())) {
+                    order.push((b, m));
+                }
+            }
+        }
+        let key = |&(b, m): &(usize, usize)| (batches[b].project_id, batches[b].messages[m].message_id.as_str());
+        order.sort_unstable_by(|x, y| key(x).cmp(&key(y)));
+
+        let mut tx = self.pool.begin().await?;
+        let new_positions: Vec<i64> = sqlx::query_scalar(
+            "WITH input AS (
+                 SELECT * FROM UNNEST($1::INT8[], $2::TEXT[], $3::INT8[])
+                     WITH ORDINALITY AS t(project_id, message_id, received_at, pos)
+             ), fresh AS (
+                 INSERT INTO event_ids (project_id, message_id, received_at)
+                 SELECT project_id, message_id, received_at FROM input ORDER BY pos
+                 ON CONFLICT DO NOTHING
+                 RETURNING project_id, message_id
+             )
+             SELECT input.pos FROM input JOIN fresh USING (project_id, message_id)",
+        )
+        .bind(order.iter().map(|&(b, _)| batches[b].project_id).collect::<Vec<_>>())
+        .bind(order.iter().map(|x| key(x).1).collect::<Vec<_>>())
+        .bind(order.iter().map(|&(b, _)| millis(batches[b].received_at)).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+
+        let mut is_new: Vec<Vec<bool>> =
+            batches.iter().map(|b| vec![false; b.messages.len()]).collect();
+        for pos in new_positions {
+            let (b, m) = order[(pos - 1) as usize];
+            is_new[b][m] = true;
+        }
+
+        let mut rows = EventColumns::default();
+        let mut rollups: BTreeMap<(i64, String, i64), i64> = BTreeMap::new();
+        let mut monthly: BTreeMap<(i64, String), i64> = BTreeMap::new();
+        let mut totals: BTreeMap<i64, i64> = BTreeMap::new();
+        let mut inserted = Vec::with_capacity(batches.len());
+        for (b, batch) in batches.iter().enumerate() {
+            let received_at = millis(batch.received_at);
+            let mut n = 0;
+            for (m, msg) in batch.messages.iter().enumerate() {
+                if !is_new[b][m] {
+                    continue;
+                }
+                n += 1;
+                let ts = millis(msg.timestamp);
+                *rollups
+                    .entry((batch.project_id, rollup_name(msg), ts - ts.rem_euclid(HOUR_MS)))
+                    .or_default() += 1;
+                rows.push(batch.project_id, msg, received_at);
+            }
+            if n > 0 {
+                *monthly.entry((batch.project_id, month_of(batch.received_at))).or_default() += n;
+                *totals.entry(batch.project_id).or_default() += n;
+            }
+            inserted.push(n as u64);
+        }
+        if rows.project_id.is_empty() {
+            tx.commit().await?;
+            return Ok(inserted);
+        }
+        sqlx::query(
+            "INSERT INTO events (project_id, message_id, type, event, user_id, anonymous_id,
+                                 timestamp, received_at, body)
+             SELECT * FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
+                                  $6::TEXT[], $7::INT8[], $8::INT8[], $9::TEXT[])",
+        )
+        .bind(&rows.project_id)
+        .bind(&rows.message_id)
+        .bind(&rows.kind)
+        .bind(&rows.event)
+        .bind(&rows.user_id)
+        .bind(&rows.anonymous_id)
+        .bind(&rows.timestamp)
+        .bind(&rows.received_at)
+        .bind(&rows.body)
+        .execute(&mut *tx)
+        .await?;
+
+        let (p, rest): (Vec<i64>, Vec<(String, i64, i64)>) = rollups
+            .into_iter()
+            .map(|((p, name, hour), n)| (p, (name, hour, n)))
+            .unzip();
+        let (names, (hours, counts)): (Vec<String>, (Vec<i64>, Vec<i64>)) =
+            rest.into_iter().map(|(a, b, c)| (a, (b, c))).unzip();
+        sqlx::query(
+            "INSERT INTO rollups_hourly (project_id, name, hour, events)
+             SELECT * FROM UNNEST($1::INT8[], $2::TEXT[], $3::INT8[], $4::INT8[])
+             ON CONFLICT (project_id, name, hour)
+             DO UPDATE SET events = rollups_hourly.events + excluded.events",
+        )
+        .bind(&p)
+        .bind(&names)
+        .bind(&hours)
+        .bind(&counts)
+        .execute(&mut *tx)
+        .await?;
+
+        let (mp, (months, mcounts)): (Vec<i64>, (Vec<String>, Vec<i64>)) =
+            monthly.into_iter().map(|((p, m), n)| (p, (m, n))).unzip();
+        sqlx::query(
+            "INSERT INTO usage_monthly (project_id, month, events)
+             SELECT * FROM UNNEST($1::INT8[], $2::TEXT[], $3::INT8[])
+             ON CONFLICT (project_id, month)
+             DO UPDATE SET events = usage_monthly.events + excluded.events",
+        )
+        .bind(&mp)
+        .bind(&months)
+        .bind(&mcounts)
+        .execute(&mut *tx)
+        .await?;
+
+        let (tp, tcounts): (Vec<i64>, Vec<i64>) = totals.into_iter().unzip();
+        sqlx::query(
+            "UPDATE project_usage u SET events_total = u.events_total + t.n
+             FROM UNNEST($1::INT8[], $2::INT8[]) AS t(project_id, n)
+             WHERE u.project_id = t.project_id",
+        )
+        .bind(&tp)
+        .bind(&tcounts)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    pub async fn list_events(
+        &self,
+        project_id: ProjectId,
+        q: &EventQuery,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        // Static SQL per filter combination; each binds only the parameters it uses.
+        let sql = match (&q.event, &q.user_id) {
+            (None, None) => {
+                "SELECT * FROM events WHERE project_id = $1 AND seq < $2
+                 ORDER BY seq DESC LIMIT $3"
+            }
+            (Some(_), None) => {
+                "SELECT * FROM events WHERE project_id = $1 AND seq < $2 AND event = $4
+                 ORDER BY seq DESC LIMIT $3"
+            }
+            (None, Some(_)) => {
+                "SELECT * FROM events WHERE project_id = $1 AND seq < $2 AND user_id = $4
+                 ORDER BY seq DESC LIMIT $3"
+            }
+            (Some(_), Some(_)) => {
+                "SELECT * FROM events WHERE project_id = $1 AND seq < $2 AND event = $4
+                 AND user_id = $5 ORDER BY seq DESC LIMIT $3"
+            }
+        };
+        let mut query = sqlx::query(sql)
+            .bind(project_id)
+            .bind(q.before_seq.unwrap_or(i64::MAX))
+            .bind(i64::from(q.limit));
+        for filter in [&q.event, &q.user_id].into_iter().flatten() {
+            query = query.bind(filter.as_str());
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredEvent {
+                seq: r.get("seq"),
+                message_id: r.get("message_id"),
+                kind: r.get("type"),
+                event: r.get("event"),
+                user_id: r.get("user_id"),
+                anonymous_id: r.get("anonymous_id"),
+                timestamp: from_millis(r.get("timestamp")),
+                received_at: from_millis(r.get("received_at")),
+                body: r.get("body"),
+            })
+            .collect())
+    }
+
+    pub async fn events_total(&self, project_id: ProjectId) -> Result<i64, StoreError> {
+        let total: Option<i64> =
+            sqlx::query_scalar("SELECT events_total FROM project_usage WHERE project_id = $1")
+                .bind(project_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(total.unwrap_or(0))
+    }
+
+    pub async fn usage_this_month(&self, project_id: i64, month: &str) -> Result<i64, StoreError> {
+        let used: Option<i64> = sqlx::query_scalar(
+            "SELECT events FROM usage_monthly WHERE project_id = $1 AND month = $2",
+        )
+        .bind(project_id)
+        .bind(month)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(used.unwrap_or(0))
+    }
+
+    pub async fn hourly_counts(
+        &self,
+        project_id: i64,
+        name: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(DateTime<Utc>, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT hour, events FROM rollups_hourly
+             WHERE project_id = $1 AND name = $2 AND hour >= $3 AND hour < $4 ORDER BY hour",
+        )
+        .bind(project_id)
+        .bind(name)
+        .bind(from - from.rem_euclid(HOUR_MS))
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (from_millis(r.get("hour")), r.get("events")))
+            .collect())
+    }
+
+    /// Daily partitions from yesterday to a few days ahead. Creating a future day's partition
+    /// is instant (the default partition holds nothing for it). Replicas may race here: a
+    /// partition another replica just created is not an error.
+    pub async fn prepare_partitions(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let today = millis(now) - millis(now).rem_euclid(DAY_MS);
+        for day in -1..=PARTITIONS_AHEAD {
+            let start = today + day * DAY_MS;
+            let name = partition_name(start);
+            let sql = format!(
+                "CREATE TABLE IF NOT EXISTS {name} PARTITION OF events FOR VALUES FROM ({start}) TO ({})",
+                start + DAY_MS
+            );
+            if let Err(e) = sqlx::query(AssertSqlSafe(sql)).execute(&self.pool).await {
+                tracing::debug!(partition = name, error = %e, "partition not created; rows for that day stay in events_default");
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn apply_retention(&self, now: i64) -> Result<RetentionReport, StoreError> {
+        let mut report = RetentionReport::default();
+        let mut tx = self.pool.begin().await?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(RETENTION_LOCK)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !locked {
+            return Ok(report); // another replica is on it
+        }
+        let projects = sqlx::query(
+            "SELECT p.id, pl.retention_days::INT8 AS retention_days
+             FROM projects p JOIN plans pl ON pl.name = p.plan",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        // Whole partitions go when every project's retention has passed them.
+        let retention: Vec<Option<i64>> = projects
+            .iter()
+            .map(|r| r.get::<Option<i64>, _>("retention_days"))
+            .collect();
+        let longest = if retention.iter().all(Option::is_some) {
+            retention.iter().flatten().max().copied()
+        } else {
+            None // a project keeps data forever: partitions stay, rows are deleted per project
+        };
+        if let Some(days) = longest {
+            let cutoff = now - days * DAY_MS;
+            let partitions: Vec<String> = sqlx::query_scalar(
+                "SELECT c.relname::TEXT FROM pg_inherits i
+                 JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+                 WHERE p.relname = 'events' AND c.relname LIKE 'events_p%'",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            for name in partitions {
+                let Some(start) = partition_start(&name) else { continue };
+                if start + DAY_MS <= cutoff {
+                    sqlx::query(AssertSqlSafe(format!("DROP TABLE {name}")))
+                        .execute(&mut *tx)
+                        .await?;
+                    report.partitions_dropped += 1;
+                }
+            }
+        }
+        for row in &projects {
+            let Some(days) = row.get::<Option<i64>, _>("retention_days") else { continue };
+            let project_id: i64 = row.get("id");
+            let cutoff = now - days * DAY_MS;
+            report.events_deleted += sqlx::query(
+                "DELETE FROM events WHERE project_id = $1 AND received_at < $2",
+            )
+            .bind(project_id)
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            for sql in [
+                "DELETE FROM event_ids WHERE project_id = $1 AND received_at < $2",
+                "DELETE FROM rollups_hourly WHERE project_id = $1 AND hour < $2",
+            ] {
+                sqlx::query(sql).bind(project_id).bind(cutoff).execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(report)
+    }
+}
+
+/// Column arrays for one UNNEST insert.
+#[derive(Default)]
+struct EventColumns<'a> {
+    project_id: Vec<i64>,
+    message_id: Vec<&'a str>,
+    kind: Vec<&'static str>,
+    event: Vec<Option<&'a str>>,
+    user_id: Vec<Option<&'a str>>,
+    anonymous_id: Vec<Option<&'a str>>,
+    timestamp: Vec<i64>,
+    received_at: Vec<i64>,
+    body: Vec<&'a str>,
+}
+
+impl<'a> EventColumns<'a> {
+    fn push(&mut self, project_id: i64, m: &'a crate::domain::Message, received_at: i64) {
+        self.project_id.push(project_id);
+        self.message_id.push(&m.message_id);
+        self.kind.push(m.kind.as_str());
+        self.event.push(m.event.as_deref());
+        self.user_id.push(m.user_id.as_deref());
+        self.anonymous_id.push(m.anonymous_id.as_deref());
+        self.timestamp.push(millis(m.timestamp));
+        self.received_at.push(received_at);
+        self.body.push(&m.body);
+    }
+}
+
+fn partition_name(day_start_ms: i64) -> String {
+    format!("events_p{}", from_millis(day_start_ms).format("%Y%m%d"))
+}
+
+fn partition_start(name: &str) -> Option<i64> {
+    let date = chrono::NaiveDate::parse_from_str(name.strip_prefix("events_p")?, "%Y%m%d").ok()?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
+}
+
+async fn insert_key(
+    tx: &mut sqlx::PgConnection,
+    project_id: ProjectId,
+    kind: KeyKind,
+    hash: &KeyHash,
+    prefix: &str,
+    now: DateTime<Utc>,
+) -> Result<KeyRecord, StoreError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO api_keys (project_id, kind, key_hash, prefix, created_at)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(project_id)
+    .bind(kind.as_str())
+    .bind(&hash.0[..])
+    .bind(prefix)
+    .bind(millis(now))
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(KeyRecord {
+        id,
+        project_id,
+        kind,
+        prefix: prefix.to_owned(),
+        created_at: now,
+        revoked_at: None,
+    })
+}
+
+fn key_record(r: &PgRow) -> KeyRecord {
+    let kind: String = r.get("kind");
+    KeyRecord {
+        id: r.get("id"),
+        project_id: r.get("project_id"),
+        kind: KeyKind::parse(&kind).unwrap_or(KeyKind::Write),
+        prefix: r.get("prefix"),
+        created_at: from_millis(r.get("created_at")),
+        revoked_at: r.get::<Option<i64>, _>("revoked_at").map(from_millis),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_names_round_trip() {
+        let start = chrono::NaiveDate::from_ymd_opt(2026, 11, 22)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|d| d.and_utc().timestamp_millis())
+            .unwrap();
+        assert_eq!(partition_name(start), "events_p20261122");
+        assert_eq!(partition_start("events_p20261122"), Some(start));
+        assert_eq!(partition_start("events_default"), None);
+    }
+}
