@@ -5,6 +5,7 @@
 #   rust: cargo fmt --all --check
 #         cargo clippy --workspace --all-targets -- -D warnings
 #         cargo test --workspace --no-fail-fast
+#   postgres: a throwaway PostgreSQL cluster, and the collector's suite again on it
 #   interop: pytest collector/tests/interop against the real debug binary
 #            (Segment's own Python SDK; schemathesis fuzzing /openapi.json)
 #
@@ -12,7 +13,8 @@
 #   .venv  python3 -m venv, with scripts/requirements-test.txt (reinstalled when that file changes)
 #
 # Environment:
-#   PULSELINE_TEST_ONLY=rust|interop  run one group of steps (default: all)
+#   PULSELINE_TEST_ONLY=rust|postgres|interop  run one group of steps (default: all)
+#   PULSELINE_TEST_PG_PORT=55432      port of the throwaway PostgreSQL cluster
 #   PULSELINE_PYTEST_ARGS='-k gzip'   extra arguments for the interop pytest run
 #   PULSELINE_SCHEMATHESIS_SEED=N     replay a schemathesis run (its seed is printed)
 #
@@ -68,6 +70,7 @@ step() { # group title function [args...]
 
 on_exit() {
     local rc=$?
+    stop_postgres
     if [[ -n $CURRENT ]]; then
         SUMMARY+=("$(printf '  %-8s %-52s %s' FAILED "$CURRENT" "$(seconds_since "$CURRENT_START")")")
     fi
@@ -162,17 +165,67 @@ interop_tests() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# PostgreSQL: a throwaway cluster on loopback for this run (TOOLCHAIN.md), stopped at exit.
+
+PG_PORT=${PULSELINE_TEST_PG_PORT:-55432}
+PG_DIR=""
+
+postgres_bin() { # the newest installed server's bin directory, or nothing
+    local dir found=""
+    for dir in /usr/lib/postgresql/*/bin; do
+        [[ -x $dir/initdb ]] && found=$dir
+    done
+    echo "$found"
+}
+
+ensure_postgres() {
+    local bin
+    bin=$(postgres_bin)
+    if [[ -z $bin ]]; then
+        apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+        bin=$(postgres_bin)
+        [[ -n $bin ]] || die "PostgreSQL did not install (apt-get install postgresql)"
+    fi
+    # A port nothing listens on (another run or a developer's server may hold the default).
+    while (: </dev/tcp/127.0.0.1/"$PG_PORT") 2>/dev/null; do
+        PG_PORT=$((PG_PORT + 1))
+    done
+    PG_DIR=$(mktemp -d /tmp/pulseline-pg.XXXXXX)
+    chown postgres:postgres "$PG_DIR"
+    runuser -u postgres -- "$bin/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 \
+        --locale=C.UTF-8 >"$PG_DIR/initdb.log"
+    runuser -u postgres -- "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300" start
+    PG_BIN=$bin
+    export PULSELINE_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+}
+
+stop_postgres() {
+    if [[ -n $PG_DIR && -d $PG_DIR/data ]]; then
+        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null || true
+        rm -rf "$PG_DIR"
+    fi
+}
+
+# The whole collector suite again, each test on a fresh database of the cluster.
+collector_tests_postgres() {
+    PULSELINE_TEST_POSTGRES_URL=$PULSELINE_PG_URL cargo test -p pulseline-collector --no-fail-fast
+}
+
+# ---------------------------------------------------------------------------------------------
 
 main() {
     case $ONLY in
-    all | rust | interop) ;;
-    *) die "PULSELINE_TEST_ONLY must be rust or interop (or unset for all), not '$ONLY'" ;;
+    all | rust | postgres | interop) ;;
+    *) die "PULSELINE_TEST_ONLY must be rust, postgres or interop (or unset for all), not '$ONLY'" ;;
     esac
 
     step setup "Rust toolchain (rustfmt, clippy)" ensure_rust_toolchain
     step rust "cargo fmt --all --check" rust_fmt
     step rust "cargo clippy --workspace --all-targets -D warnings" rust_clippy
     step rust "cargo test --workspace" rust_tests
+    step postgres "throwaway PostgreSQL cluster (loopback)" ensure_postgres
+    step postgres "collector tests on PostgreSQL" collector_tests_postgres
 
     step interop "Python venv (.venv, requirements-test.txt)" ensure_python_venv
     step interop "build pulseline-collector (debug)" build_collector

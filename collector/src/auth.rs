@@ -73,7 +73,10 @@ pub async fn admit_ingest(
 ) -> Result<KeyRecord, ApiError> {
     let presented = presented.ok_or_else(|| missing(KeyKind::Write))?;
     let now = state.clock.now();
-    let found = state.store.find_key_with_quota(&KeyHash::of(presented), now).await?;
+    let found = state
+        .store
+        .find_key_with_quota(&KeyHash::of(presented), now)
+        .await?;
     let (key, quota) = match found {
         Some((key, quota)) => (Some(key), Some(quota)),
         None => (None, None),
@@ -81,7 +84,8 @@ pub async fn admit_ingest(
     let key = usable(key, KeyKind::Write)?;
 
     if let Some(limiter) = &state.rate_limiter {
-        let n = NonZeroU32::new(u32::try_from(events).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
+        let n =
+            NonZeroU32::new(u32::try_from(events).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
         match limiter.check_key_n(&key.id, n) {
             Ok(Ok(())) => {}
             Ok(Err(not_until)) => {

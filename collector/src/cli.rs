@@ -102,7 +102,9 @@ fn parse_limit(s: &str) -> Result<Limit, String> {
         "unlimited" | "forever" | "none" => Ok(Limit(None)),
         n => match n.parse::<i64>() {
             Ok(v) if v > 0 => Ok(Limit(Some(v))),
-            _ => Err(format!("expected a positive number or 'unlimited', got '{n}'")),
+            _ => Err(format!(
+                "expected a positive number or 'unlimited', got '{n}'"
+            )),
         },
     }
 }
@@ -235,7 +237,10 @@ async fn plan(action: PlanAction, store: &Store) -> anyhow::Result<()> {
     let show = |n: Option<i64>, none: &str| n.map_or_else(|| none.to_owned(), |v| v.to_string());
     match action {
         PlanAction::List => {
-            println!("{:<12} {:>16} {:>15}", "PLAN", "EVENTS/MONTH", "RETENTION DAYS");
+            println!(
+                "{:<12} {:>16} {:>15}",
+                "PLAN", "EVENTS/MONTH", "RETENTION DAYS"
+            );
             for p in store.list_plans().await? {
                 println!(
                     "{:<12} {:>16} {:>15}",
@@ -245,7 +250,11 @@ async fn plan(action: PlanAction, store: &Store) -> anyhow::Result<()> {
                 );
             }
         }
-        PlanAction::Set { name, events_per_month, retention_days } => {
+        PlanAction::Set {
+            name,
+            events_per_month,
+            retention_days,
+        } => {
             let plan = crate::store::Plan {
                 name: name.clone(),
                 events_per_month: events_per_month.0,

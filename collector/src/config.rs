@@ -74,7 +74,11 @@ pub struct Config {
     #[arg(long, env = "PULSELINE_RATE_LIMIT_BURST", default_value_t = 0)]
     pub rate_limit_burst: u32,
     /// Seconds between maintenance passes (retention, partitions).
-    #[arg(long, env = "PULSELINE_MAINTENANCE_INTERVAL_SECS", default_value_t = 3600)]
+    #[arg(
+        long,
+        env = "PULSELINE_MAINTENANCE_INTERVAL_SECS",
+        default_value_t = 3600
+    )]
     pub maintenance_interval_secs: u64,
     /// Seconds to let in-flight requests and commits finish after SIGTERM/SIGINT.
     #[arg(long, env = "PULSELINE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]

@@ -101,9 +101,7 @@ impl IntoResponse for ApiError {
         let retry_after = match &self {
             Self::Overloaded { retry_after, .. }
             | Self::TooManyRequests { retry_after, .. }
-            | Self::StorageUnavailable { retry_after, .. } => {
-                Some(retry_after.as_secs().max(1))
-            }
+            | Self::StorageUnavailable { retry_after, .. } => Some(retry_after.as_secs().max(1)),
             _ => None,
         };
         let message = match &self {

@@ -24,16 +24,34 @@ pub async fn run_once(store: &Store, now: DateTime<Utc>) -> Result<RetentionRepo
     Ok(report)
 }
 
-/// Runs a pass every `interval` until the task is aborted. A failing pass is logged and
-/// retried at the next interval; it never stops ingest.
-pub fn spawn(store: Store, clock: Arc<dyn Clock>, interval: Duration) -> tokio::task::JoinHandle<()> {
+/// How often SQLite's WAL is checkpointed in the background.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Runs a pass every `interval`, and WAL checkpoints more often, until the task is aborted.
+/// A failing pass is logged and retried at the next tick; it never stops ingest.
+pub fn spawn(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    use tokio::time::{MissedTickBehavior, interval as every};
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval.max(Duration::from_secs(1)));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut passes = every(interval.max(Duration::from_secs(1)));
+        let mut checkpoints = every(CHECKPOINT_INTERVAL);
+        passes.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        checkpoints.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
-            if let Err(e) = run_once(&store, clock.now()).await {
-                tracing::warn!(error = %e, "maintenance pass failed; retrying at the next interval");
+            tokio::select! {
+                _ = passes.tick() => {
+                    if let Err(e) = run_once(&store, clock.now()).await {
+                        tracing::warn!(error = %e, "maintenance pass failed; retrying at the next interval");
+                    }
+                }
+                _ = checkpoints.tick() => {
+                    if let Err(e) = store.checkpoint().await {
+                        tracing::debug!(error = %e, "WAL checkpoint failed; the next one retries");
+                    }
+                }
             }
         }
     })

@@ -13,9 +13,9 @@ use std::num::NonZeroU32;
 
 use crate::auth::KeyRateLimiter;
 use crate::clock::{Clock, SystemClock};
-use crate::maintenance;
 use crate::config::Config;
 use crate::ingest::spawn_writer;
+use crate::maintenance;
 use crate::projects::{ProjectKeys, create_project};
 use crate::routes::router;
 use crate::state::AppState;
@@ -58,9 +58,19 @@ impl Application {
             .with_context(|| format!("opening the database at {}", config.database_url))?;
         store.prepare_partitions(clock.now()).await?;
         let bootstrap = if store.count_projects().await? == 0 {
-            let keys = create_project(&store, DEFAULT_PROJECT_NAME, &config.default_plan, clock.now())
-                .await
-                .with_context(|| format!("creating the default project (PULSELINE_DEFAULT_PLAN={})", config.default_plan))?;
+            let keys = create_project(
+                &store,
+                DEFAULT_PROJECT_NAME,
+                &config.default_plan,
+                clock.now(),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "creating the default project (PULSELINE_DEFAULT_PLAN={})",
+                    config.default_plan
+                )
+            })?;
             Some(keys)
         } else {
             None

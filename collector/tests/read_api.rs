@@ -141,9 +141,14 @@ async fn operations_endpoints() {
 async fn one_projects_keys_never_see_another_projects_events() {
     let app = spawn_app().await;
     let db = app.store().await;
-    let other = pulseline_collector::projects::create_project(&db, "Other", "unlimited", chrono::Utc::now())
-        .await
-        .unwrap();
+    let other = pulseline_collector::projects::create_project(
+        &db,
+        "Other",
+        "unlimited",
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         app.post(
             "/v1/batch",

@@ -58,7 +58,6 @@ CREATE TABLE events (
 CREATE TABLE events_default PARTITION OF events DEFAULT;
 CREATE INDEX events_recent  ON events(project_id, seq);
 CREATE INDEX events_by_name ON events(project_id, event, seq);
-CREATE INDEX events_by_user ON events(project_id, user_id, seq);
 
 CREATE TABLE project_usage (
     project_id   BIGINT PRIMARY KEY REFERENCES projects(id),

@@ -600,12 +600,18 @@ impl ClientBuilder {
                     .unwrap_or_else(|| default_directory(&options.host, &self.write_key));
                 Some(crate::disk::DiskBuffer::open(
                     directory,
-                    disk_options.clone(),
+                    disk_options,
                     writer_id,
                     Arc::clone(&reporter),
+        let spill_bytes = options.max_buffered_bytes / 2;
                 )?)
             }
             None => None,
+                // A replayed segment is loaded whole: keep it well within the memory bound.
+                let mut disk_options = disk_options.clone();
+                disk_options.segment_bytes = disk_options
+                    .segment_bytes
+                    .min((spill_bytes / 4).max(1) as u64);
         };
         let config = WorkerConfig {
             flush_interval: options.flush_interval,
@@ -619,7 +625,8 @@ impl ClientBuilder {
                 max_retry_after: options.max_retry_after,
                 max_elapsed: options.max_retry_elapsed,
             },
-            spill_bytes: options.max_buffered_bytes / 2,
+            spill_bytes,
+            replay_bytes: replay_bytes(&options, max_batch_bytes),
             writer_id,
         };
         let client = Client {
@@ -658,6 +665,18 @@ struct WorkerIngredients {
     clock: Arc<dyn Clock>,
     config: WorkerConfig,
     #[cfg(feature = "disk-buffer")]
+#[cfg(feature = "disk-buffer")]
+fn replay_bytes(options: &ClientOptions, max_batch_bytes: usize) -> usize {
+    let segment = options.disk_buffer.as_ref().map_or(0, |d| d.segment_bytes);
+    let segment = (segment as usize).min((options.max_buffered_bytes / 8).max(1));
+    segment + max_batch_bytes
+}
+
+#[cfg(not(feature = "disk-buffer"))]
+fn replay_bytes(_options: &ClientOptions, max_batch_bytes: usize) -> usize {
+    max_batch_bytes
+}
+
     disk: Option<crate::disk::DiskBuffer>,
 }
 

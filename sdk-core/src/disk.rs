@@ -72,7 +72,9 @@ pub struct DiskBufferOptions {
     pub max_bytes: u64,
     /// Batches older than this are deleted unsent, counted as `expired`. Default 7 days.
     pub max_age: Duration,
-    /// A segment file is closed for appends at this size. Default 4 MiB.
+    /// A segment file is closed for appends at this size. Default 4 MiB, lowered to an eighth
+    /// of [`max_buffered_bytes`](crate::ClientOptions::max_buffered_bytes) if that is smaller,
+    /// because a segment is replayed into memory whole.
     pub segment_bytes: u64,
 }
 

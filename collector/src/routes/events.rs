@@ -22,6 +22,7 @@ const DEFAULT_PAGE_SIZE: u32 = 100;
 #[into_params(parameter_in = Query)]
 pub struct EventsParams {
     /// Events per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// `next_cursor` from the previous page.
     cursor: Option<String>,

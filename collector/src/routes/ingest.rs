@@ -30,24 +30,28 @@ pub struct IngestResponse {
 }
 
 /// A Segment message. Only the fields the collector checks are listed; any others are kept.
+/// Every message needs `userId` or `anonymousId` (or both).
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(dead_code)] // documentation of the wire format; the handler reads raw JSON
 pub struct MessageDoc {
-    /// track, identify, page, screen, group or alias. Implied by the single-message endpoints.
+    /// The message type. Implied by the single-message endpoints, which accept only their own.
     #[serde(rename = "type")]
     #[schema(example = "track")]
-    kind: Option<String>,
+    kind: Option<MessageTypeDoc>,
     /// Unique id; the collector stores each (project, messageId) once. Assigned if absent.
     #[serde(rename = "messageId")]
     message_id: Option<String>,
     /// RFC 3339. Defaults to the time the collector received the message.
     #[schema(example = "2026-11-22T09:30:00.000Z")]
     timestamp: Option<String>,
-    /// Your user id; `userId` or `anonymousId` is required.
+    /// Your user id (a string or a number); `userId` or `anonymousId` is required.
     #[serde(rename = "userId")]
-    user_id: Option<String>,
+    #[schema(schema_with = id_schema)]
+    user_id: Option<serde_json::Value>,
+    /// A device or session id (a string or a number).
     #[serde(rename = "anonymousId")]
-    anonymous_id: Option<String>,
+    #[schema(schema_with = id_schema)]
+    anonymous_id: Option<serde_json::Value>,
     /// Event name, required for track.
     #[schema(example = "Signed Up")]
     event: Option<String>,
@@ -55,7 +59,8 @@ pub struct MessageDoc {
     name: Option<String>,
     /// Required for group.
     #[serde(rename = "groupId")]
-    group_id: Option<String>,
+    #[schema(schema_with = id_schema)]
+    group_id: Option<serde_json::Value>,
     /// Required for alias.
     #[serde(rename = "previousId")]
     previous_id: Option<String>,
@@ -63,6 +68,29 @@ pub struct MessageDoc {
     traits: Option<serde_json::Map<String, serde_json::Value>>,
     context: Option<serde_json::Map<String, serde_json::Value>>,
     integrations: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum MessageTypeDoc {
+    Track,
+    Identify,
+    Page,
+    Screen,
+    Group,
+    Alias,
+}
+
+/// Segment ids are strings or numbers.
+fn id_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(ObjectBuilder::new().schema_type(Type::Number))
+            .build(),
+    )
 }
 
 /// `POST /v1/batch` body.

@@ -170,7 +170,11 @@ impl Store {
     }
 
     pub async fn plan(&self, name: &str) -> Result<Option<Plan>, StoreError> {
-        Ok(self.list_plans().await?.into_iter().find(|p| p.name == name))
+        Ok(self
+            .list_plans()
+            .await?
+            .into_iter()
+            .find(|p| p.name == name))
     }
 
     pub async fn list_plans(&self) -> Result<Vec<Plan>, StoreError> {
@@ -230,6 +234,14 @@ impl Store {
     /// runs a pass at a time (an advisory lock); the others return an empty report.
     pub async fn apply_retention(&self, now: DateTime<Utc>) -> Result<RetentionReport, StoreError> {
         dispatch!(self.apply_retention(millis(now)))
+    }
+
+    /// Background housekeeping that must run often (SQLite: WAL checkpoints off the writer).
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.checkpoint().await,
+            Store::Postgres(_) => Ok(()),
+        }
     }
 
     /// Creates the storage the next days need (PostgreSQL: daily partitions). Idempotent.
@@ -308,7 +320,11 @@ pub fn month_of(t: DateTime<Utc>) -> String {
 
 /// When the month of `t` ends and its quota resets.
 pub fn next_month_start(t: DateTime<Utc>) -> DateTime<Utc> {
-    let (y, m) = if t.month() == 12 { (t.year() + 1, 1) } else { (t.year(), t.month() + 1) };
+    let (y, m) = if t.month() == 12 {
+        (t.year() + 1, 1)
+    } else {
+        (t.year(), t.month() + 1)
+    };
     Utc.with_ymd_and_hms(y, m, 1, 0, 0, 0).single().unwrap_or(t)
 }
 

@@ -262,7 +262,12 @@ impl PostgresStore {
                 }
             }
         }
-        let key = |&(b, m): &(usize, usize)| (batches[b].project_id, batches[b].messages[m].message_id.as_str());
+        let key = |&(b, m): &(usize, usize)| {
+            (
+                batches[b].project_id,
+                batches[b].messages[m].message_id.as_str(),
+            )
+        };
         order.sort_unstable_by(|x, y| key(x).cmp(&key(y)));
 
         let mut tx = self.pool.begin().await?;
@@ -278,14 +283,26 @@ impl PostgresStore {
              )
              SELECT input.pos FROM input JOIN fresh USING (project_id, message_id)",
         )
-        .bind(order.iter().map(|&(b, _)| batches[b].project_id).collect::<Vec<_>>())
+        .bind(
+            order
+                .iter()
+                .map(|&(b, _)| batches[b].project_id)
+                .collect::<Vec<_>>(),
+        )
         .bind(order.iter().map(|x| key(x).1).collect::<Vec<_>>())
-        .bind(order.iter().map(|&(b, _)| millis(batches[b].received_at)).collect::<Vec<_>>())
+        .bind(
+            order
+                .iter()
+                .map(|&(b, _)| millis(batches[b].received_at))
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(&mut *tx)
         .await?;
 
-        let mut is_new: Vec<Vec<bool>> =
-            batches.iter().map(|b| vec![false; b.messages.len()]).collect();
+        let mut is_new: Vec<Vec<bool>> = batches
+            .iter()
+            .map(|b| vec![false; b.messages.len()])
+            .collect();
         for pos in new_positions {
             let (b, m) = order[(pos - 1) as usize];
             is_new[b][m] = true;
@@ -306,12 +323,18 @@ impl PostgresStore {
                 n += 1;
                 let ts = millis(msg.timestamp);
                 *rollups
-                    .entry((batch.project_id, rollup_name(msg), ts - ts.rem_euclid(HOUR_MS)))
+                    .entry((
+                        batch.project_id,
+                        rollup_name(msg),
+                        ts - ts.rem_euclid(HOUR_MS),
+                    ))
                     .or_default() += 1;
                 rows.push(batch.project_id, msg, received_at);
             }
             if n > 0 {
-                *monthly.entry((batch.project_id, month_of(batch.received_at))).or_default() += n;
+                *monthly
+                    .entry((batch.project_id, month_of(batch.received_at)))
+                    .or_default() += n;
                 *totals.entry(batch.project_id).or_default() += n;
             }
             inserted.push(n as u64);
@@ -531,7 +554,9 @@ impl PostgresStore {
             .fetch_all(&mut *tx)
             .await?;
             for name in partitions {
-                let Some(start) = partition_start(&name) else { continue };
+                let Some(start) = partition_start(&name) else {
+                    continue;
+                };
                 if start + DAY_MS <= cutoff {
                     sqlx::query(AssertSqlSafe(format!("DROP TABLE {name}")))
                         .execute(&mut *tx)
@@ -541,22 +566,27 @@ impl PostgresStore {
             }
         }
         for row in &projects {
-            let Some(days) = row.get::<Option<i64>, _>("retention_days") else { continue };
+            let Some(days) = row.get::<Option<i64>, _>("retention_days") else {
+                continue;
+            };
             let project_id: i64 = row.get("id");
             let cutoff = now - days * DAY_MS;
-            report.events_deleted += sqlx::query(
-                "DELETE FROM events WHERE project_id = $1 AND received_at < $2",
-            )
-            .bind(project_id)
-            .bind(cutoff)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            report.events_deleted +=
+                sqlx::query("DELETE FROM events WHERE project_id = $1 AND received_at < $2")
+                    .bind(project_id)
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             for sql in [
                 "DELETE FROM event_ids WHERE project_id = $1 AND received_at < $2",
                 "DELETE FROM rollups_hourly WHERE project_id = $1 AND hour < $2",
             ] {
-                sqlx::query(sql).bind(project_id).bind(cutoff).execute(&mut *tx).await?;
+                sqlx::query(sql)
+                    .bind(project_id)
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         tx.commit().await?;

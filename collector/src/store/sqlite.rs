@@ -43,7 +43,10 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true)
             .pragma("cache_size", "-65536")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            // Checkpoints run in the background (see `checkpoint`), not inside a commit on the
+            // writer; this only bounds the WAL if the background pass falls behind.
+            .pragma("wal_autocheckpoint", "20000");
         if let Some(dir) = options.get_filename().parent()
             && !dir.as_os_str().is_empty()
         {
@@ -62,6 +65,15 @@ impl SqliteStore {
             .connect_with(options.create_if_missing(false))
             .await?;
         Ok(Self { write, read })
+    }
+
+    /// Copies committed WAL pages into the database file, on a read connection, so the writer
+    /// never pays for it. PASSIVE: never waits for readers or the writer.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&self.read)
+            .await?;
+        Ok(())
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -334,9 +346,10 @@ impl SqliteStore {
 
 impl SqliteStore {
     pub async fn list_plans(&self) -> Result<Vec<Plan>, StoreError> {
-        let rows = sqlx::query("SELECT name, events_per_month, retention_days FROM plans ORDER BY name")
-            .fetch_all(&self.read)
-            .await?;
+        let rows =
+            sqlx::query("SELECT name, events_per_month, retention_days FROM plans ORDER BY name")
+                .fetch_all(&self.read)
+                .await?;
         Ok(rows
             .iter()
             .map(|r| Plan {
@@ -399,12 +412,13 @@ impl SqliteStore {
     }
 
     pub async fn usage_this_month(&self, project_id: i64, month: &str) -> Result<i64, StoreError> {
-        let used: Option<i64> =
-            sqlx::query_scalar("SELECT events FROM usage_monthly WHERE project_id = ? AND month = ?")
-                .bind(project_id)
-                .bind(month)
-                .fetch_optional(&self.read)
-                .await?;
+        let used: Option<i64> = sqlx::query_scalar(
+            "SELECT events FROM usage_monthly WHERE project_id = ? AND month = ?",
+        )
+        .bind(project_id)
+        .bind(month)
+        .fetch_optional(&self.read)
+        .await?;
         Ok(used.unwrap_or(0))
     }
 

@@ -37,7 +37,9 @@ pub async fn fresh_database_url(dir: &Path) -> String {
         Ok(admin) if !admin.is_empty() => {
             use sqlx::Connection;
             let name = format!("pl_test_{}", uuid::Uuid::now_v7().simple());
-            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable");
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("PostgreSQL reachable");
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&mut conn)
                 .await
@@ -61,7 +63,9 @@ pub async fn spawn_app_with_clock(
     let mut config = Config::for_tests_with_database(fresh_database_url(dir.path()).await);
     configure(&mut config);
     let database_url = config.database_url.clone();
-    let app = Application::build_with_clock(config, clock).await.expect("app builds");
+    let app = Application::build_with_clock(config, clock)
+        .await
+        .expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let keys = app
         .bootstrap_keys()
@@ -146,10 +150,14 @@ impl TestApp {
         use sqlx::Connection;
         let sql = sqlx::AssertSqlSafe(sql.to_owned());
         if self.database_url.starts_with("sqlite:") {
-            let mut c = sqlx::SqliteConnection::connect(&self.database_url).await.unwrap();
+            let mut c = sqlx::SqliteConnection::connect(&self.database_url)
+                .await
+                .unwrap();
             sqlx::query(sql).execute(&mut c).await.unwrap();
         } else {
-            let mut c = sqlx::PgConnection::connect(&self.database_url).await.unwrap();
+            let mut c = sqlx::PgConnection::connect(&self.database_url)
+                .await
+                .unwrap();
             sqlx::query(sql).execute(&mut c).await.unwrap();
         }
     }

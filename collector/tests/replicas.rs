@@ -1,0 +1,103 @@
+//! Two real collector processes on one PostgreSQL behave as one.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+struct Replica {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(database_url: &str) -> Replica {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
+        .env("PULSELINE_LISTEN", "127.0.0.1:0")
+        .env("PULSELINE_DATABASE_URL", database_url)
+        .env("PULSELINE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("collector starts");
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines {
+        let line = line.unwrap();
+        if let Some(url) = line.strip_prefix("Listening on ") {
+            return Replica {
+                child,
+                base: url.to_owned(),
+            };
+        }
+    }
+    let status = child.wait();
+    panic!("the collector exited before listening: {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_store_each_event_once() {
+    if !common::on_postgres() {
+        return; // replicas share a PostgreSQL server; the test command runs this on one
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(dir.path()).await;
+    let created = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
+        .args(["project", "create", "--name", "Replicated", "--json"])
+        .env("PULSELINE_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let keys: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let (write, secret) = (
+        keys["write_key"].as_str().unwrap(),
+        keys["secret_key"].as_str().unwrap(),
+    );
+
+    let (a, b) = (start(&url), start(&url));
+    let http = reqwest::Client::new();
+    // The same 40 batches through both replicas at once: every event reaches the database
+    // twice, concurrently, and must be stored once.
+    let mut sends = Vec::new();
+    for n in 0..40 {
+        for base in [&a.base, &b.base] {
+            let (http, url, write) = (http.clone(), format!("{base}/v1/batch"), write.to_owned());
+            sends.push(tokio::spawn(async move {
+                let batch: Vec<Value> = (0..50)
+                    .map(|i| json!({"type": "track", "userId": "u", "event": "e", "messageId": format!("r{n}-{i}")}))
+                    .collect();
+                http.post(url).basic_auth(write, Some("")).json(&json!({"batch": batch})).send().await.unwrap().status()
+            }));
+        }
+    }
+    for s in sends {
+        assert_eq!(s.await.unwrap(), 200);
+    }
+    for base in [&a.base, &b.base] {
+        let stats: Value = http
+            .get(format!("{base}/api/v1/stats"))
+            .bearer_auth(secret)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(stats["events_total"], 2_000);
+        assert_eq!(stats["events_this_month"], 2_000);
+    }
+    let stored = common::query_i64(&url, "SELECT COUNT(*) FROM events").await;
+    assert_eq!(stored, 2_000);
+    let distinct = common::query_i64(&url, "SELECT COUNT(DISTINCT message_id) FROM events").await;
+    assert_eq!(distinct, 2_000);
+}
