@@ -85,10 +85,11 @@ impl Shared {
                 max_bytes: self.limits.max_bytes,
             });
         }
-        self.queue.push(message.bytes);
-        Counters::add(&self.reporter.counters.captured, 1);
+        // Counted before the push, so the worker's decrement after popping can never come first.
         let events = self.unbatched_events.fetch_add(1, Ordering::AcqRel) + 1;
         let bytes = self.unbatched_bytes.fetch_add(len, Ordering::AcqRel) + len;
+        self.queue.push(message.bytes);
+        Counters::add(&self.reporter.counters.captured, 1);
         // Wake once per batch's worth, on the crossing, not on every message: a wake-up is a
         // syscall, ten times the cost of the rest of capture. The worker's flush-interval tick
         // picks up anything below the thresholds.
@@ -109,6 +110,13 @@ impl Shared {
             return false;
         }
         true
+    }
+
+    /// Accounts for messages coming back from disk: always succeeds, since the worker only
+    /// replays when there is room, and refusing here would unbalance the later release.
+    pub(crate) fn reserve_replayed(&self, events: usize, bytes: usize) {
+        self.buffered_events.fetch_add(events, Ordering::AcqRel);
+        self.buffered_bytes.fetch_add(bytes, Ordering::AcqRel);
     }
 
     /// Accounts for messages that left memory (delivered, dropped or moved to disk).

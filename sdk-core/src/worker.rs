@@ -45,6 +45,8 @@ pub(crate) struct WorkerConfig {
     pub(crate) retry: RetryPolicy,
     /// Above this many buffered bytes, batches already on disk are released from memory.
     pub(crate) spill_bytes: usize,
+    /// Memory a claimed segment can take: its size bound plus one record that crossed it.
+    pub(crate) replay_bytes: usize,
     pub(crate) writer_id: u64,
 }
 
@@ -570,8 +572,10 @@ impl Worker {
         }
         let (events, bytes) = self.shared.buffered();
         let limits = self.shared.limits;
+        // A claimed segment comes into memory whole; it must fit below the spill mark, or it
+        // would be released again at once.
         let room = self.config.spill_bytes.saturating_sub(bytes);
-        if room < self.config.max_batch_bytes * 8 || events * 2 > limits.max_events {
+        if room < self.config.replay_bytes || events * 2 > limits.max_events {
             return;
         }
         let Some(disk) = self.disk.as_mut() else {
@@ -597,9 +601,7 @@ impl Worker {
                         tracked,
                     };
                     let (e, b) = held.footprint();
-                    // Replay never pushes capture over its bounds: room was checked above, and
-                    // a reservation that still fails just means the batch goes out anyway.
-                    self.shared.reserve(e, b);
+                    self.shared.reserve_replayed(e, b);
                     messages += e as u64;
                     self.ready.push_back(held);
                 }

@@ -1,0 +1,314 @@
+//! Crash safety of the disk buffer: a SIGKILLed process loses at most its unsealed window, a
+//! damaged segment is skipped, and two clients on one directory never send a segment twice.
+
+mod support;
+
+use std::{
+    collections::HashSet,
+    io::{BufRead, BufReader, Write},
+    process::{Command, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use pulseline::{
+    Client, DiskBufferOptions, Error, FlushOutcome, Track, TransportResponse,
+    testing::{ManualClock, RecordingTransport},
+};
+use serde_json::json;
+use support::Collector;
+
+const CHILD_ENV: &str = "PULSELINE_CRASH_CHILD";
+const CHILD_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Runs in the child process only: captures with the collector down, says when its first
+/// captures are older than the documented bound, then keeps capturing until killed.
+#[test]
+#[ignore = "the child half of sigkill_loses_only_the_unsealed_window"]
+fn crash_child() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let (dir, host) = spec.split_once('|').unwrap();
+    let client = Client::builder("wk_crash")
+        .host(host)
+        .disk_buffer_directory(dir)
+        .flush_interval(CHILD_FLUSH_INTERVAL)
+        .retry_delays(Duration::from_millis(10), Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let mut out = std::io::stdout().lock();
+    for seq in 0..1_000 {
+        let id = client
+            .track(Track::new("user-1", "before_kill").properties(json!({ "seq": seq })))
+            .unwrap();
+        writeln!(out, "@A {id}").unwrap();
+    }
+    // The documented bound: captures older than one flush interval (plus the write) are on disk.
+    std::thread::sleep(CHILD_FLUSH_INTERVAL + Duration::from_millis(300));
+    writeln!(out, "@DURABLE").unwrap();
+    out.flush().unwrap();
+    for seq in 0.. {
+        let id = client
+            .track(Track::new("user-1", "racing_the_kill").properties(json!({ "seq": seq })))
+            .unwrap();
+        writeln!(out, "@B {id}").unwrap();
+        out.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_only_the_unsealed_window() {
+    support::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "crash_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, format!("{}|http://{down}", dir.path().display()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (before, racing) = tokio::task::spawn_blocking(move || {
+        let (mut before, mut racing) = (Vec::new(), Vec::new());
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            // libtest may print on the same line before the child's first output.
+            if line.contains("@DURABLE") {
+                break;
+            }
+            if let Some(at) = line.find("@A ") {
+                before.push(line[at + 3..].to_owned());
+            }
+        }
+        // Kill it mid-capture, with messages in every stage of the pipeline.
+        for line in lines.by_ref().take(300) {
+            if let Some(id) = line.unwrap().strip_prefix("@B ") {
+                racing.push(id.to_owned());
+            }
+        }
+        (before, racing)
+    })
+    .await
+    .unwrap();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(before.len(), 1_000);
+
+    let collector = Collector::start().await;
+    let client = Client::builder(&collector.write_key)
+        .host(collector.url())
+        .disk_buffer_directory(dir.path())
+        .build()
+        .unwrap();
+    let total = collector
+        .wait_for_events(1_000, Duration::from_secs(30))
+        .await;
+    assert!(total >= 1_000, "only {total} events replayed");
+    let stored: HashSet<String> = collector
+        .events()
+        .await
+        .iter()
+        .map(|e| e["messageId"].as_str().unwrap().to_owned())
+        .collect();
+    let missing = before.iter().filter(|id| !stored.contains(*id)).count();
+    assert_eq!(missing, 0, "captures older than the bound were lost");
+    let known: HashSet<&String> = before.iter().chain(&racing).collect();
+    assert!(stored.iter().all(|id| known.contains(id)));
+    let racing_saved = racing.iter().filter(|id| stored.contains(*id)).count();
+    eprintln!(
+        "{racing_saved} of {} captures racing the kill were saved too",
+        racing.len()
+    );
+    assert!(client.shutdown(Duration::from_secs(10)).is_complete());
+}
+
+fn failing_transport() -> RecordingTransport {
+    let transport = RecordingTransport::new();
+    for _ in 0..10_000 {
+        transport.push_response(Ok(TransportResponse::new(503, vec![])));
+    }
+    transport
+}
+
+/// Captures `n` messages with the collector failing and shuts down: all of them persisted.
+fn persist(dir: &std::path::Path, n: usize, segment_bytes: u64) -> Vec<String> {
+    let mut disk = DiskBufferOptions::default();
+    disk.directory = Some(dir.to_owned());
+    disk.segment_bytes = segment_bytes;
+    let client = Client::builder("wk_test")
+        .transport(failing_transport())
+        .clock(ManualClock::new())
+        .disk_buffer(Some(disk))
+        .max_batch_messages(10)
+        .build()
+        .unwrap();
+    let ids = (0..n)
+        .map(|i| {
+            client
+                .track(Track::new("user-1", "persisted").properties(json!({ "i": i })))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let outcome = client.shutdown(Duration::from_secs(1));
+    assert_eq!(outcome.lost, 0, "{outcome:?}");
+    ids
+}
+
+fn delivered_ids(transport: &RecordingTransport) -> Vec<String> {
+    transport
+        .delivered()
+        .iter()
+        .map(|m| m["messageId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_corrupted_record_is_skipped_and_the_rest_delivered() {
+    support::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let captured = persist(dir.path(), 50, 1 << 20);
+    let segments: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(segments.len(), 1);
+    let mut data = std::fs::read(&segments[0]).unwrap();
+    let middle = data.len() / 2;
+    data[middle] ^= 0x5a;
+    std::fs::write(&segments[0], &data).unwrap();
+
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&errors);
+    let transport = RecordingTransport::new();
+    let client = Client::builder("wk_test")
+        .transport(transport.clone())
+        .disk_buffer_directory(dir.path())
+        .on_error(move |e| seen.lock().unwrap().push(e.to_string()))
+        .build()
+        .unwrap();
+    assert!(transport.wait_for_requests(4, Duration::from_secs(10)));
+    assert!(client.shutdown(Duration::from_secs(10)).is_complete());
+    let delivered = delivered_ids(&transport);
+    assert_eq!(
+        delivered.len(),
+        40,
+        "exactly the damaged batch of 10 is skipped"
+    );
+    assert!(delivered.iter().all(|id| captured.contains(id)));
+    assert_eq!(client.stats().corrupt_records, 1);
+    let errors = errors.lock().unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("corrupt record skipped in")),
+        "{errors:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "the damaged segment is gone once replayed"
+    );
+}
+
+#[test]
+fn a_torn_final_write_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let captured = persist(dir.path(), 30, 1 << 20);
+    let segment = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let data = std::fs::read(&segment).unwrap();
+    // What a kill in the middle of appending a record leaves behind.
+    let mut torn = data.clone();
+    torn.extend_from_slice(&data[..data.len() / 6]);
+    std::fs::write(&segment, &torn).unwrap();
+
+    let transport = RecordingTransport::new();
+    let client = Client::builder("wk_test")
+        .transport(transport.clone())
+        .disk_buffer_directory(dir.path())
+        .build()
+        .unwrap();
+    assert!(transport.wait_for_requests(3, Duration::from_secs(10)));
+    assert!(client.shutdown(Duration::from_secs(10)).is_complete());
+    let mut delivered = delivered_ids(&transport);
+    delivered.sort();
+    let mut expected = captured;
+    expected.sort();
+    assert_eq!(delivered, expected);
+    assert_eq!(client.stats().corrupt_records, 1);
+}
+
+#[test]
+fn two_clients_on_one_directory_never_send_a_segment_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let captured = persist(dir.path(), 500, 4 * 1024);
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().count() >= 10,
+        "several segments to compete for"
+    );
+
+    let transport = RecordingTransport::new();
+    let open = || {
+        Client::builder("wk_test")
+            .transport(transport.clone())
+            .disk_buffer_directory(dir.path())
+            .build()
+            .unwrap()
+    };
+    let (one, two) = (open(), open());
+    assert!(transport.wait_for_requests(50, Duration::from_secs(30)));
+    assert!(one.shutdown(Duration::from_secs(10)).is_complete());
+    assert!(two.shutdown(Duration::from_secs(10)).is_complete());
+    let delivered = delivered_ids(&transport);
+    let unique: HashSet<&String> = delivered.iter().collect();
+    assert_eq!(delivered.len(), 500, "no batch was sent twice");
+    assert_eq!(unique.len(), 500);
+    assert!(captured.iter().all(|id| unique.contains(id)));
+    let (s1, s2) = (one.stats(), two.stats());
+    assert_eq!(s1.replayed_from_disk + s2.replayed_from_disk, 500);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn flush_reports_messages_persisted_after_the_retry_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::builder("wk_test")
+        .transport(failing_transport())
+        .clock(ManualClock::new())
+        .disk_buffer_directory(dir.path())
+        .build()
+        .unwrap();
+    for i in 0..3 {
+        client
+            .track(Track::new("user-1", "x").properties(json!({ "i": i })))
+            .unwrap();
+    }
+    assert_eq!(
+        client.flush(Duration::from_secs(3600)),
+        FlushOutcome::Persisted { messages: 3 }
+    );
+    assert!(matches!(
+        client.track(Track::new("", "x")),
+        Err(Error::InvalidMessage {
+            field: "userId",
+            ..
+        })
+    ));
+}
