@@ -93,7 +93,7 @@ impl Shared {
         // Wake once per batch's worth, on the crossing, not on every message: a wake-up is a
         // syscall, ten times the cost of the rest of capture. The worker's flush-interval tick
         // picks up anything below the thresholds.
-        let crossed_events = events % self.limits.wake_events == 0;
+        let crossed_events = events.is_multiple_of(self.limits.wake_events);
         let crossed_bytes = bytes >= self.limits.wake_bytes && bytes - len < self.limits.wake_bytes;
         if crossed_events || crossed_bytes {
             self.wake.notify_one();
