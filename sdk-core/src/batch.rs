@@ -28,6 +28,7 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
+    #[cfg_attr(not(feature = "disk-buffer"), allow(dead_code))]
     pub(crate) fn from_parts(id: BatchId, joined: Vec<u8>, ends: Vec<u32>) -> Option<Self> {
         // Validates parts read back from disk: offsets increasing, in bounds, comma-separated.
         let mut start = 0usize;

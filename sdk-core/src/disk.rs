@@ -683,7 +683,7 @@ mod tests {
         let mut data = fs::read(&path).unwrap();
         let record_len = data.len() / 3;
         data[record_len + HEADER_LEN + 30] ^= 0xff; // corrupt the middle record's payload
-        data.extend_from_slice(&data[..record_len / 2].to_vec()); // a torn, half-written record
+        data.extend_from_within(..record_len / 2); // a torn, half-written record
         fs::write(&path, &data).unwrap();
         let mut reader = open(dir.path(), 2);
         let replayed = reader.claim_next(now()).unwrap().unwrap();
