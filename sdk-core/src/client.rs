@@ -94,6 +94,8 @@ struct Inner {
     encoder: Encoder,
     clock: Arc<dyn Clock>,
     shutdown_timeout: Duration,
+    /// How to build this client again (in a forked child, see `fork.rs`).
+    pub(crate) recipe: crate::fork::Recipe,
     /// The worker thread, when the client owns one.
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -297,6 +299,10 @@ impl Client {
     pub fn stats(&self) -> Stats {
         self.inner.shared.reporter.counters.snapshot()
     }
+
+    pub(crate) fn recipe(&self) -> &crate::fork::Recipe {
+        &self.inner.recipe
+    }
 }
 
 impl Inner {
@@ -345,8 +351,8 @@ impl Drop for Inner {
 pub struct ClientBuilder {
     write_key: String,
     options: ClientOptions,
-    transport: Option<Arc<dyn Transport>>,
-    clock: Option<Arc<dyn Clock>>,
+    pub(crate) transport: Option<Arc<dyn Transport>>,
+    pub(crate) clock: Option<Arc<dyn Clock>>,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -557,6 +563,12 @@ impl ClientBuilder {
     }
 
     fn into_parts(self) -> Result<Parts, Error> {
+        let recipe = crate::fork::Recipe {
+            write_key: self.write_key.clone(),
+            options: self.options.clone(),
+            transport: self.transport.clone(),
+            clock: self.clock.clone(),
+        };
         let options = self.options;
         if options.flush_interval.is_zero() {
             return Err(Error::Config {
@@ -591,9 +603,15 @@ impl ClientBuilder {
         };
         let shared = Arc::new(Shared::new(Arc::clone(&reporter), limits));
         let writer_id = rand::random::<u64>();
+        let spill_bytes = options.max_buffered_bytes / 2;
         #[cfg(feature = "disk-buffer")]
         let disk = match &options.disk_buffer {
             Some(disk_options) => {
+                // A replayed segment is loaded whole: keep it well within the memory bound.
+                let mut disk_options = disk_options.clone();
+                disk_options.segment_bytes = disk_options
+                    .segment_bytes
+                    .min((spill_bytes / 4).max(1) as u64);
                 let directory = disk_options
                     .directory
                     .clone()
@@ -603,15 +621,9 @@ impl ClientBuilder {
                     disk_options,
                     writer_id,
                     Arc::clone(&reporter),
-        let spill_bytes = options.max_buffered_bytes / 2;
                 )?)
             }
             None => None,
-                // A replayed segment is loaded whole: keep it well within the memory bound.
-                let mut disk_options = disk_options.clone();
-                disk_options.segment_bytes = disk_options
-                    .segment_bytes
-                    .min((spill_bytes / 4).max(1) as u64);
         };
         let config = WorkerConfig {
             flush_interval: options.flush_interval,
@@ -635,6 +647,7 @@ impl ClientBuilder {
                 encoder: Encoder::new(&options.library_name, &options.library_version),
                 clock: Arc::clone(&clock),
                 shutdown_timeout: options.shutdown_timeout,
+                recipe,
                 thread: Mutex::new(None),
             }),
         };
@@ -652,6 +665,18 @@ impl ClientBuilder {
     }
 }
 
+#[cfg(feature = "disk-buffer")]
+fn replay_bytes(options: &ClientOptions, max_batch_bytes: usize) -> usize {
+    let segment = options.disk_buffer.as_ref().map_or(0, |d| d.segment_bytes);
+    let segment = (segment as usize).min((options.max_buffered_bytes / 8).max(1));
+    segment + max_batch_bytes
+}
+
+#[cfg(not(feature = "disk-buffer"))]
+fn replay_bytes(_options: &ClientOptions, max_batch_bytes: usize) -> usize {
+    max_batch_bytes
+}
+
 struct Parts {
     client: Client,
     worker: WorkerIngredients,
@@ -665,18 +690,6 @@ struct WorkerIngredients {
     clock: Arc<dyn Clock>,
     config: WorkerConfig,
     #[cfg(feature = "disk-buffer")]
-#[cfg(feature = "disk-buffer")]
-fn replay_bytes(options: &ClientOptions, max_batch_bytes: usize) -> usize {
-    let segment = options.disk_buffer.as_ref().map_or(0, |d| d.segment_bytes);
-    let segment = (segment as usize).min((options.max_buffered_bytes / 8).max(1));
-    segment + max_batch_bytes
-}
-
-#[cfg(not(feature = "disk-buffer"))]
-fn replay_bytes(_options: &ClientOptions, max_batch_bytes: usize) -> usize {
-    max_batch_bytes
-}
-
     disk: Option<crate::disk::DiskBuffer>,
 }
 
@@ -745,7 +758,7 @@ fn default_clock() -> Result<Arc<dyn Clock>, Error> {
 /// `<temp>/pulseline/<FNV-1a of host and write key>`: stable across restarts, distinct per
 /// project and collector.
 #[cfg(feature = "disk-buffer")]
-fn default_directory(host: &str, write_key: &str) -> std::path::PathBuf {
+pub(crate) fn default_directory(host: &str, write_key: &str) -> std::path::PathBuf {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in host.bytes().chain([0]).chain(write_key.bytes()) {
         hash ^= u64::from(byte);

@@ -476,6 +476,20 @@ fn still_linked(_file: &File, path: &Path) -> bool {
     path.exists()
 }
 
+/// Whether `name` is a segment file name as [`DiskBuffer::create_segment`] makes them:
+/// `<created-ms>-<writer-id>-<n>.seg`.
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) fn is_segment_file_name(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".seg") else {
+        return false;
+    };
+    let parts: Vec<&str> = stem.split('-').collect();
+    matches!(parts.as_slice(), [ms, writer, n]
+        if !ms.is_empty() && ms.bytes().all(|b| b.is_ascii_digit())
+            && writer.len() == 16 && writer.bytes().all(|b| b.is_ascii_hexdigit())
+            && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn created_at(path: &Path) -> Option<SystemTime> {
     let name = path.file_name()?.to_str()?;
     let millis: u64 = name.split('-').next()?.parse().ok()?;

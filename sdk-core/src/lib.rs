@@ -82,6 +82,7 @@ mod clock;
 #[cfg(feature = "disk-buffer")]
 mod disk;
 mod error;
+mod fork;
 #[cfg(feature = "native-http")]
 mod http;
 pub mod limits;
