@@ -8,12 +8,15 @@
 #   postgres: a throwaway PostgreSQL cluster, and the collector's suite again on it
 #   interop: pytest collector/tests/interop against the real debug binary
 #            (Segment's own Python SDK; schemathesis fuzzing /openapi.json)
+#   python: the `pulseline` Python package (sdk-python) built with maturin into .venv, its
+#           pytest suite and examples/python-* against the real collector, mypy stubtest of
+#           the native module's .pyi and mypy --strict of the package
 #
 # It installs what it needs when missing, and skips that quickly when present:
 #   .venv  python3 -m venv, with scripts/requirements-test.txt (reinstalled when that file changes)
 #
 # Environment:
-#   PULSELINE_TEST_ONLY=rust|postgres|interop  run one group of steps (default: all)
+#   PULSELINE_TEST_ONLY=rust|postgres|interop|python  run one group of steps (default: all)
 #   PULSELINE_TEST_PG_PORT=55432      port of the throwaway PostgreSQL cluster
 #   PULSELINE_PYTEST_ARGS='-k gzip'   extra arguments for the interop pytest run
 #   PULSELINE_SCHEMATHESIS_SEED=N     replay a schemathesis run (its seed is printed)
@@ -165,6 +168,30 @@ interop_tests() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# The Python SDK (sdk-python): a release build (the per-call cost is part of what is tested),
+# installed editable into .venv; incremental after the first build.
+
+python_sdk_build() {
+    VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH \
+        "$VENV/bin/maturin" develop --release --quiet -m sdk-python/Cargo.toml
+    "$VENV/bin/python" -c 'import pulseline; print("pulseline", pulseline.__version__)'
+}
+
+python_sdk_tests() {
+    # Includes tests/test_examples.py, which runs examples/python-*.
+    PULSELINE_COLLECTOR_BIN=$TARGET_DIR/debug/pulseline-collector \
+        PYTHONDONTWRITEBYTECODE=1 \
+        timeout --kill-after=30 600 \
+        "$VENV/bin/python" -m pytest sdk-python/tests -p no:cacheprovider -v -ra
+}
+
+python_sdk_types() {
+    # The hand-written stub must match the compiled module, and the package must type-check.
+    (cd sdk-python && "$VENV/bin/python" -m mypy.stubtest pulseline._native)
+    (cd sdk-python && "$VENV/bin/python" -m mypy --strict --no-incremental python/pulseline)
+}
+
+# ---------------------------------------------------------------------------------------------
 # PostgreSQL: a throwaway cluster on loopback for this run (TOOLCHAIN.md), stopped at exit.
 
 PG_PORT=${PULSELINE_TEST_PG_PORT:-55432}
@@ -216,8 +243,8 @@ collector_tests_postgres() {
 
 main() {
     case $ONLY in
-    all | rust | postgres | interop) ;;
-    *) die "PULSELINE_TEST_ONLY must be rust, postgres or interop (or unset for all), not '$ONLY'" ;;
+    all | rust | postgres | interop | python) ;;
+    *) die "PULSELINE_TEST_ONLY must be rust, postgres, interop or python (or unset for all), not '$ONLY'" ;;
     esac
 
     step setup "Rust toolchain (rustfmt, clippy)" ensure_rust_toolchain
@@ -230,6 +257,12 @@ main() {
     step interop "Python venv (.venv, requirements-test.txt)" ensure_python_venv
     step interop "build pulseline-collector (debug)" build_collector
     step interop "interop tests (Segment SDK, schemathesis)" interop_tests
+
+    step python "Python venv (.venv, requirements-test.txt)" ensure_python_venv
+    step python "build pulseline-collector (debug)" build_collector
+    step python "build the pulseline Python package (maturin)" python_sdk_build
+    step python "Python SDK tests and examples (pytest)" python_sdk_tests
+    step python "Python SDK types (stubtest, mypy --strict)" python_sdk_types
 }
 
 main "$@"

@@ -1,0 +1,389 @@
+//! `pulseline._native.Client`: the core client behind a Python class. Capture methods convert
+//! their arguments with the GIL held (that is all they do in Python terms); the core's worker
+//! thread never touches Python.
+
+use std::{
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
+
+use pulseline::{Alias, Group, Identify, Page, Screen, Track, Uuid};
+use pyo3::{
+    prelude::*,
+    types::{PyDict, PyList, PyString, PyTuple},
+};
+
+use crate::{
+    convert::Argument,
+    error::{OwnedError, conversion_error},
+    message::{Common, object_argument, user, with_common},
+    options::{OPTION_NAMES, Options, seconds},
+    report::{Report, Reports},
+    stats::{FlushOutcome, ShutdownOutcome, Stats},
+};
+
+/// How long one blocking wait lasts before checking for Ctrl-C.
+const SIGNAL_CHECK: Duration = Duration::from_millis(200);
+/// `flush()` without a timeout: until everything is resolved (the core's retry budget bounds it).
+const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Sends analytics events to a Pulseline (or any Segment-compatible) collector.
+#[pyclass(
+    module = "pulseline._native",
+    name = "Client",
+    subclass,
+    frozen,
+    weakref
+)]
+#[derive(Debug)]
+pub(crate) struct Client {
+    /// Replaced in a forked child (see `_reinitialize_after_fork`); locked only briefly, with
+    /// the GIL held, never across Python code or a wait.
+    current: Mutex<Current>,
+    shutdown_timeout: Duration,
+    #[pyo3(get)]
+    on_error: Option<Py<PyAny>>,
+    #[pyo3(get)]
+    on_drop: Option<Py<PyAny>>,
+}
+
+#[derive(Debug)]
+struct Current {
+    core: pulseline::Client,
+    reports: Arc<Reports>,
+    shut_down: bool,
+}
+
+impl Client {
+    fn current(&self) -> MutexGuard<'_, Current> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn core(&self) -> pulseline::Client {
+        self.current().core.clone()
+    }
+
+    /// Runs a capture and maps its result: the `messageId`, or `None` when the message was
+    /// dropped (buffer full: counted and reported; client shut down).
+    fn capture<'py>(
+        &self,
+        py: Python<'py>,
+        argument: Option<(&str, &Argument<'py>)>,
+        capture: impl FnOnce(&pulseline::Client) -> Result<Uuid, pulseline::Error>,
+    ) -> PyResult<Option<Bound<'py, PyString>>> {
+        match capture(&self.core()) {
+            Ok(id) => Ok(Some(PyString::new(
+                py,
+                id.hyphenated().encode_lower(&mut Uuid::encode_buffer()),
+            ))),
+            Err(pulseline::Error::QueueFull { .. } | pulseline::Error::Closed) => Ok(None),
+            Err(err) => {
+                if let Some((name, argument)) = argument
+                    && let Some(failure) = argument.take_failure()
+                {
+                    return Err(conversion_error(py, name, failure));
+                }
+                Err(OwnedError::from(&err).into_pyerr(py))
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl Client {
+    #[new]
+    #[pyo3(signature = (write_key, host = None, **options))]
+    fn new(
+        py: Python<'_>,
+        write_key: String,
+        host: Option<String>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let version = env!("CARGO_PKG_VERSION");
+        let Options {
+            mut core,
+            on_error,
+            on_drop,
+        } = Options::parse(host, options, version)?;
+        let reports = Reports::new();
+        reports.install(&mut core);
+        let shutdown_timeout = core.shutdown_timeout;
+        let client = py
+            .detach(|| pulseline::Client::builder(write_key).options(core).build())
+            .map_err(|err| OwnedError::from(&err).into_pyerr(py))?;
+        Ok(Client {
+            current: Mutex::new(Current {
+                core: client,
+                reports,
+                shut_down: false,
+            }),
+            shutdown_timeout,
+            on_error,
+            on_drop,
+        })
+    }
+
+    /// The keyword options `Client()` accepts.
+    #[classattr]
+    #[pyo3(name = "OPTIONS")]
+    fn options<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, OPTION_NAMES)
+    }
+
+    /// Captures a `track` (something a user did); returns its `messageId`, or `None` if it was
+    /// dropped because the buffer is full or the client is shut down.
+    #[pyo3(signature = (user_id, event, properties = None, *, anonymous_id = None, timestamp = None, context = None, integrations = None, message_id = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn track<'py>(
+        &self,
+        py: Python<'py>,
+        user_id: Option<&Bound<'py, PyAny>>,
+        event: &Bound<'py, PyString>,
+        properties: Option<&Bound<'py, PyAny>>,
+        anonymous_id: Option<&Bound<'py, PyAny>>,
+        timestamp: Option<&Bound<'py, PyAny>>,
+        context: Option<&Bound<'py, PyAny>>,
+        integrations: Option<&Bound<'py, PyAny>>,
+        message_id: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyString>>> {
+        let user = user(py, user_id, anonymous_id)?;
+        let message = Track::new(user, event.to_str()?);
+        let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+        let properties = object_argument("properties", properties)?;
+        match &properties {
+            None => self.capture(py, None, |c| c.track(with_common!(message, common))),
+            Some(p) => self.capture(py, Some(("properties", p)), |c| {
+                c.track(with_common!(message.properties(p), common))
+            }),
+        }
+    }
+
+    /// Captures an `identify` (who a user is); returns its `messageId` or `None` (see `track`).
+    #[pyo3(signature = (user_id, traits = None, *, anonymous_id = None, timestamp = None, context = None, integrations = None, message_id = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn identify<'py>(
+        &self,
+        py: Python<'py>,
+        user_id: Option<&Bound<'py, PyAny>>,
+        traits: Option<&Bound<'py, PyAny>>,
+        anonymous_id: Option<&Bound<'py, PyAny>>,
+        timestamp: Option<&Bound<'py, PyAny>>,
+        context: Option<&Bound<'py, PyAny>>,
+        integrations: Option<&Bound<'py, PyAny>>,
+        message_id: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyString>>> {
+        let message = Identify::new(user(py, user_id, anonymous_id)?);
+        let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+        match &object_argument("traits", traits)? {
+            None => self.capture(py, None, |c| c.identify(with_common!(message, common))),
+            Some(t) => self.capture(py, Some(("traits", t)), |c| {
+                c.identify(with_common!(message.traits(t), common))
+            }),
+        }
+    }
+
+    /// Captures a `page` view; returns its `messageId` or `None` (see `track`).
+    #[pyo3(signature = (user_id, name = None, properties = None, *, anonymous_id = None, timestamp = None, context = None, integrations = None, message_id = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn page<'py>(
+        &self,
+        py: Python<'py>,
+        user_id: Option<&Bound<'py, PyAny>>,
+        name: Option<&Bound<'py, PyString>>,
+        properties: Option<&Bound<'py, PyAny>>,
+        anonymous_id: Option<&Bound<'py, PyAny>>,
+        timestamp: Option<&Bound<'py, PyAny>>,
+        context: Option<&Bound<'py, PyAny>>,
+        integrations: Option<&Bound<'py, PyAny>>,
+        message_id: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyString>>> {
+        let mut message = Page::new(user(py, user_id, anonymous_id)?);
+        if let Some(name) = name {
+            message = message.name(name.to_str()?);
+        }
+        let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+        match &object_argument("properties", properties)? {
+            None => self.capture(py, None, |c| c.page(with_common!(message, common))),
+            Some(p) => self.capture(py, Some(("properties", p)), |c| {
+                c.page(with_common!(message.properties(p), common))
+            }),
+        }
+    }
+
+    /// Captures a `screen` view (mobile or desktop app); returns its `messageId` or `None`.
+    #[pyo3(signature = (user_id, name = None, properties = None, *, anonymous_id = None, timestamp = None, context = None, integrations = None, message_id = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn screen<'py>(
+        &self,
+        py: Python<'py>,
+        user_id: Option<&Bound<'py, PyAny>>,
+        name: Option<&Bound<'py, PyString>>,
+        properties: Option<&Bound<'py, PyAny>>,
+        anonymous_id: Option<&Bound<'py, PyAny>>,
+        timestamp: Option<&Bound<'py, PyAny>>,
+        context: Option<&Bound<'py, PyAny>>,
+        integrations: Option<&Bound<'py, PyAny>>,
+        message_id: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyString>>> {
+        let mut message = Screen::new(user(py, user_id, anonymous_id)?);
+        if let Some(name) = name {
+            message = message.name(name.to_str()?);
+        }
+        let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+        match &object_argument("properties", properties)? {
+            None => self.capture(py, None, |c| c.screen(with_common!(message, common))),
+            Some(p) => self.capture(py, Some(("properties", p)), |c| {
+                c.screen(with_common!(message.properties(p), common))
+            }),
+        }
+    }
+
+    /// Captures a `group` (ties a user to a company or team); returns its `messageId` or `None`.
+    #[pyo3(signature = (user_id, group_id, traits = None, *, anonymous_id = None, timestamp = None, context = None, integrations = None, message_id = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn group<'py>(
+        &self,
+        py: Python<'py>,
+        user_id: Option<&Bound<'py, PyAny>>,
+        group_id: &Bound<'py, PyAny>,
+        traits: Option<&Bound<'py, PyAny>>,
+        anonymous_id: Option<&Bound<'py, PyAny>>,
+        timestamp: Option<&Bound<'py, PyAny>>,
+        context: Option<&Bound<'py, PyAny>>,
+        integrations: Option<&Bound<'py, PyAny>>,
+        message_id: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyString>>> {
+        let group_id = crate::message::id("group_id", Some(group_id))?.unwrap_or_default();
+        let message = Group::new(user(py, user_id, anonymous_id)?, group_id);
+        let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+        match &object_argument("traits", traits)? {
+            None => self.capture(py, None, |c| c.group(with_common!(message, common))),
+            Some(t) => self.capture(py, Some(("traits", t)), |c| {
+                c.group(with_common!(message.traits(t), common))
+            }),
+        }
+    }
+
+    /// Captures an `alias`: `previous_id` (e.g. an anonymous id) is the same person as
+    /// `user_id`. Returns its `messageId` or `None`.
+    #[pyo3(signature = (previous_id, user_id, *, timestamp = None, context = None, integrations = None, message_id = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn alias<'py>(
+        &self,
+        py: Python<'py>,
+        previous_id: &Bound<'py, PyAny>,
+        user_id: &Bound<'py, PyAny>,
+        timestamp: Option<&Bound<'py, PyAny>>,
+        context: Option<&Bound<'py, PyAny>>,
+        integrations: Option<&Bound<'py, PyAny>>,
+        message_id: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyString>>> {
+        let previous_id = crate::message::id("previous_id", Some(previous_id))?.unwrap_or_default();
+        let user_id = crate::message::id("user_id", Some(user_id))?.unwrap_or_default();
+        let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+        self.capture(py, None, |c| {
+            c.alias(with_common!(Alias::new(user_id, previous_id), common))
+        })
+    }
+
+    /// Waits until every message captured before the call is delivered, dropped, or persisted
+    /// to the disk buffer; at most `timeout` seconds (default: until resolved, which the retry
+    /// budget bounds). Releases the GIL while waiting.
+    #[pyo3(signature = (timeout = None))]
+    fn flush(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<FlushOutcome> {
+        let total = match timeout.filter(|t| !t.is_none()) {
+            Some(t) => seconds("timeout", t)?,
+            None => NO_TIMEOUT,
+        };
+        let core = self.core();
+        let deadline = std::time::Instant::now() + total;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let slice = left.min(SIGNAL_CHECK);
+            let outcome = FlushOutcome::from(py.detach(|| core.flush(slice)));
+            if !outcome.timed_out() || left <= SIGNAL_CHECK {
+                return Ok(outcome);
+            }
+            py.check_signals()?;
+        }
+    }
+
+    /// Stops capturing, delivers what it can within `timeout` seconds (default: the client's
+    /// `shutdown_timeout`, 5 s), and leaves the rest in the disk buffer for the next process.
+    /// Later captures return `None`. Releases the GIL while waiting.
+    #[pyo3(signature = (timeout = None))]
+    fn shutdown(
+        &self,
+        py: Python<'_>,
+        timeout: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<ShutdownOutcome> {
+        let timeout = match timeout.filter(|t| !t.is_none()) {
+            Some(t) => seconds("timeout", t)?,
+            None => self.shutdown_timeout,
+        };
+        let core = {
+            let mut current = self.current();
+            current.shut_down = true;
+            current.core.clone()
+        };
+        Ok(py.detach(|| core.shutdown(timeout)).into())
+    }
+
+    /// Delivery counters since the client was created.
+    fn stats(&self, py: Python<'_>) -> PyResult<Stats> {
+        Stats::new(py, self.core().stats())
+    }
+
+    /// Whether `shutdown()` was called.
+    #[getter]
+    fn is_shut_down(&self) -> bool {
+        self.current().shut_down
+    }
+
+    /// For the package's reporting thread: waits up to `timeout` seconds (GIL released) and
+    /// returns `(reports, overflowed)`, each report `("error", exception)` or
+    /// `("drop", reason, messages)`; `None` once the client is shut down and nothing is left.
+    fn _take_reports<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: f64,
+    ) -> PyResult<Option<(Bound<'py, PyList>, u64)>> {
+        let (reports, shut_down) = {
+            let current = self.current();
+            (Arc::clone(&current.reports), current.shut_down)
+        };
+        let wait = Duration::try_from_secs_f64(timeout).unwrap_or(Duration::ZERO);
+        let (taken, overflowed) = py.detach(|| reports.take(wait));
+        if taken.is_empty() && overflowed == 0 && shut_down {
+            return Ok(None);
+        }
+        let list = PyList::empty(py);
+        for report in taken {
+            match report {
+                Report::Error(error) => list.append(("error", error.instantiate(py)?))?,
+                Report::Dropped { reason, messages } => list.append(("drop", reason, messages))?,
+            }
+        }
+        Ok(Some((list, overflowed)))
+    }
+
+    /// For `os.register_at_fork(after_in_child=...)`: gives this client a fresh worker in the
+    /// child process. What the parent captured before the fork stays the parent's to send.
+    fn _reinitialize_after_fork(&self, py: Python<'_>) -> PyResult<()> {
+        let mut current = self.current();
+        if current.shut_down {
+            return Ok(());
+        }
+        let reports = Reports::new();
+        let core = current
+            .core
+            .clone()
+            .reinitialize_after_fork_with(|options| reports.install(options))
+            .map_err(|err| OwnedError::from(&err).into_pyerr(py))?;
+        // The parent's client and report queue were leaked as they were at the fork: dropping
+        // them here could wait on a lock or a thread that exists only in the parent.
+        std::mem::forget(std::mem::replace(&mut current.core, core));
+        std::mem::forget(std::mem::replace(&mut current.reports, reports));
+        Ok(())
+    }
+}

@@ -1,0 +1,313 @@
+//! Python values to JSON, serialized straight from the Python objects into the message bytes
+//! (no intermediate `serde_json::Value`, no Python `json.dumps`).
+//!
+//! Supported: `dict` (string keys), `list`, `tuple`, `str`, `int` (any size), `float` (finite),
+//! `bool`, `None`, `datetime.datetime` and `datetime.date` (ISO 8601 via `isoformat()`),
+//! `decimal.Decimal` (its exact digits, as a JSON number), `uuid.UUID` (hyphenated string) and
+//! `enum.Enum` (its `value`), including subclasses of all of them. Anything else fails, and the
+//! failure records the path to the offending value so the caller can say which key to fix.
+
+use std::cell::RefCell;
+
+use pyo3::{
+    prelude::*,
+    sync::PyOnceLock,
+    types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType},
+};
+use serde::ser::{Error as _, Serialize, SerializeMap, SerializeSeq, Serializer};
+
+/// Deeper nesting than this is refused (a self-referencing dict would otherwise recurse forever).
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// Why a value could not be converted, and where it sits under the argument.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// From the offending value up to the argument (reversed while unwinding).
+    path: Vec<Segment>,
+    pub(crate) kind: FailureKind,
+}
+
+#[derive(Debug)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+#[derive(Debug)]
+pub(crate) enum FailureKind {
+    /// A value of a type with no JSON form.
+    Unsupported { type_name: String },
+    /// A dict key that is not a `str`.
+    NonStringKey { type_name: String },
+    /// NaN or an infinity (a float or a Decimal): JSON has no such number.
+    NotFinite,
+    /// Nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// Python raised while reading the value (e.g. a property of an Enum, `isoformat()`).
+    Python(PyErr),
+}
+
+impl Failure {
+    /// `properties['items'][2]['price']`: the path as Python code that reaches the value.
+    pub(crate) fn path(&self, argument: &str) -> String {
+        let mut out = argument.to_owned();
+        for segment in self.path.iter().rev() {
+            match segment {
+                Segment::Index(i) => out.push_str(&format!("[{i}]")),
+                Segment::Key(k) => {
+                    out.push_str("['");
+                    for c in k.chars() {
+                        match c {
+                            '\'' | '\\' => {
+                                out.push('\\');
+                                out.push(c);
+                            }
+                            '\n' => out.push_str("\\n"),
+                            c => out.push(c),
+                        }
+                    }
+                    out.push_str("']");
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One argument to convert (`properties`, `traits`, `context`, `integrations`), holding the
+/// first failure met while serializing it.
+pub(crate) struct Argument<'py> {
+    value: Bound<'py, PyAny>,
+    failure: RefCell<Option<Failure>>,
+}
+
+impl<'py> Argument<'py> {
+    pub(crate) fn new(value: Bound<'py, PyAny>) -> Self {
+        Argument {
+            value,
+            failure: RefCell::new(None),
+        }
+    }
+
+    /// The failure that stopped serialization, if it was a problem with the Python value.
+    pub(crate) fn take_failure(&self) -> Option<Failure> {
+        self.failure.borrow_mut().take()
+    }
+
+    fn root(&self) -> Value<'_, 'py> {
+        Value {
+            value: &self.value,
+            failure: &self.failure,
+            depth: 0,
+        }
+    }
+}
+
+impl Serialize for Argument<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.root().serialize(s)
+    }
+}
+
+struct Value<'a, 'py> {
+    value: &'a Bound<'py, PyAny>,
+    failure: &'a RefCell<Option<Failure>>,
+    depth: usize,
+}
+
+impl<'py> Value<'_, 'py> {
+    fn child<'b>(&'b self, value: &'b Bound<'py, PyAny>) -> Value<'b, 'py> {
+        Value {
+            value,
+            failure: self.failure,
+            depth: self.depth + 1,
+        }
+    }
+
+    fn fail<E: serde::ser::Error>(&self, kind: FailureKind) -> E {
+        *self.failure.borrow_mut() = Some(Failure {
+            path: Vec::new(),
+            kind,
+        });
+        E::custom("unsupported Python value")
+    }
+
+    fn python<E: serde::ser::Error>(&self, err: PyErr) -> E {
+        self.fail(FailureKind::Python(err))
+    }
+
+    /// Adds `segment` to the path of a failure coming up from a child.
+    fn at<E>(&self, segment: Segment, err: E) -> E {
+        if let Some(failure) = self.failure.borrow_mut().as_mut() {
+            failure.path.push(segment);
+        }
+        err
+    }
+
+    fn str<'s, E: serde::ser::Error>(&self, s: &'s Bound<'py, PyString>) -> Result<&'s str, E> {
+        // Borrows CPython's cached UTF-8 (no copy for ASCII strings). Fails only for lone
+        // surrogates, which UTF-8 (and so JSON text) cannot carry.
+        s.to_str().map_err(|e| self.python(e))
+    }
+
+    fn dict<S: Serializer>(&self, dict: &Bound<'py, PyDict>, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(dict.len()))?;
+        for (key, value) in dict.iter() {
+            let Ok(key) = key.cast::<PyString>() else {
+                return Err(self.fail(FailureKind::NonStringKey {
+                    type_name: type_name(&key),
+                }));
+            };
+            let key = self.str(key)?;
+            map.serialize_key(key)?;
+            map.serialize_value(&self.child(&value))
+                .map_err(|e| self.at(Segment::Key(key.to_owned()), e))?;
+        }
+        map.end()
+    }
+
+    fn seq<S: Serializer>(
+        &self,
+        len: usize,
+        items: impl Iterator<Item = Bound<'py, PyAny>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(len))?;
+        for (i, item) in items.enumerate() {
+            seq.serialize_element(&self.child(&item))
+                .map_err(|e| self.at(Segment::Index(i), e))?;
+        }
+        seq.end()
+    }
+
+    fn int<S: Serializer>(&self, int: &Bound<'py, PyAny>, s: S) -> Result<S::Ok, S::Error> {
+        if let Ok(i) = int.extract::<i64>() {
+            return s.serialize_i64(i);
+        }
+        if let Ok(u) = int.extract::<u64>() {
+            return s.serialize_u64(u);
+        }
+        // Beyond 64 bits: JSON numbers have no size limit, so keep every digit.
+        let digits = int.str().map_err(|e| self.python(e))?;
+        raw_number(self.str(&digits)?.to_owned(), s)
+    }
+
+    fn float<S: Serializer>(&self, f: f64, s: S) -> Result<S::Ok, S::Error> {
+        if f.is_finite() {
+            s.serialize_f64(f)
+        } else {
+            Err(self.fail(FailureKind::NotFinite))
+        }
+    }
+
+    /// Everything but the exact built-in types: subclasses and the library types.
+    fn other<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.value;
+        let py = v.py();
+        let is = |ty: PyResult<&Bound<'py, PyType>>| -> Result<bool, S::Error> {
+            let ty = ty.map_err(|e| self.python::<S::Error>(e))?;
+            v.is_instance(ty).map_err(|e| self.python(e))
+        };
+        // Enum before the built-ins: `class Plan(str, Enum)` is a str too, but means its value.
+        if is(ENUM.import(py, "enum", "Enum"))? {
+            let value = v.getattr("value").map_err(|e| self.python(e))?;
+            return self.child(&value).serialize(s);
+        }
+        if let Ok(string) = v.cast::<PyString>() {
+            return s.serialize_str(self.str(string)?);
+        }
+        if v.is_instance_of::<PyBool>() {
+            return s.serialize_bool(v.is_truthy().map_err(|e| self.python(e))?);
+        }
+        if v.is_instance_of::<PyInt>() {
+            return self.int(v, s);
+        }
+        if let Ok(float) = v.cast::<PyFloat>() {
+            return self.float(float.value(), s);
+        }
+        if let Ok(dict) = v.cast::<PyDict>() {
+            return self.dict(dict, s);
+        }
+        if let Ok(list) = v.cast::<PyList>() {
+            return self.seq(list.len(), list.iter(), s);
+        }
+        if let Ok(tuple) = v.cast::<PyTuple>() {
+            return self.seq(tuple.len(), tuple.iter(), s);
+        }
+        // `datetime` is a subclass of `date`; both have the `isoformat()` we want.
+        if is(DATE.import(py, "datetime", "date"))? {
+            let text = v.call_method0("isoformat").map_err(|e| self.python(e))?;
+            let text = text.cast::<PyString>().map_err(|e| self.python(e.into()))?;
+            return s.serialize_str(self.str(text)?);
+        }
+        if is(DECIMAL.import(py, "decimal", "Decimal"))? {
+            let finite = v.call_method0("is_finite").map_err(|e| self.python(e))?;
+            if !finite.is_truthy().map_err(|e| self.python(e))? {
+                return Err(self.fail(FailureKind::NotFinite));
+            }
+            // `str(Decimal)` is always a valid JSON number once finite ("12.50", "1E+3").
+            let digits = v.str().map_err(|e| self.python(e))?;
+            return raw_number(self.str(&digits)?.to_owned(), s);
+        }
+        if is(UUID.import(py, "uuid", "UUID"))? {
+            let text = v.str().map_err(|e| self.python(e))?;
+            return s.serialize_str(self.str(&text)?);
+        }
+        Err(self.fail(FailureKind::Unsupported {
+            type_name: type_name(v),
+        }))
+    }
+}
+
+static ENUM: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static DATE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static DECIMAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static UUID: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+impl Serialize for Value<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.depth > MAX_DEPTH {
+            return Err(self.fail(FailureKind::TooDeep));
+        }
+        let v = self.value;
+        // Exact built-in types first: one pointer comparison each, and they are nearly all
+        // values in practice.
+        if let Ok(string) = v.cast_exact::<PyString>() {
+            s.serialize_str(self.str(string)?)
+        } else if v.is_exact_instance_of::<PyInt>() {
+            self.int(v, s)
+        } else if let Ok(float) = v.cast_exact::<PyFloat>() {
+            self.float(float.value(), s)
+        } else if let Ok(b) = v.cast_exact::<PyBool>() {
+            s.serialize_bool(b.is_true())
+        } else if v.is_none() {
+            s.serialize_unit()
+        } else if let Ok(dict) = v.cast_exact::<PyDict>() {
+            self.dict(dict, s)
+        } else if let Ok(list) = v.cast_exact::<PyList>() {
+            self.seq(list.len(), list.iter(), s)
+        } else if let Ok(tuple) = v.cast_exact::<PyTuple>() {
+            self.seq(tuple.len(), tuple.iter(), s)
+        } else {
+            self.other(s)
+        }
+    }
+}
+
+fn raw_number<S: Serializer>(digits: String, s: S) -> Result<S::Ok, S::Error> {
+    let raw = serde_json::value::RawValue::from_string(digits).map_err(S::Error::custom)?;
+    raw.serialize(s)
+}
+
+/// `set`, `bytes`, `myapp.models.User`: the name a Python programmer would recognise.
+pub(crate) fn type_name(value: &Bound<'_, PyAny>) -> String {
+    let ty = value.get_type();
+    let name = ty
+        .qualname()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into());
+    match ty.module().map(|m| m.to_string()) {
+        Ok(module) if module != "builtins" => format!("{module}.{name}"),
+        _ => name,
+    }
+}

@@ -1,0 +1,161 @@
+//! `Client(write_key, host, **options)` keyword arguments to `pulseline::ClientOptions`: the one
+//! place that lists the Python option names. Defaults are the core's (`ClientOptions::default`).
+
+use std::{path::PathBuf, time::Duration};
+
+use pulseline::{ClientOptions, DiskBufferOptions};
+use pyo3::{exceptions::PyTypeError, prelude::*, types::PyDict};
+
+use crate::error::{Class, OwnedError};
+
+/// Every keyword option `Client` accepts, in the order the stub (`_native.pyi`) lists them.
+pub(crate) const OPTION_NAMES: &[&str] = &[
+    "flush_interval",
+    "max_batch_messages",
+    "max_batch_bytes",
+    "max_buffered_events",
+    "max_buffered_bytes",
+    "max_in_flight",
+    "gzip",
+    "connect_timeout",
+    "request_timeout",
+    "retry_min_delay",
+    "retry_max_delay",
+    "max_retry_after",
+    "max_retry_elapsed",
+    "shutdown_timeout",
+    "disk_buffer",
+    "disk_buffer_directory",
+    "disk_buffer_max_bytes",
+    "disk_buffer_max_age",
+    "on_error",
+    "on_drop",
+];
+
+/// The parsed options: the core's settings plus the Python callbacks, which the binding calls
+/// from its reporting thread (never from the worker).
+#[derive(Debug)]
+pub(crate) struct Options {
+    pub(crate) core: ClientOptions,
+    pub(crate) on_error: Option<Py<PyAny>>,
+    pub(crate) on_drop: Option<Py<PyAny>>,
+}
+
+impl Options {
+    pub(crate) fn parse(
+        host: Option<String>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+        library_version: &str,
+    ) -> PyResult<Options> {
+        let mut core = ClientOptions::default();
+        core.library_name = "pulseline-python".into();
+        core.library_version = library_version.into();
+        if let Some(host) = host {
+            core.host = host;
+        }
+        let (mut disk, mut disk_enabled) = (DiskBufferOptions::default(), true);
+        let (mut on_error, mut on_drop) = (None, None);
+        for (key, value) in kwargs.into_iter().flat_map(|k| k.iter()) {
+            let name: String = key.extract()?;
+            let o = &mut core;
+            match name.as_str() {
+                "flush_interval" => o.flush_interval = seconds(&name, &value)?,
+                "max_batch_messages" => o.max_batch_messages = count(&name, &value)?,
+                "max_batch_bytes" => o.max_batch_bytes = count(&name, &value)?,
+                "max_buffered_events" => o.max_buffered_events = count(&name, &value)?,
+                "max_buffered_bytes" => o.max_buffered_bytes = count(&name, &value)?,
+                "max_in_flight" => o.max_in_flight = count(&name, &value)?,
+                "gzip" => o.gzip = flag(&name, &value)?,
+                "connect_timeout" => o.connect_timeout = seconds(&name, &value)?,
+                "request_timeout" => o.request_timeout = seconds(&name, &value)?,
+                "retry_min_delay" => o.retry_min_delay = seconds(&name, &value)?,
+                "retry_max_delay" => o.retry_max_delay = seconds(&name, &value)?,
+                "max_retry_after" => o.max_retry_after = seconds(&name, &value)?,
+                "max_retry_elapsed" => o.max_retry_elapsed = seconds(&name, &value)?,
+                "shutdown_timeout" => o.shutdown_timeout = seconds(&name, &value)?,
+                "disk_buffer" => disk_enabled = flag(&name, &value)?,
+                "disk_buffer_directory" => {
+                    if !value.is_none() {
+                        let dir: PathBuf = value.extract().map_err(|_| wrong(&name, "a path"))?;
+                        disk.directory = Some(dir);
+                    }
+                }
+                "disk_buffer_max_bytes" => {
+                    disk.max_bytes = count(&name, &value)? as u64;
+                }
+                "disk_buffer_max_age" => {
+                    disk.max_age = seconds(&name, &value)?;
+                }
+                "on_error" => on_error = callback(&name, value)?,
+                "on_drop" => on_drop = callback(&name, value)?,
+                _ => {
+                    return Err(PyTypeError::new_err(format!(
+                        "Client() got an unexpected option '{name}'; options are: {}",
+                        OPTION_NAMES.join(", ")
+                    )));
+                }
+            }
+        }
+        // `disk_buffer=False` wins over directory and size settings given alongside it.
+        core.disk_buffer = disk_enabled.then_some(disk);
+        Ok(Options {
+            core,
+            on_error,
+            on_drop,
+        })
+    }
+}
+
+fn wrong(name: &str, expected: &str) -> PyErr {
+    PyTypeError::new_err(format!("option {name} must be {expected}"))
+}
+
+fn config_error(py: Python<'_>, message: String) -> PyErr {
+    OwnedError::new(Class::Config, message).into_pyerr(py)
+}
+
+/// A duration given in seconds (int or float), like `time.sleep` and `socket.settimeout`.
+pub(crate) fn seconds(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Duration> {
+    if value.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(wrong(name, "a number of seconds"));
+    }
+    let secs: f64 = value
+        .extract()
+        .map_err(|_| wrong(name, "a number of seconds"))?;
+    Duration::try_from_secs_f64(secs).map_err(|_| {
+        config_error(
+            value.py(),
+            format!("option {name} must be a finite, non-negative number of seconds, not {secs}"),
+        )
+    })
+}
+
+fn count(name: &str, value: &Bound<'_, PyAny>) -> PyResult<usize> {
+    if value.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(wrong(name, "an int"));
+    }
+    let n: i64 = value.extract().map_err(|_| wrong(name, "an int"))?;
+    usize::try_from(n).map_err(|_| {
+        config_error(
+            value.py(),
+            format!("option {name} must not be negative, not {n}"),
+        )
+    })
+}
+
+fn flag(name: &str, value: &Bound<'_, PyAny>) -> PyResult<bool> {
+    value
+        .cast::<pyo3::types::PyBool>()
+        .map(|b| b.is_true())
+        .map_err(|_| wrong(name, "True or False"))
+}
+
+fn callback(name: &str, value: Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
+    if value.is_none() {
+        Ok(None)
+    } else if value.is_callable() {
+        Ok(Some(value.unbind()))
+    } else {
+        Err(wrong(name, "callable or None"))
+    }
+}

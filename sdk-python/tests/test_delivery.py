@@ -1,0 +1,104 @@
+"""Every message type reaches the real collector once, with every field intact."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+import pulseline
+
+
+def test_track_arrives_once_with_every_field(collector, tmp_path: Path, unique) -> None:
+    event, user = unique("signup"), unique("user")
+    message_id = uuid.uuid4()
+    at = datetime(2026, 3, 4, 5, 6, 7, 891000, tzinfo=timezone.utc)
+    with pulseline.Client(collector.write_key, **collector.client_kwargs(tmp_path)) as client:
+        returned = client.track(
+            user,
+            event,
+            {"plan": "pro", "seats": 3, "nested": {"ok": True}},
+            anonymous_id="anon-1",
+            timestamp=at,
+            context={"ip": "127.0.0.1", "locale": "fr-FR"},
+            message_id=message_id,
+        )
+        assert returned == str(message_id)
+        assert client.flush(10).status == "flushed"
+    [stored] = collector.wait_for(1, event=event)
+    assert stored["type"] == "track"
+    assert stored["messageId"] == str(message_id)
+    assert stored["userId"] == user
+    assert stored["anonymousId"] == "anon-1"
+    assert stored["event"] == event
+    assert stored["properties"] == {"plan": "pro", "seats": 3, "nested": {"ok": True}}
+    assert stored["timestamp"].startswith("2026-03-04T05:06:07.891")
+    assert stored["context"]["ip"] == "127.0.0.1"
+    assert stored["context"]["locale"] == "fr-FR"
+    assert stored["context"]["library"] == {"name": "pulseline-python", "version": pulseline.__version__}
+
+
+def test_every_message_type_arrives(collector, tmp_path: Path, unique) -> None:
+    user = unique("user")
+    client = pulseline.Client(collector.write_key, **collector.client_kwargs(tmp_path))
+    ids = {
+        "identify": client.identify(user, {"email": "ada@example.com"}),
+        "page": client.page(user, "Pricing", {"path": "/pricing"}),
+        "screen": client.screen(user, "Settings"),
+        "group": client.group(user, "acme", {"name": "Acme"}),
+        "alias": client.alias("anon-7", user),
+        "track": client.track(user, "clicked"),
+    }
+    assert client.shutdown(10).complete
+    stored = {e["messageId"]: e for e in collector.wait_for(6, user_id=user)}
+    assert len(stored) == 6
+    for kind, message_id in ids.items():
+        assert stored[message_id]["type"] == kind
+    assert stored[ids["identify"]]["traits"] == {"email": "ada@example.com"}
+    assert stored[ids["page"]]["name"] == "Pricing"
+    assert stored[ids["page"]]["properties"] == {"path": "/pricing"}
+    assert stored[ids["screen"]]["name"] == "Settings"
+    assert stored[ids["group"]]["groupId"] == "acme"
+    assert stored[ids["alias"]]["previousId"] == "anon-7"
+    stats = client.stats()
+    assert (stats.captured, stats.sent, stats.dropped_total) == (6, 6, 0)
+
+
+def test_module_level_client(collector, tmp_path: Path, unique) -> None:
+    event = unique("module")
+    client = pulseline.init(collector.write_key, **collector.client_kwargs(tmp_path))
+    assert pulseline.default_client() is client
+    message_id = pulseline.track(42, event, {"n": 1})
+    assert pulseline.flush(10)
+    [stored] = collector.wait_for(1, event=event)
+    assert (stored["messageId"], stored["userId"]) == (message_id, "42")
+    assert pulseline.shutdown().complete
+
+
+def test_delivery_errors_reach_on_error_and_the_log(collector, tmp_path: Path, caplog) -> None:
+    errors: list[pulseline.DeliveryError] = []
+    client = pulseline.Client(
+        "plw_not_a_key", host=collector.host, disk_buffer=False, on_error=errors.append
+    )
+    client.track("u", "refused")
+    client.flush(10)
+    client.shutdown(5)
+    deadline = time.monotonic() + 5
+    while not errors and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert errors and isinstance(errors[0], pulseline.HttpError)
+    assert errors[0].status == 401
+    assert client.stats().dropped["client_error"] == 1
+    assert any("401" in r.getMessage() for r in caplog.records if r.name == "pulseline")
+
+
+def test_invalid_options_say_what_to_fix() -> None:
+    with pytest.raises(TypeError, match="unexpected option 'flush_intreval'"):
+        pulseline.Client("k", flush_intreval=1)  # type: ignore[call-arg]
+    with pytest.raises(pulseline.ConfigError, match="flush_interval"):
+        pulseline.Client("k", flush_interval=-1)
+    with pytest.raises(pulseline.InvalidMessageError, match="userId or anonymousId"):
+        pulseline.Client("k", disk_buffer=False).track(None, "x")
