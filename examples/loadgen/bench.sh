@@ -15,7 +15,12 @@
 #   BATCH            events per request             (default 100)
 #   SECONDS_PER_RUN  measured seconds per run       (default 20)
 #   WARMUP           warm-up seconds per run        (default 3)
-#   MODES            PULSELINE_SQLITE_SYNCHRONOUS   (default "full normal")
+#   MODES            "full"/"normal": SQLite with that PULSELINE_SQLITE_SYNCHRONOUS;
+#                    "postgres": one collector on PostgreSQL; "postgres-2": two replicas on
+#                    one PostgreSQL database, each driven by its own loadgen with half the
+#                    connections (default "full normal")
+#   PG_URL           admin URL of a PostgreSQL server for the postgres modes, e.g.
+#                    postgres://postgres@127.0.0.1:55432/postgres (a fresh database per mode)
 #   LOADGEN_ARGS     extra pulseline-loadgen flags  (e.g. "--gzip")
 #   OUT              markdown output file           (default target/loadgen-bench/results.md)
 #   KEEP_DB=1        keep the temporary databases
@@ -53,13 +58,31 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Starts the collector on a fresh database; sets COLLECTOR_PID, PORT, WRITE_KEY, SECRET_KEY.
-start_collector() {
+# The database URL of a mode: a SQLite file, or a fresh database on $PG_URL's server.
+database_for() {
     local mode="$1" dir="$WORK/$1"
+    case "$mode" in
+    full | normal) echo "sqlite://$dir/pulseline.db" ;;
+    postgres | postgres-2)
+        [[ -n "${PG_URL:-}" ]] || { echo "MODES=$mode needs PG_URL" >&2; exit 2; }
+        local name="pl_bench_${mode//-/_}_$$"
+        psql -q "$PG_URL" -c "CREATE DATABASE $name" >&2
+        echo "${PG_URL%/*}/$name"
+        ;;
+    *) echo "unknown mode $mode" >&2; exit 2 ;;
+    esac
+}
+
+# Starts a collector on $2 (a database URL), output in $WORK/$1; sets COLLECTOR_PID, PORT,
+# and, when it created the default project, WRITE_KEY and SECRET_KEY.
+start_collector() {
+    local mode="$1" url="$2" dir="$WORK/$1"
     mkdir -p "$dir"
-    PULSELINE_DATABASE_URL="sqlite://$dir/pulseline.db" \
+    local sync=full
+    [[ "$mode" == normal ]] && sync=normal
+    PULSELINE_DATABASE_URL="$url" \
     PULSELINE_LISTEN="127.0.0.1:0" \
-    PULSELINE_SQLITE_SYNCHRONOUS="$mode" \
+    PULSELINE_SQLITE_SYNCHRONOUS="$sync" \
     PULSELINE_LOG="${PULSELINE_LOG:-warn}" \
         "$COLLECTOR" serve >"$dir/stdout" 2>"$dir/stderr" &
     COLLECTOR_PID=$!
@@ -69,8 +92,10 @@ start_collector() {
         sleep 0.1
     done
     PORT="$(sed -n 's/^Listening on http:\/\/[^:]*:\([0-9]*\).*/\1/p' "$dir/stdout")"
-    WRITE_KEY="$(sed -n 's/^ *write key: *\(plw_[^ ]*\).*/\1/p' "$dir/stdout")"
-    SECRET_KEY="$(sed -n 's/^ *secret key: *\([^ ]*\).*/\1/p' "$dir/stdout")"
+    if grep -q 'write key:' "$dir/stdout"; then
+        WRITE_KEY="$(sed -n 's/^ *write key: *\(plw_[^ ]*\).*/\1/p' "$dir/stdout")"
+        SECRET_KEY="$(sed -n 's/^ *secret key: *\([^ ]*\).*/\1/p' "$dir/stdout")"
+    fi
     if [[ -z "$PORT" || -z "$WRITE_KEY" || -z "$SECRET_KEY" ]]; then
         echo "collector did not print its port and keys:" >&2
         cat "$dir/stdout" "$dir/stderr" >&2
@@ -83,6 +108,47 @@ stop_collector() {
     kill -TERM "$COLLECTOR_PID"
     wait "$COLLECTOR_PID" || true
     COLLECTOR_PID=""
+    if [[ -n "${REPLICA_PID:-}" ]]; then
+        kill -TERM "$REPLICA_PID"
+        wait "$REPLICA_PID" || true
+        REPLICA_PID=""
+    fi
+}
+
+# Runs the load: one loadgen, or for postgres-2 one per replica with half the connections
+# each, merged into one JSON object (sums of rates, the worse of each latency percentile).
+run_load() {
+    local conns="$1"
+    if [[ "$mode" != postgres-2 ]]; then
+        # shellcheck disable=SC2086 # LOADGEN_ARGS is a list of flags
+        "$LOADGEN" --url "http://127.0.0.1:$PORT" --write-key "$WRITE_KEY" \
+            --secret-key "$SECRET_KEY" --pid "$COLLECTOR_PID" --conns "$conns" --batch "$BATCH" \
+            --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" --json $LOADGEN_ARGS
+        return
+    fi
+    local half=$(((conns + 1) / 2))
+    # shellcheck disable=SC2086
+    "$LOADGEN" --url "http://127.0.0.1:$PORT" --write-key "$WRITE_KEY" --pid "$COLLECTOR_PID" \
+        --conns "$half" --batch "$BATCH" --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" \
+        --json $LOADGEN_ARGS >"$WORK/a.json" &
+    local a=$!
+    # shellcheck disable=SC2086
+    "$LOADGEN" --url "http://127.0.0.1:$REPLICA_PORT" --write-key "$WRITE_KEY" \
+        --pid "$REPLICA_PID" --conns "$half" --batch "$BATCH" --seconds "$SECONDS_PER_RUN" \
+        --warmup "$WARMUP" --json $LOADGEN_ARGS >"$WORK/b.json"
+    wait "$a"
+    jq -s --argjson conns "$conns" '.[0] as $a | .[1] as $b | $a
+        | .conns = $conns
+        | .events_per_s = ($a.events_per_s + $b.events_per_s)
+        | .requests_per_s = ($a.requests_per_s + $b.requests_per_s)
+        | .acked_events_total = ($a.acked_events_total + $b.acked_events_total)
+        | .latency_ms = ($a.latency_ms | with_entries(.value = ([.value, $b.latency_ms[.key]] | max)))
+        | .errors = ($a.errors + $b.errors)
+        | .io_errors = ($a.io_errors + $b.io_errors)
+        | .collector.peak_rss_mb = ([$a.collector.peak_rss_mb, $b.collector.peak_rss_mb] | max)
+        | .collector.cpu_cores = ($a.collector.cpu_cores + $b.collector.cpu_cores)
+        | .loadgen_cpu_cores = ($a.loadgen_cpu_cores + $b.loadgen_cpu_cores)
+        | .verified = true' "$WORK/a.json" "$WORK/b.json"
 }
 
 mkdir -p "$(dirname "$OUT")"
@@ -96,16 +162,21 @@ mkdir -p "$(dirname "$OUT")"
 
 failed=0
 for mode in $MODES; do
-    start_collector "$mode"
+    WRITE_KEY="" SECRET_KEY="" REPLICA_PID=""
+    url="$(database_for "$mode")"
+    start_collector "$mode" "$url"
+    if [[ "$mode" == postgres-2 ]]; then
+        first_pid=$COLLECTOR_PID first_port=$PORT
+        start_collector "$mode-replica" "$url"
+        REPLICA_PID=$COLLECTOR_PID REPLICA_PORT=$PORT
+        COLLECTOR_PID=$first_pid PORT=$first_port
+    fi
     echo "== synchronous=$mode: collector pid $COLLECTOR_PID on port $PORT" >&2
     acked_total=0
     for conns in $CONNS; do
         load1="$(cut -d' ' -f1 /proc/loadavg)"
         echo "-- $conns conns (load1 $load1)" >&2
-        # shellcheck disable=SC2086 # LOADGEN_ARGS is a list of flags
-        if ! json="$("$LOADGEN" --url "http://127.0.0.1:$PORT" --write-key "$WRITE_KEY" \
-            --secret-key "$SECRET_KEY" --pid "$COLLECTOR_PID" --conns "$conns" --batch "$BATCH" \
-            --seconds "$SECONDS_PER_RUN" --warmup "$WARMUP" --json $LOADGEN_ARGS)"; then
+        if ! json="$(run_load "$conns")"; then
             failed=1
         fi
         echo "$json" >>"$WORK/runs.jsonl"
@@ -125,6 +196,9 @@ for mode in $MODES; do
     stored="$(curl -fsS -H "Authorization: Bearer $SECRET_KEY" "http://127.0.0.1:$PORT/api/v1/stats" | jq .events_total)"
     hwm="$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$COLLECTOR_PID/status")"
     db_mb="$(du -sm "$WORK/$mode" | cut -f1)"
+    if [[ "$url" == postgres* ]]; then
+        db_mb="$(psql -qtA "$url" -c "SELECT pg_database_size(current_database()) / 1048576")"
+    fi
     stop_collector
     if [[ "$stored" == "$acked_total" ]]; then verdict="equal"; else verdict="DIFFERENT"; failed=1; fi
     echo "synchronous=$mode: stored events_total $stored, acknowledged $acked_total: $verdict; collector VmHWM $hwm MB; database $db_mb MB" \
