@@ -95,6 +95,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     shutdown_timeout: Duration,
     /// How to build this client again (in a forked child, see `fork.rs`).
+    #[cfg_attr(not(feature = "worker-thread"), allow(dead_code))]
     pub(crate) recipe: crate::fork::Recipe,
     /// The worker thread, when the client owns one.
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -300,6 +301,7 @@ impl Client {
         self.inner.shared.reporter.counters.snapshot()
     }
 
+    #[cfg_attr(not(feature = "worker-thread"), allow(dead_code))]
     pub(crate) fn recipe(&self) -> &crate::fork::Recipe {
         &self.inner.recipe
     }

@@ -391,10 +391,17 @@ impl DiskBuffer {
         Ok(Some(replayed))
     }
 
-    /// Flushes held files to stable storage and releases them (shutdown).
+    /// Flushes held files to stable storage and releases them, deleting fully delivered ones
+    /// (shutdown).
     pub(crate) fn close(&mut self) {
         for (_, held) in self.held.drain() {
-            if let Err(source) = held.file.sync_data() {
+            // Everything in it was delivered (the active segment, typically): nothing to keep.
+            let result = if held.outstanding == 0 && held.parked == 0 {
+                fs::remove_file(&held.path)
+            } else {
+                held.file.sync_data()
+            };
+            if let Err(source) = result {
                 self.reporter.error(&Error::Disk {
                     path: held.path.clone(),
                     source,

@@ -10,6 +10,9 @@
 //! child inherited (they would otherwise produce the parent's `messageId`s and disk-buffer
 //! writer ids), and builds a fresh client from the original settings.
 
+// Without a worker thread there is nothing to rebuild after a fork; the recipe stays unused.
+#![cfg_attr(not(feature = "worker-thread"), allow(dead_code, unused_imports))]
+
 use std::sync::Arc;
 
 use crate::{Client, ClientOptions, Clock, Error, Transport};

@@ -114,6 +114,7 @@ impl Shared {
 
     /// Accounts for messages coming back from disk: always succeeds, since the worker only
     /// replays when there is room, and refusing here would unbalance the later release.
+    #[cfg_attr(not(feature = "disk-buffer"), allow(dead_code))]
     pub(crate) fn reserve_replayed(&self, events: usize, bytes: usize) {
         self.buffered_events.fetch_add(events, Ordering::AcqRel);
         self.buffered_bytes.fetch_add(bytes, Ordering::AcqRel);

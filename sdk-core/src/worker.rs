@@ -36,6 +36,7 @@ pub(crate) enum DiskRef {}
 
 /// Settings the worker needs, resolved from [`ClientOptions`](crate::ClientOptions).
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "disk-buffer"), allow(dead_code))] // the spill and replay settings
 pub(crate) struct WorkerConfig {
     pub(crate) flush_interval: Duration,
     pub(crate) max_batch_messages: usize,
@@ -553,10 +554,21 @@ impl Worker {
     #[cfg(not(feature = "disk-buffer"))]
     fn relieve_memory_pressure(&mut self, _now: Instant) {}
 
+    /// Whether a replay could start now, time aside: a disk buffer, not shutting down, nothing
+    /// else waiting to be sent, and room in memory for a whole segment. The things that change
+    /// this (a completed request, a delivered batch) wake the worker by themselves, so the
+    /// replay time only needs a timer while this holds.
     fn replay_possible(&self) -> bool {
         #[cfg(feature = "disk-buffer")]
         {
-            self.disk.is_some() && self.shutdown.is_none()
+            if self.disk.is_none() || self.shutdown.is_some() || !self.ready.is_empty() {
+                return false;
+            }
+            let (events, bytes) = self.shared.buffered();
+            // A claimed segment comes into memory whole; it must fit below the spill mark, or
+            // it would be released again at once.
+            let room = self.config.spill_bytes.saturating_sub(bytes);
+            room >= self.config.replay_bytes && events * 2 <= self.shared.limits.max_events
         }
         #[cfg(not(feature = "disk-buffer"))]
         {
@@ -567,15 +579,7 @@ impl Worker {
     /// Loads the oldest unclaimed segment's batches when there is room and nothing else to send.
     #[cfg(feature = "disk-buffer")]
     fn replay(&mut self, now: Instant) {
-        if !self.replay_possible() || now < self.next_replay || !self.ready.is_empty() {
-            return;
-        }
-        let (events, bytes) = self.shared.buffered();
-        let limits = self.shared.limits;
-        // A claimed segment comes into memory whole; it must fit below the spill mark, or it
-        // would be released again at once.
-        let room = self.config.spill_bytes.saturating_sub(bytes);
-        if room < self.config.replay_bytes || events * 2 > limits.max_events {
+        if now < self.next_replay || !self.replay_possible() {
             return;
         }
         let Some(disk) = self.disk.as_mut() else {

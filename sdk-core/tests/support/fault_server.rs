@@ -249,7 +249,7 @@ fn http_response(status: u16, extra_headers: &str, body: &str) -> String {
 }
 
 /// Reads one request (head and Content-Length body); `None` at EOF.
-async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
+pub async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
