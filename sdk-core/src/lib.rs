@@ -68,8 +68,10 @@
 //! * `test-transport`: [`testing`], a recording transport and a manual clock.
 //!
 //! With default features off the core (messages, batching, retry, worker future) builds for
-//! any target; a binding supplies a [`Transport`] and a [`Clock`] and polls the worker from
-//! [`ClientBuilder::build_with_worker`] on its own event loop.
+//! any target, `wasm32-unknown-unknown` included (`cargo check -p pulseline
+//! --no-default-features --target wasm32-unknown-unknown`); a binding supplies a [`Transport`]
+//! and a [`Clock`] and polls the worker from [`ClientBuilder::build_with_worker`] on its own
+//! event loop.
 //!
 //! # Dependency notes
 //! Backoff uses [`backon`]; the `backoff` crate named in the design card is unmaintained
