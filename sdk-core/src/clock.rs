@@ -7,7 +7,7 @@ use crate::transport::BoxFuture;
 /// The worker's source of time: `now` for deadlines, `system_time` for `sentAt` and message
 /// timestamps, and `sleep_until` for every wait (flush interval, backoff, flush deadlines).
 ///
-/// [`SystemClock`] is the real one; [`testing::ManualClock`](crate::testing::ManualClock)
+/// [`SystemClock`] is the real one; `testing::ManualClock` (feature `test-transport`)
 /// jumps straight to each deadline so tests of minute-long backoffs finish instantly.
 pub trait Clock: Send + Sync + 'static {
     /// Monotonic now.

@@ -65,7 +65,7 @@
 //!   with a private current-thread tokio runtime; the host needs no runtime (and may have one).
 //! * `disk-buffer` (default): the crash-safe buffer, see [`DiskBufferOptions`].
 //! * `native-http` (default): [`HttpTransport`] (reqwest + rustls).
-//! * `test-transport`: [`testing`], a recording transport and a manual clock.
+//! * `test-transport`: the `testing` module: a recording transport and a manual clock.
 //!
 //! With default features off the core (messages, batching, retry, worker future) builds for
 //! any target, `wasm32-unknown-unknown` included (`cargo check -p pulseline
@@ -77,6 +77,8 @@
 //! Backoff uses [`backon`]; the `backoff` crate named in the design card is unmaintained
 //! (RUSTSEC-2025-0012) and pulls in the unmaintained `instant`. The disk buffer locks files
 //! with the standard library's `File::try_lock` (Rust 1.89+) rather than `fs2`/`fs4`.
+
+#![warn(missing_docs)]
 
 mod batch;
 mod client;

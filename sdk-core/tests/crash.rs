@@ -23,6 +23,7 @@ const CHILD_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Runs in the child process only: captures with the collector down, says when its first
 /// captures are older than the documented bound, then keeps capturing until killed.
+#[cfg(unix)]
 #[test]
 #[ignore = "the child half of sigkill_loses_only_the_unsealed_window"]
 fn crash_child() {
@@ -52,12 +53,14 @@ fn crash_child() {
         let id = client
             .track(Track::new("user-1", "racing_the_kill").properties(json!({ "seq": seq })))
             .unwrap();
-        writeln!(out, "@B {id}").unwrap();
-        out.flush().unwrap();
+        // Never exit on our own (a clean exit would run shutdown and persist everything):
+        // a failed write just means the parent stopped reading and is about to kill us.
+        let _ = writeln!(out, "@B {id}").and_then(|()| out.flush());
         std::thread::sleep(Duration::from_millis(1));
     }
 }
 
+#[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_loses_only_the_unsealed_window() {
     support::init_tracing();
@@ -79,7 +82,7 @@ async fn sigkill_loses_only_the_unsealed_window() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let (before, racing) = tokio::task::spawn_blocking(move || {
+    let captured = tokio::task::spawn_blocking(move || {
         let (mut before, mut racing) = (Vec::new(), Vec::new());
         let mut lines = BufReader::new(stdout).lines();
         for line in lines.by_ref() {
@@ -98,12 +101,21 @@ async fn sigkill_loses_only_the_unsealed_window() {
                 racing.push(id.to_owned());
             }
         }
-        (before, racing)
+        // The pipe stays open until after the kill, so the child is still capturing then.
+        (before, racing, lines)
     })
     .await
     .unwrap();
+    let (before, racing, pipe) = captured;
     child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    let status = child.wait().unwrap();
+    drop(pipe);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the child died by SIGKILL, not on its own: {status:?}"
+    );
     assert_eq!(before.len(), 1_000);
 
     let collector = Collector::start().await;
