@@ -51,14 +51,19 @@
 //!
 //! # What a SIGKILL can lose
 //! With the disk buffer on, a kill (SIGKILL, OOM kill, panic=abort) loses **only messages
-//! not yet sealed into a batch**: those captured in the last
-//! [`flush_interval`](ClientOptions::flush_interval) (500 ms by default) plus however long the
-//! worker took to write the batch (about a millisecond; more if the machine is starved). A
-//! full batch is sealed as soon as it fills, so under load the window is smaller. Everything
-//! older is in a segment file, written before its first send; the next client opening the same
-//! directory sends it. Duplicates are possible (batches sent but not yet acked in the file) and
-//! the collector stores them once. Segment writes are not fsynced per batch, so a power loss
-//! or kernel crash can lose what the OS had not yet written; shutdown fsyncs.
+//! not yet sealed into a batch**, which the worker seals at least every
+//! [`flush_interval`](ClientOptions::flush_interval) (500 ms by default) and at once when a
+//! batch is full. In steady state that is at most the captures of the last `flush_interval`
+//! plus the time to append the batch (about a millisecond). During a burst that outruns the
+//! worker it is also the messages still queued between capture and worker, which the memory
+//! bound caps ([`max_buffered_events`](ClientOptions::max_buffered_events) /
+//! [`max_buffered_bytes`](ClientOptions::max_buffered_bytes)). Everything older is in a segment
+//! file, written before its first send, and the next client opening the same directory sends it. Batches that
+//! were sent but not yet acked in the file are sent again (the collector stores them once). If
+//! the disk buffer is full or failing, batches stay in memory only and a kill loses them.
+//! Segment writes are not fsynced per batch, so a power loss or kernel crash can lose what the
+//! OS had not yet written; shutdown fsyncs. `tests/crash.rs` checks the bound with a real child
+//! process, SIGKILLed while capturing.
 //!
 //! # Features
 //! * `worker-thread` (default): [`ClientBuilder::build`] runs the worker on its own OS thread
