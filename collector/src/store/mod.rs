@@ -138,6 +138,15 @@ impl Store {
         }
     }
 
+    /// How many ingest transactions may commit at once: SQLite has one writer; PostgreSQL
+    /// takes several (their locks are taken in key order, so they cannot deadlock).
+    pub fn concurrent_commits(&self) -> usize {
+        match self {
+            Store::Sqlite(_) => 1,
+            Store::Postgres(_) => 4,
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         dispatch!(self.ping())
     }
