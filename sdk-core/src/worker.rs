@@ -130,7 +130,7 @@ impl Worker {
         let now = clock.now();
         Worker {
             builder: BatchBuilder::new(config.max_batch_messages, config.max_batch_bytes),
-            next_tick: now + config.flush_interval,
+            next_tick: later(now, config.flush_interval),
             next_replay: now,
             replay_backoff: config.retry.min_delay,
             rng: SmallRng::from_os_rng(),
@@ -167,7 +167,7 @@ impl Worker {
             if now >= self.next_tick {
                 self.take_all_queued();
                 self.seal_open();
-                self.next_tick = now + self.config.flush_interval;
+                self.next_tick = later(now, self.config.flush_interval);
             }
             self.promote_delayed(now);
             self.relieve_memory_pressure(now);
@@ -239,14 +239,14 @@ impl Worker {
         match command {
             Command::Flush { timeout, reply } => self.flushes.push(FlushWaiter {
                 watermark: self.next_batch_id,
-                deadline: now + timeout,
+                deadline: later(now, timeout),
                 parked_at_start: self.parked_after_retries,
                 reply,
             }),
             Command::Shutdown { timeout, reply } => {
                 self.shutdown = Some(ShutdownWaiter {
                     watermark: self.next_batch_id,
-                    deadline: now + timeout,
+                    deadline: later(now, timeout),
                     reply,
                 });
             }
@@ -400,7 +400,7 @@ impl Worker {
                 match delay {
                     Some(delay) => {
                         Counters::add(&self.counters().retried, 1);
-                        held.ready_at = now + delay;
+                        held.ready_at = later(now, delay);
                         self.delayed.push(held);
                     }
                     None => self.give_up(held, now),
@@ -467,7 +467,7 @@ impl Worker {
                 self.parked_after_retries += messages;
                 self.resolve(held, false);
                 // The collector has been failing for the whole budget: wait before replaying.
-                self.next_replay = now + self.replay_backoff;
+                self.next_replay = later(now, self.replay_backoff);
                 self.replay_backoff = (self.replay_backoff * 2).min(self.config.retry.max_delay);
                 return;
             }
@@ -705,6 +705,12 @@ impl Worker {
         }
         true
     }
+}
+
+/// `now + by`, saturating at a year from now: callers may pass `Duration::MAX` as "forever".
+fn later(now: Instant, by: Duration) -> Instant {
+    now.checked_add(by)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
 fn pending_before(unresolved: &BTreeMap<BatchId, Pending>, watermark: BatchId) -> u64 {

@@ -457,3 +457,13 @@ fn shutdown_without_disk_counts_what_it_could_not_send() {
     ));
     assert_eq!(client.flush(LONG), FlushOutcome::Closed);
 }
+
+#[test]
+fn unbounded_timeouts_are_accepted() {
+    let transport = RecordingTransport::new();
+    let client = pulseline::testing::test_client_with(transport.clone());
+    capture(&client, 2);
+    assert_eq!(client.flush(Duration::MAX), FlushOutcome::Flushed);
+    assert!(client.shutdown(Duration::MAX).is_complete());
+    assert_eq!(transport.delivered().len(), 2);
+}
