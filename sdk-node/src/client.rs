@@ -1,0 +1,407 @@
+//! `Client`: the core client behind a JavaScript class. Capture methods convert their message
+//! object on the calling (JavaScript) thread and hand it to the core's worker thread, which
+//! never touches JavaScript; `flush`/`shutdown` wait on libuv's thread pool, so the event loop
+//! keeps running; the `*Sync` variants block, for the `exit` hook.
+
+use std::{
+    sync::{Arc, Weak},
+    time::Duration,
+};
+
+use napi::{
+    Env, JsValue, Status, Task,
+    bindgen_prelude::{AsyncTask, FnArgs, Unknown},
+    threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode},
+};
+use napi_derive::napi;
+use pulseline::{Alias, Group, Identify, Page, Screen, Track, Uuid};
+
+use crate::{
+    convert::{Converter, FailureKind},
+    error::{ErrorSpec, conversion_error, pending_exception},
+    message::{ALIAS, Fields, GROUP, IDENTIFY, Kind, PAGE, SCREEN, TRACK, napi_or_spec::Failed},
+    options::{ClientOptions, millis},
+    stats::{FlushResult, ShutdownResult, Stats},
+};
+
+/// `flush()` without a timeout: until everything is resolved (the retry budget bounds it).
+const NO_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+type ErrorCallback = ThreadsafeFunction<ErrorSpec, (), ErrorSpec, Status, false, true>;
+type DropCallback =
+    ThreadsafeFunction<FnArgs<(String, f64)>, (), FnArgs<(String, f64)>, Status, false, true>;
+
+/// Sends analytics events to a Pulseline (or any Segment-compatible) collector.
+///
+/// Capture methods validate and serialize the message at once (about a microsecond) and hand
+/// it to a background thread: they never wait for the network and never throw because it is
+/// down. The background thread does not keep the process alive. Before the process exits,
+/// the client flushes (on `beforeExit`, and synchronously on `process.exit()` and SIGTERM),
+/// bounded by `shutdownTimeout`; undelivered events stay in the disk buffer for the next run.
+///
+/// ```js
+/// const { Client } = require('pulseline')
+/// const client = new Client({ writeKey: 'plw_...', host: 'http://127.0.0.1:8080' })
+/// client.track({ userId: 'user-42', event: 'signup', properties: { plan: 'pro' } })
+/// await client.shutdown()
+/// ```
+#[napi]
+#[derive(Debug)]
+pub struct Client {
+    core: Arc<pulseline::Client>,
+    shutdown_timeout: Duration,
+    flush_on_exit: bool,
+}
+
+#[napi]
+impl Client {
+    /// Creates a client; only `writeKey` is required. Throws a `TypeError`/`RangeError` with
+    /// `code: 'PULSELINE_CONFIG'` for invalid options.
+    #[napi(constructor)]
+    pub fn new(env: Env, options: ClientOptions) -> napi::Result<Self> {
+        let parsed = options.parse().map_err(|e| e.into_napi(&env))?;
+        let mut builder = pulseline::Client::builder(parsed.write_key).options(parsed.core);
+        if let Some(f) = parsed.on_error {
+            let tsfn: ErrorCallback = f
+                .borrow_back(&env)?
+                .build_threadsafe_function::<ErrorSpec>()
+                .callee_handled::<false>()
+                .weak::<true>()
+                .build()?;
+            builder = builder.on_error(move |e| {
+                tsfn.call(ErrorSpec::from(e), ThreadsafeFunctionCallMode::NonBlocking);
+            });
+        }
+        if let Some(f) = parsed.on_drop {
+            let tsfn: DropCallback = f
+                .borrow_back(&env)?
+                .build_threadsafe_function::<FnArgs<(String, f64)>>()
+                .callee_handled::<false>()
+                .weak::<true>()
+                .build()?;
+            builder = builder.on_drop(move |reason, count| {
+                let args = FnArgs::from((reason.as_str().to_owned(), count as f64));
+                tsfn.call(args, ThreadsafeFunctionCallMode::NonBlocking);
+            });
+        }
+        let core = Arc::new(
+            builder
+                .build()
+                .map_err(|e| ErrorSpec::from(&e).into_napi(&env))?,
+        );
+        let shutdown_timeout = parsed.core_shutdown_timeout;
+        if parsed.flush_on_exit {
+            // A backstop for when no `exit` event runs (a worker thread terminated from
+            // outside): the env's teardown shuts the client down, bounded. Weak, so the hook
+            // does not keep an abandoned client alive.
+            let weak: Weak<pulseline::Client> = Arc::downgrade(&core);
+            env.add_env_cleanup_hook(weak, move |weak| {
+                if let Some(core) = weak.upgrade() {
+                    core.shutdown(shutdown_timeout);
+                }
+            })?;
+        }
+        Ok(Client {
+            core,
+            shutdown_timeout,
+            flush_on_exit: parsed.flush_on_exit,
+        })
+    }
+
+    /// Records that a user did something. Returns the `messageId`, or `null` when the message
+    /// was dropped (buffer full: counted and reported to `onDrop`; client shut down). Throws a
+    /// `TypeError` (`code: 'PULSELINE_INVALID_MESSAGE'` or `'PULSELINE_UNSUPPORTED_TYPE'`, with
+    /// the offending `path`) for a message that can never be sent.
+    #[napi(
+        ts_args_type = "message: TrackMessage",
+        ts_return_type = "string | null"
+    )]
+    pub fn track(&self, env: Env, message: Unknown) -> napi::Result<Option<String>> {
+        self.capture(&env, message, TRACK, |core, user, mut f, cx| {
+            let m = Track::new(user, f.event.take().unwrap_or_default());
+            match f.payload {
+                Some(p) => core.track(common(m, &mut f).properties(cx.value(p))),
+                None => core.track(common(m, &mut f)),
+            }
+        })
+    }
+
+    /// Records who a user is (`traits`). Returns the `messageId` (see `track`).
+    #[napi(
+        ts_args_type = "message: IdentifyMessage",
+        ts_return_type = "string | null"
+    )]
+    pub fn identify(&self, env: Env, message: Unknown) -> napi::Result<Option<String>> {
+        self.capture(&env, message, IDENTIFY, |core, user, mut f, cx| {
+            let m = Identify::new(user);
+            match f.payload {
+                Some(p) => core.identify(common(m, &mut f).traits(cx.value(p))),
+                None => core.identify(common(m, &mut f)),
+            }
+        })
+    }
+
+    /// Records a page view. Returns the `messageId` (see `track`).
+    #[napi(
+        ts_args_type = "message: PageMessage",
+        ts_return_type = "string | null"
+    )]
+    pub fn page(&self, env: Env, message: Unknown) -> napi::Result<Option<String>> {
+        self.capture(&env, message, PAGE, |core, user, mut f, cx| {
+            let mut m = Page::new(user);
+            if let Some(name) = f.name.take() {
+                m = m.name(name);
+            }
+            match f.payload {
+                Some(p) => core.page(common(m, &mut f).properties(cx.value(p))),
+                None => core.page(common(m, &mut f)),
+            }
+        })
+    }
+
+    /// Records a mobile screen view. Returns the `messageId` (see `track`).
+    #[napi(
+        ts_args_type = "message: ScreenMessage",
+        ts_return_type = "string | null"
+    )]
+    pub fn screen(&self, env: Env, message: Unknown) -> napi::Result<Option<String>> {
+        self.capture(&env, message, SCREEN, |core, user, mut f, cx| {
+            let mut m = Screen::new(user);
+            if let Some(name) = f.name.take() {
+                m = m.name(name);
+            }
+            match f.payload {
+                Some(p) => core.screen(common(m, &mut f).properties(cx.value(p))),
+                None => core.screen(common(m, &mut f)),
+            }
+        })
+    }
+
+    /// Records that a user belongs to a group (company, team, account). Returns the
+    /// `messageId` (see `track`).
+    #[napi(
+        ts_args_type = "message: GroupMessage",
+        ts_return_type = "string | null"
+    )]
+    pub fn group(&self, env: Env, message: Unknown) -> napi::Result<Option<String>> {
+        self.capture(&env, message, GROUP, |core, user, mut f, cx| {
+            let m = Group::new(user, f.group_id.take().unwrap_or_default());
+            match f.payload {
+                Some(p) => core.group(common(m, &mut f).traits(cx.value(p))),
+                None => core.group(common(m, &mut f)),
+            }
+        })
+    }
+
+    /// Records that `previousId` and `userId` are the same person. Returns the `messageId`
+    /// (see `track`).
+    #[napi(
+        ts_args_type = "message: AliasMessage",
+        ts_return_type = "string | null"
+    )]
+    pub fn alias(&self, env: Env, message: Unknown) -> napi::Result<Option<String>> {
+        self.capture(&env, message, ALIAS, |core, _user, mut f, _cx| {
+            let m = Alias::new(
+                f.user_id.take().unwrap_or_default(),
+                f.previous_id.take().unwrap_or_default(),
+            );
+            core.alias(common(m, &mut f))
+        })
+    }
+
+    /// Sends everything captured so far and resolves when the collector has it (or it was
+    /// dropped for a counted reason, or persisted to the disk buffer), or when `timeoutMs`
+    /// passes. In serverless functions, `await client.flush()` before returning.
+    #[napi(ts_return_type = "Promise<FlushResult>")]
+    pub fn flush(&self, env: Env, timeout_ms: Option<f64>) -> napi::Result<AsyncTask<Flush>> {
+        Ok(AsyncTask::new(Flush {
+            core: self.core.clone(),
+            timeout: self.timeout(&env, timeout_ms, NO_TIMEOUT)?,
+        }))
+    }
+
+    /// Stops capturing, delivers what it can within `timeoutMs` (default `shutdownTimeout`),
+    /// persists the rest to the disk buffer, and stops the background thread. Later captures
+    /// return `null`.
+    #[napi(ts_return_type = "Promise<ShutdownResult>")]
+    pub fn shutdown(&self, env: Env, timeout_ms: Option<f64>) -> napi::Result<AsyncTask<Shutdown>> {
+        Ok(AsyncTask::new(Shutdown {
+            core: self.core.clone(),
+            timeout: self.timeout(&env, timeout_ms, self.shutdown_timeout)?,
+        }))
+    }
+
+    /// `flush` that blocks the JavaScript thread (default timeout `shutdownTimeout`): for
+    /// `process.on('exit')` handlers, where nothing asynchronous runs any more.
+    #[napi]
+    pub fn flush_sync(&self, env: Env, timeout_ms: Option<f64>) -> napi::Result<FlushResult> {
+        let timeout = self.timeout(&env, timeout_ms, self.shutdown_timeout)?;
+        Ok(self.core.flush(timeout).into())
+    }
+
+    /// `shutdown` that blocks the JavaScript thread; what the `exit` hook calls.
+    #[napi]
+    pub fn shutdown_sync(&self, env: Env, timeout_ms: Option<f64>) -> napi::Result<ShutdownResult> {
+        let timeout = self.timeout(&env, timeout_ms, self.shutdown_timeout)?;
+        Ok(self.core.shutdown(timeout).into())
+    }
+
+    /// Delivery counters since the client was created.
+    #[napi]
+    pub fn stats(&self) -> Stats {
+        self.core.stats().into()
+    }
+
+    /// Whether this client flushes when the process exits (the `flushOnExit` option).
+    #[napi(getter)]
+    pub fn flush_on_exit(&self) -> bool {
+        self.flush_on_exit
+    }
+
+    /// The `shutdownTimeout` option, in milliseconds.
+    #[napi(getter)]
+    pub fn shutdown_timeout(&self) -> f64 {
+        self.shutdown_timeout.as_secs_f64() * 1000.0
+    }
+}
+
+impl Client {
+    fn timeout(&self, env: &Env, ms: Option<f64>, default: Duration) -> napi::Result<Duration> {
+        match ms {
+            None => Ok(default),
+            Some(ms) => millis("timeoutMs", ms).map_err(|e| e.into_napi(env)),
+        }
+    }
+
+    /// Reads the message object, runs the capture, and maps its result: the `messageId`, or
+    /// `null` when the message was dropped (buffer full: counted and reported; shut down).
+    fn capture(
+        &self,
+        env: &Env,
+        message: Unknown,
+        kind: Kind,
+        send: impl FnOnce(
+            &pulseline::Client,
+            pulseline::User,
+            Fields,
+            &Converter,
+        ) -> Result<Uuid, pulseline::Error>,
+    ) -> napi::Result<Option<String>> {
+        let cx = Converter::new(env.raw());
+        let mut fields = match Fields::parse(&cx, message.raw(), kind) {
+            Ok(f) => f,
+            Err(Failed::Spec(spec)) => return Err(spec.into_napi(env)),
+            Err(Failed::Kind(failure)) => return Err(pending_or_generic(env, kind, failure)),
+        };
+        let user = fields.user(kind).map_err(|e| e.into_napi(env))?;
+        match send(&self.core, user, fields, &cx) {
+            Ok(id) => Ok(Some(
+                id.hyphenated()
+                    .encode_lower(&mut Uuid::encode_buffer())
+                    .to_owned(),
+            )),
+            Err(pulseline::Error::QueueFull { .. } | pulseline::Error::Closed) => Ok(None),
+            Err(err @ pulseline::Error::Serialize { field, .. }) => match cx.take_failure() {
+                Some(failure) => match conversion_error(field, &failure) {
+                    Some(spec) => Err(spec.into_napi(env)),
+                    None => Err(pending_exception()),
+                },
+                None => Err(ErrorSpec::from(&err).into_napi(env)),
+            },
+            Err(err) => Err(ErrorSpec::from(&err).into_napi(env)),
+        }
+    }
+}
+
+/// A failed Node-API call while reading the message: a JavaScript exception (a throwing
+/// getter or Proxy trap) propagates unchanged.
+fn pending_or_generic(env: &Env, kind: Kind, failure: FailureKind) -> napi::Error {
+    match crate::error::exception_pending(env) {
+        true => pending_exception(),
+        _ => ErrorSpec::type_error(
+            "PULSELINE_ERROR",
+            format!(
+                "client.{}(): the message object could not be read ({failure:?})",
+                kind.method
+            ),
+        )
+        .into_napi(env),
+    }
+}
+
+/// Applies the fields every message type shares.
+fn common<M: Common>(mut m: M, f: &mut Fields) -> M {
+    if let Some(t) = f.timestamp {
+        m = m.set_timestamp(t);
+    }
+    if let Some(id) = f.message_id {
+        m = m.set_message_id(id);
+    }
+    if let Some(c) = f.context.take() {
+        m = m.set_context(c);
+    }
+    if let Some(i) = f.integrations.take() {
+        m = m.set_integrations(i);
+    }
+    m
+}
+
+/// The core builders' shared setters, so `common` is written once.
+trait Common: Sized {
+    fn set_timestamp(self, at: std::time::SystemTime) -> Self;
+    fn set_message_id(self, id: Uuid) -> Self;
+    fn set_context(self, c: serde_json::Map<String, serde_json::Value>) -> Self;
+    fn set_integrations(self, i: serde_json::Map<String, serde_json::Value>) -> Self;
+}
+
+macro_rules! impl_common {
+    ($($ty:ty),*) => {$(
+        impl Common for $ty {
+            fn set_timestamp(self, at: std::time::SystemTime) -> Self { self.timestamp(at) }
+            fn set_message_id(self, id: Uuid) -> Self { self.message_id(id) }
+            fn set_context(self, c: serde_json::Map<String, serde_json::Value>) -> Self { self.context(c) }
+            fn set_integrations(self, i: serde_json::Map<String, serde_json::Value>) -> Self { self.integrations(i) }
+        }
+    )*};
+}
+impl_common!(Track, Identify, Page, Screen, Group, Alias);
+
+/// `flush()` on libuv's thread pool.
+#[derive(Debug)]
+pub struct Flush {
+    core: Arc<pulseline::Client>,
+    timeout: Duration,
+}
+
+impl Task for Flush {
+    type Output = pulseline::FlushOutcome;
+    type JsValue = FlushResult;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(self.core.flush(self.timeout))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<FlushResult> {
+        Ok(output.into())
+    }
+}
+
+/// `shutdown()` on libuv's thread pool.
+#[derive(Debug)]
+pub struct Shutdown {
+    core: Arc<pulseline::Client>,
+    timeout: Duration,
+}
+
+impl Task for Shutdown {
+    type Output = pulseline::ShutdownOutcome;
+    type JsValue = ShutdownResult;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        Ok(self.core.shutdown(self.timeout))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<ShutdownResult> {
+        Ok(output.into())
+    }
+}

@@ -1,0 +1,567 @@
+//! JavaScript values serialized straight into the message bytes: `serde::Serialize` over a
+//! `napi_value`, walking objects and arrays with raw Node-API calls, so a `track` builds no
+//! intermediate `serde_json::Value` (and no JavaScript string via `JSON.stringify`).
+//!
+//! Semantics follow `JSON.stringify` where it is safe: `undefined` object fields are left out
+//! (and become `null` in arrays), `Date` becomes its ISO 8601 string. Where `JSON.stringify`
+//! would silently lose data this rejects the call instead, naming the key path: functions,
+//! symbols, `NaN`/`±Infinity`, invalid dates, and cycles (through a depth limit). `BigInt`
+//! becomes a JSON integer (up to 128 bits).
+// Raw Node-API calls: the safe wrappers allocate a `String` per key and cost several times more.
+#![allow(unsafe_code)]
+
+use std::{cell::RefCell, fmt::Write as _, ptr};
+
+use napi::sys;
+use serde::{
+    Serialize, Serializer,
+    ser::{SerializeMap, SerializeSeq},
+};
+
+/// Deepest nesting accepted; deeper input is taken for a circular reference.
+pub(crate) const MAX_DEPTH: usize = 64;
+/// Strings up to this size are read through a stack buffer in one call.
+const STACK_STRING: usize = 256;
+
+/// Why a value could not be converted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FailureKind {
+    /// A function, symbol or external: no JSON representation.
+    Unsupported(&'static str),
+    /// `NaN`, `Infinity` or `-Infinity`.
+    NotFinite,
+    /// A `Date` whose time value is `NaN`.
+    InvalidDate,
+    /// A `BigInt` wider than 128 bits.
+    BigIntRange,
+    /// Nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// A JavaScript exception is pending (a getter threw while being read).
+    Exception,
+    /// Node-API refused a call (should not happen on the JavaScript thread).
+    Napi(&'static str),
+}
+
+/// A conversion failure and where it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub(crate) kind: FailureKind,
+    /// From the innermost segment out (pushed while the error unwinds).
+    segments: Vec<Segment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Key(String),
+    Index(u32),
+}
+
+impl Failure {
+    /// `argument.key[3].nested`, shortened in the middle when very deep (a cycle).
+    pub(crate) fn path(&self, argument: &str) -> String {
+        let mut path = argument.to_owned();
+        let segments: Vec<&Segment> = self.segments.iter().rev().collect();
+        let n = segments.len();
+        for (i, segment) in segments.iter().enumerate() {
+            if n > 12 && i == 6 {
+                let _ = write!(path, "…({} more levels)…", n - 10);
+            }
+            if n > 12 && (6..n - 4).contains(&i) {
+                continue;
+            }
+            match segment {
+                Segment::Key(k) if is_identifier(k) => {
+                    let _ = write!(path, ".{k}");
+                }
+                Segment::Key(k) => {
+                    let _ = write!(path, "[{k:?}]");
+                }
+                Segment::Index(i) => {
+                    let _ = write!(path, "[{i}]");
+                }
+            }
+        }
+        path
+    }
+}
+
+fn is_identifier(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+}
+
+/// The state of one conversion: the env, and the failure if one happened.
+#[derive(Debug)]
+pub(crate) struct Converter {
+    env: sys::napi_env,
+    failure: RefCell<Option<Failure>>,
+}
+
+impl Converter {
+    pub(crate) fn new(env: sys::napi_env) -> Self {
+        Converter {
+            env,
+            failure: RefCell::new(None),
+        }
+    }
+
+    pub(crate) fn env(&self) -> sys::napi_env {
+        self.env
+    }
+
+    /// A value to serialize (at the top of an argument).
+    pub(crate) fn value(&self, value: sys::napi_value) -> Js<'_> {
+        Js {
+            cx: self,
+            value,
+            kind: None,
+            depth: 0,
+        }
+    }
+
+    /// The failure recorded by a serialization that returned an error, if it was ours.
+    pub(crate) fn take_failure(&self) -> Option<Failure> {
+        self.failure.borrow_mut().take()
+    }
+
+    fn fail<E: serde::ser::Error>(&self, kind: FailureKind) -> E {
+        let message = format!("{kind:?}");
+        *self.failure.borrow_mut() = Some(Failure {
+            kind,
+            segments: Vec::new(),
+        });
+        E::custom(message)
+    }
+
+    fn push_segment(&self, segment: Segment) {
+        if let Some(f) = self.failure.borrow_mut().as_mut() {
+            f.segments.push(segment);
+        }
+    }
+
+    pub(crate) fn type_of(
+        &self,
+        value: sys::napi_value,
+    ) -> Result<sys::napi_valuetype, FailureKind> {
+        let mut t = 0;
+        // SAFETY: `env` and `value` come from the current callback on the JavaScript thread.
+        check(
+            unsafe { sys::napi_typeof(self.env, value, &mut t) },
+            "typeof",
+        )?;
+        Ok(t)
+    }
+
+    /// Reads a JavaScript string (the caller checked its type).
+    pub(crate) fn string(&self, value: sys::napi_value) -> Result<String, FailureKind> {
+        let mut buf = [0u8; STACK_STRING];
+        let mut len = 0usize;
+        // SAFETY: the buffer is writable for its whole length; Node writes at most len-1 bytes
+        // plus a NUL and never splits a UTF-8 sequence.
+        check(
+            unsafe {
+                sys::napi_get_value_string_utf8(
+                    self.env,
+                    value,
+                    buf.as_mut_ptr().cast(),
+                    STACK_STRING,
+                    &mut len,
+                )
+            },
+            "string",
+        )?;
+        // A string that may have been cut short (a 4-byte character might not have fitted).
+        if len + 4 >= STACK_STRING {
+            // SAFETY: a null buffer asks only for the length in bytes.
+            check(
+                unsafe {
+                    sys::napi_get_value_string_utf8(self.env, value, ptr::null_mut(), 0, &mut len)
+                },
+                "string",
+            )?;
+            let mut heap = vec![0u8; len + 1];
+            // SAFETY: as above, with a buffer one byte longer than the string.
+            check(
+                unsafe {
+                    sys::napi_get_value_string_utf8(
+                        self.env,
+                        value,
+                        heap.as_mut_ptr().cast(),
+                        len + 1,
+                        &mut len,
+                    )
+                },
+                "string",
+            )?;
+            heap.truncate(len);
+            return String::from_utf8(heap).map_err(|_| FailureKind::Napi("utf8"));
+        }
+        std::str::from_utf8(&buf[..len])
+            .map(str::to_owned)
+            .map_err(|_| FailureKind::Napi("utf8"))
+    }
+
+    pub(crate) fn number(&self, value: sys::napi_value) -> Result<f64, FailureKind> {
+        let mut n = 0.0;
+        // SAFETY: as in `type_of`.
+        check(
+            unsafe { sys::napi_get_value_double(self.env, value, &mut n) },
+            "number",
+        )?;
+        Ok(n)
+    }
+
+    pub(crate) fn is_date(&self, value: sys::napi_value) -> Result<bool, FailureKind> {
+        let mut yes = false;
+        // SAFETY: as in `type_of`.
+        check(
+            unsafe { sys::napi_is_date(self.env, value, &mut yes) },
+            "is_date",
+        )?;
+        Ok(yes)
+    }
+
+    /// Milliseconds since the epoch of a `Date` (NaN for an invalid date).
+    pub(crate) fn date_millis(&self, value: sys::napi_value) -> Result<f64, FailureKind> {
+        let mut ms = 0.0;
+        // SAFETY: as in `type_of`; the caller checked it is a Date.
+        check(
+            unsafe { sys::napi_get_date_value(self.env, value, &mut ms) },
+            "date",
+        )?;
+        Ok(ms)
+    }
+
+    pub(crate) fn is_array(&self, value: sys::napi_value) -> Result<bool, FailureKind> {
+        let mut yes = false;
+        // SAFETY: as in `type_of`.
+        check(
+            unsafe { sys::napi_is_array(self.env, value, &mut yes) },
+            "is_array",
+        )?;
+        Ok(yes)
+    }
+
+    fn array_length(&self, value: sys::napi_value) -> Result<u32, FailureKind> {
+        let mut len = 0;
+        // SAFETY: as in `type_of`; the value is an array.
+        check(
+            unsafe { sys::napi_get_array_length(self.env, value, &mut len) },
+            "length",
+        )?;
+        Ok(len)
+    }
+
+    fn element(&self, value: sys::napi_value, index: u32) -> Result<sys::napi_value, FailureKind> {
+        let mut out = ptr::null_mut();
+        // SAFETY: as in `type_of`. A getter may throw: reported as a pending exception.
+        let status = unsafe { sys::napi_get_element(self.env, value, index, &mut out) };
+        self.check_call(status, "element")?;
+        Ok(out)
+    }
+
+    fn property(
+        &self,
+        object: sys::napi_value,
+        key: sys::napi_value,
+    ) -> Result<sys::napi_value, FailureKind> {
+        let mut out = ptr::null_mut();
+        // SAFETY: as in `element`.
+        let status = unsafe { sys::napi_get_property(self.env, object, key, &mut out) };
+        self.check_call(status, "property")?;
+        Ok(out)
+    }
+
+    /// Own enumerable string keys, in property order (what `Object.keys` returns).
+    pub(crate) fn keys(&self, object: sys::napi_value) -> Result<sys::napi_value, FailureKind> {
+        let mut out = ptr::null_mut();
+        // SAFETY: as in `element` (a Proxy's ownKeys trap may throw).
+        let status = unsafe {
+            sys::napi_get_all_property_names(
+                self.env,
+                object,
+                sys::KeyCollectionMode::own_only,
+                sys::KeyFilter::enumerable | sys::KeyFilter::skip_symbols,
+                sys::KeyConversion::numbers_to_strings,
+                &mut out,
+            )
+        };
+        self.check_call(status, "keys")?;
+        Ok(out)
+    }
+
+    /// Calls `visit(key, value)` for each own enumerable field whose value is not `undefined`.
+    pub(crate) fn for_each_field(
+        &self,
+        object: sys::napi_value,
+        mut visit: impl FnMut(String, sys::napi_value, sys::napi_valuetype) -> Result<(), FailureKind>,
+    ) -> Result<(), FailureKind> {
+        let keys = self.keys(object)?;
+        for i in 0..self.array_length(keys)? {
+            let key = self.element(keys, i)?;
+            let value = self.property(object, key)?;
+            let kind = self.type_of(value)?;
+            if kind != sys::ValueType::napi_undefined {
+                visit(self.string(key)?, value, kind)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_call(&self, status: sys::napi_status, what: &'static str) -> Result<(), FailureKind> {
+        if status == sys::Status::napi_pending_exception {
+            return Err(FailureKind::Exception);
+        }
+        check(status, what)
+    }
+
+    fn bigint<S: Serializer>(&self, value: sys::napi_value, s: S) -> Result<S::Ok, S::Error> {
+        let (mut sign, mut count) = (0i32, 0usize);
+        // SAFETY: null sign and words pointers ask for the word count only.
+        check(
+            unsafe {
+                sys::napi_get_value_bigint_words(
+                    self.env,
+                    value,
+                    ptr::null_mut(),
+                    &mut count,
+                    ptr::null_mut(),
+                )
+            },
+            "bigint",
+        )
+        .map_err(|k| self.fail::<S::Error>(k))?;
+        if count > 2 {
+            return Err(self.fail(FailureKind::BigIntRange));
+        }
+        let mut words = [0u64; 2];
+        count = words.len();
+        // SAFETY: `words` holds `count` (≤ 2) words.
+        check(
+            unsafe {
+                sys::napi_get_value_bigint_words(
+                    self.env,
+                    value,
+                    &mut sign,
+                    &mut count,
+                    words.as_mut_ptr(),
+                )
+            },
+            "bigint",
+        )
+        .map_err(|k| self.fail::<S::Error>(k))?;
+        let magnitude = u128::from(words[0]) | (u128::from(words[1]) << 64);
+        if sign == 0 {
+            match u64::try_from(magnitude) {
+                Ok(m) => s.serialize_u64(m),
+                Err(_) => s.serialize_u128(magnitude),
+            }
+        } else if magnitude <= 1 << 63 {
+            s.serialize_i64((magnitude as i128).wrapping_neg() as i64)
+        } else if magnitude <= 1 << 127 {
+            s.serialize_i128((magnitude as i128).wrapping_neg())
+        } else {
+            Err(self.fail(FailureKind::BigIntRange))
+        }
+    }
+}
+
+fn check(status: sys::napi_status, what: &'static str) -> Result<(), FailureKind> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(FailureKind::Napi(what))
+    }
+}
+
+/// One JavaScript value, serializable with any `serde` serializer.
+#[derive(Debug)]
+pub(crate) struct Js<'c> {
+    cx: &'c Converter,
+    value: sys::napi_value,
+    /// Its `typeof`, when the caller already asked.
+    kind: Option<sys::napi_valuetype>,
+    depth: usize,
+}
+
+impl Js<'_> {
+    /// The same value with its `typeof` already known.
+    pub(crate) fn with_kind(mut self, kind: sys::napi_valuetype) -> Self {
+        self.kind = Some(kind);
+        self
+    }
+}
+
+impl Serialize for Js<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let cx = self.cx;
+        let kind = match self.kind {
+            Some(kind) => kind,
+            None => cx.type_of(self.value).map_err(|k| cx.fail::<S::Error>(k))?,
+        };
+        let fail = |k| cx.fail::<S::Error>(k);
+        match kind {
+            sys::ValueType::napi_undefined | sys::ValueType::napi_null => s.serialize_unit(),
+            sys::ValueType::napi_boolean => {
+                let mut b = false;
+                // SAFETY: as in `Converter::type_of`; the value is a boolean.
+                check(
+                    unsafe { sys::napi_get_value_bool(cx.env, self.value, &mut b) },
+                    "bool",
+                )
+                .map_err(fail)?;
+                s.serialize_bool(b)
+            }
+            sys::ValueType::napi_number => {
+                let n = cx.number(self.value).map_err(fail)?;
+                serialize_number(n, s, cx)
+            }
+            sys::ValueType::napi_string => s.serialize_str(&cx.string(self.value).map_err(fail)?),
+            sys::ValueType::napi_bigint => cx.bigint(self.value, s),
+            sys::ValueType::napi_object => self.serialize_object(s),
+            sys::ValueType::napi_function => Err(fail(FailureKind::Unsupported("a function"))),
+            sys::ValueType::napi_symbol => Err(fail(FailureKind::Unsupported("a symbol"))),
+            _ => Err(fail(FailureKind::Unsupported("an external value"))),
+        }
+    }
+}
+
+impl Js<'_> {
+    fn serialize_object<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let cx = self.cx;
+        let fail = |k| cx.fail::<S::Error>(k);
+        if self.depth >= MAX_DEPTH {
+            return Err(fail(FailureKind::TooDeep));
+        }
+        let child = |value, kind| Js {
+            cx,
+            value,
+            kind,
+            depth: self.depth + 1,
+        };
+        if cx.is_array(self.value).map_err(fail)? {
+            let len = cx.array_length(self.value).map_err(fail)?;
+            let mut seq = s.serialize_seq(Some(len as usize))?;
+            for i in 0..len {
+                let item = cx.element(self.value, i).map_err(fail)?;
+                seq.serialize_element(&child(item, None)).inspect_err(|_| {
+                    cx.push_segment(Segment::Index(i));
+                })?;
+            }
+            return seq.end();
+        }
+        if cx.is_date(self.value).map_err(fail)? {
+            let ms = cx.date_millis(self.value).map_err(fail)?;
+            return match iso8601(ms) {
+                Some(text) => s.serialize_str(&text),
+                None => Err(fail(FailureKind::InvalidDate)),
+            };
+        }
+        let mut map = s.serialize_map(None)?;
+        let mut failed = None;
+        let walked = cx.for_each_field(self.value, |key, value, kind| {
+            match map.serialize_entry(&key, &child(value, Some(kind))) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    cx.push_segment(Segment::Key(key));
+                    failed = Some(e);
+                    Err(FailureKind::Exception)
+                }
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        walked.map_err(fail)?;
+        map.end()
+    }
+}
+
+fn serialize_number<S: Serializer>(n: f64, s: S, cx: &Converter) -> Result<S::Ok, S::Error> {
+    if !n.is_finite() {
+        return Err(cx.fail(FailureKind::NotFinite));
+    }
+    // Integral values within 2^53 are written as integers (`42`, not `42.0`), as JSON.stringify.
+    if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+        if n == 0.0 && n.is_sign_negative() {
+            return s.serialize_i64(0);
+        }
+        return s.serialize_i64(n as i64);
+    }
+    s.serialize_f64(n)
+}
+
+/// `Date.prototype.toISOString` for a time value in milliseconds; `None` for NaN or out of range.
+pub(crate) fn iso8601(ms: f64) -> Option<String> {
+    if !ms.is_finite() || ms.abs() > 8.64e15 {
+        return None;
+    }
+    let ms = ms as i64;
+    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let (y, m, d) = civil_from_days(days);
+    let (h, min, sec, milli) = (
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000,
+    );
+    let year = if (0..=9999).contains(&y) {
+        format!("{y:04}")
+    } else {
+        format!("{}{:06}", if y < 0 { '-' } else { '+' }, y.abs())
+    };
+    Some(format!(
+        "{year}-{m:02}-{d:02}T{h:02}:{min:02}:{sec:02}.{milli:03}Z"
+    ))
+}
+
+/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_matches_to_iso_string() {
+        assert_eq!(iso8601(0.0).unwrap(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            iso8601(1_700_000_000_123.0).unwrap(),
+            "2023-11-14T22:13:20.123Z"
+        );
+        assert_eq!(iso8601(-1.0).unwrap(), "1969-12-31T23:59:59.999Z");
+        assert_eq!(
+            iso8601(951_782_400_000.0).unwrap(),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(iso8601(8.64e15).unwrap(), "+275760-09-13T00:00:00.000Z");
+        assert_eq!(iso8601(f64::NAN), None);
+    }
+
+    #[test]
+    fn paths_name_the_key() {
+        let f = Failure {
+            kind: FailureKind::NotFinite,
+            segments: vec![
+                Segment::Key("x".into()),
+                Segment::Index(2),
+                Segment::Key("a b".into()),
+            ],
+        };
+        assert_eq!(f.path("properties"), "properties[\"a b\"][2].x");
+    }
+}
