@@ -11,12 +11,16 @@
 #   python: the `pulseline` Python package (sdk-python) built with maturin into .venv, its
 #           pytest suite and examples/python-* against the real collector, mypy stubtest of
 #           the native module's .pyi and mypy --strict of the package
+#   node: the `pulseline` npm package (sdk-node) built with napi-rs (release), its committed
+#         loader and index.d.ts checked against the Rust source, tsc --strict on a typings
+#         test, and node --test sdk-node/test/ (examples/node-* included) against the real collector
 #
 # It installs what it needs when missing, and skips that quickly when present:
 #   .venv  python3 -m venv, with scripts/requirements-test.txt (reinstalled when that file changes)
+#   sdk-node/node_modules, examples/node-*/node_modules  npm ci (again when package-lock.json changes)
 #
 # Environment:
-#   PULSELINE_TEST_ONLY=rust|postgres|interop|python  run one group of steps (default: all)
+#   PULSELINE_TEST_ONLY=rust|postgres|interop|python|node  run one group of steps (default: all)
 #   PULSELINE_TEST_PG_PORT=55432      port of the throwaway PostgreSQL cluster
 #   PULSELINE_PYTEST_ARGS='-k gzip'   extra arguments for the interop pytest run
 #   PULSELINE_SCHEMATHESIS_SEED=N     replay a schemathesis run (its seed is printed)
@@ -192,6 +196,52 @@ python_sdk_types() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# The Node SDK (sdk-node): napi-rs addon, generated typings, node:test suite and examples.
+
+npm_ci() { # directory: `npm ci` unless node_modules already matches package-lock.json
+    local dir=$1
+    if [[ -f $dir/node_modules/.package-lock.json && $dir/node_modules/.package-lock.json -nt $dir/package-lock.json ]]; then
+        echo "$dir/node_modules up to date"
+        return
+    fi
+    # --ignore-scripts: the package's own install script builds the addon; node_sdk_build does that.
+    (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund)
+}
+
+ensure_node_deps() {
+    command -v node >/dev/null || die "node not found: install Node.js 18+ first"
+    node --version
+    npm_ci sdk-node
+}
+
+node_sdk_build() {
+    # Release: what users install, and what the benchmark measures.
+    (cd sdk-node && npx napi build --platform --release --output-dir native --js index.js --dts index.d.ts)
+    # The loader and typings are committed (a dependency install has no napi CLI); they must be
+    # what the Rust source generates.
+    git diff --exit-code -- sdk-node/native/index.js sdk-node/native/index.d.ts ||
+        die "sdk-node/native/index.{js,d.ts} differ from what the Rust source generates: commit them"
+}
+
+node_sdk_types() {
+    # Correct usage compiles; every `@ts-expect-error` line must fail to compile.
+    (cd sdk-node && npx tsc --strict --noEmit --target es2022 --module nodenext \
+        --moduleResolution nodenext --types node test/types/usage.ts)
+}
+
+node_examples_deps() {
+    local dir
+    for dir in examples/node-*/; do
+        npm_ci "${dir%/}"
+    done
+}
+
+node_sdk_tests() {
+    # Includes test/examples.test.mjs, which runs examples/node-*.
+    PULSELINE_COLLECTOR_BIN=$TARGET_DIR/debug/pulseline-collector node --test sdk-node/test/
+}
+
+# ---------------------------------------------------------------------------------------------
 # PostgreSQL: a throwaway cluster on loopback for this run (TOOLCHAIN.md), stopped at exit.
 
 PG_PORT=${PULSELINE_TEST_PG_PORT:-55432}
@@ -234,17 +284,25 @@ stop_postgres() {
     fi
 }
 
-# The whole collector suite again, each test on a fresh database of the cluster.
+# The whole collector suite again, each test on a fresh database of the cluster. Selected by
+# test target inside a --workspace build, so it reuses what `cargo test --workspace` compiled
+# (`-p pulseline-collector` would unify features differently and rebuild the collector).
 collector_tests_postgres() {
-    PULSELINE_TEST_POSTGRES_URL=$PULSELINE_PG_URL cargo test -p pulseline-collector --no-fail-fast
+    local -a targets=()
+    local file
+    for file in collector/tests/*.rs; do
+        targets+=(--test "$(basename "$file" .rs)")
+    done
+    PULSELINE_TEST_POSTGRES_URL=$PULSELINE_PG_URL \
+        cargo test --workspace --no-fail-fast "${targets[@]}"
 }
 
 # ---------------------------------------------------------------------------------------------
 
 main() {
     case $ONLY in
-    all | rust | postgres | interop | python) ;;
-    *) die "PULSELINE_TEST_ONLY must be rust, postgres, interop or python (or unset for all), not '$ONLY'" ;;
+    all | rust | postgres | interop | python | node) ;;
+    *) die "PULSELINE_TEST_ONLY must be rust, postgres, interop, python or node (or unset for all), not '$ONLY'" ;;
     esac
 
     step setup "Rust toolchain (rustfmt, clippy)" ensure_rust_toolchain
@@ -263,6 +321,13 @@ main() {
     step python "build the pulseline Python package (maturin)" python_sdk_build
     step python "Python SDK tests and examples (pytest)" python_sdk_tests
     step python "Python SDK types (stubtest, mypy --strict)" python_sdk_types
+
+    step node "npm dependencies (sdk-node)" ensure_node_deps
+    step node "build pulseline-collector (debug)" build_collector
+    step node "build the pulseline npm package (napi-rs, release)" node_sdk_build
+    step node "TypeScript typings (tsc --strict)" node_sdk_types
+    step node "npm dependencies (examples/node-*)" node_examples_deps
+    step node "Node SDK tests and examples (node --test)" node_sdk_tests
 }
 
 main "$@"
