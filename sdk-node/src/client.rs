@@ -57,9 +57,11 @@ pub struct Client {
 impl Client {
     /// Creates a client; only `writeKey` is required. Throws a `TypeError`/`RangeError` with
     /// `code: 'PULSELINE_CONFIG'` for invalid options.
-    #[napi(constructor)]
-    pub fn new(env: Env, options: ClientOptions) -> napi::Result<Self> {
-        let parsed = options.parse().map_err(|e| e.into_napi(&env))?;
+    #[napi(constructor, ts_args_type = "options: ClientOptions")]
+    pub fn new(env: Env, options: Unknown) -> napi::Result<Self> {
+        let parsed = ClientOptions::from_unknown(options)
+            .and_then(ClientOptions::parse)
+            .map_err(|e| e.into_napi(&env))?;
         let mut builder = pulseline::Client::builder(parsed.write_key).options(parsed.core);
         if let Some(f) = parsed.on_error {
             let tsfn: ErrorCallback = f

@@ -266,3 +266,12 @@ pub(crate) fn exception_pending(env: &Env) -> bool {
     let status = unsafe { sys::napi_is_exception_pending(env.raw(), &mut pending) };
     status == sys::Status::napi_ok && pending
 }
+
+/// Converts a live JavaScript value with its `FromNapiValue` impl (what `#[napi]` arguments use).
+pub(crate) fn from_unknown<T: napi::bindgen_prelude::FromNapiValue>(
+    value: napi::bindgen_prelude::Unknown<'_>,
+) -> napi::Result<T> {
+    use napi::JsValue;
+    // SAFETY: the value and its env belong to the current callback, on the JavaScript thread.
+    unsafe { T::from_napi_value(value.value().env, value.raw()) }
+}

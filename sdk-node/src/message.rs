@@ -176,6 +176,20 @@ impl Fields {
 
     /// `userId` and/or `anonymousId` (the core checks that they are not empty).
     pub(crate) fn user(&mut self, kind: Kind) -> Result<User, ErrorSpec> {
+        if kind.method == ALIAS.method {
+            // `Alias::new` takes the user id itself; leave it in place for it.
+            return match &self.user_id {
+                Some(u) => Ok(User::id(u.clone())),
+                None => Err(ErrorSpec::type_error(
+                    "PULSELINE_INVALID_MESSAGE",
+                    format!(
+                        "invalid message: userId is required, e.g. {}",
+                        example(kind)
+                    ),
+                )
+                .field("field", Field::Str("userId".into()))),
+            };
+        }
         match (self.user_id.take(), self.anonymous_id.take()) {
             (Some(u), Some(a)) => Ok(User::id(u).with_anonymous_id(a)),
             (Some(u), None) => Ok(User::id(u)),

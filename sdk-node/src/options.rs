@@ -4,7 +4,10 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use napi::bindgen_prelude::FunctionRef;
+use napi::{
+    ValueType,
+    bindgen_prelude::{FunctionRef, Unknown},
+};
 use napi_derive::napi;
 use pulseline::DiskBufferOptions;
 
@@ -96,6 +99,23 @@ pub(crate) struct Parsed {
 }
 
 impl ClientOptions {
+    /// Reads the options object; a missing `writeKey` or a value of the wrong type is a
+    /// `TypeError` with `code: 'PULSELINE_CONFIG'`.
+    pub(crate) fn from_unknown(value: Unknown<'_>) -> Result<ClientOptions, ErrorSpec> {
+        match value.get_type() {
+            Ok(ValueType::Object) => {}
+            _ => {
+                return Err(ErrorSpec::type_error(
+                    "PULSELINE_CONFIG",
+                    "new Client() takes an options object, e.g. new Client({ writeKey: 'plw_...', host: 'http://127.0.0.1:8080' })",
+                ));
+            }
+        }
+        crate::error::from_unknown::<ClientOptions>(value).map_err(|e| {
+            ErrorSpec::type_error("PULSELINE_CONFIG", format!("invalid options: {}", e.reason))
+        })
+    }
+
     pub(crate) fn parse(self) -> Result<Parsed, ErrorSpec> {
         let mut core = pulseline::ClientOptions::default();
         core.library_name = "pulseline-node".into();

@@ -1,0 +1,127 @@
+// JavaScript values to JSON: what arrives for each supported type, and the TypeError (with the
+// key path) for what cannot be sent. Conversion errors are thrown at the call; nothing is sent.
+import assert from 'node:assert/strict'
+import { after, before, test } from 'node:test'
+
+import { Client } from '../lib/index.mjs'
+import { Collector, unique } from './collector.mjs'
+
+let collector
+let client
+before(async () => {
+  collector = await (await Collector.create()).start()
+  client = new Client(collector.options())
+})
+after(async () => {
+  await client?.shutdown()
+  await collector?.stop()
+})
+
+async function roundTrip(properties) {
+  const event = unique('convert')
+  client.track({ userId: 'convert-user', event, properties })
+  await client.flush()
+  const [stored] = await collector.waitFor(1, { event })
+  return stored.properties
+}
+
+test('plain objects, arrays, strings, numbers, booleans and null pass through unchanged', async () => {
+  const properties = {
+    s: 'héllo 👋 "quoted" \\ \n',
+    long: 'x'.repeat(10_000),
+    int: 42,
+    negative: -7,
+    float: 0.1 + 0.2,
+    big: 2 ** 53 - 1,
+    huge: 1e300,
+    t: true,
+    f: false,
+    n: null,
+    nested: { a: [1, [2, [3, { deep: 'yes' }]]], empty: {}, none: [] },
+    'key with spaces': 1,
+    '': 'empty key',
+  }
+  assert.deepEqual(await roundTrip(properties), properties)
+})
+
+test('Date is sent as ISO 8601 and BigInt as an integer', async () => {
+  const stored = await roundTrip({
+    at: new Date('2026-01-02T03:04:05.678Z'),
+    dates: [new Date(0)],
+    small: 12n,
+    negative: -9007199254740993n,
+    wide: 2n ** 100n,
+  })
+  assert.equal(stored.at, '2026-01-02T03:04:05.678Z')
+  assert.deepEqual(stored.dates, ['1970-01-01T00:00:00.000Z'])
+  assert.equal(stored.small, 12)
+  // JSON numbers beyond 2^53 lose precision when the API's JSON is parsed here; compare text.
+  assert.equal(BigInt(Math.round(stored.negative)), -9007199254740992n)
+  assert.ok(stored.wide > 1.26e30 && stored.wide < 1.27e30)
+})
+
+test('undefined fields are left out; undefined in arrays becomes null (as JSON.stringify)', async () => {
+  const stored = await roundTrip({ kept: 1, gone: undefined, list: [1, undefined, 3] })
+  assert.deepEqual(stored, { kept: 1, list: [1, null, 3] })
+  assert.ok(!('gone' in stored))
+})
+
+test('undefined message fields count as absent', async () => {
+  const event = unique('undef')
+  client.track({ userId: 'u', anonymousId: undefined, event, properties: undefined, context: undefined })
+  await client.flush()
+  const [stored] = await collector.waitFor(1, { event })
+  assert.equal(stored.userId ?? stored.user_id, 'u')
+})
+
+test('numeric ids are sent as strings', async () => {
+  const event = unique('numeric-id')
+  client.track({ userId: 1234, event })
+  await client.flush()
+  const [stored] = await collector.waitFor(1, { event, user_id: '1234' })
+  assert.equal(stored.userId ?? stored.user_id, '1234')
+})
+
+function throwsTypeError(properties, code, path, pattern) {
+  const before = client.stats().captured
+  assert.throws(
+    () => client.track({ userId: 'u', event: 'bad', properties }),
+    (e) => {
+      assert.ok(e instanceof TypeError, `TypeError, got ${e}`)
+      assert.equal(e.code, code)
+      assert.equal(e.path, path)
+      assert.match(e.message, pattern)
+      return true
+    },
+  )
+  assert.equal(client.stats().captured, before, 'nothing captured')
+}
+
+test('functions and symbols are rejected with the key path', () => {
+  throwsTypeError({ a: { b: [0, () => 1] } }, 'PULSELINE_UNSUPPORTED_TYPE', 'properties.a.b[1]', /properties\.a\.b\[1\] is a function/)
+  throwsTypeError({ 'odd key': Symbol('s') }, 'PULSELINE_UNSUPPORTED_TYPE', 'properties["odd key"]', /is a symbol/)
+})
+
+test('cycles are rejected, not followed forever', () => {
+  const cyclic = { name: 'loop' }
+  cyclic.self = cyclic
+  assert.throws(
+    () => client.track({ userId: 'u', event: 'bad', properties: cyclic }),
+    (e) => e instanceof TypeError && e.code === 'PULSELINE_INVALID_MESSAGE' &&
+      e.path.startsWith('properties.self.self') && /circular reference/.test(e.message),
+  )
+})
+
+test('NaN, Infinity and invalid dates are rejected', () => {
+  throwsTypeError({ ratio: NaN }, 'PULSELINE_INVALID_MESSAGE', 'properties.ratio', /NaN and Infinity/)
+  throwsTypeError({ list: [Infinity] }, 'PULSELINE_INVALID_MESSAGE', 'properties.list[0]', /NaN and Infinity/)
+  throwsTypeError({ at: new Date('nope') }, 'PULSELINE_INVALID_MESSAGE', 'properties.at', /invalid Date/)
+})
+
+test('a throwing getter propagates its own exception', () => {
+  const boom = new Error('boom')
+  assert.throws(
+    () => client.track({ userId: 'u', event: 'e', properties: { get x() { throw boom } } }),
+    (e) => e === boom,
+  )
+})

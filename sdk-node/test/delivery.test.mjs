@@ -1,0 +1,113 @@
+// Events reach the real collector once, with every field intact.
+import assert from 'node:assert/strict'
+import { after, before, test } from 'node:test'
+import { createRequire } from 'node:module'
+
+import { Client } from '../lib/index.mjs'
+import { Collector, unique } from './collector.mjs'
+
+const { version } = createRequire(import.meta.url)('../package.json')
+let collector
+before(async () => {
+  collector = await (await Collector.create()).start()
+})
+after(() => collector?.stop())
+
+test('a track arrives once with its fields intact', async () => {
+  const client = new Client(collector.options())
+  const event = unique('signup')
+  const messageId = client.track({
+    userId: 'user-42',
+    anonymousId: 'anon-7',
+    event,
+    properties: { plan: 'pro', seats: 3, price: 9.5, nested: { ok: true, list: [1, 'two', null] } },
+    timestamp: new Date('2026-03-04T05:06:07.891Z'),
+    context: { ip: '127.0.0.1', locale: 'fr-FR' },
+  })
+  assert.match(messageId, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/)
+  assert.deepEqual(await client.flush(), { status: 'flushed', messages: 0 })
+  const events = await collector.waitFor(1, { event })
+  assert.equal(events.length, 1)
+  const [stored] = events
+  assert.equal(stored.type, 'track')
+  assert.equal(stored.messageId ?? stored.message_id, messageId)
+  assert.equal(stored.userId ?? stored.user_id, 'user-42')
+  assert.equal(stored.anonymousId ?? stored.anonymous_id, 'anon-7')
+  assert.deepEqual(stored.properties, { plan: 'pro', seats: 3, price: 9.5, nested: { ok: true, list: [1, 'two', null] } })
+  assert.ok(stored.timestamp.startsWith('2026-03-04T05:06:07.891'), stored.timestamp)
+  assert.equal(stored.context.ip, '127.0.0.1')
+  assert.equal(stored.context.locale, 'fr-FR')
+  assert.deepEqual(stored.context.library, { name: 'pulseline-node', version })
+  const stats = client.stats()
+  assert.equal(stats.captured, 1)
+  assert.equal(stats.sent, 1)
+  assert.equal(stats.dropped.total, 0)
+  assert.deepEqual(await client.shutdown(), { complete: true, timedOut: false, persisted: 0, lost: 0 })
+  assert.equal(client.track({ userId: 'u', event }), null, 'a shut-down client drops captures')
+})
+
+test('identify, page, screen, group and alias arrive with their fields', async () => {
+  const client = new Client(collector.options())
+  const user = unique('user')
+  const ids = {
+    identify: client.identify({ userId: user, traits: { email: 'ada@example.com' } }),
+    page: client.page({ userId: user, name: 'Pricing', properties: { path: '/pricing' } }),
+    screen: client.screen({ userId: user, name: 'Settings' }),
+    group: client.group({ userId: user, groupId: 'acme', traits: { seats: 12 } }),
+    alias: client.alias({ userId: user, previousId: 'anon-7' }),
+  }
+  await client.shutdown()
+  const all = await collector.waitFor(5, { user_id: user }, 10_000)
+  assert.equal(all.length, 5)
+  const stored = Object.fromEntries(all.map((e) => [e.messageId ?? e.message_id, e]))
+  for (const [type, id] of Object.entries(ids)) assert.equal(stored[id]?.type, type, `${type} ${id} stored`)
+  assert.deepEqual(stored[ids.identify].traits, { email: 'ada@example.com' })
+  assert.equal(stored[ids.page].name, 'Pricing')
+  assert.equal(stored[ids.screen].name, 'Settings')
+  assert.deepEqual(stored[ids.page].properties, { path: '/pricing' })
+  assert.equal(stored[ids.group].groupId ?? stored[ids.group].group_id, 'acme')
+  assert.equal(stored[ids.alias].previousId ?? stored[ids.alias].previous_id, 'anon-7')
+  assert.equal(client.stats().sent, 5)
+})
+
+test('a thousand events arrive exactly once', async () => {
+  const client = new Client(collector.options({ maxBatchMessages: 100 }))
+  const event = unique('burst')
+  for (let i = 0; i < 1000; i++) client.track({ userId: `user-${i % 10}`, event, properties: { i } })
+  await client.shutdown()
+  const events = await collector.waitFor(1000, { event })
+  assert.deepEqual(events.map((e) => e.properties.i).sort((a, b) => a - b), [...Array(1000).keys()])
+})
+
+test('onError receives delivery errors and onDrop counts the drop (a revoked key)', async () => {
+  const errors = []
+  const drops = []
+  const client = new Client({
+    ...collector.options({ writeKey: 'plw_not_a_real_key', diskBuffer: false }),
+    onError: (e) => errors.push(e),
+    onDrop: (reason, count) => drops.push([reason, count]),
+  })
+  client.track({ userId: 'u', event: unique('refused') })
+  await client.flush()
+  await new Promise((ok) => setImmediate(ok))
+  assert.ok(errors.length >= 1, 'onError called')
+  assert.ok(errors[0] instanceof Error)
+  assert.equal(errors[0].code, 'PULSELINE_HTTP')
+  assert.equal(errors[0].status, 401)
+  assert.deepEqual(drops, [['client_error', 1]])
+  assert.equal(client.stats().dropped.clientError, 1)
+  await client.shutdown()
+})
+
+test('serverless: await client.flush() per invocation delivers before the handler returns', async () => {
+  const client = new Client(collector.options({ flushInterval: 60_000 }))
+  const event = unique('lambda')
+  const handler = async (i) => {
+    client.track({ userId: 'fn-user', event, properties: { i } })
+    return client.flush()
+  }
+  for (let i = 0; i < 3; i++) assert.equal((await handler(i)).status, 'flushed')
+  // Counted straight away: the flush resolved only once the collector acknowledged.
+  assert.equal((await collector.events({ event })).length, 3)
+  await client.shutdown()
+})
