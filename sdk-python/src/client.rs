@@ -89,6 +89,19 @@ impl Client {
     }
 }
 
+impl Drop for Client {
+    /// A client dropped without `shutdown()` delivers what it can within `shutdown_timeout`,
+    /// as the core's own drop does, but with the GIL released while it waits.
+    fn drop(&mut self) {
+        let current = self.current.get_mut().unwrap_or_else(|p| p.into_inner());
+        if current.shut_down {
+            return;
+        }
+        let (core, timeout) = (current.core.clone(), self.shutdown_timeout);
+        Python::attach(|py| py.detach(|| core.shutdown(timeout)));
+    }
+}
+
 #[pymethods]
 impl Client {
     #[new]
