@@ -7,7 +7,8 @@
 //   side, which the Rust worker can finish while JavaScript is blocked; what it cannot deliver
 //   in `shutdownTimeout` stays in the disk buffer for the next process;
 // - SIGTERM, when nothing else handles it: the same synchronous shutdown, then the default
-//   action (the process dies by the signal, as it would have without us).
+//   action (the process dies by the signal, as it would have without us). When the app handles
+//   SIGTERM itself, its handler decides; the `exit` hook runs when it exits.
 // Clients are held weakly: an abandoned client can still be garbage-collected.
 
 const clients = new Set() // WeakRef<Client>
@@ -45,13 +46,13 @@ function onExit() {
 }
 
 function onSigterm() {
+  // Others listen too: they decide what SIGTERM means (usually a graceful shutdown that still
+  // tracks events, then an exit, which runs `exit`). Alone: deliver, then restore the default
+  // action and die by the signal, as the process would have without us.
+  if (process.listenerCount('SIGTERM') > 1) return
   onExit()
-  // Others listen too: they decide what SIGTERM means (usually a graceful exit, which runs
-  // `exit`). Alone, restore the default action: die by the signal.
-  if (process.listenerCount('SIGTERM') === 1) {
-    process.removeListener('SIGTERM', onSigterm)
-    process.kill(process.pid, 'SIGTERM')
-  }
+  process.removeListener('SIGTERM', onSigterm)
+  process.kill(process.pid, 'SIGTERM')
 }
 
 function watch(client) {

@@ -3,10 +3,7 @@
 //! never touches JavaScript; `flush`/`shutdown` wait on libuv's thread pool, so the event loop
 //! keeps running; the `*Sync` variants block, for the `exit` hook.
 
-use std::{
-    sync::{Arc, Weak},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use napi::{
     Env, JsValue, Status, Task,
@@ -92,17 +89,6 @@ impl Client {
                 .map_err(|e| ErrorSpec::from(&e).into_napi(&env))?,
         );
         let shutdown_timeout = parsed.core_shutdown_timeout;
-        if parsed.flush_on_exit {
-            // A backstop for when no `exit` event runs (a worker thread terminated from
-            // outside): the env's teardown shuts the client down, bounded. Weak, so the hook
-            // does not keep an abandoned client alive.
-            let weak: Weak<pulseline::Client> = Arc::downgrade(&core);
-            env.add_env_cleanup_hook(weak, move |weak| {
-                if let Some(core) = weak.upgrade() {
-                    core.shutdown(shutdown_timeout);
-                }
-            })?;
-        }
         Ok(Client {
             core,
             shutdown_timeout,
@@ -118,8 +104,30 @@ impl Client {
         ts_args_type = "message: TrackMessage",
         ts_return_type = "string | null"
     )]
-    pub fn track(&self, env: Env, message: Unknown) -> napi::Result<Option<String>> {
-        self.capture(&env, message, TRACK, |core, user, mut f, cx| {
+    #[allow(clippy::too_many_arguments)] // One per message field, passed by lib/index.js.
+    pub fn track(
+        &self,
+        env: Env,
+        user_id: Unknown,
+        anonymous_id: Unknown,
+        timestamp: Unknown,
+        context: Unknown,
+        integrations: Unknown,
+        message_id: Unknown,
+        event: Unknown,
+        properties: Unknown,
+    ) -> napi::Result<Option<String>> {
+        let args = [
+            user_id.raw(),
+            anonymous_id.raw(),
+            timestamp.raw(),
+            context.raw(),
+            integrations.raw(),
+            message_id.raw(),
+            event.raw(),
+            properties.raw(),
+        ];
+        self.capture(&env, &args, TRACK, |core, user, mut f, cx| {
             let m = Track::new(user, f.event.take().unwrap_or_default());
             match f.payload {
                 Some(p) => core.track(common(m, &mut f).properties(cx.value(p))),
@@ -133,8 +141,28 @@ impl Client {
         ts_args_type = "message: IdentifyMessage",
         ts_return_type = "string | null"
     )]
-    pub fn identify(&self, env: Env, message: Unknown) -> napi::Result<Option<String>> {
-        self.capture(&env, message, IDENTIFY, |core, user, mut f, cx| {
+    #[allow(clippy::too_many_arguments)] // One per message field, passed by lib/index.js.
+    pub fn identify(
+        &self,
+        env: Env,
+        user_id: Unknown,
+        anonymous_id: Unknown,
+        timestamp: Unknown,
+        context: Unknown,
+        integrations: Unknown,
+        message_id: Unknown,
+        traits: Unknown,
+    ) -> napi::Result<Option<String>> {
+        let args = [
+            user_id.raw(),
+            anonymous_id.raw(),
+            timestamp.raw(),
+            context.raw(),
+            integrations.raw(),
+            message_id.raw(),
+            traits.raw(),
+        ];
+        self.capture(&env, &args, IDENTIFY, |core, user, mut f, cx| {
             let m = Identify::new(user);
             match f.payload {
                 Some(p) => core.identify(common(m, &mut f).traits(cx.value(p))),
@@ -148,8 +176,30 @@ impl Client {
         ts_args_type = "message: PageMessage",
         ts_return_type = "string | null"
     )]
-    pub fn page(&self, env: Env, message: Unknown) -> napi::Result<Option<String>> {
-        self.capture(&env, message, PAGE, |core, user, mut f, cx| {
+    #[allow(clippy::too_many_arguments)] // One per message field, passed by lib/index.js.
+    pub fn page(
+        &self,
+        env: Env,
+        user_id: Unknown,
+        anonymous_id: Unknown,
+        timestamp: Unknown,
+        context: Unknown,
+        integrations: Unknown,
+        message_id: Unknown,
+        name: Unknown,
+        properties: Unknown,
+    ) -> napi::Result<Option<String>> {
+        let args = [
+            user_id.raw(),
+            anonymous_id.raw(),
+            timestamp.raw(),
+            context.raw(),
+            integrations.raw(),
+            message_id.raw(),
+            name.raw(),
+            properties.raw(),
+        ];
+        self.capture(&env, &args, PAGE, |core, user, mut f, cx| {
             let mut m = Page::new(user);
             if let Some(name) = f.name.take() {
                 m = m.name(name);
@@ -166,8 +216,30 @@ impl Client {
         ts_args_type = "message: ScreenMessage",
         ts_return_type = "string | null"
     )]
-    pub fn screen(&self, env: Env, message: Unknown) -> napi::Result<Option<String>> {
-        self.capture(&env, message, SCREEN, |core, user, mut f, cx| {
+    #[allow(clippy::too_many_arguments)] // One per message field, passed by lib/index.js.
+    pub fn screen(
+        &self,
+        env: Env,
+        user_id: Unknown,
+        anonymous_id: Unknown,
+        timestamp: Unknown,
+        context: Unknown,
+        integrations: Unknown,
+        message_id: Unknown,
+        name: Unknown,
+        properties: Unknown,
+    ) -> napi::Result<Option<String>> {
+        let args = [
+            user_id.raw(),
+            anonymous_id.raw(),
+            timestamp.raw(),
+            context.raw(),
+            integrations.raw(),
+            message_id.raw(),
+            name.raw(),
+            properties.raw(),
+        ];
+        self.capture(&env, &args, SCREEN, |core, user, mut f, cx| {
             let mut m = Screen::new(user);
             if let Some(name) = f.name.take() {
                 m = m.name(name);
@@ -185,8 +257,30 @@ impl Client {
         ts_args_type = "message: GroupMessage",
         ts_return_type = "string | null"
     )]
-    pub fn group(&self, env: Env, message: Unknown) -> napi::Result<Option<String>> {
-        self.capture(&env, message, GROUP, |core, user, mut f, cx| {
+    #[allow(clippy::too_many_arguments)] // One per message field, passed by lib/index.js.
+    pub fn group(
+        &self,
+        env: Env,
+        user_id: Unknown,
+        anonymous_id: Unknown,
+        timestamp: Unknown,
+        context: Unknown,
+        integrations: Unknown,
+        message_id: Unknown,
+        group_id: Unknown,
+        traits: Unknown,
+    ) -> napi::Result<Option<String>> {
+        let args = [
+            user_id.raw(),
+            anonymous_id.raw(),
+            timestamp.raw(),
+            context.raw(),
+            integrations.raw(),
+            message_id.raw(),
+            group_id.raw(),
+            traits.raw(),
+        ];
+        self.capture(&env, &args, GROUP, |core, user, mut f, cx| {
             let m = Group::new(user, f.group_id.take().unwrap_or_default());
             match f.payload {
                 Some(p) => core.group(common(m, &mut f).traits(cx.value(p))),
@@ -201,8 +295,28 @@ impl Client {
         ts_args_type = "message: AliasMessage",
         ts_return_type = "string | null"
     )]
-    pub fn alias(&self, env: Env, message: Unknown) -> napi::Result<Option<String>> {
-        self.capture(&env, message, ALIAS, |core, _user, mut f, _cx| {
+    #[allow(clippy::too_many_arguments)] // One per message field, passed by lib/index.js.
+    pub fn alias(
+        &self,
+        env: Env,
+        user_id: Unknown,
+        anonymous_id: Unknown,
+        timestamp: Unknown,
+        context: Unknown,
+        integrations: Unknown,
+        message_id: Unknown,
+        previous_id: Unknown,
+    ) -> napi::Result<Option<String>> {
+        let args = [
+            user_id.raw(),
+            anonymous_id.raw(),
+            timestamp.raw(),
+            context.raw(),
+            integrations.raw(),
+            message_id.raw(),
+            previous_id.raw(),
+        ];
+        self.capture(&env, &args, ALIAS, |core, _user, mut f, _cx| {
             let m = Alias::new(
                 f.user_id.take().unwrap_or_default(),
                 f.previous_id.take().unwrap_or_default(),
@@ -280,7 +394,7 @@ impl Client {
     fn capture(
         &self,
         env: &Env,
-        message: Unknown,
+        args: &[napi::sys::napi_value],
         kind: Kind,
         send: impl FnOnce(
             &pulseline::Client,
@@ -290,7 +404,7 @@ impl Client {
         ) -> Result<Uuid, pulseline::Error>,
     ) -> napi::Result<Option<String>> {
         let cx = Converter::new(env.raw());
-        let mut fields = match Fields::parse(&cx, message.raw(), kind) {
+        let mut fields = match Fields::from_args(&cx, kind, args) {
             Ok(f) => f,
             Err(Failed::Spec(spec)) => return Err(spec.into_napi(env)),
             Err(Failed::Kind(failure)) => return Err(pending_or_generic(env, kind, failure)),

@@ -13,6 +13,12 @@ before(async () => {
 })
 after(() => collector?.stop())
 
+test('the CommonJS and ESM entries are the same module', () => {
+  const cjs = createRequire(import.meta.url)('../lib/index.js')
+  assert.equal(cjs.Client, Client)
+  assert.equal(cjs.default, Client)
+})
+
 test('a track arrives once with its fields intact', async () => {
   const client = new Client(collector.options())
   const event = unique('signup')

@@ -99,6 +99,54 @@ test('a worker_threads user works, and its exit delivers', async () => {
   await expectAll(event)
 })
 
+test('a worker terminated from outside still delivers (its teardown drops the client, which shuts down)', async () => {
+  const event = unique('terminated')
+  const child = await runNode(`
+    import { Worker } from 'node:worker_threads'
+    const [key, host, event] = process.argv.slice(1)
+    const source = \`
+      import { Client } from ${JSON.stringify(PKG)}
+      import { parentPort, workerData } from 'node:worker_threads'
+      const { key, host, event } = workerData
+      const client = new Client({ writeKey: key, host, flushInterval: 60_000, diskBuffer: false })
+      for (let i = 0; i < 100; i++) client.track({ userId: 'worker-user', event, properties: { i } })
+      parentPort.postMessage('captured')
+      setInterval(() => {}, 1000)
+    \`
+    const w = new Worker(source, { eval: true, workerData: { key, host, event } })
+    w.once('message', async () => console.log(await w.terminate()))
+  `, [collector.writeKey, collector.host, event])
+  assert.equal(child.code, 0, child.stderr)
+  assert.equal(child.stdout.trim(), '1')
+  await expectAll(event)
+})
+
+test('with the app\'s own SIGTERM handler, the client keeps capturing until the app exits', async () => {
+  const event = unique('graceful')
+  const child = spawn(process.execPath, ['--input-type=module', '-e', `
+    import { Client } from ${JSON.stringify(PKG)}
+    const [key, host, event] = process.argv.slice(1)
+    const client = new Client({ writeKey: key, host, flushInterval: 60_000, diskBuffer: false })
+    for (let i = 0; i < 50; i++) client.track({ userId: 'u', event, properties: { i } })
+    const timer = setInterval(() => {}, 1000)
+    process.on('SIGTERM', () => {
+      // A graceful shutdown that still records events, then a plain exit.
+      setTimeout(() => {
+        for (let i = 50; i < 100; i++) client.track({ userId: 'u', event, properties: { i } })
+        clearInterval(timer)
+      }, 100)
+    })
+    console.log('ready')
+  `, collector.writeKey, collector.host, event], { cwd: SDK_DIR, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  await new Promise((ok) => child.stdout.once('data', ok))
+  const exited = new Promise((ok) => child.on('exit', (code, signal) => ok({ code, signal })))
+  child.kill('SIGTERM')
+  assert.deepEqual(await exited, { code: 0, signal: null }, stderr)
+  await expectAll(event)
+})
+
 test('a SIGKILLed process: its disk-buffered events are delivered by the next one', async () => {
   const own = await Collector.create() // not started: down while the first process captures
   try {
