@@ -205,7 +205,13 @@ npm_ci() { # directory: `npm ci` unless node_modules already matches package-loc
         return
     fi
     # --ignore-scripts: the package's own install script builds the addon; node_sdk_build does that.
-    (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund)
+    # `npm ci` refuses this lock on some registries: npm cannot record @napi-rs/lzma's optional
+    # per-platform packages (a dependency of @napi-rs/cli), so it reports them "missing from lock
+    # file". `npm install --no-save` still installs the locked versions and leaves the lock as is.
+    if ! (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund); then
+        echo "npm ci refused the lock file; installing the locked versions with npm install"
+        (cd "$dir" && npm install --no-save --ignore-scripts --no-audit --no-fund)
+    fi
 }
 
 ensure_node_deps() {
