@@ -2,6 +2,7 @@
 //! and the read API. `main.rs` only parses the command line; everything lives here so tests
 //! drive the same code.
 
+pub mod alerting;
 pub mod auth;
 pub mod cli;
 pub mod clock;

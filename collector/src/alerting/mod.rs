@@ -1,0 +1,3 @@
+//! Alerting: event notifications, threshold and anomaly rules, and their delivery.
+
+pub mod anomaly;
