@@ -399,6 +399,10 @@ impl Worker {
                 );
                 match delay {
                     Some(delay) => {
+                        let delay = match retry_after {
+                            Some(_) => delay,
+                            None => self.fit_deadline(now, delay),
+                        };
                         Counters::add(&self.counters().retried, 1);
                         held.ready_at = later(now, delay);
                         self.delayed.push(held);
@@ -416,6 +420,23 @@ impl Worker {
                 self.shared.reporter.dropped(reason, messages as u64);
                 self.resolve(held, true);
             }
+        }
+    }
+
+    /// While a flush or shutdown waits with a deadline, a backoff delay that would end after it
+    /// is cut to half the time left, so a collector that comes back before the deadline still
+    /// gets the batch: the attempts close in on the deadline, at most log2(timeout / min
+    /// delay) of them. A collector's own `Retry-After` is never shortened (the caller checks).
+    fn fit_deadline(&self, now: Instant, delay: Duration) -> Duration {
+        let waiting = self.shutdown.iter().map(|s| s.deadline);
+        let Some(deadline) = waiting.chain(self.flushes.iter().map(|f| f.deadline)).min() else {
+            return delay;
+        };
+        let left = deadline.saturating_duration_since(now);
+        if later(now, delay) <= deadline || left < self.config.retry.min_delay * 2 {
+            delay
+        } else {
+            left / 2
         }
     }
 
