@@ -118,15 +118,6 @@ export class Client {
       return undefined
     }
   }
-
-  /**
-   * @internal
-   * @param {boolean} hidden
-   */
-  _pageHidden(hidden) {
-    this.#core.setPageHidden(hidden)
-    if (hidden) void this.#core.flush(10_000)
-  }
 }
 
 /** @param {unknown} value */
@@ -166,11 +157,16 @@ export async function init(options) {
   const host = (options.host ?? here.origin).replace(/\/+$/, '')
   const core = new Pulseline(options.writeKey, host, options.flushInterval ?? 500, options.requestTimeout ?? 10_000)
   const client = new Client(core)
+  /** @param {boolean} hidden */
+  const visibility = (hidden) => {
+    // While hidden, batches leave by sendBeacon, which survives the page being closed.
+    core.setPageHidden(hidden)
+    if (hidden) void core.flush(10_000)
+  }
   // On `window`, so these run after `web-vitals`' own listeners on `document` have reported.
-  const hide = () => client._pageHidden(true)
-  addEventListener('visibilitychange', () => client._pageHidden(document.visibilityState === 'hidden'))
-  addEventListener('pagehide', hide)
-  addEventListener('pageshow', () => client._pageHidden(false))
+  addEventListener('visibilitychange', () => visibility(document.visibilityState === 'hidden'))
+  addEventListener('pagehide', () => visibility(true))
+  addEventListener('pageshow', () => visibility(false))
   if (options.page) client.page()
   if (options.webVitals !== false) reportWebVitals(client)
   void core.replayOfflineBuffer()
@@ -253,14 +249,16 @@ function attribution(metric) {
   }
 }
 
-// Under the loader snippet: start with its settings and replay the calls it queued.
+// Under the loader snippet: start with its settings, replay the calls it queued (an early
+// `identify` applies to the first page view), then record the page view.
 const stub = /** @type {any} */ (globalThis).pulseline
 if (stub && Array.isArray(stub.q) && !stub.client) {
-  stub.client = init({ page: true, ...stub.config }).then((client) => {
+  stub.client = init({ ...stub.config, page: false }).then((client) => {
     for (const [method, args] of stub.q.splice(0)) /** @type {any} */ (client)[method](...args)
     for (const method of ['track', 'page', 'identify', 'flush', 'reset']) {
       stub[method] = (/** @type {any[]} */ ...args) => /** @type {any} */ (client)[method](...args)
     }
+    if (stub.config.page !== false) client.page()
     return client
   }, (error) => {
     console.warn('pulseline: could not start:', error)
