@@ -83,6 +83,10 @@ pub struct Config {
     /// Seconds to let in-flight requests and commits finish after SIGTERM/SIGINT.
     #[arg(long, env = "PULSELINE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+    /// Directory of the built browser SDK served at /sdk/v1/ (loader.js, pulseline.js,
+    /// pulseline_bg.wasm). Default: `sdk-wasm/dist` when present (after `sdk-wasm/build.sh`).
+    #[arg(long, env = "PULSELINE_SDK_DIR")]
+    pub sdk_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub limits: Limits,
 }
@@ -105,6 +109,7 @@ impl Config {
             rate_limit_burst: 0,
             maintenance_interval_secs: 3600,
             limits: Limits::default(),
+            sdk_dir: None,
         }
     }
 }

@@ -35,6 +35,7 @@ pub struct Application {
     bootstrap: Option<ProjectKeys>,
     stop: Arc<Notify>,
     grace: Duration,
+    sdk_files: crate::routes::sdk::SdkFiles,
 }
 
 /// Stops a running [`Application`] as SIGTERM would.
@@ -86,6 +87,11 @@ impl Application {
             Arc::clone(&clock),
             Duration::from_secs(config.maintenance_interval_secs),
         );
+        let sdk_files = crate::routes::sdk::SdkFiles::locate(config.sdk_dir.as_deref());
+        match sdk_files.dir() {
+            Some(dir) => tracing::info!(dir = %dir.display(), "serving the browser SDK at /sdk/v1/"),
+            None => tracing::info!("browser SDK not built (sdk-wasm/build.sh): /sdk/v1/ answers 404"),
+        }
         let state = AppState {
             store,
             queue,
@@ -104,6 +110,7 @@ impl Application {
             bootstrap,
             stop: Arc::new(Notify::new()),
             grace: Duration::from_secs(config.shutdown_grace_secs),
+            sdk_files,
         })
     }
 
@@ -130,10 +137,11 @@ impl Application {
             maintenance,
             stop,
             grace,
+            sdk_files,
             ..
         } = self;
         let store = state.store.clone();
-        let app = router(state);
+        let app = router(state).merge(crate::routes::sdk::router(sdk_files));
         let listener = listener.tap_io(|tcp| {
             // Without it, keep-alive clients stall ~40 ms per request on delayed ACKs.
             if let Err(e) = tcp.set_nodelay(true) {

@@ -11,10 +11,11 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::Poll,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use futures::{StreamExt, stream::FuturesUnordered};
+use web_time::Instant;
 use rand::{SeedableRng, rngs::SmallRng};
 
 use crate::{
@@ -337,11 +338,12 @@ impl Worker {
             let Some(held) = self.ready.pop_front() else {
                 break;
             };
-            let body = held.batch.body(self.clock.system_time(), self.config.gzip);
+            let gzip = self.config.gzip && cfg!(feature = "gzip");
+            let body = held.batch.body(self.clock.system_time(), gzip);
             let body_len = body.len();
             let request = BatchRequest {
                 body,
-                gzip: self.config.gzip,
+                gzip,
                 messages: held.batch.len(),
             };
             let slot = self.next_slot;

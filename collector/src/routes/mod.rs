@@ -3,6 +3,7 @@
 pub mod events;
 pub mod ingest;
 pub mod ops;
+pub mod sdk;
 
 use std::time::{Duration, Instant};
 
@@ -58,6 +59,8 @@ pub fn router(state: AppState) -> Router {
             header::CONTENT_ENCODING,
             HeaderName::from_static("x-requested-with"),
         ])
+        // The browser SDK honours Retry-After on 429/503 like the native one.
+        .expose_headers([header::RETRY_AFTER])
         .max_age(Duration::from_secs(86_400));
 
     let ingest = Router::new()
