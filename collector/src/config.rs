@@ -85,6 +85,8 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     #[command(flatten)]
     pub limits: Limits,
+    #[command(flatten)]
+    pub delivery: crate::alerting::delivery::DeliveryConfig,
 }
 
 impl Config {
@@ -105,6 +107,11 @@ impl Config {
             rate_limit_burst: 0,
             maintenance_interval_secs: 3600,
             limits: Limits::default(),
+            delivery: crate::alerting::delivery::DeliveryConfig {
+                // Tests deliver to stand-in servers on 127.0.0.1.
+                allow_private_webhooks: true,
+                ..Default::default()
+            },
         }
     }
 }
