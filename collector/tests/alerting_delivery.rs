@@ -801,7 +801,7 @@ async fn a_restart_mid_delivery_loses_and_duplicates_nothing() {
     use pulseline_collector::startup::Application;
     let configure = |c: &mut Config| {
         c.shutdown_grace_secs = 1;
-        c.delivery.lease_ms = 2_000;
+        c.delivery.lease_ms = 2_500;
         c.delivery.timeout_ms = 1_000;
         c.delivery.retry_min_ms = 100;
     };
@@ -866,4 +866,107 @@ async fn a_restart_mid_delivery_loses_and_duplicates_nothing() {
     );
     stop.shutdown();
     task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_headers_and_the_per_webhook_pace_space_out_sends() {
+    let app = spawn_app_with(|c| {
+        c.delivery.pace_burst = 2;
+        c.delivery.pace_period_ms = 300;
+    })
+    .await;
+    let (paced, exhausted) = (standins::discord().await, standins::discord().await);
+    exhausted.receiver.script(Scripted::Exhausted(0.8));
+    let a = create_channel(
+        &app,
+        json!({"name": "a", "kind": "discord", "url": paced.url}),
+    )
+    .await;
+    let b = create_channel(
+        &app,
+        json!({"name": "b", "kind": "discord", "url": exhausted.url}),
+    )
+    .await;
+    create_category(&app, json!({"name": "a", "pattern": "a", "emoji": "", "colour": "#123456", "channel_id": a["id"]})).await;
+    create_category(&app, json!({"name": "b", "pattern": "b", "emoji": "", "colour": "#123456", "channel_id": b["id"]})).await;
+    let batch: Vec<Value> = (0..4)
+        .flat_map(|i| {
+            [
+                event("a", &format!("a-{i}"), json!({})),
+                event("b", &format!("b-{i}"), json!({})),
+            ]
+        })
+        .collect();
+    ingest(&app, batch).await;
+    paced.receiver.wait_for(4, WAIT).await;
+    exhausted.receiver.wait_for(4, WAIT).await;
+    // Burst of 2, then one per 300 ms: the 4th is at least ~600 ms after the 1st.
+    let hits = paced.receiver.hits();
+    assert_eq!(hits.len(), 4, "paced, not refused: nothing was sent twice");
+    assert!(
+        hits[3] - hits[0] >= Duration::from_millis(550),
+        "{:?}",
+        hits[3] - hits[0]
+    );
+    // After `X-RateLimit-Remaining: 0`, nothing goes to that webhook until the reset.
+    let hits = exhausted.receiver.hits();
+    assert!(
+        hits[1] - hits[0] >= Duration::from_millis(800),
+        "{:?}",
+        hits[1] - hits[0]
+    );
+    for d in deliveries_in(&app, "delivered", 8).await {
+        assert_eq!(d["attempts"], 1, "pacing is not a failed attempt: {d}");
+    }
+    let (_, metrics) = (
+        200,
+        app.http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(
+        metrics.contains("pulseline_delivery_attempts_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("pulseline_deliveries_enqueued_total"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_lets_the_send_in_flight_finish() {
+    let app = spawn_app_with(|c| c.shutdown_grace_secs = 5).await;
+    let discord = standins::discord().await;
+    discord
+        .receiver
+        .script(Scripted::Slow(Duration::from_millis(800)));
+    let channel = create_channel(
+        &app,
+        json!({"name": "d", "kind": "discord", "url": discord.url}),
+    )
+    .await;
+    create_category(&app, json!({"name": "c", "pattern": "e", "emoji": "", "colour": "#123456", "channel_id": channel["id"]})).await;
+    ingest(&app, vec![event("e", "e-1", json!({}))]).await;
+    discord.receiver.wait_for_hits(1, WAIT).await;
+    app.shutdown.shutdown();
+    let TestApp {
+        task,
+        database_url,
+        dir: _dir,
+        ..
+    } = app;
+    task.await.unwrap().unwrap();
+    assert_eq!(discord.receiver.accepted().len(), 1);
+    assert_eq!(
+        common::query_i64(
+            &database_url,
+            "SELECT COUNT(*) FROM deliveries WHERE status = 'delivered' AND attempts = 1"
+        )
+        .await,
+        1,
+        "the answer was recorded before the process stopped"
+    );
 }

@@ -33,7 +33,7 @@ fn start(database_url: &str) -> Replica {
         .env("PULSELINE_LOG", "warn")
         .env("PULSELINE_ALLOW_PRIVATE_WEBHOOKS", "true")
         .env("PULSELINE_DELIVERY_LEASE_MS", LEASE_MS.to_string())
-        .env("PULSELINE_DELIVERY_TIMEOUT_MS", "2000")
+        .env("PULSELINE_DELIVERY_TIMEOUT_MS", "1500")
         .env("PULSELINE_DELIVERY_PACE_BURST", "1000")
         .env("PULSELINE_DELIVERY_POLL_MS", "200")
         .stdout(Stdio::piped())

@@ -384,6 +384,7 @@ pub async fn test(
             &channel,
             &n,
             &format!("msg_test_{}", uuid::Uuid::now_v7().simple()),
+            None,
         )
         .await;
     let (next, disable) = next_state(&outcome, 1, &state.delivery.config, now);

@@ -27,6 +27,11 @@ pub enum Scripted {
     Status(u16, String),
     /// Discord's 429: `retry_after` seconds in the body and the rate-limit headers.
     RateLimited(f64),
+    /// Accept, but say the bucket is empty: `X-RateLimit-Remaining: 0` and
+    /// `X-RateLimit-Reset-After` seconds.
+    Exhausted(f64),
+    /// Accept after this long (a slow target: the send is in flight meanwhile).
+    Slow(Duration),
 }
 
 #[derive(Debug, Default)]
@@ -174,7 +179,10 @@ async fn handle(
         std::future::pending::<()>().await;
     }
     let scripted = r.0.script.lock().unwrap().pop_front();
+    let mut exhausted = None;
     match scripted {
+        Some(Scripted::Exhausted(secs)) => exhausted = Some(secs),
+        Some(Scripted::Slow(d)) => tokio::time::sleep(d).await,
         Some(Scripted::Status(code, body)) => {
             return (StatusCode::from_u16(code).unwrap(), body).into_response();
         }
@@ -230,11 +238,20 @@ async fn handle(
         .unwrap()
         .push((headers, value, Instant::now()));
     r.0.changed.notify_waiters();
-    match kind {
+    let mut resp = match kind {
         Kind::Discord => StatusCode::NO_CONTENT.into_response(),
         Kind::Slack => (StatusCode::OK, "ok").into_response(),
         Kind::Webhook => (StatusCode::OK, "{\"received\":true}").into_response(),
+    };
+    if let Some(secs) = exhausted {
+        let h = resp.headers_mut();
+        h.insert("x-ratelimit-remaining", "0".parse().unwrap());
+        h.insert(
+            "x-ratelimit-reset-after",
+            format!("{secs}").parse().unwrap(),
+        );
     }
+    resp
 }
 
 fn len(v: &Value) -> usize {

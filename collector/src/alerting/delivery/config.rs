@@ -10,7 +10,7 @@ pub struct DeliveryConfig {
     #[arg(long, env = "PULSELINE_ALLOW_PRIVATE_WEBHOOKS", default_value_t = false, action = ArgAction::Set)]
     pub allow_private_webhooks: bool,
     /// How long a replica holds a claimed delivery. If it dies, another replica delivers after
-    /// this. Must be longer than the request timeout.
+    /// this. Must exceed the request timeout by more than a second.
     #[arg(long, env = "PULSELINE_DELIVERY_LEASE_MS", default_value_t = 60_000)]
     pub lease_ms: u64,
     /// Timeout of one outbound request (connect + response).
@@ -69,10 +69,11 @@ impl Default for DeliveryConfig {
 
 impl DeliveryConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
-        if self.lease_ms <= self.timeout_ms {
+        if self.lease_ms <= self.timeout_ms + 1_000 {
             anyhow::bail!(
-                "PULSELINE_DELIVERY_LEASE_MS ({}) must be longer than PULSELINE_DELIVERY_TIMEOUT_MS \
-                 ({}): otherwise a slow request's lease expires and another replica sends it again",
+                "PULSELINE_DELIVERY_LEASE_MS ({}) must be more than a second longer than \
+                 PULSELINE_DELIVERY_TIMEOUT_MS ({}): otherwise a slow request's lease expires and \
+                 another replica sends it again",
                 self.lease_ms,
                 self.timeout_ms
             );

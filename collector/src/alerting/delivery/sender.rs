@@ -46,6 +46,9 @@ pub struct Sender {
     pace: DefaultKeyedRateLimiter<String>,
     /// URLs a rate-limit header or a 429 told us to leave alone until then.
     blocked: Mutex<HashMap<String, Instant>>,
+    /// One request at a time per webhook URL in this replica, so each response's rate-limit
+    /// headers govern the next request.
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     smtp_url: Option<String>,
     smtp_from: Option<String>,
     timeout: Duration,
@@ -76,6 +79,7 @@ impl Sender {
                     ),
             ),
             blocked: Mutex::new(HashMap::new()),
+            gates: Mutex::new(HashMap::new()),
             smtp_url: config.smtp_url.clone(),
             smtp_from: config.smtp_from.clone(),
             timeout,
@@ -83,8 +87,30 @@ impl Sender {
     }
 
     /// Sends `n` to the channel. `message_id` is the Standard Webhooks id (stable per delivery,
-    /// so a retry carries the same id and receivers can dedupe).
+    /// so a retry carries the same id and receivers can dedupe). With `finish_by` (the end of
+    /// the caller's lease), a request that could outlast it is not started: `Paced(0)`.
     pub async fn send(
+        &self,
+        channel: &ChannelRecord,
+        n: &Notification,
+        message_id: &str,
+        finish_by: Option<Instant>,
+    ) -> SendOutcome {
+        let gate = Arc::clone(
+            self.gates
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(channel.target.clone())
+                .or_default(),
+        );
+        let _turn = gate.lock().await;
+        if finish_by.is_some_and(|end| Instant::now() + self.timeout > end) {
+            return SendOutcome::Paced(Duration::ZERO);
+        }
+        self.send_now(channel, n, message_id).await
+    }
+
+    async fn send_now(
         &self,
         channel: &ChannelRecord,
         n: &Notification,

@@ -18,6 +18,8 @@ use crate::store::{Store, StoreError};
 
 /// Deliveries one replica leases at a time (and sends concurrently).
 pub(crate) const CLAIM_BATCH: i64 = 16;
+/// Time kept free at the end of a lease: a send that might end later is not started.
+const LEASE_MARGIN: Duration = Duration::from_secs(1);
 /// `alert_events` rows dispatched per pass.
 const ALERT_BATCH: i64 = 100;
 
@@ -63,10 +65,13 @@ impl DeliveryWorker {
                 }
                 // In flight: finished even when a stop arrives meanwhile (the caller bounds
                 // the wait by the shutdown grace period).
+                // A send starts only if it can finish (timeout) a second before the lease ends.
+                let lease = Duration::from_millis(me.config.lease_ms);
+                let finish_by = std::time::Instant::now() + lease.saturating_sub(LEASE_MARGIN);
                 let mut sends = JoinSet::new();
                 for d in claimed {
                     let me = Arc::clone(&me);
-                    sends.spawn(async move { me.deliver(d).await });
+                    sends.spawn(async move { me.deliver(d, finish_by).await });
                 }
                 while sends.join_next().await.is_some() {}
             }
@@ -92,7 +97,7 @@ impl DeliveryWorker {
         }
     }
 
-    async fn deliver(&self, d: DeliveryRecord) {
+    async fn deliver(&self, d: DeliveryRecord, finish_by: std::time::Instant) {
         let started_at = self.clock.now();
         let channel = match self.store.channel(d.channel_id).await {
             Ok(c) => c,
@@ -141,7 +146,12 @@ impl DeliveryWorker {
         };
         let outcome = self
             .sender
-            .send(&channel, &notification, &format!("msg_{}", d.id))
+            .send(
+                &channel,
+                &notification,
+                &format!("msg_{}", d.id),
+                Some(finish_by),
+            )
             .await;
         if let SendOutcome::Paced(wait) = outcome {
             let at = self.clock.now()
