@@ -166,7 +166,8 @@ async fn a_category_event_reaches_discord_once_with_its_rendered_embed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notifications_leave_within_a_second_of_ingest() {
-    let app = spawn_app().await;
+    // Ten notifications to one webhook in a row: lift the per-URL pace so it measures latency.
+    let app = spawn_app_with(|c| c.delivery.pace_burst = 100).await;
     let discord = standins::discord().await;
     let channel = create_channel(
         &app,
