@@ -89,6 +89,8 @@ pub struct Config {
     pub sdk_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub limits: Limits,
+    #[command(flatten)]
+    pub delivery: crate::alerting::delivery::DeliveryConfig,
 }
 
 impl Config {
@@ -110,6 +112,11 @@ impl Config {
             maintenance_interval_secs: 3600,
             limits: Limits::default(),
             sdk_dir: None,
+            delivery: crate::alerting::delivery::DeliveryConfig {
+                // Tests deliver to stand-in servers on 127.0.0.1.
+                allow_private_webhooks: true,
+                ..Default::default()
+            },
         }
     }
 }

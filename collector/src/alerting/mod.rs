@@ -1,3 +1,6 @@
 //! Alerting: event notifications, threshold and anomaly rules, and their delivery.
 
 pub mod anomaly;
+pub mod categories;
+pub mod delivery;
+pub mod notification;

@@ -29,6 +29,10 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
@@ -250,7 +254,11 @@ impl PostgresStore {
         Ok(Some(new))
     }
 
-    pub async fn insert_batches(&self, batches: &[PendingBatch]) -> Result<Vec<u64>, StoreError> {
+    pub async fn insert_batches(
+        &self,
+        batches: &[PendingBatch],
+        deliveries: &[super::delivery::NewDelivery],
+    ) -> Result<Vec<u64>, StoreError> {
         // Every (project, messageId) once per transaction, in key order: replicas committing
         // overlapping ids then lock them in the same order and cannot deadlock.
         let mut seen = HashSet::new();
@@ -339,6 +347,9 @@ impl PostgresStore {
             }
             inserted.push(n as u64);
         }
+        // The notifications of this commit's events, atomically with them (exactly once per
+        // category and event: the outbox's unique key absorbs resent messages).
+        super::delivery::insert_deliveries_postgres(&mut tx, deliveries).await?;
         if rows.project_id.is_empty() {
             tx.commit().await?;
             return Ok(inserted);
