@@ -32,6 +32,7 @@ pub struct Application {
     state: AppState,
     writer: JoinHandle<()>,
     maintenance: JoinHandle<()>,
+    rules: Option<JoinHandle<()>>,
     bootstrap: Option<ProjectKeys>,
     stop: Arc<Notify>,
     grace: Duration,
@@ -86,6 +87,13 @@ impl Application {
             Arc::clone(&clock),
             Duration::from_secs(config.maintenance_interval_secs),
         );
+        let rules = (config.rules_interval_secs > 0).then(|| {
+            crate::alerting::rules::spawn(
+                store.clone(),
+                Arc::clone(&clock),
+                Duration::from_secs(config.rules_interval_secs),
+            )
+        });
         let state = AppState {
             store,
             queue,
@@ -101,6 +109,7 @@ impl Application {
             state,
             writer,
             maintenance,
+            rules,
             bootstrap,
             stop: Arc::new(Notify::new()),
             grace: Duration::from_secs(config.shutdown_grace_secs),
@@ -128,6 +137,7 @@ impl Application {
             state,
             writer,
             maintenance,
+            rules,
             stop,
             grace,
             ..
@@ -156,6 +166,9 @@ impl Application {
             () = deadline => tracing::warn!(?grace, "grace period over; dropping open connections"),
         }
         maintenance.abort();
+        if let Some(rules) = rules {
+            rules.abort();
+        }
         // Every request handle is gone now, so the writer drains its queue and stops.
         if let Err(e) = writer.await {
             tracing::error!(error = %e, "ingest writer failed");

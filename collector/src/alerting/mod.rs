@@ -1,3 +1,4 @@
 //! Alerting: event notifications, threshold and anomaly rules, and their delivery.
 
 pub mod anomaly;
+pub mod rules;

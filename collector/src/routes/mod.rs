@@ -3,6 +3,7 @@
 pub mod events;
 pub mod ingest;
 pub mod ops;
+pub mod rules;
 
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,8 @@ use crate::state::AppState;
     paths(
         ingest::batch, ingest::track, ingest::identify, ingest::page, ingest::screen,
         ingest::group, ingest::alias, events::list, events::stats, ops::healthz, ops::readyz,
-        ops::metrics,
+        ops::metrics, rules::create, rules::list, rules::get, rules::update, rules::delete,
+        rules::preview, rules::alerts,
     ),
     modifiers(&SecuritySchemes),
 )]
@@ -76,6 +78,13 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest)
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/stats", get(events::stats))
+        .route("/api/v1/rules", get(rules::list).post(rules::create))
+        .route(
+            "/api/v1/rules/{id}",
+            get(rules::get).put(rules::update).delete(rules::delete),
+        )
+        .route("/api/v1/rules/{id}/preview", get(rules::preview))
+        .route("/api/v1/alerts", get(rules::alerts))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

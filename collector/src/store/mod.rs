@@ -2,6 +2,7 @@
 //! next). Callers never see SQL.
 
 mod postgres;
+mod rules;
 mod sqlite;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
@@ -9,6 +10,9 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use crate::config::SqliteSynchronous;
 use crate::domain::{KeyHash, KeyKind, Message, ProjectId};
 pub use postgres::PostgresStore;
+pub use rules::{
+    AlertRecord, NewAlert, NewAlertEvent, RuleRecord, Transition, percentile_sorted,
+};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]

@@ -40,6 +40,15 @@ impl PostgresStore {
         Ok(Self { pool })
     }
 
+    /// The pool, for store code in other files (PostgreSQL has no separate readers).
+    pub(crate) fn read_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(crate) fn write_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

@@ -67,6 +67,15 @@ impl SqliteStore {
         Ok(Self { write, read })
     }
 
+    /// The writer pool (one connection), for store code in other files.
+    pub(crate) fn write_pool(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    pub(crate) fn read_pool(&self) -> &SqlitePool {
+        &self.read
+    }
+
     /// Copies committed WAL pages into the database file, on a read connection, so the writer
     /// never pays for it. PASSIVE: never waits for readers or the writer.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
