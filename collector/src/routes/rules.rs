@@ -152,8 +152,9 @@ fn rule_body(body: Result<Json<serde_json::Value>, JsonRejection>) -> Result<Rul
 }
 
 fn rule_id(id: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
-    id.map(|Path(id)| id)
-        .map_err(|_| ApiError::NotFound("rule ids are integers, as POST /api/v1/rules returned".into()))
+    id.map(|Path(id)| id).map_err(|_| {
+        ApiError::NotFound("rule ids are integers, as POST /api/v1/rules returned".into())
+    })
 }
 
 fn no_rule(id: i64) -> ApiError {
@@ -336,7 +337,12 @@ pub async fn preview(
     let history = i64::try_from(spec.history_buckets()).unwrap_or(0);
     let points: BTreeMap<i64, f64> = state
         .store
-        .rule_series(project_id, &spec.series, first - history * width, last + width)
+        .rule_series(
+            project_id,
+            &spec.series,
+            first - history * width,
+            last + width,
+        )
         .await?
         .into_iter()
         .collect();

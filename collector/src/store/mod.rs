@@ -10,9 +10,7 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use crate::config::SqliteSynchronous;
 use crate::domain::{KeyHash, KeyKind, Message, ProjectId};
 pub use postgres::PostgresStore;
-pub use rules::{
-    AlertRecord, NewAlert, NewAlertEvent, RuleRecord, Transition, percentile_sorted,
-};
+pub use rules::{AlertRecord, NewAlert, NewAlertEvent, RuleRecord, Transition, percentile_sorted};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]

@@ -659,9 +659,7 @@ fn matching_events(
             .iter()
             .map(|c| format!(" AND {c}"))
             .collect::<String>();
-        format!(
-            "SELECT timestamp AS ts, body, {value} AS v FROM events WHERE {scope}{filters}"
-        )
+        format!("SELECT timestamp AS ts, body, {value} AS v FROM events WHERE {scope}{filters}")
     }
 }
 

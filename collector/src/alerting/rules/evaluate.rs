@@ -73,7 +73,9 @@ pub async fn run_once(
             Ok(Stored::Nothing) => {}
             Ok(Stored::Notified) => report.notifications += 1,
             Ok(Stored::LostRace) => report.lost_races += 1,
-            Err(e) => tracing::warn!(rule_id = rule.id, error = %e, "rule evaluation failed; retried next pass"),
+            Err(e) => {
+                tracing::warn!(rule_id = rule.id, error = %e, "rule evaluation failed; retried next pass")
+            }
         }
         report.rules_evaluated += 1;
         store.release_rule(rule.id, owner).await?;
@@ -188,15 +190,34 @@ async fn evaluate(store: &Store, rule: &RuleRecord, now: i64) -> Result<Stored, 
                 expected: expected(&spec, &outcome),
                 explanation: explanation.clone(),
             });
-            transition.notification = Some(firing_row(&spec, bucket, &outcome, reason, &explanation, &movers));
+            transition.notification = Some(firing_row(
+                &spec,
+                bucket,
+                &outcome,
+                reason,
+                &explanation,
+                &movers,
+            ));
         }
         Action::Repeat => {
-            transition.notification = Some(repeat_row(&spec, bucket, &outcome, rule.state.last_notified_at, now));
+            transition.notification = Some(repeat_row(
+                &spec,
+                bucket,
+                &outcome,
+                rule.state.last_notified_at,
+                now,
+            ));
         }
         Action::Resolve => {
             transition.close_alert = rule.state.alert_id;
             transition.next.alert_id = None;
-            transition.notification = Some(resolved_row(&spec, bucket, &outcome, rule.state.last_notified_at, now));
+            transition.notification = Some(resolved_row(
+                &spec,
+                bucket,
+                &outcome,
+                rule.state.last_notified_at,
+                now,
+            ));
         }
     }
     let notifies = transition.notification.is_some();
@@ -345,7 +366,10 @@ fn explanation(
         } else {
             "rise"
         };
-        s.push_str(&format!(" The {moved} is concentrated in {}", top.describe()));
+        s.push_str(&format!(
+            " The {moved} is concentrated in {}",
+            top.describe()
+        ));
         if movers.len() > 1 {
             let rest: Vec<String> = movers[1..].iter().map(Mover::describe).collect();
             s.push_str(&format!("; also {}", rest.join("; ")));
@@ -450,7 +474,9 @@ fn repeat_row(
             spec.series.describe(),
             spec.series.bucket.as_str(),
             when(bucket),
-            since.map(|s| format!(" (last notified {})", when(s))).unwrap_or_default()
+            since
+                .map(|s| format!(" (last notified {})", when(s)))
+                .unwrap_or_default()
         ),
         COLOUR_REPEAT,
         vec![

@@ -95,7 +95,9 @@ pub fn baseline_buckets(spec: &RuleSpec, bucket: i64) -> Vec<i64> {
         .filter(|s| *s > 1);
     match season {
         Some(s) => (1..=4).map(|k| bucket - k * s * w).collect(),
-        None => (1..=RECENT_BASELINE_BUCKETS).map(|k| bucket - k * w).collect(),
+        None => (1..=RECENT_BASELINE_BUCKETS)
+            .map(|k| bucket - k * w)
+            .collect(),
     }
 }
 
@@ -111,7 +113,12 @@ pub async fn movers(
     let current = samples(store, project_id, spec, bucket, w).await?;
     let mut earlier = Vec::with_capacity(baseline.len());
     for b in &baseline {
-        earlier.push(samples(store, project_id, spec, *b, w).await?);
+        let s = samples(store, project_id, spec, *b, w).await?;
+        // An empty baseline bucket is most often before the data began; it says nothing
+        // about how the values were split.
+        if !s.is_empty() {
+            earlier.push(s);
+        }
     }
     Ok(rank(spec, &current, &earlier))
 }

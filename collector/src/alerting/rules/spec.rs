@@ -296,9 +296,11 @@ impl RuleSpec {
         }
         match (self.series.aggregate, &self.series.property) {
             (Aggregate::Count, Some(_)) => {
-                return Err("series.property applies to sum/avg/min/max/p75; remove it for \
+                return Err(
+                    "series.property applies to sum/avg/min/max/p75; remove it for \
                             count (count counts events)"
-                    .into());
+                        .into(),
+                );
             }
             (_, Some(p)) => property_name("series.property", p)?,
             _ => {}
@@ -456,7 +458,10 @@ mod tests {
             "condition": {"type": "anomaly", "seasonality": "daily"}
         }))
         .unwrap_err();
-        assert!(err.contains("daily seasonality needs minute or hour"), "{err}");
+        assert!(
+            err.contains("daily seasonality needs minute or hour"),
+            "{err}"
+        );
         let err = RuleSpec::parse(json!({
             "name": "x", "series": {"event": "signup", "bucket": "minute"},
             "condition": {"type": "anomaly", "seasonality": "weekly"}

@@ -170,7 +170,10 @@ mod tests {
         let (s, a) = step(&ok(), BREACH, 0, t);
         assert_eq!((s.phase, a), (Phase::Pending, Action::None));
         let (s, a) = step(&s, BREACH, 10, t);
-        assert_eq!((s.phase, a), (Phase::Firing, Action::Fire(Reason::Threshold)));
+        assert_eq!(
+            (s.phase, a),
+            (Phase::Firing, Action::Fire(Reason::Threshold))
+        );
         let (s, a) = step(&s, BREACH, 40, t);
         assert_eq!(a, Action::None);
         let (s, a) = step(&s, BREACH, 60, t);
@@ -180,7 +183,10 @@ mod tests {
         // Breaching again inside the cooldown waits in pending.
         let (s, a) = step(&s, BREACH, 100, t);
         let (s, a2) = step(&s, BREACH, 150, t);
-        assert_eq!((a, a2, s.phase), (Action::None, Action::None, Phase::Pending));
+        assert_eq!(
+            (a, a2, s.phase),
+            (Action::None, Action::None, Phase::Pending)
+        );
         let (_, a) = step(&s, BREACH, 170, t);
         assert_eq!(a, Action::Fire(Reason::Threshold));
     }
