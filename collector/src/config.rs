@@ -80,6 +80,9 @@ pub struct Config {
         default_value_t = 3600
     )]
     pub maintenance_interval_secs: u64,
+    /// Seconds between alert rule evaluation passes (0: this process evaluates no rules).
+    #[arg(long, env = "PULSELINE_RULES_INTERVAL_SECS", default_value_t = 30)]
+    pub rules_interval_secs: u64,
     /// Seconds to let in-flight requests and commits finish after SIGTERM/SIGINT.
     #[arg(long, env = "PULSELINE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
@@ -110,6 +113,8 @@ impl Config {
             rate_limit_events_per_sec: 0,
             rate_limit_burst: 0,
             maintenance_interval_secs: 3600,
+            // Tests drive rule passes themselves (`alerting::rules::run_once`) at fake times.
+            rules_interval_secs: 0,
             limits: Limits::default(),
             sdk_dir: None,
             delivery: crate::alerting::delivery::DeliveryConfig {

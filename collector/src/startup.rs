@@ -38,6 +38,7 @@ pub struct Application {
     delivery: JoinHandle<()>,
     delivery_stop: tokio::sync::watch::Sender<bool>,
     category_refresh: JoinHandle<()>,
+    rules: Option<JoinHandle<()>>,
     bootstrap: Option<ProjectKeys>,
     stop: Arc<Notify>,
     grace: Duration,
@@ -123,6 +124,13 @@ impl Application {
             Some(dir) => tracing::info!(dir = %dir.display(), "serving the browser SDK at /sdk/v1/"),
             None => tracing::info!("browser SDK not built (sdk-wasm/build.sh): /sdk/v1/ answers 404"),
         }
+        let rules = (config.rules_interval_secs > 0).then(|| {
+            crate::alerting::rules::spawn(
+                store.clone(),
+                Arc::clone(&clock),
+                Duration::from_secs(config.rules_interval_secs),
+            )
+        });
         let state = AppState {
             store,
             queue,
@@ -146,6 +154,7 @@ impl Application {
             delivery,
             delivery_stop,
             category_refresh,
+            rules,
             bootstrap,
             stop: Arc::new(Notify::new()),
             grace: Duration::from_secs(config.shutdown_grace_secs),
@@ -177,6 +186,7 @@ impl Application {
             delivery,
             delivery_stop,
             category_refresh,
+            rules,
             stop,
             grace,
             sdk_files,
@@ -206,6 +216,9 @@ impl Application {
             () = deadline => tracing::warn!(?grace, "grace period over; dropping open connections"),
         }
         maintenance.abort();
+        if let Some(rules) = rules {
+            rules.abort();
+        }
         // Every request handle is gone now, so the writer drains its queue and stops.
         if let Err(e) = writer.await {
             tracing::error!(error = %e, "ingest writer failed");

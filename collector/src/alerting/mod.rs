@@ -4,3 +4,4 @@ pub mod anomaly;
 pub mod categories;
 pub mod delivery;
 pub mod notification;
+pub mod rules;

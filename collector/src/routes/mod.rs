@@ -7,6 +7,7 @@ pub mod events;
 pub mod ingest;
 pub mod ops;
 pub mod sdk;
+pub mod rules;
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,8 @@ use crate::state::AppState;
         channels::create, channels::list, channels::get_one, channels::update, channels::delete,
         channels::test, categories::create, categories::list, categories::get_one,
         categories::update, categories::delete, deliveries::list,
+        rules::create, rules::list, rules::get, rules::update, rules::delete,
+        rules::preview, rules::alerts,
     ),
     modifiers(&SecuritySchemes),
 )]
@@ -88,6 +91,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/stats", get(events::stats))
         .merge(alerting())
+        .route("/api/v1/rules", get(rules::list).post(rules::create))
+        .route(
+            "/api/v1/rules/{id}",
+            get(rules::get).put(rules::update).delete(rules::delete),
+        )
+        .route("/api/v1/rules/{id}/preview", get(rules::preview))
+        .route("/api/v1/alerts", get(rules::alerts))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

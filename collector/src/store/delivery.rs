@@ -19,7 +19,7 @@ macro_rules! on_backend {
                 $body
             }
             Store::Postgres(p) => {
-                let $pool = p.pool();
+                let $pool = p.write_pool();
                 let $sql = |q: &str| AssertSqlSafe(q.to_owned());
                 $body
             }
@@ -517,7 +517,7 @@ impl Store {
                 tx.commit().await?;
             }
             Store::Postgres(p) => {
-                let mut tx = p.pool().begin().await?;
+                let mut tx = p.write_pool().begin().await?;
                 insert_deliveries_postgres(&mut tx, deliveries).await?;
                 tx.commit().await?;
             }
@@ -590,7 +590,7 @@ impl Store {
                 tx.commit().await?;
             }
             Store::Postgres(p) => {
-                let mut tx = p.pool().begin().await?;
+                let mut tx = p.write_pool().begin().await?;
                 let marked = sqlx::query(MARK)
                     .bind(alert_event_id)
                     .bind(millis(now))
@@ -722,7 +722,7 @@ impl Store {
             }
             Store::Postgres(p) => {
                 let sql = |q: &str| AssertSqlSafe(q.to_owned());
-                let mut tx = p.pool().begin().await?;
+                let mut tx = p.write_pool().begin().await?;
                 run!(tx, sql);
                 tx.commit().await?;
             }

@@ -3,6 +3,7 @@
 
 pub mod delivery;
 mod postgres;
+mod rules;
 mod sqlite;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
@@ -10,6 +11,7 @@ use chrono::{DateTime, Datelike, TimeZone, Utc};
 use crate::config::SqliteSynchronous;
 use crate::domain::{KeyHash, KeyKind, Message, ProjectId};
 pub use postgres::PostgresStore;
+pub use rules::{AlertRecord, NewAlert, NewAlertEvent, RuleRecord, Transition, percentile_sorted};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]

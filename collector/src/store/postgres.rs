@@ -29,10 +29,6 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    pub(crate) fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
@@ -42,6 +38,15 @@ impl PostgresStore {
         // sqlx takes an advisory lock while migrating, so replicas starting together are safe.
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
+    }
+
+    /// The pool, for store code in other files (PostgreSQL has no separate readers).
+    pub(crate) fn read_pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub(crate) fn write_pool(&self) -> &PgPool {
+        &self.pool
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -32,7 +32,8 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// The single writer connection (delivery's outbox updates share it with ingest).
+    /// The single writer connection, for store code in other files (delivery's outbox and the
+    /// rule evaluator share it with ingest).
     pub(crate) fn write_pool(&self) -> &SqlitePool {
         &self.write
     }

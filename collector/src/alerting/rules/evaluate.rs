@@ -1,0 +1,517 @@
+//! The evaluation pass: every enabled rule, its latest closed bucket, one state step, and the
+//! alert_events row that step is worth — stored together, once, however many replicas run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::explain::{self, Mover, number, when};
+use super::spec::{Condition, NoData, RuleSpec};
+use super::state::{Action, Reason, RuleState, Timing, Verdict, step};
+use crate::alerting::anomaly;
+use crate::clock::Clock;
+use crate::store::{NewAlert, NewAlertEvent, RuleRecord, Store, StoreError, Transition};
+
+/// A bucket is evaluated this long after it ends, so events batched by SDKs (flushed every
+/// few seconds) are in it.
+pub const CLOSE_GRACE_MS: i64 = 15_000;
+/// How long an evaluator holds a rule it claimed (a crashed evaluator's rules are free again
+/// after this).
+pub const LEASE_MS: i64 = 60_000;
+/// Rules claimed per pass.
+pub const MAX_RULES_PER_PASS: i64 = 1_000;
+
+/// Colours of the alert_events rows (0xRRGGBB).
+pub const COLOUR_FIRING: i64 = 0x00E7_4C3C;
+pub const COLOUR_REPEAT: i64 = 0x00E6_7E22;
+pub const COLOUR_RESOLVED: i64 = 0x002E_CC71;
+pub const COLOUR_NO_DATA: i64 = 0x0095_A5A6;
+
+/// The start of the latest bucket that has closed (and settled) at `now`.
+pub fn latest_closed_bucket(now_ms: i64, width_ms: i64) -> i64 {
+    (now_ms - CLOSE_GRACE_MS).div_euclid(width_ms) * width_ms - width_ms
+}
+
+/// What one bucket came to, kept with the rule so it is computed once.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub value: Option<f64>,
+    /// Anomaly rules: the baseline and its band.
+    pub expected: Option<f64>,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    pub breach: bool,
+}
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    pub rules_evaluated: usize,
+    /// alert_events rows appended.
+    pub notifications: usize,
+    /// Transitions another evaluator stored first.
+    pub lost_races: usize,
+}
+
+/// One pass at `now` by evaluator `owner` (unique per process).
+pub async fn run_once(
+    store: &Store,
+    now: DateTime<Utc>,
+    owner: &str,
+) -> Result<PassReport, StoreError> {
+    let now_ms = now.timestamp_millis();
+    let rules = store
+        .claim_rules(now_ms, now_ms + LEASE_MS, owner, MAX_RULES_PER_PASS)
+        .await?;
+    let mut report = PassReport::default();
+    for rule in rules {
+        match evaluate(store, &rule, now_ms).await {
+            Ok(Stored::Nothing) => {}
+            Ok(Stored::Notified) => report.notifications += 1,
+            Ok(Stored::LostRace) => report.lost_races += 1,
+            Err(e) => {
+                tracing::warn!(rule_id = rule.id, error = %e, "rule evaluation failed; retried next pass")
+            }
+        }
+        report.rules_evaluated += 1;
+        store.release_rule(rule.id, owner).await?;
+    }
+    metrics::counter!("pulseline_rule_notifications_total").increment(report.notifications as u64);
+    Ok(report)
+}
+
+/// Runs a pass every `interval` until aborted. A failing pass is logged and retried.
+pub fn spawn(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    interval: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let owner = format!("evaluator-{}", uuid::Uuid::now_v7());
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval.max(Duration::from_secs(1)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = run_once(&store, clock.now(), &owner).await {
+                tracing::warn!(error = %e, "rule evaluation pass failed; retrying at the next interval");
+            }
+        }
+    })
+}
+
+enum Stored {
+    Nothing,
+    Notified,
+    LostRace,
+}
+
+async fn evaluate(store: &Store, rule: &RuleRecord, now: i64) -> Result<Stored, StoreError> {
+    let spec: RuleSpec = match serde_json::from_str(&rule.definition) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(rule_id = rule.id, error = %e, "stored rule does not parse; skipped");
+            return Ok(Stored::Nothing);
+        }
+    };
+    let width = spec.series.bucket.millis();
+    let bucket = latest_closed_bucket(now, width);
+    let cached = (rule.state.last_bucket == Some(bucket))
+        .then(|| {
+            rule.state
+                .last_outcome
+                .as_deref()
+                .and_then(|o| serde_json::from_str::<Outcome>(o).ok())
+        })
+        .flatten();
+    let fresh = cached.is_none();
+    let outcome = match cached {
+        Some(o) => o,
+        None => outcome(store, rule.project_id, &spec, bucket).await?,
+    };
+    let outcome_json = serde_json::to_string(&outcome).unwrap_or_default();
+    let verdict = match (outcome.value, spec.no_data) {
+        (None, NoData::Alert) => Verdict::Breach(Reason::NoData),
+        (None, _) => Verdict::Hold,
+        (Some(_), _) if outcome.breach => Verdict::Breach(match spec.condition {
+            Condition::Threshold { .. } => Reason::Threshold,
+            Condition::Anomaly { .. } => Reason::Anomaly,
+        }),
+        (Some(_), _) => Verdict::Clear,
+    };
+    let timing = Timing {
+        for_ms: secs_ms(spec.for_secs),
+        cooldown_ms: secs_ms(spec.cooldown_secs),
+        repeat_ms: secs_ms(spec.repeat_secs),
+    };
+    let (mut next, action) = step(&rule.state, verdict, now, timing);
+    next.last_bucket = Some(bucket);
+    next.last_outcome = Some(outcome_json.clone());
+    let unchanged = RuleState {
+        last_bucket: rule.state.last_bucket,
+        last_outcome: rule.state.last_outcome.clone(),
+        ..next.clone()
+    } == rule.state;
+    if unchanged && action == Action::None {
+        if fresh {
+            store
+                .save_rule_outcome(rule.id, rule.state.version, bucket, &outcome_json)
+                .await?;
+        }
+        return Ok(Stored::Nothing);
+    }
+    let mut transition = Transition {
+        rule_id: rule.id,
+        project_id: rule.project_id,
+        expected_version: rule.state.version,
+        next,
+        now,
+        open_alert: None,
+        close_alert: None,
+        notification: None,
+    };
+    match action {
+        Action::None => {}
+        Action::Fire(reason) => {
+            let movers = if reason == Reason::NoData {
+                Vec::new()
+            } else {
+                explain::movers(store, rule.project_id, &spec, bucket).await?
+            };
+            let explanation = explanation(&spec, bucket, &outcome, reason, &movers);
+            transition.open_alert = Some(NewAlert {
+                rule_name: spec.name.clone(),
+                reason: reason.as_str(),
+                bucket_start: bucket,
+                value: outcome.value,
+                expected: expected(&spec, &outcome),
+                explanation: explanation.clone(),
+            });
+            transition.notification = Some(firing_row(
+                &spec,
+                bucket,
+                &outcome,
+                reason,
+                &explanation,
+                &movers,
+            ));
+        }
+        Action::Repeat => {
+            transition.notification = Some(repeat_row(
+                &spec,
+                bucket,
+                &outcome,
+                rule.state.last_notified_at,
+                now,
+            ));
+        }
+        Action::Resolve => {
+            transition.close_alert = rule.state.alert_id;
+            transition.next.alert_id = None;
+            transition.notification = Some(resolved_row(
+                &spec,
+                bucket,
+                &outcome,
+                rule.state.last_notified_at,
+                now,
+            ));
+        }
+    }
+    let notifies = transition.notification.is_some();
+    Ok(match store.apply_rule_transition(&transition).await? {
+        true if notifies => Stored::Notified,
+        true => Stored::Nothing,
+        false => Stored::LostRace,
+    })
+}
+
+fn secs_ms(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX / 1000) * 1000
+}
+
+/// The series' value in `bucket`, judged by the rule's condition.
+pub async fn outcome(
+    store: &Store,
+    project_id: i64,
+    spec: &RuleSpec,
+    bucket: i64,
+) -> Result<Outcome, StoreError> {
+    let width = spec.series.bucket.millis();
+    let history = i64::try_from(spec.history_buckets()).unwrap_or(0);
+    let from = bucket - history * width;
+    let points: BTreeMap<i64, f64> = store
+        .rule_series(project_id, &spec.series, from, bucket + width)
+        .await?
+        .into_iter()
+        .collect();
+    let value = match (points.get(&bucket), spec.no_data) {
+        (Some(v), _) => Some(*v),
+        (None, NoData::Zero) => Some(0.0),
+        (None, _) => None,
+    };
+    let Some(value) = value else {
+        return Ok(Outcome::default());
+    };
+    Ok(judge(spec, &points, from, bucket, value))
+}
+
+/// Judges `value` (the bucket at `bucket`) against the condition, with `points` the series
+/// from `from` on.
+pub fn judge(
+    spec: &RuleSpec,
+    points: &BTreeMap<i64, f64>,
+    from: i64,
+    bucket: i64,
+    value: f64,
+) -> Outcome {
+    let width = spec.series.bucket.millis();
+    match (&spec.condition, spec.anomaly_params()) {
+        (Condition::Threshold { op, value: limit }, _) => Outcome {
+            value: Some(value),
+            breach: op.holds(value, *limit),
+            ..Outcome::default()
+        },
+        (Condition::Anomaly { .. }, Some(params)) => {
+            let history = history_values(spec, points, from, bucket, width);
+            match anomaly::assess(&history, value, &params) {
+                Some(a) => Outcome {
+                    value: Some(value),
+                    expected: Some(a.expected),
+                    lower: Some(a.lower),
+                    upper: Some(a.upper),
+                    breach: a.anomalous,
+                },
+                None => Outcome {
+                    value: Some(value),
+                    ..Outcome::default()
+                },
+            }
+        }
+        (Condition::Anomaly { .. }, None) => Outcome::default(),
+    }
+}
+
+/// One value per bucket in `[from, bucket)`. Empty buckets are 0 for count and sum; other
+/// aggregates carry the last known value forward (leading empty buckets are left out).
+fn history_values(
+    spec: &RuleSpec,
+    points: &BTreeMap<i64, f64>,
+    from: i64,
+    bucket: i64,
+    width: i64,
+) -> Vec<f64> {
+    let additive = spec.series.aggregate.is_additive();
+    let mut out = Vec::new();
+    let mut last: Option<f64> = None;
+    let mut b = from;
+    while b < bucket {
+        match points.get(&b) {
+            Some(v) => {
+                last = Some(*v);
+                out.push(*v);
+            }
+            None if additive => out.push(0.0),
+            None => {
+                if let Some(v) = last {
+                    out.push(v);
+                }
+            }
+        }
+        b += width;
+    }
+    out
+}
+
+fn expected(spec: &RuleSpec, o: &Outcome) -> Option<f64> {
+    match spec.condition {
+        Condition::Threshold { value, .. } => Some(value),
+        Condition::Anomaly { .. } => o.expected,
+    }
+}
+
+/// The sentence a person reads: what was seen, what was expected, and what moved.
+fn explanation(
+    spec: &RuleSpec,
+    bucket: i64,
+    o: &Outcome,
+    reason: Reason,
+    movers: &[Mover],
+) -> String {
+    let series = spec.series.describe();
+    let at = format!("the {} from {}", spec.series.bucket.as_str(), when(bucket));
+    if reason == Reason::NoData {
+        return format!("No data for {series} in {at}.");
+    }
+    let value = number(o.value.unwrap_or(0.0));
+    let mut s = match (&spec.condition, o.expected) {
+        (Condition::Threshold { op, value: limit }, _) => format!(
+            "{series} was {value} in {at}: the rule fires when it is {} {}.",
+            op.as_str(),
+            number(*limit)
+        ),
+        (Condition::Anomaly { .. }, Some(exp)) => format!(
+            "{series} was {value} in {at}; expected about {} (normal range {}–{}).",
+            number(exp),
+            number(o.lower.unwrap_or(exp)),
+            number(o.upper.unwrap_or(exp))
+        ),
+        (Condition::Anomaly { .. }, None) => format!("{series} was {value} in {at}."),
+    };
+    if let Some(top) = movers.first() {
+        let moved = if top.current < top.baseline {
+            "drop"
+        } else {
+            "rise"
+        };
+        s.push_str(&format!(
+            " The {moved} is concentrated in {}",
+            top.describe()
+        ));
+        if movers.len() > 1 {
+            let rest: Vec<String> = movers[1..].iter().map(Mover::describe).collect();
+            s.push_str(&format!("; also {}", rest.join("; ")));
+        }
+        s.push('.');
+    }
+    s
+}
+
+fn field(name: &str, value: String, inline: bool) -> serde_json::Value {
+    json!({"name": name, "value": value, "inline": inline})
+}
+
+fn render(
+    spec: &RuleSpec,
+    kind: &'static str,
+    title: String,
+    description: String,
+    colour: i64,
+    fields: Vec<serde_json::Value>,
+) -> NewAlertEvent {
+    NewAlertEvent {
+        kind,
+        channel_ids: serde_json::to_string(&spec.channel_ids).unwrap_or_else(|_| "[]".into()),
+        title,
+        description,
+        colour,
+        fields: serde_json::Value::Array(fields).to_string(),
+        url: None,
+    }
+}
+
+fn firing_row(
+    spec: &RuleSpec,
+    bucket: i64,
+    o: &Outcome,
+    reason: Reason,
+    explanation: &str,
+    movers: &[Mover],
+) -> NewAlertEvent {
+    if reason == Reason::NoData {
+        return render(
+            spec,
+            "no_data",
+            format!("No data: {}", spec.name),
+            explanation.to_owned(),
+            COLOUR_NO_DATA,
+            vec![
+                field("Series", spec.series.describe(), false),
+                field("Bucket", when(bucket), true),
+            ],
+        );
+    }
+    let mut fields = vec![
+        field("Value", number(o.value.unwrap_or(0.0)), true),
+        field(
+            "Expected",
+            match (&spec.condition, o.expected) {
+                (Condition::Threshold { op, value }, _) => {
+                    format!("not {} {}", op.as_str(), number(*value))
+                }
+                (_, Some(e)) => format!(
+                    "{} ({}–{})",
+                    number(e),
+                    number(o.lower.unwrap_or(e)),
+                    number(o.upper.unwrap_or(e))
+                ),
+                _ => "—".into(),
+            },
+            true,
+        ),
+        field("Bucket", when(bucket), true),
+    ];
+    if !movers.is_empty() {
+        let lines: Vec<String> = movers.iter().map(Mover::describe).collect();
+        fields.push(field("Top movers", lines.join("\n"), false));
+    }
+    render(
+        spec,
+        "firing",
+        format!("Firing: {}", spec.name),
+        explanation.to_owned(),
+        COLOUR_FIRING,
+        fields,
+    )
+}
+
+fn repeat_row(
+    spec: &RuleSpec,
+    bucket: i64,
+    o: &Outcome,
+    since: Option<i64>,
+    now: i64,
+) -> NewAlertEvent {
+    let value = o.value.map_or_else(|| "no data".to_owned(), number);
+    render(
+        spec,
+        "repeat",
+        format!("Still firing: {}", spec.name),
+        format!(
+            "{} is {value} in the {} from {}; still firing{}.",
+            spec.series.describe(),
+            spec.series.bucket.as_str(),
+            when(bucket),
+            since
+                .map(|s| format!(" (last notified {})", when(s)))
+                .unwrap_or_default()
+        ),
+        COLOUR_REPEAT,
+        vec![
+            field("Value", value, true),
+            field("Bucket", when(bucket), true),
+            field("At", when(now), true),
+        ],
+    )
+}
+
+fn resolved_row(
+    spec: &RuleSpec,
+    bucket: i64,
+    o: &Outcome,
+    since: Option<i64>,
+    now: i64,
+) -> NewAlertEvent {
+    let value = o.value.map_or_else(|| "no data".to_owned(), number);
+    let firing_for = since
+        .map(|s| format!(" after {} min", (now - s) / 60_000))
+        .unwrap_or_default();
+    render(
+        spec,
+        "resolved",
+        format!("Resolved: {}", spec.name),
+        format!(
+            "{} is back to {value} in the {} from {}{firing_for}.",
+            spec.series.describe(),
+            spec.series.bucket.as_str(),
+            when(bucket)
+        ),
+        COLOUR_RESOLVED,
+        vec![
+            field("Value", value, true),
+            field("Bucket", when(bucket), true),
+        ],
+    )
+}

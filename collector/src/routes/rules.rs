@@ -1,0 +1,435 @@
+//! Alert rules and their history over HTTP (secret key): CRUD, a preview of the series with
+//! its threshold or anomaly band per bucket (what the dashboard draws), and the alerts list.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::alerting::rules::evaluate::{judge, latest_closed_bucket};
+use crate::alerting::rules::spec::{Condition, NoData, RuleSpec};
+use crate::alerting::rules::state::Phase;
+use crate::auth::{authenticate, key_from_headers};
+use crate::domain::{KeyKind, ProjectId};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::store::{AlertRecord, RuleRecord};
+
+/// Most buckets one preview returns.
+pub const MAX_PREVIEW_BUCKETS: u32 = 1_000;
+const DEFAULT_PREVIEW_BUCKETS: u32 = 48;
+/// Most alerts one page returns.
+pub const MAX_ALERTS_PAGE: u32 = 500;
+/// Most rules one project may have.
+pub const MAX_RULES_PER_PROJECT: usize = 500;
+
+/// A stored rule: its definition, id and current state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleView {
+    pub id: i64,
+    #[serde(flatten)]
+    pub rule: RuleSpec,
+    /// `ok`, `pending` or `firing`.
+    pub state: Phase,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleList {
+    pub rules: Vec<RuleView>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PreviewParams {
+    /// Closed buckets up to now, 1 to 1000 (default 48).
+    buckets: Option<u32>,
+}
+
+/// One bucket of a preview.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewPoint {
+    /// Bucket start (RFC 3339).
+    pub start: String,
+    /// The series' value; null when the bucket has no data (and the rule does not count it 0).
+    pub value: Option<f64>,
+    /// Anomaly rules: the baseline and its band (null until there is enough history).
+    pub expected: Option<f64>,
+    pub lower: Option<f64>,
+    pub upper: Option<f64>,
+    /// Threshold rules: the threshold.
+    pub threshold: Option<f64>,
+    /// The condition holds for this bucket.
+    pub breach: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Preview {
+    pub rule_id: i64,
+    /// The series, in words.
+    pub series: String,
+    pub points: Vec<PreviewPoint>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AlertsParams {
+    /// Only this rule's alerts.
+    rule_id: Option<i64>,
+    /// Alerts per page, 1 to 500 (default 100).
+    limit: Option<u32>,
+    /// `next_cursor` from the previous page.
+    cursor: Option<i64>,
+}
+
+/// One time a rule fired.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertView {
+    pub id: i64,
+    pub rule_id: i64,
+    pub rule_name: String,
+    /// `firing` while open, else `resolved`.
+    pub status: String,
+    /// `threshold`, `anomaly` or `no_data`.
+    pub reason: String,
+    pub bucket_start: String,
+    pub started_at: String,
+    pub resolved_at: Option<String>,
+    pub value: Option<f64>,
+    /// The threshold, or the anomaly baseline.
+    pub expected: Option<f64>,
+    /// What was seen, what was expected, and which property values moved most.
+    pub explanation: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertsPage {
+    pub alerts: Vec<AlertView>,
+    pub next_cursor: Option<i64>,
+}
+
+fn rfc3339(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn view(r: RuleRecord) -> Result<RuleView, ApiError> {
+    let rule: RuleSpec = serde_json::from_str(&r.definition)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("stored rule {} unreadable: {e}", r.id)))?;
+    Ok(RuleView {
+        id: r.id,
+        rule,
+        state: r.state.phase,
+        created_at: rfc3339(r.created_at),
+        updated_at: rfc3339(r.updated_at),
+    })
+}
+
+async fn project(state: &AppState, headers: &HeaderMap) -> Result<ProjectId, ApiError> {
+    Ok(authenticate(
+        &state.store,
+        key_from_headers(headers)?.as_deref(),
+        KeyKind::Secret,
+    )
+    .await?
+    .project_id)
+}
+
+fn rule_body(body: Result<Json<serde_json::Value>, JsonRejection>) -> Result<RuleSpec, ApiError> {
+    let Json(value) = body.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body must be a JSON rule (Content-Type: application/json): {e}"
+        ))
+    })?;
+    RuleSpec::parse(value).map_err(ApiError::BadRequest)
+}
+
+fn rule_id(id: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
+    id.map(|Path(id)| id).map_err(|_| {
+        ApiError::NotFound("rule ids are integers, as POST /api/v1/rules returned".into())
+    })
+}
+
+fn no_rule(id: i64) -> ApiError {
+    ApiError::NotFound(format!(
+        "there is no rule {id} in this project; GET /api/v1/rules lists them"
+    ))
+}
+
+/// Create a rule.
+#[utoipa::path(
+    post, path = "/api/v1/rules", tag = "alerting", request_body = RuleSpec,
+    responses(
+        (status = 201, body = RuleView),
+        (status = 400, description = "Invalid rule: the message says what to fix", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
+        (status = 403, description = "A write key was used", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<(StatusCode, Json<RuleView>), ApiError> {
+    let project_id = project(&state, &headers).await?;
+    let spec = rule_body(body)?;
+    if state.store.list_rules(project_id).await?.len() >= MAX_RULES_PER_PROJECT {
+        return Err(ApiError::BadRequest(format!(
+            "this project has {MAX_RULES_PER_PROJECT} rules, the most allowed; delete one first"
+        )));
+    }
+    let definition = serde_json::to_string(&spec).map_err(|e| ApiError::Internal(e.into()))?;
+    let now = state.clock.now().timestamp_millis();
+    let record = state
+        .store
+        .create_rule(project_id, &definition, spec.enabled, now)
+        .await?;
+    Ok((StatusCode::CREATED, Json(view(record)?)))
+}
+
+/// List the project's rules.
+#[utoipa::path(
+    get, path = "/api/v1/rules", tag = "alerting",
+    responses(
+        (status = 200, body = RuleList),
+        (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<RuleList>, ApiError> {
+    let project_id = project(&state, &headers).await?;
+    let rules = state
+        .store
+        .list_rules(project_id)
+        .await?
+        .into_iter()
+        .map(view)
+        .collect::<Result<_, _>>()?;
+    Ok(Json(RuleList { rules }))
+}
+
+/// One rule.
+#[utoipa::path(
+    get, path = "/api/v1/rules/{id}", tag = "alerting",
+    params(("id" = i64, Path, description = "Rule id")),
+    responses(
+        (status = 200, body = RuleView),
+        (status = 404, description = "No such rule in this project", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<Json<RuleView>, ApiError> {
+    let project_id = project(&state, &headers).await?;
+    let id = rule_id(id)?;
+    let record = state
+        .store
+        .get_rule(project_id, id)
+        .await?
+        .ok_or_else(|| no_rule(id))?;
+    Ok(Json(view(record)?))
+}
+
+/// Replace a rule's definition (its state is kept).
+#[utoipa::path(
+    put, path = "/api/v1/rules/{id}", tag = "alerting", request_body = RuleSpec,
+    params(("id" = i64, Path, description = "Rule id")),
+    responses(
+        (status = 200, body = RuleView),
+        (status = 400, description = "Invalid rule: the message says what to fix", body = ErrorBody),
+        (status = 404, description = "No such rule in this project", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+pub async fn update(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<RuleView>, ApiError> {
+    let project_id = project(&state, &headers).await?;
+    let id = rule_id(id)?;
+    let spec = rule_body(body)?;
+    let definition = serde_json::to_string(&spec).map_err(|e| ApiError::Internal(e.into()))?;
+    let now = state.clock.now().timestamp_millis();
+    let record = state
+        .store
+        .update_rule(project_id, id, &definition, spec.enabled, now)
+        .await?
+        .ok_or_else(|| no_rule(id))?;
+    Ok(Json(view(record)?))
+}
+
+/// Delete a rule (its alert history stays).
+#[utoipa::path(
+    delete, path = "/api/v1/rules/{id}", tag = "alerting",
+    params(("id" = i64, Path, description = "Rule id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such rule in this project", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+pub async fn delete(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let project_id = project(&state, &headers).await?;
+    let id = rule_id(id)?;
+    if state.store.delete_rule(project_id, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(no_rule(id))
+    }
+}
+
+/// The rule's series over its latest closed buckets, with the threshold or the anomaly band
+/// per bucket, judged as the evaluator judges it.
+#[utoipa::path(
+    get, path = "/api/v1/rules/{id}/preview", tag = "alerting",
+    params(("id" = i64, Path, description = "Rule id"), PreviewParams),
+    responses(
+        (status = 200, body = Preview),
+        (status = 400, description = "Invalid parameter", body = ErrorBody),
+        (status = 404, description = "No such rule in this project", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+pub async fn preview(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+    params: Result<Query<PreviewParams>, QueryRejection>,
+) -> Result<Json<Preview>, ApiError> {
+    let project_id = project(&state, &headers).await?;
+    let id = rule_id(id)?;
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
+    let buckets = params.buckets.unwrap_or(DEFAULT_PREVIEW_BUCKETS);
+    if !(1..=MAX_PREVIEW_BUCKETS).contains(&buckets) {
+        return Err(ApiError::BadRequest(format!(
+            "buckets must be between 1 and {MAX_PREVIEW_BUCKETS}, got {buckets}"
+        )));
+    }
+    let record = state
+        .store
+        .get_rule(project_id, id)
+        .await?
+        .ok_or_else(|| no_rule(id))?;
+    let spec = view(record)?.rule;
+    let width = spec.series.bucket.millis();
+    let last = latest_closed_bucket(state.clock.now().timestamp_millis(), width);
+    let first = last - i64::from(buckets - 1) * width;
+    let history = i64::try_from(spec.history_buckets()).unwrap_or(0);
+    let points: BTreeMap<i64, f64> = state
+        .store
+        .rule_series(
+            project_id,
+            &spec.series,
+            first - history * width,
+            last + width,
+        )
+        .await?
+        .into_iter()
+        .collect();
+    let threshold = match spec.condition {
+        Condition::Threshold { value, .. } => Some(value),
+        Condition::Anomaly { .. } => None,
+    };
+    let mut out = Vec::with_capacity(buckets as usize);
+    let mut b = first;
+    while b <= last {
+        let value = match (points.get(&b), spec.no_data) {
+            (Some(v), _) => Some(*v),
+            (None, NoData::Zero) => Some(0.0),
+            (None, _) => None,
+        };
+        let judged = value.map(|v| judge(&spec, &points, b - history * width, b, v));
+        out.push(PreviewPoint {
+            start: rfc3339(b),
+            value,
+            expected: judged.as_ref().and_then(|o| o.expected),
+            lower: judged.as_ref().and_then(|o| o.lower),
+            upper: judged.as_ref().and_then(|o| o.upper),
+            threshold,
+            breach: judged.is_some_and(|o| o.breach),
+        });
+        b += width;
+    }
+    Ok(Json(Preview {
+        rule_id: id,
+        series: spec.series.describe(),
+        points: out,
+    }))
+}
+
+/// Alert history, newest first: every time a rule fired, and when it resolved.
+#[utoipa::path(
+    get, path = "/api/v1/alerts", tag = "alerting", params(AlertsParams),
+    responses(
+        (status = 200, body = AlertsPage),
+        (status = 400, description = "Invalid parameter", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+pub async fn alerts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<AlertsParams>, QueryRejection>,
+) -> Result<Json<AlertsPage>, ApiError> {
+    let project_id = project(&state, &headers).await?;
+    let Query(params) = params.map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=MAX_ALERTS_PAGE).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_ALERTS_PAGE}, got {limit}"
+        )));
+    }
+    let rows = state
+        .store
+        .list_alerts(project_id, params.rule_id, params.cursor, i64::from(limit))
+        .await?;
+    let next_cursor = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|r| r.id))
+        .flatten();
+    Ok(Json(AlertsPage {
+        alerts: rows.into_iter().map(alert_view).collect(),
+        next_cursor,
+    }))
+}
+
+fn alert_view(a: AlertRecord) -> AlertView {
+    AlertView {
+        id: a.id,
+        rule_id: a.rule_id,
+        rule_name: a.rule_name,
+        status: if a.resolved_at.is_some() {
+            "resolved"
+        } else {
+            "firing"
+        }
+        .to_owned(),
+        reason: a.reason,
+        bucket_start: rfc3339(a.bucket_start),
+        started_at: rfc3339(a.started_at),
+        resolved_at: a.resolved_at.map(rfc3339),
+        value: a.value,
+        expected: a.expected,
+        explanation: a.explanation,
+    }
+}

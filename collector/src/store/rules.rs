@@ -1,0 +1,687 @@
+//! Storage of alert rules, their state, their history and the alert_events hand-off, and the
+//! series queries rules evaluate. One SQL text serves both backends (`$n` placeholders become
+//! SQLite's `?n`); JSON is read with `json_extract` on SQLite and `body::jsonb` on PostgreSQL.
+
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{Store, StoreError};
+use crate::alerting::rules::spec::{Aggregate, Series};
+use crate::alerting::rules::state::{Phase, RuleState};
+use crate::domain::ProjectId;
+
+/// A stored rule with its evaluation state.
+#[derive(Debug, Clone)]
+pub struct RuleRecord {
+    pub id: i64,
+    pub project_id: ProjectId,
+    /// The validated `RuleSpec` as JSON.
+    pub definition: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub state: RuleState,
+}
+
+/// One alert_events row, rendered (see migrations/*/0003_alert_events.sql).
+#[derive(Debug, Clone)]
+pub struct NewAlertEvent {
+    pub kind: &'static str,
+    pub channel_ids: String,
+    pub title: String,
+    pub description: String,
+    pub colour: i64,
+    pub fields: String,
+    pub url: Option<String>,
+}
+
+/// A new alert history row, opened when a rule fires.
+#[derive(Debug, Clone)]
+pub struct NewAlert {
+    pub rule_name: String,
+    pub reason: &'static str,
+    pub bucket_start: i64,
+    pub value: Option<f64>,
+    pub expected: Option<f64>,
+    pub explanation: String,
+}
+
+/// A state change, stored at once with what it tells, if `expected_version` still holds.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub rule_id: i64,
+    pub project_id: ProjectId,
+    pub expected_version: i64,
+    pub next: RuleState,
+    pub now: i64,
+    pub open_alert: Option<NewAlert>,
+    /// Resolves the rule's open alert history row.
+    pub close_alert: Option<i64>,
+    pub notification: Option<NewAlertEvent>,
+}
+
+/// An alert history row, as the API lists it.
+#[derive(Debug, Clone)]
+pub struct AlertRecord {
+    pub id: i64,
+    pub rule_id: i64,
+    pub rule_name: String,
+    pub reason: String,
+    pub bucket_start: i64,
+    pub started_at: i64,
+    pub resolved_at: Option<i64>,
+    pub value: Option<f64>,
+    pub expected: Option<f64>,
+    pub explanation: String,
+}
+
+/// A query parameter, bound the same way on both backends.
+#[derive(Debug, Clone)]
+enum Bind {
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+/// SQL and its parameters, with `$n` placeholders.
+#[derive(Debug, Default)]
+struct Sql {
+    text: String,
+    binds: Vec<Bind>,
+}
+
+impl Sql {
+    fn param(&mut self, b: Bind) -> String {
+        self.binds.push(b);
+        format!("${}", self.binds.len())
+    }
+}
+
+const RULE_COLUMNS: &str = "id, project_id, definition, created_at, updated_at, state, version, \
+    pending_since, last_notified_at, resolved_at, alert_id, last_bucket, last_outcome";
+
+const ALERT_COLUMNS: &str = "id, rule_id, rule_name, reason, bucket_start, started_at, \
+    resolved_at, value, expected, explanation";
+
+/// Runs `$body` with `$pool` bound to the backend's pool (`read` or `write` on SQLite) and
+/// `$pg` telling which backend it is. The body is compiled once per backend.
+macro_rules! with_pool {
+    ($store:expr, $which:ident, |$pool:ident, $pg:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite(s) => {
+                let $pool = s.$which();
+                let $pg = false;
+                $body
+            }
+            Store::Postgres(p) => {
+                let $pool = p.$which();
+                let $pg = true;
+                $body
+            }
+        }
+    };
+}
+
+/// Binds `Bind`s in order onto a query.
+macro_rules! bind_all {
+    ($q:expr, $binds:expr) => {{
+        let mut q = $q;
+        for b in $binds {
+            q = match b {
+                Bind::Int(v) => q.bind(*v),
+                Bind::Real(v) => q.bind(*v),
+                Bind::Text(v) => q.bind(v.clone()),
+            };
+        }
+        q
+    }};
+}
+
+/// The SQL text for a backend: SQLite numbers its parameters `?n`.
+fn sql(text: &str, pg: bool) -> AssertSqlSafe<String> {
+    AssertSqlSafe(if pg {
+        text.to_owned()
+    } else {
+        text.replace('$', "?")
+    })
+}
+
+fn rule_from_row<R: Row>(r: &R) -> RuleRecord
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    RuleRecord {
+        id: r.get("id"),
+        project_id: r.get("project_id"),
+        definition: r.get("definition"),
+        created_at: r.get("created_at"),
+        updated_at: r.get("updated_at"),
+        state: RuleState {
+            phase: Phase::parse(&r.get::<String, _>("state")),
+            version: r.get("version"),
+            pending_since: r.get("pending_since"),
+            last_notified_at: r.get("last_notified_at"),
+            resolved_at: r.get("resolved_at"),
+            alert_id: r.get("alert_id"),
+            last_bucket: r.get("last_bucket"),
+            last_outcome: r.get("last_outcome"),
+        },
+    }
+}
+
+fn alert_from_row<R: Row>(r: &R) -> AlertRecord
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    String: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    Option<i64>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    Option<f64>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    AlertRecord {
+        id: r.get("id"),
+        rule_id: r.get("rule_id"),
+        rule_name: r.get("rule_name"),
+        reason: r.get("reason"),
+        bucket_start: r.get("bucket_start"),
+        started_at: r.get("started_at"),
+        resolved_at: r.get("resolved_at"),
+        value: r.get("value"),
+        expected: r.get("expected"),
+        explanation: r.get("explanation"),
+    }
+}
+
+impl Store {
+    pub async fn create_rule(
+        &self,
+        project_id: ProjectId,
+        definition: &str,
+        enabled: bool,
+        now: i64,
+    ) -> Result<RuleRecord, StoreError> {
+        let text = format!(
+            "INSERT INTO alert_rules (project_id, definition, enabled, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $4) RETURNING {RULE_COLUMNS}"
+        );
+        with_pool!(self, write_pool, |pool, pg| {
+            let row = sqlx::query(sql(&text, pg))
+                .bind(project_id)
+                .bind(definition)
+                .bind(enabled)
+                .bind(now)
+                .fetch_one(pool)
+                .await?;
+            Ok(rule_from_row(&row))
+        })
+    }
+
+    pub async fn get_rule(
+        &self,
+        project_id: ProjectId,
+        rule_id: i64,
+    ) -> Result<Option<RuleRecord>, StoreError> {
+        let text =
+            format!("SELECT {RULE_COLUMNS} FROM alert_rules WHERE project_id = $1 AND id = $2");
+        with_pool!(self, read_pool, |pool, pg| {
+            let row = sqlx::query(sql(&text, pg))
+                .bind(project_id)
+                .bind(rule_id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map(|r| rule_from_row(&r)))
+        })
+    }
+
+    pub async fn list_rules(&self, project_id: ProjectId) -> Result<Vec<RuleRecord>, StoreError> {
+        let text =
+            format!("SELECT {RULE_COLUMNS} FROM alert_rules WHERE project_id = $1 ORDER BY id");
+        with_pool!(self, read_pool, |pool, pg| {
+            let rows = sqlx::query(sql(&text, pg))
+                .bind(project_id)
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.iter().map(rule_from_row).collect())
+        })
+    }
+
+    /// Replaces a rule's definition. Its state is kept (a firing rule resolves through the
+    /// new condition) but the cached bucket outcome is dropped, so the next pass recomputes.
+    pub async fn update_rule(
+        &self,
+        project_id: ProjectId,
+        rule_id: i64,
+        definition: &str,
+        enabled: bool,
+        now: i64,
+    ) -> Result<Option<RuleRecord>, StoreError> {
+        let text = format!(
+            "UPDATE alert_rules SET definition = $1, enabled = $2, updated_at = $3,
+                 last_bucket = NULL, last_outcome = NULL, version = version + 1
+             WHERE project_id = $4 AND id = $5 RETURNING {RULE_COLUMNS}"
+        );
+        with_pool!(self, write_pool, |pool, pg| {
+            let row = sqlx::query(sql(&text, pg))
+                .bind(definition)
+                .bind(enabled)
+                .bind(now)
+                .bind(project_id)
+                .bind(rule_id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map(|r| rule_from_row(&r)))
+        })
+    }
+
+    /// `false` if there is no such rule in the project. Its alert history stays.
+    pub async fn delete_rule(
+        &self,
+        project_id: ProjectId,
+        rule_id: i64,
+    ) -> Result<bool, StoreError> {
+        let text = "DELETE FROM alert_rules WHERE project_id = $1 AND id = $2";
+        with_pool!(self, write_pool, |pool, pg| {
+            let done = sqlx::query(sql(text, pg))
+                .bind(project_id)
+                .bind(rule_id)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    /// Leases up to `limit` enabled rules that no other evaluator holds, until `lease_until`.
+    /// PostgreSQL: `FOR UPDATE SKIP LOCKED`, so replicas claiming at once split the rules.
+    pub async fn claim_rules(
+        &self,
+        now: i64,
+        lease_until: i64,
+        owner: &str,
+        limit: i64,
+    ) -> Result<Vec<RuleRecord>, StoreError> {
+        with_pool!(self, write_pool, |pool, pg| {
+            let lock = if pg { "FOR UPDATE SKIP LOCKED" } else { "" };
+            let text = format!(
+                "UPDATE alert_rules SET lease_until = $1, lease_owner = $2
+                 WHERE id IN (SELECT id FROM alert_rules
+                              WHERE enabled AND (lease_until IS NULL OR lease_until <= $3)
+                              ORDER BY id LIMIT $4 {lock})
+                 RETURNING {RULE_COLUMNS}"
+            );
+            let rows = sqlx::query(sql(&text, pg))
+                .bind(lease_until)
+                .bind(owner)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            let mut rules: Vec<RuleRecord> = rows.iter().map(rule_from_row).collect();
+            rules.sort_by_key(|r| r.id);
+            Ok(rules)
+        })
+    }
+
+    pub async fn release_rule(&self, rule_id: i64, owner: &str) -> Result<(), StoreError> {
+        let text = "UPDATE alert_rules SET lease_until = NULL, lease_owner = NULL
+                    WHERE id = $1 AND lease_owner = $2";
+        with_pool!(self, write_pool, |pool, pg| {
+            sqlx::query(sql(text, pg))
+                .bind(rule_id)
+                .bind(owner)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Remembers a bucket's outcome so it is computed once; ignored if the rule changed.
+    pub async fn save_rule_outcome(
+        &self,
+        rule_id: i64,
+        version: i64,
+        bucket: i64,
+        outcome: &str,
+    ) -> Result<(), StoreError> {
+        let text = "UPDATE alert_rules SET last_bucket = $1, last_outcome = $2
+                    WHERE id = $3 AND version = $4";
+        with_pool!(self, write_pool, |pool, pg| {
+            sqlx::query(sql(text, pg))
+                .bind(bucket)
+                .bind(outcome)
+                .bind(rule_id)
+                .bind(version)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Stores a transition and its notification in one transaction, if the rule is still at
+    /// `expected_version`. `false`: another evaluator got there first; nothing was written.
+    pub async fn apply_rule_transition(&self, t: &Transition) -> Result<bool, StoreError> {
+        let update = "UPDATE alert_rules SET state = $1, version = version + 1,
+                 pending_since = $2, last_notified_at = $3, resolved_at = $4, alert_id = $5,
+                 last_bucket = $6, last_outcome = $7
+             WHERE id = $8 AND version = $9";
+        let open = "INSERT INTO alert_history (project_id, rule_id, rule_name, reason,
+                 bucket_start, started_at, value, expected, explanation)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
+        let close = "UPDATE alert_history SET resolved_at = $1 WHERE id = $2";
+        let set_alert = "UPDATE alert_rules SET alert_id = $1 WHERE id = $2";
+        with_pool!(self, write_pool, |pool, pg| {
+            let json = if pg { "CAST($4 AS JSONB)" } else { "$4" };
+            let fields = if pg { "CAST($8 AS JSONB)" } else { "$8" };
+            let notify = format!(
+                "INSERT INTO alert_events (project_id, rule_id, kind, channel_ids, title,
+                     description, colour, fields, url, created_at)
+                 VALUES ($1, $2, $3, {json}, $5, $6, $7, {fields}, $9, $10)"
+            );
+            let mut tx = pool.begin().await?;
+            let n = &t.next;
+            let done = sqlx::query(sql(update, pg))
+                .bind(n.phase.as_str())
+                .bind(n.pending_since)
+                .bind(n.last_notified_at)
+                .bind(n.resolved_at)
+                .bind(n.alert_id)
+                .bind(n.last_bucket)
+                .bind(n.last_outcome.as_deref())
+                .bind(t.rule_id)
+                .bind(t.expected_version)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            if let Some(a) = &t.open_alert {
+                let id: i64 = sqlx::query(sql(open, pg))
+                    .bind(t.project_id)
+                    .bind(t.rule_id)
+                    .bind(&a.rule_name)
+                    .bind(a.reason)
+                    .bind(a.bucket_start)
+                    .bind(t.now)
+                    .bind(a.value)
+                    .bind(a.expected)
+                    .bind(&a.explanation)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .get(0);
+                sqlx::query(sql(set_alert, pg))
+                    .bind(id)
+                    .bind(t.rule_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(id) = t.close_alert {
+                sqlx::query(sql(close, pg))
+                    .bind(t.now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(e) = &t.notification {
+                sqlx::query(sql(&notify, pg))
+                    .bind(t.project_id)
+                    .bind(t.rule_id)
+                    .bind(e.kind)
+                    .bind(&e.channel_ids)
+                    .bind(&e.title)
+                    .bind(&e.description)
+                    .bind(e.colour)
+                    .bind(&e.fields)
+                    .bind(e.url.as_deref())
+                    .bind(t.now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Alert history, newest first; `before` is the id cursor.
+    pub async fn list_alerts(
+        &self,
+        project_id: ProjectId,
+        rule_id: Option<i64>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AlertRecord>, StoreError> {
+        let text = format!(
+            "SELECT {ALERT_COLUMNS} FROM alert_history
+             WHERE project_id = $1 AND ($2 IS NULL OR rule_id = $2) AND ($3 IS NULL OR id < $3)
+             ORDER BY id DESC LIMIT $4"
+        );
+        with_pool!(self, read_pool, |pool, pg| {
+            let text = if pg {
+                text.replace("$2 IS NULL", "$2::BIGINT IS NULL")
+                    .replace("$3 IS NULL", "$3::BIGINT IS NULL")
+            } else {
+                text.clone()
+            };
+            let rows = sqlx::query(sql(&text, pg))
+                .bind(project_id)
+                .bind(rule_id)
+                .bind(before)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.iter().map(alert_from_row).collect())
+        })
+    }
+
+    /// `series` per bucket over `[from, to)` (bucket starts aligned to the bucket width),
+    /// ascending. Buckets without matching events are absent.
+    pub async fn rule_series(
+        &self,
+        project_id: ProjectId,
+        series: &Series,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, f64)>, StoreError> {
+        let width = series.bucket.millis();
+        let pg = matches!(self, Store::Postgres(_));
+        let use_rollups = series.aggregate == Aggregate::Count
+            && series.filters.is_empty()
+            && width % super::HOUR_MS == 0;
+        let mut q = Sql::default();
+        if use_rollups {
+            let (p, w, f, t, e) = (
+                q.param(Bind::Int(project_id)),
+                q.param(Bind::Int(width)),
+                q.param(Bind::Int(from)),
+                q.param(Bind::Int(to)),
+                q.param(Bind::Text(series.event.clone())),
+            );
+            q.text = format!(
+                "SELECT (hour / {w}) * {w} AS b, CAST(SUM(events) AS DOUBLE PRECISION) AS v
+                 FROM rollups_hourly
+                 WHERE project_id = {p} AND name = {e} AND hour >= {f} AND hour < {t}
+                 GROUP BY 1 ORDER BY 1"
+            );
+        } else {
+            let rows = matching_events(&mut q, project_id, series, from, to, pg);
+            let w = q.param(Bind::Int(width));
+            let agg = match series.aggregate {
+                Aggregate::Count => "COUNT(*)",
+                Aggregate::Sum => "SUM(v)",
+                Aggregate::Avg => "AVG(v)",
+                Aggregate::Min => "MIN(v)",
+                Aggregate::Max => "MAX(v)",
+                Aggregate::P75 => "",
+            };
+            let only_numbers = if series.aggregate == Aggregate::Count {
+                ""
+            } else {
+                "WHERE v IS NOT NULL"
+            };
+            q.text = if series.aggregate == Aggregate::P75 {
+                format!(
+                    "SELECT (ts / {w}) * {w} AS b, CAST(v AS DOUBLE PRECISION) AS v
+                     FROM ({rows}) m {only_numbers} ORDER BY 1, 2"
+                )
+            } else {
+                format!(
+                    "SELECT (ts / {w}) * {w} AS b, CAST({agg} AS DOUBLE PRECISION) AS v
+                     FROM ({rows}) m {only_numbers} GROUP BY 1 ORDER BY 1"
+                )
+            };
+        }
+        let rows: Vec<(i64, f64)> = with_pool!(self, read_pool, |pool, pg| {
+            let rows = bind_all!(sqlx::query(sql(&q.text, pg)), &q.binds)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|r| (r.get::<i64, _>("b"), r.get::<f64, _>("v")))
+                .collect()
+        });
+        if series.aggregate != Aggregate::P75 {
+            return Ok(rows);
+        }
+        let mut out: Vec<(i64, f64)> = Vec::new();
+        let mut start = 0;
+        while start < rows.len() {
+            let b = rows[start].0;
+            let end = start + rows[start..].iter().take_while(|r| r.0 == b).count();
+            let values: Vec<f64> = rows[start..end].iter().map(|r| r.1).collect();
+            out.push((b, percentile_sorted(&values, 0.75)));
+            start = end;
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` matching events of `series` in `[from, to)`: their timestamp and body.
+    pub async fn rule_events(
+        &self,
+        project_id: ProjectId,
+        series: &Series,
+        from: i64,
+        to: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let pg = matches!(self, Store::Postgres(_));
+        let mut q = Sql::default();
+        let rows = matching_events(&mut q, project_id, series, from, to, pg);
+        let n = q.param(Bind::Int(limit));
+        q.text = format!("SELECT ts, body FROM ({rows}) m LIMIT {n}");
+        with_pool!(self, read_pool, |pool, pg| {
+            let rows = bind_all!(sqlx::query(sql(&q.text, pg)), &q.binds)
+                .fetch_all(pool)
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| (r.get::<i64, _>("ts"), r.get::<String, _>("body")))
+                .collect())
+        })
+    }
+}
+
+/// A subquery of the series' events in `[from, to)` with columns `ts`, `body` and `v` (the
+/// numeric value, NULL when the property is not a number).
+fn matching_events(
+    q: &mut Sql,
+    project_id: ProjectId,
+    series: &Series,
+    from: i64,
+    to: i64,
+    pg: bool,
+) -> String {
+    let (p, e, f, t) = (
+        q.param(Bind::Int(project_id)),
+        q.param(Bind::Text(series.event.clone())),
+        q.param(Bind::Int(from)),
+        q.param(Bind::Int(to)),
+    );
+    let scope = format!(
+        "project_id = {p} AND event = {e} AND type = 'track' AND timestamp >= {f} AND timestamp < {t}"
+    );
+    let mut conditions = Vec::new();
+    let value;
+    if pg {
+        for (k, v) in &series.filters {
+            let k = q.param(Bind::Text(k.clone()));
+            let v = q.param(Bind::Text(v.to_string()));
+            conditions.push(format!("(j -> 'properties' -> {k}) = CAST({v} AS JSONB)"));
+        }
+        value = match series.value_property() {
+            Some(prop) => {
+                let k = q.param(Bind::Text(prop.to_owned()));
+                format!(
+                    "CASE WHEN jsonb_typeof(j -> 'properties' -> {k}) = 'number'
+                     THEN CAST(j -> 'properties' ->> {k} AS DOUBLE PRECISION) END"
+                )
+            }
+            None => "NULL".to_owned(),
+        };
+        let filters = conditions
+            .iter()
+            .map(|c| format!(" AND {c}"))
+            .collect::<String>();
+        format!(
+            "SELECT ts, body, {value} AS v FROM (SELECT timestamp AS ts, body, body::jsonb AS j \
+             FROM events WHERE {scope}) x WHERE TRUE{filters}"
+        )
+    } else {
+        for (k, v) in &series.filters {
+            let path = q.param(Bind::Text(json_path(k)));
+            conditions.push(match v {
+                serde_json::Value::Bool(b) => {
+                    format!("json_type(body, {path}) = '{b}'")
+                }
+                serde_json::Value::Number(n) => {
+                    let v = q.param(Bind::Real(n.as_f64().unwrap_or(f64::NAN)));
+                    format!(
+                        "json_type(body, {path}) IN ('integer', 'real') AND json_extract(body, {path}) = {v}"
+                    )
+                }
+                other => {
+                    let v = q.param(Bind::Text(
+                        other.as_str().map(str::to_owned).unwrap_or_default(),
+                    ));
+                    format!("json_type(body, {path}) = 'text' AND json_extract(body, {path}) = {v}")
+                }
+            });
+        }
+        value = match series.value_property() {
+            Some(prop) => {
+                let path = q.param(Bind::Text(json_path(prop)));
+                format!(
+                    "CASE WHEN json_type(body, {path}) IN ('integer', 'real')
+                     THEN json_extract(body, {path}) END"
+                )
+            }
+            None => "NULL".to_owned(),
+        };
+        let filters = conditions
+            .iter()
+            .map(|c| format!(" AND {c}"))
+            .collect::<String>();
+        format!("SELECT timestamp AS ts, body, {value} AS v FROM events WHERE {scope}{filters}")
+    }
+}
+
+/// SQLite's JSON path of a top-level property (names are validated: no quotes).
+fn json_path(property: &str) -> String {
+    format!("$.properties.\"{property}\"")
+}
+
+/// The `q` quantile of ascending `values`, interpolated as PostgreSQL's `percentile_cont`.
+pub fn percentile_sorted(values: &[f64], q: f64) -> f64 {
+    match values.len() {
+        0 => f64::NAN,
+        1 => values[0],
+        n => {
+            #[allow(clippy::cast_precision_loss)]
+            let pos = q * (n - 1) as f64;
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let lo = pos.floor() as usize;
+            let hi = (lo + 1).min(n - 1);
+            #[allow(clippy::cast_precision_loss)]
+            let frac = pos - lo as f64;
+            values[lo] + (values[hi] - values[lo]) * frac
+        }
+    }
+}
