@@ -6,8 +6,8 @@ pub mod deliveries;
 pub mod events;
 pub mod ingest;
 pub mod ops;
-pub mod sdk;
 pub mod rules;
+pub mod sdk;
 
 use std::time::{Duration, Instant};
 
