@@ -82,6 +82,9 @@ async fn all_deliveries(app: &TestApp) -> Vec<Value> {
 async fn a_category_event_reaches_discord_once_with_its_rendered_embed() {
     let app = spawn_app().await;
     let discord = standins::discord().await;
+    // Stored before any category exists: resending it later must not notify.
+    let early = event("payment.succeeded", "pay-0", json!({"amount": 1}));
+    ingest(&app, vec![early.clone()]).await;
     let channel = create_channel(
         &app,
         json!({"name": "payments", "kind": "discord", "url": discord.url}),
@@ -109,7 +112,7 @@ async fn a_category_event_reaches_discord_once_with_its_rendered_embed() {
     )
     .await;
     // The SDK resends the same batch (its response was lost): no second notification.
-    ingest(&app, vec![payment]).await;
+    ingest(&app, vec![payment, early]).await;
 
     let got = discord.receiver.wait_for(2, WAIT).await;
     let latency = sent.elapsed();

@@ -115,6 +115,7 @@ impl CategoryCache {
                     source_key: format!("event:{}:{}", c.record.id, m.message_id),
                     content: serde_json::to_string(&content).unwrap_or_default(),
                     now,
+                    event_message_id: Some(m.message_id.clone()),
                 });
             }
         }

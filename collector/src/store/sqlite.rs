@@ -301,7 +301,7 @@ impl SqliteStore {
             .await?;
         }
         // The notifications of this commit's events, atomically with them.
-        super::delivery::insert_deliveries_sqlite(&mut tx, deliveries).await?;
+        super::delivery::insert_deliveries_sqlite(&mut tx, deliveries, Some(before)).await?;
         tx.commit().await?;
         Ok(inserted)
     }

@@ -11,34 +11,62 @@ pub struct DeliveryConfig {
     pub allow_private_webhooks: bool,
     /// How long a replica holds a claimed delivery. If it dies, another replica delivers after
     /// this. Must exceed the request timeout by more than a second.
-    #[arg(long, env = "PULSELINE_DELIVERY_LEASE_MS", default_value_t = 60_000)]
+    #[arg(
+        long = "delivery-lease-ms",
+        env = "PULSELINE_DELIVERY_LEASE_MS",
+        default_value_t = 60_000
+    )]
     pub lease_ms: u64,
     /// Timeout of one outbound request (connect + response).
-    #[arg(long, env = "PULSELINE_DELIVERY_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        long = "delivery-timeout-ms",
+        env = "PULSELINE_DELIVERY_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
     pub timeout_ms: u64,
     /// Attempts before a delivery is given up (`dead`).
-    #[arg(long, env = "PULSELINE_DELIVERY_MAX_ATTEMPTS", default_value_t = 8)]
+    #[arg(
+        long = "delivery-max-attempts",
+        env = "PULSELINE_DELIVERY_MAX_ATTEMPTS",
+        default_value_t = 8
+    )]
     pub max_attempts: u32,
     /// First retry delay; each further retry doubles it (with jitter), up to the maximum.
-    #[arg(long, env = "PULSELINE_DELIVERY_RETRY_MIN_MS", default_value_t = 1_000)]
+    #[arg(
+        long = "delivery-retry-min-ms",
+        env = "PULSELINE_DELIVERY_RETRY_MIN_MS",
+        default_value_t = 1_000
+    )]
     pub retry_min_ms: u64,
     /// Longest retry delay.
     #[arg(
-        long,
+        long = "delivery-retry-max-ms",
         env = "PULSELINE_DELIVERY_RETRY_MAX_MS",
         default_value_t = 3_600_000
     )]
     pub retry_max_ms: u64,
     /// How often each replica looks for due retries, expired leases and new alert events when
     /// nothing woke it.
-    #[arg(long, env = "PULSELINE_DELIVERY_POLL_MS", default_value_t = 1_000)]
+    #[arg(
+        long = "delivery-poll-ms",
+        env = "PULSELINE_DELIVERY_POLL_MS",
+        default_value_t = 1_000
+    )]
     pub poll_ms: u64,
     /// Requests one replica may send to one webhook URL at once before pacing starts.
-    #[arg(long, env = "PULSELINE_DELIVERY_PACE_BURST", default_value_t = 5)]
+    #[arg(
+        long = "delivery-pace-burst",
+        env = "PULSELINE_DELIVERY_PACE_BURST",
+        default_value_t = 5
+    )]
     pub pace_burst: u32,
     /// After the burst, one request per this many milliseconds per webhook URL (default: 5 per
     /// 2 s, Discord's documented per-webhook rate).
-    #[arg(long, env = "PULSELINE_DELIVERY_PACE_PERIOD_MS", default_value_t = 400)]
+    #[arg(
+        long = "delivery-pace-period-ms",
+        env = "PULSELINE_DELIVERY_PACE_PERIOD_MS",
+        default_value_t = 400
+    )]
     pub pace_period_ms: u64,
     /// SMTP server for email channels: smtp://user:pass@host:587?tls=required, smtps://…:465,
     /// or smtp://host:25 (no TLS, local relays only).

@@ -360,6 +360,7 @@ pub async fn dispatch_alert_events(store: &Store, now: DateTime<Utc>) -> Result<
                     source_key: format!("alert:{}", a.id),
                     content: content.clone(),
                     now,
+                    event_message_id: None,
                 }),
                 _ => tracing::warn!(
                     alert_event = a.id,
