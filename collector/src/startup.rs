@@ -89,8 +89,12 @@ impl Application {
         );
         let sdk_files = crate::routes::sdk::SdkFiles::locate(config.sdk_dir.as_deref());
         match sdk_files.dir() {
-            Some(dir) => tracing::info!(dir = %dir.display(), "serving the browser SDK at /sdk/v1/"),
-            None => tracing::info!("browser SDK not built (sdk-wasm/build.sh): /sdk/v1/ answers 404"),
+            Some(dir) => {
+                tracing::info!(dir = %dir.display(), "serving the browser SDK at /sdk/v1/")
+            }
+            None => {
+                tracing::info!("browser SDK not built (sdk-wasm/build.sh): /sdk/v1/ answers 404")
+            }
         }
         let state = AppState {
             store,

@@ -94,7 +94,9 @@ async fn serve(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_built()),
         Err(e) => {
             tracing::error!(error = %e, dir = %dir.display(), file = name, "reading the SDK");
-            return Err(ApiError::Internal(anyhow::anyhow!("reading SDK file {name}: {e}")));
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "reading SDK file {name}: {e}"
+            )));
         }
     };
     let digest = format!("{:x}", Sha256::digest(&bytes));
