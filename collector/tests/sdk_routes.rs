@@ -104,3 +104,27 @@ async fn unknown_files_and_an_unbuilt_sdk_answer_404_saying_what_to_do() {
     let body: serde_json::Value = other.json().await.unwrap();
     assert!(body["message"].as_str().unwrap().contains("loader.js"));
 }
+
+/// The browser SDK honours `Retry-After` on 429/503 only if CORS lets the page read it.
+#[tokio::test]
+async fn ingest_exposes_retry_after_to_browser_pages() {
+    let app = common::spawn_app().await;
+    let response = app
+        .http
+        .post(format!("{}/v1/batch", app.base))
+        .header("Origin", "http://127.0.0.1:9")
+        .header("Content-Type", "text/plain;charset=UTF-8")
+        .body(format!(
+            r#"{{"writeKey":"{}","batch":[{{"type":"track","event":"e","anonymousId":"a"}}]}}"#,
+            app.keys.write_key
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let exposed = response.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("retry-after"), "{exposed}");
+}
