@@ -18,9 +18,12 @@
 # It installs what it needs when missing, and skips that quickly when present:
 #   .venv  python3 -m venv, with scripts/requirements-test.txt (reinstalled when that file changes)
 #   sdk-node/node_modules, examples/node-*/node_modules  npm ci (again when package-lock.json changes)
+#   wasm32-unknown-unknown target (rustup), wasm-bindgen-cli (exactly Cargo.lock's wasm-bindgen,
+#   cargo install --debug into ~/.cargo/bin), chromium + chromium-driver (apt-get),
+#   sdk-wasm/node_modules (npm ci)
 #
 # Environment:
-#   PULSELINE_TEST_ONLY=rust|postgres|interop|python|node  run one group of steps (default: all)
+#   PULSELINE_TEST_ONLY=rust|postgres|interop|python|node|wasm  run one group of steps (default: all)
 #   PULSELINE_TEST_PG_PORT=55432      port of the throwaway PostgreSQL cluster
 #   PULSELINE_PYTEST_ARGS='-k gzip'   extra arguments for the interop pytest run
 #   PULSELINE_SCHEMATHESIS_SEED=N     replay a schemathesis run (its seed is printed)
@@ -304,11 +307,63 @@ collector_tests_postgres() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# The browser SDK (sdk-wasm): wasm-bindgen build, wasm tests, typings, Chromium end to end.
+
+wasm_bindgen_version() { # the wasm-bindgen in Cargo.lock (pinned with = in Cargo.toml)
+    awk '$0 == "name = \"wasm-bindgen\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+ensure_wasm_toolchain() {
+    if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+        timeout 120 rustup target add wasm32-unknown-unknown ||
+            die "could not add the wasm32-unknown-unknown target (rustup target add wasm32-unknown-unknown)"
+    fi
+    local want
+    want=$(wasm_bindgen_version)
+    [[ -n $want ]] || die "no wasm-bindgen in Cargo.lock"
+    if [[ $(wasm-bindgen --version 2>/dev/null) != "wasm-bindgen $want" ]]; then
+        # No prebuilt download here; --debug builds in ~2 min and generates identical glue.
+        cargo install wasm-bindgen-cli --version "$want" --debug --force
+    fi
+    wasm-bindgen --version
+    if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+        apt-get install -y chromium chromium-driver ||
+            { apt-get update && apt-get install -y chromium chromium-driver; }
+    fi
+}
+
+ensure_wasm_deps() {
+    command -v node >/dev/null || die "node not found: install Node.js 18+ first"
+    npm_ci sdk-wasm
+}
+
+wasm_sdk_build() { sdk-wasm/build.sh; }
+
+wasm_core_tests() {
+    local runner=CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER
+    env "$runner=wasm-bindgen-test-runner" \
+        cargo test -p pulseline-browser --target wasm32-unknown-unknown --test core
+    env "$runner=wasm-bindgen-test-runner" WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=/usr/bin/chromedriver \
+        cargo test -p pulseline-browser --target wasm32-unknown-unknown --test core
+}
+
+wasm_sdk_types() {
+    # The generated dist/pulseline.d.ts as a TypeScript user sees it; @ts-expect-error lines must fail.
+    (cd sdk-wasm && npx tsc --strict --noEmit --target es2022 --module es2022 \
+        --moduleResolution bundler --lib es2022,dom test/types/usage.ts)
+}
+
+wasm_browser_tests() {
+    cat sdk-wasm/dist/SIZES.txt
+    (cd sdk-wasm && node --test test/*.test.mjs)
+}
+
+# ---------------------------------------------------------------------------------------------
 
 main() {
     case $ONLY in
-    all | rust | postgres | interop | python | node) ;;
-    *) die "PULSELINE_TEST_ONLY must be rust, postgres, interop, python or node (or unset for all), not '$ONLY'" ;;
+    all | rust | postgres | interop | python | node | wasm) ;;
+    *) die "PULSELINE_TEST_ONLY must be rust, postgres, interop, python, node or wasm (or unset for all), not '$ONLY'" ;;
     esac
 
     step setup "Rust toolchain (rustfmt, clippy)" ensure_rust_toolchain
@@ -334,6 +389,14 @@ main() {
     step node "TypeScript typings (tsc --strict)" node_sdk_types
     step node "npm dependencies (examples/node-*)" node_examples_deps
     step node "Node SDK tests and examples (node --test)" node_sdk_tests
+
+    step wasm "wasm toolchain (target, wasm-bindgen-cli, chromium)" ensure_wasm_toolchain
+    step wasm "npm dependencies (sdk-wasm)" ensure_wasm_deps
+    step wasm "build pulseline-collector (debug)" build_collector
+    step wasm "build the browser SDK (sdk-wasm/build.sh, cached)" wasm_sdk_build
+    step wasm "core in wasm (wasm-bindgen-test: Node, Chromium)" wasm_core_tests
+    step wasm "TypeScript typings (tsc --strict)" wasm_sdk_types
+    step wasm "browser SDK end to end (headless Chromium)" wasm_browser_tests
 }
 
 main "$@"

@@ -604,7 +604,12 @@ impl ClientBuilder {
             wake_bytes: max_batch_bytes,
         };
         let shared = Arc::new(Shared::new(Arc::clone(&reporter), limits));
-        let writer_id = rand::random::<u64>();
+        // From the OS, not `rand::random`'s thread-local ChaCha: same quality here, and the
+        // browser build then carries no ChaCha code for this one number.
+        let writer_id = {
+            use rand::{Rng, SeedableRng};
+            rand::rngs::SmallRng::from_os_rng().random::<u64>()
+        };
         let spill_bytes = options.max_buffered_bytes / 2;
         #[cfg(feature = "disk-buffer")]
         let disk = match &options.disk_buffer {

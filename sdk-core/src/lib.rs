@@ -70,13 +70,16 @@
 //!   with a private current-thread tokio runtime; the host needs no runtime (and may have one).
 //! * `disk-buffer` (default): the crash-safe buffer, see [`DiskBufferOptions`].
 //! * `native-http` (default): [`HttpTransport`] (reqwest + rustls).
+//! * `gzip` (default): gzip request bodies (flate2); without it [`ClientOptions::gzip`] is
+//!   ignored and bodies are plain JSON (the browser SDK, whose wasm stays smaller).
 //! * `test-transport`: the `testing` module: a recording transport and a manual clock.
 //!
 //! With default features off the core (messages, batching, retry, worker future) builds for
 //! any target, `wasm32-unknown-unknown` included (`cargo check -p pulseline
 //! --no-default-features --target wasm32-unknown-unknown`); a binding supplies a [`Transport`]
 //! and a [`Clock`] and polls the worker from [`ClientBuilder::build_with_worker`] on its own
-//! event loop.
+//! event loop. Time is [`web_time`]'s `Instant`/`SystemTime`: std's own on native targets,
+//! `performance.now()`/`Date.now()` in a browser (where std's panic).
 //!
 //! # Dependency notes
 //! Backoff uses [`backon`]; the `backoff` crate named in the design card is unmaintained

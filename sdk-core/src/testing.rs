@@ -5,14 +5,17 @@
 
 use std::{
     collections::VecDeque,
-    io::Read,
     sync::{Arc, Condvar, Mutex},
-    time::{Duration, Instant, SystemTime},
+    time::Duration,
 };
 
 use serde_json::Value;
+#[cfg(feature = "worker-thread")]
+use web_time::{Instant, SystemTime};
 
-use crate::{BatchRequest, BoxFuture, Client, Clock, Error, Transport, TransportResponse};
+use crate::{BatchRequest, BoxFuture, Error, Transport, TransportResponse};
+#[cfg(feature = "worker-thread")]
+use crate::{Client, Clock};
 
 /// One request the [`RecordingTransport`] saw, decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,13 +127,23 @@ impl RecordingTransport {
     }
 }
 
+#[cfg(feature = "gzip")]
+fn gunzip(body: &[u8], out: &mut Vec<u8>) -> std::io::Result<usize> {
+    use std::io::Read;
+    flate2::read::GzDecoder::new(body).read_to_end(out)
+}
+
+/// Without the `gzip` feature the worker never compresses.
+#[cfg(not(feature = "gzip"))]
+fn gunzip(_body: &[u8], _out: &mut Vec<u8>) -> std::io::Result<usize> {
+    Err(std::io::Error::other("gzip body without the gzip feature"))
+}
+
 impl Transport for RecordingTransport {
     fn send(&self, request: BatchRequest) -> BoxFuture<Result<TransportResponse, Error>> {
         let mut plain = Vec::new();
         let decoded = if request.gzip {
-            flate2::read::GzDecoder::new(&request.body[..])
-                .read_to_end(&mut plain)
-                .map(|_| &plain[..])
+            gunzip(&request.body, &mut plain).map(|_| &plain[..])
         } else {
             Ok(&request.body[..])
         };

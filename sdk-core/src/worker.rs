@@ -15,8 +15,8 @@ use std::{
 };
 
 use futures::{StreamExt, stream::FuturesUnordered};
-use web_time::Instant;
 use rand::{SeedableRng, rngs::SmallRng};
+use web_time::Instant;
 
 use crate::{
     BatchRequest, Clock, DropReason, Error, FlushOutcome, ShutdownOutcome, Transport,

@@ -12,9 +12,10 @@ extern "C" {
     fn set_timeout(callback: &js_sys::Function, ms: f64) -> JsValue;
 }
 
-/// The core's [`Clock`] for the page's event loop.
+/// The core's [`Clock`] on the page's event loop (also in a worker or Node): web-time's
+/// `Instant`/`SystemTime` and `setTimeout` for every wait.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct BrowserClock;
+pub struct BrowserClock;
 
 impl Clock for BrowserClock {
     fn now(&self) -> Instant {

@@ -3,7 +3,7 @@
 //! Both live in `localStorage` (keys `pulseline:anonymousId` and `pulseline:userId`), so they
 //! survive reloads and navigations on the same origin; without storage they last for the page.
 
-use pulseline::{Uuid, User};
+use pulseline::{User, Uuid};
 
 use crate::storage;
 

@@ -20,11 +20,9 @@ use pulseline::{Client, FlushOutcome, Identify, Page, Track};
 use serde_json::{Map, Value, value::RawValue};
 use wasm_bindgen::prelude::*;
 
-use crate::{
-    clock::BrowserClock, error::to_js, identity::Identity, outbox::Outbox,
-    transport::BrowserTransport,
-};
+use crate::{error::to_js, identity::Identity, outbox::Outbox, transport::BrowserTransport};
 
+pub use clock::BrowserClock;
 pub use outbox::OFFLINE_BUFFER_MAX_BYTES;
 pub use transport::KEEPALIVE_MAX_BYTES;
 

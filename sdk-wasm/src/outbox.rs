@@ -81,9 +81,11 @@ pub(crate) fn batch_key(body: &[u8]) -> u64 {
         .windows(MARKER.len())
         .rposition(|w| w == MARKER)
         .unwrap_or(body.len());
-    body[..end].iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
+    body[..end]
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 #[cfg(test)]
