@@ -377,13 +377,17 @@ impl RuleSpec {
                 sensitivity,
                 min_volume,
                 seasonality,
-            } => Some(anomaly::Params {
-                direction: *direction,
-                sensitivity: *sensitivity,
-                min_volume: *min_volume,
-                seasons: seasons(*seasonality, self.series.bucket).unwrap_or_default(),
-                ..anomaly::Params::default()
-            }),
+            } => Some(
+                // `..default()` on purpose: the detector may gain parameters.
+                #[allow(clippy::needless_update)]
+                anomaly::Params {
+                    direction: *direction,
+                    sensitivity: *sensitivity,
+                    min_volume: *min_volume,
+                    seasons: seasons(*seasonality, self.series.bucket).unwrap_or_default(),
+                    ..anomaly::Params::default()
+                },
+            ),
             Condition::Threshold { .. } => None,
         }
     }
