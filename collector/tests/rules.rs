@@ -204,6 +204,28 @@ async fn threshold_rule_pends_fires_once_resolves_once_and_cooldown_stops_flappi
     assert_eq!(alerts[1]["started_at"], "2026-11-20T02:00:20.000Z");
     assert_eq!(alerts[1]["resolved_at"], "2026-11-20T04:00:20.000Z");
     assert_eq!(alerts[1]["rule_id"], id);
+
+    // Deleting the firing rule closes its open alert; the history stays.
+    rig.clock.set(after(8));
+    let resp = rig
+        .app
+        .http
+        .delete(rig.app.url(&format!("/api/v1/rules/{id}")))
+        .bearer_auth(&rig.app.keys.secret_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let (_, alerts) = rig
+        .app
+        .get_json(&format!("/api/v1/alerts?rule_id={id}"))
+        .await;
+    assert_eq!(alerts["alerts"][0]["status"], "resolved");
+    assert_eq!(
+        alerts["alerts"][0]["resolved_at"],
+        "2026-11-20T08:00:20.000Z"
+    );
+    assert_eq!(alerts["alerts"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -228,6 +250,13 @@ async fn repeat_interval_sends_repeat_rows_while_firing() {
     assert_eq!(rig.counts().await, [1, 0, 1, 0]);
     rig.pass_at(after(5)).await; // hour 4 empty: 0, resolves
     assert_eq!(rig.counts().await, [1, 1, 1, 0]);
+    let resolved = rig.last_description("resolved").await;
+    assert!(
+        resolved.contains("is back to 0") && resolved.contains("after firing for 240 min"),
+        "{resolved}"
+    );
+    let repeat = rig.last_description("repeat").await;
+    assert!(repeat.contains("still firing"), "{repeat}");
 }
 
 #[tokio::test]

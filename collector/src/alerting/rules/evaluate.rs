@@ -215,7 +215,7 @@ async fn evaluate(store: &Store, rule: &RuleRecord, now: i64) -> Result<Stored, 
                 &spec,
                 bucket,
                 &outcome,
-                rule.state.last_notified_at,
+                rule.state.firing_since,
                 now,
             ));
         }
@@ -496,7 +496,7 @@ fn resolved_row(
 ) -> NewAlertEvent {
     let value = o.value.map_or_else(|| "no data".to_owned(), number);
     let firing_for = since
-        .map(|s| format!(" after {} min", (now - s) / 60_000))
+        .map(|s| format!(" after firing for {} min", (now - s) / 60_000))
         .unwrap_or_default();
     render(
         spec,
