@@ -339,15 +339,13 @@ impl Store {
         })
     }
 
-    pub async fn release_rule(&self, rule_id: i64, owner: &str) -> Result<(), StoreError> {
+    /// Releases every rule `owner` holds, in one statement (one commit for the whole pass:
+    /// SQLite's single writer is shared with ingest).
+    pub async fn release_rules(&self, owner: &str) -> Result<(), StoreError> {
         let text = "UPDATE alert_rules SET lease_until = NULL, lease_owner = NULL
-                    WHERE id = $1 AND lease_owner = $2";
+                    WHERE lease_owner = $1";
         with_pool!(self, write_pool, |pool, pg| {
-            sqlx::query(sql(text, pg))
-                .bind(rule_id)
-                .bind(owner)
-                .execute(pool)
-                .await?;
+            sqlx::query(sql(text, pg)).bind(owner).execute(pool).await?;
             Ok(())
         })
     }

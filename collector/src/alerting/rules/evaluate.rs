@@ -78,7 +78,9 @@ pub async fn run_once(
             }
         }
         report.rules_evaluated += 1;
-        store.release_rule(rule.id, owner).await?;
+    }
+    if report.rules_evaluated > 0 {
+        store.release_rules(owner).await?;
     }
     metrics::counter!("pulseline_rule_notifications_total").increment(report.notifications as u64);
     Ok(report)
