@@ -557,6 +557,21 @@ async fn rules_api_validates_isolates_projects_and_is_documented() {
     assert_eq!(resp.status(), 200);
     let (_, list) = app.get_json("/api/v1/rules").await;
     assert_eq!(list["rules"].as_array().unwrap().len(), 1);
+    let (status, err) = app
+        .get_json(&format!("/api/v1/rules/{id}/preview?buckets=5000"))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("between 1 and 1000"),
+        "{err}"
+    );
+    let (status, err) = app.get_json("/api/v1/alerts?limit=0").await;
+    assert_eq!(status, 400, "{err}");
+    let (status, _) = app.get_json("/api/v1/rules/not-a-number").await;
+    assert_eq!(status, 404);
     assert_eq!(list["rules"][0]["condition"]["value"], 80.0);
 
     // Project B's secret key sees none of A's rules.
@@ -790,5 +805,50 @@ async fn racing_evaluators_store_each_transition_once() {
             .query_i64("SELECT COUNT(*) FROM alert_history")
             .await,
         5
+    );
+}
+
+/// Averages move differently from counts: the explanation ranks by relative change, and
+/// context fields (here the OS) are broken down too.
+#[tokio::test]
+async fn an_average_that_rises_names_the_context_value_that_moved() {
+    let rig = rig().await;
+    let mut batch = Vec::new();
+    for h in 0..13 {
+        for i in 0..20 {
+            let (os, value) = match i % 2 {
+                0 => ("iOS", 100),
+                _ => ("Android", if h == 12 { 400 } else { 100 }),
+            };
+            batch.push(json!({
+                "type": "track", "userId": "u", "event": "api.latency",
+                "messageId": format!("lat-{h}-{i}"),
+                "timestamp": (hour(h) + Duration::minutes(i * 2)).to_rfc3339(),
+                "properties": {"value": value, "endpoint": "/search"},
+                "context": {"os": {"name": os}, "locale": "en-US"}
+            }));
+        }
+    }
+    let resp = rig.app.post("/v1/batch", &json!({ "batch": batch })).await;
+    assert_eq!(resp.status(), 200);
+    rig.create_rule(json!({
+        "name": "Latency", "series": {"event": "api.latency", "aggregate": "avg", "bucket": "hour"},
+        "condition": {"type": "anomaly", "direction": "up", "seasonality": "none"}
+    }))
+    .await;
+    for h in 1..=12 {
+        rig.pass_at(after(h)).await;
+    }
+    assert_eq!(rig.counts().await, [0, 0, 0, 0]);
+    rig.pass_at(after(13)).await;
+    assert_eq!(rig.counts().await, [1, 0, 0, 0]);
+    let description = rig.last_description("firing").await;
+    assert!(
+        description.contains("avg of api.latency.value per hour was 250")
+            && description.contains("expected about 100")
+            && description.contains(
+                "The rise is concentrated in context.os.name=Android: +300% vs baseline (100 → 400)"
+            ),
+        "{description}"
     );
 }
