@@ -638,7 +638,7 @@ fn matching_events(
             .collect::<String>();
         format!(
             "SELECT ts, body, {value} AS v FROM (SELECT timestamp AS ts, body, body::jsonb AS j \
-             FROM events WHERE {scope}) x WHERE TRUE{filters}"
+             FROM events WHERE {scope} OFFSET 0) x WHERE TRUE{filters}"
         )
     } else {
         for (k, v) in &series.filters {
