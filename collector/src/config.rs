@@ -86,8 +86,14 @@ pub struct Config {
     /// Seconds to let in-flight requests and commits finish after SIGTERM/SIGINT.
     #[arg(long, env = "PULSELINE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+    /// Directory of the built browser SDK served at /sdk/v1/ (loader.js, pulseline.js,
+    /// pulseline_bg.wasm). Default: `sdk-wasm/dist` when present (after `sdk-wasm/build.sh`).
+    #[arg(long, env = "PULSELINE_SDK_DIR")]
+    pub sdk_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub limits: Limits,
+    #[command(flatten)]
+    pub delivery: crate::alerting::delivery::DeliveryConfig,
 }
 
 impl Config {
@@ -110,6 +116,12 @@ impl Config {
             // Tests drive rule passes themselves (`alerting::rules::run_once`) at fake times.
             rules_interval_secs: 0,
             limits: Limits::default(),
+            sdk_dir: None,
+            delivery: crate::alerting::delivery::DeliveryConfig {
+                // Tests deliver to stand-in servers on 127.0.0.1.
+                allow_private_webhooks: true,
+                ..Default::default()
+            },
         }
     }
 }

@@ -11,6 +11,9 @@ use tokio::task::JoinHandle;
 
 use std::num::NonZeroU32;
 
+use crate::alerting::categories::{self, CategoryCache};
+use crate::alerting::delivery::sender::Sender;
+use crate::alerting::delivery::{DeliveryHandle, DeliveryWorker, EventNotifications};
 use crate::auth::KeyRateLimiter;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -32,10 +35,14 @@ pub struct Application {
     state: AppState,
     writer: JoinHandle<()>,
     maintenance: JoinHandle<()>,
+    delivery: JoinHandle<()>,
+    delivery_stop: tokio::sync::watch::Sender<bool>,
+    category_refresh: JoinHandle<()>,
     rules: Option<JoinHandle<()>>,
     bootstrap: Option<ProjectKeys>,
     stop: Arc<Notify>,
     grace: Duration,
+    sdk_files: crate::routes::sdk::SdkFiles,
 }
 
 /// Stops a running [`Application`] as SIGTERM would.
@@ -80,13 +87,47 @@ impl Application {
             .await
             .with_context(|| format!("binding {} (PULSELINE_LISTEN)", config.listen))?;
         let port = listener.local_addr()?.port();
-        let (queue, writer) = spawn_writer(store.clone(), config.limits.max_queued_events);
+        config.delivery.validate()?;
+        let categories = CategoryCache::default();
+        categories.reload(&store).await?;
+        let notifications = EventNotifications {
+            categories: categories.clone(),
+            wake: Arc::new(Notify::new()),
+            clock: Arc::clone(&clock),
+        };
+        let (queue, writer) = spawn_writer(
+            store.clone(),
+            config.limits.max_queued_events,
+            notifications.clone(),
+        );
+        let delivery_config = Arc::new(config.delivery.clone());
+        let sender = Arc::new(Sender::new(&delivery_config)?);
+        let (delivery_stop, stopped) = tokio::sync::watch::channel(false);
+        let delivery = DeliveryWorker {
+            store: store.clone(),
+            clock: Arc::clone(&clock),
+            sender: Arc::clone(&sender),
+            config: Arc::clone(&delivery_config),
+            wake: Arc::clone(&notifications.wake),
+            owner: format!("replica-{}", uuid::Uuid::now_v7()),
+        }
+        .spawn(stopped);
+        let category_refresh = categories::spawn_refresh(store.clone(), categories);
         let rate_limiter = rate_limiter(&config)?;
         let maintenance = maintenance::spawn(
             store.clone(),
             Arc::clone(&clock),
             Duration::from_secs(config.maintenance_interval_secs),
         );
+        let sdk_files = crate::routes::sdk::SdkFiles::locate(config.sdk_dir.as_deref());
+        match sdk_files.dir() {
+            Some(dir) => {
+                tracing::info!(dir = %dir.display(), "serving the browser SDK at /sdk/v1/")
+            }
+            None => {
+                tracing::info!("browser SDK not built (sdk-wasm/build.sh): /sdk/v1/ answers 404")
+            }
+        }
         let rules = (config.rules_interval_secs > 0).then(|| {
             crate::alerting::rules::spawn(
                 store.clone(),
@@ -102,6 +143,11 @@ impl Application {
             metrics: metrics_handle(),
             rate_limiter,
             limits_rate_per_sec: config.rate_limit_events_per_sec,
+            delivery: DeliveryHandle {
+                sender,
+                notifications,
+                config: delivery_config,
+            },
         };
         Ok(Self {
             listener,
@@ -109,10 +155,14 @@ impl Application {
             state,
             writer,
             maintenance,
+            delivery,
+            delivery_stop,
+            category_refresh,
             rules,
             bootstrap,
             stop: Arc::new(Notify::new()),
             grace: Duration::from_secs(config.shutdown_grace_secs),
+            sdk_files,
         })
     }
 
@@ -137,13 +187,17 @@ impl Application {
             state,
             writer,
             maintenance,
+            delivery,
+            delivery_stop,
+            category_refresh,
             rules,
             stop,
             grace,
+            sdk_files,
             ..
         } = self;
         let store = state.store.clone();
-        let app = router(state);
+        let app = router(state).merge(crate::routes::sdk::router(sdk_files));
         let listener = listener.tap_io(|tcp| {
             // Without it, keep-alive clients stall ~40 ms per request on delayed ACKs.
             if let Err(e) = tcp.set_nodelay(true) {
@@ -172,6 +226,18 @@ impl Application {
         // Every request handle is gone now, so the writer drains its queue and stops.
         if let Err(e) = writer.await {
             tracing::error!(error = %e, "ingest writer failed");
+        }
+        // Deliveries in flight finish (within the grace period); pending ones stay in the
+        // outbox for the next start or another replica.
+        category_refresh.abort();
+        let _ = delivery_stop.send(true);
+        let delivery_abort = delivery.abort_handle();
+        if tokio::time::timeout(grace, delivery).await.is_err() {
+            tracing::warn!(
+                ?grace,
+                "deliveries still in flight after the grace period; their leases will expire"
+            );
+            delivery_abort.abort();
         }
         store.close().await;
         tracing::info!("stopped");

@@ -21,4 +21,6 @@ pub struct AppState {
     pub rate_limiter: Option<Arc<KeyRateLimiter>>,
     /// The configured rate, for error messages.
     pub limits_rate_per_sec: u32,
+    /// Notification delivery: the sender (test action) and the category cache.
+    pub delivery: crate::alerting::delivery::DeliveryHandle,
 }

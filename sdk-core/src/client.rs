@@ -206,7 +206,7 @@ impl Client {
 
     fn capture(
         &self,
-        encode: impl FnOnce(&Encoder, std::time::SystemTime) -> Result<Encoded, Error>,
+        encode: impl FnOnce(&Encoder, web_time::SystemTime) -> Result<Encoded, Error>,
     ) -> Result<Uuid, Error> {
         let encoded = encode(&self.inner.encoder, self.inner.clock.system_time())?;
         let id = encoded.message_id;

@@ -1,6 +1,6 @@
 //! Time, injected so retry and batching timing can be tested without waiting.
 
-use std::time::{Instant, SystemTime};
+use web_time::{Instant, SystemTime};
 
 use crate::transport::BoxFuture;
 

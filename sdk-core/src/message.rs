@@ -5,7 +5,7 @@
 //! produced here are exactly the bytes that reach the collector, whether the message is sent at
 //! once, retried, or replayed from disk after a restart.
 
-use std::time::SystemTime;
+use web_time::SystemTime;
 
 use serde::Serialize;
 use serde_json::{Map, Value};

@@ -51,7 +51,8 @@ pub struct ClientOptions {
     /// Requests in flight at once, so a slow or failing batch never holds up the others.
     /// Default 4.
     pub max_in_flight: usize,
-    /// Gzip request bodies. Default `true`.
+    /// Gzip request bodies. Default `true`. Ignored when the `gzip` feature is off (the browser
+    /// SDK), which sends plain JSON.
     pub gzip: bool,
     /// TCP/TLS connect timeout. Default 5 s.
     pub connect_timeout: Duration,

@@ -6,7 +6,9 @@
 //! `[0, delay]`), which spreads a fleet of clients recovering from the same outage best, so only
 //! backon's exponential schedule is used.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
+
+use web_time::{Instant, SystemTime};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use rand::Rng;
@@ -97,6 +99,11 @@ pub(crate) fn classify(
     }
 }
 
+/// The statuses after which [`classify`] never sends the same batch again.
+pub(crate) fn is_final_status(status: u16) -> bool {
+    (200..300).contains(&status) || ((400..500).contains(&status) && !matches!(status, 408 | 429))
+}
+
 /// Parses `Retry-After`: delta-seconds or an HTTP date (relative to `now`; past dates give 0).
 pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
@@ -106,8 +113,14 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
     if let Ok(secs) = value.parse::<f64>() {
         return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(1e9)));
     }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    // httpdate speaks std's SystemTime, which in a browser is a different type from the clock's
+    // web-time one: compare both as durations since the epoch.
+    let at = httpdate::parse_http_date(value)
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let now = now.duration_since(web_time::UNIX_EPOCH).ok()?;
+    Some(at.saturating_sub(now))
 }
 
 /// When to retry a failing batch, and when to stop trying.
@@ -163,6 +176,19 @@ mod tests {
 
     fn now() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    }
+
+    #[test]
+    fn is_final_status_agrees_with_classify() {
+        for status in 100..600 {
+            let response = TransportResponse::new(status, Vec::new());
+            // A split sends two new, smaller bodies: this one is never sent again.
+            let retried = matches!(
+                classify(Ok(response.clone()), 2, now()),
+                Verdict::Retry { .. }
+            );
+            assert_eq!(response.is_final(), !retried, "status {status}");
+        }
     }
 
     fn status(code: u16) -> Verdict {

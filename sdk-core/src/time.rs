@@ -1,7 +1,7 @@
 //! RFC 3339 timestamps without a date-time dependency: capture formats one per message, so this
 //! is on the caller's hot path and writes straight into the message buffer.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use web_time::{SystemTime, UNIX_EPOCH};
 
 /// Length of the text written by [`write_rfc3339_millis`]: `2026-01-31T23:59:59.999Z`.
 pub(crate) const RFC3339_MILLIS_LEN: usize = 24;

@@ -51,6 +51,23 @@ impl TransportResponse {
         }
     }
 
+    /// Whether the worker is done with the batch after this answer: delivered (2xx) or refused
+    /// for good (a 4xx other than 408 and 429; a 413 is re-sent as two smaller batches). A
+    /// transport that keeps its own copy of a request (the browser SDK's offline buffer) drops
+    /// it then, and keeps it for a later replay otherwise.
+    ///
+    /// ```
+    /// use pulseline::TransportResponse;
+    ///
+    /// assert!(TransportResponse::new(200, Vec::new()).is_final());
+    /// assert!(TransportResponse::new(400, Vec::new()).is_final());
+    /// assert!(!TransportResponse::new(429, Vec::new()).is_final());
+    /// assert!(!TransportResponse::new(503, Vec::new()).is_final());
+    /// ```
+    pub fn is_final(&self) -> bool {
+        crate::retry::is_final_status(self.status)
+    }
+
     /// Sets the raw `Retry-After` header.
     pub fn with_retry_after(mut self, value: impl Into<String>) -> Self {
         self.retry_after = Some(value.into());

@@ -11,10 +11,11 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::Poll,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use futures::{StreamExt, stream::FuturesUnordered};
+use web_time::Instant;
 use rand::{SeedableRng, rngs::SmallRng};
 
 use crate::{
@@ -337,11 +338,12 @@ impl Worker {
             let Some(held) = self.ready.pop_front() else {
                 break;
             };
-            let body = held.batch.body(self.clock.system_time(), self.config.gzip);
+            let gzip = self.config.gzip && cfg!(feature = "gzip");
+            let body = held.batch.body(self.clock.system_time(), gzip);
             let body_len = body.len();
             let request = BatchRequest {
                 body,
-                gzip: self.config.gzip,
+                gzip,
                 messages: held.batch.len(),
             };
             let slot = self.next_slot;
@@ -399,6 +401,10 @@ impl Worker {
                 );
                 match delay {
                     Some(delay) => {
+                        let delay = match retry_after {
+                            Some(_) => delay,
+                            None => self.fit_deadline(now, delay),
+                        };
                         Counters::add(&self.counters().retried, 1);
                         held.ready_at = later(now, delay);
                         self.delayed.push(held);
@@ -416,6 +422,23 @@ impl Worker {
                 self.shared.reporter.dropped(reason, messages as u64);
                 self.resolve(held, true);
             }
+        }
+    }
+
+    /// While a flush or shutdown waits with a deadline, a backoff delay that would end after it
+    /// is cut to half the time left, so a collector that comes back before the deadline still
+    /// gets the batch: the attempts close in on the deadline, at most log2(timeout / min
+    /// delay) of them. A collector's own `Retry-After` is never shortened (the caller checks).
+    fn fit_deadline(&self, now: Instant, delay: Duration) -> Duration {
+        let waiting = self.shutdown.iter().map(|s| s.deadline);
+        let Some(deadline) = waiting.chain(self.flushes.iter().map(|f| f.deadline)).min() else {
+            return delay;
+        };
+        let left = deadline.saturating_duration_since(now);
+        if later(now, delay) <= deadline || left < self.config.retry.min_delay * 2 {
+            delay
+        } else {
+            left / 2
         }
     }
 

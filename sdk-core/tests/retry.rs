@@ -440,6 +440,48 @@ fn the_flush_interval_sends_without_an_explicit_flush() {
 }
 
 #[test]
+fn shutdown_retries_close_in_on_its_deadline_so_a_collector_back_in_time_gets_the_batch() {
+    let (transport, clock) = (RecordingTransport::new(), ManualClock::new());
+    // Refused at about 0, 1, 3, 7 and 15 s; plain backoff would next try at about 31 s,
+    // after the 20 s shutdown deadline. The collector is back from then on.
+    for _ in 0..5 {
+        transport.push_response(Err(Error::Transport {
+            kind: TransportErrorKind::Connect,
+            message: "connection refused (simulated)".into(),
+        }));
+    }
+    let client = client(&transport, &clock).build().unwrap();
+    let sent = capture(&client, 3);
+    let started = clock.now();
+    let outcome = client.shutdown(Duration::from_secs(20));
+    assert!(outcome.is_complete(), "{outcome:?}");
+    let delivered: Vec<String> = (transport.delivered().iter())
+        .map(|m| m["messageId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(delivered, sent);
+    let took = clock.now() - started;
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    assert_eq!(transport.requests().len(), 6);
+}
+
+#[test]
+fn a_retry_after_is_honoured_even_past_the_shutdown_deadline() {
+    let (transport, clock) = (RecordingTransport::new(), ManualClock::new());
+    transport.push_response(Ok(
+        TransportResponse::new(503, vec![]).with_retry_after("30")
+    ));
+    let client = client(&transport, &clock).build().unwrap();
+    capture(&client, 2);
+    let outcome = client.shutdown(Duration::from_secs(20));
+    assert!(outcome.timed_out);
+    assert_eq!(
+        transport.requests().len(),
+        1,
+        "not retried before the collector's 30 s"
+    );
+}
+
+#[test]
 fn shutdown_without_disk_counts_what_it_could_not_send() {
     let (transport, clock) = (RecordingTransport::new(), ManualClock::new());
     for _ in 0..1000 {

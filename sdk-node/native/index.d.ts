@@ -65,8 +65,8 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /**
  * Sends analytics events to a Pulseline (or any Segment-compatible) collector.
  *
- * Capture methods validate and serialize the message at once (about a microsecond) and hand
- * it to a background thread: they never wait for the network and never throw because it is
+ * Capture methods check the message at once (a few hundred nanoseconds), keep a copy, and
+ * hand it to a background thread at the end of the tick: they never wait for the network and never throw because it is
  * down. The background thread does not keep the process alive. Before the process exits,
  * the client flushes (on `beforeExit`, and synchronously on `process.exit()` and SIGTERM),
  * bounded by `shutdownTimeout`; undelivered events stay in the disk buffer for the next run.
@@ -85,28 +85,29 @@ export declare class Client {
    */
   constructor(options: ClientOptions)
   /**
-   * Records that a user did something. Returns the `messageId`, or `null` when the message
-   * was dropped (buffer full: counted and reported to `onDrop`; client shut down). Throws a
-   * `TypeError` (`code: 'PULSELINE_INVALID_MESSAGE'` or `'PULSELINE_UNSUPPORTED_TYPE'`, with
-   * the offending `path`) for a message that can never be sent.
+   * Records that a user did something. Never waits for I/O. Throws a `TypeError` (`code:
+   * 'PULSELINE_INVALID_MESSAGE'` or `'PULSELINE_UNSUPPORTED_TYPE'`, with the offending
+   * `path`) for a message that can never be sent. A message dropped later (buffer full) is
+   * counted in `stats()` and reported to `onDrop`; captures after `shutdown` are ignored.
+   * Pass your own `messageId` to know an event's id.
    */
-  track(message: TrackMessage): string | null
-  /** Records who a user is (`traits`). Returns the `messageId` (see `track`). */
-  identify(message: IdentifyMessage): string | null
-  /** Records a page view. Returns the `messageId` (see `track`). */
-  page(message: PageMessage): string | null
-  /** Records a mobile screen view. Returns the `messageId` (see `track`). */
-  screen(message: ScreenMessage): string | null
+  track(message: TrackMessage): void
+  /** Records who a user is (`traits`). Never waits for I/O; errors as for `track`. */
+  identify(message: IdentifyMessage): void
+  /** Records a page view. Never waits for I/O; errors as for `track`. */
+  page(message: PageMessage): void
+  /** Records a mobile screen view. Never waits for I/O; errors as for `track`. */
+  screen(message: ScreenMessage): void
   /**
-   * Records that a user belongs to a group (company, team, account). Returns the
-   * `messageId` (see `track`).
+   * Records that a user belongs to a group (company, team, account). Never waits for I/O;
+   * errors as for `track`.
    */
-  group(message: GroupMessage): string | null
+  group(message: GroupMessage): void
   /**
-   * Records that `previousId` and `userId` are the same person. Returns the `messageId`
-   * (see `track`).
+   * Records that `previousId` and `userId` are the same person. Never waits for I/O;
+   * errors as for `track`.
    */
-  alias(message: AliasMessage): string | null
+  alias(message: AliasMessage): void
   /**
    * Sends everything captured so far and resolves when the collector has it (or it was
    * dropped for a counted reason, or persisted to the disk buffer), or when `timeoutMs`
@@ -116,7 +117,7 @@ export declare class Client {
   /**
    * Stops capturing, delivers what it can within `timeoutMs` (default `shutdownTimeout`),
    * persists the rest to the disk buffer, and stops the background thread. Later captures
-   * return `null`.
+   * are ignored.
    */
   shutdown(timeoutMs?: number | undefined | null): Promise<ShutdownResult>
   /**

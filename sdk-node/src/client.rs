@@ -30,8 +30,8 @@ type DropCallback =
 
 /// Sends analytics events to a Pulseline (or any Segment-compatible) collector.
 ///
-/// Capture methods validate and serialize the message at once (about a microsecond) and hand
-/// it to a background thread: they never wait for the network and never throw because it is
+/// Capture methods check the message at once (a few hundred nanoseconds), keep a copy, and
+/// hand it to a background thread at the end of the tick: they never wait for the network and never throw because it is
 /// down. The background thread does not keep the process alive. Before the process exits,
 /// the client flushes (on `beforeExit`, and synchronously on `process.exit()` and SIGTERM),
 /// bounded by `shutdownTimeout`; undelivered events stay in the disk buffer for the next run.
@@ -96,14 +96,12 @@ impl Client {
         })
     }
 
-    /// Records that a user did something. Returns the `messageId`, or `null` when the message
-    /// was dropped (buffer full: counted and reported to `onDrop`; client shut down). Throws a
-    /// `TypeError` (`code: 'PULSELINE_INVALID_MESSAGE'` or `'PULSELINE_UNSUPPORTED_TYPE'`, with
-    /// the offending `path`) for a message that can never be sent.
-    #[napi(
-        ts_args_type = "message: TrackMessage",
-        ts_return_type = "string | null"
-    )]
+    /// Records that a user did something. Never waits for I/O. Throws a `TypeError` (`code:
+    /// 'PULSELINE_INVALID_MESSAGE'` or `'PULSELINE_UNSUPPORTED_TYPE'`, with the offending
+    /// `path`) for a message that can never be sent. A message dropped later (buffer full) is
+    /// counted in `stats()` and reported to `onDrop`; captures after `shutdown` are ignored.
+    /// Pass your own `messageId` to know an event's id.
+    #[napi(ts_args_type = "message: TrackMessage", ts_return_type = "void")]
     #[allow(clippy::too_many_arguments)] // One per message field, passed by lib/index.js.
     pub fn track(
         &self,
@@ -136,11 +134,8 @@ impl Client {
         })
     }
 
-    /// Records who a user is (`traits`). Returns the `messageId` (see `track`).
-    #[napi(
-        ts_args_type = "message: IdentifyMessage",
-        ts_return_type = "string | null"
-    )]
+    /// Records who a user is (`traits`). Never waits for I/O; errors as for `track`.
+    #[napi(ts_args_type = "message: IdentifyMessage", ts_return_type = "void")]
     #[allow(clippy::too_many_arguments)] // One per message field, passed by lib/index.js.
     pub fn identify(
         &self,
@@ -171,11 +166,8 @@ impl Client {
         })
     }
 
-    /// Records a page view. Returns the `messageId` (see `track`).
-    #[napi(
-        ts_args_type = "message: PageMessage",
-        ts_return_type = "string | null"
-    )]
+    /// Records a page view. Never waits for I/O; errors as for `track`.
+    #[napi(ts_args_type = "message: PageMessage", ts_return_type = "void")]
     #[allow(clippy::too_many_arguments)] // One per message field, passed by lib/index.js.
     pub fn page(
         &self,
@@ -211,11 +203,8 @@ impl Client {
         })
     }
 
-    /// Records a mobile screen view. Returns the `messageId` (see `track`).
-    #[napi(
-        ts_args_type = "message: ScreenMessage",
-        ts_return_type = "string | null"
-    )]
+    /// Records a mobile screen view. Never waits for I/O; errors as for `track`.
+    #[napi(ts_args_type = "message: ScreenMessage", ts_return_type = "void")]
     #[allow(clippy::too_many_arguments)] // One per message field, passed by lib/index.js.
     pub fn screen(
         &self,
@@ -251,12 +240,9 @@ impl Client {
         })
     }
 
-    /// Records that a user belongs to a group (company, team, account). Returns the
-    /// `messageId` (see `track`).
-    #[napi(
-        ts_args_type = "message: GroupMessage",
-        ts_return_type = "string | null"
-    )]
+    /// Records that a user belongs to a group (company, team, account). Never waits for I/O;
+    /// errors as for `track`.
+    #[napi(ts_args_type = "message: GroupMessage", ts_return_type = "void")]
     #[allow(clippy::too_many_arguments)] // One per message field, passed by lib/index.js.
     pub fn group(
         &self,
@@ -289,12 +275,9 @@ impl Client {
         })
     }
 
-    /// Records that `previousId` and `userId` are the same person. Returns the `messageId`
-    /// (see `track`).
-    #[napi(
-        ts_args_type = "message: AliasMessage",
-        ts_return_type = "string | null"
-    )]
+    /// Records that `previousId` and `userId` are the same person. Never waits for I/O;
+    /// errors as for `track`.
+    #[napi(ts_args_type = "message: AliasMessage", ts_return_type = "void")]
     #[allow(clippy::too_many_arguments)] // One per message field, passed by lib/index.js.
     pub fn alias(
         &self,
@@ -338,7 +321,7 @@ impl Client {
 
     /// Stops capturing, delivers what it can within `timeoutMs` (default `shutdownTimeout`),
     /// persists the rest to the disk buffer, and stops the background thread. Later captures
-    /// return `null`.
+    /// are ignored.
     #[napi(ts_return_type = "Promise<ShutdownResult>")]
     pub fn shutdown(&self, env: Env, timeout_ms: Option<f64>) -> napi::Result<AsyncTask<Shutdown>> {
         Ok(AsyncTask::new(Shutdown {
@@ -360,6 +343,13 @@ impl Client {
     pub fn shutdown_sync(&self, env: Env, timeout_ms: Option<f64>) -> napi::Result<ShutdownResult> {
         let timeout = self.timeout(&env, timeout_ms, self.shutdown_timeout)?;
         Ok(self.core.shutdown(timeout).into())
+    }
+
+    /// The fast capture path of `lib/index.js` (see `serialized.rs`): captures a JSON array of
+    /// messages it has checked; returns a description of any that could not be captured.
+    #[napi(skip_typescript)]
+    pub fn capture_serialized(&self, json: String) -> Option<String> {
+        crate::serialized::capture_all(&self.core, &json)
     }
 
     /// Delivery counters since the client was created.
@@ -463,7 +453,7 @@ fn common<M: Common>(mut m: M, f: &mut Fields) -> M {
 }
 
 /// The core builders' shared setters, so `common` is written once.
-trait Common: Sized {
+pub(crate) trait Common: Sized {
     fn set_timestamp(self, at: std::time::SystemTime) -> Self;
     fn set_message_id(self, id: Uuid) -> Self;
     fn set_context(self, c: serde_json::Map<String, serde_json::Value>) -> Self;

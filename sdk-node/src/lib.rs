@@ -10,4 +10,5 @@ mod convert;
 mod error;
 mod message;
 mod options;
+mod serialized;
 mod stats;

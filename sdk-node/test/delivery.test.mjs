@@ -22,21 +22,26 @@ test('the CommonJS and ESM entries are the same module', () => {
 test('a track arrives once with its fields intact', async () => {
   const client = new Client(collector.options())
   const event = unique('signup')
-  const messageId = client.track({
+  const properties = { plan: 'pro', seats: 3, price: 9.5, nested: { ok: true, list: [1, 'two', null] } }
+  const context = { ip: '127.0.0.1', locale: 'fr-FR' }
+  assert.equal(client.track({
     userId: 'user-42',
     anonymousId: 'anon-7',
     event,
-    properties: { plan: 'pro', seats: 3, price: 9.5, nested: { ok: true, list: [1, 'two', null] } },
+    properties,
     timestamp: new Date('2026-03-04T05:06:07.891Z'),
-    context: { ip: '127.0.0.1', locale: 'fr-FR' },
-  })
-  assert.match(messageId, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/)
+    context,
+  }), undefined)
+  // The call keeps a copy: changing the object's fields afterwards does not change the event.
+  properties.plan = 'changed after the call'
+  delete properties.seats
+  context.ip = '10.0.0.1'
   assert.deepEqual(await client.flush(), { status: 'flushed', messages: 0 })
   const events = await collector.waitFor(1, { event })
   assert.equal(events.length, 1)
   const [stored] = events
   assert.equal(stored.type, 'track')
-  assert.equal(stored.messageId ?? stored.message_id, messageId)
+  assert.match(stored.messageId, /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/)
   assert.equal(stored.userId ?? stored.user_id, 'user-42')
   assert.equal(stored.anonymousId ?? stored.anonymous_id, 'anon-7')
   assert.deepEqual(stored.properties, { plan: 'pro', seats: 3, price: 9.5, nested: { ok: true, list: [1, 'two', null] } })
@@ -49,31 +54,44 @@ test('a track arrives once with its fields intact', async () => {
   assert.equal(stats.sent, 1)
   assert.equal(stats.dropped.total, 0)
   assert.deepEqual(await client.shutdown(), { complete: true, timedOut: false, persisted: 0, lost: 0 })
-  assert.equal(client.track({ userId: 'u', event }), null, 'a shut-down client drops captures')
+  client.track({ userId: 'u', event })
+  assert.equal(client.stats().captured, 1, 'a shut-down client ignores captures')
 })
 
 test('identify, page, screen, group and alias arrive with their fields', async () => {
   const client = new Client(collector.options())
   const user = unique('user')
-  const ids = {
-    identify: client.identify({ userId: user, traits: { email: 'ada@example.com' } }),
-    page: client.page({ userId: user, name: 'Pricing', properties: { path: '/pricing' } }),
-    screen: client.screen({ userId: user, name: 'Settings' }),
-    group: client.group({ userId: user, groupId: 'acme', traits: { seats: 12 } }),
-    alias: client.alias({ userId: user, previousId: 'anon-7' }),
-  }
+  client.identify({ userId: user, traits: { email: 'ada@example.com' } })
+  client.page({ userId: user, name: 'Pricing', properties: { path: '/pricing' } })
+  client.screen({ userId: user, name: 'Settings' })
+  client.group({ userId: user, groupId: 'acme', traits: { seats: 12 } })
+  client.alias({ userId: user, previousId: 'anon-7' })
   await client.shutdown()
   const all = await collector.waitFor(5, { user_id: user }, 10_000)
   assert.equal(all.length, 5)
-  const stored = Object.fromEntries(all.map((e) => [e.messageId ?? e.message_id, e]))
-  for (const [type, id] of Object.entries(ids)) assert.equal(stored[id]?.type, type, `${type} ${id} stored`)
-  assert.deepEqual(stored[ids.identify].traits, { email: 'ada@example.com' })
-  assert.equal(stored[ids.page].name, 'Pricing')
-  assert.equal(stored[ids.screen].name, 'Settings')
-  assert.deepEqual(stored[ids.page].properties, { path: '/pricing' })
-  assert.equal(stored[ids.group].groupId ?? stored[ids.group].group_id, 'acme')
-  assert.equal(stored[ids.alias].previousId ?? stored[ids.alias].previous_id, 'anon-7')
+  const stored = Object.fromEntries(all.map((e) => [e.type, e]))
+  assert.deepEqual(Object.keys(stored).sort(), ['alias', 'group', 'identify', 'page', 'screen'])
+  assert.deepEqual(stored.identify.traits, { email: 'ada@example.com' })
+  assert.equal(stored.page.name, 'Pricing')
+  assert.equal(stored.screen.name, 'Settings')
+  assert.deepEqual(stored.page.properties, { path: '/pricing' })
+  assert.equal(stored.group.groupId, 'acme')
+  assert.equal(stored.alias.previousId, 'anon-7')
   assert.equal(client.stats().sent, 5)
+})
+
+test('a custom messageId is kept, and a message sent twice with it is stored once', async () => {
+  const client = new Client(collector.options())
+  const event = unique('backfill')
+  const messageId = '0190b2a4-7c1e-7d4f-9a51-' + Date.now().toString(16).padStart(12, '0').slice(-12)
+  client.track({ userId: 'u', event, messageId, properties: { n: 1 } })
+  client.track({ userId: 'u', event, messageId, properties: { n: 1 } })
+  await client.shutdown()
+  const events = await collector.waitFor(1, { event })
+  await new Promise((ok) => setTimeout(ok, 200))
+  const again = await collector.waitFor(1, { event })
+  assert.equal(again.length, 1)
+  assert.equal(events[0].messageId, messageId)
 })
 
 test('a thousand events arrive exactly once', async () => {

@@ -1,4 +1,7 @@
 //! Alerting: event notifications, threshold and anomaly rules, and their delivery.
 
 pub mod anomaly;
+pub mod categories;
+pub mod delivery;
+pub mod notification;
 pub mod rules;

@@ -104,7 +104,11 @@ fn shutting_down() -> ApiError {
 
 /// Starts the writer. It stops once every [`IngestQueue`] clone is dropped and the queue is
 /// drained, so awaiting the handle after the server stops finishes every in-flight commit.
-pub fn spawn_writer(store: Store, max_queued_events: usize) -> (IngestQueue, JoinHandle<()>) {
+pub fn spawn_writer(
+    store: Store,
+    max_queued_events: usize,
+    notifications: crate::alerting::delivery::EventNotifications,
+) -> (IngestQueue, JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let queue = IngestQueue {
         tx,
@@ -113,10 +117,15 @@ pub fn spawn_writer(store: Store, max_queued_events: usize) -> (IngestQueue, Joi
         )),
         max_queued_events,
     };
-    (queue, tokio::spawn(run(store, rx)))
+    (queue, tokio::spawn(run(store, rx, notifications)))
 }
 
-async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
+async fn run(
+    store: Store,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    notifications: crate::alerting::delivery::EventNotifications,
+) {
+    let mut deliveries = Vec::new();
     while let Some(first) = rx.recv().await {
         let mut events = first.batch.messages.len();
         let mut jobs = vec![first];
@@ -134,8 +143,12 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
             .map(|j| (j.batch, (j.reply, j.permit)))
             .unzip();
 
+        deliveries.clear();
+        notifications.matching(&batches, &mut deliveries);
         let started = Instant::now();
-        let result = store.insert_batches(&batches).await;
+        let result = store
+            .insert_batches_with_deliveries(&batches, &deliveries)
+            .await;
         metrics::histogram!("pulseline_commit_duration_seconds").record(started.elapsed());
         metrics::histogram!("pulseline_commit_events").record(events as f64);
 
@@ -145,6 +158,9 @@ async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Job>) {
                 metrics::counter!("pulseline_events_stored_total").increment(stored_total);
                 metrics::counter!("pulseline_events_deduplicated_total")
                     .increment(events as u64 - stored_total);
+                if !deliveries.is_empty() {
+                    notifications.committed(deliveries.len());
+                }
                 for ((reply, _permit), n) in replies.into_iter().zip(stored) {
                     let _ = reply.send(Ok(n));
                 }

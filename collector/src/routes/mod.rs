@@ -1,9 +1,13 @@
 //! The HTTP surface. `router` is pure: tests drive it with `oneshot` or over a real socket.
 
+pub mod categories;
+pub mod channels;
+pub mod deliveries;
 pub mod events;
 pub mod ingest;
 pub mod ops;
 pub mod rules;
+pub mod sdk;
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +16,8 @@ use axum::http::{HeaderName, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+
+use self::alerting_routes::alerting;
 use axum::{Json, Router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -25,7 +31,11 @@ use crate::state::AppState;
     paths(
         ingest::batch, ingest::track, ingest::identify, ingest::page, ingest::screen,
         ingest::group, ingest::alias, events::list, events::stats, ops::healthz, ops::readyz,
-        ops::metrics, rules::create, rules::list, rules::get, rules::update, rules::delete,
+        ops::metrics,
+        channels::create, channels::list, channels::get_one, channels::update, channels::delete,
+        channels::test, categories::create, categories::list, categories::get_one,
+        categories::update, categories::delete, deliveries::list,
+        rules::create, rules::list, rules::get, rules::update, rules::delete,
         rules::preview, rules::alerts,
     ),
     modifiers(&SecuritySchemes),
@@ -60,6 +70,8 @@ pub fn router(state: AppState) -> Router {
             header::CONTENT_ENCODING,
             HeaderName::from_static("x-requested-with"),
         ])
+        // The browser SDK honours Retry-After on 429/503 like the native one.
+        .expose_headers([header::RETRY_AFTER])
         .max_age(Duration::from_secs(86_400));
 
     let ingest = Router::new()
@@ -78,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest)
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/stats", get(events::stats))
+        .merge(alerting())
         .route("/api/v1/rules", get(rules::list).post(rules::create))
         .route(
             "/api/v1/rules/{id}",
@@ -126,4 +139,39 @@ async fn record_request(State(_): State<AppState>, req: Request, next: Next) -> 
     .increment(1);
     tracing::debug!(%method, route, status, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "request");
     response
+}
+
+mod alerting_routes {
+    use axum::Router;
+    use axum::routing::{get, post};
+
+    use super::{categories, channels, deliveries};
+    use crate::state::AppState;
+
+    /// Channels, categories and deliveries.
+    pub(super) fn alerting() -> Router<AppState> {
+        Router::new()
+            .route(
+                "/api/v1/channels",
+                get(channels::list).post(channels::create),
+            )
+            .route(
+                "/api/v1/channels/{id}",
+                get(channels::get_one)
+                    .patch(channels::update)
+                    .delete(channels::delete),
+            )
+            .route("/api/v1/channels/{id}/test", post(channels::test))
+            .route(
+                "/api/v1/categories",
+                get(categories::list).post(categories::create),
+            )
+            .route(
+                "/api/v1/categories/{id}",
+                get(categories::get_one)
+                    .put(categories::update)
+                    .delete(categories::delete),
+            )
+            .route("/api/v1/deliveries", get(deliveries::list))
+    }
 }

@@ -1,6 +1,7 @@
 //! Storage. One `Store` value per process; backends behave the same (SQLite now, PostgreSQL
 //! next). Callers never see SQL.
 
+pub mod delivery;
 mod postgres;
 mod rules;
 mod sqlite;
@@ -308,7 +309,17 @@ impl Store {
     /// Stores every batch in one transaction. Returns, per batch, how many messages were new
     /// (the rest were duplicates of stored `(project, messageId)` pairs).
     pub async fn insert_batches(&self, batches: &[PendingBatch]) -> Result<Vec<u64>, StoreError> {
-        dispatch!(self.insert_batches(batches))
+        dispatch!(self.insert_batches(batches, &[]))
+    }
+
+    /// [`Store::insert_batches`] plus outbox rows for the events that categories matched, in
+    /// the same transaction.
+    pub async fn insert_batches_with_deliveries(
+        &self,
+        batches: &[PendingBatch],
+        deliveries: &[delivery::NewDelivery],
+    ) -> Result<Vec<u64>, StoreError> {
+        dispatch!(self.insert_batches(batches, deliveries))
     }
 
     pub async fn list_events(

@@ -259,7 +259,11 @@ impl PostgresStore {
         Ok(Some(new))
     }
 
-    pub async fn insert_batches(&self, batches: &[PendingBatch]) -> Result<Vec<u64>, StoreError> {
+    pub async fn insert_batches(
+        &self,
+        batches: &[PendingBatch],
+        deliveries: &[super::delivery::NewDelivery],
+    ) -> Result<Vec<u64>, StoreError> {
         // Every (project, messageId) once per transaction, in key order: replicas committing
         // overlapping ids then lock them in the same order and cannot deadlock.
         let mut seen = HashSet::new();
@@ -348,6 +352,32 @@ impl PostgresStore {
             }
             inserted.push(n as u64);
         }
+        // The notifications of this commit's events, atomically with them (exactly once per
+        // category and event: the outbox's unique key absorbs resent messages).
+        // Only for events this commit stored first: a resent duplicate notifies nothing.
+        let fresh: HashSet<(i64, &str)> = batches
+            .iter()
+            .enumerate()
+            .flat_map(|(b, batch)| {
+                let is_new = &is_new;
+                batch
+                    .messages
+                    .iter()
+                    .enumerate()
+                    .filter(move |(m, _)| is_new[b][*m])
+                    .map(move |(_, msg)| (batch.project_id, msg.message_id.as_str()))
+            })
+            .collect();
+        let deliveries: Vec<super::delivery::NewDelivery> = deliveries
+            .iter()
+            .filter(|d| {
+                d.event_message_id
+                    .as_deref()
+                    .is_none_or(|m| fresh.contains(&(d.project_id, m)))
+            })
+            .cloned()
+            .collect();
+        super::delivery::insert_deliveries_postgres(&mut tx, &deliveries).await?;
         if rows.project_id.is_empty() {
             tx.commit().await?;
             return Ok(inserted);

@@ -32,6 +32,16 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// The single writer connection, for store code in other files (delivery's outbox and the
+    /// rule evaluator share it with ingest).
+    pub(crate) fn write_pool(&self) -> &SqlitePool {
+        &self.write
+    }
+
+    pub(crate) fn read_pool(&self) -> &SqlitePool {
+        &self.read
+    }
+
     pub async fn open(url: &str, sync: config::SqliteSynchronous) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -65,15 +75,6 @@ impl SqliteStore {
             .connect_with(options.create_if_missing(false))
             .await?;
         Ok(Self { write, read })
-    }
-
-    /// The writer pool (one connection), for store code in other files.
-    pub(crate) fn write_pool(&self) -> &SqlitePool {
-        &self.write
-    }
-
-    pub(crate) fn read_pool(&self) -> &SqlitePool {
-        &self.read
     }
 
     /// Copies committed WAL pages into the database file, on a read connection, so the writer
@@ -230,7 +231,11 @@ impl SqliteStore {
         Ok(Some(new))
     }
 
-    pub async fn insert_batches(&self, batches: &[PendingBatch]) -> Result<Vec<u64>, StoreError> {
+    pub async fn insert_batches(
+        &self,
+        batches: &[PendingBatch],
+        deliveries: &[super::delivery::NewDelivery],
+    ) -> Result<Vec<u64>, StoreError> {
         let mut tx = self.write.begin().await?;
         // Rows this transaction inserts are exactly those above the current last seq: the
         // rollups and monthly usage below are computed from them, so duplicates never count.
@@ -295,6 +300,8 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await?;
         }
+        // The notifications of this commit's events, atomically with them.
+        super::delivery::insert_deliveries_sqlite(&mut tx, deliveries, Some(before)).await?;
         tx.commit().await?;
         Ok(inserted)
     }

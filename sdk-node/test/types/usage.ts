@@ -21,7 +21,7 @@ const options: ClientOptions = {
 const client = new Client(options)
 const same: Client = new PulselineDefault({ writeKey: 'plw_123' })
 
-const id: string | null = client.track({ userId: 'user-42', event: 'signup', properties: { plan: 'pro', at: new Date(), n: 1n } })
+const nothing: void = client.track({ userId: 'user-42', event: 'signup', properties: { plan: 'pro', at: new Date(), n: 1n } })
 const message: TrackMessage = { anonymousId: 'anon-7', event: 'viewed', timestamp: new Date(), context: { ip: '127.0.0.1' } }
 client.track(message)
 client.track({ userId: 42, event: 'numeric id', timestamp: '2026-01-01T00:00:00Z', messageId: '0190b2a4-7c1e-7d4f-9a51-3c2f7e8b9d10' })
@@ -39,7 +39,7 @@ async function lifecycle(): Promise<void> {
   const sent: number = stats.sent + stats.dropped.queueFull
   const done: ShutdownResult = await same.shutdown(5000)
   const complete: boolean = done.complete
-  void status, sent, complete, id
+  void status, sent, complete, nothing
 }
 void lifecycle
 

@@ -395,6 +395,8 @@ impl RuleSpec {
     }
 
     /// The detector's parameters, for anomaly rules.
+    // The detector may grow parameters; new ones take their defaults.
+    #[allow(clippy::needless_update)]
     pub fn anomaly_params(&self) -> Option<anomaly::Params> {
         match &self.condition {
             Condition::Anomaly {

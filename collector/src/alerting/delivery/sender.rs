@@ -1,0 +1,457 @@
+//! Sending one notification to one channel: the payload per kind, the SSRF guard, pacing per
+//! webhook URL, and what the response says about retrying.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultKeyedRateLimiter, Quota};
+use reqwest::Url;
+use reqwest::header::HeaderMap;
+
+use super::config::DeliveryConfig;
+use super::{discord, slack, webhook};
+use crate::alerting::notification::Notification;
+use crate::store::delivery::ChannelRecord;
+
+/// Bytes of a response body kept with an attempt.
+pub const RESPONSE_EXCERPT_BYTES: usize = 512;
+
+/// What came of one send.
+#[derive(Debug, Clone)]
+pub enum SendOutcome {
+    /// The target answered.
+    Answered {
+        status: u16,
+        excerpt: String,
+        /// From a 429: Discord's `retry_after` (JSON, seconds, float) or `Retry-After`.
+        retry_after: Option<Duration>,
+        latency: Duration,
+    },
+    /// No answer (refused, unreachable, timeout) or refused before sending.
+    Failed {
+        error: String,
+        retryable: bool,
+        latency: Duration,
+    },
+    /// Not sent: this URL must wait (pacing or a rate-limit reset).
+    Paced(Duration),
+}
+
+#[derive(Debug)]
+pub struct Sender {
+    client: reqwest::Client,
+    allow_private: bool,
+    pace: DefaultKeyedRateLimiter<String>,
+    /// URLs a rate-limit header or a 429 told us to leave alone until then.
+    blocked: Mutex<HashMap<String, Instant>>,
+    /// One request at a time per webhook URL in this replica, so each response's rate-limit
+    /// headers govern the next request.
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    smtp_url: Option<String>,
+    smtp_from: Option<String>,
+    timeout: Duration,
+}
+
+impl Sender {
+    pub fn new(config: &DeliveryConfig) -> anyhow::Result<Self> {
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("Pulseline/", env!("CARGO_PKG_VERSION")));
+        if !config.allow_private_webhooks {
+            builder = builder.dns_resolver(Arc::new(GuardedResolver));
+        }
+        Ok(Self {
+            client: builder.build()?,
+            allow_private: config.allow_private_webhooks,
+            // Per webhook URL, per replica; `X-RateLimit-*` headers and 429s tighten it further.
+            pace: governor::RateLimiter::keyed(
+                Quota::with_period(Duration::from_millis(config.pace_period_ms.max(1)))
+                    .unwrap_or_else(|| Quota::per_second(std::num::NonZeroU32::MIN))
+                    .allow_burst(
+                        std::num::NonZeroU32::new(config.pace_burst)
+                            .unwrap_or(std::num::NonZeroU32::MIN),
+                    ),
+            ),
+            blocked: Mutex::new(HashMap::new()),
+            gates: Mutex::new(HashMap::new()),
+            smtp_url: config.smtp_url.clone(),
+            smtp_from: config.smtp_from.clone(),
+            timeout,
+        })
+    }
+
+    /// Sends `n` to the channel. `message_id` is the Standard Webhooks id (stable per delivery,
+    /// so a retry carries the same id and receivers can dedupe). With `finish_by` (the end of
+    /// the caller's lease), a request that could outlast it is not started: `Paced(0)`.
+    pub async fn send(
+        &self,
+        channel: &ChannelRecord,
+        n: &Notification,
+        message_id: &str,
+        finish_by: Option<Instant>,
+    ) -> SendOutcome {
+        let gate = Arc::clone(
+            self.gates
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(channel.target.clone())
+                .or_default(),
+        );
+        let _turn = gate.lock().await;
+        if finish_by.is_some_and(|end| Instant::now() + self.timeout > end) {
+            return SendOutcome::Paced(Duration::ZERO);
+        }
+        self.send_now(channel, n, message_id).await
+    }
+
+    async fn send_now(
+        &self,
+        channel: &ChannelRecord,
+        n: &Notification,
+        message_id: &str,
+    ) -> SendOutcome {
+        if channel.kind == "email" {
+            return self.send_email(channel, n).await;
+        }
+        let started = Instant::now();
+        let failed = |error: String, retryable: bool| SendOutcome::Failed {
+            error,
+            retryable,
+            latency: started.elapsed(),
+        };
+        let url = match Url::parse(&channel.target) {
+            Ok(u) => u,
+            Err(e) => {
+                return failed(
+                    format!("the channel URL is invalid ({e}); update the channel"),
+                    false,
+                );
+            }
+        };
+        if let Err(e) = check_target(&url, self.allow_private).await {
+            return failed(e, false);
+        }
+        if let Some(wait) = self.wait_for(&channel.target) {
+            return SendOutcome::Paced(wait);
+        }
+        let (body, extra) = match channel.kind.as_str() {
+            "discord" => (discord::payload(n), None),
+            "slack" => (slack::payload(n), None),
+            _ => {
+                let body = serde_json::json!({
+                    "type": "pulseline.notification",
+                    "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    "data": n,
+                });
+                (body, Some(()))
+            }
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let mut request = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if extra.is_some() {
+            let ts = chrono::Utc::now().timestamp();
+            let secret = channel.secret.as_deref().unwrap_or_default();
+            match webhook::sign(secret, message_id, ts, &bytes) {
+                Ok(sig) => {
+                    request = request
+                        .header("webhook-id", message_id)
+                        .header("webhook-timestamp", ts.to_string())
+                        .header("webhook-signature", sig);
+                }
+                Err(e) => return failed(e, false),
+            }
+        }
+        match request.body(bytes).send().await {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let headers = resp.headers().clone();
+                let text = resp.text().await.unwrap_or_default();
+                let retry_after = self.note_rate_limits(&channel.target, status, &headers, &text);
+                SendOutcome::Answered {
+                    status,
+                    excerpt: excerpt(&text),
+                    retry_after,
+                    latency: started.elapsed(),
+                }
+            }
+            Err(e) => {
+                let what = if e.is_timeout() {
+                    format!(
+                        "no answer within {:?} (PULSELINE_DELIVERY_TIMEOUT_MS)",
+                        self.timeout
+                    )
+                } else if e.is_connect() {
+                    format!("could not connect: {}", error_chain(&e))
+                } else {
+                    error_chain(&e)
+                };
+                failed(what, true)
+            }
+        }
+    }
+
+    /// `Some(wait)` if this URL must not be called now.
+    fn wait_for(&self, url: &str) -> Option<Duration> {
+        let now = Instant::now();
+        {
+            let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(until) = blocked.get(url).copied() {
+                if until > now {
+                    return Some(until - now);
+                }
+                blocked.remove(url);
+            }
+        }
+        match self.pace.check_key(&url.to_owned()) {
+            Ok(()) => None,
+            Err(not_until) => Some(not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ))),
+        }
+    }
+
+    /// Honours `X-RateLimit-Remaining: 0` + `X-RateLimit-Reset-After`, and a 429's wait.
+    fn note_rate_limits(
+        &self,
+        url: &str,
+        status: u16,
+        headers: &HeaderMap,
+        body: &str,
+    ) -> Option<Duration> {
+        let header_secs = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64)
+        };
+        let mut block = None;
+        if headers
+            .get("x-ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() == "0")
+        {
+            block = header_secs("x-ratelimit-reset-after");
+        }
+        let retry_after = (status == 429).then(|| {
+            serde_json::from_str::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v.get("retry_after").and_then(serde_json::Value::as_f64))
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64)
+                .or_else(|| header_secs("retry-after"))
+                .unwrap_or(Duration::from_secs(1))
+        });
+        if let Some(wait) = block.into_iter().chain(retry_after).max() {
+            self.blocked
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(url.to_owned(), Instant::now() + wait);
+        }
+        retry_after
+    }
+
+    async fn send_email(&self, channel: &ChannelRecord, n: &Notification) -> SendOutcome {
+        use lettre::message::header::ContentType;
+        use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+        let started = Instant::now();
+        let failed = |error: String, retryable: bool| SendOutcome::Failed {
+            error,
+            retryable,
+            latency: started.elapsed(),
+        };
+        let (Some(url), Some(from)) = (&self.smtp_url, &self.smtp_from) else {
+            return failed(
+                "email channels need an SMTP server: set PULSELINE_SMTP_URL and PULSELINE_SMTP_FROM".into(),
+                false,
+            );
+        };
+        let transport = match AsyncSmtpTransport::<Tokio1Executor>::from_url(url) {
+            Ok(t) => t.timeout(Some(self.timeout)).build(),
+            Err(e) => return failed(format!("PULSELINE_SMTP_URL is not usable: {e}"), false),
+        };
+        let email =
+            (|| -> Result<Message, String> {
+                Message::builder()
+                    .from(from.parse().map_err(|e| {
+                        format!("PULSELINE_SMTP_FROM '{from}' is not an address: {e}")
+                    })?)
+                    .to(channel.target.parse().map_err(|e| {
+                        format!("'{}' is not an email address: {e}", channel.target)
+                    })?)
+                    .subject(discord::truncate(&n.title, 200))
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(n.plain_text())
+                    .map_err(|e| format!("could not build the email: {e}"))
+            })();
+        let email = match email {
+            Ok(m) => m,
+            Err(e) => return failed(e, false),
+        };
+        match transport.send(email).await {
+            Ok(resp) => SendOutcome::Answered {
+                status: resp.code().to_string().parse().unwrap_or(250),
+                excerpt: excerpt(&resp.message().collect::<Vec<_>>().join(" ")),
+                retry_after: None,
+                latency: started.elapsed(),
+            },
+            Err(e) => failed(format!("SMTP: {}", error_chain(&e)), !e.is_permanent()),
+        }
+    }
+}
+
+/// The first [`RESPONSE_EXCERPT_BYTES`] of a body, cut at a character boundary.
+pub fn excerpt(body: &str) -> String {
+    if body.len() <= RESPONSE_EXCERPT_BYTES {
+        return body.to_owned();
+    }
+    let mut end = RESPONSE_EXCERPT_BYTES;
+    while !body.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &body[..end])
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Why an address may not be a webhook target, if it may not.
+pub fn forbidden_reason(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            if v4.is_loopback() {
+                Some("a loopback address")
+            } else if v4.is_private() || (o[0] == 100 && (o[1] & 0xC0) == 64) {
+                Some("a private address")
+            } else if v4.is_link_local() {
+                Some("a link-local address (cloud metadata lives here)")
+            } else if v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast() || o[0] == 0 {
+                Some("not a unicast address")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return forbidden_reason(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            if v6.is_loopback() {
+                Some("a loopback address")
+            } else if (first & 0xFE00) == 0xFC00 {
+                Some("a private (unique local) address")
+            } else if (first & 0xFFC0) == 0xFE80 {
+                Some("a link-local address")
+            } else if v6.is_unspecified() || v6.is_multicast() {
+                Some("not a unicast address")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+fn refusal(host: &str, ip: IpAddr, why: &str) -> String {
+    format!(
+        "refusing to send to {host} ({ip}): it is {why}. Webhooks may only reach public \
+         addresses unless the operator sets PULSELINE_ALLOW_PRIVATE_WEBHOOKS=true"
+    )
+}
+
+/// Checks where `url` leads now (resolving its name), so a name that later resolves to a
+/// private address is caught at send time, not only when the channel was created.
+pub async fn check_target(url: &Url, allow_private: bool) -> Result<(), String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("'{url}' is not an http(s) URL"));
+    }
+    if allow_private {
+        return Ok(());
+    }
+    let port = url.port_or_known_default().unwrap_or(443);
+    let Some(host) = url.host_str() else {
+        return Err(format!("'{url}' has no host"));
+    };
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = match literal.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .collect(),
+    };
+    for a in &addrs {
+        if let Some(why) = forbidden_reason(a.ip()) {
+            return Err(refusal(host, a.ip(), why));
+        }
+    }
+    Ok(())
+}
+
+/// Resolves names for outbound requests and refuses private answers, at connection time: what
+/// the check before sending saw cannot be swapped for a private address (DNS rebinding).
+#[derive(Debug)]
+struct GuardedResolver;
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            for a in &addrs {
+                if let Some(why) = forbidden_reason(a.ip()) {
+                    let e: Box<dyn std::error::Error + Send + Sync> =
+                        refusal(&host, a.ip(), why).into();
+                    return Err(e);
+                }
+            }
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_and_loopback_addresses_are_named() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "100.64.0.1",
+            "0.0.0.0",
+        ] {
+            assert!(forbidden_reason(ip.parse().unwrap()).is_some(), "{ip}");
+        }
+        for ip in ["8.8.8.8", "2606:4700::1111"] {
+            assert!(forbidden_reason(ip.parse().unwrap()).is_none(), "{ip}");
+        }
+    }
+}

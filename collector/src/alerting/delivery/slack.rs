@@ -1,0 +1,55 @@
+//! Slack incoming-webhook payloads: `text` (the notification fallback) plus Block Kit blocks,
+//! within Slack's block limits.
+
+use chrono::SecondsFormat;
+use serde_json::{Value, json};
+
+use super::discord::truncate;
+use crate::alerting::notification::Notification;
+
+pub const TEXT_MAX: usize = 3_000;
+pub const HEADER_MAX: usize = 150;
+pub const SECTION_TEXT_MAX: usize = 3_000;
+pub const SECTION_FIELDS_MAX: usize = 10;
+pub const FIELD_TEXT_MAX: usize = 2_000;
+
+pub fn payload(n: &Notification) -> Value {
+    let mut blocks = vec![json!({
+        "type": "header",
+        "text": {"type": "plain_text", "text": truncate(&n.title, HEADER_MAX), "emoji": true}
+    })];
+    if !n.description.is_empty() {
+        blocks.push(json!({
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": truncate(&n.description, SECTION_TEXT_MAX)}
+        }));
+    }
+    if !n.fields.is_empty() {
+        let fields: Vec<Value> = n
+            .fields
+            .iter()
+            .take(SECTION_FIELDS_MAX)
+            .map(|f| {
+                json!({"type": "mrkdwn", "text": truncate(&format!("*{}*\n{}", f.name, f.value), FIELD_TEXT_MAX)})
+            })
+            .collect();
+        blocks.push(json!({"type": "section", "fields": fields}));
+    }
+    let mut context = Vec::new();
+    if let Some(user) = &n.user {
+        context.push(format!("User: {user}"));
+    }
+    if let Some(ts) = n.timestamp {
+        context.push(ts.to_rfc3339_opts(SecondsFormat::Secs, true));
+    }
+    if let Some(footer) = &n.footer {
+        context.push(footer.clone());
+    }
+    if !context.is_empty() {
+        blocks.push(json!({
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": truncate(&context.join(" · "), FIELD_TEXT_MAX)}]
+        }));
+    }
+    json!({ "text": truncate(&n.plain_text(), TEXT_MAX), "blocks": blocks })
+}

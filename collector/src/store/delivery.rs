@@ -1,0 +1,820 @@
+//! Storage of channels, categories and the delivery outbox, on both backends. The SQL is written
+//! once with `$N` parameters (SQLite reads them as `?N`); PostgreSQL adds `FOR UPDATE SKIP
+//! LOCKED` where replicas compete for the same rows.
+
+use chrono::{DateTime, Utc};
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{Store, StoreError, from_millis, millis};
+use crate::domain::ProjectId;
+
+/// Runs `$body` against whichever backend this is; `$sql(..)` adapts the SQL text and `$pool`
+/// is the pool to use (on SQLite `write` is the single writer connection, `read` the readers).
+macro_rules! on_backend {
+    ($store:expr, $which:ident, |$pool:ident, $sql:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite(s) => {
+                let $pool = s.$which();
+                let $sql = |q: &str| AssertSqlSafe(q.replace('$', "?"));
+                $body
+            }
+            Store::Postgres(p) => {
+                let $pool = p.write_pool();
+                let $sql = |q: &str| AssertSqlSafe(q.to_owned());
+                $body
+            }
+        }
+    };
+}
+
+#[derive(Debug, Clone)]
+pub struct ChannelRecord {
+    pub id: i64,
+    pub project_id: ProjectId,
+    pub name: String,
+    pub kind: String,
+    pub target: String,
+    pub secret: Option<String>,
+    pub disabled_reason: Option<String>,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CategoryRecord {
+    pub id: i64,
+    pub project_id: ProjectId,
+    pub name: String,
+    pub pattern: String,
+    pub emoji: String,
+    pub colour: u32,
+    pub channel_id: i64,
+    pub title_template: Option<String>,
+    pub description_template: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a category or an alert asks delivery to send.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub project_id: ProjectId,
+    pub channel_id: i64,
+    /// `event:<category>:<messageId>` or `alert:<alert_event id>`: unique per channel.
+    pub source_key: String,
+    /// The [`crate::alerting::notification::Notification`] as JSON.
+    pub content: String,
+    pub now: DateTime<Utc>,
+    /// For an event notification, the event's messageId: the row is written only if this
+    /// commit stored the event for the first time (a resent duplicate notifies nothing).
+    pub event_message_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub project_id: ProjectId,
+    pub channel_id: i64,
+    pub source_key: String,
+    pub content: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub attempt: i64,
+    pub started_at: DateTime<Utc>,
+    pub latency_ms: i64,
+    pub status_code: Option<i64>,
+    pub outcome: String,
+    pub response_excerpt: Option<String>,
+    pub error: Option<String>,
+}
+
+/// Where a delivery goes after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextState {
+    Delivered,
+    /// Retry at this time (status `failed`).
+    RetryAt(DateTime<Utc>),
+    /// Give up (status `dead`).
+    Dead,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ChannelChanges {
+    pub name: Option<String>,
+    pub target: Option<String>,
+    /// `true` clears a disabled channel's reason.
+    pub enable: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct CategoryInput {
+    pub name: String,
+    pub pattern: String,
+    pub emoji: String,
+    pub colour: u32,
+    pub channel_id: i64,
+    pub title_template: Option<String>,
+    pub description_template: Option<String>,
+}
+
+const CHANNEL_COLUMNS: &str =
+    "id, project_id, name, kind, target, secret, disabled_reason, disabled_at, created_at";
+const CATEGORY_COLUMNS: &str = "id, project_id, name, pattern, emoji, colour, channel_id, \
+     title_template, description_template, created_at";
+const DELIVERY_COLUMNS: &str = "id, project_id, channel_id, source_key, content, status, \
+     attempts, next_attempt_at, last_error, created_at, delivered_at";
+
+macro_rules! channel_from {
+    ($r:expr) => {
+        ChannelRecord {
+            id: $r.try_get("id")?,
+            project_id: $r.try_get("project_id")?,
+            name: $r.try_get("name")?,
+            kind: $r.try_get("kind")?,
+            target: $r.try_get("target")?,
+            secret: $r.try_get("secret")?,
+            disabled_reason: $r.try_get("disabled_reason")?,
+            disabled_at: $r
+                .try_get::<Option<i64>, _>("disabled_at")?
+                .map(from_millis),
+            created_at: from_millis($r.try_get("created_at")?),
+        }
+    };
+}
+
+macro_rules! category_from {
+    ($r:expr) => {
+        CategoryRecord {
+            id: $r.try_get("id")?,
+            project_id: $r.try_get("project_id")?,
+            name: $r.try_get("name")?,
+            pattern: $r.try_get("pattern")?,
+            emoji: $r.try_get("emoji")?,
+            colour: u32::try_from($r.try_get::<i64, _>("colour")?).unwrap_or(0),
+            channel_id: $r.try_get("channel_id")?,
+            title_template: $r.try_get("title_template")?,
+            description_template: $r.try_get("description_template")?,
+            created_at: from_millis($r.try_get("created_at")?),
+        }
+    };
+}
+
+macro_rules! delivery_from {
+    ($r:expr) => {
+        DeliveryRecord {
+            id: $r.try_get("id")?,
+            project_id: $r.try_get("project_id")?,
+            channel_id: $r.try_get("channel_id")?,
+            source_key: $r.try_get("source_key")?,
+            content: $r.try_get("content")?,
+            status: $r.try_get("status")?,
+            attempts: $r.try_get("attempts")?,
+            next_attempt_at: from_millis($r.try_get("next_attempt_at")?),
+            last_error: $r.try_get("last_error")?,
+            created_at: from_millis($r.try_get("created_at")?),
+            delivered_at: $r
+                .try_get::<Option<i64>, _>("delivered_at")?
+                .map(from_millis),
+        }
+    };
+}
+
+const INSERT_DELIVERY: &str =
+    "INSERT INTO deliveries (project_id, channel_id, source_key, content, \
+     status, attempts, next_attempt_at, created_at)
+     VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)
+     ON CONFLICT (channel_id, source_key) DO NOTHING";
+
+/// Inside the ingest writer's SQLite transaction: the outbox rows of this commit's events.
+/// `stored_after` is the last event seq before this commit: an event notification is written
+/// only if its event is among the rows this commit stored.
+pub(crate) async fn insert_deliveries_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    deliveries: &[NewDelivery],
+    stored_after: Option<i64>,
+) -> Result<(), StoreError> {
+    let plain = INSERT_DELIVERY.replace('$', "?");
+    let only_new = "INSERT INTO deliveries (project_id, channel_id, source_key, content, status,
+             attempts, next_attempt_at, created_at)
+         SELECT ?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5
+         WHERE EXISTS (SELECT 1 FROM events WHERE project_id = ?1 AND message_id = ?6 AND seq > ?7)
+         ON CONFLICT (channel_id, source_key) DO NOTHING";
+    for d in deliveries {
+        let (sql, guard) = match (&d.event_message_id, stored_after) {
+            (Some(m), Some(after)) => (only_new, Some((m, after))),
+            _ => (plain.as_str(), None),
+        };
+        let mut q = sqlx::query(AssertSqlSafe(sql))
+            .bind(d.project_id)
+            .bind(d.channel_id)
+            .bind(&d.source_key)
+            .bind(&d.content)
+            .bind(millis(d.now));
+        if let Some((m, after)) = guard {
+            q = q.bind(m).bind(after);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Inside the ingest writer's PostgreSQL transaction, in key order (like `event_ids`) so
+/// concurrent commits cannot deadlock on the unique key.
+pub(crate) async fn insert_deliveries_postgres(
+    conn: &mut sqlx::PgConnection,
+    deliveries: &[NewDelivery],
+) -> Result<(), StoreError> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let mut sorted: Vec<&NewDelivery> = deliveries.iter().collect();
+    sorted.sort_by(|a, b| (a.channel_id, &a.source_key).cmp(&(b.channel_id, &b.source_key)));
+    sqlx::query(
+        "INSERT INTO deliveries (project_id, channel_id, source_key, content, status, attempts,
+                                 next_attempt_at, created_at)
+         SELECT p, c, k, body, 'pending', 0, t, t
+         FROM UNNEST($1::INT8[], $2::INT8[], $3::TEXT[], $4::TEXT[], $5::INT8[])
+              AS x(p, c, k, body, t)
+         ON CONFLICT (channel_id, source_key) DO NOTHING",
+    )
+    .bind(sorted.iter().map(|d| d.project_id).collect::<Vec<_>>())
+    .bind(sorted.iter().map(|d| d.channel_id).collect::<Vec<_>>())
+    .bind(
+        sorted
+            .iter()
+            .map(|d| d.source_key.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(sorted.iter().map(|d| d.content.clone()).collect::<Vec<_>>())
+    .bind(sorted.iter().map(|d| millis(d.now)).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// An `alert_events` row, as delivery reads it.
+#[derive(Debug, Clone)]
+pub struct AlertEventRecord {
+    pub id: i64,
+    pub project_id: ProjectId,
+    pub kind: String,
+    pub channel_ids: String,
+    pub title: String,
+    pub description: String,
+    pub colour: i64,
+    pub fields: String,
+    pub url: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Store {
+    pub async fn all_categories(&self) -> Result<Vec<CategoryRecord>, StoreError> {
+        on_backend!(self, read_pool, |pool, sql| {
+            let rows = sqlx::query(sql(&format!(
+                "SELECT {CATEGORY_COLUMNS} FROM event_categories ORDER BY id"
+            )))
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|r| Ok(category_from!(r))).collect()
+        })
+    }
+
+    pub async fn list_categories(
+        &self,
+        project_id: ProjectId,
+    ) -> Result<Vec<CategoryRecord>, StoreError> {
+        on_backend!(self, read_pool, |pool, sql| {
+            let rows = sqlx::query(sql(&format!(
+                "SELECT {CATEGORY_COLUMNS} FROM event_categories WHERE project_id = $1 ORDER BY id"
+            )))
+            .bind(project_id)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|r| Ok(category_from!(r))).collect()
+        })
+    }
+
+    pub async fn category(
+        &self,
+        project_id: ProjectId,
+        id: i64,
+    ) -> Result<Option<CategoryRecord>, StoreError> {
+        on_backend!(self, read_pool, |pool, sql| {
+            let row = sqlx::query(sql(&format!(
+                "SELECT {CATEGORY_COLUMNS} FROM event_categories WHERE project_id = $1 AND id = $2"
+            )))
+            .bind(project_id)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            row.map(|r| Ok(category_from!(r))).transpose()
+        })
+    }
+
+    pub async fn create_category(
+        &self,
+        project_id: ProjectId,
+        c: &CategoryInput,
+        now: DateTime<Utc>,
+    ) -> Result<CategoryRecord, StoreError> {
+        on_backend!(self, write_pool, |pool, sql| {
+            let row = sqlx::query(sql(&format!(
+                "INSERT INTO event_categories (project_id, name, pattern, emoji, colour, channel_id,
+                     title_template, description_template, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {CATEGORY_COLUMNS}"
+            )))
+            .bind(project_id)
+            .bind(&c.name)
+            .bind(&c.pattern)
+            .bind(&c.emoji)
+            .bind(i64::from(c.colour))
+            .bind(c.channel_id)
+            .bind(&c.title_template)
+            .bind(&c.description_template)
+            .bind(millis(now))
+            .fetch_one(pool)
+            .await?;
+            Ok(category_from!(row))
+        })
+    }
+
+    pub async fn update_category(
+        &self,
+        project_id: ProjectId,
+        id: i64,
+        c: &CategoryInput,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CategoryRecord>, StoreError> {
+        on_backend!(self, write_pool, |pool, sql| {
+            let row = sqlx::query(sql(&format!(
+                "UPDATE event_categories SET name = $3, pattern = $4, emoji = $5, colour = $6,
+                     channel_id = $7, title_template = $8, description_template = $9,
+                     updated_at = $10
+                 WHERE project_id = $1 AND id = $2 RETURNING {CATEGORY_COLUMNS}"
+            )))
+            .bind(project_id)
+            .bind(id)
+            .bind(&c.name)
+            .bind(&c.pattern)
+            .bind(&c.emoji)
+            .bind(i64::from(c.colour))
+            .bind(c.channel_id)
+            .bind(&c.title_template)
+            .bind(&c.description_template)
+            .bind(millis(now))
+            .fetch_optional(pool)
+            .await?;
+            row.map(|r| Ok(category_from!(r))).transpose()
+        })
+    }
+
+    pub async fn delete_category(
+        &self,
+        project_id: ProjectId,
+        id: i64,
+    ) -> Result<bool, StoreError> {
+        on_backend!(self, write_pool, |pool, sql| {
+            let done = sqlx::query(sql(
+                "DELETE FROM event_categories WHERE project_id = $1 AND id = $2",
+            ))
+            .bind(project_id)
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    pub async fn list_channels(
+        &self,
+        project_id: ProjectId,
+    ) -> Result<Vec<ChannelRecord>, StoreError> {
+        on_backend!(self, read_pool, |pool, sql| {
+            let rows = sqlx::query(sql(&format!(
+                "SELECT {CHANNEL_COLUMNS} FROM notification_channels WHERE project_id = $1 ORDER BY id"
+            )))
+            .bind(project_id)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|r| Ok(channel_from!(r))).collect()
+        })
+    }
+
+    /// A channel by id, whatever its project (delivery's view; the API checks the project).
+    pub async fn channel(&self, id: i64) -> Result<Option<ChannelRecord>, StoreError> {
+        on_backend!(self, read_pool, |pool, sql| {
+            let row = sqlx::query(sql(&format!(
+                "SELECT {CHANNEL_COLUMNS} FROM notification_channels WHERE id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            row.map(|r| Ok(channel_from!(r))).transpose()
+        })
+    }
+
+    pub async fn create_channel(
+        &self,
+        project_id: ProjectId,
+        name: &str,
+        kind: &str,
+        target: &str,
+        secret: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<ChannelRecord, StoreError> {
+        on_backend!(self, write_pool, |pool, sql| {
+            let row = sqlx::query(sql(&format!(
+                "INSERT INTO notification_channels (project_id, name, kind, target, secret,
+                     created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {CHANNEL_COLUMNS}"
+            )))
+            .bind(project_id)
+            .bind(name)
+            .bind(kind)
+            .bind(target)
+            .bind(secret)
+            .bind(millis(now))
+            .fetch_one(pool)
+            .await?;
+            Ok(channel_from!(row))
+        })
+    }
+
+    pub async fn update_channel(
+        &self,
+        project_id: ProjectId,
+        id: i64,
+        changes: &ChannelChanges,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ChannelRecord>, StoreError> {
+        on_backend!(self, write_pool, |pool, sql| {
+            let row = sqlx::query(sql(&format!(
+                "UPDATE notification_channels SET name = COALESCE($3, name),
+                     target = COALESCE($4, target),
+                     disabled_reason = CASE WHEN $5 THEN NULL ELSE disabled_reason END,
+                     disabled_at = CASE WHEN $5 THEN NULL ELSE disabled_at END,
+                     updated_at = $6
+                 WHERE project_id = $1 AND id = $2 RETURNING {CHANNEL_COLUMNS}"
+            )))
+            .bind(project_id)
+            .bind(id)
+            .bind(&changes.name)
+            .bind(&changes.target)
+            .bind(changes.enable)
+            .bind(millis(now))
+            .fetch_optional(pool)
+            .await?;
+            row.map(|r| Ok(channel_from!(r))).transpose()
+        })
+    }
+
+    /// Deletes a channel no category uses. `Err(names)` lists the categories in the way.
+    pub async fn delete_channel(
+        &self,
+        project_id: ProjectId,
+        id: i64,
+    ) -> Result<Result<bool, Vec<String>>, StoreError> {
+        let users: Vec<String> = self
+            .list_categories(project_id)
+            .await?
+            .into_iter()
+            .filter(|c| c.channel_id == id)
+            .map(|c| c.name)
+            .collect();
+        if !users.is_empty() {
+            return Ok(Err(users));
+        }
+        on_backend!(self, write_pool, |pool, sql| {
+            let done = sqlx::query(sql(
+                "DELETE FROM notification_channels WHERE project_id = $1 AND id = $2",
+            ))
+            .bind(project_id)
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok(Ok(done.rows_affected() > 0))
+        })
+    }
+
+    /// Disables a channel whose target is gone (a webhook answered 401/404).
+    pub async fn disable_channel(
+        &self,
+        id: i64,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, write_pool, |pool, sql| {
+            sqlx::query(sql(
+                "UPDATE notification_channels SET disabled_reason = $2, disabled_at = $3,
+                     updated_at = $3
+                 WHERE id = $1 AND disabled_reason IS NULL",
+            ))
+            .bind(id)
+            .bind(reason)
+            .bind(millis(now))
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Outbox rows outside an ingest commit (alerts, tests). Existing ones are left alone.
+    pub async fn enqueue_deliveries(&self, deliveries: &[NewDelivery]) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => {
+                let mut tx = s.write_pool().begin().await?;
+                insert_deliveries_sqlite(&mut tx, deliveries, None).await?;
+                tx.commit().await?;
+            }
+            Store::Postgres(p) => {
+                let mut tx = p.write_pool().begin().await?;
+                insert_deliveries_postgres(&mut tx, deliveries).await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `alert_events` rows no replica has turned into deliveries yet (oldest first).
+    pub async fn undispatched_alert_events(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<AlertEventRecord>, StoreError> {
+        on_backend!(self, read_pool, |pool, sql| {
+            let rows = sqlx::query(sql(
+                "SELECT a.id, a.project_id, a.kind, CAST(a.channel_ids AS TEXT) AS channel_ids,
+                        a.title, a.description, a.colour, CAST(a.fields AS TEXT) AS fields,
+                        a.url, a.created_at
+                 FROM alert_events a
+                 LEFT JOIN alert_events_dispatched d ON d.alert_event_id = a.id
+                 WHERE d.alert_event_id IS NULL
+                 ORDER BY a.id LIMIT $1",
+            ))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(AlertEventRecord {
+                        id: r.try_get("id")?,
+                        project_id: r.try_get("project_id")?,
+                        kind: r.try_get("kind")?,
+                        channel_ids: r.try_get("channel_ids")?,
+                        title: r.try_get("title")?,
+                        description: r.try_get("description")?,
+                        colour: r
+                            .try_get::<i64, _>("colour")
+                            .or_else(|_| r.try_get::<i32, _>("colour").map(i64::from))?,
+                        fields: r.try_get("fields")?,
+                        url: r.try_get("url")?,
+                        created_at: from_millis(r.try_get("created_at")?),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Marks one alert event dispatched and enqueues its deliveries, in one transaction. Returns
+    /// `false` (and enqueues nothing) if another replica already did.
+    pub async fn dispatch_alert_event(
+        &self,
+        alert_event_id: i64,
+        deliveries: &[NewDelivery],
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        const MARK: &str = "INSERT INTO alert_events_dispatched (alert_event_id, dispatched_at)
+             VALUES ($1, $2) ON CONFLICT DO NOTHING";
+        match self {
+            Store::Sqlite(s) => {
+                let mut tx = s.write_pool().begin().await?;
+                let marked = sqlx::query(AssertSqlSafe(MARK.replace('$', "?")))
+                    .bind(alert_event_id)
+                    .bind(millis(now))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if marked == 0 {
+                    return Ok(false);
+                }
+                insert_deliveries_sqlite(&mut tx, deliveries, None).await?;
+                tx.commit().await?;
+            }
+            Store::Postgres(p) => {
+                let mut tx = p.write_pool().begin().await?;
+                let marked = sqlx::query(MARK)
+                    .bind(alert_event_id)
+                    .bind(millis(now))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if marked == 0 {
+                    return Ok(false);
+                }
+                insert_deliveries_postgres(&mut tx, deliveries).await?;
+                tx.commit().await?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Leases up to `limit` due deliveries to `owner` until `lease_until`. A lease that expired
+    /// (its replica died) makes the row claimable again. On PostgreSQL rows another replica is
+    /// claiming at this moment are skipped, never waited for.
+    pub async fn claim_due_deliveries(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let lock = match self {
+            Store::Sqlite(_) => "",
+            Store::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+        };
+        on_backend!(self, write_pool, |pool, sql| {
+            let rows = sqlx::query(sql(&format!(
+                "UPDATE deliveries SET lease_owner = $1, lease_until = $3
+                 WHERE id IN (
+                     SELECT id FROM deliveries
+                     WHERE status IN ('pending', 'failed') AND next_attempt_at <= $2
+                       AND (lease_until IS NULL OR lease_until < $2)
+                     ORDER BY next_attempt_at, id LIMIT $4 {lock})
+                 RETURNING {DELIVERY_COLUMNS}"
+            )))
+            .bind(owner)
+            .bind(millis(now))
+            .bind(millis(lease_until))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|r| Ok(delivery_from!(r))).collect()
+        })
+    }
+
+    /// The earliest time a delivery becomes due (for the worker's sleep).
+    pub async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        on_backend!(self, read_pool, |pool, sql| {
+            let next: Option<i64> = sqlx::query_scalar(sql(
+                "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at
+                                 THEN lease_until ELSE next_attempt_at END)
+                 FROM deliveries WHERE status IN ('pending', 'failed')",
+            ))
+            .fetch_one(pool)
+            .await?;
+            Ok(next.map(from_millis))
+        })
+    }
+
+    /// Records one attempt and moves the delivery on, if `owner` still holds its lease (a
+    /// replica whose lease expired must not overwrite the one that took over). Returns whether
+    /// it did.
+    pub async fn record_attempt(
+        &self,
+        delivery_id: i64,
+        owner: &str,
+        attempt: &AttemptRecord,
+        next: NextState,
+    ) -> Result<bool, StoreError> {
+        let (status, next_at, delivered_at) = match next {
+            NextState::Delivered => ("delivered", attempt.started_at, Some(attempt.started_at)),
+            NextState::RetryAt(at) => ("failed", at, None),
+            NextState::Dead => ("dead", attempt.started_at, None),
+        };
+        let last_error = attempt.error.clone().or_else(|| {
+            (next != NextState::Delivered).then(|| {
+                format!(
+                    "HTTP {}: {}",
+                    attempt.status_code.unwrap_or_default(),
+                    attempt.response_excerpt.clone().unwrap_or_default()
+                )
+            })
+        });
+        const UPDATE: &str = "UPDATE deliveries SET status = $3, attempts = attempts + 1,
+                 next_attempt_at = $4, delivered_at = $5, last_error = $6,
+                 lease_owner = NULL, lease_until = NULL
+             WHERE id = $1 AND lease_owner = $2";
+        const INSERT: &str = "INSERT INTO delivery_attempts (delivery_id, attempt, started_at,
+                 latency_ms, status_code, outcome, response_excerpt, error)
+             SELECT $1, attempts, $2, $3, $4, $5, $6, $7 FROM deliveries WHERE id = $1";
+        macro_rules! run {
+            ($tx:expr, $sql:expr) => {{
+                let updated = sqlx::query($sql(UPDATE))
+                    .bind(delivery_id)
+                    .bind(owner)
+                    .bind(status)
+                    .bind(millis(next_at))
+                    .bind(delivered_at.map(millis))
+                    .bind(&last_error)
+                    .execute(&mut *$tx)
+                    .await?
+                    .rows_affected();
+                if updated == 0 {
+                    return Ok(false);
+                }
+                sqlx::query($sql(INSERT))
+                    .bind(delivery_id)
+                    .bind(millis(attempt.started_at))
+                    .bind(attempt.latency_ms)
+                    .bind(attempt.status_code)
+                    .bind(&attempt.outcome)
+                    .bind(&attempt.response_excerpt)
+                    .bind(&attempt.error)
+                    .execute(&mut *$tx)
+                    .await?;
+            }};
+        }
+        match self {
+            Store::Sqlite(s) => {
+                let sql = |q: &str| AssertSqlSafe(q.replace('$', "?"));
+                let mut tx = s.write_pool().begin().await?;
+                run!(tx, sql);
+                tx.commit().await?;
+            }
+            Store::Postgres(p) => {
+                let sql = |q: &str| AssertSqlSafe(q.to_owned());
+                let mut tx = p.write_pool().begin().await?;
+                run!(tx, sql);
+                tx.commit().await?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Gives a leased delivery back without an attempt (paced, or shutting down), due at `at`.
+    pub async fn release_delivery(
+        &self,
+        delivery_id: i64,
+        owner: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, write_pool, |pool, sql| {
+            sqlx::query(sql(
+                "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $3
+                 WHERE id = $1 AND lease_owner = $2",
+            ))
+            .bind(delivery_id)
+            .bind(owner)
+            .bind(millis(at))
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    pub async fn list_deliveries(
+        &self,
+        project_id: ProjectId,
+        status: Option<&str>,
+        channel_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<(DeliveryRecord, Vec<AttemptRecord>)>, StoreError> {
+        on_backend!(self, read_pool, |pool, sql| {
+            let rows = sqlx::query(sql(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries
+                 WHERE project_id = $1 AND ($2 IS NULL OR status = $2)
+                   AND ($3 IS NULL OR channel_id = $3)
+                 ORDER BY id DESC LIMIT $4"
+            )))
+            .bind(project_id)
+            .bind(status)
+            .bind(channel_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let d = delivery_from!(r);
+                let attempts = sqlx::query(sql(
+                    "SELECT attempt, started_at, latency_ms, status_code, outcome,
+                            response_excerpt, error
+                     FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
+                ))
+                .bind(d.id)
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(|a| {
+                    Ok(AttemptRecord {
+                        attempt: a.try_get("attempt")?,
+                        started_at: from_millis(a.try_get("started_at")?),
+                        latency_ms: a.try_get("latency_ms")?,
+                        status_code: a.try_get("status_code")?,
+                        outcome: a.try_get("outcome")?,
+                        response_excerpt: a.try_get("response_excerpt")?,
+                        error: a.try_get("error")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+                out.push((d, attempts));
+            }
+            Ok(out)
+        })
+    }
+}

@@ -1,0 +1,1 @@
+pulseline.track('CSP Event', { strict: true })
