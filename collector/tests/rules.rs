@@ -204,6 +204,28 @@ async fn threshold_rule_pends_fires_once_resolves_once_and_cooldown_stops_flappi
     assert_eq!(alerts[1]["started_at"], "2026-11-20T02:00:20.000Z");
     assert_eq!(alerts[1]["resolved_at"], "2026-11-20T04:00:20.000Z");
     assert_eq!(alerts[1]["rule_id"], id);
+
+    // Deleting the firing rule closes its open alert; the history stays.
+    rig.clock.set(after(8));
+    let resp = rig
+        .app
+        .http
+        .delete(rig.app.url(&format!("/api/v1/rules/{id}")))
+        .bearer_auth(&rig.app.keys.secret_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    let (_, alerts) = rig
+        .app
+        .get_json(&format!("/api/v1/alerts?rule_id={id}"))
+        .await;
+    assert_eq!(alerts["alerts"][0]["status"], "resolved");
+    assert_eq!(
+        alerts["alerts"][0]["resolved_at"],
+        "2026-11-20T08:00:20.000Z"
+    );
+    assert_eq!(alerts["alerts"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -228,6 +250,13 @@ async fn repeat_interval_sends_repeat_rows_while_firing() {
     assert_eq!(rig.counts().await, [1, 0, 1, 0]);
     rig.pass_at(after(5)).await; // hour 4 empty: 0, resolves
     assert_eq!(rig.counts().await, [1, 1, 1, 0]);
+    let resolved = rig.last_description("resolved").await;
+    assert!(
+        resolved.contains("is back to 0") && resolved.contains("after firing for 240 min"),
+        "{resolved}"
+    );
+    let repeat = rig.last_description("repeat").await;
+    assert!(repeat.contains("still firing"), "{repeat}");
 }
 
 #[tokio::test]
@@ -528,6 +557,21 @@ async fn rules_api_validates_isolates_projects_and_is_documented() {
     assert_eq!(resp.status(), 200);
     let (_, list) = app.get_json("/api/v1/rules").await;
     assert_eq!(list["rules"].as_array().unwrap().len(), 1);
+    let (status, err) = app
+        .get_json(&format!("/api/v1/rules/{id}/preview?buckets=5000"))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("between 1 and 1000"),
+        "{err}"
+    );
+    let (status, err) = app.get_json("/api/v1/alerts?limit=0").await;
+    assert_eq!(status, 400, "{err}");
+    let (status, _) = app.get_json("/api/v1/rules/not-a-number").await;
+    assert_eq!(status, 404);
     assert_eq!(list["rules"][0]["condition"]["value"], 80.0);
 
     // Project B's secret key sees none of A's rules.
@@ -619,4 +663,192 @@ async fn the_background_loop_evaluates_on_its_interval_with_the_injected_clock()
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(fired, 1, "the loop fired the rule at the fake time");
+}
+
+/// Issue 9: two collector processes on one PostgreSQL, both evaluating every second, store
+/// each transition once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_fire_a_rule_once() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+
+    struct Replica(Child, String);
+    impl Drop for Replica {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    fn start(database_url: &str) -> Replica {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
+            .env("PULSELINE_LISTEN", "127.0.0.1:0")
+            .env("PULSELINE_DATABASE_URL", database_url)
+            .env("PULSELINE_RULES_INTERVAL_SECS", "1")
+            .env("PULSELINE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("collector starts");
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            if let Some(url) = line.unwrap().strip_prefix("Listening on ") {
+                return Replica(child, url.to_owned());
+            }
+        }
+        panic!("the collector exited before listening: {:?}", child.wait());
+    }
+
+    if !common::on_postgres() {
+        return; // replicas share a PostgreSQL server; the test command runs this on one
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(dir.path()).await;
+    let created = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
+        .args(["project", "create", "--name", "Replicated", "--json"])
+        .env("PULSELINE_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let keys: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let (write, secret) = (
+        keys["write_key"].as_str().unwrap().to_owned(),
+        keys["secret_key"].as_str().unwrap().to_owned(),
+    );
+    let (a, b) = (start(&url), start(&url));
+    let http = reqwest::Client::new();
+    // Yesterday (the latest closed day bucket) gets 5 orders; the rule fires above 2.
+    let day = pulseline_collector::alerting::rules::latest_closed_bucket(
+        Utc::now().timestamp_millis(),
+        86_400_000,
+    );
+    let noon = DateTime::from_timestamp_millis(day + 43_200_000).unwrap();
+    let batch: Vec<Value> = (0..5)
+        .map(|i| {
+            json!({"type": "track", "userId": "u", "event": "order",
+            "messageId": format!("o{i}"), "timestamp": noon.to_rfc3339()})
+        })
+        .collect();
+    let resp = http
+        .post(format!("{}/v1/batch", a.1))
+        .basic_auth(&write, Some(""))
+        .json(&json!({ "batch": batch }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = http
+        .post(format!("{}/api/v1/rules", b.1))
+        .bearer_auth(&secret)
+        .json(
+            &json!({"name": "Orders", "series": {"event": "order", "bucket": "day"},
+            "condition": {"type": "threshold", "op": ">", "value": 2}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let sql = "SELECT COUNT(*) FROM alert_events WHERE kind = 'firing'";
+    let mut fired = 0;
+    for _ in 0..100 {
+        fired = common::query_i64(&url, sql).await;
+        if fired > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(fired, 1);
+    // Several more passes by both replicas: still one row, one alert.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(common::query_i64(&url, sql).await, 1);
+    assert_eq!(
+        common::query_i64(&url, "SELECT COUNT(*) FROM alert_history").await,
+        1
+    );
+    assert_eq!(
+        common::query_i64(&url, "SELECT COUNT(*) FROM alert_events").await,
+        1
+    );
+}
+
+/// Many evaluators racing on the same rules at the same instant: each transition once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_evaluators_store_each_transition_once() {
+    let mut rig = rig().await;
+    rig.send_hour("signup", hour(0), 10, json!({})).await;
+    for i in 0..5 {
+        rig.create_rule(
+            json!({"name": format!("r{i}"), "series": {"event": "signup"},
+            "condition": {"type": "threshold", "op": ">", "value": 5}}),
+        )
+        .await;
+    }
+    let now = after(1);
+    let mut passes = Vec::new();
+    for n in 0..6 {
+        let store = rig.app.store().await;
+        passes.push(tokio::spawn(async move {
+            run_once(&store, now, &format!("evaluator-{n}"))
+                .await
+                .unwrap()
+        }));
+    }
+    for p in passes {
+        p.await.unwrap();
+    }
+    // A second round at the same instant changes nothing.
+    run_once(&rig.store, now, "late").await.unwrap();
+    assert_eq!(rig.counts().await, [5, 0, 0, 0]);
+    assert_eq!(
+        rig.app
+            .query_i64("SELECT COUNT(*) FROM alert_history")
+            .await,
+        5
+    );
+}
+
+/// Averages move differently from counts: the explanation ranks by relative change, and
+/// context fields (here the OS) are broken down too.
+#[tokio::test]
+async fn an_average_that_rises_names_the_context_value_that_moved() {
+    let rig = rig().await;
+    let mut batch = Vec::new();
+    for h in 0..13 {
+        for i in 0..20 {
+            let (os, value) = match i % 2 {
+                0 => ("iOS", 100),
+                _ => ("Android", if h == 12 { 400 } else { 100 }),
+            };
+            batch.push(json!({
+                "type": "track", "userId": "u", "event": "api.latency",
+                "messageId": format!("lat-{h}-{i}"),
+                "timestamp": (hour(h) + Duration::minutes(i * 2)).to_rfc3339(),
+                "properties": {"value": value, "endpoint": "/search"},
+                "context": {"os": {"name": os}, "locale": "en-US"}
+            }));
+        }
+    }
+    let resp = rig.app.post("/v1/batch", &json!({ "batch": batch })).await;
+    assert_eq!(resp.status(), 200);
+    rig.create_rule(json!({
+        "name": "Latency", "series": {"event": "api.latency", "aggregate": "avg", "bucket": "hour"},
+        "condition": {"type": "anomaly", "direction": "up", "seasonality": "none"}
+    }))
+    .await;
+    for h in 1..=12 {
+        rig.pass_at(after(h)).await;
+    }
+    assert_eq!(rig.counts().await, [0, 0, 0, 0]);
+    rig.pass_at(after(13)).await;
+    assert_eq!(rig.counts().await, [1, 0, 0, 0]);
+    let description = rig.last_description("firing").await;
+    assert!(
+        description.contains("avg of api.latency.value per hour was 250")
+            && description.contains("expected about 100")
+            && description.contains(
+                "The rise is concentrated in context.os.name=Android: +300% vs baseline (100 → 400)"
+            ),
+        "{description}"
+    );
 }

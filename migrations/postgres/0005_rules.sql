@@ -12,6 +12,7 @@ CREATE TABLE alert_rules (
     state            TEXT    NOT NULL DEFAULT 'ok' CHECK (state IN ('ok', 'pending', 'firing')),
     version          BIGINT  NOT NULL DEFAULT 0,
     pending_since    BIGINT,
+    firing_since     BIGINT,
     last_notified_at BIGINT,
     resolved_at      BIGINT,
     alert_id         BIGINT,  -- the open alert_history row while firing

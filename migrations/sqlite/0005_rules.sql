@@ -12,6 +12,7 @@ CREATE TABLE alert_rules (
     state            TEXT    NOT NULL DEFAULT 'ok' CHECK (state IN ('ok', 'pending', 'firing')),
     version          INTEGER NOT NULL DEFAULT 0,
     pending_since    INTEGER,
+    firing_since     INTEGER,
     last_notified_at INTEGER,
     resolved_at      INTEGER,
     alert_id         INTEGER,  -- the open alert_history row while firing

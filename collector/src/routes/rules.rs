@@ -291,7 +291,8 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let project_id = project(&state, &headers).await?;
     let id = rule_id(id)?;
-    if state.store.delete_rule(project_id, id).await? {
+    let now = state.clock.now().timestamp_millis();
+    if state.store.delete_rule(project_id, id, now).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(no_rule(id))

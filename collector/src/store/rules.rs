@@ -96,7 +96,7 @@ impl Sql {
 }
 
 const RULE_COLUMNS: &str = "id, project_id, definition, created_at, updated_at, state, version, \
-    pending_since, last_notified_at, resolved_at, alert_id, last_bucket, last_outcome";
+    pending_since, firing_since, last_notified_at, resolved_at, alert_id, last_bucket, last_outcome";
 
 const ALERT_COLUMNS: &str = "id, rule_id, rule_name, reason, bucket_start, started_at, \
     resolved_at, value, expected, explanation";
@@ -162,6 +162,7 @@ where
             phase: Phase::parse(&r.get::<String, _>("state")),
             version: r.get("version"),
             pending_since: r.get("pending_since"),
+            firing_since: r.get("firing_since"),
             last_notified_at: r.get("last_notified_at"),
             resolved_at: r.get("resolved_at"),
             alert_id: r.get("alert_id"),
@@ -274,20 +275,36 @@ impl Store {
         })
     }
 
-    /// `false` if there is no such rule in the project. Its alert history stays.
+    /// `false` if there is no such rule in the project. Its alert history stays; an alert
+    /// still open is closed at `now` (nothing will resolve it any more).
     pub async fn delete_rule(
         &self,
         project_id: ProjectId,
         rule_id: i64,
+        now: i64,
     ) -> Result<bool, StoreError> {
         let text = "DELETE FROM alert_rules WHERE project_id = $1 AND id = $2";
+        let close = "UPDATE alert_history SET resolved_at = $1
+                     WHERE project_id = $2 AND rule_id = $3 AND resolved_at IS NULL";
         with_pool!(self, write_pool, |pool, pg| {
+            let mut tx = pool.begin().await?;
             let done = sqlx::query(sql(text, pg))
                 .bind(project_id)
                 .bind(rule_id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
-            Ok(done.rows_affected() > 0)
+            if done.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            sqlx::query(sql(close, pg))
+                .bind(now)
+                .bind(project_id)
+                .bind(rule_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
         })
     }
 
@@ -322,15 +339,13 @@ impl Store {
         })
     }
 
-    pub async fn release_rule(&self, rule_id: i64, owner: &str) -> Result<(), StoreError> {
+    /// Releases every rule `owner` holds, in one statement (one commit for the whole pass:
+    /// SQLite's single writer is shared with ingest).
+    pub async fn release_rules(&self, owner: &str) -> Result<(), StoreError> {
         let text = "UPDATE alert_rules SET lease_until = NULL, lease_owner = NULL
-                    WHERE id = $1 AND lease_owner = $2";
+                    WHERE lease_owner = $1";
         with_pool!(self, write_pool, |pool, pg| {
-            sqlx::query(sql(text, pg))
-                .bind(rule_id)
-                .bind(owner)
-                .execute(pool)
-                .await?;
+            sqlx::query(sql(text, pg)).bind(owner).execute(pool).await?;
             Ok(())
         })
     }
@@ -362,7 +377,7 @@ impl Store {
     pub async fn apply_rule_transition(&self, t: &Transition) -> Result<bool, StoreError> {
         let update = "UPDATE alert_rules SET state = $1, version = version + 1,
                  pending_since = $2, last_notified_at = $3, resolved_at = $4, alert_id = $5,
-                 last_bucket = $6, last_outcome = $7
+                 last_bucket = $6, last_outcome = $7, firing_since = $10
              WHERE id = $8 AND version = $9";
         let open = "INSERT INTO alert_history (project_id, rule_id, rule_name, reason,
                  bucket_start, started_at, value, expected, explanation)
@@ -389,6 +404,7 @@ impl Store {
                 .bind(n.last_outcome.as_deref())
                 .bind(t.rule_id)
                 .bind(t.expected_version)
+                .bind(n.firing_since)
                 .execute(&mut *tx)
                 .await?;
             if done.rows_affected() == 0 {
@@ -622,7 +638,7 @@ fn matching_events(
             .collect::<String>();
         format!(
             "SELECT ts, body, {value} AS v FROM (SELECT timestamp AS ts, body, body::jsonb AS j \
-             FROM events WHERE {scope}) x WHERE TRUE{filters}"
+             FROM events WHERE {scope} OFFSET 0) x WHERE TRUE{filters}"
         )
     } else {
         for (k, v) in &series.filters {

@@ -78,7 +78,9 @@ pub async fn run_once(
             }
         }
         report.rules_evaluated += 1;
-        store.release_rule(rule.id, owner).await?;
+    }
+    if report.rules_evaluated > 0 {
+        store.release_rules(owner).await?;
     }
     metrics::counter!("pulseline_rule_notifications_total").increment(report.notifications as u64);
     Ok(report)
@@ -215,7 +217,7 @@ async fn evaluate(store: &Store, rule: &RuleRecord, now: i64) -> Result<Stored, 
                 &spec,
                 bucket,
                 &outcome,
-                rule.state.last_notified_at,
+                rule.state.firing_since,
                 now,
             ));
         }
@@ -496,7 +498,7 @@ fn resolved_row(
 ) -> NewAlertEvent {
     let value = o.value.map_or_else(|| "no data".to_owned(), number);
     let firing_for = since
-        .map(|s| format!(" after {} min", (now - s) / 60_000))
+        .map(|s| format!(" after firing for {} min", (now - s) / 60_000))
         .unwrap_or_default();
     render(
         spec,

@@ -23,6 +23,8 @@ pub const SEASONS_OF_HISTORY: usize = 4;
 /// Longest rule name and property name.
 const MAX_NAME_CHARS: usize = 200;
 const MAX_PROPERTY_CHARS: usize = 100;
+/// Longest filter value.
+const MAX_VALUE_CHARS: usize = 1_000;
 
 /// The width of one bucket of a series (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -282,6 +284,29 @@ impl RuleSpec {
     }
 
     fn validate(&self) -> Result<(), String> {
+        // PostgreSQL text and jsonb cannot hold NUL; no name or value needs a control character.
+        let strings: Vec<&str> = [self.name.as_str(), self.series.event.as_str()]
+            .into_iter()
+            .chain(self.series.property.as_deref())
+            .chain(self.series.filters.keys().map(String::as_str))
+            .chain(
+                self.series
+                    .filters
+                    .values()
+                    .filter_map(serde_json::Value::as_str),
+            )
+            .collect();
+        if let Some(bad) = strings.iter().find(|s| s.chars().any(char::is_control)) {
+            return Err(format!(
+                "{bad:?} contains a control character; names and filter values must be plain text"
+            ));
+        }
+        if let Some(long) = strings.iter().find(|s| s.chars().count() > MAX_VALUE_CHARS) {
+            return Err(format!(
+                "a name or filter value is {} characters; at most {MAX_VALUE_CHARS}",
+                long.chars().count()
+            ));
+        }
         let name = self.name.trim();
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
             return Err(format!(
@@ -379,13 +404,17 @@ impl RuleSpec {
                 sensitivity,
                 min_volume,
                 seasonality,
-            } => Some(anomaly::Params {
-                direction: *direction,
-                sensitivity: *sensitivity,
-                min_volume: *min_volume,
-                seasons: seasons(*seasonality, self.series.bucket).unwrap_or_default(),
-                ..anomaly::Params::default()
-            }),
+            } => Some(
+                // `..default()` on purpose: the detector may gain parameters.
+                #[allow(clippy::needless_update)]
+                anomaly::Params {
+                    direction: *direction,
+                    sensitivity: *sensitivity,
+                    min_volume: *min_volume,
+                    seasons: seasons(*seasonality, self.series.bucket).unwrap_or_default(),
+                    ..anomaly::Params::default()
+                },
+            ),
             Condition::Threshold { .. } => None,
         }
     }
@@ -470,5 +499,11 @@ mod tests {
         }))
         .unwrap_err();
         assert!(err.contains("use a wider bucket"), "{err}");
+        let err = RuleSpec::parse(json!({
+            "name": "x", "series": {"event": "sign\u{0}up"},
+            "condition": {"type": "threshold", "op": ">", "value": 1}
+        }))
+        .unwrap_err();
+        assert!(err.contains("control character"), "{err}");
     }
 }

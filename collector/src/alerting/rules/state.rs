@@ -66,6 +66,8 @@ pub struct RuleState {
     /// Bumped by every stored transition: the compare-and-set that makes each happen once.
     pub version: i64,
     pub pending_since: Option<i64>,
+    /// When the rule last started firing (kept after it resolves, for the message).
+    pub firing_since: Option<i64>,
     pub last_notified_at: Option<i64>,
     pub resolved_at: Option<i64>,
     /// The open alert history row while firing.
@@ -129,6 +131,7 @@ pub fn step(state: &RuleState, verdict: Verdict, now: i64, timing: Timing) -> (R
             if held && cooled {
                 next.phase = Phase::Firing;
                 next.pending_since = None;
+                next.firing_since = Some(now);
                 next.last_notified_at = Some(now);
                 Action::Fire(reason)
             } else {
@@ -150,6 +153,7 @@ mod tests {
             phase: Phase::Ok,
             version: 0,
             pending_since: None,
+            firing_since: None,
             last_notified_at: None,
             resolved_at: None,
             alert_id: None,
