@@ -33,6 +33,7 @@ pub struct Application {
     writer: JoinHandle<()>,
     maintenance: JoinHandle<()>,
     bootstrap: Option<ProjectKeys>,
+    bootstrap_admin: Option<crate::accounts::FirstAdmin>,
     stop: Arc<Notify>,
     grace: Duration,
 }
@@ -75,6 +76,9 @@ impl Application {
         } else {
             None
         };
+        let bootstrap_admin = crate::accounts::bootstrap(&store, &config.dashboard, clock.now())
+            .await
+            .context("creating the first dashboard admin")?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {} (PULSELINE_LISTEN)", config.listen))?;
@@ -94,6 +98,9 @@ impl Application {
             metrics: metrics_handle(),
             rate_limiter,
             limits_rate_per_sec: config.rate_limit_events_per_sec,
+            dashboard: Arc::new(crate::routes::dashboard::DashboardState::new(
+                config.dashboard,
+            )),
         };
         Ok(Self {
             listener,
@@ -102,6 +109,7 @@ impl Application {
             writer,
             maintenance,
             bootstrap,
+            bootstrap_admin,
             stop: Arc::new(Notify::new()),
             grace: Duration::from_secs(config.shutdown_grace_secs),
         })
@@ -114,6 +122,11 @@ impl Application {
     /// The default project's keys, when this start created it (an empty database).
     pub fn bootstrap_keys(&self) -> Option<ProjectKeys> {
         self.bootstrap.clone()
+    }
+
+    /// The first dashboard admin's login, when this start created it (no users yet).
+    pub fn first_admin(&self) -> Option<crate::accounts::FirstAdmin> {
+        self.bootstrap_admin.clone()
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
@@ -142,6 +155,7 @@ impl Application {
         });
         let stopping = Arc::new(Notify::new());
         let signalled = Arc::clone(&stopping);
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             stop_requested(&stop).await;
             tracing::info!("shutting down: finishing in-flight requests");

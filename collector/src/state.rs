@@ -21,4 +21,6 @@ pub struct AppState {
     pub rate_limiter: Option<Arc<KeyRateLimiter>>,
     /// The configured rate, for error messages.
     pub limits_rate_per_sec: u32,
+    /// Dashboard settings and its login rate limiter.
+    pub dashboard: Arc<crate::routes::dashboard::DashboardState>,
 }

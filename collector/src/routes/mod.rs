@@ -1,5 +1,6 @@
 //! The HTTP surface. `router` is pure: tests drive it with `oneshot` or over a real socket.
 
+pub mod dashboard;
 pub mod events;
 pub mod ingest;
 pub mod ops;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(ingest)
+        .merge(dashboard::router())
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/stats", get(events::stats))
         .route("/healthz", get(ops::healthz))

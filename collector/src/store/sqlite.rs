@@ -76,6 +76,16 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// The read pool, for queries kept in other files (store/accounts.rs, store/analytics.rs).
+    pub(crate) fn read_pool(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    /// The one writer connection, shared with the ingest writer: keep its transactions short.
+    pub(crate) fn write_pool(&self) -> &SqlitePool {
+        &self.write
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.read).await?;
         Ok(())
@@ -283,6 +293,17 @@ impl SqliteStore {
                  ON CONFLICT (project_id, month) DO UPDATE SET events = events + excluded.events",
             )
             .bind(before)
+            .execute(&mut *tx)
+            .await?;
+            // The dashboard's DAU/WAU/MAU read this rollup (migrations 0006).
+            sqlx::query(
+                "INSERT OR IGNORE INTO active_users_daily (project_id, day, user_key)
+                 SELECT project_id, timestamp - (timestamp % ?2), COALESCE(user_id, anonymous_id)
+                 FROM events NOT INDEXED
+                 WHERE seq > ?1 AND COALESCE(user_id, anonymous_id) IS NOT NULL",
+            )
+            .bind(before)
+            .bind(DAY_MS)
             .execute(&mut *tx)
             .await?;
         }
