@@ -197,6 +197,18 @@ async fn login_sessions_logout_and_csrf() {
             .contains("; Secure")
     );
 
+    let anonymous = app
+        .http
+        .get(app.url("/api/dash/session"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(
+        anonymous.headers().get("www-authenticate").is_none(),
+        "a browser must not pop up a Basic-auth prompt"
+    );
+
     let me = app.admin().await;
     let (status, body) = app.get(&me, "/api/dash/session").await;
     assert_eq!(status, 200);

@@ -116,6 +116,14 @@ pub fn router() -> Router<AppState> {
             get(insights::sessions),
         )
         .route("/api/dash/projects/{project}/tail", get(insights::tail))
+        .layer(axum::middleware::map_response(no_basic_auth_prompt))
+}
+
+/// The API's 401s invite HTTP Basic (for SDKs); a browser would answer that with a password
+/// prompt instead of letting the dashboard show its login page.
+async fn no_basic_auth_prompt(mut response: axum::response::Response) -> axum::response::Response {
+    response.headers_mut().remove(header::WWW_AUTHENTICATE);
+    response
 }
 
 /// The logged-in user of a request. Extracting it also enforces CSRF on unsafe methods.
