@@ -440,7 +440,7 @@ pub struct VitalSummary {
     pub poor: f64,
 }
 
-fn summarise(values: &mut Vec<f64>, v: &Vital) -> VitalSummary {
+fn summarise(values: &mut [f64], v: &Vital) -> VitalSummary {
     let n = values.len() as f64;
     let share = |f: &dyn Fn(f64) -> bool| {
         if values.is_empty() {
