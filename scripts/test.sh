@@ -23,7 +23,7 @@
 #   sdk-wasm/node_modules (npm ci)
 #
 # Environment:
-#   PULSELINE_TEST_ONLY=rust|postgres|interop|python|node|wasm  run one group of steps (default: all)
+#   PULSELINE_TEST_ONLY=rust|postgres|interop|python|node|wasm|dashboard  run one group of steps (default: all)
 #   PULSELINE_TEST_PG_PORT=55432      port of the throwaway PostgreSQL cluster
 #   PULSELINE_PYTEST_ARGS='-k gzip'   extra arguments for the interop pytest run
 #   PULSELINE_SCHEMATHESIS_SEED=N     replay a schemathesis run (its seed is printed)
@@ -306,6 +306,24 @@ collector_tests_postgres() {
         cargo test --workspace --no-fail-fast "${targets[@]}"
 }
 
+# The dashboard in headless Debian Chromium, driven by playwright-core (no browser download),
+# against the real collector binary. Screenshots land in target/dashboard-screenshots/.
+ensure_chromium() {
+    command -v chromium >/dev/null && return
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+}
+
+ensure_dashboard_deps() {
+    # npm ci installs uPlot (embedded by collector/build.rs) and playwright-core (dev).
+    [[ -d dashboard/node_modules/playwright-core ]] ||
+        (cd dashboard && npm ci --no-audit --no-fund)
+}
+
+dashboard_browser_tests() {
+    PULSELINE_COLLECTOR_BIN=$TARGET_DIR/debug/pulseline-collector \
+        timeout --kill-after=30 600 node dashboard/tests/browser.mjs
+}
+
 # ---------------------------------------------------------------------------------------------
 # The browser SDK (sdk-wasm): wasm-bindgen build, wasm tests, typings, Chromium end to end.
 
@@ -362,8 +380,8 @@ wasm_browser_tests() {
 
 main() {
     case $ONLY in
-    all | rust | postgres | interop | python | node | wasm) ;;
-    *) die "PULSELINE_TEST_ONLY must be rust, postgres, interop, python, node or wasm (or unset for all), not '$ONLY'" ;;
+    all | rust | postgres | interop | python | node | wasm | dashboard) ;;
+    *) die "PULSELINE_TEST_ONLY must be rust, postgres, interop, python, node, wasm or dashboard (or unset for all), not '$ONLY'" ;;
     esac
 
     step setup "Rust toolchain (rustfmt, clippy)" ensure_rust_toolchain
@@ -397,6 +415,10 @@ main() {
     step wasm "core in wasm (wasm-bindgen-test: Node, Chromium)" wasm_core_tests
     step wasm "TypeScript typings (tsc --strict)" wasm_sdk_types
     step wasm "browser SDK end to end (headless Chromium)" wasm_browser_tests
+    step dashboard "Chromium (apt)" ensure_chromium
+    step dashboard "npm dependencies (dashboard: uPlot, playwright-core)" ensure_dashboard_deps
+    step dashboard "build pulseline-collector (debug)" build_collector
+    step dashboard "dashboard in Chromium (playwright-core)" dashboard_browser_tests
 }
 
 main "$@"

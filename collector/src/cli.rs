@@ -39,6 +39,13 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Manage dashboard users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Manage write and secret keys.
     Key {
         #[command(subcommand)]
@@ -75,6 +82,21 @@ enum ProjectAction {
     },
     /// Move a project to another plan; its quota and retention change at once.
     SetPlan { project_id: i64, plan: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserAction {
+    /// Create a dashboard user. Without --password a random one is generated and printed.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// At least 10 characters. Prefer PULSELINE_NEW_USER_PASSWORD to keep it out of `ps`.
+        #[arg(long, env = "PULSELINE_NEW_USER_PASSWORD")]
+        password: Option<String>,
+        /// An instance admin: owns every project nobody else owns.
+        #[arg(long)]
+        admin: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,6 +166,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Serve(config)) => serve(*config).await,
         Some(Command::Project { action, db }) => project(action, &open(&db).await?).await,
         Some(Command::Key { action, db }) => key(action, &open(&db).await?).await,
+        Some(Command::User { action, db }) => user(action, &open(&db).await?).await,
         Some(Command::Plan { action, db }) => plan(action, &open(&db).await?).await,
     }
 }
@@ -181,9 +204,42 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             app.port()
         );
     }
+    if let Some(admin) = app.first_admin() {
+        println!(
+            "\nCreated the first dashboard admin. The password is shown once; change it after \
+             logging in.\n\n  dashboard: http://{}:{}/\n  e-mail:    {}\n  password:  {}\n",
+            listen.ip(),
+            app.port(),
+            admin.email,
+            admin.password
+        );
+    }
     println!("Listening on http://{}:{}", listen.ip(), app.port());
     tracing::info!(listen = %listen, port = app.port(), database = %database, "pulseline collector listening");
     app.run_until_stopped().await
+}
+
+async fn user(action: UserAction, store: &Store) -> anyhow::Result<()> {
+    match action {
+        UserAction::Create {
+            email,
+            password,
+            admin,
+        } => {
+            let generated = password.is_none();
+            let password = password.unwrap_or_else(|| crate::domain::account::random_token(20));
+            let email =
+                crate::accounts::create_user(store, &email, &password, admin, Utc::now()).await?;
+            println!(
+                "Created user {email}{}",
+                if admin { " (instance admin)" } else { "" }
+            );
+            if generated {
+                println!("password: {password}   (shown once)");
+            }
+            Ok(())
+        }
+    }
 }
 
 async fn project(action: ProjectAction, store: &Store) -> anyhow::Result<()> {

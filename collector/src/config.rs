@@ -94,6 +94,50 @@ pub struct Config {
     pub limits: Limits,
     #[command(flatten)]
     pub delivery: crate::alerting::delivery::DeliveryConfig,
+    #[command(flatten)]
+    pub dashboard: DashboardConfig,
+}
+
+/// The hosted dashboard's settings (README, "Dashboard").
+#[derive(Debug, Clone, Args)]
+pub struct DashboardConfig {
+    /// The URL people open the dashboard at, e.g. `https://pulse.example.com`. An `https` URL
+    /// makes session cookies `Secure`; its origin is accepted for state-changing requests.
+    #[arg(long, env = "PULSELINE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Hours a login lasts; after it the session is refused and removed.
+    #[arg(long, env = "PULSELINE_SESSION_TTL_HOURS", default_value_t = 168)]
+    pub session_ttl_hours: u32,
+    /// Login attempts per minute allowed per client address and per e-mail address.
+    #[arg(
+        long,
+        env = "PULSELINE_LOGIN_ATTEMPTS_PER_MINUTE",
+        default_value_t = 10
+    )]
+    pub login_attempts_per_minute: u32,
+    /// E-mail (login name) of the first admin, created with a one-time password on first start.
+    #[arg(long, env = "PULSELINE_ADMIN_EMAIL", default_value = "admin@localhost")]
+    pub admin_email: String,
+    /// Most events one dashboard query may read (explore with filters or groups, funnels,
+    /// retention, sessions, Web Vitals). Beyond it the query asks for a narrower range.
+    #[arg(
+        long,
+        env = "PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
+        default_value_t = 2_000_000
+    )]
+    pub max_scan_events: u32,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            session_ttl_hours: 168,
+            login_attempts_per_minute: 10,
+            admin_email: "admin@localhost".to_owned(),
+            max_scan_events: 2_000_000,
+        }
+    }
 }
 
 impl Config {
@@ -122,6 +166,7 @@ impl Config {
                 allow_private_webhooks: true,
                 ..Default::default()
             },
+            dashboard: DashboardConfig::default(),
         }
     }
 }

@@ -2,7 +2,9 @@
 //! and the read API. `main.rs` only parses the command line; everything lives here so tests
 //! drive the same code.
 
+pub mod accounts;
 pub mod alerting;
+pub mod analytics;
 pub mod auth;
 pub mod cli;
 pub mod clock;

@@ -40,6 +40,7 @@ pub struct Application {
     category_refresh: JoinHandle<()>,
     rules: Option<JoinHandle<()>>,
     bootstrap: Option<ProjectKeys>,
+    bootstrap_admin: Option<crate::accounts::FirstAdmin>,
     stop: Arc<Notify>,
     grace: Duration,
     sdk_files: crate::routes::sdk::SdkFiles,
@@ -83,6 +84,9 @@ impl Application {
         } else {
             None
         };
+        let bootstrap_admin = crate::accounts::bootstrap(&store, &config.dashboard, clock.now())
+            .await
+            .context("creating the first dashboard admin")?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {} (PULSELINE_LISTEN)", config.listen))?;
@@ -148,6 +152,9 @@ impl Application {
                 notifications,
                 config: delivery_config,
             },
+            dashboard: Arc::new(crate::routes::dashboard::DashboardState::new(
+                config.dashboard,
+            )),
         };
         Ok(Self {
             listener,
@@ -160,6 +167,7 @@ impl Application {
             category_refresh,
             rules,
             bootstrap,
+            bootstrap_admin,
             stop: Arc::new(Notify::new()),
             grace: Duration::from_secs(config.shutdown_grace_secs),
             sdk_files,
@@ -173,6 +181,11 @@ impl Application {
     /// The default project's keys, when this start created it (an empty database).
     pub fn bootstrap_keys(&self) -> Option<ProjectKeys> {
         self.bootstrap.clone()
+    }
+
+    /// The first dashboard admin's login, when this start created it (no users yet).
+    pub fn first_admin(&self) -> Option<crate::accounts::FirstAdmin> {
+        self.bootstrap_admin.clone()
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
@@ -206,6 +219,7 @@ impl Application {
         });
         let stopping = Arc::new(Notify::new());
         let signalled = Arc::clone(&stopping);
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let server = axum::serve(listener, app).with_graceful_shutdown(async move {
             stop_requested(&stop).await;
             tracing::info!("shutting down: finishing in-flight requests");

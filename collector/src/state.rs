@@ -23,4 +23,6 @@ pub struct AppState {
     pub limits_rate_per_sec: u32,
     /// Notification delivery: the sender (test action) and the category cache.
     pub delivery: crate::alerting::delivery::DeliveryHandle,
+    /// Dashboard settings and its login rate limiter.
+    pub dashboard: Arc<crate::routes::dashboard::DashboardState>,
 }

@@ -1,5 +1,6 @@
 //! Domain types: inputs are parsed into these, and once one exists it is valid.
 
+pub mod account;
 pub mod key;
 pub mod message;
 

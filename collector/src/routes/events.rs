@@ -141,7 +141,7 @@ pub async fn stats(
 }
 
 /// The message as sent, with the stored values of the fields the collector may have filled.
-fn render(e: StoredEvent) -> serde_json::Value {
+pub(crate) fn render(e: StoredEvent) -> serde_json::Value {
     let mut obj = match serde_json::from_str::<serde_json::Value>(&e.body) {
         Ok(serde_json::Value::Object(m)) => m,
         _ => serde_json::Map::new(),

@@ -2,6 +2,7 @@
 
 pub mod categories;
 pub mod channels;
+pub mod dashboard;
 pub mod deliveries;
 pub mod events;
 pub mod ingest;
@@ -88,6 +89,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(ingest)
+        .merge(dashboard::router())
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/stats", get(events::stats))
         .merge(alerting())

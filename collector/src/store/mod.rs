@@ -1,6 +1,8 @@
 //! Storage. One `Store` value per process; backends behave the same (SQLite now, PostgreSQL
 //! next). Callers never see SQL.
 
+pub mod accounts;
+pub mod analytics;
 pub mod delivery;
 mod postgres;
 mod rules;

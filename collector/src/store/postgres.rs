@@ -399,6 +399,22 @@ impl PostgresStore {
         .bind(&rows.body)
         .execute(&mut *tx)
         .await?;
+        // The dashboard's DAU/WAU/MAU read this rollup (migrations 0006); sorted, so concurrent
+        // writers take its row locks in the same order.
+        sqlx::query(
+            "INSERT INTO active_users_daily (project_id, day, user_key)
+             SELECT DISTINCT p, ts - mod(ts, $5), COALESCE(u, a)
+             FROM UNNEST($1::INT8[], $2::INT8[], $3::TEXT[], $4::TEXT[]) AS t(p, ts, u, a)
+             WHERE COALESCE(u, a) IS NOT NULL ORDER BY 1, 2, 3
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&rows.project_id)
+        .bind(&rows.timestamp)
+        .bind(&rows.user_id)
+        .bind(&rows.anonymous_id)
+        .bind(DAY_MS)
+        .execute(&mut *tx)
+        .await?;
 
         let (p, rest): (Vec<i64>, Vec<(String, i64, i64)>) = rollups
             .into_iter()

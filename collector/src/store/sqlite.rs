@@ -32,12 +32,13 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// The single writer connection, for store code in other files (delivery's outbox and the
-    /// rule evaluator share it with ingest).
+    /// The single writer connection, for store code in other files (delivery's outbox, the rule
+    /// evaluator and accounts share it with ingest: keep their transactions short).
     pub(crate) fn write_pool(&self) -> &SqlitePool {
         &self.write
     }
 
+    /// The read pool, for queries kept in other files (analytics, accounts, rules).
     pub(crate) fn read_pool(&self) -> &SqlitePool {
         &self.read
     }
@@ -297,6 +298,17 @@ impl SqliteStore {
                  ON CONFLICT (project_id, month) DO UPDATE SET events = events + excluded.events",
             )
             .bind(before)
+            .execute(&mut *tx)
+            .await?;
+            // The dashboard's DAU/WAU/MAU read this rollup (migrations 0006).
+            sqlx::query(
+                "INSERT OR IGNORE INTO active_users_daily (project_id, day, user_key)
+                 SELECT project_id, timestamp - (timestamp % ?2), COALESCE(user_id, anonymous_id)
+                 FROM events NOT INDEXED
+                 WHERE seq > ?1 AND COALESCE(user_id, anonymous_id) IS NOT NULL",
+            )
+            .bind(before)
+            .bind(DAY_MS)
             .execute(&mut *tx)
             .await?;
         }

@@ -1,0 +1,81 @@
+//! Embeds the dashboard (dashboard/src plus uPlot from npm) into the binary. uPlot is not
+//! committed: when dashboard/node_modules lacks it, this runs `npm ci` against the lock file.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const UPLOT: &[(&str, &str)] = &[
+    ("uplot.esm.js", "node_modules/uplot/dist/uPlot.esm.js"),
+    ("uplot.min.css", "node_modules/uplot/dist/uPlot.min.css"),
+];
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let dashboard = manifest.join("../dashboard");
+    println!("cargo:rerun-if-changed=../dashboard/src");
+    println!("cargo:rerun-if-changed=../dashboard/package-lock.json");
+    for (_, path) in UPLOT {
+        println!("cargo:rerun-if-changed=../dashboard/{path}");
+    }
+    if UPLOT.iter().any(|(_, p)| !dashboard.join(p).exists()) {
+        npm_ci(&dashboard);
+    }
+    let mut files: Vec<(String, PathBuf)> = std::fs::read_dir(dashboard.join("src"))
+        .expect("dashboard/src exists")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_file())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect();
+    files.extend(
+        UPLOT
+            .iter()
+            .map(|(name, p)| ((*name).to_owned(), dashboard.join(p))),
+    );
+    files.sort();
+    let mut out = String::from("/// The dashboard's files: (name, content type, bytes).\n");
+    out.push_str("pub static ASSETS: &[(&str, &str, &[u8])] = &[\n");
+    for (name, path) in &files {
+        let path = path.canonicalize().expect("asset path");
+        writeln!(
+            out,
+            "    ({name:?}, {:?}, include_bytes!({:?})),",
+            content_type(name),
+            path.display().to_string()
+        )
+        .expect("write to a String");
+    }
+    out.push_str("];\n");
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
+    std::fs::write(out_dir.join("dashboard_assets.rs"), out).expect("write dashboard_assets.rs");
+}
+
+fn npm_ci(dashboard: &Path) {
+    let status = Command::new("npm")
+        .args(["ci", "--omit=dev", "--no-audit", "--no-fund"])
+        .current_dir(dashboard)
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => panic!(
+            "`npm ci` in {} failed ({s}): the dashboard's chart library (uPlot) comes from the \
+             npm registry. Check network access to it, or run `npm ci` there yourself.",
+            dashboard.display()
+        ),
+        Err(e) => panic!(
+            "cannot run npm ({e}): building the collector needs Node.js and npm once, to fetch \
+             the dashboard's chart library (uPlot) from the npm registry. Install them (e.g. \
+             `apt-get install nodejs npm`) and build again."
+        ),
+    }
+}
+
+fn content_type(name: &str) -> &'static str {
+    match name.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        _ => "application/octet-stream",
+    }
+}

@@ -1,0 +1,210 @@
+//! Logging in and out, the current session, and changing one's password.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use governor::clock::Clock as _;
+use serde::{Deserialize, Serialize};
+
+use super::{SESSION_COOKIE, Session, behind_tls, check_origin, client_ip};
+use crate::domain::account::{SessionToken, hash_password, random_token, verify_password};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::accounts::AuditEntry;
+
+#[derive(Debug, Serialize)]
+pub struct SessionInfo {
+    pub user_id: i64,
+    pub email: String,
+    pub is_admin: bool,
+    /// Send it as `X-CSRF-Token` with every POST, PATCH and DELETE.
+    pub csrf_token: String,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<&Session> for SessionInfo {
+    fn from(s: &Session) -> Self {
+        Self {
+            user_id: s.record.user.id,
+            email: s.record.user.email.clone(),
+            is_admin: s.record.user.is_admin,
+            csrf_token: s.record.csrf_token.clone(),
+            expires_at: s.record.expires_at,
+        }
+    }
+}
+
+pub async fn current(session: Session) -> Json<SessionInfo> {
+    Json(SessionInfo::from(&session))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Login {
+    email: String,
+    password: String,
+}
+
+/// Checks the password, starts a session and sets its cookie. Wrong e-mail and wrong password
+/// get the same answer. Rate limited per address and per e-mail.
+pub async fn login(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let (mut parts, body) = req.into_parts();
+    check_origin(&parts.headers, &state.dashboard.config)?;
+    let ip = client_ip(&parts);
+    let Json(form): Json<Login> =
+        Json::from_request(Request::from_parts(parts.clone(), body), &state)
+            .await
+            .map_err(|e| {
+                ApiError::BadRequest(format!("expected {{\"email\",\"password\"}}: {e}"))
+            })?;
+    let email = form.email.trim().to_lowercase();
+    let limiter = &state.dashboard.login_limiter;
+    for key in [
+        format!("ip:{}", ip.as_deref().unwrap_or("?")),
+        format!("email:{email}"),
+    ] {
+        if let Err(not_until) = limiter.check_key(&key) {
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            return Err(ApiError::TooManyRequests {
+                message: format!(
+                    "too many login attempts (PULSELINE_LOGIN_ATTEMPTS_PER_MINUTE = {}); wait \
+                     and try again",
+                    state.dashboard.config.login_attempts_per_minute
+                ),
+                retry_after: wait.max(Duration::from_secs(1)),
+            });
+        }
+    }
+    let user = state.store.find_user_by_email(&email).await?;
+    let password = form.password;
+    // Verify against a fixed hash when the user does not exist, so timing tells nothing.
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = tokio::task::spawn_blocking(move || {
+        verify_password(
+            &password,
+            stored.as_deref().unwrap_or_else(|| unknown_user_hash()),
+        )
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let (Some(user), true) = (user, ok) else {
+        return Err(ApiError::Unauthorized("wrong e-mail or password".into()));
+    };
+    let now = state.clock.now();
+    let token = SessionToken::generate();
+    let expires_at = now + state.dashboard.session_ttl();
+    state
+        .store
+        .create_session(&token.hash(), user.id, &random_token(32), now, expires_at)
+        .await?;
+    state
+        .store
+        .append_audit(&AuditEntry {
+            project_id: None,
+            user_id: Some(user.id),
+            actor: user.email.clone(),
+            action: "user.login".into(),
+            target: user.email.clone(),
+            ip,
+            at: now,
+        })
+        .await?;
+    let secure = behind_tls(&parts.headers, &state.dashboard.config);
+    let max_age = state.dashboard.session_ttl().num_seconds();
+    // The session just made, read back as every later request will see it.
+    parts.headers.insert(
+        header::COOKIE,
+        HeaderValue::from_str(&format!("{SESSION_COOKIE}={}", token.as_str()))
+            .map_err(|e| ApiError::Internal(e.into()))?,
+    );
+    parts.method = axum::http::Method::GET;
+    let session = Session::from_request_parts(&mut parts, &state).await?;
+    let mut response = Json(SessionInfo::from(&session)).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&format!(
+            "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
+            token.as_str(),
+            if secure { "; Secure" } else { "" }
+        ))
+        .map_err(|e| ApiError::Internal(e.into()))?,
+    );
+    Ok(response)
+}
+
+/// argon2id of a random password: verified against when the e-mail is unknown, so an unknown
+/// address costs the same time as a wrong password.
+fn unknown_user_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password(&random_token(24)).unwrap_or_default())
+}
+
+/// Ends the session (the row is deleted; the cookie is cleared).
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    session: Session,
+) -> Result<Response, ApiError> {
+    state.store.delete_session(&session.token_hash).await?;
+    session
+        .audit(
+            &state,
+            None,
+            "user.logout",
+            session.record.user.email.clone(),
+        )
+        .await?;
+    let secure = behind_tls(&headers, &state.dashboard.config);
+    let mut response = Json(serde_json::json!({"success": true})).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&format!(
+            "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+            if secure { "; Secure" } else { "" }
+        ))
+        .map_err(|e| ApiError::Internal(e.into()))?,
+    );
+    Ok(response)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes the password; every other session of the user ends.
+pub async fn change_password(
+    State(state): State<AppState>,
+    session: Session,
+    Json(form): Json<PasswordChange>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let stored = session.record.user.password_hash.clone();
+    let (ok, new_hash) = tokio::task::spawn_blocking(move || {
+        let ok = verify_password(&form.current_password, &stored);
+        (ok, ok.then(|| hash_password(&form.new_password)))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    if !ok {
+        return Err(ApiError::Forbidden("the current password is wrong".into()));
+    }
+    let new_hash = new_hash
+        .unwrap_or_else(|| Err("unreachable".into()))
+        .map_err(ApiError::BadRequest)?;
+    state
+        .store
+        .set_password(session.user_id(), &new_hash, &session.token_hash)
+        .await?;
+    session
+        .audit(
+            &state,
+            None,
+            "user.password_changed",
+            session.record.user.email.clone(),
+        )
+        .await?;
+    Ok(Json(serde_json::json!({"success": true})))
+}

@@ -1,0 +1,580 @@
+//! What the dashboard shows: overview, explore (series, events, CSV), Web Vitals, funnels,
+//! retention, sessions and the live tail. Times are unix milliseconds (UTC).
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::Session;
+use crate::analytics::{self, Agg, SeriesSpec};
+use crate::domain::ProjectId;
+use crate::domain::account::Role;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::analytics::ScannedEvent;
+use crate::store::{DAY_MS, HOUR_MS};
+
+/// Most buckets one chart may have.
+pub const MAX_BUCKETS: i64 = 5_000;
+/// How often the live tail looks for new events.
+pub const TAIL_POLL: Duration = Duration::from_secs(1);
+/// How far back each tail poll looks again, for commits that finished late (PostgreSQL's
+/// concurrent writers commit out of sequence order).
+pub const TAIL_OVERLAP_MS: i64 = 15_000;
+/// Most events one tail message carries.
+pub const TAIL_BATCH: i64 = 500;
+/// Rows the explore table shows.
+pub const TABLE_ROWS: usize = 200;
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct RangeParams {
+    from: Option<i64>,
+    to: Option<i64>,
+    /// Bucket size in milliseconds (default: picked from the range).
+    bucket: Option<i64>,
+}
+
+struct Range {
+    from: i64,
+    to: i64,
+    bucket: i64,
+}
+
+fn range(state: &AppState, p: &RangeParams, default_days: i64) -> Result<Range, ApiError> {
+    let now = state.clock.now().timestamp_millis();
+    let to = p.to.unwrap_or(now);
+    let from = p.from.unwrap_or(to - default_days * DAY_MS);
+    if from >= to {
+        return Err(ApiError::BadRequest(format!(
+            "from ({from}) must be before to ({to}) (unix milliseconds)"
+        )));
+    }
+    let span = to - from;
+    let bucket = p.bucket.unwrap_or(if span <= 6 * HOUR_MS {
+        5 * 60_000
+    } else if span <= 3 * DAY_MS {
+        HOUR_MS
+    } else {
+        DAY_MS
+    });
+    if bucket < 60_000 || span / bucket > MAX_BUCKETS {
+        return Err(ApiError::BadRequest(format!(
+            "bucket {bucket} ms is too small for this range: at least one minute and at most \
+             {MAX_BUCKETS} buckets"
+        )));
+    }
+    Ok(Range { from, to, bucket })
+}
+
+/// Events of the range, refusing ranges above PULSELINE_DASHBOARD_MAX_SCAN_EVENTS.
+async fn scan(
+    state: &AppState,
+    project: ProjectId,
+    r: &Range,
+    name: Option<&str>,
+) -> Result<Vec<ScannedEvent>, ApiError> {
+    let max = i64::from(state.dashboard.config.max_scan_events);
+    let rows = state
+        .store
+        .scan_events(project, r.from, r.to, name, max + 1)
+        .await?;
+    if rows.len() as i64 > max {
+        return Err(ApiError::BadRequest(format!(
+            "this range holds more than {max} events (PULSELINE_DASHBOARD_MAX_SCAN_EVENTS): \
+             narrow the range or the event"
+        )));
+    }
+    Ok(rows)
+}
+
+#[derive(Debug, Serialize)]
+pub struct Overview {
+    pub events_today: i64,
+    pub dau: i64,
+    pub wau: i64,
+    pub mau: i64,
+    /// Events per hour over the last 24 hours: [hour start, count].
+    pub hourly: Vec<(i64, i64)>,
+    /// Events per day over the last 30 days.
+    pub daily: Vec<(i64, i64)>,
+    /// Active users per day over the last 30 days.
+    pub daily_active: Vec<(i64, i64)>,
+    /// The most frequent event names of the last 30 days.
+    pub top_events: Vec<(String, i64)>,
+}
+
+/// Overview: all from rollups (hourly counts, daily active users), never from events.
+pub async fn overview(
+    State(state): State<AppState>,
+    session: Session,
+    Path(project): Path<ProjectId>,
+) -> Result<Json<Overview>, ApiError> {
+    session.require(&state, project, Role::Viewer).await?;
+    let now = state.clock.now().timestamp_millis();
+    let today = now - now.rem_euclid(DAY_MS);
+    let tomorrow = today + DAY_MS;
+    let month_from = today - 29 * DAY_MS;
+    let rows = state
+        .store
+        .rollup_counts(project, month_from, tomorrow)
+        .await?;
+    let this_hour = now - now.rem_euclid(HOUR_MS);
+    let mut hourly: BTreeMap<i64, i64> = (0..24)
+        .map(|h| (this_hour - (23 - h) * HOUR_MS, 0))
+        .collect();
+    let mut daily: BTreeMap<i64, i64> = (0..30).map(|d| (month_from + d * DAY_MS, 0)).collect();
+    let mut names: HashMap<String, i64> = HashMap::new();
+    let mut events_today = 0;
+    for (hour, name, n) in rows {
+        if let Some(h) = hourly.get_mut(&hour) {
+            *h += n;
+        }
+        *daily.entry(hour - hour.rem_euclid(DAY_MS)).or_default() += n;
+        *names.entry(name).or_default() += n;
+        if hour >= today {
+            events_today += n;
+        }
+    }
+    let mut top_events: Vec<(String, i64)> = names.into_iter().collect();
+    top_events.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    top_events.truncate(10);
+    let store = &state.store;
+    let mut daily_active: BTreeMap<i64, i64> =
+        (0..30).map(|d| (month_from + d * DAY_MS, 0)).collect();
+    daily_active.extend(
+        store
+            .daily_active_users(project, month_from, tomorrow)
+            .await?,
+    );
+    Ok(Json(Overview {
+        events_today,
+        dau: store.active_users(project, today, tomorrow).await?,
+        wau: store
+            .active_users(project, today - 6 * DAY_MS, tomorrow)
+            .await?,
+        mau: store.active_users(project, month_from, tomorrow).await?,
+        hourly: hourly.into_iter().collect(),
+        daily: daily.into_iter().collect(),
+        daily_active: daily_active.into_iter().collect(),
+        top_events,
+    }))
+}
+
+/// Event names seen in the last 30 days, most frequent first (for pickers).
+pub async fn event_names(
+    State(state): State<AppState>,
+    session: Session,
+    Path(project): Path<ProjectId>,
+) -> Result<Json<Vec<(String, i64)>>, ApiError> {
+    session.require(&state, project, Role::Viewer).await?;
+    let now = state.clock.now().timestamp_millis();
+    let rows = state
+        .store
+        .rollup_counts(project, now - 30 * DAY_MS, now + HOUR_MS)
+        .await?;
+    let mut names: HashMap<String, i64> = HashMap::new();
+    for (_, name, n) in rows {
+        *names.entry(name).or_default() += n;
+    }
+    let mut out: Vec<(String, i64)> = names.into_iter().collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(Json(out))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SeriesParams {
+    from: Option<i64>,
+    to: Option<i64>,
+    bucket: Option<i64>,
+    /// One event name (track event, or `$page`…); all events when absent.
+    event: Option<String>,
+    /// count (default), unique, sum, avg, min, max, p50, p75, p95.
+    agg: Option<String>,
+    /// The numeric property the aggregate reads (not for count and unique).
+    property: Option<String>,
+    /// Only events whose property `filter_property` equals `filter_value`.
+    filter_property: Option<String>,
+    filter_value: Option<String>,
+    /// One series per value of this property.
+    group_by: Option<String>,
+    /// How many groups to keep (default 5); the rest is "(other)".
+    top: Option<usize>,
+    /// `csv` for a download.
+    format: Option<String>,
+}
+
+fn empty_to_none(s: &Option<String>) -> Option<String> {
+    s.as_ref()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// A chart's series. Plain counts read the hourly rollups; anything with a property, filter,
+/// group or a bucket under an hour reads the range's events.
+pub async fn series(
+    State(state): State<AppState>,
+    session: Session,
+    Path(project): Path<ProjectId>,
+    Query(p): Query<SeriesParams>,
+) -> Result<Response, ApiError> {
+    session.require(&state, project, Role::Viewer).await?;
+    let r = range(&state, &p.range(), 7)?;
+    let agg = Agg::parse(p.agg.as_deref().unwrap_or("count")).map_err(ApiError::BadRequest)?;
+    let property = empty_to_none(&p.property);
+    if agg.needs_property() && property.is_none() {
+        return Err(ApiError::BadRequest(format!(
+            "the {agg:?} aggregate needs a numeric `property`"
+        )));
+    }
+    let event = empty_to_none(&p.event);
+    let filter = match (empty_to_none(&p.filter_property), p.filter_value.clone()) {
+        (Some(name), Some(value)) => Some((name, value)),
+        _ => None,
+    };
+    let spec = SeriesSpec {
+        from: r.from,
+        to: r.to,
+        bucket_ms: r.bucket,
+        agg,
+        property,
+        filter,
+        group_by: empty_to_none(&p.group_by),
+        top: p.top.unwrap_or(5).clamp(1, 20),
+    };
+    let from_rollups = agg == Agg::Count
+        && spec.filter.is_none()
+        && spec.group_by.is_none()
+        && r.bucket % HOUR_MS == 0;
+    let series = if from_rollups {
+        rollup_series(&state, project, &r, event.as_deref()).await?
+    } else {
+        analytics::series(&scan(&state, project, &r, event.as_deref()).await?, &spec)
+    };
+    if p.format.as_deref() == Some("csv") {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut header = vec!["bucket".to_owned()];
+        header.extend(series.series.iter().map(|s| s.name.clone()));
+        w.write_record(&header).map_err(csv_error)?;
+        for (i, b) in series.buckets.iter().enumerate() {
+            let mut row = vec![iso(*b)];
+            row.extend(
+                series
+                    .series
+                    .iter()
+                    .map(|s| s.values[i].map(|v| v.to_string()).unwrap_or_default()),
+            );
+            w.write_record(&row).map_err(csv_error)?;
+        }
+        return csv_response(w, "series.csv");
+    }
+    Ok(Json(series).into_response())
+}
+
+async fn rollup_series(
+    state: &AppState,
+    project: ProjectId,
+    r: &Range,
+    event: Option<&str>,
+) -> Result<analytics::Series, ApiError> {
+    let buckets = analytics::bucket_starts(r.from, r.to, r.bucket);
+    let first = buckets.first().copied().unwrap_or(r.from);
+    let from = r.from - r.from.rem_euclid(HOUR_MS);
+    let rows: Vec<(i64, i64)> = match event {
+        Some(name) => {
+            state
+                .store
+                .rollup_counts_of(project, name, from, r.to)
+                .await?
+        }
+        None => state
+            .store
+            .rollup_counts(project, from, r.to)
+            .await?
+            .into_iter()
+            .map(|(h, _, n)| (h, n))
+            .collect(),
+    };
+    let mut values = vec![Some(0.0); buckets.len()];
+    for (hour, n) in rows {
+        if hour < first {
+            continue;
+        }
+        if let Some(Some(v)) = values.get_mut(((hour - first) / r.bucket) as usize) {
+            *v += n as f64;
+        }
+    }
+    Ok(analytics::Series {
+        buckets,
+        series: vec![analytics::NamedSeries {
+            name: event.unwrap_or("all events").to_owned(),
+            values,
+        }],
+    })
+}
+
+fn iso(ms: i64) -> String {
+    crate::store::from_millis(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn csv_error(e: csv::Error) -> ApiError {
+    ApiError::Internal(e.into())
+}
+
+fn csv_response(w: csv::Writer<Vec<u8>>, name: &str) -> Result<Response, ApiError> {
+    let bytes = w
+        .into_inner()
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("{e}")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The events behind a chart: newest first (the last 200 as JSON; all of them as CSV).
+pub async fn events(
+    State(state): State<AppState>,
+    session: Session,
+    Path(project): Path<ProjectId>,
+    Query(p): Query<SeriesParams>,
+) -> Result<Response, ApiError> {
+    session.require(&state, project, Role::Viewer).await?;
+    let r = range(&state, &p.range(), 7)?;
+    let event = empty_to_none(&p.event);
+    let filter = match (empty_to_none(&p.filter_property), p.filter_value.clone()) {
+        (Some(name), Some(value)) => Some((name, value)),
+        _ => None,
+    };
+    let rows = scan(&state, project, &r, event.as_deref()).await?;
+    let matching = rows.into_iter().rev().filter_map(|e| {
+        let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
+        analytics::passes(&body, filter.as_ref()).then_some((e, body))
+    });
+    if p.format.as_deref() == Some("csv") {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record(["timestamp", "event", "user", "message_id", "properties"])
+            .map_err(csv_error)?;
+        for (e, body) in matching {
+            let props = body.get("properties").cloned().unwrap_or(Value::Null);
+            let message_id = body.get("messageId").and_then(Value::as_str).unwrap_or("");
+            w.write_record([
+                iso(e.ts),
+                e.name,
+                e.user_key.unwrap_or_default(),
+                message_id.to_owned(),
+                props.to_string(),
+            ])
+            .map_err(csv_error)?;
+        }
+        return csv_response(w, "events.csv");
+    }
+    let rows: Vec<Value> = matching
+        .take(TABLE_ROWS)
+        .map(|(e, body)| {
+            serde_json::json!({
+                "seq": e.seq,
+                "timestamp": e.ts,
+                "event": e.name,
+                "user": e.user_key,
+                "properties": body.get("properties").cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    Ok(Json(rows).into_response())
+}
+
+pub async fn vitals(
+    State(state): State<AppState>,
+    session: Session,
+    Path(project): Path<ProjectId>,
+    Query(p): Query<RangeParams>,
+) -> Result<Json<analytics::VitalsReport>, ApiError> {
+    session.require(&state, project, Role::Viewer).await?;
+    let r = range(&state, &p, 7)?;
+    let rows = scan(&state, project, &r, Some(analytics::WEB_VITAL_EVENT)).await?;
+    Ok(Json(analytics::web_vitals(&rows, r.from, r.to, r.bucket)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FunnelParams {
+    from: Option<i64>,
+    to: Option<i64>,
+    bucket: Option<i64>,
+    /// Step event names, comma-separated, in order.
+    steps: String,
+    /// Seconds from the first step within which the others must happen (default 1 day).
+    window_secs: Option<i64>,
+}
+
+pub async fn funnel(
+    State(state): State<AppState>,
+    session: Session,
+    Path(project): Path<ProjectId>,
+    Query(p): Query<FunnelParams>,
+) -> Result<Json<Vec<analytics::FunnelStep>>, ApiError> {
+    session.require(&state, project, Role::Viewer).await?;
+    let r = range(&state, &p.range(), 30)?;
+    let steps: Vec<String> = p
+        .steps
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !(2..=10).contains(&steps.len()) {
+        return Err(ApiError::BadRequest(
+            "a funnel needs 2 to 10 steps: steps=Signed Up,Activated,Paid".into(),
+        ));
+    }
+    let window = p.window_secs.unwrap_or(86_400).max(1) * 1000;
+    let rows = scan(&state, project, &r, None).await?;
+    Ok(Json(analytics::funnel(&rows, &steps, window)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RetentionParams {
+    from: Option<i64>,
+    to: Option<i64>,
+    bucket: Option<i64>,
+    /// `day` (default) or `week`.
+    period: Option<String>,
+}
+
+pub async fn retention(
+    State(state): State<AppState>,
+    session: Session,
+    Path(project): Path<ProjectId>,
+    Query(p): Query<RetentionParams>,
+) -> Result<Json<Vec<analytics::Cohort>>, ApiError> {
+    session.require(&state, project, Role::Viewer).await?;
+    let r = range(&state, &p.range(), 14)?;
+    let period = match p.period.as_deref().unwrap_or("day") {
+        "day" => DAY_MS,
+        "week" => 7 * DAY_MS,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown period '{other}': use day or week"
+            )));
+        }
+    };
+    let rows = scan(&state, project, &r, None).await?;
+    Ok(Json(analytics::retention(&rows, r.from, r.to, period)))
+}
+
+pub async fn sessions(
+    State(state): State<AppState>,
+    session: Session,
+    Path(project): Path<ProjectId>,
+    Query(p): Query<RangeParams>,
+) -> Result<Json<analytics::SessionStats>, ApiError> {
+    session.require(&state, project, Role::Viewer).await?;
+    let r = range(&state, &p, 7)?;
+    let rows = scan(&state, project, &r, None).await?;
+    Ok(Json(analytics::sessions(&rows)))
+}
+
+struct Tail {
+    since: i64,
+    sent: HashMap<i64, i64>,
+    first: bool,
+}
+
+/// Server-sent events: every second, an `events` message with what arrived since the last
+/// (at most 500), starting with the last minute. Correct across replicas and late commits:
+/// it re-reads an overlapping window and skips what it already sent.
+pub async fn tail(
+    State(state): State<AppState>,
+    session: Session,
+    Path(project): Path<ProjectId>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    session.require(&state, project, Role::Viewer).await?;
+    let start = state.clock.now().timestamp_millis() - 60_000;
+    let initial = Tail {
+        since: start,
+        sent: HashMap::new(),
+        first: true,
+    };
+    let stream = futures::stream::unfold((state, initial), move |(state, mut t)| async move {
+        if !t.first {
+            tokio::time::sleep(TAIL_POLL).await;
+        }
+        t.first = false;
+        let now = state.clock.now().timestamp_millis();
+        let event = match state
+            .store
+            .events_received_since(project, t.since, TAIL_BATCH)
+            .await
+        {
+            Ok(rows) => {
+                let mut fresh = Vec::new();
+                for e in rows {
+                    if t.sent
+                        .insert(e.seq, e.received_at.timestamp_millis())
+                        .is_none()
+                    {
+                        fresh.push(crate::routes::events::render(e));
+                    }
+                }
+                t.since = t.since.max(now - TAIL_OVERLAP_MS);
+                let since = t.since;
+                t.sent.retain(|_, received| *received >= since);
+                Event::default()
+                    .event("events")
+                    .json_data(fresh)
+                    .unwrap_or_else(|_| Event::default().event("error"))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "live tail query failed");
+                Event::default()
+                    .event("error")
+                    .data("storage unavailable; retrying")
+            }
+        };
+        Some((Ok(event), (state, t)))
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+}
+
+impl SeriesParams {
+    fn range(&self) -> RangeParams {
+        RangeParams {
+            from: self.from,
+            to: self.to,
+            bucket: self.bucket,
+        }
+    }
+}
+
+impl FunnelParams {
+    fn range(&self) -> RangeParams {
+        RangeParams {
+            from: self.from,
+            to: self.to,
+            bucket: self.bucket,
+        }
+    }
+}
+
+impl RetentionParams {
+    fn range(&self) -> RangeParams {
+        RangeParams {
+            from: self.from,
+            to: self.to,
+            bucket: self.bucket,
+        }
+    }
+}

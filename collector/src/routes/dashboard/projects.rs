@@ -1,0 +1,399 @@
+//! Projects, their keys, members, audit log and usage. Viewers read; developers manage keys;
+//! admins manage members; owners make owners.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Session, no_such_project};
+use crate::domain::account::{Email, Role};
+use crate::domain::{KeyKind, ProjectId};
+use crate::error::ApiError;
+use crate::projects;
+use crate::state::AppState;
+use crate::store::accounts::{AuditEntry, Member};
+use crate::store::{KeyRecord, next_month_start};
+
+#[derive(Debug, Serialize)]
+pub struct ProjectView {
+    pub id: ProjectId,
+    pub name: String,
+    pub plan: String,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Json<Vec<ProjectView>>, ApiError> {
+    let projects = state.store.user_projects(session.user_id()).await?;
+    Ok(Json(
+        projects
+            .into_iter()
+            .map(|(p, role)| ProjectView {
+                id: p.id,
+                name: p.name,
+                plan: p.plan,
+                role,
+                created_at: p.created_at,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewProject {
+    name: String,
+}
+
+/// Any user may create a project; they become its owner. Its keys are shown once.
+pub async fn create(
+    State(state): State<AppState>,
+    session: Session,
+    Json(form): Json<NewProject>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let name = form.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(ApiError::BadRequest(
+            "a project needs a name of 1 to 100 characters".into(),
+        ));
+    }
+    let now = state.clock.now();
+    let default_plan = state
+        .store
+        .plan("unlimited")
+        .await?
+        .map(|p| p.name)
+        .unwrap_or_else(|| "unlimited".into());
+    let keys = projects::create_project(&state.store, name, &default_plan, now).await?;
+    state
+        .store
+        .set_member(keys.project_id, session.user_id(), Role::Owner, now)
+        .await?;
+    session
+        .audit(
+            &state,
+            Some(keys.project_id),
+            "project.created",
+            name.to_owned(),
+        )
+        .await?;
+    Ok(Json(serde_json::json!({
+        "id": keys.project_id,
+        "name": keys.name,
+        "write_key": keys.write_key,
+        "secret_key": keys.secret_key,
+    })))
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Path(project): Path<ProjectId>,
+) -> Result<Json<ProjectView>, ApiError> {
+    let role = session.require(&state, project, Role::Viewer).await?;
+    let p = state
+        .store
+        .project(project)
+        .await?
+        .ok_or_else(|| no_such_project(project))?;
+    Ok(Json(ProjectView {
+        id: p.id,
+        name: p.name,
+        plan: p.plan,
+        role,
+        created_at: p.created_at,
+    }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    pub id: i64,
+    pub kind: &'static str,
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The key itself: only in the answer that created it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+fn key_view(k: KeyRecord, key: Option<String>) -> KeyView {
+    KeyView {
+        id: k.id,
+        kind: k.kind.as_str(),
+        prefix: k.prefix,
+        created_at: k.created_at,
+        revoked_at: k.revoked_at,
+        key,
+    }
+}
+
+pub async fn keys(
+    State(state): State<AppState>,
+    session: Session,
+    Path(project): Path<ProjectId>,
+) -> Result<Json<Vec<KeyView>>, ApiError> {
+    session.require(&state, project, Role::Viewer).await?;
+    let keys = state.store.list_keys(Some(project)).await?;
+    Ok(Json(keys.into_iter().map(|k| key_view(k, None)).collect()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewKey {
+    kind: String,
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    session: Session,
+    Path(project): Path<ProjectId>,
+    Json(form): Json<NewKey>,
+) -> Result<Json<KeyView>, ApiError> {
+    session.require(&state, project, Role::Developer).await?;
+    let kind = KeyKind::parse(&form.kind).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "unknown key kind '{}': use write or secret",
+            form.kind
+        ))
+    })?;
+    let issued = projects::create_key(&state.store, project, kind, state.clock.now())
+        .await?
+        .ok_or_else(|| no_such_project(project))?;
+    session
+        .audit(
+            &state,
+            Some(project),
+            "key.created",
+            format!("{} key {}", kind, issued.record.prefix),
+        )
+        .await?;
+    Ok(Json(key_view(
+        issued.record,
+        Some(issued.key.as_str().to_owned()),
+    )))
+}
+
+/// The key, if it belongs to the project (else 404, whatever project it belongs to).
+async fn project_key(
+    state: &AppState,
+    project: ProjectId,
+    key_id: i64,
+) -> Result<KeyRecord, ApiError> {
+    state
+        .store
+        .list_keys(Some(project))
+        .await?
+        .into_iter()
+        .find(|k| k.id == key_id)
+        .ok_or_else(|| ApiError::NotFound(format!("project {project} has no key {key_id}")))
+}
+
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    session: Session,
+    Path((project, key_id)): Path<(ProjectId, i64)>,
+) -> Result<Json<KeyView>, ApiError> {
+    session.require(&state, project, Role::Developer).await?;
+    let old = project_key(&state, project, key_id).await?;
+    let issued = projects::rotate_key(&state.store, key_id, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("project {project} has no key {key_id}")))?;
+    session
+        .audit(
+            &state,
+            Some(project),
+            "key.rotated",
+            format!("{} key {} → {}", old.kind, old.prefix, issued.record.prefix),
+        )
+        .await?;
+    Ok(Json(key_view(
+        issued.record,
+        Some(issued.key.as_str().to_owned()),
+    )))
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    session: Session,
+    Path((project, key_id)): Path<(ProjectId, i64)>,
+) -> Result<Json<KeyView>, ApiError> {
+    session.require(&state, project, Role::Developer).await?;
+    project_key(&state, project, key_id).await?;
+    let revoked = state
+        .store
+        .revoke_key(key_id, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("project {project} has no key {key_id}")))?;
+    session
+        .audit(
+            &state,
+            Some(project),
+            "key.revoked",
+            format!("{} key {}", revoked.kind, revoked.prefix),
+        )
+        .await?;
+    Ok(Json(key_view(revoked, None)))
+}
+
+pub async fn members(
+    State(state): State<AppState>,
+    session: Session,
+    Path(project): Path<ProjectId>,
+) -> Result<Json<Vec<Member>>, ApiError> {
+    session.require(&state, project, Role::Viewer).await?;
+    Ok(Json(state.store.list_members(project).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MemberForm {
+    email: String,
+    role: String,
+}
+
+/// Adds a member or changes a member's role. Admins manage developers and viewers and other
+/// admins; only owners grant or take away ownership; the last owner stays.
+pub async fn set_member(
+    State(state): State<AppState>,
+    session: Session,
+    Path(project): Path<ProjectId>,
+    Json(form): Json<MemberForm>,
+) -> Result<Json<Vec<Member>>, ApiError> {
+    let my_role = session.require(&state, project, Role::Admin).await?;
+    let role = Role::parse(&form.role).map_err(ApiError::BadRequest)?;
+    let email = Email::parse(&form.email).map_err(ApiError::BadRequest)?;
+    let user = state
+        .store
+        .find_user_by_email(email.as_str())
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no user {}: create one with `pulseline-collector user create --email {}`",
+                email.as_str(),
+                email.as_str()
+            ))
+        })?;
+    let current = state.store.role_in(project, user.id).await?;
+    if (role == Role::Owner || current == Some(Role::Owner)) && my_role < Role::Owner {
+        return Err(ApiError::Forbidden(
+            "only an owner can make or unmake owners".into(),
+        ));
+    }
+    let members = state.store.list_members(project).await?;
+    if current == Some(Role::Owner) && role != Role::Owner && owners(&members) == 1 {
+        return Err(ApiError::BadRequest(
+            "this is the project's last owner: make someone else owner first".into(),
+        ));
+    }
+    state
+        .store
+        .set_member(project, user.id, role, state.clock.now())
+        .await?;
+    let action = if current.is_some() {
+        "member.role_changed"
+    } else {
+        "member.added"
+    };
+    let from = current.map(|r| format!(" (was {r})")).unwrap_or_default();
+    session
+        .audit(
+            &state,
+            Some(project),
+            action,
+            format!("{} as {role}{from}", user.email),
+        )
+        .await?;
+    Ok(Json(state.store.list_members(project).await?))
+}
+
+fn owners(members: &[Member]) -> usize {
+    members.iter().filter(|m| m.role == Role::Owner).count()
+}
+
+pub async fn remove_member(
+    State(state): State<AppState>,
+    session: Session,
+    Path((project, user_id)): Path<(ProjectId, i64)>,
+) -> Result<Json<Vec<Member>>, ApiError> {
+    let my_role = session.require(&state, project, Role::Admin).await?;
+    let members = state.store.list_members(project).await?;
+    let Some(member) = members.iter().find(|m| m.user_id == user_id) else {
+        return Err(ApiError::NotFound(format!(
+            "user {user_id} is not a member of project {project}"
+        )));
+    };
+    if member.role == Role::Owner && my_role < Role::Owner {
+        return Err(ApiError::Forbidden(
+            "only an owner can remove an owner".into(),
+        ));
+    }
+    if member.role == Role::Owner && owners(&members) == 1 {
+        return Err(ApiError::BadRequest(
+            "this is the project's last owner: make someone else owner first".into(),
+        ));
+    }
+    state.store.remove_member(project, user_id).await?;
+    session
+        .audit(
+            &state,
+            Some(project),
+            "member.removed",
+            member.email.clone(),
+        )
+        .await?;
+    Ok(Json(state.store.list_members(project).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditParams {
+    limit: Option<i64>,
+}
+
+/// The audit log: admins only.
+pub async fn audit(
+    State(state): State<AppState>,
+    session: Session,
+    Path(project): Path<ProjectId>,
+    Query(params): Query<AuditParams>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    session.require(&state, project, Role::Admin).await?;
+    let limit = params.limit.unwrap_or(200).clamp(1, 1000);
+    Ok(Json(state.store.list_audit(project, limit).await?))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Usage {
+    pub plan: String,
+    pub events_this_month: i64,
+    /// `None`: the plan has no quota.
+    pub quota: Option<i64>,
+    pub over_quota: bool,
+    /// When the month's count starts again.
+    pub resets_at: DateTime<Utc>,
+}
+
+pub async fn usage(
+    State(state): State<AppState>,
+    session: Session,
+    Path(project): Path<ProjectId>,
+) -> Result<Json<Usage>, ApiError> {
+    session.require(&state, project, Role::Viewer).await?;
+    let now = state.clock.now();
+    let p = state
+        .store
+        .project(project)
+        .await?
+        .ok_or_else(|| no_such_project(project))?;
+    let plan = state.store.plan(&p.plan).await?;
+    let used = state.store.usage_this_month(project, now).await?;
+    let quota = plan.and_then(|p| p.events_per_month);
+    Ok(Json(Usage {
+        plan: p.plan,
+        events_this_month: used,
+        quota,
+        over_quota: quota.is_some_and(|q| used >= q),
+        resets_at: next_month_start(now),
+    }))
+}

@@ -1,0 +1,403 @@
+//! Users, sessions, memberships and the audit log. One SQL text per query serves both backends
+//! (written with `$n` parameters; SQLite gets them as `?n`).
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{ProjectRecord, Store, StoreError, from_millis, millis};
+use crate::domain::ProjectId;
+use crate::domain::account::Role;
+
+/// Runs one statement on whichever backend this is and maps its result with `$map`, which is
+/// expanded once per backend (so it type-checks against each row type).
+macro_rules! on_db {
+    ($store:expr, $pool:ident, $sql:expr, [$($b:expr),* $(,)?], $fetch:ident, |$r:ident| $map:expr) => {
+        match $store {
+            Store::Sqlite(s) => {
+                let $r = sqlx::query(sqlx::AssertSqlSafe($crate::store::accounts::sqlite_sql($sql)))
+                    $(.bind($b))*
+                    .$fetch(on_db!(@sqlite s $pool))
+                    .await?;
+                $map
+            }
+            Store::Postgres(p) => {
+                let $r = sqlx::query($sql) $(.bind($b))* .$fetch(p.write_pool()).await?;
+                $map
+            }
+        }
+    };
+    (@sqlite $s:ident read) => { $s.read_pool() };
+    (@sqlite $s:ident write) => { $s.write_pool() };
+}
+pub(crate) use on_db;
+
+/// `$1` → `?1`: SQLite's numbered parameters.
+pub(crate) fn sqlite_sql(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: i64,
+    pub email: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+}
+
+/// A live session with its user.
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    pub user: UserRecord,
+    pub csrf_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Member {
+    pub user_id: i64,
+    pub email: String,
+    pub role: Role,
+    pub since: DateTime<Utc>,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditEntry {
+    pub project_id: Option<ProjectId>,
+    pub user_id: Option<i64>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub ip: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+fn role_of(s: &str) -> Role {
+    // The CHECK constraint allows only the four names.
+    Role::parse(s).unwrap_or(Role::Viewer)
+}
+
+impl Store {
+    pub async fn count_users(&self) -> Result<i64, StoreError> {
+        on_db!(
+            self,
+            read,
+            "SELECT COUNT(*) AS n FROM users",
+            [],
+            fetch_one,
+            |r| Ok(r.get("n"))
+        )
+    }
+
+    /// `None` when the e-mail address is taken.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        is_admin: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
+        on_db!(
+            self,
+            write,
+            "INSERT INTO users (email, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (email) DO NOTHING RETURNING id",
+            [email, password_hash, i64::from(is_admin), millis(now)],
+            fetch_optional,
+            |r| Ok(r.map(|r| r.get("id")))
+        )
+    }
+
+    pub async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
+        on_db!(
+            self,
+            read,
+            "SELECT id, email, password_hash, is_admin FROM users WHERE email = $1",
+            [email],
+            fetch_optional,
+            |r| Ok(r.map(|r| UserRecord {
+                id: r.get("id"),
+                email: r.get("email"),
+                password_hash: r.get("password_hash"),
+                is_admin: r.get::<i64, _>("is_admin") != 0,
+            }))
+        )
+    }
+
+    /// Sets a new password and ends every other session of the user.
+    pub async fn set_password(
+        &self,
+        user_id: i64,
+        password_hash: &str,
+        keep_session: &[u8],
+    ) -> Result<(), StoreError> {
+        on_db!(
+            self,
+            write,
+            "UPDATE users SET password_hash = $1 WHERE id = $2",
+            [password_hash, user_id],
+            execute,
+            |_r| ()
+        );
+        on_db!(
+            self,
+            write,
+            "DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2",
+            [user_id, keep_session],
+            execute,
+            |_r| Ok(())
+        )
+    }
+
+    pub async fn create_session(
+        &self,
+        token_hash: &[u8],
+        user_id: i64,
+        csrf_token: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_db!(
+            self,
+            write,
+            "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5)",
+            [
+                token_hash,
+                user_id,
+                csrf_token,
+                millis(now),
+                millis(expires_at)
+            ],
+            execute,
+            |_r| Ok(())
+        )
+    }
+
+    /// The session behind a token, if it exists and has not expired at `now`.
+    pub async fn find_session(
+        &self,
+        token_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        on_db!(
+            self,
+            read,
+            "SELECT u.id, u.email, u.password_hash, u.is_admin, s.csrf_token, s.expires_at
+             FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.token_hash = $1 AND s.expires_at > $2",
+            [token_hash, millis(now)],
+            fetch_optional,
+            |r| Ok(r.map(|r| SessionRecord {
+                user: UserRecord {
+                    id: r.get("id"),
+                    email: r.get("email"),
+                    password_hash: r.get("password_hash"),
+                    is_admin: r.get::<i64, _>("is_admin") != 0,
+                },
+                csrf_token: r.get("csrf_token"),
+                expires_at: from_millis(r.get("expires_at")),
+            }))
+        )
+    }
+
+    pub async fn delete_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
+        on_db!(
+            self,
+            write,
+            "DELETE FROM sessions WHERE token_hash = $1",
+            [token_hash],
+            execute,
+            |_r| Ok(())
+        )
+    }
+
+    /// Removes expired sessions (maintenance); returns how many.
+    pub async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        on_db!(
+            self,
+            write,
+            "DELETE FROM sessions WHERE expires_at <= $1",
+            [millis(now)],
+            execute,
+            |r| Ok(r.rows_affected())
+        )
+    }
+
+    /// The projects a user is a member of, with the user's role in each.
+    pub async fn user_projects(
+        &self,
+        user_id: i64,
+    ) -> Result<Vec<(ProjectRecord, Role)>, StoreError> {
+        on_db!(
+            self,
+            read,
+            "SELECT p.id, p.name, p.plan, p.created_at, m.role FROM memberships m
+             JOIN projects p ON p.id = m.project_id WHERE m.user_id = $1 ORDER BY p.id",
+            [user_id],
+            fetch_all,
+            |rows| Ok(rows
+                .iter()
+                .map(|r| (
+                    ProjectRecord {
+                        id: r.get("id"),
+                        name: r.get("name"),
+                        plan: r.get("plan"),
+                        created_at: from_millis(r.get("created_at")),
+                    },
+                    role_of(r.get("role")),
+                ))
+                .collect())
+        )
+    }
+
+    /// The user's role in the project; `None` when not a member (or no such project).
+    pub async fn role_in(
+        &self,
+        project_id: ProjectId,
+        user_id: i64,
+    ) -> Result<Option<Role>, StoreError> {
+        on_db!(
+            self,
+            read,
+            "SELECT role FROM memberships WHERE project_id = $1 AND user_id = $2",
+            [project_id, user_id],
+            fetch_optional,
+            |r| Ok(r.map(|r| role_of(r.get("role"))))
+        )
+    }
+
+    /// Adds or changes a membership.
+    pub async fn set_member(
+        &self,
+        project_id: ProjectId,
+        user_id: i64,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        on_db!(
+            self,
+            write,
+            "INSERT INTO memberships (project_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
+            [project_id, user_id, role.as_str(), millis(now)],
+            execute,
+            |_r| Ok(())
+        )
+    }
+
+    /// `false` when the user was not a member.
+    pub async fn remove_member(
+        &self,
+        project_id: ProjectId,
+        user_id: i64,
+    ) -> Result<bool, StoreError> {
+        on_db!(
+            self,
+            write,
+            "DELETE FROM memberships WHERE project_id = $1 AND user_id = $2",
+            [project_id, user_id],
+            execute,
+            |r| Ok(r.rows_affected() == 1)
+        )
+    }
+
+    pub async fn list_members(&self, project_id: ProjectId) -> Result<Vec<Member>, StoreError> {
+        on_db!(
+            self,
+            read,
+            "SELECT u.id, u.email, m.role, m.created_at FROM memberships m
+             JOIN users u ON u.id = m.user_id WHERE m.project_id = $1 ORDER BY u.email",
+            [project_id],
+            fetch_all,
+            |rows| Ok(rows
+                .iter()
+                .map(|r| Member {
+                    user_id: r.get("id"),
+                    email: r.get("email"),
+                    role: role_of(r.get("role")),
+                    since: from_millis(r.get("created_at")),
+                })
+                .collect())
+        )
+    }
+
+    /// Projects nobody is a member of (the default project, projects made with the CLI) get
+    /// every instance admin as owner. Runs at start and when an admin is created.
+    pub async fn adopt_unowned_projects(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        on_db!(
+            self,
+            write,
+            "INSERT INTO memberships (project_id, user_id, role, created_at)
+             SELECT p.id, u.id, 'owner', $1 FROM projects p, users u
+             WHERE u.is_admin = 1
+               AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.project_id = p.id)",
+            [millis(now)],
+            execute,
+            |r| Ok(r.rows_affected())
+        )
+    }
+
+    pub async fn append_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
+        on_db!(
+            self,
+            write,
+            "INSERT INTO audit_log (project_id, user_id, actor, action, target, ip, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            [
+                e.project_id,
+                e.user_id,
+                e.actor.as_str(),
+                e.action.as_str(),
+                e.target.as_str(),
+                e.ip.as_deref(),
+                millis(e.at)
+            ],
+            execute,
+            |_r| Ok(())
+        )
+    }
+
+    /// The project's audit log, newest first, plus the logins of its members.
+    pub async fn list_audit(
+        &self,
+        project_id: ProjectId,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        on_db!(
+            self,
+            read,
+            "SELECT project_id, user_id, actor, action, target, ip, created_at FROM audit_log
+             WHERE project_id = $1
+                OR (project_id IS NULL AND user_id IN
+                    (SELECT user_id FROM memberships WHERE project_id = $1))
+             ORDER BY id DESC LIMIT $2",
+            [project_id, limit],
+            fetch_all,
+            |rows| Ok(rows
+                .iter()
+                .map(|r| AuditEntry {
+                    project_id: r.get("project_id"),
+                    user_id: r.get("user_id"),
+                    actor: r.get("actor"),
+                    action: r.get("action"),
+                    target: r.get("target"),
+                    ip: r.get("ip"),
+                    at: from_millis(r.get("created_at")),
+                })
+                .collect())
+        )
+    }
+
+    /// One project by id.
+    pub async fn project(
+        &self,
+        project_id: ProjectId,
+    ) -> Result<Option<ProjectRecord>, StoreError> {
+        Ok(self
+            .list_projects()
+            .await?
+            .into_iter()
+            .find(|p| p.id == project_id))
+    }
+}

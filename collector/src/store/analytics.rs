@@ -1,0 +1,169 @@
+//! The dashboard's reads: rollups (counts, active users) and time-ordered event scans. The
+//! arithmetic over scanned events lives in `crate::analytics`, the same for both backends.
+
+use sqlx::Row;
+
+use super::accounts::on_db;
+use super::{Store, StoreError, StoredEvent, from_millis};
+use crate::domain::ProjectId;
+
+/// One event as the dashboard's calculations need it.
+#[derive(Debug, Clone)]
+pub struct ScannedEvent {
+    pub seq: i64,
+    /// Unix milliseconds of the event's timestamp.
+    pub ts: i64,
+    /// The rollup name: the track event, or `$page`, `$identify`…
+    pub name: String,
+    /// User id, else anonymous id.
+    pub user_key: Option<String>,
+    pub body: String,
+}
+
+impl Store {
+    /// Hourly counts per event name in `[from, to)` (hours by the event's timestamp).
+    pub async fn rollup_counts(
+        &self,
+        project_id: ProjectId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, String, i64)>, StoreError> {
+        on_db!(
+            self,
+            read,
+            "SELECT hour, name, events FROM rollups_hourly
+             WHERE project_id = $1 AND hour >= $2 AND hour < $3",
+            [project_id, from, to],
+            fetch_all,
+            |rows| Ok(rows
+                .iter()
+                .map(|r| (r.get("hour"), r.get("name"), r.get("events")))
+                .collect())
+        )
+    }
+
+    /// Hourly counts of one event name in `[from, to)`.
+    pub async fn rollup_counts_of(
+        &self,
+        project_id: ProjectId,
+        name: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        on_db!(
+            self,
+            read,
+            "SELECT hour, events FROM rollups_hourly
+             WHERE project_id = $1 AND name = $2 AND hour >= $3 AND hour < $4 ORDER BY hour",
+            [project_id, name, from, to],
+            fetch_all,
+            |rows| Ok(rows
+                .iter()
+                .map(|r| (r.get("hour"), r.get("events")))
+                .collect())
+        )
+    }
+
+    /// Distinct active users over the days `[from_day, to_day)` (day starts, UTC).
+    pub async fn active_users(
+        &self,
+        project_id: ProjectId,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<i64, StoreError> {
+        on_db!(
+            self,
+            read,
+            "SELECT COUNT(DISTINCT user_key) AS n FROM active_users_daily
+             WHERE project_id = $1 AND day >= $2 AND day < $3",
+            [project_id, from_day, to_day],
+            fetch_one,
+            |r| Ok(r.get("n"))
+        )
+    }
+
+    /// Active users per day in `[from_day, to_day)`.
+    pub async fn daily_active_users(
+        &self,
+        project_id: ProjectId,
+        from_day: i64,
+        to_day: i64,
+    ) -> Result<Vec<(i64, i64)>, StoreError> {
+        on_db!(
+            self,
+            read,
+            "SELECT day, COUNT(*) AS n FROM active_users_daily
+             WHERE project_id = $1 AND day >= $2 AND day < $3 GROUP BY day ORDER BY day",
+            [project_id, from_day, to_day],
+            fetch_all,
+            |rows| Ok(rows.iter().map(|r| (r.get("day"), r.get("n"))).collect())
+        )
+    }
+
+    /// The project's events with timestamps in `[from, to)`, oldest first, at most `limit`
+    /// (callers ask for one more than their limit to detect truncation). `name` narrows to one
+    /// rollup name.
+    pub async fn scan_events(
+        &self,
+        project_id: ProjectId,
+        from: i64,
+        to: i64,
+        name: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ScannedEvent>, StoreError> {
+        on_db!(
+            self,
+            read,
+            "SELECT seq, timestamp, CASE WHEN type = 'track' THEN event ELSE '$' || type END AS name,
+                    COALESCE(user_id, anonymous_id) AS user_key, body
+             FROM events
+             WHERE project_id = $1 AND timestamp >= $2 AND timestamp < $3
+               AND ($4 = '' OR (CASE WHEN type = 'track' THEN event ELSE '$' || type END) = $4)
+             ORDER BY timestamp, seq LIMIT $5",
+            [project_id, from, to, name.unwrap_or(""), limit],
+            fetch_all,
+            |rows| Ok(rows
+                .iter()
+                .map(|r| ScannedEvent {
+                    seq: r.get("seq"),
+                    ts: r.get("timestamp"),
+                    name: r.get::<Option<String>, _>("name").unwrap_or_default(),
+                    user_key: r.get("user_key"),
+                    body: r.get("body"),
+                })
+                .collect())
+        )
+    }
+
+    /// Events received at or after `since` (unix ms), in store order, at most `limit`: the
+    /// live tail polls this with an overlapping window and drops what it has already sent.
+    pub async fn events_received_since(
+        &self,
+        project_id: ProjectId,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        on_db!(
+            self,
+            read,
+            "SELECT seq, message_id, type, event, user_id, anonymous_id, timestamp, received_at, body
+             FROM events WHERE received_at >= $1 AND project_id = $2 ORDER BY seq LIMIT $3",
+            [since, project_id, limit],
+            fetch_all,
+            |rows| Ok(rows
+                .iter()
+                .map(|r| StoredEvent {
+                    seq: r.get("seq"),
+                    message_id: r.get("message_id"),
+                    kind: r.get("type"),
+                    event: r.get("event"),
+                    user_id: r.get("user_id"),
+                    anonymous_id: r.get("anonymous_id"),
+                    timestamp: from_millis(r.get("timestamp")),
+                    received_at: from_millis(r.get("received_at")),
+                    body: r.get("body"),
+                })
+                .collect())
+        )
+    }
+}

@@ -1,0 +1,855 @@
+//! The dashboard's HTTP API over a real socket, on both backends: accounts, sessions, CSRF,
+//! roles, tenancy, the audit log, and the query endpoints against hand-computed values.
+
+mod common;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use pulseline_collector::clock::{Clock, FakeClock, SystemClock};
+use pulseline_collector::config::Config;
+use pulseline_collector::startup::Application;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct Dash {
+    base: String,
+    http: reqwest::Client,
+    admin_email: String,
+    admin_password: String,
+    write_key: String,
+    project: i64,
+    database_url: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn spawn(configure: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> Dash {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests_with_database(common::fresh_database_url(dir.path()).await);
+    configure(&mut config);
+    let database_url = config.database_url.clone();
+    let app = Application::build_with_clock(config, clock).await.unwrap();
+    let admin = app
+        .first_admin()
+        .expect("a fresh database creates the first admin");
+    let keys = app.bootstrap_keys().unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    Dash {
+        base,
+        http: reqwest::Client::new(),
+        admin_email: admin.email,
+        admin_password: admin.password,
+        write_key: keys.write_key,
+        project: keys.project_id,
+        database_url,
+        _dir: dir,
+    }
+}
+
+/// A logged-in browser: its cookie and CSRF token.
+#[derive(Clone)]
+struct Login {
+    cookie: String,
+    csrf: String,
+}
+
+impl Dash {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn login(&self, email: &str, password: &str) -> Result<Login, (StatusCode, Value)> {
+        let resp = self
+            .http
+            .post(self.url("/api/dash/session"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let set_cookie = resp
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if status != StatusCode::OK {
+            return Err((status, body));
+        }
+        let set_cookie = set_cookie.expect("login sets the session cookie");
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        Ok(Login {
+            cookie,
+            csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+        })
+    }
+
+    async fn admin(&self) -> Login {
+        self.login(&self.admin_email, &self.admin_password)
+            .await
+            .unwrap()
+    }
+
+    async fn get(&self, who: &Login, path: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .get(self.url(path))
+            .header("cookie", &who.cookie)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        who: &Login,
+        path: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .request(method, self.url(path))
+            .header("cookie", &who.cookie)
+            .header("x-csrf-token", &who.csrf)
+            .header("origin", &self.base)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, who: &Login, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, who, path, body).await
+    }
+
+    async fn ingest(&self, batch: Vec<Value>) {
+        let resp = self
+            .http
+            .post(self.url("/v1/batch"))
+            .basic_auth(&self.write_key, Some(""))
+            .json(&json!({ "batch": batch }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    }
+
+    async fn make_user(&self, email: &str, password: &str) {
+        let store = pulseline_collector::store::Store::open(&self.database_url, Default::default())
+            .await
+            .unwrap();
+        pulseline_collector::accounts::create_user(&store, email, password, false, Utc::now())
+            .await
+            .unwrap();
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn login_sessions_logout_and_csrf() {
+    let app = spawn(|_| {}, Arc::new(SystemClock)).await;
+
+    let (status, body) = app
+        .login(&app.admin_email, "wrong password!")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(status, 401);
+    assert_eq!(body["message"], "wrong e-mail or password");
+    let (status, _) = app
+        .login("nobody@example.com", "whatever123")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(status, 401, "an unknown user gets the same answer");
+
+    // The cookie: HttpOnly, SameSite=Lax, not Secure over plain HTTP; Secure behind TLS.
+    let resp = app
+        .http
+        .post(app.url("/api/dash/session"))
+        .json(&json!({"email": app.admin_email, "password": app.admin_password}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let resp = app
+        .http
+        .post(app.url("/api/dash/session"))
+        .header("x-forwarded-proto", "https")
+        .json(&json!({"email": app.admin_email, "password": app.admin_password}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        resp.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("; Secure")
+    );
+
+    let anonymous = app
+        .http
+        .get(app.url("/api/dash/session"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert!(
+        anonymous.headers().get("www-authenticate").is_none(),
+        "a browser must not pop up a Basic-auth prompt"
+    );
+
+    let me = app.admin().await;
+    let (status, body) = app.get(&me, "/api/dash/session").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["email"], "admin@localhost");
+    // The first admin owns the default project.
+    let (_, projects) = app.get(&me, "/api/dash/projects").await;
+    assert_eq!(projects[0]["id"], app.project);
+    assert_eq!(projects[0]["role"], "owner");
+
+    // A change without the CSRF token, with a wrong one, or from another site is refused.
+    let no_token = app
+        .http
+        .post(app.url("/api/dash/projects"))
+        .header("cookie", &me.cookie)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_token.status(), 403);
+    let forged = Login {
+        cookie: me.cookie.clone(),
+        csrf: "guess".into(),
+    };
+    assert_eq!(
+        app.post(&forged, "/api/dash/projects", json!({"name": "x"}))
+            .await
+            .0,
+        403
+    );
+    let cross_site = app
+        .http
+        .post(app.url("/api/dash/projects"))
+        .header("cookie", &me.cookie)
+        .header("x-csrf-token", &me.csrf)
+        .header("origin", "https://evil.example")
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403);
+    let (status, _) = app.get(&me, "/api/dash/projects").await;
+    assert_eq!(status, 200);
+    let (_, projects) = app.get(&me, "/api/dash/projects").await;
+    assert_eq!(
+        projects.as_array().unwrap().len(),
+        1,
+        "no refused request created anything"
+    );
+
+    // Password change: the old password stops working; other sessions end.
+    let other = app.admin().await;
+    let (status, body) = app
+        .post(
+            &me,
+            "/api/dash/password",
+            json!({"current_password": "nope", "new_password": "a-new-password"}),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = app
+        .post(
+            &me,
+            "/api/dash/password",
+            json!({"current_password": app.admin_password, "new_password": "short"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("at least 10"));
+    let (status, _) = app
+        .post(
+            &me,
+            "/api/dash/password",
+            json!({"current_password": app.admin_password, "new_password": "a-new-password"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.get(&other, "/api/dash/session").await.0, 401);
+    assert_eq!(app.get(&me, "/api/dash/session").await.0, 200);
+    assert!(
+        app.login(&app.admin_email, &app.admin_password)
+            .await
+            .is_err()
+    );
+    assert!(app.login(&app.admin_email, "a-new-password").await.is_ok());
+
+    // Logout ends the session on the server: the same cookie no longer works.
+    let (status, _) = app
+        .send(reqwest::Method::DELETE, &me, "/api/dash/session", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.get(&me, "/api/dash/session").await.0, 401);
+}
+
+#[tokio::test]
+async fn expired_sessions_are_refused() {
+    let clock = Arc::new(FakeClock::new(Utc::now()));
+    let app = spawn(|c| c.dashboard.session_ttl_hours = 2, clock.clone()).await;
+    let me = app.admin().await;
+    clock.advance(chrono::Duration::minutes(119));
+    assert_eq!(app.get(&me, "/api/dash/session").await.0, 200);
+    clock.advance(chrono::Duration::minutes(2));
+    let (status, body) = app.get(&me, "/api/dash/session").await;
+    assert_eq!(status, 401);
+    assert!(body["message"].as_str().unwrap().contains("expired"));
+}
+
+#[tokio::test]
+async fn login_attempts_are_rate_limited() {
+    let app = spawn(
+        |c| c.dashboard.login_attempts_per_minute = 3,
+        Arc::new(SystemClock),
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.login(&app.admin_email, "wrong password!")
+                .await
+                .err()
+                .unwrap()
+                .0,
+            401
+        );
+    }
+    let (status, body) = app
+        .login(&app.admin_email, &app.admin_password)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(status, 429);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("PULSELINE_LOGIN_ATTEMPTS_PER_MINUTE")
+    );
+}
+
+#[tokio::test]
+async fn roles_are_enforced_and_tenants_never_see_each_other() {
+    let app = spawn(|_| {}, Arc::new(SystemClock)).await;
+    let admin = app.admin().await;
+    let a = app.project;
+    let (status, b) = app
+        .post(&admin, "/api/dash/projects", json!({"name": "Project B"}))
+        .await;
+    assert_eq!(status, 200, "{b}");
+    let b = b["id"].as_i64().unwrap();
+
+    app.make_user("viewer@example.com", "viewer-password").await;
+    app.make_user("dev@example.com", "developer-password").await;
+    let add = |email: &str, role: &str| json!({"email": email, "role": role});
+    let path = format!("/api/dash/projects/{a}/members");
+    assert_eq!(
+        app.post(&admin, &path, add("viewer@example.com", "viewer"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        app.post(&admin, &path, add("dev@example.com", "developer"))
+            .await
+            .0,
+        200
+    );
+
+    let viewer = app
+        .login("viewer@example.com", "viewer-password")
+        .await
+        .unwrap();
+    let dev = app
+        .login("dev@example.com", "developer-password")
+        .await
+        .unwrap();
+
+    // Viewers read; they cannot create, rotate or revoke keys, nor manage members.
+    let keys_path = format!("/api/dash/projects/{a}/keys");
+    let (status, keys) = app.get(&viewer, &keys_path).await;
+    assert_eq!(status, 200);
+    assert!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k.get("key").is_none()),
+        "never the keys"
+    );
+    let (status, body) = app
+        .post(&viewer, &keys_path, json!({"kind": "write"}))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("developer"));
+    let key_id = keys[0]["id"].as_i64().unwrap();
+    let rotate = format!("/api/dash/projects/{a}/keys/{key_id}/rotate");
+    assert_eq!(app.post(&viewer, &rotate, json!({})).await.0, 403);
+    assert_eq!(
+        app.post(&viewer, &path, add("dev@example.com", "viewer"))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        app.get(&viewer, &format!("/api/dash/projects/{a}/audit"))
+            .await
+            .0,
+        403
+    );
+
+    // Developers manage keys, shown once; a rotated key stops ingest at once.
+    let (status, created) = app.post(&dev, &keys_path, json!({"kind": "write"})).await;
+    assert_eq!(status, 200, "{created}");
+    let new_key = created["key"].as_str().unwrap().to_owned();
+    assert!(new_key.starts_with("plw_"));
+    let new_id = created["id"].as_i64().unwrap();
+    let (status, rotated) = app
+        .post(
+            &dev,
+            &format!("/api/dash/projects/{a}/keys/{new_id}/rotate"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let refused = app
+        .http
+        .post(app.url("/v1/track"))
+        .basic_auth(&new_key, Some(""))
+        .json(&json!({"type": "track", "userId": "u", "event": "e"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        401,
+        "the rotated-away key no longer ingests"
+    );
+    let rotated_id = rotated["id"].as_i64().unwrap();
+    let (status, revoked) = app
+        .post(
+            &dev,
+            &format!("/api/dash/projects/{a}/keys/{rotated_id}/revoke"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(revoked["revoked_at"].is_string());
+    assert_eq!(
+        app.post(&dev, &path, add("viewer@example.com", "admin"))
+            .await
+            .0,
+        403
+    );
+
+    // Tenancy: project B and its keys do not exist for A's members (404, not 403), even
+    // through A's URL with B's key id.
+    let (_, b_keys) = app
+        .get(&admin, &format!("/api/dash/projects/{b}/keys"))
+        .await;
+    let b_key = b_keys[0]["id"].as_i64().unwrap();
+    for who in [&viewer, &dev] {
+        for p in [
+            "",
+            "/keys",
+            "/overview",
+            "/series",
+            "/events",
+            "/members",
+            "/usage",
+            "/tail",
+        ] {
+            let (status, _) = app.get(who, &format!("/api/dash/projects/{b}{p}")).await;
+            assert_eq!(status, 404, "{p}");
+        }
+        let (status, _) = app
+            .post(
+                who,
+                &format!("/api/dash/projects/{b}/keys"),
+                json!({"kind": "write"}),
+            )
+            .await;
+        assert_eq!(status, 404);
+        let (_, list) = app.get(who, "/api/dash/projects").await;
+        assert_eq!(list.as_array().unwrap().len(), 1);
+    }
+    let (status, _) = app
+        .post(
+            &dev,
+            &format!("/api/dash/projects/{a}/keys/{b_key}/revoke"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        status, 404,
+        "another project's key through this project's URL"
+    );
+    assert_eq!(
+        app.get(&admin, &format!("/api/dash/projects/{b}/keys"))
+            .await
+            .1[0]["revoked_at"],
+        Value::Null
+    );
+
+    // Only owners make owners; the last owner cannot be demoted.
+    assert_eq!(
+        app.post(&admin, &path, add("viewer@example.com", "admin"))
+            .await
+            .0,
+        200
+    );
+    let promoted = app
+        .login("viewer@example.com", "viewer-password")
+        .await
+        .unwrap();
+    assert_eq!(
+        app.post(&promoted, &path, add("dev@example.com", "owner"))
+            .await
+            .0,
+        403
+    );
+    let (status, body) = app
+        .post(&admin, &path, add("admin@localhost", "viewer"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    // The audit log: who, what, when, from where; admins read it; it cannot be rewritten.
+    let (status, log) = app
+        .get(&admin, &format!("/api/dash/projects/{a}/audit"))
+        .await;
+    assert_eq!(status, 200);
+    let actions: Vec<(&str, &str)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    for expected in [
+        ("key.created", "dev@example.com"),
+        ("key.rotated", "dev@example.com"),
+        ("key.revoked", "dev@example.com"),
+        ("member.added", "admin@localhost"),
+        ("member.role_changed", "admin@localhost"),
+        ("user.login", "viewer@example.com"),
+    ] {
+        assert!(actions.contains(&expected), "{expected:?} in {actions:?}");
+    }
+    let from_the_web = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] != "cli");
+    assert!(from_the_web.clone().count() >= 6);
+    assert!(
+        from_the_web.clone().all(|e| e["ip"] == "127.0.0.1"),
+        "{log}"
+    );
+    let (_, b_log) = app
+        .get(&admin, &format!("/api/dash/projects/{b}/audit"))
+        .await;
+    assert!(
+        b_log
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["action"] != "key.created"),
+        "A's key events are not in B's log"
+    );
+    let n = common::query_i64(&app.database_url, "SELECT COUNT(*) FROM audit_log").await;
+    for sql in ["UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"] {
+        assert!(
+            try_exec(&app.database_url, sql).await.is_err(),
+            "{sql} must fail"
+        );
+    }
+    assert_eq!(
+        common::query_i64(&app.database_url, "SELECT COUNT(*) FROM audit_log").await,
+        n
+    );
+}
+
+async fn try_exec(url: &str, sql: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url).await?;
+        sqlx::query(sql).execute(&mut c).await.map(|_| ())
+    } else {
+        let mut c = sqlx::PgConnection::connect(url).await?;
+        sqlx::query(sql).execute(&mut c).await.map(|_| ())
+    }
+}
+
+fn at(h: u32, m: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, h, m, 0).unwrap()
+}
+
+fn ev(user: &str, event: &str, t: DateTime<Utc>, props: Value) -> Value {
+    json!({
+        "type": "track", "userId": user, "event": event, "properties": props,
+        "timestamp": t.to_rfc3339(), "messageId": uuid::Uuid::now_v7().to_string(),
+    })
+}
+
+#[tokio::test]
+async fn query_endpoints_match_hand_computed_values() {
+    let clock = Arc::new(FakeClock::new(at(12, 0)));
+    let app = spawn(|_| {}, clock).await;
+    let none = json!({});
+    let vital = |v: f64, t| {
+        ev(
+            "u6",
+            "Web Vital",
+            t,
+            json!({"metric": "LCP", "value": v, "rating": "x", "path": "/"}),
+        )
+    };
+    app.ingest(vec![
+        ev(
+            "u1",
+            "Visited",
+            at(10, 0) - chrono::Duration::days(1),
+            none.clone(),
+        ),
+        ev("u1", "Signed Up", at(10, 0), none.clone()),
+        ev("u1", "Activated", at(10, 10), none.clone()),
+        ev(
+            "u1",
+            "Paid",
+            at(10, 20),
+            json!({"amount": 10, "plan": "pro"}),
+        ),
+        ev("u2", "Signed Up", at(10, 0), none.clone()),
+        ev("u2", "Activated", at(11, 0), none.clone()),
+        ev("u3", "Signed Up", at(9, 0), none.clone()),
+        ev(
+            "u4",
+            "Paid",
+            at(11, 30),
+            json!({"amount": 30, "plan": "free"}),
+        ),
+        ev(
+            "u5",
+            "Paid",
+            at(11, 40),
+            json!({"amount": 20, "plan": "pro"}),
+        ),
+        vital(1000.0, at(11, 0)),
+        vital(2000.0, at(11, 1)),
+        vital(3000.0, at(11, 2)),
+        vital(5000.0, at(11, 3)),
+    ])
+    .await;
+    let me = app.admin().await;
+    let p = format!("/api/dash/projects/{}", app.project);
+    let day = at(0, 0).timestamp_millis();
+    let next = day + 86_400_000;
+    let hour = 3_600_000;
+
+    let (status, o) = app.get(&me, &format!("{p}/overview")).await;
+    assert_eq!(status, 200, "{o}");
+    assert_eq!(o["events_today"], 12);
+    assert_eq!(
+        (o["dau"].as_i64(), o["wau"].as_i64(), o["mau"].as_i64()),
+        (Some(6), Some(6), Some(6))
+    );
+    assert_eq!(o["top_events"][0], json!(["Web Vital", 4]));
+    assert_eq!(o["daily_active"][28], json!([day - 86_400_000, 1]));
+    assert_eq!(o["daily_active"][29], json!([day, 6]));
+
+    // Counts per hour, from the rollups.
+    let (_, s) = app
+        .get(
+            &me,
+            &format!("{p}/series?event=Paid&from={day}&to={next}&bucket={hour}"),
+        )
+        .await;
+    let values = &s["series"][0]["values"];
+    assert_eq!(values.as_array().map(Vec::len), Some(24), "{s}");
+    assert_eq!(
+        (values[10].as_f64(), values[11].as_f64(), values[9].as_f64()),
+        (Some(1.0), Some(2.0), Some(0.0))
+    );
+    // Aggregates of a property, filters and groups, from the events.
+    let q =
+        |extra: &str| format!("{p}/series?event=Paid&from={day}&to={next}&bucket=86400000{extra}");
+    assert_eq!(
+        app.get(&me, &q("&agg=sum&property=amount")).await.1["series"][0]["values"],
+        json!([60.0])
+    );
+    assert_eq!(
+        app.get(&me, &q("&agg=p75&property=amount")).await.1["series"][0]["values"],
+        json!([30.0])
+    );
+    assert_eq!(
+        app.get(&me, &q("&agg=avg&property=amount")).await.1["series"][0]["values"],
+        json!([20.0])
+    );
+    assert_eq!(
+        app.get(
+            &me,
+            &q("&agg=sum&property=amount&filter_property=plan&filter_value=pro")
+        )
+        .await
+        .1["series"][0]["values"],
+        json!([30.0])
+    );
+    let (_, grouped) = app.get(&me, &q("&group_by=plan")).await;
+    assert_eq!(
+        grouped["series"],
+        json!([{"name": "pro", "values": [2.0]}, {"name": "free", "values": [1.0]}])
+    );
+    let (status, body) = app.get(&me, &q("&agg=sum")).await;
+    assert_eq!(status, 400, "{body}");
+
+    // CSV of the series and of the events.
+    let csv = |path: String| {
+        let me = me.clone();
+        let app = &app;
+        async move {
+            app.http
+                .get(app.url(&path))
+                .header("cookie", &me.cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let series_csv = csv(q("&group_by=plan&format=csv")).await;
+    assert_eq!(
+        series_csv,
+        "bucket,pro,free\n2026-11-22T00:00:00.000Z,2,1\n"
+    );
+    let events_csv = csv(format!(
+        "{p}/events?event=Paid&from={day}&to={next}&format=csv"
+    ))
+    .await;
+    let lines: Vec<&str> = events_csv.lines().collect();
+    assert_eq!(lines.len(), 4, "{events_csv}");
+    assert_eq!(lines[0], "timestamp,event,user,message_id,properties");
+    assert!(
+        lines[1].starts_with("2026-11-22T11:40:00.000Z,Paid,u5,"),
+        "{}",
+        lines[1]
+    );
+
+    // Funnel: 3 signed up, 2 of them activated within a day, 1 of those paid.
+    let (_, f) = app
+        .get(
+            &me,
+            &format!("{p}/funnel?steps=Signed Up,Activated,Paid&from={day}&to={next}"),
+        )
+        .await;
+    let users: Vec<i64> = f
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["users"].as_i64().unwrap())
+        .collect();
+    let drops: Vec<i64> = f
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["drop_off"].as_i64().unwrap())
+        .collect();
+    assert_eq!((users, drops), (vec![3, 2, 1], vec![0, 1, 1]));
+
+    // Retention: u1 first seen the day before and back today; five new users today.
+    let (_, r) = app
+        .get(
+            &me,
+            &format!(
+                "{p}/retention?from={}&to={next}&period=day",
+                day - 86_400_000
+            ),
+        )
+        .await;
+    assert_eq!(r[0]["users"], 1);
+    assert_eq!(r[0]["returning"], json!([1, 1]));
+    assert_eq!(r[1]["users"], 5);
+
+    // Sessions (30 minutes of silence ends one): 8 sessions, 6 of one event, 1380 s in all.
+    let (_, s) = app
+        .get(
+            &me,
+            &format!("{p}/sessions?from={}&to={next}", day - 86_400_000),
+        )
+        .await;
+    assert_eq!(s["sessions"], 8);
+    assert_eq!(s["bounce_rate"], 0.75);
+    assert_eq!(s["avg_length_secs"], 172.5);
+
+    // Web Vitals: p75 (nearest rank) of 1000, 2000, 3000, 5000 ms is 3000; 2 good, 1 poor.
+    let (_, v) = app
+        .get(&me, &format!("{p}/vitals?from={day}&to={next}"))
+        .await;
+    let lcp = &v["metrics"][0];
+    assert_eq!(lcp["vital"]["metric"], "LCP");
+    assert_eq!(lcp["overall"]["p75"], 3000.0);
+    assert_eq!(
+        (
+            lcp["overall"]["good"].as_f64(),
+            lcp["overall"]["poor"].as_f64()
+        ),
+        (Some(0.5), Some(0.25))
+    );
+    assert_eq!(lcp["pages"][0][0], "/");
+    assert_eq!(v["metrics"][1]["overall"]["samples"], 0);
+
+    // Usage against the plan's quota.
+    let (_, u) = app.get(&me, &format!("{p}/usage")).await;
+    assert_eq!(
+        (u["events_this_month"].as_i64(), u["over_quota"].as_bool()),
+        (Some(13), Some(false))
+    );
+}
+
+#[tokio::test]
+async fn the_live_tail_streams_new_events() {
+    let app = spawn(|_| {}, Arc::new(SystemClock)).await;
+    let me = app.admin().await;
+    let mut resp = app
+        .http
+        .get(app.url(&format!("/api/dash/projects/{}/tail", app.project)))
+        .header("cookie", &me.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    app.ingest(vec![ev("tail-user", "Tail Test", Utc::now(), json!({}))])
+        .await;
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !seen.contains("Tail Test") {
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+            .await
+            .expect("within 10 s");
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
+    }
+    assert!(seen.contains("event: events"));
+    assert_eq!(
+        seen.matches("Tail Test").count(),
+        1,
+        "sent once despite overlapping polls"
+    );
+}

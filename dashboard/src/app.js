@@ -1,0 +1,539 @@
+// The Pulseline dashboard: plain ES modules, no build step. Charts: uPlot (from npm, embedded
+// by collector/build.rs). Every change carries the session's CSRF token.
+import uPlot from '/assets/uplot.esm.js';
+
+const DAY = 86400000, HOUR = 3600000;
+const $ = (sel, root = document) => root.querySelector(sel);
+const main = $('#main');
+let session = null;
+let projects = [];
+let tail = null;
+const charts = [];
+
+// ---- helpers -------------------------------------------------------------------------------
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'style') el.style.cssText = v; // CSSOM: allowed by the CSP, unlike style=
+    else if (v !== undefined && v !== null && v !== false) el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) el.append(c instanceof Node ? c : document.createTextNode(String(c ?? '')));
+  return el;
+}
+
+async function api(path, { method = 'GET', body } = {}) {
+  const headers = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && session) headers['x-csrf-token'] = session.csrf_token;
+  const resp = await fetch(path, { method, headers, credentials: 'same-origin',
+    body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = await resp.json().catch(() => null);
+  if (!resp.ok) {
+    const err = new Error(data?.message || `HTTP ${resp.status}`);
+    err.status = resp.status;
+    throw err;
+  }
+  return data;
+}
+
+const fmt = (n) => n == null ? '–' : Number(n).toLocaleString(undefined, { maximumFractionDigits: 2 });
+const pct = (x) => `${(x * 100).toFixed(1)}%`;
+const iso = (ms) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16);
+const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+const PALETTE = ['--accent', '--good', '--warn', '--bad', '--muted'];
+
+function card(title, ...body) {
+  return h('section', { class: 'card' }, title ? h('h2', {}, title) : '', ...body);
+}
+
+function errorBox(e) {
+  return h('p', { class: 'error', role: 'alert' }, e.message);
+}
+
+// A uPlot chart that fills its container, follows the theme and resizes with the page.
+function chart(container, xs, series, { onZoom, thresholds = [] } = {}) {
+  container.textContent = '';
+  const width = Math.max(container.clientWidth || 300, 280);
+  const opts = {
+    width, height: 240,
+    scales: { x: { time: true } },
+    axes: [{ stroke: cssVar('--muted'), grid: { stroke: cssVar('--line') } },
+           { stroke: cssVar('--muted'), grid: { stroke: cssVar('--line') }, size: 60 }],
+    series: [{}, ...series.map((s, i) => ({
+      label: s.name, stroke: cssVar(PALETTE[i % PALETTE.length]), width: 2,
+      fill: series.length === 1 ? cssVar('--accent') + '22' : undefined, spanGaps: false,
+    }))],
+    cursor: { drag: { x: true, y: false } },
+    hooks: {
+      setSelect: [(u) => {
+        if (u.select.width > 5 && onZoom) {
+          onZoom(Math.round(u.posToVal(u.select.left, 'x') * 1000),
+                 Math.round(u.posToVal(u.select.left + u.select.width, 'x') * 1000));
+        }
+      }],
+      draw: [(u) => {
+        const ctx = u.ctx;
+        for (const t of thresholds) {
+          const y = u.valToPos(t.value, 'y', true);
+          if (!Number.isFinite(y)) continue;
+          ctx.save();
+          ctx.strokeStyle = cssVar(t.color);
+          ctx.setLineDash([6, 4]);
+          ctx.beginPath(); ctx.moveTo(u.bbox.left, y); ctx.lineTo(u.bbox.left + u.bbox.width, y); ctx.stroke();
+          ctx.restore();
+        }
+      }],
+    },
+  };
+  const data = [xs.map((x) => x / 1000), ...series.map((s) => s.values)];
+  const u = new uPlot(opts, data, container);
+  charts.push({ u, container });
+  return u;
+}
+
+addEventListener('resize', () => {
+  for (const { u, container } of charts) {
+    if (container.isConnected) u.setSize({ width: Math.max(container.clientWidth, 280), height: 240 });
+  }
+});
+
+// ---- theme ---------------------------------------------------------------------------------
+function applyTheme() {
+  const t = localStorage.getItem('pulseline-theme');
+  if (t) document.documentElement.dataset.theme = t;
+  else delete document.documentElement.dataset.theme;
+  $('#theme').textContent = t === 'dark' ? '☾' : t === 'light' ? '☀' : '◐';
+  $('#theme').title = `Theme: ${t || 'system'} (click to change)`;
+}
+$('#theme').addEventListener('click', () => {
+  const order = [null, 'light', 'dark'];
+  const cur = localStorage.getItem('pulseline-theme');
+  const next = order[(order.indexOf(cur) + 1) % order.length];
+  if (next) localStorage.setItem('pulseline-theme', next); else localStorage.removeItem('pulseline-theme');
+  applyTheme();
+  route();
+});
+applyTheme();
+
+// ---- session and shell ---------------------------------------------------------------------
+async function loadSession() {
+  try { session = await api('/api/dash/session'); } catch { session = null; }
+  return session;
+}
+
+function loginPage(message) {
+  $('#top').hidden = true;
+  $('#banner').hidden = true;
+  const err = h('p', { class: 'error', role: 'alert' }, message || '');
+  const form = h('form', {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        session = await api('/api/dash/session', { method: 'POST',
+          body: { email: form.email.value, password: form.password.value } });
+        location.hash = '#/';
+        await start();
+      } catch (x) { err.textContent = x.message; }
+    },
+  },
+  h('label', {}, 'E-mail', h('input', { name: 'email', type: 'email', autocomplete: 'username', required: true })),
+  h('label', {}, 'Password', h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true })),
+  h('button', { type: 'submit' }, 'Log in'), err);
+  main.replaceChildren(h('div', { class: 'card login' }, h('h1', {}, 'Pulseline'), form,
+    h('p', { class: 'muted' }, 'The first admin’s password was printed when the collector first started. More users: ',
+      h('code', {}, 'pulseline-collector user create'))));
+}
+
+$('#logout').addEventListener('click', async () => {
+  await api('/api/dash/session', { method: 'DELETE' }).catch(() => {});
+  session = null;
+  loginPage('Logged out.');
+});
+
+$('#new-project').addEventListener('click', async () => {
+  const name = prompt('Name of the new project');
+  if (!name) return;
+  try {
+    const p = await api('/api/dash/projects', { method: 'POST', body: { name } });
+    sessionStorage.setItem(`new-keys-${p.id}`, JSON.stringify(p));
+    projects = await api('/api/dash/projects');
+    location.hash = `#/p/${p.id}/keys`;
+  } catch (e) { alert(e.message); }
+});
+
+$('#project').addEventListener('change', (e) => {
+  const page = location.hash.split('/')[3] || 'overview';
+  location.hash = `#/p/${e.target.value}/${page}`;
+});
+
+const PAGES = [['overview', 'Overview'], ['explore', 'Explore'], ['vitals', 'Web Vitals'],
+  ['product', 'Funnels & retention'], ['keys', 'Keys'], ['members', 'Members'], ['audit', 'Audit log'],
+  ['report', 'Report']];
+
+function shell(project, page) {
+  $('#top').hidden = false;
+  $('#who').textContent = session.email;
+  const sel = $('#project');
+  sel.replaceChildren(...projects.map((p) => h('option', { value: p.id, selected: p.id === project.id }, p.name)));
+  $('#nav').replaceChildren(...PAGES.map(([id, label]) =>
+    h('a', { href: `#/p/${project.id}/${id}`, class: id === page ? 'active' : '' }, label)));
+}
+
+async function usageBanner(project) {
+  const b = $('#banner');
+  try {
+    const u = await api(`/api/dash/projects/${project.id}/usage`);
+    if (u.over_quota) {
+      b.replaceChildren(`This project is over its monthly quota: ${fmt(u.events_this_month)} of ${fmt(u.quota)} events on plan “${u.plan}”. New events are refused (429) until ${iso(Date.parse(u.resets_at))} UTC or a plan change.`);
+      b.hidden = false;
+    } else b.hidden = true;
+    return u;
+  } catch { b.hidden = true; return null; }
+}
+
+async function start() {
+  if (!(await loadSession())) return loginPage();
+  projects = await api('/api/dash/projects');
+  route();
+}
+
+addEventListener('hashchange', () => route());
+
+async function route() {
+  if (tail) { tail.close(); tail = null; }
+  charts.length = 0;
+  if (!session) return loginPage();
+  const m = location.hash.match(/^#\/p\/(\d+)\/(\w+)/);
+  if (!m) {
+    if (!projects.length) {
+      $('#top').hidden = false;
+      $('#nav').replaceChildren();
+      main.replaceChildren(card('No projects yet', h('p', {}, 'Create one with “New project”.')));
+      return;
+    }
+    location.hash = `#/p/${projects[0].id}/overview`;
+    return;
+  }
+  const project = projects.find((p) => p.id === Number(m[1]));
+  if (!project) { main.replaceChildren(card('Not found', h('p', {}, 'No such project among yours.'))); return; }
+  const page = m[2];
+  shell(project, page);
+  main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
+  const usage = await usageBanner(project);
+  const view = { overview, explore, vitals, product, keys, members, audit, report }[page] || overview;
+  try {
+    await view(project, usage);
+  } catch (e) {
+    if (e.status === 401) return loginPage('Your session ended: log in again.');
+    main.replaceChildren(errorBox(e));
+  }
+}
+
+// ---- overview ------------------------------------------------------------------------------
+function stat(label, value, id) {
+  return h('div', { class: 'card stat' }, h('div', { class: 'value', id }, fmt(value)), h('div', { class: 'label' }, label));
+}
+
+async function overview(project, usage) {
+  const o = await api(`/api/dash/projects/${project.id}/overview`);
+  const volume = h('div', { class: 'chart', id: 'volume-chart' });
+  const dauChart = h('div', { class: 'chart' });
+  const max = Math.max(1, ...o.top_events.map((e) => e[1]));
+  const tailBox = h('div', { class: 'tail', id: 'live-tail' }, h('div', { class: 'muted' }, 'Waiting for events…'));
+  main.replaceChildren(
+    h('h1', {}, project.name),
+    h('div', { class: 'grid' },
+      stat('Events today (UTC)', o.events_today, 'events-today'), stat('DAU', o.dau), stat('WAU', o.wau), stat('MAU', o.mau),
+      usage ? stat(usage.quota ? `This month of ${fmt(usage.quota)}` : 'Events this month', usage.events_this_month) : ''),
+    card('Events per hour, last 24 hours', volume),
+    card('Live tail', tailBox),
+    card('Top events, last 30 days', h('div', { class: 'bars' }, o.top_events.length ? o.top_events.map(([name, n]) =>
+      h('div', { class: 'bar' }, h('a', { href: `#/p/${project.id}/explore?event=${encodeURIComponent(name)}` }, name),
+        h('span', {}, h('span', { class: 'fill', style: `width:${(100 * n / max).toFixed(1)}%` })), h('span', {}, fmt(n))))
+      : h('p', { class: 'muted' }, 'No events yet.'))),
+    card('Daily active users, last 30 days', dauChart));
+  chart(volume, o.hourly.map((r) => r[0]), [{ name: 'events', values: o.hourly.map((r) => r[1]) }]);
+  chart(dauChart, o.daily_active.map((r) => r[0]), [{ name: 'active users', values: o.daily_active.map((r) => r[1]) }]);
+  startTail(project, tailBox);
+}
+
+function startTail(project, box) {
+  tail = new EventSource(`/api/dash/projects/${project.id}/tail`);
+  let first = true;
+  tail.addEventListener('events', (e) => {
+    const events = JSON.parse(e.data);
+    if (!events.length) return;
+    if (first) { box.textContent = ''; first = false; }
+    for (const ev of events) {
+      const name = ev.event || ev.name || `$${ev.type}`;
+      const who = ev.userId || ev.anonymousId || '';
+      const props = ev.properties ? JSON.stringify(ev.properties) : '';
+      box.prepend(h('div', { title: props }, `${iso(Date.parse(ev.receivedAt || ev.timestamp))}  ${name}  ${who}  ${props}`));
+    }
+    while (box.childElementCount > 200) box.lastElementChild.remove();
+  });
+}
+
+// ---- explore -------------------------------------------------------------------------------
+const PRESETS = [['1h', HOUR], ['24h', DAY], ['7d', 7 * DAY], ['30d', 30 * DAY], ['90d', 90 * DAY]];
+
+function exploreState() {
+  const q = new URLSearchParams(location.hash.split('?')[1] || '');
+  const now = Date.now();
+  const to = Number(q.get('to')) || now;
+  const from = Number(q.get('from')) || to - 7 * DAY;
+  return { q, from, to };
+}
+
+function setExplore(project, params) {
+  const q = new URLSearchParams(location.hash.split('?')[1] || '');
+  for (const [k, v] of Object.entries(params)) { if (v === '' || v == null) q.delete(k); else q.set(k, v); }
+  location.hash = `#/p/${project.id}/explore?${q}`;
+}
+
+const toLocalInput = (ms) => new Date(ms - new Date(ms).getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+
+async function explore(project) {
+  const { q, from, to } = exploreState();
+  const names = await api(`/api/dash/projects/${project.id}/event-names`);
+  const field = (name, label, input) => h('label', {}, label, input);
+  const ev = h('select', { name: 'event' }, h('option', { value: '' }, 'All events'),
+    ...names.map(([n]) => h('option', { value: n, selected: n === q.get('event') }, n)));
+  const agg = h('select', { name: 'agg' }, ...['count', 'unique', 'sum', 'avg', 'min', 'max', 'p50', 'p75', 'p95']
+    .map((a) => h('option', { value: a, selected: a === (q.get('agg') || 'count') }, a)));
+  const prop = h('input', { name: 'property', placeholder: 'e.g. amount', value: q.get('property') || '', size: 10 });
+  const bucket = h('select', { name: 'bucket' }, h('option', { value: '' }, 'auto'),
+    ...[['5 min', 300000], ['hour', HOUR], ['day', DAY], ['week', 7 * DAY]]
+      .map(([l, v]) => h('option', { value: v, selected: String(v) === q.get('bucket') }, l)));
+  const fprop = h('input', { name: 'filter_property', placeholder: 'property', value: q.get('filter_property') || '', size: 9 });
+  const fval = h('input', { name: 'filter_value', placeholder: 'value', value: q.get('filter_value') || '', size: 9 });
+  const group = h('input', { name: 'group_by', placeholder: 'property', value: q.get('group_by') || '', size: 9 });
+  const fromIn = h('input', { type: 'datetime-local', value: toLocalInput(from) });
+  const toIn = h('input', { type: 'datetime-local', value: toLocalInput(to) });
+  const apply = () => setExplore(project, {
+    event: ev.value, agg: agg.value, property: prop.value, bucket: bucket.value, filter_property: fprop.value,
+    filter_value: fval.value, group_by: group.value, from: new Date(fromIn.value).getTime(), to: new Date(toIn.value).getTime(),
+  });
+  const params = new URLSearchParams({ from, to });
+  for (const k of ['event', 'agg', 'property', 'bucket', 'filter_property', 'filter_value', 'group_by']) {
+    if (q.get(k)) params.set(k, q.get(k));
+  }
+  const base = `/api/dash/projects/${project.id}`;
+  const chartBox = h('div', { class: 'chart', id: 'explore-chart' });
+  const table = h('div', { class: 'scroll' });
+  main.replaceChildren(
+    h('h1', {}, 'Explore'),
+    h('div', { class: 'row' },
+      ...PRESETS.map(([l, span]) => h('button', { class: 'ghost', type: 'button',
+        onclick: () => setExplore(project, { from: Date.now() - span, to: Date.now(), bucket: '' }) }, l)),
+      field('from', 'From', fromIn), field('to', 'To', toIn)),
+    h('div', { class: 'row' }, field('event', 'Event', ev), field('agg', 'Aggregate', agg), field('property', 'Of property', prop),
+      field('bucket', 'Bucket', bucket), field('filter', 'Where', fprop), field('fv', '=', fval), field('group', 'Group by (top 5)', group),
+      h('button', { type: 'button', onclick: apply, id: 'apply' }, 'Apply')),
+    card(null, chartBox, h('p', { class: 'muted no-print' }, 'Hover to read values; drag across the chart to zoom in.'),
+      h('div', { class: 'row' },
+        h('a', { href: `${base}/series?${params}&format=csv`, download: 'series.csv', id: 'series-csv' }, 'Download series (CSV)'),
+        h('a', { href: `${base}/events?${params}&format=csv`, download: 'events.csv', id: 'events-csv' }, 'Download events (CSV)'))),
+    card('Events', table));
+  try {
+    const s = await api(`${base}/series?${params}`);
+    chart(chartBox, s.buckets, s.series, { onZoom: (a, b) => setExplore(project, { from: a, to: b, bucket: '' }) });
+  } catch (e) { chartBox.replaceChildren(errorBox(e)); }
+  try {
+    const rows = await api(`${base}/events?${params}`);
+    table.replaceChildren(h('table', { id: 'events-table' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Time (UTC)'), h('th', {}, 'Event'), h('th', {}, 'User'), h('th', {}, 'Properties'))),
+      h('tbody', {}, rows.map((r) => h('tr', {}, h('td', {}, iso(r.timestamp)), h('td', {}, r.event), h('td', {}, r.user || ''),
+        h('td', {}, h('code', {}, JSON.stringify(r.properties))))))),
+    rows.length ? '' : h('p', { class: 'muted' }, 'No events in this range.'));
+  } catch (e) { table.replaceChildren(errorBox(e)); }
+}
+
+// ---- web vitals ----------------------------------------------------------------------------
+async function vitals(project) {
+  const to = Date.now(), from = to - 28 * DAY;
+  const v = await api(`/api/dash/projects/${project.id}/vitals?from=${from}&to=${to}&bucket=${DAY}`);
+  const unit = (m, x) => x == null ? '–' : m.unit === 'ms' ? `${fmt(Math.round(x))} ms` : fmt(x);
+  const rating = (m, x) => x == null ? '' : x <= m.good ? 'good' : x > m.poor ? 'poor' : 'ni';
+  const shares = (s) => h('div', { class: 'share', title: `good ${pct(s.good)}, needs improvement ${pct(s.needs_improvement)}, poor ${pct(s.poor)}` },
+    h('span', { class: 'g', style: `width:${s.good * 100}%` }), h('span', { class: 'n', style: `width:${s.needs_improvement * 100}%` }),
+    h('span', { class: 'p', style: `width:${s.poor * 100}%` }));
+  main.replaceChildren(h('h1', {}, 'Web Vitals'), h('p', { class: 'muted' }, 'p75 of the last 28 days (the CrUX convention), from the browser SDK’s “Web Vital” events.'));
+  for (const m of v.metrics) {
+    const c = h('div', { class: 'chart' });
+    main.append(card(`${m.vital.metric}: ${unit(m.vital, m.overall.p75)}`,
+      h('p', {}, h('span', { class: rating(m.vital, m.overall.p75) }, rating(m.vital, m.overall.p75) === 'ni' ? 'needs improvement' : rating(m.vital, m.overall.p75)),
+        ` · ${fmt(m.overall.samples)} samples · good ≤ ${unit(m.vital, m.vital.good)}, poor > ${unit(m.vital, m.vital.poor)}`),
+      shares(m.overall), c,
+      m.pages.length ? h('div', { class: 'scroll' }, h('table', {},
+        h('thead', {}, h('tr', {}, h('th', {}, 'Page'), h('th', { class: 'num' }, 'p75'), h('th', { class: 'num' }, 'Samples'), h('th', {}, 'good / NI / poor'))),
+        h('tbody', {}, m.pages.slice(0, 20).map(([path, s]) => h('tr', {}, h('td', {}, path),
+          h('td', { class: `num ${rating(m.vital, s.p75)}` }, unit(m.vital, s.p75)), h('td', { class: 'num' }, fmt(s.samples)), h('td', {}, shares(s))))))) : ''));
+    if (m.overall.samples) {
+      chart(c, v.buckets, [{ name: `${m.vital.metric} p75`, values: m.trend }],
+        { thresholds: [{ value: m.vital.good, color: '--good' }, { value: m.vital.poor, color: '--bad' }] });
+    } else c.replaceChildren(h('p', { class: 'muted' }, 'No samples yet.'));
+  }
+}
+
+// ---- funnels, retention, sessions ----------------------------------------------------------
+async function product(project) {
+  const names = (await api(`/api/dash/projects/${project.id}/event-names`)).map((n) => n[0]);
+  const steps = h('input', { size: 40, value: localStorage.getItem(`funnel-${project.id}`) || names.slice(0, 3).join(', ') });
+  const days = h('select', {}, ...[7, 14, 30, 90].map((d) => h('option', { value: d, selected: d === 30 }, `${d} days`)));
+  const period = h('select', {}, h('option', { value: 'day' }, 'by day'), h('option', { value: 'week' }, 'by week'));
+  const funnelBox = h('div', {}), retBox = h('div', { class: 'scroll' }), sessBox = h('div', { class: 'grid' });
+  const base = `/api/dash/projects/${project.id}`;
+  const load = async () => {
+    const to = Date.now(), from = to - Number(days.value) * DAY;
+    localStorage.setItem(`funnel-${project.id}`, steps.value);
+    try {
+      const f = await api(`${base}/funnel?steps=${encodeURIComponent(steps.value)}&from=${from}&to=${to}`);
+      const max = Math.max(1, f[0]?.users || 0);
+      funnelBox.replaceChildren(h('div', { class: 'bars' }, f.map((s, i) => h('div', { class: 'bar' }, `${i + 1}. ${s.event}`,
+        h('span', {}, h('span', { class: 'fill', style: `width:${100 * s.users / max}%` })),
+        h('span', {}, `${fmt(s.users)} · ${pct(s.conversion)}${i ? ` · −${fmt(s.drop_off)}` : ''}`)))));
+    } catch (e) { funnelBox.replaceChildren(errorBox(e)); }
+    try {
+      const r = await api(`${base}/retention?from=${from}&to=${to}&period=${period.value}`);
+      const width = Math.max(0, ...r.map((c) => c.share.length));
+      retBox.replaceChildren(h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Cohort'), h('th', { class: 'num' }, 'Users'),
+        ...Array.from({ length: Math.min(width, 14) }, (_, i) => h('th', { class: 'num' }, `+${i}`)))),
+        h('tbody', {}, r.map((c) => h('tr', {}, h('td', {}, iso(c.start).slice(0, 10)), h('td', { class: 'num' }, fmt(c.users)),
+          ...c.share.slice(0, 14).map((s) => h('td', { class: 'num' }, pct(s))))))));
+    } catch (e) { retBox.replaceChildren(errorBox(e)); }
+    try {
+      const s = await api(`${base}/sessions?from=${from}&to=${to}`);
+      sessBox.replaceChildren(stat('Sessions', s.sessions), stat('Average length (s)', s.avg_length_secs), h('div', { class: 'card stat' },
+        h('div', { class: 'value' }, pct(s.bounce_rate)), h('div', { class: 'label' }, 'Bounce rate')));
+    } catch (e) { sessBox.replaceChildren(errorBox(e)); }
+  };
+  main.replaceChildren(h('h1', {}, 'Funnels, retention and sessions'),
+    h('div', { class: 'row' }, h('label', {}, 'Funnel steps (comma-separated, in order)', steps), h('label', {}, 'Range', days),
+      h('label', {}, 'Retention', period), h('button', { type: 'button', onclick: load }, 'Apply')),
+    card('Funnel (steps within a day of the first)', funnelBox), card('Retention: share of each cohort back in later periods', retBox),
+    card('Sessions (30 minutes of inactivity end one)', sessBox));
+  await load();
+}
+
+// ---- keys ----------------------------------------------------------------------------------
+function snippets(key, host) {
+  return [
+    ['Python', `pip install pulseline\n\nimport pulseline\nclient = pulseline.Client("${key}", host="${host}")\nclient.track("user-42", "Signed Up", {"plan": "pro"})`],
+    ['Node', `npm install pulseline\n\nconst { Client } = require('pulseline')\nconst client = new Client({ writeKey: '${key}', host: '${host}' })\nclient.track({ userId: 'user-42', event: 'Signed Up', properties: { plan: 'pro' } })`],
+    ['Rust', `cargo add pulseline\n\nlet client = pulseline::Client::builder("${key}").host("${host}").build()?;\nclient.track(pulseline::Track::new("user-42", "Signed Up").properties(serde_json::json!({"plan": "pro"})))?;`],
+    ['Browser', `<script type="module">\n  import { init } from "${host}/sdk/pulseline.js";\n  const pulseline = await init({ writeKey: "${key}", host: "${host}", webVitals: true });\n  pulseline.track("Signed Up", { plan: "pro" });\n</script>`],
+    ['curl', `curl -u ${key}: -H 'Content-Type: application/json' \\\n  -d '{"type":"track","userId":"user-42","event":"Signed Up"}' ${host}/v1/track`],
+  ];
+}
+
+function copyButton(text, label = 'Copy') {
+  const b = h('button', { type: 'button', class: 'ghost copy', onclick: async () => {
+    try { await navigator.clipboard.writeText(text); b.textContent = 'Copied'; } catch { b.textContent = 'Select and copy'; }
+  } }, label);
+  return b;
+}
+
+function shownOnce(kind, key) {
+  const host = location.origin;
+  return h('div', { class: 'secret', id: 'new-key' },
+    h('p', {}, h('strong', {}, `Your new ${kind} key — shown once. Copy it now.`)),
+    h('p', {}, h('code', { class: 'key', 'data-kind': kind }, key), ' ', copyButton(key, 'Copy key')),
+    kind === 'write' ? snippets(key, host).map(([lang, code]) => h('div', {}, h('strong', {}, lang), ' ', copyButton(code), h('pre', {}, code)))
+      : h('p', { class: 'muted' }, 'Secret keys read data server-side (Authorization: Bearer). Never ship them to browsers or apps.'));
+}
+
+async function keys(project) {
+  const base = `/api/dash/projects/${project.id}/keys`;
+  const list = await api(base);
+  const canManage = ['owner', 'admin', 'developer'].includes(project.role);
+  const fresh = h('div', {});
+  const created = sessionStorage.getItem(`new-keys-${project.id}`);
+  if (created) {
+    sessionStorage.removeItem(`new-keys-${project.id}`);
+    const p = JSON.parse(created);
+    fresh.append(shownOnce('write', p.write_key), shownOnce('secret', p.secret_key));
+  }
+  const act = (path, label, cls = 'ghost') => h('button', { type: 'button', class: cls, onclick: async () => {
+    if (!confirm(`${label}? The old key stops working at once.`)) return;
+    try {
+      const k = await api(`${base}/${path}`, { method: 'POST', body: {} });
+      await keys(project);
+      if (k.key) $('#fresh-keys').replaceChildren(shownOnce(k.kind, k.key));
+    } catch (e) { alert(e.message); }
+  } }, label);
+  main.replaceChildren(h('h1', {}, 'Keys'), h('div', { id: 'fresh-keys' }, fresh),
+    canManage ? h('div', { class: 'row' }, ...['write', 'secret'].map((kind) => h('button', { type: 'button', id: `create-${kind}`, onclick: async () => {
+      try {
+        const k = await api(base, { method: 'POST', body: { kind } });
+        await keys(project);
+        $('#fresh-keys').replaceChildren(shownOnce(kind, k.key));
+      } catch (e) { alert(e.message); }
+    } }, `New ${kind} key`))) : h('p', { class: 'muted' }, 'Viewers can see keys’ prefixes; developers and up manage them.'),
+    card(null, h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Kind'), h('th', {}, 'Prefix'), h('th', {}, 'Created'), h('th', {}, 'Status'), h('th', {}, ''))),
+      h('tbody', {}, list.map((k) => h('tr', {}, h('td', {}, k.kind), h('td', {}, h('code', {}, `${k.prefix}…`)), h('td', {}, iso(Date.parse(k.created_at))),
+        h('td', {}, k.revoked_at ? `revoked ${iso(Date.parse(k.revoked_at))}` : 'active'),
+        h('td', {}, canManage && !k.revoked_at ? [act(`${k.id}/rotate`, 'Rotate'), ' ', act(`${k.id}/revoke`, 'Revoke', 'danger')] : ''))))))),
+    card('Install snippets', h('p', { class: 'muted' }, 'Create or rotate a write key to get snippets carrying it; each snippet points at this collector (', location.origin, ').')));
+}
+
+// ---- members and audit ---------------------------------------------------------------------
+async function members(project) {
+  const base = `/api/dash/projects/${project.id}/members`;
+  const list = await api(base);
+  const canManage = ['owner', 'admin'].includes(project.role);
+  const err = h('p', { class: 'error' });
+  const email = h('input', { type: 'email', placeholder: 'name@example.com', required: true });
+  const role = h('select', {}, ...['viewer', 'developer', 'admin', 'owner'].map((r) => h('option', { value: r }, r)));
+  const save = async (body) => {
+    try { await api(base, { method: 'POST', body }); await members(project); } catch (e) { err.textContent = e.message; }
+  };
+  main.replaceChildren(h('h1', {}, 'Members'),
+    canManage ? h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); save({ email: email.value, role: role.value }); } },
+      h('label', {}, 'User e-mail', email), h('label', {}, 'Role', role), h('button', { type: 'submit' }, 'Add or change')) : '',
+    err,
+    card(null, h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'User'), h('th', {}, 'Role'), h('th', {}, 'Since'), h('th', {}, ''))),
+      h('tbody', {}, list.map((m) => h('tr', {}, h('td', {}, m.email), h('td', {}, m.role), h('td', {}, iso(Date.parse(m.since))),
+        h('td', {}, canManage && m.user_id !== session.user_id ? h('button', { type: 'button', class: 'ghost', onclick: async () => {
+          try { await api(`${base}/${m.user_id}`, { method: 'DELETE' }); await members(project); } catch (e) { err.textContent = e.message; }
+        } }, 'Remove') : ''))))))),
+    card('Roles', h('p', {}, 'Viewers read. Developers also manage keys. Admins also manage members. Owners also make owners.')),
+    card('Your password', passwordForm()));
+}
+
+function passwordForm() {
+  const cur = h('input', { type: 'password', autocomplete: 'current-password' });
+  const next = h('input', { type: 'password', autocomplete: 'new-password', minlength: 10 });
+  const msg = h('p', {});
+  return h('form', { class: 'row', onsubmit: async (e) => {
+    e.preventDefault();
+    try {
+      await api('/api/dash/password', { method: 'POST', body: { current_password: cur.value, new_password: next.value } });
+      msg.textContent = 'Changed. Your other sessions were logged out.';
+      msg.className = '';
+    } catch (x) { msg.textContent = x.message; msg.className = 'error'; }
+  } }, h('label', {}, 'Current', cur), h('label', {}, 'New (10+ characters)', next), h('button', { type: 'submit' }, 'Change password'), msg);
+}
+
+async function audit(project) {
+  let list;
+  try { list = await api(`/api/dash/projects/${project.id}/audit`); } catch (e) {
+    main.replaceChildren(h('h1', {}, 'Audit log'), errorBox(e));
+    return;
+  }
+  main.replaceChildren(h('h1', {}, 'Audit log'), h('p', { class: 'muted' }, 'Append-only: administrative actions and members’ logins.'),
+    card(null, h('div', { class: 'scroll' }, h('table', { id: 'audit-table' }, h('thead', {}, h('tr', {}, h('th', {}, 'When (UTC)'), h('th', {}, 'Who'), h('th', {}, 'Action'), h('th', {}, 'What'), h('th', {}, 'From'))),
+      h('tbody', {}, list.map((a) => h('tr', {}, h('td', {}, iso(Date.parse(a.at))), h('td', {}, a.actor), h('td', {}, a.action), h('td', {}, a.target), h('td', {}, a.ip || '')))))))); 
+}
+
+// ---- printable report ----------------------------------------------------------------------
+async function report(project, usage) {
+  await overview(project, usage);
+  if (tail) { tail.close(); tail = null; }
+  $('#live-tail')?.closest('.card')?.remove();
+  main.prepend(h('p', { class: 'muted' }, `Report generated ${iso(Date.now())} UTC. `,
+    h('button', { type: 'button', onclick: () => print() }, 'Print')));
+}
+
+start();
