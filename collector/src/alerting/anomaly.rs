@@ -142,8 +142,27 @@ fn median_of_sorted(sorted: &[f64]) -> f64 {
 }
 
 fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    median_of_sorted(values)
+    let n = values.len();
+    if n <= SEASONS_BACK {
+        // The seasonal references: an insertion sort beats selection at this size.
+        for i in 1..n {
+            let mut j = i;
+            while j > 0 && values[j - 1].total_cmp(&values[j]).is_gt() {
+                values.swap(j - 1, j);
+                j -= 1;
+            }
+        }
+        return median_of_sorted(values);
+    }
+    let (below, mid, _) = values.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let mid = *mid;
+    if n % 2 == 1 {
+        mid
+    } else {
+        // The lower middle is the largest of the lower half.
+        let lower = below.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lower + mid) / 2.0
+    }
 }
 
 /// The baseline a bucket is compared with.
