@@ -71,7 +71,7 @@ fn data_files(data: &Path) -> Result<Vec<PathBuf>, String> {
         if !category.is_dir() {
             continue;
         }
-        for file in std::fs::read_dir(&category).map_err(|e| e.to_string())? {
+        for file in std::fs::read_dir(category).map_err(|e| e.to_string())? {
             let file = file.map_err(|e| e.to_string())?.path();
             if file.extension().is_some_and(|e| e == "csv") {
                 let relative = file.strip_prefix(data).map_err(|e| e.to_string())?;
@@ -84,7 +84,7 @@ fn data_files(data: &Path) -> Result<Vec<PathBuf>, String> {
 }
 
 /// Judges every row of `series` the way the rule evaluator judges buckets; returns the scores
-/// CSV and the number of `assess` calls.
+/// CSV.
 fn score_series(series: &Series) -> String {
     let params = Params {
         seasons: seasons_for_bucket(series.bucket_secs),
@@ -171,11 +171,11 @@ fn run() -> Result<(), String> {
     let scored = Command::new("python3")
         .arg(&scorer)
         .arg("--data")
-        .arg(&data)
+        .arg(data)
         .arg("--labels")
-        .arg(&labels)
+        .arg(labels)
         .arg("--scores")
-        .arg(&out)
+        .arg(out)
         .args(["--profile", "all"])
         .output()
         .map_err(|e| format!("cannot run python3 {}: {e}", scorer.display()))?;
