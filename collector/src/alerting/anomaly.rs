@@ -222,14 +222,21 @@ pub fn assess(history: &[f64], current: f64, params: &Params) -> Option<Assessme
     }
     let history = &history[history.len().saturating_sub(params.history_len())..];
     let n = history.len();
-    let from = n.saturating_sub(RECENT_BUCKETS).max(2);
-    let candidates = std::iter::once(Baseline::Recent).chain(
-        params
-            .seasons
-            .iter()
-            .filter(|&&s| s >= 2 && from >= MIN_SEASONS_BACK * s + LEVEL_BUCKETS)
-            .map(|&s| Baseline::Seasonal(s)),
-    );
+    // A season competes once MIN_SEASONS_BACK of it lie before the compared buckets, and at
+    // least MIN_HISTORY buckets are left to compare; then every candidate is compared over
+    // the same buckets (the last RECENT_BUCKETS, or fewer while the history is short).
+    let seasons: Vec<usize> = params
+        .seasons
+        .iter()
+        .copied()
+        .filter(|&s| s >= 2 && n >= MIN_SEASONS_BACK * s + MIN_HISTORY)
+        .collect();
+    let from = seasons
+        .iter()
+        .map(|&s| MIN_SEASONS_BACK * s)
+        .fold(n.saturating_sub(RECENT_BUCKETS).max(2), usize::max);
+    let candidates =
+        std::iter::once(Baseline::Recent).chain(seasons.iter().map(|&s| Baseline::Seasonal(s)));
     // The candidate with the smallest mean absolute miss over the recent buckets wins; the
     // recent level wins ties.
     let mut best: Option<(f64, Vec<f64>)> = None;
@@ -335,6 +342,29 @@ mod tests {
                 .expected,
             10.0
         );
+    }
+
+    #[test]
+    fn seasonality_applies_after_a_few_seasons_of_history() {
+        // Three days and ten hours of hourly buckets with a midday peak (10:00–16:00): the
+        // fourth day's peak is expected.
+        let day = |h: usize| {
+            if (10..16).contains(&(h % 24)) {
+                40.0
+            } else {
+                5.0
+            }
+        };
+        let history: Vec<f64> = (0..72 + 10).map(day).collect();
+        let seasonal = Params {
+            seasons: vec![24],
+            ..Params::default()
+        };
+        let peak = assess(&history, 40.0, &seasonal).unwrap();
+        assert_eq!(peak.expected, 40.0, "{peak:?}");
+        assert!(!peak.anomalous, "{peak:?}");
+        let drop = assess(&history, 18.0, &seasonal).unwrap();
+        assert!(drop.anomalous, "{drop:?}");
     }
 
     #[test]
