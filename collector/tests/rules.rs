@@ -389,14 +389,18 @@ async fn aggregates_with_filters_match_hand_computed_values() {
 #[tokio::test]
 async fn anomaly_rule_fires_on_a_seasonal_drop_and_names_the_country_that_moved() {
     let mut rig = rig().await;
-    // Four days of a daily pattern: busy 09:00–17:00 (DE 24, FR 10, US 6 per hour), quiet
-    // nights (4 per hour). On day 4 at 14:00 DE collapses to 2.
+    // Three weeks and a bit of a daily pattern (the detector sizes its band by the largest miss
+    // of its baseline over the last 500 buckets, so it wants that much seasonal history): busy
+    // 09:00–17:00 (DE 24, FR 10, US 6 per hour), quiet nights (4 per hour). On the last day at
+    // 14:00 DE collapses to 2.
+    const DAYS: i64 = 24;
+    let last = (DAYS - 1) * 24;
     let mut events = Vec::new();
-    for day in 0..4 {
+    for day in 0..DAYS {
         for h in 0..24 {
             let start = hour(day * 24 + h);
             let busy = (9..17).contains(&h);
-            let drop = day == 3 && h == 14;
+            let drop = day == DAYS - 1 && h == 14;
             let mix: Vec<(&str, usize)> = if busy {
                 vec![("DE", if drop { 2 } else { 24 }), ("FR", 10), ("US", 6)]
             } else {
@@ -423,8 +427,8 @@ async fn anomaly_rule_fires_on_a_seasonal_drop_and_names_the_country_that_moved(
                           "min_volume": 5}
         }))
         .await;
-    // Day 4 from midnight to 13:00, including the morning ramp to the busy hours: nothing.
-    for h in 72..=86 {
+    // The last day from midnight to 13:00, including the morning ramp to the busy hours: nothing.
+    for h in last..=last + 14 {
         rig.pass_at(after(h)).await;
     }
     assert_eq!(
@@ -432,7 +436,7 @@ async fn anomaly_rule_fires_on_a_seasonal_drop_and_names_the_country_that_moved(
         [0, 0, 0, 0],
         "normal seasonal peaks do not fire"
     );
-    rig.pass_at(after(87)).await; // the 14:00 bucket
+    rig.pass_at(after(last + 15)).await; // the 14:00 bucket
     assert_eq!(rig.counts().await, [1, 0, 0, 0]);
     let description = rig.last_description("firing").await;
     assert!(description.contains("expected about 40"), "{description}");
@@ -461,17 +465,18 @@ async fn anomaly_rule_fires_on_a_seasonal_drop_and_names_the_country_that_moved(
         movers["value"].as_str().unwrap().starts_with("country=DE"),
         "{movers}"
     );
-    rig.pass_at(after(88)).await; // 15:00 is normal again
+    rig.pass_at(after(last + 16)).await; // 15:00 is normal again
     assert_eq!(rig.counts().await, [1, 1, 0, 0]);
 
     // The preview draws the band the evaluator used.
-    rig.clock.set(after(88));
+    rig.clock.set(after(last + 16));
     let (_, preview) = rig
         .app
         .get_json(&format!("/api/v1/rules/{id}/preview?buckets=3"))
         .await;
     let p = &preview["points"];
-    assert_eq!(p[1]["start"], "2026-11-23T14:00:00.000Z");
+    let start = hour(last + 14).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    assert_eq!(p[1]["start"], start.as_str());
     assert_eq!(p[1]["value"].as_f64(), Some(18.0));
     assert_eq!(p[1]["expected"].as_f64(), Some(40.0));
     assert_eq!(p[1]["breach"], true);

@@ -17,9 +17,7 @@ pub const MAX_FILTERS: usize = 10;
 pub const MAX_CHANNELS: usize = 20;
 /// Most buckets of history an anomaly rule reads (minute buckets with daily seasonality:
 /// 4 days = 5,760; hourly with weekly: 4 weeks = 672).
-pub const MAX_HISTORY_BUCKETS: usize = 6_000;
-/// How many seasons back the baseline looks (the detector compares with up to 4).
-pub const SEASONS_OF_HISTORY: usize = 4;
+pub const MAX_HISTORY_BUCKETS: usize = 6_300;
 /// Longest rule name and property name.
 const MAX_NAME_CHARS: usize = 200;
 const MAX_PROPERTY_CHARS: usize = 100;
@@ -222,7 +220,7 @@ fn default_direction() -> Direction {
 }
 
 fn default_sensitivity() -> f64 {
-    3.0
+    anomaly::DEFAULT_SENSITIVITY
 }
 
 fn default_seasonality() -> Seasonality {
@@ -373,8 +371,8 @@ impl RuleSpec {
             } => {
                 if !(sensitivity.is_finite() && *sensitivity > 0.0 && *sensitivity <= 100.0) {
                     return Err(format!(
-                        "condition.sensitivity must be above 0 and at most 100 (3 is usual; \
-                         lower fires more), got {sensitivity}"
+                        "condition.sensitivity must be above 0 and at most 100 (default 1.21, \
+                         tuned on NAB; lower fires more), got {sensitivity}"
                     ));
                 }
                 if !(min_volume.is_finite() && *min_volume >= 0.0) {
@@ -447,11 +445,13 @@ pub fn seasons(seasonality: Seasonality, bucket: Bucket) -> Result<Vec<usize>, S
     })
 }
 
-/// History that covers `SEASONS_OF_HISTORY` of the longest season, or the detector's recent
-/// window without seasons.
+/// What the detector reads for these seasons (its recent window plus 4 seasons back).
 fn history_buckets(seasons: &[usize]) -> usize {
-    let longest = seasons.iter().copied().max().unwrap_or(0);
-    (longest * SEASONS_OF_HISTORY).max(48)
+    let params = anomaly::Params {
+        seasons: seasons.to_vec(),
+        ..anomaly::Params::default()
+    };
+    params.history_len()
 }
 
 fn property_name(what: &str, name: &str) -> Result<(), String> {

@@ -1,0 +1,214 @@
+//! The Numenta Anomaly Benchmark (NAB) over the anomaly detector, exactly as the product runs it.
+//!
+//! `cargo bench -p pulseline-collector --bench nab`
+//!
+//! Every data file of the NAB directory (env `PULSELINE_NAB_DIR`, default
+//! `<workspace>/../shared/nab`) is a series of buckets. Its seasons come from the spacing of its
+//! timestamps the way a rule's come from its bucket size, and every row is judged by
+//! [`assess`] over the rows before it (at most [`Params::history_len`]) with the default
+//! parameters: no per-file settings, no labels, no look-ahead. The score written for a row is
+//! [`unit_score`] of the assessment's score, so NAB's threshold is a product sensitivity
+//! ([`sensitivity_for_unit`]). The scores go to `target/nab-scores`, and NAB's own scorer
+//! (`nab_score.py`, next to the data) prints the standard, low-FP and low-FN scores.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use chrono::NaiveDateTime;
+use pulseline_collector::alerting::anomaly::{
+    DEFAULT_SENSITIVITY, Params, assess, seasons_for_bucket, sensitivity_for_unit, unit_score,
+};
+
+struct Series {
+    /// Path under `data/`, e.g. `realTraffic/speed_6005.csv`.
+    relative: PathBuf,
+    timestamps: Vec<String>,
+    values: Vec<f64>,
+    bucket_secs: u64,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the collector crate sits in the workspace")
+        .to_path_buf()
+}
+
+fn read_series(data: &Path, relative: PathBuf) -> Result<Series, String> {
+    let path = data.join(&relative);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut timestamps = Vec::new();
+    let mut values = Vec::new();
+    let mut seconds = Vec::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        let bad = || format!("{}:{}: expected `timestamp,value`", path.display(), n + 1);
+        let (ts, value) = line.split_once(',').ok_or_else(bad)?;
+        let at = NaiveDateTime::parse_from_str(ts, "%Y-%m-%d %H:%M:%S").map_err(|_| bad())?;
+        seconds.push(at.and_utc().timestamp());
+        timestamps.push(ts.to_owned());
+        values.push(value.trim().parse::<f64>().map_err(|_| bad())?);
+    }
+    // The bucket size is the usual spacing (a few NAB files have gaps).
+    let mut gaps: Vec<i64> = seconds.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_unstable();
+    let bucket_secs = gaps.get(gaps.len() / 2).copied().unwrap_or(1).max(1);
+    Ok(Series {
+        relative,
+        timestamps,
+        values,
+        bucket_secs: u64::try_from(bucket_secs).unwrap_or(1),
+    })
+}
+
+fn data_files(data: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    let categories =
+        std::fs::read_dir(data).map_err(|e| format!("cannot list {}: {e}", data.display()))?;
+    for category in categories {
+        let category = category.map_err(|e| e.to_string())?.path();
+        if !category.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(category).map_err(|e| e.to_string())? {
+            let file = file.map_err(|e| e.to_string())?.path();
+            if file.extension().is_some_and(|e| e == "csv") {
+                let relative = file.strip_prefix(data).map_err(|e| e.to_string())?;
+                files.push(relative.to_path_buf());
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Judges every row of `series` the way the rule evaluator judges buckets; returns the scores
+/// CSV.
+fn score_series(series: &Series) -> String {
+    let params = Params {
+        seasons: seasons_for_bucket(series.bucket_secs),
+        ..Params::default()
+    };
+    let keep = params.history_len();
+    let mut csv = String::from("timestamp,value,anomaly_score\n");
+    for (i, (ts, &value)) in series.timestamps.iter().zip(&series.values).enumerate() {
+        let history = &series.values[i.saturating_sub(keep)..i];
+        let score = assess(history, value, &params).map_or(0.0, |a| unit_score(a.score));
+        writeln!(csv, "{ts},{value},{score}").expect("writing to a String");
+    }
+    csv
+}
+
+/// Mean time of one `assess` call at the history the product loads for an hourly rule with
+/// daily and weekly seasons.
+fn micros_per_call() -> (usize, f64) {
+    let params = Params {
+        seasons: seasons_for_bucket(3600),
+        ..Params::default()
+    };
+    let len = params.history_len();
+    let series: Vec<f64> = (0..len + 200)
+        .map(|i| {
+            let hour = (i % 24) as f64;
+            100.0 + 40.0 * (hour / 24.0 * std::f64::consts::TAU).sin() + (i * 7919 % 13) as f64
+        })
+        .collect();
+    let start = Instant::now();
+    let mut fired = 0;
+    for i in len..series.len() {
+        let a = assess(&series[i - len..i], series[i], &params);
+        fired += usize::from(a.is_some_and(|a| a.anomalous));
+    }
+    let micros = start.elapsed().as_secs_f64() * 1e6 / 200.0;
+    std::hint::black_box(fired);
+    (len, micros)
+}
+
+fn run() -> Result<(), String> {
+    let nab = std::env::var_os("PULSELINE_NAB_DIR")
+        .map_or_else(|| workspace_root().join("../shared/nab"), PathBuf::from);
+    let data = nab.join("data");
+    let labels = nab.join("combined_windows.json");
+    let scorer = nab.join("nab_score.py");
+    if !data.is_dir() || !labels.is_file() || !scorer.is_file() {
+        return Err(format!(
+            "no NAB data at {}: expected data/, combined_windows.json and nab_score.py there. \
+             Set PULSELINE_NAB_DIR to the directory that holds them.",
+            nab.display()
+        ));
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    let out = target.join("nab-scores");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    }
+
+    let started = Instant::now();
+    let mut calls = 0;
+    for relative in data_files(&data)? {
+        let series = read_series(&data, relative)?;
+        let csv = score_series(&series);
+        calls += series.values.len();
+        let dst = out.join(&series.relative);
+        if let Some(dir) = dst.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        std::fs::write(&dst, csv).map_err(|e| format!("{}: {e}", dst.display()))?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "scored {calls} buckets in {elapsed:.1} s ({:.1} µs per bucket, NAB history lengths); scores in {}",
+        elapsed * 1e6 / calls.max(1) as f64,
+        out.display()
+    );
+    let (len, micros) = micros_per_call();
+    println!(
+        "assess: {micros:.1} µs per call at {len} buckets of history (hourly rule, seasons 24 and 168)"
+    );
+
+    let scored = Command::new("python3")
+        .arg(&scorer)
+        .arg("--data")
+        .arg(data)
+        .arg("--labels")
+        .arg(labels)
+        .arg("--scores")
+        .arg(out)
+        .args(["--profile", "all"])
+        .output()
+        .map_err(|e| format!("cannot run python3 {}: {e}", scorer.display()))?;
+    print!("{}", String::from_utf8_lossy(&scored.stdout));
+    if !scored.status.success() {
+        return Err(format!(
+            "nab_score.py failed: {}",
+            String::from_utf8_lossy(&scored.stderr)
+        ));
+    }
+    // The standard profile's optimised threshold, as a sensitivity.
+    let table = String::from_utf8_lossy(&scored.stdout);
+    if let Some(threshold) = table
+        .lines()
+        .find(|l| l.starts_with("standard"))
+        .and_then(|l| l.split_whitespace().nth(5))
+        .and_then(|t| t.parse::<f64>().ok())
+        .filter(|t| *t < 1.0)
+    {
+        println!(
+            "standard threshold {threshold} = sensitivity {:.4} (product default {DEFAULT_SENSITIVITY})",
+            sensitivity_for_unit(threshold)
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("nab: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
