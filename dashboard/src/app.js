@@ -423,7 +423,7 @@ function snippets(key, host) {
     ['Python', `pip install pulseline\n\nimport pulseline\nclient = pulseline.Client("${key}", host="${host}")\nclient.track("user-42", "Signed Up", {"plan": "pro"})`],
     ['Node', `npm install pulseline\n\nconst { Client } = require('pulseline')\nconst client = new Client({ writeKey: '${key}', host: '${host}' })\nclient.track({ userId: 'user-42', event: 'Signed Up', properties: { plan: 'pro' } })`],
     ['Rust', `cargo add pulseline\n\nlet client = pulseline::Client::builder("${key}").host("${host}").build()?;\nclient.track(pulseline::Track::new("user-42", "Signed Up").properties(serde_json::json!({"plan": "pro"})))?;`],
-    ['Browser', `<script type="module">\n  import { init } from "${host}/sdk/pulseline.js";\n  const pulseline = await init({ writeKey: "${key}", host: "${host}", webVitals: true });\n  pulseline.track("Signed Up", { plan: "pro" });\n</script>`],
+    ['Browser', `<!-- in <head>: loads the SDK after the page, queues calls until then; Web Vitals on -->\n<script src="${host}/sdk/v1/loader.js" data-write-key="${key}"></script>\n<script>\n  pulseline.track("Signed Up", { plan: "pro" });\n</script>`],
     ['curl', `curl -u ${key}: -H 'Content-Type: application/json' \\\n  -d '{"type":"track","userId":"user-42","event":"Signed Up"}' ${host}/v1/track`],
   ];
 }
