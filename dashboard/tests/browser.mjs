@@ -2,7 +2,7 @@
 // (playwright-core, no browser download). Logs in, creates a project, copies its write key,
 // sends events with it through the Segment HTTP API, sees them in the live tail and on the
 // chart, exports CSV, and saves screenshots of the main pages to target/dashboard-screenshots.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -158,6 +158,24 @@ try {
   await page.goto(`${projectUrl}/report`);
   await page.waitForSelector('#events-today');
   await page.screenshot({ path: join(shots, 'report-print.png'), fullPage: true });
+
+  // Over quota: the operator moves the project to a 10-event plan (the real CLI, same database);
+  // ingest answers 429 and the dashboard says so on every page (on screen; print hides it).
+  await page.emulateMedia({ media: 'screen' });
+  const projectId = projectUrl.match(/#\/p\/(\d+)/)[1];
+  const cli = (...args) => execFileSync(bin, args, {
+    env: { ...process.env, PULSELINE_DATABASE_URL: `sqlite://${data}/p.db` }, encoding: 'utf8' });
+  cli('plan', 'set', 'tiny', '--events-per-month', '10', '--retention-days', 'forever');
+  cli('project', 'set-plan', projectId, 'tiny');
+  const refused = await fetch(`${base}/v1/batch`, { method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${copied}:`).toString('base64')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ batch: [{ type: 'track', userId: 'u', event: 'over' }] }) });
+  assert.equal(refused.status, 429, 'ingest refuses a project over its quota');
+  await page.goto(`${projectUrl}/explore`);
+  await page.waitForSelector('#banner >> text=over its monthly quota');
+  const banner = await page.textContent('#banner');
+  assert.ok(banner.includes('32 of 10') && banner.includes('tiny'), banner);
+  await page.screenshot({ path: join(shots, 'over-quota.png'), fullPage: false });
 
   // Logout ends the session.
   await page.emulateMedia({ media: 'screen' });
