@@ -921,3 +921,22 @@ async fn the_live_tail_streams_new_events() {
         "sent once despite overlapping polls"
     );
 }
+
+#[tokio::test]
+async fn projects_created_in_the_dashboard_get_the_default_plan() {
+    let app = spawn(|c| c.default_plan = "free".into(), Arc::new(SystemClock)).await;
+    let me = app.admin().await;
+    let (status, created) = app
+        .post(
+            &me,
+            "/api/dash/projects",
+            json!({"name": "On the free plan"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let (_, usage) = app
+        .get(&me, &format!("/api/dash/projects/{}/usage", created["id"]))
+        .await;
+    assert_eq!(usage["plan"], "free", "{usage}");
+    assert!(usage["quota"].as_i64().is_some(), "{usage}");
+}
