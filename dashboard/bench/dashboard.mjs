@@ -8,6 +8,7 @@
 //   PULSELINE_BENCH_URL=http://127.0.0.1:8080 PULSELINE_BENCH_PASSWORD=… node dashboard/bench/dashboard.mjs
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const base = process.env.PULSELINE_BENCH_URL || 'http://127.0.0.1:8080';
@@ -17,7 +18,8 @@ if (!/^http:\/\/(127\.\d+\.\d+\.\d+|\[::1\]|localhost)(:\d+)?$/.test(base)) {
 const email = process.env.PULSELINE_BENCH_EMAIL || 'admin@localhost';
 const password = process.env.PULSELINE_BENCH_PASSWORD;
 if (!password) throw new Error('set PULSELINE_BENCH_PASSWORD (the admin password the first start printed)');
-const webVitals = readFileSync(createRequire(import.meta.url).resolve('web-vitals/dist/web-vitals.iife.js'), 'utf8');
+// The IIFE build (global `webVitals`) sits beside the package's CommonJS entry.
+const webVitals = readFileSync(join(dirname(createRequire(import.meta.url).resolve('web-vitals')), 'web-vitals.iife.js'), 'utf8');
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
