@@ -115,10 +115,11 @@ fn parse_seconds(value: &str) -> Option<Duration> {
     if whole.len() + fraction.len() == 0 || !is_digits(whole) || !is_digits(fraction) {
         return None;
     }
-    if fraction.is_empty() && unsigned.len() == whole.len() {
-        if let Ok(secs) = whole.parse::<u64>() {
-            return Some(Duration::from_secs(secs));
-        }
+    // Plain delta-seconds: exact, however large.
+    if whole.len() == unsigned.len()
+        && let Ok(secs) = whole.parse::<u64>()
+    {
+        return Some(Duration::from_secs(secs));
     }
     let max = Duration::from_secs(MAX_RETRY_AFTER_SECS);
     let secs = match whole {
