@@ -134,7 +134,8 @@ impl Client {
     ///
     /// ```
     /// use pulseline::Track;
-    ///     ///
+    /// use serde::Serialize;
+    ///
     /// #[derive(Serialize)]
     /// struct Checkout { amount_cents: u64, currency: &'static str }
     ///

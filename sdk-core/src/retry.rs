@@ -319,6 +319,32 @@ mod tests {
         );
     }
 
+    #[test]
+    fn retry_after_seconds_are_read_digit_by_digit() {
+        let secs = |v| parse_retry_after(v, now());
+        assert_eq!(secs("0.25"), Some(Duration::from_millis(250)));
+        assert_eq!(secs(".5"), Some(Duration::from_millis(500)));
+        assert_eq!(secs("3."), Some(Duration::from_secs(3)));
+        assert_eq!(secs("+2"), Some(Duration::from_secs(2)));
+        // Nanosecond precision; further digits are dropped.
+        assert_eq!(secs("1.0000000019"), Some(Duration::new(1, 1)));
+        // Plain delta-seconds are exact however large; a fraction or an overflow is clamped.
+        assert_eq!(
+            secs("18446744073709551615"),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        let max = Some(Duration::from_secs(MAX_RETRY_AFTER_SECS));
+        assert_eq!(secs("18446744073709551616"), max);
+        assert_eq!(secs("1000000000.5"), max);
+        assert_eq!(
+            secs("999999999.5"),
+            Some(Duration::new(999_999_999, 500_000_000))
+        );
+        for bad in ["1e3", "inf", "NaN", "0x10", "1,5", "+", "+.", "- 1", "1 .5"] {
+            assert_eq!(secs(bad), None, "{bad:?}");
+        }
+    }
+
     fn policy() -> RetryPolicy {
         RetryPolicy {
             min_delay: Duration::from_millis(100),
