@@ -32,8 +32,9 @@ rm -rf build/wasm dist
 mkdir -p build/wasm dist
 wasm-bindgen --target web --out-dir build/wasm --out-name pulseline_glue \
     "$TARGET_DIR/wasm32-unknown-unknown/wasm-release/pulseline_browser.wasm"
-# -Os plus the features wasm-bindgen's output relies on in every current browser.
-"$BIN/wasm-opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+# -Oz until nothing shrinks, no producers section, plus the features wasm-bindgen's output relies
+# on in every current browser.
+"$BIN/wasm-opt" -Oz --converge --strip-debug --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
     --enable-mutable-globals --enable-reference-types --enable-multivalue \
     build/wasm/pulseline_glue_bg.wasm -o dist/pulseline_bg.wasm
 # One ES module: the public API, the wasm-bindgen glue and web-vitals (attribution build).

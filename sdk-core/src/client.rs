@@ -9,12 +9,11 @@ use std::{
 };
 
 use futures::channel::oneshot;
-use serde::Serialize;
 use uuid::Uuid;
 
 use crate::{
-    Alias, ClientOptions, Clock, DropReason, Error, Group, Identify, Page, Screen, Stats, Track,
-    Transport,
+    Alias, ClientOptions, Clock, DropReason, Error, Group, Identify, Page, Screen, Stats, ToJson,
+    Track, Transport,
     limits::{MAX_BATCH_MESSAGES, MAX_REQUEST_BYTES},
     message::{Encoded, Encoder},
     report::Reporter,
@@ -145,7 +144,7 @@ impl Client {
     /// assert_eq!(id.get_version_num(), 7);
     /// # Ok::<(), pulseline::Error>(())
     /// ```
-    pub fn track<P: Serialize>(&self, message: Track<P>) -> Result<Uuid, Error> {
+    pub fn track<P: ToJson>(&self, message: Track<P>) -> Result<Uuid, Error> {
         self.capture(|e, now| e.track(&message, now))
     }
 
@@ -156,7 +155,7 @@ impl Client {
     /// client.identify(pulseline::Identify::new("user-42").traits(serde_json::json!({ "plan": "pro" })))?;
     /// # Ok::<(), pulseline::Error>(())
     /// ```
-    pub fn identify<T: Serialize>(&self, message: Identify<T>) -> Result<Uuid, Error> {
+    pub fn identify<T: ToJson>(&self, message: Identify<T>) -> Result<Uuid, Error> {
         self.capture(|e, now| e.identify(&message, now))
     }
 
@@ -167,7 +166,7 @@ impl Client {
     /// client.page(pulseline::Page::new("user-42").name("Pricing"))?;
     /// # Ok::<(), pulseline::Error>(())
     /// ```
-    pub fn page<P: Serialize>(&self, message: Page<P>) -> Result<Uuid, Error> {
+    pub fn page<P: ToJson>(&self, message: Page<P>) -> Result<Uuid, Error> {
         self.capture(|e, now| e.page(&message, now))
     }
 
@@ -178,7 +177,7 @@ impl Client {
     /// client.screen(pulseline::Screen::new("user-42").name("Settings"))?;
     /// # Ok::<(), pulseline::Error>(())
     /// ```
-    pub fn screen<P: Serialize>(&self, message: Screen<P>) -> Result<Uuid, Error> {
+    pub fn screen<P: ToJson>(&self, message: Screen<P>) -> Result<Uuid, Error> {
         self.capture(|e, now| e.screen(&message, now))
     }
 
@@ -189,7 +188,7 @@ impl Client {
     /// client.group(pulseline::Group::new("user-42", "acme-inc"))?;
     /// # Ok::<(), pulseline::Error>(())
     /// ```
-    pub fn group<T: Serialize>(&self, message: Group<T>) -> Result<Uuid, Error> {
+    pub fn group<T: ToJson>(&self, message: Group<T>) -> Result<Uuid, Error> {
         self.capture(|e, now| e.group(&message, now))
     }
 

@@ -67,7 +67,9 @@ pub enum Error {
     Closed,
 
     /// The collector answered a batch with a non-success status.
-    #[error("collector answered {status}{}: {body}", retry_after.map(|d| format!(" (retry after {d:?})")).unwrap_or_default())]
+    // The delay as whole seconds and milliseconds, not `Duration`'s `Debug` (which would bring
+    // its float-like formatter into the browser SDK's wasm for this one message).
+    #[error("collector answered {status}{}: {body}", retry_after.map(|d| format!(" (retry after {}.{:03}s)", d.as_secs(), d.subsec_millis())).unwrap_or_default())]
     Http {
         /// HTTP status code.
         status: u16,

@@ -88,6 +88,7 @@
 
 #![warn(missing_docs)]
 
+mod ack;
 mod batch;
 mod client;
 mod clock;
@@ -100,6 +101,7 @@ mod http;
 pub mod limits;
 mod message;
 mod options;
+mod raw_json;
 mod report;
 mod retry;
 mod shared;
@@ -121,6 +123,7 @@ pub use error::{CaptureError, Error, TransportErrorKind};
 pub use http::HttpTransport;
 pub use message::{Alias, Group, Identify, Page, Screen, Track, User};
 pub use options::ClientOptions;
+pub use raw_json::{RawJson, ToJson};
 pub use report::{DropHook, ErrorHook};
 pub use stats::{DropReason, Dropped, Stats};
 pub use transport::{BatchRequest, BoxFuture, Transport, TransportResponse};

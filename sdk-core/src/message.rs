@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::{Error, limits::MAX_MESSAGE_BYTES, time::write_rfc3339_millis};
+use crate::{Error, ToJson, limits::MAX_MESSAGE_BYTES, time::write_rfc3339_millis};
 
 /// Who a message is about: a known user id, an anonymous id, or both.
 ///
@@ -121,6 +121,7 @@ macro_rules! common_setters {
 ///
 /// Properties can be any `Serialize` type that serializes to a JSON object, including your own
 /// structs; they are serialized straight into the message without an intermediate `Value`.
+/// Already-serialized JSON goes in as [`RawJson`](crate::RawJson).
 #[derive(Debug, Clone)]
 pub struct Track<P = ()> {
     user: User,
@@ -143,7 +144,7 @@ impl Track {
 
 impl<P> Track<P> {
     /// Sets `properties`; must serialize to a JSON object.
-    pub fn properties<Q: Serialize>(self, properties: Q) -> Track<Q> {
+    pub fn properties<Q: ToJson>(self, properties: Q) -> Track<Q> {
         Track {
             user: self.user,
             event: self.event,
@@ -184,7 +185,7 @@ impl Identify {
 
 impl<T> Identify<T> {
     /// Sets `traits`; must serialize to a JSON object.
-    pub fn traits<Q: Serialize>(self, traits: Q) -> Identify<Q> {
+    pub fn traits<Q: ToJson>(self, traits: Q) -> Identify<Q> {
         Identify {
             user: self.user,
             traits: Some(traits),
@@ -221,7 +222,7 @@ macro_rules! named_view {
             }
 
             /// Sets `properties`; must serialize to a JSON object.
-            pub fn properties<Q: Serialize>(self, properties: Q) -> $ty<Q> {
+            pub fn properties<Q: ToJson>(self, properties: Q) -> $ty<Q> {
                 $ty { user: self.user, name: self.name, properties: Some(properties), common: self.common }
             }
 
@@ -288,7 +289,7 @@ impl Group {
 
 impl<T> Group<T> {
     /// Sets the group's `traits`; must serialize to a JSON object.
-    pub fn traits<Q: Serialize>(self, traits: Q) -> Group<Q> {
+    pub fn traits<Q: ToJson>(self, traits: Q) -> Group<Q> {
         Group {
             user: self.user,
             group_id: self.group_id,
@@ -349,11 +350,7 @@ impl Encoder {
         Encoder { library_member }
     }
 
-    pub(crate) fn track<P: Serialize>(
-        &self,
-        m: &Track<P>,
-        now: SystemTime,
-    ) -> Result<Encoded, Error> {
+    pub(crate) fn track<P: ToJson>(&self, m: &Track<P>, now: SystemTime) -> Result<Encoded, Error> {
         non_empty("event", &m.event)?;
         let mut w = self.start("track", &m.user, &m.common, now)?;
         w.str_member(b",\"event\":", &m.event);
@@ -361,7 +358,7 @@ impl Encoder {
         w.finish(self, &m.common)
     }
 
-    pub(crate) fn identify<T: Serialize>(
+    pub(crate) fn identify<T: ToJson>(
         &self,
         m: &Identify<T>,
         now: SystemTime,
@@ -371,11 +368,7 @@ impl Encoder {
         w.finish(self, &m.common)
     }
 
-    pub(crate) fn page<P: Serialize>(
-        &self,
-        m: &Page<P>,
-        now: SystemTime,
-    ) -> Result<Encoded, Error> {
+    pub(crate) fn page<P: ToJson>(&self, m: &Page<P>, now: SystemTime) -> Result<Encoded, Error> {
         self.view(
             "page",
             &m.user,
@@ -386,7 +379,7 @@ impl Encoder {
         )
     }
 
-    pub(crate) fn screen<P: Serialize>(
+    pub(crate) fn screen<P: ToJson>(
         &self,
         m: &Screen<P>,
         now: SystemTime,
@@ -401,11 +394,7 @@ impl Encoder {
         )
     }
 
-    pub(crate) fn group<T: Serialize>(
-        &self,
-        m: &Group<T>,
-        now: SystemTime,
-    ) -> Result<Encoded, Error> {
+    pub(crate) fn group<T: ToJson>(&self, m: &Group<T>, now: SystemTime) -> Result<Encoded, Error> {
         non_empty("groupId", &m.group_id)?;
         let mut w = self.start("group", &m.user, &m.common, now)?;
         w.str_member(b",\"groupId\":", &m.group_id);
@@ -421,7 +410,7 @@ impl Encoder {
         w.finish(self, &m.common)
     }
 
-    fn view<P: Serialize>(
+    fn view<P: ToJson>(
         &self,
         kind: &'static str,
         user: &User,
@@ -496,7 +485,7 @@ impl Writer {
     }
 
     /// Writes `value` (if any) and checks it produced a JSON object, as Segment requires.
-    fn object_member<T: Serialize>(
+    fn object_member<T: ToJson>(
         &mut self,
         key: &[u8],
         field: &'static str,
@@ -505,7 +494,8 @@ impl Writer {
         let Some(value) = value else { return Ok(()) };
         self.buf.extend_from_slice(key);
         let start = self.buf.len();
-        serde_json::to_writer(&mut self.buf, value)
+        value
+            .write_json(&mut self.buf)
             .map_err(|source| Error::Serialize { field, source })?;
         if self.buf.get(start) != Some(&b'{') {
             return Err(invalid(field, "must serialize to a JSON object"));

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use web_time::{Instant, SystemTime};
 
+use crate::{DropReason, Error, TransportResponse, ack};
 use backon::{BackoffBuilder, ExponentialBuilder};
 use rand::Rng;
-use serde::Deserialize;
 
-use crate::{DropReason, Error, TransportResponse};
+pub(crate) use crate::ack::Rejection;
 
 /// What to do with a batch after one attempt.
 #[derive(Debug)]
@@ -30,23 +30,6 @@ pub(crate) enum Verdict {
     Split { error: Error },
     /// Never retried.
     Drop { reason: DropReason, error: Error },
-}
-
-/// One entry of the collector's `rejected` list.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub(crate) struct Rejection {
-    #[serde(default)]
-    pub(crate) index: Option<usize>,
-    #[serde(default, rename = "messageId")]
-    pub(crate) message_id: Option<String>,
-    #[serde(default)]
-    pub(crate) error: String,
-}
-
-#[derive(Deserialize)]
-struct Ack {
-    #[serde(default)]
-    rejected: Vec<Rejection>,
 }
 
 /// Classifies one attempt's outcome for a batch of `messages` messages.
@@ -67,9 +50,7 @@ pub(crate) fn classify(
     let status = response.status;
     if (200..300).contains(&status) {
         // Every 2xx means committed; an unparsable body cannot un-commit it.
-        let rejected = serde_json::from_slice::<Ack>(&response.body)
-            .map(|a| a.rejected)
-            .unwrap_or_default();
+        let rejected = ack::rejected(&response.body);
         return Verdict::Delivered { rejected };
     }
     let retry_after = response
@@ -107,11 +88,8 @@ pub(crate) fn is_final_status(status: u16) -> bool {
 /// Parses `Retry-After`: delta-seconds or an HTTP date (relative to `now`; past dates give 0).
 pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(1e9)));
+    if let Some(delay) = parse_seconds(value) {
+        return Some(delay);
     }
     // httpdate speaks std's SystemTime, which in a browser is a different type from the clock's
     // web-time one: compare both as durations since the epoch.
@@ -121,6 +99,43 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
         .ok()?;
     let now = now.duration_since(web_time::UNIX_EPOCH).ok()?;
     Some(at.saturating_sub(now))
+}
+
+/// Longest delay a fractional or out-of-range `Retry-After` in seconds is read as (~31 years:
+/// "effectively never", and the retry policy clamps it to `max_retry_after` anyway).
+const MAX_RETRY_AFTER_SECS: u64 = 1_000_000_000;
+
+/// `Retry-After` as seconds: `delta-seconds` (RFC 9110: digits), and the fractional seconds some
+/// servers send (`1.5`). Read digit by digit rather than through `f64`: the standard library's
+/// float parser brings its power-of-five tables, about 13 KB brotli of the browser SDK's wasm.
+fn parse_seconds(value: &str) -> Option<Duration> {
+    let unsigned = value.strip_prefix('+').unwrap_or(value);
+    let (whole, fraction) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let is_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if whole.len() + fraction.len() == 0 || !is_digits(whole) || !is_digits(fraction) {
+        return None;
+    }
+    // Plain delta-seconds: exact, however large.
+    if whole.len() == unsigned.len()
+        && let Ok(secs) = whole.parse::<u64>()
+    {
+        return Some(Duration::from_secs(secs));
+    }
+    let max = Duration::from_secs(MAX_RETRY_AFTER_SECS);
+    let secs = match whole {
+        "" => 0,
+        digits => digits.parse::<u64>().unwrap_or(u64::MAX),
+    };
+    if secs >= MAX_RETRY_AFTER_SECS {
+        return Some(max);
+    }
+    // Nanoseconds from the first nine fraction digits, right-padded with zeros.
+    let nanos = fraction
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(9)
+        .fold(0u32, |n, digit| n * 10 + u32::from(digit - b'0'));
+    Some(Duration::new(secs, nanos).min(max))
 }
 
 /// When to retry a failing batch, and when to stop trying.
@@ -290,6 +305,9 @@ mod tests {
         let earlier = httpdate::fmt_http_date(now() - Duration::from_secs(30));
         assert_eq!(parse_retry_after(&earlier, now()), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now()), None);
+        assert_eq!(parse_retry_after(".", now()), None);
+        assert_eq!(parse_retry_after("1.2.3", now()), None);
+        assert_eq!(parse_retry_after("", now()), None);
         assert_eq!(parse_retry_after("-3", now()), None);
         let v = classify(
             Ok(TransportResponse::new(429, vec![]).with_retry_after("12")),
@@ -299,6 +317,32 @@ mod tests {
         assert!(
             matches!(v, Verdict::Retry { retry_after: Some(d), .. } if d == Duration::from_secs(12))
         );
+    }
+
+    #[test]
+    fn retry_after_seconds_are_read_digit_by_digit() {
+        let secs = |v| parse_retry_after(v, now());
+        assert_eq!(secs("0.25"), Some(Duration::from_millis(250)));
+        assert_eq!(secs(".5"), Some(Duration::from_millis(500)));
+        assert_eq!(secs("3."), Some(Duration::from_secs(3)));
+        assert_eq!(secs("+2"), Some(Duration::from_secs(2)));
+        // Nanosecond precision; further digits are dropped.
+        assert_eq!(secs("1.0000000019"), Some(Duration::new(1, 1)));
+        // Plain delta-seconds are exact however large; a fraction or an overflow is clamped.
+        assert_eq!(
+            secs("18446744073709551615"),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        let max = Some(Duration::from_secs(MAX_RETRY_AFTER_SECS));
+        assert_eq!(secs("18446744073709551616"), max);
+        assert_eq!(secs("1000000000.5"), max);
+        assert_eq!(
+            secs("999999999.5"),
+            Some(Duration::new(999_999_999, 500_000_000))
+        );
+        for bad in ["1e3", "inf", "NaN", "0x10", "1,5", "+", "+.", "- 1", "1 .5"] {
+            assert_eq!(secs(bad), None, "{bad:?}");
+        }
     }
 
     fn policy() -> RetryPolicy {

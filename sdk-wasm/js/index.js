@@ -60,7 +60,7 @@ export class Client {
    * @returns {string | undefined}
    */
   track(event, properties) {
-    return this.#capture(() => this.#core.track(event, json(properties), pageContext()))
+    return this.#capture(() => this.#core.track(event, json(properties)))
   }
 
   /**
@@ -78,7 +78,7 @@ export class Client {
       search: location.search,
       ...properties,
     }
-    return this.#capture(() => this.#core.page(name, json(page), pageContext()))
+    return this.#capture(() => this.#core.page(name, json(page)))
   }
 
   /**
@@ -88,7 +88,7 @@ export class Client {
    * @returns {string | undefined}
    */
   identify(userId, traits) {
-    return this.#capture(() => this.#core.identify(String(userId), json(traits), pageContext()))
+    return this.#capture(() => this.#core.identify(String(userId), json(traits)))
   }
 
   /** Forgets the user id and starts a new anonymous visitor (call on logout). */
@@ -112,6 +112,7 @@ export class Client {
    */
   #capture(capture) {
     try {
+      setPage(this.#core)
       return capture()
     } catch (error) {
       console.warn('pulseline:', error instanceof Error ? error.message : error)
@@ -125,20 +126,14 @@ function json(value) {
   return value === undefined || value === null ? undefined : JSON.stringify(value)
 }
 
-/** The Segment `context` of every message: where the visitor is and with what browser. */
-function pageContext() {
-  return JSON.stringify({
-    page: {
-      url: location.href,
-      path: location.pathname,
-      referrer: document.referrer,
-      title: document.title,
-      search: location.search,
-    },
-    userAgent: navigator.userAgent,
-    locale: navigator.language,
-    screen: { width: screen.width, height: screen.height, density: devicePixelRatio },
-  })
+/**
+ * The Segment `context` of every message (where the visitor is and with what browser), handed
+ * to the core field by field.
+ * @param {Pulseline} core
+ */
+function setPage(core) {
+  core.setPage(location.href, location.pathname, document.referrer, document.title, location.search,
+    navigator.userAgent, navigator.language, screen.width, screen.height, devicePixelRatio)
 }
 
 const here = new URL(import.meta.url)

@@ -16,8 +16,8 @@ pub mod transport;
 
 use std::time::Duration;
 
-use pulseline::{Client, FlushOutcome, Identify, Page, Track};
-use serde_json::{Map, Value, value::RawValue};
+use pulseline::{Client, FlushOutcome, Identify, Page, RawJson, Track};
+use serde_json::{Map, Value, json};
 use wasm_bindgen::prelude::*;
 
 use crate::{error::to_js, identity::Identity, outbox::Outbox, transport::BrowserTransport};
@@ -35,6 +35,8 @@ pub struct Pulseline {
     identity: Identity,
     replay: std::rc::Rc<BrowserTransport>,
     outbox: Outbox,
+    /// The Segment `context` of the next message, from [`Pulseline::set_page`].
+    context: Map<String, Value>,
 }
 
 #[wasm_bindgen]
@@ -75,18 +77,43 @@ impl Pulseline {
                 outbox.clone(),
             )),
             outbox,
+            context: Map::new(),
         })
     }
 
-    /// Captures a `track` of `event`. `properties` and `context` are JSON texts (objects) or
-    /// absent. Returns the `messageId`; throws only for an invalid message.
-    pub fn track(
-        &self,
-        event: &str,
-        properties: Option<String>,
-        context: Option<String>,
-    ) -> Result<String, JsError> {
-        let message = Track::new(self.identity.user(), event).context(object(context)?);
+    /// Sets the page the next messages are about: their `context.page`, `userAgent`, `locale`
+    /// and `screen`. The JavaScript API calls it before every capture (the URL and title of a
+    /// single-page app change); as typed values, so nothing is parsed from JSON here.
+    #[wasm_bindgen(js_name = setPage)]
+    #[allow(clippy::too_many_arguments)] // one call across the JS boundary, field by field
+    pub fn set_page(
+        &mut self,
+        url: String,
+        path: String,
+        referrer: String,
+        title: String,
+        search: String,
+        user_agent: String,
+        locale: String,
+        screen_width: u32,
+        screen_height: u32,
+        density: f64,
+    ) {
+        let context = json!({
+            "page": { "url": url, "path": path, "referrer": referrer, "title": title, "search": search },
+            "userAgent": user_agent,
+            "locale": locale,
+            "screen": { "width": screen_width, "height": screen_height, "density": density },
+        });
+        if let Value::Object(context) = context {
+            self.context = context;
+        }
+    }
+
+    /// Captures a `track` of `event`. `properties` is JSON text (an object) or absent.
+    /// Returns the `messageId`; throws only for an invalid message.
+    pub fn track(&self, event: &str, properties: Option<String>) -> Result<String, JsError> {
+        let message = Track::new(self.identity.user(), event).context(self.context.clone());
         let id = match raw(properties)? {
             Some(properties) => self.client.track(message.properties(properties)),
             None => self.client.track(message),
@@ -99,9 +126,8 @@ impl Pulseline {
         &self,
         name: Option<String>,
         properties: Option<String>,
-        context: Option<String>,
     ) -> Result<String, JsError> {
-        let mut message = Page::new(self.identity.user()).context(object(context)?);
+        let mut message = Page::new(self.identity.user()).context(self.context.clone());
         if let Some(name) = name {
             message = message.name(name);
         }
@@ -114,19 +140,14 @@ impl Pulseline {
 
     /// Links this visitor's `anonymousId` to `user_id` (kept for later page loads) and captures
     /// an `identify` with `traits`.
-    pub fn identify(
-        &mut self,
-        user_id: &str,
-        traits: Option<String>,
-        context: Option<String>,
-    ) -> Result<String, JsError> {
+    pub fn identify(&mut self, user_id: &str, traits: Option<String>) -> Result<String, JsError> {
         if user_id.is_empty() {
             return Err(JsError::new(
                 "identify needs a non-empty userId (your own stable id for the user)",
             ));
         }
         self.identity.set_user_id(user_id);
-        let message = Identify::new(self.identity.user()).context(object(context)?);
+        let message = Identify::new(self.identity.user()).context(self.context.clone());
         let id = match raw(traits)? {
             Some(traits) => self.client.identify(message.traits(traits)),
             None => self.client.identify(message),
@@ -187,18 +208,10 @@ impl Pulseline {
     }
 }
 
-/// Optional JSON text → a raw JSON value, checked to be valid JSON.
-fn raw(json: Option<String>) -> Result<Option<Box<RawValue>>, JsError> {
-    json.map(RawValue::from_string)
+/// Optional JSON text (from `JSON.stringify`) → checked raw JSON, carried into the message as
+/// it is. The core checks at capture that it is an object.
+fn raw(json: Option<String>) -> Result<Option<RawJson>, JsError> {
+    json.map(RawJson::parse)
         .transpose()
         .map_err(|e| JsError::new(&format!("properties/traits must be a JSON object: {e}")))
-}
-
-/// Optional JSON text of an object → its map (empty when absent).
-fn object(json: Option<String>) -> Result<Map<String, Value>, JsError> {
-    match json {
-        None => Ok(Map::new()),
-        Some(text) => serde_json::from_str(&text)
-            .map_err(|e| JsError::new(&format!("context must be a JSON object: {e}"))),
-    }
 }

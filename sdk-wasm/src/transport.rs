@@ -135,7 +135,9 @@ fn post(
     }
 }
 
-/// A rejected `fetch`: `TimeoutError` from the abort signal, else the network failed.
+/// A rejected `fetch`: `TimeoutError` from the abort signal, else the network failed. The
+/// message is the error's own (`fetch` rejects with a `TypeError` or `DOMException`, both of
+/// which have one); not `JsValue`'s `Debug`, which would add a value printer to the glue.
 fn failure(error: JsValue) -> Error {
     let name = js_sys::Reflect::get(&error, &JsValue::from_str("name"))
         .ok()
@@ -149,7 +151,7 @@ fn failure(error: JsValue) -> Error {
     let message = js_sys::Reflect::get(&error, &JsValue::from_str("message"))
         .ok()
         .and_then(|m| m.as_string())
-        .unwrap_or_else(|| format!("{error:?}"));
+        .unwrap_or_else(|| "fetch failed".to_owned());
     Error::Transport { kind, message }
 }
 

@@ -18,3 +18,20 @@ test('the loader snippet is at most 1 KB brotli', () => {
   assert.match(text, /addEventListener\("load"/)
   assert.match(text, /type="module"/)
 })
+
+/**
+ * The SDK's download after the page's load event (pulseline.js + pulseline_bg.wasm, brotli):
+ * a regression guard at the size measured in README.md "Size" plus a little headroom. The
+ * issue's target is 60 KB; see the README for what is left above it and why.
+ */
+const SDK_MAX_BROTLI_BYTES = 85 * 1024
+
+test('the SDK (module + wasm) stays within its size guard', () => {
+  const brotli = (file) =>
+    brotliCompressSync(readFileSync(join(DIST, file)), { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length
+  const size = brotli('pulseline.js') + brotli('pulseline_bg.wasm')
+  assert.ok(size <= SDK_MAX_BROTLI_BYTES, `pulseline.js + wasm is ${size} bytes brotli (guard ${SDK_MAX_BROTLI_BYTES})`)
+  // No float parser tables or core::fmt float printing crept back in (see README "Size").
+  const wasm = readFileSync(join(DIST, 'pulseline_bg.wasm'))
+  assert.ok(!wasm.includes('floating point `'), 'serde type-error formatting is linked again')
+})
