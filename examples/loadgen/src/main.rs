@@ -385,7 +385,7 @@ fn main() -> anyhow::Result<()> {
     if args.conns == 0 || args.batch == 0 || args.seconds <= 0.0 || args.warmup < 0.0 {
         bail!("--conns, --batch and --seconds must be positive, --warmup not negative");
     }
-    if args.users == 0 || !(args.spread_days >= 0.0) {
+    if args.users == 0 || !args.spread_days.is_finite() || args.spread_days < 0.0 {
         bail!("--users must be positive and --spread-days not negative");
     }
     let runtime = if args.threads <= 1 {
