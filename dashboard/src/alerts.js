@@ -312,7 +312,7 @@ async function ruleEditor(project) {
       field('Repeat while firing every (s, 0 = never)', f.repeat_secs), field('A bucket without events', f.no_data))),
   card('Preview', previewBox, previewNote),
   card('Notify', chans.length ? h('div', { class: 'checks' }, chanBoxes)
-    : h('p', { class: 'muted' }, 'No channels yet: alerts still show in the history and the 🔔 bell. ',
+    : h('p', { class: 'muted' }, 'No channels yet: alerts still show in the history and the bell at the top. ',
       h('a', { href: `#/p/${project.id}/channels` }, 'Add a channel'), '.')),
   err,
   may ? h('div', { class: 'row' }, h('button', { type: 'submit', id: 'save-rule' }, id ? 'Save rule' : 'Create rule'),

@@ -210,9 +210,11 @@ try {
   await page.waitForSelector('#categories-table >> text=Payments');
   await page.screenshot({ path: join(shots, 'alerts-categories.png'), fullPage: true });
 
-  // Events first (so the preview has a series), spread over the last few closed minutes.
+  // Events first (so the preview has a series): one every 10 s over the last 4 minutes, so
+  // each minute has 6 (> 2) and the latest closed minute still has them when the rule is
+  // evaluated a few seconds from now.
   const alertEvents = [];
-  for (let s = 75; s <= 240; s += 15) {
+  for (let s = 5; s <= 240; s += 10) {
     alertEvents.push({ type: 'track', userId: `u${s}`, event: 'Checkout Failed', properties: { amount: s },
       timestamp: new Date(Date.now() - s * 1000).toISOString() });
   }
@@ -299,11 +301,20 @@ try {
   await page.waitForSelector('#bell-list');
   await page.screenshot({ path: join(shots, 'alerts-bell-dark.png') });
   await page.setViewportSize({ width: 390, height: 844 });
-  await page.reload();
+  await page.goto(`${projectUrl}/overview`);
   await page.waitForSelector('#events-today');
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
   assert.ok(overflow <= 1, `no horizontal scrolling at phone width (${overflow}px)`);
   await page.screenshot({ path: join(shots, 'overview-phone.png'), fullPage: true });
+  for (const p of ['alerts', 'deliveries', 'rules']) {
+    await page.goto(`${projectUrl}/${p}`);
+    await page.waitForSelector('table');
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+    assert.ok(wide <= 1, `no horizontal scrolling of ${p} at phone width (${wide}px)`);
+  }
+  await page.click('#bell');
+  await page.waitForSelector('#bell-list');
+  await page.screenshot({ path: join(shots, 'alerts-bell-phone.png') });
   await page.emulateMedia({ media: 'print', colorScheme: 'light' });
   await page.setViewportSize({ width: 1000, height: 1200 });
   await page.goto(`${projectUrl}/report`);
