@@ -282,6 +282,15 @@ try {
     await page.waitForSelector(`#audit-table tr:has-text("${action}"):has-text("admin@localhost")`);
   }
 
+  // Once a closed minute has no failures the alert resolves: the bell has news again.
+  await waitFor('the alert to resolve', () => page.evaluate(async (id) =>
+    (await (await fetch(`/api/dash/projects/${id}/alerts`)).json()).alerts[0]?.status === 'resolved', projectId), 180000);
+  await page.goto(`${projectUrl}/alerts`);
+  await page.waitForSelector('#bell-count:not([hidden])');
+  await page.click('#bell');
+  await page.waitForSelector('#bell-list li.unread >> text=resolved');
+  await page.screenshot({ path: join(shots, 'alerts-bell-resolved.png') });
+
   // Dark mode (the system's choice) and a phone-width screen.
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.goto(`${projectUrl}/overview`);
