@@ -107,53 +107,56 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let project = if is_dashboard_route(parts) {
-            let params = RawPathParams::from_request_parts(parts, state)
-                .await
-                .map_err(|e| ApiError::NotFound(format!("invalid path: {e}")))?;
-            let raw = params
-                .iter()
-                .find(|(k, _)| *k == "project")
-                .map(|(_, v)| v.to_owned())
-                .ok_or_else(|| {
-                    ApiError::Internal(anyhow::anyhow!("dashboard route without {{project}}"))
-                })?;
-            Some(raw)
+        if is_dashboard_route(parts) {
+            member(parts, state).await
         } else {
-            None
-        };
-        match project {
-            Some(raw) => {
-                let session = Session::from_request_parts(parts, state).await?;
-                let project: ProjectId = raw.parse().map_err(|_| {
-                    ApiError::NotFound(format!(
-                        "project ids are integers, not '{raw}': pick one from GET /api/dash/projects"
-                    ))
-                })?;
-                let Some(role) = state.store.role_in(project, session.user_id()).await? else {
-                    return Err(no_such_project(project));
-                };
-                Ok(Self::Member {
-                    session: Box::new(session),
-                    project,
-                    role,
-                })
-            }
-            None => {
-                let key = authenticate(
-                    &state.store,
-                    key_from_headers(&parts.headers)?.as_deref(),
-                    KeyKind::Secret,
-                )
-                .await?;
-                Ok(Self::SecretKey {
-                    project: key.project_id,
-                    key_prefix: key.prefix,
-                    ip: client_ip(parts),
-                })
-            }
+            secret_key(parts, state).await
         }
     }
+}
+
+/// The logged-in user (CSRF checked on changes by [`Session`]) and their role in the path's
+/// project; 404 when they are not a member.
+async fn member(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|e| ApiError::NotFound(format!("invalid path: {e}")))?;
+    let raw = params
+        .iter()
+        .find(|(k, _)| *k == "project")
+        .map(|(_, v)| v.to_owned())
+        .ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!("dashboard route without {{project}}"))
+        })?;
+    let session = Session::from_request_parts(parts, state).await?;
+    let project: ProjectId = raw.parse().map_err(|_| {
+        ApiError::NotFound(format!(
+            "project ids are integers, not '{raw}': pick one from GET /api/dash/projects"
+        ))
+    })?;
+    let Some(role) = state.store.role_in(project, session.user_id()).await? else {
+        return Err(no_such_project(project));
+    };
+    Ok(Caller::Member {
+        session: Box::new(session),
+        project,
+        role,
+    })
+}
+
+/// The project of the secret key in the request's headers.
+async fn secret_key(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
+    let key = authenticate(
+        &state.store,
+        key_from_headers(&parts.headers)?.as_deref(),
+        KeyKind::Secret,
+    )
+    .await?;
+    Ok(Caller::SecretKey {
+        project: key.project_id,
+        key_prefix: key.prefix,
+        ip: client_ip(parts),
+    })
 }
 
 /// The `{id}` segment of an alerting path (a channel, category or rule id), parsed by the
