@@ -276,6 +276,11 @@ try {
   await page.waitForSelector('#rule-preview canvas');
   await page.waitForFunction(() => /held in [1-9]/.test(document.querySelector('#preview-note')?.textContent));
   await page.screenshot({ path: join(shots, 'alerts-rule-preview.png'), fullPage: true });
+  // Switching the draft to an anomaly rule redraws the preview with the expected value and band.
+  await page.selectOption('#rule-form select[name=type]', 'anomaly');
+  await page.waitForSelector('.u-legend >> text=expected');
+  await page.waitForSelector('#preview-note >> text=shaded band');
+  await page.screenshot({ path: join(shots, 'alerts-rule-anomaly.png'), fullPage: true });
   // Every change is in the audit log, with who made it.
   await page.goto(`${projectUrl}/audit`);
   for (const action of ['channel.created', 'channel.tested', 'category.created', 'rule.created']) {
