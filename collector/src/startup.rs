@@ -66,6 +66,20 @@ impl Application {
             .await
             .with_context(|| format!("opening the database at {}", config.database_url))?;
         store.prepare_partitions(clock.now()).await?;
+        if store.plan(&config.default_plan).await?.is_none() {
+            let plans: Vec<String> = store
+                .list_plans()
+                .await?
+                .into_iter()
+                .map(|p| p.name)
+                .collect();
+            anyhow::bail!(
+                "PULSELINE_DEFAULT_PLAN={} is not a plan; use one of {} or create it with \
+                 `pulseline-collector plan set`",
+                config.default_plan,
+                plans.join(", ")
+            );
+        }
         let bootstrap = if store.count_projects().await? == 0 {
             let keys = create_project(
                 &store,
@@ -154,6 +168,7 @@ impl Application {
             },
             dashboard: Arc::new(crate::routes::dashboard::DashboardState::new(
                 config.dashboard,
+                config.default_plan,
             )),
         };
         Ok(Self {

@@ -611,6 +611,74 @@ fn ev(user: &str, event: &str, t: DateTime<Utc>, props: Value) -> Value {
     })
 }
 
+/// DAU/WAU/MAU and the daily-active chart come from rollups maintained at ingest (migration
+/// 0007): a user counts once per window however many events or days, late and repeated events
+/// change nothing they should not, and retention removes the rollups of expired days.
+#[tokio::test]
+async fn active_users_follow_windows_late_events_repeats_and_retention() {
+    let clock = Arc::new(FakeClock::new(at(12, 0)));
+    let app = spawn(|_| {}, clock.clone()).await;
+    let days_ago = |d: i64| at(9, 0) - chrono::Duration::days(d);
+    let none = json!({});
+    let late = ev("c", "Seen", days_ago(20), none.clone());
+    app.ingest(vec![
+        ev("a", "Seen", days_ago(0), none.clone()),
+        ev("a", "Seen", days_ago(0), none.clone()),
+        ev("b", "Seen", days_ago(3), none.clone()),
+        ev("c", "Seen", days_ago(10), none.clone()),
+        ev("d", "Seen", days_ago(40), none.clone()),
+        ev("e", "Seen", days_ago(3), none.clone()),
+        ev("e", "Seen", days_ago(0), none.clone()),
+    ])
+    .await;
+    // A late event for an older day, sent twice: c's latest day stays 10 days ago.
+    app.ingest(vec![late.clone()]).await;
+    app.ingest(vec![late]).await;
+    let me = app.admin().await;
+    let p = format!("/api/dash/projects/{}", app.project);
+    let windows = |o: &Value| (o["dau"].as_i64(), o["wau"].as_i64(), o["mau"].as_i64());
+    let day = |d: i64| at(0, 0).timestamp_millis() - d * 86_400_000;
+
+    let (status, o) = app.get(&me, &format!("{p}/overview")).await;
+    assert_eq!(status, 200, "{o}");
+    assert_eq!(windows(&o), (Some(2), Some(3), Some(4)), "{o}");
+    assert_eq!(o["daily_active"][29], json!([day(0), 2]));
+    assert_eq!(o["daily_active"][26], json!([day(3), 2]));
+    assert_eq!(o["daily_active"][19], json!([day(10), 1]));
+    assert_eq!(o["daily_active"][9], json!([day(20), 1]));
+    assert_eq!(o["daily_active"][28], json!([day(1), 0]));
+
+    // d comes back today: in every window now.
+    app.ingest(vec![ev("d", "Seen", days_ago(0), none.clone())])
+        .await;
+    let o = app.get(&me, &format!("{p}/overview")).await.1;
+    assert_eq!(windows(&o), (Some(3), Some(4), Some(5)), "{o}");
+    // A day later, yesterday's users leave DAU but stay in WAU and MAU.
+    clock.advance(chrono::Duration::days(1));
+    let o = app.get(&me, &format!("{p}/overview")).await.1;
+    assert_eq!(windows(&o), (Some(0), Some(4), Some(5)), "{o}");
+
+    // Retention (the free plan keeps 30 days) drops the rollup rows of days that ended before it.
+    let rows = |table: &str| {
+        let sql = format!("SELECT COUNT(*) FROM {table}");
+        let url = app.database_url.clone();
+        async move { common::query_i64(&url, &sql).await }
+    };
+    assert_eq!(rows("active_users_days").await, 5);
+    let store = pulseline_collector::store::Store::open(&app.database_url, Default::default())
+        .await
+        .unwrap();
+    assert!(store.set_project_plan(app.project, "free").await.unwrap());
+    pulseline_collector::maintenance::run_once(&store, clock.now())
+        .await
+        .unwrap();
+    assert_eq!(rows("active_users_days").await, 4, "day 40 is gone");
+    assert_eq!(rows("active_users_daily").await, 7);
+    assert_eq!(rows("users_last_seen").await, 5, "d was seen since");
+    let o = app.get(&me, &format!("{p}/overview")).await.1;
+    assert_eq!(windows(&o), (Some(0), Some(4), Some(5)), "{o}");
+}
+
 #[tokio::test]
 async fn query_endpoints_match_hand_computed_values() {
     let clock = Arc::new(FakeClock::new(at(12, 0)));
@@ -1269,4 +1337,23 @@ async fn the_dashboard_alerting_routes_are_in_the_openapi_description() {
         doc["components"]["securitySchemes"]["session"]["in"],
         "cookie"
     );
+}
+
+#[tokio::test]
+async fn projects_created_in_the_dashboard_get_the_default_plan() {
+    let app = spawn(|c| c.default_plan = "free".into(), Arc::new(SystemClock)).await;
+    let me = app.admin().await;
+    let (status, created) = app
+        .post(
+            &me,
+            "/api/dash/projects",
+            json!({"name": "On the free plan"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let (_, usage) = app
+        .get(&me, &format!("/api/dash/projects/{}/usage", created["id"]))
+        .await;
+    assert_eq!(usage["plan"], "free", "{usage}");
+    assert!(usage["quota"].as_i64().is_some(), "{usage}");
 }

@@ -64,25 +64,25 @@ impl Store {
         )
     }
 
-    /// Distinct active users over the days `[from_day, to_day)` (day starts, UTC).
-    pub async fn active_users(
+    /// Distinct users active on `since_day` (a day start, UTC) or later: those whose latest
+    /// active day (`users_last_seen`, migration 0007) is not before it. DAU, WAU and MAU are
+    /// this with the window's first day; one index range count, however many events.
+    pub async fn active_users_since(
         &self,
         project_id: ProjectId,
-        from_day: i64,
-        to_day: i64,
+        since_day: i64,
     ) -> Result<i64, StoreError> {
         on_db!(
             self,
             read,
-            "SELECT COUNT(DISTINCT user_key) AS n FROM active_users_daily
-             WHERE project_id = $1 AND day >= $2 AND day < $3",
-            [project_id, from_day, to_day],
+            "SELECT COUNT(*) AS n FROM users_last_seen WHERE project_id = $1 AND last_day >= $2",
+            [project_id, since_day],
             fetch_one,
             |r| Ok(r.get("n"))
         )
     }
 
-    /// Active users per day in `[from_day, to_day)`.
+    /// Active users per day in `[from_day, to_day)` (days without any are absent).
     pub async fn daily_active_users(
         &self,
         project_id: ProjectId,
@@ -92,11 +92,14 @@ impl Store {
         on_db!(
             self,
             read,
-            "SELECT day, COUNT(*) AS n FROM active_users_daily
-             WHERE project_id = $1 AND day >= $2 AND day < $3 GROUP BY day ORDER BY day",
+            "SELECT day, users FROM active_users_days
+             WHERE project_id = $1 AND day >= $2 AND day < $3 ORDER BY day",
             [project_id, from_day, to_day],
             fetch_all,
-            |rows| Ok(rows.iter().map(|r| (r.get("day"), r.get("n"))).collect())
+            |rows| Ok(rows
+                .iter()
+                .map(|r| (r.get("day"), r.get("users")))
+                .collect())
         )
     }
 

@@ -643,6 +643,18 @@ impl PostgresStore {
                     .execute(&mut *tx)
                     .await?;
             }
+            // Active-user rollups of the days that ended before the cutoff.
+            for sql in [
+                "DELETE FROM active_users_daily WHERE project_id = $1 AND day < $2",
+                "DELETE FROM active_users_days WHERE project_id = $1 AND day < $2",
+                "DELETE FROM users_last_seen WHERE project_id = $1 AND last_day < $2",
+            ] {
+                sqlx::query(sql)
+                    .bind(project_id)
+                    .bind(cutoff - cutoff.rem_euclid(DAY_MS))
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(report)

@@ -512,6 +512,18 @@ impl SqliteStore {
                 .bind(cutoff - cutoff.rem_euclid(HOUR_MS))
                 .execute(&self.write)
                 .await?;
+            // Active-user rollups of the days that ended before the cutoff.
+            for sql in [
+                "DELETE FROM active_users_daily WHERE project_id = ? AND day < ?",
+                "DELETE FROM active_users_days WHERE project_id = ? AND day < ?",
+                "DELETE FROM users_last_seen WHERE project_id = ? AND last_day < ?",
+            ] {
+                sqlx::query(sql)
+                    .bind(project_id)
+                    .bind(cutoff - cutoff.rem_euclid(DAY_MS))
+                    .execute(&self.write)
+                    .await?;
+            }
         }
         Ok(report)
     }

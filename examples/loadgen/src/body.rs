@@ -7,10 +7,27 @@ use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use flate2::Compression;
 use flate2::write::GzEncoder;
+use rand::Rng as _;
 use uuid::Uuid;
 
-/// Distinct user ids the generator cycles through.
-const USERS: u64 = 5_000;
+/// What the generated events look like beyond their count.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shape {
+    /// Distinct user ids the generator cycles through.
+    pub(crate) users: u64,
+    /// Timestamps spread uniformly over this many milliseconds before now (0: all now), to
+    /// fill a store with history for the dashboard's benchmarks.
+    pub(crate) spread_ms: i64,
+}
+
+impl Default for Shape {
+    fn default() -> Self {
+        Self {
+            users: 5_000,
+            spread_ms: 0,
+        }
+    }
+}
 
 /// Builds batch bodies for one connection. `seq` makes every event's `bench_seq` unique
 /// across connections (the connection index sits in the high bits).
@@ -18,16 +35,18 @@ const USERS: u64 = 5_000;
 pub(crate) struct BatchBuilder {
     batch: usize,
     gzip: bool,
+    shape: Shape,
     seq: u64,
     /// Size of the previous body, to allocate the next one in one go.
     last_len: usize,
 }
 
 impl BatchBuilder {
-    pub(crate) fn new(worker: usize, batch: usize, gzip: bool) -> Self {
+    pub(crate) fn new(worker: usize, batch: usize, gzip: bool, shape: Shape) -> Self {
         Self {
             batch,
             gzip,
+            shape,
             seq: (worker as u64) << 40,
             last_len: 512 + batch * 360,
         }
@@ -35,7 +54,9 @@ impl BatchBuilder {
 
     /// The next body, gzip-compressed if asked.
     pub(crate) fn next_body(&mut self) -> Bytes {
-        let timestamp = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let now = Utc::now();
+        let timestamp = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut rng = rand::rng();
         let mut buf = Vec::with_capacity(self.last_len + 64);
         buf.extend_from_slice(b"{\"batch\":[");
         let mut id = [0u8; 36];
@@ -46,15 +67,24 @@ impl BatchBuilder {
             let seq = self.seq;
             self.seq += 1;
             let message_id = Uuid::now_v7().hyphenated().encode_lower(&mut id);
+            let spread;
+            let event_time = if self.shape.spread_ms > 0 {
+                let back =
+                    chrono::Duration::milliseconds(rng.random_range(0..self.shape.spread_ms));
+                spread = (now - back).to_rfc3339_opts(SecondsFormat::Millis, true);
+                &spread
+            } else {
+                &timestamp
+            };
             buf.extend_from_slice(b"{\"type\":\"track\",\"messageId\":\"");
             buf.extend_from_slice(message_id.as_bytes());
             // Writing into a Vec cannot fail.
             let _ = write!(
                 buf,
-                "\",\"userId\":\"user-{}\",\"event\":\"Order Completed\",\"timestamp\":\"{timestamp}\",\
+                "\",\"userId\":\"user-{}\",\"event\":\"Order Completed\",\"timestamp\":\"{event_time}\",\
                  \"properties\":{{\"bench_seq\":{seq},\"plan\":\"pro\",\"amount\":42.5,\"flag\":true,\"tag\":\"abc\"}},\
                  \"context\":{{\"library\":{{\"name\":\"pulseline-loadgen\",\"version\":\"{}\"}}}}}}",
-                seq % USERS,
+                seq % self.shape.users.max(1),
                 env!("CARGO_PKG_VERSION"),
             );
         }
@@ -80,7 +110,7 @@ mod tests {
 
     #[test]
     fn bodies_are_valid_batches_with_unique_ids() {
-        let mut b = BatchBuilder::new(3, 50, false);
+        let mut b = BatchBuilder::new(3, 50, false, Shape::default());
         let mut ids = HashSet::new();
         for _ in 0..3 {
             let body = b.next_body();
@@ -101,8 +131,35 @@ mod tests {
     }
 
     #[test]
+    fn shape_spreads_timestamps_and_cycles_users() {
+        let day = 86_400_000;
+        let shape = Shape {
+            users: 7,
+            spread_ms: 3 * day,
+        };
+        let body = BatchBuilder::new(0, 500, false, shape).next_body();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut users = HashSet::new();
+        let mut oldest = now;
+        for m in v["batch"].as_array().unwrap() {
+            users.insert(m["userId"].as_str().unwrap().to_owned());
+            let t = chrono::DateTime::parse_from_rfc3339(m["timestamp"].as_str().unwrap())
+                .unwrap()
+                .timestamp_millis();
+            assert!(t <= now && t > now - 3 * day - 60_000, "{t}");
+            oldest = oldest.min(t);
+        }
+        assert_eq!(users.len(), 7);
+        assert!(
+            oldest < now - 2 * day,
+            "500 uniform draws over 3 days reach the first day"
+        );
+    }
+
+    #[test]
     fn gzip_bodies_inflate_to_json() {
-        let body = BatchBuilder::new(0, 10, true).next_body();
+        let body = BatchBuilder::new(0, 10, true, Shape::default()).next_body();
         let mut text = String::new();
         flate2::read::GzDecoder::new(&body[..])
             .read_to_string(&mut text)

@@ -28,7 +28,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpStream;
 
-use crate::body::BatchBuilder;
+use crate::body::{BatchBuilder, Shape};
 
 /// Load generator for the Pulseline collector's `/v1/batch` ingest.
 #[derive(Debug, Parser)]
@@ -68,6 +68,13 @@ struct Args {
     /// Runtime threads for the generator (1 keeps its CPU use lowest).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Distinct user ids the events cycle through.
+    #[arg(long, default_value_t = 5_000)]
+    users: u64,
+    /// Spread event timestamps uniformly over this many days before now (default: all now),
+    /// e.g. to fill a store with history for the dashboard benchmark.
+    #[arg(long, default_value_t = 0.0)]
+    spread_days: f64,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -212,9 +219,10 @@ async fn connection(
     window: Window,
     batch: usize,
     gzip: bool,
+    shape: Shape,
 ) -> Tally {
     let mut tally = Tally::new();
-    let mut bodies = BatchBuilder::new(index, batch, gzip);
+    let mut bodies = BatchBuilder::new(index, batch, gzip, shape);
     let path = format!("{}/v1/batch", target.base_path);
     'connect: while Instant::now() < window.end {
         let mut sender = match target.connect::<Full<Bytes>>().await {
@@ -377,6 +385,9 @@ fn main() -> anyhow::Result<()> {
     if args.conns == 0 || args.batch == 0 || args.seconds <= 0.0 || args.warmup < 0.0 {
         bail!("--conns, --batch and --seconds must be positive, --warmup not negative");
     }
+    if args.users == 0 || !(args.spread_days >= 0.0) {
+        bail!("--users must be positive and --spread-days not negative");
+    }
     let runtime = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -420,6 +431,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             *slot.lock().expect("not poisoned") = procfs::cpu_seconds("self");
         });
     }
+    let shape = Shape {
+        users: args.users,
+        spread_ms: (args.spread_days * 86_400_000.0) as i64,
+    };
     let workers: Vec<_> = (0..args.conns)
         .map(|i| {
             tokio::spawn(connection(
@@ -428,6 +443,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
                 window,
                 args.batch,
                 args.gzip,
+                shape,
             ))
         })
         .collect();

@@ -99,6 +99,8 @@ async fn scan(
 #[derive(Debug, Serialize)]
 pub struct Overview {
     pub events_today: i64,
+    /// Distinct users (user id, else anonymous id) active today, in the last 7 and in the last
+    /// 30 days, today included (UTC days, by event timestamp).
     pub dau: i64,
     pub wau: i64,
     pub mau: i64,
@@ -157,11 +159,11 @@ pub async fn overview(
     );
     Ok(Json(Overview {
         events_today,
-        dau: store.active_users(project, today, tomorrow).await?,
+        dau: store.active_users_since(project, today).await?,
         wau: store
-            .active_users(project, today - 6 * DAY_MS, tomorrow)
+            .active_users_since(project, today - 6 * DAY_MS)
             .await?,
-        mau: store.active_users(project, month_from, tomorrow).await?,
+        mau: store.active_users_since(project, month_from).await?,
         hourly: hourly.into_iter().collect(),
         daily: daily.into_iter().collect(),
         daily_active: daily_active.into_iter().collect(),

@@ -40,15 +40,18 @@ pub type LoginLimiter = governor::DefaultKeyedRateLimiter<String>;
 pub struct DashboardState {
     pub config: DashboardConfig,
     pub login_limiter: LoginLimiter,
+    /// The plan of projects created in the dashboard (PULSELINE_DEFAULT_PLAN).
+    pub default_plan: String,
 }
 
 impl DashboardState {
-    pub fn new(config: DashboardConfig) -> Self {
+    pub fn new(config: DashboardConfig, default_plan: String) -> Self {
         let per_minute =
             NonZeroU32::new(config.login_attempts_per_minute).unwrap_or(NonZeroU32::MIN);
         Self {
             login_limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(per_minute)),
             config,
+            default_plan,
         }
     }
 

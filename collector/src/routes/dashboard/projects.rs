@@ -61,13 +61,8 @@ pub async fn create(
         ));
     }
     let now = state.clock.now();
-    let default_plan = state
-        .store
-        .plan("unlimited")
-        .await?
-        .map(|p| p.name)
-        .unwrap_or_else(|| "unlimited".into());
-    let keys = projects::create_project(&state.store, name, &default_plan, now).await?;
+    let keys =
+        projects::create_project(&state.store, name, &state.dashboard.default_plan, now).await?;
     state
         .store
         .set_member(keys.project_id, session.user_id(), Role::Owner, now)
