@@ -71,11 +71,12 @@ const browser = await chromium.launch({
     '--disable-component-update', '--disable-sync'],
 });
 let failed = false;
+let page = null;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true,
     colorScheme: 'light' });
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
-  const page = await context.newPage();
+  page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
@@ -364,6 +365,8 @@ try {
 } catch (e) {
   failed = true;
   console.error(e);
+  // What the page showed when it failed.
+  await page?.screenshot({ path: join(shots, 'failure.png'), fullPage: true }).catch(() => {});
 } finally {
   await browser.close();
   collector.kill('SIGTERM');
