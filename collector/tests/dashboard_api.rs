@@ -2,6 +2,7 @@
 //! roles, tenancy, the audit log, and the query endpoints against hand-computed values.
 
 mod common;
+mod standins;
 
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ struct Dash {
     admin_email: String,
     admin_password: String,
     write_key: String,
+    secret_key: String,
     project: i64,
     database_url: String,
     _dir: tempfile::TempDir,
@@ -41,6 +43,7 @@ async fn spawn(configure: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> Da
         admin_email: admin.email,
         admin_password: admin.password,
         write_key: keys.write_key,
+        secret_key: keys.secret_key,
         project: keys.project_id,
         database_url,
         _dir: dir,
@@ -919,6 +922,420 @@ async fn the_live_tail_streams_new_events() {
         seen.matches("Tail Test").count(),
         1,
         "sent once despite overlapping polls"
+    );
+}
+
+/// The dashboard's alerting routes (issue 8): the secret-key handlers under
+/// `/api/dash/projects/{project}`, with roles, tenancy, CSRF and the audit log; a rule made in
+/// the dashboard fires, and its alert and delivery show in the history and the log.
+#[tokio::test]
+async fn alerting_through_the_dashboard_respects_roles_tenancy_csrf_and_is_audited() {
+    let clock = Arc::new(FakeClock::new(at(10, 0)));
+    let app = spawn(|c| c.rules_interval_secs = 1, clock.clone()).await;
+    // Slack's stand-in: the webhook one checks signature timestamps against the real clock.
+    let receiver = standins::slack().await;
+    let admin = app.admin().await;
+    let a = app.project;
+    let (_, b) = app
+        .post(&admin, "/api/dash/projects", json!({"name": "Project B"}))
+        .await;
+    let b = b["id"].as_i64().unwrap();
+    app.make_user("viewer@example.com", "viewer-password").await;
+    app.make_user("dev@example.com", "developer-password").await;
+    let members = format!("/api/dash/projects/{a}/members");
+    for (email, role) in [
+        ("viewer@example.com", "viewer"),
+        ("dev@example.com", "developer"),
+    ] {
+        let (status, body) = app
+            .post(&admin, &members, json!({"email": email, "role": role}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let viewer = app
+        .login("viewer@example.com", "viewer-password")
+        .await
+        .unwrap();
+    let dev = app
+        .login("dev@example.com", "developer-password")
+        .await
+        .unwrap();
+    let pa = |p: &str| format!("/api/dash/projects/{a}{p}");
+    let pb = |p: &str| format!("/api/dash/projects/{b}{p}");
+    let channel = json!({"name": "Ops hook", "kind": "slack", "url": receiver.url});
+    let rule = |channel: i64| {
+        json!({"name": "Any signup", "series": {"event": "signup", "bucket": "minute"},
+            "condition": {"type": "threshold", "op": ">", "value": 0}, "channel_ids": [channel]})
+    };
+
+    // Not logged in: 401, and no Basic prompt for the browser.
+    let resp = app.http.get(app.url(&pa("/rules"))).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(resp.headers().get("www-authenticate").is_none());
+
+    // Viewers cannot change anything: 403 saying which role it takes.
+    let (status, body) = app.post(&viewer, &pa("/channels"), channel.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("creating a channel") && message.contains("developer"),
+        "{message}"
+    );
+    let (status, body) = app.post(&viewer, &pa("/rules"), rule(1)).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("creating a rule")
+    );
+
+    // Developers can; CSRF is required as for every dashboard change.
+    let no_csrf = app
+        .http
+        .post(app.url(&pa("/channels")))
+        .header("cookie", &dev.cookie)
+        .json(&channel)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_csrf.status(), 403);
+    let body: Value = no_csrf.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("X-CSRF-Token"),
+        "{body}"
+    );
+    let cross_site = app
+        .http
+        .post(app.url(&pa("/channels")))
+        .header("cookie", &dev.cookie)
+        .header("x-csrf-token", &dev.csrf)
+        .header("origin", "http://evil.example")
+        .json(&channel)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403);
+    let (_, listed) = app.get(&dev, &pa("/channels")).await;
+    assert_eq!(
+        listed["channels"].as_array().unwrap().len(),
+        0,
+        "refused requests created nothing"
+    );
+
+    let (status, created) = app.post(&dev, &pa("/channels"), channel.clone()).await;
+    assert_eq!(status, 201, "{created}");
+    let channel_id = created["id"].as_i64().unwrap();
+    let (status, tested) = app
+        .post(
+            &dev,
+            &pa(&format!("/channels/{channel_id}/test")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{tested}");
+    assert_eq!(tested["delivered"], true, "{tested}");
+    let got = receiver
+        .receiver
+        .wait_for(1, std::time::Duration::from_secs(10))
+        .await;
+    assert!(got[0].to_string().contains("test notification"), "{got:?}");
+    assert_eq!(
+        app.post(
+            &viewer,
+            &pa(&format!("/channels/{channel_id}/test")),
+            json!({})
+        )
+        .await
+        .0,
+        403,
+        "viewers send no tests"
+    );
+    let (status, renamed) = app
+        .send(
+            reqwest::Method::PATCH,
+            &dev,
+            &pa(&format!("/channels/{channel_id}")),
+            json!({"name": "Ops webhook"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{renamed}");
+
+    let category = json!({"name": "Payments", "pattern": "payment.*", "emoji": "💰",
+        "colour": "#2ECC71", "channel_id": channel_id});
+    let (status, cat) = app.post(&dev, &pa("/categories"), category.clone()).await;
+    assert_eq!(status, 201, "{cat}");
+    let cat_id = cat["id"].as_i64().unwrap();
+    let (status, _) = app
+        .send(
+            reqwest::Method::PUT,
+            &dev,
+            &pa(&format!("/categories/{cat_id}")),
+            json!({"name": "Payments (all)", "pattern": "payment.*", "colour": 0x2ECC71,
+                "channel_id": channel_id}),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let (status, made) = app.post(&dev, &pa("/rules"), rule(channel_id)).await;
+    assert_eq!(status, 201, "{made}");
+    let rule_id = made["id"].as_i64().unwrap();
+    let mut edited = rule(channel_id);
+    edited["name"] = json!("Signups");
+    let (status, body) = app
+        .send(
+            reqwest::Method::PUT,
+            &dev,
+            &pa(&format!("/rules/{rule_id}")),
+            edited,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .send(
+            reqwest::Method::PUT,
+            &viewer,
+            &pa(&format!("/rules/{rule_id}")),
+            rule(channel_id),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+
+    // Viewers read everything, including previews of saved and draft rules.
+    for p in [
+        "/channels",
+        "/categories",
+        "/rules",
+        "/alerts",
+        "/deliveries",
+    ] {
+        let (status, body) = app.get(&viewer, &pa(p)).await;
+        assert_eq!(status, 200, "{p}: {body}");
+    }
+    let (status, saved) = app
+        .get(
+            &viewer,
+            &pa(&format!("/rules/{rule_id}/preview?buckets=10")),
+        )
+        .await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["points"].as_array().unwrap().len(), 10);
+    assert_eq!(saved["points"][0]["threshold"], 0.0);
+    let (status, draft) = app
+        .post(&viewer, &pa("/rules/preview?buckets=5"), rule(channel_id))
+        .await;
+    assert_eq!(status, 200, "{draft}");
+    assert_eq!(draft["rule_id"], Value::Null);
+    assert_eq!(draft["series"], "count of signup per minute");
+    let (status, bad) = app
+        .post(
+            &viewer,
+            &pa("/rules/preview"),
+            json!({"name": "x", "series": {}}),
+        )
+        .await;
+    assert_eq!(status, 400, "a bad draft says what to fix: {bad}");
+
+    // The rule fires: the alert is in the history and its notification in the delivery log.
+    let batch: Vec<Value> = (0..3)
+        .map(|i| ev("u1", "signup", at(10, i), json!({})))
+        .collect();
+    app.ingest(batch).await;
+    // 10:03:30: the latest closed minute (after the 15 s grace) is 10:02, which has a signup.
+    clock.set(at(10, 3) + chrono::Duration::seconds(30));
+    let mut alerts = Value::Null;
+    for _ in 0..100 {
+        alerts = app.get(&viewer, &pa("/alerts")).await.1;
+        if !alerts["alerts"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(alerts["alerts"][0]["rule_name"], "Signups", "{alerts}");
+    assert_eq!(alerts["alerts"][0]["status"], "firing");
+    receiver
+        .receiver
+        .wait_for(2, std::time::Duration::from_secs(10))
+        .await;
+    let mut deliveries = Value::Null;
+    for _ in 0..100 {
+        deliveries = app
+            .get(&viewer, &pa("/deliveries?status=delivered"))
+            .await
+            .1;
+        if !deliveries["deliveries"].as_array().unwrap().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let d = &deliveries["deliveries"][0];
+    assert!(d["source"].as_str().unwrap().starts_with("alert:"), "{d}");
+    assert_eq!(d["attempts"], 1);
+    assert_eq!(d["attempt_log"][0]["status_code"], 200, "{d}");
+
+    // Tenancy: B's alerting does not exist for A's members, and B's ids through A's URL
+    // are not found either.
+    let (status, b_channel) = app
+        .post(
+            &admin,
+            &pb("/channels"),
+            json!({"name": "B hook", "kind": "slack", "url": receiver.url}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let b_channel = b_channel["id"].as_i64().unwrap();
+    let (status, b_rule) = app.post(&admin, &pb("/rules"), rule(b_channel)).await;
+    assert_eq!(status, 201, "{b_rule}");
+    let b_rule = b_rule["id"].as_i64().unwrap();
+    for who in [&viewer, &dev] {
+        for p in [
+            "/channels".to_owned(),
+            "/categories".to_owned(),
+            "/rules".to_owned(),
+            "/alerts".to_owned(),
+            "/deliveries".to_owned(),
+            format!("/rules/{b_rule}"),
+            format!("/rules/{b_rule}/preview"),
+            format!("/channels/{b_channel}"),
+        ] {
+            let (status, body) = app.get(who, &pb(&p)).await;
+            assert_eq!(status, 404, "{p}: {body}");
+        }
+        assert_eq!(app.post(who, &pb("/rules"), rule(b_channel)).await.0, 404);
+        assert_eq!(
+            app.post(who, &pb(&format!("/channels/{b_channel}/test")), json!({}))
+                .await
+                .0,
+            404
+        );
+        assert_eq!(app.get(who, &pa(&format!("/rules/{b_rule}"))).await.0, 404);
+    }
+    let (status, _) = app
+        .send(
+            reqwest::Method::DELETE,
+            &dev,
+            &pa(&format!("/rules/{b_rule}")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 404, "B's rule through A's URL");
+    assert_eq!(
+        app.get(&admin, &pb(&format!("/rules/{b_rule}"))).await.0,
+        200
+    );
+
+    // The secret-key routes are the same handlers, and audited too.
+    let resp = app
+        .http
+        .post(app.url("/api/v1/rules"))
+        .bearer_auth(&app.secret_key)
+        .json(&rule(channel_id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let by_key: Value = resp.json().await.unwrap();
+    let (status, _) = app
+        .send(
+            reqwest::Method::DELETE,
+            &dev,
+            &pa(&format!("/rules/{}", by_key["id"])),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 204);
+
+    // The audit log: who changed which rule, channel or category, when and from where.
+    let (_, log) = app.get(&admin, &pa("/audit")).await;
+    let entries = log.as_array().unwrap();
+    let find = |action: &str, actor: &str| {
+        entries
+            .iter()
+            .find(|e| e["action"] == action && e["actor"].as_str().unwrap().starts_with(actor))
+            .unwrap_or_else(|| panic!("{action} by {actor} in {log}"))
+    };
+    for action in [
+        "channel.created",
+        "channel.tested",
+        "channel.updated",
+        "category.created",
+        "category.updated",
+        "rule.created",
+        "rule.updated",
+        "rule.deleted",
+    ] {
+        let e = find(action, "dev@example.com");
+        assert_eq!(e["ip"], "127.0.0.1", "{e}");
+        assert!(
+            e["at"].as_str().unwrap().starts_with("2026-11-22T10:"),
+            "{e}"
+        );
+    }
+    assert!(
+        find("rule.updated", "dev@")["target"]
+            .as_str()
+            .unwrap()
+            .contains("\"Signups\" (count of signup per minute > 0)")
+    );
+    assert!(
+        find("channel.tested", "dev@")["target"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 200")
+    );
+    find("rule.created", "secret key ");
+    let refused = entries
+        .iter()
+        .filter(|e| e["actor"] == "viewer@example.com" && e["action"] != "user.login")
+        .count();
+    assert_eq!(refused, 0, "refused changes leave no entry");
+    let (_, b_log) = app.get(&admin, &pb("/audit")).await;
+    assert!(
+        b_log
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor"] == "admin@localhost" || e["actor"] == "cli"),
+        "A's changes are not in B's log: {b_log}"
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_alerting_routes_are_in_the_openapi_description() {
+    let app = spawn(|_| {}, Arc::new(SystemClock)).await;
+    let doc: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/api/dash/projects/{project}/channels",
+        "/api/dash/projects/{project}/channels/{id}/test",
+        "/api/dash/projects/{project}/categories/{id}",
+        "/api/dash/projects/{project}/rules",
+        "/api/dash/projects/{project}/rules/preview",
+        "/api/dash/projects/{project}/rules/{id}/preview",
+        "/api/dash/projects/{project}/alerts",
+        "/api/dash/projects/{project}/deliveries",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} documented");
+    }
+    let create = &doc["paths"]["/api/dash/projects/{project}/rules"]["post"];
+    let params: Vec<&str> = create["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(params, ["project", "x-csrf-token"]);
+    assert!(create["security"][0].get("session").is_some(), "{create}");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["session"]["in"],
+        "cookie"
     );
 }
 

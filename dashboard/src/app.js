@@ -2,8 +2,9 @@
 // by collector/build.rs). Every change carries the session's CSRF token.
 import uPlot from '/assets/uplot.esm.js';
 
-const DAY = 86400000, HOUR = 3600000;
-const $ = (sel, root = document) => root.querySelector(sel);
+import { $, DAY, HOUR, api, card, cssVar, errorBox, fmt, h, iso, pct, setCsrf } from '/assets/ui.js';
+import * as alerting from '/assets/alerts.js';
+
 const main = $('#main');
 let session = null;
 let projects = [];
@@ -11,45 +12,7 @@ let tail = null;
 const charts = [];
 
 // ---- helpers -------------------------------------------------------------------------------
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
-    else if (k === 'style') el.style.cssText = v; // CSSOM: allowed by the CSP, unlike style=
-    else if (v !== undefined && v !== null && v !== false) el.setAttribute(k, v === true ? '' : v);
-  }
-  for (const c of children.flat()) el.append(c instanceof Node ? c : document.createTextNode(String(c ?? '')));
-  return el;
-}
-
-async function api(path, { method = 'GET', body } = {}) {
-  const headers = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (method !== 'GET' && session) headers['x-csrf-token'] = session.csrf_token;
-  const resp = await fetch(path, { method, headers, credentials: 'same-origin',
-    body: body === undefined ? undefined : JSON.stringify(body) });
-  const data = await resp.json().catch(() => null);
-  if (!resp.ok) {
-    const err = new Error(data?.message || `HTTP ${resp.status}`);
-    err.status = resp.status;
-    throw err;
-  }
-  return data;
-}
-
-const fmt = (n) => n == null ? '–' : Number(n).toLocaleString(undefined, { maximumFractionDigits: 2 });
-const pct = (x) => `${(x * 100).toFixed(1)}%`;
-const iso = (ms) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16);
-const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 const PALETTE = ['--accent', '--good', '--warn', '--bad', '--muted'];
-
-function card(title, ...body) {
-  return h('section', { class: 'card' }, title ? h('h2', {}, title) : '', ...body);
-}
-
-function errorBox(e) {
-  return h('p', { class: 'error', role: 'alert' }, e.message);
-}
 
 // A uPlot chart that fills its container, follows the theme and resizes with the page.
 function chart(container, xs, series, { onZoom, thresholds = [] } = {}) {
@@ -119,6 +82,7 @@ applyTheme();
 // ---- session and shell ---------------------------------------------------------------------
 async function loadSession() {
   try { session = await api('/api/dash/session'); } catch { session = null; }
+  setCsrf(session?.csrf_token);
   return session;
 }
 
@@ -132,6 +96,7 @@ function loginPage(message) {
       try {
         session = await api('/api/dash/session', { method: 'POST',
           body: { email: form.email.value, password: form.password.value } });
+        setCsrf(session.csrf_token);
         location.hash = '#/';
         await start();
       } catch (x) { err.textContent = x.message; }
@@ -148,6 +113,8 @@ function loginPage(message) {
 $('#logout').addEventListener('click', async () => {
   await api('/api/dash/session', { method: 'DELETE' }).catch(() => {});
   session = null;
+  setCsrf(null);
+  alerting.stopBell();
   loginPage('Logged out.');
 });
 
@@ -168,7 +135,7 @@ $('#project').addEventListener('change', (e) => {
 });
 
 const PAGES = [['overview', 'Overview'], ['explore', 'Explore'], ['vitals', 'Web Vitals'],
-  ['product', 'Funnels & retention'], ['keys', 'Keys'], ['members', 'Members'], ['audit', 'Audit log'],
+  ['product', 'Funnels & retention'], ['alerts', 'Alerts'], ['keys', 'Keys'], ['members', 'Members'], ['audit', 'Audit log'],
   ['report', 'Report']];
 
 function shell(project, page) {
@@ -177,7 +144,9 @@ function shell(project, page) {
   const sel = $('#project');
   sel.replaceChildren(...projects.map((p) => h('option', { value: p.id, selected: p.id === project.id }, p.name)));
   $('#nav').replaceChildren(...PAGES.map(([id, label]) =>
-    h('a', { href: `#/p/${project.id}/${id}`, class: id === page ? 'active' : '' }, label)));
+    h('a', { href: `#/p/${project.id}/${id}`,
+      class: id === page || (id === 'alerts' && page in alerting.pages) ? 'active' : '' }, label)));
+  alerting.startBell(project, session);
 }
 
 async function usageBanner(project) {
@@ -209,6 +178,7 @@ async function route() {
     if (!projects.length) {
       $('#top').hidden = false;
       $('#nav').replaceChildren();
+      alerting.stopBell();
       main.replaceChildren(card('No projects yet', h('p', {}, 'Create one with “New project”.')));
       return;
     }
@@ -221,7 +191,7 @@ async function route() {
   shell(project, page);
   main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
   const usage = await usageBanner(project);
-  const view = { overview, explore, vitals, product, keys, members, audit, report }[page] || overview;
+  const view = { overview, explore, vitals, product, keys, members, audit, report, ...alerting.pages }[page] || overview;
   try {
     await view(project, usage);
   } catch (e) {
@@ -498,7 +468,7 @@ async function members(project) {
         h('td', {}, canManage && m.user_id !== session.user_id ? h('button', { type: 'button', class: 'ghost', onclick: async () => {
           try { await api(`${base}/${m.user_id}`, { method: 'DELETE' }); await members(project); } catch (e) { err.textContent = e.message; }
         } }, 'Remove') : ''))))))),
-    card('Roles', h('p', {}, 'Viewers read. Developers also manage keys. Admins also manage members. Owners also make owners.')),
+    card('Roles', h('p', {}, 'Viewers read. Developers also manage keys and alerting (rules, channels, categories, test notifications). Admins also manage members. Owners also make owners.')),
     card('Your password', passwordForm()));
 }
 

@@ -2,7 +2,11 @@
 // (playwright-core, no browser download). Logs in, creates a project, copies its write key,
 // sends events with it through the Segment HTTP API, sees them in the live tail and on the
 // chart, exports CSV, and saves screenshots of the main pages to target/dashboard-screenshots.
+// Alerting: adds a webhook channel pointing at a local stand-in receiver and sends it a test,
+// writes a threshold rule with its preview chart, sends events until it fires, and sees the
+// alert in the bell and the history and its delivery in the log.
 import { execFileSync, spawn } from 'node:child_process';
+import { createServer } from 'node:http';
 import { mkdtempSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -15,9 +19,36 @@ const shots = join(root, 'target/dashboard-screenshots');
 mkdirSync(shots, { recursive: true });
 const data = mkdtempSync(join(tmpdir(), 'pulseline-dash-'));
 
+// The stand-in webhook receiver: /hook answers 200 and keeps what it got; /gone answers 404
+// (a deleted webhook), which disables the channel.
+const received = [];
+const receiver = createServer((req, res) => {
+  let body = '';
+  req.on('data', (d) => { body += d; });
+  req.on('end', () => {
+    if (req.url === '/gone') { res.writeHead(404, { 'content-type': 'text/plain' }); res.end('Unknown Webhook'); return; }
+    received.push({ headers: req.headers, body: JSON.parse(body) });
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{"received":true}');
+  });
+});
+await new Promise((ok) => receiver.listen(0, '127.0.0.1', ok));
+const hook = `http://127.0.0.1:${receiver.address().port}`;
+const waitFor = async (what, check, ms = 30000) => {
+  const until = Date.now() + ms;
+  for (;;) {
+    const got = await check();
+    if (got) return got;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((ok) => setTimeout(ok, 250));
+  }
+};
+
 const collector = spawn(bin, [], {
   env: { ...process.env, PULSELINE_LISTEN: '127.0.0.1:0', PULSELINE_DATABASE_URL: `sqlite://${data}/p.db`,
-    PULSELINE_SQLITE_SYNCHRONOUS: 'normal', RUST_LOG: 'warn' },
+    PULSELINE_SQLITE_SYNCHRONOUS: 'normal', RUST_LOG: 'warn',
+    // The receiver is on loopback; rules are evaluated every second instead of every 30.
+    PULSELINE_ALLOW_PRIVATE_WEBHOOKS: 'true', PULSELINE_RULES_INTERVAL_SECS: '1' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 let out = '';
@@ -40,11 +71,12 @@ const browser = await chromium.launch({
     '--disable-component-update', '--disable-sync'],
 });
 let failed = false;
+let page = null;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true,
     colorScheme: 'light' });
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: base });
-  const page = await context.newPage();
+  page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
@@ -142,17 +174,162 @@ try {
   await page.waitForSelector('#audit-table >> text=key.created').catch(() => {});
   await page.waitForSelector('#audit-table >> text=project.created');
 
+  // ---- Alerting ----------------------------------------------------------------------------
+  const projectId = projectUrl.match(/#\/p\/(\d+)/)[1];
+  // A webhook channel at the stand-in receiver; its signing secret is shown once; "Send test"
+  // reaches the receiver and the page says what it answered.
+  await page.goto(`${projectUrl}/channels`);
+  await page.waitForSelector('#channel-form');
+  await page.fill('#channel-form input[name=name]', 'Ops webhook');
+  await page.selectOption('#channel-form select[name=kind]', 'webhook');
+  await page.fill('#channel-form input[name=target]', `${hook}/hook`);
+  await page.click('#channel-form button[type=submit]');
+  await page.waitForSelector('#channel-secret code.key');
+  assert.match(await page.textContent('#channel-secret code.key'), /^whsec_/);
+  await page.click('#channels-table tr:has-text("Ops webhook") button:has-text("Send test")');
+  await page.waitForSelector('.test-result >> text=Delivered: HTTP 200');
+  await waitFor('the test notification', () => received.find((r) => JSON.stringify(r.body).includes('test notification')));
+  assert.ok(received[0].headers['webhook-signature']?.startsWith('v1,'), 'the test is signed');
+  // A channel whose webhook is gone: the test disables it, and the page says why.
+  await page.fill('#channel-form input[name=name]', 'Old hook');
+  await page.selectOption('#channel-form select[name=kind]', 'webhook');
+  await page.fill('#channel-form input[name=target]', `${hook}/gone`);
+  await page.click('#channel-form button[type=submit]');
+  await page.waitForSelector('#channels-table >> text=Old hook');
+  await page.click('#channels-table tr:has-text("Old hook") button:has-text("Send test")');
+  await page.waitForSelector('.test-result >> text=HTTP 404');
+  await page.waitForSelector('#channels-table tr:has-text("Old hook") .reason');
+  assert.match(await page.textContent('#channels-table tr:has-text("Old hook") .reason'), /404/);
+  await page.screenshot({ path: join(shots, 'alerts-channels.png'), fullPage: true });
+
+  // A category: payment events as notifications on the webhook.
+  await page.goto(`${projectUrl}/categories`);
+  await page.click('#new-category');
+  await page.fill('#category-form input >> nth=0', 'Payments');
+  await page.fill('#category-form input >> nth=1', 'payment.*');
+  await page.click('#category-form button[type=submit]');
+  await page.waitForSelector('#categories-table >> text=Payments');
+  await page.screenshot({ path: join(shots, 'alerts-categories.png'), fullPage: true });
+
+  // Events first (so the preview has a series): one every 10 s over the last 4 minutes, so
+  // each minute has 6 (> 2) and the latest closed minute still has them when the rule is
+  // evaluated a few seconds from now.
+  const alertEvents = [];
+  for (let s = 5; s <= 240; s += 10) {
+    alertEvents.push({ type: 'track', userId: `u${s}`, event: 'Checkout Failed', properties: { amount: s },
+      timestamp: new Date(Date.now() - s * 1000).toISOString() });
+  }
+  const sent = await fetch(`${base}/v1/batch`, { method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${copied}:`).toString('base64')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ batch: alertEvents }) });
+  assert.equal(sent.status, 200, await sent.text());
+
+  // A threshold rule, written in the form with its live preview (series + threshold line).
+  await page.goto(`${projectUrl}/rules`);
+  await page.click('#new-rule');
+  await page.waitForSelector('#rule-form');
+  await page.fill('#rule-form input[name=name]', 'Checkout failures');
+  await page.fill('#rule-form input[name=event]', 'Checkout Failed');
+  await page.selectOption('#rule-form select[name=bucket]', 'minute');
+  await page.fill('#rule-form input[name=value]', '2');
+  await page.check('#rule-form label:has-text("Ops webhook") input');
+  await page.waitForSelector('#rule-preview canvas');
+  await page.waitForSelector('#preview-note >> text=count of Checkout Failed per minute');
+  await page.waitForSelector('.u-legend >> text=threshold > 2');
+  await page.screenshot({ path: join(shots, 'alerts-rule-editor.png'), fullPage: true });
+  await page.click('#save-rule');
+  await page.waitForSelector('#rules-table >> text=Checkout failures');
+
+  // The evaluator (every second) fires it: the alert reaches the receiver, the bell, the
+  // history, and the delivery log.
+  const alertBody = await waitFor('the alert at the receiver', () =>
+    received.find((r) => JSON.stringify(r.body).includes('Checkout failures')), 60000);
+  assert.ok(alertBody);
+  await page.reload(); // the bell polls every 30 s; a reload asks at once
+  await page.waitForSelector('#bell-count:not([hidden])');
+  assert.equal(await page.textContent('#bell-count'), '1');
+  await page.click('#bell');
+  await page.waitForSelector('#bell-list >> text=Checkout failures');
+  assert.match(await page.textContent('#bell-list li'), /firing/);
+  await page.screenshot({ path: join(shots, 'alerts-bell.png') });
+  await page.reload();
+  await page.waitForSelector('#bell');
+  assert.equal(await page.isHidden('#bell-count'), true, 'opening the bell marked the alert read');
+  await page.goto(`${projectUrl}/rules`);
+  await page.waitForSelector('#rules-table .pill.firing');
+  await page.goto(`${projectUrl}/alerts`);
+  await page.waitForSelector('#alerts-table >> text=Checkout failures');
+  assert.match(await page.textContent('#alerts-table tbody tr'), /firing.*threshold/);
+  await page.screenshot({ path: join(shots, 'alerts-history.png'), fullPage: true });
+  await page.goto(`${projectUrl}/deliveries`);
+  await page.waitForSelector('#deliveries-table');
+  await waitFor('the delivered alert in the log', async () => {
+    await page.reload();
+    await page.waitForSelector('#deliveries-table');
+    return page.locator('#deliveries-table tr:has-text("Checkout failures"):has-text("delivered")').count();
+  });
+  const logged = await page.textContent('#deliveries-table tr:has-text("Checkout failures")');
+  assert.ok(logged.includes('HTTP 200') && logged.includes('{"received":true}'), logged);
+  await page.screenshot({ path: join(shots, 'alerts-deliveries.png'), fullPage: true });
+  // The rule's preview now shows the buckets over the threshold.
+  await page.goto(`${projectUrl}/rules`);
+  await page.click('#rules-table a:has-text("Edit")');
+  await page.waitForSelector('#rule-preview canvas');
+  await page.waitForFunction(() => /held in [1-9]/.test(document.querySelector('#preview-note')?.textContent));
+  await page.screenshot({ path: join(shots, 'alerts-rule-preview.png'), fullPage: true });
+  // Switching the draft to an anomaly rule redraws the preview with the expected value and band.
+  await page.selectOption('#rule-form select[name=type]', 'anomaly');
+  await page.waitForSelector('.u-legend >> text=expected');
+  await page.waitForSelector('#preview-note >> text=shaded band');
+  await page.screenshot({ path: join(shots, 'alerts-rule-anomaly.png'), fullPage: true });
+  // Every change is in the audit log, with who made it.
+  await page.goto(`${projectUrl}/audit`);
+  for (const action of ['channel.created', 'channel.tested', 'category.created', 'rule.created']) {
+    await page.waitForSelector(`#audit-table tr:has-text("${action}"):has-text("admin@localhost")`);
+  }
+
+  // Once a closed minute has no failures the alert resolves: the bell has news again.
+  await waitFor('the alert to resolve', () => page.evaluate(async (id) =>
+    (await (await fetch(`/api/dash/projects/${id}/alerts`)).json()).alerts[0]?.status === 'resolved', projectId), 180000);
+  await page.goto(`${projectUrl}/alerts`);
+  await page.waitForSelector('#bell-count:not([hidden])');
+  await page.click('#bell');
+  await page.waitForSelector('#bell-list li.unread >> text=resolved');
+  await page.screenshot({ path: join(shots, 'alerts-bell-resolved.png') });
+
   // Dark mode (the system's choice) and a phone-width screen.
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.goto(`${projectUrl}/overview`);
   await page.waitForSelector('#events-today');
   await page.screenshot({ path: join(shots, 'overview-dark.png'), fullPage: true });
+  for (const p of ['channels', 'deliveries', 'alerts']) {
+    await page.goto(`${projectUrl}/${p}`);
+    await page.waitForSelector('table');
+    await page.screenshot({ path: join(shots, `alerts-${p}-dark.png`), fullPage: true });
+  }
+  await page.goto(`${projectUrl}/rules`);
+  await page.click('#rules-table a:has-text("Edit")');
+  await page.waitForSelector('#rule-preview canvas');
+  await page.waitForFunction(() => /held in/.test(document.querySelector('#preview-note')?.textContent));
+  await page.screenshot({ path: join(shots, 'alerts-rule-preview-dark.png'), fullPage: true });
+  await page.click('#bell');
+  await page.waitForSelector('#bell-list');
+  await page.screenshot({ path: join(shots, 'alerts-bell-dark.png') });
   await page.setViewportSize({ width: 390, height: 844 });
-  await page.reload();
+  await page.goto(`${projectUrl}/overview`);
   await page.waitForSelector('#events-today');
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
   assert.ok(overflow <= 1, `no horizontal scrolling at phone width (${overflow}px)`);
   await page.screenshot({ path: join(shots, 'overview-phone.png'), fullPage: true });
+  for (const p of ['alerts', 'deliveries', 'rules']) {
+    await page.goto(`${projectUrl}/${p}`);
+    await page.waitForSelector('table');
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+    assert.ok(wide <= 1, `no horizontal scrolling of ${p} at phone width (${wide}px)`);
+  }
+  await page.click('#bell');
+  await page.waitForSelector('#bell-list');
+  await page.screenshot({ path: join(shots, 'alerts-bell-phone.png') });
   await page.emulateMedia({ media: 'print', colorScheme: 'light' });
   await page.setViewportSize({ width: 1000, height: 1200 });
   await page.goto(`${projectUrl}/report`);
@@ -162,7 +339,6 @@ try {
   // Over quota: the operator moves the project to a 10-event plan (the real CLI, same database);
   // ingest answers 429 and the dashboard says so on every page (on screen; print hides it).
   await page.emulateMedia({ media: 'screen' });
-  const projectId = projectUrl.match(/#\/p\/(\d+)/)[1];
   const cli = (...args) => execFileSync(bin, args, {
     env: { ...process.env, PULSELINE_DATABASE_URL: `sqlite://${data}/p.db` }, encoding: 'utf8' });
   cli('plan', 'set', 'tiny', '--events-per-month', '10', '--retention-days', 'forever');
@@ -174,7 +350,7 @@ try {
   await page.goto(`${projectUrl}/explore`);
   await page.waitForSelector('#banner >> text=over its monthly quota');
   const banner = await page.textContent('#banner');
-  assert.ok(banner.includes('32 of 10') && banner.includes('tiny'), banner);
+  assert.ok(banner.includes(`${32 + alertEvents.length} of 10`) && banner.includes('tiny'), banner);
   await page.screenshot({ path: join(shots, 'over-quota.png'), fullPage: false });
 
   // Logout ends the session.
@@ -189,8 +365,11 @@ try {
 } catch (e) {
   failed = true;
   console.error(e);
+  // What the page showed when it failed.
+  await page?.screenshot({ path: join(shots, 'failure.png'), fullPage: true }).catch(() => {});
 } finally {
   await browser.close();
   collector.kill('SIGTERM');
+  receiver.close();
 }
 process.exit(failed ? 1 : 0);

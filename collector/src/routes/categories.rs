@@ -1,15 +1,17 @@
-//! Event categories: which events become notifications. Secret key only.
+//! Event categories: which events become notifications. Secret key, or a dashboard session
+//! (viewers read; developers and above change): see [`super::caller`].
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::channels::{check_name, json_body, path_id, project_of};
+use super::caller::{Caller, PathId};
+use super::channels::{check_name, json_body};
 use crate::alerting::categories::EventPattern;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -163,16 +165,20 @@ async fn refresh(state: &AppState) {
 )]
 pub async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Result<Json<CategoryBody>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Category>), ApiError> {
-    let project = project_of(&state, &headers).await?;
+    caller.may_change("creating a category")?;
+    let project = caller.project();
     let input = validate(&state, project, json_body(body)?).await?;
     let record = state
         .store
         .create_category(project, &input, state.clock.now())
         .await?;
     refresh(&state).await;
+    caller
+        .audit(&state, "category.created", describe(&record))
+        .await?;
     Ok((StatusCode::CREATED, Json(record.into())))
 }
 
@@ -184,9 +190,9 @@ pub async fn create(
 )]
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<CategoryList>, ApiError> {
-    let project = project_of(&state, &headers).await?;
+    let project = caller.project();
     let categories = state.store.list_categories(project).await?;
     Ok(Json(CategoryList {
         categories: categories.into_iter().map(Category::from).collect(),
@@ -201,11 +207,11 @@ pub async fn list(
 )]
 pub async fn get_one(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    caller: Caller,
+    id: PathId,
 ) -> Result<Json<Category>, ApiError> {
-    let project = project_of(&state, &headers).await?;
-    let id = path_id(id, "category")?;
+    let project = caller.project();
+    let id = id.parse("category")?;
     let c = state
         .store
         .category(project, id)
@@ -222,12 +228,13 @@ pub async fn get_one(
 )]
 pub async fn update(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    caller: Caller,
+    id: PathId,
     body: Result<Json<CategoryBody>, JsonRejection>,
 ) -> Result<Json<Category>, ApiError> {
-    let project = project_of(&state, &headers).await?;
-    let id = path_id(id, "category")?;
+    caller.may_change("changing a category")?;
+    let project = caller.project();
+    let id = id.parse("category")?;
     let input = validate(&state, project, json_body(body)?).await?;
     let c = state
         .store
@@ -235,6 +242,9 @@ pub async fn update(
         .await?
         .ok_or_else(|| not_found(id))?;
     refresh(&state).await;
+    caller
+        .audit(&state, "category.updated", describe(&c))
+        .await?;
     Ok(Json(c.into()))
 }
 
@@ -246,16 +256,33 @@ pub async fn update(
 )]
 pub async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    caller: Caller,
+    id: PathId,
 ) -> Result<StatusCode, ApiError> {
-    let project = project_of(&state, &headers).await?;
-    let id = path_id(id, "category")?;
+    caller.may_change("deleting a category")?;
+    let project = caller.project();
+    let id = id.parse("category")?;
+    let current = state
+        .store
+        .category(project, id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
     if !state.store.delete_category(project, id).await? {
         return Err(not_found(id));
     }
     refresh(&state).await;
+    caller
+        .audit(&state, "category.deleted", describe(&current))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// How the audit log names a category: `#2 "Payments" (payment.* → channel 1)`.
+fn describe(c: &CategoryRecord) -> String {
+    format!(
+        "#{} \"{}\" ({} → channel {})",
+        c.id, c.name, c.pattern, c.channel_id
+    )
 }
 
 fn not_found(id: i64) -> ApiError {

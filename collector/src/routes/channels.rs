@@ -1,18 +1,19 @@
-//! Notification channels: where notifications go. Secret key only.
+//! Notification channels: where notifications go. Secret key, or a dashboard session (viewers
+//! read; developers and above change and send tests): see [`super::caller`].
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection};
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::caller::{Caller, PathId};
 use crate::alerting::delivery::sender::{SendOutcome, check_target};
 use crate::alerting::delivery::{next_state, webhook};
 use crate::alerting::notification::{Notification, NotificationField};
-use crate::auth::{authenticate, key_from_headers};
-use crate::domain::{KeyKind, ProjectId};
+use crate::domain::ProjectId;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::store::delivery::{ChannelChanges, ChannelRecord, NextState};
@@ -113,27 +114,9 @@ pub struct TestResult {
     pub channel_disabled: Option<String>,
 }
 
-pub(crate) async fn project_of(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<ProjectId, ApiError> {
-    let key = authenticate(
-        &state.store,
-        key_from_headers(headers)?.as_deref(),
-        KeyKind::Secret,
-    )
-    .await?;
-    Ok(key.project_id)
-}
-
 pub(crate) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(b)| b)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {}", e.body_text())))
-}
-
-pub(crate) fn path_id(id: Result<Path<i64>, PathRejection>, what: &str) -> Result<i64, ApiError> {
-    id.map(|Path(i)| i)
-        .map_err(|_| ApiError::BadRequest(format!("the {what} id in the path must be an integer")))
 }
 
 pub(crate) fn check_name(name: &str) -> Result<String, ApiError> {
@@ -198,10 +181,11 @@ fn check_email(email: Option<&str>) -> Result<String, ApiError> {
 )]
 pub async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Result<Json<CreateChannel>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Channel>), ApiError> {
-    let project = project_of(&state, &headers).await?;
+    caller.may_change("creating a channel")?;
+    let project = caller.project();
     let body = json_body(body)?;
     let name = check_name(&body.name)?;
     let target = match body.kind {
@@ -220,6 +204,9 @@ pub async fn create(
             state.clock.now(),
         )
         .await?;
+    caller
+        .audit(&state, "channel.created", describe(&record))
+        .await?;
     let mut channel = Channel::from(record);
     channel.signing_secret = secret;
     Ok((StatusCode::CREATED, Json(channel)))
@@ -233,13 +220,18 @@ pub async fn create(
 )]
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<ChannelList>, ApiError> {
-    let project = project_of(&state, &headers).await?;
+    let project = caller.project();
     let channels = state.store.list_channels(project).await?;
     Ok(Json(ChannelList {
         channels: channels.into_iter().map(Channel::from).collect(),
     }))
+}
+
+/// How the audit log names a channel: `#3 "Ops" (webhook)`.
+fn describe(c: &ChannelRecord) -> String {
+    format!("#{} \"{}\" ({})", c.id, c.name, c.kind)
 }
 
 async fn owned(state: &AppState, project: ProjectId, id: i64) -> Result<ChannelRecord, ApiError> {
@@ -263,11 +255,11 @@ async fn owned(state: &AppState, project: ProjectId, id: i64) -> Result<ChannelR
 )]
 pub async fn get_one(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    caller: Caller,
+    id: PathId,
 ) -> Result<Json<Channel>, ApiError> {
-    let project = project_of(&state, &headers).await?;
-    let id = path_id(id, "channel")?;
+    let project = caller.project();
+    let id = id.parse("channel")?;
     Ok(Json(owned(&state, project, id).await?.into()))
 }
 
@@ -280,12 +272,13 @@ pub async fn get_one(
 )]
 pub async fn update(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    caller: Caller,
+    id: PathId,
     body: Result<Json<UpdateChannel>, JsonRejection>,
 ) -> Result<Json<Channel>, ApiError> {
-    let project = project_of(&state, &headers).await?;
-    let id = path_id(id, "channel")?;
+    caller.may_change("changing a channel")?;
+    let project = caller.project();
+    let id = id.parse("channel")?;
     let body = json_body(body)?;
     let current = owned(&state, project, id).await?;
     let kind = match current.kind.as_str() {
@@ -320,7 +313,27 @@ pub async fn update(
             .disable_channel(id, "disabled through the API", now)
             .await?;
     }
-    Ok(Json(owned(&state, project, id).await?.into()))
+    let updated = owned(&state, project, id).await?;
+    let mut what: Vec<&str> = Vec::new();
+    if changes.name.is_some() {
+        what.push("name");
+    }
+    if changes.target.is_some() {
+        what.push("target");
+    }
+    match body.enabled {
+        Some(true) => what.push("enabled"),
+        Some(false) => what.push("disabled"),
+        None => {}
+    }
+    caller
+        .audit(
+            &state,
+            "channel.updated",
+            format!("{} ({})", describe(&updated), what.join(", ")),
+        )
+        .await?;
+    Ok(Json(updated.into()))
 }
 
 /// Delete a channel no category uses.
@@ -331,13 +344,20 @@ pub async fn update(
 )]
 pub async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    caller: Caller,
+    id: PathId,
 ) -> Result<StatusCode, ApiError> {
-    let project = project_of(&state, &headers).await?;
-    let id = path_id(id, "channel")?;
+    caller.may_change("deleting a channel")?;
+    let project = caller.project();
+    let id = id.parse("channel")?;
+    let current = owned(&state, project, id).await?;
     match state.store.delete_channel(project, id).await? {
-        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(true) => {
+            caller
+                .audit(&state, "channel.deleted", describe(&current))
+                .await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
         Ok(false) => Err(ApiError::NotFound(format!(
             "no channel {id} in this project"
         ))),
@@ -356,11 +376,12 @@ pub async fn delete(
 )]
 pub async fn test(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    caller: Caller,
+    id: PathId,
 ) -> Result<Json<TestResult>, ApiError> {
-    let project = project_of(&state, &headers).await?;
-    let id = path_id(id, "channel")?;
+    caller.may_change("sending a test notification")?;
+    let project = caller.project();
+    let id = id.parse("channel")?;
     let channel = owned(&state, project, id).await?;
     let now = state.clock.now();
     let n = Notification {
@@ -391,6 +412,18 @@ pub async fn test(
     if let Some(reason) = &disable {
         state.store.disable_channel(id, reason, now).await?;
     }
+    let answer = match &outcome {
+        SendOutcome::Answered { status, .. } => format!("HTTP {status}"),
+        SendOutcome::Failed { error, .. } => error.clone(),
+        SendOutcome::Paced(_) => "rate limited, not sent".to_owned(),
+    };
+    caller
+        .audit(
+            &state,
+            "channel.tested",
+            format!("{}: {answer}", describe(&channel)),
+        )
+        .await?;
     let result = match outcome {
         SendOutcome::Answered {
             status,

@@ -1,14 +1,14 @@
-//! The outbox as users see it: what was sent where, and every attempt. Secret key only.
+//! The outbox as users see it: what was sent where, and every attempt. Secret key, or any
+//! member of the project through the dashboard: see [`super::caller`].
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::channels::project_of;
+use super::caller::Caller;
 use crate::alerting::notification::Notification;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -69,10 +69,10 @@ pub struct DeliveryList {
 )]
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     params: Result<Query<DeliveriesParams>, QueryRejection>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let project = project_of(&state, &headers).await?;
+    let project = caller.project();
     let Query(p) = params.map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
     if let Some(s) = &p.status
         && !STATUSES.contains(&s.as_str())

@@ -1,8 +1,10 @@
 //! The HTTP surface. `router` is pure: tests drive it with `oneshot` or over a real socket.
 
+pub mod caller;
 pub mod categories;
 pub mod channels;
 pub mod dashboard;
+mod dashboard_openapi;
 pub mod deliveries;
 pub mod events;
 pub mod ingest;
@@ -18,7 +20,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use self::alerting_routes::alerting;
+pub use self::alerting_routes::alerting;
+use self::dashboard_openapi::DashboardMirror;
 use axum::{Json, Router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -37,9 +40,9 @@ use crate::state::AppState;
         channels::test, categories::create, categories::list, categories::get_one,
         categories::update, categories::delete, deliveries::list,
         rules::create, rules::list, rules::get, rules::update, rules::delete,
-        rules::preview, rules::alerts,
+        rules::preview, rules::preview_draft, rules::alerts,
     ),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &DashboardMirror),
 )]
 #[derive(Debug)]
 pub struct ApiDoc;
@@ -92,14 +95,7 @@ pub fn router(state: AppState) -> Router {
         .merge(dashboard::router())
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/stats", get(events::stats))
-        .merge(alerting())
-        .route("/api/v1/rules", get(rules::list).post(rules::create))
-        .route(
-            "/api/v1/rules/{id}",
-            get(rules::get).put(rules::update).delete(rules::delete),
-        )
-        .route("/api/v1/rules/{id}/preview", get(rules::preview))
-        .route("/api/v1/alerts", get(rules::alerts))
+        .merge(alerting(SECRET_KEY_PREFIX))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
@@ -143,37 +139,50 @@ async fn record_request(State(_): State<AppState>, req: Request, next: Next) -> 
     response
 }
 
+/// Where the alerting routes live for secret-key callers.
+pub const SECRET_KEY_PREFIX: &str = "/api/v1";
+/// Where the same routes live for the dashboard (session cookie and role).
+pub const DASHBOARD_PREFIX: &str = "/api/dash/projects/{project}";
+
 mod alerting_routes {
     use axum::Router;
     use axum::routing::{get, post};
 
-    use super::{categories, channels, deliveries};
+    use super::{categories, channels, deliveries, rules};
     use crate::state::AppState;
 
-    /// Channels, categories and deliveries.
-    pub(super) fn alerting() -> Router<AppState> {
+    /// Channels, categories, rules, alerts and deliveries under `prefix`. The same handlers
+    /// serve [`super::SECRET_KEY_PREFIX`] and [`super::DASHBOARD_PREFIX`]: their
+    /// [`super::caller::Caller`] argument tells them which project and what the caller may do.
+    pub fn alerting(prefix: &str) -> Router<AppState> {
+        let at = |path: &str| format!("{prefix}{path}");
         Router::new()
+            .route(&at("/channels"), get(channels::list).post(channels::create))
             .route(
-                "/api/v1/channels",
-                get(channels::list).post(channels::create),
-            )
-            .route(
-                "/api/v1/channels/{id}",
+                &at("/channels/{id}"),
                 get(channels::get_one)
                     .patch(channels::update)
                     .delete(channels::delete),
             )
-            .route("/api/v1/channels/{id}/test", post(channels::test))
+            .route(&at("/channels/{id}/test"), post(channels::test))
             .route(
-                "/api/v1/categories",
+                &at("/categories"),
                 get(categories::list).post(categories::create),
             )
             .route(
-                "/api/v1/categories/{id}",
+                &at("/categories/{id}"),
                 get(categories::get_one)
                     .put(categories::update)
                     .delete(categories::delete),
             )
-            .route("/api/v1/deliveries", get(deliveries::list))
+            .route(&at("/deliveries"), get(deliveries::list))
+            .route(&at("/rules"), get(rules::list).post(rules::create))
+            .route(&at("/rules/preview"), post(rules::preview_draft))
+            .route(
+                &at("/rules/{id}"),
+                get(rules::get).put(rules::update).delete(rules::delete),
+            )
+            .route(&at("/rules/{id}/preview"), get(rules::preview))
+            .route(&at("/alerts"), get(rules::alerts))
     }
 }

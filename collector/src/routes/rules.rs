@@ -1,21 +1,23 @@
-//! Alert rules and their history over HTTP (secret key): CRUD, a preview of the series with
-//! its threshold or anomaly band per bucket (what the dashboard draws), and the alerts list.
+//! Alert rules and their history over HTTP: CRUD, a preview of the series with its threshold
+//! or anomaly band per bucket (what the dashboard draws, for a saved rule or a draft), and the
+//! alerts list. Secret key, or a dashboard session (viewers read; developers and above
+//! change): see [`super::caller`].
 
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::caller::{Caller, PathId};
 use crate::alerting::rules::evaluate::{judge, latest_closed_bucket};
 use crate::alerting::rules::spec::{Condition, NoData, RuleSpec};
 use crate::alerting::rules::state::Phase;
-use crate::auth::{authenticate, key_from_headers};
-use crate::domain::{KeyKind, ProjectId};
+use crate::domain::ProjectId;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::store::{AlertRecord, RuleRecord};
@@ -71,7 +73,8 @@ pub struct PreviewPoint {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Preview {
-    pub rule_id: i64,
+    /// The saved rule previewed; null for a draft.
+    pub rule_id: Option<i64>,
     /// The series, in words.
     pub series: String,
     pub points: Vec<PreviewPoint>,
@@ -132,16 +135,6 @@ fn view(r: RuleRecord) -> Result<RuleView, ApiError> {
     })
 }
 
-async fn project(state: &AppState, headers: &HeaderMap) -> Result<ProjectId, ApiError> {
-    Ok(authenticate(
-        &state.store,
-        key_from_headers(headers)?.as_deref(),
-        KeyKind::Secret,
-    )
-    .await?
-    .project_id)
-}
-
 fn rule_body(body: Result<Json<serde_json::Value>, JsonRejection>) -> Result<RuleSpec, ApiError> {
     let Json(value) = body.map_err(|e| {
         ApiError::BadRequest(format!(
@@ -151,10 +144,24 @@ fn rule_body(body: Result<Json<serde_json::Value>, JsonRejection>) -> Result<Rul
     RuleSpec::parse(value).map_err(ApiError::BadRequest)
 }
 
-fn rule_id(id: Result<Path<i64>, PathRejection>) -> Result<i64, ApiError> {
-    id.map(|Path(id)| id).map_err(|_| {
+fn rule_id(id: &PathId) -> Result<i64, ApiError> {
+    id.parse("rule").map_err(|_| {
         ApiError::NotFound("rule ids are integers, as POST /api/v1/rules returned".into())
     })
+}
+
+/// How the audit log names a rule: `#4 "Signups" (count of signup per hour > 50)`.
+fn describe(id: i64, spec: &RuleSpec) -> String {
+    let condition = match &spec.condition {
+        Condition::Threshold { op, value } => format!("{} {value}", op.as_str()),
+        Condition::Anomaly { sensitivity, .. } => format!("anomaly, sensitivity {sensitivity}"),
+    };
+    format!(
+        "#{id} \"{}\" ({} {condition}{})",
+        spec.name,
+        spec.series.describe(),
+        if spec.enabled { "" } else { ", disabled" }
+    )
 }
 
 fn no_rule(id: i64) -> ApiError {
@@ -176,10 +183,11 @@ fn no_rule(id: i64) -> ApiError {
 )]
 pub async fn create(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RuleView>), ApiError> {
-    let project_id = project(&state, &headers).await?;
+    caller.may_change("creating a rule")?;
+    let project_id = caller.project();
     let spec = rule_body(body)?;
     if state.store.list_rules(project_id).await?.len() >= MAX_RULES_PER_PROJECT {
         return Err(ApiError::BadRequest(format!(
@@ -191,6 +199,9 @@ pub async fn create(
     let record = state
         .store
         .create_rule(project_id, &definition, spec.enabled, now)
+        .await?;
+    caller
+        .audit(&state, "rule.created", describe(record.id, &spec))
         .await?;
     Ok((StatusCode::CREATED, Json(view(record)?)))
 }
@@ -206,9 +217,9 @@ pub async fn create(
 )]
 pub async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<RuleList>, ApiError> {
-    let project_id = project(&state, &headers).await?;
+    let project_id = caller.project();
     let rules = state
         .store
         .list_rules(project_id)
@@ -231,11 +242,11 @@ pub async fn list(
 )]
 pub async fn get(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    caller: Caller,
+    id: PathId,
 ) -> Result<Json<RuleView>, ApiError> {
-    let project_id = project(&state, &headers).await?;
-    let id = rule_id(id)?;
+    let project_id = caller.project();
+    let id = rule_id(&id)?;
     let record = state
         .store
         .get_rule(project_id, id)
@@ -257,12 +268,13 @@ pub async fn get(
 )]
 pub async fn update(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    caller: Caller,
+    id: PathId,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<RuleView>, ApiError> {
-    let project_id = project(&state, &headers).await?;
-    let id = rule_id(id)?;
+    caller.may_change("changing a rule")?;
+    let project_id = caller.project();
+    let id = rule_id(&id)?;
     let spec = rule_body(body)?;
     let definition = serde_json::to_string(&spec).map_err(|e| ApiError::Internal(e.into()))?;
     let now = state.clock.now().timestamp_millis();
@@ -271,6 +283,9 @@ pub async fn update(
         .update_rule(project_id, id, &definition, spec.enabled, now)
         .await?
         .ok_or_else(|| no_rule(id))?;
+    caller
+        .audit(&state, "rule.updated", describe(id, &spec))
+        .await?;
     Ok(Json(view(record)?))
 }
 
@@ -286,13 +301,23 @@ pub async fn update(
 )]
 pub async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    caller: Caller,
+    id: PathId,
 ) -> Result<StatusCode, ApiError> {
-    let project_id = project(&state, &headers).await?;
-    let id = rule_id(id)?;
+    caller.may_change("deleting a rule")?;
+    let project_id = caller.project();
+    let id = rule_id(&id)?;
+    let current = state
+        .store
+        .get_rule(project_id, id)
+        .await?
+        .ok_or_else(|| no_rule(id))?;
+    let spec = view(current)?.rule;
     let now = state.clock.now().timestamp_millis();
     if state.store.delete_rule(project_id, id, now).await? {
+        caller
+            .audit(&state, "rule.deleted", describe(id, &spec))
+            .await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(no_rule(id))
@@ -313,12 +338,50 @@ pub async fn delete(
 )]
 pub async fn preview(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    id: Result<Path<i64>, PathRejection>,
+    caller: Caller,
+    id: PathId,
     params: Result<Query<PreviewParams>, QueryRejection>,
 ) -> Result<Json<Preview>, ApiError> {
-    let project_id = project(&state, &headers).await?;
-    let id = rule_id(id)?;
+    let project_id = caller.project();
+    let id = rule_id(&id)?;
+    let buckets = preview_buckets(params)?;
+    let record = state
+        .store
+        .get_rule(project_id, id)
+        .await?
+        .ok_or_else(|| no_rule(id))?;
+    let spec = view(record)?.rule;
+    Ok(Json(
+        series_preview(&state, project_id, Some(id), &spec, buckets).await?,
+    ))
+}
+
+/// The preview of a draft rule, not saved: what the dashboard's rule form draws while a rule
+/// is being written or edited. Reads only, so viewers may use it too.
+#[utoipa::path(
+    post, path = "/api/v1/rules/preview", tag = "alerting", request_body = RuleSpec,
+    params(PreviewParams),
+    responses(
+        (status = 200, body = Preview),
+        (status = 400, description = "Invalid rule or parameter: the message says what to fix", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+pub async fn preview_draft(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Result<Query<PreviewParams>, QueryRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<Preview>, ApiError> {
+    let buckets = preview_buckets(params)?;
+    let spec = rule_body(body)?;
+    Ok(Json(
+        series_preview(&state, caller.project(), None, &spec, buckets).await?,
+    ))
+}
+
+fn preview_buckets(params: Result<Query<PreviewParams>, QueryRejection>) -> Result<u32, ApiError> {
     let Query(params) = params.map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
     let buckets = params.buckets.unwrap_or(DEFAULT_PREVIEW_BUCKETS);
     if !(1..=MAX_PREVIEW_BUCKETS).contains(&buckets) {
@@ -326,12 +389,17 @@ pub async fn preview(
             "buckets must be between 1 and {MAX_PREVIEW_BUCKETS}, got {buckets}"
         )));
     }
-    let record = state
-        .store
-        .get_rule(project_id, id)
-        .await?
-        .ok_or_else(|| no_rule(id))?;
-    let spec = view(record)?.rule;
+    Ok(buckets)
+}
+
+/// The rule's series over its latest `buckets` closed buckets, judged as the evaluator judges.
+async fn series_preview(
+    state: &AppState,
+    project_id: ProjectId,
+    rule_id: Option<i64>,
+    spec: &RuleSpec,
+    buckets: u32,
+) -> Result<Preview, ApiError> {
     let width = spec.series.bucket.millis();
     let last = latest_closed_bucket(state.clock.now().timestamp_millis(), width);
     let first = last - i64::from(buckets - 1) * width;
@@ -359,7 +427,7 @@ pub async fn preview(
             (None, NoData::Zero) => Some(0.0),
             (None, _) => None,
         };
-        let judged = value.map(|v| judge(&spec, &points, b - history * width, b, v));
+        let judged = value.map(|v| judge(spec, &points, b - history * width, b, v));
         out.push(PreviewPoint {
             start: rfc3339(b),
             value,
@@ -371,11 +439,11 @@ pub async fn preview(
         });
         b += width;
     }
-    Ok(Json(Preview {
-        rule_id: id,
+    Ok(Preview {
+        rule_id,
         series: spec.series.describe(),
         points: out,
-    }))
+    })
 }
 
 /// Alert history, newest first: every time a rule fired, and when it resolved.
@@ -390,10 +458,10 @@ pub async fn preview(
 )]
 pub async fn alerts(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     params: Result<Query<AlertsParams>, QueryRejection>,
 ) -> Result<Json<AlertsPage>, ApiError> {
-    let project_id = project(&state, &headers).await?;
+    let project_id = caller.project();
     let Query(params) = params.map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=MAX_ALERTS_PAGE).contains(&limit) {

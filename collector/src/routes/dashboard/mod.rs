@@ -119,6 +119,7 @@ pub fn router() -> Router<AppState> {
             get(insights::sessions),
         )
         .route("/api/dash/projects/{project}/tail", get(insights::tail))
+        .merge(super::alerting(super::DASHBOARD_PREFIX))
         .layer(axum::middleware::map_response(no_basic_auth_prompt))
 }
 

@@ -1,0 +1,48 @@
+// Helpers shared by the dashboard's pages: DOM building, the JSON API (with the session's CSRF
+// token on every change), formatting and theme colours.
+
+export const DAY = 86400000, HOUR = 3600000;
+export const $ = (sel, root = document) => root.querySelector(sel);
+
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'style') el.style.cssText = v; // CSSOM: allowed by the CSP, unlike style=
+    else if (v !== undefined && v !== null && v !== false) el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) el.append(c instanceof Node ? c : document.createTextNode(String(c ?? '')));
+  return el;
+}
+
+let csrf = null;
+/// The session's CSRF token, sent with every change (null when logged out).
+export function setCsrf(token) { csrf = token; }
+
+export async function api(path, { method = 'GET', body } = {}) {
+  const headers = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && csrf) headers['x-csrf-token'] = csrf;
+  const resp = await fetch(path, { method, headers, credentials: 'same-origin',
+    body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = await resp.json().catch(() => null);
+  if (!resp.ok) {
+    const err = new Error(data?.message || `HTTP ${resp.status}`);
+    err.status = resp.status;
+    throw err;
+  }
+  return data;
+}
+
+export const fmt = (n) => n == null ? '–' : Number(n).toLocaleString(undefined, { maximumFractionDigits: 2 });
+export const pct = (x) => `${(x * 100).toFixed(1)}%`;
+export const iso = (ms) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16);
+export const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+
+export function card(title, ...body) {
+  return h('section', { class: 'card' }, title ? h('h2', {}, title) : '', ...body);
+}
+
+export function errorBox(e) {
+  return h('p', { class: 'error', role: 'alert' }, e.message);
+}
