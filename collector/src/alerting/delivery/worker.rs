@@ -252,7 +252,8 @@ pub fn next_state(
             NextState::Dead,
             Some(format!(
                 "the webhook answered HTTP {status} ({}): it was deleted or its URL/token is wrong. \
-                 Fix the URL and re-enable the channel (PATCH /api/v1/channels/ID with \"enabled\": true)",
+                 Fix the URL and re-enable the channel (dashboard: Alerts → Channels → Re-enable; \
+                 API: PATCH /api/v1/channels/ID with \"enabled\": true)",
                 if excerpt.is_empty() {
                     "no body"
                 } else {
