@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
 use crate::store::analytics::ScannedEvent;
 
@@ -109,13 +110,15 @@ pub struct SeriesSpec {
     pub top: usize,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct NamedSeries {
     pub name: String,
     pub values: Vec<Option<f64>>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// In `/openapi.json` as `ChartSeries` (the alerting rules have their own `Series`).
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+#[schema(as = ChartSeries)]
 pub struct Series {
     /// Start of each bucket, unix milliseconds.
     pub buckets: Vec<i64>,
@@ -229,7 +232,7 @@ fn aggregate(agg: Agg, values: &mut [f64], users: usize, count: u64) -> Option<f
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct FunnelStep {
     pub event: String,
     /// Users who reached this step, in order, within the window of their first step.
@@ -288,7 +291,7 @@ pub fn funnel(events: &[ScannedEvent], steps: &[String], window_ms: i64) -> Vec<
         .collect()
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct Cohort {
     /// Start of the period the cohort's users were first seen in (unix ms).
     pub start: i64,
@@ -339,7 +342,7 @@ pub fn retention(events: &[ScannedEvent], from: i64, to: i64, period_ms: i64) ->
         .collect()
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct SessionStats {
     pub sessions: u64,
     /// Mean of (last event − first event) per session, in seconds.
@@ -390,7 +393,7 @@ pub fn sessions(events: &[ScannedEvent]) -> SessionStats {
 }
 
 /// A Core Web Vital and its thresholds (web.dev): good ≤ `good`, poor > `poor`.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 pub struct Vital {
     pub metric: &'static str,
     pub good: f64,
@@ -431,7 +434,7 @@ pub const VITALS: [Vital; 5] = [
     },
 ];
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct VitalSummary {
     pub samples: u64,
     pub p75: Option<f64>,
@@ -464,7 +467,7 @@ fn summarise(values: &mut [f64], v: &Vital) -> VitalSummary {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct VitalReport {
     pub vital: Vital,
     pub overall: VitalSummary,
@@ -474,7 +477,7 @@ pub struct VitalReport {
     pub trend: Vec<Option<f64>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct VitalsReport {
     pub buckets: Vec<i64>,
     pub metrics: Vec<VitalReport>,

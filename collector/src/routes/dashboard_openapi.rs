@@ -6,7 +6,9 @@
 use utoipa::Modify;
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
-use utoipa::openapi::{Object, OpenApi, Required, Type};
+use utoipa::openapi::{
+    ContentBuilder, Object, OpenApi, Ref, RefOr, Required, ResponseBuilder, Type,
+};
 
 use super::dashboard::{CSRF_HEADER, SESSION_COOKIE};
 use super::{DASHBOARD_PREFIX, SECRET_KEY_PREFIX};
@@ -92,10 +94,42 @@ fn dashboard_operation(op: &mut Operation, changes: bool) {
     }
     params.extend(op.parameters.take().unwrap_or_default());
     op.parameters = Some(params);
+    let mut errors = vec![
+        ("401", "Not logged in, or the session expired"),
+        (
+            "404",
+            "No such project among the user's (or nothing with that id in it)",
+        ),
+    ];
+    if changes {
+        errors.push((
+            "403",
+            "Below the developer role, missing or wrong X-CSRF-Token, or a cross-site Origin",
+        ));
+    }
+    for (status, why) in errors {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| error_response(why));
+    }
     op.security = Some(vec![SecurityRequirement::new(
         "session",
         Vec::<String>::new(),
     )]);
+}
+
+/// A response with the API's error body.
+fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .into()
 }
 
 fn param(name: &str, at: ParameterIn, description: &str) -> Parameter {

@@ -52,7 +52,7 @@ pub struct SessionRecord {
     pub expires_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Member {
     pub user_id: i64,
     pub email: String,
@@ -61,7 +61,7 @@ pub struct Member {
 }
 
 /// One line of the audit log.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub project_id: Option<ProjectId>,
     pub user_id: Option<i64>,

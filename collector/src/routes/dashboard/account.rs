@@ -3,19 +3,22 @@
 use std::time::Duration;
 
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use governor::clock::Clock as _;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{SESSION_COOKIE, Session, behind_tls, check_origin, client_ip};
 use crate::domain::account::{SessionToken, hash_password, random_token, verify_password};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::routes::channels::json_body;
 use crate::state::AppState;
 use crate::store::accounts::AuditEntry;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionInfo {
     pub user_id: i64,
     pub email: String,
@@ -37,11 +40,29 @@ impl From<&Session> for SessionInfo {
     }
 }
 
+/// The answer of a change that has nothing else to say.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Done {
+    /// Always `true`.
+    pub success: bool,
+}
+
+const DONE: Done = Done { success: true };
+
+#[utoipa::path(
+    get, path = "/api/dash/session", tag = "dashboard",
+    description = "The logged-in user and the CSRF token to send with changes.",
+    responses(
+        (status = 200, body = SessionInfo),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn current(session: Session) -> Json<SessionInfo> {
     Json(SessionInfo::from(&session))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct Login {
     email: String,
     password: String,
@@ -49,6 +70,21 @@ pub struct Login {
 
 /// Checks the password, starts a session and sets its cookie. Wrong e-mail and wrong password
 /// get the same answer. Rate limited per address and per e-mail.
+#[utoipa::path(
+    post, path = "/api/dash/session", tag = "dashboard", request_body = Login,
+    description = "Logs in: sets the `pulseline_session` cookie (HttpOnly, SameSite=Lax) and \
+                   answers the session with its CSRF token. Rate limited per client address and \
+                   per e-mail (PULSELINE_LOGIN_ATTEMPTS_PER_MINUTE).",
+    responses(
+        (status = 200, body = SessionInfo,
+            headers(("set-cookie" = String, description = "The session cookie"))),
+        (status = 400, description = "Not a JSON {email, password} body", body = ErrorBody),
+        (status = 401, description = "Wrong e-mail or password (the same answer for both)",
+            body = ErrorBody),
+        (status = 403, description = "Origin is another site", body = ErrorBody),
+        (status = 429, description = "Too many attempts; see Retry-After", body = ErrorBody),
+    )
+)]
 pub async fn login(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let (mut parts, body) = req.into_parts();
     check_origin(&parts.headers, &state.dashboard.config)?;
@@ -142,6 +178,18 @@ fn unknown_user_hash() -> &'static str {
 }
 
 /// Ends the session (the row is deleted; the cookie is cleared).
+#[utoipa::path(
+    delete, path = "/api/dash/session", tag = "dashboard",
+    params(("x-csrf-token" = String, Header, description = "The csrf_token of GET /api/dash/session.")),
+    responses(
+        (status = 200, body = Done,
+            headers(("set-cookie" = String, description = "Clears the session cookie"))),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 403, description = "Missing or wrong X-CSRF-Token, or a cross-site Origin",
+            body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -157,7 +205,7 @@ pub async fn logout(
         )
         .await?;
     let secure = behind_tls(&headers, &state.dashboard.config);
-    let mut response = Json(serde_json::json!({"success": true})).into_response();
+    let mut response = Json(DONE).into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_str(&format!(
@@ -169,18 +217,33 @@ pub async fn logout(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct PasswordChange {
     current_password: String,
     new_password: String,
 }
 
 /// Changes the password; every other session of the user ends.
+#[utoipa::path(
+    post, path = "/api/dash/password", tag = "dashboard", request_body = PasswordChange,
+    description = "Changes the password; every other session of the user ends.",
+    params(("x-csrf-token" = String, Header, description = "The csrf_token of GET /api/dash/session.")),
+    responses(
+        (status = 200, body = Done),
+        (status = 400, description = "Not a JSON {current_password, new_password} body, or \
+                                      an unacceptable new password", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 403, description = "The current password is wrong, or missing or wrong \
+                                      X-CSRF-Token, or a cross-site Origin", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn change_password(
     State(state): State<AppState>,
     session: Session,
-    Json(form): Json<PasswordChange>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    form: Result<Json<PasswordChange>, JsonRejection>,
+) -> Result<Json<Done>, ApiError> {
+    let form = json_body(form)?;
     let stored = session.record.user.password_hash.clone();
     let (ok, new_hash) = tokio::task::spawn_blocking(move || {
         let ok = verify_password(&form.current_password, &stored);
@@ -206,5 +269,5 @@ pub async fn change_password(
             session.record.user.email.clone(),
         )
         .await?;
-    Ok(Json(serde_json::json!({"success": true})))
+    Ok(Json(DONE))
 }

@@ -6,19 +6,21 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
-use super::Session;
+use super::{PathIds, ProjectPath, Session, query_error};
 use crate::analytics::{self, Agg, SeriesSpec};
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::store::analytics::ScannedEvent;
 use crate::store::{DAY_MS, HOUR_MS};
@@ -34,12 +36,21 @@ pub const TAIL_OVERLAP_MS: i64 = 15_000;
 pub const TAIL_BATCH: i64 = 500;
 /// Rows the explore table shows.
 pub const TABLE_ROWS: usize = 200;
+/// Latest time a range may name: 9999-12-31T23:59:59.999Z, in unix milliseconds (ranges start
+/// at 0, the epoch). Keeps the range's arithmetic far from overflow.
+pub const MAX_TIME_MS: i64 = 253_402_300_799_999;
+/// Longest funnel window: a year.
+pub const MAX_FUNNEL_WINDOW_SECS: i64 = 366 * 86_400;
 
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RangeParams {
+    /// Start, unix milliseconds (default: `to` minus 7 days; funnel 30, retention 14).
     from: Option<i64>,
+    /// End, exclusive, unix milliseconds (default: now). At most 253402300799999 (year 9999).
     to: Option<i64>,
-    /// Bucket size in milliseconds (default: picked from the range).
+    /// Bucket size in milliseconds (default: picked from the range). At least one minute and
+    /// at most 5000 buckets in the range.
     bucket: Option<i64>,
 }
 
@@ -51,6 +62,15 @@ struct Range {
 
 fn range(state: &AppState, p: &RangeParams, default_days: i64) -> Result<Range, ApiError> {
     let now = state.clock.now().timestamp_millis();
+    for (name, value) in [("from", p.from), ("to", p.to)] {
+        if let Some(v) = value
+            && !(0..=MAX_TIME_MS).contains(&v)
+        {
+            return Err(ApiError::BadRequest(format!(
+                "{name} ({v}) must be unix milliseconds from 0 to {MAX_TIME_MS} (year 9999)"
+            )));
+        }
+    }
     let to = p.to.unwrap_or(now);
     let from = p.from.unwrap_or(to - default_days * DAY_MS);
     if from >= to {
@@ -96,7 +116,7 @@ async fn scan(
     Ok(rows)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Overview {
     pub events_today: i64,
     /// Distinct users (user id, else anonymous id) active today, in the last 7 and in the last
@@ -115,10 +135,21 @@ pub struct Overview {
 }
 
 /// Overview: all from rollups (hourly counts, daily active users), never from events.
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}/overview", tag = "dashboard", params(ProjectPath),
+    description = "Today's events, active users and the last 24 hours and 30 days (UTC).",
+    responses(
+        (status = 200, body = Overview),
+        (status = 400, description = "The project id is not an integer", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn overview(
     State(state): State<AppState>,
     session: Session,
-    Path(project): Path<ProjectId>,
+    PathIds(project): PathIds<ProjectId>,
 ) -> Result<Json<Overview>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
     let now = state.clock.now().timestamp_millis();
@@ -172,10 +203,23 @@ pub async fn overview(
 }
 
 /// Event names seen in the last 30 days, most frequent first (for pickers).
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}/event-names", tag = "dashboard",
+    params(ProjectPath),
+    description = "Event names of the last 30 days with their counts, most frequent first: \
+                   `[[name, count], …]`.",
+    responses(
+        (status = 200, body = Vec<(String, i64)>),
+        (status = 400, description = "The project id is not an integer", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn event_names(
     State(state): State<AppState>,
     session: Session,
-    Path(project): Path<ProjectId>,
+    PathIds(project): PathIds<ProjectId>,
 ) -> Result<Json<Vec<(String, i64)>>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
     let now = state.clock.now().timestamp_millis();
@@ -192,10 +236,15 @@ pub async fn event_names(
     Ok(Json(out))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SeriesParams {
+    /// Start, unix milliseconds (default: `to` minus 7 days).
     from: Option<i64>,
+    /// End, exclusive, unix milliseconds (default: now). At most 253402300799999 (year 9999).
     to: Option<i64>,
+    /// Bucket size in milliseconds (default: picked from the range). At least one minute and
+    /// at most 5000 buckets in the range.
     bucket: Option<i64>,
     /// One event name (track event, or `$page`…); all events when absent.
     event: Option<String>,
@@ -208,7 +257,8 @@ pub struct SeriesParams {
     filter_value: Option<String>,
     /// One series per value of this property.
     group_by: Option<String>,
-    /// How many groups to keep (default 5); the rest is "(other)".
+    /// How many groups to keep (default 5, clamped to 1..=20); the rest is "(other)".
+    #[param(minimum = 0)]
     top: Option<usize>,
     /// `csv` for a download.
     format: Option<String>,
@@ -222,13 +272,32 @@ fn empty_to_none(s: &Option<String>) -> Option<String> {
 
 /// A chart's series. Plain counts read the hourly rollups; anything with a property, filter,
 /// group or a bucket under an hour reads the range's events.
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}/series", tag = "dashboard",
+    params(ProjectPath, SeriesParams),
+    description = "A chart: one series (or one per `group_by` value) of the aggregate per \
+                   bucket. `format=csv` downloads it (a `bucket` column, one column per series).",
+    responses(
+        (status = 200, content(
+            (analytics::Series = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "An invalid parameter (says which), or more events in the \
+                                      range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
+            body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn series(
     State(state): State<AppState>,
     session: Session,
-    Path(project): Path<ProjectId>,
-    Query(p): Query<SeriesParams>,
+    PathIds(project): PathIds<ProjectId>,
+    p: Result<Query<SeriesParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    let Query(p) = p.map_err(query_error)?;
     let r = range(&state, &p.range(), 7)?;
     let agg = Agg::parse(p.agg.as_deref().unwrap_or("count")).map_err(ApiError::BadRequest)?;
     let property = empty_to_none(&p.property);
@@ -348,14 +417,48 @@ fn csv_response(w: csv::Writer<Vec<u8>>, name: &str) -> Result<Response, ApiErro
         .into_response())
 }
 
+/// One row of the explore table.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventRow {
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub timestamp: i64,
+    pub event: String,
+    /// User id, else anonymous id.
+    pub user: Option<String>,
+    #[schema(value_type = Object)]
+    pub properties: Value,
+}
+
 /// The events behind a chart: newest first (the last 200 as JSON; all of them as CSV).
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}/events", tag = "dashboard",
+    params(ProjectPath, SeriesParams),
+    description = "The events behind a chart (`event`, `filter_property`/`filter_value`), \
+                   newest first: the last 200 as JSON, all of them with `format=csv` (columns \
+                   timestamp, event, user, message_id, properties). The aggregate parameters \
+                   are ignored.",
+    responses(
+        (status = 200, content(
+            (Vec<EventRow> = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "An invalid parameter (says which), or more events in the \
+                                      range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
+            body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn events(
     State(state): State<AppState>,
     session: Session,
-    Path(project): Path<ProjectId>,
-    Query(p): Query<SeriesParams>,
+    PathIds(project): PathIds<ProjectId>,
+    p: Result<Query<SeriesParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    let Query(p) = p.map_err(query_error)?;
     let r = range(&state, &p.range(), 7)?;
     let event = empty_to_none(&p.event);
     let filter = match (empty_to_none(&p.filter_property), p.filter_value.clone()) {
@@ -385,51 +488,87 @@ pub async fn events(
         }
         return csv_response(w, "events.csv");
     }
-    let rows: Vec<Value> = matching
+    let rows: Vec<EventRow> = matching
         .take(TABLE_ROWS)
-        .map(|(e, body)| {
-            serde_json::json!({
-                "seq": e.seq,
-                "timestamp": e.ts,
-                "event": e.name,
-                "user": e.user_key,
-                "properties": body.get("properties").cloned().unwrap_or(Value::Null),
-            })
+        .map(|(e, body)| EventRow {
+            seq: e.seq,
+            timestamp: e.ts,
+            event: e.name,
+            user: e.user_key,
+            properties: body.get("properties").cloned().unwrap_or(Value::Null),
         })
         .collect();
     Ok(Json(rows).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}/vitals", tag = "dashboard",
+    params(ProjectPath, RangeParams),
+    description = "Core Web Vitals of the range: p75 and the good / needs improvement / poor \
+                   shares, overall, per page and per bucket.",
+    responses(
+        (status = 200, body = analytics::VitalsReport),
+        (status = 400, description = "An invalid parameter (says which), or more events in the \
+                                      range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
+            body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn vitals(
     State(state): State<AppState>,
     session: Session,
-    Path(project): Path<ProjectId>,
-    Query(p): Query<RangeParams>,
+    PathIds(project): PathIds<ProjectId>,
+    p: Result<Query<RangeParams>, QueryRejection>,
 ) -> Result<Json<analytics::VitalsReport>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    let Query(p) = p.map_err(query_error)?;
     let r = range(&state, &p, 7)?;
     let rows = scan(&state, project, &r, Some(analytics::WEB_VITAL_EVENT)).await?;
     Ok(Json(analytics::web_vitals(&rows, r.from, r.to, r.bucket)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FunnelParams {
+    /// Start, unix milliseconds (default: `to` minus 30 days).
     from: Option<i64>,
+    /// End, exclusive, unix milliseconds (default: now). At most 253402300799999 (year 9999).
     to: Option<i64>,
+    /// Not used by the funnel; checked like every range's.
     bucket: Option<i64>,
-    /// Step event names, comma-separated, in order.
+    /// Step event names, comma-separated, in order: 2 to 10.
     steps: String,
-    /// Seconds from the first step within which the others must happen (default 1 day).
+    /// Seconds from the first step within which the others must happen (default 1 day; 1 to
+    /// 31622400, a year).
     window_secs: Option<i64>,
 }
 
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}/funnel", tag = "dashboard",
+    params(ProjectPath, FunnelParams),
+    description = "An ordered funnel: users per step, conversion from the first step and \
+                   drop-off from the previous one.",
+    responses(
+        (status = 200, body = Vec<analytics::FunnelStep>),
+        (status = 400, description = "An invalid parameter (says which): no `steps`, fewer than \
+                                      2 or more than 10 steps, a window out of bounds, or more \
+                                      events in the range than \
+                                      PULSELINE_DASHBOARD_MAX_SCAN_EVENTS", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn funnel(
     State(state): State<AppState>,
     session: Session,
-    Path(project): Path<ProjectId>,
-    Query(p): Query<FunnelParams>,
+    PathIds(project): PathIds<ProjectId>,
+    p: Result<Query<FunnelParams>, QueryRejection>,
 ) -> Result<Json<Vec<analytics::FunnelStep>>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    let Query(p) = p.map_err(query_error)?;
     let r = range(&state, &p.range(), 30)?;
     let steps: Vec<String> = p
         .steps
@@ -442,27 +581,53 @@ pub async fn funnel(
             "a funnel needs 2 to 10 steps: steps=Signed Up,Activated,Paid".into(),
         ));
     }
-    let window = p.window_secs.unwrap_or(86_400).max(1) * 1000;
+    let window_secs = p.window_secs.unwrap_or(86_400);
+    if !(1..=MAX_FUNNEL_WINDOW_SECS).contains(&window_secs) {
+        return Err(ApiError::BadRequest(format!(
+            "window_secs ({window_secs}) must be 1 to {MAX_FUNNEL_WINDOW_SECS} (a year)"
+        )));
+    }
+    let window = window_secs * 1000;
     let rows = scan(&state, project, &r, None).await?;
     Ok(Json(analytics::funnel(&rows, &steps, window)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RetentionParams {
+    /// Start, unix milliseconds (default: `to` minus 14 days).
     from: Option<i64>,
+    /// End, exclusive, unix milliseconds (default: now). At most 253402300799999 (year 9999).
     to: Option<i64>,
+    /// Not used by retention; checked like every range's.
     bucket: Option<i64>,
     /// `day` (default) or `week`.
     period: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}/retention", tag = "dashboard",
+    params(ProjectPath, RetentionParams),
+    description = "Cohorts by the period users were first seen in, and the share of each \
+                   active in the periods after.",
+    responses(
+        (status = 200, body = Vec<analytics::Cohort>),
+        (status = 400, description = "An invalid parameter (says which), or more events in the \
+                                      range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
+            body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn retention(
     State(state): State<AppState>,
     session: Session,
-    Path(project): Path<ProjectId>,
-    Query(p): Query<RetentionParams>,
+    PathIds(project): PathIds<ProjectId>,
+    p: Result<Query<RetentionParams>, QueryRejection>,
 ) -> Result<Json<Vec<analytics::Cohort>>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    let Query(p) = p.map_err(query_error)?;
     let r = range(&state, &p.range(), 14)?;
     let period = match p.period.as_deref().unwrap_or("day") {
         "day" => DAY_MS,
@@ -477,13 +642,29 @@ pub async fn retention(
     Ok(Json(analytics::retention(&rows, r.from, r.to, period)))
 }
 
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}/sessions", tag = "dashboard",
+    params(ProjectPath, RangeParams),
+    description = "Sessions of the range (a user's events with no gap over 30 minutes): count, \
+                   mean length and bounce rate.",
+    responses(
+        (status = 200, body = analytics::SessionStats),
+        (status = 400, description = "An invalid parameter (says which), or more events in the \
+                                      range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
+            body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn sessions(
     State(state): State<AppState>,
     session: Session,
-    Path(project): Path<ProjectId>,
-    Query(p): Query<RangeParams>,
+    PathIds(project): PathIds<ProjectId>,
+    p: Result<Query<RangeParams>, QueryRejection>,
 ) -> Result<Json<analytics::SessionStats>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    let Query(p) = p.map_err(query_error)?;
     let r = range(&state, &p, 7)?;
     let rows = scan(&state, project, &r, None).await?;
     Ok(Json(analytics::sessions(&rows)))
@@ -498,10 +679,24 @@ struct Tail {
 /// Server-sent events: every second, an `events` message with what arrived since the last
 /// (at most 500), starting with the last minute. Correct across replicas and late commits:
 /// it re-reads an overlapping window and skips what it already sent.
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}/tail", tag = "dashboard", params(ProjectPath),
+    description = "Server-sent events that do not end: every second an `events` message whose \
+                   data is a JSON array of the events received since the last one (at most 500; \
+                   the first covers the last minute), shaped as GET /api/v1/events' items; an \
+                   `error` message while storage is unavailable.",
+    responses(
+        (status = 200, content_type = "text/event-stream", body = String),
+        (status = 400, description = "The project id is not an integer", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn tail(
     State(state): State<AppState>,
     session: Session,
-    Path(project): Path<ProjectId>,
+    PathIds(project): PathIds<ProjectId>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
     let start = state.clock.now().timestamp_millis() - 60_000;

@@ -14,11 +14,14 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use axum::routing::{get, post};
 use chrono::Duration;
+use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
 
 use crate::config::DashboardConfig;
 use crate::domain::ProjectId;
@@ -129,6 +132,56 @@ async fn no_basic_auth_prompt(mut response: axum::response::Response) -> axum::r
     response.headers_mut().remove(header::WWW_AUTHENTICATE);
     response
 }
+
+/// `Path`, with a malformed id answered like every other error: 400 with a JSON body that says
+/// what to send (axum's own rejection is plain text).
+#[derive(Debug)]
+pub struct PathIds<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for PathIds<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(ids)| Self(ids))
+            .map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "{}: ids in the path are integers (projects from GET /api/dash/projects)",
+                    e.body_text()
+                ))
+            })
+    }
+}
+
+/// A query string that does not parse, answered with the reason.
+pub fn query_error(e: QueryRejection) -> ApiError {
+    ApiError::BadRequest(format!("invalid query: {}", e.body_text()))
+}
+
+/// `{project}` in `/openapi.json`.
+#[derive(Debug, IntoParams)]
+#[into_params(names("project"), parameter_in = Path)]
+pub struct ProjectPath(
+    /// The project id (GET /api/dash/projects).
+    pub ProjectId,
+);
+
+/// `{key}` in `/openapi.json`.
+#[derive(Debug, IntoParams)]
+#[into_params(names("key"), parameter_in = Path)]
+pub struct KeyPath(
+    /// The key's id (GET /api/dash/projects/{project}/keys).
+    pub i64,
+);
+
+/// The CSRF header of state-changing requests, in `/openapi.json`.
+#[derive(Debug, IntoParams)]
+#[into_params(names("x-csrf-token"), parameter_in = Header)]
+pub struct CsrfHeader(
+    /// The csrf_token of GET /api/dash/session.
+    pub String,
+);
 
 /// The logged-in user of a request. Extracting it also enforces CSRF on unsafe methods.
 #[derive(Debug, Clone)]

@@ -2,20 +2,23 @@
 //! admins manage members; owners make owners.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::{Session, no_such_project};
+use super::{CsrfHeader, KeyPath, PathIds, ProjectPath, Session, no_such_project};
 use crate::domain::account::{Email, Role};
 use crate::domain::{KeyKind, ProjectId};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::projects;
+use crate::routes::channels::json_body;
 use crate::state::AppState;
 use crate::store::accounts::{AuditEntry, Member};
 use crate::store::{KeyRecord, next_month_start};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProjectView {
     pub id: ProjectId,
     pub name: String,
@@ -24,6 +27,15 @@ pub struct ProjectView {
     pub created_at: DateTime<Utc>,
 }
 
+#[utoipa::path(
+    get, path = "/api/dash/projects", tag = "dashboard",
+    description = "The projects the user is a member of, with the user's role in each.",
+    responses(
+        (status = 200, body = Vec<ProjectView>),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     session: Session,
@@ -43,17 +55,45 @@ pub async fn list(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct NewProject {
+    /// 1 to 100 characters.
     name: String,
 }
 
+/// A project just created, with its two keys: the only time they are shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedProject {
+    pub id: ProjectId,
+    pub name: String,
+    /// The `plw_` key the SDKs send events with.
+    pub write_key: String,
+    /// The `pls_` key of the read and alerting APIs.
+    pub secret_key: String,
+}
+
 /// Any user may create a project; they become its owner. Its keys are shown once.
+#[utoipa::path(
+    post, path = "/api/dash/projects", tag = "dashboard", request_body = NewProject,
+    description = "Creates a project (on PULSELINE_DEFAULT_PLAN) owned by the user. Its keys \
+                   are in this answer only.",
+    params(CsrfHeader),
+    responses(
+        (status = 200, body = CreatedProject),
+        (status = 400, description = "Not a JSON {name} body, or a name not of 1 to 100 \
+                                      characters", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 403, description = "Missing or wrong X-CSRF-Token, or a cross-site Origin",
+            body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn create(
     State(state): State<AppState>,
     session: Session,
-    Json(form): Json<NewProject>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    form: Result<Json<NewProject>, JsonRejection>,
+) -> Result<Json<CreatedProject>, ApiError> {
+    let form = json_body(form)?;
     let name = form.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::BadRequest(
@@ -75,18 +115,28 @@ pub async fn create(
             name.to_owned(),
         )
         .await?;
-    Ok(Json(serde_json::json!({
-        "id": keys.project_id,
-        "name": keys.name,
-        "write_key": keys.write_key,
-        "secret_key": keys.secret_key,
-    })))
+    Ok(Json(CreatedProject {
+        id: keys.project_id,
+        name: keys.name,
+        write_key: keys.write_key,
+        secret_key: keys.secret_key,
+    }))
 }
 
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}", tag = "dashboard", params(ProjectPath),
+    responses(
+        (status = 200, body = ProjectView),
+        (status = 400, description = "The project id is not an integer", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn show(
     State(state): State<AppState>,
     session: Session,
-    Path(project): Path<ProjectId>,
+    PathIds(project): PathIds<ProjectId>,
 ) -> Result<Json<ProjectView>, ApiError> {
     let role = session.require(&state, project, Role::Viewer).await?;
     let p = state
@@ -103,9 +153,10 @@ pub async fn show(
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct KeyView {
     pub id: i64,
+    /// `write` or `secret`.
     pub kind: &'static str,
     pub prefix: String,
     pub created_at: DateTime<Utc>,
@@ -126,28 +177,57 @@ fn key_view(k: KeyRecord, key: Option<String>) -> KeyView {
     }
 }
 
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}/keys", tag = "dashboard", params(ProjectPath),
+    description = "The project's keys (prefixes only), revoked ones included.",
+    responses(
+        (status = 200, body = Vec<KeyView>),
+        (status = 400, description = "The project id is not an integer", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn keys(
     State(state): State<AppState>,
     session: Session,
-    Path(project): Path<ProjectId>,
+    PathIds(project): PathIds<ProjectId>,
 ) -> Result<Json<Vec<KeyView>>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
     let keys = state.store.list_keys(Some(project)).await?;
     Ok(Json(keys.into_iter().map(|k| key_view(k, None)).collect()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct NewKey {
+    /// `write` or `secret`.
     kind: String,
 }
 
+#[utoipa::path(
+    post, path = "/api/dash/projects/{project}/keys", tag = "dashboard", request_body = NewKey,
+    description = "Issues a new key; the key itself is in this answer only. Developer role or \
+                   higher.",
+    params(ProjectPath, CsrfHeader),
+    responses(
+        (status = 200, body = KeyView),
+        (status = 400, description = "Not a JSON {kind} body, an unknown kind, or a \
+                                      non-integer project id", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 403, description = "Below the developer role, missing or wrong X-CSRF-Token, \
+                                      or a cross-site Origin", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn create_key(
     State(state): State<AppState>,
     session: Session,
-    Path(project): Path<ProjectId>,
-    Json(form): Json<NewKey>,
+    PathIds(project): PathIds<ProjectId>,
+    form: Result<Json<NewKey>, JsonRejection>,
 ) -> Result<Json<KeyView>, ApiError> {
     session.require(&state, project, Role::Developer).await?;
+    let form = json_body(form)?;
     let kind = KeyKind::parse(&form.kind).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "unknown key kind '{}': use write or secret",
@@ -186,10 +266,26 @@ async fn project_key(
         .ok_or_else(|| ApiError::NotFound(format!("project {project} has no key {key_id}")))
 }
 
+#[utoipa::path(
+    post, path = "/api/dash/projects/{project}/keys/{key}/rotate", tag = "dashboard",
+    description = "Revokes the key and issues one of the same kind; the new key is in this \
+                   answer only. Developer role or higher.",
+    params(ProjectPath, KeyPath, CsrfHeader),
+    responses(
+        (status = 200, body = KeyView),
+        (status = 400, description = "A non-integer id in the path", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 403, description = "Below the developer role, missing or wrong X-CSRF-Token, \
+                                      or a cross-site Origin", body = ErrorBody),
+        (status = 404, description = "No such project among the user's, or no such key in it",
+            body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn rotate_key(
     State(state): State<AppState>,
     session: Session,
-    Path((project, key_id)): Path<(ProjectId, i64)>,
+    PathIds((project, key_id)): PathIds<(ProjectId, i64)>,
 ) -> Result<Json<KeyView>, ApiError> {
     session.require(&state, project, Role::Developer).await?;
     let old = project_key(&state, project, key_id).await?;
@@ -210,10 +306,25 @@ pub async fn rotate_key(
     )))
 }
 
+#[utoipa::path(
+    post, path = "/api/dash/projects/{project}/keys/{key}/revoke", tag = "dashboard",
+    description = "Revokes the key: it stops working at once. Developer role or higher.",
+    params(ProjectPath, KeyPath, CsrfHeader),
+    responses(
+        (status = 200, body = KeyView),
+        (status = 400, description = "A non-integer id in the path", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 403, description = "Below the developer role, missing or wrong X-CSRF-Token, \
+                                      or a cross-site Origin", body = ErrorBody),
+        (status = 404, description = "No such project among the user's, or no such key in it",
+            body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn revoke_key(
     State(state): State<AppState>,
     session: Session,
-    Path((project, key_id)): Path<(ProjectId, i64)>,
+    PathIds((project, key_id)): PathIds<(ProjectId, i64)>,
 ) -> Result<Json<KeyView>, ApiError> {
     session.require(&state, project, Role::Developer).await?;
     project_key(&state, project, key_id).await?;
@@ -233,30 +344,63 @@ pub async fn revoke_key(
     Ok(Json(key_view(revoked, None)))
 }
 
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}/members", tag = "dashboard", params(ProjectPath),
+    responses(
+        (status = 200, body = Vec<Member>),
+        (status = 400, description = "The project id is not an integer", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn members(
     State(state): State<AppState>,
     session: Session,
-    Path(project): Path<ProjectId>,
+    PathIds(project): PathIds<ProjectId>,
 ) -> Result<Json<Vec<Member>>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
     Ok(Json(state.store.list_members(project).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct MemberForm {
+    /// An existing user's e-mail address.
     email: String,
+    /// `viewer`, `developer`, `admin` or `owner`.
     role: String,
 }
 
 /// Adds a member or changes a member's role. Admins manage developers and viewers and other
 /// admins; only owners grant or take away ownership; the last owner stays.
+#[utoipa::path(
+    post, path = "/api/dash/projects/{project}/members", tag = "dashboard",
+    request_body = MemberForm,
+    description = "Adds a member or changes a member's role; answers the members. Admin role or \
+                   higher; only owners make or unmake owners; the last owner stays.",
+    params(ProjectPath, CsrfHeader),
+    responses(
+        (status = 200, body = Vec<Member>),
+        (status = 400, description = "Not a JSON {email, role} body, an unknown role, an \
+                                      invalid e-mail, demoting the last owner, or a non-integer \
+                                      project id", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 403, description = "Below the admin role, an admin touching an owner, missing \
+                                      or wrong X-CSRF-Token, or a cross-site Origin",
+            body = ErrorBody),
+        (status = 404, description = "No such project among the user's, or no user with that \
+                                      e-mail", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn set_member(
     State(state): State<AppState>,
     session: Session,
-    Path(project): Path<ProjectId>,
-    Json(form): Json<MemberForm>,
+    PathIds(project): PathIds<ProjectId>,
+    form: Result<Json<MemberForm>, JsonRejection>,
 ) -> Result<Json<Vec<Member>>, ApiError> {
     let my_role = session.require(&state, project, Role::Admin).await?;
+    let form = json_body(form)?;
     let role = Role::parse(&form.role).map_err(ApiError::BadRequest)?;
     let email = Email::parse(&form.email).map_err(ApiError::BadRequest)?;
     let user = state
@@ -307,10 +451,28 @@ fn owners(members: &[Member]) -> usize {
     members.iter().filter(|m| m.role == Role::Owner).count()
 }
 
+#[utoipa::path(
+    delete, path = "/api/dash/projects/{project}/members/{user}", tag = "dashboard",
+    description = "Removes a member; answers the members left. Admin role or higher; only \
+                   owners remove owners; the last owner stays.",
+    params(ProjectPath, ("user" = i64, Path, description = "The member's user_id."), CsrfHeader),
+    responses(
+        (status = 200, body = Vec<Member>),
+        (status = 400, description = "The last owner, or a non-integer id in the path",
+            body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 403, description = "Below the admin role, an admin removing an owner, missing \
+                                      or wrong X-CSRF-Token, or a cross-site Origin",
+            body = ErrorBody),
+        (status = 404, description = "No such project among the user's, or no such member",
+            body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn remove_member(
     State(state): State<AppState>,
     session: Session,
-    Path((project, user_id)): Path<(ProjectId, i64)>,
+    PathIds((project, user_id)): PathIds<(ProjectId, i64)>,
 ) -> Result<Json<Vec<Member>>, ApiError> {
     let my_role = session.require(&state, project, Role::Admin).await?;
     let members = state.store.list_members(project).await?;
@@ -341,24 +503,40 @@ pub async fn remove_member(
     Ok(Json(state.store.list_members(project).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
+    /// Most entries, newest first (default 200; 1 to 1000, clamped).
     limit: Option<i64>,
 }
 
 /// The audit log: admins only.
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}/audit", tag = "dashboard",
+    description = "The project's audit log, newest first. Admin role or higher.",
+    params(ProjectPath, AuditParams),
+    responses(
+        (status = 200, body = Vec<AuditEntry>),
+        (status = 400, description = "A non-integer project id or limit", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 403, description = "Below the admin role", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn audit(
     State(state): State<AppState>,
     session: Session,
-    Path(project): Path<ProjectId>,
-    Query(params): Query<AuditParams>,
+    PathIds(project): PathIds<ProjectId>,
+    params: Result<Query<AuditParams>, QueryRejection>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     session.require(&state, project, Role::Admin).await?;
+    let Query(params) = params.map_err(super::query_error)?;
     let limit = params.limit.unwrap_or(200).clamp(1, 1000);
     Ok(Json(state.store.list_audit(project, limit).await?))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Usage {
     pub plan: String,
     pub events_this_month: i64,
@@ -369,10 +547,21 @@ pub struct Usage {
     pub resets_at: DateTime<Utc>,
 }
 
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}/usage", tag = "dashboard", params(ProjectPath),
+    description = "Events accepted this calendar month (UTC) against the plan's quota.",
+    responses(
+        (status = 200, body = Usage),
+        (status = 400, description = "The project id is not an integer", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
 pub async fn usage(
     State(state): State<AppState>,
     session: Session,
-    Path(project): Path<ProjectId>,
+    PathIds(project): PathIds<ProjectId>,
 ) -> Result<Json<Usage>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
     let now = state.clock.now();
