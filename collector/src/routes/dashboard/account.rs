@@ -51,6 +51,7 @@ const DONE: Done = Done { success: true };
 
 #[utoipa::path(
     get, path = "/api/dash/session", tag = "dashboard",
+    operation_id = "dashboard_session_current",
     description = "The logged-in user and the CSRF token to send with changes.",
     responses(
         (status = 200, body = SessionInfo),
@@ -71,7 +72,8 @@ pub struct Login {
 /// Checks the password, starts a session and sets its cookie. Wrong e-mail and wrong password
 /// get the same answer. Rate limited per address and per e-mail.
 #[utoipa::path(
-    post, path = "/api/dash/session", tag = "dashboard", request_body = Login,
+    post, path = "/api/dash/session", tag = "dashboard",
+    operation_id = "dashboard_session_login", request_body = Login,
     description = "Logs in: sets the `pulseline_session` cookie (HttpOnly, SameSite=Lax) and \
                    answers the session with its CSRF token. Rate limited per client address and \
                    per e-mail (PULSELINE_LOGIN_ATTEMPTS_PER_MINUTE).",
@@ -180,6 +182,7 @@ fn unknown_user_hash() -> &'static str {
 /// Ends the session (the row is deleted; the cookie is cleared).
 #[utoipa::path(
     delete, path = "/api/dash/session", tag = "dashboard",
+    operation_id = "dashboard_session_logout",
     params(("x-csrf-token" = String, Header, description = "The csrf_token of GET /api/dash/session.")),
     responses(
         (status = 200, body = Done,
@@ -225,7 +228,8 @@ pub struct PasswordChange {
 
 /// Changes the password; every other session of the user ends.
 #[utoipa::path(
-    post, path = "/api/dash/password", tag = "dashboard", request_body = PasswordChange,
+    post, path = "/api/dash/password", tag = "dashboard",
+    operation_id = "dashboard_password_change", request_body = PasswordChange,
     description = "Changes the password; every other session of the user ends.",
     params(("x-csrf-token" = String, Header, description = "The csrf_token of GET /api/dash/session.")),
     responses(

@@ -46,11 +46,14 @@ pub const MAX_FUNNEL_WINDOW_SECS: i64 = 366 * 86_400;
 #[into_params(parameter_in = Query)]
 pub struct RangeParams {
     /// Start, unix milliseconds (default: `to` minus 7 days; funnel 30, retention 14).
+    #[param(minimum = 0, maximum = 253402300799999.0)]
     from: Option<i64>,
     /// End, exclusive, unix milliseconds (default: now). At most 253402300799999 (year 9999).
+    #[param(minimum = 0, maximum = 253402300799999.0)]
     to: Option<i64>,
     /// Bucket size in milliseconds (default: picked from the range). At least one minute and
     /// at most 5000 buckets in the range.
+    #[param(minimum = 60_000)]
     bucket: Option<i64>,
 }
 
@@ -136,7 +139,8 @@ pub struct Overview {
 
 /// Overview: all from rollups (hourly counts, daily active users), never from events.
 #[utoipa::path(
-    get, path = "/api/dash/projects/{project}/overview", tag = "dashboard", params(ProjectPath),
+    get, path = "/api/dash/projects/{project}/overview", tag = "dashboard",
+    operation_id = "dashboard_overview", params(ProjectPath),
     description = "Today's events, active users and the last 24 hours and 30 days (UTC).",
     responses(
         (status = 200, body = Overview),
@@ -205,6 +209,7 @@ pub async fn overview(
 /// Event names seen in the last 30 days, most frequent first (for pickers).
 #[utoipa::path(
     get, path = "/api/dash/projects/{project}/event-names", tag = "dashboard",
+    operation_id = "dashboard_event_names",
     params(ProjectPath),
     description = "Event names of the last 30 days with their counts, most frequent first: \
                    `[[name, count], …]`.",
@@ -240,11 +245,14 @@ pub async fn event_names(
 #[into_params(parameter_in = Query)]
 pub struct SeriesParams {
     /// Start, unix milliseconds (default: `to` minus 7 days).
+    #[param(minimum = 0, maximum = 253402300799999.0)]
     from: Option<i64>,
     /// End, exclusive, unix milliseconds (default: now). At most 253402300799999 (year 9999).
+    #[param(minimum = 0, maximum = 253402300799999.0)]
     to: Option<i64>,
     /// Bucket size in milliseconds (default: picked from the range). At least one minute and
     /// at most 5000 buckets in the range.
+    #[param(minimum = 60_000)]
     bucket: Option<i64>,
     /// One event name (track event, or `$page`…); all events when absent.
     event: Option<String>,
@@ -274,6 +282,7 @@ fn empty_to_none(s: &Option<String>) -> Option<String> {
 /// group or a bucket under an hour reads the range's events.
 #[utoipa::path(
     get, path = "/api/dash/projects/{project}/series", tag = "dashboard",
+    operation_id = "dashboard_series",
     params(ProjectPath, SeriesParams),
     description = "A chart: one series (or one per `group_by` value) of the aggregate per \
                    bucket. `format=csv` downloads it (a `bucket` column, one column per series).",
@@ -433,6 +442,7 @@ pub struct EventRow {
 /// The events behind a chart: newest first (the last 200 as JSON; all of them as CSV).
 #[utoipa::path(
     get, path = "/api/dash/projects/{project}/events", tag = "dashboard",
+    operation_id = "dashboard_events_table",
     params(ProjectPath, SeriesParams),
     description = "The events behind a chart (`event`, `filter_property`/`filter_value`), \
                    newest first: the last 200 as JSON, all of them with `format=csv` (columns \
@@ -503,6 +513,7 @@ pub async fn events(
 
 #[utoipa::path(
     get, path = "/api/dash/projects/{project}/vitals", tag = "dashboard",
+    operation_id = "dashboard_vitals",
     params(ProjectPath, RangeParams),
     description = "Core Web Vitals of the range: p75 and the good / needs improvement / poor \
                    shares, overall, per page and per bucket.",
@@ -533,20 +544,26 @@ pub async fn vitals(
 #[into_params(parameter_in = Query)]
 pub struct FunnelParams {
     /// Start, unix milliseconds (default: `to` minus 30 days).
+    #[param(minimum = 0, maximum = 253402300799999.0)]
     from: Option<i64>,
     /// End, exclusive, unix milliseconds (default: now). At most 253402300799999 (year 9999).
+    #[param(minimum = 0, maximum = 253402300799999.0)]
     to: Option<i64>,
     /// Not used by the funnel; checked like every range's.
+    #[param(minimum = 60_000)]
     bucket: Option<i64>,
     /// Step event names, comma-separated, in order: 2 to 10.
+    #[param(pattern = r"^[^,\s]+(,[^,\s]+){1,9}$")]
     steps: String,
     /// Seconds from the first step within which the others must happen (default 1 day; 1 to
     /// 31622400, a year).
+    #[param(minimum = 1, maximum = 31_622_400)]
     window_secs: Option<i64>,
 }
 
 #[utoipa::path(
     get, path = "/api/dash/projects/{project}/funnel", tag = "dashboard",
+    operation_id = "dashboard_funnel",
     params(ProjectPath, FunnelParams),
     description = "An ordered funnel: users per step, conversion from the first step and \
                    drop-off from the previous one.",
@@ -596,10 +613,13 @@ pub async fn funnel(
 #[into_params(parameter_in = Query)]
 pub struct RetentionParams {
     /// Start, unix milliseconds (default: `to` minus 14 days).
+    #[param(minimum = 0, maximum = 253402300799999.0)]
     from: Option<i64>,
     /// End, exclusive, unix milliseconds (default: now). At most 253402300799999 (year 9999).
+    #[param(minimum = 0, maximum = 253402300799999.0)]
     to: Option<i64>,
     /// Not used by retention; checked like every range's.
+    #[param(minimum = 60_000)]
     bucket: Option<i64>,
     /// `day` (default) or `week`.
     period: Option<String>,
@@ -607,6 +627,7 @@ pub struct RetentionParams {
 
 #[utoipa::path(
     get, path = "/api/dash/projects/{project}/retention", tag = "dashboard",
+    operation_id = "dashboard_retention",
     params(ProjectPath, RetentionParams),
     description = "Cohorts by the period users were first seen in, and the share of each \
                    active in the periods after.",
@@ -644,6 +665,7 @@ pub async fn retention(
 
 #[utoipa::path(
     get, path = "/api/dash/projects/{project}/sessions", tag = "dashboard",
+    operation_id = "dashboard_sessions",
     params(ProjectPath, RangeParams),
     description = "Sessions of the range (a user's events with no gap over 30 minutes): count, \
                    mean length and bounce rate.",
@@ -680,7 +702,8 @@ struct Tail {
 /// (at most 500), starting with the last minute. Correct across replicas and late commits:
 /// it re-reads an overlapping window and skips what it already sent.
 #[utoipa::path(
-    get, path = "/api/dash/projects/{project}/tail", tag = "dashboard", params(ProjectPath),
+    get, path = "/api/dash/projects/{project}/tail", tag = "dashboard",
+    operation_id = "dashboard_tail", params(ProjectPath),
     description = "Server-sent events that do not end: every second an `events` message whose \
                    data is a JSON array of the events received since the last one (at most 500; \
                    the first covers the last minute), shaped as GET /api/v1/events' items; an \

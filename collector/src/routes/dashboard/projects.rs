@@ -29,6 +29,7 @@ pub struct ProjectView {
 
 #[utoipa::path(
     get, path = "/api/dash/projects", tag = "dashboard",
+    operation_id = "dashboard_projects_list",
     description = "The projects the user is a member of, with the user's role in each.",
     responses(
         (status = 200, body = Vec<ProjectView>),
@@ -58,6 +59,7 @@ pub async fn list(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewProject {
     /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
 }
 
@@ -74,7 +76,8 @@ pub struct CreatedProject {
 
 /// Any user may create a project; they become its owner. Its keys are shown once.
 #[utoipa::path(
-    post, path = "/api/dash/projects", tag = "dashboard", request_body = NewProject,
+    post, path = "/api/dash/projects", tag = "dashboard",
+    operation_id = "dashboard_project_create", request_body = NewProject,
     description = "Creates a project (on PULSELINE_DEFAULT_PLAN) owned by the user. Its keys \
                    are in this answer only.",
     params(CsrfHeader),
@@ -124,7 +127,8 @@ pub async fn create(
 }
 
 #[utoipa::path(
-    get, path = "/api/dash/projects/{project}", tag = "dashboard", params(ProjectPath),
+    get, path = "/api/dash/projects/{project}", tag = "dashboard",
+    operation_id = "dashboard_project_show", params(ProjectPath),
     responses(
         (status = 200, body = ProjectView),
         (status = 400, description = "The project id is not an integer", body = ErrorBody),
@@ -178,7 +182,8 @@ fn key_view(k: KeyRecord, key: Option<String>) -> KeyView {
 }
 
 #[utoipa::path(
-    get, path = "/api/dash/projects/{project}/keys", tag = "dashboard", params(ProjectPath),
+    get, path = "/api/dash/projects/{project}/keys", tag = "dashboard",
+    operation_id = "dashboard_keys_list", params(ProjectPath),
     description = "The project's keys (prefixes only), revoked ones included.",
     responses(
         (status = 200, body = Vec<KeyView>),
@@ -201,11 +206,13 @@ pub async fn keys(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct NewKey {
     /// `write` or `secret`.
+    #[schema(pattern = "^(write|secret)$")]
     kind: String,
 }
 
 #[utoipa::path(
-    post, path = "/api/dash/projects/{project}/keys", tag = "dashboard", request_body = NewKey,
+    post, path = "/api/dash/projects/{project}/keys", tag = "dashboard",
+    operation_id = "dashboard_key_create", request_body = NewKey,
     description = "Issues a new key; the key itself is in this answer only. Developer role or \
                    higher.",
     params(ProjectPath, CsrfHeader),
@@ -268,6 +275,7 @@ async fn project_key(
 
 #[utoipa::path(
     post, path = "/api/dash/projects/{project}/keys/{key}/rotate", tag = "dashboard",
+    operation_id = "dashboard_key_rotate",
     description = "Revokes the key and issues one of the same kind; the new key is in this \
                    answer only. Developer role or higher.",
     params(ProjectPath, KeyPath, CsrfHeader),
@@ -308,6 +316,7 @@ pub async fn rotate_key(
 
 #[utoipa::path(
     post, path = "/api/dash/projects/{project}/keys/{key}/revoke", tag = "dashboard",
+    operation_id = "dashboard_key_revoke",
     description = "Revokes the key: it stops working at once. Developer role or higher.",
     params(ProjectPath, KeyPath, CsrfHeader),
     responses(
@@ -345,7 +354,8 @@ pub async fn revoke_key(
 }
 
 #[utoipa::path(
-    get, path = "/api/dash/projects/{project}/members", tag = "dashboard", params(ProjectPath),
+    get, path = "/api/dash/projects/{project}/members", tag = "dashboard",
+    operation_id = "dashboard_members_list", params(ProjectPath),
     responses(
         (status = 200, body = Vec<Member>),
         (status = 400, description = "The project id is not an integer", body = ErrorBody),
@@ -368,6 +378,7 @@ pub struct MemberForm {
     /// An existing user's e-mail address.
     email: String,
     /// `viewer`, `developer`, `admin` or `owner`.
+    #[schema(value_type = Role)]
     role: String,
 }
 
@@ -375,6 +386,7 @@ pub struct MemberForm {
 /// admins; only owners grant or take away ownership; the last owner stays.
 #[utoipa::path(
     post, path = "/api/dash/projects/{project}/members", tag = "dashboard",
+    operation_id = "dashboard_member_set",
     request_body = MemberForm,
     description = "Adds a member or changes a member's role; answers the members. Admin role or \
                    higher; only owners make or unmake owners; the last owner stays.",
@@ -453,6 +465,7 @@ fn owners(members: &[Member]) -> usize {
 
 #[utoipa::path(
     delete, path = "/api/dash/projects/{project}/members/{user}", tag = "dashboard",
+    operation_id = "dashboard_member_remove",
     description = "Removes a member; answers the members left. Admin role or higher; only \
                    owners remove owners; the last owner stays.",
     params(ProjectPath, ("user" = i64, Path, description = "The member's user_id."), CsrfHeader),
@@ -513,6 +526,7 @@ pub struct AuditParams {
 /// The audit log: admins only.
 #[utoipa::path(
     get, path = "/api/dash/projects/{project}/audit", tag = "dashboard",
+    operation_id = "dashboard_audit_log",
     description = "The project's audit log, newest first. Admin role or higher.",
     params(ProjectPath, AuditParams),
     responses(
@@ -548,7 +562,8 @@ pub struct Usage {
 }
 
 #[utoipa::path(
-    get, path = "/api/dash/projects/{project}/usage", tag = "dashboard", params(ProjectPath),
+    get, path = "/api/dash/projects/{project}/usage", tag = "dashboard",
+    operation_id = "dashboard_usage", params(ProjectPath),
     description = "Events accepted this calendar month (UTC) against the plan's quota.",
     responses(
         (status = 200, body = Usage),
