@@ -1471,6 +1471,90 @@ async fn every_dashboard_route_is_in_the_openapi_description() {
 }
 
 #[tokio::test]
+async fn bad_dashboard_input_gets_a_400_that_says_what_to_fix() {
+    let app = spawn(|_| {}, Arc::new(SystemClock)).await;
+    let me = app.admin().await;
+    let p = |rest: &str| format!("/api/dash/projects/{}{rest}", app.project);
+    // Limits of a range: unix milliseconds from 0 to the end of year 9999; a bucket of at
+    // least a minute; a funnel window of 1 s to a year. Extremes answer 400, never overflow.
+    for (path, says) in [
+        (
+            p("/series?from=-1"),
+            "from (-1) must be unix milliseconds from 0",
+        ),
+        (
+            p("/series?to=9223372036854775807"),
+            "to (9223372036854775807) must be",
+        ),
+        (
+            p("/series?to=-9223372036854775808"),
+            "to (-9223372036854775808) must be",
+        ),
+        (
+            p("/events?from=253402300800000"),
+            "from (253402300800000) must be",
+        ),
+        (p("/vitals?from=5&to=5"), "must be before to"),
+        (p("/sessions?bucket=0"), "at least one minute"),
+        (
+            p("/retention?bucket=59999&period=week"),
+            "at least one minute",
+        ),
+        (
+            p("/funnel?steps=a,b&window_secs=0"),
+            "window_secs (0) must be 1 to 31622400",
+        ),
+        (
+            p("/funnel?steps=a,b&window_secs=9223372036854775807"),
+            "window_secs",
+        ),
+        (p("/funnel"), "invalid query"),
+        (p("/series?top=-1"), "invalid query"),
+        (p("/audit?limit=many"), "invalid query"),
+        (
+            "/api/dash/projects/abc/usage".to_owned(),
+            "ids in the path are integers",
+        ),
+        (p("/keys/xyz/rotate"), "ids in the path are integers"),
+    ] {
+        let resp = app
+            .http
+            .request(
+                if path.ends_with("/rotate") {
+                    reqwest::Method::POST
+                } else {
+                    reqwest::Method::GET
+                },
+                app.url(&path),
+            )
+            .header("cookie", &me.cookie)
+            .header("x-csrf-token", &me.csrf)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("an error body in JSON");
+        assert_eq!(status, 400, "{path}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{path}: {body}");
+    }
+    for (path, body) in [
+        ("/api/dash/projects".to_owned(), json!({"title": "no name"})),
+        (p("/keys"), json!({"kind": 7})),
+        (p("/members"), json!([])),
+        (
+            "/api/dash/password".to_owned(),
+            json!({"new_password": "x"}),
+        ),
+    ] {
+        let (status, answer) = app.post(&me, &path, body).await;
+        assert_eq!(status, 400, "{path}: {answer}");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("invalid JSON body"), "{path}: {answer}");
+    }
+}
+
+#[tokio::test]
 async fn projects_created_in_the_dashboard_get_the_default_plan() {
     let app = spawn(|c| c.default_plan = "free".into(), Arc::new(SystemClock)).await;
     let me = app.admin().await;
