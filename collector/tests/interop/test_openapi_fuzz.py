@@ -164,8 +164,7 @@ def _ingest_sample(base_url: str, write_key: str) -> None:
         for i, event in enumerate(["Signed Up", "Activated", "Paid", "Signed Up", "Activated"])
     ]
     batch.append({"type": "page", "userId": "u0", "name": "Home", "properties": {"path": "/"}})
-    batch.append(
-        {"type": "track", "userId": "u1", "event": "Web Vital", "properties": {"metric": "LCP", "value": 1234.5, "path": "/"}}
-    )
+    vital = {"metric": "LCP", "value": 1234.5, "path": "/"}
+    batch.append({"type": "track", "userId": "u1", "event": "Web Vital", "properties": vital})
     resp = requests.post(f"{base_url}/v1/batch", json={"batch": batch}, auth=(write_key, ""), timeout=10)
     assert resp.status_code == 200, resp.text
