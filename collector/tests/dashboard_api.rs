@@ -1454,6 +1454,18 @@ async fn every_dashboard_route_is_in_the_openapi_description() {
         }
     }
 
+    // OpenAPI wants operation ids unique in the document (code generators name methods by them).
+    let mut ids = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_default();
+            assert!(
+                ids.insert(id.to_owned()),
+                "{method} {path}: operationId {id} is taken"
+            );
+        }
+    }
+
     let create = &doc["paths"]["/api/dash/projects/{project}/rules"]["post"];
     let params: Vec<&str> = create["parameters"]
         .as_array()

@@ -159,7 +159,9 @@ async fn refresh(state: &AppState) {
 
 /// Create a category: matching events become notifications on its channel.
 #[utoipa::path(
-    post, path = "/api/v1/categories", tag = "alerting", request_body = CategoryBody,
+    post, path = "/api/v1/categories", tag = "alerting",
+    operation_id = "categories_create",
+    request_body = CategoryBody,
     responses((status = 201, body = Category), (status = 400, description = "Invalid category (says what to fix)", body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []))
 )]
@@ -185,6 +187,7 @@ pub async fn create(
 /// List the project's categories.
 #[utoipa::path(
     get, path = "/api/v1/categories", tag = "alerting",
+    operation_id = "categories_list",
     responses((status = 200, body = CategoryList), (status = 401, body = ErrorBody)),
     security(("bearer" = []))
 )]
@@ -201,7 +204,9 @@ pub async fn list(
 
 /// One category.
 #[utoipa::path(
-    get, path = "/api/v1/categories/{id}", tag = "alerting", params(("id" = i64, Path)),
+    get, path = "/api/v1/categories/{id}", tag = "alerting",
+    operation_id = "categories_get_one",
+    params(("id" = i64, Path)),
     responses((status = 200, body = Category), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
@@ -222,7 +227,9 @@ pub async fn get_one(
 
 /// Replace a category.
 #[utoipa::path(
-    put, path = "/api/v1/categories/{id}", tag = "alerting", params(("id" = i64, Path)), request_body = CategoryBody,
+    put, path = "/api/v1/categories/{id}", tag = "alerting",
+    operation_id = "categories_update",
+    params(("id" = i64, Path)), request_body = CategoryBody,
     responses((status = 200, body = Category), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
@@ -250,7 +257,9 @@ pub async fn update(
 
 /// Delete a category (notifications already queued are still delivered).
 #[utoipa::path(
-    delete, path = "/api/v1/categories/{id}", tag = "alerting", params(("id" = i64, Path)),
+    delete, path = "/api/v1/categories/{id}", tag = "alerting",
+    operation_id = "categories_delete",
+    params(("id" = i64, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]

@@ -171,7 +171,9 @@ fn check_email(email: Option<&str>) -> Result<String, ApiError> {
 
 /// Create a channel.
 #[utoipa::path(
-    post, path = "/api/v1/channels", tag = "alerting", request_body = CreateChannel,
+    post, path = "/api/v1/channels", tag = "alerting",
+    operation_id = "channels_create",
+    request_body = CreateChannel,
     responses(
         (status = 201, body = Channel),
         (status = 400, description = "Invalid channel (says what to fix)", body = ErrorBody),
@@ -215,6 +217,7 @@ pub async fn create(
 /// List the project's channels (with why any is disabled).
 #[utoipa::path(
     get, path = "/api/v1/channels", tag = "alerting",
+    operation_id = "channels_list",
     responses((status = 200, body = ChannelList), (status = 401, body = ErrorBody)),
     security(("bearer" = []))
 )]
@@ -249,7 +252,9 @@ async fn owned(state: &AppState, project: ProjectId, id: i64) -> Result<ChannelR
 
 /// One channel.
 #[utoipa::path(
-    get, path = "/api/v1/channels/{id}", tag = "alerting", params(("id" = i64, Path)),
+    get, path = "/api/v1/channels/{id}", tag = "alerting",
+    operation_id = "channels_get_one",
+    params(("id" = i64, Path)),
     responses((status = 200, body = Channel), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
@@ -265,7 +270,9 @@ pub async fn get_one(
 
 /// Rename, retarget, re-enable or disable a channel.
 #[utoipa::path(
-    patch, path = "/api/v1/channels/{id}", tag = "alerting", params(("id" = i64, Path)),
+    patch, path = "/api/v1/channels/{id}", tag = "alerting",
+    operation_id = "channels_update",
+    params(("id" = i64, Path)),
     request_body = UpdateChannel,
     responses((status = 200, body = Channel), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
@@ -338,7 +345,9 @@ pub async fn update(
 
 /// Delete a channel no category uses.
 #[utoipa::path(
-    delete, path = "/api/v1/channels/{id}", tag = "alerting", params(("id" = i64, Path)),
+    delete, path = "/api/v1/channels/{id}", tag = "alerting",
+    operation_id = "channels_delete",
+    params(("id" = i64, Path)),
     responses((status = 204), (status = 400, description = "Categories still use it", body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]
@@ -370,7 +379,9 @@ pub async fn delete(
 
 /// Send a test notification now and report what the target answered.
 #[utoipa::path(
-    post, path = "/api/v1/channels/{id}/test", tag = "alerting", params(("id" = i64, Path)),
+    post, path = "/api/v1/channels/{id}/test", tag = "alerting",
+    operation_id = "channels_test",
+    params(("id" = i64, Path)),
     responses((status = 200, body = TestResult), (status = 404, body = ErrorBody)),
     security(("bearer" = []))
 )]

@@ -63,7 +63,9 @@ pub struct DeliveryList {
 
 /// List deliveries with their attempts, newest first.
 #[utoipa::path(
-    get, path = "/api/v1/deliveries", tag = "alerting", params(DeliveriesParams),
+    get, path = "/api/v1/deliveries", tag = "alerting",
+    operation_id = "deliveries_list",
+    params(DeliveriesParams),
     responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []))
 )]

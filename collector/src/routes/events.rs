@@ -53,7 +53,9 @@ pub struct Stats {
 
 /// List stored events, newest first.
 #[utoipa::path(
-    get, path = "/api/v1/events", tag = "read", params(EventsParams),
+    get, path = "/api/v1/events", tag = "read",
+    operation_id = "events_list",
+    params(EventsParams),
     responses(
         (status = 200, body = EventsPage),
         (status = 400, description = "Invalid parameter", body = ErrorBody),
@@ -110,6 +112,7 @@ pub async fn list(
 /// Counters for the project.
 #[utoipa::path(
     get, path = "/api/v1/stats", tag = "read",
+    operation_id = "events_stats",
     responses(
         (status = 200, body = Stats),
         (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),

@@ -172,7 +172,9 @@ fn no_rule(id: i64) -> ApiError {
 
 /// Create a rule.
 #[utoipa::path(
-    post, path = "/api/v1/rules", tag = "alerting", request_body = RuleSpec,
+    post, path = "/api/v1/rules", tag = "alerting",
+    operation_id = "rules_create",
+    request_body = RuleSpec,
     responses(
         (status = 201, body = RuleView),
         (status = 400, description = "Invalid rule: the message says what to fix", body = ErrorBody),
@@ -209,6 +211,7 @@ pub async fn create(
 /// List the project's rules.
 #[utoipa::path(
     get, path = "/api/v1/rules", tag = "alerting",
+    operation_id = "rules_list",
     responses(
         (status = 200, body = RuleList),
         (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
@@ -233,6 +236,7 @@ pub async fn list(
 /// One rule.
 #[utoipa::path(
     get, path = "/api/v1/rules/{id}", tag = "alerting",
+    operation_id = "rules_get",
     params(("id" = i64, Path, description = "Rule id")),
     responses(
         (status = 200, body = RuleView),
@@ -257,7 +261,9 @@ pub async fn get(
 
 /// Replace a rule's definition (its state is kept).
 #[utoipa::path(
-    put, path = "/api/v1/rules/{id}", tag = "alerting", request_body = RuleSpec,
+    put, path = "/api/v1/rules/{id}", tag = "alerting",
+    operation_id = "rules_update",
+    request_body = RuleSpec,
     params(("id" = i64, Path, description = "Rule id")),
     responses(
         (status = 200, body = RuleView),
@@ -292,6 +298,7 @@ pub async fn update(
 /// Delete a rule (its alert history stays).
 #[utoipa::path(
     delete, path = "/api/v1/rules/{id}", tag = "alerting",
+    operation_id = "rules_delete",
     params(("id" = i64, Path, description = "Rule id")),
     responses(
         (status = 204, description = "Deleted"),
@@ -328,6 +335,7 @@ pub async fn delete(
 /// per bucket, judged as the evaluator judges it.
 #[utoipa::path(
     get, path = "/api/v1/rules/{id}/preview", tag = "alerting",
+    operation_id = "rules_preview",
     params(("id" = i64, Path, description = "Rule id"), PreviewParams),
     responses(
         (status = 200, body = Preview),
@@ -359,7 +367,9 @@ pub async fn preview(
 /// The preview of a draft rule, not saved: what the dashboard's rule form draws while a rule
 /// is being written or edited. Reads only, so viewers may use it too.
 #[utoipa::path(
-    post, path = "/api/v1/rules/preview", tag = "alerting", request_body = RuleSpec,
+    post, path = "/api/v1/rules/preview", tag = "alerting",
+    operation_id = "rules_preview_draft",
+    request_body = RuleSpec,
     params(PreviewParams),
     responses(
         (status = 200, body = Preview),
@@ -448,7 +458,9 @@ async fn series_preview(
 
 /// Alert history, newest first: every time a rule fired, and when it resolved.
 #[utoipa::path(
-    get, path = "/api/v1/alerts", tag = "alerting", params(AlertsParams),
+    get, path = "/api/v1/alerts", tag = "alerting",
+    operation_id = "rules_alerts",
+    params(AlertsParams),
     responses(
         (status = 200, body = AlertsPage),
         (status = 400, description = "Invalid parameter", body = ErrorBody),

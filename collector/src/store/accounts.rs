@@ -63,6 +63,7 @@ pub struct Member {
 /// One line of the audit log.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
+    #[schema(value_type = Option<i64>)]
     pub project_id: Option<ProjectId>,
     pub user_id: Option<i64>,
     pub actor: String,

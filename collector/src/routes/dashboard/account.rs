@@ -11,7 +11,7 @@ use governor::clock::Clock as _;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{SESSION_COOKIE, Session, behind_tls, check_origin, client_ip};
+use super::{CsrfHeader, SESSION_COOKIE, Session, behind_tls, check_origin, client_ip};
 use crate::domain::account::{SessionToken, hash_password, random_token, verify_password};
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::channels::json_body;
@@ -183,7 +183,7 @@ fn unknown_user_hash() -> &'static str {
 #[utoipa::path(
     delete, path = "/api/dash/session", tag = "dashboard",
     operation_id = "dashboard_session_logout",
-    params(("x-csrf-token" = String, Header, description = "The csrf_token of GET /api/dash/session.")),
+    params(CsrfHeader),
     responses(
         (status = 200, body = Done,
             headers(("set-cookie" = String, description = "Clears the session cookie"))),
@@ -231,7 +231,7 @@ pub struct PasswordChange {
     post, path = "/api/dash/password", tag = "dashboard",
     operation_id = "dashboard_password_change", request_body = PasswordChange,
     description = "Changes the password; every other session of the user ends.",
-    params(("x-csrf-token" = String, Header, description = "The csrf_token of GET /api/dash/session.")),
+    params(CsrfHeader),
     responses(
         (status = 200, body = Done),
         (status = 400, description = "Not a JSON {current_password, new_password} body, or \

@@ -164,6 +164,7 @@ pub fn query_error(e: QueryRejection) -> ApiError {
 #[into_params(names("project"), parameter_in = Path)]
 pub struct ProjectPath(
     /// The project id (GET /api/dash/projects).
+    #[param(value_type = i64)]
     pub ProjectId,
 );
 

@@ -20,6 +20,7 @@ use crate::store::{KeyRecord, next_month_start};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProjectView {
+    #[schema(value_type = i64)]
     pub id: ProjectId,
     pub name: String,
     pub plan: String,
@@ -66,6 +67,7 @@ pub struct NewProject {
 /// A project just created, with its two keys: the only time they are shown.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedProject {
+    #[schema(value_type = i64)]
     pub id: ProjectId,
     pub name: String,
     /// The `plw_` key the SDKs send events with.
