@@ -552,8 +552,8 @@ pub struct FunnelParams {
     /// Not used by the funnel; checked like every range's.
     #[param(minimum = 60_000)]
     bucket: Option<i64>,
-    /// Step event names, comma-separated, in order: 2 to 10.
-    #[param(pattern = r"^[^,\s]+(,[^,\s]+){1,9}$")]
+    /// Step event names, comma-separated, in order: 2 to 10 (blanks around names are trimmed).
+    #[param(pattern = r"^[^,]*[^,\s][^,]*(,[^,]*[^,\s][^,]*){1,9}$")]
     steps: String,
     /// Seconds from the first step within which the others must happen (default 1 day; 1 to
     /// 31622400, a year).
