@@ -319,8 +319,15 @@ ensure_dashboard_deps() {
         (cd dashboard && npm ci --no-audit --no-fund)
 }
 
+# The dashboard test sends events with the Rust SDK's quickstart example too. A full run has
+# built it already (cargo test --workspace --no-run); a dashboard-only run builds it here.
+build_quickstart() {
+    [[ $ONLY == all && -x $TARGET_DIR/debug/rust-quickstart ]] || cargo build -p rust-quickstart
+}
+
 dashboard_browser_tests() {
     PULSELINE_COLLECTOR_BIN=$TARGET_DIR/debug/pulseline-collector \
+        PULSELINE_QUICKSTART_BIN=$TARGET_DIR/debug/rust-quickstart \
         timeout --kill-after=30 600 node dashboard/tests/browser.mjs
 }
 
@@ -418,6 +425,7 @@ main() {
     step dashboard "Chromium (apt)" ensure_chromium
     step dashboard "npm dependencies (dashboard: uPlot, playwright-core)" ensure_dashboard_deps
     step dashboard "build pulseline-collector (debug)" build_collector
+    step dashboard "build the Rust SDK quickstart (debug)" build_quickstart
     step dashboard "dashboard in Chromium (playwright-core)" dashboard_browser_tests
 }
 

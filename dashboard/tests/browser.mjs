@@ -1,6 +1,6 @@
 // Browser test of the dashboard against the real collector binary, in headless Debian Chromium
 // (playwright-core, no browser download). Logs in, creates a project, copies its write key,
-// sends events with it through the Segment HTTP API, sees them in the live tail and on the
+// sends events with it through the Segment HTTP API and the Rust SDK, sees them in the live tail and on the
 // chart, exports CSV, and saves screenshots of the main pages to target/dashboard-screenshots.
 // Alerting: adds a webhook channel pointing at a local stand-in receiver and sends it a test,
 // writes a threshold rule with its preview chart, sends events until it fires, and sees the
@@ -129,6 +129,17 @@ try {
   await page.reload();
   await page.waitForFunction(() => document.querySelector('#events-today')?.textContent === '32');
   await page.waitForSelector('#live-tail >> text=Browser Test Event', { timeout: 15000 });
+
+  // The Rust SDK (examples/rust-quickstart: identify, page, two tracks) with the copied key:
+  // its events reach the live tail without a reload and count on the overview.
+  const quickstart = process.env.PULSELINE_QUICKSTART_BIN || join(root, 'target/debug/rust-quickstart');
+  const sdkOut = execFileSync(quickstart, [], { encoding: 'utf8', timeout: 30000,
+    env: { ...process.env, PULSELINE_HOST: base, PULSELINE_WRITE_KEY: copied } });
+  assert.match(sdkOut, /sent 4 of 4 events/, sdkOut);
+  await page.waitForSelector('#live-tail >> text=order_completed', { timeout: 15000 });
+  await page.reload();
+  const eventsSoFar = 36; // 32 through the HTTP API, 4 from the Rust SDK
+  await page.waitForFunction((n) => document.querySelector('#events-today')?.textContent === String(n), eventsSoFar);
   await page.screenshot({ path: join(shots, 'overview.png'), fullPage: true });
 
   // Explore: the chart and the table of the events behind it; CSV export.
@@ -350,7 +361,7 @@ try {
   await page.goto(`${projectUrl}/explore`);
   await page.waitForSelector('#banner >> text=over its monthly quota');
   const banner = await page.textContent('#banner');
-  assert.ok(banner.includes(`${32 + alertEvents.length} of 10`) && banner.includes('tiny'), banner);
+  assert.ok(banner.includes(`${eventsSoFar + alertEvents.length} of 10`) && banner.includes('tiny'), banner);
   await page.screenshot({ path: join(shots, 'over-quota.png'), fullPage: false });
 
   // Logout ends the session.
