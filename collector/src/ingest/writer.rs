@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::ApiError;
@@ -102,8 +102,10 @@ fn shutting_down() -> ApiError {
     }
 }
 
-/// Starts the writer. It stops once every [`IngestQueue`] clone is dropped and the queue is
-/// drained, so awaiting the handle after the server stops finishes every in-flight commit.
+/// Starts the writer: [`Store::concurrent_commits`] commit loops sharing one queue (one for
+/// SQLite's single writer; several for PostgreSQL, whose server then works on several commits
+/// at once). It stops once every [`IngestQueue`] clone is dropped and the queue is drained, so
+/// awaiting the handle after the server stops finishes every in-flight commit.
 pub fn spawn_writer(
     store: Store,
     max_queued_events: usize,
@@ -117,27 +119,45 @@ pub fn spawn_writer(
         )),
         max_queued_events,
     };
-    (queue, tokio::spawn(run(store, rx, notifications)))
+    let rx = Arc::new(Mutex::new(rx));
+    let loops: Vec<_> = (0..store.concurrent_commits())
+        .map(|_| tokio::spawn(run(store.clone(), Arc::clone(&rx), notifications.clone())))
+        .collect();
+    let handle = tokio::spawn(async move {
+        for commit_loop in loops {
+            let _ = commit_loop.await;
+        }
+    });
+    (queue, handle)
+}
+
+/// Everything waiting when the queue is next free, up to [`MAX_EVENTS_PER_COMMIT`]; `None`
+/// once the queue is closed and drained. The lock is held only while taking jobs, so another
+/// loop gathers the next group while this one commits.
+async fn next_group(rx: &Mutex<mpsc::UnboundedReceiver<Job>>) -> Option<(Vec<Job>, usize)> {
+    let mut rx = rx.lock().await;
+    let first = rx.recv().await?;
+    let mut events = first.batch.messages.len();
+    let mut jobs = vec![first];
+    while events < MAX_EVENTS_PER_COMMIT {
+        match rx.try_recv() {
+            Ok(job) => {
+                events += job.batch.messages.len();
+                jobs.push(job);
+            }
+            Err(_) => break,
+        }
+    }
+    Some((jobs, events))
 }
 
 async fn run(
     store: Store,
-    mut rx: mpsc::UnboundedReceiver<Job>,
+    rx: Arc<Mutex<mpsc::UnboundedReceiver<Job>>>,
     notifications: crate::alerting::delivery::EventNotifications,
 ) {
     let mut deliveries = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut events = first.batch.messages.len();
-        let mut jobs = vec![first];
-        while events < MAX_EVENTS_PER_COMMIT {
-            match rx.try_recv() {
-                Ok(job) => {
-                    events += job.batch.messages.len();
-                    jobs.push(job);
-                }
-                Err(_) => break,
-            }
-        }
+    while let Some((jobs, events)) = next_group(&rx).await {
         let (batches, replies): (Vec<_>, Vec<_>) = jobs
             .into_iter()
             .map(|j| (j.batch, (j.reply, j.permit)))
@@ -145,9 +165,11 @@ async fn run(
 
         deliveries.clear();
         notifications.matching(&batches, &mut deliveries);
+        let requests = batches.len();
+        let matched = deliveries.len();
         let started = Instant::now();
         let result = store
-            .insert_batches_with_deliveries(&batches, &deliveries)
+            .insert_batches(batches, std::mem::take(&mut deliveries))
             .await;
         metrics::histogram!("pulseline_commit_duration_seconds").record(started.elapsed());
         metrics::histogram!("pulseline_commit_events").record(events as f64);
@@ -158,15 +180,15 @@ async fn run(
                 metrics::counter!("pulseline_events_stored_total").increment(stored_total);
                 metrics::counter!("pulseline_events_deduplicated_total")
                     .increment(events as u64 - stored_total);
-                if !deliveries.is_empty() {
-                    notifications.committed(deliveries.len());
+                if matched > 0 {
+                    notifications.committed(matched);
                 }
                 for ((reply, _permit), n) in replies.into_iter().zip(stored) {
                     let _ = reply.send(Ok(n));
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, requests = batches.len(), events, "commit failed");
+                tracing::error!(error = %e, requests, events, "commit failed");
                 metrics::counter!("pulseline_commit_failures_total").increment(1);
                 for (reply, _permit) in replies {
                     let _ = reply.send(Err(()));

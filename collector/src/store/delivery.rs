@@ -186,41 +186,27 @@ macro_rules! delivery_from {
     };
 }
 
-const INSERT_DELIVERY: &str =
+/// The outbox row of one notification; the ingest thread (`sqlite_ingest`) uses the same.
+pub(crate) const INSERT_DELIVERY_SQLITE: &str =
     "INSERT INTO deliveries (project_id, channel_id, source_key, content, \
      status, attempts, next_attempt_at, created_at)
-     VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)
+     VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5)
      ON CONFLICT (channel_id, source_key) DO NOTHING";
 
-/// Inside the ingest writer's SQLite transaction: the outbox rows of this commit's events.
-/// `stored_after` is the last event seq before this commit: an event notification is written
-/// only if its event is among the rows this commit stored.
+/// Outbox rows written by sqlx transactions (alert notifications, test sends).
 pub(crate) async fn insert_deliveries_sqlite(
     conn: &mut sqlx::SqliteConnection,
     deliveries: &[NewDelivery],
-    stored_after: Option<i64>,
 ) -> Result<(), StoreError> {
-    let plain = INSERT_DELIVERY.replace('$', "?");
-    let only_new = "INSERT INTO deliveries (project_id, channel_id, source_key, content, status,
-             attempts, next_attempt_at, created_at)
-         SELECT ?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5
-         WHERE EXISTS (SELECT 1 FROM events WHERE project_id = ?1 AND message_id = ?6 AND seq > ?7)
-         ON CONFLICT (channel_id, source_key) DO NOTHING";
     for d in deliveries {
-        let (sql, guard) = match (&d.event_message_id, stored_after) {
-            (Some(m), Some(after)) => (only_new, Some((m, after))),
-            _ => (plain.as_str(), None),
-        };
-        let mut q = sqlx::query(AssertSqlSafe(sql))
+        sqlx::query(INSERT_DELIVERY_SQLITE)
             .bind(d.project_id)
             .bind(d.channel_id)
             .bind(&d.source_key)
             .bind(&d.content)
-            .bind(millis(d.now));
-        if let Some((m, after)) = guard {
-            q = q.bind(m).bind(after);
-        }
-        q.execute(&mut *conn).await?;
+            .bind(millis(d.now))
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
@@ -530,7 +516,7 @@ impl Store {
         match self {
             Store::Sqlite(s) => {
                 let mut tx = s.write_pool().begin().await?;
-                insert_deliveries_sqlite(&mut tx, deliveries, None).await?;
+                insert_deliveries_sqlite(&mut tx, deliveries).await?;
                 tx.commit().await?;
             }
             Store::Postgres(p) => {
@@ -603,7 +589,7 @@ impl Store {
                 if marked == 0 {
                     return Ok(false);
                 }
-                insert_deliveries_sqlite(&mut tx, deliveries, None).await?;
+                insert_deliveries_sqlite(&mut tx, deliveries).await?;
                 tx.commit().await?;
             }
             Store::Postgres(p) => {

@@ -7,6 +7,7 @@ pub mod delivery;
 mod postgres;
 mod rules;
 mod sqlite;
+mod sqlite_ingest;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 
@@ -21,6 +22,22 @@ pub use sqlite::SqliteStore;
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot sync the write-ahead log {path}: {source}")]
+    WalSync {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the store is closed (the collector is shutting down)")]
+    Closed,
+    #[error("cannot start the {name} thread: {source}")]
+    Thread {
+        name: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(
@@ -143,11 +160,12 @@ impl Store {
         }
     }
 
-    /// How many ingest transactions may commit at once: SQLite has one writer; PostgreSQL
-    /// takes several (their locks are taken in key order, so they cannot deadlock).
+    /// How many ingest commits may be in flight at once. SQLite has one writer, but a commit
+    /// waiting for its WAL sync has left the writer, so two keep it busy; PostgreSQL takes
+    /// several (their locks are taken in key order, so they cannot deadlock).
     pub fn concurrent_commits(&self) -> usize {
         match self {
-            Store::Sqlite(_) => 1,
+            Store::Sqlite(_) => 2,
             Store::Postgres(_) => 4,
         }
     }
@@ -308,18 +326,13 @@ impl Store {
         dispatch!(self.rotate_key(key_id, new_hash, new_prefix, now))
     }
 
-    /// Stores every batch in one transaction. Returns, per batch, how many messages were new
-    /// (the rest were duplicates of stored `(project, messageId)` pairs).
-    pub async fn insert_batches(&self, batches: &[PendingBatch]) -> Result<Vec<u64>, StoreError> {
-        dispatch!(self.insert_batches(batches, &[]))
-    }
-
-    /// [`Store::insert_batches`] plus outbox rows for the events that categories matched, in
-    /// the same transaction.
-    pub async fn insert_batches_with_deliveries(
+    /// Stores every batch, and outbox rows for the events that categories matched, in one
+    /// transaction. Returns, per batch, how many messages were new (the rest were duplicates of
+    /// stored `(project, messageId)` pairs).
+    pub async fn insert_batches(
         &self,
-        batches: &[PendingBatch],
-        deliveries: &[delivery::NewDelivery],
+        batches: Vec<PendingBatch>,
+        deliveries: Vec<delivery::NewDelivery>,
     ) -> Result<Vec<u64>, StoreError> {
         dispatch!(self.insert_batches(batches, deliveries))
     }

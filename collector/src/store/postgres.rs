@@ -261,9 +261,10 @@ impl PostgresStore {
 
     pub async fn insert_batches(
         &self,
-        batches: &[PendingBatch],
-        deliveries: &[super::delivery::NewDelivery],
+        batches: Vec<PendingBatch>,
+        deliveries: Vec<super::delivery::NewDelivery>,
     ) -> Result<Vec<u64>, StoreError> {
+        let batches = &batches[..];
         // Every (project, messageId) once per transaction, in key order: replicas committing
         // overlapping ids then lock them in the same order and cannot deadlock.
         let mut seen = HashSet::new();

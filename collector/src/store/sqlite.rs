@@ -2,16 +2,17 @@
 //! writer at a time anyway, and the group-commit writer is its only user) and a small read pool.
 
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row};
 
+use super::sqlite_ingest::IngestThread;
 use super::{
     DAY_MS, EventQuery, HOUR_MS, KeyRecord, PendingBatch, Plan, ProjectRecord, Quota,
     RetentionReport, StoreError, StoredEvent, from_millis, millis,
@@ -19,8 +20,6 @@ use super::{
 use crate::config;
 use crate::domain::{KeyHash, KeyKind, ProjectId};
 
-/// Rows per multi-row INSERT statement: 9 parameters each, well under SQLite's 32,766.
-const ROWS_PER_INSERT: usize = 128;
 const READ_CONNECTIONS: u32 = 4;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -29,6 +28,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    /// Ingest commits (`sqlite_ingest`): its own connection on its own thread.
+    ingest: Arc<IngestThread>,
 }
 
 impl SqliteStore {
@@ -71,11 +72,16 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&write).await?;
+        let ingest = Arc::new(IngestThread::start(options.get_filename(), sync)?);
         let read = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
             .connect_with(options.create_if_missing(false))
             .await?;
-        Ok(Self { write, read })
+        Ok(Self {
+            write,
+            read,
+            ingest,
+        })
     }
 
     /// Copies committed WAL pages into the database file, on a read connection, so the writer
@@ -93,6 +99,7 @@ impl SqliteStore {
     }
 
     pub async fn close(&self) {
+        self.ingest.close().await;
         self.read.close().await;
         self.write.close().await;
     }
@@ -232,90 +239,20 @@ impl SqliteStore {
         Ok(Some(new))
     }
 
+    /// Stores the batches (and the outbox rows of their events) in one transaction on the
+    /// ingest thread, while holding the sqlx write connection so that no other writer waits on
+    /// SQLite's lock in the meantime; then, with the writer free for the next commit, makes it
+    /// durable (see `sqlite_ingest`).
     pub async fn insert_batches(
         &self,
-        batches: &[PendingBatch],
-        deliveries: &[super::delivery::NewDelivery],
+        batches: Vec<PendingBatch>,
+        deliveries: Vec<super::delivery::NewDelivery>,
     ) -> Result<Vec<u64>, StoreError> {
-        let mut tx = self.write.begin().await?;
-        // Rows this transaction inserts are exactly those above the current last seq: the
-        // rollups and monthly usage below are computed from them, so duplicates never count.
-        let before: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events")
-            .fetch_one(&mut *tx)
-            .await?;
-        let before = before.unwrap_or(0);
-        let mut inserted = Vec::with_capacity(batches.len());
-        for batch in batches {
-            let received_at = millis(batch.received_at);
-            let mut new_rows = 0;
-            for chunk in batch.messages.chunks(ROWS_PER_INSERT) {
-                let mut query = sqlx::query(AssertSqlSafe(insert_sql(chunk.len())));
-                for m in chunk {
-                    query = query
-                        .bind(batch.project_id)
-                        .bind(m.message_id.as_str())
-                        .bind(m.kind.as_str())
-                        .bind(m.event.as_deref())
-                        .bind(m.user_id.as_deref())
-                        .bind(m.anonymous_id.as_deref())
-                        .bind(millis(m.timestamp))
-                        .bind(received_at)
-                        .bind(m.body.as_str());
-                }
-                new_rows += query.execute(&mut *tx).await?.rows_affected();
-            }
-            if new_rows > 0 {
-                sqlx::query(
-                    "UPDATE project_usage SET events_total = events_total + ? WHERE project_id = ?",
-                )
-                .bind(new_rows as i64)
-                .bind(batch.project_id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            inserted.push(new_rows);
-        }
-        if inserted.iter().any(|&n| n > 0) {
-            // NOT INDEXED: read only this commit's rows by rowid range. Left to itself the
-            // planner walks the whole (project_id, seq) index for its order — a scan of every
-            // stored event on every commit (found in a profile; throughput fell as data grew).
-            sqlx::query(
-                "INSERT INTO rollups_hourly (project_id, name, hour, events)
-                 SELECT project_id,
-                        CASE WHEN type = 'track' THEN event ELSE '$' || type END,
-                        timestamp - (timestamp % ?2), COUNT(*)
-                 FROM events NOT INDEXED WHERE seq > ?1 GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-                 ON CONFLICT (project_id, name, hour) DO UPDATE SET events = events + excluded.events",
-            )
-            .bind(before)
-            .bind(HOUR_MS)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO usage_monthly (project_id, month, events)
-                 SELECT project_id, strftime('%Y-%m', received_at / 1000, 'unixepoch'), COUNT(*)
-                 FROM events NOT INDEXED WHERE seq > ?1 GROUP BY 1, 2 ORDER BY 1, 2
-                 ON CONFLICT (project_id, month) DO UPDATE SET events = events + excluded.events",
-            )
-            .bind(before)
-            .execute(&mut *tx)
-            .await?;
-            // The dashboard's DAU/WAU/MAU read this rollup (migrations 0006).
-            sqlx::query(
-                "INSERT OR IGNORE INTO active_users_daily (project_id, day, user_key)
-                 SELECT project_id, timestamp - (timestamp % ?2), COALESCE(user_id, anonymous_id)
-                 FROM events NOT INDEXED
-                 WHERE seq > ?1 AND COALESCE(user_id, anonymous_id) IS NOT NULL",
-            )
-            .bind(before)
-            .bind(DAY_MS)
-            .execute(&mut *tx)
-            .await?;
-        }
-        // The notifications of this commit's events, atomically with them.
-        super::delivery::insert_deliveries_sqlite(&mut tx, deliveries, Some(before)).await?;
-        tx.commit().await?;
-        Ok(inserted)
+        let turn = self.write.acquire().await?;
+        let stored = self.ingest.commit(batches, deliveries).await?;
+        drop(turn);
+        self.ingest.sync_wal().await?;
+        Ok(stored)
     }
 
     pub async fn list_events(
@@ -569,29 +506,4 @@ fn key_record(r: &SqliteRow) -> KeyRecord {
         created_at: from_millis(r.get("created_at")),
         revoked_at: r.get::<Option<i64>, _>("revoked_at").map(from_millis),
     }
-}
-
-/// The multi-row INSERT for `rows` rows, built once per size and shared, so SQLite's prepared
-/// statement cache keeps hitting.
-fn insert_sql(rows: usize) -> Arc<str> {
-    static CACHE: OnceLock<Vec<Arc<str>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| {
-        (0..=ROWS_PER_INSERT)
-            .map(|n| {
-                let mut sql = String::from(
-                    "INSERT INTO events (project_id, message_id, type, event, user_id, \
-                     anonymous_id, timestamp, received_at, body) VALUES ",
-                );
-                for i in 0..n {
-                    if i > 0 {
-                        sql.push(',');
-                    }
-                    sql.push_str("(?,?,?,?,?,?,?,?,?)");
-                }
-                sql.push_str(" ON CONFLICT (project_id, message_id) DO NOTHING");
-                Arc::from(sql)
-            })
-            .collect()
-    });
-    Arc::clone(&cache[rows])
 }
