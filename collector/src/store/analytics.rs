@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::accounts::on_db;
-use super::{Store, StoreError, StoredEvent, from_millis};
+use super::{Store, StoreError, StoredEvent};
 use crate::domain::ProjectId;
 
 /// One event as the dashboard's calculations need it.
@@ -138,7 +138,7 @@ impl Store {
         )
     }
 
-    /// Events received at or after `since` (unix ms), in store order, at most `limit`: the
+    /// The newest `limit` events received at or after `since` (unix ms), oldest first: the
     /// live tail polls this with an overlapping window and drops what it has already sent.
     pub async fn events_received_since(
         &self,
@@ -146,27 +146,9 @@ impl Store {
         since: i64,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT seq, message_id, type, event, user_id, anonymous_id, timestamp, received_at, body
-             FROM events WHERE received_at >= $1 AND project_id = $2 ORDER BY seq LIMIT $3",
-            [since, project_id, limit],
-            fetch_all,
-            |rows| Ok(rows
-                .iter()
-                .map(|r| StoredEvent {
-                    seq: r.get("seq"),
-                    message_id: r.get("message_id"),
-                    kind: r.get("type"),
-                    event: r.get("event"),
-                    user_id: r.get("user_id"),
-                    anonymous_id: r.get("anonymous_id"),
-                    timestamp: from_millis(r.get("timestamp")),
-                    received_at: from_millis(r.get("received_at")),
-                    body: r.get("body"),
-                })
-                .collect())
-        )
+        match self {
+            Store::Sqlite(s) => s.events_received_since(project_id, since, limit).await,
+            Store::Postgres(p) => p.events_received_since(project_id, since, limit).await,
+        }
     }
 }

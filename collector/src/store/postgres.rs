@@ -496,20 +496,27 @@ impl PostgresStore {
             query = query.bind(filter.as_str());
         }
         let rows = query.fetch_all(&self.pool).await?;
-        Ok(rows
-            .iter()
-            .map(|r| StoredEvent {
-                seq: r.get("seq"),
-                message_id: r.get("message_id"),
-                kind: r.get("type"),
-                event: r.get("event"),
-                user_id: r.get("user_id"),
-                anonymous_id: r.get("anonymous_id"),
-                timestamp: from_millis(r.get("timestamp")),
-                received_at: from_millis(r.get("received_at")),
-                body: r.get("body"),
-            })
-            .collect())
+        Ok(rows.iter().map(stored_event).collect())
+    }
+
+    /// The newest `limit` events received at or after `since` (unix ms), oldest first; the
+    /// partitions by day of receipt bound the walk back from the latest event.
+    pub async fn events_received_since(
+        &self,
+        project_id: ProjectId,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM events WHERE received_at >= $1 AND project_id = $2
+             ORDER BY seq DESC LIMIT $3",
+        )
+        .bind(since)
+        .bind(project_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().rev().map(stored_event).collect())
     }
 
     pub async fn events_total(&self, project_id: ProjectId) -> Result<i64, StoreError> {
@@ -753,5 +760,19 @@ mod tests {
         assert_eq!(partition_name(start), "events_p20261122");
         assert_eq!(partition_start("events_p20261122"), Some(start));
         assert_eq!(partition_start("events_default"), None);
+    }
+}
+
+fn stored_event(r: &sqlx::postgres::PgRow) -> StoredEvent {
+    StoredEvent {
+        seq: r.get("seq"),
+        message_id: r.get("message_id"),
+        kind: r.get("type"),
+        event: r.get("event"),
+        user_id: r.get("user_id"),
+        anonymous_id: r.get("anonymous_id"),
+        timestamp: from_millis(r.get("timestamp")),
+        received_at: from_millis(r.get("received_at")),
+        body: r.get("body"),
     }
 }

@@ -22,6 +22,31 @@ use crate::domain::{KeyHash, KeyKind, ProjectId};
 
 const READ_CONNECTIONS: u32 = 4;
 
+/// A seq that splits the events at `?1` (unix ms): those received before it lie below, those
+/// received at or after it at or above. A binary search over the rowid, in one statement of
+/// about log2(events) steps (gaps left by deleted rows do not matter). Seq follows
+/// arrival up to the time a request waits for its commit (milliseconds, seconds when
+/// overloaded), so callers that must not miss an event search from a little earlier and
+/// filter on `received_at` too.
+const FIRST_SEQ_RECEIVED_SINCE: &str = "
+    WITH RECURSIVE search(lo, hi) AS (
+        SELECT COALESCE((SELECT MIN(seq) FROM events), 0),
+               COALESCE((SELECT MAX(seq) FROM events), 0) + 1
+        UNION ALL
+        SELECT CASE WHEN (SELECT received_at FROM events WHERE seq >= lo + (hi - lo) / 2
+                          ORDER BY seq LIMIT 1) < ?1
+                    THEN lo + (hi - lo) / 2 + 1 ELSE lo END,
+               CASE WHEN (SELECT received_at FROM events WHERE seq >= lo + (hi - lo) / 2
+                          ORDER BY seq LIMIT 1) < ?1
+                    THEN hi ELSE lo + (hi - lo) / 2 END
+        FROM search WHERE lo < hi
+    )
+    SELECT MAX(lo) FROM search";
+
+/// How far before a time the live tail starts its search for the events received since then
+/// (see [`FIRST_SEQ_RECEIVED_SINCE`]): far more than a request ever waits for its commit.
+const RECEIVED_ORDER_SLACK_MS: i64 = 60_000;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
 #[derive(Debug, Clone)]
@@ -287,20 +312,39 @@ impl SqliteStore {
             .bind(q.user_id.as_deref())
             .fetch_all(&self.read)
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| StoredEvent {
-                seq: r.get("seq"),
-                message_id: r.get("message_id"),
-                kind: r.get("type"),
-                event: r.get("event"),
-                user_id: r.get("user_id"),
-                anonymous_id: r.get("anonymous_id"),
-                timestamp: from_millis(r.get("timestamp")),
-                received_at: from_millis(r.get("received_at")),
-                body: r.get("body"),
-            })
-            .collect())
+        Ok(rows.iter().map(stored_event).collect())
+    }
+
+    /// See [`FIRST_SEQ_RECEIVED_SINCE`].
+    async fn first_seq_received_since(&self, since: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(FIRST_SEQ_RECEIVED_SINCE)
+            .bind(since)
+            .fetch_one(&self.read)
+            .await?)
+    }
+
+    /// The newest `limit` events received at or after `since` (unix ms), oldest first.
+    pub async fn events_received_since(
+        &self,
+        project_id: ProjectId,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let from = self
+            .first_seq_received_since(since - RECEIVED_ORDER_SLACK_MS)
+            .await?;
+        // Newest first, so that the walk back from the latest event stops after `limit` rows.
+        let rows = sqlx::query(
+            "SELECT * FROM events WHERE project_id = ?1 AND seq >= ?2 AND received_at >= ?3
+             ORDER BY seq DESC LIMIT ?4",
+        )
+        .bind(project_id)
+        .bind(from)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.iter().rev().map(stored_event).collect())
     }
 
     pub async fn events_total(&self, project_id: ProjectId) -> Result<i64, StoreError> {
@@ -428,12 +472,17 @@ impl SqliteStore {
             let project_id: i64 = row.get("id");
             let days: i64 = row.get("retention_days");
             let cutoff = now - days * DAY_MS;
+            // Expired events lie below this seq (the few received just before the cutoff but
+            // stored after it go in the next pass).
+            let boundary = self.first_seq_received_since(cutoff).await?;
             loop {
                 let deleted = sqlx::query(
                     "DELETE FROM events WHERE seq IN (
-                         SELECT seq FROM events WHERE project_id = ? AND received_at < ? LIMIT ?)",
+                         SELECT seq FROM events
+                         WHERE project_id = ? AND seq < ? AND received_at < ? LIMIT ?)",
                 )
                 .bind(project_id)
+                .bind(boundary)
                 .bind(cutoff)
                 .bind(DELETE_CHUNK)
                 .execute(&self.write)
@@ -495,6 +544,20 @@ async fn insert_key(
     })
 }
 
+fn stored_event(r: &SqliteRow) -> StoredEvent {
+    StoredEvent {
+        seq: r.get("seq"),
+        message_id: r.get("message_id"),
+        kind: r.get("type"),
+        event: r.get("event"),
+        user_id: r.get("user_id"),
+        anonymous_id: r.get("anonymous_id"),
+        timestamp: from_millis(r.get("timestamp")),
+        received_at: from_millis(r.get("received_at")),
+        body: r.get("body"),
+    }
+}
+
 fn key_record(r: &SqliteRow) -> KeyRecord {
     let kind: String = r.get("kind");
     KeyRecord {
@@ -505,5 +568,78 @@ fn key_record(r: &SqliteRow) -> KeyRecord {
         prefix: r.get("prefix"),
         created_at: from_millis(r.get("created_at")),
         revoked_at: r.get::<Option<i64>, _>("revoked_at").map(from_millis),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store whose events have the given (seq, received_at), in project 1.
+    async fn store_with(events: &[(i64, i64)]) -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = SqliteStore::open(&url, config::SqliteSynchronous::Normal)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO projects (id, name, plan, created_at) VALUES (1, 'p', 'free', 0)")
+            .execute(&store.write)
+            .await
+            .unwrap();
+        for &(seq, received_at) in events {
+            sqlx::query(
+                "INSERT INTO events (seq, project_id, message_id, type, timestamp, received_at,
+                                     body, anonymous_id)
+                 VALUES (?1, 1, 'm' || ?1, 'track', ?2, ?2, '{}', 'a')",
+            )
+            .bind(seq)
+            .bind(received_at)
+            .execute(&store.write)
+            .await
+            .unwrap();
+        }
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn the_search_finds_the_first_seq_received_at_or_after_a_time() {
+        let (_dir, empty) = store_with(&[]).await;
+        assert_eq!(empty.first_seq_received_since(0).await.unwrap(), 0);
+
+        // Gaps in seq (deleted rows) and repeated times.
+        let events = [(3, 100), (4, 100), (9, 200), (10, 300), (40, 300)];
+        let (_dir, store) = store_with(&events).await;
+        for since in [0, 99, 100, 101, 199, 200, 201, 300, 301, 1000] {
+            let split = store.first_seq_received_since(since).await.unwrap();
+            for (seq, received) in events {
+                assert_eq!(
+                    seq >= split,
+                    received >= since,
+                    "since {since}: split {split}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_tail_finds_events_stored_slightly_out_of_arrival_order() {
+        // seq 3 arrived after seq 4 (its request waited longer for its commit).
+        let t = 10 * RECEIVED_ORDER_SLACK_MS;
+        let (_dir, store) =
+            store_with(&[(1, 0), (2, t - 5), (3, t + 7), (4, t + 5), (5, t + 9)]).await;
+        let seqs = |events: Vec<StoredEvent>| events.iter().map(|e| e.seq).collect::<Vec<_>>();
+        assert_eq!(
+            seqs(store.events_received_since(1, t + 6, 10).await.unwrap()),
+            [3, 5]
+        );
+        assert_eq!(
+            seqs(store.events_received_since(1, t, 10).await.unwrap()),
+            [3, 4, 5]
+        );
+        // At most `limit`: the newest, oldest first.
+        assert_eq!(
+            seqs(store.events_received_since(1, 0, 2).await.unwrap()),
+            [4, 5]
+        );
     }
 }

@@ -18,7 +18,7 @@
 //! frame up to the last valid commit; meanwhile the next commit is already being written. The
 //! crash test (collector/tests/crash.rs) checks that every acknowledged batch survives SIGKILL.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
@@ -95,8 +95,9 @@ impl IngestThread {
             .name("sqlite-ingest".into())
             .spawn(move || {
                 let mut conn = conn;
+                let mut known = KnownActiveUsers::default();
                 for commit in rx {
-                    let result = insert(&mut conn, &commit.batches, &commit.deliveries);
+                    let result = insert(&mut conn, &commit.batches, &commit.deliveries, &mut known);
                     let _ = commit.reply.send(result);
                 }
             })
@@ -188,6 +189,49 @@ impl IngestThread {
     }
 }
 
+/// Most `(project, day, user)` rows of `active_users_daily` the ingest thread remembers as
+/// stored (about 60 bytes each); past it the memory starts again from empty.
+const MAX_KNOWN_ACTIVE_USERS: usize = 200_000;
+
+/// The active-user rows this thread has already committed, so that a user's second and later
+/// events of a day cost no index probe. Only ingest writes that table, and retention only
+/// removes days that are over, so a remembered row is still there or no longer wanted.
+#[derive(Default)]
+struct KnownActiveUsers {
+    /// Users per (project, day).
+    users: HashMap<(i64, i64), HashSet<Box<str>>>,
+    len: usize,
+}
+
+impl KnownActiveUsers {
+    fn contains(&self, project: i64, day: i64, user: &str) -> bool {
+        self.users
+            .get(&(project, day))
+            .is_some_and(|users| users.contains(user))
+    }
+
+    /// Called after the commit that stored `rows`, never before: a rolled-back row is not known.
+    fn remember<'a, 'b: 'a>(
+        &mut self,
+        rows: impl ExactSizeIterator<Item = &'a (i64, i64, &'b str)>,
+    ) {
+        if self.len + rows.len() > MAX_KNOWN_ACTIVE_USERS {
+            self.users.clear();
+            self.len = 0;
+        }
+        for &(project, day, user) in rows {
+            if self
+                .users
+                .entry((project, day))
+                .or_default()
+                .insert(Box::from(user))
+            {
+                self.len += 1;
+            }
+        }
+    }
+}
+
 /// The rollup rows of one commit, summed from the rows it stored.
 #[derive(Default)]
 struct Rollups<'a> {
@@ -203,6 +247,7 @@ fn insert(
     conn: &mut Connection,
     batches: &[PendingBatch],
     deliveries: &[NewDelivery],
+    known: &mut KnownActiveUsers,
 ) -> Result<Vec<u64>, StoreError> {
     let tx = conn.transaction()?;
     let mut inserted = Vec::with_capacity(batches.len());
@@ -247,11 +292,10 @@ fn insert(
                     ))
                     .or_default() += 1;
                 if let Some(user) = m.user_id.as_deref().or(m.anonymous_id.as_deref()) {
-                    rollups.active.insert((
-                        batch.project_id,
-                        timestamp - timestamp.rem_euclid(DAY_MS),
-                        user,
-                    ));
+                    let day = timestamp - timestamp.rem_euclid(DAY_MS);
+                    if !known.contains(batch.project_id, day, user) {
+                        rollups.active.insert((batch.project_id, day, user));
+                    }
                 }
             }
             if stored > 0 {
@@ -286,6 +330,7 @@ fn insert(
         }
     }
     tx.commit()?;
+    known.remember(rollups.active.iter());
     Ok(inserted)
 }
 
