@@ -747,6 +747,20 @@ fn key_record(r: &PgRow) -> KeyRecord {
     }
 }
 
+fn stored_event(r: &sqlx::postgres::PgRow) -> StoredEvent {
+    StoredEvent {
+        seq: r.get("seq"),
+        message_id: r.get("message_id"),
+        kind: r.get("type"),
+        event: r.get("event"),
+        user_id: r.get("user_id"),
+        anonymous_id: r.get("anonymous_id"),
+        timestamp: from_millis(r.get("timestamp")),
+        received_at: from_millis(r.get("received_at")),
+        body: r.get("body"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -760,19 +774,5 @@ mod tests {
         assert_eq!(partition_name(start), "events_p20261122");
         assert_eq!(partition_start("events_p20261122"), Some(start));
         assert_eq!(partition_start("events_default"), None);
-    }
-}
-
-fn stored_event(r: &sqlx::postgres::PgRow) -> StoredEvent {
-    StoredEvent {
-        seq: r.get("seq"),
-        message_id: r.get("message_id"),
-        kind: r.get("type"),
-        event: r.get("event"),
-        user_id: r.get("user_id"),
-        anonymous_id: r.get("anonymous_id"),
-        timestamp: from_millis(r.get("timestamp")),
-        received_at: from_millis(r.get("received_at")),
-        body: r.get("body"),
     }
 }
