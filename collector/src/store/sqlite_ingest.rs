@@ -138,10 +138,13 @@ impl IngestThread {
                 }
             }
         };
-        tokio::task::spawn_blocking(move || file.sync_data())
+        let started = std::time::Instant::now();
+        let synced = tokio::task::spawn_blocking(move || file.sync_data())
             .await
             .map_err(|e| failed(std::io::Error::other(e)))?
-            .map_err(failed)
+            .map_err(failed);
+        metrics::histogram!("pulseline_wal_sync_duration_seconds").record(started.elapsed());
+        synced
     }
 
     /// Commits on the ingest thread and waits for the answer.
