@@ -6,7 +6,7 @@
 //! Every wait goes through the injected [`Clock`], so tests drive minutes of backoff instantly.
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, VecDeque},
     future::{Future, poll_fn},
     pin::Pin,
     sync::Arc,
@@ -91,6 +91,13 @@ struct ShutdownWaiter {
     reply: futures::channel::oneshot::Sender<ShutdownOutcome>,
 }
 
+/// A batch whose request is in flight.
+struct Sending {
+    slot: u64,
+    held: Held,
+    body_len: usize,
+}
+
 type InFlight = Pin<Box<dyn Future<Output = (u64, Result<TransportResponse, Error>)>>>;
 
 /// Largest number of messages taken from the queue before the worker lets requests progress.
@@ -107,7 +114,9 @@ pub(crate) struct Worker {
     ready: VecDeque<Held>,
     delayed: Vec<Held>,
     in_flight: FuturesUnordered<InFlight>,
-    sending: HashMap<u64, (Held, usize)>,
+    /// Batches with a request in flight, by slot, with their body's size. A plain list: it
+    /// holds at most `max_in_flight` entries, and a hash map would add its own code to the wasm.
+    sending: Vec<Sending>,
     next_slot: u64,
     unresolved: BTreeMap<BatchId, Pending>,
     parked_after_retries: u64,
@@ -143,7 +152,7 @@ impl Worker {
             ready: VecDeque::new(),
             delayed: Vec::new(),
             in_flight: FuturesUnordered::new(),
-            sending: HashMap::new(),
+            sending: Vec::new(),
             next_slot: 0,
             unresolved: BTreeMap::new(),
             parked_after_retries: 0,
@@ -351,14 +360,21 @@ impl Worker {
             let send = self.transport.send(request);
             self.in_flight
                 .push(Box::pin(async move { (slot, send.await) }));
-            self.sending.insert(slot, (held, body_len));
+            self.sending.push(Sending {
+                slot,
+                held,
+                body_len,
+            });
         }
     }
 
     fn complete(&mut self, slot: u64, result: Result<TransportResponse, Error>) {
-        let Some((mut held, body_len)) = self.sending.remove(&slot) else {
+        let Some(i) = self.sending.iter().position(|s| s.slot == slot) else {
             return;
         };
+        let Sending {
+            mut held, body_len, ..
+        } = self.sending.swap_remove(i);
         let now = self.clock.now();
         let messages = held.batch.len();
         match classify(result, messages, self.clock.system_time()) {
@@ -687,7 +703,7 @@ impl Worker {
         let timed_out = pending > 0;
         let mut leftovers: Vec<Held> = self.ready.drain(..).collect();
         leftovers.append(&mut self.delayed);
-        leftovers.extend(self.sending.drain().map(|(_, (held, _))| held));
+        leftovers.extend(self.sending.drain(..).map(|s| s.held));
         self.in_flight = FuturesUnordered::new();
         let mut persisted = 0;
         let mut lost = 0;
