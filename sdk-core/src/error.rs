@@ -1,8 +1,8 @@
 //! The crate's one error type.
 
+use std::time::Duration;
 #[cfg(feature = "disk-buffer")]
 use std::{io, path::PathBuf};
-use std::time::Duration;
 
 /// Everything that can go wrong in the SDK, with the details needed to act on it.
 ///
