@@ -79,9 +79,10 @@ rm -rf build/wasm dist
 mkdir -p build/wasm dist
 wasm-bindgen --target web --out-dir build/wasm --out-name pulseline_glue \
     "$WASM_TARGET_DIR/wasm32-unknown-unknown/wasm-release/pulseline_browser.wasm"
-# -Oz until nothing shrinks, no producers section, plus the features wasm-bindgen's output relies
-# on in every current browser.
-"$BIN/wasm-opt" -Oz --converge --strip-debug --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+# -Oz until nothing shrinks, then the control flow flattened and rebuilt by the Relooper and
+# -Oz again (0.6 KB brotli less, ~15 s more), no producers section, plus the features
+# wasm-bindgen's output relies on in every current browser.
+"$BIN/wasm-opt" -Oz --converge --flatten --rereloop -Oz --converge --strip-debug --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
     --enable-mutable-globals --enable-reference-types --enable-multivalue \
     build/wasm/pulseline_glue_bg.wasm -o dist/pulseline_bg.wasm
 # One ES module: the public API, the wasm-bindgen glue and web-vitals (attribution build).
