@@ -85,9 +85,12 @@ wasm-bindgen --target web --out-dir build/wasm --out-name pulseline_glue \
 "$BIN/wasm-opt" -Oz --converge --flatten --rereloop -Oz --converge --strip-debug --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
     --enable-mutable-globals --enable-reference-types --enable-multivalue \
     build/wasm/pulseline_glue_bg.wasm -o dist/pulseline_bg.wasm
-# One ES module: the public API, the wasm-bindgen glue and web-vitals (attribution build).
-# The glue looks for its wasm next to the module (import.meta.url): same directory, new name.
-"$BIN/esbuild" js/index.js --bundle --format=esm --minify --target=es2020 --outfile=dist/pulseline.js --log-level=warning
+# The SDK module: the public API and the wasm-bindgen glue. The glue looks for its wasm next to
+# the module (import.meta.url): same directory, new name. web-vitals (attribution build) is a
+# module of its own, imported by pulseline.js from next to it only when Web Vitals are on.
+"$BIN/esbuild" js/index.js --bundle --format=esm --minify --target=es2020 --external:./web-vitals.js \
+    --outfile=dist/pulseline.js --log-level=warning
+"$BIN/esbuild" js/web-vitals.js --bundle --format=esm --minify --target=es2020 --outfile=dist/web-vitals.js --log-level=warning
 "$BIN/esbuild" js/loader.js --minify --target=es2015 --outfile=dist/loader.js --log-level=warning
 "$BIN/tsc" -p tsconfig.build.json
 cp build/types/js/index.d.ts dist/pulseline.d.ts 2>/dev/null || cp build/types/index.d.ts dist/pulseline.d.ts
@@ -99,12 +102,13 @@ const size = (f) => {
   const br = brotliCompressSync(raw, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length
   return { f, raw: raw.length, br }
 }
-const rows = ["loader.js", "pulseline.js", "pulseline_bg.wasm"].map(size)
+const rows = ["loader.js", "pulseline.js", "pulseline_bg.wasm", "web-vitals.js"].map(size)
 const kb = (n) => (n / 1024).toFixed(1) + " KB"
 let text = "file                 raw        brotli\n"
 for (const r of rows) text += r.f.padEnd(20) + kb(r.raw).padStart(10) + kb(r.br).padStart(11) + "\n"
 const sdk = rows[1].br + rows[2].br
 text += "pulseline.js + wasm (brotli): " + kb(sdk) + "\n"
+text += "with web-vitals.js (Web Vitals on, the default): " + kb(sdk + rows[3].br) + "\n"
 writeFileSync("dist/SIZES.txt", text)
 process.stdout.write(text)
 '
