@@ -11,7 +11,7 @@
 # Debian's stable 1.96 by RUSTC_BOOTSTRAP=1, see ../shared/TOOLCHAIN.md), which lets std itself be
 # compiled for size and without panic messages and their source locations (README "Size").
 # PULSELINE_WASM_TOOLCHAIN=rustup builds with rustup's precompiled std instead: it needs only
-# `rustup target add wasm32-unknown-unknown`, but the wasm is about 10 KB brotli larger and
+# `rustup target add wasm32-unknown-unknown`, but the wasm is about 11 KB brotli larger and
 # test/size.test.mjs fails on it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
