@@ -19,8 +19,9 @@
 #   .venv  python3 -m venv, with scripts/requirements-test.txt (reinstalled when that file changes)
 #   sdk-node/node_modules, examples/node-*/node_modules  npm ci (again when package-lock.json changes)
 #   wasm32-unknown-unknown target (rustup), wasm-bindgen-cli (exactly Cargo.lock's wasm-bindgen,
-#   cargo install --debug into ~/.cargo/bin), chromium + chromium-driver (apt-get),
-#   sdk-wasm/node_modules (npm ci)
+#   cargo install --debug into ~/.cargo/bin), chromium + chromium-driver (apt-get), Debian's
+#   rustc-web + cargo-web + rust-web-src + lld-22 (apt-get; sdk-wasm/build.sh compiles the
+#   release wasm with std built from source), sdk-wasm/node_modules (npm ci)
 #
 # Environment:
 #   PULSELINE_TEST_ONLY=rust|postgres|interop|python|node|wasm|dashboard  run one group of steps (default: all)
@@ -355,6 +356,15 @@ ensure_wasm_toolchain() {
         apt-get install -y chromium chromium-driver ||
             { apt-get update && apt-get install -y chromium chromium-driver; }
     fi
+    # The release wasm (sdk-wasm/build.sh) builds std from source with Debian's compiler, so
+    # std too is optimised for size and carries no panic messages (sdk-wasm/README.md "Size").
+    local debian_rust=(rustc-web cargo-web rust-web-src lld-22)
+    if [[ ! -x /usr/bin/cargo || ! -x /usr/bin/rustc || ! -d /usr/lib/rustlib/src/rust/library ]]; then
+        apt-get install -y "${debian_rust[@]}" ||
+            { apt-get update && apt-get install -y "${debian_rust[@]}"; } ||
+            die "could not install Debian's Rust for the browser SDK build (apt-get install -y ${debian_rust[*]})"
+    fi
+    /usr/bin/rustc -V
 }
 
 ensure_wasm_deps() {

@@ -2,15 +2,47 @@
 # Builds the browser SDK into sdk-wasm/dist (loader.js, pulseline.js, pulseline_bg.wasm,
 # pulseline.d.ts, SIZES.txt). Skips everything when no input changed since the last build.
 #
-# Needs: rustup target wasm32-unknown-unknown, wasm-bindgen-cli of exactly the wasm-bindgen
-# version in Cargo.lock, and `npm ci` in sdk-wasm (esbuild, binaryen's wasm-opt, typescript,
-# web-vitals). scripts/test.sh (group wasm) installs all of them.
+# Needs: Debian's Rust with the standard library's source (`apt-get install -y rustc-web
+# cargo-web rust-web-src lld-22`), wasm-bindgen-cli of exactly the wasm-bindgen version in
+# Cargo.lock, and `npm ci` in sdk-wasm (esbuild, binaryen's wasm-opt, typescript, web-vitals).
+# scripts/test.sh (group wasm) installs all of them.
+#
+# The wasm is compiled with the standard library built from source (`-Zbuild-std`, allowed on
+# Debian's stable 1.96 by RUSTC_BOOTSTRAP=1, see ../shared/TOOLCHAIN.md), which lets std itself be
+# compiled for size and without panic messages and their source locations (README "Size").
+# PULSELINE_WASM_TOOLCHAIN=rustup builds with rustup's precompiled std instead: it needs only
+# `rustup target add wasm32-unknown-unknown`, but the wasm is about 11 KB brotli larger and
+# test/size.test.mjs fails on it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 SDK=$PWD
 ROOT=$(cd .. && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$SDK/node_modules/.bin
+TOOLCHAIN=${PULSELINE_WASM_TOOLCHAIN:-debian}
+# Where Debian's rust-web-src puts the standard library's source.
+DEBIAN_STD_SRC=/usr/lib/rustlib/src/rust/library
+
+case $TOOLCHAIN in
+debian)
+    if [[ ! -x /usr/bin/cargo || ! -x /usr/bin/rustc || ! -d $DEBIAN_STD_SRC ]]; then
+        echo "build.sh: Debian's Rust with the std source is missing (/usr/bin/cargo, /usr/bin/rustc, $DEBIAN_STD_SRC)." >&2
+        echo "  Install it: apt-get install -y rustc-web cargo-web rust-web-src lld-22" >&2
+        echo "  or build a larger wasm with rustup's std: PULSELINE_WASM_TOOLCHAIN=rustup sdk-wasm/build.sh" >&2
+        exit 1
+    fi
+    RUSTC_VERSION=$(/usr/bin/rustc -V)
+    WASM_TARGET_DIR=$TARGET_DIR/wasm-debian
+    ;;
+rustup)
+    RUSTC_VERSION=$(rustc -V)
+    WASM_TARGET_DIR=$TARGET_DIR
+    ;;
+*)
+    echo "build.sh: PULSELINE_WASM_TOOLCHAIN must be debian (default) or rustup, not '$TOOLCHAIN'" >&2
+    exit 1
+    ;;
+esac
 
 inputs_hash() {
     (
@@ -18,6 +50,7 @@ inputs_hash() {
         find sdk-core/src sdk-core/Cargo.toml sdk-wasm/src sdk-wasm/Cargo.toml sdk-wasm/js \
             sdk-wasm/build.sh sdk-wasm/tsconfig.build.json sdk-wasm/package-lock.json \
             Cargo.lock Cargo.toml .cargo/config.toml -type f -print0 | sort -z | xargs -0 sha256sum
+        echo "$TOOLCHAIN $RUSTC_VERSION"
     ) | sha256sum | cut -d' ' -f1
 }
 
@@ -27,19 +60,37 @@ if [[ ${1:-} != --force && -f dist/.inputs && $(cat dist/.inputs) == "$HASH" && 
     exit 0
 fi
 
-cargo build -p pulseline-browser --target wasm32-unknown-unknown --profile wasm-release
+if [[ $TOOLCHAIN == debian ]]; then
+    # Debian's cargo and rustc together (rustup's would not match the std source), in a target
+    # directory of their own. On top of the wasm-release profile, for std as well as the SDK:
+    # `panic=immediate-abort` (a panic traps at once: no panic messages, no formatting of
+    # them), `-Zlocation-detail=none` (no file/line/column of `track_caller` locations) and
+    # std's `optimize_for_size` (its smaller algorithm variants). The flags are appended to the
+    # target's rustflags in .cargo/config.toml.
+    PATH=/usr/bin:$PATH RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$WASM_TARGET_DIR \
+        /usr/bin/cargo build -p pulseline-browser --target wasm32-unknown-unknown --profile wasm-release \
+        -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size \
+        --config 'target.wasm32-unknown-unknown.rustflags = ["-Zunstable-options", "-Cpanic=immediate-abort", "-Zlocation-detail=none"]'
+else
+    echo "build.sh: PULSELINE_WASM_TOOLCHAIN=rustup: precompiled std, a larger wasm (see README \"Size\")" >&2
+    cargo build -p pulseline-browser --target wasm32-unknown-unknown --profile wasm-release
+fi
 rm -rf build/wasm dist
 mkdir -p build/wasm dist
 wasm-bindgen --target web --out-dir build/wasm --out-name pulseline_glue \
-    "$TARGET_DIR/wasm32-unknown-unknown/wasm-release/pulseline_browser.wasm"
-# -Oz until nothing shrinks, no producers section, plus the features wasm-bindgen's output relies
-# on in every current browser.
-"$BIN/wasm-opt" -Oz --converge --strip-debug --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    "$WASM_TARGET_DIR/wasm32-unknown-unknown/wasm-release/pulseline_browser.wasm"
+# -Oz until nothing shrinks, then the control flow flattened and rebuilt by the Relooper and
+# -Oz again (0.6 KB brotli less, ~15 s more), no producers section, plus the features
+# wasm-bindgen's output relies on in every current browser.
+"$BIN/wasm-opt" -Oz --converge --flatten --rereloop -Oz --converge --strip-debug --strip-producers --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
     --enable-mutable-globals --enable-reference-types --enable-multivalue \
     build/wasm/pulseline_glue_bg.wasm -o dist/pulseline_bg.wasm
-# One ES module: the public API, the wasm-bindgen glue and web-vitals (attribution build).
-# The glue looks for its wasm next to the module (import.meta.url): same directory, new name.
-"$BIN/esbuild" js/index.js --bundle --format=esm --minify --target=es2020 --outfile=dist/pulseline.js --log-level=warning
+# The SDK module: the public API and the wasm-bindgen glue. The glue looks for its wasm next to
+# the module (import.meta.url): same directory, new name. web-vitals (attribution build) is a
+# module of its own, imported by pulseline.js from next to it only when Web Vitals are on.
+"$BIN/esbuild" js/index.js --bundle --format=esm --minify --target=es2020 --external:./web-vitals.js \
+    --outfile=dist/pulseline.js --log-level=warning
+"$BIN/esbuild" js/web-vitals.js --bundle --format=esm --minify --target=es2020 --outfile=dist/web-vitals.js --log-level=warning
 "$BIN/esbuild" js/loader.js --minify --target=es2015 --outfile=dist/loader.js --log-level=warning
 "$BIN/tsc" -p tsconfig.build.json
 cp build/types/js/index.d.ts dist/pulseline.d.ts 2>/dev/null || cp build/types/index.d.ts dist/pulseline.d.ts
@@ -51,12 +102,13 @@ const size = (f) => {
   const br = brotliCompressSync(raw, { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length
   return { f, raw: raw.length, br }
 }
-const rows = ["loader.js", "pulseline.js", "pulseline_bg.wasm"].map(size)
+const rows = ["loader.js", "pulseline.js", "pulseline_bg.wasm", "web-vitals.js"].map(size)
 const kb = (n) => (n / 1024).toFixed(1) + " KB"
 let text = "file                 raw        brotli\n"
 for (const r of rows) text += r.f.padEnd(20) + kb(r.raw).padStart(10) + kb(r.br).padStart(11) + "\n"
 const sdk = rows[1].br + rows[2].br
 text += "pulseline.js + wasm (brotli): " + kb(sdk) + "\n"
+text += "with web-vitals.js (Web Vitals on, the default): " + kb(sdk + rows[3].br) + "\n"
 writeFileSync("dist/SIZES.txt", text)
 process.stdout.write(text)
 '

@@ -87,7 +87,7 @@ pub struct Config {
     #[arg(long, env = "PULSELINE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
     /// Directory of the built browser SDK served at /sdk/v1/ (loader.js, pulseline.js,
-    /// pulseline_bg.wasm). Default: `sdk-wasm/dist` when present (after `sdk-wasm/build.sh`).
+    /// pulseline_bg.wasm, web-vitals.js). Default: `sdk-wasm/dist` when present (after `sdk-wasm/build.sh`).
     #[arg(long, env = "PULSELINE_SDK_DIR")]
     pub sdk_dir: Option<std::path::PathBuf>,
     #[command(flatten)]

@@ -10,6 +10,7 @@ fn sdk_dir() -> tempfile::TempDir {
     std::fs::write(dir.path().join("loader.js"), "window.loader=1").unwrap();
     std::fs::write(dir.path().join("pulseline.js"), "export const v=1").unwrap();
     std::fs::write(dir.path().join("pulseline_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(dir.path().join("web-vitals.js"), "export const w=1").unwrap();
     dir
 }
 
@@ -33,6 +34,11 @@ async fn serves_the_sdk_files_with_types_caching_and_cors() {
             "pulseline_bg.wasm",
             "application/wasm",
             &b"\0asm\x01\0\0\0"[..],
+        ),
+        (
+            "web-vitals.js",
+            "text/javascript; charset=utf-8",
+            &b"export const w=1"[..],
         ),
     ] {
         let url = format!("{}/sdk/v1/{file}", app.base);

@@ -280,13 +280,7 @@ impl Client {
         &self,
         timeout: Duration,
     ) -> impl Future<Output = ShutdownOutcome> + Send + 'static {
-        let receiver = self.inner.shared.close().then(|| {
-            let (reply, receiver) = oneshot::channel();
-            self.inner
-                .shared
-                .send_command(Command::Shutdown { timeout, reply });
-            receiver
-        });
+        let receiver = self.inner.request_shutdown(timeout);
         async move {
             match receiver {
                 Some(receiver) => receiver.await.unwrap_or_default(),
@@ -307,13 +301,22 @@ impl Client {
 }
 
 impl Inner {
-    fn shutdown(&self, timeout: Duration, wait: bool) -> ShutdownOutcome {
+    /// Closes the client and tells the worker to shut down within `timeout`; `None` when it
+    /// was closed already.
+    fn request_shutdown(&self, timeout: Duration) -> Option<oneshot::Receiver<ShutdownOutcome>> {
         if !self.shared.close() {
-            return ShutdownOutcome::default();
+            return None;
         }
         let (reply, receiver) = oneshot::channel();
         self.shared
             .send_command(Command::Shutdown { timeout, reply });
+        Some(receiver)
+    }
+
+    fn shutdown(&self, timeout: Duration, wait: bool) -> ShutdownOutcome {
+        let Some(receiver) = self.request_shutdown(timeout) else {
+            return ShutdownOutcome::default();
+        };
         let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         if thread.is_none() && !wait {
             // A worker polled by the host's event loop cannot be waited for from here.
@@ -331,7 +334,14 @@ impl Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // Only a worker thread is waited for. Without the `worker-thread` feature the worker is
+        // polled by the host's event loop (`build_with_worker`) and finishes on its own; not
+        // reaching `shutdown`'s blocking wait here also keeps a thread-parking executor out of
+        // the browser SDK's wasm.
+        #[cfg(feature = "worker-thread")]
         self.shutdown(self.shutdown_timeout, false);
+        #[cfg(not(feature = "worker-thread"))]
+        drop(self.request_shutdown(self.shutdown_timeout));
     }
 }
 

@@ -1,6 +1,8 @@
 //! The crate's one error type.
 
-use std::{io, path::PathBuf, time::Duration};
+use std::time::Duration;
+#[cfg(feature = "disk-buffer")]
+use std::{io, path::PathBuf};
 
 /// Everything that can go wrong in the SDK, with the details needed to act on it.
 ///
@@ -98,6 +100,10 @@ pub enum Error {
     },
 
     /// Reading or writing the disk buffer failed; the SDK keeps working from memory.
+    ///
+    /// Only with the `disk-buffer` feature: without it nothing does I/O, and leaving the
+    /// variant out keeps `io::Error`'s and `Path`'s formatting out of the browser SDK's wasm.
+    #[cfg(feature = "disk-buffer")]
     #[error("disk buffer I/O on {}: {source}", path.display())]
     Disk {
         /// File or directory involved.
@@ -108,7 +114,8 @@ pub enum Error {
     },
 
     /// A disk-buffer record failed its checksum (for example a write torn by a kill) and was
-    /// skipped.
+    /// skipped. Only with the `disk-buffer` feature.
+    #[cfg(feature = "disk-buffer")]
     #[error("corrupt record skipped in {} at byte {offset}", path.display())]
     CorruptRecord {
         /// The segment file.

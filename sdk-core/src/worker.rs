@@ -6,7 +6,7 @@
 //! Every wait goes through the injected [`Clock`], so tests drive minutes of backoff instantly.
 
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::VecDeque,
     future::{Future, poll_fn},
     pin::Pin,
     sync::Arc,
@@ -91,6 +91,13 @@ struct ShutdownWaiter {
     reply: futures::channel::oneshot::Sender<ShutdownOutcome>,
 }
 
+/// A batch whose request is in flight.
+struct Sending {
+    slot: u64,
+    held: Held,
+    body_len: usize,
+}
+
 type InFlight = Pin<Box<dyn Future<Output = (u64, Result<TransportResponse, Error>)>>>;
 
 /// Largest number of messages taken from the queue before the worker lets requests progress.
@@ -107,9 +114,11 @@ pub(crate) struct Worker {
     ready: VecDeque<Held>,
     delayed: Vec<Held>,
     in_flight: FuturesUnordered<InFlight>,
-    sending: HashMap<u64, (Held, usize)>,
+    /// Batches with a request in flight, by slot, with their body's size. A plain list: it
+    /// holds at most `max_in_flight` entries, and a hash map would add its own code to the wasm.
+    sending: Vec<Sending>,
     next_slot: u64,
-    unresolved: BTreeMap<BatchId, Pending>,
+    unresolved: Unresolved,
     parked_after_retries: u64,
     flushes: Vec<FlushWaiter>,
     shutdown: Option<ShutdownWaiter>,
@@ -143,9 +152,9 @@ impl Worker {
             ready: VecDeque::new(),
             delayed: Vec::new(),
             in_flight: FuturesUnordered::new(),
-            sending: HashMap::new(),
+            sending: Vec::new(),
             next_slot: 0,
-            unresolved: BTreeMap::new(),
+            unresolved: Unresolved::default(),
             parked_after_retries: 0,
             flushes: Vec::new(),
             shutdown: None,
@@ -283,7 +292,7 @@ impl Worker {
             return;
         };
         self.next_batch_id += 1;
-        self.unresolved.insert(
+        self.unresolved.push(
             batch.id,
             Pending {
                 pieces: 1,
@@ -351,14 +360,21 @@ impl Worker {
             let send = self.transport.send(request);
             self.in_flight
                 .push(Box::pin(async move { (slot, send.await) }));
-            self.sending.insert(slot, (held, body_len));
+            self.sending.push(Sending {
+                slot,
+                held,
+                body_len,
+            });
         }
     }
 
     fn complete(&mut self, slot: u64, result: Result<TransportResponse, Error>) {
-        let Some((mut held, body_len)) = self.sending.remove(&slot) else {
+        let Some(i) = self.sending.iter().position(|s| s.slot == slot) else {
             return;
         };
+        let Sending {
+            mut held, body_len, ..
+        } = self.sending.swap_remove(i);
         let now = self.clock.now();
         let messages = held.batch.len();
         match classify(result, messages, self.clock.system_time()) {
@@ -450,7 +466,7 @@ impl Worker {
         let Some((left, right)) = held.batch.split() else {
             return;
         };
-        if tracked && let Some(p) = self.unresolved.get_mut(&left.id) {
+        if tracked && let Some(p) = self.unresolved.get_mut(left.id) {
             p.pieces += 1;
         }
         let now = self.clock.now();
@@ -520,7 +536,8 @@ impl Worker {
         self.shared.release(events, bytes);
         self.disk_done(held.disk, done);
         if held.tracked {
-            resolve_piece(&mut self.unresolved, held.batch.id, held.batch.len() as u64);
+            self.unresolved
+                .resolve_piece(held.batch.id, held.batch.len() as u64);
         }
     }
 
@@ -618,7 +635,7 @@ impl Worker {
                 let mut messages = 0u64;
                 for replayed in batches {
                     let tracked = replayed.writer == self.config.writer_id
-                        && self.unresolved.contains_key(&replayed.batch.id);
+                        && self.unresolved.contains(replayed.batch.id);
                     let held = Held {
                         batch: replayed.batch,
                         disk: Some(replayed.disk),
@@ -654,7 +671,7 @@ impl Worker {
         let mut i = 0;
         while i < self.flushes.len() {
             let waiter = &self.flushes[i];
-            let pending = pending_before(unresolved, waiter.watermark);
+            let pending = unresolved.pending_before(waiter.watermark);
             let outcome = if pending == 0 {
                 match parked - waiter.parked_at_start {
                     0 => FlushOutcome::Flushed,
@@ -677,7 +694,7 @@ impl Worker {
         let Some(waiter) = &self.shutdown else {
             return false;
         };
-        let pending = pending_before(&self.unresolved, waiter.watermark);
+        let pending = self.unresolved.pending_before(waiter.watermark);
         if pending > 0 && now < waiter.deadline {
             return false;
         }
@@ -687,7 +704,7 @@ impl Worker {
         let timed_out = pending > 0;
         let mut leftovers: Vec<Held> = self.ready.drain(..).collect();
         leftovers.append(&mut self.delayed);
-        leftovers.extend(self.sending.drain().map(|(_, (held, _))| held));
+        leftovers.extend(self.sending.drain(..).map(|s| s.held));
         self.in_flight = FuturesUnordered::new();
         let mut persisted = 0;
         let mut lost = 0;
@@ -707,7 +724,7 @@ impl Worker {
         }
         // Batches released to disk under memory pressure and not replayed since.
         let in_memory = persisted + lost;
-        let unresolved_total: u64 = self.unresolved.values().map(|p| p.messages).sum();
+        let unresolved_total = self.unresolved.pending_before(BatchId::MAX);
         persisted += unresolved_total.saturating_sub(in_memory);
         #[cfg(feature = "disk-buffer")]
         if let Some(disk) = self.disk.as_mut() {
@@ -736,16 +753,54 @@ fn later(now: Instant, by: Duration) -> Instant {
         .unwrap_or_else(|| now + Duration::from_secs(365 * 24 * 3600))
 }
 
-fn pending_before(unresolved: &BTreeMap<BatchId, Pending>, watermark: BatchId) -> u64 {
-    unresolved.range(..watermark).map(|(_, p)| p.messages).sum()
-}
+/// The batches this client sealed that are not resolved yet (delivered, dropped or parked on
+/// disk), by id: what flushes and shutdown wait for.
+///
+/// Ids are handed out in increasing order, so a deque kept sorted by pushing at the back does
+/// what a `BTreeMap` would (lookups by binary search; batches mostly resolve oldest first, near
+/// the front) without bringing the B-tree's code into the browser SDK's wasm.
+#[derive(Default)]
+struct Unresolved(VecDeque<(BatchId, Pending)>);
 
-fn resolve_piece(unresolved: &mut BTreeMap<BatchId, Pending>, id: BatchId, messages: u64) {
-    if let Some(p) = unresolved.get_mut(&id) {
-        p.pieces = p.pieces.saturating_sub(1);
-        p.messages = p.messages.saturating_sub(messages);
-        if p.pieces == 0 {
-            unresolved.remove(&id);
+impl Unresolved {
+    /// Adds a newly sealed batch; `id` is above every id held.
+    fn push(&mut self, id: BatchId, pending: Pending) {
+        debug_assert!(self.0.back().is_none_or(|(last, _)| *last < id));
+        self.0.push_back((id, pending));
+    }
+
+    fn index(&self, id: BatchId) -> Option<usize> {
+        self.0.binary_search_by_key(&id, |(k, _)| *k).ok()
+    }
+
+    #[cfg_attr(not(feature = "disk-buffer"), allow(dead_code))] // replays from disk ask
+    fn contains(&self, id: BatchId) -> bool {
+        self.index(id).is_some()
+    }
+
+    fn get_mut(&mut self, id: BatchId) -> Option<&mut Pending> {
+        self.index(id).map(|i| &mut self.0[i].1)
+    }
+
+    /// Messages still unresolved in batches sealed before `watermark`.
+    fn pending_before(&self, watermark: BatchId) -> u64 {
+        self.0
+            .iter()
+            .take_while(|(id, _)| *id < watermark)
+            .map(|(_, p)| p.messages)
+            .sum()
+    }
+
+    /// One piece of batch `id` (the batch, or a half of it after a split) with `messages` is
+    /// resolved; the batch is forgotten with its last piece.
+    fn resolve_piece(&mut self, id: BatchId, messages: u64) {
+        if let Some(i) = self.index(id) {
+            let p = &mut self.0[i].1;
+            p.pieces = p.pieces.saturating_sub(1);
+            p.messages = p.messages.saturating_sub(messages);
+            if p.pieces == 0 {
+                self.0.remove(i);
+            }
         }
     }
 }

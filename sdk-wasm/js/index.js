@@ -1,8 +1,8 @@
 // @pulseline/browser: the public API. The Rust core (compiled to wasm, ./pulseline_glue)
 // captures, batches, retries and buffers; this file adds what only a page knows: its context,
-// its visibility, and its Web Vitals (Google's `web-vitals`, attribution build).
+// its visibility, and its Web Vitals (Google's `web-vitals`, attribution build, imported from
+// ./web-vitals.js only when they are on).
 import initWasm, { Pulseline } from '../build/wasm/pulseline_glue.js'
-import { onCLS, onFCP, onINP, onLCP, onTTFB } from 'web-vitals/attribution'
 
 /** The `track` event name every Web Vitals measurement is reported under. */
 export const WEB_VITAL_EVENT = 'Web Vital'
@@ -148,6 +148,8 @@ export async function init(options) {
   if (!options || typeof options.writeKey !== 'string' || options.writeKey === '') {
     throw new Error('init needs { writeKey }: the project write key shown by the collector')
   }
+  // Fetched alongside the wasm, not after it; a separate module so `webVitals: false` skips it.
+  const vitals = options.webVitals === false ? undefined : import('./web-vitals.js')
   await initWasm({ module_or_path: options.wasm ?? new URL('pulseline_bg.wasm', here) })
   const host = (options.host ?? here.origin).replace(/\/+$/, '')
   const core = new Pulseline(options.writeKey, host, options.flushInterval ?? 500, options.requestTimeout ?? 10_000)
@@ -163,15 +165,20 @@ export async function init(options) {
   addEventListener('pagehide', () => visibility(true))
   addEventListener('pageshow', () => visibility(false))
   if (options.page) client.page()
-  if (options.webVitals !== false) reportWebVitals(client)
+  if (vitals) {
+    vitals.then((webVitals) => reportWebVitals(client, webVitals), (error) => {
+      console.warn('pulseline: could not load Web Vitals (web-vitals.js):', error)
+    })
+  }
   void core.replayOfflineBuffer()
   return client
 }
 
 /**
  * @param {Client} client
+ * @param {typeof import('./web-vitals.js')} webVitals
  */
-function reportWebVitals(client) {
+function reportWebVitals(client, { onCLS, onFCP, onINP, onLCP, onTTFB }) {
   /** @param {import('web-vitals/attribution').MetricWithAttribution} metric */
   const report = (metric) => {
     client.track(WEB_VITAL_EVENT, {

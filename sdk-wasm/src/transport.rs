@@ -87,7 +87,9 @@ impl Transport for BrowserTransport {
 /// `{"writeKey":"…",` + the core's body without its opening brace.
 fn with_write_key(body: &[u8], write_key: &str) -> String {
     let rest = String::from_utf8_lossy(body.strip_prefix(b"{").unwrap_or(body));
-    let key = serde_json::Value::from(write_key);
+    // Serialized as a JSON string directly: a `Value`'s `Display` would link serde_json's
+    // pretty printer into the wasm for this one field.
+    let key = serde_json::to_string(write_key).unwrap_or_default();
     format!("{{\"writeKey\":{key},{rest}")
 }
 

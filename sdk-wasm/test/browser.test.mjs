@@ -126,6 +126,8 @@ describe('offline buffer', () => {
     const pages = await pageServer(collector)
     const context = await browser.newContext()
     const page = await context.newPage()
+    const requested = []
+    page.on('request', (request) => requested.push(new URL(request.url()).pathname))
     try {
       await collector.stop()
       await page.goto(`${pages.origin}/offline.html`)
@@ -151,6 +153,9 @@ describe('offline buffer', () => {
       // Nothing arrives twice later either (a late retry of the old page is stored once).
       await new Promise((ok) => setTimeout(ok, 1000))
       assert.equal((await collector.events({ event: 'Offline Event' })).length, 3)
+      // This page turns Web Vitals off: their module is never downloaded.
+      assert.ok(requested.includes('/dist/pulseline_bg.wasm'), requested.join(' '))
+      assert.ok(!requested.some((path) => path.endsWith('/web-vitals.js')), requested.join(' '))
     } finally {
       await context.close()
       await pages.close()

@@ -23,11 +23,13 @@ use crate::error::ApiError;
 pub const SDK_MAX_AGE: Duration = Duration::from_secs(300);
 
 /// The files served, and their content types. Chromium compiles wasm while downloading only
-/// when it is served as `application/wasm`.
-const FILES: [(&str, &str); 4] = [
+/// when it is served as `application/wasm`. `web-vitals.js` is imported by `pulseline.js` only
+/// when Web Vitals are on.
+const FILES: [(&str, &str); 5] = [
     ("loader.js", "text/javascript; charset=utf-8"),
     ("pulseline.js", "text/javascript; charset=utf-8"),
     ("pulseline_bg.wasm", "application/wasm"),
+    ("web-vitals.js", "text/javascript; charset=utf-8"),
     ("pulseline.d.ts", "application/typescript; charset=utf-8"),
 ];
 
@@ -78,7 +80,7 @@ async fn serve(
     let Some((name, content_type)) = FILES.iter().find(|(name, _)| *name == file) else {
         return Err(ApiError::NotFound(format!(
             "no SDK file '{file}': the browser SDK is loader.js, pulseline.js, \
-             pulseline_bg.wasm and pulseline.d.ts"
+             pulseline_bg.wasm, web-vitals.js and pulseline.d.ts"
         )));
     };
     let not_built = || {
