@@ -382,6 +382,27 @@ pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// A `SELECT * FROM events` row, on either backend.
+fn stored_event<R>(r: &R) -> StoredEvent
+where
+    R: sqlx::Row,
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    StoredEvent {
+        seq: r.get("seq"),
+        message_id: r.get("message_id"),
+        kind: r.get("type"),
+        event: r.get("event"),
+        user_id: r.get("user_id"),
+        anonymous_id: r.get("anonymous_id"),
+        timestamp: from_millis(r.get("timestamp")),
+        received_at: from_millis(r.get("received_at")),
+        body: r.get("body"),
+    }
+}
+
 pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }

@@ -496,7 +496,7 @@ impl PostgresStore {
             query = query.bind(filter.as_str());
         }
         let rows = query.fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(stored_event).collect())
+        Ok(rows.iter().map(super::stored_event).collect())
     }
 
     /// The newest `limit` events received at or after `since` (unix ms), oldest first; the
@@ -516,7 +516,7 @@ impl PostgresStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().rev().map(stored_event).collect())
+        Ok(rows.iter().rev().map(super::stored_event).collect())
     }
 
     pub async fn events_total(&self, project_id: ProjectId) -> Result<i64, StoreError> {
@@ -744,20 +744,6 @@ fn key_record(r: &PgRow) -> KeyRecord {
         prefix: r.get("prefix"),
         created_at: from_millis(r.get("created_at")),
         revoked_at: r.get::<Option<i64>, _>("revoked_at").map(from_millis),
-    }
-}
-
-fn stored_event(r: &sqlx::postgres::PgRow) -> StoredEvent {
-    StoredEvent {
-        seq: r.get("seq"),
-        message_id: r.get("message_id"),
-        kind: r.get("type"),
-        event: r.get("event"),
-        user_id: r.get("user_id"),
-        anonymous_id: r.get("anonymous_id"),
-        timestamp: from_millis(r.get("timestamp")),
-        received_at: from_millis(r.get("received_at")),
-        body: r.get("body"),
     }
 }
 

@@ -312,7 +312,7 @@ impl SqliteStore {
             .bind(q.user_id.as_deref())
             .fetch_all(&self.read)
             .await?;
-        Ok(rows.iter().map(stored_event).collect())
+        Ok(rows.iter().map(super::stored_event).collect())
     }
 
     /// See [`FIRST_SEQ_RECEIVED_SINCE`].
@@ -344,7 +344,7 @@ impl SqliteStore {
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
-        Ok(rows.iter().rev().map(stored_event).collect())
+        Ok(rows.iter().rev().map(super::stored_event).collect())
     }
 
     pub async fn events_total(&self, project_id: ProjectId) -> Result<i64, StoreError> {
@@ -542,20 +542,6 @@ async fn insert_key(
         created_at: now,
         revoked_at: None,
     })
-}
-
-fn stored_event(r: &SqliteRow) -> StoredEvent {
-    StoredEvent {
-        seq: r.get("seq"),
-        message_id: r.get("message_id"),
-        kind: r.get("type"),
-        event: r.get("event"),
-        user_id: r.get("user_id"),
-        anonymous_id: r.get("anonymous_id"),
-        timestamp: from_millis(r.get("timestamp")),
-        received_at: from_millis(r.get("received_at")),
-        body: r.get("body"),
-    }
 }
 
 fn key_record(r: &SqliteRow) -> KeyRecord {
