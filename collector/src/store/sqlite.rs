@@ -22,6 +22,16 @@ use crate::domain::{KeyHash, KeyKind, ProjectId};
 
 const READ_CONNECTIONS: u32 = 4;
 
+/// Page size of a new database (SQLite's default is 4 KiB). Ingest appends to five B-trees per
+/// event; with 16 KiB pages they are shallower and split a quarter as often, and the ingest
+/// thread's page cache holds a quarter as many pages, which it scans at the end of every
+/// commit while the file is under 1 GiB (SQLite's pcache1 marks a B-tree rebalance's
+/// temporary page number, just past 1 GiB, as its largest key). Measured at 32 connections,
+/// alternating runs: ingest-thread CPU 6.7 µs per event against 8.2 µs, p99 49–58 ms against
+/// 83 ms; each commit writes about 25% more bytes. 32 KiB saved no more CPU and wrote 60% more.
+/// A database keeps the page size it was created with.
+const PAGE_SIZE: u32 = 16 * 1024;
+
 /// A seq that splits the events at `?1` (unix ms): those received before it lie below, those
 /// received at or after it at or above. A binary search over the rowid, in one statement of
 /// about log2(events) steps (gaps left by deleted rows do not matter). Seq follows
@@ -79,6 +89,7 @@ impl SqliteStore {
             })
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true)
+            .page_size(PAGE_SIZE)
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory")
             // Checkpoints run in the background (see `checkpoint`), not inside a commit on the
@@ -585,6 +596,39 @@ mod tests {
             .unwrap();
         }
         (dir, store)
+    }
+
+    async fn page_size(pool: &SqlitePool) -> i64 {
+        sqlx::query_scalar("PRAGMA page_size")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_new_database_gets_the_ingest_page_size_and_an_old_one_keeps_its_own() {
+        let (_dir, store) = store_with(&[]).await;
+        assert_eq!(page_size(&store.write).await, i64::from(PAGE_SIZE));
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&store.read)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+
+        // A database created with SQLite's default 4 KiB pages (before PAGE_SIZE) opens and
+        // migrates as it is.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
+            .unwrap();
+        let url = format!("sqlite://{}", path.display());
+        let old = SqliteStore::open(&url, config::SqliteSynchronous::Normal)
+            .await
+            .unwrap();
+        assert_eq!(page_size(&old.write).await, 4096);
+        old.close().await;
     }
 
     #[tokio::test]
