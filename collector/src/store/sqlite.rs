@@ -621,7 +621,9 @@ mod tests {
         let path = dir.path().join("old.db");
         rusqlite::Connection::open(&path)
             .unwrap()
-            .execute_batch("PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);")
+            .execute_batch(
+                "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);",
+            )
             .unwrap();
         let url = format!("sqlite://{}", path.display());
         let old = SqliteStore::open(&url, config::SqliteSynchronous::Normal)
@@ -629,6 +631,92 @@ mod tests {
             .unwrap();
         assert_eq!(page_size(&old.write).await, 4096);
         old.close().await;
+    }
+
+    fn batch(ids: &[String]) -> PendingBatch {
+        let at = DateTime::from_timestamp_millis(1_764_756_000_000).unwrap();
+        PendingBatch {
+            project_id: 1,
+            received_at: at,
+            messages: ids
+                .iter()
+                .map(|id| crate::domain::Message {
+                    kind: crate::domain::MessageType::Track,
+                    message_id: id.clone(),
+                    event: Some("Signed Up".to_owned()),
+                    user_id: Some(format!("user-{id}")),
+                    anonymous_id: None,
+                    timestamp: at,
+                    body: format!(r#"{{"type":"track","messageId":"{id}"}}"#),
+                })
+                .collect(),
+        }
+    }
+
+    fn ids(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+        range.map(|i| format!("{prefix}{i}")).collect()
+    }
+
+    /// A commit is cut into multi-row INSERTs; repeats (of stored events, of an earlier row in
+    /// the same statement, of a row in another batch of the same commit) must still be told
+    /// apart from new rows, row by row, whichever statement they land in.
+    #[tokio::test]
+    async fn multi_row_inserts_tell_each_new_row_from_each_repeat() {
+        let (_dir, store) = store_with(&[]).await;
+        sqlx::query("INSERT INTO project_usage (project_id) VALUES (1)")
+            .execute(&store.write)
+            .await
+            .unwrap();
+        let first = store
+            .insert_batches(vec![batch(&ids("m", 0..100))], vec![])
+            .await
+            .unwrap();
+        assert_eq!(first, vec![100]);
+
+        // 50 stored repeats interleaved with 40 new ids, one of them repeated in the same
+        // statement and one in a later one, then a second batch repeating one of the first
+        // batch's new ids (102 rows: statements of 64, 16, 16, 4, 1, 1).
+        let mut b1 = Vec::new();
+        for i in 0..50 {
+            b1.push(format!("m{}", 50 + i));
+            if i < 40 {
+                b1.push(format!("n{i}"));
+            }
+        }
+        b1.insert(4, "n1".to_owned());
+        b1.insert(70, "n5".to_owned());
+        let mut b2 = ids("p", 0..9);
+        b2.insert(3, "n7".to_owned());
+        let second = store
+            .insert_batches(vec![batch(&b1), batch(&b2)], vec![])
+            .await
+            .unwrap();
+        assert_eq!(second, vec![40, 9]);
+
+        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&store.read)
+            .await
+            .unwrap();
+        let total: i64 = sqlx::query_scalar("SELECT events_total FROM project_usage")
+            .fetch_one(&store.read)
+            .await
+            .unwrap();
+        let hourly: i64 = sqlx::query_scalar("SELECT SUM(events) FROM rollups_hourly")
+            .fetch_one(&store.read)
+            .await
+            .unwrap();
+        let active: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM active_users_daily")
+            .fetch_one(&store.read)
+            .await
+            .unwrap();
+        assert_eq!((events, total, hourly, active), (149, 149, 149, 149));
+        // Every id is stored once, under the body of its first occurrence.
+        let distinct: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT message_id) FROM events")
+            .fetch_one(&store.read)
+            .await
+            .unwrap();
+        assert_eq!(distinct, 149);
+        store.close().await;
     }
 
     #[tokio::test]
