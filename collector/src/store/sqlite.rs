@@ -598,17 +598,17 @@ mod tests {
         (dir, store)
     }
 
-    async fn page_size(pool: &SqlitePool) -> i64 {
-        sqlx::query_scalar("PRAGMA page_size")
-            .fetch_one(pool)
-            .await
-            .unwrap()
+    async fn scalar(pool: &SqlitePool, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
     }
 
     #[tokio::test]
     async fn a_new_database_gets_the_ingest_page_size_and_an_old_one_keeps_its_own() {
         let (_dir, store) = store_with(&[]).await;
-        assert_eq!(page_size(&store.write).await, i64::from(PAGE_SIZE));
+        assert_eq!(
+            scalar(&store.write, "PRAGMA page_size").await,
+            i64::from(PAGE_SIZE)
+        );
         let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
             .fetch_one(&store.read)
             .await
@@ -629,7 +629,7 @@ mod tests {
         let old = SqliteStore::open(&url, config::SqliteSynchronous::Normal)
             .await
             .unwrap();
-        assert_eq!(page_size(&old.write).await, 4096);
+        assert_eq!(scalar(&old.write, "PRAGMA page_size").await, 4096);
         old.close().await;
     }
 
@@ -693,29 +693,15 @@ mod tests {
             .unwrap();
         assert_eq!(second, vec![40, 9]);
 
-        let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
-            .fetch_one(&store.read)
-            .await
-            .unwrap();
-        let total: i64 = sqlx::query_scalar("SELECT events_total FROM project_usage")
-            .fetch_one(&store.read)
-            .await
-            .unwrap();
-        let hourly: i64 = sqlx::query_scalar("SELECT SUM(events) FROM rollups_hourly")
-            .fetch_one(&store.read)
-            .await
-            .unwrap();
-        let active: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM active_users_daily")
-            .fetch_one(&store.read)
-            .await
-            .unwrap();
-        assert_eq!((events, total, hourly, active), (149, 149, 149, 149));
-        // Every id is stored once, under the body of its first occurrence.
-        let distinct: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT message_id) FROM events")
-            .fetch_one(&store.read)
-            .await
-            .unwrap();
-        assert_eq!(distinct, 149);
+        let pool = &store.read;
+        let counts = (
+            scalar(pool, "SELECT COUNT(*) FROM events").await,
+            scalar(pool, "SELECT COUNT(DISTINCT message_id) FROM events").await,
+            scalar(pool, "SELECT events_total FROM project_usage").await,
+            scalar(pool, "SELECT SUM(events) FROM rollups_hourly").await,
+            scalar(pool, "SELECT COUNT(*) FROM active_users_daily").await,
+        );
+        assert_eq!(counts, (149, 149, 149, 149, 149));
         store.close().await;
     }
 
