@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, LazyLock, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -255,6 +255,11 @@ const ROWS_PER_INSERT: [usize; 4] = [64, 16, 4, 1];
 /// Parameters per row of [`insert_events_sql`].
 const EVENT_COLUMNS: usize = 9;
 
+/// Each of [`ROWS_PER_INSERT`] with its statement text, built once (the statement cache is
+/// keyed by the text).
+static INSERT_EVENTS: LazyLock<[(usize, String); ROWS_PER_INSERT.len()]> =
+    LazyLock::new(|| ROWS_PER_INSERT.map(|n| (n, insert_events_sql(n))));
+
 /// `INSERT INTO events … VALUES (…), (…) … ON CONFLICT DO NOTHING` for `rows` rows.
 fn insert_events_sql(rows: usize) -> String {
     let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?)";
@@ -356,13 +361,15 @@ fn insert_events(
     let mut stored = Vec::with_capacity(rows.len());
     let mut rest = rows;
     while !rest.is_empty() {
-        let n = ROWS_PER_INSERT
-            .into_iter()
-            .find(|&n| n <= rest.len())
-            .unwrap_or(1);
+        // The last size is 1, so one always fits.
+        let (n, sql) = INSERT_EVENTS
+            .iter()
+            .find(|(n, _)| *n <= rest.len())
+            .unwrap_or(&INSERT_EVENTS[ROWS_PER_INSERT.len() - 1]);
+        let n = *n;
         let (chunk, tail) = rest.split_at(n);
         rest = tail;
-        let mut statement = tx.prepare_cached(&insert_events_sql(n))?;
+        let mut statement = tx.prepare_cached(sql)?;
         for (i, &(batch, m)) in chunk.iter().enumerate() {
             let at = i * EVENT_COLUMNS;
             statement.raw_bind_parameter(at + 1, batch.project_id)?;
