@@ -40,6 +40,9 @@ describe('loader snippet, tracking and Web Vitals', () => {
       await page.goto(`${pages.origin}/a.html`)
       // The queued calls are replayed when the SDK has started.
       assert.equal(await sdkStarted(page), true)
+      // The late banner's shift must be on record before the click, or it counts as caused
+      // by the click and CLS stays 0.
+      await page.waitForFunction(() => window.shifted)
       await page.click('#buy')
       await page.waitForFunction(() => document.getElementById('buy').textContent === 'Bought')
       // Navigating hides and unloads page A: web-vitals reports LCP, CLS and INP then, and the
