@@ -23,6 +23,8 @@
 #                    postgres://postgres@127.0.0.1:55432/postgres (a fresh database per mode)
 #   LOADGEN_ARGS     extra pulseline-loadgen flags  (e.g. "--gzip")
 #   OUT              markdown output file           (default target/loadgen-bench/results.md)
+#   COLLECTOR_BIN    run this collector binary instead of the one built here (A/B runs of
+#                    two builds, alternated, are what separate a change from machine noise)
 #   KEEP_DB=1        keep the temporary databases
 set -euo pipefail
 
@@ -44,7 +46,7 @@ done
 echo "== building (release)" >&2
 cargo build --release --quiet -p pulseline-collector -p pulseline-loadgen
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)"
-COLLECTOR="$TARGET_DIR/release/pulseline-collector"
+COLLECTOR="${COLLECTOR_BIN:-$TARGET_DIR/release/pulseline-collector}"
 LOADGEN="$TARGET_DIR/release/pulseline-loadgen"
 
 WORK="$(mktemp -d -t pulseline-bench.XXXXXX)"
@@ -154,7 +156,7 @@ run_load() {
 mkdir -p "$(dirname "$OUT")"
 {
     echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, $(uname -r); batch $BATCH events," \
-        "${SECONDS_PER_RUN} s measured after ${WARMUP} s warm-up${LOADGEN_ARGS:+, loadgen $LOADGEN_ARGS}."
+        "${SECONDS_PER_RUN} s measured after ${WARMUP} s warm-up${LOADGEN_ARGS:+, loadgen $LOADGEN_ARGS}${COLLECTOR_BIN:+; collector $COLLECTOR_BIN}."
     echo
     echo "| sync | conns | events/s | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | collector peak RSS MB | collector CPU | loadgen CPU | load1 before | stored = acked |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|"

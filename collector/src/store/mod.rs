@@ -8,6 +8,7 @@ mod postgres;
 mod rules;
 mod sqlite;
 mod sqlite_ingest;
+mod sqlite_keys;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 

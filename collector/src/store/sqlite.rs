@@ -13,6 +13,7 @@ use sqlx::sqlite::{
 };
 
 use super::sqlite_ingest::IngestThread;
+use super::sqlite_keys::{FIND_KEY_WITH_QUOTA, KeyReader};
 use super::{
     DAY_MS, EventQuery, HOUR_MS, KeyRecord, PendingBatch, Plan, ProjectRecord, Quota,
     RetentionReport, StoreError, StoredEvent, from_millis, millis,
@@ -65,6 +66,8 @@ pub struct SqliteStore {
     read: SqlitePool,
     /// Ingest commits (`sqlite_ingest`): its own connection on its own thread.
     ingest: Arc<IngestThread>,
+    /// Ingest's key lookups (`sqlite_keys`): connections of their own, on the calling task.
+    keys: Arc<KeyReader>,
 }
 
 impl SqliteStore {
@@ -109,6 +112,7 @@ impl SqliteStore {
             .await?;
         MIGRATOR.run(&write).await?;
         let ingest = Arc::new(IngestThread::start(options.get_filename(), sync)?);
+        let keys = Arc::new(KeyReader::new(options.get_filename()));
         let read = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
             .connect_with(options.create_if_missing(false))
@@ -117,6 +121,7 @@ impl SqliteStore {
             write,
             read,
             ingest,
+            keys,
         })
     }
 
@@ -136,6 +141,7 @@ impl SqliteStore {
 
     pub async fn close(&self) {
         self.ingest.close().await;
+        self.keys.close();
         self.read.close().await;
         self.write.close().await;
     }
@@ -412,19 +418,18 @@ impl SqliteStore {
         hash: &KeyHash,
         month: &str,
     ) -> Result<Option<(KeyRecord, Quota)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT k.id, k.project_id, k.kind, k.prefix, k.created_at, k.revoked_at,
-                    p.plan, pl.events_per_month, COALESCE(u.events, 0) AS used
-             FROM api_keys k
-             JOIN projects p ON p.id = k.project_id
-             JOIN plans pl ON pl.name = p.plan
-             LEFT JOIN usage_monthly u ON u.project_id = k.project_id AND u.month = ?2
-             WHERE k.key_hash = ?1",
-        )
-        .bind(&hash.0[..])
-        .bind(month)
-        .fetch_optional(&self.read)
-        .await?;
+        match self.keys.find(hash, month) {
+            Ok(found) => return Ok(found),
+            Err(error) => {
+                metrics::counter!("pulseline_key_lookup_fallbacks_total").increment(1);
+                tracing::debug!(%error, "key lookup on the calling task failed; asking the pool");
+            }
+        }
+        let row = sqlx::query(FIND_KEY_WITH_QUOTA)
+            .bind(&hash.0[..])
+            .bind(month)
+            .fetch_optional(&self.read)
+            .await?;
         Ok(row.map(|r| {
             let quota = Quota {
                 plan: r.get("plan"),
@@ -702,6 +707,52 @@ mod tests {
             scalar(pool, "SELECT COUNT(*) FROM active_users_daily").await,
         );
         assert_eq!(counts, (149, 149, 149, 149, 149));
+        store.close().await;
+    }
+
+    /// Ingest looks keys up on the calling task (`sqlite_keys`); it must see every change made
+    /// through other connections at once, and when it cannot answer the pool must.
+    #[tokio::test]
+    async fn key_lookups_see_each_change_at_once_and_fall_back_to_the_pool() {
+        let (_dir, mut store) = store_with(&[]).await;
+        let at = DateTime::from_timestamp_millis(1_764_756_000_000).unwrap();
+        let month = super::super::month_of(at);
+        let hash = KeyHash::of("plw_lookup");
+        let key = store
+            .create_key(1, KeyKind::Write, &hash, "plw_look", at)
+            .await
+            .unwrap()
+            .unwrap();
+        let found = |store: &SqliteStore| store.keys.find(&hash, &month).unwrap().unwrap();
+
+        let (record, quota) = found(&store);
+        assert_eq!((record.id, record.revoked_at), (key.id, None));
+        assert_eq!((quota.plan.as_str(), quota.used_this_month), ("free", 0));
+        assert!(
+            store
+                .keys
+                .find(&KeyHash::of("plw_other"), &month)
+                .unwrap()
+                .is_none()
+        );
+
+        store
+            .insert_batches(vec![batch(&ids("k", 0..3))], vec![])
+            .await
+            .unwrap();
+        assert_eq!(found(&store).1.used_this_month, 3);
+        store.revoke_key(key.id, at).await.unwrap();
+        assert_eq!(found(&store).0.revoked_at, Some(at));
+
+        // A reader that cannot open its database: the pool answers instead.
+        store.keys = Arc::new(KeyReader::new(std::path::Path::new("/nonexistent/t.db")));
+        assert!(store.keys.find(&hash, &month).is_err());
+        let (record, quota) = store
+            .find_key_with_quota(&hash, &month)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((record.revoked_at, quota.used_this_month), (Some(at), 3));
         store.close().await;
     }
 

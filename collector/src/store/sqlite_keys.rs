@@ -1,0 +1,105 @@
+//! The write-key lookup of every SQLite ingest request, on connections of its own, run on the
+//! calling task.
+//!
+//! Every ingest request reads its key, project plan and month's usage (a revoked key must stop
+//! at once, also when the CLI revoked it from another process, so nothing is cached). Through
+//! sqlx's pool each lookup is a hand-off to the connection's worker thread and back: about
+//! 0.8 µs of CPU per event of 100-event batches, an eighth of the collector's CPU per event
+//! (measured against the lookup answered from memory, alternating runs at 32 connections).
+//! Here the same query runs with rusqlite on the task that asks, for about 0.2 µs per event.
+//! It reads a few pages of small tables, and WAL readers do not wait for the writer.
+//!
+//! A connection here never waits for a lock (`busy_timeout` 0): if SQLite answers busy, or
+//! anything else goes wrong, [`KeyReader::find`] says so and the caller asks sqlx's pool, whose
+//! connections wait on a thread of their own.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+
+use super::{KeyRecord, Quota, from_millis};
+use crate::domain::{KeyHash, KeyKind};
+
+/// The query of [`super::sqlite::SqliteStore::find_key_with_quota`].
+pub(super) const FIND_KEY_WITH_QUOTA: &str = "
+    SELECT k.id, k.project_id, k.kind, k.prefix, k.created_at, k.revoked_at,
+           p.plan, pl.events_per_month, COALESCE(u.events, 0) AS used
+    FROM api_keys k
+    JOIN projects p ON p.id = k.project_id
+    JOIN plans pl ON pl.name = p.plan
+    LEFT JOIN usage_monthly u ON u.project_id = k.project_id AND u.month = ?2
+    WHERE k.key_hash = ?1";
+
+/// Idle connections kept for reuse: one per tokio worker is enough on the machines this runs
+/// on; a burst beyond it opens more and closes them after use.
+const IDLE_CONNECTIONS: usize = 4;
+
+#[derive(Debug)]
+pub(super) struct KeyReader {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl KeyReader {
+    pub(super) fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The key with `hash` and its project's quota for `month`, or `Err` when this path could
+    /// not answer (the caller then asks the pool).
+    pub(super) fn find(
+        &self,
+        hash: &KeyHash,
+        month: &str,
+    ) -> rusqlite::Result<Option<(KeyRecord, Quota)>> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => self.open()?,
+        };
+        let found = conn
+            .prepare_cached(FIND_KEY_WITH_QUOTA)?
+            .query_row(params![&hash.0[..], month], |r| {
+                let kind: String = r.get("kind")?;
+                let key = KeyRecord {
+                    id: r.get("id")?,
+                    project_id: r.get("project_id")?,
+                    // The CHECK constraint guarantees one of the two.
+                    kind: KeyKind::parse(&kind).unwrap_or(KeyKind::Write),
+                    prefix: r.get("prefix")?,
+                    created_at: from_millis(r.get("created_at")?),
+                    revoked_at: r.get::<_, Option<i64>>("revoked_at")?.map(from_millis),
+                };
+                let quota = Quota {
+                    plan: r.get("plan")?,
+                    events_per_month: r.get("events_per_month")?,
+                    used_this_month: r.get("used")?,
+                };
+                Ok((key, quota))
+            })
+            .optional()?;
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < IDLE_CONNECTIONS {
+            idle.push(conn);
+        }
+        Ok(found)
+    }
+
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.execute_batch("PRAGMA query_only = ON; PRAGMA busy_timeout = 0;")?;
+        Ok(conn)
+    }
+
+    /// Closes the idle connections (the store is closing).
+    pub(super) fn close(&self) {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
