@@ -17,10 +17,15 @@ pub async fn run_once(store: &Store, now: DateTime<Utc>) -> Result<RetentionRepo
         tracing::info!(
             events_deleted = report.events_deleted,
             partitions_dropped = report.partitions_dropped,
+            deliveries_deleted = report.deliveries_deleted,
+            alerts_deleted = report.alerts_deleted,
             "retention pass"
         );
     }
     metrics::counter!("pulseline_retention_events_deleted_total").increment(report.events_deleted);
+    metrics::counter!("pulseline_retention_deliveries_deleted_total")
+        .increment(report.deliveries_deleted);
+    metrics::counter!("pulseline_retention_alerts_deleted_total").increment(report.alerts_deleted);
     Ok(report)
 }
 

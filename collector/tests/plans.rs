@@ -135,6 +135,135 @@ async fn retention_removes_data_past_the_plan_and_keeps_the_rest() {
     assert_eq!(theirs["events"].as_array().unwrap().len(), 1);
 }
 
+/// Notification history is project data too: finished deliveries (with their attempts),
+/// resolved alerts and dispatched alert events past the plan's retention go; what is still
+/// being retried, still firing or not yet dispatched stays, and so does every recent row.
+#[tokio::test]
+async fn retention_removes_old_finished_deliveries_and_resolved_alerts() {
+    let start = Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap();
+    let mut app = spawn_app_with_clock(|_| {}, Arc::new(FakeClock::new(start))).await;
+    // The rows are written straight into the tables: no worker may deliver or dispatch them.
+    app.shutdown.shutdown();
+    (&mut app.task).await.unwrap().unwrap();
+    let store = app.store().await;
+    store
+        .set_project_plan(app.keys.project_id, "free") // 30 days
+        .await
+        .unwrap();
+    let other =
+        pulseline_collector::projects::create_project(&store, "Forever", "unlimited", start)
+            .await
+            .unwrap();
+    let (mine, theirs) = (app.keys.project_id, other.project_id);
+    let now = start + Duration::days(40);
+    let (old, recent) = (
+        start.timestamp_millis(),
+        (now - Duration::days(5)).timestamp_millis(),
+    );
+
+    let deliveries = [
+        ("old-delivered", mine, "delivered", old),
+        ("old-dead", mine, "dead", old),
+        ("old-pending", mine, "pending", old),
+        ("old-failed", mine, "failed", old),
+        ("recent-delivered", mine, "delivered", recent),
+        ("forever-delivered", theirs, "delivered", old),
+    ];
+    for (key, project, status, at) in deliveries {
+        app.exec_sql(&format!(
+            "INSERT INTO deliveries (project_id, channel_id, source_key, content, status,
+                                     next_attempt_at, created_at)
+             VALUES ({project}, 1, '{key}', '{{}}', '{status}', {at}, {at})"
+        ))
+        .await;
+        app.exec_sql(&format!(
+            "INSERT INTO delivery_attempts (delivery_id, attempt, started_at, latency_ms, outcome)
+             SELECT id, 1, {at}, 5, 'delivered' FROM deliveries WHERE source_key = '{key}'"
+        ))
+        .await;
+    }
+    let alerts = [
+        ("old-resolved", mine, Some(old)),
+        ("old-open", mine, None),
+        ("recent-resolved", mine, Some(recent)),
+        ("forever-resolved", theirs, Some(old)),
+    ];
+    for (name, project, resolved) in alerts {
+        let resolved = resolved.map_or("NULL".to_owned(), |t| t.to_string());
+        app.exec_sql(&format!(
+            "INSERT INTO alert_history (project_id, rule_id, rule_name, reason, bucket_start,
+                                        started_at, resolved_at, explanation)
+             VALUES ({project}, 1, '{name}', 'threshold', {old}, {old}, {resolved}, 'x')"
+        ))
+        .await;
+    }
+    let alert_events = [
+        ("old-dispatched", mine, old, true),
+        ("old-waiting", mine, old, false),
+        ("recent-dispatched", mine, recent, true),
+    ];
+    for (title, project, at, dispatched) in alert_events {
+        app.exec_sql(&format!(
+            "INSERT INTO alert_events (project_id, rule_id, kind, channel_ids, title, description,
+                                       colour, fields, created_at)
+             VALUES ({project}, 1, 'firing', '[]', '{title}', 'x', 0, '[]', {at})"
+        ))
+        .await;
+        if dispatched {
+            app.exec_sql(&format!(
+                "INSERT INTO alert_events_dispatched (alert_event_id, dispatched_at)
+                 SELECT id, {at} FROM alert_events WHERE title = '{title}'"
+            ))
+            .await;
+        }
+    }
+
+    let report = pulseline_collector::maintenance::run_once(&store, now)
+        .await
+        .unwrap();
+    assert_eq!((report.deliveries_deleted, report.alerts_deleted), (2, 1));
+    let names = |sql: &'static str| {
+        let url = app.database_url.clone();
+        async move { common::query_strings(&url, sql).await }
+    };
+    assert_eq!(
+        names("SELECT source_key FROM deliveries ORDER BY source_key").await,
+        [
+            "forever-delivered",
+            "old-failed",
+            "old-pending",
+            "recent-delivered"
+        ]
+    );
+    assert_eq!(
+        names(
+            "SELECT d.source_key FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+             ORDER BY d.source_key"
+        )
+        .await,
+        [
+            "forever-delivered",
+            "old-failed",
+            "old-pending",
+            "recent-delivered"
+        ]
+    );
+    assert_eq!(
+        names("SELECT rule_name FROM alert_history ORDER BY rule_name").await,
+        ["forever-resolved", "old-open", "recent-resolved"]
+    );
+    assert_eq!(
+        names("SELECT title FROM alert_events ORDER BY title").await,
+        ["old-waiting", "recent-dispatched"]
+    );
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM alert_events_dispatched")
+            .await,
+        1,
+        "the removed event's dispatch marker goes with it"
+    );
+}
+
 #[tokio::test]
 async fn whole_partitions_are_dropped_when_every_project_is_past_them() {
     if !common::on_postgres() {

@@ -96,6 +96,59 @@ pub struct Quota {
 pub struct RetentionReport {
     pub events_deleted: u64,
     pub partitions_dropped: u64,
+    /// Finished deliveries (delivered, or given up on) and their attempts.
+    pub deliveries_deleted: u64,
+    /// Resolved alerts of the alert history.
+    pub alerts_deleted: u64,
+}
+
+/// Notification history past a project's retention, run by both backends in each project's
+/// retention step: `$1` is the project, `$2` the cutoff (unix ms). Deliveries go once finished
+/// (`pending` and `failed` ones are still being retried), alerts once resolved (an open one is
+/// still updated), and the evaluator's hand-off rows once delivery has taken them up. The
+/// counts of the statements named in [`RetentionReport`] are reported.
+const NOTIFICATION_RETENTION: [(&str, NotificationCount); 4] = [
+    (
+        "DELETE FROM delivery_attempts WHERE delivery_id IN (
+             SELECT id FROM deliveries
+             WHERE project_id = $1 AND created_at < $2 AND status IN ('delivered', 'dead'))",
+        NotificationCount::None,
+    ),
+    (
+        "DELETE FROM deliveries
+         WHERE project_id = $1 AND created_at < $2 AND status IN ('delivered', 'dead')",
+        NotificationCount::Deliveries,
+    ),
+    (
+        "DELETE FROM alert_events WHERE project_id = $1 AND created_at < $2
+             AND id IN (SELECT alert_event_id FROM alert_events_dispatched)",
+        NotificationCount::None,
+    ),
+    (
+        "DELETE FROM alert_history WHERE project_id = $1 AND resolved_at < $2",
+        NotificationCount::Alerts,
+    ),
+];
+
+/// After every project's [`NOTIFICATION_RETENTION`]: the dispatch markers of removed alert events.
+const DISPATCH_MARKERS_RETENTION: &str =
+    "DELETE FROM alert_events_dispatched WHERE alert_event_id NOT IN (SELECT id FROM alert_events)";
+
+#[derive(Clone, Copy)]
+enum NotificationCount {
+    None,
+    Deliveries,
+    Alerts,
+}
+
+impl RetentionReport {
+    fn count(&mut self, what: NotificationCount, rows: u64) {
+        match what {
+            NotificationCount::None => {}
+            NotificationCount::Deliveries => self.deliveries_deleted += rows,
+            NotificationCount::Alerts => self.alerts_deleted += rows,
+        }
+    }
 }
 
 /// One request's messages, committed together with others in one transaction.

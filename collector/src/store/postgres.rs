@@ -10,8 +10,9 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{
-    DAY_MS, EventQuery, HOUR_MS, KeyRecord, PendingBatch, Plan, ProjectRecord, Quota,
-    RetentionReport, StoreError, StoredEvent, from_millis, millis, month_of, rollup_name,
+    DAY_MS, DISPATCH_MARKERS_RETENTION, EventQuery, HOUR_MS, KeyRecord, NOTIFICATION_RETENTION,
+    PendingBatch, Plan, ProjectRecord, Quota, RetentionReport, StoreError, StoredEvent,
+    from_millis, millis, month_of, rollup_name,
 };
 use crate::domain::{KeyHash, KeyKind, ProjectId};
 
@@ -663,7 +664,19 @@ impl PostgresStore {
                     .execute(&mut *tx)
                     .await?;
             }
+            for (sql, counted) in NOTIFICATION_RETENTION {
+                let rows = sqlx::query(sql)
+                    .bind(project_id)
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                report.count(counted, rows);
+            }
         }
+        sqlx::query(DISPATCH_MARKERS_RETENTION)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(report)
     }

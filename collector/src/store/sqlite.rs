@@ -6,17 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
+use sqlx::{AssertSqlSafe, Row};
 
 use super::sqlite_ingest::IngestThread;
 use super::sqlite_keys::{FIND_KEY_WITH_QUOTA, KeyReader};
 use super::{
-    DAY_MS, EventQuery, HOUR_MS, KeyRecord, PendingBatch, Plan, ProjectRecord, Quota,
-    RetentionReport, StoreError, StoredEvent, from_millis, millis,
+    DAY_MS, DISPATCH_MARKERS_RETENTION, EventQuery, HOUR_MS, KeyRecord, NOTIFICATION_RETENTION,
+    PendingBatch, Plan, ProjectRecord, Quota, RetentionReport, StoreError, StoredEvent,
+    from_millis, millis,
 };
 use crate::config;
 use crate::domain::{KeyHash, KeyKind, ProjectId};
@@ -526,7 +527,19 @@ impl SqliteStore {
                     .execute(&self.write)
                     .await?;
             }
+            for (sql, counted) in NOTIFICATION_RETENTION {
+                let rows = sqlx::query(AssertSqlSafe(sql.replace('$', "?")))
+                    .bind(project_id)
+                    .bind(cutoff)
+                    .execute(&self.write)
+                    .await?
+                    .rows_affected();
+                report.count(counted, rows);
+            }
         }
+        sqlx::query(DISPATCH_MARKERS_RETENTION)
+            .execute(&self.write)
+            .await?;
         Ok(report)
     }
 }

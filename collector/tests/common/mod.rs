@@ -183,6 +183,19 @@ pub fn track(user: &str, event: &str, id: &str) -> Value {
     })
 }
 
+/// The first column of every row, as text, from a database, whichever backend it is.
+pub async fn query_strings(database_url: &str, sql: &str) -> Vec<String> {
+    use sqlx::Connection;
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    if database_url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(database_url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::PgConnection::connect(database_url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
+    }
+}
+
 /// One integer from a database, whichever backend it is.
 pub async fn query_i64(database_url: &str, sql: &str) -> i64 {
     use sqlx::Connection;
