@@ -123,15 +123,9 @@ impl Rig {
 }
 
 async fn text(database_url: &str, sql: &str) -> String {
-    use sqlx::Connection;
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    if database_url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(database_url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-    } else {
-        let mut c = sqlx::PgConnection::connect(database_url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-    }
+    let mut values = common::query_column(database_url, sql).await;
+    assert!(!values.is_empty(), "no row from {sql}");
+    values.swap_remove(0)
 }
 
 /// Just after the hour closes (and settles): when the evaluator first sees it.

@@ -183,8 +183,13 @@ pub fn track(user: &str, event: &str, id: &str) -> Value {
     })
 }
 
-/// The first column of every row, as text, from a database, whichever backend it is.
-pub async fn query_strings(database_url: &str, sql: &str) -> Vec<String> {
+/// The first column of every row, from a database, whichever backend it is.
+pub async fn query_column<T>(database_url: &str, sql: &str) -> Vec<T>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    T: Send + Unpin,
+{
     use sqlx::Connection;
     let sql = sqlx::AssertSqlSafe(sql.to_owned());
     if database_url.starts_with("sqlite:") {
@@ -198,13 +203,8 @@ pub async fn query_strings(database_url: &str, sql: &str) -> Vec<String> {
 
 /// One integer from a database, whichever backend it is.
 pub async fn query_i64(database_url: &str, sql: &str) -> i64 {
-    use sqlx::Connection;
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    if database_url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(database_url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-    } else {
-        let mut c = sqlx::PgConnection::connect(database_url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-    }
+    let values = query_column(database_url, sql).await;
+    *values
+        .first()
+        .unwrap_or_else(|| panic!("no row from {sql}"))
 }
