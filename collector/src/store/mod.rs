@@ -102,30 +102,41 @@ pub struct RetentionReport {
     pub alerts_deleted: u64,
 }
 
+/// Most rows one retention `DELETE` removes; a pass repeats it until fewer go, so that on
+/// SQLite the one writer (and with it ingest) is never held for long.
+const RETENTION_CHUNK: i64 = 20_000;
+
 /// Notification history past a project's retention, run by both backends in each project's
-/// retention step: `$1` is the project, `$2` the cutoff (unix ms). Deliveries go once finished
-/// (`pending` and `failed` ones are still being retried), alerts once resolved (an open one is
-/// still updated), and the evaluator's hand-off rows once delivery has taken them up. The
-/// counts of the statements named in [`RetentionReport`] are reported.
+/// retention step: `$1` is the project, `$2` the cutoff (unix ms), `$3` [`RETENTION_CHUNK`].
+/// Deliveries go once finished (`pending` and `failed` ones are still being retried), alerts
+/// once resolved (an open one is still updated), and the evaluator's hand-off rows once
+/// delivery has taken them up. The statements named in [`RetentionReport`] are counted.
 const NOTIFICATION_RETENTION: [(&str, NotificationCount); 4] = [
     (
-        "DELETE FROM delivery_attempts WHERE delivery_id IN (
-             SELECT id FROM deliveries
-             WHERE project_id = $1 AND created_at < $2 AND status IN ('delivered', 'dead'))",
+        "DELETE FROM delivery_attempts WHERE id IN (
+             SELECT a.id FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+             WHERE d.project_id = $1 AND d.created_at < $2 AND d.status IN ('delivered', 'dead')
+             LIMIT $3)",
         NotificationCount::None,
     ),
     (
-        "DELETE FROM deliveries
-         WHERE project_id = $1 AND created_at < $2 AND status IN ('delivered', 'dead')",
+        "DELETE FROM deliveries WHERE id IN (
+             SELECT id FROM deliveries
+             WHERE project_id = $1 AND created_at < $2 AND status IN ('delivered', 'dead')
+             LIMIT $3)",
         NotificationCount::Deliveries,
     ),
     (
-        "DELETE FROM alert_events WHERE project_id = $1 AND created_at < $2
-             AND id IN (SELECT alert_event_id FROM alert_events_dispatched)",
+        "DELETE FROM alert_events WHERE id IN (
+             SELECT id FROM alert_events
+             WHERE project_id = $1 AND created_at < $2
+               AND id IN (SELECT alert_event_id FROM alert_events_dispatched)
+             LIMIT $3)",
         NotificationCount::None,
     ),
     (
-        "DELETE FROM alert_history WHERE project_id = $1 AND resolved_at < $2",
+        "DELETE FROM alert_history WHERE id IN (
+             SELECT id FROM alert_history WHERE project_id = $1 AND resolved_at < $2 LIMIT $3)",
         NotificationCount::Alerts,
     ),
 ];

@@ -11,8 +11,8 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::{
     DAY_MS, DISPATCH_MARKERS_RETENTION, EventQuery, HOUR_MS, KeyRecord, NOTIFICATION_RETENTION,
-    PendingBatch, Plan, ProjectRecord, Quota, RetentionReport, StoreError, StoredEvent,
-    from_millis, millis, month_of, rollup_name,
+    PendingBatch, Plan, ProjectRecord, Quota, RETENTION_CHUNK, RetentionReport, StoreError,
+    StoredEvent, from_millis, millis, month_of, rollup_name,
 };
 use crate::domain::{KeyHash, KeyKind, ProjectId};
 
@@ -665,13 +665,19 @@ impl PostgresStore {
                     .await?;
             }
             for (sql, counted) in NOTIFICATION_RETENTION {
-                let rows = sqlx::query(sql)
-                    .bind(project_id)
-                    .bind(cutoff)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                report.count(counted, rows);
+                loop {
+                    let rows = sqlx::query(sql)
+                        .bind(project_id)
+                        .bind(cutoff)
+                        .bind(RETENTION_CHUNK)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    report.count(counted, rows);
+                    if rows < RETENTION_CHUNK as u64 {
+                        break;
+                    }
+                }
             }
         }
         sqlx::query(DISPATCH_MARKERS_RETENTION)

@@ -16,8 +16,8 @@ use super::sqlite_ingest::IngestThread;
 use super::sqlite_keys::{FIND_KEY_WITH_QUOTA, KeyReader};
 use super::{
     DAY_MS, DISPATCH_MARKERS_RETENTION, EventQuery, HOUR_MS, KeyRecord, NOTIFICATION_RETENTION,
-    PendingBatch, Plan, ProjectRecord, Quota, RetentionReport, StoreError, StoredEvent,
-    from_millis, millis,
+    PendingBatch, Plan, ProjectRecord, Quota, RETENTION_CHUNK, RetentionReport, StoreError,
+    StoredEvent, from_millis, millis,
 };
 use crate::config;
 use crate::domain::{KeyHash, KeyKind, ProjectId};
@@ -476,8 +476,6 @@ impl SqliteStore {
     }
 
     pub async fn apply_retention(&self, now: i64) -> Result<RetentionReport, StoreError> {
-        /// Rows per DELETE, so the writer is never blocked for long.
-        const DELETE_CHUNK: i64 = 20_000;
         let mut report = RetentionReport::default();
         let limited = sqlx::query(
             "SELECT p.id, pl.retention_days FROM projects p JOIN plans pl ON pl.name = p.plan
@@ -501,12 +499,12 @@ impl SqliteStore {
                 .bind(project_id)
                 .bind(boundary)
                 .bind(cutoff)
-                .bind(DELETE_CHUNK)
+                .bind(RETENTION_CHUNK)
                 .execute(&self.write)
                 .await?
                 .rows_affected();
                 report.events_deleted += deleted;
-                if deleted < DELETE_CHUNK as u64 {
+                if deleted < RETENTION_CHUNK as u64 {
                     break;
                 }
             }
@@ -528,13 +526,20 @@ impl SqliteStore {
                     .await?;
             }
             for (sql, counted) in NOTIFICATION_RETENTION {
-                let rows = sqlx::query(AssertSqlSafe(sql.replace('$', "?")))
-                    .bind(project_id)
-                    .bind(cutoff)
-                    .execute(&self.write)
-                    .await?
-                    .rows_affected();
-                report.count(counted, rows);
+                let sql = sql.replace('$', "?");
+                loop {
+                    let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
+                        .bind(project_id)
+                        .bind(cutoff)
+                        .bind(RETENTION_CHUNK)
+                        .execute(&self.write)
+                        .await?
+                        .rows_affected();
+                    report.count(counted, rows);
+                    if rows < RETENTION_CHUNK as u64 {
+                        break;
+                    }
+                }
             }
         }
         sqlx::query(DISPATCH_MARKERS_RETENTION)
