@@ -107,7 +107,8 @@ pub struct RetentionReport {
 const RETENTION_CHUNK: i64 = 20_000;
 
 /// Notification history past a project's retention, run by both backends in each project's
-/// retention step: `$1` is the project, `$2` the cutoff (unix ms), `$3` [`RETENTION_CHUNK`].
+/// retention step: `$1` is the project, `$2` the cutoff (unix ms), `$3` the most rows to remove
+/// ([`RETENTION_CHUNK`] on SQLite, repeated until fewer go).
 /// Deliveries go once finished (`pending` and `failed` ones are still being retried), alerts
 /// once resolved (an open one is still updated), and the evaluator's hand-off rows once
 /// delivery has taken them up. The statements named in [`RetentionReport`] are counted.

@@ -11,8 +11,8 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::{
     DAY_MS, DISPATCH_MARKERS_RETENTION, EventQuery, HOUR_MS, KeyRecord, NOTIFICATION_RETENTION,
-    PendingBatch, Plan, ProjectRecord, Quota, RETENTION_CHUNK, RetentionReport, StoreError,
-    StoredEvent, from_millis, millis, month_of, rollup_name,
+    PendingBatch, Plan, ProjectRecord, Quota, RetentionReport, StoreError, StoredEvent,
+    from_millis, millis, month_of, rollup_name,
 };
 use crate::domain::{KeyHash, KeyKind, ProjectId};
 
@@ -664,20 +664,17 @@ impl PostgresStore {
                     .execute(&mut *tx)
                     .await?;
             }
+            // One statement each, no chunks: the whole pass is one transaction anyway, and
+            // PostgreSQL's writers do not wait for it.
             for (sql, counted) in NOTIFICATION_RETENTION {
-                loop {
-                    let rows = sqlx::query(sql)
-                        .bind(project_id)
-                        .bind(cutoff)
-                        .bind(RETENTION_CHUNK)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    report.count(counted, rows);
-                    if rows < RETENTION_CHUNK as u64 {
-                        break;
-                    }
-                }
+                let rows = sqlx::query(sql)
+                    .bind(project_id)
+                    .bind(cutoff)
+                    .bind(i64::MAX)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                report.count(counted, rows);
             }
         }
         sqlx::query(DISPATCH_MARKERS_RETENTION)
