@@ -222,10 +222,7 @@ async fn retention_removes_old_finished_deliveries_and_resolved_alerts() {
         .await
         .unwrap();
     assert_eq!((report.deliveries_deleted, report.alerts_deleted), (2, 1));
-    let names = |sql: &'static str| {
-        let url = app.database_url.clone();
-        async move { common::query_column::<String>(&url, sql).await }
-    };
+    let names = |sql| common::query_column::<String>(&app.database_url, sql);
     assert_eq!(
         names("SELECT source_key FROM deliveries ORDER BY source_key").await,
         [

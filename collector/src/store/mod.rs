@@ -67,6 +67,45 @@ pub struct KeyRecord {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+impl KeyRecord {
+    /// A key from its stored columns (times in unix ms), as every backend reads it.
+    fn from_columns(
+        id: i64,
+        project_id: ProjectId,
+        kind: &str,
+        prefix: String,
+        created_at: i64,
+        revoked_at: Option<i64>,
+    ) -> Self {
+        Self {
+            id,
+            project_id,
+            // The CHECK constraint guarantees one of the two.
+            kind: KeyKind::parse(kind).unwrap_or(KeyKind::Write),
+            prefix,
+            created_at: from_millis(created_at),
+            revoked_at: revoked_at.map(from_millis),
+        }
+    }
+}
+
+/// A key from a row of `api_keys`' columns, on either backend.
+fn key_record<R: sqlx::Row>(r: &R) -> KeyRecord
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    KeyRecord::from_columns(
+        r.get("id"),
+        r.get("project_id"),
+        &r.get::<String, _>("kind"),
+        r.get("prefix"),
+        r.get("created_at"),
+        r.get("revoked_at"),
+    )
+}
+
 #[derive(Debug, Clone)]
 pub struct ProjectRecord {
     pub id: ProjectId,
@@ -111,21 +150,22 @@ const RETENTION_CHUNK: i64 = 20_000;
 /// ([`RETENTION_CHUNK`] on SQLite, repeated until fewer go).
 /// Deliveries go once finished (`pending` and `failed` ones are still being retried), alerts
 /// once resolved (an open one is still updated), and the evaluator's hand-off rows once
-/// delivery has taken them up. The statements named in [`RetentionReport`] are counted.
-const NOTIFICATION_RETENTION: [(&str, NotificationCount); 4] = [
+/// delivery has taken them up. Each statement comes with the [`RetentionReport`] count its
+/// rows add to, if any.
+const NOTIFICATION_RETENTION: [(&str, Option<RetentionCount>); 4] = [
     (
         "DELETE FROM delivery_attempts WHERE id IN (
              SELECT a.id FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
              WHERE d.project_id = $1 AND d.created_at < $2 AND d.status IN ('delivered', 'dead')
              LIMIT $3)",
-        NotificationCount::None,
+        None,
     ),
     (
         "DELETE FROM deliveries WHERE id IN (
              SELECT id FROM deliveries
              WHERE project_id = $1 AND created_at < $2 AND status IN ('delivered', 'dead')
              LIMIT $3)",
-        NotificationCount::Deliveries,
+        Some(|r| &mut r.deliveries_deleted),
     ),
     (
         "DELETE FROM alert_events WHERE id IN (
@@ -133,12 +173,12 @@ const NOTIFICATION_RETENTION: [(&str, NotificationCount); 4] = [
              WHERE project_id = $1 AND created_at < $2
                AND id IN (SELECT alert_event_id FROM alert_events_dispatched)
              LIMIT $3)",
-        NotificationCount::None,
+        None,
     ),
     (
         "DELETE FROM alert_history WHERE id IN (
              SELECT id FROM alert_history WHERE project_id = $1 AND resolved_at < $2 LIMIT $3)",
-        NotificationCount::Alerts,
+        Some(|r| &mut r.alerts_deleted),
     ),
 ];
 
@@ -146,19 +186,13 @@ const NOTIFICATION_RETENTION: [(&str, NotificationCount); 4] = [
 const DISPATCH_MARKERS_RETENTION: &str =
     "DELETE FROM alert_events_dispatched WHERE alert_event_id NOT IN (SELECT id FROM alert_events)";
 
-#[derive(Clone, Copy)]
-enum NotificationCount {
-    None,
-    Deliveries,
-    Alerts,
-}
+/// One of [`RetentionReport`]'s counts.
+type RetentionCount = fn(&mut RetentionReport) -> &mut u64;
 
 impl RetentionReport {
-    fn count(&mut self, what: NotificationCount, rows: u64) {
-        match what {
-            NotificationCount::None => {}
-            NotificationCount::Deliveries => self.deliveries_deleted += rows,
-            NotificationCount::Alerts => self.alerts_deleted += rows,
+    fn count(&mut self, counted: Option<RetentionCount>, rows: u64) {
+        if let Some(count) = counted {
+            *count(self) += rows;
         }
     }
 }

@@ -6,13 +6,13 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{
     DAY_MS, DISPATCH_MARKERS_RETENTION, EventQuery, HOUR_MS, KeyRecord, NOTIFICATION_RETENTION,
     PendingBatch, Plan, ProjectRecord, Quota, RetentionReport, StoreError, StoredEvent,
-    from_millis, millis, month_of, rollup_name,
+    from_millis, key_record, millis, month_of, rollup_name,
 };
 use crate::domain::{KeyHash, KeyKind, ProjectId};
 
@@ -664,8 +664,8 @@ impl PostgresStore {
                     .execute(&mut *tx)
                     .await?;
             }
-            // One statement each, no chunks: the whole pass is one transaction anyway, and
-            // PostgreSQL's writers do not wait for it.
+            // One statement each, no chunks: the whole pass is one transaction anyway, and the
+            // rows it removes are finished ones that no worker updates.
             for (sql, counted) in NOTIFICATION_RETENTION {
                 let rows = sqlx::query(sql)
                     .bind(project_id)
@@ -749,18 +749,6 @@ async fn insert_key(
         created_at: now,
         revoked_at: None,
     })
-}
-
-fn key_record(r: &PgRow) -> KeyRecord {
-    let kind: String = r.get("kind");
-    KeyRecord {
-        id: r.get("id"),
-        project_id: r.get("project_id"),
-        kind: KeyKind::parse(&kind).unwrap_or(KeyKind::Write),
-        prefix: r.get("prefix"),
-        created_at: from_millis(r.get("created_at")),
-        revoked_at: r.get::<Option<i64>, _>("revoked_at").map(from_millis),
-    }
 }
 
 #[cfg(test)]

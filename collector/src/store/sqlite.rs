@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Row};
 
@@ -17,7 +16,7 @@ use super::sqlite_keys::{FIND_KEY_WITH_QUOTA, KeyReader};
 use super::{
     DAY_MS, DISPATCH_MARKERS_RETENTION, EventQuery, HOUR_MS, KeyRecord, NOTIFICATION_RETENTION,
     PendingBatch, Plan, ProjectRecord, Quota, RETENTION_CHUNK, RetentionReport, StoreError,
-    StoredEvent, from_millis, millis,
+    StoredEvent, from_millis, key_record, millis,
 };
 use crate::config;
 use crate::domain::{KeyHash, KeyKind, ProjectId};
@@ -490,24 +489,19 @@ impl SqliteStore {
             // Expired events lie below this seq (the few received just before the cutoff but
             // stored after it go in the next pass).
             let boundary = self.first_seq_received_since(cutoff).await?;
-            loop {
-                let deleted = sqlx::query(
-                    "DELETE FROM events WHERE seq IN (
-                         SELECT seq FROM events
-                         WHERE project_id = ? AND seq < ? AND received_at < ? LIMIT ?)",
-                )
-                .bind(project_id)
-                .bind(boundary)
-                .bind(cutoff)
-                .bind(RETENTION_CHUNK)
-                .execute(&self.write)
-                .await?
-                .rows_affected();
-                report.events_deleted += deleted;
-                if deleted < RETENTION_CHUNK as u64 {
-                    break;
-                }
-            }
+            report.events_deleted += self
+                .delete_in_chunks(|| {
+                    sqlx::query(
+                        "DELETE FROM events WHERE seq IN (
+                             SELECT seq FROM events
+                             WHERE project_id = ? AND seq < ? AND received_at < ? LIMIT ?)",
+                    )
+                    .bind(project_id)
+                    .bind(boundary)
+                    .bind(cutoff)
+                    .bind(RETENTION_CHUNK)
+                })
+                .await?;
             sqlx::query("DELETE FROM rollups_hourly WHERE project_id = ? AND hour < ?")
                 .bind(project_id)
                 .bind(cutoff - cutoff.rem_euclid(HOUR_MS))
@@ -527,25 +521,37 @@ impl SqliteStore {
             }
             for (sql, counted) in NOTIFICATION_RETENTION {
                 let sql = sql.replace('$', "?");
-                loop {
-                    let rows = sqlx::query(AssertSqlSafe(sql.as_str()))
-                        .bind(project_id)
-                        .bind(cutoff)
-                        .bind(RETENTION_CHUNK)
-                        .execute(&self.write)
-                        .await?
-                        .rows_affected();
-                    report.count(counted, rows);
-                    if rows < RETENTION_CHUNK as u64 {
-                        break;
-                    }
-                }
+                let rows = self
+                    .delete_in_chunks(|| {
+                        sqlx::query(AssertSqlSafe(sql.as_str()))
+                            .bind(project_id)
+                            .bind(cutoff)
+                            .bind(RETENTION_CHUNK)
+                    })
+                    .await?;
+                report.count(counted, rows);
             }
         }
         sqlx::query(DISPATCH_MARKERS_RETENTION)
             .execute(&self.write)
             .await?;
         Ok(report)
+    }
+
+    /// Runs the `DELETE … LIMIT RETENTION_CHUNK` that `chunk` builds until it removes fewer
+    /// rows than that, each on its own turn of the writer; the rows removed in all.
+    async fn delete_in_chunks<'q>(
+        &self,
+        chunk: impl Fn() -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            let rows = chunk().execute(&self.write).await?.rows_affected();
+            total += rows;
+            if rows < RETENTION_CHUNK as u64 {
+                return Ok(total);
+            }
+        }
     }
 }
 
@@ -576,19 +582,6 @@ async fn insert_key(
         created_at: now,
         revoked_at: None,
     })
-}
-
-fn key_record(r: &SqliteRow) -> KeyRecord {
-    let kind: String = r.get("kind");
-    KeyRecord {
-        id: r.get("id"),
-        project_id: r.get("project_id"),
-        // The CHECK constraint guarantees one of the two.
-        kind: KeyKind::parse(&kind).unwrap_or(KeyKind::Write),
-        prefix: r.get("prefix"),
-        created_at: from_millis(r.get("created_at")),
-        revoked_at: r.get::<Option<i64>, _>("revoked_at").map(from_millis),
-    }
 }
 
 #[cfg(test)]

@@ -18,8 +18,8 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
-use super::{KeyRecord, Quota, from_millis};
-use crate::domain::{KeyHash, KeyKind};
+use super::{KeyRecord, Quota};
+use crate::domain::KeyHash;
 
 /// The query of [`super::sqlite::SqliteStore::find_key_with_quota`].
 pub(super) const FIND_KEY_WITH_QUOTA: &str = "
@@ -64,16 +64,14 @@ impl KeyReader {
         let found = conn
             .prepare_cached(FIND_KEY_WITH_QUOTA)?
             .query_row(params![&hash.0[..], month], |r| {
-                let kind: String = r.get("kind")?;
-                let key = KeyRecord {
-                    id: r.get("id")?,
-                    project_id: r.get("project_id")?,
-                    // The CHECK constraint guarantees one of the two.
-                    kind: KeyKind::parse(&kind).unwrap_or(KeyKind::Write),
-                    prefix: r.get("prefix")?,
-                    created_at: from_millis(r.get("created_at")?),
-                    revoked_at: r.get::<_, Option<i64>>("revoked_at")?.map(from_millis),
-                };
+                let key = KeyRecord::from_columns(
+                    r.get("id")?,
+                    r.get("project_id")?,
+                    &r.get::<_, String>("kind")?,
+                    r.get("prefix")?,
+                    r.get("created_at")?,
+                    r.get("revoked_at")?,
+                );
                 let quota = Quota {
                     plan: r.get("plan")?,
                     events_per_month: r.get("events_per_month")?,
