@@ -428,3 +428,57 @@ async fn the_upgrade_ends_orphaned_deliveries_and_never_reuses_a_named_id() {
     }
     store.close().await;
 }
+
+/// A send in flight when its channel is deleted still has its attempt recorded, and the
+/// delivery stays ended instead of being scheduled for a retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_in_flight_during_the_delete_leaves_the_delivery_dead() {
+    let clock = Arc::new(FakeClock::new(t0()));
+    let app = common::spawn_app_with_clock(|c| c.delivery.timeout_ms = 1_000, clock).await;
+    let key = app.keys.secret_key.clone();
+    let hook = standins::webhook().await;
+    hook.receiver
+        .0
+        .hold
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let channel = created(
+        &app,
+        &key,
+        "/api/v1/channels",
+        json!({"name": "slow", "kind": "webhook", "url": hook.url}),
+    )
+    .await;
+    let category = created(
+        &app,
+        &key,
+        "/api/v1/categories",
+        json!({"name": "c",
+        "pattern": "e", "emoji": "", "colour": "#123456", "channel_id": channel["id"]}),
+    )
+    .await;
+    ingest(&app, vec![event("e", "e-1", json!({}))]).await;
+    hook.receiver.wait_for_hits(1, WAIT).await;
+    deleted(
+        &app,
+        &key,
+        &format!("/api/v1/categories/{}", category["id"]),
+    )
+    .await;
+    deleted(&app, &key, &format!("/api/v1/channels/{}", channel["id"])).await;
+    // The held request times out; its attempt is recorded on the ended delivery.
+    let deadline = Instant::now() + WAIT;
+    let d = loop {
+        let d = all_deliveries(&app).await.swap_remove(0);
+        if d["attempts"] == 1 {
+            break d;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the attempt was not recorded: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(d["status"], "dead", "{d}");
+    assert_eq!(d["last_error"], "the channel was deleted", "{d}");
+    assert!(d["attempt_log"][0]["error"].is_string(), "{d}");
+}
