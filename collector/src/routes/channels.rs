@@ -338,8 +338,9 @@ pub async fn update(
     Ok(Json(updated.into()))
 }
 
-/// Delete a channel no category uses; its deliveries not sent yet end (dead, "the channel was
-/// deleted").
+/// Delete a channel no category uses.
+///
+/// Its deliveries not sent yet end with it: `dead`, "the channel was deleted".
 #[utoipa::path(
     delete, path = "/api/v1/channels/{id}", tag = "alerting",
     operation_id = "channels_delete",
