@@ -3,6 +3,8 @@
 
 mod common;
 mod standins;
+#[path = "alerting_delivery/tenancy.rs"]
+mod tenancy;
 
 use std::time::{Duration, Instant};
 

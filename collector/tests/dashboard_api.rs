@@ -1082,6 +1082,19 @@ async fn alerting_through_the_dashboard_respects_roles_tenancy_csrf_and_is_audit
     let (status, made) = app.post(&dev, &pa("/rules"), rule(channel_id)).await;
     assert_eq!(status, 201, "{made}");
     let rule_id = made["id"].as_i64().unwrap();
+    // Not even a member of both projects can point project B's rule or category at A's channel.
+    for (path, body) in [
+        ("/rules", rule(channel_id)),
+        ("/categories", category.clone()),
+    ] {
+        let (status, err) = app.post(&admin, &pb(path), body).await;
+        assert_eq!(status, 400, "{path}: {err}");
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!("{channel_id} is not a channel of this project")),
+            "{message}"
+        );
+    }
     let mut edited = rule(channel_id);
     edited["name"] = json!("Signups");
     let (status, body) = app

@@ -87,6 +87,23 @@ impl Rig {
         body["id"].as_i64().unwrap()
     }
 
+    /// A channel of the rig's project to name in `channel_ids` (e-mail: nothing listens).
+    async fn channel(&self, name: &str) -> i64 {
+        let resp = self
+            .app
+            .http
+            .post(self.app.url("/api/v1/channels"))
+            .bearer_auth(&self.app.keys.secret_key)
+            .json(&json!({"name": name, "kind": "email", "email": "ops@pulseline.test"}))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_i64().unwrap()
+    }
+
     /// One evaluation pass at `now`.
     async fn pass_at(&self, now: DateTime<Utc>) {
         self.clock.set(now);
@@ -142,9 +159,10 @@ async fn threshold_rule_pends_fires_once_resolves_once_and_cooldown_stops_flappi
             .await;
     }
     rig.send_hour("login", hour(0), 50, json!({})).await; // another event: not counted
+    let (c1, c2) = (rig.channel("a").await, rig.channel("b").await);
     let id = rig
         .create_rule(json!({
-            "name": "Signup surge", "channel_ids": [7, 9],
+            "name": "Signup surge", "channel_ids": [c1, c2],
             "series": {"event": "signup", "bucket": "hour"},
             "condition": {"type": "threshold", "op": ">", "value": 5},
             "for_secs": 3600, "cooldown_secs": 10800
@@ -168,7 +186,7 @@ async fn threshold_rule_pends_fires_once_resolves_once_and_cooldown_stops_flappi
         "SELECT CAST(channel_ids AS TEXT) FROM alert_events",
     )
     .await;
-    assert_eq!(channels.replace(' ', ""), "[7,9]");
+    assert_eq!(channels.replace(' ', ""), format!("[{c1},{c2}]"));
 
     rig.pass_at(after(2) + Duration::minutes(30)).await; // same bucket again
     rig.pass_at(after(3)).await; // still breaching: no new row (no repeat interval)
@@ -262,18 +280,23 @@ async fn no_data_modes_zero_keep_and_alert() {
             .await;
     }
     let series = json!({"event": "checkout", "aggregate": "avg", "bucket": "hour"});
+    let c = [
+        rig.channel("zero").await,
+        rig.channel("keep").await,
+        rig.channel("alert").await,
+    ];
     // zero: the silent hour averages 0, below 50.
     rig.create_rule(json!({"name": "zero", "series": series, "no_data": "zero",
-        "condition": {"type": "threshold", "op": "<", "value": 50}, "channel_ids": [1]}))
+        "condition": {"type": "threshold", "op": "<", "value": 50}, "channel_ids": [c[0]]}))
         .await;
     // keep: a firing rule stays firing through the silence, and nothing is sent.
     rig.create_rule(json!({"name": "keep", "series": series, "no_data": "keep",
-        "condition": {"type": "threshold", "op": ">", "value": 50}, "channel_ids": [2]}))
+        "condition": {"type": "threshold", "op": ">", "value": 50}, "channel_ids": [c[1]]}))
         .await;
     // alert: the silence itself is the alert.
     rig.create_rule(
         json!({"name": "alert", "series": series, "no_data": "alert",
-        "condition": {"type": "threshold", "op": ">", "value": 500}, "channel_ids": [3]}),
+        "condition": {"type": "threshold", "op": ">", "value": 500}, "channel_ids": [c[2]]}),
     )
     .await;
     let by_channel = |c: i64, kind: &str| {
@@ -283,21 +306,21 @@ async fn no_data_modes_zero_keep_and_alert() {
     };
     rig.pass_at(after(1)).await; // hour 0: avg 100
     rig.pass_at(after(2)).await; // hour 1: avg 100
-    assert_eq!(rig.app.query_i64(&by_channel(2, "firing")).await, 1);
+    assert_eq!(rig.app.query_i64(&by_channel(c[1], "firing")).await, 1);
     rig.pass_at(after(3)).await; // hour 2: silent
     rig.pass_at(after(4)).await; // hour 3: silent
-    assert_eq!(rig.app.query_i64(&by_channel(1, "firing")).await, 1);
-    assert_eq!(rig.app.query_i64(&by_channel(2, "resolved")).await, 0);
-    assert_eq!(rig.app.query_i64(&by_channel(3, "no_data")).await, 1);
+    assert_eq!(rig.app.query_i64(&by_channel(c[0], "firing")).await, 1);
+    assert_eq!(rig.app.query_i64(&by_channel(c[1], "resolved")).await, 0);
+    assert_eq!(rig.app.query_i64(&by_channel(c[2], "no_data")).await, 1);
     let no_data = rig.last_description("no_data").await;
     assert!(
         no_data.contains("No data for avg of checkout.value per hour"),
         "{no_data}"
     );
     rig.pass_at(after(5)).await; // hour 4: data is back at 100
-    assert_eq!(rig.app.query_i64(&by_channel(1, "resolved")).await, 1);
-    assert_eq!(rig.app.query_i64(&by_channel(2, "resolved")).await, 0);
-    assert_eq!(rig.app.query_i64(&by_channel(3, "resolved")).await, 1);
+    assert_eq!(rig.app.query_i64(&by_channel(c[0], "resolved")).await, 1);
+    assert_eq!(rig.app.query_i64(&by_channel(c[1], "resolved")).await, 0);
+    assert_eq!(rig.app.query_i64(&by_channel(c[2], "resolved")).await, 1);
     assert_eq!(rig.counts().await, [2, 2, 0, 1]);
 }
 
@@ -623,6 +646,79 @@ async fn rules_api_validates_isolates_projects_and_is_documented() {
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} documented");
     }
+}
+
+/// Issue 16: a rule may name only its own project's channels, on create and on update.
+#[tokio::test]
+async fn rule_channel_ids_must_be_channels_of_the_rules_project() {
+    let rig = rig().await;
+    let app = &rig.app;
+    let own = rig.channel("own").await;
+    let b = pulseline_collector::projects::create_project(&rig.store, "B", "unlimited", Utc::now())
+        .await
+        .unwrap();
+    let resp = app
+        .http
+        .post(app.url("/api/v1/channels"))
+        .bearer_auth(&b.secret_key)
+        .json(&json!({"name": "b", "kind": "email", "email": "b@pulseline.test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let theirs = resp.json::<Value>().await.unwrap()["id"].as_i64().unwrap();
+    let rule = |channels: Value| {
+        json!({"name": "Signups", "series": {"event": "signup"},
+               "condition": {"type": "threshold", "op": ">", "value": 50}, "channel_ids": channels})
+    };
+    let write = |method: reqwest::Method, path: String, body: Value| {
+        app.http
+            .request(method, app.url(&path))
+            .bearer_auth(&app.keys.secret_key)
+            .json(&body)
+            .send()
+    };
+    let missing = own + theirs + 1_000;
+    for (channels, named) in [(json!([missing]), missing), (json!([own, theirs]), theirs)] {
+        let resp = write(
+            reqwest::Method::POST,
+            "/api/v1/rules".into(),
+            rule(channels),
+        )
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), 400);
+        let err: Value = resp.json().await.unwrap();
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.contains(&format!(
+                "channel_ids: {named} is not a channel of this project"
+            )),
+            "{message}"
+        );
+    }
+    let (_, list) = app.get_json("/api/v1/rules").await;
+    assert_eq!(list["rules"], json!([]), "nothing was stored");
+
+    let id = rig.create_rule(rule(json!([own]))).await;
+    let resp = write(
+        reqwest::Method::PUT,
+        format!("/api/v1/rules/{id}"),
+        rule(json!([theirs])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 400);
+    let err: Value = resp.json().await.unwrap();
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains(&theirs.to_string()),
+        "{err}"
+    );
+    let (_, got) = app.get_json(&format!("/api/v1/rules/{id}")).await;
+    assert_eq!(got["channel_ids"], json!([own]), "the rule is unchanged");
 }
 
 #[tokio::test]

@@ -125,9 +125,9 @@ async fn validate(
         }
     }
     let colour = parse_colour(&b.colour)?;
-    match state.store.channel(b.channel_id).await? {
-        Some(c) if c.project_id == project => {}
-        _ => {
+    match state.store.channel(project, b.channel_id).await? {
+        Some(_) => {}
+        None => {
             return Err(ApiError::BadRequest(format!(
                 "channel_id {} is not a channel of this project: create one with POST /api/v1/channels",
                 b.channel_id

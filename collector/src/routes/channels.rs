@@ -238,16 +238,11 @@ fn describe(c: &ChannelRecord) -> String {
 }
 
 async fn owned(state: &AppState, project: ProjectId, id: i64) -> Result<ChannelRecord, ApiError> {
-    state
-        .store
-        .channel(id)
-        .await?
-        .filter(|c| c.project_id == project)
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no channel {id} in this project; see GET /api/v1/channels"
-            ))
-        })
+    state.store.channel(project, id).await?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no channel {id} in this project; see GET /api/v1/channels"
+        ))
+    })
 }
 
 /// One channel.
@@ -317,7 +312,7 @@ pub async fn update(
     if body.enabled == Some(false) {
         state
             .store
-            .disable_channel(id, "disabled through the API", now)
+            .disable_channel(project, id, "disabled through the API", now)
             .await?;
     }
     let updated = owned(&state, project, id).await?;
@@ -344,6 +339,8 @@ pub async fn update(
 }
 
 /// Delete a channel no category uses.
+///
+/// Its deliveries not sent yet end with it: `dead`, "the channel was deleted".
 #[utoipa::path(
     delete, path = "/api/v1/channels/{id}", tag = "alerting",
     operation_id = "channels_delete",
@@ -360,7 +357,11 @@ pub async fn delete(
     let project = caller.project();
     let id = id.parse("channel")?;
     let current = owned(&state, project, id).await?;
-    match state.store.delete_channel(project, id).await? {
+    match state
+        .store
+        .delete_channel(project, id, state.clock.now())
+        .await?
+    {
         Ok(true) => {
             caller
                 .audit(&state, "channel.deleted", describe(&current))
@@ -421,7 +422,10 @@ pub async fn test(
         .await;
     let (next, disable) = next_state(&outcome, 1, &state.delivery.config, now);
     if let Some(reason) = &disable {
-        state.store.disable_channel(id, reason, now).await?;
+        state
+            .store
+            .disable_channel(project, id, reason, now)
+            .await?;
     }
     let answer = match &outcome {
         SendOutcome::Answered { status, .. } => format!("HTTP {status}"),

@@ -144,6 +144,25 @@ fn rule_body(body: Result<Json<serde_json::Value>, JsonRejection>) -> Result<Rul
     RuleSpec::parse(value).map_err(ApiError::BadRequest)
 }
 
+/// Every channel a rule names must be one of the project's own: delivery would skip the others,
+/// so the rule would silently notify nobody there. A 400 names the first id that is not.
+async fn check_channels(
+    state: &AppState,
+    project_id: ProjectId,
+    spec: &RuleSpec,
+) -> Result<(), ApiError> {
+    // At most `MAX_CHANNELS` ids (the spec's limit): one indexed lookup each.
+    for &id in &spec.channel_ids {
+        if state.store.channel(project_id, id).await?.is_none() {
+            return Err(ApiError::BadRequest(format!(
+                "channel_ids: {id} is not a channel of this project; GET /api/v1/channels lists \
+                 them, POST /api/v1/channels creates one"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn rule_id(id: &PathId) -> Result<i64, ApiError> {
     id.parse("rule").map_err(|_| {
         ApiError::NotFound("rule ids are integers, as POST /api/v1/rules returned".into())
@@ -191,6 +210,7 @@ pub async fn create(
     caller.may_change("creating a rule")?;
     let project_id = caller.project();
     let spec = rule_body(body)?;
+    check_channels(&state, project_id, &spec).await?;
     if state.store.list_rules(project_id).await?.len() >= MAX_RULES_PER_PROJECT {
         return Err(ApiError::BadRequest(format!(
             "this project has {MAX_RULES_PER_PROJECT} rules, the most allowed; delete one first"
@@ -282,6 +302,7 @@ pub async fn update(
     let project_id = caller.project();
     let id = rule_id(&id)?;
     let spec = rule_body(body)?;
+    check_channels(&state, project_id, &spec).await?;
     let definition = serde_json::to_string(&spec).map_err(|e| ApiError::Internal(e.into()))?;
     let now = state.clock.now().timestamp_millis();
     let record = state

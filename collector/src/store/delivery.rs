@@ -124,6 +124,9 @@ pub struct CategoryInput {
     pub description_template: Option<String>,
 }
 
+/// Why a delivery whose channel was deleted was not sent (also the delivery worker's word).
+pub const CHANNEL_DELETED: &str = "the channel was deleted";
+
 const CHANNEL_COLUMNS: &str =
     "id, project_id, name, kind, target, secret, disabled_reason, disabled_at, created_at";
 const CATEGORY_COLUMNS: &str = "id, project_id, name, pattern, emoji, colour, channel_id, \
@@ -393,12 +396,19 @@ impl Store {
         })
     }
 
-    /// A channel by id, whatever its project (delivery's view; the API checks the project).
-    pub async fn channel(&self, id: i64) -> Result<Option<ChannelRecord>, StoreError> {
+    /// The project's channel `id`. There is no lookup by id alone: an id from a request, a
+    /// rule or an outbox row means something only within its project.
+    pub async fn channel(
+        &self,
+        project_id: ProjectId,
+        id: i64,
+    ) -> Result<Option<ChannelRecord>, StoreError> {
         on_backend!(self, read_pool, |pool, sql| {
             let row = sqlx::query(sql(&format!(
-                "SELECT {CHANNEL_COLUMNS} FROM notification_channels WHERE id = $1"
+                "SELECT {CHANNEL_COLUMNS} FROM notification_channels
+                 WHERE project_id = $1 AND id = $2"
             )))
+            .bind(project_id)
             .bind(id)
             .fetch_optional(pool)
             .await?;
@@ -461,47 +471,72 @@ impl Store {
         })
     }
 
-    /// Deletes a channel no category uses. `Err(names)` lists the categories in the way.
+    /// Deletes a channel no category uses, and ends its open deliveries (dead, with the
+    /// reason) in the same transaction, so that nothing still queued for it is ever sent.
+    /// `Err(names)` lists the categories in the way.
     pub async fn delete_channel(
         &self,
         project_id: ProjectId,
         id: i64,
+        now: DateTime<Utc>,
     ) -> Result<Result<bool, Vec<String>>, StoreError> {
-        let users: Vec<String> = self
-            .list_categories(project_id)
-            .await?
-            .into_iter()
-            .filter(|c| c.channel_id == id)
-            .map(|c| c.name)
-            .collect();
-        if !users.is_empty() {
-            return Ok(Err(users));
-        }
         on_backend!(self, write_pool, |pool, sql| {
+            let mut tx = pool.begin().await?;
+            let users: Vec<String> = sqlx::query_scalar(sql(
+                "SELECT name FROM event_categories WHERE project_id = $1 AND channel_id = $2
+                 ORDER BY id",
+            ))
+            .bind(project_id)
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+            if !users.is_empty() {
+                tx.rollback().await?;
+                return Ok(Err(users));
+            }
             let done = sqlx::query(sql(
                 "DELETE FROM notification_channels WHERE project_id = $1 AND id = $2",
             ))
             .bind(project_id)
             .bind(id)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
-            Ok(Ok(done.rows_affected() > 0))
+            if done.rows_affected() == 0 {
+                tx.rollback().await?;
+                return Ok(Ok(false));
+            }
+            // A send in flight keeps its lease: its attempt is still recorded, and
+            // `record_attempt` leaves the delivery dead unless that attempt delivered it.
+            sqlx::query(sql(
+                "UPDATE deliveries SET status = 'dead', last_error = $3, next_attempt_at = $4
+                 WHERE project_id = $1 AND channel_id = $2 AND status IN ('pending', 'failed')",
+            ))
+            .bind(project_id)
+            .bind(id)
+            .bind(CHANNEL_DELETED)
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(Ok(true))
         })
     }
 
-    /// Disables a channel whose target is gone (a webhook answered 401/404).
+    /// Disables the project's channel whose target is gone (a webhook answered 401/404).
     pub async fn disable_channel(
         &self,
+        project_id: ProjectId,
         id: i64,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         on_backend!(self, write_pool, |pool, sql| {
             sqlx::query(sql(
-                "UPDATE notification_channels SET disabled_reason = $2, disabled_at = $3,
-                     updated_at = $3
-                 WHERE id = $1 AND disabled_reason IS NULL",
+                "UPDATE notification_channels SET disabled_reason = $3, disabled_at = $4,
+                     updated_at = $4
+                 WHERE project_id = $1 AND id = $2 AND disabled_reason IS NULL",
             ))
+            .bind(project_id)
             .bind(id)
             .bind(reason)
             .bind(millis(now))
@@ -682,8 +717,13 @@ impl Store {
                 )
             })
         });
-        const UPDATE: &str = "UPDATE deliveries SET status = $3, attempts = attempts + 1,
-                 next_attempt_at = $4, delivered_at = $5, last_error = $6,
+        // A delivery ended while this attempt was in flight (its channel was deleted) stays
+        // dead with its reason, unless the attempt delivered it.
+        const UPDATE: &str = "UPDATE deliveries SET
+                 status = CASE WHEN status = 'dead' AND $3 <> 'delivered' THEN 'dead' ELSE $3 END,
+                 last_error = CASE WHEN status = 'dead' AND $3 <> 'delivered'
+                                   THEN last_error ELSE $6 END,
+                 attempts = attempts + 1, next_attempt_at = $4, delivered_at = $5,
                  lease_owner = NULL, lease_until = NULL
              WHERE id = $1 AND lease_owner = $2";
         const INSERT: &str = "INSERT INTO delivery_attempts (delivery_id, attempt, started_at,

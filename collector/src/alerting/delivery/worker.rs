@@ -13,7 +13,9 @@ use super::DeliveryConfig;
 use super::sender::{SendOutcome, Sender};
 use crate::alerting::notification::{Notification, NotificationField};
 use crate::clock::Clock;
-use crate::store::delivery::{AttemptRecord, DeliveryRecord, NewDelivery, NextState};
+use crate::store::delivery::{
+    AttemptRecord, CHANNEL_DELETED, DeliveryRecord, NewDelivery, NextState,
+};
 use crate::store::{Store, StoreError};
 
 /// Deliveries one replica leases at a time (and sends concurrently).
@@ -99,7 +101,9 @@ impl DeliveryWorker {
 
     async fn deliver(&self, d: DeliveryRecord, finish_by: std::time::Instant) {
         let started_at = self.clock.now();
-        let channel = match self.store.channel(d.channel_id).await {
+        // Only ever the delivery's own project's channel: an id names a channel only within
+        // its project, whatever happened to the channel since the row was queued.
+        let channel = match self.store.channel(d.project_id, d.channel_id).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, delivery = d.id, "loading the channel failed");
@@ -120,13 +124,8 @@ impl DeliveryWorker {
             error: Some(error),
         };
         let Some(channel) = channel else {
-            self.finish(
-                &d,
-                "none",
-                refused("the channel was deleted".into()),
-                NextState::Dead,
-            )
-            .await;
+            self.finish(&d, "none", refused(CHANNEL_DELETED.into()), NextState::Dead)
+                .await;
             return;
         };
         if let Some(reason) = &channel.disabled_reason {
@@ -167,7 +166,7 @@ impl DeliveryWorker {
             tracing::warn!(channel = channel.id, %reason, "disabling channel");
             if let Err(e) = self
                 .store
-                .disable_channel(channel.id, &reason, self.clock.now())
+                .disable_channel(d.project_id, channel.id, &reason, self.clock.now())
                 .await
             {
                 tracing::warn!(error = %e, "disabling the channel failed");
@@ -354,8 +353,8 @@ pub async fn dispatch_alert_events(store: &Store, now: DateTime<Utc>) -> Result<
         let content = serde_json::to_string(&content).unwrap_or_default();
         let mut deliveries = Vec::new();
         for id in channel_ids {
-            match store.channel(id).await? {
-                Some(c) if c.project_id == a.project_id => deliveries.push(NewDelivery {
+            match store.channel(a.project_id, id).await? {
+                Some(_) => deliveries.push(NewDelivery {
                     project_id: a.project_id,
                     channel_id: id,
                     source_key: format!("alert:{}", a.id),
