@@ -452,3 +452,25 @@ async fn a_metrics_token_guards_metrics_on_the_main_listener_too() {
     assert_eq!(status(None).await, 401);
     assert_eq!(status(Some("scrape-token-2")).await, 200);
 }
+
+#[test]
+fn a_malformed_trusted_proxy_list_stops_the_start_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
+        .arg("serve")
+        .env(
+            "PULSELINE_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("p.db").display()),
+        )
+        .env("PULSELINE_LISTEN", "127.0.0.1:0")
+        .env("PULSELINE_TRUSTED_PROXIES", "10.0.0.0/8, 10.0.0.0/33")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("'10.0.0.0/33' is not an address or CIDR range")
+            && stderr.contains("PULSELINE_TRUSTED_PROXIES"),
+        "{stderr}"
+    );
+}
