@@ -99,8 +99,10 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         self.name
     }
 
-    /// Whether this check pruned; only one caller of the due ones does it.
-    fn prune_if_due(&self) -> bool {
+    /// Prunes if a refill time has passed since the last prune; only one of the callers that
+    /// find it due does it. Returns whether this call pruned, so callers that keep per-key
+    /// state of their own (webhook pacing) prune it at the same moment.
+    pub fn prune_if_due(&self) -> bool {
         let now = self.now();
         let due = self.next_prune.load(Ordering::Relaxed);
         if nanos(now) < due {
@@ -117,12 +119,6 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         self.inner.retain_recent();
         self.inner.shrink_to_fit();
         true
-    }
-
-    /// Prunes now when a prune is due, for callers that keep state of their own per key and
-    /// prune it at the same moment (webhook pacing). Returns whether it pruned.
-    pub fn prune_due(&self) -> bool {
-        self.prune_if_due()
     }
 
     fn now(&self) -> Duration {

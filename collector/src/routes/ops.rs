@@ -18,8 +18,8 @@ use sha2::Digest as _;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Where operations endpoints are served (README, "Operations").
-#[derive(Debug, Clone, Default, Args)]
+/// Where operations endpoints are served (README, "Operations listener").
+#[derive(Clone, Default, Args)]
 pub struct OpsConfig {
     /// A second address serving `/metrics`, `/healthz` and `/readyz` (e.g. `127.0.0.1:9090`).
     /// When set, `/metrics` is no longer served on PULSELINE_LISTEN.
@@ -28,6 +28,16 @@ pub struct OpsConfig {
     /// A token `/metrics` requires as `Authorization: Bearer TOKEN`, on whichever listener.
     #[arg(long, env = "PULSELINE_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+}
+
+/// Without the token: a logged or printed configuration must not leak it.
+impl std::fmt::Debug for OpsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpsConfig")
+            .field("ops_listen", &self.ops_listen)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "…"))
+            .finish()
+    }
 }
 
 /// `/metrics` for the main router: there unless a separate operations listener serves it.

@@ -213,7 +213,7 @@ impl Sender {
     /// blocks, and gates no send holds or waits for. URLs come from channel settings, which
     /// change, so these maps must not keep every URL ever used.
     fn prune_url_state(&self, now: Instant) {
-        if !self.pace.prune_due() {
+        if !self.pace.prune_if_due() {
             return;
         }
         self.blocked
