@@ -155,6 +155,24 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_login_limit_and_audit_ad
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(app.login_audit_ips().await, ["192.0.2.44"]);
+
+    // A server-side tool with the secret key, through the same proxy, is audited the same way.
+    let resp = app
+        .http
+        .post(app.url("/api/v1/channels"))
+        .bearer_auth(&app.secret_key)
+        .header(XFF, "192.0.2.55")
+        .json(&json!({"name": "ops", "kind": "slack", "url": "http://127.0.0.1:9/hook"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let ips: Vec<String> = common::query_column(
+        &app.database_url,
+        "SELECT ip FROM audit_log WHERE action = 'channel.created'",
+    )
+    .await;
+    assert_eq!(ips, ["192.0.2.55"]);
 }
 
 #[tokio::test]
