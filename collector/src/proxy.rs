@@ -124,6 +124,19 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
         .and_then(|h| h.parse::<IpAddr>().ok())
 }
 
+/// The rate-limit key of a client address: IPv4 as is, IPv6 by its /64, because one host
+/// commonly holds a whole /64 and could otherwise take a fresh address for every attempt.
+pub fn limit_key(ip: Option<&str>) -> String {
+    match ip.and_then(|s| s.parse::<IpAddr>().ok()) {
+        Some(IpAddr::V6(v6)) => match IpNet::new(IpAddr::V6(v6), 64) {
+            Ok(net) => net.trunc().to_string(),
+            Err(_) => v6.to_string(),
+        },
+        Some(v4) => v4.to_string(),
+        None => ip.unwrap_or("?").to_owned(),
+    }
+}
+
 /// The client's address, computed once per request by [`client_addr`].
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub IpAddr);

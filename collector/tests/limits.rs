@@ -176,6 +176,47 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_login_limit_and_audit_ad
 }
 
 #[tokio::test]
+async fn ipv6_clients_are_limited_per_64_prefix() {
+    let app = spawn(
+        |c| {
+            trusting_loopback(c);
+            c.dashboard.login_attempts_per_minute = 2;
+        },
+        Arc::new(SystemClock),
+    )
+    .await;
+    // One host with a /64 rotates through its addresses: still one client.
+    for (n, ip) in ["2001:db8:1:2::1", "2001:db8:1:2::2"].iter().enumerate() {
+        let status = app
+            .login(
+                &format!("v{n}@example.com"),
+                "wrong password",
+                Some((XFF, ip)),
+            )
+            .await;
+        assert_eq!(status, 401);
+    }
+    let status = app
+        .login(
+            "v3@example.com",
+            "wrong password",
+            Some((XFF, "2001:db8:1:2:ffff::9")),
+        )
+        .await;
+    assert_eq!(status, 429);
+    // The neighbouring /64 is someone else.
+    let status = app
+        .login(
+            &app.admin_email,
+            &app.admin_password,
+            Some((XFF, "2001:db8:1:3::1")),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.login_audit_ips().await, ["2001:db8:1:3::1"]);
+}
+
+#[tokio::test]
 async fn forwarding_headers_are_ignored_unless_the_peer_is_a_trusted_proxy() {
     let app = spawn(
         |c| c.dashboard.login_attempts_per_minute = 2,

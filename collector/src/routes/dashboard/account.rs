@@ -108,7 +108,7 @@ pub async fn login(State(state): State<AppState>, req: Request) -> Result<Respon
     let email = form.email.trim().to_lowercase();
     let limiter = &state.dashboard.login_limiter;
     for key in [
-        format!("ip:{}", ip.as_deref().unwrap_or("?")),
+        format!("ip:{}", crate::proxy::limit_key(ip.as_deref())),
         format!("email:{email}"),
     ] {
         if let Err(wait) = limiter.check(&key) {
