@@ -4,8 +4,8 @@
 //! drops those that are back to a fresh state. Keys come from callers (client addresses,
 //! e-mail addresses, write keys, webhook URLs), so [`KeyedLimiter`] prunes itself: at most once
 //! per refill time (how long a used key takes to become fresh again), on the next check. The
-//! entries held are then those touched within the last two refill times, and each prune scans
-//! no more entries than the checks since the previous one added.
+//! entries held are then those touched within the last two refill times, so the scan a prune
+//! makes is paid for by the checks of those two refill times.
 
 use std::hash::Hash;
 use std::num::NonZeroU32;
