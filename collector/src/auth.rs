@@ -8,7 +8,6 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use chrono::SecondsFormat;
-use governor::clock::Clock as _;
 
 use crate::domain::{KeyHash, KeyKind};
 use crate::error::ApiError;
@@ -61,8 +60,8 @@ pub async fn authenticate(
     usable(store.find_key(&KeyHash::of(presented)).await?, required)
 }
 
-/// The rate limiter of write keys: events per second, per key, in this process.
-pub type KeyRateLimiter = governor::DefaultKeyedRateLimiter<i64>;
+/// The rate limiter of write keys: events per second, per key id, in this process.
+pub type KeyRateLimiter = crate::limiter::KeyedLimiter<i64>;
 
 /// Admits `events` messages for ingest: a usable write key, within its rate limit, and its
 /// project within this month's quota. One database query.
@@ -86,11 +85,10 @@ pub async fn admit_ingest(
     if let Some(limiter) = &state.rate_limiter {
         let n =
             NonZeroU32::new(u32::try_from(events).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
-        match limiter.check_key_n(&key.id, n) {
+        match limiter.check_n(&key.id, n) {
             Ok(Ok(())) => {}
-            Ok(Err(not_until)) => {
+            Ok(Err(wait)) => {
                 metrics::counter!("pulseline_ingest_rate_limited_total").increment(1);
-                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
                 return Err(ApiError::TooManyRequests {
                     message: format!(
                         "this write key is over its rate limit of {} events/s \

@@ -186,6 +186,7 @@ async fn open(db: &DbArgs) -> anyhow::Result<Store> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
+    let ops_listen = config.ops.ops_listen;
     let database = config.database_url.clone();
     let app = Application::build(config).await?;
     if let Some(keys) = app.bootstrap_keys() {
@@ -215,6 +216,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     println!("Listening on http://{}:{}", listen.ip(), app.port());
+    if let (Some(ops), Some(port)) = (ops_listen, app.ops_port()) {
+        println!(
+            "Operations (/metrics, /healthz, /readyz) on http://{}:{port}",
+            ops.ip()
+        );
+    }
     tracing::info!(listen = %listen, port = app.port(), database = %database, "pulseline collector listening");
     app.run_until_stopped().await
 }

@@ -96,6 +96,10 @@ pub struct Config {
     pub delivery: crate::alerting::delivery::DeliveryConfig,
     #[command(flatten)]
     pub dashboard: DashboardConfig,
+    #[command(flatten)]
+    pub proxy: crate::proxy::ProxyConfig,
+    #[command(flatten)]
+    pub ops: crate::routes::ops::OpsConfig,
 }
 
 /// The hosted dashboard's settings (README, "Dashboard").
@@ -167,6 +171,8 @@ impl Config {
                 ..Default::default()
             },
             dashboard: DashboardConfig::default(),
+            proxy: Default::default(),
+            ops: Default::default(),
         }
     }
 }

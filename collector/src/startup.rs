@@ -32,6 +32,8 @@ pub const DEFAULT_PROJECT_NAME: &str = "Default project";
 pub struct Application {
     listener: TcpListener,
     port: u16,
+    /// PULSELINE_OPS_LISTEN's listener and its port.
+    ops_listener: Option<(TcpListener, u16)>,
     state: AppState,
     writer: JoinHandle<()>,
     maintenance: JoinHandle<()>,
@@ -105,6 +107,16 @@ impl Application {
             .await
             .with_context(|| format!("binding {} (PULSELINE_LISTEN)", config.listen))?;
         let port = listener.local_addr()?.port();
+        let ops_listener = match config.ops.ops_listen {
+            Some(addr) => {
+                let l = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr} (PULSELINE_OPS_LISTEN)"))?;
+                let port = l.local_addr()?.port();
+                Some((l, port))
+            }
+            None => None,
+        };
         config.delivery.validate()?;
         let categories = CategoryCache::default();
         categories.reload(&store).await?;
@@ -131,7 +143,8 @@ impl Application {
         }
         .spawn(stopped);
         let category_refresh = categories::spawn_refresh(store.clone(), categories);
-        let rate_limiter = rate_limiter(&config)?;
+        let limiter_clock = crate::limiter::LimiterClock::new(Arc::clone(&clock));
+        let rate_limiter = rate_limiter(&config, limiter_clock.clone())?;
         let maintenance = maintenance::spawn(
             store.clone(),
             Arc::clone(&clock),
@@ -169,11 +182,15 @@ impl Application {
             dashboard: Arc::new(crate::routes::dashboard::DashboardState::new(
                 config.dashboard,
                 config.default_plan,
+                limiter_clock,
             )),
+            proxies: Arc::new(config.proxy),
+            ops: Arc::new(config.ops),
         };
         Ok(Self {
             listener,
             port,
+            ops_listener,
             state,
             writer,
             maintenance,
@@ -191,6 +208,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The operations listener's port, when PULSELINE_OPS_LISTEN is set.
+    pub fn ops_port(&self) -> Option<u16> {
+        self.ops_listener.as_ref().map(|(_, port)| *port)
     }
 
     /// The default project's keys, when this start created it (an empty database).
@@ -212,6 +234,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let Self {
             listener,
+            ops_listener,
             state,
             writer,
             maintenance,
@@ -225,6 +248,15 @@ impl Application {
             ..
         } = self;
         let store = state.store.clone();
+        // Scrapes are short: the operations listener simply stops with the main one.
+        let ops = ops_listener.map(|(listener, _)| {
+            let app = crate::routes::ops::router(state.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, app).await {
+                    tracing::error!(error = %e, "operations listener failed");
+                }
+            })
+        });
         let app = router(state).merge(crate::routes::sdk::router(sdk_files));
         let listener = listener.tap_io(|tcp| {
             // Without it, keep-alive clients stall ~40 ms per request on delayed ACKs.
@@ -249,6 +281,9 @@ impl Application {
             () = deadline => tracing::warn!(?grace, "grace period over; dropping open connections"),
         }
         maintenance.abort();
+        if let Some(ops) = ops {
+            ops.abort();
+        }
         if let Some(rules) = rules {
             rules.abort();
         }
@@ -275,7 +310,10 @@ impl Application {
 }
 
 /// The per-write-key limiter, if a rate is configured. The burst must fit a whole batch.
-fn rate_limiter(config: &Config) -> anyhow::Result<Option<Arc<KeyRateLimiter>>> {
+fn rate_limiter(
+    config: &Config,
+    clock: crate::limiter::LimiterClock,
+) -> anyhow::Result<Option<Arc<KeyRateLimiter>>> {
     let Some(rate) = NonZeroU32::new(config.rate_limit_events_per_sec) else {
         return Ok(None);
     };
@@ -290,8 +328,10 @@ fn rate_limiter(config: &Config) -> anyhow::Result<Option<Arc<KeyRateLimiter>>> 
              ({max_batch}): a full batch could never be admitted; raise the burst"
         );
     }
-    Ok(Some(Arc::new(governor::RateLimiter::keyed(
+    Ok(Some(Arc::new(KeyRateLimiter::new(
+        "ingest",
         governor::Quota::per_second(rate).allow_burst(burst),
+        clock,
     ))))
 }
 

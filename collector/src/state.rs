@@ -25,4 +25,8 @@ pub struct AppState {
     pub delivery: crate::alerting::delivery::DeliveryHandle,
     /// Dashboard settings and its login rate limiter.
     pub dashboard: Arc<crate::routes::dashboard::DashboardState>,
+    /// Which reverse proxies say who the client is.
+    pub proxies: Arc<crate::proxy::ProxyConfig>,
+    /// Where `/metrics` is served and the token it needs.
+    pub ops: Arc<crate::routes::ops::OpsConfig>,
 }

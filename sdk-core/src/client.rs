@@ -628,16 +628,27 @@ impl ClientBuilder {
                 disk_options.segment_bytes = disk_options
                     .segment_bytes
                     .min((spill_bytes / 4).max(1) as u64);
-                let directory = disk_options
-                    .directory
-                    .clone()
-                    .unwrap_or_else(|| default_directory(&options.host, &self.write_key));
-                Some(crate::disk::DiskBuffer::open(
-                    directory,
-                    disk_options,
-                    writer_id,
-                    Arc::clone(&reporter),
-                )?)
+                let directory = match &disk_options.directory {
+                    Some(dir) => crate::disk_dir::prepare(dir, dir, false).map(|()| dir.clone()),
+                    None => crate::disk_dir::default_directory(&options.host, &self.write_key),
+                };
+                let opened = directory.and_then(|directory| {
+                    crate::disk::DiskBuffer::open(
+                        directory,
+                        disk_options,
+                        writer_id,
+                        Arc::clone(&reporter),
+                    )
+                });
+                // Capture must keep working: without a usable buffer, events stay in memory.
+                match opened {
+                    Ok(disk) => Some(disk),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "disk buffer unavailable; buffering in memory only");
+                        reporter.error(&e);
+                        None
+                    }
+                }
             }
             None => None,
         };
@@ -769,18 +780,4 @@ fn default_clock() -> Result<Arc<dyn Clock>, Error> {
     Err(Error::Config {
         reason: "no clock: enable the `worker-thread` feature or call `clock()`".into(),
     })
-}
-
-/// `<temp>/pulseline/<FNV-1a of host and write key>`: stable across restarts, distinct per
-/// project and collector.
-#[cfg(feature = "disk-buffer")]
-pub(crate) fn default_directory(host: &str, write_key: &str) -> std::path::PathBuf {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in host.bytes().chain([0]).chain(write_key.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    std::env::temp_dir()
-        .join("pulseline")
-        .join(format!("{hash:016x}"))
 }

@@ -63,8 +63,13 @@ const EXTENSION: &str = "seg";
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DiskBufferOptions {
-    /// Where segment files live. Default `None`: `<temp dir>/pulseline/<hash of host and write
-    /// key>`, so clients of the same project on one machine share (and drain) one buffer.
+    /// Where segment files live. Default `None`: `<user cache dir>/pulseline/<hash of host and
+    /// write key>` (`~/.cache/pulseline/…` on Linux, `~/Library/Caches/pulseline/…` on macOS,
+    /// `%LOCALAPPDATA%\pulseline\…` on Windows; without a home directory,
+    /// `<temp dir>/pulseline-<uid>/…`), so one user's clients of the same project share (and
+    /// drain) one buffer. Created `0700` with `0600` files; a directory owned by another user is
+    /// refused ([`Error::Disk`](crate::Error::Disk), reported to `on_error`) and events are then
+    /// kept in memory only.
     pub directory: Option<PathBuf>,
     /// Upper bound on the directory's total size. Default 256 MiB. When reached, batches that
     /// cannot be sent stay in memory only (and are dropped as `disk_full` once their retry budget
@@ -422,15 +427,15 @@ impl DiskBuffer {
             "{created_ms:013}-{:016x}-{segment:06}.{EXTENSION}",
             self.writer_id
         ));
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .read(true)
-            .open(&path)
-            .map_err(|source| Error::Disk {
-                path: path.clone(),
-                source,
-            })?;
+        let mut open = OpenOptions::new();
+        open.create_new(true).append(true).read(true);
+        // Buffered events are the application's data: readable by this user only.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+        let file = open.open(&path).map_err(|source| Error::Disk {
+            path: path.clone(),
+            source,
+        })?;
         // Fresh file with a unique name: only a broken filesystem makes this fail.
         file.try_lock().map_err(|e| Error::Disk {
             path: path.clone(),

@@ -94,6 +94,8 @@ mod client;
 mod clock;
 #[cfg(feature = "disk-buffer")]
 mod disk;
+#[cfg(feature = "disk-buffer")]
+mod disk_dir;
 mod error;
 mod fork;
 #[cfg(feature = "native-http")]

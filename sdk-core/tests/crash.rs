@@ -324,3 +324,155 @@ fn flush_reports_messages_persisted_after_the_retry_budget() {
         })
     ));
 }
+
+/// The default disk buffer's location and permissions. The child process gets its own
+/// `XDG_CACHE_HOME` (the platform cache directory on Linux), so nothing leaks between tests.
+#[cfg(target_os = "linux")]
+mod default_directory {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use pulseline::{Client, Track};
+
+    use super::support::Collector;
+
+    const ENV: &str = "PULSELINE_DIR_CHILD";
+
+    /// Runs in the child only: captures 5 events to `host` with the default disk buffer, shuts
+    /// down, and prints every error reported to `on_error`.
+    #[test]
+    #[ignore = "the child half of the default_directory tests"]
+    fn default_directory_child() {
+        let Ok(spec) = std::env::var(ENV) else {
+            return;
+        };
+        let mut parts = spec.split('|');
+        let (host, key, wait) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap().parse::<u64>().unwrap(),
+        );
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&errors);
+        let client = Client::builder(key)
+            .host(host)
+            .flush_interval(Duration::from_millis(20))
+            .retry_delays(Duration::from_millis(10), Duration::from_millis(50))
+            .shutdown_timeout(Duration::from_millis(500))
+            .on_error(move |e| seen.lock().unwrap().push(e.to_string()))
+            .build()
+            .unwrap();
+        for n in 0..5 {
+            client
+                .track(Track::new("user-1", "dir_test").properties(serde_json::json!({"n": n})))
+                .unwrap();
+        }
+        let _ = client.shutdown(Duration::from_secs(wait));
+        for e in errors.lock().unwrap().iter() {
+            println!("@ERR {e}");
+        }
+        println!("@DONE");
+    }
+
+    /// Runs the child with `cache` as its cache directory; returns the errors it reported.
+    /// `wait`: seconds shutdown may take to deliver.
+    fn run_child(cache: &Path, host: &str, write_key: &str, wait: u64) -> Vec<String> {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "default_directory::default_directory_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ENV, format!("{host}|{write_key}|{wait}"))
+            .env("XDG_CACHE_HOME", cache)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && stdout.contains("@DONE"), "{stdout}");
+        stdout
+            .lines()
+            .filter_map(|l| l.find("@ERR ").map(|at| l[at + 5..].to_owned()))
+            .collect()
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    fn files_in(dir: &Path) -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn lives_in_the_users_cache_directory_readable_by_the_user_only() {
+        let home = tempfile::tempdir().unwrap();
+        let cache = home.path().join("cache");
+        let down = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let errors = run_child(&cache, &format!("http://{down}"), "wk_dir_test", 1);
+        assert!(
+            errors.iter().all(|e| !e.contains("disk buffer")),
+            "{errors:?}"
+        );
+        let root = cache.join("pulseline");
+        let dirs = files_in(&root);
+        assert_eq!(dirs.len(), 1, "one buffer directory: {dirs:?}");
+        let segments = files_in(&dirs[0]);
+        assert!(!segments.is_empty(), "the undelivered events are on disk");
+        assert_eq!(mode(&root), 0o700);
+        assert_eq!(mode(&dirs[0]), 0o700);
+        for s in &segments {
+            assert_eq!(mode(s), 0o600, "{}", s.display());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_directory_owned_by_another_user_is_refused_and_events_still_arrive() {
+        if rustix_euid() != 0 {
+            eprintln!("skipped: making a directory another user owns needs root");
+            return;
+        }
+        let home = tempfile::tempdir().unwrap();
+        let cache = home.path().join("cache");
+        let planted = cache.join("pulseline");
+        std::fs::create_dir_all(&planted).unwrap();
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+
+        let collector = Collector::start().await;
+        let (host, key) = (collector.url(), collector.write_key.clone());
+        let cache_for_child = cache.clone();
+        let errors =
+            tokio::task::spawn_blocking(move || run_child(&cache_for_child, &host, &key, 60))
+                .await
+                .unwrap();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("owned by uid 65534") && e.contains("memory")),
+            "{errors:?}"
+        );
+        // Nothing was written where the other user could read it, and nothing was lost.
+        assert!(files_in(&planted).is_empty());
+        assert_eq!(std::fs::metadata(&planted).unwrap().uid(), 65534);
+        assert_eq!(
+            collector.wait_for_events(5, Duration::from_secs(30)).await,
+            5
+        );
+    }
+
+    /// This process's effective uid, as the owner of a file it just made.
+    fn rustix_euid() -> u32 {
+        let probe = tempfile::NamedTempFile::new().unwrap();
+        std::fs::metadata(probe.path()).unwrap().uid()
+    }
+}

@@ -205,7 +205,7 @@ export interface ClientOptions {
    * the next client after a crash or outage. Default `true`.
    */
   diskBuffer?: boolean
-  /** Directory of the disk buffer. Default `<os.tmpdir()>/pulseline/<hash of host and write key>`. */
+  /** Directory of the disk buffer. Default `<user cache dir>/pulseline/<hash of host and write key>` (`0700`). */
   diskBufferDirectory?: string
   /** Upper bound of the disk buffer's size in bytes. Default 256 MiB. */
   diskBufferMaxBytes?: number

@@ -56,7 +56,7 @@ pub struct ClientOptions {
     /// The crash-safe disk buffer: batches are written ahead to segment files and replayed by
     /// the next client after a crash or outage. Default `true`.
     pub disk_buffer: Option<bool>,
-    /// Directory of the disk buffer. Default `<os.tmpdir()>/pulseline/<hash of host and write key>`.
+    /// Directory of the disk buffer. Default `<user cache dir>/pulseline/<hash of host and write key>` (`0700`).
     pub disk_buffer_directory: Option<String>,
     /// Upper bound of the disk buffer's size in bytes. Default 256 MiB.
     pub disk_buffer_max_bytes: Option<f64>,

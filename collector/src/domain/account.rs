@@ -13,6 +13,9 @@ pub const MIN_PASSWORD_CHARS: usize = 10;
 /// Longest password accepted: argon2 hashes it all, so it is bounded.
 pub const MAX_PASSWORD_CHARS: usize = 256;
 
+/// Longest e-mail address, in bytes (RFC 5321's limit on a path).
+pub const MAX_EMAIL_BYTES: usize = 254;
+
 /// A user's e-mail address, trimmed and lower-cased: the login name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
@@ -20,7 +23,7 @@ pub struct Email(String);
 impl Email {
     pub fn parse(s: &str) -> Result<Self, String> {
         let s = s.trim().to_lowercase();
-        let valid = s.len() <= 254
+        let valid = s.len() <= MAX_EMAIL_BYTES
             && s.split_once('@')
                 .is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty());
         if valid && !s.contains(char::is_whitespace) {

@@ -110,12 +110,16 @@ pub fn router(state: AppState) -> Router {
         .merge(alerting(SECRET_KEY_PREFIX))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
+        .merge(ops::metrics_on_main_listener(&state))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             record_request,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::proxy::client_addr,
         ))
         .with_state(state)
 }

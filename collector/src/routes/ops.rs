@@ -1,12 +1,61 @@
-//! Liveness, readiness and metrics.
+//! Liveness, readiness and metrics, and the optional operations listener.
+//!
+//! `/metrics` shows instance-wide volumes, so an operator can move it off the public listener
+//! (`PULSELINE_OPS_LISTEN`) and/or require a bearer token (`PULSELINE_METRICS_TOKEN`).
+//! `/healthz` and `/readyz` stay on the main listener too: load balancers probe it there.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
+use axum::routing::get;
+use clap::Args;
+use sha2::Digest as _;
 
+use crate::error::ApiError;
 use crate::state::AppState;
+
+/// Where operations endpoints are served (README, "Operations listener").
+#[derive(Clone, Default, Args)]
+pub struct OpsConfig {
+    /// A second address serving `/metrics`, `/healthz` and `/readyz` (e.g. `127.0.0.1:9090`).
+    /// When set, `/metrics` is no longer served on PULSELINE_LISTEN.
+    #[arg(long, env = "PULSELINE_OPS_LISTEN")]
+    pub ops_listen: Option<SocketAddr>,
+    /// A token `/metrics` requires as `Authorization: Bearer TOKEN`, on whichever listener.
+    #[arg(long, env = "PULSELINE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+}
+
+/// Without the token: a logged or printed configuration must not leak it.
+impl std::fmt::Debug for OpsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpsConfig")
+            .field("ops_listen", &self.ops_listen)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+/// `/metrics` for the main router: there unless a separate operations listener serves it.
+pub fn metrics_on_main_listener(state: &AppState) -> Router<AppState> {
+    match state.ops.ops_listen {
+        Some(_) => Router::new(),
+        None => Router::new().route("/metrics", get(metrics)),
+    }
+}
+
+/// The operations listener's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
 
 /// Readiness waits this long for the database before answering 503.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -37,11 +86,42 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus metrics in the text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
+/// Prometheus metrics in the text exposition format. On PULSELINE_OPS_LISTEN when that is
+/// set; with `Authorization: Bearer` when PULSELINE_METRICS_TOKEN is set.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, body = String),
+        (status = 401, description = "PULSELINE_METRICS_TOKEN is set and the request lacks it")))]
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if let Some(token) = &state.ops.metrics_token {
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Digests first, so the comparison takes the same time whatever the lengths.
+        let digest = |s: &str| sha2::Sha256::digest(s.as_bytes());
+        if !constant_time_eq(&digest(sent.trim()), &digest(token)) {
+            return Err(ApiError::Unauthorized(
+                "/metrics needs Authorization: Bearer <PULSELINE_METRICS_TOKEN>".into(),
+            ));
+        }
+    }
+    let mut body = state.metrics.render();
+    let login = &state.dashboard.login_limiter;
+    let mut sizes = vec![
+        (login.name(), login.len()),
+        ("webhook_pace", state.delivery.sender.paced_urls()),
+    ];
+    if let Some(ingest) = &state.rate_limiter {
+        sizes.push((ingest.name(), ingest.len()));
+    }
+    body.push_str(&crate::limiter::render_sizes(&sizes));
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

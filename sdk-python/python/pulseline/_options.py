@@ -44,7 +44,7 @@ class ClientOptions(TypedDict, total=False):
     shutdown_timeout: float
     #: Keep undelivered events in crash-safe files, sent by the next process. Default True.
     disk_buffer: bool
-    #: Where; default ``<tempdir>/pulseline/<hash of host and write key>``.
+    #: Where; default ``<user cache dir>/pulseline/<hash of host and write key>`` (``0700``).
     disk_buffer_directory: str | os.PathLike[str] | None
     #: Upper bound on the disk buffer's size, bytes. Default 256 MiB.
     disk_buffer_max_bytes: int

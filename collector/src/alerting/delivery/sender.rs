@@ -6,13 +6,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use governor::{DefaultKeyedRateLimiter, Quota};
+use governor::Quota;
 use reqwest::Url;
 use reqwest::header::HeaderMap;
 
 use super::config::DeliveryConfig;
 use super::{discord, slack, webhook};
 use crate::alerting::notification::Notification;
+use crate::clock::SystemClock;
+use crate::limiter::{KeyedLimiter, LimiterClock};
 use crate::store::delivery::ChannelRecord;
 
 /// Bytes of a response body kept with an attempt.
@@ -43,7 +45,7 @@ pub enum SendOutcome {
 pub struct Sender {
     client: reqwest::Client,
     allow_private: bool,
-    pace: DefaultKeyedRateLimiter<String>,
+    pace: KeyedLimiter<String>,
     /// URLs a rate-limit header or a 429 told us to leave alone until then.
     blocked: Mutex<HashMap<String, Instant>>,
     /// One request at a time per webhook URL in this replica, so each response's rate-limit
@@ -70,13 +72,16 @@ impl Sender {
             client: builder.build()?,
             allow_private: config.allow_private_webhooks,
             // Per webhook URL, per replica; `X-RateLimit-*` headers and 429s tighten it further.
-            pace: governor::RateLimiter::keyed(
+            // Real time even under a test's fake clock: pacing protects real receivers.
+            pace: KeyedLimiter::new(
+                "webhook_pace",
                 Quota::with_period(Duration::from_millis(config.pace_period_ms.max(1)))
                     .unwrap_or_else(|| Quota::per_second(std::num::NonZeroU32::MIN))
                     .allow_burst(
                         std::num::NonZeroU32::new(config.pace_burst)
                             .unwrap_or(std::num::NonZeroU32::MIN),
                     ),
+                LimiterClock::new(Arc::new(SystemClock)),
             ),
             blocked: Mutex::new(HashMap::new()),
             gates: Mutex::new(HashMap::new()),
@@ -199,9 +204,32 @@ impl Sender {
         }
     }
 
+    /// Keys the per-URL pacing holds (for `/metrics`).
+    pub fn paced_urls(&self) -> usize {
+        self.pace.len()
+    }
+
+    /// Forgets per-URL state nobody needs any more, when the pacing limiter prunes: expired
+    /// blocks, and gates no send holds or waits for. URLs come from channel settings, which
+    /// change, so these maps must not keep every URL ever used.
+    fn prune_url_state(&self, now: Instant) {
+        if !self.pace.prune_if_due() {
+            return;
+        }
+        self.blocked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, until| *until > now);
+        self.gates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, gate| Arc::strong_count(gate) > 1);
+    }
+
     /// `Some(wait)` if this URL must not be called now.
     fn wait_for(&self, url: &str) -> Option<Duration> {
         let now = Instant::now();
+        self.prune_url_state(now);
         {
             let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(until) = blocked.get(url).copied() {
@@ -211,12 +239,7 @@ impl Sender {
                 blocked.remove(url);
             }
         }
-        match self.pace.check_key(&url.to_owned()) {
-            Ok(()) => None,
-            Err(not_until) => Some(not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ))),
-        }
+        self.pace.check(&url.to_owned()).err()
     }
 
     /// Honours `X-RateLimit-Remaining: 0` + `X-RateLimit-Reset-After`, and a 429's wait.

@@ -7,12 +7,13 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use governor::clock::Clock as _;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{CsrfHeader, SESSION_COOKIE, Session, behind_tls, check_origin, client_ip};
-use crate::domain::account::{SessionToken, hash_password, random_token, verify_password};
+use crate::domain::account::{
+    MAX_EMAIL_BYTES, SessionToken, hash_password, random_token, verify_password,
+};
 use crate::error::{ApiError, ErrorBody};
 use crate::routes::channels::json_body;
 use crate::state::AppState;
@@ -97,14 +98,20 @@ pub async fn login(State(state): State<AppState>, req: Request) -> Result<Respon
             .map_err(|e| {
                 ApiError::BadRequest(format!("expected {{\"email\",\"password\"}}: {e}"))
             })?;
+    // Before the e-mail becomes a rate-limiter key: no account has a longer one anyway.
+    if form.email.trim().len() > MAX_EMAIL_BYTES {
+        return Err(ApiError::BadRequest(format!(
+            "the e-mail address is longer than {MAX_EMAIL_BYTES} bytes (MAX_EMAIL_BYTES), so no \
+             account has it: check what is sent as \"email\""
+        )));
+    }
     let email = form.email.trim().to_lowercase();
     let limiter = &state.dashboard.login_limiter;
     for key in [
-        format!("ip:{}", ip.as_deref().unwrap_or("?")),
+        format!("ip:{}", crate::proxy::limit_key(ip.as_deref())),
         format!("email:{email}"),
     ] {
-        if let Err(not_until) = limiter.check_key(&key) {
-            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+        if let Err(wait) = limiter.check(&key) {
             return Err(ApiError::TooManyRequests {
                 message: format!(
                     "too many login attempts (PULSELINE_LOGIN_ATTEMPTS_PER_MINUTE = {}); wait \

@@ -36,7 +36,7 @@ pub const SESSION_COOKIE: &str = "pulseline_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// Limits login attempts per client address and per e-mail address.
-pub type LoginLimiter = governor::DefaultKeyedRateLimiter<String>;
+pub type LoginLimiter = crate::limiter::KeyedLimiter<String>;
 
 /// What the dashboard's handlers share.
 #[derive(Debug)]
@@ -48,11 +48,19 @@ pub struct DashboardState {
 }
 
 impl DashboardState {
-    pub fn new(config: DashboardConfig, default_plan: String) -> Self {
+    pub fn new(
+        config: DashboardConfig,
+        default_plan: String,
+        clock: crate::limiter::LimiterClock,
+    ) -> Self {
         let per_minute =
             NonZeroU32::new(config.login_attempts_per_minute).unwrap_or(NonZeroU32::MIN);
         Self {
-            login_limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(per_minute)),
+            login_limiter: LoginLimiter::new(
+                "login",
+                governor::Quota::per_minute(per_minute),
+                clock,
+            ),
             config,
             default_plan,
         }
@@ -285,12 +293,16 @@ impl FromRequestParts<AppState> for Session {
     }
 }
 
-/// The peer address of the connection.
+/// The client's address: the connection's peer, or what a trusted proxy says
+/// (PULSELINE_TRUSTED_PROXIES, see [`crate::proxy`]).
 pub fn client_ip(parts: &Parts) -> Option<String> {
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+    match parts.extensions.get::<crate::proxy::ClientAddr>() {
+        Some(addr) => Some(addr.0.to_string()),
+        None => parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string()),
+    }
 }
 
 /// A browser's `Origin` must be this server (by its Host header or PULSELINE_PUBLIC_URL).
