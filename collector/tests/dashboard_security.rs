@@ -13,7 +13,7 @@ use chrono::{TimeZone, Utc};
 use pulseline_collector::clock::{Clock, FakeClock, SystemClock};
 use pulseline_collector::config::Config;
 use pulseline_collector::routes::dashboard::invitations::{
-    INVITATION_TTL_DAYS, MAX_PENDING_INVITATIONS,
+    INVITATION_TTL_DAYS, MAX_INVITATIONS_LISTED, MAX_PENDING_INVITATIONS,
 };
 use pulseline_collector::startup::Application;
 use reqwest::{Method, StatusCode};
@@ -511,6 +511,26 @@ async fn members_join_only_by_accepting_and_invitations_reveal_no_accounts() {
     );
     let (status, _) = app.invite(&owner, p, "n0@example.com", "developer").await;
     assert_eq!(status, 200, "renewing a pending invitation");
+}
+
+#[tokio::test]
+async fn an_invitees_list_is_bounded_newest_first() {
+    let app = spawn(Arc::new(SystemClock)).await;
+    let spammer = app.user("spammer@example.com").await;
+    let target = app.user("target@example.com").await;
+    // One invitation per project and address: the spammer makes a project for each.
+    let mut last = 0;
+    for i in 0..=MAX_INVITATIONS_LISTED {
+        last = app.new_project(&spammer, &format!("Spam {i}")).await;
+        let (status, body) = app
+            .invite(&spammer, last, "target@example.com", "viewer")
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, mine) = app.get(&target, "/api/dash/invitations").await;
+    let mine = mine.as_array().unwrap();
+    assert_eq!(mine.len(), MAX_INVITATIONS_LISTED as usize);
+    assert_eq!(mine[0]["project_id"], last, "newest first");
 }
 
 /// Reads the stream until the server ends it; returns what it sent.

@@ -100,17 +100,18 @@ impl Store {
         )
     }
 
-    /// The invitations of an e-mail address made after `since`.
+    /// The newest `limit` invitations of an e-mail address made after `since`.
     pub async fn invitations_for(
         &self,
         email: &str,
         since: DateTime<Utc>,
+        limit: i64,
     ) -> Result<Vec<Invitation>, StoreError> {
         on_db!(
             self,
             read,
-            select_invitations!("i.email = $1 AND i.created_at > $2 ORDER BY i.id"),
-            [email, millis(since)],
+            select_invitations!("i.email = $1 AND i.created_at > $2 ORDER BY i.id DESC LIMIT $3"),
+            [email, millis(since), limit],
             fetch_all,
             |rows| Ok(rows.iter().map(|r| invitation!(r)).collect())
         )

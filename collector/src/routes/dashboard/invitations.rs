@@ -24,6 +24,9 @@ use crate::store::invitations::Invitation;
 pub const INVITATION_TTL_DAYS: i64 = 14;
 /// Most pending invitations per project; cancel some (or let them expire) to invite more.
 pub const MAX_PENDING_INVITATIONS: usize = 50;
+/// Most invitations listed for one invitee, newest first: anyone can create projects and invite
+/// any address, so the list is bounded; declining makes room for older ones.
+pub const MAX_INVITATIONS_LISTED: i64 = 100;
 
 /// `{invitation}` in `/openapi.json`.
 #[derive(Debug, IntoParams)]
@@ -245,7 +248,8 @@ pub async fn cancel(
 #[utoipa::path(
     get, path = "/api/dash/invitations", tag = "dashboard",
     operation_id = "dashboard_my_invitations",
-    description = "The pending invitations addressed to the logged-in user's e-mail.",
+    description = "The pending invitations addressed to the logged-in user's e-mail, newest \
+                   first, at most MAX_INVITATIONS_LISTED (100).",
     responses(
         (status = 200, body = Vec<InvitationView>),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
@@ -258,7 +262,11 @@ pub async fn mine(
 ) -> Result<Json<Vec<InvitationView>>, ApiError> {
     let invitations = state
         .store
-        .invitations_for(&session.record.user.email, valid_since(&state))
+        .invitations_for(
+            &session.record.user.email,
+            valid_since(&state),
+            MAX_INVITATIONS_LISTED,
+        )
         .await?;
     Ok(Json(views(invitations)))
 }
