@@ -381,6 +381,13 @@ async fn members_join_only_by_accepting_and_invitations_reveal_no_accounts() {
         )
         .await;
     assert_eq!(status, 404, "answered once");
+    // Below admin, members neither see nor send invitations.
+    let (status, _) = app
+        .get(&bob, &format!("/api/dash/projects/{p}/invitations"))
+        .await;
+    assert_eq!(status, 403);
+    let (status, body) = app.invite(&bob, p, "someone@example.com", "viewer").await;
+    assert_eq!(status, 403, "{body}");
 
     // The address without an account: usable once the account exists.
     app.make_user("ghost@example.com").await;
