@@ -696,6 +696,9 @@ struct Tail {
     since: i64,
     sent: HashMap<i64, i64>,
     first: bool,
+    /// The viewer's session and user, re-checked on every poll.
+    token_hash: Vec<u8>,
+    user_id: i64,
     /// The session or membership is gone: the `end` message was sent; the stream stops.
     ended: bool,
 }
@@ -749,69 +752,67 @@ pub async fn tail(
         since: start,
         sent: HashMap::new(),
         first: true,
+        token_hash: session.token_hash,
+        user_id: session.record.user.id,
         ended: false,
     };
-    let (token_hash, user_id) = (session.token_hash, session.record.user.id);
-    let stream = futures::stream::unfold((state, initial), move |(state, mut t)| {
-        let token_hash = token_hash.clone();
-        async move {
-            if t.ended {
-                return None;
-            }
-            if !t.first {
-                tokio::time::sleep(TAIL_POLL).await;
-            }
-            t.first = false;
-            match still_allowed(&state, &token_hash, user_id, project).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    t.ended = true;
-                    let end = Event::default()
-                        .event("end")
-                        .data("your session ended or you are no longer a member of this project");
-                    return Some((Ok(end), (state, t)));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "live tail access check failed");
-                    let error = Event::default()
-                        .event("error")
-                        .data("storage unavailable; retrying");
-                    return Some((Ok(error), (state, t)));
-                }
-            }
-            let now = state.clock.now().timestamp_millis();
-            let event = match state
-                .store
-                .events_received_since(project, t.since, TAIL_BATCH)
-                .await
-            {
-                Ok(rows) => {
-                    let mut fresh = Vec::new();
-                    for e in rows {
-                        if t.sent
-                            .insert(e.seq, e.received_at.timestamp_millis())
-                            .is_none()
-                        {
-                            fresh.push(crate::routes::events::render(e));
-                        }
-                    }
-                    t.since = t.since.max(now - TAIL_OVERLAP_MS);
-                    let since = t.since;
-                    t.sent.retain(|_, received| *received >= since);
-                    Event::default()
-                        .event("events")
-                        .json_data(fresh)
-                        .unwrap_or_else(|_| Event::default().event("error"))
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "live tail query failed");
-                    Event::default()
-                        .event("error")
-                        .data("storage unavailable; retrying")
-                }
-            };
-            Some((Ok(event), (state, t)))
+    let stream = futures::stream::unfold((state, initial), move |(state, mut t)| async move {
+        if t.ended {
+            return None;
         }
+        if !t.first {
+            tokio::time::sleep(TAIL_POLL).await;
+        }
+        t.first = false;
+        match still_allowed(&state, &t.token_hash, t.user_id, project).await {
+            Ok(true) => {}
+            Ok(false) => {
+                t.ended = true;
+                let end = Event::default()
+                    .event("end")
+                    .data("your session ended or you are no longer a member of this project");
+                return Some((Ok(end), (state, t)));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "live tail access check failed");
+                let error = Event::default()
+                    .event("error")
+                    .data("storage unavailable; retrying");
+                return Some((Ok(error), (state, t)));
+            }
+        }
+        let now = state.clock.now().timestamp_millis();
+        let event = match state
+            .store
+            .events_received_since(project, t.since, TAIL_BATCH)
+            .await
+        {
+            Ok(rows) => {
+                let mut fresh = Vec::new();
+                for e in rows {
+                    if t.sent
+                        .insert(e.seq, e.received_at.timestamp_millis())
+                        .is_none()
+                    {
+                        fresh.push(crate::routes::events::render(e));
+                    }
+                }
+                t.since = t.since.max(now - TAIL_OVERLAP_MS);
+                let since = t.since;
+                t.sent.retain(|_, received| *received >= since);
+                Event::default()
+                    .event("events")
+                    .json_data(fresh)
+                    .unwrap_or_else(|_| Event::default().event("error"))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "live tail query failed");
+                Event::default()
+                    .event("error")
+                    .data("storage unavailable; retrying")
+            }
+        };
+        Some((Ok(event), (state, t)))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
