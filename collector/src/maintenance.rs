@@ -1,4 +1,5 @@
-//! Scheduled work: partitions for the coming days, and retention by each project's plan.
+//! Scheduled work: partitions for the coming days, retention by each project's plan, and
+//! removing expired invitations.
 //! Safe with several replicas: the store makes each pass happen once (advisory locks).
 
 use std::sync::Arc;
@@ -13,6 +14,10 @@ use crate::store::{RetentionReport, Store, StoreError};
 pub async fn run_once(store: &Store, now: DateTime<Utc>) -> Result<RetentionReport, StoreError> {
     store.prepare_partitions(now).await?;
     let report = store.apply_retention(now).await?;
+    // Expired invitations can no longer be accepted; nothing reads them.
+    let expired =
+        now - chrono::Duration::days(crate::routes::dashboard::invitations::INVITATION_TTL_DAYS);
+    store.delete_expired_invitations(expired).await?;
     if report != RetentionReport::default() {
         tracing::info!(
             events_deleted = report.events_deleted,

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::domain::account::Role;
 use crate::domain::{KeyKind, PlainKey, ProjectId};
 use crate::store::{KeyRecord, Store, StoreError};
 
@@ -15,7 +16,38 @@ pub struct ProjectKeys {
     pub secret_key: String,
 }
 
+/// Creates a project owned by the instance admins (the CLI, the first start): it shows in
+/// their dashboard at once, without waiting for the next start to adopt it.
 pub async fn create_project(
+    store: &Store,
+    name: &str,
+    plan: &str,
+    now: DateTime<Utc>,
+) -> Result<ProjectKeys, StoreError> {
+    let keys = create_ownerless(store, name, plan, now).await?;
+    store.give_project_to_admins(keys.project_id, now).await?;
+    Ok(keys)
+}
+
+/// Creates a project owned by one dashboard user, who also issued its keys.
+pub async fn create_project_owned_by(
+    store: &Store,
+    name: &str,
+    plan: &str,
+    owner: i64,
+    now: DateTime<Utc>,
+) -> Result<ProjectKeys, StoreError> {
+    let keys = create_ownerless(store, name, plan, now).await?;
+    store
+        .set_member(keys.project_id, owner, Role::Owner, now)
+        .await?;
+    store
+        .set_project_keys_creator(keys.project_id, owner)
+        .await?;
+    Ok(keys)
+}
+
+async fn create_ownerless(
     store: &Store,
     name: &str,
     plan: &str,

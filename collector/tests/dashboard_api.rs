@@ -144,6 +144,27 @@ impl Dash {
         assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     }
 
+    /// Invites `email` to `project` as `role`, and accepts as that user: how members join.
+    async fn add_member(&self, by: &Login, project: i64, email: &str, password: &str, role: &str) {
+        let (status, invitation) = self
+            .post(
+                by,
+                &format!("/api/dash/projects/{project}/invitations"),
+                json!({"email": email, "role": role}),
+            )
+            .await;
+        assert_eq!(status, 200, "{invitation}");
+        let invitee = self.login(email, password).await.unwrap();
+        let (status, body) = self
+            .post(
+                &invitee,
+                &format!("/api/dash/invitations/{}/accept", invitation["id"]),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
     async fn make_user(&self, email: &str, password: &str) {
         let store = pulseline_collector::store::Store::open(&self.database_url, Default::default())
             .await
@@ -366,18 +387,16 @@ async fn roles_are_enforced_and_tenants_never_see_each_other() {
     app.make_user("dev@example.com", "developer-password").await;
     let add = |email: &str, role: &str| json!({"email": email, "role": role});
     let path = format!("/api/dash/projects/{a}/members");
-    assert_eq!(
-        app.post(&admin, &path, add("viewer@example.com", "viewer"))
-            .await
-            .0,
-        200
-    );
-    assert_eq!(
-        app.post(&admin, &path, add("dev@example.com", "developer"))
-            .await
-            .0,
-        200
-    );
+    app.add_member(&admin, a, "viewer@example.com", "viewer-password", "viewer")
+        .await;
+    app.add_member(
+        &admin,
+        a,
+        "dev@example.com",
+        "developer-password",
+        "developer",
+    )
+    .await;
 
     let viewer = app
         .login("viewer@example.com", "viewer-password")
@@ -550,9 +569,9 @@ async fn roles_are_enforced_and_tenants_never_see_each_other() {
         ("key.created", "dev@example.com"),
         ("key.rotated", "dev@example.com"),
         ("key.revoked", "dev@example.com"),
-        ("member.added", "admin@localhost"),
+        ("member.invited", "admin@localhost"),
+        ("member.joined", "viewer@example.com"),
         ("member.role_changed", "admin@localhost"),
-        ("user.login", "viewer@example.com"),
     ] {
         assert!(actions.contains(&expected), "{expected:?} in {actions:?}");
     }
@@ -944,16 +963,16 @@ async fn alerting_through_the_dashboard_respects_roles_tenancy_csrf_and_is_audit
     let b = b["id"].as_i64().unwrap();
     app.make_user("viewer@example.com", "viewer-password").await;
     app.make_user("dev@example.com", "developer-password").await;
-    let members = format!("/api/dash/projects/{a}/members");
-    for (email, role) in [
-        ("viewer@example.com", "viewer"),
-        ("dev@example.com", "developer"),
-    ] {
-        let (status, body) = app
-            .post(&admin, &members, json!({"email": email, "role": role}))
-            .await;
-        assert_eq!(status, 200, "{body}");
-    }
+    app.add_member(&admin, a, "viewer@example.com", "viewer-password", "viewer")
+        .await;
+    app.add_member(
+        &admin,
+        a,
+        "dev@example.com",
+        "developer-password",
+        "developer",
+    )
+    .await;
     let viewer = app
         .login("viewer@example.com", "viewer-password")
         .await
@@ -1301,9 +1320,9 @@ async fn alerting_through_the_dashboard_respects_roles_tenancy_csrf_and_is_audit
     find("rule.created", "secret key ");
     let refused = entries
         .iter()
-        .filter(|e| e["actor"] == "viewer@example.com" && e["action"] != "user.login")
+        .filter(|e| e["actor"] == "viewer@example.com" && e["action"] != "member.joined")
         .count();
-    assert_eq!(refused, 0, "refused changes leave no entry");
+    assert_eq!(refused, 0, "refused changes leave no entry: {log}");
     let (_, b_log) = app.get(&admin, &pb("/audit")).await;
     assert!(
         b_log
@@ -1567,6 +1586,7 @@ async fn bad_dashboard_input_gets_a_400_that_says_what_to_fix() {
         ("/api/dash/projects".to_owned(), json!({"title": "no name"})),
         (p("/keys"), json!({"kind": 7})),
         (p("/members"), json!([])),
+        (p("/invitations"), json!({"email": "x@example.com"})),
         (
             "/api/dash/password".to_owned(),
             json!({"new_password": "x"}),

@@ -179,7 +179,9 @@ async function route() {
       $('#top').hidden = false;
       $('#nav').replaceChildren();
       alerting.stopBell();
-      main.replaceChildren(card('No projects yet', h('p', {}, 'Create one with “New project”.')));
+      main.replaceChildren(card('No projects yet', h('p', {}, 'Create one with “New project”, or accept an invitation.')));
+      const inv = await invitationsCard();
+      if (inv) main.prepend(inv);
       return;
     }
     location.hash = `#/p/${projects[0].id}/overview`;
@@ -194,10 +196,30 @@ async function route() {
   const view = { overview, explore, vitals, product, keys, members, audit, report, ...alerting.pages }[page] || overview;
   try {
     await view(project, usage);
+    const inv = await invitationsCard();
+    if (inv) main.prepend(inv);
   } catch (e) {
     if (e.status === 401) return loginPage('Your session ended: log in again.');
     main.replaceChildren(errorBox(e));
   }
+}
+
+// Invitations addressed to the logged-in user, shown above every page until answered.
+async function invitationsCard() {
+  const list = await api('/api/dash/invitations').catch(() => []);
+  if (!list.length) return null;
+  const answer = (i, verb) => async () => {
+    try {
+      const joined = await api(`/api/dash/invitations/${i.id}/${verb}`, { method: 'POST', body: {} });
+      projects = await api('/api/dash/projects');
+      const next = verb === 'accept' ? `#/p/${joined.id}/overview` : location.hash;
+      if (location.hash === next) route(); else location.hash = next;
+    } catch (e) { alert(e.message); }
+  };
+  return card('Invitations', h('ul', { id: 'my-invitations' }, list.map((i) => h('li', {},
+    `${i.invited_by || 'A member'} invites you to “${i.project_name}” as ${i.role}. `,
+    h('button', { type: 'button', onclick: answer(i, 'accept') }, 'Accept'), ' ',
+    h('button', { type: 'button', class: 'ghost', onclick: answer(i, 'decline') }, 'Decline')))));
 }
 
 // ---- overview ------------------------------------------------------------------------------
@@ -242,6 +264,12 @@ function startTail(project, box) {
       box.prepend(h('div', { title: props }, `${iso(Date.parse(ev.receivedAt || ev.timestamp))}  ${name}  ${who}  ${props}`));
     }
     while (box.childElementCount > 200) box.lastElementChild.remove();
+  });
+  // Sent once the session or the membership is gone; the server then closes the stream.
+  tail.addEventListener('end', (e) => {
+    tail.close();
+    tail = null;
+    box.prepend(h('div', { class: 'error', id: 'tail-ended' }, `Live tail ended: ${e.data}.`));
   });
 }
 
@@ -441,35 +469,83 @@ async function keys(project) {
         $('#fresh-keys').replaceChildren(shownOnce(kind, k.key));
       } catch (e) { alert(e.message); }
     } }, `New ${kind} key`))) : h('p', { class: 'muted' }, 'Viewers can see keys’ prefixes; developers and up manage them.'),
-    card(null, h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Kind'), h('th', {}, 'Prefix'), h('th', {}, 'Created'), h('th', {}, 'Status'), h('th', {}, ''))),
+    card(null, h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Kind'), h('th', {}, 'Prefix'), h('th', {}, 'Created'), h('th', {}, 'Created by'), h('th', {}, 'Status'), h('th', {}, ''))),
       h('tbody', {}, list.map((k) => h('tr', {}, h('td', {}, k.kind), h('td', {}, h('code', {}, `${k.prefix}…`)), h('td', {}, iso(Date.parse(k.created_at))),
+        h('td', { title: k.created_by ? '' : 'the CLI or the first start' }, k.created_by || '–'),
         h('td', {}, k.revoked_at ? `revoked ${iso(Date.parse(k.revoked_at))}` : 'active'),
         h('td', {}, canManage && !k.revoked_at ? [act(`${k.id}/rotate`, 'Rotate'), ' ', act(`${k.id}/revoke`, 'Revoke', 'danger')] : ''))))))),
     card('Install snippets', h('p', { class: 'muted' }, 'Create or rotate a write key to get snippets carrying it; each snippet points at this collector (', location.origin, ').')));
 }
 
 // ---- members and audit ---------------------------------------------------------------------
+const ROLES = ['viewer', 'developer', 'admin', 'owner'];
+
 async function members(project) {
   const base = `/api/dash/projects/${project.id}/members`;
+  const invitations = `/api/dash/projects/${project.id}/invitations`;
   const list = await api(base);
   const canManage = ['owner', 'admin'].includes(project.role);
+  const pending = canManage ? await api(invitations) : [];
   const err = h('p', { class: 'error' });
-  const email = h('input', { type: 'email', placeholder: 'name@example.com', required: true });
-  const role = h('select', {}, ...['viewer', 'developer', 'admin', 'owner'].map((r) => h('option', { value: r }, r)));
-  const save = async (body) => {
-    try { await api(base, { method: 'POST', body }); await members(project); } catch (e) { err.textContent = e.message; }
+  const email = h('input', { type: 'email', name: 'email', placeholder: 'name@example.com', required: true });
+  const role = h('select', { name: 'role' }, ...ROLES.map((r) => h('option', { value: r }, r)));
+  const invite = async () => {
+    try {
+      const i = await api(invitations, { method: 'POST', body: { email: email.value, role: role.value } });
+      await members(project);
+      $('#member-note').replaceChildren(h('p', {}, `Invited ${i.email} as ${i.role}. Whoever logs in with that address can accept until ${iso(Date.parse(i.expires_at))} UTC.`));
+    } catch (e) { err.textContent = e.message; }
+  };
+  const roleOf = (m) => (canManage && m.user_id !== session.user_id ? h('select', { 'aria-label': `Role of ${m.email}`, onchange: async (e) => {
+    try { await api(base, { method: 'POST', body: { email: m.email, role: e.target.value } }); await members(project); } catch (x) { err.textContent = x.message; e.target.value = m.role; }
+  } }, ...ROLES.map((r) => h('option', { value: r, selected: r === m.role }, r))) : m.role);
+  const remove = (m) => async () => {
+    if (!confirm(`Remove ${m.email} from ${project.name}?`)) return;
+    try {
+      const r = await api(`${base}/${m.user_id}`, { method: 'DELETE' });
+      await members(project);
+      if (r.keys_to_rotate.length) $('#member-note').replaceChildren(rotateSuggestion(project, m.email, r.keys_to_rotate));
+    } catch (e) { err.textContent = e.message; }
+  };
+  const cancel = (i) => async () => {
+    try { await api(`${invitations}/${i.id}`, { method: 'DELETE' }); await members(project); } catch (e) { err.textContent = e.message; }
   };
   main.replaceChildren(h('h1', {}, 'Members'),
-    canManage ? h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); save({ email: email.value, role: role.value }); } },
-      h('label', {}, 'User e-mail', email), h('label', {}, 'Role', role), h('button', { type: 'submit' }, 'Add or change')) : '',
-    err,
-    card(null, h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'User'), h('th', {}, 'Role'), h('th', {}, 'Since'), h('th', {}, ''))),
-      h('tbody', {}, list.map((m) => h('tr', {}, h('td', {}, m.email), h('td', {}, m.role), h('td', {}, iso(Date.parse(m.since))),
-        h('td', {}, canManage && m.user_id !== session.user_id ? h('button', { type: 'button', class: 'ghost', onclick: async () => {
-          try { await api(`${base}/${m.user_id}`, { method: 'DELETE' }); await members(project); } catch (e) { err.textContent = e.message; }
-        } }, 'Remove') : ''))))))),
-    card('Roles', h('p', {}, 'Viewers read. Developers also manage keys and alerting (rules, channels, categories, test notifications). Admins also manage members. Owners also make owners.')),
+    canManage ? h('form', { class: 'row', id: 'invite-form', onsubmit: (e) => { e.preventDefault(); invite(); } },
+      h('label', {}, 'Invite by e-mail', email), h('label', {}, 'Role', role), h('button', { type: 'submit' }, 'Invite')) : '',
+    err, h('div', { id: 'member-note' }),
+    card(null, h('div', { class: 'scroll' }, h('table', { id: 'members-table' }, h('thead', {}, h('tr', {}, h('th', {}, 'User'), h('th', {}, 'Role'), h('th', {}, 'Since'), h('th', {}, ''))),
+      h('tbody', {}, list.map((m) => h('tr', {}, h('td', {}, m.email), h('td', {}, roleOf(m)), h('td', {}, iso(Date.parse(m.since))),
+        h('td', {}, canManage && m.user_id !== session.user_id ? h('button', { type: 'button', class: 'ghost', onclick: remove(m) }, 'Remove') : ''))))))),
+    canManage ? card('Pending invitations', pending.length ? h('div', { class: 'scroll' }, h('table', { id: 'invitations-table' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'E-mail'), h('th', {}, 'Role'), h('th', {}, 'Invited by'), h('th', {}, 'Expires (UTC)'), h('th', {}, ''))),
+      h('tbody', {}, pending.map((i) => h('tr', {}, h('td', {}, i.email), h('td', {}, i.role), h('td', {}, i.invited_by || '–'),
+        h('td', {}, iso(Date.parse(i.expires_at))), h('td', {}, h('button', { type: 'button', class: 'ghost', onclick: cancel(i) }, 'Cancel')))))))
+      : h('p', { class: 'muted' }, 'None.')) : '',
+    card('Roles', h('p', {}, 'Viewers read. Developers also manage keys and alerting (rules, channels, categories, test notifications). Admins also invite and manage members. Owners also make owners. New members join by accepting an invitation.')),
     card('Your password', passwordForm()));
+}
+
+// After a removal: the secret keys the removed member issued still work (they may have kept a
+// copy), each with a one-click rotation.
+function rotateSuggestion(project, email, keysLeft) {
+  const rows = keysLeft.map((k) => {
+    const cell = h('td', {});
+    cell.append(h('button', { type: 'button', onclick: async () => {
+      try {
+        const fresh = await api(`/api/dash/projects/${project.id}/keys/${k.id}/rotate`, { method: 'POST', body: {} });
+        cell.replaceChildren(shownOnce(fresh.kind, fresh.key));
+      } catch (e) { alert(e.message); }
+    } }, 'Rotate'));
+    return h('tr', {}, h('td', {}, k.kind), h('td', {}, h('code', {}, `${k.prefix}…`)), h('td', {}, iso(Date.parse(k.created_at))), cell);
+  });
+  return card(`Keys ${email} issued`, h('p', {}, `${email} issued these secret keys, which still work. Rotate them so that a copy they kept stops working.`),
+    h('div', { class: 'scroll' }, h('table', { id: 'rotate-table' }, h('tbody', {}, rows))));
+}
+
+function auditTable(id, list) {
+  return h('div', { class: 'scroll' }, h('table', { id }, h('thead', {}, h('tr', {}, h('th', {}, 'When (UTC)'), h('th', {}, 'Who'), h('th', {}, 'Action'), h('th', {}, 'What'), h('th', {}, 'From'))),
+    h('tbody', {}, list.map((a) => h('tr', {}, h('td', {}, iso(Date.parse(a.at))), h('td', {}, a.actor), h('td', {}, a.action), h('td', {}, a.target), h('td', {}, a.ip || ''))))));
 }
 
 function passwordForm() {
@@ -487,14 +563,17 @@ function passwordForm() {
 }
 
 async function audit(project) {
+  const account = await api('/api/dash/audit').catch(() => []);
+  const accountCard = card(session.is_admin ? 'Account events of every user (instance admin)' : 'Your account events',
+    h('p', { class: 'muted' }, 'Logins, logouts and password changes, with the address they came from.'),
+    auditTable('account-audit-table', account));
   let list;
   try { list = await api(`/api/dash/projects/${project.id}/audit`); } catch (e) {
-    main.replaceChildren(h('h1', {}, 'Audit log'), errorBox(e));
+    main.replaceChildren(h('h1', {}, 'Audit log'), errorBox(e), accountCard);
     return;
   }
-  main.replaceChildren(h('h1', {}, 'Audit log'), h('p', { class: 'muted' }, 'Append-only: administrative actions and members’ logins.'),
-    card(null, h('div', { class: 'scroll' }, h('table', { id: 'audit-table' }, h('thead', {}, h('tr', {}, h('th', {}, 'When (UTC)'), h('th', {}, 'Who'), h('th', {}, 'Action'), h('th', {}, 'What'), h('th', {}, 'From'))),
-      h('tbody', {}, list.map((a) => h('tr', {}, h('td', {}, iso(Date.parse(a.at))), h('td', {}, a.actor), h('td', {}, a.action), h('td', {}, a.target), h('td', {}, a.ip || '')))))))); 
+  main.replaceChildren(h('h1', {}, 'Audit log'), h('p', { class: 'muted' }, 'Append-only: what was done in this project, by whom and from where.'),
+    card(null, auditTable('audit-table', list)), accountCard);
 }
 
 // ---- printable report ----------------------------------------------------------------------

@@ -185,6 +185,51 @@ try {
   await page.waitForSelector('#audit-table >> text=key.created').catch(() => {});
   await page.waitForSelector('#audit-table >> text=project.created');
 
+  // ---- Members join by invitation --------------------------------------------------------
+  // A user made with the CLI is invited as a developer; they are no member until they accept
+  // in their own dashboard. They issue a secret key; the owner sees who issued it, removes
+  // them, and rotates that key from the removal's suggestion; their live tail ends.
+  execFileSync(bin, ['user', 'create', '--email', 'dev@example.com'], { encoding: 'utf8',
+    env: { ...process.env, PULSELINE_DATABASE_URL: `sqlite://${data}/p.db`, PULSELINE_NEW_USER_PASSWORD: 'dev-password-123' } });
+  await page.goto(`${projectUrl}/members`);
+  await page.fill('#invite-form input[name=email]', 'dev@example.com');
+  await page.selectOption('#invite-form select[name=role]', 'developer');
+  await page.click('#invite-form button[type=submit]');
+  await page.waitForSelector('#member-note >> text=Invited dev@example.com as developer');
+  await page.waitForSelector('#invitations-table >> text=dev@example.com');
+  assert.equal(await page.locator('#members-table tbody tr').count(), 1, 'no member before accepting');
+  await page.screenshot({ path: join(shots, 'members-invited.png'), fullPage: true });
+  const devContext = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
+  const dev = await devContext.newPage();
+  dev.on('pageerror', (e) => errors.push(`dev: ${e.message}`));
+  await dev.goto(base);
+  await dev.fill('input[name=email]', 'dev@example.com');
+  await dev.fill('input[name=password]', 'dev-password-123');
+  await dev.click('button[type=submit]');
+  await dev.waitForSelector('#my-invitations >> text=Browser Test');
+  assert.match(await dev.textContent('#my-invitations'), /admin@localhost invites you to “Browser Test” as developer/);
+  await dev.screenshot({ path: join(shots, 'invitation.png'), fullPage: true });
+  await dev.click('#my-invitations button:has-text("Accept")');
+  await dev.waitForSelector('#events-today');
+  assert.equal(await dev.locator('#my-invitations').count(), 0, 'answered invitations are gone');
+  await dev.goto(`${projectUrl}/keys`);
+  await dev.click('#create-secret');
+  await dev.waitForSelector('code.key[data-kind=secret]');
+  await dev.goto(`${projectUrl}/overview`);
+  await dev.waitForSelector('#live-tail');
+  await page.goto(`${projectUrl}/keys`);
+  await page.waitForSelector('tr:has-text("secret"):has-text("dev@example.com")');
+  await page.goto(`${projectUrl}/members`);
+  await page.waitForSelector('#members-table >> text=dev@example.com');
+  page.once('dialog', (d) => d.accept());
+  await page.click('#members-table tr:has-text("dev@example.com") button:has-text("Remove")');
+  await page.waitForSelector('#rotate-table button:has-text("Rotate")');
+  await page.screenshot({ path: join(shots, 'member-removed-rotate.png'), fullPage: true });
+  await page.click('#rotate-table button:has-text("Rotate")');
+  await page.waitForSelector('#rotate-table code.key[data-kind=secret]');
+  await dev.waitForSelector('#tail-ended', { timeout: 15000 });
+  await devContext.close();
+
   // ---- Alerting ----------------------------------------------------------------------------
   const projectId = projectUrl.match(/#\/p\/(\d+)/)[1];
   // A webhook channel at the stand-in receiver; its signing secret is shown once; "Send test"

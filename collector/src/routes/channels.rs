@@ -68,7 +68,8 @@ pub struct Channel {
     pub id: i64,
     pub name: String,
     pub kind: String,
-    /// The webhook URL or email address.
+    /// The webhook URL or email address. Viewers see a webhook URL without its path (its
+    /// token): `https://discord.com/…`.
     pub target: String,
     pub enabled: bool,
     /// Why delivery stopped using this channel (e.g. the webhook answered 404).
@@ -228,8 +229,30 @@ pub async fn list(
     let project = caller.project();
     let channels = state.store.list_channels(project).await?;
     Ok(Json(ChannelList {
-        channels: channels.into_iter().map(Channel::from).collect(),
+        channels: channels
+            .into_iter()
+            .map(|c| shown_to(&caller, c.into()))
+            .collect(),
     }))
+}
+
+/// A webhook URL carries its token (Discord's and Slack's are the credential itself): members
+/// below [`super::caller::CHANGE_ROLE`] see only where it points, `https://host/…`.
+fn shown_to(caller: &Caller, mut channel: Channel) -> Channel {
+    let below_developer = matches!(caller, Caller::Member { role, .. }
+        if *role < super::caller::CHANGE_ROLE);
+    if below_developer && channel.kind != ChannelKind::Email.as_str() {
+        channel.target = match reqwest::Url::parse(&channel.target) {
+            Ok(url) => format!(
+                "{}://{}{}/…",
+                url.scheme(),
+                url.host_str().unwrap_or_default(),
+                url.port().map(|p| format!(":{p}")).unwrap_or_default()
+            ),
+            Err(_) => "…".to_owned(),
+        };
+    }
+    channel
 }
 
 /// How the audit log names a channel: `#3 "Ops" (webhook)`.
@@ -260,7 +283,10 @@ pub async fn get_one(
 ) -> Result<Json<Channel>, ApiError> {
     let project = caller.project();
     let id = id.parse("channel")?;
-    Ok(Json(owned(&state, project, id).await?.into()))
+    Ok(Json(shown_to(
+        &caller,
+        owned(&state, project, id).await?.into(),
+    )))
 }
 
 /// Rename, retarget, re-enable or disable a channel.

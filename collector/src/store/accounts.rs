@@ -73,6 +73,20 @@ pub struct AuditEntry {
     pub at: DateTime<Utc>,
 }
 
+macro_rules! audit_entry {
+    ($r:expr) => {
+        AuditEntry {
+            project_id: $r.get("project_id"),
+            user_id: $r.get("user_id"),
+            actor: $r.get("actor"),
+            action: $r.get("action"),
+            target: $r.get("target"),
+            ip: $r.get("ip"),
+            at: from_millis($r.get("created_at")),
+        }
+    };
+}
+
 fn role_of(s: &str) -> Role {
     // The CHECK constraint allows only the four names.
     Role::parse(s).unwrap_or(Role::Viewer)
@@ -359,7 +373,8 @@ impl Store {
         )
     }
 
-    /// The project's audit log, newest first, plus the logins of its members.
+    /// The project's audit log, newest first: only what was done in the project. Account
+    /// events (logins, password changes) are not a project's: see [`Self::list_account_audit`].
     pub async fn list_audit(
         &self,
         project_id: ProjectId,
@@ -369,24 +384,47 @@ impl Store {
             self,
             read,
             "SELECT project_id, user_id, actor, action, target, ip, created_at FROM audit_log
-             WHERE project_id = $1
-                OR (project_id IS NULL AND user_id IN
-                    (SELECT user_id FROM memberships WHERE project_id = $1))
-             ORDER BY id DESC LIMIT $2",
+             WHERE project_id = $1 ORDER BY id DESC LIMIT $2",
             [project_id, limit],
             fetch_all,
-            |rows| Ok(rows
-                .iter()
-                .map(|r| AuditEntry {
-                    project_id: r.get("project_id"),
-                    user_id: r.get("user_id"),
-                    actor: r.get("actor"),
-                    action: r.get("action"),
-                    target: r.get("target"),
-                    ip: r.get("ip"),
-                    at: from_millis(r.get("created_at")),
-                })
-                .collect())
+            |rows| Ok(rows.iter().map(|r| audit_entry!(r)).collect())
+        )
+    }
+
+    /// Account events (not tied to a project), newest first: one user's, or everyone's.
+    pub async fn list_account_audit(
+        &self,
+        user_id: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        on_db!(
+            self,
+            read,
+            "SELECT project_id, user_id, actor, action, target, ip, created_at FROM audit_log
+             WHERE project_id IS NULL AND ($1 IS NULL OR user_id = $1)
+             ORDER BY id DESC LIMIT $2",
+            [user_id, limit],
+            fetch_all,
+            |rows| Ok(rows.iter().map(|r| audit_entry!(r)).collect())
+        )
+    }
+
+    /// Every instance admin becomes an owner of the project: how a project created outside
+    /// the dashboard (the CLI, the first start) gets owners at once.
+    pub async fn give_project_to_admins(
+        &self,
+        project_id: ProjectId,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        on_db!(
+            self,
+            write,
+            "INSERT INTO memberships (project_id, user_id, role, created_at)
+             SELECT $1, id, 'owner', $2 FROM users WHERE is_admin = 1
+             ON CONFLICT (project_id, user_id) DO NOTHING",
+            [project_id, millis(now)],
+            execute,
+            |r| Ok(r.rows_affected())
         )
     }
 

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -281,4 +281,50 @@ pub async fn change_password(
         )
         .await?;
     Ok(Json(DONE))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AccountAuditParams {
+    /// Most entries, newest first (default 200; 1 to 1000, clamped).
+    limit: Option<i64>,
+    /// Instance admins: only this user's events (default: everyone's). Others see only
+    /// their own, whatever this says.
+    user: Option<i64>,
+}
+
+/// Account events: logins, logouts, password changes. Each user sees their own; instance
+/// admins see everyone's. A project's audit log never shows them.
+#[utoipa::path(
+    get, path = "/api/dash/audit", tag = "dashboard",
+    operation_id = "dashboard_account_audit", params(AccountAuditParams),
+    description = "Account events (logins, logouts, password changes), newest first, with the \
+                   client address: the user's own, or for instance admins everyone's (or one \
+                   user's with `user`).",
+    responses(
+        (status = 200, body = Vec<AuditEntry>),
+        (status = 400, description = "A non-integer limit or user", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 403, description = "`user` names someone else and the caller is not an \
+                                      instance admin", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
+pub async fn account_audit(
+    State(state): State<AppState>,
+    session: Session,
+    params: Result<Query<AccountAuditParams>, QueryRejection>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    let Query(params) = params.map_err(super::query_error)?;
+    let limit = params.limit.unwrap_or(200).clamp(1, 1000);
+    let user = if session.record.user.is_admin {
+        params.user
+    } else if params.user.is_some_and(|u| u != session.user_id()) {
+        return Err(ApiError::Forbidden(
+            "only instance admins read other users' account events".into(),
+        ));
+    } else {
+        Some(session.user_id())
+    };
+    Ok(Json(state.store.list_account_audit(user, limit).await?))
 }

@@ -7,6 +7,7 @@
 pub mod account;
 pub mod assets;
 pub mod insights;
+pub mod invitations;
 pub mod projects;
 
 use std::net::SocketAddr;
@@ -82,6 +83,16 @@ pub fn router() -> Router<AppState> {
                 .delete(account::logout),
         )
         .route("/api/dash/password", post(account::change_password))
+        .route("/api/dash/audit", get(account::account_audit))
+        .route("/api/dash/invitations", get(invitations::mine))
+        .route(
+            "/api/dash/invitations/{invitation}/accept",
+            post(invitations::accept),
+        )
+        .route(
+            "/api/dash/invitations/{invitation}/decline",
+            post(invitations::decline),
+        )
         .route(
             "/api/dash/projects",
             get(projects::list).post(projects::create),
@@ -106,6 +117,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/api/dash/projects/{project}/members/{user}",
             axum::routing::delete(projects::remove_member),
+        )
+        .route(
+            "/api/dash/projects/{project}/invitations",
+            get(invitations::pending).post(invitations::invite),
+        )
+        .route(
+            "/api/dash/projects/{project}/invitations/{invitation}",
+            axum::routing::delete(invitations::cancel),
         )
         .route("/api/dash/projects/{project}/audit", get(projects::audit))
         .route("/api/dash/projects/{project}/usage", get(projects::usage))

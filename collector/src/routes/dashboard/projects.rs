@@ -106,12 +106,14 @@ pub async fn create(
         ));
     }
     let now = state.clock.now();
-    let keys =
-        projects::create_project(&state.store, name, &state.dashboard.default_plan, now).await?;
-    state
-        .store
-        .set_member(keys.project_id, session.user_id(), Role::Owner, now)
-        .await?;
+    let keys = projects::create_project_owned_by(
+        &state.store,
+        name,
+        &state.dashboard.default_plan,
+        session.user_id(),
+        now,
+    )
+    .await?;
     session
         .audit(
             &state,
@@ -167,26 +169,44 @@ pub struct KeyView {
     pub prefix: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The e-mail of the member who issued it in the dashboard; `None` for keys made by the
+    /// CLI or on the first start.
+    pub created_by: Option<String>,
     /// The key itself: only in the answer that created it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }
 
-fn key_view(k: KeyRecord, key: Option<String>) -> KeyView {
+fn key_view(k: KeyRecord, created_by: Option<String>, key: Option<String>) -> KeyView {
     KeyView {
         id: k.id,
         kind: k.kind.as_str(),
         prefix: k.prefix,
         created_at: k.created_at,
         revoked_at: k.revoked_at,
+        created_by,
         key,
     }
+}
+
+/// The project's keys, each with who issued it.
+async fn key_views(state: &AppState, project: ProjectId) -> Result<Vec<KeyView>, ApiError> {
+    let keys = state.store.list_keys(Some(project)).await?;
+    let creators = state.store.key_creators(project).await?;
+    Ok(keys
+        .into_iter()
+        .map(|k| {
+            let by = creators.iter().find(|c| c.key_id == k.id);
+            key_view(k, by.map(|c| c.email.clone()), None)
+        })
+        .collect())
 }
 
 #[utoipa::path(
     get, path = "/api/dash/projects/{project}/keys", tag = "dashboard",
     operation_id = "dashboard_keys_list", params(ProjectPath),
-    description = "The project's keys (prefixes only), revoked ones included.",
+    description = "The project's keys (prefixes only), revoked ones included, each with who \
+                   issued it.",
     responses(
         (status = 200, body = Vec<KeyView>),
         (status = 400, description = "The project id is not an integer", body = ErrorBody),
@@ -201,8 +221,7 @@ pub async fn keys(
     PathIds(project): PathIds<ProjectId>,
 ) -> Result<Json<Vec<KeyView>>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
-    let keys = state.store.list_keys(Some(project)).await?;
-    Ok(Json(keys.into_iter().map(|k| key_view(k, None)).collect()))
+    Ok(Json(key_views(&state, project).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -246,6 +265,10 @@ pub async fn create_key(
     let issued = projects::create_key(&state.store, project, kind, state.clock.now())
         .await?
         .ok_or_else(|| no_such_project(project))?;
+    state
+        .store
+        .set_key_creator(issued.record.id, session.user_id())
+        .await?;
     session
         .audit(
             &state,
@@ -256,6 +279,7 @@ pub async fn create_key(
         .await?;
     Ok(Json(key_view(
         issued.record,
+        Some(session.record.user.email.clone()),
         Some(issued.key.as_str().to_owned()),
     )))
 }
@@ -302,6 +326,10 @@ pub async fn rotate_key(
     let issued = projects::rotate_key(&state.store, key_id, state.clock.now())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("project {project} has no key {key_id}")))?;
+    state
+        .store
+        .set_key_creator(issued.record.id, session.user_id())
+        .await?;
     session
         .audit(
             &state,
@@ -312,6 +340,7 @@ pub async fn rotate_key(
         .await?;
     Ok(Json(key_view(
         issued.record,
+        Some(session.record.user.email.clone()),
         Some(issued.key.as_str().to_owned()),
     )))
 }
@@ -352,7 +381,14 @@ pub async fn revoke_key(
             format!("{} key {}", revoked.kind, revoked.prefix),
         )
         .await?;
-    Ok(Json(key_view(revoked, None)))
+    let by = state
+        .store
+        .key_creators(project)
+        .await?
+        .into_iter()
+        .find(|c| c.key_id == key_id)
+        .map(|c| c.email);
+    Ok(Json(key_view(revoked, by, None)))
 }
 
 #[utoipa::path(
@@ -377,21 +413,22 @@ pub async fn members(
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct MemberForm {
-    /// An existing user's e-mail address.
+    /// A member's e-mail address.
     email: String,
     /// `viewer`, `developer`, `admin` or `owner`.
     #[schema(value_type = Role)]
     role: String,
 }
 
-/// Adds a member or changes a member's role. Admins manage developers and viewers and other
-/// admins; only owners grant or take away ownership; the last owner stays.
+/// Changes a member's role. Admins manage developers and viewers and other admins; only owners
+/// grant or take away ownership; the last owner stays. New members join by invitation.
 #[utoipa::path(
     post, path = "/api/dash/projects/{project}/members", tag = "dashboard",
     operation_id = "dashboard_member_set",
     request_body = MemberForm,
-    description = "Adds a member or changes a member's role; answers the members. Admin role or \
-                   higher; only owners make or unmake owners; the last owner stays.",
+    description = "Changes a member's role; answers the members. Admin role or higher; only \
+                   owners make or unmake owners; the last owner stays. Someone who is not a \
+                   member yet is invited instead (POST /api/dash/projects/{project}/invitations).",
     params(ProjectPath, CsrfHeader),
     responses(
         (status = 200, body = Vec<Member>),
@@ -402,8 +439,8 @@ pub struct MemberForm {
         (status = 403, description = "Below the admin role, an admin touching an owner, missing \
                                       or wrong X-CSRF-Token, or a cross-site Origin",
             body = ErrorBody),
-        (status = 404, description = "No such project among the user's, or no user with that \
-                                      e-mail", body = ErrorBody),
+        (status = 404, description = "No such project among the user's, or the e-mail is not a \
+                                      member's (invite them)", body = ErrorBody),
     ),
     security(("session" = []))
 )]
@@ -417,45 +454,36 @@ pub async fn set_member(
     let form = json_body(form)?;
     let role = Role::parse(&form.role).map_err(ApiError::BadRequest)?;
     let email = Email::parse(&form.email).map_err(ApiError::BadRequest)?;
-    let user = state
-        .store
-        .find_user_by_email(email.as_str())
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no user {}: create one with `pulseline-collector user create --email {}`",
-                email.as_str(),
-                email.as_str()
-            ))
-        })?;
-    let current = state.store.role_in(project, user.id).await?;
-    if (role == Role::Owner || current == Some(Role::Owner)) && my_role < Role::Owner {
+    let members = state.store.list_members(project).await?;
+    // Only members are looked up: whether the address has an account is never revealed.
+    let Some(member) = members.iter().find(|m| m.email == email.as_str()) else {
+        return Err(ApiError::NotFound(format!(
+            "{} is not a member of project {project}: invite them with POST \
+             /api/dash/projects/{project}/invitations",
+            email.as_str()
+        )));
+    };
+    let current = member.role;
+    if (role == Role::Owner || current == Role::Owner) && my_role < Role::Owner {
         return Err(ApiError::Forbidden(
             "only an owner can make or unmake owners".into(),
         ));
     }
-    let members = state.store.list_members(project).await?;
-    if current == Some(Role::Owner) && role != Role::Owner && owners(&members) == 1 {
+    if current == Role::Owner && role != Role::Owner && owners(&members) == 1 {
         return Err(ApiError::BadRequest(
             "this is the project's last owner: make someone else owner first".into(),
         ));
     }
     state
         .store
-        .set_member(project, user.id, role, state.clock.now())
+        .set_member(project, member.user_id, role, state.clock.now())
         .await?;
-    let action = if current.is_some() {
-        "member.role_changed"
-    } else {
-        "member.added"
-    };
-    let from = current.map(|r| format!(" (was {r})")).unwrap_or_default();
     session
         .audit(
             &state,
             Some(project),
-            action,
-            format!("{} as {role}{from}", user.email),
+            "member.role_changed",
+            format!("{} as {role} (was {current})", member.email),
         )
         .await?;
     Ok(Json(state.store.list_members(project).await?))
@@ -465,14 +493,25 @@ fn owners(members: &[Member]) -> usize {
     members.iter().filter(|m| m.role == Role::Owner).count()
 }
 
+/// A member removed: who is left, and the secret keys the removed member issued that still
+/// work (they may have kept a copy: rotate them).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MemberRemoved {
+    pub members: Vec<Member>,
+    /// Active secret keys issued by the removed member, for one-click rotation
+    /// (POST /api/dash/projects/{project}/keys/{key}/rotate).
+    pub keys_to_rotate: Vec<KeyView>,
+}
+
 #[utoipa::path(
     delete, path = "/api/dash/projects/{project}/members/{user}", tag = "dashboard",
     operation_id = "dashboard_member_remove",
-    description = "Removes a member; answers the members left. Admin role or higher; only \
-                   owners remove owners; the last owner stays.",
+    description = "Removes a member; answers the members left and the active secret keys the \
+                   removed member issued (rotate them). Admin role or higher; only owners remove \
+                   owners; the last owner stays.",
     params(ProjectPath, ("user" = i64, Path, description = "The member's user_id."), CsrfHeader),
     responses(
-        (status = 200, body = Vec<Member>),
+        (status = 200, body = MemberRemoved),
         (status = 400, description = "The last owner, or a non-integer id in the path",
             body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
@@ -488,7 +527,7 @@ pub async fn remove_member(
     State(state): State<AppState>,
     session: Session,
     PathIds((project, user_id)): PathIds<(ProjectId, i64)>,
-) -> Result<Json<Vec<Member>>, ApiError> {
+) -> Result<Json<MemberRemoved>, ApiError> {
     let my_role = session.require(&state, project, Role::Admin).await?;
     let members = state.store.list_members(project).await?;
     let Some(member) = members.iter().find(|m| m.user_id == user_id) else {
@@ -515,7 +554,19 @@ pub async fn remove_member(
             member.email.clone(),
         )
         .await?;
-    Ok(Json(state.store.list_members(project).await?))
+    let keys_to_rotate = key_views(&state, project)
+        .await?
+        .into_iter()
+        .filter(|k| {
+            k.kind == KeyKind::Secret.as_str()
+                && k.revoked_at.is_none()
+                && k.created_by.as_deref() == Some(member.email.as_str())
+        })
+        .collect();
+    Ok(Json(MemberRemoved {
+        members: state.store.list_members(project).await?,
+        keys_to_rotate,
+    }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
