@@ -799,6 +799,43 @@ async fn private_targets_are_refused_without_the_operator_flag() {
     );
 }
 
+/// Every form that leads back to loopback or a private network, spelled the ways a blocklist
+/// misses: IPv4 inside IPv6 (NAT64, 6to4, compatible, translated) and the special-purpose ranges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_global_addresses_in_every_spelling_are_refused() {
+    let app = spawn_app_with(|c| c.delivery.allow_private_webhooks = false).await;
+    for (host, why) in [
+        ("[64:ff9b::7f00:1]", "loopback"),
+        ("[64:ff9b::a00:1]", "private"),
+        ("[2002:7f00:1::]", "loopback"),
+        ("[2002:a9fe:a9fe::]", "link-local"),
+        ("[::127.0.0.1]", "loopback"),
+        ("[::ffff:127.0.0.1]", "loopback"),
+        ("[::ffff:0:7f00:1]", "loopback"),
+        ("[fec0::1]", "site-local"),
+        ("[100::1]", "discard"),
+        ("198.18.0.1", "benchmarking"),
+        ("192.0.0.8", "IETF"),
+        ("240.0.0.1", "reserved"),
+        ("255.255.255.255", "broadcast"),
+    ] {
+        let url = format!("http://{host}:9/hook");
+        let (status, err) = send(
+            &app,
+            reqwest::Method::POST,
+            "/api/v1/channels",
+            Some(json!({"name": "x", "kind": "webhook", "url": url})),
+        )
+        .await;
+        assert_eq!(status, 400, "{url} → {err}");
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.contains(why) && message.contains("PULSELINE_ALLOW_PRIVATE_WEBHOOKS=true"),
+            "{url}: {message}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_mid_delivery_loses_and_duplicates_nothing() {
     use pulseline_collector::config::Config;

@@ -7,6 +7,7 @@
 //! LOCKED` on PostgreSQL), sends them, and records each attempt; a replica that dies leaves its
 //! leases to expire, after which another replica sends.
 
+pub mod address;
 pub mod config;
 pub mod discord;
 pub mod sender;
