@@ -279,6 +279,92 @@ async fn discord_429_is_honoured_and_every_attempt_recorded() {
     assert_eq!(d["attempt_log"][1]["status_code"], 204);
 }
 
+/// A target answering 429 with absurd waits (1e300 seconds) gets one recorded attempt and a
+/// retry at most a day away; the worker keeps delivering to other channels meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_rate_limit_answers_are_clamped_not_fatal() {
+    let app = spawn_app().await;
+    let hostile = standins::webhook().await;
+    let discord = standins::discord().await;
+    hostile.receiver.script(Scripted::Raw(
+        429,
+        vec![
+            ("retry-after", "1".repeat(400)),
+            ("x-ratelimit-remaining", "0".into()),
+            ("x-ratelimit-reset-after", "1e300".into()),
+            ("content-type", "application/json".into()),
+        ],
+        r#"{"retry_after": 1e300}"#.into(),
+    ));
+    let bad = create_channel(
+        &app,
+        json!({"name": "hostile", "kind": "webhook", "url": hostile.url}),
+    )
+    .await;
+    let good = create_channel(
+        &app,
+        json!({"name": "fine", "kind": "discord", "url": discord.url}),
+    )
+    .await;
+    create_category(&app, json!({"name": "a", "pattern": "a", "emoji": "", "colour": "#123456", "channel_id": bad["id"]})).await;
+    create_category(&app, json!({"name": "b", "pattern": "b", "emoji": "", "colour": "#123456", "channel_id": good["id"]})).await;
+    let before = chrono::Utc::now();
+    ingest(&app, vec![event("a", "a-1", json!({}))]).await;
+    hostile.receiver.wait_for_hits(1, WAIT).await;
+    let d = loop {
+        let list = all_deliveries(&app).await;
+        let d = list.iter().find(|d| d["channel_id"] == bad["id"]).cloned();
+        if let Some(d) = d.filter(|d| d["attempts"] == 1) {
+            break d;
+        }
+        assert!(
+            chrono::Utc::now() < before + chrono::Duration::seconds(15),
+            "no attempt recorded: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(d["status"], "failed", "a retry is scheduled: {d}");
+    assert_eq!(d["attempt_log"][0]["status_code"], 429);
+    let next: chrono::DateTime<chrono::Utc> =
+        d["next_attempt_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        next > before + chrono::Duration::hours(23) && next < before + chrono::Duration::hours(25),
+        "retry at most a day away, got {next}"
+    );
+    // The same worker still delivers.
+    ingest(&app, vec![event("b", "b-1", json!({}))]).await;
+    discord.receiver.wait_for(1, WAIT).await;
+    assert_eq!(
+        hostile.receiver.hits().len(),
+        1,
+        "no resend of the rate-limited one"
+    );
+}
+
+/// A target answering with an endless body: the attempt keeps the first 512 bytes and ends at
+/// once instead of reading until the request timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_kept_excerpt_of_a_response_is_read() {
+    let app = spawn_app_with(|c| c.delivery.timeout_ms = 5_000).await;
+    let target = standins::discord().await;
+    target.receiver.script(Scripted::Endless);
+    let channel = create_channel(
+        &app,
+        json!({"name": "n", "kind": "discord", "url": target.url}),
+    )
+    .await;
+    create_category(&app, json!({"name": "e", "pattern": "e", "emoji": "", "colour": "#123456", "channel_id": channel["id"]})).await;
+    ingest(&app, vec![event("e", "e-1", json!({}))]).await;
+    let d = &deliveries_in(&app, "delivered", 1).await[0];
+    let attempt = &d["attempt_log"][0];
+    let excerpt = attempt["response_excerpt"].as_str().unwrap();
+    assert_eq!(excerpt, format!("{}…", "x".repeat(512)), "{attempt}");
+    assert!(
+        attempt["latency_ms"].as_i64().unwrap() < 4_000,
+        "read until the timeout: {attempt}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_errors_are_retried_with_backoff() {
     let app = spawn_app_with(|c| c.delivery.retry_min_ms = 200).await;

@@ -32,6 +32,10 @@ pub enum Scripted {
     Exhausted(f64),
     /// Accept after this long (a slow target: the send is in flight meanwhile).
     Slow(Duration),
+    /// Any status, headers and body (a hostile target).
+    Raw(u16, Vec<(&'static str, String)>, String),
+    /// 200, then a body that never ends (a chunk every few milliseconds).
+    Endless,
 }
 
 #[derive(Debug, Default)]
@@ -185,6 +189,23 @@ async fn handle(
         Some(Scripted::Slow(d)) => tokio::time::sleep(d).await,
         Some(Scripted::Status(code, body)) => {
             return (StatusCode::from_u16(code).unwrap(), body).into_response();
+        }
+        Some(Scripted::Raw(code, headers, body)) => {
+            let mut resp = (StatusCode::from_u16(code).unwrap(), body).into_response();
+            for (name, value) in headers {
+                resp.headers_mut().insert(name, value.parse().unwrap());
+            }
+            return resp;
+        }
+        Some(Scripted::Endless) => {
+            let chunks = futures::stream::unfold((), |()| async {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Some((
+                    Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(vec![b'x'; 256])),
+                    (),
+                ))
+            });
+            return (StatusCode::OK, axum::body::Body::from_stream(chunks)).into_response();
         }
         Some(Scripted::RateLimited(secs)) => {
             let mut resp = (

@@ -16,8 +16,11 @@ use super::{discord, slack, webhook};
 use crate::alerting::notification::Notification;
 use crate::store::delivery::ChannelRecord;
 
-/// Bytes of a response body kept with an attempt.
+/// Bytes of a response body kept with an attempt; no more than this is read from the target.
 pub const RESPONSE_EXCERPT_BYTES: usize = 512;
+/// Longest wait a target's answer (a 429's `retry_after`, `Retry-After`,
+/// `X-RateLimit-Reset-After`) can impose on its URL; longer values are cut to this.
+pub const MAX_TARGET_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// What came of one send.
 #[derive(Debug, Clone)]
@@ -175,7 +178,7 @@ impl Sender {
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 let headers = resp.headers().clone();
-                let text = resp.text().await.unwrap_or_default();
+                let text = read_excerpt(resp).await;
                 let retry_after = self.note_rate_limits(&channel.target, status, &headers, &text);
                 SendOutcome::Answered {
                     status,
@@ -233,8 +236,7 @@ impl Sender {
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<f64>().ok())
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64)
+                .and_then(target_wait)
         };
         let mut block = None;
         if headers
@@ -248,8 +250,7 @@ impl Sender {
             serde_json::from_str::<serde_json::Value>(body)
                 .ok()
                 .and_then(|v| v.get("retry_after").and_then(serde_json::Value::as_f64))
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map(Duration::from_secs_f64)
+                .and_then(target_wait)
                 .or_else(|| header_secs("retry-after"))
                 .unwrap_or(Duration::from_secs(1))
         });
@@ -309,6 +310,31 @@ impl Sender {
             Err(e) => failed(format!("SMTP: {}", error_chain(&e)), !e.is_permanent()),
         }
     }
+}
+
+/// A wait in seconds sent by a target, as a duration of at most [`MAX_TARGET_WAIT`]; `None`
+/// for a negative or non-number value. Checked: any f64 can arrive here.
+fn target_wait(secs: f64) -> Option<Duration> {
+    if secs.is_nan() || secs < 0.0 {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(secs).map_or(MAX_TARGET_WAIT, |d| d.min(MAX_TARGET_WAIT)))
+}
+
+/// At most the first [`RESPONSE_EXCERPT_BYTES`] (and a few more, to tell a cut body) of a
+/// response: the rest is never read, so a huge or endless body costs nothing.
+async fn read_excerpt(mut resp: reqwest::Response) -> String {
+    let limit = RESPONSE_EXCERPT_BYTES + 4;
+    let mut buf = Vec::with_capacity(limit);
+    while buf.len() < limit {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                buf.extend_from_slice(&chunk[..chunk.len().min(limit - buf.len())]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// The first [`RESPONSE_EXCERPT_BYTES`] of a body, cut at a character boundary.

@@ -1,11 +1,13 @@
 //! The delivery worker of one replica: leases due outbox rows, sends them, records attempts,
 //! schedules retries; and turns new `alert_events` rows into outbox rows.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
@@ -144,15 +146,22 @@ impl DeliveryWorker {
                 return;
             }
         };
-        let outcome = self
-            .sender
-            .send(
-                &channel,
-                &notification,
-                &format!("msg_{}", d.id),
-                Some(finish_by),
-            )
-            .await;
+        // A panic while talking to one target must not leave its delivery leased forever
+        // with no attempt recorded: it becomes a failed attempt, retried and counted.
+        let send_started = std::time::Instant::now();
+        let outcome = AssertUnwindSafe(self.sender.send(
+            &channel,
+            &notification,
+            &format!("msg_{}", d.id),
+            Some(finish_by),
+        ))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| SendOutcome::Failed {
+            error: "sending failed unexpectedly (an internal error; see the collector log)".into(),
+            retryable: true,
+            latency: send_started.elapsed(),
+        });
         if let SendOutcome::Paced(wait) = outcome {
             let at = self.clock.now()
                 + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(1));
