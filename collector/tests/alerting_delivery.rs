@@ -247,6 +247,56 @@ async fn oversize_properties_are_truncated_not_rejected() {
     standins::discord_limits(&got[0]).unwrap();
 }
 
+/// Whoever holds the public write key cannot make a notification ping a channel or carry a
+/// disguised link: Slack and Discord (the stand-ins reject what would render so) show the text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacker_text_cannot_ping_or_disguise_links() {
+    let app = spawn_app().await;
+    let discord = standins::discord().await;
+    let slack = standins::slack().await;
+    for (name, kind, url) in [("d", "discord", &discord.url), ("s", "slack", &slack.url)] {
+        let channel = create_channel(&app, json!({"name": name, "kind": kind, "url": url})).await;
+        create_category(
+            &app,
+            json!({"name": name, "pattern": "payment.failed", "emoji": "",
+            "colour": "#123456", "channel_id": channel["id"], "description_template": "{note}"}),
+        )
+        .await;
+    }
+    let phish = "<!channel> <https://evil.example|Payment failed — re-enter card> \\[Update card](https://evil.example) & more";
+    let mut e = event(
+        "payment.failed",
+        "p-1",
+        json!({"note": phish, "[Billing](https://evil.example)": "[Re-enter card](https://evil.example)"}),
+    );
+    e["userId"] = json!("<!everyone>");
+    ingest(&app, vec![e]).await;
+
+    let d = &discord.receiver.wait_for(1, WAIT).await[0];
+    assert!(discord.receiver.rejected().is_empty());
+    assert_eq!(d["allowed_mentions"], json!({"parse": []}));
+    let description = d["embeds"][0]["description"].as_str().unwrap();
+    assert!(
+        description.contains("Update card](https://evil.example)"),
+        "{description}"
+    );
+    let s = &slack.receiver.wait_for(1, WAIT).await[0];
+    assert!(slack.receiver.rejected().is_empty());
+    let section = s["blocks"][1]["text"]["text"].as_str().unwrap();
+    assert!(
+        section.starts_with("&lt;!channel&gt; &lt;https://evil.example|Payment failed")
+            && section.ends_with("&amp; more"),
+        "{section}"
+    );
+    assert!(
+        s["text"]
+            .as_str()
+            .unwrap()
+            .contains("User: &lt;!everyone&gt;"),
+        "{s}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discord_429_is_honoured_and_every_attempt_recorded() {
     let app = spawn_app().await;
