@@ -12,6 +12,7 @@ pub mod config;
 pub mod discord;
 pub mod sender;
 pub mod slack;
+mod summary;
 pub mod webhook;
 mod worker;
 
@@ -33,6 +34,8 @@ pub struct EventNotifications {
     pub categories: CategoryCache,
     pub wake: Arc<Notify>,
     pub clock: Arc<dyn Clock>,
+    /// Messages each category sends one by one per minute (PULSELINE_CATEGORY_MAX_PER_MINUTE).
+    pub max_per_minute: u32,
 }
 
 impl EventNotifications {
@@ -40,8 +43,13 @@ impl EventNotifications {
     pub fn matching(&self, batches: &[PendingBatch], out: &mut Vec<NewDelivery>) {
         let now = self.clock.now();
         for b in batches {
-            self.categories
-                .deliveries_for(b.project_id, &b.messages, now, out);
+            self.categories.deliveries_for(
+                b.project_id,
+                &b.messages,
+                now,
+                self.max_per_minute,
+                out,
+            );
         }
     }
 

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 
 use super::DeliveryConfig;
 use super::sender::{SendOutcome, Sender};
+use super::summary::CategorySummaries;
 use crate::alerting::notification::{Notification, NotificationField};
 use crate::clock::Clock;
 use crate::store::delivery::{AttemptRecord, DeliveryRecord, NewDelivery, NextState};
@@ -42,12 +43,16 @@ impl DeliveryWorker {
         let me = Arc::new(self);
         tokio::spawn(async move {
             let poll = Duration::from_millis(me.config.poll_ms.max(10));
+            let mut summaries = CategorySummaries::default();
             loop {
                 if *stop.borrow() {
                     break;
                 }
                 if let Err(e) = dispatch_alert_events(&me.store, me.clock.now()).await {
                     tracing::warn!(error = %e, "dispatching alert events failed; retrying");
+                }
+                if let Err(e) = summaries.pass(&me.store, me.clock.now()).await {
+                    tracing::warn!(error = %e, "summing up capped categories failed; retrying");
                 }
                 let claimed = match me.claim().await {
                     Ok(c) => c,
@@ -371,6 +376,7 @@ pub async fn dispatch_alert_events(store: &Store, now: DateTime<Utc>) -> Result<
                     content: content.clone(),
                     now,
                     event_message_id: None,
+                    cap: None,
                 }),
                 _ => tracing::warn!(
                     alert_event = a.id,
