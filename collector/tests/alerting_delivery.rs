@@ -804,6 +804,49 @@ async fn signed_webhooks_verify_and_email_arrives_over_smtp() {
     );
 }
 
+/// A title built from event data cannot add headers (or a body) to a notification email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_subjects_cannot_inject_headers() {
+    let smtp = standins::SmtpSink::start().await;
+    let smtp_url = smtp.url.clone();
+    let app = spawn_app_with(move |c| {
+        c.delivery.smtp_url = Some(smtp_url);
+        c.delivery.smtp_from = Some("Pulseline <alerts@pulseline.test>".into());
+    })
+    .await;
+    let m = create_channel(
+        &app,
+        json!({"name": "m", "kind": "email", "email": "ops@pulseline.test"}),
+    )
+    .await;
+    create_category(
+        &app,
+        json!({"name": "r", "pattern": "refund", "emoji": "", "colour": "#FF9900",
+        "channel_id": m["id"], "title_template": "{reason}"}),
+    )
+    .await;
+    let reason = "Refund\r\nBcc: victim@evil.example\r\n\r\nFake body";
+    ingest(
+        &app,
+        vec![event("refund", "r-1", json!({ "reason": reason }))],
+    )
+    .await;
+    let mail = smtp.wait_for(1, WAIT).await.remove(0);
+    let headers = mail.split("\n\n").next().unwrap();
+    assert!(
+        headers
+            .lines()
+            .any(|l| l == "Subject: Refund Bcc: victim@evil.example Fake body"),
+        "{mail}"
+    );
+    assert!(
+        !headers
+            .lines()
+            .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
+        "{mail}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_test_action_reports_the_real_outcome() {
     let app = spawn_app().await;

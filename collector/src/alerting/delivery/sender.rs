@@ -291,7 +291,7 @@ impl Sender {
                     .to(channel.target.parse().map_err(|e| {
                         format!("'{}' is not an email address: {e}", channel.target)
                     })?)
-                    .subject(discord::truncate(&n.title, 200))
+                    .subject(one_line(&discord::truncate(&n.title, 200)))
                     .header(ContentType::TEXT_PLAIN)
                     .body(n.plain_text())
                     .map_err(|e| format!("could not build the email: {e}"))
@@ -310,6 +310,25 @@ impl Sender {
             Err(e) => failed(format!("SMTP: {}", error_chain(&e)), !e.is_permanent()),
         }
     }
+}
+
+/// A subject on one line: a title built from event data may hold CR/LF, which must not start
+/// a header of its own (`Bcc:`) or a body; runs of control characters become one space.
+fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut gap = false;
+    for c in s.chars() {
+        if c.is_control() {
+            gap = true;
+            continue;
+        }
+        if gap && !out.is_empty() {
+            out.push(' ');
+        }
+        gap = false;
+        out.push(c);
+    }
+    out
 }
 
 /// A wait in seconds sent by a target, as a duration of at most [`MAX_TARGET_WAIT`]; `None`
