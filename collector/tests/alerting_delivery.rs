@@ -334,6 +334,23 @@ async fn a_flooded_category_sends_its_cap_then_one_summary() {
     ingest(&app, flood(10, 1_240)).await;
     // The outbox rows are written in the ingest commit: 3 of 1,250.
     assert_eq!(app.query_i64("SELECT COUNT(*) FROM deliveries").await, 3);
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let capped: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("pulseline_notifications_capped_total "))
+        .unwrap_or_else(|| panic!("no capped counter: {metrics}"))
+        .parse()
+        .unwrap();
+    // The registry is shared by the tests of this process: at least this test's 1,247.
+    assert!(capped >= 1_247.0, "{capped}");
     discord.receiver.wait_for(3, WAIT).await;
 
     // The next minute: a new allowance, and the summary of the last one.

@@ -57,6 +57,19 @@ fn allowed(d: &NewDelivery, sent: i64, n: usize) -> usize {
     (max - sent).clamp(0, n as i64) as usize
 }
 
+/// The deliveries `keep` marks; the others are counted as capped.
+fn kept<T>(deliveries: Vec<T>, keep: Vec<bool>) -> Vec<T> {
+    let capped = keep.iter().filter(|k| !**k).count();
+    if capped > 0 {
+        metrics::counter!("pulseline_notifications_capped_total").increment(capped as u64);
+    }
+    deliveries
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(d, k)| k.then_some(d))
+        .collect()
+}
+
 /// The SQLite ingest thread's side (rusqlite, inside its transaction): the deliveries to
 /// write; the capped rest is only counted.
 pub(crate) fn limit_sqlite<'a>(
@@ -85,11 +98,7 @@ pub(crate) fn limit_sqlite<'a>(
             keep[i] = false;
         }
     }
-    Ok(deliveries
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(d, k)| k.then_some(d))
-        .collect())
+    Ok(kept(deliveries, keep))
 }
 
 /// PostgreSQL's side, inside the ingest transaction.
@@ -121,11 +130,7 @@ pub(crate) async fn limit_postgres(
             keep[i] = false;
         }
     }
-    Ok(deliveries
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(d, k)| k.then_some(d))
-        .collect())
+    Ok(kept(deliveries, keep))
 }
 
 /// A finished minute in which a category matched more events than it sent.
