@@ -549,6 +549,7 @@ mod tests {
             ts,
             name: name.to_owned(),
             user_key: Some(user.to_owned()),
+            message_id: format!("m-{ts}"),
             body: serde_json::json!({ "properties": props }).to_string(),
         }
     }

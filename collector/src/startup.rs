@@ -124,6 +124,7 @@ impl Application {
             categories: categories.clone(),
             wake: Arc::new(Notify::new()),
             clock: Arc::clone(&clock),
+            max_per_minute: config.delivery.category_max_per_minute,
         };
         let (queue, writer) = spawn_writer(
             store.clone(),

@@ -249,6 +249,234 @@ async fn oversize_properties_are_truncated_not_rejected() {
     standins::discord_limits(&got[0]).unwrap();
 }
 
+/// Whoever holds the public write key cannot make a notification ping a channel or carry a
+/// disguised link: Slack and Discord (the stand-ins reject what would render so) show the text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacker_text_cannot_ping_or_disguise_links() {
+    let app = spawn_app().await;
+    let discord = standins::discord().await;
+    let slack = standins::slack().await;
+    for (name, kind, url) in [("d", "discord", &discord.url), ("s", "slack", &slack.url)] {
+        let channel = create_channel(&app, json!({"name": name, "kind": kind, "url": url})).await;
+        create_category(
+            &app,
+            json!({"name": name, "pattern": "payment.failed", "emoji": "",
+            "colour": "#123456", "channel_id": channel["id"], "description_template": "{note}"}),
+        )
+        .await;
+    }
+    let phish = "<!channel> <https://evil.example|Payment failed — re-enter card> \\[Update card](https://evil.example) & more";
+    let mut e = event(
+        "payment.failed",
+        "p-1",
+        json!({"note": phish, "[Billing](https://evil.example)": "[Re-enter card](https://evil.example)"}),
+    );
+    e["userId"] = json!("<!everyone>");
+    ingest(&app, vec![e]).await;
+
+    let d = &discord.receiver.wait_for(1, WAIT).await[0];
+    assert!(discord.receiver.rejected().is_empty());
+    assert_eq!(d["allowed_mentions"], json!({"parse": []}));
+    let description = d["embeds"][0]["description"].as_str().unwrap();
+    assert!(
+        description.contains("Update card](https://evil.example)"),
+        "{description}"
+    );
+    let s = &slack.receiver.wait_for(1, WAIT).await[0];
+    assert!(slack.receiver.rejected().is_empty());
+    let section = s["blocks"][1]["text"]["text"].as_str().unwrap();
+    assert!(
+        section.starts_with("&lt;!channel&gt; &lt;https://evil.example|Payment failed")
+            && section.ends_with("&amp; more"),
+        "{section}"
+    );
+    assert!(
+        s["text"]
+            .as_str()
+            .unwrap()
+            .contains("User: &lt;!everyone&gt;"),
+        "{s}"
+    );
+}
+
+/// A category sends at most PULSELINE_CATEGORY_MAX_PER_MINUTE messages a minute, however many
+/// events the public write key sends; after the minute, one "and N more" message, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooded_category_sends_its_cap_then_one_summary() {
+    use pulseline_collector::clock::FakeClock;
+    let start: chrono::DateTime<chrono::Utc> = "2026-11-22T10:00:10Z".parse().unwrap();
+    let clock = std::sync::Arc::new(FakeClock::new(start));
+    let app = common::spawn_app_with_clock(
+        |c| {
+            c.delivery.category_max_per_minute = 3;
+            // Pacing reschedules on the app's clock, which this test holds still.
+            c.delivery.pace_burst = 100;
+        },
+        clock.clone(),
+    )
+    .await;
+    let discord = standins::discord().await;
+    let channel = create_channel(
+        &app,
+        json!({"name": "n", "kind": "discord", "url": discord.url}),
+    )
+    .await;
+    create_category(
+        &app,
+        json!({"name": "Signups", "pattern": "signup", "emoji": "🎉",
+        "colour": "#123456", "channel_id": channel["id"]}),
+    )
+    .await;
+    let flood = |from: usize, n: usize| {
+        (from..from + n)
+            .map(|i| event("signup", &format!("s-{i}"), json!({"i": i})))
+            .collect::<Vec<_>>()
+    };
+    ingest(&app, flood(0, 10)).await;
+    ingest(&app, flood(10, 1_240)).await;
+    // The outbox rows are written in the ingest commit: 3 of 1,250.
+    assert_eq!(app.query_i64("SELECT COUNT(*) FROM deliveries").await, 3);
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let capped: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("pulseline_notifications_capped_total "))
+        .unwrap_or_else(|| panic!("no capped counter: {metrics}"))
+        .parse()
+        .unwrap();
+    // The registry is shared by the tests of this process: at least this test's 1,247.
+    assert!(capped >= 1_247.0, "{capped}");
+    discord.receiver.wait_for(3, WAIT).await;
+
+    // The next minute: a new allowance, and the summary of the last one.
+    clock.advance(chrono::Duration::seconds(60));
+    ingest(&app, flood(2_000, 2)).await;
+    let deadline = Instant::now() + WAIT;
+    while discord.receiver.accepted().len() < 6 {
+        assert!(
+            Instant::now() < deadline,
+            "{:#?}",
+            all_deliveries(&app).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let got = discord.receiver.accepted();
+    let titles: Vec<&str> = got
+        .iter()
+        .map(|m| m["embeds"][0]["title"].as_str().unwrap())
+        .collect();
+    let summaries: Vec<&&str> = titles.iter().filter(|t| t.contains("more")).collect();
+    assert_eq!(summaries, [&"🎉 Signups: and 1,247 more"], "{titles:?}");
+    let summary = got
+        .iter()
+        .find(|m| m["embeds"][0]["title"] == "🎉 Signups: and 1,247 more")
+        .unwrap();
+    let description = summary["embeds"][0]["description"].as_str().unwrap();
+    assert!(
+        description.contains("from 10:00 to 10:01 UTC")
+            && description.contains("PULSELINE_CATEGORY_MAX_PER_MINUTE"),
+        "{description}"
+    );
+    assert_eq!(
+        app.query_i64("SELECT COUNT(*) FROM deliveries WHERE source_key LIKE 'event-summary:%'")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.query_i64(
+            "SELECT COUNT(*) FROM category_minutes WHERE summarized = 0 AND matched > sent"
+        )
+        .await,
+        0,
+        "no summary left to send"
+    );
+}
+
+/// Two replicas on one database ingesting the same flood at once: together they send the cap,
+/// and exactly one of them the summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_category_cap_and_its_summary_hold_across_replicas() {
+    use pulseline_collector::clock::FakeClock;
+    use pulseline_collector::config::Config;
+    use pulseline_collector::startup::Application;
+    let start: chrono::DateTime<chrono::Utc> = "2026-11-22T10:00:10Z".parse().unwrap();
+    let clock = std::sync::Arc::new(FakeClock::new(start));
+    let configure = |c: &mut Config| {
+        c.delivery.category_max_per_minute = 5;
+        c.delivery.pace_burst = 100;
+    };
+    let first = common::spawn_app_with_clock(configure, clock.clone()).await;
+    let discord = standins::discord().await;
+    let channel = create_channel(
+        &first,
+        json!({"name": "n", "kind": "discord", "url": discord.url}),
+    )
+    .await;
+    create_category(
+        &first,
+        json!({"name": "Signups", "pattern": "signup", "emoji": "",
+        "colour": "#123456", "channel_id": channel["id"]}),
+    )
+    .await;
+    let mut config = Config::for_tests_with_database(first.database_url.clone());
+    configure(&mut config);
+    let second = Application::build_with_clock(config, clock.clone())
+        .await
+        .unwrap();
+    let bases = [
+        first.base.clone(),
+        format!("http://127.0.0.1:{}", second.port()),
+    ];
+    let stop = second.shutdown_handle();
+    let task = tokio::spawn(second.run_until_stopped());
+
+    let posts = (0..20).map(|r| {
+        let url = format!("{}/v1/batch", bases[r % 2]);
+        let batch: Vec<Value> = (0..10)
+            .map(|i| event("signup", &format!("s-{r}-{i}"), json!({})))
+            .collect();
+        let request = first
+            .http
+            .post(url)
+            .basic_auth(&first.keys.write_key, Some(""))
+            .json(&json!({ "batch": batch }));
+        async move { request.send().await.unwrap().status().as_u16() }
+    });
+    let statuses = futures::future::join_all(posts).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(first.query_i64("SELECT COUNT(*) FROM deliveries").await, 5);
+
+    discord.receiver.wait_for(5, WAIT).await;
+    clock.advance(chrono::Duration::seconds(60));
+    let got = discord.receiver.wait_for(6, WAIT).await;
+    assert_eq!(got[5]["embeds"][0]["title"], "Signups: and 195 more");
+    // The finished minute's counter row is dropped once summed up; one summary, no more.
+    let deadline = Instant::now() + WAIT;
+    while first
+        .query_i64("SELECT COUNT(*) FROM category_minutes")
+        .await
+        > 0
+    {
+        assert!(Instant::now() < deadline, "the finished minute's row stays");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        first
+            .query_i64("SELECT COUNT(*) FROM deliveries WHERE source_key LIKE 'event-summary:%'")
+            .await,
+        1
+    );
+    stop.shutdown();
+    task.await.unwrap().unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discord_429_is_honoured_and_every_attempt_recorded() {
     let app = spawn_app().await;
@@ -279,6 +507,92 @@ async fn discord_429_is_honoured_and_every_attempt_recorded() {
             .contains("retry_after")
     );
     assert_eq!(d["attempt_log"][1]["status_code"], 204);
+}
+
+/// A target answering 429 with absurd waits (1e300 seconds) gets one recorded attempt and a
+/// retry at most a day away; the worker keeps delivering to other channels meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_rate_limit_answers_are_clamped_not_fatal() {
+    let app = spawn_app().await;
+    let hostile = standins::webhook().await;
+    let discord = standins::discord().await;
+    hostile.receiver.script(Scripted::Raw(
+        429,
+        vec![
+            ("retry-after", "1".repeat(400)),
+            ("x-ratelimit-remaining", "0".into()),
+            ("x-ratelimit-reset-after", "1e300".into()),
+            ("content-type", "application/json".into()),
+        ],
+        r#"{"retry_after": 1e300}"#.into(),
+    ));
+    let bad = create_channel(
+        &app,
+        json!({"name": "hostile", "kind": "webhook", "url": hostile.url}),
+    )
+    .await;
+    let good = create_channel(
+        &app,
+        json!({"name": "fine", "kind": "discord", "url": discord.url}),
+    )
+    .await;
+    create_category(&app, json!({"name": "a", "pattern": "a", "emoji": "", "colour": "#123456", "channel_id": bad["id"]})).await;
+    create_category(&app, json!({"name": "b", "pattern": "b", "emoji": "", "colour": "#123456", "channel_id": good["id"]})).await;
+    let before = chrono::Utc::now();
+    ingest(&app, vec![event("a", "a-1", json!({}))]).await;
+    hostile.receiver.wait_for_hits(1, WAIT).await;
+    let d = loop {
+        let list = all_deliveries(&app).await;
+        let d = list.iter().find(|d| d["channel_id"] == bad["id"]).cloned();
+        if let Some(d) = d.filter(|d| d["attempts"] == 1) {
+            break d;
+        }
+        assert!(
+            chrono::Utc::now() < before + chrono::Duration::seconds(15),
+            "no attempt recorded: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(d["status"], "failed", "a retry is scheduled: {d}");
+    assert_eq!(d["attempt_log"][0]["status_code"], 429);
+    let next: chrono::DateTime<chrono::Utc> =
+        d["next_attempt_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        next > before + chrono::Duration::hours(23) && next < before + chrono::Duration::hours(25),
+        "retry at most a day away, got {next}"
+    );
+    // The same worker still delivers.
+    ingest(&app, vec![event("b", "b-1", json!({}))]).await;
+    discord.receiver.wait_for(1, WAIT).await;
+    assert_eq!(
+        hostile.receiver.hits().len(),
+        1,
+        "no resend of the rate-limited one"
+    );
+}
+
+/// A target answering with an endless body: the attempt keeps the first 512 bytes and ends at
+/// once instead of reading until the request timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_kept_excerpt_of_a_response_is_read() {
+    let app = spawn_app_with(|c| c.delivery.timeout_ms = 5_000).await;
+    let target = standins::discord().await;
+    target.receiver.script(Scripted::Endless);
+    let channel = create_channel(
+        &app,
+        json!({"name": "n", "kind": "discord", "url": target.url}),
+    )
+    .await;
+    create_category(&app, json!({"name": "e", "pattern": "e", "emoji": "", "colour": "#123456", "channel_id": channel["id"]})).await;
+    ingest(&app, vec![event("e", "e-1", json!({}))]).await;
+    let d = &deliveries_in(&app, "delivered", 1).await[0];
+    let attempt = &d["attempt_log"][0];
+    let excerpt = attempt["response_excerpt"].as_str().unwrap();
+    assert_eq!(excerpt, format!("{}…", "x".repeat(512)), "{attempt}");
+    assert!(
+        attempt["latency_ms"].as_i64().unwrap() < 4_000,
+        "read until the timeout: {attempt}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -506,6 +820,49 @@ async fn signed_webhooks_verify_and_email_arrives_over_smtp() {
             .as_str()
             .unwrap()
             .contains("signature mismatch")
+    );
+}
+
+/// A title built from event data cannot add headers (or a body) to a notification email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_subjects_cannot_inject_headers() {
+    let smtp = standins::SmtpSink::start().await;
+    let smtp_url = smtp.url.clone();
+    let app = spawn_app_with(move |c| {
+        c.delivery.smtp_url = Some(smtp_url);
+        c.delivery.smtp_from = Some("Pulseline <alerts@pulseline.test>".into());
+    })
+    .await;
+    let m = create_channel(
+        &app,
+        json!({"name": "m", "kind": "email", "email": "ops@pulseline.test"}),
+    )
+    .await;
+    create_category(
+        &app,
+        json!({"name": "r", "pattern": "refund", "emoji": "", "colour": "#FF9900",
+        "channel_id": m["id"], "title_template": "{reason}"}),
+    )
+    .await;
+    let reason = "Refund\r\nBcc: victim@evil.example\r\n\r\nFake body";
+    ingest(
+        &app,
+        vec![event("refund", "r-1", json!({ "reason": reason }))],
+    )
+    .await;
+    let mail = smtp.wait_for(1, WAIT).await.remove(0);
+    let headers = mail.split("\n\n").next().unwrap();
+    assert!(
+        headers
+            .lines()
+            .any(|l| l == "Subject: Refund Bcc: victim@evil.example Fake body"),
+        "{mail}"
+    );
+    assert!(
+        !headers
+            .lines()
+            .any(|l| l.to_ascii_lowercase().starts_with("bcc:")),
+        "{mail}"
     );
 }
 
@@ -799,6 +1156,43 @@ async fn private_targets_are_refused_without_the_operator_flag() {
         discord.receiver.hits().is_empty(),
         "nothing reached the private address"
     );
+}
+
+/// Every form that leads back to loopback or a private network, spelled the ways a blocklist
+/// misses: IPv4 inside IPv6 (NAT64, 6to4, compatible, translated) and the special-purpose ranges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_global_addresses_in_every_spelling_are_refused() {
+    let app = spawn_app_with(|c| c.delivery.allow_private_webhooks = false).await;
+    for (host, why) in [
+        ("[64:ff9b::7f00:1]", "loopback"),
+        ("[64:ff9b::a00:1]", "private"),
+        ("[2002:7f00:1::]", "loopback"),
+        ("[2002:a9fe:a9fe::]", "link-local"),
+        ("[::127.0.0.1]", "loopback"),
+        ("[::ffff:127.0.0.1]", "loopback"),
+        ("[::ffff:0:7f00:1]", "loopback"),
+        ("[fec0::1]", "site-local"),
+        ("[100::1]", "discard"),
+        ("198.18.0.1", "benchmarking"),
+        ("192.0.0.8", "IETF"),
+        ("240.0.0.1", "reserved"),
+        ("255.255.255.255", "broadcast"),
+    ] {
+        let url = format!("http://{host}:9/hook");
+        let (status, err) = send(
+            &app,
+            reqwest::Method::POST,
+            "/api/v1/channels",
+            Some(json!({"name": "x", "kind": "webhook", "url": url})),
+        )
+        .await;
+        assert_eq!(status, 400, "{url} → {err}");
+        let message = err["message"].as_str().unwrap();
+        assert!(
+            message.contains(why) && message.contains("PULSELINE_ALLOW_PRIVATE_WEBHOOKS=true"),
+            "{url}: {message}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,6 +37,8 @@ fn start(database_url: &str) -> Replica {
         .env("PULSELINE_DELIVERY_TIMEOUT_MS", "1500")
         .env("PULSELINE_DELIVERY_PACE_BURST", "1000")
         .env("PULSELINE_DELIVERY_POLL_MS", "200")
+        // These tests count exactly-once delivery of 100 events, not the flood cap.
+        .env("PULSELINE_CATEGORY_MAX_PER_MINUTE", "1000")
         .stdout(Stdio::piped())
         .spawn()
         .expect("collector starts");

@@ -140,3 +140,23 @@ async fn serve_refuses_a_default_plan_that_does_not_exist() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn serve_refuses_a_category_cap_of_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(dir.path()).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
+        .arg("serve")
+        .env("PULSELINE_DATABASE_URL", &url)
+        .env("PULSELINE_LISTEN", "127.0.0.1:0")
+        .env("PULSELINE_CATEGORY_MAX_PER_MINUTE", "0")
+        .env("PULSELINE_LOG", "warn")
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("PULSELINE_CATEGORY_MAX_PER_MINUTE must be at least 1"),
+        "{stderr}"
+    );
+}

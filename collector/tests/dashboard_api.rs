@@ -916,6 +916,91 @@ async fn query_endpoints_match_hand_computed_values() {
     );
 }
 
+/// Text sent with the write key cannot run as a spreadsheet formula in any CSV download, and
+/// an event whose id the collector assigned is exported with that id.
+#[tokio::test]
+async fn csv_downloads_neutralise_formulas_and_export_stored_ids() {
+    let clock = Arc::new(FakeClock::new(at(12, 0)));
+    let app = spawn(|_| {}, clock).await;
+    let mut formula = ev(
+        "+cmd|' /C calc'!A0",
+        "=HYPERLINK(\"https://evil.example\",\"Open\")",
+        at(10, 0),
+        json!({"plan": "@SUM(1+1)"}),
+    );
+    formula["messageId"] = json!("-2+3");
+    let mut tabbed = ev(
+        "\t=1+1",
+        "=HYPERLINK(\"https://evil.example\",\"Open\")",
+        at(10, 5),
+        json!({"plan": "\r=2"}),
+    );
+    tabbed["messageId"] = json!("tabbed");
+    let mut no_id = ev(
+        "u1",
+        "=HYPERLINK(\"https://evil.example\",\"Open\")",
+        at(10, 10),
+        json!({"plan": "=1+2"}),
+    );
+    no_id.as_object_mut().unwrap().remove("messageId");
+    app.ingest(vec![formula, tabbed, no_id]).await;
+    let me = app.admin().await;
+    let day = at(0, 0).timestamp_millis();
+    let query = format!(
+        "/api/dash/projects/{}/{{}}?event=%3DHYPERLINK(%22https://evil.example%22,%22Open%22)&from={day}&to={}&bucket=86400000&format=csv",
+        app.project,
+        day + 86_400_000
+    );
+    let download = |what: &str, extra: &str| {
+        let url = app.url(&format!("{}{extra}", query.replace("{}", what)));
+        let (http, cookie) = (app.http.clone(), me.cookie.clone());
+        async move {
+            let resp = http.get(url).header("cookie", cookie).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.text().await.unwrap()
+        }
+    };
+    let cells = |csv: &str| -> Vec<Vec<String>> {
+        csv::Reader::from_reader(csv.as_bytes())
+            .records()
+            .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+            .collect()
+    };
+    let events = cells(&download("events", "").await);
+    assert_eq!(events.len(), 3, "{events:?}");
+    let stored_id: Vec<String> = common::query_column(
+        &app.database_url,
+        "SELECT message_id FROM events WHERE user_id = 'u1'",
+    )
+    .await;
+    // Newest first: no_id, tabbed, formula.
+    assert_eq!(
+        events[0][1],
+        "'=HYPERLINK(\"https://evil.example\",\"Open\")"
+    );
+    assert_eq!(events[0][2], "u1");
+    assert_eq!(events[0][3], stored_id[0], "the id the collector assigned");
+    assert_eq!(events[1][2], "'\t=1+1");
+    assert_eq!(events[2][2], "'+cmd|' /C calc'!A0");
+    assert_eq!(events[2][3], "'-2+3");
+    for row in &events {
+        for cell in row {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "a formula cell: {row:?}"
+            );
+        }
+    }
+    let series = download("series", "&group_by=plan").await;
+    let header = &csv::Reader::from_reader(series.as_bytes())
+        .headers()
+        .unwrap()
+        .clone();
+    let mut names: Vec<&str> = header.iter().skip(1).collect();
+    names.sort();
+    assert_eq!(names, ["'\r=2", "'=1+2", "'@SUM(1+1)"], "{series}");
+}
+
 #[tokio::test]
 async fn the_live_tail_streams_new_events() {
     let app = spawn(|_| {}, Arc::new(SystemClock)).await;

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::alerting::notification::{Notification, fields_from_properties, render_template};
 use crate::domain::{Message, MessageType, ProjectId};
+use crate::store::category_cap::CategoryCap;
 use crate::store::delivery::{CategoryRecord, NewDelivery};
 use crate::store::{Store, StoreError};
 
@@ -94,6 +95,7 @@ impl CategoryCache {
         project_id: ProjectId,
         messages: &[Message],
         now: DateTime<Utc>,
+        max_per_minute: u32,
         out: &mut Vec<NewDelivery>,
     ) {
         let map = self.0.read().unwrap_or_else(|e| e.into_inner());
@@ -116,6 +118,10 @@ impl CategoryCache {
                     content: serde_json::to_string(&content).unwrap_or_default(),
                     now,
                     event_message_id: Some(m.message_id.clone()),
+                    cap: Some(CategoryCap {
+                        category_id: c.record.id,
+                        max_per_minute,
+                    }),
                 });
             }
         }

@@ -17,6 +17,8 @@ pub struct ScannedEvent {
     pub name: String,
     /// User id, else anonymous id.
     pub user_key: Option<String>,
+    /// The stored id (the sender's `messageId`, or the one the collector assigned).
+    pub message_id: String,
     pub body: String,
 }
 
@@ -118,7 +120,7 @@ impl Store {
             self,
             read,
             "SELECT seq, timestamp, CASE WHEN type = 'track' THEN event ELSE '$' || type END AS name,
-                    COALESCE(user_id, anonymous_id) AS user_key, body
+                    COALESCE(user_id, anonymous_id) AS user_key, message_id, body
              FROM events
              WHERE project_id = $1 AND timestamp >= $2 AND timestamp < $3
                AND ($4 = '' OR (CASE WHEN type = 'track' THEN event ELSE '$' || type END) = $4)
@@ -132,6 +134,7 @@ impl Store {
                     ts: r.get("timestamp"),
                     name: r.get::<Option<String>, _>("name").unwrap_or_default(),
                     user_key: r.get("user_key"),
+                    message_id: r.get("message_id"),
                     body: r.get("body"),
                 })
                 .collect())

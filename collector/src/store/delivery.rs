@@ -67,6 +67,8 @@ pub struct NewDelivery {
     /// For an event notification, the event's messageId: the row is written only if this
     /// commit stored the event for the first time (a resent duplicate notifies nothing).
     pub event_message_id: Option<String>,
+    /// For an event notification, its category and cap (see `store::category_cap`).
+    pub cap: Option<super::category_cap::CategoryCap>,
 }
 
 #[derive(Debug, Clone)]

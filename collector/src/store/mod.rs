@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod analytics;
+pub mod category_cap;
 pub mod delivery;
 pub mod invitations;
 mod postgres;

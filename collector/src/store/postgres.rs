@@ -379,6 +379,7 @@ impl PostgresStore {
             })
             .cloned()
             .collect();
+        let deliveries = super::category_cap::limit_postgres(&mut tx, deliveries).await?;
         super::delivery::insert_deliveries_postgres(&mut tx, &deliveries).await?;
         if rows.project_id.is_empty() {
             tx.commit().await?;

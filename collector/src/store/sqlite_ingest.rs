@@ -336,21 +336,23 @@ fn insert(
     // The notifications of this commit's events, atomically with them; a resent duplicate
     // (not stored by this commit) notifies nothing.
     if !deliveries.is_empty() {
+        let new: Vec<&NewDelivery> = deliveries
+            .iter()
+            .filter(|d| {
+                d.event_message_id
+                    .as_deref()
+                    .is_none_or(|m| fresh.contains(&(d.project_id, m)))
+            })
+            .collect();
         let mut outbox = tx.prepare_cached(INSERT_DELIVERY_SQLITE)?;
-        for d in deliveries {
-            let new = d
-                .event_message_id
-                .as_deref()
-                .is_none_or(|m| fresh.contains(&(d.project_id, m)));
-            if new {
-                outbox.execute(params![
-                    d.project_id,
-                    d.channel_id,
-                    d.source_key,
-                    d.content,
-                    millis(d.now)
-                ])?;
-            }
+        for d in super::category_cap::limit_sqlite(&tx, new)? {
+            outbox.execute(params![
+                d.project_id,
+                d.channel_id,
+                d.source_key,
+                d.content,
+                millis(d.now)
+            ])?;
         }
     }
     tx.commit()?;

@@ -32,6 +32,10 @@ pub enum Scripted {
     Exhausted(f64),
     /// Accept after this long (a slow target: the send is in flight meanwhile).
     Slow(Duration),
+    /// Any status, headers and body (a hostile target).
+    Raw(u16, Vec<(&'static str, String)>, String),
+    /// 200, then a body that never ends (a chunk every few milliseconds).
+    Endless,
 }
 
 #[derive(Debug, Default)]
@@ -186,6 +190,23 @@ async fn handle(
         Some(Scripted::Status(code, body)) => {
             return (StatusCode::from_u16(code).unwrap(), body).into_response();
         }
+        Some(Scripted::Raw(code, headers, body)) => {
+            let mut resp = (StatusCode::from_u16(code).unwrap(), body).into_response();
+            for (name, value) in headers {
+                resp.headers_mut().insert(name, value.parse().unwrap());
+            }
+            return resp;
+        }
+        Some(Scripted::Endless) => {
+            let chunks = futures::stream::unfold((), |()| async {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Some((
+                    Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(vec![b'x'; 256])),
+                    (),
+                ))
+            });
+            return (StatusCode::OK, axum::body::Body::from_stream(chunks)).into_response();
+        }
         Some(Scripted::RateLimited(secs)) => {
             let mut resp = (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -311,6 +332,31 @@ pub fn discord_limits(p: &Value) -> Result<(), Vec<String>> {
         }
     }
     check("embeds (total characters)".into(), total, 6_000);
+    for (i, e) in embeds.iter().enumerate() {
+        let mut texts = vec![(format!("embeds.{i}.description"), &e["description"])];
+        for (j, f) in e["fields"].as_array().into_iter().flatten().enumerate() {
+            texts.push((format!("embeds.{i}.fields.{j}.name"), &f["name"]));
+            texts.push((format!("embeds.{i}.fields.{j}.value"), &f["value"]));
+        }
+        for (what, text) in texts {
+            if let Some(link) = text.as_str().and_then(masked_link) {
+                errors.borrow_mut().push(format!(
+                    "{what}: renders the masked link {link} (its text disguises the URL)"
+                ));
+            }
+        }
+    }
+    if p["allowed_mentions"] != json!({"parse": []}) {
+        let text = p.to_string();
+        if ["@everyone", "@here", "<@"]
+            .iter()
+            .any(|m| text.contains(m))
+        {
+            errors
+                .borrow_mut()
+                .push("would ping: a mention without allowed_mentions {\"parse\": []}".into());
+        }
+    }
     if embeds.is_empty() && len(&p["content"]) == 0 {
         errors
             .borrow_mut()
@@ -322,6 +368,36 @@ pub fn discord_limits(p: &Value) -> Result<(), Vec<String>> {
     } else {
         Err(errors)
     }
+}
+
+/// A masked link `[text](url)` as Discord's markdown renders it (backslash escapes honoured).
+fn masked_link(s: &str) -> Option<String> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 2,
+            '[' => {
+                let rest: String = chars[i..].iter().collect();
+                if let Some(close) = rest.find("](")
+                    && let Some(end) = rest[close..].find(')')
+                {
+                    return Some(rest[..close + end + 1].to_owned());
+                }
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// A Slack control sequence (`<!channel>`, `<@U123>`, `<https://evil|text>`) in mrkdwn text:
+/// Slack renders it as a ping or a link instead of the characters.
+fn slack_control(s: &str) -> Option<&str> {
+    let open = s.find('<')?;
+    let close = s[open..].find('>')?;
+    Some(&s[open..open + close + 1])
 }
 
 /// Slack's Block Kit limits for what the collector sends.
@@ -349,6 +425,29 @@ fn slack_limits(p: &Value) -> Result<(), Vec<String>> {
                 }
             }
             _ => {}
+        }
+    }
+    let mut mrkdwn = vec![&p["text"]];
+    for b in &blocks {
+        if b["text"]["type"] == "mrkdwn" {
+            mrkdwn.push(&b["text"]["text"]);
+        }
+        for f in b["fields"]
+            .as_array()
+            .into_iter()
+            .chain(b["elements"].as_array())
+            .flatten()
+        {
+            if f["type"] == "mrkdwn" {
+                mrkdwn.push(&f["text"]);
+            }
+        }
+    }
+    for text in mrkdwn.iter().filter_map(|t| t.as_str()) {
+        if let Some(seq) = slack_control(text) {
+            errors.push(format!(
+                "unescaped {seq}: Slack renders it as a ping or a disguised link"
+            ));
         }
     }
     if errors.is_empty() {

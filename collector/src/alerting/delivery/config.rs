@@ -68,6 +68,14 @@ pub struct DeliveryConfig {
         default_value_t = 400
     )]
     pub pace_period_ms: u64,
+    /// Messages one event category sends one by one per minute (counted across replicas);
+    /// the rest of that minute's matches become one "and N more" message after it ends.
+    #[arg(
+        long = "category-max-per-minute",
+        env = "PULSELINE_CATEGORY_MAX_PER_MINUTE",
+        default_value_t = 30
+    )]
+    pub category_max_per_minute: u32,
     /// SMTP server for email channels: smtp://user:pass@host:587?tls=required, smtps://…:465,
     /// or smtp://host:25 (no TLS, local relays only).
     #[arg(long, env = "PULSELINE_SMTP_URL")]
@@ -89,6 +97,7 @@ impl Default for DeliveryConfig {
             poll_ms: 1_000,
             pace_burst: 5,
             pace_period_ms: 400,
+            category_max_per_minute: 30,
             smtp_url: None,
             smtp_from: None,
         }
@@ -104,6 +113,12 @@ impl DeliveryConfig {
                  another replica sends it again",
                 self.lease_ms,
                 self.timeout_ms
+            );
+        }
+        if self.category_max_per_minute == 0 {
+            anyhow::bail!(
+                "PULSELINE_CATEGORY_MAX_PER_MINUTE must be at least 1 (messages per category \
+                 per minute before the rest are summed up in one message)"
             );
         }
         if self.max_attempts == 0 {

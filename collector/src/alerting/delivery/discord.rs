@@ -30,6 +30,20 @@ pub fn truncate(s: &str, max: usize) -> String {
     out
 }
 
+/// Text shown as written where Discord renders markdown (descriptions, fields): `[` is escaped
+/// so `[Payment failed](https://evil)` cannot become a disguised link, and backslashes too, so
+/// one written by the sender cannot cancel ours.
+pub fn plain(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\\' | '[') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Discord rejects empty field names and values.
 fn non_empty(s: String) -> String {
     if s.trim().is_empty() {
@@ -42,7 +56,7 @@ fn non_empty(s: String) -> String {
 /// One embed for the notification, plus nothing else (`content` stays empty).
 pub fn payload(n: &Notification) -> Value {
     let title = truncate(&n.title, TITLE_MAX);
-    let mut description = truncate(&n.description, DESCRIPTION_MAX);
+    let mut description = truncate(&plain(&n.description), DESCRIPTION_MAX);
     let footer = n.footer.as_deref().map(|f| truncate(f, FOOTER_MAX));
     let author = n.user.as_deref().map(|u| truncate(u, AUTHOR_NAME_MAX));
     let mut fields: Vec<(String, String, bool)> = n
@@ -51,8 +65,8 @@ pub fn payload(n: &Notification) -> Value {
         .take(FIELDS_MAX)
         .map(|f| {
             (
-                non_empty(truncate(&f.name, FIELD_NAME_MAX)),
-                non_empty(truncate(&f.value, FIELD_VALUE_MAX)),
+                non_empty(truncate(&plain(&f.name), FIELD_NAME_MAX)),
+                non_empty(truncate(&plain(&f.value), FIELD_VALUE_MAX)),
                 f.inline,
             )
         })

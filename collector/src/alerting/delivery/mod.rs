@@ -7,10 +7,12 @@
 //! LOCKED` on PostgreSQL), sends them, and records each attempt; a replica that dies leaves its
 //! leases to expire, after which another replica sends.
 
+pub mod address;
 pub mod config;
 pub mod discord;
 pub mod sender;
 pub mod slack;
+mod summary;
 pub mod webhook;
 mod worker;
 
@@ -32,6 +34,8 @@ pub struct EventNotifications {
     pub categories: CategoryCache,
     pub wake: Arc<Notify>,
     pub clock: Arc<dyn Clock>,
+    /// Messages each category sends one by one per minute (PULSELINE_CATEGORY_MAX_PER_MINUTE).
+    pub max_per_minute: u32,
 }
 
 impl EventNotifications {
@@ -39,8 +43,13 @@ impl EventNotifications {
     pub fn matching(&self, batches: &[PendingBatch], out: &mut Vec<NewDelivery>) {
         let now = self.clock.now();
         for b in batches {
-            self.categories
-                .deliveries_for(b.project_id, &b.messages, now, out);
+            self.categories.deliveries_for(
+                b.project_id,
+                &b.messages,
+                now,
+                self.max_per_minute,
+                out,
+            );
         }
     }
 

@@ -13,6 +13,22 @@ pub const SECTION_TEXT_MAX: usize = 3_000;
 pub const SECTION_FIELDS_MAX: usize = 10;
 pub const FIELD_TEXT_MAX: usize = 2_000;
 
+/// Slack's escaping for text in `mrkdwn` and the fallback `text`: without it an event's
+/// `<!channel>` pings everyone and `<https://evil|Payment failed>` is a disguised link.
+/// Everything a notification carries is shown as written (templates included).
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 pub fn payload(n: &Notification) -> Value {
     let mut blocks = vec![json!({
         "type": "header",
@@ -21,7 +37,7 @@ pub fn payload(n: &Notification) -> Value {
     if !n.description.is_empty() {
         blocks.push(json!({
             "type": "section",
-            "text": {"type": "mrkdwn", "text": truncate(&n.description, SECTION_TEXT_MAX)}
+            "text": {"type": "mrkdwn", "text": truncate(&escape(&n.description), SECTION_TEXT_MAX)}
         }));
     }
     if !n.fields.is_empty() {
@@ -30,7 +46,7 @@ pub fn payload(n: &Notification) -> Value {
             .iter()
             .take(SECTION_FIELDS_MAX)
             .map(|f| {
-                json!({"type": "mrkdwn", "text": truncate(&format!("*{}*\n{}", f.name, f.value), FIELD_TEXT_MAX)})
+                json!({"type": "mrkdwn", "text": truncate(&format!("*{}*\n{}", escape(&f.name), escape(&f.value)), FIELD_TEXT_MAX)})
             })
             .collect();
         blocks.push(json!({"type": "section", "fields": fields}));
@@ -48,8 +64,8 @@ pub fn payload(n: &Notification) -> Value {
     if !context.is_empty() {
         blocks.push(json!({
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": truncate(&context.join(" · "), FIELD_TEXT_MAX)}]
+            "elements": [{"type": "mrkdwn", "text": truncate(&escape(&context.join(" · ")), FIELD_TEXT_MAX)}]
         }));
     }
-    json!({ "text": truncate(&n.plain_text(), TEXT_MAX), "blocks": blocks })
+    json!({ "text": truncate(&escape(&n.plain_text()), TEXT_MAX), "blocks": blocks })
 }

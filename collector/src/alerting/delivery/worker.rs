@@ -1,16 +1,19 @@
 //! The delivery worker of one replica: leases due outbox rows, sends them, records attempts,
 //! schedules retries; and turns new `alert_events` rows into outbox rows.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::DeliveryConfig;
 use super::sender::{SendOutcome, Sender};
+use super::summary::CategorySummaries;
 use crate::alerting::notification::{Notification, NotificationField};
 use crate::clock::Clock;
 use crate::store::delivery::{
@@ -42,12 +45,16 @@ impl DeliveryWorker {
         let me = Arc::new(self);
         tokio::spawn(async move {
             let poll = Duration::from_millis(me.config.poll_ms.max(10));
+            let mut summaries = CategorySummaries::default();
             loop {
                 if *stop.borrow() {
                     break;
                 }
                 if let Err(e) = dispatch_alert_events(&me.store, me.clock.now()).await {
                     tracing::warn!(error = %e, "dispatching alert events failed; retrying");
+                }
+                if let Err(e) = summaries.pass(&me.store, me.clock.now()).await {
+                    tracing::warn!(error = %e, "summing up capped categories failed; retrying");
                 }
                 let claimed = match me.claim().await {
                     Ok(c) => c,
@@ -143,15 +150,22 @@ impl DeliveryWorker {
                 return;
             }
         };
-        let outcome = self
-            .sender
-            .send(
-                &channel,
-                &notification,
-                &format!("msg_{}", d.id),
-                Some(finish_by),
-            )
-            .await;
+        // A panic while talking to one target must not leave its delivery leased forever
+        // with no attempt recorded: it becomes a failed attempt, retried and counted.
+        let send_started = std::time::Instant::now();
+        let outcome = AssertUnwindSafe(self.sender.send(
+            &channel,
+            &notification,
+            &format!("msg_{}", d.id),
+            Some(finish_by),
+        ))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| SendOutcome::Failed {
+            error: "sending failed unexpectedly (an internal error; see the collector log)".into(),
+            retryable: true,
+            latency: send_started.elapsed(),
+        });
         if let SendOutcome::Paced(wait) = outcome {
             let at = self.clock.now()
                 + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(1));
@@ -361,6 +375,7 @@ pub async fn dispatch_alert_events(store: &Store, now: DateTime<Utc>) -> Result<
                     content: content.clone(),
                     now,
                     event_message_id: None,
+                    cap: None,
                 }),
                 _ => tracing::warn!(
                     alert_event = a.id,

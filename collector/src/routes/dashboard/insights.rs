@@ -342,7 +342,7 @@ pub async fn series(
     if p.format.as_deref() == Some("csv") {
         let mut w = csv::Writer::from_writer(Vec::new());
         let mut header = vec!["bucket".to_owned()];
-        header.extend(series.series.iter().map(|s| s.name.clone()));
+        header.extend(series.series.iter().map(|s| csv_text(&s.name)));
         w.write_record(&header).map_err(csv_error)?;
         for (i, b) in series.buckets.iter().enumerate() {
             let mut row = vec![iso(*b)];
@@ -403,6 +403,17 @@ async fn rollup_series(
 
 fn iso(ms: i64) -> String {
     crate::store::from_millis(ms).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A text cell a spreadsheet shows as text: one starting with `=`, `+`, `-`, `@`, tab or CR
+/// would run as a formula (CSV injection), so it gets OWASP's `'` prefix. Only for text sent
+/// to us; numbers we format ourselves stay numbers.
+pub fn csv_text(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    }
 }
 
 fn csv_error(e: csv::Error) -> ApiError {
@@ -486,13 +497,12 @@ pub async fn events(
             .map_err(csv_error)?;
         for (e, body) in matching {
             let props = body.get("properties").cloned().unwrap_or(Value::Null);
-            let message_id = body.get("messageId").and_then(Value::as_str).unwrap_or("");
             w.write_record([
                 iso(e.ts),
-                e.name,
-                e.user_key.unwrap_or_default(),
-                message_id.to_owned(),
-                props.to_string(),
+                csv_text(&e.name),
+                csv_text(&e.user_key.unwrap_or_default()),
+                csv_text(&e.message_id),
+                csv_text(&props.to_string()),
             ])
             .map_err(csv_error)?;
         }
