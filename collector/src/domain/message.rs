@@ -82,31 +82,23 @@ pub struct Message {
     pub body: String,
 }
 
-/// Segment ids may be strings or numbers (`userId: 42`); both are stored as strings.
+/// Segment ids may be strings or numbers (`userId: 42`); both are stored as strings, a number
+/// as the digits it was sent with (read as a float, a 20-digit id would change).
 struct Id(String);
 
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct IdVisitor;
-        impl serde::de::Visitor<'_> for IdVisitor {
-            type Value = Id;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or a number")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Id, E> {
-                Ok(Id(v.to_owned()))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Id, E> {
-                Ok(Id(v.to_string()))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Id, E> {
-                Ok(Id(v.to_string()))
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Id, E> {
-                Ok(Id(v.to_string()))
-            }
+        use serde::de::{Error, Unexpected};
+        let raw = <&'de RawValue>::deserialize(d)?;
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'"') => serde_json::from_str(text).map(Id).map_err(D::Error::custom),
+            Some(b'-' | b'0'..=b'9') => Ok(Id(text.to_owned())),
+            _ => Err(D::Error::invalid_type(
+                Unexpected::Other(json_kind(text)),
+                &"a string or a number",
+            )),
         }
-        d.deserialize_any(IdVisitor)
     }
 }
 
@@ -161,6 +153,8 @@ impl Message {
         if !text.starts_with('{') {
             return Err(MessageError::new("message must be a JSON object"));
         }
+        // Before the fields are read, so an out-of-range id gets this error, naming the field.
+        super::numbers::check(text)?;
         let wire: WireMessage<'_> = serde_json::from_str(text).map_err(|e| {
             MessageError::new(format!("message has a field of the wrong type: {e}"))
         })?;
@@ -294,8 +288,10 @@ fn event_name(field: &str, name: &str) -> Result<String, MessageError> {
 fn json_kind(text: &str) -> &'static str {
     match text.as_bytes().first() {
         Some(b'[') => "an array",
+        Some(b'{') => "an object",
         Some(b'"') => "a string",
         Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
         _ => "a number",
     }
 }
@@ -321,6 +317,20 @@ mod tests {
         let ok = parse(r#"{"type":"track","event":" signup ","userId":42}"#).unwrap();
         assert_eq!(ok.event.as_deref(), Some("signup"));
         assert_eq!(ok.user_id.as_deref(), Some("42"));
+    }
+
+    #[test]
+    fn numeric_ids_keep_the_digits_sent() {
+        let m = parse(r#"{"type":"identify","userId":123456789012345678901234567890,"anonymousId":1.10,"messageId":"\u0041"}"#)
+            .unwrap();
+        assert_eq!(m.user_id.as_deref(), Some("123456789012345678901234567890"));
+        assert_eq!(m.anonymous_id.as_deref(), Some("1.10"));
+        assert_eq!(m.message_id, "A");
+        let err = parse(r#"{"type":"identify","userId":true}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("expected a string or a number"),
+            "{err}"
+        );
     }
 
     #[test]
