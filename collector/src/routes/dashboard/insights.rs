@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{PathIds, ProjectPath, Session, query_error};
@@ -435,8 +436,22 @@ pub struct EventRow {
     pub event: String,
     /// User id, else anonymous id.
     pub user: Option<String>,
+    /// As sent: numbers keep their digits.
     #[schema(value_type = Object)]
-    pub properties: Value,
+    pub properties: Box<RawValue>,
+}
+
+/// A stored message's `properties` as JSON text (null when absent), never parsed into values,
+/// so every number keeps the digits it was sent with.
+fn raw_properties(body: &str) -> Box<RawValue> {
+    #[derive(Deserialize)]
+    struct Properties {
+        properties: Option<Box<RawValue>>,
+    }
+    serde_json::from_str::<Properties>(body)
+        .ok()
+        .and_then(|p| p.properties)
+        .unwrap_or_else(|| RawValue::NULL.to_owned())
 }
 
 /// The events behind a chart: newest first (the last 200 as JSON; all of them as CSV).
@@ -485,14 +500,14 @@ pub async fn events(
         w.write_record(["timestamp", "event", "user", "message_id", "properties"])
             .map_err(csv_error)?;
         for (e, body) in matching {
-            let props = body.get("properties").cloned().unwrap_or(Value::Null);
+            let props = raw_properties(&e.body);
             let message_id = body.get("messageId").and_then(Value::as_str).unwrap_or("");
             w.write_record([
                 iso(e.ts),
                 e.name,
                 e.user_key.unwrap_or_default(),
                 message_id.to_owned(),
-                props.to_string(),
+                props.get().to_owned(),
             ])
             .map_err(csv_error)?;
         }
@@ -500,12 +515,12 @@ pub async fn events(
     }
     let rows: Vec<EventRow> = matching
         .take(TABLE_ROWS)
-        .map(|(e, body)| EventRow {
+        .map(|(e, _)| EventRow {
             seq: e.seq,
             timestamp: e.ts,
+            properties: raw_properties(&e.body),
             event: e.name,
             user: e.user_key,
-            properties: body.get("properties").cloned().unwrap_or(Value::Null),
         })
         .collect();
     Ok(Json(rows).into_response())
