@@ -493,7 +493,7 @@ pub async fn events(
     let rows = scan(&state, project, &r, event.as_deref()).await?;
     let matching = rows.into_iter().rev().filter_map(|e| {
         let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
-        analytics::passes(&body, filter.as_ref()).then_some((e, body))
+        analytics::passes(&e.body, filter.as_ref()).then_some((e, body))
     });
     if p.format.as_deref() == Some("csv") {
         let mut w = csv::Writer::from_writer(Vec::new());
