@@ -319,6 +319,38 @@ mod numbers {
         );
     }
 
+    /// A timestamp an offset pushes past year 9999 in UTC would be returned as `+10000-…`.
+    #[tokio::test]
+    async fn timestamps_past_year_9999_in_utc_are_refused() {
+        let app = spawn_app().await;
+        let (status, answer) = post_raw(
+            &app,
+            "/v1/track",
+            r#"{"userId":"u","event":"e","timestamp":"9999-12-31T23:30:00-01:00"}"#,
+        )
+        .await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["message"]
+                .as_str()
+                .unwrap()
+                .contains("'timestamp' is outside the years 0000 to 9999"),
+            "{answer}"
+        );
+        let (status, answer) = post_raw(
+            &app,
+            "/v1/track",
+            r#"{"userId":"u","event":"e","timestamp":"9999-12-31T23:30:00.123456789123456789+00:00"}"#,
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        let text = events_text(&app).await;
+        assert!(
+            text.contains(r#""timestamp":"9999-12-31T23:30:00.123Z""#),
+            "{text}"
+        );
+    }
+
     /// Rows stored before the limits existed come back whole, not as bare ids.
     #[tokio::test]
     async fn stored_out_of_range_bodies_keep_every_field() {

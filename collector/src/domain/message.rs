@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -236,8 +236,8 @@ impl Message {
             Some(id) => id,
             None => Uuid::now_v7().to_string(),
         };
-        let timestamp = match wire.timestamp {
-            Some(ts) => DateTime::parse_from_rfc3339(&ts)
+        let timestamp = match wire.timestamp.as_deref() {
+            Some(ts) => DateTime::parse_from_rfc3339(ts)
                 .map(|t| t.with_timezone(&Utc))
                 .map_err(|e| {
                     MessageError::new(format!(
@@ -246,6 +246,14 @@ impl Message {
                 })?,
             None => received_at,
         };
+        // An offset can carry year 9999 or 0000 past RFC 3339's range once in UTC; stored, the
+        // event would come back with a timestamp no RFC 3339 parser reads.
+        if !(0..=9999).contains(&timestamp.year()) {
+            return Err(MessageError::new(format!(
+                "'timestamp' is outside the years 0000 to 9999 once converted to UTC: got '{}'",
+                wire.timestamp.as_deref().unwrap_or_default()
+            )));
+        }
 
         Ok(Self {
             kind,
@@ -357,6 +365,33 @@ mod tests {
         let ok = parse(r#"{"type":"track","event":"e","userId":"u","timestamp":"2026-01-02T03:04:05.678+01:00"}"#)
             .unwrap();
         assert_eq!(ok.timestamp.to_rfc3339(), "2026-01-02T02:04:05.678+00:00");
+    }
+
+    #[test]
+    fn timestamps_stay_within_rfc_3339_years_in_utc() {
+        for ts in ["9999-12-31T23:00:00-01:00", "0000-01-01T00:00:00+00:01"] {
+            let err = parse(&format!(
+                r#"{{"type":"track","event":"e","userId":"u","timestamp":"{ts}"}}"#
+            ))
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("outside the years 0000 to 9999"),
+                "{err}"
+            );
+        }
+        let long_fraction = format!("2026-01-02T03:04:05.{}Z", "9".repeat(5000));
+        let ok = parse(&format!(
+            r#"{{"type":"track","event":"e","userId":"u","timestamp":"{long_fraction}"}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.timestamp.to_rfc3339(),
+            "2026-01-02T03:04:05.999999999+00:00"
+        );
+        let ok = parse(
+            r#"{"type":"track","event":"e","userId":"u","timestamp":"9999-12-31T23:59:59.999Z"}"#,
+        );
+        assert!(ok.is_ok());
     }
 
     #[test]
