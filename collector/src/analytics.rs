@@ -54,7 +54,7 @@ fn property_number(body: &str, name: &str) -> Option<f64> {
 
 /// The value of `key` in a JSON object's text (the last one, as JSON parsers keep); `None` for
 /// anything that is not an object holding it.
-fn field<'a>(object: &'a RawValue, key: &str) -> Option<&'a RawValue> {
+pub(crate) fn field<'a>(object: &'a RawValue, key: &str) -> Option<&'a RawValue> {
     if !object.get().starts_with('{') {
         return None;
     }
