@@ -351,6 +351,58 @@ mod numbers {
         );
     }
 
+    /// Values PostgreSQL cannot cast (1E+400 to float8, `\u0000` to jsonb) used to be stored
+    /// and then failed every rule query over their window there; now they are refused, and the
+    /// rule reads the valid events on both backends.
+    #[tokio::test]
+    async fn refused_values_never_reach_a_rule() {
+        let app = spawn_app().await;
+        let at = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+        let track = |props: &str| {
+            format!(
+                r#"{{"type":"track","userId":"u","event":"checkout","timestamp":"{at}","properties":{props}}}"#
+            )
+        };
+        let batch = format!(
+            r#"{{"batch":[{},{},{}]}}"#,
+            track(r#"{"value":5}"#),
+            track(r#"{"value":1E+400}"#),
+            track(r#"{"value":1,"note":"a\u0000b"}"#)
+        );
+        let (status, answer) = post_raw(&app, "/v1/batch", &batch).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["accepted"], 1, "{answer}");
+        let nul = answer["rejected"][1]["error"].as_str().unwrap();
+        assert!(
+            nul.starts_with(r"'properties.note' holds \u0000 (NUL)"),
+            "{nul}"
+        );
+
+        let resp = app
+            .http
+            .post(app.url("/api/v1/rules/preview?buckets=4"))
+            .bearer_auth(&app.keys.secret_key)
+            .json(&serde_json::json!({
+                "name": "Revenue", "channel_ids": [],
+                "series": {"event": "checkout", "aggregate": "sum", "property": "value",
+                           "bucket": "hour"},
+                "condition": {"type": "threshold", "op": ">", "value": 100}
+            }))
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let preview: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{preview}");
+        let values: Vec<f64> = preview["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["value"].as_f64())
+            .collect();
+        assert_eq!(values.iter().sum::<f64>(), 5.0, "{preview}");
+    }
+
     /// Rows stored before the limits existed come back whole, not as bare ids.
     #[tokio::test]
     async fn stored_out_of_range_bodies_keep_every_field() {

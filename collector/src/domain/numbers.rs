@@ -1,6 +1,6 @@
 //! What a stored message may hold so that every later reader can use it: numbers the collector
-//! keeps digit for digit *and* can aggregate as 64-bit floats on both backends, and nesting that
-//! PostgreSQL's `jsonb` and the dashboard's JSON parser accept.
+//! keeps digit for digit *and* can aggregate as 64-bit floats on both backends, and strings and
+//! nesting that PostgreSQL's `jsonb` (which rules read) and serde_json's `Value` accept.
 
 use super::MessageError;
 
@@ -63,12 +63,20 @@ pub fn check(json: &str) -> Result<(), MessageError> {
             }
             b'"' => {
                 let start = i + 1;
-                i = string_end(b, start);
+                let (end, nul) = string_end(b, start);
+                i = end;
                 if let Some(Frame::Object { key, expect_key }) = stack.last_mut()
                     && *expect_key
                 {
                     *key = Some(&json[start..i - 1]);
                     *expect_key = false;
+                }
+                if nul {
+                    return Err(MessageError::new(format!(
+                        "'{}' holds \\u0000 (NUL), which PostgreSQL cannot store in JSON: \
+                         remove it",
+                        path(&stack)
+                    )));
                 }
             }
             b'-' | b'0'..=b'9' => {
@@ -114,16 +122,21 @@ fn check_number(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The index just past the closing quote of the string whose content starts at `start`.
-fn string_end(b: &[u8], mut j: usize) -> usize {
+/// The index just past the closing quote of the string whose content starts at `start`, and
+/// whether the string holds an escaped NUL (`\u0000`).
+fn string_end(b: &[u8], mut j: usize) -> (usize, bool) {
+    let mut nul = false;
     while j < b.len() {
         match b[j] {
-            b'\\' => j += 2,
-            b'"' => return j + 1,
+            b'\\' => {
+                nul |= b[j + 1..].starts_with(b"u0000");
+                j += 2;
+            }
+            b'"' => return (j + 1, nul),
             _ => j += 1,
         }
     }
-    b.len()
+    (b.len(), nul)
 }
 
 /// `properties.items[2].price`, from the message's top level down.
@@ -195,6 +208,18 @@ mod tests {
         assert!(e.contains("'userId' is a number of 101 characters"), "{e}");
         let e = err(r#"{"properties":{"we\"ird":1e999}}"#);
         assert!(e.starts_with(r#"'properties.we\"ird' is 1e999"#), "{e}");
+    }
+
+    #[test]
+    fn escaped_nul_is_refused_in_values_and_keys() {
+        let e = err(r#"{"properties":{"note":"a\u0000b"}}"#);
+        assert!(
+            e.starts_with("'properties.note' holds \\u0000 (NUL)"),
+            "{e}"
+        );
+        let e = err(r#"{"properties":{"k\u0000":1}}"#);
+        assert!(e.starts_with(r"'properties.k\u0000' holds"), "{e}");
+        check(r#"{"properties":{"note":"\\u0000 \u0001"}}"#).unwrap();
     }
 
     #[test]
