@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
-use serde_json::Value;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::store::analytics::ScannedEvent;
@@ -14,33 +15,97 @@ pub const SESSION_GAP_MS: i64 = 30 * 60 * 1000;
 /// The event name the browser SDK gives Web Vitals samples.
 pub const WEB_VITAL_EVENT: &str = "Web Vital";
 
-/// A property of an event: `properties.<name>` (dots reach into objects), else `context.<name>`.
-pub fn property(body: &Value, name: &str) -> Option<Value> {
-    for root in ["properties", "context", "traits"] {
-        let mut v = body.get(root);
-        for part in name.split('.') {
-            v = v.and_then(|v| v.get(part));
-        }
-        if let Some(v) = v.filter(|v| !v.is_null()) {
-            return Some(v.clone());
-        }
+/// A property of an event's stored JSON: `properties.<name>` (dots reach into objects), else
+/// `context.<name>`, else `traits.<name>`. Found by walking the text, never parsed into
+/// values, so a number keeps the digits it was sent with (a group named `1.10` stays `1.10`).
+pub fn property<'a>(body: &'a str, name: &str) -> Option<&'a RawValue> {
+    let body: &RawValue = serde_json::from_str(body).ok()?;
+    ["properties", "context", "traits"]
+        .into_iter()
+        .find_map(|root| {
+            let mut v = field(body, root);
+            for part in name.split('.') {
+                v = v.and_then(|v| field(v, part));
+            }
+            v.filter(|v| v.get() != "null")
+        })
+}
+
+/// A property as text, for filters and groups: a string's value, else its JSON as sent.
+pub fn property_text(body: &str, name: &str) -> Option<String> {
+    let v = property(body, name)?.get();
+    if v.starts_with('"') {
+        serde_json::from_str(v).ok()
+    } else {
+        Some(v.to_owned())
     }
-    None
 }
 
-/// A property as text, for filters and groups.
-pub fn property_text(body: &Value, name: &str) -> Option<String> {
-    property(body, name).map(|v| match v {
-        Value::String(s) => s,
-        other => other.to_string(),
-    })
+/// A property as a finite float, for aggregates: a number, or a string holding one.
+fn property_number(body: &str, name: &str) -> Option<f64> {
+    let v = property(body, name)?.get();
+    let n: f64 = match v.as_bytes().first()? {
+        b'"' => serde_json::from_str::<String>(v).ok()?.parse().ok()?,
+        b'-' | b'0'..=b'9' => v.parse().ok()?,
+        _ => return None,
+    };
+    n.is_finite().then_some(n)
 }
 
-fn property_number(body: &Value, name: &str) -> Option<f64> {
-    match property(body, name)? {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
+/// The value of `key` in a JSON object's text (the last one, as JSON parsers keep); `None` for
+/// anything that is not an object holding it.
+pub(crate) fn field<'a>(object: &'a RawValue, key: &str) -> Option<&'a RawValue> {
+    if !object.get().starts_with('{') {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_str(object.get());
+    serde::Deserializer::deserialize_map(&mut de, FieldLookup(key))
+        .ok()
+        .flatten()
+}
+
+struct FieldLookup<'k>(&'k str);
+
+impl<'de> Visitor<'de> for FieldLookup<'_> {
+    type Value = Option<&'de RawValue>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(hit) = map.next_key_seed(KeyIs(self.0))? {
+            if hit {
+                found = Some(map.next_value::<&'de RawValue>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Compares a key with the wanted one without copying it (unless it has escapes).
+struct KeyIs<'k>(&'k str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
     }
 }
 
@@ -136,8 +201,8 @@ pub fn bucket_starts(from: i64, to: i64, bucket_ms: i64) -> Vec<i64> {
     out
 }
 
-/// Whether an event passes the spec's property filter (already parsed body).
-pub fn passes(body: &Value, filter: Option<&(String, String)>) -> bool {
+/// Whether an event (its stored JSON) passes the spec's property filter.
+pub fn passes(body: &str, filter: Option<&(String, String)>) -> bool {
     filter.is_none_or(|(name, want)| property_text(body, name).as_deref() == Some(want.as_str()))
 }
 
@@ -156,12 +221,12 @@ pub fn series(events: &[ScannedEvent], spec: &SeriesSpec) -> Series {
         if e.ts < spec.from || e.ts >= spec.to {
             continue;
         }
-        let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
-        if !passes(&body, spec.filter.as_ref()) {
+        let body = e.body.as_str();
+        if !passes(body, spec.filter.as_ref()) {
             continue;
         }
         let group = match &spec.group_by {
-            Some(g) => property_text(&body, g).unwrap_or_else(|| "(none)".to_owned()),
+            Some(g) => property_text(body, g).unwrap_or_else(|| "(none)".to_owned()),
             None => "all".to_owned(),
         };
         let idx = ((e.ts - first) / spec.bucket_ms) as usize;
@@ -175,7 +240,7 @@ pub fn series(events: &[ScannedEvent], spec: &SeriesSpec) -> Series {
             let Some(v) = spec
                 .property
                 .as_deref()
-                .and_then(|p| property_number(&body, p))
+                .and_then(|p| property_number(body, p))
             else {
                 continue;
             };
@@ -489,10 +554,10 @@ pub fn web_vitals(events: &[ScannedEvent], from: i64, to: i64, bucket_ms: i64) -
     let first = buckets.first().copied().unwrap_or(from);
     let mut samples: HashMap<&str, Vec<(i64, String, f64)>> = HashMap::new();
     for e in events.iter().filter(|e| e.name == WEB_VITAL_EVENT) {
-        let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
+        let body = e.body.as_str();
         let (Some(metric), Some(value)) = (
-            property_text(&body, "metric"),
-            property_number(&body, "value"),
+            property_text(body, "metric"),
+            property_number(body, "value"),
         ) else {
             continue;
         };
@@ -502,8 +567,8 @@ pub fn web_vitals(events: &[ScannedEvent], from: i64, to: i64, bucket_ms: i64) -
         else {
             continue;
         };
-        let path = property_text(&body, "path")
-            .or_else(|| property_text(&body, "page.path"))
+        let path = property_text(body, "path")
+            .or_else(|| property_text(body, "page.path"))
             .unwrap_or_else(|| "(unknown)".to_owned());
         samples
             .entry(v.metric)
@@ -541,7 +606,32 @@ pub fn web_vitals(events: &[ScannedEvent], from: i64, to: i64, bucket_ms: i64) -
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
+
+    #[test]
+    fn properties_are_read_from_the_text_with_their_digits() {
+        let body = r#"{"properties":{"price":1.10,"big":340282366920938463463374607431768211455,
+            "n":{"plan":"pro"},"s":"12.5","inf":"1e999","none":null,"dup":1,"dup":2,"e\u0073c":"x"},
+            "context":{"page":{"path":"/a"},"none":"ctx"}}"#;
+        assert_eq!(property_text(body, "price").as_deref(), Some("1.10"));
+        assert_eq!(
+            property_text(body, "big").as_deref(),
+            Some("340282366920938463463374607431768211455")
+        );
+        assert_eq!(property_text(body, "n.plan").as_deref(), Some("pro"));
+        assert_eq!(property_text(body, "page.path").as_deref(), Some("/a"));
+        assert_eq!(property_text(body, "none").as_deref(), Some("ctx"));
+        assert_eq!(property_text(body, "dup").as_deref(), Some("2"));
+        assert_eq!(property_text(body, "esc").as_deref(), Some("x"));
+        assert_eq!(property_text(body, "missing"), None);
+        assert_eq!(property_number(body, "price"), Some(1.1));
+        assert_eq!(property_number(body, "s"), Some(12.5));
+        assert_eq!(property_number(body, "inf"), None);
+        assert_eq!(property_number(body, "n"), None);
+        assert_eq!(property_text("not json", "price"), None);
+    }
 
     fn ev(ts: i64, name: &str, user: &str, props: Value) -> ScannedEvent {
         ScannedEvent {

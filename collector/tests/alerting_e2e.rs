@@ -101,3 +101,63 @@ async fn a_rule_fires_once_and_resolves_once_on_discord() {
     );
     assert_eq!(discord.receiver.rejected().len(), 0);
 }
+
+/// A category's message shows numbers with the digits they were sent with (`1.10`, a 128-bit
+/// id), in templates and fields alike, not a float's rendering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn category_messages_show_numbers_as_sent() {
+    let app = common::spawn_app().await;
+    let discord = standins::discord().await;
+    let secret = app.keys.secret_key.clone();
+    let post = |path: &str, body: Value| {
+        app.http
+            .post(app.url(path))
+            .bearer_auth(&secret)
+            .json(&body)
+            .send()
+    };
+    let resp = post(
+        "/api/v1/channels",
+        json!({"name": "payments", "kind": "discord", "url": discord.url}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 201);
+    let channel: Value = resp.json().await.unwrap();
+    let resp = post(
+        "/api/v1/categories",
+        json!({"name": "Payments", "pattern": "payment", "emoji": "💰", "colour": 0,
+               "channel_id": channel["id"], "title_template": "{user} paid {amount}",
+               "description_template": "order {order.id}"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+
+    let resp = app
+        .http
+        .post(app.url("/v1/track"))
+        .basic_auth(&app.keys.write_key, Some(""))
+        .header("content-type", "application/json")
+        .body(
+            r#"{"userId":"u","event":"payment","properties":{"amount":1.10,
+                "order":{"id":340282366920938463463374607431768211455}}}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+
+    let got = discord.receiver.wait_for(1, WAIT).await;
+    let embed = &got[0]["embeds"][0];
+    assert_eq!(embed["title"], "u paid 1.10");
+    assert_eq!(
+        embed["description"],
+        "order 340282366920938463463374607431768211455"
+    );
+    let fields = embed["fields"].as_array().unwrap();
+    assert!(
+        fields.contains(&json!({"name": "amount", "value": "1.10", "inline": true})),
+        "{fields:?}"
+    );
+}

@@ -1031,6 +1031,87 @@ async fn the_live_tail_streams_new_events() {
     );
 }
 
+/// Numbers keep the digits they were sent with in every dashboard view: the live tail, the
+/// events table and CSV, and group names and filters of the explore chart.
+#[tokio::test]
+async fn dashboard_views_show_numbers_as_sent() {
+    let app = spawn(|_| {}, Arc::new(SystemClock)).await;
+    let me = app.admin().await;
+    let p = format!("/api/dash/projects/{}", app.project);
+    let get_text = |path: String| {
+        let (app, me) = (&app, me.clone());
+        async move {
+            let resp = app
+                .http
+                .get(app.url(&path))
+                .header("cookie", &me.cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            resp
+        }
+    };
+    let mut tail = get_text(format!("{p}/tail")).await;
+    let props = r#"{"price":1.10,"big":340282366920938463463374607431768211455,"d":12345678901234567890.123456789}"#;
+    let body = format!(r#"{{"userId":"u","event":"Exact","properties":{props}}}"#);
+    let resp = app
+        .http
+        .post(app.url("/v1/track"))
+        .basic_auth(&app.write_key, Some(""))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !seen.contains("Exact") {
+        let chunk = tokio::time::timeout_at(deadline, tail.chunk())
+            .await
+            .expect("within 10 s");
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap()));
+    }
+    assert!(seen.contains(&format!(r#""properties":{props}"#)), "{seen}");
+
+    let table = get_text(format!("{p}/events?event=Exact"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        table.contains(&format!(r#""properties":{props}"#)),
+        "{table}"
+    );
+    let csv = get_text(format!("{p}/events?event=Exact&format=csv"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let quoted = props.replace('"', "\"\"");
+    assert!(csv.contains(",Exact,u,"), "{csv}");
+    assert!(csv.trim_end().ends_with(&format!(r#""{quoted}""#)), "{csv}");
+
+    let (status, grouped) = app
+        .get(&me, &format!("{p}/series?event=Exact&group_by=big"))
+        .await;
+    assert_eq!(status, 200, "{grouped}");
+    assert_eq!(
+        grouped["series"][0]["name"],
+        "340282366920938463463374607431768211455"
+    );
+    let (_, filtered) = app
+        .get(
+            &me,
+            &format!("{p}/series?event=Exact&filter_property=price&filter_value=1.10"),
+        )
+        .await;
+    let counts = filtered["series"][0]["values"].as_array().unwrap();
+    assert_eq!(counts.iter().filter_map(Value::as_f64).sum::<f64>(), 1.0);
+}
+
 /// The dashboard's alerting routes (issue 8): the secret-key handlers under
 /// `/api/dash/projects/{project}`, with roles, tenancy, CSRF and the audit log; a rule made in
 /// the dashboard fires, and its alert and delivery show in the history and the log.

@@ -2,7 +2,7 @@
 // by collector/build.rs). Every change carries the session's CSRF token.
 import uPlot from '/assets/uplot.esm.js';
 
-import { $, DAY, HOUR, api, card, cssVar, errorBox, fmt, h, iso, pct, setCsrf } from '/assets/ui.js';
+import { $, DAY, HOUR, api, card, cssVar, errorBox, fmt, h, iso, parseExact, pct, plain, setCsrf } from '/assets/ui.js';
 import * as alerting from '/assets/alerts.js';
 
 const main = $('#main');
@@ -254,12 +254,12 @@ function startTail(project, box) {
   tail = new EventSource(`/api/dash/projects/${project.id}/tail`);
   let first = true;
   tail.addEventListener('events', (e) => {
-    const events = JSON.parse(e.data);
+    const events = parseExact(e.data);
     if (!events.length) return;
     if (first) { box.textContent = ''; first = false; }
     for (const ev of events) {
       const name = ev.event || ev.name || `$${ev.type}`;
-      const who = ev.userId || ev.anonymousId || '';
+      const who = plain(ev.userId || ev.anonymousId || '');
       const props = ev.properties ? JSON.stringify(ev.properties) : '';
       box.prepend(h('div', { title: props }, `${iso(Date.parse(ev.receivedAt || ev.timestamp))}  ${name}  ${who}  ${props}`));
     }
@@ -339,7 +339,7 @@ async function explore(project) {
     chart(chartBox, s.buckets, s.series, { onZoom: (a, b) => setExplore(project, { from: a, to: b, bucket: '' }) });
   } catch (e) { chartBox.replaceChildren(errorBox(e)); }
   try {
-    const rows = await api(`${base}/events?${params}`);
+    const rows = await api(`${base}/events?${params}`, { exact: true });
     table.replaceChildren(h('table', { id: 'events-table' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Time (UTC)'), h('th', {}, 'Event'), h('th', {}, 'User'), h('th', {}, 'Properties'))),
       h('tbody', {}, rows.map((r) => h('tr', {}, h('td', {}, iso(r.timestamp)), h('td', {}, r.event), h('td', {}, r.user || ''),

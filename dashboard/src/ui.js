@@ -19,13 +19,26 @@ let csrf = null;
 /// The session's CSRF token, sent with every change (null when logged out).
 export function setCsrf(token) { csrf = token; }
 
-export async function api(path, { method = 'GET', body } = {}) {
+/// JSON.parse keeping the digits of each number a double would change (1.10, 2**100): such a
+/// number becomes JSON.rawJSON, which JSON.stringify writes back as sent. Browsers without
+/// JSON.rawJSON get plain JSON.parse.
+export function parseExact(text) {
+  if (typeof JSON.rawJSON !== 'function') return JSON.parse(text);
+  return JSON.parse(text, (_key, value, ctx) =>
+    typeof value === 'number' && ctx?.source !== undefined && String(value) !== ctx.source
+      ? JSON.rawJSON(ctx.source) : value);
+}
+
+/// Text of a value parseExact may have returned (a raw number has no string conversion).
+export const plain = (v) => (JSON.isRawJSON?.(v) ? v.rawJSON : v);
+
+export async function api(path, { method = 'GET', body, exact = false } = {}) {
   const headers = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET' && csrf) headers['x-csrf-token'] = csrf;
   const resp = await fetch(path, { method, headers, credentials: 'same-origin',
     body: body === undefined ? undefined : JSON.stringify(body) });
-  const data = await resp.json().catch(() => null);
+  const data = await (exact ? resp.text().then(parseExact) : resp.json()).catch(() => null);
   if (!resp.ok) {
     const err = new Error(data?.message || `HTTP ${resp.status}`);
     err.status = resp.status;

@@ -123,11 +123,18 @@ try {
     headers: { authorization: `Basic ${Buffer.from(`${copied}:`).toString('base64')}`, 'content-type': 'application/json' },
     body: JSON.stringify({ batch }) });
   assert.equal(resp.status, 200, await resp.text());
+  // One with numbers a double would change (1.1, 3.402823669209385e+38): shown as sent.
+  const exact = '{"price":1.10,"big":340282366920938463463374607431768211455}';
+  const exactResp = await fetch(`${base}/v1/track`, { method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${copied}:`).toString('base64')}`, 'content-type': 'application/json' },
+    body: `{"userId":"user-exact","event":"Exact Numbers","properties":${exact}}` });
+  assert.equal(exactResp.status, 200, await exactResp.text());
 
   // The live tail shows them without a reload.
   await page.waitForSelector('#live-tail >> text=Browser Test Event', { timeout: 15000 });
+  await page.waitForFunction((t) => document.querySelector('#live-tail')?.textContent.includes(t), exact, { timeout: 15000 });
   await page.reload();
-  await page.waitForFunction(() => document.querySelector('#events-today')?.textContent === '32');
+  await page.waitForFunction(() => document.querySelector('#events-today')?.textContent === '33');
   await page.waitForSelector('#live-tail >> text=Browser Test Event', { timeout: 15000 });
 
   // The Rust SDK (examples/rust-quickstart: identify, page, two tracks) with the copied key:
@@ -138,7 +145,7 @@ try {
   assert.match(sdkOut, /sent 4 of 4 events/, sdkOut);
   await page.waitForSelector('#live-tail >> text=order_completed', { timeout: 15000 });
   await page.reload();
-  const eventsSoFar = 36; // 32 through the HTTP API, 4 from the Rust SDK
+  const eventsSoFar = 37; // 33 through the HTTP API, 4 from the Rust SDK
   await page.waitForFunction((n) => document.querySelector('#events-today')?.textContent === String(n), eventsSoFar);
   await page.screenshot({ path: join(shots, 'overview.png'), fullPage: true });
 
@@ -172,6 +179,9 @@ try {
   await page.goto(`${projectUrl}/explore?event=${encodeURIComponent('Browser Test Event')}&from=${now - 2 * 3600000}&to=${now + 60000}&group_by=plan`);
   await page.waitForSelector('#explore-chart canvas');
   await page.waitForSelector('.u-legend >> text=pro');
+  await page.goto(`${projectUrl}/explore?event=${encodeURIComponent('Exact Numbers')}&from=${now - 2 * 3600000}&to=${now + 60000}`);
+  await page.waitForSelector('#events-table tbody tr');
+  assert.equal(await page.textContent('#events-table tbody td:last-child code'), exact);
 
   for (const p of ['vitals', 'product', 'members', 'audit', 'report']) {
     await page.goto(`${projectUrl}/${p}`);

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use globset::{Glob, GlobMatcher};
-use serde_json::Value;
 
-use crate::alerting::notification::{Notification, fields_from_properties, render_template};
+use crate::alerting::notification::{
+    Notification, fields_from_properties, properties_of, render_template,
+};
 use crate::domain::{Message, MessageType, ProjectId};
 use crate::store::category_cap::CategoryCap;
 use crate::store::delivery::{CategoryRecord, NewDelivery};
@@ -145,12 +146,7 @@ pub fn spawn_refresh(store: Store, cache: CategoryCache) -> tokio::task::JoinHan
 /// The notification of one event: "💰 payment.succeeded" (or the category's templates), the
 /// properties as fields, who and when.
 pub fn render_event(category: &CategoryRecord, m: &Message, event: &str) -> Notification {
-    let body: Value = serde_json::from_str(&m.body).unwrap_or(Value::Null);
-    let empty = serde_json::Map::new();
-    let properties = body
-        .get("properties")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
+    let properties = &properties_of(&m.body);
     let user = m.user_id.as_deref().or(m.anonymous_id.as_deref());
     let title = match &category.title_template {
         Some(t) if !t.is_empty() => render_template(t, properties, event, user),

@@ -1,9 +1,11 @@
 //! A notification before it meets a channel: what both event categories and alert rules hand to
 //! delivery. Each channel (Discord, Slack, webhook, email) renders it within its own limits.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 /// One name/value line of a notification (a Discord embed field, a Slack section field).
@@ -70,19 +72,34 @@ impl Notification {
     }
 }
 
+/// An event's properties as sent: each value is its JSON text, so a number keeps its digits
+/// (`1.10`, a 128-bit id) where a parsed value would print a float's rendering.
+pub type Properties = BTreeMap<String, Box<RawValue>>;
+
+/// The `properties` object of a stored message (empty when absent or not an object).
+pub fn properties_of(body: &str) -> Properties {
+    #[derive(Deserialize)]
+    struct Sent {
+        properties: Option<Properties>,
+    }
+    serde_json::from_str::<Sent>(body)
+        .ok()
+        .and_then(|s| s.properties)
+        .unwrap_or_default()
+}
+
 /// A property value as a person reads it: strings without quotes, everything else as JSON.
-pub fn display_value(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "null".to_owned(),
-        other => other.to_string(),
+pub fn display_value(v: &RawValue) -> String {
+    let text = v.get();
+    if text.starts_with('"') {
+        serde_json::from_str(text).unwrap_or_default()
+    } else {
+        text.to_owned()
     }
 }
 
 /// Fields from an event's properties, in key order.
-pub fn fields_from_properties(
-    properties: &serde_json::Map<String, Value>,
-) -> Vec<NotificationField> {
+pub fn fields_from_properties(properties: &Properties) -> Vec<NotificationField> {
     properties
         .iter()
         .map(|(k, v)| {
@@ -101,7 +118,7 @@ pub fn fields_from_properties(
 /// so a typo is visible in the message rather than silently blank.
 pub fn render_template(
     template: &str,
-    properties: &serde_json::Map<String, Value>,
+    properties: &Properties,
     event: &str,
     user: Option<&str>,
 ) -> String {
@@ -130,14 +147,14 @@ pub fn render_template(
     out
 }
 
-fn lookup<'a>(properties: &'a serde_json::Map<String, Value>, path: &str) -> Option<&'a Value> {
+fn lookup<'a>(properties: &'a Properties, path: &str) -> Option<&'a RawValue> {
     if let Some(v) = properties.get(path) {
         return Some(v);
     }
     let mut parts = path.split('.');
-    let mut current = properties.get(parts.next()?)?;
+    let mut current: &RawValue = properties.get(parts.next()?)?;
     for part in parts {
-        current = current.as_object()?.get(part)?;
+        current = crate::analytics::field(current, part)?;
     }
     Some(current)
 }
@@ -149,20 +166,37 @@ mod tests {
 
     #[test]
     fn templates_fill_properties_and_keep_unknown_placeholders() {
-        let props = json!({"amount": 42.5, "plan": {"tier": "pro"}, "name": "Ada"});
-        let props = props.as_object().unwrap();
+        let props = properties_of(
+            &json!({"properties": {"amount": 42.5, "plan": {"tier": "pro"}, "name": "Ada"}})
+                .to_string(),
+        );
         assert_eq!(
             render_template(
                 "{name} paid {amount} on {plan.tier} ({event}, {user}) {nope}",
-                props,
+                &props,
                 "payment.succeeded",
                 Some("u1")
             ),
             "Ada paid 42.5 on pro (payment.succeeded, u1) {nope}"
         );
         assert_eq!(
-            render_template("open {brace", props, "e", None),
+            render_template("open {brace", &props, "e", None),
             "open {brace"
         );
+    }
+
+    #[test]
+    fn numbers_show_the_digits_sent() {
+        let props = properties_of(
+            r#"{"properties":{"price":1.10,"id":340282366920938463463374607431768211455,"o":{"n":2.50}}}"#,
+        );
+        assert_eq!(
+            render_template("{price} {id} {o.n}", &props, "e", None),
+            "1.10 340282366920938463463374607431768211455 2.50"
+        );
+        let fields = fields_from_properties(&props);
+        assert_eq!(fields[1].name, "o");
+        assert_eq!(fields[1].value, r#"{"n":2.50}"#);
+        assert_eq!(fields[2].value, "1.10");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -82,31 +82,23 @@ pub struct Message {
     pub body: String,
 }
 
-/// Segment ids may be strings or numbers (`userId: 42`); both are stored as strings.
+/// Segment ids may be strings or numbers (`userId: 42`); both are stored as strings, a number
+/// as the digits it was sent with (read as a float, a 20-digit id would change).
 struct Id(String);
 
 impl<'de> Deserialize<'de> for Id {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct IdVisitor;
-        impl serde::de::Visitor<'_> for IdVisitor {
-            type Value = Id;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string or a number")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Id, E> {
-                Ok(Id(v.to_owned()))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Id, E> {
-                Ok(Id(v.to_string()))
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Id, E> {
-                Ok(Id(v.to_string()))
-            }
-            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Id, E> {
-                Ok(Id(v.to_string()))
-            }
+        use serde::de::{Error, Unexpected};
+        let raw = <&'de RawValue>::deserialize(d)?;
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'"') => serde_json::from_str(text).map(Id).map_err(D::Error::custom),
+            Some(b'-' | b'0'..=b'9') => Ok(Id(text.to_owned())),
+            _ => Err(D::Error::invalid_type(
+                Unexpected::Other(json_kind(text)),
+                &"a string or a number",
+            )),
         }
-        d.deserialize_any(IdVisitor)
     }
 }
 
@@ -161,6 +153,8 @@ impl Message {
         if !text.starts_with('{') {
             return Err(MessageError::new("message must be a JSON object"));
         }
+        // Before the fields are read, so an out-of-range id gets this error, naming the field.
+        super::numbers::check(text)?;
         let wire: WireMessage<'_> = serde_json::from_str(text).map_err(|e| {
             MessageError::new(format!("message has a field of the wrong type: {e}"))
         })?;
@@ -242,8 +236,8 @@ impl Message {
             Some(id) => id,
             None => Uuid::now_v7().to_string(),
         };
-        let timestamp = match wire.timestamp {
-            Some(ts) => DateTime::parse_from_rfc3339(&ts)
+        let timestamp = match wire.timestamp.as_deref() {
+            Some(ts) => DateTime::parse_from_rfc3339(ts)
                 .map(|t| t.with_timezone(&Utc))
                 .map_err(|e| {
                     MessageError::new(format!(
@@ -252,6 +246,14 @@ impl Message {
                 })?,
             None => received_at,
         };
+        // An offset can carry year 9999 or 0000 past RFC 3339's range once in UTC; stored, the
+        // event would come back with a timestamp no RFC 3339 parser reads.
+        if !(0..=9999).contains(&timestamp.year()) {
+            return Err(MessageError::new(format!(
+                "'timestamp' is outside the years 0000 to 9999 once converted to UTC: got '{}'",
+                wire.timestamp.as_deref().unwrap_or_default()
+            )));
+        }
 
         Ok(Self {
             kind,
@@ -294,8 +296,10 @@ fn event_name(field: &str, name: &str) -> Result<String, MessageError> {
 fn json_kind(text: &str) -> &'static str {
     match text.as_bytes().first() {
         Some(b'[') => "an array",
+        Some(b'{') => "an object",
         Some(b'"') => "a string",
         Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
         _ => "a number",
     }
 }
@@ -324,6 +328,20 @@ mod tests {
     }
 
     #[test]
+    fn numeric_ids_keep_the_digits_sent() {
+        let m = parse(r#"{"type":"identify","userId":123456789012345678901234567890,"anonymousId":1.10,"messageId":"\u0041"}"#)
+            .unwrap();
+        assert_eq!(m.user_id.as_deref(), Some("123456789012345678901234567890"));
+        assert_eq!(m.anonymous_id.as_deref(), Some("1.10"));
+        assert_eq!(m.message_id, "A");
+        let err = parse(r#"{"type":"identify","userId":true}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("expected a string or a number"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn unknown_type_names_the_valid_ones() {
         let err = parse(r#"{"type":"click","userId":"u"}"#).unwrap_err();
         assert!(err.to_string().contains("expected one of track"), "{err}");
@@ -347,6 +365,33 @@ mod tests {
         let ok = parse(r#"{"type":"track","event":"e","userId":"u","timestamp":"2026-01-02T03:04:05.678+01:00"}"#)
             .unwrap();
         assert_eq!(ok.timestamp.to_rfc3339(), "2026-01-02T02:04:05.678+00:00");
+    }
+
+    #[test]
+    fn timestamps_stay_within_rfc_3339_years_in_utc() {
+        for ts in ["9999-12-31T23:00:00-01:00", "0000-01-01T00:00:00+00:01"] {
+            let err = parse(&format!(
+                r#"{{"type":"track","event":"e","userId":"u","timestamp":"{ts}"}}"#
+            ))
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("outside the years 0000 to 9999"),
+                "{err}"
+            );
+        }
+        let long_fraction = format!("2026-01-02T03:04:05.{}Z", "9".repeat(5000));
+        let ok = parse(&format!(
+            r#"{{"type":"track","event":"e","userId":"u","timestamp":"{long_fraction}"}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.timestamp.to_rfc3339(),
+            "2026-01-02T03:04:05.999999999+00:00"
+        );
+        let ok = parse(
+            r#"{"type":"track","event":"e","userId":"u","timestamp":"9999-12-31T23:59:59.999Z"}"#,
+        );
+        assert!(ok.is_ok());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod key;
 pub mod message;
+pub mod numbers;
 
 pub use key::{KeyHash, KeyKind, PlainKey};
 pub use message::{Message, MessageError, MessageType};

@@ -1,11 +1,14 @@
 //! The read API, for tools and tests (the dashboard extends it). Secret key only.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{authenticate, key_from_headers};
@@ -37,7 +40,7 @@ pub struct EventsPage {
     /// Stored messages, newest first, as sent, with `messageId`, `type`, `timestamp` and
     /// `receivedAt` as stored.
     #[schema(value_type = Vec<Object>)]
-    pub events: Vec<serde_json::Value>,
+    pub events: Vec<Box<RawValue>>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
 }
@@ -144,24 +147,38 @@ pub async fn stats(
 }
 
 /// The message as sent, with the stored values of the fields the collector may have filled.
-pub(crate) fn render(e: StoredEvent) -> serde_json::Value {
-    let mut obj = match serde_json::from_str::<serde_json::Value>(&e.body) {
-        Ok(serde_json::Value::Object(m)) => m,
-        _ => serde_json::Map::new(),
+/// Fields are copied as JSON text, never parsed into values, so every number keeps its digits.
+pub(crate) fn render(e: StoredEvent) -> Box<RawValue> {
+    let mut obj: BTreeMap<String, Box<RawValue>> = match serde_json::from_str(&e.body) {
+        Ok(fields) => fields,
+        Err(err) => {
+            // Ingest stores only JSON objects; should a row be damaged, its columns still say
+            // what the event was rather than returning it empty.
+            tracing::error!(seq = e.seq, error = %err, "a stored message body is not a JSON object");
+            let mut obj = BTreeMap::new();
+            let columns = [
+                ("event", e.event.as_deref()),
+                ("userId", e.user_id.as_deref()),
+                ("anonymousId", e.anonymous_id.as_deref()),
+            ];
+            for (field, value) in columns {
+                if let Some(v) = value {
+                    obj.insert(field.to_owned(), raw_string(v));
+                }
+            }
+            obj
+        }
     };
-    obj.insert("messageId".into(), e.message_id.into());
-    obj.insert("type".into(), e.kind.into());
-    obj.insert(
-        "timestamp".into(),
-        e.timestamp
-            .to_rfc3339_opts(SecondsFormat::Millis, true)
-            .into(),
-    );
-    obj.insert(
-        "receivedAt".into(),
-        e.received_at
-            .to_rfc3339_opts(SecondsFormat::Millis, true)
-            .into(),
-    );
-    serde_json::Value::Object(obj)
+    let timestamp = e.timestamp.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let received_at = e.received_at.to_rfc3339_opts(SecondsFormat::Millis, true);
+    obj.insert("messageId".into(), raw_string(&e.message_id));
+    obj.insert("type".into(), raw_string(&e.kind));
+    obj.insert("timestamp".into(), raw_string(&timestamp));
+    obj.insert("receivedAt".into(), raw_string(&received_at));
+    serde_json::value::to_raw_value(&obj).unwrap_or_else(|_| raw_string(""))
+}
+
+fn raw_string(s: &str) -> Box<RawValue> {
+    // Serializing a string cannot fail; the fallback only keeps this free of panics.
+    serde_json::value::to_raw_value(s).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }

@@ -306,13 +306,18 @@ async fn store(
 
 fn readable_message_id(raw: &RawValue) -> Option<String> {
     #[derive(Deserialize)]
-    struct Id {
-        #[serde(rename = "messageId")]
-        message_id: Option<serde_json::Value>,
+    struct Id<'a> {
+        #[serde(rename = "messageId", borrow)]
+        message_id: Option<&'a RawValue>,
     }
-    match serde_json::from_str::<Id>(raw.get()).ok()?.message_id? {
-        serde_json::Value::String(s) => Some(s),
-        serde_json::Value::Number(n) => Some(n.to_string()),
+    let id = serde_json::from_str::<Id<'_>>(raw.get())
+        .ok()?
+        .message_id?
+        .get();
+    // A numeric id as its digits, as the message would have been stored.
+    match id.as_bytes().first()? {
+        b'"' => serde_json::from_str(id).ok(),
+        b'-' | b'0'..=b'9' => Some(id.to_owned()),
         _ => None,
     }
 }

@@ -13,7 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{PathIds, ProjectPath, Session, query_error};
@@ -446,8 +446,22 @@ pub struct EventRow {
     pub event: String,
     /// User id, else anonymous id.
     pub user: Option<String>,
+    /// As sent: numbers keep their digits.
     #[schema(value_type = Object)]
-    pub properties: Value,
+    pub properties: Box<RawValue>,
+}
+
+/// A stored message's `properties` as JSON text (null when absent), never parsed into values,
+/// so every number keeps the digits it was sent with.
+fn raw_properties(body: &str) -> Box<RawValue> {
+    #[derive(Deserialize)]
+    struct Properties {
+        properties: Option<Box<RawValue>>,
+    }
+    serde_json::from_str::<Properties>(body)
+        .ok()
+        .and_then(|p| p.properties)
+        .unwrap_or_else(|| RawValue::NULL.to_owned())
 }
 
 /// The events behind a chart: newest first (the last 200 as JSON; all of them as CSV).
@@ -487,22 +501,22 @@ pub async fn events(
         _ => None,
     };
     let rows = scan(&state, project, &r, event.as_deref()).await?;
-    let matching = rows.into_iter().rev().filter_map(|e| {
-        let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
-        analytics::passes(&body, filter.as_ref()).then_some((e, body))
-    });
+    let matching = rows
+        .into_iter()
+        .rev()
+        .filter(|e| analytics::passes(&e.body, filter.as_ref()));
     if p.format.as_deref() == Some("csv") {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(["timestamp", "event", "user", "message_id", "properties"])
             .map_err(csv_error)?;
-        for (e, body) in matching {
-            let props = body.get("properties").cloned().unwrap_or(Value::Null);
+        for e in matching {
+            let props = raw_properties(&e.body);
             w.write_record([
                 iso(e.ts),
                 csv_text(&e.name),
                 csv_text(&e.user_key.unwrap_or_default()),
                 csv_text(&e.message_id),
-                csv_text(&props.to_string()),
+                csv_text(props.get()),
             ])
             .map_err(csv_error)?;
         }
@@ -510,12 +524,12 @@ pub async fn events(
     }
     let rows: Vec<EventRow> = matching
         .take(TABLE_ROWS)
-        .map(|(e, body)| EventRow {
+        .map(|e| EventRow {
             seq: e.seq,
             timestamp: e.ts,
+            properties: raw_properties(&e.body),
             event: e.name,
             user: e.user_key,
-            properties: body.get("properties").cloned().unwrap_or(Value::Null),
         })
         .collect();
     Ok(Json(rows).into_response())
