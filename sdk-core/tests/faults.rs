@@ -244,3 +244,32 @@ async fn a_response_slower_than_the_timeout_is_retried() {
         &[Fault::Delay(Duration::from_secs(3))],
     );
 }
+
+/// Delays are the caller's options, and `Duration::MAX` means "never": a failing send must
+/// not overflow the worker's deadline arithmetic (a panic there stops delivery for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_delays_of_duration_max_do_not_stop_the_worker() {
+    let server = FaultServer::start(|_| Fault::Status(500, None)).await;
+    // Never dropped: after a worker panic, dropping the client would hang this test instead
+    // of letting it fail (the success path shuts it down explicitly).
+    let client = std::mem::ManuallyDrop::new(
+        client(&server.url())
+            .retry_delays(Duration::MAX, Duration::MAX)
+            .max_retry_elapsed(Duration::MAX)
+            .build()
+            .unwrap(),
+    );
+    capture(&client, 1);
+    // The 500 schedules a retry, which the flush's deadline makes the worker fit before it.
+    let answer = Duration::from_secs(30);
+    let flush = client.flush_async(Duration::from_millis(500));
+    let flushed = tokio::time::timeout(answer, flush)
+        .await
+        .expect("no answer");
+    assert_eq!(flushed, FlushOutcome::TimedOut { pending: 1 });
+    let shutdown = client.shutdown_async(Duration::from_millis(500));
+    let outcome = tokio::time::timeout(answer, shutdown)
+        .await
+        .expect("no answer");
+    assert_eq!((outcome.timed_out, outcome.lost), (true, 1), "{outcome:?}");
+}
