@@ -175,8 +175,14 @@ pub(crate) fn without_panic<T>(py: Python<'_>, body: impl FnOnce() -> PyResult<T
 pub(crate) fn conversion_error(py: Python<'_>, argument: &str, failure: Failure) -> PyErr {
     let path = failure.path(argument);
     let error = match failure.kind {
-        // The user's own code raised (an Enum property, a broken `isoformat`): let it through.
-        FailureKind::Python(err) => return err,
+        // The user's own code raised (an Enum property, a broken `isoformat`): let it through,
+        // with a note (Python 3.11+) saying which value was being converted.
+        FailureKind::Python(err) => {
+            if let Ok(add_note) = err.value(py).getattr("add_note") {
+                let _ = add_note.call1((format!("while pulseline converted {path}"),));
+            }
+            return err;
+        }
         FailureKind::Unsupported { type_name } => OwnedError::new(
             Class::UnsupportedType,
             format!(

@@ -318,3 +318,31 @@ def test_shared_references_stop_at_the_message_limit(
     assert_raised(result, "MessageTooLargeError")
     # Milliseconds in practice; generous for a loaded CI machine, far below an expansion.
     assert result["seconds"] < 5, result
+
+
+# -- Callbacks that raise ------------------------------------------------------------------------
+
+
+def test_a_callback_raising_systemexit_does_not_stop_reporting(collector: Collector, unique) -> None:
+    result = run_case(
+        collector,
+        unique("callback"),
+        """
+        calls = []
+        def on_error(error):
+            calls.append(type(error).__name__)
+            if len(calls) == 1:
+                raise SystemExit(3)  # would end the reporting thread, and every later report
+        failing = pulseline.Client(
+            key, host="http://127.0.0.1:9", disk_buffer=False, on_error=on_error,
+            flush_interval=0.01, retry_min_delay=0.01, retry_max_delay=0.05,
+        )
+        failing.track("u", event)
+        deadline = time.monotonic() + 30
+        while len(calls) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        failing.shutdown(0)
+        return ",".join(calls[:2])
+        """,
+    )
+    assert result.get("returned") == "TransportError,TransportError", result
