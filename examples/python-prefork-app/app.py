@@ -39,10 +39,27 @@ class QuietHandler(WSGIRequestHandler):
 
 
 def serve(server) -> None:  # type: ignore[no-untyped-def]
-    # A worker exits through sys.exit, so pulseline's exit hook flushes what it tracked.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    """A worker: serves requests until SIGTERM, then finishes the request in hand and returns.
+
+    The handler only sets a flag. Raising from it (`sys.exit`) would be racy: a SIGTERM that
+    lands while wsgiref handles a request raises SystemExit inside the handler's bare
+    `except:`, which logs it and keeps serving, and the master then waits forever.
+    """
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the master's; it stops the workers
+    # Installed: from here a SIGTERM (even one sent before this worker got this far, held
+    # pending since the fork) only sets the flag.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+    server.timeout = 0.1  # how often the loop looks at the flag while idle
     try:
-        server.serve_forever()
+        while not stopping:
+            server.handle_request()
     finally:
         server.server_close()
 
@@ -58,12 +75,18 @@ def main() -> None:
 
     server = make_server("127.0.0.1", 0 if demo else 8000, app, handler_class=QuietHandler)
     workers = []
+    # Blocked across the fork, so a worker cannot be killed by a SIGTERM that arrives before
+    # it has installed its handler; each worker unblocks it once ready.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     for _ in range(WORKERS):
         pid = os.fork()
         if pid == 0:
             serve(server)
-            os._exit(0)
+            # Deliver what this worker tracked, then leave without running the master's
+            # cleanup (os._exit skips atexit, so shut the client down explicitly).
+            os._exit(0 if pulseline.shutdown().complete else 1)
         workers.append(pid)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
     port = server.server_address[1]
     requests = 0

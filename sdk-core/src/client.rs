@@ -518,6 +518,7 @@ impl ClientBuilder {
                     }
                 };
                 let _ = ready_tx.send(Ok(()));
+                let _ended = WorkerEnded(Arc::clone(&ingredients.shared));
                 runtime.block_on(ingredients.into_worker().run());
             })
             .map_err(|e| Error::Config {
@@ -707,6 +708,17 @@ fn replay_bytes(_options: &ClientOptions, max_batch_bytes: usize) -> usize {
 struct Parts {
     client: Client,
     worker: WorkerIngredients,
+}
+
+/// Tells the shared state the worker thread ended, on return or while unwinding a panic.
+#[cfg(feature = "worker-thread")]
+struct WorkerEnded(Arc<Shared>);
+
+#[cfg(feature = "worker-thread")]
+impl Drop for WorkerEnded {
+    fn drop(&mut self) {
+        self.0.worker_ended();
+    }
 }
 
 /// Everything the worker is made of; `Send`, so it can move to the worker thread, where the

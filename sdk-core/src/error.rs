@@ -34,9 +34,12 @@ pub enum Error {
     },
 
     /// The serialized message exceeds the collector's per-message limit.
-    #[error("message is {size} bytes, above the {limit}-byte limit; trim properties or traits")]
+    #[error(
+        "message is at least {size} bytes, above the {limit}-byte limit; trim properties or traits"
+    )]
     MessageTooLarge {
-        /// Size of the serialized message.
+        /// Size of the serialized message. Serializing `properties` or `traits` stops as soon
+        /// as the message passes the limit, so this can be where it stopped: a lower bound.
         size: usize,
         /// [`MAX_MESSAGE_BYTES`](crate::limits::MAX_MESSAGE_BYTES).
         limit: usize,

@@ -100,6 +100,7 @@ mod error;
 mod fork;
 #[cfg(feature = "native-http")]
 mod http;
+mod json_limit;
 pub mod limits;
 mod message;
 mod options;
@@ -123,6 +124,7 @@ pub use disk::DiskBufferOptions;
 pub use error::{CaptureError, Error, TransportErrorKind};
 #[cfg(feature = "native-http")]
 pub use http::HttpTransport;
+pub use json_limit::{JsonLimitError, write_json_within};
 pub use message::{Alias, Group, Identify, Page, Screen, Track, User};
 pub use options::ClientOptions;
 pub use raw_json::{RawJson, ToJson};

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::{Error, ToJson, limits::MAX_MESSAGE_BYTES, time::write_rfc3339_millis};
+use crate::{Error, JsonLimitError, ToJson, limits::MAX_MESSAGE_BYTES, time::write_rfc3339_millis};
 
 /// Who a message is about: a known user id, an anonymous id, or both.
 ///
@@ -494,9 +494,14 @@ impl Writer {
         let Some(value) = value else { return Ok(()) };
         self.buf.extend_from_slice(key);
         let start = self.buf.len();
+        // Bounded while it is written: a value whose JSON would be huge is refused once the
+        // message passes the limit, not after it has been expanded in memory.
         value
-            .write_json(&mut self.buf)
-            .map_err(|source| Error::Serialize { field, source })?;
+            .write_json(&mut self.buf, MAX_MESSAGE_BYTES)
+            .map_err(|err| match err {
+                JsonLimitError::TooLarge { size, limit } => Error::MessageTooLarge { size, limit },
+                JsonLimitError::Serialize(source) => Error::Serialize { field, source },
+            })?;
         if self.buf.get(start) != Some(&b'{') {
             return Err(invalid(field, "must serialize to a JSON object"));
         }

@@ -2,6 +2,8 @@
 
 use serde::{Serialize, de::IgnoredAny};
 
+use crate::json_limit::{JsonLimitError, write_json_within, write_raw_within};
+
 /// JSON text, checked once and then written into the message as it is.
 ///
 /// For callers that hold serialized JSON already (the browser SDK gets `JSON.stringify`'s
@@ -41,21 +43,20 @@ impl RawJson {
 /// What `properties` and `traits` accept: any [`Serialize`] value, serialized at capture, or
 /// [`RawJson`], written as it is. Implemented for both; there is nothing to implement yourself.
 pub trait ToJson {
-    /// Appends the value's JSON to `out`.
+    /// Appends the value's JSON to `out`, stopping once `out` would pass `limit` bytes.
     #[doc(hidden)]
-    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error>;
+    fn write_json(&self, out: &mut Vec<u8>, limit: usize) -> Result<(), JsonLimitError>;
 }
 
 impl<T: Serialize + ?Sized> ToJson for T {
-    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        serde_json::to_writer(out, self)
+    fn write_json(&self, out: &mut Vec<u8>, limit: usize) -> Result<(), JsonLimitError> {
+        write_json_within(out, limit, self)
     }
 }
 
 impl ToJson for RawJson {
-    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        out.extend_from_slice(self.0.as_bytes());
-        Ok(())
+    fn write_json(&self, out: &mut Vec<u8>, limit: usize) -> Result<(), JsonLimitError> {
+        write_raw_within(out, limit, self.0.as_bytes())
     }
 }
 
@@ -68,8 +69,12 @@ mod tests {
         let raw = RawJson::parse(" {\"a\": [1, 2.5, \"x\"], \"b\": null}\n").unwrap();
         assert_eq!(raw.as_str(), "{\"a\": [1, 2.5, \"x\"], \"b\": null}");
         let mut out = Vec::new();
-        raw.write_json(&mut out).unwrap();
+        raw.write_json(&mut out, 1024).unwrap();
         assert_eq!(out, raw.as_str().as_bytes());
+        assert!(matches!(
+            raw.write_json(&mut out, 40),
+            Err(JsonLimitError::TooLarge { limit: 40, .. })
+        ));
         for bad in ["", "{", "{\"a\":1}}", "{'a':1}", "[1,]", "{\"a\":1} {}"] {
             assert!(RawJson::parse(bad).is_err(), "{bad:?}");
         }

@@ -178,7 +178,8 @@ impl RetryPolicy {
             }
         };
         let elapsed = now.saturating_duration_since(first_failure);
-        (elapsed + delay <= self.max_elapsed).then_some(delay)
+        // Saturating: `Retry-After` and `max_retry_after` can both be near `Duration::MAX`.
+        (elapsed.saturating_add(delay) <= self.max_elapsed).then_some(delay)
     }
 }
 
@@ -387,6 +388,22 @@ mod tests {
         assert_eq!(
             p.next_delay(1, t0, t0, Some(Duration::from_secs(3600)), &mut rng),
             Some(Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn delays_near_duration_max_do_not_overflow() {
+        let p = RetryPolicy {
+            max_retry_after: Duration::MAX,
+            max_elapsed: Duration::MAX,
+            ..policy()
+        };
+        let mut rng = StdRng::seed_from_u64(1);
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(
+            p.next_delay(1, t0, later, Some(Duration::MAX), &mut rng),
+            Some(Duration::MAX)
         );
     }
 

@@ -50,7 +50,8 @@ pub(crate) struct Shared {
     unbatched_events: AtomicUsize,
     unbatched_bytes: AtomicUsize,
     pub(crate) wake: Notify,
-    commands: Mutex<Vec<Command>>,
+    /// `None` once the worker has ended (see [`Shared::worker_ended`]).
+    commands: Mutex<Option<Vec<Command>>>,
     closed: AtomicBool,
     pub(crate) reporter: Arc<Reporter>,
     pub(crate) limits: Limits,
@@ -65,7 +66,7 @@ impl Shared {
             unbatched_events: AtomicUsize::new(0),
             unbatched_bytes: AtomicUsize::new(0),
             wake: Notify::new(),
-            commands: Mutex::new(Vec::new()),
+            commands: Mutex::new(Some(Vec::new())),
             closed: AtomicBool::new(false),
             reporter,
             limits,
@@ -154,16 +155,38 @@ impl Shared {
         !self.queue.is_empty()
     }
 
+    /// Queues a command for the worker; once the worker has ended it is dropped at once, and
+    /// with it the reply channel, so the caller waiting on the reply is answered.
     pub(crate) fn send_command(&self, command: Command) {
-        self.commands
+        if let Some(commands) = self
+            .commands
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(command);
+            .as_mut()
+        {
+            commands.push(command);
+        }
         self.wake.notify_one();
     }
 
     pub(crate) fn take_commands(&self) -> Vec<Command> {
-        std::mem::take(&mut *self.commands.lock().unwrap_or_else(|p| p.into_inner()))
+        let mut commands = self.commands.lock().unwrap_or_else(|p| p.into_inner());
+        commands.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Called when the worker thread ends, normally or by a panic (a bug, or a custom
+    /// `Transport`/`Clock` that panicked): pending and later commands are dropped and the
+    /// client is closed, so `flush`, `shutdown` and the client's drop return instead of
+    /// waiting forever for a worker that is gone.
+    #[cfg_attr(not(feature = "worker-thread"), allow(dead_code))]
+    pub(crate) fn worker_ended(&self) {
+        self.close();
+        let pending = self
+            .commands
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(pending);
     }
 
     /// Refuses further captures. Returns whether this call closed it.

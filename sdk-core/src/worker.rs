@@ -451,7 +451,8 @@ impl Worker {
             return delay;
         };
         let left = deadline.saturating_duration_since(now);
-        if later(now, delay) <= deadline || left < self.config.retry.min_delay * 2 {
+        // Saturating: the delays are the caller's options, up to `Duration::MAX`.
+        if later(now, delay) <= deadline || left < self.config.retry.min_delay.saturating_mul(2) {
             delay
         } else {
             left / 2
@@ -507,7 +508,10 @@ impl Worker {
                 self.resolve(held, false);
                 // The collector has been failing for the whole budget: wait before replaying.
                 self.next_replay = later(now, self.replay_backoff);
-                self.replay_backoff = (self.replay_backoff * 2).min(self.config.retry.max_delay);
+                self.replay_backoff = self
+                    .replay_backoff
+                    .saturating_mul(2)
+                    .min(self.config.retry.max_delay);
                 return;
             }
             let reason = if self.disk.is_some() {

@@ -244,3 +244,64 @@ async fn a_response_slower_than_the_timeout_is_retried() {
         &[Fault::Delay(Duration::from_secs(3))],
     );
 }
+
+/// Delays are the caller's options, and `Duration::MAX` means "never": a failing send must
+/// not overflow the worker's deadline arithmetic (a panic there stops delivery for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_delays_of_duration_max_do_not_stop_the_worker() {
+    let server = FaultServer::start(|_| Fault::Status(500, None)).await;
+    let client = client(&server.url())
+        .retry_delays(Duration::MAX, Duration::MAX)
+        .max_retry_elapsed(Duration::MAX)
+        .build()
+        .unwrap();
+    capture(&client, 1);
+    // The 500 schedules a retry, which the flush's deadline makes the worker fit before it.
+    let answer = Duration::from_secs(30);
+    let flush = client.flush_async(Duration::from_millis(500));
+    let flushed = tokio::time::timeout(answer, flush)
+        .await
+        .expect("no answer");
+    assert_eq!(flushed, FlushOutcome::TimedOut { pending: 1 });
+    let shutdown = client.shutdown_async(Duration::from_millis(500));
+    let outcome = tokio::time::timeout(answer, shutdown)
+        .await
+        .expect("no answer");
+    assert_eq!((outcome.timed_out, outcome.lost), (true, 1), "{outcome:?}");
+}
+
+/// A worker that dies (here: a custom transport whose send panics) must not leave `flush`,
+/// `shutdown` or the client's drop waiting forever for its answer: at exit that is a hang of
+/// the host process.
+#[test]
+fn a_panicking_worker_does_not_hang_flush_shutdown_or_drop() {
+    struct Panicking;
+    impl pulseline::Transport for Panicking {
+        fn send(
+            &self,
+            _: pulseline::BatchRequest,
+        ) -> pulseline::BoxFuture<Result<pulseline::TransportResponse, Error>> {
+            Box::pin(async { panic!("a transport bug") })
+        }
+    }
+    let (done, answer) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let client = Client::builder("wk_test")
+            .transport(Panicking)
+            .disk_buffer(None)
+            .flush_interval(Duration::from_millis(10))
+            .build()
+            .unwrap();
+        client.track(Track::new("user-1", "e")).unwrap();
+        let flushed = client.flush(Duration::from_secs(5));
+        let flushed_again = client.flush(Duration::from_secs(5));
+        client.shutdown(Duration::from_secs(5));
+        drop(client);
+        let _ = done.send((flushed, flushed_again));
+    });
+    let (flushed, flushed_again) = answer
+        .recv_timeout(Duration::from_secs(60))
+        .expect("flush, shutdown or drop waited for a dead worker");
+    assert_eq!(flushed, FlushOutcome::Closed);
+    assert_eq!(flushed_again, FlushOutcome::Closed);
+}

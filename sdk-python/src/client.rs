@@ -15,8 +15,8 @@ use pyo3::{
 
 use crate::{
     convert::Argument,
-    error::{OwnedError, conversion_error},
-    message::{Common, object_argument, user, with_common},
+    error::{OwnedError, conversion_error, without_panic},
+    message::{Common, object_argument, text, user, with_common},
     options::{OPTION_NAMES, Options, seconds},
     report::{Report, Reports},
     stats::{FlushOutcome, ShutdownOutcome, Stats},
@@ -112,27 +112,29 @@ impl Client {
         host: Option<String>,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let version = env!("CARGO_PKG_VERSION");
-        let Options {
-            mut core,
-            on_error,
-            on_drop,
-        } = Options::parse(host, options, version)?;
-        let reports = Reports::new();
-        reports.install(&mut core);
-        let shutdown_timeout = core.shutdown_timeout;
-        let client = py
-            .detach(|| pulseline::Client::builder(write_key).options(core).build())
-            .map_err(|err| OwnedError::from(&err).into_pyerr(py))?;
-        Ok(Client {
-            current: Mutex::new(Current {
-                core: client,
-                reports,
-                shut_down: false,
-            }),
-            shutdown_timeout,
-            on_error,
-            on_drop,
+        without_panic(py, || {
+            let version = env!("CARGO_PKG_VERSION");
+            let Options {
+                mut core,
+                on_error,
+                on_drop,
+            } = Options::parse(host, options, version)?;
+            let reports = Reports::new();
+            reports.install(&mut core);
+            let shutdown_timeout = core.shutdown_timeout;
+            let client = py
+                .detach(|| pulseline::Client::builder(write_key).options(core).build())
+                .map_err(|err| OwnedError::from(&err).into_pyerr(py))?;
+            Ok(Client {
+                current: Mutex::new(Current {
+                    core: client,
+                    reports,
+                    shut_down: false,
+                }),
+                shutdown_timeout,
+                on_error,
+                on_drop,
+            })
         })
     }
 
@@ -159,16 +161,18 @@ impl Client {
         integrations: Option<&Bound<'py, PyAny>>,
         message_id: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyString>>> {
-        let user = user(py, user_id, anonymous_id)?;
-        let message = Track::new(user, event.to_str()?);
-        let common = Common::parse(py, timestamp, context, integrations, message_id)?;
-        let properties = object_argument("properties", properties)?;
-        match &properties {
-            None => self.capture(py, None, |c| c.track(with_common!(message, common))),
-            Some(p) => self.capture(py, Some(("properties", p)), |c| {
-                c.track(with_common!(message.properties(p), common))
-            }),
-        }
+        without_panic(py, || {
+            let user = user(py, user_id, anonymous_id)?;
+            let message = Track::new(user, text("event", event)?);
+            let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+            let properties = object_argument("properties", properties)?;
+            match &properties {
+                None => self.capture(py, None, |c| c.track(with_common!(message, common))),
+                Some(p) => self.capture(py, Some(("properties", p)), |c| {
+                    c.track(with_common!(message.properties(p), common))
+                }),
+            }
+        })
     }
 
     /// Captures an `identify` (who a user is); returns its `messageId` or `None` (see `track`).
@@ -185,14 +189,16 @@ impl Client {
         integrations: Option<&Bound<'py, PyAny>>,
         message_id: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyString>>> {
-        let message = Identify::new(user(py, user_id, anonymous_id)?);
-        let common = Common::parse(py, timestamp, context, integrations, message_id)?;
-        match &object_argument("traits", traits)? {
-            None => self.capture(py, None, |c| c.identify(with_common!(message, common))),
-            Some(t) => self.capture(py, Some(("traits", t)), |c| {
-                c.identify(with_common!(message.traits(t), common))
-            }),
-        }
+        without_panic(py, || {
+            let message = Identify::new(user(py, user_id, anonymous_id)?);
+            let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+            match &object_argument("traits", traits)? {
+                None => self.capture(py, None, |c| c.identify(with_common!(message, common))),
+                Some(t) => self.capture(py, Some(("traits", t)), |c| {
+                    c.identify(with_common!(message.traits(t), common))
+                }),
+            }
+        })
     }
 
     /// Captures a `page` view; returns its `messageId` or `None` (see `track`).
@@ -210,17 +216,19 @@ impl Client {
         integrations: Option<&Bound<'py, PyAny>>,
         message_id: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyString>>> {
-        let mut message = Page::new(user(py, user_id, anonymous_id)?);
-        if let Some(name) = name {
-            message = message.name(name.to_str()?);
-        }
-        let common = Common::parse(py, timestamp, context, integrations, message_id)?;
-        match &object_argument("properties", properties)? {
-            None => self.capture(py, None, |c| c.page(with_common!(message, common))),
-            Some(p) => self.capture(py, Some(("properties", p)), |c| {
-                c.page(with_common!(message.properties(p), common))
-            }),
-        }
+        without_panic(py, || {
+            let mut message = Page::new(user(py, user_id, anonymous_id)?);
+            if let Some(name) = name {
+                message = message.name(text("name", name)?);
+            }
+            let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+            match &object_argument("properties", properties)? {
+                None => self.capture(py, None, |c| c.page(with_common!(message, common))),
+                Some(p) => self.capture(py, Some(("properties", p)), |c| {
+                    c.page(with_common!(message.properties(p), common))
+                }),
+            }
+        })
     }
 
     /// Captures a `screen` view (mobile or desktop app); returns its `messageId` or `None`.
@@ -238,17 +246,19 @@ impl Client {
         integrations: Option<&Bound<'py, PyAny>>,
         message_id: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyString>>> {
-        let mut message = Screen::new(user(py, user_id, anonymous_id)?);
-        if let Some(name) = name {
-            message = message.name(name.to_str()?);
-        }
-        let common = Common::parse(py, timestamp, context, integrations, message_id)?;
-        match &object_argument("properties", properties)? {
-            None => self.capture(py, None, |c| c.screen(with_common!(message, common))),
-            Some(p) => self.capture(py, Some(("properties", p)), |c| {
-                c.screen(with_common!(message.properties(p), common))
-            }),
-        }
+        without_panic(py, || {
+            let mut message = Screen::new(user(py, user_id, anonymous_id)?);
+            if let Some(name) = name {
+                message = message.name(text("name", name)?);
+            }
+            let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+            match &object_argument("properties", properties)? {
+                None => self.capture(py, None, |c| c.screen(with_common!(message, common))),
+                Some(p) => self.capture(py, Some(("properties", p)), |c| {
+                    c.screen(with_common!(message.properties(p), common))
+                }),
+            }
+        })
     }
 
     /// Captures a `group` (ties a user to a company or team); returns its `messageId` or `None`.
@@ -266,15 +276,17 @@ impl Client {
         integrations: Option<&Bound<'py, PyAny>>,
         message_id: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyString>>> {
-        let group_id = crate::message::id("group_id", Some(group_id))?.unwrap_or_default();
-        let message = Group::new(user(py, user_id, anonymous_id)?, group_id);
-        let common = Common::parse(py, timestamp, context, integrations, message_id)?;
-        match &object_argument("traits", traits)? {
-            None => self.capture(py, None, |c| c.group(with_common!(message, common))),
-            Some(t) => self.capture(py, Some(("traits", t)), |c| {
-                c.group(with_common!(message.traits(t), common))
-            }),
-        }
+        without_panic(py, || {
+            let group_id = crate::message::id("group_id", Some(group_id))?.unwrap_or_default();
+            let message = Group::new(user(py, user_id, anonymous_id)?, group_id);
+            let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+            match &object_argument("traits", traits)? {
+                None => self.capture(py, None, |c| c.group(with_common!(message, common))),
+                Some(t) => self.capture(py, Some(("traits", t)), |c| {
+                    c.group(with_common!(message.traits(t), common))
+                }),
+            }
+        })
     }
 
     /// Captures an `alias`: `previous_id` (e.g. an anonymous id) is the same person as
@@ -291,11 +303,14 @@ impl Client {
         integrations: Option<&Bound<'py, PyAny>>,
         message_id: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyString>>> {
-        let previous_id = crate::message::id("previous_id", Some(previous_id))?.unwrap_or_default();
-        let user_id = crate::message::id("user_id", Some(user_id))?.unwrap_or_default();
-        let common = Common::parse(py, timestamp, context, integrations, message_id)?;
-        self.capture(py, None, |c| {
-            c.alias(with_common!(Alias::new(user_id, previous_id), common))
+        without_panic(py, || {
+            let previous_id =
+                crate::message::id("previous_id", Some(previous_id))?.unwrap_or_default();
+            let user_id = crate::message::id("user_id", Some(user_id))?.unwrap_or_default();
+            let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+            self.capture(py, None, |c| {
+                c.alias(with_common!(Alias::new(user_id, previous_id), common))
+            })
         })
     }
 
@@ -304,21 +319,24 @@ impl Client {
     /// budget bounds). Releases the GIL while waiting.
     #[pyo3(signature = (timeout = None))]
     fn flush(&self, py: Python<'_>, timeout: Option<&Bound<'_, PyAny>>) -> PyResult<FlushOutcome> {
-        let total = match timeout.filter(|t| !t.is_none()) {
-            Some(t) => seconds("timeout", t)?,
-            None => NO_TIMEOUT,
-        };
-        let core = self.core();
-        let deadline = std::time::Instant::now() + total;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let slice = left.min(SIGNAL_CHECK);
-            let outcome = FlushOutcome::from(py.detach(|| core.flush(slice)));
-            if !outcome.timed_out() || left <= SIGNAL_CHECK {
-                return Ok(outcome);
+        without_panic(py, || {
+            // Longer than a year is a year: the deadline below must fit an `Instant`.
+            let total = match timeout.filter(|t| !t.is_none()) {
+                Some(t) => seconds("timeout", t)?.min(NO_TIMEOUT),
+                None => NO_TIMEOUT,
+            };
+            let core = self.core();
+            let deadline = std::time::Instant::now() + total;
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                let slice = left.min(SIGNAL_CHECK);
+                let outcome = FlushOutcome::from(py.detach(|| core.flush(slice)));
+                if !outcome.timed_out() || left <= SIGNAL_CHECK {
+                    return Ok(outcome);
+                }
+                py.check_signals()?;
             }
-            py.check_signals()?;
-        }
+        })
     }
 
     /// Stops capturing, delivers what it can within `timeout` seconds (default: the client's
@@ -330,21 +348,23 @@ impl Client {
         py: Python<'_>,
         timeout: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<ShutdownOutcome> {
-        let timeout = match timeout.filter(|t| !t.is_none()) {
-            Some(t) => seconds("timeout", t)?,
-            None => self.shutdown_timeout,
-        };
-        let core = {
-            let mut current = self.current();
-            current.shut_down = true;
-            current.core.clone()
-        };
-        Ok(py.detach(|| core.shutdown(timeout)).into())
+        without_panic(py, || {
+            let timeout = match timeout.filter(|t| !t.is_none()) {
+                Some(t) => seconds("timeout", t)?,
+                None => self.shutdown_timeout,
+            };
+            let core = {
+                let mut current = self.current();
+                current.shut_down = true;
+                current.core.clone()
+            };
+            Ok(py.detach(|| core.shutdown(timeout)).into())
+        })
     }
 
     /// Delivery counters since the client was created.
     fn stats(&self, py: Python<'_>) -> PyResult<Stats> {
-        Stats::new(py, self.core().stats())
+        without_panic(py, || Stats::new(py, self.core().stats()))
     }
 
     /// Whether `shutdown()` was called.
@@ -361,42 +381,48 @@ impl Client {
         py: Python<'py>,
         timeout: f64,
     ) -> PyResult<Option<(Bound<'py, PyList>, u64)>> {
-        let (reports, shut_down) = {
-            let current = self.current();
-            (Arc::clone(&current.reports), current.shut_down)
-        };
-        let wait = Duration::try_from_secs_f64(timeout).unwrap_or(Duration::ZERO);
-        let (taken, overflowed) = py.detach(|| reports.take(wait));
-        if taken.is_empty() && overflowed == 0 && shut_down {
-            return Ok(None);
-        }
-        let list = PyList::empty(py);
-        for report in taken {
-            match report {
-                Report::Error(error) => list.append(("error", error.instantiate(py)?))?,
-                Report::Dropped { reason, messages } => list.append(("drop", reason, messages))?,
+        without_panic(py, || {
+            let (reports, shut_down) = {
+                let current = self.current();
+                (Arc::clone(&current.reports), current.shut_down)
+            };
+            let wait = Duration::try_from_secs_f64(timeout).unwrap_or(Duration::ZERO);
+            let (taken, overflowed) = py.detach(|| reports.take(wait));
+            if taken.is_empty() && overflowed == 0 && shut_down {
+                return Ok(None);
             }
-        }
-        Ok(Some((list, overflowed)))
+            let list = PyList::empty(py);
+            for report in taken {
+                match report {
+                    Report::Error(error) => list.append(("error", error.instantiate(py)?))?,
+                    Report::Dropped { reason, messages } => {
+                        list.append(("drop", reason, messages))?
+                    }
+                }
+            }
+            Ok(Some((list, overflowed)))
+        })
     }
 
     /// For `os.register_at_fork(after_in_child=...)`: gives this client a fresh worker in the
     /// child process. What the parent captured before the fork stays the parent's to send.
     fn _reinitialize_after_fork(&self, py: Python<'_>) -> PyResult<()> {
-        let mut current = self.current();
-        if current.shut_down {
-            return Ok(());
-        }
-        let reports = Reports::new();
-        let core = current
-            .core
-            .clone()
-            .reinitialize_after_fork_with(|options| reports.install(options))
-            .map_err(|err| OwnedError::from(&err).into_pyerr(py))?;
-        // The parent's client and report queue were leaked as they were at the fork: dropping
-        // them here could wait on a lock or a thread that exists only in the parent.
-        std::mem::forget(std::mem::replace(&mut current.core, core));
-        std::mem::forget(std::mem::replace(&mut current.reports, reports));
-        Ok(())
+        without_panic(py, || {
+            let mut current = self.current();
+            if current.shut_down {
+                return Ok(());
+            }
+            let reports = Reports::new();
+            let core = current
+                .core
+                .clone()
+                .reinitialize_after_fork_with(|options| reports.install(options))
+                .map_err(|err| OwnedError::from(&err).into_pyerr(py))?;
+            // The parent's client and report queue were leaked as they were at the fork: dropping
+            // them here could wait on a lock or a thread that exists only in the parent.
+            std::mem::forget(std::mem::replace(&mut current.core, core));
+            std::mem::forget(std::mem::replace(&mut current.reports, reports));
+            Ok(())
+        })
     }
 }

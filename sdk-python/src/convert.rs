@@ -1,11 +1,19 @@
 //! Python values to JSON, serialized straight from the Python objects into the message bytes
 //! (no intermediate `serde_json::Value`, no Python `json.dumps`).
 //!
-//! Supported: `dict` (string keys), `list`, `tuple`, `str`, `int` (any size), `float` (finite),
-//! `bool`, `None`, `datetime.datetime` and `datetime.date` (ISO 8601 via `isoformat()`),
-//! `decimal.Decimal` (its exact digits, as a JSON number), `uuid.UUID` (hyphenated string) and
-//! `enum.Enum` (its `value`), including subclasses of all of them. Anything else fails, and the
-//! failure records the path to the offending value so the caller can say which key to fix.
+//! Supported: `dict` (string keys) and any other `collections.abc.Mapping`, `list`, `tuple`, `str`,
+//! `int` (any size), `float` (finite), `bool`, `None`, `datetime.datetime` and `datetime.date`
+//! (ISO 8601 via `isoformat()`), `decimal.Decimal` (its exact digits, as a JSON number),
+//! `uuid.UUID` (hyphenated string) and `enum.Enum` (its `value`), including subclasses of all of
+//! them. Anything else fails, and the failure records the path to the offending value so the
+//! caller can say which key to fix.
+//!
+//! Numbers are written as what they numerically are, read through the built-in type (`int`,
+//! `float`, `Decimal`), never through a subclass's `__str__`, so no subclass can splice text into
+//! the message. Mappings other than a plain `dict` are read through their own methods (see
+//! [`Value::mapping`]), so a mapping that redacts or computes its values sends what it shows.
+//! The caller bounds the output (`pulseline::write_json_within`): serialization stops once the
+//! message passes its size limit, however often a value is shared.
 
 use std::cell::RefCell;
 
@@ -41,6 +49,13 @@ pub(crate) enum FailureKind {
     NonStringKey { type_name: String },
     /// NaN or an infinity (a float or a Decimal): JSON has no such number.
     NotFinite,
+    /// A `str` (a value, or a key when `key` is set) holding a lone surrogate, which UTF-8 and
+    /// so JSON text cannot carry; `index` is where it sits in the string.
+    Surrogate { key: bool, index: Option<usize> },
+    /// A dict changed size while its values were converted (by the user's own code).
+    ChangedSize,
+    /// `items()` of a mapping yielded something other than a `(key, value)` pair.
+    NotAPair { type_name: String },
     /// Nested deeper than [`MAX_DEPTH`].
     TooDeep,
     /// Python raised while reading the value (e.g. a property of an Enum, `isoformat()`).
@@ -145,25 +160,102 @@ impl<'py> Value<'_, 'py> {
     }
 
     fn str<'s, E: serde::ser::Error>(&self, s: &'s Bound<'py, PyString>) -> Result<&'s str, E> {
-        // Borrows CPython's cached UTF-8 (no copy for ASCII strings). Fails only for lone
-        // surrogates, which UTF-8 (and so JSON text) cannot carry.
-        s.to_str().map_err(|e| self.python(e))
+        self.text(s, false)
     }
 
+    /// Borrows CPython's cached UTF-8 (no copy for ASCII strings). Fails only for lone
+    /// surrogates, which UTF-8 (and so JSON text) cannot carry.
+    fn text<'s, E: serde::ser::Error>(
+        &self,
+        s: &'s Bound<'py, PyString>,
+        key: bool,
+    ) -> Result<&'s str, E> {
+        s.to_str().map_err(|e| {
+            let index = surrogate_index(s.py(), &e);
+            self.fail(FailureKind::Surrogate { key, index })
+        })
+    }
+
+    /// A plain `dict`. The user's code that runs while its values are converted (an
+    /// `isoformat()`, an Enum's `value`) may change it: a change of size is refused like
+    /// Python's own dict iteration does, and the loop never asks pyo3's iterator for more than
+    /// the entries it started with (either would be a panic there).
     fn dict<S: Serializer>(&self, dict: &Bound<'py, PyDict>, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(dict.len()))?;
-        for (key, value) in dict.iter() {
-            let Ok(key) = key.cast::<PyString>() else {
-                return Err(self.fail(FailureKind::NonStringKey {
-                    type_name: type_name(&key),
-                }));
+        let len = dict.len();
+        let mut map = s.serialize_map(Some(len))?;
+        let mut entries = dict.iter();
+        for _ in 0..len {
+            if dict.len() != len {
+                return Err(self.fail(FailureKind::ChangedSize));
+            }
+            let Some((key, value)) = entries.next() else {
+                break;
             };
-            let key = self.str(key)?;
-            map.serialize_key(key)?;
-            map.serialize_value(&self.child(&value))
-                .map_err(|e| self.at(Segment::Key(key.to_owned()), e))?;
+            self.entry(&mut map, &key, &value)?;
         }
         map.end()
+    }
+
+    /// Any other mapping (a dict subclass, `MappingProxyType`, a `collections.abc.Mapping`),
+    /// read through its own methods so that overrides apply: `items()` when its class defines
+    /// one; else, for a dict subclass overriding `keys()` or `__getitem__`, each of `keys()`
+    /// with `self[key]` (what `Mapping.items()` means); else the dict's entries.
+    fn mapping<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.value;
+        let py = v.py();
+        let overrides = |name: &str| -> Result<bool, S::Error> {
+            let own = v.get_type().getattr(name).map_err(|e| self.python(e))?;
+            let dict_method = py.get_type::<PyDict>().getattr(name);
+            Ok(!own.is(&dict_method.map_err(|e| self.python(e))?))
+        };
+        let by_key = match v.cast::<PyDict>() {
+            Ok(dict) if !overrides("items")? => {
+                if !overrides("keys")? && !overrides("__getitem__")? {
+                    return self.dict(dict, s);
+                }
+                true
+            }
+            _ => false,
+        };
+        let mut map = s.serialize_map(None)?;
+        if by_key {
+            let keys = v.call_method0("keys").map_err(|e| self.python(e))?;
+            for key in keys.try_iter().map_err(|e| self.python(e))? {
+                let key = key.map_err(|e| self.python(e))?;
+                let value = v.get_item(&key).map_err(|e| self.python(e))?;
+                self.entry(&mut map, &key, &value)?;
+            }
+        } else {
+            let items = v.call_method0("items").map_err(|e| self.python(e))?;
+            for item in items.try_iter().map_err(|e| self.python(e))? {
+                let item = item.map_err(|e| self.python(e))?;
+                let Ok((key, value)) = item.extract::<(Bound<'py, PyAny>, Bound<'py, PyAny>)>()
+                else {
+                    return Err(self.fail(FailureKind::NotAPair {
+                        type_name: type_name(&item),
+                    }));
+                };
+                self.entry(&mut map, &key, &value)?;
+            }
+        }
+        map.end()
+    }
+
+    fn entry<M: SerializeMap>(
+        &self,
+        map: &mut M,
+        key: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+    ) -> Result<(), M::Error> {
+        let Ok(key) = key.cast::<PyString>() else {
+            return Err(self.fail(FailureKind::NonStringKey {
+                type_name: type_name(key),
+            }));
+        };
+        let key = self.text(key, true)?;
+        map.serialize_key(key)?;
+        map.serialize_value(&self.child(value))
+            .map_err(|e| self.at(Segment::Key(key.to_owned()), e))
     }
 
     fn seq<S: Serializer>(
@@ -180,6 +272,8 @@ impl<'py> Value<'_, 'py> {
         seq.end()
     }
 
+    /// An `int` or a subclass: its value (read by CPython from the object, whatever the
+    /// subclass defines), never its `__str__`.
     fn int<S: Serializer>(&self, int: &Bound<'py, PyAny>, s: S) -> Result<S::Ok, S::Error> {
         if let Ok(i) = int.extract::<i64>() {
             return s.serialize_i64(i);
@@ -187,9 +281,17 @@ impl<'py> Value<'_, 'py> {
         if let Ok(u) = int.extract::<u64>() {
             return s.serialize_u64(u);
         }
-        // Beyond 64 bits: JSON numbers have no size limit, so keep every digit.
-        let digits = int.str().map_err(|e| self.python(e))?;
-        raw_number(self.str(&digits)?.to_owned(), s)
+        // Beyond 64 bits: JSON numbers have no size limit, so keep every digit. `int.__repr__`
+        // of the value, not `str(value)`, which a subclass may define to return anything.
+        let py = int.py();
+        let digits = py
+            .get_type::<PyInt>()
+            .call_method1("__repr__", (int,))
+            .map_err(|e| self.python(e))?;
+        let digits = digits
+            .cast::<PyString>()
+            .map_err(|e| self.python(e.into()))?;
+        raw_number(self.str(digits)?.to_owned(), s)
     }
 
     fn float<S: Serializer>(&self, f: f64, s: S) -> Result<S::Ok, S::Error> {
@@ -225,8 +327,8 @@ impl<'py> Value<'_, 'py> {
         if let Ok(float) = v.cast::<PyFloat>() {
             return self.float(float.value(), s);
         }
-        if let Ok(dict) = v.cast::<PyDict>() {
-            return self.dict(dict, s);
+        if v.is_instance_of::<PyDict>() {
+            return self.mapping(s);
         }
         if let Ok(list) = v.cast::<PyList>() {
             return self.seq(list.len(), list.iter(), s);
@@ -240,18 +342,36 @@ impl<'py> Value<'_, 'py> {
             let text = text.cast::<PyString>().map_err(|e| self.python(e.into()))?;
             return s.serialize_str(self.str(text)?);
         }
-        if is(DECIMAL.import(py, "decimal", "Decimal"))? {
-            let finite = v.call_method0("is_finite").map_err(|e| self.python(e))?;
+        let decimal = DECIMAL
+            .import(py, "decimal", "Decimal")
+            .map_err(|e| self.python::<S::Error>(e))?;
+        if is(Ok(decimal))? {
+            // Decimal's own methods, not the value's: a subclass's `is_finite` or `__str__`
+            // could say anything, and the digits go into the message as they are.
+            let call = |name: &str| decimal.call_method1(name, (v,));
+            let finite = call("is_finite").map_err(|e| self.python(e))?;
             if !finite.is_truthy().map_err(|e| self.python(e))? {
                 return Err(self.fail(FailureKind::NotFinite));
             }
-            // `str(Decimal)` is always a valid JSON number once finite ("12.50", "1E+3").
-            let digits = v.str().map_err(|e| self.python(e))?;
-            return raw_number(self.str(&digits)?.to_owned(), s);
+            // A finite Decimal's string is a valid JSON number ("12.50", "1E+3").
+            let digits = call("__str__").map_err(|e| self.python(e))?;
+            let digits = digits
+                .cast::<PyString>()
+                .map_err(|e| self.python(e.into()))?;
+            return raw_number(self.str(digits)?.to_owned(), s);
         }
-        if is(UUID.import(py, "uuid", "UUID"))? {
-            let text = v.str().map_err(|e| self.python(e))?;
-            return s.serialize_str(self.str(&text)?);
+        let uuid = UUID
+            .import(py, "uuid", "UUID")
+            .map_err(|e| self.python::<S::Error>(e))?;
+        if is(Ok(uuid))? {
+            let text = uuid
+                .call_method1("__str__", (v,))
+                .map_err(|e| self.python(e))?;
+            let text = text.cast::<PyString>().map_err(|e| self.python(e.into()))?;
+            return s.serialize_str(self.str(text)?);
+        }
+        if is(MAPPING.import(py, "collections.abc", "Mapping"))? {
+            return self.mapping(s);
         }
         Err(self.fail(FailureKind::Unsupported {
             type_name: type_name(v),
@@ -263,6 +383,7 @@ static ENUM: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DATE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DECIMAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static UUID: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static MAPPING: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 impl Serialize for Value<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -294,9 +415,52 @@ impl Serialize for Value<'_, '_> {
     }
 }
 
+/// Digits written into the message as they are, so they must be one JSON number and nothing
+/// else (checked even though they come from `int` and `Decimal` themselves).
 fn raw_number<S: Serializer>(digits: String, s: S) -> Result<S::Ok, S::Error> {
+    if !is_json_number(&digits) {
+        return Err(S::Error::custom(format!("{digits:?} is not a JSON number")));
+    }
     let raw = serde_json::value::RawValue::from_string(digits).map_err(S::Error::custom)?;
     raw.serialize(s)
+}
+
+/// RFC 8259's `number`: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+fn is_json_number(text: &str) -> bool {
+    fn digits(b: &[u8]) -> usize {
+        b.iter().take_while(|c| c.is_ascii_digit()).count()
+    }
+    let mut b = text.as_bytes();
+    if let [b'-', rest @ ..] = b {
+        b = rest;
+    }
+    match digits(b) {
+        0 => return false,
+        n if n > 1 && b[0] == b'0' => return false,
+        n => b = &b[n..],
+    }
+    if let [b'.', rest @ ..] = b {
+        match digits(rest) {
+            0 => return false,
+            n => b = &rest[n..],
+        }
+    }
+    if let [b'e' | b'E', rest @ ..] = b {
+        let rest = match rest {
+            [b'+' | b'-', r @ ..] => r,
+            r => r,
+        };
+        match digits(rest) {
+            0 => return false,
+            n => b = &rest[n..],
+        }
+    }
+    b.is_empty()
+}
+
+/// Where the first lone surrogate sits, from the `UnicodeEncodeError` CPython raised.
+fn surrogate_index(py: Python<'_>, err: &PyErr) -> Option<usize> {
+    err.value(py).getattr("start").ok()?.extract().ok()
 }
 
 /// `set`, `bytes`, `myapp.models.User`: the name a Python programmer would recognise.
@@ -309,5 +473,46 @@ pub(crate) fn type_name(value: &Bound<'_, PyAny>) -> String {
     match ty.module().map(|m| m.to_string()) {
         Ok(module) if module != "builtins" => format!("{module}.{name}"),
         _ => name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json_number;
+
+    #[test]
+    fn only_json_numbers_pass() {
+        for ok in [
+            "0",
+            "-0",
+            "12",
+            "12.50",
+            "1E+3",
+            "1e-7",
+            "-0.5E10",
+            "18446744073709551616",
+        ] {
+            assert!(is_json_number(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-",
+            "01",
+            "1.",
+            ".5",
+            "1e",
+            "1E+",
+            "+1",
+            "NaN",
+            "Infinity",
+            "1 ",
+            "{\"a\":1}",
+            "1,2",
+            "[1]",
+            "0x10",
+            "1_000",
+        ] {
+            assert!(!is_json_number(bad), "{bad}");
+        }
     }
 }

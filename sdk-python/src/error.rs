@@ -150,12 +150,39 @@ impl From<&pulseline::Error> for OwnedError {
     }
 }
 
+/// Runs a method body, turning a panic (a bug: no input should reach one) into a
+/// `PulselineError` instead of pyo3's `PanicException`, which is a `BaseException` that
+/// `except Exception` in the caller's code would not catch.
+pub(crate) fn without_panic<T>(py: Python<'_>, body: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(OwnedError::new(
+                Class::Pulseline,
+                format!("pulseline internal error: {what} (a bug in pulseline; please report it)"),
+            )
+            .into_pyerr(py))
+        }
+    }
+}
+
 /// The exception for a value of `argument` that could not be converted to JSON.
 pub(crate) fn conversion_error(py: Python<'_>, argument: &str, failure: Failure) -> PyErr {
     let path = failure.path(argument);
     let error = match failure.kind {
-        // The user's own code raised (an Enum property, a broken `isoformat`): let it through.
-        FailureKind::Python(err) => return err,
+        // The user's own code raised (an Enum property, a broken `isoformat`): let it through,
+        // with a note (Python 3.11+) saying which value was being converted.
+        FailureKind::Python(err) => {
+            if let Ok(add_note) = err.value(py).getattr("add_note") {
+                let _ = add_note.call1((format!("while pulseline converted {path}"),));
+            }
+            return err;
+        }
         FailureKind::Unsupported { type_name } => OwnedError::new(
             Class::UnsupportedType,
             format!(
@@ -177,6 +204,38 @@ pub(crate) fn conversion_error(py: Python<'_>, argument: &str, failure: Failure)
         )
         .attr("field", Attr::Str(argument.to_owned()))
         .attr("path", Attr::Str(path)),
+        FailureKind::Surrogate { key, index } => {
+            let what = if key {
+                "a key of this dict"
+            } else {
+                "this str"
+            };
+            let at = index.map(|i| format!(" at index {i}")).unwrap_or_default();
+            OwnedError::new(
+                Class::InvalidMessage,
+                format!(
+                    "{path}: {what} holds a lone surrogate{at}, which UTF-8 and JSON text cannot \
+                     carry (decode the bytes it came from with errors='replace', or encode it)"
+                ),
+            )
+            .attr("field", Attr::Str(argument.to_owned()))
+            .attr("path", Attr::Str(path))
+        }
+        FailureKind::ChangedSize => OwnedError::new(
+            Class::InvalidMessage,
+            format!(
+                "{path}: the dict changed size while it was being converted (code it calls, such \
+                 as an isoformat() or an Enum's value, modified it); pass a copy"
+            ),
+        )
+        .attr("field", Attr::Str(argument.to_owned()))
+        .attr("path", Attr::Str(path)),
+        FailureKind::NotAPair { type_name } => OwnedError::new(
+            Class::UnsupportedType,
+            format!("{path}: items() yielded a {type_name}, not a (key, value) pair"),
+        )
+        .attr("path", Attr::Str(path))
+        .attr("type_name", Attr::Str(type_name)),
         FailureKind::TooDeep => OwnedError::new(
             Class::InvalidMessage,
             format!("{path}: nested more than {MAX_DEPTH} levels deep (a circular reference?)"),

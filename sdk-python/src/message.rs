@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pulseline::{User, Uuid};
+use pulseline::{JsonLimitError, User, Uuid, limits::MAX_MESSAGE_BYTES, write_json_within};
 use pyo3::{
     exceptions::PyTypeError,
     prelude::*,
@@ -17,16 +17,45 @@ use crate::{
     error::{Attr, Class, OwnedError, conversion_error},
 };
 
+/// A str argument (`event`, `name`, an id) as UTF-8, or an `InvalidMessageError` naming the
+/// argument when it holds a lone surrogate (UTF-8 and JSON text cannot carry one).
+pub(crate) fn text<'a>(name: &str, value: &'a Bound<'_, PyString>) -> PyResult<&'a str> {
+    value.to_str().map_err(|err| {
+        let py = value.py();
+        let at = err
+            .value(py)
+            .getattr("start")
+            .and_then(|s| s.extract::<usize>())
+            .map(|i| format!(" at index {i}"))
+            .unwrap_or_default();
+        OwnedError::new(
+            Class::InvalidMessage,
+            format!(
+                "{name} holds a lone surrogate{at}, which UTF-8 and JSON text cannot carry \
+                 (decode the bytes it came from with errors='replace', or encode it)"
+            ),
+        )
+        .attr("field", Attr::Str(name.to_owned()))
+        .attr("path", Attr::Str(name.to_owned()))
+        .into_pyerr(py)
+    })
+}
+
 /// `user_id` / `anonymous_id`: a str, or an int (database primary keys), sent as a string.
 pub(crate) fn id(name: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
     let Some(value) = value.filter(|v| !v.is_none()) else {
         return Ok(None);
     };
     if let Ok(s) = value.cast::<PyString>() {
-        return Ok(Some(s.to_str()?.to_owned()));
+        return Ok(Some(text(name, s)?.to_owned()));
     }
     if value.is_instance_of::<PyInt>() && !value.is_instance_of::<pyo3::types::PyBool>() {
-        return Ok(Some(value.str()?.to_str()?.to_owned()));
+        // The int's value, not a subclass's `__str__`.
+        let digits = value
+            .py()
+            .get_type::<PyInt>()
+            .call_method1("__repr__", (value,))?;
+        return Ok(Some(digits.cast::<PyString>()?.to_str()?.to_owned()));
     }
     Err(PyTypeError::new_err(format!(
         "{name} must be a str or an int, not {}",
@@ -52,14 +81,19 @@ pub(crate) fn user(
     }
 }
 
-/// `properties` / `traits`: a dict, serialized by the core straight from the Python objects.
+/// `properties` / `traits`: a dict (or another Mapping), serialized by the core straight from
+/// the Python objects.
 pub(crate) fn object_argument<'py>(
     name: &str,
     value: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Option<Argument<'py>>> {
+    static MAPPING: PyOnceLock<Py<PyType>> = PyOnceLock::new();
     match value.filter(|v| !v.is_none()) {
         None => Ok(None),
         Some(v) if v.is_instance_of::<PyDict>() => Ok(Some(Argument::new(v.clone()))),
+        Some(v) if v.is_instance(MAPPING.import(v.py(), "collections.abc", "Mapping")?)? => {
+            Ok(Some(Argument::new(v.clone())))
+        }
         Some(v) => Err(PyTypeError::new_err(format!(
             "{name} must be a dict, not {}",
             crate::convert::type_name(v)
@@ -129,13 +163,41 @@ fn map(
     let Some(argument) = object_argument(name, value)? else {
         return Ok(None);
     };
-    match serde_json::to_value(&argument) {
+    // Written under the message limit first (a value shared many ways stops there), then read
+    // back as the map the core's builders take.
+    let mut json = Vec::new();
+    match write_json_within(&mut json, MAX_MESSAGE_BYTES, &argument) {
+        Ok(()) => {}
+        Err(JsonLimitError::TooLarge { size, limit }) => {
+            return Err(OwnedError::new(
+                Class::MessageTooLarge,
+                format!(
+                    "{name} is at least {size} bytes of JSON, above the {limit}-byte message \
+                     limit; trim it"
+                ),
+            )
+            .attr("field", Attr::Str(name.to_owned()))
+            .attr("size", Attr::Int(size as u64))
+            .attr("limit", Attr::Int(limit as u64))
+            .into_pyerr(py));
+        }
+        Err(err) => {
+            return Err(match argument.take_failure() {
+                Some(failure) => conversion_error(py, name, failure),
+                None => OwnedError::new(Class::InvalidMessage, format!("{name}: {err}"))
+                    .attr("field", Attr::Str(name.to_owned()))
+                    .into_pyerr(py),
+            });
+        }
+    }
+    match serde_json::from_slice::<Value>(&json) {
         Ok(Value::Object(map)) => Ok(Some(map)),
         Ok(_) => Err(PyTypeError::new_err(format!("{name} must be a dict"))),
-        Err(err) => Err(match argument.take_failure() {
-            Some(failure) => conversion_error(py, name, failure),
-            None => OwnedError::new(Class::InvalidMessage, format!("{name}: {err}")).into_pyerr(py),
-        }),
+        Err(err) => Err(
+            OwnedError::new(Class::InvalidMessage, format!("{name}: {err}"))
+                .attr("field", Attr::Str(name.to_owned()))
+                .into_pyerr(py),
+        ),
     }
 }
 
@@ -162,12 +224,28 @@ fn system_time(value: &Bound<'_, PyAny>) -> PyResult<SystemTime> {
         kwargs.set_item("tzinfo", utc.bind(py))?;
         value = value.call_method("replace", (), Some(&kwargs))?;
     }
+    // `timestamp()` of a subclass can return anything a float can hold: NaN, an infinity, or
+    // seconds no `SystemTime` reaches. Each is refused here, not left to panic in the arithmetic.
     let seconds: f64 = value.call_method0("timestamp")?.extract()?;
-    let offset = Duration::from_secs_f64(seconds.abs());
-    Ok(if seconds >= 0.0 {
-        UNIX_EPOCH + offset
-    } else {
-        UNIX_EPOCH - offset
+    let time = Duration::try_from_secs_f64(seconds.abs())
+        .ok()
+        .and_then(|offset| {
+            if seconds >= 0.0 {
+                UNIX_EPOCH.checked_add(offset)
+            } else {
+                UNIX_EPOCH.checked_sub(offset)
+            }
+        });
+    time.ok_or_else(|| {
+        OwnedError::new(
+            Class::InvalidMessage,
+            format!(
+                "invalid message: timestamp: its timestamp() returned {seconds}, which is not a \
+                 time (pass a datetime between the years 1970 and 9999)"
+            ),
+        )
+        .attr("field", Attr::Str("timestamp".into()))
+        .into_pyerr(py)
     })
 }
 
@@ -184,7 +262,7 @@ fn uuid(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Uuid> {
             crate::convert::type_name(value)
         )));
     };
-    let text = text.to_str()?;
+    let text = self::text("message_id", &text)?;
     Uuid::parse_str(text).map_err(|err| {
         OwnedError::new(
             Class::InvalidMessage,

@@ -114,7 +114,9 @@ fn config_error(py: Python<'_>, message: String) -> PyErr {
     OwnedError::new(Class::Config, message).into_pyerr(py)
 }
 
-/// A duration given in seconds (int or float), like `time.sleep` and `socket.settimeout`.
+/// A duration given in seconds (int or float), like `time.sleep` and `socket.settimeout`. More
+/// seconds than a `Duration` holds (about 5.8e11 years) is the longest `Duration`: the core
+/// treats it as "never" without overflowing a deadline.
 pub(crate) fn seconds(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Duration> {
     if value.is_instance_of::<pyo3::types::PyBool>() {
         return Err(wrong(name, "a number of seconds"));
@@ -122,6 +124,9 @@ pub(crate) fn seconds(name: &str, value: &Bound<'_, PyAny>) -> PyResult<Duration
     let secs: f64 = value
         .extract()
         .map_err(|_| wrong(name, "a number of seconds"))?;
+    if secs.is_finite() && secs > 0.0 {
+        return Ok(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX));
+    }
     Duration::try_from_secs_f64(secs).map_err(|_| {
         config_error(
             value.py(),

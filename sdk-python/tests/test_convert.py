@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import math
+import sys
 import uuid
 from collections import OrderedDict
 from datetime import date, datetime, timedelta, timezone
@@ -175,8 +176,10 @@ def test_exceptions_from_user_code_propagate(offline: pulseline.Client) -> None:
         def value(self) -> Any:  # type: ignore[override]
             raise RuntimeError("boom")
 
-    with pytest.raises(RuntimeError, match="boom"):
-        offline.track("u", "e", {"b": Broken.A})
+    with pytest.raises(RuntimeError, match="boom") as raised:
+        offline.track("u", "e", {"b": [Broken.A]})
+    if sys.version_info >= (3, 11):  # exception notes
+        assert raised.value.__notes__ == ["while pulseline converted properties['b'][0]"]
 
 
 def test_invalid_message_id_and_oversized_messages(offline: pulseline.Client) -> None:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
+import threading
+import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
+from types import ModuleType
+from typing import Any
+from wsgiref.simple_server import make_server
 
 from conftest import REPO_ROOT
 
@@ -39,3 +48,69 @@ def test_prefork_web_app_example(collector, tmp_path: Path) -> None:
         if e["type"] == "page"
     )
     assert sum(page_pids.values()) == 10
+
+
+def _load_example(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("prefork_example", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_prefork_worker_stops_after_the_request_it_is_serving() -> None:
+    """The example's worker loop, sent SIGTERM while it is inside a request: it answers that
+    request and exits. (A handler that raises SystemExit instead has it caught by wsgiref's
+    request handling, and the worker keeps serving: the hang this test guards against.)"""
+    example = _load_example(REPO_ROOT / "examples" / "python-prefork-app" / "app.py")
+    entered_r, entered_w = os.pipe()
+    release_r, release_w = os.pipe()
+
+    def slow_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        os.write(entered_w, b"x")
+        os.read(release_r, 1)  # SIGTERM arrives while the worker waits here
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"done"]
+
+    server = make_server("127.0.0.1", 0, slow_app, handler_class=example.QuietHandler)
+    port = server.server_address[1]
+    pid = os.fork()
+    if pid == 0:  # the worker: report through the exit code, never return into pytest
+        code = 1
+        try:
+            example.serve(server)
+            code = 0
+        finally:
+            os._exit(code)
+    server.server_close()
+    answer: dict[str, Any] = {}
+
+    def request() -> None:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(f"http://127.0.0.1:{port}/", timeout=30) as response:
+                answer["status"], answer["body"] = response.status, response.read()
+        except OSError as error:
+            answer["error"] = error
+
+    client = threading.Thread(target=request)
+    reaped = False
+    try:
+        client.start()
+        assert select.select([entered_r], [], [], 30)[0], "the worker never got the request"
+        os.kill(pid, signal.SIGTERM)
+        os.write(release_w, b"x")
+        client.join(30)
+        assert answer.get("status") == 200 and answer.get("body") == b"done", answer
+        deadline = time.monotonic() + 30
+        while (waited := os.waitpid(pid, os.WNOHANG))[0] == 0:
+            assert time.monotonic() < deadline, "the worker kept serving after SIGTERM"
+            time.sleep(0.05)
+        reaped = True
+        assert os.waitstatus_to_exitcode(waited[1]) == 0
+    finally:
+        if not reaped:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        for fd in (entered_r, entered_w, release_r, release_w):
+            os.close(fd)

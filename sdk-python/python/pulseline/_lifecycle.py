@@ -52,21 +52,25 @@ def _dispatch(reports: list[tuple[Any, ...]], overflowed: int, *, on_error: Any,
             error = report[1]
             logger.warning("%s", error)
             if on_error is not None:
-                try:
-                    on_error(error)
-                except Exception:
-                    logger.exception("pulseline on_error callback raised")
+                _call_back("on_error", on_error, error)
         else:
             drops[report[1]] += report[2]
     for reason, count in drops.items():
         logger.error("dropped %d event(s): %s", count, reason)
         if on_drop is not None:
-            try:
-                on_drop(reason, count)
-            except Exception:
-                logger.exception("pulseline on_drop callback raised")
+            _call_back("on_drop", on_drop, reason, count)
     if overflowed:
         logger.warning("%d delivery report(s) not logged: reporting fell behind", overflowed)
+
+
+def _call_back(name: str, callback: Any, *args: Any) -> None:
+    """Calls a user callback on the reporting thread. Whatever it raises is logged and dropped,
+    BaseExceptions included: a `sys.exit()` in a callback would otherwise end this thread
+    silently, and with it every later report."""
+    try:
+        callback(*args)
+    except BaseException:
+        logger.exception("pulseline %s callback raised", name)
 
 
 @atexit.register

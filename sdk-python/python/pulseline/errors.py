@@ -24,7 +24,8 @@ __all__ = [
 
 
 class PulselineError(Exception):
-    """Base class of every pulseline exception."""
+    """Base class of every pulseline exception. Raised as itself only for an internal error (a
+    bug in pulseline), which is never a ``BaseException`` that ``except Exception`` misses."""
 
 
 class ConfigError(PulselineError, ValueError):
@@ -32,7 +33,9 @@ class ConfigError(PulselineError, ValueError):
 
 
 class InvalidMessageError(PulselineError, ValueError):
-    """A message is missing a required field or holds a value JSON cannot represent.
+    """A message is missing a required field or holds a value JSON cannot represent (NaN, an
+    infinity, a lone surrogate, a dict that changed size while it was converted, a timestamp that
+    is not a time).
 
     ``field`` is the wire name of the field (``userId``, ``event``, ``properties``...);
     ``path`` the Python path to a bad value inside it, when there is one.
