@@ -289,6 +289,21 @@ impl Client {
         }
     }
 
+    /// Counts `messages` as dropped for `reason` and reports them to the `on_drop` hook, for
+    /// bindings that drop a message after the capture call returned but before it reached the
+    /// core (the Node SDK serializes at the end of the tick).
+    ///
+    /// ```
+    /// use pulseline::DropReason;
+    ///
+    /// let client = pulseline::testing::test_client();
+    /// client.record_dropped(DropReason::Unserializable, 2);
+    /// assert_eq!(client.stats().dropped.unserializable, 2);
+    /// ```
+    pub fn record_dropped(&self, reason: DropReason, messages: u64) {
+        self.inner.shared.reporter.dropped(reason, messages);
+    }
+
     /// A snapshot of the delivery counters.
     pub fn stats(&self) -> Stats {
         self.inner.shared.reporter.counters.snapshot()

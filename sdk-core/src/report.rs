@@ -1,7 +1,10 @@
 //! Counting and reporting drops and errors, shared by the capture path, the worker and the disk
 //! buffer so every drop is counted exactly once and reaches the hooks.
 
-use std::sync::Arc;
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::Arc,
+};
 
 use crate::{DropReason, Error, stats::Counters};
 
@@ -24,14 +27,22 @@ impl Reporter {
         }
         self.counters.add_dropped(reason, messages);
         if let Some(hook) = &self.on_drop {
-            hook(reason, messages);
+            guard("on_drop", || hook(reason, messages));
         }
     }
 
     pub(crate) fn error(&self, error: &Error) {
         if let Some(hook) = &self.on_error {
-            hook(error);
+            guard("on_error", || hook(error));
         }
+    }
+}
+
+/// Runs a user hook; a panic in it is logged, not propagated: the hooks run on the worker
+/// thread, and a hook's bug must not stop delivery.
+fn guard(name: &str, hook: impl FnOnce()) {
+    if catch_unwind(AssertUnwindSafe(hook)).is_err() {
+        tracing::error!("pulseline: the {name} hook panicked; delivery continues");
     }
 }
 

@@ -13,7 +13,9 @@ pub enum DropReason {
     RejectedByServer,
     /// The collector refused the batch with a non-retryable 4xx (400, 401, 403, 415, …).
     ClientError,
-    /// The collector answered 413 for a batch of one message.
+    /// The collector answered 413 for a batch of one message, or a binding found a message
+    /// above [`MAX_MESSAGE_BYTES`](crate::limits::MAX_MESSAGE_BYTES) after its capture call
+    /// had returned (see [`Client::record_dropped`](crate::Client::record_dropped)).
     TooLarge,
     /// The retry budget ran out and there was no disk buffer to keep the batch in.
     RetriesExhausted,
@@ -23,6 +25,10 @@ pub enum DropReason {
     DiskFull,
     /// Shutdown's timeout passed with the message neither delivered nor persisted.
     Shutdown,
+    /// A binding could not serialize a message it had already accepted (a value changed
+    /// between the capture call and its deferred serialization); see
+    /// [`Client::record_dropped`](crate::Client::record_dropped).
+    Unserializable,
 }
 
 impl DropReason {
@@ -37,6 +43,7 @@ impl DropReason {
             DropReason::Expired => "expired",
             DropReason::DiskFull => "disk_full",
             DropReason::Shutdown => "shutdown",
+            DropReason::Unserializable => "unserializable",
         }
     }
 }
@@ -67,6 +74,8 @@ pub struct Dropped {
     pub disk_full: u64,
     /// See [`DropReason::Shutdown`].
     pub shutdown: u64,
+    /// See [`DropReason::Unserializable`].
+    pub unserializable: u64,
 }
 
 impl Dropped {
@@ -80,6 +89,7 @@ impl Dropped {
             + self.expired
             + self.disk_full
             + self.shutdown
+            + self.unserializable
     }
 
     /// The count for one reason.
@@ -93,6 +103,7 @@ impl Dropped {
             DropReason::Expired => self.expired,
             DropReason::DiskFull => self.disk_full,
             DropReason::Shutdown => self.shutdown,
+            DropReason::Unserializable => self.unserializable,
         }
     }
 }
@@ -140,7 +151,7 @@ pub(crate) struct Counters {
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) batches_sent: AtomicU64,
     pub(crate) corrupt_records: AtomicU64,
-    dropped: [AtomicU64; 8],
+    dropped: [AtomicU64; 9],
 }
 
 impl Counters {
@@ -172,6 +183,7 @@ impl Counters {
                 expired: d(DropReason::Expired),
                 disk_full: d(DropReason::DiskFull),
                 shutdown: d(DropReason::Shutdown),
+                unserializable: d(DropReason::Unserializable),
             },
         }
     }

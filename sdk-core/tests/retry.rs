@@ -509,3 +509,51 @@ fn unbounded_timeouts_are_accepted() {
     assert!(client.shutdown(Duration::MAX).is_complete());
     assert_eq!(transport.delivered().len(), 2);
 }
+
+#[test]
+fn panicking_hooks_do_not_stop_the_worker() {
+    // Run on a thread of its own: with a dead worker, flush and the client's drop never
+    // return, and the test must fail rather than hang.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(hooks_panic_scenario()));
+    let (first, second, dropped) = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the worker thread died: a panicking hook killed it");
+    assert_eq!(
+        (first, second),
+        (FlushOutcome::Flushed, FlushOutcome::Flushed)
+    );
+    assert_eq!(dropped, (3, 3));
+}
+
+fn hooks_panic_scenario() -> (FlushOutcome, FlushOutcome, (u64, u64)) {
+    let (transport, clock) = (RecordingTransport::new(), ManualClock::new());
+    transport.push_response(Err(Error::Transport {
+        kind: TransportErrorKind::Connect,
+        message: "simulated".into(),
+    }));
+    for _ in 0..100 {
+        transport.push_response(Ok(TransportResponse::new(500, vec![])));
+    }
+    let client = client(&transport, &clock)
+        .max_retry_elapsed(Duration::from_secs(60))
+        .on_error(|e| panic!("on_error hook bug: {e}"))
+        .on_drop(|reason, n| panic!("on_drop hook bug: {reason} {n}"))
+        .build()
+        .unwrap();
+    // Both hooks panic on the worker thread, which must still resolve flushes and count.
+    capture(&client, 2);
+    let first = client.flush(LONG);
+    capture(&client, 1);
+    let second = client.flush(LONG);
+    client.record_dropped(DropReason::Unserializable, 3);
+    let stats = client.stats();
+    (
+        first,
+        second,
+        (
+            stats.dropped.retries_exhausted,
+            stats.dropped.unserializable,
+        ),
+    )
+}

@@ -63,34 +63,45 @@ function check(method, message) {
   }
 }
 
+/// What `size` may still count before it gives up (it counts down, so a walk stops after at
+/// most FAST_PATH_MAX_SIZE units: shared references, a huge sparse array or a long-running
+/// Proxy cost no more than a small message).
+let room = 0
+
 /// Estimated JSON size of a value `JSON.stringify` serializes exactly as the native converter
-/// does, or -1 when unsure (the exact path decides).
+/// does, or -1 when unsure or above `room` (the exact path decides).
 function size(value, depth) {
   switch (typeof value) {
     case 'string':
-      return value.length + 2
+      return (room -= value.length + 2) < 0 ? -1 : value.length + 2
     case 'number':
-      return Number.isFinite(value) ? 24 : -1
+      return Number.isFinite(value) && (room -= 24) >= 0 ? 24 : -1
     case 'boolean':
-      return 5
+      return (room -= 5) < 0 ? -1 : 5
     case 'undefined':
-      return 0
+      // `null` in an array, left out of an object: counted as `null` either way.
+      return (room -= 4) < 0 ? -1 : 4
     case 'object': {
-      if (value === null) return 4
-      if (depth >= FAST_PATH_MAX_DEPTH) return -1
+      if (value === null) return (room -= 4) < 0 ? -1 : 4
+      if (depth >= FAST_PATH_MAX_DEPTH || (room -= 2) < 0) return -1
       let n = 2
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
           const s = size(value[i], depth + 1)
-          if (s < 0) return -1
+          if (s < 0 || --room < 0) return -1
           n += s + 1
         }
         return n
       }
       const proto = Object.getPrototypeOf(value)
-      if (proto === Date.prototype) return Number.isFinite(value.getTime()) ? 26 : -1
+      if (proto === Date.prototype) {
+        // An own `toJSON` would change what JSON.stringify writes: the exact path decides.
+        if (Object.hasOwn(value, 'toJSON') || !Number.isFinite(value.getTime())) return -1
+        return (room -= 24) < 0 ? -1 : 26
+      }
       if (proto !== Object.prototype && proto !== null) return -1
       for (const key in value) {
+        if (key === 'toJSON' || (room -= key.length + 4) < 0) return -1
         const s = size(value[key], depth + 1)
         if (s < 0) return -1
         n += s + key.length + 4
@@ -109,6 +120,17 @@ function objectSize(value) {
   return size(value, 1)
 }
 
+/// The estimated size of a message's values, within FAST_PATH_MAX_SIZE, or -1.
+function payloadSize(payload, context, integrations) {
+  room = FAST_PATH_MAX_SIZE
+  const p = objectSize(payload)
+  if (p < 0) return -1
+  const c = objectSize(context)
+  if (c < 0) return -1
+  const i = objectSize(integrations)
+  return i < 0 ? -1 : p + c + i
+}
+
 /// An optional id for the fast path: absent, or a non-empty string.
 function idOk(value) {
   return value === undefined || value === null || (typeof value === 'string' && value !== '')
@@ -125,16 +147,46 @@ function timeOf(value) {
   return ms >= 0 && ms <= MAX_TIME ? ms : NaN
 }
 
+/// A user callback that can never throw into the SDK: it runs on the event loop, where an
+/// exception (or a rejected promise of an async callback) would crash the process. What it
+/// threw is logged to stderr.
+function guarded(name, callback) {
+  if (typeof callback !== 'function') return callback
+  const log = (error) => {
+    try {
+      console.error(`pulseline: the ${name} callback threw; ignored:`, error)
+    } catch {}
+  }
+  return function (...args) {
+    try {
+      const result = callback.apply(this, args)
+      if (result !== null && typeof result === 'object' && typeof result.then === 'function') result.then(undefined, log)
+    } catch (error) {
+      log(error)
+    }
+  }
+}
+
+/// The options with `onError`/`onDrop` guarded; anything but a plain object goes to the native
+/// constructor unchanged, which says what is wrong with it.
+function guardOptions(options) {
+  if (typeof options !== 'object' || options === null) return options
+  const { onError, onDrop } = options
+  if (typeof onError !== 'function' && typeof onDrop !== 'function') return options
+  return { ...options, onError: guarded('onError', onError), onDrop: guarded('onDrop', onDrop) }
+}
+
 class Client extends native.Client {
   #pending = []
   #scheduled = false
+  #warned = false
   #handOver = () => {
     this.#scheduled = false
     this.#drain()
   }
 
   constructor(options) {
-    super(options)
+    super(guardOptions(options))
     if (this.flushOnExit) watch(this)
   }
 
@@ -149,10 +201,12 @@ class Client extends native.Client {
     } else if (typeof text !== 'string' || text === '') return false
     const at = timeOf(m.timestamp)
     if (Number.isNaN(at)) return false
-    const p = objectSize(payload)
-    const c = objectSize(context)
-    const i = objectSize(integrations)
-    if (p < 0 || c < 0 || i < 0 || p + c + i > FAST_PATH_MAX_SIZE) return false
+    // The ids and the text count too: a long `userId` or `event` takes the exact path, which
+    // throws the RangeError of a message above 32 KiB.
+    const ids = (userId?.length ?? 0) + (anonymousId?.length ?? 0) + (text?.length ?? 0)
+    if (ids > FAST_PATH_MAX_SIZE) return false
+    const p = payloadSize(payload, context, integrations)
+    if (p < 0 || p + ids > FAST_PATH_MAX_SIZE) return false
     this.#pending.push([
       kind,
       userId ?? null,
@@ -160,9 +214,9 @@ class Client extends native.Client {
       at,
       text,
       // Shallow copies: changing the object's fields after the call does not change the event.
-      p > 0 ? { ...payload } : null,
-      c > 0 ? { ...context } : null,
-      i > 0 ? { ...integrations } : null,
+      payload == null ? null : { ...payload },
+      context == null ? null : { ...context },
+      integrations == null ? null : { ...integrations },
     ])
     if (this.#pending.length >= MAX_PENDING) this.#drain()
     else if (!this.#scheduled) {
@@ -172,13 +226,86 @@ class Client extends native.Client {
     return true
   }
 
-  /// Hands the fast path's queue to the native side; before anything that must see it.
+  /// Hands the fast path's queue to the native side; before anything that must see it. Never
+  /// throws: it runs at the end of the tick, where an exception would kill the process. The
+  /// queue holds shallow copies, so a nested value may have changed since its capture call (a
+  /// cycle, a throwing getter or `toJSON`, a huge or widely shared structure): such a message
+  /// is checked again, takes the exact path if the check is unsure, and is dropped, counted
+  /// and reported to `onDrop` if it cannot be sent.
   #drain() {
-    if (this.#pending.length === 0) return
-    const json = JSON.stringify(this.#pending)
+    const pending = this.#pending
+    if (pending.length === 0) return
+    // Taken first, so a failure below can never leave a message queued to fail again.
     this.#pending = []
+    const fast = []
+    for (const entry of pending) {
+      let p = -1
+      try {
+        p = payloadSize(entry[5], entry[6], entry[7])
+      } catch {}
+      if (p >= 0) fast.push(entry)
+      else this.#exact(entry)
+    }
+    if (fast.length === 0) return
+    let json
+    try {
+      json = JSON.stringify(fast)
+    } catch {
+      json = this.#stringifyEach(fast)
+    }
     const problem = super.captureSerialized(json)
-    if (problem !== null && problem !== undefined) process.emitWarning(problem, 'PulselineWarning')
+    if (problem !== null && problem !== undefined) this.#warn(problem)
+  }
+
+  /// `JSON.stringify` of each message alone, leaving out (and counting) those that throw.
+  #stringifyEach(entries) {
+    const parts = []
+    for (const entry of entries) {
+      try {
+        parts.push(JSON.stringify(entry))
+      } catch (error) {
+        this.#dropped(false, error)
+      }
+    }
+    return `[${parts.join(',')}]`
+  }
+
+  /// A queued message through the native converter, which stops at 32 KiB and names what is
+  /// wrong; a message it refuses is dropped and counted.
+  #exact([kind, u, a, at, text, p, c, i]) {
+    try {
+      switch (kind) {
+        case TRACK: return super.track(u, a, at, c, i, undefined, text, p)
+        case IDENTIFY: return super.identify(u, a, at, c, i, undefined, p)
+        case PAGE: return super.page(u, a, at, c, i, undefined, text, p)
+        case SCREEN: return super.screen(u, a, at, c, i, undefined, text, p)
+        case GROUP: return super.group(u, a, at, c, i, undefined, text, p)
+        default: return super.alias(u, a, at, c, i, undefined, text)
+      }
+    } catch (error) {
+      this.#dropped(error?.code === 'PULSELINE_MESSAGE_TOO_LARGE', error)
+    }
+  }
+
+  #dropped(tooLarge, error) {
+    super.recordDropped(tooLarge, 1)
+    let why
+    try {
+      why = String(error?.message ?? error)
+    } catch {
+      why = 'its value threw' // A Symbol or a Proxy: what was thrown cannot be shown.
+    }
+    this.#warn(`pulseline: a message changed after its capture call could not be sent and was dropped: ${why}`)
+  }
+
+  /// One warning per client: a loop of bad messages must not flood stderr (`stats()` and
+  /// `onDrop` count every one).
+  #warn(text) {
+    if (this.#warned) return
+    this.#warned = true
+    try {
+      process.emitWarning(text, 'PulselineWarning')
+    } catch {}
   }
 
   track(m) {

@@ -11,6 +11,7 @@ export type DropReason =
   | 'expired'
   | 'disk_full'
   | 'shutdown'
+  | 'unserializable'
 
 /**
  * What the client throws (invalid messages and options) and passes to `onError` (delivery
@@ -111,13 +112,14 @@ export declare class Client {
   /**
    * Sends everything captured so far and resolves when the collector has it (or it was
    * dropped for a counted reason, or persisted to the disk buffer), or when `timeoutMs`
-   * passes. In serverless functions, `await client.flush()` before returning.
+   * passes. In serverless functions, `await client.flush()` before returning. A pending
+   * flush holds neither the event loop nor a thread of libuv's pool.
    */
   flush(timeoutMs?: number | undefined | null): Promise<FlushResult>
   /**
    * Stops capturing, delivers what it can within `timeoutMs` (default `shutdownTimeout`),
    * persists the rest to the disk buffer, and stops the background thread. Later captures
-   * are ignored.
+   * are ignored; a second call resolves with the first one's outcome, when it has one.
    */
   shutdown(timeoutMs?: number | undefined | null): Promise<ShutdownResult>
   /**
@@ -219,13 +221,15 @@ export interface ClientOptions {
   /**
    * Called on the main thread with each delivery error (an `Error` whose `code` is
    * `PULSELINE_HTTP`, `PULSELINE_TRANSPORT`, `PULSELINE_REJECTED` or
-   * `PULSELINE_DISK_BUFFER`). Delivery errors never throw. Default: none.
+   * `PULSELINE_DISK_BUFFER`). Delivery errors never throw. If the callback throws (or its
+   * promise rejects), the error is logged to stderr and ignored. Default: none.
    */
   onError?: (error: PulselineError) => void
   /**
    * Called with each drop: the reason (`queue_full`, `rejected_by_server`, `client_error`,
-   * `too_large`, `retries_exhausted`, `expired`, `disk_full`, `shutdown`) and the number of
-   * messages. Default: none.
+   * `too_large`, `retries_exhausted`, `expired`, `disk_full`, `shutdown`, `unserializable`)
+   * and the number of messages. Called on the main thread; if it throws, the error is logged
+   * to stderr and ignored. Default: none.
    */
   onDrop?: (reason: DropReason, count: number) => void
 }
@@ -238,7 +242,10 @@ export interface Dropped {
   rejectedByServer: number
   /** The collector refused the batch with a non-retryable 4xx. */
   clientError: number
-  /** A single message above the collector's request limit (413). */
+  /**
+   * A single message above the collector's request limit (413), or one that grew past
+   * 32 KiB between its capture call and the end of the tick.
+   */
   tooLarge: number
   /** The retry budget ran out and there was no disk buffer to keep the batch in. */
   retriesExhausted: number
@@ -248,6 +255,11 @@ export interface Dropped {
   diskFull: number
   /** Neither delivered nor persisted when `shutdown()`'s timeout passed. */
   shutdown: number
+  /**
+   * Could not be serialized at the end of the tick: a value changed after the capture call
+   * (a cycle, a throwing getter or `toJSON`, a `BigInt` for `JSON.stringify`).
+   */
+  unserializable: number
   /** All of the above. */
   total: number
 }

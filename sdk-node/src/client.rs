@@ -1,13 +1,21 @@
 //! `Client`: the core client behind a JavaScript class. Capture methods convert their message
 //! object on the calling (JavaScript) thread and hand it to the core's worker thread, which
-//! never touches JavaScript; `flush`/`shutdown` wait on libuv's thread pool, so the event loop
-//! keeps running; the `*Sync` variants block, for the `exit` hook.
+//! never touches JavaScript; `flush`/`shutdown` return promises that the worker's reply
+//! resolves (`settle.rs`), holding neither the event loop nor libuv's thread pool while they
+//! wait; the `*Sync` variants block, for the `exit` hook.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
+use futures::{
+    FutureExt,
+    future::{BoxFuture, Shared},
+};
 use napi::{
-    Env, JsValue, Status, Task,
-    bindgen_prelude::{AsyncTask, FnArgs, Unknown},
+    Env, JsValue, Status,
+    bindgen_prelude::{FnArgs, Object, Unknown},
     threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode},
 };
 use napi_derive::napi;
@@ -48,6 +56,8 @@ pub struct Client {
     core: Arc<pulseline::Client>,
     shutdown_timeout: Duration,
     flush_on_exit: bool,
+    /// The first shutdown, which every later `shutdown()` call waits for and reports.
+    shutdown: Mutex<Option<Shared<BoxFuture<'static, pulseline::ShutdownOutcome>>>>,
 }
 
 #[napi]
@@ -93,6 +103,7 @@ impl Client {
             core,
             shutdown_timeout,
             flush_on_exit: parsed.flush_on_exit,
+            shutdown: Mutex::new(None),
         })
     }
 
@@ -310,24 +321,29 @@ impl Client {
 
     /// Sends everything captured so far and resolves when the collector has it (or it was
     /// dropped for a counted reason, or persisted to the disk buffer), or when `timeoutMs`
-    /// passes. In serverless functions, `await client.flush()` before returning.
+    /// passes. In serverless functions, `await client.flush()` before returning. A pending
+    /// flush holds neither the event loop nor a thread of libuv's pool.
     #[napi(ts_return_type = "Promise<FlushResult>")]
-    pub fn flush(&self, env: Env, timeout_ms: Option<f64>) -> napi::Result<AsyncTask<Flush>> {
-        Ok(AsyncTask::new(Flush {
-            core: self.core.clone(),
-            timeout: self.timeout(&env, timeout_ms, NO_TIMEOUT)?,
-        }))
+    pub fn flush<'e>(&self, env: &'e Env, timeout_ms: Option<f64>) -> napi::Result<Object<'e>> {
+        let timeout = self.timeout(env, timeout_ms, NO_TIMEOUT)?;
+        let (deferred, promise) = env.create_deferred()?;
+        crate::settle::when_ready(self.core.flush_async(timeout), move |outcome| {
+            deferred.resolve(move |_| Ok(FlushResult::from(outcome)))
+        })?;
+        Ok(promise)
     }
 
     /// Stops capturing, delivers what it can within `timeoutMs` (default `shutdownTimeout`),
     /// persists the rest to the disk buffer, and stops the background thread. Later captures
-    /// are ignored.
+    /// are ignored; a second call resolves with the first one's outcome, when it has one.
     #[napi(ts_return_type = "Promise<ShutdownResult>")]
-    pub fn shutdown(&self, env: Env, timeout_ms: Option<f64>) -> napi::Result<AsyncTask<Shutdown>> {
-        Ok(AsyncTask::new(Shutdown {
-            core: self.core.clone(),
-            timeout: self.timeout(&env, timeout_ms, self.shutdown_timeout)?,
-        }))
+    pub fn shutdown<'e>(&self, env: &'e Env, timeout_ms: Option<f64>) -> napi::Result<Object<'e>> {
+        let timeout = self.timeout(env, timeout_ms, self.shutdown_timeout)?;
+        let (deferred, promise) = env.create_deferred()?;
+        crate::settle::when_ready(self.shutdown_once(timeout), move |outcome| {
+            deferred.resolve(move |_| Ok(ShutdownResult::from(outcome)))
+        })?;
+        Ok(promise)
     }
 
     /// `flush` that blocks the JavaScript thread (default timeout `shutdownTimeout`): for
@@ -342,7 +358,18 @@ impl Client {
     #[napi]
     pub fn shutdown_sync(&self, env: Env, timeout_ms: Option<f64>) -> napi::Result<ShutdownResult> {
         let timeout = self.timeout(&env, timeout_ms, self.shutdown_timeout)?;
-        Ok(self.core.shutdown(timeout).into())
+        Ok(futures::executor::block_on(self.shutdown_once(timeout)).into())
+    }
+
+    /// Counts messages that `lib/index.js` dropped after their capture call returned (see its
+    /// `#drain`), and reports them to `onDrop`.
+    #[napi(skip_typescript)]
+    pub fn record_dropped(&self, too_large: bool, count: u32) {
+        let reason = match too_large {
+            true => pulseline::DropReason::TooLarge,
+            false => pulseline::DropReason::Unserializable,
+        };
+        self.core.record_dropped(reason, u64::from(count));
     }
 
     /// The fast capture path of `lib/index.js` (see `serialized.rs`): captures a JSON array of
@@ -372,6 +399,17 @@ impl Client {
 }
 
 impl Client {
+    /// The client's one shutdown: started by the first call, shared by every later one, so
+    /// concurrent calls all report what the shutdown did.
+    fn shutdown_once(
+        &self,
+        timeout: Duration,
+    ) -> Shared<BoxFuture<'static, pulseline::ShutdownOutcome>> {
+        let mut slot = self.shutdown.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.get_or_insert_with(|| self.core.shutdown_async(timeout).boxed().shared())
+            .clone()
+    }
+
     fn timeout(&self, env: &Env, ms: Option<f64>, default: Duration) -> napi::Result<Duration> {
         match ms {
             None => Ok(default),
@@ -472,42 +510,17 @@ macro_rules! impl_common {
 }
 impl_common!(Track, Identify, Page, Screen, Group, Alias);
 
-/// `flush()` on libuv's thread pool.
-#[derive(Debug)]
-pub struct Flush {
-    core: Arc<pulseline::Client>,
-    timeout: Duration,
-}
-
-impl Task for Flush {
-    type Output = pulseline::FlushOutcome;
-    type JsValue = FlushResult;
-
-    fn compute(&mut self) -> napi::Result<Self::Output> {
-        Ok(self.core.flush(self.timeout))
-    }
-
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<FlushResult> {
-        Ok(output.into())
-    }
-}
-
-/// `shutdown()` on libuv's thread pool.
-#[derive(Debug)]
-pub struct Shutdown {
-    core: Arc<pulseline::Client>,
-    timeout: Duration,
-}
-
-impl Task for Shutdown {
-    type Output = pulseline::ShutdownOutcome;
-    type JsValue = ShutdownResult;
-
-    fn compute(&mut self) -> napi::Result<Self::Output> {
-        Ok(self.core.shutdown(self.timeout))
-    }
-
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> napi::Result<ShutdownResult> {
-        Ok(output.into())
+impl Drop for Client {
+    /// A client dropped without `shutdown()` (garbage-collected, or its worker thread
+    /// terminated) shuts down on a background thread, never on the JavaScript thread.
+    fn drop(&mut self) {
+        let started = self
+            .shutdown
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        if !started {
+            crate::background::shut_down(Arc::clone(&self.core), self.shutdown_timeout);
+        }
     }
 }

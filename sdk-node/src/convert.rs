@@ -6,11 +6,23 @@
 //! (and become `null` in arrays), `Date` becomes its ISO 8601 string. Where `JSON.stringify`
 //! would silently lose data this rejects the call instead, naming the key path: functions,
 //! symbols, `NaN`/`±Infinity`, invalid dates, and cycles (through a depth limit). `BigInt`
-//! becomes a JSON integer (up to 128 bits).
+//! becomes a JSON integer (up to 128 bits). `Map`, `Set`, `WeakMap`, `WeakSet`, `ArrayBuffer`,
+//! typed arrays (`Buffer` included), `DataView` and `Promise` are rejected as the Python SDK
+//! rejects `set` and `bytes` (`JSON.stringify` would write `{}` or a map of byte indexes).
+//!
+//! The walk stops as soon as its output must exceed the 32 KiB message limit: a structure
+//! shared many ways (a DAG) expands exponentially when written out, and a sparse array
+//! `a[2 ** 32 - 2] = 1` has four billion elements; neither may cost more than a small message.
 // Raw Node-API calls: the safe wrappers allocate a `String` per key and cost several times more.
 #![allow(unsafe_code)]
 
-use std::{cell::RefCell, fmt::Write as _, ptr};
+use std::{
+    cell::{Cell, RefCell},
+    fmt::Write as _,
+    ptr,
+};
+
+use pulseline::limits::MAX_MESSAGE_BYTES;
 
 use napi::sys;
 use serde::{
@@ -38,6 +50,8 @@ pub(crate) enum FailureKind {
     TooDeep,
     /// A JavaScript exception is pending (a getter threw while being read).
     Exception,
+    /// The JSON written for the call's values passed [`MAX_MESSAGE_BYTES`].
+    TooLarge,
     /// Node-API refused a call (should not happen on the JavaScript thread).
     Napi(&'static str),
 }
@@ -98,6 +112,10 @@ fn is_identifier(key: &str) -> bool {
 pub(crate) struct Converter {
     env: sys::napi_env,
     failure: RefCell<Option<Failure>>,
+    /// A lower bound of the JSON bytes this conversion has written so far.
+    written: Cell<usize>,
+    /// `Map`, `Set`, `WeakMap`, `WeakSet`, looked up once per conversion.
+    collections: RefCell<Option<[sys::napi_value; 4]>>,
 }
 
 impl Converter {
@@ -105,6 +123,8 @@ impl Converter {
         Converter {
             env,
             failure: RefCell::new(None),
+            written: Cell::new(0),
+            collections: RefCell::new(None),
         }
     }
 
@@ -136,6 +156,86 @@ impl Converter {
         E::custom(message)
     }
 
+    /// Counts `bytes` of output; fails once the conversion is sure to exceed the message limit.
+    fn charge(&self, bytes: usize) -> Result<(), FailureKind> {
+        let written = self.written.get().saturating_add(bytes);
+        self.written.set(written);
+        match written > MAX_MESSAGE_BYTES {
+            true => Err(FailureKind::TooLarge),
+            false => Ok(()),
+        }
+    }
+
+    /// What an object is when it is one of the types JSON cannot carry, or `None`.
+    fn unsupported_object(
+        &self,
+        value: sys::napi_value,
+    ) -> Result<Option<&'static str>, FailureKind> {
+        type Check =
+            unsafe extern "C" fn(sys::napi_env, sys::napi_value, *mut bool) -> sys::napi_status;
+        const CHECKS: [(Check, &str); 4] = [
+            (
+                sys::napi_is_typedarray,
+                "a typed array or Buffer (send e.g. buffer.toString('base64'))",
+            ),
+            (
+                sys::napi_is_arraybuffer,
+                "an ArrayBuffer (send e.g. Buffer.from(ab).toString('base64'))",
+            ),
+            (sys::napi_is_dataview, "a DataView"),
+            (sys::napi_is_promise, "a Promise (await it first)"),
+        ];
+        for (check, what) in CHECKS {
+            let mut yes = false;
+            // SAFETY: as in `type_of`.
+            self::check(unsafe { check(self.env, value, &mut yes) }, "is")?;
+            if yes {
+                return Ok(Some(what));
+            }
+        }
+        const COLLECTIONS: [&str; 4] = [
+            "a Map (send Object.fromEntries(map))",
+            "a Set (send [...set])",
+            "a WeakMap",
+            "a WeakSet",
+        ];
+        let constructors = self.collections()?;
+        for (constructor, what) in constructors.into_iter().zip(COLLECTIONS) {
+            let mut yes = false;
+            // SAFETY: as in `element` (`instanceof` may run a `Symbol.hasInstance` and throw).
+            let status = unsafe { sys::napi_instanceof(self.env, value, constructor, &mut yes) };
+            self.check_call(status, "instanceof")?;
+            if yes {
+                return Ok(Some(what));
+            }
+        }
+        Ok(None)
+    }
+
+    fn collections(&self) -> Result<[sys::napi_value; 4], FailureKind> {
+        if let Some(found) = *self.collections.borrow() {
+            return Ok(found);
+        }
+        let mut global = ptr::null_mut();
+        // SAFETY: as in `type_of`.
+        check(
+            unsafe { sys::napi_get_global(self.env, &mut global) },
+            "global",
+        )?;
+        let mut found = [ptr::null_mut(); 4];
+        for (slot, name) in found
+            .iter_mut()
+            .zip([c"Map", c"Set", c"WeakMap", c"WeakSet"])
+        {
+            // SAFETY: as in `element`; `name` is NUL-terminated.
+            let status =
+                unsafe { sys::napi_get_named_property(self.env, global, name.as_ptr(), slot) };
+            self.check_call(status, "constructor")?;
+        }
+        *self.collections.borrow_mut() = Some(found);
+        Ok(found)
+    }
+
     fn push_segment(&self, segment: Segment) {
         if let Some(f) = self.failure.borrow_mut().as_mut() {
             f.segments.push(segment);
@@ -157,6 +257,12 @@ impl Converter {
 
     /// Reads a JavaScript string (the caller checked its type).
     pub(crate) fn string(&self, value: sys::napi_value) -> Result<String, FailureKind> {
+        self.string_at_most(value, usize::MAX)
+    }
+
+    /// Reads a JavaScript string of at most `max` UTF-8 bytes; a longer one is `TooLarge`
+    /// before anything is copied (a property value cannot exceed the message limit).
+    fn string_at_most(&self, value: sys::napi_value, max: usize) -> Result<String, FailureKind> {
         let mut buf = [0u8; STACK_STRING];
         let mut len = 0usize;
         // SAFETY: the buffer is writable for its whole length; Node writes at most len-1 bytes
@@ -182,6 +288,9 @@ impl Converter {
                 },
                 "string",
             )?;
+            if len > max {
+                return Err(FailureKind::TooLarge);
+            }
             let mut heap = vec![0u8; len + 1];
             // SAFETY: as above, with a buffer one byte longer than the string.
             check(
@@ -305,7 +414,7 @@ impl Converter {
             let value = self.property(object, key)?;
             let kind = self.type_of(value)?;
             if kind != sys::ValueType::napi_undefined {
-                visit(self.string(key)?, value, kind)?;
+                visit(self.string_at_most(key, MAX_MESSAGE_BYTES)?, value, kind)?;
             }
         }
         Ok(())
@@ -403,6 +512,13 @@ impl Serialize for Js<'_> {
             None => cx.type_of(self.value).map_err(|k| cx.fail::<S::Error>(k))?,
         };
         let fail = |k| cx.fail::<S::Error>(k);
+        // Each value's smallest JSON form (`1`, `{}`, `""`); strings add their length below.
+        cx.charge(match kind {
+            sys::ValueType::napi_undefined | sys::ValueType::napi_null => 4,
+            sys::ValueType::napi_boolean => 4,
+            _ => 1,
+        })
+        .map_err(fail)?;
         match kind {
             sys::ValueType::napi_undefined | sys::ValueType::napi_null => s.serialize_unit(),
             sys::ValueType::napi_boolean => {
@@ -419,7 +535,13 @@ impl Serialize for Js<'_> {
                 let n = cx.number(self.value).map_err(fail)?;
                 serialize_number(n, s, cx)
             }
-            sys::ValueType::napi_string => s.serialize_str(&cx.string(self.value).map_err(fail)?),
+            sys::ValueType::napi_string => {
+                let text = cx
+                    .string_at_most(self.value, MAX_MESSAGE_BYTES)
+                    .map_err(fail)?;
+                cx.charge(text.len() + 1).map_err(fail)?;
+                s.serialize_str(&text)
+            }
             sys::ValueType::napi_bigint => cx.bigint(self.value, s),
             sys::ValueType::napi_object => self.serialize_object(s),
             sys::ValueType::napi_function => Err(fail(FailureKind::Unsupported("a function"))),
@@ -446,6 +568,7 @@ impl Js<'_> {
             let len = cx.array_length(self.value).map_err(fail)?;
             let mut seq = s.serialize_seq(Some(len as usize))?;
             for i in 0..len {
+                cx.charge(1).map_err(fail)?;
                 let item = cx.element(self.value, i).map_err(fail)?;
                 seq.serialize_element(&child(item, None)).inspect_err(|_| {
                     cx.push_segment(Segment::Index(i));
@@ -460,9 +583,13 @@ impl Js<'_> {
                 None => Err(fail(FailureKind::InvalidDate)),
             };
         }
+        if let Some(what) = cx.unsupported_object(self.value).map_err(fail)? {
+            return Err(fail(FailureKind::Unsupported(what)));
+        }
         let mut map = s.serialize_map(None)?;
         let mut failed = None;
         let walked = cx.for_each_field(self.value, |key, value, kind| {
+            cx.charge(key.len() + 3)?;
             match map.serialize_entry(&key, &child(value, Some(kind))) {
                 Ok(()) => Ok(()),
                 Err(e) => {

@@ -8,6 +8,8 @@ use std::ptr;
 
 use napi::{Env, Status, bindgen_prelude::ToNapiValue, sys};
 
+use pulseline::limits::MAX_MESSAGE_BYTES;
+
 use crate::convert::{Failure, FailureKind, MAX_DEPTH};
 
 /// The JavaScript constructor an error is made with.
@@ -246,6 +248,21 @@ pub(crate) fn conversion_error(argument: &str, failure: &Failure) -> Option<Erro
             "PULSELINE_INVALID_MESSAGE",
             format!("{path}: nested more than {MAX_DEPTH} levels deep (a circular reference?)"),
         ),
+        FailureKind::TooLarge => {
+            let message = format!(
+                "message is above the {MAX_MESSAGE_BYTES}-byte limit (conversion stopped at \
+                 {path}); trim properties or traits"
+            );
+            return Some(
+                ErrorSpec::new(
+                    Constructor::RangeError,
+                    "PULSELINE_MESSAGE_TOO_LARGE",
+                    message,
+                )
+                .field("limit", Field::Num(MAX_MESSAGE_BYTES as f64))
+                .field("path", Field::Str(path)),
+            );
+        }
         FailureKind::Napi(what) => (
             "PULSELINE_ERROR",
             format!("{path}: Node-API call failed ({what})"),

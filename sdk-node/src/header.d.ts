@@ -11,6 +11,7 @@ export type DropReason =
   | 'expired'
   | 'disk_full'
   | 'shutdown'
+  | 'unserializable'
 
 /**
  * What the client throws (invalid messages and options) and passes to `onError` (delivery

@@ -5,10 +5,12 @@
 // `#[napi]` requires `pub` items; they are exported to JavaScript, not to Rust.
 #![allow(unreachable_pub)]
 
+mod background;
 mod client;
 mod convert;
 mod error;
 mod message;
 mod options;
 mod serialized;
+mod settle;
 mod stats;

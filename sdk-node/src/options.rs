@@ -6,7 +6,7 @@ use std::{path::PathBuf, time::Duration};
 
 use napi::{
     ValueType,
-    bindgen_prelude::{FunctionRef, Unknown},
+    bindgen_prelude::{FunctionRef, Object, Unknown},
 };
 use napi_derive::napi;
 use pulseline::DiskBufferOptions;
@@ -67,15 +67,45 @@ pub struct ClientOptions {
     pub flush_on_exit: Option<bool>,
     /// Called on the main thread with each delivery error (an `Error` whose `code` is
     /// `PULSELINE_HTTP`, `PULSELINE_TRANSPORT`, `PULSELINE_REJECTED` or
-    /// `PULSELINE_DISK_BUFFER`). Delivery errors never throw. Default: none.
+    /// `PULSELINE_DISK_BUFFER`). Delivery errors never throw. If the callback throws (or its
+    /// promise rejects), the error is logged to stderr and ignored. Default: none.
     #[napi(ts_type = "(error: PulselineError) => void")]
     pub on_error: Option<FunctionRef<ErrorSpec, ()>>,
     /// Called with each drop: the reason (`queue_full`, `rejected_by_server`, `client_error`,
-    /// `too_large`, `retries_exhausted`, `expired`, `disk_full`, `shutdown`) and the number of
-    /// messages. Default: none.
+    /// `too_large`, `retries_exhausted`, `expired`, `disk_full`, `shutdown`, `unserializable`)
+    /// and the number of messages. Called on the main thread; if it throws, the error is logged
+    /// to stderr and ignored. Default: none.
     #[napi(ts_type = "(reason: DropReason, count: number) => void")]
     pub on_drop: Option<FunctionRef<napi::bindgen_prelude::FnArgs<(String, f64)>, ()>>,
 }
+
+/// The fields of [`ClientOptions`] as JavaScript names them: any other key is a mistake
+/// (`maxBatchSize` for `maxBatchMessages`) that would otherwise be silently ignored.
+const OPTION_NAMES: &[&str] = &[
+    "writeKey",
+    "host",
+    "flushInterval",
+    "maxBatchMessages",
+    "maxBatchBytes",
+    "maxBufferedEvents",
+    "maxBufferedBytes",
+    "maxInFlight",
+    "gzip",
+    "connectTimeout",
+    "requestTimeout",
+    "retryMinDelay",
+    "retryMaxDelay",
+    "maxRetryAfter",
+    "maxRetryElapsed",
+    "shutdownTimeout",
+    "diskBuffer",
+    "diskBufferDirectory",
+    "diskBufferMaxBytes",
+    "diskBufferMaxAge",
+    "flushOnExit",
+    "onError",
+    "onDrop",
+];
 
 impl std::fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -110,6 +140,21 @@ impl ClientOptions {
                     "new Client() takes an options object, e.g. new Client({ writeKey: 'plw_...', host: 'http://127.0.0.1:8080' })",
                 ));
             }
+        }
+        let object = crate::error::from_unknown::<Object<'_>>(value)
+            .and_then(|o| Object::keys(&o))
+            .map_err(|e| {
+                ErrorSpec::type_error("PULSELINE_CONFIG", format!("invalid options: {}", e.reason))
+            })?;
+        if let Some(unknown) = object.iter().find(|k| !OPTION_NAMES.contains(&k.as_str())) {
+            return Err(ErrorSpec::type_error(
+                "PULSELINE_CONFIG",
+                format!(
+                    "unknown option {unknown:?}; the options are {}",
+                    OPTION_NAMES.join(", ")
+                ),
+            )
+            .field("option", crate::error::Field::Str(unknown.clone())));
         }
         crate::error::from_unknown::<ClientOptions>(value).map_err(|e| {
             ErrorSpec::type_error("PULSELINE_CONFIG", format!("invalid options: {}", e.reason))

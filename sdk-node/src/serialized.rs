@@ -36,9 +36,9 @@ struct Entry<'a>(
 );
 
 /// Captures every message of `json`; returns what went wrong with those that could not be
-/// captured (the JavaScript side warns), or `None`. A full buffer is not an error here: the
-/// core counts it and reports it to `onDrop`; a shut-down client drops silently, as the exact
-/// path does.
+/// captured (the JavaScript side warns), or `None`. Each of those is counted as dropped and
+/// reported to `onDrop`: its capture call returned long ago. A full buffer is counted by the
+/// core itself; a shut-down client drops silently, as the exact path does.
 pub(crate) fn capture_all(core: &pulseline::Client, json: &str) -> Option<String> {
     let entries: Vec<Entry<'_>> = match serde_json::from_str(json) {
         Ok(entries) => entries,
@@ -49,6 +49,11 @@ pub(crate) fn capture_all(core: &pulseline::Client, json: &str) -> Option<String
         match capture(core, entry) {
             Ok(()) | Err(pulseline::Error::QueueFull { .. }) | Err(pulseline::Error::Closed) => {}
             Err(err) => {
+                let reason = match err {
+                    pulseline::Error::MessageTooLarge { .. } => pulseline::DropReason::TooLarge,
+                    _ => pulseline::DropReason::Unserializable,
+                };
+                core.record_dropped(reason, 1);
                 failed += 1;
                 first.get_or_insert_with(|| err.to_string());
             }

@@ -12,7 +12,8 @@ pub struct Dropped {
     pub rejected_by_server: i64,
     /// The collector refused the batch with a non-retryable 4xx.
     pub client_error: i64,
-    /// A single message above the collector's request limit (413).
+    /// A single message above the collector's request limit (413), or one that grew past
+    /// 32 KiB between its capture call and the end of the tick.
     pub too_large: i64,
     /// The retry budget ran out and there was no disk buffer to keep the batch in.
     pub retries_exhausted: i64,
@@ -22,6 +23,9 @@ pub struct Dropped {
     pub disk_full: i64,
     /// Neither delivered nor persisted when `shutdown()`'s timeout passed.
     pub shutdown: i64,
+    /// Could not be serialized at the end of the tick: a value changed after the capture call
+    /// (a cycle, a throwing getter or `toJSON`, a `BigInt` for `JSON.stringify`).
+    pub unserializable: i64,
     /// All of the above.
     pub total: i64,
 }
@@ -75,6 +79,7 @@ impl From<pulseline::Stats> for Stats {
                 expired: n(d.expired),
                 disk_full: n(d.disk_full),
                 shutdown: n(d.shutdown),
+                unserializable: n(d.unserializable),
                 total: n(d.total()),
             },
         }
