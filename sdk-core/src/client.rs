@@ -37,7 +37,8 @@ pub enum FlushOutcome {
     },
     /// The timeout passed first; delivery continues in the background.
     TimedOut {
-        /// Messages captured before the call and not yet resolved.
+        /// Messages captured before the call, or replayed from the disk buffer, not yet
+        /// resolved.
         pending: u64,
     },
     /// The client was already shut down.
@@ -216,6 +217,10 @@ impl Client {
     /// Waits up to `timeout` until every message captured before the call is delivered,
     /// dropped, or (after its retry budget) persisted to the disk buffer.
     ///
+    /// Messages an earlier run (or a crashed process) left in the disk buffer count too: the
+    /// flush replays and delivers them within the same `timeout`, and stops waiting for them
+    /// once the collector refuses a batch.
+    ///
     /// Blocks the calling thread; from async code use [`flush_async`](Client::flush_async).
     ///
     /// ```
@@ -257,6 +262,10 @@ impl Client {
     /// Stops capturing, delivers what it can within `timeout`, persists the rest to the disk
     /// buffer, and stops the worker. Later captures return [`Error::Closed`]; a second call
     /// returns a default (empty) outcome.
+    ///
+    /// Like [`flush`](Client::flush), it also delivers what earlier runs left in the disk
+    /// buffer within `timeout`, so a short-lived program (a script, a cron job, a serverless
+    /// handler) that only lives to call it still sends them.
     ///
     /// ```
     /// use std::time::Duration;
