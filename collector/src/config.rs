@@ -70,7 +70,7 @@ pub struct Config {
     #[arg(long, env = "PULSELINE_RATE_LIMIT_EVENTS_PER_SEC", default_value_t = 0)]
     pub rate_limit_events_per_sec: u32,
     /// Events one write key may send at once above the sustained rate (at least the batch
-    /// limit; 0: twice the rate).
+    /// limit; 0: twice the rate or the batch limit, whichever is larger).
     #[arg(long, env = "PULSELINE_RATE_LIMIT_BURST", default_value_t = 0)]
     pub rate_limit_burst: u32,
     /// Seconds between maintenance passes (retention, partitions).
