@@ -52,7 +52,8 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "PULSELINE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Where data lives: `sqlite://path/to/file.db` (the default) or, later, `postgres://…`.
+    /// Where data lives: `sqlite://path/to/file.db` (the default) or
+    /// `postgres://user:pass@host:5432/db` (for several replicas).
     #[arg(long, env = "PULSELINE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
     /// SQLite durability of each commit.
