@@ -78,7 +78,7 @@ impl ShutdownOutcome {
 /// use serde_json::json;
 /// use std::time::Duration;
 ///
-/// let client = Client::builder("wk_live_123").host("http://127.0.0.1:8080").build()?;
+/// let client = Client::builder("plw_YOUR_WRITE_KEY").host("http://127.0.0.1:8080").build()?;
 /// client.track(Track::new("user-42", "signup").properties(json!({ "plan": "pro" })))?;
 /// assert_eq!(client.flush(Duration::from_secs(5)), FlushOutcome::Flushed);
 /// # Ok::<(), pulseline::Error>(())
@@ -113,7 +113,7 @@ impl Client {
     /// ```no_run
     /// let mut options = pulseline::ClientOptions::default();
     /// options.host = "http://127.0.0.1:8080".into();
-    /// let client = pulseline::Client::new("wk_live_123", options)?;
+    /// let client = pulseline::Client::new("plw_YOUR_WRITE_KEY", options)?;
     /// # Ok::<(), pulseline::Error>(())
     /// ```
     #[cfg(all(feature = "worker-thread", feature = "native-http"))]
@@ -360,7 +360,7 @@ impl Drop for Inner {
 /// use pulseline::Client;
 /// use std::time::Duration;
 ///
-/// let client = Client::builder("wk_live_123")
+/// let client = Client::builder("plw_YOUR_WRITE_KEY")
 ///     .host("http://127.0.0.1:8080")
 ///     .flush_interval(Duration::from_millis(200))
 ///     .on_drop(|reason, n| eprintln!("dropped {n} events: {reason}"))
