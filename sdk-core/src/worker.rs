@@ -688,9 +688,10 @@ impl Worker {
 
     /// Whether a flush or shutdown, begun when `parked_at_start` messages were parked, still
     /// waits for replayed messages (written by an earlier run or another client), and how many
-    /// of them are in memory. It waits while any are in memory or the disk may hold more, so
-    /// a short-lived program delivers what earlier runs left; once a batch was parked since
-    /// it began, the collector is refusing and it stops waiting.
+    /// of them are in memory. It waits while any are in memory, or while the disk may hold
+    /// more and a replay could start, so a short-lived program delivers what earlier runs
+    /// left, yet a steady stream of new captures (which keeps replays off) never holds a flush
+    /// up. Once a batch was parked since it began, the collector is refusing: it stops waiting.
     fn replay_pending(&self, parked_at_start: u64) -> Option<u64> {
         if self.parked_after_retries != parked_at_start {
             return None;
@@ -700,7 +701,8 @@ impl Worker {
             .filter(|h| !h.tracked)
             .map(|h| h.batch.len() as u64)
             .sum();
-        (in_memory > 0 || !self.disk_drained).then_some(in_memory)
+        let disk_may_hold_more = !self.disk_drained && self.replay_possible();
+        (in_memory > 0 || disk_may_hold_more).then_some(in_memory)
     }
 
     fn answer_flushes(&mut self, now: Instant) {
