@@ -120,28 +120,6 @@ async fn mistakes_are_explained() {
 }
 
 #[tokio::test]
-async fn serve_refuses_a_default_plan_that_does_not_exist() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = common::fresh_database_url(dir.path()).await;
-    let out = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
-        .arg("serve")
-        .env("PULSELINE_DATABASE_URL", &url)
-        .env("PULSELINE_LISTEN", "127.0.0.1:0")
-        .env("PULSELINE_DEFAULT_PLAN", "platinum")
-        .env("PULSELINE_LOG", "warn")
-        .output()
-        .expect("the binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        stderr.contains("PULSELINE_DEFAULT_PLAN=platinum is not a plan")
-            && stderr.contains("free")
-            && stderr.contains("plan set"),
-        "{stderr}"
-    );
-}
-
-#[tokio::test]
 async fn plan_and_help_output_reads_right() {
     let app = spawn_app().await;
     let url = &app.database_url;
@@ -180,4 +158,26 @@ async fn plan_and_help_output_reads_right() {
     assert!(ok);
     assert!(help.contains("postgres://user:pass@host:5432/db"), "{help}");
     assert!(!help.contains("later"), "{help}");
+}
+
+#[tokio::test]
+async fn serve_refuses_a_default_plan_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(dir.path()).await;
+    let out = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
+        .arg("serve")
+        .env("PULSELINE_DATABASE_URL", &url)
+        .env("PULSELINE_LISTEN", "127.0.0.1:0")
+        .env("PULSELINE_DEFAULT_PLAN", "platinum")
+        .env("PULSELINE_LOG", "warn")
+        .output()
+        .expect("the binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("PULSELINE_DEFAULT_PLAN=platinum is not a plan")
+            && stderr.contains("free")
+            && stderr.contains("plan set"),
+        "{stderr}"
+    );
 }

@@ -137,59 +137,6 @@ async fn operations_endpoints() {
     }
 }
 
-#[tokio::test]
-async fn one_projects_keys_never_see_another_projects_events() {
-    let app = spawn_app().await;
-    let db = app.store().await;
-    let other = pulseline_collector::projects::create_project(
-        &db,
-        "Other",
-        "unlimited",
-        chrono::Utc::now(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        app.post(
-            "/v1/batch",
-            &json!({"batch": [track("u", "mine", "same-id")]})
-        )
-        .await
-        .status(),
-        200
-    );
-    // The same messageId in another project is a different event, not a duplicate.
-    let resp = app
-        .http
-        .post(app.url("/v1/batch"))
-        .basic_auth(&other.write_key, Some(""))
-        .json(&json!({"batch": [track("u", "theirs", "same-id")]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let theirs: Value = app
-        .http
-        .get(app.url("/api/v1/events"))
-        .bearer_auth(&other.secret_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let names: Vec<&str> = theirs["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["theirs"]);
-    let mine = app.all_events("").await;
-    assert_eq!(mine.len(), 1);
-    assert_eq!(mine[0]["event"], "mine");
-}
-
 /// The public routes as registered in the source (`routes::router` and the browser SDK's
 /// router), with their methods: what `/openapi.json` must describe. The dashboard's and the
 /// alerting API's routes have their own check in `dashboard_api`.
@@ -252,4 +199,57 @@ async fn every_public_route_is_in_the_openapi_description() {
     let sdk = &spec["paths"]["/sdk/v1/{file}"]["get"]["responses"];
     assert!(sdk["200"]["content"].get("application/wasm").is_some());
     assert!(sdk["404"].is_object());
+}
+
+#[tokio::test]
+async fn one_projects_keys_never_see_another_projects_events() {
+    let app = spawn_app().await;
+    let db = app.store().await;
+    let other = pulseline_collector::projects::create_project(
+        &db,
+        "Other",
+        "unlimited",
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        app.post(
+            "/v1/batch",
+            &json!({"batch": [track("u", "mine", "same-id")]})
+        )
+        .await
+        .status(),
+        200
+    );
+    // The same messageId in another project is a different event, not a duplicate.
+    let resp = app
+        .http
+        .post(app.url("/v1/batch"))
+        .basic_auth(&other.write_key, Some(""))
+        .json(&json!({"batch": [track("u", "theirs", "same-id")]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let theirs: Value = app
+        .http
+        .get(app.url("/api/v1/events"))
+        .bearer_auth(&other.secret_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = theirs["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["theirs"]);
+    let mine = app.all_events("").await;
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0]["event"], "mine");
 }

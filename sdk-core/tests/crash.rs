@@ -298,71 +298,6 @@ fn two_clients_on_one_directory_never_send_a_segment_twice() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
-/// A flush, like a shutdown, delivers what an earlier run left before it says `Flushed`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flush_at_once_delivers_what_an_earlier_run_left() {
-    let dir = tempfile::tempdir().unwrap();
-    let captured = persist(dir.path(), 50, 1 << 20);
-    let collector = Collector::start().await;
-    let (url, key, path) = (
-        collector.url(),
-        collector.write_key.clone(),
-        dir.path().to_owned(),
-    );
-    let outcome = tokio::task::spawn_blocking(move || {
-        let client = Client::builder(&key)
-            .host(url)
-            .disk_buffer_directory(path)
-            .build()
-            .unwrap();
-        let outcome = client.flush(Duration::from_secs(15));
-        (outcome, client)
-    })
-    .await
-    .unwrap();
-    assert_eq!(outcome.0, FlushOutcome::Flushed);
-    // Stored before the flush answered: no waiting here.
-    let stored: HashSet<String> = collector
-        .events()
-        .await
-        .iter()
-        .map(|e| e["messageId"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(stored.len(), 50);
-    assert!(captured.iter().all(|id| stored.contains(id)));
-    let client = outcome.1;
-    tokio::task::spawn_blocking(move || client.shutdown(Duration::from_secs(10)))
-        .await
-        .unwrap();
-}
-
-#[test]
-fn flush_reports_messages_persisted_after_the_retry_budget() {
-    let dir = tempfile::tempdir().unwrap();
-    let client = Client::builder("wk_test")
-        .transport(failing_transport())
-        .clock(ManualClock::new())
-        .disk_buffer_directory(dir.path())
-        .build()
-        .unwrap();
-    for i in 0..3 {
-        client
-            .track(Track::new("user-1", "x").properties(json!({ "i": i })))
-            .unwrap();
-    }
-    assert_eq!(
-        client.flush(Duration::from_secs(3600)),
-        FlushOutcome::Persisted { messages: 3 }
-    );
-    assert!(matches!(
-        client.track(Track::new("", "x")),
-        Err(Error::InvalidMessage {
-            field: "userId",
-            ..
-        })
-    ));
-}
-
 const SHORT_LIVED_ENV: &str = "PULSELINE_SHORT_LIVED_CHILD";
 
 /// Runs in the child process only: a short-lived program. `persist` captures 500 events and
@@ -481,4 +416,69 @@ async fn a_short_lived_program_delivers_what_an_earlier_run_left() {
     assert_eq!(stored.len(), 500);
     assert!(ids.iter().all(|id| stored.contains(id)));
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// A flush, like a shutdown, delivers what an earlier run left before it says `Flushed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_at_once_delivers_what_an_earlier_run_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let captured = persist(dir.path(), 50, 1 << 20);
+    let collector = Collector::start().await;
+    let (url, key, path) = (
+        collector.url(),
+        collector.write_key.clone(),
+        dir.path().to_owned(),
+    );
+    let outcome = tokio::task::spawn_blocking(move || {
+        let client = Client::builder(&key)
+            .host(url)
+            .disk_buffer_directory(path)
+            .build()
+            .unwrap();
+        let outcome = client.flush(Duration::from_secs(15));
+        (outcome, client)
+    })
+    .await
+    .unwrap();
+    assert_eq!(outcome.0, FlushOutcome::Flushed);
+    // Stored before the flush answered: no waiting here.
+    let stored: HashSet<String> = collector
+        .events()
+        .await
+        .iter()
+        .map(|e| e["messageId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(stored.len(), 50);
+    assert!(captured.iter().all(|id| stored.contains(id)));
+    let client = outcome.1;
+    tokio::task::spawn_blocking(move || client.shutdown(Duration::from_secs(10)))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn flush_reports_messages_persisted_after_the_retry_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::builder("wk_test")
+        .transport(failing_transport())
+        .clock(ManualClock::new())
+        .disk_buffer_directory(dir.path())
+        .build()
+        .unwrap();
+    for i in 0..3 {
+        client
+            .track(Track::new("user-1", "x").properties(json!({ "i": i })))
+            .unwrap();
+    }
+    assert_eq!(
+        client.flush(Duration::from_secs(3600)),
+        FlushOutcome::Persisted { messages: 3 }
+    );
+    assert!(matches!(
+        client.track(Track::new("", "x")),
+        Err(Error::InvalidMessage {
+            field: "userId",
+            ..
+        })
+    ));
 }
