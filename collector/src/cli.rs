@@ -324,10 +324,12 @@ async fn plan(action: PlanAction, store: &Store) -> anyhow::Result<()> {
                 retention_days: retention_days.0,
             };
             store.upsert_plan(&plan).await?;
+            let kept = plan
+                .retention_days
+                .map_or_else(|| "forever".to_owned(), |d| format!("{d} days"));
             println!(
-                "Plan {name}: {} events/month, kept {} days.",
+                "Plan {name}: {} events/month, data kept {kept}.",
                 show(plan.events_per_month, "unlimited"),
-                show(plan.retention_days, "forever")
             );
         }
     }

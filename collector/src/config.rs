@@ -52,7 +52,8 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "PULSELINE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Where data lives: `sqlite://path/to/file.db` (the default) or, later, `postgres://…`.
+    /// Where data lives: `sqlite://path/to/file.db` (the default) or
+    /// `postgres://user:pass@host:5432/db` (for several replicas).
     #[arg(long, env = "PULSELINE_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
     /// SQLite durability of each commit.
@@ -70,7 +71,7 @@ pub struct Config {
     #[arg(long, env = "PULSELINE_RATE_LIMIT_EVENTS_PER_SEC", default_value_t = 0)]
     pub rate_limit_events_per_sec: u32,
     /// Events one write key may send at once above the sustained rate (at least the batch
-    /// limit; 0: twice the rate).
+    /// limit; 0: twice the rate or the batch limit, whichever is larger).
     #[arg(long, env = "PULSELINE_RATE_LIMIT_BURST", default_value_t = 0)]
     pub rate_limit_burst: u32,
     /// Seconds between maintenance passes (retention, partitions).

@@ -318,11 +318,14 @@ fn rate_limiter(
     let Some(rate) = NonZeroU32::new(config.rate_limit_events_per_sec) else {
         return Ok(None);
     };
+    let max_batch = u32::try_from(config.limits.max_batch_messages).unwrap_or(u32::MAX);
     let burst = match config.rate_limit_burst {
-        0 => rate.saturating_mul(NonZeroU32::MIN.saturating_add(1)),
+        // Twice the rate, but never below a full batch: a rate set alone must always start.
+        0 => rate
+            .saturating_mul(NonZeroU32::MIN.saturating_add(1))
+            .max(NonZeroU32::new(max_batch).unwrap_or(NonZeroU32::MIN)),
         b => NonZeroU32::new(b).unwrap_or(rate),
     };
-    let max_batch = u32::try_from(config.limits.max_batch_messages).unwrap_or(u32::MAX);
     if burst.get() < max_batch {
         anyhow::bail!(
             "PULSELINE_RATE_LIMIT_BURST ({burst}) is below PULSELINE_MAX_BATCH_MESSAGES \

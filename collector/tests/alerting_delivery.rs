@@ -1091,6 +1091,23 @@ async fn validation_errors_say_what_to_fix() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_category_needs_no_colour_or_emoji() {
+    let app = spawn_app().await;
+    let ch = create_channel(
+        &app,
+        json!({"name": "d", "kind": "discord", "url": "http://127.0.0.1:1/hook"}),
+    )
+    .await;
+    let c = create_category(
+        &app,
+        json!({"name": "c", "pattern": "signup", "channel_id": ch["id"]}),
+    )
+    .await;
+    assert_eq!(c["colour"], "#5865F2");
+    assert_eq!(c["emoji"], "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_targets_are_refused_without_the_operator_flag() {
     let app = spawn_app_with(|c| c.delivery.allow_private_webhooks = false).await;
     let discord = standins::discord().await;

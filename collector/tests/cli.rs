@@ -120,6 +120,47 @@ async fn mistakes_are_explained() {
 }
 
 #[tokio::test]
+async fn plan_and_help_output_reads_right() {
+    let app = spawn_app().await;
+    let url = &app.database_url;
+    let (ok, stdout, stderr) = cli(
+        url,
+        &[
+            "plan",
+            "set",
+            "team",
+            "--events-per-month",
+            "5000000",
+            "--retention-days",
+            "forever",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        "Plan team: 5000000 events/month, data kept forever."
+    );
+    let (ok, stdout, stderr) = cli(
+        url,
+        &[
+            "plan",
+            "set",
+            "team",
+            "--events-per-month",
+            "unlimited",
+            "--retention-days",
+            "90",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.trim().ends_with("data kept 90 days."), "{stdout}");
+    let (ok, help, _) = cli(url, &["serve", "--help"]);
+    assert!(ok);
+    assert!(help.contains("postgres://user:pass@host:5432/db"), "{help}");
+    assert!(!help.contains("later"), "{help}");
+}
+
+#[tokio::test]
 async fn serve_refuses_a_default_plan_that_does_not_exist() {
     let dir = tempfile::tempdir().unwrap();
     let url = common::fresh_database_url(dir.path()).await;

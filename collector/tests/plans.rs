@@ -347,6 +347,19 @@ async fn a_flooding_key_is_rate_limited_and_its_neighbour_is_not() {
 }
 
 #[tokio::test]
+async fn a_low_rate_set_alone_starts_and_admits_a_full_batch() {
+    // No PULSELINE_RATE_LIMIT_BURST: the default burst must still fit a full batch.
+    let app = spawn_app_with(|c| c.rate_limit_events_per_sec = 10).await;
+    let full =
+        u32::try_from(pulseline_collector::config::Limits::default().max_batch_messages).unwrap();
+    let resp = app.post("/v1/batch", &batch(0..full, "full")).await;
+    assert_eq!(resp.status(), 200);
+    let resp = app.post("/v1/batch", &batch(full..full + 50, "over")).await;
+    assert_eq!(resp.status(), 429, "the burst is spent: the rate applies");
+    assert!(resp.headers().contains_key("retry-after"));
+}
+
+#[tokio::test]
 async fn a_burst_below_the_batch_limit_is_a_configuration_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = pulseline_collector::config::Config::for_tests(dir.path());

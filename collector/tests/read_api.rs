@@ -137,6 +137,70 @@ async fn operations_endpoints() {
     }
 }
 
+/// The public routes as registered in the source (`routes::router` and the browser SDK's
+/// router), with their methods: what `/openapi.json` must describe. The dashboard's and the
+/// alerting API's routes have their own check in `dashboard_api`.
+fn registered_public_routes() -> Vec<(String, String)> {
+    let src = |file: &str| {
+        std::fs::read_to_string(format!("{}/src/routes/{file}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+    };
+    let routes = src("mod.rs");
+    let start = routes.find("pub fn router(").expect("routes::router");
+    let end = start
+        + routes[start..]
+            .find("\n}\n")
+            .expect("end of routes::router");
+    let sdk = src("sdk.rs");
+    let mut found = Vec::new();
+    for text in [&routes[start..end], sdk.as_str()] {
+        for (at, _) in text.match_indices(".route(\"") {
+            let rest = &text[at + ".route(\"".len()..];
+            let path = &rest[..rest.find('"').unwrap()];
+            let method = rest[path.len() + 1..]
+                .trim_start_matches([',', ' ', '\n'])
+                .split('(')
+                .next()
+                .unwrap();
+            found.push((path.to_owned(), method.to_owned()));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn every_public_route_is_in_the_openapi_description() {
+    let app = spawn_app().await;
+    let (status, spec) = app.get_json("/openapi.json").await;
+    assert_eq!(status, 200);
+    let routes = registered_public_routes();
+    for known in ["/v1/batch", "/v1/import", "/sdk/v1/{file}", "/healthz"] {
+        assert!(
+            routes.iter().any(|(p, _)| p == known),
+            "{known} not found in {routes:?}"
+        );
+    }
+    // The description itself is the one route it need not describe.
+    let missing: Vec<_> = routes
+        .iter()
+        .filter(|(path, _)| path != "/openapi.json")
+        .filter(|(path, method)| spec["paths"][path].get(method).is_none())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing from /openapi.json: {missing:?}"
+    );
+    let import = &spec["paths"]["/v1/import"]["post"];
+    assert_eq!(
+        import["requestBody"]["content"]["application/json"]["schema"],
+        spec["paths"]["/v1/batch"]["post"]["requestBody"]["content"]["application/json"]["schema"],
+        "/v1/import takes what /v1/batch takes"
+    );
+    let sdk = &spec["paths"]["/sdk/v1/{file}"]["get"]["responses"];
+    assert!(sdk["200"]["content"].get("application/wasm").is_some());
+    assert!(sdk["404"].is_object());
+}
+
 #[tokio::test]
 async fn one_projects_keys_never_see_another_projects_events() {
     let app = spawn_app().await;

@@ -37,7 +37,8 @@ pub enum FlushOutcome {
     },
     /// The timeout passed first; delivery continues in the background.
     TimedOut {
-        /// Messages captured before the call and not yet resolved.
+        /// Messages captured before the call, or replayed from the disk buffer, not yet
+        /// resolved.
         pending: u64,
     },
     /// The client was already shut down.
@@ -77,7 +78,7 @@ impl ShutdownOutcome {
 /// use serde_json::json;
 /// use std::time::Duration;
 ///
-/// let client = Client::builder("wk_live_123").host("http://127.0.0.1:8080").build()?;
+/// let client = Client::builder("plw_YOUR_WRITE_KEY").host("http://127.0.0.1:8080").build()?;
 /// client.track(Track::new("user-42", "signup").properties(json!({ "plan": "pro" })))?;
 /// assert_eq!(client.flush(Duration::from_secs(5)), FlushOutcome::Flushed);
 /// # Ok::<(), pulseline::Error>(())
@@ -112,7 +113,7 @@ impl Client {
     /// ```no_run
     /// let mut options = pulseline::ClientOptions::default();
     /// options.host = "http://127.0.0.1:8080".into();
-    /// let client = pulseline::Client::new("wk_live_123", options)?;
+    /// let client = pulseline::Client::new("plw_YOUR_WRITE_KEY", options)?;
     /// # Ok::<(), pulseline::Error>(())
     /// ```
     #[cfg(all(feature = "worker-thread", feature = "native-http"))]
@@ -216,6 +217,10 @@ impl Client {
     /// Waits up to `timeout` until every message captured before the call is delivered,
     /// dropped, or (after its retry budget) persisted to the disk buffer.
     ///
+    /// Messages an earlier run (or a crashed process) left in the disk buffer count too: the
+    /// flush replays and delivers them within the same `timeout`, and stops waiting for them
+    /// once the collector refuses a batch.
+    ///
     /// Blocks the calling thread; from async code use [`flush_async`](Client::flush_async).
     ///
     /// ```
@@ -257,6 +262,10 @@ impl Client {
     /// Stops capturing, delivers what it can within `timeout`, persists the rest to the disk
     /// buffer, and stops the worker. Later captures return [`Error::Closed`]; a second call
     /// returns a default (empty) outcome.
+    ///
+    /// Like [`flush`](Client::flush), it also delivers what earlier runs left in the disk
+    /// buffer within `timeout`, so a short-lived program (a script, a cron job, a serverless
+    /// handler) that only lives to call it still sends them.
     ///
     /// ```
     /// use std::time::Duration;
@@ -366,7 +375,7 @@ impl Drop for Inner {
 /// use pulseline::Client;
 /// use std::time::Duration;
 ///
-/// let client = Client::builder("wk_live_123")
+/// let client = Client::builder("plw_YOUR_WRITE_KEY")
 ///     .host("http://127.0.0.1:8080")
 ///     .flush_interval(Duration::from_millis(200))
 ///     .on_drop(|reason, n| eprintln!("dropped {n} events: {reason}"))

@@ -16,7 +16,7 @@ use crate::{
 ///
 /// ```
 /// let options = pulseline::ClientOptions::default();
-/// let transport = pulseline::HttpTransport::new("wk_live_123", &options)?;
+/// let transport = pulseline::HttpTransport::new("plw_YOUR_WRITE_KEY", &options)?;
 /// # let _ = transport;
 /// # Ok::<(), pulseline::Error>(())
 /// ```

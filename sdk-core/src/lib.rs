@@ -5,7 +5,7 @@
 //! use serde_json::json;
 //! use std::time::Duration;
 //!
-//! let client = Client::builder("wk_live_123").host("http://127.0.0.1:8080").build()?;
+//! let client = Client::builder("plw_YOUR_WRITE_KEY").host("http://127.0.0.1:8080").build()?;
 //! client.identify(Identify::new("user-42").traits(json!({ "email": "ada@example.com" })))?;
 //! client.track(Track::new("user-42", "signup").properties(json!({ "plan": "pro" })))?;
 //! client.shutdown(Duration::from_secs(5));

@@ -88,6 +88,7 @@ struct FlushWaiter {
 struct ShutdownWaiter {
     watermark: BatchId,
     deadline: Instant,
+    parked_at_start: u64,
     reply: futures::channel::oneshot::Sender<ShutdownOutcome>,
 }
 
@@ -126,6 +127,8 @@ pub(crate) struct Worker {
     disk: Option<DiskBuffer>,
     next_replay: Instant,
     replay_backoff: Duration,
+    /// The last look at the disk buffer found nothing left to replay (always true without one).
+    disk_drained: bool,
     rng: SmallRng,
 }
 
@@ -143,6 +146,10 @@ impl Worker {
             next_tick: later(now, config.flush_interval),
             next_replay: now,
             replay_backoff: config.retry.min_delay,
+            #[cfg(feature = "disk-buffer")]
+            disk_drained: disk.is_none(),
+            #[cfg(not(feature = "disk-buffer"))]
+            disk_drained: true,
             rng: SmallRng::from_os_rng(),
             shared,
             transport,
@@ -257,6 +264,7 @@ impl Worker {
                 self.shutdown = Some(ShutdownWaiter {
                     watermark: self.next_batch_id,
                     deadline: later(now, timeout),
+                    parked_at_start: self.parked_after_retries,
                     reply,
                 });
             }
@@ -605,7 +613,14 @@ impl Worker {
     fn replay_possible(&self) -> bool {
         #[cfg(feature = "disk-buffer")]
         {
-            if self.disk.is_none() || self.shutdown.is_some() || !self.ready.is_empty() {
+            if self.disk.is_none() || !self.ready.is_empty() {
+                return false;
+            }
+            // A shutdown still replays (a short-lived program is often the only one to run
+            // with the collector up), unless the collector refused batches since it began.
+            if let Some(s) = &self.shutdown
+                && self.parked_after_retries != s.parked_at_start
+            {
                 return false;
             }
             let (events, bytes) = self.shared.buffered();
@@ -636,6 +651,7 @@ impl Worker {
         }
         match claimed {
             Ok(Some(batches)) => {
+                self.disk_drained = false;
                 let mut messages = 0u64;
                 for replayed in batches {
                     let tracked = replayed.writer == self.config.writer_id
@@ -657,10 +673,15 @@ impl Worker {
                 Counters::add(&self.counters().replayed_from_disk, messages);
             }
             // Nothing claimable: look again later for segments left by crashed processes.
-            Ok(None) => self.next_replay = now + Duration::from_secs(1),
+            Ok(None) => {
+                self.disk_drained = true;
+                self.next_replay = now + Duration::from_secs(1);
+            }
             Err(error) => {
                 tracing::warn!(%error, "disk buffer scan failed");
                 self.shared.reporter.error(&error);
+                // Nothing a waiting flush could get from it now.
+                self.disk_drained = true;
                 self.next_replay = now + Duration::from_secs(5);
             }
         }
@@ -669,20 +690,41 @@ impl Worker {
     #[cfg(not(feature = "disk-buffer"))]
     fn replay(&mut self, _now: Instant) {}
 
+    /// Whether a flush or shutdown, begun when `parked_at_start` messages were parked, still
+    /// waits for replayed messages (written by an earlier run or another client), and how many
+    /// of them are in memory. It waits while any are in memory, or while the disk may hold
+    /// more and a replay could start, so a short-lived program delivers what earlier runs
+    /// left, yet a steady stream of new captures (which keeps replays off) never holds a flush
+    /// up. Once a batch was parked since it began, the collector is refusing: it stops waiting.
+    fn replay_pending(&self, parked_at_start: u64) -> Option<u64> {
+        if self.parked_after_retries != parked_at_start {
+            return None;
+        }
+        let in_memory: u64 = (self.ready.iter().chain(&self.delayed))
+            .chain(self.sending.iter().map(|s| &s.held))
+            .filter(|h| !h.tracked)
+            .map(|h| h.batch.len() as u64)
+            .sum();
+        let disk_may_hold_more = !self.disk_drained && self.replay_possible();
+        (in_memory > 0 || disk_may_hold_more).then_some(in_memory)
+    }
+
     fn answer_flushes(&mut self, now: Instant) {
-        let unresolved = &self.unresolved;
-        let parked = self.parked_after_retries;
         let mut i = 0;
         while i < self.flushes.len() {
             let waiter = &self.flushes[i];
-            let pending = unresolved.pending_before(waiter.watermark);
-            let outcome = if pending == 0 {
+            let replay = self.replay_pending(waiter.parked_at_start);
+            let pending = self.unresolved.pending_before(waiter.watermark);
+            let parked = self.parked_after_retries;
+            let outcome = if pending == 0 && replay.is_none() {
                 match parked - waiter.parked_at_start {
                     0 => FlushOutcome::Flushed,
                     messages => FlushOutcome::Persisted { messages },
                 }
             } else if now >= waiter.deadline {
-                FlushOutcome::TimedOut { pending }
+                FlushOutcome::TimedOut {
+                    pending: pending + replay.unwrap_or(0),
+                }
             } else {
                 i += 1;
                 continue;
@@ -698,22 +740,27 @@ impl Worker {
         let Some(waiter) = &self.shutdown else {
             return false;
         };
-        let pending = self.unresolved.pending_before(waiter.watermark);
-        if pending > 0 && now < waiter.deadline {
+        let replay = self.replay_pending(waiter.parked_at_start);
+        let pending = self.unresolved.pending_before(waiter.watermark) + replay.unwrap_or(0);
+        if (pending > 0 || replay.is_some()) && now < waiter.deadline {
             return false;
         }
         // Captures that raced with closing are taken too.
         self.take_all_queued();
         self.seal_open();
-        let timed_out = pending > 0;
+        let timed_out = pending > 0 || replay.is_some();
         let mut leftovers: Vec<Held> = self.ready.drain(..).collect();
         leftovers.append(&mut self.delayed);
         leftovers.extend(self.sending.drain(..).map(|s| s.held));
         self.in_flight = FuturesUnordered::new();
         let mut persisted = 0;
         let mut lost = 0;
+        let mut tracked_in_memory = 0;
         for mut held in leftovers {
             let messages = held.batch.len() as u64;
+            if held.tracked {
+                tracked_in_memory += messages;
+            }
             if held.disk.is_none() {
                 held.disk = self.write_ahead(&held.batch);
             }
@@ -727,9 +774,8 @@ impl Worker {
             self.shared.release(events, bytes);
         }
         // Batches released to disk under memory pressure and not replayed since.
-        let in_memory = persisted + lost;
         let unresolved_total = self.unresolved.pending_before(BatchId::MAX);
-        persisted += unresolved_total.saturating_sub(in_memory);
+        persisted += unresolved_total.saturating_sub(tracked_in_memory);
         #[cfg(feature = "disk-buffer")]
         if let Some(disk) = self.disk.as_mut() {
             disk.close();

@@ -298,6 +298,164 @@ fn two_clients_on_one_directory_never_send_a_segment_twice() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
+const SHORT_LIVED_ENV: &str = "PULSELINE_SHORT_LIVED_CHILD";
+
+/// Runs in the child process only: a short-lived program. `persist` captures 500 events and
+/// shuts down (the collector is down); `deliver` only builds a client and shuts down at once.
+#[test]
+#[ignore = "the child half of a_short_lived_program_delivers_what_an_earlier_run_left"]
+fn short_lived_child() {
+    let Ok(spec) = std::env::var(SHORT_LIVED_ENV) else {
+        return;
+    };
+    let mut parts = spec.splitn(4, '|');
+    let (phase, key, dir, host) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    let client = Client::builder(key)
+        .host(host)
+        .disk_buffer_directory(dir)
+        .retry_delays(Duration::from_millis(10), Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let mut out = std::io::stdout().lock();
+    if phase == "persist" {
+        for seq in 0..500 {
+            let id = client
+                .track(Track::new("user-1", "short_lived").properties(json!({ "seq": seq })))
+                .unwrap();
+            writeln!(out, "@ID {id}").unwrap();
+        }
+    }
+    let outcome = client.shutdown(Duration::from_secs(if phase == "persist" { 2 } else { 15 }));
+    let stats = client.stats();
+    writeln!(
+        out,
+        "@OUTCOME timed_out={} persisted={} lost={} sent={} replayed={}",
+        outcome.timed_out, outcome.persisted, outcome.lost, stats.sent, stats.replayed_from_disk
+    )
+    .unwrap();
+}
+
+/// Runs one phase of `short_lived_child`; returns the ids it printed and its outcome line.
+fn run_short_lived(
+    phase: &str,
+    key: &str,
+    dir: &std::path::Path,
+    host: &str,
+) -> (Vec<String>, String) {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "short_lived_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(
+            SHORT_LIVED_ENV,
+            format!("{phase}|{key}|{}|{host}", dir.display()),
+        )
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{phase} child failed: {output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    // libtest may print on the same line before the child's output.
+    let ids = stdout
+        .lines()
+        .filter_map(|l| l.find("@ID ").map(|at| l[at + 4..].to_owned()))
+        .collect();
+    let outcome = stdout
+        .lines()
+        .find_map(|l| l.find("@OUTCOME ").map(|at| l[at + 9..].to_owned()))
+        .unwrap_or_else(|| panic!("no outcome from the {phase} child: {stdout}"));
+    (ids, outcome)
+}
+
+/// A script that runs with the collector up and lives only to call `shutdown` sends what an
+/// earlier run left on disk, within shutdown's budget, without waiting for a replay timer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_lived_program_delivers_what_an_earlier_run_left() {
+    support::init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let down = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let first = tokio::task::spawn_blocking({
+        let dir = dir.path().to_owned();
+        move || run_short_lived("persist", "wk_down", &dir, &format!("http://{down}"))
+    });
+    let (ids, outcome) = first.await.unwrap();
+    assert_eq!(ids.len(), 500);
+    assert!(outcome.contains("persisted=500 lost=0"), "{outcome}");
+
+    let collector = Collector::start().await;
+    let second = tokio::task::spawn_blocking({
+        let (dir, url, key) = (
+            dir.path().to_owned(),
+            collector.url(),
+            collector.write_key.clone(),
+        );
+        move || run_short_lived("deliver", &key, &dir, &url)
+    });
+    let (_, outcome) = second.await.unwrap();
+    assert_eq!(
+        outcome, "timed_out=false persisted=0 lost=0 sent=500 replayed=500",
+        "shutdown delivered the replayed events within its budget"
+    );
+    let stored: HashSet<String> = collector
+        .events()
+        .await
+        .iter()
+        .map(|e| e["messageId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(stored.len(), 500);
+    assert!(ids.iter().all(|id| stored.contains(id)));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// A flush, like a shutdown, delivers what an earlier run left before it says `Flushed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flush_at_once_delivers_what_an_earlier_run_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let captured = persist(dir.path(), 50, 1 << 20);
+    let collector = Collector::start().await;
+    let (url, key, path) = (
+        collector.url(),
+        collector.write_key.clone(),
+        dir.path().to_owned(),
+    );
+    let outcome = tokio::task::spawn_blocking(move || {
+        let client = Client::builder(&key)
+            .host(url)
+            .disk_buffer_directory(path)
+            .build()
+            .unwrap();
+        let outcome = client.flush(Duration::from_secs(15));
+        (outcome, client)
+    })
+    .await
+    .unwrap();
+    assert_eq!(outcome.0, FlushOutcome::Flushed);
+    // Stored before the flush answered: no waiting here.
+    let stored: HashSet<String> = collector
+        .events()
+        .await
+        .iter()
+        .map(|e| e["messageId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(stored.len(), 50);
+    assert!(captured.iter().all(|id| stored.contains(id)));
+    let client = outcome.1;
+    tokio::task::spawn_blocking(move || client.shutdown(Duration::from_secs(10)))
+        .await
+        .unwrap();
+}
+
 #[test]
 fn flush_reports_messages_persisted_after_the_retry_budget() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,6 +1,6 @@
 // The loader snippet (built minified into dist/loader.js). Paste it in <head> inline, with your
 // write key and collector origin in the last line, or include it as
-// <script src="https://COLLECTOR/sdk/v1/loader.js" data-write-key="wk_..."></script>.
+// <script src="https://COLLECTOR/sdk/v1/loader.js" data-write-key="plw_..."></script>.
 // It defines window.pulseline at once (calls are queued) and loads the SDK as an async module
 // after the page has loaded, so it never delays rendering.
 ;(function (w, d, writeKey, host) {

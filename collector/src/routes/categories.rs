@@ -21,6 +21,12 @@ use crate::store::delivery::{CategoryInput, CategoryRecord};
 pub const MAX_EMOJI_CHARS: usize = 16;
 /// Longest title or description template.
 pub const MAX_TEMPLATE_CHARS: usize = 4_096;
+/// Colour of a category created without one (Discord's blurple).
+pub const DEFAULT_COLOUR: &str = "#5865F2";
+
+fn default_colour() -> Value {
+    Value::String(DEFAULT_COLOUR.to_owned())
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CategoryBody {
@@ -31,8 +37,9 @@ pub struct CategoryBody {
     /// Shown before the event name in the title, e.g. 💰.
     #[serde(default)]
     pub emoji: String,
-    /// `"#RRGGBB"` or an integer 0xRRGGBB.
-    #[schema(value_type = String, example = "#2ECC71")]
+    /// `"#RRGGBB"` or an integer 0xRRGGBB; default `#5865F2`.
+    #[serde(default = "default_colour")]
+    #[schema(value_type = String, example = "#2ECC71", required = false)]
     pub colour: Value,
     /// The channel notifications go to.
     pub channel_id: i64,

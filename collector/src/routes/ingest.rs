@@ -169,6 +169,31 @@ pub async fn batch(
     store(&state, key.project_id, &envelope.batch, None).await
 }
 
+/// Segment's bulk import endpoint, kept for its SDKs and tools: the same as `/v1/batch`
+/// (each message's own `timestamp` is kept, however old).
+#[utoipa::path(
+    post, path = "/v1/import", tag = "ingest",
+    request_body(content = BatchDoc, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored; invalid messages listed in `rejected`", body = IngestResponse),
+        (status = 400, description = "Malformed body, or no valid message", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked write key", body = ErrorBody),
+        (status = 403, description = "A secret key was used to ingest", body = ErrorBody),
+        (status = 413, description = "Body or batch too large", body = ErrorBody),
+        (status = 415, description = "Unsupported Content-Type or Content-Encoding", body = ErrorBody),
+        (status = 429, description = "Rate limit or monthly quota reached; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Overloaded or storage unavailable; see Retry-After", body = ErrorBody),
+    ),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub async fn import(
+    state: State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<IngestResponse>, ApiError> {
+    batch(state, headers, body).await
+}
+
 /// The single-message endpoints, one per type.
 macro_rules! single_endpoint {
     ($fn:ident, $path:literal, $kind:expr, $summary:literal) => {

@@ -33,9 +33,9 @@ use crate::state::AppState;
 #[openapi(
     info(title = "Pulseline collector", description = "Segment-compatible ingest and the read API."),
     paths(
-        ingest::batch, ingest::track, ingest::identify, ingest::page, ingest::screen,
+        ingest::batch, ingest::import, ingest::track, ingest::identify, ingest::page, ingest::screen,
         ingest::group, ingest::alias, events::list, events::stats, ops::healthz, ops::readyz,
-        ops::metrics,
+        ops::metrics, sdk::serve,
         channels::create, channels::list, channels::get_one, channels::update, channels::delete,
         channels::test, categories::create, categories::list, categories::get_one,
         categories::update, categories::delete, deliveries::list,
@@ -95,7 +95,7 @@ pub fn router(state: AppState) -> Router {
 
     let ingest = Router::new()
         .route("/v1/batch", post(ingest::batch))
-        .route("/v1/import", post(ingest::batch))
+        .route("/v1/import", post(ingest::import))
         .route("/v1/track", post(ingest::track))
         .route("/v1/identify", post(ingest::identify))
         .route("/v1/page", post(ingest::page))

@@ -16,7 +16,7 @@ use axum::routing::get;
 use axum::{Router, body::Body};
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 
 /// How long browsers and CDNs may reuse a file without asking again (the URLs are not
 /// versioned, so a new SDK reaches pages within this time; the `ETag` makes a re-check cheap).
@@ -72,7 +72,24 @@ pub fn router(files: SdkFiles) -> Router {
         .with_state(files)
 }
 
-async fn serve(
+/// A file of the browser SDK: `loader.js` (the snippet pages paste), `pulseline.js` (the
+/// module), `pulseline_bg.wasm`, `web-vitals.js` or `pulseline.d.ts`.
+#[utoipa::path(
+    get, path = "/sdk/v1/{file}", tag = "browser-sdk",
+    params(("file" = String, Path, description = "loader.js, pulseline.js, pulseline_bg.wasm, \
+                                                 web-vitals.js or pulseline.d.ts")),
+    responses(
+        (status = 200, description = "The file, cacheable for SDK_MAX_AGE, with an ETag", content(
+            (String = "text/javascript"),
+            (Vec<u8> = "application/wasm"),
+            (String = "application/typescript"),
+        )),
+        (status = 304, description = "Unchanged since the ETag in If-None-Match"),
+        (status = 404, description = "No such SDK file, or the browser SDK is not built (the \
+                                      message says how to build it)", body = ErrorBody),
+    )
+)]
+pub async fn serve(
     State(files): State<SdkFiles>,
     UrlPath(file): UrlPath<String>,
     request_headers: HeaderMap,

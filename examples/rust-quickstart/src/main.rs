@@ -1,7 +1,7 @@
 //! Pulseline quickstart: identify a user, track a few events, flush, and report.
 //!
 //! ```sh
-//! PULSELINE_HOST=http://127.0.0.1:8080 PULSELINE_WRITE_KEY=wk_... cargo run -p rust-quickstart
+//! PULSELINE_HOST=http://127.0.0.1:8080 PULSELINE_WRITE_KEY=plw_... cargo run -p rust-quickstart
 //! ```
 //!
 //! Exits 0 when every event was acknowledged by the collector, 1 otherwise (wrong key,
