@@ -32,6 +32,19 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// Every reason, in the order bindings list them (one home, so no binding's list drifts).
+    pub const ALL: [DropReason; 9] = [
+        DropReason::QueueFull,
+        DropReason::RejectedByServer,
+        DropReason::ClientError,
+        DropReason::TooLarge,
+        DropReason::RetriesExhausted,
+        DropReason::Expired,
+        DropReason::DiskFull,
+        DropReason::Shutdown,
+        DropReason::Unserializable,
+    ];
+
     /// A stable snake_case name, e.g. for metrics labels: `rejected_by_server`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -3,17 +3,6 @@
 use pulseline::DropReason;
 use pyo3::{prelude::*, types::PyDict};
 
-const REASONS: [DropReason; 8] = [
-    DropReason::QueueFull,
-    DropReason::RejectedByServer,
-    DropReason::ClientError,
-    DropReason::TooLarge,
-    DropReason::RetriesExhausted,
-    DropReason::Expired,
-    DropReason::DiskFull,
-    DropReason::Shutdown,
-];
-
 /// Delivery counters since the client was created (see `Client.stats()`).
 #[pyclass(module = "pulseline._native", frozen, get_all)]
 #[derive(Debug)]
@@ -33,7 +22,7 @@ pub(crate) struct Stats {
 impl Stats {
     pub(crate) fn new(py: Python<'_>, s: pulseline::Stats) -> PyResult<Stats> {
         let dropped = PyDict::new(py);
-        for reason in REASONS {
+        for reason in DropReason::ALL {
             dropped.set_item(reason.as_str(), s.dropped.get(reason))?;
         }
         Ok(Stats {

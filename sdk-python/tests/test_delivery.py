@@ -93,6 +93,18 @@ def test_delivery_errors_reach_on_error_and_the_log(collector, tmp_path: Path, c
     assert errors[0].status == 401
     assert client.stats().dropped["client_error"] == 1
     assert any("401" in r.getMessage() for r in caplog.records if r.name == "pulseline")
+    # Every reason the core counts is listed, including ones added after this binding.
+    assert set(client.stats().dropped) == {
+        "queue_full",
+        "rejected_by_server",
+        "client_error",
+        "too_large",
+        "retries_exhausted",
+        "expired",
+        "disk_full",
+        "shutdown",
+        "unserializable",
+    }
 
 
 def test_invalid_options_say_what_to_fix() -> None:
