@@ -86,6 +86,9 @@ pub struct Login {
             body = ErrorBody),
         (status = 403, description = "Origin is another site", body = ErrorBody),
         (status = 429, description = "Too many attempts; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Too many password checks in progress \
+                                      (PULSELINE_PASSWORD_CHECKS); see Retry-After",
+            body = ErrorBody),
     )
 )]
 pub async fn login(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
@@ -126,14 +129,16 @@ pub async fn login(State(state): State<AppState>, req: Request) -> Result<Respon
     let password = form.password;
     // Verify against a fixed hash when the user does not exist, so timing tells nothing.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || {
-        verify_password(
-            &password,
-            stored.as_deref().unwrap_or_else(|| unknown_user_hash()),
-        )
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    let ok = state
+        .dashboard
+        .password_checks
+        .run(move || {
+            verify_password(
+                &password,
+                stored.as_deref().unwrap_or_else(|| unknown_user_hash()),
+            )
+        })
+        .await?;
     let (Some(user), true) = (user, ok) else {
         return Err(ApiError::Unauthorized("wrong e-mail or password".into()));
     };
@@ -246,6 +251,9 @@ pub struct PasswordChange {
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 403, description = "The current password is wrong, or missing or wrong \
                                       X-CSRF-Token, or a cross-site Origin", body = ErrorBody),
+        (status = 503, description = "Too many password checks in progress \
+                                      (PULSELINE_PASSWORD_CHECKS); see Retry-After",
+            body = ErrorBody),
     ),
     security(("session" = []))
 )]
@@ -256,12 +264,14 @@ pub async fn change_password(
 ) -> Result<Json<Done>, ApiError> {
     let form = json_body(form)?;
     let stored = session.record.user.password_hash.clone();
-    let (ok, new_hash) = tokio::task::spawn_blocking(move || {
-        let ok = verify_password(&form.current_password, &stored);
-        (ok, ok.then(|| hash_password(&form.new_password)))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    let (ok, new_hash) = state
+        .dashboard
+        .password_checks
+        .run(move || {
+            let ok = verify_password(&form.current_password, &stored);
+            (ok, ok.then(|| hash_password(&form.new_password)))
+        })
+        .await?;
     if !ok {
         return Err(ApiError::Forbidden("the current password is wrong".into()));
     }
