@@ -2,6 +2,7 @@
 //! and what a logged-in user can make (projects, keys, members) has a named limit.
 
 use super::*;
+use pulseline_collector::routes::dashboard::account::MAX_SESSIONS_PER_USER;
 use pulseline_collector::routes::dashboard::invitations::MAX_MEMBERS_PER_PROJECT;
 use pulseline_collector::routes::dashboard::projects::{
     MAX_ACTIVE_KEYS_PER_PROJECT, MAX_OWNED_PROJECTS_PER_USER, MAX_REVOKED_KEYS_LISTED,
@@ -334,4 +335,28 @@ async fn exec_sql(database_url: &str, sql: &str) {
         let mut c = sqlx::PgConnection::connect(database_url).await.unwrap();
         sqlx::query(sql).execute(&mut c).await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_user_keeps_a_bounded_number_of_sessions_the_oldest_ends() {
+    let app = spawn(Arc::new(SystemClock)).await;
+    let email = "roamer@example.com";
+    let first = app.user(email).await;
+    let mut latest = first.clone();
+    for _ in 0..MAX_SESSIONS_PER_USER {
+        latest = app.login(email, &password(email)).await;
+    }
+    let (status, body) = app.get(&first, "/api/dash/session").await;
+    assert_eq!(status, 401, "the oldest session ended: {body}");
+    let (status, body) = app.get(&latest, "/api/dash/session").await;
+    assert_eq!(status, 200, "{body}");
+    let kept = common::query_i64(
+        &app.database_url,
+        &format!(
+            "SELECT COUNT(*) FROM sessions WHERE user_id = {}",
+            body["user_id"]
+        ),
+    )
+    .await;
+    assert_eq!(kept, MAX_SESSIONS_PER_USER);
 }

@@ -19,6 +19,9 @@ use crate::routes::channels::json_body;
 use crate::state::AppState;
 use crate::store::accounts::AuditEntry;
 
+/// Most sessions one user holds; logging in once more ends the oldest.
+pub const MAX_SESSIONS_PER_USER: i64 = 20;
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionInfo {
     pub user_id: i64,
@@ -71,13 +74,15 @@ pub struct Login {
 }
 
 /// Checks the password, starts a session and sets its cookie. Wrong e-mail and wrong password
-/// get the same answer. Rate limited per address and per e-mail.
+/// get the same answer. Rate limited per address and per e-mail. A user keeps at most
+/// MAX_SESSIONS_PER_USER sessions: the oldest ends.
 #[utoipa::path(
     post, path = "/api/dash/session", tag = "dashboard",
     operation_id = "dashboard_session_login", request_body = Login,
     description = "Logs in: sets the `pulseline_session` cookie (HttpOnly, SameSite=Lax) and \
                    answers the session with its CSRF token. Rate limited per client address and \
-                   per e-mail (PULSELINE_LOGIN_ATTEMPTS_PER_MINUTE).",
+                   per e-mail (PULSELINE_LOGIN_ATTEMPTS_PER_MINUTE). A user keeps at most \
+                   MAX_SESSIONS_PER_USER (20) sessions: logging in once more ends the oldest.",
     responses(
         (status = 200, body = SessionInfo,
             headers(("set-cookie" = String, description = "The session cookie"))),
@@ -148,6 +153,11 @@ pub async fn login(State(state): State<AppState>, req: Request) -> Result<Respon
     state
         .store
         .create_session(&token.hash(), user.id, &random_token(32), now, expires_at)
+        .await?;
+    // Every login adds a row that lives for the session TTL; the oldest logins end instead.
+    state
+        .store
+        .keep_newest_sessions(user.id, MAX_SESSIONS_PER_USER)
         .await?;
     state
         .store
