@@ -142,7 +142,7 @@ pub struct DashboardConfig {
     )]
     pub password_check_wait_ms: u64,
     /// Live tails (`/tail`, a database poll every second) one login may hold open at once.
-    #[arg(long, env = "PULSELINE_TAILS_PER_SESSION", default_value_t = 4)]
+    #[arg(long, env = "PULSELINE_TAILS_PER_SESSION", default_value_t = 8)]
     pub tails_per_session: usize,
     /// Live tails open at once on this collector, all users together.
     #[arg(long, env = "PULSELINE_MAX_TAILS", default_value_t = 200)]
@@ -159,7 +159,7 @@ impl Default for DashboardConfig {
             max_scan_events: 2_000_000,
             password_checks: 0,
             password_check_wait_ms: 2_000,
-            tails_per_session: 4,
+            tails_per_session: 8,
             max_tails: 200,
         }
     }

@@ -21,6 +21,8 @@ use crate::store::delivery::{CategoryInput, CategoryRecord};
 pub const MAX_EMOJI_CHARS: usize = 16;
 /// Longest title or description template.
 pub const MAX_TEMPLATE_CHARS: usize = 4_096;
+/// Most categories of one project: every ingested event is matched against them all.
+pub const MAX_CATEGORIES_PER_PROJECT: usize = 100;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CategoryBody {
@@ -162,7 +164,7 @@ async fn refresh(state: &AppState) {
     post, path = "/api/v1/categories", tag = "alerting",
     operation_id = "categories_create",
     request_body = CategoryBody,
-    responses((status = 201, body = Category), (status = 400, description = "Invalid category (says what to fix)", body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 201, body = Category), (status = 400, description = "Invalid category (says what to fix), or the project has MAX_CATEGORIES_PER_PROJECT (100) already", body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub async fn create(
@@ -172,6 +174,12 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Category>), ApiError> {
     caller.may_change("creating a category")?;
     let project = caller.project();
+    if state.store.list_categories(project).await?.len() >= MAX_CATEGORIES_PER_PROJECT {
+        return Err(ApiError::BadRequest(format!(
+            "this project has {MAX_CATEGORIES_PER_PROJECT} categories, the most it may \
+             (MAX_CATEGORIES_PER_PROJECT): delete one, or widen a pattern to cover several"
+        )));
+    }
     let input = validate(&state, project, json_body(body)?).await?;
     let record = state
         .store
