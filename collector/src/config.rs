@@ -131,6 +131,23 @@ pub struct DashboardConfig {
         default_value_t = 2_000_000
     )]
     pub max_scan_events: u32,
+    /// Password checks (argon2, 19 MiB each) running at once: logins and password changes.
+    /// 0: one per CPU. Beyond it a request waits PULSELINE_PASSWORD_CHECK_WAIT_MS, then 503.
+    #[arg(long, env = "PULSELINE_PASSWORD_CHECKS", default_value_t = 0)]
+    pub password_checks: usize,
+    /// Milliseconds a login or password change waits for a free password check before 503.
+    #[arg(
+        long,
+        env = "PULSELINE_PASSWORD_CHECK_WAIT_MS",
+        default_value_t = 2_000
+    )]
+    pub password_check_wait_ms: u64,
+    /// Live tails (`/tail`, a database poll every second) one login may hold open at once.
+    #[arg(long, env = "PULSELINE_TAILS_PER_SESSION", default_value_t = 8)]
+    pub tails_per_session: usize,
+    /// Live tails open at once on this collector, all users together.
+    #[arg(long, env = "PULSELINE_MAX_TAILS", default_value_t = 200)]
+    pub max_tails: usize,
 }
 
 impl Default for DashboardConfig {
@@ -141,6 +158,10 @@ impl Default for DashboardConfig {
             login_attempts_per_minute: 10,
             admin_email: "admin@localhost".to_owned(),
             max_scan_events: 2_000_000,
+            password_checks: 0,
+            password_check_wait_ms: 2_000,
+            tails_per_session: 8,
+            max_tails: 200,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Scheduled work: partitions for the coming days, retention by each project's plan, and
-//! removing expired invitations.
+//! removing expired invitations and dashboard sessions.
 //! Safe with several replicas: the store makes each pass happen once (advisory locks).
 
 use std::sync::Arc;
@@ -18,6 +18,11 @@ pub async fn run_once(store: &Store, now: DateTime<Utc>) -> Result<RetentionRepo
     let expired =
         now - chrono::Duration::days(crate::routes::dashboard::invitations::INVITATION_TTL_DAYS);
     store.delete_expired_invitations(expired).await?;
+    // Logins are refused after expiry anyway; without this their rows would stay forever.
+    let sessions = store.delete_expired_sessions(now).await?;
+    if sessions > 0 {
+        tracing::info!(sessions, "expired dashboard sessions removed");
+    }
     if report != RetentionReport::default() {
         tracing::info!(
             events_deleted = report.events_deleted,

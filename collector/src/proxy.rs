@@ -59,7 +59,8 @@ fn parse_proxy(s: &str) -> Result<IpNet, String> {
 }
 
 impl ProxyConfig {
-    fn trusts(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of PULSELINE_TRUSTED_PROXIES.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 
@@ -141,11 +142,17 @@ pub fn limit_key(ip: Option<&str>) -> String {
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub IpAddr);
 
-/// Middleware: records the request's [`ClientAddr`] for rate limits and the audit log.
+/// Middleware: records the request's [`ClientAddr`] for rate limits and the audit log, and
+/// drops `X-Forwarded-Proto` unless a trusted proxy sent it: it decides whether the session
+/// cookie is `Secure`, so a client must not be able to claim TLS it does not have.
 pub async fn client_addr(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
-        let addr = state.proxies.client_addr(peer.ip(), req.headers());
+        let peer = peer.ip();
+        let addr = state.proxies.client_addr(peer, req.headers());
         req.extensions_mut().insert(ClientAddr(addr));
+        if !state.proxies.trusts(peer.to_canonical()) {
+            req.headers_mut().remove("x-forwarded-proto");
+        }
     }
     next.run(req).await
 }

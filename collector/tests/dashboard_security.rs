@@ -3,6 +3,9 @@
 //! session or the membership, webhook URLs redacted for viewers, CLI-made projects owned at
 //! once, and the secret keys of a removed member named for rotation.
 
+/// Bounded cost: password checks, live tails, per-project and per-user limits, sessions.
+#[path = "dashboard_security/bounds.rs"]
+mod bounds;
 mod common;
 
 use std::process::Command;
@@ -15,6 +18,7 @@ use pulseline_collector::config::Config;
 use pulseline_collector::routes::dashboard::invitations::{
     INVITATION_TTL_DAYS, MAX_INVITATIONS_LISTED, MAX_PENDING_INVITATIONS,
 };
+use pulseline_collector::routes::dashboard::projects::MAX_OWNED_PROJECTS_PER_USER;
 use pulseline_collector::startup::Application;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -36,10 +40,15 @@ struct Login {
 }
 
 async fn spawn(clock: Arc<dyn Clock>) -> Dash {
+    spawn_with(clock, |_| {}).await
+}
+
+async fn spawn_with(clock: Arc<dyn Clock>, configure: impl FnOnce(&mut Config)) -> Dash {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::for_tests_with_database(common::fresh_database_url(dir.path()).await);
     // These tests log many users in from one address.
     config.dashboard.login_attempts_per_minute = 1000;
+    configure(&mut config);
     let database_url = config.database_url.clone();
     let app = Application::build_with_clock(config, clock).await.unwrap();
     let first = app.first_admin().unwrap();
@@ -523,14 +532,21 @@ async fn members_join_only_by_accepting_and_invitations_reveal_no_accounts() {
 #[tokio::test]
 async fn an_invitees_list_is_bounded_newest_first() {
     let app = spawn(Arc::new(SystemClock)).await;
-    let spammer = app.user("spammer@example.com").await;
     let target = app.user("target@example.com").await;
-    // One invitation per project and address: the spammer makes a project for each.
+    // One invitation per project and address: spammers make a project for each, as many as
+    // one user may own (MAX_OWNED_PROJECTS_PER_USER).
     let mut last = 0;
+    let mut spammer = None;
     for i in 0..=MAX_INVITATIONS_LISTED {
-        last = app.new_project(&spammer, &format!("Spam {i}")).await;
+        let per_user = MAX_OWNED_PROJECTS_PER_USER as i64;
+        if i % per_user == 0 {
+            let email = format!("spammer{}@example.com", i / per_user);
+            spammer = Some(app.user(&email).await);
+        }
+        let spammer = spammer.as_ref().unwrap();
+        last = app.new_project(spammer, &format!("Spam {i}")).await;
         let (status, body) = app
-            .invite(&spammer, last, "target@example.com", "viewer")
+            .invite(spammer, last, "target@example.com", "viewer")
             .await;
         assert_eq!(status, 200, "{body}");
     }

@@ -28,6 +28,9 @@ fn default_colour() -> Value {
     Value::String(DEFAULT_COLOUR.to_owned())
 }
 
+/// Most categories of one project: every ingested event is matched against them all.
+pub const MAX_CATEGORIES_PER_PROJECT: usize = 100;
+
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CategoryBody {
     /// 1 to 100 characters.
@@ -169,7 +172,7 @@ async fn refresh(state: &AppState) {
     post, path = "/api/v1/categories", tag = "alerting",
     operation_id = "categories_create",
     request_body = CategoryBody,
-    responses((status = 201, body = Category), (status = 400, description = "Invalid category (says what to fix)", body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 201, body = Category), (status = 400, description = "Invalid category (says what to fix), or the project has MAX_CATEGORIES_PER_PROJECT (100) already", body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("bearer" = []))
 )]
 pub async fn create(
@@ -179,6 +182,12 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Category>), ApiError> {
     caller.may_change("creating a category")?;
     let project = caller.project();
+    if state.store.list_categories(project).await?.len() >= MAX_CATEGORIES_PER_PROJECT {
+        return Err(ApiError::BadRequest(format!(
+            "this project has {MAX_CATEGORIES_PER_PROJECT} categories, the most it may \
+             (MAX_CATEGORIES_PER_PROJECT): delete one, or widen a pattern to cover several"
+        )));
+    }
     let input = validate(&state, project, json_body(body)?).await?;
     let record = state
         .store

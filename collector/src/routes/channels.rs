@@ -22,6 +22,8 @@ use crate::store::delivery::{ChannelChanges, ChannelRecord, NextState};
 pub const MAX_NAME_CHARS: usize = 100;
 /// Longest webhook URL or email address.
 pub const MAX_TARGET_CHARS: usize = 2_048;
+/// Most channels of one project: each is listed, checked and delivered to.
+pub const MAX_CHANNELS_PER_PROJECT: usize = 50;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -177,7 +179,8 @@ fn check_email(email: Option<&str>) -> Result<String, ApiError> {
     request_body = CreateChannel,
     responses(
         (status = 201, body = Channel),
-        (status = 400, description = "Invalid channel (says what to fix)", body = ErrorBody),
+        (status = 400, description = "Invalid channel (says what to fix), or the project has \
+                                      MAX_CHANNELS_PER_PROJECT (50) already", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -190,6 +193,12 @@ pub async fn create(
     caller.may_change("creating a channel")?;
     let project = caller.project();
     let body = json_body(body)?;
+    if state.store.list_channels(project).await?.len() >= MAX_CHANNELS_PER_PROJECT {
+        return Err(ApiError::BadRequest(format!(
+            "this project has {MAX_CHANNELS_PER_PROJECT} channels, the most it may \
+             (MAX_CHANNELS_PER_PROJECT): delete one you no longer use first"
+        )));
+    }
     let name = check_name(&body.name)?;
     let target = match body.kind {
         ChannelKind::Email => check_email(body.email.as_deref())?,

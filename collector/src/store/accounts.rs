@@ -227,6 +227,20 @@ impl Store {
         )
     }
 
+    /// Ends the user's sessions beyond the `keep` most recent ones.
+    pub async fn keep_newest_sessions(&self, user_id: i64, keep: i64) -> Result<(), StoreError> {
+        on_db!(
+            self,
+            write,
+            "DELETE FROM sessions WHERE user_id = $1 AND token_hash NOT IN (
+                 SELECT token_hash FROM sessions WHERE user_id = $1
+                 ORDER BY created_at DESC, token_hash DESC LIMIT $2)",
+            [user_id, keep],
+            execute,
+            |_r| Ok(())
+        )
+    }
+
     /// Removes expired sessions (maintenance); returns how many.
     pub async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
         on_db!(

@@ -19,6 +19,9 @@ use crate::routes::channels::json_body;
 use crate::state::AppState;
 use crate::store::accounts::AuditEntry;
 
+/// Most sessions one user holds; logging in once more ends the oldest.
+pub const MAX_SESSIONS_PER_USER: i64 = 20;
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionInfo {
     pub user_id: i64,
@@ -71,13 +74,15 @@ pub struct Login {
 }
 
 /// Checks the password, starts a session and sets its cookie. Wrong e-mail and wrong password
-/// get the same answer. Rate limited per address and per e-mail.
+/// get the same answer. Rate limited per address and per e-mail. A user keeps at most
+/// MAX_SESSIONS_PER_USER sessions: the oldest ends.
 #[utoipa::path(
     post, path = "/api/dash/session", tag = "dashboard",
     operation_id = "dashboard_session_login", request_body = Login,
     description = "Logs in: sets the `pulseline_session` cookie (HttpOnly, SameSite=Lax) and \
                    answers the session with its CSRF token. Rate limited per client address and \
-                   per e-mail (PULSELINE_LOGIN_ATTEMPTS_PER_MINUTE).",
+                   per e-mail (PULSELINE_LOGIN_ATTEMPTS_PER_MINUTE). A user keeps at most \
+                   MAX_SESSIONS_PER_USER (20) sessions: logging in once more ends the oldest.",
     responses(
         (status = 200, body = SessionInfo,
             headers(("set-cookie" = String, description = "The session cookie"))),
@@ -86,6 +91,9 @@ pub struct Login {
             body = ErrorBody),
         (status = 403, description = "Origin is another site", body = ErrorBody),
         (status = 429, description = "Too many attempts; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Too many password checks in progress \
+                                      (PULSELINE_PASSWORD_CHECKS); see Retry-After",
+            body = ErrorBody),
     )
 )]
 pub async fn login(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
@@ -126,14 +134,16 @@ pub async fn login(State(state): State<AppState>, req: Request) -> Result<Respon
     let password = form.password;
     // Verify against a fixed hash when the user does not exist, so timing tells nothing.
     let stored = user.as_ref().map(|u| u.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || {
-        verify_password(
-            &password,
-            stored.as_deref().unwrap_or_else(|| unknown_user_hash()),
-        )
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    let ok = state
+        .dashboard
+        .password_checks
+        .run(move || {
+            verify_password(
+                &password,
+                stored.as_deref().unwrap_or_else(|| unknown_user_hash()),
+            )
+        })
+        .await?;
     let (Some(user), true) = (user, ok) else {
         return Err(ApiError::Unauthorized("wrong e-mail or password".into()));
     };
@@ -143,6 +153,11 @@ pub async fn login(State(state): State<AppState>, req: Request) -> Result<Respon
     state
         .store
         .create_session(&token.hash(), user.id, &random_token(32), now, expires_at)
+        .await?;
+    // Every login adds a row that lives for the session TTL; the oldest logins end instead.
+    state
+        .store
+        .keep_newest_sessions(user.id, MAX_SESSIONS_PER_USER)
         .await?;
     state
         .store
@@ -246,6 +261,9 @@ pub struct PasswordChange {
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 403, description = "The current password is wrong, or missing or wrong \
                                       X-CSRF-Token, or a cross-site Origin", body = ErrorBody),
+        (status = 503, description = "Too many password checks in progress \
+                                      (PULSELINE_PASSWORD_CHECKS); see Retry-After",
+            body = ErrorBody),
     ),
     security(("session" = []))
 )]
@@ -256,12 +274,14 @@ pub async fn change_password(
 ) -> Result<Json<Done>, ApiError> {
     let form = json_body(form)?;
     let stored = session.record.user.password_hash.clone();
-    let (ok, new_hash) = tokio::task::spawn_blocking(move || {
-        let ok = verify_password(&form.current_password, &stored);
-        (ok, ok.then(|| hash_password(&form.new_password)))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    let (ok, new_hash) = state
+        .dashboard
+        .password_checks
+        .run(move || {
+            let ok = verify_password(&form.current_password, &stored);
+            (ok, ok.then(|| hash_password(&form.new_password)))
+        })
+        .await?;
     if !ok {
         return Err(ApiError::Forbidden("the current password is wrong".into()));
     }

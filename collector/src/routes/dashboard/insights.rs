@@ -725,6 +725,8 @@ struct Tail {
     user_id: i64,
     /// The session or membership is gone: the `end` message was sent; the stream stops.
     ended: bool,
+    /// Counts against PULSELINE_TAILS_PER_SESSION / PULSELINE_MAX_TAILS until the stream drops.
+    _slot: super::guards::TailSlot,
 }
 
 /// Whether the tail's viewer may still see the project: the session still exists (no logout,
@@ -762,6 +764,9 @@ async fn still_allowed(
         (status = 400, description = "The project id is not an integer", body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 404, description = "No such project among the user's", body = ErrorBody),
+        (status = 429, description = "The login already holds PULSELINE_TAILS_PER_SESSION \
+                                      tails, or the server PULSELINE_MAX_TAILS",
+            body = ErrorBody),
     ),
     security(("session" = []))
 )]
@@ -771,8 +776,10 @@ pub async fn tail(
     PathIds(project): PathIds<ProjectId>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    let slot = state.dashboard.tails.acquire(&session.token_hash)?;
     let start = state.clock.now().timestamp_millis() - 60_000;
     let initial = Tail {
+        _slot: slot,
         since: start,
         sent: HashMap::new(),
         first: true,

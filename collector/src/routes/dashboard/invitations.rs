@@ -24,6 +24,9 @@ use crate::store::invitations::Invitation;
 pub const INVITATION_TTL_DAYS: i64 = 14;
 /// Most pending invitations per project; cancel some (or let them expire) to invite more.
 pub const MAX_PENDING_INVITATIONS: usize = 50;
+/// Most members of one project, pending invitations included: keeps the member list, and
+/// every check that reads it, bounded.
+pub const MAX_MEMBERS_PER_PROJECT: usize = 100;
 /// Most invitations listed for one invitee, newest first: anyone can create projects and invite
 /// any address, so the list is bounded; declining makes room for older ones.
 pub const MAX_INVITATIONS_LISTED: i64 = 100;
@@ -120,7 +123,8 @@ pub struct InvitationForm {
                    that address accepts or declines it (GET /api/dash/invitations). The answer \
                    is the same whether or not the address has an account. Inviting an address \
                    again renews its invitation. Valid for INVITATION_TTL_DAYS (14); at most \
-                   MAX_PENDING_INVITATIONS (50) pending per project. Admin role or higher; only \
+                   MAX_PENDING_INVITATIONS (50) pending per project, and members plus pending \
+                   invitations at most MAX_MEMBERS_PER_PROJECT (100). Admin role or higher; only \
                    owners invite owners.",
     params(ProjectPath, CsrfHeader),
     responses(
@@ -164,6 +168,15 @@ pub async fn invite(
         .project_invitations(project, valid_since(&state))
         .await?;
     let renewal = pending.iter().any(|i| i.email == email.as_str());
+    if !renewal && members.len() + pending.len() >= MAX_MEMBERS_PER_PROJECT {
+        return Err(ApiError::BadRequest(format!(
+            "project {project} has {} members and {} pending invitations, the most it can have \
+             (MAX_MEMBERS_PER_PROJECT = {MAX_MEMBERS_PER_PROJECT}): remove a member or cancel an \
+             invitation first",
+            members.len(),
+            pending.len()
+        )));
+    }
     if !renewal && pending.len() >= MAX_PENDING_INVITATIONS {
         return Err(ApiError::BadRequest(format!(
             "project {project} has {MAX_PENDING_INVITATIONS} pending invitations \

@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod assets;
+pub mod guards;
 pub mod insights;
 pub mod invitations;
 pub mod projects;
@@ -46,6 +47,8 @@ pub struct DashboardState {
     pub login_limiter: LoginLimiter,
     /// The plan of projects created in the dashboard (PULSELINE_DEFAULT_PLAN).
     pub default_plan: String,
+    pub password_checks: guards::PasswordChecks,
+    pub tails: guards::TailSlots,
 }
 
 impl DashboardState {
@@ -62,6 +65,8 @@ impl DashboardState {
                 governor::Quota::per_minute(per_minute),
                 clock,
             ),
+            password_checks: guards::PasswordChecks::new(&config),
+            tails: guards::TailSlots::new(&config),
             config,
             default_plan,
         }
@@ -351,7 +356,8 @@ pub fn check_origin(headers: &HeaderMap, config: &DashboardConfig) -> Result<(),
 }
 
 /// Whether the cookie should be `Secure`: served over TLS, as PULSELINE_PUBLIC_URL or a
-/// proxy's `X-Forwarded-Proto` says.
+/// trusted proxy's `X-Forwarded-Proto` says (the header is dropped from anyone else, see
+/// [`crate::proxy::client_addr`]).
 pub fn behind_tls(headers: &HeaderMap, config: &DashboardConfig) -> bool {
     config
         .public_url

@@ -18,6 +18,14 @@ use crate::state::AppState;
 use crate::store::accounts::{AuditEntry, Member};
 use crate::store::{KeyRecord, next_month_start};
 
+/// Most projects a user who is not an instance admin may own: anyone logged in can create
+/// projects, and each holds keys, rules and channels.
+pub const MAX_OWNED_PROJECTS_PER_USER: usize = 20;
+/// Most keys of a project that are not revoked; revoke one to issue another.
+pub const MAX_ACTIVE_KEYS_PER_PROJECT: usize = 20;
+/// Most revoked keys the key list shows, newest first (rotation revokes one key each time).
+pub const MAX_REVOKED_KEYS_LISTED: usize = 50;
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProjectView {
     #[schema(value_type = i64)]
@@ -81,12 +89,15 @@ pub struct CreatedProject {
     post, path = "/api/dash/projects", tag = "dashboard",
     operation_id = "dashboard_project_create", request_body = NewProject,
     description = "Creates a project (on PULSELINE_DEFAULT_PLAN) owned by the user. Its keys \
-                   are in this answer only.",
+                   are in this answer only. A user who is not an instance admin owns at most \
+                   MAX_OWNED_PROJECTS_PER_USER (20) projects.",
     params(CsrfHeader),
     responses(
         (status = 200, body = CreatedProject),
-        (status = 400, description = "Not a JSON {name} body, or a name not of 1 to 100 \
-                                      characters", body = ErrorBody),
+        (status = 400, description = "Not a JSON {name} body, a name not of 1 to 100 \
+                                      characters, or the user already owns \
+                                      MAX_OWNED_PROJECTS_PER_USER (20) projects",
+            body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 403, description = "Missing or wrong X-CSRF-Token, or a cross-site Origin",
             body = ErrorBody),
@@ -104,6 +115,22 @@ pub async fn create(
         return Err(ApiError::BadRequest(
             "a project needs a name of 1 to 100 characters".into(),
         ));
+    }
+    if !session.record.user.is_admin {
+        let owned = state
+            .store
+            .user_projects(session.user_id())
+            .await?
+            .into_iter()
+            .filter(|(_, role)| *role == Role::Owner)
+            .count();
+        if owned >= MAX_OWNED_PROJECTS_PER_USER {
+            return Err(ApiError::BadRequest(format!(
+                "you own {owned} projects, the most one user may (MAX_OWNED_PROJECTS_PER_USER \
+                 = {MAX_OWNED_PROJECTS_PER_USER}): work in an existing one, or ask an instance \
+                 admin"
+            )));
+        }
     }
     let now = state.clock.now();
     let keys = projects::create_project_owned_by(
@@ -191,7 +218,17 @@ fn key_view(k: KeyRecord, created_by: Option<String>, key: Option<String>) -> Ke
 
 /// The project's keys, each with who issued it.
 async fn key_views(state: &AppState, project: ProjectId) -> Result<Vec<KeyView>, ApiError> {
-    let keys = state.store.list_keys(Some(project)).await?;
+    let mut keys = state.store.list_keys(Some(project)).await?;
+    // Active keys first, then the newest revoked ones; older revoked keys are left out.
+    keys.sort_by_key(|k| {
+        (
+            k.revoked_at.is_some(),
+            std::cmp::Reverse(k.revoked_at),
+            k.id,
+        )
+    });
+    let active = keys.iter().filter(|k| k.revoked_at.is_none()).count();
+    keys.truncate(active + MAX_REVOKED_KEYS_LISTED);
     let creators = state.store.key_creators(project).await?;
     Ok(keys
         .into_iter()
@@ -205,8 +242,8 @@ async fn key_views(state: &AppState, project: ProjectId) -> Result<Vec<KeyView>,
 #[utoipa::path(
     get, path = "/api/dash/projects/{project}/keys", tag = "dashboard",
     operation_id = "dashboard_keys_list", params(ProjectPath),
-    description = "The project's keys (prefixes only), revoked ones included, each with who \
-                   issued it.",
+    description = "The project's keys (prefixes only), each with who issued it: the active \
+                   ones, then the newest MAX_REVOKED_KEYS_LISTED (50) revoked ones.",
     responses(
         (status = 200, body = Vec<KeyView>),
         (status = 400, description = "The project id is not an integer", body = ErrorBody),
@@ -235,12 +272,13 @@ pub struct NewKey {
     post, path = "/api/dash/projects/{project}/keys", tag = "dashboard",
     operation_id = "dashboard_key_create", request_body = NewKey,
     description = "Issues a new key; the key itself is in this answer only. Developer role or \
-                   higher.",
+                   higher. At most MAX_ACTIVE_KEYS_PER_PROJECT (20) keys are not revoked.",
     params(ProjectPath, CsrfHeader),
     responses(
         (status = 200, body = KeyView),
-        (status = 400, description = "Not a JSON {kind} body, an unknown kind, or a \
-                                      non-integer project id", body = ErrorBody),
+        (status = 400, description = "Not a JSON {kind} body, an unknown kind, a \
+                                      non-integer project id, or MAX_ACTIVE_KEYS_PER_PROJECT \
+                                      keys already active", body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 403, description = "Below the developer role, missing or wrong X-CSRF-Token, \
                                       or a cross-site Origin", body = ErrorBody),
@@ -262,6 +300,20 @@ pub async fn create_key(
             form.kind
         ))
     })?;
+    let active = state
+        .store
+        .list_keys(Some(project))
+        .await?
+        .iter()
+        .filter(|k| k.revoked_at.is_none())
+        .count();
+    if active >= MAX_ACTIVE_KEYS_PER_PROJECT {
+        return Err(ApiError::BadRequest(format!(
+            "project {project} has {active} keys that are not revoked, the most it may \
+             (MAX_ACTIVE_KEYS_PER_PROJECT = {MAX_ACTIVE_KEYS_PER_PROJECT}): revoke one you no \
+             longer use first"
+        )));
+    }
     let issued = projects::create_key(&state.store, project, kind, state.clock.now())
         .await?
         .ok_or_else(|| no_such_project(project))?;
