@@ -9,6 +9,7 @@ pub mod deliveries;
 pub mod events;
 pub mod ingest;
 pub mod ops;
+pub mod persons;
 pub mod rules;
 pub mod sdk;
 
@@ -53,6 +54,7 @@ use crate::state::AppState;
         dashboard::insights::event_names, dashboard::insights::vitals,
         dashboard::insights::funnel, dashboard::insights::retention,
         dashboard::insights::sessions, dashboard::insights::tail,
+        persons::delete, persons::export, persons::suppressions, persons::lift,
     ),
     modifiers(&SecuritySchemes, &DashboardMirror),
 )]
@@ -108,6 +110,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/stats", get(events::stats))
         .merge(alerting(SECRET_KEY_PREFIX))
+        .merge(persons::routes(SECRET_KEY_PREFIX))
+        .merge(persons::routes(DASHBOARD_PREFIX))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .merge(ops::metrics_on_main_listener(&state))

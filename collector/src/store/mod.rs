@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod analytics;
 pub mod delivery;
+pub mod persons;
 mod postgres;
 mod rules;
 mod sqlite;
