@@ -20,6 +20,7 @@ struct App {
     project: i64,
     cookie: String,
     csrf: String,
+    database_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -30,6 +31,7 @@ fn now() -> DateTime<Utc> {
 async fn spawn() -> App {
     let dir = tempfile::tempdir().unwrap();
     let config = Config::for_tests_with_database(common::fresh_database_url(dir.path()).await);
+    let database_url = config.database_url.clone();
     let clock: Arc<dyn Clock> = Arc::new(FakeClock::new(now()));
     let app = Application::build_with_clock(config, clock).await.unwrap();
     let admin = app.first_admin().unwrap();
@@ -55,6 +57,7 @@ async fn spawn() -> App {
         project: keys.project_id,
         cookie,
         csrf: body["csrf_token"].as_str().unwrap().to_owned(),
+        database_url,
         _dir: dir,
     }
 }
@@ -98,6 +101,28 @@ impl App {
     async fn secret_json(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
         let (status, text) = self.secret(method, path, None).await;
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A dashboard change as the user with this cookie and CSRF token.
+    async fn dash_send(
+        &self,
+        method: reqwest::Method,
+        (cookie, csrf): (&str, &str),
+        path: &str,
+        body: Value,
+    ) -> (u16, Value) {
+        let resp = self
+            .http
+            .request(method, self.url(path))
+            .header("cookie", cookie)
+            .header("x-csrf-token", csrf)
+            .header("origin", &self.base)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     async fn dash(&self, path: &str) -> Value {
@@ -447,4 +472,107 @@ async fn bad_requests_say_what_to_fix() {
     assert!(body.to_string().contains("100"), "{body}");
     let (_, stats) = app.secret_json(reqwest::Method::GET, "/api/v1/stats").await;
     assert_eq!(stats["events_total"], 120);
+}
+
+#[tokio::test]
+async fn the_dashboard_lets_owners_and_admins_only_and_stays_in_the_project() {
+    let app = spawn().await;
+    let admin = (app.cookie.as_str(), app.csrf.as_str());
+    // A second project with an "alice" of its own, which no deletion here may touch.
+    let (status, other) = app
+        .dash_send(
+            reqwest::Method::POST,
+            admin,
+            "/api/dash/projects",
+            json!({"name": "b"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{other}");
+    let other_write = other["write_key"].as_str().unwrap();
+    let resp = app
+        .http
+        .post(app.url("/v1/batch"))
+        .basic_auth(other_write, Some(""))
+        .json(&json!({"batch": [track(Some("alice"), None, "signup", "b-1", 1)]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    app.ingest(alice()).await;
+
+    let store = pulseline_collector::store::Store::open(&app.database_url, Default::default())
+        .await
+        .unwrap();
+    pulseline_collector::accounts::create_user(
+        &store,
+        "dev@example.com",
+        "developer-pw",
+        false,
+        now(),
+    )
+    .await
+    .unwrap();
+    store.close().await;
+    let p = format!("/api/dash/projects/{}", app.project);
+    let (status, body) = app
+        .dash_send(
+            reqwest::Method::POST,
+            admin,
+            &format!("{p}/members"),
+            json!({"email": "dev@example.com", "role": "developer"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let resp = app
+        .http
+        .post(app.url("/api/dash/session"))
+        .json(&json!({"email": "dev@example.com", "password": "developer-pw"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let body: Value = resp.json().await.unwrap();
+    let dev = (cookie.as_str(), body["csrf_token"].as_str().unwrap());
+
+    let delete = format!("{p}/persons?user_id=alice");
+    let (status, body) = app
+        .dash_send(reqwest::Method::DELETE, dev, &delete, Value::Null)
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_string().contains("admin"), "{body}");
+    let (status, _) = app
+        .dash_send(
+            reqwest::Method::GET,
+            dev,
+            &format!("{p}/persons/export?user_id=alice"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    let (status, body) = app
+        .dash_send(reqwest::Method::DELETE, admin, &delete, Value::Null)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deleted"]["events"], 7, "{body}");
+    let log = app.dash("/audit").await;
+    let entry = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "person.deleted")
+        .unwrap_or_else(|| panic!("no person.deleted entry in {log}"));
+    assert_eq!(entry["actor"], "admin@localhost", "{entry}");
+
+    // The other project's alice is still there.
+    let resp = app
+        .http
+        .get(app.url("/api/v1/stats"))
+        .bearer_auth(other["secret_key"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let stats: Value = resp.json().await.unwrap();
+    assert_eq!(stats["events_total"], 1, "{stats}");
 }

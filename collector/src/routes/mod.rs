@@ -110,8 +110,6 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/stats", get(events::stats))
         .merge(alerting(SECRET_KEY_PREFIX))
-        .merge(persons::routes(SECRET_KEY_PREFIX))
-        .merge(persons::routes(DASHBOARD_PREFIX))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .merge(ops::metrics_on_main_listener(&state))
@@ -166,12 +164,12 @@ pub const DASHBOARD_PREFIX: &str = "/api/dash/projects/{project}";
 
 mod alerting_routes {
     use axum::Router;
-    use axum::routing::{get, post};
+    use axum::routing::{delete, get, post};
 
-    use super::{categories, channels, deliveries, rules};
+    use super::{categories, channels, deliveries, persons, rules};
     use crate::state::AppState;
 
-    /// Channels, categories, rules, alerts and deliveries under `prefix`. The same handlers
+    /// Channels, categories, rules, alerts, deliveries and persons under `prefix`. The same handlers
     /// serve [`super::SECRET_KEY_PREFIX`] and [`super::DASHBOARD_PREFIX`]: their
     /// [`super::caller::Caller`] argument tells them which project and what the caller may do.
     pub fn alerting(prefix: &str) -> Router<AppState> {
@@ -204,5 +202,11 @@ mod alerting_routes {
             )
             .route(&at("/rules/{id}/preview"), get(rules::preview))
             .route(&at("/alerts"), get(rules::alerts))
+            .route(&at("/persons"), delete(persons::delete))
+            .route(&at("/persons/export"), get(persons::export))
+            .route(
+                &at("/persons/suppressions"),
+                get(persons::suppressions).delete(persons::lift),
+            )
     }
 }

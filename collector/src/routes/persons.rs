@@ -21,19 +21,6 @@ use crate::store::persons::{
     EXPORT_PAGE, LinkedIds, MAX_LINKED_IDS, MAX_SUPPRESSIONS_LISTED, PersonDeletion, Suppression,
 };
 
-/// The persons routes under `prefix` ([`super::SECRET_KEY_PREFIX`] or
-/// [`super::DASHBOARD_PREFIX`]; [`Caller`] tells them apart).
-pub fn routes(prefix: &str) -> axum::Router<AppState> {
-    use axum::routing::{delete as delete_route, get};
-    axum::Router::new()
-        .route(&format!("{prefix}/persons"), delete_route(delete))
-        .route(&format!("{prefix}/persons/export"), get(export))
-        .route(
-            &format!("{prefix}/persons/suppressions"),
-            get(suppressions).delete(lift),
-        )
-}
-
 /// Deleting, exporting and suppressing persons: a project's owners and admins.
 const PERSONS_ROLE: Role = Role::Admin;
 
