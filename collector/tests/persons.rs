@@ -261,6 +261,14 @@ async fn deleting_a_person_leaves_what_a_store_without_them_shows() {
     let before = with.view().await;
     assert_ne!(before, without.view().await, "alice's events are counted");
     assert_eq!(delivery_sources(&with).await.len(), 4);
+    let (status, preview) = with
+        .secret_json(reqwest::Method::GET, "/api/v1/persons?user_id=alice")
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(
+        preview,
+        json!({"ids": ["alice", "anon-a", "old-alice"], "events": 7})
+    );
 
     let (status, body) = with
         .secret_json(reqwest::Method::DELETE, "/api/v1/persons?user_id=alice")

@@ -54,7 +54,7 @@ use crate::state::AppState;
         dashboard::insights::event_names, dashboard::insights::vitals,
         dashboard::insights::funnel, dashboard::insights::retention,
         dashboard::insights::sessions, dashboard::insights::tail,
-        persons::delete, persons::export, persons::suppressions, persons::lift,
+        persons::preview, persons::delete, persons::export, persons::suppressions, persons::lift,
     ),
     modifiers(&SecuritySchemes, &DashboardMirror),
 )]
@@ -164,7 +164,7 @@ pub const DASHBOARD_PREFIX: &str = "/api/dash/projects/{project}";
 
 mod alerting_routes {
     use axum::Router;
-    use axum::routing::{delete, get, post};
+    use axum::routing::{get, post};
 
     use super::{categories, channels, deliveries, persons, rules};
     use crate::state::AppState;
@@ -202,7 +202,10 @@ mod alerting_routes {
             )
             .route(&at("/rules/{id}/preview"), get(rules::preview))
             .route(&at("/alerts"), get(rules::alerts))
-            .route(&at("/persons"), delete(persons::delete))
+            .route(
+                &at("/persons"),
+                get(persons::preview).delete(persons::delete),
+            )
             .route(&at("/persons/export"), get(persons::export))
             .route(
                 &at("/persons/suppressions"),

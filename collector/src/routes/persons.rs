@@ -45,6 +45,15 @@ pub struct PersonDeleted {
     pub suppressed: bool,
 }
 
+/// What deleting the person would remove, for a confirmation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PersonPreview {
+    /// Every id a deletion would cover (see [`PersonDeleted::ids`]).
+    pub ids: Vec<String>,
+    /// Their stored events.
+    pub events: i64,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SuppressionsPage {
     pub suppressions: Vec<Suppression>,
@@ -130,6 +139,35 @@ fn parse(params: Result<Query<PersonParams>, QueryRejection>) -> Result<PersonPa
     params
         .map(|Query(p)| p)
         .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))
+}
+
+/// The ids and the number of events a deletion of this person would cover.
+#[utoipa::path(
+    get, path = "/api/v1/persons", tag = "privacy",
+    operation_id = "persons_preview",
+    params(PersonParams),
+    responses(
+        (status = 200, body = PersonPreview),
+        (status = 400, description = "No id, an invalid one, or one linked to too many others", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
+        (status = 403, description = "A write key, or a role below admin", body = ErrorBody),
+        (status = 503, description = "Storage unavailable", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
+pub async fn preview(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Result<Query<PersonParams>, QueryRejection>,
+) -> Result<Json<PersonPreview>, ApiError> {
+    may_manage_persons(&caller)?;
+    let requested = requested_ids(&parse(params)?)?;
+    let ids = person(&state, &caller, &requested).await?;
+    let events = state
+        .store
+        .count_person_events(caller.project(), &ids)
+        .await?;
+    Ok(Json(PersonPreview { ids, events }))
 }
 
 /// Delete every stored event of one person, and everything derived from them.

@@ -174,6 +174,37 @@ impl Store {
         }
     }
 
+    /// How many events of the person (any of `ids`) are stored: what a deletion would remove.
+    pub async fn count_person_events(
+        &self,
+        project: ProjectId,
+        ids: &[String],
+    ) -> Result<i64, StoreError> {
+        Ok(match self {
+            Store::Sqlite(s) => {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM events WHERE project_id = ?1
+                       AND (user_id IN (SELECT value FROM json_each(?2))
+                            OR anonymous_id IN (SELECT value FROM json_each(?2)))",
+                )
+                .bind(project)
+                .bind(json_ids(ids))
+                .fetch_one(s.read_pool())
+                .await?
+            }
+            Store::Postgres(s) => {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM events WHERE project_id = $1
+                       AND (user_id = ANY($2) OR anonymous_id = ANY($2))",
+                )
+                .bind(project)
+                .bind(ids)
+                .fetch_one(s.read_pool())
+                .await?
+            }
+        })
+    }
+
     /// Deletes every event of the person (any of `ids`, which must already include the linked
     /// ids) and corrects or removes every row derived from them.
     pub async fn delete_person(
