@@ -509,6 +509,7 @@ async function persons(project) {
   };
   const deleteIt = async () => {
     confirmBox.replaceChildren();
+    say('');
     if (!id.value.trim()) return fail(new Error('Enter the person’s id first.'));
     let p;
     try { p = await api(`${base}?${query()}`); } catch (e) { return fail(e); }
