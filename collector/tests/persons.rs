@@ -584,3 +584,32 @@ async fn the_dashboard_lets_owners_and_admins_only_and_stays_in_the_project() {
     let stats: Value = resp.json().await.unwrap();
     assert_eq!(stats["events_total"], 1, "{stats}");
 }
+
+#[tokio::test]
+async fn suppressions_are_listed_a_thousand_at_a_time() {
+    let app = spawn().await;
+    let ids: Vec<String> = (0..1001).map(|i| format!("p-{i:04}")).collect();
+    let store = pulseline_collector::store::Store::open(&app.database_url, Default::default())
+        .await
+        .unwrap();
+    store
+        .suppress_persons(app.project, &ids, now())
+        .await
+        .unwrap();
+    store.close().await;
+    let (status, first) = app
+        .secret_json(reqwest::Method::GET, "/api/v1/persons/suppressions")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(first["suppressions"].as_array().unwrap().len(), 1000);
+    assert_eq!(first["next_after"], "p-0999");
+    let (_, second) = app
+        .secret_json(
+            reqwest::Method::GET,
+            "/api/v1/persons/suppressions?after=p-0999",
+        )
+        .await;
+    assert_eq!(second["suppressions"][0]["person_id"], "p-1000");
+    assert_eq!(second["suppressions"].as_array().unwrap().len(), 1);
+    assert_eq!(second["next_after"], Value::Null);
+}
