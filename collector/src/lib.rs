@@ -14,6 +14,7 @@ pub mod error;
 pub mod ingest;
 pub mod limiter;
 pub mod maintenance;
+pub mod privacy;
 pub mod projects;
 pub mod proxy;
 pub mod routes;

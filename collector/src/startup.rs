@@ -40,6 +40,7 @@ pub struct Application {
     delivery: JoinHandle<()>,
     delivery_stop: tokio::sync::watch::Sender<bool>,
     category_refresh: JoinHandle<()>,
+    suppression_refresh: JoinHandle<()>,
     rules: Option<JoinHandle<()>>,
     bootstrap: Option<ProjectKeys>,
     bootstrap_admin: Option<crate::accounts::FirstAdmin>,
@@ -144,6 +145,10 @@ impl Application {
         }
         .spawn(stopped);
         let category_refresh = categories::spawn_refresh(store.clone(), categories);
+        let suppressions = crate::privacy::SuppressionCache::default();
+        suppressions.reload(&store).await?;
+        let suppression_refresh =
+            crate::privacy::spawn_refresh(store.clone(), suppressions.clone());
         let limiter_clock = crate::limiter::LimiterClock::new(Arc::clone(&clock));
         let rate_limiter = rate_limiter(&config, limiter_clock.clone())?;
         let maintenance = maintenance::spawn(
@@ -187,6 +192,7 @@ impl Application {
             )),
             proxies: Arc::new(config.proxy),
             ops: Arc::new(config.ops),
+            suppressions,
         };
         Ok(Self {
             listener,
@@ -198,6 +204,7 @@ impl Application {
             delivery,
             delivery_stop,
             category_refresh,
+            suppression_refresh,
             rules,
             bootstrap,
             bootstrap_admin,
@@ -242,6 +249,7 @@ impl Application {
             delivery,
             delivery_stop,
             category_refresh,
+            suppression_refresh,
             rules,
             stop,
             grace,
@@ -295,6 +303,7 @@ impl Application {
         // Deliveries in flight finish (within the grace period); pending ones stay in the
         // outbox for the next start or another replica.
         category_refresh.abort();
+        suppression_refresh.abort();
         let _ = delivery_stop.send(true);
         let delivery_abort = delivery.abort_handle();
         if tokio::time::timeout(grace, delivery).await.is_err() {

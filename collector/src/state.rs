@@ -29,4 +29,6 @@ pub struct AppState {
     pub proxies: Arc<crate::proxy::ProxyConfig>,
     /// Where `/metrics` is served and the token it needs.
     pub ops: Arc<crate::routes::ops::OpsConfig>,
+    /// Persons whose new events are dropped at ingest.
+    pub suppressions: crate::privacy::SuppressionCache,
 }

@@ -101,3 +101,79 @@ async fn two_replicas_store_each_event_once() {
     let distinct = common::query_i64(&url, "SELECT COUNT(DISTINCT message_id) FROM events").await;
     assert_eq!(distinct, 2_000);
 }
+
+/// A suppression made through one replica reaches the others' ingest (each reloads the
+/// suppressed ids every `SUPPRESSION_REFRESH`): the person's events stop being stored there too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_suppression_through_one_replica_applies_on_the_others() {
+    if !common::on_postgres() {
+        return; // replicas share a PostgreSQL server; the test command runs this on one
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let url = common::fresh_database_url(dir.path()).await;
+    let created = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
+        .args(["project", "create", "--name", "Replicated", "--json"])
+        .env("PULSELINE_DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(created.status.success());
+    let keys: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let (write, secret) = (
+        keys["write_key"].as_str().unwrap(),
+        keys["secret_key"].as_str().unwrap(),
+    );
+    let (a, b) = (start(&url), start(&url));
+    let http = reqwest::Client::new();
+    let send_to_b = |n: u32| {
+        let req = http
+            .post(format!("{}/v1/track", b.base))
+            .basic_auth(write, Some(""))
+            .json(&json!({"userId": "gone", "event": "e", "messageId": format!("g{n}")}));
+        async move { assert_eq!(req.send().await.unwrap().status(), 200) }
+    };
+    let events_of_gone = || {
+        let req = http
+            .get(format!("{}/api/v1/persons?user_id=gone", b.base))
+            .bearer_auth(secret);
+        async move {
+            let v: Value = req.send().await.unwrap().json().await.unwrap();
+            v["events"].as_i64().unwrap()
+        }
+    };
+    send_to_b(0).await;
+    assert_eq!(events_of_gone().await, 1);
+    let resp = http
+        .delete(format!(
+            "{}/api/v1/persons?user_id=gone&suppress=true",
+            a.base
+        ))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // B drops them once it has reloaded; until then each send is stored (and deleted again).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut n = 1;
+    loop {
+        send_to_b(n).await;
+        n += 1;
+        if events_of_gone().await == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replica B still stores a person suppressed through A"
+        );
+        let resp = http
+            .delete(format!("{}/api/v1/persons?user_id=gone", b.base))
+            .bearer_auth(secret)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    send_to_b(n).await;
+    assert_eq!(events_of_gone().await, 0);
+}

@@ -135,7 +135,7 @@ $('#project').addEventListener('change', (e) => {
 });
 
 const PAGES = [['overview', 'Overview'], ['explore', 'Explore'], ['vitals', 'Web Vitals'],
-  ['product', 'Funnels & retention'], ['alerts', 'Alerts'], ['keys', 'Keys'], ['members', 'Members'], ['audit', 'Audit log'],
+  ['product', 'Funnels & retention'], ['alerts', 'Alerts'], ['keys', 'Keys'], ['members', 'Members'], ['persons', 'Persons'], ['audit', 'Audit log'],
   ['report', 'Report']];
 
 function shell(project, page) {
@@ -193,7 +193,7 @@ async function route() {
   shell(project, page);
   main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
   const usage = await usageBanner(project);
-  const view = { overview, explore, vitals, product, keys, members, audit, report, ...alerting.pages }[page] || overview;
+  const view = { overview, explore, vitals, product, keys, members, persons, audit, report, ...alerting.pages }[page] || overview;
   try {
     await view(project, usage);
     const inv = await invitationsCard();
@@ -560,6 +560,69 @@ function passwordForm() {
       msg.className = '';
     } catch (x) { msg.textContent = x.message; msg.className = 'error'; }
   } }, h('label', {}, 'Current', cur), h('label', {}, 'New (10+ characters)', next), h('button', { type: 'submit' }, 'Change password'), msg);
+}
+
+// ---- one person's data: export, delete (with a confirmation), suppressions ------------------
+async function persons(project) {
+  const base = `/api/dash/projects/${project.id}/persons`;
+  if (!['owner', 'admin'].includes(project.role)) {
+    main.replaceChildren(h('h1', {}, 'Persons'), card(null, h('p', {}, 'Exporting and deleting a person’s data needs the admin or owner role in this project.')));
+    return;
+  }
+  const kind = h('select', { id: 'person-kind' }, h('option', { value: 'user_id' }, 'User id'), h('option', { value: 'anonymous_id' }, 'Anonymous id'));
+  const id = h('input', { id: 'person-id', required: true, maxlength: 200, placeholder: 'user-42' });
+  const suppress = h('input', { type: 'checkbox', id: 'person-suppress' });
+  const msg = h('p', { id: 'person-msg', role: 'status' });
+  const confirmBox = h('div', { id: 'person-confirm' });
+  const query = () => `${kind.value}=${encodeURIComponent(id.value.trim())}`;
+  const fail = (e) => { msg.textContent = e.message; msg.className = 'error'; };
+  const say = (text) => { msg.textContent = text; msg.className = ''; };
+  const exportIt = () => {
+    if (!id.value.trim()) return fail(new Error('Enter the person’s id first.'));
+    // A same-origin link: the browser downloads the NDJSON stream with the session cookie.
+    h('a', { href: `${base}/export?${query()}`, download: `person-${id.value.trim()}.ndjson` }).click();
+    say('Export started: one JSON event per line.');
+  };
+  const deleteIt = async () => {
+    confirmBox.replaceChildren();
+    say('');
+    if (!id.value.trim()) return fail(new Error('Enter the person’s id first.'));
+    let p;
+    try { p = await api(`${base}?${query()}`); } catch (e) { return fail(e); }
+    const q = query(), s = suppress.checked;
+    // Names exactly what goes: every linked id and the number of events.
+    confirmBox.replaceChildren(card('Confirm deletion',
+      h('p', { id: 'person-confirm-text' }, `Delete ${fmt(p.events)} events of ${p.ids.join(', ')}, with their rollups and notifications? This cannot be undone.${s ? ' Their future events will be dropped.' : ''}`),
+      h('div', { class: 'row' },
+        h('button', { type: 'button', id: 'person-confirm-delete', class: 'danger', onclick: async () => {
+          try {
+            const r = await api(`${base}?${q}&suppress=${s}`, { method: 'DELETE' });
+            confirmBox.replaceChildren();
+            say(`Deleted ${fmt(r.deleted.events)} events of ${r.ids.join(', ')}${r.suppressed ? '; future events are suppressed' : ''}.`);
+            await suppressions();
+          } catch (e) { fail(e); }
+        } }, 'Delete'),
+        h('button', { type: 'button', class: 'ghost', onclick: () => confirmBox.replaceChildren() }, 'Cancel'))));
+  };
+  const list = h('div', { id: 'suppressions' });
+  const suppressions = async () => {
+    let page;
+    try { page = await api(`${base}/suppressions`); } catch (e) { list.replaceChildren(errorBox(e)); return; }
+    list.replaceChildren(page.suppressions.length ? h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Id'), h('th', {}, 'Since (UTC)'), h('th', {}, ''))),
+      h('tbody', {}, page.suppressions.map((s) => h('tr', {}, h('td', {}, s.person_id), h('td', {}, iso(Date.parse(s.created_at))),
+        h('td', {}, h('button', { type: 'button', class: 'ghost', onclick: async () => {
+          try { await api(`${base}/suppressions?user_id=${encodeURIComponent(s.person_id)}`, { method: 'DELETE' }); await suppressions(); } catch (e) { fail(e); }
+        } }, 'Lift')))))) : h('p', { class: 'muted' }, 'No suppressed ids.'));
+  };
+  main.replaceChildren(h('h1', {}, 'Persons'),
+    h('p', { class: 'muted' }, 'Export or delete every stored event of one person. Ids linked by identify or alias are included.'),
+    h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); deleteIt(); } },
+      h('label', {}, 'Id', kind), h('label', {}, 'Value', id),
+      h('label', {}, suppress, ' Drop their future events'),
+      h('button', { type: 'button', id: 'person-export', class: 'ghost', onclick: exportIt }, 'Export'),
+      h('button', { type: 'submit', id: 'person-delete' }, 'Delete…')),
+    msg, confirmBox, card('Suppressed ids', list));
+  await suppressions();
 }
 
 async function audit(project) {

@@ -419,6 +419,27 @@ try {
   assert.ok(banner.includes(`${eventsSoFar + alertEvents.length} of 10`) && banner.includes('tiny'), banner);
   await page.screenshot({ path: join(shots, 'over-quota.png'), fullPage: false });
 
+  // Persons: export one person's events, then delete them after a confirmation that names the
+  // ids and the count (user-0 sent 5 of the 25 test events).
+  await page.goto(`${projectUrl}/persons`);
+  await page.waitForSelector('#person-id');
+  await page.fill('#person-id', 'user-0');
+  const [personExport] = await Promise.all([page.waitForEvent('download'), page.click('#person-export')]);
+  const exported = readFileSync(await personExport.path(), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(exported.length, 5, 'the export holds user-0\'s events');
+  assert.ok(exported.every((e) => e.userId === 'user-0'));
+  await page.check('#person-suppress');
+  await page.click('#person-delete');
+  await page.waitForSelector('#person-confirm-text');
+  const confirmText = await page.textContent('#person-confirm-text');
+  assert.ok(confirmText.includes('Delete 5 events of user-0'), confirmText);
+  await page.screenshot({ path: join(shots, 'persons.png'), fullPage: true });
+  await page.click('#person-confirm-delete');
+  await page.waitForSelector('#person-msg >> text=Deleted 5 events of user-0');
+  await page.waitForSelector('#suppressions >> text=user-0');
+  const left = await page.evaluate(async (p) => (await (await fetch(`/api/dash/projects/${p}/persons?user_id=user-0`)).json()).events, projectId);
+  assert.equal(left, 0, 'no event of user-0 is left');
+
   // Logout ends the session.
   await page.emulateMedia({ media: 'screen' });
   await page.goto(`${projectUrl}/overview`);

@@ -14,12 +14,13 @@ use super::dashboard::{CSRF_HEADER, SESSION_COOKIE};
 use super::{DASHBOARD_PREFIX, SECRET_KEY_PREFIX};
 
 /// The secret-key paths that have a dashboard twin.
-const MIRRORED: [&str; 5] = [
+const MIRRORED: [&str; 6] = [
     "/channels",
     "/categories",
     "/deliveries",
     "/rules",
     "/alerts",
+    "/persons",
 ];
 
 /// Adds `/api/dash/projects/{project}/…` for every mirrored `/api/v1/…` path.

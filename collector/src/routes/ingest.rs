@@ -313,14 +313,21 @@ async fn store(
         return Err(ApiError::Unprocessable { message, rejected });
     }
     let accepted = messages.len();
-    state
-        .queue
-        .commit(PendingBatch {
-            project_id,
-            received_at,
-            messages,
-        })
-        .await?;
+    // Suppressed persons' messages are accepted (the sender must not retry them) and dropped.
+    let suppressed = state
+        .suppressions
+        .drop_suppressed(project_id, &mut messages);
+    metrics::counter!("pulseline_events_suppressed_total").increment(suppressed as u64);
+    if !messages.is_empty() {
+        state
+            .queue
+            .commit(PendingBatch {
+                project_id,
+                received_at,
+                messages,
+            })
+            .await?;
+    }
     metrics::counter!("pulseline_events_accepted_total").increment(accepted as u64);
     Ok(Json(IngestResponse {
         success: true,

@@ -9,6 +9,7 @@ pub mod deliveries;
 pub mod events;
 pub mod ingest;
 pub mod ops;
+pub mod persons;
 pub mod rules;
 pub mod sdk;
 
@@ -56,6 +57,7 @@ use crate::state::AppState;
         dashboard::insights::event_names, dashboard::insights::vitals,
         dashboard::insights::funnel, dashboard::insights::retention,
         dashboard::insights::sessions, dashboard::insights::tail,
+        persons::preview, persons::delete, persons::export, persons::suppressions, persons::lift,
     ),
     modifiers(&SecuritySchemes, &DashboardMirror),
 )]
@@ -167,10 +169,10 @@ mod alerting_routes {
     use axum::Router;
     use axum::routing::{get, post};
 
-    use super::{categories, channels, deliveries, rules};
+    use super::{categories, channels, deliveries, persons, rules};
     use crate::state::AppState;
 
-    /// Channels, categories, rules, alerts and deliveries under `prefix`. The same handlers
+    /// Channels, categories, rules, alerts, deliveries and persons under `prefix`. The same handlers
     /// serve [`super::SECRET_KEY_PREFIX`] and [`super::DASHBOARD_PREFIX`]: their
     /// [`super::caller::Caller`] argument tells them which project and what the caller may do.
     pub fn alerting(prefix: &str) -> Router<AppState> {
@@ -203,5 +205,14 @@ mod alerting_routes {
             )
             .route(&at("/rules/{id}/preview"), get(rules::preview))
             .route(&at("/alerts"), get(rules::alerts))
+            .route(
+                &at("/persons"),
+                get(persons::preview).delete(persons::delete),
+            )
+            .route(&at("/persons/export"), get(persons::export))
+            .route(
+                &at("/persons/suppressions"),
+                get(persons::suppressions).delete(persons::lift),
+            )
     }
 }

@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod category_cap;
 pub mod delivery;
 pub mod invitations;
+pub mod persons;
 mod postgres;
 mod rules;
 mod sqlite;

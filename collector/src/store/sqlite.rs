@@ -77,6 +77,11 @@ impl SqliteStore {
         &self.write
     }
 
+    /// Makes the ingest thread forget which active-user rows exist, after some were deleted.
+    pub(super) fn forget_active_users(&self) {
+        self.ingest.forget_active_users();
+    }
+
     /// The read pool, for queries kept in other files (analytics, accounts, rules).
     pub(crate) fn read_pool(&self) -> &SqlitePool {
         &self.read

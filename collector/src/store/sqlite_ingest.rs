@@ -21,6 +21,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -47,6 +48,8 @@ pub(super) struct IngestThread {
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The WAL file when commits must be synced before they are acknowledged (`full`).
     wal: Option<Wal>,
+    /// Set when active-user rows were deleted: the thread clears [`KnownActiveUsers`].
+    forget: Arc<AtomicBool>,
 }
 
 /// The database's write-ahead log, opened once for syncing.
@@ -92,12 +95,17 @@ impl IngestThread {
             }
         });
         let (tx, rx) = mpsc::channel::<Commit>();
+        let forget = Arc::new(AtomicBool::new(false));
+        let forgotten = Arc::clone(&forget);
         let thread = std::thread::Builder::new()
             .name("sqlite-ingest".into())
             .spawn(move || {
                 let mut conn = conn;
                 let mut known = KnownActiveUsers::default();
                 for commit in rx {
+                    if forgotten.swap(false, Ordering::AcqRel) {
+                        known = KnownActiveUsers::default();
+                    }
                     let result = insert(&mut conn, &commit.batches, &commit.deliveries, &mut known);
                     let _ = commit.reply.send(result);
                 }
@@ -110,7 +118,13 @@ impl IngestThread {
             queue: Mutex::new(Some(tx)),
             thread: Mutex::new(Some(thread)),
             wal,
+            forget,
         })
+    }
+
+    /// The next commit starts with no remembered active-user rows (a person's were deleted).
+    pub(super) fn forget_active_users(&self) {
+        self.forget.store(true, Ordering::Release);
     }
 
     /// Makes every commit that has returned so far durable: syncs the WAL file (`full`), on a
@@ -198,8 +212,10 @@ impl IngestThread {
 const MAX_KNOWN_ACTIVE_USERS: usize = 200_000;
 
 /// The active-user rows this thread has already committed, so that a user's second and later
-/// events of a day cost no index probe. Only ingest writes that table, and retention only
-/// removes days that are over, so a remembered row is still there or no longer wanted.
+/// events of a day cost no index probe. Only ingest writes that table, retention only removes
+/// days that are over, and deleting a person clears this memory
+/// ([`IngestThread::forget_active_users`]), so a remembered row is still there or no longer
+/// wanted.
 #[derive(Default)]
 struct KnownActiveUsers {
     /// Users per (project, day).
