@@ -5,6 +5,8 @@ mod common;
 mod standins;
 #[path = "alerting_delivery/tenancy.rs"]
 mod tenancy;
+#[path = "alerting_delivery/packing.rs"]
+mod packing;
 
 use std::time::{Duration, Instant};
 
