@@ -111,8 +111,8 @@ fn order(i: usize) -> Value {
 fn numbers(got: &[Value]) -> Vec<i64> {
     let mut ns: Vec<i64> = got
         .iter()
-        .map(|m| {
-            m["embeds"][0]["fields"]
+        .map(|e| {
+            e["fields"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -160,10 +160,10 @@ async fn two_replicas_deliver_each_notification_once() {
     for s in sends {
         assert_eq!(s.await.unwrap(), 200);
     }
-    let got = discord.receiver.wait_for(100, WAIT).await;
+    let got = discord.receiver.wait_for_embeds(100, WAIT).await;
     // Both replicas keep polling; nothing more may arrive.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let got_after = discord.receiver.accepted();
+    let got_after = discord.receiver.embeds();
     assert_eq!(got_after.len(), 100);
     assert_eq!(numbers(&got), (0..100).collect::<Vec<i64>>());
     assert_eq!(
@@ -204,7 +204,7 @@ async fn a_replica_killed_mid_delivery_leaves_the_work_to_the_other() {
     let b = running.unwrap_or_else(|| start(&p.url));
     discord.receiver.0.hold.store(false, Ordering::SeqCst);
 
-    let got = discord.receiver.wait_for(1, WAIT).await;
+    let got = discord.receiver.wait_for_embeds(1, WAIT).await;
     let took = killed.elapsed();
     assert_eq!(numbers(&got), [1]);
     assert!(

@@ -681,6 +681,46 @@ impl Store {
         })
     }
 
+    /// Leases up to `limit` more due deliveries of one channel of one project, oldest first, so
+    /// they can be packed into the message of the ones already leased. Same rules as
+    /// [`Store::claim_due_deliveries`]: the lease is in the database, so no other replica can
+    /// take them.
+    pub async fn claim_channel_deliveries(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        project_id: ProjectId,
+        channel_id: i64,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let lock = match self {
+            Store::Sqlite(_) => "",
+            Store::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+        };
+        on_backend!(self, write_pool, |pool, sql| {
+            let rows = sqlx::query(sql(&format!(
+                "UPDATE deliveries SET lease_owner = $1, lease_until = $3
+                 WHERE id IN (
+                     SELECT id FROM deliveries
+                     WHERE project_id = $5 AND channel_id = $6
+                       AND status IN ('pending', 'failed') AND next_attempt_at <= $2
+                       AND (lease_until IS NULL OR lease_until < $2)
+                     ORDER BY next_attempt_at, id LIMIT $4 {lock})
+                 RETURNING {DELIVERY_COLUMNS}"
+            )))
+            .bind(owner)
+            .bind(millis(now))
+            .bind(millis(lease_until))
+            .bind(limit)
+            .bind(project_id)
+            .bind(channel_id)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|r| Ok(delivery_from!(r))).collect()
+        })
+    }
+
     /// The earliest time a delivery becomes due (for the worker's sleep).
     pub async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         on_backend!(self, read_pool, |pool, sql| {

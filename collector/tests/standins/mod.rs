@@ -108,6 +108,35 @@ impl Receiver {
         }
     }
 
+    /// The Discord embeds of every accepted message, in order: one per notification, however
+    /// they were packed into messages.
+    pub fn embeds(&self) -> Vec<Value> {
+        self.accepted()
+            .iter()
+            .flat_map(|m| m["embeds"].as_array().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    /// Waits until accepted messages hold at least `n` embeds (panics after `within`).
+    pub async fn wait_for_embeds(&self, n: usize, within: Duration) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.0.changed.notified();
+            let got = self.embeds();
+            if got.len() >= n {
+                return got;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!(
+                    "expected {n} embeds within {within:?}, got {}: {:?}; rejected: {:?}",
+                    got.len(),
+                    self.accepted(),
+                    self.rejected()
+                );
+            }
+        }
+    }
+
     /// Waits until at least `n` requests arrived (answered or held).
     pub async fn wait_for_hits(&self, n: usize, within: Duration) {
         let deadline = tokio::time::Instant::now() + within;

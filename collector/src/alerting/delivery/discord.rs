@@ -53,8 +53,32 @@ fn non_empty(s: String) -> String {
     }
 }
 
-/// One embed for the notification, plus nothing else (`content` stays empty).
+/// A message of one embed for the notification, plus nothing else (`content` stays empty).
 pub fn payload(n: &Notification) -> Value {
+    payload_many(std::slice::from_ref(n))
+}
+
+/// A message of one embed per notification, in order. The caller packs at most
+/// [`EMBEDS_MAX`] notifications whose [`embed_chars`] add up to at most [`EMBEDS_TOTAL_MAX`].
+pub fn payload_many(ns: &[Notification]) -> Value {
+    let embeds: Vec<Value> = ns.iter().map(embed).collect();
+    json!({ "embeds": embeds, "allowed_mentions": { "parse": [] } })
+}
+
+/// The characters of an embed that count toward Discord's per-message total.
+pub fn embed_chars(e: &Value) -> usize {
+    let len = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());
+    len(&e["title"])
+        + len(&e["description"])
+        + len(&e["footer"]["text"])
+        + len(&e["author"]["name"])
+        + e["fields"].as_array().map_or(0, |fs| {
+            fs.iter().map(|f| len(&f["name"]) + len(&f["value"])).sum()
+        })
+}
+
+/// The notification's embed, within every per-embed limit and alone within the total.
+pub fn embed(n: &Notification) -> Value {
     let title = truncate(&n.title, TITLE_MAX);
     let mut description = truncate(&plain(&n.description), DESCRIPTION_MAX);
     let footer = n.footer.as_deref().map(|f| truncate(f, FOOTER_MAX));
@@ -111,7 +135,7 @@ pub fn payload(n: &Notification) -> Value {
     if let Some(url) = &n.url {
         embed["url"] = url.clone().into();
     }
-    json!({ "embeds": [embed], "allowed_mentions": { "parse": [] } })
+    embed
 }
 
 #[cfg(test)]

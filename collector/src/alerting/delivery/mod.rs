@@ -10,6 +10,7 @@
 pub mod address;
 pub mod config;
 pub mod discord;
+mod pack;
 pub mod sender;
 pub mod slack;
 mod summary;

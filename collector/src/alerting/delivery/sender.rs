@@ -105,6 +105,20 @@ impl Sender {
         message_id: &str,
         finish_by: Option<Instant>,
     ) -> SendOutcome {
+        self.send_many(channel, std::slice::from_ref(n), message_id, finish_by)
+            .await
+    }
+
+    /// Sends `ns` to the channel as one message (Discord embeds, Slack blocks, an email
+    /// digest); the caller packs them within the target's limits. A generic webhook carries
+    /// one notification per request, so `ns` holds one for it.
+    pub async fn send_many(
+        &self,
+        channel: &ChannelRecord,
+        ns: &[Notification],
+        message_id: &str,
+        finish_by: Option<Instant>,
+    ) -> SendOutcome {
         let gate = Arc::clone(
             self.gates
                 .lock()
@@ -116,17 +130,17 @@ impl Sender {
         if finish_by.is_some_and(|end| Instant::now() + self.timeout > end) {
             return SendOutcome::Paced(Duration::ZERO);
         }
-        self.send_now(channel, n, message_id).await
+        self.send_now(channel, ns, message_id).await
     }
 
     async fn send_now(
         &self,
         channel: &ChannelRecord,
-        n: &Notification,
+        ns: &[Notification],
         message_id: &str,
     ) -> SendOutcome {
         if channel.kind == "email" {
-            return self.send_email(channel, n).await;
+            return self.send_email(channel, ns).await;
         }
         let started = Instant::now();
         let failed = |error: String, retryable: bool| SendOutcome::Failed {
@@ -150,9 +164,16 @@ impl Sender {
             return SendOutcome::Paced(wait);
         }
         let (body, extra) = match channel.kind.as_str() {
-            "discord" => (discord::payload(n), None),
-            "slack" => (slack::payload(n), None),
+            "discord" => (discord::payload_many(ns), None),
+            "slack" => (slack::payload_many(ns), None),
             _ => {
+                let [n] = ns else {
+                    return failed(
+                        "a webhook request carries exactly one notification (an internal error)"
+                            .into(),
+                        false,
+                    );
+                };
                 let body = serde_json::json!({
                     "type": "pulseline.notification",
                     "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -286,7 +307,9 @@ impl Sender {
         retry_after
     }
 
-    async fn send_email(&self, channel: &ChannelRecord, n: &Notification) -> SendOutcome {
+    /// One email for `ns`: the notification itself, or a digest of several (at most
+    /// `pack::EMAIL_DIGEST_MAX`), each in the order it happened.
+    async fn send_email(&self, channel: &ChannelRecord, ns: &[Notification]) -> SendOutcome {
         use lettre::message::header::ContentType;
         use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
         let started = Instant::now();
@@ -305,6 +328,17 @@ impl Sender {
             Ok(t) => t.timeout(Some(self.timeout)).build(),
             Err(e) => return failed(format!("PULSELINE_SMTP_URL is not usable: {e}"), false),
         };
+        let (subject, body) = match ns {
+            [n] => (n.title.clone(), n.plain_text()),
+            [first, ..] => (
+                format!("{} notifications: {} …", ns.len(), first.title),
+                ns.iter()
+                    .map(Notification::plain_text)
+                    .collect::<Vec<_>>()
+                    .join("\n\n----------\n\n"),
+            ),
+            [] => return failed("no notification to send (an internal error)".into(), false),
+        };
         let email =
             (|| -> Result<Message, String> {
                 Message::builder()
@@ -314,9 +348,9 @@ impl Sender {
                     .to(channel.target.parse().map_err(|e| {
                         format!("'{}' is not an email address: {e}", channel.target)
                     })?)
-                    .subject(one_line(&discord::truncate(&n.title, 200)))
+                    .subject(one_line(&discord::truncate(&subject, 200)))
                     .header(ContentType::TEXT_PLAIN)
-                    .body(n.plain_text())
+                    .body(body)
                     .map_err(|e| format!("could not build the email: {e}"))
             })();
         let email = match email {

@@ -29,7 +29,33 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Blocks in one Slack message.
+pub const BLOCKS_MAX: usize = 50;
+
 pub fn payload(n: &Notification) -> Value {
+    payload_many(std::slice::from_ref(n))
+}
+
+/// One message for several notifications: their blocks in order, a divider between two. The
+/// caller packs no more than [`blocks_needed`] allows within [`BLOCKS_MAX`].
+pub fn payload_many(ns: &[Notification]) -> Value {
+    let mut all = Vec::new();
+    for (i, n) in ns.iter().enumerate() {
+        if i > 0 {
+            all.push(json!({"type": "divider"}));
+        }
+        all.extend(blocks(n));
+    }
+    let text: Vec<String> = ns.iter().map(Notification::plain_text).collect();
+    json!({ "text": truncate(&escape(&text.join("\n\n")), TEXT_MAX), "blocks": all })
+}
+
+/// Blocks a notification takes in a packed message (with the divider before it).
+pub fn blocks_needed(n: &Notification, first: bool) -> usize {
+    blocks(n).len() + usize::from(!first)
+}
+
+fn blocks(n: &Notification) -> Vec<Value> {
     let mut blocks = vec![json!({
         "type": "header",
         "text": {"type": "plain_text", "text": truncate(&n.title, HEADER_MAX), "emoji": true}
@@ -67,5 +93,5 @@ pub fn payload(n: &Notification) -> Value {
             "elements": [{"type": "mrkdwn", "text": truncate(&escape(&context.join(" · ")), FIELD_TEXT_MAX)}]
         }));
     }
-    json!({ "text": truncate(&escape(&n.plain_text()), TEXT_MAX), "blocks": blocks })
+    blocks
 }

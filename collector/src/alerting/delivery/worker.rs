@@ -12,12 +12,13 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::DeliveryConfig;
+use super::pack::{CHANNEL_CLAIM_MAX, message_sizes};
 use super::sender::{SendOutcome, Sender};
 use super::summary::CategorySummaries;
 use crate::alerting::notification::{Notification, NotificationField};
 use crate::clock::Clock;
 use crate::store::delivery::{
-    AttemptRecord, CHANNEL_DELETED, DeliveryRecord, NewDelivery, NextState,
+    AttemptRecord, CHANNEL_DELETED, ChannelRecord, DeliveryRecord, NewDelivery, NextState,
 };
 use crate::store::{Store, StoreError};
 
@@ -78,9 +79,9 @@ impl DeliveryWorker {
                 let lease = Duration::from_millis(me.config.lease_ms);
                 let finish_by = std::time::Instant::now() + lease.saturating_sub(LEASE_MARGIN);
                 let mut sends = JoinSet::new();
-                for d in claimed {
+                for group in me.with_waiting(claimed).await {
                     let me = Arc::clone(&me);
-                    sends.spawn(async move { me.deliver(d, finish_by).await });
+                    sends.spawn(async move { me.deliver_channel(group, finish_by).await });
                 }
                 while sends.join_next().await.is_some() {}
             }
@@ -96,6 +97,49 @@ impl DeliveryWorker {
             .await
     }
 
+    /// The claimed deliveries grouped by channel (of their project), in order, each group
+    /// topped up with that channel's other due deliveries so they can leave packed together.
+    async fn with_waiting(&self, claimed: Vec<DeliveryRecord>) -> Vec<Vec<DeliveryRecord>> {
+        let mut groups: Vec<Vec<DeliveryRecord>> = Vec::new();
+        for d in claimed {
+            match groups
+                .iter_mut()
+                .find(|g| g[0].project_id == d.project_id && g[0].channel_id == d.channel_id)
+            {
+                Some(g) => g.push(d),
+                None => groups.push(vec![d]),
+            }
+        }
+        let now = self.clock.now();
+        let lease = chrono::Duration::milliseconds(self.config.lease_ms as i64);
+        for g in &mut groups {
+            let room = CHANNEL_CLAIM_MAX.saturating_sub(g.len());
+            if room == 0 {
+                continue;
+            }
+            let (project_id, channel_id) = (g[0].project_id, g[0].channel_id);
+            match self
+                .store
+                .claim_channel_deliveries(
+                    &self.owner,
+                    now,
+                    now + lease,
+                    project_id,
+                    channel_id,
+                    room as i64,
+                )
+                .await
+            {
+                Ok(more) => g.extend(more),
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming a channel's waiting deliveries failed")
+                }
+            }
+            g.sort_by_key(|d| (d.next_attempt_at, d.id));
+        }
+        groups
+    }
+
     async fn until_next_due(&self, poll: Duration) -> Duration {
         match self.store.next_delivery_due().await {
             Ok(Some(at)) => (at - self.clock.now())
@@ -106,22 +150,22 @@ impl DeliveryWorker {
         }
     }
 
-    async fn deliver(&self, d: DeliveryRecord, finish_by: std::time::Instant) {
+    /// Sends the deliveries of one channel, in order, packed as many to a message as the
+    /// target allows; each packed delivery records the message's outcome as its own attempt.
+    async fn deliver_channel(&self, group: Vec<DeliveryRecord>, finish_by: std::time::Instant) {
+        let Some(first) = group.first() else { return };
         let started_at = self.clock.now();
-        // Only ever the delivery's own project's channel: an id names a channel only within
-        // its project, whatever happened to the channel since the row was queued.
-        let channel = match self.store.channel(d.project_id, d.channel_id).await {
+        // Only ever the deliveries' own project's channel: an id names a channel only within
+        // its project, whatever happened to the channel since the rows were queued.
+        let channel = match self.store.channel(first.project_id, first.channel_id).await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(error = %e, delivery = d.id, "loading the channel failed");
-                let _ = self
-                    .store
-                    .release_delivery(d.id, &self.owner, started_at)
-                    .await;
+                tracing::warn!(error = %e, channel = first.channel_id, "loading the channel failed");
+                self.release_all(&group, started_at).await;
                 return;
             }
         };
-        let refused = |error: String| AttemptRecord {
+        let refused = |d: &DeliveryRecord, error: String| AttemptRecord {
             attempt: d.attempts + 1,
             started_at,
             latency_ms: 0,
@@ -131,32 +175,70 @@ impl DeliveryWorker {
             error: Some(error),
         };
         let Some(channel) = channel else {
-            self.finish(&d, "none", refused(CHANNEL_DELETED.into()), NextState::Dead)
+            for d in &group {
+                self.finish(
+                    d,
+                    "none",
+                    refused(d, CHANNEL_DELETED.into()),
+                    NextState::Dead,
+                )
                 .await;
+            }
             return;
         };
         if let Some(reason) = &channel.disabled_reason {
-            let attempt = refused(format!("the channel is disabled: {reason}"));
-            self.finish(&d, &channel.kind, attempt, NextState::Dead)
-                .await;
+            for d in &group {
+                let attempt = refused(d, format!("the channel is disabled: {reason}"));
+                self.finish(d, &channel.kind, attempt, NextState::Dead)
+                    .await;
+            }
             return;
         }
-        let notification: Notification = match serde_json::from_str(&d.content) {
-            Ok(n) => n,
-            Err(e) => {
-                let attempt = refused(format!("unreadable notification content: {e}"));
-                self.finish(&d, &channel.kind, attempt, NextState::Dead)
-                    .await;
+        let mut ready = Vec::with_capacity(group.len());
+        for d in group {
+            match serde_json::from_str::<Notification>(&d.content) {
+                Ok(n) => ready.push((d, n)),
+                Err(e) => {
+                    let attempt = refused(&d, format!("unreadable notification content: {e}"));
+                    self.finish(&d, &channel.kind, attempt, NextState::Dead)
+                        .await;
+                }
+            }
+        }
+        let (deliveries, notifications): (Vec<_>, Vec<_>) = ready.into_iter().unzip();
+        let mut at = 0;
+        for size in message_sizes(&channel.kind, &notifications) {
+            let (pack, rest) = (&deliveries[at..at + size], &deliveries[at + size..]);
+            let sent = self
+                .send_pack(&channel, pack, &notifications[at..at + size], finish_by)
+                .await;
+            at += size;
+            // Later notifications wait for the earlier ones, so the channel shows them in order.
+            if let Some(wait_until) = sent {
+                self.release_all(rest, wait_until).await;
                 return;
             }
-        };
-        // A panic while talking to one target must not leave its delivery leased forever
+        }
+    }
+
+    /// Sends one packed message and records its outcome for each of its deliveries. `Some(at)`
+    /// if the channel cannot take more now (paced, retrying, or disabled): the caller leaves
+    /// the channel's remaining deliveries until then.
+    async fn send_pack(
+        &self,
+        channel: &ChannelRecord,
+        pack: &[DeliveryRecord],
+        notifications: &[Notification],
+        finish_by: std::time::Instant,
+    ) -> Option<DateTime<Utc>> {
+        let started_at = self.clock.now();
+        // A panic while talking to one target must not leave its deliveries leased forever
         // with no attempt recorded: it becomes a failed attempt, retried and counted.
         let send_started = std::time::Instant::now();
-        let outcome = AssertUnwindSafe(self.sender.send(
-            &channel,
-            &notification,
-            &format!("msg_{}", d.id),
+        let outcome = AssertUnwindSafe(self.sender.send_many(
+            channel,
+            notifications,
+            &format!("msg_{}", pack[0].id),
             Some(finish_by),
         ))
         .catch_unwind()
@@ -169,25 +251,41 @@ impl DeliveryWorker {
         if let SendOutcome::Paced(wait) = outcome {
             let at = self.clock.now()
                 + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(1));
+            self.release_all(pack, at).await;
+            return Some(at);
+        }
+        let mut hold = None;
+        let mut disabled = false;
+        for d in pack {
+            let attempts = u32::try_from(d.attempts + 1).unwrap_or(u32::MAX);
+            let (next, disable) = next_state(&outcome, attempts, &self.config, self.clock.now());
+            if let Some(reason) = disable.filter(|_| !disabled) {
+                disabled = true;
+                tracing::warn!(channel = channel.id, %reason, "disabling channel");
+                if let Err(e) = self
+                    .store
+                    .disable_channel(d.project_id, channel.id, &reason, self.clock.now())
+                    .await
+                {
+                    tracing::warn!(error = %e, "disabling the channel failed");
+                }
+            }
+            if let NextState::RetryAt(at) = next {
+                hold = Some(hold.map_or(at, |h: DateTime<Utc>| h.max(at)));
+            }
+            let attempt = attempt_record(&outcome, attempts, started_at);
+            self.finish(d, &channel.kind, attempt, next).await;
+        }
+        // After a disable the rest come back now and find the channel disabled.
+        hold.or(disabled.then(|| self.clock.now()))
+    }
+
+    async fn release_all(&self, deliveries: &[DeliveryRecord], at: DateTime<Utc>) {
+        for d in deliveries {
             if let Err(e) = self.store.release_delivery(d.id, &self.owner, at).await {
-                tracing::warn!(error = %e, delivery = d.id, "releasing a paced delivery failed");
-            }
-            return;
-        }
-        let attempts = u32::try_from(d.attempts + 1).unwrap_or(u32::MAX);
-        let (next, disable) = next_state(&outcome, attempts, &self.config, self.clock.now());
-        if let Some(reason) = disable {
-            tracing::warn!(channel = channel.id, %reason, "disabling channel");
-            if let Err(e) = self
-                .store
-                .disable_channel(d.project_id, channel.id, &reason, self.clock.now())
-                .await
-            {
-                tracing::warn!(error = %e, "disabling the channel failed");
+                tracing::warn!(error = %e, delivery = d.id, "releasing a delivery failed");
             }
         }
-        let attempt = attempt_record(&outcome, attempts, started_at);
-        self.finish(&d, &channel.kind, attempt, next).await;
     }
 
     async fn finish(
