@@ -104,11 +104,25 @@ def test_every_supported_type_arrives_as_json(collector, tmp_path: Path, unique)
 def test_big_ints_keep_every_digit(collector, tmp_path: Path, unique) -> None:
     event = unique("bigint")
     with pulseline.Client(collector.write_key, **collector.client_kwargs(tmp_path)) as client:
-        client.track("u", event, {"big": 10**30, "neg": -(10**25)})
+        client.track("u", event, {"big": 10**30, "neg": -(10**25), "u128": 2**128 - 1})
     [stored] = collector.wait_for(1, event=event)
-    # The collector's JSON parser may turn them into floats; the digits it received are exact.
-    assert int(stored["properties"]["big"]) == 10**30 or stored["properties"]["big"] == 1e30
-    assert stored["properties"]["neg"] in (-(10**25), -1e25)
+    # Python's json reads integers exactly: the collector must return the digits sent.
+    assert stored["properties"] == {"big": 10**30, "neg": -(10**25), "u128": 2**128 - 1}
+
+
+def test_numbers_beyond_a_float_are_refused_not_altered(
+    collector, tmp_path: Path, unique
+) -> None:
+    event = unique("hugeint")
+    client = pulseline.Client(collector.write_key, **collector.client_kwargs(tmp_path))
+    client.track("u", event, {"huge": 2**10000})
+    client.track("u", event, {"fine": 1})
+    assert client.flush(10).status == "flushed"
+    client.shutdown(5)
+    # The collector refuses that one message (naming the field) and stores the other whole.
+    stored = collector.wait_for(1, event=event)
+    assert [e["properties"] for e in stored] == [{"fine": 1}]
+    assert client.stats().dropped["rejected_by_server"] == 1
 
 
 @pytest.fixture
