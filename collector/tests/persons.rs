@@ -522,15 +522,16 @@ async fn the_dashboard_lets_owners_and_admins_only_and_stays_in_the_project() {
     .unwrap();
     store.close().await;
     let p = format!("/api/dash/projects/{}", app.project);
-    let (status, body) = app
+    // Members join by invitation: the admin invites, the developer accepts.
+    let (status, invitation) = app
         .dash_send(
             reqwest::Method::POST,
             admin,
-            &format!("{p}/members"),
+            &format!("{p}/invitations"),
             json!({"email": "dev@example.com", "role": "developer"}),
         )
         .await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 200, "{invitation}");
     let resp = app
         .http
         .post(app.url("/api/dash/session"))
@@ -542,6 +543,15 @@ async fn the_dashboard_lets_owners_and_admins_only_and_stays_in_the_project() {
     let cookie = cookie.split(';').next().unwrap().to_owned();
     let body: Value = resp.json().await.unwrap();
     let dev = (cookie.as_str(), body["csrf_token"].as_str().unwrap());
+    let (status, body) = app
+        .dash_send(
+            reqwest::Method::POST,
+            dev,
+            &format!("/api/dash/invitations/{}/accept", invitation["id"]),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
 
     let delete = format!("{p}/persons?user_id=alice");
     let (status, body) = app
