@@ -92,7 +92,9 @@ impl io::Write for Bounded<'_> {
         let size = self.out.len().saturating_add(buf.len());
         if size > self.limit {
             self.refused_at = Some(size);
-            return Err(io::Error::other("JSON output limit reached"));
+            // A bare kind, never shown (`refused_at` reports the refusal): a message string
+            // would box a `dyn Error` whose `Debug` pulls str escaping into the browser wasm.
+            return Err(io::ErrorKind::Other.into());
         }
         self.out.extend_from_slice(buf);
         Ok(())

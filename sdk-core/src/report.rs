@@ -1,10 +1,9 @@
 //! Counting and reporting drops and errors, shared by the capture path, the worker and the disk
 //! buffer so every drop is counted exactly once and reaches the hooks.
 
-use std::{
-    panic::{AssertUnwindSafe, catch_unwind},
-    sync::Arc,
-};
+#[cfg(panic = "unwind")]
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
 use crate::{DropReason, Error, stats::Counters};
 
@@ -40,10 +39,18 @@ impl Reporter {
 
 /// Runs a user hook; a panic in it is logged, not propagated: the hooks run on the worker
 /// thread, and a hook's bug must not stop delivery.
+#[cfg(panic = "unwind")]
 fn guard(name: &str, hook: impl FnOnce()) {
     if catch_unwind(AssertUnwindSafe(hook)).is_err() {
         tracing::error!("pulseline: the {name} hook panicked; delivery continues");
     }
+}
+
+/// A panic aborts (the browser SDK's wasm): there is nothing to catch, so the guard and its
+/// message stay out of the binary.
+#[cfg(not(panic = "unwind"))]
+fn guard(_name: &str, hook: impl FnOnce()) {
+    hook();
 }
 
 impl std::fmt::Debug for Reporter {

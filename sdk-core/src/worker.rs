@@ -128,6 +128,7 @@ pub(crate) struct Worker {
     next_replay: Instant,
     replay_backoff: Duration,
     /// The last look at the disk buffer found nothing left to replay (always true without one).
+    #[cfg(feature = "disk-buffer")]
     disk_drained: bool,
     rng: SmallRng,
 }
@@ -148,8 +149,6 @@ impl Worker {
             replay_backoff: config.retry.min_delay,
             #[cfg(feature = "disk-buffer")]
             disk_drained: disk.is_none(),
-            #[cfg(not(feature = "disk-buffer"))]
-            disk_drained: true,
             rng: SmallRng::from_os_rng(),
             shared,
             transport,
@@ -696,6 +695,7 @@ impl Worker {
     /// more and a replay could start, so a short-lived program delivers what earlier runs
     /// left, yet a steady stream of new captures (which keeps replays off) never holds a flush
     /// up. Once a batch was parked since it began, the collector is refusing: it stops waiting.
+    #[cfg(feature = "disk-buffer")]
     fn replay_pending(&self, parked_at_start: u64) -> Option<u64> {
         if self.parked_after_retries != parked_at_start {
             return None;
@@ -707,6 +707,12 @@ impl Worker {
             .sum();
         let disk_may_hold_more = !self.disk_drained && self.replay_possible();
         (in_memory > 0 || disk_may_hold_more).then_some(in_memory)
+    }
+
+    /// Without a disk buffer nothing is replayed: every batch is tracked by a flush's watermark.
+    #[cfg(not(feature = "disk-buffer"))]
+    fn replay_pending(&self, _parked_at_start: u64) -> Option<u64> {
+        None
     }
 
     fn answer_flushes(&mut self, now: Instant) {
