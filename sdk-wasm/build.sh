@@ -8,7 +8,7 @@
 # scripts/test.sh (group wasm) installs all of them.
 #
 # The wasm is compiled with the standard library built from source (`-Zbuild-std`, allowed on
-# Debian's stable 1.96 by RUSTC_BOOTSTRAP=1, see ../shared/TOOLCHAIN.md), which lets std itself be
+# Debian's stable 1.96 by RUSTC_BOOTSTRAP=1, see docs/toolchain.md), which lets std itself be
 # compiled for size and without panic messages and their source locations (README "Size").
 # PULSELINE_WASM_TOOLCHAIN=rustup builds with rustup's precompiled std instead: it needs only
 # `rustup target add wasm32-unknown-unknown`, but the wasm is about 11 KB brotli larger and
