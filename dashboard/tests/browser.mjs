@@ -110,10 +110,13 @@ try {
   await page.goto(`${projectUrl}/overview`);
   await page.waitForSelector('#live-tail');
   const now = Date.now();
+  // Spread over the last minutes, but never before today's midnight (UTC, the project's zone):
+  // a run just after midnight would otherwise count some of them as yesterday's.
+  const today = new Date(now).setUTCHours(0, 0, 0, 0);
   const batch = [];
   for (let i = 0; i < 25; i++) {
     batch.push({ type: 'track', userId: `user-${i % 5}`, event: 'Browser Test Event',
-      properties: { plan: i % 2 ? 'pro' : 'free', amount: i }, timestamp: new Date(now - i * 60000).toISOString() });
+      properties: { plan: i % 2 ? 'pro' : 'free', amount: i }, timestamp: new Date(Math.max(now - i * 60000, today)).toISOString() });
   }
   for (const [metric, value] of [['LCP', 1800], ['LCP', 2600], ['LCP', 4500], ['INP', 120], ['CLS', 0.05], ['FCP', 1500], ['TTFB', 600]]) {
     batch.push({ type: 'track', anonymousId: 'anon-1', event: 'Web Vital',
