@@ -7,12 +7,12 @@ use base64::engine::general_purpose::STANDARD;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use chrono::SecondsFormat;
+use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::domain::{KeyHash, KeyKind};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::{KeyRecord, Store, next_month_start};
+use crate::store::{KeyRecord, next_month_start};
 
 /// The key a request presents in its headers: HTTP Basic with the key as user name (Segment's
 /// convention; a key in the password with an empty user is accepted too), or Bearer.
@@ -52,12 +52,13 @@ pub fn key_from_headers(headers: &HeaderMap) -> Result<Option<String>, ApiError>
 /// Looks the key up and checks it may be used for `required`. A revoked key fails at once:
 /// there is no cache between revocation and this check.
 pub async fn authenticate(
-    store: &Store,
+    state: &AppState,
     presented: Option<&str>,
     required: KeyKind,
 ) -> Result<KeyRecord, ApiError> {
     let presented = presented.ok_or_else(|| missing(required))?;
-    usable(store.find_key(&KeyHash::of(presented)).await?, required)
+    let key = state.store.find_key(&KeyHash::of(presented)).await?;
+    usable(key, required, state.clock.now())
 }
 
 /// The rate limiter of write keys: events per second, per key id, in this process.
@@ -80,7 +81,7 @@ pub async fn admit_ingest(
         Some((key, quota)) => (Some(key), Some(quota)),
         None => (None, None),
     };
-    let key = usable(key, KeyKind::Write)?;
+    let key = usable(key, KeyKind::Write, now)?;
 
     if let Some(limiter) = &state.rate_limiter {
         let n =
@@ -137,14 +138,20 @@ fn missing(required: KeyKind) -> ApiError {
     })
 }
 
-fn usable(key: Option<KeyRecord>, required: KeyKind) -> Result<KeyRecord, ApiError> {
+fn usable(
+    key: Option<KeyRecord>,
+    required: KeyKind,
+    now: DateTime<Utc>,
+) -> Result<KeyRecord, ApiError> {
     let Some(key) = key else {
         return Err(ApiError::Unauthorized(format!(
             "unknown {required} key: check for a copy/paste error, or create one with \
              `pulseline-collector key create --project ID --kind {required}`"
         )));
     };
-    if let Some(at) = key.revoked_at {
+    if let Some(at) = key.revoked_at
+        && at <= now
+    {
         return Err(ApiError::Unauthorized(format!(
             "this key ({}…) was revoked at {}; use the project's current key",
             key.prefix,

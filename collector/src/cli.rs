@@ -64,7 +64,7 @@ struct DbArgs {
 
 #[derive(Debug, Subcommand)]
 enum ProjectAction {
-    /// Create a project with one write key and one secret key, shown once.
+    /// Create a project with one write key and one secret key (the secret key is shown once).
     Create {
         #[arg(long)]
         name: String,
@@ -140,7 +140,7 @@ enum KeyAction {
         #[arg(long)]
         json: bool,
     },
-    /// Issue a new key for a project, shown once.
+    /// Issue a new key for a project (a secret key is shown once; write keys stay listed).
     Create {
         #[arg(long)]
         project: i64,
@@ -150,9 +150,12 @@ enum KeyAction {
         #[arg(long)]
         json: bool,
     },
-    /// Replace a key with a new one of the same kind; the old one stops working at once.
+    /// Replace a key with a new one of the same kind; the old one stops working at once, or
+    /// after --grace-hours (at most 720), time to update the pages that carry it.
     Rotate {
         key_id: i64,
+        #[arg(long, default_value_t = 0)]
+        grace_hours: u32,
         #[arg(long)]
         json: bool,
     },
@@ -351,6 +354,12 @@ async fn key(action: KeyAction, store: &Store) -> anyhow::Result<()> {
                 );
                 for k in keys {
                     let status = match k.revoked_at {
+                        Some(at) if at > now => {
+                            format!(
+                                "active until {}",
+                                at.to_rfc3339_opts(SecondsFormat::Secs, true)
+                            )
+                        }
                         Some(at) => {
                             format!("revoked {}", at.to_rfc3339_opts(SecondsFormat::Secs, true))
                         }
@@ -378,11 +387,27 @@ async fn key(action: KeyAction, store: &Store) -> anyhow::Result<()> {
             };
             print_issued(&issued, json, "Created")?;
         }
-        KeyAction::Rotate { key_id, json } => {
-            let Some(issued) = projects::rotate_key(store, key_id, now).await? else {
+        KeyAction::Rotate {
+            key_id,
+            grace_hours,
+            json,
+        } => {
+            let grace = chrono::Duration::hours(i64::from(grace_hours));
+            if grace > projects::MAX_KEY_ROTATION_GRACE {
+                bail!(
+                    "--grace-hours {grace_hours} is longer than {} hours (30 days)",
+                    projects::MAX_KEY_ROTATION_GRACE.num_hours()
+                );
+            }
+            let Some(issued) = projects::rotate_key(store, key_id, grace, now).await? else {
                 bail!("there is no key {key_id}: see `pulseline-collector key list`");
             };
-            print_issued(&issued, json, &format!("Revoked key {key_id} and created"))?;
+            let verb = if grace_hours == 0 {
+                format!("Revoked key {key_id} and created")
+            } else {
+                format!("Key {key_id} keeps working for {grace_hours} more hours. Created")
+            };
+            print_issued(&issued, json, &verb)?;
         }
         KeyAction::Revoke { key_id } => {
             let Some(k) = store.revoke_key(key_id, now).await? else {
@@ -404,8 +429,12 @@ fn print_issued(issued: &projects::IssuedKey, json: bool, verb: &str) -> anyhow:
         v["key"] = issued.key.as_str().into();
         println!("{}", serde_json::to_string(&v)?);
     } else {
+        let shown = match r.kind {
+            KeyKind::Secret => "It is shown once",
+            KeyKind::Write => "`key list` and the dashboard show it again",
+        };
         println!(
-            "{verb} {} key {} for project {}. It is shown once:\n  {}",
+            "{verb} {} key {} for project {}. {shown}:\n  {}",
             r.kind,
             r.id,
             r.project_id,
@@ -423,5 +452,7 @@ fn key_json(k: &KeyRecord) -> serde_json::Value {
         "prefix": k.prefix,
         "created_at": k.created_at,
         "revoked_at": k.revoked_at,
+        // Write keys are public; secret keys are stored as hashes only.
+        "key": k.plain,
     })
 }

@@ -1,13 +1,14 @@
 //! Creating projects and issuing their keys: the one place keys are generated and shown.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::domain::account::Role;
 use crate::domain::{KeyKind, PlainKey, ProjectId};
-use crate::store::{KeyRecord, Store, StoreError};
+use crate::store::{KeyRecord, NewKey, Store, StoreError};
 
-/// A new project's keys, in plain text. Shown once; only their hashes are stored.
+/// A new project's keys, in plain text. The secret key is shown once (only its hash is
+/// stored); the write key, public by design, stays visible in the dashboard.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProjectKeys {
     pub project_id: ProjectId,
@@ -56,13 +57,7 @@ async fn create_ownerless(
     let write = PlainKey::generate(KeyKind::Write);
     let secret = PlainKey::generate(KeyKind::Secret);
     let project_id = store
-        .create_project(
-            name,
-            plan,
-            (&write.hash(), &write.display_prefix()),
-            (&secret.hash(), &secret.display_prefix()),
-            now,
-        )
+        .create_project(name, plan, &NewKey::of(&write), &NewKey::of(&secret), now)
         .await?;
     Ok(ProjectKeys {
         project_id,
@@ -86,16 +81,20 @@ pub async fn create_key(
     now: DateTime<Utc>,
 ) -> Result<Option<IssuedKey>, StoreError> {
     let key = PlainKey::generate(kind);
-    let record = store
-        .create_key(project_id, kind, &key.hash(), &key.display_prefix(), now)
-        .await?;
+    let record = store.create_key(project_id, &NewKey::of(&key), now).await?;
     Ok(record.map(|record| IssuedKey { record, key }))
 }
 
-/// Replaces a key with a new one of the same kind; the old one stops working at once.
+/// The longest a rotated key may keep working beside its replacement.
+pub const MAX_KEY_ROTATION_GRACE: Duration = Duration::days(30);
+
+/// Replaces a key with a new one of the same kind; the old one keeps working for `grace`
+/// (zero: stops at once), so pages still carrying it can be updated first. `grace` is at most
+/// [`MAX_KEY_ROTATION_GRACE`] (the caller checks).
 pub async fn rotate_key(
     store: &Store,
     key_id: i64,
+    grace: Duration,
     now: DateTime<Utc>,
 ) -> Result<Option<IssuedKey>, StoreError> {
     let Some(old) = store
@@ -108,7 +107,7 @@ pub async fn rotate_key(
     };
     let key = PlainKey::generate(old.kind);
     let record = store
-        .rotate_key(key_id, &key.hash(), &key.display_prefix(), now)
+        .rotate_key(key_id, &NewKey::of(&key), now + grace, now)
         .await?;
     Ok(record.map(|record| IssuedKey { record, key }))
 }

@@ -57,8 +57,12 @@ async fn project_create_prints_usable_keys_as_json() {
     let keys = cli_json(&app.database_url, &["key", "list", "--json"]);
     let listing = keys.to_string();
     assert!(
-        !listing.contains(write_key),
-        "a listing must never show a whole key"
+        !listing.contains(created["secret_key"].as_str().unwrap()),
+        "a listing must never show a whole secret key"
+    );
+    assert!(
+        listing.contains(write_key),
+        "write keys are public: {listing}"
     );
     assert_eq!(keys.as_array().unwrap().len(), 4);
 }
@@ -100,6 +104,30 @@ async fn revoked_keys_stop_working_at_once_and_rotation_swaps_keys() {
     assert_eq!(ingest_status(&app, &app.keys.write_key, "r-3").await, 401);
     assert_eq!(ingest_status(&app, new_key, "r-4").await, 200);
     assert_eq!(app.events_total().await, 2);
+
+    // Write keys are listed with the key itself; secret keys never are. A rotation with a
+    // grace period leaves the old key working beside the new one.
+    let listed = cli_json(url, &["key", "list", "--project", "1", "--json"]);
+    let listed = listed.as_array().unwrap();
+    assert!(listed.iter().any(|k| k["key"] == new_key), "{listed:?}");
+    assert!(
+        listed
+            .iter()
+            .filter(|k| k["kind"] == "secret")
+            .all(|k| k["key"].is_null())
+    );
+    let new_id = rotated["key_id"].to_string();
+    let (ok, _, stderr) = cli(url, &["key", "rotate", &new_id, "--grace-hours", "721"]);
+    assert!(!ok && stderr.contains("--grace-hours 721"), "{stderr}");
+    let (ok, stdout, stderr) = cli(url, &["key", "rotate", &new_id, "--grace-hours", "2"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("keeps working for 2 more hours"),
+        "{stdout}"
+    );
+    assert_eq!(ingest_status(&app, new_key, "r-5").await, 200);
+    let (_, list, _) = cli(url, &["key", "list", "--project", "1"]);
+    assert!(list.contains("active until"), "{list}");
 }
 
 #[tokio::test]

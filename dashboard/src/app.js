@@ -433,13 +433,25 @@ function copyButton(text, label = 'Copy') {
   return b;
 }
 
+function snippetList(key) {
+  return snippets(key, location.origin).map(([lang, code]) => h('div', {}, h('strong', {}, lang), ' ', copyButton(code), h('pre', {}, code)));
+}
+
 function shownOnce(kind, key) {
-  const host = location.origin;
   return h('div', { class: 'secret', id: 'new-key' },
-    h('p', {}, h('strong', {}, `Your new ${kind} key — shown once. Copy it now.`)),
+    kind === 'write' ? h('p', {}, h('strong', {}, 'Your new write key.'), ' Write keys are public (every page that sends events carries one): this page shows it at any time.')
+      : h('p', {}, h('strong', {}, 'Your new secret key — shown once. Copy it now.')),
     h('p', {}, h('code', { class: 'key', 'data-kind': kind }, key), ' ', copyButton(key, 'Copy key')),
-    kind === 'write' ? snippets(key, host).map(([lang, code]) => h('div', {}, h('strong', {}, lang), ' ', copyButton(code), h('pre', {}, code)))
+    kind === 'write' ? snippetList(key)
       : h('p', { class: 'muted' }, 'Secret keys read data server-side (Authorization: Bearer). Never ship them to browsers or apps.'));
+}
+
+// How long a rotated key keeps working beside its replacement (hours; the API allows up to 720).
+const GRACE_CHOICES = [[0, 'stops at once'], [1, 'works 1 more hour'], [24, 'works 24 more hours'], [168, 'works 7 more days'], [720, 'works 30 more days']];
+
+function keyStatus(k) {
+  if (!k.revoked_at) return 'active';
+  return k.active ? `active until ${iso(Date.parse(k.revoked_at))}` : `revoked ${iso(Date.parse(k.revoked_at))}`;
 }
 
 async function keys(project) {
@@ -453,28 +465,46 @@ async function keys(project) {
     const p = JSON.parse(created);
     fresh.append(shownOnce('write', p.write_key), shownOnce('secret', p.secret_key));
   }
-  const act = (path, label, cls = 'ghost') => h('button', { type: 'button', class: cls, onclick: async () => {
-    if (!confirm(`${label}? The old key stops working at once.`)) return;
-    try {
-      const k = await api(`${base}/${path}`, { method: 'POST', body: {} });
-      await keys(project);
-      if (k.key) $('#fresh-keys').replaceChildren(shownOnce(k.kind, k.key));
-    } catch (e) { alert(e.message); }
-  } }, label);
+  const show = (k) => { if (k.key) $('#fresh-keys').replaceChildren(shownOnce(k.kind, k.key)); };
+  const rotate = (k) => {
+    // Write keys sit in customers' pages: a day's grace by default, so none breaks meanwhile.
+    const grace = h('select', { 'aria-label': `When the old key ${k.prefix}… stops` },
+      ...GRACE_CHOICES.map(([hours, label]) => h('option', { value: hours, selected: hours === (k.kind === 'write' ? 24 : 0) }, `old key ${label}`)));
+    return [grace, ' ', h('button', { type: 'button', class: 'ghost', onclick: async () => {
+      const hours = Number(grace.value);
+      if (!confirm(`Rotate ${k.kind} key ${k.prefix}…? The old key ${GRACE_CHOICES.find(([x]) => x === hours)[1]}.`)) return;
+      try {
+        const fresh = await api(`${base}/${k.id}/rotate`, { method: 'POST', body: { grace_hours: hours } });
+        await keys(project);
+        show(fresh);
+      } catch (e) { alert(e.message); }
+    } }, 'Rotate')];
+  };
+  const revoke = (k) => h('button', { type: 'button', class: 'danger', onclick: async () => {
+    if (!confirm(`Revoke ${k.kind} key ${k.prefix}…? It stops working at once.`)) return;
+    try { await api(`${base}/${k.id}/revoke`, { method: 'POST', body: {} }); await keys(project); } catch (e) { alert(e.message); }
+  } }, 'Revoke');
+  const writeKeys = list.filter((k) => k.kind === 'write' && k.active);
+  const snippetCards = writeKeys.map((k) => (k.key
+    ? card(`Install snippets — write key ${k.prefix}…`, h('p', {}, h('code', { class: 'key', 'data-kind': 'write', 'data-key-id': k.id }, k.key), ' ', copyButton(k.key, 'Copy key')),
+      h('div', { class: 'snippets' }, snippetList(k.key)))
+    : card(`Write key ${k.prefix}…`, h('p', { class: 'muted legacy-key' }, 'This write key was issued before Pulseline kept write keys, so it cannot be shown. ',
+      'Rotate it with a grace period: the new key is shown here at any time, and pages that carry the old one keep working until the grace period ends.'))));
   main.replaceChildren(h('h1', {}, 'Keys'), h('div', { id: 'fresh-keys' }, fresh),
     canManage ? h('div', { class: 'row' }, ...['write', 'secret'].map((kind) => h('button', { type: 'button', id: `create-${kind}`, onclick: async () => {
       try {
         const k = await api(base, { method: 'POST', body: { kind } });
         await keys(project);
-        $('#fresh-keys').replaceChildren(shownOnce(kind, k.key));
+        show(k);
       } catch (e) { alert(e.message); }
-    } }, `New ${kind} key`))) : h('p', { class: 'muted' }, 'Viewers can see keys’ prefixes; developers and up manage them.'),
-    card(null, h('div', { class: 'scroll' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Kind'), h('th', {}, 'Prefix'), h('th', {}, 'Created'), h('th', {}, 'Created by'), h('th', {}, 'Status'), h('th', {}, ''))),
-      h('tbody', {}, list.map((k) => h('tr', {}, h('td', {}, k.kind), h('td', {}, h('code', {}, `${k.prefix}…`)), h('td', {}, iso(Date.parse(k.created_at))),
+    } }, `New ${kind} key`))) : h('p', { class: 'muted' }, 'Viewers can see keys and snippets; developers and up manage them.'),
+    card(null, h('div', { class: 'scroll' }, h('table', { id: 'keys-table' }, h('thead', {}, h('tr', {}, h('th', {}, 'Kind'), h('th', {}, 'Prefix'), h('th', {}, 'Created'), h('th', {}, 'Created by'), h('th', {}, 'Status'), h('th', {}, ''))),
+      h('tbody', {}, list.map((k) => h('tr', { 'data-key-id': k.id }, h('td', {}, k.kind), h('td', {}, h('code', {}, `${k.prefix}…`)), h('td', {}, iso(Date.parse(k.created_at))),
         h('td', { title: k.created_by ? '' : 'the CLI or the first start' }, k.created_by || '–'),
-        h('td', {}, k.revoked_at ? `revoked ${iso(Date.parse(k.revoked_at))}` : 'active'),
-        h('td', {}, canManage && !k.revoked_at ? [act(`${k.id}/rotate`, 'Rotate'), ' ', act(`${k.id}/revoke`, 'Revoke', 'danger')] : ''))))))),
-    card('Install snippets', h('p', { class: 'muted' }, 'Create or rotate a write key to get snippets carrying it; each snippet points at this collector (', location.origin, ').')));
+        h('td', {}, keyStatus(k)),
+        h('td', {}, canManage && k.active ? [...(k.revoked_at ? [] : rotate(k)), ' ', revoke(k)] : ''))))))),
+    ...(snippetCards.length ? snippetCards : [card('Install snippets', h('p', { class: 'muted' }, 'No active write key: create one to get snippets carrying it.'))]),
+    card(null, h('p', { class: 'muted' }, 'Each snippet points at this collector (', location.origin, '). Secret keys are stored as hashes and shown only when created.')));
 }
 
 // ---- members and audit ---------------------------------------------------------------------

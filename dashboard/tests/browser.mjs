@@ -104,6 +104,11 @@ try {
   const snippet = await page.textContent('#new-key pre');
   assert.ok(snippet.includes(key) && snippet.includes(base), 'snippets carry the real key and host');
   await page.screenshot({ path: join(shots, 'keys.png'), fullPage: true });
+  // Write keys are public: after the one-time view, the Keys page still shows it with snippets.
+  await page.reload();
+  await page.waitForSelector('.snippets pre');
+  assert.equal(await page.textContent('code.key[data-kind=write]'), key, 'the write key is shown again');
+  assert.ok((await page.textContent('.snippets pre')).includes(key), 'and so are its snippets');
   const projectUrl = page.url().replace(/\/keys$/, '');
 
   // Events from the copied key, through the Segment HTTP API.

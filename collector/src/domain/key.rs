@@ -65,6 +65,14 @@ impl PlainKey {
         &self.0
     }
 
+    pub fn kind(&self) -> KeyKind {
+        if self.0.starts_with(KeyKind::Secret.prefix()) {
+            KeyKind::Secret
+        } else {
+            KeyKind::Write
+        }
+    }
+
     /// What listings show: enough to recognise a key, not to use it.
     pub fn display_prefix(&self) -> String {
         self.0.chars().take(12).collect()

@@ -147,7 +147,7 @@ async fn member(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError>
 /// The project of the secret key in the request's headers.
 async fn secret_key(parts: &Parts, state: &AppState) -> Result<Caller, ApiError> {
     let key = authenticate(
-        &state.store,
+        state,
         key_from_headers(&parts.headers)?.as_deref(),
         KeyKind::Secret,
     )

@@ -74,7 +74,7 @@ pub async fn list(
     params: Result<Query<EventsParams>, QueryRejection>,
 ) -> Result<Json<EventsPage>, ApiError> {
     let key = authenticate(
-        &state.store,
+        &state,
         key_from_headers(&headers)?.as_deref(),
         KeyKind::Secret,
     )
@@ -129,7 +129,7 @@ pub async fn stats(
     headers: HeaderMap,
 ) -> Result<Json<Stats>, ApiError> {
     let key = authenticate(
-        &state.store,
+        &state,
         key_from_headers(&headers)?.as_deref(),
         KeyKind::Secret,
     )

@@ -16,7 +16,7 @@ mod sqlite_keys;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 
 use crate::config::SqliteSynchronous;
-use crate::domain::{KeyHash, KeyKind, Message, ProjectId};
+use crate::domain::{KeyHash, KeyKind, Message, PlainKey, ProjectId};
 pub use postgres::PostgresStore;
 pub use rules::{AlertRecord, NewAlert, NewAlertEvent, RuleRecord, Transition, percentile_sorted};
 pub use sqlite::SqliteStore;
@@ -59,15 +59,32 @@ pub enum StoreError {
     },
 }
 
-/// A key as stored: never the key itself, only its hash and a recognisable prefix.
-#[derive(Debug, Clone)]
+/// A key as stored: its hash and a recognisable prefix, and for write keys (public by design)
+/// the key itself; a secret key is never stored in plain text.
+#[derive(Clone)]
 pub struct KeyRecord {
     pub id: i64,
     pub project_id: ProjectId,
     pub kind: KeyKind,
     pub prefix: String,
     pub created_at: DateTime<Utc>,
+    /// When the key stopped (or, after a rotation with a grace period, stops) working.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The write key itself; `None` for secret keys and for write keys issued before it was kept.
+    pub plain: Option<String>,
+}
+
+impl std::fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("id", &self.id)
+            .field("project_id", &self.project_id)
+            .field("kind", &self.kind)
+            .field("prefix", &self.prefix)
+            .field("created_at", &self.created_at)
+            .field("revoked_at", &self.revoked_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl KeyRecord {
@@ -79,6 +96,7 @@ impl KeyRecord {
         prefix: String,
         created_at: i64,
         revoked_at: Option<i64>,
+        plain: Option<String>,
     ) -> Self {
         Self {
             id,
@@ -88,6 +106,34 @@ impl KeyRecord {
             prefix,
             created_at: from_millis(created_at),
             revoked_at: revoked_at.map(from_millis),
+            plain,
+        }
+    }
+
+    /// Whether the key works at `now`: not revoked, or still within a rotation's grace period.
+    pub fn active_at(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none_or(|at| at > now)
+    }
+}
+
+/// A key about to be stored: what the database keeps of a freshly generated key.
+#[derive(Debug)]
+pub struct NewKey<'a> {
+    pub kind: KeyKind,
+    pub hash: KeyHash,
+    pub prefix: String,
+    /// Kept for write keys only.
+    pub plain: Option<&'a str>,
+}
+
+impl<'a> NewKey<'a> {
+    pub fn of(key: &'a PlainKey) -> Self {
+        let kind = key.kind();
+        Self {
+            kind,
+            hash: key.hash(),
+            prefix: key.display_prefix(),
+            plain: (kind == KeyKind::Write).then(|| key.as_str()),
         }
     }
 }
@@ -106,6 +152,7 @@ where
         r.get("prefix"),
         r.get("created_at"),
         r.get("revoked_at"),
+        r.get("plain"),
     )
 }
 
@@ -296,8 +343,8 @@ impl Store {
         &self,
         name: &str,
         plan: &str,
-        write_key: (&KeyHash, &str),
-        secret_key: (&KeyHash, &str),
+        write_key: &NewKey<'_>,
+        secret_key: &NewKey<'_>,
         now: DateTime<Utc>,
     ) -> Result<ProjectId, StoreError> {
         if self.plan(plan).await?.is_none() {
@@ -392,12 +439,10 @@ impl Store {
     pub async fn create_key(
         &self,
         project_id: ProjectId,
-        kind: KeyKind,
-        hash: &KeyHash,
-        prefix: &str,
+        key: &NewKey<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        dispatch!(self.create_key(project_id, kind, hash, prefix, now))
+        dispatch!(self.create_key(project_id, key, now))
     }
 
     pub async fn find_key(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
@@ -411,7 +456,8 @@ impl Store {
         dispatch!(self.list_keys(project_id))
     }
 
-    /// Revokes a key. `None` if there is no such key; revoking twice keeps the first time.
+    /// Revokes a key at `now`. `None` if there is no such key; revoking twice keeps the first
+    /// time, and revoking a key in a rotation's grace period ends the grace at once.
     pub async fn revoke_key(
         &self,
         key_id: i64,
@@ -420,15 +466,16 @@ impl Store {
         dispatch!(self.revoke_key(key_id, now))
     }
 
-    /// Issues a new key of the same kind for the same project and revokes the old one, at once.
+    /// Issues a new key of the same kind for the same project, and revokes the old one as of
+    /// `old_until` (`now` for at once; later for a grace period, never extending an earlier end).
     pub async fn rotate_key(
         &self,
         key_id: i64,
-        new_hash: &KeyHash,
-        new_prefix: &str,
+        new: &NewKey<'_>,
+        old_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<KeyRecord>, StoreError> {
-        dispatch!(self.rotate_key(key_id, new_hash, new_prefix, now))
+        dispatch!(self.rotate_key(key_id, new, old_until, now))
     }
 
     /// Stores every batch, and outbox rows for the events that categories matched, in one

@@ -11,10 +11,10 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::{
     DAY_MS, DISPATCH_MARKERS_RETENTION, EventQuery, HOUR_MS, KeyRecord, NOTIFICATION_RETENTION,
-    PendingBatch, Plan, ProjectRecord, Quota, RetentionReport, StoreError, StoredEvent,
+    NewKey, PendingBatch, Plan, ProjectRecord, Quota, RetentionReport, StoreError, StoredEvent,
     from_millis, key_record, millis, month_of, rollup_name,
 };
-use crate::domain::{KeyHash, KeyKind, ProjectId};
+use crate::domain::{KeyHash, ProjectId};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -84,8 +84,8 @@ impl PostgresStore {
         &self,
         name: &str,
         plan: &str,
-        write_key: (&KeyHash, &str),
-        secret_key: (&KeyHash, &str),
+        write_key: &NewKey<'_>,
+        secret_key: &NewKey<'_>,
         now: DateTime<Utc>,
     ) -> Result<ProjectId, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -101,8 +101,8 @@ impl PostgresStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        for (kind, (hash, prefix)) in [(KeyKind::Write, write_key), (KeyKind::Secret, secret_key)] {
-            insert_key(&mut tx, id, kind, hash, prefix, now).await?;
+        for key in [write_key, secret_key] {
+            insert_key(&mut tx, id, key, now).await?;
         }
         tx.commit().await?;
         Ok(id)
@@ -149,9 +149,7 @@ impl PostgresStore {
     pub async fn create_key(
         &self,
         project_id: ProjectId,
-        kind: KeyKind,
-        hash: &KeyHash,
-        prefix: &str,
+        key: &NewKey<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let mut tx = self.pool.begin().await?;
@@ -162,14 +160,14 @@ impl PostgresStore {
         if exists.is_none() {
             return Ok(None);
         }
-        let record = insert_key(&mut tx, project_id, kind, hash, prefix, now).await?;
+        let record = insert_key(&mut tx, project_id, key, now).await?;
         tx.commit().await?;
         Ok(Some(record))
     }
 
     pub async fn find_key(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, project_id, kind, prefix, created_at, revoked_at
+            "SELECT id, project_id, kind, prefix, created_at, revoked_at, plain
              FROM api_keys WHERE key_hash = $1",
         )
         .bind(&hash.0[..])
@@ -184,7 +182,7 @@ impl PostgresStore {
         month: &str,
     ) -> Result<Option<(KeyRecord, Quota)>, StoreError> {
         let row = sqlx::query(
-            "SELECT k.id, k.project_id, k.kind, k.prefix, k.created_at, k.revoked_at,
+            "SELECT k.id, k.project_id, k.kind, k.prefix, k.created_at, k.revoked_at, k.plain,
                     p.plan, pl.events_per_month, COALESCE(u.events, 0) AS used
              FROM api_keys k
              JOIN projects p ON p.id = k.project_id
@@ -211,7 +209,7 @@ impl PostgresStore {
         project_id: Option<ProjectId>,
     ) -> Result<Vec<KeyRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, project_id, kind, prefix, created_at, revoked_at FROM api_keys
+            "SELECT id, project_id, kind, prefix, created_at, revoked_at, plain FROM api_keys
              WHERE $1::INT8 IS NULL OR project_id = $1 ORDER BY project_id, id",
         )
         .bind(project_id)
@@ -226,8 +224,8 @@ impl PostgresStore {
         now: DateTime<Utc>,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let row = sqlx::query(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2
-             RETURNING id, project_id, kind, prefix, created_at, revoked_at",
+            "UPDATE api_keys SET revoked_at = LEAST(COALESCE(revoked_at, $1), $1) WHERE id = $2
+             RETURNING id, project_id, kind, prefix, created_at, revoked_at, plain",
         )
         .bind(millis(now))
         .bind(key_id)
@@ -239,23 +237,24 @@ impl PostgresStore {
     pub async fn rotate_key(
         &self,
         key_id: i64,
-        new_hash: &KeyHash,
-        new_prefix: &str,
+        new: &NewKey<'_>,
+        old_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let old = sqlx::query(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2
-             RETURNING id, project_id, kind, prefix, created_at, revoked_at",
+            "UPDATE api_keys SET revoked_at = LEAST(COALESCE(revoked_at, $1), $1) WHERE id = $2
+             RETURNING id, project_id, kind, prefix, created_at, revoked_at, plain",
         )
-        .bind(millis(now))
+        .bind(millis(old_until))
         .bind(key_id)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(old) = old.as_ref().map(key_record) else {
             return Ok(None);
         };
-        let new = insert_key(&mut tx, old.project_id, old.kind, new_hash, new_prefix, now).await?;
+        debug_assert_eq!(old.kind, new.kind);
+        let new = insert_key(&mut tx, old.project_id, new, now).await?;
         tx.commit().await?;
         Ok(Some(new))
     }
@@ -726,29 +725,29 @@ fn partition_start(name: &str) -> Option<i64> {
 async fn insert_key(
     tx: &mut sqlx::PgConnection,
     project_id: ProjectId,
-    kind: KeyKind,
-    hash: &KeyHash,
-    prefix: &str,
+    key: &NewKey<'_>,
     now: DateTime<Utc>,
 ) -> Result<KeyRecord, StoreError> {
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO api_keys (project_id, kind, key_hash, prefix, created_at)
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO api_keys (project_id, kind, key_hash, prefix, created_at, plain)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(project_id)
-    .bind(kind.as_str())
-    .bind(&hash.0[..])
-    .bind(prefix)
+    .bind(key.kind.as_str())
+    .bind(&key.hash.0[..])
+    .bind(&key.prefix)
     .bind(millis(now))
+    .bind(key.plain)
     .fetch_one(&mut *tx)
     .await?;
     Ok(KeyRecord {
         id,
         project_id,
-        kind,
-        prefix: prefix.to_owned(),
+        kind: key.kind,
+        prefix: key.prefix.clone(),
         created_at: now,
         revoked_at: None,
+        plain: key.plain.map(str::to_owned),
     })
 }
 

@@ -15,11 +15,11 @@ use super::sqlite_ingest::IngestThread;
 use super::sqlite_keys::{FIND_KEY_WITH_QUOTA, KeyReader};
 use super::{
     DAY_MS, DISPATCH_MARKERS_RETENTION, EventQuery, HOUR_MS, KeyRecord, NOTIFICATION_RETENTION,
-    PendingBatch, Plan, ProjectRecord, Quota, RETENTION_CHUNK, RetentionReport, StoreError,
+    NewKey, PendingBatch, Plan, ProjectRecord, Quota, RETENTION_CHUNK, RetentionReport, StoreError,
     StoredEvent, from_millis, key_record, millis,
 };
 use crate::config;
-use crate::domain::{KeyHash, KeyKind, ProjectId};
+use crate::domain::{KeyHash, ProjectId};
 
 const READ_CONNECTIONS: u32 = 4;
 
@@ -176,8 +176,8 @@ impl SqliteStore {
         &self,
         name: &str,
         plan: &str,
-        write_key: (&KeyHash, &str),
-        secret_key: (&KeyHash, &str),
+        write_key: &NewKey<'_>,
+        secret_key: &NewKey<'_>,
         now: DateTime<Utc>,
     ) -> Result<ProjectId, StoreError> {
         let mut tx = self.write.begin().await?;
@@ -193,8 +193,8 @@ impl SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        for (kind, (hash, prefix)) in [(KeyKind::Write, write_key), (KeyKind::Secret, secret_key)] {
-            insert_key(&mut tx, id, kind, hash, prefix, now).await?;
+        for key in [write_key, secret_key] {
+            insert_key(&mut tx, id, key, now).await?;
         }
         tx.commit().await?;
         Ok(id)
@@ -203,9 +203,7 @@ impl SqliteStore {
     pub async fn create_key(
         &self,
         project_id: ProjectId,
-        kind: KeyKind,
-        hash: &KeyHash,
-        prefix: &str,
+        key: &NewKey<'_>,
         now: DateTime<Utc>,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let mut tx = self.write.begin().await?;
@@ -216,14 +214,14 @@ impl SqliteStore {
         if exists.is_none() {
             return Ok(None);
         }
-        let record = insert_key(&mut tx, project_id, kind, hash, prefix, now).await?;
+        let record = insert_key(&mut tx, project_id, key, now).await?;
         tx.commit().await?;
         Ok(Some(record))
     }
 
     pub async fn find_key(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, project_id, kind, prefix, created_at, revoked_at
+            "SELECT id, project_id, kind, prefix, created_at, revoked_at, plain
              FROM api_keys WHERE key_hash = ?",
         )
         .bind(&hash.0[..])
@@ -237,7 +235,7 @@ impl SqliteStore {
         project_id: Option<ProjectId>,
     ) -> Result<Vec<KeyRecord>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, project_id, kind, prefix, created_at, revoked_at FROM api_keys
+            "SELECT id, project_id, kind, prefix, created_at, revoked_at, plain FROM api_keys
              WHERE ?1 IS NULL OR project_id = ?1 ORDER BY project_id, id",
         )
         .bind(project_id)
@@ -252,8 +250,8 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let row = sqlx::query(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?
-             RETURNING id, project_id, kind, prefix, created_at, revoked_at",
+            "UPDATE api_keys SET revoked_at = MIN(COALESCE(revoked_at, ?1), ?1) WHERE id = ?2
+             RETURNING id, project_id, kind, prefix, created_at, revoked_at, plain",
         )
         .bind(millis(now))
         .bind(key_id)
@@ -265,23 +263,24 @@ impl SqliteStore {
     pub async fn rotate_key(
         &self,
         key_id: i64,
-        new_hash: &KeyHash,
-        new_prefix: &str,
+        new: &NewKey<'_>,
+        old_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<KeyRecord>, StoreError> {
         let mut tx = self.write.begin().await?;
         let old = sqlx::query(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?
-             RETURNING id, project_id, kind, prefix, created_at, revoked_at",
+            "UPDATE api_keys SET revoked_at = MIN(COALESCE(revoked_at, ?1), ?1) WHERE id = ?2
+             RETURNING id, project_id, kind, prefix, created_at, revoked_at, plain",
         )
-        .bind(millis(now))
+        .bind(millis(old_until))
         .bind(key_id)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(old) = old.as_ref().map(key_record) else {
             return Ok(None);
         };
-        let new = insert_key(&mut tx, old.project_id, old.kind, new_hash, new_prefix, now).await?;
+        debug_assert_eq!(old.kind, new.kind);
+        let new = insert_key(&mut tx, old.project_id, new, now).await?;
         tx.commit().await?;
         Ok(Some(new))
     }
@@ -563,35 +562,36 @@ impl SqliteStore {
 async fn insert_key(
     tx: &mut sqlx::SqliteConnection,
     project_id: ProjectId,
-    kind: KeyKind,
-    hash: &KeyHash,
-    prefix: &str,
+    key: &NewKey<'_>,
     now: DateTime<Utc>,
 ) -> Result<KeyRecord, StoreError> {
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO api_keys (project_id, kind, key_hash, prefix, created_at)
-         VALUES (?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO api_keys (project_id, kind, key_hash, prefix, created_at, plain)
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(project_id)
-    .bind(kind.as_str())
-    .bind(&hash.0[..])
-    .bind(prefix)
+    .bind(key.kind.as_str())
+    .bind(&key.hash.0[..])
+    .bind(&key.prefix)
     .bind(millis(now))
+    .bind(key.plain)
     .fetch_one(&mut *tx)
     .await?;
     Ok(KeyRecord {
         id,
         project_id,
-        kind,
-        prefix: prefix.to_owned(),
+        kind: key.kind,
+        prefix: key.prefix.clone(),
         created_at: now,
         revoked_at: None,
+        plain: key.plain.map(str::to_owned),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::KeyKind;
 
     /// A store whose events have the given (seq, received_at), in project 1.
     async fn store_with(events: &[(i64, i64)]) -> (tempfile::TempDir, SqliteStore) {
@@ -733,9 +733,10 @@ mod tests {
         let (_dir, mut store) = store_with(&[]).await;
         let at = DateTime::from_timestamp_millis(1_764_756_000_000).unwrap();
         let month = super::super::month_of(at);
-        let hash = KeyHash::of("plw_lookup");
+        let plain = crate::domain::PlainKey::generate(KeyKind::Write);
+        let hash = plain.hash();
         let key = store
-            .create_key(1, KeyKind::Write, &hash, "plw_look", at)
+            .create_key(1, &NewKey::of(&plain), at)
             .await
             .unwrap()
             .unwrap();

@@ -23,7 +23,7 @@ use crate::domain::KeyHash;
 
 /// The query of [`super::sqlite::SqliteStore::find_key_with_quota`].
 pub(super) const FIND_KEY_WITH_QUOTA: &str = "
-    SELECT k.id, k.project_id, k.kind, k.prefix, k.created_at, k.revoked_at,
+    SELECT k.id, k.project_id, k.kind, k.prefix, k.created_at, k.revoked_at, k.plain,
            p.plan, pl.events_per_month, COALESCE(u.events, 0) AS used
     FROM api_keys k
     JOIN projects p ON p.id = k.project_id
@@ -71,6 +71,7 @@ impl KeyReader {
                     r.get("prefix")?,
                     r.get("created_at")?,
                     r.get("revoked_at")?,
+                    r.get("plain")?,
                 );
                 let quota = Quota {
                     plan: r.get("plan")?,

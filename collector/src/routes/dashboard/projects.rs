@@ -195,46 +195,53 @@ pub struct KeyView {
     pub kind: &'static str,
     pub prefix: String,
     pub created_at: DateTime<Utc>,
+    /// When it stopped working, or, within a rotation's grace period, when it will.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Whether it works now (not revoked, or within a rotation's grace period).
+    pub active: bool,
     /// The e-mail of the member who issued it in the dashboard; `None` for keys made by the
     /// CLI or on the first start.
     pub created_by: Option<String>,
-    /// The key itself: only in the answer that created it.
+    /// The key itself. Write keys are public (every page that sends events carries one), so
+    /// theirs is always here, except for write keys issued before migration 0030 kept them
+    /// (rotate one with a grace period to get a key shown here). A secret key is here only in the
+    /// answer that created it: only its hash is stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
 }
 
-fn key_view(k: KeyRecord, created_by: Option<String>, key: Option<String>) -> KeyView {
+fn key_view(
+    k: KeyRecord,
+    created_by: Option<String>,
+    new_secret: Option<String>,
+    now: DateTime<Utc>,
+) -> KeyView {
     KeyView {
         id: k.id,
         kind: k.kind.as_str(),
+        active: k.active_at(now),
         prefix: k.prefix,
         created_at: k.created_at,
         revoked_at: k.revoked_at,
         created_by,
-        key,
+        key: k.plain.or(new_secret),
     }
 }
 
 /// The project's keys, each with who issued it.
 async fn key_views(state: &AppState, project: ProjectId) -> Result<Vec<KeyView>, ApiError> {
+    let now = state.clock.now();
     let mut keys = state.store.list_keys(Some(project)).await?;
     // Active keys first, then the newest revoked ones; older revoked keys are left out.
-    keys.sort_by_key(|k| {
-        (
-            k.revoked_at.is_some(),
-            std::cmp::Reverse(k.revoked_at),
-            k.id,
-        )
-    });
-    let active = keys.iter().filter(|k| k.revoked_at.is_none()).count();
+    keys.sort_by_key(|k| (!k.active_at(now), std::cmp::Reverse(k.revoked_at), k.id));
+    let active = keys.iter().filter(|k| k.active_at(now)).count();
     keys.truncate(active + MAX_REVOKED_KEYS_LISTED);
     let creators = state.store.key_creators(project).await?;
     Ok(keys
         .into_iter()
         .map(|k| {
             let by = creators.iter().find(|c| c.key_id == k.id);
-            key_view(k, by.map(|c| c.email.clone()), None)
+            key_view(k, by.map(|c| c.email.clone()), None, now)
         })
         .collect())
 }
@@ -300,12 +307,13 @@ pub async fn create_key(
             form.kind
         ))
     })?;
+    let now = state.clock.now();
     let active = state
         .store
         .list_keys(Some(project))
         .await?
         .iter()
-        .filter(|k| k.revoked_at.is_none())
+        .filter(|k| k.active_at(now))
         .count();
     if active >= MAX_ACTIVE_KEYS_PER_PROJECT {
         return Err(ApiError::BadRequest(format!(
@@ -314,7 +322,7 @@ pub async fn create_key(
              longer use first"
         )));
     }
-    let issued = projects::create_key(&state.store, project, kind, state.clock.now())
+    let issued = projects::create_key(&state.store, project, kind, now)
         .await?
         .ok_or_else(|| no_such_project(project))?;
     state
@@ -333,6 +341,7 @@ pub async fn create_key(
         issued.record,
         Some(session.record.user.email.clone()),
         Some(issued.key.as_str().to_owned()),
+        now,
     )))
 }
 
@@ -351,15 +360,27 @@ async fn project_key(
         .ok_or_else(|| ApiError::NotFound(format!("project {project} has no key {key_id}")))
 }
 
+/// How long a rotated key keeps working beside its replacement.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKey {
+    /// Hours the old key keeps working (0, the default: it stops at once); at most 720
+    /// (MAX_KEY_ROTATION_GRACE, 30 days), time to update every page that carries it.
+    #[serde(default)]
+    grace_hours: u32,
+}
+
 #[utoipa::path(
     post, path = "/api/dash/projects/{project}/keys/{key}/rotate", tag = "dashboard",
-    operation_id = "dashboard_key_rotate",
-    description = "Revokes the key and issues one of the same kind; the new key is in this \
-                   answer only. Developer role or higher.",
+    operation_id = "dashboard_key_rotate", request_body(content = Option<RotateKey>),
+    description = "Issues a key of the same kind and revokes the old one, at once or after \
+                   `grace_hours`; a new secret key is in this answer only. Developer role or \
+                   higher.",
     params(ProjectPath, KeyPath, CsrfHeader),
     responses(
         (status = 200, body = KeyView),
-        (status = 400, description = "A non-integer id in the path", body = ErrorBody),
+        (status = 400, description = "A non-integer id in the path, a body that is not \
+                                      {grace_hours}, or a grace over 720 hours", body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 403, description = "Below the developer role, missing or wrong X-CSRF-Token, \
                                       or a cross-site Origin", body = ErrorBody),
@@ -372,10 +393,30 @@ pub async fn rotate_key(
     State(state): State<AppState>,
     session: Session,
     PathIds((project, key_id)): PathIds<(ProjectId, i64)>,
+    body: Result<Option<Json<RotateKey>>, JsonRejection>,
 ) -> Result<Json<KeyView>, ApiError> {
     session.require(&state, project, Role::Developer).await?;
+    let rotate = body
+        .map_err(|e| ApiError::BadRequest(format!("invalid rotation: {}", e.body_text())))?
+        .map(|Json(r)| r)
+        .unwrap_or_default();
+    let grace = chrono::Duration::hours(i64::from(rotate.grace_hours));
+    if grace > projects::MAX_KEY_ROTATION_GRACE {
+        return Err(ApiError::BadRequest(format!(
+            "grace_hours {} is longer than {} hours (MAX_KEY_ROTATION_GRACE): update the pages \
+             that carry the old key within that time, or rotate again later",
+            rotate.grace_hours,
+            projects::MAX_KEY_ROTATION_GRACE.num_hours()
+        )));
+    }
     let old = project_key(&state, project, key_id).await?;
-    let issued = projects::rotate_key(&state.store, key_id, state.clock.now())
+    if !old.active_at(state.clock.now()) {
+        return Err(ApiError::BadRequest(format!(
+            "key {key_id} is already revoked; create a new key instead"
+        )));
+    }
+    let now = state.clock.now();
+    let issued = projects::rotate_key(&state.store, key_id, grace, now)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("project {project} has no key {key_id}")))?;
     state
@@ -387,13 +428,24 @@ pub async fn rotate_key(
             &state,
             Some(project),
             "key.rotated",
-            format!("{} key {} → {}", old.kind, old.prefix, issued.record.prefix),
+            format!(
+                "{} key {} → {}, old key valid {}",
+                old.kind,
+                old.prefix,
+                issued.record.prefix,
+                if rotate.grace_hours == 0 {
+                    "no longer".to_owned()
+                } else {
+                    format!("{} more hours", rotate.grace_hours)
+                }
+            ),
         )
         .await?;
     Ok(Json(key_view(
         issued.record,
         Some(session.record.user.email.clone()),
         Some(issued.key.as_str().to_owned()),
+        now,
     )))
 }
 
@@ -440,7 +492,7 @@ pub async fn revoke_key(
         .into_iter()
         .find(|c| c.key_id == key_id)
         .map(|c| c.email);
-    Ok(Json(key_view(revoked, by, None)))
+    Ok(Json(key_view(revoked, by, None, state.clock.now())))
 }
 
 #[utoipa::path(
@@ -611,7 +663,7 @@ pub async fn remove_member(
         .into_iter()
         .filter(|k| {
             k.kind == KeyKind::Secret.as_str()
-                && k.revoked_at.is_none()
+                && k.active
                 && k.created_by.as_deref() == Some(member.email.as_str())
         })
         .collect();
