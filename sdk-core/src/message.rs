@@ -15,7 +15,8 @@ use crate::{Error, JsonLimitError, ToJson, limits::MAX_MESSAGE_BYTES, time::writ
 
 /// Who a message is about: a known user id, an anonymous id, or both.
 ///
-/// Segment requires at least one of the two; an empty string counts as missing.
+/// Segment requires at least one of the two; an empty string counts as missing. The one
+/// exception is a visitor of a browser page in cookieless mode ([`User::cookieless`]).
 ///
 /// ```
 /// use pulseline::User;
@@ -30,6 +31,7 @@ use crate::{Error, JsonLimitError, ToJson, limits::MAX_MESSAGE_BYTES, time::writ
 pub struct User {
     user_id: Option<String>,
     anonymous_id: Option<String>,
+    cookieless: bool,
 }
 
 impl User {
@@ -38,6 +40,7 @@ impl User {
         User {
             user_id: Some(user_id.into()),
             anonymous_id: None,
+            cookieless: false,
         }
     }
 
@@ -46,7 +49,34 @@ impl User {
         User {
             user_id: None,
             anonymous_id: Some(anonymous_id.into()),
+            cookieless: false,
         }
+    }
+
+    /// A visitor of a browser page in cookieless mode: no identifier is kept on the device, so
+    /// the message has no `anonymousId` and carries `context.cookieless = true`, from which the
+    /// collector derives a visitor id that changes every day. Add a `userId` once the visitor
+    /// logs in ([`User::with_user_id`]); the marker stays.
+    ///
+    /// ```
+    /// use pulseline::User;
+    ///
+    /// let visitor = User::cookieless();
+    /// let logged_in = User::cookieless().with_user_id("user-42");
+    /// # let _ = (visitor, logged_in);
+    /// ```
+    pub fn cookieless() -> Self {
+        User {
+            user_id: None,
+            anonymous_id: None,
+            cookieless: true,
+        }
+    }
+
+    /// Sets the `userId` (your own stable id for the user).
+    pub fn with_user_id(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
     }
 
     /// Adds an `anonymousId` next to the `userId`.
@@ -435,6 +465,8 @@ impl Encoder {
         now: SystemTime,
     ) -> Result<Writer, Error> {
         match (&user.user_id, &user.anonymous_id) {
+            // A cookieless visitor has no id on purpose: the collector derives one.
+            (None, None) if user.cookieless => {}
             (None, None) => return Err(invalid("userId", "or anonymousId is required")),
             (Some(id), None) if id.is_empty() => {
                 return Err(invalid("userId", "must not be empty"));
@@ -462,7 +494,11 @@ impl Encoder {
         write_rfc3339_millis(common.timestamp.unwrap_or(now), &mut buf)
             .ok_or_else(|| invalid("timestamp", "must be between 1970 and 9999"))?;
         buf.push(b'"');
-        let mut w = Writer { buf, message_id };
+        let mut w = Writer {
+            buf,
+            message_id,
+            cookieless: user.cookieless,
+        };
         if let Some(id) = user.user_id.as_deref().filter(|id| !id.is_empty()) {
             w.str_member(b",\"userId\":", id);
         }
@@ -476,6 +512,8 @@ impl Encoder {
 struct Writer {
     buf: Vec<u8>,
     message_id: Uuid,
+    /// Writes `context.cookieless = true` (see [`User::cookieless`]).
+    cookieless: bool,
 }
 
 impl Writer {
@@ -511,8 +549,11 @@ impl Writer {
     fn finish(mut self, encoder: &Encoder, common: &Common) -> Result<Encoded, Error> {
         self.buf.extend_from_slice(b",\"context\":{");
         self.buf.extend_from_slice(&encoder.library_member);
+        if self.cookieless {
+            self.buf.extend_from_slice(b",\"cookieless\":true");
+        }
         for (key, value) in common.context.iter().flatten() {
-            if key == "library" {
+            if key == "library" || (self.cookieless && key == "cookieless") {
                 continue;
             }
             self.buf.push(b',');
@@ -689,6 +730,34 @@ mod tests {
         assert!(
             matches!(err, Err(Error::MessageTooLarge { size, limit }) if size == MAX_MESSAGE_BYTES + 1 && limit == MAX_MESSAGE_BYTES)
         );
+    }
+
+    #[test]
+    fn cookieless_visitor_has_no_id_and_carries_the_marker_once() {
+        let now = UNIX_EPOCH + NOW;
+        let mut ctx = Map::new();
+        ctx.insert("cookieless".into(), json!(false));
+        let v = parse(
+            &encoder()
+                .page(&Page::new(User::cookieless()).context(ctx), now)
+                .unwrap(),
+        );
+        assert!(v.get("anonymousId").is_none() && v.get("userId").is_none());
+        assert_eq!(v["context"]["cookieless"], true);
+        let text = v.to_string();
+        assert_eq!(text.matches("\"cookieless\"").count(), 1, "{text}");
+        let v = parse(
+            &encoder()
+                .track(&Track::new(User::cookieless().with_user_id("u1"), "x"), now)
+                .unwrap(),
+        );
+        assert_eq!(
+            (v["userId"].as_str(), v["context"]["cookieless"].as_bool()),
+            (Some("u1"), Some(true))
+        );
+        // Anyone else still needs an id, as the collector requires.
+        let v = parse(&encoder().track(&Track::new("u1", "x"), now).unwrap());
+        assert!(v["context"].get("cookieless").is_none());
     }
 
     #[test]
