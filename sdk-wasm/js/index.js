@@ -115,7 +115,7 @@ export class Client {
   #optedOut
   /** @type {boolean} */
   #cookieless
-  /** @type {[string, unknown[], unknown[], number][]} captures waiting for consent */
+  /** @type {[string, unknown[], string, number][]} captures waiting for consent */
   #queue = []
   #full = false
   #referrer = document.referrer
@@ -326,7 +326,7 @@ export class Client {
   #capture(method, args) {
     if (this.#optedOut || this.#consent === 'denied') return undefined
     try {
-      /** @type {[string, unknown[], unknown[], number]} */
+      /** @type {[string, unknown[], string, number]} */
       const entry = [method, args(), this.#context(), Date.now()]
       if (this.#consent === 'granted') return this.#send(entry)
       if (this.#queue.length < CONSENT_QUEUE_MAX) this.#queue.push(entry)
@@ -341,27 +341,32 @@ export class Client {
   }
 
   /**
-   * @param {[string, unknown[], unknown[], number]} entry
+   * @param {[string, unknown[], string, number]} entry
    * @returns {string | undefined}
    */
   #send([method, args, context, at]) {
-    const core = /** @type {any} */ (this.#core)
     try {
-      core.setPage(...context)
-      return core[method](...args, at)
+      return /** @type {any} */ (this.#core)[method](...args, context, at)
     } catch (error) {
       console.warn('pulseline:', error instanceof Error ? error.message : error)
       return undefined
     }
   }
 
-  /** The Segment `context` of a message (where the visitor is, with what browser, from which
-   * campaign), handed to the core field by field. */
+  /**
+   * The Segment `context` of a message (where the visitor is, with what browser, from which
+   * campaign), as JSON text for the core.
+   */
   #context() {
-    const c = this.#campaign ?? {}
-    return [location.href, location.pathname, this.#referrer, document.title, location.search,
-      navigator.userAgent, navigator.language, screen.width, screen.height, devicePixelRatio,
-      ...CAMPAIGN.map(([key]) => c[key])]
+    return JSON.stringify({
+      page: { url: location.href, path: location.pathname, referrer: this.#referrer, title: document.title, search: location.search },
+      userAgent: navigator.userAgent,
+      locale: navigator.language,
+      screen: { width: screen.width, height: screen.height, density: devicePixelRatio },
+      campaign: this.#campaign,
+      // The collector derives a daily visitor id for a message with no id that says so.
+      cookieless: this.#cookieless || undefined,
+    })
   }
 
   /** A URL with UTM parameters starts a new campaign for the session. */

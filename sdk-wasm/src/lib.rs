@@ -4,8 +4,9 @@
 //! runs the delivery worker, polled here on the page's event loop. This crate supplies only what
 //! is specific to a browser: [`transport`] (`fetch` with `keepalive`, `sendBeacon` on hide),
 //! [`outbox`] (the offline buffer in `localStorage`), [`identity`] (persistent `anonymousId`),
-//! and [`clock`] (`setTimeout`). Page context and Web Vitals are gathered by the JavaScript
-//! package (`js/index.js`), which wraps [`Pulseline`].
+//! and [`clock`] (`setTimeout`). Page context, campaign, Web Vitals and the privacy controls
+//! are the JavaScript package's (`js/index.js`), which wraps [`Pulseline`] and hands each
+//! message its `context` as JSON text.
 
 mod clock;
 mod error;
@@ -17,7 +18,6 @@ pub mod transport;
 use std::time::Duration;
 
 use pulseline::{Alias, Client, FlushOutcome, Group, Identify, Page, RawJson, Track};
-use serde_json::{Map, Value, json};
 use wasm_bindgen::prelude::*;
 use web_time::{SystemTime, UNIX_EPOCH};
 
@@ -37,9 +37,6 @@ pub struct Pulseline {
     identity: Identity,
     replay: std::rc::Rc<BrowserTransport>,
     outbox: Outbox,
-    /// The Segment `context` of the next message, from [`Pulseline::set_page`].
-    context: Map<String, Value>,
-    cookieless: bool,
 }
 
 #[wasm_bindgen]
@@ -82,72 +79,22 @@ impl Pulseline {
                 outbox.clone(),
             )),
             outbox,
-            context: Map::new(),
-            cookieless,
         })
     }
 
-    /// Sets the page the next messages are about: their `context.page`, `userAgent`, `locale`,
-    /// `screen` and `campaign` (the session's UTM parameters, each absent when not set). The
-    /// JavaScript API calls it before every capture (the URL and title of a single-page app
-    /// change); as typed values, so nothing is parsed from JSON here.
-    #[wasm_bindgen(js_name = setPage)]
-    #[allow(clippy::too_many_arguments)] // one call across the JS boundary, field by field
-    pub fn set_page(
-        &mut self,
-        url: String,
-        path: String,
-        referrer: String,
-        title: String,
-        search: String,
-        user_agent: String,
-        locale: String,
-        screen_width: u32,
-        screen_height: u32,
-        density: f64,
-        campaign_source: Option<String>,
-        campaign_medium: Option<String>,
-        campaign_name: Option<String>,
-        campaign_term: Option<String>,
-        campaign_content: Option<String>,
-    ) {
-        let context = json!({
-            "page": { "url": url, "path": path, "referrer": referrer, "title": title, "search": search },
-            "userAgent": user_agent,
-            "locale": locale,
-            "screen": { "width": screen_width, "height": screen_height, "density": density },
-        });
-        if let Value::Object(mut context) = context {
-            let mut campaign = Map::new();
-            for (key, value) in [
-                ("source", campaign_source),
-                ("medium", campaign_medium),
-                ("name", campaign_name),
-                ("term", campaign_term),
-                ("content", campaign_content),
-            ] {
-                if let Some(value) = value {
-                    campaign.insert(key.into(), Value::String(value));
-                }
-            }
-            if !campaign.is_empty() {
-                context.insert("campaign".into(), Value::Object(campaign));
-            }
-            if self.cookieless {
-                // Alias and identified messages carry the marker too (the core adds it to
-                // messages without ids), so every message of the mode says so.
-                context.insert("cookieless".into(), Value::Bool(true));
-            }
-            self.context = context;
-        }
-    }
-
     /// Captures a `track` of `event` that happened at `at_ms` (ms since the Unix epoch).
-    /// `properties` is JSON text of an object. Returns the `messageId`; throws only for an
-    /// invalid message.
-    pub fn track(&self, event: &str, properties: String, at_ms: f64) -> Result<String, JsError> {
+    /// `properties` is JSON text of an object; `context` the JSON text of the message's
+    /// Segment `context` (page, campaign, user agent: what only the page knows). Returns the
+    /// `messageId`; throws only for an invalid message.
+    pub fn track(
+        &self,
+        event: &str,
+        properties: String,
+        context: String,
+        at_ms: f64,
+    ) -> Result<String, JsError> {
         let message = Track::new(self.identity.user(), event)
-            .context(self.context.clone())
+            .context_json(raw(context)?)
             .timestamp(at(at_ms))
             .properties(raw(properties)?);
         id(self.client.track(message))
@@ -158,10 +105,11 @@ impl Pulseline {
         &self,
         name: Option<String>,
         properties: String,
+        context: String,
         at_ms: f64,
     ) -> Result<String, JsError> {
         let mut message = Page::new(self.identity.user())
-            .context(self.context.clone())
+            .context_json(raw(context)?)
             .timestamp(at(at_ms));
         if let Some(name) = name {
             message = message.name(name);
@@ -175,6 +123,7 @@ impl Pulseline {
         &mut self,
         user_id: &str,
         traits: String,
+        context: String,
         at_ms: f64,
     ) -> Result<String, JsError> {
         if user_id.is_empty() {
@@ -182,19 +131,25 @@ impl Pulseline {
                 "identify needs a non-empty userId (your own stable id for the user)",
             ));
         }
-        let traits = raw(traits)?;
+        let (traits, context) = (raw(traits)?, raw(context)?);
         self.identity.set_user_id(user_id);
         let message = Identify::new(self.identity.user())
-            .context(self.context.clone())
+            .context_json(context)
             .timestamp(at(at_ms))
             .traits(traits);
         id(self.client.identify(message))
     }
 
     /// Puts the visitor in the group (company, team, account) `group_id`, with its `traits`.
-    pub fn group(&self, group_id: &str, traits: String, at_ms: f64) -> Result<String, JsError> {
+    pub fn group(
+        &self,
+        group_id: &str,
+        traits: String,
+        context: String,
+        at_ms: f64,
+    ) -> Result<String, JsError> {
         let message = Group::new(self.identity.user(), group_id)
-            .context(self.context.clone())
+            .context_json(raw(context)?)
             .timestamp(at(at_ms))
             .traits(raw(traits)?);
         id(self.client.group(message))
@@ -206,6 +161,7 @@ impl Pulseline {
         &self,
         user_id: &str,
         previous_id: Option<String>,
+        context: String,
         at_ms: f64,
     ) -> Result<String, JsError> {
         let previous_id = previous_id
@@ -215,7 +171,7 @@ impl Pulseline {
                 JsError::new("alias needs a previousId: a cookieless visitor has no anonymousId")
             })?;
         let message = Alias::new(user_id, previous_id)
-            .context(self.context.clone())
+            .context_json(raw(context)?)
             .timestamp(at(at_ms));
         id(self.client.alias(message))
     }
