@@ -149,6 +149,50 @@ describe('single-page app', () => {
   })
 })
 
+describe('hash routing, group and alias', () => {
+  test('trackHashChanges counts hash routes; group and alias are stored like the server SDKs\'', async () => {
+    const { context, page } = await open({ trackHashChanges: true })
+    try {
+      await load(page, '/app.html#/home')
+      const anonymousId = await page.evaluate(() => window.pl.anonymousId)
+      await page.evaluate(() => { location.hash = '#/settings' })
+      await page.evaluate(() => history.pushState({}, '', '#/billing'))
+      await page.evaluate(() => { location.hash = '#/billing' }) // the same route again
+      await page.evaluate(() => window.pl.group('acme', { plan: 'enterprise' }))
+      await page.evaluate(() => window.pl.alias('user-9'))
+      await page.evaluate(() => window.pl.identify('user-9'))
+      await page.evaluate(() => window.pl.alias('user-10', 'legacy-1'))
+      assert.equal(await page.evaluate(() => window.pl.flush()), true)
+      const mine = await visitor(anonymousId, (e) => e.filter((m) => m.type === 'group').length === 1, 'the group')
+      assert.deepEqual(mine.filter((e) => e.type === 'page').map((v) => v.context.page.url.split('#')[1]),
+        ['/home', '/settings', '/billing'])
+      const [group] = mine.filter((e) => e.type === 'group')
+      assert.equal(group.groupId, 'acme')
+      assert.equal(group.traits.plan, 'enterprise')
+      const aliases = (await collector.events()).filter((e) => e.type === 'alias' && ['user-9', 'user-10'].includes(e.userId))
+        .sort(byTime)
+      assert.deepEqual(aliases.map((a) => [a.userId, a.previousId]), [['user-9', anonymousId], ['user-10', 'legacy-1']])
+    } finally {
+      await context.close()
+    }
+  })
+
+  test("without trackHashChanges a hash change is the same page", async () => {
+    const { context, page } = await open({})
+    try {
+      await load(page, '/app.html#/home')
+      const anonymousId = await page.evaluate(() => window.pl.anonymousId)
+      await page.evaluate(() => { location.hash = '#/settings' })
+      const event = unique('After hash')
+      await page.evaluate((e) => window.pl.track(e), event)
+      const mine = await visitor(anonymousId, (e) => e.some((m) => m.event === event), event)
+      assert.deepEqual(mine.map((e) => e.type), ['page', 'track'])
+    } finally {
+      await context.close()
+    }
+  })
+})
+
 describe('privacy', () => {
   test("consent 'pending' stores and sends nothing; grant sends the queue as captured", async () => {
     const { context, page, batches } = await open({ consent: 'pending' })
