@@ -63,7 +63,8 @@ const EMPTY = { local: {}, session: {}, cookie: '' }
 /** A unique event name per test, so tests sharing the collector do not see each other. */
 const unique = (name) => `${name} ${Math.random().toString(36).slice(2, 8)}`
 
-const byTime = (a, b) => a.timestamp.localeCompare(b.timestamp)
+/** In capture order: by timestamp, then by messageId (UUIDv7s, monotonic within a page). */
+const byTime = (a, b) => a.timestamp.localeCompare(b.timestamp) || a.messageId.localeCompare(b.messageId)
 
 /** The stored events of one visitor (by anonymousId), once `done(events)` holds. */
 async function visitor(anonymousId, done = () => true, what = 'the visitor\'s events') {
@@ -223,6 +224,26 @@ describe('privacy', () => {
       const now = await stored(page)
       assert.equal(now.local['pulseline:anonymousId'], anonymousId)
       assert.deepEqual(JSON.parse(now.session['pulseline:campaign']), { source: 'ads' })
+    } finally {
+      await context.close()
+    }
+  })
+
+  test('under the loader: options on pulseline.config, queued calls wait for consent', async () => {
+    const { context, page, batches } = await open({})
+    try {
+      await page.goto(`${pages.origin}/loader-consent.html`)
+      await page.waitForFunction(() => window.pulseline.client)
+      const client = await page.evaluateHandle(() => window.pulseline.client)
+      await sleep(QUIET_MS)
+      assert.deepEqual(batches, [])
+      assert.deepEqual(await stored(page), EMPTY)
+      await page.evaluate(() => window.pulseline.grantConsent())
+      assert.equal(await page.evaluate((c) => c.flush(), client), true)
+      const anonymousId = await page.evaluate((c) => c.anonymousId, client)
+      const mine = await visitor(anonymousId, (e) => e.length >= 3, 'the loader page\'s messages')
+      // Captured within a millisecond or two: compared as a set.
+      assert.deepEqual(mine.map((e) => e.type === 'track' ? e.event : e.type).sort(), ['Loader Queued', 'group', 'page'])
     } finally {
       await context.close()
     }
