@@ -481,6 +481,10 @@ async function start(options, before) {
   if (!['granted', 'pending', 'denied', undefined].includes(options.consent)) {
     throw new Error(`consent must be 'granted', 'pending' or 'denied', not ${JSON.stringify(options.consent)}`)
   }
+  const files = options.trackFileDownloads
+  if (files !== undefined && typeof files !== 'boolean' && !Array.isArray(files)) {
+    throw new Error(`trackFileDownloads must be true, false or a list of extensions like ['pdf', 'zip'], not ${JSON.stringify(files)}`)
+  }
   // Fetched alongside the wasm, not after it; a separate module so `webVitals: false` skips it.
   const vitals = options.webVitals === false ? undefined : import('./web-vitals.js')
   await initWasm({ module_or_path: options.wasm ?? new URL('pulseline_bg.wasm', here) })

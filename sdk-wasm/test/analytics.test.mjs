@@ -150,6 +150,25 @@ describe('single-page app', () => {
   })
 })
 
+describe('options', () => {
+  test('a wrong option value is refused with the accepted values', async () => {
+    const { context, page } = await open({ trackPageViews: false })
+    try {
+      await load(page)
+      const refused = (options) => page.evaluate((o) => import('/dist/pulseline.js')
+        .then(({ init }) => init({ writeKey: 'wk_x', webVitals: false, ...o }))
+        .then(() => 'started', (e) => e.message), options)
+      assert.equal(await refused({ trackPageViews: 'hash' }), `trackPageViews must be 'history', 'load' or false, not "hash"`)
+      assert.equal(await refused({ consent: 'yes' }), `consent must be 'granted', 'pending' or 'denied', not "yes"`)
+      assert.equal(await refused({ trackFileDownloads: 'pdf' }),
+        `trackFileDownloads must be true, false or a list of extensions like ['pdf', 'zip'], not "pdf"`)
+      assert.equal(await refused({ writeKey: '' }), 'init needs { writeKey }: the project write key shown by the collector')
+    } finally {
+      await context.close()
+    }
+  })
+})
+
 describe('hash routing, group and alias', () => {
   test('trackHashChanges counts hash routes; group and alias are stored like the server SDKs\'', async () => {
     const { context, page } = await open({ trackHashChanges: true })
