@@ -11,9 +11,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::{
-    Error, JsonLimitError, RawJson, ToJson, limits::MAX_MESSAGE_BYTES, time::write_rfc3339_millis,
-};
+use crate::{Error, JsonLimitError, ToJson, limits::MAX_MESSAGE_BYTES, time::write_rfc3339_millis};
 
 /// Who a message is about: a known user id, an anonymous id, or both.
 ///
@@ -107,7 +105,7 @@ struct Common {
     timestamp: Option<SystemTime>,
     message_id: Option<Uuid>,
     context: Option<Map<String, Value>>,
-    context_json: Option<RawJson>,
+    context_json: Option<crate::RawJson>,
     integrations: Option<Map<String, Value>>,
 }
 
@@ -139,7 +137,7 @@ macro_rules! common_setters {
         /// hold it serialized already (the browser SDK builds it with `JSON.stringify`). It
         /// replaces [`context`](Self::context). `context.library` is the SDK's: an object with
         /// a top-level `library` member is refused at capture.
-        pub fn context_json(mut self, context: RawJson) -> Self {
+        pub fn context_json(mut self, context: crate::RawJson) -> Self {
             self.common.context_json = Some(context);
             self.common.context = None;
             self
@@ -741,6 +739,66 @@ mod tests {
     }
 
     #[test]
+    fn cookieless_visitor_may_have_no_id() {
+        let now = UNIX_EPOCH + NOW;
+        let context = crate::RawJson::parse(r#"{"cookieless":true}"#).unwrap();
+        let v = parse(
+            &encoder()
+                .page(&Page::new(User::cookieless()).context_json(context), now)
+                .unwrap(),
+        );
+        assert!(v.get("anonymousId").is_none() && v.get("userId").is_none());
+        assert_eq!(v["context"]["cookieless"], true);
+        let v = parse(
+            &encoder()
+                .track(&Track::new(User::cookieless().with_user_id("u1"), "x"), now)
+                .unwrap(),
+        );
+        assert_eq!(v["userId"], "u1");
+        assert!(v.get("anonymousId").is_none());
+    }
+
+    #[test]
+    fn context_json_is_written_as_is_after_the_library() {
+        let now = UNIX_EPOCH + NOW;
+        let context = crate::RawJson::parse(
+            r#" { "page": {"path": "/a", "library": 1}, "x": [1, {"y": 2}] } "#,
+        );
+        let e = encoder()
+            .track(&Track::new("u1", "x").context_json(context.unwrap()), now)
+            .unwrap();
+        let v = parse(&e);
+        assert_eq!(v["context"]["library"]["name"], "pulseline-rust");
+        assert_eq!(v["context"]["page"], json!({ "path": "/a", "library": 1 }));
+        assert_eq!(v["context"]["x"], json!([1, { "y": 2 }]));
+        let empty = crate::RawJson::parse("{}").unwrap();
+        let v = parse(
+            &encoder()
+                .track(&Track::new("u1", "x").context_json(empty), now)
+                .unwrap(),
+        );
+        assert_eq!(v["context"].as_object().unwrap().len(), 1);
+        for bad in [
+            r#"{"a": {}, "library": {}}"#,
+            r#"{"library":"x"}"#,
+            "[1]",
+            "\"s\"",
+        ] {
+            let m = Track::new("u1", "x").context_json(crate::RawJson::parse(bad).unwrap());
+            assert!(
+                matches!(
+                    encoder().track(&m, now),
+                    Err(Error::InvalidMessage {
+                        field: "context",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn rejects_missing_required_fields_with_the_field_name() {
         let now = UNIX_EPOCH + NOW;
         let e = encoder();
@@ -789,65 +847,6 @@ mod tests {
         assert!(
             matches!(err, Err(Error::MessageTooLarge { size, limit }) if size == MAX_MESSAGE_BYTES + 1 && limit == MAX_MESSAGE_BYTES)
         );
-    }
-
-    #[test]
-    fn cookieless_visitor_may_have_no_id() {
-        let now = UNIX_EPOCH + NOW;
-        let context = RawJson::parse(r#"{"cookieless":true}"#).unwrap();
-        let v = parse(
-            &encoder()
-                .page(&Page::new(User::cookieless()).context_json(context), now)
-                .unwrap(),
-        );
-        assert!(v.get("anonymousId").is_none() && v.get("userId").is_none());
-        assert_eq!(v["context"]["cookieless"], true);
-        let v = parse(
-            &encoder()
-                .track(&Track::new(User::cookieless().with_user_id("u1"), "x"), now)
-                .unwrap(),
-        );
-        assert_eq!(v["userId"], "u1");
-        assert!(v.get("anonymousId").is_none());
-    }
-
-    #[test]
-    fn context_json_is_written_as_is_after_the_library() {
-        let now = UNIX_EPOCH + NOW;
-        let context =
-            RawJson::parse(r#" { "page": {"path": "/a", "library": 1}, "x": [1, {"y": 2}] } "#);
-        let e = encoder()
-            .track(&Track::new("u1", "x").context_json(context.unwrap()), now)
-            .unwrap();
-        let v = parse(&e);
-        assert_eq!(v["context"]["library"]["name"], "pulseline-rust");
-        assert_eq!(v["context"]["page"], json!({ "path": "/a", "library": 1 }));
-        assert_eq!(v["context"]["x"], json!([1, { "y": 2 }]));
-        let empty = RawJson::parse("{}").unwrap();
-        let v = parse(
-            &encoder()
-                .track(&Track::new("u1", "x").context_json(empty), now)
-                .unwrap(),
-        );
-        assert_eq!(v["context"].as_object().unwrap().len(), 1);
-        for bad in [
-            r#"{"a": {}, "library": {}}"#,
-            r#"{"library":"x"}"#,
-            "[1]",
-            "\"s\"",
-        ] {
-            let m = Track::new("u1", "x").context_json(RawJson::parse(bad).unwrap());
-            assert!(
-                matches!(
-                    encoder().track(&m, now),
-                    Err(Error::InvalidMessage {
-                        field: "context",
-                        ..
-                    })
-                ),
-                "{bad}"
-            );
-        }
     }
 
     #[test]
