@@ -15,7 +15,8 @@ use crate::{Error, JsonLimitError, ToJson, limits::MAX_MESSAGE_BYTES, time::writ
 
 /// Who a message is about: a known user id, an anonymous id, or both.
 ///
-/// Segment requires at least one of the two; an empty string counts as missing.
+/// Segment requires at least one of the two; an empty string counts as missing. The one
+/// exception is a visitor of a browser page in cookieless mode ([`User::cookieless`]).
 ///
 /// ```
 /// use pulseline::User;
@@ -30,6 +31,7 @@ use crate::{Error, JsonLimitError, ToJson, limits::MAX_MESSAGE_BYTES, time::writ
 pub struct User {
     user_id: Option<String>,
     anonymous_id: Option<String>,
+    cookieless: bool,
 }
 
 impl User {
@@ -38,6 +40,7 @@ impl User {
         User {
             user_id: Some(user_id.into()),
             anonymous_id: None,
+            cookieless: false,
         }
     }
 
@@ -46,7 +49,35 @@ impl User {
         User {
             user_id: None,
             anonymous_id: Some(anonymous_id.into()),
+            cookieless: false,
         }
+    }
+
+    /// A visitor of a browser page in cookieless mode: no identifier is kept on the device, so
+    /// the message may have no id at all. It must carry `context.cookieless = true` (the
+    /// browser SDK sets it), from which the collector derives a visitor id that changes every
+    /// day; the collector refuses a message with neither id nor that marker. Add a `userId`
+    /// once the visitor logs in ([`User::with_user_id`]).
+    ///
+    /// ```
+    /// use pulseline::User;
+    ///
+    /// let visitor = User::cookieless();
+    /// let logged_in = User::cookieless().with_user_id("user-42");
+    /// # let _ = (visitor, logged_in);
+    /// ```
+    pub fn cookieless() -> Self {
+        User {
+            user_id: None,
+            anonymous_id: None,
+            cookieless: true,
+        }
+    }
+
+    /// Sets the `userId` (your own stable id for the user).
+    pub fn with_user_id(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
     }
 
     /// Adds an `anonymousId` next to the `userId`.
@@ -74,6 +105,7 @@ struct Common {
     timestamp: Option<SystemTime>,
     message_id: Option<Uuid>,
     context: Option<Map<String, Value>>,
+    context_json: Option<crate::RawJson>,
     integrations: Option<Map<String, Value>>,
 }
 
@@ -97,6 +129,17 @@ macro_rules! common_setters {
         /// `context.library` is always set by the SDK and cannot be overridden here.
         pub fn context(mut self, context: Map<String, Value>) -> Self {
             self.common.context = Some(context);
+            self.common.context_json = None;
+            self
+        }
+
+        /// Sets the message's `context` from the JSON text of an object, for callers that
+        /// hold it serialized already (the browser SDK builds it with `JSON.stringify`). It
+        /// replaces [`context`](Self::context). `context.library` is the SDK's: an object with
+        /// a top-level `library` member is refused at capture.
+        pub fn context_json(mut self, context: crate::RawJson) -> Self {
+            self.common.context_json = Some(context);
+            self.common.context = None;
             self
         }
 
@@ -344,9 +387,12 @@ pub(crate) struct Encoder {
 
 impl Encoder {
     pub(crate) fn new(library_name: &str, library_version: &str) -> Self {
-        let mut library_member = b"\"library\":".to_vec();
-        let library = serde_json::json!({ "name": library_name, "version": library_version });
-        write_json(&mut library_member, &library);
+        // Written field by field: no `serde_json::Value` (its code) in the browser's wasm.
+        let mut library_member = b"\"library\":{\"name\":".to_vec();
+        write_json(&mut library_member, library_name);
+        library_member.extend_from_slice(b",\"version\":");
+        write_json(&mut library_member, library_version);
+        library_member.push(b'}');
         Encoder { library_member }
     }
 
@@ -435,6 +481,8 @@ impl Encoder {
         now: SystemTime,
     ) -> Result<Writer, Error> {
         match (&user.user_id, &user.anonymous_id) {
+            // A cookieless visitor has no id on purpose: the collector derives one.
+            (None, None) if user.cookieless => {}
             (None, None) => return Err(invalid("userId", "or anonymousId is required")),
             (Some(id), None) if id.is_empty() => {
                 return Err(invalid("userId", "must not be empty"));
@@ -520,6 +568,21 @@ impl Writer {
             self.buf.push(b':');
             write_json(&mut self.buf, value);
         }
+        if let Some(context) = &common.context_json {
+            let members = context
+                .as_str()
+                .strip_prefix('{')
+                .and_then(|c| c.strip_suffix('}'))
+                .ok_or_else(|| invalid("context", "must be a JSON object"))?
+                .trim();
+            if has_top_level_key(members.as_bytes(), b"library") {
+                return Err(invalid("context", "must not set library (the SDK sets it)"));
+            }
+            if !members.is_empty() {
+                self.buf.push(b',');
+                self.buf.extend_from_slice(members.as_bytes());
+            }
+        }
         self.buf.push(b'}');
         if let Some(integrations) = &common.integrations {
             self.buf.extend_from_slice(b",\"integrations\":");
@@ -546,6 +609,41 @@ fn write_json<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
         tracing::error!(%err, "serializing a JSON value failed");
         buf.extend_from_slice(b"null");
     }
+}
+
+/// Whether the members of a valid JSON object (its text without the braces) have `key` at the
+/// top level, as written (a key spelled with escapes is not recognised).
+fn has_top_level_key(members: &[u8], key: &[u8]) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let (mut at_key, mut start) = (true, 0);
+    for (i, &b) in members.iter().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => {
+                    in_string = false;
+                    if at_key && depth == 0 && &members[start..i] == key {
+                        return true;
+                    }
+                }
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => {
+                in_string = true;
+                start = i + 1;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth -= 1,
+            b',' if depth == 0 => at_key = true,
+            b':' if depth == 0 => at_key = false,
+            _ => {}
+        }
+    }
+    false
 }
 
 fn non_empty(field: &'static str, value: &str) -> Result<(), Error> {
@@ -638,6 +736,66 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(v["traits"]["email"], "a@b.c");
+    }
+
+    #[test]
+    fn cookieless_visitor_may_have_no_id() {
+        let now = UNIX_EPOCH + NOW;
+        let context = crate::RawJson::parse(r#"{"cookieless":true}"#).unwrap();
+        let v = parse(
+            &encoder()
+                .page(&Page::new(User::cookieless()).context_json(context), now)
+                .unwrap(),
+        );
+        assert!(v.get("anonymousId").is_none() && v.get("userId").is_none());
+        assert_eq!(v["context"]["cookieless"], true);
+        let v = parse(
+            &encoder()
+                .track(&Track::new(User::cookieless().with_user_id("u1"), "x"), now)
+                .unwrap(),
+        );
+        assert_eq!(v["userId"], "u1");
+        assert!(v.get("anonymousId").is_none());
+    }
+
+    #[test]
+    fn context_json_is_written_as_is_after_the_library() {
+        let now = UNIX_EPOCH + NOW;
+        let context = crate::RawJson::parse(
+            r#" { "page": {"path": "/a", "library": 1}, "x": [1, {"y": 2}] } "#,
+        );
+        let e = encoder()
+            .track(&Track::new("u1", "x").context_json(context.unwrap()), now)
+            .unwrap();
+        let v = parse(&e);
+        assert_eq!(v["context"]["library"]["name"], "pulseline-rust");
+        assert_eq!(v["context"]["page"], json!({ "path": "/a", "library": 1 }));
+        assert_eq!(v["context"]["x"], json!([1, { "y": 2 }]));
+        let empty = crate::RawJson::parse("{}").unwrap();
+        let v = parse(
+            &encoder()
+                .track(&Track::new("u1", "x").context_json(empty), now)
+                .unwrap(),
+        );
+        assert_eq!(v["context"].as_object().unwrap().len(), 1);
+        for bad in [
+            r#"{"a": {}, "library": {}}"#,
+            r#"{"library":"x"}"#,
+            "[1]",
+            "\"s\"",
+        ] {
+            let m = Track::new("u1", "x").context_json(crate::RawJson::parse(bad).unwrap());
+            assert!(
+                matches!(
+                    encoder().track(&m, now),
+                    Err(Error::InvalidMessage {
+                        field: "context",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

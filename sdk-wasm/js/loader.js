@@ -2,7 +2,8 @@
 // write key and collector origin in the last line, or include it as
 // <script src="https://COLLECTOR/sdk/v1/loader.js" data-write-key="plw_..."></script>.
 // It defines window.pulseline at once (calls are queued) and loads the SDK as an async module
-// after the page has loaded, so it never delays rendering.
+// after the page has loaded, so it never delays rendering. Options (js/index.js InitOptions)
+// go on window.pulseline.config before the page's load event.
 ;(function (w, d, writeKey, host) {
   var s = d.currentScript
   if (s && s.src) {
@@ -13,7 +14,7 @@
   if (p.q) return
   var q = (p.q = [])
   p.config = { writeKey: writeKey, host: host }
-  'track page identify flush reset'.split(' ').forEach(function (m) {
+  'track page identify group alias flush reset optOut optIn grantConsent denyConsent'.split(' ').forEach(function (m) {
     p[m] = function () {
       q.push([m, [].slice.call(arguments)])
     }

@@ -2,6 +2,8 @@
 //!
 //! Both live in `localStorage` (keys `pulseline:anonymousId` and `pulseline:userId`), so they
 //! survive reloads and navigations on the same origin; without storage they last for the page.
+//! In cookieless mode nothing is read or written: there is no `anonymousId` at all (the
+//! collector derives a daily visitor id), and a `userId` lasts for the page.
 
 use pulseline::{User, Uuid};
 
@@ -12,13 +14,23 @@ const USER_ID_KEY: &str = "pulseline:userId";
 
 #[derive(Debug)]
 pub(crate) struct Identity {
-    anonymous_id: String,
+    anonymous_id: Option<String>,
     user_id: Option<String>,
+    /// Kept in `localStorage` (false in cookieless mode).
+    stored: bool,
 }
 
 impl Identity {
-    /// The stored identity, creating (and storing) an `anonymousId` on a first visit.
-    pub(crate) fn load() -> Self {
+    /// The stored identity, creating (and storing) an `anonymousId` on a first visit; in
+    /// cookieless mode an identity without ids that touches no storage.
+    pub(crate) fn load(cookieless: bool) -> Self {
+        if cookieless {
+            return Identity {
+                anonymous_id: None,
+                user_id: None,
+                stored: false,
+            };
+        }
         let storage = storage::local();
         let get = |key| storage.as_ref()?.get_item(key).ok().flatten();
         let anonymous_id = get(ANONYMOUS_ID_KEY)
@@ -30,38 +42,49 @@ impl Identity {
             });
         let user_id = get(USER_ID_KEY).filter(|id| !id.is_empty());
         Identity {
-            anonymous_id,
+            anonymous_id: Some(anonymous_id),
             user_id,
+            stored: true,
         }
     }
 
-    pub(crate) fn anonymous_id(&self) -> &str {
-        &self.anonymous_id
+    pub(crate) fn anonymous_id(&self) -> Option<&str> {
+        self.anonymous_id.as_deref()
     }
 
     pub(crate) fn user_id(&self) -> Option<&str> {
         self.user_id.as_deref()
     }
 
-    /// The user every message is about: the `anonymousId`, plus the `userId` once known.
+    /// The user every message is about: the `anonymousId` (none in cookieless mode), plus the
+    /// `userId` once known.
     pub(crate) fn user(&self) -> User {
+        let user = match &self.anonymous_id {
+            Some(anonymous_id) => User::anonymous(anonymous_id),
+            None => User::cookieless(),
+        };
         match &self.user_id {
-            Some(user_id) => User::id(user_id).with_anonymous_id(&self.anonymous_id),
-            None => User::anonymous(&self.anonymous_id),
+            Some(user_id) => user.with_user_id(user_id),
+            None => user,
         }
     }
 
     pub(crate) fn set_user_id(&mut self, user_id: &str) {
-        set(USER_ID_KEY, Some(user_id));
+        if self.stored {
+            set(USER_ID_KEY, Some(user_id));
+        }
         self.user_id = Some(user_id.to_owned());
     }
 
     /// Forgets the user and starts a new anonymous visitor (on logout).
     pub(crate) fn reset(&mut self) {
-        set(USER_ID_KEY, None);
         self.user_id = None;
-        self.anonymous_id = Uuid::now_v7().to_string();
-        set(ANONYMOUS_ID_KEY, Some(&self.anonymous_id));
+        if self.stored {
+            set(USER_ID_KEY, None);
+            let id = Uuid::now_v7().to_string();
+            set(ANONYMOUS_ID_KEY, Some(&id));
+            self.anonymous_id = Some(id);
+        }
     }
 }
 

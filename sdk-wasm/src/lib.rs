@@ -4,8 +4,9 @@
 //! runs the delivery worker, polled here on the page's event loop. This crate supplies only what
 //! is specific to a browser: [`transport`] (`fetch` with `keepalive`, `sendBeacon` on hide),
 //! [`outbox`] (the offline buffer in `localStorage`), [`identity`] (persistent `anonymousId`),
-//! and [`clock`] (`setTimeout`). Page context and Web Vitals are gathered by the JavaScript
-//! package (`js/index.js`), which wraps [`Pulseline`].
+//! and [`clock`] (`setTimeout`). Page context, campaign, Web Vitals and the privacy controls
+//! are the JavaScript package's (`js/index.js`), which wraps [`Pulseline`] and hands each
+//! message its `context` as JSON text.
 
 mod clock;
 mod error;
@@ -16,9 +17,9 @@ pub mod transport;
 
 use std::time::Duration;
 
-use pulseline::{Client, FlushOutcome, Identify, Page, RawJson, Track};
-use serde_json::{Map, Value, json};
+use pulseline::{Alias, Client, FlushOutcome, Group, Identify, Page, RawJson, Track};
 use wasm_bindgen::prelude::*;
+use web_time::{SystemTime, UNIX_EPOCH};
 
 use crate::{error::to_js, identity::Identity, outbox::Outbox, transport::BrowserTransport};
 
@@ -26,8 +27,9 @@ pub use clock::BrowserClock;
 pub use outbox::OFFLINE_BUFFER_MAX_BYTES;
 pub use transport::KEEPALIVE_MAX_BYTES;
 
-/// A browser client. Build it through the JavaScript `init()`, which adds page context and Web
-/// Vitals; this class is the thin layer over the core.
+/// A browser client. Build it through the JavaScript `init()`, which adds page context, Web
+/// Vitals and the privacy controls (consent, opt-out); this class is the thin layer over the
+/// core.
 #[wasm_bindgen]
 #[derive(Debug)]
 pub struct Pulseline {
@@ -35,8 +37,6 @@ pub struct Pulseline {
     identity: Identity,
     replay: std::rc::Rc<BrowserTransport>,
     outbox: Outbox,
-    /// The Segment `context` of the next message, from [`Pulseline::set_page`].
-    context: Map<String, Value>,
 }
 
 #[wasm_bindgen]
@@ -44,15 +44,17 @@ impl Pulseline {
     /// A client sending to `host` (the collector's origin) with `write_key`. The delivery
     /// worker starts at once on the page's event loop. `flush_interval_ms` is how long a
     /// message may wait for its batch (the core's default is 500 ms); `request_timeout_ms`
-    /// bounds each `fetch`.
+    /// bounds each `fetch`. `cookieless`: no `anonymousId`, no offline buffer, nothing read
+    /// from or written to the device's storage.
     #[wasm_bindgen(constructor)]
     pub fn new(
         write_key: &str,
         host: &str,
         flush_interval_ms: u32,
         request_timeout_ms: u32,
+        cookieless: bool,
     ) -> Result<Pulseline, JsError> {
-        let outbox = Outbox::new(write_key, OFFLINE_BUFFER_MAX_BYTES);
+        let outbox = Outbox::new(write_key, OFFLINE_BUFFER_MAX_BYTES, !cookieless);
         let transport = BrowserTransport::new(host, write_key, request_timeout_ms, outbox.clone());
         let (client, worker) = Client::builder(write_key)
             .host(host)
@@ -69,7 +71,7 @@ impl Pulseline {
         wasm_bindgen_futures::spawn_local(worker);
         Ok(Pulseline {
             client,
-            identity: Identity::load(),
+            identity: Identity::load(cookieless),
             replay: std::rc::Rc::new(BrowserTransport::new(
                 host,
                 write_key,
@@ -77,82 +79,101 @@ impl Pulseline {
                 outbox.clone(),
             )),
             outbox,
-            context: Map::new(),
         })
     }
 
-    /// Sets the page the next messages are about: their `context.page`, `userAgent`, `locale`
-    /// and `screen`. The JavaScript API calls it before every capture (the URL and title of a
-    /// single-page app change); as typed values, so nothing is parsed from JSON here.
-    #[wasm_bindgen(js_name = setPage)]
-    #[allow(clippy::too_many_arguments)] // one call across the JS boundary, field by field
-    pub fn set_page(
-        &mut self,
-        url: String,
-        path: String,
-        referrer: String,
-        title: String,
-        search: String,
-        user_agent: String,
-        locale: String,
-        screen_width: u32,
-        screen_height: u32,
-        density: f64,
-    ) {
-        let context = json!({
-            "page": { "url": url, "path": path, "referrer": referrer, "title": title, "search": search },
-            "userAgent": user_agent,
-            "locale": locale,
-            "screen": { "width": screen_width, "height": screen_height, "density": density },
-        });
-        if let Value::Object(context) = context {
-            self.context = context;
-        }
-    }
-
-    /// Captures a `track` of `event`. `properties` is JSON text (an object) or absent.
-    /// Returns the `messageId`; throws only for an invalid message.
-    pub fn track(&self, event: &str, properties: Option<String>) -> Result<String, JsError> {
-        let message = Track::new(self.identity.user(), event).context(self.context.clone());
-        let id = match raw(properties)? {
-            Some(properties) => self.client.track(message.properties(properties)),
-            None => self.client.track(message),
-        };
-        id.map(|id| id.to_string()).map_err(to_js)
+    /// Captures a `track` of `event` that happened at `at_ms` (ms since the Unix epoch).
+    /// `properties` is JSON text of an object; `context` the JSON text of the message's
+    /// Segment `context` (page, campaign, user agent: what only the page knows). Returns the
+    /// `messageId`; throws only for an invalid message.
+    pub fn track(
+        &self,
+        event: &str,
+        properties: String,
+        context: String,
+        at_ms: f64,
+    ) -> Result<String, JsError> {
+        let message = Track::new(self.identity.user(), event)
+            .context_json(raw(context)?)
+            .timestamp(at(at_ms))
+            .properties(raw(properties)?);
+        id(self.client.track(message))
     }
 
     /// Captures a `page` named `name` (optional).
     pub fn page(
         &self,
         name: Option<String>,
-        properties: Option<String>,
+        properties: String,
+        context: String,
+        at_ms: f64,
     ) -> Result<String, JsError> {
-        let mut message = Page::new(self.identity.user()).context(self.context.clone());
+        let mut message = Page::new(self.identity.user())
+            .context_json(raw(context)?)
+            .timestamp(at(at_ms));
         if let Some(name) = name {
             message = message.name(name);
         }
-        let id = match raw(properties)? {
-            Some(properties) => self.client.page(message.properties(properties)),
-            None => self.client.page(message),
-        };
-        id.map(|id| id.to_string()).map_err(to_js)
+        id(self.client.page(message.properties(raw(properties)?)))
     }
 
-    /// Links this visitor's `anonymousId` to `user_id` (kept for later page loads) and captures
-    /// an `identify` with `traits`.
-    pub fn identify(&mut self, user_id: &str, traits: Option<String>) -> Result<String, JsError> {
+    /// Links this visitor's `anonymousId` to `user_id` (kept for later page loads, except in
+    /// cookieless mode) and captures an `identify` with `traits`.
+    pub fn identify(
+        &mut self,
+        user_id: &str,
+        traits: String,
+        context: String,
+        at_ms: f64,
+    ) -> Result<String, JsError> {
         if user_id.is_empty() {
             return Err(JsError::new(
                 "identify needs a non-empty userId (your own stable id for the user)",
             ));
         }
+        let (traits, context) = (raw(traits)?, raw(context)?);
         self.identity.set_user_id(user_id);
-        let message = Identify::new(self.identity.user()).context(self.context.clone());
-        let id = match raw(traits)? {
-            Some(traits) => self.client.identify(message.traits(traits)),
-            None => self.client.identify(message),
-        };
-        id.map(|id| id.to_string()).map_err(to_js)
+        let message = Identify::new(self.identity.user())
+            .context_json(context)
+            .timestamp(at(at_ms))
+            .traits(traits);
+        id(self.client.identify(message))
+    }
+
+    /// Puts the visitor in the group (company, team, account) `group_id`, with its `traits`.
+    pub fn group(
+        &self,
+        group_id: &str,
+        traits: String,
+        context: String,
+        at_ms: f64,
+    ) -> Result<String, JsError> {
+        let message = Group::new(self.identity.user(), group_id)
+            .context_json(raw(context)?)
+            .timestamp(at(at_ms))
+            .traits(raw(traits)?);
+        id(self.client.group(message))
+    }
+
+    /// Declares that `previous_id` (default: the current `userId`, else the `anonymousId`)
+    /// and `user_id` are the same person.
+    pub fn alias(
+        &self,
+        user_id: &str,
+        previous_id: Option<String>,
+        context: String,
+        at_ms: f64,
+    ) -> Result<String, JsError> {
+        let previous_id = previous_id
+            .or_else(|| self.identity.user_id().map(str::to_owned))
+            .or_else(|| self.identity.anonymous_id().map(str::to_owned))
+            .ok_or_else(|| {
+                JsError::new("alias needs a previousId: a cookieless visitor has no anonymousId")
+            })?;
+        let message = Alias::new(user_id, previous_id)
+            .context_json(raw(context)?)
+            .timestamp(at(at_ms));
+        id(self.client.alias(message))
     }
 
     /// Forgets the user id and starts a new `anonymousId` (call on logout).
@@ -160,10 +181,10 @@ impl Pulseline {
         self.identity.reset();
     }
 
-    /// The visitor's persistent `anonymousId`.
+    /// The visitor's persistent `anonymousId` (none in cookieless mode).
     #[wasm_bindgen(getter, js_name = anonymousId)]
-    pub fn anonymous_id(&self) -> String {
-        self.identity.anonymous_id().to_owned()
+    pub fn anonymous_id(&self) -> Option<String> {
+        self.identity.anonymous_id().map(str::to_owned)
     }
 
     /// The `userId` given to `identify`, if any.
@@ -208,10 +229,20 @@ impl Pulseline {
     }
 }
 
-/// Optional JSON text (from `JSON.stringify`) → checked raw JSON, carried into the message as
-/// it is. The core checks at capture that it is an object.
-fn raw(json: Option<String>) -> Result<Option<RawJson>, JsError> {
-    json.map(RawJson::parse)
-        .transpose()
+/// JSON text (from `JSON.stringify`) → checked raw JSON, carried into the message as it is.
+/// The core checks at capture that it is an object. Always present (`{}` when the caller gave
+/// none, as Segment's analytics.js sends it): one encoder instance per message type.
+fn raw(json: String) -> Result<RawJson, JsError> {
+    RawJson::parse(json)
         .map_err(|e| JsError::new(&format!("properties/traits must be a JSON object: {e}")))
+}
+
+/// A capture time from JavaScript's `Date.now()`; the JS API stamps messages when they are
+/// captured, which is earlier than they reach the core when they waited for consent.
+fn at(ms: f64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms as u64)
+}
+
+fn id(result: Result<pulseline::Uuid, pulseline::Error>) -> Result<String, JsError> {
+    result.map(|id| id.to_string()).map_err(to_js)
 }

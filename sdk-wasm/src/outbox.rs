@@ -19,20 +19,27 @@ pub const OFFLINE_BUFFER_MAX_BYTES: usize = 1024 * 1024;
 pub(crate) struct Outbox {
     prefix: String,
     max_bytes: usize,
+    /// False in cookieless mode: nothing is written to or read from the device.
+    enabled: bool,
 }
 
 impl Outbox {
-    pub(crate) fn new(write_key: &str, max_bytes: usize) -> Self {
+    pub(crate) fn new(write_key: &str, max_bytes: usize, enabled: bool) -> Self {
         Outbox {
             prefix: format!("pulseline:outbox:{write_key}:"),
             max_bytes,
+            enabled,
         }
+    }
+
+    fn storage(&self) -> Option<web_sys::Storage> {
+        self.enabled.then(storage::local).flatten()
     }
 
     /// Keeps `body` under `batch_key` (retries of one batch overwrite one entry). Returns the
     /// storage key, or `None` when there is no storage or the bound would be exceeded.
     pub(crate) fn put(&self, batch_key: u64, body: &str) -> Option<String> {
-        let storage = storage::local()?;
+        let storage = self.storage()?;
         let key = format!("{}{batch_key:016x}", self.prefix);
         let used: usize = storage::keys_with_prefix(&storage, &self.prefix)
             .iter()
@@ -53,14 +60,14 @@ impl Outbox {
     }
 
     pub(crate) fn remove(&self, key: &str) {
-        if let Some(storage) = storage::local() {
+        if let Some(storage) = self.storage() {
             let _ = storage.remove_item(key);
         }
     }
 
     /// Every kept body, as `(key, body)`.
     pub(crate) fn entries(&self) -> Vec<(String, String)> {
-        let Some(storage) = storage::local() else {
+        let Some(storage) = self.storage() else {
             return Vec::new();
         };
         storage::keys_with_prefix(&storage, &self.prefix)
