@@ -5,6 +5,8 @@
 #   rust: cargo fmt --all --check
 #         cargo clippy --workspace --all-targets -- -D warnings
 #         cargo test --workspace --no-fail-fast
+#         scripts/bump-version.sh --check (one version everywhere); cargo package and
+#         cargo publish --dry-run of the `pulseline` crate; its docs with -D warnings
 #   postgres: a throwaway PostgreSQL cluster, and the collector's suite again on it
 #   interop: pytest collector/tests/interop against the real debug binary
 #            (Segment's own Python SDK; schemathesis fuzzing /openapi.json)
@@ -154,6 +156,18 @@ rust_fmt() { cargo fmt --all --check; }
 rust_clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
 
 rust_tests() { cargo test --workspace --no-fail-fast; }
+
+check_versions() { scripts/bump-version.sh --check; }
+
+# The `pulseline` crate as crates.io would take it: packaged (its manifest normalised, path
+# dev-dependencies dropped), built from the package alone, and documented as docs.rs does.
+# --allow-dirty: a developer's uncommitted changes are what should be checked.
+rust_crate_package() {
+    cargo package -p pulseline --allow-dirty
+    cargo publish --dry-run --no-verify -p pulseline --allow-dirty
+}
+
+rust_crate_docs() { RUSTDOCFLAGS="-D warnings" cargo doc -p pulseline --no-deps --all-features; }
 
 build_collector() {
     if [[ $ONLY == all ]]; then
@@ -423,6 +437,9 @@ main() {
     step rust "cargo fmt --all --check" rust_fmt
     step rust "cargo clippy --workspace --all-targets -D warnings" rust_clippy
     step rust "cargo test --workspace" rust_tests
+    step rust "one version for every package (bump-version --check)" check_versions
+    step rust "pulseline crate: cargo package, publish --dry-run" rust_crate_package
+    step rust "pulseline crate docs (cargo doc, -D warnings)" rust_crate_docs
     step postgres "throwaway PostgreSQL cluster (loopback)" ensure_postgres
     step postgres "collector tests on PostgreSQL" collector_tests_postgres
 
