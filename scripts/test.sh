@@ -5,12 +5,17 @@
 #   rust: cargo fmt --all --check
 #         cargo clippy --workspace --all-targets -- -D warnings
 #         cargo test --workspace --no-fail-fast
+#         scripts/bump-version.sh --check (one version everywhere); cargo package and
+#         cargo publish --dry-run of the `pulseline` crate; its docs with -D warnings
 #   postgres: a throwaway PostgreSQL cluster, and the collector's suite again on it
 #   interop: pytest collector/tests/interop against the real debug binary
 #            (Segment's own Python SDK; schemathesis fuzzing /openapi.json)
-#   python: the `pulseline` Python package (sdk-python) built with maturin into .venv, its
-#           pytest suite and examples/python-* against the real collector, mypy stubtest of
-#           the native module's .pyi and mypy --strict of the package
+#   python: the `pulseline` Python package (sdk-python): abi3 wheel and sdist built with
+#           maturin (auditwheel show confirms the manylinux tag), the wheel installed into
+#           .venv, its pytest suite and examples/python-* against the real collector, mypy
+#           stubtest of the native module's .pyi and mypy --strict of the package; then the
+#           wheel in a fresh venv without cargo/rustc on PATH, and the sdist via pip install,
+#           each sending events to the real collector and reading them back
 #   node: the `pulseline` npm package (sdk-node) built with napi-rs (release), its committed
 #         loader and index.d.ts checked against the Rust source, tsc --strict on a typings
 #         test, and node --test sdk-node/test/ (examples/node-* included) against the real collector
@@ -155,6 +160,18 @@ rust_clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
 
 rust_tests() { cargo test --workspace --no-fail-fast; }
 
+check_versions() { scripts/bump-version.sh --check; }
+
+# The `pulseline` crate as crates.io would take it: packaged (its manifest normalised, path
+# dev-dependencies dropped), built from the package alone, and documented as docs.rs does.
+# --allow-dirty: a developer's uncommitted changes are what should be checked.
+rust_crate_package() {
+    cargo package -p pulseline --allow-dirty
+    cargo publish --dry-run --no-verify -p pulseline --allow-dirty
+}
+
+rust_crate_docs() { RUSTDOCFLAGS="-D warnings" cargo doc -p pulseline --no-deps --all-features; }
+
 build_collector() {
     if [[ $ONLY == all ]]; then
         # The same command and features as rust_tests, so here it is a no-op (a plain
@@ -180,13 +197,69 @@ interop_tests() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# The Python SDK (sdk-python): a release build (the per-call cost is part of what is tested),
-# installed editable into .venv; incremental after the first build.
+# The Python SDK (sdk-python): built once, as the wheel and sdist a release publishes, and that
+# wheel installed into .venv for the tests; incremental after the first build.
+
+WHEELS=$TARGET_DIR/wheels
 
 python_sdk_build() {
-    VIRTUAL_ENV=$VENV PATH=$VENV/bin:$PATH \
-        "$VENV/bin/maturin" develop --release --quiet -m sdk-python/Cargo.toml
+    rm -f "$WHEELS"/pulseline-*
+    "$VENV/bin/maturin" build --release --quiet -m sdk-python/Cargo.toml --out "$WHEELS"
+    "$VENV/bin/maturin" sdist -m sdk-python/Cargo.toml --out "$WHEELS"
+    local wheel
+    wheel=$(python_wheel)
+    # One abi3 wheel per platform, with a manylinux tag its symbols really satisfy.
+    [[ $wheel == */pulseline-*-cp310-abi3-manylinux_*.whl ]] || die "not an abi3 manylinux wheel: $wheel"
+    local report
+    report=$("$VENV/bin/auditwheel" show "$wheel")
+    echo "$report"
+    local tag=${wheel##*-abi3-}
+    tag=${tag%.whl}
+    tr -s ' \n' ' ' <<<"$report" | grep -qF "consistent with the following platform tag: \"$tag\"" ||
+        die "auditwheel does not confirm the wheel's tag $tag"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+        --force-reinstall "$wheel"
     "$VENV/bin/python" -c 'import pulseline; print("pulseline", pulseline.__version__)'
+}
+
+python_wheel() { # the one wheel python_sdk_build left in $WHEELS
+    # Only manylinux: maturin also drops the sdist install's own build (linux_x86_64) here.
+    local found=("$WHEELS"/pulseline-*-manylinux_*.whl)
+    [[ ${#found[@]} == 1 && -f ${found[0]} ]] || die "expected one wheel in $WHEELS, found: ${found[*]}"
+    echo "${found[0]}"
+}
+
+# A customer's install: a fresh venv, the wheel alone (--no-index), and neither cargo nor rustc
+# reachable (only the venv's bin on PATH; Debian's rustc-web puts cargo in /usr/bin). Then the
+# installed package sends events to the real collector and reads them back.
+python_wheel_install() {
+    local dir
+    dir=$(mktemp -d /tmp/pulseline-wheel.XXXXXX)
+    python3 -m venv "$dir/venv"
+    local -a bare=(env -i "HOME=$dir" "PATH=$dir/venv/bin" "LANG=C.UTF-8" "NO_PROXY=$NO_PROXY")
+    if "${bare[@]}" /bin/sh -c 'command -v cargo || command -v rustc'; then
+        die "cargo or rustc is reachable on the install PATH"
+    fi
+    "${bare[@]}" python -m pip install --quiet --disable-pip-version-check --no-index --no-deps \
+        "$(python_wheel)"
+    "${bare[@]}" python sdk-python/tests/installed_package.py \
+        "$TARGET_DIR/debug/pulseline-collector" "$dir"
+    rm -rf "$dir"
+}
+
+# `pip install` of the sdist compiles the extension from its sources alone (cargo on PATH). It
+# shares the target directory, so what the wheel build compiled is reused: a file missing from
+# the sdist still fails, as cargo must then rebuild from the sdist's tree.
+python_sdist_install() {
+    local dir sdist=("$WHEELS"/pulseline-*.tar.gz)
+    [[ -f ${sdist[0]} ]] || die "no sdist in $WHEELS"
+    dir=$(mktemp -d /tmp/pulseline-sdist.XXXXXX)
+    python3 -m venv "$dir/venv"
+    CARGO_TARGET_DIR=$TARGET_DIR "$dir/venv/bin/python" -m pip install --quiet \
+        --disable-pip-version-check --no-cache-dir "${sdist[0]}"
+    "$dir/venv/bin/python" sdk-python/tests/installed_package.py \
+        "$TARGET_DIR/debug/pulseline-collector" "$dir"
+    rm -rf "$dir"
 }
 
 python_sdk_tests() {
@@ -423,6 +496,9 @@ main() {
     step rust "cargo fmt --all --check" rust_fmt
     step rust "cargo clippy --workspace --all-targets -D warnings" rust_clippy
     step rust "cargo test --workspace" rust_tests
+    step rust "one version for every package (bump-version --check)" check_versions
+    step rust "pulseline crate: cargo package, publish --dry-run" rust_crate_package
+    step rust "pulseline crate docs (cargo doc, -D warnings)" rust_crate_docs
     step postgres "throwaway PostgreSQL cluster (loopback)" ensure_postgres
     step postgres "collector tests on PostgreSQL" collector_tests_postgres
 
@@ -432,9 +508,11 @@ main() {
 
     step python "Python venv (.venv, requirements-test.txt)" ensure_python_venv
     step python "build pulseline-collector (debug)" build_collector
-    step python "build the pulseline Python package (maturin)" python_sdk_build
+    step python "build the pulseline wheel and sdist (maturin)" python_sdk_build
     step python "Python SDK tests and examples (pytest)" python_sdk_tests
     step python "Python SDK types (stubtest, mypy --strict)" python_sdk_types
+    step python "the wheel installs and runs without Rust" python_wheel_install
+    step python "the sdist builds and installs (pip install)" python_sdist_install
 
     step node "npm dependencies (sdk-node)" ensure_node_deps
     step node "build pulseline-collector (debug)" build_collector

@@ -9,11 +9,10 @@ use std::{
 };
 
 use futures::channel::oneshot;
-use uuid::Uuid;
 
 use crate::{
-    Alias, ClientOptions, Clock, DropReason, Error, Group, Identify, Page, Screen, Stats, ToJson,
-    Track, Transport,
+    Alias, ClientOptions, Clock, DropReason, Error, Group, Identify, MessageId, Page, Screen,
+    Stats, ToJson, Track, Transport,
     limits::{MAX_BATCH_MESSAGES, MAX_REQUEST_BYTES},
     message::{Encoded, Encoder},
     report::Reporter,
@@ -142,10 +141,11 @@ impl Client {
     ///
     /// let client = pulseline::testing::test_client();
     /// let id = client.track(Track::new("user-42", "checkout").properties(Checkout { amount_cents: 4200, currency: "EUR" }))?;
-    /// assert_eq!(id.get_version_num(), 7);
+    /// // A fresh UUIDv7 unless the message carries your own `message_id`.
+    /// assert_eq!(pulseline::Uuid::parse_str(id.as_str()).unwrap().get_version_num(), 7);
     /// # Ok::<(), pulseline::Error>(())
     /// ```
-    pub fn track<P: ToJson>(&self, message: Track<P>) -> Result<Uuid, Error> {
+    pub fn track<P: ToJson>(&self, message: Track<P>) -> Result<MessageId, Error> {
         self.capture(|e, now| e.track(&message, now))
     }
 
@@ -156,7 +156,7 @@ impl Client {
     /// client.identify(pulseline::Identify::new("user-42").traits(serde_json::json!({ "plan": "pro" })))?;
     /// # Ok::<(), pulseline::Error>(())
     /// ```
-    pub fn identify<T: ToJson>(&self, message: Identify<T>) -> Result<Uuid, Error> {
+    pub fn identify<T: ToJson>(&self, message: Identify<T>) -> Result<MessageId, Error> {
         self.capture(|e, now| e.identify(&message, now))
     }
 
@@ -167,7 +167,7 @@ impl Client {
     /// client.page(pulseline::Page::new("user-42").name("Pricing"))?;
     /// # Ok::<(), pulseline::Error>(())
     /// ```
-    pub fn page<P: ToJson>(&self, message: Page<P>) -> Result<Uuid, Error> {
+    pub fn page<P: ToJson>(&self, message: Page<P>) -> Result<MessageId, Error> {
         self.capture(|e, now| e.page(&message, now))
     }
 
@@ -178,7 +178,7 @@ impl Client {
     /// client.screen(pulseline::Screen::new("user-42").name("Settings"))?;
     /// # Ok::<(), pulseline::Error>(())
     /// ```
-    pub fn screen<P: ToJson>(&self, message: Screen<P>) -> Result<Uuid, Error> {
+    pub fn screen<P: ToJson>(&self, message: Screen<P>) -> Result<MessageId, Error> {
         self.capture(|e, now| e.screen(&message, now))
     }
 
@@ -189,7 +189,7 @@ impl Client {
     /// client.group(pulseline::Group::new("user-42", "acme-inc"))?;
     /// # Ok::<(), pulseline::Error>(())
     /// ```
-    pub fn group<T: ToJson>(&self, message: Group<T>) -> Result<Uuid, Error> {
+    pub fn group<T: ToJson>(&self, message: Group<T>) -> Result<MessageId, Error> {
         self.capture(|e, now| e.group(&message, now))
     }
 
@@ -200,18 +200,18 @@ impl Client {
     /// client.alias(pulseline::Alias::new("user-42", "anon-3f1c"))?;
     /// # Ok::<(), pulseline::Error>(())
     /// ```
-    pub fn alias(&self, message: Alias) -> Result<Uuid, Error> {
+    pub fn alias(&self, message: Alias) -> Result<MessageId, Error> {
         self.capture(|e, now| e.alias(&message, now))
     }
 
     fn capture(
         &self,
         encode: impl FnOnce(&Encoder, web_time::SystemTime) -> Result<Encoded, Error>,
-    ) -> Result<Uuid, Error> {
+    ) -> Result<MessageId, Error> {
         let encoded = encode(&self.inner.encoder, self.inner.clock.system_time())?;
-        let id = encoded.message_id;
-        self.inner.shared.enqueue(encoded)?;
-        Ok(id)
+        let Encoded { bytes, message_id } = encoded;
+        self.inner.shared.enqueue(bytes)?;
+        Ok(message_id)
     }
 
     /// Waits up to `timeout` until every message captured before the call is delivered,

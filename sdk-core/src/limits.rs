@@ -26,6 +26,15 @@ pub const MAX_REQUEST_BYTES: usize = 512 * 1024;
 /// ```
 pub const MAX_BATCH_MESSAGES: usize = 2_500;
 
+/// Longest `messageId` accepted, in characters (not bytes): 200. The collector's limit for
+/// every id (`userId`, `anonymousId`, `groupId`, `previousId` too); the SDK checks a
+/// [`MessageId`](crate::MessageId) you give at capture.
+///
+/// ```
+/// assert_eq!(pulseline::limits::MAX_MESSAGE_ID_CHARS, 200);
+/// ```
+pub const MAX_MESSAGE_ID_CHARS: usize = 200;
+
 /// Bytes of a request body that are not messages: `{"batch":[`, `],"sentAt":"…"}`.
 ///
 /// Reserved generously (the exact figure is 48) so a batch sized by the SDK always fits

@@ -9,9 +9,10 @@ use web_time::SystemTime;
 
 use serde::Serialize;
 use serde_json::{Map, Value};
-use uuid::Uuid;
 
-use crate::{Error, JsonLimitError, ToJson, limits::MAX_MESSAGE_BYTES, time::write_rfc3339_millis};
+use crate::{
+    Error, JsonLimitError, MessageId, ToJson, limits::MAX_MESSAGE_BYTES, time::write_rfc3339_millis,
+};
 
 /// Who a message is about: a known user id, an anonymous id, or both.
 ///
@@ -103,7 +104,7 @@ impl From<String> for User {
 #[derive(Debug, Clone, Default)]
 struct Common {
     timestamp: Option<SystemTime>,
-    message_id: Option<Uuid>,
+    message_id: Option<MessageId>,
     context: Option<Map<String, Value>>,
     context_json: Option<crate::RawJson>,
     integrations: Option<Map<String, Value>>,
@@ -118,9 +119,11 @@ macro_rules! common_setters {
         }
 
         /// Uses your own `messageId` instead of a fresh UUIDv7, e.g. to make a backfill
-        /// idempotent: the collector stores each `messageId` once per project.
-        pub fn message_id(mut self, id: Uuid) -> Self {
-            self.common.message_id = Some(id);
+        /// idempotent: the collector stores each `messageId` once per project. Any non-empty
+        /// string of up to [`MAX_MESSAGE_ID_CHARS`](crate::limits::MAX_MESSAGE_ID_CHARS)
+        /// characters, or a [`Uuid`](crate::Uuid) (see [`MessageId`]).
+        pub fn message_id(mut self, id: impl Into<MessageId>) -> Self {
+            self.common.message_id = Some(id.into());
             self
         }
 
@@ -376,7 +379,7 @@ impl Alias {
 #[derive(Debug)]
 pub(crate) struct Encoded {
     pub(crate) bytes: Vec<u8>,
-    pub(crate) message_id: Uuid,
+    pub(crate) message_id: MessageId,
 }
 
 /// What capture needs to encode any message: the precomputed `"library":{…}` member.
@@ -495,18 +498,20 @@ impl Encoder {
             }
             _ => {}
         }
-        let message_id = common.message_id.unwrap_or_else(Uuid::now_v7);
+        let message_id = match &common.message_id {
+            Some(id) => {
+                id.validate()?;
+                id.clone()
+            }
+            None => MessageId::generate(),
+        };
         let mut buf = Vec::with_capacity(384);
         buf.extend_from_slice(b"{\"type\":\"");
         buf.extend_from_slice(kind.as_bytes());
-        buf.extend_from_slice(b"\",\"messageId\":\"");
-        buf.extend_from_slice(
-            message_id
-                .hyphenated()
-                .encode_lower(&mut Uuid::encode_buffer())
-                .as_bytes(),
-        );
-        buf.extend_from_slice(b"\",\"timestamp\":\"");
+        buf.extend_from_slice(b"\",\"messageId\":");
+        // Escaped: a caller's id is any string.
+        write_json(&mut buf, message_id.as_str());
+        buf.extend_from_slice(b",\"timestamp\":\"");
         write_rfc3339_millis(common.timestamp.unwrap_or(now), &mut buf)
             .ok_or_else(|| invalid("timestamp", "must be between 1970 and 9999"))?;
         buf.push(b'"');
@@ -523,7 +528,7 @@ impl Encoder {
 
 struct Writer {
     buf: Vec<u8>,
-    message_id: Uuid,
+    message_id: MessageId,
 }
 
 impl Writer {
@@ -685,8 +690,9 @@ mod tests {
         let e = encoder().track(&m, UNIX_EPOCH + NOW).unwrap();
         let v = parse(&e);
         assert_eq!(v["type"], "track");
-        assert_eq!(v["messageId"], e.message_id.to_string());
-        assert_eq!(e.message_id.get_version_num(), 7);
+        assert_eq!(v["messageId"], e.message_id.as_str());
+        let id = uuid::Uuid::parse_str(e.message_id.as_str()).unwrap();
+        assert_eq!(id.get_version_num(), 7);
         assert_eq!(v["timestamp"], "2026-01-01T00:00:00.123Z");
         assert_eq!(v["userId"], "u1");
         assert_eq!(v["anonymousId"], "a1");
@@ -851,7 +857,7 @@ mod tests {
 
     #[test]
     fn caller_supplied_message_id_and_timestamp_are_kept() {
-        let id = Uuid::now_v7();
+        let id = uuid::Uuid::now_v7();
         let at = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
         let e = encoder()
             .track(
@@ -862,5 +868,31 @@ mod tests {
         let v = parse(&e);
         assert_eq!(v["messageId"], id.to_string());
         assert_eq!(v["timestamp"], "2001-09-09T01:46:40.000Z");
+    }
+
+    #[test]
+    fn any_non_empty_string_is_a_message_id_sent_as_given() {
+        for id in [
+            "order-1042",
+            "ORDER \"1\"\n",
+            "🙂",
+            "0192F1A4-5B6C-7D8E-9F00-112233445566",
+        ] {
+            let e = encoder()
+                .track(&Track::new("u1", "x").message_id(id), UNIX_EPOCH + NOW)
+                .unwrap();
+            assert_eq!(parse(&e)["messageId"], id);
+            assert_eq!(e.message_id, id);
+        }
+        let err = encoder()
+            .track(&Track::new("u1", "x").message_id(""), UNIX_EPOCH + NOW)
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            Error::InvalidMessage {
+                field: "messageId",
+                ..
+            }
+        ));
     }
 }

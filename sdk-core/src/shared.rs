@@ -13,10 +13,7 @@ use crossbeam_queue::SegQueue;
 use futures::channel::oneshot;
 use tokio::sync::Notify;
 
-use crate::{
-    DropReason, Error, FlushOutcome, ShutdownOutcome, message::Encoded, report::Reporter,
-    stats::Counters,
-};
+use crate::{DropReason, Error, FlushOutcome, ShutdownOutcome, report::Reporter, stats::Counters};
 
 pub(crate) enum Command {
     Flush {
@@ -73,12 +70,12 @@ impl Shared {
         }
     }
 
-    /// Hands an encoded message to the worker, or refuses it if memory is full.
-    pub(crate) fn enqueue(&self, message: Encoded) -> Result<(), Error> {
+    /// Hands an encoded message (its wire bytes) to the worker, or refuses it if memory is full.
+    pub(crate) fn enqueue(&self, message: Vec<u8>) -> Result<(), Error> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let len = message.bytes.len();
+        let len = message.len();
         if !self.reserve(1, len) {
             self.reporter.dropped(DropReason::QueueFull, 1);
             return Err(Error::QueueFull {
@@ -89,7 +86,7 @@ impl Shared {
         // Counted before the push, so the worker's decrement after popping can never come first.
         let events = self.unbatched_events.fetch_add(1, Ordering::AcqRel) + 1;
         let bytes = self.unbatched_bytes.fetch_add(len, Ordering::AcqRel) + len;
-        self.queue.push(message.bytes);
+        self.queue.push(message);
         Counters::add(&self.reporter.counters.captured, 1);
         // Wake once per batch's worth, on the crossing, not on every message: a wake-up is a
         // syscall, ten times the cost of the rest of capture. The worker's flush-interval tick
@@ -213,7 +210,6 @@ impl std::fmt::Debug for Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uuid::Uuid;
 
     fn shared(max_events: usize, max_bytes: usize) -> Shared {
         Shared::new(
@@ -227,11 +223,8 @@ mod tests {
         )
     }
 
-    fn msg(len: usize) -> Encoded {
-        Encoded {
-            bytes: vec![b'x'; len],
-            message_id: Uuid::nil(),
-        }
+    fn msg(len: usize) -> Vec<u8> {
+        vec![b'x'; len]
     }
 
     #[test]

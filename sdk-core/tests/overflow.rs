@@ -44,7 +44,7 @@ impl Transport for Gated {
     }
 }
 
-fn track(client: &Client, i: usize) -> Result<pulseline::Uuid, Error> {
+fn track(client: &Client, i: usize) -> Result<pulseline::MessageId, Error> {
     client.track(
         Track::new(format!("user-{}", i % 1000), "bench_event").properties(
             json!({ "seq": i, "plan": "pro", "amount": 12.5, "flag": true, "tag": "burst" }),

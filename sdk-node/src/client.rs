@@ -429,7 +429,7 @@ impl Client {
             pulseline::User,
             Fields,
             &Converter,
-        ) -> Result<Uuid, pulseline::Error>,
+        ) -> Result<pulseline::MessageId, pulseline::Error>,
     ) -> napi::Result<Option<String>> {
         let cx = Converter::new(env.raw());
         let mut fields = match Fields::from_args(&cx, kind, args) {
@@ -439,11 +439,7 @@ impl Client {
         };
         let user = fields.user(kind).map_err(|e| e.into_napi(env))?;
         match send(&self.core, user, fields, &cx) {
-            Ok(id) => Ok(Some(
-                id.hyphenated()
-                    .encode_lower(&mut Uuid::encode_buffer())
-                    .to_owned(),
-            )),
+            Ok(id) => Ok(Some(id.into())),
             Err(pulseline::Error::QueueFull { .. } | pulseline::Error::Closed) => Ok(None),
             Err(err @ pulseline::Error::Serialize { field, .. }) => match cx.take_failure() {
                 Some(failure) => match conversion_error(field, &failure) {

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use pulseline::{Alias, Group, Identify, Page, Screen, Track, Uuid};
+use pulseline::{Alias, Group, Identify, MessageId, Page, Screen, Track};
 use pyo3::{
     prelude::*,
     types::{PyDict, PyList, PyString, PyTuple},
@@ -69,13 +69,10 @@ impl Client {
         &self,
         py: Python<'py>,
         argument: Option<(&str, &Argument<'py>)>,
-        capture: impl FnOnce(&pulseline::Client) -> Result<Uuid, pulseline::Error>,
+        capture: impl FnOnce(&pulseline::Client) -> Result<MessageId, pulseline::Error>,
     ) -> PyResult<Option<Bound<'py, PyString>>> {
         match capture(&self.core()) {
-            Ok(id) => Ok(Some(PyString::new(
-                py,
-                id.hyphenated().encode_lower(&mut Uuid::encode_buffer()),
-            ))),
+            Ok(id) => Ok(Some(PyString::new(py, id.as_str()))),
             Err(pulseline::Error::QueueFull { .. } | pulseline::Error::Closed) => Ok(None),
             Err(err) => {
                 if let Some((name, argument)) = argument

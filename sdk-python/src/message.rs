@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pulseline::{JsonLimitError, User, Uuid, limits::MAX_MESSAGE_BYTES, write_json_within};
+use pulseline::{JsonLimitError, MessageId, User, limits::MAX_MESSAGE_BYTES, write_json_within};
 use pyo3::{
     exceptions::PyTypeError,
     prelude::*,
@@ -105,7 +105,7 @@ pub(crate) fn object_argument<'py>(
 #[derive(Debug, Default)]
 pub(crate) struct Common {
     pub(crate) timestamp: Option<SystemTime>,
-    pub(crate) message_id: Option<Uuid>,
+    pub(crate) message_id: Option<MessageId>,
     pub(crate) context: Option<Map<String, Value>>,
     pub(crate) integrations: Option<Map<String, Value>>,
 }
@@ -125,7 +125,7 @@ impl Common {
                 .transpose()?,
             message_id: message_id
                 .filter(|m| !m.is_none())
-                .map(|m| uuid(py, m))
+                .map(|m| parse_message_id(py, m))
                 .transpose()?,
             context: map(py, "context", context)?,
             integrations: map(py, "integrations", integrations)?,
@@ -249,26 +249,18 @@ fn system_time(value: &Bound<'_, PyAny>) -> PyResult<SystemTime> {
     })
 }
 
-/// A `uuid.UUID` or its string form.
-fn uuid(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<Uuid> {
+/// A `str` (any non-empty one, checked by the core at capture) or a `uuid.UUID`.
+fn parse_message_id(py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<MessageId> {
     static UUID: PyOnceLock<Py<PyType>> = PyOnceLock::new();
-    let text = if value.is_instance(UUID.import(py, "uuid", "UUID")?)? {
-        value.str()?
-    } else if let Ok(s) = value.cast::<PyString>() {
+    let text = if let Ok(s) = value.cast::<PyString>() {
         s.clone()
+    } else if value.is_instance(UUID.import(py, "uuid", "UUID")?)? {
+        value.str()?
     } else {
         return Err(PyTypeError::new_err(format!(
             "message_id must be a str or uuid.UUID, not {}",
             crate::convert::type_name(value)
         )));
     };
-    let text = self::text("message_id", &text)?;
-    Uuid::parse_str(text).map_err(|err| {
-        OwnedError::new(
-            Class::InvalidMessage,
-            format!("invalid message: messageId {text:?} is not a UUID ({err})"),
-        )
-        .attr("field", Attr::Str("messageId".into()))
-        .into_pyerr(py)
-    })
+    Ok(MessageId::from(self::text("message_id", &text)?))
 }

@@ -196,9 +196,24 @@ def test_exceptions_from_user_code_propagate(offline: pulseline.Client) -> None:
         assert raised.value.__notes__ == ["while pulseline converted properties['b'][0]"]
 
 
-def test_invalid_message_id_and_oversized_messages(offline: pulseline.Client) -> None:
-    with pytest.raises(pulseline.InvalidMessageError, match="not a UUID"):
-        offline.track("u", "e", message_id="nope")
+def test_message_id_takes_any_non_empty_string_up_to_the_limit(offline: pulseline.Client) -> None:
+    # The collector's and Segment's contract: any non-empty string, here at most 200 characters.
+    for message_id in ["order-1042", "nope", " ", "é" * 200, "0192F1A4-5B6C-7D8E-9F00-112233445566"]:
+        assert offline.track("u", "e", message_id=message_id) == message_id
+    assert offline.track("u", "e", message_id=uuid.UUID(int=1)) == str(uuid.UUID(int=1))
+    with pytest.raises(pulseline.InvalidMessageError, match="messageId must not be empty") as raised:
+        offline.track("u", "e", message_id="")
+    assert raised.value.field == "messageId"
+    with pytest.raises(
+        pulseline.InvalidMessageError, match="messageId must be at most 200 characters"
+    ) as raised:
+        offline.track("u", "e", message_id="é" * 201)
+    assert raised.value.field == "messageId"
+    with pytest.raises(TypeError, match="message_id must be a str or uuid.UUID, not int"):
+        offline.track("u", "e", message_id=42)  # type: ignore[arg-type]
+
+
+def test_oversized_messages(offline: pulseline.Client) -> None:
     with pytest.raises(pulseline.MessageTooLargeError) as raised:
         offline.track("u", "e", {"blob": "x" * 40_000})
     assert raised.value.size > raised.value.limit

@@ -41,6 +41,19 @@ def test_track_arrives_once_with_every_field(collector, tmp_path: Path, unique) 
     assert stored["context"]["library"] == {"name": "pulseline-python", "version": pulseline.__version__}
 
 
+def test_a_string_message_id_arrives_as_given_and_dedupes(
+    collector, tmp_path: Path, unique
+) -> None:
+    event, message_id = unique("backfill"), unique('order "1042" ✓')
+    with pulseline.Client(collector.write_key, **collector.client_kwargs(tmp_path)) as client:
+        for n in range(2):  # a backfill run twice: the collector keeps the first
+            assert client.track("u1", event, {"n": n}, message_id=message_id) == message_id
+            assert client.flush(10).status == "flushed"
+    # Flushed means the collector committed both batches: nothing more can arrive.
+    [stored] = collector.events(event=event)
+    assert (stored["messageId"], stored["properties"]) == (message_id, {"n": 0})
+
+
 def test_every_message_type_arrives(collector, tmp_path: Path, unique) -> None:
     user = unique("user")
     client = pulseline.Client(collector.write_key, **collector.client_kwargs(tmp_path))

@@ -31,7 +31,8 @@ async fn a_captured_event_is_batched_stamped_and_delivered() {
     let id = client
         .track(Track::new("user-1", "signup").properties(json!({ "plan": "pro" })))
         .expect("valid");
-    assert_eq!(id.get_version_num(), 7);
+    let uuid = pulseline::Uuid::parse_str(id.as_str()).expect("a generated id is a UUID");
+    assert_eq!(uuid.get_version_num(), 7);
     assert_eq!(
         client.flush_async(Duration::from_secs(5)).await,
         FlushOutcome::Flushed
