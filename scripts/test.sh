@@ -13,7 +13,9 @@
 #           the native module's .pyi and mypy --strict of the package
 #   node: the `pulseline` npm package (sdk-node) built with napi-rs (release), its committed
 #         loader and index.d.ts checked against the Rust source, tsc --strict on a typings
-#         test, and node --test sdk-node/test/ (examples/node-* included) against the real collector
+#         test, the npm tarballs (pulseline + this platform's pulseline-<platform>, napi's layout)
+#         installed in a fresh project without Rust and used from CommonJS and ESM, and
+#         node --test sdk-node/test/ (examples/node-* included) against the real collector
 #
 # It installs what it needs when missing, and skips that quickly when present:
 #   .venv  python3 -m venv, with scripts/requirements-test.txt (reinstalled when that file changes)
@@ -212,7 +214,7 @@ npm_ci() { # directory: `npm ci` unless node_modules already matches package-loc
         echo "$dir/node_modules up to date"
         return
     fi
-    # --ignore-scripts: the package's own install script builds the addon; node_sdk_build does that.
+    # --ignore-scripts: nothing here needs an install script (node_sdk_build builds the addon).
     # `npm ci` refuses this lock on some registries: npm cannot record @napi-rs/lzma's optional
     # per-platform packages (a dependency of @napi-rs/cli), so it reports them "missing from lock
     # file". `npm install --no-save` still installs the locked versions and leaves the lock as is.
@@ -243,6 +245,54 @@ node_sdk_types() {
         --moduleResolution nodenext --types node test/types/usage.ts)
 }
 
+# The npm packages as napi-rs's release makes them (docs/install-node.md), for this platform
+# only: the main `pulseline` tarball wired to `pulseline-<platform>` by optionalDependencies, and
+# that platform package carrying the release addon node_sdk_build made. The release workflow
+# (.github/workflows/release-npm.yml) runs the same napi commands for every target.
+NPM_PACKAGES=$TARGET_DIR/npm-packages
+
+node_sdk_pack() {
+    # The per-platform package directories are napi's, generated from package.json's napi.targets.
+    (cd sdk-node && npx napi create-npm-dirs >/dev/null 2>&1)
+    git diff --exit-code -- sdk-node/npm
+    [[ -z $(git ls-files --others --exclude-standard -- sdk-node/npm) ]] ||
+        die "sdk-node/npm differs from what \`napi create-npm-dirs\` generates: commit it"
+    rm -rf "$NPM_PACKAGES"
+    mkdir -p "$NPM_PACKAGES/artifacts"
+    # Staged under the work tree (napi pre-publish reads the last commit), never in sdk-node/.
+    local stage=$NPM_PACKAGES/stage host config
+    mkdir -p "$stage"
+    (cd sdk-node && npm pack --silent --pack-destination "$stage" >/dev/null)
+    tar -xzf "$stage"/pulseline-*.tgz -C "$stage" && rm "$stage"/pulseline-*.tgz
+    cp -r sdk-node/npm "$stage/package/npm"
+    rm -f "$stage"/package/npm/*/*.node
+    cp sdk-node/native/pulseline.*.node "$NPM_PACKAGES/artifacts/"
+    # Only this machine's target is built here: napi's config, with the targets narrowed to it.
+    host=$(rustc -vV | sed -n 's/^host: //p')
+    config=$NPM_PACKAGES/napi-host.json
+    printf '{"targets": ["%s"]}\n' "$host" >"$config"
+    (
+        cd "$stage/package"
+        npx --prefix "$ROOT/sdk-node" napi artifacts -c "$config" --output-dir "$NPM_PACKAGES/artifacts" --npm-dir npm
+        npx --prefix "$ROOT/sdk-node" napi pre-publish -c "$config" --skip-optional-publish
+        local dir
+        for dir in npm/*/; do
+            if compgen -G "$dir*.node" >/dev/null; then
+                npm pack --silent --pack-destination "$NPM_PACKAGES" "./$dir" >/dev/null
+            fi
+        done
+        npm pack --silent --pack-destination "$NPM_PACKAGES" . >/dev/null
+    )
+    rm -rf "$stage" "$NPM_PACKAGES/artifacts"
+    ls -l "$NPM_PACKAGES"/*.tgz
+}
+
+node_sdk_package_tests() {
+    # A fresh project installs the tarballs with no cargo or rustc on its PATH, then uses them.
+    PULSELINE_COLLECTOR_BIN=$TARGET_DIR/debug/pulseline-collector PULSELINE_NPM_PACKAGES=$NPM_PACKAGES \
+        timeout --kill-after=30 600 node --test sdk-node/test/packages/
+}
+
 node_examples_deps() {
     local dir
     for dir in examples/node-*/; do
@@ -252,7 +302,8 @@ node_examples_deps() {
 
 node_sdk_tests() {
     # Includes test/examples.test.mjs, which runs examples/node-*.
-    PULSELINE_COLLECTOR_BIN=$TARGET_DIR/debug/pulseline-collector node --test sdk-node/test/
+    # test/packages/ needs the packed tarballs: node_sdk_package_tests runs it.
+    PULSELINE_COLLECTOR_BIN=$TARGET_DIR/debug/pulseline-collector node --test sdk-node/test/*.test.mjs
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -440,6 +491,8 @@ main() {
     step node "build pulseline-collector (debug)" build_collector
     step node "build the pulseline npm package (napi-rs, release)" node_sdk_build
     step node "TypeScript typings (tsc --strict)" node_sdk_types
+    step node "npm pack: pulseline + this platform's package (napi)" node_sdk_pack
+    step node "npm packages installed without Rust (CJS, ESM)" node_sdk_package_tests
     step node "npm dependencies (examples/node-*)" node_examples_deps
     step node "Node SDK tests and examples (node --test)" node_sdk_tests
 
