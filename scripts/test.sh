@@ -246,46 +246,11 @@ node_sdk_types() {
 }
 
 # The npm packages as napi-rs's release makes them (docs/install-node.md), for this platform
-# only: the main `pulseline` tarball wired to `pulseline-<platform>` by optionalDependencies, and
-# that platform package carrying the release addon node_sdk_build made. The release workflow
-# (.github/workflows/release-npm.yml) runs the same napi commands for every target.
+# only: `pulseline` wired by optionalDependencies to `pulseline-<platform>`, which carries the
+# release addon (node_sdk_build made it; the script's own napi build finds it up to date).
 NPM_PACKAGES=$TARGET_DIR/npm-packages
 
-node_sdk_pack() {
-    # The per-platform package directories are napi's, generated from package.json's napi.targets.
-    (cd sdk-node && npx napi create-npm-dirs >/dev/null 2>&1)
-    git diff --exit-code -- sdk-node/npm
-    [[ -z $(git ls-files --others --exclude-standard -- sdk-node/npm) ]] ||
-        die "sdk-node/npm differs from what \`napi create-npm-dirs\` generates: commit it"
-    rm -rf "$NPM_PACKAGES"
-    mkdir -p "$NPM_PACKAGES/artifacts"
-    # Staged under the work tree (napi pre-publish reads the last commit), never in sdk-node/.
-    local stage=$NPM_PACKAGES/stage host config
-    mkdir -p "$stage"
-    (cd sdk-node && npm pack --silent --pack-destination "$stage" >/dev/null)
-    tar -xzf "$stage"/pulseline-*.tgz -C "$stage" && rm "$stage"/pulseline-*.tgz
-    cp -r sdk-node/npm "$stage/package/npm"
-    rm -f "$stage"/package/npm/*/*.node
-    cp sdk-node/native/pulseline.*.node "$NPM_PACKAGES/artifacts/"
-    # Only this machine's target is built here: napi's config, with the targets narrowed to it.
-    host=$(rustc -vV | sed -n 's/^host: //p')
-    config=$NPM_PACKAGES/napi-host.json
-    printf '{"targets": ["%s"]}\n' "$host" >"$config"
-    (
-        cd "$stage/package"
-        npx --prefix "$ROOT/sdk-node" napi artifacts -c "$config" --output-dir "$NPM_PACKAGES/artifacts" --npm-dir npm
-        npx --prefix "$ROOT/sdk-node" napi pre-publish -c "$config" --skip-optional-publish
-        local dir
-        for dir in npm/*/; do
-            if compgen -G "$dir*.node" >/dev/null; then
-                npm pack --silent --pack-destination "$NPM_PACKAGES" "./$dir" >/dev/null
-            fi
-        done
-        npm pack --silent --pack-destination "$NPM_PACKAGES" . >/dev/null
-    )
-    rm -rf "$stage" "$NPM_PACKAGES/artifacts"
-    ls -l "$NPM_PACKAGES"/*.tgz
-}
+node_sdk_pack() { sdk-node/scripts/pack.sh "$NPM_PACKAGES"; }
 
 node_sdk_package_tests() {
     # A fresh project installs the tarballs with no cargo or rustc on its PATH, then uses them.
