@@ -15,7 +15,11 @@ OUT=$(mkdir -p "${1:-$ROOT/target/npm-packages}" && cd "${1:-$ROOT/target/npm-pa
 # Inside the work tree: napi pre-publish reads the last commit.
 STAGE=$ROOT/target/npm-stage
 
-[[ -x node_modules/.bin/napi ]] || npm ci --ignore-scripts --no-audit --no-fund
+# The napi CLI (a dev dependency). `npm ci` can refuse this lock (scripts/test.sh's npm_ci says
+# why); `npm install --no-save` installs the same locked versions.
+if [[ ! -x node_modules/.bin/napi ]]; then
+    npm ci --ignore-scripts --no-audit --no-fund || npm install --no-save --ignore-scripts --no-audit --no-fund
+fi
 npx napi build --platform --release --output-dir native --js index.js --dts index.d.ts
 
 # The per-platform package directories are napi's own, generated from package.json's napi.targets.
