@@ -18,7 +18,9 @@
 #           each sending events to the real collector and reading them back
 #   node: the `pulseline` npm package (sdk-node) built with napi-rs (release), its committed
 #         loader and index.d.ts checked against the Rust source, tsc --strict on a typings
-#         test, and node --test sdk-node/test/ (examples/node-* included) against the real collector
+#         test, the npm tarballs (pulseline + this platform's pulseline-<platform>, napi's layout)
+#         installed in a fresh project without Rust and used from CommonJS and ESM, and
+#         node --test sdk-node/test/ (examples/node-* included) against the real collector
 #
 # It installs what it needs when missing, and skips that quickly when present:
 #   .venv  python3 -m venv, with scripts/requirements-test.txt (reinstalled when that file changes)
@@ -285,7 +287,7 @@ npm_ci() { # directory: `npm ci` unless node_modules already matches package-loc
         echo "$dir/node_modules up to date"
         return
     fi
-    # --ignore-scripts: the package's own install script builds the addon; node_sdk_build does that.
+    # --ignore-scripts: nothing here needs an install script (node_sdk_build builds the addon).
     # `npm ci` refuses this lock on some registries: npm cannot record @napi-rs/lzma's optional
     # per-platform packages (a dependency of @napi-rs/cli), so it reports them "missing from lock
     # file". `npm install --no-save` still installs the locked versions and leaves the lock as is.
@@ -316,6 +318,19 @@ node_sdk_types() {
         --moduleResolution nodenext --types node test/types/usage.ts)
 }
 
+# The npm packages as napi-rs's release makes them (docs/install-node.md), for this platform
+# only: `pulseline` wired by optionalDependencies to `pulseline-<platform>`, which carries the
+# release addon (node_sdk_build made it; the script's own napi build finds it up to date).
+NPM_PACKAGES=$TARGET_DIR/npm-packages
+
+node_sdk_pack() { sdk-node/scripts/pack.sh "$NPM_PACKAGES"; }
+
+node_sdk_package_tests() {
+    # A fresh project installs the tarballs with no cargo or rustc on its PATH, then uses them.
+    PULSELINE_COLLECTOR_BIN=$TARGET_DIR/debug/pulseline-collector PULSELINE_NPM_PACKAGES=$NPM_PACKAGES \
+        timeout --kill-after=30 600 node --test sdk-node/test/packages/
+}
+
 node_examples_deps() {
     local dir
     for dir in examples/node-*/; do
@@ -325,7 +340,8 @@ node_examples_deps() {
 
 node_sdk_tests() {
     # Includes test/examples.test.mjs, which runs examples/node-*.
-    PULSELINE_COLLECTOR_BIN=$TARGET_DIR/debug/pulseline-collector node --test sdk-node/test/
+    # test/packages/ needs the packed tarballs: node_sdk_package_tests runs it.
+    PULSELINE_COLLECTOR_BIN=$TARGET_DIR/debug/pulseline-collector node --test sdk-node/test/*.test.mjs
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -518,6 +534,8 @@ main() {
     step node "build pulseline-collector (debug)" build_collector
     step node "build the pulseline npm package (napi-rs, release)" node_sdk_build
     step node "TypeScript typings (tsc --strict)" node_sdk_types
+    step node "npm pack: pulseline + this platform's package (napi)" node_sdk_pack
+    step node "npm packages installed without Rust (CJS, ESM)" node_sdk_package_tests
     step node "npm dependencies (examples/node-*)" node_examples_deps
     step node "Node SDK tests and examples (node --test)" node_sdk_tests
 

@@ -25,13 +25,22 @@ use crate::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FlushOutcome {
-    /// Every message captured before the call was acknowledged by the collector, or dropped for
-    /// a reason counted in [`Stats::dropped`].
+    /// Every message captured before the call was acknowledged by the collector, and none was
+    /// dropped while the flush waited.
     Flushed,
     /// Everything was resolved, but `messages` could not be delivered within the retry budget
     /// and wait in the disk buffer for a later replay.
     Persisted {
         /// Messages moved to the disk buffer during the flush.
+        messages: u64,
+    },
+    /// Everything was resolved, but `messages` were dropped while the flush waited (a batch the
+    /// collector refused with a 4xx, messages it rejected, the retry budget spent without a
+    /// disk buffer, ...): they will never be delivered. Each is counted by reason in
+    /// [`Stats::dropped`] and reported to `on_drop`. Takes precedence over `Persisted`.
+    Dropped {
+        /// Messages dropped, for any reason, between the call and its answer (captures made
+        /// meanwhile included).
         messages: u64,
     },
     /// The timeout passed first; delivery continues in the background.

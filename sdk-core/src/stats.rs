@@ -176,6 +176,11 @@ impl Counters {
         self.dropped[reason as usize].fetch_add(n, Relaxed);
     }
 
+    /// Messages dropped so far, for every reason: what a flush compares before and after.
+    pub(crate) fn dropped_total(&self) -> u64 {
+        self.dropped.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
     pub(crate) fn snapshot(&self) -> Stats {
         let d = |r: DropReason| self.dropped[r as usize].load(Relaxed);
         Stats {

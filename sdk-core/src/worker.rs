@@ -82,6 +82,7 @@ struct FlushWaiter {
     watermark: BatchId,
     deadline: Instant,
     parked_at_start: u64,
+    dropped_at_start: u64,
     reply: futures::channel::oneshot::Sender<FlushOutcome>,
 }
 
@@ -257,6 +258,7 @@ impl Worker {
                 watermark: self.next_batch_id,
                 deadline: later(now, timeout),
                 parked_at_start: self.parked_after_retries,
+                dropped_at_start: self.counters().dropped_total(),
                 reply,
             }),
             Command::Shutdown { timeout, reply } => {
@@ -723,9 +725,15 @@ impl Worker {
             let pending = self.unresolved.pending_before(waiter.watermark);
             let parked = self.parked_after_retries;
             let outcome = if pending == 0 && replay.is_none() {
-                match parked - waiter.parked_at_start {
-                    0 => FlushOutcome::Flushed,
-                    messages => FlushOutcome::Persisted { messages },
+                // A loss outranks a delay: persisted messages are still sent later.
+                let dropped = self
+                    .counters()
+                    .dropped_total()
+                    .saturating_sub(waiter.dropped_at_start);
+                match (dropped, parked - waiter.parked_at_start) {
+                    (0, 0) => FlushOutcome::Flushed,
+                    (0, messages) => FlushOutcome::Persisted { messages },
+                    (messages, _) => FlushOutcome::Dropped { messages },
                 }
             } else if now >= waiter.deadline {
                 FlushOutcome::TimedOut {

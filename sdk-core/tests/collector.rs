@@ -127,9 +127,10 @@ async fn a_wrong_write_key_is_dropped_as_a_client_error_not_retried() {
     let collector = Collector::start().await;
     let client = client(&collector.url(), "wk_not_a_real_key");
     capture(&client, 10);
+    // Refused, so never delivered: not `Flushed`.
     assert_eq!(
         client.flush_async(Duration::from_secs(30)).await,
-        FlushOutcome::Flushed
+        FlushOutcome::Dropped { messages: 10 }
     );
     let stats = client.stats();
     assert_eq!(

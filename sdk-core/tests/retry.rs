@@ -204,7 +204,7 @@ fn budget_exhausted_without_disk_drops_with_reason_and_hook() {
         .build()
         .unwrap();
     capture(&client, 4);
-    assert_eq!(client.flush(LONG), FlushOutcome::Flushed);
+    assert_eq!(client.flush(LONG), FlushOutcome::Dropped { messages: 4 });
     let requests = transport.requests();
     assert!(gap(&requests[0], requests.last().unwrap()) <= Duration::from_secs(60));
     assert_eq!(client.stats().dropped.retries_exhausted, 4);
@@ -284,7 +284,7 @@ fn too_large_batches_are_split_and_a_single_message_is_dropped() {
     transport.push_response(Ok(TransportResponse::new(413, vec![])));
     let client = self::client(&transport, &clock).build().unwrap();
     capture(&client, 1);
-    assert_eq!(client.flush(LONG), FlushOutcome::Flushed);
+    assert_eq!(client.flush(LONG), FlushOutcome::Dropped { messages: 1 });
     assert_eq!(transport.requests().len(), 1);
     assert_eq!(client.stats().dropped.too_large, 1);
 }
@@ -307,9 +307,12 @@ fn client_errors_are_dropped_not_retried() {
         .build()
         .unwrap();
     capture(&client, 3);
-    assert_eq!(client.flush(LONG), FlushOutcome::Flushed);
+    // Never delivered: the flush must not say `Flushed`.
+    assert_eq!(client.flush(LONG), FlushOutcome::Dropped { messages: 3 });
     assert_eq!(transport.requests().len(), 1);
     assert_eq!(client.stats().dropped.client_error, 3);
+    // Nothing dropped since: the next flush reports nothing.
+    assert_eq!(client.flush(LONG), FlushOutcome::Flushed);
     assert_eq!(
         *errors.lock().unwrap(),
         vec![(401, r#"{"error":"unknown write key"}"#.to_owned())]
@@ -337,7 +340,7 @@ fn rejected_messages_are_counted_and_reported_not_retried() {
         br#"{"success":true,"accepted":2,"rejected":[{"index":1,"messageId":"m-1","error":"timestamp too far in the future"}]}"#.to_vec(),
     )));
     capture(&client, 3);
-    assert_eq!(client.flush(LONG), FlushOutcome::Flushed);
+    assert_eq!(client.flush(LONG), FlushOutcome::Dropped { messages: 1 });
     assert_eq!(transport.requests().len(), 1);
     let stats = client.stats();
     assert_eq!((stats.sent, stats.dropped.rejected_by_server), (2, 1));
@@ -521,7 +524,10 @@ fn panicking_hooks_do_not_stop_the_worker() {
         .expect("the worker thread died: a panicking hook killed it");
     assert_eq!(
         (first, second),
-        (FlushOutcome::Flushed, FlushOutcome::Flushed)
+        (
+            FlushOutcome::Dropped { messages: 2 },
+            FlushOutcome::Dropped { messages: 1 }
+        )
     );
     assert_eq!(dropped, (3, 3));
 }

@@ -11,7 +11,7 @@
 //   the native method, which converts each value and throws a precise TypeError;
 // - the process exit hooks (exit.js).
 const { isMainThread } = require('node:worker_threads')
-const native = require('../native/index.js')
+const native = require('./binding.js')
 const { watch } = require('./exit.js')
 
 const COMMON = ['userId', 'anonymousId', 'timestamp', 'context', 'integrations', 'messageId']

@@ -267,13 +267,18 @@ export interface Dropped {
 /** How `flush()` ended. */
 export interface FlushResult {
   /**
-   * `flushed`: everything captured before the call was delivered (or dropped for a counted
-   * reason); `persisted`: what could not be delivered within the retry budget waits in the
-   * disk buffer; `timed_out`: the timeout passed, delivery continues in the background;
-   * `closed`: the client was shut down.
+   * `flushed`: everything captured before the call was stored by the collector, and nothing
+   * was dropped meanwhile; `persisted`: what could not be delivered within the retry budget
+   * waits in the disk buffer; `dropped`: messages were dropped while the flush waited (the
+   * collector refused a batch with a 4xx or rejected messages, ...; see `stats().dropped`
+   * and `onDrop`) and will never be delivered; `timed_out`: the timeout passed, delivery
+   * continues in the background; `closed`: the client was shut down.
    */
-  status: 'flushed' | 'persisted' | 'timed_out' | 'closed'
-  /** Messages moved to the disk buffer (`persisted`) or not yet resolved (`timed_out`). */
+  status: 'flushed' | 'persisted' | 'dropped' | 'timed_out' | 'closed'
+  /**
+   * Messages moved to the disk buffer (`persisted`), dropped (`dropped`) or not yet resolved
+   * (`timed_out`).
+   */
   messages: number
 }
 

@@ -90,13 +90,16 @@ impl From<pulseline::Stats> for Stats {
 #[napi(object)]
 #[derive(Debug)]
 pub struct FlushResult {
-    /// `flushed`: everything captured before the call was delivered (or dropped for a counted
-    /// reason); `persisted`: what could not be delivered within the retry budget waits in the
-    /// disk buffer; `timed_out`: the timeout passed, delivery continues in the background;
-    /// `closed`: the client was shut down.
-    #[napi(ts_type = "'flushed' | 'persisted' | 'timed_out' | 'closed'")]
+    /// `flushed`: everything captured before the call was stored by the collector, and nothing
+    /// was dropped meanwhile; `persisted`: what could not be delivered within the retry budget
+    /// waits in the disk buffer; `dropped`: messages were dropped while the flush waited (the
+    /// collector refused a batch with a 4xx or rejected messages, ...; see `stats().dropped`
+    /// and `onDrop`) and will never be delivered; `timed_out`: the timeout passed, delivery
+    /// continues in the background; `closed`: the client was shut down.
+    #[napi(ts_type = "'flushed' | 'persisted' | 'dropped' | 'timed_out' | 'closed'")]
     pub status: String,
-    /// Messages moved to the disk buffer (`persisted`) or not yet resolved (`timed_out`).
+    /// Messages moved to the disk buffer (`persisted`), dropped (`dropped`) or not yet resolved
+    /// (`timed_out`).
     pub messages: i64,
 }
 
@@ -106,6 +109,7 @@ impl From<pulseline::FlushOutcome> for FlushResult {
         let (status, messages) = match o {
             F::Flushed => ("flushed", 0),
             F::Persisted { messages } => ("persisted", messages),
+            F::Dropped { messages } => ("dropped", messages),
             F::TimedOut { pending } => ("timed_out", pending),
             _ => ("closed", 0),
         };

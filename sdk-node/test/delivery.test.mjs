@@ -123,6 +123,18 @@ test('onError receives delivery errors and onDrop counts the drop (a revoked key
   await client.shutdown()
 })
 
+test('flush() resolves "dropped", not "flushed", when the collector refuses the batch', async () => {
+  // An unknown key: the collector answers 401, a client error that retrying cannot fix.
+  const client = new Client(collector.options({ writeKey: 'plw_not_a_real_key', onError: () => {} }))
+  client.track({ userId: 'u', event: unique('refused') })
+  client.track({ userId: 'u', event: unique('refused') })
+  assert.deepEqual(await client.flush(), { status: 'dropped', messages: 2 })
+  assert.equal(client.stats().dropped.clientError, 2)
+  // Nothing new since: the next flush has nothing to report.
+  assert.deepEqual(await client.flush(), { status: 'flushed', messages: 0 })
+  await client.shutdown()
+})
+
 test('serverless: await client.flush() per invocation delivers before the handler returns', async () => {
   const client = new Client(collector.options({ flushInterval: 60_000 }))
   const event = unique('lambda')

@@ -72,14 +72,15 @@ impl Stats {
     }
 }
 
-/// How a `flush()` ended. Truthy when every message was resolved (delivered, dropped for a
-/// counted reason, or persisted to the disk buffer).
+/// How a `flush()` ended. Truthy when every message was delivered or persisted to the disk
+/// buffer; falsy when some were dropped (`"dropped"`), the timeout passed or the client was closed.
 #[pyclass(module = "pulseline._native", frozen, get_all)]
 #[derive(Debug)]
 pub(crate) struct FlushOutcome {
-    /// `"flushed"`, `"persisted"`, `"timed_out"` or `"closed"`.
+    /// `"flushed"`, `"persisted"`, `"dropped"`, `"timed_out"` or `"closed"`.
     status: &'static str,
-    /// Messages moved to the disk buffer (`persisted`) or still pending (`timed_out`).
+    /// Messages moved to the disk buffer (`persisted`), dropped (`dropped`) or still pending
+    /// (`timed_out`).
     messages: u64,
 }
 
@@ -89,6 +90,7 @@ impl From<pulseline::FlushOutcome> for FlushOutcome {
         let (status, messages) = match outcome {
             F::Flushed => ("flushed", 0),
             F::Persisted { messages } => ("persisted", messages),
+            F::Dropped { messages } => ("dropped", messages),
             F::TimedOut { pending } => ("timed_out", pending),
             _ => ("closed", 0),
         };

@@ -97,7 +97,9 @@ def test_delivery_errors_reach_on_error_and_the_log(collector, tmp_path: Path, c
         "plw_not_a_key", host=collector.host, disk_buffer=False, on_error=errors.append
     )
     client.track("u", "refused")
-    client.flush(10)
+    # Refused with a 401, so never delivered: not "flushed", and falsy.
+    outcome = client.flush(10)
+    assert (outcome.status, outcome.messages, bool(outcome)) == ("dropped", 1, False)
     client.shutdown(5)
     deadline = time.monotonic() + 5
     while not errors and time.monotonic() < deadline:
