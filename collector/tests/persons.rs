@@ -3,6 +3,8 @@
 //! deletion is what a store that never had the person shows.
 
 mod common;
+#[path = "persons/cookieless.rs"]
+mod cookieless;
 
 use std::sync::Arc;
 

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod analytics;
 pub mod category_cap;
+pub mod cookieless;
 pub mod delivery;
 pub mod invitations;
 pub mod persons;
