@@ -24,7 +24,10 @@ pub const VISITOR_ID_PREFIX: &str = "ck_";
 /// Today's salt, cached in memory: ingest reads the store once per day per replica, and each
 /// cookieless message then costs one hash.
 #[derive(Debug, Clone, Default)]
-pub struct DailySalt(Arc<RwLock<Option<(NaiveDate, [u8; SALT_BYTES])>>>);
+pub struct DailySalt(Arc<RwLock<Option<DaySalt>>>);
+
+/// A day and its salt.
+type DaySalt = (NaiveDate, [u8; SALT_BYTES]);
 
 impl DailySalt {
     /// The salt of `now`'s UTC day. The first replica to need it creates it in the store (and

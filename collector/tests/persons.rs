@@ -5,6 +5,8 @@
 mod common;
 #[path = "persons/cookieless.rs"]
 mod cookieless;
+#[path = "persons/raw_retention.rs"]
+mod raw_retention;
 
 use std::sync::Arc;
 

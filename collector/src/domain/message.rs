@@ -68,6 +68,10 @@ impl fmt::Display for MessageError {
     }
 }
 
+/// Names the visitor of a cookieless message from its `context.userAgent`, if any
+/// (`crate::cookieless`).
+pub type NameVisitor<'a> = &'a dyn Fn(Option<&str>) -> String;
+
 /// A validated message, ready for storage.
 #[derive(Debug, Clone)]
 pub struct Message {
@@ -155,7 +159,7 @@ impl Message {
         default_type: Option<MessageType>,
         max_bytes: usize,
         received_at: DateTime<Utc>,
-        visitor: Option<&dyn Fn(Option<&str>) -> String>,
+        visitor: Option<NameVisitor<'_>>,
     ) -> Result<Self, MessageError> {
         let text = raw.get();
         if text.len() > max_bytes {

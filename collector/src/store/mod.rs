@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod invitations;
 pub mod persons;
 mod postgres;
+pub mod raw_retention;
 mod rules;
 mod sqlite;
 mod sqlite_ingest;
