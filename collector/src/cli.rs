@@ -8,7 +8,7 @@ use crate::config::{Config, DEFAULT_DATABASE_URL, SqliteSynchronous};
 use crate::domain::KeyKind;
 use crate::projects;
 use crate::startup::Application;
-use crate::store::{KeyRecord, Store};
+use crate::store::{KeyRecord, Store, raw_retention};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -82,6 +82,9 @@ enum ProjectAction {
     },
     /// Move a project to another plan; its quota and retention change at once.
     SetPlan { project_id: i64, plan: String },
+    /// Keep the project's raw events DAYS days (at most its plan's retention), or `plan` to
+    /// keep them as long as the plan. Rollups keep the plan's retention.
+    SetRawRetention { project_id: i64, days: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -294,6 +297,26 @@ async fn project(action: ProjectAction, store: &Store) -> anyhow::Result<()> {
                 bail!("there is no project {project_id}: see `pulseline-collector project list`");
             }
             println!("Project {project_id} is now on plan {plan}.");
+        }
+        ProjectAction::SetRawRetention { project_id, days } => {
+            let days = match days.as_str() {
+                "plan" => None,
+                n => Some(n.parse::<i64>().map_err(|_| {
+                    anyhow::anyhow!("DAYS must be a number of days or 'plan', not '{n}'")
+                })?),
+            };
+            let Some(current) = store.raw_retention(project_id).await? else {
+                bail!("there is no project {project_id}: see `pulseline-collector project list`");
+            };
+            if let Some(days) = days {
+                raw_retention::validate(days, current.plan_retention_days)
+                    .map_err(|e| anyhow::anyhow!(e))?;
+            }
+            store.set_raw_retention(project_id, days).await?;
+            match days {
+                Some(d) => println!("Project {project_id} keeps raw events {d} days."),
+                None => println!("Project {project_id} keeps raw events as long as its plan."),
+            }
         }
     }
     Ok(())

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cookieless;
 pub mod domain;
 pub mod error;
 pub mod ingest;

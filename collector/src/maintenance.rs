@@ -14,6 +14,8 @@ use crate::store::{RetentionReport, Store, StoreError};
 pub async fn run_once(store: &Store, now: DateTime<Utc>) -> Result<RetentionReport, StoreError> {
     store.prepare_partitions(now).await?;
     let report = store.apply_retention(now).await?;
+    // A day's cookieless salt goes when the day ends, also when no cookieless message came.
+    store.delete_salts_before(now.date_naive()).await?;
     // Expired invitations can no longer be accepted; nothing reads them.
     let expired =
         now - chrono::Duration::days(crate::routes::dashboard::invitations::INVITATION_TTL_DAYS);

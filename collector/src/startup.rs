@@ -193,6 +193,7 @@ impl Application {
             proxies: Arc::new(config.proxy),
             ops: Arc::new(config.ops),
             suppressions,
+            cookieless_salt: Default::default(),
         };
         Ok(Self {
             listener,

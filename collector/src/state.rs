@@ -31,4 +31,6 @@ pub struct AppState {
     pub ops: Arc<crate::routes::ops::OpsConfig>,
     /// Persons whose new events are dropped at ingest.
     pub suppressions: crate::privacy::SuppressionCache,
+    /// Today's salt of cookieless visitor ids.
+    pub cookieless_salt: crate::cookieless::DailySalt,
 }

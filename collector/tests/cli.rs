@@ -229,3 +229,55 @@ async fn serve_refuses_a_category_cap_of_zero() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn project_raw_retention_is_set_within_the_plan() {
+    let app = spawn_app().await;
+    let db = app.database_url.as_str();
+    let project = app.keys.project_id.to_string();
+    let (ok, _, stderr) = cli(
+        db,
+        &[
+            "plan",
+            "set",
+            "trial",
+            "--events-per-month",
+            "unlimited",
+            "--retention-days",
+            "30",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = cli(db, &["project", "set-plan", &project, "trial"]);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = cli(db, &["project", "set-raw-retention", &project, "31"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("from 1 to 30 (the plan keeps data 30 days)"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = cli(db, &["project", "set-raw-retention", &project, "a week"]);
+    assert!(
+        !ok && stderr.contains("a number of days or 'plan'"),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = cli(db, &["project", "set-raw-retention", &project, "7"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("keeps raw events 7 days"), "{stdout}");
+    let store = app.store().await;
+    let retention = store
+        .raw_retention(app.keys.project_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(retention.effective_raw_retention_days, Some(7));
+    let (ok, _, stderr) = cli(db, &["project", "set-raw-retention", &project, "plan"]);
+    assert!(ok, "{stderr}");
+    let retention = store
+        .raw_retention(app.keys.project_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(retention.raw_retention_days, None);
+    assert_eq!(retention.effective_raw_retention_days, Some(30));
+}

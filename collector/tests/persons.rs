@@ -1,8 +1,13 @@
-//! Deleting, exporting and suppressing one person's data (README "Deleting and exporting a
-//! person's data"), over HTTP on both backends: what the read API and the dashboard show after a
-//! deletion is what a store that never had the person shows.
+//! Deleting, exporting and suppressing one person's data (docs/privacy.md), over HTTP on both
+//! backends: what the read API and the dashboard show after a deletion is what a store that
+//! never had the person shows. Also the rest of docs/privacy.md: cookieless visitor ids and
+//! raw-event retention.
 
 mod common;
+#[path = "persons/cookieless.rs"]
+mod cookieless;
+#[path = "persons/raw_retention.rs"]
+mod raw_retention;
 
 use std::sync::Arc;
 

@@ -102,6 +102,8 @@ struct Inner {
     encoder: Encoder,
     clock: Arc<dyn Clock>,
     shutdown_timeout: Duration,
+    /// [`ClientOptions::disabled`]: fixed for the client's life, unlike the opt-out flag.
+    disabled: bool,
     /// How to build this client again (in a forked child, see `fork.rs`).
     #[cfg_attr(not(feature = "worker-thread"), allow(dead_code))]
     pub(crate) recipe: crate::fork::Recipe,
@@ -219,8 +221,50 @@ impl Client {
     ) -> Result<MessageId, Error> {
         let encoded = encode(&self.inner.encoder, self.inner.clock.system_time())?;
         let Encoded { bytes, message_id } = encoded;
-        self.inner.shared.enqueue(bytes)?;
+        // Checked after encoding, so an invalid message is the same error whether or not the
+        // client sends: code tested with a disabled client behaves the same in production.
+        if self.inner.disabled || self.inner.shared.is_opted_out() {
+            self.inner.shared.discard_opted_out()?;
+        } else {
+            self.inner.shared.enqueue(bytes)?;
+        }
         Ok(message_id)
+    }
+
+    /// Stops sending from now on: later captures are validated and return their `messageId`
+    /// as usual, but are dropped (counted as [`DropReason::OptedOut`]) instead of being queued,
+    /// so they reach neither the network nor the disk buffer. Messages captured before the call
+    /// are still delivered. Applies to every clone of this client; lasts until
+    /// [`opt_in`](Client::opt_in) (the client does not persist it: store the user's choice
+    /// yourself and call this at start-up).
+    ///
+    /// ```
+    /// let client = pulseline::testing::test_client();
+    /// client.opt_out();
+    /// client.track(pulseline::Track::new("user-42", "signup"))?;
+    /// assert_eq!(client.stats().dropped.opted_out, 1);
+    /// client.opt_in();
+    /// assert!(!client.is_opted_out());
+    /// # Ok::<(), pulseline::Error>(())
+    /// ```
+    pub fn opt_out(&self) {
+        self.inner.shared.set_opted_out(true);
+    }
+
+    /// Resumes sending after [`opt_out`](Client::opt_out): captures from now on are delivered.
+    /// A client built with [`ClientOptions::disabled`] stays disabled.
+    pub fn opt_in(&self) {
+        self.inner.shared.set_opted_out(false);
+    }
+
+    /// Whether [`opt_out`](Client::opt_out) is in effect.
+    pub fn is_opted_out(&self) -> bool {
+        self.inner.shared.is_opted_out()
+    }
+
+    /// Whether the client was built with [`ClientOptions::disabled`].
+    pub fn is_disabled(&self) -> bool {
+        self.inner.disabled
     }
 
     /// Waits up to `timeout` until every message captured before the call is delivered,
@@ -519,6 +563,12 @@ impl ClientBuilder {
         self
     }
 
+    /// See [`ClientOptions::disabled`].
+    pub fn disabled(mut self, disabled: bool) -> Self {
+        self.options.disabled = disabled;
+        self
+    }
+
     /// Sends with `transport` instead of HTTP (tests, or a platform transport in a binding).
     pub fn transport(mut self, transport: impl Transport) -> Self {
         self.transport = Some(Arc::new(transport));
@@ -655,7 +705,8 @@ impl ClientBuilder {
         };
         let spill_bytes = options.max_buffered_bytes / 2;
         #[cfg(feature = "disk-buffer")]
-        let disk = match &options.disk_buffer {
+        // A disabled client must leave no trace on disk: no directory, no replay of old files.
+        let disk = match options.disk_buffer.as_ref().filter(|_| !options.disabled) {
             Some(disk_options) => {
                 // A replayed segment is loaded whole: keep it well within the memory bound.
                 let mut disk_options = disk_options.clone();
@@ -708,6 +759,7 @@ impl ClientBuilder {
                 encoder: Encoder::new(&options.library_name, &options.library_version),
                 clock: Arc::clone(&clock),
                 shutdown_timeout: options.shutdown_timeout,
+                disabled: options.disabled,
                 recipe,
                 thread: Mutex::new(None),
             }),

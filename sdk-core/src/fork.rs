@@ -67,6 +67,7 @@ impl Client {
         configure: impl FnOnce(&mut ClientOptions),
     ) -> Result<Client, Error> {
         let mut recipe = self.recipe().clone();
+        let opted_out = self.is_opted_out();
         std::mem::forget(self);
         configure(&mut recipe.options);
         reseed_inherited_rngs();
@@ -75,7 +76,12 @@ impl Client {
         let mut builder = Client::builder(recipe.write_key).options(recipe.options);
         builder.transport = recipe.transport;
         builder.clock = recipe.clock;
-        builder.build()
+        let client = builder.build()?;
+        // The user's opt-out is run-time state, not an option: the child inherits it too.
+        if opted_out {
+            client.opt_out();
+        }
+        Ok(client)
     }
 }
 

@@ -75,6 +75,12 @@ pub struct ClientOptions {
     /// keeps everything in memory.
     #[cfg(feature = "disk-buffer")]
     pub disk_buffer: Option<DiskBufferOptions>,
+    /// Send nothing and write no disk buffer, while every method keeps working: captures are
+    /// validated, return their `messageId` and are counted as dropped
+    /// ([`DropReason::OptedOut`](crate::DropReason::OptedOut)). For tests and environments
+    /// that must not send; unlike [`Client::opt_out`](crate::Client::opt_out) it cannot be
+    /// undone at run time. Default `false`.
+    pub disabled: bool,
     /// Called with each drop (reason, number of messages). Default `None`.
     pub on_drop: Option<DropHook>,
     /// Called with each delivery error, on the worker thread. Default `None`.
@@ -103,6 +109,7 @@ impl Default for ClientOptions {
             shutdown_timeout: Duration::from_secs(5),
             #[cfg(feature = "disk-buffer")]
             disk_buffer: Some(DiskBufferOptions::default()),
+            disabled: false,
             on_drop: None,
             on_error: None,
         }
@@ -131,7 +138,8 @@ impl std::fmt::Debug for ClientOptions {
             .field("shutdown_timeout", &self.shutdown_timeout);
         #[cfg(feature = "disk-buffer")]
         d.field("disk_buffer", &self.disk_buffer);
-        d.field("on_drop", &self.on_drop.is_some())
+        d.field("disabled", &self.disabled)
+            .field("on_drop", &self.on_drop.is_some())
             .field("on_error", &self.on_error.is_some())
             .finish()
     }

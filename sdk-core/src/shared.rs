@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     /// `None` once the worker has ended (see [`Shared::worker_ended`]).
     commands: Mutex<Option<Vec<Command>>>,
     closed: AtomicBool,
+    /// Set by `Client::opt_out`: captures are accepted, counted and dropped.
+    opted_out: AtomicBool,
     pub(crate) reporter: Arc<Reporter>,
     pub(crate) limits: Limits,
 }
@@ -65,6 +67,7 @@ impl Shared {
             wake: Notify::new(),
             commands: Mutex::new(Some(Vec::new())),
             closed: AtomicBool::new(false),
+            opted_out: AtomicBool::new(false),
             reporter,
             limits,
         }
@@ -97,6 +100,25 @@ impl Shared {
             self.wake.notify_one();
         }
         Ok(())
+    }
+
+    /// Accepts a message captured while disabled or opted out: counted as captured and as
+    /// dropped, never queued, so it costs no memory and reaches neither network nor disk.
+    pub(crate) fn discard_opted_out(&self) -> Result<(), Error> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Counters::add(&self.reporter.counters.captured, 1);
+        self.reporter.dropped(DropReason::OptedOut, 1);
+        Ok(())
+    }
+
+    pub(crate) fn set_opted_out(&self, opted_out: bool) {
+        self.opted_out.store(opted_out, Ordering::Release);
+    }
+
+    pub(crate) fn is_opted_out(&self) -> bool {
+        self.opted_out.load(Ordering::Acquire)
     }
 
     /// Accounts for messages entering memory; false (and nothing reserved) if over a bound.

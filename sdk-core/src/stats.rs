@@ -29,11 +29,14 @@ pub enum DropReason {
     /// between the capture call and its deferred serialization); see
     /// [`Client::record_dropped`](crate::Client::record_dropped).
     Unserializable,
+    /// Captured while the client was disabled ([`ClientOptions::disabled`](crate::ClientOptions::disabled))
+    /// or opted out ([`Client::opt_out`](crate::Client::opt_out)): accepted and never sent.
+    OptedOut,
 }
 
 impl DropReason {
     /// Every reason, in the order bindings list them (one home, so no binding's list drifts).
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::QueueFull,
         DropReason::RejectedByServer,
         DropReason::ClientError,
@@ -43,6 +46,7 @@ impl DropReason {
         DropReason::DiskFull,
         DropReason::Shutdown,
         DropReason::Unserializable,
+        DropReason::OptedOut,
     ];
 
     /// A stable snake_case name, e.g. for metrics labels: `rejected_by_server`.
@@ -57,6 +61,7 @@ impl DropReason {
             DropReason::DiskFull => "disk_full",
             DropReason::Shutdown => "shutdown",
             DropReason::Unserializable => "unserializable",
+            DropReason::OptedOut => "opted_out",
         }
     }
 }
@@ -89,6 +94,8 @@ pub struct Dropped {
     pub shutdown: u64,
     /// See [`DropReason::Unserializable`].
     pub unserializable: u64,
+    /// See [`DropReason::OptedOut`].
+    pub opted_out: u64,
 }
 
 impl Dropped {
@@ -103,6 +110,7 @@ impl Dropped {
             + self.disk_full
             + self.shutdown
             + self.unserializable
+            + self.opted_out
     }
 
     /// The count for one reason.
@@ -117,6 +125,7 @@ impl Dropped {
             DropReason::DiskFull => self.disk_full,
             DropReason::Shutdown => self.shutdown,
             DropReason::Unserializable => self.unserializable,
+            DropReason::OptedOut => self.opted_out,
         }
     }
 }
@@ -164,7 +173,7 @@ pub(crate) struct Counters {
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) batches_sent: AtomicU64,
     pub(crate) corrupt_records: AtomicU64,
-    dropped: [AtomicU64; 9],
+    dropped: [AtomicU64; DropReason::ALL.len()],
 }
 
 impl Counters {
@@ -202,6 +211,7 @@ impl Counters {
                 disk_full: d(DropReason::DiskFull),
                 shutdown: d(DropReason::Shutdown),
                 unserializable: d(DropReason::Unserializable),
+                opted_out: d(DropReason::OptedOut),
             },
         }
     }

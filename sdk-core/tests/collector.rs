@@ -139,3 +139,81 @@ async fn a_wrong_write_key_is_dropped_as_a_client_error_not_retried() {
     );
     assert_eq!(collector.events_total().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_client_sends_nothing_and_writes_no_disk_buffer() {
+    let collector = Collector::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let buffer = dir.path().join("buffer");
+    let client = Client::builder(&collector.write_key)
+        .host(collector.url())
+        .disk_buffer_directory(&buffer)
+        .disabled(true)
+        .build()
+        .unwrap();
+    let ids = capture(&client, 20);
+    assert_eq!(ids.len(), 20, "captures still return their messageId");
+    // Invalid input is still refused, as it would be by an enabled client.
+    assert!(client.track(Track::new("user-1", "")).is_err());
+    client.opt_in();
+    client.track(Track::new("user-1", "after_opt_in")).unwrap();
+    assert_eq!(
+        client.flush_async(Duration::from_secs(30)).await,
+        FlushOutcome::Flushed
+    );
+    let stats = client.stats();
+    assert_eq!(
+        (stats.captured, stats.sent, stats.dropped.opted_out),
+        (21, 0, 21),
+        "{stats:?}"
+    );
+    assert!(
+        client
+            .shutdown_async(Duration::from_secs(10))
+            .await
+            .is_complete()
+    );
+    assert_eq!(collector.events_total().await, 0);
+    assert!(!buffer.exists(), "a disabled client created {buffer:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opt_out_drops_captures_and_opt_in_resumes() {
+    let collector = Collector::start().await;
+    let client = client(&collector.url(), &collector.write_key);
+    let before = capture(&client, 5);
+    client.opt_out();
+    assert!(client.is_opted_out());
+    let dropped: Vec<_> = (0..7)
+        .map(|i| client.track(Track::new("user-9", format!("while_opted_out_{i}"))))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(dropped.len(), 7);
+    assert_eq!(
+        client.flush_async(Duration::from_secs(30)).await,
+        FlushOutcome::Flushed
+    );
+    client.opt_in();
+    let after = capture(&client, 3);
+    assert_eq!(
+        client.flush_async(Duration::from_secs(30)).await,
+        FlushOutcome::Flushed
+    );
+    let stats = client.stats();
+    assert_eq!(
+        (stats.captured, stats.sent, stats.dropped.opted_out),
+        (15, 8, 7),
+        "{stats:?}"
+    );
+    let stored: HashSet<String> = collector
+        .events()
+        .await
+        .iter()
+        .map(|e| e["messageId"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: HashSet<String> = before.into_iter().chain(after).collect();
+    assert_eq!(
+        stored, expected,
+        "exactly the messages captured while opted in"
+    );
+}

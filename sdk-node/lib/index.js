@@ -374,6 +374,18 @@ class Client extends native.Client {
     this.#drain()
     return super.stats()
   }
+
+  // Messages captured earlier in this tick were captured while opted in (or out): hand them
+  // over before the switch, so the choice applies from the call on, not from the tick's end.
+  optOut() {
+    this.#drain()
+    super.optOut()
+  }
+
+  optIn() {
+    this.#drain()
+    super.optIn()
+  }
 }
 
 module.exports = { Client, default: Client }

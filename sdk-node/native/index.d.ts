@@ -12,6 +12,7 @@ export type DropReason =
   | 'disk_full'
   | 'shutdown'
   | 'unserializable'
+  | 'opted_out'
 
 /**
  * What the client throws (invalid messages and options) and passes to `onError` (delivery
@@ -131,6 +132,19 @@ export declare class Client {
   shutdownSync(timeoutMs?: number | undefined | null): ShutdownResult
   /** Delivery counters since the client was created. */
   stats(): Stats
+  /**
+   * Stops sending: later captures are still validated and return a `messageId`, but are
+   * dropped (counted as `opted_out` in `stats().dropped`) and reach neither the network nor
+   * the disk buffer. Messages captured before the call are still delivered. Not persisted:
+   * store the user's choice and call it again at start-up.
+   */
+  optOut(): void
+  /** Resumes sending after `optOut()`. A client created with `disabled: true` stays disabled. */
+  optIn(): void
+  /** Whether `optOut()` is in effect. */
+  get optedOut(): boolean
+  /** Whether the client was created with `disabled: true`. */
+  get disabled(): boolean
   /** Whether this client flushes when the process exits (the `flushOnExit` option). */
   get flushOnExit(): boolean
   /** The `shutdownTimeout` option, in milliseconds. */
@@ -219,6 +233,12 @@ export interface ClientOptions {
    */
   flushOnExit?: boolean
   /**
+   * Send nothing and write no disk buffer, while every method keeps working: captures are
+   * validated, return their `messageId` and are counted as dropped (`opted_out`). For tests
+   * and environments that must not send; `optIn()` does not undo it. Default `false`.
+   */
+  disabled?: boolean
+  /**
    * Called on the main thread with each delivery error (an `Error` whose `code` is
    * `PULSELINE_HTTP`, `PULSELINE_TRANSPORT`, `PULSELINE_REJECTED` or
    * `PULSELINE_DISK_BUFFER`). Delivery errors never throw. If the callback throws (or its
@@ -227,9 +247,9 @@ export interface ClientOptions {
   onError?: (error: PulselineError) => void
   /**
    * Called with each drop: the reason (`queue_full`, `rejected_by_server`, `client_error`,
-   * `too_large`, `retries_exhausted`, `expired`, `disk_full`, `shutdown`, `unserializable`)
-   * and the number of messages. Called on the main thread; if it throws, the error is logged
-   * to stderr and ignored. Default: none.
+   * `too_large`, `retries_exhausted`, `expired`, `disk_full`, `shutdown`, `unserializable`,
+   * `opted_out`) and the number of messages. Called on the main thread; if it throws, the
+   * error is logged to stderr and ignored. Default: none.
    */
   onDrop?: (reason: DropReason, count: number) => void
 }
@@ -260,6 +280,8 @@ export interface Dropped {
    * (a cycle, a throwing getter or `toJSON`, a `BigInt` for `JSON.stringify`).
    */
   unserializable: number
+  /** Captured while the client was disabled or opted out (`optOut()`). */
+  optedOut: number
   /** All of the above. */
   total: number
 }

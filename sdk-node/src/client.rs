@@ -385,6 +385,33 @@ impl Client {
         self.core.stats().into()
     }
 
+    /// Stops sending: later captures are still validated and return a `messageId`, but are
+    /// dropped (counted as `opted_out` in `stats().dropped`) and reach neither the network nor
+    /// the disk buffer. Messages captured before the call are still delivered. Not persisted:
+    /// store the user's choice and call it again at start-up.
+    #[napi]
+    pub fn opt_out(&self) {
+        self.core.opt_out();
+    }
+
+    /// Resumes sending after `optOut()`. A client created with `disabled: true` stays disabled.
+    #[napi]
+    pub fn opt_in(&self) {
+        self.core.opt_in();
+    }
+
+    /// Whether `optOut()` is in effect.
+    #[napi(getter)]
+    pub fn opted_out(&self) -> bool {
+        self.core.is_opted_out()
+    }
+
+    /// Whether the client was created with `disabled: true`.
+    #[napi(getter)]
+    pub fn disabled(&self) -> bool {
+        self.core.is_disabled()
+    }
+
     /// Whether this client flushes when the process exits (the `flushOnExit` option).
     #[napi(getter)]
     pub fn flush_on_exit(&self) -> bool {

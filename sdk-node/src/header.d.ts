@@ -12,6 +12,7 @@ export type DropReason =
   | 'disk_full'
   | 'shutdown'
   | 'unserializable'
+  | 'opted_out'
 
 /**
  * What the client throws (invalid messages and options) and passes to `onError` (delivery

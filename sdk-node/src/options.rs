@@ -65,6 +65,10 @@ pub struct ClientOptions {
     /// Flush on `beforeExit`, and synchronously on `process.exit()` and SIGTERM, each bounded
     /// by `shutdownTimeout`. Default `true`.
     pub flush_on_exit: Option<bool>,
+    /// Send nothing and write no disk buffer, while every method keeps working: captures are
+    /// validated, return their `messageId` and are counted as dropped (`opted_out`). For tests
+    /// and environments that must not send; `optIn()` does not undo it. Default `false`.
+    pub disabled: Option<bool>,
     /// Called on the main thread with each delivery error (an `Error` whose `code` is
     /// `PULSELINE_HTTP`, `PULSELINE_TRANSPORT`, `PULSELINE_REJECTED` or
     /// `PULSELINE_DISK_BUFFER`). Delivery errors never throw. If the callback throws (or its
@@ -72,9 +76,9 @@ pub struct ClientOptions {
     #[napi(ts_type = "(error: PulselineError) => void")]
     pub on_error: Option<FunctionRef<ErrorSpec, ()>>,
     /// Called with each drop: the reason (`queue_full`, `rejected_by_server`, `client_error`,
-    /// `too_large`, `retries_exhausted`, `expired`, `disk_full`, `shutdown`, `unserializable`)
-    /// and the number of messages. Called on the main thread; if it throws, the error is logged
-    /// to stderr and ignored. Default: none.
+    /// `too_large`, `retries_exhausted`, `expired`, `disk_full`, `shutdown`, `unserializable`,
+    /// `opted_out`) and the number of messages. Called on the main thread; if it throws, the
+    /// error is logged to stderr and ignored. Default: none.
     #[napi(ts_type = "(reason: DropReason, count: number) => void")]
     pub on_drop: Option<FunctionRef<napi::bindgen_prelude::FnArgs<(String, f64)>, ()>>,
 }
@@ -103,6 +107,7 @@ const OPTION_NAMES: &[&str] = &[
     "diskBufferMaxBytes",
     "diskBufferMaxAge",
     "flushOnExit",
+    "disabled",
     "onError",
     "onDrop",
 ];
@@ -245,6 +250,7 @@ impl ClientOptions {
         )?;
         // `diskBuffer: false` wins over directory and size settings given alongside it.
         o.disk_buffer = self.disk_buffer.unwrap_or(true).then_some(disk);
+        o.disabled = self.disabled.unwrap_or(false);
         Ok(Parsed {
             write_key: self.write_key,
             core_shutdown_timeout: core.shutdown_timeout,

@@ -26,6 +26,8 @@ pub struct Dropped {
     /// Could not be serialized at the end of the tick: a value changed after the capture call
     /// (a cycle, a throwing getter or `toJSON`, a `BigInt` for `JSON.stringify`).
     pub unserializable: i64,
+    /// Captured while the client was disabled or opted out (`optOut()`).
+    pub opted_out: i64,
     /// All of the above.
     pub total: i64,
 }
@@ -80,6 +82,7 @@ impl From<pulseline::Stats> for Stats {
                 disk_full: n(d.disk_full),
                 shutdown: n(d.shutdown),
                 unserializable: n(d.unserializable),
+                opted_out: n(d.opted_out),
                 total: n(d.total()),
             },
         }

@@ -1,10 +1,12 @@
 // Events reach the real collector once, with every field intact.
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
+import { existsSync } from 'node:fs'
 import { createRequire } from 'node:module'
 
 import { Client } from '../lib/index.mjs'
-import { Collector, unique } from './collector.mjs'
+
+import { Collector, tempDir, unique } from './collector.mjs'
 
 const { version } = createRequire(import.meta.url)('../package.json')
 let collector
@@ -146,4 +148,49 @@ test('serverless: await client.flush() per invocation delivers before the handle
   // Counted straight away: the flush resolved only once the collector acknowledged.
   assert.equal((await collector.events({ event })).length, 3)
   await client.shutdown()
+})
+
+test('a disabled client sends nothing and writes no disk buffer', async () => {
+  const user = unique('disabled')
+  const diskBufferDirectory = `${tempDir()}/buffer`
+  const client = new Client(collector.options({ disabled: true, diskBufferDirectory }))
+  assert.equal(client.disabled, true)
+  client.track({ userId: user, event: 'signup', properties: { plan: 'pro' } })
+  client.identify({ userId: user, traits: { email: 'ada@example.com' } })
+  // Messages are still checked, as by a client that sends.
+  assert.throws(() => client.track({ event: 'no id' }), { code: 'PULSELINE_INVALID_MESSAGE' })
+  client.optIn() // cannot undo `disabled`
+  client.track({ userId: user, event: 'after opt-in' })
+  assert.deepEqual(await client.flush(), { status: 'flushed', messages: 0 })
+  const stats = client.stats()
+  assert.deepEqual([stats.captured, stats.sent, stats.dropped.optedOut], [3, 0, 3])
+  assert.equal((await client.shutdown()).complete, true)
+  // A working client's marker arrives, so the disabled client's events had time to arrive too.
+  const other = new Client(collector.options())
+  other.track({ userId: user, event: 'marker' })
+  await other.shutdown()
+  await collector.waitFor(1, { user_id: user, event: 'marker' })
+  assert.deepEqual((await collector.events({ user_id: user })).map((e) => e.event), ['marker'])
+  assert.equal(existsSync(diskBufferDirectory), false)
+})
+
+test('optOut() drops captures from the call on and optIn() resumes', async () => {
+  const user = unique('optout')
+  const client = new Client(collector.options())
+  // Same tick: the message before optOut() is sent, the one after it is dropped.
+  client.track({ userId: user, event: 'before' })
+  client.optOut()
+  assert.equal(client.optedOut, true)
+  client.track({ userId: user, event: 'while opted out' })
+  client.page({ userId: user, name: 'Pricing' })
+  assert.deepEqual(await client.flush(), { status: 'flushed', messages: 0 })
+  client.optIn()
+  assert.equal(client.optedOut, false)
+  client.track({ userId: user, event: 'after' })
+  assert.deepEqual(await client.flush(), { status: 'flushed', messages: 0 })
+  const stats = client.stats()
+  assert.deepEqual([stats.captured, stats.sent, stats.dropped.optedOut], [4, 2, 2])
+  await client.shutdown()
+  const stored = await collector.waitFor(2, { user_id: user })
+  assert.deepEqual(stored.map((e) => e.event).sort(), ['after', 'before'])
 })

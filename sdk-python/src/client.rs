@@ -364,6 +364,31 @@ impl Client {
         without_panic(py, || Stats::new(py, self.core().stats()))
     }
 
+    /// Stops sending: later captures still validate their arguments and return a `messageId`,
+    /// but are dropped (counted as `opted_out` in `stats().dropped`) and reach neither the
+    /// network nor the disk buffer. Events captured before the call are still delivered. Not
+    /// persisted: store the user's choice and call it again at start-up.
+    fn opt_out(&self) {
+        self.core().opt_out();
+    }
+
+    /// Resumes sending after `opt_out()`. A client created with `disabled=True` stays disabled.
+    fn opt_in(&self) {
+        self.core().opt_in();
+    }
+
+    /// Whether `opt_out()` is in effect.
+    #[getter]
+    fn is_opted_out(&self) -> bool {
+        self.core().is_opted_out()
+    }
+
+    /// Whether the client was created with `disabled=True`.
+    #[getter]
+    fn is_disabled(&self) -> bool {
+        self.core().is_disabled()
+    }
+
     /// Whether `shutdown()` was called.
     #[getter]
     fn is_shut_down(&self) -> bool {

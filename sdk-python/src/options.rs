@@ -28,6 +28,7 @@ pub(crate) const OPTION_NAMES: &[&str] = &[
     "disk_buffer_directory",
     "disk_buffer_max_bytes",
     "disk_buffer_max_age",
+    "disabled",
     "on_error",
     "on_drop",
 ];
@@ -86,6 +87,7 @@ impl Options {
                 "disk_buffer_max_age" => {
                     disk.max_age = seconds(&name, &value)?;
                 }
+                "disabled" => o.disabled = flag(&name, &value)?,
                 "on_error" => on_error = callback(&name, value)?,
                 "on_drop" => on_drop = callback(&name, value)?,
                 _ => {

@@ -119,6 +119,7 @@ def test_delivery_errors_reach_on_error_and_the_log(collector, tmp_path: Path, c
         "disk_full",
         "shutdown",
         "unserializable",
+        "opted_out",
     }
 
 
@@ -129,3 +130,49 @@ def test_invalid_options_say_what_to_fix() -> None:
         pulseline.Client("k", flush_interval=-1)
     with pytest.raises(pulseline.InvalidMessageError, match="userId or anonymousId"):
         pulseline.Client("k", disk_buffer=False).track(None, "x")
+
+
+def test_disabled_client_sends_nothing_and_writes_no_disk_buffer(
+    collector, tmp_path: Path, unique
+) -> None:
+    user = unique("disabled")
+    kwargs = collector.client_kwargs(tmp_path)
+    client = pulseline.Client(collector.write_key, disabled=True, **kwargs)
+    assert client.is_disabled
+    message_id = client.track(user, "signup", {"plan": "pro"})
+    assert message_id is not None and uuid.UUID(message_id).version == 7
+    # Arguments are still checked, as by a client that sends.
+    with pytest.raises(pulseline.InvalidMessageError):
+        client.track(None, "x")
+    client.opt_in()  # cannot undo disabled=True
+    client.identify(user, {"email": "ada@example.com"})
+    assert client.flush(10).status == "flushed"
+    stats = client.stats()
+    assert (stats.captured, stats.sent, stats.dropped["opted_out"]) == (2, 0, 2)
+    assert client.shutdown(10).complete
+    # A marker sent afterwards by a working client arrives, so the disabled one's events would
+    # have had time to arrive too.
+    with pulseline.Client(collector.write_key, **collector.client_kwargs(tmp_path / "b")) as other:
+        other.track(user, "marker")
+    collector.wait_for(1, user_id=user, event="marker")
+    assert [e["event"] for e in collector.events(user_id=user)] == ["marker"]
+    assert not (tmp_path / "buffer").exists()
+
+
+def test_opt_out_drops_and_opt_in_resumes(collector, tmp_path: Path, unique) -> None:
+    user = unique("optout")
+    with pulseline.Client(collector.write_key, **collector.client_kwargs(tmp_path)) as client:
+        client.track(user, "before")
+        client.opt_out()
+        assert client.is_opted_out
+        assert client.track(user, "while_opted_out") is not None
+        client.page(user, "Pricing")
+        assert client.flush(10).status == "flushed"
+        client.opt_in()
+        assert not client.is_opted_out
+        client.track(user, "after")
+        assert client.flush(10).status == "flushed"
+        stats = client.stats()
+        assert (stats.captured, stats.sent, stats.dropped["opted_out"]) == (4, 2, 2)
+    stored = collector.wait_for(2, user_id=user)
+    assert sorted(e["event"] for e in stored) == ["after", "before"]

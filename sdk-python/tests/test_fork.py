@@ -70,3 +70,26 @@ def test_a_client_shut_down_before_fork_stays_shut_down(collector, tmp_path: Pat
     if pid == 0:
         os._exit(0 if client.is_shut_down and client.track("u", "late") is None else 1)
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
+def test_a_forked_child_stays_opted_out(collector, tmp_path: Path, unique) -> None:
+    event = unique("fork_opt_out")
+    client = pulseline.Client(collector.write_key, **collector.client_kwargs(tmp_path))
+    client.opt_out()
+    pid = os.fork()
+    if pid == 0:  # child: report through the exit code, never return into pytest
+        code = 1
+        try:
+            client.track("child", event)
+            client.flush(15)
+            stats = client.stats()
+            seen = (client.is_opted_out, stats.sent, stats.dropped["opted_out"])
+            code = 0 if seen == (True, 0, 1) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    client.opt_in()
+    client.track("parent", event)
+    assert client.shutdown(15).complete
+    assert [e["userId"] for e in collector.wait_for(1, event=event)] == ["parent"]

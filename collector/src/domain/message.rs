@@ -68,6 +68,10 @@ impl fmt::Display for MessageError {
     }
 }
 
+/// Names the visitor of a cookieless message from its `context.userAgent`, if any
+/// (`crate::cookieless`).
+pub type NameVisitor<'a> = &'a dyn Fn(Option<&str>) -> String;
+
 /// A validated message, ready for storage.
 #[derive(Debug, Clone)]
 pub struct Message {
@@ -142,6 +146,21 @@ impl Message {
         max_bytes: usize,
         received_at: DateTime<Utc>,
     ) -> Result<Self, MessageError> {
+        Self::parse_with(raw, default_type, max_bytes, received_at, None)
+    }
+
+    /// [`parse`](Self::parse), naming the visitor of a cookieless message (neither id, and
+    /// `context.cookieless = true`) with `visitor`, called with the message's
+    /// `context.userAgent` if it has one. Its id is also written into the stored body as
+    /// `anonymousId`, so every reader sees the same message. Without `visitor` such a message
+    /// is refused as any message without ids.
+    pub fn parse_with(
+        raw: &RawValue,
+        default_type: Option<MessageType>,
+        max_bytes: usize,
+        received_at: DateTime<Utc>,
+        visitor: Option<NameVisitor<'_>>,
+    ) -> Result<Self, MessageError> {
         let text = raw.get();
         if text.len() > max_bytes {
             return Err(MessageError::new(format!(
@@ -178,11 +197,23 @@ impl Message {
         }
 
         let user_id = optional_id("userId", wire.user_id)?;
-        let anonymous_id = optional_id("anonymousId", wire.anonymous_id)?;
+        let mut anonymous_id = optional_id("anonymousId", wire.anonymous_id)?;
+        let mut body = None;
         if user_id.is_none() && anonymous_id.is_none() {
-            return Err(MessageError::new(
-                "missing 'userId' or 'anonymousId': every message needs at least one",
-            ));
+            let cookieless = wire.context.and_then(cookieless_user_agent);
+            match (cookieless, visitor) {
+                (Some(user_agent), Some(visitor)) => {
+                    let id = visitor(user_agent.as_deref());
+                    body = Some(with_anonymous_id(text, &id)?);
+                    anonymous_id = Some(id);
+                }
+                _ => {
+                    return Err(MessageError::new(
+                        "missing 'userId' or 'anonymousId': every message needs at least one \
+                         (or, from a browser in cookieless mode, context.cookieless = true)",
+                    ));
+                }
+            }
         }
 
         let event = match kind {
@@ -262,9 +293,36 @@ impl Message {
             user_id,
             anonymous_id,
             timestamp,
-            body: text.to_owned(),
+            body: body.unwrap_or_else(|| text.to_owned()),
         })
     }
+}
+
+/// For a context with `cookieless: true`, its `userAgent` (if a string); `None` otherwise.
+fn cookieless_user_agent(context: &RawValue) -> Option<Option<String>> {
+    #[derive(Deserialize)]
+    struct Context {
+        cookieless: Option<serde_json::Value>,
+        #[serde(rename = "userAgent")]
+        user_agent: Option<serde_json::Value>,
+    }
+    let context: Context = serde_json::from_str(context.get()).ok()?;
+    if context.cookieless != Some(serde_json::Value::Bool(true)) {
+        return None;
+    }
+    Some(match context.user_agent {
+        Some(serde_json::Value::String(ua)) => Some(ua),
+        _ => None,
+    })
+}
+
+/// The message with `anonymousId` set to `id` (replacing a `null` or empty one it may carry).
+fn with_anonymous_id(text: &str, id: &str) -> Result<String, MessageError> {
+    let mut message: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+        .map_err(|e| MessageError::new(format!("message is not a JSON object: {e}")))?;
+    message.insert("anonymousId".into(), serde_json::Value::String(id.into()));
+    serde_json::to_string(&message)
+        .map_err(|e| MessageError::new(format!("message cannot be re-encoded: {e}")))
 }
 
 fn optional_id(field: &str, id: Option<Id>) -> Result<Option<String>, MessageError> {

@@ -1,20 +1,23 @@
 //! The Segment HTTP Tracking API: `/v1/batch` and the single-message endpoints.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 
-use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
+use axum::{Extension, Json};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::auth::{admit_ingest, key_from_headers};
+use crate::cookieless;
 use crate::domain::{Message, MessageType};
 use crate::error::{ApiError, ErrorBody};
 use crate::ingest::{Rejected, decode_body};
+use crate::proxy::ClientAddr;
 use crate::state::AppState;
 use crate::store::PendingBatch;
 
@@ -138,6 +141,7 @@ struct SingleEnvelope<'a> {
 )]
 pub async fn batch(
     State(state): State<AppState>,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngestResponse>, ApiError> {
@@ -166,7 +170,8 @@ pub async fn batch(
         )));
     }
     let key = admit_ingest(&state, presented, envelope.batch.len()).await?;
-    store(&state, key.project_id, &envelope.batch, None).await
+    let visitor = Visitor::of(&state, &headers, client, &envelope.batch).await?;
+    store(&state, key.project_id, &envelope.batch, None, visitor).await
 }
 
 /// Segment's bulk import endpoint, kept for its SDKs and tools: the same as `/v1/batch`
@@ -188,10 +193,11 @@ pub async fn batch(
 )]
 pub async fn import(
     state: State<AppState>,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngestResponse>, ApiError> {
-    batch(state, headers, body).await
+    batch(state, client, headers, body).await
 }
 
 /// The single-message endpoints, one per type.
@@ -215,10 +221,11 @@ macro_rules! single_endpoint {
         )]
         pub async fn $fn(
             State(state): State<AppState>,
+            client: Option<Extension<ClientAddr>>,
             headers: HeaderMap,
             body: Result<Bytes, BytesRejection>,
         ) -> Result<Json<IngestResponse>, ApiError> {
-            single(state, headers, body, $kind).await
+            single(state, client, headers, body, $kind).await
         }
     };
 }
@@ -257,6 +264,7 @@ single_endpoint!(
 
 async fn single(
     state: AppState,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     kind: MessageType,
@@ -276,7 +284,8 @@ async fn single(
         .map_err(|_| ApiError::BadRequest("body must be a JSON object (one message)".into()))?;
     let presented = header_key.as_deref().or(envelope.write_key.as_deref());
     let key = admit_ingest(&state, presented, 1).await?;
-    store(&state, key.project_id, &[raw], Some(kind)).await
+    let visitor = Visitor::of(&state, &headers, client, &[raw]).await?;
+    store(&state, key.project_id, &[raw], Some(kind), visitor).await
 }
 
 /// Validates every message, commits the valid ones, and reports the rest.
@@ -285,12 +294,23 @@ async fn store(
     project_id: crate::domain::ProjectId,
     raws: &[&RawValue],
     kind: Option<MessageType>,
+    visitor: Option<Visitor>,
 ) -> Result<Json<IngestResponse>, ApiError> {
     let received_at = state.clock.now();
     let mut messages = Vec::with_capacity(raws.len());
     let mut rejected = Vec::new();
+    let name_visitor = visitor.as_ref().map(|v| {
+        move |ua: Option<&str>| {
+            let ua = ua.or(v.header_user_agent.as_deref()).unwrap_or_default();
+            cookieless::visitor_id(&v.salt, project_id, v.ip, ua)
+        }
+    });
+    let name_visitor = name_visitor
+        .as_ref()
+        .map(|f| f as &dyn Fn(Option<&str>) -> String);
     for (index, raw) in raws.iter().enumerate() {
-        match Message::parse(raw, kind, state.limits.max_message_bytes, received_at) {
+        let max_bytes = state.limits.max_message_bytes;
+        match Message::parse_with(raw, kind, max_bytes, received_at, name_visitor) {
             Ok(m) => messages.push(m),
             Err(e) => rejected.push(Rejected {
                 index,
@@ -334,6 +354,41 @@ async fn store(
         accepted,
         rejected,
     }))
+}
+
+/// What names the visitor of a cookieless message: today's salt and the request's client.
+struct Visitor {
+    salt: [u8; cookieless::SALT_BYTES],
+    ip: Option<IpAddr>,
+    /// Used when the message carries no `context.userAgent`.
+    header_user_agent: Option<String>,
+}
+
+impl Visitor {
+    /// `None` when no message of the request can be cookieless, so that ingest of ordinary
+    /// traffic never waits on the salt.
+    async fn of(
+        state: &AppState,
+        headers: &HeaderMap,
+        client: Option<Extension<ClientAddr>>,
+        raws: &[&RawValue],
+    ) -> Result<Option<Visitor>, ApiError> {
+        if !cookieless::may_have_cookieless(raws) {
+            return Ok(None);
+        }
+        let salt = state
+            .cookieless_salt
+            .for_day(&state.store, state.clock.now())
+            .await?;
+        Ok(Some(Visitor {
+            salt,
+            ip: client.map(|Extension(ClientAddr(ip))| ip),
+            header_user_agent: headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        }))
+    }
 }
 
 fn readable_message_id(raw: &RawValue) -> Option<String> {

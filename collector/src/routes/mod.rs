@@ -52,7 +52,7 @@ use crate::state::AppState;
         dashboard::projects::rotate_key, dashboard::projects::revoke_key,
         dashboard::projects::members, dashboard::projects::set_member,
         dashboard::projects::remove_member, dashboard::projects::audit,
-        dashboard::projects::usage,
+        dashboard::projects::usage, dashboard::retention::show, dashboard::retention::set,
         dashboard::insights::overview, dashboard::insights::series, dashboard::insights::events,
         dashboard::insights::event_names, dashboard::insights::vitals,
         dashboard::insights::funnel, dashboard::insights::retention,

@@ -1,4 +1,4 @@
-//! One person's data (README "Deleting and exporting a person's data"): export as NDJSON,
+//! One person's data (docs/privacy.md): export as NDJSON,
 //! delete everywhere it is stored or counted, and suppress their future events. Served to a
 //! secret key under `/api/v1` and to a project's owners and admins under `/api/dash/...`.
 

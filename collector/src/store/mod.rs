@@ -4,10 +4,12 @@
 pub mod accounts;
 pub mod analytics;
 pub mod category_cap;
+pub mod cookieless;
 pub mod delivery;
 pub mod invitations;
 pub mod persons;
 mod postgres;
+pub mod raw_retention;
 mod rules;
 mod sqlite;
 mod sqlite_ingest;

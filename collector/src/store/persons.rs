@@ -1,4 +1,4 @@
-//! One person's data (README "Deleting and exporting a person's data"): the ids linked to them,
+//! One person's data (docs/privacy.md): the ids linked to them,
 //! their events page by page, deleting them with every row derived from them, and suppression.
 //!
 //! There is no index on `user_id` (it would double the cost of every insert, see

@@ -593,7 +593,8 @@ impl PostgresStore {
             return Ok(report); // another replica is on it
         }
         let projects = sqlx::query(
-            "SELECT p.id, pl.retention_days::INT8 AS retention_days
+            "SELECT p.id, pl.retention_days::INT8 AS retention_days,
+                    p.raw_retention_days::INT8 AS raw_retention_days
              FROM projects p JOIN plans pl ON pl.name = p.plan",
         )
         .fetch_all(&mut *tx)
@@ -630,28 +631,36 @@ impl PostgresStore {
             }
         }
         for row in &projects {
-            let Some(days) = row.get::<Option<i64>, _>("retention_days") else {
+            let plan_days = row.get::<Option<i64>, _>("retention_days");
+            let raw_days = row.get::<Option<i64>, _>("raw_retention_days");
+            if plan_days.is_none() && raw_days.is_none() {
                 continue;
-            };
+            }
             let project_id: i64 = row.get("id");
-            let cutoff = now - days * DAY_MS;
+            let raw_cutoff = now - super::raw_retention::raw_days(plan_days, raw_days) * DAY_MS;
             report.events_deleted +=
                 sqlx::query("DELETE FROM events WHERE project_id = $1 AND received_at < $2")
                     .bind(project_id)
-                    .bind(cutoff)
+                    .bind(raw_cutoff)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-            for sql in [
-                "DELETE FROM event_ids WHERE project_id = $1 AND received_at < $2",
-                "DELETE FROM rollups_hourly WHERE project_id = $1 AND hour < $2",
-            ] {
-                sqlx::query(sql)
-                    .bind(project_id)
-                    .bind(cutoff)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            sqlx::query("DELETE FROM event_ids WHERE project_id = $1 AND received_at < $2")
+                .bind(project_id)
+                .bind(raw_cutoff)
+                .execute(&mut *tx)
+                .await?;
+            // Rollups (and notification history) follow the plan, however short the project
+            // keeps raw events.
+            let Some(days) = plan_days else {
+                continue;
+            };
+            let cutoff = now - days * DAY_MS;
+            sqlx::query("DELETE FROM rollups_hourly WHERE project_id = $1 AND hour < $2")
+                .bind(project_id)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await?;
             // Active-user rollups of the days that ended before the cutoff.
             for sql in [
                 "DELETE FROM active_users_daily WHERE project_id = $1 AND day < $2",

@@ -481,18 +481,20 @@ impl SqliteStore {
     pub async fn apply_retention(&self, now: i64) -> Result<RetentionReport, StoreError> {
         let mut report = RetentionReport::default();
         let limited = sqlx::query(
-            "SELECT p.id, pl.retention_days FROM projects p JOIN plans pl ON pl.name = p.plan
-             WHERE pl.retention_days IS NOT NULL",
+            "SELECT p.id, pl.retention_days, p.raw_retention_days
+             FROM projects p JOIN plans pl ON pl.name = p.plan
+             WHERE pl.retention_days IS NOT NULL OR p.raw_retention_days IS NOT NULL",
         )
         .fetch_all(&self.read)
         .await?;
         for row in limited {
             let project_id: i64 = row.get("id");
-            let days: i64 = row.get("retention_days");
-            let cutoff = now - days * DAY_MS;
+            let plan_days: Option<i64> = row.get("retention_days");
+            let raw_days = super::raw_retention::raw_days(plan_days, row.get("raw_retention_days"));
+            let raw_cutoff = now - raw_days * DAY_MS;
             // Expired events lie below this seq (the few received just before the cutoff but
             // stored after it go in the next pass).
-            let boundary = self.first_seq_received_since(cutoff).await?;
+            let boundary = self.first_seq_received_since(raw_cutoff).await?;
             report.events_deleted += self
                 .delete_in_chunks(|| {
                     sqlx::query(
@@ -502,10 +504,16 @@ impl SqliteStore {
                     )
                     .bind(project_id)
                     .bind(boundary)
-                    .bind(cutoff)
+                    .bind(raw_cutoff)
                     .bind(RETENTION_CHUNK)
                 })
                 .await?;
+            // Rollups (and notification history) follow the plan, however short the project
+            // keeps raw events.
+            let Some(days) = plan_days else {
+                continue;
+            };
+            let cutoff = now - days * DAY_MS;
             sqlx::query("DELETE FROM rollups_hourly WHERE project_id = ? AND hour < ?")
                 .bind(project_id)
                 .bind(cutoff - cutoff.rem_euclid(HOUR_MS))

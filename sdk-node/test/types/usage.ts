@@ -11,6 +11,7 @@ const options: ClientOptions = {
   gzip: false,
   diskBuffer: true,
   diskBufferDirectory: '/tmp/pulseline',
+  disabled: false,
   onError: (error: PulselineError) => {
     const status: number | undefined = error.status
     const code: string = error.code
@@ -38,6 +39,10 @@ async function lifecycle(): Promise<void> {
   const known: 'flushed' | 'persisted' | 'timed_out' | 'closed' = flushed.status
   await client.flush(1000)
   const stats: Stats = client.stats()
+  client.optOut()
+  client.optIn()
+  const privacy: [boolean, boolean, number] = [client.optedOut, client.disabled, stats.dropped.optedOut]
+  void privacy
   const sent: number = stats.sent + stats.dropped.queueFull
   const done: ShutdownResult = await same.shutdown(5000)
   const complete: boolean = done.complete

@@ -50,6 +50,9 @@ class ClientOptions(TypedDict, total=False):
     disk_buffer_max_bytes: int
     #: Events older than this are deleted unsent, seconds. Default 7 days.
     disk_buffer_max_age: float
+    #: Send nothing and write no disk buffer; every method still works and captures are counted
+    #: as dropped (``opted_out``). For tests and environments that must not send. Default False.
+    disabled: bool
     #: Called (on a background thread) with each :class:`~pulseline.errors.DeliveryError`.
     on_error: Callable[[DeliveryError], object] | None
     #: Called (on a background thread) with ``(reason, count)`` for dropped events.

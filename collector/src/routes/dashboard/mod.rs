@@ -10,6 +10,7 @@ pub mod guards;
 pub mod insights;
 pub mod invitations;
 pub mod projects;
+pub mod retention;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -133,6 +134,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/dash/projects/{project}/audit", get(projects::audit))
         .route("/api/dash/projects/{project}/usage", get(projects::usage))
+        .route(
+            "/api/dash/projects/{project}/data-retention",
+            get(retention::show).put(retention::set),
+        )
         .route(
             "/api/dash/projects/{project}/overview",
             get(insights::overview),
