@@ -2,7 +2,8 @@
 # Pulseline's test command: ./scripts/test.sh  (CI runs it through .ci/run)
 #
 # Runs every check, in order, and stops at the first failure:
-#   rust: cargo fmt --all --check
+#   rust: sdk-wasm/build.sh --check (the committed browser SDK matches its sources)
+#         cargo fmt --all --check
 #         cargo clippy --workspace --all-targets -- -D warnings
 #         cargo test --workspace --no-fail-fast
 #   postgres: a throwaway PostgreSQL cluster, and the collector's suite again on it
@@ -150,6 +151,10 @@ ensure_python_venv() {
 # Checks.
 
 rust_fmt() { cargo fmt --all --check; }
+
+# sdk-wasm/dist is committed (every collector binary embeds it): it must be what its sources
+# build. Compares the SHA-256 of the inputs with dist/.inputs; needs no wasm toolchain.
+sdk_dist_fresh() { sdk-wasm/build.sh --check; }
 
 rust_clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
 
@@ -350,6 +355,13 @@ dashboard_browser_tests() {
         timeout --kill-after=30 600 node dashboard/tests/browser.mjs
 }
 
+# The browser SDK embedded in the collector, as a customer's page meets it: the Keys page's
+# snippet on another origin in Chromium sends an event; prints the bytes the page downloaded.
+embedded_sdk_browser_test() {
+    PULSELINE_COLLECTOR_BIN=$TARGET_DIR/debug/pulseline-collector \
+        timeout --kill-after=30 300 node collector/tests/browser/embedded_sdk.mjs
+}
+
 # ---------------------------------------------------------------------------------------------
 # The browser SDK (sdk-wasm): wasm-bindgen build, wasm tests, typings, Chromium end to end.
 
@@ -420,6 +432,7 @@ main() {
     esac
 
     step setup "Rust toolchain (rustfmt, clippy)" ensure_rust_toolchain
+    step rust "browser SDK in sdk-wasm/dist built from its sources" sdk_dist_fresh
     step rust "cargo fmt --all --check" rust_fmt
     step rust "cargo clippy --workspace --all-targets -D warnings" rust_clippy
     step rust "cargo test --workspace" rust_tests
@@ -455,6 +468,7 @@ main() {
     step dashboard "build pulseline-collector (debug)" build_collector
     step dashboard "build the Rust SDK quickstart (debug)" build_quickstart
     step dashboard "dashboard in Chromium (playwright-core)" dashboard_browser_tests
+    step dashboard "embedded browser SDK in Chromium (Keys page snippet)" embedded_sdk_browser_test
 }
 
 main "$@"
