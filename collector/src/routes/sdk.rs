@@ -370,16 +370,16 @@ fn negotiate(request_headers: &HeaderMap, file: &SdkFile) -> Encoding {
         .filter_map(|v| v.to_str().ok())
         .collect::<Vec<_>>()
         .join(",");
-    let br = file
-        .brotli
-        .is_some()
-        .then(|| quality(&accept, "br"))
-        .unwrap_or(0.0);
-    let gzip = file
-        .gzip
-        .is_some()
-        .then(|| quality(&accept, "gzip").max(quality(&accept, "x-gzip")))
-        .unwrap_or(0.0);
+    let br = if file.brotli.is_some() {
+        quality(&accept, "br")
+    } else {
+        0.0
+    };
+    let gzip = if file.gzip.is_some() {
+        quality(&accept, "gzip").max(quality(&accept, "x-gzip"))
+    } else {
+        0.0
+    };
     if br > 0.0 && br >= gzip {
         Encoding::Brotli
     } else if gzip > 0.0 {
