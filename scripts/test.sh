@@ -15,6 +15,9 @@
 #   node: the `pulseline` npm package (sdk-node) built with napi-rs (release), its committed
 #         loader and index.d.ts checked against the Rust source, tsc --strict on a typings
 #         test, and node --test sdk-node/test/ (examples/node-* included) against the real collector
+#   container: the Dockerfile's image (around the debug collector) built and run with podman,
+#              an event sent to it and read back (skipped, saying why, where podman cannot run)
+#   dashboard: the dashboard, and the browser SDK embedded in the collector, in Chromium
 #
 # It installs what it needs when missing, and skips that quickly when present:
 #   .venv  python3 -m venv, with scripts/requirements-test.txt (reinstalled when that file changes)
