@@ -409,8 +409,9 @@ container_image_test() {
     local name=pulseline-test-$$ port=18080
     while (: </dev/tcp/127.0.0.1/"$port") 2>/dev/null; do port=$((port + 1)); done
     podman run "${run[@]}" -d --name "$name" -p "127.0.0.1:$port:8080" "$CONTAINER_IMAGE" >/dev/null
-    # shellcheck disable=SC2064 # the name and port are fixed now
-    trap "podman rm -f $name >/dev/null 2>&1 || true; on_exit" EXIT
+    # Removed however the step ends; on_exit must still see the step's exit status.
+    # shellcheck disable=SC2064 # the name is fixed now
+    trap "rc=\$?; set +e; podman rm -f $name >/dev/null 2>&1; (exit \$rc); on_exit" EXIT
     local url=http://127.0.0.1:$port deadline=$((SECONDS + 90))
     until curl -fs -o /dev/null "$url/readyz"; do
         ((SECONDS < deadline)) || { podman logs "$name" | tail -n 20; die "the container did not become ready"; }

@@ -54,6 +54,7 @@ const collector = spawn(BIN, ['serve'], { cwd: workdir, env, stdio: ['ignore', l
 
 let browser
 let pages
+let passed = false
 try {
   for (const deadline = Date.now() + 60_000; ; await sleep(50)) {
     assert.equal(collector.exitCode, null, `collector exited; see ${workdir}/collector.log`)
@@ -131,11 +132,13 @@ try {
   console.log(`repeat visit: ${again.length} SDK requests, ${refetched.reduce((n, r) => n + r.wire, 0)} bytes from the network`)
   assert.deepEqual(refetched.map((r) => r.file), [], 'a repeat visit within 300 s fetches nothing')
   console.log('ok: the Keys page snippet sent its event from the SDK embedded in the collector')
+  passed = true
 } finally {
   await browser?.close()
   pages?.close()
   const exited = new Promise((ok) => collector.once('exit', ok))
   collector.kill('SIGTERM')
   await exited
-  rmSync(workdir, { recursive: true, force: true })
+  // Kept when the test failed: its messages point at the collector's log there.
+  if (passed) rmSync(workdir, { recursive: true, force: true })
 }
