@@ -1,5 +1,7 @@
 //! Embeds the dashboard (dashboard/src plus uPlot from npm) into the binary. uPlot is not
 //! committed: when dashboard/node_modules lacks it, this runs `npm ci` against the lock file.
+//! Also embeds the browser SDK, built and committed in sdk-wasm/dist (with its .br and .gz), so
+//! no collector build needs the wasm toolchain.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -48,6 +50,47 @@ fn main() {
     out.push_str("];\n");
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
     std::fs::write(out_dir.join("dashboard_assets.rs"), out).expect("write dashboard_assets.rs");
+    embed_sdk(&manifest.join("../sdk-wasm/dist"), &out_dir);
+}
+
+/// The files of the browser SDK the collector serves (collector/src/routes/sdk.rs), each with
+/// its precompressed `.br` and `.gz` when present.
+const SDK_FILES: [&str; 5] = [
+    "loader.js",
+    "pulseline.js",
+    "pulseline_bg.wasm",
+    "web-vitals.js",
+    "pulseline.d.ts",
+];
+
+fn embed_sdk(dist: &Path, out_dir: &Path) {
+    println!("cargo:rerun-if-changed=../sdk-wasm/dist");
+    let mut out = String::from("/// The built browser SDK's files: (name, bytes).\n");
+    out.push_str("pub(super) static SDK_ASSETS: &[(&str, &[u8])] = &[\n");
+    for name in SDK_FILES {
+        for suffix in ["", ".br", ".gz"] {
+            let path = dist.join(format!("{name}{suffix}"));
+            println!("cargo:rerun-if-changed=../sdk-wasm/dist/{name}{suffix}");
+            let Ok(path) = path.canonicalize() else {
+                if suffix.is_empty() {
+                    println!(
+                        "cargo:warning=sdk-wasm/dist/{name} is missing: this collector will \
+                         answer 404 for the browser SDK (restore sdk-wasm/dist from git, or \
+                         run sdk-wasm/build.sh)"
+                    );
+                }
+                continue;
+            };
+            writeln!(
+                out,
+                "    (\"{name}{suffix}\", include_bytes!({:?})),",
+                path.display().to_string()
+            )
+            .expect("write to a String");
+        }
+    }
+    out.push_str("];\n");
+    std::fs::write(out_dir.join("sdk_assets.rs"), out).expect("write sdk_assets.rs");
 }
 
 fn npm_ci(dashboard: &Path) {

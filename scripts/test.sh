@@ -2,7 +2,8 @@
 # Pulseline's test command: ./scripts/test.sh  (CI runs it through .ci/run)
 #
 # Runs every check, in order, and stops at the first failure:
-#   rust: cargo fmt --all --check
+#   rust: sdk-wasm/build.sh --check (the committed browser SDK matches its sources)
+#         cargo fmt --all --check
 #         cargo clippy --workspace --all-targets -- -D warnings
 #         cargo test --workspace --no-fail-fast
 #         scripts/bump-version.sh --check (one version everywhere); cargo package and
@@ -21,6 +22,9 @@
 #         test, the npm tarballs (pulseline + this platform's pulseline-<platform>, napi's layout)
 #         installed in a fresh project without Rust and used from CommonJS and ESM, and
 #         node --test sdk-node/test/ (examples/node-* included) against the real collector
+#   container: the Dockerfile's image (around the debug collector) built and run with podman,
+#              an event sent to it and read back (skipped, saying why, where podman cannot run)
+#   dashboard: the dashboard, and the browser SDK embedded in the collector, in Chromium
 #
 # It installs what it needs when missing, and skips that quickly when present:
 #   .venv  python3 -m venv, with scripts/requirements-test.txt (reinstalled when that file changes)
@@ -31,7 +35,7 @@
 #   release wasm with std built from source), sdk-wasm/node_modules (npm ci)
 #
 # Environment:
-#   PULSELINE_TEST_ONLY=rust|postgres|interop|python|node|wasm|dashboard  run one group of steps (default: all)
+#   PULSELINE_TEST_ONLY=rust|postgres|interop|python|node|wasm|container|dashboard  run one group (default: all)
 #   PULSELINE_TEST_PG_PORT=55432      port of the throwaway PostgreSQL cluster
 #   PULSELINE_PYTEST_ARGS='-k gzip'   extra arguments for the interop pytest run
 #   PULSELINE_SCHEMATHESIS_SEED=N     replay a schemathesis run (its seed is printed)
@@ -157,6 +161,10 @@ ensure_python_venv() {
 # Checks.
 
 rust_fmt() { cargo fmt --all --check; }
+
+# sdk-wasm/dist is committed (every collector binary embeds it): it must be what its sources
+# build. Compares the SHA-256 of the inputs with dist/.inputs; needs no wasm toolchain.
+sdk_dist_fresh() { sdk-wasm/build.sh --check; }
 
 rust_clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
 
@@ -439,6 +447,87 @@ dashboard_browser_tests() {
         timeout --kill-after=30 600 node dashboard/tests/browser.mjs
 }
 
+# The browser SDK embedded in the collector, as a customer's page meets it: the Keys page's
+# snippet on another origin in Chromium sends an event; prints the bytes the page downloaded.
+embedded_sdk_browser_test() {
+    PULSELINE_COLLECTOR_BIN=$TARGET_DIR/debug/pulseline-collector \
+        timeout --kill-after=30 300 node collector/tests/browser/embedded_sdk.mjs
+}
+
+# ---------------------------------------------------------------------------------------------
+# The container image: the Dockerfile's `prebuilt` target holding the collector built above, on
+# a Debian base image made by mmdebstrap from Debian's mirror (no image registry is reachable),
+# run with podman; an event sent to the container is read back. When podman cannot run on the
+# machine, the step says exactly why and skips.
+
+CONTAINER_BASE=localhost/pulseline-base:bookworm
+CONTAINER_IMAGE=localhost/pulseline-collector:test
+
+container_image_test() {
+    local tools=(podman runc mmdebstrap uidmap slirp4netns)
+    if ! command -v podman >/dev/null || ! command -v mmdebstrap >/dev/null || ! command -v runc >/dev/null; then
+        apt-get install -y -qq "${tools[@]}" >/dev/null ||
+            { apt-get update -qq && apt-get install -y -qq "${tools[@]}" >/dev/null; } ||
+            { echo "SKIPPED: podman and mmdebstrap did not install (apt-get install ${tools[*]})"; return; }
+    fi
+    local info
+    if ! info=$(podman info 2>&1); then
+        echo "SKIPPED: podman cannot run on this machine: $(tail -n 3 <<<"$info")"
+        return
+    fi
+    # On this machine kind (cgroup v1 with an empty cgroup2 hierarchy beside it), crun refuses
+    # to start containers ("cgroups in hybrid mode not supported") and podman's default rlimits
+    # exceed the hard limits ("setrlimit RLIMIT_NOFILE: Operation not permitted"): use runc and
+    # limits within the host's.
+    local nofile nproc=4096
+    nofile=$(ulimit -Hn)
+    [[ $nofile != unlimited ]] && ((nofile < 65536)) || nofile=65536
+    [[ $(ulimit -Hu) == unlimited ]] || ((nproc <= $(ulimit -Hu))) || nproc=$(ulimit -Hu)
+    local run=(--runtime runc --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc")
+    if ! podman image exists "$CONTAINER_BASE"; then
+        # Debian 12 minbase, plus what the Dockerfile's base stage installs (so it needs no fetch).
+        mmdebstrap --variant=minbase --include=ca-certificates,curl bookworm - |
+            podman import - "$CONTAINER_BASE"
+    fi
+    local context
+    context=$(mktemp -d)
+    cp "$TARGET_DIR/debug/pulseline-collector" "$context/"
+    podman build "${run[@]}" --quiet --format docker --target prebuilt --build-arg RUNTIME_IMAGE="$CONTAINER_BASE" \
+        -f Dockerfile -t "$CONTAINER_IMAGE" "$context"
+    rm -rf "$context"
+    local name=pulseline-test-$$ port=18080
+    while (: </dev/tcp/127.0.0.1/"$port") 2>/dev/null; do port=$((port + 1)); done
+    podman run "${run[@]}" -d --name "$name" -p "127.0.0.1:$port:8080" "$CONTAINER_IMAGE" >/dev/null
+    # Removed however the step ends; on_exit must still see the step's exit status.
+    # shellcheck disable=SC2064 # the name is fixed now
+    trap "rc=\$?; set +e; podman rm -f $name >/dev/null 2>&1; (exit \$rc); on_exit" EXIT
+    local url=http://127.0.0.1:$port deadline=$((SECONDS + 90))
+    until curl -fs -o /dev/null "$url/readyz"; do
+        ((SECONDS < deadline)) || { podman logs "$name" | tail -n 20; die "the container did not become ready"; }
+        sleep 0.5
+    done
+    [[ $(podman exec "$name" id -u) == 10001 ]] || die "the container runs as $(podman exec "$name" id -u), not uid 10001"
+    # Run by hand: podman's healthcheck timer needs systemd, which this machine kind lacks.
+    podman healthcheck run "$name" || die "the image's HEALTHCHECK fails on a ready collector"
+    local keys write secret
+    keys=$(podman exec "$name" pulseline-collector project create --name container --json)
+    write=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["write_key"])' <<<"$keys")
+    secret=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["secret_key"])' <<<"$keys")
+    curl -fsS -u "$write:" -H 'Content-Type: application/json' "$url/v1/track" \
+        -d '{"type":"track","userId":"u1","event":"Container Test","messageId":"container-1"}'
+    echo
+    curl -fsS -H "Authorization: Bearer $secret" "$url/api/v1/events?event=Container%20Test" |
+        grep -q '"messageId":"container-1"' || die "the event sent to the container was not read back"
+    podman exec "$name" pulseline-collector backup --to /data/backup.db
+    podman exec "$name" ls -l /data
+    # SIGTERM, as an orchestrator stops it: the collector exits cleanly within its grace.
+    podman stop --time 40 "$name" >/dev/null
+    [[ $(podman inspect --format '{{.State.ExitCode}}' "$name") == 0 ]] || die "the collector exited non-zero on SIGTERM"
+    podman rm -f "$name" >/dev/null
+    trap on_exit EXIT
+    echo "container image: built, ran as uid 10001, healthy, event stored and read back, backed up, stopped cleanly"
+}
+
 # ---------------------------------------------------------------------------------------------
 # The browser SDK (sdk-wasm): wasm-bindgen build, wasm tests, typings, Chromium end to end.
 
@@ -504,11 +593,12 @@ wasm_browser_tests() {
 
 main() {
     case $ONLY in
-    all | rust | postgres | interop | python | node | wasm | dashboard) ;;
-    *) die "PULSELINE_TEST_ONLY must be rust, postgres, interop, python, node, wasm or dashboard (or unset for all), not '$ONLY'" ;;
+    all | rust | postgres | interop | python | node | wasm | container | dashboard) ;;
+    *) die "PULSELINE_TEST_ONLY must be rust, postgres, interop, python, node, wasm, container or dashboard (or unset for all), not '$ONLY'" ;;
     esac
 
     step setup "Rust toolchain (rustfmt, clippy)" ensure_rust_toolchain
+    step rust "browser SDK in sdk-wasm/dist built from its sources" sdk_dist_fresh
     step rust "cargo fmt --all --check" rust_fmt
     step rust "cargo clippy --workspace --all-targets -D warnings" rust_clippy
     step rust "cargo test --workspace" rust_tests
@@ -546,11 +636,14 @@ main() {
     step wasm "core in wasm (wasm-bindgen-test: Node, Chromium)" wasm_core_tests
     step wasm "TypeScript typings (tsc --strict)" wasm_sdk_types
     step wasm "browser SDK end to end (headless Chromium)" wasm_browser_tests
+    step container "build pulseline-collector (debug)" build_collector
+    step container "container image (podman): run, send, read back" container_image_test
     step dashboard "Chromium (apt)" ensure_chromium
     step dashboard "npm dependencies (dashboard: uPlot, playwright-core)" ensure_dashboard_deps
     step dashboard "build pulseline-collector (debug)" build_collector
     step dashboard "build the Rust SDK quickstart (debug)" build_quickstart
     step dashboard "dashboard in Chromium (playwright-core)" dashboard_browser_tests
+    step dashboard "embedded browser SDK in Chromium (Keys page snippet)" embedded_sdk_browser_test
 }
 
 main "$@"

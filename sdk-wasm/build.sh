@@ -1,6 +1,14 @@
 #!/usr/bin/env bash
 # Builds the browser SDK into sdk-wasm/dist (loader.js, pulseline.js, pulseline_bg.wasm,
-# pulseline.d.ts, SIZES.txt). Skips everything when no input changed since the last build.
+# web-vitals.js, pulseline.d.ts, each with its .br and .gz, SIZES.txt). Skips everything when no
+# input changed since the last build. dist/ is committed: every collector binary embeds it, so
+# a fresh clone serves the SDK without this toolchain. After changing an input, run this and
+# commit dist/ (dist/.inputs is the SHA-256 of the inputs).
+#
+#   sdk-wasm/build.sh           build when an input changed
+#   sdk-wasm/build.sh --force   build anyway (e.g. after a toolchain change)
+#   sdk-wasm/build.sh --check   only say whether dist/ was built from the current inputs (exit 1
+#                               if not); needs no toolchain (scripts/test.sh runs it)
 #
 # Needs: Debian's Rust with the standard library's source (`apt-get install -y rustc-web
 # cargo-web rust-web-src lld-22`), wasm-bindgen-cli of exactly the wasm-bindgen version in
@@ -19,6 +27,29 @@ SDK=$PWD
 ROOT=$(cd .. && pwd)
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$SDK/node_modules/.bin
+# The SHA-256 of every input of dist/ (not of the toolchain: --check must work without it).
+# Cargo.lock and the root Cargo.toml count whole, as they hold the wasm's dependencies and profile.
+inputs_hash() {
+    (
+        cd "$ROOT"
+        find sdk-core/src sdk-core/Cargo.toml sdk-wasm/src sdk-wasm/Cargo.toml sdk-wasm/js \
+            sdk-wasm/build.sh sdk-wasm/tsconfig.build.json sdk-wasm/package-lock.json \
+            Cargo.lock Cargo.toml .cargo/config.toml -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+    ) | sha256sum | cut -d' ' -f1
+}
+
+HASH=$(inputs_hash)
+if [[ ${1:-} == --check ]]; then
+    if [[ -f dist/.inputs && $(head -n1 dist/.inputs) == "$HASH" ]]; then
+        echo "sdk-wasm/dist was built from the current sources (inputs $HASH)"
+        exit 0
+    fi
+    echo "sdk-wasm/dist is stale: the browser SDK's sources changed since it was built" >&2
+    echo "  (inputs now $HASH, dist/.inputs says $(head -n1 dist/.inputs 2>/dev/null || echo nothing))." >&2
+    echo "  Rebuild it and commit the result: sdk-wasm/build.sh && git add sdk-wasm/dist" >&2
+    exit 1
+fi
+
 TOOLCHAIN=${PULSELINE_WASM_TOOLCHAIN:-debian}
 # Where Debian's rust-web-src puts the standard library's source.
 DEBIAN_STD_SRC=/usr/lib/rustlib/src/rust/library
@@ -44,18 +75,8 @@ rustup)
     ;;
 esac
 
-inputs_hash() {
-    (
-        cd "$ROOT"
-        find sdk-core/src sdk-core/Cargo.toml sdk-wasm/src sdk-wasm/Cargo.toml sdk-wasm/js \
-            sdk-wasm/build.sh sdk-wasm/tsconfig.build.json sdk-wasm/package-lock.json \
-            Cargo.lock Cargo.toml .cargo/config.toml -type f -print0 | sort -z | xargs -0 sha256sum
-        echo "$TOOLCHAIN $RUSTC_VERSION"
-    ) | sha256sum | cut -d' ' -f1
-}
-
 HASH=$(inputs_hash)
-if [[ ${1:-} != --force && -f dist/.inputs && $(cat dist/.inputs) == "$HASH" && -f dist/pulseline_bg.wasm ]]; then
+if [[ ${1:-} != --force && -f dist/.inputs && $(head -n1 dist/.inputs) == "$HASH" && -f dist/pulseline_bg.wasm ]]; then
     echo "sdk-wasm/dist is up to date"
     exit 0
 fi
@@ -114,4 +135,21 @@ text += "with web-vitals.js (Web Vitals on, the default): " + kb(sdk + rows[3].b
 writeFileSync("dist/SIZES.txt", text)
 process.stdout.write(text)
 '
-echo "$HASH" > dist/.inputs
+# The collector serves everything but the loader under /sdk/v1/<version>/, cached for a year:
+# the version is a hash of those files (the collector computes it the same way,
+# collector/src/routes/sdk.rs), and the loader, cached briefly, loads that version.
+VERSION=$(cd dist && sha256sum pulseline.d.ts pulseline.js pulseline_bg.wasm web-vitals.js | sha256sum | cut -c1-16)
+sed -i "s#/sdk/v1/pulseline.js#/sdk/v1/$VERSION/pulseline.js#" dist/loader.js
+grep -q "/sdk/v1/$VERSION/pulseline.js" dist/loader.js ||
+    { echo "build.sh: dist/loader.js does not load /sdk/v1/pulseline.js: cannot version it" >&2; exit 1; }
+# Precompressed once here, so the collector serves brotli or gzip without compressing per request.
+node --input-type=module -e '
+import { readFileSync, writeFileSync } from "node:fs"
+import { brotliCompressSync, gzipSync, constants } from "node:zlib"
+for (const f of ["loader.js", "pulseline.js", "pulseline_bg.wasm", "web-vitals.js", "pulseline.d.ts"]) {
+  const raw = readFileSync("dist/" + f)
+  writeFileSync("dist/" + f + ".br", brotliCompressSync(raw, { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_SIZE_HINT]: raw.length } }))
+  writeFileSync("dist/" + f + ".gz", gzipSync(raw, { level: 9 }))
+}
+'
+printf '%s\nbuilt with %s %s\n' "$HASH" "$TOOLCHAIN" "$RUSTC_VERSION" > dist/.inputs

@@ -53,6 +53,16 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Copy the SQLite database to a new file while the collector keeps running (for
+    /// PostgreSQL, use pg_dump). Restore: stop the collector, put the copy in the database's
+    /// place, start it.
+    Backup {
+        /// The file to write; it must not exist.
+        #[arg(long, value_name = "FILE")]
+        to: std::path::PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +184,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Key { action, db }) => key(action, &open(&db).await?).await,
         Some(Command::User { action, db }) => user(action, &open(&db).await?).await,
         Some(Command::Plan { action, db }) => plan(action, &open(&db).await?).await,
+        Some(Command::Backup { to, db }) => {
+            crate::backup::backup(&db.database_url, &to).await?;
+            println!("Backed up {} to {}", db.database_url, to.display());
+            Ok(())
+        }
     }
 }
 

@@ -87,8 +87,9 @@ pub struct Config {
     /// Seconds to let in-flight requests and commits finish after SIGTERM/SIGINT.
     #[arg(long, env = "PULSELINE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
-    /// Directory of the built browser SDK served at /sdk/v1/ (loader.js, pulseline.js,
-    /// pulseline_bg.wasm, web-vitals.js). Default: `sdk-wasm/dist` when present (after `sdk-wasm/build.sh`).
+    /// Directory of a built browser SDK to serve at /sdk/v1/ instead of the one embedded in
+    /// this binary (loader.js, pulseline.js, pulseline_bg.wasm, web-vitals.js, pulseline.d.ts,
+    /// each optionally with .br and .gz, as `sdk-wasm/build.sh` writes them). Read at startup.
     #[arg(long, env = "PULSELINE_SDK_DIR")]
     pub sdk_dir: Option<std::path::PathBuf>,
     #[command(flatten)]

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod alerting;
 pub mod analytics;
 pub mod auth;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;

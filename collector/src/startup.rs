@@ -156,14 +156,17 @@ impl Application {
             Arc::clone(&clock),
             Duration::from_secs(config.maintenance_interval_secs),
         );
-        let sdk_files = crate::routes::sdk::SdkFiles::locate(config.sdk_dir.as_deref());
-        match sdk_files.dir() {
-            Some(dir) => {
-                tracing::info!(dir = %dir.display(), "serving the browser SDK at /sdk/v1/")
-            }
-            None => {
-                tracing::info!("browser SDK not built (sdk-wasm/build.sh): /sdk/v1/ answers 404")
-            }
+        let sdk_files = crate::routes::sdk::SdkFiles::load(config.sdk_dir.as_deref());
+        match sdk_files.version() {
+            Some(version) => tracing::info!(
+                source = sdk_files.source(),
+                version,
+                "serving the browser SDK at /sdk/v1/"
+            ),
+            None => tracing::warn!(
+                source = sdk_files.source(),
+                "no browser SDK to serve: /sdk/v1/ answers 404 (see sdk-wasm/build.sh)"
+            ),
         }
         let rules = (config.rules_interval_secs > 0).then(|| {
             crate::alerting::rules::spawn(

@@ -281,3 +281,130 @@ async fn project_raw_retention_is_set_within_the_plan() {
     assert_eq!(retention.raw_retention_days, None);
     assert_eq!(retention.effective_raw_retention_days, Some(30));
 }
+
+/// Every event of the database at `database_url`, read through a collector started on it.
+async fn events_served_from(database_url: &str, keys: &common::TestApp) -> Vec<Value> {
+    use pulseline_collector::startup::Application;
+    let config = pulseline_collector::config::Config::for_tests_with_database(database_url.into());
+    let app = Application::build(config)
+        .await
+        .expect("a collector starts on the copy");
+    let copy = common::TestApp {
+        base: format!("http://127.0.0.1:{}", app.port()),
+        keys: keys.keys.clone(),
+        http: reqwest::Client::new(),
+        dir: tempfile::tempdir().unwrap(),
+        database_url: database_url.into(),
+        shutdown: app.shutdown_handle(),
+        task: tokio::spawn(app.run_until_stopped()),
+    };
+    let events = copy.all_events("").await;
+    copy.shutdown.shutdown();
+    events
+}
+
+/// `backup` while a client keeps ingesting: the copy starts as a collector, holds every event
+/// acknowledged before the backup started, and is one point in time: each batch wholly in or
+/// out, and no batch without every batch acknowledged before it.
+#[tokio::test]
+async fn backup_under_load_is_a_point_in_time_copy_holding_every_acknowledged_event() {
+    use std::sync::{Arc, Mutex};
+    let app = spawn_app().await;
+    let to = app.dir.path().join("backup.db");
+    let to_arg = to.to_str().unwrap().to_owned();
+    if common::on_postgres() {
+        let (ok, _, stderr) = cli(&app.database_url, &["backup", "--to", &to_arg]);
+        assert!(!ok, "a PostgreSQL backup is pg_dump's job");
+        assert!(
+            stderr.contains("pg_dump") && stderr.contains("pg_restore"),
+            "{stderr}"
+        );
+        assert!(!to.exists());
+        return;
+    }
+    const BATCH: usize = 50;
+    // Batches acknowledged, in order; the client sends one after the other without pause.
+    let acked: Arc<Mutex<Vec<usize>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (acked, stop) = (Arc::clone(&acked), Arc::clone(&stop));
+        let (http, url, key) = (
+            app.http.clone(),
+            app.url("/v1/batch"),
+            app.keys.write_key.clone(),
+        );
+        tokio::spawn(async move {
+            for n in 0.. {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let batch: Vec<Value> = (0..BATCH)
+                    .map(|i| track("loader", "Load", &format!("b{n}-{i}")))
+                    .collect();
+                let response = http
+                    .post(&url)
+                    .basic_auth(&key, Some(""))
+                    .json(&json!({ "batch": batch }))
+                    .send()
+                    .await
+                    .expect("ingest reachable");
+                assert_eq!(response.status(), 200);
+                acked.lock().unwrap().push(n);
+            }
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while acked.lock().unwrap().len() < 20 {
+        assert!(std::time::Instant::now() < deadline, "ingest too slow");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let acked_before = acked.lock().unwrap().len();
+    let database_url = app.database_url.clone();
+    let args = ["backup".to_owned(), "--to".to_owned(), to_arg.clone()];
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli(&database_url, &args)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "backup failed: {stderr}");
+    assert!(stdout.contains(&to_arg), "{stdout}");
+    // Ingest went on through the backup and after it.
+    let acked_at_end = acked.lock().unwrap().len();
+    while acked.lock().unwrap().len() < acked_at_end + 5 {
+        assert!(std::time::Instant::now() < deadline, "ingest stopped");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.await.unwrap();
+
+    let events = events_served_from(&format!("sqlite://{to_arg}"), &app).await;
+    let mut per_batch = std::collections::BTreeMap::<usize, usize>::new();
+    for event in &events {
+        let id = event["messageId"].as_str().unwrap();
+        let n: usize = id[1..id.find('-').unwrap()].parse().unwrap();
+        *per_batch.entry(n).or_default() += 1;
+    }
+    assert!(
+        per_batch.values().all(|&count| count == BATCH),
+        "a batch is partly in the copy: {per_batch:?}"
+    );
+    let batches: Vec<usize> = per_batch.keys().copied().collect();
+    assert_eq!(
+        batches,
+        (0..batches.len()).collect::<Vec<_>>(),
+        "the copy has a batch without one acknowledged before it"
+    );
+    assert!(
+        batches.len() >= acked_before,
+        "{} batches acknowledged before the backup, {} in the copy",
+        acked_before,
+        batches.len()
+    );
+    assert!(batches.len() <= acked.lock().unwrap().len());
+
+    // It never overwrites, and says so.
+    let (ok, _, stderr) = cli(&app.database_url, &["backup", "--to", &to_arg]);
+    assert!(!ok);
+    assert!(stderr.contains("already exists"), "{stderr}");
+}

@@ -36,7 +36,7 @@ use crate::state::AppState;
     paths(
         ingest::batch, ingest::import, ingest::track, ingest::identify, ingest::page, ingest::screen,
         ingest::group, ingest::alias, events::list, events::stats, ops::healthz, ops::readyz,
-        ops::metrics, sdk::serve,
+        ops::metrics, sdk::serve, sdk::serve_versioned,
         channels::create, channels::list, channels::get_one, channels::update, channels::delete,
         channels::test, categories::create, categories::list, categories::get_one,
         categories::update, categories::delete, deliveries::list,
