@@ -1,14 +1,20 @@
 //! The Numenta Anomaly Benchmark (NAB) over the anomaly detector, exactly as the product runs it.
 //!
-//! `cargo bench -p pulseline-collector --bench nab`
+//! `cargo bench -p pulseline-collector --bench nab [-- --cv | --expect] [--nab-dir DIR]`
 //!
-//! Every data file of the NAB directory (env `PULSELINE_NAB_DIR`, default
-//! `<workspace>/../shared/nab`) is a series of buckets. Its seasons come from the spacing of its
-//! timestamps the way a rule's come from its bucket size, and every row is judged by
-//! [`assess`] over the rows before it (at most [`Params::history_len`]) with the default
-//! parameters: no per-file settings, no labels, no look-ahead. The score written for a row is
-//! [`unit_score`] of the assessment's score, so NAB's threshold is a product sensitivity
-//! ([`sensitivity_for_unit`]). The scores go to `target/nab-scores`, and NAB's own scorer
+//! - no mode: score the whole NAB directory, threshold optimised over it (three profiles);
+//! - `--cv`: leave-one-category-out cross-validation (see `nab/cv.rs`);
+//! - `--expect`: false alarms per week and time to detect a level shift on synthetic hourly
+//!   series (see `nab/expect.rs`; needs no NAB data).
+//!
+//! The NAB kit is not in the repository: `--nab-dir DIR` or env `PULSELINE_NAB_DIR` names the
+//! directory holding `data/`, `combined_windows.json` and `nab_score.py`
+//! (docs/alerting-quality.md). Every data file is a series of buckets. Its seasons come from
+//! the spacing of its timestamps the way a rule's come from its bucket size, and every row is
+//! judged by [`assess`] over the rows before it (at most [`Params::history_len`]) with the
+//! default parameters: no per-file settings, no labels, no look-ahead. The score written for a
+//! row is [`unit_score`] of the assessment's score, so NAB's threshold is a product
+//! sensitivity ([`sensitivity_for_unit`]). The scores go to `target/nab-scores`, and NAB's own scorer
 //! (`nab_score.py`, next to the data) prints the standard, low-FP and low-FN scores.
 
 use std::fmt::Write as _;
@@ -17,6 +23,12 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use chrono::NaiveDateTime;
+
+#[path = "nab/cv.rs"]
+mod cv;
+#[path = "nab/expect.rs"]
+mod expect;
+
 use pulseline_collector::alerting::anomaly::{
     DEFAULT_SENSITIVITY, Params, assess, seasons_for_bucket, sensitivity_for_unit, unit_score,
 };
@@ -125,9 +137,30 @@ fn micros_per_call() -> (usize, f64) {
     (len, micros)
 }
 
-fn run() -> Result<(), String> {
-    let nab = std::env::var_os("PULSELINE_NAB_DIR")
-        .map_or_else(|| workspace_root().join("../shared/nab"), PathBuf::from);
+/// The NAB kit's directory: `--nab-dir DIR` or `PULSELINE_NAB_DIR`.
+fn nab_dir(args: &[String]) -> Result<PathBuf, String> {
+    if let Some(at) = args.iter().position(|a| a == "--nab-dir") {
+        return args
+            .get(at + 1)
+            .map(PathBuf::from)
+            .ok_or_else(|| "--nab-dir needs a directory".to_owned());
+    }
+    std::env::var_os("PULSELINE_NAB_DIR")
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            "the NAB kit is not part of the repository: set PULSELINE_NAB_DIR (or pass \
+             --nab-dir DIR) to the directory holding data/, combined_windows.json and \
+             nab_score.py (see docs/alerting-quality.md)"
+                .to_owned()
+        })
+}
+
+fn run(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "--expect") {
+        print!("{}", expect::report());
+        return Ok(());
+    }
+    let nab = nab_dir(args)?;
     let data = nab.join("data");
     let labels = nab.join("combined_windows.json");
     let scorer = nab.join("nab_score.py");
@@ -147,7 +180,8 @@ fn run() -> Result<(), String> {
 
     let started = Instant::now();
     let mut calls = 0;
-    for relative in data_files(&data)? {
+    let files = data_files(&data)?;
+    for relative in files.clone() {
         let series = read_series(&data, relative)?;
         let csv = score_series(&series);
         calls += series.values.len();
@@ -167,6 +201,19 @@ fn run() -> Result<(), String> {
     println!(
         "assess: {micros:.1} µs per call at {len} buckets of history (hourly rule, seasons 24 and 168)"
     );
+
+    if args.iter().any(|a| a == "--cv") {
+        let kit = cv::Kit {
+            scorer: &scorer,
+            data: &data,
+            labels: &labels,
+            scores: &out,
+        };
+        let folds = cv::folds(&kit, &files)?;
+        println!("leave-one-category-out cross-validation (standard profile)");
+        print!("{}", cv::report(&folds));
+        return Ok(());
+    }
 
     let scored = Command::new("python3")
         .arg(&scorer)
@@ -204,7 +251,8 @@ fn run() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    match run() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("nab: {message}");

@@ -18,9 +18,9 @@
 //!    steady one a narrow band) and stops repeated alerts just after an incident: the
 //!    incident itself widens the band for the next [`RECENT_BUCKETS`] buckets.
 //!
-//! The NAB benchmark (`collector/benches/nab.rs`, see the README) runs this same function with
-//! the default parameters; the default `sensitivity` is the threshold NAB's optimiser chose
-//! on the DEV subset.
+//! The NAB benchmark (`collector/benches/nab.rs`, see docs/alerting-quality.md) runs this same
+//! function with the default parameters; the default `sensitivity` is the one its
+//! leave-one-category-out cross-validation chooses.
 
 use serde::{Deserialize, Serialize};
 
@@ -39,8 +39,7 @@ pub struct Params {
     pub direction: Direction,
     /// How far outside the recent range a bucket must be, in yardsticks (the largest miss of
     /// the baseline over the last [`RECENT_BUCKETS`] buckets). 1.0 means "as far off as the
-    /// worst recent bucket"; the default, [`DEFAULT_SENSITIVITY`], is NAB's optimum. Lower is
-    /// more sensitive.
+    /// worst recent bucket"; the default is [`DEFAULT_SENSITIVITY`]. Lower is more sensitive.
     pub sensitivity: f64,
     /// Buckets whose baseline and value are both below this are never anomalous
     /// (quiet series swing wildly in relative terms).
@@ -92,8 +91,9 @@ pub const MIN_HISTORY: usize = 8;
 pub const RECENT_BUCKETS: usize = 500;
 /// Buckets in the median that gives the recent level.
 pub const LEVEL_BUCKETS: usize = 12;
-/// The default [`Params::sensitivity`]: the threshold NAB's optimiser picks on the DEV subset
-/// (standard profile), mapped back through [`unit_score`].
+/// The default [`Params::sensitivity`]: the median of the thresholds that the NAB bench's
+/// cross-validation (`-- --cv`) picks, each optimised without the category it is scored on
+/// (standard profile), mapped back through [`sensitivity_for_unit`].
 pub const DEFAULT_SENSITIVITY: f64 = 1.21;
 /// Seasonal references per season (the same bucket 1..=N seasons ago).
 const SEASONS_BACK: usize = 4;
