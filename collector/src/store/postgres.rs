@@ -646,6 +646,8 @@ impl PostgresStore {
             for sql in [
                 "DELETE FROM event_ids WHERE project_id = $1 AND received_at < $2",
                 "DELETE FROM rollups_hourly WHERE project_id = $1 AND hour < $2",
+                // Dropped partitions fire no delete trigger (migrations/postgres/0026).
+                "DELETE FROM web_pageviews WHERE project_id = $1 AND ts < $2",
             ] {
                 sqlx::query(sql)
                     .bind(project_id)
