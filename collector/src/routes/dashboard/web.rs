@@ -319,7 +319,10 @@ pub async fn report(
     };
     let current_buckets = buckets(days, &tz)?;
     let previous_buckets = buckets(previous_days, &tz)?;
-    let (from, to) = (current_buckets[0].0, current_buckets[current_buckets.len() - 1].1);
+    let (from, to) = (
+        current_buckets[0].0,
+        current_buckets[current_buckets.len() - 1].1,
+    );
     let (previous_from, previous_to) = (previous_buckets[0].0, from);
 
     let max = i64::from(state.dashboard.config.max_scan_events);
