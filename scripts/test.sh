@@ -350,6 +350,12 @@ dashboard_browser_tests() {
         timeout --kill-after=30 600 node dashboard/tests/browser.mjs
 }
 
+# The Web page (docs/dashboard-web.md): a seeded week, filters, the URL, screenshots.
+dashboard_web_tests() {
+    PULSELINE_COLLECTOR_BIN=$TARGET_DIR/debug/pulseline-collector \
+        timeout --kill-after=30 300 node dashboard/tests/web.mjs
+}
+
 # ---------------------------------------------------------------------------------------------
 # The browser SDK (sdk-wasm): wasm-bindgen build, wasm tests, typings, Chromium end to end.
 
@@ -455,6 +461,7 @@ main() {
     step dashboard "build pulseline-collector (debug)" build_collector
     step dashboard "build the Rust SDK quickstart (debug)" build_quickstart
     step dashboard "dashboard in Chromium (playwright-core)" dashboard_browser_tests
+    step dashboard "the Web page in Chromium" dashboard_web_tests
 }
 
 main "$@"
