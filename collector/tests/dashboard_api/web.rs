@@ -395,6 +395,14 @@ async fn stored_page_views(app: &Dash) -> Vec<Pv> {
     }
 }
 
+/// A query, its filters, and the buckets of its period and of the previous one.
+type Case<'a> = (
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    Vec<(i64, i64)>,
+    Vec<(i64, i64)>,
+);
+
 #[tokio::test]
 async fn the_web_page_matches_a_plain_computation_on_random_traffic() {
     let clock = Arc::new(FakeClock::new(now()));
@@ -437,7 +445,7 @@ async fn the_web_page_matches_a_plain_computation_on_random_traffic() {
             .collect()
     };
     // Last 7 days in Berlin: March 4 to 10; the previous period February 25 to March 3.
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<(i64, i64)>, Vec<(i64, i64)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("period=7d", vec![], days(3, 4, 7), days(2, 25, 7)),
         (
             "period=7d&source=Google&device=desktop",
