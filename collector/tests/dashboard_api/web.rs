@@ -581,6 +581,25 @@ async fn web_page_input_is_checked_and_its_cost_bounded() {
     );
 
     let at = |m: i64| (now() - Duration::minutes(m)).to_rfc3339();
+    // Filter values are data, never SQL: a quote and a tautology match nothing.
+    app.ingest(vec![
+        json!({"type": "page", "anonymousId": "x", "timestamp": at(10)}),
+    ])
+    .await;
+    let (status, r) = app.get(&admin, &format!("{base}/web?period=today")).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["current"]["pageviews"], 1, "{r}");
+    let (status, r) = app
+        .get(
+            &admin,
+            &format!("{base}/web?period=today&source=%27%20OR%201%3D1%20--"),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), &r["current"]["pageviews"]),
+        (200, &json!(0))
+    );
+
     let views: Vec<Value> = (0..4)
         .map(|i| json!({"type": "page", "anonymousId": "a", "timestamp": at(60 * i + 30)}))
         .collect();
