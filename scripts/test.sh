@@ -528,6 +528,12 @@ container_image_test() {
     echo "container image: built, ran as uid 10001, healthy, event stored and read back, backed up, stopped cleanly"
 }
 
+# The Web page (docs/dashboard-web.md): a seeded week, filters, the URL, screenshots.
+dashboard_web_tests() {
+    PULSELINE_COLLECTOR_BIN=$TARGET_DIR/debug/pulseline-collector \
+        timeout --kill-after=30 300 node dashboard/tests/web.mjs
+}
+
 # ---------------------------------------------------------------------------------------------
 # The browser SDK (sdk-wasm): wasm-bindgen build, wasm tests, typings, Chromium end to end.
 
@@ -644,6 +650,7 @@ main() {
     step dashboard "build the Rust SDK quickstart (debug)" build_quickstart
     step dashboard "dashboard in Chromium (playwright-core)" dashboard_browser_tests
     step dashboard "embedded browser SDK in Chromium (Keys page snippet)" embedded_sdk_browser_test
+    step dashboard "the Web page in Chromium" dashboard_web_tests
 }
 
 main "$@"

@@ -3,6 +3,9 @@
 
 mod common;
 mod standins;
+/// The Web page (issue 21).
+#[path = "dashboard_api/web.rs"]
+mod web;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -2,6 +2,7 @@
 // `pulseline-loadgen --spread-days 90 --users 100000`; README "Dashboard benchmark"):
 //   1. server time of the overview and of 30-day charts (all events by day, the top event by
 //      hour), measured from the browser with the Resource Timing API, cold call and 10 warm ones;
+//      and of the Web page's calls (today, 7 and 30 days, a filter, realtime);
 //   2. the dashboard's own Web Vitals (LCP, FCP, TTFB), measured in headless Chromium with
 //      Google's web-vitals library injected before the page's own scripts.
 // It changes nothing in the store. Usage:
@@ -64,6 +65,12 @@ try {
     overview: `${api}/overview`,
     '30 days, all events by day': `${api}/series?from=${now - 30 * day}&to=${now}&bucket=${day}`,
     [`30 days, "${top}" by hour`]: `${api}/series?event=${encodeURIComponent(top)}&from=${now - 30 * day}&to=${now}&bucket=3600000`,
+    // The Web page (docs/dashboard-web.md); fill it with bench/web-seed.mjs.
+    'web, today': `${api}/web?period=today`,
+    'web, last 7 days': `${api}/web?period=7d`,
+    'web, last 30 days': `${api}/web?period=30d`,
+    'web, 30 days, source=Google': `${api}/web?period=30d&source=Google`,
+    'web, realtime': `${api}/web/realtime`,
   };
   const rows = [];
   for (const [name, url] of Object.entries(calls)) {

@@ -57,6 +57,8 @@ use crate::state::AppState;
         dashboard::insights::event_names, dashboard::insights::vitals,
         dashboard::insights::funnel, dashboard::insights::retention,
         dashboard::insights::sessions, dashboard::insights::tail,
+        dashboard::web::report, dashboard::web::realtime, dashboard::web::settings,
+        dashboard::web::update_settings,
         persons::preview, persons::delete, persons::export, persons::suppressions, persons::lift,
     ),
     modifiers(&SecuritySchemes, &DashboardMirror),

@@ -14,6 +14,7 @@ mod rules;
 mod sqlite;
 mod sqlite_ingest;
 mod sqlite_keys;
+pub mod web;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 

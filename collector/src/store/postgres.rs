@@ -645,11 +645,17 @@ impl PostgresStore {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-            sqlx::query("DELETE FROM event_ids WHERE project_id = $1 AND received_at < $2")
-                .bind(project_id)
-                .bind(raw_cutoff)
-                .execute(&mut *tx)
-                .await?;
+            for sql in [
+                "DELETE FROM event_ids WHERE project_id = $1 AND received_at < $2",
+                // Dropped partitions fire no delete trigger (migrations/postgres/0026).
+                "DELETE FROM web_pageviews WHERE project_id = $1 AND ts < $2",
+            ] {
+                sqlx::query(sql)
+                    .bind(project_id)
+                    .bind(raw_cutoff)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             // Rollups (and notification history) follow the plan, however short the project
             // keeps raw events.
             let Some(days) = plan_days else {

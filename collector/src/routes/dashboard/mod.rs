@@ -11,6 +11,7 @@ pub mod insights;
 pub mod invitations;
 pub mod projects;
 pub mod retention;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -159,6 +160,15 @@ pub fn router() -> Router<AppState> {
             get(insights::sessions),
         )
         .route("/api/dash/projects/{project}/tail", get(insights::tail))
+        .route("/api/dash/projects/{project}/web", get(web::report))
+        .route(
+            "/api/dash/projects/{project}/web/realtime",
+            get(web::realtime),
+        )
+        .route(
+            "/api/dash/projects/{project}/settings",
+            get(web::settings).post(web::update_settings),
+        )
         .merge(super::alerting(super::DASHBOARD_PREFIX))
         .layer(axum::middleware::map_response(no_basic_auth_prompt))
 }

@@ -1,0 +1,579 @@
+//! The Web page (docs/dashboard-web.md): visitors, visits, page views, bounce rate and visit
+//! duration against the previous period, the visitors chart, breakdowns, realtime, and the
+//! project's time zone that decides what "today" is.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{PathIds, ProjectPath, Session, query_error};
+use crate::domain::ProjectId;
+use crate::domain::account::Role;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::store::HOUR_MS;
+use crate::store::web::{Dimension, WebQuery, WebTotals};
+
+/// Rows each breakdown shows.
+pub const BREAKDOWN_ROWS: i64 = 10;
+/// Longest custom range, in days.
+pub const MAX_RANGE_DAYS: i64 = 366;
+/// Longest filter value: the stored values are cut at this length (migration 0026).
+pub const MAX_FILTER_CHARS: usize = 300;
+/// How far back "realtime" looks.
+pub const REALTIME_WINDOW_MS: i64 = 5 * 60_000;
+/// Pages the realtime card lists.
+pub const REALTIME_ROWS: i64 = 10;
+/// Longest time zone name accepted (IANA names are far shorter).
+pub const MAX_TIMEZONE_CHARS: usize = 64;
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WebParams {
+    /// `today`, `yesterday`, `7d`, `30d` (default), `90d`, `month` (this calendar month so
+    /// far) or `custom` (with `from` and `to`), in the project's time zone.
+    period: Option<String>,
+    /// First day of a custom range, `YYYY-MM-DD`.
+    from: Option<String>,
+    /// Last day of a custom range, `YYYY-MM-DD`, included; at most 366 days after `from`.
+    to: Option<String>,
+    /// Filters: visits that viewed this page (path).
+    page: Option<String>,
+    /// Filters by the visit's first page.
+    entry_page: Option<String>,
+    /// Filters by the visit's last page.
+    exit_page: Option<String>,
+    /// Filters by the visit's source (`context.source.name`); an empty value means none.
+    source: Option<String>,
+    /// Filters by the referring host; empty: none (direct, or from the site itself).
+    referrer: Option<String>,
+    utm_source: Option<String>,
+    utm_medium: Option<String>,
+    utm_campaign: Option<String>,
+    /// ISO 3166-1 alpha-2 code (`context.location.country`).
+    country: Option<String>,
+    browser: Option<String>,
+    os: Option<String>,
+    /// `desktop`, `mobile`, `tablet`, `other`.
+    device: Option<String>,
+}
+
+impl WebParams {
+    fn filters(&self) -> Result<Vec<(Dimension, String)>, ApiError> {
+        let values = [
+            &self.page,
+            &self.entry_page,
+            &self.exit_page,
+            &self.source,
+            &self.referrer,
+            &self.utm_source,
+            &self.utm_medium,
+            &self.utm_campaign,
+            &self.country,
+            &self.browser,
+            &self.os,
+            &self.device,
+        ];
+        let mut out = Vec::new();
+        for (dim, value) in Dimension::ALL.into_iter().zip(values) {
+            if let Some(v) = value {
+                if v.chars().count() > MAX_FILTER_CHARS {
+                    return Err(ApiError::BadRequest(format!(
+                        "the {} filter is longer than {MAX_FILTER_CHARS} characters: stored \
+                         values are cut there, so pass the value as the page shows it",
+                        dim.key()
+                    )));
+                }
+                out.push((dim, v.clone()));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The days a period covers, in the project's time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Days {
+    pub first: Date,
+    pub count: i64,
+}
+
+fn bad_date(name: &str, value: &str) -> ApiError {
+    ApiError::BadRequest(format!(
+        "{name} ({value:?}) is not a date: use YYYY-MM-DD, e.g. 2026-03-01"
+    ))
+}
+
+fn date_error(e: jiff::Error) -> ApiError {
+    ApiError::BadRequest(format!("date out of range: {e}"))
+}
+
+/// `period` (and `from`/`to` for `custom`) as days, with `today` the project's today.
+pub fn period_days(
+    today: Date,
+    period: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<Days, ApiError> {
+    let last_n = |n: i64| -> Result<Days, ApiError> {
+        Ok(Days {
+            first: today.checked_sub((n - 1).days()).map_err(date_error)?,
+            count: n,
+        })
+    };
+    match period {
+        "today" => Ok(Days {
+            first: today,
+            count: 1,
+        }),
+        "yesterday" => Ok(Days {
+            first: today.yesterday().map_err(date_error)?,
+            count: 1,
+        }),
+        "7d" => last_n(7),
+        "30d" => last_n(30),
+        "90d" => last_n(90),
+        "month" => Ok(Days {
+            first: today.first_of_month(),
+            count: i64::from(today.day()),
+        }),
+        "custom" => {
+            let (Some(from), Some(to)) = (from, to) else {
+                return Err(ApiError::BadRequest(
+                    "period=custom needs from and to (YYYY-MM-DD, both included)".into(),
+                ));
+            };
+            let first: Date = from.parse().map_err(|_| bad_date("from", from))?;
+            let last: Date = to.parse().map_err(|_| bad_date("to", to))?;
+            let count = i64::from(first.until(last).map_err(date_error)?.get_days()) + 1;
+            if !(1..=MAX_RANGE_DAYS).contains(&count) {
+                return Err(ApiError::BadRequest(format!(
+                    "from ({from}) must be on or before to ({to}), at most {MAX_RANGE_DAYS} \
+                     days apart"
+                )));
+            }
+            Ok(Days { first, count })
+        }
+        other => Err(ApiError::BadRequest(format!(
+            "unknown period {other:?}: use today, yesterday, 7d, 30d, 90d, month or custom"
+        ))),
+    }
+}
+
+fn midnight(date: Date, tz: &TimeZone) -> Result<i64, ApiError> {
+    Ok(date
+        .to_zoned_datetime(tz.clone())
+        .map_err(date_error)?
+        .timestamp()
+        .as_millisecond())
+}
+
+/// The chart's buckets of `days`: hours for one day, else days (each from its local midnight).
+fn buckets(days: Days, tz: &TimeZone) -> Result<Vec<(i64, i64)>, ApiError> {
+    let mut starts = Vec::new();
+    for d in 0..=days.count {
+        starts.push(midnight(
+            days.first.checked_add(d.days()).map_err(date_error)?,
+            tz,
+        )?);
+    }
+    if days.count == 1 {
+        let (from, to) = (starts[0], starts[1]);
+        return Ok((0..)
+            .map(|h| from + h * HOUR_MS)
+            .take_while(|s| *s < to)
+            .map(|s| (s, (s + HOUR_MS).min(to)))
+            .collect());
+    }
+    Ok(starts.windows(2).map(|w| (w[0], w[1])).collect())
+}
+
+pub fn project_tz(name: &str) -> TimeZone {
+    TimeZone::get(name).unwrap_or(TimeZone::UTC)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebStats {
+    /// Distinct visitors (anonymous id, else user id) with a page view.
+    pub visitors: i64,
+    /// Visits: a visitor's page views with no gap over 30 minutes.
+    pub visits: i64,
+    pub pageviews: i64,
+    pub views_per_visit: f64,
+    /// Share of visits with a single page view (0 to 1).
+    pub bounce_rate: f64,
+    /// Mean time from a visit's first to its last page view, in seconds.
+    pub visit_duration_secs: f64,
+}
+
+impl From<WebTotals> for WebStats {
+    fn from(t: WebTotals) -> Self {
+        let per_visit = |x: i64| {
+            if t.visits == 0 {
+                0.0
+            } else {
+                x as f64 / t.visits as f64
+            }
+        };
+        Self {
+            visitors: t.visitors,
+            visits: t.visits,
+            pageviews: t.pageviews,
+            views_per_visit: per_visit(t.pageviews),
+            bounce_rate: per_visit(t.bounces),
+            visit_duration_secs: per_visit(t.duration_ms) / 1000.0,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebSeries {
+    /// `hour` (one-day periods) or `day`.
+    pub bucket: &'static str,
+    /// Bucket starts, unix milliseconds.
+    pub buckets: Vec<i64>,
+    /// Visitors per bucket; null for buckets that have not started yet.
+    pub visitors: Vec<Option<i64>>,
+    /// Visitors in the previous period's bucket at the same position.
+    pub previous: Vec<Option<i64>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebRow {
+    /// The page, source, country… ("" when the page views carry none).
+    pub value: String,
+    pub visitors: i64,
+    /// Page views for `page`; visits for every other breakdown (entrances for `entry_page`,
+    /// exits for `exit_page`).
+    pub count: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebReportView {
+    /// The project's time zone, which decides the days.
+    pub timezone: String,
+    pub period: String,
+    /// The range and the previous one of the same number of days: unix ms, end excluded.
+    pub from: i64,
+    pub to: i64,
+    pub previous_from: i64,
+    pub previous_to: i64,
+    /// The filters applied, by name.
+    pub filters: BTreeMap<String, String>,
+    pub current: WebStats,
+    pub previous: WebStats,
+    pub series: WebSeries,
+    /// The top rows of each breakdown (`page`, `entry_page`, `exit_page`, `source`,
+    /// `referrer`, `utm_source`, `utm_medium`, `utm_campaign`, `country`, `browser`, `os`,
+    /// `device`), most visitors first.
+    pub breakdowns: BTreeMap<String, Vec<WebRow>>,
+}
+
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}/web", tag = "dashboard",
+    operation_id = "dashboard_web", params(ProjectPath, WebParams),
+    description = "Web analytics of page views (bots excluded): totals against the previous \
+                   period of the same number of days, visitors per hour or day, and the top \
+                   rows of each breakdown. Every filter given must hold (docs/dashboard-web.md).",
+    responses(
+        (status = 200, body = WebReportView),
+        (status = 400, description = "An invalid parameter (says which), or more page views in \
+                                      the two periods than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
+            body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
+pub async fn report(
+    State(state): State<AppState>,
+    session: Session,
+    PathIds(project): PathIds<ProjectId>,
+    p: Result<Query<WebParams>, QueryRejection>,
+) -> Result<Json<WebReportView>, ApiError> {
+    session.require(&state, project, Role::Viewer).await?;
+    let Query(p) = p.map_err(query_error)?;
+    let filters = p.filters()?;
+    let timezone = state.store.project_timezone(project).await?;
+    let tz = project_tz(&timezone);
+    let now = state.clock.now().timestamp_millis();
+    let today = Timestamp::from_millisecond(now)
+        .map_err(date_error)?
+        .to_zoned_datetime(tz.clone())
+        .date();
+    let period = p.period.as_deref().unwrap_or("30d");
+    let days = period_days(today, period, p.from.as_deref(), p.to.as_deref())?;
+    let previous_days = Days {
+        first: days
+            .first
+            .checked_sub(days.count.days())
+            .map_err(date_error)?,
+        count: days.count,
+    };
+    let current_buckets = buckets(days, &tz)?;
+    let previous_buckets = buckets(previous_days, &tz)?;
+    let (from, to) = (
+        current_buckets[0].0,
+        current_buckets[current_buckets.len() - 1].1,
+    );
+    let (previous_from, previous_to) = (previous_buckets[0].0, from);
+
+    let max = i64::from(state.dashboard.config.max_scan_events);
+    let rows = state
+        .store
+        .web_pageviews_in(project, previous_from, to)
+        .await?;
+    if rows > max {
+        return Err(ApiError::BadRequest(format!(
+            "this range and the previous one hold {rows} page views, more than {max} \
+             (PULSELINE_DASHBOARD_MAX_SCAN_EVENTS): pick a shorter period"
+        )));
+    }
+    let current = state
+        .store
+        .web_report(&WebQuery {
+            project,
+            from,
+            to,
+            filters: &filters,
+            buckets: &current_buckets,
+            breakdown_rows: Some(BREAKDOWN_ROWS),
+        })
+        .await?;
+    let previous = state
+        .store
+        .web_report(&WebQuery {
+            project,
+            from: previous_from,
+            to: previous_to,
+            filters: &filters,
+            buckets: &previous_buckets,
+            breakdown_rows: None,
+        })
+        .await?;
+    let visitors = current_buckets
+        .iter()
+        .zip(&current.series)
+        .map(|((start, _), n)| (*start <= now).then_some(*n))
+        .collect();
+    let previous_series = (0..current_buckets.len())
+        .map(|i| previous.series.get(i).copied())
+        .collect();
+    Ok(Json(WebReportView {
+        timezone,
+        period: period.to_owned(),
+        from,
+        to,
+        previous_from,
+        previous_to,
+        filters: filters
+            .iter()
+            .map(|(d, v)| (d.key().to_owned(), v.clone()))
+            .collect(),
+        current: current.totals.into(),
+        previous: previous.totals.into(),
+        series: WebSeries {
+            bucket: if days.count == 1 { "hour" } else { "day" },
+            buckets: current_buckets.iter().map(|b| b.0).collect(),
+            visitors,
+            previous: previous_series,
+        },
+        breakdowns: current
+            .breakdowns
+            .into_iter()
+            .map(|(d, rows)| {
+                let rows = rows
+                    .into_iter()
+                    .map(|r| WebRow {
+                        value: r.value,
+                        visitors: r.visitors,
+                        count: r.count,
+                    })
+                    .collect();
+                (d.key().to_owned(), rows)
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Realtime {
+    /// Visitors with a page view in the last 5 minutes.
+    pub visitors: i64,
+    /// The page each of them viewed last, with how many are on it, most first (at most 10).
+    pub pages: Vec<(String, i64)>,
+}
+
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}/web/realtime", tag = "dashboard",
+    operation_id = "dashboard_web_realtime", params(ProjectPath),
+    description = "Visitors with a page view in the last 5 minutes and the pages they are on.",
+    responses(
+        (status = 200, body = Realtime),
+        (status = 400, description = "The project id is not an integer", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
+pub async fn realtime(
+    State(state): State<AppState>,
+    session: Session,
+    PathIds(project): PathIds<ProjectId>,
+) -> Result<Json<Realtime>, ApiError> {
+    session.require(&state, project, Role::Viewer).await?;
+    let since = state.clock.now().timestamp_millis() - REALTIME_WINDOW_MS;
+    let (visitors, pages) = state
+        .store
+        .web_realtime(project, since, REALTIME_ROWS)
+        .await?;
+    Ok(Json(Realtime { visitors, pages }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProjectSettings {
+    /// IANA time zone name (`Europe/Berlin`, `America/New_York`, `UTC`): decides what "today"
+    /// and each day are on the Web page.
+    pub timezone: String,
+}
+
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}/settings", tag = "dashboard",
+    operation_id = "dashboard_project_settings", params(ProjectPath),
+    responses(
+        (status = 200, body = ProjectSettings),
+        (status = 400, description = "The project id is not an integer", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
+pub async fn settings(
+    State(state): State<AppState>,
+    session: Session,
+    PathIds(project): PathIds<ProjectId>,
+) -> Result<Json<ProjectSettings>, ApiError> {
+    session.require(&state, project, Role::Viewer).await?;
+    Ok(Json(ProjectSettings {
+        timezone: state.store.project_timezone(project).await?,
+    }))
+}
+
+#[utoipa::path(
+    post, path = "/api/dash/projects/{project}/settings", tag = "dashboard",
+    operation_id = "dashboard_project_settings_update", params(ProjectPath, super::CsrfHeader),
+    request_body = ProjectSettings,
+    description = "Sets the project's time zone. Needs the admin role; audited.",
+    responses(
+        (status = 200, body = ProjectSettings),
+        (status = 400, description = "Not an IANA time zone name", body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 403, description = "Below the admin role, or a missing CSRF token",
+            body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
+pub async fn update_settings(
+    State(state): State<AppState>,
+    session: Session,
+    PathIds(project): PathIds<ProjectId>,
+    body: Result<Json<ProjectSettings>, JsonRejection>,
+) -> Result<Json<ProjectSettings>, ApiError> {
+    session.require(&state, project, Role::Admin).await?;
+    let Json(body) = body.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "{}: send {{\"timezone\": \"Europe/Berlin\"}}",
+            e.body_text()
+        ))
+    })?;
+    let name = body.timezone.trim();
+    let known = name.len() <= MAX_TIMEZONE_CHARS && TimeZone::get(name).is_ok();
+    if !known {
+        return Err(ApiError::BadRequest(format!(
+            "unknown time zone {:?}: use an IANA name such as Europe/Berlin, \
+             America/New_York or UTC",
+            name.chars().take(MAX_TIMEZONE_CHARS).collect::<String>()
+        )));
+    }
+    state.store.set_project_timezone(project, name).await?;
+    session
+        .audit(
+            &state,
+            Some(project),
+            "project.timezone",
+            format!("time zone {name}"),
+        )
+        .await?;
+    Ok(Json(ProjectSettings {
+        timezone: name.to_owned(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Date {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn periods_are_days_of_the_project() {
+        let today = d("2026-03-05");
+        assert_eq!(
+            period_days(today, "7d", None, None).unwrap(),
+            Days {
+                first: d("2026-02-27"),
+                count: 7
+            }
+        );
+        assert_eq!(
+            period_days(today, "month", None, None).unwrap(),
+            Days {
+                first: d("2026-03-01"),
+                count: 5
+            }
+        );
+        assert_eq!(
+            period_days(today, "custom", Some("2026-01-01"), Some("2026-01-31"))
+                .unwrap()
+                .count,
+            31
+        );
+        assert!(period_days(today, "custom", Some("2026-01-02"), Some("2026-01-01")).is_err());
+        assert!(period_days(today, "custom", Some("2024-01-01"), Some("2025-01-02")).is_err());
+        assert!(period_days(today, "week", None, None).is_err());
+    }
+
+    #[test]
+    fn a_day_with_a_clock_change_has_its_real_hours() {
+        let tz = TimeZone::get("Europe/Berlin").unwrap();
+        let spring = buckets(
+            Days {
+                first: d("2026-03-29"),
+                count: 1,
+            },
+            &tz,
+        )
+        .unwrap();
+        assert_eq!(spring.len(), 23);
+        let week = buckets(
+            Days {
+                first: d("2026-03-27"),
+                count: 3,
+            },
+            &tz,
+        )
+        .unwrap();
+        assert_eq!(week[2].1 - week[2].0, 23 * HOUR_MS);
+        assert_eq!(week[0].1 - week[0].0, 24 * HOUR_MS);
+    }
+}

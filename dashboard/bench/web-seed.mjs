@@ -1,0 +1,75 @@
+// Fills a collector with page views for the Web page's benchmark (docs/benchmarks-web.md):
+// PULSELINE_SEED_VIEWS page views (default 1,000,000) over the last 30 days, through the
+// ingest API with a write key, from visitors who come back in visits of one to six pages with
+// realistic context (source, referrer, campaign, country, browser, OS, device). Loopback only.
+//   PULSELINE_BENCH_URL=http://127.0.0.1:18090 PULSELINE_WRITE_KEY=plw_… node dashboard/bench/web-seed.mjs
+const base = process.env.PULSELINE_BENCH_URL || 'http://127.0.0.1:8080';
+if (!/^http:\/\/(127\.\d+\.\d+\.\d+|\[::1\]|localhost)(:\d+)?$/.test(base)) {
+  throw new Error(`PULSELINE_BENCH_URL must be a loopback http URL, not ${base}`);
+}
+const key = process.env.PULSELINE_WRITE_KEY;
+if (!key) throw new Error('set PULSELINE_WRITE_KEY (a write key of the project to fill)');
+const total = Number(process.env.PULSELINE_SEED_VIEWS || 1_000_000);
+const visitors = Number(process.env.PULSELINE_SEED_VISITORS || 150_000);
+const BATCH = 500, CONNS = 4, DAY = 86_400_000, MIN = 60_000;
+
+// A small deterministic generator, so two runs fill the same traffic.
+let seed = 42;
+const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+const pick = (xs) => xs[Math.floor(rnd() * xs.length)];
+const paths = Array.from({ length: 200 }, (_, i) => (i < 10 ? ['/', '/pricing', '/docs', '/blog', '/signup', '/login', '/about', '/features', '/changelog', '/contact'][i] : `/blog/post-${i}`));
+const sources = [
+  [{ name: 'Google', medium: 'search' }, 'https://www.google.com/'], [{ name: 'Direct / None', medium: 'none' }, ''],
+  [{ name: 'Hacker News', medium: 'social' }, 'https://news.ycombinator.com/'], [{ name: 'Bing', medium: 'search' }, 'https://www.bing.com/'],
+  [{ name: 'GitHub', medium: 'referral' }, 'https://github.com/'], [{ name: 'Reddit', medium: 'social' }, 'https://www.reddit.com/'],
+];
+const agents = [[{ name: 'Chrome' }, { name: 'Windows' }, 'desktop'], [{ name: 'Firefox' }, { name: 'Linux' }, 'desktop'],
+  [{ name: 'Safari' }, { name: 'iOS' }, 'mobile'], [{ name: 'Chrome' }, { name: 'Android' }, 'mobile'], [{ name: 'Safari' }, { name: 'macOS' }, 'desktop']];
+const countries = ['US', 'DE', 'FR', 'GB', 'IN', 'BR', 'JP', 'CA', 'NL', 'ES'];
+const now = Date.now();
+
+function* visits() {
+  let made = 0;
+  while (made < total) {
+    const visitor = `bench-${Math.floor(rnd() * visitors)}`;
+    const [source, referrer] = pick(sources);
+    const [browser, os, device] = pick(agents);
+    const context = { source, browser, os, device: { type: device }, location: { country: pick(countries) } };
+    if (rnd() < 0.1) context.campaign = { source: 'newsletter', medium: 'email', name: pick(['spring', 'launch', 'weekly']) };
+    let ts = now - Math.floor(rnd() * 30 * DAY);
+    const pages = 1 + Math.floor(rnd() * rnd() * 6);
+    for (let p = 0; p < pages && made < total; p++, made++) {
+      const path = pick(paths);
+      yield { type: 'page', anonymousId: visitor, name: path, timestamp: new Date(Math.min(ts, now)).toISOString(),
+        context: { ...context, page: { path, url: `https://site.example${path}`, referrer: p ? 'https://site.example/' : referrer } } };
+      ts += Math.floor(rnd() * 4 * MIN);
+    }
+  }
+}
+
+const auth = `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
+const source = visits();
+let sent = 0;
+const started = Date.now();
+async function worker() {
+  for (;;) {
+    const batch = [];
+    for (let i = 0; i < BATCH; i++) {
+      const n = source.next();
+      if (n.done) break;
+      batch.push(n.value);
+    }
+    if (!batch.length) return;
+    for (;;) {
+      const r = await fetch(`${base}/v1/batch`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: auth },
+        body: JSON.stringify({ batch }) });
+      if (r.ok) break;
+      if (r.status !== 429 && r.status !== 503) throw new Error(`${r.status} ${await r.text()}`);
+      await new Promise((ok) => setTimeout(ok, 1000));
+    }
+    sent += batch.length;
+    if (sent % 100_000 < BATCH) console.log(`${sent} page views, ${Math.round(sent / ((Date.now() - started) / 1000))}/s`);
+  }
+}
+await Promise.all(Array.from({ length: CONNS }, worker));
+console.log(`sent ${sent} page views in ${((Date.now() - started) / 1000).toFixed(0)} s`);
