@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod inbound;
 pub mod ingest;
 pub mod limiter;
 pub mod maintenance;

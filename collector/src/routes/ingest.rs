@@ -280,7 +280,7 @@ async fn single(
 }
 
 /// Validates every message, commits the valid ones, and reports the rest.
-async fn store(
+pub(crate) async fn store(
     state: &AppState,
     project_id: crate::domain::ProjectId,
     raws: &[&RawValue],
@@ -354,7 +354,7 @@ fn readable_message_id(raw: &RawValue) -> Option<String> {
     }
 }
 
-fn body_rejection(state: &AppState) -> impl Fn(BytesRejection) -> ApiError + '_ {
+pub(crate) fn body_rejection(state: &AppState) -> impl Fn(BytesRejection) -> ApiError + '_ {
     move |rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(format!(

@@ -7,6 +7,7 @@ pub mod dashboard;
 mod dashboard_openapi;
 pub mod deliveries;
 pub mod events;
+pub mod inbound;
 pub mod ingest;
 pub mod ops;
 pub mod persons;
@@ -58,6 +59,7 @@ use crate::state::AppState;
         dashboard::insights::funnel, dashboard::insights::retention,
         dashboard::insights::sessions, dashboard::insights::tail,
         persons::preview, persons::delete, persons::export, persons::suppressions, persons::lift,
+        inbound::create, inbound::list, inbound::delete, inbound::receive,
     ),
     modifiers(&SecuritySchemes, &DashboardMirror),
 )]
@@ -110,6 +112,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ingest)
         .merge(dashboard::router())
+        .route(
+            "/v1/inbound/{token}",
+            post(inbound::receive).layer(DefaultBodyLimit::max(
+                crate::inbound::MAX_INBOUND_BODY_BYTES,
+            )),
+        )
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/stats", get(events::stats))
         .merge(alerting(SECRET_KEY_PREFIX))
@@ -167,9 +175,9 @@ pub const DASHBOARD_PREFIX: &str = "/api/dash/projects/{project}";
 
 mod alerting_routes {
     use axum::Router;
-    use axum::routing::{get, post};
+    use axum::routing::{delete, get, post};
 
-    use super::{categories, channels, deliveries, persons, rules};
+    use super::{categories, channels, deliveries, inbound, persons, rules};
     use crate::state::AppState;
 
     /// Channels, categories, rules, alerts, deliveries and persons under `prefix`. The same handlers
@@ -205,6 +213,11 @@ mod alerting_routes {
             )
             .route(&at("/rules/{id}/preview"), get(rules::preview))
             .route(&at("/alerts"), get(rules::alerts))
+            .route(
+                &at("/inbound-sources"),
+                get(inbound::list).post(inbound::create),
+            )
+            .route(&at("/inbound-sources/{id}"), delete(inbound::delete))
             .route(
                 &at("/persons"),
                 get(persons::preview).delete(persons::delete),

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod analytics;
 pub mod category_cap;
 pub mod delivery;
+pub mod inbound;
 pub mod invitations;
 pub mod persons;
 mod postgres;
