@@ -163,7 +163,7 @@ fn check_fresh(timestamp: i64, now: DateTime<Utc>, header: &str) -> Result<(), A
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
