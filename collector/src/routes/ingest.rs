@@ -32,6 +32,11 @@ pub struct IngestResponse {
 /// A Segment message. Only the fields the collector checks are listed; any others are kept.
 /// Every message needs `userId` or `anonymousId` (or both).
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "userId": "user-42", "event": "Order Completed",
+    "messageId": "0193b7a4-6c1e-7f0a-9d8e-4b2c1a0f9e78",
+    "properties": {"order_id": "o-1842", "value": 49.99, "currency": "EUR"}
+}))]
 #[allow(dead_code)] // documentation of the wire format; the handler reads raw JSON
 pub struct MessageDoc {
     /// The message type. Implied by the single-message endpoints, which accept only their own.
@@ -96,6 +101,15 @@ fn id_schema() -> utoipa::openapi::schema::Schema {
 /// `POST /v1/batch` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(dead_code)]
+#[schema(example = json!({
+    "batch": [
+        {"type": "identify", "userId": "user-42", "traits": {"plan": "pro"}},
+        {"type": "track", "userId": "user-42", "event": "Signed Up",
+         "messageId": "0193b7a4-6c1e-7f0a-9d8e-4b2c1a0f9e77",
+         "timestamp": "2026-11-22T09:30:00.000Z", "properties": {"source": "landing"}},
+        {"type": "page", "anonymousId": "a-77", "name": "Pricing", "properties": {"path": "/pricing"}}
+    ]
+}))]
 pub struct BatchDoc {
     batch: Vec<MessageDoc>,
     /// Alternative to the Authorization header.

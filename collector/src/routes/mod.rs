@@ -1,5 +1,6 @@
 //! The HTTP surface. `router` is pure: tests drive it with `oneshot` or over a real socket.
 
+pub mod api_docs;
 pub mod caller;
 pub mod categories;
 pub mod channels;
@@ -33,7 +34,7 @@ use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Pulseline collector", description = "Segment-compatible ingest and the read API."),
+    info(title = "Pulseline collector", description = include_str!("api_overview.md")),
     paths(
         ingest::batch, ingest::import, ingest::track, ingest::identify, ingest::page, ingest::screen,
         ingest::group, ingest::alias, events::list, events::stats, ops::healthz, ops::readyz,
@@ -125,6 +126,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .merge(ops::metrics_on_main_listener(&state))
         .route("/openapi.json", get(openapi))
+        .route("/docs/api", get(api_docs::page))
+        .route("/docs/api/{file}", get(api_docs::file))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
