@@ -227,7 +227,11 @@ pub async fn list(
     delete, path = "/api/v1/inbound-sources/{id}", tag = "inbound",
     operation_id = "inbound_sources_delete",
     params(("id" = i64, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)),
+    responses(
+        (status = 204),
+        (status = 400, description = "The id is not an integer", body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    ),
     security(("bearer" = []))
 )]
 pub async fn delete(
