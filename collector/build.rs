@@ -51,6 +51,7 @@ fn main() {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
     std::fs::write(out_dir.join("dashboard_assets.rs"), out).expect("write dashboard_assets.rs");
     embed_sdk(&manifest.join("../sdk-wasm/dist"), &out_dir);
+    api_docs(&manifest, &out_dir);
 }
 
 /// The files of the browser SDK the collector serves (collector/src/routes/sdk.rs), each with
@@ -91,6 +92,62 @@ fn embed_sdk(dist: &Path, out_dir: &Path) {
     }
     out.push_str("];\n");
     std::fs::write(out_dir.join("sdk_assets.rs"), out).expect("write sdk_assets.rs");
+}
+
+/// The `/docs/api` page: collector/api-docs plus Swagger UI from npm (swagger-ui-dist, pinned in
+/// its package.json). `--ignore-scripts`: its one dependency's install script only reports
+/// download analytics.
+fn api_docs(manifest: &Path, out_dir: &Path) {
+    const FILES: &[(&str, &str)] = &[
+        ("index.html", "index.html"),
+        ("init.js", "init.js"),
+        (
+            "swagger-ui-bundle.js",
+            "node_modules/swagger-ui-dist/swagger-ui-bundle.js",
+        ),
+        (
+            "swagger-ui.css",
+            "node_modules/swagger-ui-dist/swagger-ui.css",
+        ),
+    ];
+    let dir = manifest.join("api-docs");
+    println!("cargo:rerun-if-changed=api-docs/index.html");
+    println!("cargo:rerun-if-changed=api-docs/init.js");
+    println!("cargo:rerun-if-changed=api-docs/package-lock.json");
+    if FILES.iter().any(|(_, p)| !dir.join(p).exists()) {
+        let status = Command::new("npm")
+            .args([
+                "ci",
+                "--omit=dev",
+                "--ignore-scripts",
+                "--no-audit",
+                "--no-fund",
+            ])
+            .current_dir(&dir)
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            other => panic!(
+                "`npm ci` in {} failed ({other:?}): the API docs viewer (Swagger UI) comes from \
+                 the npm registry. Check access to it, or run `npm ci --ignore-scripts` there.",
+                dir.display()
+            ),
+        }
+    }
+    let mut out = String::from("/// The API docs page's files: (name, content type, bytes).\n");
+    out.push_str("pub static API_DOCS: &[(&str, &str, &[u8])] = &[\n");
+    for (name, path) in FILES {
+        let path = dir.join(path).canonicalize().expect("API docs asset path");
+        writeln!(
+            out,
+            "    ({name:?}, {:?}, include_bytes!({:?})),",
+            content_type(name),
+            path.display().to_string()
+        )
+        .expect("write to a String");
+    }
+    out.push_str("];\n");
+    std::fs::write(out_dir.join("api_docs_assets.rs"), out).expect("write api_docs_assets.rs");
 }
 
 fn npm_ci(dashboard: &Path) {

@@ -13,6 +13,7 @@ pub mod config;
 pub mod cookieless;
 pub mod domain;
 pub mod error;
+pub mod inbound;
 pub mod ingest;
 pub mod limiter;
 pub mod maintenance;

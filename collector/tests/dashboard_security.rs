@@ -685,6 +685,46 @@ async fn viewers_see_webhook_urls_without_their_tokens() {
     assert_eq!(full["channels"][0]["target"], url.as_str());
 }
 
+/// Inbound sources in the dashboard (issue 24): developers and above create them, viewers only
+/// list them (never a secret), and a non-member gets 404.
+#[tokio::test]
+async fn inbound_sources_are_made_by_developers_and_listed_to_viewers() {
+    let app = spawn(Arc::new(SystemClock)).await;
+    let p = app.project;
+    app.make_user("viewer@example.com").await;
+    let viewer = app
+        .add_member(&app.admin, p, "viewer@example.com", "viewer")
+        .await;
+    app.make_user("dev@example.com").await;
+    let dev = app
+        .add_member(&app.admin, p, "dev@example.com", "developer")
+        .await;
+    app.make_user("outsider@example.com").await;
+    let outsider = app
+        .login("outsider@example.com", &password("outsider@example.com"))
+        .await;
+    let path = format!("/api/dash/projects/{p}/inbound-sources");
+    let body = json!({"kind": "generic", "name": "Shop", "event_path": "type"});
+
+    let (status, refused) = app.post(&viewer, &path, body.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("developer"),
+        "{refused}"
+    );
+    let (status, made) = app.post(&dev, &path, body.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{made}");
+    let secret = made["signing_secret"].as_str().unwrap();
+    let (status, seen) = app.get(&viewer, &path).await;
+    assert_eq!(status, StatusCode::OK, "{seen}");
+    assert_eq!(seen["sources"][0]["path"], made["path"]);
+    assert!(!seen.to_string().contains(secret), "{seen}");
+    let (status, _) = app.get(&outsider, &path).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = app.post(&outsider, &path, body).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn a_project_made_with_the_cli_is_the_admins_at_once() {
     let app = spawn(Arc::new(SystemClock)).await;

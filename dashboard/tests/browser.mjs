@@ -448,6 +448,17 @@ try {
   const left = await page.evaluate(async (p) => (await (await fetch(`/api/dash/projects/${p}/persons?user_id=user-0`)).json()).events, projectId);
   assert.equal(left, 0, 'no event of user-0 is left');
 
+  // The API docs page (linked from the header) renders the collector's operations, from local files only.
+  assert.equal(await page.getAttribute('#api-docs', 'href'), '/docs/api');
+  const foreign = [];
+  page.on('request', (r) => { if (!r.url().startsWith(base) && !r.url().startsWith('data:')) foreign.push(r.url()); });
+  await page.goto(`${base}/docs/api`);
+  await page.waitForSelector('.opblock-summary-path[data-path="/v1/batch"]', { timeout: 30000 });
+  await page.waitForSelector('.opblock-summary-path[data-path="/v1/inbound/{token}"]');
+  await page.waitForSelector('text=Sending events: the Segment HTTP Tracking API');
+  await page.screenshot({ path: join(shots, 'api-docs.png') });
+  assert.deepEqual(foreign, [], 'the API docs page loads nothing from outside the collector');
+
   // Logout ends the session.
   await page.emulateMedia({ media: 'screen' });
   await page.goto(`${projectUrl}/overview`);

@@ -14,13 +14,14 @@ use super::dashboard::{CSRF_HEADER, SESSION_COOKIE};
 use super::{DASHBOARD_PREFIX, SECRET_KEY_PREFIX};
 
 /// The secret-key paths that have a dashboard twin.
-const MIRRORED: [&str; 6] = [
+const MIRRORED: [&str; 7] = [
     "/channels",
     "/categories",
     "/deliveries",
     "/rules",
     "/alerts",
     "/persons",
+    "/inbound-sources",
 ];
 
 /// Adds `/api/dash/projects/{project}/…` for every mirrored `/api/v1/…` path.

@@ -35,6 +35,11 @@ pub struct IngestResponse {
 /// A Segment message. Only the fields the collector checks are listed; any others are kept.
 /// Every message needs `userId` or `anonymousId` (or both).
 #[derive(Debug, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "userId": "user-42", "event": "Order Completed",
+    "messageId": "0193b7a4-6c1e-7f0a-9d8e-4b2c1a0f9e78",
+    "properties": {"order_id": "o-1842", "value": 49.99, "currency": "EUR"}
+}))]
 #[allow(dead_code)] // documentation of the wire format; the handler reads raw JSON
 pub struct MessageDoc {
     /// The message type. Implied by the single-message endpoints, which accept only their own.
@@ -99,6 +104,15 @@ fn id_schema() -> utoipa::openapi::schema::Schema {
 /// `POST /v1/batch` body.
 #[derive(Debug, Deserialize, ToSchema)]
 #[allow(dead_code)]
+#[schema(example = json!({
+    "batch": [
+        {"type": "identify", "userId": "user-42", "traits": {"plan": "pro"}},
+        {"type": "track", "userId": "user-42", "event": "Signed Up",
+         "messageId": "0193b7a4-6c1e-7f0a-9d8e-4b2c1a0f9e77",
+         "timestamp": "2026-11-22T09:30:00.000Z", "properties": {"source": "landing"}},
+        {"type": "page", "anonymousId": "a-77", "name": "Pricing", "properties": {"path": "/pricing"}}
+    ]
+}))]
 pub struct BatchDoc {
     batch: Vec<MessageDoc>,
     /// Alternative to the Authorization header.
@@ -289,7 +303,7 @@ async fn single(
 }
 
 /// Validates every message, commits the valid ones, and reports the rest.
-async fn store(
+pub(crate) async fn store(
     state: &AppState,
     project_id: crate::domain::ProjectId,
     raws: &[&RawValue],
@@ -409,7 +423,7 @@ fn readable_message_id(raw: &RawValue) -> Option<String> {
     }
 }
 
-fn body_rejection(state: &AppState) -> impl Fn(BytesRejection) -> ApiError + '_ {
+pub(crate) fn body_rejection(state: &AppState) -> impl Fn(BytesRejection) -> ApiError + '_ {
     move |rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(format!(

@@ -1,5 +1,6 @@
 //! The HTTP surface. `router` is pure: tests drive it with `oneshot` or over a real socket.
 
+pub mod api_docs;
 pub mod caller;
 pub mod categories;
 pub mod channels;
@@ -7,6 +8,7 @@ pub mod dashboard;
 mod dashboard_openapi;
 pub mod deliveries;
 pub mod events;
+pub mod inbound;
 pub mod ingest;
 pub mod ops;
 pub mod persons;
@@ -32,7 +34,7 @@ use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Pulseline collector", description = "Segment-compatible ingest and the read API."),
+    info(title = "Pulseline collector", description = include_str!("api_overview.md")),
     paths(
         ingest::batch, ingest::import, ingest::track, ingest::identify, ingest::page, ingest::screen,
         ingest::group, ingest::alias, events::list, events::stats, ops::healthz, ops::readyz,
@@ -60,6 +62,7 @@ use crate::state::AppState;
         dashboard::web::report, dashboard::web::realtime, dashboard::web::settings,
         dashboard::web::update_settings,
         persons::preview, persons::delete, persons::export, persons::suppressions, persons::lift,
+        inbound::create, inbound::list, inbound::delete, inbound::receive,
     ),
     modifiers(&SecuritySchemes, &DashboardMirror),
 )]
@@ -112,6 +115,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ingest)
         .merge(dashboard::router())
+        .route(
+            "/v1/inbound/{token}",
+            post(inbound::receive).layer(DefaultBodyLimit::max(
+                crate::inbound::MAX_INBOUND_BODY_BYTES,
+            )),
+        )
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/stats", get(events::stats))
         .merge(alerting(SECRET_KEY_PREFIX))
@@ -119,6 +128,8 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .merge(ops::metrics_on_main_listener(&state))
         .route("/openapi.json", get(openapi))
+        .route("/docs/api", get(api_docs::page))
+        .route("/docs/api/{file}", get(api_docs::file))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -169,9 +180,9 @@ pub const DASHBOARD_PREFIX: &str = "/api/dash/projects/{project}";
 
 mod alerting_routes {
     use axum::Router;
-    use axum::routing::{get, post};
+    use axum::routing::{delete, get, post};
 
-    use super::{categories, channels, deliveries, persons, rules};
+    use super::{categories, channels, deliveries, inbound, persons, rules};
     use crate::state::AppState;
 
     /// Channels, categories, rules, alerts, deliveries and persons under `prefix`. The same handlers
@@ -207,6 +218,11 @@ mod alerting_routes {
             )
             .route(&at("/rules/{id}/preview"), get(rules::preview))
             .route(&at("/alerts"), get(rules::alerts))
+            .route(
+                &at("/inbound-sources"),
+                get(inbound::list).post(inbound::create),
+            )
+            .route(&at("/inbound-sources/{id}"), delete(inbound::delete))
             .route(
                 &at("/persons"),
                 get(persons::preview).delete(persons::delete),

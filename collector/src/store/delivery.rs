@@ -27,6 +27,9 @@ macro_rules! on_backend {
     };
 }
 
+// The inbound sources' storage uses the same dispatch.
+pub(super) use on_backend;
+
 #[derive(Debug, Clone)]
 pub struct ChannelRecord {
     pub id: i64,

@@ -6,6 +6,7 @@ pub mod analytics;
 pub mod category_cap;
 pub mod cookieless;
 pub mod delivery;
+pub mod inbound;
 pub mod invitations;
 pub mod persons;
 mod postgres;

@@ -1,0 +1,146 @@
+//! Storage of inbound webhook sources, on both backends (SQL written once, as in
+//! [`super::delivery`]).
+
+use chrono::{DateTime, Utc};
+use sqlx::{AssertSqlSafe, Row};
+
+use super::delivery::on_backend;
+use super::{Store, StoreError, from_millis, millis};
+use crate::domain::ProjectId;
+
+/// A source as stored. `secret` verifies the sender's signatures and is never listed.
+#[derive(Clone)]
+pub struct InboundSourceRecord {
+    pub id: i64,
+    pub project_id: ProjectId,
+    pub kind: String,
+    pub name: String,
+    pub token: String,
+    pub secret: String,
+    pub event_path: Option<String>,
+    pub user_path: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for InboundSourceRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundSourceRecord")
+            .field("id", &self.id)
+            .field("project_id", &self.project_id)
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A source about to be stored.
+#[derive(Debug)]
+pub struct NewInboundSource<'a> {
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub token: &'a str,
+    pub secret: &'a str,
+    pub event_path: Option<&'a str>,
+    pub user_path: Option<&'a str>,
+}
+
+const COLUMNS: &str =
+    "id, project_id, kind, name, token, secret, event_path, user_path, created_at";
+
+macro_rules! source_from {
+    ($r:expr) => {
+        InboundSourceRecord {
+            id: $r.try_get("id")?,
+            project_id: $r.try_get("project_id")?,
+            kind: $r.try_get("kind")?,
+            name: $r.try_get("name")?,
+            token: $r.try_get("token")?,
+            secret: $r.try_get("secret")?,
+            event_path: $r.try_get("event_path")?,
+            user_path: $r.try_get("user_path")?,
+            created_at: from_millis($r.try_get("created_at")?),
+        }
+    };
+}
+
+impl Store {
+    pub async fn list_inbound_sources(
+        &self,
+        project_id: ProjectId,
+    ) -> Result<Vec<InboundSourceRecord>, StoreError> {
+        on_backend!(self, read_pool, |pool, sql| {
+            let rows = sqlx::query(sql(&format!(
+                "SELECT {COLUMNS} FROM inbound_sources WHERE project_id = $1 ORDER BY id"
+            )))
+            .bind(project_id)
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|r| Ok(source_from!(r))).collect()
+        })
+    }
+
+    /// The source a delivery is addressed to, by the token in its URL (any project).
+    pub async fn inbound_source_by_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<InboundSourceRecord>, StoreError> {
+        on_backend!(self, read_pool, |pool, sql| {
+            let row = sqlx::query(sql(&format!(
+                "SELECT {COLUMNS} FROM inbound_sources WHERE token = $1"
+            )))
+            .bind(token)
+            .fetch_optional(pool)
+            .await?;
+            row.map(|r| Ok(source_from!(r))).transpose()
+        })
+    }
+
+    /// Stores the source unless the project already has `max` of them (`Ok(None)`).
+    pub async fn create_inbound_source(
+        &self,
+        project_id: ProjectId,
+        source: &NewInboundSource<'_>,
+        max: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<InboundSourceRecord>, StoreError> {
+        on_backend!(self, write_pool, |pool, sql| {
+            let row = sqlx::query(sql(&format!(
+                "INSERT INTO inbound_sources (project_id, kind, name, token, secret, event_path,
+                     user_path, created_at)
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8
+                 WHERE (SELECT COUNT(*) FROM inbound_sources WHERE project_id = $1) < $9
+                 RETURNING {COLUMNS}"
+            )))
+            .bind(project_id)
+            .bind(source.kind)
+            .bind(source.name)
+            .bind(source.token)
+            .bind(source.secret)
+            .bind(source.event_path)
+            .bind(source.user_path)
+            .bind(millis(now))
+            .bind(max)
+            .fetch_optional(pool)
+            .await?;
+            row.map(|r| Ok(source_from!(r))).transpose()
+        })
+    }
+
+    /// Deletes the project's source `id`; `false` when the project has no such source.
+    pub async fn delete_inbound_source(
+        &self,
+        project_id: ProjectId,
+        id: i64,
+    ) -> Result<bool, StoreError> {
+        on_backend!(self, write_pool, |pool, sql| {
+            let done = sqlx::query(sql(
+                "DELETE FROM inbound_sources WHERE project_id = $1 AND id = $2",
+            ))
+            .bind(project_id)
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+}
