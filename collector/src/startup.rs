@@ -193,6 +193,7 @@ impl Application {
             proxies: Arc::new(config.proxy),
             ops: Arc::new(config.ops),
             suppressions,
+            web: Arc::new(crate::web::WebAnalytics::new(&config.web)?),
         };
         Ok(Self {
             listener,

@@ -31,4 +31,6 @@ pub struct AppState {
     pub ops: Arc<crate::routes::ops::OpsConfig>,
     /// Persons whose new events are dropped at ingest.
     pub suppressions: crate::privacy::SuppressionCache,
+    /// What ingest derives for web analytics (User-Agent, GeoIP, source).
+    pub web: Arc<crate::web::WebAnalytics>,
 }

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -15,8 +16,10 @@ use crate::auth::{admit_ingest, key_from_headers};
 use crate::domain::{Message, MessageType};
 use crate::error::{ApiError, ErrorBody};
 use crate::ingest::{Rejected, decode_body};
+use crate::proxy::ClientAddr;
 use crate::state::AppState;
 use crate::store::PendingBatch;
+use crate::web::RequestOrigin;
 
 /// Answer to an ingest request: 200 means every accepted message is durably stored.
 #[derive(Debug, Serialize, ToSchema)]
@@ -138,6 +141,7 @@ struct SingleEnvelope<'a> {
 )]
 pub async fn batch(
     State(state): State<AppState>,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngestResponse>, ApiError> {
@@ -166,7 +170,8 @@ pub async fn batch(
         )));
     }
     let key = admit_ingest(&state, presented, envelope.batch.len()).await?;
-    store(&state, key.project_id, &envelope.batch, None).await
+    let origin = RequestOrigin::of(&headers, client.map(|c| c.0.0));
+    store(&state, key.project_id, &envelope.batch, None, &origin).await
 }
 
 /// Segment's bulk import endpoint, kept for its SDKs and tools: the same as `/v1/batch`
@@ -188,10 +193,11 @@ pub async fn batch(
 )]
 pub async fn import(
     state: State<AppState>,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngestResponse>, ApiError> {
-    batch(state, headers, body).await
+    batch(state, client, headers, body).await
 }
 
 /// The single-message endpoints, one per type.
@@ -215,10 +221,11 @@ macro_rules! single_endpoint {
         )]
         pub async fn $fn(
             State(state): State<AppState>,
+            client: Option<Extension<ClientAddr>>,
             headers: HeaderMap,
             body: Result<Bytes, BytesRejection>,
         ) -> Result<Json<IngestResponse>, ApiError> {
-            single(state, headers, body, $kind).await
+            single(state, client, headers, body, $kind).await
         }
     };
 }
@@ -257,6 +264,7 @@ single_endpoint!(
 
 async fn single(
     state: AppState,
+    client: Option<Extension<ClientAddr>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     kind: MessageType,
@@ -276,7 +284,8 @@ async fn single(
         .map_err(|_| ApiError::BadRequest("body must be a JSON object (one message)".into()))?;
     let presented = header_key.as_deref().or(envelope.write_key.as_deref());
     let key = admit_ingest(&state, presented, 1).await?;
-    store(&state, key.project_id, &[raw], Some(kind)).await
+    let origin = RequestOrigin::of(&headers, client.map(|c| c.0.0));
+    store(&state, key.project_id, &[raw], Some(kind), &origin).await
 }
 
 /// Validates every message, commits the valid ones, and reports the rest.
@@ -285,13 +294,17 @@ async fn store(
     project_id: crate::domain::ProjectId,
     raws: &[&RawValue],
     kind: Option<MessageType>,
+    origin: &RequestOrigin,
 ) -> Result<Json<IngestResponse>, ApiError> {
     let received_at = state.clock.now();
     let mut messages = Vec::with_capacity(raws.len());
     let mut rejected = Vec::new();
     for (index, raw) in raws.iter().enumerate() {
         match Message::parse(raw, kind, state.limits.max_message_bytes, received_at) {
-            Ok(m) => messages.push(m),
+            Ok(mut m) => {
+                state.web.enrich(&mut m, origin);
+                messages.push(m)
+            }
             Err(e) => rejected.push(Rejected {
                 index,
                 message_id: readable_message_id(raw),

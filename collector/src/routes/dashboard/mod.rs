@@ -10,6 +10,7 @@ pub mod guards;
 pub mod insights;
 pub mod invitations;
 pub mod projects;
+pub mod web_settings;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -89,6 +90,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/dash/password", post(account::change_password))
         .route("/api/dash/audit", get(account::account_audit))
+        .route("/api/dash/web-analytics", get(web_settings::show))
         .route("/api/dash/invitations", get(invitations::mine))
         .route(
             "/api/dash/invitations/{invitation}/accept",
