@@ -24,7 +24,7 @@ macro_rules! short_endpoint {
     ($fn:ident, $path:literal, $long:ident, $summary:literal) => {
         #[doc = $summary]
         #[utoipa::path(
-            post, path = $path, tag = "ingest",
+            post, path = $path, tag = "ingest", operation_id = concat!("segment_", stringify!($fn)),
             request_body(content = ingest::MessageDoc, content_type = "text/plain",
                 description = "One message as JSON, with `writeKey`; `application/json` too"),
             responses(
@@ -32,6 +32,7 @@ macro_rules! short_endpoint {
                 (status = 400, description = "Malformed or invalid message", body = ErrorBody),
                 (status = 401, description = "Missing, unknown or revoked write key", body = ErrorBody),
                 (status = 413, description = "Body too large", body = ErrorBody),
+                (status = 415, description = "Unsupported Content-Type or Content-Encoding", body = ErrorBody),
                 (status = 429, description = "Rate limit or monthly quota reached; see Retry-After", body = ErrorBody),
                 (status = 503, description = "Overloaded or storage unavailable; see Retry-After", body = ErrorBody),
             ),
@@ -87,7 +88,7 @@ short_endpoint!(
 
 /// Segment analytics.js's batching path: the same as `/v1/batch`.
 #[utoipa::path(
-    post, path = "/v1/b", tag = "ingest",
+    post, path = "/v1/b", tag = "ingest", operation_id = "segment_batch",
     request_body(content = ingest::BatchDoc, content_type = "text/plain",
         description = "`{\"batch\": [...], \"writeKey\": ...}` as JSON; `application/json` too"),
     responses(
@@ -95,6 +96,7 @@ short_endpoint!(
         (status = 400, description = "Malformed body, or no valid message", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked write key", body = ErrorBody),
         (status = 413, description = "Body or batch too large", body = ErrorBody),
+        (status = 415, description = "Unsupported Content-Type or Content-Encoding", body = ErrorBody),
         (status = 429, description = "Rate limit or monthly quota reached; see Retry-After", body = ErrorBody),
         (status = 503, description = "Overloaded or storage unavailable; see Retry-After", body = ErrorBody),
     ),
@@ -116,6 +118,7 @@ const SETTINGS_MAX_AGE_SECS: u64 = 300;
 /// "Segment.io", pointed back at this collector. Point the snippet's CDN (`cdnURL`) here.
 #[utoipa::path(
     get, path = "/v1/projects/{write_key}/settings", tag = "ingest",
+    operation_id = "segment_settings",
     params(("write_key" = String, Path, description = "The project's write key")),
     responses(
         (status = 200, description = "analytics.js settings: `integrations[\"Segment.io\"]` with \
