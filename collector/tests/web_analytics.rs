@@ -471,6 +471,21 @@ async fn segment_short_paths_and_settings() {
             "{id}"
         );
     }
+    // A preflight, for pages that post with other headers than a simple request allows.
+    let preflight = app
+        .http
+        .request(reqwest::Method::OPTIONS, format!("{}/v1/t", app.base))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(
+        preflight.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
     // A type sent to another type's short path says where it belongs.
     let resp = app
         .http
