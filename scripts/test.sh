@@ -206,6 +206,14 @@ interop_tests() {
         "$VENV/bin/python" -m pytest collector/tests/interop -p no:cacheprovider -v -ra "${extra[@]}"
 }
 
+# Segment's own browser SDK (@segment/analytics-next, bundled with esbuild) against the collector
+# in headless Chromium (docs/web-analytics.md).
+segment_browser_tests() {
+    npm_ci collector/tests/segment-browser
+    PULSELINE_COLLECTOR_BIN=$TARGET_DIR/debug/pulseline-collector \
+        timeout --kill-after=30 600 node --test collector/tests/segment-browser/segment.test.mjs
+}
+
 # ---------------------------------------------------------------------------------------------
 # The Python SDK (sdk-python): built once, as the wheel and sdist a release publishes, and that
 # wheel installed into .venv for the tests; incremental after the first build.
@@ -617,6 +625,8 @@ main() {
     step interop "Python venv (.venv, requirements-test.txt)" ensure_python_venv
     step interop "build pulseline-collector (debug)" build_collector
     step interop "interop tests (Segment SDK, schemathesis)" interop_tests
+    step interop "Chromium (apt)" ensure_chromium
+    step interop "Segment analytics-next in Chromium (playwright-core)" segment_browser_tests
 
     step python "Python venv (.venv, requirements-test.txt)" ensure_python_venv
     step python "build pulseline-collector (debug)" build_collector

@@ -102,6 +102,8 @@ pub struct Config {
     pub proxy: crate::proxy::ProxyConfig,
     #[command(flatten)]
     pub ops: crate::routes::ops::OpsConfig,
+    #[command(flatten)]
+    pub web: crate::web::WebConfig,
 }
 
 /// The hosted dashboard's settings (README, "Dashboard").
@@ -196,6 +198,7 @@ impl Config {
             dashboard: DashboardConfig::default(),
             proxy: Default::default(),
             ops: Default::default(),
+            web: Default::default(),
         }
     }
 }

@@ -197,6 +197,7 @@ impl Application {
             ops: Arc::new(config.ops),
             suppressions,
             cookieless_salt: Default::default(),
+            web: Arc::new(crate::web::WebAnalytics::new(&config.web)?),
         };
         Ok(Self {
             listener,

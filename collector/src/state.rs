@@ -33,4 +33,6 @@ pub struct AppState {
     pub suppressions: crate::privacy::SuppressionCache,
     /// Today's salt of cookieless visitor ids.
     pub cookieless_salt: crate::cookieless::DailySalt,
+    /// What ingest derives for web analytics (User-Agent, GeoIP, source).
+    pub web: Arc<crate::web::WebAnalytics>,
 }

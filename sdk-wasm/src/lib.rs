@@ -243,6 +243,6 @@ fn at(ms: f64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms as u64)
 }
 
-fn id(result: Result<pulseline::Uuid, pulseline::Error>) -> Result<String, JsError> {
+fn id(result: Result<pulseline::MessageId, pulseline::Error>) -> Result<String, JsError> {
     result.map(|id| id.to_string()).map_err(to_js)
 }

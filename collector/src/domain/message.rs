@@ -82,8 +82,11 @@ pub struct Message {
     pub user_id: Option<String>,
     pub anonymous_id: Option<String>,
     pub timestamp: DateTime<Utc>,
-    /// The message JSON exactly as the client sent it.
+    /// The message JSON as the client sent it, plus what ingest derived into its `context`
+    /// (`crate::web`).
     pub body: String,
+    /// `context.bot` is true: a crawler or automated browser, left out of analytics.
+    pub bot: bool,
 }
 
 /// Segment ids may be strings or numbers (`userId: 42`); both are stored as strings, a number
@@ -294,6 +297,7 @@ impl Message {
             anonymous_id,
             timestamp,
             body: body.unwrap_or_else(|| text.to_owned()),
+            bot: false,
         })
     }
 }

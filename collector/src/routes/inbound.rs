@@ -335,5 +335,13 @@ pub async fn receive(
         .increment(1);
     let raw = RawValue::from_string(message.to_string())
         .map_err(|e| ApiError::BadRequest(format!("cannot build the event: {e}")))?;
-    super::ingest::store(&state, source.project_id, &[&raw], None).await
+    super::ingest::store(
+        &state,
+        source.project_id,
+        &[&raw],
+        None,
+        None,
+        &crate::web::RequestOrigin::default(),
+    )
+    .await
 }

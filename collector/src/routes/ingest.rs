@@ -20,6 +20,7 @@ use crate::ingest::{Rejected, decode_body};
 use crate::proxy::ClientAddr;
 use crate::state::AppState;
 use crate::store::PendingBatch;
+use crate::web::RequestOrigin;
 
 /// Answer to an ingest request: 200 means every accepted message is durably stored.
 #[derive(Debug, Serialize, ToSchema)]
@@ -184,8 +185,17 @@ pub async fn batch(
         )));
     }
     let key = admit_ingest(&state, presented, envelope.batch.len()).await?;
-    let visitor = Visitor::of(&state, &headers, client, &envelope.batch).await?;
-    store(&state, key.project_id, &envelope.batch, None, visitor).await
+    let visitor = Visitor::of(&state, &headers, client.clone(), &envelope.batch).await?;
+    let origin = RequestOrigin::of(&headers, client.map(|c| c.0.0));
+    store(
+        &state,
+        key.project_id,
+        &envelope.batch,
+        None,
+        visitor,
+        &origin,
+    )
+    .await
 }
 
 /// Segment's bulk import endpoint, kept for its SDKs and tools: the same as `/v1/batch`
@@ -298,8 +308,9 @@ async fn single(
         .map_err(|_| ApiError::BadRequest("body must be a JSON object (one message)".into()))?;
     let presented = header_key.as_deref().or(envelope.write_key.as_deref());
     let key = admit_ingest(&state, presented, 1).await?;
-    let visitor = Visitor::of(&state, &headers, client, &[raw]).await?;
-    store(&state, key.project_id, &[raw], Some(kind), visitor).await
+    let visitor = Visitor::of(&state, &headers, client.clone(), &[raw]).await?;
+    let origin = RequestOrigin::of(&headers, client.map(|c| c.0.0));
+    store(&state, key.project_id, &[raw], Some(kind), visitor, &origin).await
 }
 
 /// Validates every message, commits the valid ones, and reports the rest.
@@ -309,6 +320,7 @@ pub(crate) async fn store(
     raws: &[&RawValue],
     kind: Option<MessageType>,
     visitor: Option<Visitor>,
+    origin: &RequestOrigin,
 ) -> Result<Json<IngestResponse>, ApiError> {
     let received_at = state.clock.now();
     let mut messages = Vec::with_capacity(raws.len());
@@ -325,7 +337,10 @@ pub(crate) async fn store(
     for (index, raw) in raws.iter().enumerate() {
         let max_bytes = state.limits.max_message_bytes;
         match Message::parse_with(raw, kind, max_bytes, received_at, name_visitor) {
-            Ok(m) => messages.push(m),
+            Ok(mut m) => {
+                state.web.enrich(&mut m, origin);
+                messages.push(m)
+            }
             Err(e) => rejected.push(Rejected {
                 index,
                 message_id: readable_message_id(raw),
@@ -371,7 +386,7 @@ pub(crate) async fn store(
 }
 
 /// What names the visitor of a cookieless message: today's salt and the request's client.
-struct Visitor {
+pub(crate) struct Visitor {
     salt: [u8; cookieless::SALT_BYTES],
     ip: Option<IpAddr>,
     /// Used when the message carries no `context.userAgent`.

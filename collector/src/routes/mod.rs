@@ -14,6 +14,7 @@ pub mod ops;
 pub mod persons;
 pub mod rules;
 pub mod sdk;
+pub mod segment;
 
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,8 @@ use crate::state::AppState;
         dashboard::web::update_settings,
         persons::preview, persons::delete, persons::export, persons::suppressions, persons::lift,
         inbound::create, inbound::list, inbound::delete, inbound::receive,
+        segment::page, segment::identify, segment::track, segment::group, segment::alias,
+        segment::screen, segment::batch, segment::settings, dashboard::web_settings::show,
     ),
     modifiers(&SecuritySchemes, &DashboardMirror),
 )]
@@ -109,6 +112,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/screen", post(ingest::screen))
         .route("/v1/group", post(ingest::group))
         .route("/v1/alias", post(ingest::alias))
+        // Segment's browser SDK (analytics.js) posts to these short paths.
+        .route("/v1/p", post(segment::page))
+        .route("/v1/i", post(segment::identify))
+        .route("/v1/t", post(segment::track))
+        .route("/v1/g", post(segment::group))
+        .route("/v1/a", post(segment::alias))
+        .route("/v1/s", post(segment::screen))
+        .route("/v1/b", post(segment::batch))
         .layer(ingest_cors)
         .layer(DefaultBodyLimit::max(state.limits.max_request_bytes));
 
@@ -123,6 +134,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/stats", get(events::stats))
+        .route("/v1/projects/{write_key}/settings", get(segment::settings))
         .merge(alerting(SECRET_KEY_PREFIX))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -66,6 +66,27 @@ impl Store {
         )
     }
 
+    /// The bot events among [`Store::rollup_counts`] (`rollups_hourly_bots`, migration 0023).
+    pub async fn bot_rollup_counts(
+        &self,
+        project_id: ProjectId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, String, i64)>, StoreError> {
+        on_db!(
+            self,
+            read,
+            "SELECT hour, name, events FROM rollups_hourly_bots
+             WHERE project_id = $1 AND hour >= $2 AND hour < $3",
+            [project_id, from, to],
+            fetch_all,
+            |rows| Ok(rows
+                .iter()
+                .map(|r| (r.get("hour"), r.get("name"), r.get("events")))
+                .collect())
+        )
+    }
+
     /// Distinct users active on `since_day` (a day start, UTC) or later: those whose latest
     /// active day (`users_last_seen`, migration 0007) is not before it. DAU, WAU and MAU are
     /// this with the window's first day; one index range count, however many events.

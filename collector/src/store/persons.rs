@@ -63,6 +63,8 @@ struct Removed {
     name: String,
     timestamp: i64,
     message_id: String,
+    /// Counted in `rollups_hourly_bots` too (migration 0023).
+    bot: bool,
 }
 
 fn removed<R>(r: &R) -> Removed
@@ -71,6 +73,7 @@ where
     for<'c> &'c str: sqlx::ColumnIndex<R>,
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
     let kind: String = r.get("type");
     let event: Option<String> = r.get("event");
@@ -83,12 +86,13 @@ where
         name,
         timestamp: r.get("timestamp"),
         message_id: r.get("message_id"),
+        bot: r.try_get("bot").unwrap_or(false),
     }
 }
 
 /// Removed events per (rollup name, hour), in key order: ingest upserts in that order too, so
 /// on PostgreSQL the two cannot deadlock.
-fn hourly(rows: &[Removed]) -> BTreeMap<(&str, i64), i64> {
+fn hourly<'a>(rows: impl IntoIterator<Item = &'a Removed>) -> BTreeMap<(&'a str, i64), i64> {
     let mut out = BTreeMap::new();
     for r in rows {
         *out.entry((
@@ -104,6 +108,8 @@ fn hourly(rows: &[Removed]) -> BTreeMap<(&str, i64), i64> {
 const DECREMENT_HOURLY: &str = "UPDATE rollups_hourly SET events = events - $1 WHERE project_id = $2 AND name = $3 AND hour = $4";
 const DROP_EMPTY_HOURLY: &str =
     "DELETE FROM rollups_hourly WHERE project_id = $1 AND name = $2 AND hour = $3 AND events <= 0";
+const DECREMENT_BOTS: &str = "UPDATE rollups_hourly_bots SET events = events - $1 WHERE project_id = $2 AND name = $3 AND hour = $4";
+const DROP_EMPTY_BOTS: &str = "DELETE FROM rollups_hourly_bots WHERE project_id = $1 AND name = $2 AND hour = $3 AND events <= 0";
 const DECREMENT_TOTAL: &str =
     "UPDATE project_usage SET events_total = events_total - $1 WHERE project_id = $2";
 const DECREMENT_DAY: &str =
@@ -405,7 +411,8 @@ impl SqliteStore {
                  WHERE project_id = ?1 AND seq >= ?2 AND seq < ?3
                    AND (user_id IN (SELECT value FROM json_each(?4))
                         OR anonymous_id IN (SELECT value FROM json_each(?4)))
-                 RETURNING type, event, timestamp, message_id",
+                 RETURNING type, event, timestamp, message_id,
+                           COALESCE(json_extract(body, '$.context.bot') = 1, 0) AS bot",
             )
             .bind(project)
             .bind(lo)
@@ -431,6 +438,17 @@ impl SqliteStore {
                         .execute(&mut *tx)
                         .await?;
                     report.hourly_rollups += 1;
+                }
+                for ((name, hour), n) in hourly(rows.iter().filter(|r| r.bot)) {
+                    for (sql, with_n) in [(DECREMENT_BOTS, true), (DROP_EMPTY_BOTS, false)] {
+                        let q = sqlx::query(sqlite(sql));
+                        let q = if with_n { q.bind(n) } else { q };
+                        q.bind(project)
+                            .bind(name)
+                            .bind(hour)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 sqlx::query(sqlite(DECREMENT_TOTAL))
                     .bind(rows.len() as i64)
@@ -586,7 +604,8 @@ impl PostgresStore {
                      SELECT seq FROM events
                      WHERE project_id = $1 AND (user_id = ANY($2) OR anonymous_id = ANY($2))
                      LIMIT $3)
-                 RETURNING type, event, timestamp, message_id",
+                 RETURNING type, event, timestamp, message_id,
+                           COALESCE(body::jsonb #>> '{context,bot}' = 'true', false) AS bot",
             )
             .bind(project)
             .bind(ids)
@@ -618,6 +637,17 @@ impl PostgresStore {
                         .execute(&mut *tx)
                         .await?;
                     report.hourly_rollups += 1;
+                }
+                for ((name, hour), n) in hourly(rows.iter().filter(|r| r.bot)) {
+                    for (sql, with_n) in [(DECREMENT_BOTS, true), (DROP_EMPTY_BOTS, false)] {
+                        let q = sqlx::query(sql);
+                        let q = if with_n { q.bind(n) } else { q };
+                        q.bind(project)
+                            .bind(name)
+                            .bind(hour)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
                 sqlx::query(DECREMENT_TOTAL)
                     .bind(rows.len() as i64)

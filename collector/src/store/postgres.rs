@@ -324,6 +324,7 @@ impl PostgresStore {
 
         let mut rows = EventColumns::default();
         let mut rollups: BTreeMap<(i64, String, i64), i64> = BTreeMap::new();
+        let mut bot_rollups: BTreeMap<(i64, String, i64), i64> = BTreeMap::new();
         let mut monthly: BTreeMap<(i64, String), i64> = BTreeMap::new();
         let mut totals: BTreeMap<i64, i64> = BTreeMap::new();
         let mut inserted = Vec::with_capacity(batches.len());
@@ -336,13 +337,15 @@ impl PostgresStore {
                 }
                 n += 1;
                 let ts = millis(msg.timestamp);
-                *rollups
-                    .entry((
-                        batch.project_id,
-                        rollup_name(msg),
-                        ts - ts.rem_euclid(HOUR_MS),
-                    ))
-                    .or_default() += 1;
+                let key = (
+                    batch.project_id,
+                    rollup_name(msg),
+                    ts - ts.rem_euclid(HOUR_MS),
+                );
+                if msg.bot {
+                    *bot_rollups.entry(key.clone()).or_default() += 1;
+                }
+                *rollups.entry(key).or_default() += 1;
                 rows.push(batch.project_id, msg, received_at);
             }
             if n > 0 {
@@ -406,8 +409,9 @@ impl PostgresStore {
         sqlx::query(
             "INSERT INTO active_users_daily (project_id, day, user_key)
              SELECT DISTINCT p, ts - mod(ts, $5), COALESCE(u, a)
-             FROM UNNEST($1::INT8[], $2::INT8[], $3::TEXT[], $4::TEXT[]) AS t(p, ts, u, a)
-             WHERE COALESCE(u, a) IS NOT NULL ORDER BY 1, 2, 3
+             FROM UNNEST($1::INT8[], $2::INT8[], $3::TEXT[], $4::TEXT[], $6::BOOL[])
+                  AS t(p, ts, u, a, bot)
+             WHERE COALESCE(u, a) IS NOT NULL AND NOT bot ORDER BY 1, 2, 3
              ON CONFLICT DO NOTHING",
         )
         .bind(&rows.project_id)
@@ -415,8 +419,29 @@ impl PostgresStore {
         .bind(&rows.user_id)
         .bind(&rows.anonymous_id)
         .bind(DAY_MS)
+        .bind(&rows.bot)
         .execute(&mut *tx)
         .await?;
+        if !bot_rollups.is_empty() {
+            let (p, rest): (Vec<i64>, Vec<(String, i64, i64)>) = bot_rollups
+                .into_iter()
+                .map(|((p, name, hour), n)| (p, (name, hour, n)))
+                .unzip();
+            let (names, (hours, counts)): (Vec<String>, (Vec<i64>, Vec<i64>)) =
+                rest.into_iter().map(|(a, b, c)| (a, (b, c))).unzip();
+            sqlx::query(
+                "INSERT INTO rollups_hourly_bots (project_id, name, hour, events)
+                 SELECT * FROM UNNEST($1::INT8[], $2::TEXT[], $3::INT8[], $4::INT8[])
+                 ON CONFLICT (project_id, name, hour)
+                 DO UPDATE SET events = rollups_hourly_bots.events + excluded.events",
+            )
+            .bind(&p)
+            .bind(&names)
+            .bind(&hours)
+            .bind(&counts)
+            .execute(&mut *tx)
+            .await?;
+        }
 
         let (p, rest): (Vec<i64>, Vec<(String, i64, i64)>) = rollups
             .into_iter()
@@ -662,11 +687,16 @@ impl PostgresStore {
                 continue;
             };
             let cutoff = now - days * DAY_MS;
-            sqlx::query("DELETE FROM rollups_hourly WHERE project_id = $1 AND hour < $2")
-                .bind(project_id)
-                .bind(cutoff)
-                .execute(&mut *tx)
-                .await?;
+            for sql in [
+                "DELETE FROM rollups_hourly WHERE project_id = $1 AND hour < $2",
+                "DELETE FROM rollups_hourly_bots WHERE project_id = $1 AND hour < $2",
+            ] {
+                sqlx::query(sql)
+                    .bind(project_id)
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             // Active-user rollups of the days that ended before the cutoff.
             for sql in [
                 "DELETE FROM active_users_daily WHERE project_id = $1 AND day < $2",
@@ -712,6 +742,8 @@ struct EventColumns<'a> {
     timestamp: Vec<i64>,
     received_at: Vec<i64>,
     body: Vec<&'a str>,
+    /// Not a column: keeps bots out of the active-user rollup.
+    bot: Vec<bool>,
 }
 
 impl<'a> EventColumns<'a> {
@@ -725,6 +757,7 @@ impl<'a> EventColumns<'a> {
         self.timestamp.push(millis(m.timestamp));
         self.received_at.push(received_at);
         self.body.push(&m.body);
+        self.bot.push(m.bot);
     }
 }
 

@@ -519,6 +519,11 @@ impl SqliteStore {
                 .bind(cutoff - cutoff.rem_euclid(HOUR_MS))
                 .execute(&self.write)
                 .await?;
+            sqlx::query("DELETE FROM rollups_hourly_bots WHERE project_id = ? AND hour < ?")
+                .bind(project_id)
+                .bind(cutoff - cutoff.rem_euclid(HOUR_MS))
+                .execute(&self.write)
+                .await?;
             // Active-user rollups of the days that ended before the cutoff.
             for sql in [
                 "DELETE FROM active_users_daily WHERE project_id = ? AND day < ?",
@@ -677,6 +682,7 @@ mod tests {
                     anonymous_id: None,
                     timestamp: at,
                     body: format!(r#"{{"type":"track","messageId":"{id}"}}"#),
+                    bot: false,
                 })
                 .collect(),
         }

@@ -256,6 +256,8 @@ impl KnownActiveUsers {
 #[derive(Default)]
 struct Rollups<'a> {
     hourly: BTreeMap<(i64, String, i64), i64>,
+    /// The bot events among `hourly` (migration 0023).
+    bots: BTreeMap<(i64, String, i64), i64>,
     monthly: BTreeMap<(i64, String), i64>,
     totals: BTreeMap<i64, i64>,
     active: BTreeSet<(i64, i64, &'a str)>,
@@ -324,15 +326,19 @@ fn insert(
                 fresh.insert((batch.project_id, m.message_id.as_str()));
             }
             let timestamp = millis(m.timestamp);
-            *rollups
-                .hourly
-                .entry((
-                    batch.project_id,
-                    rollup_name(m),
-                    timestamp - timestamp.rem_euclid(HOUR_MS),
-                ))
-                .or_default() += 1;
-            if let Some(user) = m.user_id.as_deref().or(m.anonymous_id.as_deref()) {
+            let key = (
+                batch.project_id,
+                rollup_name(m),
+                timestamp - timestamp.rem_euclid(HOUR_MS),
+            );
+            if m.bot {
+                *rollups.bots.entry(key.clone()).or_default() += 1;
+            }
+            *rollups.hourly.entry(key).or_default() += 1;
+            // Crawlers are not users: they stay out of DAU/WAU/MAU.
+            if let Some(user) = m.user_id.as_deref().or(m.anonymous_id.as_deref())
+                && !m.bot
+            {
                 let day = timestamp - timestamp.rem_euclid(DAY_MS);
                 if !known.contains(batch.project_id, day, user) {
                     rollups.active.insert((batch.project_id, day, user));
@@ -449,6 +455,15 @@ fn write_rollups(tx: &rusqlite::Transaction<'_>, r: &Rollups<'_>) -> Result<(), 
     )?;
     for ((project, name, hour), n) in &r.hourly {
         hourly.execute(params![project, name, hour, n])?;
+    }
+    if !r.bots.is_empty() {
+        let mut bots = tx.prepare_cached(
+            "INSERT INTO rollups_hourly_bots (project_id, name, hour, events) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (project_id, name, hour) DO UPDATE SET events = events + excluded.events",
+        )?;
+        for ((project, name, hour), n) in &r.bots {
+            bots.execute(params![project, name, hour, n])?;
+        }
     }
     let mut monthly = tx.prepare_cached(
         "INSERT INTO usage_monthly (project_id, month, events) VALUES (?1, ?2, ?3)

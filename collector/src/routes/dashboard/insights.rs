@@ -135,13 +135,54 @@ pub struct Overview {
     pub daily_active: Vec<(i64, i64)>,
     /// The most frequent event names of the last 30 days.
     pub top_events: Vec<(String, i64)>,
+    /// Events from bots (`context.bot = true`) in the last 30 days: left out of every number
+    /// above unless `include_bots=true`.
+    pub bot_events: i64,
+}
+
+/// Whether bot events (`context.bot = true`, docs/web-analytics.md) count.
+#[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BotsParams {
+    /// Count events from crawlers and automated browsers too (default false).
+    #[serde(default)]
+    include_bots: bool,
+}
+
+/// Hourly counts per name from the rollups, without bot events unless `include_bots`.
+/// Returns the rows and how many bot events the range holds.
+async fn counts(
+    state: &AppState,
+    project: ProjectId,
+    from: i64,
+    to: i64,
+    include_bots: bool,
+) -> Result<(Vec<(i64, String, i64)>, i64), ApiError> {
+    let mut rows = state.store.rollup_counts(project, from, to).await?;
+    let bots = state.store.bot_rollup_counts(project, from, to).await?;
+    let bot_events = bots.iter().map(|(_, _, n)| n).sum();
+    if !include_bots && !bots.is_empty() {
+        let bots: HashMap<(i64, &str), i64> = bots
+            .iter()
+            .map(|(h, name, n)| ((*h, name.as_str()), *n))
+            .collect();
+        for (hour, name, n) in &mut rows {
+            if let Some(b) = bots.get(&(*hour, name.as_str())) {
+                *n = (*n - b).max(0);
+            }
+        }
+        rows.retain(|(_, _, n)| *n > 0);
+    }
+    Ok((rows, bot_events))
 }
 
 /// Overview: all from rollups (hourly counts, daily active users), never from events.
 #[utoipa::path(
     get, path = "/api/dash/projects/{project}/overview", tag = "dashboard",
-    operation_id = "dashboard_overview", params(ProjectPath),
-    description = "Today's events, active users and the last 24 hours and 30 days (UTC).",
+    operation_id = "dashboard_overview", params(ProjectPath, BotsParams),
+    description = "Today's events, active users and the last 24 hours and 30 days (UTC). Bot \
+                   events are left out (and counted in `bot_events`) unless `include_bots=true`; \
+                   active users never count bots.",
     responses(
         (status = 200, body = Overview),
         (status = 400, description = "The project id is not an integer", body = ErrorBody),
@@ -154,16 +195,16 @@ pub async fn overview(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
+    bots: Result<Query<BotsParams>, QueryRejection>,
 ) -> Result<Json<Overview>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    let Query(bots) = bots.map_err(query_error)?;
     let now = state.clock.now().timestamp_millis();
     let today = now - now.rem_euclid(DAY_MS);
     let tomorrow = today + DAY_MS;
     let month_from = today - 29 * DAY_MS;
-    let rows = state
-        .store
-        .rollup_counts(project, month_from, tomorrow)
-        .await?;
+    let (rows, bot_events) =
+        counts(&state, project, month_from, tomorrow, bots.include_bots).await?;
     let this_hour = now - now.rem_euclid(HOUR_MS);
     let mut hourly: BTreeMap<i64, i64> = (0..24)
         .map(|h| (this_hour - (23 - h) * HOUR_MS, 0))
@@ -203,6 +244,7 @@ pub async fn overview(
         daily: daily.into_iter().collect(),
         daily_active: daily_active.into_iter().collect(),
         top_events,
+        bot_events,
     }))
 }
 
@@ -210,9 +252,9 @@ pub async fn overview(
 #[utoipa::path(
     get, path = "/api/dash/projects/{project}/event-names", tag = "dashboard",
     operation_id = "dashboard_event_names",
-    params(ProjectPath),
+    params(ProjectPath, BotsParams),
     description = "Event names of the last 30 days with their counts, most frequent first: \
-                   `[[name, count], …]`.",
+                   `[[name, count], …]`. Bot events count only with `include_bots=true`.",
     responses(
         (status = 200, body = Vec<(String, i64)>),
         (status = 400, description = "The project id is not an integer", body = ErrorBody),
@@ -225,13 +267,19 @@ pub async fn event_names(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
+    bots: Result<Query<BotsParams>, QueryRejection>,
 ) -> Result<Json<Vec<(String, i64)>>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    let Query(bots) = bots.map_err(query_error)?;
     let now = state.clock.now().timestamp_millis();
-    let rows = state
-        .store
-        .rollup_counts(project, now - 30 * DAY_MS, now + HOUR_MS)
-        .await?;
+    let (rows, _) = counts(
+        &state,
+        project,
+        now - 30 * DAY_MS,
+        now + HOUR_MS,
+        bots.include_bots,
+    )
+    .await?;
     let mut names: HashMap<String, i64> = HashMap::new();
     for (_, name, n) in rows {
         *names.entry(name).or_default() += n;
@@ -270,6 +318,9 @@ pub struct SeriesParams {
     top: Option<usize>,
     /// `csv` for a download.
     format: Option<String>,
+    /// Count events from crawlers and automated browsers too (default false).
+    #[serde(default)]
+    include_bots: bool,
 }
 
 fn empty_to_none(s: &Option<String>) -> Option<String> {
@@ -335,9 +386,13 @@ pub async fn series(
         && spec.group_by.is_none()
         && r.bucket % HOUR_MS == 0;
     let series = if from_rollups {
-        rollup_series(&state, project, &r, event.as_deref()).await?
+        rollup_series(&state, project, &r, event.as_deref(), p.include_bots).await?
     } else {
-        analytics::series(&scan(&state, project, &r, event.as_deref()).await?, &spec)
+        let mut events = scan(&state, project, &r, event.as_deref()).await?;
+        if !p.include_bots {
+            events.retain(|e| !is_bot(&e.body));
+        }
+        analytics::series(&events, &spec)
     };
     if p.format.as_deref() == Some("csv") {
         let mut w = csv::Writer::from_writer(Vec::new());
@@ -364,21 +419,35 @@ async fn rollup_series(
     project: ProjectId,
     r: &Range,
     event: Option<&str>,
+    include_bots: bool,
 ) -> Result<analytics::Series, ApiError> {
     let buckets = analytics::bucket_starts(r.from, r.to, r.bucket);
     let first = buckets.first().copied().unwrap_or(r.from);
     let from = r.from - r.from.rem_euclid(HOUR_MS);
     let rows: Vec<(i64, i64)> = match event {
         Some(name) => {
-            state
+            let mut rows = state
                 .store
                 .rollup_counts_of(project, name, from, r.to)
-                .await?
+                .await?;
+            if !include_bots {
+                let bots: HashMap<i64, i64> = state
+                    .store
+                    .bot_rollup_counts(project, from, r.to)
+                    .await?
+                    .into_iter()
+                    .filter(|(_, n, _)| n == name)
+                    .map(|(h, _, n)| (h, n))
+                    .collect();
+                for (hour, n) in &mut rows {
+                    *n -= bots.get(hour).copied().unwrap_or(0).min(*n);
+                }
+            }
+            rows
         }
-        None => state
-            .store
-            .rollup_counts(project, from, r.to)
+        None => counts(state, project, from, r.to, include_bots)
             .await?
+            .0
             .into_iter()
             .map(|(h, _, n)| (h, n))
             .collect(),
@@ -399,6 +468,24 @@ async fn rollup_series(
             values,
         }],
     })
+}
+
+/// `context.bot` is true in a stored message (set at ingest by `crate::web`).
+fn is_bot(body: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Outer {
+        context: Option<Context>,
+    }
+    #[derive(Deserialize)]
+    struct Context {
+        bot: Option<serde_json::Value>,
+    }
+    // Most events never mention it: skip the parse.
+    body.contains("\"bot\"")
+        && serde_json::from_str::<Outer>(body)
+            .ok()
+            .and_then(|o| o.context?.bot)
+            .is_some_and(|b| b == serde_json::Value::Bool(true))
 }
 
 fn iso(ms: i64) -> String {

@@ -12,6 +12,7 @@ pub mod invitations;
 pub mod projects;
 pub mod retention;
 pub mod web;
+pub mod web_settings;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -91,6 +92,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/dash/password", post(account::change_password))
         .route("/api/dash/audit", get(account::account_audit))
+        .route("/api/dash/web-analytics", get(web_settings::show))
         .route("/api/dash/invitations", get(invitations::mine))
         .route(
             "/api/dash/invitations/{invitation}/accept",
