@@ -185,7 +185,7 @@ pub async fn batch(
         )));
     }
     let key = admit_ingest(&state, presented, envelope.batch.len()).await?;
-    let visitor = Visitor::of(&state, &headers, client.clone(), &envelope.batch).await?;
+    let visitor = Visitor::of(&state, &headers, client, &envelope.batch).await?;
     let origin = RequestOrigin::of(&headers, client.map(|c| c.0.0));
     store(
         &state,
@@ -308,7 +308,7 @@ async fn single(
         .map_err(|_| ApiError::BadRequest("body must be a JSON object (one message)".into()))?;
     let presented = header_key.as_deref().or(envelope.write_key.as_deref());
     let key = admit_ingest(&state, presented, 1).await?;
-    let visitor = Visitor::of(&state, &headers, client.clone(), &[raw]).await?;
+    let visitor = Visitor::of(&state, &headers, client, &[raw]).await?;
     let origin = RequestOrigin::of(&headers, client.map(|c| c.0.0));
     store(&state, key.project_id, &[raw], Some(kind), visitor, &origin).await
 }
