@@ -180,10 +180,10 @@ async fn every_public_route_is_in_the_openapi_description() {
             "{known} not found in {routes:?}"
         );
     }
-    // The description itself is the one route it need not describe.
+    // The description itself, and the page that renders it, need not be described.
     let missing: Vec<_> = routes
         .iter()
-        .filter(|(path, _)| path != "/openapi.json")
+        .filter(|(path, _)| path != "/openapi.json" && !path.starts_with("/docs/api"))
         .filter(|(path, method)| spec["paths"][path].get(method).is_none())
         .collect();
     assert!(
