@@ -36,7 +36,7 @@ def test_track_arrives_once_with_every_field(collector, tmp_path: Path, unique) 
     assert stored["event"] == event
     assert stored["properties"] == {"plan": "pro", "seats": 3, "nested": {"ok": True}}
     assert stored["timestamp"].startswith("2026-03-04T05:06:07.891")
-    assert stored["context"]["ip"] == "127.0.0.1"
+    assert "ip" not in stored["context"], "the raw IP is not stored unless PULSELINE_STORE_IP"
     assert stored["context"]["locale"] == "fr-FR"
     assert stored["context"]["library"] == {"name": "pulseline-python", "version": pulseline.__version__}
 
