@@ -395,7 +395,7 @@ export const pages = { alerts: history, rules, rule: ruleEditor, channels, categ
 // Firing and resolved alerts of the current project, newest first. "Last seen" is kept in
 // this browser's localStorage per user and project: opening the bell marks everything read.
 // It polls the alerts list (one indexed query for 20 rows) every BELL_POLL_MS while the tab is
-// visible, and at once when the tab comes back.
+// visible, and at once when the tab comes back or the user moves to another page.
 const BELL_POLL_MS = 30000;
 const BELL_ROWS = 20;
 let bell = { project: null, timer: null, alerts: [], key: null };
@@ -465,4 +465,7 @@ document.addEventListener('click', (e) => {
   if (!$('#bell-box').contains(e.target)) { $('#bell-panel').hidden = true; $('#bell').setAttribute('aria-expanded', 'false'); }
 });
 document.addEventListener('visibilitychange', () => { if (!document.hidden && bell.timer) pollBell(); });
-addEventListener('hashchange', () => { $('#bell-panel').hidden = true; });
+addEventListener('hashchange', () => {
+  $('#bell-panel').hidden = true;
+  if (bell.timer) pollBell();
+});
