@@ -50,6 +50,7 @@ DOCUMENTS = [
     "docs/sdks.md",
     "docs/benchmarks.md",
     "docs/dependencies.md",
+    "docs/toolchain.md",
 ]
 SKIP_MARKER = re.compile(r"^<!-- readme-test: skip \((?P<reason>[^)]+)\) -->$")
 FENCE = re.compile(r"^```(?P<lang>\S*)\s*$")
