@@ -51,6 +51,11 @@ DOCUMENTS = [
     "docs/benchmarks.md",
     "docs/dependencies.md",
     "docs/toolchain.md",
+    "docs/privacy.md",
+    "docs/inbound-webhooks.md",
+    "docs/web-analytics.md",
+    "docs/dashboard-web.md",
+    "docs/alerting-quality.md",
 ]
 SKIP_MARKER = re.compile(r"^<!-- readme-test: skip \((?P<reason>[^)]+)\) -->$")
 FENCE = re.compile(r"^```(?P<lang>\S*)\s*$")
@@ -151,12 +156,29 @@ def _alerting(collector: Collector, stdout: str, discord: list[dict]) -> None:
     assert [r["name"] for r in rules["rules"]] == ["Signup surge"], rules
 
 
+def _privacy(collector: Collector, stdout: str, discord: list[dict]) -> None:
+    assert "Project 1 keeps raw events 90 days." in stdout, stdout
+    assert "Project 1 keeps raw events as long as its plan." in stdout, stdout
+    assert '{"ids":["user-7"],' in stdout and '"suppressed":true}' in stdout, stdout
+
+
+def _inbound(collector: Collector, stdout: str, discord: list[dict]) -> None:
+    sources = collector.http.get(f"{collector.base_url}/api/v1/inbound-sources", timeout=10)
+    assert sorted(s["kind"] for s in sources.json()["sources"]) == [
+        "generic",
+        "github",
+        "stripe",
+    ], sources.text
+
+
 EXPECTED = {
     "README.md": _readme,
     "docs/ingest.md": _ingest,
     "docs/keys.md": _keys,
     "docs/plans.md": _plans,
     "docs/alerting.md": _alerting,
+    "docs/privacy.md": _privacy,
+    "docs/inbound-webhooks.md": _inbound,
 }
 
 
