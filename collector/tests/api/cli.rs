@@ -1,10 +1,10 @@
 //! The administration commands, run as a user would, against a running collector's database.
 
-mod common;
+use crate::helpers;
 
 use std::process::Command;
 
-use common::{spawn_app, track};
+use crate::helpers::{spawn_app, track};
 use serde_json::{Value, json};
 
 fn cli(database_url: &str, args: &[&str]) -> (bool, String, String) {
@@ -28,7 +28,7 @@ fn cli_json(database_url: &str, args: &[&str]) -> Value {
         .unwrap_or_else(|e| panic!("{args:?} printed non-JSON ({e}): {stdout}"))
 }
 
-async fn ingest_status(app: &common::TestApp, key: &str, id: &str) -> u16 {
+async fn ingest_status(app: &helpers::TestApp, key: &str, id: &str) -> u16 {
     app.http
         .post(app.url("/v1/batch"))
         .basic_auth(key, Some(""))
@@ -191,7 +191,7 @@ async fn plan_and_help_output_reads_right() {
 #[tokio::test]
 async fn serve_refuses_a_default_plan_that_does_not_exist() {
     let dir = tempfile::tempdir().unwrap();
-    let url = common::fresh_database_url(dir.path()).await;
+    let url = helpers::fresh_database_url(dir.path()).await;
     let out = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
         .arg("serve")
         .env("PULSELINE_DATABASE_URL", &url)
@@ -213,7 +213,7 @@ async fn serve_refuses_a_default_plan_that_does_not_exist() {
 #[tokio::test]
 async fn serve_refuses_a_category_cap_of_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let url = common::fresh_database_url(dir.path()).await;
+    let url = helpers::fresh_database_url(dir.path()).await;
     let out = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
         .arg("serve")
         .env("PULSELINE_DATABASE_URL", &url)
@@ -283,13 +283,13 @@ async fn project_raw_retention_is_set_within_the_plan() {
 }
 
 /// Every event of the database at `database_url`, read through a collector started on it.
-async fn events_served_from(database_url: &str, keys: &common::TestApp) -> Vec<Value> {
+async fn events_served_from(database_url: &str, keys: &helpers::TestApp) -> Vec<Value> {
     use pulseline_collector::startup::Application;
     let config = pulseline_collector::config::Config::for_tests_with_database(database_url.into());
     let app = Application::build(config)
         .await
         .expect("a collector starts on the copy");
-    let copy = common::TestApp {
+    let copy = helpers::TestApp {
         base: format!("http://127.0.0.1:{}", app.port()),
         keys: keys.keys.clone(),
         http: reqwest::Client::new(),
@@ -312,7 +312,7 @@ async fn backup_under_load_is_a_point_in_time_copy_holding_every_acknowledged_ev
     let app = spawn_app().await;
     let to = app.dir.path().join("backup.db");
     let to_arg = to.to_str().unwrap().to_owned();
-    if common::on_postgres() {
+    if helpers::on_postgres() {
         let (ok, _, stderr) = cli(&app.database_url, &["backup", "--to", &to_arg]);
         assert!(!ok, "a PostgreSQL backup is pg_dump's job");
         assert!(

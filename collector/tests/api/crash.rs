@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-mod common;
+use crate::helpers;
 
 struct Collector {
     child: Child,
@@ -50,7 +50,7 @@ fn start(database_url: &str) -> Collector {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_acknowledged_batch_survives_sigkill_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
-    let database_url = common::fresh_database_url(dir.path()).await;
+    let database_url = helpers::fresh_database_url(dir.path()).await;
     let mut first = start(&database_url);
     let (write_key, secret_key) = first.keys.clone().expect("first start prints keys");
     let http = reqwest::Client::new();

@@ -2,13 +2,13 @@
 //! signed in the test by each service's documented scheme, arrive as events once; unsigned,
 //! wrongly signed and stale ones are refused with nothing stored.
 
-mod common;
-mod standins;
+use crate::helpers;
+use crate::helpers::standins;
 
 use std::time::Duration;
 
 use chrono::Utc;
-use common::TestApp;
+use crate::helpers::TestApp;
 use hmac::{Hmac, Mac};
 use pulseline_collector::alerting::delivery::webhook;
 use reqwest::Method;
@@ -94,7 +94,7 @@ fn error_text(body: &Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stripe_payment_is_stored_once_and_notifies_discord() {
-    let app = common::spawn_app().await;
+    let app = helpers::spawn_app().await;
     let discord = standins::discord().await;
     let (status, channel) = call(
         &app,
@@ -165,7 +165,7 @@ async fn a_stripe_payment_is_stored_once_and_notifies_discord() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsigned_wrongly_signed_and_stale_stripe_deliveries_are_refused() {
-    let app = common::spawn_app().await;
+    let app = helpers::spawn_app().await;
     let source = create_source(
         &app,
         json!({"kind": "stripe", "name": "Stripe", "secret": STRIPE_SECRET}),
@@ -233,7 +233,7 @@ fn github_headers(event: &str, delivery: &str, body: &[u8], secret: &str) -> Hea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_github_release_becomes_an_event_and_a_ping_stores_nothing() {
-    let app = common::spawn_app().await;
+    let app = helpers::spawn_app().await;
     let source = create_source(
         &app,
         json!({"kind": "github", "name": "Hello-World", "secret": GITHUB_SECRET}),
@@ -297,7 +297,7 @@ fn standard_headers(secret: &str, id: &str, t: i64, body: &[u8]) -> Headers {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generic_delivery_is_mapped_by_its_json_paths() {
-    let app = common::spawn_app().await;
+    let app = helpers::spawn_app().await;
     let source = create_source(
         &app,
         json!({"kind": "generic", "name": "Shop", "event_path": "type",
@@ -356,7 +356,7 @@ async fn a_generic_delivery_is_mapped_by_its_json_paths() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sources_are_checked_limited_and_scoped_to_their_project() {
-    let app = common::spawn_app().await;
+    let app = helpers::spawn_app().await;
     let bad = [
         (json!({"kind": "paypal", "name": "x"}), "not a source kind"),
         (json!({"kind": "stripe", "name": "x"}), "needs 'secret'"),
@@ -476,7 +476,7 @@ mod api_docs {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_api_docs_page_serves_its_viewer_and_the_ingest_protocol() {
-        let app = common::spawn_app().await;
+        let app = helpers::spawn_app().await;
         let get = |path: &str| app.http.get(app.url(path)).send();
 
         let page = get("/docs/api").await.unwrap();

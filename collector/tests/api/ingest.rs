@@ -1,10 +1,10 @@
 //! Ingest over real HTTP against a real SQLite file: every status the API promises.
 
-mod common;
+use crate::helpers;
 
 use std::io::Write;
 
-use common::{spawn_app, spawn_app_with, track};
+use crate::helpers::{spawn_app, spawn_app_with, track};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Value, json};
@@ -519,7 +519,7 @@ async fn a_failing_database_answers_503_and_loses_nothing_acknowledged() {
     );
 
     // Make every insert fail, as a full disk or a broken volume would.
-    if common::on_postgres() {
+    if helpers::on_postgres() {
         app.exec_sql("CREATE FUNCTION fail_insert() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk I/O error'; END $$").await;
         app.exec_sql("CREATE TRIGGER fail_inserts BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION fail_insert()").await;
     } else {
@@ -537,7 +537,7 @@ async fn a_failing_database_answers_503_and_loses_nothing_acknowledged() {
         "internals leaked: {body}"
     );
 
-    if common::on_postgres() {
+    if helpers::on_postgres() {
         app.exec_sql("DROP TRIGGER fail_inserts ON events").await;
     } else {
         app.exec_sql("DROP TRIGGER fail_inserts").await;
@@ -624,6 +624,6 @@ async fn graceful_shutdown_finishes_in_flight_commits() {
     app.task.await.unwrap().unwrap();
     assert!(acked > 0);
 
-    let stored = common::query_i64(&app.database_url, "SELECT COUNT(*) FROM events").await;
+    let stored = helpers::query_i64(&app.database_url, "SELECT COUNT(*) FROM events").await;
     assert!(stored >= acked, "acknowledged {acked}, stored {stored}");
 }

@@ -2,8 +2,8 @@
 //! limits per real client behind trusted proxies (and only behind them), the audit log's
 //! address, rate limiters that forget idle keys, and the operations listener and token.
 
-mod common;
-mod standins;
+use crate::helpers;
+use crate::helpers::standins;
 
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ struct App {
 
 async fn spawn(configure: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> App {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::for_tests_with_database(common::fresh_database_url(dir.path()).await);
+    let mut config = Config::for_tests_with_database(helpers::fresh_database_url(dir.path()).await);
     configure(&mut config);
     let database_url = config.database_url.clone();
     let app = Application::build_with_clock(config, clock).await.unwrap();
@@ -82,7 +82,7 @@ impl App {
     }
 
     async fn login_audit_ips(&self) -> Vec<String> {
-        common::query_column(
+        helpers::query_column(
             &self.database_url,
             "SELECT ip FROM audit_log WHERE action = 'user.login' ORDER BY id",
         )
@@ -167,7 +167,7 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_login_limit_and_audit_ad
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
-    let ips: Vec<String> = common::query_column(
+    let ips: Vec<String> = helpers::query_column(
         &app.database_url,
         "SELECT ip FROM audit_log WHERE action = 'channel.created'",
     )
@@ -379,7 +379,7 @@ async fn the_ingest_limiter_forgets_idle_write_keys() {
                 .post(app.url("/v1/batch"))
                 .basic_auth(key, Some(""))
                 .json(
-                    &json!({"batch": [common::track("u", "e", &uuid::Uuid::now_v7().to_string())]}),
+                    &json!({"batch": [helpers::track("u", "e", &uuid::Uuid::now_v7().to_string())]}),
                 )
                 .send()
                 .await

@@ -3,10 +3,8 @@
 //! never had the person shows. Also the rest of docs/privacy.md: cookieless visitor ids and
 //! raw-event retention.
 
-mod common;
-#[path = "persons/cookieless.rs"]
+use crate::helpers;
 mod cookieless;
-#[path = "persons/raw_retention.rs"]
 mod raw_retention;
 
 use std::sync::Arc;
@@ -35,7 +33,7 @@ fn now() -> DateTime<Utc> {
 
 async fn spawn() -> App {
     let dir = tempfile::tempdir().unwrap();
-    let config = Config::for_tests_with_database(common::fresh_database_url(dir.path()).await);
+    let config = Config::for_tests_with_database(helpers::fresh_database_url(dir.path()).await);
     let database_url = config.database_url.clone();
     let clock: Arc<dyn Clock> = Arc::new(FakeClock::new(now()));
     let app = Application::build_with_clock(config, clock).await.unwrap();

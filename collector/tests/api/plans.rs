@@ -1,11 +1,11 @@
 //! Plans, quotas, retention, rate limits and rollups, on whichever backend the suite runs.
 
-mod common;
+use crate::helpers;
 
 use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
-use common::{spawn_app_with, spawn_app_with_clock, track};
+use crate::helpers::{spawn_app_with, spawn_app_with_clock, track};
 use pulseline_collector::clock::{Clock, FakeClock};
 use pulseline_collector::store::Plan;
 use serde_json::{Value, json};
@@ -222,7 +222,7 @@ async fn retention_removes_old_finished_deliveries_and_resolved_alerts() {
         .await
         .unwrap();
     assert_eq!((report.deliveries_deleted, report.alerts_deleted), (2, 1));
-    let names = |sql| common::query_column::<String>(&app.database_url, sql);
+    let names = |sql| helpers::query_column::<String>(&app.database_url, sql);
     assert_eq!(
         names("SELECT source_key FROM deliveries ORDER BY source_key").await,
         [
@@ -263,7 +263,7 @@ async fn retention_removes_old_finished_deliveries_and_resolved_alerts() {
 
 #[tokio::test]
 async fn whole_partitions_are_dropped_when_every_project_is_past_them() {
-    if !common::on_postgres() {
+    if !helpers::on_postgres() {
         return; // partitions exist only on PostgreSQL; the SQLite run covers row deletes above
     }
     let start = Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap();

@@ -1,8 +1,7 @@
 //! The read API: pagination, filters, and what bad parameters say.
 
-mod common;
 
-use common::{spawn_app, track};
+use crate::helpers::{spawn_app, track};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -256,7 +255,7 @@ async fn one_projects_keys_never_see_another_projects_events() {
 
 /// Numbers are stored and returned with the digits they were sent with, or refused at ingest.
 mod numbers {
-    use super::common::{TestApp, spawn_app};
+    use crate::helpers::{TestApp, spawn_app};
     use serde_json::Value;
 
     async fn post_raw(app: &TestApp, path: &str, body: &str) -> (u16, Value) {

@@ -1,6 +1,6 @@
 //! Two real collector processes on one PostgreSQL behave as one.
 
-mod common;
+use crate::helpers;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -43,11 +43,11 @@ fn start(database_url: &str) -> Replica {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_store_each_event_once() {
-    if !common::on_postgres() {
+    if !helpers::on_postgres() {
         return; // replicas share a PostgreSQL server; the test command runs this on one
     }
     let dir = tempfile::tempdir().unwrap();
-    let url = common::fresh_database_url(dir.path()).await;
+    let url = helpers::fresh_database_url(dir.path()).await;
     let created = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
         .args(["project", "create", "--name", "Replicated", "--json"])
         .env("PULSELINE_DATABASE_URL", &url)
@@ -96,9 +96,9 @@ async fn two_replicas_store_each_event_once() {
         assert_eq!(stats["events_total"], 2_000);
         assert_eq!(stats["events_this_month"], 2_000);
     }
-    let stored = common::query_i64(&url, "SELECT COUNT(*) FROM events").await;
+    let stored = helpers::query_i64(&url, "SELECT COUNT(*) FROM events").await;
     assert_eq!(stored, 2_000);
-    let distinct = common::query_i64(&url, "SELECT COUNT(DISTINCT message_id) FROM events").await;
+    let distinct = helpers::query_i64(&url, "SELECT COUNT(DISTINCT message_id) FROM events").await;
     assert_eq!(distinct, 2_000);
 }
 
@@ -106,11 +106,11 @@ async fn two_replicas_store_each_event_once() {
 /// suppressed ids every `SUPPRESSION_REFRESH`): the person's events stop being stored there too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_suppression_through_one_replica_applies_on_the_others() {
-    if !common::on_postgres() {
+    if !helpers::on_postgres() {
         return; // replicas share a PostgreSQL server; the test command runs this on one
     }
     let dir = tempfile::tempdir().unwrap();
-    let url = common::fresh_database_url(dir.path()).await;
+    let url = helpers::fresh_database_url(dir.path()).await;
     let created = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
         .args(["project", "create", "--name", "Replicated", "--json"])
         .env("PULSELINE_DATABASE_URL", &url)

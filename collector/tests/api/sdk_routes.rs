@@ -2,9 +2,9 @@
 //! precompressed encodings, caching and CORS a page on another origin needs, and a 404 that
 //! says how to build it.
 
-mod common;
+use crate::helpers;
 
-use common::{spawn_app, spawn_app_with};
+use crate::helpers::{spawn_app, spawn_app_with};
 
 /// A client that sends exactly the Accept-Encoding a test gives and decodes nothing itself.
 fn raw_client() -> reqwest::Client {
@@ -278,7 +278,7 @@ async fn unknown_files_and_an_unbuilt_sdk_answer_404_saying_what_to_do() {
 /// The browser SDK honours `Retry-After` on 429/503 only if CORS lets the page read it.
 #[tokio::test]
 async fn ingest_exposes_retry_after_to_browser_pages() {
-    let app = common::spawn_app().await;
+    let app = helpers::spawn_app().await;
     let response = app
         .http
         .post(format!("{}/v1/batch", app.base))

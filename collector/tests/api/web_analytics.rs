@@ -3,7 +3,7 @@
 //! the client IP not stored by default, referrer → source, bots out of the analytics, and
 //! Segment's browser-SDK paths and settings.
 
-mod common;
+use crate::helpers;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ struct App {
 
 async fn spawn(configure: impl FnOnce(&mut Config)) -> App {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::for_tests_with_database(common::fresh_database_url(dir.path()).await);
+    let mut config = Config::for_tests_with_database(helpers::fresh_database_url(dir.path()).await);
     configure(&mut config);
     let app = Application::build_with_clock(config, Arc::new(SystemClock))
         .await

@@ -1,16 +1,14 @@
 //! Delivery end to end: events through real HTTP ingest become notifications on local
 //! stand-ins for Discord, Slack, a signed webhook receiver and an SMTP server, exactly once.
 
-mod common;
-#[path = "alerting_delivery/packing.rs"]
+use crate::helpers;
 mod packing;
-mod standins;
-#[path = "alerting_delivery/tenancy.rs"]
+use crate::helpers::standins;
 mod tenancy;
 
 use std::time::{Duration, Instant};
 
-use common::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 use standins::Scripted;
 
@@ -329,7 +327,7 @@ async fn a_flooded_category_sends_its_cap_then_one_summary() {
     use pulseline_collector::clock::FakeClock;
     let start: chrono::DateTime<chrono::Utc> = "2026-11-22T10:00:10Z".parse().unwrap();
     let clock = std::sync::Arc::new(FakeClock::new(start));
-    let app = common::spawn_app_with_clock(
+    let app = helpers::spawn_app_with_clock(
         |c| {
             c.delivery.category_max_per_minute = 3;
             // Pacing reschedules on the app's clock, which this test holds still.
@@ -432,7 +430,7 @@ async fn the_category_cap_and_its_summary_hold_across_replicas() {
         c.delivery.category_max_per_minute = 5;
         c.delivery.pace_burst = 100;
     };
-    let first = common::spawn_app_with_clock(configure, clock.clone()).await;
+    let first = helpers::spawn_app_with_clock(configure, clock.clone()).await;
     let discord = standins::discord().await;
     let channel = create_channel(
         &first,
@@ -1400,7 +1398,7 @@ async fn a_graceful_shutdown_lets_the_send_in_flight_finish() {
     task.await.unwrap().unwrap();
     assert_eq!(discord.receiver.accepted().len(), 1);
     assert_eq!(
-        common::query_i64(
+        helpers::query_i64(
             &database_url,
             "SELECT COUNT(*) FROM deliveries WHERE status = 'delivered' AND attempts = 1"
         )

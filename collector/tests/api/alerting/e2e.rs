@@ -2,8 +2,8 @@
 //! rule evaluated at (fake) times, and the Discord stand-in receiving exactly one message when
 //! the rule fires and exactly one when it resolves — nothing for the passes in between.
 
-mod common;
-mod standins;
+use crate::helpers;
+use crate::helpers::standins;
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
@@ -22,7 +22,7 @@ fn hour(h: i64) -> DateTime<Utc> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rule_fires_once_and_resolves_once_on_discord() {
     let clock = Arc::new(FakeClock::new(hour(0)));
-    let app = common::spawn_app_with_clock(|_| {}, clock.clone()).await;
+    let app = helpers::spawn_app_with_clock(|_| {}, clock.clone()).await;
     let store = app.store().await;
     let discord = standins::discord().await;
     let secret = app.keys.secret_key.clone();
@@ -106,7 +106,7 @@ async fn a_rule_fires_once_and_resolves_once_on_discord() {
 /// id), in templates and fields alike, not a float's rendering.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn category_messages_show_numbers_as_sent() {
-    let app = common::spawn_app().await;
+    let app = helpers::spawn_app().await;
     let discord = standins::discord().await;
     let secret = app.keys.secret_key.clone();
     let post = |path: &str, body: Value| {

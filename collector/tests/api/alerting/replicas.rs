@@ -2,8 +2,8 @@
 //! notification once, and a process killed mid-delivery leaves nothing stuck (the next one,
 //! or the other replica, delivers once its lease expires).
 
-mod common;
-mod standins;
+use crate::helpers;
+use crate::helpers::standins;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -65,7 +65,7 @@ struct Project {
 
 async fn project() -> Project {
     let dir = tempfile::tempdir().unwrap();
-    let url = common::fresh_database_url(dir.path()).await;
+    let url = helpers::fresh_database_url(dir.path()).await;
     let created = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
         .args(["project", "create", "--name", "Replicated", "--json"])
         .env("PULSELINE_DATABASE_URL", &url)
@@ -130,7 +130,7 @@ fn numbers(got: &[Value]) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_deliver_each_notification_once() {
-    if !common::on_postgres() {
+    if !helpers::on_postgres() {
         return; // replicas share a PostgreSQL server; the test command runs this on one
     }
     let p = project().await;
@@ -167,7 +167,7 @@ async fn two_replicas_deliver_each_notification_once() {
     assert_eq!(got_after.len(), 100);
     assert_eq!(numbers(&got), (0..100).collect::<Vec<i64>>());
     assert_eq!(
-        common::query_i64(
+        helpers::query_i64(
             &p.url,
             "SELECT COUNT(*) FROM deliveries WHERE status = 'delivered' AND attempts = 1"
         )
@@ -197,7 +197,7 @@ async fn a_replica_killed_mid_delivery_leaves_the_work_to_the_other() {
     // a holds the lease and its request is open at the receiver.
     discord.receiver.wait_for_hits(1, WAIT).await;
     // On PostgreSQL the other replica is already running; on SQLite the next process starts.
-    let running = common::on_postgres().then(|| start(&p.url));
+    let running = helpers::on_postgres().then(|| start(&p.url));
     a.child.kill().unwrap(); // SIGKILL: no graceful shutdown, the lease stays behind
     a.child.wait().unwrap();
     let killed = Instant::now();

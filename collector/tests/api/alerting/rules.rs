@@ -1,7 +1,7 @@
 //! Alert rules end to end: events in over /v1/batch with explicit timestamps, rules over the
 //! REST API, evaluation passes at fake times, and the alert_events rows delivery will send.
 
-mod common;
+use crate::helpers;
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use pulseline_collector::alerting::rules::run_once;
 use pulseline_collector::clock::FakeClock;
 use serde_json::{Value, json};
 
-use common::TestApp;
+use crate::helpers::TestApp;
 
 fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, h, m, s).unwrap()
@@ -30,7 +30,7 @@ struct Rig {
 
 async fn rig() -> Rig {
     let clock = Arc::new(FakeClock::new(at(0, 0, 0)));
-    let app = common::spawn_app_with_clock(|_| {}, clock.clone()).await;
+    let app = helpers::spawn_app_with_clock(|_| {}, clock.clone()).await;
     let store = app.store().await;
     Rig {
         app,
@@ -140,7 +140,7 @@ impl Rig {
 }
 
 async fn text(database_url: &str, sql: &str) -> String {
-    let mut values = common::query_column(database_url, sql).await;
+    let mut values = helpers::query_column(database_url, sql).await;
     assert!(!values.is_empty(), "no row from {sql}");
     values.swap_remove(0)
 }
@@ -724,7 +724,7 @@ async fn rule_channel_ids_must_be_channels_of_the_rules_project() {
 #[tokio::test]
 async fn the_background_loop_evaluates_on_its_interval_with_the_injected_clock() {
     let clock = Arc::new(FakeClock::new(at(0, 0, 0)));
-    let app = common::spawn_app_with_clock(|c| c.rules_interval_secs = 1, clock.clone()).await;
+    let app = helpers::spawn_app_with_clock(|c| c.rules_interval_secs = 1, clock.clone()).await;
     let batch: Vec<Value> = (0..3)
         .map(|i| {
             json!({"type": "track", "userId": "u", "event": "signup", "messageId": format!("l{i}"),
@@ -791,11 +791,11 @@ async fn two_replicas_fire_a_rule_once() {
         panic!("the collector exited before listening: {:?}", child.wait());
     }
 
-    if !common::on_postgres() {
+    if !helpers::on_postgres() {
         return; // replicas share a PostgreSQL server; the test command runs this on one
     }
     let dir = tempfile::tempdir().unwrap();
-    let url = common::fresh_database_url(dir.path()).await;
+    let url = helpers::fresh_database_url(dir.path()).await;
     let created = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
         .args(["project", "create", "--name", "Replicated", "--json"])
         .env("PULSELINE_DATABASE_URL", &url)
@@ -847,7 +847,7 @@ async fn two_replicas_fire_a_rule_once() {
     let sql = "SELECT COUNT(*) FROM alert_events WHERE kind = 'firing'";
     let mut fired = 0;
     for _ in 0..100 {
-        fired = common::query_i64(&url, sql).await;
+        fired = helpers::query_i64(&url, sql).await;
         if fired > 0 {
             break;
         }
@@ -856,13 +856,13 @@ async fn two_replicas_fire_a_rule_once() {
     assert_eq!(fired, 1);
     // Several more passes by both replicas: still one row, one alert.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    assert_eq!(common::query_i64(&url, sql).await, 1);
+    assert_eq!(helpers::query_i64(&url, sql).await, 1);
     assert_eq!(
-        common::query_i64(&url, "SELECT COUNT(*) FROM alert_history").await,
+        helpers::query_i64(&url, "SELECT COUNT(*) FROM alert_history").await,
         1
     );
     assert_eq!(
-        common::query_i64(&url, "SELECT COUNT(*) FROM alert_events").await,
+        helpers::query_i64(&url, "SELECT COUNT(*) FROM alert_events").await,
         1
     );
 }

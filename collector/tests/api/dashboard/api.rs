@@ -1,10 +1,9 @@
 //! The dashboard's HTTP API over a real socket, on both backends: accounts, sessions, CSRF,
 //! roles, tenancy, the audit log, and the query endpoints against hand-computed values.
 
-mod common;
-mod standins;
+use crate::helpers;
+use crate::helpers::standins;
 /// The Web page (issue 21).
-#[path = "dashboard_api/web.rs"]
 mod web;
 
 use std::collections::BTreeSet;
@@ -32,7 +31,7 @@ struct Dash {
 
 async fn spawn(configure: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> Dash {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::for_tests_with_database(common::fresh_database_url(dir.path()).await);
+    let mut config = Config::for_tests_with_database(helpers::fresh_database_url(dir.path()).await);
     configure(&mut config);
     let database_url = config.database_url.clone();
     let app = Application::build_with_clock(config, clock).await.unwrap();
@@ -604,7 +603,7 @@ async fn roles_are_enforced_and_tenants_never_see_each_other() {
             .all(|e| e["action"] != "key.created"),
         "A's key events are not in B's log"
     );
-    let n = common::query_i64(&app.database_url, "SELECT COUNT(*) FROM audit_log").await;
+    let n = helpers::query_i64(&app.database_url, "SELECT COUNT(*) FROM audit_log").await;
     for sql in ["UPDATE audit_log SET actor = 'x'", "DELETE FROM audit_log"] {
         assert!(
             try_exec(&app.database_url, sql).await.is_err(),
@@ -612,7 +611,7 @@ async fn roles_are_enforced_and_tenants_never_see_each_other() {
         );
     }
     assert_eq!(
-        common::query_i64(&app.database_url, "SELECT COUNT(*) FROM audit_log").await,
+        helpers::query_i64(&app.database_url, "SELECT COUNT(*) FROM audit_log").await,
         n
     );
 }
@@ -691,7 +690,7 @@ async fn active_users_follow_windows_late_events_repeats_and_retention() {
     let rows = |table: &str| {
         let sql = format!("SELECT COUNT(*) FROM {table}");
         let url = app.database_url.clone();
-        async move { common::query_i64(&url, &sql).await }
+        async move { helpers::query_i64(&url, &sql).await }
     };
     assert_eq!(rows("active_users_days").await, 5);
     let store = pulseline_collector::store::Store::open(&app.database_url, Default::default())
@@ -976,7 +975,7 @@ async fn csv_downloads_neutralise_formulas_and_export_stored_ids() {
     };
     let events = cells(&download("events", "").await);
     assert_eq!(events.len(), 3, "{events:?}");
-    let stored_id: Vec<String> = common::query_column(
+    let stored_id: Vec<String> = helpers::query_column(
         &app.database_url,
         "SELECT message_id FROM events WHERE user_id = 'u1'",
     )

@@ -4,9 +4,8 @@
 //! once, and the secret keys of a removed member named for rotation.
 
 /// Bounded cost: password checks, live tails, per-project and per-user limits, sessions.
-#[path = "dashboard_security/bounds.rs"]
 mod bounds;
-mod common;
+use crate::helpers;
 
 use std::process::Command;
 use std::sync::Arc;
@@ -45,7 +44,7 @@ async fn spawn(clock: Arc<dyn Clock>) -> Dash {
 
 async fn spawn_with(clock: Arc<dyn Clock>, configure: impl FnOnce(&mut Config)) -> Dash {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::for_tests_with_database(common::fresh_database_url(dir.path()).await);
+    let mut config = Config::for_tests_with_database(helpers::fresh_database_url(dir.path()).await);
     // These tests log many users in from one address.
     config.dashboard.login_attempts_per_minute = 1000;
     configure(&mut config);
@@ -501,7 +500,7 @@ async fn members_join_only_by_accepting_and_invitations_reveal_no_accounts() {
         .await
         .unwrap();
     store.close().await;
-    let left = common::query_i64(&app.database_url, "SELECT COUNT(*) FROM invitations").await;
+    let left = helpers::query_i64(&app.database_url, "SELECT COUNT(*) FROM invitations").await;
     assert_eq!(left, 0, "expired invitations are removed");
 
     // At most MAX_PENDING_INVITATIONS pending per project; renewing one still works.

@@ -1,6 +1,8 @@
 //! Test helpers: the collector on port 0 with a fresh SQLite file, and a client for it.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod standins;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

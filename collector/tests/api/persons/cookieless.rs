@@ -8,7 +8,7 @@ use chrono::{Duration, TimeZone, Utc};
 use pulseline_collector::clock::FakeClock;
 use serde_json::{Value, json};
 
-use crate::common::{self, TestApp};
+use crate::helpers::{self, TestApp};
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
 const SAFARI: &str =
@@ -19,7 +19,7 @@ async fn spawn() -> (TestApp, Arc<FakeClock>) {
         Utc.with_ymd_and_hms(2026, 11, 22, 23, 0, 0).unwrap(),
     ));
     // Loopback is a trusted proxy, so each request can say which client it is for.
-    let app = common::spawn_app_with_clock(
+    let app = helpers::spawn_app_with_clock(
         |c| c.proxy.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()],
         clock.clone(),
     )
@@ -75,7 +75,7 @@ fn visitor(event: &Value) -> String {
 }
 
 async fn salt_days(app: &TestApp) -> Vec<String> {
-    common::query_column(
+    helpers::query_column(
         &app.database_url,
         "SELECT day FROM cookieless_salts ORDER BY day",
     )
@@ -206,7 +206,7 @@ async fn send_other(app: &TestApp, write_key: &str, ip: &str) -> String {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
-    let ids: Vec<String> = common::query_column(
+    let ids: Vec<String> = helpers::query_column(
         &app.database_url,
         "SELECT anonymous_id FROM events WHERE event = 'x2'",
     )

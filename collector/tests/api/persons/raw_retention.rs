@@ -27,7 +27,7 @@ struct Dash {
 async fn spawn() -> Dash {
     let dir = tempfile::tempdir().unwrap();
     let config =
-        Config::for_tests_with_database(crate::common::fresh_database_url(dir.path()).await);
+        Config::for_tests_with_database(crate::helpers::fresh_database_url(dir.path()).await);
     let database_url = config.database_url.clone();
     let clock = Arc::new(FakeClock::new(
         Utc.with_ymd_and_hms(2026, 11, 2, 12, 0, 0).unwrap(),

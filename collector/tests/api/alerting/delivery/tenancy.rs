@@ -57,7 +57,7 @@ enum Source {
 /// same id); the retry comes due. B's receiver must never see A's notification.
 async fn a_retry_never_reaches_another_projects_channel(source: Source) {
     let clock = Arc::new(FakeClock::new(t0()));
-    let app = common::spawn_app_with_clock(|_| {}, clock.clone()).await;
+    let app = helpers::spawn_app_with_clock(|_| {}, clock.clone()).await;
     let a_key = app.keys.secret_key.clone();
     let (a_hook, b_hook) = (standins::webhook().await, standins::webhook().await);
     a_hook
@@ -319,7 +319,7 @@ async fn exec(url: &str, sql: &str) {
 async fn the_upgrade_ends_orphaned_deliveries_and_never_reuses_a_named_id() {
     use sqlx::Connection;
     let dir = tempfile::tempdir().unwrap();
-    let url = common::fresh_database_url(dir.path()).await;
+    let url = helpers::fresh_database_url(dir.path()).await;
     let sqlite = url.starts_with("sqlite:");
     let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../migrations")
@@ -351,11 +351,11 @@ async fn the_upgrade_ends_orphaned_deliveries_and_never_reuses_a_named_id() {
     ] {
         exec(&url, sql).await;
     }
-    let a = common::query_i64(&url, "SELECT MIN(id) FROM projects").await;
-    let b = common::query_i64(&url, "SELECT MAX(id) FROM projects").await;
+    let a = helpers::query_i64(&url, "SELECT MIN(id) FROM projects").await;
+    let b = helpers::query_i64(&url, "SELECT MAX(id) FROM projects").await;
     let id_of = |name: &str| format!("SELECT id FROM notification_channels WHERE name = '{name}'");
-    let kept = common::query_i64(&url, &id_of("kept")).await;
-    let gone = common::query_i64(&url, &id_of("gone")).await;
+    let kept = helpers::query_i64(&url, &id_of("kept")).await;
+    let gone = helpers::query_i64(&url, &id_of("gone")).await;
     for (project, channel, key, status) in [
         (a, kept, "waits", "pending"),
         (a, gone, "orphan", "failed"),
@@ -386,10 +386,10 @@ async fn the_upgrade_ends_orphaned_deliveries_and_never_reuses_a_named_id() {
         ("not-its-project", "dead"),
         ("sent", "delivered"),
     ] {
-        let got: Vec<String> = common::query_column(&url, &status_of(key)).await;
+        let got: Vec<String> = helpers::query_column(&url, &status_of(key)).await;
         assert_eq!(got, [status], "{key}");
     }
-    let reason: Vec<String> = common::query_column(
+    let reason: Vec<String> = helpers::query_column(
         &url,
         "SELECT last_error FROM deliveries WHERE source_key = 'orphan'",
     )
@@ -398,8 +398,8 @@ async fn the_upgrade_ends_orphaned_deliveries_and_never_reuses_a_named_id() {
     let still = format!(
         "SELECT COUNT(*) FROM notification_channels WHERE id = {kept} AND project_id = {a}"
     );
-    assert_eq!(common::query_i64(&url, &still).await, 1, "ids are kept");
-    let members = common::query_i64(&url, "SELECT COUNT(*) FROM memberships").await;
+    assert_eq!(helpers::query_i64(&url, &still).await, 1, "ids are kept");
+    let members = helpers::query_i64(&url, "SELECT COUNT(*) FROM memberships").await;
     assert_eq!(
         members, 1,
         "rebuilding users must not cascade to memberships"
@@ -423,7 +423,7 @@ async fn the_upgrade_ends_orphaned_deliveries_and_never_reuses_a_named_id() {
     assert!(store.create_category(a, &input, Utc::now()).await.is_err());
     if sqlite {
         let problems: Vec<String> =
-            common::query_column(&url, "SELECT \"table\" FROM pragma_foreign_key_check").await;
+            helpers::query_column(&url, "SELECT \"table\" FROM pragma_foreign_key_check").await;
         assert!(problems.is_empty(), "{problems:?}");
     }
     store.close().await;
@@ -434,7 +434,7 @@ async fn the_upgrade_ends_orphaned_deliveries_and_never_reuses_a_named_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_in_flight_during_the_delete_leaves_the_delivery_dead() {
     let clock = Arc::new(FakeClock::new(t0()));
-    let app = common::spawn_app_with_clock(|c| c.delivery.timeout_ms = 1_000, clock).await;
+    let app = helpers::spawn_app_with_clock(|c| c.delivery.timeout_ms = 1_000, clock).await;
     let key = app.keys.secret_key.clone();
     let hook = standins::webhook().await;
     hook.receiver

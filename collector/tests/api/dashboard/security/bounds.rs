@@ -172,7 +172,7 @@ async fn maintenance_removes_expired_sessions() {
     let start = Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap();
     let clock = Arc::new(FakeClock::new(start));
     let app = spawn(clock.clone()).await;
-    let sessions = || common::query_i64(&app.database_url, "SELECT COUNT(*) FROM sessions");
+    let sessions = || helpers::query_i64(&app.database_url, "SELECT COUNT(*) FROM sessions");
     assert_eq!(sessions().await, 1);
     let store = pulseline_collector::store::Store::open(&app.database_url, Default::default())
         .await
@@ -350,7 +350,7 @@ async fn a_user_keeps_a_bounded_number_of_sessions_the_oldest_ends() {
     assert_eq!(status, 401, "the oldest session ended: {body}");
     let (status, body) = app.get(&latest, "/api/dash/session").await;
     assert_eq!(status, 200, "{body}");
-    let kept = common::query_i64(
+    let kept = helpers::query_i64(
         &app.database_url,
         &format!(
             "SELECT COUNT(*) FROM sessions WHERE user_id = {}",
