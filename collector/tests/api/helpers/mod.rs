@@ -42,14 +42,50 @@ pub async fn fresh_database_url(dir: &Path) -> String {
             let mut conn = sqlx::PgConnection::connect(&admin)
                 .await
                 .expect("PostgreSQL reachable");
+            drop_finished_databases(&mut conn).await;
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&mut conn)
                 .await
                 .expect("create test database");
+            THIS_TESTS_DATABASES.with(|d| d.0.borrow_mut().push(name.clone()));
             let (server, _) = admin.rsplit_once('/').expect("URL with a database path");
             format!("{server}/{name}")
         }
         _ => format!("sqlite://{}", dir.join("pulseline.db").display()),
+    }
+}
+
+/// The databases of this test's thread, handed to [`FINISHED_DATABASES`] when the thread ends:
+/// the whole suite runs in one process, and keeping every test's database until the end would
+/// hold gigabytes. Tests that build their own app still get theirs dropped this way.
+struct ThreadDatabases(std::cell::RefCell<Vec<String>>);
+
+impl Drop for ThreadDatabases {
+    fn drop(&mut self) {
+        // Only a lock here: a thread-local destructor must not start runtimes or threads.
+        let mut finished = FINISHED_DATABASES.lock().unwrap_or_else(|e| e.into_inner());
+        finished.append(self.0.get_mut());
+    }
+}
+
+thread_local! {
+    static THIS_TESTS_DATABASES: ThreadDatabases = const {
+        ThreadDatabases(std::cell::RefCell::new(Vec::new()))
+    };
+}
+
+/// Databases of tests whose thread has ended; the next test to create one drops them. The
+/// last few of a run are left to the caller (scripts/test.sh drops `pl_test_%` afterwards).
+static FINISHED_DATABASES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+async fn drop_finished_databases(conn: &mut sqlx::PgConnection) {
+    let finished = std::mem::take(&mut *FINISHED_DATABASES.lock().unwrap_or_else(|e| e.into_inner()));
+    for name in finished {
+        // FORCE: a child process of the test may still hold a connection.
+        let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await {
+            eprintln!("could not drop the finished test database {name}: {e}");
+        }
     }
 }
 
