@@ -7,8 +7,8 @@ use crate::helpers::standins;
 
 use std::time::Duration;
 
-use chrono::Utc;
 use crate::helpers::TestApp;
+use chrono::Utc;
 use hmac::{Hmac, Mac};
 use pulseline_collector::alerting::delivery::webhook;
 use reqwest::Method;
@@ -50,25 +50,6 @@ fn stripe_signature(secret: &str, t: i64, body: &[u8]) -> String {
     )
 }
 
-async fn call(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut req = app
-        .http
-        .request(method, app.url(path))
-        .bearer_auth(&app.keys.secret_key);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request sent");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn create_source(app: &TestApp, body: Value) -> Value {
-    let (status, got) = call(app, Method::POST, "/api/v1/inbound-sources", Some(body)).await;
-    assert_eq!(status, 201, "{got}");
-    got
-}
-
 async fn deliver(
     app: &TestApp,
     source: &Value,
@@ -96,30 +77,28 @@ fn error_text(body: &Value) -> String {
 async fn a_stripe_payment_is_stored_once_and_notifies_discord() {
     let app = helpers::spawn_app().await;
     let discord = standins::discord().await;
-    let (status, channel) = call(
-        &app,
-        Method::POST,
-        "/api/v1/channels",
-        Some(json!({"name": "payments", "kind": "discord", "url": discord.url})),
-    )
-    .await;
+    let (status, channel) = app
+        .api(
+            Method::POST,
+            "/api/v1/channels",
+            Some(json!({"name": "payments", "kind": "discord", "url": discord.url})),
+        )
+        .await;
     assert_eq!(status, 201, "{channel}");
-    let (status, category) = call(
-        &app,
-        Method::POST,
-        "/api/v1/categories",
-        Some(
-            json!({"name": "Payments", "pattern": "payment_intent.succeeded", "emoji": "💰",
+    let (status, category) = app
+        .api(
+            Method::POST,
+            "/api/v1/categories",
+            Some(
+                json!({"name": "Payments", "pattern": "payment_intent.succeeded", "emoji": "💰",
                     "channel_id": channel["id"], "title_template": "{user} paid {amount}"}),
-        ),
-    )
-    .await;
+            ),
+        )
+        .await;
     assert_eq!(status, 201, "{category}");
-    let source = create_source(
-        &app,
-        json!({"kind": "stripe", "name": "Stripe live", "secret": STRIPE_SECRET}),
-    )
-    .await;
+    let source = app
+        .create_source(json!({"kind": "stripe", "name": "Stripe live", "secret": STRIPE_SECRET}))
+        .await;
     assert!(source.get("signing_secret").is_none(), "{source}");
 
     let body = fixture("stripe_payment_intent_succeeded.json");
@@ -155,7 +134,7 @@ async fn a_stripe_payment_is_stored_once_and_notifies_discord() {
     assert_eq!(event["messageId"], "evt_3MtwBwLkdIwHu7ix0ZzKQ0ZL");
     assert_eq!(event["userId"], "cus_NffrFeUfNV2Hib");
     // Stored once, so queued for Discord once.
-    let (_, deliveries) = call(&app, Method::GET, "/api/v1/deliveries", None).await;
+    let (_, deliveries) = app.api(Method::GET, "/api/v1/deliveries", None).await;
     assert_eq!(
         deliveries["deliveries"].as_array().unwrap().len(),
         1,
@@ -166,11 +145,9 @@ async fn a_stripe_payment_is_stored_once_and_notifies_discord() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsigned_wrongly_signed_and_stale_stripe_deliveries_are_refused() {
     let app = helpers::spawn_app().await;
-    let source = create_source(
-        &app,
-        json!({"kind": "stripe", "name": "Stripe", "secret": STRIPE_SECRET}),
-    )
-    .await;
+    let source = app
+        .create_source(json!({"kind": "stripe", "name": "Stripe", "secret": STRIPE_SECRET}))
+        .await;
     let body = fixture("stripe_payment_intent_succeeded.json");
     let now = Utc::now().timestamp();
     let cases: Vec<(&str, Headers, &str)> = vec![
@@ -234,11 +211,9 @@ fn github_headers(event: &str, delivery: &str, body: &[u8], secret: &str) -> Hea
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_github_release_becomes_an_event_and_a_ping_stores_nothing() {
     let app = helpers::spawn_app().await;
-    let source = create_source(
-        &app,
-        json!({"kind": "github", "name": "Hello-World", "secret": GITHUB_SECRET}),
-    )
-    .await;
+    let source = app
+        .create_source(json!({"kind": "github", "name": "Hello-World", "secret": GITHUB_SECRET}))
+        .await;
     let ping = fixture("github_ping.json");
     let (status, got) = deliver(
         &app,
@@ -298,18 +273,18 @@ fn standard_headers(secret: &str, id: &str, t: i64, body: &[u8]) -> Headers {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generic_delivery_is_mapped_by_its_json_paths() {
     let app = helpers::spawn_app().await;
-    let source = create_source(
-        &app,
-        json!({"kind": "generic", "name": "Shop", "event_path": "type",
+    let source = app
+        .create_source(
+            json!({"kind": "generic", "name": "Shop", "event_path": "type",
                "user_path": "data.object.customer"}),
-    )
-    .await;
+        )
+        .await;
     let secret = source["signing_secret"]
         .as_str()
         .expect("generated secret shown once")
         .to_owned();
     assert!(secret.starts_with("whsec_"), "{secret}");
-    let (_, list) = call(&app, Method::GET, "/api/v1/inbound-sources", None).await;
+    let (_, list) = app.api(Method::GET, "/api/v1/inbound-sources", None).await;
     assert_eq!(list["sources"].as_array().unwrap().len(), 1, "{list}");
     assert!(
         !list.to_string().contains(&secret),
@@ -382,13 +357,9 @@ async fn sources_are_checked_limited_and_scoped_to_their_project() {
         ),
     ];
     for (body, says) in bad {
-        let (status, got) = call(
-            &app,
-            Method::POST,
-            "/api/v1/inbound-sources",
-            Some(body.clone()),
-        )
-        .await;
+        let (status, got) = app
+            .api(Method::POST, "/api/v1/inbound-sources", Some(body.clone()))
+            .await;
         assert_eq!(status, 400, "{body}: {got}");
         assert!(error_text(&got).contains(says), "{body}: {got}");
     }
@@ -396,20 +367,19 @@ async fn sources_are_checked_limited_and_scoped_to_their_project() {
     let mut sources = Vec::new();
     for i in 0..20 {
         sources.push(
-            create_source(
-                &app,
+            app.create_source(
                 json!({"kind": "github", "name": format!("repo {i}"), "secret": "s"}),
             )
             .await,
         );
     }
-    let (status, got) = call(
-        &app,
-        Method::POST,
-        "/api/v1/inbound-sources",
-        Some(json!({"kind": "github", "name": "one too many", "secret": "s"})),
-    )
-    .await;
+    let (status, got) = app
+        .api(
+            Method::POST,
+            "/api/v1/inbound-sources",
+            Some(json!({"kind": "github", "name": "one too many", "secret": "s"})),
+        )
+        .await;
     assert_eq!(status, 400, "{got}");
     assert!(error_text(&got).contains("20 inbound sources"), "{got}");
 
@@ -450,13 +420,13 @@ async fn sources_are_checked_limited_and_scoped_to_their_project() {
     assert_eq!(resp.status(), 404);
 
     // Deleting the source stops its URL at once.
-    let (status, _) = call(
-        &app,
-        Method::DELETE,
-        &format!("/api/v1/inbound-sources/{id}"),
-        None,
-    )
-    .await;
+    let (status, _) = app
+        .api(
+            Method::DELETE,
+            &format!("/api/v1/inbound-sources/{id}"),
+            None,
+        )
+        .await;
     assert_eq!(status, 204);
     let body = fixture("github_release_published.json");
     let (status, got) = deliver(
@@ -470,62 +440,4 @@ async fn sources_are_checked_limited_and_scoped_to_their_project() {
     assert!(error_text(&got).contains("no inbound source"), "{got}");
 }
 
-/// `/docs/api`: the embedded viewer and the description it renders (issue 24).
-mod api_docs {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_api_docs_page_serves_its_viewer_and_the_ingest_protocol() {
-        let app = helpers::spawn_app().await;
-        let get = |path: &str| app.http.get(app.url(path)).send();
-
-        let page = get("/docs/api").await.unwrap();
-        assert_eq!(page.status(), 200);
-        assert!(
-            page.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/html")
-        );
-        let html = page.text().await.unwrap();
-        for asset in ["swagger-ui-bundle.js", "swagger-ui.css", "init.js"] {
-            assert!(html.contains(&format!("/docs/api/{asset}")), "{html}");
-            let resp = get(&format!("/docs/api/{asset}")).await.unwrap();
-            assert_eq!(resp.status(), 200, "{asset}");
-        }
-        let bundle = get("/docs/api/swagger-ui-bundle.js").await.unwrap();
-        assert!(
-            bundle.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/javascript")
-        );
-        assert!(bundle.text().await.unwrap().contains("SwaggerUIBundle"));
-        let init = get("/docs/api/init.js")
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert!(init.contains("/openapi.json"), "{init}");
-        assert_eq!(get("/docs/api/../Cargo.toml").await.unwrap().status(), 404);
-        assert_eq!(get("/docs/api/nothing.js").await.unwrap().status(), 404);
-
-        let spec: Value = get("/openapi.json").await.unwrap().json().await.unwrap();
-        let description = spec["info"]["description"].as_str().unwrap();
-        for needle in ["POST /v1/batch", "curl -u", "messageId", "Retry-After"] {
-            assert!(
-                description.contains(needle),
-                "{needle} missing: {description}"
-            );
-        }
-        assert!(spec["components"]["schemas"]["BatchDoc"]["example"]["batch"].is_array());
-        for path in [
-            "/v1/inbound/{token}",
-            "/api/v1/inbound-sources",
-            "/api/dash/projects/{project}/inbound-sources",
-        ] {
-            assert!(spec["paths"].get(path).is_some(), "{path} not described");
-        }
-    }
-}
+mod api_docs;

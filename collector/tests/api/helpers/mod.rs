@@ -1,7 +1,10 @@
 //! Test helpers: the collector on port 0 with a fresh SQLite file, and a client for it.
 #![allow(dead_code, unreachable_pub)]
 
+mod api;
 pub mod standins;
+
+pub use api::WAIT;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -79,11 +82,15 @@ thread_local! {
 static FINISHED_DATABASES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 async fn drop_finished_databases(conn: &mut sqlx::PgConnection) {
-    let finished = std::mem::take(&mut *FINISHED_DATABASES.lock().unwrap_or_else(|e| e.into_inner()));
+    let finished =
+        std::mem::take(&mut *FINISHED_DATABASES.lock().unwrap_or_else(|e| e.into_inner()));
     for name in finished {
         // FORCE: a child process of the test may still hold a connection.
         let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await {
+        if let Err(e) = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *conn)
+            .await
+        {
             eprintln!("could not drop the finished test database {name}: {e}");
         }
     }

@@ -12,8 +12,7 @@ async fn app_for_bursts() -> TestApp {
 }
 
 async fn burst_category(app: &TestApp, channel: &Value) {
-    create_category(
-        app,
+    app.create_category(
         json!({"name": "Signups", "pattern": "signup", "emoji": "🎉",
         "colour": "#123456", "channel_id": channel["id"]}),
     )
@@ -23,12 +22,12 @@ async fn burst_category(app: &TestApp, channel: &Value) {
     let batch = (0..BURST)
         .map(|i| event("signup", &format!("s-{i:03}"), json!({"i": i})))
         .collect();
-    ingest(app, batch).await;
+    app.post_batch(batch).await;
 }
 
 /// Every delivery delivered by exactly one successful attempt.
 async fn each_delivered_once(app: &TestApp, status_code: i64) {
-    let delivered = deliveries_in(app, "delivered", BURST).await;
+    let delivered = app.deliveries_in("delivered", BURST).await;
     assert_eq!(delivered.len(), BURST);
     for d in &delivered {
         assert_eq!(d["attempts"], 1, "{d}");
@@ -58,11 +57,9 @@ fn order(texts: impl Iterator<Item = String>) -> Vec<usize> {
 async fn a_burst_reaches_discord_in_at_most_five_messages() {
     let app = app_for_bursts().await;
     let discord = standins::discord().await;
-    let channel = create_channel(
-        &app,
-        json!({"name": "d", "kind": "discord", "url": discord.url}),
-    )
-    .await;
+    let channel = app
+        .create_channel(json!({"name": "d", "kind": "discord", "url": discord.url}))
+        .await;
     burst_category(&app, &channel).await;
     each_delivered_once(&app, 204).await;
     let messages = discord.receiver.accepted();
@@ -102,11 +99,9 @@ async fn a_burst_reaches_discord_in_at_most_five_messages() {
 async fn a_burst_reaches_slack_packed_within_fifty_blocks() {
     let app = app_for_bursts().await;
     let slack = standins::slack().await;
-    let channel = create_channel(
-        &app,
-        json!({"name": "s", "kind": "slack", "url": slack.url}),
-    )
-    .await;
+    let channel = app
+        .create_channel(json!({"name": "s", "kind": "slack", "url": slack.url}))
+        .await;
     burst_category(&app, &channel).await;
     each_delivered_once(&app, 200).await;
     let messages = slack.receiver.accepted();
@@ -145,11 +140,9 @@ async fn a_burst_by_email_goes_as_capped_digests() {
         c.delivery.smtp_from = Some("Pulseline <alerts@pulseline.test>".into());
     })
     .await;
-    let channel = create_channel(
-        &app,
-        json!({"name": "m", "kind": "email", "email": "ops@pulseline.test"}),
-    )
-    .await;
+    let channel = app
+        .create_channel(json!({"name": "m", "kind": "email", "email": "ops@pulseline.test"}))
+        .await;
     burst_category(&app, &channel).await;
     each_delivered_once(&app, 250).await;
     let mails = smtp.wait_for(2, WAIT).await;
@@ -180,13 +173,11 @@ async fn a_refused_pack_records_the_failure_for_each_notification() {
         400,
         "{\"message\": \"Invalid Form Body\"}".into(),
     ));
-    let channel = create_channel(
-        &app,
-        json!({"name": "d", "kind": "discord", "url": discord.url}),
-    )
-    .await;
+    let channel = app
+        .create_channel(json!({"name": "d", "kind": "discord", "url": discord.url}))
+        .await;
     burst_category(&app, &channel).await;
-    let dead = deliveries_in(&app, "dead", 10).await;
+    let dead = app.deliveries_in("dead", 10).await;
     assert_eq!(dead.len(), 10, "the first pack of 10: {dead:?}");
     for d in &dead {
         assert_eq!(d["attempts"], 1, "{d}");
@@ -199,7 +190,7 @@ async fn a_refused_pack_records_the_failure_for_each_notification() {
             "{d}"
         );
     }
-    let delivered = deliveries_in(&app, "delivered", BURST - 10).await;
+    let delivered = app.deliveries_in("delivered", BURST - 10).await;
     assert_eq!(delivered.len(), BURST - 10);
     assert_eq!(
         discord.receiver.hits().len(),

@@ -17,31 +17,16 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap()
 }
 
-/// A request with `key` (a project's secret key) as bearer.
-async fn call(
-    app: &TestApp,
-    key: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut req = app.http.request(method, app.url(path)).bearer_auth(key);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.expect("request sent");
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
 async fn created(app: &TestApp, key: &str, path: &str, body: Value) -> Value {
-    let (status, got) = call(app, key, reqwest::Method::POST, path, Some(body)).await;
+    let (status, got) = app
+        .api_as(key, reqwest::Method::POST, path, Some(body))
+        .await;
     assert_eq!(status, 201, "{path}: {got}");
     got
 }
 
 async fn deleted(app: &TestApp, key: &str, path: &str) {
-    let (status, got) = call(app, key, reqwest::Method::DELETE, path, None).await;
+    let (status, got) = app.api_as(key, reqwest::Method::DELETE, path, None).await;
     assert_eq!(status, 204, "{path}: {got}");
 }
 
@@ -84,7 +69,8 @@ async fn a_retry_never_reaches_another_projects_channel(source: Source) {
                 "channel_id": a_channel["id"]}),
             )
             .await;
-            ingest(&app, vec![event("secret.payroll", "p-1", private)]).await;
+            app.post_batch(vec![event("secret.payroll", "p-1", private)])
+                .await;
             format!("/api/v1/categories/{}", c["id"])
         }
         Source::Rule => {
@@ -98,7 +84,8 @@ async fn a_retry_never_reaches_another_projects_channel(source: Source) {
                 "channel_ids": [a_channel["id"]]}),
             )
             .await;
-            ingest(&app, vec![event("secret.payroll", "p-1", private)]).await;
+            app.post_batch(vec![event("secret.payroll", "p-1", private)])
+                .await;
             // The hour of the event has closed: the rule fires, its alert is queued.
             let evaluated = t0() + Span::hours(1) + Span::seconds(20);
             clock.set(evaluated);
@@ -110,7 +97,7 @@ async fn a_retry_never_reaches_another_projects_channel(source: Source) {
             format!("/api/v1/rules/{}", r["id"])
         }
     };
-    let failed = deliveries_in(&app, "failed", 1).await;
+    let failed = app.deliveries_in("failed", 1).await;
     let delivery_id = failed[0]["id"].clone();
 
     deleted(&app, &a_key, &queued_by).await;
@@ -121,7 +108,7 @@ async fn a_retry_never_reaches_another_projects_channel(source: Source) {
     )
     .await;
     // Deleting the channel ended the delivery that waited for it, at once.
-    let dead = deliveries_in(&app, "dead", 1).await;
+    let dead = app.deliveries_in("dead", 1).await;
     assert_eq!(dead[0]["id"], delivery_id);
     assert_eq!(
         dead[0]["last_error"], "the channel was deleted",
@@ -168,14 +155,14 @@ async fn a_retry_never_reaches_another_projects_channel(source: Source) {
     // B's row came due after A's retry: a claimable A row is claimed with it or before.
     let deadline = Instant::now() + WAIT;
     loop {
-        let (_, page) = call(
-            &app,
-            &b.secret_key,
-            reqwest::Method::GET,
-            "/api/v1/deliveries?status=delivered",
-            None,
-        )
-        .await;
+        let (_, page) = app
+            .api_as(
+                &b.secret_key,
+                reqwest::Method::GET,
+                "/api/v1/deliveries?status=delivered",
+                None,
+            )
+            .await;
         if page["deliveries"].as_array().is_some_and(|d| d.len() == 1) {
             break;
         }
@@ -283,14 +270,14 @@ async fn a_category_cannot_name_another_projects_channel() {
         json!({"name": "b", "kind": "email", "email": "b@pulseline.test"}),
     )
     .await;
-    let (status, err) = send(
-        &app,
-        reqwest::Method::POST,
-        "/api/v1/categories",
-        Some(json!({"name": "c", "pattern": "e", "colour": "#123456",
+    let (status, err) = app
+        .api(
+            reqwest::Method::POST,
+            "/api/v1/categories",
+            Some(json!({"name": "c", "pattern": "e", "colour": "#123456",
                     "channel_id": theirs["id"]})),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(status, 400, "{err}");
     assert!(
         err["message"].as_str().unwrap().contains(&format!(
@@ -456,7 +443,7 @@ async fn a_send_in_flight_during_the_delete_leaves_the_delivery_dead() {
         "pattern": "e", "emoji": "", "colour": "#123456", "channel_id": channel["id"]}),
     )
     .await;
-    ingest(&app, vec![event("e", "e-1", json!({}))]).await;
+    app.post_batch(vec![event("e", "e-1", json!({}))]).await;
     hook.receiver.wait_for_hits(1, WAIT).await;
     deleted(
         &app,
@@ -468,7 +455,7 @@ async fn a_send_in_flight_during_the_delete_leaves_the_delivery_dead() {
     // The held request times out; its attempt is recorded on the ended delivery.
     let deadline = Instant::now() + WAIT;
     let d = loop {
-        let d = all_deliveries(&app).await.swap_remove(0);
+        let d = app.all_deliveries().await.swap_remove(0);
         if d["attempts"] == 1 {
             break d;
         }
