@@ -4,8 +4,8 @@ use crate::helpers;
 
 use std::sync::Arc;
 
-use chrono::{Duration, TimeZone, Utc};
 use crate::helpers::{spawn_app_with, spawn_app_with_clock, track};
+use chrono::{Duration, TimeZone, Utc};
 use pulseline_collector::clock::{Clock, FakeClock};
 use pulseline_collector::store::Plan;
 use serde_json::{Value, json};
