@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{Duration, Utc};
 
 use pulseline_collector::clock::{Clock, FakeClock, SystemClock};
 use serde_json::{Value, json};
 
-use super::{at, ev, spawn};
+use super::{Dash, Login, at, ev, spawn};
 use crate::helpers;
 
 /// DAU/WAU/MAU and the daily-active chart come from rollups maintained at ingest (migration
@@ -79,8 +79,10 @@ async fn active_users_follow_windows_late_events_repeats_and_retention() {
     assert_eq!(windows(&o), (Some(0), Some(4), Some(5)), "{o}");
 }
 
-#[tokio::test]
-async fn query_endpoints_match_hand_computed_values() {
+/// The traffic the query endpoints are checked against, by hand: a day of sign-ups,
+/// activations and payments, and four Web Vitals, seen at 12:00 with a fake clock. The app, a
+/// logged-in admin, the project's path and the day's start (ms).
+async fn known_traffic() -> (Dash, Login, String, i64) {
     let clock = Arc::new(FakeClock::new(at(12, 0)));
     let app = spawn(|_| {}, clock).await;
     let none = json!({});
@@ -92,36 +94,19 @@ async fn query_endpoints_match_hand_computed_values() {
             json!({"metric": "LCP", "value": v, "rating": "x", "path": "/"}),
         )
     };
+    let paid = |user: &str, t, amount: i64, plan: &str| {
+        ev(user, "Paid", t, json!({"amount": amount, "plan": plan}))
+    };
     app.ingest(vec![
-        ev(
-            "u1",
-            "Visited",
-            at(10, 0) - chrono::Duration::days(1),
-            none.clone(),
-        ),
+        ev("u1", "Visited", at(10, 0) - Duration::days(1), none.clone()),
         ev("u1", "Signed Up", at(10, 0), none.clone()),
         ev("u1", "Activated", at(10, 10), none.clone()),
-        ev(
-            "u1",
-            "Paid",
-            at(10, 20),
-            json!({"amount": 10, "plan": "pro"}),
-        ),
+        paid("u1", at(10, 20), 10, "pro"),
         ev("u2", "Signed Up", at(10, 0), none.clone()),
         ev("u2", "Activated", at(11, 0), none.clone()),
         ev("u3", "Signed Up", at(9, 0), none.clone()),
-        ev(
-            "u4",
-            "Paid",
-            at(11, 30),
-            json!({"amount": 30, "plan": "free"}),
-        ),
-        ev(
-            "u5",
-            "Paid",
-            at(11, 40),
-            json!({"amount": 20, "plan": "pro"}),
-        ),
+        paid("u4", at(11, 30), 30, "free"),
+        paid("u5", at(11, 40), 20, "pro"),
         vital(1000.0, at(11, 0)),
         vital(2000.0, at(11, 1)),
         vital(3000.0, at(11, 2)),
@@ -130,10 +115,14 @@ async fn query_endpoints_match_hand_computed_values() {
     .await;
     let me = app.admin().await;
     let p = format!("/api/dash/projects/{}", app.project);
-    let day = at(0, 0).timestamp_millis();
-    let next = day + 86_400_000;
-    let hour = 3_600_000;
+    (app, me, p, at(0, 0).timestamp_millis())
+}
 
+const DAY: i64 = 86_400_000;
+
+#[tokio::test]
+async fn the_overview_counts_todays_events_and_active_users() {
+    let (app, me, p, day) = known_traffic().await;
     let (status, o) = app.get(&me, &format!("{p}/overview")).await;
     assert_eq!(status, 200, "{o}");
     assert_eq!(o["events_today"], 12);
@@ -142,10 +131,17 @@ async fn query_endpoints_match_hand_computed_values() {
         (Some(6), Some(6), Some(6))
     );
     assert_eq!(o["top_events"][0], json!(["Web Vital", 4]));
-    assert_eq!(o["daily_active"][28], json!([day - 86_400_000, 1]));
+    assert_eq!(o["daily_active"][28], json!([day - DAY, 1]));
     assert_eq!(o["daily_active"][29], json!([day, 6]));
+}
 
-    // Counts per hour, from the rollups.
+/// Counts per hour from the rollups; aggregates of a property, filters and groups from the
+/// events.
+#[tokio::test]
+async fn series_count_per_hour_and_aggregate_filter_and_group_a_property() {
+    let (app, me, p, day) = known_traffic().await;
+    let next = day + DAY;
+    let hour = 3_600_000;
     let (_, s) = app
         .get(
             &me,
@@ -158,30 +154,18 @@ async fn query_endpoints_match_hand_computed_values() {
         (values[10].as_f64(), values[11].as_f64(), values[9].as_f64()),
         (Some(1.0), Some(2.0), Some(0.0))
     );
-    // Aggregates of a property, filters and groups, from the events.
     let q =
         |extra: &str| format!("{p}/series?event=Paid&from={day}&to={next}&bucket=86400000{extra}");
-    assert_eq!(
-        app.get(&me, &q("&agg=sum&property=amount")).await.1["series"][0]["values"],
-        json!([60.0])
-    );
-    assert_eq!(
-        app.get(&me, &q("&agg=p75&property=amount")).await.1["series"][0]["values"],
-        json!([30.0])
-    );
-    assert_eq!(
-        app.get(&me, &q("&agg=avg&property=amount")).await.1["series"][0]["values"],
-        json!([20.0])
-    );
-    assert_eq!(
-        app.get(
-            &me,
-            &q("&agg=sum&property=amount&filter_property=plan&filter_value=pro")
-        )
-        .await
-        .1["series"][0]["values"],
-        json!([30.0])
-    );
+    let values = |extra: &str| {
+        let path = q(extra);
+        let (app, me) = (&app, &me);
+        async move { app.get(me, &path).await.1["series"][0]["values"].clone() }
+    };
+    assert_eq!(values("&agg=sum&property=amount").await, json!([60.0]));
+    assert_eq!(values("&agg=p75&property=amount").await, json!([30.0]));
+    assert_eq!(values("&agg=avg&property=amount").await, json!([20.0]));
+    let pro_only = "&agg=sum&property=amount&filter_property=plan&filter_value=pro";
+    assert_eq!(values(pro_only).await, json!([30.0]));
     let (_, grouped) = app.get(&me, &q("&group_by=plan")).await;
     assert_eq!(
         grouped["series"],
@@ -189,11 +173,14 @@ async fn query_endpoints_match_hand_computed_values() {
     );
     let (status, body) = app.get(&me, &q("&agg=sum")).await;
     assert_eq!(status, 400, "{body}");
+}
 
-    // CSV of the series and of the events.
+#[tokio::test]
+async fn the_series_and_the_events_download_as_csv() {
+    let (app, me, p, day) = known_traffic().await;
+    let next = day + DAY;
     let csv = |path: String| {
-        let me = me.clone();
-        let app = &app;
+        let (app, me) = (&app, &me);
         async move {
             app.http
                 .get(app.url(&path))
@@ -206,7 +193,10 @@ async fn query_endpoints_match_hand_computed_values() {
                 .unwrap()
         }
     };
-    let series_csv = csv(q("&group_by=plan&format=csv")).await;
+    let series_csv = csv(format!(
+        "{p}/series?event=Paid&from={day}&to={next}&bucket=86400000&group_by=plan&format=csv"
+    ))
+    .await;
     assert_eq!(
         series_csv,
         "bucket,pro,free\n2026-11-22T00:00:00.000Z,2,1\n"
@@ -223,54 +213,57 @@ async fn query_endpoints_match_hand_computed_values() {
         "{}",
         lines[1]
     );
+}
 
-    // Funnel: 3 signed up, 2 of them activated within a day, 1 of those paid.
+/// 3 signed up, 2 of them activated within a day, 1 of those paid.
+#[tokio::test]
+async fn the_funnel_counts_each_step_and_its_drop_off() {
+    let (app, me, p, day) = known_traffic().await;
+    let next = day + DAY;
     let (_, f) = app
         .get(
             &me,
             &format!("{p}/funnel?steps=Signed Up,Activated,Paid&from={day}&to={next}"),
         )
         .await;
-    let users: Vec<i64> = f
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["users"].as_i64().unwrap())
-        .collect();
-    let drops: Vec<i64> = f
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["drop_off"].as_i64().unwrap())
-        .collect();
-    assert_eq!((users, drops), (vec![3, 2, 1], vec![0, 1, 1]));
+    let steps = f.as_array().unwrap();
+    let column =
+        |key: &str| -> Vec<i64> { steps.iter().map(|s| s[key].as_i64().unwrap()).collect() };
+    assert_eq!(
+        (column("users"), column("drop_off")),
+        (vec![3, 2, 1], vec![0, 1, 1])
+    );
+}
 
-    // Retention: u1 first seen the day before and back today; five new users today.
+/// Retention: u1 first seen the day before and back today; five new users today. Sessions
+/// (30 minutes of silence ends one): 8 sessions, 6 of one event, 1380 s in all.
+#[tokio::test]
+async fn retention_and_sessions_match_hand_computed_values() {
+    let (app, me, p, day) = known_traffic().await;
+    let (from, next) = (day - DAY, day + DAY);
     let (_, r) = app
         .get(
             &me,
-            &format!(
-                "{p}/retention?from={}&to={next}&period=day",
-                day - 86_400_000
-            ),
+            &format!("{p}/retention?from={from}&to={next}&period=day"),
         )
         .await;
     assert_eq!(r[0]["users"], 1);
     assert_eq!(r[0]["returning"], json!([1, 1]));
     assert_eq!(r[1]["users"], 5);
 
-    // Sessions (30 minutes of silence ends one): 8 sessions, 6 of one event, 1380 s in all.
     let (_, s) = app
-        .get(
-            &me,
-            &format!("{p}/sessions?from={}&to={next}", day - 86_400_000),
-        )
+        .get(&me, &format!("{p}/sessions?from={from}&to={next}"))
         .await;
     assert_eq!(s["sessions"], 8);
     assert_eq!(s["bounce_rate"], 0.75);
     assert_eq!(s["avg_length_secs"], 172.5);
+}
 
-    // Web Vitals: p75 (nearest rank) of 1000, 2000, 3000, 5000 ms is 3000; 2 good, 1 poor.
+/// p75 (nearest rank) of 1000, 2000, 3000, 5000 ms is 3000; 2 good, 1 poor.
+#[tokio::test]
+async fn web_vitals_show_the_p75_and_the_share_of_each_rating() {
+    let (app, me, p, day) = known_traffic().await;
+    let next = day + DAY;
     let (_, v) = app
         .get(&me, &format!("{p}/vitals?from={day}&to={next}"))
         .await;
@@ -286,8 +279,11 @@ async fn query_endpoints_match_hand_computed_values() {
     );
     assert_eq!(lcp["pages"][0][0], "/");
     assert_eq!(v["metrics"][1]["overall"]["samples"], 0);
+}
 
-    // Usage against the plan's quota.
+#[tokio::test]
+async fn usage_counts_the_month_against_the_plans_quota() {
+    let (app, me, p, _) = known_traffic().await;
     let (_, u) = app.get(&me, &format!("{p}/usage")).await;
     assert_eq!(
         (u["events_this_month"].as_i64(), u["over_quota"].as_bool()),

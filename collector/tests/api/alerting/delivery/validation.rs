@@ -3,51 +3,54 @@
 
 use super::*;
 
+/// POSTs `body` to `path` and expects a 400 whose message contains `expected`.
+async fn refused(app: &TestApp, path: &str, body: Value, expected: &str) {
+    let (status, err) = app
+        .api(reqwest::Method::POST, path, Some(body.clone()))
+        .await;
+    assert_eq!(status, 400, "{body} → {err}");
+    assert!(
+        err["message"].as_str().unwrap().contains(expected),
+        "{body} → {err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn validation_errors_say_what_to_fix() {
+async fn a_bad_channel_gets_a_400_that_says_what_to_fix() {
     let app = spawn_app().await;
-    let cases = [
+    for (body, expected) in [
+        (json!({"name": "x", "kind": "discord"}), "needs \"url\""),
         (
-            "/api/v1/channels",
-            json!({"name": "x", "kind": "discord"}),
-            "needs \"url\"",
-        ),
-        (
-            "/api/v1/channels",
             json!({"name": "x", "kind": "discord", "url": "not a url"}),
             "not a valid URL",
         ),
         (
-            "/api/v1/channels",
             json!({"name": "x", "kind": "email", "email": "nope"}),
             "not an email address",
         ),
         (
-            "/api/v1/channels",
             json!({"name": "", "kind": "slack", "url": "http://127.0.0.1:1/"}),
             "name must be 1 to 100",
         ),
         (
-            "/api/v1/channels",
             json!({"name": "x", "kind": "pigeon", "url": "http://127.0.0.1:1/"}),
             "invalid JSON body",
         ),
-        (
-            "/api/v1/categories",
-            json!({"name": "c", "pattern": "a", "colour": "#123456", "channel_id": 999}),
-            "not a channel of this project",
-        ),
-    ];
-    for (path, body, expected) in cases {
-        let (status, err) = app
-            .api(reqwest::Method::POST, path, Some(body.clone()))
-            .await;
-        assert_eq!(status, 400, "{body} → {err}");
-        assert!(
-            err["message"].as_str().unwrap().contains(expected),
-            "{body} → {err}"
-        );
+    ] {
+        refused(&app, "/api/v1/channels", body, expected).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_category_gets_a_400_that_says_what_to_fix() {
+    let app = spawn_app().await;
+    refused(
+        &app,
+        "/api/v1/categories",
+        json!({"name": "c", "pattern": "a", "colour": "#123456", "channel_id": 999}),
+        "not a channel of this project",
+    )
+    .await;
     let ch = app
         .create_channel(json!({"name": "d", "kind": "discord", "url": "http://127.0.0.1:1/hook"}))
         .await;
@@ -65,31 +68,25 @@ async fn validation_errors_say_what_to_fix() {
             "must not be empty",
         ),
     ] {
-        let (status, err) = app
-            .api(
-                reqwest::Method::POST,
-                "/api/v1/categories",
-                Some(body.clone()),
-            )
-            .await;
-        assert_eq!(status, 400, "{body} → {err}");
-        assert!(
-            err["message"].as_str().unwrap().contains(expected),
-            "{body} → {err}"
-        );
+        refused(&app, "/api/v1/categories", body, expected).await;
     }
+}
+
+/// A channel in use by a category is not deleted; the category is updated, then both go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_goes_only_after_the_categories_that_use_it() {
+    let app = spawn_app().await;
+    let ch = app
+        .create_channel(json!({"name": "d", "kind": "discord", "url": "http://127.0.0.1:1/hook"}))
+        .await;
     let c = app
         .create_category(
             json!({"name": "c", "pattern": "a", "colour": "#123456", "channel_id": ch["id"]}),
         )
         .await;
-    let (status, err) = app
-        .api(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/channels/{}", ch["id"]),
-            None,
-        )
-        .await;
+    let channel = format!("/api/v1/channels/{}", ch["id"]);
+    let category = format!("/api/v1/categories/{}", c["id"]);
+    let (status, err) = app.api(reqwest::Method::DELETE, &channel, None).await;
     assert_eq!(status, 400);
     assert!(
         err["message"]
@@ -98,37 +95,26 @@ async fn validation_errors_say_what_to_fix() {
             .contains("used by the categories c"),
         "{err}"
     );
-    let (status, updated) = app
-        .api(
-            reqwest::Method::PUT,
-            &format!("/api/v1/categories/{}", c["id"]),
-            Some(json!({"name": "c2", "pattern": "b.*", "colour": 255, "channel_id": ch["id"]})),
-        )
-        .await;
+    let edit = json!({"name": "c2", "pattern": "b.*", "colour": 255, "channel_id": ch["id"]});
+    let (status, updated) = app.api(reqwest::Method::PUT, &category, Some(edit)).await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["colour"], "#0000FF");
     let (_, list) = app.get_json("/api/v1/categories").await;
     assert_eq!(list["categories"].as_array().unwrap().len(), 1);
     assert_eq!(
-        app.api(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/categories/{}", c["id"]),
-            None
-        )
-        .await
-        .0,
+        app.api(reqwest::Method::DELETE, &category, None).await.0,
         204
     );
     assert_eq!(
-        app.api(
-            reqwest::Method::DELETE,
-            &format!("/api/v1/channels/{}", ch["id"]),
-            None
-        )
-        .await
-        .0,
+        app.api(reqwest::Method::DELETE, &channel, None).await.0,
         204
     );
+}
+
+/// Bad filters say what is allowed; a write key cannot manage channels; the API is described.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delivery_api_is_guarded_and_described() {
+    let app = spawn_app().await;
     let (status, err) = app.get_json("/api/v1/deliveries?status=lost").await;
     assert_eq!(status, 400);
     assert!(
@@ -137,16 +123,15 @@ async fn validation_errors_say_what_to_fix() {
             .unwrap()
             .contains("pending, delivered, failed, dead")
     );
-    // A write key cannot manage channels.
-    let resp = app
-        .http
-        .get(app.url("/api/v1/channels"))
-        .bearer_auth(&app.keys.write_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 403);
-    // The API is described.
+    let (status, _) = app
+        .api_as(
+            &app.keys.write_key,
+            reqwest::Method::GET,
+            "/api/v1/channels",
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
     let (_, doc) = app.get_json("/openapi.json").await;
     for p in [
         "/api/v1/channels",

@@ -1,19 +1,18 @@
 //! The rules API: validation that says what to fix, projects isolated, the OpenAPI entry,
 //! and channels only of the rule's own project.
 
+use reqwest::Method;
+
 use super::*;
 
+fn signups_rule() -> Value {
+    json!({"name": "Signups", "series": {"event": "signup"},
+        "condition": {"type": "threshold", "op": ">", "value": 50}})
+}
+
 #[tokio::test]
-async fn rules_api_validates_isolates_projects_and_is_documented() {
+async fn a_bad_rule_gets_a_400_that_says_what_to_fix() {
     let rig = rig().await;
-    let app = &rig.app;
-    let post = |body: Value| {
-        app.http
-            .post(app.url("/api/v1/rules"))
-            .bearer_auth(&app.keys.secret_key)
-            .json(&body)
-            .send()
-    };
     for (body, says) in [
         (
             json!({"name": "x", "series": {"event": "e"}, "condition": {"type": "threshold", "op": "=>", "value": 1}}),
@@ -44,43 +43,42 @@ async fn rules_api_validates_isolates_projects_and_is_documented() {
             "unknown field `colour`",
         ),
     ] {
-        let resp = post(body).await.unwrap();
-        assert_eq!(resp.status(), 400);
-        let err: Value = resp.json().await.unwrap();
+        let (status, err) = rig.app.api(Method::POST, "/api/v1/rules", Some(body)).await;
+        assert_eq!(status, 400);
         assert!(err["message"].as_str().unwrap().contains(says), "{err}");
     }
-    // A write key cannot manage rules.
-    let resp = app
-        .http
-        .get(app.url("/api/v1/rules"))
-        .bearer_auth(&app.keys.write_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 403);
+}
 
-    let rule = json!({"name": "Signups", "series": {"event": "signup"},
-        "condition": {"type": "threshold", "op": ">", "value": 50}});
-    let id = rig.create_rule(rule.clone()).await;
+#[tokio::test]
+async fn a_write_key_cannot_manage_rules() {
+    let rig = rig().await;
+    let app = &rig.app;
+    let (status, _) = app
+        .api_as(&app.keys.write_key, Method::GET, "/api/v1/rules", None)
+        .await;
+    assert_eq!(status, 403);
+}
+
+/// Created with its defaults, read, updated, listed and deleted; bad parameters say why.
+#[tokio::test]
+async fn a_rule_is_created_read_updated_and_deleted() {
+    let rig = rig().await;
+    let app = &rig.app;
+    let id = rig.create_rule(signups_rule()).await;
     let (status, got) = app.get_json(&format!("/api/v1/rules/{id}")).await;
     assert_eq!(status, 200);
     assert_eq!(got["name"], "Signups");
     assert_eq!(got["series"]["bucket"], "hour");
     assert_eq!(got["no_data"], "zero");
     assert_eq!(got["state"], "ok");
-    let mut changed = rule.clone();
+    let mut changed = signups_rule();
     changed["condition"]["value"] = json!(80);
-    let resp = app
-        .http
-        .put(app.url(&format!("/api/v1/rules/{id}")))
-        .bearer_auth(&app.keys.secret_key)
-        .json(&changed)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let path = format!("/api/v1/rules/{id}");
+    let (status, _) = app.api(Method::PUT, &path, Some(changed)).await;
+    assert_eq!(status, 200);
     let (_, list) = app.get_json("/api/v1/rules").await;
     assert_eq!(list["rules"].as_array().unwrap().len(), 1);
+    assert_eq!(list["rules"][0]["condition"]["value"], 80.0);
     let (status, err) = app
         .get_json(&format!("/api/v1/rules/{id}/preview?buckets=5000"))
         .await;
@@ -96,50 +94,42 @@ async fn rules_api_validates_isolates_projects_and_is_documented() {
     assert_eq!(status, 400, "{err}");
     let (status, _) = app.get_json("/api/v1/rules/not-a-number").await;
     assert_eq!(status, 404);
-    assert_eq!(list["rules"][0]["condition"]["value"], 80.0);
 
-    // Project B's secret key sees none of A's rules.
+    let (status, _) = app.api(Method::DELETE, &path, None).await;
+    assert_eq!(status, 204);
+    let (status, _) = app.get_json(&path).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn another_projects_secret_key_sees_none_of_a_projects_rules() {
+    let rig = rig().await;
+    let app = &rig.app;
+    let id = rig.create_rule(signups_rule()).await;
     let b = pulseline_collector::projects::create_project(&rig.store, "B", "unlimited", Utc::now())
         .await
         .unwrap();
     for (method, path) in [
-        ("GET", format!("/api/v1/rules/{id}")),
-        ("GET", format!("/api/v1/rules/{id}/preview")),
-        ("PUT", format!("/api/v1/rules/{id}")),
-        ("DELETE", format!("/api/v1/rules/{id}")),
+        (Method::GET, format!("/api/v1/rules/{id}")),
+        (Method::GET, format!("/api/v1/rules/{id}/preview")),
+        (Method::PUT, format!("/api/v1/rules/{id}")),
+        (Method::DELETE, format!("/api/v1/rules/{id}")),
     ] {
-        let resp = app
-            .http
-            .request(method.parse().unwrap(), app.url(&path))
-            .bearer_auth(&b.secret_key)
-            .json(&rule)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 404, "{method} {path}");
+        let (status, _) = app
+            .api_as(&b.secret_key, method.clone(), &path, Some(signups_rule()))
+            .await;
+        assert_eq!(status, 404, "{method} {path}");
     }
-    let resp = app
-        .http
-        .get(app.url("/api/v1/rules"))
-        .bearer_auth(&b.secret_key)
-        .send()
-        .await
-        .unwrap();
-    let list: Value = resp.json().await.unwrap();
+    let (_, list) = app
+        .api_as(&b.secret_key, Method::GET, "/api/v1/rules", None)
+        .await;
     assert_eq!(list["rules"], json!([]));
+}
 
-    let resp = app
-        .http
-        .delete(app.url(&format!("/api/v1/rules/{id}")))
-        .bearer_auth(&app.keys.secret_key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 204);
-    let (status, _) = app.get_json(&format!("/api/v1/rules/{id}")).await;
-    assert_eq!(status, 404);
-
-    let (_, doc) = app.get_json("/openapi.json").await;
+#[tokio::test]
+async fn the_rules_api_is_in_the_openapi_description() {
+    let rig = rig().await;
+    let (_, doc) = rig.app.get_json("/openapi.json").await;
     for path in [
         "/api/v1/rules",
         "/api/v1/rules/{id}",
