@@ -1,6 +1,9 @@
 //! The Web page's API (issue 21) against a straightforward computation over the stored events,
 //! on random traffic, with a fake clock and the project in Europe/Berlin.
 
+mod input;
+mod traffic;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
@@ -11,6 +14,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use super::{Dash, spawn};
+use traffic::{stored_page_views, traffic};
 
 const MIN: i64 = 60_000;
 const GAP: i64 = 30 * MIN;
@@ -265,136 +269,6 @@ fn check_breakdowns(api: &Value, want: &Expected, what: &str) {
     }
 }
 
-/// Random traffic over three weeks before `now()`: visits of one to five page views with gaps
-/// around the 30-minute cut, context fields varying within a visit, bots and other events.
-fn traffic(rng: &mut StdRng) -> Vec<Value> {
-    let paths = ["/", "/pricing", "/docs", "/blog/rust", "/signup", "/about"];
-    let referrers = [
-        "",
-        "https://www.google.com/search?q=pulseline",
-        "https://news.ycombinator.com/item?id=1",
-        "https://shop.example/pricing",
-        "https://GitHub.com/pulseline",
-    ];
-    let sources = [
-        ("Google", "search"),
-        ("Direct / None", "none"),
-        ("Hacker News", "social"),
-    ];
-    let countries = ["DE", "FR", "US"];
-    let agents = [
-        ("Chrome", "Windows", "desktop"),
-        ("Firefox", "Linux", "desktop"),
-        ("Safari", "iOS", "mobile"),
-        ("Safari", "iPadOS", "tablet"),
-    ];
-    let gaps = [
-        10_000,
-        5 * MIN,
-        20 * MIN,
-        GAP,
-        GAP + 1,
-        2 * GAP,
-        6 * 60 * MIN,
-    ];
-    let start = (now() - Duration::days(21)).timestamp_millis();
-    let end = (now() - Duration::minutes(10)).timestamp_millis();
-    let mut used = HashSet::new();
-    let mut out = Vec::new();
-    for v in 0..40 {
-        let visitor = format!("v{v}");
-        let mut ts = rng.random_range(start..end);
-        for _ in 0..rng.random_range(1..12) {
-            ts += gaps[rng.random_range(0..gaps.len())];
-            while !used.insert(ts) {
-                ts += 1;
-            }
-            if ts >= end {
-                break;
-            }
-            let path = paths[rng.random_range(0..paths.len())];
-            let (source, medium) = sources[rng.random_range(0..sources.len())];
-            let (browser, os, device) = agents[rng.random_range(0..agents.len())];
-            let mut context = json!({
-                // A browser's agent, so ingest that derives context from it sees a person.
-                "userAgent": CHROME,
-                "page": {"path": path, "url": format!("https://shop.example{path}"),
-                         "referrer": referrers[rng.random_range(0..referrers.len())]},
-                "source": {"name": source, "medium": medium},
-                "browser": {"name": browser, "version": "1"},
-                "os": {"name": os},
-                "device": {"type": device},
-            });
-            if rng.random_bool(0.7) {
-                context["location"] = json!({"country": countries[rng.random_range(0..3)]});
-            }
-            if rng.random_bool(0.3) {
-                let name = ["spring", "launch"][rng.random_range(0..2)];
-                context["campaign"] =
-                    json!({"source": "newsletter", "medium": "email", "name": name});
-            }
-            let when = Utc.timestamp_millis_opt(ts).unwrap().to_rfc3339();
-            // Some people are known only by user id (no anonymous id).
-            let who = if v % 10 == 9 {
-                json!({"userId": visitor})
-            } else {
-                json!({"anonymousId": visitor, "userId": format!("user-{}", v % 3)})
-            };
-            let mut page =
-                json!({"type": "page", "name": path, "timestamp": when, "context": context});
-            page.as_object_mut()
-                .unwrap()
-                .extend(who.as_object().unwrap().clone());
-            out.push(page);
-            if rng.random_bool(0.2) {
-                out.push(
-                    json!({"type": "track", "event": "Clicked", "anonymousId": visitor,
-                                "timestamp": when, "context": {"page": {"path": "/elsewhere"}}}),
-                );
-            }
-            if rng.random_bool(0.1) {
-                out.push(
-                    json!({"type": "page", "anonymousId": "crawler", "timestamp": when,
-                                "context": {"bot": true, "page": {"path": "/robots-only"}}}),
-                );
-            }
-        }
-    }
-    out
-}
-
-async fn stored_page_views(app: &Dash) -> Vec<Pv> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut url = app.url("/api/v1/events?limit=1000");
-        if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
-        }
-        let body: Value = app
-            .http
-            .get(url)
-            .bearer_auth(&app.secret_key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        out.extend(
-            body["events"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(page_view),
-        );
-        match body["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return out,
-        }
-    }
-}
-
 /// A query, its filters, and the buckets of its period and of the previous one.
 type Case<'a> = (
     &'a str,
@@ -544,78 +418,4 @@ async fn the_web_page_matches_a_plain_computation_on_random_traffic() {
     let range = days(2, 18, 21);
     let want = expected(&left, range[0].0, range[20].1, &range, &[]);
     check_stats(&r["current"], want.totals, "after deleting a person");
-}
-
-#[tokio::test]
-async fn web_page_input_is_checked_and_its_cost_bounded() {
-    let clock = Arc::new(FakeClock::new(now()));
-    let app = spawn(|c| c.dashboard.max_scan_events = 3, clock).await;
-    let admin = app.admin().await;
-    let base = format!("/api/dash/projects/{}", app.project);
-    for (query, says) in [
-        ("period=week", "unknown period"),
-        ("period=custom&from=2026-03-01", "needs from and to"),
-        ("period=custom&from=2026-3-1&to=2026-03-02", "YYYY-MM-DD"),
-        (
-            "period=custom&from=2025-01-01&to=2026-03-01",
-            "at most 366 days",
-        ),
-        (
-            "period=custom&from=2026-03-02&to=2026-03-01",
-            "on or before",
-        ),
-    ] {
-        let (status, body) = app.get(&admin, &format!("{base}/web?{query}")).await;
-        assert_eq!(status, 400, "{query}: {body}");
-        assert!(
-            body["message"].as_str().unwrap().contains(says),
-            "{query}: {body}"
-        );
-    }
-    let long = "x".repeat(301);
-    let (status, body) = app.get(&admin, &format!("{base}/web?page={long}")).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"].as_str().unwrap().contains("300 characters"),
-        "{body}"
-    );
-
-    let at = |m: i64| (now() - Duration::minutes(m)).to_rfc3339();
-    // Filter values are data, never SQL: a quote and a tautology match nothing.
-    app.ingest(vec![
-        json!({"type": "page", "anonymousId": "x", "timestamp": at(10)}),
-    ])
-    .await;
-    let (status, r) = app.get(&admin, &format!("{base}/web?period=today")).await;
-    assert_eq!(status, 200, "{r}");
-    assert_eq!(r["current"]["pageviews"], 1, "{r}");
-    let (status, r) = app
-        .get(
-            &admin,
-            &format!("{base}/web?period=today&source=%27%20OR%201%3D1%20--"),
-        )
-        .await;
-    assert_eq!(
-        (status.as_u16(), &r["current"]["pageviews"]),
-        (200, &json!(0))
-    );
-
-    let views: Vec<Value> = (0..4)
-        .map(|i| json!({"type": "page", "anonymousId": "a", "timestamp": at(60 * i + 30)}))
-        .collect();
-    app.ingest(views).await;
-    let (status, body) = app.get(&admin, &format!("{base}/web?period=7d")).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body["message"]
-            .as_str()
-            .unwrap()
-            .contains("PULSELINE_DASHBOARD_MAX_SCAN_EVENTS"),
-        "{body}"
-    );
-    // Another project's id is not found, like a project that does not exist.
-    let (status, _) = app.get(&admin, "/api/dash/projects/999/web").await;
-    assert_eq!(status, 404);
-    let (status, _) = app.get(&admin, "/api/dash/projects/999/web/realtime").await;
-    assert_eq!(status, 404);
 }
