@@ -330,7 +330,7 @@ async fn a_generic_delivery_is_mapped_by_its_json_paths() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sources_are_checked_limited_and_scoped_to_their_project() {
+async fn a_bad_source_gets_a_400_that_says_what_to_fix() {
     let app = helpers::spawn_app().await;
     let bad = [
         (json!({"kind": "paypal", "name": "x"}), "not a source kind"),
@@ -363,15 +363,19 @@ async fn sources_are_checked_limited_and_scoped_to_their_project() {
         assert_eq!(status, 400, "{body}: {got}");
         assert!(error_text(&got).contains(says), "{body}: {got}");
     }
+}
 
-    let mut sources = Vec::new();
+/// A GitHub source of the app's project, with secret "s".
+async fn github_source(app: &TestApp, name: &str) -> Value {
+    app.create_source(json!({"kind": "github", "name": name, "secret": "s"}))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_project_holds_at_most_20_sources() {
+    let app = helpers::spawn_app().await;
     for i in 0..20 {
-        sources.push(
-            app.create_source(
-                json!({"kind": "github", "name": format!("repo {i}"), "secret": "s"}),
-            )
-            .await,
-        );
+        github_source(&app, &format!("repo {i}")).await;
     }
     let (status, got) = app
         .api(
@@ -382,60 +386,47 @@ async fn sources_are_checked_limited_and_scoped_to_their_project() {
         .await;
     assert_eq!(status, 400, "{got}");
     assert!(error_text(&got).contains("20 inbound sources"), "{got}");
+}
 
-    // Too large a body is refused before anything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_large_a_delivery_is_refused_before_anything_else() {
+    let app = helpers::spawn_app().await;
+    let source = github_source(&app, "repo").await;
     let big = vec![b' '; 1024 * 1024 + 1];
-    let (status, got) = deliver(
-        &app,
-        &sources[0],
-        &github_headers("release", "d", &big, "s"),
-        &big,
-    )
-    .await;
+    let headers = github_headers("release", "d", &big, "s");
+    let (status, got) = deliver(&app, &source, &headers, &big).await;
     assert_eq!(status, 413, "{got}");
+}
 
-    // Another project's secret key can neither see nor delete this project's source.
+/// Another project's secret key can neither see nor delete this project's source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_is_invisible_to_another_project() {
+    let app = helpers::spawn_app().await;
+    let source = github_source(&app, "repo").await;
     let store = app.store().await;
     let b = pulseline_collector::projects::create_project(&store, "B", "unlimited", Utc::now())
         .await
         .unwrap();
     store.close().await;
-    let id = sources[0]["id"].as_i64().unwrap();
-    let as_b = |method: Method, path: String| {
-        app.http
-            .request(method, app.url(&path))
-            .bearer_auth(&b.secret_key)
-            .send()
-    };
-    let listed: Value = as_b(Method::GET, "/api/v1/inbound-sources".into())
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(listed["sources"], json!([]), "{listed}");
-    let resp = as_b(Method::DELETE, format!("/api/v1/inbound-sources/{id}"))
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
-
-    // Deleting the source stops its URL at once.
-    let (status, _) = app
-        .api(
-            Method::DELETE,
-            &format!("/api/v1/inbound-sources/{id}"),
-            None,
-        )
+    let (_, listed) = app
+        .api_as(&b.secret_key, Method::GET, "/api/v1/inbound-sources", None)
         .await;
+    assert_eq!(listed["sources"], json!([]), "{listed}");
+    let path = format!("/api/v1/inbound-sources/{}", source["id"]);
+    let (status, _) = app.api_as(&b.secret_key, Method::DELETE, &path, None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_source_stops_its_url_at_once() {
+    let app = helpers::spawn_app().await;
+    let source = github_source(&app, "repo").await;
+    let path = format!("/api/v1/inbound-sources/{}", source["id"]);
+    let (status, _) = app.api(Method::DELETE, &path, None).await;
     assert_eq!(status, 204);
     let body = fixture("github_release_published.json");
-    let (status, got) = deliver(
-        &app,
-        &sources[0],
-        &github_headers("release", "d", &body, "s"),
-        &body,
-    )
-    .await;
+    let headers = github_headers("release", "d", &body, "s");
+    let (status, got) = deliver(&app, &source, &headers, &body).await;
     assert_eq!(status, 404, "{got}");
     assert!(error_text(&got).contains("no inbound source"), "{got}");
 }
