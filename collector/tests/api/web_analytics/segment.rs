@@ -1,9 +1,9 @@
-//! Segment's short paths and settings endpoint.
+//! Segment's short paths and settings endpoint, as analytics.js meets them.
 
 use super::*;
 
 #[tokio::test]
-async fn segment_short_paths_and_settings() {
+async fn segment_short_paths_take_each_message_type_from_a_browser() {
     let app = spawn(|_| {}).await;
     let paths = [
         (
@@ -51,7 +51,12 @@ async fn segment_short_paths_and_settings() {
             "{id}"
         );
     }
-    // A preflight, for pages that post with other headers than a simple request allows.
+}
+
+/// A preflight, for pages that post with other headers than a simple request allows.
+#[tokio::test]
+async fn a_short_path_answers_the_cors_preflight() {
+    let app = spawn(|_| {}).await;
     let preflight = app
         .http
         .request(reqwest::Method::OPTIONS, format!("{}/v1/t", app.base))
@@ -66,7 +71,11 @@ async fn segment_short_paths_and_settings() {
         preflight.headers()["access-control-allow-origin"],
         "https://shop.example"
     );
-    // A type sent to another type's short path says where it belongs.
+}
+
+#[tokio::test]
+async fn a_type_sent_to_another_types_short_path_says_where_it_belongs() {
+    let app = spawn(|_| {}).await;
     let resp = app
         .http
         .post(format!("{}/v1/p", app.base))
@@ -84,7 +93,12 @@ async fn segment_short_paths_and_settings() {
         error.contains("send track messages to /v1/track"),
         "{error}"
     );
+}
 
+/// What analytics.js fetches first: where to send, for any page's origin.
+#[tokio::test]
+async fn the_settings_endpoint_tells_analytics_js_where_to_send() {
+    let app = spawn(|_| {}).await;
     let resp = app
         .http
         .get(format!(
@@ -108,7 +122,11 @@ async fn segment_short_paths_and_settings() {
         settings["integrations"]["Segment.io"]["apiKey"],
         app.write_key
     );
+}
 
+#[tokio::test]
+async fn settings_need_a_known_write_key() {
+    let app = spawn(|_| {}).await;
     let unknown = app
         .http
         .get(format!("{}/v1/projects/wk_nope/settings", app.base))
