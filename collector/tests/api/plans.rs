@@ -1,14 +1,13 @@
 //! Plans, quotas, retention, rate limits and rollups, on whichever backend the suite runs.
 
-use crate::helpers;
-
 use std::sync::Arc;
 
-use crate::helpers::{spawn_app_with, spawn_app_with_clock, track};
 use chrono::{Duration, TimeZone, Utc};
 use pulseline_collector::clock::{Clock, FakeClock};
 use pulseline_collector::store::Plan;
 use serde_json::{Value, json};
+
+use crate::helpers::{self, TestApp, spawn_app_with, spawn_app_with_clock, track};
 
 fn batch(ids: std::ops::Range<u32>, prefix: &str) -> Value {
     json!({"batch": ids.map(|i| track("u", "e", &format!("{prefix}-{i}"))).collect::<Vec<_>>()})
@@ -135,32 +134,9 @@ async fn retention_removes_data_past_the_plan_and_keeps_the_rest() {
     assert_eq!(theirs["events"].as_array().unwrap().len(), 1);
 }
 
-/// Notification history is project data too: finished deliveries (with their attempts),
-/// resolved alerts and dispatched alert events past the plan's retention go; what is still
-/// being retried, still firing or not yet dispatched stays, and so does every recent row.
-#[tokio::test]
-async fn retention_removes_old_finished_deliveries_and_resolved_alerts() {
-    let start = Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap();
-    let mut app = spawn_app_with_clock(|_| {}, Arc::new(FakeClock::new(start))).await;
-    // The rows are written straight into the tables: no worker may deliver or dispatch them.
-    app.shutdown.shutdown();
-    (&mut app.task).await.unwrap().unwrap();
-    let store = app.store().await;
-    store
-        .set_project_plan(app.keys.project_id, "free") // 30 days
-        .await
-        .unwrap();
-    let other =
-        pulseline_collector::projects::create_project(&store, "Forever", "unlimited", start)
-            .await
-            .unwrap();
-    let (mine, theirs) = (app.keys.project_id, other.project_id);
-    let now = start + Duration::days(40);
-    let (old, recent) = (
-        start.timestamp_millis(),
-        (now - Duration::days(5)).timestamp_millis(),
-    );
-
+/// Deliveries (with an attempt each), alerts and alert events of two projects, old and recent,
+/// in every state retention must tell apart. Named by their key, rule name or title.
+async fn seed_retention_rows(app: &TestApp, mine: i64, theirs: i64, old: i64, recent: i64) {
     let deliveries = [
         ("old-delivered", mine, "delivered", old),
         ("old-dead", mine, "dead", old),
@@ -217,6 +193,35 @@ async fn retention_removes_old_finished_deliveries_and_resolved_alerts() {
             .await;
         }
     }
+}
+
+/// Notification history is project data too: finished deliveries (with their attempts),
+/// resolved alerts and dispatched alert events past the plan's retention go; what is still
+/// being retried, still firing or not yet dispatched stays, and so does every recent row.
+#[tokio::test]
+async fn retention_removes_old_finished_deliveries_and_resolved_alerts() {
+    let start = Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap();
+    let mut app = spawn_app_with_clock(|_| {}, Arc::new(FakeClock::new(start))).await;
+    // The rows are written straight into the tables: no worker may deliver or dispatch them.
+    app.shutdown.shutdown();
+    (&mut app.task).await.unwrap().unwrap();
+    let store = app.store().await;
+    store
+        .set_project_plan(app.keys.project_id, "free") // 30 days
+        .await
+        .unwrap();
+    let other =
+        pulseline_collector::projects::create_project(&store, "Forever", "unlimited", start)
+            .await
+            .unwrap();
+    let (mine, theirs) = (app.keys.project_id, other.project_id);
+    let now = start + Duration::days(40);
+    let (old, recent) = (
+        start.timestamp_millis(),
+        (now - Duration::days(5)).timestamp_millis(),
+    );
+
+    seed_retention_rows(&app, mine, theirs, old, recent).await;
 
     let report = pulseline_collector::maintenance::run_once(&store, now)
         .await
