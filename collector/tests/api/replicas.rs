@@ -1,70 +1,23 @@
 //! Two real collector processes on one PostgreSQL behave as one.
 
-use crate::helpers;
-
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use serde_json::{Value, json};
 
-struct Replica {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(database_url: &str) -> Replica {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
-        .env("PULSELINE_LISTEN", "127.0.0.1:0")
-        .env("PULSELINE_DATABASE_URL", database_url)
-        .env("PULSELINE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("collector starts");
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines {
-        let line = line.unwrap();
-        if let Some(url) = line.strip_prefix("Listening on ") {
-            return Replica {
-                child,
-                base: url.to_owned(),
-            };
-        }
-    }
-    let status = child.wait();
-    panic!("the collector exited before listening: {status:?}");
-}
+use crate::helpers;
+use crate::helpers::process::{cli_project, start_replica};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_store_each_event_once() {
     if !helpers::on_postgres() {
         return; // replicas share a PostgreSQL server; the test command runs this on one
     }
-    let dir = tempfile::tempdir().unwrap();
-    let url = helpers::fresh_database_url(dir.path()).await;
-    let created = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
-        .args(["project", "create", "--name", "Replicated", "--json"])
-        .env("PULSELINE_DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    let keys: Value = serde_json::from_slice(&created.stdout).unwrap();
-    let (write, secret) = (
-        keys["write_key"].as_str().unwrap(),
-        keys["secret_key"].as_str().unwrap(),
+    let project = cli_project().await;
+    let (url, write, secret) = (
+        &project.url,
+        project.write.as_str(),
+        project.secret.as_str(),
     );
 
-    let (a, b) = (start(&url), start(&url));
+    let (a, b) = (start_replica(url, &[]), start_replica(url, &[]));
     let http = reqwest::Client::new();
     // The same 40 batches through both replicas at once: every event reaches the database
     // twice, concurrently, and must be stored once.
@@ -109,20 +62,13 @@ async fn a_suppression_through_one_replica_applies_on_the_others() {
     if !helpers::on_postgres() {
         return; // replicas share a PostgreSQL server; the test command runs this on one
     }
-    let dir = tempfile::tempdir().unwrap();
-    let url = helpers::fresh_database_url(dir.path()).await;
-    let created = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
-        .args(["project", "create", "--name", "Replicated", "--json"])
-        .env("PULSELINE_DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    assert!(created.status.success());
-    let keys: Value = serde_json::from_slice(&created.stdout).unwrap();
-    let (write, secret) = (
-        keys["write_key"].as_str().unwrap(),
-        keys["secret_key"].as_str().unwrap(),
+    let project = cli_project().await;
+    let (url, write, secret) = (
+        &project.url,
+        project.write.as_str(),
+        project.secret.as_str(),
     );
-    let (a, b) = (start(&url), start(&url));
+    let (a, b) = (start_replica(url, &[]), start_replica(url, &[]));
     let http = reqwest::Client::new();
     let send_to_b = |n: u32| {
         let req = http

@@ -2,87 +2,33 @@
 //! notification once, and a process killed mid-delivery leaves nothing stuck (the next one,
 //! or the other replica, delivers once its lease expires).
 
-use crate::helpers;
-use crate::helpers::standins;
-
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::helpers;
+use crate::helpers::process::{Replica, cli_project, start_replica};
+use crate::helpers::standins;
+
 const LEASE_MS: u64 = 3_000;
 const WAIT: Duration = Duration::from_secs(20);
 
-struct Replica {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
+/// A replica with short leases and fast polling, allowed to deliver to loopback stand-ins.
 fn start(database_url: &str) -> Replica {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
-        .env("PULSELINE_LISTEN", "127.0.0.1:0")
-        .env("PULSELINE_DATABASE_URL", database_url)
-        .env("PULSELINE_LOG", "warn")
-        .env("PULSELINE_ALLOW_PRIVATE_WEBHOOKS", "true")
-        .env("PULSELINE_DELIVERY_LEASE_MS", LEASE_MS.to_string())
-        .env("PULSELINE_DELIVERY_TIMEOUT_MS", "1500")
-        .env("PULSELINE_DELIVERY_PACE_BURST", "1000")
-        .env("PULSELINE_DELIVERY_POLL_MS", "200")
-        // These tests count exactly-once delivery of 100 events, not the flood cap.
-        .env("PULSELINE_CATEGORY_MAX_PER_MINUTE", "1000")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("collector starts");
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines {
-        let line = line.unwrap();
-        if let Some(url) = line.strip_prefix("Listening on ") {
-            return Replica {
-                child,
-                base: url.to_owned(),
-            };
-        }
-    }
-    let status = child.wait();
-    panic!("the collector exited before listening: {status:?}");
-}
-
-struct Project {
-    url: String,
-    write: String,
-    secret: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn project() -> Project {
-    let dir = tempfile::tempdir().unwrap();
-    let url = helpers::fresh_database_url(dir.path()).await;
-    let created = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
-        .args(["project", "create", "--name", "Replicated", "--json"])
-        .env("PULSELINE_DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    let keys: Value = serde_json::from_slice(&created.stdout).unwrap();
-    Project {
-        url,
-        write: keys["write_key"].as_str().unwrap().to_owned(),
-        secret: keys["secret_key"].as_str().unwrap().to_owned(),
-        _dir: dir,
-    }
+    let lease = LEASE_MS.to_string();
+    start_replica(
+        database_url,
+        &[
+            ("PULSELINE_ALLOW_PRIVATE_WEBHOOKS", "true"),
+            ("PULSELINE_DELIVERY_LEASE_MS", &lease),
+            ("PULSELINE_DELIVERY_TIMEOUT_MS", "1500"),
+            ("PULSELINE_DELIVERY_PACE_BURST", "1000"),
+            ("PULSELINE_DELIVERY_POLL_MS", "200"),
+            // These tests count exactly-once delivery of 100 events, not the flood cap.
+            ("PULSELINE_CATEGORY_MAX_PER_MINUTE", "1000"),
+        ],
+    )
 }
 
 async fn setup_channel(http: &reqwest::Client, base: &str, secret: &str, hook: &str) {
@@ -133,7 +79,7 @@ async fn two_replicas_deliver_each_notification_once() {
     if !helpers::on_postgres() {
         return; // replicas share a PostgreSQL server; the test command runs this on one
     }
-    let p = project().await;
+    let p = cli_project().await;
     let discord = standins::discord().await;
     let (a, b) = (start(&p.url), start(&p.url));
     let http = reqwest::Client::new();
@@ -180,7 +126,7 @@ async fn two_replicas_deliver_each_notification_once() {
 async fn a_replica_killed_mid_delivery_leaves_the_work_to_the_other() {
     // Also on SQLite: the process killed right after acknowledging, and the next one started
     // on the same file, is the single-node crash case.
-    let p = project().await;
+    let p = cli_project().await;
     let discord = standins::discord().await;
     discord.receiver.0.hold.store(true, Ordering::SeqCst);
     let mut a = start(&p.url);

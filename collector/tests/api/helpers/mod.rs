@@ -2,6 +2,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 mod api;
+pub mod process;
 pub mod standins;
 
 pub use api::WAIT;

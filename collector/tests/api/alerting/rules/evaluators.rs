@@ -2,6 +2,7 @@
 //! and racing evaluators that store each transition once.
 
 use super::*;
+use crate::helpers::process::{cli_project, start_replica};
 
 #[tokio::test]
 async fn the_background_loop_evaluates_on_its_interval_with_the_injected_clock() {
@@ -46,54 +47,13 @@ async fn the_background_loop_evaluates_on_its_interval_with_the_injected_clock()
 /// each transition once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_replicas_fire_a_rule_once() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Child, Command, Stdio};
-
-    struct Replica(Child, String);
-    impl Drop for Replica {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    fn start(database_url: &str) -> Replica {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
-            .env("PULSELINE_LISTEN", "127.0.0.1:0")
-            .env("PULSELINE_DATABASE_URL", database_url)
-            .env("PULSELINE_RULES_INTERVAL_SECS", "1")
-            .env("PULSELINE_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("collector starts");
-        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-            if let Some(url) = line.unwrap().strip_prefix("Listening on ") {
-                return Replica(child, url.to_owned());
-            }
-        }
-        panic!("the collector exited before listening: {:?}", child.wait());
-    }
-
     if !helpers::on_postgres() {
         return; // replicas share a PostgreSQL server; the test command runs this on one
     }
-    let dir = tempfile::tempdir().unwrap();
-    let url = helpers::fresh_database_url(dir.path()).await;
-    let created = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
-        .args(["project", "create", "--name", "Replicated", "--json"])
-        .env("PULSELINE_DATABASE_URL", &url)
-        .output()
-        .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    let keys: Value = serde_json::from_slice(&created.stdout).unwrap();
-    let (write, secret) = (
-        keys["write_key"].as_str().unwrap().to_owned(),
-        keys["secret_key"].as_str().unwrap().to_owned(),
-    );
-    let (a, b) = (start(&url), start(&url));
+    let project = cli_project().await;
+    let (url, write, secret) = (&project.url, &project.write, &project.secret);
+    let interval = [("PULSELINE_RULES_INTERVAL_SECS", "1")];
+    let (a, b) = (start_replica(url, &interval), start_replica(url, &interval));
     let http = reqwest::Client::new();
     // Yesterday (the latest closed day bucket) gets 5 orders; the rule fires above 2.
     let day = pulseline_collector::alerting::rules::latest_closed_bucket(
@@ -108,16 +68,16 @@ async fn two_replicas_fire_a_rule_once() {
         })
         .collect();
     let resp = http
-        .post(format!("{}/v1/batch", a.1))
-        .basic_auth(&write, Some(""))
+        .post(format!("{}/v1/batch", a.base))
+        .basic_auth(write, Some(""))
         .json(&json!({ "batch": batch }))
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
     let resp = http
-        .post(format!("{}/api/v1/rules", b.1))
-        .bearer_auth(&secret)
+        .post(format!("{}/api/v1/rules", b.base))
+        .bearer_auth(secret)
         .json(
             &json!({"name": "Orders", "series": {"event": "order", "bucket": "day"},
             "condition": {"type": "threshold", "op": ">", "value": 2}}),
@@ -129,7 +89,7 @@ async fn two_replicas_fire_a_rule_once() {
     let sql = "SELECT COUNT(*) FROM alert_events WHERE kind = 'firing'";
     let mut fired = 0;
     for _ in 0..100 {
-        fired = helpers::query_i64(&url, sql).await;
+        fired = helpers::query_i64(url, sql).await;
         if fired > 0 {
             break;
         }
@@ -138,13 +98,13 @@ async fn two_replicas_fire_a_rule_once() {
     assert_eq!(fired, 1);
     // Several more passes by both replicas: still one row, one alert.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    assert_eq!(helpers::query_i64(&url, sql).await, 1);
+    assert_eq!(helpers::query_i64(url, sql).await, 1);
     assert_eq!(
-        helpers::query_i64(&url, "SELECT COUNT(*) FROM alert_history").await,
+        helpers::query_i64(url, "SELECT COUNT(*) FROM alert_history").await,
         1
     );
     assert_eq!(
-        helpers::query_i64(&url, "SELECT COUNT(*) FROM alert_events").await,
+        helpers::query_i64(url, "SELECT COUNT(*) FROM alert_events").await,
         1
     );
 }
