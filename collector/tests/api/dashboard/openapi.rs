@@ -8,7 +8,7 @@ use pulseline_collector::clock::SystemClock;
 use pulseline_collector::routes::DASHBOARD_PREFIX;
 use serde_json::{Value, json};
 
-use super::{Dash, spawn};
+use super::{Dash, Login, spawn};
 
 /// The paths the router registers under `/api/dash`, read from the code that registers them:
 /// `dashboard::router` (every `.route("…", …)`) and the alerting twins (every
@@ -190,13 +190,35 @@ async fn every_dashboard_route_is_in_the_openapi_description() {
     assert!(csv["content"].get("text/csv").is_some(), "{csv}");
 }
 
+/// Sends `path` as the admin (POST for a rotation, else GET) and expects a 400 saying `says`.
+async fn refused(app: &Dash, me: &Login, path: &str, says: &str) {
+    let method = if path.ends_with("/rotate") {
+        reqwest::Method::POST
+    } else {
+        reqwest::Method::GET
+    };
+    let resp = app
+        .http
+        .request(method, app.url(path))
+        .header("cookie", &me.cookie)
+        .header("x-csrf-token", &me.csrf)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.expect("an error body in JSON");
+    assert_eq!(status, 400, "{path}: {body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains(says), "{path}: {body}");
+}
+
+/// Limits of a range: unix milliseconds from 0 to the end of year 9999; a bucket of at least a
+/// minute; a funnel window of 1 s to a year. Extremes answer 400, never overflow.
 #[tokio::test]
-async fn bad_dashboard_input_gets_a_400_that_says_what_to_fix() {
+async fn out_of_range_query_parameters_get_a_400_that_says_the_range() {
     let app = spawn(|_| {}, Arc::new(SystemClock)).await;
     let me = app.admin().await;
     let p = |rest: &str| format!("/api/dash/projects/{}{rest}", app.project);
-    // Limits of a range: unix milliseconds from 0 to the end of year 9999; a bucket of at
-    // least a minute; a funnel window of 1 s to a year. Extremes answer 400, never overflow.
     for (path, says) in [
         (
             p("/series?from=-1"),
@@ -228,6 +250,17 @@ async fn bad_dashboard_input_gets_a_400_that_says_what_to_fix() {
             p("/funnel?steps=a,b&window_secs=9223372036854775807"),
             "window_secs",
         ),
+    ] {
+        refused(&app, &me, &path, says).await;
+    }
+}
+
+#[tokio::test]
+async fn malformed_queries_and_path_ids_get_a_400_that_says_what_to_fix() {
+    let app = spawn(|_| {}, Arc::new(SystemClock)).await;
+    let me = app.admin().await;
+    let p = |rest: &str| format!("/api/dash/projects/{}{rest}", app.project);
+    for (path, says) in [
         (p("/funnel"), "invalid query"),
         (p("/series?top=-1"), "invalid query"),
         (p("/audit?limit=many"), "invalid query"),
@@ -237,27 +270,15 @@ async fn bad_dashboard_input_gets_a_400_that_says_what_to_fix() {
         ),
         (p("/keys/xyz/rotate"), "ids in the path are integers"),
     ] {
-        let resp = app
-            .http
-            .request(
-                if path.ends_with("/rotate") {
-                    reqwest::Method::POST
-                } else {
-                    reqwest::Method::GET
-                },
-                app.url(&path),
-            )
-            .header("cookie", &me.cookie)
-            .header("x-csrf-token", &me.csrf)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status();
-        let body: Value = resp.json().await.expect("an error body in JSON");
-        assert_eq!(status, 400, "{path}: {body}");
-        let message = body["message"].as_str().unwrap_or_default();
-        assert!(message.contains(says), "{path}: {body}");
+        refused(&app, &me, &path, says).await;
     }
+}
+
+#[tokio::test]
+async fn malformed_json_bodies_get_a_400_that_says_so() {
+    let app = spawn(|_| {}, Arc::new(SystemClock)).await;
+    let me = app.admin().await;
+    let p = |rest: &str| format!("/api/dash/projects/{}{rest}", app.project);
     for (path, body) in [
         ("/api/dash/projects".to_owned(), json!({"title": "no name"})),
         (p("/keys"), json!({"kind": 7})),
