@@ -22,7 +22,7 @@ use pulseline_collector::startup::Application;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers;
+use crate::helpers::{self, exec_sql};
 
 struct Dash {
     base: String,
@@ -287,19 +287,6 @@ async fn try_exec(url: &str, sql: &str) -> Result<(), sqlx::Error> {
     } else {
         let mut c = sqlx::PgConnection::connect(url).await?;
         sqlx::query(sql).execute(&mut c).await.map(|_| ())
-    }
-}
-
-/// Runs one statement on the app's database, as an operator (or an older version) would.
-async fn exec_sql(database_url: &str, sql: &str) {
-    use sqlx::Connection;
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    if database_url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(database_url).await.unwrap();
-        sqlx::query(sql).execute(&mut c).await.unwrap();
-    } else {
-        let mut c = sqlx::PgConnection::connect(database_url).await.unwrap();
-        sqlx::query(sql).execute(&mut c).await.unwrap();
     }
 }
 

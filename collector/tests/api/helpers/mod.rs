@@ -193,19 +193,7 @@ impl TestApp {
 
     /// Runs one statement on the app's database, whichever backend it is.
     pub async fn exec_sql(&self, sql: &str) {
-        use sqlx::Connection;
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        if self.database_url.starts_with("sqlite:") {
-            let mut c = sqlx::SqliteConnection::connect(&self.database_url)
-                .await
-                .unwrap();
-            sqlx::query(sql).execute(&mut c).await.unwrap();
-        } else {
-            let mut c = sqlx::PgConnection::connect(&self.database_url)
-                .await
-                .unwrap();
-            sqlx::query(sql).execute(&mut c).await.unwrap();
-        }
+        exec_sql(&self.database_url, sql).await;
     }
 
     /// One integer from the app's database.
@@ -244,6 +232,43 @@ where
     } else {
         let mut c = sqlx::PgConnection::connect(database_url).await.unwrap();
         sqlx::query_scalar(sql).fetch_all(&mut c).await.unwrap()
+    }
+}
+
+/// Runs one statement on a database, whichever backend it is.
+pub async fn exec_sql(database_url: &str, sql: &str) {
+    use sqlx::Connection;
+    let sql = sqlx::AssertSqlSafe(sql.to_owned());
+    if database_url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(database_url).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(database_url).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    }
+}
+
+/// Brings the empty database at `database_url` to migration `version` (and no further), as an
+/// older collector left it.
+pub async fn migrate_to(database_url: &str, version: i64) {
+    use sqlx::Connection;
+    let sqlite = database_url.starts_with("sqlite:");
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../migrations")
+        .join(if sqlite { "sqlite" } else { "postgres" });
+    let migrator = sqlx::migrate::Migrator::new(folder).await.unwrap();
+    if sqlite {
+        use std::str::FromStr;
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(database_url)
+            .unwrap()
+            .create_if_missing(true);
+        let mut c = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        migrator.run_to(version, &mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(database_url).await.unwrap();
+        migrator.run_to(version, &mut c).await.unwrap();
     }
 }
 

@@ -1,7 +1,6 @@
 //! Issue 16: one project's notifications never reach another project's channel, ids are never
 //! handed out twice, and an upgrade ends deliveries left waiting for a channel that is gone.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration as Span, TimeZone, Utc};
@@ -288,43 +287,16 @@ async fn a_category_cannot_name_another_projects_channel() {
     );
 }
 
-async fn exec(url: &str, sql: &str) {
-    use sqlx::Connection;
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    if url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
-        sqlx::query(sql).execute(&mut c).await.unwrap();
-    } else {
-        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-        sqlx::query(sql).execute(&mut c).await.unwrap();
-    }
+/// Projects A and B, channels "kept" and "gone" of A, and deliveries naming them, on a database
+/// at migration 0008; then "gone" is deleted, as the old code did while deliveries named it.
+struct Orphans {
+    a: i64,
+    kept: i64,
+    gone: i64,
 }
 
-/// A database at migration 0008 with a channel deleted while deliveries still named it (what
-/// the old code left behind), upgraded by opening it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_upgrade_ends_orphaned_deliveries_and_never_reuses_a_named_id() {
-    use sqlx::Connection;
-    let dir = tempfile::tempdir().unwrap();
-    let url = helpers::fresh_database_url(dir.path()).await;
-    let sqlite = url.starts_with("sqlite:");
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../migrations")
-        .join(if sqlite { "sqlite" } else { "postgres" });
-    let migrator = sqlx::migrate::Migrator::new(folder).await.unwrap();
-    if sqlite {
-        use std::str::FromStr;
-        let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
-            .unwrap()
-            .create_if_missing(true);
-        let mut c = sqlx::SqliteConnection::connect_with(&options)
-            .await
-            .unwrap();
-        migrator.run_to(8, &mut c).await.unwrap();
-    } else {
-        let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
-        migrator.run_to(8, &mut c).await.unwrap();
-    }
+async fn orphans_at_migration_8(url: &str) -> Orphans {
+    helpers::migrate_to(url, 8).await;
     for sql in [
         "INSERT INTO projects (name, created_at) VALUES ('A', 0)",
         "INSERT INTO projects (name, created_at) VALUES ('B', 0)",
@@ -336,21 +308,21 @@ async fn the_upgrade_ends_orphaned_deliveries_and_never_reuses_a_named_id() {
         "INSERT INTO notification_channels (project_id, name, kind, target, created_at, updated_at)
          SELECT MIN(id), 'gone', 'email', 'a@pulseline.test', 0, 0 FROM projects",
     ] {
-        exec(&url, sql).await;
+        helpers::exec_sql(url, sql).await;
     }
-    let a = helpers::query_i64(&url, "SELECT MIN(id) FROM projects").await;
-    let b = helpers::query_i64(&url, "SELECT MAX(id) FROM projects").await;
+    let a = helpers::query_i64(url, "SELECT MIN(id) FROM projects").await;
+    let b = helpers::query_i64(url, "SELECT MAX(id) FROM projects").await;
     let id_of = |name: &str| format!("SELECT id FROM notification_channels WHERE name = '{name}'");
-    let kept = helpers::query_i64(&url, &id_of("kept")).await;
-    let gone = helpers::query_i64(&url, &id_of("gone")).await;
+    let kept = helpers::query_i64(url, &id_of("kept")).await;
+    let gone = helpers::query_i64(url, &id_of("gone")).await;
     for (project, channel, key, status) in [
         (a, kept, "waits", "pending"),
         (a, gone, "orphan", "failed"),
         (b, kept, "not-its-project", "pending"),
         (a, gone, "sent", "delivered"),
     ] {
-        exec(
-            &url,
+        helpers::exec_sql(
+            url,
             &format!(
                 "INSERT INTO deliveries (project_id, channel_id, source_key, content, status,
                      next_attempt_at, created_at)
@@ -359,11 +331,22 @@ async fn the_upgrade_ends_orphaned_deliveries_and_never_reuses_a_named_id() {
         )
         .await;
     }
-    exec(
-        &url,
+    helpers::exec_sql(
+        url,
         &format!("DELETE FROM notification_channels WHERE id = {gone}"),
     )
     .await;
+    Orphans { a, kept, gone }
+}
+
+/// A database at migration 0008 with a channel deleted while deliveries still named it (what
+/// the old code left behind), upgraded by opening it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_upgrade_ends_orphaned_deliveries_and_never_reuses_a_named_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = helpers::fresh_database_url(dir.path()).await;
+    let sqlite = url.starts_with("sqlite:");
+    let Orphans { a, kept, gone } = orphans_at_migration_8(&url).await;
 
     let store = Store::open(&url, Default::default()).await.unwrap();
     let status_of = |key: &str| format!("SELECT status FROM deliveries WHERE source_key = '{key}'");

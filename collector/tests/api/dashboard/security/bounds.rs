@@ -2,6 +2,7 @@
 //! and what a logged-in user can make (projects, keys, members) has a named limit.
 
 use super::*;
+use crate::helpers::exec_sql;
 use pulseline_collector::routes::dashboard::account::MAX_SESSIONS_PER_USER;
 use pulseline_collector::routes::dashboard::invitations::MAX_MEMBERS_PER_PROJECT;
 use pulseline_collector::routes::dashboard::projects::{
@@ -322,19 +323,6 @@ async fn a_user_owns_a_bounded_number_of_projects() {
         app.project_ids(&user).await.len(),
         MAX_OWNED_PROJECTS_PER_USER
     );
-}
-
-/// Runs one statement on the app's database, whichever backend it is.
-async fn exec_sql(database_url: &str, sql: &str) {
-    use sqlx::Connection;
-    let sql = sqlx::AssertSqlSafe(sql.to_owned());
-    if database_url.starts_with("sqlite:") {
-        let mut c = sqlx::SqliteConnection::connect(database_url).await.unwrap();
-        sqlx::query(sql).execute(&mut c).await.unwrap();
-    } else {
-        let mut c = sqlx::PgConnection::connect(database_url).await.unwrap();
-        sqlx::query(sql).execute(&mut c).await.unwrap();
-    }
 }
 
 #[tokio::test]
