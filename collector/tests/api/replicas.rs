@@ -49,9 +49,9 @@ async fn two_replicas_store_each_event_once() {
         assert_eq!(stats["events_total"], 2_000);
         assert_eq!(stats["events_this_month"], 2_000);
     }
-    let stored = helpers::query_i64(&url, "SELECT COUNT(*) FROM events").await;
+    let stored = helpers::query_i64(url, "SELECT COUNT(*) FROM events").await;
     assert_eq!(stored, 2_000);
-    let distinct = helpers::query_i64(&url, "SELECT COUNT(DISTINCT message_id) FROM events").await;
+    let distinct = helpers::query_i64(url, "SELECT COUNT(DISTINCT message_id) FROM events").await;
     assert_eq!(distinct, 2_000);
 }
 

@@ -61,7 +61,7 @@ async fn every_alerting_change(rig: &Rig) {
     edited["name"] = json!("Signups");
     let rule_path = rig.a(&format!("/rules/{rule_id}"));
     assert_eq!(rig.put(dev, &rule_path, edited).await.0, 200);
-    let by_key = create_rule_with_the_secret_key(&rig, channel_id).await;
+    let by_key = create_rule_with_the_secret_key(rig, channel_id).await;
     let by_key_path = rig.a(&format!("/rules/{}", by_key["id"]));
     assert_eq!(rig.delete(dev, &by_key_path).await, 204);
 }
