@@ -1,11 +1,13 @@
 //! The administration commands, run as a user would, against a running collector's database.
 
-use crate::helpers;
-
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::helpers::{spawn_app, track};
 use serde_json::{Value, json};
+
+use crate::helpers::{self, spawn_app, track};
 
 fn cli(database_url: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
@@ -303,42 +305,33 @@ async fn events_served_from(database_url: &str, keys: &helpers::TestApp) -> Vec<
     events
 }
 
-/// `backup` while a client keeps ingesting: the copy starts as a collector, holds every event
-/// acknowledged before the backup started, and is one point in time: each batch wholly in or
-/// out, and no batch without every batch acknowledged before it.
-#[tokio::test]
-async fn backup_under_load_is_a_point_in_time_copy_holding_every_acknowledged_event() {
-    use std::sync::{Arc, Mutex};
-    let app = spawn_app().await;
-    let to = app.dir.path().join("backup.db");
-    let to_arg = to.to_str().unwrap().to_owned();
-    if helpers::on_postgres() {
-        let (ok, _, stderr) = cli(&app.database_url, &["backup", "--to", &to_arg]);
-        assert!(!ok, "a PostgreSQL backup is pg_dump's job");
-        assert!(
-            stderr.contains("pg_dump") && stderr.contains("pg_restore"),
-            "{stderr}"
-        );
-        assert!(!to.exists());
-        return;
-    }
-    const BATCH: usize = 50;
-    // Batches acknowledged, in order; the client sends one after the other without pause.
-    let acked: Arc<Mutex<Vec<usize>>> = Arc::default();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load = {
-        let (acked, stop) = (Arc::clone(&acked), Arc::clone(&stop));
+/// A client sending batches of [`LOAD_BATCH`] events one after the other without pause,
+/// recording which it got acknowledged, in order.
+struct SteadyLoad {
+    acked: Arc<Mutex<Vec<usize>>>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Events per batch of [`SteadyLoad`].
+const LOAD_BATCH: usize = 50;
+
+impl SteadyLoad {
+    fn start(app: &helpers::TestApp) -> Self {
+        let acked: Arc<Mutex<Vec<usize>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (acked_by_task, stop_seen_by_task) = (Arc::clone(&acked), Arc::clone(&stop));
         let (http, url, key) = (
             app.http.clone(),
             app.url("/v1/batch"),
             app.keys.write_key.clone(),
         );
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             for n in 0.. {
-                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if stop_seen_by_task.load(Ordering::Relaxed) {
                     break;
                 }
-                let batch: Vec<Value> = (0..BATCH)
+                let batch: Vec<Value> = (0..LOAD_BATCH)
                     .map(|i| track("loader", "Load", &format!("b{n}-{i}")))
                     .collect();
                 let response = http
@@ -349,34 +342,67 @@ async fn backup_under_load_is_a_point_in_time_copy_holding_every_acknowledged_ev
                     .await
                     .expect("ingest reachable");
                 assert_eq!(response.status(), 200);
-                acked.lock().unwrap().push(n);
+                acked_by_task.lock().unwrap().push(n);
             }
-        })
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while acked.lock().unwrap().len() < 20 {
-        assert!(std::time::Instant::now() < deadline, "ingest too slow");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        });
+        SteadyLoad { acked, stop, task }
     }
-    let acked_before = acked.lock().unwrap().len();
-    let database_url = app.database_url.clone();
-    let args = ["backup".to_owned(), "--to".to_owned(), to_arg.clone()];
-    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+
+    fn acked(&self) -> usize {
+        self.acked.lock().unwrap().len()
+    }
+
+    /// Waits until `n` batches are acknowledged in all.
+    async fn wait_for(&self, n: usize, deadline: Instant, what: &str) {
+        while self.acked() < n {
+            assert!(Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the client: the number of batches acknowledged in all.
+    async fn stop(self) -> usize {
+        self.stop.store(true, Ordering::Relaxed);
+        let acked = Arc::clone(&self.acked);
+        self.task.await.unwrap();
+        acked.lock().unwrap().len()
+    }
+}
+
+/// `backup` in a separate thread, as the CLI would run beside the collector.
+async fn backup(database_url: &str, to: &str) -> (bool, String, String) {
+    let database_url = database_url.to_owned();
+    let args = ["backup".to_owned(), "--to".to_owned(), to.to_owned()];
+    tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         cli(&database_url, &args)
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+/// `backup` while a client keeps ingesting: the copy starts as a collector, holds every event
+/// acknowledged before the backup started, and is one point in time: each batch wholly in or
+/// out, and no batch without every batch acknowledged before it.
+#[tokio::test]
+async fn backup_under_load_is_a_point_in_time_copy_holding_every_acknowledged_event() {
+    if helpers::on_postgres() {
+        return; // see the next test
+    }
+    let app = spawn_app().await;
+    let to = app.dir.path().join("backup.db");
+    let to_arg = to.to_str().unwrap().to_owned();
+    let load = SteadyLoad::start(&app);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    load.wait_for(20, deadline, "ingest too slow").await;
+    let acked_before = load.acked();
+    let (ok, stdout, stderr) = backup(&app.database_url, &to_arg).await;
     assert!(ok, "backup failed: {stderr}");
     assert!(stdout.contains(&to_arg), "{stdout}");
     // Ingest went on through the backup and after it.
-    let acked_at_end = acked.lock().unwrap().len();
-    while acked.lock().unwrap().len() < acked_at_end + 5 {
-        assert!(std::time::Instant::now() < deadline, "ingest stopped");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    load.await.unwrap();
+    load.wait_for(load.acked() + 5, deadline, "ingest stopped")
+        .await;
+    let acked_in_all = load.stop().await;
 
     let events = events_served_from(&format!("sqlite://{to_arg}"), &app).await;
     let mut per_batch = std::collections::BTreeMap::<usize, usize>::new();
@@ -386,7 +412,7 @@ async fn backup_under_load_is_a_point_in_time_copy_holding_every_acknowledged_ev
         *per_batch.entry(n).or_default() += 1;
     }
     assert!(
-        per_batch.values().all(|&count| count == BATCH),
+        per_batch.values().all(|&count| count == LOAD_BATCH),
         "a batch is partly in the copy: {per_batch:?}"
     );
     let batches: Vec<usize> = per_batch.keys().copied().collect();
@@ -401,10 +427,37 @@ async fn backup_under_load_is_a_point_in_time_copy_holding_every_acknowledged_ev
         acked_before,
         batches.len()
     );
-    assert!(batches.len() <= acked.lock().unwrap().len());
+    assert!(batches.len() <= acked_in_all);
+}
 
-    // It never overwrites, and says so.
-    let (ok, _, stderr) = cli(&app.database_url, &["backup", "--to", &to_arg]);
+#[tokio::test]
+async fn a_postgresql_backup_is_left_to_pg_dump() {
+    if !helpers::on_postgres() {
+        return;
+    }
+    let app = spawn_app().await;
+    let to = app.dir.path().join("backup.db");
+    let (ok, _, stderr) = cli(&app.database_url, &["backup", "--to", to.to_str().unwrap()]);
+    assert!(!ok, "a PostgreSQL backup is pg_dump's job");
+    assert!(
+        stderr.contains("pg_dump") && stderr.contains("pg_restore"),
+        "{stderr}"
+    );
+    assert!(!to.exists());
+}
+
+/// It never overwrites, and says so.
+#[tokio::test]
+async fn a_backup_never_overwrites_a_file() {
+    if helpers::on_postgres() {
+        return; // see a_postgresql_backup_is_left_to_pg_dump
+    }
+    let app = spawn_app().await;
+    let to = app.dir.path().join("backup.db");
+    let to_arg = to.to_str().unwrap();
+    let (ok, _, stderr) = backup(&app.database_url, to_arg).await;
+    assert!(ok, "backup failed: {stderr}");
+    let (ok, _, stderr) = cli(&app.database_url, &["backup", "--to", to_arg]);
     assert!(!ok);
     assert!(stderr.contains("already exists"), "{stderr}");
 }
