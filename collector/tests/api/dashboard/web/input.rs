@@ -1,0 +1,77 @@
+//! The Web page's input is checked, and the cost of a query bounded.
+
+use super::*;
+
+#[tokio::test]
+async fn web_page_input_is_checked_and_its_cost_bounded() {
+    let clock = Arc::new(FakeClock::new(now()));
+    let app = spawn(|c| c.dashboard.max_scan_events = 3, clock).await;
+    let admin = app.admin().await;
+    let base = format!("/api/dash/projects/{}", app.project);
+    for (query, says) in [
+        ("period=week", "unknown period"),
+        ("period=custom&from=2026-03-01", "needs from and to"),
+        ("period=custom&from=2026-3-1&to=2026-03-02", "YYYY-MM-DD"),
+        (
+            "period=custom&from=2025-01-01&to=2026-03-01",
+            "at most 366 days",
+        ),
+        (
+            "period=custom&from=2026-03-02&to=2026-03-01",
+            "on or before",
+        ),
+    ] {
+        let (status, body) = app.get(&admin, &format!("{base}/web?{query}")).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(says),
+            "{query}: {body}"
+        );
+    }
+    let long = "x".repeat(301);
+    let (status, body) = app.get(&admin, &format!("{base}/web?page={long}")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("300 characters"),
+        "{body}"
+    );
+
+    let at = |m: i64| (now() - Duration::minutes(m)).to_rfc3339();
+    // Filter values are data, never SQL: a quote and a tautology match nothing.
+    app.ingest(vec![
+        json!({"type": "page", "anonymousId": "x", "timestamp": at(10)}),
+    ])
+    .await;
+    let (status, r) = app.get(&admin, &format!("{base}/web?period=today")).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["current"]["pageviews"], 1, "{r}");
+    let (status, r) = app
+        .get(
+            &admin,
+            &format!("{base}/web?period=today&source=%27%20OR%201%3D1%20--"),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), &r["current"]["pageviews"]),
+        (200, &json!(0))
+    );
+
+    let views: Vec<Value> = (0..4)
+        .map(|i| json!({"type": "page", "anonymousId": "a", "timestamp": at(60 * i + 30)}))
+        .collect();
+    app.ingest(views).await;
+    let (status, body) = app.get(&admin, &format!("{base}/web?period=7d")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("PULSELINE_DASHBOARD_MAX_SCAN_EVENTS"),
+        "{body}"
+    );
+    // Another project's id is not found, like a project that does not exist.
+    let (status, _) = app.get(&admin, "/api/dash/projects/999/web").await;
+    assert_eq!(status, 404);
+    let (status, _) = app.get(&admin, "/api/dash/projects/999/web/realtime").await;
+    assert_eq!(status, 404);
+}
