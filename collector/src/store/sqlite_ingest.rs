@@ -16,7 +16,7 @@
 //! acknowledges anything ([`IngestThread::sync_wal`]). A commit's frames are in the WAL before
 //! the sync starts, so once it returns they are on disk, and recovery replays every committed
 //! frame up to the last valid commit; meanwhile the next commit is already being written. The
-//! crash test (collector/tests/crash.rs) checks that every acknowledged batch survives SIGKILL.
+//! crash test (collector/tests/api/crash.rs) checks that every acknowledged batch survives SIGKILL.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
