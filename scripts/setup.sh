@@ -89,6 +89,7 @@ step() { # groups title function [args...]
         SUMMARY+=("$(printf '  %-8s %-56s %s' skipped "$title" '')")
         return
     fi
+    [[ $ONLY == all || $group == setup ]] || group=$ONLY
     printf '\n\033[1m==> [%s] %s\033[0m\n' "$group" "$title"
     CURRENT=$title
     CURRENT_START=$(now_ns)
