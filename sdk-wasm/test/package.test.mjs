@@ -18,13 +18,21 @@ let browser
 let tarball
 
 before(async () => {
-  // npm's own view of what the package holds, and the tarball itself. The wasm group's build
-  // step made dist/ (the package's prepack script runs the same build.sh).
-  const [packed] = JSON.parse(execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { cwd: SDK_DIR, encoding: 'utf8' }))
-  tarball = { file: join(work, packed.filename), files: packed.files.map((f) => f.path).sort() }
+  // The tarball a release publishes: scripts/dist.sh's (PULSELINE_BROWSER_PACKAGE, set by
+  // scripts/test.sh), else packed here from the built dist/ (the prepack script runs the same
+  // build.sh). The file list is read from the tarball itself.
+  const file = process.env.PULSELINE_BROWSER_PACKAGE ?? join(work, packTarball())
+  const listing = execFileSync('tar', ['-tzf', file], { encoding: 'utf8' })
+  const files = listing.split('\n').filter((f) => f && !f.endsWith('/')).map((f) => f.replace(/^package\//, ''))
+  tarball = { file, files: files.sort() }
   collector = await (await Collector.create()).start()
   browser = await launchChromium()
 })
+
+function packTarball() {
+  const [packed] = JSON.parse(execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], { cwd: SDK_DIR, encoding: 'utf8' }))
+  return packed.filename
+}
 
 after(async () => {
   await browser?.close()

@@ -1,7 +1,8 @@
 // The npm packages as a customer meets them: a fresh project installs the packed tarballs
 // (`pulseline` and this platform's `pulseline-<platform>`) with no cargo or rustc on its PATH,
 // then requires the package (CommonJS), imports it (ESM), sends events to the real collector and
-// reads them back. scripts/test.sh packs the tarballs (node_sdk_pack) into PULSELINE_NPM_PACKAGES.
+// reads them back. scripts/test.sh packs the tarballs into dist/ (scripts/dist.sh node), given
+// here as PULSELINE_NPM_PACKAGES.
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from 'node:fs'
@@ -14,7 +15,8 @@ const PACKAGES = process.env.PULSELINE_NPM_PACKAGES
 if (!PACKAGES) throw new Error('PULSELINE_NPM_PACKAGES is not set: run `PULSELINE_TEST_ONLY=node scripts/test.sh`, which packs the tarballs')
 const tarballs = readdirSync(PACKAGES).filter((f) => f.endsWith('.tgz'))
 const main = tarballs.find((f) => /^pulseline-\d/.test(f))
-const native = tarballs.find((f) => f !== main)
+// dist/ holds @pulseline/browser's tarball too (pulseline-browser-<version>.tgz).
+const native = tarballs.find((f) => f !== main && !f.startsWith('pulseline-browser-'))
 assert.ok(main && native, `expected pulseline-<version>.tgz and pulseline-<platform>-<version>.tgz in ${PACKAGES}, found ${tarballs}`)
 const PLATFORM = native.replace(/^pulseline-/, '').replace(/-\d[^-]*\.tgz$/, '')
 
