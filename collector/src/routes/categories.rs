@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::caller::{Caller, PathId};
+use super::extract::{Caller, PathId};
 use super::channels::{check_name, json_body};
 use crate::alerting::categories::EventPattern;
 use crate::error::{ApiError, ErrorBody};

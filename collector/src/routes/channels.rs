@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::caller::{Caller, PathId};
+use super::extract::{Caller, PathId};
 use crate::alerting::delivery::sender::{SendOutcome, check_target};
 use crate::alerting::delivery::{next_state, webhook};
 use crate::alerting::notification::{Notification, NotificationField};
@@ -246,10 +246,10 @@ pub async fn list(
 }
 
 /// A webhook URL carries its token (Discord's and Slack's are the credential itself): members
-/// below [`super::caller::CHANGE_ROLE`] see only where it points, `https://host/…`.
+/// below [`super::extract::CHANGE_ROLE`] see only where it points, `https://host/…`.
 fn shown_to(caller: &Caller, mut channel: Channel) -> Channel {
     let below_developer = matches!(caller, Caller::Member { role, .. }
-        if *role < super::caller::CHANGE_ROLE);
+        if *role < super::extract::CHANGE_ROLE);
     if below_developer && channel.kind != ChannelKind::Email.as_str() {
         channel.target = match reqwest::Url::parse(&channel.target) {
             Ok(url) => format!(

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::caller::Caller;
+use super::extract::Caller;
 use crate::alerting::notification::Notification;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use super::caller::{Caller, PathId};
+use super::extract::{Caller, PathId};
 use super::channels::{check_name, json_body};
 use super::ingest::IngestResponse;
 use crate::alerting::delivery::webhook;

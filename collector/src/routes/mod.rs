@@ -1,7 +1,7 @@
 //! The HTTP surface. `router` is pure: tests drive it with `oneshot` or over a real socket.
 
 pub mod api_docs;
-pub mod caller;
+pub mod extract;
 pub mod categories;
 pub mod channels;
 pub mod dashboard;
@@ -199,7 +199,7 @@ mod alerting_routes {
 
     /// Channels, categories, rules, alerts, deliveries and persons under `prefix`. The same handlers
     /// serve [`super::SECRET_KEY_PREFIX`] and [`super::DASHBOARD_PREFIX`]: their
-    /// [`super::caller::Caller`] argument tells them which project and what the caller may do.
+    /// [`super::extract::Caller`] argument tells them which project and what the caller may do.
     pub fn alerting(prefix: &str) -> Router<AppState> {
         let at = |path: &str| format!("{prefix}{path}");
         Router::new()

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
-use super::caller::Caller;
+use super::extract::Caller;
 use crate::domain::account::Role;
 use crate::domain::message::MAX_ID_CHARS;
 use crate::error::{ApiError, ErrorBody};

@@ -13,7 +13,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::caller::{Caller, PathId};
+use super::extract::{Caller, PathId};
 use crate::alerting::rules::evaluate::{judge, latest_closed_bucket};
 use crate::alerting::rules::spec::{Condition, NoData, RuleSpec};
 use crate::alerting::rules::state::Phase;
