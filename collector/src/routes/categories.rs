@@ -3,15 +3,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::extract::{Caller, PathId};
-use super::channels::{check_name, json_body};
+use super::channels::check_name;
+use super::extract::{ApiJson, Caller, PathId};
 use crate::alerting::categories::EventPattern;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -178,7 +177,7 @@ async fn refresh(state: &AppState) {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<CategoryBody>, JsonRejection>,
+    ApiJson(body): ApiJson<CategoryBody>,
 ) -> Result<(StatusCode, Json<Category>), ApiError> {
     caller.may_change("creating a category")?;
     let project = caller.project();
@@ -188,7 +187,7 @@ pub async fn create(
              (MAX_CATEGORIES_PER_PROJECT): delete one, or widen a pattern to cover several"
         )));
     }
-    let input = validate(&state, project, json_body(body)?).await?;
+    let input = validate(&state, project, body).await?;
     let record = state
         .store
         .create_category(project, &input, state.clock.now())
@@ -253,12 +252,12 @@ pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     id: PathId,
-    body: Result<Json<CategoryBody>, JsonRejection>,
+    ApiJson(body): ApiJson<CategoryBody>,
 ) -> Result<Json<Category>, ApiError> {
     caller.may_change("changing a category")?;
     let project = caller.project();
     let id = id.parse("category")?;
-    let input = validate(&state, project, json_body(body)?).await?;
+    let input = validate(&state, project, body).await?;
     let c = state
         .store
         .update_category(project, id, &input, state.clock.now())

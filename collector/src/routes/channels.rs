@@ -3,13 +3,12 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{Caller, PathId};
+use super::extract::{ApiJson, Caller, PathId};
 use crate::alerting::delivery::sender::{SendOutcome, check_target};
 use crate::alerting::delivery::{next_state, webhook};
 use crate::alerting::notification::{Notification, NotificationField};
@@ -117,11 +116,6 @@ pub struct TestResult {
     pub channel_disabled: Option<String>,
 }
 
-pub(crate) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {}", e.body_text())))
-}
-
 pub(crate) fn check_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
@@ -188,11 +182,10 @@ fn check_email(email: Option<&str>) -> Result<String, ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<CreateChannel>, JsonRejection>,
+    ApiJson(body): ApiJson<CreateChannel>,
 ) -> Result<(StatusCode, Json<Channel>), ApiError> {
     caller.may_change("creating a channel")?;
     let project = caller.project();
-    let body = json_body(body)?;
     if state.store.list_channels(project).await?.len() >= MAX_CHANNELS_PER_PROJECT {
         return Err(ApiError::BadRequest(format!(
             "this project has {MAX_CHANNELS_PER_PROJECT} channels, the most it may \
@@ -311,12 +304,11 @@ pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     id: PathId,
-    body: Result<Json<UpdateChannel>, JsonRejection>,
+    ApiJson(body): ApiJson<UpdateChannel>,
 ) -> Result<Json<Channel>, ApiError> {
     caller.may_change("changing a channel")?;
     let project = caller.project();
     let id = id.parse("channel")?;
-    let body = json_body(body)?;
     let current = owned(&state, project, id).await?;
     let kind = match current.kind.as_str() {
         "discord" => ChannelKind::Discord,

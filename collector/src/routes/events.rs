@@ -3,14 +3,14 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
+use super::extract::ApiQuery;
 use crate::auth::{authenticate, key_from_headers};
 use crate::domain::KeyKind;
 use crate::error::{ApiError, ErrorBody};
@@ -71,7 +71,7 @@ pub struct Stats {
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
-    params: Result<Query<EventsParams>, QueryRejection>,
+    ApiQuery(params): ApiQuery<EventsParams>,
 ) -> Result<Json<EventsPage>, ApiError> {
     let key = authenticate(
         &state,
@@ -79,7 +79,6 @@ pub async fn list(
         KeyKind::Secret,
     )
     .await?;
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&limit) {
         return Err(ApiError::BadRequest(format!(

@@ -1,13 +1,13 @@
 //! The HTTP surface. `router` is pure: tests drive it with `oneshot` or over a real socket.
 
 pub mod api_docs;
-pub mod extract;
 pub mod categories;
 pub mod channels;
 pub mod dashboard;
 mod dashboard_openapi;
 pub mod deliveries;
 pub mod events;
+pub mod extract;
 pub mod inbound;
 pub mod ingest;
 pub mod ops;
@@ -125,7 +125,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(ingest)
-        .merge(dashboard::router())
+        .merge(dashboard::router(alerting(DASHBOARD_PREFIX)))
         .route(
             "/v1/inbound/{token}",
             post(inbound::receive).layer(DefaultBodyLimit::max(

@@ -6,14 +6,13 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Caller, PathId};
+use super::extract::{ApiQuery, Caller, PathId};
 use crate::alerting::rules::evaluate::{judge, latest_closed_bucket};
 use crate::alerting::rules::spec::{Condition, NoData, RuleSpec};
 use crate::alerting::rules::state::Phase;
@@ -135,13 +134,26 @@ fn view(r: RuleRecord) -> Result<RuleView, ApiError> {
     })
 }
 
-fn rule_body(body: Result<Json<serde_json::Value>, JsonRejection>) -> Result<RuleSpec, ApiError> {
-    let Json(value) = body.map_err(|e| {
-        ApiError::BadRequest(format!(
-            "the body must be a JSON rule (Content-Type: application/json): {e}"
-        ))
-    })?;
-    RuleSpec::parse(value).map_err(ApiError::BadRequest)
+/// A rule in the request body, parsed and checked by [`RuleSpec::parse`], whose messages say
+/// which field is wrong better than serde's would.
+#[derive(Debug)]
+pub struct RuleBody(pub RuleSpec);
+
+impl FromRequest<AppState> for RuleBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state)
+            .await
+            .map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "the body must be a JSON rule (Content-Type: application/json): {e}"
+                ))
+            })?;
+        RuleSpec::parse(value)
+            .map(Self)
+            .map_err(ApiError::BadRequest)
+    }
 }
 
 /// Every channel a rule names must be one of the project's own: delivery would skip the others,
@@ -205,11 +217,10 @@ fn no_rule(id: i64) -> ApiError {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    RuleBody(spec): RuleBody,
 ) -> Result<(StatusCode, Json<RuleView>), ApiError> {
     caller.may_change("creating a rule")?;
     let project_id = caller.project();
-    let spec = rule_body(body)?;
     check_channels(&state, project_id, &spec).await?;
     if state.store.list_rules(project_id).await?.len() >= MAX_RULES_PER_PROJECT {
         return Err(ApiError::BadRequest(format!(
@@ -296,12 +307,11 @@ pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     id: PathId,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    RuleBody(spec): RuleBody,
 ) -> Result<Json<RuleView>, ApiError> {
     caller.may_change("changing a rule")?;
     let project_id = caller.project();
     let id = rule_id(&id)?;
-    let spec = rule_body(body)?;
     check_channels(&state, project_id, &spec).await?;
     let definition = serde_json::to_string(&spec).map_err(|e| ApiError::Internal(e.into()))?;
     let now = state.clock.now().timestamp_millis();
@@ -369,7 +379,7 @@ pub async fn preview(
     State(state): State<AppState>,
     caller: Caller,
     id: PathId,
-    params: Result<Query<PreviewParams>, QueryRejection>,
+    ApiQuery(params): ApiQuery<PreviewParams>,
 ) -> Result<Json<Preview>, ApiError> {
     let project_id = caller.project();
     let id = rule_id(&id)?;
@@ -402,18 +412,16 @@ pub async fn preview(
 pub async fn preview_draft(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<PreviewParams>, QueryRejection>,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    ApiQuery(params): ApiQuery<PreviewParams>,
+    RuleBody(spec): RuleBody,
 ) -> Result<Json<Preview>, ApiError> {
     let buckets = preview_buckets(params)?;
-    let spec = rule_body(body)?;
     Ok(Json(
         series_preview(&state, caller.project(), None, &spec, buckets).await?,
     ))
 }
 
-fn preview_buckets(params: Result<Query<PreviewParams>, QueryRejection>) -> Result<u32, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
+fn preview_buckets(params: PreviewParams) -> Result<u32, ApiError> {
     let buckets = params.buckets.unwrap_or(DEFAULT_PREVIEW_BUCKETS);
     if !(1..=MAX_PREVIEW_BUCKETS).contains(&buckets) {
         return Err(ApiError::BadRequest(format!(
@@ -492,10 +500,9 @@ async fn series_preview(
 pub async fn alerts(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<AlertsParams>, QueryRejection>,
+    ApiQuery(params): ApiQuery<AlertsParams>,
 ) -> Result<Json<AlertsPage>, ApiError> {
     let project_id = caller.project();
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=MAX_ALERTS_PAGE).contains(&limit) {
         return Err(ApiError::BadRequest(format!(

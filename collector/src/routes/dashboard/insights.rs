@@ -6,8 +6,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -16,11 +15,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{PathIds, ProjectPath, Session, query_error};
+use super::ProjectPath;
 use crate::analytics::{self, Agg, SeriesSpec};
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::extract::{ApiQuery, PathIds, Session};
 use crate::state::AppState;
 use crate::store::analytics::ScannedEvent;
 use crate::store::{DAY_MS, HOUR_MS};
@@ -195,10 +195,9 @@ pub async fn overview(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
-    bots: Result<Query<BotsParams>, QueryRejection>,
+    ApiQuery(bots): ApiQuery<BotsParams>,
 ) -> Result<Json<Overview>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
-    let Query(bots) = bots.map_err(query_error)?;
     let now = state.clock.now().timestamp_millis();
     let today = now - now.rem_euclid(DAY_MS);
     let tomorrow = today + DAY_MS;
@@ -267,10 +266,9 @@ pub async fn event_names(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
-    bots: Result<Query<BotsParams>, QueryRejection>,
+    ApiQuery(bots): ApiQuery<BotsParams>,
 ) -> Result<Json<Vec<(String, i64)>>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
-    let Query(bots) = bots.map_err(query_error)?;
     let now = state.clock.now().timestamp_millis();
     let (rows, _) = counts(
         &state,
@@ -354,10 +352,9 @@ pub async fn series(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
-    p: Result<Query<SeriesParams>, QueryRejection>,
+    ApiQuery(p): ApiQuery<SeriesParams>,
 ) -> Result<Response, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
-    let Query(p) = p.map_err(query_error)?;
     let r = range(&state, &p.range(), 7)?;
     let agg = Agg::parse(p.agg.as_deref().unwrap_or("count")).map_err(ApiError::BadRequest)?;
     let property = empty_to_none(&p.property);
@@ -577,10 +574,9 @@ pub async fn events(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
-    p: Result<Query<SeriesParams>, QueryRejection>,
+    ApiQuery(p): ApiQuery<SeriesParams>,
 ) -> Result<Response, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
-    let Query(p) = p.map_err(query_error)?;
     let r = range(&state, &p.range(), 7)?;
     let event = empty_to_none(&p.event);
     let filter = match (empty_to_none(&p.filter_property), p.filter_value.clone()) {
@@ -642,10 +638,9 @@ pub async fn vitals(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
-    p: Result<Query<RangeParams>, QueryRejection>,
+    ApiQuery(p): ApiQuery<RangeParams>,
 ) -> Result<Json<analytics::VitalsReport>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
-    let Query(p) = p.map_err(query_error)?;
     let r = range(&state, &p, 7)?;
     let rows = scan(&state, project, &r, Some(analytics::WEB_VITAL_EVENT)).await?;
     Ok(Json(analytics::web_vitals(&rows, r.from, r.to, r.bucket)))
@@ -693,10 +688,9 @@ pub async fn funnel(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
-    p: Result<Query<FunnelParams>, QueryRejection>,
+    ApiQuery(p): ApiQuery<FunnelParams>,
 ) -> Result<Json<Vec<analytics::FunnelStep>>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
-    let Query(p) = p.map_err(query_error)?;
     let r = range(&state, &p.range(), 30)?;
     let steps: Vec<String> = p
         .steps
@@ -756,10 +750,9 @@ pub async fn retention(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
-    p: Result<Query<RetentionParams>, QueryRejection>,
+    ApiQuery(p): ApiQuery<RetentionParams>,
 ) -> Result<Json<Vec<analytics::Cohort>>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
-    let Query(p) = p.map_err(query_error)?;
     let r = range(&state, &p.range(), 14)?;
     let period = match p.period.as_deref().unwrap_or("day") {
         "day" => DAY_MS,
@@ -794,10 +787,9 @@ pub async fn sessions(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
-    p: Result<Query<RangeParams>, QueryRejection>,
+    ApiQuery(p): ApiQuery<RangeParams>,
 ) -> Result<Json<analytics::SessionStats>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
-    let Query(p) = p.map_err(query_error)?;
     let r = range(&state, &p, 7)?;
     let rows = scan(&state, project, &r, None).await?;
     Ok(Json(analytics::sessions(&rows)))

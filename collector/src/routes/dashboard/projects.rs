@@ -2,18 +2,17 @@
 //! admins manage members; owners make owners.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{CsrfHeader, KeyPath, PathIds, ProjectPath, Session, no_such_project};
+use super::{CsrfHeader, KeyPath, ProjectPath};
 use crate::domain::account::{Email, Role};
 use crate::domain::{KeyKind, ProjectId};
 use crate::error::{ApiError, ErrorBody};
 use crate::projects;
-use crate::routes::channels::json_body;
+use crate::routes::extract::{ApiJson, ApiQuery, PathIds, Session, no_such_project};
 use crate::state::AppState;
 use crate::store::accounts::{AuditEntry, Member};
 use crate::store::{KeyRecord, next_month_start};
@@ -107,9 +106,8 @@ pub struct CreatedProject {
 pub async fn create(
     State(state): State<AppState>,
     session: Session,
-    form: Result<Json<NewProject>, JsonRejection>,
+    ApiJson(form): ApiJson<NewProject>,
 ) -> Result<Json<CreatedProject>, ApiError> {
-    let form = json_body(form)?;
     let name = form.name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(ApiError::BadRequest(
@@ -297,10 +295,9 @@ pub async fn create_key(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
-    form: Result<Json<NewKey>, JsonRejection>,
+    ApiJson(form): ApiJson<NewKey>,
 ) -> Result<Json<KeyView>, ApiError> {
     session.require(&state, project, Role::Developer).await?;
-    let form = json_body(form)?;
     let kind = KeyKind::parse(&form.kind).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "unknown key kind '{}': use write or secret",
@@ -393,13 +390,10 @@ pub async fn rotate_key(
     State(state): State<AppState>,
     session: Session,
     PathIds((project, key_id)): PathIds<(ProjectId, i64)>,
-    body: Result<Option<Json<RotateKey>>, JsonRejection>,
+    body: Option<ApiJson<RotateKey>>,
 ) -> Result<Json<KeyView>, ApiError> {
     session.require(&state, project, Role::Developer).await?;
-    let rotate = body
-        .map_err(|e| ApiError::BadRequest(format!("invalid rotation: {}", e.body_text())))?
-        .map(|Json(r)| r)
-        .unwrap_or_default();
+    let rotate = body.map(|ApiJson(r)| r).unwrap_or_default();
     let grace = chrono::Duration::hours(i64::from(rotate.grace_hours));
     if grace > projects::MAX_KEY_ROTATION_GRACE {
         return Err(ApiError::BadRequest(format!(
@@ -552,10 +546,9 @@ pub async fn set_member(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
-    form: Result<Json<MemberForm>, JsonRejection>,
+    ApiJson(form): ApiJson<MemberForm>,
 ) -> Result<Json<Vec<Member>>, ApiError> {
     let my_role = session.require(&state, project, Role::Admin).await?;
-    let form = json_body(form)?;
     let role = Role::parse(&form.role).map_err(ApiError::BadRequest)?;
     let email = Email::parse(&form.email).map_err(ApiError::BadRequest)?;
     let members = state.store.list_members(project).await?;
@@ -699,10 +692,9 @@ pub async fn audit(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
-    params: Result<Query<AuditParams>, QueryRejection>,
+    ApiQuery(params): ApiQuery<AuditParams>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
     session.require(&state, project, Role::Admin).await?;
-    let Query(params) = params.map_err(super::query_error)?;
     let limit = params.limit.unwrap_or(200).clamp(1, 1000);
     Ok(Json(state.store.list_audit(project, limit).await?))
 }

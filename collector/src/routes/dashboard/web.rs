@@ -5,18 +5,18 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{PathIds, ProjectPath, Session, query_error};
+use super::ProjectPath;
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::extract::{ApiJson, ApiQuery, PathIds, Session};
 use crate::state::AppState;
 use crate::store::HOUR_MS;
 use crate::store::web::{Dimension, WebQuery, WebTotals};
@@ -296,10 +296,9 @@ pub async fn report(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
-    p: Result<Query<WebParams>, QueryRejection>,
+    ApiQuery(p): ApiQuery<WebParams>,
 ) -> Result<Json<WebReportView>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
-    let Query(p) = p.map_err(query_error)?;
     let filters = p.filters()?;
     let timezone = state.store.project_timezone(project).await?;
     let tz = project_tz(&timezone);
@@ -485,15 +484,9 @@ pub async fn update_settings(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
-    body: Result<Json<ProjectSettings>, JsonRejection>,
+    ApiJson(body): ApiJson<ProjectSettings>,
 ) -> Result<Json<ProjectSettings>, ApiError> {
     session.require(&state, project, Role::Admin).await?;
-    let Json(body) = body.map_err(|e| {
-        ApiError::BadRequest(format!(
-            "{}: send {{\"timezone\": \"Europe/Berlin\"}}",
-            e.body_text()
-        ))
-    })?;
     let name = body.timezone.trim();
     let known = name.len() <= MAX_TIMEZONE_CHARS && TimeZone::get(name).is_ok();
     if !known {
