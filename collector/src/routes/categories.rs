@@ -179,8 +179,7 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<CategoryBody>,
 ) -> Result<(StatusCode, Json<Category>), ApiError> {
-    caller.may_change("creating a category")?;
-    let project = caller.project();
+    let project = caller.project_to_change("creating a category")?;
     if state.store.list_categories(project).await?.len() >= MAX_CATEGORIES_PER_PROJECT {
         return Err(ApiError::BadRequest(format!(
             "this project has {MAX_CATEGORIES_PER_PROJECT} categories, the most it may \
@@ -254,8 +253,7 @@ pub async fn update(
     id: PathId,
     ApiJson(body): ApiJson<CategoryBody>,
 ) -> Result<Json<Category>, ApiError> {
-    caller.may_change("changing a category")?;
-    let project = caller.project();
+    let project = caller.project_to_change("changing a category")?;
     let id = id.parse("category")?;
     let input = validate(&state, project, body).await?;
     let c = state
@@ -283,8 +281,7 @@ pub async fn delete(
     caller: Caller,
     id: PathId,
 ) -> Result<StatusCode, ApiError> {
-    caller.may_change("deleting a category")?;
-    let project = caller.project();
+    let project = caller.project_to_change("deleting a category")?;
     let id = id.parse("category")?;
     let current = state
         .store

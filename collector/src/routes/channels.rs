@@ -184,8 +184,7 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<CreateChannel>,
 ) -> Result<(StatusCode, Json<Channel>), ApiError> {
-    caller.may_change("creating a channel")?;
-    let project = caller.project();
+    let project = caller.project_to_change("creating a channel")?;
     if state.store.list_channels(project).await?.len() >= MAX_CHANNELS_PER_PROJECT {
         return Err(ApiError::BadRequest(format!(
             "this project has {MAX_CHANNELS_PER_PROJECT} channels, the most it may \
@@ -306,8 +305,7 @@ pub async fn update(
     id: PathId,
     ApiJson(body): ApiJson<UpdateChannel>,
 ) -> Result<Json<Channel>, ApiError> {
-    caller.may_change("changing a channel")?;
-    let project = caller.project();
+    let project = caller.project_to_change("changing a channel")?;
     let id = id.parse("channel")?;
     let current = owned(&state, project, id).await?;
     let kind = match current.kind.as_str() {
@@ -380,8 +378,7 @@ pub async fn delete(
     caller: Caller,
     id: PathId,
 ) -> Result<StatusCode, ApiError> {
-    caller.may_change("deleting a channel")?;
-    let project = caller.project();
+    let project = caller.project_to_change("deleting a channel")?;
     let id = id.parse("channel")?;
     let current = owned(&state, project, id).await?;
     match state
@@ -418,8 +415,7 @@ pub async fn test(
     caller: Caller,
     id: PathId,
 ) -> Result<Json<TestResult>, ApiError> {
-    caller.may_change("sending a test notification")?;
-    let project = caller.project();
+    let project = caller.project_to_change("sending a test notification")?;
     let id = id.parse("channel")?;
     let channel = owned(&state, project, id).await?;
     let now = state.clock.now();

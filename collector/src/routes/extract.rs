@@ -231,17 +231,17 @@ impl Caller {
         }
     }
 
-    /// Refuses a change to a viewer with a 403 that says which role is needed.
-    pub fn may_change(&self, what: &str) -> Result<(), ApiError> {
+    /// The project, for a change by this caller; a viewer gets a 403 that says which role is
+    /// needed.
+    pub fn project_to_change(&self, what: &str) -> Result<ProjectId, ApiError> {
         match self {
-            Self::SecretKey { .. } => Ok(()),
             Self::Member { role, project, .. } if *role < CHANGE_ROLE => {
                 Err(ApiError::Forbidden(format!(
                     "{what} needs the {CHANGE_ROLE} role or higher in project {project}; you are \
                      {role}. Ask a project admin to change your role"
                 )))
             }
-            Self::Member { .. } => Ok(()),
+            Self::SecretKey { project, .. } | Self::Member { project, .. } => Ok(*project),
         }
     }
 

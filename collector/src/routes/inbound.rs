@@ -142,7 +142,7 @@ pub async fn create(
     caller: Caller,
     ApiJson(body): ApiJson<InboundSourceBody>,
 ) -> Result<(StatusCode, Json<InboundSource>), ApiError> {
-    caller.may_change("creating an inbound source")?;
+    let project = caller.project_to_change("creating an inbound source")?;
     let kind = SourceKind::parse(&body.kind)?;
     let name = check_name(&body.name)?;
     let paths = [
@@ -177,7 +177,7 @@ pub async fn create(
     let record = state
         .store
         .create_inbound_source(
-            caller.project(),
+            project,
             &NewInboundSource {
                 kind: kind.as_str(),
                 name: &name,
@@ -238,9 +238,9 @@ pub async fn delete(
     caller: Caller,
     id: PathId,
 ) -> Result<StatusCode, ApiError> {
-    caller.may_change("deleting an inbound source")?;
+    let project = caller.project_to_change("deleting an inbound source")?;
     let id = id.parse("inbound source")?;
-    let project = caller.project();
+
     let current = state
         .store
         .list_inbound_sources(project)

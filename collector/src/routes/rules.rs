@@ -219,8 +219,7 @@ pub async fn create(
     caller: Caller,
     RuleBody(spec): RuleBody,
 ) -> Result<(StatusCode, Json<RuleView>), ApiError> {
-    caller.may_change("creating a rule")?;
-    let project_id = caller.project();
+    let project_id = caller.project_to_change("creating a rule")?;
     check_channels(&state, project_id, &spec).await?;
     if state.store.list_rules(project_id).await?.len() >= MAX_RULES_PER_PROJECT {
         return Err(ApiError::BadRequest(format!(
@@ -309,8 +308,7 @@ pub async fn update(
     id: PathId,
     RuleBody(spec): RuleBody,
 ) -> Result<Json<RuleView>, ApiError> {
-    caller.may_change("changing a rule")?;
-    let project_id = caller.project();
+    let project_id = caller.project_to_change("changing a rule")?;
     let id = rule_id(&id)?;
     check_channels(&state, project_id, &spec).await?;
     let definition = serde_json::to_string(&spec).map_err(|e| ApiError::Internal(e.into()))?;
@@ -342,8 +340,7 @@ pub async fn delete(
     caller: Caller,
     id: PathId,
 ) -> Result<StatusCode, ApiError> {
-    caller.may_change("deleting a rule")?;
-    let project_id = caller.project();
+    let project_id = caller.project_to_change("deleting a rule")?;
     let id = rule_id(&id)?;
     let current = state
         .store
