@@ -265,8 +265,7 @@ pub async fn export(
             let next = (page.len() as i64 == EXPORT_PAGE).then_some(last);
             let mut out = Vec::new();
             for event in page {
-                serde_json::to_writer(&mut out, &super::events::render(event))
-                    .map_err(std::io::Error::other)?;
+                serde_json::to_writer(&mut out, &event.render()).map_err(std::io::Error::other)?;
                 out.push(b'\n');
             }
             Ok::<_, std::io::Error>(Some((Bytes::from(out), next)))

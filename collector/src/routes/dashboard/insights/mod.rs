@@ -904,7 +904,7 @@ pub async fn tail(
                         .insert(e.seq, e.received_at.timestamp_millis())
                         .is_none()
                     {
-                        fresh.push(crate::routes::events::render(e));
+                        fresh.push(e.render());
                     }
                 }
                 t.since = t.since.max(now - TAIL_OVERLAP_MS);
