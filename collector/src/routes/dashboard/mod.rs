@@ -6,7 +6,6 @@
 
 pub mod account;
 pub mod assets;
-pub mod guards;
 pub mod insights;
 pub mod invitations;
 pub mod projects;
@@ -14,58 +13,13 @@ pub mod retention;
 pub mod web;
 pub mod web_settings;
 
-use std::num::NonZeroU32;
-use std::sync::Arc;
-
 use axum::Router;
 use axum::http::header;
 use axum::routing::{get, post};
-use chrono::Duration;
 use utoipa::IntoParams;
 
-use crate::config::DashboardConfig;
 use crate::domain::ProjectId;
 use crate::state::AppState;
-
-/// Limits login attempts per client address and per e-mail address.
-pub type LoginLimiter = crate::limiter::KeyedLimiter<String>;
-
-/// What the dashboard's handlers share.
-#[derive(Debug)]
-pub struct DashboardState {
-    pub config: DashboardConfig,
-    pub login_limiter: LoginLimiter,
-    /// The plan of projects created in the dashboard (PULSELINE_DEFAULT_PLAN).
-    pub default_plan: String,
-    pub password_checks: guards::PasswordChecks,
-    pub tails: guards::TailSlots,
-}
-
-impl DashboardState {
-    pub fn new(
-        config: DashboardConfig,
-        default_plan: String,
-        clock: crate::limiter::LimiterClock,
-    ) -> Self {
-        let per_minute =
-            NonZeroU32::new(config.login_attempts_per_minute).unwrap_or(NonZeroU32::MIN);
-        Self {
-            login_limiter: LoginLimiter::new(
-                "login",
-                governor::Quota::per_minute(per_minute),
-                clock,
-            ),
-            password_checks: guards::PasswordChecks::new(&config),
-            tails: guards::TailSlots::new(&config),
-            config,
-            default_plan,
-        }
-    }
-
-    pub fn session_ttl(&self) -> Duration {
-        Duration::hours(i64::from(self.config.session_ttl_hours))
-    }
-}
 
 /// The dashboard's pages and API, with `alerting`: the alerting routes mounted under
 /// [`super::DASHBOARD_PREFIX`] (built by the caller, so this module needs nothing from its parent).
@@ -195,6 +149,3 @@ pub struct CsrfHeader(
     /// The csrf_token of GET /api/dash/session.
     pub String,
 );
-
-/// The dashboard state, shared.
-pub type SharedDashboard = Arc<DashboardState>;

@@ -805,7 +805,7 @@ struct Tail {
     /// The session or membership is gone: the `end` message was sent; the stream stops.
     ended: bool,
     /// Counts against PULSELINE_TAILS_PER_SESSION / PULSELINE_MAX_TAILS until the stream drops.
-    _slot: super::guards::TailSlot,
+    _slot: crate::state::guards::TailSlot,
 }
 
 /// Whether the tail's viewer may still see the project: the session still exists (no logout,
