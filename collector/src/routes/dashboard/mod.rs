@@ -8,8 +8,11 @@ pub mod account;
 pub mod assets;
 pub mod insights;
 pub mod invitations;
+pub mod keys;
+pub mod members;
 pub mod projects;
 pub mod retention;
+pub mod settings;
 pub mod web;
 pub mod web_settings;
 
@@ -52,23 +55,23 @@ pub fn router(alerting: Router<AppState>) -> Router<AppState> {
         .route("/api/dash/projects/{project}", get(projects::show))
         .route(
             "/api/dash/projects/{project}/keys",
-            get(projects::keys).post(projects::create_key),
+            get(keys::keys).post(keys::create_key),
         )
         .route(
             "/api/dash/projects/{project}/keys/{key}/rotate",
-            post(projects::rotate_key),
+            post(keys::rotate_key),
         )
         .route(
             "/api/dash/projects/{project}/keys/{key}/revoke",
-            post(projects::revoke_key),
+            post(keys::revoke_key),
         )
         .route(
             "/api/dash/projects/{project}/members",
-            get(projects::members).post(projects::set_member),
+            get(members::members).post(members::set_member),
         )
         .route(
             "/api/dash/projects/{project}/members/{user}",
-            axum::routing::delete(projects::remove_member),
+            axum::routing::delete(members::remove_member),
         )
         .route(
             "/api/dash/projects/{project}/invitations",
@@ -86,25 +89,40 @@ pub fn router(alerting: Router<AppState>) -> Router<AppState> {
         )
         .route(
             "/api/dash/projects/{project}/overview",
-            get(insights::overview),
+            get(insights::overview::overview),
         )
-        .route("/api/dash/projects/{project}/series", get(insights::series))
-        .route("/api/dash/projects/{project}/events", get(insights::events))
+        .route(
+            "/api/dash/projects/{project}/series",
+            get(insights::explore::series),
+        )
+        .route(
+            "/api/dash/projects/{project}/events",
+            get(insights::explore::events),
+        )
         .route(
             "/api/dash/projects/{project}/event-names",
-            get(insights::event_names),
+            get(insights::overview::event_names),
         )
-        .route("/api/dash/projects/{project}/vitals", get(insights::vitals))
-        .route("/api/dash/projects/{project}/funnel", get(insights::funnel))
+        .route(
+            "/api/dash/projects/{project}/vitals",
+            get(insights::vitals::vitals),
+        )
+        .route(
+            "/api/dash/projects/{project}/funnel",
+            get(insights::funnels::funnel),
+        )
         .route(
             "/api/dash/projects/{project}/retention",
-            get(insights::retention),
+            get(insights::retention::retention),
         )
         .route(
             "/api/dash/projects/{project}/sessions",
-            get(insights::sessions),
+            get(insights::sessions::sessions),
         )
-        .route("/api/dash/projects/{project}/tail", get(insights::tail))
+        .route(
+            "/api/dash/projects/{project}/tail",
+            get(insights::live::tail),
+        )
         .route("/api/dash/projects/{project}/web", get(web::report))
         .route(
             "/api/dash/projects/{project}/web/realtime",
@@ -112,7 +130,7 @@ pub fn router(alerting: Router<AppState>) -> Router<AppState> {
         )
         .route(
             "/api/dash/projects/{project}/settings",
-            get(web::settings).post(web::update_settings),
+            get(settings::settings).post(settings::update_settings),
         )
         .merge(alerting)
         .layer(axum::middleware::map_response(no_basic_auth_prompt))
