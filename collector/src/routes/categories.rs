@@ -1,5 +1,5 @@
 //! Event categories: which events become notifications. Secret key, or a dashboard session
-//! (viewers read; developers and above change): see [`super::caller`].
+//! (viewers read; developers and above change): see [`super::extract::Caller`].
 
 use axum::Json;
 use axum::extract::State;

@@ -1,5 +1,5 @@
 //! Notification channels: where notifications go. Secret key, or a dashboard session (viewers
-//! read; developers and above change and send tests): see [`super::caller`].
+//! read; developers and above change and send tests): see [`super::extract::Caller`].
 
 use axum::Json;
 use axum::extract::State;

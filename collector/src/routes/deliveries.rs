@@ -1,5 +1,5 @@
 //! The outbox as users see it: what was sent where, and every attempt. Secret key, or any
-//! member of the project through the dashboard: see [`super::caller`].
+//! member of the project through the dashboard: see [`super::extract::Caller`].
 
 use axum::Json;
 use axum::extract::State;

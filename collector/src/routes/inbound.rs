@@ -1,5 +1,5 @@
 //! Inbound webhook sources (secret key, or a dashboard session: viewers read, developers and
-//! above change; see [`super::caller`]) and the receiving endpoint `/v1/inbound/{token}`,
+//! above change; see [`super::extract::Caller`]) and the receiving endpoint `/v1/inbound/{token}`,
 //! where Stripe, GitHub or a generic sender posts. See docs/inbound-webhooks.md.
 
 use axum::Json;

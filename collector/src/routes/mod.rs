@@ -1,5 +1,6 @@
 //! The HTTP surface. `router` is pure: tests drive it with `oneshot` or over a real socket.
 
+pub mod alerts;
 pub mod api_docs;
 pub mod categories;
 pub mod channels;
@@ -44,7 +45,7 @@ use crate::state::AppState;
         channels::test, categories::create, categories::list, categories::get_one,
         categories::update, categories::delete, deliveries::list,
         rules::create, rules::list, rules::get, rules::update, rules::delete,
-        rules::preview, rules::preview_draft, rules::alerts,
+        rules::preview, rules::preview_draft, alerts::alerts,
         dashboard::account::current, dashboard::account::login, dashboard::account::logout,
         dashboard::account::change_password, dashboard::account::account_audit,
         dashboard::invitations::pending, dashboard::invitations::invite,
@@ -195,7 +196,7 @@ mod alerting_routes {
     use axum::Router;
     use axum::routing::{delete, get, post};
 
-    use super::{categories, channels, deliveries, inbound, persons, rules};
+    use super::{alerts, categories, channels, deliveries, inbound, persons, rules};
     use crate::state::AppState;
 
     /// Channels, categories, rules, alerts, deliveries and persons under `prefix`. The same handlers
@@ -230,7 +231,7 @@ mod alerting_routes {
                 get(rules::get).put(rules::update).delete(rules::delete),
             )
             .route(&at("/rules/{id}/preview"), get(rules::preview))
-            .route(&at("/alerts"), get(rules::alerts))
+            .route(&at("/alerts"), get(alerts::alerts))
             .route(
                 &at("/inbound-sources"),
                 get(inbound::list).post(inbound::create),
