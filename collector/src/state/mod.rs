@@ -31,7 +31,7 @@ pub struct AppState {
     /// Which reverse proxies say who the client is.
     pub proxies: Arc<crate::proxy::ProxyConfig>,
     /// Where `/metrics` is served and the token it needs.
-    pub ops: Arc<crate::routes::ops::OpsConfig>,
+    pub ops: Arc<crate::config::OpsConfig>,
     /// Persons whose new events are dropped at ingest.
     pub suppressions: crate::privacy::SuppressionCache,
     /// Today's salt of cookieless visitor ids.
