@@ -101,7 +101,7 @@ pub struct Config {
     #[command(flatten)]
     pub proxy: crate::proxy::ProxyConfig,
     #[command(flatten)]
-    pub ops: crate::routes::ops::OpsConfig,
+    pub ops: OpsConfig,
     #[command(flatten)]
     pub web: crate::web::WebConfig,
 }
@@ -200,5 +200,27 @@ impl Config {
             ops: Default::default(),
             web: Default::default(),
         }
+    }
+}
+
+/// Where operations endpoints are served (README, "Operations listener").
+#[derive(Clone, Default, Args)]
+pub struct OpsConfig {
+    /// A second address serving `/metrics`, `/healthz` and `/readyz` (e.g. `127.0.0.1:9090`).
+    /// When set, `/metrics` is no longer served on PULSELINE_LISTEN.
+    #[arg(long, env = "PULSELINE_OPS_LISTEN")]
+    pub ops_listen: Option<SocketAddr>,
+    /// A token `/metrics` requires as `Authorization: Bearer TOKEN`, on whichever listener.
+    #[arg(long, env = "PULSELINE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+}
+
+/// Without the token: a logged or printed configuration must not leak it.
+impl std::fmt::Debug for OpsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpsConfig")
+            .field("ops_listen", &self.ops_listen)
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "…"))
+            .finish()
     }
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -83,6 +84,21 @@ impl ApiError {
             }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
+    }
+}
+
+/// A body that is not the JSON a route takes ([`crate::routes::extract::ApiJson`]): 400 with
+/// axum's reason, in the product's error body rather than axum's plain text.
+impl From<JsonRejection> for ApiError {
+    fn from(e: JsonRejection) -> Self {
+        Self::BadRequest(format!("invalid JSON body: {}", e.body_text()))
+    }
+}
+
+/// A query string that does not parse ([`crate::routes::extract::ApiQuery`]).
+impl From<QueryRejection> for ApiError {
+    fn from(e: QueryRejection) -> Self {
+        Self::BadRequest(format!("invalid query: {}", e.body_text()))
     }
 }
 

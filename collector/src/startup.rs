@@ -188,7 +188,7 @@ impl Application {
                 notifications,
                 config: delivery_config,
             },
-            dashboard: Arc::new(crate::routes::dashboard::DashboardState::new(
+            dashboard: Arc::new(crate::state::dashboard::DashboardState::new(
                 config.dashboard,
                 config.default_plan,
                 limiter_clock,

@@ -1,17 +1,16 @@
 //! Event categories: which events become notifications. Secret key, or a dashboard session
-//! (viewers read; developers and above change): see [`super::caller`].
+//! (viewers read; developers and above change): see [`super::extract::Caller`].
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::caller::{Caller, PathId};
-use super::channels::{check_name, json_body};
+use super::channels::check_name;
+use super::extract::{ApiJson, Caller, PathId};
 use crate::alerting::categories::EventPattern;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -178,17 +177,16 @@ async fn refresh(state: &AppState) {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<CategoryBody>, JsonRejection>,
+    ApiJson(body): ApiJson<CategoryBody>,
 ) -> Result<(StatusCode, Json<Category>), ApiError> {
-    caller.may_change("creating a category")?;
-    let project = caller.project();
+    let project = caller.project_to_change("creating a category")?;
     if state.store.list_categories(project).await?.len() >= MAX_CATEGORIES_PER_PROJECT {
         return Err(ApiError::BadRequest(format!(
             "this project has {MAX_CATEGORIES_PER_PROJECT} categories, the most it may \
              (MAX_CATEGORIES_PER_PROJECT): delete one, or widen a pattern to cover several"
         )));
     }
-    let input = validate(&state, project, json_body(body)?).await?;
+    let input = validate(&state, project, body).await?;
     let record = state
         .store
         .create_category(project, &input, state.clock.now())
@@ -253,12 +251,11 @@ pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     id: PathId,
-    body: Result<Json<CategoryBody>, JsonRejection>,
+    ApiJson(body): ApiJson<CategoryBody>,
 ) -> Result<Json<Category>, ApiError> {
-    caller.may_change("changing a category")?;
-    let project = caller.project();
+    let project = caller.project_to_change("changing a category")?;
     let id = id.parse("category")?;
-    let input = validate(&state, project, json_body(body)?).await?;
+    let input = validate(&state, project, body).await?;
     let c = state
         .store
         .update_category(project, id, &input, state.clock.now())
@@ -284,8 +281,7 @@ pub async fn delete(
     caller: Caller,
     id: PathId,
 ) -> Result<StatusCode, ApiError> {
-    caller.may_change("deleting a category")?;
-    let project = caller.project();
+    let project = caller.project_to_change("deleting a category")?;
     let id = id.parse("category")?;
     let current = state
         .store

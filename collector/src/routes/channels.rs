@@ -1,15 +1,14 @@
 //! Notification channels: where notifications go. Secret key, or a dashboard session (viewers
-//! read; developers and above change and send tests): see [`super::caller`].
+//! read; developers and above change and send tests): see [`super::extract::Caller`].
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::caller::{Caller, PathId};
+use super::extract::{ApiJson, Caller, PathId};
 use crate::alerting::delivery::sender::{SendOutcome, check_target};
 use crate::alerting::delivery::{next_state, webhook};
 use crate::alerting::notification::{Notification, NotificationField};
@@ -117,11 +116,6 @@ pub struct TestResult {
     pub channel_disabled: Option<String>,
 }
 
-pub(crate) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(b)| b)
-        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {}", e.body_text())))
-}
-
 pub(crate) fn check_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
@@ -188,11 +182,9 @@ fn check_email(email: Option<&str>) -> Result<String, ApiError> {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<CreateChannel>, JsonRejection>,
+    ApiJson(body): ApiJson<CreateChannel>,
 ) -> Result<(StatusCode, Json<Channel>), ApiError> {
-    caller.may_change("creating a channel")?;
-    let project = caller.project();
-    let body = json_body(body)?;
+    let project = caller.project_to_change("creating a channel")?;
     if state.store.list_channels(project).await?.len() >= MAX_CHANNELS_PER_PROJECT {
         return Err(ApiError::BadRequest(format!(
             "this project has {MAX_CHANNELS_PER_PROJECT} channels, the most it may \
@@ -246,10 +238,10 @@ pub async fn list(
 }
 
 /// A webhook URL carries its token (Discord's and Slack's are the credential itself): members
-/// below [`super::caller::CHANGE_ROLE`] see only where it points, `https://host/…`.
+/// below [`super::extract::CHANGE_ROLE`] see only where it points, `https://host/…`.
 fn shown_to(caller: &Caller, mut channel: Channel) -> Channel {
     let below_developer = matches!(caller, Caller::Member { role, .. }
-        if *role < super::caller::CHANGE_ROLE);
+        if *role < super::extract::CHANGE_ROLE);
     if below_developer && channel.kind != ChannelKind::Email.as_str() {
         channel.target = match reqwest::Url::parse(&channel.target) {
             Ok(url) => format!(
@@ -311,12 +303,10 @@ pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     id: PathId,
-    body: Result<Json<UpdateChannel>, JsonRejection>,
+    ApiJson(body): ApiJson<UpdateChannel>,
 ) -> Result<Json<Channel>, ApiError> {
-    caller.may_change("changing a channel")?;
-    let project = caller.project();
+    let project = caller.project_to_change("changing a channel")?;
     let id = id.parse("channel")?;
-    let body = json_body(body)?;
     let current = owned(&state, project, id).await?;
     let kind = match current.kind.as_str() {
         "discord" => ChannelKind::Discord,
@@ -388,8 +378,7 @@ pub async fn delete(
     caller: Caller,
     id: PathId,
 ) -> Result<StatusCode, ApiError> {
-    caller.may_change("deleting a channel")?;
-    let project = caller.project();
+    let project = caller.project_to_change("deleting a channel")?;
     let id = id.parse("channel")?;
     let current = owned(&state, project, id).await?;
     match state
@@ -426,8 +415,7 @@ pub async fn test(
     caller: Caller,
     id: PathId,
 ) -> Result<Json<TestResult>, ApiError> {
-    caller.may_change("sending a test notification")?;
-    let project = caller.project();
+    let project = caller.project_to_change("sending a test notification")?;
     let id = id.parse("channel")?;
     let channel = owned(&state, project, id).await?;
     let now = state.clock.now();

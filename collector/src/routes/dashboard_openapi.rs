@@ -1,5 +1,5 @@
 //! The dashboard's alerting routes in `/openapi.json`. They are the secret-key routes' handlers
-//! mounted under `/api/dash/projects/{project}` (see [`super::caller`]), so their description
+//! mounted under `/api/dash/projects/{project}` (see [`super::extract::Caller`]), so their description
 //! is derived from those routes' rather than written twice: the project moves from the key into
 //! the path, the session cookie replaces the key, and changes carry the CSRF token.
 
@@ -10,7 +10,7 @@ use utoipa::openapi::{
     ContentBuilder, Object, OpenApi, Ref, RefOr, Required, ResponseBuilder, Type,
 };
 
-use super::dashboard::{CSRF_HEADER, SESSION_COOKIE};
+use super::extract::{CSRF_HEADER, SESSION_COOKIE};
 use super::{DASHBOARD_PREFIX, SECRET_KEY_PREFIX};
 
 /// The secret-key paths that have a dashboard twin.

@@ -1,14 +1,13 @@
 //! The outbox as users see it: what was sent where, and every attempt. Secret key, or any
-//! member of the project through the dashboard: see [`super::caller`].
+//! member of the project through the dashboard: see [`super::extract::Caller`].
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::caller::Caller;
+use super::extract::{ApiQuery, Caller};
 use crate::alerting::notification::Notification;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -72,10 +71,9 @@ pub struct DeliveryList {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<DeliveriesParams>, QueryRejection>,
+    ApiQuery(p): ApiQuery<DeliveriesParams>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     let project = caller.project();
-    let Query(p) = params.map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
     if let Some(s) = &p.status
         && !STATUSES.contains(&s.as_str())
     {

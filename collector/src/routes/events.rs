@@ -1,16 +1,13 @@
 //! The read API, for tools and tests (the dashboard extends it). Secret key only.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
-use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
+use super::extract::ApiQuery;
 use crate::auth::{authenticate, key_from_headers};
 use crate::domain::KeyKind;
 use crate::error::{ApiError, ErrorBody};
@@ -71,7 +68,7 @@ pub struct Stats {
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
-    params: Result<Query<EventsParams>, QueryRejection>,
+    ApiQuery(params): ApiQuery<EventsParams>,
 ) -> Result<Json<EventsPage>, ApiError> {
     let key = authenticate(
         &state,
@@ -79,7 +76,6 @@ pub async fn list(
         KeyKind::Secret,
     )
     .await?;
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE_SIZE);
     if !(1..=MAX_PAGE_SIZE).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
@@ -107,7 +103,7 @@ pub async fn list(
         .then(|| rows.last().map(|r| r.seq.to_string()))
         .flatten();
     Ok(Json(EventsPage {
-        events: rows.into_iter().map(render).collect(),
+        events: rows.into_iter().map(StoredEvent::render).collect(),
         next_cursor,
     }))
 }
@@ -144,41 +140,4 @@ pub async fn stats(
         events_total,
         events_this_month,
     }))
-}
-
-/// The message as sent, with the stored values of the fields the collector may have filled.
-/// Fields are copied as JSON text, never parsed into values, so every number keeps its digits.
-pub(crate) fn render(e: StoredEvent) -> Box<RawValue> {
-    let mut obj: BTreeMap<String, Box<RawValue>> = match serde_json::from_str(&e.body) {
-        Ok(fields) => fields,
-        Err(err) => {
-            // Ingest stores only JSON objects; should a row be damaged, its columns still say
-            // what the event was rather than returning it empty.
-            tracing::error!(seq = e.seq, error = %err, "a stored message body is not a JSON object");
-            let mut obj = BTreeMap::new();
-            let columns = [
-                ("event", e.event.as_deref()),
-                ("userId", e.user_id.as_deref()),
-                ("anonymousId", e.anonymous_id.as_deref()),
-            ];
-            for (field, value) in columns {
-                if let Some(v) = value {
-                    obj.insert(field.to_owned(), raw_string(v));
-                }
-            }
-            obj
-        }
-    };
-    let timestamp = e.timestamp.to_rfc3339_opts(SecondsFormat::Millis, true);
-    let received_at = e.received_at.to_rfc3339_opts(SecondsFormat::Millis, true);
-    obj.insert("messageId".into(), raw_string(&e.message_id));
-    obj.insert("type".into(), raw_string(&e.kind));
-    obj.insert("timestamp".into(), raw_string(&timestamp));
-    obj.insert("receivedAt".into(), raw_string(&received_at));
-    serde_json::value::to_raw_value(&obj).unwrap_or_else(|_| raw_string(""))
-}
-
-fn raw_string(s: &str) -> Box<RawValue> {
-    // Serializing a string cannot fail; the fallback only keeps this free of panics.
-    serde_json::value::to_raw_value(s).unwrap_or_else(|_| RawValue::NULL.to_owned())
 }

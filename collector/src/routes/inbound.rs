@@ -1,9 +1,9 @@
 //! Inbound webhook sources (secret key, or a dashboard session: viewers read, developers and
-//! above change; see [`super::caller`]) and the receiving endpoint `/v1/inbound/{token}`,
+//! above change; see [`super::extract::Caller`]) and the receiving endpoint `/v1/inbound/{token}`,
 //! where Stripe, GitHub or a generic sender posts. See docs/inbound-webhooks.md.
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use base64::Engine;
@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use super::caller::{Caller, PathId};
-use super::channels::{check_name, json_body};
+use super::channels::check_name;
+use super::extract::{ApiJson, Caller, PathId};
 use super::ingest::IngestResponse;
 use crate::alerting::delivery::webhook;
 use crate::error::{ApiError, ErrorBody};
@@ -140,10 +140,9 @@ fn secret_for(kind: SourceKind, given: Option<&str>) -> Result<(String, bool), A
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<InboundSourceBody>, JsonRejection>,
+    ApiJson(body): ApiJson<InboundSourceBody>,
 ) -> Result<(StatusCode, Json<InboundSource>), ApiError> {
-    caller.may_change("creating an inbound source")?;
-    let body = json_body(body)?;
+    let project = caller.project_to_change("creating an inbound source")?;
     let kind = SourceKind::parse(&body.kind)?;
     let name = check_name(&body.name)?;
     let paths = [
@@ -178,7 +177,7 @@ pub async fn create(
     let record = state
         .store
         .create_inbound_source(
-            caller.project(),
+            project,
             &NewInboundSource {
                 kind: kind.as_str(),
                 name: &name,
@@ -239,9 +238,9 @@ pub async fn delete(
     caller: Caller,
     id: PathId,
 ) -> Result<StatusCode, ApiError> {
-    caller.may_change("deleting an inbound source")?;
+    let project = caller.project_to_change("deleting an inbound source")?;
     let id = id.parse("inbound source")?;
-    let project = caller.project();
+
     let current = state
         .store
         .list_inbound_sources(project)

@@ -1,13 +1,14 @@
 //! The HTTP surface. `router` is pure: tests drive it with `oneshot` or over a real socket.
 
+pub mod alerts;
 pub mod api_docs;
-pub mod caller;
 pub mod categories;
 pub mod channels;
 pub mod dashboard;
 mod dashboard_openapi;
 pub mod deliveries;
 pub mod events;
+pub mod extract;
 pub mod inbound;
 pub mod ingest;
 pub mod ops;
@@ -44,24 +45,25 @@ use crate::state::AppState;
         channels::test, categories::create, categories::list, categories::get_one,
         categories::update, categories::delete, deliveries::list,
         rules::create, rules::list, rules::get, rules::update, rules::delete,
-        rules::preview, rules::preview_draft, rules::alerts,
+        rules::preview, rules::preview_draft, alerts::alerts,
         dashboard::account::current, dashboard::account::login, dashboard::account::logout,
         dashboard::account::change_password, dashboard::account::account_audit,
         dashboard::invitations::pending, dashboard::invitations::invite,
         dashboard::invitations::cancel, dashboard::invitations::mine,
         dashboard::invitations::accept, dashboard::invitations::decline,
         dashboard::projects::list, dashboard::projects::create, dashboard::projects::show,
-        dashboard::projects::keys, dashboard::projects::create_key,
-        dashboard::projects::rotate_key, dashboard::projects::revoke_key,
-        dashboard::projects::members, dashboard::projects::set_member,
-        dashboard::projects::remove_member, dashboard::projects::audit,
+        dashboard::keys::keys, dashboard::keys::create_key,
+        dashboard::keys::rotate_key, dashboard::keys::revoke_key,
+        dashboard::members::members, dashboard::members::set_member,
+        dashboard::members::remove_member, dashboard::projects::audit,
         dashboard::projects::usage, dashboard::retention::show, dashboard::retention::set,
-        dashboard::insights::overview, dashboard::insights::series, dashboard::insights::events,
-        dashboard::insights::event_names, dashboard::insights::vitals,
-        dashboard::insights::funnel, dashboard::insights::retention,
-        dashboard::insights::sessions, dashboard::insights::tail,
-        dashboard::web::report, dashboard::web::realtime, dashboard::web::settings,
-        dashboard::web::update_settings,
+        dashboard::insights::overview::overview, dashboard::insights::overview::event_names,
+        dashboard::insights::explore::series, dashboard::insights::explore::events,
+        dashboard::insights::vitals::vitals, dashboard::insights::funnels::funnel,
+        dashboard::insights::retention::retention, dashboard::insights::sessions::sessions,
+        dashboard::insights::live::tail,
+        dashboard::web::report, dashboard::web::realtime, dashboard::settings::settings,
+        dashboard::settings::update_settings,
         persons::preview, persons::delete, persons::export, persons::suppressions, persons::lift,
         inbound::create, inbound::list, inbound::delete, inbound::receive,
         segment::page, segment::identify, segment::track, segment::group, segment::alias,
@@ -125,7 +127,7 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .merge(ingest)
-        .merge(dashboard::router())
+        .merge(dashboard::router(alerting(DASHBOARD_PREFIX)))
         .route(
             "/v1/inbound/{token}",
             post(inbound::receive).layer(DefaultBodyLimit::max(
@@ -194,12 +196,12 @@ mod alerting_routes {
     use axum::Router;
     use axum::routing::{delete, get, post};
 
-    use super::{categories, channels, deliveries, inbound, persons, rules};
+    use super::{alerts, categories, channels, deliveries, inbound, persons, rules};
     use crate::state::AppState;
 
     /// Channels, categories, rules, alerts, deliveries and persons under `prefix`. The same handlers
     /// serve [`super::SECRET_KEY_PREFIX`] and [`super::DASHBOARD_PREFIX`]: their
-    /// [`super::caller::Caller`] argument tells them which project and what the caller may do.
+    /// [`super::extract::Caller`] argument tells them which project and what the caller may do.
     pub fn alerting(prefix: &str) -> Router<AppState> {
         let at = |path: &str| format!("{prefix}{path}");
         Router::new()
@@ -229,7 +231,7 @@ mod alerting_routes {
                 get(rules::get).put(rules::update).delete(rules::delete),
             )
             .route(&at("/rules/{id}/preview"), get(rules::preview))
-            .route(&at("/alerts"), get(rules::alerts))
+            .route(&at("/alerts"), get(alerts::alerts))
             .route(
                 &at("/inbound-sources"),
                 get(inbound::list).post(inbound::create),

@@ -4,7 +4,6 @@
 //! (`PULSELINE_OPS_LISTEN`) and/or require a bearer token (`PULSELINE_METRICS_TOKEN`).
 //! `/healthz` and `/readyz` stay on the main listener too: load balancers probe it there.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -12,33 +11,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use clap::Args;
 use sha2::Digest as _;
 
 use crate::error::ApiError;
 use crate::state::AppState;
-
-/// Where operations endpoints are served (README, "Operations listener").
-#[derive(Clone, Default, Args)]
-pub struct OpsConfig {
-    /// A second address serving `/metrics`, `/healthz` and `/readyz` (e.g. `127.0.0.1:9090`).
-    /// When set, `/metrics` is no longer served on PULSELINE_LISTEN.
-    #[arg(long, env = "PULSELINE_OPS_LISTEN")]
-    pub ops_listen: Option<SocketAddr>,
-    /// A token `/metrics` requires as `Authorization: Bearer TOKEN`, on whichever listener.
-    #[arg(long, env = "PULSELINE_METRICS_TOKEN", hide_env_values = true)]
-    pub metrics_token: Option<String>,
-}
-
-/// Without the token: a logged or printed configuration must not leak it.
-impl std::fmt::Debug for OpsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpsConfig")
-            .field("ops_listen", &self.ops_listen)
-            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "…"))
-            .finish()
-    }
-}
 
 /// `/metrics` for the main router: there unless a separate operations listener serves it.
 pub fn metrics_on_main_listener(state: &AppState) -> Router<AppState> {

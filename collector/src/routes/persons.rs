@@ -4,15 +4,14 @@
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
-use super::caller::Caller;
+use super::extract::{ApiQuery, Caller};
 use crate::domain::account::Role;
 use crate::domain::message::MAX_ID_CHARS;
 use crate::error::{ApiError, ErrorBody};
@@ -135,12 +134,6 @@ fn person_digest(ids: &[String]) -> String {
     format!("person sha256:{hex}")
 }
 
-fn parse(params: Result<Query<PersonParams>, QueryRejection>) -> Result<PersonParams, ApiError> {
-    params
-        .map(|Query(p)| p)
-        .map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))
-}
-
 /// The ids and the number of events a deletion of this person would cover.
 #[utoipa::path(
     get, path = "/api/v1/persons", tag = "privacy",
@@ -158,10 +151,10 @@ fn parse(params: Result<Query<PersonParams>, QueryRejection>) -> Result<PersonPa
 pub async fn preview(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<PersonParams>, QueryRejection>,
+    ApiQuery(params): ApiQuery<PersonParams>,
 ) -> Result<Json<PersonPreview>, ApiError> {
     may_manage_persons(&caller)?;
-    let requested = requested_ids(&parse(params)?)?;
+    let requested = requested_ids(&params)?;
     let ids = person(&state, &caller, &requested).await?;
     let events = state
         .store
@@ -187,10 +180,9 @@ pub async fn preview(
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<PersonParams>, QueryRejection>,
+    ApiQuery(params): ApiQuery<PersonParams>,
 ) -> Result<Json<PersonDeleted>, ApiError> {
     may_manage_persons(&caller)?;
-    let params = parse(params)?;
     let requested = requested_ids(&params)?;
     let ids = person(&state, &caller, &requested).await?;
     let suppress = params.suppress.unwrap_or(false);
@@ -245,10 +237,10 @@ pub async fn delete(
 pub async fn export(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<PersonParams>, QueryRejection>,
+    ApiQuery(params): ApiQuery<PersonParams>,
 ) -> Result<Response, ApiError> {
     may_manage_persons(&caller)?;
-    let requested = requested_ids(&parse(params)?)?;
+    let requested = requested_ids(&params)?;
     let ids = person(&state, &caller, &requested).await?;
     caller
         .audit(&state, "person.exported", person_digest(&requested))
@@ -273,8 +265,7 @@ pub async fn export(
             let next = (page.len() as i64 == EXPORT_PAGE).then_some(last);
             let mut out = Vec::new();
             for event in page {
-                serde_json::to_writer(&mut out, &super::events::render(event))
-                    .map_err(std::io::Error::other)?;
+                serde_json::to_writer(&mut out, &event.render()).map_err(std::io::Error::other)?;
                 out.push(b'\n');
             }
             Ok::<_, std::io::Error>(Some((Bytes::from(out), next)))
@@ -313,10 +304,9 @@ pub async fn export(
 pub async fn suppressions(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<SuppressionsParams>, QueryRejection>,
+    ApiQuery(params): ApiQuery<SuppressionsParams>,
 ) -> Result<Json<SuppressionsPage>, ApiError> {
     may_manage_persons(&caller)?;
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
     let suppressions = state
         .store
         .list_suppressions(caller.project(), params.after.as_deref().unwrap_or(""))
@@ -348,10 +338,10 @@ pub async fn suppressions(
 pub async fn lift(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<PersonParams>, QueryRejection>,
+    ApiQuery(params): ApiQuery<PersonParams>,
 ) -> Result<axum::http::StatusCode, ApiError> {
     may_manage_persons(&caller)?;
-    let ids = requested_ids(&parse(params)?)?;
+    let ids = requested_ids(&params)?;
     let [id] = ids.as_slice() else {
         return Err(ApiError::BadRequest(
             "lift one id at a time: pass either user_id=… or anonymous_id=…".into(),

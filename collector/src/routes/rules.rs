@@ -1,32 +1,29 @@
-//! Alert rules and their history over HTTP: CRUD, a preview of the series with its threshold
-//! or anomaly band per bucket (what the dashboard draws, for a saved rule or a draft), and the
-//! alerts list. Secret key, or a dashboard session (viewers read; developers and above
-//! change): see [`super::caller`].
+//! Alert rules over HTTP: CRUD, and a preview of the series with its threshold or anomaly band
+//! per bucket (what the dashboard draws, for a saved rule or a draft); their history is in
+//! [`super::alerts`]. Secret key, or a dashboard session (viewers read; developers and above
+//! change): see [`super::extract::Caller`].
 
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::caller::{Caller, PathId};
+use super::extract::{ApiQuery, Caller, PathId};
 use crate::alerting::rules::evaluate::{judge, latest_closed_bucket};
 use crate::alerting::rules::spec::{Condition, NoData, RuleSpec};
 use crate::alerting::rules::state::Phase;
 use crate::domain::ProjectId;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-use crate::store::{AlertRecord, RuleRecord};
+use crate::store::RuleRecord;
 
 /// Most buckets one preview returns.
 pub const MAX_PREVIEW_BUCKETS: u32 = 1_000;
 const DEFAULT_PREVIEW_BUCKETS: u32 = 48;
-/// Most alerts one page returns.
-pub const MAX_ALERTS_PAGE: u32 = 500;
 /// Most rules one project may have.
 pub const MAX_RULES_PER_PROJECT: usize = 500;
 
@@ -80,44 +77,8 @@ pub struct Preview {
     pub points: Vec<PreviewPoint>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AlertsParams {
-    /// Only this rule's alerts.
-    rule_id: Option<i64>,
-    /// Alerts per page, 1 to 500 (default 100).
-    limit: Option<u32>,
-    /// `next_cursor` from the previous page.
-    cursor: Option<i64>,
-}
-
-/// One time a rule fired.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AlertView {
-    pub id: i64,
-    pub rule_id: i64,
-    pub rule_name: String,
-    /// `firing` while open, else `resolved`.
-    pub status: String,
-    /// `threshold`, `anomaly` or `no_data`.
-    pub reason: String,
-    pub bucket_start: String,
-    pub started_at: String,
-    pub resolved_at: Option<String>,
-    pub value: Option<f64>,
-    /// The threshold, or the anomaly baseline.
-    pub expected: Option<f64>,
-    /// What was seen, what was expected, and which property values moved most.
-    pub explanation: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AlertsPage {
-    pub alerts: Vec<AlertView>,
-    pub next_cursor: Option<i64>,
-}
-
-fn rfc3339(ms: i64) -> String {
+/// A time in unix milliseconds as RFC 3339, as the rule and alert views show it.
+pub(super) fn rfc3339(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -135,13 +96,26 @@ fn view(r: RuleRecord) -> Result<RuleView, ApiError> {
     })
 }
 
-fn rule_body(body: Result<Json<serde_json::Value>, JsonRejection>) -> Result<RuleSpec, ApiError> {
-    let Json(value) = body.map_err(|e| {
-        ApiError::BadRequest(format!(
-            "the body must be a JSON rule (Content-Type: application/json): {e}"
-        ))
-    })?;
-    RuleSpec::parse(value).map_err(ApiError::BadRequest)
+/// A rule in the request body, parsed and checked by [`RuleSpec::parse`], whose messages say
+/// which field is wrong better than serde's would.
+#[derive(Debug)]
+pub struct RuleBody(pub RuleSpec);
+
+impl FromRequest<AppState> for RuleBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state)
+            .await
+            .map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "the body must be a JSON rule (Content-Type: application/json): {e}"
+                ))
+            })?;
+        RuleSpec::parse(value)
+            .map(Self)
+            .map_err(ApiError::BadRequest)
+    }
 }
 
 /// Every channel a rule names must be one of the project's own: delivery would skip the others,
@@ -205,11 +179,9 @@ fn no_rule(id: i64) -> ApiError {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    RuleBody(spec): RuleBody,
 ) -> Result<(StatusCode, Json<RuleView>), ApiError> {
-    caller.may_change("creating a rule")?;
-    let project_id = caller.project();
-    let spec = rule_body(body)?;
+    let project_id = caller.project_to_change("creating a rule")?;
     check_channels(&state, project_id, &spec).await?;
     if state.store.list_rules(project_id).await?.len() >= MAX_RULES_PER_PROJECT {
         return Err(ApiError::BadRequest(format!(
@@ -296,12 +268,10 @@ pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     id: PathId,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    RuleBody(spec): RuleBody,
 ) -> Result<Json<RuleView>, ApiError> {
-    caller.may_change("changing a rule")?;
-    let project_id = caller.project();
+    let project_id = caller.project_to_change("changing a rule")?;
     let id = rule_id(&id)?;
-    let spec = rule_body(body)?;
     check_channels(&state, project_id, &spec).await?;
     let definition = serde_json::to_string(&spec).map_err(|e| ApiError::Internal(e.into()))?;
     let now = state.clock.now().timestamp_millis();
@@ -332,8 +302,7 @@ pub async fn delete(
     caller: Caller,
     id: PathId,
 ) -> Result<StatusCode, ApiError> {
-    caller.may_change("deleting a rule")?;
-    let project_id = caller.project();
+    let project_id = caller.project_to_change("deleting a rule")?;
     let id = rule_id(&id)?;
     let current = state
         .store
@@ -369,7 +338,7 @@ pub async fn preview(
     State(state): State<AppState>,
     caller: Caller,
     id: PathId,
-    params: Result<Query<PreviewParams>, QueryRejection>,
+    ApiQuery(params): ApiQuery<PreviewParams>,
 ) -> Result<Json<Preview>, ApiError> {
     let project_id = caller.project();
     let id = rule_id(&id)?;
@@ -402,18 +371,16 @@ pub async fn preview(
 pub async fn preview_draft(
     State(state): State<AppState>,
     caller: Caller,
-    params: Result<Query<PreviewParams>, QueryRejection>,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    ApiQuery(params): ApiQuery<PreviewParams>,
+    RuleBody(spec): RuleBody,
 ) -> Result<Json<Preview>, ApiError> {
     let buckets = preview_buckets(params)?;
-    let spec = rule_body(body)?;
     Ok(Json(
         series_preview(&state, caller.project(), None, &spec, buckets).await?,
     ))
 }
 
-fn preview_buckets(params: Result<Query<PreviewParams>, QueryRejection>) -> Result<u32, ApiError> {
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
+fn preview_buckets(params: PreviewParams) -> Result<u32, ApiError> {
     let buckets = params.buckets.unwrap_or(DEFAULT_PREVIEW_BUCKETS);
     if !(1..=MAX_PREVIEW_BUCKETS).contains(&buckets) {
         return Err(ApiError::BadRequest(format!(
@@ -475,63 +442,4 @@ async fn series_preview(
         series: spec.series.describe(),
         points: out,
     })
-}
-
-/// Alert history, newest first: every time a rule fired, and when it resolved.
-#[utoipa::path(
-    get, path = "/api/v1/alerts", tag = "alerting",
-    operation_id = "rules_alerts",
-    params(AlertsParams),
-    responses(
-        (status = 200, body = AlertsPage),
-        (status = 400, description = "Invalid parameter", body = ErrorBody),
-        (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
-    ),
-    security(("bearer" = []), ("basic" = []))
-)]
-pub async fn alerts(
-    State(state): State<AppState>,
-    caller: Caller,
-    params: Result<Query<AlertsParams>, QueryRejection>,
-) -> Result<Json<AlertsPage>, ApiError> {
-    let project_id = caller.project();
-    let Query(params) = params.map_err(|e| ApiError::BadRequest(format!("invalid query: {e}")))?;
-    let limit = params.limit.unwrap_or(100);
-    if !(1..=MAX_ALERTS_PAGE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and {MAX_ALERTS_PAGE}, got {limit}"
-        )));
-    }
-    let rows = state
-        .store
-        .list_alerts(project_id, params.rule_id, params.cursor, i64::from(limit))
-        .await?;
-    let next_cursor = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|r| r.id))
-        .flatten();
-    Ok(Json(AlertsPage {
-        alerts: rows.into_iter().map(alert_view).collect(),
-        next_cursor,
-    }))
-}
-
-fn alert_view(a: AlertRecord) -> AlertView {
-    AlertView {
-        id: a.id,
-        rule_id: a.rule_id,
-        rule_name: a.rule_name,
-        status: if a.resolved_at.is_some() {
-            "resolved"
-        } else {
-            "firing"
-        }
-        .to_owned(),
-        reason: a.reason,
-        bucket_start: rfc3339(a.bucket_start),
-        started_at: rfc3339(a.started_at),
-        resolved_at: a.resolved_at.map(rfc3339),
-        value: a.value,
-        expected: a.expected,
-        explanation: a.explanation,
-    }
 }

@@ -15,6 +15,7 @@ mod rules;
 mod sqlite;
 mod sqlite_ingest;
 mod sqlite_keys;
+mod stored_event;
 pub mod web;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};

@@ -3,19 +3,20 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{CsrfHeader, SESSION_COOKIE, Session, behind_tls, check_origin, client_ip};
+use super::CsrfHeader;
 use crate::domain::account::{
     MAX_EMAIL_BYTES, SessionToken, hash_password, random_token, verify_password,
 };
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::channels::json_body;
+use crate::routes::extract::{
+    ApiJson, ApiQuery, SESSION_COOKIE, Session, behind_tls, check_origin, client_ip,
+};
 use crate::state::AppState;
 use crate::store::accounts::AuditEntry;
 
@@ -270,9 +271,8 @@ pub struct PasswordChange {
 pub async fn change_password(
     State(state): State<AppState>,
     session: Session,
-    form: Result<Json<PasswordChange>, JsonRejection>,
+    ApiJson(form): ApiJson<PasswordChange>,
 ) -> Result<Json<Done>, ApiError> {
-    let form = json_body(form)?;
     let stored = session.record.user.password_hash.clone();
     let (ok, new_hash) = state
         .dashboard
@@ -333,9 +333,8 @@ pub struct AccountAuditParams {
 pub async fn account_audit(
     State(state): State<AppState>,
     session: Session,
-    params: Result<Query<AccountAuditParams>, QueryRejection>,
+    ApiQuery(params): ApiQuery<AccountAuditParams>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
-    let Query(params) = params.map_err(super::query_error)?;
     let limit = params.limit.unwrap_or(200).clamp(1, 1000);
     let user = if session.record.user.is_admin {
         params.user

@@ -5,18 +5,17 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::account::Done;
 use super::projects::ProjectView;
-use super::{CsrfHeader, PathIds, ProjectPath, Session, no_such_project};
+use super::{CsrfHeader, ProjectPath};
 use crate::domain::ProjectId;
 use crate::domain::account::{Email, Role};
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::channels::json_body;
+use crate::routes::extract::{ApiJson, PathIds, Session, no_such_project};
 use crate::state::AppState;
 use crate::store::invitations::Invitation;
 
@@ -144,10 +143,9 @@ pub async fn invite(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
-    form: Result<Json<InvitationForm>, JsonRejection>,
+    ApiJson(form): ApiJson<InvitationForm>,
 ) -> Result<Json<InvitationView>, ApiError> {
     let my_role = session.require(&state, project, Role::Admin).await?;
-    let form = json_body(form)?;
     let role = Role::parse(&form.role).map_err(ApiError::BadRequest)?;
     let email = Email::parse(&form.email).map_err(ApiError::BadRequest)?;
     if role == Role::Owner && my_role < Role::Owner {

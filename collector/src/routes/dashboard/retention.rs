@@ -3,15 +3,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{CsrfHeader, PathIds, ProjectPath, Session, no_such_project};
+use super::{CsrfHeader, ProjectPath};
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
 use crate::error::{ApiError, ErrorBody};
-use crate::routes::channels::json_body;
+use crate::routes::extract::{ApiJson, PathIds, Session, no_such_project};
 use crate::state::AppState;
 use crate::store::raw_retention::{RawRetention, validate};
 
@@ -67,10 +66,9 @@ pub async fn set(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
-    form: Result<Json<RetentionForm>, JsonRejection>,
+    ApiJson(form): ApiJson<RetentionForm>,
 ) -> Result<Json<RawRetention>, ApiError> {
     session.require(&state, project, Role::Owner).await?;
-    let form = json_body(form)?;
     let current = state
         .store
         .raw_retention(project)

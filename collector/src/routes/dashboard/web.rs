@@ -1,22 +1,22 @@
 //! The Web page (docs/dashboard-web.md): visitors, visits, page views, bounce rate and visit
-//! duration against the previous period, the visitors chart, breakdowns, realtime, and the
-//! project's time zone that decides what "today" is.
+//! duration against the previous period, the visitors chart, breakdowns and realtime, by the
+//! project's time zone ([`super::settings`]) that decides what "today" is.
 
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{PathIds, ProjectPath, Session, query_error};
+use super::ProjectPath;
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
 use crate::error::{ApiError, ErrorBody};
+use crate::routes::extract::{ApiQuery, PathIds, Session};
 use crate::state::AppState;
 use crate::store::HOUR_MS;
 use crate::store::web::{Dimension, WebQuery, WebTotals};
@@ -31,8 +31,6 @@ pub const MAX_FILTER_CHARS: usize = 300;
 pub const REALTIME_WINDOW_MS: i64 = 5 * 60_000;
 /// Pages the realtime card lists.
 pub const REALTIME_ROWS: i64 = 10;
-/// Longest time zone name accepted (IANA names are far shorter).
-pub const MAX_TIMEZONE_CHARS: usize = 64;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -296,10 +294,9 @@ pub async fn report(
     State(state): State<AppState>,
     session: Session,
     PathIds(project): PathIds<ProjectId>,
-    p: Result<Query<WebParams>, QueryRejection>,
+    ApiQuery(p): ApiQuery<WebParams>,
 ) -> Result<Json<WebReportView>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
-    let Query(p) = p.map_err(query_error)?;
     let filters = p.filters()?;
     let timezone = state.store.project_timezone(project).await?;
     let tz = project_tz(&timezone);
@@ -435,86 +432,6 @@ pub async fn realtime(
         .web_realtime(project, since, REALTIME_ROWS)
         .await?;
     Ok(Json(Realtime { visitors, pages }))
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct ProjectSettings {
-    /// IANA time zone name (`Europe/Berlin`, `America/New_York`, `UTC`): decides what "today"
-    /// and each day are on the Web page.
-    pub timezone: String,
-}
-
-#[utoipa::path(
-    get, path = "/api/dash/projects/{project}/settings", tag = "dashboard",
-    operation_id = "dashboard_project_settings", params(ProjectPath),
-    responses(
-        (status = 200, body = ProjectSettings),
-        (status = 400, description = "The project id is not an integer", body = ErrorBody),
-        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
-        (status = 404, description = "No such project among the user's", body = ErrorBody),
-    ),
-    security(("session" = []))
-)]
-pub async fn settings(
-    State(state): State<AppState>,
-    session: Session,
-    PathIds(project): PathIds<ProjectId>,
-) -> Result<Json<ProjectSettings>, ApiError> {
-    session.require(&state, project, Role::Viewer).await?;
-    Ok(Json(ProjectSettings {
-        timezone: state.store.project_timezone(project).await?,
-    }))
-}
-
-#[utoipa::path(
-    post, path = "/api/dash/projects/{project}/settings", tag = "dashboard",
-    operation_id = "dashboard_project_settings_update", params(ProjectPath, super::CsrfHeader),
-    request_body = ProjectSettings,
-    description = "Sets the project's time zone. Needs the admin role; audited.",
-    responses(
-        (status = 200, body = ProjectSettings),
-        (status = 400, description = "Not an IANA time zone name", body = ErrorBody),
-        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
-        (status = 403, description = "Below the admin role, or a missing CSRF token",
-            body = ErrorBody),
-        (status = 404, description = "No such project among the user's", body = ErrorBody),
-    ),
-    security(("session" = []))
-)]
-pub async fn update_settings(
-    State(state): State<AppState>,
-    session: Session,
-    PathIds(project): PathIds<ProjectId>,
-    body: Result<Json<ProjectSettings>, JsonRejection>,
-) -> Result<Json<ProjectSettings>, ApiError> {
-    session.require(&state, project, Role::Admin).await?;
-    let Json(body) = body.map_err(|e| {
-        ApiError::BadRequest(format!(
-            "{}: send {{\"timezone\": \"Europe/Berlin\"}}",
-            e.body_text()
-        ))
-    })?;
-    let name = body.timezone.trim();
-    let known = name.len() <= MAX_TIMEZONE_CHARS && TimeZone::get(name).is_ok();
-    if !known {
-        return Err(ApiError::BadRequest(format!(
-            "unknown time zone {:?}: use an IANA name such as Europe/Berlin, \
-             America/New_York or UTC",
-            name.chars().take(MAX_TIMEZONE_CHARS).collect::<String>()
-        )));
-    }
-    state.store.set_project_timezone(project, name).await?;
-    session
-        .audit(
-            &state,
-            Some(project),
-            "project.timezone",
-            format!("time zone {name}"),
-        )
-        .await?;
-    Ok(Json(ProjectSettings {
-        timezone: name.to_owned(),
-    }))
 }
 
 #[cfg(test)]

@@ -6,8 +6,8 @@ use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::Session;
 use crate::error::ErrorBody;
+use crate::routes::extract::Session;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]

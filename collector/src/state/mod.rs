@@ -1,5 +1,8 @@
 //! What every handler shares.
 
+pub mod dashboard;
+pub mod guards;
+
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -24,11 +27,11 @@ pub struct AppState {
     /// Notification delivery: the sender (test action) and the category cache.
     pub delivery: crate::alerting::delivery::DeliveryHandle,
     /// Dashboard settings and its login rate limiter.
-    pub dashboard: Arc<crate::routes::dashboard::DashboardState>,
+    pub dashboard: Arc<dashboard::DashboardState>,
     /// Which reverse proxies say who the client is.
     pub proxies: Arc<crate::proxy::ProxyConfig>,
     /// Where `/metrics` is served and the token it needs.
-    pub ops: Arc<crate::routes::ops::OpsConfig>,
+    pub ops: Arc<crate::config::OpsConfig>,
     /// Persons whose new events are dropped at ingest.
     pub suppressions: crate::privacy::SuppressionCache,
     /// Today's salt of cookieless visitor ids.

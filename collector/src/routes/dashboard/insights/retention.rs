@@ -1,0 +1,79 @@
+//! Retention: cohorts by first seen, and how many come back per period.
+
+use axum::Json;
+use axum::extract::State;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::{RangeParams, range, scan};
+use crate::analytics;
+use crate::domain::ProjectId;
+use crate::domain::account::Role;
+use crate::error::{ApiError, ErrorBody};
+use crate::routes::dashboard::ProjectPath;
+use crate::routes::extract::{ApiQuery, PathIds, Session};
+use crate::state::AppState;
+use crate::store::DAY_MS;
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RetentionParams {
+    /// Start, unix milliseconds (default: `to` minus 14 days).
+    #[param(minimum = 0, maximum = 253402300799999.0)]
+    from: Option<i64>,
+    /// End, exclusive, unix milliseconds (default: now). At most 253402300799999 (year 9999).
+    #[param(minimum = 0, maximum = 253402300799999.0)]
+    to: Option<i64>,
+    /// Not used by retention; checked like every range's.
+    #[param(minimum = 60_000)]
+    bucket: Option<i64>,
+    /// `day` (default) or `week`.
+    period: Option<String>,
+}
+
+#[utoipa::path(
+    get, path = "/api/dash/projects/{project}/retention", tag = "dashboard",
+    operation_id = "dashboard_retention",
+    params(ProjectPath, RetentionParams),
+    description = "Cohorts by the period users were first seen in, and the share of each \
+                   active in the periods after.",
+    responses(
+        (status = 200, body = Vec<analytics::Cohort>),
+        (status = 400, description = "An invalid parameter (says which), or more events in the \
+                                      range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
+            body = ErrorBody),
+        (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
+        (status = 404, description = "No such project among the user's", body = ErrorBody),
+    ),
+    security(("session" = []))
+)]
+pub async fn retention(
+    State(state): State<AppState>,
+    session: Session,
+    PathIds(project): PathIds<ProjectId>,
+    ApiQuery(p): ApiQuery<RetentionParams>,
+) -> Result<Json<Vec<analytics::Cohort>>, ApiError> {
+    session.require(&state, project, Role::Viewer).await?;
+    let r = range(&state, &p.range(), 14)?;
+    let period = match p.period.as_deref().unwrap_or("day") {
+        "day" => DAY_MS,
+        "week" => 7 * DAY_MS,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown period '{other}': use day or week"
+            )));
+        }
+    };
+    let rows = scan(&state, project, &r, None).await?;
+    Ok(Json(analytics::retention(&rows, r.from, r.to, period)))
+}
+
+impl RetentionParams {
+    fn range(&self) -> RangeParams {
+        RangeParams {
+            from: self.from,
+            to: self.to,
+            bucket: self.bucket,
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! What the dashboard's handlers share: its settings, the login rate limiter, and the bounds on
+//! password checks and live tails ([`super::guards`]).
+
+use std::num::NonZeroU32;
+
+use chrono::Duration;
+
+use crate::config::DashboardConfig;
+
+/// Limits login attempts per client address and per e-mail address.
+pub type LoginLimiter = crate::limiter::KeyedLimiter<String>;
+
+/// What the dashboard's handlers share.
+#[derive(Debug)]
+pub struct DashboardState {
+    pub config: DashboardConfig,
+    pub login_limiter: LoginLimiter,
+    /// The plan of projects created in the dashboard (PULSELINE_DEFAULT_PLAN).
+    pub default_plan: String,
+    pub password_checks: super::guards::PasswordChecks,
+    pub tails: super::guards::TailSlots,
+}
+
+impl DashboardState {
+    pub fn new(
+        config: DashboardConfig,
+        default_plan: String,
+        clock: crate::limiter::LimiterClock,
+    ) -> Self {
+        let per_minute =
+            NonZeroU32::new(config.login_attempts_per_minute).unwrap_or(NonZeroU32::MIN);
+        Self {
+            login_limiter: LoginLimiter::new(
+                "login",
+                governor::Quota::per_minute(per_minute),
+                clock,
+            ),
+            password_checks: super::guards::PasswordChecks::new(&config),
+            tails: super::guards::TailSlots::new(&config),
+            config,
+            default_plan,
+        }
+    }
+
+    pub fn session_ttl(&self) -> Duration {
+        Duration::hours(i64::from(self.config.session_ttl_hours))
+    }
+}
