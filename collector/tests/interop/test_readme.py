@@ -57,6 +57,7 @@ DOCUMENTS = [
     "docs/dashboard-web.md",
     "docs/alerting-quality.md",
     "docs/testing.md",
+    "docs/http-routes.md",
 ]
 # Pages whose shell blocks build packages, images or start servers: the test command's python,
 # node and container groups test what they describe. Their links are checked all the same.
