@@ -362,3 +362,75 @@ impl ContextOse {
         (predicted, active_share, new_share)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scores of `values` fed one by one to a fresh detector over `[0, 7]`.
+    fn run(values: &[f64], rest_period: usize) -> Vec<f64> {
+        let mut cad = ContextOse::new(0.0, 7.0, rest_period);
+        values.iter().map(|&v| cad.score(v)).collect()
+    }
+
+    #[test]
+    fn values_become_three_bit_facts_over_the_range() {
+        let cad = ContextOse::new(10.0, 80.0, 1);
+        let f = |v| cad.facts(v);
+        assert_eq!(f(10.0), vec![SENSOR_BASE, SENSOR_BASE + 2, SENSOR_BASE + 4]);
+        assert_eq!(
+            f(80.0),
+            vec![SENSOR_BASE + 1, SENSOR_BASE + 3, SENSOR_BASE + 5]
+        );
+        // Level 5 of 7 (0b101), truncated like the reference.
+        assert_eq!(
+            f(65.9),
+            vec![SENSOR_BASE + 1, SENSOR_BASE + 2, SENSOR_BASE + 5]
+        );
+    }
+
+    #[test]
+    fn nothing_scores_during_the_first_rest_period() {
+        let values: Vec<f64> = (0..40).map(|i| f64::from(i * 5 % 8)).collect();
+        let scores = run(&values, 30);
+        assert!(scores[..30].iter().all(|&s| s == 0.0), "{scores:?}");
+        // The same values do surprise a detector that rests for a single step.
+        let eager = run(&values, 1);
+        assert!(eager[1..30].iter().any(|&s| s > 0.0), "{eager:?}");
+    }
+
+    #[test]
+    fn a_learnt_rhythm_stops_surprising_it_and_a_break_in_it_does() {
+        let rhythm = [0.0, 2.0, 7.0, 5.0, 1.0, 3.0];
+        let mut values: Vec<f64> = rhythm.iter().copied().cycle().take(600).collect();
+        let learnt = run(&values, 1);
+        assert!(
+            learnt[300..].iter().all(|&s| s == 0.0),
+            "the rhythm still surprises it: {:?}",
+            &learnt[300..]
+        );
+        // The same rhythm with one value out of place.
+        values.push(4.0);
+        let broken = run(&values, 1);
+        assert!(broken[600] >= BASE_THRESHOLD, "{}", broken[600]);
+    }
+
+    #[test]
+    fn it_rests_after_an_alarm() {
+        let rhythm = [0.0, 2.0, 7.0, 5.0, 1.0, 3.0];
+        let mut values: Vec<f64> = rhythm.iter().copied().cycle().take(600).collect();
+        // Two breaks, three steps apart: the second falls in the rest period of the first.
+        values.extend([4.0, 6.0, 6.0, 4.0]);
+        let rested = run(&values, 10);
+        assert!(rested[600] >= BASE_THRESHOLD, "{}", rested[600]);
+        assert_eq!(rested[603], 0.0);
+        let eager = run(&values, 1);
+        assert!(eager[603] > 0.0, "{}", eager[603]);
+    }
+
+    #[test]
+    fn the_same_series_always_scores_the_same() {
+        let values: Vec<f64> = (0..500).map(|i| f64::from(i * 7919 % 8)).collect();
+        assert_eq!(run(&values, 20), run(&values, 20));
+    }
+}
