@@ -1,8 +1,10 @@
 //! The Numenta Anomaly Benchmark (NAB) over the anomaly detector, exactly as the product runs it.
 //!
-//! `cargo bench -p pulseline-collector --bench nab [-- --cv | --expect] [--nab-dir DIR]`
+//! `cargo bench -p pulseline-collector --bench nab [-- --cv | --expect] [--nab-dir DIR]
+//! [--detector product|cad-reference|ensemble-reference]`
 //!
 //! - no mode: score the whole NAB directory, threshold optimised over it (three profiles);
+//! - `--detector`: what scores the rows (the product's detector by default; see [`Detector`]);
 //! - `--cv`: leave-one-category-out cross-validation (see `nab/cv.rs`);
 //! - `--expect`: false alarms per week and time to detect a level shift on synthetic hourly
 //!   series (see `nab/expect.rs`; needs no NAB data).
