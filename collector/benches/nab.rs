@@ -1,8 +1,10 @@
 //! The Numenta Anomaly Benchmark (NAB) over the anomaly detector, exactly as the product runs it.
 //!
-//! `cargo bench -p pulseline-collector --bench nab [-- --cv | --expect] [--nab-dir DIR]`
+//! `cargo bench -p pulseline-collector --bench nab [-- --cv | --expect] [--nab-dir DIR]
+//! [--detector product|cad-reference|ensemble-reference]`
 //!
 //! - no mode: score the whole NAB directory, threshold optimised over it (three profiles);
+//! - `--detector`: what scores the rows (the product's detector by default; see [`Detector`]);
 //! - `--cv`: leave-one-category-out cross-validation (see `nab/cv.rs`);
 //! - `--expect`: false alarms per week and time to detect a level shift on synthetic hourly
 //!   series (see `nab/expect.rs`; needs no NAB data).
@@ -32,6 +34,7 @@ mod expect;
 use pulseline_collector::alerting::anomaly::{
     DEFAULT_SENSITIVITY, Params, assess, seasons_for_bucket, sensitivity_for_unit, unit_score,
 };
+use pulseline_collector::alerting::anomaly_cad::ContextOse;
 
 struct Series {
     /// Path under `data/`, e.g. `realTraffic/speed_6005.csv`.
@@ -95,9 +98,56 @@ fn data_files(data: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
+/// Which detector scores the rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Detector {
+    /// The product's `assess`, as the rule evaluator runs it.
+    Product,
+    /// CAD OSE exactly as NAB runs it: the whole file in one pass, with the file's minimum and
+    /// maximum (look-ahead, so never a product candidate) and NAB's rest period. It checks the
+    /// port against contextOSE's published scores.
+    CadReference,
+    /// Whichever of the product's detector and the CAD reference is more surprised (each row's
+    /// score is the larger of the two), as NAB would score an ensemble of them.
+    EnsembleReference,
+}
+
+fn detector(args: &[String]) -> Result<Detector, String> {
+    match args
+        .iter()
+        .position(|a| a == "--detector")
+        .map(|at| args.get(at + 1))
+    {
+        None => Ok(Detector::Product),
+        Some(Some(name)) if name == "product" => Ok(Detector::Product),
+        Some(Some(name)) if name == "ensemble-reference" => Ok(Detector::EnsembleReference),
+        Some(Some(name)) if name == "cad-reference" => Ok(Detector::CadReference),
+        _ => Err("--detector takes `product`, `cad-reference` or `ensemble-reference`".to_owned()),
+    }
+}
+
+/// contextOSE's score for every row, as NAB runs it (see [`Detector::CadReference`]).
+fn cad_reference(series: &Series) -> Vec<f64> {
+    let (min, max) = series
+        .values
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    // NAB's probationary period is 15% of the file, at most 750 rows; CAD rests a fifth of it.
+    let n = series.values.len() as f64;
+    let probation = (0.15 * n).floor().min(0.15 * 5000.0);
+    let mut cad = ContextOse::new(min, max, (probation / 5.0) as usize);
+    series.values.iter().map(|&v| cad.score(v)).collect()
+}
+
 /// Judges every row of `series` the way the rule evaluator judges buckets; returns the scores
 /// CSV.
-fn score_series(series: &Series) -> String {
+fn score_series(series: &Series, detector: Detector) -> String {
+    let cad = match detector {
+        Detector::Product => None,
+        Detector::CadReference | Detector::EnsembleReference => Some(cad_reference(series)),
+    };
     let params = Params {
         seasons: seasons_for_bucket(series.bucket_secs),
         ..Params::default()
@@ -106,7 +156,12 @@ fn score_series(series: &Series) -> String {
     let mut csv = String::from("timestamp,value,anomaly_score\n");
     for (i, (ts, &value)) in series.timestamps.iter().zip(&series.values).enumerate() {
         let history = &series.values[i.saturating_sub(keep)..i];
-        let score = assess(history, value, &params).map_or(0.0, |a| unit_score(a.score));
+        let product = || assess(history, value, &params).map_or(0.0, |a| unit_score(a.score));
+        let score = match (detector, &cad) {
+            (Detector::CadReference, Some(cad)) => cad[i],
+            (Detector::EnsembleReference, Some(cad)) => product().max(cad[i]),
+            _ => product(),
+        };
         writeln!(csv, "{ts},{value},{score}").expect("writing to a String");
     }
     csv
@@ -160,6 +215,7 @@ fn run(args: &[String]) -> Result<(), String> {
         print!("{}", expect::report());
         return Ok(());
     }
+    let detector = detector(args)?;
     let nab = nab_dir(args)?;
     let data = nab.join("data");
     let labels = nab.join("combined_windows.json");
@@ -183,7 +239,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let files = data_files(&data)?;
     for relative in files.clone() {
         let series = read_series(&data, relative)?;
-        let csv = score_series(&series);
+        let csv = score_series(&series, detector);
         calls += series.values.len();
         let dst = out.join(&series.relative);
         if let Some(dir) = dst.parent() {

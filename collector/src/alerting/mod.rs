@@ -1,6 +1,7 @@
 //! Alerting: event notifications, threshold and anomaly rules, and their delivery.
 
 pub mod anomaly;
+pub mod anomaly_cad;
 pub mod categories;
 pub mod delivery;
 pub mod notification;
