@@ -13,7 +13,7 @@
 //! ```
 //!
 //! # How a message travels
-//! 1. **Capture** (caller's thread, ~1 µs): the message is validated (required fields, the
+//! 1. **Capture** (on the caller's thread): the message is validated (required fields, the
 //!    collector's 32 KiB size limit), stamped with a UUIDv7 `messageId` and a `timestamp`, and
 //!    serialized once. Invalid messages are an [`Error`] returned at once. The bytes go to a
 //!    lock-free queue; memory is bounded by
