@@ -57,6 +57,11 @@ def serve(server) -> None:  # type: ignore[no-untyped-def]
     # pending since the fork) only sets the flag.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     server.timeout = 0.1  # how often the loop looks at the flag while idle
+    # Every worker polls the one listening socket, and a connection wakes them all: those that
+    # lose the race to accept it must not block in accept() (a blocking socket would hold such
+    # a worker there, deaf to the flag, until another connection came). Non-blocking, the
+    # loser's accept fails with EAGAIN, which socketserver ignores, and it looks at the flag.
+    server.socket.setblocking(False)
     try:
         while not stopping:
             server.handle_request()

@@ -13,7 +13,7 @@
 //! ```
 //!
 //! # How a message travels
-//! 1. **Capture** (caller's thread, ~1 µs): the message is validated (required fields, the
+//! 1. **Capture** (on the caller's thread): the message is validated (required fields, the
 //!    collector's 32 KiB size limit), stamped with a UUIDv7 `messageId` and a `timestamp`, and
 //!    serialized once. Invalid messages are an [`Error`] returned at once. The bytes go to a
 //!    lock-free queue; memory is bounded by
@@ -104,6 +104,7 @@ mod json_limit;
 pub mod limits;
 mod message;
 mod message_id;
+mod option_table;
 mod options;
 mod raw_json;
 mod report;
@@ -126,11 +127,13 @@ pub use error::{CaptureError, Error, TransportErrorKind};
 #[cfg(feature = "native-http")]
 pub use http::HttpTransport;
 pub use json_limit::{JsonLimitError, write_json_within};
-pub use message::{Alias, Group, Identify, Page, Screen, Track, User};
+pub use message::{Alias, Group, Identify, MessageFields, Page, Screen, Track, User};
 pub use message_id::MessageId;
+pub use option_table::{DEFAULT_DISK_BUFFER_DIRECTORY, OptionSpec, OptionValue, option_table};
 pub use options::ClientOptions;
 pub use raw_json::{RawJson, ToJson};
 pub use report::{DropHook, ErrorHook};
 pub use stats::{DropReason, Dropped, Stats};
+pub use time::iso8601_millis;
 pub use transport::{BatchRequest, BoxFuture, Transport, TransportResponse};
 pub use uuid::Uuid;

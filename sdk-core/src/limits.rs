@@ -26,14 +26,35 @@ pub const MAX_REQUEST_BYTES: usize = 512 * 1024;
 /// ```
 pub const MAX_BATCH_MESSAGES: usize = 2_500;
 
-/// Longest `messageId` accepted, in characters (not bytes): 200. The collector's limit for
-/// every id (`userId`, `anonymousId`, `groupId`, `previousId` too); the SDK checks a
-/// [`MessageId`](crate::MessageId) you give at capture.
+/// Longest id accepted, in characters (not bytes): 200. The collector's limit for every id:
+/// `messageId`, `userId`, `anonymousId`, `groupId` and `previousId`. The SDK checks each at
+/// capture, so an over-long id costs one call an [`Error::InvalidMessage`](crate::Error::InvalidMessage)
+/// instead of being rejected by the collector after it was sent.
 ///
 /// ```
-/// assert_eq!(pulseline::limits::MAX_MESSAGE_ID_CHARS, 200);
+/// assert_eq!(pulseline::limits::MAX_ID_CHARS, 200);
 /// ```
-pub const MAX_MESSAGE_ID_CHARS: usize = 200;
+pub const MAX_ID_CHARS: usize = 200;
+
+/// Longest `messageId` accepted, in characters: [`MAX_ID_CHARS`].
+pub const MAX_MESSAGE_ID_CHARS: usize = MAX_ID_CHARS;
+
+/// Longest `event` (track) or `name` (page, screen) accepted, in characters once leading and
+/// trailing whitespace is trimmed, as the collector counts them: 200. A name of only whitespace
+/// is refused too.
+///
+/// ```
+/// assert_eq!(pulseline::limits::MAX_EVENT_NAME_CHARS, 200);
+/// ```
+pub const MAX_EVENT_NAME_CHARS: usize = 200;
+
+/// Deepest nesting of `properties`, `traits`, `context` or `integrations` that the Python and
+/// Node bindings convert: 64 levels. Deeper input is taken for a circular reference and refused.
+///
+/// ```
+/// assert_eq!(pulseline::limits::MAX_JSON_DEPTH, 64);
+/// ```
+pub const MAX_JSON_DEPTH: usize = 64;
 
 /// Bytes of a request body that are not messages: `{"batch":[`, `],"sentAt":"…"}`.
 ///

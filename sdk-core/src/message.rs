@@ -11,7 +11,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::{
-    Error, JsonLimitError, MessageId, ToJson, limits::MAX_MESSAGE_BYTES, time::write_rfc3339_millis,
+    Error, JsonLimitError, MessageId, ToJson,
+    limits::{MAX_EVENT_NAME_CHARS, MAX_ID_CHARS, MAX_MESSAGE_BYTES},
+    time::write_rfc3339_millis,
 };
 
 /// Who a message is about: a known user id, an anonymous id, or both.
@@ -75,6 +77,29 @@ impl User {
         }
     }
 
+    /// The user of a binding's call, which takes both ids as optional arguments: `userId`,
+    /// `anonymousId`, or both. With neither it is an [`Error::InvalidMessage`] (field `userId`)
+    /// saying one is required. Whether the ids are empty or too long is checked at capture.
+    ///
+    /// ```
+    /// use pulseline::User;
+    ///
+    /// assert_eq!(User::from_ids(Some("u1".into()), None)?, User::id("u1"));
+    /// assert_eq!(User::from_ids(None, Some("a1".into()))?, User::anonymous("a1"));
+    /// assert!(User::from_ids(None, None).is_err());
+    /// # Ok::<(), pulseline::Error>(())
+    /// ```
+    pub fn from_ids(user_id: Option<String>, anonymous_id: Option<String>) -> Result<Self, Error> {
+        if user_id.is_none() && anonymous_id.is_none() {
+            return Err(invalid("userId", "or anonymousId is required"));
+        }
+        Ok(User {
+            user_id,
+            anonymous_id,
+            cookieless: false,
+        })
+    }
+
     /// Sets the `userId` (your own stable id for the user).
     pub fn with_user_id(mut self, user_id: impl Into<String>) -> Self {
         self.user_id = Some(user_id.into());
@@ -100,15 +125,68 @@ impl From<String> for User {
     }
 }
 
-/// Fields every message type may carry.
+/// The fields every message type may carry besides who and what: when it happened, its
+/// `messageId`, `context` and `integrations`. Each builder takes them one by one
+/// ([`Track::timestamp`], …) or all at once with `fields`, which is how the Python and Node
+/// bindings apply their shared arguments to any message type.
+///
+/// ```
+/// use pulseline::{MessageFields, Track};
+/// use std::time::{Duration, UNIX_EPOCH};
+///
+/// let mut fields = MessageFields::default();
+/// fields.timestamp = Some(UNIX_EPOCH + Duration::from_secs(1_767_225_600));
+/// fields.message_id = Some("order-1042".into());
+/// let client = pulseline::testing::test_client();
+/// let id = client.track(Track::new("user-42", "order_paid").fields(fields))?;
+/// assert_eq!(id, "order-1042");
+/// # Ok::<(), pulseline::Error>(())
+/// ```
 #[derive(Debug, Clone, Default)]
-struct Common {
-    timestamp: Option<SystemTime>,
-    message_id: Option<MessageId>,
-    context: Option<Map<String, Value>>,
+#[non_exhaustive]
+pub struct MessageFields {
+    /// When the event happened; `None`: the moment of capture.
+    pub timestamp: Option<SystemTime>,
+    /// The `messageId`; `None`: a fresh UUIDv7. See [`MessageId`].
+    pub message_id: Option<MessageId>,
+    /// Entries added to `context` (`context.library` is the SDK's and is not overridden).
+    pub context: Option<Map<String, Value>>,
+    /// The `integrations` object.
+    pub integrations: Option<Map<String, Value>>,
     context_json: Option<crate::RawJson>,
-    integrations: Option<Map<String, Value>>,
 }
+
+impl MessageFields {
+    /// Sets each field `other` has, keeping the others.
+    fn merge(&mut self, other: MessageFields) {
+        let MessageFields {
+            timestamp,
+            message_id,
+            context,
+            integrations,
+            context_json,
+        } = other;
+        if timestamp.is_some() {
+            self.timestamp = timestamp;
+        }
+        if message_id.is_some() {
+            self.message_id = message_id;
+        }
+        if context.is_some() {
+            self.context = context;
+            self.context_json = None;
+        }
+        if context_json.is_some() {
+            self.context_json = context_json;
+            self.context = None;
+        }
+        if integrations.is_some() {
+            self.integrations = integrations;
+        }
+    }
+}
+
+type Common = MessageFields;
 
 macro_rules! common_setters {
     () => {
@@ -149,6 +227,12 @@ macro_rules! common_setters {
         /// Sets the message's `integrations` object (Segment destination switches).
         pub fn integrations(mut self, integrations: Map<String, Value>) -> Self {
             self.common.integrations = Some(integrations);
+            self
+        }
+
+        /// Sets every field that `fields` has (see [`MessageFields`]), keeping the others.
+        pub fn fields(mut self, fields: MessageFields) -> Self {
+            self.common.merge(fields);
             self
         }
     };
@@ -400,7 +484,7 @@ impl Encoder {
     }
 
     pub(crate) fn track<P: ToJson>(&self, m: &Track<P>, now: SystemTime) -> Result<Encoded, Error> {
-        non_empty("event", &m.event)?;
+        event_name("event", &m.event)?;
         let mut w = self.start("track", &m.user, &m.common, now)?;
         w.str_member(b",\"event\":", &m.event);
         w.object_member(b",\"properties\":", "properties", m.properties.as_ref())?;
@@ -444,7 +528,7 @@ impl Encoder {
     }
 
     pub(crate) fn group<T: ToJson>(&self, m: &Group<T>, now: SystemTime) -> Result<Encoded, Error> {
-        non_empty("groupId", &m.group_id)?;
+        id_within_limit("groupId", &m.group_id)?;
         let mut w = self.start("group", &m.user, &m.common, now)?;
         w.str_member(b",\"groupId\":", &m.group_id);
         w.object_member(b",\"traits\":", "traits", m.traits.as_ref())?;
@@ -452,7 +536,7 @@ impl Encoder {
     }
 
     pub(crate) fn alias(&self, m: &Alias, now: SystemTime) -> Result<Encoded, Error> {
-        non_empty("previousId", &m.previous_id)?;
+        id_within_limit("previousId", &m.previous_id)?;
         let user = User::id(m.user_id.as_str());
         let mut w = self.start("alias", &user, &m.common, now)?;
         w.str_member(b",\"previousId\":", &m.previous_id);
@@ -468,6 +552,9 @@ impl Encoder {
         common: &Common,
         now: SystemTime,
     ) -> Result<Encoded, Error> {
+        if let Some(name) = name {
+            event_name("name", name)?;
+        }
         let mut w = self.start(kind, user, common, now)?;
         if let Some(name) = name {
             w.str_member(b",\"name\":", name);
@@ -497,6 +584,14 @@ impl Encoder {
                 return Err(invalid("userId", "or anonymousId must be non-empty"));
             }
             _ => {}
+        }
+        for (field, id) in [
+            ("userId", &user.user_id),
+            ("anonymousId", &user.anonymous_id),
+        ] {
+            if let Some(id) = id {
+                within_id_limit(field, id)?;
+            }
         }
         let message_id = match &common.message_id {
             Some(id) => {
@@ -651,13 +746,39 @@ fn has_top_level_key(members: &[u8], key: &[u8]) -> bool {
     false
 }
 
-fn non_empty(field: &'static str, value: &str) -> Result<(), Error> {
+/// A required id: not empty, and within [`MAX_ID_CHARS`].
+fn id_within_limit(field: &'static str, value: &str) -> Result<(), Error> {
     if value.is_empty() {
-        Err(invalid(field, "must not be empty"))
-    } else {
-        Ok(())
+        return Err(invalid(field, "must not be empty"));
     }
+    within_id_limit(field, value)
 }
+
+/// Counted in characters, as the collector counts them (a string of at most that many bytes
+/// is within it without counting: capture is the caller's hot path).
+fn within_id_limit(field: &'static str, value: &str) -> Result<(), Error> {
+    if value.len() > MAX_ID_CHARS && value.chars().nth(MAX_ID_CHARS).is_some() {
+        return Err(invalid(field, ID_TOO_LONG));
+    }
+    Ok(())
+}
+
+/// An `event` or `name`: the collector trims it, then refuses it empty or over
+/// [`MAX_EVENT_NAME_CHARS`]. It is sent as given.
+fn event_name(field: &'static str, value: &str) -> Result<(), Error> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(invalid(field, "must not be empty or only whitespace"));
+    }
+    if trimmed.len() > MAX_EVENT_NAME_CHARS && trimmed.chars().nth(MAX_EVENT_NAME_CHARS).is_some() {
+        return Err(invalid(field, NAME_TOO_LONG));
+    }
+    Ok(())
+}
+
+/// The reasons for over-long values; a test ties their figures to the limits.
+pub(crate) const ID_TOO_LONG: &str = "must be at most 200 characters";
+const NAME_TOO_LONG: &str = "must be at most 200 characters once trimmed";
 
 fn invalid(field: &'static str, reason: &'static str) -> Error {
     Error::InvalidMessage { field, reason }
@@ -894,5 +1015,110 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn the_too_long_reasons_name_the_limits() {
+        assert_eq!(
+            ID_TOO_LONG,
+            format!("must be at most {MAX_ID_CHARS} characters")
+        );
+        assert_eq!(
+            NAME_TOO_LONG,
+            format!("must be at most {MAX_EVENT_NAME_CHARS} characters once trimmed")
+        );
+    }
+
+    #[test]
+    fn ids_and_names_over_the_collector_limits_are_refused_at_capture() {
+        let now = UNIX_EPOCH + NOW;
+        let e = encoder();
+        // Counted in characters: 200 two-byte characters fit, 201 do not.
+        let at = "é".repeat(MAX_ID_CHARS);
+        let over = format!("{at}x");
+        let field = |r: Result<Encoded, Error>| match r {
+            Err(Error::InvalidMessage { field, reason }) => (field, reason),
+            other => panic!("expected InvalidMessage, got {other:?}"),
+        };
+        assert!(e.track(&Track::new(at.as_str(), "x"), now).is_ok());
+        assert!(
+            e.track(&Track::new(User::anonymous(at.as_str()), "x"), now)
+                .is_ok()
+        );
+        assert_eq!(
+            field(e.track(&Track::new(over.as_str(), "x"), now)),
+            ("userId", ID_TOO_LONG)
+        );
+        let both = User::id("u1").with_anonymous_id(over.as_str());
+        assert_eq!(
+            field(e.track(&Track::new(both, "x"), now)),
+            ("anonymousId", ID_TOO_LONG)
+        );
+        assert_eq!(
+            field(e.group(&Group::new("u1", over.as_str()), now)),
+            ("groupId", ID_TOO_LONG)
+        );
+        assert_eq!(
+            field(e.alias(&Alias::new("u1", over.as_str()), now)),
+            ("previousId", ID_TOO_LONG)
+        );
+        assert_eq!(
+            field(e.alias(&Alias::new(over.as_str(), "p"), now)),
+            ("userId", ID_TOO_LONG)
+        );
+        // Names are trimmed first, as the collector does.
+        let name = format!("  {}  ", "n".repeat(MAX_EVENT_NAME_CHARS));
+        assert!(e.track(&Track::new("u1", name.as_str()), now).is_ok());
+        let long = "n".repeat(MAX_EVENT_NAME_CHARS + 1);
+        assert_eq!(
+            field(e.track(&Track::new("u1", long.as_str()), now)),
+            ("event", NAME_TOO_LONG)
+        );
+        assert_eq!(
+            field(e.page(&Page::new("u1").name(long.as_str()), now)),
+            ("name", NAME_TOO_LONG)
+        );
+        assert_eq!(field(e.track(&Track::new("u1", " \t"), now)).0, "event");
+        assert_eq!(field(e.screen(&Screen::new("u1").name(" "), now)).0, "name");
+    }
+
+    #[test]
+    fn message_fields_apply_to_every_builder_and_keep_what_they_do_not_set() {
+        let now = UNIX_EPOCH + NOW;
+        let mut context = Map::new();
+        context.insert("locale".into(), json!("fr-FR"));
+        let fields = MessageFields {
+            message_id: Some("m-1".into()),
+            context: Some(context),
+            ..MessageFields::default()
+        };
+        let at = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let m = Track::new("u1", "x").timestamp(at).fields(fields.clone());
+        let v = parse(&encoder().track(&m, now).unwrap());
+        assert_eq!(v["messageId"], "m-1");
+        assert_eq!(v["timestamp"], "2001-09-09T01:46:40.000Z");
+        assert_eq!(v["context"]["locale"], "fr-FR");
+        let v = parse(
+            &encoder()
+                .alias(&Alias::new("u1", "p").fields(fields), now)
+                .unwrap(),
+        );
+        assert_eq!(v["messageId"], "m-1");
+        assert_eq!(v["context"]["locale"], "fr-FR");
+    }
+
+    #[test]
+    fn user_from_ids_needs_one_id() {
+        assert!(matches!(
+            User::from_ids(None, None),
+            Err(Error::InvalidMessage {
+                field: "userId",
+                reason: "or anonymousId is required"
+            })
+        ));
+        assert_eq!(
+            User::from_ids(Some("u".into()), Some("a".into())).unwrap(),
+            User::id("u").with_anonymous_id("a")
+        );
     }
 }

@@ -57,6 +57,39 @@ fn put_digits(out: &mut [u8], mut value: u64) {
     }
 }
 
+/// Formats a time in milliseconds since 1970 as JavaScript's `Date.prototype.toISOString`
+/// does: RFC 3339 in UTC with milliseconds for years 0 to 9999, and the extended `±YYYYYY`
+/// form beyond. `None` for NaN, infinities and times outside a JavaScript `Date`'s range
+/// (±8.64e15 ms). The bindings write dates found in properties with it.
+///
+/// ```
+/// assert_eq!(pulseline::iso8601_millis(1_700_000_000_123.0).unwrap(), "2023-11-14T22:13:20.123Z");
+/// assert_eq!(pulseline::iso8601_millis(-1.0).unwrap(), "1969-12-31T23:59:59.999Z");
+/// assert_eq!(pulseline::iso8601_millis(f64::NAN), None);
+/// ```
+pub fn iso8601_millis(ms: f64) -> Option<String> {
+    if !ms.is_finite() || ms.abs() > 8.64e15 {
+        return None;
+    }
+    let ms = ms as i64;
+    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    let (y, m, d) = civil_from_days(days);
+    let (h, min, sec, milli) = (
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000,
+    );
+    let year = if (0..=9999).contains(&y) {
+        format!("{y:04}")
+    } else {
+        format!("{}{:06}", if y < 0 { '-' } else { '+' }, y.abs())
+    };
+    Some(format!(
+        "{year}-{m:02}-{d:02}T{h:02}:{min:02}:{sec:02}.{milli:03}Z"
+    ))
+}
+
 /// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -103,6 +136,25 @@ mod tests {
             let expected = format!("{}-{month:02}-{}T12:00:00.000Z", parts[3], parts[1]);
             assert_eq!(ours, expected);
         }
+    }
+
+    #[test]
+    fn iso8601_matches_to_iso_string() {
+        assert_eq!(iso8601_millis(0.0).unwrap(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            iso8601_millis(951_782_400_000.0).unwrap(),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            iso8601_millis(8.64e15).unwrap(),
+            "+275760-09-13T00:00:00.000Z"
+        );
+        assert_eq!(
+            iso8601_millis(-8.64e15).unwrap(),
+            "-271821-04-20T00:00:00.000Z"
+        );
+        assert_eq!(iso8601_millis(8.64e15 + 1.0), None);
+        assert_eq!(iso8601_millis(f64::INFINITY), None);
     }
 
     #[test]

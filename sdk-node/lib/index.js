@@ -4,7 +4,7 @@
 // - the fast capture path: a message is checked here, a shallow copy of its payload is queued,
 //   and at the end of the tick (or every MAX_PENDING messages) all of them are serialized by
 //   one `JSON.stringify` and handed to the native side in one call (src/serialized.rs). A
-//   capture call costs a few hundred nanoseconds and no Node-API work;
+//   capture call costs no Node-API work (figures: docs/benchmarks-sdk.md);
 // - the exact path for anything that check is not sure of (ids given as numbers, a
 //   `messageId`, `BigInt`, `Date`-less timestamps that don't parse, class instances, cycles,
 //   functions, very large values): the message's fields, read here, are passed positionally to
@@ -131,9 +131,21 @@ function payloadSize(payload, context, integrations) {
   return i < 0 ? -1 : p + c + i
 }
 
-/// An optional id for the fast path: absent, or a non-empty string.
+/// The collector's limits, from the core (src/options.rs exports them).
+const { MAX_ID_CHARS, MAX_EVENT_NAME_CHARS } = native
+
+/// An optional id for the fast path: absent, or a non-empty string surely within the id limit
+/// (UTF-16 units are never fewer than characters; a longer one takes the exact path, where the
+/// core counts its characters and throws if it is too long).
 function idOk(value) {
-  return value === undefined || value === null || (typeof value === 'string' && value !== '')
+  return value === undefined || value === null || (typeof value === 'string' && value !== '' && value.length <= MAX_ID_CHARS)
+}
+
+/// The event, name, groupId or previousId for the fast path: surely within the collector's
+/// limits (names are trimmed first, so a blank one takes the exact path too).
+function textOk(kind, text) {
+  if (kind === GROUP || kind === ALIAS) return text !== '' && text.length <= MAX_ID_CHARS
+  return text.length <= MAX_EVENT_NAME_CHARS && text.trim() !== ''
 }
 
 /// Epoch milliseconds of a message's timestamp for the fast path, or NaN.
@@ -198,7 +210,7 @@ class Client extends native.Client {
     if (text === undefined || text === null) {
       if (textRequired) return false
       text = null
-    } else if (typeof text !== 'string' || text === '') return false
+    } else if (typeof text !== 'string' || !textOk(kind, text)) return false
     const at = timeOf(m.timestamp)
     if (Number.isNaN(at)) return false
     // The ids and the text count too: a long `userId` or `event` takes the exact path, which
@@ -388,4 +400,6 @@ class Client extends native.Client {
   }
 }
 
-module.exports = { Client, default: Client }
+// The core's option table and id limits, as the typings (native/index.d.ts) declare them.
+const { optionTable } = native
+module.exports = { Client, default: Client, optionTable, MAX_ID_CHARS, MAX_EVENT_NAME_CHARS }

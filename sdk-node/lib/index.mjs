@@ -6,4 +6,5 @@ const require = createRequire(import.meta.url)
 const pulseline = require('./index.js')
 
 export const Client = pulseline.Client
+export const { optionTable, MAX_ID_CHARS, MAX_EVENT_NAME_CHARS } = pulseline
 export default pulseline.Client

@@ -163,7 +163,10 @@ export interface AliasMessage {
   context?: Record<string, unknown>
   /** Segment destination switches. */
   integrations?: Record<string, unknown>
-  /** Your own `messageId` (a UUID) instead of a fresh UUIDv7, to make a backfill idempotent. */
+  /**
+   * Your own `messageId` instead of a fresh UUIDv7, to make a backfill idempotent: any
+   * non-empty string of at most 200 characters (an order number, a row id, a UUID).
+   */
   messageId?: string
 }
 
@@ -181,9 +184,9 @@ export interface ClientOptions {
    * what a SIGKILL can lose. Default 500 ms.
    */
   flushInterval?: number
-  /** Messages per request (at most 10,000). Default 1,000. */
+  /** Messages per request (at most 2,500). Default 1,000. */
   maxBatchMessages?: number
-  /** Uncompressed request body size in bytes. Default 512 KiB. */
+  /** Uncompressed request body size in bytes (at most 512 KiB). Default 512 KiB. */
   maxBatchBytes?: number
   /**
    * Messages held in memory before the disk buffer takes the overflow (or, without one, new
@@ -320,7 +323,10 @@ export interface GroupMessage {
   context?: Record<string, unknown>
   /** Segment destination switches. */
   integrations?: Record<string, unknown>
-  /** Your own `messageId` (a UUID) instead of a fresh UUIDv7, to make a backfill idempotent. */
+  /**
+   * Your own `messageId` instead of a fresh UUIDv7, to make a backfill idempotent: any
+   * non-empty string of at most 200 characters (an order number, a row id, a UUID).
+   */
   messageId?: string
 }
 
@@ -338,9 +344,42 @@ export interface IdentifyMessage {
   context?: Record<string, unknown>
   /** Segment destination switches. */
   integrations?: Record<string, unknown>
-  /** Your own `messageId` (a UUID) instead of a fresh UUIDv7, to make a backfill idempotent. */
+  /**
+   * Your own `messageId` instead of a fresh UUIDv7, to make a backfill idempotent: any
+   * non-empty string of at most 200 characters (an order number, a row id, a UUID).
+   */
   messageId?: string
 }
+
+/** Longest `event` or `name` the collector accepts, in characters once trimmed. */
+export declare const MAX_EVENT_NAME_CHARS: number
+
+/**
+ * Longest id (`userId`, `anonymousId`, `groupId`, `previousId`, `messageId`) the collector
+ * accepts, in characters: the core's limit. Longer ones are refused at the call.
+ */
+export declare const MAX_ID_CHARS: number
+
+/** One option of the core's option table, as Node names and measures it. */
+export interface OptionEntry {
+  /** The option's name, e.g. `maxBatchMessages`. */
+  name: string
+  /** What its values measure: `ms`, `bytes`, `count`, `boolean`, `string` or `none`. */
+  unit: 'ms' | 'bytes' | 'count' | 'boolean' | 'string' | 'none'
+  /**
+   * Its default: milliseconds for times, bytes or a count for sizes, a boolean or a string;
+   * `null` when unset (e.g. the disk buffer's directory, computed from host and key).
+   */
+  default: number | boolean | string | null
+  /** The largest value that takes effect (larger ones are clamped), or `null`. */
+  max: number | null
+}
+
+/**
+ * The core's option table in Node's names and units (times in milliseconds): the defaults
+ * and bounds the `ClientOptions` documentation states, which the test suite checks against it.
+ */
+export declare function optionTable(): Array<OptionEntry>
 
 /** A `page` message: a page view. */
 export interface PageMessage {
@@ -358,7 +397,10 @@ export interface PageMessage {
   context?: Record<string, unknown>
   /** Segment destination switches. */
   integrations?: Record<string, unknown>
-  /** Your own `messageId` (a UUID) instead of a fresh UUIDv7, to make a backfill idempotent. */
+  /**
+   * Your own `messageId` instead of a fresh UUIDv7, to make a backfill idempotent: any
+   * non-empty string of at most 200 characters (an order number, a row id, a UUID).
+   */
   messageId?: string
 }
 
@@ -378,7 +420,10 @@ export interface ScreenMessage {
   context?: Record<string, unknown>
   /** Segment destination switches. */
   integrations?: Record<string, unknown>
-  /** Your own `messageId` (a UUID) instead of a fresh UUIDv7, to make a backfill idempotent. */
+  /**
+   * Your own `messageId` instead of a fresh UUIDv7, to make a backfill idempotent: any
+   * non-empty string of at most 200 characters (an order number, a row id, a UUID).
+   */
   messageId?: string
 }
 
@@ -435,6 +480,9 @@ export interface TrackMessage {
   context?: Record<string, unknown>
   /** Segment destination switches. */
   integrations?: Record<string, unknown>
-  /** Your own `messageId` (a UUID) instead of a fresh UUIDv7, to make a backfill idempotent. */
+  /**
+   * Your own `messageId` instead of a fresh UUIDv7, to make a backfill idempotent: any
+   * non-empty string of at most 200 characters (an order number, a row id, a UUID).
+   */
   messageId?: string
 }

@@ -836,3 +836,6 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.Client = nativeBinding.Client
+module.exports.MAX_EVENT_NAME_CHARS = nativeBinding.MAX_EVENT_NAME_CHARS
+module.exports.MAX_ID_CHARS = nativeBinding.MAX_ID_CHARS
+module.exports.optionTable = nativeBinding.optionTable

@@ -19,7 +19,7 @@ use napi::{
     threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode},
 };
 use napi_derive::napi;
-use pulseline::{Alias, Group, Identify, Page, Screen, Track, Uuid};
+use pulseline::{Alias, Group, Identify, Page, Screen, Track};
 
 use crate::{
     convert::{Converter, FailureKind},
@@ -139,8 +139,11 @@ impl Client {
         self.capture(&env, &args, TRACK, |core, user, mut f, cx| {
             let m = Track::new(user, f.event.take().unwrap_or_default());
             match f.payload {
-                Some(p) => core.track(common(m, &mut f).properties(cx.value(p))),
-                None => core.track(common(m, &mut f)),
+                Some(p) => core.track(
+                    m.fields(std::mem::take(&mut f.common))
+                        .properties(cx.value(p)),
+                ),
+                None => core.track(m.fields(std::mem::take(&mut f.common))),
             }
         })
     }
@@ -171,8 +174,10 @@ impl Client {
         self.capture(&env, &args, IDENTIFY, |core, user, mut f, cx| {
             let m = Identify::new(user);
             match f.payload {
-                Some(p) => core.identify(common(m, &mut f).traits(cx.value(p))),
-                None => core.identify(common(m, &mut f)),
+                Some(p) => {
+                    core.identify(m.fields(std::mem::take(&mut f.common)).traits(cx.value(p)))
+                }
+                None => core.identify(m.fields(std::mem::take(&mut f.common))),
             }
         })
     }
@@ -208,8 +213,11 @@ impl Client {
                 m = m.name(name);
             }
             match f.payload {
-                Some(p) => core.page(common(m, &mut f).properties(cx.value(p))),
-                None => core.page(common(m, &mut f)),
+                Some(p) => core.page(
+                    m.fields(std::mem::take(&mut f.common))
+                        .properties(cx.value(p)),
+                ),
+                None => core.page(m.fields(std::mem::take(&mut f.common))),
             }
         })
     }
@@ -245,8 +253,11 @@ impl Client {
                 m = m.name(name);
             }
             match f.payload {
-                Some(p) => core.screen(common(m, &mut f).properties(cx.value(p))),
-                None => core.screen(common(m, &mut f)),
+                Some(p) => core.screen(
+                    m.fields(std::mem::take(&mut f.common))
+                        .properties(cx.value(p)),
+                ),
+                None => core.screen(m.fields(std::mem::take(&mut f.common))),
             }
         })
     }
@@ -280,8 +291,8 @@ impl Client {
         self.capture(&env, &args, GROUP, |core, user, mut f, cx| {
             let m = Group::new(user, f.group_id.take().unwrap_or_default());
             match f.payload {
-                Some(p) => core.group(common(m, &mut f).traits(cx.value(p))),
-                None => core.group(common(m, &mut f)),
+                Some(p) => core.group(m.fields(std::mem::take(&mut f.common)).traits(cx.value(p))),
+                None => core.group(m.fields(std::mem::take(&mut f.common))),
             }
         })
     }
@@ -315,7 +326,7 @@ impl Client {
                 f.user_id.take().unwrap_or_default(),
                 f.previous_id.take().unwrap_or_default(),
             );
-            core.alias(common(m, &mut f))
+            core.alias(m.fields(std::mem::take(&mut f.common)))
         })
     }
 
@@ -495,43 +506,6 @@ fn pending_or_generic(env: &Env, kind: Kind, failure: FailureKind) -> napi::Erro
         .into_napi(env),
     }
 }
-
-/// Applies the fields every message type shares.
-fn common<M: Common>(mut m: M, f: &mut Fields) -> M {
-    if let Some(t) = f.timestamp {
-        m = m.set_timestamp(t);
-    }
-    if let Some(id) = f.message_id {
-        m = m.set_message_id(id);
-    }
-    if let Some(c) = f.context.take() {
-        m = m.set_context(c);
-    }
-    if let Some(i) = f.integrations.take() {
-        m = m.set_integrations(i);
-    }
-    m
-}
-
-/// The core builders' shared setters, so `common` is written once.
-pub(crate) trait Common: Sized {
-    fn set_timestamp(self, at: std::time::SystemTime) -> Self;
-    fn set_message_id(self, id: Uuid) -> Self;
-    fn set_context(self, c: serde_json::Map<String, serde_json::Value>) -> Self;
-    fn set_integrations(self, i: serde_json::Map<String, serde_json::Value>) -> Self;
-}
-
-macro_rules! impl_common {
-    ($($ty:ty),*) => {$(
-        impl Common for $ty {
-            fn set_timestamp(self, at: std::time::SystemTime) -> Self { self.timestamp(at) }
-            fn set_message_id(self, id: Uuid) -> Self { self.message_id(id) }
-            fn set_context(self, c: serde_json::Map<String, serde_json::Value>) -> Self { self.context(c) }
-            fn set_integrations(self, i: serde_json::Map<String, serde_json::Value>) -> Self { self.integrations(i) }
-        }
-    )*};
-}
-impl_common!(Track, Identify, Page, Screen, Group, Alias);
 
 impl Drop for Client {
     /// A client dropped without `shutdown()` (garbage-collected, or its worker thread

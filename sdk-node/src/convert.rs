@@ -30,8 +30,8 @@ use serde::{
     ser::{SerializeMap, SerializeSeq},
 };
 
-/// Deepest nesting accepted; deeper input is taken for a circular reference.
-pub(crate) const MAX_DEPTH: usize = 64;
+// The core's limit: deeper input is taken for a circular reference.
+pub(crate) use pulseline::limits::MAX_JSON_DEPTH as MAX_DEPTH;
 /// Strings up to this size are read through a stack buffer in one call.
 const STACK_STRING: usize = 256;
 
@@ -578,7 +578,7 @@ impl Js<'_> {
         }
         if cx.is_date(self.value).map_err(fail)? {
             let ms = cx.date_millis(self.value).map_err(fail)?;
-            return match iso8601(ms) {
+            return match pulseline::iso8601_millis(ms) {
                 Some(text) => s.serialize_str(&text),
                 None => Err(fail(FailureKind::InvalidDate)),
             };
@@ -621,63 +621,9 @@ fn serialize_number<S: Serializer>(n: f64, s: S, cx: &Converter) -> Result<S::Ok
     s.serialize_f64(n)
 }
 
-/// `Date.prototype.toISOString` for a time value in milliseconds; `None` for NaN or out of range.
-pub(crate) fn iso8601(ms: f64) -> Option<String> {
-    if !ms.is_finite() || ms.abs() > 8.64e15 {
-        return None;
-    }
-    let ms = ms as i64;
-    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    let (y, m, d) = civil_from_days(days);
-    let (h, min, sec, milli) = (
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000,
-    );
-    let year = if (0..=9999).contains(&y) {
-        format!("{y:04}")
-    } else {
-        format!("{}{:06}", if y < 0 { '-' } else { '+' }, y.abs())
-    };
-    Some(format!(
-        "{year}-{m:02}-{d:02}T{h:02}:{min:02}:{sec:02}.{milli:03}Z"
-    ))
-}
-
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn iso8601_matches_to_iso_string() {
-        assert_eq!(iso8601(0.0).unwrap(), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            iso8601(1_700_000_000_123.0).unwrap(),
-            "2023-11-14T22:13:20.123Z"
-        );
-        assert_eq!(iso8601(-1.0).unwrap(), "1969-12-31T23:59:59.999Z");
-        assert_eq!(
-            iso8601(951_782_400_000.0).unwrap(),
-            "2000-02-29T00:00:00.000Z"
-        );
-        assert_eq!(iso8601(8.64e15).unwrap(), "+275760-09-13T00:00:00.000Z");
-        assert_eq!(iso8601(f64::NAN), None);
-    }
 
     #[test]
     fn paths_name_the_key() {

@@ -1,6 +1,7 @@
 //! The message objects of `track`, `identify`, `page`, `screen`, `group` and `alias`: their
 //! fields arrive as positional arguments (`lib/index.js` reads them off the object, which
-//! JavaScript does in nanoseconds while each Node-API property read costs tens), and are
+//! JavaScript does far more cheaply than Node-API's one call per property, see
+//! docs/benchmarks-sdk.md), and are
 //! converted here to what the core's builders take. The `#[napi(object)]` interfaces below exist
 //! for the generated `index.d.ts`; values are read by [`Fields::from_args`].
 #![allow(unsafe_code)] // `Date.parse` of a timestamp string, with raw Node-API calls.
@@ -12,7 +13,7 @@ use std::{
 
 use napi::sys;
 use napi_derive::napi;
-use pulseline::{User, Uuid};
+use pulseline::{MessageFields, MessageId, User};
 use serde_json::{Map, Value};
 
 use crate::{
@@ -73,10 +74,8 @@ pub struct Fields {
     pub previous_id: Option<String>,
     /// `properties` or `traits`, serialized by the core straight from the JavaScript object.
     pub payload: Option<sys::napi_value>,
-    pub timestamp: Option<SystemTime>,
-    pub message_id: Option<Uuid>,
-    pub context: Option<Map<String, Value>>,
-    pub integrations: Option<Map<String, Value>>,
+    /// `timestamp`, `messageId`, `context` and `integrations`, applied by every builder.
+    pub common: MessageFields,
 }
 
 impl Fields {
@@ -106,7 +105,6 @@ impl Fields {
         value: sys::napi_value,
         t: sys::napi_valuetype,
     ) -> Result<(), napi_or_spec::Failed> {
-        use napi_or_spec::Failed;
         if t == sys::ValueType::napi_null {
             return Ok(());
         }
@@ -121,24 +119,15 @@ impl Fields {
                 object(cx, kind, key, value, t)?;
                 self.payload = Some(value);
             }
-            "context" => self.context = Some(map(cx, kind, "context", value, t)?),
-            "integrations" => self.integrations = Some(map(cx, kind, "integrations", value, t)?),
-            "timestamp" => self.timestamp = Some(timestamp(cx, kind, value, t)?),
+            "context" => self.common.context = Some(map(cx, kind, "context", value, t)?),
+            "integrations" => {
+                self.common.integrations = Some(map(cx, kind, "integrations", value, t)?);
+            }
+            "timestamp" => self.common.timestamp = Some(timestamp(cx, kind, value, t)?),
+            // Any non-empty string up to the core's limit, as the collector accepts; the core
+            // checks it at capture like every other field.
             "messageId" => {
-                let s = text(cx, kind, key, value, t)?;
-                let uuid = Uuid::parse_str(&s).map_err(|_| {
-                    Failed::Spec(
-                        ErrorSpec::type_error(
-                            "PULSELINE_INVALID_MESSAGE",
-                            format!(
-                                "client.{}(): messageId must be a UUID, not {s:?}",
-                                kind.method
-                            ),
-                        )
-                        .field("field", Field::Str("messageId".into())),
-                    )
-                })?;
-                self.message_id = Some(uuid);
+                self.common.message_id = Some(MessageId::from(text(cx, kind, key, value, t)?))
             }
             _ => unreachable!("checked against the field lists above"),
         }
@@ -161,19 +150,13 @@ impl Fields {
                 .field("field", Field::Str("userId".into()))),
             };
         }
-        match (self.user_id.take(), self.anonymous_id.take()) {
-            (Some(u), Some(a)) => Ok(User::id(u).with_anonymous_id(a)),
-            (Some(u), None) => Ok(User::id(u)),
-            (None, Some(a)) => Ok(User::anonymous(a)),
-            (None, None) => Err(ErrorSpec::type_error(
+        User::from_ids(self.user_id.take(), self.anonymous_id.take()).map_err(|err| {
+            ErrorSpec::type_error(
                 "PULSELINE_INVALID_MESSAGE",
-                format!(
-                    "invalid message: userId or anonymousId is required, e.g. {}",
-                    example(kind)
-                ),
+                format!("{err}, e.g. {}", example(kind)),
             )
-            .field("field", Field::Str("userId".into()))),
-        }
+            .field("field", Field::Str("userId".into()))
+        })
     }
 }
 
@@ -408,7 +391,8 @@ pub struct TrackMessage {
     /// Segment destination switches.
     #[napi(ts_type = "Record<string, unknown>")]
     pub integrations: Option<Value>,
-    /// Your own `messageId` (a UUID) instead of a fresh UUIDv7, to make a backfill idempotent.
+    /// Your own `messageId` instead of a fresh UUIDv7, to make a backfill idempotent: any
+    /// non-empty string of at most 200 characters (an order number, a row id, a UUID).
     pub message_id: Option<String>,
 }
 
@@ -434,7 +418,8 @@ pub struct IdentifyMessage {
     /// Segment destination switches.
     #[napi(ts_type = "Record<string, unknown>")]
     pub integrations: Option<Value>,
-    /// Your own `messageId` (a UUID) instead of a fresh UUIDv7, to make a backfill idempotent.
+    /// Your own `messageId` instead of a fresh UUIDv7, to make a backfill idempotent: any
+    /// non-empty string of at most 200 characters (an order number, a row id, a UUID).
     pub message_id: Option<String>,
 }
 
@@ -462,7 +447,8 @@ pub struct PageMessage {
     /// Segment destination switches.
     #[napi(ts_type = "Record<string, unknown>")]
     pub integrations: Option<Value>,
-    /// Your own `messageId` (a UUID) instead of a fresh UUIDv7, to make a backfill idempotent.
+    /// Your own `messageId` instead of a fresh UUIDv7, to make a backfill idempotent: any
+    /// non-empty string of at most 200 characters (an order number, a row id, a UUID).
     pub message_id: Option<String>,
 }
 
@@ -490,7 +476,8 @@ pub struct ScreenMessage {
     /// Segment destination switches.
     #[napi(ts_type = "Record<string, unknown>")]
     pub integrations: Option<Value>,
-    /// Your own `messageId` (a UUID) instead of a fresh UUIDv7, to make a backfill idempotent.
+    /// Your own `messageId` instead of a fresh UUIDv7, to make a backfill idempotent: any
+    /// non-empty string of at most 200 characters (an order number, a row id, a UUID).
     pub message_id: Option<String>,
 }
 
@@ -519,7 +506,8 @@ pub struct GroupMessage {
     /// Segment destination switches.
     #[napi(ts_type = "Record<string, unknown>")]
     pub integrations: Option<Value>,
-    /// Your own `messageId` (a UUID) instead of a fresh UUIDv7, to make a backfill idempotent.
+    /// Your own `messageId` instead of a fresh UUIDv7, to make a backfill idempotent: any
+    /// non-empty string of at most 200 characters (an order number, a row id, a UUID).
     pub message_id: Option<String>,
 }
 
@@ -542,6 +530,7 @@ pub struct AliasMessage {
     /// Segment destination switches.
     #[napi(ts_type = "Record<string, unknown>")]
     pub integrations: Option<Value>,
-    /// Your own `messageId` (a UUID) instead of a fresh UUIDv7, to make a backfill idempotent.
+    /// Your own `messageId` instead of a fresh UUIDv7, to make a backfill idempotent: any
+    /// non-empty string of at most 200 characters (an order number, a row id, a UUID).
     pub message_id: Option<String>,
 }

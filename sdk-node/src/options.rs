@@ -9,7 +9,7 @@ use napi::{
     bindgen_prelude::{FunctionRef, Object, Unknown},
 };
 use napi_derive::napi;
-use pulseline::DiskBufferOptions;
+use pulseline::{DiskBufferOptions, OptionValue};
 
 use crate::error::ErrorSpec;
 
@@ -24,9 +24,9 @@ pub struct ClientOptions {
     /// Longest a captured message waits before its batch is sealed and sent; also the bound on
     /// what a SIGKILL can lose. Default 500 ms.
     pub flush_interval: Option<f64>,
-    /// Messages per request (at most 10,000). Default 1,000.
+    /// Messages per request (at most 2,500). Default 1,000.
     pub max_batch_messages: Option<f64>,
-    /// Uncompressed request body size in bytes. Default 512 KiB.
+    /// Uncompressed request body size in bytes (at most 512 KiB). Default 512 KiB.
     pub max_batch_bytes: Option<f64>,
     /// Messages held in memory before the disk buffer takes the overflow (or, without one, new
     /// captures are dropped and counted as `queue_full`). Default 100,000.
@@ -83,34 +83,105 @@ pub struct ClientOptions {
     pub on_drop: Option<FunctionRef<napi::bindgen_prelude::FnArgs<(String, f64)>, ()>>,
 }
 
-/// The fields of [`ClientOptions`] as JavaScript names them: any other key is a mistake
-/// (`maxBatchSize` for `maxBatchMessages`) that would otherwise be silently ignored.
-const OPTION_NAMES: &[&str] = &[
-    "writeKey",
-    "host",
-    "flushInterval",
-    "maxBatchMessages",
-    "maxBatchBytes",
-    "maxBufferedEvents",
-    "maxBufferedBytes",
-    "maxInFlight",
-    "gzip",
-    "connectTimeout",
-    "requestTimeout",
-    "retryMinDelay",
-    "retryMaxDelay",
-    "maxRetryAfter",
-    "maxRetryElapsed",
-    "shutdownTimeout",
-    "diskBuffer",
-    "diskBufferDirectory",
-    "diskBufferMaxBytes",
-    "diskBufferMaxAge",
-    "flushOnExit",
-    "disabled",
-    "onError",
-    "onDrop",
-];
+/// The fields of [`ClientOptions`] as JavaScript names them: `writeKey`, the core's option
+/// table in camelCase, and `flushOnExit`. Any other key is a mistake (`maxBatchSize` for
+/// `maxBatchMessages`) that would otherwise be silently ignored.
+fn option_names() -> Vec<String> {
+    let core = pulseline::option_table()
+        .into_iter()
+        .map(|o| camel_case(o.name));
+    std::iter::once("writeKey".to_owned())
+        .chain(core)
+        .chain(std::iter::once("flushOnExit".to_owned()))
+        .collect()
+}
+
+/// `max_batch_messages` → `maxBatchMessages`.
+fn camel_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                out.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+// Exported by `#[napi]`, whose registration unit-test builds leave out.
+#[cfg_attr(test, allow(dead_code))]
+/// One option of the core's option table, as Node names and measures it.
+#[napi(object, object_from_js = false)]
+pub struct OptionEntry {
+    /// The option's name, e.g. `maxBatchMessages`.
+    pub name: String,
+    /// What its values measure: `ms`, `bytes`, `count`, `boolean`, `string` or `none`.
+    #[napi(ts_type = "'ms' | 'bytes' | 'count' | 'boolean' | 'string' | 'none'")]
+    pub unit: String,
+    /// Its default: milliseconds for times, bytes or a count for sizes, a boolean or a string;
+    /// `null` when unset (e.g. the disk buffer's directory, computed from host and key).
+    #[napi(ts_type = "number | boolean | string | null")]
+    pub default: serde_json::Value,
+    /// The largest value that takes effect (larger ones are clamped), or `null`.
+    #[napi(ts_type = "number | null")]
+    pub max: serde_json::Value,
+}
+
+// Exported by `#[napi]`, whose registration unit-test builds leave out.
+#[cfg_attr(test, allow(dead_code))]
+/// The core's option table in Node's names and units (times in milliseconds): the defaults
+/// and bounds the `ClientOptions` documentation states, which the test suite checks against it.
+#[napi]
+pub fn option_table() -> Vec<OptionEntry> {
+    pulseline::option_table()
+        .into_iter()
+        .map(|o| OptionEntry {
+            name: camel_case(o.name),
+            unit: match o.default {
+                OptionValue::Duration(_) => "ms",
+                OptionValue::Bytes(_) => "bytes",
+                OptionValue::Count(_) => "count",
+                OptionValue::Flag(_) => "boolean",
+                OptionValue::Text(_) => "string",
+                _ => "none",
+            }
+            .to_owned(),
+            default: node_value(Some(&o.default)),
+            max: node_value(o.max.as_ref()),
+        })
+        .collect()
+}
+
+// Exported by `#[napi]`, whose registration unit-test builds leave out.
+#[cfg_attr(test, allow(dead_code))]
+fn node_value(value: Option<&OptionValue>) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Some(OptionValue::Duration(d)) => Value::from(d.as_secs_f64() * 1000.0),
+        Some(OptionValue::Count(n) | OptionValue::Bytes(n)) => Value::from(*n),
+        Some(OptionValue::Flag(b)) => Value::from(*b),
+        Some(OptionValue::Text(t)) => Value::from(t.as_str()),
+        _ => Value::Null,
+    }
+}
+
+// Exported by `#[napi]`, whose registration unit-test builds leave out.
+#[cfg_attr(test, allow(dead_code))]
+/// Longest id (`userId`, `anonymousId`, `groupId`, `previousId`, `messageId`) the collector
+/// accepts, in characters: the core's limit. Longer ones are refused at the call.
+#[napi]
+pub const MAX_ID_CHARS: u32 = pulseline::limits::MAX_ID_CHARS as u32;
+
+// Exported by `#[napi]`, whose registration unit-test builds leave out.
+#[cfg_attr(test, allow(dead_code))]
+/// Longest `event` or `name` the collector accepts, in characters once trimmed.
+#[napi]
+pub const MAX_EVENT_NAME_CHARS: u32 = pulseline::limits::MAX_EVENT_NAME_CHARS as u32;
 
 impl std::fmt::Debug for ClientOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -151,12 +222,13 @@ impl ClientOptions {
             .map_err(|e| {
                 ErrorSpec::type_error("PULSELINE_CONFIG", format!("invalid options: {}", e.reason))
             })?;
-        if let Some(unknown) = object.iter().find(|k| !OPTION_NAMES.contains(&k.as_str())) {
+        let names = option_names();
+        if let Some(unknown) = object.iter().find(|k| !names.contains(k)) {
             return Err(ErrorSpec::type_error(
                 "PULSELINE_CONFIG",
                 format!(
                     "unknown option {unknown:?}; the options are {}",
-                    OPTION_NAMES.join(", ")
+                    names.join(", ")
                 ),
             )
             .field("option", crate::error::Field::Str(unknown.clone())));

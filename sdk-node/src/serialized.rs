@@ -2,8 +2,8 @@
 //! and at the end of the tick (or every [`MAX_PENDING`] messages) serializes all of them with
 //! one `JSON.stringify` and hands the string over in one call. Parsing it here borrows the
 //! `properties`/`traits` JSON as raw text, which the core copies into the message verbatim:
-//! no JavaScript value is walked through Node-API, and the call that captured costs a few
-//! hundred nanoseconds. Messages the JavaScript check is not sure of (ids given as numbers,
+//! no JavaScript value is walked through Node-API, which keeps the capture call cheap
+//! (docs/benchmarks-sdk.md). Messages the JavaScript check is not sure of (ids given as numbers,
 //! a `messageId`, `BigInt`s, class instances, very large or deep values…) take the exact path
 //! through `message.rs` instead, which throws the precise error.
 //!
@@ -11,14 +11,12 @@
 
 use std::{
     borrow::Cow,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, UNIX_EPOCH},
 };
 
-use pulseline::{Alias, Group, Identify, Page, Screen, Track, User};
+use pulseline::{Alias, Group, Identify, MessageFields, Page, Screen, Track, User};
 use serde::Deserialize;
 use serde_json::{Map, Value, value::RawValue};
-
-use crate::client::Common;
 
 /// One message, as the array `lib/index.js` writes:
 /// `[kind, userId, anonymousId, timestampMs, text, payload, context, integrations]`, where
@@ -66,14 +64,19 @@ fn capture(core: &pulseline::Client, e: Entry<'_>) -> Result<(), pulseline::Erro
     let Entry(kind, user_id, anonymous_id, ms, text, payload, context, integrations) = e;
     let text = text.map(Cow::into_owned).unwrap_or_default();
     let at = UNIX_EPOCH + Duration::from_millis(ms.max(0.0) as u64);
-    let user = || match (user_id.as_deref(), anonymous_id.as_deref()) {
-        (Some(u), Some(a)) => User::id(u).with_anonymous_id(a),
-        (Some(u), None) => User::id(u),
-        (None, a) => User::anonymous(a.unwrap_or_default()),
+    let mut fields = MessageFields::default();
+    fields.timestamp = Some(at);
+    fields.context = context;
+    fields.integrations = integrations;
+    let user = || {
+        User::from_ids(
+            user_id.as_deref().map(str::to_owned),
+            anonymous_id.as_deref().map(str::to_owned),
+        )
     };
     macro_rules! send {
         ($method:ident, $message:expr, $payload_setter:ident) => {{
-            let m = common($message, at, context, integrations);
+            let m = $message.fields(fields);
             match payload {
                 Some(p) => core.$method(m.$payload_setter(p)),
                 None => core.$method(m),
@@ -81,41 +84,24 @@ fn capture(core: &pulseline::Client, e: Entry<'_>) -> Result<(), pulseline::Erro
         }};
     }
     match kind {
-        0 => send!(track, Track::new(user(), text), properties),
-        1 => send!(identify, Identify::new(user()), traits),
-        2 => send!(page, named(Page::new(user()), text, Page::name), properties),
-        3 => send!(
-            screen,
-            named(Screen::new(user()), text, Screen::name),
+        0 => send!(track, Track::new(user()?, text), properties),
+        1 => send!(identify, Identify::new(user()?), traits),
+        2 => send!(
+            page,
+            named(Page::new(user()?), text, Page::name),
             properties
         ),
-        4 => send!(group, Group::new(user(), text), traits),
-        _ => core.alias(common(
-            Alias::new(user_id.unwrap_or_default(), text),
-            at,
-            context,
-            integrations,
-        )),
+        3 => send!(
+            screen,
+            named(Screen::new(user()?), text, Screen::name),
+            properties
+        ),
+        4 => send!(group, Group::new(user()?, text), traits),
+        _ => core.alias(Alias::new(user_id.unwrap_or_default(), text).fields(fields)),
     }
     .map(drop)
 }
 
 fn named<M>(m: M, name: String, set: fn(M, String) -> M) -> M {
     if name.is_empty() { m } else { set(m, name) }
-}
-
-fn common<M: Common>(
-    m: M,
-    at: SystemTime,
-    context: Option<Map<String, Value>>,
-    integrations: Option<Map<String, Value>>,
-) -> M {
-    let mut m = m.set_timestamp(at);
-    if let Some(c) = context {
-        m = m.set_context(c);
-    }
-    if let Some(i) = integrations {
-        m = m.set_integrations(i);
-    }
-    m
 }

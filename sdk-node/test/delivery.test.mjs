@@ -194,3 +194,42 @@ test('optOut() drops captures from the call on and optIn() resumes', async () =>
   const stored = await collector.waitFor(2, { user_id: user })
   assert.deepEqual(stored.map((e) => e.event).sort(), ['after', 'before'])
 })
+
+test('a messageId is any non-empty string of up to 200 characters, stored as given', async () => {
+  const client = new Client(collector.options())
+  const event = unique('order_paid')
+  const ids = ['order-1042', `${'é'.repeat(199)}x`, '0192F1A4-5B6C-7D8E-9F00-112233445566']
+  for (const messageId of ids) client.track({ userId: 'user-42', event, messageId })
+  for (const messageId of ['', 'é'.repeat(201)]) {
+    assert.throws(() => client.track({ userId: 'user-42', event, messageId }), (e) =>
+      e.code === 'PULSELINE_INVALID_MESSAGE' && e.field === 'messageId')
+  }
+  assert.deepEqual(await client.shutdown(), { complete: true, timedOut: false, persisted: 0, lost: 0 })
+  const stored = await collector.waitFor(3, { event })
+  assert.deepEqual(stored.map((e) => e.messageId).sort(), [...ids].sort())
+})
+
+test('ids and names over the collector limits throw at the call; the rest of the batch arrives', async () => {
+  const client = new Client(collector.options())
+  const event = unique('limits')
+  const long = 'u'.repeat(201)
+  const cases = [
+    [() => client.track({ userId: long, event }), 'userId', /userId must be at most 200 characters/],
+    [() => client.track({ anonymousId: long, event }), 'anonymousId', /at most 200 characters/],
+    [() => client.group({ userId: 'u', groupId: long }), 'groupId', /at most 200 characters/],
+    [() => client.alias({ userId: 'u', previousId: long }), 'previousId', /at most 200 characters/],
+    [() => client.track({ userId: 'u', event: 'e'.repeat(201) }), 'event', /at most 200 characters/],
+    [() => client.track({ userId: 'u', event: '   ' }), 'event', /whitespace/],
+    [() => client.page({ userId: 'u', name: 'n'.repeat(201) }), 'name', /at most 200 characters/],
+  ]
+  for (const [call, field, message] of cases) {
+    assert.throws(call, (e) => e.code === 'PULSELINE_INVALID_MESSAGE' && e.field === field && message.test(e.message), field)
+  }
+  // At the limit (in characters, not UTF-16 units or bytes) is fine.
+  client.track({ userId: '🙂'.repeat(200), anonymousId: 'a'.repeat(200), event })
+  client.track({ userId: 'user-ok', event })
+  assert.equal(client.stats().dropped.total, 0)
+  assert.deepEqual(await client.shutdown(), { complete: true, timedOut: false, persisted: 0, lost: 0 })
+  const stored = await collector.waitFor(2, { event })
+  assert.deepEqual(stored.map((e) => e.userId ?? e.user_id).sort(), ['user-ok', '🙂'.repeat(200)].sort())
+})

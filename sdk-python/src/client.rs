@@ -16,8 +16,8 @@ use pyo3::{
 use crate::{
     convert::Argument,
     error::{OwnedError, conversion_error, without_panic},
-    message::{Common, object_argument, text, user, with_common},
-    options::{OPTION_NAMES, Options, seconds},
+    message::{common_fields, object_argument, text, user},
+    options::{Options, option_names, seconds},
     report::{Report, Reports},
     stats::{FlushOutcome, ShutdownOutcome, Stats},
 };
@@ -139,7 +139,7 @@ impl Client {
     #[classattr]
     #[pyo3(name = "OPTIONS")]
     fn options<'py>(py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
-        PyTuple::new(py, OPTION_NAMES)
+        PyTuple::new(py, option_names())
     }
 
     /// Captures a `track` (something a user did); returns its `messageId`, or `None` if it was
@@ -161,12 +161,12 @@ impl Client {
         without_panic(py, || {
             let user = user(py, user_id, anonymous_id)?;
             let message = Track::new(user, text("event", event)?);
-            let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+            let common = common_fields(py, timestamp, context, integrations, message_id)?;
             let properties = object_argument("properties", properties)?;
             match &properties {
-                None => self.capture(py, None, |c| c.track(with_common!(message, common))),
+                None => self.capture(py, None, |c| c.track(message.fields(common))),
                 Some(p) => self.capture(py, Some(("properties", p)), |c| {
-                    c.track(with_common!(message.properties(p), common))
+                    c.track(message.properties(p).fields(common))
                 }),
             }
         })
@@ -188,11 +188,11 @@ impl Client {
     ) -> PyResult<Option<Bound<'py, PyString>>> {
         without_panic(py, || {
             let message = Identify::new(user(py, user_id, anonymous_id)?);
-            let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+            let common = common_fields(py, timestamp, context, integrations, message_id)?;
             match &object_argument("traits", traits)? {
-                None => self.capture(py, None, |c| c.identify(with_common!(message, common))),
+                None => self.capture(py, None, |c| c.identify(message.fields(common))),
                 Some(t) => self.capture(py, Some(("traits", t)), |c| {
-                    c.identify(with_common!(message.traits(t), common))
+                    c.identify(message.traits(t).fields(common))
                 }),
             }
         })
@@ -218,11 +218,11 @@ impl Client {
             if let Some(name) = name {
                 message = message.name(text("name", name)?);
             }
-            let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+            let common = common_fields(py, timestamp, context, integrations, message_id)?;
             match &object_argument("properties", properties)? {
-                None => self.capture(py, None, |c| c.page(with_common!(message, common))),
+                None => self.capture(py, None, |c| c.page(message.fields(common))),
                 Some(p) => self.capture(py, Some(("properties", p)), |c| {
-                    c.page(with_common!(message.properties(p), common))
+                    c.page(message.properties(p).fields(common))
                 }),
             }
         })
@@ -248,11 +248,11 @@ impl Client {
             if let Some(name) = name {
                 message = message.name(text("name", name)?);
             }
-            let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+            let common = common_fields(py, timestamp, context, integrations, message_id)?;
             match &object_argument("properties", properties)? {
-                None => self.capture(py, None, |c| c.screen(with_common!(message, common))),
+                None => self.capture(py, None, |c| c.screen(message.fields(common))),
                 Some(p) => self.capture(py, Some(("properties", p)), |c| {
-                    c.screen(with_common!(message.properties(p), common))
+                    c.screen(message.properties(p).fields(common))
                 }),
             }
         })
@@ -276,11 +276,11 @@ impl Client {
         without_panic(py, || {
             let group_id = crate::message::id("group_id", Some(group_id))?.unwrap_or_default();
             let message = Group::new(user(py, user_id, anonymous_id)?, group_id);
-            let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+            let common = common_fields(py, timestamp, context, integrations, message_id)?;
             match &object_argument("traits", traits)? {
-                None => self.capture(py, None, |c| c.group(with_common!(message, common))),
+                None => self.capture(py, None, |c| c.group(message.fields(common))),
                 Some(t) => self.capture(py, Some(("traits", t)), |c| {
-                    c.group(with_common!(message.traits(t), common))
+                    c.group(message.traits(t).fields(common))
                 }),
             }
         })
@@ -304,9 +304,9 @@ impl Client {
             let previous_id =
                 crate::message::id("previous_id", Some(previous_id))?.unwrap_or_default();
             let user_id = crate::message::id("user_id", Some(user_id))?.unwrap_or_default();
-            let common = Common::parse(py, timestamp, context, integrations, message_id)?;
+            let common = common_fields(py, timestamp, context, integrations, message_id)?;
             self.capture(py, None, |c| {
-                c.alias(with_common!(Alias::new(user_id, previous_id), common))
+                c.alias(Alias::new(user_id, previous_id).fields(common))
             })
         })
     }

@@ -24,8 +24,8 @@ use pyo3::{
 };
 use serde::ser::{Error as _, Serialize, SerializeMap, SerializeSeq, Serializer};
 
-/// Deeper nesting than this is refused (a self-referencing dict would otherwise recurse forever).
-pub(crate) const MAX_DEPTH: usize = 64;
+// The core's limit: deeper input is taken for a circular reference.
+pub(crate) use pulseline::limits::MAX_JSON_DEPTH as MAX_DEPTH;
 
 /// Why a value could not be converted, and where it sits under the argument.
 #[derive(Debug)]

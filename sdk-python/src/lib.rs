@@ -20,5 +20,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stats::FlushOutcome>()?;
     m.add_class::<stats::ShutdownOutcome>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("OPTION_TABLE", options::python_table(m.py())?)?;
     Ok(())
 }

@@ -3,7 +3,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use pulseline::{JsonLimitError, MessageId, User, limits::MAX_MESSAGE_BYTES, write_json_within};
+use pulseline::{
+    JsonLimitError, MessageFields, MessageId, User, limits::MAX_MESSAGE_BYTES, write_json_within,
+};
 use pyo3::{
     exceptions::PyTypeError,
     prelude::*,
@@ -68,17 +70,15 @@ pub(crate) fn user(
     user_id: Option<&Bound<'_, PyAny>>,
     anonymous_id: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<User> {
-    match (id("user_id", user_id)?, id("anonymous_id", anonymous_id)?) {
-        (Some(u), Some(a)) => Ok(User::id(u).with_anonymous_id(a)),
-        (Some(u), None) => Ok(User::id(u)),
-        (None, Some(a)) => Ok(User::anonymous(a)),
-        (None, None) => Err(OwnedError::new(
+    let ids = (id("user_id", user_id)?, id("anonymous_id", anonymous_id)?);
+    User::from_ids(ids.0, ids.1).map_err(|err| {
+        OwnedError::new(
             Class::InvalidMessage,
-            "invalid message: userId or anonymousId is required (pass user_id or anonymous_id)",
+            format!("{err} (pass user_id or anonymous_id)"),
         )
         .attr("field", Attr::Str("userId".into()))
-        .into_pyerr(py)),
-    }
+        .into_pyerr(py)
+    })
 }
 
 /// `properties` / `traits`: a dict (or another Mapping), serialized by the core straight from
@@ -101,59 +101,28 @@ pub(crate) fn object_argument<'py>(
     }
 }
 
-/// The optional fields common to every message type.
-#[derive(Debug, Default)]
-pub(crate) struct Common {
-    pub(crate) timestamp: Option<SystemTime>,
-    pub(crate) message_id: Option<MessageId>,
-    pub(crate) context: Option<Map<String, Value>>,
-    pub(crate) integrations: Option<Map<String, Value>>,
+/// The optional fields common to every message type, as the core's [`MessageFields`], which
+/// every builder applies with `.fields(…)`.
+pub(crate) fn common_fields(
+    py: Python<'_>,
+    timestamp: Option<&Bound<'_, PyAny>>,
+    context: Option<&Bound<'_, PyAny>>,
+    integrations: Option<&Bound<'_, PyAny>>,
+    message_id: Option<&Bound<'_, PyAny>>,
+) -> PyResult<MessageFields> {
+    let mut fields = MessageFields::default();
+    fields.timestamp = timestamp
+        .filter(|t| !t.is_none())
+        .map(system_time)
+        .transpose()?;
+    fields.message_id = message_id
+        .filter(|m| !m.is_none())
+        .map(|m| parse_message_id(py, m))
+        .transpose()?;
+    fields.context = map(py, "context", context)?;
+    fields.integrations = map(py, "integrations", integrations)?;
+    Ok(fields)
 }
-
-impl Common {
-    pub(crate) fn parse(
-        py: Python<'_>,
-        timestamp: Option<&Bound<'_, PyAny>>,
-        context: Option<&Bound<'_, PyAny>>,
-        integrations: Option<&Bound<'_, PyAny>>,
-        message_id: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Common> {
-        Ok(Common {
-            timestamp: timestamp
-                .filter(|t| !t.is_none())
-                .map(system_time)
-                .transpose()?,
-            message_id: message_id
-                .filter(|m| !m.is_none())
-                .map(|m| parse_message_id(py, m))
-                .transpose()?,
-            context: map(py, "context", context)?,
-            integrations: map(py, "integrations", integrations)?,
-        })
-    }
-}
-
-/// Applies [`Common`] to any of the core's message builders (they share the setter names).
-macro_rules! with_common {
-    ($message:expr, $common:expr) => {{
-        let common = $common;
-        let mut message = $message;
-        if let Some(at) = common.timestamp {
-            message = message.timestamp(at);
-        }
-        if let Some(id) = common.message_id {
-            message = message.message_id(id);
-        }
-        if let Some(context) = common.context {
-            message = message.context(context);
-        }
-        if let Some(integrations) = common.integrations {
-            message = message.integrations(integrations);
-        }
-        message
-    }};
-}
-pub(crate) use with_common;
 
 fn map(
     py: Python<'_>,

@@ -3,35 +3,46 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use pulseline::{ClientOptions, DiskBufferOptions};
+use pulseline::{ClientOptions, DiskBufferOptions, OptionValue, option_table};
 use pyo3::{exceptions::PyTypeError, prelude::*, types::PyDict};
 
 use crate::error::{Class, OwnedError};
 
-/// Every keyword option `Client` accepts, in the order the stub (`_native.pyi`) lists them.
-pub(crate) const OPTION_NAMES: &[&str] = &[
-    "flush_interval",
-    "max_batch_messages",
-    "max_batch_bytes",
-    "max_buffered_events",
-    "max_buffered_bytes",
-    "max_in_flight",
-    "gzip",
-    "connect_timeout",
-    "request_timeout",
-    "retry_min_delay",
-    "retry_max_delay",
-    "max_retry_after",
-    "max_retry_elapsed",
-    "shutdown_timeout",
-    "disk_buffer",
-    "disk_buffer_directory",
-    "disk_buffer_max_bytes",
-    "disk_buffer_max_age",
-    "disabled",
-    "on_error",
-    "on_drop",
-];
+/// Every keyword option `Client` accepts: the core's option table, whose names are Python's,
+/// but for `host`, which is `Client`'s second positional argument.
+pub(crate) fn option_names() -> Vec<&'static str> {
+    option_table()
+        .into_iter()
+        .map(|o| o.name)
+        .filter(|&name| name != "host")
+        .collect()
+}
+
+/// `pulseline._native.OPTION_TABLE`: the core's option table in Python's units, a dict of
+/// `name: (default, max)` with durations in seconds, sizes and counts as ints, and `None` where
+/// there is no default value or no bound. The test suite checks the documentation against it.
+pub(crate) fn python_table(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let table = PyDict::new(py);
+    for option in option_table() {
+        let default = python_value(py, &option.default)?;
+        let max = match &option.max {
+            Some(max) => python_value(py, max)?,
+            None => py.None().into_bound(py),
+        };
+        table.set_item(option.name, (default, max))?;
+    }
+    Ok(table)
+}
+
+fn python_value<'py>(py: Python<'py>, value: &OptionValue) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        OptionValue::Duration(d) => d.as_secs_f64().into_pyobject(py)?.into_any(),
+        OptionValue::Count(n) | OptionValue::Bytes(n) => n.into_pyobject(py)?.into_any(),
+        OptionValue::Flag(b) => b.into_pyobject(py)?.to_owned().into_any(),
+        OptionValue::Text(t) => t.into_pyobject(py)?.into_any(),
+        _ => py.None().into_bound(py),
+    })
+}
 
 /// The parsed options: the core's settings plus the Python callbacks, which the binding calls
 /// from its reporting thread (never from the worker).
@@ -93,7 +104,7 @@ impl Options {
                 _ => {
                     return Err(PyTypeError::new_err(format!(
                         "Client() got an unexpected option '{name}'; options are: {}",
-                        OPTION_NAMES.join(", ")
+                        option_names().join(", ")
                     )));
                 }
             }

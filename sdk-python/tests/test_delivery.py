@@ -54,6 +54,38 @@ def test_a_string_message_id_arrives_as_given_and_dedupes(
     assert (stored["messageId"], stored["properties"]) == (message_id, {"n": 0})
 
 
+def test_ids_and_names_over_the_collector_limits_raise_at_the_call(
+    collector, tmp_path: Path, unique
+) -> None:
+    """The collector refuses ids over 200 characters and names over 200 once trimmed; the SDK
+    refuses them at the call, so the rest of the batch is stored."""
+    event, long = unique("limits"), "u" * 201
+    with pulseline.Client(collector.write_key, **collector.client_kwargs(tmp_path)) as client:
+        calls = [
+            (lambda: client.track(long, event), "userId"),
+            (lambda: client.track(None, event, anonymous_id=long), "anonymousId"),
+            (lambda: client.track(12, event, message_id=long), "messageId"),
+            (lambda: client.group("u1", long), "groupId"),
+            (lambda: client.alias(long, "u1"), "previousId"),  # alias(previous_id, user_id)
+            (lambda: client.alias("p1", long), "userId"),
+            (lambda: client.track("u1", "e" * 201), "event"),
+            (lambda: client.track("u1", " \t "), "event"),
+            (lambda: client.page("u1", "n" * 201), "name"),
+        ]
+        for call, field in calls:
+            with pytest.raises(pulseline.InvalidMessageError) as raised:
+                call()
+            assert raised.value.field == field
+            assert "200 characters" in str(raised.value) or "whitespace" in str(raised.value)
+        # At the limit, counted in characters (not bytes), both ids are fine.
+        assert client.track("🙂" * 200, event, anonymous_id="a" * 200) is not None
+        assert client.track("user-ok", event) is not None
+        assert client.flush(10).status == "flushed"
+        assert client.stats().dropped_total == 0
+    stored = collector.wait_for(2, event=event)
+    assert sorted(e["userId"] for e in stored) == sorted(["user-ok", "🙂" * 200])
+
+
 def test_every_message_type_arrives(collector, tmp_path: Path, unique) -> None:
     user = unique("user")
     client = pulseline.Client(collector.write_key, **collector.client_kwargs(tmp_path))

@@ -114,3 +114,56 @@ def test_prefork_worker_stops_after_the_request_it_is_serving() -> None:
             os.waitpid(pid, 0)
         for fd in (entered_r, entered_w, release_r, release_w):
             os.close(fd)
+
+
+def test_prefork_workers_that_lose_the_accept_race_still_stop() -> None:
+    """Workers polling one listening socket all wake for each connection; only one accepts it.
+    A loser must not then block in accept(), where SIGTERM (whose handler only sets a flag)
+    would leave it until another connection came, and the master would wait forever."""
+    example = _load_example(REPO_ROOT / "examples" / "python-prefork-app" / "app.py")
+
+    def ok_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    server = make_server("127.0.0.1", 0, ok_app, handler_class=example.QuietHandler)
+    port = server.server_address[1]
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    for round in range(5):
+        pids = []
+        # Blocked across the fork as the example's master does: each worker unblocks SIGTERM
+        # once its handler is installed.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            for _ in range(8):  # more workers than cores: some wake late, after the accept
+                pid = os.fork()
+                if pid == 0:
+                    code = 1
+                    try:
+                        example.serve(server)
+                        code = 0
+                    finally:
+                        os._exit(code)
+                pids.append(pid)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+        try:
+            for _ in range(5):
+                with opener.open(f"http://127.0.0.1:{port}/", timeout=30) as response:
+                    assert response.read() == b"ok"
+            for pid in pids:
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while pids:
+                for pid in list(pids):
+                    done, status = os.waitpid(pid, os.WNOHANG)
+                    if done:
+                        assert os.waitstatus_to_exitcode(status) == 0
+                        pids.remove(pid)
+                assert time.monotonic() < deadline, f"round {round}: {len(pids)} worker(s) hung"
+                time.sleep(0.05)
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+    server.server_close()

@@ -7,8 +7,10 @@ from typing_extensions import disjoint_base
 
 from .errors import DeliveryError
 
-__all__ = ["Client", "Stats", "FlushOutcome", "ShutdownOutcome", "__version__"]
+__all__ = ["Client", "Stats", "FlushOutcome", "ShutdownOutcome", "OPTION_TABLE", "__version__"]
 __version__: str
+#: The core's options: ``name: (default, max)``, durations in seconds, ``None`` where unset.
+OPTION_TABLE: dict[str, tuple[float | int | bool | str | None, float | int | None]]
 
 _Id = str | int
 

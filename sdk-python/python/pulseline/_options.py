@@ -1,7 +1,9 @@
 """The keyword options of :class:`pulseline.Client`, for type checkers.
 
-The native module owns the list (``pulseline._native.Client.OPTIONS``) and the defaults (the
-Rust core's ``ClientOptions``); ``tests/test_typing.py`` checks the two lists agree.
+The native module owns the list (``pulseline._native.Client.OPTIONS``) and the defaults and
+bounds (``pulseline._native.OPTION_TABLE``, the Rust core's option table);
+``tests/test_typing.py`` checks that the names and the "Default …" and "at most …" figures
+below agree with them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from .errors import DeliveryError
 class ClientOptions(TypedDict, total=False):
     #: Longest a captured event waits before its batch is sent, seconds. Default 0.5.
     flush_interval: float
-    #: Events per request (at most 1,000). Default 1,000.
+    #: Events per request (at most 2,500). Default 1,000.
     max_batch_messages: int
     #: Uncompressed bytes per request (at most 512 KiB). Default 512 KiB.
     max_batch_bytes: int
