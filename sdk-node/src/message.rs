@@ -1,7 +1,7 @@
 //! The message objects of `track`, `identify`, `page`, `screen`, `group` and `alias`: their
 //! fields arrive as positional arguments (`lib/index.js` reads them off the object, which
 //! JavaScript does far more cheaply than Node-API's one call per property, see
-//! docs/benchmarks-sdk.md), and are
+//! docs/benchmarks.md), and are
 //! converted here to what the core's builders take. The `#[napi(object)]` interfaces below exist
 //! for the generated `index.d.ts`; values are read by [`Fields::from_args`].
 #![allow(unsafe_code)] // `Date.parse` of a timestamp string, with raw Node-API calls.

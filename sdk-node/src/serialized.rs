@@ -3,7 +3,7 @@
 //! one `JSON.stringify` and hands the string over in one call. Parsing it here borrows the
 //! `properties`/`traits` JSON as raw text, which the core copies into the message verbatim:
 //! no JavaScript value is walked through Node-API, which keeps the capture call cheap
-//! (docs/benchmarks-sdk.md). Messages the JavaScript check is not sure of (ids given as numbers,
+//! (docs/benchmarks.md). Messages the JavaScript check is not sure of (ids given as numbers,
 //! a `messageId`, `BigInt`s, class instances, very large or deep values…) take the exact path
 //! through `message.rs` instead, which throws the precise error.
 //!
