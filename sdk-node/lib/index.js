@@ -4,7 +4,7 @@
 // - the fast capture path: a message is checked here, a shallow copy of its payload is queued,
 //   and at the end of the tick (or every MAX_PENDING messages) all of them are serialized by
 //   one `JSON.stringify` and handed to the native side in one call (src/serialized.rs). A
-//   capture call costs no Node-API work (figures: docs/benchmarks-sdk.md);
+//   capture call costs no Node-API work (figures: docs/benchmarks.md);
 // - the exact path for anything that check is not sure of (ids given as numbers, a
 //   `messageId`, `BigInt`, `Date`-less timestamps that don't parse, class instances, cycles,
 //   functions, very large values): the message's fields, read here, are passed positionally to
