@@ -926,6 +926,31 @@ async fn query_endpoints_match_hand_computed_values() {
 
 /// Text sent with the write key cannot run as a spreadsheet formula in any CSV download, and
 /// an event whose id the collector assigned is exported with that id.
+/// Page views (and other non-track messages) are named `$page`, `$identify`… on every read
+/// path; Explore finds them by that name on both backends, also when it scans events.
+#[tokio::test]
+async fn explore_finds_page_views_by_their_dollar_name() {
+    let clock = Arc::new(FakeClock::new(at(12, 0)));
+    let app = spawn(|_| {}, clock).await;
+    app.ingest(vec![json!({
+        "type": "page", "userId": "u1", "name": "Home", "properties": {"path": "/"},
+        "timestamp": at(11, 10).to_rfc3339(), "messageId": uuid::Uuid::now_v7().to_string(),
+    })])
+    .await;
+    let me = app.admin().await;
+    let p = format!("/api/dash/projects/{}", app.project);
+    let (from, to) = (at(11, 0).timestamp_millis(), at(12, 0).timestamp_millis());
+    // Half-hour buckets are counted from the events, not from the hourly rollups.
+    let (status, s) = app
+        .get(
+            &me,
+            &format!("{p}/series?event=%24page&from={from}&to={to}&bucket=1800000"),
+        )
+        .await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["series"][0]["values"], json!([1.0, 0.0]), "{s}");
+}
+
 #[tokio::test]
 async fn csv_downloads_neutralise_formulas_and_export_stored_ids() {
     let clock = Arc::new(FakeClock::new(at(12, 0)));

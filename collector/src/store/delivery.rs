@@ -1,34 +1,11 @@
 //! Storage of channels, categories and the delivery outbox, on both backends. The SQL is written
-//! once with `$N` parameters (SQLite reads them as `?N`); PostgreSQL adds `FOR UPDATE SKIP
-//! LOCKED` where replicas compete for the same rows.
+//! once; PostgreSQL adds `FOR UPDATE SKIP LOCKED` where replicas compete for the same rows.
 
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Store, StoreError, from_millis, millis};
 use crate::domain::ProjectId;
-
-/// Runs `$body` against whichever backend this is; `$sql(..)` adapts the SQL text and `$pool`
-/// is the pool to use (on SQLite `write` is the single writer connection, `read` the readers).
-macro_rules! on_backend {
-    ($store:expr, $which:ident, |$pool:ident, $sql:ident| $body:expr) => {
-        match $store {
-            Store::Sqlite(s) => {
-                let $pool = s.$which();
-                let $sql = |q: &str| AssertSqlSafe(q.replace('$', "?"));
-                $body
-            }
-            Store::Postgres(p) => {
-                let $pool = p.write_pool();
-                let $sql = |q: &str| AssertSqlSafe(q.to_owned());
-                $body
-            }
-        }
-    };
-}
-
-// The inbound sources' storage uses the same dispatch.
-pub(super) use on_backend;
 
 #[derive(Debug, Clone)]
 pub struct ChannelRecord {
@@ -194,63 +171,70 @@ macro_rules! delivery_from {
     };
 }
 
-/// The outbox row of one notification; the ingest thread (`sqlite_ingest`) uses the same.
-pub(crate) const INSERT_DELIVERY_SQLITE: &str =
+/// The outbox row of one notification; the SQLite ingest thread uses the same text (binding
+/// by name: SQLite numbers `$n` parameters in order of appearance).
+pub(crate) const INSERT_DELIVERY: &str =
     "INSERT INTO deliveries (project_id, channel_id, source_key, content, \
      status, attempts, next_attempt_at, created_at)
-     VALUES (?1, ?2, ?3, ?4, 'pending', 0, ?5, ?5)
+     VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)
      ON CONFLICT (channel_id, source_key) DO NOTHING";
 
-/// Outbox rows written by sqlx transactions (alert notifications, test sends).
-pub(crate) async fn insert_deliveries_sqlite(
-    conn: &mut sqlx::SqliteConnection,
-    deliveries: &[NewDelivery],
-) -> Result<(), StoreError> {
-    for d in deliveries {
-        sqlx::query(INSERT_DELIVERY_SQLITE)
-            .bind(d.project_id)
-            .bind(d.channel_id)
-            .bind(&d.source_key)
-            .bind(&d.content)
-            .bind(millis(d.now))
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
+/// Writes outbox rows inside a transaction of either backend; existing ones are left alone.
+pub(crate) trait Outbox {
+    fn insert_deliveries(
+        &mut self,
+        deliveries: &[NewDelivery],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Inside the ingest writer's PostgreSQL transaction, in key order (like `event_ids`) so
-/// concurrent commits cannot deadlock on the unique key.
-pub(crate) async fn insert_deliveries_postgres(
-    conn: &mut sqlx::PgConnection,
-    deliveries: &[NewDelivery],
-) -> Result<(), StoreError> {
-    if deliveries.is_empty() {
-        return Ok(());
+impl Outbox for sqlx::SqliteConnection {
+    /// One row at a time: SQLite has one writer, and these are few (alerts, test sends).
+    async fn insert_deliveries(&mut self, deliveries: &[NewDelivery]) -> Result<(), StoreError> {
+        for d in deliveries {
+            sqlx::query(INSERT_DELIVERY)
+                .bind(d.project_id)
+                .bind(d.channel_id)
+                .bind(&d.source_key)
+                .bind(&d.content)
+                .bind(millis(d.now))
+                .execute(&mut *self)
+                .await?;
+        }
+        Ok(())
     }
-    let mut sorted: Vec<&NewDelivery> = deliveries.iter().collect();
-    sorted.sort_by(|a, b| (a.channel_id, &a.source_key).cmp(&(b.channel_id, &b.source_key)));
-    sqlx::query(
-        "INSERT INTO deliveries (project_id, channel_id, source_key, content, status, attempts,
-                                 next_attempt_at, created_at)
-         SELECT p, c, k, body, 'pending', 0, t, t
-         FROM UNNEST($1::INT8[], $2::INT8[], $3::TEXT[], $4::TEXT[], $5::INT8[])
-              AS x(p, c, k, body, t)
-         ON CONFLICT (channel_id, source_key) DO NOTHING",
-    )
-    .bind(sorted.iter().map(|d| d.project_id).collect::<Vec<_>>())
-    .bind(sorted.iter().map(|d| d.channel_id).collect::<Vec<_>>())
-    .bind(
-        sorted
-            .iter()
-            .map(|d| d.source_key.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind(sorted.iter().map(|d| d.content.clone()).collect::<Vec<_>>())
-    .bind(sorted.iter().map(|d| millis(d.now)).collect::<Vec<_>>())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+}
+
+impl Outbox for sqlx::PgConnection {
+    /// One statement, in key order (like `event_ids`), so concurrent commits cannot deadlock
+    /// on the unique key.
+    async fn insert_deliveries(&mut self, deliveries: &[NewDelivery]) -> Result<(), StoreError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let mut sorted: Vec<&NewDelivery> = deliveries.iter().collect();
+        sorted.sort_by(|a, b| (a.channel_id, &a.source_key).cmp(&(b.channel_id, &b.source_key)));
+        sqlx::query(
+            "INSERT INTO deliveries (project_id, channel_id, source_key, content, status, attempts,
+                                     next_attempt_at, created_at)
+             SELECT p, c, k, body, 'pending', 0, t, t
+             FROM UNNEST($1::INT8[], $2::INT8[], $3::TEXT[], $4::TEXT[], $5::INT8[])
+                  AS x(p, c, k, body, t)
+             ON CONFLICT (channel_id, source_key) DO NOTHING",
+        )
+        .bind(sorted.iter().map(|d| d.project_id).collect::<Vec<_>>())
+        .bind(sorted.iter().map(|d| d.channel_id).collect::<Vec<_>>())
+        .bind(
+            sorted
+                .iter()
+                .map(|d| d.source_key.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(sorted.iter().map(|d| d.content.clone()).collect::<Vec<_>>())
+        .bind(sorted.iter().map(|d| millis(d.now)).collect::<Vec<_>>())
+        .execute(&mut *self)
+        .await?;
+        Ok(())
+    }
 }
 
 /// An `alert_events` row, as delivery reads it.
@@ -270,8 +254,8 @@ pub struct AlertEventRecord {
 
 impl Store {
     pub async fn all_categories(&self) -> Result<Vec<CategoryRecord>, StoreError> {
-        on_backend!(self, read_pool, |pool, sql| {
-            let rows = sqlx::query(sql(&format!(
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(AssertSqlSafe(format!(
                 "SELECT {CATEGORY_COLUMNS} FROM event_categories ORDER BY id"
             )))
             .fetch_all(pool)
@@ -284,8 +268,8 @@ impl Store {
         &self,
         project_id: ProjectId,
     ) -> Result<Vec<CategoryRecord>, StoreError> {
-        on_backend!(self, read_pool, |pool, sql| {
-            let rows = sqlx::query(sql(&format!(
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(AssertSqlSafe(format!(
                 "SELECT {CATEGORY_COLUMNS} FROM event_categories WHERE project_id = $1 ORDER BY id"
             )))
             .bind(project_id)
@@ -300,8 +284,8 @@ impl Store {
         project_id: ProjectId,
         id: i64,
     ) -> Result<Option<CategoryRecord>, StoreError> {
-        on_backend!(self, read_pool, |pool, sql| {
-            let row = sqlx::query(sql(&format!(
+        with_db!(self, read_pool, |pool| {
+            let row = sqlx::query(AssertSqlSafe(format!(
                 "SELECT {CATEGORY_COLUMNS} FROM event_categories WHERE project_id = $1 AND id = $2"
             )))
             .bind(project_id)
@@ -318,8 +302,8 @@ impl Store {
         c: &CategoryInput,
         now: DateTime<Utc>,
     ) -> Result<CategoryRecord, StoreError> {
-        on_backend!(self, write_pool, |pool, sql| {
-            let row = sqlx::query(sql(&format!(
+        with_db!(self, write_pool, |pool| {
+            let row = sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO event_categories (project_id, name, pattern, emoji, colour, channel_id,
                      title_template, description_template, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING {CATEGORY_COLUMNS}"
@@ -346,8 +330,8 @@ impl Store {
         c: &CategoryInput,
         now: DateTime<Utc>,
     ) -> Result<Option<CategoryRecord>, StoreError> {
-        on_backend!(self, write_pool, |pool, sql| {
-            let row = sqlx::query(sql(&format!(
+        with_db!(self, write_pool, |pool| {
+            let row = sqlx::query(AssertSqlSafe(format!(
                 "UPDATE event_categories SET name = $3, pattern = $4, emoji = $5, colour = $6,
                      channel_id = $7, title_template = $8, description_template = $9,
                      updated_at = $10
@@ -374,14 +358,13 @@ impl Store {
         project_id: ProjectId,
         id: i64,
     ) -> Result<bool, StoreError> {
-        on_backend!(self, write_pool, |pool, sql| {
-            let done = sqlx::query(sql(
-                "DELETE FROM event_categories WHERE project_id = $1 AND id = $2",
-            ))
-            .bind(project_id)
-            .bind(id)
-            .execute(pool)
-            .await?;
+        with_db!(self, write_pool, |pool| {
+            let done =
+                sqlx::query("DELETE FROM event_categories WHERE project_id = $1 AND id = $2")
+                    .bind(project_id)
+                    .bind(id)
+                    .execute(pool)
+                    .await?;
             Ok(done.rows_affected() > 0)
         })
     }
@@ -390,8 +373,8 @@ impl Store {
         &self,
         project_id: ProjectId,
     ) -> Result<Vec<ChannelRecord>, StoreError> {
-        on_backend!(self, read_pool, |pool, sql| {
-            let rows = sqlx::query(sql(&format!(
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(AssertSqlSafe(format!(
                 "SELECT {CHANNEL_COLUMNS} FROM notification_channels WHERE project_id = $1 ORDER BY id"
             )))
             .bind(project_id)
@@ -408,8 +391,8 @@ impl Store {
         project_id: ProjectId,
         id: i64,
     ) -> Result<Option<ChannelRecord>, StoreError> {
-        on_backend!(self, read_pool, |pool, sql| {
-            let row = sqlx::query(sql(&format!(
+        with_db!(self, read_pool, |pool| {
+            let row = sqlx::query(AssertSqlSafe(format!(
                 "SELECT {CHANNEL_COLUMNS} FROM notification_channels
                  WHERE project_id = $1 AND id = $2"
             )))
@@ -430,8 +413,8 @@ impl Store {
         secret: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<ChannelRecord, StoreError> {
-        on_backend!(self, write_pool, |pool, sql| {
-            let row = sqlx::query(sql(&format!(
+        with_db!(self, write_pool, |pool| {
+            let row = sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO notification_channels (project_id, name, kind, target, secret,
                      created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {CHANNEL_COLUMNS}"
@@ -455,8 +438,8 @@ impl Store {
         changes: &ChannelChanges,
         now: DateTime<Utc>,
     ) -> Result<Option<ChannelRecord>, StoreError> {
-        on_backend!(self, write_pool, |pool, sql| {
-            let row = sqlx::query(sql(&format!(
+        with_db!(self, write_pool, |pool| {
+            let row = sqlx::query(AssertSqlSafe(format!(
                 "UPDATE notification_channels SET name = COALESCE($3, name),
                      target = COALESCE($4, target),
                      disabled_reason = CASE WHEN $5 THEN NULL ELSE disabled_reason END,
@@ -485,12 +468,12 @@ impl Store {
         id: i64,
         now: DateTime<Utc>,
     ) -> Result<Result<bool, Vec<String>>, StoreError> {
-        on_backend!(self, write_pool, |pool, sql| {
+        with_db!(self, write_pool, |pool| {
             let mut tx = pool.begin().await?;
-            let users: Vec<String> = sqlx::query_scalar(sql(
+            let users: Vec<String> = sqlx::query_scalar(
                 "SELECT name FROM event_categories WHERE project_id = $1 AND channel_id = $2
                  ORDER BY id",
-            ))
+            )
             .bind(project_id)
             .bind(id)
             .fetch_all(&mut *tx)
@@ -499,23 +482,22 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(Err(users));
             }
-            let done = sqlx::query(sql(
-                "DELETE FROM notification_channels WHERE project_id = $1 AND id = $2",
-            ))
-            .bind(project_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            let done =
+                sqlx::query("DELETE FROM notification_channels WHERE project_id = $1 AND id = $2")
+                    .bind(project_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
             if done.rows_affected() == 0 {
                 tx.rollback().await?;
                 return Ok(Ok(false));
             }
             // A send in flight keeps its lease: its attempt is still recorded, and
             // `record_attempt` leaves the delivery dead unless that attempt delivered it.
-            sqlx::query(sql(
+            sqlx::query(
                 "UPDATE deliveries SET status = 'dead', last_error = $3, next_attempt_at = $4
                  WHERE project_id = $1 AND channel_id = $2 AND status IN ('pending', 'failed')",
-            ))
+            )
             .bind(project_id)
             .bind(id)
             .bind(CHANNEL_DELETED)
@@ -535,12 +517,12 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        on_backend!(self, write_pool, |pool, sql| {
-            sqlx::query(sql(
+        with_db!(self, write_pool, |pool| {
+            sqlx::query(
                 "UPDATE notification_channels SET disabled_reason = $3, disabled_at = $4,
                      updated_at = $4
                  WHERE project_id = $1 AND id = $2 AND disabled_reason IS NULL",
-            ))
+            )
             .bind(project_id)
             .bind(id)
             .bind(reason)
@@ -553,18 +535,11 @@ impl Store {
 
     /// Outbox rows outside an ingest commit (alerts, tests). Existing ones are left alone.
     pub async fn enqueue_deliveries(&self, deliveries: &[NewDelivery]) -> Result<(), StoreError> {
-        match self {
-            Store::Sqlite(s) => {
-                let mut tx = s.write_pool().begin().await?;
-                insert_deliveries_sqlite(&mut tx, deliveries).await?;
-                tx.commit().await?;
-            }
-            Store::Postgres(p) => {
-                let mut tx = p.write_pool().begin().await?;
-                insert_deliveries_postgres(&mut tx, deliveries).await?;
-                tx.commit().await?;
-            }
-        }
+        with_db!(self, write_pool, |pool| {
+            let mut tx = pool.begin().await?;
+            tx.insert_deliveries(deliveries).await?;
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -573,8 +548,8 @@ impl Store {
         &self,
         limit: i64,
     ) -> Result<Vec<AlertEventRecord>, StoreError> {
-        on_backend!(self, read_pool, |pool, sql| {
-            let rows = sqlx::query(sql(
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(
                 "SELECT a.id, a.project_id, a.kind, CAST(a.channel_ids AS TEXT) AS channel_ids,
                         a.title, a.description, a.colour, CAST(a.fields AS TEXT) AS fields,
                         a.url, a.created_at
@@ -582,7 +557,7 @@ impl Store {
                  LEFT JOIN alert_events_dispatched d ON d.alert_event_id = a.id
                  WHERE d.alert_event_id IS NULL
                  ORDER BY a.id LIMIT $1",
-            ))
+            )
             .bind(limit)
             .fetch_all(pool)
             .await?;
@@ -617,36 +592,20 @@ impl Store {
     ) -> Result<bool, StoreError> {
         const MARK: &str = "INSERT INTO alert_events_dispatched (alert_event_id, dispatched_at)
              VALUES ($1, $2) ON CONFLICT DO NOTHING";
-        match self {
-            Store::Sqlite(s) => {
-                let mut tx = s.write_pool().begin().await?;
-                let marked = sqlx::query(AssertSqlSafe(MARK.replace('$', "?")))
-                    .bind(alert_event_id)
-                    .bind(millis(now))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if marked == 0 {
-                    return Ok(false);
-                }
-                insert_deliveries_sqlite(&mut tx, deliveries).await?;
-                tx.commit().await?;
+        with_db!(self, write_pool, |pool| {
+            let mut tx = pool.begin().await?;
+            let marked = sqlx::query(MARK)
+                .bind(alert_event_id)
+                .bind(millis(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if marked == 0 {
+                return Ok(false);
             }
-            Store::Postgres(p) => {
-                let mut tx = p.write_pool().begin().await?;
-                let marked = sqlx::query(MARK)
-                    .bind(alert_event_id)
-                    .bind(millis(now))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if marked == 0 {
-                    return Ok(false);
-                }
-                insert_deliveries_postgres(&mut tx, deliveries).await?;
-                tx.commit().await?;
-            }
-        }
+            tx.insert_deliveries(deliveries).await?;
+            tx.commit().await?;
+        });
         Ok(true)
     }
 
@@ -660,12 +619,9 @@ impl Store {
         lease_until: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let lock = match self {
-            Store::Sqlite(_) => "",
-            Store::Postgres(_) => "FOR UPDATE SKIP LOCKED",
-        };
-        on_backend!(self, write_pool, |pool, sql| {
-            let rows = sqlx::query(sql(&format!(
+        with_db!(self, write_pool, |pool, backend| {
+            let lock = backend.skip_locked();
+            let rows = sqlx::query(AssertSqlSafe(format!(
                 "UPDATE deliveries SET lease_owner = $1, lease_until = $3
                  WHERE id IN (
                      SELECT id FROM deliveries
@@ -697,12 +653,9 @@ impl Store {
         channel_id: i64,
         limit: i64,
     ) -> Result<Vec<DeliveryRecord>, StoreError> {
-        let lock = match self {
-            Store::Sqlite(_) => "",
-            Store::Postgres(_) => "FOR UPDATE SKIP LOCKED",
-        };
-        on_backend!(self, write_pool, |pool, sql| {
-            let rows = sqlx::query(sql(&format!(
+        with_db!(self, write_pool, |pool, backend| {
+            let lock = backend.skip_locked();
+            let rows = sqlx::query(AssertSqlSafe(format!(
                 "UPDATE deliveries SET lease_owner = $1, lease_until = $3
                  WHERE id IN (
                      SELECT id FROM deliveries
@@ -726,12 +679,12 @@ impl Store {
 
     /// The earliest time a delivery becomes due (for the worker's sleep).
     pub async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        on_backend!(self, read_pool, |pool, sql| {
-            let next: Option<i64> = sqlx::query_scalar(sql(
+        with_db!(self, read_pool, |pool| {
+            let next: Option<i64> = sqlx::query_scalar(
                 "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at
                                  THEN lease_until ELSE next_attempt_at END)
                  FROM deliveries WHERE status IN ('pending', 'failed')",
-            ))
+            )
             .fetch_one(pool)
             .await?;
             Ok(next.map(from_millis))
@@ -774,47 +727,33 @@ impl Store {
         const INSERT: &str = "INSERT INTO delivery_attempts (delivery_id, attempt, started_at,
                  latency_ms, status_code, outcome, response_excerpt, error)
              SELECT $1, attempts, $2, $3, $4, $5, $6, $7 FROM deliveries WHERE id = $1";
-        macro_rules! run {
-            ($tx:expr, $sql:expr) => {{
-                let updated = sqlx::query($sql(UPDATE))
-                    .bind(delivery_id)
-                    .bind(owner)
-                    .bind(status)
-                    .bind(millis(next_at))
-                    .bind(delivered_at.map(millis))
-                    .bind(&last_error)
-                    .execute(&mut *$tx)
-                    .await?
-                    .rows_affected();
-                if updated == 0 {
-                    return Ok(false);
-                }
-                sqlx::query($sql(INSERT))
-                    .bind(delivery_id)
-                    .bind(millis(attempt.started_at))
-                    .bind(attempt.latency_ms)
-                    .bind(attempt.status_code)
-                    .bind(&attempt.outcome)
-                    .bind(&attempt.response_excerpt)
-                    .bind(&attempt.error)
-                    .execute(&mut *$tx)
-                    .await?;
-            }};
-        }
-        match self {
-            Store::Sqlite(s) => {
-                let sql = |q: &str| AssertSqlSafe(q.replace('$', "?"));
-                let mut tx = s.write_pool().begin().await?;
-                run!(tx, sql);
-                tx.commit().await?;
+        with_db!(self, write_pool, |pool| {
+            let mut tx = pool.begin().await?;
+            let updated = sqlx::query(UPDATE)
+                .bind(delivery_id)
+                .bind(owner)
+                .bind(status)
+                .bind(millis(next_at))
+                .bind(delivered_at.map(millis))
+                .bind(&last_error)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                return Ok(false);
             }
-            Store::Postgres(p) => {
-                let sql = |q: &str| AssertSqlSafe(q.to_owned());
-                let mut tx = p.write_pool().begin().await?;
-                run!(tx, sql);
-                tx.commit().await?;
-            }
-        }
+            sqlx::query(INSERT)
+                .bind(delivery_id)
+                .bind(millis(attempt.started_at))
+                .bind(attempt.latency_ms)
+                .bind(attempt.status_code)
+                .bind(&attempt.outcome)
+                .bind(&attempt.response_excerpt)
+                .bind(&attempt.error)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
         Ok(true)
     }
 
@@ -825,11 +764,11 @@ impl Store {
         owner: &str,
         at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        on_backend!(self, write_pool, |pool, sql| {
-            sqlx::query(sql(
+        with_db!(self, write_pool, |pool| {
+            sqlx::query(
                 "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL, next_attempt_at = $3
                  WHERE id = $1 AND lease_owner = $2",
-            ))
+            )
             .bind(delivery_id)
             .bind(owner)
             .bind(millis(at))
@@ -846,8 +785,8 @@ impl Store {
         channel_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<(DeliveryRecord, Vec<AttemptRecord>)>, StoreError> {
-        on_backend!(self, read_pool, |pool, sql| {
-            let rows = sqlx::query(sql(&format!(
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(AssertSqlSafe(format!(
                 "SELECT {DELIVERY_COLUMNS} FROM deliveries
                  WHERE project_id = $1 AND ($2 IS NULL OR status = $2)
                    AND ($3 IS NULL OR channel_id = $3)
@@ -862,11 +801,11 @@ impl Store {
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 let d = delivery_from!(r);
-                let attempts = sqlx::query(sql(
+                let attempts = sqlx::query(
                     "SELECT attempt, started_at, latency_ms, status_code, outcome,
                             response_excerpt, error
                      FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
-                ))
+                )
                 .bind(d.id)
                 .fetch_all(pool)
                 .await?

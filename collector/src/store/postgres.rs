@@ -9,12 +9,12 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 
+use super::delivery::Outbox;
 use super::{
-    DAY_MS, DISPATCH_MARKERS_RETENTION, EventQuery, HOUR_MS, KeyRecord, NOTIFICATION_RETENTION,
-    NewKey, PendingBatch, Plan, ProjectRecord, Quota, RetentionReport, StoreError, StoredEvent,
-    from_millis, key_record, millis, month_of, rollup_name,
+    DAY_MS, DISPATCH_MARKERS_RETENTION, HOUR_MS, NOTIFICATION_RETENTION, PendingBatch,
+    RetentionReport, StoreError, StoredEvent, from_millis, millis, month_of, rollup_name,
 };
-use crate::domain::{KeyHash, ProjectId};
+use crate::domain::ProjectId;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -50,213 +50,8 @@ impl PostgresStore {
         &self.pool
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-
-    pub async fn count_projects(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM projects")
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    pub async fn list_projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, plan, created_at FROM projects ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ProjectRecord {
-                id: r.get("id"),
-                name: r.get("name"),
-                plan: r.get("plan"),
-                created_at: from_millis(r.get("created_at")),
-            })
-            .collect())
-    }
-
-    pub async fn create_project(
-        &self,
-        name: &str,
-        plan: &str,
-        write_key: &NewKey<'_>,
-        secret_key: &NewKey<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<ProjectId, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let id: ProjectId = sqlx::query_scalar(
-            "INSERT INTO projects (name, plan, created_at) VALUES ($1, $2, $3) RETURNING id",
-        )
-        .bind(name)
-        .bind(plan)
-        .bind(millis(now))
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO project_usage (project_id) VALUES ($1)")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        for key in [write_key, secret_key] {
-            insert_key(&mut tx, id, key, now).await?;
-        }
-        tx.commit().await?;
-        Ok(id)
-    }
-
-    pub async fn list_plans(&self) -> Result<Vec<Plan>, StoreError> {
-        let rows =
-            sqlx::query("SELECT name, events_per_month, retention_days::INT8 AS retention_days FROM plans ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Plan {
-                name: r.get("name"),
-                events_per_month: r.get("events_per_month"),
-                retention_days: r.get("retention_days"),
-            })
-            .collect())
-    }
-
-    pub async fn upsert_plan(&self, plan: &Plan) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO plans (name, events_per_month, retention_days) VALUES ($1, $2, $3::INT4)
-             ON CONFLICT (name) DO UPDATE SET events_per_month = excluded.events_per_month,
-                                              retention_days = excluded.retention_days",
-        )
-        .bind(&plan.name)
-        .bind(plan.events_per_month)
-        .bind(plan.retention_days)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn set_project_plan(&self, project_id: i64, plan: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE projects SET plan = $1 WHERE id = $2")
-            .bind(plan)
-            .bind(project_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    pub async fn create_key(
-        &self,
-        project_id: ProjectId,
-        key: &NewKey<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE id = $1")
-            .bind(project_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Ok(None);
-        }
-        let record = insert_key(&mut tx, project_id, key, now).await?;
-        tx.commit().await?;
-        Ok(Some(record))
-    }
-
-    pub async fn find_key(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, project_id, kind, prefix, created_at, revoked_at, plain
-             FROM api_keys WHERE key_hash = $1",
-        )
-        .bind(&hash.0[..])
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(key_record))
-    }
-
-    pub async fn find_key_with_quota(
-        &self,
-        hash: &KeyHash,
-        month: &str,
-    ) -> Result<Option<(KeyRecord, Quota)>, StoreError> {
-        let row = sqlx::query(
-            "SELECT k.id, k.project_id, k.kind, k.prefix, k.created_at, k.revoked_at, k.plain,
-                    p.plan, pl.events_per_month, COALESCE(u.events, 0) AS used
-             FROM api_keys k
-             JOIN projects p ON p.id = k.project_id
-             JOIN plans pl ON pl.name = p.plan
-             LEFT JOIN usage_monthly u ON u.project_id = k.project_id AND u.month = $2
-             WHERE k.key_hash = $1",
-        )
-        .bind(&hash.0[..])
-        .bind(month)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|r| {
-            let quota = Quota {
-                plan: r.get("plan"),
-                events_per_month: r.get("events_per_month"),
-                used_this_month: r.get("used"),
-            };
-            (key_record(&r), quota)
-        }))
-    }
-
-    pub async fn list_keys(
-        &self,
-        project_id: Option<ProjectId>,
-    ) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, project_id, kind, prefix, created_at, revoked_at, plain FROM api_keys
-             WHERE $1::INT8 IS NULL OR project_id = $1 ORDER BY project_id, id",
-        )
-        .bind(project_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(key_record).collect())
-    }
-
-    pub async fn revoke_key(
-        &self,
-        key_id: i64,
-        now: DateTime<Utc>,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        let row = sqlx::query(
-            "UPDATE api_keys SET revoked_at = LEAST(COALESCE(revoked_at, $1), $1) WHERE id = $2
-             RETURNING id, project_id, kind, prefix, created_at, revoked_at, plain",
-        )
-        .bind(millis(now))
-        .bind(key_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(key_record))
-    }
-
-    pub async fn rotate_key(
-        &self,
-        key_id: i64,
-        new: &NewKey<'_>,
-        old_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let old = sqlx::query(
-            "UPDATE api_keys SET revoked_at = LEAST(COALESCE(revoked_at, $1), $1) WHERE id = $2
-             RETURNING id, project_id, kind, prefix, created_at, revoked_at, plain",
-        )
-        .bind(millis(old_until))
-        .bind(key_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(old) = old.as_ref().map(key_record) else {
-            return Ok(None);
-        };
-        debug_assert_eq!(old.kind, new.kind);
-        let new = insert_key(&mut tx, old.project_id, new, now).await?;
-        tx.commit().await?;
-        Ok(Some(new))
     }
 
     pub async fn insert_batches(
@@ -382,7 +177,7 @@ impl PostgresStore {
             .cloned()
             .collect();
         let deliveries = super::category_cap::limit_postgres(&mut tx, deliveries).await?;
-        super::delivery::insert_deliveries_postgres(&mut tx, &deliveries).await?;
+        tx.insert_deliveries(&deliveries).await?;
         if rows.project_id.is_empty() {
             tx.commit().await?;
             return Ok(inserted);
@@ -490,41 +285,6 @@ impl PostgresStore {
         Ok(inserted)
     }
 
-    pub async fn list_events(
-        &self,
-        project_id: ProjectId,
-        q: &EventQuery,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        // Static SQL per filter combination; each binds only the parameters it uses.
-        let sql = match (&q.event, &q.user_id) {
-            (None, None) => {
-                "SELECT * FROM events WHERE project_id = $1 AND seq < $2
-                 ORDER BY seq DESC LIMIT $3"
-            }
-            (Some(_), None) => {
-                "SELECT * FROM events WHERE project_id = $1 AND seq < $2 AND event = $4
-                 ORDER BY seq DESC LIMIT $3"
-            }
-            (None, Some(_)) => {
-                "SELECT * FROM events WHERE project_id = $1 AND seq < $2 AND user_id = $4
-                 ORDER BY seq DESC LIMIT $3"
-            }
-            (Some(_), Some(_)) => {
-                "SELECT * FROM events WHERE project_id = $1 AND seq < $2 AND event = $4
-                 AND user_id = $5 ORDER BY seq DESC LIMIT $3"
-            }
-        };
-        let mut query = sqlx::query(sql)
-            .bind(project_id)
-            .bind(q.before_seq.unwrap_or(i64::MAX))
-            .bind(i64::from(q.limit));
-        for filter in [&q.event, &q.user_id].into_iter().flatten() {
-            query = query.bind(filter.as_str());
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(super::stored_event).collect())
-    }
-
     /// The newest `limit` events received at or after `since` (unix ms), oldest first; the
     /// partitions by day of receipt bound the walk back from the latest event.
     pub async fn events_received_since(
@@ -543,49 +303,6 @@ impl PostgresStore {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().rev().map(super::stored_event).collect())
-    }
-
-    pub async fn events_total(&self, project_id: ProjectId) -> Result<i64, StoreError> {
-        let total: Option<i64> =
-            sqlx::query_scalar("SELECT events_total FROM project_usage WHERE project_id = $1")
-                .bind(project_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(total.unwrap_or(0))
-    }
-
-    pub async fn usage_this_month(&self, project_id: i64, month: &str) -> Result<i64, StoreError> {
-        let used: Option<i64> = sqlx::query_scalar(
-            "SELECT events FROM usage_monthly WHERE project_id = $1 AND month = $2",
-        )
-        .bind(project_id)
-        .bind(month)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(used.unwrap_or(0))
-    }
-
-    pub async fn hourly_counts(
-        &self,
-        project_id: i64,
-        name: &str,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(DateTime<Utc>, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT hour, events FROM rollups_hourly
-             WHERE project_id = $1 AND name = $2 AND hour >= $3 AND hour < $4 ORDER BY hour",
-        )
-        .bind(project_id)
-        .bind(name)
-        .bind(from - from.rem_euclid(HOUR_MS))
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (from_millis(r.get("hour")), r.get("events")))
-            .collect())
     }
 
     /// Daily partitions from yesterday to a few days ahead. Creating a future day's partition
@@ -768,35 +485,6 @@ fn partition_name(day_start_ms: i64) -> String {
 fn partition_start(name: &str) -> Option<i64> {
     let date = chrono::NaiveDate::parse_from_str(name.strip_prefix("events_p")?, "%Y%m%d").ok()?;
     Some(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis())
-}
-
-async fn insert_key(
-    tx: &mut sqlx::PgConnection,
-    project_id: ProjectId,
-    key: &NewKey<'_>,
-    now: DateTime<Utc>,
-) -> Result<KeyRecord, StoreError> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO api_keys (project_id, kind, key_hash, prefix, created_at, plain)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(project_id)
-    .bind(key.kind.as_str())
-    .bind(&key.hash.0[..])
-    .bind(&key.prefix)
-    .bind(millis(now))
-    .bind(key.plain)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(KeyRecord {
-        id,
-        project_id,
-        kind: key.kind,
-        prefix: key.prefix.clone(),
-        created_at: now,
-        revoked_at: None,
-        plain: key.plain.map(str::to_owned),
-    })
 }
 
 #[cfg(test)]

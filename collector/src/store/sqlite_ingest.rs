@@ -26,10 +26,10 @@ use std::sync::{Arc, LazyLock, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, named_params, params};
 use tokio::sync::oneshot;
 
-use super::delivery::{INSERT_DELIVERY_SQLITE, NewDelivery};
+use super::delivery::{INSERT_DELIVERY, NewDelivery};
 use super::{DAY_MS, HOUR_MS, PendingBatch, StoreError, millis, month_of, rollup_name};
 use crate::config;
 use crate::domain::Message;
@@ -366,15 +366,15 @@ fn insert(
                     .is_none_or(|m| fresh.contains(&(d.project_id, m)))
             })
             .collect();
-        let mut outbox = tx.prepare_cached(INSERT_DELIVERY_SQLITE)?;
+        let mut outbox = tx.prepare_cached(INSERT_DELIVERY)?;
         for d in super::category_cap::limit_sqlite(&tx, new)? {
-            outbox.execute(params![
-                d.project_id,
-                d.channel_id,
-                d.source_key,
-                d.content,
-                millis(d.now)
-            ])?;
+            outbox.execute(named_params! {
+                "$1": d.project_id,
+                "$2": d.channel_id,
+                "$3": d.source_key,
+                "$4": d.content,
+                "$5": millis(d.now),
+            })?;
         }
     }
     tx.commit()?;

@@ -16,20 +16,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, named_params};
 
+use super::keys::FIND_KEY_WITH_QUOTA;
 use super::{KeyRecord, Quota};
 use crate::domain::KeyHash;
-
-/// The query of [`super::sqlite::SqliteStore::find_key_with_quota`].
-pub(super) const FIND_KEY_WITH_QUOTA: &str = "
-    SELECT k.id, k.project_id, k.kind, k.prefix, k.created_at, k.revoked_at, k.plain,
-           p.plan, pl.events_per_month, COALESCE(u.events, 0) AS used
-    FROM api_keys k
-    JOIN projects p ON p.id = k.project_id
-    JOIN plans pl ON pl.name = p.plan
-    LEFT JOIN usage_monthly u ON u.project_id = k.project_id AND u.month = ?2
-    WHERE k.key_hash = ?1";
 
 /// Idle connections kept for reuse: one per tokio worker is enough on the machines this runs
 /// on; a burst beyond it opens more and closes them after use.
@@ -63,7 +54,8 @@ impl KeyReader {
         };
         let found = conn
             .prepare_cached(FIND_KEY_WITH_QUOTA)?
-            .query_row(params![&hash.0[..], month], |r| {
+            // By name: SQLite numbers `$n` parameters in order of appearance, not by `n`.
+            .query_row(named_params! {"$1": &hash.0[..], "$2": month}, |r| {
                 let key = KeyRecord::from_columns(
                     r.get("id")?,
                     r.get("project_id")?,
