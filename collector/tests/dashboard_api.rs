@@ -796,7 +796,7 @@ async fn query_endpoints_match_hand_computed_values() {
     );
     assert_eq!(
         app.get(&me, &q("&agg=p75&property=amount")).await.1["series"][0]["values"],
-        json!([30.0])
+        json!([25.0])
     );
     assert_eq!(
         app.get(&me, &q("&agg=avg&property=amount")).await.1["series"][0]["values"],
@@ -899,13 +899,13 @@ async fn query_endpoints_match_hand_computed_values() {
     assert_eq!(s["bounce_rate"], 0.75);
     assert_eq!(s["avg_length_secs"], 172.5);
 
-    // Web Vitals: p75 (nearest rank) of 1000, 2000, 3000, 5000 ms is 3000; 2 good, 1 poor.
+    // Web Vitals: p75 (interpolated) of 1000, 2000, 3000, 5000 ms is 3500; 2 good, 1 poor.
     let (_, v) = app
         .get(&me, &format!("{p}/vitals?from={day}&to={next}"))
         .await;
     let lcp = &v["metrics"][0];
     assert_eq!(lcp["vital"]["metric"], "LCP");
-    assert_eq!(lcp["overall"]["p75"], 3000.0);
+    assert_eq!(lcp["overall"]["p75"], 3500.0);
     assert_eq!(
         (
             lcp["overall"]["good"].as_f64(),
@@ -926,6 +926,45 @@ async fn query_endpoints_match_hand_computed_values() {
 
 /// Text sent with the write key cannot run as a spreadsheet formula in any CSV download, and
 /// an event whose id the collector assigned is exported with that id.
+/// One percentile definition: Explore's p75 and a rule preview's p75 over the same events are
+/// the same number (interpolated, as PostgreSQL's `percentile_cont`).
+#[tokio::test]
+async fn explore_and_rule_previews_agree_on_p75() {
+    let clock = Arc::new(FakeClock::new(at(12, 0)));
+    let app = spawn(|_| {}, clock).await;
+    let sample = |m: u32, v: f64| ev("u1", "latency", at(11, m), json!({ "value": v }));
+    app.ingest(vec![
+        sample(5, 4.0),
+        sample(10, 1.0),
+        sample(20, 3.0),
+        sample(30, 2.0),
+    ])
+    .await;
+    let me = app.admin().await;
+    let p = format!("/api/dash/projects/{}", app.project);
+    let (from, to) = (at(11, 0).timestamp_millis(), at(12, 0).timestamp_millis());
+
+    let (status, explore) = app
+        .get(
+            &me,
+            &format!(
+                "{p}/series?event=latency&from={from}&to={to}&bucket=3600000\
+                 &agg=p75&property=value"
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{explore}");
+    let rule = json!({"name": "Slow", "channel_ids": [],
+        "series": {"event": "latency", "aggregate": "p75", "bucket": "hour"},
+        "condition": {"type": "threshold", "op": ">", "value": 100}});
+    let (status, preview) = app
+        .post(&me, &format!("{p}/rules/preview?buckets=1"), rule)
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(explore["series"][0]["values"], json!([3.25]), "{explore}");
+    assert_eq!(preview["points"][0]["value"], json!(3.25), "{preview}");
+}
+
 /// Page views (and other non-track messages) are named `$page`, `$identify`… on every read
 /// path; Explore finds them by that name on both backends, also when it scans events.
 #[tokio::test]

@@ -8,6 +8,7 @@ use super::{Backend, Bind, Store, StoreError, query_with};
 use crate::alerting::rules::spec::{Aggregate, Series};
 use crate::alerting::rules::state::{Phase, RuleState};
 use crate::domain::ProjectId;
+use crate::domain::percentile::percentile_of_sorted;
 
 /// A stored rule with its evaluation state.
 #[derive(Debug, Clone)]
@@ -511,7 +512,7 @@ impl Store {
             let b = rows[start].0;
             let end = start + rows[start..].iter().take_while(|r| r.0 == b).count();
             let values: Vec<f64> = rows[start..end].iter().map(|r| r.1).collect();
-            out.push((b, percentile_sorted(&values, 0.75)));
+            out.push((b, percentile_of_sorted(&values, 0.75).unwrap_or(f64::NAN)));
             start = end;
         }
         Ok(out)
@@ -628,22 +629,4 @@ fn matching_events(
 /// SQLite's JSON path of a top-level property (names are validated: no quotes).
 fn json_path(property: &str) -> String {
     format!("$.properties.\"{property}\"")
-}
-
-/// The `q` quantile of ascending `values`, interpolated as PostgreSQL's `percentile_cont`.
-pub fn percentile_sorted(values: &[f64], q: f64) -> f64 {
-    match values.len() {
-        0 => f64::NAN,
-        1 => values[0],
-        n => {
-            #[allow(clippy::cast_precision_loss)]
-            let pos = q * (n - 1) as f64;
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let lo = pos.floor() as usize;
-            let hi = (lo + 1).min(n - 1);
-            #[allow(clippy::cast_precision_loss)]
-            let frac = pos - lo as f64;
-            values[lo] + (values[hi] - values[lo]) * frac
-        }
-    }
 }
