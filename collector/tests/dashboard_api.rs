@@ -930,7 +930,8 @@ async fn query_endpoints_match_hand_computed_values() {
 /// the same number (interpolated, as PostgreSQL's `percentile_cont`).
 #[tokio::test]
 async fn explore_and_rule_previews_agree_on_p75() {
-    let clock = Arc::new(FakeClock::new(at(12, 0)));
+    // Past 12:00 by more than the rules' grace: 11:00–12:00 is their latest closed bucket.
+    let clock = Arc::new(FakeClock::new(at(12, 30)));
     let app = spawn(|_| {}, clock).await;
     let sample = |m: u32, v: f64| ev("u1", "latency", at(11, m), json!({ "value": v }));
     app.ingest(vec![

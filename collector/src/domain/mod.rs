@@ -5,6 +5,7 @@ pub mod key;
 pub mod message;
 pub mod numbers;
 pub mod percentile;
+pub mod rule;
 
 pub use key::{KeyHash, KeyKind, PlainKey};
 pub use message::{Message, MessageError, MessageType};

@@ -5,10 +5,9 @@
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{Backend, Bind, Store, StoreError, query_with};
-use crate::alerting::rules::spec::{Aggregate, Series};
-use crate::alerting::rules::state::{Phase, RuleState};
 use crate::domain::ProjectId;
 use crate::domain::percentile::percentile_of_sorted;
+use crate::domain::rule::{Aggregate, Phase, RuleState, Series};
 
 /// A stored rule with its evaluation state.
 #[derive(Debug, Clone)]
