@@ -39,8 +39,6 @@ mod projects;
 pub mod raw_retention;
 mod rules;
 mod sqlite;
-mod sqlite_ingest;
-mod sqlite_keys;
 pub mod web;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
@@ -283,10 +281,8 @@ impl Store {
     }
 
     /// How many ingest commits may be in flight at once. SQLite has one writer, but a commit
-    /// waiting for its WAL sync has left the writer, and a loop gathering its next group is not
-    /// in it yet: three keep it busiest (measured: 100k events/s at 8 connections against 74k
-    /// with two). PostgreSQL takes several (their locks are taken in key order, so they cannot
-    /// deadlock).
+    /// waiting for its WAL sync has left it: three keep it busiest (docs/benchmarks.md).
+    /// PostgreSQL takes several (their locks are taken in key order, so they cannot deadlock).
     pub fn concurrent_commits(&self) -> usize {
         match self {
             Store::Sqlite(_) => 3,

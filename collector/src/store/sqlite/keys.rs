@@ -3,11 +3,10 @@
 //!
 //! Every ingest request reads its key, project plan and month's usage (a revoked key must stop
 //! at once, also when the CLI revoked it from another process, so nothing is cached). Through
-//! sqlx's pool each lookup is a hand-off to the connection's worker thread and back: about
-//! 0.8 µs of CPU per event of 100-event batches, an eighth of the collector's CPU per event
-//! (measured against the lookup answered from memory, alternating runs at 32 connections).
-//! Here the same query runs with rusqlite on the task that asks, for about 0.2 µs per event.
-//! It reads a few pages of small tables, and WAL readers do not wait for the writer.
+//! sqlx's pool each lookup is a hand-off to the connection's worker thread and back, a real
+//! share of ingest CPU (see docs/benchmarks.md); here the same query runs with rusqlite on the
+//! task that asks. It reads a few pages of small tables, and WAL readers do not wait for the
+//! writer.
 //!
 //! A connection here never waits for a lock (`busy_timeout` 0): if SQLite answers busy, or
 //! anything else goes wrong, [`KeyReader::find`] says so and the caller asks sqlx's pool, whose
@@ -18,9 +17,9 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, named_params};
 
-use super::keys::FIND_KEY_WITH_QUOTA;
-use super::{KeyRecord, Quota};
 use crate::domain::KeyHash;
+use crate::store::keys::FIND_KEY_WITH_QUOTA;
+use crate::store::{KeyRecord, Quota};
 
 /// Idle connections kept for reuse: one per tokio worker is enough on the machines this runs
 /// on; a burst beyond it opens more and closes them after use.

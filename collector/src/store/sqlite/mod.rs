@@ -1,5 +1,14 @@
 //! The embedded default: one SQLite file in WAL mode. One writer connection (SQLite allows one
 //! writer at a time anyway, and the group-commit writer is its only user) and a small read pool.
+//!
+//! Two drivers on purpose: sqlx for every query the backends share (`store::with_db!`), and
+//! rusqlite for the two hot paths of ingest, the commit thread (`ingest`) and the key lookup
+//! on the calling task (`keys`), where sqlx's per-statement hand-off to its worker thread cost
+//! ingest throughput (docs/benchmarks.md). Both open the same file; only SQLite's locks order
+//! them.
+
+mod ingest;
+mod keys;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -10,25 +19,20 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::sqlite_ingest::IngestThread;
-use super::sqlite_keys::KeyReader;
 use super::{
     DAY_MS, DISPATCH_MARKERS_RETENTION, HOUR_MS, KeyRecord, NOTIFICATION_RETENTION, PendingBatch,
     Quota, RETENTION_CHUNK, RetentionReport, StoreError, StoredEvent,
 };
 use crate::config;
 use crate::domain::{KeyHash, ProjectId};
+use ingest::IngestThread;
+use keys::KeyReader;
 
 const READ_CONNECTIONS: u32 = 4;
 
-/// Page size of a new database (SQLite's default is 4 KiB). Ingest appends to five B-trees per
-/// event; with 16 KiB pages they are shallower and split a quarter as often, and the ingest
-/// thread's page cache holds a quarter as many pages, which it scans at the end of every
-/// commit while the file is under 1 GiB (SQLite's pcache1 marks a B-tree rebalance's
-/// temporary page number, just past 1 GiB, as its largest key). Measured at 32 connections,
-/// alternating runs: ingest-thread CPU 6.7 µs per event against 8.2 µs, p99 49–58 ms against
-/// 83 ms; each commit writes about 25% more bytes. 32 KiB saved no more CPU and wrote 60% more.
-/// A database keeps the page size it was created with.
+/// Page size of a new database (SQLite's default is 4 KiB): ingest's five B-trees per event are
+/// shallower and split less, for less ingest CPU and latency (docs/benchmarks.md). A database
+/// keeps the page size it was created with.
 const PAGE_SIZE: u32 = 16 * 1024;
 
 /// A seq that splits the events at `?1` (unix ms): those received before it lie below, those
@@ -62,9 +66,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
-    /// Ingest commits (`sqlite_ingest`): its own connection on its own thread.
+    /// Ingest commits (`sqlite::ingest`): its own connection on its own thread.
     ingest: Arc<IngestThread>,
-    /// Ingest's key lookups (`sqlite_keys`): connections of their own, on the calling task.
+    /// Ingest's key lookups (`sqlite::keys`): connections of their own, on the calling task.
     keys: Arc<KeyReader>,
 }
 
@@ -147,7 +151,7 @@ impl SqliteStore {
     /// Stores the batches (and the outbox rows of their events) in one transaction on the
     /// ingest thread, while holding the sqlx write connection so that no other writer waits on
     /// SQLite's lock in the meantime; then, with the writer free for the next commit, makes it
-    /// durable (see `sqlite_ingest`).
+    /// durable (see `sqlite::ingest`).
     pub async fn insert_batches(
         &self,
         batches: Vec<PendingBatch>,
@@ -194,7 +198,7 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// The ingest key lookup on the calling task (`sqlite_keys`); `Err` when it could not
+    /// The ingest key lookup on the calling task (`sqlite::keys`); `Err` when it could not
     /// answer and the caller should ask the pool.
     pub(super) fn find_key_on_task(
         &self,
@@ -437,7 +441,7 @@ mod tests {
         store.close().await;
     }
 
-    /// Ingest looks keys up on the calling task (`sqlite_keys`); it must see every change made
+    /// Ingest looks keys up on the calling task (`sqlite::keys`); it must see every change made
     /// through other connections at once, and when it cannot answer the pool must.
     #[tokio::test]
     async fn key_lookups_see_each_change_at_once_and_fall_back_to_the_pool() {
