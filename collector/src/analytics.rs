@@ -8,6 +8,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
+use crate::domain::percentile::percentile;
 use crate::store::analytics::ScannedEvent;
 
 /// Gap of inactivity that ends a session (the usual web-analytics convention).
@@ -148,16 +149,6 @@ impl Agg {
     pub fn needs_property(self) -> bool {
         !matches!(self, Self::Count | Self::Unique)
     }
-}
-
-/// Nearest-rank percentile (the value at rank ⌈q·n⌉ of the sorted sample).
-pub fn percentile(values: &mut [f64], q: f64) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let rank = (q * values.len() as f64).ceil().max(1.0) as usize;
-    Some(values[rank.min(values.len()) - 1])
 }
 
 /// What a chart asks for.
@@ -642,13 +633,6 @@ mod tests {
             message_id: format!("m-{ts}"),
             body: serde_json::json!({ "properties": props }).to_string(),
         }
-    }
-
-    #[test]
-    fn percentile_is_nearest_rank() {
-        let mut v = vec![4.0, 1.0, 3.0, 2.0];
-        assert_eq!(percentile(&mut v, 0.75), Some(3.0));
-        assert_eq!(percentile(&mut [], 0.75), None);
     }
 
     #[test]

@@ -4,6 +4,8 @@ pub mod account;
 pub mod key;
 pub mod message;
 pub mod numbers;
+pub mod percentile;
+pub mod rule;
 
 pub use key::{KeyHash, KeyKind, PlainKey};
 pub use message::{Message, MessageError, MessageType};

@@ -1,5 +1,4 @@
-//! Users, sessions, memberships and the audit log. One SQL text per query serves both backends
-//! (written with `$n` parameters; SQLite gets them as `?n`).
+//! Users, sessions, memberships and the audit log. One SQL text per query serves both backends.
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -7,34 +6,6 @@ use sqlx::Row;
 use super::{ProjectRecord, Store, StoreError, from_millis, millis};
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
-
-/// Runs one statement on whichever backend this is and maps its result with `$map`, which is
-/// expanded once per backend (so it type-checks against each row type).
-macro_rules! on_db {
-    ($store:expr, $pool:ident, $sql:expr, [$($b:expr),* $(,)?], $fetch:ident, |$r:ident| $map:expr) => {
-        match $store {
-            Store::Sqlite(s) => {
-                let $r = sqlx::query(sqlx::AssertSqlSafe($crate::store::accounts::sqlite_sql($sql)))
-                    $(.bind($b))*
-                    .$fetch(on_db!(@sqlite s $pool))
-                    .await?;
-                $map
-            }
-            Store::Postgres(p) => {
-                let $r = sqlx::query($sql) $(.bind($b))* .$fetch(p.write_pool()).await?;
-                $map
-            }
-        }
-    };
-    (@sqlite $s:ident read) => { $s.read_pool() };
-    (@sqlite $s:ident write) => { $s.write_pool() };
-}
-pub(crate) use on_db;
-
-/// `$1` → `?1`: SQLite's numbered parameters.
-pub(crate) fn sqlite_sql(sql: &str) -> String {
-    sql.replace('$', "?")
-}
 
 #[derive(Debug, Clone)]
 pub struct UserRecord {
@@ -94,14 +65,12 @@ fn role_of(s: &str) -> Role {
 
 impl Store {
     pub async fn count_users(&self) -> Result<i64, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT COUNT(*) AS n FROM users",
-            [],
-            fetch_one,
-            |r| Ok(r.get("n"))
-        )
+        with_db!(self, read_pool, |pool| {
+            let r = sqlx::query("SELECT COUNT(*) AS n FROM users")
+                .fetch_one(pool)
+                .await?;
+            Ok(r.get("n"))
+        })
     }
 
     /// `None` when the e-mail address is taken.
@@ -112,31 +81,28 @@ impl Store {
         is_admin: bool,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>, StoreError> {
-        on_db!(
-            self,
-            write,
-            "INSERT INTO users (email, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (email) DO NOTHING RETURNING id",
-            [email, password_hash, i64::from(is_admin), millis(now)],
-            fetch_optional,
-            |r| Ok(r.map(|r| r.get("id")))
-        )
+        with_db!(self, write_pool, |pool| {
+            let r = sqlx::query("INSERT INTO users (email, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (email) DO NOTHING RETURNING id").bind(email).bind(password_hash).bind(i64::from(is_admin)).bind(millis(now)).fetch_optional(pool).await?;
+            Ok(r.map(|r| r.get("id")))
+        })
     }
 
     pub async fn find_user_by_email(&self, email: &str) -> Result<Option<UserRecord>, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT id, email, password_hash, is_admin FROM users WHERE email = $1",
-            [email],
-            fetch_optional,
-            |r| Ok(r.map(|r| UserRecord {
+        with_db!(self, read_pool, |pool| {
+            let r = sqlx::query(
+                "SELECT id, email, password_hash, is_admin FROM users WHERE email = $1",
+            )
+            .bind(email)
+            .fetch_optional(pool)
+            .await?;
+            Ok(r.map(|r| UserRecord {
                 id: r.get("id"),
                 email: r.get("email"),
                 password_hash: r.get("password_hash"),
                 is_admin: r.get::<i64, _>("is_admin") != 0,
             }))
-        )
+        })
     }
 
     /// Sets a new password and ends every other session of the user.
@@ -146,22 +112,21 @@ impl Store {
         password_hash: &str,
         keep_session: &[u8],
     ) -> Result<(), StoreError> {
-        on_db!(
-            self,
-            write,
-            "UPDATE users SET password_hash = $1 WHERE id = $2",
-            [password_hash, user_id],
-            execute,
-            |_r| ()
-        );
-        on_db!(
-            self,
-            write,
-            "DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2",
-            [user_id, keep_session],
-            execute,
-            |_r| Ok(())
-        )
+        with_db!(self, write_pool, |pool| {
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                .bind(password_hash)
+                .bind(user_id)
+                .execute(pool)
+                .await?;
+        });
+        with_db!(self, write_pool, |pool| {
+            let _r = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2")
+                .bind(user_id)
+                .bind(keep_session)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     pub async fn create_session(
@@ -172,21 +137,20 @@ impl Store {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        on_db!(
-            self,
-            write,
-            "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at)
+        with_db!(self, write_pool, |pool| {
+            let _r = sqlx::query(
+                "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5)",
-            [
-                token_hash,
-                user_id,
-                csrf_token,
-                millis(now),
-                millis(expires_at)
-            ],
-            execute,
-            |_r| Ok(())
-        )
+            )
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(csrf_token)
+            .bind(millis(now))
+            .bind(millis(expires_at))
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// The session behind a token, if it exists and has not expired at `now`.
@@ -195,15 +159,17 @@ impl Store {
         token_hash: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT u.id, u.email, u.password_hash, u.is_admin, s.csrf_token, s.expires_at
+        with_db!(self, read_pool, |pool| {
+            let r = sqlx::query(
+                "SELECT u.id, u.email, u.password_hash, u.is_admin, s.csrf_token, s.expires_at
              FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.token_hash = $1 AND s.expires_at > $2",
-            [token_hash, millis(now)],
-            fetch_optional,
-            |r| Ok(r.map(|r| SessionRecord {
+            )
+            .bind(token_hash)
+            .bind(millis(now))
+            .fetch_optional(pool)
+            .await?;
+            Ok(r.map(|r| SessionRecord {
                 user: UserRecord {
                     id: r.get("id"),
                     email: r.get("email"),
@@ -213,44 +179,44 @@ impl Store {
                 csrf_token: r.get("csrf_token"),
                 expires_at: from_millis(r.get("expires_at")),
             }))
-        )
+        })
     }
 
     pub async fn delete_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
-        on_db!(
-            self,
-            write,
-            "DELETE FROM sessions WHERE token_hash = $1",
-            [token_hash],
-            execute,
-            |_r| Ok(())
-        )
+        with_db!(self, write_pool, |pool| {
+            let _r = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                .bind(token_hash)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Ends the user's sessions beyond the `keep` most recent ones.
     pub async fn keep_newest_sessions(&self, user_id: i64, keep: i64) -> Result<(), StoreError> {
-        on_db!(
-            self,
-            write,
-            "DELETE FROM sessions WHERE user_id = $1 AND token_hash NOT IN (
+        with_db!(self, write_pool, |pool| {
+            let _r = sqlx::query(
+                "DELETE FROM sessions WHERE user_id = $1 AND token_hash NOT IN (
                  SELECT token_hash FROM sessions WHERE user_id = $1
                  ORDER BY created_at DESC, token_hash DESC LIMIT $2)",
-            [user_id, keep],
-            execute,
-            |_r| Ok(())
-        )
+            )
+            .bind(user_id)
+            .bind(keep)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// Removes expired sessions (maintenance); returns how many.
     pub async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        on_db!(
-            self,
-            write,
-            "DELETE FROM sessions WHERE expires_at <= $1",
-            [millis(now)],
-            execute,
-            |r| Ok(r.rows_affected())
-        )
+        with_db!(self, write_pool, |pool| {
+            let r = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+                .bind(millis(now))
+                .execute(pool)
+                .await?;
+            Ok(r.rows_affected())
+        })
     }
 
     /// The projects a user is a member of, with the user's role in each.
@@ -258,26 +224,29 @@ impl Store {
         &self,
         user_id: i64,
     ) -> Result<Vec<(ProjectRecord, Role)>, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT p.id, p.name, p.plan, p.created_at, m.role FROM memberships m
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(
+                "SELECT p.id, p.name, p.plan, p.created_at, m.role FROM memberships m
              JOIN projects p ON p.id = m.project_id WHERE m.user_id = $1 ORDER BY p.id",
-            [user_id],
-            fetch_all,
-            |rows| Ok(rows
+            )
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
                 .iter()
-                .map(|r| (
-                    ProjectRecord {
-                        id: r.get("id"),
-                        name: r.get("name"),
-                        plan: r.get("plan"),
-                        created_at: from_millis(r.get("created_at")),
-                    },
-                    role_of(r.get("role")),
-                ))
+                .map(|r| {
+                    (
+                        ProjectRecord {
+                            id: r.get("id"),
+                            name: r.get("name"),
+                            plan: r.get("plan"),
+                            created_at: from_millis(r.get("created_at")),
+                        },
+                        role_of(r.get("role")),
+                    )
+                })
                 .collect())
-        )
+        })
     }
 
     /// The user's role in the project; `None` when not a member (or no such project).
@@ -286,14 +255,15 @@ impl Store {
         project_id: ProjectId,
         user_id: i64,
     ) -> Result<Option<Role>, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT role FROM memberships WHERE project_id = $1 AND user_id = $2",
-            [project_id, user_id],
-            fetch_optional,
-            |r| Ok(r.map(|r| role_of(r.get("role"))))
-        )
+        with_db!(self, read_pool, |pool| {
+            let r =
+                sqlx::query("SELECT role FROM memberships WHERE project_id = $1 AND user_id = $2")
+                    .bind(project_id)
+                    .bind(user_id)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(r.map(|r| role_of(r.get("role"))))
+        })
     }
 
     /// Adds or changes a membership.
@@ -304,15 +274,11 @@ impl Store {
         role: Role,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        on_db!(
-            self,
-            write,
-            "INSERT INTO memberships (project_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
-            [project_id, user_id, role.as_str(), millis(now)],
-            execute,
-            |_r| Ok(())
-        )
+        with_db!(self, write_pool, |pool| {
+            let _r = sqlx::query("INSERT INTO memberships (project_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role").bind(project_id).bind(user_id).bind(role.as_str()).bind(millis(now)).execute(pool).await?;
+            Ok(())
+        })
     }
 
     /// `false` when the user was not a member.
@@ -321,25 +287,26 @@ impl Store {
         project_id: ProjectId,
         user_id: i64,
     ) -> Result<bool, StoreError> {
-        on_db!(
-            self,
-            write,
-            "DELETE FROM memberships WHERE project_id = $1 AND user_id = $2",
-            [project_id, user_id],
-            execute,
-            |r| Ok(r.rows_affected() == 1)
-        )
+        with_db!(self, write_pool, |pool| {
+            let r = sqlx::query("DELETE FROM memberships WHERE project_id = $1 AND user_id = $2")
+                .bind(project_id)
+                .bind(user_id)
+                .execute(pool)
+                .await?;
+            Ok(r.rows_affected() == 1)
+        })
     }
 
     pub async fn list_members(&self, project_id: ProjectId) -> Result<Vec<Member>, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT u.id, u.email, m.role, m.created_at FROM memberships m
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(
+                "SELECT u.id, u.email, m.role, m.created_at FROM memberships m
              JOIN users u ON u.id = m.user_id WHERE m.project_id = $1 ORDER BY u.email",
-            [project_id],
-            fetch_all,
-            |rows| Ok(rows
+            )
+            .bind(project_id)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
                 .iter()
                 .map(|r| Member {
                     user_id: r.get("id"),
@@ -348,43 +315,43 @@ impl Store {
                     since: from_millis(r.get("created_at")),
                 })
                 .collect())
-        )
+        })
     }
 
     /// Projects nobody is a member of (the default project, projects made with the CLI) get
     /// every instance admin as owner. Runs at start and when an admin is created.
     pub async fn adopt_unowned_projects(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        on_db!(
-            self,
-            write,
-            "INSERT INTO memberships (project_id, user_id, role, created_at)
+        with_db!(self, write_pool, |pool| {
+            let r = sqlx::query(
+                "INSERT INTO memberships (project_id, user_id, role, created_at)
              SELECT p.id, u.id, 'owner', $1 FROM projects p, users u
              WHERE u.is_admin = 1
                AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.project_id = p.id)",
-            [millis(now)],
-            execute,
-            |r| Ok(r.rows_affected())
-        )
+            )
+            .bind(millis(now))
+            .execute(pool)
+            .await?;
+            Ok(r.rows_affected())
+        })
     }
 
     pub async fn append_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
-        on_db!(
-            self,
-            write,
-            "INSERT INTO audit_log (project_id, user_id, actor, action, target, ip, created_at)
+        with_db!(self, write_pool, |pool| {
+            let _r = sqlx::query(
+                "INSERT INTO audit_log (project_id, user_id, actor, action, target, ip, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            [
-                e.project_id,
-                e.user_id,
-                e.actor.as_str(),
-                e.action.as_str(),
-                e.target.as_str(),
-                e.ip.as_deref(),
-                millis(e.at)
-            ],
-            execute,
-            |_r| Ok(())
-        )
+            )
+            .bind(e.project_id)
+            .bind(e.user_id)
+            .bind(e.actor.as_str())
+            .bind(e.action.as_str())
+            .bind(e.target.as_str())
+            .bind(e.ip.as_deref())
+            .bind(millis(e.at))
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// The project's audit log, newest first: only what was done in the project. Account
@@ -394,15 +361,17 @@ impl Store {
         project_id: ProjectId,
         limit: i64,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT project_id, user_id, actor, action, target, ip, created_at FROM audit_log
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(
+                "SELECT project_id, user_id, actor, action, target, ip, created_at FROM audit_log
              WHERE project_id = $1 ORDER BY id DESC LIMIT $2",
-            [project_id, limit],
-            fetch_all,
-            |rows| Ok(rows.iter().map(|r| audit_entry!(r)).collect())
-        )
+            )
+            .bind(project_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(|r| audit_entry!(r)).collect())
+        })
     }
 
     /// Account events (not tied to a project), newest first: one user's, or everyone's.
@@ -411,16 +380,18 @@ impl Store {
         user_id: Option<i64>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT project_id, user_id, actor, action, target, ip, created_at FROM audit_log
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(
+                "SELECT project_id, user_id, actor, action, target, ip, created_at FROM audit_log
              WHERE project_id IS NULL AND ($1 IS NULL OR user_id = $1)
              ORDER BY id DESC LIMIT $2",
-            [user_id, limit],
-            fetch_all,
-            |rows| Ok(rows.iter().map(|r| audit_entry!(r)).collect())
-        )
+            )
+            .bind(user_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(|r| audit_entry!(r)).collect())
+        })
     }
 
     /// Every instance admin becomes an owner of the project: how a project created outside
@@ -430,27 +401,17 @@ impl Store {
         project_id: ProjectId,
         now: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        on_db!(
-            self,
-            write,
-            "INSERT INTO memberships (project_id, user_id, role, created_at)
+        with_db!(self, write_pool, |pool| {
+            let r = sqlx::query(
+                "INSERT INTO memberships (project_id, user_id, role, created_at)
              SELECT $1, id, 'owner', $2 FROM users WHERE is_admin = 1
              ON CONFLICT (project_id, user_id) DO NOTHING",
-            [project_id, millis(now)],
-            execute,
-            |r| Ok(r.rows_affected())
-        )
-    }
-
-    /// One project by id.
-    pub async fn project(
-        &self,
-        project_id: ProjectId,
-    ) -> Result<Option<ProjectRecord>, StoreError> {
-        Ok(self
-            .list_projects()
-            .await?
-            .into_iter()
-            .find(|p| p.id == project_id))
+            )
+            .bind(project_id)
+            .bind(millis(now))
+            .execute(pool)
+            .await?;
+            Ok(r.rows_affected())
+        })
     }
 }

@@ -3,7 +3,6 @@
 
 use sqlx::Row;
 
-use super::accounts::on_db;
 use super::{Store, StoreError, StoredEvent};
 use crate::domain::ProjectId;
 
@@ -30,18 +29,21 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<(i64, String, i64)>, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT hour, name, events FROM rollups_hourly
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(
+                "SELECT hour, name, events FROM rollups_hourly
              WHERE project_id = $1 AND hour >= $2 AND hour < $3",
-            [project_id, from, to],
-            fetch_all,
-            |rows| Ok(rows
+            )
+            .bind(project_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
                 .iter()
                 .map(|r| (r.get("hour"), r.get("name"), r.get("events")))
                 .collect())
-        )
+        })
     }
 
     /// Hourly counts of one event name in `[from, to)`.
@@ -52,18 +54,22 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT hour, events FROM rollups_hourly
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(
+                "SELECT hour, events FROM rollups_hourly
              WHERE project_id = $1 AND name = $2 AND hour >= $3 AND hour < $4 ORDER BY hour",
-            [project_id, name, from, to],
-            fetch_all,
-            |rows| Ok(rows
+            )
+            .bind(project_id)
+            .bind(name)
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
                 .iter()
                 .map(|r| (r.get("hour"), r.get("events")))
                 .collect())
-        )
+        })
     }
 
     /// The bot events among [`Store::rollup_counts`] (`rollups_hourly_bots`, migration 0023).
@@ -73,18 +79,21 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<(i64, String, i64)>, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT hour, name, events FROM rollups_hourly_bots
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(
+                "SELECT hour, name, events FROM rollups_hourly_bots
              WHERE project_id = $1 AND hour >= $2 AND hour < $3",
-            [project_id, from, to],
-            fetch_all,
-            |rows| Ok(rows
+            )
+            .bind(project_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
                 .iter()
                 .map(|r| (r.get("hour"), r.get("name"), r.get("events")))
                 .collect())
-        )
+        })
     }
 
     /// Distinct users active on `since_day` (a day start, UTC) or later: those whose latest
@@ -95,14 +104,10 @@ impl Store {
         project_id: ProjectId,
         since_day: i64,
     ) -> Result<i64, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT COUNT(*) AS n FROM users_last_seen WHERE project_id = $1 AND last_day >= $2",
-            [project_id, since_day],
-            fetch_one,
-            |r| Ok(r.get("n"))
-        )
+        with_db!(self, read_pool, |pool| {
+            let r = sqlx::query("SELECT COUNT(*) AS n FROM users_last_seen WHERE project_id = $1 AND last_day >= $2").bind(project_id).bind(since_day).fetch_one(pool).await?;
+            Ok(r.get("n"))
+        })
     }
 
     /// Active users per day in `[from_day, to_day)` (days without any are absent).
@@ -112,18 +117,21 @@ impl Store {
         from_day: i64,
         to_day: i64,
     ) -> Result<Vec<(i64, i64)>, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT day, users FROM active_users_days
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(
+                "SELECT day, users FROM active_users_days
              WHERE project_id = $1 AND day >= $2 AND day < $3 ORDER BY day",
-            [project_id, from_day, to_day],
-            fetch_all,
-            |rows| Ok(rows
+            )
+            .bind(project_id)
+            .bind(from_day)
+            .bind(to_day)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
                 .iter()
                 .map(|r| (r.get("day"), r.get("users")))
                 .collect())
-        )
+        })
     }
 
     /// The project's events with timestamps in `[from, to)`, oldest first, at most `limit`
@@ -137,18 +145,14 @@ impl Store {
         name: Option<&str>,
         limit: i64,
     ) -> Result<Vec<ScannedEvent>, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT seq, timestamp, CASE WHEN type = 'track' THEN event ELSE '$' || type END AS name,
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query("SELECT seq, timestamp, CASE WHEN type = 'track' THEN event ELSE '$' || type END AS name,
                     COALESCE(user_id, anonymous_id) AS user_key, message_id, body
              FROM events
              WHERE project_id = $1 AND timestamp >= $2 AND timestamp < $3
                AND ($4 = '' OR (CASE WHEN type = 'track' THEN event ELSE '$' || type END) = $4)
-             ORDER BY timestamp, seq LIMIT $5",
-            [project_id, from, to, name.unwrap_or(""), limit],
-            fetch_all,
-            |rows| Ok(rows
+             ORDER BY timestamp, seq LIMIT $5").bind(project_id).bind(from).bind(to).bind(name.unwrap_or("")).bind(limit).fetch_all(pool).await?;
+            Ok(rows
                 .iter()
                 .map(|r| ScannedEvent {
                     seq: r.get("seq"),
@@ -159,7 +163,7 @@ impl Store {
                     body: r.get("body"),
                 })
                 .collect())
-        )
+        })
     }
 
     /// The newest `limit` events received at or after `since` (unix ms), oldest first: the

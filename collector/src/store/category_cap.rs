@@ -7,10 +7,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::Row;
 
-use super::accounts::{on_db, sqlite_sql};
-use super::delivery::{NewDelivery, insert_deliveries_postgres, insert_deliveries_sqlite};
+use super::delivery::{NewDelivery, Outbox};
 use super::{Store, StoreError, millis};
 use crate::domain::ProjectId;
 
@@ -79,20 +78,25 @@ pub(crate) fn limit_sqlite<'a>(
     let mut keep = vec![true; deliveries.len()];
     for ((category, minute), members) in groups(deliveries.iter().copied()) {
         let d = deliveries[members[0]];
-        let sent: i64 = tx.prepare_cached(&sqlite_sql(COUNT_SQL))?.query_row(
-            rusqlite::params![
-                category,
-                minute,
-                d.project_id,
-                d.channel_id,
-                members.len() as i64
-            ],
+        // By name: SQLite numbers `$n` parameters in order of appearance, not by `n`.
+        let sent: i64 = tx.prepare_cached(COUNT_SQL)?.query_row(
+            rusqlite::named_params! {
+                "$1": category,
+                "$2": minute,
+                "$3": d.project_id,
+                "$4": d.channel_id,
+                "$5": members.len() as i64,
+            },
             |r| r.get(0),
         )?;
         let allowed = allowed(d, sent, members.len());
         if allowed > 0 {
-            tx.prepare_cached(&sqlite_sql(SENT_SQL))?
-                .execute(rusqlite::params![category, minute, allowed as i64])?;
+            tx.prepare_cached(SENT_SQL)?
+                .execute(rusqlite::named_params! {
+                    "$1": category,
+                    "$2": minute,
+                    "$3": allowed as i64,
+                })?;
         }
         for &i in &members[allowed..] {
             keep[i] = false;
@@ -156,18 +160,21 @@ impl Store {
         now: i64,
         limit: i64,
     ) -> Result<Vec<CategoryOverflow>, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT m.category_id, m.minute, m.project_id, m.channel_id, m.sent,
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(
+                "SELECT m.category_id, m.minute, m.project_id, m.channel_id, m.sent,
                     m.matched - m.sent AS more, c.name, c.emoji, c.colour
              FROM category_minutes m
              LEFT JOIN event_categories c ON c.id = m.category_id
              WHERE m.summarized = 0 AND m.matched > m.sent AND m.minute <= $1 - $2
              ORDER BY m.minute LIMIT $3",
-            [now, MINUTE_MS, limit],
-            fetch_all,
-            |rows| Ok(rows
+            )
+            .bind(now)
+            .bind(MINUTE_MS)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows
                 .iter()
                 .map(|r| CategoryOverflow {
                     category_id: r.get("category_id"),
@@ -181,7 +188,7 @@ impl Store {
                     colour: r.get("colour"),
                 })
                 .collect())
-        )
+        })
     }
 
     /// Marks the overflow summarized and, if this call was the one to do it, enqueues
@@ -191,53 +198,39 @@ impl Store {
         o: &CategoryOverflow,
         summary: Option<NewDelivery>,
     ) -> Result<bool, StoreError> {
-        let mark = "UPDATE category_minutes SET summarized = 1
+        const MARK_SUMMARIZED: &str = "UPDATE category_minutes SET summarized = 1
                     WHERE category_id = $1 AND minute = $2 AND summarized = 0";
         let deliveries: Vec<NewDelivery> = summary.into_iter().collect();
-        match self {
-            Store::Sqlite(s) => {
-                let mut tx = s.write_pool().begin().await?;
-                let marked = sqlx::query(AssertSqlSafe(sqlite_sql(mark)))
-                    .bind(o.category_id)
-                    .bind(o.minute)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if marked == 0 {
-                    return Ok(false);
-                }
-                insert_deliveries_sqlite(&mut tx, &deliveries).await?;
-                tx.commit().await?;
+        with_db!(self, write_pool, |pool| {
+            let mut tx = pool.begin().await?;
+            let marked = sqlx::query(MARK_SUMMARIZED)
+                .bind(o.category_id)
+                .bind(o.minute)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if marked == 0 {
+                return Ok(false);
             }
-            Store::Postgres(p) => {
-                let mut tx = p.write_pool().begin().await?;
-                let marked = sqlx::query(mark)
-                    .bind(o.category_id)
-                    .bind(o.minute)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if marked == 0 {
-                    return Ok(false);
-                }
-                insert_deliveries_postgres(&mut tx, &deliveries).await?;
-                tx.commit().await?;
-            }
-        }
+            tx.insert_deliveries(&deliveries).await?;
+            tx.commit().await?;
+        });
         Ok(true)
     }
 
     /// Drops counter rows of minutes that ended by `now` and need nothing more.
     pub async fn forget_category_minutes(&self, now: i64) -> Result<u64, StoreError> {
-        on_db!(
-            self,
-            write,
-            "DELETE FROM category_minutes
+        with_db!(self, write_pool, |pool| {
+            let done = sqlx::query(
+                "DELETE FROM category_minutes
              WHERE minute <= $1 - $2 AND (summarized = 1 OR matched = sent)",
-            [now, MINUTE_MS],
-            execute,
-            |done| Ok(done.rows_affected())
-        )
+            )
+            .bind(now)
+            .bind(MINUTE_MS)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected())
+        })
     }
 }
 

@@ -2,7 +2,6 @@
 //! by the first replica that needs it and deleted once its day is over.
 
 use chrono::NaiveDate;
-use sqlx::AssertSqlSafe;
 
 use super::{Store, StoreError};
 use crate::cookieless::SALT_BYTES;
@@ -11,10 +10,6 @@ const CREATE: &str =
     "INSERT INTO cookieless_salts (day, salt) VALUES ($1, $2) ON CONFLICT (day) DO NOTHING";
 const READ: &str = "SELECT salt FROM cookieless_salts WHERE day = $1";
 const DELETE_BEFORE: &str = "DELETE FROM cookieless_salts WHERE day < $1";
-
-fn sqlite(sql: &str) -> AssertSqlSafe<String> {
-    AssertSqlSafe(sql.replace('$', "?"))
-}
 
 /// Days as `YYYY-MM-DD`: text sorts in day order on both backends.
 fn day_key(day: NaiveDate) -> String {
@@ -31,30 +26,14 @@ impl Store {
     ) -> Result<[u8; SALT_BYTES], StoreError> {
         self.delete_salts_before(day).await?;
         let key = day_key(day);
-        let stored: Vec<u8> = match self {
-            Store::Sqlite(s) => {
-                sqlx::query(sqlite(CREATE))
-                    .bind(&key)
-                    .bind(&candidate[..])
-                    .execute(s.write_pool())
-                    .await?;
-                sqlx::query_scalar(sqlite(READ))
-                    .bind(&key)
-                    .fetch_one(s.write_pool())
-                    .await?
-            }
-            Store::Postgres(s) => {
-                sqlx::query(CREATE)
-                    .bind(&key)
-                    .bind(&candidate[..])
-                    .execute(s.write_pool())
-                    .await?;
-                sqlx::query_scalar(READ)
-                    .bind(&key)
-                    .fetch_one(s.write_pool())
-                    .await?
-            }
-        };
+        let stored: Vec<u8> = with_db!(self, write_pool, |pool| {
+            sqlx::query(CREATE)
+                .bind(&key)
+                .bind(&candidate[..])
+                .execute(pool)
+                .await?;
+            sqlx::query_scalar(READ).bind(&key).fetch_one(pool).await?
+        });
         // The column only ever holds SALT_BYTES-long values; anything else is treated as absent.
         Ok(stored.try_into().unwrap_or(candidate))
     }
@@ -63,17 +42,12 @@ impl Store {
     /// needed, and by every maintenance pass for days without cookieless traffic.
     pub async fn delete_salts_before(&self, day: NaiveDate) -> Result<u64, StoreError> {
         let key = day_key(day);
-        Ok(match self {
-            Store::Sqlite(s) => sqlx::query(sqlite(DELETE_BEFORE))
+        Ok(with_db!(self, write_pool, |pool| {
+            sqlx::query(DELETE_BEFORE)
                 .bind(&key)
-                .execute(s.write_pool())
+                .execute(pool)
                 .await?
-                .rows_affected(),
-            Store::Postgres(s) => sqlx::query(DELETE_BEFORE)
-                .bind(&key)
-                .execute(s.write_pool())
-                .await?
-                .rows_affected(),
-        })
+                .rows_affected()
+        }))
     }
 }

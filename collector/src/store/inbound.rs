@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::delivery::on_backend;
 use super::{Store, StoreError, from_millis, millis};
 use crate::domain::ProjectId;
 
@@ -68,8 +67,8 @@ impl Store {
         &self,
         project_id: ProjectId,
     ) -> Result<Vec<InboundSourceRecord>, StoreError> {
-        on_backend!(self, read_pool, |pool, sql| {
-            let rows = sqlx::query(sql(&format!(
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM inbound_sources WHERE project_id = $1 ORDER BY id"
             )))
             .bind(project_id)
@@ -84,8 +83,8 @@ impl Store {
         &self,
         token: &str,
     ) -> Result<Option<InboundSourceRecord>, StoreError> {
-        on_backend!(self, read_pool, |pool, sql| {
-            let row = sqlx::query(sql(&format!(
+        with_db!(self, read_pool, |pool| {
+            let row = sqlx::query(AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM inbound_sources WHERE token = $1"
             )))
             .bind(token)
@@ -103,8 +102,8 @@ impl Store {
         max: i64,
         now: DateTime<Utc>,
     ) -> Result<Option<InboundSourceRecord>, StoreError> {
-        on_backend!(self, write_pool, |pool, sql| {
-            let row = sqlx::query(sql(&format!(
+        with_db!(self, write_pool, |pool| {
+            let row = sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO inbound_sources (project_id, kind, name, token, secret, event_path,
                      user_path, created_at)
                  SELECT $1, $2, $3, $4, $5, $6, $7, $8
@@ -132,14 +131,12 @@ impl Store {
         project_id: ProjectId,
         id: i64,
     ) -> Result<bool, StoreError> {
-        on_backend!(self, write_pool, |pool, sql| {
-            let done = sqlx::query(sql(
-                "DELETE FROM inbound_sources WHERE project_id = $1 AND id = $2",
-            ))
-            .bind(project_id)
-            .bind(id)
-            .execute(pool)
-            .await?;
+        with_db!(self, write_pool, |pool| {
+            let done = sqlx::query("DELETE FROM inbound_sources WHERE project_id = $1 AND id = $2")
+                .bind(project_id)
+                .bind(id)
+                .execute(pool)
+                .await?;
             Ok(done.rows_affected() > 0)
         })
     }

@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::accounts::on_db;
 use super::{Store, StoreError, from_millis, millis};
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
@@ -69,19 +68,24 @@ impl Store {
         invited_by: i64,
         now: DateTime<Utc>,
     ) -> Result<i64, StoreError> {
-        on_db!(
-            self,
-            write,
-            "INSERT INTO invitations (project_id, email, role, invited_by, created_at)
+        with_db!(self, write_pool, |pool| {
+            let r = sqlx::query(
+                "INSERT INTO invitations (project_id, email, role, invited_by, created_at)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (project_id, email) DO UPDATE
              SET role = excluded.role, invited_by = excluded.invited_by,
                  created_at = excluded.created_at
              RETURNING id",
-            [project_id, email, role.as_str(), invited_by, millis(now)],
-            fetch_one,
-            |r| Ok(r.get("id"))
-        )
+            )
+            .bind(project_id)
+            .bind(email)
+            .bind(role.as_str())
+            .bind(invited_by)
+            .bind(millis(now))
+            .fetch_one(pool)
+            .await?;
+            Ok(r.get("id"))
+        })
     }
 
     /// The project's invitations made after `since` (older ones have expired).
@@ -90,14 +94,16 @@ impl Store {
         project_id: ProjectId,
         since: DateTime<Utc>,
     ) -> Result<Vec<Invitation>, StoreError> {
-        on_db!(
-            self,
-            read,
-            select_invitations!("i.project_id = $1 AND i.created_at > $2 ORDER BY i.id"),
-            [project_id, millis(since)],
-            fetch_all,
-            |rows| Ok(rows.iter().map(|r| invitation!(r)).collect())
-        )
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(select_invitations!(
+                "i.project_id = $1 AND i.created_at > $2 ORDER BY i.id"
+            ))
+            .bind(project_id)
+            .bind(millis(since))
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(|r| invitation!(r)).collect())
+        })
     }
 
     /// The newest `limit` invitations of an e-mail address made after `since`.
@@ -107,14 +113,17 @@ impl Store {
         since: DateTime<Utc>,
         limit: i64,
     ) -> Result<Vec<Invitation>, StoreError> {
-        on_db!(
-            self,
-            read,
-            select_invitations!("i.email = $1 AND i.created_at > $2 ORDER BY i.id DESC LIMIT $3"),
-            [email, millis(since), limit],
-            fetch_all,
-            |rows| Ok(rows.iter().map(|r| invitation!(r)).collect())
-        )
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(select_invitations!(
+                "i.email = $1 AND i.created_at > $2 ORDER BY i.id DESC LIMIT $3"
+            ))
+            .bind(email)
+            .bind(millis(since))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(|r| invitation!(r)).collect())
+        })
     }
 
     /// Makes `user_id` a member with the invitation's role, if invitation `id` is addressed to
@@ -132,20 +141,18 @@ impl Store {
             return Ok(None);
         };
         // Membership first: if the delete below is lost, accepting again changes nothing.
-        on_db!(
-            self,
-            write,
-            "INSERT INTO memberships (project_id, user_id, role, created_at)
+        with_db!(self, write_pool, |pool| {
+            sqlx::query(
+                "INSERT INTO memberships (project_id, user_id, role, created_at)
              VALUES ($1, $2, $3, $4) ON CONFLICT (project_id, user_id) DO NOTHING",
-            [
-                invitation.project_id,
-                user_id,
-                invitation.role.as_str(),
-                millis(now)
-            ],
-            execute,
-            |_r| ()
-        );
+            )
+            .bind(invitation.project_id)
+            .bind(user_id)
+            .bind(invitation.role.as_str())
+            .bind(millis(now))
+            .execute(pool)
+            .await?;
+        });
         self.delete_invitation(invitation.project_id, id).await?;
         Ok(Some(invitation))
     }
@@ -157,14 +164,17 @@ impl Store {
         email: &str,
         since: DateTime<Utc>,
     ) -> Result<Option<Invitation>, StoreError> {
-        on_db!(
-            self,
-            read,
-            select_invitations!("i.id = $1 AND i.email = $2 AND i.created_at > $3"),
-            [id, email, millis(since)],
-            fetch_optional,
-            |r| Ok(r.map(|r| invitation!(r)))
-        )
+        with_db!(self, read_pool, |pool| {
+            let r = sqlx::query(select_invitations!(
+                "i.id = $1 AND i.email = $2 AND i.created_at > $3"
+            ))
+            .bind(id)
+            .bind(email)
+            .bind(millis(since))
+            .fetch_optional(pool)
+            .await?;
+            Ok(r.map(|r| invitation!(r)))
+        })
     }
 
     /// `false` when the project has no invitation `id`.
@@ -173,14 +183,14 @@ impl Store {
         project_id: ProjectId,
         id: i64,
     ) -> Result<bool, StoreError> {
-        on_db!(
-            self,
-            write,
-            "DELETE FROM invitations WHERE project_id = $1 AND id = $2",
-            [project_id, id],
-            execute,
-            |r| Ok(r.rows_affected() == 1)
-        )
+        with_db!(self, write_pool, |pool| {
+            let r = sqlx::query("DELETE FROM invitations WHERE project_id = $1 AND id = $2")
+                .bind(project_id)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(r.rows_affected() == 1)
+        })
     }
 
     /// Removes invitations made before `before` (maintenance); returns how many.
@@ -188,26 +198,25 @@ impl Store {
         &self,
         before: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        on_db!(
-            self,
-            write,
-            "DELETE FROM invitations WHERE created_at <= $1",
-            [millis(before)],
-            execute,
-            |r| Ok(r.rows_affected())
-        )
+        with_db!(self, write_pool, |pool| {
+            let r = sqlx::query("DELETE FROM invitations WHERE created_at <= $1")
+                .bind(millis(before))
+                .execute(pool)
+                .await?;
+            Ok(r.rows_affected())
+        })
     }
 
     /// Records that `user_id` issued the key (the dashboard's create and rotate).
     pub async fn set_key_creator(&self, key_id: i64, user_id: i64) -> Result<(), StoreError> {
-        on_db!(
-            self,
-            write,
-            "UPDATE api_keys SET created_by = $1 WHERE id = $2",
-            [user_id, key_id],
-            execute,
-            |_r| Ok(())
-        )
+        with_db!(self, write_pool, |pool| {
+            let _r = sqlx::query("UPDATE api_keys SET created_by = $1 WHERE id = $2")
+                .bind(user_id)
+                .bind(key_id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// The project's first keys were issued by the user who created it in the dashboard.
@@ -216,26 +225,22 @@ impl Store {
         project_id: ProjectId,
         user_id: i64,
     ) -> Result<(), StoreError> {
-        on_db!(
-            self,
-            write,
-            "UPDATE api_keys SET created_by = $1 WHERE project_id = $2",
-            [user_id, project_id],
-            execute,
-            |_r| Ok(())
-        )
+        with_db!(self, write_pool, |pool| {
+            let _r = sqlx::query("UPDATE api_keys SET created_by = $1 WHERE project_id = $2")
+                .bind(user_id)
+                .bind(project_id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Who issued each of the project's keys that were issued from the dashboard.
     pub async fn key_creators(&self, project_id: ProjectId) -> Result<Vec<KeyCreator>, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT k.id, u.id AS user_id, u.email FROM api_keys k JOIN users u ON u.id = k.created_by
-             WHERE k.project_id = $1",
-            [project_id],
-            fetch_all,
-            |rows| Ok(rows
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query("SELECT k.id, u.id AS user_id, u.email FROM api_keys k JOIN users u ON u.id = k.created_by
+             WHERE k.project_id = $1").bind(project_id).fetch_all(pool).await?;
+            Ok(rows
                 .iter()
                 .map(|r| KeyCreator {
                     key_id: r.get("id"),
@@ -243,6 +248,6 @@ impl Store {
                     email: r.get("email"),
                 })
                 .collect())
-        )
+        })
     }
 }

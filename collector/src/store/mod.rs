@@ -1,6 +1,30 @@
 //! Storage. One `Store` value per process; backends behave the same (SQLite now, PostgreSQL
 //! next). Callers never see SQL.
 
+/// The one way store code reaches the database. To add a query:
+/// 1. write its SQL once with `$1`, `$2`… placeholders: sqlx binds them by number on SQLite
+///    too (never rewrite `$` into `?`: that also changes literals such as `'$' || type`);
+/// 2. run it inside `with_db!(self, read_pool, |pool| …)` (`write_pool` for writes: SQLite's
+///    single writer), or `|pool, backend|` where one clause differs ([`Backend`]);
+/// 3. the block is compiled once per backend, so binds and row decoding check against each;
+///    what truly differs lives in `sqlite/` or `postgres/`, reached by a `match` on [`Store`].
+macro_rules! with_db {
+    ($store:expr, $pool_of:ident, |$pool:ident $(, $backend:ident)?| $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite(s) => {
+                let $pool = s.$pool_of();
+                $(let $backend = $crate::store::Backend::Sqlite;)?
+                $body
+            }
+            $crate::store::Store::Postgres(p) => {
+                let $pool = p.$pool_of();
+                $(let $backend = $crate::store::Backend::Postgres;)?
+                $body
+            }
+        }
+    };
+}
+
 pub mod accounts;
 pub mod analytics;
 pub mod category_cap;
@@ -8,23 +32,72 @@ pub mod cookieless;
 pub mod delivery;
 pub mod inbound;
 pub mod invitations;
+pub mod keys;
 pub mod persons;
 mod postgres;
+mod projects;
 pub mod raw_retention;
 mod rules;
 mod sqlite;
-mod sqlite_ingest;
-mod sqlite_keys;
 mod stored_event;
 pub mod web;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 
 use crate::config::SqliteSynchronous;
-use crate::domain::{KeyHash, KeyKind, Message, PlainKey, ProjectId};
+use crate::domain::{Message, ProjectId};
+pub use keys::{KeyRecord, NewKey};
 pub use postgres::PostgresStore;
-pub use rules::{AlertRecord, NewAlert, NewAlertEvent, RuleRecord, Transition, percentile_sorted};
+pub use rules::{AlertRecord, NewAlert, NewAlertEvent, RuleRecord, Transition};
 pub use sqlite::SqliteStore;
+
+/// Which backend a [`with_db!`] block runs on, for a clause that differs between the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// What a claim of rows that replicas compete for adds: PostgreSQL skips rows another
+    /// replica holds; SQLite has one writer, so there is nothing to skip.
+    pub(crate) fn skip_locked(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        }
+    }
+}
+
+/// A parameter of SQL built at run time (rules' series, the Web page's report), bound the
+/// same way on both backends by [`query_with`].
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+/// `sql` with `binds` bound in order, for either backend.
+pub(crate) fn query_with<'q, DB: sqlx::Database>(
+    sql: String,
+    binds: &[Bind],
+) -> sqlx::query::Query<'q, DB, DB::Arguments>
+where
+    for<'e> i64: sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+    for<'e> f64: sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+    for<'e> String: sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+{
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for b in binds {
+        q = match b {
+            Bind::Int(v) => q.bind(*v),
+            Bind::Real(v) => q.bind(*v),
+            Bind::Text(v) => q.bind(v.clone()),
+        };
+    }
+    q
+}
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -62,103 +135,6 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// A key as stored: its hash and a recognisable prefix, and for write keys (public by design)
-/// the key itself; a secret key is never stored in plain text.
-#[derive(Clone)]
-pub struct KeyRecord {
-    pub id: i64,
-    pub project_id: ProjectId,
-    pub kind: KeyKind,
-    pub prefix: String,
-    pub created_at: DateTime<Utc>,
-    /// When the key stopped (or, after a rotation with a grace period, stops) working.
-    pub revoked_at: Option<DateTime<Utc>>,
-    /// The write key itself; `None` for secret keys and for write keys issued before it was kept.
-    pub plain: Option<String>,
-}
-
-impl std::fmt::Debug for KeyRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRecord")
-            .field("id", &self.id)
-            .field("project_id", &self.project_id)
-            .field("kind", &self.kind)
-            .field("prefix", &self.prefix)
-            .field("created_at", &self.created_at)
-            .field("revoked_at", &self.revoked_at)
-            .finish_non_exhaustive()
-    }
-}
-
-impl KeyRecord {
-    /// A key from its stored columns (times in unix ms), as every backend reads it.
-    fn from_columns(
-        id: i64,
-        project_id: ProjectId,
-        kind: &str,
-        prefix: String,
-        created_at: i64,
-        revoked_at: Option<i64>,
-        plain: Option<String>,
-    ) -> Self {
-        Self {
-            id,
-            project_id,
-            // The CHECK constraint guarantees one of the two.
-            kind: KeyKind::parse(kind).unwrap_or(KeyKind::Write),
-            prefix,
-            created_at: from_millis(created_at),
-            revoked_at: revoked_at.map(from_millis),
-            plain,
-        }
-    }
-
-    /// Whether the key works at `now`: not revoked, or still within a rotation's grace period.
-    pub fn active_at(&self, now: DateTime<Utc>) -> bool {
-        self.revoked_at.is_none_or(|at| at > now)
-    }
-}
-
-/// A key about to be stored: what the database keeps of a freshly generated key.
-#[derive(Debug)]
-pub struct NewKey<'a> {
-    pub kind: KeyKind,
-    pub hash: KeyHash,
-    pub prefix: String,
-    /// Kept for write keys only.
-    pub plain: Option<&'a str>,
-}
-
-impl<'a> NewKey<'a> {
-    pub fn of(key: &'a PlainKey) -> Self {
-        let kind = key.kind();
-        Self {
-            kind,
-            hash: key.hash(),
-            prefix: key.display_prefix(),
-            plain: (kind == KeyKind::Write).then(|| key.as_str()),
-        }
-    }
-}
-
-/// A key from a row of `api_keys`' columns, on either backend.
-fn key_record<R: sqlx::Row>(r: &R) -> KeyRecord
-where
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    KeyRecord::from_columns(
-        r.get("id"),
-        r.get("project_id"),
-        &r.get::<String, _>("kind"),
-        r.get("prefix"),
-        r.get("created_at"),
-        r.get("revoked_at"),
-        r.get("plain"),
-    )
 }
 
 #[derive(Debug, Clone)]
@@ -289,16 +265,6 @@ pub enum Store {
     Postgres(PostgresStore),
 }
 
-/// Calls the same method on whichever backend this is.
-macro_rules! dispatch {
-    ($self:ident . $method:ident ( $($arg:expr),* )) => {
-        match $self {
-            Store::Sqlite(s) => s.$method($($arg),*).await,
-            Store::Postgres(s) => s.$method($($arg),*).await,
-        }
-    };
-}
-
 impl Store {
     /// Connects to the configured database and brings its schema up to date.
     pub async fn open(
@@ -316,10 +282,8 @@ impl Store {
     }
 
     /// How many ingest commits may be in flight at once. SQLite has one writer, but a commit
-    /// waiting for its WAL sync has left the writer, and a loop gathering its next group is not
-    /// in it yet: three keep it busiest (measured: 100k events/s at 8 connections against 74k
-    /// with two). PostgreSQL takes several (their locks are taken in key order, so they cannot
-    /// deadlock).
+    /// waiting for its WAL sync has left it: three keep it busiest (docs/benchmarks.md).
+    /// PostgreSQL takes several (their locks are taken in key order, so they cannot deadlock).
     pub fn concurrent_commits(&self) -> usize {
         match self {
             Store::Sqlite(_) => 3,
@@ -327,102 +291,34 @@ impl Store {
         }
     }
 
+    pub(crate) fn backend(&self) -> Backend {
+        match self {
+            Store::Sqlite(_) => Backend::Sqlite,
+            Store::Postgres(_) => Backend::Postgres,
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
-        dispatch!(self.ping())
+        with_db!(self, read_pool, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+            Ok(())
+        })
     }
 
     pub async fn close(&self) {
-        dispatch!(self.close())
-    }
-
-    pub async fn count_projects(&self) -> Result<i64, StoreError> {
-        dispatch!(self.count_projects())
-    }
-
-    pub async fn list_projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
-        dispatch!(self.list_projects())
-    }
-
-    /// Creates a project with one write key and one secret key, in one transaction.
-    pub async fn create_project(
-        &self,
-        name: &str,
-        plan: &str,
-        write_key: &NewKey<'_>,
-        secret_key: &NewKey<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<ProjectId, StoreError> {
-        if self.plan(plan).await?.is_none() {
-            return Err(StoreError::UnknownPlan(plan.to_owned()));
+        match self {
+            Store::Sqlite(s) => s.close().await,
+            Store::Postgres(p) => p.close().await,
         }
-        dispatch!(self.create_project(name, plan, write_key, secret_key, now))
-    }
-
-    pub async fn plan(&self, name: &str) -> Result<Option<Plan>, StoreError> {
-        Ok(self
-            .list_plans()
-            .await?
-            .into_iter()
-            .find(|p| p.name == name))
-    }
-
-    pub async fn list_plans(&self) -> Result<Vec<Plan>, StoreError> {
-        dispatch!(self.list_plans())
-    }
-
-    /// Creates or changes a plan; projects on it follow at once.
-    pub async fn upsert_plan(&self, plan: &Plan) -> Result<(), StoreError> {
-        dispatch!(self.upsert_plan(plan))
-    }
-
-    /// `false` if there is no such project.
-    pub async fn set_project_plan(
-        &self,
-        project_id: ProjectId,
-        plan: &str,
-    ) -> Result<bool, StoreError> {
-        if self.plan(plan).await?.is_none() {
-            return Err(StoreError::UnknownPlan(plan.to_owned()));
-        }
-        dispatch!(self.set_project_plan(project_id, plan))
-    }
-
-    /// The key with its project's quota for the month of `now`. One query per request.
-    pub async fn find_key_with_quota(
-        &self,
-        hash: &KeyHash,
-        now: DateTime<Utc>,
-    ) -> Result<Option<(KeyRecord, Quota)>, StoreError> {
-        let month = month_of(now);
-        dispatch!(self.find_key_with_quota(hash, &month))
-    }
-
-    /// Events newly stored for the project in the month of `now`.
-    pub async fn usage_this_month(
-        &self,
-        project_id: ProjectId,
-        now: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
-        let month = month_of(now);
-        dispatch!(self.usage_this_month(project_id, &month))
-    }
-
-    /// Hourly event counts of one event name (`$page`, `$identify`… for other types) between
-    /// `from` and `to`, from the rollups maintained at ingest.
-    pub async fn hourly_counts(
-        &self,
-        project_id: ProjectId,
-        name: &str,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<(DateTime<Utc>, i64)>, StoreError> {
-        dispatch!(self.hourly_counts(project_id, name, millis(from), millis(to)))
     }
 
     /// Removes what is older than each project's plan allows. On PostgreSQL only one replica
     /// runs a pass at a time (an advisory lock); the others return an empty report.
     pub async fn apply_retention(&self, now: DateTime<Utc>) -> Result<RetentionReport, StoreError> {
-        dispatch!(self.apply_retention(millis(now)))
+        match self {
+            Store::Sqlite(s) => s.apply_retention(millis(now)).await,
+            Store::Postgres(p) => p.apply_retention(millis(now)).await,
+        }
     }
 
     /// Background housekeeping that must run often (SQLite: WAL checkpoints off the writer).
@@ -437,50 +333,8 @@ impl Store {
     pub async fn prepare_partitions(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(_) => Ok(()),
-            Store::Postgres(s) => s.prepare_partitions(now).await,
+            Store::Postgres(p) => p.prepare_partitions(now).await,
         }
-    }
-
-    pub async fn create_key(
-        &self,
-        project_id: ProjectId,
-        key: &NewKey<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        dispatch!(self.create_key(project_id, key, now))
-    }
-
-    pub async fn find_key(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
-        dispatch!(self.find_key(hash))
-    }
-
-    pub async fn list_keys(
-        &self,
-        project_id: Option<ProjectId>,
-    ) -> Result<Vec<KeyRecord>, StoreError> {
-        dispatch!(self.list_keys(project_id))
-    }
-
-    /// Revokes a key at `now`. `None` if there is no such key; revoking twice keeps the first
-    /// time, and revoking a key in a rotation's grace period ends the grace at once.
-    pub async fn revoke_key(
-        &self,
-        key_id: i64,
-        now: DateTime<Utc>,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        dispatch!(self.revoke_key(key_id, now))
-    }
-
-    /// Issues a new key of the same kind for the same project, and revokes the old one as of
-    /// `old_until` (`now` for at once; later for a grace period, never extending an earlier end).
-    pub async fn rotate_key(
-        &self,
-        key_id: i64,
-        new: &NewKey<'_>,
-        old_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        dispatch!(self.rotate_key(key_id, new, old_until, now))
     }
 
     /// Stores every batch, and outbox rows for the events that categories matched, in one
@@ -491,19 +345,10 @@ impl Store {
         batches: Vec<PendingBatch>,
         deliveries: Vec<delivery::NewDelivery>,
     ) -> Result<Vec<u64>, StoreError> {
-        dispatch!(self.insert_batches(batches, deliveries))
-    }
-
-    pub async fn list_events(
-        &self,
-        project_id: ProjectId,
-        query: &EventQuery,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        dispatch!(self.list_events(project_id, query))
-    }
-
-    pub async fn events_total(&self, project_id: ProjectId) -> Result<i64, StoreError> {
-        dispatch!(self.events_total(project_id))
+        match self {
+            Store::Sqlite(s) => s.insert_batches(batches, deliveries).await,
+            Store::Postgres(p) => p.insert_batches(batches, deliveries).await,
+        }
     }
 }
 
@@ -538,7 +383,7 @@ pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
 }
 
 /// A `SELECT * FROM events` row, on either backend.
-fn stored_event<R>(r: &R) -> StoredEvent
+pub(crate) fn stored_event<R>(r: &R) -> StoredEvent
 where
     R: sqlx::Row,
     for<'c> &'c str: sqlx::ColumnIndex<R>,

@@ -123,10 +123,6 @@ const LIST_SUPPRESSIONS: &str = "SELECT person_id, created_at FROM person_suppre
      WHERE project_id = $1 AND person_id > $2 ORDER BY person_id LIMIT $3";
 const ALL_SUPPRESSIONS: &str = "SELECT project_id, person_id FROM person_suppressions";
 
-fn sqlite(sql: &str) -> AssertSqlSafe<String> {
-    AssertSqlSafe(sql.replace('$', "?"))
-}
-
 /// Days the removed active-user rows were on, with how many per day, in key order.
 fn per_day(days: &[i64]) -> BTreeMap<i64, i64> {
     let mut out = BTreeMap::new();
@@ -231,42 +227,29 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         for id in ids {
-            match self {
-                Store::Sqlite(s) => sqlx::query(sqlite(SUPPRESS))
+            with_db!(self, write_pool, |pool| {
+                sqlx::query(SUPPRESS)
                     .bind(project)
                     .bind(id.as_str())
                     .bind(millis(now))
-                    .execute(s.write_pool())
+                    .execute(pool)
                     .await?
-                    .rows_affected(),
-                Store::Postgres(s) => sqlx::query(SUPPRESS)
-                    .bind(project)
-                    .bind(id.as_str())
-                    .bind(millis(now))
-                    .execute(s.write_pool())
-                    .await?
-                    .rows_affected(),
-            };
+                    .rows_affected()
+            });
         }
         Ok(())
     }
 
     /// `false` when the id was not suppressed.
     pub async fn lift_suppression(&self, project: ProjectId, id: &str) -> Result<bool, StoreError> {
-        let done = match self {
-            Store::Sqlite(s) => sqlx::query(sqlite(LIFT))
+        let done = with_db!(self, write_pool, |pool| {
+            sqlx::query(LIFT)
                 .bind(project)
                 .bind(id)
-                .execute(s.write_pool())
+                .execute(pool)
                 .await?
-                .rows_affected(),
-            Store::Postgres(s) => sqlx::query(LIFT)
-                .bind(project)
-                .bind(id)
-                .execute(s.write_pool())
-                .await?
-                .rows_affected(),
-        };
+                .rows_affected()
+        });
         Ok(done > 0)
     }
 
@@ -281,41 +264,22 @@ impl Store {
             person_id: r.0,
             created_at: from_millis(r.1),
         };
-        let rows: Vec<(String, i64)> = match self {
-            Store::Sqlite(s) => {
-                sqlx::query_as(sqlite(LIST_SUPPRESSIONS))
-                    .bind(project)
-                    .bind(after)
-                    .bind(MAX_SUPPRESSIONS_LISTED)
-                    .fetch_all(s.read_pool())
-                    .await?
-            }
-            Store::Postgres(s) => {
-                sqlx::query_as(LIST_SUPPRESSIONS)
-                    .bind(project)
-                    .bind(after)
-                    .bind(MAX_SUPPRESSIONS_LISTED)
-                    .fetch_all(s.read_pool())
-                    .await?
-            }
-        };
+        let rows: Vec<(String, i64)> = with_db!(self, read_pool, |pool| {
+            sqlx::query_as(LIST_SUPPRESSIONS)
+                .bind(project)
+                .bind(after)
+                .bind(MAX_SUPPRESSIONS_LISTED)
+                .fetch_all(pool)
+                .await?
+        });
         Ok(rows.into_iter().map(row).collect())
     }
 
     /// Every project's suppressed ids, for the ingest cache (`crate::privacy`).
     pub async fn all_suppressions(&self) -> Result<Vec<(ProjectId, String)>, StoreError> {
-        Ok(match self {
-            Store::Sqlite(s) => {
-                sqlx::query_as(ALL_SUPPRESSIONS)
-                    .fetch_all(s.read_pool())
-                    .await?
-            }
-            Store::Postgres(s) => {
-                sqlx::query_as(ALL_SUPPRESSIONS)
-                    .fetch_all(s.read_pool())
-                    .await?
-            }
-        })
+        Ok(with_db!(self, read_pool, |pool| {
+            sqlx::query_as(ALL_SUPPRESSIONS).fetch_all(pool).await?
+        }))
     }
 }
 
@@ -424,14 +388,14 @@ impl SqliteStore {
             if !rows.is_empty() {
                 report.events += rows.len() as u64;
                 for ((name, hour), n) in hourly(&rows) {
-                    sqlx::query(sqlite(DECREMENT_HOURLY))
+                    sqlx::query(DECREMENT_HOURLY)
                         .bind(n)
                         .bind(project)
                         .bind(name)
                         .bind(hour)
                         .execute(&mut *tx)
                         .await?;
-                    sqlx::query(sqlite(DROP_EMPTY_HOURLY))
+                    sqlx::query(DROP_EMPTY_HOURLY)
                         .bind(project)
                         .bind(name)
                         .bind(hour)
@@ -441,7 +405,7 @@ impl SqliteStore {
                 }
                 for ((name, hour), n) in hourly(rows.iter().filter(|r| r.bot)) {
                     for (sql, with_n) in [(DECREMENT_BOTS, true), (DROP_EMPTY_BOTS, false)] {
-                        let q = sqlx::query(sqlite(sql));
+                        let q = sqlx::query(sql);
                         let q = if with_n { q.bind(n) } else { q };
                         q.bind(project)
                             .bind(name)
@@ -450,7 +414,7 @@ impl SqliteStore {
                             .await?;
                     }
                 }
-                sqlx::query(sqlite(DECREMENT_TOTAL))
+                sqlx::query(DECREMENT_TOTAL)
                     .bind(rows.len() as i64)
                     .bind(project)
                     .execute(&mut *tx)
@@ -475,13 +439,13 @@ impl SqliteStore {
                 .await?;
                 report.active_user_days = days.len() as u64;
                 for (day, n) in per_day(&days) {
-                    sqlx::query(sqlite(DECREMENT_DAY))
+                    sqlx::query(DECREMENT_DAY)
                         .bind(n)
                         .bind(project)
                         .bind(day)
                         .execute(&mut *tx)
                         .await?;
-                    sqlx::query(sqlite(DROP_EMPTY_DAY))
+                    sqlx::query(DROP_EMPTY_DAY)
                         .bind(project)
                         .bind(day)
                         .execute(&mut *tx)

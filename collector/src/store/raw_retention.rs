@@ -3,7 +3,6 @@
 //! so charts of a period outlive the events they were counted from.
 
 use serde::Serialize;
-use sqlx::AssertSqlSafe;
 use utoipa::ToSchema;
 
 use super::{Store, StoreError};
@@ -56,30 +55,18 @@ const READ: &str = "SELECT CAST(pl.retention_days AS BIGINT), CAST(p.raw_retenti
      FROM projects p JOIN plans pl ON pl.name = p.plan WHERE p.id = $1";
 const WRITE: &str = "UPDATE projects SET raw_retention_days = CAST($1 AS INTEGER) WHERE id = $2";
 
-fn sqlite(sql: &str) -> AssertSqlSafe<String> {
-    AssertSqlSafe(sql.replace('$', "?"))
-}
-
 impl Store {
     /// The project's retention settings; `None` when there is no such project.
     pub async fn raw_retention(
         &self,
         project: ProjectId,
     ) -> Result<Option<RawRetention>, StoreError> {
-        let row: Option<(Option<i64>, Option<i64>)> = match self {
-            Store::Sqlite(s) => {
-                sqlx::query_as(sqlite(READ))
-                    .bind(project)
-                    .fetch_optional(s.read_pool())
-                    .await?
-            }
-            Store::Postgres(s) => {
-                sqlx::query_as(READ)
-                    .bind(project)
-                    .fetch_optional(s.read_pool())
-                    .await?
-            }
-        };
+        let row: Option<(Option<i64>, Option<i64>)> = with_db!(self, read_pool, |pool| {
+            sqlx::query_as(READ)
+                .bind(project)
+                .fetch_optional(pool)
+                .await?
+        });
         Ok(row.map(|(plan, raw)| RawRetention {
             plan_retention_days: plan,
             raw_retention_days: raw,
@@ -95,20 +82,14 @@ impl Store {
         project: ProjectId,
         days: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let updated = match self {
-            Store::Sqlite(s) => sqlx::query(sqlite(WRITE))
+        let updated = with_db!(self, write_pool, |pool| {
+            sqlx::query(WRITE)
                 .bind(days)
                 .bind(project)
-                .execute(s.write_pool())
+                .execute(pool)
                 .await?
-                .rows_affected(),
-            Store::Postgres(s) => sqlx::query(WRITE)
-                .bind(days)
-                .bind(project)
-                .execute(s.write_pool())
-                .await?
-                .rows_affected(),
-        };
+                .rows_affected()
+        });
         Ok(updated > 0)
     }
 }

@@ -1,13 +1,13 @@
 //! Storage of alert rules, their state, their history and the alert_events hand-off, and the
-//! series queries rules evaluate. One SQL text serves both backends (`$n` placeholders become
-//! SQLite's `?n`); JSON is read with `json_extract` on SQLite and `body::jsonb` on PostgreSQL.
+//! series queries rules evaluate. One SQL text serves both backends; JSON is read with
+//! `json_extract` on SQLite and `body::jsonb` on PostgreSQL.
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Store, StoreError};
-use crate::alerting::rules::spec::{Aggregate, Series};
-use crate::alerting::rules::state::{Phase, RuleState};
+use super::{Backend, Bind, Store, StoreError, query_with};
 use crate::domain::ProjectId;
+use crate::domain::percentile::percentile_of_sorted;
+use crate::domain::rule::{Aggregate, Phase, RuleState, Series};
 
 /// A stored rule with its evaluation state.
 #[derive(Debug, Clone)]
@@ -73,14 +73,6 @@ pub struct AlertRecord {
     pub explanation: String,
 }
 
-/// A query parameter, bound the same way on both backends.
-#[derive(Debug, Clone)]
-enum Bind {
-    Int(i64),
-    Real(f64),
-    Text(String),
-}
-
 /// SQL and its parameters, with `$n` placeholders.
 #[derive(Debug, Default)]
 struct Sql {
@@ -100,49 +92,6 @@ const RULE_COLUMNS: &str = "id, project_id, definition, created_at, updated_at, 
 
 const ALERT_COLUMNS: &str = "id, rule_id, rule_name, reason, bucket_start, started_at, \
     resolved_at, value, expected, explanation";
-
-/// Runs `$body` with `$pool` bound to the backend's pool (`read` or `write` on SQLite) and
-/// `$pg` telling which backend it is. The body is compiled once per backend.
-macro_rules! with_pool {
-    ($store:expr, $which:ident, |$pool:ident, $pg:ident| $body:expr) => {
-        match $store {
-            Store::Sqlite(s) => {
-                let $pool = s.$which();
-                let $pg = false;
-                $body
-            }
-            Store::Postgres(p) => {
-                let $pool = p.$which();
-                let $pg = true;
-                $body
-            }
-        }
-    };
-}
-
-/// Binds `Bind`s in order onto a query.
-macro_rules! bind_all {
-    ($q:expr, $binds:expr) => {{
-        let mut q = $q;
-        for b in $binds {
-            q = match b {
-                Bind::Int(v) => q.bind(*v),
-                Bind::Real(v) => q.bind(*v),
-                Bind::Text(v) => q.bind(v.clone()),
-            };
-        }
-        q
-    }};
-}
-
-/// The SQL text for a backend: SQLite numbers its parameters `?n`.
-fn sql(text: &str, pg: bool) -> AssertSqlSafe<String> {
-    AssertSqlSafe(if pg {
-        text.to_owned()
-    } else {
-        text.replace('$', "?")
-    })
-}
 
 fn rule_from_row<R: Row>(r: &R) -> RuleRecord
 where
@@ -206,8 +155,8 @@ impl Store {
             "INSERT INTO alert_rules (project_id, definition, enabled, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $4) RETURNING {RULE_COLUMNS}"
         );
-        with_pool!(self, write_pool, |pool, pg| {
-            let row = sqlx::query(sql(&text, pg))
+        with_db!(self, write_pool, |pool| {
+            let row = sqlx::query(AssertSqlSafe(text.clone()))
                 .bind(project_id)
                 .bind(definition)
                 .bind(enabled)
@@ -225,8 +174,8 @@ impl Store {
     ) -> Result<Option<RuleRecord>, StoreError> {
         let text =
             format!("SELECT {RULE_COLUMNS} FROM alert_rules WHERE project_id = $1 AND id = $2");
-        with_pool!(self, read_pool, |pool, pg| {
-            let row = sqlx::query(sql(&text, pg))
+        with_db!(self, read_pool, |pool| {
+            let row = sqlx::query(AssertSqlSafe(text.clone()))
                 .bind(project_id)
                 .bind(rule_id)
                 .fetch_optional(pool)
@@ -238,8 +187,8 @@ impl Store {
     pub async fn list_rules(&self, project_id: ProjectId) -> Result<Vec<RuleRecord>, StoreError> {
         let text =
             format!("SELECT {RULE_COLUMNS} FROM alert_rules WHERE project_id = $1 ORDER BY id");
-        with_pool!(self, read_pool, |pool, pg| {
-            let rows = sqlx::query(sql(&text, pg))
+        with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query(AssertSqlSafe(text.clone()))
                 .bind(project_id)
                 .fetch_all(pool)
                 .await?;
@@ -262,8 +211,8 @@ impl Store {
                  last_bucket = NULL, last_outcome = NULL, version = version + 1
              WHERE project_id = $4 AND id = $5 RETURNING {RULE_COLUMNS}"
         );
-        with_pool!(self, write_pool, |pool, pg| {
-            let row = sqlx::query(sql(&text, pg))
+        with_db!(self, write_pool, |pool| {
+            let row = sqlx::query(AssertSqlSafe(text.clone()))
                 .bind(definition)
                 .bind(enabled)
                 .bind(now)
@@ -286,9 +235,9 @@ impl Store {
         let text = "DELETE FROM alert_rules WHERE project_id = $1 AND id = $2";
         let close = "UPDATE alert_history SET resolved_at = $1
                      WHERE project_id = $2 AND rule_id = $3 AND resolved_at IS NULL";
-        with_pool!(self, write_pool, |pool, pg| {
+        with_db!(self, write_pool, |pool| {
             let mut tx = pool.begin().await?;
-            let done = sqlx::query(sql(text, pg))
+            let done = sqlx::query(text)
                 .bind(project_id)
                 .bind(rule_id)
                 .execute(&mut *tx)
@@ -297,7 +246,7 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(false);
             }
-            sqlx::query(sql(close, pg))
+            sqlx::query(close)
                 .bind(now)
                 .bind(project_id)
                 .bind(rule_id)
@@ -317,8 +266,8 @@ impl Store {
         owner: &str,
         limit: i64,
     ) -> Result<Vec<RuleRecord>, StoreError> {
-        with_pool!(self, write_pool, |pool, pg| {
-            let lock = if pg { "FOR UPDATE SKIP LOCKED" } else { "" };
+        with_db!(self, write_pool, |pool, backend| {
+            let lock = backend.skip_locked();
             let text = format!(
                 "UPDATE alert_rules SET lease_until = $1, lease_owner = $2
                  WHERE id IN (SELECT id FROM alert_rules
@@ -326,7 +275,7 @@ impl Store {
                               ORDER BY id LIMIT $4 {lock})
                  RETURNING {RULE_COLUMNS}"
             );
-            let rows = sqlx::query(sql(&text, pg))
+            let rows = sqlx::query(AssertSqlSafe(text.clone()))
                 .bind(lease_until)
                 .bind(owner)
                 .bind(now)
@@ -344,8 +293,8 @@ impl Store {
     pub async fn release_rules(&self, owner: &str) -> Result<(), StoreError> {
         let text = "UPDATE alert_rules SET lease_until = NULL, lease_owner = NULL
                     WHERE lease_owner = $1";
-        with_pool!(self, write_pool, |pool, pg| {
-            sqlx::query(sql(text, pg)).bind(owner).execute(pool).await?;
+        with_db!(self, write_pool, |pool| {
+            sqlx::query(text).bind(owner).execute(pool).await?;
             Ok(())
         })
     }
@@ -360,8 +309,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         let text = "UPDATE alert_rules SET last_bucket = $1, last_outcome = $2
                     WHERE id = $3 AND version = $4";
-        with_pool!(self, write_pool, |pool, pg| {
-            sqlx::query(sql(text, pg))
+        with_db!(self, write_pool, |pool| {
+            sqlx::query(text)
                 .bind(bucket)
                 .bind(outcome)
                 .bind(rule_id)
@@ -384,7 +333,8 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
         let close = "UPDATE alert_history SET resolved_at = $1 WHERE id = $2";
         let set_alert = "UPDATE alert_rules SET alert_id = $1 WHERE id = $2";
-        with_pool!(self, write_pool, |pool, pg| {
+        with_db!(self, write_pool, |pool, backend| {
+            let pg = backend == Backend::Postgres;
             let json = if pg { "CAST($4 AS JSONB)" } else { "$4" };
             let fields = if pg { "CAST($8 AS JSONB)" } else { "$8" };
             let notify = format!(
@@ -394,7 +344,7 @@ impl Store {
             );
             let mut tx = pool.begin().await?;
             let n = &t.next;
-            let done = sqlx::query(sql(update, pg))
+            let done = sqlx::query(update)
                 .bind(n.phase.as_str())
                 .bind(n.pending_since)
                 .bind(n.last_notified_at)
@@ -412,7 +362,7 @@ impl Store {
                 return Ok(false);
             }
             if let Some(a) = &t.open_alert {
-                let id: i64 = sqlx::query(sql(open, pg))
+                let id: i64 = sqlx::query(open)
                     .bind(t.project_id)
                     .bind(t.rule_id)
                     .bind(&a.rule_name)
@@ -425,21 +375,21 @@ impl Store {
                     .fetch_one(&mut *tx)
                     .await?
                     .get(0);
-                sqlx::query(sql(set_alert, pg))
+                sqlx::query(set_alert)
                     .bind(id)
                     .bind(t.rule_id)
                     .execute(&mut *tx)
                     .await?;
             }
             if let Some(id) = t.close_alert {
-                sqlx::query(sql(close, pg))
+                sqlx::query(close)
                     .bind(t.now)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
             }
             if let Some(e) = &t.notification {
-                sqlx::query(sql(&notify, pg))
+                sqlx::query(AssertSqlSafe(notify.clone()))
                     .bind(t.project_id)
                     .bind(t.rule_id)
                     .bind(e.kind)
@@ -471,14 +421,14 @@ impl Store {
              WHERE project_id = $1 AND ($2 IS NULL OR rule_id = $2) AND ($3 IS NULL OR id < $3)
              ORDER BY id DESC LIMIT $4"
         );
-        with_pool!(self, read_pool, |pool, pg| {
-            let text = if pg {
+        with_db!(self, read_pool, |pool, backend| {
+            let text = if backend == Backend::Postgres {
                 text.replace("$2 IS NULL", "$2::BIGINT IS NULL")
                     .replace("$3 IS NULL", "$3::BIGINT IS NULL")
             } else {
                 text.clone()
             };
-            let rows = sqlx::query(sql(&text, pg))
+            let rows = sqlx::query(AssertSqlSafe(text.clone()))
                 .bind(project_id)
                 .bind(rule_id)
                 .bind(before)
@@ -499,7 +449,7 @@ impl Store {
         to: i64,
     ) -> Result<Vec<(i64, f64)>, StoreError> {
         let width = series.bucket.millis();
-        let pg = matches!(self, Store::Postgres(_));
+        let backend = self.backend();
         let use_rollups = series.aggregate == Aggregate::Count
             && series.filters.is_empty()
             && width % super::HOUR_MS == 0;
@@ -519,7 +469,7 @@ impl Store {
                  GROUP BY 1 ORDER BY 1"
             );
         } else {
-            let rows = matching_events(&mut q, project_id, series, from, to, pg);
+            let rows = matching_events(&mut q, project_id, series, from, to, backend);
             let w = q.param(Bind::Int(width));
             let agg = match series.aggregate {
                 Aggregate::Count => "COUNT(*)",
@@ -546,10 +496,8 @@ impl Store {
                 )
             };
         }
-        let rows: Vec<(i64, f64)> = with_pool!(self, read_pool, |pool, pg| {
-            let rows = bind_all!(sqlx::query(sql(&q.text, pg)), &q.binds)
-                .fetch_all(pool)
-                .await?;
+        let rows: Vec<(i64, f64)> = with_db!(self, read_pool, |pool| {
+            let rows = query_with(q.text.clone(), &q.binds).fetch_all(pool).await?;
             rows.iter()
                 .map(|r| (r.get::<i64, _>("b"), r.get::<f64, _>("v")))
                 .collect()
@@ -563,7 +511,7 @@ impl Store {
             let b = rows[start].0;
             let end = start + rows[start..].iter().take_while(|r| r.0 == b).count();
             let values: Vec<f64> = rows[start..end].iter().map(|r| r.1).collect();
-            out.push((b, percentile_sorted(&values, 0.75)));
+            out.push((b, percentile_of_sorted(&values, 0.75).unwrap_or(f64::NAN)));
             start = end;
         }
         Ok(out)
@@ -578,15 +526,13 @@ impl Store {
         to: i64,
         limit: i64,
     ) -> Result<Vec<(i64, String)>, StoreError> {
-        let pg = matches!(self, Store::Postgres(_));
+        let backend = self.backend();
         let mut q = Sql::default();
-        let rows = matching_events(&mut q, project_id, series, from, to, pg);
+        let rows = matching_events(&mut q, project_id, series, from, to, backend);
         let n = q.param(Bind::Int(limit));
         q.text = format!("SELECT ts, body FROM ({rows}) m LIMIT {n}");
-        with_pool!(self, read_pool, |pool, pg| {
-            let rows = bind_all!(sqlx::query(sql(&q.text, pg)), &q.binds)
-                .fetch_all(pool)
-                .await?;
+        with_db!(self, read_pool, |pool| {
+            let rows = query_with(q.text.clone(), &q.binds).fetch_all(pool).await?;
             Ok(rows
                 .iter()
                 .map(|r| (r.get::<i64, _>("ts"), r.get::<String, _>("body")))
@@ -603,7 +549,7 @@ fn matching_events(
     series: &Series,
     from: i64,
     to: i64,
-    pg: bool,
+    backend: Backend,
 ) -> String {
     let (p, e, f, t) = (
         q.param(Bind::Int(project_id)),
@@ -616,7 +562,7 @@ fn matching_events(
     );
     let mut conditions = Vec::new();
     let value;
-    if pg {
+    if backend == Backend::Postgres {
         for (k, v) in &series.filters {
             let k = q.param(Bind::Text(k.clone()));
             let v = q.param(Bind::Text(v.to_string()));
@@ -682,22 +628,4 @@ fn matching_events(
 /// SQLite's JSON path of a top-level property (names are validated: no quotes).
 fn json_path(property: &str) -> String {
     format!("$.properties.\"{property}\"")
-}
-
-/// The `q` quantile of ascending `values`, interpolated as PostgreSQL's `percentile_cont`.
-pub fn percentile_sorted(values: &[f64], q: f64) -> f64 {
-    match values.len() {
-        0 => f64::NAN,
-        1 => values[0],
-        n => {
-            #[allow(clippy::cast_precision_loss)]
-            let pos = q * (n - 1) as f64;
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-            let lo = pos.floor() as usize;
-            let hi = (lo + 1).min(n - 1);
-            #[allow(clippy::cast_precision_loss)]
-            let frac = pos - lo as f64;
-            values[lo] + (values[hi] - values[lo]) * frac
-        }
-    }
 }

@@ -3,10 +3,9 @@
 //! (project, time); no page view is loaded into the collector. Definitions:
 //! docs/dashboard-web.md.
 
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::Row;
 
-use super::accounts::{on_db, sqlite_sql};
-use super::{Store, StoreError};
+use super::{Bind, Store, StoreError, query_with};
 use crate::domain::ProjectId;
 
 /// A visitor's page views with no gap longer than this belong to one visit.
@@ -126,14 +125,9 @@ pub struct WebReport {
     pub breakdowns: Vec<(Dimension, Vec<BreakdownRow>)>,
 }
 
-enum Arg {
-    Int(i64),
-    Text(String),
-}
-
 /// The page views of the range cut into visits: every row carries its visit's attributes.
 /// Visits start at the range's start (one that began before is counted from there).
-fn visits_sql(filters: &[(Dimension, String)], args: &mut Vec<Arg>) -> String {
+fn visits_sql(filters: &[(Dimension, String)], args: &mut Vec<Bind>) -> String {
     let session_columns = [
         "referrer",
         "source",
@@ -150,7 +144,7 @@ fn visits_sql(filters: &[(Dimension, String)], args: &mut Vec<Arg>) -> String {
     let mut has_page = String::new();
     let mut conditions = String::new();
     for (dim, value) in filters {
-        args.push(Arg::Text(value.clone()));
+        args.push(Bind::Text(value.clone()));
         let n = args.len();
         if *dim == Dimension::Page {
             // A page filter keeps the visits that saw that page, with all their page views.
@@ -184,12 +178,12 @@ fn visits_sql(filters: &[(Dimension, String)], args: &mut Vec<Arg>) -> String {
     )
 }
 
-fn report_sql(q: &WebQuery<'_>, args: &mut Vec<Arg>) -> String {
-    args.extend([Arg::Int(q.project), Arg::Int(q.from), Arg::Int(q.to)]);
+fn report_sql(q: &WebQuery<'_>, args: &mut Vec<Bind>) -> String {
+    args.extend([Bind::Int(q.project), Bind::Int(q.from), Bind::Int(q.to)]);
     let visits = visits_sql(q.filters, args);
     let mut buckets = Vec::with_capacity(q.buckets.len());
     for (i, (start, end)) in q.buckets.iter().enumerate() {
-        args.extend([Arg::Int(i as i64), Arg::Int(*start), Arg::Int(*end)]);
+        args.extend([Bind::Int(i as i64), Bind::Int(*start), Bind::Int(*end)]);
         let n = args.len();
         buckets.push(format!(
             "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${n} AS BIGINT))",
@@ -226,7 +220,7 @@ fn report_sql(q: &WebQuery<'_>, args: &mut Vec<Arg>) -> String {
                 )
             })
             .collect();
-        args.push(Arg::Int(rows));
+        args.push(Bind::Int(rows));
         sql.push_str(&format!(
             "
         UNION ALL
@@ -241,19 +235,6 @@ fn report_sql(q: &WebQuery<'_>, args: &mut Vec<Arg>) -> String {
     sql
 }
 
-macro_rules! bind_all {
-    ($sql:expr, $args:expr) => {{
-        let mut q = sqlx::query(AssertSqlSafe($sql));
-        for a in $args {
-            q = match a {
-                Arg::Int(v) => q.bind(*v),
-                Arg::Text(t) => q.bind(t.as_str()),
-            };
-        }
-        q
-    }};
-}
-
 impl Store {
     /// Page views of people in `[from, to)`: one index range count, checked against the
     /// dashboard's scan limit before the page's queries run.
@@ -263,34 +244,25 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<i64, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT COUNT(*) AS n FROM web_pageviews WHERE project_id = $1 AND ts >= $2 AND ts < $3",
-            [project_id, from, to],
-            fetch_one,
-            |r| Ok(r.get("n"))
-        )
+        with_db!(self, read_pool, |pool| {
+            let r = sqlx::query("SELECT COUNT(*) AS n FROM web_pageviews WHERE project_id = $1 AND ts >= $2 AND ts < $3").bind(project_id).bind(from).bind(to).fetch_one(pool).await?;
+            Ok(r.get("n"))
+        })
     }
 
     /// Totals, the visitors chart and the breakdowns of one range, in one statement.
     pub async fn web_report(&self, q: &WebQuery<'_>) -> Result<WebReport, StoreError> {
         let mut args = Vec::new();
         let sql = report_sql(q, &mut args);
-        let rows: Vec<(String, String, i64, i64, i64, i64, i64)> = match self {
-            Store::Sqlite(s) => bind_all!(sqlite_sql(&sql), &args)
-                .fetch_all(s.read_pool())
-                .await?
-                .iter()
-                .map(report_row)
-                .collect(),
-            Store::Postgres(p) => bind_all!(sql, &args)
-                .fetch_all(p.read_pool())
-                .await?
-                .iter()
-                .map(report_row)
-                .collect(),
-        };
+        let rows: Vec<(String, String, i64, i64, i64, i64, i64)> =
+            with_db!(self, read_pool, |pool| {
+                query_with(sql, &args)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(report_row)
+                    .collect()
+            });
         let mut report = WebReport {
             series: vec![0; q.buckets.len()],
             ..WebReport::default()
@@ -345,42 +317,32 @@ impl Store {
         since: i64,
         rows: i64,
     ) -> Result<(i64, Vec<(String, i64)>), StoreError> {
-        let visitors = on_db!(
-            self,
-            read,
-            "SELECT COUNT(DISTINCT visitor) AS n FROM web_pageviews WHERE project_id = $1 AND ts >= $2",
-            [project_id, since],
-            fetch_one,
-            |r| Ok::<i64, StoreError>(r.get("n"))
-        )?;
-        let pages = on_db!(
-            self,
-            read,
-            "SELECT path, CAST(COUNT(*) AS BIGINT) AS n FROM (
+        let visitors = with_db!(self, read_pool, |pool| {
+            let r = sqlx::query("SELECT COUNT(DISTINCT visitor) AS n FROM web_pageviews WHERE project_id = $1 AND ts >= $2").bind(project_id).bind(since).fetch_one(pool).await?;
+            Ok::<i64, StoreError>(r.get("n"))
+        })?;
+        let pages = with_db!(self, read_pool, |pool| {
+            let rows = sqlx::query("SELECT path, CAST(COUNT(*) AS BIGINT) AS n FROM (
                 SELECT path, ROW_NUMBER() OVER (PARTITION BY visitor ORDER BY ts DESC, seq DESC) AS r
                 FROM web_pageviews WHERE project_id = $1 AND ts >= $2
-             ) x WHERE r = 1 GROUP BY path ORDER BY n DESC, path LIMIT $3",
-            [project_id, since, rows],
-            fetch_all,
-            |rows| Ok::<Vec<(String, i64)>, StoreError>(
-                rows.iter().map(|r| (r.get("path"), r.get("n"))).collect()
+             ) x WHERE r = 1 GROUP BY path ORDER BY n DESC, path LIMIT $3").bind(project_id).bind(since).bind(rows).fetch_all(pool).await?;
+            Ok::<Vec<(String, i64)>, StoreError>(
+                rows.iter().map(|r| (r.get("path"), r.get("n"))).collect(),
             )
-        )?;
+        })?;
         Ok((visitors, pages))
     }
 
     /// The project's IANA time zone name (migration 0026; `UTC` unless set).
     pub async fn project_timezone(&self, project_id: ProjectId) -> Result<String, StoreError> {
-        on_db!(
-            self,
-            read,
-            "SELECT timezone FROM projects WHERE id = $1",
-            [project_id],
-            fetch_optional,
-            |r| Ok(r
-                .map(|r| r.get("timezone"))
+        with_db!(self, read_pool, |pool| {
+            let r = sqlx::query("SELECT timezone FROM projects WHERE id = $1")
+                .bind(project_id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(r.map(|r| r.get("timezone"))
                 .unwrap_or_else(|| "UTC".to_owned()))
-        )
+        })
     }
 
     /// Stores a time zone name the caller has checked.
@@ -389,14 +351,14 @@ impl Store {
         project_id: ProjectId,
         timezone: &str,
     ) -> Result<(), StoreError> {
-        on_db!(
-            self,
-            write,
-            "UPDATE projects SET timezone = $1 WHERE id = $2",
-            [timezone, project_id],
-            execute,
-            |_r| Ok(())
-        )
+        with_db!(self, write_pool, |pool| {
+            let _r = sqlx::query("UPDATE projects SET timezone = $1 WHERE id = $2")
+                .bind(timezone)
+                .bind(project_id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 }
 

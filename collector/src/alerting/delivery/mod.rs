@@ -8,7 +8,6 @@
 //! leases to expire, after which another replica sends.
 
 pub mod address;
-pub mod config;
 pub mod discord;
 mod pack;
 pub mod sender;
@@ -21,7 +20,7 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-pub use config::DeliveryConfig;
+pub use crate::config::DeliveryConfig;
 pub use worker::{DeliveryWorker, dispatch_alert_events, next_state};
 
 use crate::alerting::categories::CategoryCache;

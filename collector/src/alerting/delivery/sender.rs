@@ -11,10 +11,10 @@ use reqwest::Url;
 use reqwest::header::HeaderMap;
 
 use super::address::forbidden_reason;
-use super::config::DeliveryConfig;
 use super::{discord, slack, webhook};
 use crate::alerting::notification::Notification;
 use crate::clock::SystemClock;
+use crate::config::DeliveryConfig;
 use crate::limiter::{KeyedLimiter, LimiterClock};
 use crate::store::delivery::ChannelRecord;
 

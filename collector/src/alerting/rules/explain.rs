@@ -8,7 +8,8 @@ use chrono::DateTime;
 use serde_json::Value;
 
 use super::spec::{Aggregate, RuleSpec};
-use crate::store::{Store, StoreError, percentile_sorted};
+use crate::domain::percentile::percentile;
+use crate::store::{Store, StoreError};
 
 /// Events read per bucket to explain a firing (a sample beyond it).
 pub const MAX_EXPLAIN_EVENTS_PER_BUCKET: i64 = 20_000;
@@ -191,10 +192,7 @@ fn aggregate(agg: Aggregate, values: &mut [f64]) -> Option<f64> {
         Aggregate::Avg => values.iter().sum::<f64>() / n,
         Aggregate::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
         Aggregate::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        Aggregate::P75 => {
-            values.sort_by(f64::total_cmp);
-            percentile_sorted(values, 0.75)
-        }
+        Aggregate::P75 => percentile(values, 0.75).unwrap_or(f64::NAN),
     })
 }
 

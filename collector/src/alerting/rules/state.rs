@@ -4,32 +4,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Ok,
-    /// The condition holds but not yet for the rule's `for` (or the cooldown is running).
-    Pending,
-    Firing,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Pending => "pending",
-            Self::Firing => "firing",
-        }
-    }
-
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "pending" => Self::Pending,
-            "firing" => Self::Firing,
-            _ => Self::Ok,
-        }
-    }
-}
+pub use crate::domain::rule::{Phase, RuleState};
 
 /// Why a rule fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -57,23 +32,6 @@ pub enum Verdict {
     Clear,
     /// No data, and the rule keeps its state meanwhile.
     Hold,
-}
-
-/// The evaluation state kept per rule (times in unix milliseconds).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleState {
-    pub phase: Phase,
-    /// Bumped by every stored transition: the compare-and-set that makes each happen once.
-    pub version: i64,
-    pub pending_since: Option<i64>,
-    /// When the rule last started firing (kept after it resolves, for the message).
-    pub firing_since: Option<i64>,
-    pub last_notified_at: Option<i64>,
-    pub resolved_at: Option<i64>,
-    /// The open alert history row while firing.
-    pub alert_id: Option<i64>,
-    pub last_bucket: Option<i64>,
-    pub last_outcome: Option<String>,
 }
 
 /// The rule's timing, in milliseconds.

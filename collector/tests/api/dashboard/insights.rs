@@ -162,7 +162,7 @@ async fn series_count_per_hour_and_aggregate_filter_and_group_a_property() {
         async move { app.get(me, &path).await.1["series"][0]["values"].clone() }
     };
     assert_eq!(values("&agg=sum&property=amount").await, json!([60.0]));
-    assert_eq!(values("&agg=p75&property=amount").await, json!([30.0]));
+    assert_eq!(values("&agg=p75&property=amount").await, json!([25.0]));
     assert_eq!(values("&agg=avg&property=amount").await, json!([20.0]));
     let pro_only = "&agg=sum&property=amount&filter_property=plan&filter_value=pro";
     assert_eq!(values(pro_only).await, json!([30.0]));
@@ -259,7 +259,7 @@ async fn retention_and_sessions_match_hand_computed_values() {
     assert_eq!(s["avg_length_secs"], 172.5);
 }
 
-/// p75 (nearest rank) of 1000, 2000, 3000, 5000 ms is 3000; 2 good, 1 poor.
+/// p75 (interpolated) of 1000, 2000, 3000, 5000 ms is 3500; 2 good, 1 poor.
 #[tokio::test]
 async fn web_vitals_show_the_p75_and_the_share_of_each_rating() {
     let (app, me, p, day) = known_traffic().await;
@@ -269,7 +269,7 @@ async fn web_vitals_show_the_p75_and_the_share_of_each_rating() {
         .await;
     let lcp = &v["metrics"][0];
     assert_eq!(lcp["vital"]["metric"], "LCP");
-    assert_eq!(lcp["overall"]["p75"], 3000.0);
+    assert_eq!(lcp["overall"]["p75"], 3500.0);
     assert_eq!(
         (
             lcp["overall"]["good"].as_f64(),
@@ -319,4 +319,69 @@ async fn the_live_tail_streams_new_events() {
         1,
         "sent once despite overlapping polls"
     );
+}
+
+/// One percentile definition: Explore's p75 and a rule preview's p75 over the same events are
+/// the same number (interpolated, as PostgreSQL's `percentile_cont`).
+#[tokio::test]
+async fn explore_and_rule_previews_agree_on_p75() {
+    // Past 12:00 by more than the rules' grace: 11:00–12:00 is their latest closed bucket.
+    let clock = Arc::new(FakeClock::new(at(12, 30)));
+    let app = spawn(|_| {}, clock).await;
+    let sample = |m: u32, v: f64| ev("u1", "latency", at(11, m), json!({ "value": v }));
+    app.ingest(vec![
+        sample(5, 4.0),
+        sample(10, 1.0),
+        sample(20, 3.0),
+        sample(30, 2.0),
+    ])
+    .await;
+    let me = app.admin().await;
+    let p = format!("/api/dash/projects/{}", app.project);
+    let (from, to) = (at(11, 0).timestamp_millis(), at(12, 0).timestamp_millis());
+
+    let (status, explore) = app
+        .get(
+            &me,
+            &format!(
+                "{p}/series?event=latency&from={from}&to={to}&bucket=3600000\
+                 &agg=p75&property=value"
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{explore}");
+    let rule = json!({"name": "Slow", "channel_ids": [],
+        "series": {"event": "latency", "aggregate": "p75", "bucket": "hour"},
+        "condition": {"type": "threshold", "op": ">", "value": 100}});
+    let (status, preview) = app
+        .post(&me, &format!("{p}/rules/preview?buckets=1"), rule)
+        .await;
+    assert_eq!(status, 200, "{preview}");
+    assert_eq!(explore["series"][0]["values"], json!([3.25]), "{explore}");
+    assert_eq!(preview["points"][0]["value"], json!(3.25), "{preview}");
+}
+
+/// Page views (and other non-track messages) are named `$page`, `$identify`… on every read
+/// path; Explore finds them by that name on both backends, also when it scans events.
+#[tokio::test]
+async fn explore_finds_page_views_by_their_dollar_name() {
+    let clock = Arc::new(FakeClock::new(at(12, 0)));
+    let app = spawn(|_| {}, clock).await;
+    app.ingest(vec![json!({
+        "type": "page", "userId": "u1", "name": "Home", "properties": {"path": "/"},
+        "timestamp": at(11, 10).to_rfc3339(), "messageId": uuid::Uuid::now_v7().to_string(),
+    })])
+    .await;
+    let me = app.admin().await;
+    let p = format!("/api/dash/projects/{}", app.project);
+    let (from, to) = (at(11, 0).timestamp_millis(), at(12, 0).timestamp_millis());
+    // Half-hour buckets are counted from the events, not from the hourly rollups.
+    let (status, s) = app
+        .get(
+            &me,
+            &format!("{p}/series?event=%24page&from={from}&to={to}&bucket=1800000"),
+        )
+        .await;
+    assert_eq!(status, 200, "{s}");
+    assert_eq!(s["series"][0]["values"], json!([1.0, 0.0]), "{s}");
 }

@@ -1,5 +1,8 @@
 //! Configuration: every setting has a flag, an environment variable and a documented default.
 
+mod delivery;
+
+pub use delivery::DeliveryConfig;
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -95,7 +98,7 @@ pub struct Config {
     #[command(flatten)]
     pub limits: Limits,
     #[command(flatten)]
-    pub delivery: crate::alerting::delivery::DeliveryConfig,
+    pub delivery: DeliveryConfig,
     #[command(flatten)]
     pub dashboard: DashboardConfig,
     #[command(flatten)]
@@ -190,7 +193,7 @@ impl Config {
             rules_interval_secs: 0,
             limits: Limits::default(),
             sdk_dir: None,
-            delivery: crate::alerting::delivery::DeliveryConfig {
+            delivery: DeliveryConfig {
                 // Tests deliver to stand-in servers on 127.0.0.1.
                 allow_private_webhooks: true,
                 ..Default::default()

@@ -3,11 +3,10 @@
 //!
 //! Every ingest request reads its key, project plan and month's usage (a revoked key must stop
 //! at once, also when the CLI revoked it from another process, so nothing is cached). Through
-//! sqlx's pool each lookup is a hand-off to the connection's worker thread and back: about
-//! 0.8 µs of CPU per event of 100-event batches, an eighth of the collector's CPU per event
-//! (measured against the lookup answered from memory, alternating runs at 32 connections).
-//! Here the same query runs with rusqlite on the task that asks, for about 0.2 µs per event.
-//! It reads a few pages of small tables, and WAL readers do not wait for the writer.
+//! sqlx's pool each lookup is a hand-off to the connection's worker thread and back, a real
+//! share of ingest CPU (see docs/benchmarks.md); here the same query runs with rusqlite on the
+//! task that asks. It reads a few pages of small tables, and WAL readers do not wait for the
+//! writer.
 //!
 //! A connection here never waits for a lock (`busy_timeout` 0): if SQLite answers busy, or
 //! anything else goes wrong, [`KeyReader::find`] says so and the caller asks sqlx's pool, whose
@@ -16,20 +15,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, named_params};
 
-use super::{KeyRecord, Quota};
 use crate::domain::KeyHash;
-
-/// The query of [`super::sqlite::SqliteStore::find_key_with_quota`].
-pub(super) const FIND_KEY_WITH_QUOTA: &str = "
-    SELECT k.id, k.project_id, k.kind, k.prefix, k.created_at, k.revoked_at, k.plain,
-           p.plan, pl.events_per_month, COALESCE(u.events, 0) AS used
-    FROM api_keys k
-    JOIN projects p ON p.id = k.project_id
-    JOIN plans pl ON pl.name = p.plan
-    LEFT JOIN usage_monthly u ON u.project_id = k.project_id AND u.month = ?2
-    WHERE k.key_hash = ?1";
+use crate::store::keys::FIND_KEY_WITH_QUOTA;
+use crate::store::{KeyRecord, Quota};
 
 /// Idle connections kept for reuse: one per tokio worker is enough on the machines this runs
 /// on; a burst beyond it opens more and closes them after use.
@@ -63,7 +53,8 @@ impl KeyReader {
         };
         let found = conn
             .prepare_cached(FIND_KEY_WITH_QUOTA)?
-            .query_row(params![&hash.0[..], month], |r| {
+            // By name: SQLite numbers `$n` parameters in order of appearance, not by `n`.
+            .query_row(named_params! {"$1": &hash.0[..], "$2": month}, |r| {
                 let key = KeyRecord::from_columns(
                     r.get("id")?,
                     r.get("project_id")?,

@@ -3,8 +3,7 @@
 //! Ingest is the one write that runs all the time, so it skips the async driver: rusqlite
 //! binds each message's fields straight into cached multi-row INSERTs, the rollups are summed
 //! in Rust from the rows the commit actually stored, and a commit costs one hand-off between
-//! threads instead of one per statement. Measured on the 2-core reference machine this cut the
-//! writer's time per event from about 22 µs to 8–9 µs (examples/loadgen/RESULTS.md).
+//! threads instead of one per statement (figures: docs/benchmarks.md).
 //!
 //! SQLite still has one writer at a time: the caller holds the sqlx write connection while this
 //! thread commits (see `SqliteStore::insert_batches`), so the other writers (outbox, rules,
@@ -26,13 +25,13 @@ use std::sync::{Arc, LazyLock, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, named_params, params};
 use tokio::sync::oneshot;
 
-use super::delivery::{INSERT_DELIVERY_SQLITE, NewDelivery};
-use super::{DAY_MS, HOUR_MS, PendingBatch, StoreError, millis, month_of, rollup_name};
 use crate::config;
 use crate::domain::Message;
+use crate::store::delivery::{INSERT_DELIVERY, NewDelivery};
+use crate::store::{DAY_MS, HOUR_MS, PendingBatch, StoreError, millis, month_of, rollup_name};
 
 /// One commit's work and where its answer goes.
 struct Commit {
@@ -264,10 +263,8 @@ struct Rollups<'a> {
 }
 
 /// Row counts of the multi-row `INSERT INTO events` statements a commit is cut into, largest
-/// first (a commit of 700 rows takes 16 statements). One statement per row spent about a
-/// quarter of the ingest thread opening, seeking and closing the table's and indexes' cursors;
-/// measured standalone with this schema, 64 rows per statement cost 5.3–5.6 µs per row against
-/// 7.3–7.8 µs one at a time.
+/// first (a commit of 700 rows takes 16 statements): one statement per row spends much of the
+/// ingest thread opening, seeking and closing cursors (see docs/benchmarks.md).
 const ROWS_PER_INSERT: [usize; 4] = [64, 16, 4, 1];
 
 /// Parameters per row of [`insert_events_sql`].
@@ -283,7 +280,7 @@ static INSERT_EVENTS: LazyLock<[(usize, String); ROWS_PER_INSERT.len()]> =
 /// `OR IGNORE`, not `ON CONFLICT (project_id, message_id) DO NOTHING`: the upsert clause leaves
 /// the NOT NULL constraints on ABORT, and a statement that writes several rows and may abort
 /// halfway makes SQLite keep a statement journal, copying every page the statement touches
-/// before it changes it (10–20% of the ingest thread's CPU per event, measured). Only
+/// before it changes it (a measurable share of ingest CPU: docs/benchmarks.md). Only
 /// `events_dedupe` can conflict: `seq` is assigned by SQLite, and the NOT NULL columns are
 /// bound from non-optional fields of a validated [`Message`].
 fn insert_events_sql(rows: usize) -> String {
@@ -366,15 +363,15 @@ fn insert(
                     .is_none_or(|m| fresh.contains(&(d.project_id, m)))
             })
             .collect();
-        let mut outbox = tx.prepare_cached(INSERT_DELIVERY_SQLITE)?;
-        for d in super::category_cap::limit_sqlite(&tx, new)? {
-            outbox.execute(params![
-                d.project_id,
-                d.channel_id,
-                d.source_key,
-                d.content,
-                millis(d.now)
-            ])?;
+        let mut outbox = tx.prepare_cached(INSERT_DELIVERY)?;
+        for d in crate::store::category_cap::limit_sqlite(&tx, new)? {
+            outbox.execute(named_params! {
+                "$1": d.project_id,
+                "$2": d.channel_id,
+                "$3": d.source_key,
+                "$4": d.content,
+                "$5": millis(d.now),
+            })?;
         }
     }
     tx.commit()?;

@@ -1,36 +1,38 @@
 //! The embedded default: one SQLite file in WAL mode. One writer connection (SQLite allows one
 //! writer at a time anyway, and the group-commit writer is its only user) and a small read pool.
+//!
+//! Two drivers on purpose: sqlx for every query the backends share (`store::with_db!`), and
+//! rusqlite for the two hot paths of ingest, the commit thread (`ingest`) and the key lookup
+//! on the calling task (`keys`), where sqlx's per-statement hand-off to its worker thread cost
+//! ingest throughput (docs/benchmarks.md). Both open the same file; only SQLite's locks order
+//! them.
+
+mod ingest;
+mod keys;
 
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Row};
 
-use super::sqlite_ingest::IngestThread;
-use super::sqlite_keys::{FIND_KEY_WITH_QUOTA, KeyReader};
 use super::{
-    DAY_MS, DISPATCH_MARKERS_RETENTION, EventQuery, HOUR_MS, KeyRecord, NOTIFICATION_RETENTION,
-    NewKey, PendingBatch, Plan, ProjectRecord, Quota, RETENTION_CHUNK, RetentionReport, StoreError,
-    StoredEvent, from_millis, key_record, millis,
+    DAY_MS, DISPATCH_MARKERS_RETENTION, HOUR_MS, KeyRecord, NOTIFICATION_RETENTION, PendingBatch,
+    Quota, RETENTION_CHUNK, RetentionReport, StoreError, StoredEvent,
 };
 use crate::config;
 use crate::domain::{KeyHash, ProjectId};
+use ingest::IngestThread;
+use keys::KeyReader;
 
 const READ_CONNECTIONS: u32 = 4;
 
-/// Page size of a new database (SQLite's default is 4 KiB). Ingest appends to five B-trees per
-/// event; with 16 KiB pages they are shallower and split a quarter as often, and the ingest
-/// thread's page cache holds a quarter as many pages, which it scans at the end of every
-/// commit while the file is under 1 GiB (SQLite's pcache1 marks a B-tree rebalance's
-/// temporary page number, just past 1 GiB, as its largest key). Measured at 32 connections,
-/// alternating runs: ingest-thread CPU 6.7 µs per event against 8.2 µs, p99 49–58 ms against
-/// 83 ms; each commit writes about 25% more bytes. 32 KiB saved no more CPU and wrote 60% more.
-/// A database keeps the page size it was created with.
+/// Page size of a new database (SQLite's default is 4 KiB): ingest's five B-trees per event are
+/// shallower and split less, for less ingest CPU and latency (docs/benchmarks.md). A database
+/// keeps the page size it was created with.
 const PAGE_SIZE: u32 = 16 * 1024;
 
 /// A seq that splits the events at `?1` (unix ms): those received before it lie below, those
@@ -64,9 +66,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
-    /// Ingest commits (`sqlite_ingest`): its own connection on its own thread.
+    /// Ingest commits (`sqlite::ingest`): its own connection on its own thread.
     ingest: Arc<IngestThread>,
-    /// Ingest's key lookups (`sqlite_keys`): connections of their own, on the calling task.
+    /// Ingest's key lookups (`sqlite::keys`): connections of their own, on the calling task.
     keys: Arc<KeyReader>,
 }
 
@@ -139,11 +141,6 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.read).await?;
-        Ok(())
-    }
-
     pub async fn close(&self) {
         self.ingest.close().await;
         self.keys.close();
@@ -151,144 +148,10 @@ impl SqliteStore {
         self.write.close().await;
     }
 
-    pub async fn count_projects(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM projects")
-            .fetch_one(&self.write)
-            .await?)
-    }
-
-    pub async fn list_projects(&self) -> Result<Vec<ProjectRecord>, StoreError> {
-        let rows = sqlx::query("SELECT id, name, plan, created_at FROM projects ORDER BY id")
-            .fetch_all(&self.read)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| ProjectRecord {
-                id: r.get("id"),
-                name: r.get("name"),
-                plan: r.get("plan"),
-                created_at: from_millis(r.get("created_at")),
-            })
-            .collect())
-    }
-
-    pub async fn create_project(
-        &self,
-        name: &str,
-        plan: &str,
-        write_key: &NewKey<'_>,
-        secret_key: &NewKey<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<ProjectId, StoreError> {
-        let mut tx = self.write.begin().await?;
-        let id: ProjectId = sqlx::query_scalar(
-            "INSERT INTO projects (name, plan, created_at) VALUES (?, ?, ?) RETURNING id",
-        )
-        .bind(name)
-        .bind(plan)
-        .bind(millis(now))
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("INSERT INTO project_usage (project_id) VALUES (?)")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        for key in [write_key, secret_key] {
-            insert_key(&mut tx, id, key, now).await?;
-        }
-        tx.commit().await?;
-        Ok(id)
-    }
-
-    pub async fn create_key(
-        &self,
-        project_id: ProjectId,
-        key: &NewKey<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        let mut tx = self.write.begin().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE id = ?")
-            .bind(project_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_none() {
-            return Ok(None);
-        }
-        let record = insert_key(&mut tx, project_id, key, now).await?;
-        tx.commit().await?;
-        Ok(Some(record))
-    }
-
-    pub async fn find_key(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, project_id, kind, prefix, created_at, revoked_at, plain
-             FROM api_keys WHERE key_hash = ?",
-        )
-        .bind(&hash.0[..])
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(row.as_ref().map(key_record))
-    }
-
-    pub async fn list_keys(
-        &self,
-        project_id: Option<ProjectId>,
-    ) -> Result<Vec<KeyRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, project_id, kind, prefix, created_at, revoked_at, plain FROM api_keys
-             WHERE ?1 IS NULL OR project_id = ?1 ORDER BY project_id, id",
-        )
-        .bind(project_id)
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows.iter().map(key_record).collect())
-    }
-
-    pub async fn revoke_key(
-        &self,
-        key_id: i64,
-        now: DateTime<Utc>,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        let row = sqlx::query(
-            "UPDATE api_keys SET revoked_at = MIN(COALESCE(revoked_at, ?1), ?1) WHERE id = ?2
-             RETURNING id, project_id, kind, prefix, created_at, revoked_at, plain",
-        )
-        .bind(millis(now))
-        .bind(key_id)
-        .fetch_optional(&self.write)
-        .await?;
-        Ok(row.as_ref().map(key_record))
-    }
-
-    pub async fn rotate_key(
-        &self,
-        key_id: i64,
-        new: &NewKey<'_>,
-        old_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<Option<KeyRecord>, StoreError> {
-        let mut tx = self.write.begin().await?;
-        let old = sqlx::query(
-            "UPDATE api_keys SET revoked_at = MIN(COALESCE(revoked_at, ?1), ?1) WHERE id = ?2
-             RETURNING id, project_id, kind, prefix, created_at, revoked_at, plain",
-        )
-        .bind(millis(old_until))
-        .bind(key_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(old) = old.as_ref().map(key_record) else {
-            return Ok(None);
-        };
-        debug_assert_eq!(old.kind, new.kind);
-        let new = insert_key(&mut tx, old.project_id, new, now).await?;
-        tx.commit().await?;
-        Ok(Some(new))
-    }
-
     /// Stores the batches (and the outbox rows of their events) in one transaction on the
     /// ingest thread, while holding the sqlx write connection so that no other writer waits on
     /// SQLite's lock in the meantime; then, with the writer free for the next commit, makes it
-    /// durable (see `sqlite_ingest`).
+    /// durable (see `sqlite::ingest`).
     pub async fn insert_batches(
         &self,
         batches: Vec<PendingBatch>,
@@ -299,41 +162,6 @@ impl SqliteStore {
         drop(turn);
         self.ingest.sync_wal().await?;
         Ok(stored)
-    }
-
-    pub async fn list_events(
-        &self,
-        project_id: ProjectId,
-        q: &EventQuery,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        // Static SQL per filter combination, so each uses its index and nothing is interpolated.
-        let sql = match (&q.event, &q.user_id) {
-            (None, None) => {
-                "SELECT * FROM events WHERE project_id = ?1 AND seq < ?2
-                 ORDER BY seq DESC LIMIT ?3"
-            }
-            (Some(_), None) => {
-                "SELECT * FROM events WHERE project_id = ?1 AND seq < ?2 AND event = ?4
-                 ORDER BY seq DESC LIMIT ?3"
-            }
-            (None, Some(_)) => {
-                "SELECT * FROM events WHERE project_id = ?1 AND seq < ?2 AND user_id = ?5
-                 ORDER BY seq DESC LIMIT ?3"
-            }
-            (Some(_), Some(_)) => {
-                "SELECT * FROM events WHERE project_id = ?1 AND seq < ?2 AND event = ?4
-                 AND user_id = ?5 ORDER BY seq DESC LIMIT ?3"
-            }
-        };
-        let rows = sqlx::query(sql)
-            .bind(project_id)
-            .bind(q.before_seq.unwrap_or(i64::MAX))
-            .bind(i64::from(q.limit))
-            .bind(q.event.as_deref())
-            .bind(q.user_id.as_deref())
-            .fetch_all(&self.read)
-            .await?;
-        Ok(rows.iter().map(super::stored_event).collect())
     }
 
     /// See [`FIRST_SEQ_RECEIVED_SINCE`].
@@ -367,115 +195,17 @@ impl SqliteStore {
         .await?;
         Ok(rows.iter().rev().map(super::stored_event).collect())
     }
-
-    pub async fn events_total(&self, project_id: ProjectId) -> Result<i64, StoreError> {
-        let total: Option<i64> =
-            sqlx::query_scalar("SELECT events_total FROM project_usage WHERE project_id = ?")
-                .bind(project_id)
-                .fetch_optional(&self.read)
-                .await?;
-        Ok(total.unwrap_or(0))
-    }
 }
 
 impl SqliteStore {
-    pub async fn list_plans(&self) -> Result<Vec<Plan>, StoreError> {
-        let rows =
-            sqlx::query("SELECT name, events_per_month, retention_days FROM plans ORDER BY name")
-                .fetch_all(&self.read)
-                .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Plan {
-                name: r.get("name"),
-                events_per_month: r.get("events_per_month"),
-                retention_days: r.get("retention_days"),
-            })
-            .collect())
-    }
-
-    pub async fn upsert_plan(&self, plan: &Plan) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO plans (name, events_per_month, retention_days) VALUES (?, ?, ?)
-             ON CONFLICT (name) DO UPDATE SET events_per_month = excluded.events_per_month,
-                                              retention_days = excluded.retention_days",
-        )
-        .bind(&plan.name)
-        .bind(plan.events_per_month)
-        .bind(plan.retention_days)
-        .execute(&self.write)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn set_project_plan(&self, project_id: i64, plan: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE projects SET plan = ? WHERE id = ?")
-            .bind(plan)
-            .bind(project_id)
-            .execute(&self.write)
-            .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    pub async fn find_key_with_quota(
+    /// The ingest key lookup on the calling task (`sqlite::keys`); `Err` when it could not
+    /// answer and the caller should ask the pool.
+    pub(super) fn find_key_on_task(
         &self,
         hash: &KeyHash,
         month: &str,
-    ) -> Result<Option<(KeyRecord, Quota)>, StoreError> {
-        match self.keys.find(hash, month) {
-            Ok(found) => return Ok(found),
-            Err(error) => {
-                metrics::counter!("pulseline_key_lookup_fallbacks_total").increment(1);
-                tracing::debug!(%error, "key lookup on the calling task failed; asking the pool");
-            }
-        }
-        let row = sqlx::query(FIND_KEY_WITH_QUOTA)
-            .bind(&hash.0[..])
-            .bind(month)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.map(|r| {
-            let quota = Quota {
-                plan: r.get("plan"),
-                events_per_month: r.get("events_per_month"),
-                used_this_month: r.get("used"),
-            };
-            (key_record(&r), quota)
-        }))
-    }
-
-    pub async fn usage_this_month(&self, project_id: i64, month: &str) -> Result<i64, StoreError> {
-        let used: Option<i64> = sqlx::query_scalar(
-            "SELECT events FROM usage_monthly WHERE project_id = ? AND month = ?",
-        )
-        .bind(project_id)
-        .bind(month)
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(used.unwrap_or(0))
-    }
-
-    pub async fn hourly_counts(
-        &self,
-        project_id: i64,
-        name: &str,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<(chrono::DateTime<Utc>, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT hour, events FROM rollups_hourly
-             WHERE project_id = ? AND name = ? AND hour >= ? AND hour < ? ORDER BY hour",
-        )
-        .bind(project_id)
-        .bind(name)
-        .bind(from - from.rem_euclid(HOUR_MS))
-        .bind(to)
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (from_millis(r.get("hour")), r.get("events")))
-            .collect())
+    ) -> rusqlite::Result<Option<(KeyRecord, Quota)>> {
+        self.keys.find(hash, month)
     }
 
     pub async fn apply_retention(&self, now: i64) -> Result<RetentionReport, StoreError> {
@@ -537,10 +267,9 @@ impl SqliteStore {
                     .await?;
             }
             for (sql, counted) in NOTIFICATION_RETENTION {
-                let sql = sql.replace('$', "?");
                 let rows = self
                     .delete_in_chunks(|| {
-                        sqlx::query(AssertSqlSafe(sql.as_str()))
+                        sqlx::query(sql)
                             .bind(project_id)
                             .bind(cutoff)
                             .bind(RETENTION_CHUNK)
@@ -572,39 +301,11 @@ impl SqliteStore {
     }
 }
 
-async fn insert_key(
-    tx: &mut sqlx::SqliteConnection,
-    project_id: ProjectId,
-    key: &NewKey<'_>,
-    now: DateTime<Utc>,
-) -> Result<KeyRecord, StoreError> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO api_keys (project_id, kind, key_hash, prefix, created_at, plain)
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(project_id)
-    .bind(key.kind.as_str())
-    .bind(&key.hash.0[..])
-    .bind(&key.prefix)
-    .bind(millis(now))
-    .bind(key.plain)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok(KeyRecord {
-        id,
-        project_id,
-        kind: key.kind,
-        prefix: key.prefix.clone(),
-        created_at: now,
-        revoked_at: None,
-        plain: key.plain.map(str::to_owned),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::KeyKind;
+    use chrono::DateTime;
 
     /// A store whose events have the given (seq, received_at), in project 1.
     async fn store_with(events: &[(i64, i64)]) -> (tempfile::TempDir, SqliteStore) {
@@ -740,7 +441,7 @@ mod tests {
         store.close().await;
     }
 
-    /// Ingest looks keys up on the calling task (`sqlite_keys`); it must see every change made
+    /// Ingest looks keys up on the calling task (`sqlite::keys`); it must see every change made
     /// through other connections at once, and when it cannot answer the pool must.
     #[tokio::test]
     async fn key_lookups_see_each_change_at_once_and_fall_back_to_the_pool() {
@@ -749,8 +450,8 @@ mod tests {
         let month = super::super::month_of(at);
         let plain = crate::domain::PlainKey::generate(KeyKind::Write);
         let hash = plain.hash();
-        let key = store
-            .create_key(1, &NewKey::of(&plain), at)
+        let key = super::super::Store::Sqlite(store.clone())
+            .create_key(1, &super::super::NewKey::of(&plain), at)
             .await
             .unwrap()
             .unwrap();
@@ -772,14 +473,17 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(found(&store).1.used_this_month, 3);
-        store.revoke_key(key.id, at).await.unwrap();
+        super::super::Store::Sqlite(store.clone())
+            .revoke_key(key.id, at)
+            .await
+            .unwrap();
         assert_eq!(found(&store).0.revoked_at, Some(at));
 
         // A reader that cannot open its database: the pool answers instead.
         store.keys = Arc::new(KeyReader::new(std::path::Path::new("/nonexistent/t.db")));
         assert!(store.keys.find(&hash, &month).is_err());
-        let (record, quota) = store
-            .find_key_with_quota(&hash, &month)
+        let (record, quota) = super::super::Store::Sqlite(store.clone())
+            .find_key_with_quota(&hash, at)
             .await
             .unwrap()
             .unwrap();
