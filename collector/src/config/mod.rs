@@ -1,10 +1,16 @@
 //! Configuration: every setting has a flag, an environment variable and a documented default.
 
 mod delivery;
+mod proxy;
+mod web;
 
 pub use delivery::DeliveryConfig;
+#[cfg(test)]
+pub(crate) use proxy::parse_proxy;
+pub use proxy::{ForwardedHeader, ProxyConfig};
 use std::net::SocketAddr;
 use std::path::Path;
+pub use web::WebConfig;
 
 use clap::{Args, ValueEnum};
 
@@ -102,11 +108,11 @@ pub struct Config {
     #[command(flatten)]
     pub dashboard: DashboardConfig,
     #[command(flatten)]
-    pub proxy: crate::proxy::ProxyConfig,
+    pub proxy: ProxyConfig,
     #[command(flatten)]
     pub ops: OpsConfig,
     #[command(flatten)]
-    pub web: crate::web::WebConfig,
+    pub web: WebConfig,
 }
 
 /// The hosted dashboard's settings (README, "Dashboard").

@@ -29,7 +29,7 @@ pub struct AppState {
     /// Dashboard settings and its login rate limiter.
     pub dashboard: Arc<dashboard::DashboardState>,
     /// Which reverse proxies say who the client is.
-    pub proxies: Arc<crate::proxy::ProxyConfig>,
+    pub proxies: Arc<crate::config::ProxyConfig>,
     /// Where `/metrics` is served and the token it needs.
     pub ops: Arc<crate::config::OpsConfig>,
     /// Persons whose new events are dropped at ingest.

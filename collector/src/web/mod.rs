@@ -11,44 +11,17 @@ pub mod geo;
 pub mod source;
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use axum::http::{HeaderMap, header};
-use clap::{ArgAction, Args};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+pub use crate::config::WebConfig;
 use crate::domain::Message;
 
 pub use agent::{AgentParser, MAX_USER_AGENT_BYTES};
 pub use geo::GeoDb;
-
-/// Settings of what is derived at ingest.
-#[derive(Debug, Clone, Args)]
-pub struct WebConfig {
-    /// A MaxMind City or Country database (e.g. GeoLite2-City.mmdb) that fills
-    /// `context.location`. Unset: no location is derived.
-    #[arg(long, env = "PULSELINE_GEOIP_DB")]
-    pub geoip_db: Option<PathBuf>,
-    /// Store the client's IP address as `context.ip`. Off by default: the address is used
-    /// for the location, then dropped, and a `context.ip` sent by an SDK is dropped too.
-    #[arg(long, env = "PULSELINE_STORE_IP", default_value_t = false, action = ArgAction::Set)]
-    pub store_ip: bool,
-    /// Parsed User-Agents kept in memory (least recently used go first).
-    #[arg(long, env = "PULSELINE_UA_CACHE_ENTRIES", default_value_t = 10_000)]
-    pub ua_cache_entries: usize,
-}
-
-impl Default for WebConfig {
-    fn default() -> Self {
-        Self {
-            geoip_db: None,
-            store_ip: false,
-            ua_cache_entries: 10_000,
-        }
-    }
-}
 
 /// Who sent a request, as far as ingest needs to know.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,31 @@
+//! What is derived at ingest (docs/web-analytics.md); the deriving lives in `crate::web`.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args};
+
+/// Settings of what is derived at ingest.
+#[derive(Debug, Clone, Args)]
+pub struct WebConfig {
+    /// A MaxMind City or Country database (e.g. GeoLite2-City.mmdb) that fills
+    /// `context.location`. Unset: no location is derived.
+    #[arg(long, env = "PULSELINE_GEOIP_DB")]
+    pub geoip_db: Option<PathBuf>,
+    /// Store the client's IP address as `context.ip`. Off by default: the address is used
+    /// for the location, then dropped, and a `context.ip` sent by an SDK is dropped too.
+    #[arg(long, env = "PULSELINE_STORE_IP", default_value_t = false, action = ArgAction::Set)]
+    pub store_ip: bool,
+    /// Parsed User-Agents kept in memory (least recently used go first).
+    #[arg(long, env = "PULSELINE_UA_CACHE_ENTRIES", default_value_t = 10_000)]
+    pub ua_cache_entries: usize,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            geoip_db: None,
+            store_ip: false,
+            ua_cache_entries: 10_000,
+        }
+    }
+}
