@@ -3,6 +3,7 @@
 //! dedupe by `event_ids`' primary key, jobs under advisory locks.
 
 mod ingest;
+mod persons;
 
 use std::time::Duration;
 

@@ -9,6 +9,7 @@
 
 mod ingest;
 mod keys;
+mod persons;
 
 use std::str::FromStr;
 use std::sync::Arc;

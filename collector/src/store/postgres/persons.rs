@@ -1,0 +1,183 @@
+//! PostgreSQL's half of one person's data (`store::persons`): ids are passed as one array.
+
+use sqlx::{AssertSqlSafe, Row};
+
+use super::PostgresStore;
+use crate::domain::ProjectId;
+use crate::store::persons::*;
+use crate::store::{RETENTION_CHUNK, StoreError, StoredEvent};
+
+impl PostgresStore {
+    pub(in crate::store) async fn ids_linked_to(
+        &self,
+        project: ProjectId,
+        ids: &[String],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT user_id, anonymous_id,
+                    CASE WHEN type = 'alias' THEN body::jsonb ->> 'previousId' END AS previous_id
+             FROM events
+             WHERE project_id = $1
+               AND (user_id = ANY($2) OR anonymous_id = ANY($2)
+                    OR (type = 'alias' AND (body::jsonb ->> 'previousId') = ANY($2)))",
+        )
+        .bind(project)
+        .bind(ids)
+        .fetch_all(self.read_pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .flat_map(|r| {
+                [
+                    r.get("user_id"),
+                    r.get("anonymous_id"),
+                    r.get("previous_id"),
+                ]
+            })
+            .collect())
+    }
+
+    pub(in crate::store) async fn person_events_page(
+        &self,
+        project: ProjectId,
+        ids: &[String],
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM events
+             WHERE project_id = $1 AND seq > $2 AND (user_id = ANY($3) OR anonymous_id = ANY($3))
+             ORDER BY seq LIMIT $4",
+        )
+        .bind(project)
+        .bind(after_seq)
+        .bind(ids)
+        .bind(limit)
+        .fetch_all(self.read_pool())
+        .await?;
+        Ok(rows.iter().map(crate::store::stored_event).collect())
+    }
+
+    /// Deletes [`RETENTION_CHUNK`] events at a time, one transaction each (PostgreSQL's
+    /// writers do not wait for one another, but a long transaction would hold the rollup rows
+    /// it touched); the chunk that comes back short also removes the active-user rows.
+    pub(in crate::store) async fn delete_person(
+        &self,
+        project: ProjectId,
+        ids: &[String],
+    ) -> Result<PersonDeletion, StoreError> {
+        let mut report = PersonDeletion::default();
+        loop {
+            let mut tx = self.write_pool().begin().await?;
+            let rows = sqlx::query(
+                "DELETE FROM events WHERE project_id = $1 AND seq IN (
+                     SELECT seq FROM events
+                     WHERE project_id = $1 AND (user_id = ANY($2) OR anonymous_id = ANY($2))
+                     LIMIT $3)
+                 RETURNING type, event, timestamp, message_id,
+                           COALESCE(body::jsonb #>> '{context,bot}' = 'true', false) AS bot",
+            )
+            .bind(project)
+            .bind(ids)
+            .bind(RETENTION_CHUNK)
+            .fetch_all(&mut *tx)
+            .await?;
+            let rows: Vec<Removed> = rows.iter().map(removed).collect();
+            let last = (rows.len() as i64) < RETENTION_CHUNK;
+            if !rows.is_empty() {
+                report.events += rows.len() as u64;
+                let messages: Vec<&str> = rows.iter().map(|r| r.message_id.as_str()).collect();
+                sqlx::query("DELETE FROM event_ids WHERE project_id = $1 AND message_id = ANY($2)")
+                    .bind(project)
+                    .bind(&messages)
+                    .execute(&mut *tx)
+                    .await?;
+                for ((name, hour), n) in hourly(&rows) {
+                    sqlx::query(DECREMENT_HOURLY)
+                        .bind(n)
+                        .bind(project)
+                        .bind(name)
+                        .bind(hour)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(DROP_EMPTY_HOURLY)
+                        .bind(project)
+                        .bind(name)
+                        .bind(hour)
+                        .execute(&mut *tx)
+                        .await?;
+                    report.hourly_rollups += 1;
+                }
+                for ((name, hour), n) in hourly(rows.iter().filter(|r| r.bot)) {
+                    for (sql, with_n) in [(DECREMENT_BOTS, true), (DROP_EMPTY_BOTS, false)] {
+                        let q = sqlx::query(sql);
+                        let q = if with_n { q.bind(n) } else { q };
+                        q.bind(project)
+                            .bind(name)
+                            .bind(hour)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                sqlx::query(DECREMENT_TOTAL)
+                    .bind(rows.len() as i64)
+                    .bind(project)
+                    .execute(&mut *tx)
+                    .await?;
+                const OF_MESSAGES: &str = "SELECT id FROM deliveries
+                     WHERE project_id = $1 AND source_key LIKE 'event:%'
+                       AND substr(source_key, 7 + strpos(substr(source_key, 7), ':')) = ANY($2)";
+                sqlx::query(AssertSqlSafe(format!(
+                    "DELETE FROM delivery_attempts WHERE delivery_id IN ({OF_MESSAGES})"
+                )))
+                .bind(project)
+                .bind(&messages)
+                .execute(&mut *tx)
+                .await?;
+                report.deliveries += sqlx::query(AssertSqlSafe(format!(
+                    "DELETE FROM deliveries WHERE id IN ({OF_MESSAGES})"
+                )))
+                .bind(project)
+                .bind(&messages)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            if last {
+                let days: Vec<i64> = sqlx::query_scalar(
+                    "DELETE FROM active_users_daily WHERE project_id = $1 AND user_key = ANY($2)
+                     RETURNING day",
+                )
+                .bind(project)
+                .bind(ids)
+                .fetch_all(&mut *tx)
+                .await?;
+                report.active_user_days = days.len() as u64;
+                for (day, n) in per_day(&days) {
+                    sqlx::query(DECREMENT_DAY)
+                        .bind(n)
+                        .bind(project)
+                        .bind(day)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(DROP_EMPTY_DAY)
+                        .bind(project)
+                        .bind(day)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                report.users_last_seen = sqlx::query(
+                    "DELETE FROM users_last_seen WHERE project_id = $1 AND user_key = ANY($2)",
+                )
+                .bind(project)
+                .bind(ids)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                return Ok(report);
+            }
+            tx.commit().await?;
+        }
+    }
+}

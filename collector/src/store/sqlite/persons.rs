@@ -1,0 +1,222 @@
+//! SQLite's half of one person's data (`store::persons`): ids are passed as one JSON array
+//! that `json_each` reads, and the deliveries of removed events go with them.
+
+use sqlx::{AssertSqlSafe, Row};
+
+use super::SqliteStore;
+use crate::domain::ProjectId;
+use crate::store::persons::*;
+use crate::store::{RETENTION_CHUNK, StoreError, StoredEvent};
+
+impl SqliteStore {
+    pub(in crate::store) async fn ids_linked_to(
+        &self,
+        project: ProjectId,
+        ids: &[String],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT user_id, anonymous_id,
+                    CASE WHEN type = 'alias'
+                         THEN CAST(json_extract(body, '$.previousId') AS TEXT) END AS previous_id
+             FROM events
+             WHERE project_id = ?1
+               AND (user_id IN (SELECT value FROM json_each(?2))
+                    OR anonymous_id IN (SELECT value FROM json_each(?2))
+                    OR (type = 'alias' AND CAST(json_extract(body, '$.previousId') AS TEXT)
+                        IN (SELECT value FROM json_each(?2))))",
+        )
+        .bind(project)
+        .bind(json_ids(ids))
+        .fetch_all(self.read_pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .flat_map(|r| {
+                [
+                    r.get("user_id"),
+                    r.get("anonymous_id"),
+                    r.get("previous_id"),
+                ]
+            })
+            .collect())
+    }
+
+    pub(in crate::store) async fn person_events_page(
+        &self,
+        project: ProjectId,
+        ids: &[String],
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM events
+             WHERE project_id = ?1 AND seq > ?2
+               AND (user_id IN (SELECT value FROM json_each(?3))
+                    OR anonymous_id IN (SELECT value FROM json_each(?3)))
+             ORDER BY seq LIMIT ?4",
+        )
+        .bind(project)
+        .bind(after_seq)
+        .bind(json_ids(ids))
+        .bind(limit)
+        .fetch_all(self.read_pool())
+        .await?;
+        Ok(rows.iter().map(crate::store::stored_event).collect())
+    }
+
+    /// Walks the project's events in ranges of [`RETENTION_CHUNK`] seqs, one short transaction
+    /// on the writer each (ingest's turn comes between them). The last range reaches past the
+    /// newest event and, in the same transaction, removes the person's active-user rows, so no
+    /// event of theirs committed in between can be left without its rollup or the reverse.
+    pub(in crate::store) async fn delete_person(
+        &self,
+        project: ProjectId,
+        ids: &[String],
+    ) -> Result<PersonDeletion, StoreError> {
+        let ids = json_ids(ids);
+        let mut report = PersonDeletion::default();
+        let first: Option<i64> =
+            sqlx::query_scalar("SELECT MIN(seq) FROM events WHERE project_id = ?")
+                .bind(project)
+                .fetch_one(self.read_pool())
+                .await?;
+        let mut lo = first.unwrap_or(0);
+        loop {
+            let mut tx = self.write_pool().begin().await?;
+            let newest: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE project_id = ?")
+                    .bind(project)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let last = lo.saturating_add(RETENTION_CHUNK) > newest;
+            let hi = if last { i64::MAX } else { lo + RETENTION_CHUNK };
+            let rows = sqlx::query(
+                "DELETE FROM events
+                 WHERE project_id = ?1 AND seq >= ?2 AND seq < ?3
+                   AND (user_id IN (SELECT value FROM json_each(?4))
+                        OR anonymous_id IN (SELECT value FROM json_each(?4)))
+                 RETURNING type, event, timestamp, message_id,
+                           COALESCE(json_extract(body, '$.context.bot') = 1, 0) AS bot",
+            )
+            .bind(project)
+            .bind(lo)
+            .bind(hi)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+            let rows: Vec<Removed> = rows.iter().map(removed).collect();
+            if !rows.is_empty() {
+                report.events += rows.len() as u64;
+                for ((name, hour), n) in hourly(&rows) {
+                    sqlx::query(DECREMENT_HOURLY)
+                        .bind(n)
+                        .bind(project)
+                        .bind(name)
+                        .bind(hour)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(DROP_EMPTY_HOURLY)
+                        .bind(project)
+                        .bind(name)
+                        .bind(hour)
+                        .execute(&mut *tx)
+                        .await?;
+                    report.hourly_rollups += 1;
+                }
+                for ((name, hour), n) in hourly(rows.iter().filter(|r| r.bot)) {
+                    for (sql, with_n) in [(DECREMENT_BOTS, true), (DROP_EMPTY_BOTS, false)] {
+                        let q = sqlx::query(sql);
+                        let q = if with_n { q.bind(n) } else { q };
+                        q.bind(project)
+                            .bind(name)
+                            .bind(hour)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+                sqlx::query(DECREMENT_TOTAL)
+                    .bind(rows.len() as i64)
+                    .bind(project)
+                    .execute(&mut *tx)
+                    .await?;
+                let messages = json_ids(
+                    &rows
+                        .iter()
+                        .map(|r| r.message_id.clone())
+                        .collect::<Vec<_>>(),
+                );
+                report.deliveries += delete_sqlite_deliveries(&mut tx, project, &messages).await?;
+            }
+            if last {
+                let days: Vec<i64> = sqlx::query_scalar(
+                    "DELETE FROM active_users_daily
+                     WHERE project_id = ?1 AND user_key IN (SELECT value FROM json_each(?2))
+                     RETURNING day",
+                )
+                .bind(project)
+                .bind(&ids)
+                .fetch_all(&mut *tx)
+                .await?;
+                report.active_user_days = days.len() as u64;
+                for (day, n) in per_day(&days) {
+                    sqlx::query(DECREMENT_DAY)
+                        .bind(n)
+                        .bind(project)
+                        .bind(day)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(DROP_EMPTY_DAY)
+                        .bind(project)
+                        .bind(day)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                report.users_last_seen = sqlx::query(
+                    "DELETE FROM users_last_seen
+                     WHERE project_id = ?1 AND user_key IN (SELECT value FROM json_each(?2))",
+                )
+                .bind(project)
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                // The ingest thread remembers which (day, user) rows exist; these no longer do,
+                // and the person's next event must add theirs again. Ingest cannot commit
+                // before this transaction ends: it waits for the writer we hold.
+                self.forget_active_users();
+                tx.commit().await?;
+                return Ok(report);
+            }
+            tx.commit().await?;
+            lo = hi;
+        }
+    }
+}
+
+/// Event notifications of the removed events (`event:<category id>:<messageId>`, see
+/// `alerting::categories`) and their attempts; the deliveries removed.
+async fn delete_sqlite_deliveries(
+    tx: &mut sqlx::SqliteConnection,
+    project: ProjectId,
+    messages: &str,
+) -> Result<u64, StoreError> {
+    const OF_MESSAGES: &str = "SELECT id FROM deliveries
+         WHERE project_id = ?1 AND source_key LIKE 'event:%'
+           AND substr(source_key, 7 + instr(substr(source_key, 7), ':'))
+               IN (SELECT value FROM json_each(?2))";
+    sqlx::query(AssertSqlSafe(format!(
+        "DELETE FROM delivery_attempts WHERE delivery_id IN ({OF_MESSAGES})"
+    )))
+    .bind(project)
+    .bind(messages)
+    .execute(&mut *tx)
+    .await?;
+    Ok(sqlx::query(AssertSqlSafe(format!(
+        "DELETE FROM deliveries WHERE id IN ({OF_MESSAGES})"
+    )))
+    .bind(project)
+    .bind(messages)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected())
+}
