@@ -23,18 +23,18 @@ pub struct CategoryCap {
     pub max_per_minute: u32,
 }
 
-const COUNT_SQL: &str = "INSERT INTO category_minutes
+pub(super) const COUNT_SQL: &str = "INSERT INTO category_minutes
          (category_id, minute, project_id, channel_id, matched, sent, summarized)
      VALUES ($1, $2, $3, $4, $5, 0, 0)
      ON CONFLICT (category_id, minute) DO UPDATE
          SET matched = category_minutes.matched + excluded.matched
      RETURNING sent";
-const SENT_SQL: &str =
+pub(super) const SENT_SQL: &str =
     "UPDATE category_minutes SET sent = sent + $3 WHERE category_id = $1 AND minute = $2";
 
 /// The capped deliveries of one commit, grouped by (category, minute) in key order (so
 /// concurrent PostgreSQL commits lock counter rows in the same order and cannot deadlock).
-fn groups<'a>(
+pub(super) fn groups<'a>(
     deliveries: impl Iterator<Item = &'a NewDelivery>,
 ) -> BTreeMap<(i64, i64), Vec<usize>> {
     let mut groups: BTreeMap<(i64, i64), Vec<usize>> = BTreeMap::new();
@@ -51,13 +51,13 @@ fn groups<'a>(
 }
 
 /// Of `n` new matches, how many may still be sent one by one when `sent` already were.
-fn allowed(d: &NewDelivery, sent: i64, n: usize) -> usize {
+pub(super) fn allowed(d: &NewDelivery, sent: i64, n: usize) -> usize {
     let max = i64::from(d.cap.map_or(u32::MAX, |c| c.max_per_minute));
     (max - sent).clamp(0, n as i64) as usize
 }
 
 /// The deliveries `keep` marks; the others are counted as capped.
-fn kept<T>(deliveries: Vec<T>, keep: Vec<bool>) -> Vec<T> {
+pub(super) fn kept<T>(deliveries: Vec<T>, keep: Vec<bool>) -> Vec<T> {
     let capped = keep.iter().filter(|k| !**k).count();
     if capped > 0 {
         metrics::counter!("pulseline_notifications_capped_total").increment(capped as u64);
@@ -67,74 +67,6 @@ fn kept<T>(deliveries: Vec<T>, keep: Vec<bool>) -> Vec<T> {
         .zip(keep)
         .filter_map(|(d, k)| k.then_some(d))
         .collect()
-}
-
-/// The SQLite ingest thread's side (rusqlite, inside its transaction): the deliveries to
-/// write; the capped rest is only counted.
-pub(crate) fn limit_sqlite<'a>(
-    tx: &rusqlite::Transaction<'_>,
-    deliveries: Vec<&'a NewDelivery>,
-) -> Result<Vec<&'a NewDelivery>, StoreError> {
-    let mut keep = vec![true; deliveries.len()];
-    for ((category, minute), members) in groups(deliveries.iter().copied()) {
-        let d = deliveries[members[0]];
-        // By name: SQLite numbers `$n` parameters in order of appearance, not by `n`.
-        let sent: i64 = tx.prepare_cached(COUNT_SQL)?.query_row(
-            rusqlite::named_params! {
-                "$1": category,
-                "$2": minute,
-                "$3": d.project_id,
-                "$4": d.channel_id,
-                "$5": members.len() as i64,
-            },
-            |r| r.get(0),
-        )?;
-        let allowed = allowed(d, sent, members.len());
-        if allowed > 0 {
-            tx.prepare_cached(SENT_SQL)?
-                .execute(rusqlite::named_params! {
-                    "$1": category,
-                    "$2": minute,
-                    "$3": allowed as i64,
-                })?;
-        }
-        for &i in &members[allowed..] {
-            keep[i] = false;
-        }
-    }
-    Ok(kept(deliveries, keep))
-}
-
-/// PostgreSQL's side, inside the ingest transaction.
-pub(crate) async fn limit_postgres(
-    tx: &mut sqlx::PgConnection,
-    deliveries: Vec<NewDelivery>,
-) -> Result<Vec<NewDelivery>, StoreError> {
-    let mut keep = vec![true; deliveries.len()];
-    for ((category, minute), members) in groups(deliveries.iter()) {
-        let d = &deliveries[members[0]];
-        let sent: i64 = sqlx::query_scalar(COUNT_SQL)
-            .bind(category)
-            .bind(minute)
-            .bind(d.project_id)
-            .bind(d.channel_id)
-            .bind(members.len() as i64)
-            .fetch_one(&mut *tx)
-            .await?;
-        let allowed = allowed(d, sent, members.len());
-        if allowed > 0 {
-            sqlx::query(SENT_SQL)
-                .bind(category)
-                .bind(minute)
-                .bind(allowed as i64)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for &i in &members[allowed..] {
-            keep[i] = false;
-        }
-    }
-    Ok(kept(deliveries, keep))
 }
 
 /// A finished minute in which a category matched more events than it sent.

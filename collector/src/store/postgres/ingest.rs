@@ -137,7 +137,7 @@ impl PostgresStore {
             })
             .cloned()
             .collect();
-        let deliveries = crate::store::category_cap::limit_postgres(&mut tx, deliveries).await?;
+        let deliveries = super::category_cap::limit_postgres(&mut tx, deliveries).await?;
         tx.insert_deliveries(&deliveries).await?;
         if rows.project_id.is_empty() {
             tx.commit().await?;

@@ -2,6 +2,7 @@
 //! that must happen once (dedupe, scheduled jobs) is made by the database, never in-process:
 //! dedupe by `event_ids`' primary key, jobs under advisory locks.
 
+mod category_cap;
 mod ingest;
 mod persons;
 

@@ -364,7 +364,7 @@ fn insert(
             })
             .collect();
         let mut outbox = tx.prepare_cached(INSERT_DELIVERY)?;
-        for d in crate::store::category_cap::limit_sqlite(&tx, new)? {
+        for d in super::category_cap::limit_sqlite(&tx, new)? {
             outbox.execute(named_params! {
                 "$1": d.project_id,
                 "$2": d.channel_id,

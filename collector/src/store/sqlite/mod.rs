@@ -7,6 +7,7 @@
 //! ingest throughput (docs/benchmarks.md). Both open the same file; only SQLite's locks order
 //! them.
 
+mod category_cap;
 mod ingest;
 mod keys;
 mod persons;
