@@ -17,7 +17,7 @@
 //! frame up to the last valid commit; meanwhile the next commit is already being written. The
 //! crash test (collector/tests/api/crash.rs) checks that every acknowledged batch survives SIGKILL.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +28,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, named_params, params};
 use tokio::sync::oneshot;
 
+use super::rollups::{KnownActiveUsers, Rollups, write_rollups};
 use crate::config;
 use crate::domain::Message;
 use crate::store::delivery::{INSERT_DELIVERY, NewDelivery};
@@ -204,62 +205,6 @@ impl IngestThread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
     }
-}
-
-/// Most `(project, day, user)` rows of `active_users_daily` the ingest thread remembers as
-/// stored (about 60 bytes each); past it the memory starts again from empty.
-const MAX_KNOWN_ACTIVE_USERS: usize = 200_000;
-
-/// The active-user rows this thread has already committed, so that a user's second and later
-/// events of a day cost no index probe. Only ingest writes that table, retention only removes
-/// days that are over, and deleting a person clears this memory
-/// ([`IngestThread::forget_active_users`]), so a remembered row is still there or no longer
-/// wanted.
-#[derive(Default)]
-struct KnownActiveUsers {
-    /// Users per (project, day).
-    users: HashMap<(i64, i64), HashSet<Box<str>>>,
-    len: usize,
-}
-
-impl KnownActiveUsers {
-    fn contains(&self, project: i64, day: i64, user: &str) -> bool {
-        self.users
-            .get(&(project, day))
-            .is_some_and(|users| users.contains(user))
-    }
-
-    /// Called after the commit that stored `rows`, never before: a rolled-back row is not known.
-    fn remember<'a, 'b: 'a>(
-        &mut self,
-        rows: impl ExactSizeIterator<Item = &'a (i64, i64, &'b str)>,
-    ) {
-        if self.len + rows.len() > MAX_KNOWN_ACTIVE_USERS {
-            self.users.clear();
-            self.len = 0;
-        }
-        for &(project, day, user) in rows {
-            if self
-                .users
-                .entry((project, day))
-                .or_default()
-                .insert(Box::from(user))
-            {
-                self.len += 1;
-            }
-        }
-    }
-}
-
-/// The rollup rows of one commit, summed from the rows it stored.
-#[derive(Default)]
-struct Rollups<'a> {
-    hourly: BTreeMap<(i64, String, i64), i64>,
-    /// The bot events among `hourly` (migration 0023).
-    bots: BTreeMap<(i64, String, i64), i64>,
-    monthly: BTreeMap<(i64, String), i64>,
-    totals: BTreeMap<i64, i64>,
-    active: BTreeSet<(i64, i64, &'a str)>,
 }
 
 /// Row counts of the multi-row `INSERT INTO events` statements a commit is cut into, largest
@@ -443,45 +388,4 @@ fn which_were_added(
             Ok((first..=last).contains(&seq) && claimed.insert(seq))
         })
         .collect()
-}
-
-fn write_rollups(tx: &rusqlite::Transaction<'_>, r: &Rollups<'_>) -> Result<(), StoreError> {
-    let mut hourly = tx.prepare_cached(
-        "INSERT INTO rollups_hourly (project_id, name, hour, events) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (project_id, name, hour) DO UPDATE SET events = events + excluded.events",
-    )?;
-    for ((project, name, hour), n) in &r.hourly {
-        hourly.execute(params![project, name, hour, n])?;
-    }
-    if !r.bots.is_empty() {
-        let mut bots = tx.prepare_cached(
-            "INSERT INTO rollups_hourly_bots (project_id, name, hour, events) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (project_id, name, hour) DO UPDATE SET events = events + excluded.events",
-        )?;
-        for ((project, name, hour), n) in &r.bots {
-            bots.execute(params![project, name, hour, n])?;
-        }
-    }
-    let mut monthly = tx.prepare_cached(
-        "INSERT INTO usage_monthly (project_id, month, events) VALUES (?1, ?2, ?3)
-         ON CONFLICT (project_id, month) DO UPDATE SET events = events + excluded.events",
-    )?;
-    for ((project, month), n) in &r.monthly {
-        monthly.execute(params![project, month, n])?;
-    }
-    let mut totals = tx.prepare_cached(
-        "UPDATE project_usage SET events_total = events_total + ?1 WHERE project_id = ?2",
-    )?;
-    for (project, n) in &r.totals {
-        totals.execute(params![n, project])?;
-    }
-    // The dashboard's DAU/WAU/MAU rollup (migration 0006); its trigger maintains the per-day
-    // counts and last-seen days (migration 0007).
-    let mut active = tx.prepare_cached(
-        "INSERT OR IGNORE INTO active_users_daily (project_id, day, user_key) VALUES (?1, ?2, ?3)",
-    )?;
-    for (project, day, user) in &r.active {
-        active.execute(params![project, day, user])?;
-    }
-    Ok(())
 }

@@ -12,6 +12,7 @@ mod ingest;
 mod keys;
 mod persons;
 mod retention;
+mod rollups;
 
 use std::str::FromStr;
 use std::sync::Arc;
