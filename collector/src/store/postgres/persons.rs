@@ -4,7 +4,10 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::PostgresStore;
 use crate::domain::ProjectId;
-use crate::store::persons::*;
+use crate::store::persons::{
+    DECREMENT_BOTS, DECREMENT_DAY, DECREMENT_HOURLY, DECREMENT_TOTAL, DROP_EMPTY_BOTS,
+    DROP_EMPTY_DAY, DROP_EMPTY_HOURLY, PersonDeletion, Removed, hourly, per_day, removed,
+};
 use crate::store::{RETENTION_CHUNK, StoreError, StoredEvent};
 
 impl PostgresStore {

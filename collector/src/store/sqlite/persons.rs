@@ -5,7 +5,10 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::SqliteStore;
 use crate::domain::ProjectId;
-use crate::store::persons::*;
+use crate::store::persons::{
+    DECREMENT_BOTS, DECREMENT_DAY, DECREMENT_HOURLY, DECREMENT_TOTAL, DROP_EMPTY_BOTS,
+    DROP_EMPTY_DAY, DROP_EMPTY_HOURLY, PersonDeletion, Removed, hourly, json_ids, per_day, removed,
+};
 use crate::store::{RETENTION_CHUNK, StoreError, StoredEvent};
 
 impl SqliteStore {
