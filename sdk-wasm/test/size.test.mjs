@@ -21,14 +21,14 @@ test('the loader snippet is at most 1 KB brotli', () => {
 
 /**
  * The SDK loaded after the page's load event, brotli (quality 11). pulseline.js (the API and the
- * wasm-bindgen glue) + pulseline_bg.wasm must stay within the issue's 60 KB target (58.2 KB
+ * wasm-bindgen glue) + pulseline_bg.wasm must stay within the issue's 60 KB target (58.9 KB
  * measured, README.md "Size"). web-vitals.js, Google's library, is its own module, loaded only
  * with Web Vitals on (the default); it and the whole download have guards at the measured size
  * plus a little headroom.
  */
 const SDK_MAX_BROTLI_BYTES = 60 * 1024
 const WEB_VITALS_MAX_BROTLI_BYTES = 5.5 * 1024
-const SDK_WITH_WEB_VITALS_MAX_BROTLI_BYTES = 64 * 1024
+const SDK_WITH_WEB_VITALS_MAX_BROTLI_BYTES = 65 * 1024
 
 const brotli = (file) =>
   brotliCompressSync(readFileSync(join(DIST, file)), { params: { [constants.BROTLI_PARAM_QUALITY]: 11 } }).length
