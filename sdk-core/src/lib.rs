@@ -92,6 +92,7 @@ mod ack;
 mod batch;
 mod client;
 mod clock;
+mod conversion;
 #[cfg(feature = "disk-buffer")]
 mod disk;
 #[cfg(feature = "disk-buffer")]
@@ -121,6 +122,7 @@ pub use client::{Client, ClientBuilder, FlushOutcome, ShutdownOutcome, WorkerFut
 pub use clock::Clock;
 #[cfg(feature = "worker-thread")]
 pub use clock::SystemClock;
+pub use conversion::{ConversionFailure, Depth, JsonPath};
 #[cfg(feature = "disk-buffer")]
 pub use disk::DiskBufferOptions;
 pub use error::{CaptureError, Error, TransportErrorKind};

@@ -49,7 +49,8 @@ pub const MAX_MESSAGE_ID_CHARS: usize = MAX_ID_CHARS;
 pub const MAX_EVENT_NAME_CHARS: usize = 200;
 
 /// Deepest nesting of `properties`, `traits`, `context` or `integrations` that the Python and
-/// Node bindings convert: 64 levels. Deeper input is taken for a circular reference and refused.
+/// Node bindings convert: 64 levels of arrays and objects, counted by [`crate::Depth`]. Deeper
+/// input is taken for a circular reference and refused.
 ///
 /// ```
 /// assert_eq!(pulseline::limits::MAX_JSON_DEPTH, 64);

@@ -18,11 +18,10 @@
 
 use std::{
     cell::{Cell, RefCell},
-    fmt::Write as _,
     ptr,
 };
 
-use pulseline::limits::MAX_MESSAGE_BYTES;
+use pulseline::{ConversionFailure, Depth, JsonPath, limits::MAX_MESSAGE_BYTES};
 
 use napi::sys;
 use serde::{
@@ -30,24 +29,17 @@ use serde::{
     ser::{SerializeMap, SerializeSeq},
 };
 
-// The core's limit: deeper input is taken for a circular reference.
-pub(crate) use pulseline::limits::MAX_JSON_DEPTH as MAX_DEPTH;
 /// Strings up to this size are read through a stack buffer in one call.
 const STACK_STRING: usize = 256;
+
+/// The types [`Js`] converts, as the error for any other type lists them.
+const SUPPORTED: &str = "plain objects, arrays, strings, numbers, booleans, null, Date, BigInt";
 
 /// Why a value could not be converted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FailureKind {
-    /// A function, symbol or external: no JSON representation.
-    Unsupported(&'static str),
-    /// `NaN`, `Infinity` or `-Infinity`.
-    NotFinite,
-    /// A `Date` whose time value is `NaN`.
-    InvalidDate,
-    /// A `BigInt` wider than 128 bits.
-    BigIntRange,
-    /// Nested deeper than [`MAX_DEPTH`].
-    TooDeep,
+    /// The value has no JSON form (the core's kinds and messages).
+    Value(ConversionFailure),
     /// A JavaScript exception is pending (a getter threw while being read).
     Exception,
     /// The JSON written for the call's values passed [`MAX_MESSAGE_BYTES`].
@@ -56,55 +48,21 @@ pub(crate) enum FailureKind {
     Napi(&'static str),
 }
 
+impl FailureKind {
+    fn unsupported(what: &str) -> Self {
+        FailureKind::Value(ConversionFailure::Unsupported {
+            what: what.to_owned(),
+            supported: SUPPORTED,
+        })
+    }
+}
+
 /// A conversion failure and where it happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Failure {
     pub(crate) kind: FailureKind,
-    /// From the innermost segment out (pushed while the error unwinds).
-    segments: Vec<Segment>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    Key(String),
-    Index(u32),
-}
-
-impl Failure {
-    /// `argument.key[3].nested`, shortened in the middle when very deep (a cycle).
-    pub(crate) fn path(&self, argument: &str) -> String {
-        let mut path = argument.to_owned();
-        let segments: Vec<&Segment> = self.segments.iter().rev().collect();
-        let n = segments.len();
-        for (i, segment) in segments.iter().enumerate() {
-            if n > 12 && i == 6 {
-                let _ = write!(path, "…({} more levels)…", n - 10);
-            }
-            if n > 12 && (6..n - 4).contains(&i) {
-                continue;
-            }
-            match segment {
-                Segment::Key(k) if is_identifier(k) => {
-                    let _ = write!(path, ".{k}");
-                }
-                Segment::Key(k) => {
-                    let _ = write!(path, "[{k:?}]");
-                }
-                Segment::Index(i) => {
-                    let _ = write!(path, "[{i}]");
-                }
-            }
-        }
-        path
-    }
-}
-
-fn is_identifier(key: &str) -> bool {
-    let mut chars = key.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+    /// Built while the error unwinds, innermost segment first.
+    pub(crate) path: JsonPath,
 }
 
 /// The state of one conversion: the env, and the failure if one happened.
@@ -138,7 +96,7 @@ impl Converter {
             cx: self,
             value,
             kind: None,
-            depth: 0,
+            depth: Depth::ARGUMENT,
         }
     }
 
@@ -151,7 +109,7 @@ impl Converter {
         let message = format!("{kind:?}");
         *self.failure.borrow_mut() = Some(Failure {
             kind,
-            segments: Vec::new(),
+            path: JsonPath::default(),
         });
         E::custom(message)
     }
@@ -236,9 +194,17 @@ impl Converter {
         Ok(found)
     }
 
-    fn push_segment(&self, segment: Segment) {
+    /// Adds the index a failure coming up from an element sits at.
+    fn at_index(&self, index: u32) {
         if let Some(f) = self.failure.borrow_mut().as_mut() {
-            f.segments.push(segment);
+            f.path.push_index(u64::from(index));
+        }
+    }
+
+    /// Adds the key a failure coming up from a field sits under.
+    fn at_key(&self, key: String) {
+        if let Some(f) = self.failure.borrow_mut().as_mut() {
+            f.path.push_key(key);
         }
     }
 
@@ -444,7 +410,7 @@ impl Converter {
         )
         .map_err(|k| self.fail::<S::Error>(k))?;
         if count > 2 {
-            return Err(self.fail(FailureKind::BigIntRange));
+            return Err(self.fail(FailureKind::Value(ConversionFailure::IntegerRange)));
         }
         let mut words = [0u64; 2];
         count = words.len();
@@ -473,7 +439,7 @@ impl Converter {
         } else if magnitude <= 1 << 127 {
             s.serialize_i128((magnitude as i128).wrapping_neg())
         } else {
-            Err(self.fail(FailureKind::BigIntRange))
+            Err(self.fail(FailureKind::Value(ConversionFailure::IntegerRange)))
         }
     }
 }
@@ -493,7 +459,8 @@ pub(crate) struct Js<'c> {
     value: sys::napi_value,
     /// Its `typeof`, when the caller already asked.
     kind: Option<sys::napi_valuetype>,
-    depth: usize,
+    /// Arrays and objects around this value (the core's one nesting rule).
+    depth: Depth,
 }
 
 impl Js<'_> {
@@ -544,9 +511,9 @@ impl Serialize for Js<'_> {
             }
             sys::ValueType::napi_bigint => cx.bigint(self.value, s),
             sys::ValueType::napi_object => self.serialize_object(s),
-            sys::ValueType::napi_function => Err(fail(FailureKind::Unsupported("a function"))),
-            sys::ValueType::napi_symbol => Err(fail(FailureKind::Unsupported("a symbol"))),
-            _ => Err(fail(FailureKind::Unsupported("an external value"))),
+            sys::ValueType::napi_function => Err(fail(FailureKind::unsupported("a function"))),
+            sys::ValueType::napi_symbol => Err(fail(FailureKind::unsupported("a symbol"))),
+            _ => Err(fail(FailureKind::unsupported("an external value"))),
         }
     }
 }
@@ -555,24 +522,22 @@ impl Js<'_> {
     fn serialize_object<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let cx = self.cx;
         let fail = |k| cx.fail::<S::Error>(k);
-        if self.depth >= MAX_DEPTH {
-            return Err(fail(FailureKind::TooDeep));
-        }
-        let child = |value, kind| Js {
+        let enter = || self.depth.enter().map_err(|k| fail(FailureKind::Value(k)));
+        let child = |value, kind, depth| Js {
             cx,
             value,
             kind,
-            depth: self.depth + 1,
+            depth,
         };
         if cx.is_array(self.value).map_err(fail)? {
+            let inner = enter()?;
             let len = cx.array_length(self.value).map_err(fail)?;
             let mut seq = s.serialize_seq(Some(len as usize))?;
             for i in 0..len {
                 cx.charge(1).map_err(fail)?;
                 let item = cx.element(self.value, i).map_err(fail)?;
-                seq.serialize_element(&child(item, None)).inspect_err(|_| {
-                    cx.push_segment(Segment::Index(i));
-                })?;
+                seq.serialize_element(&child(item, None, inner))
+                    .inspect_err(|_| cx.at_index(i))?;
             }
             return seq.end();
         }
@@ -580,20 +545,21 @@ impl Js<'_> {
             let ms = cx.date_millis(self.value).map_err(fail)?;
             return match pulseline::iso8601_millis(ms) {
                 Some(text) => s.serialize_str(&text),
-                None => Err(fail(FailureKind::InvalidDate)),
+                None => Err(fail(FailureKind::Value(ConversionFailure::InvalidDate))),
             };
         }
         if let Some(what) = cx.unsupported_object(self.value).map_err(fail)? {
-            return Err(fail(FailureKind::Unsupported(what)));
+            return Err(fail(FailureKind::unsupported(what)));
         }
+        let inner = enter()?;
         let mut map = s.serialize_map(None)?;
         let mut failed = None;
         let walked = cx.for_each_field(self.value, |key, value, kind| {
             cx.charge(key.len() + 3)?;
-            match map.serialize_entry(&key, &child(value, Some(kind))) {
+            match map.serialize_entry(&key, &child(value, Some(kind), inner)) {
                 Ok(()) => Ok(()),
                 Err(e) => {
-                    cx.push_segment(Segment::Key(key));
+                    cx.at_key(key);
                     failed = Some(e);
                     Err(FailureKind::Exception)
                 }
@@ -609,7 +575,7 @@ impl Js<'_> {
 
 fn serialize_number<S: Serializer>(n: f64, s: S, cx: &Converter) -> Result<S::Ok, S::Error> {
     if !n.is_finite() {
-        return Err(cx.fail(FailureKind::NotFinite));
+        return Err(cx.fail(FailureKind::Value(ConversionFailure::NotFinite)));
     }
     // Integral values within 2^53 are written as integers (`42`, not `42.0`), as JSON.stringify.
     if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
@@ -619,22 +585,4 @@ fn serialize_number<S: Serializer>(n: f64, s: S, cx: &Converter) -> Result<S::Ok
         return s.serialize_i64(n as i64);
     }
     s.serialize_f64(n)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn paths_name_the_key() {
-        let f = Failure {
-            kind: FailureKind::NotFinite,
-            segments: vec![
-                Segment::Key("x".into()),
-                Segment::Index(2),
-                Segment::Key("a b".into()),
-            ],
-        };
-        assert_eq!(f.path("properties"), "properties[\"a b\"][2].x");
-    }
 }

@@ -8,9 +8,9 @@ use std::ptr;
 
 use napi::{Env, Status, bindgen_prelude::ToNapiValue, sys};
 
-use pulseline::limits::MAX_MESSAGE_BYTES;
+use pulseline::{ConversionFailure, limits::MAX_MESSAGE_BYTES};
 
-use crate::convert::{Failure, FailureKind, MAX_DEPTH};
+use crate::convert::{Failure, FailureKind};
 
 /// The JavaScript constructor an error is made with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,32 +222,13 @@ impl From<&pulseline::Error> for ErrorSpec {
 /// The error for a value of `argument` that could not be converted to JSON; `None` when a
 /// JavaScript exception (a throwing getter) is already pending and should propagate as is.
 pub(crate) fn conversion_error(argument: &str, failure: &Failure) -> Option<ErrorSpec> {
-    let path = failure.path(argument);
+    let path = failure.path.render(argument);
     let (code, message) = match &failure.kind {
         FailureKind::Exception => return None,
-        FailureKind::Unsupported(what) => (
-            "PULSELINE_UNSUPPORTED_TYPE",
-            format!(
-                "{path} is {what}, which has no JSON representation (supported: plain objects, \
-                 arrays, strings, numbers, booleans, null, Date, BigInt)"
-            ),
-        ),
-        FailureKind::NotFinite => (
-            "PULSELINE_INVALID_MESSAGE",
-            format!("{path}: NaN and Infinity have no JSON representation"),
-        ),
-        FailureKind::InvalidDate => (
-            "PULSELINE_INVALID_MESSAGE",
-            format!("{path} is an invalid Date"),
-        ),
-        FailureKind::BigIntRange => (
-            "PULSELINE_INVALID_MESSAGE",
-            format!("{path} is a BigInt wider than 128 bits"),
-        ),
-        FailureKind::TooDeep => (
-            "PULSELINE_INVALID_MESSAGE",
-            format!("{path}: nested more than {MAX_DEPTH} levels deep (a circular reference?)"),
-        ),
+        FailureKind::Value(kind @ ConversionFailure::Unsupported { .. }) => {
+            ("PULSELINE_UNSUPPORTED_TYPE", kind.message(&path))
+        }
+        FailureKind::Value(kind) => ("PULSELINE_INVALID_MESSAGE", kind.message(&path)),
         FailureKind::TooLarge => {
             let message = format!(
                 "message is above the {MAX_MESSAGE_BYTES}-byte limit (conversion stopped at \

@@ -108,8 +108,8 @@ function throwsTypeError(properties, code, path, pattern) {
 }
 
 test('functions and symbols are rejected with the key path', () => {
-  throwsTypeError({ a: { b: [0, () => 1] } }, 'PULSELINE_UNSUPPORTED_TYPE', 'properties.a.b[1]', /properties\.a\.b\[1\] is a function/)
-  throwsTypeError({ 'odd key': Symbol('s') }, 'PULSELINE_UNSUPPORTED_TYPE', 'properties["odd key"]', /is a symbol/)
+  throwsTypeError({ a: { b: [0, () => 1] } }, 'PULSELINE_UNSUPPORTED_TYPE', 'properties.a.b[1]', /properties\.a\.b\[1\]: a function has no JSON representation/)
+  throwsTypeError({ 'odd key': Symbol('s') }, 'PULSELINE_UNSUPPORTED_TYPE', 'properties["odd key"]', /: a symbol has no JSON/)
 })
 
 test('cycles are rejected, not followed forever', () => {
@@ -122,9 +122,40 @@ test('cycles are rejected, not followed forever', () => {
   )
 })
 
+// sdk-core's one nesting rule (limits::MAX_JSON_DEPTH = 64): arrays and objects each count one
+// level. Python asserts the same text in sdk-python/tests/test_convert.py.
+const MAX_JSON_DEPTH = 64
+
+// `levels` arrays and objects, alternating from an outer object, around `leaf`.
+function nested(levels, leaf) {
+  let value = leaf
+  for (let level = levels; level >= 1; level--) value = level % 2 === 1 ? { a: value } : [value]
+  return value
+}
+
+test('values nested MAX_JSON_DEPTH levels are sent, one level deeper is refused', async () => {
+  const deepest = nested(MAX_JSON_DEPTH, 1)
+  assert.deepEqual(await roundTrip(deepest), deepest)
+  // The 65th level is an empty object: refused although it holds nothing.
+  const path = 'properties.a[0].a[0].a[0]…(54 more levels)….a[0].a[0]'
+  const before = client.stats().captured
+  assert.throws(
+    () => client.track({ userId: 'u', event: 'deep', properties: nested(MAX_JSON_DEPTH, {}) }),
+    (e) => {
+      assert.ok(e instanceof TypeError, `TypeError, got ${e}`)
+      assert.equal(e.code, 'PULSELINE_INVALID_MESSAGE')
+      assert.equal(e.path, path)
+      assert.equal(e.message, `${path}: nested more than 64 levels of arrays and objects ` +
+        '(limits::MAX_JSON_DEPTH; a circular reference?)')
+      return true
+    },
+  )
+  assert.equal(client.stats().captured, before, 'nothing captured')
+})
+
 test('NaN, Infinity and invalid dates are rejected', () => {
-  throwsTypeError({ ratio: NaN }, 'PULSELINE_INVALID_MESSAGE', 'properties.ratio', /NaN and Infinity/)
-  throwsTypeError({ list: [Infinity] }, 'PULSELINE_INVALID_MESSAGE', 'properties.list[0]', /NaN and Infinity/)
+  throwsTypeError({ ratio: NaN }, 'PULSELINE_INVALID_MESSAGE', 'properties.ratio', /NaN and infinities have no JSON representation/)
+  throwsTypeError({ list: [Infinity] }, 'PULSELINE_INVALID_MESSAGE', 'properties.list[0]', /NaN and infinities have no JSON representation/)
   throwsTypeError({ at: new Date('nope') }, 'PULSELINE_INVALID_MESSAGE', 'properties.at', /invalid Date/)
 })
 

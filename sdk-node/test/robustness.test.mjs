@@ -271,7 +271,7 @@ test('item 4: Map, Set, ArrayBuffer, typed arrays and Buffer are refused (as Pyt
     assert.equal(name, 'TypeError')
     assert.equal(code, 'PULSELINE_UNSUPPORTED_TYPE')
     assert.equal(path, 'properties.nested[0]')
-    assert.ok(message.startsWith(`properties.nested[0] is ${kinds[i]}`), message)
+    assert.ok(message.startsWith(`properties.nested[0]: ${kinds[i]}`), message)
   })
 })
 

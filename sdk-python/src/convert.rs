@@ -17,6 +17,7 @@
 
 use std::cell::RefCell;
 
+use pulseline::{ConversionFailure, Depth, JsonPath, limits::MAX_JSON_DEPTH};
 use pyo3::{
     prelude::*,
     sync::PyOnceLock,
@@ -24,69 +25,20 @@ use pyo3::{
 };
 use serde::ser::{Error as _, Serialize, SerializeMap, SerializeSeq, Serializer};
 
-// The core's limit: deeper input is taken for a circular reference.
-pub(crate) use pulseline::limits::MAX_JSON_DEPTH as MAX_DEPTH;
-
 /// Why a value could not be converted, and where it sits under the argument.
 #[derive(Debug)]
 pub(crate) struct Failure {
-    /// From the offending value up to the argument (reversed while unwinding).
-    path: Vec<Segment>,
+    /// Built while unwinding from the offending value up to the argument.
+    pub(crate) path: JsonPath,
     pub(crate) kind: FailureKind,
 }
 
 #[derive(Debug)]
-enum Segment {
-    Key(String),
-    Index(usize),
-}
-
-#[derive(Debug)]
 pub(crate) enum FailureKind {
-    /// A value of a type with no JSON form.
-    Unsupported { type_name: String },
-    /// A dict key that is not a `str`.
-    NonStringKey { type_name: String },
-    /// NaN or an infinity (a float or a Decimal): JSON has no such number.
-    NotFinite,
-    /// A `str` (a value, or a key when `key` is set) holding a lone surrogate, which UTF-8 and
-    /// so JSON text cannot carry; `index` is where it sits in the string.
-    Surrogate { key: bool, index: Option<usize> },
-    /// A dict changed size while its values were converted (by the user's own code).
-    ChangedSize,
-    /// `items()` of a mapping yielded something other than a `(key, value)` pair.
-    NotAPair { type_name: String },
-    /// Nested deeper than [`MAX_DEPTH`].
-    TooDeep,
+    /// The value has no JSON form (the core's kinds and messages).
+    Value(ConversionFailure),
     /// Python raised while reading the value (e.g. a property of an Enum, `isoformat()`).
     Python(PyErr),
-}
-
-impl Failure {
-    /// `properties['items'][2]['price']`: the path as Python code that reaches the value.
-    pub(crate) fn path(&self, argument: &str) -> String {
-        let mut out = argument.to_owned();
-        for segment in self.path.iter().rev() {
-            match segment {
-                Segment::Index(i) => out.push_str(&format!("[{i}]")),
-                Segment::Key(k) => {
-                    out.push_str("['");
-                    for c in k.chars() {
-                        match c {
-                            '\'' | '\\' => {
-                                out.push('\\');
-                                out.push(c);
-                            }
-                            '\n' => out.push_str("\\n"),
-                            c => out.push(c),
-                        }
-                    }
-                    out.push_str("']");
-                }
-            }
-        }
-        out
-    }
 }
 
 /// One argument to convert (`properties`, `traits`, `context`, `integrations`), holding the
@@ -113,7 +65,7 @@ impl<'py> Argument<'py> {
         Value {
             value: &self.value,
             failure: &self.failure,
-            depth: 0,
+            depth: Depth::ARGUMENT,
         }
     }
 }
@@ -127,34 +79,61 @@ impl Serialize for Argument<'_> {
 struct Value<'a, 'py> {
     value: &'a Bound<'py, PyAny>,
     failure: &'a RefCell<Option<Failure>>,
-    depth: usize,
+    /// Arrays and objects around this value (the core's one nesting rule).
+    depth: Depth,
 }
 
 impl<'py> Value<'_, 'py> {
-    fn child<'b>(&'b self, value: &'b Bound<'py, PyAny>) -> Value<'b, 'py> {
+    /// A value standing for this one (an Enum's `value`), at the same depth.
+    fn same_level<'b>(&'b self, value: &'b Bound<'py, PyAny>) -> Value<'b, 'py> {
         Value {
             value,
             failure: self.failure,
-            depth: self.depth + 1,
+            depth: self.depth,
         }
     }
 
-    fn fail<E: serde::ser::Error>(&self, kind: FailureKind) -> E {
+    /// The depth inside this value, which is a dict, mapping, list or tuple.
+    fn enter<E: serde::ser::Error>(&self) -> Result<Depth, E> {
+        self.depth.enter().map_err(|k| self.fail(k))
+    }
+
+    fn child<'b>(&'b self, value: &'b Bound<'py, PyAny>, depth: Depth) -> Value<'b, 'py> {
+        Value {
+            value,
+            failure: self.failure,
+            depth,
+        }
+    }
+
+    fn fail<E: serde::ser::Error>(&self, kind: ConversionFailure) -> E {
+        self.record(FailureKind::Value(kind))
+    }
+
+    fn record<E: serde::ser::Error>(&self, kind: FailureKind) -> E {
         *self.failure.borrow_mut() = Some(Failure {
-            path: Vec::new(),
+            path: JsonPath::default(),
             kind,
         });
         E::custom("unsupported Python value")
     }
 
     fn python<E: serde::ser::Error>(&self, err: PyErr) -> E {
-        self.fail(FailureKind::Python(err))
+        self.record(FailureKind::Python(err))
     }
 
-    /// Adds `segment` to the path of a failure coming up from a child.
-    fn at<E>(&self, segment: Segment, err: E) -> E {
+    /// Adds the key a failure coming up from a child sits under.
+    fn at_key<E>(&self, key: &str, err: E) -> E {
         if let Some(failure) = self.failure.borrow_mut().as_mut() {
-            failure.path.push(segment);
+            failure.path.push_key(key);
+        }
+        err
+    }
+
+    /// Adds the index a failure coming up from a child sits at.
+    fn at_index<E>(&self, index: usize, err: E) -> E {
+        if let Some(failure) = self.failure.borrow_mut().as_mut() {
+            failure.path.push_index(index as u64);
         }
         err
     }
@@ -172,7 +151,7 @@ impl<'py> Value<'_, 'py> {
     ) -> Result<&'s str, E> {
         s.to_str().map_err(|e| {
             let index = surrogate_index(s.py(), &e);
-            self.fail(FailureKind::Surrogate { key, index })
+            self.fail(ConversionFailure::LoneSurrogate { key, index })
         })
     }
 
@@ -181,17 +160,18 @@ impl<'py> Value<'_, 'py> {
     /// Python's own dict iteration does, and the loop never asks pyo3's iterator for more than
     /// the entries it started with (either would be a panic there).
     fn dict<S: Serializer>(&self, dict: &Bound<'py, PyDict>, s: S) -> Result<S::Ok, S::Error> {
+        let inner = self.enter()?;
         let len = dict.len();
         let mut map = s.serialize_map(Some(len))?;
         let mut entries = dict.iter();
         for _ in 0..len {
             if dict.len() != len {
-                return Err(self.fail(FailureKind::ChangedSize));
+                return Err(self.fail(ConversionFailure::ChangedSize));
             }
             let Some((key, value)) = entries.next() else {
                 break;
             };
-            self.entry(&mut map, &key, &value)?;
+            self.entry(&mut map, &key, &value, inner)?;
         }
         map.end()
     }
@@ -217,13 +197,14 @@ impl<'py> Value<'_, 'py> {
             }
             _ => false,
         };
+        let inner = self.enter()?;
         let mut map = s.serialize_map(None)?;
         if by_key {
             let keys = v.call_method0("keys").map_err(|e| self.python(e))?;
             for key in keys.try_iter().map_err(|e| self.python(e))? {
                 let key = key.map_err(|e| self.python(e))?;
                 let value = v.get_item(&key).map_err(|e| self.python(e))?;
-                self.entry(&mut map, &key, &value)?;
+                self.entry(&mut map, &key, &value, inner)?;
             }
         } else {
             let items = v.call_method0("items").map_err(|e| self.python(e))?;
@@ -231,11 +212,11 @@ impl<'py> Value<'_, 'py> {
                 let item = item.map_err(|e| self.python(e))?;
                 let Ok((key, value)) = item.extract::<(Bound<'py, PyAny>, Bound<'py, PyAny>)>()
                 else {
-                    return Err(self.fail(FailureKind::NotAPair {
+                    return Err(self.fail(ConversionFailure::NotAPair {
                         type_name: type_name(&item),
                     }));
                 };
-                self.entry(&mut map, &key, &value)?;
+                self.entry(&mut map, &key, &value, inner)?;
             }
         }
         map.end()
@@ -246,16 +227,17 @@ impl<'py> Value<'_, 'py> {
         map: &mut M,
         key: &Bound<'py, PyAny>,
         value: &Bound<'py, PyAny>,
+        inner: Depth,
     ) -> Result<(), M::Error> {
         let Ok(key) = key.cast::<PyString>() else {
-            return Err(self.fail(FailureKind::NonStringKey {
+            return Err(self.fail(ConversionFailure::NonStringKey {
                 type_name: type_name(key),
             }));
         };
         let key = self.text(key, true)?;
         map.serialize_key(key)?;
-        map.serialize_value(&self.child(value))
-            .map_err(|e| self.at(Segment::Key(key.to_owned()), e))
+        map.serialize_value(&self.child(value, inner))
+            .map_err(|e| self.at_key(key, e))
     }
 
     fn seq<S: Serializer>(
@@ -264,10 +246,11 @@ impl<'py> Value<'_, 'py> {
         items: impl Iterator<Item = Bound<'py, PyAny>>,
         s: S,
     ) -> Result<S::Ok, S::Error> {
+        let inner = self.enter()?;
         let mut seq = s.serialize_seq(Some(len))?;
         for (i, item) in items.enumerate() {
-            seq.serialize_element(&self.child(&item))
-                .map_err(|e| self.at(Segment::Index(i), e))?;
+            seq.serialize_element(&self.child(&item, inner))
+                .map_err(|e| self.at_index(i, e))?;
         }
         seq.end()
     }
@@ -298,7 +281,7 @@ impl<'py> Value<'_, 'py> {
         if f.is_finite() {
             s.serialize_f64(f)
         } else {
-            Err(self.fail(FailureKind::NotFinite))
+            Err(self.fail(ConversionFailure::NotFinite))
         }
     }
 
@@ -311,9 +294,20 @@ impl<'py> Value<'_, 'py> {
             v.is_instance(ty).map_err(|e| self.python(e))
         };
         // Enum before the built-ins: `class Plan(str, Enum)` is a str too, but means its value.
-        if is(ENUM.import(py, "enum", "Enum"))? {
-            let value = v.getattr("value").map_err(|e| self.python(e))?;
-            return self.child(&value).serialize(s);
+        let enum_type = ENUM
+            .import(py, "enum", "Enum")
+            .map_err(|e| self.python::<S::Error>(e))?;
+        if is(Ok(enum_type))? {
+            // An Enum is no level of nesting, but a `value` may be another Enum (or, through
+            // an overriding property, itself): unwrap a bounded number of times.
+            let mut value = v.getattr("value").map_err(|e| self.python(e))?;
+            for _ in 0..MAX_JSON_DEPTH {
+                if !value.is_instance(enum_type).map_err(|e| self.python(e))? {
+                    return self.same_level(&value).serialize(s);
+                }
+                value = value.getattr("value").map_err(|e| self.python(e))?;
+            }
+            return Err(self.fail(ConversionFailure::TooDeep));
         }
         if let Ok(string) = v.cast::<PyString>() {
             return s.serialize_str(self.str(string)?);
@@ -351,7 +345,7 @@ impl<'py> Value<'_, 'py> {
             let call = |name: &str| decimal.call_method1(name, (v,));
             let finite = call("is_finite").map_err(|e| self.python(e))?;
             if !finite.is_truthy().map_err(|e| self.python(e))? {
-                return Err(self.fail(FailureKind::NotFinite));
+                return Err(self.fail(ConversionFailure::NotFinite));
             }
             // A finite Decimal's string is a valid JSON number ("12.50", "1E+3").
             let digits = call("__str__").map_err(|e| self.python(e))?;
@@ -373,11 +367,16 @@ impl<'py> Value<'_, 'py> {
         if is(MAPPING.import(py, "collections.abc", "Mapping"))? {
             return self.mapping(s);
         }
-        Err(self.fail(FailureKind::Unsupported {
-            type_name: type_name(v),
+        Err(self.fail(ConversionFailure::Unsupported {
+            what: type_name(v),
+            supported: SUPPORTED,
         }))
     }
 }
+
+/// The types [`Argument`] converts, as the error for any other type lists them.
+const SUPPORTED: &str =
+    "dict, list, tuple, str, int, float, bool, None, datetime, date, Decimal, UUID, Enum";
 
 static ENUM: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DATE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -387,9 +386,6 @@ static MAPPING: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 impl Serialize for Value<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if self.depth > MAX_DEPTH {
-            return Err(self.fail(FailureKind::TooDeep));
-        }
         let v = self.value;
         // Exact built-in types first: one pointer comparison each, and they are nearly all
         // values in practice.

@@ -8,7 +8,9 @@ use pyo3::{
     types::{PyDict, PyType},
 };
 
-use crate::convert::{Failure, FailureKind, MAX_DEPTH};
+use pulseline::ConversionFailure;
+
+use crate::convert::{Failure, FailureKind};
 
 /// The Python exception class an error maps to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,8 +175,8 @@ pub(crate) fn without_panic<T>(py: Python<'_>, body: impl FnOnce() -> PyResult<T
 
 /// The exception for a value of `argument` that could not be converted to JSON.
 pub(crate) fn conversion_error(py: Python<'_>, argument: &str, failure: Failure) -> PyErr {
-    let path = failure.path(argument);
-    let error = match failure.kind {
+    let path = failure.path.render(argument);
+    let kind = match failure.kind {
         // The user's own code raised (an Enum property, a broken `isoformat`): let it through,
         // with a note (Python 3.11+) saying which value was being converted.
         FailureKind::Python(err) => {
@@ -183,65 +185,22 @@ pub(crate) fn conversion_error(py: Python<'_>, argument: &str, failure: Failure)
             }
             return err;
         }
-        FailureKind::Unsupported { type_name } => OwnedError::new(
-            Class::UnsupportedType,
-            format!(
-                "{path}: {type_name} is not JSON serializable (supported: dict, list, tuple, str, \
-                 int, float, bool, None, datetime, date, Decimal, UUID, Enum)"
-            ),
-        )
-        .attr("path", Attr::Str(path))
-        .attr("type_name", Attr::Str(type_name)),
-        FailureKind::NonStringKey { type_name } => OwnedError::new(
-            Class::UnsupportedType,
-            format!("{path}: dict keys must be str, not {type_name}"),
-        )
-        .attr("path", Attr::Str(path))
-        .attr("type_name", Attr::Str(type_name)),
-        FailureKind::NotFinite => OwnedError::new(
-            Class::InvalidMessage,
-            format!("{path}: NaN and infinities have no JSON representation"),
-        )
-        .attr("field", Attr::Str(argument.to_owned()))
-        .attr("path", Attr::Str(path)),
-        FailureKind::Surrogate { key, index } => {
-            let what = if key {
-                "a key of this dict"
-            } else {
-                "this str"
-            };
-            let at = index.map(|i| format!(" at index {i}")).unwrap_or_default();
-            OwnedError::new(
-                Class::InvalidMessage,
-                format!(
-                    "{path}: {what} holds a lone surrogate{at}, which UTF-8 and JSON text cannot \
-                     carry (decode the bytes it came from with errors='replace', or encode it)"
-                ),
-            )
-            .attr("field", Attr::Str(argument.to_owned()))
-            .attr("path", Attr::Str(path))
+        FailureKind::Value(kind) => kind,
+    };
+    let message = kind.message(&path);
+    let error = match kind {
+        ConversionFailure::Unsupported {
+            what: type_name, ..
         }
-        FailureKind::ChangedSize => OwnedError::new(
-            Class::InvalidMessage,
-            format!(
-                "{path}: the dict changed size while it was being converted (code it calls, such \
-                 as an isoformat() or an Enum's value, modified it); pass a copy"
-            ),
-        )
-        .attr("field", Attr::Str(argument.to_owned()))
-        .attr("path", Attr::Str(path)),
-        FailureKind::NotAPair { type_name } => OwnedError::new(
-            Class::UnsupportedType,
-            format!("{path}: items() yielded a {type_name}, not a (key, value) pair"),
-        )
-        .attr("path", Attr::Str(path))
-        .attr("type_name", Attr::Str(type_name)),
-        FailureKind::TooDeep => OwnedError::new(
-            Class::InvalidMessage,
-            format!("{path}: nested more than {MAX_DEPTH} levels deep (a circular reference?)"),
-        )
-        .attr("field", Attr::Str(argument.to_owned()))
-        .attr("path", Attr::Str(path)),
+        | ConversionFailure::NonStringKey { type_name }
+        | ConversionFailure::NotAPair { type_name } => {
+            OwnedError::new(Class::UnsupportedType, message)
+                .attr("path", Attr::Str(path))
+                .attr("type_name", Attr::Str(type_name))
+        }
+        _ => OwnedError::new(Class::InvalidMessage, message)
+            .attr("field", Attr::Str(argument.to_owned()))
+            .attr("path", Attr::Str(path)),
     };
     error.into_pyerr(py)
 }

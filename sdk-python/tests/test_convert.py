@@ -136,12 +136,12 @@ def offline() -> pulseline.Client:
 @pytest.mark.parametrize(
     ("properties", "path", "type_name"),
     [
-        ({"tags": {"a", "b"}}, "properties['tags']", "set"),
-        ({"raw": b"x"}, "properties['raw']", "bytes"),
-        ({"cart": [{"sku": 1}, {"added": object()}]}, "properties['cart'][1]['added']", "object"),
-        ({"t": (1, [2, timedelta(1)])}, "properties['t'][1][1]", "datetime.timedelta"),
-        ({"it's": {"x\\y": 1j}}, "properties['it\\'s']['x\\\\y']", "complex"),
-        ({"m": {1: "int key"}}, "properties['m']", "int"),
+        ({"tags": {"a", "b"}}, "properties.tags", "set"),
+        ({"raw": b"x"}, "properties.raw", "bytes"),
+        ({"cart": [{"sku": 1}, {"added": object()}]}, "properties.cart[1].added", "object"),
+        ({"t": (1, [2, timedelta(1)])}, "properties.t[1][1]", "datetime.timedelta"),
+        ({"it's": {"x\\y": 1j}}, 'properties["it\'s"]["x\\\\y"]', "complex"),
+        ({"m": {1: "int key"}}, "properties.m", "int"),
     ],
 )
 def test_unsupported_values_raise_type_error_naming_the_path(
@@ -158,9 +158,9 @@ def test_unsupported_values_raise_type_error_naming_the_path(
 
 
 def test_unsupported_values_in_other_arguments(offline: pulseline.Client) -> None:
-    with pytest.raises(TypeError, match=r"traits\['x'\]: set"):
+    with pytest.raises(TypeError, match=r"traits\.x: set has no JSON representation"):
         offline.identify("u", {"x": set()})
-    with pytest.raises(TypeError, match=r"context\['page'\]\['ref'\]: object"):
+    with pytest.raises(TypeError, match=r"context\.page\.ref: object"):
         offline.track("u", "e", context={"page": {"ref": object()}})
     with pytest.raises(TypeError, match="properties must be a dict, not list"):
         offline.track("u", "e", [1, 2])  # type: ignore[arg-type]
@@ -172,7 +172,7 @@ def test_unsupported_values_in_other_arguments(offline: pulseline.Client) -> Non
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, Decimal("NaN"), Decimal("-Infinity")])
 def test_non_finite_numbers_are_invalid(offline: pulseline.Client, value: Any) -> None:
-    with pytest.raises(ValueError, match=r"properties\['x'\]\[0\]: NaN and infinities") as raised:
+    with pytest.raises(ValueError, match=r"properties\.x\[0\]: NaN and infinities") as raised:
         offline.track("u", "e", {"x": [value]})
     assert isinstance(raised.value, pulseline.InvalidMessageError)
 
@@ -182,6 +182,36 @@ def test_circular_structures_are_refused_not_recursed(offline: pulseline.Client)
     loop["self"] = loop
     with pytest.raises(pulseline.InvalidMessageError, match="nested more than 64 levels"):
         offline.track("u", "e", {"loop": loop})
+
+
+# sdk-core's one nesting rule (limits::MAX_JSON_DEPTH = 64): lists, tuples, dicts and other
+# mappings each count one level. Node asserts the same text in sdk-node/test/convert.test.mjs.
+MAX_JSON_DEPTH = 64
+
+
+def nested(levels: int, leaf: Any) -> Any:
+    """``levels`` lists and dicts, alternating from an outer dict, around ``leaf``."""
+    value = leaf
+    for level in range(levels, 0, -1):
+        value = {"a": value} if level % 2 == 1 else [value]
+    return value
+
+
+def test_values_nested_max_json_depth_levels_are_accepted_one_deeper_refused(
+    offline: pulseline.Client,
+) -> None:
+    offline.track("u", "e", nested(MAX_JSON_DEPTH, 1))
+    assert offline.stats().captured == 1
+    # The 65th level is an empty dict: refused although it holds nothing.
+    path = "properties.a[0].a[0].a[0]…(54 more levels)….a[0].a[0]"
+    with pytest.raises(pulseline.InvalidMessageError) as raised:
+        offline.track("u", "e", nested(MAX_JSON_DEPTH, {}))
+    assert raised.value.path == path
+    assert str(raised.value) == (
+        f"{path}: nested more than 64 levels of arrays and objects "
+        "(limits::MAX_JSON_DEPTH; a circular reference?)"
+    )
+    assert offline.stats().captured == 1
 
 
 def test_exceptions_from_user_code_propagate(offline: pulseline.Client) -> None:
@@ -195,7 +225,7 @@ def test_exceptions_from_user_code_propagate(offline: pulseline.Client) -> None:
     with pytest.raises(RuntimeError, match="boom") as raised:
         offline.track("u", "e", {"b": [Broken.A]})
     if sys.version_info >= (3, 11):  # exception notes
-        assert raised.value.__notes__ == ["while pulseline converted properties['b'][0]"]
+        assert raised.value.__notes__ == ["while pulseline converted properties.b[0]"]
 
 
 def test_message_id_takes_any_non_empty_string_up_to_the_limit(offline: pulseline.Client) -> None:

@@ -65,7 +65,7 @@ class MessageTooLargeError(InvalidMessageError):
 
 
 class UnsupportedTypeError(PulselineError, TypeError):
-    """A value has no JSON form. ``path`` says where (``properties['cart'][0]['added']``)."""
+    """A value has no JSON form. ``path`` says where (``properties.cart[0].added``)."""
 
     def __init__(self, message: str, *, path: str, type_name: str) -> None:
         super().__init__(message)
