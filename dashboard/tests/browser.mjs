@@ -198,7 +198,8 @@ try {
     await page.screenshot({ path: join(shots, `${p}.png`), fullPage: true });
   }
   await page.goto(`${projectUrl}/vitals`);
-  await page.waitForSelector('text=LCP: 4,500 ms');
+  // p75 of 1800, 2600, 4500 ms, interpolated as PostgreSQL's percentile_cont: 3550 ms.
+  await page.waitForSelector('text=LCP: 3,550 ms');
   await page.goto(`${projectUrl}/audit`);
   await page.waitForSelector('#audit-table >> text=key.created').catch(() => {});
   await page.waitForSelector('#audit-table >> text=project.created');
