@@ -6,8 +6,8 @@ use sqlx::{AssertSqlSafe, Row};
 use super::SqliteStore;
 use crate::domain::ProjectId;
 use crate::store::persons::{
-    DECREMENT_BOTS, DECREMENT_DAY, DECREMENT_HOURLY, DECREMENT_TOTAL, DROP_EMPTY_BOTS,
-    DROP_EMPTY_DAY, DROP_EMPTY_HOURLY, PersonDeletion, Removed, hourly, json_ids, per_day, removed,
+    DECREMENT_DAY, DROP_EMPTY_DAY, PersonDeletion, Removed, decrement_rollups, json_ids, per_day,
+    removed,
 };
 use crate::store::{RETENTION_CHUNK, StoreError, StoredEvent};
 
@@ -110,38 +110,7 @@ impl SqliteStore {
             let rows: Vec<Removed> = rows.iter().map(removed).collect();
             if !rows.is_empty() {
                 report.events += rows.len() as u64;
-                for ((name, hour), n) in hourly(&rows) {
-                    sqlx::query(DECREMENT_HOURLY)
-                        .bind(n)
-                        .bind(project)
-                        .bind(name)
-                        .bind(hour)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(DROP_EMPTY_HOURLY)
-                        .bind(project)
-                        .bind(name)
-                        .bind(hour)
-                        .execute(&mut *tx)
-                        .await?;
-                    report.hourly_rollups += 1;
-                }
-                for ((name, hour), n) in hourly(rows.iter().filter(|r| r.bot)) {
-                    for (sql, with_n) in [(DECREMENT_BOTS, true), (DROP_EMPTY_BOTS, false)] {
-                        let q = sqlx::query(sql);
-                        let q = if with_n { q.bind(n) } else { q };
-                        q.bind(project)
-                            .bind(name)
-                            .bind(hour)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                sqlx::query(DECREMENT_TOTAL)
-                    .bind(rows.len() as i64)
-                    .bind(project)
-                    .execute(&mut *tx)
-                    .await?;
+                decrement_rollups!(&mut *tx, project, &rows, report);
                 let messages = json_ids(
                     &rows
                         .iter()
