@@ -119,10 +119,23 @@ async fn scan(
              narrow the range or the event"
         )));
     }
-    let bot_events = state
+    // The hourly bot rollup says cheaply whether there is anything to count: most ranges of
+    // most projects hold no bot events, and counting reads the range's events again.
+    let hour_from = r.from - r.from.rem_euclid(HOUR_MS);
+    let bots_near = state
         .store
-        .count_bot_events(project, r.from, r.to, name)
-        .await?;
+        .bot_rollup_counts(project, hour_from, r.to)
+        .await?
+        .iter()
+        .any(|(_, n, count)| *count > 0 && name.is_none_or(|name| name == n));
+    let bot_events = if bots_near {
+        state
+            .store
+            .count_bot_events(project, r.from, r.to, name)
+            .await?
+    } else {
+        0
+    };
     Ok((rows, bot_events))
 }
 
