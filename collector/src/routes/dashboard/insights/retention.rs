@@ -2,10 +2,11 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::Response;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{RangeParams, range, scan};
+use super::{RangeParams, range, scan, with_bot_events};
 use crate::analytics;
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
@@ -29,6 +30,9 @@ pub struct RetentionParams {
     bucket: Option<i64>,
     /// `day` (default) or `week`.
     period: Option<String>,
+    /// Count events from crawlers and automated browsers too (default false).
+    #[serde(default)]
+    include_bots: bool,
 }
 
 #[utoipa::path(
@@ -36,9 +40,11 @@ pub struct RetentionParams {
     operation_id = "dashboard_retention",
     params(ProjectPath, RetentionParams),
     description = "Cohorts by the period users were first seen in, and the share of each \
-                   active in the periods after.",
+                   active in the periods after. Bot events are left out unless \
+                   `include_bots=true`.",
     responses(
-        (status = 200, body = Vec<analytics::Cohort>),
+        (status = 200, body = Vec<analytics::Cohort>, headers(("pulseline-bot-events" = i64,
+            description = "Bot events in the range (left out unless include_bots=true)"))),
         (status = 400, description = "An invalid parameter (says which), or more events in the \
                                       range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
             body = ErrorBody),
@@ -52,7 +58,7 @@ pub async fn retention(
     session: Session,
     PathIds(project): PathIds<ProjectId>,
     ApiQuery(p): ApiQuery<RetentionParams>,
-) -> Result<Json<Vec<analytics::Cohort>>, ApiError> {
+) -> Result<Response, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
     let r = range(&state, &p.range(), 14)?;
     let period = match p.period.as_deref().unwrap_or("day") {
@@ -64,8 +70,11 @@ pub async fn retention(
             )));
         }
     };
-    let rows = scan(&state, project, &r, None).await?;
-    Ok(Json(analytics::retention(&rows, r.from, r.to, period)))
+    let (rows, bot_events) = scan(&state, project, &r, None, p.include_bots).await?;
+    Ok(with_bot_events(
+        Json(analytics::retention(&rows, r.from, r.to, period)),
+        bot_events,
+    ))
 }
 
 impl RetentionParams {
