@@ -64,6 +64,7 @@ use crate::state::AppState;
         dashboard::insights::live::tail,
         dashboard::web::report, dashboard::web::realtime, dashboard::settings::settings,
         dashboard::settings::update_settings,
+        dashboard::share::list, dashboard::share::create, dashboard::share::revoke,
         persons::preview, persons::delete, persons::export, persons::suppressions, persons::lift,
         inbound::create, inbound::list, inbound::delete, inbound::receive,
         segment::page, segment::identify, segment::track, segment::group, segment::alias,

@@ -35,7 +35,16 @@ pub async fn vitals(
     ApiQuery(p): ApiQuery<RangeParams>,
 ) -> Result<Json<analytics::VitalsReport>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
-    let r = range(&state, &p, 7)?;
-    let rows = scan(&state, project, &r, Some(analytics::WEB_VITAL_EVENT)).await?;
-    Ok(Json(analytics::web_vitals(&rows, r.from, r.to, r.bucket)))
+    vitals_of(&state, project, &p).await.map(Json)
+}
+
+/// The Web Vitals of `project`, for its members and for a shared link (`dashboard::share`).
+pub async fn vitals_of(
+    state: &AppState,
+    project: ProjectId,
+    p: &RangeParams,
+) -> Result<analytics::VitalsReport, ApiError> {
+    let r = range(state, p, 7)?;
+    let rows = scan(state, project, &r, Some(analytics::WEB_VITAL_EVENT)).await?;
+    Ok(analytics::web_vitals(&rows, r.from, r.to, r.bucket))
 }
