@@ -124,7 +124,7 @@ function breakdownCard(project, q, r, [title, tabs]) {
 
 async function realtime(project, box) {
   try {
-    const r = await api(`/api/dash/projects/${project.id}/web/realtime`);
+    const r = await api(`${project.api || `/api/dash/projects/${project.id}`}/web/realtime`);
     box.replaceChildren(h('p', {}, h('strong', { id: 'web-realtime-visitors' }, fmt(r.visitors)),
       ` visitor${r.visitors === 1 ? '' : 's'} in the last 5 minutes`),
     r.pages.length ? h('table', { id: 'web-realtime-pages' }, h('tbody', {}, r.pages.map(([path, n]) =>
@@ -178,7 +178,7 @@ export async function web(project) {
   if (realtimeTimer) { clearInterval(realtimeTimer); realtimeTimer = null; }
   const q = viewParams();
   const query = new URLSearchParams([...q].filter(([k]) => VIEW_KEYS.includes(k) || LABELS[k]));
-  const r = await api(`/api/dash/projects/${project.id}/web?${query}`);
+  const r = await api(`${project.api || `/api/dash/projects/${project.id}`}/web?${query}`);
   const canAdmin = ['owner', 'admin'].includes(project.role);
   const chartBox = h('div', { class: 'chart', id: 'web-chart' });
   const live = h('div', { id: 'web-realtime' }, h('p', { class: 'muted' }, 'Loading…'));

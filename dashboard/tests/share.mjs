@@ -1,0 +1,101 @@
+// A shared overview in headless Chromium, logged out (issue 24, docs/sharing.md): the link
+// renders the project's numbers with no navigation to other pages and no live tail; a
+// password-protected link shows its form first and the page after the right password.
+// Screenshot: target/dashboard-screenshots/share-overview.png.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import assert from 'node:assert/strict';
+import { chromium } from 'playwright-core';
+
+const root = resolve(import.meta.dirname, '../..');
+const bin = process.env.PULSELINE_COLLECTOR_BIN || join(root, 'target/debug/pulseline-collector');
+const shots = join(root, 'target/dashboard-screenshots');
+mkdirSync(shots, { recursive: true });
+const data = mkdtempSync(join(tmpdir(), 'pulseline-share-'));
+
+const collector = spawn(bin, [], {
+  env: { ...process.env, PULSELINE_LISTEN: '127.0.0.1:0', PULSELINE_DATABASE_URL: `sqlite://${data}/p.db`,
+    PULSELINE_SQLITE_SYNCHRONOUS: 'normal', RUST_LOG: 'warn' },
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+let out = '';
+const { base, password } = await new Promise((ok, fail) => {
+  collector.stdout.on('data', (d) => {
+    out += d;
+    const port = out.match(/Listening on http:\/\/127\.0\.0\.1:(\d+)/);
+    const pw = out.match(/password:\s+(\S+)/);
+    if (port && pw) ok({ base: `http://127.0.0.1:${port[1]}`, password: pw[1] });
+  });
+  collector.on('exit', (c) => fail(new Error(`collector exited (${c}): ${out}`)));
+  setTimeout(() => fail(new Error(`collector did not start: ${out}`)), 30000);
+});
+
+// As the admin: a project with four events today, and two links to its overview.
+const login = await fetch(`${base}/api/dash/session`, { method: 'POST', headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({ email: 'admin@localhost', password }) });
+assert.equal(login.status, 200);
+const cookie = login.headers.get('set-cookie').split(';')[0];
+const { csrf_token: csrf } = await login.json();
+const asAdmin = { 'content-type': 'application/json', cookie, 'x-csrf-token': csrf, origin: base };
+const created = await (await fetch(`${base}/api/dash/projects`, { method: 'POST', headers: asAdmin,
+  body: JSON.stringify({ name: 'Acme status' }) })).json();
+const now = new Date().toISOString();
+const sent = await fetch(`${base}/v1/batch`, { method: 'POST',
+  headers: { 'content-type': 'application/json', authorization: `Bearer ${created.write_key}` },
+  body: JSON.stringify({ batch: ['signup', 'signup', 'purchase', 'signup'].map((event, i) =>
+    ({ type: 'track', userId: `u${i}`, event, timestamp: now })) }) });
+assert.equal(sent.status, 200, await sent.text());
+const publish = async (body) => {
+  const r = await fetch(`${base}/api/dash/projects/${created.id}/shares`, { method: 'POST', headers: asAdmin, body: JSON.stringify(body) });
+  assert.equal(r.status, 200);
+  return `${base}${(await r.json()).path}`;
+};
+const open = await publish({ page: 'overview' });
+const locked = await publish({ page: 'overview', password: 'status page 2026' });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+let failed = false;
+let page = null;
+try {
+  // A fresh context: no session cookie.
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
+  page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(open);
+  await page.waitForSelector('#events-today', { timeout: 30000 });
+  assert.equal(await page.textContent('#events-today'), '4');
+  assert.match(await page.textContent('#shared-bar'), /Acme status · Overview · read-only/);
+  assert.equal(await page.isVisible('#top'), false, 'no header, project picker or nav');
+  assert.equal(await page.locator('a[href^="#/p/"]').count(), 0, 'no links to other pages');
+  assert.equal(await page.locator('#live-tail').count(), 0, 'no live tail');
+  assert.equal(await page.locator('input[type=password]').count(), 0);
+  await page.screenshot({ path: join(shots, 'share-overview.png'), fullPage: true });
+
+  await page.goto(locked);
+  await page.waitForSelector('#share-password');
+  assert.equal(await page.locator('#events-today').count(), 0);
+  await page.fill('#share-password input', 'not the password');
+  await page.click('#share-password button');
+  await page.waitForFunction(() => document.querySelector('#share-password .error')?.textContent.includes('wrong password'));
+  await page.fill('#share-password input', 'status page 2026');
+  await page.click('#share-password button');
+  await page.waitForSelector('#events-today', { timeout: 30000 });
+  assert.equal(await page.textContent('#events-today'), '4');
+  assert.deepEqual(errors, []);
+  console.log(`shared overview rendered logged out; screenshot ${join(shots, 'share-overview.png')}`);
+} catch (e) {
+  failed = true;
+  console.error(e);
+  await page?.screenshot({ path: join(shots, 'share-failure.png'), fullPage: true }).catch(() => {});
+} finally {
+  await browser.close();
+  collector.kill('SIGTERM');
+}
+process.exit(failed ? 1 : 0);
