@@ -74,7 +74,7 @@ pub async fn overview_of(
     let tomorrow = today + DAY_MS;
     let month_from = today - 29 * DAY_MS;
     let (rows, bot_events) =
-        counts(&state, project, month_from, tomorrow, bots.include_bots).await?;
+        counts(state, project, month_from, tomorrow, bots.include_bots).await?;
     let this_hour = now - now.rem_euclid(HOUR_MS);
     let mut hourly: BTreeMap<i64, i64> = (0..24)
         .map(|h| (this_hour - (23 - h) * HOUR_MS, 0))
