@@ -63,6 +63,13 @@ function passwordForm(main, base, onUnlock) {
 }
 
 // ---- publishing (admins) -----------------------------------------------------------------
+function copyButton(text) {
+  const b = h('button', { type: 'button', class: 'ghost copy', onclick: async () => {
+    try { await navigator.clipboard.writeText(text); b.textContent = 'Copied'; } catch { b.textContent = 'Select and copy'; }
+  } }, 'Copy link');
+  return b;
+}
+
 export async function sharesPage(project) {
   const main = $('#main');
   if (!['owner', 'admin'].includes(project.role)) {
@@ -87,7 +94,7 @@ export async function sharesPage(project) {
       const url = `${location.origin}${s.path}`;
       $('#fresh-share').replaceChildren(h('div', { class: 'secret' },
         h('p', {}, h('strong', {}, 'Your new link — shown once. Copy it now.'), ' Only its hash is kept: if it is lost, revoke it and publish another.'),
-        h('p', {}, h('code', { class: 'key', id: 'share-link' }, url)),
+        h('p', {}, h('code', { class: 'key', id: 'share-link' }, url), ' ', copyButton(url)),
         s.origins.length ? h('p', {}, 'Embed: ', h('code', {}, `<iframe src="${url}" width="100%" height="800"></iframe>`)) : ''));
     } catch (x) { err.textContent = x.message; }
   };

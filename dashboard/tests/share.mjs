@@ -1,7 +1,8 @@
 // A shared overview in headless Chromium, logged out (issue 24, docs/sharing.md): the link
 // renders the project's numbers with no navigation to other pages and no live tail; a
-// password-protected link shows its form first and the page after the right password.
-// Screenshot: target/dashboard-screenshots/share-overview.png.
+// password-protected link shows its form first and the page after the right password. The
+// admin's Share page publishes a link (shown once) and revokes it.
+// Screenshots: target/dashboard-screenshots/share-overview.png and share-page.png.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -89,6 +90,26 @@ try {
   await page.waitForSelector('#events-today', { timeout: 30000 });
   assert.equal(await page.textContent('#events-today'), '4');
   assert.deepEqual(errors, []);
+
+  // The admin's Share page: publish a Web link with an origin, see it once, revoke it.
+  const adminContext = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const [name, value] = cookie.split('=');
+  await adminContext.addCookies([{ name, value, url: base }]);
+  const admin = await adminContext.newPage();
+  admin.on('dialog', (d) => d.accept());
+  await admin.goto(`${base}/#/p/${created.id}/share`);
+  await admin.waitForSelector('#share-form');
+  await admin.selectOption('#share-form select[name=page]', 'web');
+  await admin.fill('#share-form input[name=origins]', 'https://status.example.com');
+  await admin.click('#share-form button[type=submit]');
+  const link = await (await admin.waitForSelector('#share-link')).textContent();
+  assert.match(link, new RegExp(`^${base}/s/plsh_\\w{32}$`));
+  assert.equal(await admin.locator('#shares-table tbody tr').count(), 3);
+  await admin.screenshot({ path: join(shots, 'share-page.png'), fullPage: true });
+  assert.equal((await fetch(link)).headers.get('content-security-policy').endsWith('frame-ancestors https://status.example.com'), true);
+  await admin.click('#shares-table tbody tr:last-child button.danger');
+  await admin.waitForFunction(() => document.querySelectorAll('#shares-table tbody tr').length === 2);
+  assert.equal((await fetch(link)).status, 404);
   console.log(`shared overview rendered logged out; screenshot ${join(shots, 'share-overview.png')}`);
 } catch (e) {
   failed = true;
