@@ -133,6 +133,31 @@ async fn a_shared_overview_shows_the_members_numbers_logged_out() {
     assert_eq!(headers["referrer-policy"], "no-referrer");
     assert!(page.text().await.unwrap().contains("/assets/app.js"));
 
+    // The link's API is described with the rest.
+    let spec: Value = app
+        .http
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "share",
+        "unlock",
+        "overview",
+        "vitals",
+        "web",
+        "web/realtime",
+    ] {
+        let path = format!("/s/{{token}}/api/{path}");
+        assert!(
+            spec["paths"].get(&path).is_some(),
+            "{path} in /openapi.json"
+        );
+    }
+
     // The list shows the link's prefix, never the link.
     let (_, list) = app
         .get(

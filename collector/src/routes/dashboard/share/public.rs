@@ -14,10 +14,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{SHARE_UNLOCK_HOURS, plausible_token, token_hash};
 use crate::domain::account::{MAX_PASSWORD_CHARS, random_token, verify_password};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::routes::dashboard::insights::overview::{Overview, overview_of};
 use crate::routes::dashboard::insights::vitals::vitals_of;
 use crate::routes::dashboard::insights::{BotsParams, RangeParams};
@@ -41,6 +42,22 @@ pub fn router() -> Router<AppState> {
         .route("/s/{token}/api/web", get(web))
         .route("/s/{token}/api/web/realtime", get(web_realtime))
 }
+
+/// `{token}` and the unlock header of a shared link's API, in `/openapi.json`.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ShareToken {
+    /// The link's token: `/s/{token}` as published (`plsh_` and 32 letters and digits).
+    pub token: String,
+}
+
+/// The unlock header, in `/openapi.json`.
+#[derive(Debug, IntoParams)]
+#[into_params(names("x-share-unlock"), parameter_in = Header)]
+pub struct UnlockHeader(
+    /// For a password-protected link: the `unlock` of POST /s/{token}/api/unlock.
+    pub Option<String>,
+);
 
 fn no_such_share() -> ApiError {
     ApiError::NotFound(
@@ -165,8 +182,8 @@ async fn page(link: Result<ShareLink, ApiError>) -> Response {
     response
 }
 
-#[derive(Debug, Serialize)]
-struct About {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct About {
     page: String,
     password: bool,
     unlocked: bool,
@@ -175,7 +192,21 @@ struct About {
 }
 
 /// What the link shares, for the page to render (the name only once unlocked).
-async fn about(State(state): State<AppState>, link: ShareLink) -> Result<Json<About>, ApiError> {
+#[utoipa::path(
+    get, path = "/s/{token}/api/share", tag = "shared pages",
+    operation_id = "share_about", params(ShareToken, UnlockHeader),
+    description = "What a shared link shows (docs/sharing.md): its page, whether it asks for a \
+                   password and whether this request is unlocked; the project's name once \
+                   unlocked.",
+    responses(
+        (status = 200, body = About),
+        (status = 404, description = "No such link, or it was revoked", body = ErrorBody),
+    )
+)]
+pub async fn about(
+    State(state): State<AppState>,
+    link: ShareLink,
+) -> Result<Json<About>, ApiError> {
     let project_name = if link.unlocked {
         state
             .store
@@ -193,20 +224,40 @@ async fn about(State(state): State<AppState>, link: ShareLink) -> Result<Json<Ab
     }))
 }
 
-#[derive(Debug, Deserialize)]
-struct UnlockForm {
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UnlockForm {
     password: String,
 }
 
-#[derive(Debug, Serialize)]
-struct Unlocked {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Unlocked {
     /// Send it in X-Share-Unlock with every data request.
     unlock: String,
     expires_at: DateTime<Utc>,
 }
 
 /// Checks the link's password; a correct one gets an unlock token for SHARE_UNLOCK_HOURS.
-async fn unlock(
+#[utoipa::path(
+    post, path = "/s/{token}/api/unlock", tag = "shared pages",
+    operation_id = "share_unlock", params(ShareToken), request_body = UnlockForm,
+    description = "Checks a password-protected link's password; the answer's `unlock`, sent in \
+                   X-Share-Unlock, opens the link's data for SHARE_UNLOCK_HOURS (12). At most \
+                   SHARE_PASSWORD_ATTEMPTS_PER_MINUTE (5) attempts a minute per link and per \
+                   client address.",
+    responses(
+        (status = 200, body = Unlocked),
+        (status = 400, description = "Not a JSON {password} body, a password over 256 \
+                                      characters, or a link without a password",
+            body = ErrorBody),
+        (status = 401, description = "Wrong password", body = ErrorBody),
+        (status = 404, description = "No such link, or it was revoked", body = ErrorBody),
+        (status = 429, description = "Too many attempts; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Too many password checks in progress \
+                                      (PULSELINE_PASSWORD_CHECKS); see Retry-After",
+            body = ErrorBody),
+    )
+)]
+pub async fn unlock(
     State(state): State<AppState>,
     link: ShareLink,
     ApiJson(form): ApiJson<UnlockForm>,
@@ -263,7 +314,18 @@ async fn unlock(
     }))
 }
 
-async fn overview(
+#[utoipa::path(
+    get, path = "/s/{token}/api/overview", tag = "shared pages",
+    operation_id = "share_overview", params(ShareToken, UnlockHeader, BotsParams),
+    description = "The shared overview: what GET /api/dash/projects/{project}/overview answers members. Only for a link to that page.",
+    responses(
+        (status = 200, body = Overview),
+        (status = 400, description = "An invalid parameter (says which)", body = ErrorBody),
+        (status = 401, description = "The link asks for a password: unlock it first", body = ErrorBody),
+        (status = 404, description = "No such link, revoked, or a link to another page", body = ErrorBody),
+    )
+)]
+pub async fn overview(
     State(state): State<AppState>,
     link: ShareLink,
     ApiQuery(bots): ApiQuery<BotsParams>,
@@ -272,7 +334,18 @@ async fn overview(
     overview_of(&state, project, bots).await.map(Json)
 }
 
-async fn vitals(
+#[utoipa::path(
+    get, path = "/s/{token}/api/vitals", tag = "shared pages",
+    operation_id = "share_vitals", params(ShareToken, UnlockHeader, RangeParams),
+    description = "The shared Web Vitals: what GET /api/dash/projects/{project}/vitals answers members. Only for a link to that page.",
+    responses(
+        (status = 200, body = crate::analytics::VitalsReport),
+        (status = 400, description = "An invalid parameter (says which)", body = ErrorBody),
+        (status = 401, description = "The link asks for a password: unlock it first", body = ErrorBody),
+        (status = 404, description = "No such link, revoked, or a link to another page", body = ErrorBody),
+    )
+)]
+pub async fn vitals(
     State(state): State<AppState>,
     link: ShareLink,
     ApiQuery(p): ApiQuery<RangeParams>,
@@ -281,7 +354,18 @@ async fn vitals(
     vitals_of(&state, project, &p).await.map(Json)
 }
 
-async fn web(
+#[utoipa::path(
+    get, path = "/s/{token}/api/web", tag = "shared pages",
+    operation_id = "share_web", params(ShareToken, UnlockHeader, WebParams),
+    description = "The shared Web page: what GET /api/dash/projects/{project}/web answers members. Only for a link to that page.",
+    responses(
+        (status = 200, body = WebReportView),
+        (status = 400, description = "An invalid parameter (says which)", body = ErrorBody),
+        (status = 401, description = "The link asks for a password: unlock it first", body = ErrorBody),
+        (status = 404, description = "No such link, revoked, or a link to another page", body = ErrorBody),
+    )
+)]
+pub async fn web(
     State(state): State<AppState>,
     link: ShareLink,
     ApiQuery(p): ApiQuery<WebParams>,
@@ -290,7 +374,17 @@ async fn web(
     report_of(&state, project, &p).await.map(Json)
 }
 
-async fn web_realtime(
+#[utoipa::path(
+    get, path = "/s/{token}/api/web/realtime", tag = "shared pages",
+    operation_id = "share_web_realtime", params(ShareToken, UnlockHeader),
+    description = "The shared Web page's realtime card. Only for a link to that page.",
+    responses(
+        (status = 200, body = Realtime),
+        (status = 401, description = "The link asks for a password: unlock it first", body = ErrorBody),
+        (status = 404, description = "No such link, revoked, or a link to another page", body = ErrorBody),
+    )
+)]
+pub async fn web_realtime(
     State(state): State<AppState>,
     link: ShareLink,
 ) -> Result<Json<Realtime>, ApiError> {
