@@ -6,6 +6,9 @@
 import { $, api, card, h, iso, setHeader } from '/assets/ui.js';
 
 const PAGE_LABELS = { overview: 'Overview', vitals: 'Web Vitals', web: 'Web' };
+// A shared page often stays open on a wall screen or a status page: it reloads its data this
+// often, and so also learns within a minute that the link was revoked.
+const REFRESH_MS = 60000;
 
 export const isSharedPage = () => location.pathname.startsWith('/s/');
 
@@ -37,15 +40,18 @@ export async function startShare(renderers) {
   const project = { id: 'shared', name: about.project_name, api: base, shared: true };
   const banner = h('div', { class: 'shared-bar', id: 'shared-bar' },
     h('strong', {}, about.project_name), ` · ${PAGE_LABELS[about.page]} · read-only shared page`);
+  let revoked = false;
   const render = async () => {
+    if (revoked) return;
     try {
       await renderers[about.page](project, null);
       main.prepend(banner);
-    } catch (e) { gone(e); }
+    } catch (e) { revoked = e.status === 404; gone(e); }
   };
   // The Web page keeps its filters in the hash, as in the dashboard.
   addEventListener('hashchange', render);
   await render();
+  setInterval(() => { if (!document.hidden) render(); }, REFRESH_MS);
 }
 
 function passwordForm(main, base, onUnlock) {

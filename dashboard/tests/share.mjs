@@ -1,7 +1,7 @@
 // A shared overview in headless Chromium, logged out (issue 24, docs/sharing.md): the link
-// renders the project's numbers with no navigation to other pages and no live tail; a
-// password-protected link shows its form first and the page after the right password. The
-// admin's Share page publishes a link (shown once) and revokes it.
+// renders the project's numbers with no navigation to other pages and no live tail, and says so
+// within its refresh once revoked; a password-protected link shows its form first and the page
+// after the right password. The admin's Share page publishes a link (shown once) and revokes it.
 // Screenshots: target/dashboard-screenshots/share-overview.png and share-page.png.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync } from 'node:fs';
@@ -69,6 +69,8 @@ try {
   page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
+  // The page's own clock, so its minute of refresh passes at once.
+  await page.clock.install();
   await page.goto(open);
   await page.waitForSelector('#events-today', { timeout: 30000 });
   assert.equal(await page.textContent('#events-today'), '4');
@@ -78,6 +80,15 @@ try {
   assert.equal(await page.locator('#live-tail').count(), 0, 'no live tail');
   assert.equal(await page.locator('input[type=password]').count(), 0);
   await page.screenshot({ path: join(shots, 'share-overview.png'), fullPage: true });
+
+  // Revoked while open: the next refresh says so instead of showing the numbers.
+  const [{ id: openId }] = await (await fetch(`${base}/api/dash/projects/${created.id}/shares`, { headers: asAdmin })).json();
+  const revoked = await fetch(`${base}/api/dash/projects/${created.id}/shares/${openId}`, { method: 'DELETE', headers: asAdmin });
+  assert.equal(revoked.status, 200);
+  await page.clock.runFor(61000);
+  await page.waitForSelector('#share-gone', { timeout: 30000 });
+  assert.equal(await page.locator('#events-today').count(), 0);
+  assert.match(await page.textContent('#share-gone'), /revoked/);
 
   await page.goto(locked);
   await page.waitForSelector('#share-password');
@@ -104,11 +115,11 @@ try {
   await admin.click('#share-form button[type=submit]');
   const link = await (await admin.waitForSelector('#share-link')).textContent();
   assert.match(link, new RegExp(`^${base}/s/plsh_\\w{32}$`));
-  assert.equal(await admin.locator('#shares-table tbody tr').count(), 3);
+  assert.equal(await admin.locator('#shares-table tbody tr').count(), 2);
   await admin.screenshot({ path: join(shots, 'share-page.png'), fullPage: true });
   assert.equal((await fetch(link)).headers.get('content-security-policy').endsWith('frame-ancestors https://status.example.com'), true);
   await admin.click('#shares-table tbody tr:last-child button.danger');
-  await admin.waitForFunction(() => document.querySelectorAll('#shares-table tbody tr').length === 2);
+  await admin.waitForFunction(() => document.querySelectorAll('#shares-table tbody tr').length === 1);
   assert.equal((await fetch(link)).status, 404);
   console.log(`shared overview rendered logged out; screenshot ${join(shots, 'share-overview.png')}`);
 } catch (e) {
