@@ -260,6 +260,12 @@ dashboard_web_tests() {
         timeout --kill-after=30 300 node dashboard/tests/web.mjs
 }
 
+# A shared overview (docs/sharing.md), logged out: no nav, no live tail, the password form.
+dashboard_share_tests() {
+    PULSELINE_COLLECTOR_BIN=$COLLECTOR_DEBUG \
+        timeout --kill-after=30 300 node dashboard/tests/share.mjs
+}
+
 # ---------------------------------------------------------------------------------------------
 # The container image of dist/ (dist_image), as an operator meets it: loaded from the archive,
 # run with podman, an event sent to the container read back, a backup, a clean stop. Where
@@ -379,6 +385,7 @@ main() {
     step dashboard "dashboard in Chromium (playwright-core)" dashboard_browser_tests
     step dashboard "embedded browser SDK in Chromium (Keys page snippet)" embedded_sdk_browser_test
     step dashboard "the Web page in Chromium" dashboard_web_tests
+    step dashboard "a shared page in Chromium, logged out" dashboard_share_tests
 
     ((${#BUILT[@]} + ${#SKIPPED[@]} == 0)) || dist_table
 }

@@ -5,6 +5,7 @@ import uPlot from '/assets/uplot.esm.js';
 import { $, DAY, HOUR, api, card, cssVar, errorBox, fmt, h, iso, parseExact, pct, plain, setCsrf } from '/assets/ui.js';
 import * as alerting from '/assets/alerts.js';
 import { web } from '/assets/web.js';
+import * as sharing from '/assets/share.js';
 
 const main = $('#main');
 let session = null;
@@ -137,7 +138,7 @@ $('#project').addEventListener('change', (e) => {
 
 const PAGES = [['overview', 'Overview'], ['web', 'Web'], ['explore', 'Explore'], ['vitals', 'Web Vitals'],
   ['product', 'Funnels & retention'], ['alerts', 'Alerts'], ['keys', 'Keys'], ['members', 'Members'], ['persons', 'Persons'], ['audit', 'Audit log'],
-  ['report', 'Report']];
+  ['report', 'Report'], ['share', 'Share']];
 
 function shell(project, page) {
   $('#top').hidden = false;
@@ -168,7 +169,8 @@ async function start() {
   route();
 }
 
-addEventListener('hashchange', () => route());
+// A shared page (/s/{token}) routes itself (share.js).
+addEventListener('hashchange', () => { if (!sharing.isSharedPage()) route(); });
 
 async function route() {
   if (tail) { tail.close(); tail = null; }
@@ -194,7 +196,7 @@ async function route() {
   shell(project, page);
   main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
   const usage = await usageBanner(project);
-  const view = { overview, web, explore, vitals, product, keys, members, persons, audit, report, ...alerting.pages }[page] || overview;
+  const view = { overview, web, explore, vitals, product, keys, members, persons, audit, report, share: sharing.sharesPage, ...alerting.pages }[page] || overview;
   try {
     await view(project, usage);
     const inv = await invitationsCard();
@@ -228,8 +230,11 @@ function stat(label, value, id) {
   return h('div', { class: 'card stat' }, h('div', { class: 'value', id }, fmt(value)), h('div', { class: 'label' }, label));
 }
 
+// Where a page's data comes from: the project's API, or a shared link's (share.js).
+const apiBase = (project) => project.api || `/api/dash/projects/${project.id}`;
+
 async function overview(project, usage) {
-  const o = await api(`/api/dash/projects/${project.id}/overview`);
+  const o = await api(`${apiBase(project)}/overview`);
   const volume = h('div', { class: 'chart', id: 'volume-chart' });
   const dauChart = h('div', { class: 'chart' });
   const max = Math.max(1, ...o.top_events.map((e) => e[1]));
@@ -240,15 +245,15 @@ async function overview(project, usage) {
       stat('Events today (UTC)', o.events_today, 'events-today'), stat('DAU', o.dau), stat('WAU', o.wau), stat('MAU', o.mau),
       usage ? stat(usage.quota ? `This month of ${fmt(usage.quota)}` : 'Events this month', usage.events_this_month) : ''),
     card('Events per hour, last 24 hours', volume),
-    card('Live tail', tailBox),
+    project.shared ? '' : card('Live tail', tailBox),
     card('Top events, last 30 days', h('div', { class: 'bars' }, o.top_events.length ? o.top_events.map(([name, n]) =>
-      h('div', { class: 'bar' }, h('a', { href: `#/p/${project.id}/explore?event=${encodeURIComponent(name)}` }, name),
+      h('div', { class: 'bar' }, project.shared ? h('span', {}, name) : h('a', { href: `#/p/${project.id}/explore?event=${encodeURIComponent(name)}` }, name),
         h('span', {}, h('span', { class: 'fill', style: `width:${(100 * n / max).toFixed(1)}%` })), h('span', {}, fmt(n))))
       : h('p', { class: 'muted' }, 'No events yet.'))),
     card('Daily active users, last 30 days', dauChart));
   chart(volume, o.hourly.map((r) => r[0]), [{ name: 'events', values: o.hourly.map((r) => r[1]) }]);
   chart(dauChart, o.daily_active.map((r) => r[0]), [{ name: 'active users', values: o.daily_active.map((r) => r[1]) }]);
-  startTail(project, tailBox);
+  if (!project.shared) startTail(project, tailBox);
 }
 
 function startTail(project, box) {
@@ -352,7 +357,7 @@ async function explore(project) {
 // ---- web vitals ----------------------------------------------------------------------------
 async function vitals(project) {
   const to = Date.now(), from = to - 28 * DAY;
-  const v = await api(`/api/dash/projects/${project.id}/vitals?from=${from}&to=${to}&bucket=${DAY}`);
+  const v = await api(`${apiBase(project)}/vitals?from=${from}&to=${to}&bucket=${DAY}`);
   const unit = (m, x) => x == null ? '–' : m.unit === 'ms' ? `${fmt(Math.round(x))} ms` : fmt(x);
   const rating = (m, x) => x == null ? '' : x <= m.good ? 'good' : x > m.poor ? 'poor' : 'ni';
   const shares = (s) => h('div', { class: 'share', title: `good ${pct(s.good)}, needs improvement ${pct(s.needs_improvement)}, poor ${pct(s.poor)}` },
@@ -679,4 +684,4 @@ async function report(project, usage) {
     h('button', { type: 'button', onclick: () => print() }, 'Print')));
 }
 
-start();
+if (sharing.isSharedPage()) sharing.startShare({ overview, vitals, web }); else start();

@@ -140,7 +140,7 @@ function countries(project, q, r, geo) {
 
 async function realtime(project, box) {
   try {
-    const r = await api(`/api/dash/projects/${project.id}/web/realtime`);
+    const r = await api(`${project.api || `/api/dash/projects/${project.id}`}/web/realtime`);
     box.replaceChildren(h('p', {}, h('strong', { id: 'web-realtime-visitors' }, fmt(r.visitors)),
       ` visitor${r.visitors === 1 ? '' : 's'} in the last 5 minutes`),
     r.pages.length ? h('table', { id: 'web-realtime-pages' }, h('tbody', {}, r.pages.map(([path, n]) =>
@@ -194,9 +194,9 @@ export async function web(project) {
   if (realtimeTimer) { clearInterval(realtimeTimer); realtimeTimer = null; }
   const q = viewParams();
   const query = new URLSearchParams([...q].filter(([k]) => VIEW_KEYS.includes(k) || LABELS[k]));
-  // Whether a GeoIP database is set; unknown (null) if this session may not ask.
-  const [r, settings] = await Promise.all([api(`/api/dash/projects/${project.id}/web?${query}`),
-    api('/api/dash/web-analytics').catch(() => null)]);
+  // Whether a GeoIP database is set; unknown (null) if this session may not ask (a shared link).
+  const [r, settings] = await Promise.all([api(`${project.api || `/api/dash/projects/${project.id}`}/web?${query}`),
+    project.api ? null : api('/api/dash/web-analytics').catch(() => null)]);
   const canAdmin = ['owner', 'admin'].includes(project.role);
   const chartBox = h('div', { class: 'chart', id: 'web-chart' });
   const live = h('div', { id: 'web-realtime' }, h('p', { class: 'muted' }, 'Loading…'));

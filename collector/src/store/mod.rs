@@ -38,6 +38,7 @@ mod postgres;
 mod projects;
 pub mod raw_retention;
 mod rules;
+pub mod shares;
 mod sqlite;
 mod stored_event;
 pub mod web;

@@ -55,6 +55,7 @@ DOCUMENTS = [
     "docs/inbound-webhooks.md",
     "docs/web-analytics.md",
     "docs/dashboard-web.md",
+    "docs/sharing.md",
     "docs/alerting-quality.md",
     "docs/testing.md",
     "docs/http-routes.md",

@@ -13,6 +13,7 @@ pub mod members;
 pub mod projects;
 pub mod retention;
 pub mod settings;
+pub mod share;
 pub mod web;
 pub mod web_settings;
 
@@ -128,6 +129,15 @@ pub fn router(alerting: Router<AppState>) -> Router<AppState> {
             "/api/dash/projects/{project}/web/realtime",
             get(web::realtime),
         )
+        .route(
+            "/api/dash/projects/{project}/shares",
+            get(share::list).post(share::create),
+        )
+        .route(
+            "/api/dash/projects/{project}/shares/{share}",
+            axum::routing::delete(share::revoke),
+        )
+        .merge(share::public::router())
         .route(
             "/api/dash/projects/{project}/settings",
             get(settings::settings).post(settings::update_settings),

@@ -10,6 +10,8 @@ mod openapi;
 mod roles;
 mod security;
 mod sessions;
+/// Shared, read-only pages (issue 24).
+mod share;
 /// The Web page (issue 21).
 mod web;
 

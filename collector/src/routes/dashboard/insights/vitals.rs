@@ -49,12 +49,23 @@ pub async fn vitals(
     ApiQuery(bots): ApiQuery<BotsParams>,
 ) -> Result<Response, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
-    let r = range(&state, &p, 7)?;
+    let answer = vitals_of(&state, project, &p, bots.include_bots).await?;
+    let bot_events = answer.bot_events;
+    Ok(with_bot_events(Json(answer), bot_events))
+}
+
+/// The Web Vitals of `project`, for its members and for a shared link (`dashboard::share`).
+pub async fn vitals_of(
+    state: &AppState,
+    project: ProjectId,
+    p: &RangeParams,
+    include_bots: bool,
+) -> Result<VitalsAnswer, ApiError> {
+    let r = range(state, p, 7)?;
     let event = Some(analytics::WEB_VITAL_EVENT);
-    let (rows, bot_events) = scan(&state, project, &r, event, bots.include_bots).await?;
-    let answer = VitalsAnswer {
+    let (rows, bot_events) = scan(state, project, &r, event, include_bots).await?;
+    Ok(VitalsAnswer {
         report: analytics::web_vitals(&rows, r.from, r.to, r.bucket),
         bot_events,
-    };
-    Ok(with_bot_events(Json(answer), bot_events))
+    })
 }
