@@ -19,6 +19,7 @@ use super::channels::check_name;
 use super::extract::{ApiJson, Caller, PathId};
 use super::ingest::IngestResponse;
 use crate::alerting::delivery::webhook;
+use crate::auth::{RateKey, check_quota, check_rate};
 use crate::error::{ApiError, ErrorBody};
 use crate::inbound::{
     JsonPath, MAX_INBOUND_BODY_BYTES, MAX_SOURCES_PER_PROJECT, Receiver, SourceKind, to_message,
@@ -281,6 +282,9 @@ fn describe(s: &InboundSourceRecord) -> String {
         (status = 404, description = "No source has this token", body = ErrorBody),
         (status = 413, description = "Body larger than 1 MiB", body = ErrorBody),
         (status = 422, description = "The resulting event is invalid", body = ErrorBody),
+        (status = 429, description = "The source's rate limit or the project's monthly quota \
+                                      is reached; see Retry-After (senders retry later)",
+            body = ErrorBody),
     )
 )]
 pub async fn receive(
@@ -330,6 +334,15 @@ pub async fn receive(
             rejected: Vec::new(),
         }));
     };
+    // Each delivery is one event of the project: the same rate limit (keyed by the source, the
+    // sender's only credential) and monthly quota as ingest. Senders retry a 429 later.
+    check_rate(&state, RateKey::InboundSource(source.id), 1)?;
+    let quota = state
+        .store
+        .project_quota(source.project_id, state.clock.now())
+        .await?
+        .ok_or_else(unknown)?;
+    check_quota(source.project_id, &quota, state.clock.now())?;
     metrics::counter!("pulseline_inbound_deliveries_total", "kind" => source.kind.clone())
         .increment(1);
     let raw = RawValue::from_string(message.to_string())

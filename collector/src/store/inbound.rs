@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Store, StoreError, from_millis, millis};
+use super::{Quota, Store, StoreError, from_millis, millis, month_of};
 use crate::domain::ProjectId;
 
 /// A source as stored. `secret` verifies the sender's signatures and is never listed.
@@ -91,6 +91,36 @@ impl Store {
             .fetch_optional(pool)
             .await?;
             row.map(|r| Ok(source_from!(r))).transpose()
+        })
+    }
+
+    /// The project's plan and its usage in the month of `now`: inbound deliveries count
+    /// against the same monthly quota as ingest. `None` if the project is gone.
+    pub async fn project_quota(
+        &self,
+        project_id: ProjectId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Quota>, StoreError> {
+        with_db!(self, read_pool, |pool| {
+            let row = sqlx::query(
+                "SELECT p.plan, pl.events_per_month, COALESCE(u.events, 0) AS used
+                 FROM projects p
+                 JOIN plans pl ON pl.name = p.plan
+                 LEFT JOIN usage_monthly u ON u.project_id = p.id AND u.month = $2
+                 WHERE p.id = $1",
+            )
+            .bind(project_id)
+            .bind(month_of(now))
+            .fetch_optional(pool)
+            .await?;
+            row.map(|r| {
+                Ok(Quota {
+                    plan: r.try_get("plan")?,
+                    events_per_month: r.try_get("events_per_month")?,
+                    used_this_month: r.try_get("used")?,
+                })
+            })
+            .transpose()
         })
     }
 

@@ -432,3 +432,4 @@ async fn deleting_a_source_stops_its_url_at_once() {
 }
 
 mod api_docs;
+mod quota;
