@@ -220,6 +220,47 @@ async fn monthly_churn_by_default_ends_at_the_last_complete_next_month() {
 }
 
 #[tokio::test]
+async fn a_range_with_more_active_user_days_than_the_scan_limit_is_refused() {
+    let clock = Arc::new(FakeClock::new(
+        Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap(),
+    ));
+    let app = spawn(|c| c.dashboard.max_scan_events = 5, clock).await;
+    let me = app.admin().await;
+    let p = format!("/api/dash/projects/{}", app.project);
+    // Six users on one day of the week of 2026-11-16.
+    let day = Utc.with_ymd_and_hms(2026, 11, 17, 10, 0, 0).unwrap();
+    let batch = (0..6)
+        .map(|u| {
+            message(&Sent {
+                user: format!("user-{u}"),
+                event: "view",
+                at: day,
+                bot: false,
+            })
+        })
+        .collect();
+    app.ingest(batch).await;
+    let (from, to) = (ms(2026, 11, 16), ms(2026, 11, 30));
+    let (status, body) = app
+        .get(&me, &format!("{p}/churn?from={from}&to={to}"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string()
+            .contains("6 active-user days, more than 5 (PULSELINE_DASHBOARD_MAX_SCAN_EVENTS)"),
+        "{body}"
+    );
+    // A range of other weeks reads none of them.
+    let (status, body) = app
+        .get(
+            &me,
+            &format!("{p}/churn?from={}&to={from}", from - 14 * 86_400_000),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
 async fn bad_churn_parameters_say_what_to_fix() {
     let clock = Arc::new(FakeClock::new(Utc::now()));
     let app = spawn(|_| {}, clock).await;
