@@ -4,6 +4,8 @@ import uPlot from '/assets/uplot.esm.js';
 
 import { $, DAY, HOUR, api, card, cssVar, errorBox, fmt, h, iso, parseExact, pct, plain, setCsrf } from '/assets/ui.js';
 import * as alerting from '/assets/alerts.js';
+import { churnCard } from '/assets/churn.js';
+import { inbound } from '/assets/inbound.js';
 import { web } from '/assets/web.js';
 import * as sharing from '/assets/share.js';
 
@@ -137,7 +139,7 @@ $('#project').addEventListener('change', (e) => {
 });
 
 const PAGES = [['overview', 'Overview'], ['web', 'Web'], ['explore', 'Explore'], ['vitals', 'Web Vitals'],
-  ['product', 'Funnels & retention'], ['alerts', 'Alerts'], ['keys', 'Keys'], ['members', 'Members'], ['persons', 'Persons'], ['audit', 'Audit log'],
+  ['product', 'Funnels & retention'], ['alerts', 'Alerts'], ['inbound', 'Inbound'], ['keys', 'Keys'], ['members', 'Members'], ['persons', 'Persons'], ['audit', 'Audit log'],
   ['report', 'Report'], ['share', 'Share']];
 
 function shell(project, page) {
@@ -196,7 +198,7 @@ async function route() {
   shell(project, page);
   main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
   const usage = await usageBanner(project);
-  const view = { overview, web, explore, vitals, product, keys, members, persons, audit, report, share: sharing.sharesPage, ...alerting.pages }[page] || overview;
+  const view = { overview, web, explore, vitals, product, inbound, keys, members, persons, audit, report, share: sharing.sharesPage, ...alerting.pages }[page] || overview;
   try {
     await view(project, usage);
     const inv = await invitationsCard();
@@ -389,6 +391,7 @@ async function product(project) {
   const period = h('select', {}, h('option', { value: 'day' }, 'by day'), h('option', { value: 'week' }, 'by week'));
   const funnelBox = h('div', {}), retBox = h('div', { class: 'scroll' }), sessBox = h('div', { class: 'grid' });
   const base = `/api/dash/projects/${project.id}`;
+  const churn = churnCard(project);
   const load = async () => {
     const to = Date.now(), from = to - Number(days.value) * DAY;
     localStorage.setItem(`funnel-${project.id}`, steps.value);
@@ -417,8 +420,8 @@ async function product(project) {
     h('div', { class: 'row' }, h('label', {}, 'Funnel steps (comma-separated, in order)', steps), h('label', {}, 'Range', days),
       h('label', {}, 'Retention', period), h('button', { type: 'button', onclick: load }, 'Apply')),
     card('Funnel (steps within a day of the first)', funnelBox), card('Retention: share of each cohort back in later periods', retBox),
-    card('Sessions (30 minutes of inactivity end one)', sessBox));
-  await load();
+    churn.el, card('Sessions (30 minutes of inactivity end one)', sessBox));
+  await Promise.all([load(), churn.load()]);
 }
 
 // ---- keys ----------------------------------------------------------------------------------

@@ -197,6 +197,48 @@ try {
     await page.waitForTimeout(300);
     await page.screenshot({ path: join(shots, `${p}.png`), fullPage: true });
   }
+  // Churn next to retention: of 4 users active the week before last, 2 were not active last
+  // week (50%), and 1 cancelled last week (25% when churn is defined by that event).
+  const monday = new Date(now).setUTCHours(0, 0, 0, 0) - ((new Date(now).getUTCDay() + 6) % 7) * 86400000;
+  const lastWeek = new Date(monday - 6 * 86400000).toISOString(), weekBefore = new Date(monday - 13 * 86400000).toISOString();
+  const churnEvents = [...['a', 'b', 'c', 'd'].map((u) => ({ type: 'track', userId: `churn-${u}`, event: 'Churn Test', timestamp: weekBefore })),
+    { type: 'track', userId: 'churn-a', event: 'Churn Test', timestamp: lastWeek },
+    { type: 'track', userId: 'churn-b', event: 'subscription_cancelled', timestamp: lastWeek }];
+  const churnResp = await fetch(`${base}/v1/batch`, { method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${copied}:`).toString('base64')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ batch: churnEvents }) });
+  assert.equal(churnResp.status, 200, await churnResp.text());
+  await page.goto(`${projectUrl}/product`);
+  await page.waitForSelector('#churn-chart canvas');
+  await page.waitForSelector('#churn-last >> text=50.0% of 4 active users were not active in the next week');
+  await page.fill('#churn-event', 'subscription_cancelled');
+  await page.click('form:has(#churn-event) button[type=submit]');
+  await page.waitForSelector('#churn-last >> text=25.0% of 4 active users did “subscription_cancelled”');
+  await page.screenshot({ path: join(shots, 'churn.png'), fullPage: true });
+
+  // Inbound webhooks: a generic source shows its secret once and its URL; a wrongly signed
+  // delivery to that URL shows as refused in the list; deleting it empties the list.
+  await page.goto(`${projectUrl}/inbound`);
+  await page.waitForSelector('#inbound-form');
+  await page.selectOption('#inbound-form select[name=kind]', 'generic');
+  await page.fill('#inbound-form input[name=name]', 'Shop');
+  await page.fill('#inbound-form input[name=event_path]', 'type');
+  await page.click('#inbound-form button[type=submit]');
+  await page.waitForSelector('#inbound-secret');
+  assert.match(await page.textContent('#inbound-secret'), /^whsec_/);
+  const inboundUrl = await page.textContent('#inbound-table code.inbound-url');
+  assert.ok(inboundUrl.startsWith(`${base}/v1/inbound/in_`), inboundUrl);
+  const forged = await fetch(inboundUrl, { method: 'POST', headers: { 'content-type': 'application/json',
+    'webhook-id': 'msg_1', 'webhook-timestamp': String(Math.floor(Date.now() / 1000)), 'webhook-signature': 'v1,AAAA' },
+  body: '{"type":"order.paid"}' });
+  assert.equal(forged.status, 401);
+  await page.reload();
+  await page.waitForSelector('#inbound-table .last-delivery >> text=refused 401');
+  await page.screenshot({ path: join(shots, 'inbound.png'), fullPage: true });
+  page.once('dialog', (d) => d.accept());
+  await page.click('#inbound-table button:has-text("Delete")');
+  await page.waitForSelector('text=No sources yet.');
+
   await page.goto(`${projectUrl}/vitals`);
   // p75 of 1800, 2600, 4500 ms, interpolated as PostgreSQL's percentile_cont: 3550 ms.
   await page.waitForSelector('text=LCP: 3,550 ms');
@@ -425,7 +467,7 @@ try {
   await page.goto(`${projectUrl}/explore`);
   await page.waitForSelector('#banner >> text=over its monthly quota');
   const banner = await page.textContent('#banner');
-  assert.ok(banner.includes(`${eventsSoFar + alertEvents.length} of 10`) && banner.includes('tiny'), banner);
+  assert.ok(banner.includes(`${eventsSoFar + alertEvents.length + churnEvents.length} of 10`) && banner.includes('tiny'), banner);
   await page.screenshot({ path: join(shots, 'over-quota.png'), fullPage: false });
 
   // Persons: export one person's events, then delete them after a confirmation that names the

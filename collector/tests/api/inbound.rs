@@ -434,4 +434,38 @@ async fn deleting_a_source_stops_its_url_at_once() {
     assert!(error_text(&got).contains("no inbound source"), "{got}");
 }
 
+/// The list shows each source's latest delivery: when, the status answered, and why it was
+/// refused, so a misconfigured secret is visible without reading logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_shows_each_sources_latest_delivery_and_its_refusal() {
+    let app = helpers::spawn_app().await;
+    let source = github_source(&app, "repo").await;
+    let last = || async {
+        let (_, list) = app.api(Method::GET, "/api/v1/inbound-sources", None).await;
+        list["sources"][0]["last_delivery"].clone()
+    };
+    assert_eq!(last().await, Value::Null, "no delivery yet");
+    let body = fixture("github_release_published.json");
+    let wrong = github_headers("release", "d-1", &body, "not the secret");
+    let (status, _) = deliver(&app, &source, &wrong, &body).await;
+    assert_eq!(status, 401);
+    let refused = last().await;
+    assert_eq!(refused["status"], 401, "{refused}");
+    assert!(
+        error_text(&refused["error"]).contains("x-hub-signature-256"),
+        "{refused}"
+    );
+    assert!(refused["at"].is_string(), "{refused}");
+    let good = github_headers("release", "d-1", &body, "s");
+    let (status, _) = deliver(&app, &source, &good, &body).await;
+    assert_eq!(status, 200);
+    let accepted = last().await;
+    assert_eq!(
+        (accepted["status"].clone(), accepted["error"].clone()),
+        (json!(200), Value::Null),
+        "{accepted}"
+    );
+}
+
 mod api_docs;
+mod quota;

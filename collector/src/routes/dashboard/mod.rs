@@ -117,6 +117,10 @@ pub fn router(alerting: Router<AppState>) -> Router<AppState> {
             get(insights::retention::retention),
         )
         .route(
+            "/api/dash/projects/{project}/churn",
+            get(insights::churn::churn),
+        )
+        .route(
             "/api/dash/projects/{project}/sessions",
             get(insights::sessions::sessions),
         )

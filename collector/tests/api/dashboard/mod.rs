@@ -3,6 +3,7 @@
 //! description, and (in `security`) audit logs, invitations and bounds.
 
 mod alerting;
+mod churn;
 mod exports;
 mod insights;
 mod keys;

@@ -3,6 +3,7 @@
 //! share: the time range, the event scan and the hourly counts. Times are unix milliseconds
 //! (UTC).
 
+pub mod churn;
 pub mod explore;
 pub mod export;
 pub mod funnels;
