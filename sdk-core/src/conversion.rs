@@ -83,7 +83,9 @@ impl JsonPath {
                     let _ = write!(out, ".{k}");
                 }
                 Segment::Key(k) => {
-                    let quoted = serde_json::to_string(k).unwrap_or_else(|_| format!("{k:?}"));
+                    // Serializing a string cannot fail; no `Debug` fallback, whose Unicode
+                    // tables would weigh on the browser SDK's wasm.
+                    let quoted = serde_json::to_string(k).unwrap_or_default();
                     let _ = write!(out, "[{quoted}]");
                 }
                 Segment::Index(i) => {

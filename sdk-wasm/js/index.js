@@ -3,7 +3,7 @@
 // and campaign, its navigations and link clicks, its visibility, the visitor's privacy choices,
 // and its Web Vitals (Google's `web-vitals`, attribution build, imported from ./web-vitals.js
 // only when they are on).
-import initWasm, { Pulseline } from '../build/wasm/pulseline_glue.js'
+import initWasm, { Pulseline, toJson } from '../build/wasm/pulseline_glue.js'
 
 /** The `track` event name every Web Vitals measurement is reported under. */
 export const WEB_VITAL_EVENT = 'Web Vital'
@@ -192,7 +192,7 @@ export class Client {
    * @returns {string | undefined}
    */
   track(event, properties) {
-    return this.#capture('track', () => [event, json(properties)])
+    return this.#capture('track', () => [event, toJson('properties', properties)])
   }
 
   /**
@@ -203,14 +203,14 @@ export class Client {
    * @returns {string | undefined}
    */
   page(name, properties) {
-    return this.#capture('page', () => [name, json({
-      url: location.href,
-      path: location.pathname,
-      referrer: this.#referrer,
-      title: document.title,
-      search: location.search,
-      ...properties,
-    })])
+    /** @type {Record<string, string>} */
+    const page = { url: location.href, path: location.pathname, referrer: this.#referrer, title: document.title, search: location.search }
+    return this.#capture('page', () => {
+      // The page's fields, unless `properties` has its own: `{ ...page, ...properties }`, with
+      // every value of `properties` read (and refused, with its path) by the core's rules.
+      for (const key of properties instanceof Object ? Object.keys(properties) : []) delete page[key]
+      return [name, toJson('properties', properties, page)]
+    })
   }
 
   /**
@@ -221,7 +221,7 @@ export class Client {
    * @returns {string | undefined}
    */
   identify(userId, traits) {
-    return this.#capture('identify', () => [String(userId), json(traits)])
+    return this.#capture('identify', () => [String(userId), toJson('traits', traits)])
   }
 
   /**
@@ -231,7 +231,7 @@ export class Client {
    * @returns {string | undefined}
    */
   group(groupId, traits) {
-    return this.#capture('group', () => [String(groupId), json(traits)])
+    return this.#capture('group', () => [String(groupId), toJson('traits', traits)])
   }
 
   /**
@@ -437,14 +437,6 @@ export class Client {
     document.addEventListener('auxclick', clicked, true)
   }
 
-}
-
-/**
- * JSON text of properties or traits (`{}` when absent).
- * @param {unknown} value
- */
-function json(value) {
-  return value === undefined || value === null ? '{}' : JSON.stringify(value)
 }
 
 const here = new URL(import.meta.url)
