@@ -3,7 +3,8 @@
 // and campaign, its navigations and link clicks, its visibility, the visitor's privacy choices,
 // and its Web Vitals (Google's `web-vitals`, attribution build, imported from ./web-vitals.js
 // only when they are on).
-import initWasm, { Pulseline, toJson } from '../build/wasm/pulseline_glue.js'
+import initWasm, { Pulseline } from '../build/wasm/pulseline_glue.js'
+import { toJson } from './convert.js'
 
 /** The `track` event name every Web Vitals measurement is reported under. */
 export const WEB_VITAL_EVENT = 'Web Vital'
@@ -203,14 +204,10 @@ export class Client {
    * @returns {string | undefined}
    */
   page(name, properties) {
-    /** @type {Record<string, string>} */
     const page = { url: location.href, path: location.pathname, referrer: this.#referrer, title: document.title, search: location.search }
-    return this.#capture('page', () => {
-      // The page's fields, unless `properties` has its own: `{ ...page, ...properties }`, with
-      // every value of `properties` read (and refused, with its path) by the core's rules.
-      for (const key of properties instanceof Object ? Object.keys(properties) : []) delete page[key]
-      return [name, toJson('properties', properties, page)]
-    })
+    // `{ ...page, ...properties }`, with every value of `properties` read (and refused, with its
+    // path) inside the conversion.
+    return this.#capture('page', () => [name, toJson('properties', properties, page)])
   }
 
   /**

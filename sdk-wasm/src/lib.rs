@@ -2,15 +2,13 @@
 //!
 //! The core (built with default features off) validates, stamps and batches every message and
 //! runs the delivery worker, polled here on the page's event loop. This crate supplies only what
-//! is specific to a browser: [`to_json`] (a page's properties and traits to JSON by the core's
-//! conversion rules), [`transport`] (`fetch` with `keepalive`, `sendBeacon` on hide),
+//! is specific to a browser: [`transport`] (`fetch` with `keepalive`, `sendBeacon` on hide),
 //! [`outbox`] (the offline buffer in `localStorage`), [`identity`] (persistent `anonymousId`),
 //! and [`clock`] (`setTimeout`). Page context, campaign, Web Vitals and the privacy controls
 //! are the JavaScript package's (`js/index.js`), which wraps [`Pulseline`] and hands each
 //! message its `context` as JSON text.
 
 mod clock;
-mod convert;
 mod error;
 mod identity;
 pub mod outbox;
@@ -26,7 +24,6 @@ use web_time::{SystemTime, UNIX_EPOCH};
 use crate::{error::to_js, identity::Identity, outbox::Outbox, transport::BrowserTransport};
 
 pub use clock::BrowserClock;
-pub use convert::to_json;
 pub use outbox::OFFLINE_BUFFER_MAX_BYTES;
 pub use transport::KEEPALIVE_MAX_BYTES;
 
