@@ -10,8 +10,10 @@ use crate::domain::ProjectId;
 const ROLLUP_NAME: &str = "(CASE WHEN type = 'track' THEN event ELSE '$' || type END)";
 
 /// Whether a stored message is a bot's (`context.bot = true`, set at ingest by `crate::web`),
-/// as SQL. Most bodies never mention "bot", so the substring test spares parsing them.
-fn is_bot(backend: Backend) -> &'static str {
+/// as SQL: exactly ingest's rule (JSON `true`; not `1`, not `"true"`), so every read, deletion
+/// and rollup agrees on what a bot is. Most bodies never mention "bot", so the substring test
+/// spares parsing them.
+pub(crate) fn is_bot(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => {
             "COALESCE(instr(body, '\"bot\"') > 0 AND json_type(body, '$.context.bot') = 'true', 0)"

@@ -3,6 +3,7 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
+use super::analytics::is_bot;
 use super::{Backend, Store, StoreError};
 use crate::domain::ProjectId;
 
@@ -45,15 +46,10 @@ impl Store {
                 ChurnBy::Event(_) => {
                     // Bots are out of the rollup, so out of the event's users too; PostgreSQL
                     // compares the rollup's byte-order keys with the events' own collation.
-                    let (not_bot, collate) = match backend {
-                        Backend::Sqlite => (
-                            "NOT COALESCE(json_extract(body, '$.context.bot') = 1, 0)",
-                            "",
-                        ),
-                        Backend::Postgres => (
-                            "NOT COALESCE(body::jsonb #>> '{context,bot}' = 'true', false)",
-                            " COLLATE \"C\"",
-                        ),
+                    let not_bot = format!("NOT {}", is_bot(backend));
+                    let collate = match backend {
+                        Backend::Sqlite => "",
+                        Backend::Postgres => " COLLATE \"C\"",
                     };
                     format!(
                         "{ACTIVE} INTERSECT SELECT COALESCE(user_id, anonymous_id){collate}

@@ -4,10 +4,11 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::PostgresStore;
 use crate::domain::ProjectId;
+use crate::store::analytics::is_bot;
 use crate::store::persons::{
     DECREMENT_DAY, DROP_EMPTY_DAY, PersonDeletion, Removed, decrement_rollups, per_day, removed,
 };
-use crate::store::{RETENTION_CHUNK, StoreError, StoredEvent};
+use crate::store::{Backend, RETENTION_CHUNK, StoreError, StoredEvent};
 
 impl PostgresStore {
     pub(in crate::store) async fn ids_linked_to(
@@ -71,14 +72,14 @@ impl PostgresStore {
         let mut report = PersonDeletion::default();
         loop {
             let mut tx = self.write_pool().begin().await?;
-            let rows = sqlx::query(
+            let rows = sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM events WHERE project_id = $1 AND seq IN (
                      SELECT seq FROM events
                      WHERE project_id = $1 AND (user_id = ANY($2) OR anonymous_id = ANY($2))
                      LIMIT $3)
-                 RETURNING type, event, timestamp, message_id,
-                           COALESCE(body::jsonb #>> '{context,bot}' = 'true', false) AS bot",
-            )
+                 RETURNING type, event, timestamp, message_id, {} AS bot",
+                is_bot(Backend::Postgres)
+            )))
             .bind(project)
             .bind(ids)
             .bind(RETENTION_CHUNK)

@@ -5,11 +5,12 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::SqliteStore;
 use crate::domain::ProjectId;
+use crate::store::analytics::is_bot;
 use crate::store::persons::{
     DECREMENT_DAY, DROP_EMPTY_DAY, PersonDeletion, Removed, decrement_rollups, json_ids, per_day,
     removed,
 };
-use crate::store::{RETENTION_CHUNK, StoreError, StoredEvent};
+use crate::store::{Backend, RETENTION_CHUNK, StoreError, StoredEvent};
 
 impl SqliteStore {
     pub(in crate::store) async fn ids_linked_to(
@@ -93,14 +94,14 @@ impl SqliteStore {
                     .await?;
             let last = lo.saturating_add(RETENTION_CHUNK) > newest;
             let hi = if last { i64::MAX } else { lo + RETENTION_CHUNK };
-            let rows = sqlx::query(
+            let rows = sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM events
                  WHERE project_id = ?1 AND seq >= ?2 AND seq < ?3
                    AND (user_id IN (SELECT value FROM json_each(?4))
                         OR anonymous_id IN (SELECT value FROM json_each(?4)))
-                 RETURNING type, event, timestamp, message_id,
-                           COALESCE(json_extract(body, '$.context.bot') = 1, 0) AS bot",
-            )
+                 RETURNING type, event, timestamp, message_id, {} AS bot",
+                is_bot(Backend::Sqlite)
+            )))
             .bind(project)
             .bind(lo)
             .bind(hi)
