@@ -64,6 +64,8 @@ use crate::state::AppState;
         dashboard::insights::live::tail,
         dashboard::web::report, dashboard::web::realtime, dashboard::settings::settings,
         dashboard::settings::update_settings,
+        dashboard::digest::show, dashboard::digest::subscribe, dashboard::digest::set_channel,
+        dashboard::digest::preview,
         persons::preview, persons::delete, persons::export, persons::suppressions, persons::lift,
         inbound::create, inbound::list, inbound::delete, inbound::receive,
         segment::page, segment::identify, segment::track, segment::group, segment::alias,

@@ -19,6 +19,8 @@ pub struct DashboardState {
     pub default_plan: String,
     pub password_checks: super::guards::PasswordChecks,
     pub tails: super::guards::TailSlots,
+    /// Weekly digest previews per member (`DIGEST_PREVIEWS_PER_HOUR`).
+    pub digest_previews: crate::limiter::KeyedLimiter<i64>,
 }
 
 impl DashboardState {
@@ -33,6 +35,14 @@ impl DashboardState {
             login_limiter: LoginLimiter::new(
                 "login",
                 governor::Quota::per_minute(per_minute),
+                clock.clone(),
+            ),
+            digest_previews: crate::limiter::KeyedLimiter::new(
+                "digest_preview",
+                governor::Quota::per_hour(
+                    NonZeroU32::new(crate::reports::digest::DIGEST_PREVIEWS_PER_HOUR)
+                        .unwrap_or(NonZeroU32::MIN),
+                ),
                 clock,
             ),
             password_checks: super::guards::PasswordChecks::new(&config),

@@ -30,6 +30,7 @@ pub mod analytics;
 pub mod category_cap;
 pub mod cookieless;
 pub mod delivery;
+pub mod digest;
 pub mod inbound;
 pub mod invitations;
 pub mod keys;
