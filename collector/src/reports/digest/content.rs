@@ -114,9 +114,10 @@ pub async fn compute(
 ) -> Result<Digest, StoreError> {
     let this = event_counts(store, project, week.start, week.end).await?;
     let last = event_counts(store, project, week.previous, week.start).await?;
+    // Track events only: page views have their own list and Web Vitals their own section.
     let mut top_events: Vec<Ranked> = this
         .iter()
-        .filter(|(name, _)| !name.starts_with('$'))
+        .filter(|(name, _)| !name.starts_with('$') && name.as_str() != WEB_VITAL_EVENT)
         .map(|(name, n)| Ranked {
             name: name.clone(),
             this_week: *n,

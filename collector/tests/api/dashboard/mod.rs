@@ -3,6 +3,8 @@
 //! description, and (in `security`) audit logs, invitations and bounds.
 
 mod alerting;
+/// The weekly digest (issue 24).
+mod digest;
 mod exports;
 mod insights;
 mod keys;
