@@ -607,3 +607,91 @@ async fn the_digest_channel_must_be_a_discord_or_slack_channel_of_the_project() 
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Two collector processes on one PostgreSQL, started together so both find the week due:
+/// one digest is recorded, one e-mail and one Slack message leave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_send_the_digest_once() {
+    use crate::helpers::process::{cli_project, start_replica};
+    use pulseline_collector::domain::account::Role;
+    if !helpers::on_postgres() {
+        return; // replicas share a PostgreSQL server; the test command runs this on one
+    }
+    let smtp = standins::SmtpSink::start().await;
+    let slack = standins::slack().await;
+    let project = cli_project().await;
+    let url = &project.url;
+    let store = pulseline_collector::store::Store::open(url, Default::default())
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let id = helpers::query_i64(url, "SELECT MIN(id) FROM projects").await;
+    pulseline_collector::accounts::create_user(
+        &store,
+        "ops@example.com",
+        "ops-password",
+        false,
+        now,
+    )
+    .await
+    .unwrap();
+    let user = store
+        .find_user_by_email("ops@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .set_member(id, user.id, Role::Owner, now)
+        .await
+        .unwrap();
+    store
+        .set_digest_subscription(id, user.id, true, now)
+        .await
+        .unwrap();
+    let channel = store
+        .create_channel(id, "digest", "slack", &slack.url, None, now)
+        .await
+        .unwrap()
+        .id;
+    store.set_digest_channel(id, Some(channel)).await.unwrap();
+    store.close().await;
+
+    let env = [
+        ("PULSELINE_SMTP_URL", smtp.url.as_str()),
+        ("PULSELINE_SMTP_FROM", FROM),
+        ("PULSELINE_DIGEST_INTERVAL_MS", "20"),
+        ("PULSELINE_DELIVERY_POLL_MS", "50"),
+        ("PULSELINE_ALLOW_PRIVATE_WEBHOOKS", "true"),
+    ];
+    let (_a, _b) = (start_replica(url, &env), start_replica(url, &env));
+    let mail = parse_mail(&smtp.wait_for(1, WAIT).await[0]);
+    assert_eq!(mail.to, "ops@example.com");
+    slack.receiver.wait_for(1, WAIT).await;
+    // Once the database says both went out, nothing can send them again.
+    let deadline = std::time::Instant::now() + WAIT;
+    let done = format!(
+        "SELECT (SELECT COUNT(*) FROM digest_emails WHERE status = 'sent') + \
+                (SELECT COUNT(*) FROM deliveries WHERE status = 'delivered' AND channel_id = {channel})"
+    );
+    while helpers::query_i64(url, &done).await < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the digest was not recorded as sent"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(smtp.messages.lock().unwrap().len(), 1);
+    assert_eq!(slack.receiver.accepted().len(), 1);
+    assert_eq!(
+        helpers::query_i64(url, "SELECT COUNT(*) FROM digest_weeks").await,
+        1
+    );
+    assert_eq!(
+        helpers::query_i64(url, "SELECT COUNT(*) FROM digest_emails").await,
+        1
+    );
+    assert_eq!(
+        helpers::query_i64(url, "SELECT MAX(attempts) FROM digest_emails").await,
+        1
+    );
+}
