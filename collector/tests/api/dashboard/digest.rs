@@ -72,7 +72,7 @@ fn decode_header(value: &str) -> String {
             .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
             .map(|b| String::from_utf8(b).unwrap());
         // Whitespace between two encoded words is not part of the text (RFC 2047).
-        if !out.is_empty() && !(after_encoded && decoded.is_some()) {
+        if !(out.is_empty() || after_encoded && decoded.is_some()) {
             out.push(' ');
         }
         after_encoded = decoded.is_some();
