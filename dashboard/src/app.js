@@ -5,6 +5,7 @@ import uPlot from '/assets/uplot.esm.js';
 import { $, DAY, HOUR, api, card, cssVar, errorBox, fmt, h, iso, parseExact, pct, plain, setCsrf } from '/assets/ui.js';
 import * as alerting from '/assets/alerts.js';
 import { web } from '/assets/web.js';
+import { digest } from '/assets/digest.js';
 
 const main = $('#main');
 let session = null;
@@ -137,7 +138,7 @@ $('#project').addEventListener('change', (e) => {
 
 const PAGES = [['overview', 'Overview'], ['web', 'Web'], ['explore', 'Explore'], ['vitals', 'Web Vitals'],
   ['product', 'Funnels & retention'], ['alerts', 'Alerts'], ['keys', 'Keys'], ['members', 'Members'], ['persons', 'Persons'], ['audit', 'Audit log'],
-  ['report', 'Report']];
+  ['report', 'Report'], ['digest', 'Digest']];
 
 function shell(project, page) {
   $('#top').hidden = false;
@@ -194,7 +195,7 @@ async function route() {
   shell(project, page);
   main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
   const usage = await usageBanner(project);
-  const view = { overview, web, explore, vitals, product, keys, members, persons, audit, report, ...alerting.pages }[page] || overview;
+  const view = { overview, web, explore, vitals, product, keys, members, persons, audit, report, digest, ...alerting.pages }[page] || overview;
   try {
     await view(project, usage);
     const inv = await invitationsCard();
