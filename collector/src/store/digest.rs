@@ -243,6 +243,23 @@ impl Store {
         Ok(true)
     }
 
+    /// Whether any digest e-mail is due: a read, so an idle pass takes no write lock (SQLite
+    /// has one writer, shared with ingest).
+    pub async fn digest_emails_due(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        with_db!(self, read_pool, |pool| {
+            let due: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM digest_emails
+                 WHERE status IN ('pending', 'failed') AND next_attempt_at <= $1
+                   AND (lease_until IS NULL OR lease_until < $1)
+                 LIMIT 1",
+            )
+            .bind(millis(now))
+            .fetch_optional(pool)
+            .await?;
+            Ok(due.is_some())
+        })
+    }
+
     /// Leases up to `limit` due digest e-mails to `owner` until `lease_until`, with their
     /// week's content; an expired lease (its replica died) makes a row claimable again.
     pub async fn claim_digest_emails(

@@ -137,6 +137,9 @@ impl DigestScheduler {
 
     async fn send_due_emails(&self) -> Result<(), StoreError> {
         let now = self.clock.now();
+        if !self.store.digest_emails_due(now).await? {
+            return Ok(());
+        }
         let lease = chrono::Duration::milliseconds(self.config.lease_ms as i64);
         let due = self
             .store

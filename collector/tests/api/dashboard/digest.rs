@@ -461,6 +461,10 @@ async fn attacker_event_names_reach_slack_and_html_as_text() {
     clock.set(at("2026-11-30T00:30:00Z"));
 
     let message = slack.receiver.wait_for(1, WAIT).await.remove(0);
+    assert!(
+        slack.receiver.rejected().is_empty(),
+        "within Slack's limits"
+    );
     let raw = message.to_string();
     assert!(!raw.contains("<!channel>"), "{raw}");
     assert!(!raw.contains("<https://evil"), "{raw}");
