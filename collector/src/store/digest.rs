@@ -22,6 +22,8 @@ pub struct DigestProject {
     pub id: ProjectId,
     pub name: String,
     pub timezone: String,
+    /// Unix ms.
+    pub created_at: i64,
     pub last_week_start: Option<i64>,
 }
 
@@ -154,9 +156,9 @@ impl Store {
     pub async fn digest_projects(&self) -> Result<Vec<DigestProject>, StoreError> {
         with_db!(self, read_pool, |pool| {
             let rows = sqlx::query(
-                "SELECT p.id, p.name, p.timezone, MAX(w.week_start) AS last_week
+                "SELECT p.id, p.name, p.timezone, p.created_at, MAX(w.week_start) AS last_week
                  FROM projects p LEFT JOIN digest_weeks w ON w.project_id = p.id
-                 GROUP BY p.id, p.name, p.timezone ORDER BY p.id",
+                 GROUP BY p.id, p.name, p.timezone, p.created_at ORDER BY p.id",
             )
             .fetch_all(pool)
             .await?;
@@ -166,10 +168,35 @@ impl Store {
                         id: r.try_get("id")?,
                         name: r.try_get("name")?,
                         timezone: r.try_get("timezone")?,
+                        created_at: r.try_get("created_at")?,
                         last_week_start: r.try_get("last_week")?,
                     })
                 })
                 .collect()
+        })
+    }
+
+    /// The project's name, time zone and plan quota (events per month; None: no limit).
+    pub async fn digest_project(
+        &self,
+        project_id: ProjectId,
+    ) -> Result<Option<(String, String, Option<i64>)>, StoreError> {
+        with_db!(self, read_pool, |pool| {
+            let row = sqlx::query(
+                "SELECT p.name, p.timezone, pl.events_per_month FROM projects p
+                 LEFT JOIN plans pl ON pl.name = p.plan WHERE p.id = $1",
+            )
+            .bind(project_id)
+            .fetch_optional(pool)
+            .await?;
+            row.map(|r| {
+                Ok((
+                    r.try_get("name")?,
+                    r.try_get("timezone")?,
+                    r.try_get("events_per_month")?,
+                ))
+            })
+            .transpose()
         })
     }
 

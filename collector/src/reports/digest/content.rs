@@ -156,10 +156,10 @@ pub async fn compute(
     let alerts_last = store
         .alert_counts(project, week.previous, week.start)
         .await?;
-    let plan_limit = match store.project(project).await? {
-        Some(p) => store.plan(&p.plan).await?.and_then(|p| p.events_per_month),
-        None => None,
-    };
+    let plan_limit = store
+        .digest_project(project)
+        .await?
+        .and_then(|(_, _, limit)| limit);
     Ok(Digest {
         project: name.to_owned(),
         timezone: timezone.to_owned(),

@@ -83,9 +83,16 @@ impl DigestScheduler {
         if p.last_week_start.is_some_and(|done| done >= week.start) {
             return Ok(());
         }
-        let recipients = self.store.digest_recipients(p.id).await?;
+        // Without SMTP no e-mail could leave: none is queued (the dashboard says so).
+        let recipients = if email::configured(&self.config) {
+            self.store.digest_recipients(p.id).await?
+        } else {
+            Vec::new()
+        };
         let channel = self.digest_channel(p.id).await?;
-        if recipients.is_empty() && channel.is_none() {
+        // A project made after the week ended has nothing to report on it.
+        let nothing_to_report = p.created_at >= week.end;
+        if nothing_to_report || recipients.is_empty() && channel.is_none() {
             self.store
                 .record_digest_week(p.id, week.start, None, &[], None, now)
                 .await?;
@@ -216,12 +223,7 @@ pub async fn send_preview(
     now: DateTime<Utc>,
     dashboard_url: Option<&str>,
 ) -> Result<Result<Digest, EmailError>, StoreError> {
-    let timezone = store.project_timezone(project).await?;
-    let name = store
-        .project(project)
-        .await?
-        .map(|p| p.name)
-        .unwrap_or_default();
+    let (name, timezone, _) = store.digest_project(project).await?.unwrap_or_default();
     let Ok(week) = last_complete_week(now, &project_tz(&timezone)) else {
         return Ok(Err(EmailError {
             message: format!("the project's time zone {timezone} gives no week"),

@@ -659,6 +659,8 @@ async fn two_replicas_send_the_digest_once() {
         .id;
     store.set_digest_channel(id, Some(channel)).await.unwrap();
     store.close().await;
+    // A project made before last week, so last week is the replicas' to report.
+    helpers::exec_sql(url, "UPDATE projects SET created_at = 0").await;
 
     let env = [
         ("PULSELINE_SMTP_URL", smtp.url.as_str()),
