@@ -701,3 +701,62 @@ async fn two_replicas_send_the_digest_once() {
         1
     );
 }
+
+/// A project made on Wednesday has no digest of the week before; its first is the next Monday's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_project_gets_no_digest_of_the_week_before_it_existed() {
+    use pulseline_collector::reports::digest::DigestScheduler;
+    let smtp = standins::SmtpSink::start().await;
+    let clock = Arc::new(FakeClock::new(at("2026-11-25T12:00:00Z")));
+    let url = smtp.url.clone();
+    // No background passes: this test runs them at the times it picks.
+    let dash = spawn(
+        move |c| {
+            c.delivery.smtp_url = Some(url);
+            c.delivery.smtp_from = Some(FROM.to_owned());
+            c.digest_interval_ms = 0;
+        },
+        clock.clone(),
+    )
+    .await;
+    let admin = dash.admin().await;
+    let (status, created) = dash
+        .post(&admin, "/api/dash/projects", json!({"name": "New"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let project = created["id"].as_i64().unwrap();
+    dash.subscribe(&admin, project, true).await;
+    let store = pulseline_collector::store::Store::open(&dash.database_url, Default::default())
+        .await
+        .unwrap();
+    let mut config = pulseline_collector::config::Config::for_tests_with_database(String::new());
+    config.delivery.smtp_url = Some(smtp.url.clone());
+    config.delivery.smtp_from = Some(FROM.to_owned());
+    let scheduler = DigestScheduler {
+        store: store.clone(),
+        clock: clock.clone(),
+        config: Arc::new(config.delivery),
+        wake: Arc::default(),
+        dashboard_url: None,
+        owner: "test".to_owned(),
+    };
+    scheduler.pass().await.unwrap();
+    let emails = format!("SELECT COUNT(*) FROM digest_emails WHERE project_id = {project}");
+    assert_eq!(helpers::query_i64(&dash.database_url, &emails).await, 0);
+    let weeks = format!(
+        "SELECT COUNT(*) FROM digest_weeks WHERE project_id = {project} AND content IS NULL"
+    );
+    assert_eq!(helpers::query_i64(&dash.database_url, &weeks).await, 1);
+
+    clock.set(at("2026-11-30T00:30:00Z"));
+    scheduler.pass().await.unwrap();
+    let mail = parse_mail(&smtp.wait_for(1, WAIT).await[0]);
+    assert_eq!(mail.to, dash.admin_email);
+    assert!(
+        mail.subject
+            .starts_with("Weekly digest: New · Mon 23 Nov 2026"),
+        "{}",
+        mail.subject
+    );
+    store.close().await;
+}
