@@ -22,6 +22,12 @@ pub const DIGEST_MAX_VITAL_SAMPLES: i64 = 100_000;
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The project's time zone; the settings API accepts only IANA names, so UTC is a fallback
+/// for a name a newer tz database dropped.
+pub fn project_tz(name: &str) -> TimeZone {
+    TimeZone::get(name).unwrap_or(TimeZone::UTC)
+}
+
 /// A reported week and the one before it, as unix ms: `[previous, start)` and `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Week {

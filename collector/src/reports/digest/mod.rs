@@ -18,13 +18,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-pub use content::{Digest, Week, last_complete_week};
+pub use content::{Digest, Week, last_complete_week, project_tz};
 pub use email::{EmailError, configured as email_configured};
 
 use crate::clock::Clock;
 use crate::config::DeliveryConfig;
 use crate::domain::ProjectId;
-use crate::routes::dashboard::web::project_tz;
 use crate::store::delivery::NewDelivery;
 use crate::store::digest::{DigestEmailNext, DigestProject};
 use crate::store::{Store, StoreError};

@@ -111,7 +111,7 @@ fn quota(d: &Digest) -> String {
 
 /// "Mon 23 Nov 2026 – Sun 29 Nov 2026" in the project's zone.
 pub fn week_label(d: &Digest) -> String {
-    let tz = crate::routes::dashboard::web::project_tz(&d.timezone);
+    let tz = super::content::project_tz(&d.timezone);
     let day = |ms: i64| {
         Timestamp::from_millisecond(ms)
             .map(|t| {
@@ -183,7 +183,10 @@ pub fn text(d: &Digest, dashboard: Option<&str>) -> String {
     if let Some(url) = dashboard {
         out.push_str(&format!("\nDashboard: {url}\n"));
     }
-    out.push_str("\nYou get this because you turned on the weekly digest for this project.\n");
+    out.push_str(
+        "\nYou get this because you turned on the weekly digest for this project; turn it off \
+         on the project's Digest page in the dashboard.\n",
+    );
     out
 }
 
@@ -229,7 +232,8 @@ pub fn html(d: &Digest, dashboard: Option<&str>) -> String {
     }
     out.push_str(
         "<p style=\"color:#777;font-size:12px\">You get this because you turned on the \
-         weekly digest for this project.</p></body></html>",
+         weekly digest for this project; turn it off on the project's Digest page in the \
+         dashboard.</p></body></html>",
     );
     out
 }
