@@ -29,9 +29,11 @@ export async function digest(project) {
     } },
     h('option', { value: '' }, 'no channel'),
     view.channels.map((c) => h('option', { value: c.id, selected: c.id === view.channel_id }, `${c.name} (${c.kind})`))))
-    : h('p', { class: 'muted' }, view.channel_id == null
-      ? 'No channel gets the digest. A developer or above can pick a Discord or Slack channel here.'
-      : 'A channel of this project also gets the digest.');
+    : h('p', { class: 'muted' }, view.channel_id != null
+      ? 'A channel of this project also gets the digest.'
+      : ['owner', 'admin', 'developer'].includes(project.role)
+        ? 'No channel gets the digest: add a Discord or Slack channel under Alerts → Channels to pick it here.'
+        : 'No channel gets the digest. A developer or above can pick a Discord or Slack channel here.');
 
   const preview = h('button', { type: 'button', id: 'digest-preview', disabled: !view.email_configured,
     onclick: async () => {
