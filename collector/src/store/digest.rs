@@ -287,6 +287,39 @@ impl Store {
         })
     }
 
+    /// Drops the project's digest weeks and finished e-mails from before `before` (the
+    /// scheduler keeps `DIGEST_KEEP_WEEKS`): the newest week always stays, it marks what is done.
+    pub async fn forget_digest_weeks(
+        &self,
+        project_id: ProjectId,
+        before: i64,
+    ) -> Result<(), StoreError> {
+        with_db!(self, write_pool, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "DELETE FROM digest_emails WHERE project_id = $1 AND week_start < $2
+                   AND status IN ('sent', 'dead')",
+            )
+            .bind(project_id)
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "DELETE FROM digest_weeks WHERE project_id = $1 AND week_start < $2
+                   AND week_start < (SELECT MAX(week_start) FROM digest_weeks WHERE project_id = $1)
+                   AND NOT EXISTS (SELECT 1 FROM digest_emails e
+                                   WHERE e.project_id = digest_weeks.project_id
+                                     AND e.week_start = digest_weeks.week_start)",
+            )
+            .bind(project_id)
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     /// Leases up to `limit` due digest e-mails to `owner` until `lease_until`, with their
     /// week's content; an expired lease (its replica died) makes a row claimable again.
     pub async fn claim_digest_emails(

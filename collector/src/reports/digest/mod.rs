@@ -30,6 +30,9 @@ use crate::store::{Store, StoreError};
 
 /// Previews one member may ask for per hour ("send me a preview now"), per replica.
 pub const DIGEST_PREVIEWS_PER_HOUR: u32 = 3;
+/// Weeks of digests (and their finished e-mails) kept per project; older ones are dropped
+/// when a new week is recorded.
+pub const DIGEST_KEEP_WEEKS: i64 = 13;
 /// Digest e-mails one replica leases per pass.
 const EMAIL_BATCH: i64 = 16;
 
@@ -91,10 +94,15 @@ impl DigestScheduler {
         let channel = self.digest_channel(p.id).await?;
         // A project made after the week ended has nothing to report on it.
         let nothing_to_report = p.created_at >= week.end;
+        let keep_from = week.start - DIGEST_KEEP_WEEKS * 7 * 86_400_000;
         if nothing_to_report || recipients.is_empty() && channel.is_none() {
-            self.store
+            if self
+                .store
                 .record_digest_week(p.id, week.start, None, &[], None, now)
-                .await?;
+                .await?
+            {
+                self.store.forget_digest_weeks(p.id, keep_from).await?;
+            }
             return Ok(());
         }
         let digest = content::compute(&self.store, p.id, &p.name, &p.timezone, week, now).await?;
@@ -125,6 +133,7 @@ impl DigestScheduler {
             )
             .await?;
         if recorded {
+            self.store.forget_digest_weeks(p.id, keep_from).await?;
             metrics::counter!("pulseline_digests_recorded_total").increment(1);
             if delivery.is_some() {
                 self.wake.notify_one();

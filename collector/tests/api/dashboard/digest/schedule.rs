@@ -159,5 +159,14 @@ async fn a_new_project_gets_no_digest_of_the_week_before_it_existed() {
         "{}",
         mail.subject
     );
+
+    // DIGEST_KEEP_WEEKS: fifteen more Mondays leave the newest week and the 13 before it.
+    for week in 1..=15 {
+        clock.set(at("2026-11-30T00:30:00Z") + chrono::Duration::weeks(week));
+        scheduler.pass().await.unwrap();
+    }
+    let weeks = format!("SELECT COUNT(*) FROM digest_weeks WHERE project_id = {project}");
+    assert_eq!(helpers::query_i64(&dash.database_url, &weeks).await, 14);
+    assert_eq!(helpers::query_i64(&dash.database_url, &emails).await, 14);
     store.close().await;
 }
