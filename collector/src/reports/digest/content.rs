@@ -18,7 +18,7 @@ use crate::store::{Store, StoreError};
 pub const DIGEST_TOP_ROWS: usize = 5;
 /// Web Vital samples read per week for the p75 (there is no vitals rollup yet): beyond it the
 /// p75 is of the first samples of the week, and the digest says so.
-pub const DIGEST_MAX_VITAL_SAMPLES: i64 = 100_000;
+pub const DIGEST_MAX_VITAL_SAMPLES: i64 = 20_000;
 
 const DAY_MS: i64 = 86_400_000;
 

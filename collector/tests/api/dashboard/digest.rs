@@ -505,3 +505,39 @@ async fn the_digest_channel_must_be_a_discord_or_slack_channel_of_the_project() 
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// DIGEST_MAX_VITAL_SAMPLES: a week with more Web Vital samples than the digest reads gets a
+/// p75 of the first ones, and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_week_with_more_vitals_than_the_digest_reads_says_it_sampled() {
+    let smtp = standins::SmtpSink::start().await;
+    let clock = Arc::new(FakeClock::new(at("2026-11-25T12:00:00Z")));
+    let dash = spawn_digest(&smtp, clock).await;
+    let admin = dash.admin().await;
+    let start = ms("2026-11-17T00:00:00Z");
+    let samples: Vec<Value> = (0
+        ..=pulseline_collector::reports::digest::content::DIGEST_MAX_VITAL_SAMPLES)
+        .map(|i| {
+            let ts = DateTime::from_timestamp_millis(start + i * 1_000).unwrap();
+            lcp("v", 1_000.0, &ts.to_rfc3339(), &format!("l{i}"))
+        })
+        .collect();
+    for chunk in samples.chunks(2_000) {
+        dash.ingest(chunk.to_vec()).await;
+    }
+    let (status, body) = dash
+        .post(
+            &admin,
+            &format!("/api/dash/projects/{}/digest/preview", dash.project),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mail = parse_mail(&smtp.wait_for(1, WAIT).await[0]);
+    assert!(
+        mail.text
+            .contains("LCP p75 1,000 ms (good) (from a sample of the week)"),
+        "{}",
+        mail.text
+    );
+}
