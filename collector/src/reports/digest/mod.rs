@@ -69,8 +69,11 @@ impl DigestScheduler {
     /// Records every project's digest that is due, then sends the e-mails that are due.
     pub async fn pass(&self) -> Result<(), StoreError> {
         let now = self.clock.now();
+        // One project's failure (a query error mid-digest) must not hold back the others.
         for project in self.store.digest_projects().await? {
-            self.schedule(&project, now).await?;
+            if let Err(e) = self.schedule(&project, now).await {
+                tracing::warn!(project = project.id, error = %e, "recording a digest failed; retrying");
+            }
         }
         self.send_due_emails().await
     }
