@@ -8,6 +8,7 @@ import { churnCard } from '/assets/churn.js';
 import { inbound } from '/assets/inbound.js';
 import { web } from '/assets/web.js';
 import * as sharing from '/assets/share.js';
+import { digest } from '/assets/digest.js';
 
 const main = $('#main');
 let session = null;
@@ -140,7 +141,7 @@ $('#project').addEventListener('change', (e) => {
 
 const PAGES = [['overview', 'Overview'], ['web', 'Web'], ['explore', 'Explore'], ['vitals', 'Web Vitals'],
   ['product', 'Funnels & retention'], ['alerts', 'Alerts'], ['inbound', 'Inbound'], ['keys', 'Keys'], ['members', 'Members'], ['persons', 'Persons'], ['audit', 'Audit log'],
-  ['report', 'Report'], ['share', 'Share']];
+  ['report', 'Report'], ['digest', 'Digest'], ['share', 'Share']];
 
 function shell(project, page) {
   $('#top').hidden = false;
@@ -198,7 +199,7 @@ async function route() {
   shell(project, page);
   main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
   const usage = await usageBanner(project);
-  const view = { overview, web, explore, vitals, product, inbound, keys, members, persons, audit, report, share: sharing.sharesPage, ...alerting.pages }[page] || overview;
+  const view = { overview, web, explore, vitals, product, inbound, keys, members, persons, audit, report, digest, share: sharing.sharesPage, ...alerting.pages }[page] || overview;
   try {
     await view(project, usage);
     const inv = await invitationsCard();

@@ -245,6 +245,17 @@ try {
   await page.goto(`${projectUrl}/audit`);
   await page.waitForSelector('#audit-table >> text=key.created').catch(() => {});
   await page.waitForSelector('#audit-table >> text=project.created');
+  // The weekly digest page (docs/digest.md): the opt-in is stored on the server (a reload
+  // shows it), and without an SMTP server the preview button is off and says why.
+  await page.goto(`${projectUrl}/digest`);
+  await page.click('#digest-subscribed');
+  await page.waitForSelector('#digest-status >> text=You will get the digest');
+  await page.reload();
+  await page.waitForSelector('#digest-subscribed');
+  assert.equal(await page.isChecked('#digest-subscribed'), true);
+  assert.equal(await page.isDisabled('#digest-preview'), true);
+  await page.waitForSelector('text=no SMTP server');
+  await page.screenshot({ path: join(shots, 'digest.png'), fullPage: true });
 
   // ---- Members join by invitation --------------------------------------------------------
   // A user made with the CLI is invited as a developer; they are no member until they accept

@@ -69,6 +69,8 @@ use crate::state::AppState;
         dashboard::share::public::about, dashboard::share::public::unlock,
         dashboard::share::public::overview, dashboard::share::public::vitals,
         dashboard::share::public::web, dashboard::share::public::web_realtime,
+        dashboard::digest::show, dashboard::digest::subscribe, dashboard::digest::set_channel,
+        dashboard::digest::preview,
         persons::preview, persons::delete, persons::export, persons::suppressions, persons::lift,
         inbound::create, inbound::list, inbound::delete, inbound::receive,
         segment::page, segment::identify, segment::track, segment::group, segment::alias,

@@ -25,6 +25,8 @@ pub struct DashboardState {
     /// Limits password attempts on shared pages, per share and per client address
     /// (`routes::dashboard::share`).
     pub share_passwords: LoginLimiter,
+    /// Weekly digest previews per member (`DIGEST_PREVIEWS_PER_HOUR`).
+    pub digest_previews: crate::limiter::KeyedLimiter<i64>,
 }
 
 impl DashboardState {
@@ -44,6 +46,14 @@ impl DashboardState {
             share_passwords: LoginLimiter::new(
                 "share_password",
                 governor::Quota::per_minute(SHARE_PASSWORD_ATTEMPTS_PER_MINUTE),
+                clock.clone(),
+            ),
+            digest_previews: crate::limiter::KeyedLimiter::new(
+                "digest_preview",
+                governor::Quota::per_hour(
+                    NonZeroU32::new(crate::reports::digest::DIGEST_PREVIEWS_PER_HOUR)
+                        .unwrap_or(NonZeroU32::MIN),
+                ),
                 clock,
             ),
             password_checks: super::guards::PasswordChecks::new(&config),

@@ -31,6 +31,7 @@ pub mod category_cap;
 pub mod churn;
 pub mod cookieless;
 pub mod delivery;
+pub mod digest;
 pub mod inbound;
 pub mod invitations;
 pub mod keys;

@@ -60,6 +60,7 @@ DOCUMENTS = [
     "docs/testing.md",
     "docs/http-routes.md",
     "docs/sdk-core-and-bindings.md",
+    "docs/digest.md",
 ]
 # Pages whose shell blocks build packages, images or start servers: the test command's python,
 # node and container groups test what they describe. Their links are checked all the same.

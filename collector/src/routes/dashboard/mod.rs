@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod assets;
+pub mod digest;
 pub mod insights;
 pub mod invitations;
 pub mod keys;
@@ -145,6 +146,18 @@ pub fn router(alerting: Router<AppState>) -> Router<AppState> {
         .route(
             "/api/dash/projects/{project}/settings",
             get(settings::settings).post(settings::update_settings),
+        )
+        .route(
+            "/api/dash/projects/{project}/digest",
+            get(digest::show).post(digest::subscribe),
+        )
+        .route(
+            "/api/dash/projects/{project}/digest/channel",
+            post(digest::set_channel),
+        )
+        .route(
+            "/api/dash/projects/{project}/digest/preview",
+            post(digest::preview),
         )
         .merge(alerting)
         .layer(axum::middleware::map_response(no_basic_auth_prompt))

@@ -4,6 +4,8 @@
 
 mod alerting;
 mod churn;
+/// The weekly digest (issue 24).
+mod digest;
 mod exports;
 mod insights;
 mod keys;
