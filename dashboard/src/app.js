@@ -91,7 +91,9 @@ async function loadSession() {
   return session;
 }
 
-function loginPage(message) {
+// `next` is the page asked for: the hash when the form is shown (a deep link opened logged
+// out, or the page whose session ended), so logging in lands there.
+function loginPage(message, next = location.hash) {
   $('#top').hidden = true;
   $('#banner').hidden = true;
   const err = h('p', { class: 'error', role: 'alert' }, message || '');
@@ -102,9 +104,10 @@ function loginPage(message) {
         session = await api('/api/dash/session', { method: 'POST',
           body: { email: form.email.value, password: form.password.value } });
         setCsrf(session.csrf_token);
-        location.hash = '#/';
-        await start();
-      } catch (x) { err.textContent = x.message; }
+        projects = await api('/api/dash/projects');
+      } catch (x) { err.textContent = x.message; return; }
+      // Route once: a changed hash routes through `hashchange`, an unchanged one here.
+      if (location.hash === next) route(); else location.hash = next;
     },
   },
   h('label', {}, 'E-mail', h('input', { name: 'email', type: 'email', autocomplete: 'username', required: true })),
@@ -120,7 +123,8 @@ $('#logout').addEventListener('click', async () => {
   session = null;
   setCsrf(null);
   alerting.stopBell();
-  loginPage('Logged out.');
+  // Whoever logs in next starts from their own first project, not this user's page.
+  loginPage('Logged out.', '#/');
 });
 
 $('#new-project').addEventListener('click', async () => {

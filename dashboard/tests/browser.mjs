@@ -191,6 +191,20 @@ try {
   await page.waitForSelector('#events-table tbody tr');
   assert.equal(await page.textContent('#events-table tbody td:last-child code'), exact);
 
+  // A deep link opened logged out: logging in through the form lands on the page asked for.
+  const deepLink = `${projectUrl}/explore?event=${encodeURIComponent('Browser Test Event')}&from=${now - 2 * 3600000}&to=${now + 60000}`;
+  const outContext = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
+  const out = await outContext.newPage();
+  out.on('pageerror', (e) => errors.push(`logged out: ${e.message}`));
+  await out.goto(deepLink);
+  await out.fill('input[name=email]', 'admin@localhost');
+  await out.fill('input[name=password]', password);
+  await out.click('button[type=submit]');
+  await out.waitForSelector('#events-table tbody tr');
+  assert.equal(out.url(), deepLink, 'still on the deep link after login');
+  assert.equal(await out.textContent('#nav a.active'), 'Explore');
+  await outContext.close();
+
   for (const p of ['vitals', 'product', 'members', 'audit', 'report']) {
     await page.goto(`${projectUrl}/${p}`);
     await page.waitForFunction(() => !document.querySelector('main p.muted')?.textContent.startsWith('Loading'));
