@@ -11,6 +11,11 @@ import * as sharing from '/assets/share.js';
 import { digest } from '/assets/digest.js';
 
 const main = $('#main');
+// The login form has its own element: a page still loading when its user logs out renders into
+// the hidden `main`, never over the form.
+const login = $('#login');
+// Bumped by every route and every login form: a route whose number is no longer current stops.
+let routeSeq = 0;
 let session = null;
 let projects = [];
 let tail = null;
@@ -94,8 +99,11 @@ async function loadSession() {
 // `next` is the page asked for: the hash when the form is shown (a deep link opened logged
 // out, or the page whose session ended), so logging in lands there.
 function loginPage(message, next = location.hash) {
+  routeSeq++;
   $('#top').hidden = true;
   $('#banner').hidden = true;
+  main.hidden = true;
+  login.hidden = false;
   const err = h('p', { class: 'error', role: 'alert' }, message || '');
   const form = h('form', {
     onsubmit: async (e) => {
@@ -113,7 +121,7 @@ function loginPage(message, next = location.hash) {
   h('label', {}, 'E-mail', h('input', { name: 'email', type: 'email', autocomplete: 'username', required: true })),
   h('label', {}, 'Password', h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true })),
   h('button', { type: 'submit' }, 'Log in'), err);
-  main.replaceChildren(h('div', { class: 'card login' }, h('h1', {}, 'Pulseline'), form,
+  login.replaceChildren(h('div', { class: 'card login' }, h('h1', {}, 'Pulseline'), form,
     h('p', { class: 'muted' }, 'The first admin’s password was printed when the collector first started. More users: ',
       h('code', {}, 'pulseline-collector user create'))));
 }
@@ -158,10 +166,11 @@ function shell(project, page) {
   alerting.startBell(project, session);
 }
 
-async function usageBanner(project) {
+async function usageBanner(project, seq) {
   const b = $('#banner');
   try {
     const u = await api(`/api/dash/projects/${project.id}/usage`);
+    if (seq !== routeSeq) return u;
     if (u.over_quota) {
       b.replaceChildren(`This project is over its monthly quota: ${fmt(u.events_this_month)} of ${fmt(u.quota)} events on plan “${u.plan}”. New events are refused (429) until ${iso(Date.parse(u.resets_at))} UTC or a plan change.`);
       b.hidden = false;
@@ -183,6 +192,9 @@ async function route() {
   if (tail) { tail.close(); tail = null; }
   charts.length = 0;
   if (!session) return loginPage();
+  const seq = ++routeSeq;
+  login.hidden = true;
+  main.hidden = false;
   const m = location.hash.match(/^#\/p\/(\d+)\/(\w+)/);
   if (!m) {
     if (!projects.length) {
@@ -191,7 +203,7 @@ async function route() {
       alerting.stopBell();
       main.replaceChildren(card('No projects yet', h('p', {}, 'Create one with “New project”, or accept an invitation.')));
       const inv = await invitationsCard();
-      if (inv) main.prepend(inv);
+      if (inv && seq === routeSeq) main.prepend(inv);
       return;
     }
     location.hash = `#/p/${projects[0].id}/overview`;
@@ -202,13 +214,16 @@ async function route() {
   const page = m[2];
   shell(project, page);
   main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
-  const usage = await usageBanner(project);
+  const usage = await usageBanner(project, seq);
+  if (seq !== routeSeq) return;
   const view = { overview, web, explore, vitals, product, inbound, keys, members, persons, audit, report, digest, share: sharing.sharesPage, ...alerting.pages }[page] || overview;
   try {
     await view(project, usage);
+    if (seq !== routeSeq) return;
     const inv = await invitationsCard();
-    if (inv) main.prepend(inv);
+    if (inv && seq === routeSeq) main.prepend(inv);
   } catch (e) {
+    if (seq !== routeSeq) return;
     if (e.status === 401) return loginPage('Your session ended: log in again.');
     main.replaceChildren(errorBox(e));
   }

@@ -527,11 +527,27 @@ try {
   await page.screenshot({ path: join(shots, 'api-docs.png') });
   assert.deepEqual(foreign, [], 'the API docs page loads nothing from outside the collector');
 
-  // Logout ends the session.
+  // Logout ends the session, also while a page is still loading: the overview's answer is
+  // held until after the logout, and arriving late it must not cover the login form.
   await page.emulateMedia({ media: 'screen' });
+  let release;
+  const held = new Promise((r) => { release = r; });
+  let delivered;
+  const late = new Promise((r) => { delivered = r; });
+  await page.route(/\/api\/dash\/projects\/\d+\/overview(\?|$)/, async (route) => {
+    const response = await route.fetch();
+    await held;
+    await route.fulfill({ response });
+    delivered();
+  });
   await page.goto(`${projectUrl}/overview`);
   await page.click('#logout');
   await page.waitForSelector('input[name=password]');
+  release();
+  await late;
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 50))));
+  assert.ok(await page.isVisible('input[name=password]'), 'the login form stays after a late page');
+  await page.unrouteAll();
   const after = await page.evaluate(async () => (await fetch('/api/dash/session')).status);
   assert.equal(after, 401);
   assert.deepEqual(errors.filter((e) => !e.includes('401')), [], 'no script errors');
