@@ -11,7 +11,7 @@ const ROLLUP_NAME: &str = "(CASE WHEN type = 'track' THEN event ELSE '$' || type
 
 /// Whether a stored message is a bot's (`context.bot = true`, set at ingest by `crate::web`),
 /// as SQL. Most bodies never mention "bot", so the substring test spares parsing them.
-fn is_bot(backend: Backend) -> &'static str {
+pub(super) fn is_bot(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => {
             "COALESCE(instr(body, '\"bot\"') > 0 AND json_type(body, '$.context.bot') = 'true', 0)"
