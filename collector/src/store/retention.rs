@@ -50,11 +50,12 @@ impl Store {
                     bot = is_bot(backend)
                 )
             };
+            // UNION ALL: `periods` removes repeats once, after days became periods.
             let sql = format!(
                 "WITH active(user_key, day) AS (
                      SELECT user_key, day FROM active_users_daily
                      WHERE project_id = $1 AND day >= $2 AND day < $3
-                     UNION {head} UNION {tail}),
+                     UNION ALL {head} UNION ALL {tail}),
                  periods AS (SELECT DISTINCT user_key, (day - $8) / $9 AS period FROM active)
                  SELECT cohort, period, COUNT(*) AS users FROM (
                      SELECT period, MIN(period) OVER (PARTITION BY user_key) AS cohort
