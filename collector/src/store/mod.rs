@@ -39,6 +39,7 @@ pub mod persons;
 mod postgres;
 mod projects;
 pub mod raw_retention;
+pub mod retention;
 mod rules;
 pub mod shares;
 mod sqlite;

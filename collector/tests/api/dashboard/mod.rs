@@ -10,6 +10,8 @@ mod exports;
 mod insights;
 mod keys;
 mod openapi;
+/// Retention from the per-user-day rollup (issue 20).
+mod retention;
 mod roles;
 mod security;
 mod sessions;

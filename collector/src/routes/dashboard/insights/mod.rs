@@ -120,6 +120,16 @@ async fn scan(
              narrow the range or the event"
         )));
     }
+    Ok((rows, bot_events(state, project, r, name).await?))
+}
+
+/// How many bot events the range (of one name, if given) holds.
+async fn bot_events(
+    state: &AppState,
+    project: ProjectId,
+    r: &Range,
+    name: Option<&str>,
+) -> Result<i64, ApiError> {
     // The hourly bot rollup says cheaply whether there is anything to count: most ranges of
     // most projects hold no bot events, and counting reads the range's events again.
     let hour_from = r.from - r.from.rem_euclid(HOUR_MS);
@@ -129,15 +139,14 @@ async fn scan(
         .await?
         .iter()
         .any(|(_, n, count)| *count > 0 && name.is_none_or(|name| name == n));
-    let bot_events = if bots_near {
+    Ok(if bots_near {
         state
             .store
             .count_bot_events(project, r.from, r.to, name)
             .await?
     } else {
         0
-    };
-    Ok((rows, bot_events))
+    })
 }
 
 /// The response header in which every insight answer says how many bot events its range

@@ -1,4 +1,6 @@
-//! Retention: cohorts by first seen, and how many come back per period.
+//! Retention: cohorts by first seen, and how many come back per period. Counted in SQL from
+//! the per-user-day rollup (bots are never in it); `include_bots=true` cannot come from there
+//! and scans the range's events instead, under PULSELINE_DASHBOARD_MAX_SCAN_EVENTS.
 
 use axum::Json;
 use axum::extract::State;
@@ -6,7 +8,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{RangeParams, range, scan, with_bot_events};
+use super::{RangeParams, bot_events, range, scan, with_bot_events};
 use crate::analytics;
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
@@ -15,6 +17,10 @@ use crate::routes::dashboard::ProjectPath;
 use crate::routes::extract::{ApiQuery, PathIds, Session};
 use crate::state::AppState;
 use crate::store::DAY_MS;
+
+/// Most periods one retention table may span: two years of weeks, or a quarter of days (the
+/// answer grows with its square, and the scan-free read with users × active days).
+pub const MAX_RETENTION_PERIODS: i64 = 104;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -30,7 +36,9 @@ pub struct RetentionParams {
     bucket: Option<i64>,
     /// `day` (default) or `week`.
     period: Option<String>,
-    /// Count events from crawlers and automated browsers too (default false).
+    /// Count events from crawlers and automated browsers too (default false). Bots are only
+    /// in the raw events, so this reads the range's events, up to
+    /// PULSELINE_DASHBOARD_MAX_SCAN_EVENTS.
     #[serde(default)]
     include_bots: bool,
 }
@@ -39,14 +47,17 @@ pub struct RetentionParams {
     get, path = "/api/dash/projects/{project}/retention", tag = "dashboard",
     operation_id = "dashboard_retention",
     params(ProjectPath, RetentionParams),
-    description = "Cohorts by the period users were first seen in, and the share of each \
-                   active in the periods after. Bot events are left out unless \
-                   `include_bots=true`.",
+    description = "Cohorts by the period users were first seen in (within the range), and the \
+                   share of each active in the periods after; at most 104 periods. Counted \
+                   from the per-user-day rollup, which leaves bots out. With \
+                   `include_bots=true` the range's events are read instead, and a range \
+                   holding more than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS events is refused.",
     responses(
         (status = 200, body = Vec<analytics::Cohort>, headers(("pulseline-bot-events" = i64,
             description = "Bot events in the range (left out unless include_bots=true)"))),
-        (status = 400, description = "An invalid parameter (says which), or more events in the \
-                                      range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
+        (status = 400, description = "An invalid parameter (says which), more than 104 \
+                                      periods, or (with include_bots=true) more events in \
+                                      the range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
             body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 404, description = "No such project among the user's", body = ErrorBody),
@@ -70,10 +81,30 @@ pub async fn retention(
             )));
         }
     };
-    let (rows, bot_events) = scan(&state, project, &r, None, p.include_bots).await?;
+    let first = r.from - r.from.rem_euclid(period);
+    let periods = (r.to - first + period - 1) / period;
+    if periods > MAX_RETENTION_PERIODS {
+        let unit = if period == DAY_MS { "days" } else { "weeks" };
+        return Err(ApiError::BadRequest(format!(
+            "this range spans {periods} {unit}, more than {MAX_RETENTION_PERIODS} periods \
+             (MAX_RETENTION_PERIODS): narrow the range, or use period=week"
+        )));
+    }
+    if p.include_bots {
+        let (rows, bots) = scan(&state, project, &r, None, true).await?;
+        return Ok(with_bot_events(
+            Json(analytics::retention(&rows, r.from, r.to, period)),
+            bots,
+        ));
+    }
+    let counts = state
+        .store
+        .retention_counts(project, r.from, r.to, first, period)
+        .await?;
+    let cohorts = analytics::retention_from_counts(&counts, first, period, periods as usize);
     Ok(with_bot_events(
-        Json(analytics::retention(&rows, r.from, r.to, period)),
-        bot_events,
+        Json(cohorts),
+        bot_events(&state, project, &r, None).await?,
     ))
 }
 
