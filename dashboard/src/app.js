@@ -256,13 +256,20 @@ function stat(label, value, id) {
 const apiBase = (project) => project.api || `/api/dash/projects/${project.id}`;
 
 async function overview(project, usage) {
-  const o = await api(`${apiBase(project)}/overview`);
+  // Bots are left out unless asked for (`#/p/1/overview?bots=1`); the note says how many.
+  const bots = new URLSearchParams(location.hash.split('?')[1] || '').get('bots') === '1';
+  const o = await api(`${apiBase(project)}/overview${bots ? '?include_bots=true' : ''}`);
+  const botCount = `${fmt(o.bot_events)} ${o.bot_events === 1 ? 'event' : 'events'} from bots`;
+  const botNote = !o.bot_events ? '' : h('p', { class: 'muted', id: 'bot-note' },
+    bots ? `Including ${botCount} in the last 30 days. ` : `${botCount} in the last 30 days left out. `,
+    project.shared ? '' : h('a', { href: `#/p/${project.id}/overview${bots ? '' : '?bots=1'}` }, bots ? 'Leave them out' : 'Show them'));
   const volume = h('div', { class: 'chart', id: 'volume-chart' });
   const dauChart = h('div', { class: 'chart' });
   const max = Math.max(1, ...o.top_events.map((e) => e[1]));
   const tailBox = h('div', { class: 'tail', id: 'live-tail' }, h('div', { class: 'muted' }, 'Waiting for events…'));
   main.replaceChildren(
     h('h1', {}, project.name),
+    botNote,
     h('div', { class: 'grid' },
       stat('Events today (UTC)', o.events_today, 'events-today'), stat('DAU', o.dau), stat('WAU', o.wau), stat('MAU', o.mau),
       usage ? stat(usage.quota ? `This month of ${fmt(usage.quota)}` : 'Events this month', usage.events_this_month) : ''),

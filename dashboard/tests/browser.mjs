@@ -439,6 +439,19 @@ try {
   await page.waitForSelector('#bell-list li.unread >> text=resolved');
   await page.screenshot({ path: join(shots, 'alerts-bell-resolved.png') });
 
+  // Bots: left out of the overview and counted; shown on request.
+  const botResp = await fetch(`${base}/v1/track`, { method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${copied}:`).toString('base64')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ userId: 'crawler-1', event: 'Browser Test Event', context: { bot: true } }) });
+  assert.equal(botResp.status, 200, await botResp.text());
+  await page.goto(`${projectUrl}/overview`);
+  await page.waitForSelector('#bot-note >> text=1 event from bots in the last 30 days left out');
+  const humans = Number(await page.textContent('#events-today'));
+  await page.click('#bot-note a');
+  await page.waitForSelector('#bot-note >> text=Including 1 event from bots');
+  await page.waitForFunction((n) => document.querySelector('#events-today')?.textContent === String(n), humans + 1);
+  const botEvents = 1;
+
   // Dark mode (the system's choice) and a phone-width screen.
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.goto(`${projectUrl}/overview`);
@@ -492,7 +505,7 @@ try {
   await page.goto(`${projectUrl}/explore`);
   await page.waitForSelector('#banner >> text=over its monthly quota');
   const banner = await page.textContent('#banner');
-  assert.ok(banner.includes(`${eventsSoFar + alertEvents.length + churnEvents.length} of 10`) && banner.includes('tiny'), banner);
+  assert.ok(banner.includes(`${eventsSoFar + alertEvents.length + churnEvents.length + botEvents} of 10`) && banner.includes('tiny'), banner);
   await page.screenshot({ path: join(shots, 'over-quota.png'), fullPage: false });
 
   // Persons: export one person's events, then delete them after a confirmation that names the
