@@ -24,15 +24,7 @@ impl Store {
             let rows = sqlx::query("SELECT id, name, plan, created_at FROM projects ORDER BY id")
                 .fetch_all(pool)
                 .await?;
-            Ok(rows
-                .iter()
-                .map(|r| ProjectRecord {
-                    id: r.get("id"),
-                    name: r.get("name"),
-                    plan: r.get("plan"),
-                    created_at: from_millis(r.get("created_at")),
-                })
-                .collect())
+            Ok(rows.iter().map(project_record).collect())
         })
     }
 
@@ -41,11 +33,13 @@ impl Store {
         &self,
         project_id: ProjectId,
     ) -> Result<Option<ProjectRecord>, StoreError> {
-        Ok(self
-            .list_projects()
-            .await?
-            .into_iter()
-            .find(|p| p.id == project_id))
+        with_db!(self, read_pool, |pool| {
+            let row = sqlx::query("SELECT id, name, plan, created_at FROM projects WHERE id = $1")
+                .bind(project_id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.as_ref().map(project_record))
+        })
     }
 
     /// Creates a project with one write key and one secret key, in one transaction.
@@ -240,5 +234,20 @@ impl Store {
             let rows = query.fetch_all(pool).await?;
             Ok(rows.iter().map(stored_event).collect())
         })
+    }
+}
+
+/// A project from a row of `projects`' columns, on either backend.
+fn project_record<R: Row>(r: &R) -> ProjectRecord
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    ProjectRecord {
+        id: r.get("id"),
+        name: r.get("name"),
+        plan: r.get("plan"),
+        created_at: from_millis(r.get("created_at")),
     }
 }
