@@ -11,6 +11,9 @@ use utoipa::ToSchema;
 use crate::domain::percentile::percentile;
 use crate::store::analytics::ScannedEvent;
 
+mod series;
+pub use series::{Built, MAX_GROUPS, OTHER, SeriesBuilder};
+
 /// Gap of inactivity that ends a session (the usual web-analytics convention).
 pub const SESSION_GAP_MS: i64 = 30 * 60 * 1000;
 /// The event name the browser SDK gives Web Vitals samples.
@@ -197,95 +200,13 @@ pub fn passes(body: &str, filter: Option<&(String, String)>) -> bool {
     filter.is_none_or(|(name, want)| property_text(body, name).as_deref() == Some(want.as_str()))
 }
 
+/// The series of events already in memory (see [`SeriesBuilder`] for a stream of them).
 pub fn series(events: &[ScannedEvent], spec: &SeriesSpec) -> Series {
-    let buckets = bucket_starts(spec.from, spec.to, spec.bucket_ms);
-    let first = buckets.first().copied().unwrap_or(spec.from);
-    // group → bucket index → (values, users, count)
-    #[derive(Default)]
-    struct Cell {
-        values: Vec<f64>,
-        users: HashSet<String>,
-        count: u64,
-    }
-    let mut groups: HashMap<String, (u64, Vec<Cell>)> = HashMap::new();
+    let mut b = SeriesBuilder::new(spec);
     for e in events {
-        if e.ts < spec.from || e.ts >= spec.to {
-            continue;
-        }
-        let body = e.body.as_str();
-        if !passes(body, spec.filter.as_ref()) {
-            continue;
-        }
-        let group = match &spec.group_by {
-            Some(g) => property_text(body, g).unwrap_or_else(|| "(none)".to_owned()),
-            None => "all".to_owned(),
-        };
-        let idx = ((e.ts - first) / spec.bucket_ms) as usize;
-        let (total, cells) = groups
-            .entry(group)
-            .or_insert_with(|| (0, (0..buckets.len()).map(|_| Cell::default()).collect()));
-        let Some(cell) = cells.get_mut(idx) else {
-            continue;
-        };
-        if spec.agg.needs_property() {
-            let Some(v) = spec
-                .property
-                .as_deref()
-                .and_then(|p| property_number(body, p))
-            else {
-                continue;
-            };
-            cell.values.push(v);
-        }
-        if let Some(u) = &e.user_key {
-            cell.users.insert(u.clone());
-        }
-        cell.count += 1;
-        *total += 1;
+        b.add(e.ts, e.user_key.as_deref(), &e.body);
     }
-    let mut ranked: Vec<(String, u64, Vec<Cell>)> =
-        groups.into_iter().map(|(g, (n, c))| (g, n, c)).collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    if spec.group_by.is_some() && ranked.len() > spec.top {
-        let rest = ranked.split_off(spec.top);
-        let mut other: Vec<Cell> = (0..buckets.len()).map(|_| Cell::default()).collect();
-        let mut n = 0;
-        for (_, c, cells) in rest {
-            n += c;
-            for (o, cell) in other.iter_mut().zip(cells) {
-                o.values.extend(cell.values);
-                o.users.extend(cell.users);
-                o.count += cell.count;
-            }
-        }
-        ranked.push(("(other)".to_owned(), n, other));
-    }
-    let series = ranked
-        .into_iter()
-        .map(|(name, _, cells)| NamedSeries {
-            name,
-            values: cells
-                .into_iter()
-                .map(|mut c| aggregate(spec.agg, &mut c.values, c.users.len(), c.count))
-                .collect(),
-        })
-        .collect();
-    Series { buckets, series }
-}
-
-fn aggregate(agg: Agg, values: &mut [f64], users: usize, count: u64) -> Option<f64> {
-    let n = values.len() as f64;
-    match agg {
-        Agg::Count => Some(count as f64),
-        Agg::Unique => Some(users as f64),
-        Agg::Sum => Some(values.iter().sum()),
-        Agg::Avg => (!values.is_empty()).then(|| values.iter().sum::<f64>() / n),
-        Agg::Min => values.iter().copied().reduce(f64::min),
-        Agg::Max => values.iter().copied().reduce(f64::max),
-        Agg::P50 => percentile(values, 0.5),
-        Agg::P75 => percentile(values, 0.75),
-        Agg::P95 => percentile(values, 0.95),
-    }
+    b.finish(None).series
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]

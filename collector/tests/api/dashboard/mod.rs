@@ -6,6 +6,8 @@ mod alerting;
 mod churn;
 /// The weekly digest (issue 24).
 mod digest;
+/// Explore without a scan cap (issue 20).
+mod explore;
 mod exports;
 mod insights;
 mod keys;
