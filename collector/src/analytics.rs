@@ -46,7 +46,7 @@ pub fn property_text(body: &str, name: &str) -> Option<String> {
 }
 
 /// A property as a finite float, for aggregates: a number, or a string holding one.
-fn property_number(body: &str, name: &str) -> Option<f64> {
+pub(crate) fn property_number(body: &str, name: &str) -> Option<f64> {
     let v = property(body, name)?.get();
     let n: f64 = match v.as_bytes().first()? {
         b'"' => serde_json::from_str::<String>(v).ok()?.parse().ok()?,
@@ -498,28 +498,77 @@ pub struct VitalsReport {
     pub metrics: Vec<VitalReport>,
 }
 
-/// p75 and rating shares of each Web Vital, overall, per page and per bucket.
+fn summary_of(acc: &crate::store::vitals::VitalAcc) -> VitalSummary {
+    #[allow(clippy::cast_precision_loss)] // sample counts are far below 2^52
+    let share = |n: i64| {
+        if acc.samples == 0 {
+            0.0
+        } else {
+            n as f64 / acc.samples as f64
+        }
+    };
+    let (good, poor) = (share(acc.good), share(acc.poor));
+    VitalSummary {
+        samples: u64::try_from(acc.samples).unwrap_or_default(),
+        p75: acc.sketch.quantile(0.75),
+        good,
+        poor,
+        needs_improvement: if acc.samples == 0 {
+            0.0
+        } else {
+            1.0 - good - poor
+        },
+    }
+}
+
+/// The Web Vitals report from the rollups (`store::vitals`): `by_bucket` merged per metric
+/// and bucket start (aligned with `buckets`), `by_page` per metric and path. The p75s are
+/// within `domain::sketch::RELATIVE_ACCURACY` of [`web_vitals`]'s over the same samples.
+pub fn web_vitals_from_rollups(
+    buckets: Vec<i64>,
+    by_bucket: &crate::store::vitals::Merged<i64>,
+    by_page: &crate::store::vitals::Merged<String>,
+) -> VitalsReport {
+    use crate::store::vitals::VitalAcc;
+    let metrics = VITALS
+        .iter()
+        .map(|v| {
+            let mut overall = VitalAcc::default();
+            let trend = buckets
+                .iter()
+                .map(|b| {
+                    let acc = by_bucket.get(&(v.metric.to_owned(), *b))?;
+                    overall.merge(acc);
+                    acc.sketch.quantile(0.75)
+                })
+                .collect();
+            let mut pages: Vec<(String, VitalSummary)> = by_page
+                .iter()
+                .filter(|((m, _), _)| m == v.metric)
+                .map(|((_, path), acc)| (path.clone(), summary_of(acc)))
+                .collect();
+            pages.sort_by(|a, b| b.1.samples.cmp(&a.1.samples).then_with(|| a.0.cmp(&b.0)));
+            VitalReport {
+                vital: *v,
+                overall: summary_of(&overall),
+                pages,
+                trend,
+            }
+        })
+        .collect();
+    VitalsReport { buckets, metrics }
+}
+
+/// p75 and rating shares of each Web Vital, overall, per page and per bucket, computed exactly
+/// from events in memory: the reference the rollups are tested against.
 pub fn web_vitals(events: &[ScannedEvent], from: i64, to: i64, bucket_ms: i64) -> VitalsReport {
     let buckets = bucket_starts(from, to, bucket_ms);
     let first = buckets.first().copied().unwrap_or(from);
     let mut samples: HashMap<&str, Vec<(i64, String, f64)>> = HashMap::new();
     for e in events.iter().filter(|e| e.name == WEB_VITAL_EVENT) {
-        let body = e.body.as_str();
-        let (Some(metric), Some(value)) = (
-            property_text(body, "metric"),
-            property_number(body, "value"),
-        ) else {
+        let Some((v, value, path)) = crate::store::vitals::vital_of_body(&e.body) else {
             continue;
         };
-        let Some(v) = VITALS
-            .iter()
-            .find(|v| v.metric.eq_ignore_ascii_case(&metric))
-        else {
-            continue;
-        };
-        let path = property_text(body, "path")
-            .or_else(|| property_text(body, "page.path"))
-            .unwrap_or_else(|| "(unknown)".to_owned());
         samples
             .entry(v.metric)
             .or_default()

@@ -45,6 +45,7 @@ mod rules;
 pub mod shares;
 mod sqlite;
 mod stored_event;
+pub mod vitals;
 pub mod web;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};

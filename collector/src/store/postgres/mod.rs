@@ -5,6 +5,7 @@
 mod category_cap;
 mod ingest;
 mod persons;
+mod vitals;
 
 use std::time::Duration;
 

@@ -19,6 +19,8 @@ mod security;
 mod sessions;
 /// Shared, read-only pages (issue 24).
 mod share;
+/// Web Vitals from the rollup (issue 20).
+mod vitals;
 /// The Web page (issue 21).
 mod web;
 
