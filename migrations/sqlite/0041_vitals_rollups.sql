@@ -29,12 +29,13 @@ CREATE TABLE vitals_pages_daily (
     PRIMARY KEY (project_id, metric, day, bot, path)
 ) WITHOUT ROWID;
 
--- Web Vitals stored before this migration, rolled up afterwards by the collector in the
--- background (store::vitals::backfill): events up to `end_seq` not yet read from `next_seq`.
+-- Web Vitals stored before this migration, rolled up afterwards by maintenance
+-- (store::vitals_backfill), per project: events from `next_seq` to `end_seq` not yet read.
 CREATE TABLE vitals_backfill (
-    id       INTEGER PRIMARY KEY CHECK (id = 1),
-    next_seq INTEGER NOT NULL,
-    end_seq  INTEGER NOT NULL
+    project_id INTEGER PRIMARY KEY,
+    next_seq   INTEGER NOT NULL,
+    end_seq    INTEGER NOT NULL
 );
-INSERT INTO vitals_backfill (id, next_seq, end_seq)
-SELECT 1, 0, COALESCE(MAX(seq), 0) FROM events;
+INSERT INTO vitals_backfill (project_id, next_seq, end_seq)
+SELECT id, 0, (SELECT MAX(seq) FROM events WHERE project_id = projects.id) FROM projects
+WHERE EXISTS (SELECT 1 FROM events WHERE project_id = projects.id);

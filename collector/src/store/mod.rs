@@ -46,6 +46,7 @@ pub mod shares;
 mod sqlite;
 mod stored_event;
 pub mod vitals;
+pub mod vitals_backfill;
 pub mod web;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};

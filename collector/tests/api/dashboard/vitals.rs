@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use pulseline_collector::analytics::{self, WEB_VITAL_EVENT};
-use pulseline_collector::clock::FakeClock;
+use pulseline_collector::clock::{Clock, FakeClock};
 use pulseline_collector::domain::sketch::RELATIVE_ACCURACY;
 use pulseline_collector::store::analytics::ScannedEvent;
 use pulseline_collector::store::vitals::{MAX_VITAL_PAGES, OTHER_PAGES};
@@ -225,4 +225,93 @@ async fn a_day_keeps_at_most_max_vital_pages_and_counts_the_rest_as_other() {
             .any(|p| p[0] == format!("/p/{MAX_VITAL_PAGES:04}"))
     );
     assert_eq!(ttfb["overall"]["samples"], MAX_VITAL_PAGES + extra);
+}
+
+/// Web Vitals stored before the rollup existed (as after migration 0041 on an old database):
+/// the maintenance pass rolls them up, and the page reads the same as if ingest had.
+#[tokio::test]
+async fn maintenance_rolls_up_the_vitals_stored_before_the_rollup() {
+    let sent = activity(5);
+    let (app, me, p) = seeded(&sent).await;
+    let q = format!(
+        "{p}/vitals?from={}&to={}&bucket={DAY}",
+        start(),
+        start() + 10 * DAY
+    );
+    let (_, before) = app.get(&me, &q).await;
+    assert_eq!(
+        before["metrics"][0]["overall"]["samples"]
+            .as_u64()
+            .map(|n| n > 0),
+        Some(true)
+    );
+    for sql in [
+        "DELETE FROM vitals_hourly",
+        "DELETE FROM vitals_pages_daily",
+        &format!(
+            "INSERT INTO vitals_backfill (project_id, next_seq, end_seq) \
+             SELECT project_id, 0, MAX(seq) FROM events WHERE project_id = {} GROUP BY project_id",
+            app.project
+        ),
+    ] {
+        super::try_exec(&app.database_url, sql).await.unwrap();
+    }
+    let (_, emptied) = app.get(&me, &q).await;
+    assert_eq!(emptied["metrics"][0]["overall"]["samples"], 0);
+    let store = pulseline_collector::store::Store::open(&app.database_url, Default::default())
+        .await
+        .unwrap();
+    pulseline_collector::maintenance::run_once(&store, Utc::now())
+        .await
+        .unwrap();
+    // Done: nothing left, and a second pass adds nothing.
+    assert!(!store.backfill_vitals().await.unwrap());
+    store.close().await;
+    let (_, after) = app.get(&me, &q).await;
+    assert_eq!(after, before);
+}
+
+/// The vitals rollups follow the plan's retention like the hourly counts: hours before the
+/// cutoff's hour go, and page days before the cutoff's day.
+#[tokio::test]
+async fn retention_removes_vitals_rollups_past_the_plan() {
+    let day = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
+    let clock = Arc::new(FakeClock::new(day + chrono::Duration::hours(11)));
+    let app = spawn(|_| {}, clock.clone()).await;
+    let store = pulseline_collector::store::Store::open(&app.database_url, Default::default())
+        .await
+        .unwrap();
+    assert!(store.set_project_plan(app.project, "free").await.unwrap()); // 30 days
+    let vital = |at: &str, id: &str| {
+        json!({"type": "track", "event": WEB_VITAL_EVENT, "anonymousId": "v", "messageId": id,
+               "timestamp": at, "properties": {"metric": "LCP", "value": 1200, "path": "/"}})
+    };
+    app.ingest(vec![
+        vital("2026-11-21T23:00:00Z", "a"),
+        vital("2026-11-22T09:30:00Z", "b"),
+        vital("2026-11-22T10:00:00Z", "c"),
+    ])
+    .await;
+    // The cutoff falls at 10:20 on 22 November: its hour and its day stay.
+    clock.set(Utc.with_ymd_and_hms(2026, 12, 22, 10, 20, 0).unwrap());
+    store.prepare_partitions(clock.now()).await.unwrap();
+    pulseline_collector::maintenance::run_once(&store, clock.now())
+        .await
+        .unwrap();
+    store.close().await;
+    let hours: Vec<i64> = crate::helpers::query_column(
+        &app.database_url,
+        "SELECT hour FROM vitals_hourly ORDER BY hour",
+    )
+    .await;
+    assert_eq!(
+        hours,
+        [(day + chrono::Duration::hours(10)).timestamp_millis()]
+    );
+    let days: Vec<i64> = crate::helpers::query_column(
+        &app.database_url,
+        "SELECT day FROM vitals_pages_daily ORDER BY day",
+    )
+    .await;
+    assert_eq!(days, [day.timestamp_millis()]);
 }
