@@ -262,8 +262,11 @@ try {
   await page.waitForSelector('text=No sources yet.');
 
   await page.goto(`${projectUrl}/vitals`);
-  // p75 of 1800, 2600, 4500 ms, interpolated as PostgreSQL's percentile_cont: 3550 ms.
-  await page.waitForSelector('text=LCP: 3,550 ms');
+  // p75 of 1800, 2600, 4500 ms, interpolated as PostgreSQL's percentile_cont: 3550 ms, read
+  // from the vitals rollup's sketch within its 1% (docs/dashboard.md).
+  const lcp = await page.waitForSelector('text=/LCP: 3,5\\d\\d ms/');
+  const p75 = Number((await lcp.textContent()).match(/LCP: ([\d,]+) ms/)[1].replace(',', ''));
+  assert.ok(Math.abs(p75 - 3550) <= 35.5, `LCP p75 ${p75} is not within 1% of 3550`);
   await page.goto(`${projectUrl}/audit`);
   await page.waitForSelector('#audit-table >> text=key.created').catch(() => {});
   await page.waitForSelector('#audit-table >> text=project.created');
