@@ -11,6 +11,9 @@ use utoipa::ToSchema;
 use crate::domain::percentile::percentile;
 use crate::store::analytics::ScannedEvent;
 
+mod series;
+pub use series::{Built, MAX_GROUPS, OTHER, SeriesBuilder};
+
 /// Gap of inactivity that ends a session (the usual web-analytics convention).
 pub const SESSION_GAP_MS: i64 = 30 * 60 * 1000;
 /// The event name the browser SDK gives Web Vitals samples.
@@ -43,7 +46,7 @@ pub fn property_text(body: &str, name: &str) -> Option<String> {
 }
 
 /// A property as a finite float, for aggregates: a number, or a string holding one.
-fn property_number(body: &str, name: &str) -> Option<f64> {
+pub(crate) fn property_number(body: &str, name: &str) -> Option<f64> {
     let v = property(body, name)?.get();
     let n: f64 = match v.as_bytes().first()? {
         b'"' => serde_json::from_str::<String>(v).ok()?.parse().ok()?,
@@ -197,95 +200,13 @@ pub fn passes(body: &str, filter: Option<&(String, String)>) -> bool {
     filter.is_none_or(|(name, want)| property_text(body, name).as_deref() == Some(want.as_str()))
 }
 
+/// The series of events already in memory (see [`SeriesBuilder`] for a stream of them).
 pub fn series(events: &[ScannedEvent], spec: &SeriesSpec) -> Series {
-    let buckets = bucket_starts(spec.from, spec.to, spec.bucket_ms);
-    let first = buckets.first().copied().unwrap_or(spec.from);
-    // group → bucket index → (values, users, count)
-    #[derive(Default)]
-    struct Cell {
-        values: Vec<f64>,
-        users: HashSet<String>,
-        count: u64,
-    }
-    let mut groups: HashMap<String, (u64, Vec<Cell>)> = HashMap::new();
+    let mut b = SeriesBuilder::new(spec);
     for e in events {
-        if e.ts < spec.from || e.ts >= spec.to {
-            continue;
-        }
-        let body = e.body.as_str();
-        if !passes(body, spec.filter.as_ref()) {
-            continue;
-        }
-        let group = match &spec.group_by {
-            Some(g) => property_text(body, g).unwrap_or_else(|| "(none)".to_owned()),
-            None => "all".to_owned(),
-        };
-        let idx = ((e.ts - first) / spec.bucket_ms) as usize;
-        let (total, cells) = groups
-            .entry(group)
-            .or_insert_with(|| (0, (0..buckets.len()).map(|_| Cell::default()).collect()));
-        let Some(cell) = cells.get_mut(idx) else {
-            continue;
-        };
-        if spec.agg.needs_property() {
-            let Some(v) = spec
-                .property
-                .as_deref()
-                .and_then(|p| property_number(body, p))
-            else {
-                continue;
-            };
-            cell.values.push(v);
-        }
-        if let Some(u) = &e.user_key {
-            cell.users.insert(u.clone());
-        }
-        cell.count += 1;
-        *total += 1;
+        b.add(e.ts, e.user_key.as_deref(), &e.body);
     }
-    let mut ranked: Vec<(String, u64, Vec<Cell>)> =
-        groups.into_iter().map(|(g, (n, c))| (g, n, c)).collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    if spec.group_by.is_some() && ranked.len() > spec.top {
-        let rest = ranked.split_off(spec.top);
-        let mut other: Vec<Cell> = (0..buckets.len()).map(|_| Cell::default()).collect();
-        let mut n = 0;
-        for (_, c, cells) in rest {
-            n += c;
-            for (o, cell) in other.iter_mut().zip(cells) {
-                o.values.extend(cell.values);
-                o.users.extend(cell.users);
-                o.count += cell.count;
-            }
-        }
-        ranked.push(("(other)".to_owned(), n, other));
-    }
-    let series = ranked
-        .into_iter()
-        .map(|(name, _, cells)| NamedSeries {
-            name,
-            values: cells
-                .into_iter()
-                .map(|mut c| aggregate(spec.agg, &mut c.values, c.users.len(), c.count))
-                .collect(),
-        })
-        .collect();
-    Series { buckets, series }
-}
-
-fn aggregate(agg: Agg, values: &mut [f64], users: usize, count: u64) -> Option<f64> {
-    let n = values.len() as f64;
-    match agg {
-        Agg::Count => Some(count as f64),
-        Agg::Unique => Some(users as f64),
-        Agg::Sum => Some(values.iter().sum()),
-        Agg::Avg => (!values.is_empty()).then(|| values.iter().sum::<f64>() / n),
-        Agg::Min => values.iter().copied().reduce(f64::min),
-        Agg::Max => values.iter().copied().reduce(f64::max),
-        Agg::P50 => percentile(values, 0.5),
-        Agg::P75 => percentile(values, 0.75),
-        Agg::P95 => percentile(values, 0.95),
-    }
+    b.finish(None).series
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
@@ -577,28 +498,77 @@ pub struct VitalsReport {
     pub metrics: Vec<VitalReport>,
 }
 
-/// p75 and rating shares of each Web Vital, overall, per page and per bucket.
+fn summary_of(acc: &crate::store::vitals::VitalAcc) -> VitalSummary {
+    #[allow(clippy::cast_precision_loss)] // sample counts are far below 2^52
+    let share = |n: i64| {
+        if acc.samples == 0 {
+            0.0
+        } else {
+            n as f64 / acc.samples as f64
+        }
+    };
+    let (good, poor) = (share(acc.good), share(acc.poor));
+    VitalSummary {
+        samples: u64::try_from(acc.samples).unwrap_or_default(),
+        p75: acc.sketch.quantile(0.75),
+        good,
+        poor,
+        needs_improvement: if acc.samples == 0 {
+            0.0
+        } else {
+            1.0 - good - poor
+        },
+    }
+}
+
+/// The Web Vitals report from the rollups (`store::vitals`): `by_bucket` merged per metric
+/// and bucket start (aligned with `buckets`), `by_page` per metric and path. The p75s are
+/// within `domain::sketch::RELATIVE_ACCURACY` of [`web_vitals`]'s over the same samples.
+pub fn web_vitals_from_rollups(
+    buckets: Vec<i64>,
+    by_bucket: &crate::store::vitals::Merged<i64>,
+    by_page: &crate::store::vitals::Merged<String>,
+) -> VitalsReport {
+    use crate::store::vitals::VitalAcc;
+    let metrics = VITALS
+        .iter()
+        .map(|v| {
+            let mut overall = VitalAcc::default();
+            let trend = buckets
+                .iter()
+                .map(|b| {
+                    let acc = by_bucket.get(&(v.metric.to_owned(), *b))?;
+                    overall.merge(acc);
+                    acc.sketch.quantile(0.75)
+                })
+                .collect();
+            let mut pages: Vec<(String, VitalSummary)> = by_page
+                .iter()
+                .filter(|((m, _), _)| m == v.metric)
+                .map(|((_, path), acc)| (path.clone(), summary_of(acc)))
+                .collect();
+            pages.sort_by(|a, b| b.1.samples.cmp(&a.1.samples).then_with(|| a.0.cmp(&b.0)));
+            VitalReport {
+                vital: *v,
+                overall: summary_of(&overall),
+                pages,
+                trend,
+            }
+        })
+        .collect();
+    VitalsReport { buckets, metrics }
+}
+
+/// p75 and rating shares of each Web Vital, overall, per page and per bucket, computed exactly
+/// from events in memory: the reference the rollups are tested against.
 pub fn web_vitals(events: &[ScannedEvent], from: i64, to: i64, bucket_ms: i64) -> VitalsReport {
     let buckets = bucket_starts(from, to, bucket_ms);
     let first = buckets.first().copied().unwrap_or(from);
     let mut samples: HashMap<&str, Vec<(i64, String, f64)>> = HashMap::new();
     for e in events.iter().filter(|e| e.name == WEB_VITAL_EVENT) {
-        let body = e.body.as_str();
-        let (Some(metric), Some(value)) = (
-            property_text(body, "metric"),
-            property_number(body, "value"),
-        ) else {
+        let Some((v, value, path)) = crate::store::vitals::vital_of_body(&e.body) else {
             continue;
         };
-        let Some(v) = VITALS
-            .iter()
-            .find(|v| v.metric.eq_ignore_ascii_case(&metric))
-        else {
-            continue;
-        };
-        let path = property_text(body, "path")
-            .or_else(|| property_text(body, "page.path"))
-            .unwrap_or_else(|| "(unknown)".to_owned());
         samples
             .entry(v.metric)
             .or_default()

@@ -25,6 +25,9 @@ pub async fn run_once(store: &Store, now: DateTime<Utc>) -> Result<RetentionRepo
     if sessions > 0 {
         tracing::info!(sessions, "expired dashboard sessions removed");
     }
+    // Web Vitals stored before their rollup existed (migration 0041): one chunk per
+    // transaction, so ingest waits at most one chunk for the writer.
+    while store.backfill_vitals().await? {}
     if report != RetentionReport::default() {
         tracing::info!(
             events_deleted = report.events_deleted,

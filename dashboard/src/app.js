@@ -372,6 +372,11 @@ async function explore(project) {
   try {
     const s = await api(`${base}/series?${params}`);
     chart(chartBox, s.buckets, s.series, { onZoom: (a, b) => setExplore(project, { from: a, to: b, bucket: '' }) });
+    // A raw-event answer reads a bounded number of events, newest first: say what it covered.
+    if (s.coverage) chartBox.after(h('p', { class: 'error', id: 'explore-coverage' },
+      `Covers ${iso(s.coverage.from)} – ${iso(s.coverage.to)} only: a filter, group-by, unique count or sub-hour bucket reads at most ${fmt(s.coverage.scan_rows)} events, newest first. Narrow the range or pick an event to see all of it.`));
+    if (s.groups_capped) chartBox.after(h('p', { class: 'muted', id: 'explore-groups-capped' },
+      'More than 1,000 distinct values: values met after the first 1,000 count under “(other)”.'));
   } catch (e) { chartBox.replaceChildren(errorBox(e)); }
   try {
     const rows = await api(`${base}/events?${params}`, { exact: true });

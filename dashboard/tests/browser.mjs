@@ -48,7 +48,9 @@ const collector = spawn(bin, [], {
   env: { ...process.env, PULSELINE_LISTEN: '127.0.0.1:0', PULSELINE_DATABASE_URL: `sqlite://${data}/p.db`,
     PULSELINE_SQLITE_SYNCHRONOUS: 'normal', RUST_LOG: 'warn',
     // The receiver is on loopback; rules are evaluated every second instead of every 30.
-    PULSELINE_ALLOW_PRIVATE_WEBHOOKS: 'true', PULSELINE_RULES_INTERVAL_SECS: '1' },
+    PULSELINE_ALLOW_PRIVATE_WEBHOOKS: 'true', PULSELINE_RULES_INTERVAL_SECS: '1',
+    // Explore reads at most 30 raw events: all events grouped by a property goes past it.
+    PULSELINE_DASHBOARD_SCAN_ROWS: '30' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
 let out = '';
@@ -187,6 +189,12 @@ try {
   await page.goto(`${projectUrl}/explore?event=${encodeURIComponent('Browser Test Event')}&from=${now - 2 * 3600000}&to=${now + 60000}&group_by=plan`);
   await page.waitForSelector('#explore-chart canvas');
   await page.waitForSelector('.u-legend >> text=pro');
+  assert.equal(await page.locator('#explore-coverage').count(), 0, 'the 25 events fit the scan budget');
+  // All 37 events grouped by plan: past the scan budget (30), so the chart covers the newest
+  // buckets only and says so.
+  await page.goto(`${projectUrl}/explore?from=${now - 2 * 3600000}&to=${now + 60000}&bucket=300000&group_by=plan`);
+  await page.waitForSelector('#explore-coverage');
+  assert.match(await page.textContent('#explore-coverage'), /reads at most 30 events, newest first/);
   await page.goto(`${projectUrl}/explore?event=${encodeURIComponent('Exact Numbers')}&from=${now - 2 * 3600000}&to=${now + 60000}`);
   await page.waitForSelector('#events-table tbody tr');
   assert.equal(await page.textContent('#events-table tbody td:last-child code'), exact);
@@ -254,8 +262,11 @@ try {
   await page.waitForSelector('text=No sources yet.');
 
   await page.goto(`${projectUrl}/vitals`);
-  // p75 of 1800, 2600, 4500 ms, interpolated as PostgreSQL's percentile_cont: 3550 ms.
-  await page.waitForSelector('text=LCP: 3,550 ms');
+  // p75 of 1800, 2600, 4500 ms, interpolated as PostgreSQL's percentile_cont: 3550 ms, read
+  // from the vitals rollup's sketch within its 1% (docs/dashboard.md).
+  const lcp = await page.waitForSelector('text=/LCP: 3,5\\d\\d ms/');
+  const p75 = Number((await lcp.textContent()).match(/LCP: ([\d,]+) ms/)[1].replace(',', ''));
+  assert.ok(Math.abs(p75 - 3550) <= 35.5, `LCP p75 ${p75} is not within 1% of 3550`);
   await page.goto(`${projectUrl}/audit`);
   await page.waitForSelector('#audit-table >> text=key.created').catch(() => {});
   await page.waitForSelector('#audit-table >> text=project.created');

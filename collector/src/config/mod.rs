@@ -164,6 +164,16 @@ pub struct DashboardConfig {
     /// Live tails open at once on this collector, all users together.
     #[arg(long, env = "PULSELINE_MAX_TAILS", default_value_t = 200)]
     pub max_tails: usize,
+    /// Most events one Explore answer reads from the raw events (a property filter or group-by,
+    /// a unique count, a sub-hour bucket, the events table). It reads newest first and answers
+    /// for the buckets it covered, saying from when; nothing is refused.
+    #[arg(
+        long,
+        env = "PULSELINE_DASHBOARD_SCAN_ROWS",
+        default_value_t = 2_000_000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub scan_rows: u32,
 }
 
 impl Default for DashboardConfig {
@@ -178,6 +188,7 @@ impl Default for DashboardConfig {
             password_check_wait_ms: 2_000,
             tails_per_session: 8,
             max_tails: 200,
+            scan_rows: 2_000_000,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod message;
 pub mod numbers;
 pub mod percentile;
 pub mod rule;
+pub mod sketch;
 
 pub use key::{KeyHash, KeyKind, PlainKey};
 pub use message::{Message, MessageError, MessageType};

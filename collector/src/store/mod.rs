@@ -27,6 +27,7 @@ macro_rules! with_db {
 
 pub mod accounts;
 pub mod analytics;
+pub mod bounded_scan;
 pub mod category_cap;
 pub mod churn;
 pub mod cookieless;
@@ -44,6 +45,8 @@ mod rules;
 pub mod shares;
 mod sqlite;
 mod stored_event;
+pub mod vitals;
+pub mod vitals_backfill;
 pub mod web;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};

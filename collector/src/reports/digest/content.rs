@@ -1,6 +1,6 @@
 //! What a digest says: one week (Monday 00:00 to Monday 00:00 in the project's time zone)
-//! against the week before, read from the rollups and indexed tables, never from a scan of
-//! the week's events.
+//! against the week before, read from the rollups and indexed tables (Web Vitals from the
+//! vitals rollup), never from a scan of the week's events.
 
 use std::collections::HashMap;
 
@@ -10,15 +10,13 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};
 
-use crate::analytics::{self, VITALS, WEB_VITAL_EVENT};
+use crate::analytics::{VITALS, WEB_VITAL_EVENT};
 use crate::domain::ProjectId;
-use crate::store::{Store, StoreError};
+use crate::store::vitals::VitalAcc;
+use crate::store::{HOUR_MS, Store, StoreError};
 
 /// Rows in the top events and top pages lists.
 pub const DIGEST_TOP_ROWS: usize = 5;
-/// Web Vital samples read per week for the p75 (there is no vitals rollup yet): beyond it the
-/// p75 is of the first samples of the week, and the digest says so.
-pub const DIGEST_MAX_VITAL_SAMPLES: i64 = 20_000;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -78,7 +76,9 @@ pub struct VitalChange {
     pub this_week: Option<f64>,
     pub last_week: Option<f64>,
     pub samples: u64,
-    /// More samples than [`DIGEST_MAX_VITAL_SAMPLES`] in one of the weeks.
+    /// The p75 is of a sample of the week: only digests stored before the vitals rollup
+    /// (migration 0041), which read at most 20,000 samples a week, say so.
+    #[serde(default)]
     pub truncated: bool,
 }
 
@@ -220,36 +220,33 @@ async fn vitals(
     project: ProjectId,
     week: Week,
 ) -> Result<Vec<VitalChange>, StoreError> {
+    // The week's hours of the vitals rollup, merged (a local midnight off the UTC hour, as in
+    // a few zones, takes that whole hour).
     let read = |from: i64, to: i64| async move {
-        let mut rows = store
-            .scan_events(
-                project,
-                from,
-                to,
-                Some(WEB_VITAL_EVENT),
-                false, // bots left out, as everywhere in the digest
-                DIGEST_MAX_VITAL_SAMPLES + 1,
-            )
+        let first = from - from.rem_euclid(HOUR_MS);
+        let merged = store
+            .vitals_by_bucket(project, first, to, first, (to - first).max(1), false)
             .await?;
-        let truncated = rows.len() as i64 > DIGEST_MAX_VITAL_SAMPLES;
-        rows.truncate(DIGEST_MAX_VITAL_SAMPLES as usize);
-        let report = analytics::web_vitals(&rows, from, to, (to - from).max(1));
-        Ok::<_, StoreError>((report, truncated))
+        let mut per_metric: HashMap<String, VitalAcc> = HashMap::new();
+        for ((metric, _), acc) in merged {
+            per_metric.entry(metric).or_default().merge(&acc);
+        }
+        Ok::<_, StoreError>(per_metric)
     };
-    let (this, this_cut) = read(week.start, week.end).await?;
-    let (last, last_cut) = read(week.previous, week.start).await?;
+    let this = read(week.start, week.end).await?;
+    let last = read(week.previous, week.start).await?;
     Ok(VITALS
         .iter()
         .filter_map(|v| {
-            let now = this.metrics.iter().find(|m| m.vital.metric == v.metric)?;
-            let before = last.metrics.iter().find(|m| m.vital.metric == v.metric)?;
-            (now.overall.samples > 0 || before.overall.samples > 0).then(|| VitalChange {
+            let now = this.get(v.metric);
+            let before = last.get(v.metric);
+            (now.is_some() || before.is_some()).then(|| VitalChange {
                 metric: v.metric.to_owned(),
                 unit: v.unit.to_owned(),
-                this_week: now.overall.p75,
-                last_week: before.overall.p75,
-                samples: now.overall.samples,
-                truncated: this_cut || last_cut,
+                this_week: now.and_then(|a| a.sketch.quantile(0.75)),
+                last_week: before.and_then(|a| a.sketch.quantile(0.75)),
+                samples: now.map_or(0, |a| u64::try_from(a.samples).unwrap_or_default()),
+                truncated: false,
             })
         })
         .collect())

@@ -180,6 +180,7 @@ impl PostgresStore {
         .await?;
         add_hourly(&mut tx, HOURLY_BOTS, bot_rollups).await?;
         add_hourly(&mut tx, HOURLY, rollups).await?;
+        super::vitals::add(&mut tx, batches, &is_new).await?;
 
         let (mp, (months, mcounts)): (Vec<i64>, (Vec<String>, Vec<i64>)) =
             monthly.into_iter().map(|((p, m), n)| (p, (m, n))).unzip();

@@ -5,6 +5,8 @@
 mod category_cap;
 mod ingest;
 mod persons;
+mod vitals;
+pub(crate) use vitals::write as write_vitals;
 
 use std::time::Duration;
 
@@ -178,6 +180,7 @@ impl PostgresStore {
             for sql in [
                 "DELETE FROM rollups_hourly WHERE project_id = $1 AND hour < $2",
                 "DELETE FROM rollups_hourly_bots WHERE project_id = $1 AND hour < $2",
+                "DELETE FROM vitals_hourly WHERE project_id = $1 AND hour < $2",
             ] {
                 // The hour that holds the cutoff stays, as on SQLite: part of it is still kept.
                 sqlx::query(sql)
@@ -186,6 +189,11 @@ impl PostgresStore {
                     .execute(&mut *tx)
                     .await?;
             }
+            sqlx::query("DELETE FROM vitals_pages_daily WHERE project_id = $1 AND day < $2")
+                .bind(project_id)
+                .bind(cutoff - cutoff.rem_euclid(DAY_MS))
+                .execute(&mut *tx)
+                .await?;
             // Active-user rollups of the days that ended before the cutoff.
             for sql in [
                 "DELETE FROM active_users_daily WHERE project_id = $1 AND day < $2",

@@ -297,6 +297,7 @@ fn insert(
         inserted.push(count as u64);
     }
     write_rollups(&tx, &rollups)?;
+    super::vitals::add(&tx, batches, &stored)?;
     // The notifications of this commit's events, atomically with them; a resent duplicate
     // (not stored by this commit) notifies nothing.
     if !deliveries.is_empty() {

@@ -13,6 +13,7 @@ mod keys;
 mod persons;
 mod retention;
 mod rollups;
+mod vitals;
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -57,6 +57,23 @@ impl SqliteStore {
                 .bind(cutoff - cutoff.rem_euclid(HOUR_MS))
                 .execute(&self.write)
                 .await?;
+            // The Web Vitals rollups (migration 0041): hours, and the days of the pages.
+            for (sql, unit) in [
+                (
+                    "DELETE FROM vitals_hourly WHERE project_id = ? AND hour < ?",
+                    HOUR_MS,
+                ),
+                (
+                    "DELETE FROM vitals_pages_daily WHERE project_id = ? AND day < ?",
+                    DAY_MS,
+                ),
+            ] {
+                sqlx::query(sql)
+                    .bind(project_id)
+                    .bind(cutoff - cutoff.rem_euclid(unit))
+                    .execute(&self.write)
+                    .await?;
+            }
             // Active-user rollups of the days that ended before the cutoff.
             for sql in [
                 "DELETE FROM active_users_daily WHERE project_id = ? AND day < ?",

@@ -259,7 +259,8 @@ async fn retention_and_sessions_match_hand_computed_values() {
     assert_eq!(s["avg_length_secs"], 172.5);
 }
 
-/// p75 (interpolated) of 1000, 2000, 3000, 5000 ms is 3500; 2 good, 1 poor.
+/// p75 (interpolated) of 1000, 2000, 3000, 5000 ms is 3500 (within the sketch's 1%); 2 good,
+/// 1 poor.
 #[tokio::test]
 async fn web_vitals_show_the_p75_and_the_share_of_each_rating() {
     let (app, me, p, day) = known_traffic().await;
@@ -269,7 +270,8 @@ async fn web_vitals_show_the_p75_and_the_share_of_each_rating() {
         .await;
     let lcp = &v["metrics"][0];
     assert_eq!(lcp["vital"]["metric"], "LCP");
-    assert_eq!(lcp["overall"]["p75"], 3500.0);
+    let p75 = lcp["overall"]["p75"].as_f64().unwrap();
+    assert!((p75 - 3500.0).abs() <= 35.0, "{p75}");
     assert_eq!(
         (
             lcp["overall"]["good"].as_f64(),

@@ -6,6 +6,8 @@ mod alerting;
 mod churn;
 /// The weekly digest (issue 24).
 mod digest;
+/// Explore without a scan cap (issue 20).
+mod explore;
 mod exports;
 mod insights;
 mod keys;
@@ -17,6 +19,8 @@ mod security;
 mod sessions;
 /// Shared, read-only pages (issue 24).
 mod share;
+/// Web Vitals from the rollup (issue 20).
+mod vitals;
 /// The Web page (issue 21).
 mod web;
 

@@ -197,24 +197,9 @@ pub async fn churn(
         )));
     }
     let periods = periods(period, from, to)?;
-    if let (Some(first), Some(last)) = (periods.first(), periods.last()) {
-        // The queries read each (day, user) row of the range a few times: bounded like the
-        // scans of the other pages, counted from the per-day rollup without reading the rows.
-        let rows: i64 = state
-            .store
-            .daily_active_users(project, first.start, last.end)
-            .await?
-            .iter()
-            .map(|(_, users)| users)
-            .sum();
-        let max = i64::from(state.dashboard.config.max_scan_events);
-        if rows > max {
-            return Err(ApiError::BadRequest(format!(
-                "this range holds {rows} active-user days, more than {max} \
-                 (PULSELINE_DASHBOARD_MAX_SCAN_EVENTS): narrow the range"
-            )));
-        }
-    }
+    // No scan cap: the database counts the range's active-user rows (users × days, bounded by
+    // the users, not the events) and returns two numbers per period; MAX_CHURN_PERIODS bounds
+    // the periods.
     let by = event.map_or(ChurnBy::Inactivity, ChurnBy::Event);
     let counts = state.store.churn_counts(project, &periods, by).await?;
     let points = periods

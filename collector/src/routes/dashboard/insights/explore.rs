@@ -1,18 +1,22 @@
 //! Explore: a chart's series (from the rollups when it can, else from the range's events) and
-//! the events behind it, as JSON or CSV.
+//! the events behind it, as JSON or CSV. A read of raw events is bounded: it reads at most
+//! PULSELINE_DASHBOARD_SCAN_ROWS events, newest first, and answers for the part of the range it
+//! covered, saying so (`coverage`, the `pulseline-covered-from` header); nothing is refused.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 
 use axum::Json;
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use super::export::{csv_error, csv_response, csv_text, iso};
-use super::{Range, RangeParams, TABLE_ROWS, counts, range, scan, with_bot_events};
-use crate::analytics::{self, Agg, SeriesSpec};
+use super::{Range, RangeParams, TABLE_ROWS, counts, range, with_bot_events};
+use crate::analytics::{self, Agg, SeriesBuilder, SeriesSpec};
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
 use crate::error::{ApiError, ErrorBody};
@@ -20,6 +24,8 @@ use crate::routes::dashboard::ProjectPath;
 use crate::routes::extract::{ApiQuery, PathIds, Session};
 use crate::state::AppState;
 use crate::store::HOUR_MS;
+use crate::store::analytics::ScannedEvent;
+use crate::store::bounded_scan::Order;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -62,23 +68,28 @@ fn empty_to_none(s: &Option<String>) -> Option<String> {
 }
 
 /// A chart's series. Plain counts read the hourly rollups; anything with a property, filter,
-/// group or a bucket under an hour reads the range's events.
+/// group or a bucket under an hour streams the range's events, newest buckets first within
+/// the scan budget.
 #[utoipa::path(
     get, path = "/api/dash/projects/{project}/series", tag = "dashboard",
     operation_id = "dashboard_series",
     params(ProjectPath, SeriesParams),
     description = "A chart: one series (or one per `group_by` value) of the aggregate per \
                    bucket. `format=csv` downloads it (a `bucket` column, one column per series). \
-                   Bot events are left out unless `include_bots=true`.",
+                   Bot events are left out unless `include_bots=true`. An answer that reads \
+                   raw events reads at most PULSELINE_DASHBOARD_SCAN_ROWS of them, newest \
+                   first: when the range holds more it covers the buckets from \
+                   `coverage.from` on (earlier ones are null; CSV: the \
+                   `pulseline-covered-from` header).",
     responses(
         (status = 200, content(
             (SeriesAnswer = "application/json"),
             (String = "text/csv"),
         ), headers(("pulseline-bot-events" = i64,
-            description = "Bot events in the range (left out unless include_bots=true)"))),
-        (status = 400, description = "An invalid parameter (says which), or more events in the \
-                                      range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
-            body = ErrorBody),
+            description = "Bot events in the range (left out unless include_bots=true)"),
+            ("pulseline-covered-from" = i64, description = "Set when the answer covers \
+                only the end of the range: from when (unix ms)"))),
+        (status = 400, description = "An invalid parameter (says which)", body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 404, description = "No such project among the user's", body = ErrorBody),
     ),
@@ -118,14 +129,42 @@ pub async fn series(
         && spec.filter.is_none()
         && spec.group_by.is_none()
         && r.bucket % HOUR_MS == 0;
-    let (series, bot_events) = if from_rollups {
-        rollup_series(&state, project, &r, event.as_deref(), p.include_bots).await?
+    let answer = if from_rollups {
+        let (series, bot_events) =
+            rollup_series(&state, project, &r, event.as_deref(), p.include_bots).await?;
+        SeriesAnswer {
+            series,
+            bot_events,
+            coverage: None,
+            groups_capped: false,
+        }
     } else {
-        let (events, bot_events) =
-            scan(&state, project, &r, event.as_deref(), p.include_bots).await?;
-        (analytics::series(&events, &spec), bot_events)
+        let covered_from = horizon(&state, project, &r, event.as_deref(), r.bucket).await?;
+        let mut builder = SeriesBuilder::new(&spec);
+        let bot_events = stream(
+            &state,
+            project,
+            &r,
+            event.as_deref(),
+            covered_from,
+            Order::OldestFirst,
+            p.include_bots,
+            |e| {
+                builder.add(e.ts, e.user_key.as_deref(), &e.body);
+                ControlFlow::Continue(())
+            },
+        )
+        .await?;
+        let built = builder.finish(covered_from);
+        SeriesAnswer {
+            series: built.series,
+            bot_events,
+            coverage: covered_from.map(|c| coverage(&state, c, r.to)),
+            groups_capped: built.groups_capped,
+        }
     };
     if p.format.as_deref() == Some("csv") {
+        let series = &answer.series;
         let mut w = csv::Writer::from_writer(Vec::new());
         let mut header = vec!["bucket".to_owned()];
         header.extend(series.series.iter().map(|s| csv_text(&s.name)));
@@ -140,9 +179,10 @@ pub async fn series(
             );
             w.write_record(&row).map_err(csv_error)?;
         }
-        return Ok(with_bot_events(csv_response(w, "series.csv")?, bot_events));
+        let csv = with_coverage(csv_response(w, "series.csv")?, answer.coverage.as_ref());
+        return Ok(with_bot_events(csv, answer.bot_events));
     }
-    let answer = SeriesAnswer { series, bot_events };
+    let bot_events = answer.bot_events;
     Ok(with_bot_events(Json(answer), bot_events))
 }
 
@@ -150,8 +190,118 @@ pub async fn series(
 pub struct SeriesAnswer {
     #[serde(flatten)]
     pub series: analytics::Series,
-    /// Bot events in the range (of `event` when given): left out unless `include_bots=true`.
+    /// Bot events in the range (of `event` when given; in the covered part when `coverage` is
+    /// set): left out unless `include_bots=true`.
     pub bot_events: i64,
+    /// Set when the answer covers only the end of the range: the raw events it reads are at
+    /// most PULSELINE_DASHBOARD_SCAN_ROWS, newest first. Buckets before `coverage.from` are
+    /// null.
+    pub coverage: Option<Coverage>,
+    /// More than MAX_GROUPS (1000) distinct `group_by` values: the later ones count under
+    /// "(other)".
+    pub groups_capped: bool,
+}
+
+/// The part of a range an answer read whole.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Coverage {
+    /// Start of the covered part (a bucket start; the events table: an event time + 1 ms),
+    /// unix milliseconds.
+    pub from: i64,
+    /// End of the covered part: the range's end, unix milliseconds.
+    pub to: i64,
+    /// The most raw events one answer reads (PULSELINE_DASHBOARD_SCAN_ROWS).
+    pub scan_rows: u32,
+    /// What the answer covers and how to see more, for people.
+    pub note: String,
+}
+
+/// The response header in which a CSV answer says from when it covers the range, when it
+/// covers only its end ([`Coverage::from`], unix milliseconds).
+pub const COVERED_FROM_HEADER: &str = "pulseline-covered-from";
+
+fn coverage(state: &AppState, from: i64, to: i64) -> Coverage {
+    let scan_rows = state.dashboard.config.scan_rows;
+    let at = |t: i64| {
+        chrono::DateTime::from_timestamp_millis(t)
+            .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_default()
+    };
+    let covered = if from >= to {
+        "none".to_owned()
+    } else {
+        format!("{}\u{2013}{}", at(from), at(to))
+    };
+    Coverage {
+        from,
+        to,
+        scan_rows,
+        note: format!(
+            "covers {covered} of the range: a property filter or group-by, a unique count \
+             or a bucket under an hour reads at most {scan_rows} events \
+             (PULSELINE_DASHBOARD_SCAN_ROWS), newest first; narrow the range or pick an \
+             event to see all of it"
+        ),
+    }
+}
+
+fn with_coverage(mut answer: Response, coverage: Option<&Coverage>) -> Response {
+    if let Some(c) = coverage
+        && let Ok(v) = HeaderValue::from_str(&c.from.to_string())
+    {
+        answer.headers_mut().insert(COVERED_FROM_HEADER, v);
+    }
+    answer
+}
+
+/// Where a read of `r` newest first runs out of PULSELINE_DASHBOARD_SCAN_ROWS: the first
+/// multiple of `grid` (since the epoch) after the newest event it cannot read, or `None`
+/// when the whole range fits.
+async fn horizon(
+    state: &AppState,
+    project: ProjectId,
+    r: &Range,
+    event: Option<&str>,
+    grid: i64,
+) -> Result<Option<i64>, ApiError> {
+    let budget = i64::from(state.dashboard.config.scan_rows);
+    let last_unread = state
+        .store
+        .scan_horizon(project, r.from, r.to, event, budget)
+        .await?;
+    Ok(last_unread.map(|t| t - t.rem_euclid(grid) + grid))
+}
+
+/// Hands the events of `r` from `covered_from` on to `each` (bots only with `include_bots`),
+/// until it breaks; returns how many bot events it met.
+#[allow(clippy::too_many_arguments)]
+async fn stream(
+    state: &AppState,
+    project: ProjectId,
+    r: &Range,
+    event: Option<&str>,
+    covered_from: Option<i64>,
+    order: Order,
+    include_bots: bool,
+    mut each: impl FnMut(ScannedEvent) -> ControlFlow<()>,
+) -> Result<i64, ApiError> {
+    let from = covered_from.map_or(r.from, |c| c.max(r.from));
+    let mut bots = 0;
+    if from < r.to {
+        state
+            .store
+            .stream_events(project, from, r.to, event, order, |e, bot| {
+                if bot {
+                    bots += 1;
+                    if !include_bots {
+                        return ControlFlow::Continue(());
+                    }
+                }
+                each(e)
+            })
+            .await?;
+    }
+    Ok(bots)
 }
 
 async fn rollup_series(
@@ -237,7 +387,8 @@ fn raw_properties(body: &str) -> Box<RawValue> {
         .unwrap_or_else(|| RawValue::NULL.to_owned())
 }
 
-/// The events behind a chart: newest first (the last 200 as JSON; all of them as CSV).
+/// The events behind a chart: newest first (the last 200 as JSON; all of them as CSV, within
+/// the scan budget).
 #[utoipa::path(
     get, path = "/api/dash/projects/{project}/events", tag = "dashboard",
     operation_id = "dashboard_events_table",
@@ -245,16 +396,19 @@ fn raw_properties(body: &str) -> Box<RawValue> {
     description = "The events behind a chart (`event`, `filter_property`/`filter_value`), \
                    newest first: the last 200 as JSON, all of them with `format=csv` (columns \
                    timestamp, event, user, message_id, properties). The aggregate parameters \
-                   are ignored. Bot events are left out unless `include_bots=true`.",
+                   are ignored. Bot events are left out unless `include_bots=true`. Reads at \
+                   most PULSELINE_DASHBOARD_SCAN_ROWS events, newest first; when the range \
+                   holds more, the `pulseline-covered-from` header says from when the rows \
+                   cover it. `pulseline-bot-events` counts whole hours of the range.",
     responses(
         (status = 200, content(
             (Vec<EventRow> = "application/json"),
             (String = "text/csv"),
         ), headers(("pulseline-bot-events" = i64,
-            description = "Bot events in the range (left out unless include_bots=true)"))),
-        (status = 400, description = "An invalid parameter (says which), or more events in the \
-                                      range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
-            body = ErrorBody),
+            description = "Bot events in the range (left out unless include_bots=true)"),
+            ("pulseline-covered-from" = i64, description = "Set when the answer covers \
+                only the end of the range: from when (unix ms)"))),
+        (status = 400, description = "An invalid parameter (says which)", body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 404, description = "No such project among the user's", body = ErrorBody),
     ),
@@ -273,39 +427,101 @@ pub async fn events(
         (Some(name), Some(value)) => Some((name, value)),
         _ => None,
     };
-    let (rows, bot_events) = scan(&state, project, &r, event.as_deref(), p.include_bots).await?;
-    let matching = rows
-        .into_iter()
-        .rev()
-        .filter(|e| analytics::passes(&e.body, filter.as_ref()));
+    let covered_from = horizon(&state, project, &r, event.as_deref(), 1).await?;
+    let coverage = covered_from.map(|c| coverage(&state, c, r.to));
+    let bot_events = rollup_bot_events(&state, project, &r, event.as_deref()).await?;
+    let matching = |e: &ScannedEvent| analytics::passes(&e.body, filter.as_ref());
     if p.format.as_deref() == Some("csv") {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(["timestamp", "event", "user", "message_id", "properties"])
             .map_err(csv_error)?;
-        for e in matching {
-            let props = raw_properties(&e.body);
-            w.write_record([
-                iso(e.ts),
-                csv_text(&e.name),
-                csv_text(&e.user_key.unwrap_or_default()),
-                csv_text(&e.message_id),
-                csv_text(props.get()),
-            ])
-            .map_err(csv_error)?;
+        let mut failed = None;
+        stream(
+            &state,
+            project,
+            &r,
+            event.as_deref(),
+            covered_from,
+            Order::NewestFirst,
+            p.include_bots,
+            |e| {
+                if !matching(&e) {
+                    return ControlFlow::Continue(());
+                }
+                let props = raw_properties(&e.body);
+                let row = w.write_record([
+                    iso(e.ts),
+                    csv_text(&e.name),
+                    csv_text(&e.user_key.unwrap_or_default()),
+                    csv_text(&e.message_id),
+                    csv_text(props.get()),
+                ]);
+                match row {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(e) => {
+                        failed = Some(e);
+                        ControlFlow::Break(())
+                    }
+                }
+            },
+        )
+        .await?;
+        if let Some(e) = failed {
+            return Err(csv_error(e));
         }
-        return Ok(with_bot_events(csv_response(w, "events.csv")?, bot_events));
+        let csv = with_coverage(csv_response(w, "events.csv")?, coverage.as_ref());
+        return Ok(with_bot_events(csv, bot_events));
     }
-    let rows: Vec<EventRow> = matching
-        .take(TABLE_ROWS)
-        .map(|e| EventRow {
-            seq: e.seq,
-            timestamp: e.ts,
-            properties: raw_properties(&e.body),
-            event: e.name,
-            user: e.user_key,
-        })
-        .collect();
-    Ok(with_bot_events(Json(rows), bot_events))
+    let mut rows: Vec<EventRow> = Vec::new();
+    stream(
+        &state,
+        project,
+        &r,
+        event.as_deref(),
+        covered_from,
+        Order::NewestFirst,
+        p.include_bots,
+        |e| {
+            if matching(&e) {
+                rows.push(EventRow {
+                    seq: e.seq,
+                    timestamp: e.ts,
+                    properties: raw_properties(&e.body),
+                    event: e.name,
+                    user: e.user_key,
+                });
+            }
+            if rows.len() < TABLE_ROWS {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            }
+        },
+    )
+    .await?;
+    Ok(with_bot_events(
+        with_coverage(Json(rows).into_response(), coverage.as_ref()),
+        bot_events,
+    ))
+}
+
+/// Bot events of `r` (of one name) by the hourly bot rollup: whole hours, without reading
+/// events (the events table stops reading at its 200th row).
+async fn rollup_bot_events(
+    state: &AppState,
+    project: ProjectId,
+    r: &Range,
+    event: Option<&str>,
+) -> Result<i64, ApiError> {
+    let from = r.from - r.from.rem_euclid(HOUR_MS);
+    Ok(state
+        .store
+        .bot_rollup_counts(project, from, r.to)
+        .await?
+        .iter()
+        .filter(|(_, name, _)| event.is_none_or(|e| e == name))
+        .map(|(_, _, n)| n)
+        .sum())
 }
 
 impl SeriesParams {
