@@ -5,6 +5,7 @@
 mod category_cap;
 mod ingest;
 mod persons;
+mod user_event_days;
 
 use std::time::Duration;
 
@@ -191,6 +192,7 @@ impl PostgresStore {
                 "DELETE FROM active_users_daily WHERE project_id = $1 AND day < $2",
                 "DELETE FROM active_users_days WHERE project_id = $1 AND day < $2",
                 "DELETE FROM users_last_seen WHERE project_id = $1 AND last_day < $2",
+                "DELETE FROM user_event_days WHERE project_id = $1 AND day < $2",
             ] {
                 sqlx::query(sql)
                     .bind(project_id)

@@ -13,6 +13,7 @@ mod keys;
 mod persons;
 mod retention;
 mod rollups;
+mod user_event_days;
 
 use std::str::FromStr;
 use std::sync::Arc;
