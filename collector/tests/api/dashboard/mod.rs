@@ -7,6 +7,8 @@ mod churn;
 /// The weekly digest (issue 24).
 mod digest;
 mod exports;
+/// Funnels from the per-user-event-day rollup (issue 20).
+mod funnels;
 mod insights;
 mod keys;
 mod openapi;
