@@ -23,9 +23,6 @@ use super::analytics::is_bot;
 use super::{Backend, DAY_MS, Store, StoreError};
 use crate::domain::{Message, ProjectId};
 
-/// The rollup name of an event, as SQL (`super::rollup_name`).
-const ROLLUP_NAME: &str = "(CASE WHEN type = 'track' THEN event ELSE '$' || type END)";
-
 /// Message types other than track: their rollup name is `$` and the type.
 const OTHER_TYPES: [&str; 5] = ["identify", "page", "screen", "group", "alias"];
 
@@ -98,7 +95,7 @@ impl Store {
         let tail_start = floor_day.max(head_end);
         let mut reached = vec![0u64; steps.len()];
         with_db!(self, read_pool, |pool, backend| {
-            let sql = spans_sql(backend, names.len());
+            let sql = spans_sql(backend, &names);
             let mut query = sqlx::query(AssertSqlSafe(sql))
                 .bind(project)
                 .bind(ceil_day)
@@ -288,52 +285,56 @@ async fn steps_done(
     Ok(done)
 }
 
-/// The steps' spans in user order: per step name (bound from `$8` on), that name's rollup rows
-/// of the whole days `[$2, $3)`, which the rollup's key already orders by user, and the events
-/// of the range's edge parts `[$4, $5)` and `[$6, $7)` grouped per user and name. Merged by
-/// user (SQLite merges a compound ORDER BY; PostgreSQL a Merge Append), not sorted whole.
-fn spans_sql(backend: Backend, names: usize) -> String {
+/// The steps' spans in user order: per step name (bound from `$8` on, in `names`' order),
+/// that name's rollup rows of the whole days `[$2, $3)`, which the rollup's key already orders
+/// by user, and its events of the range's edge parts `[$4, $5)` and `[$6, $7)` grouped per
+/// user (through the `(project, event, timestamp)` index, as [`seek_sql`]). Merged by user
+/// (SQLite merges a compound ORDER BY; PostgreSQL merge-appends or sorts), one stream.
+fn spans_sql(backend: Backend, names: &[&str]) -> String {
     let collate = match backend {
         Backend::Sqlite => "",
         Backend::Postgres => " COLLATE \"C\"",
     };
-    let params: Vec<String> = (0..names).map(|i| format!("${}", i + 8)).collect();
-    let mut arms: Vec<String> = params
-        .iter()
-        .map(|p| {
-            format!(
-                "SELECT user_key, name, first_ts, last_ts FROM user_event_days
-                 WHERE project_id = $1 AND name = {p} AND day >= $2 AND day < $3"
-            )
-        })
-        .collect();
-    for (lo, hi) in [("$4", "$5"), ("$6", "$7")] {
+    let mut arms = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let p = format!("${}", i + 8);
         arms.push(format!(
-            "SELECT COALESCE(user_id, anonymous_id){collate} AS user_key,
-                    {ROLLUP_NAME}{collate} AS name, MIN(timestamp) AS first_ts,
-                    MAX(timestamp) AS last_ts
-             FROM events
-             WHERE project_id = $1 AND timestamp >= {lo} AND timestamp < {hi}
-               AND {ROLLUP_NAME} IN ({list})
-               AND COALESCE(user_id, anonymous_id) IS NOT NULL AND NOT {bot}
-             GROUP BY 1, 2",
-            list = params.join(", "),
-            bot = is_bot(backend),
+            "SELECT user_key, name, first_ts, last_ts FROM user_event_days
+             WHERE project_id = $1 AND name = {p} AND day >= $2 AND day < $3"
         ));
+        for (lo, hi) in [("$4", "$5"), ("$6", "$7")] {
+            arms.push(format!(
+                "SELECT COALESCE(user_id, anonymous_id){collate} AS user_key,
+                        {p}{collate} AS name, MIN(timestamp) AS first_ts,
+                        MAX(timestamp) AS last_ts
+                 FROM events
+                 WHERE project_id = $1 AND {by_name} AND timestamp >= {lo} AND timestamp < {hi}
+                   AND COALESCE(user_id, anonymous_id) IS NOT NULL AND NOT {bot}
+                 GROUP BY 1",
+                by_name = by_name(name, &p),
+                bot = is_bot(backend),
+            ));
+        }
     }
     format!("{} ORDER BY 1", arms.join(" UNION ALL "))
+}
+
+/// Events whose rollup name is the step `name` bound at `p`, as SQL the `(project, event,
+/// timestamp)` index serves for a track event (`$page` and the like match by type).
+fn by_name(name: &str, p: &str) -> String {
+    match name.strip_prefix('$') {
+        Some(kind) if OTHER_TYPES.contains(&kind) => {
+            format!("((type = 'track' AND event = {p}) OR '$' || type = {p})")
+        }
+        _ => format!("(event = {p} AND type = 'track')"),
+    }
 }
 
 /// The first event of step `$2` by user `$6` after `($3, $4)` in `(timestamp, seq)` order and
 /// at or before `$5`: through the `(project, event, timestamp)` index for a track event, the
 /// `(project, timestamp)` one for `$page` and the like. Bot events do not count.
 fn seek_sql(backend: Backend, name: &str) -> String {
-    let by_name = match name.strip_prefix('$') {
-        Some(kind) if OTHER_TYPES.contains(&kind) => {
-            "((type = 'track' AND event = $2) OR '$' || type = $2)"
-        }
-        _ => "(event = $2 AND type = 'track')",
-    };
+    let by_name = by_name(name, "$2");
     format!(
         "SELECT timestamp, seq FROM events
          WHERE project_id = $1 AND {by_name} AND timestamp >= $3 AND timestamp <= $5
