@@ -15,9 +15,16 @@ const total = Number(process.env.PULSELINE_SEED_EVENTS || 10_000_000);
 const users = Number(process.env.PULSELINE_SEED_USERS || 100_000);
 const BATCH = 500, CONNS = 4, DAY = 86_400_000;
 
-// A small deterministic generator, so two runs fill the same traffic.
+// A small deterministic generator (mulberry32), so two runs fill the same traffic. Not an LCG
+// modulo 2^31: its low bits repeat with a short period, and users drawn from it collapse to a
+// thousand.
 let seed = 7;
-const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+const rnd = () => {
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+};
 const names = ['Page Viewed', 'Product Viewed', 'Search', 'Added to Cart', 'Logged In', 'Product List Viewed',
   'Order Completed', 'Checkout Started', 'Signed Up', 'Coupon Applied', 'Removed from Cart', 'Wishlist Added',
   'Review Posted', 'Shared', 'Plan Upgraded', 'Support Opened', 'Invite Sent', 'Export Downloaded',
