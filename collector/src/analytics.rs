@@ -247,6 +247,11 @@ pub fn funnel(events: &[ScannedEvent], steps: &[String], window_ms: i64) -> Vec<
             *r += 1;
         }
     }
+    funnel_steps(steps, &reached)
+}
+
+/// The funnel's answer from how many users reached each step.
+pub fn funnel_steps(steps: &[String], reached: &[u64]) -> Vec<FunnelStep> {
     let first = reached.first().copied().unwrap_or(0);
     steps
         .iter()

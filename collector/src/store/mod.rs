@@ -33,6 +33,7 @@ pub mod churn;
 pub mod cookieless;
 pub mod delivery;
 pub mod digest;
+pub mod funnels;
 pub mod inbound;
 pub mod invitations;
 pub mod keys;

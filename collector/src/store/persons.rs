@@ -37,6 +37,8 @@ pub struct PersonDeletion {
     pub active_user_days: u64,
     /// The person's latest-active-day rows (WAU/MAU).
     pub users_last_seen: u64,
+    /// (event name, user, day) rows of the funnels' rollup (`user_event_days`).
+    pub user_event_days: u64,
     /// Event notifications in the outbox (with their delivery attempts).
     pub deliveries: u64,
 }

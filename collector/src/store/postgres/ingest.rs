@@ -160,6 +160,7 @@ impl PostgresStore {
         .bind(&rows.body)
         .execute(&mut *tx)
         .await?;
+        super::user_event_days::record(&mut tx, batches, &is_new).await?;
         // The dashboard's DAU/WAU/MAU read this rollup (migrations 0006); sorted, so concurrent
         // writers take its row locks in the same order.
         sqlx::query(

@@ -7,6 +7,7 @@ mod ingest;
 mod persons;
 mod vitals;
 pub(crate) use vitals::write as write_vitals;
+mod user_event_days;
 
 use std::time::Duration;
 
@@ -199,6 +200,7 @@ impl PostgresStore {
                 "DELETE FROM active_users_daily WHERE project_id = $1 AND day < $2",
                 "DELETE FROM active_users_days WHERE project_id = $1 AND day < $2",
                 "DELETE FROM users_last_seen WHERE project_id = $1 AND last_day < $2",
+                "DELETE FROM user_event_days WHERE project_id = $1 AND day < $2",
             ] {
                 sqlx::query(sql)
                     .bind(project_id)

@@ -146,6 +146,14 @@ impl PostgresStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                report.user_event_days = sqlx::query(
+                    "DELETE FROM user_event_days WHERE project_id = $1 AND user_key = ANY($2)",
+                )
+                .bind(project)
+                .bind(ids)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
                 tx.commit().await?;
                 return Ok(report);
             }

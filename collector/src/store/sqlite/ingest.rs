@@ -252,6 +252,7 @@ fn insert(
         .flat_map(|b| b.messages.iter().map(move |m| (b, m)))
         .collect();
     let stored = insert_events(&tx, &rows)?;
+    super::user_event_days::record(&tx, &rows, &stored)?;
 
     let mut inserted = Vec::with_capacity(batches.len());
     let mut rollups = Rollups::default();

@@ -14,6 +14,7 @@ mod persons;
 mod retention;
 mod rollups;
 mod vitals;
+mod user_event_days;
 
 use std::str::FromStr;
 use std::sync::Arc;

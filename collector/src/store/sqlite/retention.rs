@@ -79,6 +79,7 @@ impl SqliteStore {
                 "DELETE FROM active_users_daily WHERE project_id = ? AND day < ?",
                 "DELETE FROM active_users_days WHERE project_id = ? AND day < ?",
                 "DELETE FROM users_last_seen WHERE project_id = ? AND last_day < ?",
+                "DELETE FROM user_event_days WHERE project_id = ? AND day < ?",
             ] {
                 sqlx::query(sql)
                     .bind(project_id)

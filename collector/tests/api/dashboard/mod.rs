@@ -9,6 +9,8 @@ mod digest;
 /// Explore without a scan cap (issue 20).
 mod explore;
 mod exports;
+/// Funnels from the per-user-event-day rollup (issue 20).
+mod funnels;
 mod insights;
 mod keys;
 mod openapi;

@@ -1,0 +1,421 @@
+//! Funnels (issue 20) from the per-user-event-day rollup against the scan they replace: the old
+//! computation (`analytics::funnel`) over the stored events, on seeded random streams with
+//! repeated and out-of-order steps, several events of a step the same day before and after the
+//! previous step, events in the same millisecond, on UTC midnight and on the range's edges,
+//! anonymous users, bots, late and repeated batches; then after a person delete, after a
+//! raw-event retention run, and on a database upgraded by migration 0039's backfill. The scan
+//! limit is set far below the streams' size: the old code refused every one of these ranges.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use pulseline_collector::analytics;
+use pulseline_collector::clock::{Clock, FakeClock};
+use pulseline_collector::store::Store;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::{Dash, Login, spawn};
+use crate::helpers;
+
+const DAY: i64 = 86_400_000;
+const HOUR: i64 = 3_600_000;
+/// Far below the streams' event count: a funnel must not read the range's events.
+const SCAN_LIMIT: u32 = 10;
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 9, 7, 0, 0, 0).unwrap()
+}
+
+/// Six days of activity by twelve people (some anonymous, some with both ids), dense enough
+/// that a step often happens before and after the previous one on the same day, plus a
+/// crawler that does every step and a bot-flagged event among a person's own. With
+/// `ambiguous = false` each person does each event at most once a day.
+fn activity(seed: u64, from: DateTime<Utc>, ambiguous: bool) -> Vec<Value> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let names = ["view", "cart", "buy", "$page"];
+    let mut sent = Vec::new();
+    for u in 0..12 {
+        let (user, anon) = match u % 4 {
+            3 => (None, Some(format!("anon-{u}"))),
+            2 => (Some(format!("user-{u}")), Some(format!("device-{u}"))),
+            _ => (Some(format!("user-{u}")), None),
+        };
+        for day in 0..6 {
+            if !rng.random_bool(0.7) {
+                continue;
+            }
+            let day_start = day * DAY;
+            let mut last = day_start + rng.random_range(0..DAY);
+            let mut done_today = Vec::new();
+            for _ in 0..rng.random_range(1..9) {
+                let name = names[rng.random_range(0..names.len())];
+                if !ambiguous && done_today.contains(&name) {
+                    continue;
+                }
+                done_today.push(name);
+                // Without repeats, no two events share a millisecond either: their order
+                // would then be the stored order, which only the raw events know.
+                let at = match rng.random_range(0..if ambiguous { 20 } else { 10 }) {
+                    0..=9 => day_start + rng.random_range(0..DAY),
+                    10..=12 => {
+                        (last + rng.random_range(-HOUR..HOUR)).clamp(day_start, day_start + DAY - 1)
+                    }
+                    13 => day_start,
+                    14 => day_start + DAY - 1,
+                    _ => last,
+                };
+                last = at;
+                let mut m = if name == "$page" {
+                    json!({"type": "page", "name": "Home"})
+                } else {
+                    json!({"type": "track", "event": name})
+                };
+                if let Some(user) = &user {
+                    m["userId"] = json!(user);
+                }
+                if let Some(anon) = &anon {
+                    m["anonymousId"] = json!(anon);
+                }
+                m["timestamp"] = json!((from + Duration::milliseconds(at)).to_rfc3339());
+                sent.push(m);
+            }
+        }
+    }
+    for day in 0..6 {
+        for (i, name) in ["view", "cart", "buy"].iter().enumerate() {
+            let at = from + Duration::days(day) + Duration::hours(3 + i as i64);
+            sent.push(json!({"type": "track", "event": name, "userId": "crawler",
+                             "timestamp": at.to_rfc3339(), "context": {"bot": true}}));
+        }
+    }
+    // A person's own bot-flagged event in the middle of their day: never a step.
+    sent.push(json!({"type": "track", "event": "buy", "userId": "user-0",
+                     "timestamp": (from + Duration::hours(30)).to_rfc3339(),
+                     "context": {"bot": true}}));
+    for m in &mut sent {
+        m["messageId"] = json!(uuid::Uuid::now_v7().to_string());
+    }
+    sent
+}
+
+/// Sends `messages` out of time order (every batch after the first holds late events), with
+/// one batch sent twice.
+async fn ingest_shuffled(app: &Dash, mut messages: Vec<Value>, seed: u64) {
+    messages.shuffle(&mut StdRng::seed_from_u64(seed));
+    for chunk in messages.chunks(37) {
+        app.ingest(chunk.to_vec()).await;
+    }
+    app.ingest(messages[..20].to_vec()).await;
+}
+
+async fn seeded(seed: u64, clock: Arc<FakeClock>) -> (Dash, Login) {
+    let app = spawn(|c| c.dashboard.max_scan_events = SCAN_LIMIT, clock).await;
+    let me = app.admin().await;
+    ingest_shuffled(&app, activity(seed, start(), true), seed + 1).await;
+    (app, me)
+}
+
+fn clock() -> Arc<FakeClock> {
+    Arc::new(FakeClock::new(
+        Utc.with_ymd_and_hms(2026, 9, 20, 12, 0, 0).unwrap(),
+    ))
+}
+
+const STEPS: [&str; 5] = [
+    "view,cart,buy",
+    "cart,view,cart",
+    "$page,buy",
+    "view,view",
+    "buy,$page,view,cart",
+];
+const WINDOWS: [i64; 4] = [1, 3_600, 86_400, 3 * 86_400];
+
+/// Ranges on whole days, starting and ending mid-day, inside one day, and one millisecond
+/// either side of midnight.
+fn ranges(from: DateTime<Utc>) -> Vec<(i64, i64)> {
+    let s = from.timestamp_millis();
+    vec![
+        (s, s + 6 * DAY),
+        (s + 5 * HOUR + 17 * 60_000, s + 4 * DAY + 3 * HOUR),
+        (s + 2 * DAY, s + 3 * DAY),
+        (s + 2 * DAY + HOUR, s + 2 * DAY + 20 * HOUR),
+        (s + DAY - 1, s + 3 * DAY + 1),
+        (s + DAY + 1, s + 5 * DAY),
+    ]
+}
+
+/// The old answer: `analytics::funnel` over the stored events of the range (bots left out),
+/// read in the scan's order.
+async fn scanned(
+    store: &Store,
+    project: i64,
+    from: i64,
+    to: i64,
+    steps: &str,
+    window: i64,
+) -> Value {
+    let events = store
+        .scan_events(project, from, to, None, false, i64::MAX)
+        .await
+        .unwrap();
+    let steps: Vec<String> = steps.split(',').map(str::to_owned).collect();
+    serde_json::to_value(analytics::funnel(&events, &steps, window * 1000)).unwrap()
+}
+
+/// A funnel answer as the users per step, with the conversions checked against them: the
+/// client's float parsing may differ from the server's printing in the last digit.
+fn users(answer: &Value) -> Vec<u64> {
+    let steps = answer.as_array().expect("an array of steps");
+    let first = steps[0]["users"].as_u64().unwrap();
+    for s in steps {
+        let n = s["users"].as_u64().unwrap();
+        let share = if first == 0 {
+            0.0
+        } else {
+            n as f64 / first as f64
+        };
+        assert!(
+            (s["conversion"].as_f64().unwrap() - share).abs() < 1e-9,
+            "{answer}"
+        );
+    }
+    steps.iter().map(|s| s["users"].as_u64().unwrap()).collect()
+}
+
+/// Every funnel of [`STEPS`] × [`WINDOWS`] over `ranges` equals the scan's; returns how many
+/// answers had someone past the first step (so the comparison is not between empty funnels).
+async fn funnels_equal_the_scan(app: &Dash, me: &Login, ranges: &[(i64, i64)]) -> usize {
+    let store = Store::open(&app.database_url, Default::default())
+        .await
+        .unwrap();
+    let p = format!("/api/dash/projects/{}", app.project);
+    let mut converted = 0;
+    for &(from, to) in ranges {
+        for steps in STEPS {
+            for window in WINDOWS {
+                let path =
+                    format!("{p}/funnel?steps={steps}&from={from}&to={to}&window_secs={window}");
+                let (status, got) = app.get(me, &path).await;
+                assert_eq!(status, StatusCode::OK, "{path}: {got}");
+                let want = scanned(&store, app.project, from, to, steps, window).await;
+                assert_eq!(users(&got), users(&want), "{path}");
+                assert_eq!(got.as_array().map(Vec::len), want.as_array().map(Vec::len));
+                if got[1]["users"].as_u64().is_some_and(|n| n > 0) {
+                    converted += 1;
+                }
+            }
+        }
+    }
+    converted
+}
+
+async fn rollup_equals_the_scan(seed: u64) {
+    let (app, me) = seeded(seed, clock()).await;
+    let converted = funnels_equal_the_scan(&app, &me, &ranges(start())).await;
+    assert!(converted > 20, "only {converted} funnels had a second step");
+}
+
+#[tokio::test]
+async fn funnels_from_the_rollup_equal_the_scan_seed_1() {
+    rollup_equals_the_scan(1).await;
+}
+
+#[tokio::test]
+async fn funnels_from_the_rollup_equal_the_scan_seed_2() {
+    rollup_equals_the_scan(2).await;
+}
+
+#[tokio::test]
+async fn with_bots_the_funnel_still_reads_events_under_the_scan_limit() {
+    let (app, me) = seeded(3, clock()).await;
+    let (from, to) = ranges(start())[0];
+    let path = format!(
+        "/api/dash/projects/{}/funnel?steps=view,cart&from={from}&to={to}",
+        app.project
+    );
+    let resp = app
+        .http
+        .get(app.url(&path))
+        .header("cookie", &me.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // The crawler's 18 and the person's bot-flagged event, left out but counted.
+    assert_eq!(resp.headers()["pulseline-bot-events"], "19");
+    let (status, body) = app.get(&me, &format!("{path}&include_bots=true")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string()
+            .contains("more than 10 events (PULSELINE_DASHBOARD_MAX_SCAN_EVENTS)"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_person_delete_takes_their_rows_out_of_the_funnel() {
+    let (app, me) = seeded(4, clock()).await;
+    let rows_of = "SELECT COUNT(*) FROM user_event_days
+                   WHERE user_key IN ('user-2', 'device-2', 'user-5')";
+    assert!(helpers::query_i64(&app.database_url, rows_of).await > 0);
+    for who in ["user_id=user-2", "user_id=user-5"] {
+        let resp = app
+            .http
+            .delete(app.url(&format!("/api/v1/persons?{who}")))
+            .bearer_auth(&app.secret_key)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body["deleted"]["user_event_days"].as_u64().unwrap() > 0,
+            "{body}"
+        );
+    }
+    assert_eq!(helpers::query_i64(&app.database_url, rows_of).await, 0);
+    let converted = funnels_equal_the_scan(&app, &me, &ranges(start())).await;
+    assert!(converted > 10, "only {converted} funnels had a second step");
+}
+
+/// Raw events past the project's retention go; the rollup keeps answering for their days (here
+/// streams where no one repeats an event within a day, so the rollup alone is exact), and the
+/// days whose events remain still equal the scan.
+#[tokio::test]
+async fn a_retention_run_keeps_the_funnels_of_expired_days() {
+    let clock = clock();
+    let (app, me) = {
+        let app = spawn(|c| c.dashboard.max_scan_events = SCAN_LIMIT, clock.clone()).await;
+        let me = app.admin().await;
+        (app, me)
+    };
+    let p = format!("/api/dash/projects/{}", app.project);
+    let (status, body) = app
+        .send(
+            reqwest::Method::PUT,
+            &me,
+            &format!("{p}/data-retention"),
+            json!({"raw_retention_days": 7}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    ingest_shuffled(&app, activity(5, start(), false), 6).await;
+    let s = start().timestamp_millis();
+    let old_ranges = [(s, s + 6 * DAY), (s + DAY, s + 4 * DAY)];
+    let mut before = Vec::new();
+    for (from, to) in old_ranges {
+        for steps in STEPS {
+            let path = format!("{p}/funnel?steps={steps}&from={from}&to={to}&window_secs=86400");
+            let (status, got) = app.get(&me, &path).await;
+            assert_eq!(status, 200, "{got}");
+            before.push((path, got));
+        }
+    }
+    assert!(before.iter().any(|(_, f)| f[1]["users"].as_u64() > Some(0)));
+    let rows = "SELECT COUNT(*) FROM user_event_days";
+    let rows_before = helpers::query_i64(&app.database_url, rows).await;
+
+    clock.advance(Duration::days(10));
+    let recent = clock.now() - Duration::days(6);
+    let recent = recent - Duration::milliseconds(recent.timestamp_millis().rem_euclid(DAY));
+    ingest_shuffled(&app, activity(7, recent, true), 8).await;
+    let store = Store::open(&app.database_url, Default::default())
+        .await
+        .unwrap();
+    let report = pulseline_collector::maintenance::run_once(&store, clock.now())
+        .await
+        .unwrap();
+    assert!(report.events_deleted > 0, "{report:?}");
+    let old = store
+        .scan_events(app.project, s, s + 6 * DAY, None, true, 10)
+        .await
+        .unwrap();
+    assert!(old.is_empty(), "the old raw events expired");
+    assert!(helpers::query_i64(&app.database_url, rows).await > rows_before);
+
+    let me = app.admin().await;
+    for (path, got) in before {
+        let (status, now) = app.get(&me, &path).await;
+        assert_eq!(status, 200, "{now}");
+        assert_eq!(users(&now), users(&got), "{path}");
+    }
+    let converted = funnels_equal_the_scan(&app, &me, &ranges(recent)).await;
+    assert!(converted > 10, "only {converted} funnels had a second step");
+}
+
+/// A database of an older collector (migration 0038) holding events, upgraded by opening it:
+/// the backfilled rollup answers as the scan does.
+#[tokio::test]
+async fn the_upgrade_backfills_the_rollup_from_stored_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = helpers::fresh_database_url(dir.path()).await;
+    helpers::migrate_to(&url, 38).await;
+    helpers::exec_sql(
+        &url,
+        "INSERT INTO projects (name, created_at) VALUES ('A', 0)",
+    )
+    .await;
+    let project = helpers::query_i64(&url, "SELECT MIN(id) FROM projects").await;
+    let mut messages = activity(9, start(), true);
+    messages.shuffle(&mut StdRng::seed_from_u64(10));
+    for chunk in messages.chunks(50) {
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|m| {
+                let ts = DateTime::parse_from_rfc3339(m["timestamp"].as_str().unwrap())
+                    .unwrap()
+                    .timestamp_millis();
+                let text = |v: &Value| {
+                    v.as_str().map_or("NULL".to_owned(), |s| {
+                        format!("'{}'", s.replace('\'', "''"))
+                    })
+                };
+                let (kind, event) = match m["type"].as_str().unwrap() {
+                    "page" => ("page", &m["name"]),
+                    kind => (kind, &m["event"]),
+                };
+                format!(
+                    "({project}, {}, '{kind}', {}, {}, {}, {ts}, 0, {})",
+                    text(&m["messageId"]),
+                    text(event),
+                    text(&m["userId"]),
+                    text(&m["anonymousId"]),
+                    text(&json!(m.to_string())),
+                )
+            })
+            .collect();
+        helpers::exec_sql(
+            &url,
+            &format!(
+                "INSERT INTO events (project_id, message_id, type, event, user_id, anonymous_id,
+                                     timestamp, received_at, body) VALUES {}",
+                rows.join(", ")
+            ),
+        )
+        .await;
+    }
+    let store = Store::open(&url, Default::default()).await.unwrap();
+    assert!(helpers::query_i64(&url, "SELECT COUNT(*) FROM user_event_days").await > 0);
+    let mut converted = 0;
+    for (from, to) in ranges(start()) {
+        for steps in STEPS {
+            for window in WINDOWS {
+                let names: Vec<String> = steps.split(',').map(str::to_owned).collect();
+                let reached = store
+                    .funnel_reached(project, from, to, &names, window * 1000)
+                    .await
+                    .unwrap();
+                let got = serde_json::to_value(analytics::funnel_steps(&names, &reached)).unwrap();
+                let want = scanned(&store, project, from, to, steps, window).await;
+                assert_eq!(got, want, "{steps} over [{from}, {to}) within {window} s");
+                converted += usize::from(reached[1] > 0);
+            }
+        }
+    }
+    assert!(converted > 20, "only {converted} funnels had a second step");
+}
