@@ -20,11 +20,18 @@
 #                    one PostgreSQL database, each driven by its own loadgen with half the
 #                    connections (default "full normal")
 #   PG_URL           admin URL of a PostgreSQL server for the postgres modes, e.g.
-#                    postgres://postgres@127.0.0.1:55432/postgres (a fresh database per mode)
+#                    postgres://postgres@127.0.0.1:55432/postgres (a fresh database per mode).
+#                    When that server runs on this machine, each run also reports its CPU
+#                    per acknowledged event (every postgres process, from /proc) and its WAL
+#                    bytes per event: give it a server of its own, or other clients' work
+#                    counts too.
+#   PG_INIT_SQL      SQL run on each fresh PostgreSQL database once the collector has migrated
+#                    it (A/B of a schema or setting change without a rebuild)
 #   LOADGEN_ARGS     extra pulseline-loadgen flags  (e.g. "--gzip")
 #   OUT              markdown output file           (default target/loadgen-bench/results.md)
 #   COLLECTOR_BIN    run this collector binary instead of the one built here (A/B runs of
 #                    two builds, alternated, are what separate a change from machine noise)
+#   LOADGEN_BIN      the same for the load generator (with both set, nothing is built)
 #   KEEP_DB=1        keep the temporary databases
 set -euo pipefail
 
@@ -44,10 +51,12 @@ for tool in cargo jq curl; do
 done
 
 echo "== building (release)" >&2
-cargo build --release --quiet -p pulseline-collector -p pulseline-loadgen
+if [[ -z "${COLLECTOR_BIN:-}" || -z "${LOADGEN_BIN:-}" ]]; then
+    cargo build --release --quiet -p pulseline-collector -p pulseline-loadgen
+fi
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)"
 COLLECTOR="${COLLECTOR_BIN:-$TARGET_DIR/release/pulseline-collector}"
-LOADGEN="$TARGET_DIR/release/pulseline-loadgen"
+LOADGEN="${LOADGEN_BIN:-$TARGET_DIR/release/pulseline-loadgen}"
 
 WORK="$(mktemp -d -t pulseline-bench.XXXXXX)"
 COLLECTOR_PID=""
@@ -117,6 +126,28 @@ stop_collector() {
     fi
 }
 
+# The postmaster's pid, when the server of $1 (a database URL) runs on this machine: the
+# parent of its checkpointer, a process that lives as long as the server.
+pg_postmaster() {
+    local child
+    child="$(psql -qtA "$1" -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")"
+    [[ -n "$child" && -r "/proc/$child/stat" ]] || return 0
+    sed 's/.*) //' "/proc/$child/stat" | cut -d' ' -f2
+}
+
+# CPU seconds (user + system) a PostgreSQL server has used so far: the postmaster and every
+# process it has now, plus (the postmaster's cutime/cstime) every child it has reaped, so
+# backends that exit during a run still count.
+pg_cpu_seconds() {
+    local postmaster="$1" ticks pids
+    ticks="$(getconf CLK_TCK)"
+    pids="$postmaster $(pgrep -P "$postmaster" | tr '\n' ' ')"
+    for pid in $pids; do
+        # Fields after the command name's ')': state is field 3, utime..cstime 14..17.
+        sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f12-15
+    done | awk -v t="$ticks" '{s += $1 + $2 + $3 + $4} END {printf "%.2f", s / t}'
+}
+
 # Runs the load: one loadgen, or for postgres-2 one per replica with half the connections
 # each, merged into one JSON object (sums of rates, the worse of each latency percentile).
 run_load() {
@@ -158,8 +189,8 @@ mkdir -p "$(dirname "$OUT")"
     echo "Run $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(nproc) cores, $(uname -r); batch $BATCH events," \
         "${SECONDS_PER_RUN} s measured after ${WARMUP} s warm-up${LOADGEN_ARGS:+, loadgen $LOADGEN_ARGS}${COLLECTOR_BIN:+; collector $COLLECTOR_BIN}."
     echo
-    echo "| sync | conns | events/s | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | collector peak RSS MB | collector CPU | loadgen CPU | load1 before | stored = acked |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|"
+    echo "| sync | conns | events/s | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | collector peak RSS MB | collector CPU | loadgen CPU | load1 before | stored = acked | PostgreSQL CPU µs/event | WAL bytes/event |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|---:|"
 } >"$OUT"
 
 failed=0
@@ -173,16 +204,32 @@ for mode in $MODES; do
         REPLICA_PID=$COLLECTOR_PID REPLICA_PORT=$PORT
         COLLECTOR_PID=$first_pid PORT=$first_port
     fi
+    POSTMASTER=""
+    if [[ "$url" == postgres* ]]; then
+        POSTMASTER="$(pg_postmaster "$url")"
+        if [[ -n "${PG_INIT_SQL:-}" ]]; then psql -q -v ON_ERROR_STOP=1 "$url" -c "$PG_INIT_SQL" >&2; fi
+    fi
     echo "== synchronous=$mode: collector pid $COLLECTOR_PID on port $PORT" >&2
     acked_total=0
     for conns in $CONNS; do
         load1="$(cut -d' ' -f1 /proc/loadavg)"
         echo "-- $conns conns (load1 $load1)" >&2
+        if [[ -n "$POSTMASTER" ]]; then
+            pg_cpu_before="$(pg_cpu_seconds "$POSTMASTER")"
+            wal_before="$(psql -qtA "$url" -c "SELECT pg_current_wal_lsn()")"
+        fi
         if ! json="$(run_load "$conns")"; then
             failed=1
         fi
+        if [[ -n "$POSTMASTER" ]]; then
+            pg_cpu="$(awk -v a="$pg_cpu_before" -v b="$(pg_cpu_seconds "$POSTMASTER")" 'BEGIN {print b - a}')"
+            wal="$(psql -qtA "$url" -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$wal_before')")"
+            json="$(echo "$json" | jq --argjson cpu "$pg_cpu" --argjson wal "$wal" \
+                '.postgres = {cpu_s: $cpu, cpu_us_per_event: ($cpu * 1e6 / .acked_events_total),
+                              wal_bytes_per_event: ($wal / .acked_events_total)}')"
+        fi
         echo "$json" >>"$WORK/runs.jsonl"
-        echo "$json" | jq -c '{conns, events_per_s, requests_per_s, latency_ms, errors, io_errors, collector, loadgen_cpu_cores, verified}' >&2
+        echo "$json" | jq -c '{conns, events_per_s, requests_per_s, latency_ms, errors, io_errors, collector, loadgen_cpu_cores, postgres, verified}' >&2
         acked_total=$((acked_total + $(echo "$json" | jq .acked_events_total)))
         echo "$json" | jq -r --arg mode "$mode" --arg load1 "$load1" '
             def r(n): (. * n | round) / n;
@@ -193,7 +240,9 @@ for mode in $MODES; do
             "| \(.latency_ms.p50 | r(10)) | \(.latency_ms.p90 | r(10)) | \(.latency_ms.p99 | r(10)) " +
             "| \(.latency_ms.max | r(10)) | \(errs) | \(.collector.peak_rss_mb | r(10)) " +
             "| \(.collector.cpu_cores // 0 | r(100)) | \(.loadgen_cpu_cores // 0 | r(100)) " +
-            "| \($load1) | \(if .verified then "yes" else "NO" end) |"' >>"$OUT"
+            "| \($load1) | \(if .verified then "yes" else "NO" end) " +
+            "| \(.postgres.cpu_us_per_event // "–" | if type == "number" then r(10) else . end) " +
+            "| \(.postgres.wal_bytes_per_event // "–" | if type == "number" then round else . end) |"' >>"$OUT"
     done
     stored="$(curl -fsS -H "Authorization: Bearer $SECRET_KEY" "http://127.0.0.1:$PORT/api/v1/stats" | jq .events_total)"
     hwm="$(awk '/^VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$COLLECTOR_PID/status")"

@@ -4,6 +4,7 @@ mod auth;
 mod batches;
 mod bodies;
 mod load;
+mod upgrade;
 
 use std::io::Write;
 
