@@ -35,6 +35,7 @@ pub mod digest;
 pub mod inbound;
 pub mod invitations;
 pub mod keys;
+pub mod local_days;
 pub mod persons;
 mod postgres;
 mod projects;

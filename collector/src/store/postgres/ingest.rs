@@ -8,7 +8,7 @@ use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::PostgresStore;
 use crate::store::delivery::{NewDelivery, Outbox};
-use crate::store::{DAY_MS, HOUR_MS, PendingBatch, StoreError, millis, month_of, rollup_name};
+use crate::store::{HOUR_MS, PendingBatch, StoreError, millis, month_of, rollup_name};
 
 /// The two hourly rollups a commit adds to: every event's, and the bots' among them.
 const HOURLY: &str = "rollups_hourly";
@@ -160,21 +160,21 @@ impl PostgresStore {
         .bind(&rows.body)
         .execute(&mut *tx)
         .await?;
-        // The dashboard's DAU/WAU/MAU read this rollup (migrations 0006); sorted, so concurrent
-        // writers take its row locks in the same order.
+        // The dashboard's DAU/WAU/MAU read this rollup (migrations 0006), keyed by the project's
+        // local day (0040); sorted, so concurrent writers take its row locks in the same order.
+        let days = super::local_days::day_keys(&mut tx, &rows.project_id, &rows.timestamp).await?;
         sqlx::query(
             "INSERT INTO active_users_daily (project_id, day, user_key)
-             SELECT DISTINCT p, ts - mod(ts, $5), COALESCE(u, a)
-             FROM UNNEST($1::INT8[], $2::INT8[], $3::TEXT[], $4::TEXT[], $6::BOOL[])
-                  AS t(p, ts, u, a, bot)
+             SELECT DISTINCT p, d, COALESCE(u, a)
+             FROM UNNEST($1::INT8[], $2::INT8[], $3::TEXT[], $4::TEXT[], $5::BOOL[])
+                  AS t(p, d, u, a, bot)
              WHERE COALESCE(u, a) IS NOT NULL AND NOT bot ORDER BY 1, 2, 3
              ON CONFLICT DO NOTHING",
         )
         .bind(&rows.project_id)
-        .bind(&rows.timestamp)
+        .bind(&days)
         .bind(&rows.user_id)
         .bind(&rows.anonymous_id)
-        .bind(DAY_MS)
         .bind(&rows.bot)
         .execute(&mut *tx)
         .await?;

@@ -4,6 +4,7 @@
 
 mod category_cap;
 mod ingest;
+mod local_days;
 mod persons;
 
 use std::time::Duration;
