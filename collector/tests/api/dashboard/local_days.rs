@@ -274,3 +274,57 @@ async fn a_time_zone_change_re_keys_the_days() {
     store.close().await;
     check(&app, &me, &p, zone, now, &sent).await;
 }
+
+/// Weekly retention in Kolkata: weeks are the project's local weeks from Monday 00:00, cohorts
+/// computed plainly from the events sent in the range.
+#[tokio::test]
+async fn retention_weeks_start_on_monday_in_the_projects_time_zone() {
+    let (zone, now) = cases()[3];
+    let (app, me, p, sent) = seeded(zone, now, true).await;
+    let tz = TimeZone::get(zone).unwrap();
+    let to = now.timestamp_millis();
+    let from = to - 26 * 86_400_000 - 3_600_000;
+    let monday = |ms: i64| {
+        let d = local_date(&tz, ms);
+        let back = i64::from(d.weekday().to_monday_zero_offset());
+        d.checked_sub(jiff::Span::new().days(back)).unwrap()
+    };
+    let first = monday(from);
+    let week_of = |ms: i64| (monday(ms) - first).get_days() as usize / 7;
+    let periods = week_of(to - 1) + 1;
+    let mut first_week: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut active: BTreeSet<(&str, usize)> = BTreeSet::new();
+    for s in sent.iter().filter(|s| !s.bot && (from..to).contains(&s.at)) {
+        let w = week_of(s.at);
+        let f = first_week.entry(&s.user).or_insert(w);
+        *f = (*f).min(w);
+        active.insert((&s.user, w));
+    }
+    let mut cohorts: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
+    for (u, w) in &first_week {
+        cohorts.entry(*w).or_default().push(u);
+    }
+    let expected: Vec<Value> = cohorts
+        .iter()
+        .map(|(w, users)| {
+            let returning: Vec<u64> = (*w..periods)
+                .map(|q| users.iter().filter(|u| active.contains(&(**u, q))).count() as u64)
+                .collect();
+            let n = users.len() as f64;
+            let start = first
+                .checked_add(jiff::Span::new().days(7 * *w as i64))
+                .unwrap();
+            json!({
+                "start": midnight(&tz, start),
+                "users": users.len(),
+                "share": returning.iter().map(|r| *r as f64 / n).collect::<Vec<_>>(),
+                "returning": returning,
+            })
+        })
+        .collect();
+    assert!(expected.len() > 1, "{expected:?}");
+    let path = format!("{p}/retention?from={from}&to={to}&period=week");
+    let (status, got) = app.get(&me, &path).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got, json!(expected));
+}
