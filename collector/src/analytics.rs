@@ -285,11 +285,17 @@ pub struct Cohort {
 }
 
 /// Cohorts by first-seen period (within the scanned range) and their return per later period.
-pub fn retention(events: &[ScannedEvent], from: i64, to: i64, period_ms: i64) -> Vec<Cohort> {
-    let periods = bucket_starts(from, to, period_ms);
-    let Some(&first) = periods.first() else {
-        return Vec::new();
-    };
+/// Periods are `periods` spans of `period_ms` of day keys from the key `first`; `day_of` gives
+/// an event's day key (the project's local day, `store::local_days`). Cohort starts are keys.
+pub fn retention(
+    events: &[ScannedEvent],
+    from: i64,
+    to: i64,
+    day_of: impl Fn(i64) -> i64,
+    first: i64,
+    period_ms: i64,
+    periods: usize,
+) -> Vec<Cohort> {
     let mut first_seen: HashMap<&str, usize> = HashMap::new();
     let mut active: HashSet<(&str, usize)> = HashSet::new();
     for e in events {
@@ -299,7 +305,12 @@ pub fn retention(events: &[ScannedEvent], from: i64, to: i64, period_ms: i64) ->
         if e.ts < from || e.ts >= to {
             continue;
         }
-        let p = ((e.ts - first) / period_ms) as usize;
+        let Ok(p) = usize::try_from((day_of(e.ts) - first).div_euclid(period_ms)) else {
+            continue;
+        };
+        if p >= periods {
+            continue;
+        }
         first_seen.entry(u).or_insert(p);
         active.insert((u, p));
     }
@@ -310,12 +321,12 @@ pub fn retention(events: &[ScannedEvent], from: i64, to: i64, period_ms: i64) ->
     cohorts
         .into_iter()
         .map(|(p, users)| {
-            let returning: Vec<u64> = (p..periods.len())
+            let returning: Vec<u64> = (p..periods)
                 .map(|q| users.iter().filter(|u| active.contains(&(**u, q))).count() as u64)
                 .collect();
             let n = users.len() as u64;
             Cohort {
-                start: periods[p],
+                start: first + p as i64 * period_ms,
                 users: n,
                 share: returning.iter().map(|r| *r as f64 / n as f64).collect(),
                 returning,

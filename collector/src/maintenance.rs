@@ -14,6 +14,11 @@ use crate::store::{RetentionReport, Store, StoreError};
 pub async fn run_once(store: &Store, now: DateTime<Utc>) -> Result<RetentionReport, StoreError> {
     store.prepare_partitions(now).await?;
     let report = store.apply_retention(now).await?;
+    // Days of a project whose time zone changed and whose re-keying did not finish.
+    let days = store.rebuild_local_days(now.timestamp_millis()).await?;
+    if days > 0 {
+        tracing::info!(days, "active-user days re-keyed to the project's time zone");
+    }
     // A day's cookieless salt goes when the day ends, also when no cookieless message came.
     store.delete_salts_before(now.date_naive()).await?;
     // Expired invitations can no longer be accepted; nothing reads them.

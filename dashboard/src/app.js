@@ -9,6 +9,7 @@ import { inbound } from '/assets/inbound.js';
 import { web } from '/assets/web.js';
 import * as sharing from '/assets/share.js';
 import { digest } from '/assets/digest.js';
+import { botNote, wantBots } from '/assets/bots.js';
 
 const main = $('#main');
 // The login form has its own element: a page still loading when its user logs out renders into
@@ -25,11 +26,13 @@ const charts = [];
 const PALETTE = ['--accent', '--good', '--warn', '--bad', '--muted'];
 
 // A uPlot chart that fills its container, follows the theme and resizes with the page.
-function chart(container, xs, series, { onZoom, thresholds = [] } = {}) {
+function chart(container, xs, series, { onZoom, thresholds = [], timeZone } = {}) {
   container.textContent = '';
   const width = Math.max(container.clientWidth || 300, 280);
   const opts = {
     width, height: 240,
+    // Days drawn in the project's time zone, not the browser's, when the page has one.
+    ...(timeZone ? { tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), timeZone) } : {}),
     scales: { x: { time: true } },
     axes: [{ stroke: cssVar('--muted'), grid: { stroke: cssVar('--line') } },
            { stroke: cssVar('--muted'), grid: { stroke: cssVar('--line') }, size: 60 }],
@@ -256,22 +259,19 @@ function stat(label, value, id) {
 const apiBase = (project) => project.api || `/api/dash/projects/${project.id}`;
 
 async function overview(project, usage) {
-  // Bots are left out unless asked for (`#/p/1/overview?bots=1`); the note says how many.
-  const bots = new URLSearchParams(location.hash.split('?')[1] || '').get('bots') === '1';
+  const bots = wantBots(project);
   const o = await api(`${apiBase(project)}/overview${bots ? '?include_bots=true' : ''}`);
-  const botCount = `${fmt(o.bot_events)} ${o.bot_events === 1 ? 'event' : 'events'} from bots`;
-  const botNote = !o.bot_events ? '' : h('p', { class: 'muted', id: 'bot-note' },
-    bots ? `Including ${botCount} in the last 30 days. ` : `${botCount} in the last 30 days left out. `,
-    project.shared ? '' : h('a', { href: `#/p/${project.id}/overview${bots ? '' : '?bots=1'}` }, bots ? 'Leave them out' : 'Show them'));
+  const botsNote = botNote(project, bots, o.bot_events, 'in the last 30 days');
   const volume = h('div', { class: 'chart', id: 'volume-chart' });
   const dauChart = h('div', { class: 'chart' });
   const max = Math.max(1, ...o.top_events.map((e) => e[1]));
   const tailBox = h('div', { class: 'tail', id: 'live-tail' }, h('div', { class: 'muted' }, 'Waiting for events…'));
   main.replaceChildren(
     h('h1', {}, project.name),
-    botNote,
+    h('p', { class: 'muted', id: 'overview-zone' }, `Days in ${o.timezone}, the project's time zone.`),
+    botsNote,
     h('div', { class: 'grid' },
-      stat('Events today (UTC)', o.events_today, 'events-today'), stat('DAU', o.dau), stat('WAU', o.wau), stat('MAU', o.mau),
+      stat('Events today', o.events_today, 'events-today'), stat('DAU', o.dau), stat('WAU', o.wau), stat('MAU', o.mau),
       usage ? stat(usage.quota ? `This month of ${fmt(usage.quota)}` : 'Events this month', usage.events_this_month) : ''),
     card('Events per hour, last 24 hours', volume),
     project.shared ? '' : card('Live tail', tailBox),
@@ -280,8 +280,9 @@ async function overview(project, usage) {
         h('span', {}, h('span', { class: 'fill', style: `width:${(100 * n / max).toFixed(1)}%` })), h('span', {}, fmt(n))))
       : h('p', { class: 'muted' }, 'No events yet.'))),
     card('Daily active users, last 30 days', dauChart));
-  chart(volume, o.hourly.map((r) => r[0]), [{ name: 'events', values: o.hourly.map((r) => r[1]) }]);
-  chart(dauChart, o.daily_active.map((r) => r[0]), [{ name: 'active users', values: o.daily_active.map((r) => r[1]) }]);
+  const timeZone = o.timezone;
+  chart(volume, o.hourly.map((r) => r[0]), [{ name: 'events', values: o.hourly.map((r) => r[1]) }], { timeZone });
+  chart(dauChart, o.daily_active.map((r) => r[0]), [{ name: 'active users', values: o.daily_active.map((r) => r[1]) }], { timeZone });
   if (!project.shared) startTail(project, tailBox);
 }
 
@@ -352,11 +353,15 @@ async function explore(project) {
   for (const k of ['event', 'agg', 'property', 'bucket', 'filter_property', 'filter_value', 'group_by']) {
     if (q.get(k)) params.set(k, q.get(k));
   }
+  const bots = wantBots(project);
+  if (bots) params.set('include_bots', 'true');
+  const botBox = h('div', {});
   const base = `/api/dash/projects/${project.id}`;
   const chartBox = h('div', { class: 'chart', id: 'explore-chart' });
   const table = h('div', { class: 'scroll' });
   main.replaceChildren(
     h('h1', {}, 'Explore'),
+    botBox,
     h('div', { class: 'row' },
       ...PRESETS.map(([l, span]) => h('button', { class: 'ghost', type: 'button',
         onclick: () => setExplore(project, { from: Date.now() - span, to: Date.now(), bucket: '' }) }, l)),
@@ -371,6 +376,7 @@ async function explore(project) {
     card('Events', table));
   try {
     const s = await api(`${base}/series?${params}`);
+    botBox.replaceChildren(botNote(project, bots, s.bot_events, 'in this range'));
     chart(chartBox, s.buckets, s.series, { onZoom: (a, b) => setExplore(project, { from: a, to: b, bucket: '' }) });
     // A raw-event answer reads a bounded number of events, newest first: say what it covered.
     if (s.coverage) chartBox.after(h('p', { class: 'error', id: 'explore-coverage' },
@@ -391,13 +397,15 @@ async function explore(project) {
 // ---- web vitals ----------------------------------------------------------------------------
 async function vitals(project) {
   const to = Date.now(), from = to - 28 * DAY;
-  const v = await api(`${apiBase(project)}/vitals?from=${from}&to=${to}&bucket=${DAY}`);
+  const bots = wantBots(project);
+  const v = await api(`${apiBase(project)}/vitals?from=${from}&to=${to}&bucket=${DAY}${bots ? '&include_bots=true' : ''}`);
   const unit = (m, x) => x == null ? '–' : m.unit === 'ms' ? `${fmt(Math.round(x))} ms` : fmt(x);
   const rating = (m, x) => x == null ? '' : x <= m.good ? 'good' : x > m.poor ? 'poor' : 'ni';
   const shares = (s) => h('div', { class: 'share', title: `good ${pct(s.good)}, needs improvement ${pct(s.needs_improvement)}, poor ${pct(s.poor)}` },
     h('span', { class: 'g', style: `width:${s.good * 100}%` }), h('span', { class: 'n', style: `width:${s.needs_improvement * 100}%` }),
     h('span', { class: 'p', style: `width:${s.poor * 100}%` }));
-  main.replaceChildren(h('h1', {}, 'Web Vitals'), h('p', { class: 'muted' }, 'p75 of the last 28 days (the CrUX convention), from the browser SDK’s “Web Vital” events.'));
+  main.replaceChildren(h('h1', {}, 'Web Vitals'), h('p', { class: 'muted' }, 'p75 of the last 28 days (the CrUX convention), from the browser SDK’s “Web Vital” events.'),
+    botNote(project, bots, v.bot_events, 'in the last 28 days'));
   for (const m of v.metrics) {
     const c = h('div', { class: 'chart' });
     main.append(card(`${m.vital.metric}: ${unit(m.vital, m.overall.p75)}`,
@@ -420,35 +428,42 @@ async function product(project) {
   const names = (await api(`/api/dash/projects/${project.id}/event-names`)).map((n) => n[0]);
   const steps = h('input', { size: 40, value: localStorage.getItem(`funnel-${project.id}`) || names.slice(0, 3).join(', ') });
   const days = h('select', {}, ...[7, 14, 30, 90].map((d) => h('option', { value: d, selected: d === 30 }, `${d} days`)));
-  const period = h('select', {}, h('option', { value: 'day' }, 'by day'), h('option', { value: 'week' }, 'by week'));
+  const period = h('select', {}, h('option', { value: 'day' }, 'by day'), h('option', { value: 'week' }, 'by week (from Monday)'));
   const funnelBox = h('div', {}), retBox = h('div', { class: 'scroll' }), sessBox = h('div', { class: 'grid' });
   const base = `/api/dash/projects/${project.id}`;
   const churn = churnCard(project);
+  const bots = wantBots(project);
+  const withBots = bots ? '&include_bots=true' : '';
+  const botBox = h('div', {});
+  // Cohorts start at local midnight: name their day in the project's time zone.
+  const { timezone } = await api(`${base}/settings`);
+  const localDay = new Intl.DateTimeFormat('en-CA', { timeZone: timezone });
   const load = async () => {
     const to = Date.now(), from = to - Number(days.value) * DAY;
     localStorage.setItem(`funnel-${project.id}`, steps.value);
     try {
-      const f = await api(`${base}/funnel?steps=${encodeURIComponent(steps.value)}&from=${from}&to=${to}`);
+      const f = await api(`${base}/funnel?steps=${encodeURIComponent(steps.value)}&from=${from}&to=${to}${withBots}`);
       const max = Math.max(1, f[0]?.users || 0);
       funnelBox.replaceChildren(h('div', { class: 'bars' }, f.map((s, i) => h('div', { class: 'bar' }, `${i + 1}. ${s.event}`,
         h('span', {}, h('span', { class: 'fill', style: `width:${100 * s.users / max}%` })),
         h('span', {}, `${fmt(s.users)} · ${pct(s.conversion)}${i ? ` · −${fmt(s.drop_off)}` : ''}`)))));
     } catch (e) { funnelBox.replaceChildren(errorBox(e)); }
     try {
-      const r = await api(`${base}/retention?from=${from}&to=${to}&period=${period.value}`);
+      const r = await api(`${base}/retention?from=${from}&to=${to}&period=${period.value}${withBots}`);
       const width = Math.max(0, ...r.map((c) => c.share.length));
       retBox.replaceChildren(h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Cohort'), h('th', { class: 'num' }, 'Users'),
         ...Array.from({ length: Math.min(width, 14) }, (_, i) => h('th', { class: 'num' }, `+${i}`)))),
-        h('tbody', {}, r.map((c) => h('tr', {}, h('td', {}, iso(c.start).slice(0, 10)), h('td', { class: 'num' }, fmt(c.users)),
+        h('tbody', {}, r.map((c) => h('tr', {}, h('td', {}, localDay.format(new Date(c.start))), h('td', { class: 'num' }, fmt(c.users)),
           ...c.share.slice(0, 14).map((s) => h('td', { class: 'num' }, pct(s))))))));
     } catch (e) { retBox.replaceChildren(errorBox(e)); }
     try {
-      const s = await api(`${base}/sessions?from=${from}&to=${to}`);
+      const s = await api(`${base}/sessions?from=${from}&to=${to}${withBots}`);
+      botBox.replaceChildren(botNote(project, bots, s.bot_events, 'in this range'));
       sessBox.replaceChildren(stat('Sessions', s.sessions), stat('Average length (s)', s.avg_length_secs), h('div', { class: 'card stat' },
         h('div', { class: 'value' }, pct(s.bounce_rate)), h('div', { class: 'label' }, 'Bounce rate')));
     } catch (e) { sessBox.replaceChildren(errorBox(e)); }
   };
-  main.replaceChildren(h('h1', {}, 'Funnels, retention and sessions'),
+  main.replaceChildren(h('h1', {}, 'Funnels, retention and sessions'), botBox,
     h('div', { class: 'row' }, h('label', {}, 'Funnel steps (comma-separated, in order)', steps), h('label', {}, 'Range', days),
       h('label', {}, 'Retention', period), h('button', { type: 'button', onclick: load }, 'Apply')),
     card('Funnel (steps within a day of the first)', funnelBox), card('Retention: share of each cohort back in later periods', retBox),

@@ -462,6 +462,20 @@ try {
   await page.waitForSelector('#bot-note >> text=Including 1 event from bots');
   await page.waitForFunction((n) => document.querySelector('#events-today')?.textContent === String(n), humans + 1);
   const botEvents = 1;
+  // The overview names the time zone its days are in (UTC unless the project sets one).
+  await page.waitForSelector("#overview-zone >> text=Days in UTC, the project's time zone.");
+  // The same toggle on the other analytics pages, kept in the URL with the page's own parameters.
+  await page.goto(`${projectUrl}/explore?event=${encodeURIComponent('Browser Test Event')}`);
+  await page.waitForSelector('#bot-note >> text=1 event from bots in this range left out');
+  await page.click('#bot-note a');
+  await page.waitForSelector('#bot-note >> text=Including 1 event from bots in this range');
+  assert.match(page.url(), /explore\?event=Browser\+Test\+Event&bots=1$/);
+  await page.waitForSelector('#events-table >> text=crawler-1');
+  await page.goto(`${projectUrl}/product`);
+  await page.waitForSelector('#bot-note >> text=1 event from bots in this range left out');
+  await page.click('#bot-note a');
+  await page.waitForSelector('#bot-note >> text=Including 1 event from bots in this range');
+  assert.match(page.url(), /product\?bots=1$/);
 
   // Dark mode (the system's choice) and a phone-width screen.
   await page.emulateMedia({ colorScheme: 'dark' });

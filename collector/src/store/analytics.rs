@@ -114,8 +114,43 @@ impl Store {
         })
     }
 
-    /// Distinct users active on `since_day` (a day start, UTC) or later: those whose latest
-    /// active day (`users_last_seen`, migration 0007) is not before it. DAU, WAU and MAU are
+    /// Events in `[from, to)` per rollup name: `(name, events, bot events among them)`. For
+    /// the part of an hour a local midnight cuts off (the overview): an index range.
+    pub async fn counts_by_name(
+        &self,
+        project_id: ProjectId,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        with_db!(self, read_pool, |pool, backend| {
+            let sql = format!(
+                "SELECT {ROLLUP_NAME} AS name, COUNT(*) AS n,
+                        SUM(CASE WHEN {bot} THEN 1 ELSE 0 END) AS bots
+                 FROM events WHERE project_id = $1 AND timestamp >= $2 AND timestamp < $3
+                 GROUP BY 1",
+                bot = is_bot(backend)
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(project_id)
+                .bind(from)
+                .bind(to)
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get::<Option<String>, _>("name")?.unwrap_or_default(),
+                        r.try_get("n")?,
+                        r.try_get("bots")?,
+                    ))
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(StoreError::from)
+        })
+    }
+
+    /// Distinct users active on `since_day` (a local day's key, `store::local_days`) or later:
+    /// those whose latest active day (`users_last_seen`, migration 0007) is not before it. DAU, WAU and MAU are
     /// this with the window's first day; one index range count, however many events.
     pub async fn active_users_since(
         &self,
@@ -128,7 +163,8 @@ impl Store {
         })
     }
 
-    /// Active users per day in `[from_day, to_day)` (days without any are absent).
+    /// Active users per local day in `[from_day, to_day)` (day keys; days without any are
+    /// absent).
     pub async fn daily_active_users(
         &self,
         project_id: ProjectId,

@@ -37,6 +37,7 @@ pub mod funnels;
 pub mod inbound;
 pub mod invitations;
 pub mod keys;
+pub mod local_days;
 pub mod persons;
 mod postgres;
 mod projects;

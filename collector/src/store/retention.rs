@@ -2,9 +2,11 @@
 //! in which period, from the per-user-day rollup `active_users_daily` (bots left out at
 //! ingest), counted by cohort in SQL so no event of the range is loaded.
 
+use jiff::tz::TimeZone;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::analytics::is_bot;
+use super::local_days::{day_key, day_start};
 use super::{Backend, DAY_MS, Store, StoreError};
 use crate::domain::ProjectId;
 
@@ -19,23 +21,29 @@ pub struct CohortCount {
 
 impl Store {
     /// Cohort counts for activity in `[from, to)`, periods of `period_ms` (a whole number of
-    /// days) counted from `first` (a period start at or before `from`). Whole days come from
-    /// the rollup; the partial days at the range's edges (a range rarely starts at midnight)
-    /// from that part of the events, so a user active on `from`'s day before `from` is not
-    /// counted, as in the scan.
+    /// days) counted from the day key `first` (a period start at or before `from`'s day), days
+    /// being the local days of `tz` the rollup is keyed by (`store::local_days`). Whole days
+    /// come from the rollup; the partial days at the range's edges (a range rarely starts at
+    /// midnight) from that part of the events, so a user active on `from`'s day before `from`
+    /// is not counted, as in the scan.
     pub async fn retention_counts(
         &self,
         project_id: ProjectId,
-        from: i64,
-        to: i64,
+        (from, to): (i64, i64),
+        tz: &TimeZone,
         first: i64,
         period_ms: i64,
     ) -> Result<Vec<CohortCount>, StoreError> {
-        let ceil_day = from + (DAY_MS - from.rem_euclid(DAY_MS)) % DAY_MS;
-        let floor_day = to - to.rem_euclid(DAY_MS);
-        let head_end = ceil_day.min(to);
-        let tail_start = floor_day.max(head_end);
-        let (head_day, tail_day) = (from - from.rem_euclid(DAY_MS), floor_day);
+        let head_day = day_key(tz, from);
+        let ceil_day = if day_start(tz, head_day) == from {
+            head_day
+        } else {
+            head_day + DAY_MS
+        };
+        let floor_day = day_key(tz, to).max(ceil_day);
+        let head_end = day_start(tz, ceil_day).min(to);
+        let tail_day = floor_day;
+        let tail_start = day_start(tz, tail_day).clamp(head_end, to);
         with_db!(self, read_pool, |pool, backend| {
             // The rollup's keys are byte-ordered on PostgreSQL: compare the events' the same way.
             let collate = match backend {

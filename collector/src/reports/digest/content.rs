@@ -18,8 +18,6 @@ use crate::store::{HOUR_MS, Store, StoreError};
 /// Rows in the top events and top pages lists.
 pub const DIGEST_TOP_ROWS: usize = 5;
 
-const DAY_MS: i64 = 86_400_000;
-
 /// The project's time zone; the settings API accepts only IANA names, so UTC is a fallback
 /// for a name a newer tz database dropped.
 pub fn project_tz(name: &str) -> TimeZone {
@@ -148,8 +146,9 @@ pub async fn compute(
         });
     }
 
-    // Active users come by UTC day: the seven days nearest to the local week.
-    let day = |t: i64| (t + DAY_MS / 2).div_euclid(DAY_MS) * DAY_MS;
+    // The active-user rollup is keyed by the project's local day: the week's seven.
+    let tz = project_tz(timezone);
+    let day = |t: i64| crate::store::local_days::day_key(&tz, t);
     let active_users = Change {
         this_week: store
             .active_users_between(project, day(week.start), day(week.end))
@@ -281,7 +280,7 @@ mod tests {
         assert_eq!(w.end, at("2026-11-29T23:00:00Z"));
         // Across the end of summer time (25 October 2026) the week is an hour longer.
         let w = last_complete_week("2026-10-27T12:00:00Z".parse().unwrap(), &tz).unwrap();
-        assert_eq!(w.end - w.start, 7 * DAY_MS + 3_600_000);
+        assert_eq!(w.end - w.start, 7 * crate::store::DAY_MS + 3_600_000);
     }
 
     #[test]

@@ -77,7 +77,17 @@ pub async fn update_settings(
             name.chars().take(MAX_TIMEZONE_CHARS).collect::<String>()
         )));
     }
-    state.store.set_project_timezone(project, name).await?;
+    let now = state.clock.now().timestamp_millis();
+    if state.store.change_timezone(project, name, now).await? {
+        // The active-user rollups are keyed by local day: re-key them in the background (the
+        // maintenance pass resumes a rebuild this one leaves unfinished).
+        let store = state.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.rebuild_local_days(now).await {
+                tracing::warn!(error = %e, "re-keying the days after a time zone change failed");
+            }
+        });
+    }
     session
         .audit(
             &state,

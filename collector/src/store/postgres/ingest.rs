@@ -8,7 +8,7 @@ use sqlx::PgConnection;
 
 use super::PostgresStore;
 use crate::store::delivery::{NewDelivery, Outbox};
-use crate::store::{DAY_MS, HOUR_MS, PendingBatch, StoreError, millis, month_of, rollup_name};
+use crate::store::{HOUR_MS, PendingBatch, StoreError, millis, month_of, rollup_name};
 
 impl PostgresStore {
     pub async fn insert_batches(
@@ -141,7 +141,9 @@ impl PostgresStore {
         }
         // `rows` (with the rollup sums) is what this commit stored: rollups maintained by other
         // modules take their rows from it, in this transaction, after this statement.
-        store_rows(&mut tx, &rows, &rollups, &bot_rollups, monthly, totals).await?;
+        // The active-user rollup is keyed by each project's local day (migration 0040).
+        let days = super::local_days::day_keys(&mut tx, &rows.project_id, &rows.timestamp).await?;
+        store_rows(&mut tx, &rows, &days, &rollups, &bot_rollups, monthly, totals).await?;
         super::user_event_days::record(&mut tx, batches, &is_new).await?;
         super::vitals::add(&mut tx, batches, &is_new).await?;
         tx.commit().await?;
@@ -162,6 +164,7 @@ type HourlyCounts = BTreeMap<(i64, String, i64), i64>;
 async fn store_rows(
     tx: &mut PgConnection,
     rows: &EventColumns<'_>,
+    days: &[i64],
     hourly: &HourlyCounts,
     bot_hourly: &HourlyCounts,
     monthly: BTreeMap<(i64, String), i64>,
@@ -193,11 +196,12 @@ async fn store_rows(
              ON CONFLICT (project_id, name, hour)
              DO UPDATE SET events = rollups_hourly_bots.events + excluded.events
          ), active AS (
-             -- The dashboard's DAU/WAU/MAU read this rollup (migrations 0006).
+             -- The dashboard's DAU/WAU/MAU read this rollup (migrations 0006), keyed by
+             -- the project's local day (0040).
              INSERT INTO active_users_daily (project_id, day, user_key)
-             SELECT DISTINCT p, ts - mod(ts, $11), COALESCE(u, a)
-             FROM UNNEST($1::INT8[], $7::INT8[], $5::TEXT[], $6::TEXT[], $10::BOOL[])
-                  AS t(p, ts, u, a, bot)
+             SELECT DISTINCT p, d, COALESCE(u, a)
+             FROM UNNEST($1::INT8[], $11::INT8[], $5::TEXT[], $6::TEXT[], $10::BOOL[])
+                  AS t(p, d, u, a, bot)
              WHERE COALESCE(u, a) IS NOT NULL AND NOT bot ORDER BY 1, 2, 3
              ON CONFLICT DO NOTHING
          )
@@ -216,7 +220,7 @@ async fn store_rows(
     .bind(&rows.received_at)
     .bind(&rows.body)
     .bind(&rows.bot)
-    .bind(DAY_MS)
+    .bind(days)
     .bind(&bot_hours.project_id)
     .bind(&bot_hours.name)
     .bind(&bot_hours.hour)

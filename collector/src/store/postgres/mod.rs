@@ -4,6 +4,7 @@
 
 mod category_cap;
 mod ingest;
+mod local_days;
 mod persons;
 mod vitals;
 pub(crate) use vitals::write as write_vitals;

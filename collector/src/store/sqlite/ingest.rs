@@ -32,7 +32,7 @@ use super::rollups::{KnownActiveUsers, Rollups, write_rollups};
 use crate::config;
 use crate::domain::Message;
 use crate::store::delivery::{INSERT_DELIVERY, NewDelivery};
-use crate::store::{DAY_MS, HOUR_MS, PendingBatch, StoreError, millis, month_of, rollup_name};
+use crate::store::{HOUR_MS, PendingBatch, StoreError, millis, month_of, rollup_name};
 
 /// One commit's work and where its answer goes.
 struct Commit {
@@ -256,6 +256,7 @@ fn insert(
 
     let mut inserted = Vec::with_capacity(batches.len());
     let mut rollups = Rollups::default();
+    let mut zones = super::local_days::CommitZones::default();
     let mut fresh: HashSet<(i64, &str)> = HashSet::new();
     let mut rows = rows.iter().zip(&stored);
     for batch in batches {
@@ -282,7 +283,7 @@ fn insert(
             if let Some(user) = m.user_id.as_deref().or(m.anonymous_id.as_deref())
                 && !m.bot
             {
-                let day = timestamp - timestamp.rem_euclid(DAY_MS);
+                let day = zones.day(&tx, batch.project_id, timestamp)?;
                 if !known.contains(batch.project_id, day, user) {
                     rollups.active.insert((batch.project_id, day, user));
                 }

@@ -10,6 +10,7 @@
 mod category_cap;
 mod ingest;
 mod keys;
+mod local_days;
 mod persons;
 mod retention;
 mod rollups;

@@ -552,3 +552,40 @@ async fn a_busy_weeks_vitals_count_every_sample() {
         .unwrap();
     assert!((p75 - 5_000.0).abs() <= 50.0, "{line}");
 }
+
+/// Active users of a week in Pacific/Auckland (+13 in November): the local week's seven days,
+/// Monday 00:30 and Sunday noon in, the Sunday before and the Monday after out.
+#[tokio::test]
+async fn active_users_of_the_week_are_the_local_weeks() {
+    let smtp = standins::SmtpSink::start().await;
+    let clock = Arc::new(FakeClock::new(at("2026-11-25T12:00:00Z")));
+    let dash = spawn_digest(&smtp, Arc::clone(&clock)).await;
+    let team = dash.team().await;
+    let a = team.a;
+    let (status, body) = dash
+        .post(
+            &team.admin,
+            &format!("/api/dash/projects/{a}/settings"),
+            json!({"timezone": "Pacific/Auckland"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    dash.ingest(vec![
+        track("sunday-before", "seen", "2026-11-14T23:00:00Z", "p1"),
+        track("monday-early", "seen", "2026-11-15T11:30:00Z", "p2"),
+        track("sunday-noon", "seen", "2026-11-21T23:00:00Z", "p3"),
+        track("monday-after", "seen", "2026-11-22T11:30:00Z", "p4"),
+    ])
+    .await;
+    let preview = format!("/api/dash/projects/{a}/digest/preview");
+    let (status, body) = dash.post(&team.admin, &preview, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["week_start"], ms("2026-11-15T11:00:00Z"));
+    let mail = parse_mail(&smtp.wait_for(1, WAIT).await[0]);
+    assert!(
+        mail.text
+            .contains("Active users\n  2 ↑ 100% (last week 1)\n"),
+        "{}",
+        mail.text
+    );
+}

@@ -13,6 +13,8 @@ mod exports;
 mod funnels;
 mod insights;
 mod keys;
+/// The overview in the project's time zone (issue 21).
+mod local_days;
 mod openapi;
 /// Retention from the per-user-day rollup (issue 20).
 mod retention;

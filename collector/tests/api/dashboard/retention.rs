@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 use pulseline_collector::analytics;
 use pulseline_collector::clock::FakeClock;
 use pulseline_collector::store::analytics::ScannedEvent;
@@ -110,7 +110,21 @@ fn expected(sent: &[Sent], from: i64, to: i64, period: i64, bots: bool) -> Value
             body: String::new(),
         })
         .collect();
-    serde_json::to_value(analytics::retention(&events, from, to, period)).unwrap()
+    // The project is in UTC: days are UTC days, and weeks start on Monday (as in churn and
+    // the digest; they used to start on Thursday, counted from the epoch).
+    let day_of = |t: i64| t - t.rem_euclid(DAY);
+    let from_day = DateTime::from_timestamp_millis(day_of(from)).unwrap();
+    let first = if period == DAY {
+        day_of(from)
+    } else {
+        let since_monday = from_day.weekday().num_days_from_monday();
+        day_of(from) - i64::from(since_monday) * DAY
+    };
+    let periods = ((to - 1 - first) / period + 1) as usize;
+    serde_json::to_value(analytics::retention(
+        &events, from, to, day_of, first, period, periods,
+    ))
+    .unwrap()
 }
 
 /// A collector holding `sent`, ingested out of time order (every batch after the first holds

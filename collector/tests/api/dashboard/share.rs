@@ -195,7 +195,7 @@ async fn a_link_shows_nothing_but_its_page() {
 
     for query in [
         format!("?project={b}"),
-        format!("?project_id={b}&include_bots=true"),
+        format!("?project_id={b}&include_bots=false"),
     ] {
         let (status, o) = app
             .anonymous(&format!("{link}/api/overview{query}"), None)
@@ -638,4 +638,57 @@ async fn only_admins_publish_and_shares_are_bounded() {
             .contains("MAX_SHARES_PER_PROJECT"),
         "{body}"
     );
+}
+
+/// One rule for bots on every shared page: left out, as members see them by default; asking
+/// for them (`include_bots=true`) is refused with the reason, on the overview as on the Web
+/// Vitals and Web pages.
+#[tokio::test]
+async fn shared_pages_always_leave_bots_out() {
+    let app = spawn(|_| {}, Arc::new(FakeClock::new(at(12, 0)))).await;
+    let mut crawler = ev("crawler", "signup", at(9, 30), json!({}));
+    crawler["context"] = json!({"bot": true});
+    app.ingest(vec![ev("ana", "signup", at(9, 0), json!({})), crawler])
+        .await;
+    let admin = app.admin().await;
+    let p = app.project;
+    let (_, member) = app
+        .get(
+            &admin,
+            &format!("/api/dash/projects/{p}/overview?include_bots=true"),
+        )
+        .await;
+    assert_eq!(member["top_events"], json!([["signup", 2]]), "{member}");
+    let range = format!(
+        "from={}&to={}",
+        at(0, 0).timestamp_millis(),
+        at(12, 0).timestamp_millis()
+    );
+    let mut pages = Vec::new();
+    for (page, api) in [
+        ("overview", "overview?".to_owned()),
+        ("vitals", format!("vitals?{range}&")),
+        ("web", "web?period=today&".to_owned()),
+    ] {
+        let link = app.share(&admin, p, json!({"page": page})).await;
+        pages.push(format!("{link}/api/{api}"));
+    }
+    for path in &pages {
+        let (status, body) = app
+            .anonymous(&format!("{path}include_bots=true"), None)
+            .await;
+        assert_eq!(status, 400, "{path}: {body}");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("always leaves bot events out"),
+            "{message}"
+        );
+        let (status, body) = app
+            .anonymous(&format!("{path}include_bots=false"), None)
+            .await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let (_, shared) = app.anonymous(&pages[0], None).await;
+    assert_eq!(shared["top_events"], json!([["signup", 1]]), "{shared}");
+    assert_eq!(shared["bot_events"], 1, "{shared}");
 }

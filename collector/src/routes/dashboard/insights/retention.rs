@@ -17,6 +17,7 @@ use crate::routes::dashboard::ProjectPath;
 use crate::routes::extract::{ApiQuery, PathIds, Session};
 use crate::state::AppState;
 use crate::store::DAY_MS;
+use crate::store::local_days::{day_key, day_start};
 
 /// Most periods one retention table may span: two years of weeks, or a quarter of days (the
 /// answer grows with its square, and the scan-free read with users × active days).
@@ -34,7 +35,7 @@ pub struct RetentionParams {
     /// Not used by retention; checked like every range's.
     #[param(minimum = 60_000)]
     bucket: Option<i64>,
-    /// `day` (default) or `week`.
+    /// `day` (default) or `week` (from Monday); days are the project's local days.
     period: Option<String>,
     /// Count events from crawlers and automated browsers too (default false). Bots are only
     /// in the raw events, so this reads the range's events, up to
@@ -81,8 +82,17 @@ pub async fn retention(
             )));
         }
     };
-    let first = r.from - r.from.rem_euclid(period);
-    let periods = (r.to - first + period - 1) / period;
+    // Periods of the project's local days (the rollup's keys); weeks start on Monday, as in
+    // churn and the digest.
+    let tz = state.store.project_zone(project).await?;
+    let from_day = day_key(&tz, r.from);
+    let first = if period == DAY_MS {
+        from_day
+    } else {
+        // Day keys count days from Thursday 1970-01-01: +3 counts them from a Monday.
+        from_day - (from_day.div_euclid(DAY_MS) + 3).rem_euclid(7) * DAY_MS
+    };
+    let periods = (day_key(&tz, r.to - 1) - first) / period + 1;
     if periods > MAX_RETENTION_PERIODS {
         let unit = if period == DAY_MS { "days" } else { "weeks" };
         return Err(ApiError::BadRequest(format!(
@@ -90,20 +100,27 @@ pub async fn retention(
              (MAX_RETENTION_PERIODS): narrow the range, or use period=week"
         )));
     }
+    // Cohorts start at their first day's local midnight.
+    let at_midnight = |mut cohorts: Vec<analytics::Cohort>| {
+        for c in &mut cohorts {
+            c.start = day_start(&tz, c.start);
+        }
+        Json(cohorts)
+    };
     if p.include_bots {
         let (rows, bots) = scan(&state, project, &r, None, true).await?;
-        return Ok(with_bot_events(
-            Json(analytics::retention(&rows, r.from, r.to, period)),
-            bots,
-        ));
+        let day_of = |t| day_key(&tz, t);
+        let cohorts =
+            analytics::retention(&rows, r.from, r.to, day_of, first, period, periods as usize);
+        return Ok(with_bot_events(at_midnight(cohorts), bots));
     }
     let counts = state
         .store
-        .retention_counts(project, r.from, r.to, first, period)
+        .retention_counts(project, (r.from, r.to), &tz, first, period)
         .await?;
     let cohorts = analytics::retention_from_counts(&counts, first, period, periods as usize);
     Ok(with_bot_events(
-        Json(cohorts),
+        at_midnight(cohorts),
         bot_events(&state, project, &r, None).await?,
     ))
 }

@@ -314,13 +314,26 @@ pub async fn unlock(
     }))
 }
 
+/// A shared page always leaves bot events out, as members see it by default: counting them
+/// in is for members (`include_bots=true` on their API), so a link's viewers are told so.
+fn bots_left_out(bots: BotsParams) -> Result<(), ApiError> {
+    if bots.include_bots {
+        return Err(ApiError::BadRequest(
+            "a shared page always leaves bot events out: remove include_bots=true (project \
+             members can count bots in on their own dashboard)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 #[utoipa::path(
     get, path = "/s/{token}/api/overview", tag = "shared pages",
     operation_id = "share_overview", params(ShareToken, UnlockHeader, BotsParams),
-    description = "The shared overview: what GET /api/dash/projects/{project}/overview answers members. Only for a link to that page.",
+    description = "The shared overview: what GET /api/dash/projects/{project}/overview answers members, bots left out (`include_bots=true` is refused, as on every shared page). Only for a link to that page.",
     responses(
         (status = 200, body = Overview),
-        (status = 400, description = "An invalid parameter (says which)", body = ErrorBody),
+        (status = 400, description = "An invalid parameter (says which), or include_bots=true", body = ErrorBody),
         (status = 401, description = "The link asks for a password: unlock it first", body = ErrorBody),
         (status = 404, description = "No such link, revoked, or a link to another page", body = ErrorBody),
     )
@@ -331,16 +344,17 @@ pub async fn overview(
     ApiQuery(bots): ApiQuery<BotsParams>,
 ) -> Result<Json<Overview>, ApiError> {
     let project = link.project_for("overview")?;
+    bots_left_out(bots)?;
     overview_of(&state, project, bots).await.map(Json)
 }
 
 #[utoipa::path(
     get, path = "/s/{token}/api/vitals", tag = "shared pages",
-    operation_id = "share_vitals", params(ShareToken, UnlockHeader, RangeParams),
-    description = "The shared Web Vitals: what GET /api/dash/projects/{project}/vitals answers members. Only for a link to that page.",
+    operation_id = "share_vitals", params(ShareToken, UnlockHeader, RangeParams, BotsParams),
+    description = "The shared Web Vitals: what GET /api/dash/projects/{project}/vitals answers members, bots left out (`include_bots=true` is refused). Only for a link to that page.",
     responses(
         (status = 200, body = VitalsAnswer),
-        (status = 400, description = "An invalid parameter (says which)", body = ErrorBody),
+        (status = 400, description = "An invalid parameter (says which), or include_bots=true", body = ErrorBody),
         (status = 401, description = "The link asks for a password: unlock it first", body = ErrorBody),
         (status = 404, description = "No such link, revoked, or a link to another page", body = ErrorBody),
     )
@@ -349,19 +363,20 @@ pub async fn vitals(
     State(state): State<AppState>,
     link: ShareLink,
     ApiQuery(p): ApiQuery<RangeParams>,
+    ApiQuery(bots): ApiQuery<BotsParams>,
 ) -> Result<Json<VitalsAnswer>, ApiError> {
     let project = link.project_for("vitals")?;
-    // A shared page shows what members see by default: bots left out.
+    bots_left_out(bots)?;
     vitals_of(&state, project, &p, false).await.map(Json)
 }
 
 #[utoipa::path(
     get, path = "/s/{token}/api/web", tag = "shared pages",
-    operation_id = "share_web", params(ShareToken, UnlockHeader, WebParams),
-    description = "The shared Web page: what GET /api/dash/projects/{project}/web answers members. Only for a link to that page.",
+    operation_id = "share_web", params(ShareToken, UnlockHeader, WebParams, BotsParams),
+    description = "The shared Web page: what GET /api/dash/projects/{project}/web answers members, bots left out (`include_bots=true` is refused). Only for a link to that page.",
     responses(
         (status = 200, body = WebReportView),
-        (status = 400, description = "An invalid parameter (says which)", body = ErrorBody),
+        (status = 400, description = "An invalid parameter (says which), or include_bots=true", body = ErrorBody),
         (status = 401, description = "The link asks for a password: unlock it first", body = ErrorBody),
         (status = 404, description = "No such link, revoked, or a link to another page", body = ErrorBody),
     )
@@ -370,8 +385,10 @@ pub async fn web(
     State(state): State<AppState>,
     link: ShareLink,
     ApiQuery(p): ApiQuery<WebParams>,
+    ApiQuery(bots): ApiQuery<BotsParams>,
 ) -> Result<Json<WebReportView>, ApiError> {
     let project = link.project_for("web")?;
+    bots_left_out(bots)?;
     report_of(&state, project, &p).await.map(Json)
 }
 
