@@ -40,6 +40,7 @@ pub mod raw_retention;
 mod rules;
 mod sqlite;
 mod stored_event;
+pub mod visits;
 pub mod web;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};

@@ -215,10 +215,13 @@ impl Store {
         project: ProjectId,
         ids: &[String],
     ) -> Result<PersonDeletion, StoreError> {
-        match self {
+        let deletion = match self {
             Store::Sqlite(s) => s.delete_person(project, ids).await,
             Store::Postgres(s) => s.delete_person(project, ids).await,
-        }
+        }?;
+        // Their visits and the Web page's rollups, before the deletion is reported done.
+        self.fold_web_visits().await?;
+        Ok(deletion)
     }
 
     pub async fn suppress_persons(

@@ -282,8 +282,9 @@ pub struct WebReportView {
                    rows of each breakdown. Every filter given must hold (docs/dashboard-web.md).",
     responses(
         (status = 200, body = WebReportView),
-        (status = 400, description = "An invalid parameter (says which), or more page views in \
-                                      the two periods than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
+        (status = 400, description = "An invalid parameter (says which), or more rows to read \
+                                      (hourly rollup rows; visits when filtered) in the two \
+                                      periods than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
             body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 404, description = "No such project among the user's", body = ErrorBody),
@@ -322,14 +323,21 @@ pub async fn report(
     );
     let (previous_from, previous_to) = (previous_buckets[0].0, from);
 
+    // Page views stored a moment ago are part of the answer.
+    state.store.fold_web_visits().await?;
     let max = i64::from(state.dashboard.config.max_scan_events);
     let rows = state
         .store
-        .web_pageviews_in(project, previous_from, to)
+        .web_rows_in(project, previous_from, to, !filters.is_empty())
         .await?;
     if rows > max {
+        let what = if filters.is_empty() {
+            "hourly rollup rows"
+        } else {
+            "visits"
+        };
         return Err(ApiError::BadRequest(format!(
-            "this range and the previous one hold {rows} page views, more than {max} \
+            "this range and the previous one hold {rows} {what}, more than {max} \
              (PULSELINE_DASHBOARD_MAX_SCAN_EVENTS): pick a shorter period"
         )));
     }

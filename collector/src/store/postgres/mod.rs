@@ -162,6 +162,8 @@ impl PostgresStore {
                 "DELETE FROM event_ids WHERE project_id = $1 AND received_at < $2",
                 // Dropped partitions fire no delete trigger (migrations/postgres/0026).
                 "DELETE FROM web_pageviews WHERE project_id = $1 AND ts < $2",
+                // Visits go with their page views (their rollups stay, below).
+                "DELETE FROM web_visits WHERE project_id = $1 AND start_ts < $2",
             ] {
                 sqlx::query(sql)
                     .bind(project_id)
@@ -178,6 +180,7 @@ impl PostgresStore {
             for sql in [
                 "DELETE FROM rollups_hourly WHERE project_id = $1 AND hour < $2",
                 "DELETE FROM rollups_hourly_bots WHERE project_id = $1 AND hour < $2",
+                "DELETE FROM web_hourly WHERE project_id = $1 AND hour < $2",
             ] {
                 sqlx::query(sql)
                     .bind(project_id)
