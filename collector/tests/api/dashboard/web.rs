@@ -324,7 +324,7 @@ type Case<'a> = (
 async fn check_case(app: &Dash, admin: &Login, pvs: &[Pv], case: &Case<'_>) {
     let (query, filters, current, previous) = case;
     let base = format!("/api/dash/projects/{}", app.project);
-    let (status, r) = app.get(&admin, &format!("{base}/web?{query}")).await;
+    let (status, r) = app.get(admin, &format!("{base}/web?{query}")).await;
     assert_eq!(status, 200, "{query}: {r}");
     assert_eq!(r["timezone"], "Europe/Berlin");
     assert_eq!(r["from"], current[0].0, "{query}");
