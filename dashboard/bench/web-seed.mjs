@@ -1,8 +1,12 @@
-// Fills a collector with page views for the Web page's benchmark (docs/benchmarks-web.md):
+// Fills a collector with page views for the Web page's benchmark (docs/dashboard-web.md):
 // PULSELINE_SEED_VIEWS page views (default 1,000,000) over the last 30 days, through the
-// ingest API with a write key, from visitors who come back in visits of one to six pages with
-// realistic context (source, referrer, campaign, country, browser, OS, device). Loopback only.
-//   PULSELINE_BENCH_URL=http://127.0.0.1:18090 PULSELINE_WRITE_KEY=plw_… node dashboard/bench/web-seed.mjs
+// ingest API with a write key, from PULSELINE_SEED_VISITORS visitors (default 150,000) who come
+// back in visits of one to six pages with realistic context (source, referrer, campaign,
+// country, browser, OS, device). Loopback only. With PULSELINE_BENCH_PASSWORD (the admin's) it
+// then opens the Web page of PULSELINE_BENCH_PROJECT (default 1) once and reports how long the collector took to fold the page views
+// still queued into visits (collector/src/store/visits.rs). Ten million:
+//   PULSELINE_BENCH_URL=http://127.0.0.1:18090 PULSELINE_WRITE_KEY=plw_… PULSELINE_SEED_VIEWS=10000000 \
+//     PULSELINE_SEED_VISITORS=1000000 PULSELINE_BENCH_PASSWORD=… node dashboard/bench/web-seed.mjs
 const base = process.env.PULSELINE_BENCH_URL || 'http://127.0.0.1:8080';
 if (!/^http:\/\/(127\.\d+\.\d+\.\d+|\[::1\]|localhost)(:\d+)?$/.test(base)) {
   throw new Error(`PULSELINE_BENCH_URL must be a loopback http URL, not ${base}`);
@@ -73,3 +77,18 @@ async function worker() {
 }
 await Promise.all(Array.from({ length: CONNS }, worker));
 console.log(`sent ${sent} page views in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+
+// The Web page folds what ingest queued before it answers: time the catch-up once.
+const password = process.env.PULSELINE_BENCH_PASSWORD;
+if (password) {
+  const email = process.env.PULSELINE_BENCH_EMAIL || 'admin@localhost';
+  const login = await fetch(`${base}/api/dash/session`, { method: 'POST',
+    headers: { 'content-type': 'application/json', origin: base }, body: JSON.stringify({ email, password }) });
+  if (!login.ok) throw new Error(`login: ${login.status} ${await login.text()}`);
+  const cookie = login.headers.get('set-cookie').split(';')[0];
+  const project = process.env.PULSELINE_BENCH_PROJECT || 1;
+  const folding = Date.now();
+  const r = await fetch(`${base}/api/dash/projects/${project}/web?period=today`, { headers: { cookie } });
+  if (!r.ok) throw new Error(`web: ${r.status} ${await r.text()}`);
+  console.log(`the queue was folded into visits ${((Date.now() - folding) / 1000).toFixed(1)} s after the last page view was acknowledged`);
+}

@@ -110,24 +110,30 @@ pub struct WebReport {
 }
 
 impl Store {
-    /// Rows a report of `[from, to)` reads: rollup rows without filters, visits with.
+    /// Rows a report reads for the period `[from, to)` and the previous one
+    /// `[previous_from, from)`: without filters, the period's rollup rows and the previous
+    /// period's hourly totals; with filters, the visits of both.
     pub async fn web_rows_in(
         &self,
         project_id: ProjectId,
+        previous_from: i64,
         from: i64,
         to: i64,
         filtered: bool,
     ) -> Result<i64, StoreError> {
         let sql = if filtered {
             "SELECT COUNT(*) AS n FROM web_visits
-             WHERE project_id = $1 AND start_ts >= $2 AND start_ts < $3"
+             WHERE project_id = $1 AND start_ts >= $2 AND start_ts < $4 AND $3 = $3"
         } else {
-            "SELECT COUNT(*) AS n FROM web_hourly
-             WHERE project_id = $1 AND hour >= $2 AND hour < $3"
+            "SELECT (SELECT COUNT(*) FROM web_hourly
+                     WHERE project_id = $1 AND hour >= $3 AND hour < $4)
+                  + (SELECT COUNT(*) FROM web_hourly
+                     WHERE project_id = $1 AND dim = '' AND hour >= $2 AND hour < $3) AS n"
         };
         with_db!(self, read_pool, |pool| {
             let r = sqlx::query(sql)
                 .bind(project_id)
+                .bind(previous_from)
                 .bind(from)
                 .bind(to)
                 .fetch_one(pool)

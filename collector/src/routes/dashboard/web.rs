@@ -328,7 +328,7 @@ pub async fn report(
     let max = i64::from(state.dashboard.config.max_scan_events);
     let rows = state
         .store
-        .web_rows_in(project, previous_from, to, !filters.is_empty())
+        .web_rows_in(project, previous_from, from, to, !filters.is_empty())
         .await?;
     if rows > max {
         let what = if filters.is_empty() {
