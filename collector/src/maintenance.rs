@@ -54,9 +54,14 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(25);
 /// (crate::store::visits) in the background; the page folds what is left before it reads.
 const WEB_FOLD_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Each background fold stops after about this long: with the interval, it takes at most
+/// about half of SQLite's single writer from ingest; the page folds any backlog it finds.
+const WEB_FOLD_BUDGET: Duration = Duration::from_millis(250);
+
 async fn fold_web_visits(store: &Store) -> Result<(), StoreError> {
     if store.web_visits_pending().await? {
-        store.fold_web_visits().await?;
+        let deadline = std::time::Instant::now() + WEB_FOLD_BUDGET;
+        store.fold_web_visits_until(Some(deadline)).await?;
     }
     Ok(())
 }

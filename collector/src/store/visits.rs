@@ -21,8 +21,9 @@ use super::web::{Dimension, VISIT_GAP_MS};
 use super::{Backend, HOUR_MS, Store, StoreError};
 use sketch::Visitors;
 
-/// Queued page views folded per transaction.
-const FOLD_CHUNK: i64 = 2_000;
+/// Queued page views folded per transaction: small, so that SQLite's one writer goes back to
+/// ingest commits between chunks.
+const FOLD_CHUNK: i64 = 250;
 
 /// The visit dimensions (every breakdown but `page`): their `Dimension::key` is also their
 /// column in `web_visits` and their `dim` in `web_hourly`.
@@ -219,11 +220,21 @@ impl Plan {
 impl Store {
     /// Folds every queued page view into the visits and their rollups; returns how many.
     pub async fn fold_web_visits(&self) -> Result<u64, StoreError> {
+        self.fold_web_visits_until(None).await
+    }
+
+    /// Like [`Self::fold_web_visits`], but stops after the chunk that ends past `deadline`:
+    /// the background fold leaves SQLite's writer to ingest most of the time.
+    pub async fn fold_web_visits_until(
+        &self,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
             let n = self.fold_chunk().await?;
             total += n;
-            if n < FOLD_CHUNK as u64 {
+            let late = deadline.is_some_and(|d| std::time::Instant::now() >= d);
+            if n < FOLD_CHUNK as u64 || late {
                 return Ok(total);
             }
         }
