@@ -18,8 +18,15 @@ const visitors = Number(process.env.PULSELINE_SEED_VISITORS || 150_000);
 const BATCH = 500, CONNS = 4, DAY = 86_400_000, MIN = 60_000;
 
 // A small deterministic generator, so two runs fill the same traffic.
+// mulberry32, in 32-bit integer arithmetic: an LCG in doubles loses its low bits past 2^53
+// and cycles within about a thousand visitors.
 let seed = 42;
-const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+const rnd = () => {
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+};
 const pick = (xs) => xs[Math.floor(rnd() * xs.length)];
 const paths = Array.from({ length: 200 }, (_, i) => (i < 10 ? ['/', '/pricing', '/docs', '/blog', '/signup', '/login', '/about', '/features', '/changelog', '/contact'][i] : `/blog/post-${i}`));
 const sources = [
