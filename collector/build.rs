@@ -1,5 +1,6 @@
-//! Embeds the dashboard (dashboard/src plus uPlot from npm) into the binary. uPlot is not
-//! committed: when dashboard/node_modules lacks it, this runs `npm ci` against the lock file.
+//! Embeds the dashboard (dashboard/src plus uPlot and jsVectorMap from npm) into the binary.
+//! They are not committed: when dashboard/node_modules lacks them, this runs `npm ci` against
+//! the lock file.
 //! Also embeds the browser SDK, built and committed in sdk-wasm/dist (with its .br and .gz), so
 //! no collector build needs the wasm toolchain.
 
@@ -10,6 +11,19 @@ use std::process::Command;
 const UPLOT: &[(&str, &str)] = &[
     ("uplot.esm.js", "node_modules/uplot/dist/uPlot.esm.js"),
     ("uplot.min.css", "node_modules/uplot/dist/uPlot.min.css"),
+    // The Web page's country map (docs/dashboard-web.md); loaded only by that page.
+    (
+        "jsvectormap.min.js",
+        "node_modules/jsvectormap/dist/jsvectormap.min.js",
+    ),
+    (
+        "jsvectormap.min.css",
+        "node_modules/jsvectormap/dist/jsvectormap.min.css",
+    ),
+    (
+        "jsvectormap-world.js",
+        "node_modules/jsvectormap/dist/maps/world.js",
+    ),
 ];
 
 fn main() {
@@ -158,13 +172,14 @@ fn npm_ci(dashboard: &Path) {
     match status {
         Ok(s) if s.success() => {}
         Ok(s) => panic!(
-            "`npm ci` in {} failed ({s}): the dashboard's chart library (uPlot) comes from the \
-             npm registry. Check network access to it, or run `npm ci` there yourself.",
+            "`npm ci` in {} failed ({s}): the dashboard's chart and map libraries (uPlot, \
+             jsVectorMap) come from the npm registry. Check network access to it, or run \
+             `npm ci` there yourself.",
             dashboard.display()
         ),
         Err(e) => panic!(
             "cannot run npm ({e}): building the collector needs Node.js and npm once, to fetch \
-             the dashboard's chart library (uPlot) from the npm registry. Install them (e.g. \
+             the dashboard's chart and map libraries from the npm registry. Install them (e.g. \
              `apt-get install nodejs npm`) and build again."
         ),
     }

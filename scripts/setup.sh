@@ -24,7 +24,7 @@
 #                compiles the release wasm with std built from source), sdk-wasm/node_modules
 #   container    podman, runc, mmdebstrap, uidmap, slirp4netns (apt-get); the container test
 #                says why and skips when they cannot install or run
-#   dashboard    dashboard/node_modules (uPlot, playwright-core)
+#   dashboard    dashboard/node_modules (uPlot, jsVectorMap, playwright-core)
 #
 # Sourced, this file only defines the shared environment (ROOT, ONLY, VENV, TARGET_DIR, PATH),
 # the step bookkeeping (`step`, the summary table, `die`) and the `ensure_*` functions.
@@ -220,8 +220,11 @@ ensure_chromium() {
 }
 
 ensure_dashboard_deps() {
-    # npm ci installs uPlot (embedded by collector/build.rs) and playwright-core (dev).
-    [[ -d dashboard/node_modules/playwright-core ]] ||
+    # npm ci installs uPlot and jsVectorMap (embedded by collector/build.rs) and
+    # playwright-core (dev). Checked each: build.rs's own `npm ci --omit=dev` for a missing
+    # library would remove playwright-core.
+    [[ -d dashboard/node_modules/playwright-core && -d dashboard/node_modules/uplot &&
+        -d dashboard/node_modules/jsvectormap ]] ||
         (cd dashboard && npm ci --no-audit --no-fund)
 }
 
@@ -279,7 +282,7 @@ setup_steps() {
     step wasm "wasm toolchain (target, wasm-bindgen-cli, chromium)" ensure_wasm_toolchain
     step wasm "npm dependencies (sdk-wasm)" ensure_wasm_deps
     step container "container tools (podman, runc, mmdebstrap)" ensure_container_tools
-    step dashboard "npm dependencies (dashboard: uPlot, playwright-core)" ensure_dashboard_deps
+    step dashboard "npm dependencies (dashboard: uPlot, jsVectorMap, playwright-core)" ensure_dashboard_deps
 }
 
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then

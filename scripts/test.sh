@@ -23,7 +23,8 @@
 #         pulseline-<platform> with the stripped release addon, napi's layout; the committed
 #         loader and index.d.ts checked against the Rust source), tsc --strict on a typings
 #         test, the tarballs installed in a fresh project without Rust and used from CommonJS
-#         and ESM, and node --test sdk-node/test/ (examples/node-* included)
+#         and ESM, node --test sdk-node/test/ (examples/node-* included), and the browser SDK's
+#         converter against the Node SDK's (sdk-wasm/test/node-parity.mjs)
 #   wasm: the browser SDK built (sdk-wasm/build.sh), wasm-bindgen-test in Node and Chromium,
 #         its typings, and its end-to-end tests in Chromium, among them the @pulseline/browser
 #         tarball of dist/ (scripts/dist.sh browser) installed in an esbuild project
@@ -168,6 +169,12 @@ node_sdk_package_tests() {
         timeout --kill-after=30 600 node --test sdk-node/test/packages/
 }
 
+# The browser SDK's converter (sdk-wasm/js/convert.js) against the Node SDK's, whose addon
+# dist_node has just built: the same table of values, the same JSON and error texts.
+browser_node_conversion_parity() {
+    timeout --kill-after=30 300 node --test sdk-wasm/test/node-parity.mjs
+}
+
 node_sdk_tests() {
     # Includes test/examples.test.mjs, which runs examples/node-*.
     # test/packages/ needs the packed tarballs: node_sdk_package_tests runs it.
@@ -258,6 +265,12 @@ embedded_sdk_browser_test() {
 dashboard_web_tests() {
     PULSELINE_COLLECTOR_BIN=$COLLECTOR_DEBUG \
         timeout --kill-after=30 300 node dashboard/tests/web.mjs
+}
+
+# A shared overview (docs/sharing.md), logged out: no nav, no live tail, the password form.
+dashboard_share_tests() {
+    PULSELINE_COLLECTOR_BIN=$COLLECTOR_DEBUG \
+        timeout --kill-after=30 300 node dashboard/tests/share.mjs
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -364,6 +377,7 @@ main() {
     step node "TypeScript typings (tsc --strict)" node_sdk_types
     step node "npm packages installed without Rust (CJS, ESM)" node_sdk_package_tests
     step node "Node SDK tests and examples (node --test)" node_sdk_tests
+    step node "browser SDK converts values as the Node SDK (node-parity.mjs)" browser_node_conversion_parity
 
     step wasm "build the browser SDK (sdk-wasm/build.sh, cached)" wasm_sdk_build
     step wasm "dist/: the @pulseline/browser tarball (npm pack)" dist_browser
@@ -379,6 +393,7 @@ main() {
     step dashboard "dashboard in Chromium (playwright-core)" dashboard_browser_tests
     step dashboard "embedded browser SDK in Chromium (Keys page snippet)" embedded_sdk_browser_test
     step dashboard "the Web page in Chromium" dashboard_web_tests
+    step dashboard "a shared page in Chromium, logged out" dashboard_share_tests
 
     ((${#BUILT[@]} + ${#SKIPPED[@]} == 0)) || dist_table
 }

@@ -398,6 +398,44 @@ pub fn retention(events: &[ScannedEvent], from: i64, to: i64, period_ms: i64) ->
         .collect()
 }
 
+/// The same cohorts as [`retention`], from users counted per (cohort, period) by the store:
+/// `periods` is how many periods the range holds, `first` the start of the first.
+pub fn retention_from_counts(
+    counts: &[crate::store::retention::CohortCount],
+    first: i64,
+    period_ms: i64,
+    periods: usize,
+) -> Vec<Cohort> {
+    let mut cohorts: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+    for c in counts {
+        let (Ok(cohort), Ok(period), Ok(users)) = (
+            usize::try_from(c.cohort),
+            usize::try_from(c.period),
+            u64::try_from(c.users),
+        ) else {
+            continue;
+        };
+        if cohort > period || period >= periods {
+            continue;
+        }
+        cohorts
+            .entry(cohort)
+            .or_insert_with(|| vec![0; periods - cohort])[period - cohort] = users;
+    }
+    cohorts
+        .into_iter()
+        .map(|(p, returning)| {
+            let n = returning[0];
+            Cohort {
+                start: first + p as i64 * period_ms,
+                users: n,
+                share: returning.iter().map(|r| *r as f64 / n as f64).collect(),
+                returning,
+            }
+        })
+        .collect()
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
 pub struct SessionStats {
     pub sessions: u64,

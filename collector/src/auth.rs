@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::domain::{KeyHash, KeyKind};
+use crate::domain::{KeyHash, KeyKind, ProjectId};
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::{KeyRecord, next_month_start};
+use crate::store::{KeyRecord, Quota, next_month_start};
 
 /// The key a request presents in its headers: HTTP Basic with the key as user name (Segment's
 /// convention; a key in the password with an empty user is accepted too), or Bearer.
@@ -61,8 +61,16 @@ pub async fn authenticate(
     usable(key, required, state.clock.now())
 }
 
-/// The rate limiter of write keys: events per second, per key id, in this process.
-pub type KeyRateLimiter = crate::limiter::KeyedLimiter<i64>;
+/// What the ingest rate limit counts against: a write key, or an inbound webhook source (which
+/// has no write key: its receiving URL is its key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RateKey {
+    WriteKey(i64),
+    InboundSource(i64),
+}
+
+/// The ingest rate limiter: events per second, per [`RateKey`], in this process.
+pub type KeyRateLimiter = crate::limiter::KeyedLimiter<RateKey>;
 
 /// Admits `events` messages for ingest: a usable write key, within its rate limit, and its
 /// project within this month's quota. One database query.
@@ -82,51 +90,68 @@ pub async fn admit_ingest(
         None => (None, None),
     };
     let key = usable(key, KeyKind::Write, now)?;
-
-    if let Some(limiter) = &state.rate_limiter {
-        let n =
-            NonZeroU32::new(u32::try_from(events).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
-        match limiter.check_n(&key.id, n) {
-            Ok(Ok(())) => {}
-            Ok(Err(wait)) => {
-                metrics::counter!("pulseline_ingest_rate_limited_total").increment(1);
-                return Err(ApiError::TooManyRequests {
-                    message: format!(
-                        "this write key is over its rate limit of {} events/s \
-                         (PULSELINE_RATE_LIMIT_EVENTS_PER_SEC); retry after the Retry-After delay",
-                        state.limits_rate_per_sec
-                    ),
-                    retry_after: wait.max(Duration::from_secs(1)),
-                });
-            }
-            Err(_) => {
-                return Err(ApiError::PayloadTooLarge(format!(
-                    "{events} events in one request exceed this key's burst allowance \
-                     (PULSELINE_RATE_LIMIT_BURST): send smaller batches"
-                )));
-            }
-        }
+    check_rate(state, RateKey::WriteKey(key.id), events)?;
+    if let Some(quota) = quota {
+        check_quota(key.project_id, &quota, now)?;
     }
+    Ok(key)
+}
 
-    if let Some(quota) = quota
-        && let Some(limit) = quota.events_per_month
+/// Admits `events` messages under PULSELINE_RATE_LIMIT_EVENTS_PER_SEC for `key`, or says when
+/// to retry (429 with Retry-After).
+pub fn check_rate(state: &AppState, key: RateKey, events: usize) -> Result<(), ApiError> {
+    let Some(limiter) = &state.rate_limiter else {
+        return Ok(());
+    };
+    let n = NonZeroU32::new(u32::try_from(events).unwrap_or(u32::MAX)).unwrap_or(NonZeroU32::MIN);
+    let what = match key {
+        RateKey::WriteKey(_) => "this write key",
+        RateKey::InboundSource(_) => "this inbound source",
+    };
+    match limiter.check_n(&key, n) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(wait)) => {
+            metrics::counter!("pulseline_ingest_rate_limited_total").increment(1);
+            Err(ApiError::TooManyRequests {
+                message: format!(
+                    "{what} is over its rate limit of {} events/s \
+                     (PULSELINE_RATE_LIMIT_EVENTS_PER_SEC); retry after the Retry-After delay",
+                    state.limits_rate_per_sec
+                ),
+                retry_after: wait.max(Duration::from_secs(1)),
+            })
+        }
+        Err(_) => Err(ApiError::PayloadTooLarge(format!(
+            "{events} events in one request exceed {what}'s burst allowance \
+             (PULSELINE_RATE_LIMIT_BURST): send smaller batches"
+        ))),
+    }
+}
+
+/// Refuses ingest for a project that has used its plan's monthly quota (429, retry when the
+/// month resets).
+pub fn check_quota(
+    project_id: ProjectId,
+    quota: &Quota,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    if let Some(limit) = quota.events_per_month
         && quota.used_this_month >= limit
     {
         metrics::counter!("pulseline_ingest_quota_exceeded_total").increment(1);
         let resets = next_month_start(now);
         return Err(ApiError::TooManyRequests {
             message: format!(
-                "project {} has used its monthly quota of {limit} events (plan '{}'); it resets \
-                 at {}. Raise it with `pulseline-collector project set-plan {} PLAN`",
-                key.project_id,
+                "project {project_id} has used its monthly quota of {limit} events (plan '{}'); \
+                 it resets at {}. Raise it with `pulseline-collector project set-plan \
+                 {project_id} PLAN`",
                 quota.plan,
                 resets.to_rfc3339_opts(SecondsFormat::Secs, true),
-                key.project_id
             ),
             retry_after: (resets - now).to_std().unwrap_or(Duration::from_secs(60)),
         });
     }
-    Ok(key)
+    Ok(())
 }
 
 fn missing(required: KeyKind) -> ApiError {

@@ -1,5 +1,7 @@
 //! The command line: `serve` (the default), and project and key administration.
 
+use std::io::Write;
+
 use anyhow::{Context, bail};
 use chrono::{SecondsFormat, Utc};
 use clap::{Args, FromArgMatches, Parser, Subcommand};
@@ -9,6 +11,38 @@ use crate::domain::KeyKind;
 use crate::projects;
 use crate::startup::Application;
 use crate::store::{KeyRecord, Store, raw_retention};
+
+/// `println!` for the administration commands, returning the error instead of panicking:
+/// `pulseline-collector key list | head -1` closes the pipe early, and `run` then ends quietly.
+macro_rules! say {
+    ($($arg:tt)*) => { write_stdout(format_args!($($arg)*))? };
+}
+
+/// `println!` for `serve`'s start-up lines: a server started with stdout closed keeps serving,
+/// and says on stderr what it could not print.
+macro_rules! notice {
+    ($($arg:tt)*) => {
+        if let Err(error) = write_stdout(format_args!($($arg)*)) {
+            tracing::warn!(%error, "could not print the start-up message to stdout");
+        }
+    };
+}
+
+fn write_stdout(args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args)?;
+    out.write_all(b"\n")?;
+    out.flush()
+}
+
+/// Whether an error is stdout's reader having gone away.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -146,7 +180,8 @@ fn parse_limit(s: &str) -> Result<Limit, String> {
 
 #[derive(Debug, Subcommand)]
 enum KeyAction {
-    /// List keys (never the keys themselves: their prefixes).
+    /// List keys: write keys in full with --json (they are public), secret keys only by their
+    /// prefix (they are stored hashed).
     List {
         #[arg(long)]
         project: Option<i64>,
@@ -177,6 +212,14 @@ enum KeyAction {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match dispatch(cli).await {
+        // The reader of our output left (`| head`): like other command-line tools, stop quietly.
+        Err(error) if is_broken_pipe(&error) => Ok(()),
+        result => result,
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => serve(default_serve_config()?).await,
         Some(Command::Serve(config)) => serve(*config).await,
@@ -186,7 +229,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Plan { action, db }) => plan(action, &open(&db).await?).await,
         Some(Command::Backup { to, db }) => {
             crate::backup::backup(&db.database_url, &to).await?;
-            println!("Backed up {} to {}", db.database_url, to.display());
+            say!("Backed up {} to {}", db.database_url, to.display());
             Ok(())
         }
     }
@@ -211,7 +254,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let database = config.database_url.clone();
     let app = Application::build(config).await?;
     if let Some(keys) = app.bootstrap_keys() {
-        println!(
+        notice!(
             "\nCreated project {} ({}). Its keys are shown once; keep them now.\n\n  \
              write key:  {}   (public: SDKs and browsers send events with it)\n  \
              secret key: {}   (server-side: reads data; never ship it)\n\n\
@@ -227,7 +270,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     }
     if let Some(admin) = app.first_admin() {
-        println!(
+        notice!(
             "\nCreated the first dashboard admin. The password is shown once; change it after \
              logging in.\n\n  dashboard: http://{}:{}/\n  e-mail:    {}\n  password:  {}\n",
             listen.ip(),
@@ -236,9 +279,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             admin.password
         );
     }
-    println!("Listening on http://{}:{}", listen.ip(), app.port());
+    notice!("Listening on http://{}:{}", listen.ip(), app.port());
     if let (Some(ops), Some(port)) = (ops_listen, app.ops_port()) {
-        println!(
+        notice!(
             "Operations (/metrics, /healthz, /readyz) on http://{}:{port}",
             ops.ip()
         );
@@ -258,12 +301,12 @@ async fn user(action: UserAction, store: &Store) -> anyhow::Result<()> {
             let password = password.unwrap_or_else(|| crate::domain::account::random_token(20));
             let email =
                 crate::accounts::create_user(store, &email, &password, admin, Utc::now()).await?;
-            println!(
+            say!(
                 "Created user {email}{}",
                 if admin { " (instance admin)" } else { "" }
             );
             if generated {
-                println!("password: {password}   (shown once)");
+                say!("password: {password}   (shown once)");
             }
             Ok(())
         }
@@ -279,11 +322,14 @@ async fn project(action: ProjectAction, store: &Store) -> anyhow::Result<()> {
             }
             let keys = projects::create_project(store, name, &plan, Utc::now()).await?;
             if json {
-                println!("{}", serde_json::to_string(&keys)?);
+                say!("{}", serde_json::to_string(&keys)?);
             } else {
-                println!(
+                say!(
                     "Created project {} ({}). Keys are shown once:\n  write key:  {}\n  secret key: {}",
-                    keys.project_id, keys.name, keys.write_key, keys.secret_key
+                    keys.project_id,
+                    keys.name,
+                    keys.write_key,
+                    keys.secret_key
                 );
             }
         }
@@ -294,11 +340,11 @@ async fn project(action: ProjectAction, store: &Store) -> anyhow::Result<()> {
                     .iter()
                     .map(|p| serde_json::json!({"project_id": p.id, "name": p.name, "plan": p.plan, "created_at": p.created_at}))
                     .collect();
-                println!("{}", serde_json::to_string(&rows)?);
+                say!("{}", serde_json::to_string(&rows)?);
             } else {
-                println!("{:<6} {:<24} CREATED", "ID", "NAME");
+                say!("{:<6} {:<24} CREATED", "ID", "NAME");
                 for p in projects {
-                    println!(
+                    say!(
                         "{:<6} {:<24} {}",
                         p.id,
                         p.name,
@@ -311,7 +357,7 @@ async fn project(action: ProjectAction, store: &Store) -> anyhow::Result<()> {
             if !store.set_project_plan(project_id, &plan).await? {
                 bail!("there is no project {project_id}: see `pulseline-collector project list`");
             }
-            println!("Project {project_id} is now on plan {plan}.");
+            say!("Project {project_id} is now on plan {plan}.");
         }
         ProjectAction::SetRawRetention { project_id, days } => {
             let days = match days.as_str() {
@@ -329,8 +375,8 @@ async fn project(action: ProjectAction, store: &Store) -> anyhow::Result<()> {
             }
             store.set_raw_retention(project_id, days).await?;
             match days {
-                Some(d) => println!("Project {project_id} keeps raw events {d} days."),
-                None => println!("Project {project_id} keeps raw events as long as its plan."),
+                Some(d) => say!("Project {project_id} keeps raw events {d} days."),
+                None => say!("Project {project_id} keeps raw events as long as its plan."),
             }
         }
     }
@@ -341,12 +387,14 @@ async fn plan(action: PlanAction, store: &Store) -> anyhow::Result<()> {
     let show = |n: Option<i64>, none: &str| n.map_or_else(|| none.to_owned(), |v| v.to_string());
     match action {
         PlanAction::List => {
-            println!(
+            say!(
                 "{:<12} {:>16} {:>15}",
-                "PLAN", "EVENTS/MONTH", "RETENTION DAYS"
+                "PLAN",
+                "EVENTS/MONTH",
+                "RETENTION DAYS"
             );
             for p in store.list_plans().await? {
-                println!(
+                say!(
                     "{:<12} {:>16} {:>15}",
                     p.name,
                     show(p.events_per_month, "unlimited"),
@@ -368,7 +416,7 @@ async fn plan(action: PlanAction, store: &Store) -> anyhow::Result<()> {
             let kept = plan
                 .retention_days
                 .map_or_else(|| "forever".to_owned(), |d| format!("{d} days"));
-            println!(
+            say!(
                 "Plan {name}: {} events/month, data kept {kept}.",
                 show(plan.events_per_month, "unlimited"),
             );
@@ -384,11 +432,15 @@ async fn key(action: KeyAction, store: &Store) -> anyhow::Result<()> {
             let keys = store.list_keys(project).await?;
             if json {
                 let rows: Vec<_> = keys.iter().map(key_json).collect();
-                println!("{}", serde_json::to_string(&rows)?);
+                say!("{}", serde_json::to_string(&rows)?);
             } else {
-                println!(
+                say!(
                     "{:<6} {:<8} {:<7} {:<14} {:<21} STATUS",
-                    "ID", "PROJECT", "KIND", "PREFIX", "CREATED"
+                    "ID",
+                    "PROJECT",
+                    "KIND",
+                    "PREFIX",
+                    "CREATED"
                 );
                 for k in keys {
                     let status = match k.revoked_at {
@@ -403,7 +455,7 @@ async fn key(action: KeyAction, store: &Store) -> anyhow::Result<()> {
                         }
                         None => "active".to_owned(),
                     };
-                    println!(
+                    say!(
                         "{:<6} {:<8} {:<7} {:<14} {:<21} {status}",
                         k.id,
                         k.project_id,
@@ -451,9 +503,12 @@ async fn key(action: KeyAction, store: &Store) -> anyhow::Result<()> {
             let Some(k) = store.revoke_key(key_id, now).await? else {
                 bail!("there is no key {key_id}: see `pulseline-collector key list`");
             };
-            println!(
+            say!(
                 "Revoked {} key {} ({}…) of project {}.",
-                k.kind, k.id, k.prefix, k.project_id
+                k.kind,
+                k.id,
+                k.prefix,
+                k.project_id
             );
         }
     }
@@ -465,13 +520,13 @@ fn print_issued(issued: &projects::IssuedKey, json: bool, verb: &str) -> anyhow:
     if json {
         let mut v = key_json(r);
         v["key"] = issued.key.as_str().into();
-        println!("{}", serde_json::to_string(&v)?);
+        say!("{}", serde_json::to_string(&v)?);
     } else {
         let shown = match r.kind {
             KeyKind::Secret => "It is shown once",
             KeyKind::Write => "`key list` and the dashboard show it again",
         };
-        println!(
+        say!(
             "{verb} {} key {} for project {}. {shown}:\n  {}",
             r.kind,
             r.id,

@@ -418,6 +418,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn timestamps_within_the_tolerance_pass_and_beyond_it_are_refused() {
+        let now = Utc::now();
+        let t = now.timestamp();
+        for skew in [0, 300, -300] {
+            assert!(check_fresh(t - skew, now, "t").is_ok(), "{skew}");
+        }
+        for skew in [301, -301] {
+            assert!(check_fresh(t - skew, now, "t").is_err(), "{skew}");
+        }
+    }
+
+    #[test]
     fn paths_are_bounded_and_read_objects_and_arrays() {
         let p = JsonPath::parse("event_path", "data.items.1.name").unwrap();
         let v = json!({"data": {"items": [{"name": "a"}, {"name": "b"}]}});

@@ -20,6 +20,7 @@ pub mod maintenance;
 pub mod privacy;
 pub mod projects;
 pub mod proxy;
+pub mod reports;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -42,6 +42,7 @@ pub struct Application {
     category_refresh: JoinHandle<()>,
     suppression_refresh: JoinHandle<()>,
     rules: Option<JoinHandle<()>>,
+    digest: Option<JoinHandle<()>>,
     bootstrap: Option<ProjectKeys>,
     bootstrap_admin: Option<crate::accounts::FirstAdmin>,
     stop: Arc<Notify>,
@@ -175,6 +176,17 @@ impl Application {
                 Duration::from_secs(config.rules_interval_secs),
             )
         });
+        let digest = (config.digest_interval_ms > 0).then(|| {
+            crate::reports::digest::DigestScheduler {
+                store: store.clone(),
+                clock: Arc::clone(&clock),
+                config: Arc::clone(&delivery_config),
+                wake: Arc::clone(&notifications.wake),
+                dashboard_url: config.dashboard.public_url.clone(),
+                owner: format!("digest-{}", uuid::Uuid::now_v7()),
+            }
+            .spawn(Duration::from_millis(config.digest_interval_ms))
+        });
         let state = AppState {
             store,
             queue,
@@ -211,6 +223,7 @@ impl Application {
             category_refresh,
             suppression_refresh,
             rules,
+            digest,
             bootstrap,
             bootstrap_admin,
             stop: Arc::new(Notify::new()),
@@ -256,6 +269,7 @@ impl Application {
             category_refresh,
             suppression_refresh,
             rules,
+            digest,
             stop,
             grace,
             sdk_files,
@@ -300,6 +314,9 @@ impl Application {
         }
         if let Some(rules) = rules {
             rules.abort();
+        }
+        if let Some(digest) = digest {
+            digest.abort();
         }
         // Every request handle is gone now, so the writer drains its queue and stops.
         if let Err(e) = writer.await {

@@ -65,6 +65,7 @@ try {
     overview: `${api}/overview`,
     '30 days, all events by day': `${api}/series?from=${now - 30 * day}&to=${now}&bucket=${day}`,
     [`30 days, "${top}" by hour`]: `${api}/series?event=${encodeURIComponent(top)}&from=${now - 30 * day}&to=${now}&bucket=3600000`,
+    '8 weeks, retention by week': `${api}/retention?from=${now - 56 * day}&to=${now}&period=week`,
     // The Web page (docs/dashboard-web.md); fill it with bench/web-seed.mjs.
     'web, today': `${api}/web?period=today`,
     'web, last 7 days': `${api}/web?period=7d`,

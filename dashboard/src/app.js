@@ -4,9 +4,18 @@ import uPlot from '/assets/uplot.esm.js';
 
 import { $, DAY, HOUR, api, card, cssVar, errorBox, fmt, h, iso, parseExact, pct, plain, setCsrf } from '/assets/ui.js';
 import * as alerting from '/assets/alerts.js';
+import { churnCard } from '/assets/churn.js';
+import { inbound } from '/assets/inbound.js';
 import { web } from '/assets/web.js';
+import * as sharing from '/assets/share.js';
+import { digest } from '/assets/digest.js';
 
 const main = $('#main');
+// The login form has its own element: a page still loading when its user logs out renders into
+// the hidden `main`, never over the form.
+const login = $('#login');
+// Bumped by every route and every login form: a route whose number is no longer current stops.
+let routeSeq = 0;
 let session = null;
 let projects = [];
 let tail = null;
@@ -87,9 +96,14 @@ async function loadSession() {
   return session;
 }
 
-function loginPage(message) {
+// `next` is the page asked for: the hash when the form is shown (a deep link opened logged
+// out, or the page whose session ended), so logging in lands there.
+function loginPage(message, next = location.hash) {
+  routeSeq++;
   $('#top').hidden = true;
   $('#banner').hidden = true;
+  main.hidden = true;
+  login.hidden = false;
   const err = h('p', { class: 'error', role: 'alert' }, message || '');
   const form = h('form', {
     onsubmit: async (e) => {
@@ -98,15 +112,16 @@ function loginPage(message) {
         session = await api('/api/dash/session', { method: 'POST',
           body: { email: form.email.value, password: form.password.value } });
         setCsrf(session.csrf_token);
-        location.hash = '#/';
-        await start();
-      } catch (x) { err.textContent = x.message; }
+        projects = await api('/api/dash/projects');
+      } catch (x) { err.textContent = x.message; return; }
+      // Route once: a changed hash routes through `hashchange`, an unchanged one here.
+      if (location.hash === next) route(); else location.hash = next;
     },
   },
   h('label', {}, 'E-mail', h('input', { name: 'email', type: 'email', autocomplete: 'username', required: true })),
   h('label', {}, 'Password', h('input', { name: 'password', type: 'password', autocomplete: 'current-password', required: true })),
   h('button', { type: 'submit' }, 'Log in'), err);
-  main.replaceChildren(h('div', { class: 'card login' }, h('h1', {}, 'Pulseline'), form,
+  login.replaceChildren(h('div', { class: 'card login' }, h('h1', {}, 'Pulseline'), form,
     h('p', { class: 'muted' }, 'The first admin’s password was printed when the collector first started. More users: ',
       h('code', {}, 'pulseline-collector user create'))));
 }
@@ -116,7 +131,8 @@ $('#logout').addEventListener('click', async () => {
   session = null;
   setCsrf(null);
   alerting.stopBell();
-  loginPage('Logged out.');
+  // Whoever logs in next starts from their own first project, not this user's page.
+  loginPage('Logged out.', '#/');
 });
 
 $('#new-project').addEventListener('click', async () => {
@@ -136,8 +152,8 @@ $('#project').addEventListener('change', (e) => {
 });
 
 const PAGES = [['overview', 'Overview'], ['web', 'Web'], ['explore', 'Explore'], ['vitals', 'Web Vitals'],
-  ['product', 'Funnels & retention'], ['alerts', 'Alerts'], ['keys', 'Keys'], ['members', 'Members'], ['persons', 'Persons'], ['audit', 'Audit log'],
-  ['report', 'Report']];
+  ['product', 'Funnels & retention'], ['alerts', 'Alerts'], ['inbound', 'Inbound'], ['keys', 'Keys'], ['members', 'Members'], ['persons', 'Persons'], ['audit', 'Audit log'],
+  ['report', 'Report'], ['digest', 'Digest'], ['share', 'Share']];
 
 function shell(project, page) {
   $('#top').hidden = false;
@@ -150,10 +166,11 @@ function shell(project, page) {
   alerting.startBell(project, session);
 }
 
-async function usageBanner(project) {
+async function usageBanner(project, seq) {
   const b = $('#banner');
   try {
     const u = await api(`/api/dash/projects/${project.id}/usage`);
+    if (seq !== routeSeq) return u;
     if (u.over_quota) {
       b.replaceChildren(`This project is over its monthly quota: ${fmt(u.events_this_month)} of ${fmt(u.quota)} events on plan “${u.plan}”. New events are refused (429) until ${iso(Date.parse(u.resets_at))} UTC or a plan change.`);
       b.hidden = false;
@@ -168,12 +185,16 @@ async function start() {
   route();
 }
 
-addEventListener('hashchange', () => route());
+// A shared page (/s/{token}) routes itself (share.js).
+addEventListener('hashchange', () => { if (!sharing.isSharedPage()) route(); });
 
 async function route() {
   if (tail) { tail.close(); tail = null; }
   charts.length = 0;
   if (!session) return loginPage();
+  const seq = ++routeSeq;
+  login.hidden = true;
+  main.hidden = false;
   const m = location.hash.match(/^#\/p\/(\d+)\/(\w+)/);
   if (!m) {
     if (!projects.length) {
@@ -182,7 +203,7 @@ async function route() {
       alerting.stopBell();
       main.replaceChildren(card('No projects yet', h('p', {}, 'Create one with “New project”, or accept an invitation.')));
       const inv = await invitationsCard();
-      if (inv) main.prepend(inv);
+      if (inv && seq === routeSeq) main.prepend(inv);
       return;
     }
     location.hash = `#/p/${projects[0].id}/overview`;
@@ -193,13 +214,16 @@ async function route() {
   const page = m[2];
   shell(project, page);
   main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
-  const usage = await usageBanner(project);
-  const view = { overview, web, explore, vitals, product, keys, members, persons, audit, report, ...alerting.pages }[page] || overview;
+  const usage = await usageBanner(project, seq);
+  if (seq !== routeSeq) return;
+  const view = { overview, web, explore, vitals, product, inbound, keys, members, persons, audit, report, digest, share: sharing.sharesPage, ...alerting.pages }[page] || overview;
   try {
     await view(project, usage);
+    if (seq !== routeSeq) return;
     const inv = await invitationsCard();
-    if (inv) main.prepend(inv);
+    if (inv && seq === routeSeq) main.prepend(inv);
   } catch (e) {
+    if (seq !== routeSeq) return;
     if (e.status === 401) return loginPage('Your session ended: log in again.');
     main.replaceChildren(errorBox(e));
   }
@@ -228,27 +252,37 @@ function stat(label, value, id) {
   return h('div', { class: 'card stat' }, h('div', { class: 'value', id }, fmt(value)), h('div', { class: 'label' }, label));
 }
 
+// Where a page's data comes from: the project's API, or a shared link's (share.js).
+const apiBase = (project) => project.api || `/api/dash/projects/${project.id}`;
+
 async function overview(project, usage) {
-  const o = await api(`/api/dash/projects/${project.id}/overview`);
+  // Bots are left out unless asked for (`#/p/1/overview?bots=1`); the note says how many.
+  const bots = new URLSearchParams(location.hash.split('?')[1] || '').get('bots') === '1';
+  const o = await api(`${apiBase(project)}/overview${bots ? '?include_bots=true' : ''}`);
+  const botCount = `${fmt(o.bot_events)} ${o.bot_events === 1 ? 'event' : 'events'} from bots`;
+  const botNote = !o.bot_events ? '' : h('p', { class: 'muted', id: 'bot-note' },
+    bots ? `Including ${botCount} in the last 30 days. ` : `${botCount} in the last 30 days left out. `,
+    project.shared ? '' : h('a', { href: `#/p/${project.id}/overview${bots ? '' : '?bots=1'}` }, bots ? 'Leave them out' : 'Show them'));
   const volume = h('div', { class: 'chart', id: 'volume-chart' });
   const dauChart = h('div', { class: 'chart' });
   const max = Math.max(1, ...o.top_events.map((e) => e[1]));
   const tailBox = h('div', { class: 'tail', id: 'live-tail' }, h('div', { class: 'muted' }, 'Waiting for events…'));
   main.replaceChildren(
     h('h1', {}, project.name),
+    botNote,
     h('div', { class: 'grid' },
       stat('Events today (UTC)', o.events_today, 'events-today'), stat('DAU', o.dau), stat('WAU', o.wau), stat('MAU', o.mau),
       usage ? stat(usage.quota ? `This month of ${fmt(usage.quota)}` : 'Events this month', usage.events_this_month) : ''),
     card('Events per hour, last 24 hours', volume),
-    card('Live tail', tailBox),
+    project.shared ? '' : card('Live tail', tailBox),
     card('Top events, last 30 days', h('div', { class: 'bars' }, o.top_events.length ? o.top_events.map(([name, n]) =>
-      h('div', { class: 'bar' }, h('a', { href: `#/p/${project.id}/explore?event=${encodeURIComponent(name)}` }, name),
+      h('div', { class: 'bar' }, project.shared ? h('span', {}, name) : h('a', { href: `#/p/${project.id}/explore?event=${encodeURIComponent(name)}` }, name),
         h('span', {}, h('span', { class: 'fill', style: `width:${(100 * n / max).toFixed(1)}%` })), h('span', {}, fmt(n))))
       : h('p', { class: 'muted' }, 'No events yet.'))),
     card('Daily active users, last 30 days', dauChart));
   chart(volume, o.hourly.map((r) => r[0]), [{ name: 'events', values: o.hourly.map((r) => r[1]) }]);
   chart(dauChart, o.daily_active.map((r) => r[0]), [{ name: 'active users', values: o.daily_active.map((r) => r[1]) }]);
-  startTail(project, tailBox);
+  if (!project.shared) startTail(project, tailBox);
 }
 
 function startTail(project, box) {
@@ -352,7 +386,7 @@ async function explore(project) {
 // ---- web vitals ----------------------------------------------------------------------------
 async function vitals(project) {
   const to = Date.now(), from = to - 28 * DAY;
-  const v = await api(`/api/dash/projects/${project.id}/vitals?from=${from}&to=${to}&bucket=${DAY}`);
+  const v = await api(`${apiBase(project)}/vitals?from=${from}&to=${to}&bucket=${DAY}`);
   const unit = (m, x) => x == null ? '–' : m.unit === 'ms' ? `${fmt(Math.round(x))} ms` : fmt(x);
   const rating = (m, x) => x == null ? '' : x <= m.good ? 'good' : x > m.poor ? 'poor' : 'ni';
   const shares = (s) => h('div', { class: 'share', title: `good ${pct(s.good)}, needs improvement ${pct(s.needs_improvement)}, poor ${pct(s.poor)}` },
@@ -384,6 +418,7 @@ async function product(project) {
   const period = h('select', {}, h('option', { value: 'day' }, 'by day'), h('option', { value: 'week' }, 'by week'));
   const funnelBox = h('div', {}), retBox = h('div', { class: 'scroll' }), sessBox = h('div', { class: 'grid' });
   const base = `/api/dash/projects/${project.id}`;
+  const churn = churnCard(project);
   const load = async () => {
     const to = Date.now(), from = to - Number(days.value) * DAY;
     localStorage.setItem(`funnel-${project.id}`, steps.value);
@@ -412,8 +447,8 @@ async function product(project) {
     h('div', { class: 'row' }, h('label', {}, 'Funnel steps (comma-separated, in order)', steps), h('label', {}, 'Range', days),
       h('label', {}, 'Retention', period), h('button', { type: 'button', onclick: load }, 'Apply')),
     card('Funnel (steps within a day of the first)', funnelBox), card('Retention: share of each cohort back in later periods', retBox),
-    card('Sessions (30 minutes of inactivity end one)', sessBox));
-  await load();
+    churn.el, card('Sessions (30 minutes of inactivity end one)', sessBox));
+  await Promise.all([load(), churn.load()]);
 }
 
 // ---- keys ----------------------------------------------------------------------------------
@@ -679,4 +714,4 @@ async function report(project, usage) {
     h('button', { type: 'button', onclick: () => print() }, 'Print')));
 }
 
-start();
+if (sharing.isSharedPage()) sharing.startShare({ overview, vitals, web }); else start();

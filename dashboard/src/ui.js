@@ -19,6 +19,12 @@ let csrf = null;
 /// The session's CSRF token, sent with every change (null when logged out).
 export function setCsrf(token) { csrf = token; }
 
+const extraHeaders = {};
+/// A header sent with every request (a shared page's unlock token); null removes it.
+export function setHeader(name, value) {
+  if (value == null) delete extraHeaders[name]; else extraHeaders[name] = value;
+}
+
 /// JSON.parse keeping the digits of each number a double would change (1.10, 2**100): such a
 /// number becomes JSON.rawJSON, which JSON.stringify writes back as sent. Browsers without
 /// JSON.rawJSON get plain JSON.parse.
@@ -33,7 +39,7 @@ export function parseExact(text) {
 export const plain = (v) => (JSON.isRawJSON?.(v) ? v.rawJSON : v);
 
 export async function api(path, { method = 'GET', body, exact = false } = {}) {
-  const headers = {};
+  const headers = { ...extraHeaders };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET' && csrf) headers['x-csrf-token'] = csrf;
   const resp = await fetch(path, { method, headers, credentials: 'same-origin',

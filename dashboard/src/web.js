@@ -4,6 +4,7 @@
 import uPlot from '/assets/uplot.esm.js';
 
 import { $, api, card, cssVar, errorBox, fmt, h, pct } from '/assets/ui.js';
+import { countryMap } from '/assets/web-map.js';
 
 const PERIODS = [['today', 'Today'], ['yesterday', 'Yesterday'], ['7d', 'Last 7 days'], ['30d', 'Last 30 days'],
   ['90d', 'Last 90 days'], ['month', 'This month'], ['custom', 'Custom']];
@@ -92,8 +93,11 @@ function chart(box, r) {
   addEventListener('resize', onResize);
 }
 
-function breakdownTable(project, q, key, countLabel, rows) {
-  if (!rows.length) return h('p', { class: 'muted' }, 'Nothing in this range.');
+const NO_GEO = 'No GeoIP database configured (PULSELINE_GEOIP_DB): countries come only from messages that carry context.location.';
+
+function breakdownTable(project, q, key, countLabel, rows, geo) {
+  if (!rows.length) return h('p', { class: 'muted', id: key === 'country' && !geo ? 'web-no-geo' : undefined },
+    key === 'country' && !geo ? NO_GEO : 'Nothing in this range.');
   const max = Math.max(1, ...rows.map((r) => r.visitors));
   return h('table', { class: 'breakdown', 'data-key': key },
     h('thead', {}, h('tr', {}, h('th', {}, LABELS[key]), h('th', { class: 'num' }, 'Visitors'), h('th', { class: 'num' }, countLabel))),
@@ -105,13 +109,13 @@ function breakdownTable(project, q, key, countLabel, rows) {
       h('td', { class: 'num' }, fmt(r.visitors)), h('td', { class: 'num' }, fmt(r.count))))));
 }
 
-function breakdownCard(project, q, r, [title, tabs]) {
+function breakdownCard(project, q, r, geo, [title, tabs]) {
   const body = h('div', { class: 'scroll' });
   const bar = h('div', { class: 'tabs' });
   const show = (i) => {
     const [key, , countLabel] = tabs[i];
     bar.querySelectorAll('a').forEach((a, j) => a.classList.toggle('active', i === j));
-    body.replaceChildren(breakdownTable(project, q, key, countLabel, r.breakdowns[key] || []));
+    body.replaceChildren(breakdownTable(project, q, key, countLabel, r.breakdowns[key] || [], geo));
   };
   if (tabs.length > 1) {
     bar.append(...tabs.map(([key, label], i) => h('a', { href: '#', 'data-tab': key,
@@ -119,12 +123,24 @@ function breakdownCard(project, q, r, [title, tabs]) {
   }
   show(0);
   return h('section', { class: 'card web-breakdown', id: `web-${title.toLowerCase()}` }, h('h2', {}, title),
-    tabs.length > 1 ? bar : '', body);
+    tabs.length > 1 ? bar : '', tabs[0][0] === 'country' ? countries(project, q, r, geo) : '', body);
+}
+
+// Above the countries table: the map of the same rows, and a note when geo is off but some
+// messages brought their own location.
+function countries(project, q, r, geo) {
+  const rows = r.breakdowns.country || [];
+  if (!rows.length) return '';
+  const box = h('div', { id: 'web-country-map', role: 'img', 'aria-label': 'Visitors by country (the table below lists them)',
+    style: 'height:220px;margin-bottom:.5rem' });
+  countryMap(box, rows, (code) => hashFor(project, withParam(q, 'country', code)))
+    .catch((e) => box.replaceChildren(errorBox(e)));
+  return h('div', {}, box, geo ? '' : h('p', { class: 'muted', id: 'web-no-geo' }, NO_GEO));
 }
 
 async function realtime(project, box) {
   try {
-    const r = await api(`/api/dash/projects/${project.id}/web/realtime`);
+    const r = await api(`${project.api || `/api/dash/projects/${project.id}`}/web/realtime`);
     box.replaceChildren(h('p', {}, h('strong', { id: 'web-realtime-visitors' }, fmt(r.visitors)),
       ` visitor${r.visitors === 1 ? '' : 's'} in the last 5 minutes`),
     r.pages.length ? h('table', { id: 'web-realtime-pages' }, h('tbody', {}, r.pages.map(([path, n]) =>
@@ -178,13 +194,15 @@ export async function web(project) {
   if (realtimeTimer) { clearInterval(realtimeTimer); realtimeTimer = null; }
   const q = viewParams();
   const query = new URLSearchParams([...q].filter(([k]) => VIEW_KEYS.includes(k) || LABELS[k]));
-  const r = await api(`/api/dash/projects/${project.id}/web?${query}`);
+  // Whether a GeoIP database is set; unknown (null) if this session may not ask (a shared link).
+  const [r, settings] = await Promise.all([api(`${project.api || `/api/dash/projects/${project.id}`}/web?${query}`),
+    project.api ? null : api('/api/dash/web-analytics').catch(() => null)]);
   const canAdmin = ['owner', 'admin'].includes(project.role);
   const chartBox = h('div', { class: 'chart', id: 'web-chart' });
   const live = h('div', { id: 'web-realtime' }, h('p', { class: 'muted' }, 'Loading…'));
   main.replaceChildren(h('h1', {}, `${project.name}: Web`), controls(project, q, r, canAdmin), chips(project, q),
     stats(r), card('Visitors', chartBox),
-    h('div', { class: 'web-grid' }, CARDS.map((c) => breakdownCard(project, q, r, c))),
+    h('div', { class: 'web-grid' }, CARDS.map((c) => breakdownCard(project, q, r, settings?.geo ?? true, c))),
     card('Realtime', live));
   chart(chartBox, r);
   await realtime(project, live);

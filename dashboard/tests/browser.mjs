@@ -191,18 +191,85 @@ try {
   await page.waitForSelector('#events-table tbody tr');
   assert.equal(await page.textContent('#events-table tbody td:last-child code'), exact);
 
+  // A deep link opened logged out: logging in through the form lands on the page asked for.
+  const deepLink = `${projectUrl}/explore?event=${encodeURIComponent('Browser Test Event')}&from=${now - 2 * 3600000}&to=${now + 60000}`;
+  const outContext = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
+  const out = await outContext.newPage();
+  out.on('pageerror', (e) => errors.push(`logged out: ${e.message}`));
+  await out.goto(deepLink);
+  await out.fill('input[name=email]', 'admin@localhost');
+  await out.fill('input[name=password]', password);
+  await out.click('button[type=submit]');
+  await out.waitForSelector('#events-table tbody tr');
+  assert.equal(out.url(), deepLink, 'still on the deep link after login');
+  assert.equal(await out.textContent('#nav a.active'), 'Explore');
+  await outContext.close();
+
   for (const p of ['vitals', 'product', 'members', 'audit', 'report']) {
     await page.goto(`${projectUrl}/${p}`);
     await page.waitForFunction(() => !document.querySelector('main p.muted')?.textContent.startsWith('Loading'));
     await page.waitForTimeout(300);
     await page.screenshot({ path: join(shots, `${p}.png`), fullPage: true });
   }
+  // Churn next to retention: of 4 users active the week before last, 2 were not active last
+  // week (50%), and 1 cancelled last week (25% when churn is defined by that event).
+  const monday = new Date(now).setUTCHours(0, 0, 0, 0) - ((new Date(now).getUTCDay() + 6) % 7) * 86400000;
+  const lastWeek = new Date(monday - 6 * 86400000).toISOString(), weekBefore = new Date(monday - 13 * 86400000).toISOString();
+  const churnEvents = [...['a', 'b', 'c', 'd'].map((u) => ({ type: 'track', userId: `churn-${u}`, event: 'Churn Test', timestamp: weekBefore })),
+    { type: 'track', userId: 'churn-a', event: 'Churn Test', timestamp: lastWeek },
+    { type: 'track', userId: 'churn-b', event: 'subscription_cancelled', timestamp: lastWeek }];
+  const churnResp = await fetch(`${base}/v1/batch`, { method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${copied}:`).toString('base64')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ batch: churnEvents }) });
+  assert.equal(churnResp.status, 200, await churnResp.text());
+  await page.goto(`${projectUrl}/product`);
+  await page.waitForSelector('#churn-chart canvas');
+  await page.waitForSelector('#churn-last >> text=50.0% of 4 active users were not active in the next week');
+  await page.fill('#churn-event', 'subscription_cancelled');
+  await page.click('form:has(#churn-event) button[type=submit]');
+  await page.waitForSelector('#churn-last >> text=25.0% of 4 active users did “subscription_cancelled”');
+  await page.screenshot({ path: join(shots, 'churn.png'), fullPage: true });
+
+  // Inbound webhooks: a generic source shows its secret once and its URL; a wrongly signed
+  // delivery to that URL shows as refused in the list; deleting it empties the list.
+  await page.goto(`${projectUrl}/inbound`);
+  await page.waitForSelector('#inbound-form');
+  await page.selectOption('#inbound-form select[name=kind]', 'generic');
+  await page.fill('#inbound-form input[name=name]', 'Shop');
+  await page.fill('#inbound-form input[name=event_path]', 'type');
+  await page.click('#inbound-form button[type=submit]');
+  await page.waitForSelector('#inbound-secret');
+  assert.match(await page.textContent('#inbound-secret'), /^whsec_/);
+  const inboundUrl = await page.textContent('#inbound-table code.inbound-url');
+  assert.ok(inboundUrl.startsWith(`${base}/v1/inbound/in_`), inboundUrl);
+  const forged = await fetch(inboundUrl, { method: 'POST', headers: { 'content-type': 'application/json',
+    'webhook-id': 'msg_1', 'webhook-timestamp': String(Math.floor(Date.now() / 1000)), 'webhook-signature': 'v1,AAAA' },
+  body: '{"type":"order.paid"}' });
+  assert.equal(forged.status, 401);
+  await page.reload();
+  await page.waitForSelector('#inbound-table .last-delivery >> text=refused 401');
+  await page.screenshot({ path: join(shots, 'inbound.png'), fullPage: true });
+  page.once('dialog', (d) => d.accept());
+  await page.click('#inbound-table button:has-text("Delete")');
+  await page.waitForSelector('text=No sources yet.');
+
   await page.goto(`${projectUrl}/vitals`);
   // p75 of 1800, 2600, 4500 ms, interpolated as PostgreSQL's percentile_cont: 3550 ms.
   await page.waitForSelector('text=LCP: 3,550 ms');
   await page.goto(`${projectUrl}/audit`);
   await page.waitForSelector('#audit-table >> text=key.created').catch(() => {});
   await page.waitForSelector('#audit-table >> text=project.created');
+  // The weekly digest page (docs/digest.md): the opt-in is stored on the server (a reload
+  // shows it), and without an SMTP server the preview button is off and says why.
+  await page.goto(`${projectUrl}/digest`);
+  await page.click('#digest-subscribed');
+  await page.waitForSelector('#digest-status >> text=You will get the digest');
+  await page.reload();
+  await page.waitForSelector('#digest-subscribed');
+  assert.equal(await page.isChecked('#digest-subscribed'), true);
+  assert.equal(await page.isDisabled('#digest-preview'), true);
+  await page.waitForSelector('text=no SMTP server');
+  await page.screenshot({ path: join(shots, 'digest.png'), fullPage: true });
 
   // ---- Members join by invitation --------------------------------------------------------
   // A user made with the CLI is invited as a developer; they are no member until they accept
@@ -372,6 +439,19 @@ try {
   await page.waitForSelector('#bell-list li.unread >> text=resolved');
   await page.screenshot({ path: join(shots, 'alerts-bell-resolved.png') });
 
+  // Bots: left out of the overview and counted; shown on request.
+  const botResp = await fetch(`${base}/v1/track`, { method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${copied}:`).toString('base64')}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ userId: 'crawler-1', event: 'Browser Test Event', context: { bot: true } }) });
+  assert.equal(botResp.status, 200, await botResp.text());
+  await page.goto(`${projectUrl}/overview`);
+  await page.waitForSelector('#bot-note >> text=1 event from bots in the last 30 days left out');
+  const humans = Number(await page.textContent('#events-today'));
+  await page.click('#bot-note a');
+  await page.waitForSelector('#bot-note >> text=Including 1 event from bots');
+  await page.waitForFunction((n) => document.querySelector('#events-today')?.textContent === String(n), humans + 1);
+  const botEvents = 1;
+
   // Dark mode (the system's choice) and a phone-width screen.
   await page.emulateMedia({ colorScheme: 'dark' });
   await page.goto(`${projectUrl}/overview`);
@@ -425,7 +505,7 @@ try {
   await page.goto(`${projectUrl}/explore`);
   await page.waitForSelector('#banner >> text=over its monthly quota');
   const banner = await page.textContent('#banner');
-  assert.ok(banner.includes(`${eventsSoFar + alertEvents.length} of 10`) && banner.includes('tiny'), banner);
+  assert.ok(banner.includes(`${eventsSoFar + alertEvents.length + churnEvents.length + botEvents} of 10`) && banner.includes('tiny'), banner);
   await page.screenshot({ path: join(shots, 'over-quota.png'), fullPage: false });
 
   // Persons: export one person's events, then delete them after a confirmation that names the
@@ -460,11 +540,27 @@ try {
   await page.screenshot({ path: join(shots, 'api-docs.png') });
   assert.deepEqual(foreign, [], 'the API docs page loads nothing from outside the collector');
 
-  // Logout ends the session.
+  // Logout ends the session, also while a page is still loading: the overview's answer is
+  // held until after the logout, and arriving late it must not cover the login form.
   await page.emulateMedia({ media: 'screen' });
+  let release;
+  const held = new Promise((r) => { release = r; });
+  let delivered;
+  const late = new Promise((r) => { delivered = r; });
+  await page.route(/\/api\/dash\/projects\/\d+\/overview(\?|$)/, async (route) => {
+    const response = await route.fetch();
+    await held;
+    await route.fulfill({ response });
+    delivered();
+  });
   await page.goto(`${projectUrl}/overview`);
   await page.click('#logout');
   await page.waitForSelector('input[name=password]');
+  release();
+  await late;
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => setTimeout(r, 50))));
+  assert.ok(await page.isVisible('input[name=password]'), 'the login form stays after a late page');
+  await page.unrouteAll();
   const after = await page.evaluate(async () => (await fetch('/api/dash/session')).status);
   assert.equal(after, 401);
   assert.deepEqual(errors.filter((e) => !e.includes('401')), [], 'no script errors');

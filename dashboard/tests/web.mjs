@@ -120,6 +120,16 @@ try {
   assert.deepEqual(await rows('page'), [['/', '20', '20'], ['/pricing', '8', '8'], ['/signup', '8', '8']]);
   assert.deepEqual(await rows('source'), [['Direct / None', '15', '15'], ['Google', '5', '5']]);
   assert.deepEqual(await rows('country'), [['DE', '10', '10'], ['US', '10', '10']]);
+  // The map above the table colours exactly the seeded countries; no GeoIP database is set
+  // (the seed brings its own locations), and the card says so.
+  await page.waitForSelector('#web-country-map path[data-code="DE"][data-visitors]');
+  assert.deepEqual(await page.$$eval('#web-country-map path[data-visitors]',
+    (ps) => ps.map((p) => [p.dataset.code, p.dataset.visitors]).sort()), [['DE', '10'], ['US', '10']]);
+  const fills = await page.$$eval('#web-country-map path', (ps) =>
+    Object.fromEntries(ps.filter((p) => ['DE', 'US', 'FR'].includes(p.dataset.code)).map((p) => [p.dataset.code, p.getAttribute('fill')])));
+  assert.notEqual(fills.DE, fills.FR, `a visited country is coloured: ${JSON.stringify(fills)}`);
+  assert.equal(fills.DE, fills.US, 'the same visitors, the same colour');
+  assert.match(await page.textContent('#web-no-geo'), /No GeoIP database configured/);
   await page.click('#web-pages a[data-tab=exit_page]');
   assert.deepEqual(await rows('exit_page'), [['/', '12', '12'], ['/signup', '8', '8']]);
   await page.screenshot({ path: join(shots, 'web-desktop.png'), fullPage: true });
@@ -141,9 +151,24 @@ try {
   assert.equal(await other.textContent('#web-visitors .value'), '5');
   await other.close();
 
-  // A second filter combines with the first; removing a chip removes only that filter.
-  await page.click('table.breakdown[data-key="country"] a:has-text("US")');
+  // A second filter combines with the first; removing a chip removes only that filter. The
+  // country's comes from a click on the map.
+  const us = await page.$eval('#web-country-map path[data-code="US"]', (path) => {
+    // A point inside the country's shape (its box's centre may be another country's).
+    path.closest('#web-country-map').scrollIntoView({ block: 'center' });
+    const b = path.getBBox(), m = path.getScreenCTM();
+    const inside = [];
+    for (let i = 1; i < 20; i++) for (let j = 1; j < 20; j++) {
+      const pt = new DOMPoint(b.x + b.width * i / 20, b.y + b.height * j / 20);
+      if (path.isPointInFill(pt)) inside.push(pt.matrixTransform(m));
+    }
+    const hit = inside.find((pt) => document.elementFromPoint(pt.x, pt.y) === path);
+    return hit && { x: hit.x, y: hit.y };
+  });
+  assert.ok(us, 'the US is on the map, where a pointer can reach it');
+  await page.mouse.click(us.x, us.y);
   await page.waitForSelector('#web-filters .chip[data-key=country]');
+  assert.match(await page.textContent('#web-filters .chip[data-key=country]'), /Country: US/);
   assert.equal(await value('visitors'), '2', 'Google and US: visitors 12 and 16');
   await page.click('#web-filters .chip[data-key=source]');
   await page.waitForFunction(() => !document.querySelector('#web-filters .chip[data-key=source]'));

@@ -285,4 +285,69 @@ mod tests {
         }
         assert_eq!(depth.enter(), Err(ConversionFailure::TooDeep));
     }
+
+    /// The browser SDK converts in JavaScript (sdk-wasm/js/convert.js), not through this
+    /// module: its table of cases must hold the messages this module renders, and the
+    /// wording the Node SDK uses where both name the same thing.
+    #[test]
+    fn browser_sdk_cases_have_the_core_messages() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let read = |path: &str| {
+            std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+        };
+        let table: serde_json::Value =
+            serde_json::from_str(&read("sdk-wasm/test/conversion-cases.json")).expect("JSON");
+        let node = read("sdk-node/src/convert.rs");
+        // `Unsupported` holds a `&'static str`, as bindings list their types in a constant.
+        let supported: &'static str = table["supported"]
+            .as_str()
+            .expect("supported")
+            .to_owned()
+            .leak();
+        assert!(
+            node.contains(&format!("const SUPPORTED: &str = {supported:?};")),
+            "the Node SDK lists other supported types than {supported:?}"
+        );
+        let mut checked = 0;
+        for case in table["cases"].as_array().expect("cases") {
+            let Some(core) = case.get("core") else {
+                continue;
+            };
+            let mut path = JsonPath::default();
+            for segment in core["path"].as_array().expect("path").iter().rev() {
+                match segment.as_u64() {
+                    Some(i) => path.push_index(i),
+                    None => path.push_key(segment.as_str().expect("key")),
+                }
+            }
+            let what = core["what"].as_str().unwrap_or_default();
+            let failure = match core["failure"].as_str().expect("failure") {
+                "TooDeep" => ConversionFailure::TooDeep,
+                "NotFinite" => ConversionFailure::NotFinite,
+                "InvalidDate" => ConversionFailure::InvalidDate,
+                "IntegerRange" => ConversionFailure::IntegerRange,
+                "Unsupported" => ConversionFailure::Unsupported {
+                    what: what.to_owned(),
+                    supported,
+                },
+                other => panic!("{other}: not a failure the browser SDK reports"),
+            };
+            let argument = case["argument"].as_str().unwrap_or("properties");
+            assert_eq!(
+                failure.message(&path.render(argument)),
+                case["error"].as_str().expect("error"),
+                "{}",
+                case["name"]
+            );
+            if case["node"] == true {
+                assert!(
+                    node.contains(&format!("{what:?}")),
+                    "{}: the Node SDK does not say {what:?}",
+                    case["name"]
+                );
+            }
+            checked += 1;
+        }
+        assert!(checked >= 10, "only {checked} cases name a core failure");
+    }
 }

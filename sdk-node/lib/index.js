@@ -131,6 +131,18 @@ function payloadSize(payload, context, integrations) {
   return i < 0 ? -1 : p + c + i
 }
 
+/// A lone surrogate as `JSON.stringify` writes it (ES2019): a `\udXXX` escape after an even
+/// number of backslashes. Well-formed pairs are written as they are, so every match is lone.
+const LONE_SURROGATE = /(?<!\\)((?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/g
+
+/// The fast path's JSON with each lone surrogate escape replaced by U+FFFD, as the native
+/// converter (Node-API's UTF-8) and the browser SDK write it: serde_json, here and in the
+/// collector, refuses the escape, which would lose a message `track()` had accepted. The
+/// substring test keeps the common case to one scan of the text.
+function wellFormed(json) {
+  return json.includes('\\ud') ? json.replace(LONE_SURROGATE, '$1\\ufffd') : json
+}
+
 /// The collector's limits, from the core (src/options.rs exports them).
 const { MAX_ID_CHARS, MAX_EVENT_NAME_CHARS } = native
 
@@ -265,7 +277,7 @@ class Client extends native.Client {
     } catch {
       json = this.#stringifyEach(fast)
     }
-    const problem = super.captureSerialized(json)
+    const problem = super.captureSerialized(wellFormed(json))
     if (problem !== null && problem !== undefined) this.#warn(problem)
   }
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 
 import { Client } from '../lib/index.mjs'
-import { Collector, unique } from './collector.mjs'
+import { Collector, PKG, runNode, unique } from './collector.mjs'
 
 let collector
 let client
@@ -165,4 +165,43 @@ test('a throwing getter propagates its own exception', () => {
     () => client.track({ userId: 'u', event: 'e', properties: { get x() { throw boom } } }),
     (e) => e === boom,
   )
+})
+
+// A JavaScript string can hold a lone surrogate (an emoji sliced in half); UTF-8 and JSON text
+// cannot. Both capture paths send U+FFFD, as Node-API reads it and the browser SDK writes it,
+// in values, keys, ids and names; a fast-path batch holding one loses nothing else.
+const SURROGATES = `
+import { Client } from ${JSON.stringify(PKG)}
+const [key, host, event] = process.argv.slice(1)
+const client = new Client({ writeKey: key, host, diskBuffer: false, flushInterval: 60_000 })
+const message = (path) => ({
+  userId: 'sliced-\\ud83d',
+  event: event + '-' + path + '-\\ud83d',
+  properties: { s: 'a\\ud800b', ['k\\udc00']: ['\\udfff', 'ok 👋'], literal: '\\\\ud800' },
+})
+client.track({ userId: 'plain', event: event + '-plain' }) // the same tick as the fast one
+client.track(message('fast'))
+client.track({ ...message('exact'), messageId: crypto.randomUUID() }) // the native converter
+const flushed = await client.flush(30_000)
+console.log(JSON.stringify({ flushed, stats: client.stats() }))
+await client.shutdown()
+`
+
+test('lone surrogates arrive as U+FFFD on the fast and the exact path (child process)', async () => {
+  const event = unique('surrogate')
+  const child = await runNode(SURROGATES, [collector.writeKey, collector.host, event])
+  assert.equal(child.code, 0, child.stderr)
+  assert.doesNotMatch(child.stderr, /PulselineWarning|could not be captured/)
+  const { flushed, stats } = JSON.parse(child.stdout)
+  assert.equal(flushed.status, 'flushed')
+  assert.equal(stats.captured, 3)
+  assert.equal(stats.sent, 3)
+  assert.ok(Object.values(stats.dropped).every((n) => n === 0), JSON.stringify(stats.dropped))
+  assert.equal((await collector.waitFor(1, { event: `${event}-plain` })).length, 1)
+  for (const path of ['fast', 'exact']) {
+    const stored = await collector.waitFor(1, { event: `${event}-${path}-\ufffd` })
+    assert.equal(stored.length, 1, `${path}: stored once`)
+    assert.equal(stored[0].userId ?? stored[0].user_id, 'sliced-\ufffd')
+    assert.deepEqual(stored[0].properties, { s: 'a\ufffdb', 'k\ufffd': ['\ufffd', 'ok 👋'], literal: '\\ud800' })
+  }
 })

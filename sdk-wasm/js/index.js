@@ -4,6 +4,7 @@
 // and its Web Vitals (Google's `web-vitals`, attribution build, imported from ./web-vitals.js
 // only when they are on).
 import initWasm, { Pulseline } from '../build/wasm/pulseline_glue.js'
+import { toJson } from './convert.js'
 
 /** The `track` event name every Web Vitals measurement is reported under. */
 export const WEB_VITAL_EVENT = 'Web Vital'
@@ -192,7 +193,7 @@ export class Client {
    * @returns {string | undefined}
    */
   track(event, properties) {
-    return this.#capture('track', () => [event, json(properties)])
+    return this.#capture('track', () => [event, toJson('properties', properties)])
   }
 
   /**
@@ -203,14 +204,10 @@ export class Client {
    * @returns {string | undefined}
    */
   page(name, properties) {
-    return this.#capture('page', () => [name, json({
-      url: location.href,
-      path: location.pathname,
-      referrer: this.#referrer,
-      title: document.title,
-      search: location.search,
-      ...properties,
-    })])
+    const page = { url: location.href, path: location.pathname, referrer: this.#referrer, title: document.title, search: location.search }
+    // `{ ...page, ...properties }`, with every value of `properties` read (and refused, with its
+    // path) inside the conversion.
+    return this.#capture('page', () => [name, toJson('properties', properties, page)])
   }
 
   /**
@@ -221,7 +218,7 @@ export class Client {
    * @returns {string | undefined}
    */
   identify(userId, traits) {
-    return this.#capture('identify', () => [String(userId), json(traits)])
+    return this.#capture('identify', () => [String(userId), toJson('traits', traits)])
   }
 
   /**
@@ -231,7 +228,7 @@ export class Client {
    * @returns {string | undefined}
    */
   group(groupId, traits) {
-    return this.#capture('group', () => [String(groupId), json(traits)])
+    return this.#capture('group', () => [String(groupId), toJson('traits', traits)])
   }
 
   /**
@@ -437,14 +434,6 @@ export class Client {
     document.addEventListener('auxclick', clicked, true)
   }
 
-}
-
-/**
- * JSON text of properties or traits (`{}` when absent).
- * @param {unknown} value
- */
-function json(value) {
-  return value === undefined || value === null ? '{}' : JSON.stringify(value)
 }
 
 const here = new URL(import.meta.url)

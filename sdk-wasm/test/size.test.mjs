@@ -21,7 +21,7 @@ test('the loader snippet is at most 1 KB brotli', () => {
 
 /**
  * The SDK loaded after the page's load event, brotli (quality 11). pulseline.js (the API and the
- * wasm-bindgen glue) + pulseline_bg.wasm must stay within the issue's 60 KB target (58.8 KB
+ * wasm-bindgen glue) + pulseline_bg.wasm must stay within the issue's 60 KB target (59.6 KB
  * measured, README.md "Size"). web-vitals.js, Google's library, is its own module, loaded only
  * with Web Vitals on (the default); it and the whole download have guards at the measured size
  * plus a little headroom.

@@ -93,6 +93,10 @@ pub struct Config {
     /// Seconds between alert rule evaluation passes (0: this process evaluates no rules).
     #[arg(long, env = "PULSELINE_RULES_INTERVAL_SECS", default_value_t = 30)]
     pub rules_interval_secs: u64,
+    /// Milliseconds between weekly digest passes: each records the digests that are due and
+    /// sends due digest e-mails (0: this process sends no digests). docs/digest.md.
+    #[arg(long, env = "PULSELINE_DIGEST_INTERVAL_MS", default_value_t = 60_000)]
+    pub digest_interval_ms: u64,
     /// Seconds to let in-flight requests and commits finish after SIGTERM/SIGINT.
     #[arg(long, env = "PULSELINE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
@@ -197,6 +201,8 @@ impl Config {
             maintenance_interval_secs: 3600,
             // Tests drive rule passes themselves (`alerting::rules::run_once`) at fake times.
             rules_interval_secs: 0,
+            // Tests set the fake clock past a Monday and wait for the digest.
+            digest_interval_ms: 100,
             limits: Limits::default(),
             sdk_dir: None,
             delivery: DeliveryConfig {

@@ -19,6 +19,7 @@ use super::channels::check_name;
 use super::extract::{ApiJson, Caller, PathId};
 use super::ingest::IngestResponse;
 use crate::alerting::delivery::webhook;
+use crate::auth::{RateKey, check_quota, check_rate};
 use crate::error::{ApiError, ErrorBody};
 use crate::inbound::{
     JsonPath, MAX_INBOUND_BODY_BYTES, MAX_SOURCES_PER_PROJECT, Receiver, SourceKind, to_message,
@@ -63,6 +64,18 @@ pub struct InboundSource {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_secret: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The latest delivery to this source; null until the service posts.
+    pub last_delivery: Option<LastDelivery>,
+}
+
+/// When a source last received a delivery, and how it was answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LastDelivery {
+    pub at: DateTime<Utc>,
+    /// The HTTP status answered: 200 when stored (or a GitHub ping), else the refusal's.
+    pub status: i64,
+    /// Why it was refused (the message the sender got, at most 300 characters); null on 200.
+    pub error: Option<String>,
 }
 
 impl From<InboundSourceRecord> for InboundSource {
@@ -76,6 +89,11 @@ impl From<InboundSourceRecord> for InboundSource {
             user_path: s.user_path,
             signing_secret: None,
             created_at: s.created_at,
+            last_delivery: s.last_delivery.map(|(at, status, error)| LastDelivery {
+                at,
+                status,
+                error,
+            }),
         }
     }
 }
@@ -281,6 +299,9 @@ fn describe(s: &InboundSourceRecord) -> String {
         (status = 404, description = "No source has this token", body = ErrorBody),
         (status = 413, description = "Body larger than 1 MiB", body = ErrorBody),
         (status = 422, description = "The resulting event is invalid", body = ErrorBody),
+        (status = 429, description = "The source's rate limit or the project's monthly quota \
+                                      is reached; see Retry-After (senders retry later)",
+            body = ErrorBody),
     )
 )]
 pub async fn receive(
@@ -289,16 +310,6 @@ pub async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<IngestResponse>, ApiError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(format!(
-                "the delivery is larger than {MAX_INBOUND_BODY_BYTES} bytes, the most an \
-                 inbound webhook may carry"
-            ))
-        } else {
-            ApiError::BadRequest(format!("could not read the request body: {rejection}"))
-        }
-    })?;
     let unknown = || {
         ApiError::NotFound(
             "no inbound source has this URL: it was deleted or mistyped; see GET \
@@ -314,6 +325,53 @@ pub async fn receive(
         .inbound_source_by_token(&token)
         .await?
         .ok_or_else(unknown)?;
+    let outcome = deliver(&state, &source, &headers, body).await;
+    // Kept for the dashboard's list of sources: whether the service reaches this URL, and why
+    // its latest delivery was refused. Failing to note it does not fail the delivery.
+    let (status, error) = match &outcome {
+        Ok(_) => (200, None),
+        Err(e) => (e.status_and_code().0.as_u16(), Some(outcome_text(e))),
+    };
+    if let Err(error) = state
+        .store
+        .record_inbound_delivery(source.id, state.clock.now(), status, error.as_deref())
+        .await
+    {
+        tracing::warn!(%error, source = source.id, "could not record the inbound delivery");
+    }
+    outcome
+}
+
+/// Most characters of a refusal kept as a source's last error.
+const MAX_OUTCOME_CHARS: usize = 300;
+
+/// A refusal as the dashboard shows it: the message the sender got, without internals.
+fn outcome_text(e: &ApiError) -> String {
+    let text = match e {
+        ApiError::Internal(_) => "internal error; it has been logged".to_owned(),
+        ApiError::StorageUnavailable { .. } => "storage was temporarily unavailable".to_owned(),
+        other => other.to_string(),
+    };
+    text.chars().take(MAX_OUTCOME_CHARS).collect()
+}
+
+/// Verifies, admits and stores one delivery to `source`.
+async fn deliver(
+    state: &AppState,
+    source: &InboundSourceRecord,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!(
+                "the delivery is larger than {MAX_INBOUND_BODY_BYTES} bytes, the most an \
+                 inbound webhook may carry"
+            ))
+        } else {
+            ApiError::BadRequest(format!("could not read the request body: {rejection}"))
+        }
+    })?;
     let parse_path =
         |what, p: &Option<String>| p.as_deref().map(|p| JsonPath::parse(what, p)).transpose();
     let receiver = Receiver {
@@ -323,19 +381,28 @@ pub async fn receive(
         event_path: parse_path("event_path", &source.event_path)?,
         user_path: parse_path("user_path", &source.user_path)?,
     };
-    let Some(message) = to_message(&receiver, &headers, &body, state.clock.now())? else {
+    let Some(message) = to_message(&receiver, headers, &body, state.clock.now())? else {
         return Ok(Json(IngestResponse {
             success: true,
             accepted: 0,
             rejected: Vec::new(),
         }));
     };
+    // Each delivery is one event of the project: the same rate limit (keyed by the source, the
+    // sender's only credential) and monthly quota as ingest. Senders retry a 429 later.
+    check_rate(state, RateKey::InboundSource(source.id), 1)?;
+    let quota = state
+        .store
+        .project_quota(source.project_id, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound("this inbound source's project is gone".into()))?;
+    check_quota(source.project_id, &quota, state.clock.now())?;
     metrics::counter!("pulseline_inbound_deliveries_total", "kind" => source.kind.clone())
         .increment(1);
     let raw = RawValue::from_string(message.to_string())
         .map_err(|e| ApiError::BadRequest(format!("cannot build the event: {e}")))?;
     super::ingest::store(
-        &state,
+        state,
         source.project_id,
         &[&raw],
         None,

@@ -10,6 +10,9 @@ use crate::config::DashboardConfig;
 /// Limits login attempts per client address and per e-mail address.
 pub type LoginLimiter = crate::limiter::KeyedLimiter<String>;
 
+/// Password attempts a shared page admits per minute, per share and per client address.
+pub const SHARE_PASSWORD_ATTEMPTS_PER_MINUTE: NonZeroU32 = NonZeroU32::new(5).unwrap();
+
 /// What the dashboard's handlers share.
 #[derive(Debug)]
 pub struct DashboardState {
@@ -19,6 +22,11 @@ pub struct DashboardState {
     pub default_plan: String,
     pub password_checks: super::guards::PasswordChecks,
     pub tails: super::guards::TailSlots,
+    /// Limits password attempts on shared pages, per share and per client address
+    /// (`routes::dashboard::share`).
+    pub share_passwords: LoginLimiter,
+    /// Weekly digest previews per member (`DIGEST_PREVIEWS_PER_HOUR`).
+    pub digest_previews: crate::limiter::KeyedLimiter<i64>,
 }
 
 impl DashboardState {
@@ -33,6 +41,19 @@ impl DashboardState {
             login_limiter: LoginLimiter::new(
                 "login",
                 governor::Quota::per_minute(per_minute),
+                clock.clone(),
+            ),
+            share_passwords: LoginLimiter::new(
+                "share_password",
+                governor::Quota::per_minute(SHARE_PASSWORD_ATTEMPTS_PER_MINUTE),
+                clock.clone(),
+            ),
+            digest_previews: crate::limiter::KeyedLimiter::new(
+                "digest_preview",
+                governor::Quota::per_hour(
+                    NonZeroU32::new(crate::reports::digest::DIGEST_PREVIEWS_PER_HOUR)
+                        .unwrap_or(NonZeroU32::MIN),
+                ),
                 clock,
             ),
             password_checks: super::guards::PasswordChecks::new(&config),

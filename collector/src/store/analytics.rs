@@ -3,8 +3,26 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, StoredEvent};
+use super::{Backend, Store, StoreError, StoredEvent};
 use crate::domain::ProjectId;
+
+/// The name rollups count an event under: the track event, else `$` and the message type.
+const ROLLUP_NAME: &str = "(CASE WHEN type = 'track' THEN event ELSE '$' || type END)";
+
+/// Whether a stored message is a bot's (`context.bot = true`, set at ingest by `crate::web`),
+/// as SQL: exactly ingest's rule (JSON `true`; not `1`, not `"true"`), so every read, deletion
+/// and rollup agrees on what a bot is. Most bodies never mention "bot", so the substring test
+/// spares parsing them.
+pub(crate) fn is_bot(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "COALESCE(instr(body, '\"bot\"') > 0 AND json_type(body, '$.context.bot') = 'true', 0)"
+        }
+        Backend::Postgres => {
+            "COALESCE(strpos(body, '\"bot\"') > 0 AND (body::jsonb #> '{context,bot}') = 'true'::jsonb, false)"
+        }
+    }
+}
 
 /// One event as the dashboard's calculations need it.
 #[derive(Debug, Clone)]
@@ -136,22 +154,35 @@ impl Store {
 
     /// The project's events with timestamps in `[from, to)`, oldest first, at most `limit`
     /// (callers ask for one more than their limit to detect truncation). `name` narrows to one
-    /// rollup name.
+    /// rollup name; bot events (`context.bot = true`) are left out unless `include_bots`.
     pub async fn scan_events(
         &self,
         project_id: ProjectId,
         from: i64,
         to: i64,
         name: Option<&str>,
+        include_bots: bool,
         limit: i64,
     ) -> Result<Vec<ScannedEvent>, StoreError> {
-        with_db!(self, read_pool, |pool| {
-            let rows = sqlx::query("SELECT seq, timestamp, CASE WHEN type = 'track' THEN event ELSE '$' || type END AS name,
+        with_db!(self, read_pool, |pool, backend| {
+            let sql = format!(
+                "SELECT seq, timestamp, {ROLLUP_NAME} AS name,
                     COALESCE(user_id, anonymous_id) AS user_key, message_id, body
              FROM events
              WHERE project_id = $1 AND timestamp >= $2 AND timestamp < $3
-               AND ($4 = '' OR (CASE WHEN type = 'track' THEN event ELSE '$' || type END) = $4)
-             ORDER BY timestamp, seq LIMIT $5").bind(project_id).bind(from).bind(to).bind(name.unwrap_or("")).bind(limit).fetch_all(pool).await?;
+               AND ($4 = '' OR {ROLLUP_NAME} = $4) AND ($5 OR NOT {bot})
+             ORDER BY timestamp, seq LIMIT $6",
+                bot = is_bot(backend)
+            );
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(project_id)
+                .bind(from)
+                .bind(to)
+                .bind(name.unwrap_or(""))
+                .bind(include_bots)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
             Ok(rows
                 .iter()
                 .map(|r| ScannedEvent {
@@ -163,6 +194,32 @@ impl Store {
                     body: r.get("body"),
                 })
                 .collect())
+        })
+    }
+
+    /// How many bot events [`Store::scan_events`] leaves out of the same range and name.
+    pub async fn count_bot_events(
+        &self,
+        project_id: ProjectId,
+        from: i64,
+        to: i64,
+        name: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        with_db!(self, read_pool, |pool, backend| {
+            let sql = format!(
+                "SELECT COUNT(*) AS n FROM events
+             WHERE project_id = $1 AND timestamp >= $2 AND timestamp < $3
+               AND ($4 = '' OR {ROLLUP_NAME} = $4) AND {bot}",
+                bot = is_bot(backend)
+            );
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(project_id)
+                .bind(from)
+                .bind(to)
+                .bind(name.unwrap_or(""))
+                .fetch_one(pool)
+                .await?;
+            Ok(row.get("n"))
         })
     }
 

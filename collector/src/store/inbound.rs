@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Store, StoreError, from_millis, millis};
+use super::{Quota, Store, StoreError, from_millis, millis, month_of};
 use crate::domain::ProjectId;
 
 /// A source as stored. `secret` verifies the sender's signatures and is never listed.
@@ -19,6 +19,8 @@ pub struct InboundSourceRecord {
     pub event_path: Option<String>,
     pub user_path: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The latest delivery: when, the HTTP status answered, and the refusal's message.
+    pub last_delivery: Option<(DateTime<Utc>, i64, Option<String>)>,
 }
 
 impl std::fmt::Debug for InboundSourceRecord {
@@ -43,8 +45,8 @@ pub struct NewInboundSource<'a> {
     pub user_path: Option<&'a str>,
 }
 
-const COLUMNS: &str =
-    "id, project_id, kind, name, token, secret, event_path, user_path, created_at";
+const COLUMNS: &str = "id, project_id, kind, name, token, secret, event_path, user_path, \
+                       created_at, last_delivery_at, last_status, last_error";
 
 macro_rules! source_from {
     ($r:expr) => {
@@ -58,6 +60,15 @@ macro_rules! source_from {
             event_path: $r.try_get("event_path")?,
             user_path: $r.try_get("user_path")?,
             created_at: from_millis($r.try_get("created_at")?),
+            last_delivery: match (
+                $r.try_get::<Option<i64>, _>("last_delivery_at")?,
+                $r.try_get::<Option<i64>, _>("last_status")?,
+            ) {
+                (Some(at), Some(status)) => {
+                    Some((from_millis(at), status, $r.try_get("last_error")?))
+                }
+                _ => None,
+            },
         }
     };
 }
@@ -94,6 +105,36 @@ impl Store {
         })
     }
 
+    /// The project's plan and its usage in the month of `now`: inbound deliveries count
+    /// against the same monthly quota as ingest. `None` if the project is gone.
+    pub async fn project_quota(
+        &self,
+        project_id: ProjectId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Quota>, StoreError> {
+        with_db!(self, read_pool, |pool| {
+            let row = sqlx::query(
+                "SELECT p.plan, pl.events_per_month, COALESCE(u.events, 0) AS used
+                 FROM projects p
+                 JOIN plans pl ON pl.name = p.plan
+                 LEFT JOIN usage_monthly u ON u.project_id = p.id AND u.month = $2
+                 WHERE p.id = $1",
+            )
+            .bind(project_id)
+            .bind(month_of(now))
+            .fetch_optional(pool)
+            .await?;
+            row.map(|r| {
+                Ok(Quota {
+                    plan: r.try_get("plan")?,
+                    events_per_month: r.try_get("events_per_month")?,
+                    used_this_month: r.try_get("used")?,
+                })
+            })
+            .transpose()
+        })
+    }
+
     /// Stores the source unless the project already has `max` of them (`Ok(None)`).
     pub async fn create_inbound_source(
         &self,
@@ -122,6 +163,30 @@ impl Store {
             .fetch_optional(pool)
             .await?;
             row.map(|r| Ok(source_from!(r))).transpose()
+        })
+    }
+
+    /// Records the latest delivery to source `id`: when, the status answered, and why it was
+    /// refused (`None` when it was accepted).
+    pub async fn record_inbound_delivery(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        status: u16,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        with_db!(self, write_pool, |pool| {
+            sqlx::query(
+                "UPDATE inbound_sources SET last_delivery_at = $2, last_status = $3, last_error = $4
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(millis(at))
+            .bind(i64::from(status))
+            .bind(error)
+            .execute(pool)
+            .await?;
+            Ok(())
         })
     }
 

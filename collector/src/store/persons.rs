@@ -103,6 +103,52 @@ pub(super) fn hourly<'a>(
     out
 }
 
+/// Takes deleted events out of the hourly rollups (every event, and bots apart) and the
+/// project's usage total, inside the deletion's transaction. A macro rather than a function:
+/// the statements are the same on both backends, the transaction types are not.
+macro_rules! decrement_rollups {
+    ($tx:expr, $project:expr, $rows:expr, $report:expr) => {{
+        use $crate::store::persons::{
+            DECREMENT_BOTS, DECREMENT_HOURLY, DECREMENT_TOTAL, DROP_EMPTY_BOTS, DROP_EMPTY_HOURLY,
+            hourly,
+        };
+        let rows: &[$crate::store::persons::Removed] = $rows;
+        for ((name, hour), n) in hourly(rows) {
+            sqlx::query(DECREMENT_HOURLY)
+                .bind(n)
+                .bind($project)
+                .bind(name)
+                .bind(hour)
+                .execute(&mut *$tx)
+                .await?;
+            sqlx::query(DROP_EMPTY_HOURLY)
+                .bind($project)
+                .bind(name)
+                .bind(hour)
+                .execute(&mut *$tx)
+                .await?;
+            $report.hourly_rollups += 1;
+        }
+        for ((name, hour), n) in hourly(rows.iter().filter(|r| r.bot)) {
+            for (sql, with_n) in [(DECREMENT_BOTS, true), (DROP_EMPTY_BOTS, false)] {
+                let q = sqlx::query(sql);
+                let q = if with_n { q.bind(n) } else { q };
+                q.bind($project)
+                    .bind(name)
+                    .bind(hour)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
+        sqlx::query(DECREMENT_TOTAL)
+            .bind(rows.len() as i64)
+            .bind($project)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+pub(super) use decrement_rollups;
+
 /// Written once with `$n` placeholders; SQLite runs them with `?n`.
 pub(super) const DECREMENT_HOURLY: &str = "UPDATE rollups_hourly SET events = events - $1 WHERE project_id = $2 AND name = $3 AND hour = $4";
 pub(super) const DROP_EMPTY_HOURLY: &str =

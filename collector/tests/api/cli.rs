@@ -461,3 +461,30 @@ async fn a_backup_never_overwrites_a_file() {
     assert!(!ok);
     assert!(stderr.contains("already exists"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_reader_that_goes_away_ends_a_listing_quietly() {
+    let app = spawn_app().await;
+    for name in ["a", "b", "c"] {
+        cli_json(
+            &app.database_url,
+            &["project", "create", "--name", name, "--json"],
+        );
+    }
+    for args in [&["key", "list"][..], &["project", "list", "--json"][..]] {
+        // As `pulseline-collector key list | head -0` would: the reader closes before any line.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
+            .args(args)
+            .env("PULSELINE_DATABASE_URL", &app.database_url)
+            .env("PULSELINE_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?}, {stderr}", out.status);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}

@@ -134,6 +134,41 @@ async fn retention_removes_data_past_the_plan_and_keeps_the_rest() {
     assert_eq!(theirs["events"].as_array().unwrap().len(), 1);
 }
 
+/// The hour that holds the retention cutoff keeps its rollup: part of it is still within the
+/// plan. Both backends cut at the same hour.
+#[tokio::test]
+async fn retention_keeps_the_rollup_hour_that_holds_the_cutoff() {
+    let start = Utc.with_ymd_and_hms(2026, 11, 22, 11, 0, 0).unwrap();
+    let clock = Arc::new(FakeClock::new(start));
+    let app = spawn_app_with_clock(|_| {}, clock.clone()).await;
+    let store = app.store().await;
+    assert!(
+        store
+            .set_project_plan(app.keys.project_id, "free")
+            .await
+            .unwrap()
+    ); // 30 days
+    let mut early = track("u", "e", "nine");
+    early["timestamp"] = json!("2026-11-22T09:30:00.000Z");
+    let late = track("u", "e", "ten"); // 10:00
+    let body = json!({"batch": [early, late]});
+    assert_eq!(app.post("/v1/batch", &body).await.status(), 200);
+
+    // The cutoff falls at 10:20, thirty days back: the 10:00 hour straddles it.
+    clock.set(Utc.with_ymd_and_hms(2026, 12, 22, 10, 20, 0).unwrap());
+    store.prepare_partitions(clock.now()).await.unwrap();
+    pulseline_collector::maintenance::run_once(&store, clock.now())
+        .await
+        .unwrap();
+    let hours: Vec<i64> = helpers::query_column(
+        &app.database_url,
+        "SELECT hour FROM rollups_hourly ORDER BY hour",
+    )
+    .await;
+    let ten = Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap();
+    assert_eq!(hours, [ten.timestamp_millis()]);
+}
+
 /// Deliveries (with an attempt each), alerts and alert events of two projects, old and recent,
 /// in every state retention must tell apart. Named by their key, rule name or title.
 async fn seed_retention_rows(app: &TestApp, mine: i64, theirs: i64, old: i64, recent: i64) {

@@ -3,6 +3,7 @@
 //! the client IP not stored by default, referrer → source, bots out of the analytics, and
 //! Segment's browser-SDK paths and settings.
 
+mod bots;
 mod context;
 mod geoip;
 mod segment;

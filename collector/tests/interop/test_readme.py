@@ -55,10 +55,12 @@ DOCUMENTS = [
     "docs/inbound-webhooks.md",
     "docs/web-analytics.md",
     "docs/dashboard-web.md",
+    "docs/sharing.md",
     "docs/alerting-quality.md",
     "docs/testing.md",
     "docs/http-routes.md",
     "docs/sdk-core-and-bindings.md",
+    "docs/digest.md",
 ]
 # Pages whose shell blocks build packages, images or start servers: the test command's python,
 # node and container groups test what they describe. Their links are checked all the same.

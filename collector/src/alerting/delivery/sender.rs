@@ -371,7 +371,7 @@ impl Sender {
 
 /// A subject on one line: a title built from event data may hold CR/LF, which must not start
 /// a header of its own (`Bcc:`) or a body; runs of control characters become one space.
-fn one_line(s: &str) -> String {
+pub(crate) fn one_line(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut gap = false;
     for c in s.chars() {

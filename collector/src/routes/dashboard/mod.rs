@@ -6,6 +6,7 @@
 
 pub mod account;
 pub mod assets;
+pub mod digest;
 pub mod insights;
 pub mod invitations;
 pub mod keys;
@@ -13,6 +14,7 @@ pub mod members;
 pub mod projects;
 pub mod retention;
 pub mod settings;
+pub mod share;
 pub mod web;
 pub mod web_settings;
 
@@ -116,6 +118,10 @@ pub fn router(alerting: Router<AppState>) -> Router<AppState> {
             get(insights::retention::retention),
         )
         .route(
+            "/api/dash/projects/{project}/churn",
+            get(insights::churn::churn),
+        )
+        .route(
             "/api/dash/projects/{project}/sessions",
             get(insights::sessions::sessions),
         )
@@ -129,8 +135,29 @@ pub fn router(alerting: Router<AppState>) -> Router<AppState> {
             get(web::realtime),
         )
         .route(
+            "/api/dash/projects/{project}/shares",
+            get(share::list).post(share::create),
+        )
+        .route(
+            "/api/dash/projects/{project}/shares/{share}",
+            axum::routing::delete(share::revoke),
+        )
+        .merge(share::public::router())
+        .route(
             "/api/dash/projects/{project}/settings",
             get(settings::settings).post(settings::update_settings),
+        )
+        .route(
+            "/api/dash/projects/{project}/digest",
+            get(digest::show).post(digest::subscribe),
+        )
+        .route(
+            "/api/dash/projects/{project}/digest/channel",
+            post(digest::set_channel),
+        )
+        .route(
+            "/api/dash/projects/{project}/digest/preview",
+            post(digest::preview),
         )
         .merge(alerting)
         .layer(axum::middleware::map_response(no_basic_auth_prompt))

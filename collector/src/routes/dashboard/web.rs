@@ -298,6 +298,15 @@ pub async fn report(
     ApiQuery(p): ApiQuery<WebParams>,
 ) -> Result<Json<WebReportView>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    report_of(&state, project, &p).await.map(Json)
+}
+
+/// The Web page of `project`, for its members and for a shared link (`super::share`).
+pub async fn report_of(
+    state: &AppState,
+    project: ProjectId,
+    p: &WebParams,
+) -> Result<WebReportView, ApiError> {
     let filters = p.filters()?;
     let timezone = state.store.project_timezone(project).await?;
     let tz = project_tz(&timezone);
@@ -371,7 +380,7 @@ pub async fn report(
     let previous_series = (0..current_buckets.len())
         .map(|i| previous.series.get(i).copied())
         .collect();
-    Ok(Json(WebReportView {
+    Ok(WebReportView {
         timezone,
         period: period.to_owned(),
         from,
@@ -405,7 +414,7 @@ pub async fn report(
                 (d.key().to_owned(), rows)
             })
             .collect(),
-    }))
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -434,12 +443,17 @@ pub async fn realtime(
     PathIds(project): PathIds<ProjectId>,
 ) -> Result<Json<Realtime>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    realtime_of(&state, project).await.map(Json)
+}
+
+/// Realtime visitors of `project`, for its members and for a shared link (`super::share`).
+pub async fn realtime_of(state: &AppState, project: ProjectId) -> Result<Realtime, ApiError> {
     let since = state.clock.now().timestamp_millis() - REALTIME_WINDOW_MS;
     let (visitors, pages) = state
         .store
         .web_realtime(project, since, REALTIME_ROWS)
         .await?;
-    Ok(Json(Realtime { visitors, pages }))
+    Ok(Realtime { visitors, pages })
 }
 
 #[cfg(test)]

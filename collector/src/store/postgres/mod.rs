@@ -13,8 +13,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{
-    DAY_MS, DISPATCH_MARKERS_RETENTION, NOTIFICATION_RETENTION, RetentionReport, StoreError,
-    StoredEvent, from_millis, millis,
+    DAY_MS, DISPATCH_MARKERS_RETENTION, HOUR_MS, NOTIFICATION_RETENTION, RetentionReport,
+    StoreError, StoredEvent, from_millis, millis,
 };
 use crate::domain::ProjectId;
 
@@ -182,9 +182,10 @@ impl PostgresStore {
                 "DELETE FROM rollups_hourly_bots WHERE project_id = $1 AND hour < $2",
                 "DELETE FROM web_hourly WHERE project_id = $1 AND hour < $2",
             ] {
+                // The hour that holds the cutoff stays, as on SQLite: part of it is still kept.
                 sqlx::query(sql)
                     .bind(project_id)
-                    .bind(cutoff)
+                    .bind(cutoff - cutoff.rem_euclid(HOUR_MS))
                     .execute(&mut *tx)
                     .await?;
             }

@@ -4,11 +4,11 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::PostgresStore;
 use crate::domain::ProjectId;
+use crate::store::analytics::is_bot;
 use crate::store::persons::{
-    DECREMENT_BOTS, DECREMENT_DAY, DECREMENT_HOURLY, DECREMENT_TOTAL, DROP_EMPTY_BOTS,
-    DROP_EMPTY_DAY, DROP_EMPTY_HOURLY, PersonDeletion, Removed, hourly, per_day, removed,
+    DECREMENT_DAY, DROP_EMPTY_DAY, PersonDeletion, Removed, decrement_rollups, per_day, removed,
 };
-use crate::store::{RETENTION_CHUNK, StoreError, StoredEvent};
+use crate::store::{Backend, RETENTION_CHUNK, StoreError, StoredEvent};
 
 impl PostgresStore {
     pub(in crate::store) async fn ids_linked_to(
@@ -92,11 +92,11 @@ impl PostgresStore {
             .bind(&seqs)
             .execute(&mut *tx)
             .await?;
-            let rows = sqlx::query(
+            let rows = sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM events WHERE project_id = $1 AND seq = ANY($2)
-                 RETURNING type, event, timestamp, message_id,
-                           COALESCE(body::jsonb #>> '{context,bot}' = 'true', false) AS bot",
-            )
+                 RETURNING type, event, timestamp, message_id, {} AS bot",
+                is_bot(Backend::Postgres)
+            )))
             .bind(project)
             .bind(&seqs)
             .fetch_all(&mut *tx)
@@ -111,38 +111,7 @@ impl PostgresStore {
                     .bind(&messages)
                     .execute(&mut *tx)
                     .await?;
-                for ((name, hour), n) in hourly(&rows) {
-                    sqlx::query(DECREMENT_HOURLY)
-                        .bind(n)
-                        .bind(project)
-                        .bind(name)
-                        .bind(hour)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(DROP_EMPTY_HOURLY)
-                        .bind(project)
-                        .bind(name)
-                        .bind(hour)
-                        .execute(&mut *tx)
-                        .await?;
-                    report.hourly_rollups += 1;
-                }
-                for ((name, hour), n) in hourly(rows.iter().filter(|r| r.bot)) {
-                    for (sql, with_n) in [(DECREMENT_BOTS, true), (DROP_EMPTY_BOTS, false)] {
-                        let q = sqlx::query(sql);
-                        let q = if with_n { q.bind(n) } else { q };
-                        q.bind(project)
-                            .bind(name)
-                            .bind(hour)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                sqlx::query(DECREMENT_TOTAL)
-                    .bind(rows.len() as i64)
-                    .bind(project)
-                    .execute(&mut *tx)
-                    .await?;
+                decrement_rollups!(&mut *tx, project, &rows, report);
                 const OF_MESSAGES: &str = "SELECT id FROM deliveries
                      WHERE project_id = $1 AND source_key LIKE 'event:%'
                        AND substr(source_key, 7 + strpos(substr(source_key, 7), ':')) = ANY($2)";

@@ -5,11 +5,12 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::SqliteStore;
 use crate::domain::ProjectId;
+use crate::store::analytics::is_bot;
 use crate::store::persons::{
-    DECREMENT_BOTS, DECREMENT_DAY, DECREMENT_HOURLY, DECREMENT_TOTAL, DROP_EMPTY_BOTS,
-    DROP_EMPTY_DAY, DROP_EMPTY_HOURLY, PersonDeletion, Removed, hourly, json_ids, per_day, removed,
+    DECREMENT_DAY, DROP_EMPTY_DAY, PersonDeletion, Removed, decrement_rollups, json_ids, per_day,
+    removed,
 };
-use crate::store::{RETENTION_CHUNK, StoreError, StoredEvent};
+use crate::store::{Backend, RETENTION_CHUNK, StoreError, StoredEvent};
 
 impl SqliteStore {
     pub(in crate::store) async fn ids_linked_to(
@@ -109,14 +110,14 @@ impl SqliteStore {
             .bind(&ids)
             .execute(&mut *tx)
             .await?;
-            let rows = sqlx::query(
+            let rows = sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM events
                  WHERE project_id = ?1 AND seq >= ?2 AND seq < ?3
                    AND (user_id IN (SELECT value FROM json_each(?4))
                         OR anonymous_id IN (SELECT value FROM json_each(?4)))
-                 RETURNING type, event, timestamp, message_id,
-                           COALESCE(json_extract(body, '$.context.bot') = 1, 0) AS bot",
-            )
+                 RETURNING type, event, timestamp, message_id, {} AS bot",
+                is_bot(Backend::Sqlite)
+            )))
             .bind(project)
             .bind(lo)
             .bind(hi)
@@ -126,38 +127,7 @@ impl SqliteStore {
             let rows: Vec<Removed> = rows.iter().map(removed).collect();
             if !rows.is_empty() {
                 report.events += rows.len() as u64;
-                for ((name, hour), n) in hourly(&rows) {
-                    sqlx::query(DECREMENT_HOURLY)
-                        .bind(n)
-                        .bind(project)
-                        .bind(name)
-                        .bind(hour)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(DROP_EMPTY_HOURLY)
-                        .bind(project)
-                        .bind(name)
-                        .bind(hour)
-                        .execute(&mut *tx)
-                        .await?;
-                    report.hourly_rollups += 1;
-                }
-                for ((name, hour), n) in hourly(rows.iter().filter(|r| r.bot)) {
-                    for (sql, with_n) in [(DECREMENT_BOTS, true), (DROP_EMPTY_BOTS, false)] {
-                        let q = sqlx::query(sql);
-                        let q = if with_n { q.bind(n) } else { q };
-                        q.bind(project)
-                            .bind(name)
-                            .bind(hour)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                sqlx::query(DECREMENT_TOTAL)
-                    .bind(rows.len() as i64)
-                    .bind(project)
-                    .execute(&mut *tx)
-                    .await?;
+                decrement_rollups!(&mut *tx, project, &rows, report);
                 let messages = json_ids(
                     &rows
                         .iter()

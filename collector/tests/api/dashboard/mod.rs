@@ -3,13 +3,20 @@
 //! description, and (in `security`) audit logs, invitations and bounds.
 
 mod alerting;
+mod churn;
+/// The weekly digest (issue 24).
+mod digest;
 mod exports;
 mod insights;
 mod keys;
 mod openapi;
+/// Retention from the per-user-day rollup (issue 20).
+mod retention;
 mod roles;
 mod security;
 mod sessions;
+/// Shared, read-only pages (issue 24).
+mod share;
 /// The Web page (issue 21).
 mod web;
 

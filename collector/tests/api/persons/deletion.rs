@@ -82,3 +82,41 @@ async fn a_deleted_person_who_comes_back_today_counts_as_active_again() {
         .await;
     assert_eq!(dau(&app.dash("/overview").await), before - 1);
 }
+
+/// Only `context.bot = true` makes a bot, at ingest and at deletion alike: deleting a person
+/// whose messages carry `bot: 1` or `bot: "true"` leaves the real bot's count alone.
+#[tokio::test]
+async fn deleting_a_person_takes_from_the_bot_rollup_only_what_ingest_put_there() {
+    let app = spawn().await;
+    let with_bot = |user: &str, id: &str, bot: Value| {
+        let mut m = track(Some(user), None, "visit", id, 1);
+        m["context"] = json!({"bot": bot});
+        m
+    };
+    app.ingest(vec![
+        with_bot("crawler", "b-1", json!(true)),
+        with_bot("alice", "a-1", json!(1)),
+        with_bot("alice", "a-2", json!("true")),
+    ])
+    .await;
+    let counts = |table: &'static str| {
+        let url = app.database_url.clone();
+        async move {
+            helpers::query_column::<i64>(
+                &url,
+                &format!("SELECT events FROM {table} WHERE name = 'visit'"),
+            )
+            .await
+        }
+    };
+    assert_eq!(counts("rollups_hourly").await, [3]);
+    assert_eq!(counts("rollups_hourly_bots").await, [1]);
+
+    let (status, body) = app
+        .secret_json(reqwest::Method::DELETE, "/api/v1/persons?user_id=alice")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["deleted"]["events"], 2, "{body}");
+    assert_eq!(counts("rollups_hourly").await, [1]);
+    assert_eq!(counts("rollups_hourly_bots").await, [1]);
+}

@@ -5,13 +5,13 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use super::export::{csv_error, csv_response, csv_text, iso};
-use super::{Range, RangeParams, TABLE_ROWS, counts, range, scan};
+use super::{Range, RangeParams, TABLE_ROWS, counts, range, scan, with_bot_events};
 use crate::analytics::{self, Agg, SeriesSpec};
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
@@ -68,12 +68,14 @@ fn empty_to_none(s: &Option<String>) -> Option<String> {
     operation_id = "dashboard_series",
     params(ProjectPath, SeriesParams),
     description = "A chart: one series (or one per `group_by` value) of the aggregate per \
-                   bucket. `format=csv` downloads it (a `bucket` column, one column per series).",
+                   bucket. `format=csv` downloads it (a `bucket` column, one column per series). \
+                   Bot events are left out unless `include_bots=true`.",
     responses(
         (status = 200, content(
-            (analytics::Series = "application/json"),
+            (SeriesAnswer = "application/json"),
             (String = "text/csv"),
-        )),
+        ), headers(("pulseline-bot-events" = i64,
+            description = "Bot events in the range (left out unless include_bots=true)"))),
         (status = 400, description = "An invalid parameter (says which), or more events in the \
                                       range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
             body = ErrorBody),
@@ -116,14 +118,12 @@ pub async fn series(
         && spec.filter.is_none()
         && spec.group_by.is_none()
         && r.bucket % HOUR_MS == 0;
-    let series = if from_rollups {
+    let (series, bot_events) = if from_rollups {
         rollup_series(&state, project, &r, event.as_deref(), p.include_bots).await?
     } else {
-        let mut events = scan(&state, project, &r, event.as_deref()).await?;
-        if !p.include_bots {
-            events.retain(|e| !is_bot(&e.body));
-        }
-        analytics::series(&events, &spec)
+        let (events, bot_events) =
+            scan(&state, project, &r, event.as_deref(), p.include_bots).await?;
+        (analytics::series(&events, &spec), bot_events)
     };
     if p.format.as_deref() == Some("csv") {
         let mut w = csv::Writer::from_writer(Vec::new());
@@ -140,9 +140,18 @@ pub async fn series(
             );
             w.write_record(&row).map_err(csv_error)?;
         }
-        return csv_response(w, "series.csv");
+        return Ok(with_bot_events(csv_response(w, "series.csv")?, bot_events));
     }
-    Ok(Json(series).into_response())
+    let answer = SeriesAnswer { series, bot_events };
+    Ok(with_bot_events(Json(answer), bot_events))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesAnswer {
+    #[serde(flatten)]
+    pub series: analytics::Series,
+    /// Bot events in the range (of `event` when given): left out unless `include_bots=true`.
+    pub bot_events: i64,
 }
 
 async fn rollup_series(
@@ -151,37 +160,36 @@ async fn rollup_series(
     r: &Range,
     event: Option<&str>,
     include_bots: bool,
-) -> Result<analytics::Series, ApiError> {
+) -> Result<(analytics::Series, i64), ApiError> {
     let buckets = analytics::bucket_starts(r.from, r.to, r.bucket);
     let first = buckets.first().copied().unwrap_or(r.from);
     let from = r.from - r.from.rem_euclid(HOUR_MS);
-    let rows: Vec<(i64, i64)> = match event {
+    let (rows, bot_events): (Vec<(i64, i64)>, i64) = match event {
         Some(name) => {
             let mut rows = state
                 .store
                 .rollup_counts_of(project, name, from, r.to)
                 .await?;
+            let bots: HashMap<i64, i64> = state
+                .store
+                .bot_rollup_counts(project, from, r.to)
+                .await?
+                .into_iter()
+                .filter(|(_, n, _)| n == name)
+                .map(|(h, _, n)| (h, n))
+                .collect();
             if !include_bots {
-                let bots: HashMap<i64, i64> = state
-                    .store
-                    .bot_rollup_counts(project, from, r.to)
-                    .await?
-                    .into_iter()
-                    .filter(|(_, n, _)| n == name)
-                    .map(|(h, _, n)| (h, n))
-                    .collect();
                 for (hour, n) in &mut rows {
                     *n -= bots.get(hour).copied().unwrap_or(0).min(*n);
                 }
             }
-            rows
+            (rows, bots.values().sum())
         }
-        None => counts(state, project, from, r.to, include_bots)
-            .await?
-            .0
-            .into_iter()
-            .map(|(h, _, n)| (h, n))
-            .collect(),
+        None => {
+            let (rows, bot_events) = counts(state, project, from, r.to, include_bots).await?;
+            let rows = rows.into_iter().map(|(h, _, n)| (h, n)).collect();
+            (rows, bot_events)
+        }
     };
     let mut values = vec![Some(0.0); buckets.len()];
     for (hour, n) in rows {
@@ -192,31 +200,14 @@ async fn rollup_series(
             *v += n as f64;
         }
     }
-    Ok(analytics::Series {
+    let series = analytics::Series {
         buckets,
         series: vec![analytics::NamedSeries {
             name: event.unwrap_or("all events").to_owned(),
             values,
         }],
-    })
-}
-
-/// `context.bot` is true in a stored message (set at ingest by `crate::web`).
-fn is_bot(body: &str) -> bool {
-    #[derive(Deserialize)]
-    struct Outer {
-        context: Option<Context>,
-    }
-    #[derive(Deserialize)]
-    struct Context {
-        bot: Option<serde_json::Value>,
-    }
-    // Most events never mention it: skip the parse.
-    body.contains("\"bot\"")
-        && serde_json::from_str::<Outer>(body)
-            .ok()
-            .and_then(|o| o.context?.bot)
-            .is_some_and(|b| b == serde_json::Value::Bool(true))
+    };
+    Ok((series, bot_events))
 }
 
 /// One row of the explore table.
@@ -254,12 +245,13 @@ fn raw_properties(body: &str) -> Box<RawValue> {
     description = "The events behind a chart (`event`, `filter_property`/`filter_value`), \
                    newest first: the last 200 as JSON, all of them with `format=csv` (columns \
                    timestamp, event, user, message_id, properties). The aggregate parameters \
-                   are ignored.",
+                   are ignored. Bot events are left out unless `include_bots=true`.",
     responses(
         (status = 200, content(
             (Vec<EventRow> = "application/json"),
             (String = "text/csv"),
-        )),
+        ), headers(("pulseline-bot-events" = i64,
+            description = "Bot events in the range (left out unless include_bots=true)"))),
         (status = 400, description = "An invalid parameter (says which), or more events in the \
                                       range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
             body = ErrorBody),
@@ -281,7 +273,7 @@ pub async fn events(
         (Some(name), Some(value)) => Some((name, value)),
         _ => None,
     };
-    let rows = scan(&state, project, &r, event.as_deref()).await?;
+    let (rows, bot_events) = scan(&state, project, &r, event.as_deref(), p.include_bots).await?;
     let matching = rows
         .into_iter()
         .rev()
@@ -301,7 +293,7 @@ pub async fn events(
             ])
             .map_err(csv_error)?;
         }
-        return csv_response(w, "events.csv");
+        return Ok(with_bot_events(csv_response(w, "events.csv")?, bot_events));
     }
     let rows: Vec<EventRow> = matching
         .take(TABLE_ROWS)
@@ -313,7 +305,7 @@ pub async fn events(
             user: e.user_key,
         })
         .collect();
-    Ok(Json(rows).into_response())
+    Ok(with_bot_events(Json(rows), bot_events))
 }
 
 impl SeriesParams {

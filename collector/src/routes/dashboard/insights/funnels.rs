@@ -2,10 +2,11 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::Response;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{MAX_FUNNEL_WINDOW_SECS, RangeParams, range, scan};
+use super::{MAX_FUNNEL_WINDOW_SECS, RangeParams, range, scan, with_bot_events};
 use crate::analytics;
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
@@ -33,6 +34,9 @@ pub struct FunnelParams {
     /// 31622400, a year).
     #[param(minimum = 1, maximum = 31_622_400)]
     window_secs: Option<i64>,
+    /// Count events from crawlers and automated browsers too (default false).
+    #[serde(default)]
+    include_bots: bool,
 }
 
 #[utoipa::path(
@@ -40,9 +44,11 @@ pub struct FunnelParams {
     operation_id = "dashboard_funnel",
     params(ProjectPath, FunnelParams),
     description = "An ordered funnel: users per step, conversion from the first step and \
-                   drop-off from the previous one.",
+                   drop-off from the previous one. Bot events are left out unless \
+                   `include_bots=true`.",
     responses(
-        (status = 200, body = Vec<analytics::FunnelStep>),
+        (status = 200, body = Vec<analytics::FunnelStep>, headers(("pulseline-bot-events" = i64,
+            description = "Bot events in the range (left out unless include_bots=true)"))),
         (status = 400, description = "An invalid parameter (says which): no `steps`, fewer than \
                                       2 or more than 10 steps, a window out of bounds, or more \
                                       events in the range than \
@@ -57,7 +63,7 @@ pub async fn funnel(
     session: Session,
     PathIds(project): PathIds<ProjectId>,
     ApiQuery(p): ApiQuery<FunnelParams>,
-) -> Result<Json<Vec<analytics::FunnelStep>>, ApiError> {
+) -> Result<Response, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
     let r = range(&state, &p.range(), 30)?;
     let steps: Vec<String> = p
@@ -78,8 +84,11 @@ pub async fn funnel(
         )));
     }
     let window = window_secs * 1000;
-    let rows = scan(&state, project, &r, None).await?;
-    Ok(Json(analytics::funnel(&rows, &steps, window)))
+    let (rows, bot_events) = scan(&state, project, &r, None, p.include_bots).await?;
+    Ok(with_bot_events(
+        Json(analytics::funnel(&rows, &steps, window)),
+        bot_events,
+    ))
 }
 
 impl FunnelParams {

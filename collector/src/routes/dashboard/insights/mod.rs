@@ -3,6 +3,7 @@
 //! share: the time range, the event scan and the hourly counts. Times are unix milliseconds
 //! (UTC).
 
+pub mod churn;
 pub mod explore;
 pub mod export;
 pub mod funnels;
@@ -15,6 +16,7 @@ pub mod vitals;
 use std::collections::HashMap;
 use std::time::Duration;
 
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -97,17 +99,20 @@ fn range(state: &AppState, p: &RangeParams, default_days: i64) -> Result<Range, 
     Ok(Range { from, to, bucket })
 }
 
-/// Events of the range, refusing ranges above PULSELINE_DASHBOARD_MAX_SCAN_EVENTS.
+/// The range's events, bot events left out unless `include_bots` (the store filters them, so
+/// they never count against the limit), refusing ranges above
+/// PULSELINE_DASHBOARD_MAX_SCAN_EVENTS. Also returns how many bot events the range holds.
 async fn scan(
     state: &AppState,
     project: ProjectId,
     r: &Range,
     name: Option<&str>,
-) -> Result<Vec<ScannedEvent>, ApiError> {
+    include_bots: bool,
+) -> Result<(Vec<ScannedEvent>, i64), ApiError> {
     let max = i64::from(state.dashboard.config.max_scan_events);
     let rows = state
         .store
-        .scan_events(project, r.from, r.to, name, max + 1)
+        .scan_events(project, r.from, r.to, name, include_bots, max + 1)
         .await?;
     if rows.len() as i64 > max {
         return Err(ApiError::BadRequest(format!(
@@ -115,7 +120,42 @@ async fn scan(
              narrow the range or the event"
         )));
     }
-    Ok(rows)
+    Ok((rows, bot_events(state, project, r, name).await?))
+}
+
+/// How many bot events the range (of one name, if given) holds.
+async fn bot_events(
+    state: &AppState,
+    project: ProjectId,
+    r: &Range,
+    name: Option<&str>,
+) -> Result<i64, ApiError> {
+    // The hourly bot rollup says cheaply whether there is anything to count: most ranges of
+    // most projects hold no bot events, and counting reads the range's events again.
+    let hour_from = r.from - r.from.rem_euclid(HOUR_MS);
+    let bots_near = state
+        .store
+        .bot_rollup_counts(project, hour_from, r.to)
+        .await?
+        .iter()
+        .any(|(_, n, count)| *count > 0 && name.is_none_or(|name| name == n));
+    Ok(if bots_near {
+        state
+            .store
+            .count_bot_events(project, r.from, r.to, name)
+            .await?
+    } else {
+        0
+    })
+}
+
+/// The response header in which every insight answer says how many bot events its range
+/// holds (left out unless `include_bots=true`); JSON objects also carry it as `bot_events`.
+pub const BOT_EVENTS_HEADER: &str = "pulseline-bot-events";
+
+/// `answer` with the [`BOT_EVENTS_HEADER`].
+fn with_bot_events(answer: impl IntoResponse, bot_events: i64) -> Response {
+    ([(BOT_EVENTS_HEADER, bot_events.to_string())], answer).into_response()
 }
 
 /// Whether bot events (`context.bot = true`, docs/web-analytics.md) count.
@@ -124,7 +164,7 @@ async fn scan(
 pub struct BotsParams {
     /// Count events from crawlers and automated browsers too (default false).
     #[serde(default)]
-    include_bots: bool,
+    pub include_bots: bool,
 }
 
 /// Hourly counts per name from the rollups, without bot events unless `include_bots`.

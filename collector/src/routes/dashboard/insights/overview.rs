@@ -60,12 +60,21 @@ pub async fn overview(
     ApiQuery(bots): ApiQuery<BotsParams>,
 ) -> Result<Json<Overview>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    overview_of(&state, project, bots).await.map(Json)
+}
+
+/// The overview of `project`, for its members and for a shared link (`dashboard::share`).
+pub async fn overview_of(
+    state: &AppState,
+    project: ProjectId,
+    bots: BotsParams,
+) -> Result<Overview, ApiError> {
     let now = state.clock.now().timestamp_millis();
     let today = now - now.rem_euclid(DAY_MS);
     let tomorrow = today + DAY_MS;
     let month_from = today - 29 * DAY_MS;
     let (rows, bot_events) =
-        counts(&state, project, month_from, tomorrow, bots.include_bots).await?;
+        counts(state, project, month_from, tomorrow, bots.include_bots).await?;
     let this_hour = now - now.rem_euclid(HOUR_MS);
     let mut hourly: BTreeMap<i64, i64> = (0..24)
         .map(|h| (this_hour - (23 - h) * HOUR_MS, 0))
@@ -94,7 +103,7 @@ pub async fn overview(
             .daily_active_users(project, month_from, tomorrow)
             .await?,
     );
-    Ok(Json(Overview {
+    Ok(Overview {
         events_today,
         dau: store.active_users_since(project, today).await?,
         wau: store
@@ -106,7 +115,7 @@ pub async fn overview(
         daily_active: daily_active.into_iter().collect(),
         top_events,
         bot_events,
-    }))
+    })
 }
 
 /// Event names seen in the last 30 days, most frequent first (for pickers).

@@ -1,11 +1,14 @@
-//! Retention: cohorts by first seen, and how many come back per period.
+//! Retention: cohorts by first seen, and how many come back per period. Counted in SQL from
+//! the per-user-day rollup (bots are never in it); `include_bots=true` cannot come from there
+//! and scans the range's events instead, under PULSELINE_DASHBOARD_MAX_SCAN_EVENTS.
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::Response;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{RangeParams, range, scan};
+use super::{RangeParams, bot_events, range, scan, with_bot_events};
 use crate::analytics;
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
@@ -14,6 +17,10 @@ use crate::routes::dashboard::ProjectPath;
 use crate::routes::extract::{ApiQuery, PathIds, Session};
 use crate::state::AppState;
 use crate::store::DAY_MS;
+
+/// Most periods one retention table may span: two years of weeks, or a quarter of days (the
+/// answer grows with its square, and the scan-free read with users × active days).
+pub const MAX_RETENTION_PERIODS: i64 = 104;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -29,18 +36,28 @@ pub struct RetentionParams {
     bucket: Option<i64>,
     /// `day` (default) or `week`.
     period: Option<String>,
+    /// Count events from crawlers and automated browsers too (default false). Bots are only
+    /// in the raw events, so this reads the range's events, up to
+    /// PULSELINE_DASHBOARD_MAX_SCAN_EVENTS.
+    #[serde(default)]
+    include_bots: bool,
 }
 
 #[utoipa::path(
     get, path = "/api/dash/projects/{project}/retention", tag = "dashboard",
     operation_id = "dashboard_retention",
     params(ProjectPath, RetentionParams),
-    description = "Cohorts by the period users were first seen in, and the share of each \
-                   active in the periods after.",
+    description = "Cohorts by the period users were first seen in (within the range), and the \
+                   share of each active in the periods after; at most 104 periods. Counted \
+                   from the per-user-day rollup, which leaves bots out. With \
+                   `include_bots=true` the range's events are read instead, and a range \
+                   holding more than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS events is refused.",
     responses(
-        (status = 200, body = Vec<analytics::Cohort>),
-        (status = 400, description = "An invalid parameter (says which), or more events in the \
-                                      range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
+        (status = 200, body = Vec<analytics::Cohort>, headers(("pulseline-bot-events" = i64,
+            description = "Bot events in the range (left out unless include_bots=true)"))),
+        (status = 400, description = "An invalid parameter (says which), more than 104 \
+                                      periods, or (with include_bots=true) more events in \
+                                      the range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
             body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 404, description = "No such project among the user's", body = ErrorBody),
@@ -52,7 +69,7 @@ pub async fn retention(
     session: Session,
     PathIds(project): PathIds<ProjectId>,
     ApiQuery(p): ApiQuery<RetentionParams>,
-) -> Result<Json<Vec<analytics::Cohort>>, ApiError> {
+) -> Result<Response, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
     let r = range(&state, &p.range(), 14)?;
     let period = match p.period.as_deref().unwrap_or("day") {
@@ -64,8 +81,31 @@ pub async fn retention(
             )));
         }
     };
-    let rows = scan(&state, project, &r, None).await?;
-    Ok(Json(analytics::retention(&rows, r.from, r.to, period)))
+    let first = r.from - r.from.rem_euclid(period);
+    let periods = (r.to - first + period - 1) / period;
+    if periods > MAX_RETENTION_PERIODS {
+        let unit = if period == DAY_MS { "days" } else { "weeks" };
+        return Err(ApiError::BadRequest(format!(
+            "this range spans {periods} {unit}, more than {MAX_RETENTION_PERIODS} periods \
+             (MAX_RETENTION_PERIODS): narrow the range, or use period=week"
+        )));
+    }
+    if p.include_bots {
+        let (rows, bots) = scan(&state, project, &r, None, true).await?;
+        return Ok(with_bot_events(
+            Json(analytics::retention(&rows, r.from, r.to, period)),
+            bots,
+        ));
+    }
+    let counts = state
+        .store
+        .retention_counts(project, r.from, r.to, first, period)
+        .await?;
+    let cohorts = analytics::retention_from_counts(&counts, first, period, periods as usize);
+    Ok(with_bot_events(
+        Json(cohorts),
+        bot_events(&state, project, &r, None).await?,
+    ))
 }
 
 impl RetentionParams {

@@ -1,0 +1,3 @@
+//! Reports the collector sends on its own schedule: the weekly digest.
+
+pub mod digest;
