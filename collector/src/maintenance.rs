@@ -50,13 +50,14 @@ pub async fn run_once(store: &Store, now: DateTime<Utc>) -> Result<RetentionRepo
 /// wrote 10% more bytes per event for no better tail. An idle check costs one statement.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(25);
 
-/// How often stored page views are folded into the Web page's visits and rollups
-/// (crate::store::visits) in the background; the page folds what is left before it reads.
-const WEB_FOLD_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the background fold looks for stored page views to fold into the Web page's
+/// visits and rollups (crate::store::visits). The page never folds: it says how far behind
+/// the fold is.
+const WEB_FOLD_INTERVAL: Duration = Duration::from_millis(200);
 
-/// Each background fold stops after about this long: with the interval, it takes at most
-/// about half of SQLite's single writer from ingest; the page folds any backlog it finds.
-const WEB_FOLD_BUDGET: Duration = Duration::from_millis(250);
+/// A fold pass stops after the chunk that ends past this (each chunk is its own transaction,
+/// so ingest commits go between them); the next tick goes on.
+const WEB_FOLD_BUDGET: Duration = Duration::from_secs(1);
 
 async fn fold_web_visits(store: &Store) -> Result<(), StoreError> {
     if store.web_visits_pending().await? {

@@ -265,8 +265,8 @@ impl Store {
             Store::Sqlite(s) => s.delete_person(project, ids).await,
             Store::Postgres(s) => s.delete_person(project, ids).await,
         }?;
-        // Their visits and the Web page's rollups, before the deletion is reported done.
-        self.fold_web_visits().await?;
+        // Their page views left `web_pageviews` now; the background fold takes them out of
+        // their visits and the Web page's rollups (queued in the same transactions).
         Ok(deletion)
     }
 

@@ -1,29 +1,34 @@
 //! The Web page's visits kept at ingest (migration 0034, docs/dashboard-web.md): one row per
-//! visit in `web_visits`, and per-hour rollups in `web_hourly` that the page reads instead of
-//! page views.
+//! visit in `web_visits`, and rollups per day (and hour) of the project's time zone in
+//! `web_daily` / `web_hourly` that the page reads instead of page views.
 //!
 //! Ingest only queues each stored page view (`web_visit_pending`, filled by a trigger on
-//! `web_pageviews`, in the ingest transaction); [`Store::fold_web_visits`] folds the queue in,
-//! right after commits and before every read of the page, one transaction per chunk. For each
-//! visitor it touches, it reads the stored visits around the new page views (a late one may
-//! extend a visit or bridge two), recomputes them from that visitor's page views in the span,
-//! and moves the rollups by the difference. HyperLogLog sketches cannot forget a visitor: a
-//! rollup row that lost one (a visit moved to another hour or value, a person deleted) has its
-//! sketch rebuilt from the rows of its hour.
+//! `web_pageviews`, in the ingest transaction). The background fold ([`Store::fold_web_visits`],
+//! run by `crate::maintenance`) takes the queue [`FOLD_CHUNK`] page views per transaction: for
+//! each visitor it touches, it reads the stored visits around the new page views (a late one may
+//! extend a visit or bridge two), recomputes them from that visitor's page views in the span, and
+//! moves the rollups by the difference. A HyperLogLog sketch cannot forget a visitor: a day row
+//! that lost one (a visit that moved to another value, a person deleted) is queued in
+//! `web_daily_dirty` and its sketch rebuilt from its day's rows by [`rebuild`]. The page never
+//! folds: it says how far the fold has come.
 
+mod days;
+mod plan;
+mod rebuild;
 pub mod sketch;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sqlx::FromRow;
 
 use super::web::{Dimension, VISIT_GAP_MS};
-use super::{Backend, HOUR_MS, Store, StoreError};
-use sketch::Visitors;
+use super::{Backend, Store, StoreError};
+use days::Zones;
+use plan::{Plan, apply_plan};
 
-/// Queued page views folded per transaction: small, so that SQLite's one writer goes back to
-/// ingest commits between chunks.
-const FOLD_CHUNK: i64 = 250;
+/// Queued page views folded per transaction: enough that rollup rows touched by many page
+/// views are written once, few enough that SQLite's one writer goes back to ingest quickly.
+pub const FOLD_CHUNK: i64 = 1_000;
 
 /// The visit dimensions (every breakdown but `page`): their `Dimension::key` is also their
 /// column in `web_visits` and their `dim` in `web_hourly`.
@@ -80,7 +85,7 @@ struct PageView {
 
 /// A visit: its span, page views, and its value of each of [`VISIT_DIMENSIONS`] in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Visit {
+pub(crate) struct Visit {
     start_ts: i64,
     end_ts: i64,
     pageviews: i64,
@@ -146,85 +151,29 @@ fn cut(pvs: &[PageView]) -> Vec<Visit> {
     out
 }
 
-fn hour_of(ts: i64) -> i64 {
-    ts - ts.rem_euclid(HOUR_MS)
+/// A queued page view: stored (or removed, `removed` = 1) and not yet folded.
+#[derive(Debug, FromRow)]
+struct Pending {
+    project_id: i64,
+    seq: i64,
+    visitor: String,
+    ts: i64,
+    path: String,
+    removed: i64,
 }
 
-/// (project, hour, dim, value): one `web_hourly` row.
-type Key = (i64, i64, &'static str, String);
-
-#[derive(Debug, Default)]
-struct Delta {
-    visits: i64,
-    pageviews: i64,
-    bounces: i64,
-    duration_ms: i64,
-    add: Vec<String>,
-    /// The row lost a visitor: its sketch is rebuilt from its hour's rows.
-    rebuild: bool,
-}
-
-/// What one chunk changes in `web_hourly`, in key order (so that PostgreSQL writers lock rows
-/// in one order).
-#[derive(Debug, Default)]
-struct Plan {
-    rows: BTreeMap<Key, Delta>,
-}
-
-impl Plan {
-    fn row(&mut self, project: i64, hour: i64, dim: &'static str, value: &str) -> &mut Delta {
-        self.rows
-            .entry((project, hour, dim, value.to_owned()))
-            .or_default()
-    }
-
-    /// A page view stored (or removed): the hour's page views and who viewed a page, overall
-    /// and for its path.
-    fn page_view(&mut self, project: i64, visitor: &str, ts: i64, path: &str, removed: bool) {
-        for (dim, value) in [("", ""), (Dimension::Page.key(), path)] {
-            let d = self.row(project, hour_of(ts), dim, value);
-            if removed {
-                d.pageviews -= 1;
-                d.rebuild = true;
-            } else {
-                d.pageviews += 1;
-                d.add.push(visitor.to_owned());
-            }
-        }
-    }
-
-    /// A visit added (`sign` 1) or taken back (-1), in the hour it starts.
-    fn visit(&mut self, project: i64, visitor: &str, v: &Visit, sign: i64) {
-        let hour = hour_of(v.start_ts);
-        let bounce = i64::from(v.pageviews == 1);
-        let duration = v.end_ts - v.start_ts;
-        let total = self.row(project, hour, "", "");
-        total.visits += sign;
-        total.bounces += sign * bounce;
-        total.duration_ms += sign * duration;
-        for (dim, value) in VISIT_DIMENSIONS.iter().zip(&v.values) {
-            let d = self.row(project, hour, dim.key(), value);
-            d.visits += sign;
-            d.pageviews += sign * v.pageviews;
-            d.bounces += sign * bounce;
-            d.duration_ms += sign * duration;
-            if sign > 0 {
-                d.add.push(visitor.to_owned());
-            } else {
-                d.rebuild = true;
-            }
-        }
-    }
-}
+/// Projects whose rollups are being rebuilt (`web_rebuild`): (visit id, page view seq) counted
+/// so far. The fold leaves to the rebuild what it has not reached yet.
+type Rebuilding = HashMap<i64, (i64, i64)>;
 
 impl Store {
-    /// Folds every queued page view into the visits and their rollups; returns how many.
+    /// Folds every queued page view into the visits and their rollups, then rebuilds what
+    /// the chunks left dirty; returns how many page views. Each chunk is its own transaction.
     pub async fn fold_web_visits(&self) -> Result<u64, StoreError> {
         self.fold_web_visits_until(None).await
     }
 
-    /// Like [`Self::fold_web_visits`], but stops after the chunk that ends past `deadline`:
-    /// the background fold leaves SQLite's writer to ingest most of the time.
+    /// Like [`Self::fold_web_visits`], but stops after the chunk that ends past `deadline`.
     pub async fn fold_web_visits_until(
         &self,
         deadline: Option<std::time::Instant>,
@@ -235,18 +184,25 @@ impl Store {
             total += n;
             let late = deadline.is_some_and(|d| std::time::Instant::now() >= d);
             if n < FOLD_CHUNK as u64 || late {
-                return Ok(total);
+                break;
             }
         }
+        self.rebuild_dirty_sketches().await?;
+        self.rebuild_step().await?;
+        Ok(total)
     }
 
-    /// Whether page views wait to be folded (a cheap read, so an idle collector never opens
-    /// a write transaction for nothing).
+    /// Whether the fold has work: queued page views, dirty sketches or a rebuild (a cheap
+    /// read, so an idle collector never opens a write transaction for nothing).
     pub async fn web_visits_pending(&self) -> Result<bool, StoreError> {
         let row: Option<i64> = with_db!(self, read_pool, |pool| {
-            sqlx::query_scalar("SELECT id FROM web_visit_pending LIMIT 1")
-                .fetch_optional(pool)
-                .await?
+            sqlx::query_scalar(
+                "SELECT CAST(1 AS BIGINT) WHERE EXISTS (SELECT 1 FROM web_visit_pending)
+                    OR EXISTS (SELECT 1 FROM web_daily_dirty)
+                    OR EXISTS (SELECT 1 FROM web_rebuild)",
+            )
+            .fetch_optional(pool)
+            .await?
         });
         Ok(row.is_some())
     }
@@ -262,30 +218,65 @@ impl Store {
                     .await?;
             }
             // A write first: SQLite takes the write lock before this transaction reads.
-            let pending: Vec<(i64, i64, String, i64, String, i64)> = sqlx::query_as(
+            let pending: Vec<Pending> = sqlx::query_as(
                 "DELETE FROM web_visit_pending WHERE id IN (
                      SELECT id FROM web_visit_pending ORDER BY id LIMIT $1)
-                 RETURNING id, project_id, visitor, ts, path, removed",
+                 RETURNING id, project_id, seq, visitor, ts, path, removed",
             )
             .bind(FOLD_CHUNK)
             .fetch_all(&mut *tx)
             .await?;
+            if pending.is_empty() {
+                tx.commit().await?;
+                return Ok(0);
+            }
+            let mut projects: Vec<i64> = pending.iter().map(|p| p.project_id).collect();
+            projects.sort_unstable();
+            projects.dedup();
+            let zones: Vec<(i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(Zones::sql(projects.iter().copied())))
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let zones = Zones::new(zones);
+            let rebuilding: Rebuilding = sqlx::query_as::<_, (i64, i64, i64)>(
+                "SELECT project_id, visit_cursor, seq_cursor FROM web_rebuild",
+            )
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(p, v, s)| (p, (v, s)))
+            .collect();
             let mut plan = Plan::default();
             let mut touched: BTreeMap<(i64, String), (i64, i64)> = BTreeMap::new();
-            for (_, project, visitor, ts, path, removed) in &pending {
-                plan.page_view(*project, visitor, *ts, path, *removed != 0);
+            for p in &pending {
+                let removed = p.removed != 0;
+                // A rebuild counts the folded page views it reaches: those it passed while
+                // they were queued are the fold's to count, the others its own.
+                let counted = rebuilding
+                    .get(&p.project_id)
+                    .is_none_or(|(_, seq_cursor)| p.seq <= *seq_cursor);
+                if counted {
+                    let tz = zones.of(p.project_id);
+                    plan.page_view(&tz, p.project_id, &p.visitor, p.ts, &p.path, removed);
+                }
                 let span = touched
-                    .entry((*project, visitor.clone()))
-                    .or_insert((*ts, *ts));
-                *span = (span.0.min(*ts), span.1.max(*ts));
+                    .entry((p.project_id, p.visitor.clone()))
+                    .or_insert((p.ts, p.ts));
+                *span = (span.0.min(p.ts), span.1.max(p.ts));
             }
             for ((project, visitor), (first, last)) in &touched {
+                let tz = zones.of(*project);
+                let visit_cursor = rebuilding.get(project).map(|r| r.0);
                 let (lo, hi) = (first - VISIT_GAP_MS, last + VISIT_GAP_MS);
                 // The visits within the gap of a changed page view: those starting in the
-                // window, and the one before it if it reaches in.
-                let mut old: Vec<StoredVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                // window, and the one before it if it reaches in (one statement).
+                let old: Vec<StoredVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                     "SELECT id, {VISIT_COLUMNS} FROM web_visits
-                     WHERE project_id = $1 AND visitor = $2 AND start_ts >= $3 AND start_ts <= $4"
+                     WHERE project_id = $1 AND visitor = $2 AND start_ts >= $3 AND start_ts <= $4
+                     UNION ALL
+                     SELECT * FROM (SELECT id, {VISIT_COLUMNS} FROM web_visits
+                         WHERE project_id = $1 AND visitor = $2 AND start_ts < $3
+                         ORDER BY start_ts DESC LIMIT 1) b WHERE end_ts >= $3"
                 )))
                 .bind(project)
                 .bind(visitor)
@@ -293,17 +284,6 @@ impl Store {
                 .bind(hi)
                 .fetch_all(&mut *tx)
                 .await?;
-                let before: Option<StoredVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT id, {VISIT_COLUMNS} FROM web_visits
-                     WHERE project_id = $1 AND visitor = $2 AND start_ts < $3
-                     ORDER BY start_ts DESC LIMIT 1"
-                )))
-                .bind(project)
-                .bind(visitor)
-                .bind(lo)
-                .fetch_optional(&mut *tx)
-                .await?;
-                old.extend(before.filter(|v| v.end_ts >= lo));
                 let from = old.iter().map(|v| v.start_ts).fold(*first, i64::min);
                 let to = old.iter().map(|v| v.end_ts).fold(*last, i64::max);
                 let pvs: Vec<PageView> = sqlx::query_as(
@@ -337,7 +317,9 @@ impl Store {
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
-                    plan.visit(*project, visitor, v, -1);
+                    if visit_cursor.is_none_or(|c| *id <= c) {
+                        plan.visit(&tz, *project, visitor, v, -1);
+                    }
                 }
                 for v in &new {
                     let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -354,84 +336,13 @@ impl Store {
                         q = q.bind(value);
                     }
                     q.execute(&mut *tx).await?;
-                    plan.visit(*project, visitor, v, 1);
+                    // A new visit's id is past any rebuild's cursor: the rebuild counts it.
+                    if visit_cursor.is_none() {
+                        plan.visit(&tz, *project, visitor, v, 1);
+                    }
                 }
             }
-            for ((project, hour, dim, value), d) in plan.rows {
-                let current: Option<(i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
-                    "SELECT visits, pageviews, bounces, duration_ms, visitors FROM web_hourly
-                     WHERE project_id = $1 AND hour = $2 AND dim = $3 AND value = $4",
-                )
-                .bind(project)
-                .bind(hour)
-                .bind(dim)
-                .bind(&value)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let (visits, pageviews, bounces, duration, blob) =
-                    current.unwrap_or((0, 0, 0, 0, Vec::new()));
-                let (visits, pageviews) = (visits + d.visits, pageviews + d.pageviews);
-                if visits <= 0 && pageviews <= 0 {
-                    sqlx::query(
-                        "DELETE FROM web_hourly
-                         WHERE project_id = $1 AND hour = $2 AND dim = $3 AND value = $4",
-                    )
-                    .bind(project)
-                    .bind(hour)
-                    .bind(dim)
-                    .bind(&value)
-                    .execute(&mut *tx)
-                    .await?;
-                    continue;
-                }
-                let mut sketch = Visitors::default();
-                if d.rebuild {
-                    let sql = match dim {
-                        "" => "SELECT visitor FROM web_pageviews
-                               WHERE project_id = $1 AND ts >= $2 AND ts < $3 AND $4 = ''"
-                            .to_owned(),
-                        "page" => "SELECT visitor FROM web_pageviews
-                                   WHERE project_id = $1 AND ts >= $2 AND ts < $3 AND path = $4"
-                            .to_owned(),
-                        // One of VISIT_DIMENSIONS' keys: a column name, never input.
-                        column => format!(
-                            "SELECT visitor FROM web_visits WHERE project_id = $1
-                               AND start_ts >= $2 AND start_ts < $3 AND {column} = $4"
-                        ),
-                    };
-                    let who: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                        .bind(project)
-                        .bind(hour)
-                        .bind(hour + HOUR_MS)
-                        .bind(&value)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    sketch.insert_all(who.iter().map(String::as_str));
-                } else {
-                    sketch.merge_bytes(&blob);
-                    sketch.insert_all(d.add.iter().map(String::as_str));
-                }
-                sqlx::query(
-                    "INSERT INTO web_hourly (project_id, hour, dim, value, visits, pageviews,
-                                             bounces, duration_ms, visitors)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                     ON CONFLICT (project_id, dim, hour, value) DO UPDATE SET
-                         visits = excluded.visits, pageviews = excluded.pageviews,
-                         bounces = excluded.bounces, duration_ms = excluded.duration_ms,
-                         visitors = excluded.visitors",
-                )
-                .bind(project)
-                .bind(hour)
-                .bind(dim)
-                .bind(&value)
-                .bind(visits)
-                .bind(pageviews)
-                .bind(bounces + d.bounces)
-                .bind(duration + d.duration_ms)
-                .bind(sketch.to_bytes())
-                .execute(&mut *tx)
-                .await?;
-            }
+            apply_plan!(tx, plan);
             tx.commit().await?;
             Ok(pending.len() as u64)
         })

@@ -101,6 +101,16 @@ pub struct BreakdownRow {
     pub count: i64,
 }
 
+/// The fold's lag for one project ([`Store::web_behind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebBehind {
+    pub pageviews: i64,
+    pub since: Option<i64>,
+    pub rebuilding: bool,
+    /// Some rows' visitor sketches still count a visitor who left them.
+    pub recounting: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct WebReport {
     pub totals: WebTotals,
@@ -110,42 +120,102 @@ pub struct WebReport {
 }
 
 impl Store {
-    /// Rows a report reads for the period `[from, to)` and the previous one
-    /// `[previous_from, from)`: without filters, the period's rollup rows and the previous
-    /// period's hourly totals; with filters, the visits of both.
-    pub async fn web_rows_in(
+    /// How many rollup rows the unfiltered view of `[from, to)` reads, counted up to
+    /// `max + 1` (so the count itself stays bounded).
+    pub async fn web_rollup_rows(
         &self,
         project_id: ProjectId,
-        previous_from: i64,
         from: i64,
         to: i64,
-        filtered: bool,
+        max: i64,
     ) -> Result<i64, StoreError> {
-        let sql = if filtered {
-            "SELECT COUNT(*) AS n FROM web_visits
-             WHERE project_id = $1 AND start_ts >= $2 AND start_ts < $4 AND $3 = $3"
-        } else {
-            "SELECT (SELECT COUNT(*) FROM web_hourly
-                     WHERE project_id = $1 AND hour >= $3 AND hour < $4)
-                  + (SELECT COUNT(*) FROM web_hourly
-                     WHERE project_id = $1 AND dim = '' AND hour >= $2 AND hour < $3) AS n"
-        };
         with_db!(self, read_pool, |pool| {
-            let r = sqlx::query(sql)
-                .bind(project_id)
-                .bind(previous_from)
-                .bind(from)
-                .bind(to)
-                .fetch_one(pool)
-                .await?;
+            let r = sqlx::query(
+                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT 1 FROM web_daily
+                     WHERE project_id = $1 AND day >= $2 AND day < $3 LIMIT $4) x",
+            )
+            .bind(project_id)
+            .bind(from)
+            .bind(to)
+            .bind(max + 1)
+            .fetch_one(pool)
+            .await?;
             Ok(r.get("n"))
         })
     }
 
-    /// Totals, the visitors chart and the breakdowns of one range: from the hourly rollups
-    /// without filters, else from the range's visits.
-    pub async fn web_report(&self, q: &WebQuery<'_>) -> Result<WebReport, StoreError> {
-        if q.filters.is_empty() {
+    /// When `[from, to)` holds more than `max` visits: the start of the latest `max` of them,
+    /// from which a view that reads visits reads (one indexed read of at most `max` entries).
+    pub async fn web_visits_cutoff(
+        &self,
+        project_id: ProjectId,
+        from: i64,
+        to: i64,
+        max: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        with_db!(self, read_pool, |pool| {
+            let r: Option<i64> = sqlx::query_scalar(
+                "SELECT start_ts FROM web_visits
+                 WHERE project_id = $1 AND start_ts >= $2 AND start_ts < $3
+                 ORDER BY start_ts DESC LIMIT 1 OFFSET $4",
+            )
+            .bind(project_id)
+            .bind(from)
+            .bind(to)
+            .bind(max)
+            .fetch_optional(pool)
+            .await?;
+            // The visit past the limit starts at r: read from just after it.
+            Ok(r.map(|start| start + 1))
+        })
+    }
+
+    /// How far behind the fold is for the project: its queued page views (counted up to
+    /// `max`), when the oldest was queued (unix ms), whether its rollups are being rebuilt
+    /// after a time zone change, and whether some sketches wait to be recounted. `None` when
+    /// it is up to date.
+    pub async fn web_behind(
+        &self,
+        project_id: ProjectId,
+        max: i64,
+    ) -> Result<Option<WebBehind>, StoreError> {
+        with_db!(self, read_pool, |pool| {
+            let r = sqlx::query(
+                "SELECT (SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM web_visit_pending
+                             WHERE project_id = $1 LIMIT $2) x) AS n,
+                        (SELECT queued_at FROM web_visit_pending WHERE project_id = $1
+                         ORDER BY id LIMIT 1) AS since,
+                        (SELECT CAST(COUNT(*) AS BIGINT) FROM web_rebuild
+                         WHERE project_id = $1) AS rebuilding,
+                        (SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM web_daily_dirty
+                             WHERE project_id = $1 LIMIT 1) y) AS dirty",
+            )
+            .bind(project_id)
+            .bind(max)
+            .fetch_one(pool)
+            .await?;
+            let pageviews: i64 = r.get("n");
+            let rebuilding: i64 = r.get("rebuilding");
+            let dirty: i64 = r.get("dirty");
+            Ok(
+                (pageviews > 0 || rebuilding > 0 || dirty > 0).then(|| WebBehind {
+                    pageviews,
+                    since: r.get("since"),
+                    rebuilding: rebuilding > 0,
+                    recounting: dirty > 0,
+                }),
+            )
+        })
+    }
+
+    /// Totals, the visitors chart and the breakdowns of one range: from the day rollups
+    /// without filters (unless they are being rebuilt), else from the range's visits.
+    pub async fn web_report(
+        &self,
+        q: &WebQuery<'_>,
+        rollups: bool,
+    ) -> Result<WebReport, StoreError> {
+        if q.filters.is_empty() && rollups {
             self.web_report_from_rollups(q).await
         } else {
             self.web_report_from_visits(q).await
@@ -188,18 +258,43 @@ impl Store {
         })
     }
 
-    /// Stores a time zone name the caller has checked.
+    /// Stores a time zone name the caller has checked. When it changes, the Web page's
+    /// rollups (days of the old zone) go in the same transaction and the fold rebuilds them
+    /// from the stored visits and page views (`web_rebuild`, [`super::visits`]); the page
+    /// reads visits meanwhile.
     pub async fn set_project_timezone(
         &self,
         project_id: ProjectId,
         timezone: &str,
     ) -> Result<(), StoreError> {
-        with_db!(self, write_pool, |pool| {
-            let _r = sqlx::query("UPDATE projects SET timezone = $1 WHERE id = $2")
-                .bind(timezone)
-                .bind(project_id)
-                .execute(pool)
-                .await?;
+        with_db!(self, write_pool, |pool, backend| {
+            let mut tx = pool.begin().await?;
+            if backend == super::Backend::Postgres {
+                // The fold's lock: no chunk may apply old-zone days after the rollups went.
+                sqlx::query("SELECT pg_advisory_xact_lock(7021)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let changed =
+                sqlx::query("UPDATE projects SET timezone = $1 WHERE id = $2 AND timezone <> $1")
+                    .bind(timezone)
+                    .bind(project_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    > 0;
+            if changed {
+                for sql in [
+                    "DELETE FROM web_daily WHERE project_id = $1",
+                    "DELETE FROM web_hourly WHERE project_id = $1",
+                    "DELETE FROM web_daily_dirty WHERE project_id = $1",
+                    "DELETE FROM web_rebuild WHERE project_id = $1",
+                    "INSERT INTO web_rebuild (project_id) VALUES ($1)",
+                ] {
+                    sqlx::query(sql).bind(project_id).execute(&mut *tx).await?;
+                }
+            }
+            tx.commit().await?;
             Ok(())
         })
     }

@@ -189,6 +189,13 @@ impl PostgresStore {
                     .execute(&mut *tx)
                     .await?;
             }
+            // Web page day rows of the days that ended before the cutoff (local midnights
+            // are within a day of it).
+            sqlx::query("DELETE FROM web_daily WHERE project_id = $1 AND day < $2")
+                .bind(project_id)
+                .bind(cutoff - DAY_MS)
+                .execute(&mut *tx)
+                .await?;
             // Active-user rollups of the days that ended before the cutoff.
             for sql in [
                 "DELETE FROM active_users_daily WHERE project_id = $1 AND day < $2",

@@ -85,8 +85,8 @@ impl PostgresStore {
             // The person's page views leave their visits: queued for the fold, in this
             // transaction, with what the fold needs once the rows are gone.
             sqlx::query(
-                "INSERT INTO web_visit_pending (project_id, visitor, ts, path, removed)
-                 SELECT project_id, visitor, ts, path, 1 FROM web_pageviews
+                "INSERT INTO web_visit_pending (project_id, seq, visitor, ts, path, removed)
+                 SELECT project_id, seq, visitor, ts, path, 1 FROM web_pageviews
                  WHERE seq = ANY($1) ORDER BY seq",
             )
             .bind(&seqs)

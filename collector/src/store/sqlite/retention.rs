@@ -58,6 +58,13 @@ impl SqliteStore {
                 .bind(cutoff - cutoff.rem_euclid(HOUR_MS))
                 .execute(&self.write)
                 .await?;
+            // Web page day rows of the days that ended before the cutoff (local midnights
+            // are within a day of it).
+            sqlx::query("DELETE FROM web_daily WHERE project_id = ? AND day < ?")
+                .bind(project_id)
+                .bind(cutoff - DAY_MS)
+                .execute(&self.write)
+                .await?;
             sqlx::query("DELETE FROM rollups_hourly WHERE project_id = ? AND hour < ?")
                 .bind(project_id)
                 .bind(cutoff - cutoff.rem_euclid(HOUR_MS))

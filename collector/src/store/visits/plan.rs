@@ -1,0 +1,238 @@
+//! What one fold chunk changes in the rollups (`web_daily`, `web_hourly`, migration 0034), and
+//! the SQL that applies it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::tz::TimeZone;
+
+use super::days::{day_of, hour_of};
+use super::{VISIT_DIMENSIONS, Visit};
+use crate::store::web::Dimension;
+
+/// (project, day, dim, value): one `web_daily` row.
+pub(crate) type DayKey = (i64, i64, &'static str, String);
+
+#[derive(Debug, Default)]
+pub(crate) struct Delta {
+    pub(crate) visits: i64,
+    pub(crate) pageviews: i64,
+    pub(crate) bounces: i64,
+    pub(crate) duration_ms: i64,
+    pub(crate) add: Vec<String>,
+    /// Visitors whose visit left the row: the row's sketch is rebuilt unless they came back.
+    pub(crate) left: BTreeSet<String>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct HourDelta {
+    pub(crate) pageviews: i64,
+    pub(crate) add: Vec<String>,
+    /// A page view was removed: the hour's sketch is rebuilt from its page views.
+    pub(crate) rebuild: bool,
+}
+
+/// The changes of a chunk, in key order (so PostgreSQL writers lock rows in one order).
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    pub(crate) days: BTreeMap<DayKey, Delta>,
+    pub(crate) hours: BTreeMap<(i64, i64), HourDelta>,
+}
+
+impl Plan {
+    fn row(&mut self, project: i64, day: i64, dim: &'static str, value: &str) -> &mut Delta {
+        self.days
+            .entry((project, day, dim, value.to_owned()))
+            .or_default()
+    }
+
+    /// A page view stored (or removed): its day's and hour's page views and who viewed a page,
+    /// overall and for its path.
+    pub(crate) fn page_view(
+        &mut self,
+        tz: &TimeZone,
+        project: i64,
+        visitor: &str,
+        ts: i64,
+        path: &str,
+        removed: bool,
+    ) {
+        let day = day_of(tz, ts);
+        for (dim, value) in [("", ""), (Dimension::Page.key(), path)] {
+            let d = self.row(project, day, dim, value);
+            if removed {
+                d.pageviews -= 1;
+                d.left.insert(visitor.to_owned());
+            } else {
+                d.pageviews += 1;
+                d.add.push(visitor.to_owned());
+            }
+        }
+        let h = self.hours.entry((project, hour_of(tz, ts))).or_default();
+        if removed {
+            h.pageviews -= 1;
+            h.rebuild = true;
+        } else {
+            h.pageviews += 1;
+            h.add.push(visitor.to_owned());
+        }
+    }
+
+    /// A visit added (`sign` 1) or taken back (-1), in the day it starts.
+    pub(crate) fn visit(
+        &mut self,
+        tz: &TimeZone,
+        project: i64,
+        visitor: &str,
+        v: &Visit,
+        sign: i64,
+    ) {
+        let day = day_of(tz, v.start_ts);
+        let bounce = i64::from(v.pageviews == 1);
+        let duration = v.end_ts - v.start_ts;
+        let total = self.row(project, day, "", "");
+        total.visits += sign;
+        total.bounces += sign * bounce;
+        total.duration_ms += sign * duration;
+        for (dim, value) in VISIT_DIMENSIONS.iter().zip(&v.values) {
+            let d = self.row(project, day, dim.key(), value);
+            d.visits += sign;
+            d.pageviews += sign * v.pageviews;
+            d.bounces += sign * bounce;
+            d.duration_ms += sign * duration;
+            if sign > 0 {
+                d.add.push(visitor.to_owned());
+            } else {
+                d.left.insert(visitor.to_owned());
+            }
+        }
+    }
+}
+
+impl Delta {
+    /// Whether a visitor left the row and did not come back in the same chunk: its sketch
+    /// may count someone it no longer holds.
+    pub(crate) fn lost_someone(&self) -> bool {
+        self.left.iter().any(|v| !self.add.contains(v))
+    }
+}
+
+/// Applies a plan in the open transaction `$tx`: sums moved by the deltas, sketches merged with
+/// the visitors added, rows left empty deleted, rows that lost a visitor queued in
+/// `web_daily_dirty` for the next rebuild of their sketch.
+macro_rules! apply_plan {
+    ($tx:expr, $plan:expr) => {{
+        use $crate::store::visits::sketch::Visitors;
+        for ((project, day, dim, value), d) in $plan.days {
+            let current: Option<(i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT visits, pageviews, bounces, duration_ms, visitors FROM web_daily
+                 WHERE project_id = $1 AND dim = $2 AND day = $3 AND value = $4",
+            )
+            .bind(project)
+            .bind(dim)
+            .bind(day)
+            .bind(&value)
+            .fetch_optional(&mut *$tx)
+            .await?;
+            let (visits, pageviews, bounces, duration, blob) =
+                current.unwrap_or((0, 0, 0, 0, Vec::new()));
+            let (visits, pageviews) = (visits + d.visits, pageviews + d.pageviews);
+            if visits <= 0 && pageviews <= 0 {
+                sqlx::query(
+                    "DELETE FROM web_daily
+                     WHERE project_id = $1 AND dim = $2 AND day = $3 AND value = $4",
+                )
+                .bind(project)
+                .bind(dim)
+                .bind(day)
+                .bind(&value)
+                .execute(&mut *$tx)
+                .await?;
+                continue;
+            }
+            let mut sketch = Visitors::default();
+            sketch.merge_bytes(&blob);
+            sketch.insert_all(d.add.iter().map(String::as_str));
+            sqlx::query(
+                "INSERT INTO web_daily (project_id, day, dim, value, visits, pageviews,
+                                        bounces, duration_ms, visitors)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (project_id, dim, day, value) DO UPDATE SET
+                     visits = excluded.visits, pageviews = excluded.pageviews,
+                     bounces = excluded.bounces, duration_ms = excluded.duration_ms,
+                     visitors = excluded.visitors",
+            )
+            .bind(project)
+            .bind(day)
+            .bind(dim)
+            .bind(&value)
+            .bind(visits)
+            .bind(pageviews)
+            .bind(bounces + d.bounces)
+            .bind(duration + d.duration_ms)
+            .bind(sketch.to_bytes())
+            .execute(&mut *$tx)
+            .await?;
+            if d.lost_someone() {
+                sqlx::query(
+                    "INSERT INTO web_daily_dirty (project_id, day, dim, value)
+                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(project)
+                .bind(day)
+                .bind(dim)
+                .bind(&value)
+                .execute(&mut *$tx)
+                .await?;
+            }
+        }
+        for ((project, hour), h) in $plan.hours {
+            let current: Option<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT pageviews, visitors FROM web_hourly WHERE project_id = $1 AND hour = $2",
+            )
+            .bind(project)
+            .bind(hour)
+            .fetch_optional(&mut *$tx)
+            .await?;
+            let (pageviews, blob) = current.unwrap_or((0, Vec::new()));
+            let pageviews = pageviews + h.pageviews;
+            if pageviews <= 0 {
+                sqlx::query("DELETE FROM web_hourly WHERE project_id = $1 AND hour = $2")
+                    .bind(project)
+                    .bind(hour)
+                    .execute(&mut *$tx)
+                    .await?;
+                continue;
+            }
+            let mut sketch = Visitors::default();
+            if h.rebuild {
+                // Rare (a person deleted), and an hour's page views are few.
+                let who: Vec<String> = sqlx::query_scalar(
+                    "SELECT visitor FROM web_pageviews
+                     WHERE project_id = $1 AND ts >= $2 AND ts < $3",
+                )
+                .bind(project)
+                .bind(hour)
+                .bind(hour + $crate::store::HOUR_MS)
+                .fetch_all(&mut *$tx)
+                .await?;
+                sketch.insert_all(who.iter().map(String::as_str));
+            } else {
+                sketch.merge_bytes(&blob);
+                sketch.insert_all(h.add.iter().map(String::as_str));
+            }
+            sqlx::query(
+                "INSERT INTO web_hourly (project_id, hour, pageviews, visitors)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (project_id, hour) DO UPDATE SET
+                     pageviews = excluded.pageviews, visitors = excluded.visitors",
+            )
+            .bind(project)
+            .bind(hour)
+            .bind(pageviews)
+            .bind(sketch.to_bytes())
+            .execute(&mut *$tx)
+            .await?;
+        }
+    }};
+}
+pub(crate) use apply_plan;
