@@ -4,11 +4,12 @@
 mod input;
 mod traffic;
 mod visits;
+mod zones;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 use pulseline_collector::clock::FakeClock;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -348,12 +349,17 @@ type Case<'a> = (
 
 /// One view of the page against the plain computation over `pvs`.
 async fn check_case(app: &Dash, admin: &Login, pvs: &[Pv], case: &Case<'_>) {
+    check_case_in(app, admin, pvs, case, "Europe/Berlin").await;
+}
+
+/// [`check_case`] for a project in the time zone `tz`.
+async fn check_case_in(app: &Dash, admin: &Login, pvs: &[Pv], case: &Case<'_>, tz: &str) {
     let (query, filters, current, previous) = case;
     let base = format!("/api/dash/projects/{}", app.project);
     app.web_caught_up(admin).await;
     let (status, r) = app.get(admin, &format!("{base}/web?{query}")).await;
     assert_eq!(status, 200, "{query}: {r}");
-    assert_eq!(r["timezone"], "Europe/Berlin");
+    assert_eq!(r["timezone"], tz);
     assert_eq!(r["from"], current[0].0, "{query}");
     assert_eq!(r["to"], current[current.len() - 1].1, "{query}");
     assert_eq!(r["previous_from"], previous[0].0, "{query}");
