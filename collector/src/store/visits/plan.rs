@@ -116,73 +116,133 @@ impl Delta {
     }
 }
 
+/// Day rows read or written per statement: a few statements per chunk instead of two per row.
+pub(crate) const ROWS_PER_STATEMENT: usize = 200;
+
+/// `n` row tuples of `width` placeholders each, from `$1` on, the first `casts.len()` cast
+/// (PostgreSQL types parameters in VALUES from the casts).
+pub(crate) fn tuples(n: usize, casts: &[&str], width: usize) -> String {
+    let mut out = Vec::with_capacity(n);
+    for row in 0..n {
+        let cols: Vec<String> = (0..width)
+            .map(|c| {
+                let i = row * width + c + 1;
+                match casts.get(c) {
+                    Some(t) => format!("CAST(${i} AS {t})"),
+                    None => format!("${i}"),
+                }
+            })
+            .collect();
+        out.push(format!("({})", cols.join(", ")));
+    }
+    out.join(", ")
+}
+
+/// The key columns of `web_daily` as VALUES casts.
+pub(crate) const KEY_CASTS: [&str; 4] = ["BIGINT", "TEXT", "BIGINT", "TEXT"];
+
 /// Applies a plan in the open transaction `$tx`: sums moved by the deltas, sketches merged with
 /// the visitors added, rows left empty deleted, rows that lost a visitor queued in
-/// `web_daily_dirty` for the next rebuild of their sketch.
+/// `web_daily_dirty` for the next recount of their sketch. Day rows go
+/// [`ROWS_PER_STATEMENT`] at a time.
 macro_rules! apply_plan {
     ($tx:expr, $plan:expr) => {{
+        use std::collections::HashMap;
+        use $crate::store::visits::plan::{KEY_CASTS, ROWS_PER_STATEMENT, tuples};
         use $crate::store::visits::sketch::Visitors;
-        for ((project, day, dim, value), d) in $plan.days {
-            let current: Option<(i64, i64, i64, i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT visits, pageviews, bounces, duration_ms, visitors FROM web_daily
-                 WHERE project_id = $1 AND dim = $2 AND day = $3 AND value = $4",
-            )
-            .bind(project)
-            .bind(dim)
-            .bind(day)
-            .bind(&value)
-            .fetch_optional(&mut *$tx)
-            .await?;
-            let (visits, pageviews, bounces, duration, blob) =
-                current.unwrap_or((0, 0, 0, 0, Vec::new()));
-            let (visits, pageviews) = (visits + d.visits, pageviews + d.pageviews);
-            if visits <= 0 && pageviews <= 0 {
-                sqlx::query(
-                    "DELETE FROM web_daily
-                     WHERE project_id = $1 AND dim = $2 AND day = $3 AND value = $4",
-                )
-                .bind(project)
-                .bind(dim)
-                .bind(day)
-                .bind(&value)
-                .execute(&mut *$tx)
-                .await?;
-                continue;
+        type Current = (i64, String, i64, String, i64, i64, i64, i64, Vec<u8>);
+        let days: Vec<_> = $plan.days.into_iter().collect();
+        for group in days.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::query_as::<_, Current>(sqlx::AssertSqlSafe(format!(
+                "SELECT project_id, dim, day, value, visits, pageviews, bounces, duration_ms,
+                        visitors
+                 FROM web_daily WHERE (project_id, dim, day, value) IN (VALUES {})",
+                tuples(group.len(), &KEY_CASTS, 4)
+            )));
+            for ((project, day, dim, value), _) in group {
+                q = q.bind(*project).bind(*dim).bind(*day).bind(value.as_str());
             }
-            let mut sketch = Visitors::default();
-            sketch.merge_bytes(&blob);
-            sketch.insert_all(d.add.iter().map(String::as_str));
-            sqlx::query(
-                "INSERT INTO web_daily (project_id, day, dim, value, visits, pageviews,
-                                        bounces, duration_ms, visitors)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (project_id, dim, day, value) DO UPDATE SET
-                     visits = excluded.visits, pageviews = excluded.pageviews,
-                     bounces = excluded.bounces, duration_ms = excluded.duration_ms,
-                     visitors = excluded.visitors",
-            )
-            .bind(project)
-            .bind(day)
-            .bind(dim)
-            .bind(&value)
-            .bind(visits)
-            .bind(pageviews)
-            .bind(bounces + d.bounces)
-            .bind(duration + d.duration_ms)
-            .bind(sketch.to_bytes())
-            .execute(&mut *$tx)
-            .await?;
-            if d.lost_someone() {
-                sqlx::query(
-                    "INSERT INTO web_daily_dirty (project_id, day, dim, value)
-                     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                )
-                .bind(project)
-                .bind(day)
-                .bind(dim)
-                .bind(&value)
-                .execute(&mut *$tx)
-                .await?;
+            let current: HashMap<(i64, String, i64, String), (i64, i64, i64, i64, Vec<u8>)> = q
+                .fetch_all(&mut *$tx)
+                .await?
+                .into_iter()
+                .map(|r| ((r.0, r.1, r.2, r.3), (r.4, r.5, r.6, r.7, r.8)))
+                .collect();
+            let mut gone = Vec::new();
+            let mut kept = Vec::new();
+            let mut dirty = Vec::new();
+            for ((project, day, dim, value), d) in group {
+                let key = (*project, (*dim).to_owned(), *day, value.clone());
+                let (visits, pageviews, bounces, duration, blob) = current
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or((0, 0, 0, 0, Vec::new()));
+                let (visits, pageviews) = (visits + d.visits, pageviews + d.pageviews);
+                if visits <= 0 && pageviews <= 0 {
+                    gone.push(key);
+                    continue;
+                }
+                let mut sketch = Visitors::default();
+                sketch.merge_bytes(&blob);
+                sketch.insert_all(d.add.iter().map(String::as_str));
+                if d.lost_someone() {
+                    dirty.push(key.clone());
+                }
+                kept.push((
+                    key,
+                    [
+                        visits,
+                        pageviews,
+                        bounces + d.bounces,
+                        duration + d.duration_ms,
+                    ],
+                    sketch.to_bytes(),
+                ));
+            }
+            if !gone.is_empty() {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM web_daily WHERE (project_id, dim, day, value) IN (VALUES {})",
+                    tuples(gone.len(), &KEY_CASTS, 4)
+                )));
+                for (project, dim, day, value) in &gone {
+                    q = q
+                        .bind(*project)
+                        .bind(dim.as_str())
+                        .bind(*day)
+                        .bind(value.as_str());
+                }
+                q.execute(&mut *$tx).await?;
+            }
+            if !kept.is_empty() {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO web_daily (project_id, dim, day, value, visits, pageviews,
+                                            bounces, duration_ms, visitors)
+                     VALUES {}
+                     ON CONFLICT (project_id, dim, day, value) DO UPDATE SET
+                         visits = excluded.visits, pageviews = excluded.pageviews,
+                         bounces = excluded.bounces, duration_ms = excluded.duration_ms,
+                         visitors = excluded.visitors",
+                    tuples(kept.len(), &[], 9)
+                )));
+                for ((project, dim, day, value), sums, sketch) in kept {
+                    q = q.bind(project).bind(dim).bind(day).bind(value);
+                    for n in sums {
+                        q = q.bind(n);
+                    }
+                    q = q.bind(sketch);
+                }
+                q.execute(&mut *$tx).await?;
+            }
+            if !dirty.is_empty() {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO web_daily_dirty (project_id, dim, day, value) VALUES {}
+                     ON CONFLICT DO NOTHING",
+                    tuples(dirty.len(), &[], 4)
+                )));
+                for (project, dim, day, value) in dirty {
+                    q = q.bind(project).bind(dim).bind(day).bind(value);
+                }
+                q.execute(&mut *$tx).await?;
             }
         }
         for ((project, hour), h) in $plan.hours {
