@@ -245,53 +245,76 @@ macro_rules! apply_plan {
                 q.execute(&mut *$tx).await?;
             }
         }
-        for ((project, hour), h) in $plan.hours {
-            let current: Option<(i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT pageviews, visitors FROM web_hourly WHERE project_id = $1 AND hour = $2",
-            )
-            .bind(project)
-            .bind(hour)
-            .fetch_optional(&mut *$tx)
-            .await?;
-            let (pageviews, blob) = current.unwrap_or((0, Vec::new()));
-            let pageviews = pageviews + h.pageviews;
-            if pageviews <= 0 {
-                sqlx::query("DELETE FROM web_hourly WHERE project_id = $1 AND hour = $2")
-                    .bind(project)
-                    .bind(hour)
-                    .execute(&mut *$tx)
-                    .await?;
-                continue;
+        let hours: Vec<_> = $plan.hours.into_iter().collect();
+        for group in hours.chunks(ROWS_PER_STATEMENT) {
+            let mut q =
+                sqlx::query_as::<_, (i64, i64, i64, Vec<u8>)>(sqlx::AssertSqlSafe(format!(
+                    "SELECT project_id, hour, pageviews, visitors FROM web_hourly
+                     WHERE (project_id, hour) IN (VALUES {})",
+                    tuples(group.len(), &["BIGINT", "BIGINT"], 2)
+                )));
+            for ((project, hour), _) in group {
+                q = q.bind(*project).bind(*hour);
             }
-            let mut sketch = Visitors::default();
-            if h.rebuild {
-                // Rare (a person deleted), and an hour's page views are few.
-                let who: Vec<String> = sqlx::query_scalar(
-                    "SELECT visitor FROM web_pageviews
-                     WHERE project_id = $1 AND ts >= $2 AND ts < $3",
-                )
-                .bind(project)
-                .bind(hour)
-                .bind(hour + $crate::store::HOUR_MS)
+            let current: HashMap<(i64, i64), (i64, Vec<u8>)> = q
                 .fetch_all(&mut *$tx)
-                .await?;
-                sketch.insert_all(who.iter().map(String::as_str));
-            } else {
-                sketch.merge_bytes(&blob);
-                sketch.insert_all(h.add.iter().map(String::as_str));
+                .await?
+                .into_iter()
+                .map(|r| ((r.0, r.1), (r.2, r.3)))
+                .collect();
+            let mut gone = Vec::new();
+            let mut kept = Vec::new();
+            for ((project, hour), h) in group {
+                let (pageviews, blob) = current
+                    .get(&(*project, *hour))
+                    .cloned()
+                    .unwrap_or((0, Vec::new()));
+                let pageviews = pageviews + h.pageviews;
+                if pageviews <= 0 {
+                    gone.push((*project, *hour));
+                    continue;
+                }
+                let mut sketch = Visitors::default();
+                if h.rebuild {
+                    // Rare (a person deleted), and an hour's page views are few.
+                    let who: Vec<String> = sqlx::query_scalar(
+                        "SELECT visitor FROM web_pageviews
+                         WHERE project_id = $1 AND ts >= $2 AND ts < $3",
+                    )
+                    .bind(*project)
+                    .bind(*hour)
+                    .bind(*hour + $crate::store::HOUR_MS)
+                    .fetch_all(&mut *$tx)
+                    .await?;
+                    sketch.insert_all(who.iter().map(String::as_str));
+                } else {
+                    sketch.merge_bytes(&blob);
+                    sketch.insert_all(h.add.iter().map(String::as_str));
+                }
+                kept.push((*project, *hour, pageviews, sketch.to_bytes()));
             }
-            sqlx::query(
-                "INSERT INTO web_hourly (project_id, hour, pageviews, visitors)
-                 VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (project_id, hour) DO UPDATE SET
-                     pageviews = excluded.pageviews, visitors = excluded.visitors",
-            )
-            .bind(project)
-            .bind(hour)
-            .bind(pageviews)
-            .bind(sketch.to_bytes())
-            .execute(&mut *$tx)
-            .await?;
+            if !gone.is_empty() {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM web_hourly WHERE (project_id, hour) IN (VALUES {})",
+                    tuples(gone.len(), &["BIGINT", "BIGINT"], 2)
+                )));
+                for (project, hour) in gone {
+                    q = q.bind(project).bind(hour);
+                }
+                q.execute(&mut *$tx).await?;
+            }
+            if !kept.is_empty() {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO web_hourly (project_id, hour, pageviews, visitors) VALUES {}
+                     ON CONFLICT (project_id, hour) DO UPDATE SET
+                         pageviews = excluded.pageviews, visitors = excluded.visitors",
+                    tuples(kept.len(), &[], 4)
+                )));
+                for (project, hour, pageviews, sketch) in kept {
+                    q = q.bind(project).bind(hour).bind(pageviews).bind(sketch);
+                }
+                q.execute(&mut *$tx).await?;
+            }
         }
     }};
 }
