@@ -13,6 +13,8 @@ use crate::store::{RetentionReport, Store, StoreError};
 /// One maintenance pass at `now`.
 pub async fn run_once(store: &Store, now: DateTime<Utc>) -> Result<RetentionReport, StoreError> {
     store.prepare_partitions(now).await?;
+    // Page views about to expire are counted in the Web page's rollups first.
+    store.fold_web_visits().await?;
     let report = store.apply_retention(now).await?;
     // Days of a project whose time zone changed and whose re-keying did not finish.
     let days = store.rebuild_local_days(now.timestamp_millis()).await?;
@@ -56,6 +58,23 @@ pub async fn run_once(store: &Store, now: DateTime<Utc>) -> Result<RetentionRepo
 /// wrote 10% more bytes per event for no better tail. An idle check costs one statement.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(25);
 
+/// How often the background fold looks for stored page views to fold into the Web page's
+/// visits and rollups (crate::store::visits). The page never folds: it says how far behind
+/// the fold is.
+const WEB_FOLD_INTERVAL: Duration = Duration::from_millis(200);
+
+/// A fold pass stops after the chunk that ends past this (each chunk is its own transaction,
+/// so ingest commits go between them); the next tick goes on.
+const WEB_FOLD_BUDGET: Duration = Duration::from_secs(1);
+
+async fn fold_web_visits(store: &Store) -> Result<(), StoreError> {
+    if store.web_visits_pending().await? {
+        let deadline = std::time::Instant::now() + WEB_FOLD_BUDGET;
+        store.fold_web_visits_until(Some(deadline)).await?;
+    }
+    Ok(())
+}
+
 /// Runs a pass every `interval`, and WAL checkpoints more often, until the task is aborted.
 /// A failing pass is logged and retried at the next tick; it never stops ingest.
 pub fn spawn(
@@ -67,13 +86,20 @@ pub fn spawn(
     tokio::spawn(async move {
         let mut passes = every(interval.max(Duration::from_secs(1)));
         let mut checkpoints = every(CHECKPOINT_INTERVAL);
+        let mut folds = every(WEB_FOLD_INTERVAL);
         passes.set_missed_tick_behavior(MissedTickBehavior::Delay);
         checkpoints.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        folds.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = passes.tick() => {
                     if let Err(e) = run_once(&store, clock.now()).await {
                         tracing::warn!(error = %e, "maintenance pass failed; retrying at the next interval");
+                    }
+                }
+                _ = folds.tick() => {
+                    if let Err(e) = fold_web_visits(&store).await {
+                        tracing::warn!(error = %e, "folding page views into visits failed; the next tick retries");
                     }
                 }
                 _ = checkpoints.tick() => {

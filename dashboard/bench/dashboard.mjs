@@ -73,6 +73,7 @@ try {
     'web, last 7 days': `${api}/web?period=7d`,
     'web, last 30 days': `${api}/web?period=30d`,
     'web, 30 days, source=Google': `${api}/web?period=30d&source=Google`,
+    'web, 30 days, page=/pricing': `${api}/web?period=30d&page=%2Fpricing`,
     'web, realtime': `${api}/web/realtime`,
   };
   const rows = [];

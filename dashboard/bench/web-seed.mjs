@@ -1,8 +1,12 @@
-// Fills a collector with page views for the Web page's benchmark (docs/benchmarks-web.md):
+// Fills a collector with page views for the Web page's benchmark (docs/dashboard-web.md):
 // PULSELINE_SEED_VIEWS page views (default 1,000,000) over the last 30 days, through the
-// ingest API with a write key, from visitors who come back in visits of one to six pages with
-// realistic context (source, referrer, campaign, country, browser, OS, device). Loopback only.
-//   PULSELINE_BENCH_URL=http://127.0.0.1:18090 PULSELINE_WRITE_KEY=plw_… node dashboard/bench/web-seed.mjs
+// ingest API with a write key, from PULSELINE_SEED_VISITORS visitors (default 150,000) who come
+// back in visits of one to six pages with realistic context (source, referrer, campaign,
+// country, browser, OS, device). Loopback only. With PULSELINE_BENCH_PASSWORD (the admin's) it
+// then watches the Web page of PULSELINE_BENCH_PROJECT (default 1) until the background fold
+// (collector/src/store/visits.rs) has caught up, and reports how long that took. Ten million:
+//   PULSELINE_BENCH_URL=http://127.0.0.1:18090 PULSELINE_WRITE_KEY=plw_… PULSELINE_SEED_VIEWS=10000000 \
+//     PULSELINE_SEED_VISITORS=1000000 PULSELINE_BENCH_PASSWORD=… node dashboard/bench/web-seed.mjs
 const base = process.env.PULSELINE_BENCH_URL || 'http://127.0.0.1:8080';
 if (!/^http:\/\/(127\.\d+\.\d+\.\d+|\[::1\]|localhost)(:\d+)?$/.test(base)) {
   throw new Error(`PULSELINE_BENCH_URL must be a loopback http URL, not ${base}`);
@@ -14,8 +18,15 @@ const visitors = Number(process.env.PULSELINE_SEED_VISITORS || 150_000);
 const BATCH = 500, CONNS = 4, DAY = 86_400_000, MIN = 60_000;
 
 // A small deterministic generator, so two runs fill the same traffic.
+// mulberry32, in 32-bit integer arithmetic: an LCG in doubles loses its low bits past 2^53
+// and cycles within about a thousand visitors.
 let seed = 42;
-const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+const rnd = () => {
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+};
 const pick = (xs) => xs[Math.floor(rnd() * xs.length)];
 const paths = Array.from({ length: 200 }, (_, i) => (i < 10 ? ['/', '/pricing', '/docs', '/blog', '/signup', '/login', '/about', '/features', '/changelog', '/contact'][i] : `/blog/post-${i}`));
 const sources = [
@@ -73,3 +84,28 @@ async function worker() {
 }
 await Promise.all(Array.from({ length: CONNS }, worker));
 console.log(`sent ${sent} page views in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+
+// The background fold catches up after ingest (the page never folds): poll the page's
+// "behind" note until it is gone and report how long that took after the last acknowledgement.
+const password = process.env.PULSELINE_BENCH_PASSWORD;
+if (password) {
+  const email = process.env.PULSELINE_BENCH_EMAIL || 'admin@localhost';
+  const login = await fetch(`${base}/api/dash/session`, { method: 'POST',
+    headers: { 'content-type': 'application/json', origin: base }, body: JSON.stringify({ email, password }) });
+  if (!login.ok) throw new Error(`login: ${login.status} ${await login.text()}`);
+  const cookie = login.headers.get('set-cookie').split(';')[0];
+  const project = process.env.PULSELINE_BENCH_PROJECT || 1;
+  const acked = Date.now();
+  let first = null;
+  for (;;) {
+    // A filtered one-day view: cheap, and it carries the same note.
+    const r = await fetch(`${base}/api/dash/projects/${project}/web?period=today&country=ZZ`, { headers: { cookie } });
+    if (!r.ok) throw new Error(`web: ${r.status} ${await r.text()}`);
+    const { behind } = await r.json();
+    if (first === null) first = behind ? behind.pageviews : 0;
+    if (!behind) break;
+    await new Promise((ok) => setTimeout(ok, 500));
+  }
+  const secs = (Date.now() - acked) / 1000;
+  console.log(`${first} page views were queued at the last acknowledgement; the fold caught up ${secs.toFixed(1)} s later`);
+}

@@ -189,6 +189,20 @@ function chips(project, q) {
   active.length > 1 ? h('a', { class: 'chip clear', href: hashFor(project, new URLSearchParams([...q].filter(([k]) => VIEW_KEYS.includes(k)))) }, 'Clear all') : '');
 }
 
+// What the numbers leave out (docs/dashboard-web.md): page views the background fold has not
+// counted yet, a rebuild after a time zone change, or a filtered view past its read limit.
+function notes(r) {
+  const out = [];
+  const b = r.behind;
+  if (b && b.pageviews > 0) {
+    const since = b.queued_since ? new Date(b.queued_since).toLocaleTimeString() : '';
+    out.push(`Includes page views stored up to ${since}; ${fmt(b.pageviews)}${b.pageviews >= 100000 ? '+' : ''} more are being counted.`);
+  }
+  if (b && b.rebuilding) out.push('The time zone changed: the days are being recounted, so this view reads visits meanwhile.');
+  if (r.coverage_from) out.push(`Too many visits to read them all: these numbers cover the visits since ${new Date(r.coverage_from).toLocaleString()}.`);
+  return out.length ? h('p', { class: 'muted', id: 'web-behind' }, out.join(' ')) : '';
+}
+
 export async function web(project) {
   const main = $('#main');
   if (realtimeTimer) { clearInterval(realtimeTimer); realtimeTimer = null; }
@@ -201,7 +215,7 @@ export async function web(project) {
   const chartBox = h('div', { class: 'chart', id: 'web-chart' });
   const live = h('div', { id: 'web-realtime' }, h('p', { class: 'muted' }, 'Loading…'));
   main.replaceChildren(h('h1', {}, `${project.name}: Web`), controls(project, q, r, canAdmin), chips(project, q),
-    stats(r), card('Visitors', chartBox),
+    notes(r), stats(r), card('Visitors', chartBox),
     h('div', { class: 'web-grid' }, CARDS.map((c) => breakdownCard(project, q, r, settings?.geo ?? true, c))),
     card('Realtime', live));
   chart(chartBox, r);

@@ -49,6 +49,7 @@ mod sqlite;
 mod stored_event;
 pub mod vitals;
 pub mod vitals_backfill;
+pub mod visits;
 pub mod web;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};

@@ -263,10 +263,13 @@ impl Store {
         project: ProjectId,
         ids: &[String],
     ) -> Result<PersonDeletion, StoreError> {
-        match self {
+        let deletion = match self {
             Store::Sqlite(s) => s.delete_person(project, ids).await,
             Store::Postgres(s) => s.delete_person(project, ids).await,
-        }
+        }?;
+        // Their page views left `web_pageviews` now; the background fold takes them out of
+        // their visits and the Web page's rollups (queued in the same transactions).
+        Ok(deletion)
     }
 
     pub async fn suppress_persons(

@@ -1,11 +1,14 @@
-//! The Web page's reads, from `web_pageviews` (migration 0026: one narrow row per page view of
-//! a person, bots left out). Visits are cut and aggregated in SQL over the index on
-//! (project, time); no page view is loaded into the collector. Definitions:
-//! docs/dashboard-web.md.
+//! The Web page's reads (definitions: docs/dashboard-web.md). Visits are kept at ingest
+//! ([`super::visits`], migration 0034): a view without filters reads the hourly rollups
+//! ([`from_rollups`]), a filtered one the range's visits ([`from_visits`]); realtime reads the
+//! last minutes of `web_pageviews` (migration 0026).
+
+mod from_rollups;
+mod from_visits;
 
 use sqlx::Row;
 
-use super::{Bind, Store, StoreError, query_with};
+use super::{Store, StoreError};
 use crate::domain::ProjectId;
 
 /// A visitor's page views with no gap longer than this belong to one visit.
@@ -64,25 +67,6 @@ impl Dimension {
     pub fn from_key(key: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|d| d.key() == key)
     }
-
-    /// Its column in the `visits` CTE. Everything but the page is the visit's: taken from its
-    /// first page view (where the visitor came from, on what device).
-    fn column(self) -> &'static str {
-        match self {
-            Self::Page => "path",
-            Self::EntryPage => "entry_page",
-            Self::ExitPage => "exit_page",
-            Self::Source => "v_source",
-            Self::Referrer => "v_referrer",
-            Self::UtmSource => "v_utm_source",
-            Self::UtmMedium => "v_utm_medium",
-            Self::UtmCampaign => "v_utm_campaign",
-            Self::Country => "v_country",
-            Self::Browser => "v_browser",
-            Self::Os => "v_os",
-            Self::Device => "v_device",
-        }
-    }
 }
 
 /// One query of the page: a range, its filters (all must hold), the chart's buckets
@@ -117,6 +101,16 @@ pub struct BreakdownRow {
     pub count: i64,
 }
 
+/// The fold's lag for one project ([`Store::web_behind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebBehind {
+    pub pageviews: i64,
+    pub since: Option<i64>,
+    pub rebuilding: bool,
+    /// Some rows' visitor sketches still count a visitor who left them.
+    pub recounting: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct WebReport {
     pub totals: WebTotals,
@@ -125,188 +119,107 @@ pub struct WebReport {
     pub breakdowns: Vec<(Dimension, Vec<BreakdownRow>)>,
 }
 
-/// The page views of the range cut into visits: every row carries its visit's attributes.
-/// Visits start at the range's start (one that began before is counted from there).
-fn visits_sql(filters: &[(Dimension, String)], args: &mut Vec<Bind>) -> String {
-    let session_columns = [
-        "referrer",
-        "source",
-        "utm_source",
-        "utm_medium",
-        "utm_campaign",
-        "country",
-        "browser",
-        "os",
-        "device",
-    ]
-    .map(|c| format!("FIRST_VALUE(COALESCE({c}, '')) OVER w AS v_{c}"))
-    .join(", ");
-    let mut has_page = String::new();
-    let mut conditions = String::new();
-    for (dim, value) in filters {
-        args.push(Bind::Text(value.clone()));
-        let n = args.len();
-        if *dim == Dimension::Page {
-            // A page filter keeps the visits that saw that page, with all their page views.
-            has_page = format!(", MAX(CASE WHEN path = ${n} THEN 1 ELSE 0 END) OVER w AS has_page");
-            conditions.push_str(" AND has_page = 1");
-        } else {
-            conditions.push_str(&format!(" AND {} = ${n}", dim.column()));
-        }
-    }
-    format!(
-        "pv AS (
-            SELECT seq, visitor, ts, path, referrer, source, medium, utm_source, utm_medium,
-                   utm_campaign, country, browser, os, device,
-                   CASE WHEN LAG(ts) OVER (PARTITION BY visitor ORDER BY ts, seq) >= ts - {VISIT_GAP_MS}
-                        THEN 0 ELSE 1 END AS starts
-            FROM web_pageviews WHERE project_id = $1 AND ts >= $2 AND ts < $3
-        ), numbered AS (
-            SELECT pv.*, SUM(starts) OVER (PARTITION BY visitor ORDER BY ts, seq
-                                          ROWS UNBOUNDED PRECEDING) AS visit
-            FROM pv
-        ), visits AS (
-            SELECT visitor, ts, path, starts,
-                   FIRST_VALUE(path) OVER w AS entry_page, LAST_VALUE(path) OVER w AS exit_page,
-                   {session_columns},
-                   MAX(ts) OVER w - MIN(ts) OVER w AS v_duration, COUNT(*) OVER w AS v_views
-                   {has_page}
-            FROM numbered
-            WINDOW w AS (PARTITION BY visitor, visit ORDER BY ts, seq
-                         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-        ), m AS (SELECT * FROM visits WHERE 1 = 1{conditions})"
-    )
-}
-
-fn report_sql(q: &WebQuery<'_>, args: &mut Vec<Bind>) -> String {
-    args.extend([Bind::Int(q.project), Bind::Int(q.from), Bind::Int(q.to)]);
-    let visits = visits_sql(q.filters, args);
-    let mut buckets = Vec::with_capacity(q.buckets.len());
-    for (i, (start, end)) in q.buckets.iter().enumerate() {
-        args.extend([Bind::Int(i as i64), Bind::Int(*start), Bind::Int(*end)]);
-        let n = args.len();
-        buckets.push(format!(
-            "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${n} AS BIGINT))",
-            n - 2,
-            n - 1
-        ));
-    }
-    let mut sql = format!(
-        "WITH {visits}, b(i, s, e) AS (VALUES {})
-        SELECT 'totals' AS dim, '' AS value, CAST(COUNT(DISTINCT visitor) AS BIGINT) AS n1,
-               CAST(COUNT(*) AS BIGINT) AS n2, CAST(COALESCE(SUM(starts), 0) AS BIGINT) AS n3,
-               CAST(COALESCE(SUM(CASE WHEN starts = 1 AND v_views = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS n4,
-               CAST(COALESCE(SUM(CASE WHEN starts = 1 THEN v_duration ELSE 0 END), 0) AS BIGINT) AS n5
-        FROM m
-        UNION ALL
-        SELECT 'series', '', CAST(b.i AS BIGINT), CAST(COUNT(DISTINCT m.visitor) AS BIGINT), 0, 0, 0
-        FROM b LEFT JOIN m ON m.ts >= b.s AND m.ts < b.e GROUP BY b.i",
-        buckets.join(", ")
-    );
-    if let Some(rows) = q.breakdown_rows {
-        let groups: Vec<String> = Dimension::ALL
-            .iter()
-            .map(|d| {
-                let only_entries = if *d == Dimension::Page {
-                    ""
-                } else {
-                    " WHERE starts = 1"
-                };
-                format!(
-                    "SELECT '{}' AS dim, {col} AS value, COUNT(DISTINCT visitor) AS visitors,
-                            COUNT(*) AS n FROM m{only_entries} GROUP BY {col}",
-                    d.key(),
-                    col = d.column()
-                )
-            })
-            .collect();
-        args.push(Bind::Int(rows));
-        sql.push_str(&format!(
-            "
-        UNION ALL
-        SELECT dim, value, CAST(visitors AS BIGINT), CAST(n AS BIGINT), 0, 0, 0 FROM (
-            SELECT g.*, ROW_NUMBER() OVER (PARTITION BY dim ORDER BY visitors DESC, n DESC, value) AS r
-            FROM ({}) g
-        ) t WHERE r <= ${}",
-            groups.join(" UNION ALL "),
-            args.len()
-        ));
-    }
-    sql
-}
-
 impl Store {
-    /// Page views of people in `[from, to)`: one index range count, checked against the
-    /// dashboard's scan limit before the page's queries run.
-    pub async fn web_pageviews_in(
+    /// How many rollup rows the unfiltered view of `[from, to)` reads, counted up to
+    /// `max + 1` (so the count itself stays bounded).
+    pub async fn web_rollup_rows(
         &self,
         project_id: ProjectId,
         from: i64,
         to: i64,
+        max: i64,
     ) -> Result<i64, StoreError> {
         with_db!(self, read_pool, |pool| {
-            let r = sqlx::query("SELECT COUNT(*) AS n FROM web_pageviews WHERE project_id = $1 AND ts >= $2 AND ts < $3").bind(project_id).bind(from).bind(to).fetch_one(pool).await?;
+            let r = sqlx::query(
+                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT 1 FROM web_daily
+                     WHERE project_id = $1 AND day >= $2 AND day < $3 LIMIT $4) x",
+            )
+            .bind(project_id)
+            .bind(from)
+            .bind(to)
+            .bind(max + 1)
+            .fetch_one(pool)
+            .await?;
             Ok(r.get("n"))
         })
     }
 
-    /// Totals, the visitors chart and the breakdowns of one range, in one statement.
-    pub async fn web_report(&self, q: &WebQuery<'_>) -> Result<WebReport, StoreError> {
-        let mut args = Vec::new();
-        let sql = report_sql(q, &mut args);
-        let rows: Vec<(String, String, i64, i64, i64, i64, i64)> =
-            with_db!(self, read_pool, |pool| {
-                query_with(sql, &args)
-                    .fetch_all(pool)
-                    .await?
-                    .iter()
-                    .map(report_row)
-                    .collect()
-            });
-        let mut report = WebReport {
-            series: vec![0; q.buckets.len()],
-            ..WebReport::default()
-        };
-        if q.breakdown_rows.is_some() {
-            report.breakdowns = Dimension::ALL.iter().map(|d| (*d, Vec::new())).collect();
+    /// When `[from, to)` holds more than `max` visits: the start of the latest `max` of them,
+    /// from which a view that reads visits reads (one indexed read of at most `max` entries).
+    pub async fn web_visits_cutoff(
+        &self,
+        project_id: ProjectId,
+        from: i64,
+        to: i64,
+        max: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        with_db!(self, read_pool, |pool| {
+            let r: Option<i64> = sqlx::query_scalar(
+                "SELECT start_ts FROM web_visits
+                 WHERE project_id = $1 AND start_ts >= $2 AND start_ts < $3
+                 ORDER BY start_ts DESC LIMIT 1 OFFSET $4",
+            )
+            .bind(project_id)
+            .bind(from)
+            .bind(to)
+            .bind(max)
+            .fetch_optional(pool)
+            .await?;
+            // The visit past the limit starts at r: read from just after it.
+            Ok(r.map(|start| start + 1))
+        })
+    }
+
+    /// How far behind the fold is for the project: its queued page views (counted up to
+    /// `max`), when the oldest was queued (unix ms), whether its rollups are being rebuilt
+    /// after a time zone change, and whether some sketches wait to be recounted. `None` when
+    /// it is up to date.
+    pub async fn web_behind(
+        &self,
+        project_id: ProjectId,
+        max: i64,
+    ) -> Result<Option<WebBehind>, StoreError> {
+        with_db!(self, read_pool, |pool| {
+            let r = sqlx::query(
+                "SELECT (SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM web_visit_pending
+                             WHERE project_id = $1 LIMIT $2) x) AS n,
+                        (SELECT queued_at FROM web_visit_pending WHERE project_id = $1
+                         ORDER BY id LIMIT 1) AS since,
+                        (SELECT CAST(COUNT(*) AS BIGINT) FROM web_rebuild
+                         WHERE project_id = $1) AS rebuilding,
+                        (SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM web_daily_dirty
+                             WHERE project_id = $1 LIMIT 1) y) AS dirty",
+            )
+            .bind(project_id)
+            .bind(max)
+            .fetch_one(pool)
+            .await?;
+            let pageviews: i64 = r.get("n");
+            let rebuilding: i64 = r.get("rebuilding");
+            let dirty: i64 = r.get("dirty");
+            Ok(
+                (pageviews > 0 || rebuilding > 0 || dirty > 0).then(|| WebBehind {
+                    pageviews,
+                    since: r.get("since"),
+                    rebuilding: rebuilding > 0,
+                    recounting: dirty > 0,
+                }),
+            )
+        })
+    }
+
+    /// Totals, the visitors chart and the breakdowns of one range: from the day rollups
+    /// without filters (unless they are being rebuilt), else from the range's visits.
+    pub async fn web_report(
+        &self,
+        q: &WebQuery<'_>,
+        rollups: bool,
+    ) -> Result<WebReport, StoreError> {
+        if q.filters.is_empty() && rollups {
+            self.web_report_from_rollups(q).await
+        } else {
+            self.web_report_from_visits(q).await
         }
-        for (dim, value, n1, n2, n3, n4, n5) in rows {
-            match dim.as_str() {
-                "totals" => {
-                    report.totals = WebTotals {
-                        visitors: n1,
-                        pageviews: n2,
-                        visits: n3,
-                        bounces: n4,
-                        duration_ms: n5,
-                    }
-                }
-                "series" => {
-                    if let Some(v) = report.series.get_mut(n1 as usize) {
-                        *v = n2;
-                    }
-                }
-                key => {
-                    if let Some(d) = Dimension::from_key(key)
-                        && let Some((_, list)) = report.breakdowns.iter_mut().find(|(x, _)| *x == d)
-                    {
-                        list.push(BreakdownRow {
-                            value,
-                            visitors: n1,
-                            count: n2,
-                        });
-                    }
-                }
-            }
-        }
-        for (_, list) in &mut report.breakdowns {
-            list.sort_by(|a, b| {
-                (b.visitors, b.count)
-                    .cmp(&(a.visitors, a.count))
-                    .then_with(|| a.value.cmp(&b.value))
-            });
-        }
-        Ok(report)
     }
 
     /// Visitors with a page view at `since` or later, and the page each of them saw last,
@@ -345,36 +258,53 @@ impl Store {
         })
     }
 
-    /// Stores a time zone name the caller has checked.
+    /// Stores a time zone name the caller has checked. When it changes, the Web page's
+    /// rollups (days of the old zone) go in the same transaction and the fold rebuilds them
+    /// from the stored visits and page views (`web_rebuild`, [`super::visits`]); the page
+    /// reads visits meanwhile.
     pub async fn set_project_timezone(
         &self,
         project_id: ProjectId,
         timezone: &str,
     ) -> Result<(), StoreError> {
-        with_db!(self, write_pool, |pool| {
-            let _r = sqlx::query("UPDATE projects SET timezone = $1 WHERE id = $2")
-                .bind(timezone)
-                .bind(project_id)
-                .execute(pool)
-                .await?;
+        with_db!(self, write_pool, |pool, backend| {
+            let mut tx = pool.begin().await?;
+            if backend == super::Backend::Postgres {
+                // The fold's lock: no chunk may apply old-zone days after the rollups went.
+                sqlx::query("SELECT pg_advisory_xact_lock(7021)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let changed =
+                sqlx::query("UPDATE projects SET timezone = $1 WHERE id = $2 AND timezone <> $1")
+                    .bind(timezone)
+                    .bind(project_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    > 0;
+            if changed {
+                for sql in [
+                    "DELETE FROM web_daily WHERE project_id = $1",
+                    "DELETE FROM web_hourly WHERE project_id = $1",
+                    "DELETE FROM web_daily_dirty WHERE project_id = $1",
+                    "DELETE FROM web_rebuild WHERE project_id = $1",
+                    "INSERT INTO web_rebuild (project_id) VALUES ($1)",
+                ] {
+                    sqlx::query(sql).bind(project_id).execute(&mut *tx).await?;
+                }
+            }
+            tx.commit().await?;
             Ok(())
         })
     }
 }
 
-fn report_row<R: Row>(r: &R) -> (String, String, i64, i64, i64, i64, i64)
-where
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    (
-        r.get("dim"),
-        r.get("value"),
-        r.get("n1"),
-        r.get("n2"),
-        r.get("n3"),
-        r.get("n4"),
-        r.get("n5"),
-    )
+/// Most visitors first, then the larger count, then by value.
+fn sort_rows(list: &mut [BreakdownRow]) {
+    list.sort_by(|a, b| {
+        (b.visitors, b.count)
+            .cmp(&(a.visitors, a.count))
+            .then_with(|| a.value.cmp(&b.value))
+    });
 }

@@ -31,6 +31,8 @@ pub const MAX_FILTER_CHARS: usize = 300;
 pub const REALTIME_WINDOW_MS: i64 = 5 * 60_000;
 /// Pages the realtime card lists.
 pub const REALTIME_ROWS: i64 = 10;
+/// Queued page views the "behind" note counts at most (it says "more than" past it).
+pub const MAX_BEHIND_COUNTED: i64 = 100_000;
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -253,8 +255,29 @@ pub struct WebRow {
     pub count: i64,
 }
 
+/// How far behind the background fold is for this project (docs/dashboard-web.md).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebBehindView {
+    /// Page views stored but not yet in the numbers (counted up to 100,000).
+    pub pageviews: i64,
+    /// When the oldest of them was stored (unix ms): the numbers include the page views
+    /// stored before it.
+    pub queued_since: Option<i64>,
+    /// The rollups are being rebuilt after a time zone change: views read visits meanwhile.
+    pub rebuilding: bool,
+    /// Some visitor counts may still include a visitor who left the row (a visit that moved
+    /// to another value, a person deleted) until the fold recounts them.
+    pub recounting: bool,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebReportView {
+    /// Null when every stored page view is counted; else how far behind the numbers are.
+    pub behind: Option<WebBehindView>,
+    /// Set when the view read visits (filters, or a rebuild) and the period held more than
+    /// PULSELINE_DASHBOARD_MAX_SCAN_EVENTS of them: the numbers cover the visits that started
+    /// from this time (unix ms) on, the latest ones.
+    pub coverage_from: Option<i64>,
     /// The project's time zone, which decides the days.
     pub timezone: String,
     pub period: String,
@@ -282,8 +305,9 @@ pub struct WebReportView {
                    rows of each breakdown. Every filter given must hold (docs/dashboard-web.md).",
     responses(
         (status = 200, body = WebReportView),
-        (status = 400, description = "An invalid parameter (says which), or more page views in \
-                                      the two periods than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
+        (status = 400, description = "An invalid parameter (says which), or more day rollup \
+                                      rows in the two unfiltered periods than \
+                                      PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
             body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 404, description = "No such project among the user's", body = ErrorBody),
@@ -331,38 +355,68 @@ pub async fn report_of(
     );
     let (previous_from, previous_to) = (previous_buckets[0].0, from);
 
+    // The page never folds: it reads what the background fold has done, and says so.
+    let behind = state.store.web_behind(project, MAX_BEHIND_COUNTED).await?;
+    let rollups = filters.is_empty() && !behind.is_some_and(|b| b.rebuilding);
     let max = i64::from(state.dashboard.config.max_scan_events);
-    let rows = state
-        .store
-        .web_pageviews_in(project, previous_from, to)
-        .await?;
-    if rows > max {
-        return Err(ApiError::BadRequest(format!(
-            "this range and the previous one hold {rows} page views, more than {max} \
-             (PULSELINE_DASHBOARD_MAX_SCAN_EVENTS): pick a shorter period"
-        )));
+    let (mut read_from, mut previous_read_from) = (from, previous_from);
+    let mut coverage_from = None;
+    if rollups {
+        let rows = state
+            .store
+            .web_rollup_rows(project, previous_from, to, max)
+            .await?;
+        if rows > max {
+            return Err(ApiError::BadRequest(format!(
+                "this range and the previous one hold more than {max} day rollup rows \
+                 (PULSELINE_DASHBOARD_MAX_SCAN_EVENTS): pick a shorter period"
+            )));
+        }
+    } else {
+        // At most `max` visits per period, the latest: the answer says where it starts.
+        if let Some(cut) = state
+            .store
+            .web_visits_cutoff(project, from, to, max)
+            .await?
+        {
+            read_from = cut;
+            coverage_from = Some(cut);
+        }
+        if let Some(cut) = state
+            .store
+            .web_visits_cutoff(project, previous_from, previous_to, max)
+            .await?
+        {
+            previous_read_from = cut;
+        }
     }
     let current = state
         .store
-        .web_report(&WebQuery {
-            project,
-            from,
-            to,
-            filters: &filters,
-            buckets: &current_buckets,
-            breakdown_rows: Some(BREAKDOWN_ROWS),
-        })
+        .web_report(
+            &WebQuery {
+                project,
+                from: read_from,
+                to,
+                filters: &filters,
+                buckets: &current_buckets,
+                breakdown_rows: Some(BREAKDOWN_ROWS),
+            },
+            rollups,
+        )
         .await?;
     let previous = state
         .store
-        .web_report(&WebQuery {
-            project,
-            from: previous_from,
-            to: previous_to,
-            filters: &filters,
-            buckets: &previous_buckets,
-            breakdown_rows: None,
-        })
+        .web_report(
+            &WebQuery {
+                project,
+                from: previous_read_from,
+                to: previous_to,
+                filters: &filters,
+                buckets: &previous_buckets,
+                breakdown_rows: None,
+            },
+            rollups,
+        )
         .await?;
     let visitors = current_buckets
         .iter()
@@ -373,6 +427,13 @@ pub async fn report_of(
         .map(|i| previous.series.get(i).copied())
         .collect();
     Ok(WebReportView {
+        behind: behind.map(|b| WebBehindView {
+            pageviews: b.pageviews,
+            queued_since: b.since,
+            rebuilding: b.rebuilding,
+            recounting: b.recounting,
+        }),
+        coverage_from,
         timezone,
         period: period.to_owned(),
         from,

@@ -166,6 +166,8 @@ impl PostgresStore {
                 "DELETE FROM event_ids WHERE project_id = $1 AND received_at < $2",
                 // Dropped partitions fire no delete trigger (migrations/postgres/0026).
                 "DELETE FROM web_pageviews WHERE project_id = $1 AND ts < $2",
+                // Visits go with their page views (their rollups stay, below).
+                "DELETE FROM web_visits WHERE project_id = $1 AND start_ts < $2",
             ] {
                 sqlx::query(sql)
                     .bind(project_id)
@@ -183,6 +185,7 @@ impl PostgresStore {
                 "DELETE FROM rollups_hourly WHERE project_id = $1 AND hour < $2",
                 "DELETE FROM rollups_hourly_bots WHERE project_id = $1 AND hour < $2",
                 "DELETE FROM vitals_hourly WHERE project_id = $1 AND hour < $2",
+                "DELETE FROM web_hourly WHERE project_id = $1 AND hour < $2",
             ] {
                 // The hour that holds the cutoff stays, as on SQLite: part of it is still kept.
                 sqlx::query(sql)
@@ -194,6 +197,13 @@ impl PostgresStore {
             sqlx::query("DELETE FROM vitals_pages_daily WHERE project_id = $1 AND day < $2")
                 .bind(project_id)
                 .bind(cutoff - cutoff.rem_euclid(DAY_MS))
+                .execute(&mut *tx)
+                .await?;
+            // Web page day rows of the days that ended before the cutoff (local midnights
+            // are within a day of it).
+            sqlx::query("DELETE FROM web_daily WHERE project_id = $1 AND day < $2")
+                .bind(project_id)
+                .bind(cutoff - DAY_MS)
                 .execute(&mut *tx)
                 .await?;
             // Active-user rollups of the days that ended before the cutoff.

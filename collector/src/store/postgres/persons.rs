@@ -72,17 +72,33 @@ impl PostgresStore {
         let mut report = PersonDeletion::default();
         loop {
             let mut tx = self.write_pool().begin().await?;
+            let seqs: Vec<i64> = sqlx::query_scalar(
+                "SELECT seq FROM events
+                 WHERE project_id = $1 AND (user_id = ANY($2) OR anonymous_id = ANY($2))
+                 LIMIT $3",
+            )
+            .bind(project)
+            .bind(ids)
+            .bind(RETENTION_CHUNK)
+            .fetch_all(&mut *tx)
+            .await?;
+            // The person's page views leave their visits: queued for the fold, in this
+            // transaction, with what the fold needs once the rows are gone.
+            sqlx::query(
+                "INSERT INTO web_visit_pending (project_id, seq, visitor, ts, path, removed)
+                 SELECT project_id, seq, visitor, ts, path, 1 FROM web_pageviews
+                 WHERE seq = ANY($1) ORDER BY seq",
+            )
+            .bind(&seqs)
+            .execute(&mut *tx)
+            .await?;
             let rows = sqlx::query(AssertSqlSafe(format!(
-                "DELETE FROM events WHERE project_id = $1 AND seq IN (
-                     SELECT seq FROM events
-                     WHERE project_id = $1 AND (user_id = ANY($2) OR anonymous_id = ANY($2))
-                     LIMIT $3)
+                "DELETE FROM events WHERE project_id = $1 AND seq = ANY($2)
                  RETURNING type, event, timestamp, message_id, {} AS bot",
                 is_bot(Backend::Postgres)
             )))
             .bind(project)
-            .bind(ids)
-            .bind(RETENTION_CHUNK)
+            .bind(&seqs)
             .fetch_all(&mut *tx)
             .await?;
             let rows: Vec<Removed> = rows.iter().map(removed).collect();

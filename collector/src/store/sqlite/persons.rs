@@ -94,6 +94,22 @@ impl SqliteStore {
                     .await?;
             let last = lo.saturating_add(RETENTION_CHUNK) > newest;
             let hi = if last { i64::MAX } else { lo + RETENTION_CHUNK };
+            // The person's page views leave their visits: queued for the fold, in this
+            // transaction, with what the fold needs once the rows are gone.
+            sqlx::query(
+                "INSERT INTO web_visit_pending (project_id, seq, visitor, ts, path, removed)
+                 SELECT project_id, seq, visitor, ts, path, 1 FROM web_pageviews
+                 WHERE seq IN (SELECT seq FROM events
+                     WHERE project_id = ?1 AND seq >= ?2 AND seq < ?3 AND type = 'page'
+                       AND (user_id IN (SELECT value FROM json_each(?4))
+                            OR anonymous_id IN (SELECT value FROM json_each(?4))))",
+            )
+            .bind(project)
+            .bind(lo)
+            .bind(hi)
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
             let rows = sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM events
                  WHERE project_id = ?1 AND seq >= ?2 AND seq < ?3

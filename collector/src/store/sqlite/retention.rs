@@ -41,12 +41,30 @@ impl SqliteStore {
                     .bind(RETENTION_CHUNK)
                 })
                 .await?;
+            // Visits go with their page views (their rollups stay, below).
+            sqlx::query("DELETE FROM web_visits WHERE project_id = ? AND start_ts < ?")
+                .bind(project_id)
+                .bind(raw_cutoff)
+                .execute(&self.write)
+                .await?;
             // Rollups (and notification history) follow the plan, however short the project
             // keeps raw events.
             let Some(days) = plan_days else {
                 continue;
             };
             let cutoff = now - days * DAY_MS;
+            sqlx::query("DELETE FROM web_hourly WHERE project_id = ? AND hour < ?")
+                .bind(project_id)
+                .bind(cutoff - cutoff.rem_euclid(HOUR_MS))
+                .execute(&self.write)
+                .await?;
+            // Web page day rows of the days that ended before the cutoff (local midnights
+            // are within a day of it).
+            sqlx::query("DELETE FROM web_daily WHERE project_id = ? AND day < ?")
+                .bind(project_id)
+                .bind(cutoff - DAY_MS)
+                .execute(&self.write)
+                .await?;
             sqlx::query("DELETE FROM rollups_hourly WHERE project_id = ? AND hour < ?")
                 .bind(project_id)
                 .bind(cutoff - cutoff.rem_euclid(HOUR_MS))

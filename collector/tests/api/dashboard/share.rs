@@ -268,6 +268,7 @@ async fn web_and_vitals_links_answer_their_pages() {
     ])
     .await;
     let admin = app.admin().await;
+    app.web_caught_up(&admin).await;
     let p = app.project;
     let web = app.share(&admin, p, json!({"page": "web"})).await;
     let vitals = app.share(&admin, p, json!({"page": "vitals"})).await;

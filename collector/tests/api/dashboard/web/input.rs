@@ -5,7 +5,9 @@ use super::*;
 #[tokio::test]
 async fn web_page_input_is_checked_and_its_cost_bounded() {
     let clock = Arc::new(FakeClock::new(now()));
-    let app = spawn(|c| c.dashboard.max_scan_events = 3, clock).await;
+    // A view without filters reads rollup rows (13 per hour with page views here), a filtered
+    // one visits: the limit counts those.
+    let app = spawn(|c| c.dashboard.max_scan_events = 20, clock).await;
     let admin = app.admin().await;
     let base = format!("/api/dash/projects/{}", app.project);
     for (query, says) in [
@@ -42,6 +44,7 @@ async fn web_page_input_is_checked_and_its_cost_bounded() {
         json!({"type": "page", "anonymousId": "x", "timestamp": at(10)}),
     ])
     .await;
+    app.web_caught_up(&admin).await;
     let (status, r) = app.get(&admin, &format!("{base}/web?period=today")).await;
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["current"]["pageviews"], 1, "{r}");
@@ -60,6 +63,23 @@ async fn web_page_input_is_checked_and_its_cost_bounded() {
         .map(|i| json!({"type": "page", "anonymousId": "a", "timestamp": at(60 * i + 30)}))
         .collect();
     app.ingest(views).await;
+    app.web_caught_up(&admin).await;
+    let (status, r) = app
+        .get(&admin, &format!("{base}/web?period=7d&source="))
+        .await;
+    assert_eq!(status, 200, "five visits are within the limit: {r}");
+    assert_eq!(r["current"]["visits"], 5, "{r}");
+    assert!(r["coverage_from"].is_null(), "{r}");
+    // Twenty more visitors on pages of their own: the unfiltered view's day rows (one per
+    // value and breakdown) pass the limit, and it says so.
+    let views: Vec<Value> = (0..20)
+        .map(|i| {
+            json!({"type": "page", "anonymousId": format!("n{i}"),
+                        "timestamp": at(i + 1), "properties": {"path": format!("/p{i}")}})
+        })
+        .collect();
+    app.ingest(views).await;
+    app.web_caught_up(&admin).await;
     let (status, body) = app.get(&admin, &format!("{base}/web?period=7d")).await;
     assert_eq!(status, 400, "{body}");
     assert!(
@@ -69,6 +89,14 @@ async fn web_page_input_is_checked_and_its_cost_bounded() {
             .contains("PULSELINE_DASHBOARD_MAX_SCAN_EVENTS"),
         "{body}"
     );
+    // A filtered view reads at most that many visits, the latest, and says from when.
+    let (status, r) = app
+        .get(&admin, &format!("{base}/web?period=7d&source="))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["current"]["visits"], 20, "{r}");
+    let oldest_read = (now() - Duration::minutes(20)).timestamp_millis();
+    assert_eq!(r["coverage_from"], oldest_read + 1, "{r}");
     // Another project's id is not found, like a project that does not exist.
     let (status, _) = app.get(&admin, "/api/dash/projects/999/web").await;
     assert_eq!(status, 404);

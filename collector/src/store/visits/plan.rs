@@ -1,0 +1,321 @@
+//! What one fold chunk changes in the rollups (`web_daily`, `web_hourly`, migration 0034), and
+//! the SQL that applies it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::tz::TimeZone;
+
+use super::days::{day_of, hour_of};
+use super::{VISIT_DIMENSIONS, Visit};
+use crate::store::web::Dimension;
+
+/// (project, day, dim, value): one `web_daily` row.
+pub(crate) type DayKey = (i64, i64, &'static str, String);
+
+#[derive(Debug, Default)]
+pub(crate) struct Delta {
+    pub(crate) visits: i64,
+    pub(crate) pageviews: i64,
+    pub(crate) bounces: i64,
+    pub(crate) duration_ms: i64,
+    pub(crate) add: Vec<String>,
+    /// Visitors whose visit left the row: the row's sketch is rebuilt unless they came back.
+    pub(crate) left: BTreeSet<String>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct HourDelta {
+    pub(crate) pageviews: i64,
+    pub(crate) add: Vec<String>,
+    /// A page view was removed: the hour's sketch is rebuilt from its page views.
+    pub(crate) rebuild: bool,
+}
+
+/// The changes of a chunk, in key order (so PostgreSQL writers lock rows in one order).
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    pub(crate) days: BTreeMap<DayKey, Delta>,
+    pub(crate) hours: BTreeMap<(i64, i64), HourDelta>,
+}
+
+impl Plan {
+    fn row(&mut self, project: i64, day: i64, dim: &'static str, value: &str) -> &mut Delta {
+        self.days
+            .entry((project, day, dim, value.to_owned()))
+            .or_default()
+    }
+
+    /// A page view stored (or removed): its day's and hour's page views and who viewed a page,
+    /// overall and for its path.
+    pub(crate) fn page_view(
+        &mut self,
+        tz: &TimeZone,
+        project: i64,
+        visitor: &str,
+        ts: i64,
+        path: &str,
+        removed: bool,
+    ) {
+        let day = day_of(tz, ts);
+        for (dim, value) in [("", ""), (Dimension::Page.key(), path)] {
+            let d = self.row(project, day, dim, value);
+            if removed {
+                d.pageviews -= 1;
+                d.left.insert(visitor.to_owned());
+            } else {
+                d.pageviews += 1;
+                d.add.push(visitor.to_owned());
+            }
+        }
+        let h = self.hours.entry((project, hour_of(tz, ts))).or_default();
+        if removed {
+            h.pageviews -= 1;
+            h.rebuild = true;
+        } else {
+            h.pageviews += 1;
+            h.add.push(visitor.to_owned());
+        }
+    }
+
+    /// A visit added (`sign` 1) or taken back (-1), in the day it starts.
+    pub(crate) fn visit(
+        &mut self,
+        tz: &TimeZone,
+        project: i64,
+        visitor: &str,
+        v: &Visit,
+        sign: i64,
+    ) {
+        let day = day_of(tz, v.start_ts);
+        let bounce = i64::from(v.pageviews == 1);
+        let duration = v.end_ts - v.start_ts;
+        let total = self.row(project, day, "", "");
+        total.visits += sign;
+        total.bounces += sign * bounce;
+        total.duration_ms += sign * duration;
+        for (dim, value) in VISIT_DIMENSIONS.iter().zip(&v.values) {
+            let d = self.row(project, day, dim.key(), value);
+            d.visits += sign;
+            d.pageviews += sign * v.pageviews;
+            d.bounces += sign * bounce;
+            d.duration_ms += sign * duration;
+            if sign > 0 {
+                d.add.push(visitor.to_owned());
+            } else {
+                d.left.insert(visitor.to_owned());
+            }
+        }
+    }
+}
+
+impl Delta {
+    /// Whether a visitor left the row and did not come back in the same chunk: its sketch
+    /// may count someone it no longer holds.
+    pub(crate) fn lost_someone(&self) -> bool {
+        self.left.iter().any(|v| !self.add.contains(v))
+    }
+}
+
+/// Day rows read or written per statement: a few statements per chunk instead of two per row.
+pub(crate) const ROWS_PER_STATEMENT: usize = 200;
+
+/// `n` row tuples of `width` placeholders each, from `$1` on, the first `casts.len()` cast
+/// (PostgreSQL types parameters in VALUES from the casts).
+pub(crate) fn tuples(n: usize, casts: &[&str], width: usize) -> String {
+    let mut out = Vec::with_capacity(n);
+    for row in 0..n {
+        let cols: Vec<String> = (0..width)
+            .map(|c| {
+                let i = row * width + c + 1;
+                match casts.get(c) {
+                    Some(t) => format!("CAST(${i} AS {t})"),
+                    None => format!("${i}"),
+                }
+            })
+            .collect();
+        out.push(format!("({})", cols.join(", ")));
+    }
+    out.join(", ")
+}
+
+/// The key columns of `web_daily` as VALUES casts.
+pub(crate) const KEY_CASTS: [&str; 4] = ["BIGINT", "TEXT", "BIGINT", "TEXT"];
+
+/// Applies a plan in the open transaction `$tx`: sums moved by the deltas, sketches merged with
+/// the visitors added, rows left empty deleted, rows that lost a visitor queued in
+/// `web_daily_dirty` for the next recount of their sketch. Day rows go
+/// [`ROWS_PER_STATEMENT`] at a time.
+macro_rules! apply_plan {
+    ($tx:expr, $plan:expr) => {{
+        use std::collections::HashMap;
+        use $crate::store::visits::plan::{KEY_CASTS, ROWS_PER_STATEMENT, tuples};
+        use $crate::store::visits::sketch::Visitors;
+        type Current = (i64, String, i64, String, i64, i64, i64, i64, Vec<u8>);
+        let days: Vec<_> = $plan.days.into_iter().collect();
+        for group in days.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::query_as::<_, Current>(sqlx::AssertSqlSafe(format!(
+                "SELECT project_id, dim, day, value, visits, pageviews, bounces, duration_ms,
+                        visitors
+                 FROM web_daily WHERE (project_id, dim, day, value) IN (VALUES {})",
+                tuples(group.len(), &KEY_CASTS, 4)
+            )));
+            for ((project, day, dim, value), _) in group {
+                q = q.bind(*project).bind(*dim).bind(*day).bind(value.as_str());
+            }
+            let current: HashMap<(i64, String, i64, String), (i64, i64, i64, i64, Vec<u8>)> = q
+                .fetch_all(&mut *$tx)
+                .await?
+                .into_iter()
+                .map(|r| ((r.0, r.1, r.2, r.3), (r.4, r.5, r.6, r.7, r.8)))
+                .collect();
+            let mut gone = Vec::new();
+            let mut kept = Vec::new();
+            let mut dirty = Vec::new();
+            for ((project, day, dim, value), d) in group {
+                let key = (*project, (*dim).to_owned(), *day, value.clone());
+                let (visits, pageviews, bounces, duration, blob) = current
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or((0, 0, 0, 0, Vec::new()));
+                let (visits, pageviews) = (visits + d.visits, pageviews + d.pageviews);
+                if visits <= 0 && pageviews <= 0 {
+                    gone.push(key);
+                    continue;
+                }
+                let mut sketch = Visitors::default();
+                sketch.merge_bytes(&blob);
+                sketch.insert_all(d.add.iter().map(String::as_str));
+                if d.lost_someone() {
+                    dirty.push(key.clone());
+                }
+                kept.push((
+                    key,
+                    [
+                        visits,
+                        pageviews,
+                        bounces + d.bounces,
+                        duration + d.duration_ms,
+                    ],
+                    sketch.to_bytes(),
+                ));
+            }
+            if !gone.is_empty() {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM web_daily WHERE (project_id, dim, day, value) IN (VALUES {})",
+                    tuples(gone.len(), &KEY_CASTS, 4)
+                )));
+                for (project, dim, day, value) in &gone {
+                    q = q
+                        .bind(*project)
+                        .bind(dim.as_str())
+                        .bind(*day)
+                        .bind(value.as_str());
+                }
+                q.execute(&mut *$tx).await?;
+            }
+            if !kept.is_empty() {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO web_daily (project_id, dim, day, value, visits, pageviews,
+                                            bounces, duration_ms, visitors)
+                     VALUES {}
+                     ON CONFLICT (project_id, dim, day, value) DO UPDATE SET
+                         visits = excluded.visits, pageviews = excluded.pageviews,
+                         bounces = excluded.bounces, duration_ms = excluded.duration_ms,
+                         visitors = excluded.visitors",
+                    tuples(kept.len(), &[], 9)
+                )));
+                for ((project, dim, day, value), sums, sketch) in kept {
+                    q = q.bind(project).bind(dim).bind(day).bind(value);
+                    for n in sums {
+                        q = q.bind(n);
+                    }
+                    q = q.bind(sketch);
+                }
+                q.execute(&mut *$tx).await?;
+            }
+            if !dirty.is_empty() {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO web_daily_dirty (project_id, dim, day, value) VALUES {}
+                     ON CONFLICT DO NOTHING",
+                    tuples(dirty.len(), &[], 4)
+                )));
+                for (project, dim, day, value) in dirty {
+                    q = q.bind(project).bind(dim).bind(day).bind(value);
+                }
+                q.execute(&mut *$tx).await?;
+            }
+        }
+        let hours: Vec<_> = $plan.hours.into_iter().collect();
+        for group in hours.chunks(ROWS_PER_STATEMENT) {
+            let mut q =
+                sqlx::query_as::<_, (i64, i64, i64, Vec<u8>)>(sqlx::AssertSqlSafe(format!(
+                    "SELECT project_id, hour, pageviews, visitors FROM web_hourly
+                     WHERE (project_id, hour) IN (VALUES {})",
+                    tuples(group.len(), &["BIGINT", "BIGINT"], 2)
+                )));
+            for ((project, hour), _) in group {
+                q = q.bind(*project).bind(*hour);
+            }
+            let current: HashMap<(i64, i64), (i64, Vec<u8>)> = q
+                .fetch_all(&mut *$tx)
+                .await?
+                .into_iter()
+                .map(|r| ((r.0, r.1), (r.2, r.3)))
+                .collect();
+            let mut gone = Vec::new();
+            let mut kept = Vec::new();
+            for ((project, hour), h) in group {
+                let (pageviews, blob) = current
+                    .get(&(*project, *hour))
+                    .cloned()
+                    .unwrap_or((0, Vec::new()));
+                let pageviews = pageviews + h.pageviews;
+                if pageviews <= 0 {
+                    gone.push((*project, *hour));
+                    continue;
+                }
+                let mut sketch = Visitors::default();
+                if h.rebuild {
+                    // Rare (a person deleted), and an hour's page views are few.
+                    let who: Vec<String> = sqlx::query_scalar(
+                        "SELECT visitor FROM web_pageviews
+                         WHERE project_id = $1 AND ts >= $2 AND ts < $3",
+                    )
+                    .bind(*project)
+                    .bind(*hour)
+                    .bind(*hour + $crate::store::HOUR_MS)
+                    .fetch_all(&mut *$tx)
+                    .await?;
+                    sketch.insert_all(who.iter().map(String::as_str));
+                } else {
+                    sketch.merge_bytes(&blob);
+                    sketch.insert_all(h.add.iter().map(String::as_str));
+                }
+                kept.push((*project, *hour, pageviews, sketch.to_bytes()));
+            }
+            if !gone.is_empty() {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM web_hourly WHERE (project_id, hour) IN (VALUES {})",
+                    tuples(gone.len(), &["BIGINT", "BIGINT"], 2)
+                )));
+                for (project, hour) in gone {
+                    q = q.bind(project).bind(hour);
+                }
+                q.execute(&mut *$tx).await?;
+            }
+            if !kept.is_empty() {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO web_hourly (project_id, hour, pageviews, visitors) VALUES {}
+                     ON CONFLICT (project_id, hour) DO UPDATE SET
+                         pageviews = excluded.pageviews, visitors = excluded.visitors",
+                    tuples(kept.len(), &[], 4)
+                )));
+                for (project, hour, pageviews, sketch) in kept {
+                    q = q.bind(project).bind(hour).bind(pageviews).bind(sketch);
+                }
+                q.execute(&mut *$tx).await?;
+            }
+        }
+    }};
+}
+pub(crate) use apply_plan;

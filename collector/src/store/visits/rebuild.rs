@@ -1,0 +1,208 @@
+//! Rebuilding rollups from the stored visits and page views: the sketches of day rows that
+//! lost a visitor (`web_daily_dirty`), and every rollup of a project whose time zone changed
+//! (`web_rebuild`), a chunk per transaction.
+
+use std::collections::BTreeMap;
+
+use sqlx::FromRow;
+
+use super::days::{Zones, next_day};
+use super::plan::{Plan, apply_plan};
+use super::sketch::Visitors;
+use super::{FOLD_CHUNK, StoredVisit, VISIT_COLUMNS, VISIT_DIMENSIONS, Visit};
+use crate::store::{Backend, Store, StoreError};
+
+/// Dirty day rows whose sketches one transaction rebuilds.
+pub(crate) const DIRTY_CHUNK: i64 = 500;
+
+#[derive(Debug, FromRow)]
+struct DayVisit {
+    visitor: String,
+    #[sqlx(flatten)]
+    visit: StoredVisit,
+}
+
+impl Store {
+    /// Rebuilds the sketches of up to [`DIRTY_CHUNK`] dirty day rows from their day's visits
+    /// (or page views, for the '' and page rows): one read of each day involved.
+    pub(crate) async fn rebuild_dirty_sketches(&self) -> Result<u64, StoreError> {
+        with_db!(self, write_pool, |pool, backend| {
+            let mut tx = pool.begin().await?;
+            if backend == Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock(7021)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let dirty: Vec<(i64, i64, String, String)> = sqlx::query_as(
+                "DELETE FROM web_daily_dirty WHERE (project_id, day, dim, value) IN (
+                     SELECT project_id, day, dim, value FROM web_daily_dirty
+                     ORDER BY project_id, day LIMIT $1)
+                 RETURNING project_id, day, dim, value",
+            )
+            .bind(DIRTY_CHUNK)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut by_day: BTreeMap<(i64, i64), Vec<(String, String)>> = BTreeMap::new();
+            for (project, day, dim, value) in &dirty {
+                by_day
+                    .entry((*project, *day))
+                    .or_default()
+                    .push((dim.clone(), value.clone()));
+            }
+            let zones: Vec<(i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(Zones::sql(by_day.keys().map(|k| k.0))))
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let zones = Zones::new(zones);
+            for ((project, day), rows) in by_day {
+                let end = next_day(&zones.of(project), day);
+                let mut sketches: BTreeMap<(String, String), Visitors> = rows
+                    .iter()
+                    .map(|r| (r.clone(), Visitors::default()))
+                    .collect();
+                if rows.iter().any(|(dim, _)| dim.is_empty() || dim == "page") {
+                    let views: Vec<(String, String)> = sqlx::query_as(
+                        "SELECT visitor, path FROM web_pageviews
+                         WHERE project_id = $1 AND ts >= $2 AND ts < $3",
+                    )
+                    .bind(project)
+                    .bind(day)
+                    .bind(end)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for (visitor, path) in &views {
+                        for key in [("", ""), ("page", path.as_str())] {
+                            if let Some(s) = sketches.get_mut(&(key.0.to_owned(), key.1.to_owned()))
+                            {
+                                s.insert_all([visitor.as_str()]);
+                            }
+                        }
+                    }
+                }
+                if rows.iter().any(|(dim, _)| !dim.is_empty() && dim != "page") {
+                    let visits: Vec<DayVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "SELECT visitor, id, {VISIT_COLUMNS} FROM web_visits
+                         WHERE project_id = $1 AND start_ts >= $2 AND start_ts < $3"
+                    )))
+                    .bind(project)
+                    .bind(day)
+                    .bind(end)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for d in visits {
+                        let visitor = d.visitor;
+                        let v = Visit::from(d.visit);
+                        for (dim, value) in VISIT_DIMENSIONS.iter().zip(v.values) {
+                            if let Some(s) = sketches.get_mut(&(dim.key().to_owned(), value)) {
+                                s.insert_all([visitor.as_str()]);
+                            }
+                        }
+                    }
+                }
+                for ((dim, value), sketch) in sketches {
+                    sqlx::query(
+                        "UPDATE web_daily SET visitors = $1
+                         WHERE project_id = $2 AND dim = $3 AND day = $4 AND value = $5",
+                    )
+                    .bind(sketch.to_bytes())
+                    .bind(project)
+                    .bind(&dim)
+                    .bind(day)
+                    .bind(&value)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(dirty.len() as u64)
+        })
+    }
+
+    /// Counts the next [`FOLD_CHUNK`] visits and page views of one project whose rollups are
+    /// being rebuilt; removes its `web_rebuild` row once both are counted. Page views still
+    /// queued are left to the fold (it counts those behind the cursor), and the visits table
+    /// only ever holds folded page views. A project with a
+    /// person's removed page views still queued waits for the fold to take them (their
+    /// removal is counted against the cursor they were queued at).
+    pub(crate) async fn rebuild_step(&self) -> Result<bool, StoreError> {
+        with_db!(self, write_pool, |pool, backend| {
+            let mut tx = pool.begin().await?;
+            if backend == Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock(7021)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // A write first (SQLite's write lock), of the row this step advances.
+            let row: Option<(i64, i64, i64)> = sqlx::query_as(
+                "UPDATE web_rebuild SET visit_cursor = visit_cursor WHERE project_id = (
+                     SELECT r.project_id FROM web_rebuild r WHERE NOT EXISTS (
+                         SELECT 1 FROM web_visit_pending p
+                         WHERE p.project_id = r.project_id AND p.removed = 1)
+                     ORDER BY r.project_id LIMIT 1)
+                 RETURNING project_id, visit_cursor, seq_cursor",
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((project, visit_cursor, seq_cursor)) = row else {
+                tx.commit().await?;
+                return Ok(false);
+            };
+            let zones: Vec<(i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(Zones::sql([project].into_iter())))
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let tz = Zones::new(zones).of(project);
+            let visits: Vec<DayVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT visitor, id, {VISIT_COLUMNS} FROM web_visits
+                 WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+            )))
+            .bind(project)
+            .bind(visit_cursor)
+            .bind(FOLD_CHUNK)
+            .fetch_all(&mut *tx)
+            .await?;
+            let views: Vec<(i64, String, i64, String)> = sqlx::query_as(
+                "SELECT seq, visitor, ts, path FROM web_pageviews v
+                 WHERE project_id = $1 AND seq > $2
+                   AND NOT EXISTS (SELECT 1 FROM web_visit_pending q
+                       WHERE q.project_id = $1 AND q.seq = v.seq AND q.removed = 0)
+                 ORDER BY seq LIMIT $3",
+            )
+            .bind(project)
+            .bind(seq_cursor)
+            .bind(FOLD_CHUNK)
+            .fetch_all(&mut *tx)
+            .await?;
+            let done = (visits.len() as i64) < FOLD_CHUNK && (views.len() as i64) < FOLD_CHUNK;
+            let next_visit = visits.last().map_or(visit_cursor, |v| v.visit.id);
+            let next_seq = views.last().map_or(seq_cursor, |v| v.0);
+            let mut plan = Plan::default();
+            for d in visits {
+                let visitor = d.visitor;
+                plan.visit(&tz, project, &visitor, &Visit::from(d.visit), 1);
+            }
+            for (_, visitor, ts, path) in &views {
+                plan.page_view(&tz, project, visitor, *ts, path, false);
+            }
+            apply_plan!(tx, plan);
+            if done {
+                sqlx::query("DELETE FROM web_rebuild WHERE project_id = $1")
+                    .bind(project)
+                    .execute(&mut *tx)
+                    .await?;
+            } else {
+                sqlx::query(
+                    "UPDATE web_rebuild SET visit_cursor = $1, seq_cursor = $2
+                     WHERE project_id = $3",
+                )
+                .bind(next_visit)
+                .bind(next_seq)
+                .bind(project)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+}

@@ -1,0 +1,179 @@
+//! A view without filters, from the day rows of `web_daily` (and, for one-day charts, the hour
+//! rows of `web_hourly`), migration 0034: sums computed in SQL, visitor sketches merged only for
+//! the total, the chart's buckets and the rows a breakdown shows. The cost is the range's day
+//! rows, not its page views.
+
+use std::collections::HashMap;
+
+use super::{BreakdownRow, Dimension, WebQuery, WebReport, WebTotals};
+use crate::store::visits::sketch::Visitors;
+use crate::store::{Bind, HOUR_MS, Store, StoreError, query_with};
+
+/// Candidate values a breakdown reads per round, most counted first, times the rows it shows.
+const CANDIDATES_PER_ROW: i64 = 2;
+/// Rounds a breakdown reads at most: past them, values tied at the bottom of the list (as many
+/// visitors as visits) keep the order of their counts.
+const MAX_ROUNDS: i64 = 5;
+
+/// The bucket of `[start, end)` spans (sorted, adjacent) that holds `at`.
+fn bucket_of(buckets: &[(i64, i64)], at: i64) -> Option<usize> {
+    let i = buckets
+        .partition_point(|(start, _)| *start <= at)
+        .checked_sub(1)?;
+    (at < buckets[i].1).then_some(i)
+}
+
+impl Store {
+    pub(super) async fn web_report_from_rollups(
+        &self,
+        q: &WebQuery<'_>,
+    ) -> Result<WebReport, StoreError> {
+        let days: Vec<(i64, i64, i64, i64, i64, Vec<u8>)> = with_db!(self, read_pool, |pool| {
+            sqlx::query_as(
+                "SELECT day, visits, pageviews, bounces, duration_ms, visitors FROM web_daily
+                 WHERE project_id = $1 AND dim = '' AND day >= $2 AND day < $3",
+            )
+            .bind(q.project)
+            .bind(q.from)
+            .bind(q.to)
+            .fetch_all(pool)
+            .await?
+        });
+        let mut totals = WebTotals::default();
+        let mut everyone = Visitors::default();
+        let mut per_bucket = vec![Visitors::default(); q.buckets.len()];
+        let hourly = q.buckets.iter().any(|(s, e)| e - s <= HOUR_MS);
+        for (day, visits, pageviews, bounces, duration_ms, sketch) in &days {
+            totals.visits += visits;
+            totals.pageviews += pageviews;
+            totals.bounces += bounces;
+            totals.duration_ms += duration_ms;
+            everyone.merge_bytes(sketch);
+            if !hourly && let Some(i) = bucket_of(q.buckets, *day) {
+                per_bucket[i].merge_bytes(sketch);
+            }
+        }
+        if hourly {
+            let hours: Vec<(i64, Vec<u8>)> = with_db!(self, read_pool, |pool| {
+                sqlx::query_as(
+                    "SELECT hour, visitors FROM web_hourly
+                     WHERE project_id = $1 AND hour >= $2 AND hour < $3",
+                )
+                .bind(q.project)
+                .bind(q.from)
+                .bind(q.to)
+                .fetch_all(pool)
+                .await?
+            });
+            for (hour, sketch) in &hours {
+                if let Some(i) = bucket_of(q.buckets, *hour) {
+                    per_bucket[i].merge_bytes(sketch);
+                }
+            }
+        }
+        // Each visitor viewed a page: the estimate never says more than the page views.
+        totals.visitors = everyone.count().min(totals.pageviews);
+        let mut report = WebReport {
+            totals,
+            series: per_bucket.iter().map(Visitors::count).collect(),
+            breakdowns: Vec::new(),
+        };
+        let Some(limit) = q.breakdown_rows else {
+            return Ok(report);
+        };
+        for dim in Dimension::ALL {
+            let rows = self.top_rows(q, dim, limit).await?;
+            report.breakdowns.push((dim, rows));
+        }
+        Ok(report)
+    }
+
+    /// The `limit` values with the most visitors. A value's visitors never exceed its count
+    /// (page views, or visits), so candidates come by count, summed in SQL, a round at a time,
+    /// and their sketches are merged until no value left could still make the list.
+    async fn top_rows(
+        &self,
+        q: &WebQuery<'_>,
+        dim: Dimension,
+        limit: i64,
+    ) -> Result<Vec<BreakdownRow>, StoreError> {
+        let count = if dim == Dimension::Page {
+            "pageviews"
+        } else {
+            "visits"
+        };
+        let round = limit * CANDIDATES_PER_ROW;
+        let mut top: Vec<BreakdownRow> = Vec::new();
+        let mut offset = 0;
+        loop {
+            let candidates: Vec<(String, i64)> = with_db!(self, read_pool, |pool| {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT value, CAST(SUM({count}) AS BIGINT) AS n FROM web_daily
+                     WHERE project_id = $1 AND dim = $2 AND day >= $3 AND day < $4
+                     GROUP BY value HAVING SUM({count}) > 0
+                     ORDER BY n DESC, value LIMIT $5 OFFSET $6"
+                )))
+                .bind(q.project)
+                .bind(dim.key())
+                .bind(q.from)
+                .bind(q.to)
+                .bind(round)
+                .bind(offset)
+                .fetch_all(pool)
+                .await?
+            });
+            if candidates.is_empty() {
+                break;
+            }
+            let mut args = vec![
+                Bind::Int(q.project),
+                Bind::Text(dim.key().to_owned()),
+                Bind::Int(q.from),
+                Bind::Int(q.to),
+            ];
+            let mut marks = Vec::with_capacity(candidates.len());
+            for (value, _) in &candidates {
+                args.push(Bind::Text(value.clone()));
+                marks.push(format!("${}", args.len()));
+            }
+            let sql = format!(
+                "SELECT value, visitors FROM web_daily
+                 WHERE project_id = $1 AND dim = $2 AND day >= $3 AND day < $4
+                   AND value IN ({})",
+                marks.join(", ")
+            );
+            let sketches: Vec<(String, Vec<u8>)> = with_db!(self, read_pool, |pool| {
+                use sqlx::Row;
+                query_with(sql, &args)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(|r| (r.get("value"), r.get("visitors")))
+                    .collect()
+            });
+            let mut merged: HashMap<&str, Visitors> = HashMap::new();
+            for (value, blob) in &sketches {
+                merged.entry(value).or_default().merge_bytes(blob);
+            }
+            let last_count = candidates.last().map_or(0, |c| c.1);
+            let full_round = candidates.len() as i64 == round;
+            for (value, n) in &candidates {
+                let visitors = merged.get(value.as_str()).map_or(0, Visitors::count);
+                top.push(BreakdownRow {
+                    value: value.clone(),
+                    visitors: visitors.min(*n),
+                    count: *n,
+                });
+            }
+            super::sort_rows(&mut top);
+            top.truncate(usize::try_from(limit).unwrap_or(0));
+            let settled =
+                top.len() as i64 >= limit && top.last().is_some_and(|r| r.visitors > last_count);
+            if !full_round || settled || offset / round + 1 >= MAX_ROUNDS {
+                break;
+            }
+            offset += round;
+        }
+        Ok(top)
+    }
+}

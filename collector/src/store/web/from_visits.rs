@@ -1,0 +1,172 @@
+//! A filtered view: one indexed range read of the visits that started in the range
+//! (`web_visits` by project and start), aggregated in SQL. A page filter, and the page
+//! breakdown, also read the page views of those visits (by visitor and time).
+
+use sqlx::Row;
+
+use super::{BreakdownRow, Dimension, WebQuery, WebReport, WebTotals};
+use crate::store::{Bind, Store, StoreError, query_with};
+
+/// The selected visits as the CTE `m`.
+fn visits_sql(filters: &[(Dimension, String)], args: &mut Vec<Bind>) -> String {
+    let mut conditions = String::new();
+    let mut page_join = String::new();
+    for (dim, value) in filters {
+        args.push(Bind::Text(value.clone()));
+        let n = args.len();
+        if *dim == Dimension::Page {
+            // A page filter keeps the visits that saw that page, with all their page views: a
+            // join on the visitor's page views in the visit's span (a correlated EXISTS made
+            // SQLite scan page views per visit).
+            page_join = format!(
+                " JOIN (SELECT DISTINCT v2.id FROM web_visits v2 JOIN web_pageviews p
+                        ON p.project_id = v2.project_id AND p.visitor = v2.visitor
+                       AND p.ts >= v2.start_ts AND p.ts <= v2.end_ts
+                       WHERE v2.project_id = $1 AND v2.start_ts >= $2 AND v2.start_ts < $3
+                         AND p.path = ${n}) seen ON seen.id = v.id"
+            );
+        } else {
+            // Every other key is its column in web_visits.
+            conditions.push_str(&format!(" AND v.{} = ${n}", dim.key()));
+        }
+    }
+    format!(
+        "m AS (SELECT v.* FROM web_visits v{page_join}
+               WHERE v.project_id = $1 AND v.start_ts >= $2 AND v.start_ts < $3{conditions})"
+    )
+}
+
+fn report_sql(q: &WebQuery<'_>, args: &mut Vec<Bind>) -> String {
+    args.extend([Bind::Int(q.project), Bind::Int(q.from), Bind::Int(q.to)]);
+    let visits = visits_sql(q.filters, args);
+    let mut buckets = Vec::with_capacity(q.buckets.len());
+    for (i, (start, end)) in q.buckets.iter().enumerate() {
+        args.extend([Bind::Int(i as i64), Bind::Int(*start), Bind::Int(*end)]);
+        let n = args.len();
+        buckets.push(format!(
+            "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${n} AS BIGINT))",
+            n - 2,
+            n - 1
+        ));
+    }
+    let mut sql = format!(
+        "WITH {visits}, b(i, s, e) AS (VALUES {})
+        SELECT 'totals' AS dim, '' AS value, CAST(COUNT(DISTINCT visitor) AS BIGINT) AS n1,
+               CAST(COALESCE(SUM(pageviews), 0) AS BIGINT) AS n2, CAST(COUNT(*) AS BIGINT) AS n3,
+               CAST(COALESCE(SUM(CASE WHEN pageviews = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS n4,
+               CAST(COALESCE(SUM(end_ts - start_ts), 0) AS BIGINT) AS n5
+        FROM m
+        UNION ALL
+        SELECT 'series', '', CAST(b.i AS BIGINT), CAST(COUNT(DISTINCT m.visitor) AS BIGINT), 0, 0, 0
+        FROM b LEFT JOIN m ON m.start_ts >= b.s AND m.start_ts < b.e GROUP BY b.i",
+        buckets.join(", ")
+    );
+    if let Some(rows) = q.breakdown_rows {
+        let mut groups: Vec<String> = super::super::visits::VISIT_DIMENSIONS
+            .iter()
+            .map(|d| {
+                format!(
+                    "SELECT '{key}' AS dim, {key} AS value, COUNT(DISTINCT visitor) AS visitors,
+                            COUNT(*) AS n FROM m GROUP BY {key}",
+                    key = d.key()
+                )
+            })
+            .collect();
+        groups.push(
+            "SELECT 'page' AS dim, p.path AS value, COUNT(DISTINCT p.visitor) AS visitors,
+                    COUNT(*) AS n
+             FROM m JOIN web_pageviews p ON p.project_id = m.project_id
+                  AND p.visitor = m.visitor AND p.ts >= m.start_ts AND p.ts <= m.end_ts
+             GROUP BY p.path"
+                .to_owned(),
+        );
+        args.push(Bind::Int(rows));
+        sql.push_str(&format!(
+            "
+        UNION ALL
+        SELECT dim, value, CAST(visitors AS BIGINT), CAST(n AS BIGINT), 0, 0, 0 FROM (
+            SELECT g.*, ROW_NUMBER() OVER (PARTITION BY dim ORDER BY visitors DESC, n DESC, value) AS r
+            FROM ({}) g
+        ) t WHERE r <= ${}",
+            groups.join(" UNION ALL "),
+            args.len()
+        ));
+    }
+    sql
+}
+
+impl Store {
+    pub(super) async fn web_report_from_visits(
+        &self,
+        q: &WebQuery<'_>,
+    ) -> Result<WebReport, StoreError> {
+        let mut args = Vec::new();
+        let sql = report_sql(q, &mut args);
+        let rows: Vec<(String, String, i64, i64, i64, i64, i64)> =
+            with_db!(self, read_pool, |pool| {
+                query_with(sql, &args)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(report_row)
+                    .collect()
+            });
+        let mut report = WebReport {
+            series: vec![0; q.buckets.len()],
+            ..WebReport::default()
+        };
+        if q.breakdown_rows.is_some() {
+            report.breakdowns = Dimension::ALL.iter().map(|d| (*d, Vec::new())).collect();
+        }
+        for (dim, value, n1, n2, n3, n4, n5) in rows {
+            match dim.as_str() {
+                "totals" => {
+                    report.totals = WebTotals {
+                        visitors: n1,
+                        pageviews: n2,
+                        visits: n3,
+                        bounces: n4,
+                        duration_ms: n5,
+                    }
+                }
+                "series" => {
+                    if let Some(v) = report.series.get_mut(n1 as usize) {
+                        *v = n2;
+                    }
+                }
+                key => {
+                    if let Some(d) = Dimension::from_key(key)
+                        && let Some((_, list)) = report.breakdowns.iter_mut().find(|(x, _)| *x == d)
+                    {
+                        list.push(BreakdownRow {
+                            value,
+                            visitors: n1,
+                            count: n2,
+                        });
+                    }
+                }
+            }
+        }
+        for (_, list) in &mut report.breakdowns {
+            super::sort_rows(list);
+        }
+        Ok(report)
+    }
+}
+
+fn report_row<R: Row>(r: &R) -> (String, String, i64, i64, i64, i64, i64)
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    (
+        r.get("dim"),
+        r.get("value"),
+        r.get("n1"),
+        r.get("n2"),
+        r.get("n3"),
+        r.get("n4"),
+        r.get("n5"),
+    )
+}
