@@ -1,7 +1,8 @@
 //! Storage of alert rules, their state, their history and the alert_events hand-off; the
-//! series queries rules evaluate are in `series`. One SQL text serves both backends; JSON is
+//! series queries rules evaluate are in `series`, each rule's stored bucket values in `buckets`. One SQL text serves both backends; JSON is
 //! read with `json_extract` on SQLite and `body::jsonb` on PostgreSQL.
 
+mod buckets;
 mod series;
 
 use sqlx::{AssertSqlSafe, Row};
