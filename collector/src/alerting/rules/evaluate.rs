@@ -95,25 +95,16 @@ impl Evaluator {
             .claim_rules(now_ms, now_ms + LEASE_MS, &self.owner, MAX_RULES_PER_PASS)
             .await?;
         let mut report = PassReport::default();
-        let mut deferred = Vec::new();
-        for rule in &rules {
-            let stored = evaluate(store, &mut self.histories, rule, now_ms, Budget::steady()).await;
-            if matches!(stored, Ok(Stored::Backfilling)) {
-                deferred.push(rule);
-            } else {
-                report.count(rule, stored);
-            }
-        }
+        let all: Vec<&RuleRecord> = rules.iter().collect();
+        let deferred = self
+            .round(store, all, now_ms, Budget::steady(), &mut report)
+            .await;
         let until = Instant::now() + Duration::from_millis(BACKFILL_BUDGET_MS);
-        for rule in deferred {
-            let stored = evaluate(
-                store,
-                &mut self.histories,
-                rule,
-                now_ms,
-                Budget::until(until),
-            );
-            report.count(rule, stored.await);
+        let unfinished = self
+            .round(store, deferred, now_ms, Budget::until(until), &mut report)
+            .await;
+        for rule in unfinished {
+            report.count(rule, Ok(Stored::Backfilling));
         }
         self.histories
             .retain(&rules.iter().map(|r| r.id).collect::<HashSet<_>>());
@@ -123,6 +114,43 @@ impl Evaluator {
         metrics::counter!("pulseline_rule_notifications_total")
             .increment(report.notifications as u64);
         Ok(report)
+    }
+
+    /// Prepares `rules` (their histories within `budget`), stores the values computed in one
+    /// transaction, then judges them; returns the rules whose history is still incomplete.
+    async fn round<'r>(
+        &mut self,
+        store: &Store,
+        rules: Vec<&'r RuleRecord>,
+        now: i64,
+        budget: Budget,
+        report: &mut PassReport,
+    ) -> Vec<&'r RuleRecord> {
+        let mut ready = Vec::new();
+        let mut deferred = Vec::new();
+        for rule in rules {
+            match prepare(store, &mut self.histories, rule, now, budget).await {
+                Ok(Prepared::Skip) => report.count(rule, Ok(Stored::Nothing)),
+                Ok(Prepared::Backfilling) => deferred.push(rule),
+                Ok(Prepared::Ready(r)) => ready.push(r),
+                Err(e) => report.count(rule, Err(e)),
+            }
+        }
+        if let Err(e) = self.histories.flush(store).await {
+            tracing::warn!(error = %e, rules = ready.len(), "storing bucket values failed; those rules are evaluated next pass");
+            report.rules_evaluated += ready.len();
+            return deferred;
+        }
+        let mut saves = Vec::new();
+        for r in ready {
+            let rule = r.rule;
+            let stored = judge_and_store(store, &self.histories, r, now, &mut saves).await;
+            report.count(rule, stored);
+        }
+        if let Err(e) = store.save_rule_outcomes(&saves).await {
+            tracing::warn!(error = %e, "saving bucket outcomes failed; they are judged again next pass");
+        }
+        deferred
     }
 }
 
@@ -198,22 +226,39 @@ enum Stored {
     Backfilling,
 }
 
-async fn evaluate(
+/// A rule whose history is in place, to judge once the pass's new values are stored.
+struct Ready<'r> {
+    rule: &'r RuleRecord,
+    spec: RuleSpec,
+    bucket: i64,
+    from: i64,
+    /// The bucket's outcome, when an earlier pass judged it already.
+    cached: Option<Outcome>,
+}
+
+enum Prepared<'r> {
+    Skip,
+    Backfilling,
+    Ready(Box<Ready<'r>>),
+}
+
+async fn prepare<'r>(
     store: &Store,
     histories: &mut Histories,
-    rule: &RuleRecord,
+    rule: &'r RuleRecord,
     now: i64,
     budget: Budget,
-) -> Result<Stored, StoreError> {
+) -> Result<Prepared<'r>, StoreError> {
     let spec: RuleSpec = match serde_json::from_str(&rule.definition) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(rule_id = rule.id, error = %e, "stored rule does not parse; skipped");
-            return Ok(Stored::Nothing);
+            return Ok(Prepared::Skip);
         }
     };
     let width = spec.series.bucket.millis();
     let bucket = latest_closed_bucket(now, width);
+    let from = bucket - history_len(&spec) * width;
     let cached = (rule.state.last_bucket == Some(bucket))
         .then(|| {
             rule.state
@@ -222,19 +267,44 @@ async fn evaluate(
                 .and_then(|o| serde_json::from_str::<Outcome>(o).ok())
         })
         .flatten();
+    if cached.is_none()
+        && !histories
+            .load(store, rule, &spec.series, from, bucket, budget)
+            .await?
+    {
+        return Ok(Prepared::Backfilling);
+    }
+    Ok(Prepared::Ready(Box::new(Ready {
+        rule,
+        spec,
+        bucket,
+        from,
+        cached,
+    })))
+}
+
+async fn judge_and_store(
+    store: &Store,
+    histories: &Histories,
+    ready: Box<Ready<'_>>,
+    now: i64,
+    saves: &mut Vec<(i64, i64, i64, String)>,
+) -> Result<Stored, StoreError> {
+    let Ready {
+        rule,
+        spec,
+        bucket,
+        from,
+        cached,
+    } = *ready;
     let fresh = cached.is_none();
     let outcome = match cached {
         Some(o) => o,
-        None => {
-            let from = bucket - history_len(&spec) * width;
-            let loaded = histories
-                .load(store, rule, &spec.series, from, bucket, budget)
-                .await?;
-            match loaded {
-                Some(points) => outcome(&spec, &points, from, bucket),
-                None => return Ok(Stored::Backfilling),
-            }
-        }
+        None => match histories.points(rule.id, &spec.series, from, bucket) {
+            Some(points) => outcome(&spec, &points, from, bucket),
+            // Its values could not be stored (the rule was deleted meanwhile).
+            None => return Ok(Stored::Nothing),
+        },
     };
     let outcome_json = serde_json::to_string(&outcome).unwrap_or_default();
     let verdict = match (outcome.value, spec.no_data) {
@@ -261,9 +331,7 @@ async fn evaluate(
     } == rule.state;
     if unchanged && action == Action::None {
         if fresh {
-            store
-                .save_rule_outcome(rule.id, rule.state.version, bucket, &outcome_json)
-                .await?;
+            saves.push((rule.id, rule.state.version, bucket, outcome_json));
         }
         return Ok(Stored::Nothing);
     }

@@ -9,7 +9,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use crate::domain::rule::Series;
-use crate::store::{RuleRecord, Store, StoreError};
+use crate::store::{RuleBuckets, RuleRecord, Store, StoreError};
 
 /// Most time one backfill query covers (at least [`BACKFILL_CHUNK_MIN_BUCKETS`] buckets), so
 /// one rule's backfill is many short reads that a pass can stop between.
@@ -32,7 +32,7 @@ pub fn series_hash(series: &Series) -> i64 {
 pub struct Budget {
     /// At most this many queries of raw events.
     pub chunks: usize,
-    /// And none started after this instant (the first always may start).
+    /// And none started after this instant.
     pub until: Option<Instant>,
 }
 
@@ -67,6 +67,8 @@ struct Known {
 #[derive(Debug, Default)]
 pub struct Histories {
     rules: HashMap<i64, Known>,
+    /// Values computed and not stored yet (see [`Histories::flush`]).
+    pending: Vec<RuleBuckets>,
 }
 
 impl Histories {
@@ -75,8 +77,9 @@ impl Histories {
         self.rules.retain(|id, _| rule_ids.contains(id));
     }
 
-    /// `series` (the rule's) in every bucket of `[from, bucket]` (absent: no matching
-    /// events), or `None` while the backfill is unfinished and `budget` is spent.
+    /// Makes `rule`'s `series` known in every bucket of `[from, bucket]`: from memory, from
+    /// the stored values, and by computing the missing ones (stored by the next
+    /// [`Histories::flush`]). `false` while the backfill is unfinished and `budget` is spent.
     pub async fn load(
         &mut self,
         store: &Store,
@@ -85,11 +88,10 @@ impl Histories {
         from: i64,
         bucket: i64,
         budget: Budget,
-    ) -> Result<Option<BTreeMap<i64, f64>>, StoreError> {
-        let (rule_id, project_id) = (rule.id, rule.project_id);
+    ) -> Result<bool, StoreError> {
         let width = series.bucket.millis();
         let hash = series_hash(series);
-        let known = self.rules.entry(rule_id).or_default();
+        let known = self.rules.entry(rule.id).or_default();
         if known.hash != hash {
             *known = Known {
                 hash,
@@ -101,17 +103,18 @@ impl Histories {
         if let (Some(first), Some(last)) = (missing.first(), missing.last()) {
             // Another evaluator (or this one before a restart) may have stored them.
             let stored = store
-                .rule_bucket_values(rule_id, hash, *first, *last + width)
+                .rule_bucket_values(rule.id, hash, *first, *last + width)
                 .await?;
             known.values.extend(stored);
             missing = missing_of(&known.values, &missing);
         }
         let chunk_ms = BACKFILL_CHUNK_MS.max(BACKFILL_CHUNK_MIN_BUCKETS * width);
+        let mut computed = Vec::new();
         let mut chunks = 0;
         while let Some(&last) = missing.last() {
             let over = budget.until.is_some_and(|t| Instant::now() >= t);
-            if chunks >= budget.chunks || (chunks > 0 && over) {
-                return Ok(None);
+            if chunks >= budget.chunks || over {
+                break;
             }
             chunks += 1;
             // Newest first: the bucket just closed is in the first read.
@@ -121,37 +124,86 @@ impl Histories {
                 .copied()
                 .find(|b| *b >= end - chunk_ms)
                 .unwrap_or(last);
-            let computed: HashMap<i64, f64> = store
-                .rule_series(project_id, series, start, end)
+            let values: HashMap<i64, f64> = store
+                .rule_series(rule.project_id, series, start, end)
                 .await?
                 .into_iter()
                 .collect();
-            let new: Vec<(i64, Option<f64>)> = missing
-                .iter()
-                .filter(|b| **b >= start)
-                .map(|b| (*b, computed.get(b).copied()))
-                .collect();
-            if store.store_rule_buckets(rule_id, hash, &new, from).await? {
-                known.values.extend(new);
-            } else {
-                // Some bucket was stored by another evaluator first: its value stands.
-                let stored = store.rule_bucket_values(rule_id, hash, start, end).await?;
-                known.values.extend(stored);
-            }
-            let before = missing.len();
-            missing = missing_of(&known.values, &missing);
-            if missing.len() == before {
-                // Nothing could be stored (the rule was deleted meanwhile).
-                return Ok(None);
+            let split = missing.partition_point(|b| *b < start);
+            for b in missing.split_off(split) {
+                let v = values.get(&b).copied();
+                known.values.insert(b, v);
+                computed.push((b, v));
             }
         }
-        Ok(Some(
+        if !computed.is_empty() {
+            self.pending.push(RuleBuckets {
+                rule_id: rule.id,
+                series_hash: hash,
+                values: computed,
+                keep_from: from,
+            });
+        }
+        Ok(missing.is_empty())
+    }
+
+    /// Stores the values computed since the last flush, in one transaction. Where another
+    /// evaluator stored a bucket first, its value replaces ours in memory.
+    pub async fn flush(&mut self, store: &Store) -> Result<(), StoreError> {
+        let pending = std::mem::take(&mut self.pending);
+        let stored = match store.store_rule_buckets(&pending).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                // Nothing was stored: forget the values so the next pass computes them again.
+                for p in &pending {
+                    self.rules.remove(&p.rule_id);
+                }
+                return Err(e);
+            }
+        };
+        for (p, all) in pending.iter().zip(stored) {
+            if all {
+                continue;
+            }
+            let (Some(first), Some(last)) = (p.values.first(), p.values.last()) else {
+                continue;
+            };
+            let values = store
+                .rule_bucket_values(p.rule_id, p.series_hash, first.0, last.0 + 1)
+                .await?;
+            if let Some(known) = self.rules.get_mut(&p.rule_id) {
+                for (b, _) in &p.values {
+                    known.values.remove(b);
+                }
+                known.values.extend(values);
+            }
+        }
+        Ok(())
+    }
+
+    /// `series`'s values in `[from, bucket]` (absent: no matching events), or `None` if some
+    /// bucket is not known (its values could not be stored: the rule was deleted meanwhile).
+    pub fn points(
+        &self,
+        rule_id: i64,
+        series: &Series,
+        from: i64,
+        bucket: i64,
+    ) -> Option<BTreeMap<i64, f64>> {
+        let known = self.rules.get(&rule_id)?;
+        let width = series.bucket.millis();
+        if known.hash != series_hash(series)
+            || !missing(&known.values, from, bucket, width).is_empty()
+        {
+            return None;
+        }
+        Some(
             known
                 .values
                 .range(from..=bucket)
                 .filter_map(|(b, v)| v.map(|v| (*b, v)))
                 .collect(),
-        ))
+        )
     }
 }
 
