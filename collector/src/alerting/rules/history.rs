@@ -37,7 +37,8 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// The pass's first round: the buckets that closed since the last pass, one read.
+    /// The pass's first round: the buckets that closed since the last pass, if one read
+    /// covers them (else the rule waits for the backfill round).
     pub fn steady() -> Self {
         Self {
             chunks: 1,
@@ -109,6 +110,12 @@ impl Histories {
             missing = missing_of(&known.values, &missing);
         }
         let chunk_ms = BACKFILL_CHUNK_MS.max(BACKFILL_CHUNK_MIN_BUCKETS * width);
+        if let (Some(first), Some(last), None) = (missing.first(), missing.last(), budget.until)
+            && last + width - first > chunk_ms
+        {
+            // A backfill: left to the pass's backfill round, after every other rule is judged.
+            return Ok(false);
+        }
         let mut computed = Vec::new();
         let mut chunks = 0;
         while let Some(&last) = missing.last() {
