@@ -174,6 +174,7 @@ impl Application {
                 store.clone(),
                 Arc::clone(&clock),
                 Duration::from_secs(config.rules_interval_secs),
+                Some(Arc::clone(&notifications.wake)),
             )
         });
         let digest = (config.digest_interval_ms > 0).then(|| {

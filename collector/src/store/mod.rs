@@ -58,7 +58,7 @@ use crate::config::SqliteSynchronous;
 use crate::domain::{Message, ProjectId};
 pub use keys::{KeyRecord, NewKey};
 pub use postgres::PostgresStore;
-pub use rules::{AlertRecord, NewAlert, NewAlertEvent, RuleRecord, Transition};
+pub use rules::{AlertRecord, NewAlert, NewAlertEvent, RuleBuckets, RuleRecord, Transition};
 pub use sqlite::SqliteStore;
 
 /// Which backend a [`with_db!`] block runs on, for a clause that differs between the two.

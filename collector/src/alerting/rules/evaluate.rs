@@ -1,15 +1,16 @@
 //! The evaluation pass: every enabled rule, its latest closed bucket, one state step, and the
 //! alert_events row that step is worth — stored together, once, however many replicas run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::explain::{self, Mover, number, when};
+use super::history::{Budget, Histories};
 use super::spec::{Condition, NoData, RuleSpec};
 use super::state::{Action, Reason, RuleState, Timing, Verdict, step};
 use crate::alerting::anomaly;
@@ -24,6 +25,12 @@ pub const CLOSE_GRACE_MS: i64 = 15_000;
 pub const LEASE_MS: i64 = 60_000;
 /// Rules claimed per pass.
 pub const MAX_RULES_PER_PASS: i64 = 1_000;
+/// How long a pass spends backfilling the history of new or changed rules, after every other
+/// rule is judged; what is left continues in the next pass.
+pub const BACKFILL_BUDGET_MS: u64 = 10_000;
+/// A pass starts this long after a minute bucket closes (plus [`CLOSE_GRACE_MS`]), so
+/// buckets are judged promptly whatever the interval.
+const CLOSE_MARGIN_MS: i64 = 100;
 
 /// Colours of the alert_events rows (0xRRGGBB).
 pub const COLOUR_FIRING: i64 = 0x00E7_4C3C;
@@ -55,72 +62,203 @@ pub struct PassReport {
     pub notifications: usize,
     /// Transitions another evaluator stored first.
     pub lost_races: usize,
+    /// Rules not judged yet because their history is still being backfilled.
+    pub backfilling: usize,
 }
 
-/// One pass at `now` by evaluator `owner` (unique per process).
+/// An evaluator: its lease owner name and the rule histories it keeps between passes.
+#[derive(Debug)]
+pub struct Evaluator {
+    owner: String,
+    histories: Histories,
+}
+
+impl Evaluator {
+    /// `owner` must be unique per process.
+    pub fn new(owner: impl Into<String>) -> Self {
+        Self {
+            owner: owner.into(),
+            histories: Histories::default(),
+        }
+    }
+
+    /// One pass at `now`: first every rule whose history is in place (one read of the
+    /// buckets closed since the last pass each), then backfills for at most
+    /// [`BACKFILL_BUDGET_MS`].
+    pub async fn pass(
+        &mut self,
+        store: &Store,
+        now: DateTime<Utc>,
+    ) -> Result<PassReport, StoreError> {
+        let now_ms = now.timestamp_millis();
+        let rules = store
+            .claim_rules(now_ms, now_ms + LEASE_MS, &self.owner, MAX_RULES_PER_PASS)
+            .await?;
+        let mut report = PassReport::default();
+        let all: Vec<&RuleRecord> = rules.iter().collect();
+        let deferred = self
+            .round(store, all, now_ms, Budget::steady(), &mut report)
+            .await;
+        let until = Instant::now() + Duration::from_millis(BACKFILL_BUDGET_MS);
+        let unfinished = self
+            .round(store, deferred, now_ms, Budget::until(until), &mut report)
+            .await;
+        for rule in unfinished {
+            report.count(rule, Ok(Stored::Backfilling));
+        }
+        self.histories
+            .retain(&rules.iter().map(|r| r.id).collect::<HashSet<_>>());
+        if !rules.is_empty() {
+            store.release_rules(&self.owner).await?;
+        }
+        metrics::counter!("pulseline_rule_notifications_total")
+            .increment(report.notifications as u64);
+        Ok(report)
+    }
+
+    /// Prepares `rules` (their histories within `budget`), stores the values computed in one
+    /// transaction, then judges them; returns the rules whose history is still incomplete.
+    async fn round<'r>(
+        &mut self,
+        store: &Store,
+        rules: Vec<&'r RuleRecord>,
+        now: i64,
+        budget: Budget,
+        report: &mut PassReport,
+    ) -> Vec<&'r RuleRecord> {
+        let mut ready = Vec::new();
+        let mut deferred = Vec::new();
+        for rule in rules {
+            match prepare(store, &mut self.histories, rule, now, budget).await {
+                Ok(Prepared::Skip) => report.count(rule, Ok(Stored::Nothing)),
+                Ok(Prepared::Backfilling) => deferred.push(rule),
+                Ok(Prepared::Ready(r)) => ready.push(r),
+                Err(e) => report.count(rule, Err(e)),
+            }
+        }
+        if let Err(e) = self.histories.flush(store).await {
+            tracing::warn!(error = %e, rules = ready.len(), "storing bucket values failed; those rules are evaluated next pass");
+            report.rules_evaluated += ready.len();
+            return deferred;
+        }
+        let mut saves = Vec::new();
+        for r in ready {
+            let rule = r.rule;
+            let stored = judge_and_store(store, &self.histories, r, now, &mut saves).await;
+            report.count(rule, stored);
+        }
+        if let Err(e) = store.save_rule_outcomes(&saves).await {
+            tracing::warn!(error = %e, "saving bucket outcomes failed; they are judged again next pass");
+        }
+        deferred
+    }
+}
+
+impl PassReport {
+    fn count(&mut self, rule: &RuleRecord, stored: Result<Stored, StoreError>) {
+        match stored {
+            Ok(Stored::Nothing) => {}
+            Ok(Stored::Notified) => self.notifications += 1,
+            Ok(Stored::LostRace) => self.lost_races += 1,
+            Ok(Stored::Backfilling) => self.backfilling += 1,
+            Err(e) => {
+                tracing::warn!(rule_id = rule.id, error = %e, "rule evaluation failed; retried next pass")
+            }
+        }
+        self.rules_evaluated += 1;
+    }
+}
+
+/// One pass at `now` by evaluator `owner` (unique per process), with no history in memory:
+/// every rule's history is read from its stored buckets.
 pub async fn run_once(
     store: &Store,
     now: DateTime<Utc>,
     owner: &str,
 ) -> Result<PassReport, StoreError> {
-    let now_ms = now.timestamp_millis();
-    let rules = store
-        .claim_rules(now_ms, now_ms + LEASE_MS, owner, MAX_RULES_PER_PASS)
-        .await?;
-    let mut report = PassReport::default();
-    for rule in rules {
-        match evaluate(store, &rule, now_ms).await {
-            Ok(Stored::Nothing) => {}
-            Ok(Stored::Notified) => report.notifications += 1,
-            Ok(Stored::LostRace) => report.lost_races += 1,
-            Err(e) => {
-                tracing::warn!(rule_id = rule.id, error = %e, "rule evaluation failed; retried next pass")
-            }
-        }
-        report.rules_evaluated += 1;
-    }
-    if report.rules_evaluated > 0 {
-        store.release_rules(owner).await?;
-    }
-    metrics::counter!("pulseline_rule_notifications_total").increment(report.notifications as u64);
-    Ok(report)
+    Evaluator::new(owner).pass(store, now).await
 }
 
-/// Runs a pass every `interval` until aborted. A failing pass is logged and retried.
+/// Runs a pass every `interval`, and right after each minute bucket closes (plus the grace),
+/// until aborted. A failing pass is logged and retried. `wake` tells delivery that a pass
+/// appended notifications, so they leave at once.
 pub fn spawn(
     store: Store,
     clock: Arc<dyn Clock>,
     interval: Duration,
+    wake: Option<Arc<tokio::sync::Notify>>,
 ) -> tokio::task::JoinHandle<()> {
-    let owner = format!("evaluator-{}", uuid::Uuid::now_v7());
+    let mut evaluator = Evaluator::new(format!("evaluator-{}", uuid::Uuid::now_v7()));
+    let interval = interval.max(Duration::from_secs(1));
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval.max(Duration::from_secs(1)));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
-            if let Err(e) = run_once(&store, clock.now(), &owner).await {
-                tracing::warn!(error = %e, "rule evaluation pass failed; retrying at the next interval");
+            match evaluator.pass(&store, clock.now()).await {
+                Ok(report) if report.notifications > 0 => {
+                    if let Some(wake) = &wake {
+                        wake.notify_one();
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "rule evaluation pass failed; retrying at the next interval")
+                }
             }
+            tokio::time::sleep(until_next_pass(clock.now().timestamp_millis(), interval)).await;
         }
     })
+}
+
+/// The wait until the next pass: `interval`, or less if a minute bucket closes (and settles)
+/// sooner.
+fn until_next_pass(now_ms: i64, interval: Duration) -> Duration {
+    let minute = crate::domain::rule::Bucket::Minute.millis();
+    let settled = now_ms - CLOSE_GRACE_MS;
+    let next = (settled.div_euclid(minute) + 1) * minute + CLOSE_GRACE_MS + CLOSE_MARGIN_MS;
+    let wait = Duration::from_millis(u64::try_from(next - now_ms).unwrap_or(0));
+    wait.min(interval)
 }
 
 enum Stored {
     Nothing,
     Notified,
     LostRace,
+    /// The rule's history is not complete yet; judged in a later round or pass.
+    Backfilling,
 }
 
-async fn evaluate(store: &Store, rule: &RuleRecord, now: i64) -> Result<Stored, StoreError> {
+/// A rule whose history is in place, to judge once the pass's new values are stored.
+struct Ready<'r> {
+    rule: &'r RuleRecord,
+    spec: RuleSpec,
+    bucket: i64,
+    from: i64,
+    /// The bucket's outcome, when an earlier pass judged it already.
+    cached: Option<Outcome>,
+}
+
+enum Prepared<'r> {
+    Skip,
+    Backfilling,
+    Ready(Box<Ready<'r>>),
+}
+
+async fn prepare<'r>(
+    store: &Store,
+    histories: &mut Histories,
+    rule: &'r RuleRecord,
+    now: i64,
+    budget: Budget,
+) -> Result<Prepared<'r>, StoreError> {
     let spec: RuleSpec = match serde_json::from_str(&rule.definition) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(rule_id = rule.id, error = %e, "stored rule does not parse; skipped");
-            return Ok(Stored::Nothing);
+            return Ok(Prepared::Skip);
         }
     };
     let width = spec.series.bucket.millis();
     let bucket = latest_closed_bucket(now, width);
+    let from = bucket - history_len(&spec) * width;
     let cached = (rule.state.last_bucket == Some(bucket))
         .then(|| {
             rule.state
@@ -129,10 +267,44 @@ async fn evaluate(store: &Store, rule: &RuleRecord, now: i64) -> Result<Stored, 
                 .and_then(|o| serde_json::from_str::<Outcome>(o).ok())
         })
         .flatten();
+    if cached.is_none()
+        && !histories
+            .load(store, rule, &spec.series, from, bucket, budget)
+            .await?
+    {
+        return Ok(Prepared::Backfilling);
+    }
+    Ok(Prepared::Ready(Box::new(Ready {
+        rule,
+        spec,
+        bucket,
+        from,
+        cached,
+    })))
+}
+
+async fn judge_and_store(
+    store: &Store,
+    histories: &Histories,
+    ready: Box<Ready<'_>>,
+    now: i64,
+    saves: &mut Vec<(i64, i64, i64, String)>,
+) -> Result<Stored, StoreError> {
+    let Ready {
+        rule,
+        spec,
+        bucket,
+        from,
+        cached,
+    } = *ready;
     let fresh = cached.is_none();
     let outcome = match cached {
         Some(o) => o,
-        None => outcome(store, rule.project_id, &spec, bucket).await?,
+        None => match histories.points(rule.id, &spec.series, from, bucket) {
+            Some(points) => outcome(&spec, &points, from, bucket),
+            // Its values could not be stored (the rule was deleted meanwhile).
+            None => return Ok(Stored::Nothing),
+        },
     };
     let outcome_json = serde_json::to_string(&outcome).unwrap_or_default();
     let verdict = match (outcome.value, spec.no_data) {
@@ -159,9 +331,7 @@ async fn evaluate(store: &Store, rule: &RuleRecord, now: i64) -> Result<Stored, 
     } == rule.state;
     if unchanged && action == Action::None {
         if fresh {
-            store
-                .save_rule_outcome(rule.id, rule.state.version, bucket, &outcome_json)
-                .await?;
+            saves.push((rule.id, rule.state.version, bucket, outcome_json));
         }
         return Ok(Stored::Nothing);
     }
@@ -234,30 +404,23 @@ fn secs_ms(secs: u64) -> i64 {
     i64::try_from(secs).unwrap_or(i64::MAX / 1000) * 1000
 }
 
-/// The series' value in `bucket`, judged by the rule's condition.
-pub async fn outcome(
-    store: &Store,
-    project_id: i64,
-    spec: &RuleSpec,
-    bucket: i64,
-) -> Result<Outcome, StoreError> {
-    let width = spec.series.bucket.millis();
-    let history = i64::try_from(spec.history_buckets()).unwrap_or(0);
-    let from = bucket - history * width;
-    let points: BTreeMap<i64, f64> = store
-        .rule_series(project_id, &spec.series, from, bucket + width)
-        .await?
-        .into_iter()
-        .collect();
+/// Buckets of history before the judged one.
+fn history_len(spec: &RuleSpec) -> i64 {
+    i64::try_from(spec.history_buckets()).unwrap_or(0)
+}
+
+/// The series' value in `bucket`, judged by the rule's condition; `points` holds the series
+/// from `from` to `bucket` (absent: no matching events).
+pub fn outcome(spec: &RuleSpec, points: &BTreeMap<i64, f64>, from: i64, bucket: i64) -> Outcome {
     let value = match (points.get(&bucket), spec.no_data) {
         (Some(v), _) => Some(*v),
         (None, NoData::Zero) => Some(0.0),
         (None, _) => None,
     };
     let Some(value) = value else {
-        return Ok(Outcome::default());
+        return Outcome::default();
     };
-    Ok(judge(spec, &points, from, bucket, value))
+    judge(spec, points, from, bucket, value)
 }
 
 /// Judges `value` (the bucket at `bucket`) against the condition, with `points` the series
@@ -516,4 +679,32 @@ fn resolved_row(
             field("Bucket", when(bucket), true),
         ],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_pass_starts_as_the_next_minute_settles() {
+        let interval = Duration::from_secs(30);
+        // Seconds after a minute boundary (2025-12-05 10:00:00 UTC).
+        let at = |s: i64| 1_764_928_800_000 + s * 1000;
+        let margin = CLOSE_MARGIN_MS as u64;
+        // At 10:00:05 the 09:59 minute settles at 10:00:15.
+        assert_eq!(
+            until_next_pass(at(5), interval),
+            Duration::from_millis(10_000 + margin)
+        );
+        // At 10:00:20 the next one settles at 10:01:15: the interval comes first.
+        assert_eq!(until_next_pass(at(20), interval), interval);
+        assert_eq!(
+            until_next_pass(at(50), interval),
+            Duration::from_millis(25_000 + margin)
+        );
+        // The pass then judges the minute that just closed.
+        let next = at(50) + 25_000 + CLOSE_MARGIN_MS;
+        assert_eq!(latest_closed_bucket(next, 60_000), at(0));
+        assert_eq!(latest_closed_bucket(next - 200, 60_000), at(-60));
+    }
 }

@@ -4,8 +4,9 @@
 
 pub mod evaluate;
 pub mod explain;
+pub mod history;
 pub mod spec;
 pub mod state;
 
-pub use evaluate::{PassReport, latest_closed_bucket, run_once, spawn};
+pub use evaluate::{Evaluator, PassReport, latest_closed_bucket, run_once, spawn};
 pub use spec::RuleSpec;

@@ -1,7 +1,10 @@
 //! Storage of alert rules, their state, their history and the alert_events hand-off; the
-//! series queries rules evaluate are in `series`. One SQL text serves both backends; JSON is
+//! series queries rules evaluate are in `series`, each rule's stored bucket values in `buckets`. One SQL text serves both backends; JSON is
 //! read with `json_extract` on SQLite and `body::jsonb` on PostgreSQL.
 
+mod buckets;
+
+pub use buckets::RuleBuckets;
 mod series;
 
 use sqlx::{AssertSqlSafe, Row};
@@ -300,24 +303,29 @@ impl Store {
         })
     }
 
-    /// Remembers a bucket's outcome so it is computed once; ignored if the rule changed.
-    pub async fn save_rule_outcome(
+    /// Remembers each rule's bucket outcome (rule id, version, bucket, outcome JSON) so it is
+    /// computed once; in one transaction for the pass; a rule that changed meanwhile is left.
+    pub async fn save_rule_outcomes(
         &self,
-        rule_id: i64,
-        version: i64,
-        bucket: i64,
-        outcome: &str,
+        outcomes: &[(i64, i64, i64, String)],
     ) -> Result<(), StoreError> {
         let text = "UPDATE alert_rules SET last_bucket = $1, last_outcome = $2
                     WHERE id = $3 AND version = $4";
+        if outcomes.is_empty() {
+            return Ok(());
+        }
         with_db!(self, write_pool, |pool| {
-            sqlx::query(text)
-                .bind(bucket)
-                .bind(outcome)
-                .bind(rule_id)
-                .bind(version)
-                .execute(pool)
-                .await?;
+            let mut tx = pool.begin().await?;
+            for (rule_id, version, bucket, outcome) in outcomes {
+                sqlx::query(text)
+                    .bind(*bucket)
+                    .bind(outcome.as_str())
+                    .bind(*rule_id)
+                    .bind(*version)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
             Ok(())
         })
     }

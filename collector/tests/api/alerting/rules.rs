@@ -2,6 +2,7 @@
 //! REST API, evaluation passes at fake times, and the alert_events rows delivery will send.
 
 mod api;
+mod buckets;
 mod evaluation;
 mod evaluators;
 
