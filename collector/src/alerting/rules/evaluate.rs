@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::detector::{self, Track};
 use super::explain::{self, Mover, number, when};
 use super::spec::{Condition, NoData, RuleSpec};
 use super::state::{Action, Reason, RuleState, Timing, Verdict, step};
@@ -132,7 +133,7 @@ async fn evaluate(store: &Store, rule: &RuleRecord, now: i64) -> Result<Stored, 
     let fresh = cached.is_none();
     let outcome = match cached {
         Some(o) => o,
-        None => outcome(store, rule.project_id, &spec, bucket).await?,
+        None => outcome(store, rule.project_id, rule.id, &spec, bucket).await?,
     };
     let outcome_json = serde_json::to_string(&outcome).unwrap_or_default();
     let verdict = match (outcome.value, spec.no_data) {
@@ -234,10 +235,12 @@ fn secs_ms(secs: u64) -> i64 {
     i64::try_from(secs).unwrap_or(i64::MAX / 1000) * 1000
 }
 
-/// The series' value in `bucket`, judged by the rule's condition.
+/// The series' value in `bucket`, judged by the rule's condition (anomaly rules with the
+/// rule's detector kept in this process, see [`detector`]).
 pub async fn outcome(
     store: &Store,
     project_id: i64,
+    rule_id: i64,
     spec: &RuleSpec,
     bucket: i64,
 ) -> Result<Outcome, StoreError> {
@@ -257,17 +260,22 @@ pub async fn outcome(
     let Some(value) = value else {
         return Ok(Outcome::default());
     };
-    Ok(judge(spec, &points, from, bucket, value))
+    let mut track = detector::take(rule_id, spec);
+    let judged = judge(spec, &points, from, bucket, value, &mut track);
+    detector::put(rule_id, spec, track);
+    Ok(judged)
 }
 
 /// Judges `value` (the bucket at `bucket`) against the condition, with `points` the series
-/// from `from` on.
+/// from `from` on and `track` the rule's anomaly detector (continued, or rebuilt from the
+/// history when it is missing or out of step).
 pub fn judge(
     spec: &RuleSpec,
     points: &BTreeMap<i64, f64>,
     from: i64,
     bucket: i64,
     value: f64,
+    track: &mut Option<Track>,
 ) -> Outcome {
     let width = spec.series.bucket.millis();
     match (&spec.condition, spec.anomaly_params()) {
@@ -278,18 +286,16 @@ pub fn judge(
         },
         (Condition::Anomaly { .. }, Some(params)) => {
             let history = history_values(spec, points, from, bucket, width);
-            match anomaly::assess(&history, value, &params) {
-                Some(a) => Outcome {
-                    value: Some(value),
-                    expected: Some(a.expected),
-                    lower: Some(a.lower),
-                    upper: Some(a.upper),
-                    breach: a.anomalous,
-                },
-                None => Outcome {
-                    value: Some(value),
-                    ..Outcome::default()
-                },
+            let window = spec.history_buckets();
+            let score = detector::score(track, window, width, bucket, &history, value);
+            // The seasonal baseline: the direction of the move and the band people read.
+            let baseline = anomaly::assess(&history, value, &params);
+            Outcome {
+                value: Some(value),
+                expected: baseline.map(|a| a.expected),
+                lower: baseline.map(|a| a.lower),
+                upper: baseline.map(|a| a.upper),
+                breach: detector::breaches(&params, score, baseline.as_ref(), value),
             }
         }
         (Condition::Anomaly { .. }, None) => Outcome::default(),
