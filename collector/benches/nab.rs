@@ -1,7 +1,7 @@
 //! The Numenta Anomaly Benchmark (NAB) over the anomaly detector, exactly as the product runs it.
 //!
 //! `cargo bench -p pulseline-collector --bench nab [-- --cv | --expect] [--nab-dir DIR]
-//! [--detector product|cad-reference|ensemble-reference]`
+//! [--detector product|assess|cad-reference|ensemble-reference]`
 //!
 //! - no mode: score the whole NAB directory, threshold optimised over it (three profiles);
 //! - `--detector`: what scores the rows (the product's detector by default; see [`Detector`]);
@@ -12,12 +12,14 @@
 //! The NAB kit is not in the repository: `--nab-dir DIR` or env `PULSELINE_NAB_DIR` names the
 //! directory holding `data/`, `combined_windows.json` and `nab_score.py`
 //! (docs/alerting-quality.md). Every data file is a series of buckets. Its seasons come from
-//! the spacing of its timestamps the way a rule's come from its bucket size, and every row is
-//! judged by [`assess`] over the rows before it (at most [`Params::history_len`]) with the
-//! default parameters: no per-file settings, no labels, no look-ahead. The score written for a
-//! row is [`unit_score`] of the assessment's score, so NAB's threshold is a product
-//! sensitivity ([`sensitivity_for_unit`]). The scores go to `target/nab-scores`, and NAB's own scorer
-//! (`nab_score.py`, next to the data) prints the standard, low-FP and low-FN scores.
+//! the spacing of its timestamps the way a rule's come from its bucket size, and its window
+//! (what a rule stores and a rebuild replays) is [`Params::history_len`] buckets. In the default
+//! `product` mode every file is one rule that is never restarted: an [`OnlineCad`] fed each row
+//! once, from the first, the object and range rule the rule evaluator runs. No per-file
+//! settings, no labels, no look-ahead. The score written for a row is the detector's score, so
+//! NAB's threshold is the rule's threshold ([`threshold_for`] maps a sensitivity to it). The
+//! scores go to `target/nab-scores`, and NAB's own scorer (`nab_score.py`, next to the data)
+//! prints the standard, low-FP and low-FN scores.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -34,7 +36,7 @@ mod expect;
 use pulseline_collector::alerting::anomaly::{
     DEFAULT_SENSITIVITY, Params, assess, seasons_for_bucket, sensitivity_for_unit, unit_score,
 };
-use pulseline_collector::alerting::anomaly_cad::ContextOse;
+use pulseline_collector::alerting::anomaly_cad::{ContextOse, DEFAULT_THRESHOLD, OnlineCad};
 
 struct Series {
     /// Path under `data/`, e.g. `realTraffic/speed_6005.csv`.
@@ -101,8 +103,10 @@ fn data_files(data: &Path) -> Result<Vec<PathBuf>, String> {
 /// Which detector scores the rows.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Detector {
-    /// The product's `assess`, as the rule evaluator runs it.
+    /// What anomaly rules run: [`OnlineCad`] with the range seen so far.
     Product,
+    /// The seasonal `assess` that rules ran before contextOSE (it still draws their band).
+    Assess,
     /// CAD OSE exactly as NAB runs it: the whole file in one pass, with the file's minimum and
     /// maximum (look-ahead, so never a product candidate) and NAB's rest period. It checks the
     /// port against contextOSE's published scores.
@@ -120,9 +124,13 @@ fn detector(args: &[String]) -> Result<Detector, String> {
     {
         None => Ok(Detector::Product),
         Some(Some(name)) if name == "product" => Ok(Detector::Product),
+        Some(Some(name)) if name == "assess" => Ok(Detector::Assess),
         Some(Some(name)) if name == "ensemble-reference" => Ok(Detector::EnsembleReference),
         Some(Some(name)) if name == "cad-reference" => Ok(Detector::CadReference),
-        _ => Err("--detector takes `product`, `cad-reference` or `ensemble-reference`".to_owned()),
+        _ => Err(
+            "--detector takes `product`, `assess`, `cad-reference` or `ensemble-reference`"
+                .to_owned(),
+        ),
     }
 }
 
@@ -144,23 +152,28 @@ fn cad_reference(series: &Series) -> Vec<f64> {
 /// Judges every row of `series` the way the rule evaluator judges buckets; returns the scores
 /// CSV.
 fn score_series(series: &Series, detector: Detector) -> String {
-    let cad = match detector {
-        Detector::Product => None,
-        Detector::CadReference | Detector::EnsembleReference => Some(cad_reference(series)),
-    };
     let params = Params {
         seasons: seasons_for_bucket(series.bucket_secs),
         ..Params::default()
     };
     let keep = params.history_len();
+    let cad = match detector {
+        Detector::Assess => None,
+        Detector::Product => {
+            // One rule, never restarted: created with the series and fed every bucket once.
+            let mut online = OnlineCad::new(keep);
+            Some(series.values.iter().map(|&v| online.score(v)).collect())
+        }
+        Detector::CadReference | Detector::EnsembleReference => Some(cad_reference(series)),
+    };
     let mut csv = String::from("timestamp,value,anomaly_score\n");
     for (i, (ts, &value)) in series.timestamps.iter().zip(&series.values).enumerate() {
         let history = &series.values[i.saturating_sub(keep)..i];
-        let product = || assess(history, value, &params).map_or(0.0, |a| unit_score(a.score));
+        let seasonal = || assess(history, value, &params).map_or(0.0, |a| unit_score(a.score));
         let score = match (detector, &cad) {
-            (Detector::CadReference, Some(cad)) => cad[i],
-            (Detector::EnsembleReference, Some(cad)) => product().max(cad[i]),
-            _ => product(),
+            (Detector::CadReference | Detector::Product, Some(cad)) => cad[i],
+            (Detector::EnsembleReference, Some(cad)) => seasonal().max(cad[i]),
+            _ => seasonal(),
         };
         writeln!(csv, "{ts},{value},{score}").expect("writing to a String");
     }
@@ -255,8 +268,12 @@ fn run(args: &[String]) -> Result<(), String> {
     );
     let (len, micros) = micros_per_call();
     println!(
-        "assess: {micros:.1} µs per call at {len} buckets of history (hourly rule, seasons 24 and 168)"
+        "assess (the band rules draw): {micros:.1} µs per call at {len} buckets of history (hourly rule, seasons 24 and 168)"
     );
+    let to_setting = |t: f64| match detector {
+        Detector::Assess => sensitivity_for_unit(t),
+        _ => t * DEFAULT_SENSITIVITY / DEFAULT_THRESHOLD,
+    };
 
     if args.iter().any(|a| a == "--cv") {
         let kit = cv::Kit {
@@ -267,7 +284,7 @@ fn run(args: &[String]) -> Result<(), String> {
         };
         let folds = cv::folds(&kit, &files)?;
         println!("leave-one-category-out cross-validation (standard profile)");
-        print!("{}", cv::report(&folds));
+        print!("{}", cv::report(&folds, to_setting));
         return Ok(());
     }
 
@@ -300,7 +317,7 @@ fn run(args: &[String]) -> Result<(), String> {
     {
         println!(
             "standard threshold {threshold} = sensitivity {:.4} (product default {DEFAULT_SENSITIVITY})",
-            sensitivity_for_unit(threshold)
+            to_setting(threshold)
         );
     }
     Ok(())

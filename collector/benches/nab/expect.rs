@@ -4,10 +4,13 @@
 //!
 //! A series is an hourly event count: a daily rhythm (quiet at night, busy in the afternoon),
 //! quieter weekends, and Poisson noise, which is what counting independent events gives.
-//! Every bucket is judged the way the rule evaluator judges it, with the history the product
-//! loads ([`Params::history_len`]) and the default sensitivity.
+//! Every bucket is judged the way the rule evaluator judges it at the default sensitivity: one
+//! [`OnlineCad`] per rule, never restarted, with the window the product keeps
+//! ([`Params::history_len`]), firing when the score reaches [`DEFAULT_THRESHOLD`] (direction
+//! `both`).
 
-use pulseline_collector::alerting::anomaly::{Params, assess, seasons_for_bucket};
+use pulseline_collector::alerting::anomaly::{Params, seasons_for_bucket};
+use pulseline_collector::alerting::anomaly_cad::{DEFAULT_THRESHOLD, OnlineCad};
 
 /// splitmix64: a fixed, dependency-free stream so every run measures the same series.
 struct Rng(u64);
@@ -83,8 +86,10 @@ fn false_alarms(seeds: u64, weeks: usize) -> Vec<(f64, f64, usize)> {
             for seed in 0..seeds {
                 let mut rng = Rng(seed ^ peak.to_bits());
                 let x = series(&mut rng, warm + weeks * WEEK, peak);
-                fired += (warm..x.len())
-                    .filter(|&i| assess(&x[i - warm..i], x[i], &p).is_some_and(|a| a.anomalous))
+                let mut rule = OnlineCad::from_history(&x[..warm], warm);
+                fired += x[warm..]
+                    .iter()
+                    .filter(|&&v| rule.score(v) >= DEFAULT_THRESHOLD)
                     .count();
             }
             let judged_weeks = seeds as usize * weeks;
@@ -100,15 +105,11 @@ fn time_to_detect(rng: &mut Rng, peak: f64, factor: f64) -> Option<usize> {
     let warm = p.history_len();
     // The shift starts at a random hour of the week, so every time of day is covered.
     let start = warm + (rng.next_u64() % WEEK as u64) as usize;
-    let mut x = series(rng, start, peak);
-    for h in start..start + WEEK {
-        x.push(rng.poisson(rhythm(h, peak) * factor));
-        let i = x.len() - 1;
-        if assess(&x[i - warm..i], x[i], &p).is_some_and(|a| a.anomalous) {
-            return Some(h - start + 1);
-        }
-    }
-    None
+    let x = series(rng, start, peak);
+    let mut rule = OnlineCad::from_history(&x, warm);
+    (start..start + WEEK)
+        .position(|h| rule.score(rng.poisson(rhythm(h, peak) * factor)) >= DEFAULT_THRESHOLD)
+        .map(|at| at + 1)
 }
 
 /// The measurements as a report.
