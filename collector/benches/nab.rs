@@ -36,7 +36,9 @@ mod expect;
 use pulseline_collector::alerting::anomaly::{
     DEFAULT_SENSITIVITY, Params, assess, seasons_for_bucket, sensitivity_for_unit, unit_score,
 };
-use pulseline_collector::alerting::anomaly_cad::{ContextOse, DEFAULT_THRESHOLD, OnlineCad};
+use pulseline_collector::alerting::anomaly_cad::{
+    ContextOse, DEFAULT_THRESHOLD, OnlineCad, ensemble_score,
+};
 
 struct Series {
     /// Path under `data/`, e.g. `realTraffic/speed_6005.csv`.
@@ -103,8 +105,14 @@ fn data_files(data: &Path) -> Result<Vec<PathBuf>, String> {
 /// Which detector scores the rows.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Detector {
-    /// What anomaly rules run: [`OnlineCad`] with the range seen so far.
+    /// What anomaly rules run: [`OnlineCad`] with the range seen so far, each bucket below the
+    /// seasonal baseline scored with the larger of its score and the baseline's unit score
+    /// ([`ensemble_score`]).
     Product,
+    /// [`OnlineCad`] alone, what rules ran before the ensemble.
+    Cad,
+    /// Like `Product`, but the seasonal baseline counts on both sides (tried, not adopted).
+    EnsembleBoth,
     /// The seasonal `assess` that rules ran before contextOSE (it still draws their band).
     Assess,
     /// CAD OSE exactly as NAB runs it: the whole file in one pass, with the file's minimum and
@@ -125,10 +133,13 @@ fn detector(args: &[String]) -> Result<Detector, String> {
         None => Ok(Detector::Product),
         Some(Some(name)) if name == "product" => Ok(Detector::Product),
         Some(Some(name)) if name == "assess" => Ok(Detector::Assess),
+        Some(Some(name)) if name == "cad" => Ok(Detector::Cad),
+        Some(Some(name)) if name == "ensemble-both" => Ok(Detector::EnsembleBoth),
         Some(Some(name)) if name == "ensemble-reference" => Ok(Detector::EnsembleReference),
         Some(Some(name)) if name == "cad-reference" => Ok(Detector::CadReference),
         _ => Err(
-            "--detector takes `product`, `assess`, `cad-reference` or `ensemble-reference`"
+            "--detector takes `product`, `cad`, `ensemble-both`, `assess`, `cad-reference` or \
+             `ensemble-reference`"
                 .to_owned(),
         ),
     }
@@ -159,7 +170,7 @@ fn score_series(series: &Series, detector: Detector) -> String {
     let keep = params.history_len();
     let cad = match detector {
         Detector::Assess => None,
-        Detector::Product => {
+        Detector::Product | Detector::Cad | Detector::EnsembleBoth => {
             // One rule, never restarted: created with the series and fed every bucket once.
             let mut online = OnlineCad::new(keep);
             Some(series.values.iter().map(|&v| online.score(v)).collect())
@@ -169,9 +180,12 @@ fn score_series(series: &Series, detector: Detector) -> String {
     let mut csv = String::from("timestamp,value,anomaly_score\n");
     for (i, (ts, &value)) in series.timestamps.iter().zip(&series.values).enumerate() {
         let history = &series.values[i.saturating_sub(keep)..i];
-        let seasonal = || assess(history, value, &params).map_or(0.0, |a| unit_score(a.score));
+        let raw = || assess(history, value, &params).map(|a| a.score);
+        let seasonal = || raw().map_or(0.0, unit_score);
         let score = match (detector, &cad) {
-            (Detector::CadReference | Detector::Product, Some(cad)) => cad[i],
+            (Detector::CadReference | Detector::Cad, Some(cad)) => cad[i],
+            (Detector::Product, Some(cad)) => ensemble_score(cad[i], raw()),
+            (Detector::EnsembleBoth, Some(cad)) => seasonal().max(cad[i]),
             (Detector::EnsembleReference, Some(cad)) => seasonal().max(cad[i]),
             _ => seasonal(),
         };
@@ -224,11 +238,19 @@ fn nab_dir(args: &[String]) -> Result<PathBuf, String> {
 }
 
 fn run(args: &[String]) -> Result<(), String> {
+    let detector = detector(args)?;
     if args.iter().any(|a| a == "--expect") {
-        print!("{}", expect::report());
+        let threshold = match args.iter().position(|a| a == "--threshold") {
+            None => None,
+            Some(at) => Some(
+                args.get(at + 1)
+                    .and_then(|t| t.parse::<f64>().ok())
+                    .ok_or("--threshold takes a number, e.g. --threshold 0.75")?,
+            ),
+        };
+        print!("{}", expect::report(detector, threshold));
         return Ok(());
     }
-    let detector = detector(args)?;
     let nab = nab_dir(args)?;
     let data = nab.join("data");
     let labels = nab.join("combined_windows.json");
@@ -242,7 +264,8 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace_root().join("target"), PathBuf::from);
-    let out = target.join("nab-scores");
+    // One directory per detector, so that runs of different detectors can overlap.
+    let out = target.join("nab-scores").join(format!("{detector:?}"));
     if out.exists() {
         std::fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     }

@@ -530,6 +530,20 @@ pub fn threshold_for(sensitivity: f64) -> f64 {
     DEFAULT_THRESHOLD * sensitivity / crate::alerting::anomaly::DEFAULT_SENSITIVITY
 }
 
+/// A bucket's score in an anomaly rule: contextOSE's score `cad`, or, when the bucket is below
+/// the seasonal baseline, the baseline's raw score `seasonal` (signed yardsticks off it, see
+/// [`crate::alerting::anomaly::assess`]; `None` while it cannot judge) mapped onto [0, 1) by
+/// [`crate::alerting::anomaly::unit_score`] if that is larger. contextOSE knows sequences, not
+/// the clock, so it misses a drop to levels the series visits every night; the baseline
+/// catches it when far off it (at [`DEFAULT_THRESHOLD`], about 3.2 yardsticks below). Only
+/// drops: counting rises too cost NAB cross-validated score (docs/alerting-quality.md).
+pub fn ensemble_score(cad: f64, seasonal: Option<f64>) -> f64 {
+    match seasonal {
+        Some(s) if s < 0.0 => cad.max(crate::alerting::anomaly::unit_score(s)),
+        _ => cad,
+    }
+}
+
 /// What a product rule runs: contextOSE fed one closed bucket at a time, quantising over the
 /// range of the values it has seen (no look-ahead). A value that leaves that range by more
 /// than [`RANGE_TOLERANCE`] widens it, and the detector is rebuilt over the new range by

@@ -1,6 +1,8 @@
-//! How an anomaly rule judges a bucket: contextOSE ([`OnlineCad`]) scores the bucket, and the
-//! rule breaches when the score reaches the threshold its sensitivity maps to, in the rule's
-//! direction (decided against the seasonal baseline that the explanation shows).
+//! How an anomaly rule judges a bucket: contextOSE ([`OnlineCad`]) and the seasonal baseline
+//! ([`crate::alerting::anomaly::assess`]) score the bucket, the larger score counts
+//! ([`ensemble_score`]: contextOSE finds broken sequences, the baseline drops and outages at
+//! hours that are busy every day), and the rule breaches when it reaches the threshold its
+//! sensitivity maps to, in the rule's direction (decided against that baseline).
 //!
 //! contextOSE learns as it goes, so each rule's detector is kept in the evaluator's memory
 //! between buckets, keyed by the rule id and its series definition. It is continued only when
@@ -15,7 +17,7 @@ use std::sync::{LazyLock, Mutex};
 
 use super::spec::RuleSpec;
 use crate::alerting::anomaly::{Assessment, Direction, Params};
-use crate::alerting::anomaly_cad::{OnlineCad, threshold_for};
+use crate::alerting::anomaly_cad::{OnlineCad, ensemble_score, threshold_for};
 
 /// Most rules whose detector one evaluator process keeps (each holds at most
 /// [`crate::alerting::anomaly_cad::MAX_CONTEXTS`] contexts and its history window); beyond it
@@ -68,10 +70,12 @@ fn ends_with(cad: &OnlineCad, history: &[f64], skip: usize) -> bool {
     fed.take(n).eq(history.iter().rev().take(n))
 }
 
-/// Whether a bucket scored `score` breaches the rule: the score reaches the threshold of the
-/// rule's sensitivity, the value moved in the rule's direction from the baseline, and it is
-/// not a quiet bucket (baseline and value below `min_volume`).
-pub fn breaches(params: &Params, score: f64, baseline: Option<&Assessment>, value: f64) -> bool {
+/// Whether a bucket that contextOSE scored `cad` breaches the rule: its ensemble score (with
+/// the baseline's) reaches the threshold of the rule's sensitivity, the value moved in the
+/// rule's direction from the baseline, and it is not a quiet bucket (baseline and value below
+/// `min_volume`).
+pub fn breaches(params: &Params, cad: f64, baseline: Option<&Assessment>, value: f64) -> bool {
+    let score = ensemble_score(cad, baseline.map(|a| a.score));
     let expected = baseline.map(|a| a.expected);
     let direction = match (params.direction, expected) {
         (Direction::Both, _) => true,
@@ -166,6 +170,76 @@ mod tests {
         let rebuilt = score(&mut track, window, width, 300 * width, &changed, 120.0);
         let expected = OnlineCad::from_history(&changed, window).score(120.0);
         assert_eq!(rebuilt, expected);
+    }
+
+    /// Buckets of `values` from `warm` on that breach a `both` rule at the default sensitivity
+    /// with `seasons`, judged as the evaluator judges them.
+    fn breaching(values: &[f64], warm: usize, seasons: Vec<usize>) -> Vec<usize> {
+        let params = Params {
+            seasons,
+            ..Params::default()
+        };
+        let window = params.history_len();
+        let mut track = None;
+        (warm..values.len())
+            .filter(|&i| {
+                let history = &values[i.saturating_sub(window)..i];
+                let cad = score(&mut track, window, 1, i as i64, history, values[i]);
+                let baseline = crate::alerting::anomaly::assess(history, values[i], &params);
+                breaches(&params, cad, baseline.as_ref(), values[i])
+            })
+            .collect()
+    }
+
+    /// An hourly count with a daily rhythm from `floor` to `floor + peak` and Poisson-like
+    /// noise (a fixed pseudo-random stream).
+    fn noisy(n: usize, peak: f64, floor: f64, seed: u64) -> Vec<f64> {
+        let mut state = seed;
+        let mut unit = || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        (0..n)
+            .map(|i| {
+                let day = 0.5 - 0.5 * ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).cos();
+                let mean = floor + peak * day;
+                let z = (unit() + unit() + unit() + unit() - 2.0) * 1.7;
+                (mean + mean.sqrt() * z).round().max(0.0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_outage_on_a_busy_seasonal_series_fires() {
+        // Between 10 and 410 an hour; the count drops to zero at noon of the fourth day.
+        let mut values = noisy(96, 400.0, 10.0, 2);
+        let outage = 72 + 12;
+        let mut cad = OnlineCad::from_history(&values[..outage], 1_000);
+        values[outage..].fill(0.0);
+        // contextOSE alone finds nothing unusual: zero is a level the nights are close to.
+        assert!(cad.score(0.0) < threshold_for(Params::default().sensitivity));
+        let fired = breaching(&values, 72, vec![24]);
+        assert_eq!(fired.first(), Some(&outage), "fired at {fired:?}");
+    }
+
+    #[test]
+    fn steady_noise_does_not_breach() {
+        // A smooth daily rhythm with a little noise: neither detector fires on it.
+        let values: Vec<f64> = (0..1_600)
+            .map(|i| {
+                let day = 0.5 - 0.5 * ((i % 24) as f64 / 24.0 * std::f64::consts::TAU).cos();
+                let noise = ((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as f64;
+                400.0 + 1_600.0 * day + noise
+            })
+            .collect();
+        assert_eq!(
+            breaching(&values, 1_200, vec![24, 168]),
+            Vec::<usize>::new()
+        );
+        let noisy = noisy(1_600, 1_600.0, 400.0, 7);
+        assert_eq!(breaching(&noisy, 1_200, vec![24, 168]), Vec::<usize>::new());
     }
 
     #[test]

@@ -427,6 +427,71 @@ async fn anomaly_rule_fires_on_a_spike_in_a_learnt_rhythm_and_explains_it() {
     assert_eq!(breaches, [false, false, true, false], "{preview}");
 }
 
+/// An outage on a busy seasonal series, ingested over HTTP: the count drops to zero at noon,
+/// an hour that is busy every day. contextOSE alone does not fire (zero is close to the
+/// levels the series visits every night); the seasonal baseline's score does, at that bucket.
+#[tokio::test]
+async fn anomaly_rule_fires_on_an_outage_of_a_busy_seasonal_series() {
+    let mut rig = rig().await;
+    // The baseline measures its yardstick over 500 buckets, so the series needs that much
+    // history and four days before them (earlier hours count as empty).
+    const DAYS: i64 = 26;
+    let last = (DAYS - 1) * 24;
+    let outage = last + 12;
+    // A daily rhythm between 10 and 260 signups an hour with Poisson-like noise (a fixed
+    // pseudo-random stream).
+    let mut state: u64 = 6;
+    let mut unit = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut events = Vec::new();
+    for h in 0..outage {
+        let day = 0.5 - 0.5 * ((h % 24) as f64 / 24.0 * std::f64::consts::TAU).cos();
+        let mean = 10.0 + 250.0 * day;
+        let z = (unit() + unit() + unit() + unit() - 2.0) * 1.7;
+        let n = (mean + mean.sqrt() * z).round().max(0.0) as i64;
+        for i in 0..n {
+            let ts = hour(h) + Duration::milliseconds(i * 3_000_000 / n + 500);
+            events.push(("signup", ts, json!({"plan": "pro"})));
+        }
+    }
+    rig.send(&events).await;
+    let id = rig
+        .create_rule(json!({
+            "name": "Signups stopped",
+            "series": {"event": "signup", "bucket": "hour"},
+            "condition": {"type": "anomaly", "direction": "down", "seasonality": "daily"}
+        }))
+        .await;
+    for h in last..=outage {
+        rig.pass_at(after(h)).await;
+    }
+    assert_eq!(rig.counts().await, [0, 0, 0, 0], "the rhythm itself fires");
+    rig.pass_at(after(outage + 1)).await; // the 12:00 bucket, empty
+    assert_eq!(rig.counts().await, [1, 0, 0, 0], "the outage does not fire");
+    let description = rig.last_description("firing").await;
+    assert!(
+        description.contains("count of signup per hour was 0"),
+        "{description}"
+    );
+
+    // The preview judges the same way.
+    let (_, preview) = rig
+        .app
+        .get_json(&format!("/api/v1/rules/{id}/preview?buckets=3"))
+        .await;
+    let breaches: Vec<bool> = preview["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["breach"] == true)
+        .collect();
+    assert_eq!(breaches, [false, false, true], "{preview}");
+}
+
 /// 0 at 03:00 rising smoothly to 1 at 15:00: the share of its daily peak a series has at hour `h`.
 fn daily_share(h: i64) -> f64 {
     0.5 - 0.5 * ((h - 3) as f64 / 24.0 * std::f64::consts::TAU).cos()
