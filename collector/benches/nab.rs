@@ -1,13 +1,15 @@
 //! The Numenta Anomaly Benchmark (NAB) over the anomaly detector, exactly as the product runs it.
 //!
 //! `cargo bench -p pulseline-collector --bench nab [-- --cv | --expect] [--nab-dir DIR]
-//! [--detector product|assess|cad-reference|ensemble-reference]`
+//! [--detector product|cad|ensemble-both|assess|cad-reference|ensemble-reference]
+//! [--threshold T]`
 //!
 //! - no mode: score the whole NAB directory, threshold optimised over it (three profiles);
 //! - `--detector`: what scores the rows (the product's detector by default; see [`Detector`]);
 //! - `--cv`: leave-one-category-out cross-validation (see `nab/cv.rs`);
 //! - `--expect`: false alarms per week and time to detect a level shift on synthetic hourly
-//!   series (see `nab/expect.rs`; needs no NAB data).
+//!   series (see `nab/expect.rs`; needs no NAB data), at the default threshold or
+//!   `--threshold T`.
 //!
 //! The NAB kit is not in the repository: `--nab-dir DIR` or env `PULSELINE_NAB_DIR` names the
 //! directory holding `data/`, `combined_windows.json` and `nab_score.py`
@@ -16,9 +18,10 @@
 //! (what a rule stores and a rebuild replays) is [`Params::history_len`] buckets. In the default
 //! `product` mode every file is one rule that is never restarted: an [`OnlineCad`] fed each row
 //! once, from the first, the object and range rule the rule evaluator runs. No per-file
-//! settings, no labels, no look-ahead. The score written for a row is the detector's score, so
-//! NAB's threshold is the rule's threshold ([`threshold_for`] maps a sensitivity to it). The
-//! scores go to `target/nab-scores`, and NAB's own scorer (`nab_score.py`, next to the data)
+//! settings, no labels, no look-ahead. The score written for a row is the rule's score
+//! ([`ensemble_score`] of the detector's and the seasonal baseline's), so NAB's threshold is
+//! the rule's threshold ([`threshold_for`] maps a sensitivity to it). The scores go to
+//! `target/nab-scores/<detector>`, and NAB's own scorer (`nab_score.py`, next to the data)
 //! prints the standard, low-FP and low-FN scores.
 
 use std::fmt::Write as _;
