@@ -1,23 +1,28 @@
 //! The Numenta Anomaly Benchmark (NAB) over the anomaly detector, exactly as the product runs it.
 //!
 //! `cargo bench -p pulseline-collector --bench nab [-- --cv | --expect] [--nab-dir DIR]
-//! [--detector product|cad-reference|ensemble-reference]`
+//! [--detector product|cad|ensemble-both|assess|cad-reference|ensemble-reference]
+//! [--threshold T]`
 //!
 //! - no mode: score the whole NAB directory, threshold optimised over it (three profiles);
 //! - `--detector`: what scores the rows (the product's detector by default; see [`Detector`]);
 //! - `--cv`: leave-one-category-out cross-validation (see `nab/cv.rs`);
 //! - `--expect`: false alarms per week and time to detect a level shift on synthetic hourly
-//!   series (see `nab/expect.rs`; needs no NAB data).
+//!   series (see `nab/expect.rs`; needs no NAB data), at the default threshold or
+//!   `--threshold T`.
 //!
 //! The NAB kit is not in the repository: `--nab-dir DIR` or env `PULSELINE_NAB_DIR` names the
 //! directory holding `data/`, `combined_windows.json` and `nab_score.py`
 //! (docs/alerting-quality.md). Every data file is a series of buckets. Its seasons come from
-//! the spacing of its timestamps the way a rule's come from its bucket size, and every row is
-//! judged by [`assess`] over the rows before it (at most [`Params::history_len`]) with the
-//! default parameters: no per-file settings, no labels, no look-ahead. The score written for a
-//! row is [`unit_score`] of the assessment's score, so NAB's threshold is a product
-//! sensitivity ([`sensitivity_for_unit`]). The scores go to `target/nab-scores`, and NAB's own scorer
-//! (`nab_score.py`, next to the data) prints the standard, low-FP and low-FN scores.
+//! the spacing of its timestamps the way a rule's come from its bucket size, and its window
+//! (what a rule stores and a rebuild replays) is [`Params::history_len`] buckets. In the default
+//! `product` mode every file is one rule that is never restarted: an [`OnlineCad`] fed each row
+//! once, from the first, the object and range rule the rule evaluator runs. No per-file
+//! settings, no labels, no look-ahead. The score written for a row is the rule's score
+//! ([`ensemble_score`] of the detector's and the seasonal baseline's), so NAB's threshold is
+//! the rule's threshold ([`threshold_for`] maps a sensitivity to it). The scores go to
+//! `target/nab-scores/<detector>`, and NAB's own scorer (`nab_score.py`, next to the data)
+//! prints the standard, low-FP and low-FN scores.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -34,7 +39,9 @@ mod expect;
 use pulseline_collector::alerting::anomaly::{
     DEFAULT_SENSITIVITY, Params, assess, seasons_for_bucket, sensitivity_for_unit, unit_score,
 };
-use pulseline_collector::alerting::anomaly_cad::ContextOse;
+use pulseline_collector::alerting::anomaly_cad::{
+    ContextOse, DEFAULT_THRESHOLD, OnlineCad, ensemble_score,
+};
 
 struct Series {
     /// Path under `data/`, e.g. `realTraffic/speed_6005.csv`.
@@ -101,8 +108,16 @@ fn data_files(data: &Path) -> Result<Vec<PathBuf>, String> {
 /// Which detector scores the rows.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Detector {
-    /// The product's `assess`, as the rule evaluator runs it.
+    /// What anomaly rules run: [`OnlineCad`] with the range seen so far, each bucket below the
+    /// seasonal baseline scored with the larger of its score and the baseline's unit score
+    /// ([`ensemble_score`]).
     Product,
+    /// [`OnlineCad`] alone, what rules ran before the ensemble.
+    Cad,
+    /// Like `Product`, but the seasonal baseline counts on both sides (tried, not adopted).
+    EnsembleBoth,
+    /// The seasonal `assess` that rules ran before contextOSE (it still draws their band).
+    Assess,
     /// CAD OSE exactly as NAB runs it: the whole file in one pass, with the file's minimum and
     /// maximum (look-ahead, so never a product candidate) and NAB's rest period. It checks the
     /// port against contextOSE's published scores.
@@ -120,9 +135,16 @@ fn detector(args: &[String]) -> Result<Detector, String> {
     {
         None => Ok(Detector::Product),
         Some(Some(name)) if name == "product" => Ok(Detector::Product),
+        Some(Some(name)) if name == "assess" => Ok(Detector::Assess),
+        Some(Some(name)) if name == "cad" => Ok(Detector::Cad),
+        Some(Some(name)) if name == "ensemble-both" => Ok(Detector::EnsembleBoth),
         Some(Some(name)) if name == "ensemble-reference" => Ok(Detector::EnsembleReference),
         Some(Some(name)) if name == "cad-reference" => Ok(Detector::CadReference),
-        _ => Err("--detector takes `product`, `cad-reference` or `ensemble-reference`".to_owned()),
+        _ => Err(
+            "--detector takes `product`, `cad`, `ensemble-both`, `assess`, `cad-reference` or \
+             `ensemble-reference`"
+                .to_owned(),
+        ),
     }
 }
 
@@ -144,23 +166,31 @@ fn cad_reference(series: &Series) -> Vec<f64> {
 /// Judges every row of `series` the way the rule evaluator judges buckets; returns the scores
 /// CSV.
 fn score_series(series: &Series, detector: Detector) -> String {
-    let cad = match detector {
-        Detector::Product => None,
-        Detector::CadReference | Detector::EnsembleReference => Some(cad_reference(series)),
-    };
     let params = Params {
         seasons: seasons_for_bucket(series.bucket_secs),
         ..Params::default()
     };
     let keep = params.history_len();
+    let cad = match detector {
+        Detector::Assess => None,
+        Detector::Product | Detector::Cad | Detector::EnsembleBoth => {
+            // One rule, never restarted: created with the series and fed every bucket once.
+            let mut online = OnlineCad::new(keep);
+            Some(series.values.iter().map(|&v| online.score(v)).collect())
+        }
+        Detector::CadReference | Detector::EnsembleReference => Some(cad_reference(series)),
+    };
     let mut csv = String::from("timestamp,value,anomaly_score\n");
     for (i, (ts, &value)) in series.timestamps.iter().zip(&series.values).enumerate() {
         let history = &series.values[i.saturating_sub(keep)..i];
-        let product = || assess(history, value, &params).map_or(0.0, |a| unit_score(a.score));
+        let raw = || assess(history, value, &params).map(|a| a.score);
+        let seasonal = || raw().map_or(0.0, unit_score);
         let score = match (detector, &cad) {
-            (Detector::CadReference, Some(cad)) => cad[i],
-            (Detector::EnsembleReference, Some(cad)) => product().max(cad[i]),
-            _ => product(),
+            (Detector::CadReference | Detector::Cad, Some(cad)) => cad[i],
+            (Detector::Product, Some(cad)) => ensemble_score(cad[i], raw()),
+            (Detector::EnsembleBoth, Some(cad)) => seasonal().max(cad[i]),
+            (Detector::EnsembleReference, Some(cad)) => seasonal().max(cad[i]),
+            _ => seasonal(),
         };
         writeln!(csv, "{ts},{value},{score}").expect("writing to a String");
     }
@@ -211,11 +241,19 @@ fn nab_dir(args: &[String]) -> Result<PathBuf, String> {
 }
 
 fn run(args: &[String]) -> Result<(), String> {
+    let detector = detector(args)?;
     if args.iter().any(|a| a == "--expect") {
-        print!("{}", expect::report());
+        let threshold = match args.iter().position(|a| a == "--threshold") {
+            None => None,
+            Some(at) => Some(
+                args.get(at + 1)
+                    .and_then(|t| t.parse::<f64>().ok())
+                    .ok_or("--threshold takes a number, e.g. --threshold 0.75")?,
+            ),
+        };
+        print!("{}", expect::report(detector, threshold));
         return Ok(());
     }
-    let detector = detector(args)?;
     let nab = nab_dir(args)?;
     let data = nab.join("data");
     let labels = nab.join("combined_windows.json");
@@ -229,7 +267,8 @@ fn run(args: &[String]) -> Result<(), String> {
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace_root().join("target"), PathBuf::from);
-    let out = target.join("nab-scores");
+    // One directory per detector, so that runs of different detectors can overlap.
+    let out = target.join("nab-scores").join(format!("{detector:?}"));
     if out.exists() {
         std::fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     }
@@ -255,8 +294,12 @@ fn run(args: &[String]) -> Result<(), String> {
     );
     let (len, micros) = micros_per_call();
     println!(
-        "assess: {micros:.1} µs per call at {len} buckets of history (hourly rule, seasons 24 and 168)"
+        "assess (the band rules draw): {micros:.1} µs per call at {len} buckets of history (hourly rule, seasons 24 and 168)"
     );
+    let to_setting = |t: f64| match detector {
+        Detector::Assess => sensitivity_for_unit(t),
+        _ => t * DEFAULT_SENSITIVITY / DEFAULT_THRESHOLD,
+    };
 
     if args.iter().any(|a| a == "--cv") {
         let kit = cv::Kit {
@@ -267,7 +310,7 @@ fn run(args: &[String]) -> Result<(), String> {
         };
         let folds = cv::folds(&kit, &files)?;
         println!("leave-one-category-out cross-validation (standard profile)");
-        print!("{}", cv::report(&folds));
+        print!("{}", cv::report(&folds, to_setting));
         return Ok(());
     }
 
@@ -300,7 +343,7 @@ fn run(args: &[String]) -> Result<(), String> {
     {
         println!(
             "standard threshold {threshold} = sensitivity {:.4} (product default {DEFAULT_SENSITIVITY})",
-            sensitivity_for_unit(threshold)
+            to_setting(threshold)
         );
     }
     Ok(())

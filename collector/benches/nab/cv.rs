@@ -9,7 +9,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pulseline_collector::alerting::anomaly::sensitivity_for_unit;
 use serde_json::Value;
 
 /// One profile's result from `nab_score.py --json`.
@@ -123,8 +122,9 @@ pub(crate) fn folds(kit: &Kit<'_>, files: &[PathBuf]) -> Result<Vec<Fold>, Strin
     Ok(out)
 }
 
-/// The folds as a table, with the pooled score last.
-pub(crate) fn report(folds: &[Fold]) -> String {
+/// The folds as a table, with the pooled score last; `to_sensitivity` maps a threshold to the
+/// rule setting it corresponds to.
+pub(crate) fn report(folds: &[Fold], to_sensitivity: impl Fn(f64) -> f64) -> String {
     let mut s = format!(
         "{:<24}{:>10}{:>8}{:>10}{:>8}{:>7}{:>7}\n",
         "left out", "threshold", "train", "test", "raw", "winTP", "rowFP"
@@ -154,7 +154,7 @@ pub(crate) fn report(folds: &[Fold]) -> String {
     s += &format!("pooled cross-validated standard score {pooled:.2} (raw {raw:.2})\n");
     s += &format!(
         "median fold threshold {median:.4} = sensitivity {:.4} (the product default's source)\n",
-        sensitivity_for_unit(median)
+        to_sensitivity(median)
     );
     s
 }

@@ -4,10 +4,54 @@
 //!
 //! A series is an hourly event count: a daily rhythm (quiet at night, busy in the afternoon),
 //! quieter weekends, and Poisson noise, which is what counting independent events gives.
-//! Every bucket is judged the way the rule evaluator judges it, with the history the product
-//! loads ([`Params::history_len`]) and the default sensitivity.
+//! Every bucket is judged the way the rule evaluator judges it at the default sensitivity: one
+//! [`OnlineCad`] per rule, never restarted, with the window the product keeps
+//! ([`Params::history_len`]), its score combined with the seasonal baseline's
+//! ([`ensemble_score`]), firing when the score reaches [`DEFAULT_THRESHOLD`] (direction
+//! `both`). `--detector cad` judges with contextOSE alone and `ensemble-both` lets the
+//! baseline count on both sides; `--threshold T` judges at another threshold.
 
-use pulseline_collector::alerting::anomaly::{Params, assess, seasons_for_bucket};
+use pulseline_collector::alerting::anomaly::{Params, assess, seasons_for_bucket, unit_score};
+use pulseline_collector::alerting::anomaly_cad::{DEFAULT_THRESHOLD, OnlineCad, ensemble_score};
+
+use crate::Detector;
+
+/// One rule judging an hourly series bucket by bucket.
+struct Rule {
+    cad: OnlineCad,
+    history: Vec<f64>,
+    params: Params,
+    detector: Detector,
+    threshold: f64,
+}
+
+impl Rule {
+    fn new(history: &[f64], detector: Detector, threshold: f64) -> Self {
+        let params = hourly_params();
+        let warm = params.history_len();
+        Self {
+            cad: OnlineCad::from_history(history, warm),
+            history: history.to_vec(),
+            params,
+            detector,
+            threshold,
+        }
+    }
+
+    /// Whether the next hour, `value`, fires.
+    fn fires(&mut self, value: f64) -> bool {
+        let cad = self.cad.score(value);
+        let from = self.history.len().saturating_sub(self.params.history_len());
+        let raw = || assess(&self.history[from..], value, &self.params).map(|a| a.score);
+        let score = match self.detector {
+            Detector::Cad => cad,
+            Detector::EnsembleBoth => raw().map_or(cad, |s| cad.max(unit_score(s))),
+            _ => ensemble_score(cad, raw()),
+        };
+        self.history.push(value);
+        score >= self.threshold
+    }
+}
 
 /// splitmix64: a fixed, dependency-free stream so every run measures the same series.
 struct Rng(u64);
@@ -73,7 +117,12 @@ const WEEK: usize = 168;
 const PEAKS: [f64; 3] = [20.0, 200.0, 2000.0];
 
 /// False alarms per week: healthy series judged hour by hour for `weeks` weeks each.
-fn false_alarms(seeds: u64, weeks: usize) -> Vec<(f64, f64, usize)> {
+fn false_alarms(
+    seeds: u64,
+    weeks: usize,
+    detector: Detector,
+    threshold: f64,
+) -> Vec<(f64, f64, usize)> {
     let p = hourly_params();
     let warm = p.history_len();
     PEAKS
@@ -83,9 +132,8 @@ fn false_alarms(seeds: u64, weeks: usize) -> Vec<(f64, f64, usize)> {
             for seed in 0..seeds {
                 let mut rng = Rng(seed ^ peak.to_bits());
                 let x = series(&mut rng, warm + weeks * WEEK, peak);
-                fired += (warm..x.len())
-                    .filter(|&i| assess(&x[i - warm..i], x[i], &p).is_some_and(|a| a.anomalous))
-                    .count();
+                let mut rule = Rule::new(&x[..warm], detector, threshold);
+                fired += x[warm..].iter().filter(|&&v| rule.fires(v)).count();
             }
             let judged_weeks = seeds as usize * weeks;
             (peak, fired as f64 / judged_weeks as f64, judged_weeks)
@@ -95,27 +143,31 @@ fn false_alarms(seeds: u64, weeks: usize) -> Vec<(f64, f64, usize)> {
 
 /// Hours from a level shift (every later bucket × `factor`) to the first alert; `None` if it
 /// has not fired within a week.
-fn time_to_detect(rng: &mut Rng, peak: f64, factor: f64) -> Option<usize> {
+fn time_to_detect(
+    rng: &mut Rng,
+    peak: f64,
+    factor: f64,
+    detector: Detector,
+    threshold: f64,
+) -> Option<usize> {
     let p = hourly_params();
     let warm = p.history_len();
     // The shift starts at a random hour of the week, so every time of day is covered.
     let start = warm + (rng.next_u64() % WEEK as u64) as usize;
-    let mut x = series(rng, start, peak);
-    for h in start..start + WEEK {
-        x.push(rng.poisson(rhythm(h, peak) * factor));
-        let i = x.len() - 1;
-        if assess(&x[i - warm..i], x[i], &p).is_some_and(|a| a.anomalous) {
-            return Some(h - start + 1);
-        }
-    }
-    None
+    let x = series(rng, start, peak);
+    let mut rule = Rule::new(&x[x.len() - warm..], detector, threshold);
+    (start..start + WEEK)
+        .position(|h| rule.fires(rng.poisson(rhythm(h, peak) * factor)))
+        .map(|at| at + 1)
 }
 
 /// The measurements as a report.
-pub(crate) fn report() -> String {
-    let mut s =
-        String::from("false alarms per week on a healthy hourly series (default sensitivity)\n");
-    for (peak, per_week, weeks) in false_alarms(8, 26) {
+pub(crate) fn report(detector: Detector, threshold: Option<f64>) -> String {
+    let threshold = threshold.unwrap_or(DEFAULT_THRESHOLD);
+    let mut s = format!(
+        "false alarms per week on a healthy hourly series ({detector:?}, threshold {threshold})\n"
+    );
+    for (peak, per_week, weeks) in false_alarms(8, 26, detector, threshold) {
         s += &format!(
             "  peak {peak:>6} events/hour: {per_week:.2} per week ({weeks} weeks judged)\n"
         );
@@ -128,7 +180,7 @@ pub(crate) fn report() -> String {
             let mut hours: Vec<usize> = Vec::new();
             let mut missed = 0;
             for _ in 0..trials {
-                match time_to_detect(&mut rng, peak, factor) {
+                match time_to_detect(&mut rng, peak, factor, detector, threshold) {
                     Some(h) => hours.push(h),
                     None => missed += 1,
                 }

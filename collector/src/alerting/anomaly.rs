@@ -18,9 +18,10 @@
 //!    steady one a narrow band) and stops repeated alerts just after an incident: the
 //!    incident itself widens the band for the next [`RECENT_BUCKETS`] buckets.
 //!
-//! The NAB benchmark (`collector/benches/nab.rs`, see docs/alerting-quality.md) runs this same
-//! function with the default parameters; the default `sensitivity` is the one its
-//! leave-one-category-out cross-validation chooses.
+//! Anomaly rules breach on contextOSE's score ([`crate::alerting::anomaly_cad::OnlineCad`],
+//! judged in `rules/detector.rs`); this baseline gives them the expected value and band people
+//! read, and the direction of a move. `cargo bench --bench nab -- --detector assess` scores it
+//! on NAB (docs/alerting-quality.md).
 
 use serde::{Deserialize, Serialize};
 

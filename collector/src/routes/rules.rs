@@ -418,6 +418,9 @@ async fn series_preview(
         Condition::Anomaly { .. } => None,
     };
     let mut out = Vec::with_capacity(buckets as usize);
+    // One detector fed bucket after bucket, as the evaluator's is (it starts from the history
+    // before the first bucket drawn).
+    let mut track = None;
     let mut b = first;
     while b <= last {
         let value = match (points.get(&b), spec.no_data) {
@@ -425,7 +428,7 @@ async fn series_preview(
             (None, NoData::Zero) => Some(0.0),
             (None, _) => None,
         };
-        let judged = value.map(|v| judge(spec, &points, b - history * width, b, v));
+        let judged = value.map(|v| judge(spec, &points, b - history * width, b, v, &mut track));
         out.push(PreviewPoint {
             start: rfc3339(b),
             value,

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::detector::{self, Track};
 use super::explain::{self, Mover, number, when};
 use super::history::{Budget, Histories};
 use super::spec::{Condition, NoData, RuleSpec};
@@ -301,7 +302,7 @@ async fn judge_and_store(
     let outcome = match cached {
         Some(o) => o,
         None => match histories.points(rule.id, &spec.series, from, bucket) {
-            Some(points) => outcome(&spec, &points, from, bucket),
+            Some(points) => outcome(rule.id, &spec, &points, from, bucket),
             // Its values could not be stored (the rule was deleted meanwhile).
             None => return Ok(Stored::Nothing),
         },
@@ -409,9 +410,16 @@ fn history_len(spec: &RuleSpec) -> i64 {
     i64::try_from(spec.history_buckets()).unwrap_or(0)
 }
 
-/// The series' value in `bucket`, judged by the rule's condition; `points` holds the series
-/// from `from` to `bucket` (absent: no matching events).
-pub fn outcome(spec: &RuleSpec, points: &BTreeMap<i64, f64>, from: i64, bucket: i64) -> Outcome {
+/// The series' value in `bucket`, judged by the rule's condition (anomaly rules with the
+/// rule's detector kept in this process, see [`detector`]); `points` holds the series from
+/// `from` to `bucket` (absent: no matching events).
+pub fn outcome(
+    rule_id: i64,
+    spec: &RuleSpec,
+    points: &BTreeMap<i64, f64>,
+    from: i64,
+    bucket: i64,
+) -> Outcome {
     let value = match (points.get(&bucket), spec.no_data) {
         (Some(v), _) => Some(*v),
         (None, NoData::Zero) => Some(0.0),
@@ -420,17 +428,22 @@ pub fn outcome(spec: &RuleSpec, points: &BTreeMap<i64, f64>, from: i64, bucket: 
     let Some(value) = value else {
         return Outcome::default();
     };
-    judge(spec, points, from, bucket, value)
+    let mut track = detector::take(rule_id, spec);
+    let judged = judge(spec, points, from, bucket, value, &mut track);
+    detector::put(rule_id, spec, track);
+    judged
 }
 
 /// Judges `value` (the bucket at `bucket`) against the condition, with `points` the series
-/// from `from` on.
+/// from `from` on and `track` the rule's anomaly detector (continued, or rebuilt from the
+/// history when it is missing or out of step).
 pub fn judge(
     spec: &RuleSpec,
     points: &BTreeMap<i64, f64>,
     from: i64,
     bucket: i64,
     value: f64,
+    track: &mut Option<Track>,
 ) -> Outcome {
     let width = spec.series.bucket.millis();
     match (&spec.condition, spec.anomaly_params()) {
@@ -441,18 +454,16 @@ pub fn judge(
         },
         (Condition::Anomaly { .. }, Some(params)) => {
             let history = history_values(spec, points, from, bucket, width);
-            match anomaly::assess(&history, value, &params) {
-                Some(a) => Outcome {
-                    value: Some(value),
-                    expected: Some(a.expected),
-                    lower: Some(a.lower),
-                    upper: Some(a.upper),
-                    breach: a.anomalous,
-                },
-                None => Outcome {
-                    value: Some(value),
-                    ..Outcome::default()
-                },
+            let window = spec.history_buckets();
+            let score = detector::score(track, window, width, bucket, &history, value);
+            // The seasonal baseline: the direction of the move and the band people read.
+            let baseline = anomaly::assess(&history, value, &params);
+            Outcome {
+                value: Some(value),
+                expected: baseline.map(|a| a.expected),
+                lower: baseline.map(|a| a.lower),
+                upper: baseline.map(|a| a.upper),
+                breach: detector::breaches(&params, score, baseline.as_ref(), value),
             }
         }
         (Condition::Anomaly { .. }, None) => Outcome::default(),

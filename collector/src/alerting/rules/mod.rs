@@ -2,6 +2,7 @@
 //! (threshold or anomaly), and a state machine that appends one alert_events row per change
 //! worth telling someone about. Delivery sends those rows; nothing here sends anything.
 
+pub mod detector;
 pub mod evaluate;
 pub mod explain;
 pub mod history;

@@ -74,11 +74,15 @@ pub enum Seasonality {
 pub enum Condition {
     /// Fires while the bucket's value compares true with `value` ("> 50 signups per hour").
     Threshold { op: Op, value: f64 },
-    /// Fires while the bucket is outside the robust seasonal baseline's band.
+    /// Fires while the bucket's anomaly score (the larger of contextOSE's and the seasonal
+    /// baseline's; docs/alerting-quality.md) reaches the sensitivity's threshold, in
+    /// `direction` from the seasonal baseline.
     Anomaly {
         #[serde(default = "default_direction")]
         direction: Direction,
-        /// Robust z-score beyond which a bucket is anomalous; default 3, lower is touchier.
+        /// How unusual a bucket must be to fire: the score threshold is proportional to it
+        /// (`anomaly_cad::threshold_for`); default 1.21 (the NAB cross-validated threshold),
+        /// lower fires more, above about 1.6 nothing fires.
         #[serde(default = "default_sensitivity")]
         sensitivity: f64,
         /// Buckets whose baseline and value are both below this never fire; default 0.

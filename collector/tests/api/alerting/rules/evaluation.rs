@@ -2,6 +2,8 @@
 //! repeats; no-data modes; aggregates against hand-computed values; anomalies that name what
 //! moved.
 
+use pulseline_collector::alerting::anomaly_cad::REST_BUCKETS;
+
 use super::*;
 
 #[tokio::test]
@@ -260,9 +262,9 @@ async fn aggregates_with_filters_match_hand_computed_values() {
 #[tokio::test]
 async fn anomaly_rule_fires_on_a_seasonal_drop_and_names_the_country_that_moved() {
     let mut rig = rig().await;
-    // Three weeks and a bit of a daily pattern (the detector sizes its band by the largest miss
-    // of its baseline over the last 500 buckets, so it wants that much seasonal history): busy
-    // 09:00–17:00 (DE 24, FR 10, US 6 per hour), quiet nights (4 per hour). On the last day at
+    // Three weeks and a bit of a smooth daily rhythm (contextOSE learns the sequence of levels
+    // hour by hour; the baseline that draws the band wants that much seasonal history): from
+    // DE 2, FR 1, US 1 per hour at 03:00 to DE 24, FR 10, US 6 at 15:00. On the last day at
     // 14:00 DE collapses to 2.
     const DAYS: i64 = 24;
     let last = (DAYS - 1) * 24;
@@ -270,13 +272,14 @@ async fn anomaly_rule_fires_on_a_seasonal_drop_and_names_the_country_that_moved(
     for day in 0..DAYS {
         for h in 0..24 {
             let start = hour(day * 24 + h);
-            let busy = (9..17).contains(&h);
+            let share = daily_share(h);
             let drop = day == DAYS - 1 && h == 14;
-            let mix: Vec<(&str, usize)> = if busy {
-                vec![("DE", if drop { 2 } else { 24 }), ("FR", 10), ("US", 6)]
-            } else {
-                vec![("DE", 2), ("FR", 1), ("US", 1)]
-            };
+            let de = if drop { 2 } else { 2 + scaled(22.0, share) };
+            let mix = [
+                ("DE", de),
+                ("FR", 1 + scaled(9.0, share)),
+                ("US", 1 + scaled(5.0, share)),
+            ];
             for (country, n) in mix {
                 for i in 0..n {
                     let ts = start + Duration::seconds(i64::try_from(i).unwrap() * 60 + 5);
@@ -298,7 +301,7 @@ async fn anomaly_rule_fires_on_a_seasonal_drop_and_names_the_country_that_moved(
                           "min_volume": 5}
         }))
         .await;
-    // The last day from midnight to 13:00, including the morning ramp to the busy hours: nothing.
+    // The last day from midnight to 13:00, including the morning ramp: nothing.
     for h in last..=last + 14 {
         rig.pass_at(after(h)).await;
     }
@@ -355,17 +358,163 @@ async fn anomaly_rule_fires_on_a_seasonal_drop_and_names_the_country_that_moved(
     assert!(p[1]["lower"].as_f64().unwrap() > 18.0);
 }
 
+/// A spike in a learnt daily rhythm, ingested over HTTP: the rule's contextOSE detector fires
+/// on that hour only, and the explanation names the segment that rose.
+#[tokio::test]
+async fn anomaly_rule_fires_on_a_spike_in_a_learnt_rhythm_and_explains_it() {
+    let mut rig = rig().await;
+    const DAYS: i64 = 10;
+    let last = (DAYS - 1) * 24;
+    let mut events = Vec::new();
+    for h in 0..DAYS * 24 {
+        let share = daily_share(h % 24);
+        let spike = h == last + 11;
+        let mix = [
+            ("pro", 2 + scaled(22.0, share)),
+            ("free", 2 + scaled(18.0, share) + if spike { 60 } else { 0 }),
+        ];
+        for (plan, n) in mix {
+            for i in 0..n {
+                let ts = hour(h) + Duration::seconds(i64::try_from(i).unwrap() * 40 + 5);
+                events.push(("signup", ts, json!({"plan": plan})));
+            }
+        }
+    }
+    rig.send(&events).await;
+    let id = rig
+        .create_rule(json!({
+            "name": "Signups anomaly",
+            "series": {"event": "signup", "bucket": "hour"},
+            "condition": {"type": "anomaly", "seasonality": "daily"}
+        }))
+        .await;
+    for h in last..=last + 11 {
+        rig.pass_at(after(h)).await;
+    }
+    assert_eq!(rig.counts().await, [0, 0, 0, 0], "the rhythm itself fires");
+    rig.pass_at(after(last + 12)).await; // the 11:00 bucket
+    assert_eq!(rig.counts().await, [1, 0, 0, 0]);
+    let description = rig.last_description("firing").await;
+    let share = daily_share(11);
+    let spiked = 4 + scaled(22.0, share) + scaled(18.0, share) + 60;
+    assert!(
+        description.contains(&format!("count of signup per hour was {spiked}")),
+        "{description}"
+    );
+    assert!(
+        description.contains("The rise is concentrated in plan=free"),
+        "{description}"
+    );
+    rig.pass_at(after(last + 13)).await;
+    assert_eq!(
+        rig.counts().await,
+        [1, 1, 0, 0],
+        "back to the rhythm: resolved"
+    );
+
+    // The preview judges with the same detector: only the spike breaches.
+    rig.clock.set(after(last + 13));
+    let (_, preview) = rig
+        .app
+        .get_json(&format!("/api/v1/rules/{id}/preview?buckets=4"))
+        .await;
+    let breaches: Vec<bool> = preview["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["breach"] == true)
+        .collect();
+    assert_eq!(breaches, [false, false, true, false], "{preview}");
+}
+
+/// An outage on a busy seasonal series, ingested over HTTP: the count drops to zero at noon,
+/// an hour that is busy every day. contextOSE alone does not fire (zero is close to the
+/// levels the series visits every night); the seasonal baseline's score does, at that bucket.
+#[tokio::test]
+async fn anomaly_rule_fires_on_an_outage_of_a_busy_seasonal_series() {
+    let mut rig = rig().await;
+    // The baseline measures its yardstick over 500 buckets, so the series needs that much
+    // history and four days before them (earlier hours count as empty).
+    const DAYS: i64 = 26;
+    let last = (DAYS - 1) * 24;
+    let outage = last + 12;
+    // A daily rhythm between 10 and 260 signups an hour with Poisson-like noise (a fixed
+    // pseudo-random stream).
+    let mut state: u64 = 6;
+    let mut unit = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut events = Vec::new();
+    for h in 0..outage {
+        let day = 0.5 - 0.5 * ((h % 24) as f64 / 24.0 * std::f64::consts::TAU).cos();
+        let mean = 10.0 + 250.0 * day;
+        let z = (unit() + unit() + unit() + unit() - 2.0) * 1.7;
+        let n = (mean + mean.sqrt() * z).round().max(0.0) as i64;
+        for i in 0..n {
+            let ts = hour(h) + Duration::milliseconds(i * 3_000_000 / n + 500);
+            events.push(("signup", ts, json!({"plan": "pro"})));
+        }
+    }
+    rig.send(&events).await;
+    let id = rig
+        .create_rule(json!({
+            "name": "Signups stopped",
+            "series": {"event": "signup", "bucket": "hour"},
+            "condition": {"type": "anomaly", "direction": "down", "seasonality": "daily"}
+        }))
+        .await;
+    for h in last..=outage {
+        rig.pass_at(after(h)).await;
+    }
+    assert_eq!(rig.counts().await, [0, 0, 0, 0], "the rhythm itself fires");
+    rig.pass_at(after(outage + 1)).await; // the 12:00 bucket, empty
+    assert_eq!(rig.counts().await, [1, 0, 0, 0], "the outage does not fire");
+    let description = rig.last_description("firing").await;
+    assert!(
+        description.contains("count of signup per hour was 0"),
+        "{description}"
+    );
+
+    // The preview judges the same way.
+    let (_, preview) = rig
+        .app
+        .get_json(&format!("/api/v1/rules/{id}/preview?buckets=3"))
+        .await;
+    let breaches: Vec<bool> = preview["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["breach"] == true)
+        .collect();
+    assert_eq!(breaches, [false, false, true], "{preview}");
+}
+
+/// 0 at 03:00 rising smoothly to 1 at 15:00: the share of its daily peak a series has at hour `h`.
+fn daily_share(h: i64) -> f64 {
+    0.5 - 0.5 * ((h - 3) as f64 / 24.0 * std::f64::consts::TAU).cos()
+}
+
+fn scaled(peak: f64, share: f64) -> usize {
+    (peak * share).round() as usize
+}
+
 /// Averages move differently from counts: the explanation ranks by relative change, and
 /// context fields (here the OS) are broken down too.
 #[tokio::test]
 async fn an_average_that_rises_names_the_context_value_that_moved() {
     let rig = rig().await;
+    // contextOSE stays silent for its first REST_BUCKETS buckets, so a steady series needs
+    // that many hours before a rise can fire.
+    const HOURS: i64 = REST_BUCKETS as i64 + 20;
     let mut batch = Vec::new();
-    for h in 0..13 {
+    for h in 0..=HOURS {
         for i in 0..20 {
             let (os, value) = match i % 2 {
                 0 => ("iOS", 100),
-                _ => ("Android", if h == 12 { 400 } else { 100 }),
+                _ => ("Android", if h == HOURS { 400 } else { 100 }),
             };
             batch.push(json!({
                 "type": "track", "userId": "u", "event": "api.latency",
@@ -376,18 +525,20 @@ async fn an_average_that_rises_names_the_context_value_that_moved() {
             }));
         }
     }
-    let resp = rig.app.post("/v1/batch", &json!({ "batch": batch })).await;
-    assert_eq!(resp.status(), 200);
+    for chunk in batch.chunks(500) {
+        let resp = rig.app.post("/v1/batch", &json!({ "batch": chunk })).await;
+        assert_eq!(resp.status(), 200);
+    }
     rig.create_rule(json!({
         "name": "Latency", "series": {"event": "api.latency", "aggregate": "avg", "bucket": "hour"},
         "condition": {"type": "anomaly", "direction": "up", "seasonality": "none"}
     }))
     .await;
-    for h in 1..=12 {
+    for h in 1..=HOURS {
         rig.pass_at(after(h)).await;
     }
     assert_eq!(rig.counts().await, [0, 0, 0, 0]);
-    rig.pass_at(after(13)).await;
+    rig.pass_at(after(HOURS + 1)).await;
     assert_eq!(rig.counts().await, [1, 0, 0, 0]);
     let description = rig.last_description("firing").await;
     assert!(
