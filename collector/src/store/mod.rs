@@ -47,9 +47,9 @@ mod rules;
 pub mod shares;
 mod sqlite;
 mod stored_event;
+pub mod visits;
 pub mod vitals;
 pub mod vitals_backfill;
-pub mod visits;
 pub mod web;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};

@@ -143,7 +143,16 @@ impl PostgresStore {
         // modules take their rows from it, in this transaction, after this statement.
         // The active-user rollup is keyed by each project's local day (migration 0040).
         let days = super::local_days::day_keys(&mut tx, &rows.project_id, &rows.timestamp).await?;
-        store_rows(&mut tx, &rows, &days, &rollups, &bot_rollups, monthly, totals).await?;
+        store_rows(
+            &mut tx,
+            &rows,
+            &days,
+            &rollups,
+            &bot_rollups,
+            monthly,
+            totals,
+        )
+        .await?;
         super::user_event_days::record(&mut tx, batches, &is_new).await?;
         super::vitals::add(&mut tx, batches, &is_new).await?;
         tx.commit().await?;

@@ -14,8 +14,8 @@ mod local_days;
 mod persons;
 mod retention;
 mod rollups;
-mod vitals;
 mod user_event_days;
+mod vitals;
 
 use std::str::FromStr;
 use std::sync::Arc;
