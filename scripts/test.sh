@@ -182,7 +182,7 @@ node_sdk_tests() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# PostgreSQL: a throwaway cluster on loopback for this run (TOOLCHAIN.md), stopped at exit.
+# PostgreSQL: a throwaway cluster on loopback for this run (docs/toolchain.md), stopped at exit.
 
 PG_PORT=${PULSELINE_TEST_PG_PORT:-55432}
 PG_DIR=""
