@@ -69,8 +69,9 @@ impl Store {
     }
 
     /// Sets the project's time zone (a name the caller checked) and, when it changed,
-    /// schedules the re-keying of its days ([`Store::rebuild_local_days`]). Says whether it
-    /// changed.
+    /// schedules the re-keying of its days ([`Store::rebuild_local_days`]) and, in the same
+    /// transaction, the rebuild of the Web page's day rows ([`super::web::RESET_WEB_ROLLUPS`]).
+    /// Says whether it changed.
     pub async fn change_timezone(
         &self,
         project_id: ProjectId,
@@ -78,8 +79,13 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let (next, end) = self.rebuild_days(project_id, &zone(name), now).await?;
-        let changed = with_db!(self, write_pool, |pool| {
+        let changed = with_db!(self, write_pool, |pool, backend| {
             let mut tx = pool.begin().await?;
+            if backend == super::Backend::Postgres {
+                sqlx::query(super::web::WEB_FOLD_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let current: Option<String> =
                 sqlx::query_scalar("SELECT timezone FROM projects WHERE id = $1")
                     .bind(project_id)
@@ -98,6 +104,9 @@ impl Store {
             .bind(project_id)
             .execute(&mut *tx)
             .await?;
+            for sql in super::web::RESET_WEB_ROLLUPS {
+                sqlx::query(sql).bind(project_id).execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             true
         });

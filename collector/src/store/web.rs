@@ -257,48 +257,22 @@ impl Store {
                 .unwrap_or_else(|| "UTC".to_owned()))
         })
     }
-
-    /// Stores a time zone name the caller has checked. When it changes, the Web page's
-    /// rollups (days of the old zone) go in the same transaction and the fold rebuilds them
-    /// from the stored visits and page views (`web_rebuild`, [`super::visits`]); the page
-    /// reads visits meanwhile.
-    pub async fn set_project_timezone(
-        &self,
-        project_id: ProjectId,
-        timezone: &str,
-    ) -> Result<(), StoreError> {
-        with_db!(self, write_pool, |pool, backend| {
-            let mut tx = pool.begin().await?;
-            if backend == super::Backend::Postgres {
-                // The fold's lock: no chunk may apply old-zone days after the rollups went.
-                sqlx::query("SELECT pg_advisory_xact_lock(7021)")
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let changed =
-                sqlx::query("UPDATE projects SET timezone = $1 WHERE id = $2 AND timezone <> $1")
-                    .bind(timezone)
-                    .bind(project_id)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    > 0;
-            if changed {
-                for sql in [
-                    "DELETE FROM web_daily WHERE project_id = $1",
-                    "DELETE FROM web_hourly WHERE project_id = $1",
-                    "DELETE FROM web_daily_dirty WHERE project_id = $1",
-                    "DELETE FROM web_rebuild WHERE project_id = $1",
-                    "INSERT INTO web_rebuild (project_id) VALUES ($1)",
-                ] {
-                    sqlx::query(sql).bind(project_id).execute(&mut *tx).await?;
-                }
-            }
-            tx.commit().await?;
-            Ok(())
-        })
-    }
 }
+
+/// The fold's lock on PostgreSQL, taken by a time zone change so that no fold chunk applies
+/// days of the old zone after the rollups went.
+pub(super) const WEB_FOLD_LOCK: &str = "SELECT pg_advisory_xact_lock(7021)";
+
+/// What a time zone change does to the Web page's rollups (days of the old zone), in its
+/// transaction: they go, and the fold rebuilds them from the stored visits and page views
+/// (`web_rebuild`, [`super::visits`]); the page reads visits meanwhile.
+pub(super) const RESET_WEB_ROLLUPS: [&str; 5] = [
+    "DELETE FROM web_daily WHERE project_id = $1",
+    "DELETE FROM web_hourly WHERE project_id = $1",
+    "DELETE FROM web_daily_dirty WHERE project_id = $1",
+    "DELETE FROM web_rebuild WHERE project_id = $1",
+    "INSERT INTO web_rebuild (project_id) VALUES ($1)",
+];
 
 /// Most visitors first, then the larger count, then by value.
 fn sort_rows(list: &mut [BreakdownRow]) {

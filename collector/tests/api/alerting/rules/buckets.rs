@@ -253,8 +253,10 @@ async fn a_changed_series_rebuilds_its_history_and_drops_the_old_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_evaluators_store_one_value_per_bucket_and_fire_once() {
     let mut rig = rig().await;
-    // A steady 10 signups an hour for 14 hours, then 60 (`min_volume` keeps the step up from
-    // the empty hours before the first one quiet).
+    // A steady 10 signups an hour for 14 hours, then 60. A threshold rule: what races here is
+    // the stored value of each bucket and the transition, not the detector (contextOSE stays
+    // silent for its first REST_BUCKETS buckets). A threshold keeps no history, so only the
+    // latest bucket's row stays.
     for h in 0..15 {
         rig.send_hour(
             "signup",
@@ -267,8 +269,7 @@ async fn racing_evaluators_store_one_value_per_bucket_and_fire_once() {
     let id = rig
         .create_rule(json!({"name": "signups",
             "series": {"event": "signup", "filters": {"plan": "pro"}},
-            "condition": {"type": "anomaly", "direction": "up", "seasonality": "none",
-                          "min_volume": 20}}))
+            "condition": {"type": "threshold", "op": ">", "value": 30}}))
         .await;
     let evaluators: Vec<_> = (0..4)
         .map(|n| Arc::new(tokio::sync::Mutex::new(Evaluator::new(format!("e{n}")))))
@@ -298,6 +299,6 @@ async fn racing_evaluators_store_one_value_per_bucket_and_fire_once() {
         *m.entry(b).or_insert(0) += 1;
         m
     });
-    assert_eq!(per_bucket.len(), 15);
+    assert_eq!(per_bucket.len(), 1);
     assert!(per_bucket.values().all(|n| *n == 1), "{per_bucket:?}");
 }
