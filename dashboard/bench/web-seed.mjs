@@ -7,26 +7,15 @@
 // (collector/src/store/visits.rs) has caught up, and reports how long that took. Ten million:
 //   PULSELINE_BENCH_URL=http://127.0.0.1:18090 PULSELINE_WRITE_KEY=plw_… PULSELINE_SEED_VIEWS=10000000 \
 //     PULSELINE_SEED_VISITORS=1000000 PULSELINE_BENCH_PASSWORD=… node dashboard/bench/web-seed.mjs
-const base = process.env.PULSELINE_BENCH_URL || 'http://127.0.0.1:8080';
-if (!/^http:\/\/(127\.\d+\.\d+\.\d+|\[::1\]|localhost)(:\d+)?$/.test(base)) {
-  throw new Error(`PULSELINE_BENCH_URL must be a loopback http URL, not ${base}`);
-}
-const key = process.env.PULSELINE_WRITE_KEY;
-if (!key) throw new Error('set PULSELINE_WRITE_KEY (a write key of the project to fill)');
+import { benchTarget, generator, sendAll } from './seed-common.mjs';
+
+const target = benchTarget();
+const { base } = target;
 const total = Number(process.env.PULSELINE_SEED_VIEWS || 1_000_000);
 const visitors = Number(process.env.PULSELINE_SEED_VISITORS || 150_000);
 const BATCH = 500, CONNS = 4, DAY = 86_400_000, MIN = 60_000;
 
-// A small deterministic generator, so two runs fill the same traffic.
-// mulberry32, in 32-bit integer arithmetic: an LCG in doubles loses its low bits past 2^53
-// and cycles within about a thousand visitors.
-let seed = 42;
-const rnd = () => {
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-};
+const rnd = generator(42);
 const pick = (xs) => xs[Math.floor(rnd() * xs.length)];
 const paths = Array.from({ length: 200 }, (_, i) => (i < 10 ? ['/', '/pricing', '/docs', '/blog', '/signup', '/login', '/about', '/features', '/changelog', '/contact'][i] : `/blog/post-${i}`));
 const sources = [
@@ -58,32 +47,7 @@ function* visits() {
   }
 }
 
-const auth = `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
-const source = visits();
-let sent = 0;
-const started = Date.now();
-async function worker() {
-  for (;;) {
-    const batch = [];
-    for (let i = 0; i < BATCH; i++) {
-      const n = source.next();
-      if (n.done) break;
-      batch.push(n.value);
-    }
-    if (!batch.length) return;
-    for (;;) {
-      const r = await fetch(`${base}/v1/batch`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: auth },
-        body: JSON.stringify({ batch }) });
-      if (r.ok) break;
-      if (r.status !== 429 && r.status !== 503) throw new Error(`${r.status} ${await r.text()}`);
-      await new Promise((ok) => setTimeout(ok, 1000));
-    }
-    sent += batch.length;
-    if (sent % 100_000 < BATCH) console.log(`${sent} page views, ${Math.round(sent / ((Date.now() - started) / 1000))}/s`);
-  }
-}
-await Promise.all(Array.from({ length: CONNS }, worker));
-console.log(`sent ${sent} page views in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+await sendAll(target, visits(), { batch: BATCH, conns: CONNS, every: 100_000, unit: 'page views' });
 
 // The background fold catches up after ingest (the page never folds): poll the page's
 // "behind" note until it is gone and report how long that took after the last acknowledgement.
