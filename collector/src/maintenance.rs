@@ -13,8 +13,10 @@ use crate::store::{RetentionReport, Store, StoreError};
 /// One maintenance pass at `now`.
 pub async fn run_once(store: &Store, now: DateTime<Utc>) -> Result<RetentionReport, StoreError> {
     store.prepare_partitions(now).await?;
-    // Page views about to expire are counted in the Web page's rollups first.
-    store.fold_web_visits().await?;
+    // Page views about to expire are counted in the Web page's rollups first: the fold's own
+    // bounded pass, the one its tick runs (an unbounded fold here held SQLite's write lock
+    // long enough to time out a CLI command beside the server).
+    fold_web_visits(store).await?;
     let report = store.apply_retention(now).await?;
     // Days of a project whose time zone changed and whose re-keying did not finish.
     let days = store.rebuild_local_days(now.timestamp_millis()).await?;

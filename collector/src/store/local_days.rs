@@ -92,6 +92,7 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
             if current.as_deref().is_none_or(|c| c == name) {
+                tx.rollback().await?;
                 return Ok(false);
             }
             sqlx::query(
@@ -227,6 +228,7 @@ impl Store {
             .await?
             .rows_affected();
             if moved != 1 {
+                tx.rollback().await?;
                 return Ok(false);
             }
             // Users the day loses: out of its count; a last-seen day moves back to the day

@@ -109,6 +109,9 @@ impl Store {
             Store::Sqlite(s) => {
                 let mut tx = s.write_pool().begin().await?;
                 let Some(chunk) = read_chunk!(tx, Backend::Sqlite, "") else {
+                    // Ended here, not at drop: a dropped transaction stays open until its
+                    // connection is used again, and its snapshot stalls every checkpoint.
+                    tx.rollback().await?;
                     return Ok(false);
                 };
                 let next = chunk.last.map(|l| l + 1);
@@ -121,6 +124,7 @@ impl Store {
                 let mut tx = p.write_pool().begin().await?;
                 let Some(chunk) = read_chunk!(tx, Backend::Postgres, "FOR UPDATE SKIP LOCKED")
                 else {
+                    tx.rollback().await?;
                     return Ok(false);
                 };
                 let next = chunk.last.map(|l| l + 1);
