@@ -242,8 +242,13 @@ fn default_serve_config() -> anyhow::Result<Config> {
     Ok(Config::from_arg_matches(&matches)?)
 }
 
+/// How long a command's SQLite write waits for the write lock. Longer than the server's: a
+/// command runs beside a server whose background writers (rule passes, the Web page's fold,
+/// maintenance) take the lock often, and waiting a few seconds beats failing.
+const CLI_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn open(db: &DbArgs) -> anyhow::Result<Store> {
-    Store::open(&db.database_url, SqliteSynchronous::Full)
+    Store::open_waiting(&db.database_url, SqliteSynchronous::Full, CLI_BUSY_TIMEOUT)
         .await
         .with_context(|| format!("opening the database at {}", db.database_url))
 }

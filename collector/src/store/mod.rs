@@ -275,14 +275,27 @@ pub enum Store {
     Postgres(PostgresStore),
 }
 
+/// How long a write waits for SQLite's write lock before it fails, in the server.
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Store {
     /// Connects to the configured database and brings its schema up to date.
     pub async fn open(
         url: &str,
         sqlite_synchronous: SqliteSynchronous,
     ) -> Result<Self, StoreError> {
+        Self::open_waiting(url, sqlite_synchronous, BUSY_TIMEOUT).await
+    }
+
+    /// Like [`Store::open`], with SQLite writes waiting up to `busy_timeout` for the write
+    /// lock (PostgreSQL waits for row locks as long as the statement runs).
+    pub async fn open_waiting(
+        url: &str,
+        sqlite_synchronous: SqliteSynchronous,
+        busy_timeout: std::time::Duration,
+    ) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
-            let store = SqliteStore::open(url, sqlite_synchronous).await?;
+            let store = SqliteStore::open_waiting(url, sqlite_synchronous, busy_timeout).await?;
             Ok(Self::Sqlite(store))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Ok(Self::Postgres(PostgresStore::open(url).await?))

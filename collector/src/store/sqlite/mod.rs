@@ -93,6 +93,15 @@ impl SqliteStore {
     }
 
     pub async fn open(url: &str, sync: config::SqliteSynchronous) -> Result<Self, StoreError> {
+        Self::open_waiting(url, sync, super::BUSY_TIMEOUT).await
+    }
+
+    /// Like [`Self::open`], with writes waiting up to `busy_timeout` for SQLite's write lock.
+    pub async fn open_waiting(
+        url: &str,
+        sync: config::SqliteSynchronous,
+        busy_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -100,7 +109,7 @@ impl SqliteStore {
                 config::SqliteSynchronous::Full => SqliteSynchronous::Full,
                 config::SqliteSynchronous::Normal => SqliteSynchronous::Normal,
             })
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(busy_timeout)
             .foreign_keys(true)
             .page_size(PAGE_SIZE)
             .pragma("cache_size", "-65536")
