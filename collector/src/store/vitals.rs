@@ -47,8 +47,24 @@ impl VitalAcc {
         self.sketch.merge(&other.sketch);
     }
 
-    /// From a stored row's columns.
-    pub(crate) fn stored(
+    /// From a rollup row (`samples`, `good`, `poor`, `sketch`), on either backend.
+    pub(crate) fn stored<R: Row>(r: &R) -> Result<Self, StoreError>
+    where
+        for<'c> &'c str: sqlx::ColumnIndex<R>,
+        i64: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+        Vec<u8>: for<'a> sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    {
+        let sketch: Vec<u8> = r.try_get("sketch")?;
+        Self::from_columns(
+            r.try_get("samples")?,
+            r.try_get("good")?,
+            r.try_get("poor")?,
+            &sketch,
+        )
+    }
+
+    /// From a rollup row's columns (the SQLite ingest thread reads them with rusqlite).
+    pub(crate) fn from_columns(
         samples: i64,
         good: i64,
         poor: i64,
@@ -200,12 +216,7 @@ impl Store {
             while let Some(r) = rows.try_next().await? {
                 let hour: i64 = r.try_get("hour")?;
                 let bucket = first + (hour - first).div_euclid(bucket_ms) * bucket_ms;
-                let acc = VitalAcc::stored(
-                    r.try_get("samples")?,
-                    r.try_get("good")?,
-                    r.try_get("poor")?,
-                    r.try_get("sketch")?,
-                )?;
+                let acc = VitalAcc::stored(&r)?;
                 out.entry((r.try_get("metric")?, bucket))
                     .or_default()
                     .merge(&acc);
@@ -234,12 +245,7 @@ impl Store {
             .fetch(pool);
             let mut out = Merged::new();
             while let Some(r) = rows.try_next().await? {
-                let acc = VitalAcc::stored(
-                    r.try_get("samples")?,
-                    r.try_get("good")?,
-                    r.try_get("poor")?,
-                    r.try_get("sketch")?,
-                )?;
+                let acc = VitalAcc::stored(&r)?;
                 out.entry((r.try_get("metric")?, r.try_get("path")?))
                     .or_default()
                     .merge(&acc);

@@ -227,12 +227,7 @@ async fn write_sqlite(conn: &mut SqliteConnection, mut r: VitalRollups) -> Resul
 
 fn merged(old: Option<sqlx::sqlite::SqliteRow>, add: &VitalAcc) -> Result<VitalAcc, StoreError> {
     let mut acc = match old {
-        Some(r) => VitalAcc::stored(
-            r.try_get("samples")?,
-            r.try_get("good")?,
-            r.try_get("poor")?,
-            r.try_get("sketch")?,
-        )?,
+        Some(r) => VitalAcc::stored(&r)?,
         None => VitalAcc::default(),
     };
     acc.merge(add);

@@ -183,12 +183,7 @@ async fn merge(
                 String::new()
             },
         );
-        let acc = VitalAcc::stored(
-            row.try_get("samples")?,
-            row.try_get("good")?,
-            row.try_get("poor")?,
-            row.try_get("sketch")?,
-        )?;
+        let acc = VitalAcc::stored(&row)?;
         old.insert(key, acc);
     }
     let (mut samples, mut good, mut poor, mut sketches) = (vec![], vec![], vec![], vec![]);

@@ -112,7 +112,9 @@ fn stored(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
 
 fn merged(old: Option<StoredRow>, add: &VitalAcc) -> Result<VitalAcc, StoreError> {
     let mut acc = match old {
-        Some((samples, good, poor, sketch)) => VitalAcc::stored(samples, good, poor, &sketch)?,
+        Some((samples, good, poor, sketch)) => {
+            VitalAcc::from_columns(samples, good, poor, &sketch)?
+        }
         None => VitalAcc::default(),
     };
     acc.merge(add);
