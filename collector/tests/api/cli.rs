@@ -1,20 +1,23 @@
 //! The administration commands, run as a user would, against a running collector's database.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::process::Command;
 
 use serde_json::{Value, json};
 
 use crate::helpers::{self, spawn_app, track};
 
-fn cli(database_url: &str, args: &[&str]) -> (bool, String, String) {
+/// Runs the binary without blocking the test's runtime: the collector under test runs on it,
+/// and a blocked runtime would freeze its open transactions while the command waits on them.
+async fn cli(database_url: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pulseline-collector"))
         .args(args)
         .env("PULSELINE_DATABASE_URL", database_url)
         .env("PULSELINE_LOG", "warn")
         .output()
+        .await
         .expect("the binary runs");
     (
         out.status.success(),
@@ -23,8 +26,8 @@ fn cli(database_url: &str, args: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn cli_json(database_url: &str, args: &[&str]) -> Value {
-    let (ok, stdout, stderr) = cli(database_url, args);
+async fn cli_json(database_url: &str, args: &[&str]) -> Value {
+    let (ok, stdout, stderr) = cli(database_url, args).await;
     assert!(ok, "{args:?} failed: {stderr}");
     serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("{args:?} printed non-JSON ({e}): {stdout}"))
@@ -48,15 +51,16 @@ async fn project_create_prints_usable_keys_as_json() {
     let created = cli_json(
         &app.database_url,
         &["project", "create", "--name", "Shop", "--json"],
-    );
+    )
+    .await;
     let write_key = created["write_key"].as_str().unwrap();
     assert!(created["project_id"].as_i64().unwrap() > 1);
     assert!(created["secret_key"].as_str().unwrap().starts_with("pls_"));
     assert_eq!(ingest_status(&app, write_key, "shop-1").await, 200);
 
-    let projects = cli_json(&app.database_url, &["project", "list", "--json"]);
+    let projects = cli_json(&app.database_url, &["project", "list", "--json"]).await;
     assert_eq!(projects.as_array().unwrap().len(), 2);
-    let keys = cli_json(&app.database_url, &["key", "list", "--json"]);
+    let keys = cli_json(&app.database_url, &["key", "list", "--json"]).await;
     let listing = keys.to_string();
     assert!(
         !listing.contains(created["secret_key"].as_str().unwrap()),
@@ -74,6 +78,7 @@ async fn revoked_keys_stop_working_at_once_and_rotation_swaps_keys() {
     let app = spawn_app().await;
     let url = &app.database_url;
     let write_id = cli_json(url, &["key", "list", "--project", "1", "--json"])
+        .await
         .as_array()
         .unwrap()
         .iter()
@@ -94,14 +99,15 @@ async fn revoked_keys_stop_working_at_once_and_rotation_swaps_keys() {
             "write",
             "--json",
         ],
-    );
+    )
+    .await;
     let extra_key = extra["key"].as_str().unwrap().to_owned();
     assert_eq!(ingest_status(&app, &extra_key, "r-1").await, 200);
-    let (ok, _, stderr) = cli(url, &["key", "revoke", &extra["key_id"].to_string()]);
+    let (ok, _, stderr) = cli(url, &["key", "revoke", &extra["key_id"].to_string()]).await;
     assert!(ok, "{stderr}");
     assert_eq!(ingest_status(&app, &extra_key, "r-2").await, 401);
 
-    let rotated = cli_json(url, &["key", "rotate", &write_id, "--json"]);
+    let rotated = cli_json(url, &["key", "rotate", &write_id, "--json"]).await;
     let new_key = rotated["key"].as_str().unwrap();
     assert_eq!(ingest_status(&app, &app.keys.write_key, "r-3").await, 401);
     assert_eq!(ingest_status(&app, new_key, "r-4").await, 200);
@@ -109,7 +115,7 @@ async fn revoked_keys_stop_working_at_once_and_rotation_swaps_keys() {
 
     // Write keys are listed with the key itself; secret keys never are. A rotation with a
     // grace period leaves the old key working beside the new one.
-    let listed = cli_json(url, &["key", "list", "--project", "1", "--json"]);
+    let listed = cli_json(url, &["key", "list", "--project", "1", "--json"]).await;
     let listed = listed.as_array().unwrap();
     assert!(listed.iter().any(|k| k["key"] == new_key), "{listed:?}");
     assert!(
@@ -119,32 +125,33 @@ async fn revoked_keys_stop_working_at_once_and_rotation_swaps_keys() {
             .all(|k| k["key"].is_null())
     );
     let new_id = rotated["key_id"].to_string();
-    let (ok, _, stderr) = cli(url, &["key", "rotate", &new_id, "--grace-hours", "721"]);
+    let (ok, _, stderr) = cli(url, &["key", "rotate", &new_id, "--grace-hours", "721"]).await;
     assert!(!ok && stderr.contains("--grace-hours 721"), "{stderr}");
-    let (ok, stdout, stderr) = cli(url, &["key", "rotate", &new_id, "--grace-hours", "2"]);
+    let (ok, stdout, stderr) = cli(url, &["key", "rotate", &new_id, "--grace-hours", "2"]).await;
     assert!(ok, "{stderr}");
     assert!(
         stdout.contains("keeps working for 2 more hours"),
         "{stdout}"
     );
     assert_eq!(ingest_status(&app, new_key, "r-5").await, 200);
-    let (_, list, _) = cli(url, &["key", "list", "--project", "1"]);
+    let (_, list, _) = cli(url, &["key", "list", "--project", "1"]).await;
     assert!(list.contains("active until"), "{list}");
 }
 
 #[tokio::test]
 async fn mistakes_are_explained() {
     let app = spawn_app().await;
-    let (ok, _, stderr) = cli(&app.database_url, &["key", "revoke", "999"]);
+    let (ok, _, stderr) = cli(&app.database_url, &["key", "revoke", "999"]).await;
     assert!(!ok);
     assert!(stderr.contains("there is no key 999"), "{stderr}");
     let (ok, _, stderr) = cli(
         &app.database_url,
         &["key", "create", "--project", "42", "--kind", "write"],
-    );
+    )
+    .await;
     assert!(!ok);
     assert!(stderr.contains("there is no project 42"), "{stderr}");
-    let (ok, _, stderr) = cli("mysql://nope", &["project", "list"]);
+    let (ok, _, stderr) = cli("mysql://nope", &["project", "list"]).await;
     assert!(!ok);
     assert!(stderr.contains("PULSELINE_DATABASE_URL"), "{stderr}");
 }
@@ -164,7 +171,8 @@ async fn plan_and_help_output_reads_right() {
             "--retention-days",
             "forever",
         ],
-    );
+    )
+    .await;
     assert!(ok, "{stderr}");
     assert_eq!(
         stdout.trim(),
@@ -181,10 +189,11 @@ async fn plan_and_help_output_reads_right() {
             "--retention-days",
             "90",
         ],
-    );
+    )
+    .await;
     assert!(ok, "{stderr}");
     assert!(stdout.trim().ends_with("data kept 90 days."), "{stdout}");
-    let (ok, help, _) = cli(url, &["serve", "--help"]);
+    let (ok, help, _) = cli(url, &["serve", "--help"]).await;
     assert!(ok);
     assert!(help.contains("postgres://user:pass@host:5432/db"), "{help}");
     assert!(!help.contains("later"), "{help}");
@@ -201,6 +210,7 @@ async fn serve_refuses_a_default_plan_that_does_not_exist() {
         .env("PULSELINE_DEFAULT_PLAN", "platinum")
         .env("PULSELINE_LOG", "warn")
         .output()
+        .await
         .expect("the binary runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -223,6 +233,7 @@ async fn serve_refuses_a_category_cap_of_zero() {
         .env("PULSELINE_CATEGORY_MAX_PER_MINUTE", "0")
         .env("PULSELINE_LOG", "warn")
         .output()
+        .await
         .expect("the binary runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -248,22 +259,23 @@ async fn project_raw_retention_is_set_within_the_plan() {
             "--retention-days",
             "30",
         ],
-    );
+    )
+    .await;
     assert!(ok, "{stderr}");
-    let (ok, _, stderr) = cli(db, &["project", "set-plan", &project, "trial"]);
+    let (ok, _, stderr) = cli(db, &["project", "set-plan", &project, "trial"]).await;
     assert!(ok, "{stderr}");
-    let (ok, _, stderr) = cli(db, &["project", "set-raw-retention", &project, "31"]);
+    let (ok, _, stderr) = cli(db, &["project", "set-raw-retention", &project, "31"]).await;
     assert!(!ok);
     assert!(
         stderr.contains("from 1 to 30 (the plan keeps data 30 days)"),
         "{stderr}"
     );
-    let (ok, _, stderr) = cli(db, &["project", "set-raw-retention", &project, "a week"]);
+    let (ok, _, stderr) = cli(db, &["project", "set-raw-retention", &project, "a week"]).await;
     assert!(
         !ok && stderr.contains("a number of days or 'plan'"),
         "{stderr}"
     );
-    let (ok, stdout, stderr) = cli(db, &["project", "set-raw-retention", &project, "7"]);
+    let (ok, stdout, stderr) = cli(db, &["project", "set-raw-retention", &project, "7"]).await;
     assert!(ok, "{stderr}");
     assert!(stdout.contains("keeps raw events 7 days"), "{stdout}");
     let store = app.store().await;
@@ -273,7 +285,7 @@ async fn project_raw_retention_is_set_within_the_plan() {
         .unwrap()
         .unwrap();
     assert_eq!(retention.effective_raw_retention_days, Some(7));
-    let (ok, _, stderr) = cli(db, &["project", "set-raw-retention", &project, "plan"]);
+    let (ok, _, stderr) = cli(db, &["project", "set-raw-retention", &project, "plan"]).await;
     assert!(ok, "{stderr}");
     let retention = store
         .raw_retention(app.keys.project_id)
@@ -369,16 +381,9 @@ impl SteadyLoad {
     }
 }
 
-/// `backup` in a separate thread, as the CLI would run beside the collector.
+/// `backup`, as the CLI would run beside the collector.
 async fn backup(database_url: &str, to: &str) -> (bool, String, String) {
-    let database_url = database_url.to_owned();
-    let args = ["backup".to_owned(), "--to".to_owned(), to.to_owned()];
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        cli(&database_url, &args)
-    })
-    .await
-    .unwrap()
+    cli(database_url, &["backup", "--to", to]).await
 }
 
 /// `backup` while a client keeps ingesting: the copy starts as a collector, holds every event
@@ -437,7 +442,7 @@ async fn a_postgresql_backup_is_left_to_pg_dump() {
     }
     let app = spawn_app().await;
     let to = app.dir.path().join("backup.db");
-    let (ok, _, stderr) = cli(&app.database_url, &["backup", "--to", to.to_str().unwrap()]);
+    let (ok, _, stderr) = cli(&app.database_url, &["backup", "--to", to.to_str().unwrap()]).await;
     assert!(!ok, "a PostgreSQL backup is pg_dump's job");
     assert!(
         stderr.contains("pg_dump") && stderr.contains("pg_restore"),
@@ -457,7 +462,7 @@ async fn a_backup_never_overwrites_a_file() {
     let to_arg = to.to_str().unwrap();
     let (ok, _, stderr) = backup(&app.database_url, to_arg).await;
     assert!(ok, "backup failed: {stderr}");
-    let (ok, _, stderr) = cli(&app.database_url, &["backup", "--to", to_arg]);
+    let (ok, _, stderr) = cli(&app.database_url, &["backup", "--to", to_arg]).await;
     assert!(!ok);
     assert!(stderr.contains("already exists"), "{stderr}");
 }
@@ -469,7 +474,8 @@ async fn a_reader_that_goes_away_ends_a_listing_quietly() {
         cli_json(
             &app.database_url,
             &["project", "create", "--name", name, "--json"],
-        );
+        )
+        .await;
     }
     for args in [&["key", "list"][..], &["project", "list", "--json"][..]] {
         // As `pulseline-collector key list | head -0` would: the reader closes before any line.
@@ -482,7 +488,7 @@ async fn a_reader_that_goes_away_ends_a_listing_quietly() {
             .spawn()
             .expect("the binary runs");
         drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
+        let out = child.wait_with_output().await.unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{args:?}: {:?}, {stderr}", out.status);
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");

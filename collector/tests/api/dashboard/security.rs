@@ -10,9 +10,9 @@ mod invitations;
 mod redaction;
 mod tail;
 
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::process::Command;
 
 use chrono::{TimeZone, Utc};
 use pulseline_collector::clock::{Clock, FakeClock, SystemClock};

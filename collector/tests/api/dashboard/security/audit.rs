@@ -97,6 +97,7 @@ async fn a_project_made_with_the_cli_is_the_admins_at_once() {
         .env("PULSELINE_DATABASE_URL", &app.database_url)
         .env("PULSELINE_LOG", "warn")
         .output()
+        .await
         .unwrap();
     assert!(
         out.status.success(),
