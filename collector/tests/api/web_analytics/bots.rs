@@ -201,6 +201,24 @@ async fn every_insight_leaves_bots_out_unless_asked() {
             2,
         ),
         (format!("/events?event=Paid&{range}"), 2),
+        // Ranges that cut hours: the bot count reads the cut parts from the events. Bots at
+        // 10:01, 10:02 and 12:00 are inside; 10:00 and 12:01 are not.
+        (
+            format!(
+                "/sessions?from={}&to={}",
+                day0 + 10 * HOUR + 60_000,
+                day0 + 12 * HOUR + 30_000
+            ),
+            3,
+        ),
+        (
+            format!(
+                "/sessions?from={}&to={}",
+                day0 + 10 * HOUR + 30_000,
+                day0 + 10 * HOUR + 90_000
+            ),
+            1,
+        ),
     ];
     for (query, bot_events) in &cases {
         let (left_out, n) = mixed.dash_with_bots(query).await;

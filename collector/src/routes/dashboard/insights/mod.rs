@@ -123,30 +123,54 @@ async fn scan(
     Ok((rows, bot_events(state, project, r, name).await?))
 }
 
-/// How many bot events the range (of one name, if given) holds.
+/// How many bot events the range (of one name, if given) holds: whole hours from the hourly
+/// bot rollup, and only the range's cut edge hours from the events, so the cost stays bounded
+/// whatever the range.
 async fn bot_events(
     state: &AppState,
     project: ProjectId,
     r: &Range,
     name: Option<&str>,
 ) -> Result<i64, ApiError> {
-    // The hourly bot rollup says cheaply whether there is anything to count: most ranges of
-    // most projects hold no bot events, and counting reads the range's events again.
     let hour_from = r.from - r.from.rem_euclid(HOUR_MS);
-    let bots_near = state
+    let rows = state
         .store
         .bot_rollup_counts(project, hour_from, r.to)
-        .await?
-        .iter()
-        .any(|(_, n, count)| *count > 0 && name.is_none_or(|name| name == n));
-    Ok(if bots_near {
-        state
-            .store
-            .count_bot_events(project, r.from, r.to, name)
-            .await?
+        .await?;
+    // The whole hours inside the range: [whole_from, whole_to).
+    let whole_from = hour_from + HOUR_MS * i64::from(hour_from < r.from);
+    let whole_to = r.to - r.to.rem_euclid(HOUR_MS);
+    let mut total = 0;
+    let (mut head, mut tail) = (false, false);
+    for (hour, n, count) in &rows {
+        if *count == 0 || name.is_some_and(|name| name != n) {
+            continue;
+        }
+        if *hour >= whole_from && *hour < whole_to {
+            total += count;
+        } else if *hour < whole_from {
+            head = true;
+        } else {
+            tail = true;
+        }
+    }
+    // The edges hold only the part of an hour inside the range: count those events. A range
+    // inside one hour is all edge.
+    let edges = if whole_from >= whole_to {
+        [(head || tail).then_some((r.from, r.to)), None]
     } else {
-        0
-    })
+        [
+            head.then_some((r.from, whole_from)),
+            tail.then_some((whole_to, r.to)),
+        ]
+    };
+    for (from, to) in edges.into_iter().flatten() {
+        total += state
+            .store
+            .count_bot_events(project, from, to, name)
+            .await?;
+    }
+    Ok(total)
 }
 
 /// The response header in which every insight answer says how many bot events its range
