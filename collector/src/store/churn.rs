@@ -7,12 +7,16 @@ use super::analytics::is_bot;
 use super::{Backend, Store, StoreError};
 use crate::domain::ProjectId;
 
-/// One period of a churn series: `[start, next)`, followed by `[next, end)`.
+/// One period of a churn series: `[start, next)`, followed by `[next, end)`, in day keys of
+/// the project's time zone (`store::local_days`); the next period is `[next_at, end_at)` in
+/// instants (unix ms), for the events.
 #[derive(Debug, Clone, Copy)]
 pub struct ChurnPeriod {
     pub start: i64,
     pub next: i64,
     pub end: i64,
+    pub next_at: i64,
+    pub end_at: i64,
 }
 
 /// How a user active in a period counts as churned.
@@ -54,7 +58,7 @@ impl Store {
                     format!(
                         "{ACTIVE} INTERSECT SELECT COALESCE(user_id, anonymous_id){collate}
                          FROM events WHERE project_id = $1 AND event = $5 AND type = 'track'
-                           AND timestamp >= $3 AND timestamp < $4 AND {not_bot}"
+                           AND timestamp >= $6 AND timestamp < $7 AND {not_bot}"
                     )
                 }
             };
@@ -75,7 +79,7 @@ impl Store {
                     .bind(p.next)
                     .bind(p.end);
                 if matches!(by, ChurnBy::Event(_)) {
-                    q = q.bind(event);
+                    q = q.bind(event).bind(p.next_at).bind(p.end_at);
                 }
                 let row = q.fetch_one(pool).await?;
                 out.push((row.try_get("active")?, row.try_get("churned")?));

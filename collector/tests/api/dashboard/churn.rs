@@ -118,12 +118,27 @@ fn expected(sent: &[Sent], starts: &[i64], event: Option<&str>) -> Vec<(i64, i64
 }
 
 async fn seeded(seed: u64) -> (Dash, Login, String, Vec<Sent>) {
+    seeded_in(seed, None, Vec::new()).await
+}
+
+/// `seeded`, with the project in `zone` (set before any event) and `extra` events sent too.
+async fn seeded_in(
+    seed: u64,
+    zone: Option<&str>,
+    extra: Vec<Sent>,
+) -> (Dash, Login, String, Vec<Sent>) {
     let clock = Arc::new(FakeClock::new(
         Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap(),
     ));
     let app = spawn(|_| {}, clock).await;
     let me = app.admin().await;
-    let sent = activity(seed);
+    if let Some(zone) = zone {
+        let p = format!("/api/dash/projects/{}/settings", app.project);
+        let (status, body) = app.post(&me, &p, json!({"timezone": zone})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let mut sent = activity(seed);
+    sent.extend(extra);
     let messages: Vec<Value> = sent.iter().map(message).collect();
     for chunk in messages.chunks(500) {
         app.ingest(chunk.to_vec()).await;
@@ -190,6 +205,58 @@ async fn weekly_churn_matches_a_straightforward_computation() {
         want.iter().any(|(_, churned)| *churned > 0),
         "someone must cancel: {want:?}"
     );
+}
+
+#[tokio::test]
+async fn churn_weeks_start_at_local_midnight_in_the_projects_zone() {
+    let zone = "America/New_York";
+    let tz = jiff::tz::TimeZone::get(zone).unwrap();
+    let local = |d: i8, h: i8| {
+        jiff::civil::date(2026, 9, d)
+            .at(h, 0, 0, 0)
+            .to_zoned_datetime(tz.clone())
+            .unwrap()
+            .timestamp()
+            .as_millisecond()
+    };
+    // Active in the week of Monday 14 September, cancels on Sunday 27 September at 21:00 in
+    // New York: still that zone's week of the 21st, though already Monday the 28th in UTC.
+    let at = |t: i64| DateTime::from_timestamp_millis(t).unwrap();
+    let edge = |event, t| Sent {
+        user: "user-edge".into(),
+        event,
+        at: at(t),
+        bot: false,
+    };
+    let extra = vec![edge("view", local(16, 12)), edge(CANCEL, local(27, 21))];
+    let (app, me, p, sent) = seeded_in(24, Some(zone), extra).await;
+    let starts: Vec<i64> = (0..13)
+        .map(|w| {
+            jiff::civil::date(2026, 9, 7)
+                .checked_add(jiff::Span::new().days(7 * w))
+                .unwrap()
+                .to_zoned_datetime(tz.clone())
+                .unwrap()
+                .timestamp()
+                .as_millisecond()
+        })
+        .collect();
+    let query = format!(
+        "{p}/churn?period=week&from={}&to={}",
+        starts[0] + 3_600_000,
+        starts[12]
+    );
+    for event in [None, Some(CANCEL)] {
+        let query = match event {
+            None => query.clone(),
+            Some(e) => format!("{query}&event={e}"),
+        };
+        let (status, series) = app.get(&me, &query).await;
+        assert_eq!(status, 200, "{series}");
+        // Points are keyed by their first local date, at 00:00 UTC.
+        assert_eq!(series["points"][0]["start"], ms(2026, 9, 7), "{series}");
+        assert_eq!(got(&series), expected(&sent, &starts, event), "{query}");
+    }
 }
 
 #[tokio::test]

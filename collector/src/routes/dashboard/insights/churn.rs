@@ -1,5 +1,5 @@
-//! Churn: of the users active in a period (week or month, UTC), the share that churned in the
-//! next one — by inactivity (not active at all), or by an event (e.g. `subscription_cancelled`).
+//! Churn: of the users active in a period (week or month of the project's time zone), the
+//! share that churned in the next one — by inactivity (not active at all), or by an event (e.g. `subscription_cancelled`).
 //! Read from the active-user rollup, never by loading the range's events.
 
 use axum::Json;
@@ -18,6 +18,7 @@ use crate::routes::extract::{ApiQuery, PathIds, Session};
 use crate::state::AppState;
 use crate::store::DAY_MS;
 use crate::store::churn::{ChurnBy, ChurnPeriod};
+use crate::store::local_days::{day_key, day_start, zone};
 
 /// Most periods one churn series may have: two years of weeks.
 pub const MAX_CHURN_PERIODS: usize = 104;
@@ -27,15 +28,16 @@ pub const DEFAULT_CHURN_PERIODS: u32 = 12;
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ChurnParams {
-    /// Start, unix milliseconds, rounded down to its period's start (default: 12 periods
-    /// before `to`).
+    /// Start, unix milliseconds, rounded down to the start of its period in the project's time
+    /// zone (default: 12 periods before `to`).
     #[param(minimum = 0, maximum = 253402300799999.0)]
     from: Option<i64>,
     /// End, exclusive, unix milliseconds (default: now). A period is shown once the period
     /// after it has ended by `to`.
     #[param(minimum = 0, maximum = 253402300799999.0)]
     to: Option<i64>,
-    /// `week` (default; Monday 00:00 UTC) or `month` (the 1st, 00:00 UTC).
+    /// `week` (default; from Monday) or `month` (from the 1st), at local midnight in the
+    /// project's time zone.
     period: Option<String>,
     /// Churned means did this track event in the next period (e.g.
     /// `subscription_cancelled`); absent: not active at all in the next period.
@@ -45,7 +47,8 @@ pub struct ChurnParams {
 /// One period of the series.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChurnPoint {
-    /// Start of the period, unix milliseconds.
+    /// Start of the period: its first local date, as that date's 00:00 UTC in unix
+    /// milliseconds (the dashboard's day keys).
     pub start: i64,
     /// Users active in the period (bots left out).
     pub active: i64,
@@ -72,7 +75,7 @@ enum Period {
 }
 
 impl Period {
-    /// Start of the period holding `t` (unix ms, UTC).
+    /// Start of the period holding the day key `t` (a local date at 00:00 UTC, unix ms).
     fn floor(self, t: i64) -> i64 {
         match self {
             // 1970-01-01 was a Thursday: day index + 3 counts from a Monday.
@@ -113,14 +116,21 @@ fn ms(d: NaiveDate) -> i64 {
         .map_or(0, |t| t.and_utc().timestamp_millis())
 }
 
-/// The periods from `from`'s to the last one whose next period ends by `to`.
-fn periods(period: Period, from: i64, to: i64) -> Result<Vec<ChurnPeriod>, ApiError> {
+/// The periods from the day key `from`'s to the last one whose next period ends (at local
+/// midnight in `tz`) by the instant `to`.
+fn periods(
+    period: Period,
+    tz: &jiff::tz::TimeZone,
+    from: i64,
+    to: i64,
+) -> Result<Vec<ChurnPeriod>, ApiError> {
     let mut out = Vec::new();
     let mut start = period.floor(from);
     loop {
         let next = period.shift(start, 1);
         let end = period.shift(next, 1);
-        if end > to {
+        let end_at = day_start(tz, end);
+        if end_at > to {
             return Ok(out);
         }
         if out.len() == MAX_CHURN_PERIODS {
@@ -129,7 +139,13 @@ fn periods(period: Period, from: i64, to: i64) -> Result<Vec<ChurnPeriod>, ApiEr
                  (MAX_CHURN_PERIODS): narrow it, or use period=month"
             )));
         }
-        out.push(ChurnPeriod { start, next, end });
+        out.push(ChurnPeriod {
+            start,
+            next,
+            end,
+            next_at: day_start(tz, next),
+            end_at,
+        });
         start = next;
     }
 }
@@ -175,12 +191,16 @@ pub async fn churn(
             )));
         }
     }
+    let tz = zone(&state.store.project_timezone(project).await?);
     let to = p.to.unwrap_or_else(|| state.clock.now().timestamp_millis());
     let from = p.from.unwrap_or_else(|| {
-        let last = period.floor(to);
-        period.shift(
-            last,
-            -i32::try_from(DEFAULT_CHURN_PERIODS + 1).unwrap_or(13),
+        let last = period.floor(day_key(&tz, to));
+        day_start(
+            &tz,
+            period.shift(
+                last,
+                -i32::try_from(DEFAULT_CHURN_PERIODS + 1).unwrap_or(13),
+            ),
         )
     });
     if from >= to {
@@ -196,7 +216,7 @@ pub async fn churn(
             "event is longer than {MAX_EVENT_NAME_CHARS} characters, the longest event name"
         )));
     }
-    let periods = periods(period, from, to)?;
+    let periods = periods(period, &tz, day_key(&tz, from), to)?;
     // No scan cap: the database counts the range's active-user rows (users × days, bounded by
     // the users, not the events) and returns two numbers per period; MAX_CHURN_PERIODS bounds
     // the periods.
@@ -247,9 +267,15 @@ mod tests {
 
     #[test]
     fn a_period_is_shown_once_the_next_one_is_over() {
-        let p = periods(Period::Week, t(2026, 11, 2), t(2026, 11, 30)).unwrap();
+        let p = periods(
+            Period::Week,
+            &jiff::tz::TimeZone::UTC,
+            t(2026, 11, 2),
+            t(2026, 11, 30),
+        )
+        .unwrap();
         let starts: Vec<i64> = p.iter().map(|p| p.start).collect();
         assert_eq!(starts, [t(2026, 11, 2), t(2026, 11, 9), t(2026, 11, 16)]);
-        assert!(periods(Period::Week, 0, MAX_TIME_MS).is_err());
+        assert!(periods(Period::Week, &jiff::tz::TimeZone::UTC, 0, MAX_TIME_MS).is_err());
     }
 }
