@@ -32,7 +32,8 @@
 #   COLLECTOR_BIN    run this collector binary instead of the one built here (A/B runs of
 #                    two builds, alternated, are what separate a change from machine noise)
 #   LOADGEN_BIN      the same for the load generator (with both set, nothing is built)
-#   KEEP_DB=1        keep the temporary databases
+#   KEEP_DB=1        keep the temporary databases (SQLite files and PostgreSQL databases;
+#                    without it, both are removed when the script ends)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -61,11 +62,24 @@ LOADGEN="${LOADGEN_BIN:-$TARGET_DIR/release/pulseline-loadgen}"
 WORK="$(mktemp -d -t pulseline-bench.XXXXXX)"
 COLLECTOR_PID=""
 cleanup() {
-    if [[ -n "$COLLECTOR_PID" ]] && kill -0 "$COLLECTOR_PID" 2>/dev/null; then
-        kill -TERM "$COLLECTOR_PID" 2>/dev/null || true
-        wait "$COLLECTOR_PID" 2>/dev/null || true
+    for pid in "$COLLECTOR_PID" "${REPLICA_PID:-}"; do
+        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
+    if [[ "${KEEP_DB:-0}" == 1 ]]; then
+        echo "kept $WORK" >&2
+        [[ -s "$WORK/pg_databases" ]] && echo "kept databases: $(tr '\n' ' ' <"$WORK/pg_databases")" >&2
+        return
     fi
-    if [[ "${KEEP_DB:-0}" != 1 ]]; then rm -rf "$WORK"; else echo "kept $WORK" >&2; fi
+    # The PostgreSQL databases this run created (names recorded by database_for).
+    if [[ -s "$WORK/pg_databases" ]]; then
+        while read -r name; do
+            psql -q "$PG_URL" -c "DROP DATABASE IF EXISTS $name" >&2 || true
+        done <"$WORK/pg_databases"
+    fi
+    rm -rf "$WORK"
 }
 trap cleanup EXIT
 
@@ -78,6 +92,7 @@ database_for() {
         [[ -n "${PG_URL:-}" ]] || { echo "MODES=$mode needs PG_URL" >&2; exit 2; }
         local name="pl_bench_${mode//-/_}_$$"
         psql -q "$PG_URL" -c "CREATE DATABASE $name" >&2
+        echo "$name" >>"$WORK/pg_databases"
         echo "${PG_URL%/*}/$name"
         ;;
     *) echo "unknown mode $mode" >&2; exit 2 ;;
