@@ -59,7 +59,9 @@ pub enum FlushOutcome {
 pub struct ShutdownOutcome {
     /// The timeout passed before everything was delivered.
     pub timed_out: bool,
-    /// Messages left in the disk buffer; the next client on the same directory sends them.
+    /// Messages this client captured and shutdown left in the disk buffer undelivered; the
+    /// next client on the same directory sends them. Batches a flush already reported as
+    /// persisted, and those an earlier run left there, are not counted again.
     pub persisted: u64,
     /// Messages that could be neither delivered nor persisted (counted as
     /// [`DropReason::Shutdown`]).

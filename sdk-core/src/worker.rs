@@ -774,6 +774,12 @@ impl Worker {
             let messages = held.batch.len() as u64;
             if held.tracked {
                 tracked_in_memory += messages;
+            } else if held.disk.is_some() {
+                // Replayed from the disk buffer and still there: parked earlier (and reported
+                // then) or left by an earlier run, so not this shutdown's to count.
+                let (events, bytes) = held.footprint();
+                self.shared.release(events, bytes);
+                continue;
             }
             if held.disk.is_none() {
                 held.disk = self.write_ahead(&held.batch);
