@@ -44,6 +44,7 @@ pub(super) struct Progress {
 }
 
 impl Progress {
+    /// Keeps `span` among the two earliest if it can hold the next step.
     fn offer(&mut self, span: Span) {
         if span.last < self.at.ts || span.first > self.deadline {
             return;
