@@ -4,46 +4,56 @@
 //! next step its first occurrence after the previous step's (events in `(timestamp, seq)`
 //! order, as the scan reads them), within the window of step 1.
 //!
-//! The rollup's rows of the steps' events come in user order, one user's held at a time.
-//! Whole UTC days come from the rollup, the range's partial edge days from the events (grouped
-//! the same way). A step's first occurrence after time `t` is the `first_ts` of the first day
-//! whose `last_ts ≥ t`, except when that day's `first_ts ≤ t` too (the user did the step both
-//! before and after the previous one that day): then one lookup in the events, bounded to that
-//! day's part from `t` to `last_ts` (and the window), gives it exactly. The work is bounded by
-//! the steps' rollup rows in the range plus at most one lookup per user and step.
+//! One step at a time, for every user at once. Step 1 is one grouped read of its rollup rows.
+//! Step k+1 seeks, for each user who reached step k at time `t`, their rollup rows of the step
+//! from `t`'s day to the window's end (one index seek per user, the users bound as a JSON
+//! array, [`USERS_PER_READ`] per statement); the range's partial edge days come from the events,
+//! grouped per user, once per step. The first of a user's days that is not over before `t`
+//! settles the step at its `first_ts`, unless that day also began before `t` (the user did the
+//! step both before and after the previous one that day). Those users' times are then read
+//! from the step's events in one pass over the union of their `[t, day's last]` intervals.
+//!
+//! Memory: a map of the users who reached the current step (their key and a few integers), at
+//! most the users with a step-1 event in the range; no user's events are held.
+
+mod reads;
+mod steps;
 
 use std::collections::BTreeMap;
 
-use futures::TryStreamExt;
-use sqlx::pool::PoolConnection;
-use sqlx::{AssertSqlSafe, Postgres, Row, Sqlite};
-use tokio::sync::Mutex;
+use reads::Reader;
+use steps::Step;
 
-use super::analytics::is_bot;
-use super::{Backend, DAY_MS, Store, StoreError};
+use super::{DAY_MS, Store, StoreError};
 use crate::domain::{Message, ProjectId};
 
 /// Message types other than track: their rollup name is `$` and the type.
 const OTHER_TYPES: [&str; 5] = ["identify", "page", "screen", "group", "alias"];
 
-/// A funnel holds two read connections at once (the rows it streams and its lookups); taking
-/// both under this lock means two funnels can never each hold one and wait for the other's.
-static CONNECTION_PAIRS: Mutex<()> = Mutex::const_new(());
+/// Users whose next step one statement looks up: bounds the JSON array the statement binds.
+const USERS_PER_READ: usize = 5_000;
 
-/// One user's occurrences of one step's event within one part of the range: a whole UTC day
-/// (from the rollup) or the range's part of an edge day (from the events).
-#[derive(Debug, Clone, Copy)]
-struct Span {
-    first: i64,
-    last: i64,
+/// The range's parts: whole UTC days from the rollup, the partial days at its edges from the
+/// events.
+struct Parts {
+    days: (i64, i64),
+    edges: [(i64, i64); 2],
 }
 
-/// A step's event: its timestamp and, once looked up, its `seq` (the scan's order among
-/// events of the same millisecond). Without a seq it is the first of its millisecond.
-#[derive(Debug, Clone, Copy)]
-struct At {
-    ts: i64,
-    seq: Option<i64>,
+impl Parts {
+    fn new(from: i64, to: i64) -> Self {
+        let ceil_day = from + (DAY_MS - from.rem_euclid(DAY_MS)) % DAY_MS;
+        let floor_day = to - to.rem_euclid(DAY_MS);
+        let head_end = ceil_day.min(to);
+        Self {
+            days: (ceil_day, floor_day),
+            edges: [(from, head_end), (floor_day.max(head_end), to)],
+        }
+    }
+
+    fn edges(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.edges.iter().copied().filter(|(lo, hi)| lo < hi)
+    }
 }
 
 /// `user_event_days`' key: project, rollup name, user key, day.
@@ -86,261 +96,24 @@ impl Store {
         steps: &[String],
         window_ms: i64,
     ) -> Result<Vec<u64>, StoreError> {
-        let mut names: Vec<&str> = steps.iter().map(String::as_str).collect();
-        names.sort_unstable();
-        names.dedup();
-        let ceil_day = from + (DAY_MS - from.rem_euclid(DAY_MS)) % DAY_MS;
-        let floor_day = to - to.rem_euclid(DAY_MS);
-        let head_end = ceil_day.min(to);
-        let tail_start = floor_day.max(head_end);
+        let parts = Parts::new(from, to);
+        let mut reader: Reader = with_db!(self, read_pool, |pool| pool.acquire().await?.into());
+        let mut users =
+            steps::first_step(&mut reader, project, &parts, &steps[0], window_ms).await?;
         let mut reached = vec![0u64; steps.len()];
-        with_db!(self, read_pool, |pool, backend| {
-            let sql = spans_sql(backend, &names);
-            let mut query = sqlx::query(AssertSqlSafe(sql))
-                .bind(project)
-                .bind(ceil_day)
-                .bind(floor_day)
-                .bind(from)
-                .bind(head_end)
-                .bind(tail_start)
-                .bind(to);
-            for name in &names {
-                query = query.bind(*name);
+        reached[0] = users.len() as u64;
+        for k in 1..steps.len() {
+            if users.is_empty() {
+                break;
             }
-            let (mut rows_conn, seek_conn) = {
-                let _pair = CONNECTION_PAIRS.lock().await;
-                (pool.acquire().await?, pool.acquire().await?)
-            };
-            let mut seek = Seeker {
-                conn: seek_conn.into(),
+            let step = Step {
                 project,
-                sql: names
-                    .iter()
-                    .map(|n| ((*n).to_owned(), seek_sql(backend, n)))
-                    .collect(),
+                previous: &steps[k - 1],
+                name: &steps[k],
             };
-            let mut rows = query.fetch(&mut *rows_conn);
-            let mut user: Option<String> = None;
-            let mut spans: Vec<(String, Span)> = Vec::new();
-            loop {
-                let row = rows.try_next().await?;
-                let key: Option<String> = row.as_ref().map(|r| r.try_get(0)).transpose()?;
-                if key != user {
-                    if let Some(u) = user.take() {
-                        let done = steps_done(steps, window_ms, &u, &mut spans, &mut seek).await?;
-                        for r in reached.iter_mut().take(done) {
-                            *r += 1;
-                        }
-                    }
-                    spans.clear();
-                    user = key;
-                }
-                let Some(row) = row else { break };
-                spans.push((
-                    row.try_get(1)?,
-                    Span {
-                        first: row.try_get(2)?,
-                        last: row.try_get(3)?,
-                    },
-                ));
-            }
-        });
+            step.advance(&mut reader, &parts, &mut users).await?;
+            reached[k] = users.len() as u64;
+        }
         Ok(reached)
     }
-}
-
-/// The funnel's lookups in the events, on a connection of their own.
-struct Seeker {
-    conn: SeekConnection,
-    project: ProjectId,
-    /// Each step name with its [`seek_sql`].
-    sql: Vec<(String, String)>,
-}
-
-enum SeekConnection {
-    Sqlite(PoolConnection<Sqlite>),
-    Postgres(PoolConnection<Postgres>),
-}
-
-impl From<PoolConnection<Sqlite>> for SeekConnection {
-    fn from(c: PoolConnection<Sqlite>) -> Self {
-        Self::Sqlite(c)
-    }
-}
-
-impl From<PoolConnection<Postgres>> for SeekConnection {
-    fn from(c: PoolConnection<Postgres>) -> Self {
-        Self::Postgres(c)
-    }
-}
-
-impl Seeker {
-    /// The first event of `name` by `user` after `after` (timestamp, seq) and at or before
-    /// `until`: its timestamp and seq.
-    async fn first(
-        &mut self,
-        name: &str,
-        user: &str,
-        after: (i64, i64),
-        until: i64,
-    ) -> Result<Option<(i64, i64)>, StoreError> {
-        let sql = self
-            .sql
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, sql)| sql.clone())
-            .unwrap_or_default();
-        macro_rules! first {
-            ($conn:expr) => {
-                sqlx::query_as(AssertSqlSafe(sql))
-                    .bind(self.project)
-                    .bind(name)
-                    .bind(after.0)
-                    .bind(after.1)
-                    .bind(until)
-                    .bind(user)
-                    .fetch_optional(&mut **$conn)
-                    .await?
-            };
-        }
-        Ok(match &mut self.conn {
-            SeekConnection::Sqlite(c) => first!(c),
-            SeekConnection::Postgres(c) => first!(c),
-        })
-    }
-}
-
-/// The steps one user reached, from their `spans` of the steps' events (in any order).
-async fn steps_done(
-    steps: &[String],
-    window_ms: i64,
-    user: &str,
-    spans: &mut [(String, Span)],
-    seek: &mut Seeker,
-) -> Result<usize, StoreError> {
-    spans.sort_unstable_by(|a, b| (&a.0, a.1.first).cmp(&(&b.0, b.1.first)));
-    let of = |name: &str| -> &[(String, Span)] {
-        let lo = spans.partition_point(|(n, _)| n.as_str() < name);
-        let hi = spans.partition_point(|(n, _)| n.as_str() <= name);
-        &spans[lo..hi]
-    };
-    let Some((_, first)) = of(&steps[0]).first() else {
-        return Ok(0);
-    };
-    let start = first.first;
-    let deadline = start.saturating_add(window_ms);
-    let mut at = At {
-        ts: start,
-        seq: None,
-    };
-    let mut done = 1;
-    for (k, name) in steps.iter().enumerate().skip(1) {
-        let mut next = None;
-        for (_, span) in of(name).iter().filter(|(_, s)| s.last >= at.ts) {
-            if span.first > at.ts {
-                next = Some(At {
-                    ts: span.first,
-                    seq: None,
-                });
-                break;
-            }
-            // The step happened both before (or at) and after the previous one that day: the
-            // events say which is the first after it.
-            let seq = match at.seq {
-                Some(seq) => seq,
-                // The first of the previous step's events in its millisecond. Not found: its
-                // raw events have expired (rollups outlive them); take it as the last there.
-                None => seek
-                    .first(&steps[k - 1], user, (at.ts, i64::MIN), at.ts)
-                    .await?
-                    .map_or(i64::MAX, |(_, seq)| seq),
-            };
-            at.seq = Some(seq);
-            if let Some((ts, seq)) = seek
-                .first(name, user, (at.ts, seq), span.last.min(deadline))
-                .await?
-            {
-                next = Some(At { ts, seq: Some(seq) });
-                break;
-            }
-            // Nothing after it within the window that day; yet the day has a later event
-            // within the window only when the raw events have expired: then it counts at the
-            // day's last one.
-            if span.last > at.ts && span.last <= deadline {
-                next = Some(At {
-                    ts: span.last,
-                    seq: None,
-                });
-                break;
-            }
-        }
-        match next {
-            Some(n) if n.ts <= deadline => {
-                at = n;
-                done += 1;
-            }
-            _ => break,
-        }
-    }
-    Ok(done)
-}
-
-/// The steps' spans in user order: per step name (bound from `$8` on, in `names`' order),
-/// that name's rollup rows of the whole days `[$2, $3)`, which the rollup's key already orders
-/// by user, and its events of the range's edge parts `[$4, $5)` and `[$6, $7)` grouped per
-/// user (through the `(project, event, timestamp)` index, as [`seek_sql`]). Merged by user
-/// (SQLite merges a compound ORDER BY; PostgreSQL merge-appends or sorts), one stream.
-fn spans_sql(backend: Backend, names: &[&str]) -> String {
-    let collate = match backend {
-        Backend::Sqlite => "",
-        Backend::Postgres => " COLLATE \"C\"",
-    };
-    let mut arms = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        let p = format!("${}", i + 8);
-        arms.push(format!(
-            "SELECT user_key, name, first_ts, last_ts FROM user_event_days
-             WHERE project_id = $1 AND name = {p} AND day >= $2 AND day < $3"
-        ));
-        for (lo, hi) in [("$4", "$5"), ("$6", "$7")] {
-            arms.push(format!(
-                "SELECT COALESCE(user_id, anonymous_id){collate} AS user_key,
-                        {p}{collate} AS name, MIN(timestamp) AS first_ts,
-                        MAX(timestamp) AS last_ts
-                 FROM events
-                 WHERE project_id = $1 AND {by_name} AND timestamp >= {lo} AND timestamp < {hi}
-                   AND COALESCE(user_id, anonymous_id) IS NOT NULL AND NOT {bot}
-                 GROUP BY 1",
-                by_name = by_name(name, &p),
-                bot = is_bot(backend),
-            ));
-        }
-    }
-    format!("{} ORDER BY 1", arms.join(" UNION ALL "))
-}
-
-/// Events whose rollup name is the step `name` bound at `p`, as SQL the `(project, event,
-/// timestamp)` index serves for a track event (`$page` and the like match by type).
-fn by_name(name: &str, p: &str) -> String {
-    match name.strip_prefix('$') {
-        Some(kind) if OTHER_TYPES.contains(&kind) => {
-            format!("((type = 'track' AND event = {p}) OR '$' || type = {p})")
-        }
-        _ => format!("(event = {p} AND type = 'track')"),
-    }
-}
-
-/// The first event of step `$2` by user `$6` after `($3, $4)` in `(timestamp, seq)` order and
-/// at or before `$5`: through the `(project, event, timestamp)` index for a track event, the
-/// `(project, timestamp)` one for `$page` and the like. Bot events do not count.
-fn seek_sql(backend: Backend, name: &str) -> String {
-    let by_name = by_name(name, "$2");
-    format!(
-        "SELECT timestamp, seq FROM events
-         WHERE project_id = $1 AND {by_name} AND timestamp >= $3 AND timestamp <= $5
-           AND (timestamp > $3 OR seq > $4)
-           AND COALESCE(user_id, anonymous_id) = $6 AND NOT {bot}
-         ORDER BY timestamp, seq LIMIT 1",
-        bot = is_bot(backend)
-    )
 }

@@ -1,0 +1,155 @@
+//! The funnel's reads: a connection of either backend that streams `(user, a, b)` rows, and the
+//! statements it runs. Every statement answers three columns, a user key and two integers, so
+//! one row loop serves them all and a row's user key is borrowed, not copied.
+
+use futures::TryStreamExt;
+use sqlx::pool::PoolConnection;
+use sqlx::{AssertSqlSafe, Postgres, Row, Sqlite};
+
+use super::OTHER_TYPES;
+use crate::store::analytics::is_bot;
+use crate::store::{Backend, StoreError};
+
+/// A statement's parameter.
+pub(super) enum Bind<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
+/// One pooled connection of either backend.
+pub(super) enum Reader {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl From<PoolConnection<Sqlite>> for Reader {
+    fn from(c: PoolConnection<Sqlite>) -> Self {
+        Self::Sqlite(c)
+    }
+}
+
+impl From<PoolConnection<Postgres>> for Reader {
+    fn from(c: PoolConnection<Postgres>) -> Self {
+        Self::Postgres(c)
+    }
+}
+
+impl Reader {
+    pub(super) fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Runs `sql` with `binds` and hands each row's `(user, a, b)` to `row`, streaming.
+    pub(super) async fn each(
+        &mut self,
+        sql: &str,
+        binds: &[Bind<'_>],
+        mut row: impl FnMut(&str, i64, i64),
+    ) -> Result<(), StoreError> {
+        macro_rules! each {
+            ($conn:expr) => {{
+                let mut query = sqlx::query(AssertSqlSafe(sql.to_owned()));
+                for b in binds {
+                    query = match b {
+                        Bind::Int(v) => query.bind(*v),
+                        Bind::Text(s) => query.bind(*s),
+                    };
+                }
+                let mut rows = query.fetch(&mut **$conn);
+                while let Some(r) = rows.try_next().await? {
+                    row(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+                }
+            }};
+        }
+        match self {
+            Self::Sqlite(c) => each!(c),
+            Self::Postgres(c) => each!(c),
+        }
+        Ok(())
+    }
+}
+
+/// Events whose rollup name is the step bound at `p`, as SQL the `(project, event, timestamp)`
+/// index serves for a track event (`$page` and the like match by type, through the
+/// `(project, timestamp)` one).
+fn by_name(name: &str, p: &str) -> String {
+    match name.strip_prefix('$') {
+        Some(kind) if OTHER_TYPES.contains(&kind) => {
+            format!("((type = 'track' AND event = {p}) OR '$' || type = {p})")
+        }
+        _ => format!("(event = {p} AND type = 'track')"),
+    }
+}
+
+/// Step 1 from the rollup: per user, the first and last occurrence of step `$2` on the whole
+/// days `[$3, $4)`. One row per user, in the key's order (no sort).
+pub(super) const FIRST_STEP_DAYS: &str = "
+    SELECT user_key, MIN(first_ts), MAX(last_ts) FROM user_event_days
+    WHERE project_id = $1 AND name = $2 AND day >= $3 AND day < $4
+    GROUP BY user_key";
+
+/// Per user of the JSON array `$2` (`[user, day of t, t, deadline]` each), their rollup rows of
+/// step `$3` on the whole days `[$4, $5)` that can hold its next occurrence after `t`: from
+/// `t`'s day to the deadline's, and not over before `t`. One index seek per user.
+pub(super) fn next_days_sql(backend: Backend) -> &'static str {
+    match backend {
+        // CROSS JOIN keeps the users outside: each is a seek into the key.
+        Backend::Sqlite => {
+            "SELECT u.user_key, u.first_ts, u.last_ts
+             FROM json_each($2) AS j CROSS JOIN user_event_days AS u
+             WHERE u.project_id = $1 AND u.name = $3
+               AND u.user_key = json_extract(j.value, '$[0]')
+               AND u.day >= json_extract(j.value, '$[1]') AND u.day >= $4 AND u.day < $5
+               AND u.day <= json_extract(j.value, '$[3]')
+               AND u.last_ts >= json_extract(j.value, '$[2]')"
+        }
+        Backend::Postgres => {
+            "SELECT u.user_key, u.first_ts, u.last_ts
+             FROM jsonb_array_elements($2::text::jsonb) AS j(v)
+             JOIN user_event_days AS u
+               ON u.project_id = $1 AND u.name = $3 AND u.user_key = j.v ->> 0
+              AND u.day >= (j.v ->> 1)::bigint AND u.day >= $4 AND u.day < $5
+              AND u.day <= (j.v ->> 3)::bigint AND u.last_ts >= (j.v ->> 2)::bigint"
+        }
+    }
+}
+
+/// Per user, the first and last event of step `$2` in `[$3, $4)` (a partial day at the range's
+/// edge, which the rollup's whole days cannot answer), bots left out.
+pub(super) fn part_day_sql(backend: Backend, name: &str) -> String {
+    format!(
+        "SELECT COALESCE(user_id, anonymous_id), MIN(timestamp), MAX(timestamp) FROM events
+         WHERE project_id = $1 AND {by_name} AND timestamp >= $3 AND timestamp < $4
+           AND COALESCE(user_id, anonymous_id) IS NOT NULL AND NOT {bot}
+         GROUP BY 1",
+        by_name = by_name(name, "$2"),
+        bot = is_bot(backend),
+    )
+}
+
+/// Every event of step `$2` in `[$3, $4]`: user, timestamp, seq (bots left out). Read once per
+/// step over the times some users' next occurrence is not settled by the rollup.
+pub(super) fn events_sql(backend: Backend, name: &str) -> String {
+    format!(
+        "SELECT COALESCE(user_id, anonymous_id), timestamp, seq FROM events
+         WHERE project_id = $1 AND {by_name} AND timestamp >= $3 AND timestamp <= $4
+           AND COALESCE(user_id, anonymous_id) IS NOT NULL AND NOT {bot}",
+        by_name = by_name(name, "$2"),
+        bot = is_bot(backend),
+    )
+}
+
+/// The first event of step `$2` by user `$4` in the millisecond `$3`, in the scan's order.
+pub(super) fn first_in_millisecond_sql(backend: Backend, name: &str) -> String {
+    format!(
+        "SELECT COALESCE(user_id, anonymous_id), timestamp, seq FROM events
+         WHERE project_id = $1 AND {by_name} AND timestamp = $3
+           AND COALESCE(user_id, anonymous_id) = $4 AND NOT {bot}
+         ORDER BY seq LIMIT 1",
+        by_name = by_name(name, "$2"),
+        bot = is_bot(backend),
+    )
+}

@@ -1,0 +1,323 @@
+//! The funnel's steps for every user at once: step 1 from one grouped read, each next step
+//! from the user's rollup rows after the previous one, settled from the events where a day
+//! began before it.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use super::reads::{self, Bind, Reader};
+use super::{Parts, USERS_PER_READ};
+use crate::domain::ProjectId;
+use crate::store::{DAY_MS, StoreError};
+
+/// One user's occurrences of one step's event within one part of the range: a whole UTC day
+/// (from the rollup) or the range's part of an edge day (from the events).
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    first: i64,
+    last: i64,
+}
+
+/// A step's event: its timestamp and, once read from the events, its `seq` (the scan's order
+/// among events of the same millisecond). Without a seq it is the first of its millisecond.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    ts: i64,
+    seq: Option<i64>,
+}
+
+/// A user who reached the step being read past.
+#[derive(Debug)]
+pub(super) struct Progress {
+    /// Step 1's time plus the window: the last moment a step counts.
+    deadline: i64,
+    /// The step reached.
+    at: At,
+    /// The earliest two of the next step's spans that end at or after `at` and begin by the
+    /// deadline: the first holds the next occurrence, unless it began before `at` (then its
+    /// events say when) and has none after it (then the second does).
+    spans: [Option<Span>; 2],
+    /// For a user whose first span began before `at`: the first of the step's events after
+    /// `at`'s millisecond, and the seqs of those in `at`'s millisecond.
+    after: Option<(i64, i64)>,
+    ties: Vec<i64>,
+}
+
+impl Progress {
+    /// Keeps `span` among the two earliest if it can hold the next step.
+    fn offer(&mut self, span: Span) {
+        if span.last < self.at.ts || span.first > self.deadline {
+            return;
+        }
+        match self.spans {
+            [None, _] => self.spans[0] = Some(span),
+            [Some(a), _] if span.first < a.first => self.spans = [Some(span), Some(a)],
+            [Some(_), None] => self.spans[1] = Some(span),
+            [Some(_), Some(b)] if span.first < b.first => self.spans[1] = Some(span),
+            _ => {}
+        }
+    }
+
+    /// The interval of an unsettled user's events to read: from `at` to their first span's
+    /// end or the deadline.
+    fn interval(&self) -> Option<(i64, i64)> {
+        let s = self.spans[0].filter(|s| s.first <= self.at.ts)?;
+        Some((self.at.ts, s.last.min(self.deadline)))
+    }
+}
+
+/// Every user with a step-1 event in the range, at its first one.
+pub(super) async fn first_step(
+    reader: &mut Reader,
+    project: ProjectId,
+    parts: &Parts,
+    name: &str,
+    window_ms: i64,
+) -> Result<BTreeMap<String, Progress>, StoreError> {
+    let mut users: BTreeMap<String, Progress> = BTreeMap::new();
+    let mut add = |user: &str, first: i64, _last: i64| match users.get_mut(user) {
+        Some(p) if p.at.ts <= first => {}
+        Some(p) => {
+            p.at.ts = first;
+            p.deadline = first.saturating_add(window_ms);
+        }
+        None => {
+            users.insert(
+                user.to_owned(),
+                Progress {
+                    deadline: first.saturating_add(window_ms),
+                    at: At {
+                        ts: first,
+                        seq: None,
+                    },
+                    spans: [None, None],
+                    after: None,
+                    ties: Vec::new(),
+                },
+            );
+        }
+    };
+    let (lo, hi) = parts.days;
+    if lo < hi {
+        let binds = [
+            Bind::Int(project),
+            Bind::Text(name),
+            Bind::Int(lo),
+            Bind::Int(hi),
+        ];
+        reader
+            .each(reads::FIRST_STEP_DAYS, &binds, &mut add)
+            .await?;
+    }
+    let sql = reads::part_day_sql(reader.backend(), name);
+    for (lo, hi) in parts.edges() {
+        let binds = [
+            Bind::Int(project),
+            Bind::Text(name),
+            Bind::Int(lo),
+            Bind::Int(hi),
+        ];
+        reader.each(&sql, &binds, &mut add).await?;
+    }
+    Ok(users)
+}
+
+/// A step after the first, and the one before it.
+pub(super) struct Step<'a> {
+    pub(super) project: ProjectId,
+    pub(super) previous: &'a str,
+    pub(super) name: &'a str,
+}
+
+impl Step<'_> {
+    /// Moves each of `users` to their first occurrence of this step after the previous one,
+    /// within their window; takes out those without one.
+    pub(super) async fn advance(
+        &self,
+        reader: &mut Reader,
+        parts: &Parts,
+        users: &mut BTreeMap<String, Progress>,
+    ) -> Result<(), StoreError> {
+        for p in users.values_mut() {
+            p.spans = [None, None];
+            p.after = None;
+            p.ties.clear();
+        }
+        self.read_spans(reader, parts, users).await?;
+        users.retain(|_, p| p.spans[0].is_some());
+        self.read_unsettled(reader, users).await?;
+        users.retain(|_, p| {
+            let Some(first) = p.spans[0] else {
+                return false;
+            };
+            p.at = if first.first > p.at.ts {
+                At {
+                    ts: first.first,
+                    seq: None,
+                }
+            } else if let Some((ts, seq)) = p.after {
+                At { ts, seq: Some(seq) }
+            } else if first.last > p.at.ts && first.last <= p.deadline {
+                // Nothing after it in the events, yet the day has a later occurrence within
+                // the window: its raw events have expired (rollups outlive them); it counts
+                // at the day's last one.
+                At {
+                    ts: first.last,
+                    seq: None,
+                }
+            } else if let Some(next) = p.spans[1] {
+                At {
+                    ts: next.first,
+                    seq: None,
+                }
+            } else {
+                return false;
+            };
+            true
+        });
+        Ok(())
+    }
+
+    /// Offers each user their spans of this step: rollup days from their step's day to their
+    /// deadline's, then the range's edge parts.
+    async fn read_spans(
+        &self,
+        reader: &mut Reader,
+        parts: &Parts,
+        users: &mut BTreeMap<String, Progress>,
+    ) -> Result<(), StoreError> {
+        let (lo, hi) = parts.days;
+        let mut after = Bound::Unbounded;
+        while let Some((json, last)) = (lo < hi).then(|| users_json(users, &after)).flatten() {
+            after = Bound::Excluded(last);
+            let binds = [
+                Bind::Int(self.project),
+                Bind::Text(&json),
+                Bind::Text(self.name),
+                Bind::Int(lo),
+                Bind::Int(hi),
+            ];
+            let sql = reads::next_days_sql(reader.backend());
+            reader
+                .each(sql, &binds, |user, first, last| {
+                    if let Some(p) = users.get_mut(user) {
+                        p.offer(Span { first, last });
+                    }
+                })
+                .await?;
+        }
+        let sql = reads::part_day_sql(reader.backend(), self.name);
+        for (lo, hi) in parts.edges() {
+            let binds = [
+                Bind::Int(self.project),
+                Bind::Text(self.name),
+                Bind::Int(lo),
+                Bind::Int(hi),
+            ];
+            reader
+                .each(&sql, &binds, |user, first, last| {
+                    if let Some(p) = users.get_mut(user) {
+                        p.offer(Span { first, last });
+                    }
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// For the users whose first span began before their previous step: reads this step's
+    /// events over their intervals (merged where they overlap), then orders the ones in the
+    /// previous step's millisecond by seq.
+    async fn read_unsettled(
+        &self,
+        reader: &mut Reader,
+        users: &mut BTreeMap<String, Progress>,
+    ) -> Result<(), StoreError> {
+        let mut intervals: Vec<(i64, i64)> =
+            users.values().filter_map(Progress::interval).collect();
+        intervals.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::new();
+        for (lo, hi) in intervals {
+            match merged.last_mut() {
+                Some(m) if lo <= m.1 => m.1 = m.1.max(hi),
+                _ => merged.push((lo, hi)),
+            }
+        }
+        let sql = reads::events_sql(reader.backend(), self.name);
+        for (lo, hi) in merged {
+            let binds = [
+                Bind::Int(self.project),
+                Bind::Text(self.name),
+                Bind::Int(lo),
+                Bind::Int(hi),
+            ];
+            reader
+                .each(&sql, &binds, |user, ts, seq| {
+                    let Some(p) = users.get_mut(user) else { return };
+                    let Some((from, until)) = p.interval() else {
+                        return;
+                    };
+                    if ts < from || ts > until {
+                        return;
+                    }
+                    if ts == from {
+                        p.ties.push(seq);
+                    } else if p.after.is_none_or(|a| (ts, seq) < a) {
+                        p.after = Some((ts, seq));
+                    }
+                })
+                .await?;
+        }
+        // Events in the previous step's millisecond follow it only when stored after it.
+        let tied: Vec<String> = users
+            .iter()
+            .filter(|(_, p)| !p.ties.is_empty())
+            .map(|(u, _)| u.clone())
+            .collect();
+        let sql = reads::first_in_millisecond_sql(reader.backend(), self.previous);
+        for user in tied {
+            let Some(p) = users.get_mut(&user) else {
+                continue;
+            };
+            let seq = match p.at.seq {
+                Some(seq) => seq,
+                None => {
+                    // The first of the previous step's events in its millisecond. Not found:
+                    // its raw events have expired; take it as the last there.
+                    let mut seq = i64::MAX;
+                    let binds = [
+                        Bind::Int(self.project),
+                        Bind::Text(self.previous),
+                        Bind::Int(p.at.ts),
+                        Bind::Text(&user),
+                    ];
+                    reader.each(&sql, &binds, |_, _, s| seq = s).await?;
+                    seq
+                }
+            };
+            if let Some(&tie) = p.ties.iter().filter(|&&s| s > seq).min() {
+                p.after = Some((p.at.ts, tie));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The next [`USERS_PER_READ`] of `users` after `after` as the JSON array a statement binds,
+/// `[user, day of the step reached, its time, deadline]` each, and the last of them.
+fn users_json(
+    users: &BTreeMap<String, Progress>,
+    after: &Bound<String>,
+) -> Option<(String, String)> {
+    let mut last = None;
+    let batch: Vec<serde_json::Value> = users
+        .range((after.clone(), Bound::Unbounded))
+        .take(USERS_PER_READ)
+        .map(|(user, p)| {
+            last = Some(user);
+            let t = p.at.ts;
+            serde_json::json!([user, t - t.rem_euclid(DAY_MS), t, p.deadline])
+        })
+        .collect();
+    Some((serde_json::Value::from(batch).to_string(), last?.clone()))
+}
