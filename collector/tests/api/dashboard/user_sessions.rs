@@ -270,6 +270,37 @@ async fn a_late_event_bridges_two_sessions_and_a_bot_event_does_not() {
     assert_answer(&one, (1, 2.0 * GAP as f64 / 1000.0, 0.0), "after it");
 }
 
+/// With bots the answer still reads the range's events, under the scan limit, and says how
+/// many bot events the range holds either way.
+#[tokio::test]
+async fn with_bots_sessions_still_read_events_under_the_scan_limit() {
+    let (app, me, _) = seeded(3).await;
+    let s = start().timestamp_millis();
+    let path = format!(
+        "/api/dash/projects/{}/sessions?from={}&to={}",
+        app.project,
+        s - DAY,
+        s + 4 * DAY
+    );
+    let resp = app
+        .http
+        .get(app.url(&path))
+        .header("cookie", &me.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // The crawler's 30 and `user-0`'s one, left out but counted.
+    assert_eq!(resp.headers()["pulseline-bot-events"], "31");
+    let (status, body) = app.get(&me, &format!("{path}&include_bots=true")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string()
+            .contains("more than 10 events (PULSELINE_DASHBOARD_MAX_SCAN_EVENTS)"),
+        "{body}"
+    );
+}
+
 /// Many requests at once, each one event of the same two users, each event within the gap of
 /// the next, in random order: commits running together (PostgreSQL runs several) must each see
 /// the sessions the others wrote, so each user ends with one session.
