@@ -408,18 +408,26 @@ pub fn sessions(events: &[ScannedEvent]) -> SessionStats {
         bounces += u64::from(n == 1);
         total_len += last - start;
     }
-    SessionStats {
-        sessions,
-        avg_length_secs: if sessions == 0 {
-            0.0
-        } else {
-            total_len as f64 / sessions as f64 / 1000.0
-        },
-        bounce_rate: if sessions == 0 {
-            0.0
-        } else {
-            bounces as f64 / sessions as f64
-        },
+    SessionStats::from_totals(sessions as i64, total_len, bounces as i64)
+}
+
+impl SessionStats {
+    /// The stats of `sessions` sessions lasting `total_ms` in all, `bounces` of one event.
+    pub fn from_totals(sessions: i64, total_ms: i64, bounces: i64) -> Self {
+        let n = sessions.max(0);
+        Self {
+            sessions: n as u64,
+            avg_length_secs: if n == 0 {
+                0.0
+            } else {
+                total_ms as f64 / n as f64 / 1000.0
+            },
+            bounce_rate: if n == 0 {
+                0.0
+            } else {
+                bounces as f64 / n as f64
+            },
+        }
     }
 }
 

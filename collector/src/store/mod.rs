@@ -44,6 +44,7 @@ mod projects;
 pub mod raw_retention;
 pub mod retention;
 mod rules;
+mod sessions;
 pub mod shares;
 mod sqlite;
 mod stored_event;

@@ -39,6 +39,8 @@ pub struct PersonDeletion {
     pub users_last_seen: u64,
     /// (event name, user, day) rows of the funnels' rollup (`user_event_days`).
     pub user_event_days: u64,
+    /// The person's sessions (`user_sessions`, the Sessions page).
+    pub sessions: u64,
     /// Event notifications in the outbox (with their delivery attempts).
     pub deliveries: u64,
 }

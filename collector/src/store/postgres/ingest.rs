@@ -155,6 +155,7 @@ impl PostgresStore {
         .await?;
         super::user_event_days::record(&mut tx, batches, &is_new).await?;
         super::vitals::add(&mut tx, batches, &is_new).await?;
+        super::sessions::record(&mut tx, batches, &is_new).await?;
         tx.commit().await?;
         Ok(inserted)
     }

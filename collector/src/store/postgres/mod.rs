@@ -6,6 +6,7 @@ mod category_cap;
 mod ingest;
 mod local_days;
 mod persons;
+mod sessions;
 mod vitals;
 pub(crate) use vitals::write as write_vitals;
 mod user_event_days;
@@ -212,6 +213,8 @@ impl PostgresStore {
                 "DELETE FROM active_users_days WHERE project_id = $1 AND day < $2",
                 "DELETE FROM users_last_seen WHERE project_id = $1 AND last_day < $2",
                 "DELETE FROM user_event_days WHERE project_id = $1 AND day < $2",
+                // Sessions that ended before the cutoff's day (`store::sessions`).
+                "DELETE FROM user_sessions WHERE project_id = $1 AND start_ts < $2 AND end_ts < $2",
             ] {
                 sqlx::query(sql)
                     .bind(project_id)

@@ -170,6 +170,7 @@ impl PostgresStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                report.sessions = super::sessions::delete_person(&mut tx, project, ids).await?;
                 tx.commit().await?;
                 return Ok(report);
             }

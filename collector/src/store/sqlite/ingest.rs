@@ -300,6 +300,7 @@ fn insert(
     }
     write_rollups(&tx, &rollups)?;
     super::vitals::add(&tx, batches, &stored)?;
+    super::sessions::record(&tx, batches, &stored)?;
     // The notifications of this commit's events, atomically with them; a resent duplicate
     // (not stored by this commit) notifies nothing.
     if !deliveries.is_empty() {

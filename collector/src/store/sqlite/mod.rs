@@ -14,6 +14,7 @@ mod local_days;
 mod persons;
 mod retention;
 mod rollups;
+mod sessions;
 mod user_event_days;
 mod vitals;
 

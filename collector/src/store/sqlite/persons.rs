@@ -178,6 +178,15 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                report.sessions = sqlx::query(
+                    "DELETE FROM user_sessions
+                     WHERE project_id = ?1 AND user_key IN (SELECT value FROM json_each(?2))",
+                )
+                .bind(project)
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
                 // The ingest thread remembers which (day, user) rows exist; these no longer do,
                 // and the person's next event must add theirs again. Ingest cannot commit
                 // before this transaction ends: it waits for the writer we hold.

@@ -98,6 +98,8 @@ impl SqliteStore {
                 "DELETE FROM active_users_days WHERE project_id = ? AND day < ?",
                 "DELETE FROM users_last_seen WHERE project_id = ? AND last_day < ?",
                 "DELETE FROM user_event_days WHERE project_id = ? AND day < ?",
+                // Sessions that ended before the cutoff's day (`store::sessions`).
+                "DELETE FROM user_sessions WHERE project_id = ? AND start_ts < ?2 AND end_ts < ?2",
             ] {
                 sqlx::query(sql)
                     .bind(project_id)

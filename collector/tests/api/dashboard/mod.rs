@@ -23,6 +23,8 @@ mod security;
 mod sessions;
 /// Shared, read-only pages (issue 24).
 mod share;
+/// Sessions kept at ingest (issue 20).
+mod user_sessions;
 /// Web Vitals from the rollup (issue 20).
 mod vitals;
 /// The Web page (issue 21).

@@ -1,4 +1,5 @@
-//! Sessions: counts and durations of visits in the range.
+//! Sessions: counts and durations of the sessions that start in the range, from the sessions
+//! kept at ingest (`store::sessions`); with bots, from the range's events.
 
 use axum::Json;
 use axum::extract::State;
@@ -6,7 +7,7 @@ use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{BotsParams, RangeParams, range, scan, with_bot_events};
+use super::{BotsParams, RangeParams, bot_events, range, scan, with_bot_events};
 use crate::analytics;
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
@@ -27,14 +28,21 @@ pub struct SessionsAnswer {
     get, path = "/api/dash/projects/{project}/sessions", tag = "dashboard",
     operation_id = "dashboard_sessions",
     params(ProjectPath, RangeParams, BotsParams),
-    description = "Sessions of the range (a user's events with no gap over 30 minutes): count, \
-                   mean length and bounce rate. Bot events are left out unless \
-                   `include_bots=true`.",
+    description = "Sessions (a user's events with no silence over 30 minutes): count, mean \
+                   length (first to last event) and bounce rate (sessions of one event). Bot \
+                   events are left out unless `include_bots=true`. Without bots the answer counts \
+                   the sessions that start in the range, each whole (one running past `to` \
+                   counts its full length; one that started before `from` is not counted), from \
+                   the sessions kept at ingest, whatever the range holds. With \
+                   `include_bots=true` the range's events are read, up to \
+                   PULSELINE_DASHBOARD_MAX_SCAN_EVENTS, and sessions are cut at the range's \
+                   edges.",
     responses(
         (status = 200, body = SessionsAnswer, headers(("pulseline-bot-events" = i64,
             description = "Bot events in the range (left out unless include_bots=true)"))),
-        (status = 400, description = "An invalid parameter (says which), or more events in the \
-                                      range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
+        (status = 400, description = "An invalid parameter (says which), or (with \
+                                      include_bots=true) more events in the range than \
+                                      PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
             body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 404, description = "No such project among the user's", body = ErrorBody),
@@ -50,9 +58,17 @@ pub async fn sessions(
 ) -> Result<Response, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
     let r = range(&state, &p, 7)?;
-    let (rows, bot_events) = scan(&state, project, &r, None, bots.include_bots).await?;
+    if bots.include_bots {
+        let (rows, bot_events) = scan(&state, project, &r, None, true).await?;
+        let answer = SessionsAnswer {
+            stats: analytics::sessions(&rows),
+            bot_events,
+        };
+        return Ok(with_bot_events(Json(answer), bot_events));
+    }
+    let bot_events = bot_events(&state, project, &r, None).await?;
     let answer = SessionsAnswer {
-        stats: analytics::sessions(&rows),
+        stats: state.store.session_stats(project, r.from, r.to).await?,
         bot_events,
     };
     Ok(with_bot_events(Json(answer), bot_events))

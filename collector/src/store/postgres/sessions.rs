@@ -1,0 +1,165 @@
+//! The PostgreSQL ingest commit's share of `user_sessions` (`crate::store::sessions`).
+//!
+//! Concurrent commits (four loops per replica, several replicas) may add events of the same
+//! user, and a user without sessions has no row to lock, so each commit first takes a
+//! transaction-scoped advisory lock per user, in key order (no deadlock: this is the commit's
+//! last step, so a holder never waits for another commit). Then one statement reads every
+//! user's touchable sessions (an index seek per user), and one delete and one upsert write the
+//! differences back.
+
+use sqlx::{PgConnection, Row};
+
+use crate::store::sessions::{Change, CommitSessions, Session, merge};
+use crate::store::{PendingBatch, StoreError};
+
+/// The advisory locks' first key: the two-integer key space, apart from the single-bigint keys
+/// of the scheduled jobs. ASCII "SESS".
+const LOCK_SPACE: i32 = 0x5345_5353;
+
+/// The advisory lock key of a user's sessions: FNV-1a of project and user key, stable across
+/// builds and replicas (two users sharing one only wait for each other).
+fn lock_key(project: i64, user: &str) -> i32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in project.to_le_bytes().iter().chain(user.as_bytes()) {
+        h = (h ^ u32::from(*b)).wrapping_mul(0x0100_0193);
+    }
+    h as i32
+}
+
+/// Takes the sessions locks of `users` of `project`, in key order, until the transaction ends.
+async fn lock(tx: &mut PgConnection, keys: impl Iterator<Item = i32>) -> Result<(), StoreError> {
+    let mut keys: Vec<i32> = keys.collect();
+    keys.sort_unstable();
+    keys.dedup();
+    // UNNEST yields the array in order, and the locks are taken row by row as it does.
+    sqlx::query("SELECT pg_advisory_xact_lock($1, k) FROM UNNEST($2::INT4[]) AS k")
+        .bind(LOCK_SPACE)
+        .bind(&keys)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+/// Adds the messages `is_new` marks as stored by this commit (bots and messages without a
+/// user left out) to their users' sessions, in the commit's transaction.
+pub(super) async fn record(
+    tx: &mut PgConnection,
+    batches: &[PendingBatch],
+    is_new: &[Vec<bool>],
+) -> Result<(), StoreError> {
+    let mut commit = CommitSessions::default();
+    for (batch, new) in batches.iter().zip(is_new) {
+        for (m, _) in batch.messages.iter().zip(new).filter(|(_, new)| **new) {
+            commit.add(batch.project_id, m);
+        }
+    }
+    if commit.0.is_empty() {
+        return Ok(());
+    }
+    lock(tx, commit.0.keys().map(|(p, u)| lock_key(*p, u))).await?;
+    let (mut projects, mut users, mut lows, mut highs) = (vec![], vec![], vec![], vec![]);
+    let mut times = Vec::new();
+    for ((project, user), t, (low, high)) in commit.users() {
+        projects.push(project);
+        users.push(user);
+        lows.push(low);
+        highs.push(high);
+        times.push(t);
+    }
+    // The touchable run starts at the latest session starting at or before `low` (it may end
+    // after it) and ends at the last one starting by `high`.
+    let rows = sqlx::query(
+        "SELECT u.i, s.start_ts, s.end_ts, s.events
+         FROM UNNEST($1::INT8[], $2::TEXT[], $3::INT8[], $4::INT8[])
+              WITH ORDINALITY AS u(p, k, low, high, i)
+         CROSS JOIN LATERAL (
+             SELECT start_ts, end_ts, events FROM user_sessions
+             WHERE project_id = u.p AND user_key = u.k COLLATE \"C\"
+               AND start_ts >= COALESCE(
+                   (SELECT MAX(start_ts) FROM user_sessions
+                    WHERE project_id = u.p AND user_key = u.k COLLATE \"C\" AND start_ts <= u.low),
+                   u.low)
+               AND start_ts <= u.high AND end_ts >= u.low
+         ) s
+         ORDER BY u.i, s.start_ts",
+    )
+    .bind(&projects)
+    .bind(&users)
+    .bind(&lows)
+    .bind(&highs)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut stored: Vec<Vec<Session>> = vec![Vec::new(); users.len()];
+    for row in rows {
+        let i: i64 = row.try_get(0)?;
+        stored[(i - 1) as usize].push(Session {
+            start: row.try_get(1)?,
+            end: row.try_get(2)?,
+            events: row.try_get(3)?,
+        });
+    }
+    let mut deleted = (Vec::new(), Vec::new(), Vec::new());
+    let mut written = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (i, stored) in stored.iter().enumerate() {
+        let change = Change::between(stored, &merge(stored, times[i]));
+        for start in change.deleted_starts {
+            deleted.0.push(projects[i]);
+            deleted.1.push(users[i]);
+            deleted.2.push(start);
+        }
+        for s in change.written {
+            written.0.push(projects[i]);
+            written.1.push(users[i]);
+            written.2.push(s.start);
+            written.3.push(s.end);
+            written.4.push(s.events);
+        }
+    }
+    if !deleted.0.is_empty() {
+        sqlx::query(
+            "DELETE FROM user_sessions s
+             USING UNNEST($1::INT8[], $2::TEXT[], $3::INT8[]) AS d(p, k, start_ts)
+             WHERE s.project_id = d.p AND s.user_key = d.k COLLATE \"C\"
+               AND s.start_ts = d.start_ts",
+        )
+        .bind(&deleted.0)
+        .bind(&deleted.1)
+        .bind(&deleted.2)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !written.0.is_empty() {
+        sqlx::query(
+            "INSERT INTO user_sessions (project_id, user_key, start_ts, end_ts, events)
+             SELECT * FROM UNNEST($1::INT8[], $2::TEXT[], $3::INT8[], $4::INT8[], $5::INT8[])
+             ON CONFLICT (project_id, user_key, start_ts)
+             DO UPDATE SET end_ts = excluded.end_ts, events = excluded.events",
+        )
+        .bind(&written.0)
+        .bind(&written.1)
+        .bind(&written.2)
+        .bind(&written.3)
+        .bind(&written.4)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Removes the sessions of a person's `ids`, under the same locks as ingest, so a commit
+/// adding their events cannot write back sessions it read before the delete.
+pub(super) async fn delete_person(
+    tx: &mut PgConnection,
+    project: i64,
+    ids: &[String],
+) -> Result<u64, StoreError> {
+    lock(tx, ids.iter().map(|id| lock_key(project, id))).await?;
+    Ok(
+        sqlx::query("DELETE FROM user_sessions WHERE project_id = $1 AND user_key = ANY($2)")
+            .bind(project)
+            .bind(ids)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+    )
+}

@@ -1,0 +1,194 @@
+//! Sessions kept at ingest (issue 20, migration 0042): per (project, user key) the user's
+//! sessions — runs of events with no silence over [`SESSION_GAP_MS`], the definition of
+//! `analytics::sessions` — in `user_sessions`, maintained by both ingest commits, so the
+//! Sessions page is one aggregate over the sessions that start in its range, whatever the
+//! range holds.
+//!
+//! A commit groups the events it stored by user (bots and events without a user left out, as in
+//! every analytics rollup), reads that user's stored sessions the new events can touch (those
+//! ending at or after the earliest new event minus the gap and starting at or before the latest
+//! plus the gap: a contiguous run, since one user's sessions never overlap), merges them with
+//! the new events ([`merge`]: a late event may extend a session, move its start, or bridge two
+//! into one) and writes back the difference ([`Change`]). Person delete removes the person's
+//! sessions; plan retention removes the sessions that ended before its cutoff day; raw-event
+//! retention keeps them, like the other rollups.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::analytics::{SESSION_GAP_MS, SessionStats};
+use crate::domain::{Message, ProjectId};
+
+/// One stored session: its first and last event's time (unix ms) and how many events it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Session {
+    pub(super) start: i64,
+    pub(super) end: i64,
+    pub(super) events: i64,
+}
+
+/// One commit's stored events, their times per (project, user key), each user's sorted.
+#[derive(Default)]
+pub(super) struct CommitSessions<'a>(pub(super) BTreeMap<(i64, &'a str), Vec<i64>>);
+
+impl<'a> CommitSessions<'a> {
+    /// Counts a stored message, unless it is a bot's or has no user.
+    pub(super) fn add(&mut self, project: i64, m: &'a Message) {
+        let Some(user) = m.user_id.as_deref().or(m.anonymous_id.as_deref()) else {
+            return;
+        };
+        if m.bot {
+            return;
+        }
+        self.0
+            .entry((project, user))
+            .or_default()
+            .push(super::millis(m.timestamp));
+    }
+
+    /// Each user's times sorted, and the span of stored sessions they may touch:
+    /// `(first − gap, last + gap)`.
+    pub(super) fn users(
+        &mut self,
+    ) -> impl Iterator<Item = ((i64, &'a str), &[i64], (i64, i64))> + '_ {
+        self.0.iter_mut().map(|(key, times)| {
+            times.sort_unstable();
+            let span = (
+                times[0].saturating_sub(SESSION_GAP_MS),
+                times[times.len() - 1].saturating_add(SESSION_GAP_MS),
+            );
+            (*key, &times[..], span)
+        })
+    }
+}
+
+/// The user's sessions after adding `times` (sorted) to `stored` (sorted by start, disjoint:
+/// the stored sessions the new events may touch). A session is a chain of events each at most
+/// [`SESSION_GAP_MS`] after the previous one, so two chains join exactly when the gap between
+/// them is at most that: merging whole sessions as intervals gives the sessions of all their
+/// events.
+pub(super) fn merge(stored: &[Session], times: &[i64]) -> Vec<Session> {
+    let mut items: Vec<Session> = stored.to_vec();
+    items.extend(times.iter().map(|&t| Session {
+        start: t,
+        end: t,
+        events: 1,
+    }));
+    items.sort_unstable_by_key(|s| (s.start, s.end));
+    let mut merged: Vec<Session> = Vec::with_capacity(stored.len() + 1);
+    for s in items {
+        match merged.last_mut() {
+            Some(last) if s.start - last.end <= SESSION_GAP_MS => {
+                last.end = last.end.max(s.end);
+                last.events += s.events;
+            }
+            _ => merged.push(s),
+        }
+    }
+    merged
+}
+
+/// What to write for one user: the stored sessions whose start no merged session keeps (to
+/// delete) and the merged sessions that differ from the stored ones (to insert or update by
+/// start). Most commits extend an open session: one update.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Change {
+    pub(super) deleted_starts: Vec<i64>,
+    pub(super) written: Vec<Session>,
+}
+
+impl Change {
+    pub(super) fn between(stored: &[Session], merged: &[Session]) -> Self {
+        Self {
+            deleted_starts: stored
+                .iter()
+                .filter(|s| !merged.iter().any(|m| m.start == s.start))
+                .map(|s| s.start)
+                .collect(),
+            written: merged
+                .iter()
+                .filter(|m| !stored.contains(m))
+                .copied()
+                .collect(),
+        }
+    }
+}
+
+/// The range aggregate both backends run: the sessions that start in `[$2, $3)`.
+const RANGE_STATS: &str = "SELECT COUNT(*) AS sessions,
+        CAST(COALESCE(SUM(end_ts - start_ts), 0) AS BIGINT) AS total_ms,
+        CAST(COALESCE(SUM(CASE WHEN events = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS bounces
+    FROM user_sessions WHERE project_id = $1 AND start_ts >= $2 AND start_ts < $3";
+
+impl Store {
+    /// Count, mean length and bounce rate of the sessions (bots left out) that start in
+    /// `[from, to)`, each whole: one that runs past `to` counts its full length; one that
+    /// started before `from` is not counted.
+    pub async fn session_stats(
+        &self,
+        project: ProjectId,
+        from: i64,
+        to: i64,
+    ) -> Result<SessionStats, StoreError> {
+        let (sessions, total_ms, bounces): (i64, i64, i64) = with_db!(self, read_pool, |pool| {
+            let row = sqlx::query(RANGE_STATS)
+                .bind(project)
+                .bind(from)
+                .bind(to)
+                .fetch_one(pool)
+                .await?;
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)
+        });
+        Ok(SessionStats::from_totals(sessions, total_ms, bounces))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(start: i64, end: i64, events: i64) -> Session {
+        Session { start, end, events }
+    }
+
+    const GAP: i64 = SESSION_GAP_MS;
+
+    #[test]
+    fn a_late_event_in_the_gap_bridges_two_sessions() {
+        let stored = [s(0, 10, 2), s(10 + 2 * GAP, 10 + 2 * GAP, 1)];
+        let merged = merge(&stored, &[10 + GAP]);
+        assert_eq!(merged, [s(0, 10 + 2 * GAP, 4)]);
+        assert_eq!(
+            Change::between(&stored, &merged),
+            Change {
+                deleted_starts: vec![10 + 2 * GAP],
+                written: vec![s(0, 10 + 2 * GAP, 4)],
+            }
+        );
+    }
+
+    #[test]
+    fn an_event_just_over_the_gap_opens_a_session_and_one_before_moves_the_start() {
+        let stored = [s(GAP, GAP + 5, 2)];
+        let merged = merge(&stored, &[0, GAP + 5 + GAP + 1]);
+        assert_eq!(merged, [s(0, GAP + 5, 3), s(2 * GAP + 6, 2 * GAP + 6, 1)]);
+        let change = Change::between(&stored, &merged);
+        assert_eq!(change.deleted_starts, [GAP]);
+        assert_eq!(change.written, merged);
+    }
+
+    #[test]
+    fn an_unchanged_session_is_not_written() {
+        let stored = [s(0, 0, 1), s(5 * GAP, 5 * GAP, 1)];
+        let merged = merge(&stored, &[5 * GAP, 5 * GAP]);
+        assert_eq!(
+            Change::between(&stored, &merged),
+            Change {
+                deleted_starts: vec![],
+                written: vec![s(5 * GAP, 5 * GAP, 3)],
+            }
+        );
+    }
+}
