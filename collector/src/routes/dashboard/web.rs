@@ -279,9 +279,11 @@ pub struct WebBehindView {
 pub struct WebReportView {
     /// Null when every stored page view is counted; else how far behind the numbers are.
     pub behind: Option<WebBehindView>,
-    /// Set when the view read visits (filters, or a rebuild) and the period held more than
-    /// PULSELINE_DASHBOARD_MAX_SCAN_EVENTS of them: the numbers cover the visits that started
-    /// from this time (unix ms) on, the latest ones.
+    /// Set when the view read visits (filters, or a rebuild) and the filter it read them
+    /// through held more than 100,000 (or PULSELINE_DASHBOARD_MAX_SCAN_EVENTS) in the period:
+    /// the numbers cover the visits that started from this time (unix ms) on, the latest ones.
+    /// With one filter on a visit's value over several days, only the breakdowns are cut: the
+    /// top row and chart come whole from day rows.
     pub coverage_from: Option<i64>,
     /// The project's time zone, which decides the days.
     pub timezone: String,
