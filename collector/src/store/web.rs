@@ -1,10 +1,14 @@
 //! The Web page's reads (definitions: docs/dashboard-web.md). Visits are kept at ingest
-//! ([`super::visits`], migration 0034): a view without filters reads the hourly rollups
-//! ([`from_rollups`]), a filtered one the range's visits ([`from_visits`]); realtime reads the
-//! last minutes of `web_pageviews` (migration 0026).
+//! ([`super::visits`], migration 0034): a view without filters reads the day and hour rollups
+//! ([`from_rollups`]), a filtered one the matching visits of the range through one filter's
+//! index ([`from_visits`], [`driver`]; the top row and chart of one visit filter over days come
+//! from its day rows); realtime reads the last minutes of `web_pageviews` (migration 0026).
 
+mod driver;
 mod from_rollups;
 mod from_visits;
+
+pub use driver::Driver;
 
 use sqlx::Row;
 
@@ -79,6 +83,8 @@ pub struct WebQuery<'a> {
     pub filters: &'a [(Dimension, String)],
     pub buckets: &'a [(i64, i64)],
     pub breakdown_rows: Option<i64>,
+    /// Which filter a read of visits goes through ([`Store::web_driver`]).
+    pub driver: Driver,
 }
 
 /// Sums over the visits a query selects.
@@ -141,32 +147,6 @@ impl Store {
             .fetch_one(pool)
             .await?;
             Ok(r.get("n"))
-        })
-    }
-
-    /// When `[from, to)` holds more than `max` visits: the start of the latest `max` of them,
-    /// from which a view that reads visits reads (one indexed read of at most `max` entries).
-    pub async fn web_visits_cutoff(
-        &self,
-        project_id: ProjectId,
-        from: i64,
-        to: i64,
-        max: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        with_db!(self, read_pool, |pool| {
-            let r: Option<i64> = sqlx::query_scalar(
-                "SELECT start_ts FROM web_visits
-                 WHERE project_id = $1 AND start_ts >= $2 AND start_ts < $3
-                 ORDER BY start_ts DESC LIMIT 1 OFFSET $4",
-            )
-            .bind(project_id)
-            .bind(from)
-            .bind(to)
-            .bind(max)
-            .fetch_optional(pool)
-            .await?;
-            // The visit past the limit starts at r: read from just after it.
-            Ok(r.map(|start| start + 1))
         })
     }
 

@@ -19,7 +19,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::routes::extract::{ApiQuery, PathIds, Session};
 use crate::state::AppState;
 use crate::store::HOUR_MS;
-use crate::store::web::{Dimension, WebQuery, WebTotals};
+use crate::store::web::{Dimension, Driver, WebQuery, WebReport, WebTotals};
 
 /// Rows each breakdown shows.
 pub const BREAKDOWN_ROWS: i64 = 10;
@@ -31,6 +31,11 @@ pub const MAX_FILTER_CHARS: usize = 300;
 pub const REALTIME_WINDOW_MS: i64 = 5 * 60_000;
 /// Pages the realtime card lists.
 pub const REALTIME_ROWS: i64 = 10;
+/// Visits a filtered view reads per period at most (or page views of a filtered page), the
+/// latest, when PULSELINE_DASHBOARD_MAX_SCAN_EVENTS is not lower: past it `coverage_from` says
+/// where the read starts. It bounds the breakdowns' cost; the top row and chart of a single
+/// visit filter come from day rows, whole.
+pub const MAX_FILTERED_VISITS: i64 = 100_000;
 /// Queued page views the "behind" note counts at most (it says "more than" past it).
 pub const MAX_BEHIND_COUNTED: i64 = 100_000;
 
@@ -274,9 +279,11 @@ pub struct WebBehindView {
 pub struct WebReportView {
     /// Null when every stored page view is counted; else how far behind the numbers are.
     pub behind: Option<WebBehindView>,
-    /// Set when the view read visits (filters, or a rebuild) and the period held more than
-    /// PULSELINE_DASHBOARD_MAX_SCAN_EVENTS of them: the numbers cover the visits that started
-    /// from this time (unix ms) on, the latest ones.
+    /// Set when the view read visits (filters, or a rebuild) and the filter it read them
+    /// through held more than 100,000 (or PULSELINE_DASHBOARD_MAX_SCAN_EVENTS) in the period:
+    /// the numbers cover the visits that started from this time (unix ms) on, the latest ones.
+    /// With one filter on a visit's value over several days, only the breakdowns are cut: the
+    /// top row and chart come whole from day rows.
     pub coverage_from: Option<i64>,
     /// The project's time zone, which decides the days.
     pub timezone: String,
@@ -357,10 +364,9 @@ pub async fn report_of(
 
     // The page never folds: it reads what the background fold has done, and says so.
     let behind = state.store.web_behind(project, MAX_BEHIND_COUNTED).await?;
-    let rollups = filters.is_empty() && !behind.is_some_and(|b| b.rebuilding);
+    let rebuilding = behind.is_some_and(|b| b.rebuilding);
+    let rollups = filters.is_empty() && !rebuilding;
     let max = i64::from(state.dashboard.config.max_scan_events);
-    let (mut read_from, mut previous_read_from) = (from, previous_from);
-    let mut coverage_from = None;
     if rollups {
         let rows = state
             .store
@@ -372,52 +378,50 @@ pub async fn report_of(
                  (PULSELINE_DASHBOARD_MAX_SCAN_EVENTS): pick a shorter period"
             )));
         }
-    } else {
-        // At most `max` visits per period, the latest: the answer says where it starts.
-        if let Some(cut) = state
-            .store
-            .web_visits_cutoff(project, from, to, max)
-            .await?
-        {
-            read_from = cut;
-            coverage_from = Some(cut);
-        }
-        if let Some(cut) = state
-            .store
-            .web_visits_cutoff(project, previous_from, previous_to, max)
-            .await?
-        {
-            previous_read_from = cut;
-        }
     }
-    let current = state
-        .store
-        .web_report(
-            &WebQuery {
-                project,
-                from: read_from,
-                to,
-                filters: &filters,
-                buckets: &current_buckets,
-                breakdown_rows: Some(BREAKDOWN_ROWS),
-            },
-            rollups,
-        )
-        .await?;
-    let previous = state
-        .store
-        .web_report(
-            &WebQuery {
-                project,
-                from: previous_read_from,
-                to: previous_to,
-                filters: &filters,
-                buckets: &previous_buckets,
-                breakdown_rows: None,
-            },
-            rollups,
-        )
-        .await?;
+    // One visit filter over days: its day rows hold the top row and the chart, whole.
+    let value_rows = match filters.as_slice() {
+        [(dim, value)] if *dim != Dimension::Page && days.count > 1 && !rebuilding => {
+            Some((*dim, value.as_str()))
+        }
+        _ => None,
+    };
+    let budget = max.min(MAX_FILTERED_VISITS);
+    let mut coverage_from = None;
+    let current = read_period(
+        state,
+        WebQuery {
+            project,
+            from,
+            to,
+            filters: &filters,
+            buckets: &current_buckets,
+            breakdown_rows: Some(BREAKDOWN_ROWS),
+            driver: Driver::Start,
+        },
+        rollups,
+        value_rows,
+        budget,
+        &mut coverage_from,
+    )
+    .await?;
+    let previous = read_period(
+        state,
+        WebQuery {
+            project,
+            from: previous_from,
+            to: previous_to,
+            filters: &filters,
+            buckets: &previous_buckets,
+            breakdown_rows: None,
+            driver: Driver::Start,
+        },
+        rollups,
+        value_rows,
+        budget,
+        &mut None,
+    )
+    .await?;
     let visitors = current_buckets
         .iter()
         .zip(&current.series)
@@ -468,6 +472,51 @@ pub async fn report_of(
             })
             .collect(),
     })
+}
+
+/// One period of the page. Without filters, from the rollups; with one visit filter over days,
+/// the top row and chart from that value's day rows and the breakdowns (if asked) from its
+/// visits; else everything from the matching visits. Visits are read through the filter that
+/// selects the fewest, at most `budget` of them (or of the page's page views), the latest:
+/// `coverage_from` is set to where that read starts when it is cut.
+async fn read_period(
+    state: &AppState,
+    mut q: WebQuery<'_>,
+    rollups: bool,
+    value_rows: Option<(Dimension, &str)>,
+    budget: i64,
+    coverage_from: &mut Option<i64>,
+) -> Result<WebReport, ApiError> {
+    if rollups {
+        return Ok(state.store.web_report(&q, true).await?);
+    }
+    let mut day_rows = match value_rows {
+        Some((dim, value)) => Some(state.store.web_value_totals(&q, dim, value).await?),
+        None => None,
+    };
+    if q.breakdown_rows.is_none()
+        && let Some(whole) = day_rows.take()
+    {
+        return Ok(whole);
+    }
+    q.driver = state
+        .store
+        .web_driver(q.project, q.from, q.to, q.filters)
+        .await?;
+    if let Some(cut) = state
+        .store
+        .web_visits_cutoff(q.project, q.from, q.to, q.filters, q.driver, budget)
+        .await?
+    {
+        q.from = cut;
+        *coverage_from = Some(cut);
+    }
+    let mut report = state.store.web_report(&q, false).await?;
+    if let Some(whole) = day_rows {
+        report.totals = whole.totals;
+        report.series = whole.series;
+    }
+    Ok(report)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -15,6 +15,9 @@ const CANDIDATES_PER_ROW: i64 = 2;
 /// visitors as visits) keep the order of their counts.
 const MAX_ROUNDS: i64 = 5;
 
+/// day, visits, page views, bounces, duration (ms), visitor sketch.
+type DayRow = (i64, i64, i64, i64, i64, Vec<u8>);
+
 /// The bucket of `[start, end)` spans (sorted, adjacent) that holds `at`.
 fn bucket_of(buckets: &[(i64, i64)], at: i64) -> Option<usize> {
     let i = buckets
@@ -28,17 +31,7 @@ impl Store {
         &self,
         q: &WebQuery<'_>,
     ) -> Result<WebReport, StoreError> {
-        let days: Vec<(i64, i64, i64, i64, i64, Vec<u8>)> = with_db!(self, read_pool, |pool| {
-            sqlx::query_as(
-                "SELECT day, visits, pageviews, bounces, duration_ms, visitors FROM web_daily
-                 WHERE project_id = $1 AND dim = '' AND day >= $2 AND day < $3",
-            )
-            .bind(q.project)
-            .bind(q.from)
-            .bind(q.to)
-            .fetch_all(pool)
-            .await?
-        });
+        let days = self.day_rows(q, "", "").await?;
         let mut totals = WebTotals::default();
         let mut everyone = Visitors::default();
         let mut per_bucket = vec![Visitors::default(); q.buckets.len()];
@@ -86,6 +79,68 @@ impl Store {
             report.breakdowns.push((dim, rows));
         }
         Ok(report)
+    }
+
+    /// The top row and the chart by day of the visits whose `dim` is `value` (a visit
+    /// dimension), from its day rows: `q.buckets` must be days.
+    pub async fn web_value_totals(
+        &self,
+        q: &WebQuery<'_>,
+        dim: Dimension,
+        value: &str,
+    ) -> Result<WebReport, StoreError> {
+        let mut totals = WebTotals::default();
+        let mut everyone = Visitors::default();
+        let mut per_bucket = vec![Visitors::default(); q.buckets.len()];
+        let mut bucket_visits = vec![0; q.buckets.len()];
+        for (day, visits, pageviews, bounces, duration_ms, sketch) in
+            &self.day_rows(q, dim.key(), value).await?
+        {
+            totals.visits += visits;
+            totals.pageviews += pageviews;
+            totals.bounces += bounces;
+            totals.duration_ms += duration_ms;
+            everyone.merge_bytes(sketch);
+            if let Some(i) = bucket_of(q.buckets, *day) {
+                per_bucket[i].merge_bytes(sketch);
+                bucket_visits[i] += visits;
+            }
+        }
+        // Each visit has one visitor: the estimate never says more than the visits.
+        totals.visitors = everyone.count().min(totals.visits);
+        Ok(WebReport {
+            totals,
+            series: per_bucket
+                .iter()
+                .map(Visitors::count)
+                .zip(bucket_visits)
+                .map(|(n, v)| n.min(v))
+                .collect(),
+            breakdowns: Vec::new(),
+        })
+    }
+
+    /// The day rows of `(dim, value)` in the range: day, visits, page views, bounces,
+    /// duration and the visitor sketch.
+    async fn day_rows(
+        &self,
+        q: &WebQuery<'_>,
+        dim: &str,
+        value: &str,
+    ) -> Result<Vec<DayRow>, StoreError> {
+        Ok(with_db!(self, read_pool, |pool| {
+            sqlx::query_as(
+                "SELECT day, visits, pageviews, bounces, duration_ms, visitors FROM web_daily
+                 WHERE project_id = $1 AND dim = $2 AND day >= $3 AND day < $4 AND value = $5",
+            )
+            .bind(q.project)
+            .bind(dim)
+            .bind(q.from)
+            .bind(q.to)
+            .bind(value)
+            .fetch_all(pool)
+            .await?
+        }))
     }
 
     /// The `limit` values with the most visitors. A value's visitors never exceed its count

@@ -1,65 +1,37 @@
-//! A filtered view: one indexed range read of the visits that started in the range
-//! (`web_visits` by project and start), aggregated in SQL. A page filter, and the page
-//! breakdown, also read the page views of those visits (by visitor and time).
+//! A filtered view: one indexed read of the visits that started in the range and match the
+//! filters, through the index of one of them ([`super::driver`]), aggregated in SQL. A page
+//! filter, and the page breakdown, also read the page views of those visits (by visitor and
+//! time).
 
 use sqlx::Row;
 
 use super::{BreakdownRow, Dimension, WebQuery, WebReport, WebTotals};
 use crate::store::{Bind, Store, StoreError, query_with};
 
-/// The selected visits as the CTE `m`.
-fn visits_sql(filters: &[(Dimension, String)], args: &mut Vec<Bind>) -> String {
-    let mut conditions = String::new();
-    let mut page_join = String::new();
-    for (dim, value) in filters {
-        args.push(Bind::Text(value.clone()));
-        let n = args.len();
-        if *dim == Dimension::Page {
-            // A page filter keeps the visits that saw that page, with all their page views: a
-            // join on the visitor's page views in the visit's span (a correlated EXISTS made
-            // SQLite scan page views per visit).
-            page_join = format!(
-                " JOIN (SELECT DISTINCT v2.id FROM web_visits v2 JOIN web_pageviews p
-                        ON p.project_id = v2.project_id AND p.visitor = v2.visitor
-                       AND p.ts >= v2.start_ts AND p.ts <= v2.end_ts
-                       WHERE v2.project_id = $1 AND v2.start_ts >= $2 AND v2.start_ts < $3
-                         AND p.path = ${n}) seen ON seen.id = v.id"
-            );
-        } else {
-            // Every other key is its column in web_visits.
-            conditions.push_str(&format!(" AND v.{} = ${n}", dim.key()));
-        }
-    }
-    format!(
-        "m AS (SELECT v.* FROM web_visits v{page_join}
-               WHERE v.project_id = $1 AND v.start_ts >= $2 AND v.start_ts < $3{conditions})"
-    )
-}
-
 fn report_sql(q: &WebQuery<'_>, args: &mut Vec<Bind>) -> String {
     args.extend([Bind::Int(q.project), Bind::Int(q.from), Bind::Int(q.to)]);
-    let visits = visits_sql(q.filters, args);
-    let mut buckets = Vec::with_capacity(q.buckets.len());
+    let visits = super::driver::visits_cte(q.filters, q.driver, args);
+    // Each visit's bucket by comparisons, not a join of buckets and visits.
+    let mut bucket = String::from("CASE");
     for (i, (start, end)) in q.buckets.iter().enumerate() {
-        args.extend([Bind::Int(i as i64), Bind::Int(*start), Bind::Int(*end)]);
+        args.extend([Bind::Int(*start), Bind::Int(*end)]);
         let n = args.len();
-        buckets.push(format!(
-            "(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${n} AS BIGINT))",
-            n - 2,
+        bucket.push_str(&format!(
+            " WHEN start_ts >= ${} AND start_ts < ${n} THEN {i}",
             n - 1
         ));
     }
+    bucket.push_str(" END");
     let mut sql = format!(
-        "WITH {visits}, b(i, s, e) AS (VALUES {})
+        "WITH {visits}
         SELECT 'totals' AS dim, '' AS value, CAST(COUNT(DISTINCT visitor) AS BIGINT) AS n1,
                CAST(COALESCE(SUM(pageviews), 0) AS BIGINT) AS n2, CAST(COUNT(*) AS BIGINT) AS n3,
                CAST(COALESCE(SUM(CASE WHEN pageviews = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS n4,
                CAST(COALESCE(SUM(end_ts - start_ts), 0) AS BIGINT) AS n5
         FROM m
         UNION ALL
-        SELECT 'series', '', CAST(b.i AS BIGINT), CAST(COUNT(DISTINCT m.visitor) AS BIGINT), 0, 0, 0
-        FROM b LEFT JOIN m ON m.start_ts >= b.s AND m.start_ts < b.e GROUP BY b.i",
-        buckets.join(", ")
+        SELECT 'series', '', CAST(i AS BIGINT), CAST(COUNT(DISTINCT visitor) AS BIGINT), 0, 0, 0
+        FROM (SELECT {bucket} AS i, visitor FROM m) s WHERE i IS NOT NULL GROUP BY i"
     );
     if let Some(rows) = q.breakdown_rows {
         let mut groups: Vec<String> = super::super::visits::VISIT_DIMENSIONS

@@ -1,6 +1,7 @@
 //! The Web page's API (issue 21) against a straightforward computation over the stored events,
 //! on random traffic, with a fake clock and the project in Europe/Berlin.
 
+mod filtered;
 mod input;
 mod traffic;
 mod visits;
@@ -428,6 +429,12 @@ async fn the_web_page_matches_a_plain_computation_on_random_traffic() {
             .map(|i| (first + i * 86_400_000, first + (i + 1) * 86_400_000))
             .collect()
     };
+    let hours = |m: u32, d: u32| -> Vec<(i64, i64)> {
+        let first = berlin_midnight(m, d);
+        (0..24)
+            .map(|h| (first + h * 3_600_000, first + (h + 1) * 3_600_000))
+            .collect()
+    };
     // Last 7 days in Berlin: March 4 to 10; the previous period February 25 to March 3.
     let cases: Vec<Case> = vec![
         ("period=7d", vec![], days(3, 4, 7), days(2, 25, 7)),
@@ -448,6 +455,34 @@ async fn the_web_page_matches_a_plain_computation_on_random_traffic() {
             vec![("entry_page", "/docs"), ("referrer", "google.com")],
             days(2, 18, 21),
             days(1, 28, 21),
+        ),
+        // One visit filter: the top row and chart from its day rows, breakdowns from visits.
+        (
+            "period=7d&source=Google",
+            vec![("source", "Google")],
+            days(3, 4, 7),
+            days(2, 25, 7),
+        ),
+        // One page filter alone, over a range that ends before today.
+        (
+            "period=custom&from=2026-02-22&to=2026-03-06&page=%2Fdocs",
+            vec![("page", "/docs")],
+            days(2, 22, 13),
+            days(2, 9, 13),
+        ),
+        // Two visit filters, one without an index (browser).
+        (
+            "period=custom&from=2026-02-18&to=2026-03-10&exit_page=%2Fsignup&browser=Chrome",
+            vec![("exit_page", "/signup"), ("browser", "Chrome")],
+            days(2, 18, 21),
+            days(1, 28, 21),
+        ),
+        // One visit filter over one day: hours, from visits.
+        (
+            "period=yesterday&country=DE",
+            vec![("country", "DE")],
+            hours(3, 9),
+            hours(3, 8),
         ),
     ];
     for case in &cases {

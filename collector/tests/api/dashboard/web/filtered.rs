@@ -1,0 +1,136 @@
+//! Filtered views read the matching visits through one filter's index (migration 0043), within
+//! a row budget, and say what they cover.
+
+use super::*;
+
+/// A page view of `visitor` on `path` at `ts` (unix ms), referred by Google (its source).
+fn view(visitor: &str, path: &str, ts: i64) -> Value {
+    let at = DateTime::from_timestamp_millis(ts).unwrap().to_rfc3339();
+    json!({"type": "page", "anonymousId": visitor, "timestamp": at,
+           "context": {"page": {"path": path, "referrer": "https://www.google.com/"}}})
+}
+
+#[tokio::test]
+async fn a_page_filter_keeps_visits_that_viewed_it_after_the_range() {
+    let clock = Arc::new(FakeClock::new(now()));
+    let app = spawn(|_| {}, clock).await;
+    let admin = app.admin().await;
+    let base = format!("/api/dash/projects/{}", app.project);
+    let (status, body) = app
+        .post(
+            &admin,
+            &format!("{base}/settings"),
+            json!({"timezone": "Europe/Berlin"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // March 5 in Berlin. "a" starts a visit at 23:50 and views /pricing at 00:10 on March 6;
+    // "b" views /pricing within the day; "c" crosses midnight without it.
+    let midnight = berlin_midnight(3, 6);
+    app.ingest(vec![
+        view("a", "/", midnight - 10 * MIN),
+        view("a", "/pricing", midnight + 10 * MIN),
+        view("b", "/pricing", midnight - 40 * MIN),
+        view("b", "/", midnight - 35 * MIN),
+        view("c", "/", midnight - 5 * MIN),
+        view("c", "/docs", midnight + 5 * MIN),
+    ])
+    .await;
+    app.web_caught_up(&admin).await;
+    let day = "period=custom&from=2026-03-05&to=2026-03-05";
+    let (status, r) = app
+        .get(&admin, &format!("{base}/web?{day}&page=%2Fpricing"))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        r["current"]["visits"], 2,
+        "a's visit belongs to March 5: {r}"
+    );
+    assert_eq!(r["current"]["pageviews"], 4, "{r}");
+    assert_eq!(
+        r["breakdowns"]["entry_page"],
+        json!([
+            {"value": "/", "visitors": 1, "count": 1},
+            {"value": "/pricing", "visitors": 1, "count": 1},
+        ]),
+        "{r}"
+    );
+    // With a second filter, on the visit's last page.
+    let (status, r) = app
+        .get(
+            &admin,
+            &format!("{base}/web?{day}&page=%2Fpricing&exit_page=%2Fpricing"),
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["current"]["visits"], 1, "{r}");
+    assert_eq!(r["current"]["pageviews"], 2, "{r}");
+    // The next day holds none of these visits' starts.
+    let (_, r) = app
+        .get(
+            &admin,
+            &format!("{base}/web?period=custom&from=2026-03-06&to=2026-03-06&page=%2Fpricing"),
+        )
+        .await;
+    assert_eq!(r["current"]["visits"], 0, "{r}");
+}
+
+#[tokio::test]
+async fn filtered_views_read_at_most_their_budget_and_say_from_when() {
+    let clock = Arc::new(FakeClock::new(now()));
+    let app = spawn(|c| c.dashboard.max_scan_events = 5, clock).await;
+    let admin = app.admin().await;
+    let base = format!("/api/dash/projects/{}", app.project);
+    // Eight one-page visits of /docs from Google, an hour apart, the latest an hour ago; and
+    // two visits of /about from Bing.
+    let hour = 60 * MIN;
+    let t = |i: i64| now().timestamp_millis() - (8 - i) * hour;
+    let mut views: Vec<Value> = (0..8)
+        .map(|i| view(&format!("v{i}"), "/docs", t(i)))
+        .collect();
+    for i in 0..2 {
+        let mut v = view(&format!("w{i}"), "/about", t(i) + MIN);
+        v["context"]["page"]["referrer"] = json!("https://www.bing.com/");
+        views.push(v);
+    }
+    app.ingest(views).await;
+    app.web_caught_up(&admin).await;
+    let first_read = t(2) + 1;
+    // A page filter reads the page's latest 5 page views: the visits from the 4th on.
+    let (status, r) = app
+        .get(&admin, &format!("{base}/web?period=7d&page=%2Fdocs"))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["coverage_from"], first_read, "{r}");
+    assert_eq!(r["current"]["visits"], 5, "{r}");
+    // Two filters: read through the source's index, the latest 5 of Google's visits.
+    let (_, r) = app
+        .get(
+            &admin,
+            &format!("{base}/web?period=7d&source=Google&country="),
+        )
+        .await;
+    assert_eq!(r["coverage_from"], first_read, "{r}");
+    assert_eq!(r["current"]["visits"], 5, "{r}");
+    assert_eq!(r["breakdowns"]["source"][0]["count"], 5, "{r}");
+    // One visit filter: the top row and chart come whole from its day rows; the breakdowns
+    // from its latest 5 visits, and coverage_from says so.
+    let (_, r) = app
+        .get(&admin, &format!("{base}/web?period=7d&source=Google"))
+        .await;
+    assert_eq!(r["current"]["visits"], 8, "{r}");
+    assert_eq!(r["current"]["visitors"], 8, "{r}");
+    assert_eq!(r["coverage_from"], first_read, "{r}");
+    assert_eq!(r["breakdowns"]["entry_page"][0]["count"], 5, "{r}");
+    // Within the budget nothing is cut.
+    let (_, r) = app
+        .get(&admin, &format!("{base}/web?period=7d&source=Bing"))
+        .await;
+    assert!(r["coverage_from"].is_null(), "{r}");
+    assert_eq!(r["current"]["visits"], 2, "{r}");
+    assert_eq!(
+        r["breakdowns"]["page"],
+        json!([{"value": "/about", "visitors": 2, "count": 2}]),
+        "{r}"
+    );
+}
