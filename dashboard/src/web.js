@@ -199,7 +199,12 @@ function notes(r) {
     out.push(`Includes page views stored up to ${since}; ${fmt(b.pageviews)}${b.pageviews >= 100000 ? '+' : ''} more are being counted.`);
   }
   if (b && b.rebuilding) out.push('The time zone changed: the days are being recounted, so this view reads visits meanwhile.');
-  if (r.coverage_from) out.push(`Too many visits to read them all: these numbers cover the visits since ${new Date(r.coverage_from).toLocaleString()}.`);
+  if (r.coverage_from) {
+    const since = new Date(r.coverage_from).toLocaleString();
+    out.push(r.coverage_breakdowns_only
+      ? `Too many visits to read them all: the totals and chart are whole, the breakdowns cover the visits since ${since}.`
+      : `Too many visits to read them all: these numbers cover the visits since ${since}.`);
+  }
   return out.length ? h('p', { class: 'muted', id: 'web-behind' }, out.join(' ')) : '';
 }
 

@@ -285,6 +285,9 @@ pub struct WebReportView {
     /// With one filter on a visit's value over several days, only the breakdowns are cut: the
     /// top row and chart come whole from day rows.
     pub coverage_from: Option<i64>,
+    /// With `coverage_from` set: true when only the breakdowns are cut (one filter on a
+    /// visit's value over several days), false when every number is.
+    pub coverage_breakdowns_only: bool,
     /// The project's time zone, which decides the days.
     pub timezone: String,
     pub period: String,
@@ -437,6 +440,7 @@ pub async fn report_of(
             rebuilding: b.rebuilding,
             recounting: b.recounting,
         }),
+        coverage_breakdowns_only: coverage_from.is_some() && value_rows.is_some(),
         coverage_from,
         timezone,
         period: period.to_owned(),

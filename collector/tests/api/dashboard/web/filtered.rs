@@ -102,6 +102,7 @@ async fn filtered_views_read_at_most_their_budget_and_say_from_when() {
         .await;
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["coverage_from"], first_read, "{r}");
+    assert_eq!(r["coverage_breakdowns_only"], false, "{r}");
     assert_eq!(r["current"]["visits"], 5, "{r}");
     // Two filters: read through the source's index, the latest 5 of Google's visits.
     let (_, r) = app
@@ -121,6 +122,7 @@ async fn filtered_views_read_at_most_their_budget_and_say_from_when() {
     assert_eq!(r["current"]["visits"], 8, "{r}");
     assert_eq!(r["current"]["visitors"], 8, "{r}");
     assert_eq!(r["coverage_from"], first_read, "{r}");
+    assert_eq!(r["coverage_breakdowns_only"], true, "{r}");
     assert_eq!(r["breakdowns"]["entry_page"][0]["count"], 5, "{r}");
     // Within the budget nothing is cut.
     let (_, r) = app
