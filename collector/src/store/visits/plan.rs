@@ -1,7 +1,7 @@
 //! What one fold chunk changes in the rollups (`web_daily`, `web_hourly`, migration 0034), and
 //! the SQL that applies it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 
 use jiff::tz::TimeZone;
 
@@ -18,15 +18,16 @@ pub(crate) struct Delta {
     pub(crate) pageviews: i64,
     pub(crate) bounces: i64,
     pub(crate) duration_ms: i64,
-    pub(crate) add: Vec<String>,
+    /// Visitors (their sketch hashes, `Visitors::hash_of`) added to the row.
+    pub(crate) add: HashSet<u64>,
     /// Visitors whose visit left the row: the row's sketch is rebuilt unless they came back.
-    pub(crate) left: BTreeSet<String>,
+    pub(crate) left: HashSet<u64>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct HourDelta {
     pub(crate) pageviews: i64,
-    pub(crate) add: Vec<String>,
+    pub(crate) add: Vec<u64>,
     /// A page view was removed: the hour's sketch is rebuilt from its page views.
     pub(crate) rebuild: bool,
 }
@@ -46,12 +47,12 @@ impl Plan {
     }
 
     /// A page view stored (or removed): its day's and hour's page views and who viewed a page,
-    /// overall and for its path.
+    /// overall and for its path. `visitor` is the visitor's sketch hash.
     pub(crate) fn page_view(
         &mut self,
         tz: &TimeZone,
         project: i64,
-        visitor: &str,
+        visitor: u64,
         ts: i64,
         path: &str,
         removed: bool,
@@ -61,10 +62,10 @@ impl Plan {
             let d = self.row(project, day, dim, value);
             if removed {
                 d.pageviews -= 1;
-                d.left.insert(visitor.to_owned());
+                d.left.insert(visitor);
             } else {
                 d.pageviews += 1;
-                d.add.push(visitor.to_owned());
+                d.add.insert(visitor);
             }
         }
         let h = self.hours.entry((project, hour_of(tz, ts))).or_default();
@@ -73,7 +74,7 @@ impl Plan {
             h.rebuild = true;
         } else {
             h.pageviews += 1;
-            h.add.push(visitor.to_owned());
+            h.add.push(visitor);
         }
     }
 
@@ -82,7 +83,7 @@ impl Plan {
         &mut self,
         tz: &TimeZone,
         project: i64,
-        visitor: &str,
+        visitor: u64,
         v: &Visit,
         sign: i64,
     ) {
@@ -100,9 +101,9 @@ impl Plan {
             d.bounces += sign * bounce;
             d.duration_ms += sign * duration;
             if sign > 0 {
-                d.add.push(visitor.to_owned());
+                d.add.insert(visitor);
             } else {
-                d.left.insert(visitor.to_owned());
+                d.left.insert(visitor);
             }
         }
     }
@@ -154,9 +155,12 @@ macro_rules! apply_plan {
         let days: Vec<_> = $plan.days.into_iter().collect();
         for group in days.chunks(ROWS_PER_STATEMENT) {
             let mut q = sqlx::query_as::<_, Current>(sqlx::AssertSqlSafe(format!(
-                "SELECT project_id, dim, day, value, visits, pageviews, bounces, duration_ms,
-                        visitors
-                 FROM web_daily WHERE (project_id, dim, day, value) IN (VALUES {})",
+                // A join, not `(…) IN (VALUES …)`: SQLite scans the whole table for that.
+                "WITH k(p, d, y, v) AS (VALUES {})
+                 SELECT w.project_id, w.dim, w.day, w.value, w.visits, w.pageviews, w.bounces,
+                        w.duration_ms, w.visitors
+                 FROM k JOIN web_daily w
+                   ON w.project_id = k.p AND w.dim = k.d AND w.day = k.y AND w.value = k.v",
                 tuples(group.len(), &KEY_CASTS, 4)
             )));
             for ((project, day, dim, value), _) in group {
@@ -184,7 +188,7 @@ macro_rules! apply_plan {
                 }
                 let mut sketch = Visitors::default();
                 sketch.merge_bytes(&blob);
-                sketch.insert_all(d.add.iter().map(String::as_str));
+                sketch.insert_hashes(d.add.iter().copied());
                 if d.lost_someone() {
                     dirty.push(key.clone());
                 }
@@ -199,19 +203,19 @@ macro_rules! apply_plan {
                     sketch.to_bytes(),
                 ));
             }
-            if !gone.is_empty() {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM web_daily WHERE (project_id, dim, day, value) IN (VALUES {})",
-                    tuples(gone.len(), &KEY_CASTS, 4)
-                )));
-                for (project, dim, day, value) in &gone {
-                    q = q
-                        .bind(*project)
-                        .bind(dim.as_str())
-                        .bind(*day)
-                        .bind(value.as_str());
-                }
-                q.execute(&mut *$tx).await?;
+            // One statement per row: rare (rows that lost every visit and page view), and
+            // SQLite would scan the table for a list of keys.
+            for (project, dim, day, value) in &gone {
+                sqlx::query(
+                    "DELETE FROM web_daily
+                     WHERE project_id = $1 AND dim = $2 AND day = $3 AND value = $4",
+                )
+                .bind(*project)
+                .bind(dim.as_str())
+                .bind(*day)
+                .bind(value.as_str())
+                .execute(&mut *$tx)
+                .await?;
             }
             if !kept.is_empty() {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -249,8 +253,9 @@ macro_rules! apply_plan {
         for group in hours.chunks(ROWS_PER_STATEMENT) {
             let mut q =
                 sqlx::query_as::<_, (i64, i64, i64, Vec<u8>)>(sqlx::AssertSqlSafe(format!(
-                    "SELECT project_id, hour, pageviews, visitors FROM web_hourly
-                     WHERE (project_id, hour) IN (VALUES {})",
+                    "WITH k(p, h) AS (VALUES {})
+                     SELECT w.project_id, w.hour, w.pageviews, w.visitors
+                     FROM k JOIN web_hourly w ON w.project_id = k.p AND w.hour = k.h",
                     tuples(group.len(), &["BIGINT", "BIGINT"], 2)
                 )));
             for ((project, hour), _) in group {
@@ -289,19 +294,16 @@ macro_rules! apply_plan {
                     sketch.insert_all(who.iter().map(String::as_str));
                 } else {
                     sketch.merge_bytes(&blob);
-                    sketch.insert_all(h.add.iter().map(String::as_str));
+                    sketch.insert_hashes(h.add.iter().copied());
                 }
                 kept.push((*project, *hour, pageviews, sketch.to_bytes()));
             }
-            if !gone.is_empty() {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM web_hourly WHERE (project_id, hour) IN (VALUES {})",
-                    tuples(gone.len(), &["BIGINT", "BIGINT"], 2)
-                )));
-                for (project, hour) in gone {
-                    q = q.bind(project).bind(hour);
-                }
-                q.execute(&mut *$tx).await?;
+            for (project, hour) in gone {
+                sqlx::query("DELETE FROM web_hourly WHERE project_id = $1 AND hour = $2")
+                    .bind(project)
+                    .bind(hour)
+                    .execute(&mut *$tx)
+                    .await?;
             }
             if !kept.is_empty() {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
