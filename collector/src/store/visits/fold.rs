@@ -13,10 +13,14 @@ use super::{PageView, Pending, Rebuilding, StoredVisit, VISIT_COLUMNS, Visit, cu
 use crate::store::web::VISIT_GAP_MS;
 use crate::store::{Backend, Store, StoreError};
 
-/// Visitor windows per read statement (five parameters each).
-const WINDOWS_PER_STATEMENT: usize = 500;
-/// Visits per `INSERT` (sixteen parameters each) or `DELETE` statement.
-const VISITS_PER_STATEMENT: usize = 500;
+/// Visitor windows per read statement (five parameters each). Statements stay under about
+/// a thousand parameters: SQLite looks each `$n` up in a list, so binding costs the square of
+/// a statement's parameters.
+const WINDOWS_PER_STATEMENT: usize = 200;
+/// Visits per `INSERT` (sixteen parameters each).
+const VISITS_PER_INSERT: usize = 60;
+/// Visits per `DELETE` (one parameter each).
+const VISITS_PER_DELETE: usize = 800;
 
 /// The page views of one visitor in a chunk that lie close together (no two consecutive ones
 /// more than two gaps apart), and the stored visits within a gap of them: what the fold
@@ -275,7 +279,7 @@ impl Store {
                     added.push((w.project, w.visitor.as_str(), v));
                 }
             }
-            for group in gone_ids.chunks(VISITS_PER_STATEMENT) {
+            for group in gone_ids.chunks(VISITS_PER_DELETE) {
                 let list: Vec<String> = (1..=group.len()).map(|i| format!("${i}")).collect();
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DELETE FROM web_visits WHERE id IN ({})",
@@ -286,7 +290,7 @@ impl Store {
                 }
                 q.execute(&mut *tx).await?;
             }
-            for group in added.chunks(VISITS_PER_STATEMENT) {
+            for group in added.chunks(VISITS_PER_INSERT) {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO web_visits (project_id, visitor, {VISIT_COLUMNS}) VALUES {}",
                     tuples(group.len(), &[], 16)
