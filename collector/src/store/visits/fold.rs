@@ -13,14 +13,10 @@ use super::{PageView, Pending, Rebuilding, StoredVisit, VISIT_COLUMNS, Visit, cu
 use crate::store::web::VISIT_GAP_MS;
 use crate::store::{Backend, Store, StoreError};
 
-/// Visitor windows per read statement (five parameters each). Statements stay under about
-/// a thousand parameters: SQLite looks each `$n` up in a list, so binding costs the square of
-/// a statement's parameters.
-const WINDOWS_PER_STATEMENT: usize = 200;
-/// Visits per `INSERT` (sixteen parameters each).
-const VISITS_PER_INSERT: usize = 60;
-/// Visits per `DELETE` (one parameter each).
-const VISITS_PER_DELETE: usize = 800;
+/// Visitor windows per read statement (five parameters each).
+const WINDOWS_PER_STATEMENT: usize = 500;
+/// Visits per `INSERT` (sixteen parameters each) or `DELETE` statement.
+const VISITS_PER_STATEMENT: usize = 500;
 
 /// The page views of one visitor in a chunk that lie close together (no two consecutive ones
 /// more than two gaps apart), and the stored visits within a gap of them: what the fold
@@ -279,7 +275,7 @@ impl Store {
                     added.push((w.project, w.visitor.as_str(), v));
                 }
             }
-            for group in gone_ids.chunks(VISITS_PER_DELETE) {
+            for group in gone_ids.chunks(VISITS_PER_STATEMENT) {
                 let list: Vec<String> = (1..=group.len()).map(|i| format!("${i}")).collect();
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DELETE FROM web_visits WHERE id IN ({})",
@@ -290,7 +286,7 @@ impl Store {
                 }
                 q.execute(&mut *tx).await?;
             }
-            for group in added.chunks(VISITS_PER_INSERT) {
+            for group in added.chunks(VISITS_PER_STATEMENT) {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO web_visits (project_id, visitor, {VISIT_COLUMNS}) VALUES {}",
                     tuples(group.len(), &[], 16)

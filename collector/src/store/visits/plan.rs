@@ -117,10 +117,8 @@ impl Delta {
     }
 }
 
-/// Day rows read or written per statement: a few statements per chunk instead of two per
-/// row, and about a thousand parameters at most (SQLite binds `$n` in time growing with the
-/// square of a statement's parameters).
-pub(crate) const ROWS_PER_STATEMENT: usize = 100;
+/// Day rows read or written per statement: a few statements per chunk instead of two per row.
+pub(crate) const ROWS_PER_STATEMENT: usize = 200;
 
 /// `n` row tuples of `width` placeholders each, from `$1` on, the first `casts.len()` cast
 /// (PostgreSQL types parameters in VALUES from the casts).
