@@ -8,7 +8,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::clock::Clock;
-use crate::store::visits::FoldPace;
 use crate::store::{RetentionReport, Store, StoreError};
 
 /// One maintenance pass at `now`.
@@ -17,7 +16,7 @@ pub async fn run_once(store: &Store, now: DateTime<Utc>) -> Result<RetentionRepo
     // Page views about to expire are counted in the Web page's rollups first: the fold's own
     // bounded pass, the one its tick runs (an unbounded fold here held SQLite's write lock
     // long enough to time out a CLI command beside the server).
-    fold_web_visits(store, &mut FoldPace::default()).await?;
+    fold_web_visits(store).await?;
     let report = store.apply_retention(now).await?;
     // Days of a project whose time zone changed and whose re-keying did not finish.
     let days = store.rebuild_local_days(now.timestamp_millis()).await?;
@@ -70,10 +69,10 @@ const WEB_FOLD_INTERVAL: Duration = Duration::from_millis(200);
 /// so ingest commits go between them); the next tick goes on.
 const WEB_FOLD_BUDGET: Duration = Duration::from_secs(1);
 
-async fn fold_web_visits(store: &Store, pace: &mut FoldPace) -> Result<(), StoreError> {
+async fn fold_web_visits(store: &Store) -> Result<(), StoreError> {
     if store.web_visits_pending().await? {
         let deadline = std::time::Instant::now() + WEB_FOLD_BUDGET;
-        store.fold_web_visits_until(Some(deadline), pace).await?;
+        store.fold_web_visits_until(Some(deadline)).await?;
     }
     Ok(())
 }
@@ -90,9 +89,6 @@ pub fn spawn(
         let mut passes = every(interval.max(Duration::from_secs(1)));
         let mut checkpoints = every(CHECKPOINT_INTERVAL);
         let mut folds = every(WEB_FOLD_INTERVAL);
-        // The fold's chunk size carries over from pass to pass (a long queue stays in large
-        // chunks).
-        let mut pace = FoldPace::default();
         passes.set_missed_tick_behavior(MissedTickBehavior::Delay);
         checkpoints.set_missed_tick_behavior(MissedTickBehavior::Delay);
         folds.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -104,7 +100,7 @@ pub fn spawn(
                     }
                 }
                 _ = folds.tick() => {
-                    if let Err(e) = fold_web_visits(&store, &mut pace).await {
+                    if let Err(e) = fold_web_visits(&store).await {
                         tracing::warn!(error = %e, "folding page views into visits failed; the next tick retries");
                     }
                 }

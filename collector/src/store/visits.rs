@@ -13,59 +13,22 @@
 //! folds: it says how far the fold has come.
 
 mod days;
-mod fold;
 mod plan;
 mod rebuild;
 pub mod sketch;
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, HashMap};
 
 use sqlx::FromRow;
 
 use super::web::{Dimension, VISIT_GAP_MS};
-use super::{Store, StoreError};
+use super::{Backend, Store, StoreError};
+use days::Zones;
+use plan::{Plan, apply_plan};
 
-/// Queued page views folded per transaction at first, and the fewest it goes down to: a
-/// short queue is folded in one small transaction.
+/// Queued page views folded per transaction: enough that rollup rows touched by many page
+/// views are written once, few enough that SQLite's one writer goes back to ingest quickly.
 pub const FOLD_CHUNK: i64 = 1_000;
-
-/// The most page views one transaction folds. A long queue is folded in large chunks, since
-/// each rollup row a chunk touches is read and written (sketch included) once per chunk.
-pub const FOLD_CHUNK_MAX: i64 = 64_000;
-
-/// How long one fold transaction may hold the database: SQLite has one writer, so ingest
-/// waits up to this for it. The chunk size grows while chunks take well under it and shrinks
-/// when one takes longer ([`FoldPace`]).
-pub const FOLD_TX_BUDGET: Duration = Duration::from_millis(250);
-
-/// The chunk size the fold has settled at, kept by the caller from one pass to the next so
-/// a long queue is not started again at [`FOLD_CHUNK`] every pass.
-#[derive(Debug, Clone, Copy)]
-pub struct FoldPace {
-    chunk: i64,
-}
-
-impl Default for FoldPace {
-    fn default() -> Self {
-        Self { chunk: FOLD_CHUNK }
-    }
-}
-
-impl FoldPace {
-    /// Page views the next chunk takes.
-    pub fn chunk(&self) -> i64 {
-        self.chunk
-    }
-
-    /// After a full chunk that took `took`: aim at three quarters of [`FOLD_TX_BUDGET`]
-    /// (the time a chunk takes grows about linearly with its size), at most doubling at once.
-    fn after(&mut self, took: Duration) {
-        let target = FOLD_TX_BUDGET.as_secs_f64() * 0.75;
-        let scaled = (self.chunk as f64 * target / took.as_secs_f64().max(1e-3)) as i64;
-        self.chunk = scaled.min(self.chunk * 2).clamp(FOLD_CHUNK, FOLD_CHUNK_MAX);
-    }
-}
 
 /// The visit dimensions (every breakdown but `page`): their `Dimension::key` is also their
 /// column in `web_visits` and their `dim` in `web_hourly`.
@@ -127,29 +90,6 @@ pub(crate) struct Visit {
     end_ts: i64,
     pageviews: i64,
     values: [String; 11],
-}
-
-impl Visit {
-    fn from_stored(v: &StoredVisit) -> Self {
-        Self {
-            start_ts: v.start_ts,
-            end_ts: v.end_ts,
-            pageviews: v.pageviews,
-            values: [
-                v.entry_page.clone(),
-                v.exit_page.clone(),
-                v.source.clone(),
-                v.referrer.clone(),
-                v.utm_source.clone(),
-                v.utm_medium.clone(),
-                v.utm_campaign.clone(),
-                v.country.clone(),
-                v.browser.clone(),
-                v.os.clone(),
-                v.device.clone(),
-            ],
-        }
-    }
 }
 
 impl From<StoredVisit> for Visit {
@@ -230,28 +170,20 @@ impl Store {
     /// Folds every queued page view into the visits and their rollups, then rebuilds what
     /// the chunks left dirty; returns how many page views. Each chunk is its own transaction.
     pub async fn fold_web_visits(&self) -> Result<u64, StoreError> {
-        self.fold_web_visits_until(None, &mut FoldPace::default())
-            .await
+        self.fold_web_visits_until(None).await
     }
 
-    /// Like [`Self::fold_web_visits`], but stops after the chunk that ends past `deadline`;
-    /// chunks are sized by `pace`, which it updates.
+    /// Like [`Self::fold_web_visits`], but stops after the chunk that ends past `deadline`.
     pub async fn fold_web_visits_until(
         &self,
-        deadline: Option<Instant>,
-        pace: &mut FoldPace,
+        deadline: Option<std::time::Instant>,
     ) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
-            let started = Instant::now();
-            let size = pace.chunk();
-            let n = self.fold_chunk(size).await?;
+            let n = self.fold_chunk().await?;
             total += n;
-            if n < size as u64 {
-                break;
-            }
-            pace.after(started.elapsed());
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            let late = deadline.is_some_and(|d| std::time::Instant::now() >= d);
+            if n < FOLD_CHUNK as u64 || late {
                 break;
             }
         }
@@ -274,27 +206,145 @@ impl Store {
         });
         Ok(row.is_some())
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_chunk_grows_while_chunks_are_quick_and_shrinks_when_one_is_slow() {
-        let mut pace = FoldPace::default();
-        pace.after(Duration::from_millis(1));
-        assert_eq!(pace.chunk(), 2 * FOLD_CHUNK, "at most doubling");
-        for _ in 0..20 {
-            pace.after(Duration::from_millis(1));
-        }
-        assert_eq!(pace.chunk(), FOLD_CHUNK_MAX);
-        // Twice the budget: the next chunk aims at three quarters of it.
-        pace.after(FOLD_TX_BUDGET * 2);
-        assert_eq!(pace.chunk(), FOLD_CHUNK_MAX * 3 / 8);
-        for _ in 0..20 {
-            pace.after(FOLD_TX_BUDGET * 10);
-        }
-        assert_eq!(pace.chunk(), FOLD_CHUNK);
+    async fn fold_chunk(&self) -> Result<u64, StoreError> {
+        with_db!(self, write_pool, |pool, backend| {
+            let mut tx = pool.begin().await?;
+            if backend == Backend::Postgres {
+                // Replicas fold one at a time: two folding one visitor would each see the
+                // other's visits half-written.
+                sqlx::query("SELECT pg_advisory_xact_lock(7021)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // A write first: SQLite takes the write lock before this transaction reads.
+            let pending: Vec<Pending> = sqlx::query_as(
+                "DELETE FROM web_visit_pending WHERE id IN (
+                     SELECT id FROM web_visit_pending ORDER BY id LIMIT $1)
+                 RETURNING id, project_id, seq, visitor, ts, path, removed",
+            )
+            .bind(FOLD_CHUNK)
+            .fetch_all(&mut *tx)
+            .await?;
+            if pending.is_empty() {
+                tx.commit().await?;
+                return Ok(0);
+            }
+            let mut projects: Vec<i64> = pending.iter().map(|p| p.project_id).collect();
+            projects.sort_unstable();
+            projects.dedup();
+            let zones: Vec<(i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(Zones::sql(projects.iter().copied())))
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let zones = Zones::new(zones);
+            let rebuilding: Rebuilding = sqlx::query_as::<_, (i64, i64, i64)>(
+                "SELECT project_id, visit_cursor, seq_cursor FROM web_rebuild",
+            )
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(p, v, s)| (p, (v, s)))
+            .collect();
+            let mut plan = Plan::default();
+            let mut touched: BTreeMap<(i64, String), (i64, i64)> = BTreeMap::new();
+            for p in &pending {
+                let removed = p.removed != 0;
+                // A rebuild counts the folded page views it reaches: those it passed while
+                // they were queued are the fold's to count, the others its own.
+                let counted = rebuilding
+                    .get(&p.project_id)
+                    .is_none_or(|(_, seq_cursor)| p.seq <= *seq_cursor);
+                if counted {
+                    let tz = zones.of(p.project_id);
+                    plan.page_view(&tz, p.project_id, &p.visitor, p.ts, &p.path, removed);
+                }
+                let span = touched
+                    .entry((p.project_id, p.visitor.clone()))
+                    .or_insert((p.ts, p.ts));
+                *span = (span.0.min(p.ts), span.1.max(p.ts));
+            }
+            for ((project, visitor), (first, last)) in &touched {
+                let tz = zones.of(*project);
+                let visit_cursor = rebuilding.get(project).map(|r| r.0);
+                let (lo, hi) = (first - VISIT_GAP_MS, last + VISIT_GAP_MS);
+                // The visits within the gap of a changed page view: those starting in the
+                // window, and the one before it if it reaches in (one statement).
+                let old: Vec<StoredVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT id, {VISIT_COLUMNS} FROM web_visits
+                     WHERE project_id = $1 AND visitor = $2 AND start_ts >= $3 AND start_ts <= $4
+                     UNION ALL
+                     SELECT * FROM (SELECT id, {VISIT_COLUMNS} FROM web_visits
+                         WHERE project_id = $1 AND visitor = $2 AND start_ts < $3
+                         ORDER BY start_ts DESC LIMIT 1) b WHERE end_ts >= $3"
+                )))
+                .bind(project)
+                .bind(visitor)
+                .bind(lo)
+                .bind(hi)
+                .fetch_all(&mut *tx)
+                .await?;
+                let from = old.iter().map(|v| v.start_ts).fold(*first, i64::min);
+                let to = old.iter().map(|v| v.end_ts).fold(*last, i64::max);
+                let pvs: Vec<PageView> = sqlx::query_as(
+                    "SELECT ts, path, referrer, source, utm_source, utm_medium, utm_campaign,
+                            country, browser, os, device
+                     FROM web_pageviews
+                     WHERE project_id = $1 AND visitor = $2 AND ts >= $3 AND ts <= $4
+                     ORDER BY ts, seq",
+                )
+                .bind(project)
+                .bind(visitor)
+                .bind(from)
+                .bind(to)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut new = cut(&pvs);
+                // Visits that did not change stay as they are.
+                let mut gone = Vec::new();
+                for v in old {
+                    let id = v.id;
+                    let v = Visit::from(v);
+                    match new.iter().position(|n| *n == v) {
+                        Some(i) => {
+                            new.swap_remove(i);
+                        }
+                        None => gone.push((id, v)),
+                    }
+                }
+                for (id, v) in &gone {
+                    sqlx::query("DELETE FROM web_visits WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    if visit_cursor.is_none_or(|c| *id <= c) {
+                        plan.visit(&tz, *project, visitor, v, -1);
+                    }
+                }
+                for v in &new {
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "INSERT INTO web_visits (project_id, visitor, {VISIT_COLUMNS})
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
+                                 $15, $16)"
+                    )))
+                    .bind(project)
+                    .bind(visitor)
+                    .bind(v.start_ts)
+                    .bind(v.end_ts)
+                    .bind(v.pageviews);
+                    for value in &v.values {
+                        q = q.bind(value);
+                    }
+                    q.execute(&mut *tx).await?;
+                    // A new visit's id is past any rebuild's cursor: the rebuild counts it.
+                    if visit_cursor.is_none() {
+                        plan.visit(&tz, *project, visitor, v, 1);
+                    }
+                }
+            }
+            apply_plan!(tx, plan);
+            tx.commit().await?;
+            Ok(pending.len() as u64)
+        })
     }
 }

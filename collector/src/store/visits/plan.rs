@@ -1,7 +1,7 @@
 //! What one fold chunk changes in the rollups (`web_daily`, `web_hourly`, migration 0034), and
 //! the SQL that applies it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 
 use jiff::tz::TimeZone;
 
@@ -18,16 +18,15 @@ pub(crate) struct Delta {
     pub(crate) pageviews: i64,
     pub(crate) bounces: i64,
     pub(crate) duration_ms: i64,
-    /// Visitors (their sketch hashes, `Visitors::hash_of`) added to the row.
-    pub(crate) add: HashSet<u64>,
+    pub(crate) add: Vec<String>,
     /// Visitors whose visit left the row: the row's sketch is rebuilt unless they came back.
-    pub(crate) left: HashSet<u64>,
+    pub(crate) left: BTreeSet<String>,
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct HourDelta {
     pub(crate) pageviews: i64,
-    pub(crate) add: Vec<u64>,
+    pub(crate) add: Vec<String>,
     /// A page view was removed: the hour's sketch is rebuilt from its page views.
     pub(crate) rebuild: bool,
 }
@@ -47,12 +46,12 @@ impl Plan {
     }
 
     /// A page view stored (or removed): its day's and hour's page views and who viewed a page,
-    /// overall and for its path. `visitor` is the visitor's sketch hash.
+    /// overall and for its path.
     pub(crate) fn page_view(
         &mut self,
         tz: &TimeZone,
         project: i64,
-        visitor: u64,
+        visitor: &str,
         ts: i64,
         path: &str,
         removed: bool,
@@ -62,10 +61,10 @@ impl Plan {
             let d = self.row(project, day, dim, value);
             if removed {
                 d.pageviews -= 1;
-                d.left.insert(visitor);
+                d.left.insert(visitor.to_owned());
             } else {
                 d.pageviews += 1;
-                d.add.insert(visitor);
+                d.add.push(visitor.to_owned());
             }
         }
         let h = self.hours.entry((project, hour_of(tz, ts))).or_default();
@@ -74,7 +73,7 @@ impl Plan {
             h.rebuild = true;
         } else {
             h.pageviews += 1;
-            h.add.push(visitor);
+            h.add.push(visitor.to_owned());
         }
     }
 
@@ -83,7 +82,7 @@ impl Plan {
         &mut self,
         tz: &TimeZone,
         project: i64,
-        visitor: u64,
+        visitor: &str,
         v: &Visit,
         sign: i64,
     ) {
@@ -101,9 +100,9 @@ impl Plan {
             d.bounces += sign * bounce;
             d.duration_ms += sign * duration;
             if sign > 0 {
-                d.add.insert(visitor);
+                d.add.push(visitor.to_owned());
             } else {
-                d.left.insert(visitor);
+                d.left.insert(visitor.to_owned());
             }
         }
     }
@@ -155,12 +154,9 @@ macro_rules! apply_plan {
         let days: Vec<_> = $plan.days.into_iter().collect();
         for group in days.chunks(ROWS_PER_STATEMENT) {
             let mut q = sqlx::query_as::<_, Current>(sqlx::AssertSqlSafe(format!(
-                // A join, not `(…) IN (VALUES …)`: SQLite scans the whole table for that.
-                "WITH k(p, d, y, v) AS (VALUES {})
-                 SELECT w.project_id, w.dim, w.day, w.value, w.visits, w.pageviews, w.bounces,
-                        w.duration_ms, w.visitors
-                 FROM k JOIN web_daily w
-                   ON w.project_id = k.p AND w.dim = k.d AND w.day = k.y AND w.value = k.v",
+                "SELECT project_id, dim, day, value, visits, pageviews, bounces, duration_ms,
+                        visitors
+                 FROM web_daily WHERE (project_id, dim, day, value) IN (VALUES {})",
                 tuples(group.len(), &KEY_CASTS, 4)
             )));
             for ((project, day, dim, value), _) in group {
@@ -188,7 +184,7 @@ macro_rules! apply_plan {
                 }
                 let mut sketch = Visitors::default();
                 sketch.merge_bytes(&blob);
-                sketch.insert_hashes(d.add.iter().copied());
+                sketch.insert_all(d.add.iter().map(String::as_str));
                 if d.lost_someone() {
                     dirty.push(key.clone());
                 }
@@ -203,19 +199,19 @@ macro_rules! apply_plan {
                     sketch.to_bytes(),
                 ));
             }
-            // One statement per row: rare (rows that lost every visit and page view), and
-            // SQLite would scan the table for a list of keys.
-            for (project, dim, day, value) in &gone {
-                sqlx::query(
-                    "DELETE FROM web_daily
-                     WHERE project_id = $1 AND dim = $2 AND day = $3 AND value = $4",
-                )
-                .bind(*project)
-                .bind(dim.as_str())
-                .bind(*day)
-                .bind(value.as_str())
-                .execute(&mut *$tx)
-                .await?;
+            if !gone.is_empty() {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM web_daily WHERE (project_id, dim, day, value) IN (VALUES {})",
+                    tuples(gone.len(), &KEY_CASTS, 4)
+                )));
+                for (project, dim, day, value) in &gone {
+                    q = q
+                        .bind(*project)
+                        .bind(dim.as_str())
+                        .bind(*day)
+                        .bind(value.as_str());
+                }
+                q.execute(&mut *$tx).await?;
             }
             if !kept.is_empty() {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -253,9 +249,8 @@ macro_rules! apply_plan {
         for group in hours.chunks(ROWS_PER_STATEMENT) {
             let mut q =
                 sqlx::query_as::<_, (i64, i64, i64, Vec<u8>)>(sqlx::AssertSqlSafe(format!(
-                    "WITH k(p, h) AS (VALUES {})
-                     SELECT w.project_id, w.hour, w.pageviews, w.visitors
-                     FROM k JOIN web_hourly w ON w.project_id = k.p AND w.hour = k.h",
+                    "SELECT project_id, hour, pageviews, visitors FROM web_hourly
+                     WHERE (project_id, hour) IN (VALUES {})",
                     tuples(group.len(), &["BIGINT", "BIGINT"], 2)
                 )));
             for ((project, hour), _) in group {
@@ -294,16 +289,19 @@ macro_rules! apply_plan {
                     sketch.insert_all(who.iter().map(String::as_str));
                 } else {
                     sketch.merge_bytes(&blob);
-                    sketch.insert_hashes(h.add.iter().copied());
+                    sketch.insert_all(h.add.iter().map(String::as_str));
                 }
                 kept.push((*project, *hour, pageviews, sketch.to_bytes()));
             }
-            for (project, hour) in gone {
-                sqlx::query("DELETE FROM web_hourly WHERE project_id = $1 AND hour = $2")
-                    .bind(project)
-                    .bind(hour)
-                    .execute(&mut *$tx)
-                    .await?;
+            if !gone.is_empty() {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM web_hourly WHERE (project_id, hour) IN (VALUES {})",
+                    tuples(gone.len(), &["BIGINT", "BIGINT"], 2)
+                )));
+                for (project, hour) in gone {
+                    q = q.bind(project).bind(hour);
+                }
+                q.execute(&mut *$tx).await?;
             }
             if !kept.is_empty() {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -177,13 +177,11 @@ impl Store {
             let next_visit = visits.last().map_or(visit_cursor, |v| v.visit.id);
             let next_seq = views.last().map_or(seq_cursor, |v| v.0);
             let mut plan = Plan::default();
-            let hasher = Visitors::hasher();
             for d in visits {
-                let visitor = Visitors::hash_of(&hasher, &d.visitor);
-                plan.visit(&tz, project, visitor, &Visit::from(d.visit), 1);
+                let visitor = d.visitor;
+                plan.visit(&tz, project, &visitor, &Visit::from(d.visit), 1);
             }
             for (_, visitor, ts, path) in &views {
-                let visitor = Visitors::hash_of(&hasher, visitor);
                 plan.page_view(&tz, project, visitor, *ts, path, false);
             }
             apply_plan!(tx, plan);

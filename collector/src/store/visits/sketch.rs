@@ -53,24 +53,9 @@ impl Visitors {
     /// hasher, and its register choice (the hash's top bits pick the register, one plus its
     /// trailing zeros is the rank), without rebuilding a sketch per call.
     pub fn insert_all<'a>(&mut self, visitors: impl IntoIterator<Item = &'a str>) {
-        let hasher = Self::hasher();
-        self.insert_hashes(visitors.into_iter().map(|v| hasher.hash_one(v)));
-    }
-
-    /// The hasher of [`Self::hash_of`], built once for many visitors.
-    pub fn hasher() -> DefaultHasher {
-        DefaultHasher::seeded(&SEED.to_be_bytes())
-    }
-
-    /// A visitor's hash as the sketches see it: two visitors with one hash are one visitor
-    /// to every sketch, so the fold can carry hashes instead of names.
-    pub fn hash_of(hasher: &DefaultHasher, visitor: &str) -> u64 {
-        hasher.hash_one(visitor)
-    }
-
-    /// Adds visitors already hashed by [`Self::hash_of`].
-    pub fn insert_hashes(&mut self, hashes: impl IntoIterator<Item = u64>) {
-        for hash in hashes {
+        let hasher = DefaultHasher::seeded(&SEED.to_be_bytes());
+        for v in visitors {
+            let hash = hasher.hash_one(v);
             let index = (hash >> (64 - u32::from(PRECISION))) as usize;
             let rank = 1 + hash.trailing_zeros() as u8;
             self.registers[index] = self.registers[index].max(rank);
