@@ -39,11 +39,16 @@ export async function sendAll({ base, key }, source, { batch = 500, conns = 4, e
         messages.push(n.value);
       }
       if (!messages.length) return;
-      for (;;) {
+      for (let refused = 0; ; ) {
+        // A collector restarting (another build swapped in) refuses connections for a while:
+        // the batch is sent again, and its message ids keep it from being stored twice.
         const r = await fetch(`${base}/v1/batch`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: auth },
-          body: JSON.stringify({ batch: messages }) });
-        if (r.ok) break;
-        if (r.status !== 429 && r.status !== 503) throw new Error(`${r.status} ${await r.text()}`);
+          body: JSON.stringify({ batch: messages }) }).catch((e) => {
+          if (++refused > 120) throw e;
+          return null;
+        });
+        if (r?.ok) break;
+        if (r && r.status !== 429 && r.status !== 503) throw new Error(`${r.status} ${await r.text()}`);
         await new Promise((ok) => setTimeout(ok, 1000));
       }
       sent += messages.length;

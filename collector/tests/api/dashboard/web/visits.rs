@@ -135,3 +135,76 @@ async fn visits_kept_at_ingest_survive_late_and_repeated_page_views_and_deletes(
         check_case(&app, &admin, &left, case).await;
     }
 }
+
+/// The fold reads and writes a chunk's visitors a few hundred per statement, and reads each
+/// visitor's page views in windows around the new ones: a chunk of many visitors, and late
+/// page views far apart inside one long visit (two windows reading the same visit), before
+/// a visit, bridging two and far after, all count as the plain computation says.
+#[tokio::test]
+async fn many_visitors_and_late_page_views_in_one_chunk_fold_exactly() {
+    let clock = Arc::new(FakeClock::new(now()));
+    let app = spawn(|_| {}, clock.clone()).await;
+    let admin = app.admin().await;
+    let base = format!("/api/dash/projects/{}", app.project);
+    let (status, body) = app
+        .post(
+            &admin,
+            &format!("{base}/settings"),
+            json!({"timezone": "Europe/Berlin"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let visitors: i64 = 600;
+    let start = |v: i64| berlin_midnight(2, 17) + (v % 20) * 86_400_000 + 8 * 60 * MIN + v * MIN;
+    // Each visitor: a visit of seven page views 20 minutes apart, and one more 55 minutes
+    // after its end. Sent round-robin, so the first chunk holds hundreds of visitors.
+    let paths = ["/", "/pricing", "/docs"];
+    let mut first = Vec::new();
+    for k in 0..8 {
+        for v in 0..visitors {
+            let at = if k < 7 { k * 20 * MIN } else { 175 * MIN };
+            let path = paths[k as usize % 3];
+            first.push(page_at(
+                &format!("w{v}"),
+                start(v) + at,
+                path,
+                &format!("f-{v}-{k}"),
+            ));
+        }
+    }
+    for batch in first.chunks(1_000) {
+        app.ingest(batch.to_vec()).await;
+    }
+    app.web_caught_up(&admin).await;
+
+    let mut late = Vec::new();
+    for v in 0..visitors {
+        let mut at = vec![5 * MIN, 115 * MIN];
+        if v % 2 == 0 {
+            at.push(147 * MIN); // 27 minutes after the visit, 28 before the next one
+        }
+        if v % 3 == 0 {
+            at.push(-25 * MIN); // a new entry page
+        }
+        if v % 5 == 0 {
+            at.push(575 * MIN); // a visit of its own
+        }
+        for (k, at) in at.into_iter().enumerate() {
+            late.push(page_at(
+                &format!("w{v}"),
+                start(v) + at,
+                "/late",
+                &format!("l-{v}-{k}"),
+            ));
+        }
+    }
+    for batch in late.chunks(1_000) {
+        app.ingest(batch.to_vec()).await;
+    }
+    let pvs = stored_page_views(&app).await;
+    assert_eq!(pvs.len(), first.len() + late.len());
+    for case in &cases() {
+        check_case(&app, &admin, &pvs, case).await;
+    }
+}
