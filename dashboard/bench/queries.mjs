@@ -16,13 +16,16 @@
 //
 // Then ten warm calls; the table shows the cold call, the warm median and max, and the answer's
 // gist (refusals show their status and message). PULSELINE_BENCH_JSON=file also writes the rows
-// as JSON. PULSELINE_BENCH_PROJECT picks the project (default 1), PULSELINE_BENCH_EMAIL the login.
+// as JSON. PULSELINE_BENCH_PROJECT picks the project (default 1), PULSELINE_BENCH_EMAIL the login,
+// PULSELINE_BENCH_WARM the number of warm calls (default 10), PULSELINE_BENCH_ONLY (a regular
+// expression) the queries whose names match.
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
 const DAY = 86_400_000, HOUR = 3_600_000;
-const WARM = 10;
+const WARM = Number(process.env.PULSELINE_BENCH_WARM || 10);
+if (!(WARM >= 2)) throw new Error('PULSELINE_BENCH_WARM must be at least 2');
 const email = process.env.PULSELINE_BENCH_EMAIL || 'admin@localhost';
 const password = process.env.PULSELINE_BENCH_PASSWORD;
 if (!password) throw new Error('set PULSELINE_BENCH_PASSWORD (the admin password the first start printed)');
@@ -134,15 +137,19 @@ async function call(path, gist) {
     }
     if (!gist) {
       const reader = r.body.getReader();
+      const decoder = new TextDecoder();
       let seen = '';
-      while (!/^event: ?events/m.test(seen)) {
+      const message = /^event: ?events\r?\ndata: ?(.*)\r?\n/m;
+      while (!message.test(seen)) {
         const { value, done } = await reader.read();
         if (done) break;
-        seen += new TextDecoder().decode(value);
+        seen += decoder.decode(value, { stream: true });
       }
       const ms = performance.now() - started;
       ac.abort();
-      return [ms, `${(seen.match(/"id":/g) || []).length} events in the first message`, true];
+      let count = '?';
+      try { count = JSON.parse(seen.match(message)[1]).length; } catch { /* the gist is a convenience */ }
+      return [ms, `${count} events in the first message`, true];
     }
     const body = await r.json();
     const ms = performance.now() - started;
@@ -156,7 +163,8 @@ const rows = [];
 const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
 try {
   if (!binary) await login();
-  for (const [name, path, gist] of queries) {
+  const only = new RegExp(process.env.PULSELINE_BENCH_ONLY || '', 'i');
+  for (const [name, path, gist] of queries.filter(([name]) => only.test(name))) {
     if (binary) {
       await stop();
       await start();
@@ -167,7 +175,8 @@ try {
     const warm = [];
     for (let i = 0; i < WARM; i++) warm.push((await call(path, gist))[0]);
     warm.sort((a, b) => a - b);
-    const row = { query: name, 'cold ms': Math.round(cold), 'warm median ms': Math.round((warm[4] + warm[5]) / 2),
+    const median = warm.length % 2 ? warm[(warm.length - 1) / 2] : (warm[warm.length / 2 - 1] + warm[warm.length / 2]) / 2;
+    const row = { query: name, 'cold ms': Math.round(cold), 'warm median ms': Math.round(median),
       'warm max ms': Math.round(warm[WARM - 1]), 'peak RSS MB': pid ? peakRss(pid) : null, load1: loadBefore,
       answer: ok ? answer : `REFUSED ${answer}` };
     rows.push(row);
