@@ -8,8 +8,10 @@
 // another page view; 40% of page views send a Web Vital sample. About 11% of the events are
 // page views and 5% Web Vitals. Properties are plan (free/pro/enterprise), country (Zipf over 10),
 // a numeric `value` and, on page views, the source/browser/OS/device context the Web page reads.
-// Deterministic: message ids are `ds-<n>`, so a rerun after an interruption stores nothing twice
-// (the collector dedupes them). Loopback only.
+// Deterministic: message ids are `ds-<n>`, so a rerun stores nothing twice (the collector
+// dedupes them). To resume an interrupted fill, give PULSELINE_SEED_FROM (the events already
+// stored: they are generated again but not sent) and PULSELINE_SEED_END (the end of the range,
+// unix ms, which the first run prints) so the rest lands where it would have. Loopback only.
 //   PULSELINE_BENCH_URL=http://127.0.0.1:18090 PULSELINE_WRITE_KEY=plw_… node dashboard/bench/dataset.mjs
 import { benchTarget, generator, sendAll } from './seed-common.mjs';
 
@@ -56,8 +58,10 @@ const rhythmSum = rhythm.reduce((a, b) => a + b, 0);
 const rhythmCdf = ((acc) => rhythm.map((w) => (acc += w / rhythmSum)))(0);
 const minuteOf = (f) => { let lo = 0, hi = 1439; while (lo < hi) { const mid = (lo + hi) >> 1; if (rhythmCdf[mid] < f) lo = mid + 1; else hi = mid; } return lo; };
 
-const now = Date.now();
+const now = Number(process.env.PULSELINE_SEED_END || Date.now());
 const first = now - days * DAY;
+const skip = Number(process.env.PULSELINE_SEED_FROM || 0);
+console.log(`events ds-${skip}.. of ${total}, range end PULSELINE_SEED_END=${now}`);
 
 function* events() {
   let made = 0;
@@ -101,4 +105,9 @@ function* events() {
   }
 }
 
-await sendAll(target, events(), { batch: 500, conns: 4, every: 500_000, unit: 'events' });
+function* rest() {
+  let n = 0;
+  for (const e of events()) if (n++ >= skip) yield e;
+}
+
+await sendAll(target, rest(), { batch: 500, conns: 4, every: 500_000, unit: 'events' });
