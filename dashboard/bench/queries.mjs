@@ -18,7 +18,7 @@
 // gist (refusals show their status and message). PULSELINE_BENCH_JSON=file also writes the rows
 // as JSON. PULSELINE_BENCH_PROJECT picks the project (default 1), PULSELINE_BENCH_EMAIL the login,
 // PULSELINE_BENCH_WARM the number of warm calls (default 10), PULSELINE_BENCH_ONLY (a regular
-// expression) the queries whose names match.
+// expression) the queries whose names match, PULSELINE_BENCH_END where the ranges end.
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -94,7 +94,9 @@ async function login() {
 }
 
 // ---- the queries --------------------------------------------------------------------------
-const now = Date.now();
+// The ranges end now, or at PULSELINE_BENCH_END (unix ms): the end of a partly filled store's
+// data (the overview, the Web page and the tail always read the present).
+const now = Number(process.env.PULSELINE_BENCH_END || Date.now());
 const last = (days) => `from=${now - days * DAY}&to=${now}`;
 const steps = encodeURIComponent('Product Viewed,Added to Cart,Order Completed');
 const coverage = (a) => (a.coverage ? `; covers from ${new Date(a.coverage.from).toISOString().slice(0, 16)}` : '');
