@@ -238,6 +238,15 @@ async fn out_of_range_query_parameters_get_a_400_that_says_the_range() {
         ),
         (p("/vitals?from=5&to=5"), "must be before to"),
         (p("/sessions?bucket=0"), "at least one minute"),
+        // A bucket near i64::MAX once overflowed the Web Vitals' rounding to whole hours.
+        (
+            p("/vitals?bucket=9223372036854000001"),
+            "at most 253402300799999",
+        ),
+        (
+            p("/series?bucket=253402300800000"),
+            "at most 253402300799999",
+        ),
         (
             p("/retention?bucket=59999&period=week"),
             "at least one minute",

@@ -52,9 +52,9 @@ pub struct RangeParams {
     /// End, exclusive, unix milliseconds (default: now). At most 253402300799999 (year 9999).
     #[param(minimum = 0, maximum = 253402300799999.0)]
     to: Option<i64>,
-    /// Bucket size in milliseconds (default: picked from the range). At least one minute and
-    /// at most 5000 buckets in the range.
-    #[param(minimum = 60_000)]
+    /// Bucket size in milliseconds (default: picked from the range). At least one minute, at
+    /// most 5000 buckets in the range, and at most 253402300799999 (as for a time).
+    #[param(minimum = 60_000, maximum = 253402300799999.0)]
     bucket: Option<i64>,
 }
 
@@ -90,6 +90,11 @@ fn range(state: &AppState, p: &RangeParams, default_days: i64) -> Result<Range, 
     } else {
         DAY_MS
     });
+    if bucket > MAX_TIME_MS {
+        return Err(ApiError::BadRequest(format!(
+            "bucket ({bucket}) must be at most {MAX_TIME_MS} milliseconds, as a time is"
+        )));
+    }
     if bucket < 60_000 || span / bucket > MAX_BUCKETS {
         return Err(ApiError::BadRequest(format!(
             "bucket {bucket} ms is too small for this range: at least one minute and at most \
