@@ -433,7 +433,11 @@ export interface ShutdownResult {
   complete: boolean
   /** The timeout passed before everything was delivered. */
   timedOut: boolean
-  /** Messages left in the disk buffer; the next client on the same directory sends them. */
+  /**
+   * Messages this client captured that shutdown left in the disk buffer; the next client on
+   * the same directory sends them (not counted: what a flush already reported, or an earlier
+   * run left).
+   */
   persisted: number
   /** Messages neither delivered nor persisted (counted as dropped `shutdown`). */
   lost: number

@@ -131,7 +131,9 @@ pub struct ShutdownResult {
     pub complete: bool,
     /// The timeout passed before everything was delivered.
     pub timed_out: bool,
-    /// Messages left in the disk buffer; the next client on the same directory sends them.
+    /// Messages this client captured that shutdown left in the disk buffer; the next client on
+    /// the same directory sends them (not counted: what a flush already reported, or an earlier
+    /// run left).
     pub persisted: i64,
     /// Messages neither delivered nor persisted (counted as dropped `shutdown`).
     pub lost: i64,

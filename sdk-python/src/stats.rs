@@ -124,7 +124,9 @@ impl FlushOutcome {
 pub(crate) struct ShutdownOutcome {
     /// The timeout passed before everything was delivered.
     timed_out: bool,
-    /// Messages left in the disk buffer; the next client on the same directory sends them.
+    /// Messages this client captured that shutdown left in the disk buffer; the next client on
+    /// the same directory sends them (not counted: what a flush already reported, or an earlier
+    /// run left).
     persisted: u64,
     /// Messages neither delivered nor persisted (counted as dropped, reason `shutdown`).
     lost: u64,
