@@ -401,6 +401,10 @@ pub(crate) fn rollup_name(m: &Message) -> String {
 
 pub(crate) const HOUR_MS: i64 = 3_600_000;
 pub(crate) const DAY_MS: i64 = 86_400_000;
+/// How far before a time the live tail starts its search for the events received since then
+/// (each backend's `events_received_since`): seq follows arrival up to the time a request
+/// waits for its commit, and this is far more than that.
+pub(crate) const RECEIVED_ORDER_SLACK_MS: i64 = 60_000;
 
 pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()

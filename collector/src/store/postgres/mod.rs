@@ -18,10 +18,33 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{
-    DAY_MS, DISPATCH_MARKERS_RETENTION, HOUR_MS, NOTIFICATION_RETENTION, RetentionReport,
-    StoreError, StoredEvent, from_millis, millis,
+    DAY_MS, DISPATCH_MARKERS_RETENTION, HOUR_MS, NOTIFICATION_RETENTION, RECEIVED_ORDER_SLACK_MS,
+    RetentionReport, StoreError, StoredEvent, from_millis, millis,
 };
 use crate::domain::ProjectId;
+
+/// The first seq of project `$1` received at or after `$2`, for the live tail: a binary
+/// search over seq, one index seek per step, probing only the daily partitions from `$3` (the
+/// UTC day of `$2`: the table is partitioned by `received_at`). Walking the project's seq index
+/// back until `received_at` drops below the tail's start instead would read every event of
+/// today's partition whenever none is that recent (a quiet project's tail polls each second).
+/// Seq follows arrival only up to a request's wait for its commit, so the caller searches from
+/// a little earlier ([`RECEIVED_ORDER_SLACK_MS`]) and filters on `received_at` too.
+const FIRST_SEQ_RECEIVED_SINCE: &str = "
+    WITH RECURSIVE search(lo, hi) AS (
+        SELECT COALESCE(MIN(seq), 0), COALESCE(MAX(seq), 0) + 1
+        FROM events WHERE project_id = $1 AND received_at >= $3
+        UNION ALL
+        SELECT CASE WHEN probe.received_at < $2 THEN s.mid + 1 ELSE s.lo END,
+               CASE WHEN probe.received_at < $2 THEN s.hi ELSE s.mid END
+        FROM (SELECT lo, hi, lo + (hi - lo) / 2 AS mid FROM search WHERE lo < hi) s
+        CROSS JOIN LATERAL (
+            SELECT received_at FROM events
+            WHERE project_id = $1 AND received_at >= $3 AND seq >= s.mid
+            ORDER BY seq LIMIT 1
+        ) probe
+    )
+    SELECT MAX(lo) FROM search";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -69,12 +92,21 @@ impl PostgresStore {
         since: i64,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, StoreError> {
+        let search_from = since - RECEIVED_ORDER_SLACK_MS;
+        let from: i64 = sqlx::query_scalar(FIRST_SEQ_RECEIVED_SINCE)
+            .bind(project_id)
+            .bind(search_from)
+            .bind(search_from - search_from.rem_euclid(DAY_MS))
+            .fetch_one(&self.pool)
+            .await?;
+        // A statement of its own, so the planner sees how few rows lie at or above `from`.
         let rows = sqlx::query(
-            "SELECT * FROM events WHERE received_at >= $1 AND project_id = $2
-             ORDER BY seq DESC LIMIT $3",
+            "SELECT * FROM events WHERE project_id = $1 AND seq >= $2 AND received_at >= $3
+             ORDER BY seq DESC LIMIT $4",
         )
-        .bind(since)
         .bind(project_id)
+        .bind(from)
+        .bind(since)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

@@ -26,7 +26,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use super::{KeyRecord, PendingBatch, Quota, StoreError, StoredEvent};
+use super::{KeyRecord, PendingBatch, Quota, RECEIVED_ORDER_SLACK_MS, StoreError, StoredEvent};
 use crate::config;
 use crate::domain::{KeyHash, ProjectId};
 use ingest::IngestThread;
@@ -59,10 +59,6 @@ const FIRST_SEQ_RECEIVED_SINCE: &str = "
         FROM search WHERE lo < hi
     )
     SELECT MAX(lo) FROM search";
-
-/// How far before a time the live tail starts its search for the events received since then
-/// (see [`FIRST_SEQ_RECEIVED_SINCE`]): far more than a request ever waits for its commit.
-const RECEIVED_ORDER_SLACK_MS: i64 = 60_000;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
