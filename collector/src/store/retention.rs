@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{DAY_MS, Store, StoreError};
+use super::{Backend, DAY_MS, Store, StoreError};
 use crate::domain::ProjectId;
 
 /// Periods per mask column: two columns hold [`MAX_PERIODS`] periods in 64-bit integers that
@@ -66,22 +66,27 @@ impl Store {
             RetentionPeriod::Day => ("active_users_daily", "day"),
             RetentionPeriod::Week => ("active_users_weekly", "week"),
         };
-        // Rows are unique per (user, period), so the sum of a user's bits is their OR.
-        let sql = format!(
-            "SELECT cohort, low, high, COUNT(*) AS users FROM (
-                 SELECT CAST(MIN(p) AS BIGINT) AS cohort,
-                        CAST(SUM(CASE WHEN p < {MASK_BITS} THEN CAST(1 AS BIGINT) << p
-                                      ELSE 0 END) AS BIGINT) AS low,
-                        CAST(SUM(CASE WHEN p >= {MASK_BITS}
-                                      THEN CAST(1 AS BIGINT) << (p - {MASK_BITS})
-                                      ELSE 0 END) AS BIGINT) AS high
-                 FROM (SELECT user_key, CAST(({key} - $2) / $3 AS INTEGER) AS p FROM {table}
-                       WHERE project_id = $1 AND {key} >= $2 AND {key} < $4) AS a
-                 GROUP BY user_key) AS u
-             GROUP BY cohort, low, high"
-        );
         let ms = period.ms();
-        let masks: Vec<(i64, i64, i64, i64)> = with_db!(self, read_pool, |pool| {
+        let masks: Vec<(i64, i64, i64, i64)> = with_db!(self, read_pool, |pool, backend| {
+            // Rows are unique per (user, period), so the sum of a user's bits is their OR;
+            // SQLite has no BIT_OR, and PostgreSQL's SUM of BIGINT is a slower NUMERIC.
+            let or = match backend {
+                Backend::Sqlite => "SUM",
+                Backend::Postgres => "BIT_OR",
+            };
+            let sql = format!(
+                "SELECT cohort, low, high, COUNT(*) AS users FROM (
+                     SELECT CAST(MIN(p) AS BIGINT) AS cohort,
+                            CAST({or}(CASE WHEN p < {MASK_BITS} THEN CAST(1 AS BIGINT) << p
+                                          ELSE 0 END) AS BIGINT) AS low,
+                            CAST({or}(CASE WHEN p >= {MASK_BITS}
+                                          THEN CAST(1 AS BIGINT) << (p - {MASK_BITS})
+                                          ELSE 0 END) AS BIGINT) AS high
+                     FROM (SELECT user_key, CAST(({key} - $2) / $3 AS INTEGER) AS p FROM {table}
+                           WHERE project_id = $1 AND {key} >= $2 AND {key} < $4) AS a
+                     GROUP BY user_key) AS u
+                 GROUP BY cohort, low, high"
+            );
             let rows = sqlx::query(AssertSqlSafe(sql))
                 .bind(project_id)
                 .bind(first)
