@@ -1,14 +1,27 @@
 //! Retention's read (user retention, not data expiry: that is `raw_retention`): who was active
-//! in which period, from the per-user-day rollup `active_users_daily` (bots left out at
-//! ingest), counted by cohort in SQL so no event of the range is loaded.
+//! in which period, from the per-user-period rollups (bots left out at ingest):
+//! `active_users_daily` for days, `active_users_weekly` (migration 0046, kept from it by
+//! triggers) for weeks. Periods are whole local days or weeks, so one index range of the
+//! period rollup holds the answer: the rows read are the users active in each period, summed,
+//! whatever the number of events.
+//!
+//! SQL folds each user's periods into a bit mask (one `GROUP BY user_key`), then counts users
+//! per (cohort, mask): the answer has at most users rows, usually a few hundred, and the
+//! per-period counts are expanded from the masks here.
 
-use jiff::tz::TimeZone;
+use std::collections::BTreeMap;
+
 use sqlx::{AssertSqlSafe, Row};
 
-use super::analytics::is_bot;
-use super::local_days::{day_key, day_start};
 use super::{Backend, DAY_MS, Store, StoreError};
 use crate::domain::ProjectId;
+
+/// Periods per mask column: two columns hold [`MAX_PERIODS`] periods in 64-bit integers that
+/// never reach the sign bit.
+const MASK_BITS: i64 = 60;
+
+/// Most periods [`Store::retention_counts`] can count.
+pub const MAX_PERIODS: i64 = 2 * MASK_BITS;
 
 /// Users per (cohort, period): `cohort` is the index of the period a user was first active in
 /// within the range, `period` one they were active in (`cohort` included).
@@ -19,82 +32,121 @@ pub struct CohortCount {
     pub users: i64,
 }
 
+/// The length of a retention period, and the rollup that answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetentionPeriod {
+    /// Local days: `active_users_daily`, keyed by day.
+    Day,
+    /// Local weeks from Monday: `active_users_weekly`, keyed by the Monday's day key.
+    Week,
+}
+
+impl RetentionPeriod {
+    /// The period in milliseconds of day keys.
+    pub fn ms(self) -> i64 {
+        match self {
+            Self::Day => DAY_MS,
+            Self::Week => 7 * DAY_MS,
+        }
+    }
+}
+
 impl Store {
-    /// Cohort counts for activity in `[from, to)`, periods of `period_ms` (a whole number of
-    /// days) counted from the day key `first` (a period start at or before `from`'s day), days
-    /// being the local days of `tz` the rollup is keyed by (`store::local_days`). Whole days
-    /// come from the rollup; the partial days at the range's edges (a range rarely starts at
-    /// midnight) from that part of the events, so a user active on `from`'s day before `from`
-    /// is not counted, as in the scan.
+    /// Cohort counts for the `periods` whole periods starting at day key `first` (a day key,
+    /// a Monday's for weeks; `store::local_days`). At most [`MAX_PERIODS`] periods.
     pub async fn retention_counts(
         &self,
         project_id: ProjectId,
-        (from, to): (i64, i64),
-        tz: &TimeZone,
+        period: RetentionPeriod,
         first: i64,
-        period_ms: i64,
+        periods: i64,
     ) -> Result<Vec<CohortCount>, StoreError> {
-        let head_day = day_key(tz, from);
-        let ceil_day = if day_start(tz, head_day) == from {
-            head_day
-        } else {
-            head_day + DAY_MS
+        debug_assert!((1..=MAX_PERIODS).contains(&periods));
+        let (table, key) = match period {
+            RetentionPeriod::Day => ("active_users_daily", "day"),
+            RetentionPeriod::Week => ("active_users_weekly", "week"),
         };
-        let floor_day = day_key(tz, to).max(ceil_day);
-        let head_end = day_start(tz, ceil_day).min(to);
-        let tail_day = floor_day;
-        let tail_start = day_start(tz, tail_day).clamp(head_end, to);
-        with_db!(self, read_pool, |pool, backend| {
-            // The rollup's keys are byte-ordered on PostgreSQL: compare the events' the same way.
-            let collate = match backend {
-                Backend::Sqlite => "",
-                Backend::Postgres => " COLLATE \"C\"",
+        let ms = period.ms();
+        let masks: Vec<(i64, i64, i64, i64)> = with_db!(self, read_pool, |pool, backend| {
+            // Rows are unique per (user, period), so the sum of a user's bits is their OR;
+            // SQLite has no BIT_OR, and PostgreSQL's SUM of BIGINT is a slower NUMERIC.
+            let or = match backend {
+                Backend::Sqlite => "SUM",
+                Backend::Postgres => "BIT_OR",
             };
-            let edge = |day: &str, start: &str, end: &str| {
-                format!(
-                    "SELECT COALESCE(user_id, anonymous_id){collate}, {day} FROM events
-                     WHERE project_id = $1 AND timestamp >= {start} AND timestamp < {end}
-                       AND COALESCE(user_id, anonymous_id) IS NOT NULL AND NOT {bot}",
-                    bot = is_bot(backend)
-                )
-            };
-            // UNION ALL: `periods` removes repeats once, after days became periods.
             let sql = format!(
-                "WITH active(user_key, day) AS (
-                     SELECT user_key, day FROM active_users_daily
-                     WHERE project_id = $1 AND day >= $2 AND day < $3
-                     UNION ALL {head} UNION ALL {tail}),
-                 periods AS (SELECT DISTINCT user_key, (day - $8) / $9 AS period FROM active)
-                 SELECT cohort, period, COUNT(*) AS users FROM (
-                     SELECT period, MIN(period) OVER (PARTITION BY user_key) AS cohort
-                     FROM periods) AS p
-                 GROUP BY cohort, period ORDER BY cohort, period",
-                head = edge("$10", "$4", "$5"),
-                tail = edge("$11", "$6", "$7"),
+                "SELECT cohort, low, high, COUNT(*) AS users FROM (
+                     SELECT CAST(MIN(p) AS BIGINT) AS cohort,
+                            CAST({or}(CASE WHEN p < {MASK_BITS} THEN CAST(1 AS BIGINT) << p
+                                          ELSE 0 END) AS BIGINT) AS low,
+                            CAST({or}(CASE WHEN p >= {MASK_BITS}
+                                          THEN CAST(1 AS BIGINT) << (p - {MASK_BITS})
+                                          ELSE 0 END) AS BIGINT) AS high
+                     FROM (SELECT user_key, CAST(({key} - $2) / $3 AS INTEGER) AS p FROM {table}
+                           WHERE project_id = $1 AND {key} >= $2 AND {key} < $4) AS a
+                     GROUP BY user_key) AS u
+                 GROUP BY cohort, low, high"
             );
             let rows = sqlx::query(AssertSqlSafe(sql))
                 .bind(project_id)
-                .bind(ceil_day)
-                .bind(floor_day)
-                .bind(from)
-                .bind(head_end)
-                .bind(tail_start)
-                .bind(to)
                 .bind(first)
-                .bind(period_ms)
-                .bind(head_day)
-                .bind(tail_day)
+                .bind(ms)
+                .bind(first + periods * ms)
                 .fetch_all(pool)
                 .await?;
             rows.iter()
                 .map(|r| {
-                    Ok(CohortCount {
-                        cohort: r.try_get("cohort")?,
-                        period: r.try_get("period")?,
-                        users: r.try_get("users")?,
-                    })
+                    Ok((
+                        r.try_get("cohort")?,
+                        r.try_get("low")?,
+                        r.try_get("high")?,
+                        r.try_get("users")?,
+                    ))
                 })
-                .collect()
+                .collect::<Result<_, sqlx::Error>>()?
+        });
+        Ok(expand(&masks))
+    }
+}
+
+/// Per (cohort, period) user counts from users counted per (cohort, low mask, high mask).
+fn expand(masks: &[(i64, i64, i64, i64)]) -> Vec<CohortCount> {
+    let mut counts: BTreeMap<(i64, i64), i64> = BTreeMap::new();
+    for &(cohort, low, high, users) in masks {
+        for (mask, offset) in [(low, 0), (high, MASK_BITS)] {
+            let mut bits = mask;
+            while bits != 0 {
+                let p = i64::from(bits.trailing_zeros()) + offset;
+                *counts.entry((cohort, p)).or_default() += users;
+                bits &= bits - 1;
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .map(|((cohort, period), users)| CohortCount {
+            cohort,
+            period,
+            users,
         })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_expand_to_one_count_per_cohort_and_period() {
+        let got = expand(&[(0, 0b101, 0, 3), (0, 0b1, 0, 2), (2, 0b100, 1 << 3, 4)]);
+        let want = [(0, 0, 5), (0, 2, 3), (2, 2, 4), (2, MASK_BITS + 3, 4)];
+        assert_eq!(
+            got,
+            want.map(|(cohort, period, users)| CohortCount {
+                cohort,
+                period,
+                users
+            })
+        );
     }
 }

@@ -1,11 +1,14 @@
-//! Retention (issue 20) from the per-user-day rollup against the scan it replaces: the old
+//! Retention (issue 20) from the per-user-period rollups against the scan it replaces: the old
 //! computation (`analytics::retention`) run on the events sent, over seeded random streams with
-//! anonymous users, a bot, late and repeated batches, for day and week periods and ranges that
-//! start and end mid-day.
+//! anonymous users, a bot, late and repeated batches, a person delete, a time zone with a DST
+//! change (set before the events, or after them and re-keyed), for day and week periods and
+//! ranges that start and end mid-day (answered for the whole local periods they touch).
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone as _, Utc};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use pulseline_collector::analytics;
 use pulseline_collector::clock::FakeClock;
 use pulseline_collector::store::analytics::ScannedEvent;
@@ -15,6 +18,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use super::{Dash, Login, spawn};
+use crate::helpers;
 
 const DAY: i64 = 86_400_000;
 
@@ -96,11 +100,44 @@ fn activity(seed: u64) -> Vec<Sent> {
     sent
 }
 
-/// The old answer: the scan's computation over the events sent.
-fn expected(sent: &[Sent], from: i64, to: i64, period: i64, bots: bool) -> Value {
-    let events: Vec<ScannedEvent> = sent
+/// The key of the local date holding `ms` in `tz`: that date's 00:00 UTC (as the rollups').
+fn day_key(tz: &TimeZone, ms: i64) -> i64 {
+    let date = Timestamp::from_millisecond(ms)
+        .unwrap()
+        .to_zoned_datetime(tz.clone())
+        .date();
+    date.to_zoned_datetime(TimeZone::UTC)
+        .unwrap()
+        .timestamp()
+        .as_millisecond()
+}
+
+/// The local midnight of day key `key` in `tz`.
+fn midnight(tz: &TimeZone, key: i64) -> i64 {
+    let date = Timestamp::from_millisecond(key)
+        .unwrap()
+        .to_zoned_datetime(TimeZone::UTC)
+        .date();
+    date.to_zoned_datetime(tz.clone())
+        .unwrap()
+        .timestamp()
+        .as_millisecond()
+}
+
+/// The old answer: the scan's computation over the events sent (`gone`'s left out), for the
+/// whole local periods of `zone` that `[from, to)` touches.
+fn expected(
+    sent: &[Sent],
+    zone: &str,
+    (from, to): (i64, i64),
+    period: i64,
+    bots: bool,
+    gone: &[&str],
+) -> Value {
+    let tz = TimeZone::get(zone).unwrap();
+    let mut events: Vec<ScannedEvent> = sent
         .iter()
-        .filter(|s| bots || !s.bot)
+        .filter(|s| (bots || !s.bot) && !gone.contains(&s.user.as_str()))
         .map(|s| ScannedEvent {
             seq: 0,
             ts: s.at.timestamp_millis(),
@@ -110,31 +147,64 @@ fn expected(sent: &[Sent], from: i64, to: i64, period: i64, bots: bool) -> Value
             body: String::new(),
         })
         .collect();
-    // The project is in UTC: days are UTC days, and weeks start on Monday (as in churn and
-    // the digest; they used to start on Thursday, counted from the epoch).
-    let day_of = |t: i64| t - t.rem_euclid(DAY);
-    let from_day = DateTime::from_timestamp_millis(day_of(from)).unwrap();
+    // In time order, as the scan reads them (the first event sets the cohort).
+    events.sort_by_key(|e| e.ts);
+    // Weeks start on Monday (as in churn and the digest); day key 0 is a Thursday.
+    let day_of = |t: i64| day_key(&tz, t);
     let first = if period == DAY {
         day_of(from)
     } else {
-        let since_monday = from_day.weekday().num_days_from_monday();
-        day_of(from) - i64::from(since_monday) * DAY
+        day_of(from) - ((day_of(from) / DAY + 3) % 7) * DAY
     };
-    let periods = ((to - 1 - first) / period + 1) as usize;
-    serde_json::to_value(analytics::retention(
-        &events, from, to, day_of, first, period, periods,
-    ))
-    .unwrap()
+    let periods = (day_of(to - 1) - first) / period + 1;
+    let (from, to) = (
+        midnight(&tz, first),
+        midnight(&tz, first + periods * period),
+    );
+    let mut cohorts =
+        analytics::retention(&events, from, to, day_of, first, period, periods as usize);
+    for c in &mut cohorts {
+        c.start = midnight(&tz, c.start);
+    }
+    serde_json::to_value(cohorts).unwrap()
+}
+
+/// How the project's time zone is set: never (UTC), before the events, or after them (the
+/// days are then re-keyed in the background; this waits for it).
+#[derive(Clone, Copy)]
+enum Zone {
+    Utc,
+    Before(&'static str),
+    After(&'static str),
+}
+
+impl Zone {
+    fn name(self) -> &'static str {
+        match self {
+            Zone::Utc => "UTC",
+            Zone::Before(z) | Zone::After(z) => z,
+        }
+    }
 }
 
 /// A collector holding `sent`, ingested out of time order (every batch after the first holds
-/// late events) and with one batch sent twice.
-async fn seeded(seed: u64, max_scan_events: u32) -> (Dash, Login, String, Vec<Sent>) {
+/// late events) and with one batch sent twice, in the time zone `zone`.
+async fn seeded(seed: u64, max_scan_events: u32, zone: Zone) -> (Dash, Login, String, Vec<Sent>) {
     let clock = Arc::new(FakeClock::new(
         Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap(),
     ));
     let app = spawn(|c| c.dashboard.max_scan_events = max_scan_events, clock).await;
     let me = app.admin().await;
+    let p = format!("/api/dash/projects/{}", app.project);
+    let set_zone = async |zone: &str| {
+        let (status, body) = app
+            .post(&me, &format!("{p}/settings"), json!({"timezone": zone}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    };
+    if let Zone::Before(zone) = zone {
+        set_zone(zone).await;
+    }
     let sent = activity(seed);
     let mut messages: Vec<Value> = sent.iter().map(|s| s.message.clone()).collect();
     messages.shuffle(&mut StdRng::seed_from_u64(seed + 1));
@@ -142,7 +212,18 @@ async fn seeded(seed: u64, max_scan_events: u32) -> (Dash, Login, String, Vec<Se
         app.ingest(chunk.to_vec()).await;
     }
     app.ingest(messages[..50].to_vec()).await;
-    let p = format!("/api/dash/projects/{}", app.project);
+    if let Zone::After(zone) = zone {
+        set_zone(zone).await;
+        let pending = format!(
+            "SELECT COUNT(*) FROM projects WHERE id = {} AND days_rebuild_next IS NOT NULL",
+            app.project
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while helpers::query_i64(&app.database_url, &pending).await > 0 {
+            assert!(std::time::Instant::now() < deadline, "no rebuild");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
     (app, me, p, sent)
 }
 
@@ -166,38 +247,87 @@ fn ranges() -> Vec<(i64, i64, &'static str, i64)> {
     ]
 }
 
-async fn retention_equals_the_scan(seed: u64) {
-    let (app, me, p, sent) = seeded(seed, 1_000_000).await;
+/// Every range of [`ranges`], by the rollups and (bots included) by the scan, against the
+/// plain computation without `gone`'s events.
+async fn all_equal_the_scan(
+    app: &Dash,
+    me: &Login,
+    p: &str,
+    sent: &[Sent],
+    zone: Zone,
+    gone: &[&str],
+) {
     for (from, to, name, period) in ranges() {
         let path = format!("{p}/retention?from={from}&to={to}&period={name}");
-        let (status, got) = app.get(&me, &path).await;
+        let (status, got) = app.get(me, &path).await;
         assert_eq!(status, 200, "{path}: {got}");
-        assert_eq!(got, expected(&sent, from, to, period, false), "{path}");
+        let want = expected(sent, zone.name(), (from, to), period, false, gone);
+        assert_eq!(got, want, "{path} in {}", zone.name());
         assert!(got.as_array().is_some_and(|c| !c.is_empty()), "{path}");
         // With bots the events are read: the crawler becomes a cohort member.
-        let (status, got) = app.get(&me, &format!("{path}&include_bots=true")).await;
+        let (status, got) = app.get(me, &format!("{path}&include_bots=true")).await;
         assert_eq!(status, 200, "{path}: {got}");
-        assert_eq!(
-            got,
-            expected(&sent, from, to, period, true),
-            "{path} with bots"
-        );
+        let want = expected(sent, zone.name(), (from, to), period, true, gone);
+        assert_eq!(got, want, "{path} with bots in {}", zone.name());
     }
+}
+
+async fn retention_equals_the_scan(seed: u64, zone: Zone) {
+    let (app, me, p, sent) = seeded(seed, 1_000_000, zone).await;
+    all_equal_the_scan(&app, &me, &p, &sent, zone, &[]).await;
 }
 
 #[tokio::test]
 async fn retention_from_the_rollup_equals_the_scan_seed_1() {
-    retention_equals_the_scan(1).await;
+    retention_equals_the_scan(1, Zone::Utc).await;
 }
 
 #[tokio::test]
 async fn retention_from_the_rollup_equals_the_scan_seed_2() {
-    retention_equals_the_scan(2).await;
+    retention_equals_the_scan(2, Zone::Utc).await;
+}
+
+/// New York changes from summer time on 2026-11-01, inside the streams' nine weeks.
+#[tokio::test]
+async fn retention_in_a_time_zone_with_a_dst_change_equals_the_scan() {
+    retention_equals_the_scan(3, Zone::Before("America/New_York")).await;
+}
+
+/// Events first stored in UTC days, then the zone changes: the re-keyed days move the users'
+/// weeks with them.
+#[tokio::test]
+async fn retention_after_a_time_zone_change_equals_the_scan() {
+    retention_equals_the_scan(4, Zone::After("Asia/Kolkata")).await;
+}
+
+/// A deleted person leaves every period they were in; the others' cohorts are unchanged.
+#[tokio::test]
+async fn a_person_delete_takes_them_out_of_retention() {
+    let zone = Zone::Before("Pacific/Auckland");
+    let (app, me, p, sent) = seeded(5, 1_000_000, zone).await;
+    let weeks_of = "SELECT COUNT(*) FROM active_users_weekly
+                    WHERE user_key IN ('user-10', 'device-10', 'anon-11')";
+    assert!(helpers::query_i64(&app.database_url, weeks_of).await > 0);
+    for who in ["user_id=user-10", "anonymous_id=anon-11"] {
+        let resp = app
+            .http
+            .delete(app.url(&format!("/api/v1/persons?{who}")))
+            .bearer_auth(&app.secret_key)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert!(body["deleted"]["events"].as_u64().unwrap() > 0, "{body}");
+    }
+    assert_eq!(helpers::query_i64(&app.database_url, weeks_of).await, 0);
+    all_equal_the_scan(&app, &me, &p, &sent, zone, &["user-10", "anon-11"]).await;
 }
 
 #[tokio::test]
 async fn a_range_over_the_scan_limit_is_answered_unless_bots_are_asked_for() {
-    let (app, me, p, sent) = seeded(3, 20).await;
+    let (app, me, p, sent) = seeded(3, 20, Zone::Utc).await;
     let (from, to) = (
         start().timestamp_millis(),
         start().timestamp_millis() + 56 * DAY,
@@ -215,7 +345,7 @@ async fn a_range_over_the_scan_limit_is_answered_unless_bots_are_asked_for() {
     // The header still counts the crawler's events of the range: one a day.
     assert_eq!(resp.headers()["pulseline-bot-events"], "56");
     let got: Value = resp.json().await.unwrap();
-    assert_eq!(got, expected(&sent, from, to, 7 * DAY, false));
+    assert_eq!(got, expected(&sent, "UTC", (from, to), 7 * DAY, false, &[]));
     let (status, body) = app.get(&me, &format!("{path}&include_bots=true")).await;
     assert_eq!(status, 400, "{body}");
     assert!(
@@ -271,4 +401,77 @@ async fn a_range_over_max_retention_periods_is_refused() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// A database from before migration 0046: the upgrade fills the weeks from the user-days it
+/// holds, and ingest keeps them from then on.
+#[tokio::test]
+async fn an_upgrade_fills_the_weeks_from_the_user_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = helpers::fresh_database_url(dir.path()).await;
+    helpers::migrate_to(&url, 45).await;
+    let s = start().timestamp_millis(); // a Monday
+    let days: [(&str, &[i64]); 4] = [
+        ("a", &[0, 1, 8, 20]),
+        ("b", &[2, 6]),
+        ("c", &[7, 13, 14, 27]),
+        ("d", &[16, 17, 18]),
+    ];
+    let values: Vec<String> = days
+        .iter()
+        .flat_map(|(u, ds)| {
+            ds.iter()
+                .map(move |d| format!("(1, {}, '{u}')", s + d * DAY))
+        })
+        .collect();
+    helpers::exec_sql(
+        &url,
+        &format!(
+            "INSERT INTO active_users_daily (project_id, day, user_key) VALUES {}",
+            values.join(", ")
+        ),
+    )
+    .await;
+    let clock = Arc::new(FakeClock::new(
+        Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap(),
+    ));
+    let app = spawn(|c| c.database_url = url.clone(), clock).await;
+    let me = app.admin().await;
+    assert_eq!(app.project, 1, "the first start creates project 1");
+    let p = format!("/api/dash/projects/{}", app.project);
+    let returning = async |query: String| {
+        let (status, got) = app.get(&me, &format!("{p}/retention?{query}")).await;
+        assert_eq!(status, 200, "{got}");
+        got.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let returning: Vec<i64> = serde_json::from_value(c["returning"].clone()).unwrap();
+                (c["start"].as_i64().unwrap(), returning)
+            })
+            .collect::<Vec<_>>()
+    };
+    let weeks = format!("from={}&to={}&period=week", s + 3 * DAY, s + 28 * DAY);
+    assert_eq!(
+        returning(weeks.clone()).await,
+        [
+            (s, vec![2, 1, 1, 0]),
+            (s + 7 * DAY, vec![1, 1, 1]),
+            (s + 14 * DAY, vec![1, 0])
+        ]
+    );
+    let days = format!("from={}&to={}&period=day", s, s + 4 * DAY);
+    assert_eq!(
+        returning(days).await,
+        [(s, vec![1, 1, 0, 0]), (s + 2 * DAY, vec![1, 0])]
+    );
+    // Ingest after the upgrade: d comes back in the fourth week.
+    let at = DateTime::from_timestamp_millis(s + 27 * DAY + 3_600_000).unwrap();
+    app.ingest(vec![
+        json!({"type": "track", "event": "view", "userId": "d",
+                           "timestamp": at.to_rfc3339(),
+                           "messageId": uuid::Uuid::now_v7().to_string()}),
+    ])
+    .await;
+    assert_eq!(returning(weeks).await[2], (s + 14 * DAY, vec![1, 1]));
 }

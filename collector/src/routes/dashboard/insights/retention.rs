@@ -1,6 +1,9 @@
-//! Retention: cohorts by first seen, and how many come back per period. Counted in SQL from
-//! the per-user-day rollup (bots are never in it); `include_bots=true` cannot come from there
-//! and scans the range's events instead, under PULSELINE_DASHBOARD_MAX_SCAN_EVENTS.
+//! Retention: cohorts by first seen, and how many come back per period. Periods are whole
+//! local days or weeks (Monday to Sunday), as in Mixpanel and PostHog: a range is widened to
+//! the whole periods it touches, so the per-user-period rollups (`active_users_daily`,
+//! `active_users_weekly`; bots are never in them) answer it in SQL without reading events.
+//! `include_bots=true` cannot come from there and scans the widened range's events instead,
+//! under PULSELINE_DASHBOARD_MAX_SCAN_EVENTS.
 
 use axum::Json;
 use axum::extract::State;
@@ -8,7 +11,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{RangeParams, bot_events, range, scan, with_bot_events};
+use super::{Range, RangeParams, bot_events, range, scan, with_bot_events};
 use crate::analytics;
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
@@ -18,10 +21,13 @@ use crate::routes::extract::{ApiQuery, PathIds, Session};
 use crate::state::AppState;
 use crate::store::DAY_MS;
 use crate::store::local_days::{day_key, day_start};
+use crate::store::retention::{MAX_PERIODS, RetentionPeriod};
 
 /// Most periods one retention table may span: two years of weeks, or a quarter of days (the
-/// answer grows with its square, and the scan-free read with users × active days).
+/// answer grows with its square, and the scan-free read with users × active periods).
 pub const MAX_RETENTION_PERIODS: i64 = 104;
+
+const _: () = assert!(MAX_RETENTION_PERIODS <= MAX_PERIODS);
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -35,10 +41,11 @@ pub struct RetentionParams {
     /// Not used by retention; checked like every range's.
     #[param(minimum = 60_000)]
     bucket: Option<i64>,
-    /// `day` (default) or `week` (from Monday); days are the project's local days.
+    /// `day` (default) or `week` (Monday to Sunday); days are the project's local days. The
+    /// range is widened to the whole periods it touches.
     period: Option<String>,
     /// Count events from crawlers and automated browsers too (default false). Bots are only
-    /// in the raw events, so this reads the range's events, up to
+    /// in the raw events, so this reads the widened range's events, up to
     /// PULSELINE_DASHBOARD_MAX_SCAN_EVENTS.
     #[serde(default)]
     include_bots: bool,
@@ -49,13 +56,16 @@ pub struct RetentionParams {
     operation_id = "dashboard_retention",
     params(ProjectPath, RetentionParams),
     description = "Cohorts by the period users were first seen in (within the range), and the \
-                   share of each active in the periods after; at most 104 periods. Counted \
-                   from the per-user-day rollup, which leaves bots out. With \
-                   `include_bots=true` the range's events are read instead, and a range \
-                   holding more than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS events is refused.",
+                   share of each active in the periods after; at most 104 periods. Periods \
+                   are whole local days or weeks (from Monday): the range is widened to the \
+                   whole periods it touches. Counted from the per-user-day and per-user-week \
+                   rollups, which leave bots out. With `include_bots=true` the widened \
+                   range's events are read instead, and a range holding more than \
+                   PULSELINE_DASHBOARD_MAX_SCAN_EVENTS events is refused.",
     responses(
         (status = 200, body = Vec<analytics::Cohort>, headers(("pulseline-bot-events" = i64,
-            description = "Bot events in the range (left out unless include_bots=true)"))),
+            description = "Bot events in the widened range (left out unless \
+                           include_bots=true)"))),
         (status = 400, description = "An invalid parameter (says which), more than 104 \
                                       periods, or (with include_bots=true) more events in \
                                       the range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
@@ -74,32 +84,44 @@ pub async fn retention(
     session.require(&state, project, Role::Viewer).await?;
     let r = range(&state, &p.range(), 14)?;
     let period = match p.period.as_deref().unwrap_or("day") {
-        "day" => DAY_MS,
-        "week" => 7 * DAY_MS,
+        "day" => RetentionPeriod::Day,
+        "week" => RetentionPeriod::Week,
         other => {
             return Err(ApiError::BadRequest(format!(
                 "unknown period '{other}': use day or week"
             )));
         }
     };
-    // Periods of the project's local days (the rollup's keys); weeks start on Monday, as in
+    let ms = period.ms();
+    // Periods of the project's local days (the rollups' keys); weeks start on Monday, as in
     // churn and the digest.
     let tz = state.store.project_zone(project).await?;
     let from_day = day_key(&tz, r.from);
-    let first = if period == DAY_MS {
-        from_day
-    } else {
+    let first = match period {
+        RetentionPeriod::Day => from_day,
         // Day keys count days from Thursday 1970-01-01: +3 counts them from a Monday.
-        from_day - (from_day.div_euclid(DAY_MS) + 3).rem_euclid(7) * DAY_MS
+        RetentionPeriod::Week => {
+            from_day - (from_day.div_euclid(DAY_MS) + 3).rem_euclid(7) * DAY_MS
+        }
     };
-    let periods = (day_key(&tz, r.to - 1) - first) / period + 1;
+    let periods = (day_key(&tz, r.to - 1) - first) / ms + 1;
     if periods > MAX_RETENTION_PERIODS {
-        let unit = if period == DAY_MS { "days" } else { "weeks" };
+        let unit = match period {
+            RetentionPeriod::Day => "days",
+            RetentionPeriod::Week => "weeks",
+        };
         return Err(ApiError::BadRequest(format!(
             "this range spans {periods} {unit}, more than {MAX_RETENTION_PERIODS} periods \
              (MAX_RETENTION_PERIODS): narrow the range, or use period=week"
         )));
     }
+    // The whole periods the range touches, from the first's local midnight to the one after
+    // the last: what the rollups hold, and what the scan reads too.
+    let whole = Range {
+        from: day_start(&tz, first),
+        to: day_start(&tz, first + periods * ms),
+        bucket: r.bucket,
+    };
     // Cohorts start at their first day's local midnight.
     let at_midnight = |mut cohorts: Vec<analytics::Cohort>| {
         for c in &mut cohorts {
@@ -108,20 +130,27 @@ pub async fn retention(
         Json(cohorts)
     };
     if p.include_bots {
-        let (rows, bots) = scan(&state, project, &r, None, true).await?;
+        let (rows, bots) = scan(&state, project, &whole, None, true).await?;
         let day_of = |t| day_key(&tz, t);
-        let cohorts =
-            analytics::retention(&rows, r.from, r.to, day_of, first, period, periods as usize);
+        let cohorts = analytics::retention(
+            &rows,
+            whole.from,
+            whole.to,
+            day_of,
+            first,
+            ms,
+            periods as usize,
+        );
         return Ok(with_bot_events(at_midnight(cohorts), bots));
     }
     let counts = state
         .store
-        .retention_counts(project, (r.from, r.to), &tz, first, period)
+        .retention_counts(project, period, first, periods)
         .await?;
-    let cohorts = analytics::retention_from_counts(&counts, first, period, periods as usize);
+    let cohorts = analytics::retention_from_counts(&counts, first, ms, periods as usize);
     Ok(with_bot_events(
         at_midnight(cohorts),
-        bot_events(&state, project, &r, None).await?,
+        bot_events(&state, project, &whole, None).await?,
     ))
 }
 
