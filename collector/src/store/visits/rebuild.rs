@@ -91,7 +91,7 @@ impl Store {
                     .await?;
                     for d in visits {
                         let visitor = d.visitor;
-                        let v = Visit::from(d.visit);
+                        let v = Visit::from_stored(&d.visit);
                         for (dim, value) in VISIT_DIMENSIONS.iter().zip(v.values) {
                             if let Some(s) = sketches.get_mut(&(dim.key().to_owned(), value)) {
                                 s.insert_all([visitor.as_str()]);
@@ -179,12 +179,12 @@ impl Store {
             let mut plan = Plan::default();
             for d in visits {
                 let visitor = d.visitor;
-                plan.visit(&tz, project, &visitor, &Visit::from(d.visit), 1);
+                plan.visit(&tz, project, &visitor, &Visit::from_stored(&d.visit), 1);
             }
             for (_, visitor, ts, path) in &views {
                 plan.page_view(&tz, project, visitor, *ts, path, false);
             }
-            apply_plan!(tx, plan);
+            apply_plan!(tx, plan, backend);
             if done {
                 sqlx::query("DELETE FROM web_rebuild WHERE project_id = $1")
                     .bind(project)
