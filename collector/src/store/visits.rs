@@ -39,7 +39,9 @@ pub const FOLD_CHUNK_MAX: i64 = 50_000;
 
 /// How long one fold transaction aims to hold SQLite's one writer (ingest commits wait that
 /// long at most, in the usual case): the next chunk doubles while one takes under half of it
-/// and halves when one takes longer, between [`FOLD_CHUNK`] / 10 and [`FOLD_CHUNK_MAX`].
+/// and halves when one takes longer, between [`FOLD_CHUNK`] and [`FOLD_CHUNK_MAX`]. Not
+/// below [`FOLD_CHUNK`]: a chunk rewrites every rollup row it touches, a cost that hardly
+/// shrinks with the chunk, so smaller chunks on a loaded machine would only fall behind.
 pub const FOLD_TX_BUDGET: Duration = Duration::from_millis(250);
 
 /// The chunk size the last fold transaction of this process settled on: where the next pass
@@ -49,7 +51,7 @@ static FOLD_PACE: AtomicI64 = AtomicI64::new(FOLD_CHUNK);
 /// The next chunk's size after one of `size` took `took`.
 fn next_size(size: i64, took: Duration) -> i64 {
     if took > FOLD_TX_BUDGET {
-        (size / 2).max(FOLD_CHUNK / 10)
+        (size / 2).max(FOLD_CHUNK)
     } else if took < FOLD_TX_BUDGET / 2 {
         (size * 2).min(FOLD_CHUNK_MAX)
     } else {
@@ -209,7 +211,7 @@ impl Store {
         let mut total = 0;
         let mut size = FOLD_PACE
             .load(Ordering::Relaxed)
-            .clamp(FOLD_CHUNK / 10, FOLD_CHUNK_MAX);
+            .clamp(FOLD_CHUNK, FOLD_CHUNK_MAX);
         loop {
             let started = Instant::now();
             let n = self.fold_chunk(size).await?;

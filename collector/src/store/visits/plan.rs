@@ -168,7 +168,8 @@ macro_rules! apply_plan {
             }
             let mut sketch = Visitors::default();
             sketch.merge_bytes(&blob);
-            sketch.insert_all(d.add.iter().map(String::as_str));
+            // A dense sketch seldom grows: its stored bytes are kept rather than re-encoded.
+            let grew = sketch.insert_all(d.add.iter().map(String::as_str));
             if d.lost_someone() {
                 dirty.push(key.clone());
             }
@@ -180,7 +181,11 @@ macro_rules! apply_plan {
                     bounces + d.bounces,
                     duration + d.duration_ms,
                 ],
-                sketch.to_bytes(),
+                if grew || blob.is_empty() {
+                    sketch.to_bytes()
+                } else {
+                    blob
+                },
             ));
         }
         // One statement per row: rare (rows that lost every visit and page view).
@@ -276,7 +281,10 @@ macro_rules! apply_plan {
                 sketch.insert_all(who.iter().map(String::as_str));
             } else {
                 sketch.merge_bytes(&blob);
-                sketch.insert_all(h.add.iter().map(String::as_str));
+                if !sketch.insert_all(h.add.iter().map(String::as_str)) && !blob.is_empty() {
+                    kept.push((project, hour, pageviews, blob));
+                    continue;
+                }
             }
             kept.push((project, hour, pageviews, sketch.to_bytes()));
         }
