@@ -4,10 +4,10 @@
 //!
 //! Ingest only queues each stored page view (`web_visit_pending`, filled by a trigger on
 //! `web_pageviews`, in the ingest transaction). The background fold ([`Store::fold_web_visits`],
-//! run by `crate::maintenance`) takes the queue [`FOLD_CHUNK`] page views per transaction: for
-//! each visitor it touches, it reads the stored visits around the new page views (a late one may
-//! extend a visit or bridge two), recomputes them from that visitor's page views in the span, and
-//! moves the rollups by the difference. A HyperLogLog sketch cannot forget a visitor: a day row
+//! run by `crate::maintenance`) takes the queue in chunks paced to [`FOLD_TX_BUDGET`] (`fold.rs`):
+//! for every visitor of a chunk at once, it reads the stored visits around the new page views
+//! (a late one may extend a visit or bridge two), recomputes them from the visitor's page views
+//! in the span unless the new ones only append, and moves the rollups by the difference. A HyperLogLog sketch cannot forget a visitor: a day row
 //! that lost one (a visit that moved to another value, a person deleted) is queued in
 //! `web_daily_dirty` and its sketch rebuilt from its day's rows by [`rebuild`]. The page never
 //! folds: it says how far the fold has come.
