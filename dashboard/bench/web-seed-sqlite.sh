@@ -11,8 +11,10 @@
 #   dashboard/bench/web-seed-sqlite.sh /path/to/pulseline.db [VIEWS] [DAYS] [VISITORS] [PROJECT] [FIRST]
 # Defaults: 10,000,000 page views, 90 days, 1,000,000 visitors, project 1. Needs sqlite3. One
 # transaction per call: to fill in parts, call it again with FIRST, the number of the first
-# visit, past the previous call's (about VIEWS / 2 per call), e.g. 1,000,000 page views at a
-# time with FIRST = 0, 500000, 1000000, …
+# visit, past the previous call's last (FIRST + VIEWS / 2 + 1000, which it prints: the LIMIT
+# may take page views of every visit drawn, so a smaller step collides on message ids and the
+# whole call is rolled back), e.g. 1,000,000 page views at a time with FIRST = 0, 510000,
+# 1020000, …
 set -euo pipefail
 db=${1:?usage: web-seed-sqlite.sh DB [VIEWS] [DAYS] [VISITORS] [PROJECT]}
 views=${2:-10000000}
@@ -79,5 +81,6 @@ FROM pv
 LIMIT $views;
 COMMIT;
 SELECT 'page views queued for the fold: ' || COUNT(*) FROM web_visit_pending;
+SELECT 'FIRST for the next call: ' || ($last + 1);
 PRAGMA journal_mode = WAL;
 SQL

@@ -4,31 +4,60 @@
 //!
 //! Ingest only queues each stored page view (`web_visit_pending`, filled by a trigger on
 //! `web_pageviews`, in the ingest transaction). The background fold ([`Store::fold_web_visits`],
-//! run by `crate::maintenance`) takes the queue [`FOLD_CHUNK`] page views per transaction: for
-//! each visitor it touches, it reads the stored visits around the new page views (a late one may
-//! extend a visit or bridge two), recomputes them from that visitor's page views in the span, and
-//! moves the rollups by the difference. A HyperLogLog sketch cannot forget a visitor: a day row
+//! run by `crate::maintenance`) takes the queue in chunks paced to [`FOLD_TX_BUDGET`] (`fold.rs`):
+//! for every visitor of a chunk at once, it reads the stored visits around the new page views
+//! (a late one may extend a visit or bridge two), recomputes them from the visitor's page views
+//! in the span unless the new ones only append, and moves the rollups by the difference. A HyperLogLog sketch cannot forget a visitor: a day row
 //! that lost one (a visit that moved to another value, a person deleted) is queued in
 //! `web_daily_dirty` and its sketch rebuilt from its day's rows by [`rebuild`]. The page never
 //! folds: it says how far the fold has come.
 
 mod days;
+mod fold;
 mod plan;
 mod rebuild;
 pub mod sketch;
+mod sql;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
 
 use sqlx::FromRow;
 
 use super::web::{Dimension, VISIT_GAP_MS};
-use super::{Backend, Store, StoreError};
-use days::Zones;
-use plan::{Plan, apply_plan};
+use super::{Store, StoreError};
 
-/// Queued page views folded per transaction: enough that rollup rows touched by many page
-/// views are written once, few enough that SQLite's one writer goes back to ingest quickly.
+/// Queued page views in the first fold transaction of a process, and what the rebuilds take
+/// per transaction.
 pub const FOLD_CHUNK: i64 = 1_000;
+
+/// The most queued page views one fold transaction takes: a long queue is folded in chunks
+/// this large (each rollup row a chunk touches is read and written once per chunk, so larger
+/// chunks write fewer rows per page view), bounding the chunk's memory.
+pub const FOLD_CHUNK_MAX: i64 = 50_000;
+
+/// How long one fold transaction aims to hold SQLite's one writer (ingest commits wait that
+/// long at most, in the usual case): the next chunk doubles while one takes under half of it
+/// and halves when one takes longer, between [`FOLD_CHUNK`] and [`FOLD_CHUNK_MAX`]. Not
+/// below [`FOLD_CHUNK`]: a chunk rewrites every rollup row it touches, a cost that hardly
+/// shrinks with the chunk, so smaller chunks on a loaded machine would only fall behind.
+pub const FOLD_TX_BUDGET: Duration = Duration::from_millis(250);
+
+/// The chunk size the last fold transaction of this process settled on: where the next pass
+/// starts (a pacing hint only; what a chunk counts does not depend on its size).
+static FOLD_PACE: AtomicI64 = AtomicI64::new(FOLD_CHUNK);
+
+/// The next chunk's size after one of `size` took `took`.
+fn next_size(size: i64, took: Duration) -> i64 {
+    if took > FOLD_TX_BUDGET {
+        (size / 2).max(FOLD_CHUNK)
+    } else if took < FOLD_TX_BUDGET / 2 {
+        (size * 2).min(FOLD_CHUNK_MAX)
+    } else {
+        size
+    }
+}
 
 /// The visit dimensions (every breakdown but `page`): their `Dimension::key` is also their
 /// column in `web_visits` and their `dim` in `web_hourly`.
@@ -92,24 +121,24 @@ pub(crate) struct Visit {
     values: [String; 11],
 }
 
-impl From<StoredVisit> for Visit {
-    fn from(v: StoredVisit) -> Self {
+impl Visit {
+    fn from_stored(v: &StoredVisit) -> Self {
         Self {
             start_ts: v.start_ts,
             end_ts: v.end_ts,
             pageviews: v.pageviews,
             values: [
-                v.entry_page,
-                v.exit_page,
-                v.source,
-                v.referrer,
-                v.utm_source,
-                v.utm_medium,
-                v.utm_campaign,
-                v.country,
-                v.browser,
-                v.os,
-                v.device,
+                v.entry_page.clone(),
+                v.exit_page.clone(),
+                v.source.clone(),
+                v.referrer.clone(),
+                v.utm_source.clone(),
+                v.utm_medium.clone(),
+                v.utm_campaign.clone(),
+                v.country.clone(),
+                v.browser.clone(),
+                v.os.clone(),
+                v.device.clone(),
             ],
         }
     }
@@ -174,21 +203,49 @@ impl Store {
     }
 
     /// Like [`Self::fold_web_visits`], but stops after the chunk that ends past `deadline`.
+    /// Chunks are sized to take about [`FOLD_TX_BUDGET`] each.
     pub async fn fold_web_visits_until(
         &self,
-        deadline: Option<std::time::Instant>,
+        deadline: Option<Instant>,
     ) -> Result<u64, StoreError> {
         let mut total = 0;
+        let mut size = FOLD_PACE
+            .load(Ordering::Relaxed)
+            .clamp(FOLD_CHUNK, FOLD_CHUNK_MAX);
         loop {
-            let n = self.fold_chunk().await?;
+            let started = Instant::now();
+            let n = self.fold_chunk(size).await?;
             total += n;
-            let late = deadline.is_some_and(|d| std::time::Instant::now() >= d);
-            if n < FOLD_CHUNK as u64 || late {
+            let full = n == size as u64;
+            if full {
+                // Only a full chunk says how long that size takes.
+                size = next_size(size, started.elapsed());
+                FOLD_PACE.store(size, Ordering::Relaxed);
+            }
+            if !full || deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }
         }
         self.rebuild_dirty_sketches().await?;
         self.rebuild_step().await?;
+        Ok(total)
+    }
+
+    /// Folds every queued page view in chunks of exactly `size` (at least 1), then the dirty
+    /// rows and rebuilds: what the background fold does with its own chunk sizes, for tests
+    /// that check a count does not depend on where chunks cut.
+    pub async fn fold_web_visits_in_chunks(&self, size: i64) -> Result<u64, StoreError> {
+        let size = size.max(1);
+        let mut total = 0;
+        loop {
+            let n = self.fold_chunk(size).await?;
+            total += n;
+            if n < size as u64 {
+                break;
+            }
+        }
+        while self.rebuild_dirty_sketches().await? > 0 {}
+        while self.rebuild_step().await? {}
         Ok(total)
     }
 
@@ -205,146 +262,5 @@ impl Store {
             .await?
         });
         Ok(row.is_some())
-    }
-
-    async fn fold_chunk(&self) -> Result<u64, StoreError> {
-        with_db!(self, write_pool, |pool, backend| {
-            let mut tx = pool.begin().await?;
-            if backend == Backend::Postgres {
-                // Replicas fold one at a time: two folding one visitor would each see the
-                // other's visits half-written.
-                sqlx::query("SELECT pg_advisory_xact_lock(7021)")
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            // A write first: SQLite takes the write lock before this transaction reads.
-            let pending: Vec<Pending> = sqlx::query_as(
-                "DELETE FROM web_visit_pending WHERE id IN (
-                     SELECT id FROM web_visit_pending ORDER BY id LIMIT $1)
-                 RETURNING id, project_id, seq, visitor, ts, path, removed",
-            )
-            .bind(FOLD_CHUNK)
-            .fetch_all(&mut *tx)
-            .await?;
-            if pending.is_empty() {
-                tx.commit().await?;
-                return Ok(0);
-            }
-            let mut projects: Vec<i64> = pending.iter().map(|p| p.project_id).collect();
-            projects.sort_unstable();
-            projects.dedup();
-            let zones: Vec<(i64, String)> =
-                sqlx::query_as(sqlx::AssertSqlSafe(Zones::sql(projects.iter().copied())))
-                    .fetch_all(&mut *tx)
-                    .await?;
-            let zones = Zones::new(zones);
-            let rebuilding: Rebuilding = sqlx::query_as::<_, (i64, i64, i64)>(
-                "SELECT project_id, visit_cursor, seq_cursor FROM web_rebuild",
-            )
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .map(|(p, v, s)| (p, (v, s)))
-            .collect();
-            let mut plan = Plan::default();
-            let mut touched: BTreeMap<(i64, String), (i64, i64)> = BTreeMap::new();
-            for p in &pending {
-                let removed = p.removed != 0;
-                // A rebuild counts the folded page views it reaches: those it passed while
-                // they were queued are the fold's to count, the others its own.
-                let counted = rebuilding
-                    .get(&p.project_id)
-                    .is_none_or(|(_, seq_cursor)| p.seq <= *seq_cursor);
-                if counted {
-                    let tz = zones.of(p.project_id);
-                    plan.page_view(&tz, p.project_id, &p.visitor, p.ts, &p.path, removed);
-                }
-                let span = touched
-                    .entry((p.project_id, p.visitor.clone()))
-                    .or_insert((p.ts, p.ts));
-                *span = (span.0.min(p.ts), span.1.max(p.ts));
-            }
-            for ((project, visitor), (first, last)) in &touched {
-                let tz = zones.of(*project);
-                let visit_cursor = rebuilding.get(project).map(|r| r.0);
-                let (lo, hi) = (first - VISIT_GAP_MS, last + VISIT_GAP_MS);
-                // The visits within the gap of a changed page view: those starting in the
-                // window, and the one before it if it reaches in (one statement).
-                let old: Vec<StoredVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT id, {VISIT_COLUMNS} FROM web_visits
-                     WHERE project_id = $1 AND visitor = $2 AND start_ts >= $3 AND start_ts <= $4
-                     UNION ALL
-                     SELECT * FROM (SELECT id, {VISIT_COLUMNS} FROM web_visits
-                         WHERE project_id = $1 AND visitor = $2 AND start_ts < $3
-                         ORDER BY start_ts DESC LIMIT 1) b WHERE end_ts >= $3"
-                )))
-                .bind(project)
-                .bind(visitor)
-                .bind(lo)
-                .bind(hi)
-                .fetch_all(&mut *tx)
-                .await?;
-                let from = old.iter().map(|v| v.start_ts).fold(*first, i64::min);
-                let to = old.iter().map(|v| v.end_ts).fold(*last, i64::max);
-                let pvs: Vec<PageView> = sqlx::query_as(
-                    "SELECT ts, path, referrer, source, utm_source, utm_medium, utm_campaign,
-                            country, browser, os, device
-                     FROM web_pageviews
-                     WHERE project_id = $1 AND visitor = $2 AND ts >= $3 AND ts <= $4
-                     ORDER BY ts, seq",
-                )
-                .bind(project)
-                .bind(visitor)
-                .bind(from)
-                .bind(to)
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut new = cut(&pvs);
-                // Visits that did not change stay as they are.
-                let mut gone = Vec::new();
-                for v in old {
-                    let id = v.id;
-                    let v = Visit::from(v);
-                    match new.iter().position(|n| *n == v) {
-                        Some(i) => {
-                            new.swap_remove(i);
-                        }
-                        None => gone.push((id, v)),
-                    }
-                }
-                for (id, v) in &gone {
-                    sqlx::query("DELETE FROM web_visits WHERE id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                    if visit_cursor.is_none_or(|c| *id <= c) {
-                        plan.visit(&tz, *project, visitor, v, -1);
-                    }
-                }
-                for v in &new {
-                    let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "INSERT INTO web_visits (project_id, visitor, {VISIT_COLUMNS})
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-                                 $15, $16)"
-                    )))
-                    .bind(project)
-                    .bind(visitor)
-                    .bind(v.start_ts)
-                    .bind(v.end_ts)
-                    .bind(v.pageviews);
-                    for value in &v.values {
-                        q = q.bind(value);
-                    }
-                    q.execute(&mut *tx).await?;
-                    // A new visit's id is past any rebuild's cursor: the rebuild counts it.
-                    if visit_cursor.is_none() {
-                        plan.visit(&tz, *project, visitor, v, 1);
-                    }
-                }
-            }
-            apply_plan!(tx, plan);
-            tx.commit().await?;
-            Ok(pending.len() as u64)
-        })
     }
 }

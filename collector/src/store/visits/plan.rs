@@ -21,6 +21,9 @@ pub(crate) struct Delta {
     pub(crate) add: Vec<String>,
     /// Visitors whose visit left the row: the row's sketch is rebuilt unless they came back.
     pub(crate) left: BTreeSet<String>,
+    /// A page view was taken out (a person deleted): the row's sketch is rebuilt, even when the
+    /// chunk also added that visitor (maybe by the very page view taken out).
+    pub(crate) forget: bool,
 }
 
 #[derive(Debug, Default)]
@@ -61,7 +64,7 @@ impl Plan {
             let d = self.row(project, day, dim, value);
             if removed {
                 d.pageviews -= 1;
-                d.left.insert(visitor.to_owned());
+                d.forget = true;
             } else {
                 d.pageviews += 1;
                 d.add.push(visitor.to_owned());
@@ -112,209 +115,201 @@ impl Delta {
     /// Whether a visitor left the row and did not come back in the same chunk: its sketch
     /// may count someone it no longer holds.
     pub(crate) fn lost_someone(&self) -> bool {
-        self.left.iter().any(|v| !self.add.contains(v))
+        self.forget || self.left.iter().any(|v| !self.add.contains(v))
     }
 }
 
-/// Day rows read or written per statement: a few statements per chunk instead of two per row.
-pub(crate) const ROWS_PER_STATEMENT: usize = 200;
+/// Rollup rows written per `INSERT` (nine parameters each; SQLite takes `?` placeholders,
+/// bound by position, so a statement's cost grows with its rows, not their square).
+pub(crate) const ROWS_PER_STATEMENT: usize = 500;
 
-/// `n` row tuples of `width` placeholders each, from `$1` on, the first `casts.len()` cast
-/// (PostgreSQL types parameters in VALUES from the casts).
-pub(crate) fn tuples(n: usize, casts: &[&str], width: usize) -> String {
-    let mut out = Vec::with_capacity(n);
-    for row in 0..n {
-        let cols: Vec<String> = (0..width)
-            .map(|c| {
-                let i = row * width + c + 1;
-                match casts.get(c) {
-                    Some(t) => format!("CAST(${i} AS {t})"),
-                    None => format!("${i}"),
-                }
-            })
-            .collect();
-        out.push(format!("({})", cols.join(", ")));
-    }
-    out.join(", ")
-}
-
-/// The key columns of `web_daily` as VALUES casts.
-pub(crate) const KEY_CASTS: [&str; 4] = ["BIGINT", "TEXT", "BIGINT", "TEXT"];
-
-/// Applies a plan in the open transaction `$tx`: sums moved by the deltas, sketches merged with
-/// the visitors added, rows left empty deleted, rows that lost a visitor queued in
-/// `web_daily_dirty` for the next recount of their sketch. Day rows go
+/// Applies a plan in the open transaction `$tx` on `$backend`: sums moved by the deltas,
+/// sketches merged with the visitors added, rows left empty deleted, rows that lost a visitor
+/// queued in `web_daily_dirty` for the next recount of their sketch. The rows a chunk touches
+/// are read in one statement (their keys as one JSON parameter, a seek each) and written
 /// [`ROWS_PER_STATEMENT`] at a time.
 macro_rules! apply_plan {
-    ($tx:expr, $plan:expr) => {{
+    ($tx:expr, $plan:expr, $backend:expr) => {{
         use std::collections::HashMap;
-        use $crate::store::visits::plan::{KEY_CASTS, ROWS_PER_STATEMENT, tuples};
+        use $crate::store::visits::plan::ROWS_PER_STATEMENT;
         use $crate::store::visits::sketch::Visitors;
+        use $crate::store::visits::sql;
         type Current = (i64, String, i64, String, i64, i64, i64, i64, Vec<u8>);
         let days: Vec<_> = $plan.days.into_iter().collect();
-        for group in days.chunks(ROWS_PER_STATEMENT) {
-            let mut q = sqlx::query_as::<_, Current>(sqlx::AssertSqlSafe(format!(
-                "SELECT project_id, dim, day, value, visits, pageviews, bounces, duration_ms,
-                        visitors
-                 FROM web_daily WHERE (project_id, dim, day, value) IN (VALUES {})",
-                tuples(group.len(), &KEY_CASTS, 4)
-            )));
-            for ((project, day, dim, value), _) in group {
-                q = q.bind(*project).bind(*dim).bind(*day).bind(value.as_str());
+        let keys: Vec<(i64, &str, i64, &str)> = days
+            .iter()
+            .map(|((project, day, dim, value), _)| (*project, *dim, *day, value.as_str()))
+            .collect();
+        let current: HashMap<(i64, String, i64, String), (i64, i64, i64, i64, Vec<u8>)> =
+            if keys.is_empty() {
+                HashMap::new()
+            } else {
+                sqlx::query_as::<_, Current>(sql::day_rows($backend))
+                    .bind(serde_json::to_string(&keys).expect("keys serialize"))
+                    .fetch_all(&mut *$tx)
+                    .await?
+                    .into_iter()
+                    .map(|r| ((r.0, r.1, r.2, r.3), (r.4, r.5, r.6, r.7, r.8)))
+                    .collect()
+            };
+        let mut gone = Vec::new();
+        let mut kept = Vec::new();
+        let mut dirty = Vec::new();
+        for ((project, day, dim, value), d) in days {
+            let key = (project, dim.to_owned(), day, value);
+            let (visits, pageviews, bounces, duration, blob) = current
+                .get(&key)
+                .cloned()
+                .unwrap_or((0, 0, 0, 0, Vec::new()));
+            let (visits, pageviews) = (visits + d.visits, pageviews + d.pageviews);
+            if visits <= 0 && pageviews <= 0 {
+                gone.push(key);
+                continue;
             }
-            let current: HashMap<(i64, String, i64, String), (i64, i64, i64, i64, Vec<u8>)> = q
-                .fetch_all(&mut *$tx)
-                .await?
-                .into_iter()
-                .map(|r| ((r.0, r.1, r.2, r.3), (r.4, r.5, r.6, r.7, r.8)))
-                .collect();
-            let mut gone = Vec::new();
-            let mut kept = Vec::new();
-            let mut dirty = Vec::new();
-            for ((project, day, dim, value), d) in group {
-                let key = (*project, (*dim).to_owned(), *day, value.clone());
-                let (visits, pageviews, bounces, duration, blob) = current
-                    .get(&key)
-                    .cloned()
-                    .unwrap_or((0, 0, 0, 0, Vec::new()));
-                let (visits, pageviews) = (visits + d.visits, pageviews + d.pageviews);
-                if visits <= 0 && pageviews <= 0 {
-                    gone.push(key);
-                    continue;
-                }
-                let mut sketch = Visitors::default();
-                sketch.merge_bytes(&blob);
-                sketch.insert_all(d.add.iter().map(String::as_str));
-                if d.lost_someone() {
-                    dirty.push(key.clone());
-                }
-                kept.push((
-                    key,
-                    [
-                        visits,
-                        pageviews,
-                        bounces + d.bounces,
-                        duration + d.duration_ms,
-                    ],
-                    sketch.to_bytes(),
-                ));
+            let mut sketch = Visitors::default();
+            sketch.merge_bytes(&blob);
+            // A dense sketch seldom grows: its stored bytes are kept rather than re-encoded.
+            let grew = sketch.insert_all(d.add.iter().map(String::as_str));
+            if d.lost_someone() {
+                dirty.push(key.clone());
             }
-            if !gone.is_empty() {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM web_daily WHERE (project_id, dim, day, value) IN (VALUES {})",
-                    tuples(gone.len(), &KEY_CASTS, 4)
-                )));
-                for (project, dim, day, value) in &gone {
-                    q = q
-                        .bind(*project)
-                        .bind(dim.as_str())
-                        .bind(*day)
-                        .bind(value.as_str());
-                }
-                q.execute(&mut *$tx).await?;
-            }
-            if !kept.is_empty() {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO web_daily (project_id, dim, day, value, visits, pageviews,
-                                            bounces, duration_ms, visitors)
-                     VALUES {}
-                     ON CONFLICT (project_id, dim, day, value) DO UPDATE SET
-                         visits = excluded.visits, pageviews = excluded.pageviews,
-                         bounces = excluded.bounces, duration_ms = excluded.duration_ms,
-                         visitors = excluded.visitors",
-                    tuples(kept.len(), &[], 9)
-                )));
-                for ((project, dim, day, value), sums, sketch) in kept {
-                    q = q.bind(project).bind(dim).bind(day).bind(value);
-                    for n in sums {
-                        q = q.bind(n);
-                    }
-                    q = q.bind(sketch);
-                }
-                q.execute(&mut *$tx).await?;
-            }
-            if !dirty.is_empty() {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO web_daily_dirty (project_id, dim, day, value) VALUES {}
-                     ON CONFLICT DO NOTHING",
-                    tuples(dirty.len(), &[], 4)
-                )));
-                for (project, dim, day, value) in dirty {
-                    q = q.bind(project).bind(dim).bind(day).bind(value);
-                }
-                q.execute(&mut *$tx).await?;
-            }
+            kept.push((
+                key,
+                [
+                    visits,
+                    pageviews,
+                    bounces + d.bounces,
+                    duration + d.duration_ms,
+                ],
+                if grew || blob.is_empty() {
+                    sketch.to_bytes()
+                } else {
+                    blob
+                },
+            ));
         }
+        // One statement per row: rare (rows that lost every visit and page view).
+        for (project, dim, day, value) in &gone {
+            sqlx::query(
+                "DELETE FROM web_daily
+                 WHERE project_id = $1 AND dim = $2 AND day = $3 AND value = $4",
+            )
+            .bind(*project)
+            .bind(dim.as_str())
+            .bind(*day)
+            .bind(value.as_str())
+            .execute(&mut *$tx)
+            .await?;
+        }
+        for group in kept.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO web_daily (project_id, dim, day, value, visits, pageviews, bounces,
+                                        duration_ms, visitors) ",
+            );
+            q.push_values(
+                group,
+                |mut b, ((project, dim, day, value), sums, sketch)| {
+                    b.push_bind(*project)
+                        .push_bind(dim.as_str())
+                        .push_bind(*day)
+                        .push_bind(value.as_str());
+                    for n in sums {
+                        b.push_bind(*n);
+                    }
+                    b.push_bind(sketch.as_slice());
+                },
+            );
+            q.push(
+                " ON CONFLICT (project_id, dim, day, value) DO UPDATE SET
+                     visits = excluded.visits, pageviews = excluded.pageviews,
+                     bounces = excluded.bounces, duration_ms = excluded.duration_ms,
+                     visitors = excluded.visitors",
+            );
+            q.build().persistent(false).execute(&mut *$tx).await?;
+        }
+        for group in dirty.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO web_daily_dirty (project_id, dim, day, value) ",
+            );
+            q.push_values(group, |mut b, (project, dim, day, value)| {
+                b.push_bind(*project)
+                    .push_bind(dim.as_str())
+                    .push_bind(*day)
+                    .push_bind(value.as_str());
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().persistent(false).execute(&mut *$tx).await?;
+        }
+
         let hours: Vec<_> = $plan.hours.into_iter().collect();
-        for group in hours.chunks(ROWS_PER_STATEMENT) {
-            let mut q =
-                sqlx::query_as::<_, (i64, i64, i64, Vec<u8>)>(sqlx::AssertSqlSafe(format!(
-                    "SELECT project_id, hour, pageviews, visitors FROM web_hourly
-                     WHERE (project_id, hour) IN (VALUES {})",
-                    tuples(group.len(), &["BIGINT", "BIGINT"], 2)
-                )));
-            for ((project, hour), _) in group {
-                q = q.bind(*project).bind(*hour);
-            }
-            let current: HashMap<(i64, i64), (i64, Vec<u8>)> = q
+        let keys: Vec<(i64, i64)> = hours.iter().map(|(k, _)| *k).collect();
+        let current: HashMap<(i64, i64), (i64, Vec<u8>)> = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            sqlx::query_as::<_, (i64, i64, i64, Vec<u8>)>(sql::hour_rows($backend))
+                .bind(serde_json::to_string(&keys).expect("keys serialize"))
                 .fetch_all(&mut *$tx)
                 .await?
                 .into_iter()
                 .map(|r| ((r.0, r.1), (r.2, r.3)))
-                .collect();
-            let mut gone = Vec::new();
-            let mut kept = Vec::new();
-            for ((project, hour), h) in group {
-                let (pageviews, blob) = current
-                    .get(&(*project, *hour))
-                    .cloned()
-                    .unwrap_or((0, Vec::new()));
-                let pageviews = pageviews + h.pageviews;
-                if pageviews <= 0 {
-                    gone.push((*project, *hour));
+                .collect()
+        };
+        let mut gone = Vec::new();
+        let mut kept = Vec::new();
+        for ((project, hour), h) in hours {
+            let (pageviews, blob) = current
+                .get(&(project, hour))
+                .cloned()
+                .unwrap_or((0, Vec::new()));
+            let pageviews = pageviews + h.pageviews;
+            if pageviews <= 0 {
+                gone.push((project, hour));
+                continue;
+            }
+            let mut sketch = Visitors::default();
+            if h.rebuild {
+                // Rare (a person deleted), and an hour's page views are few.
+                let who: Vec<String> = sqlx::query_scalar(
+                    "SELECT visitor FROM web_pageviews
+                     WHERE project_id = $1 AND ts >= $2 AND ts < $3",
+                )
+                .bind(project)
+                .bind(hour)
+                .bind(hour + $crate::store::HOUR_MS)
+                .fetch_all(&mut *$tx)
+                .await?;
+                sketch.insert_all(who.iter().map(String::as_str));
+            } else {
+                sketch.merge_bytes(&blob);
+                if !sketch.insert_all(h.add.iter().map(String::as_str)) && !blob.is_empty() {
+                    kept.push((project, hour, pageviews, blob));
                     continue;
                 }
-                let mut sketch = Visitors::default();
-                if h.rebuild {
-                    // Rare (a person deleted), and an hour's page views are few.
-                    let who: Vec<String> = sqlx::query_scalar(
-                        "SELECT visitor FROM web_pageviews
-                         WHERE project_id = $1 AND ts >= $2 AND ts < $3",
-                    )
-                    .bind(*project)
-                    .bind(*hour)
-                    .bind(*hour + $crate::store::HOUR_MS)
-                    .fetch_all(&mut *$tx)
-                    .await?;
-                    sketch.insert_all(who.iter().map(String::as_str));
-                } else {
-                    sketch.merge_bytes(&blob);
-                    sketch.insert_all(h.add.iter().map(String::as_str));
-                }
-                kept.push((*project, *hour, pageviews, sketch.to_bytes()));
             }
-            if !gone.is_empty() {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DELETE FROM web_hourly WHERE (project_id, hour) IN (VALUES {})",
-                    tuples(gone.len(), &["BIGINT", "BIGINT"], 2)
-                )));
-                for (project, hour) in gone {
-                    q = q.bind(project).bind(hour);
-                }
-                q.execute(&mut *$tx).await?;
-            }
-            if !kept.is_empty() {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO web_hourly (project_id, hour, pageviews, visitors) VALUES {}
-                     ON CONFLICT (project_id, hour) DO UPDATE SET
-                         pageviews = excluded.pageviews, visitors = excluded.visitors",
-                    tuples(kept.len(), &[], 4)
-                )));
-                for (project, hour, pageviews, sketch) in kept {
-                    q = q.bind(project).bind(hour).bind(pageviews).bind(sketch);
-                }
-                q.execute(&mut *$tx).await?;
-            }
+            kept.push((project, hour, pageviews, sketch.to_bytes()));
+        }
+        for (project, hour) in gone {
+            sqlx::query("DELETE FROM web_hourly WHERE project_id = $1 AND hour = $2")
+                .bind(project)
+                .bind(hour)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        for group in kept.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO web_hourly (project_id, hour, pageviews, visitors) ",
+            );
+            q.push_values(group, |mut b, (project, hour, pageviews, sketch)| {
+                b.push_bind(*project)
+                    .push_bind(*hour)
+                    .push_bind(*pageviews)
+                    .push_bind(sketch.as_slice());
+            });
+            q.push(
+                " ON CONFLICT (project_id, hour) DO UPDATE SET
+                     pageviews = excluded.pageviews, visitors = excluded.visitors",
+            );
+            q.build().persistent(false).execute(&mut *$tx).await?;
         }
     }};
 }

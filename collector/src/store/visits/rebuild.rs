@@ -15,6 +15,53 @@ use crate::store::{Backend, Store, StoreError};
 /// Dirty day rows whose sketches one transaction rebuilds.
 pub(crate) const DIRTY_CHUNK: i64 = 500;
 
+/// The read of a dirty row's visitors (`$1` project, `$2` value, `$3`..`$4` its day) through
+/// an index of its value (migrations 0043): a page's page views, or the visits that start
+/// with a value of an indexed dimension. `None` for '', browser, OS and device, whose rows
+/// hold a large share of the day anyway.
+fn indexed_column(dim: &str) -> Option<&'static str> {
+    use crate::store::web::Dimension;
+    match Dimension::from_key(dim)? {
+        Dimension::Page => Some(
+            "SELECT visitor FROM web_pageviews
+             WHERE project_id = $1 AND path = $2 AND ts >= $3 AND ts < $4",
+        ),
+        Dimension::EntryPage => Some(
+            "SELECT visitor FROM web_visits
+             WHERE project_id = $1 AND entry_page = $2 AND start_ts >= $3 AND start_ts < $4",
+        ),
+        Dimension::ExitPage => Some(
+            "SELECT visitor FROM web_visits
+             WHERE project_id = $1 AND exit_page = $2 AND start_ts >= $3 AND start_ts < $4",
+        ),
+        Dimension::Source => Some(
+            "SELECT visitor FROM web_visits
+             WHERE project_id = $1 AND source = $2 AND start_ts >= $3 AND start_ts < $4",
+        ),
+        Dimension::Referrer => Some(
+            "SELECT visitor FROM web_visits
+             WHERE project_id = $1 AND referrer = $2 AND start_ts >= $3 AND start_ts < $4",
+        ),
+        Dimension::UtmSource => Some(
+            "SELECT visitor FROM web_visits
+             WHERE project_id = $1 AND utm_source = $2 AND start_ts >= $3 AND start_ts < $4",
+        ),
+        Dimension::UtmMedium => Some(
+            "SELECT visitor FROM web_visits
+             WHERE project_id = $1 AND utm_medium = $2 AND start_ts >= $3 AND start_ts < $4",
+        ),
+        Dimension::UtmCampaign => Some(
+            "SELECT visitor FROM web_visits
+             WHERE project_id = $1 AND utm_campaign = $2 AND start_ts >= $3 AND start_ts < $4",
+        ),
+        Dimension::Country => Some(
+            "SELECT visitor FROM web_visits
+             WHERE project_id = $1 AND country = $2 AND start_ts >= $3 AND start_ts < $4",
+        ),
+        Dimension::Browser | Dimension::Os | Dimension::Device => None,
+    }
+}
+
 #[derive(Debug, FromRow)]
 struct DayVisit {
     visitor: String,
@@ -56,11 +103,42 @@ impl Store {
             let zones = Zones::new(zones);
             for ((project, day), rows) in by_day {
                 let end = next_day(&zones.of(project), day);
+                // A row of an indexed value (a page, or a visit value the filters index) is
+                // recounted from its own page views or visits; the others from the whole day.
+                let (own, rows): (Vec<_>, Vec<_>) = rows
+                    .into_iter()
+                    .partition(|(dim, _)| indexed_column(dim).is_some());
+                for (dim, value) in own {
+                    let read = indexed_column(&dim).expect("partitioned on it");
+                    let who: Vec<String> = sqlx::query_scalar(read)
+                        .bind(project)
+                        .bind(&value)
+                        .bind(day)
+                        .bind(end)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let mut sketch = Visitors::default();
+                    sketch.insert_all(who.iter().map(String::as_str));
+                    sqlx::query(
+                        "UPDATE web_daily SET visitors = $1
+                         WHERE project_id = $2 AND dim = $3 AND day = $4 AND value = $5",
+                    )
+                    .bind(sketch.to_bytes())
+                    .bind(project)
+                    .bind(&dim)
+                    .bind(day)
+                    .bind(&value)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if rows.is_empty() {
+                    continue;
+                }
                 let mut sketches: BTreeMap<(String, String), Visitors> = rows
                     .iter()
                     .map(|r| (r.clone(), Visitors::default()))
                     .collect();
-                if rows.iter().any(|(dim, _)| dim.is_empty() || dim == "page") {
+                if rows.iter().any(|(dim, _)| dim.is_empty()) {
                     let views: Vec<(String, String)> = sqlx::query_as(
                         "SELECT visitor, path FROM web_pageviews
                          WHERE project_id = $1 AND ts >= $2 AND ts < $3",
@@ -79,7 +157,7 @@ impl Store {
                         }
                     }
                 }
-                if rows.iter().any(|(dim, _)| !dim.is_empty() && dim != "page") {
+                if rows.iter().any(|(dim, _)| !dim.is_empty()) {
                     let visits: Vec<DayVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                         "SELECT visitor, id, {VISIT_COLUMNS} FROM web_visits
                          WHERE project_id = $1 AND start_ts >= $2 AND start_ts < $3"
@@ -91,7 +169,7 @@ impl Store {
                     .await?;
                     for d in visits {
                         let visitor = d.visitor;
-                        let v = Visit::from(d.visit);
+                        let v = Visit::from_stored(&d.visit);
                         for (dim, value) in VISIT_DIMENSIONS.iter().zip(v.values) {
                             if let Some(s) = sketches.get_mut(&(dim.key().to_owned(), value)) {
                                 s.insert_all([visitor.as_str()]);
@@ -179,12 +257,12 @@ impl Store {
             let mut plan = Plan::default();
             for d in visits {
                 let visitor = d.visitor;
-                plan.visit(&tz, project, &visitor, &Visit::from(d.visit), 1);
+                plan.visit(&tz, project, &visitor, &Visit::from_stored(&d.visit), 1);
             }
             for (_, visitor, ts, path) in &views {
                 plan.page_view(&tz, project, visitor, *ts, path, false);
             }
-            apply_plan!(tx, plan);
+            apply_plan!(tx, plan, backend);
             if done {
                 sqlx::query("DELETE FROM web_rebuild WHERE project_id = $1")
                     .bind(project)

@@ -52,14 +52,20 @@ impl Visitors {
     /// Adds visitors, hashed the one way every sketch of the collector is: the crate's seeded
     /// hasher, and its register choice (the hash's top bits pick the register, one plus its
     /// trailing zeros is the rank), without rebuilding a sketch per call.
-    pub fn insert_all<'a>(&mut self, visitors: impl IntoIterator<Item = &'a str>) {
+    /// Returns whether a register grew (if not, the sketch's stored bytes still hold).
+    pub fn insert_all<'a>(&mut self, visitors: impl IntoIterator<Item = &'a str>) -> bool {
         let hasher = DefaultHasher::seeded(&SEED.to_be_bytes());
+        let mut grew = false;
         for v in visitors {
             let hash = hasher.hash_one(v);
             let index = (hash >> (64 - u32::from(PRECISION))) as usize;
             let rank = 1 + hash.trailing_zeros() as u8;
-            self.registers[index] = self.registers[index].max(rank);
+            if rank > self.registers[index] {
+                self.registers[index] = rank;
+                grew = true;
+            }
         }
+        grew
     }
 
     /// The union with a stored sketch; a blob this code did not write is ignored.

@@ -2,6 +2,7 @@
 //! on random traffic, with a fake clock and the project in Europe/Berlin.
 
 mod filtered;
+mod fold;
 mod input;
 mod traffic;
 mod visits;

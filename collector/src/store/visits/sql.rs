@@ -1,0 +1,141 @@
+//! The fold's batched statements: a chunk's keys travel as ONE JSON text parameter, unpacked
+//! by `json_each` (SQLite) or `jsonb_array_elements` (PostgreSQL), so a statement's cost does
+//! not grow with a parameter count (sqlx looks each `$n` up by name on SQLite). On SQLite the
+//! JSON rows stay the outer loop (`CROSS JOIN`): one index seek per key.
+
+use crate::store::Backend;
+
+/// `web_daily` rows of the JSON array `$1` of `[project, dim, day, value]` keys.
+pub(crate) fn day_rows(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "SELECT w.project_id, w.dim, w.day, w.value, w.visits, w.pageviews, w.bounces,
+                    w.duration_ms, w.visitors
+             FROM json_each($1) AS k CROSS JOIN web_daily AS w
+             WHERE w.project_id = json_extract(k.value, '$[0]')
+               AND w.dim = json_extract(k.value, '$[1]')
+               AND w.day = json_extract(k.value, '$[2]')
+               AND w.value = json_extract(k.value, '$[3]')"
+        }
+        Backend::Postgres => {
+            "SELECT w.project_id, w.dim, w.day, w.value, w.visits, w.pageviews, w.bounces,
+                    w.duration_ms, w.visitors
+             FROM jsonb_array_elements($1::text::jsonb) AS k(v)
+             JOIN web_daily AS w
+               ON w.project_id = (k.v ->> 0)::bigint AND w.dim = k.v ->> 1
+              AND w.day = (k.v ->> 2)::bigint AND w.value = k.v ->> 3"
+        }
+    }
+}
+
+/// `web_hourly` rows of the JSON array `$1` of `[project, hour]` keys.
+pub(crate) fn hour_rows(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "SELECT w.project_id, w.hour, w.pageviews, w.visitors
+             FROM json_each($1) AS k CROSS JOIN web_hourly AS w
+             WHERE w.project_id = json_extract(k.value, '$[0]')
+               AND w.hour = json_extract(k.value, '$[1]')"
+        }
+        Backend::Postgres => {
+            "SELECT w.project_id, w.hour, w.pageviews, w.visitors
+             FROM jsonb_array_elements($1::text::jsonb) AS k(v)
+             JOIN web_hourly AS w
+               ON w.project_id = (k.v ->> 0)::bigint AND w.hour = (k.v ->> 1)::bigint"
+        }
+    }
+}
+
+/// The windows of the JSON array `$1` of `[i, project, visitor, lo, hi]` as a table
+/// `t(i, p, v, lo, hi)`, for the two reads below.
+fn windows(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "(SELECT json_extract(value, '$[0]') AS i, json_extract(value, '$[1]') AS p,
+                     json_extract(value, '$[2]') AS v, json_extract(value, '$[3]') AS lo,
+                     json_extract(value, '$[4]') AS hi
+              FROM json_each($1))"
+        }
+        Backend::Postgres => {
+            "(SELECT (e ->> 0)::bigint AS i, (e ->> 1)::bigint AS p, e ->> 2 AS v,
+                     (e ->> 3)::bigint AS lo, (e ->> 4)::bigint AS hi
+              FROM jsonb_array_elements($1::text::jsonb) AS e)"
+        }
+    }
+}
+
+fn join(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "CROSS JOIN",
+        Backend::Postgres => "JOIN",
+    }
+}
+
+/// Per window `i`, the stored visits that can change with page views in `[lo + gap,
+/// hi - gap]`: those starting in `[lo, hi]`, and the one before that reaches `lo`.
+pub(crate) fn window_visits(backend: Backend, columns: &str) -> String {
+    let (t, join) = (windows(backend), join(backend));
+    format!(
+        "SELECT t.i, w.id, {columns} FROM {t} AS t {join} web_visits AS w
+         ON w.project_id = t.p AND w.visitor = t.v AND w.start_ts >= t.lo AND w.start_ts <= t.hi
+         UNION ALL
+         SELECT t.i, w.id, {columns} FROM {t} AS t {join} web_visits AS w
+         ON w.id = (SELECT x.id FROM web_visits AS x
+                    WHERE x.project_id = t.p AND x.visitor = t.v AND x.start_ts < t.lo
+                    ORDER BY x.start_ts DESC LIMIT 1)
+         WHERE w.end_ts >= t.lo",
+        columns = columns
+            .split(", ")
+            .map(|c| format!("w.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Per window `i`, the visitor's page views in `[lo, hi]`.
+pub(crate) fn window_page_views(backend: Backend) -> String {
+    let (t, join) = (windows(backend), join(backend));
+    format!(
+        "SELECT t.i, pv.seq, pv.ts, pv.path, pv.referrer, pv.source, pv.utm_source,
+                pv.utm_medium, pv.utm_campaign, pv.country, pv.browser, pv.os, pv.device
+         FROM {t} AS t {join} web_pageviews AS pv
+         ON pv.project_id = t.p AND pv.visitor = t.v AND pv.ts >= t.lo AND pv.ts <= t.hi"
+    )
+}
+
+/// Deletes the visits whose ids are the JSON array `$1`.
+pub(crate) fn delete_visits(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "DELETE FROM web_visits WHERE id IN (SELECT value FROM json_each($1))",
+        Backend::Postgres => {
+            "DELETE FROM web_visits WHERE id IN (
+                 SELECT e::bigint FROM jsonb_array_elements_text($1::text::jsonb) AS e)"
+        }
+    }
+}
+
+/// Moves the end of the visits of the JSON array `$1` of `[id, end_ts, pageviews,
+/// exit_page]`: a visit that only grew at its end keeps its row (and its index entries but
+/// the exit page's).
+pub(crate) fn extend_visits(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "UPDATE web_visits SET end_ts = u.end_ts, pageviews = u.pageviews,
+                                   exit_page = u.exit_page
+             FROM (SELECT json_extract(value, '$[0]') AS id,
+                          json_extract(value, '$[1]') AS end_ts,
+                          json_extract(value, '$[2]') AS pageviews,
+                          json_extract(value, '$[3]') AS exit_page
+                   FROM json_each($1)) AS u
+             WHERE web_visits.id = u.id"
+        }
+        Backend::Postgres => {
+            "UPDATE web_visits AS w SET end_ts = u.end_ts, pageviews = u.pageviews,
+                                        exit_page = u.exit_page
+             FROM (SELECT (e ->> 0)::bigint AS id, (e ->> 1)::bigint AS end_ts,
+                          (e ->> 2)::bigint AS pageviews, e ->> 3 AS exit_page
+                   FROM jsonb_array_elements($1::text::jsonb) AS e) AS u
+             WHERE w.id = u.id"
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The background fold against a count from scratch: random traffic sent shuffled (late page
+//! views, resent batches, a person deleted midway), folded in chunks of random sizes (one page
+//! view, a few, hundreds, all at once) beside the collector's own fold, then `web_visits`
+//! compared with visits cut from the stored page views, and the day and hour rows with those
+//! a rebuild counts from scratch.
+
+use rand::seq::SliceRandom;
+
+use super::*;
+use crate::helpers::{on_postgres, query_column};
+
+/// `web_visits` as text rows, sorted.
+async fn stored_visits(app: &Dash) -> Vec<String> {
+    let sep = "|| '|' ||";
+    let cols = [
+        "visitor",
+        "CAST(start_ts AS TEXT)",
+        "CAST(end_ts AS TEXT)",
+        "CAST(pageviews AS TEXT)",
+        "entry_page",
+        "exit_page",
+        "source",
+        "referrer",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "country",
+        "browser",
+        "os",
+        "device",
+    ]
+    .join(sep);
+    let mut rows: Vec<String> = query_column(
+        &app.database_url,
+        &format!(
+            "SELECT {cols} FROM web_visits WHERE project_id = {}",
+            app.project
+        ),
+    )
+    .await;
+    rows.sort();
+    rows
+}
+
+/// The visits of the stored page views, cut the plain way, as [`stored_visits`] rows.
+fn expected_visits(pvs: &[Pv]) -> Vec<String> {
+    let mut rows: Vec<String> = visits(pvs, i64::MIN, i64::MAX)
+        .iter()
+        .map(|v| {
+            let mut cols = vec![
+                v[0].visitor.clone(),
+                v[0].ts.to_string(),
+                v[v.len() - 1].ts.to_string(),
+                v.len().to_string(),
+            ];
+            for key in [
+                "entry_page",
+                "exit_page",
+                "source",
+                "referrer",
+                "utm_source",
+                "utm_medium",
+                "utm_campaign",
+                "country",
+                "browser",
+                "os",
+                "device",
+            ] {
+                cols.push(visit_value(v, key));
+            }
+            cols.join("|")
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// Every day and hour row with its sums and sketch, as text, sorted.
+async fn rollup_rows(app: &Dash) -> Vec<String> {
+    let hex = if on_postgres() {
+        "encode(visitors, 'hex')"
+    } else {
+        "hex(visitors)"
+    };
+    let mut rows: Vec<String> = query_column(
+        &app.database_url,
+        &format!(
+            "SELECT 'day|' || CAST(day AS TEXT) || '|' || dim || '|' || value || '|'
+                    || CAST(visits AS TEXT) || '|' || CAST(pageviews AS TEXT) || '|'
+                    || CAST(bounces AS TEXT) || '|' || CAST(duration_ms AS TEXT) || '|' || {hex}
+             FROM web_daily WHERE project_id = {p}
+             UNION ALL
+             SELECT 'hour|' || CAST(hour AS TEXT) || '|' || CAST(pageviews AS TEXT) || '|'
+                    || {hex}
+             FROM web_hourly WHERE project_id = {p}",
+            p = app.project
+        ),
+    )
+    .await;
+    rows.sort();
+    rows
+}
+
+/// Folds in chunks of `size` through a second store on the same database, as a replica or
+/// the CLI would, while the collector's own fold runs with its chunk sizes.
+async fn fold_in_chunks(app: &Dash, size: i64) {
+    let store = pulseline_collector::store::Store::open(&app.database_url, Default::default())
+        .await
+        .expect("store opens");
+    store
+        .fold_web_visits_in_chunks(size)
+        .await
+        .expect("the fold runs");
+    store.close().await;
+}
+
+async fn set_zone(app: &Dash, admin: &Login, zone: &str) {
+    let (status, body) = app
+        .post(
+            admin,
+            &format!("/api/dash/projects/{}/settings", app.project),
+            json!({"timezone": zone}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.web_caught_up(admin).await;
+}
+
+#[tokio::test]
+async fn any_chunking_folds_what_a_count_from_scratch_finds() {
+    let seed: u64 = std::env::var("PULSELINE_TEST_FOLD_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("fold seed {seed} (PULSELINE_TEST_FOLD_SEED reruns it)");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let clock = Arc::new(FakeClock::new(now()));
+    let app = spawn(|_| {}, clock.clone()).await;
+    let admin = app.admin().await;
+    set_zone(&app, &admin, "Europe/Berlin").await;
+
+    // Three rounds of traffic: each visitor's page views of a later round fall before, inside,
+    // between and after the visits already folded.
+    let mut messages: Vec<Value> = Vec::new();
+    for round in 0..3 {
+        for (i, mut m) in traffic(&mut rng).into_iter().enumerate() {
+            m["messageId"] = json!(format!("m-{round}-{i}"));
+            messages.push(m);
+        }
+    }
+    messages.shuffle(&mut rng);
+    let delete_at = messages.len() / 2;
+    let mut sent = 0;
+    while sent < messages.len() {
+        let n = rng.random_range(1..120).min(messages.len() - sent);
+        let batch = messages[sent..sent + n].to_vec();
+        app.ingest(batch.clone()).await;
+        if rng.random_bool(0.3) {
+            app.ingest(batch).await; // a resent batch: stored once
+        }
+        sent += n;
+        if sent >= delete_at && sent - n < delete_at {
+            let (status, body) = app
+                .send(
+                    reqwest::Method::DELETE,
+                    &admin,
+                    &format!("/api/dash/projects/{}/persons?anonymous_id=v4", app.project),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(status, 200, "{body}");
+        }
+        if rng.random_bool(0.5) {
+            let size = [1, 2, 3, 7, 30, 250, 100_000][rng.random_range(0..7)];
+            fold_in_chunks(&app, size).await;
+        }
+    }
+    fold_in_chunks(&app, 1).await;
+    app.web_caught_up(&admin).await;
+
+    let pvs = stored_page_views(&app).await;
+    assert!(pvs.len() > 300, "page views: {}", pvs.len());
+    assert_eq!(
+        stored_visits(&app).await,
+        expected_visits(&pvs),
+        "visits (seed {seed})"
+    );
+
+    // The rollups as folded, then as a rebuild counts them from the visits and page views.
+    let folded = rollup_rows(&app).await;
+    set_zone(&app, &admin, "UTC").await;
+    set_zone(&app, &admin, "Europe/Berlin").await;
+    let rebuilt = rollup_rows(&app).await;
+    assert!(folded.len() > 100, "rollup rows: {}", folded.len());
+    for (a, b) in folded.iter().zip(&rebuilt) {
+        assert_eq!(a, b, "folded vs rebuilt rollup row (seed {seed})");
+    }
+    assert_eq!(folded.len(), rebuilt.len(), "rollup rows (seed {seed})");
+}
