@@ -137,9 +137,12 @@ async fn filtered_views_read_at_most_their_budget_and_say_from_when() {
     );
 }
 
+/// Chart buckets, `[start, end)` in unix ms.
+type Buckets = Vec<(i64, i64)>;
+
 /// `n` Berlin days (or, for one day, its hours) from `first`, and the same before it.
-fn period_buckets(first: chrono::NaiveDate, n: i64) -> (Vec<(i64, i64)>, Vec<(i64, i64)>) {
-    let of = |d: chrono::NaiveDate| -> Vec<(i64, i64)> {
+fn period_buckets(first: chrono::NaiveDate, n: i64) -> (Buckets, Buckets) {
+    let of = |d: chrono::NaiveDate| -> Buckets {
         if n == 1 {
             let start = berlin_midnight(d.month(), d.day());
             (0..24)
