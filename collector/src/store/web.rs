@@ -7,7 +7,6 @@
 mod driver;
 mod from_rollups;
 mod from_visits;
-mod tally;
 
 pub use driver::Driver;
 
