@@ -136,3 +136,105 @@ async fn filtered_views_read_at_most_their_budget_and_say_from_when() {
         "{r}"
     );
 }
+
+/// Chart buckets, `[start, end)` in unix ms.
+type Buckets = Vec<(i64, i64)>;
+
+/// `n` Berlin days (or, for one day, its hours) from `first`, and the same before it.
+fn period_buckets(first: chrono::NaiveDate, n: i64) -> (Buckets, Buckets) {
+    let of = |d: chrono::NaiveDate| -> Buckets {
+        if n == 1 {
+            let start = berlin_midnight(d.month(), d.day());
+            (0..24)
+                .map(|h| (start + h * 3_600_000, start + (h + 1) * 3_600_000))
+                .collect()
+        } else {
+            berlin_days(d.month(), d.day(), n)
+        }
+    };
+    (of(first), of(first - Duration::days(n)))
+}
+
+#[tokio::test]
+async fn random_filtered_views_match_a_plain_computation() {
+    let clock = Arc::new(FakeClock::new(now()));
+    let app = spawn(|_| {}, clock).await;
+    let admin = app.admin().await;
+    let base = format!("/api/dash/projects/{}", app.project);
+    let (status, body) = app
+        .post(
+            &admin,
+            &format!("{base}/settings"),
+            json!({"timezone": "Europe/Berlin"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut rng = StdRng::seed_from_u64(2145);
+    for chunk in traffic(&mut rng).chunks(100) {
+        app.ingest(chunk.to_vec()).await;
+    }
+    let pvs = stored_page_views(&app).await;
+    assert!(pvs.len() > 150, "enough traffic: {}", pvs.len());
+    let visit_keys = [
+        "entry_page",
+        "exit_page",
+        "source",
+        "referrer",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "country",
+        "browser",
+        "os",
+        "device",
+    ];
+    // A value some stored page view has for `key` (so most filters select something).
+    let value_of = |key: &str, rng: &mut StdRng| -> String {
+        let p = &pvs[rng.random_range(0..pvs.len())];
+        let field = if key.ends_with("page") { "page" } else { key };
+        p.fields[field].clone()
+    };
+    let first_day = chrono::NaiveDate::from_ymd_opt(2026, 2, 18).unwrap();
+    for i in 0..16 {
+        // One visit filter over days, a page over days, two filters, one filter on one day.
+        let kind = i % 4;
+        let keys: Vec<&str> = match kind {
+            1 => vec!["page"],
+            2 => {
+                let all: Vec<&str> = std::iter::once("page").chain(visit_keys).collect();
+                let a = all[rng.random_range(0..all.len())];
+                let b = loop {
+                    let b = all[rng.random_range(0..all.len())];
+                    if b != a {
+                        break b;
+                    }
+                };
+                vec![a, b]
+            }
+            _ => vec![visit_keys[rng.random_range(0..visit_keys.len())]],
+        };
+        let filters: Vec<(&str, String)> =
+            keys.iter().map(|k| (*k, value_of(k, &mut rng))).collect();
+        let days = if kind == 3 {
+            1
+        } else {
+            rng.random_range(2..=8)
+        };
+        let first = first_day + Duration::days(rng.random_range(0..=(21 - days)));
+        let last = first + Duration::days(days - 1);
+        let mut query = format!("period=custom&from={first}&to={last}");
+        for (k, v) in &filters {
+            let v: String = url::form_urlencoded::byte_serialize(v.as_bytes()).collect();
+            query.push_str(&format!("&{k}={v}"));
+        }
+        let (current, previous) = period_buckets(first, days);
+        let borrowed: Vec<(&str, &str)> = filters.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        check_case(
+            &app,
+            &admin,
+            &pvs,
+            &(query.as_str(), borrowed, current, previous),
+        )
+        .await;
+    }
+}
