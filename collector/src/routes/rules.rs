@@ -398,6 +398,7 @@ async fn series_preview(
     spec: &RuleSpec,
     buckets: u32,
 ) -> Result<Preview, ApiError> {
+    let _slot = state.dashboard.queries.admit(project_id).await?;
     let width = spec.series.bucket.millis();
     let last = latest_closed_bucket(state.clock.now().timestamp_millis(), width);
     let first = last - i64::from(buckets - 1) * width;

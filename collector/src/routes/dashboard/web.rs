@@ -341,6 +341,7 @@ pub async fn report_of(
     p: &WebParams,
 ) -> Result<WebReportView, ApiError> {
     let filters = p.filters()?;
+    let _slot = state.dashboard.queries.admit(project).await?;
     let timezone = state.store.project_timezone(project).await?;
     let tz = project_tz(&timezone);
     let now = state.clock.now().timestamp_millis();

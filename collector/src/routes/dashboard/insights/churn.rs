@@ -173,6 +173,7 @@ pub async fn churn(
     ApiQuery(p): ApiQuery<ChurnParams>,
 ) -> Result<Json<ChurnSeries>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    let _slot = state.dashboard.queries.admit(project).await?;
     let period = match p.period.as_deref().unwrap_or("week") {
         "week" => Period::Week,
         "month" => Period::Month,

@@ -139,6 +139,7 @@ pub async fn series(
             groups_capped: false,
         }
     } else {
+        let _slot = state.dashboard.queries.admit(project).await?;
         let covered_from = horizon(&state, project, &r, event.as_deref(), r.bucket).await?;
         let mut builder = SeriesBuilder::new(&spec);
         let bot_events = stream(
@@ -421,6 +422,7 @@ pub async fn events(
     ApiQuery(p): ApiQuery<SeriesParams>,
 ) -> Result<Response, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    let _slot = state.dashboard.queries.admit(project).await?;
     let r = range(&state, &p.range(), 7)?;
     let event = empty_to_none(&p.event);
     let filter = match (empty_to_none(&p.filter_property), p.filter_value.clone()) {

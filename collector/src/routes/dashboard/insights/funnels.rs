@@ -67,6 +67,7 @@ pub async fn funnel(
     ApiQuery(p): ApiQuery<FunnelParams>,
 ) -> Result<Response, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    let _slot = state.dashboard.queries.admit(project).await?;
     let r = range(&state, &p.range(), 30)?;
     let steps: Vec<String> = p
         .steps

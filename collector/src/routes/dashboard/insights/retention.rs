@@ -72,6 +72,7 @@ pub async fn retention(
     ApiQuery(p): ApiQuery<RetentionParams>,
 ) -> Result<Response, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    let _slot = state.dashboard.queries.admit(project).await?;
     let r = range(&state, &p.range(), 14)?;
     let period = match p.period.as_deref().unwrap_or("day") {
         "day" => DAY_MS,

@@ -57,6 +57,7 @@ pub async fn sessions(
     ApiQuery(bots): ApiQuery<BotsParams>,
 ) -> Result<Response, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    let _slot = state.dashboard.queries.admit(project).await?;
     let r = range(&state, &p, 7)?;
     if bots.include_bots {
         let (rows, bot_events) = scan(&state, project, &r, None, true).await?;

@@ -77,6 +77,7 @@ pub async fn vitals_of(
     include_bots: bool,
 ) -> Result<VitalsAnswer, ApiError> {
     let r = range(state, p, 7)?;
+    let _slot = state.dashboard.queries.admit(project).await?;
     let bucket = ceil_to(r.bucket, HOUR_MS);
     let buckets = analytics::bucket_starts(r.from, r.to, bucket);
     let first = buckets.first().copied().unwrap_or(r.from);
