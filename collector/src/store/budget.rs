@@ -175,6 +175,10 @@ async fn arm_sqlite(conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// `application_name` of the budgeted connections, so `pg_stat_activity` tells heavy dashboard
+/// queries apart.
+pub const POSTGRES_APPLICATION_NAME: &str = "pulseline heavy query";
+
 /// The PostgreSQL pool of budgeted reads: each connection taken gets `statement_timeout` set
 /// to the request's time left. Its connections serve nothing else, so none is ever reset.
 pub(crate) fn postgres_pool(max_connections: u32) -> PgPoolOptions {

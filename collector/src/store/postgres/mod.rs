@@ -50,8 +50,11 @@ impl PostgresStore {
             .await?;
         // sqlx takes an advisory lock while migrating, so replicas starting together are safe.
         MIGRATOR.run(&pool).await?;
-        let budgeted = super::budget::postgres_pool(BUDGETED_CONNECTIONS)
-            .connect_lazy_with((*pool.connect_options()).clone());
+        let budgeted = super::budget::postgres_pool(BUDGETED_CONNECTIONS).connect_lazy_with(
+            (*pool.connect_options())
+                .clone()
+                .application_name(super::budget::POSTGRES_APPLICATION_NAME),
+        );
         Ok(Self { pool, budgeted })
     }
 
