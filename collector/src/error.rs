@@ -42,6 +42,13 @@ pub enum ApiError {
         message: String,
         retry_after: Duration,
     },
+    /// A heavy dashboard query spent its time budget (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS):
+    /// its statements were stopped.
+    #[error("{message}")]
+    QueryTimeout {
+        message: String,
+        retry_after: Duration,
+    },
     /// The database failed or is unreachable. `detail` is logged, never sent.
     #[error("storage unavailable: {detail}")]
     StorageUnavailable {
@@ -79,6 +86,7 @@ impl ApiError {
             Self::Unprocessable { .. } => (StatusCode::BAD_REQUEST, "invalid_messages"),
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Self::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            Self::QueryTimeout { .. } => (StatusCode::SERVICE_UNAVAILABLE, "query_timeout"),
             Self::StorageUnavailable { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
             }
@@ -104,6 +112,10 @@ impl From<QueryRejection> for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
+        // A statement stopped by its request's time budget says so, not "storage unavailable".
+        if let Some(over) = crate::state::query_budget::over_budget(&e) {
+            return over;
+        }
         Self::StorageUnavailable {
             retry_after: Duration::from_secs(2),
             detail: e.to_string(),
@@ -116,6 +128,7 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         let retry_after = match &self {
             Self::Overloaded { retry_after, .. }
+            | Self::QueryTimeout { retry_after, .. }
             | Self::TooManyRequests { retry_after, .. }
             | Self::StorageUnavailable { retry_after, .. } => Some(retry_after.as_secs().max(1)),
             _ => None,

@@ -174,6 +174,37 @@ pub struct DashboardConfig {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub scan_rows: u32,
+    /// Milliseconds of database time one heavy dashboard query may take (Explore beyond the
+    /// rollups, funnels, retention, churn, sessions, Web Vitals, the Web page, rule previews,
+    /// their CSV and shared-link versions). Its statements are stopped when it is spent and it
+    /// answers 503, asking for a shorter range or fewer filters.
+    #[arg(
+        long,
+        env = "PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub query_timeout_ms: u64,
+    /// Heavy dashboard queries running at once for one project. Beyond it a query waits
+    /// PULSELINE_DASHBOARD_QUERY_WAIT_MS for a slot, then 503.
+    #[arg(
+        long,
+        env = "PULSELINE_DASHBOARD_QUERIES_PER_PROJECT",
+        default_value_t = 2,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub queries_per_project: u32,
+    /// Heavy dashboard queries running at once on this collector, all projects together.
+    /// 0: one per CPU.
+    #[arg(long, env = "PULSELINE_DASHBOARD_QUERIES", default_value_t = 0)]
+    pub queries: u32,
+    /// Milliseconds a heavy dashboard query waits for a slot before 503.
+    #[arg(
+        long,
+        env = "PULSELINE_DASHBOARD_QUERY_WAIT_MS",
+        default_value_t = 1_000
+    )]
+    pub query_wait_ms: u64,
 }
 
 impl Default for DashboardConfig {
@@ -189,6 +220,10 @@ impl Default for DashboardConfig {
             tails_per_session: 8,
             max_tails: 200,
             scan_rows: 2_000_000,
+            query_timeout_ms: 10_000,
+            queries_per_project: 2,
+            queries: 0,
+            query_wait_ms: 1_000,
         }
     }
 }
@@ -221,7 +256,12 @@ impl Config {
                 allow_private_webhooks: true,
                 ..Default::default()
             },
-            dashboard: DashboardConfig::default(),
+            dashboard: DashboardConfig {
+                // Test machines run many collectors at once on debug builds: a correctness
+                // test must not trip the production budget. Budget tests set their own.
+                query_timeout_ms: 600_000,
+                ..Default::default()
+            },
             proxy: Default::default(),
             ops: Default::default(),
             web: Default::default(),

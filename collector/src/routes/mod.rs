@@ -152,6 +152,7 @@ pub fn router(state: AppState) -> Router {
         .route("/docs/api", get(api_docs::page))
         .route("/docs/api/{file}", get(api_docs::file))
         .fallback(not_found)
+        .layer(middleware::from_fn(crate::state::query_budget::bound))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             record_request,

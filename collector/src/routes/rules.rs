@@ -331,6 +331,7 @@ pub async fn delete(
         (status = 200, body = Preview),
         (status = 400, description = "Invalid parameter", body = ErrorBody),
         (status = 404, description = "No such rule in this project", body = ErrorBody),
+        (status = 503, description = "A heavy query: over its time budget (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS, code query_timeout), or too many running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded); see Retry-After", body = ErrorBody),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -365,6 +366,7 @@ pub async fn preview(
         (status = 200, body = Preview),
         (status = 400, description = "Invalid rule or parameter: the message says what to fix", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
+        (status = 503, description = "A heavy query: over its time budget (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS, code query_timeout), or too many running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded); see Retry-After", body = ErrorBody),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -398,6 +400,7 @@ async fn series_preview(
     spec: &RuleSpec,
     buckets: u32,
 ) -> Result<Preview, ApiError> {
+    let _slot = state.dashboard.queries.admit(project_id).await?;
     let width = spec.series.bucket.millis();
     let last = latest_closed_bucket(state.clock.now().timestamp_millis(), width);
     let first = last - i64::from(buckets - 1) * width;

@@ -22,6 +22,8 @@ pub struct DashboardState {
     pub default_plan: String,
     pub password_checks: super::guards::PasswordChecks,
     pub tails: super::guards::TailSlots,
+    /// Heavy queries' slots and time budget.
+    pub queries: super::query_budget::HeavyQueries,
     /// Limits password attempts on shared pages, per share and per client address
     /// (`routes::dashboard::share`).
     pub share_passwords: LoginLimiter,
@@ -58,6 +60,7 @@ impl DashboardState {
             ),
             password_checks: super::guards::PasswordChecks::new(&config),
             tails: super::guards::TailSlots::new(&config),
+            queries: super::query_budget::HeavyQueries::new(&config),
             config,
             default_plan,
         }

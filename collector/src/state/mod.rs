@@ -2,6 +2,7 @@
 
 pub mod dashboard;
 pub mod guards;
+pub mod query_budget;
 
 use std::sync::Arc;
 

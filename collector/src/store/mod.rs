@@ -28,6 +28,7 @@ macro_rules! with_db {
 pub mod accounts;
 pub mod analytics;
 pub mod bounded_scan;
+pub mod budget;
 pub mod category_cap;
 pub mod churn;
 pub mod cookieless;

@@ -321,6 +321,7 @@ pub struct WebReportView {
             body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 404, description = "No such project among the user's", body = ErrorBody),
+        (status = 503, description = "A heavy query: over its time budget (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS, code query_timeout), or too many running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded); see Retry-After", body = ErrorBody),
     ),
     security(("session" = []))
 )]
@@ -341,6 +342,7 @@ pub async fn report_of(
     p: &WebParams,
 ) -> Result<WebReportView, ApiError> {
     let filters = p.filters()?;
+    let _slot = state.dashboard.queries.admit(project).await?;
     let timezone = state.store.project_timezone(project).await?;
     let tz = project_tz(&timezone);
     let now = state.clock.now().timestamp_millis();

@@ -66,7 +66,14 @@ impl Reader {
         }
         match self {
             Self::Sqlite(c) => each!(c),
-            Self::Postgres(c) => each!(c),
+            Self::Postgres(c) => {
+                // The funnel holds one connection for all its steps: each step gets the time
+                // left now, not when the connection was taken.
+                if crate::store::budget::budgeted() {
+                    crate::store::budget::arm_postgres(c).await?;
+                }
+                each!(c)
+            }
         }
         Ok(())
     }

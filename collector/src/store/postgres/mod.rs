@@ -49,6 +49,9 @@ const FIRST_SEQ_RECEIVED_SINCE: &str = "
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
 const MAX_CONNECTIONS: u32 = 16;
+/// Connections of budgeted reads (heavy dashboard queries, `store::budget`), apart from the
+/// main pool so that ingest and cheap reads never wait behind them.
+const BUDGETED_CONNECTIONS: u32 = 8;
 /// Advisory lock keys: one replica at a time runs each job.
 const RETENTION_LOCK: i64 = 0x5055_4c53_0001;
 /// Days of partitions kept ready ahead of today.
@@ -57,6 +60,8 @@ const PARTITIONS_AHEAD: i64 = 3;
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Reads of requests with a time budget (`store::budget`).
+    budgeted: PgPool,
 }
 
 impl PostgresStore {
@@ -68,12 +73,22 @@ impl PostgresStore {
             .await?;
         // sqlx takes an advisory lock while migrating, so replicas starting together are safe.
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        let budgeted = super::budget::postgres_pool(BUDGETED_CONNECTIONS).connect_lazy_with(
+            (*pool.connect_options())
+                .clone()
+                .application_name(super::budget::POSTGRES_APPLICATION_NAME),
+        );
+        Ok(Self { pool, budgeted })
     }
 
-    /// The pool, for store code in other files (PostgreSQL has no separate readers).
+    /// The pool, for store code in other files (PostgreSQL has no separate readers); inside a
+    /// request with a time budget, the pool whose statements stop at its deadline.
     pub(crate) fn read_pool(&self) -> &PgPool {
-        &self.pool
+        if super::budget::budgeted() {
+            &self.budgeted
+        } else {
+            &self.pool
+        }
     }
 
     pub(crate) fn write_pool(&self) -> &PgPool {
@@ -81,6 +96,7 @@ impl PostgresStore {
     }
 
     pub async fn close(&self) {
+        self.budgeted.close().await;
         self.pool.close().await;
     }
 

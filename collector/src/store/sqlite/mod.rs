@@ -33,6 +33,10 @@ use ingest::IngestThread;
 use keys::KeyReader;
 
 const READ_CONNECTIONS: u32 = 4;
+/// Connections of budgeted reads (heavy dashboard queries, `store::budget`): as many as such
+/// queries run at once on a small machine, apart from the read pool so that cheap reads never
+/// wait behind them.
+const BUDGETED_CONNECTIONS: u32 = 4;
 
 /// Page size of a new database (SQLite's default is 4 KiB): ingest's five B-trees per event are
 /// shallower and split less, for less ingest CPU and latency (docs/benchmarks.md). A database
@@ -66,6 +70,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    /// Reads of requests with a time budget (`store::budget`).
+    budgeted: SqlitePool,
     /// Ingest commits (`sqlite::ingest`): its own connection on its own thread.
     ingest: Arc<IngestThread>,
     /// Ingest's key lookups (`sqlite::keys`): connections of their own, on the calling task.
@@ -84,9 +90,14 @@ impl SqliteStore {
         self.ingest.forget_active_users();
     }
 
-    /// The read pool, for queries kept in other files (analytics, accounts, rules).
+    /// The read pool, for queries kept in other files (analytics, accounts, rules); inside a
+    /// request with a time budget, the pool whose statements stop at its deadline.
     pub(crate) fn read_pool(&self) -> &SqlitePool {
-        &self.read
+        if super::budget::budgeted() {
+            &self.budgeted
+        } else {
+            &self.read
+        }
     }
 
     pub async fn open(url: &str, sync: config::SqliteSynchronous) -> Result<Self, StoreError> {
@@ -129,13 +140,17 @@ impl SqliteStore {
         MIGRATOR.run(&write).await?;
         let ingest = Arc::new(IngestThread::start(options.get_filename(), sync)?);
         let keys = Arc::new(KeyReader::new(options.get_filename()));
+        let options = options.create_if_missing(false);
+        let budgeted =
+            super::budget::sqlite_pool(BUDGETED_CONNECTIONS).connect_lazy_with(options.clone());
         let read = SqlitePoolOptions::new()
             .max_connections(READ_CONNECTIONS)
-            .connect_with(options.create_if_missing(false))
+            .connect_with(options)
             .await?;
         Ok(Self {
             write,
             read,
+            budgeted,
             ingest,
             keys,
         })
@@ -153,6 +168,7 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.ingest.close().await;
         self.keys.close();
+        self.budgeted.close().await;
         self.read.close().await;
         self.write.close().await;
     }

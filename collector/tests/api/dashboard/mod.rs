@@ -16,6 +16,8 @@ mod keys;
 /// The overview in the project's time zone (issue 21).
 mod local_days;
 mod openapi;
+/// Time budget and concurrency bound of heavy queries (issue 20).
+mod query_budget;
 /// Retention from the per-user-day rollup (issue 20).
 mod retention;
 mod roles;

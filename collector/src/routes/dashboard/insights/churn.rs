@@ -163,6 +163,7 @@ fn periods(
                                       periods", body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 404, description = "No such project among the user's", body = ErrorBody),
+        (status = 503, description = "A heavy query: over its time budget (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS, code query_timeout), or too many running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded); see Retry-After", body = ErrorBody),
     ),
     security(("session" = []))
 )]
@@ -173,6 +174,7 @@ pub async fn churn(
     ApiQuery(p): ApiQuery<ChurnParams>,
 ) -> Result<Json<ChurnSeries>, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    let _slot = state.dashboard.queries.admit(project).await?;
     let period = match p.period.as_deref().unwrap_or("week") {
         "week" => Period::Week,
         "month" => Period::Month,

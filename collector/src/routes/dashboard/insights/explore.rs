@@ -92,6 +92,7 @@ fn empty_to_none(s: &Option<String>) -> Option<String> {
         (status = 400, description = "An invalid parameter (says which)", body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 404, description = "No such project among the user's", body = ErrorBody),
+        (status = 503, description = "A heavy query: over its time budget (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS, code query_timeout), or too many running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded); see Retry-After", body = ErrorBody),
     ),
     security(("session" = []))
 )]
@@ -139,6 +140,7 @@ pub async fn series(
             groups_capped: false,
         }
     } else {
+        let _slot = state.dashboard.queries.admit(project).await?;
         let covered_from = horizon(&state, project, &r, event.as_deref(), r.bucket).await?;
         let mut builder = SeriesBuilder::new(&spec);
         let bot_events = stream(
@@ -411,6 +413,7 @@ fn raw_properties(body: &str) -> Box<RawValue> {
         (status = 400, description = "An invalid parameter (says which)", body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 404, description = "No such project among the user's", body = ErrorBody),
+        (status = 503, description = "A heavy query: over its time budget (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS, code query_timeout), or too many running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded); see Retry-After", body = ErrorBody),
     ),
     security(("session" = []))
 )]
@@ -421,6 +424,7 @@ pub async fn events(
     ApiQuery(p): ApiQuery<SeriesParams>,
 ) -> Result<Response, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    let _slot = state.dashboard.queries.admit(project).await?;
     let r = range(&state, &p.range(), 7)?;
     let event = empty_to_none(&p.event);
     let filter = match (empty_to_none(&p.filter_property), p.filter_value.clone()) {

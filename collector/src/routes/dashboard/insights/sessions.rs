@@ -46,6 +46,7 @@ pub struct SessionsAnswer {
             body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 404, description = "No such project among the user's", body = ErrorBody),
+        (status = 503, description = "A heavy query: over its time budget (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS, code query_timeout), or too many running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded); see Retry-After", body = ErrorBody),
     ),
     security(("session" = []))
 )]
@@ -57,6 +58,7 @@ pub async fn sessions(
     ApiQuery(bots): ApiQuery<BotsParams>,
 ) -> Result<Response, ApiError> {
     session.require(&state, project, Role::Viewer).await?;
+    let _slot = state.dashboard.queries.admit(project).await?;
     let r = range(&state, &p, 7)?;
     if bots.include_bots {
         let (rows, bot_events) = scan(&state, project, &r, None, true).await?;

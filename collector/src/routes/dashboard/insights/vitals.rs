@@ -53,6 +53,7 @@ pub struct VitalsRead {
         (status = 400, description = "An invalid parameter (says which)", body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 404, description = "No such project among the user's", body = ErrorBody),
+        (status = 503, description = "A heavy query: over its time budget (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS, code query_timeout), or too many running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded); see Retry-After", body = ErrorBody),
     ),
     security(("session" = []))
 )]
@@ -77,6 +78,7 @@ pub async fn vitals_of(
     include_bots: bool,
 ) -> Result<VitalsAnswer, ApiError> {
     let r = range(state, p, 7)?;
+    let _slot = state.dashboard.queries.admit(project).await?;
     let bucket = ceil_to(r.bucket, HOUR_MS);
     let buckets = analytics::bucket_starts(r.from, r.to, bucket);
     let first = buckets.first().copied().unwrap_or(r.from);

@@ -357,6 +357,7 @@ pub async fn overview(
         (status = 400, description = "An invalid parameter (says which), or include_bots=true", body = ErrorBody),
         (status = 401, description = "The link asks for a password: unlock it first", body = ErrorBody),
         (status = 404, description = "No such link, revoked, or a link to another page", body = ErrorBody),
+        (status = 503, description = "A heavy query: over its time budget (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS, code query_timeout), or too many running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded); see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn vitals(
@@ -379,6 +380,7 @@ pub async fn vitals(
         (status = 400, description = "An invalid parameter (says which), or include_bots=true", body = ErrorBody),
         (status = 401, description = "The link asks for a password: unlock it first", body = ErrorBody),
         (status = 404, description = "No such link, revoked, or a link to another page", body = ErrorBody),
+        (status = 503, description = "A heavy query: over its time budget (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS, code query_timeout), or too many running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded); see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn web(
