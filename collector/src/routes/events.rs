@@ -61,7 +61,7 @@ pub struct Stats {
         (status = 400, description = "Invalid parameter", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
         (status = 403, description = "A write key was used to read", body = ErrorBody),
-        (status = 503, description = "Storage unavailable", body = ErrorBody),
+        (status = 503, description = "Storage unavailable; or, as a heavy query, over its time budget (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS, code query_timeout) or too many running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded); see Retry-After", body = ErrorBody),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -98,6 +98,9 @@ pub async fn list(
         before_seq,
         limit,
     };
+    // A filter with no index behind it (`user_id`) walks the project's events back from the
+    // cursor until the page fills: as heavy as a dashboard query, so bounded like one.
+    let _slot = state.dashboard.queries.admit(key.project_id).await?;
     let rows = state.store.list_events(key.project_id, &query).await?;
     let next_cursor = (rows.len() == limit as usize)
         .then(|| rows.last().map(|r| r.seq.to_string()))

@@ -122,6 +122,21 @@ async fn a_query_over_its_budget_is_stopped_and_answers_503() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The read API's event list is bounded too: a user id with no event walks every one.
+    let resp = app
+        .http
+        .get(app.url("/api/v1/events?user_id=nobody"))
+        .bearer_auth(&app.secret_key)
+        .send()
+        .await
+        .unwrap();
+    assert_refused(
+        resp,
+        "query_timeout",
+        "PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS = 1",
+        "5",
+    )
+    .await;
     // Writes go on, and cheap reads are not budgeted.
     app.ingest(vec![
         json!({"type": "track", "userId": "u", "event": "after"}),
@@ -149,6 +164,14 @@ async fn a_query_over_its_budget_is_stopped_and_answers_503() {
         .map(|v| v.as_f64().unwrap_or(0.0))
         .sum();
     assert_eq!(counted, SEEDED as f64, "every seeded event is in the range");
+    let resp = app
+        .http
+        .get(app.url("/api/v1/events?user_id=nobody"))
+        .bearer_auth(&app.secret_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
 }
 
 /// A PostgreSQL connection holding `events` locked: every statement reading it waits, so a
