@@ -154,22 +154,20 @@ impl PostgresStore {
                         .execute(&mut *tx)
                         .await?;
                 }
-                report.users_last_seen = sqlx::query(
-                    "DELETE FROM users_last_seen WHERE project_id = $1 AND user_key = ANY($2)",
-                )
-                .bind(project)
-                .bind(ids)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                report.user_event_days = sqlx::query(
-                    "DELETE FROM user_event_days WHERE project_id = $1 AND user_key = ANY($2)",
-                )
-                .bind(project)
-                .bind(ids)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                // The person's per-user rollups go whole; the names are this code's own.
+                for (table, removed) in [
+                    ("users_last_seen", &mut report.users_last_seen),
+                    ("user_event_days", &mut report.user_event_days),
+                ] {
+                    *removed = sqlx::query(AssertSqlSafe(format!(
+                        "DELETE FROM {table} WHERE project_id = $1 AND user_key = ANY($2)"
+                    )))
+                    .bind(project)
+                    .bind(ids)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
                 report.sessions = super::sessions::delete_person(&mut tx, project, ids).await?;
                 tx.commit().await?;
                 return Ok(report);

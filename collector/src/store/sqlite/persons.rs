@@ -160,33 +160,22 @@ impl SqliteStore {
                         .execute(&mut *tx)
                         .await?;
                 }
-                report.users_last_seen = sqlx::query(
-                    "DELETE FROM users_last_seen
-                     WHERE project_id = ?1 AND user_key IN (SELECT value FROM json_each(?2))",
-                )
-                .bind(project)
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                report.user_event_days = sqlx::query(
-                    "DELETE FROM user_event_days
-                     WHERE project_id = ?1 AND user_key IN (SELECT value FROM json_each(?2))",
-                )
-                .bind(project)
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                report.sessions = sqlx::query(
-                    "DELETE FROM user_sessions
-                     WHERE project_id = ?1 AND user_key IN (SELECT value FROM json_each(?2))",
-                )
-                .bind(project)
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                // The person's per-user rollups go whole; the names are this code's own.
+                for (table, removed) in [
+                    ("users_last_seen", &mut report.users_last_seen),
+                    ("user_event_days", &mut report.user_event_days),
+                    ("user_sessions", &mut report.sessions),
+                ] {
+                    *removed = sqlx::query(AssertSqlSafe(format!(
+                        "DELETE FROM {table}
+                         WHERE project_id = ?1 AND user_key IN (SELECT value FROM json_each(?2))"
+                    )))
+                    .bind(project)
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                }
                 // The ingest thread remembers which (day, user) rows exist; these no longer do,
                 // and the person's next event must add theirs again. Ingest cannot commit
                 // before this transaction ends: it waits for the writer we hold.
