@@ -311,7 +311,11 @@ pub fn retention(
         if p >= periods {
             continue;
         }
-        first_seen.entry(u).or_insert(p);
+        // The earliest period, whatever order the events come in.
+        first_seen
+            .entry(u)
+            .and_modify(|q| *q = (*q).min(p))
+            .or_insert(p);
         active.insert((u, p));
     }
     let mut cohorts: BTreeMap<usize, Vec<&str>> = BTreeMap::new();
@@ -665,6 +669,23 @@ mod tests {
             message_id: format!("m-{ts}"),
             body: serde_json::json!({ "properties": props }).to_string(),
         }
+    }
+
+    #[test]
+    fn retention_cohorts_do_not_depend_on_event_order() {
+        let day = 86_400_000;
+        // u1 is active on days 0 and 1, but its day-1 event comes first.
+        let e = [
+            ev(day, "a", "u1", Value::Null),
+            ev(0, "a", "u1", Value::Null),
+            ev(day, "a", "u2", Value::Null),
+        ];
+        let cohorts = retention(&e, 0, 2 * day, |ts| ts.div_euclid(day), 0, 1, 2);
+        let summary: Vec<_> = cohorts
+            .iter()
+            .map(|c| (c.start, c.users, c.returning.clone()))
+            .collect();
+        assert_eq!(summary, [(0, 1, vec![1, 1]), (1, 1, vec![1])]);
     }
 
     #[test]
