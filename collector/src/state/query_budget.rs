@@ -73,6 +73,38 @@ impl HeavyQueries {
     /// the project and one of the server are free within PULSELINE_DASHBOARD_QUERY_WAIT_MS;
     /// else 503 with Retry-After. From then on the request's statements have its time budget.
     pub async fn admit(&self, project: ProjectId) -> Result<QuerySlot, ApiError> {
+        let slot = self.admit_without_deadline(project).await?;
+        if !budget::start(self.timeout) {
+            tracing::warn!("a heavy query outside an HTTP request runs without a time budget");
+        }
+        Ok(slot)
+    }
+
+    /// Runs `work` as a heavy query of `project` with a budget of its own, for a request that
+    /// does more once the reads are done (the digest preview then sends an e-mail): what comes
+    /// after `work` is neither counted nor cut. Store errors must become `ApiError` inside
+    /// `work`, where the budget that stopped them is known.
+    pub async fn run<T>(
+        &self,
+        project: ProjectId,
+        work: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let budget = QueryBudget::new();
+        budget::within(budget.clone(), async {
+            let _slot = self.admit(project).await?;
+            tokio::select! {
+                biased;
+                done = work => done,
+                () = budget.spent_since(BACKSTOP) => Err(over_budget_error(&budget)),
+            }
+        })
+        .await
+    }
+
+    /// Admits like [`Self::admit`], but the statements get no deadline: for a read that must
+    /// be complete, such as a person's export (a right of access, not to be cut short). It
+    /// counts against both bounds for as long as the slot is held.
+    pub async fn admit_without_deadline(&self, project: ProjectId) -> Result<QuerySlot, ApiError> {
         let until = Instant::now() + self.wait;
         let project_slots = self
             .projects
@@ -114,9 +146,6 @@ impl HeavyQueries {
                 ));
             }
         };
-        if !budget::start(self.timeout) {
-            tracing::warn!("a heavy query outside an HTTP request runs without a time budget");
-        }
         metrics::gauge!("pulseline_dashboard_queries_running").increment(1.0);
         Ok(QuerySlot {
             project,

@@ -1,0 +1,236 @@
+//! A person's preview and the digest preview are heavy queries like the others: admitted and
+//! budgeted. A person's export is admitted and holds its slot while it streams, but has no
+//! time budget: it answers a right of access and must be complete.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use super::{Dash, Login, SEEDED, T0, assert_refused, get, seeded};
+use crate::helpers::{self, standins};
+
+/// Events of the person `whale`, each carrying [`PAD`] bytes: their export is far larger than
+/// what the sockets between the test and the collector buffer, so an export the test does
+/// not read stays open.
+const WHALE_EVENTS: i64 = 40_000;
+const PAD: usize = 1_000;
+
+fn with_smtp(smtp: &standins::SmtpSink) -> impl FnOnce(&mut pulseline_collector::config::Config) {
+    let url = smtp.url.clone();
+    move |c| {
+        c.delivery.smtp_url = Some(url);
+        c.delivery.smtp_from = Some("Pulseline <digest@pulseline.test>".to_owned());
+    }
+}
+
+/// Page views in the digest's week (the clock's last complete week holds the seeded day),
+/// one per seeded event, over a thousand paths: its top pages read them all.
+async fn seed_page_views(app: &Dash) {
+    helpers::exec_sql(
+        &app.database_url,
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {SEEDED})
+             INSERT INTO web_pageviews (seq, project_id, ts, visitor, path)
+             SELECT 1000000 + i, {}, {T0} + i * 1000, 'v' || (i % 700), '/p' || (i % 1000)
+             FROM n",
+            app.project
+        ),
+    )
+    .await;
+}
+
+async fn seed_whale(app: &Dash) {
+    let pad = "x".repeat(PAD);
+    helpers::exec_sql(
+        &app.database_url,
+        &format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {WHALE_EVENTS})
+             INSERT INTO events (project_id, message_id, type, event, user_id, anonymous_id,
+                                 timestamp, received_at, body)
+             SELECT {}, 'whale-' || i, 'track', 'buy', 'whale', NULL,
+                    {T0} + i * 1000, {T0} + i * 1000,
+                    '{{\"type\":\"track\",\"event\":\"buy\",\"properties\":{{\"pad\":\"{pad}\"}}}}'
+             FROM n",
+            app.project
+        ),
+    )
+    .await;
+}
+
+fn persons(project: i64) -> String {
+    format!("/api/dash/projects/{project}/persons")
+}
+
+async fn digest_preview(app: &Dash, who: &Login, project: i64) -> reqwest::Response {
+    app.http
+        .post(app.url(&format!("/api/dash/projects/{project}/digest/preview")))
+        .header("cookie", &who.cookie)
+        .header("x-csrf-token", &who.csrf)
+        .header("origin", &app.base)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn previews_over_their_budget_answer_503_and_an_export_is_never_cut() {
+    let smtp = standins::SmtpSink::start().await;
+    let configure = with_smtp(&smtp);
+    let (app, admin) = seeded(|c| {
+        configure(c);
+        c.dashboard.query_timeout_ms = 1;
+    })
+    .await;
+    seed_page_views(&app).await;
+    let timed_out = |resp| {
+        assert_refused(
+            resp,
+            "query_timeout",
+            "PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS = 1",
+            "5",
+        )
+    };
+    // Linking a person's ids and counting their events scan the project's events, through
+    // the read API and the dashboard alike.
+    let resp = app
+        .http
+        .get(app.url("/api/v1/persons?user_id=u1"))
+        .bearer_auth(&app.secret_key)
+        .send()
+        .await
+        .unwrap();
+    timed_out(resp).await;
+    let preview = format!("{}?user_id=u1", persons(app.project));
+    timed_out(get(&app, &admin, &preview).await).await;
+    // The digest's top pages read the week's page views; no e-mail goes out.
+    timed_out(digest_preview(&app, &admin, app.project).await).await;
+    assert!(smtp.messages.lock().unwrap().is_empty());
+    // An export has no time budget: every event of the person comes, oldest first.
+    let export = format!("{}/export?user_id=u1", persons(app.project));
+    let resp = get(&app, &admin, &export).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = resp.text().await.unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len() as i64, SEEDED / 500, "{text}");
+    assert_eq!(lines[0]["messageId"], format!("seed-{}-1", app.project));
+
+    // Within the default budget both previews answer, and the e-mail goes out.
+    let (app, admin) = seeded(with_smtp(&smtp)).await;
+    seed_page_views(&app).await;
+    let (status, body) = app
+        .get(&admin, &format!("{}?user_id=u1", persons(app.project)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"], SEEDED / 500);
+    let resp = digest_preview(&app, &admin, app.project).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "{}",
+        resp.text().await.unwrap()
+    );
+    smtp.wait_for(1, helpers::WAIT).await;
+}
+
+#[tokio::test]
+async fn exports_hold_their_slots_while_they_stream_and_previews_beyond_the_bound_get_503() {
+    let smtp = standins::SmtpSink::start().await;
+    let configure = with_smtp(&smtp);
+    let (app, admin) = seeded(|c| {
+        configure(c);
+        c.dashboard.queries_per_project = 2;
+        c.dashboard.queries = 8;
+        c.dashboard.query_wait_ms = 100;
+    })
+    .await;
+    seed_whale(&app).await;
+    let a = app.project;
+    let (status, b) = app
+        .post(
+            &admin,
+            "/api/dash/projects",
+            serde_json::json!({"name": "Project B"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    let b = b["id"].as_i64().unwrap();
+    let whale = format!("{}/export?user_id=whale", persons(a));
+
+    // Two exports the client does not read: each holds one of the project's two slots.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let resp = get(&app, &admin, &whale).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        held.push(resp);
+    }
+    let per_project = "PULSELINE_DASHBOARD_QUERIES_PER_PROJECT = 2";
+    assert_refused(
+        get(&app, &admin, &whale).await,
+        "overloaded",
+        per_project,
+        "2",
+    )
+    .await;
+    let preview = format!("{}?user_id=u1", persons(a));
+    assert_refused(
+        get(&app, &admin, &preview).await,
+        "overloaded",
+        per_project,
+        "2",
+    )
+    .await;
+    let resp = app
+        .http
+        .get(app.url("/api/v1/persons?user_id=u1"))
+        .bearer_auth(&app.secret_key)
+        .send()
+        .await
+        .unwrap();
+    assert_refused(resp, "overloaded", per_project, "2").await;
+    assert_refused(
+        digest_preview(&app, &admin, a).await,
+        "overloaded",
+        per_project,
+        "2",
+    )
+    .await;
+    // Another project is not held up by A's exports.
+    let (status, body) = app.get(&admin, &format!("{}?user_id=u1", persons(b))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A client that goes away frees its export's slot.
+    drop(held.pop());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = app.get(&admin, &preview).await;
+        if status == StatusCode::OK {
+            assert_eq!(body["events"], SEEDED / 500);
+            break;
+        }
+        assert_eq!(body["code"], "overloaded", "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dropped export kept its slot"
+        );
+    }
+    // The digest previews refused for load were not counted against the member's hourly
+    // previews: all three are still there.
+    drop(held);
+    for _ in 0..3 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let resp = digest_preview(&app, &admin, a).await;
+            if resp.status() == StatusCode::OK {
+                break;
+            }
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(body["code"], "overloaded", "{body}");
+            assert!(tokio::time::Instant::now() < deadline, "{body}");
+        }
+    }
+}
