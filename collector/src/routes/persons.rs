@@ -232,7 +232,7 @@ pub async fn delete(
         (status = 400, description = "No id, an invalid one, or one linked to too many others", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
         (status = 403, description = "A write key, or a role below admin", body = ErrorBody),
-        (status = 503, description = "Storage unavailable; or too many heavy queries running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded; an export counts as one while it streams, and has no time budget); see Retry-After", body = ErrorBody),
+        (status = 503, description = "Storage unavailable; or too many heavy queries running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded; an export keeps its project's slot while it streams, and has no time budget); see Retry-After", body = ErrorBody),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -245,7 +245,7 @@ pub async fn export(
     let requested = requested_ids(&params)?;
     // A heavy query for as long as it streams, but without the time budget: an export answers
     // a right of access and must be complete, so it is bounded in number instead of cut short.
-    let slot = state
+    let mut slot = state
         .dashboard
         .queries
         .admit_without_deadline(caller.project())
@@ -257,18 +257,22 @@ pub async fn export(
     let store = state.store.clone();
     let project = caller.project();
     // One page in memory at a time; the next is read when the client has taken this one. The
-    // slot goes with the last page, or with the stream when the client goes away.
+    // project's slot goes with the last page, or with the stream when the client goes away;
+    // the server's is held only while a page is read.
+    slot.pause();
     let pages = futures::stream::try_unfold(Some((0_i64, slot)), move |state| {
         let store = store.clone();
         let ids = ids.clone();
         async move {
-            let Some((after, slot)) = state else {
+            let Some((after, mut slot)) = state else {
                 return Ok(None);
             };
+            slot.resume().await;
             let page = store
                 .person_events_page(project, &ids, after, EXPORT_PAGE)
                 .await
                 .map_err(std::io::Error::other)?;
+            slot.pause();
             let Some(last) = page.last().map(|e| e.seq) else {
                 return Ok(None);
             };

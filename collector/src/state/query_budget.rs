@@ -50,7 +50,8 @@ pub struct QuerySlot {
     slot: Option<OwnedSemaphorePermit>,
     project_slots: Arc<Semaphore>,
     projects: Arc<Mutex<HashMap<ProjectId, Arc<Semaphore>>>>,
-    _total: OwnedSemaphorePermit,
+    total: Option<OwnedSemaphorePermit>,
+    total_slots: Arc<Semaphore>,
 }
 
 impl HeavyQueries {
@@ -103,7 +104,7 @@ impl HeavyQueries {
 
     /// Admits like [`Self::admit`], but the statements get no deadline: for a read that must
     /// be complete, such as a person's export (a right of access, not to be cut short). It
-    /// counts against both bounds for as long as the slot is held.
+    /// counts against both bounds until [`QuerySlot::pause`].
     pub async fn admit_without_deadline(&self, project: ProjectId) -> Result<QuerySlot, ApiError> {
         let until = Instant::now() + self.wait;
         let project_slots = self
@@ -152,7 +153,8 @@ impl HeavyQueries {
             slot: Some(slot),
             project_slots,
             projects: self.projects.clone(),
-            _total: total,
+            total: Some(total),
+            total_slots: self.total.clone(),
         })
     }
 
@@ -177,6 +179,24 @@ fn forget_if_idle(
     // The map's reference and the caller's: every holder and waiter has one more.
     if Arc::strong_count(slots) == 2 {
         projects.remove(&project);
+    }
+}
+
+impl QuerySlot {
+    /// Gives back the server's slot and keeps the project's, while the query waits on its
+    /// client (an export between two pages): a client that stops reading then holds up only
+    /// its own project, never the server's other projects.
+    pub fn pause(&mut self) {
+        self.total = None;
+    }
+
+    /// Takes a server's slot again after [`Self::pause`], waiting as long as it takes: a
+    /// query already answering (an export halfway) is slowed down by load, not cut short.
+    pub async fn resume(&mut self) {
+        if self.total.is_none() {
+            let total = self.total_slots.clone().acquire_owned().await;
+            self.total = Some(total.expect("the server's slots are never closed"));
+        }
     }
 }
 
