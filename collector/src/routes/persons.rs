@@ -156,7 +156,15 @@ pub async fn preview(
     may_manage_persons(&caller)?;
     let requested = requested_ids(&params)?;
     // Linking and counting scan the project's events (no index on the ids): a heavy query.
-    let _slot = state.dashboard.queries.admit(caller.project()).await?;
+    let _slot = state
+        .dashboard
+        .queries
+        .admit_advising(
+            caller.project(),
+            "finding a person's events reads all of the project's; try again when the server \
+             is less busy (a deletion, DELETE /api/v1/persons, has no time budget)",
+        )
+        .await?;
     let ids = person(&state, &caller, &requested).await?;
     let events = state
         .store

@@ -26,6 +26,11 @@ const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// How long a client whose query ran out of time is asked to wait: the same query needs the
 /// server less busy, or a narrower question.
 const OVER_BUDGET_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// What a query over its time budget is told to do, unless its route knows better: a query
+/// with a range and filters.
+pub const NARROWER_QUERY: &str =
+    "choose a shorter range or fewer filters, or try again when the server is less busy";
+
 /// After its budget, how long a request may still take before it is answered 503 anyway. Its
 /// statements stop at the deadline and the error answers at once; this only bounds a request
 /// waiting on something else (a connection, the single SQLite writer).
@@ -74,8 +79,18 @@ impl HeavyQueries {
     /// the project and one of the server are free within PULSELINE_DASHBOARD_QUERY_WAIT_MS;
     /// else 503 with Retry-After. From then on the request's statements have its time budget.
     pub async fn admit(&self, project: ProjectId) -> Result<QuerySlot, ApiError> {
+        self.admit_advising(project, NARROWER_QUERY).await
+    }
+
+    /// [`Self::admit`] for a query without a range or filters to narrow: `advice` is what its
+    /// answer over budget tells the client to do instead.
+    pub async fn admit_advising(
+        &self,
+        project: ProjectId,
+        advice: &'static str,
+    ) -> Result<QuerySlot, ApiError> {
         let slot = self.admit_without_deadline(project).await?;
-        if !budget::start(self.timeout) {
+        if !budget::start(self.timeout, advice) {
             tracing::warn!("a heavy query outside an HTTP request runs without a time budget");
         }
         Ok(slot)
@@ -88,11 +103,12 @@ impl HeavyQueries {
     pub async fn run<T>(
         &self,
         project: ProjectId,
+        advice: &'static str,
         work: impl Future<Output = Result<T, ApiError>>,
     ) -> Result<T, ApiError> {
         let budget = QueryBudget::new();
         budget::within(budget.clone(), async {
-            let _slot = self.admit(project).await?;
+            let _slot = self.admit_advising(project, advice).await?;
             tokio::select! {
                 biased;
                 done = work => done,
@@ -233,11 +249,11 @@ fn over_budget_error(budget: &QueryBudget) -> ApiError {
     } else {
         format!("{ms} ms")
     };
+    let advice = budget.advice().unwrap_or(NARROWER_QUERY);
     ApiError::QueryTimeout {
         message: format!(
             "this query took longer than {took} (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS = {ms}) \
-             and was stopped: choose a shorter range or fewer filters, or try again when the \
-             server is less busy"
+             and was stopped: {advice}"
         ),
         retry_after: OVER_BUDGET_RETRY_AFTER,
     }

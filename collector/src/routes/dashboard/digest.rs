@@ -243,7 +243,7 @@ pub async fn preview(
     let preview = state
         .dashboard
         .queries
-        .run(project, async {
+        .run(project, "try again when the server is less busy", async {
             // Counted once admitted: a preview refused for load is not one of the member's.
             if let Err(wait) = state.dashboard.digest_previews.check(&session.user_id()) {
                 return Err(ApiError::TooManyRequests {
