@@ -123,6 +123,7 @@ impl HeavyQueries {
     /// counts against both bounds until [`QuerySlot::pause`].
     pub async fn admit_without_deadline(&self, project: ProjectId) -> Result<QuerySlot, ApiError> {
         let until = Instant::now() + self.wait;
+        let waiting = Waiting::new();
         let project_slots = self
             .projects
             .lock()
@@ -163,6 +164,7 @@ impl HeavyQueries {
                 ));
             }
         };
+        drop(waiting);
         metrics::gauge!("pulseline_dashboard_queries_running").increment(1.0);
         Ok(QuerySlot {
             project,
@@ -181,6 +183,23 @@ impl HeavyQueries {
             message,
             retry_after: RETRY_AFTER,
         }
+    }
+}
+
+/// A query waiting for a slot, counted in `pulseline_dashboard_queries_waiting` for as long
+/// as it waits (until admitted, refused, or its client goes away).
+struct Waiting;
+
+impl Waiting {
+    fn new() -> Self {
+        metrics::gauge!("pulseline_dashboard_queries_waiting").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        metrics::gauge!("pulseline_dashboard_queries_waiting").decrement(1.0);
     }
 }
 
@@ -210,6 +229,7 @@ impl QuerySlot {
     /// query already answering (an export halfway) is slowed down by load, not cut short.
     pub async fn resume(&mut self) {
         if self.total.is_none() {
+            let _waiting = Waiting::new();
             let total = self.total_slots.clone().acquire_owned().await;
             self.total = Some(total.expect("the server's slots are never closed"));
         }

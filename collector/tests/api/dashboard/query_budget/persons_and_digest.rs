@@ -249,3 +249,130 @@ async fn exports_hold_their_slots_while_they_stream_and_previews_beyond_the_boun
         }
     }
 }
+
+/// An export halfway is slowed by load, not cut: its next page waits for the server's slot.
+/// PostgreSQL only: there a lock on the Web Vitals rollup holds another project's query (and
+/// the server's only slot) for as long as the test needs, while the export, reading `events`,
+/// is held up by nothing but the slot. SQLite readers never wait for a lock.
+#[tokio::test]
+async fn an_export_halfway_waits_for_the_servers_slot_and_completes() {
+    if !helpers::on_postgres() {
+        return;
+    }
+    let (app, admin) = seeded(|c| {
+        c.dashboard.queries_per_project = 2;
+        c.dashboard.queries = 1;
+        c.dashboard.query_wait_ms = 200;
+        c.dashboard.query_timeout_ms = 120_000;
+    })
+    .await;
+    seed_whale(&app).await;
+    let (status, b) = app
+        .post(
+            &admin,
+            "/api/dash/projects",
+            serde_json::json!({"name": "Project B"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{b}");
+    let b = b["id"].as_i64().unwrap();
+    let export = get(
+        &app,
+        &admin,
+        &format!("{}/export?user_id=whale", persons(app.project)),
+    )
+    .await;
+    assert_eq!(export.status(), StatusCode::OK);
+
+    let lock = RollupLocked::take(&app.database_url).await;
+    // B's query takes the server's only slot (asked again while an export page being read
+    // has it) and waits on the lock.
+    let ask_b = {
+        let (app_http, url, cookie) = (
+            app.http.clone(),
+            app.url(&format!("/api/dash/projects/{b}/vitals")),
+            admin.cookie.clone(),
+        );
+        move || {
+            let request = app_http.get(&url).header("cookie", &cookie);
+            async move { request.send().await.unwrap().status() }
+        }
+    };
+    let held = tokio::spawn(async move {
+        loop {
+            let status = ask_b().await;
+            if status != StatusCode::SERVICE_UNAVAILABLE {
+                return status;
+            }
+        }
+    });
+    super::until_waiting(&app, 1).await;
+    // The server's only slot is B's: the export's pages beyond what the sockets buffered
+    // wait for it, and then come, every one.
+    let reading = tokio::spawn(async move { export.text().await.unwrap() });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while queries_waiting(&app).await < 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the export never waited for the server's slot"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A query asked now waits PULSELINE_DASHBOARD_QUERY_WAIT_MS for the slot and is refused;
+    // the export, which has waited longer, still waits.
+    let (status, body) = app
+        .get(&admin, &format!("{}?user_id=u1", persons(app.project)))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("PULSELINE_DASHBOARD_QUERIES = 1"),
+        "{body}"
+    );
+    assert!(queries_waiting(&app).await >= 1.0, "the export gave up");
+    lock.release().await;
+    assert_eq!(held.await.unwrap(), StatusCode::OK);
+    let text = reading.await.unwrap();
+    assert_eq!(text.lines().count() as i64, WHALE_EVENTS);
+    assert!(
+        text.lines().last().unwrap().contains("whale-40000"),
+        "oldest first, the last page last"
+    );
+}
+
+/// Heavy queries of the process waiting for a slot (tests running beside this one may add to
+/// it; none of them waits for long).
+async fn queries_waiting(app: &Dash) -> f64 {
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("pulseline_dashboard_queries_waiting "))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// A PostgreSQL connection holding the Web Vitals rollup locked.
+struct RollupLocked(sqlx::PgConnection);
+
+impl RollupLocked {
+    async fn take(database_url: &str) -> Self {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(database_url).await.unwrap();
+        for sql in ["BEGIN", "LOCK TABLE vitals_hourly IN ACCESS EXCLUSIVE MODE"] {
+            sqlx::query(sql).execute(&mut conn).await.unwrap();
+        }
+        Self(conn)
+    }
+
+    async fn release(mut self) {
+        sqlx::query("ROLLBACK").execute(&mut self.0).await.unwrap();
+    }
+}
