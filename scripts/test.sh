@@ -273,6 +273,13 @@ dashboard_share_tests() {
         timeout --kill-after=30 300 node dashboard/tests/share.mjs
 }
 
+# The dashboard under load (docs/dashboard.md): a card refused for load counts down and asks
+# again, then offers "Try again"; a query over its time budget is not asked again by itself.
+dashboard_busy_tests() {
+    PULSELINE_COLLECTOR_BIN=$COLLECTOR_DEBUG \
+        timeout --kill-after=30 300 node dashboard/tests/busy.mjs
+}
+
 # ---------------------------------------------------------------------------------------------
 # The container image of dist/ (dist_image), as an operator meets it: loaded from the archive,
 # run with podman, an event sent to the container read back, a backup, a clean stop. Where
@@ -394,6 +401,7 @@ main() {
     step dashboard "embedded browser SDK in Chromium (Keys page snippet)" embedded_sdk_browser_test
     step dashboard "the Web page in Chromium" dashboard_web_tests
     step dashboard "a shared page in Chromium, logged out" dashboard_share_tests
+    step dashboard "the dashboard under load in Chromium (503 retries)" dashboard_busy_tests
 
     ((${#BUILT[@]} + ${#SKIPPED[@]} == 0)) || dist_table
 }

@@ -3,7 +3,7 @@
 // /api/dash/projects/{id}/…: the same handlers as the secret-key /api/v1 routes, with the
 // server checking the user's role (viewers read; developers and above change).
 import uPlot from '/assets/uplot.esm.js';
-import { $, api, card, cssVar, errorBox, fmt, h, iso } from '/assets/ui.js';
+import { $, api, card, cssVar, errorBox, fmt, h, iso, loadInto } from '/assets/ui.js';
 
 const main = () => $('#main');
 const base = (project) => `/api/dash/projects/${project.id}`;
@@ -278,18 +278,18 @@ async function ruleEditor(project) {
       const mine = ++seq;
       const s = spec();
       const buckets = s.series.bucket === 'minute' ? 120 : s.series.bucket === 'hour' ? 72 : 60;
-      try {
+      const wanted = () => mine === seq && previewBox.isConnected;
+      await loadInto(previewBox, async () => {
         const p = await api(`${base(project)}/rules/preview?buckets=${buckets}`, { method: 'POST', body: s });
-        if (mine !== seq) return;
+        if (!wanted()) return;
         previewChart(previewBox, p, s);
         const breaches = p.points.filter((x) => x.breach).length;
         previewNote.textContent = `${p.series}, last ${p.points.length} closed buckets: the condition held in ${breaches}. `
           + (s.condition.type === 'anomaly' ? 'The shaded band is what the detector expects; it appears once there is enough history.' : 'The dashed line is the threshold.');
-      } catch (x) {
-        if (mine !== seq) return;
-        previewBox.replaceChildren(errorBox(x));
+      }, { wanted, fail: (x, again) => {
+        previewBox.replaceChildren(errorBox(x, again));
         previewNote.textContent = '';
-      }
+      } }).catch((x) => { if (wanted()) previewBox.replaceChildren(errorBox(x)); });
     }, 250);
   };
   const may = canChange(project);

@@ -2,7 +2,7 @@
 // by collector/build.rs). Every change carries the session's CSRF token.
 import uPlot from '/assets/uplot.esm.js';
 
-import { $, DAY, HOUR, api, card, cssVar, errorBox, fmt, h, iso, parseExact, pct, plain, setCsrf } from '/assets/ui.js';
+import { $, DAY, HOUR, api, card, cssVar, errorBox, fmt, h, iso, loadInto, parseExact, pct, plain, setCsrf } from '/assets/ui.js';
 import * as alerting from '/assets/alerts.js';
 import { churnCard } from '/assets/churn.js';
 import { inbound } from '/assets/inbound.js';
@@ -221,7 +221,8 @@ async function route() {
   if (seq !== routeSeq) return;
   const view = { overview, web, explore, vitals, product, inbound, keys, members, persons, audit, report, digest, share: sharing.sharesPage, ...alerting.pages }[page] || overview;
   try {
-    await view(project, usage);
+    // A page that is one heavy query (Web Vitals, Web) waits out a busy server like a card.
+    await loadInto(main, () => view(project, usage), { wanted: () => seq === routeSeq });
     if (seq !== routeSeq) return;
     const inv = await invitationsCard();
     if (inv && seq === routeSeq) main.prepend(inv);
@@ -374,7 +375,7 @@ async function explore(project) {
         h('a', { href: `${base}/series?${params}&format=csv`, download: 'series.csv', id: 'series-csv' }, 'Download series (CSV)'),
         h('a', { href: `${base}/events?${params}&format=csv`, download: 'events.csv', id: 'events-csv' }, 'Download events (CSV)'))),
     card('Events', table));
-  try {
+  await loadInto(chartBox, async () => {
     const s = await api(`${base}/series?${params}`);
     botBox.replaceChildren(botNote(project, bots, s.bot_events, 'in this range'));
     chart(chartBox, s.buckets, s.series, { onZoom: (a, b) => setExplore(project, { from: a, to: b, bucket: '' }) });
@@ -383,15 +384,15 @@ async function explore(project) {
       `Covers ${iso(s.coverage.from)} – ${iso(s.coverage.to)} only: a filter, group-by, unique count or sub-hour bucket reads at most ${fmt(s.coverage.scan_rows)} events, newest first. Narrow the range or pick an event to see all of it.`));
     if (s.groups_capped) chartBox.after(h('p', { class: 'muted', id: 'explore-groups-capped' },
       'More than 1,000 distinct values: values met after the first 1,000 count under “(other)”.'));
-  } catch (e) { chartBox.replaceChildren(errorBox(e)); }
-  try {
+  });
+  await loadInto(table, async () => {
     const rows = await api(`${base}/events?${params}`, { exact: true });
     table.replaceChildren(h('table', { id: 'events-table' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Time (UTC)'), h('th', {}, 'Event'), h('th', {}, 'User'), h('th', {}, 'Properties'))),
       h('tbody', {}, rows.map((r) => h('tr', {}, h('td', {}, iso(r.timestamp)), h('td', {}, r.event), h('td', {}, r.user || ''),
         h('td', {}, h('code', {}, JSON.stringify(r.properties))))))),
     rows.length ? '' : h('p', { class: 'muted' }, 'No events in this range.'));
-  } catch (e) { table.replaceChildren(errorBox(e)); }
+  });
 }
 
 // ---- web vitals ----------------------------------------------------------------------------
@@ -441,27 +442,27 @@ async function product(project) {
   const load = async () => {
     const to = Date.now(), from = to - Number(days.value) * DAY;
     localStorage.setItem(`funnel-${project.id}`, steps.value);
-    try {
+    await loadInto(funnelBox, async () => {
       const f = await api(`${base}/funnel?steps=${encodeURIComponent(steps.value)}&from=${from}&to=${to}${withBots}`);
       const max = Math.max(1, f[0]?.users || 0);
       funnelBox.replaceChildren(h('div', { class: 'bars' }, f.map((s, i) => h('div', { class: 'bar' }, `${i + 1}. ${s.event}`,
         h('span', {}, h('span', { class: 'fill', style: `width:${100 * s.users / max}%` })),
         h('span', {}, `${fmt(s.users)} · ${pct(s.conversion)}${i ? ` · −${fmt(s.drop_off)}` : ''}`)))));
-    } catch (e) { funnelBox.replaceChildren(errorBox(e)); }
-    try {
+    });
+    await loadInto(retBox, async () => {
       const r = await api(`${base}/retention?from=${from}&to=${to}&period=${period.value}${withBots}`);
       const width = Math.max(0, ...r.map((c) => c.share.length));
       retBox.replaceChildren(h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Cohort'), h('th', { class: 'num' }, 'Users'),
         ...Array.from({ length: Math.min(width, 14) }, (_, i) => h('th', { class: 'num' }, `+${i}`)))),
         h('tbody', {}, r.map((c) => h('tr', {}, h('td', {}, localDay.format(new Date(c.start))), h('td', { class: 'num' }, fmt(c.users)),
           ...c.share.slice(0, 14).map((s) => h('td', { class: 'num' }, pct(s))))))));
-    } catch (e) { retBox.replaceChildren(errorBox(e)); }
-    try {
+    });
+    await loadInto(sessBox, async () => {
       const s = await api(`${base}/sessions?from=${from}&to=${to}${withBots}`);
       botBox.replaceChildren(botNote(project, bots, s.bot_events, 'in this range'));
       sessBox.replaceChildren(stat('Sessions', s.sessions), stat('Average length (s)', s.avg_length_secs), h('div', { class: 'card stat' },
         h('div', { class: 'value' }, pct(s.bounce_rate)), h('div', { class: 'label' }, 'Bounce rate')));
-    } catch (e) { sessBox.replaceChildren(errorBox(e)); }
+    });
   };
   main.replaceChildren(h('h1', {}, 'Funnels, retention and sessions'), botBox,
     h('div', { class: 'row' }, h('label', {}, 'Funnel steps (comma-separated, in order)', steps), h('label', {}, 'Range', days),

@@ -2,7 +2,7 @@
 // the share that churned in the next one, by inactivity or by an event, as a uPlot chart.
 import uPlot from '/assets/uplot.esm.js';
 
-import { api, card, cssVar, errorBox, fmt, h, iso, pct } from '/assets/ui.js';
+import { api, card, cssVar, fmt, h, iso, loadInto, pct } from '/assets/ui.js';
 
 let current = null; // the chart on screen, resized with the page
 
@@ -44,7 +44,8 @@ export function churnCard(project) {
     localStorage.setItem(`churn-event-${project.id}`, name);
     const q = new URLSearchParams({ period: period.value });
     if (name) q.set('event', name);
-    try {
+    summary.textContent = '';
+    await loadInto(box, async () => {
       const s = await api(`/api/dash/projects/${project.id}/churn?${q}`);
       // Periods before anyone was active say nothing: the chart starts at the first active one.
       const first = s.points.findIndex((p) => p.active > 0);
@@ -54,10 +55,7 @@ export function churnCard(project) {
       summary.textContent = last
         ? `${s.period === 'week' ? 'Week' : 'Month'} of ${iso(last.start).slice(0, 10)}: ${pct(last.rate)} of ${fmt(last.active)} active users ${how}.`
         : `No complete ${s.period} with active users yet: a ${s.period} shows once the next one is over.`;
-    } catch (e) {
-      box.replaceChildren(errorBox(e));
-      summary.textContent = '';
-    }
+    });
   };
   const form = h('form', { class: 'row', onsubmit: (e) => { e.preventDefault(); load(); } },
     h('label', {}, 'Period', period),

@@ -3,7 +3,7 @@
 //   by the dashboard's own renderers against /s/{token}/api, with no navigation, keys, members
 //   or live tail; a password form first when the link has one.
 // - sharesPage: the "Share" page where admins publish, list and revoke links.
-import { $, api, card, h, iso, setHeader } from '/assets/ui.js';
+import { $, api, card, errorBox, h, iso, loadInto, setHeader } from '/assets/ui.js';
 
 const PAGE_LABELS = { overview: 'Overview', vitals: 'Web Vitals', web: 'Web' };
 // A shared page often stays open on a wall screen or a status page: it reloads its data this
@@ -43,10 +43,14 @@ export async function startShare(renderers) {
   let revoked = false;
   const render = async () => {
     if (revoked) return;
-    try {
+    // A busy server is waited out as in the dashboard; a revoked link ends the page.
+    await loadInto(main, async () => {
       await renderers[about.page](project, null);
       main.prepend(banner);
-    } catch (e) { revoked = e.status === 404; gone(e); }
+    }, { fail: (e, again) => {
+      revoked = e.status === 404;
+      if (revoked) gone(e); else main.replaceChildren(card('Shared page', errorBox(e, again)));
+    } }).catch((e) => gone(e));
   };
   // The Web page keeps its filters in the hash, as in the dashboard.
   addEventListener('hashchange', render);

@@ -48,9 +48,59 @@ export async function api(path, { method = 'GET', body, exact = false } = {}) {
   if (!resp.ok) {
     const err = new Error(data?.message || `HTTP ${resp.status}`);
     err.status = resp.status;
+    err.code = data?.code;
+    err.retryAfter = Number(resp.headers.get('retry-after')) || null;
     throw err;
   }
   return data;
+}
+
+/// How many times a card asks a busy server (503 `overloaded`) again by itself.
+export const BUSY_RETRIES = 3;
+
+/// Runs `load`, which fills `box`. A busy server (503 `overloaded`) is asked again after its
+/// Retry-After, at most BUSY_RETRIES times, the box counting down; any other error, or the
+/// last refusal, shows in the box with a "Try again" button. A query over its time budget
+/// (503 `query_timeout`) is not asked again by itself: the same query would run out again,
+/// and the message says what helps (a shorter range, fewer filters). A 401 is thrown, for
+/// the page to log in again. Nothing more happens once `wanted()` is false (another page).
+/// `fail(error, again)` shows the error instead, for a page with its own error view.
+export async function loadInto(box, load, {
+  wanted = () => box.isConnected,
+  fail = (e, again) => box.replaceChildren(errorBox(e, again)),
+} = {}) {
+  for (let retries = 0; ; retries++) {
+    try { return await load(); } catch (e) {
+      if (e.status === 401) throw e;
+      if (!wanted()) return undefined;
+      if (e.code === 'overloaded' && retries < BUSY_RETRIES) {
+        if (await busyWait(box, e.retryAfter || 2, wanted)) continue;
+        return undefined;
+      }
+      fail(e, () => loadInto(box, load, { wanted, fail }).catch((x) => box.replaceChildren(errorBox(x))));
+      return undefined;
+    }
+  }
+}
+
+/// Shows "retrying in n s…" in `box`, counting down; resolves true when it is time to ask
+/// again, false if the box is no longer wanted.
+function busyWait(box, seconds, wanted) {
+  let left = seconds;
+  const note = h('p', { class: 'muted busy', role: 'status' });
+  const say = () => { note.textContent = `The server is busy; retrying in ${left} s…`; };
+  say();
+  box.replaceChildren(note);
+  return new Promise((done) => {
+    const timer = setInterval(() => {
+      if (!wanted()) { clearInterval(timer); done(false); return; }
+      left -= 1;
+      if (left > 0) { say(); return; }
+      clearInterval(timer);
+      note.textContent = 'Retrying…';
+      done(true);
+    }, 1000);
+  });
 }
 
 export const fmt = (n) => n == null ? '–' : Number(n).toLocaleString(undefined, { maximumFractionDigits: 2 });
@@ -62,6 +112,10 @@ export function card(title, ...body) {
   return h('section', { class: 'card' }, title ? h('h2', {}, title) : '', ...body);
 }
 
-export function errorBox(e) {
-  return h('p', { class: 'error', role: 'alert' }, e.message);
+/// The error's message; with `retry`, a "Try again" button that calls it.
+export function errorBox(e, retry) {
+  const message = h('p', { class: 'error', role: 'alert' }, e.message);
+  if (!retry) return message;
+  return h('div', { class: 'load-failed' }, message,
+    h('button', { type: 'button', class: 'ghost try-again', onclick: retry }, 'Try again'));
 }

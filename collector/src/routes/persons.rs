@@ -144,7 +144,7 @@ fn person_digest(ids: &[String]) -> String {
         (status = 400, description = "No id, an invalid one, or one linked to too many others", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
         (status = 403, description = "A write key, or a role below admin", body = ErrorBody),
-        (status = 503, description = "Storage unavailable", body = ErrorBody),
+        (status = 503, description = "Storage unavailable; or, as a heavy query, over its time budget (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS, code query_timeout) or too many running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded); see Retry-After", body = ErrorBody),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -155,6 +155,16 @@ pub async fn preview(
 ) -> Result<Json<PersonPreview>, ApiError> {
     may_manage_persons(&caller)?;
     let requested = requested_ids(&params)?;
+    // Linking and counting scan the project's events (no index on the ids): a heavy query.
+    let _slot = state
+        .dashboard
+        .queries
+        .admit_advising(
+            caller.project(),
+            "finding a person's events reads all of the project's; try again when the server \
+             is less busy (a deletion, DELETE /api/v1/persons, has no time budget)",
+        )
+        .await?;
     let ids = person(&state, &caller, &requested).await?;
     let events = state
         .store
@@ -230,7 +240,7 @@ pub async fn delete(
         (status = 400, description = "No id, an invalid one, or one linked to too many others", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked key", body = ErrorBody),
         (status = 403, description = "A write key, or a role below admin", body = ErrorBody),
-                (status = 503, description = "Storage unavailable", body = ErrorBody),
+        (status = 503, description = "Storage unavailable; or too many heavy queries running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded; an export keeps its project's slot while it streams, and has no time budget); see Retry-After", body = ErrorBody),
     ),
     security(("bearer" = []), ("basic" = []))
 )]
@@ -241,28 +251,40 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     may_manage_persons(&caller)?;
     let requested = requested_ids(&params)?;
+    // A heavy query for as long as it streams, but without the time budget: an export answers
+    // a right of access and must be complete, so it is bounded in number instead of cut short.
+    let mut slot = state
+        .dashboard
+        .queries
+        .admit_without_deadline(caller.project())
+        .await?;
     let ids = person(&state, &caller, &requested).await?;
     caller
         .audit(&state, "person.exported", person_digest(&requested))
         .await?;
     let store = state.store.clone();
     let project = caller.project();
-    // One page in memory at a time; the next is read when the client has taken this one.
-    let pages = futures::stream::try_unfold(Some(0_i64), move |after| {
+    // One page in memory at a time; the next is read when the client has taken this one. The
+    // project's slot goes with the last page, or with the stream when the client goes away;
+    // the server's is held only while a page is read.
+    slot.pause();
+    let pages = futures::stream::try_unfold(Some((0_i64, slot)), move |state| {
         let store = store.clone();
         let ids = ids.clone();
         async move {
-            let Some(after) = after else {
+            let Some((after, mut slot)) = state else {
                 return Ok(None);
             };
+            slot.resume().await;
             let page = store
                 .person_events_page(project, &ids, after, EXPORT_PAGE)
                 .await
                 .map_err(std::io::Error::other)?;
+            slot.pause();
             let Some(last) = page.last().map(|e| e.seq) else {
                 return Ok(None);
             };
-            let next = (page.len() as i64 == EXPORT_PAGE).then_some(last);
+            let next = (page.len() as i64 == EXPORT_PAGE).then_some((last, slot));
             let mut out = Vec::new();
             for event in page {
                 serde_json::to_writer(&mut out, &event.render()).map_err(std::io::Error::other)?;

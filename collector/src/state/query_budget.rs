@@ -26,6 +26,11 @@ const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// How long a client whose query ran out of time is asked to wait: the same query needs the
 /// server less busy, or a narrower question.
 const OVER_BUDGET_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// What a query over its time budget is told to do, unless its route knows better: a query
+/// with a range and filters.
+pub const NARROWER_QUERY: &str =
+    "choose a shorter range or fewer filters, or try again when the server is less busy";
+
 /// After its budget, how long a request may still take before it is answered 503 anyway. Its
 /// statements stop at the deadline and the error answers at once; this only bounds a request
 /// waiting on something else (a connection, the single SQLite writer).
@@ -50,7 +55,8 @@ pub struct QuerySlot {
     slot: Option<OwnedSemaphorePermit>,
     project_slots: Arc<Semaphore>,
     projects: Arc<Mutex<HashMap<ProjectId, Arc<Semaphore>>>>,
-    _total: OwnedSemaphorePermit,
+    total: Option<OwnedSemaphorePermit>,
+    total_slots: Arc<Semaphore>,
 }
 
 impl HeavyQueries {
@@ -73,7 +79,51 @@ impl HeavyQueries {
     /// the project and one of the server are free within PULSELINE_DASHBOARD_QUERY_WAIT_MS;
     /// else 503 with Retry-After. From then on the request's statements have its time budget.
     pub async fn admit(&self, project: ProjectId) -> Result<QuerySlot, ApiError> {
+        self.admit_advising(project, NARROWER_QUERY).await
+    }
+
+    /// [`Self::admit`] for a query without a range or filters to narrow: `advice` is what its
+    /// answer over budget tells the client to do instead.
+    pub async fn admit_advising(
+        &self,
+        project: ProjectId,
+        advice: &'static str,
+    ) -> Result<QuerySlot, ApiError> {
+        let slot = self.admit_without_deadline(project).await?;
+        if !budget::start(self.timeout, advice) {
+            tracing::warn!("a heavy query outside an HTTP request runs without a time budget");
+        }
+        Ok(slot)
+    }
+
+    /// Runs `work` as a heavy query of `project` with a budget of its own, for a request that
+    /// does more once the reads are done (the digest preview then sends an e-mail): what comes
+    /// after `work` is neither counted nor cut. Store errors must become `ApiError` inside
+    /// `work`, where the budget that stopped them is known.
+    pub async fn run<T>(
+        &self,
+        project: ProjectId,
+        advice: &'static str,
+        work: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        let budget = QueryBudget::new();
+        budget::within(budget.clone(), async {
+            let _slot = self.admit_advising(project, advice).await?;
+            tokio::select! {
+                biased;
+                done = work => done,
+                () = budget.spent_since(BACKSTOP) => Err(over_budget_error(&budget)),
+            }
+        })
+        .await
+    }
+
+    /// Admits like [`Self::admit`], but the statements get no deadline: for a read that must
+    /// be complete, such as a person's export (a right of access, not to be cut short). It
+    /// counts against both bounds until [`QuerySlot::pause`].
+    pub async fn admit_without_deadline(&self, project: ProjectId) -> Result<QuerySlot, ApiError> {
         let until = Instant::now() + self.wait;
+        let waiting = Waiting::new();
         let project_slots = self
             .projects
             .lock()
@@ -114,16 +164,15 @@ impl HeavyQueries {
                 ));
             }
         };
-        if !budget::start(self.timeout) {
-            tracing::warn!("a heavy query outside an HTTP request runs without a time budget");
-        }
+        drop(waiting);
         metrics::gauge!("pulseline_dashboard_queries_running").increment(1.0);
         Ok(QuerySlot {
             project,
             slot: Some(slot),
             project_slots,
             projects: self.projects.clone(),
-            _total: total,
+            total: Some(total),
+            total_slots: self.total.clone(),
         })
     }
 
@@ -134,6 +183,23 @@ impl HeavyQueries {
             message,
             retry_after: RETRY_AFTER,
         }
+    }
+}
+
+/// A query waiting for a slot, counted in `pulseline_dashboard_queries_waiting` for as long
+/// as it waits (until admitted, refused, or its client goes away).
+struct Waiting;
+
+impl Waiting {
+    fn new() -> Self {
+        metrics::gauge!("pulseline_dashboard_queries_waiting").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        metrics::gauge!("pulseline_dashboard_queries_waiting").decrement(1.0);
     }
 }
 
@@ -148,6 +214,25 @@ fn forget_if_idle(
     // The map's reference and the caller's: every holder and waiter has one more.
     if Arc::strong_count(slots) == 2 {
         projects.remove(&project);
+    }
+}
+
+impl QuerySlot {
+    /// Gives back the server's slot and keeps the project's, while the query waits on its
+    /// client (an export between two pages): a client that stops reading then holds up only
+    /// its own project, never the server's other projects.
+    pub fn pause(&mut self) {
+        self.total = None;
+    }
+
+    /// Takes a server's slot again after [`Self::pause`], waiting as long as it takes: a
+    /// query already answering (an export halfway) is slowed down by load, not cut short.
+    pub async fn resume(&mut self) {
+        if self.total.is_none() {
+            let _waiting = Waiting::new();
+            let total = self.total_slots.clone().acquire_owned().await;
+            self.total = Some(total.expect("the server's slots are never closed"));
+        }
     }
 }
 
@@ -184,11 +269,11 @@ fn over_budget_error(budget: &QueryBudget) -> ApiError {
     } else {
         format!("{ms} ms")
     };
+    let advice = budget.advice().unwrap_or(NARROWER_QUERY);
     ApiError::QueryTimeout {
         message: format!(
             "this query took longer than {took} (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS = {ms}) \
-             and was stopped: choose a shorter range or fewer filters, or try again when the \
-             server is less busy"
+             and was stopped: {advice}"
         ),
         retry_after: OVER_BUDGET_RETRY_AFTER,
     }

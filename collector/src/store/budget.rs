@@ -33,6 +33,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct QueryBudget {
     timeout: OnceLock<Duration>,
+    advice: OnceLock<&'static str>,
     deadline: watch::Sender<Option<Instant>>,
 }
 
@@ -44,6 +45,7 @@ impl QueryBudget {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             timeout: OnceLock::new(),
+            advice: OnceLock::new(),
             deadline: watch::Sender::new(None),
         })
     }
@@ -51,6 +53,11 @@ impl QueryBudget {
     /// How long this request's statements may take, once it is a heavy query.
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout.get().copied()
+    }
+
+    /// What the answer over budget tells the client to do, once it is a heavy query.
+    pub fn advice(&self) -> Option<&'static str> {
+        self.advice.get().copied()
     }
 
     /// The deadline, starting the clock if it has not started yet; `None` without a budget.
@@ -91,13 +98,15 @@ pub async fn within<F: Future>(budget: Arc<QueryBudget>, request: F) -> F::Outpu
     BUDGET.scope(budget, request).await
 }
 
-/// Gives the current request a budget of `timeout` for its statements from now on. Returns
-/// false outside [`within`] (a background task), where nothing is budgeted.
-pub fn start(timeout: Duration) -> bool {
+/// Gives the current request a budget of `timeout` for its statements from now on, and the
+/// `advice` its answer gives when the budget is spent. Returns false outside [`within`] (a
+/// background task), where nothing is budgeted.
+pub fn start(timeout: Duration, advice: &'static str) -> bool {
     BUDGET
         .try_with(|b| {
             // A second admission in one request keeps the first budget.
             let _ = b.timeout.set(timeout);
+            let _ = b.advice.set(advice);
         })
         .is_ok()
 }
@@ -227,12 +236,12 @@ mod tests {
 
     #[tokio::test]
     async fn the_clock_starts_at_the_first_budgeted_read_and_only_inside_a_request() {
-        assert!(!start(Duration::from_secs(1)), "no request, no budget");
+        assert!(!start(Duration::from_secs(1), ""), "no request, no budget");
         assert!(!budgeted());
         let budget = QueryBudget::new();
         within(budget.clone(), async {
             assert!(!budgeted(), "a request is cheap until admitted");
-            assert!(start(Duration::from_millis(50)));
+            assert!(start(Duration::from_millis(50), ""));
             assert!(!budget.is_spent());
             let first = deadline().unwrap();
             assert_eq!(deadline(), Some(first), "one deadline per request");

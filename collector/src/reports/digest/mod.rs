@@ -224,15 +224,11 @@ impl DigestScheduler {
     }
 }
 
-/// Renders and sends the project's current digest (its last complete week) to one address
-/// now, recording nothing: the week's own digest still goes out as scheduled.
-pub async fn send_preview(
+/// The project's current digest (its last complete week), or why it has none.
+pub async fn preview(
     store: &Store,
-    config: &DeliveryConfig,
     project: ProjectId,
-    to: &str,
     now: DateTime<Utc>,
-    dashboard_url: Option<&str>,
 ) -> Result<Result<Digest, EmailError>, StoreError> {
     let (name, timezone, _) = store.digest_project(project).await?.unwrap_or_default();
     let Ok(week) = last_complete_week(now, &project_tz(&timezone)) else {
@@ -242,14 +238,26 @@ pub async fn send_preview(
         }));
     };
     let digest = content::compute(store, project, &name, &timezone, week, now).await?;
+    Ok(Ok(digest))
+}
+
+/// Renders and sends a [`preview`] to one address now, recording nothing: the week's own
+/// digest still goes out as scheduled.
+pub async fn send_preview(
+    config: &DeliveryConfig,
+    to: &str,
+    preview: Result<Digest, EmailError>,
+    dashboard_url: Option<&str>,
+) -> Result<Digest, EmailError> {
+    let digest = preview?;
     let subject = format!("[Preview] {}", render::subject(&digest));
-    let sent = email::send(
+    email::send(
         config,
         to,
         &subject,
         render::text(&digest, dashboard_url),
         render::html(&digest, dashboard_url),
     )
-    .await;
-    Ok(sent.map(|()| digest))
+    .await
+    .map(|()| digest)
 }

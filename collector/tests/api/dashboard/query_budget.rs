@@ -15,6 +15,9 @@ use serde_json::{Value, json};
 use super::{Dash, Login, spawn};
 use crate::helpers;
 
+/// The person's preview and export, and the digest preview.
+mod persons_and_digest;
+
 /// 2026-11-22 00:00 UTC, where the seeded events start (one a second).
 const T0: i64 = 1_795_305_600_000;
 /// Events seeded for a heavy query: its scan takes far longer than a millisecond anywhere.
