@@ -108,6 +108,7 @@ impl Store {
             }
             let step = Step {
                 project,
+                before: k.checked_sub(2).map(|b| steps[b].as_str()),
                 previous: &steps[k - 1],
                 name: &steps[k],
             };
