@@ -132,12 +132,13 @@ fn by_name(name: &str, p: &str) -> String {
     }
 }
 
-/// Step 1 from the rollup: per user, the first and last occurrence of step `$2` on the whole
-/// days `[$3, $4)`. One row per user, in the key's order (no sort).
+/// Step 1 from the rollup: per user after `$5`, the first and last occurrence of step `$2` on
+/// the whole days `[$3, $4)`, for the next `$6` users. One row per user, in the key's order (no
+/// sort; the statement stops after `$6` groups). User keys are never empty: `''` starts.
 pub(super) const FIRST_STEP_DAYS: &str = "
     SELECT user_key, MIN(first_ts), MAX(last_ts) FROM user_event_days
-    WHERE project_id = $1 AND name = $2 AND day >= $3 AND day < $4
-    GROUP BY user_key";
+    WHERE project_id = $1 AND name = $2 AND day >= $3 AND day < $4 AND user_key > $5
+    GROUP BY user_key ORDER BY user_key LIMIT $6";
 
 /// Per user of the JSON array `$2` (`[user, day of t, t, deadline]` each), their rollup rows of
 /// step `$3` on the whole days `[$4, $5)` that can hold its next occurrence after `t`: from

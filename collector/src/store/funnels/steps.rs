@@ -96,16 +96,29 @@ pub(super) async fn first_step(
         }
     };
     let (lo, hi) = parts.days;
-    if lo < hi {
+    // [`USERS_PER_READ`] users a statement: bounds what one statement gathers.
+    let mut after = Some(String::new());
+    while let Some(from) = after.take().filter(|_| lo < hi) {
         let binds = [
             Bind::Int(project),
             Bind::Text(name),
             Bind::Int(lo),
             Bind::Int(hi),
+            Bind::Text(&from),
+            Bind::Int(USERS_PER_READ as i64),
         ];
+        let (mut read, mut last) = (0, String::new());
         reader
-            .each_gathered(reads::FIRST_STEP_DAYS, &binds, &mut add)
+            .each_gathered(reads::FIRST_STEP_DAYS, &binds, |user, first, l| {
+                read += 1;
+                if user > last.as_str() {
+                    last.clear();
+                    last.push_str(user);
+                }
+                add(user, first, l);
+            })
             .await?;
+        after = (read == USERS_PER_READ).then_some(last);
     }
     let sql = reads::part_day_sql(reader.backend(), name);
     for (lo, hi) in parts.edges() {
