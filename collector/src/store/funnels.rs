@@ -4,14 +4,17 @@
 //! next step its first occurrence after the previous step's (events in `(timestamp, seq)`
 //! order, as the scan reads them), within the window of step 1.
 //!
-//! One step at a time, for every user at once. Step 1 is one grouped read of its rollup rows.
-//! Step k+1 seeks, for each user who reached step k at time `t`, their rollup rows of the step
-//! from `t`'s day to the window's end (one index seek per user, the users bound as a JSON
-//! array, [`USERS_PER_READ`] per statement); the range's partial edge days come from the events,
-//! grouped per user, once per step. The first of a user's days that is not over before `t`
-//! settles the step at its `first_ts`, unless that day also began before `t` (the user did the
-//! step both before and after the previous one that day). Those users' times are then read
-//! from the step's events in one pass over the union of their `[t, day's last]` intervals.
+//! One step at a time, for every user at once. Step 1 is a grouped read of its rollup rows,
+//! [`USERS_PER_READ`] users per statement. Step k+1 seeks, for each user who reached step k at
+//! time `t`, their rollup rows of the step from `t`'s day to the window's end (one index seek
+//! per user, the users bound as a JSON array, [`USERS_PER_READ`] per statement); the range's
+//! partial edge days come from the events, grouped per user, once per step. The first of a
+//! user's days that is not over before `t` settles the step at its `first_ts`, unless that day
+//! also began before `t` (the user did the step both before and after the previous one that
+//! day). If that day ends after `t` within the window, the step is reached and its time is
+//! read only when step k+2's first span could begin by that day's end (never after the last
+//! step); the other such users' times are read from the step's events in one pass over the
+//! union of their `[t, day's last]` intervals.
 //!
 //! Memory: a map of the users who reached the current step (their key and a few integers), at
 //! most the users with a step-1 event in the range; no user's events are held.
@@ -108,6 +111,7 @@ impl Store {
             }
             let step = Step {
                 project,
+                before: k.checked_sub(2).map(|b| steps[b].as_str()),
                 previous: &steps[k - 1],
                 name: &steps[k],
             };

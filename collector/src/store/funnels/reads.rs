@@ -2,6 +2,8 @@
 //! statements it runs. Every statement answers three columns, a user key and two integers, so
 //! one row loop serves them all and a row's user key is borrowed, not copied.
 
+use std::borrow::Cow;
+
 use futures::TryStreamExt;
 use sqlx::pool::PoolConnection;
 use sqlx::{AssertSqlSafe, Postgres, Row, Sqlite};
@@ -77,7 +79,46 @@ impl Reader {
         }
         Ok(())
     }
+
+    /// As [`Reader::each`], for a statement whose rows are bounded by the users (one or a few
+    /// per user): on SQLite they are gathered into one JSON array, so that they cross from the
+    /// connection's worker thread at once instead of one thread hand-off per row (most of the
+    /// funnel's time when they were streamed, see docs/benchmarks.md).
+    pub(super) async fn each_gathered(
+        &mut self,
+        sql: &str,
+        binds: &[Bind<'_>],
+        mut row: impl FnMut(&str, i64, i64),
+    ) -> Result<(), StoreError> {
+        let Self::Sqlite(c) = self else {
+            return self.each(sql, binds, row).await;
+        };
+        let gathered = format!(
+            "WITH r(u, a, b) AS ({sql}) SELECT json_group_array(json_array(u, a, b)) FROM r"
+        );
+        let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(gathered));
+        for b in binds {
+            query = match b {
+                Bind::Int(v) => query.bind(*v),
+                Bind::Text(s) => query.bind(*s),
+            };
+        }
+        let json = query.fetch_one(&mut **c).await?;
+        let rows: Vec<Gathered<'_>> = serde_json::from_str(&json).map_err(|e| {
+            StoreError::Database(sqlx::Error::Decode(
+                format!("the funnel's gathered rows: {e}").into(),
+            ))
+        })?;
+        for Gathered(user, a, b) in &rows {
+            row(user, *a, *b);
+        }
+        Ok(())
+    }
 }
+
+/// A row of [`Reader::each_gathered`]'s array; the user key is borrowed unless it had escapes.
+#[derive(serde::Deserialize)]
+struct Gathered<'a>(#[serde(borrow)] Cow<'a, str>, i64, i64);
 
 /// Events whose rollup name is the step bound at `p`, as SQL the `(project, event, timestamp)`
 /// index serves for a track event (`$page` and the like match by type, through the
@@ -91,12 +132,13 @@ fn by_name(name: &str, p: &str) -> String {
     }
 }
 
-/// Step 1 from the rollup: per user, the first and last occurrence of step `$2` on the whole
-/// days `[$3, $4)`. One row per user, in the key's order (no sort).
+/// Step 1 from the rollup: per user after `$5`, the first and last occurrence of step `$2` on
+/// the whole days `[$3, $4)`, for the next `$6` users. One row per user, in the key's order (no
+/// sort; the statement stops after `$6` groups). User keys are never empty: `''` starts.
 pub(super) const FIRST_STEP_DAYS: &str = "
     SELECT user_key, MIN(first_ts), MAX(last_ts) FROM user_event_days
-    WHERE project_id = $1 AND name = $2 AND day >= $3 AND day < $4
-    GROUP BY user_key";
+    WHERE project_id = $1 AND name = $2 AND day >= $3 AND day < $4 AND user_key > $5
+    GROUP BY user_key ORDER BY user_key LIMIT $6";
 
 /// Per user of the JSON array `$2` (`[user, day of t, t, deadline]` each), their rollup rows of
 /// step `$3` on the whole days `[$4, $5)` that can hold its next occurrence after `t`: from

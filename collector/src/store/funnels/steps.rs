@@ -31,7 +31,7 @@ struct At {
 pub(super) struct Progress {
     /// Step 1's time plus the window: the last moment a step counts.
     deadline: i64,
-    /// The step reached.
+    /// The step reached (with `unread_until`, the one before it).
     at: At,
     /// The earliest two of the next step's spans that end at or after `at` and begin by the
     /// deadline: the first holds the next occurrence, unless it began before `at` (then its
@@ -41,6 +41,10 @@ pub(super) struct Progress {
     /// `at`'s millisecond, and the seqs of those in `at`'s millisecond.
     after: Option<(i64, i64)>,
     ties: Vec<i64>,
+    /// Set when this step was reached on `at`'s day after `at`, by this time, at an
+    /// occurrence not read yet (`at` stays the previous step's): read only if the next step's
+    /// first span could begin before it.
+    unread_until: Option<i64>,
 }
 
 impl Progress {
@@ -56,13 +60,6 @@ impl Progress {
             [Some(_), Some(b)] if span.first < b.first => self.spans[1] = Some(span),
             _ => {}
         }
-    }
-
-    /// The interval of an unsettled user's events to read: from `at` to their first span's
-    /// end or the deadline.
-    fn interval(&self) -> Option<(i64, i64)> {
-        let s = self.spans[0].filter(|s| s.first <= self.at.ts)?;
-        Some((self.at.ts, s.last.min(self.deadline)))
     }
 }
 
@@ -93,21 +90,35 @@ pub(super) async fn first_step(
                     spans: [None, None],
                     after: None,
                     ties: Vec::new(),
+                    unread_until: None,
                 },
             );
         }
     };
     let (lo, hi) = parts.days;
-    if lo < hi {
+    // [`USERS_PER_READ`] users a statement: bounds what one statement gathers.
+    let mut after = Some(String::new());
+    while let Some(from) = after.take().filter(|_| lo < hi) {
         let binds = [
             Bind::Int(project),
             Bind::Text(name),
             Bind::Int(lo),
             Bind::Int(hi),
+            Bind::Text(&from),
+            Bind::Int(USERS_PER_READ as i64),
         ];
+        let (mut read, mut last) = (0, String::new());
         reader
-            .each(reads::FIRST_STEP_DAYS, &binds, &mut add)
+            .each_gathered(reads::FIRST_STEP_DAYS, &binds, |user, first, l| {
+                read += 1;
+                if user > last.as_str() {
+                    last.clear();
+                    last.push_str(user);
+                }
+                add(user, first, l);
+            })
             .await?;
+        after = (read == USERS_PER_READ).then_some(last);
     }
     let sql = reads::part_day_sql(reader.backend(), name);
     for (lo, hi) in parts.edges() {
@@ -117,14 +128,15 @@ pub(super) async fn first_step(
             Bind::Int(lo),
             Bind::Int(hi),
         ];
-        reader.each(&sql, &binds, &mut add).await?;
+        reader.each_gathered(&sql, &binds, &mut add).await?;
     }
     Ok(users)
 }
 
-/// A step after the first, and the one before it.
+/// A step after the first, the one before it, and the one before that (none for step 2).
 pub(super) struct Step<'a> {
     pub(super) project: ProjectId,
+    pub(super) before: Option<&'a str>,
     pub(super) previous: &'a str,
     pub(super) name: &'a str,
 }
@@ -140,16 +152,39 @@ impl Step<'_> {
     ) -> Result<(), StoreError> {
         for p in users.values_mut() {
             p.spans = [None, None];
-            p.after = None;
-            p.ties.clear();
         }
         self.read_spans(reader, parts, users).await?;
         users.retain(|_, p| p.spans[0].is_some());
-        self.read_unsettled(reader, users).await?;
+        self.resolve_previous(reader, users).await?;
+        // The users whose first span began before their previous step and ends after it within
+        // the window reached this step (on that day, at the latest at the span's end): when,
+        // the next step's spans say whether it matters.
+        for p in users.values_mut() {
+            let Some(first) = p.spans[0] else { continue };
+            if first.first <= p.at.ts && p.at.ts < first.last && first.last <= p.deadline {
+                p.unread_until = Some(first.last);
+            }
+        }
+        let interval = |p: &Progress| {
+            let s = p.spans[0].filter(|s| s.first <= p.at.ts && p.unread_until.is_none())?;
+            Some((p.at.ts, s.last.min(p.deadline)))
+        };
+        read_after(
+            reader,
+            self.project,
+            self.name,
+            self.previous,
+            users,
+            interval,
+        )
+        .await?;
         users.retain(|_, p| {
             let Some(first) = p.spans[0] else {
                 return false;
             };
+            if p.unread_until.is_some() {
+                return true;
+            }
             p.at = if first.first > p.at.ts {
                 At {
                     ts: first.first,
@@ -178,6 +213,49 @@ impl Step<'_> {
         Ok(())
     }
 
+    /// Settles when the users whose previous step was left unread (in `[at, unread_until]`)
+    /// reached it, where this step's first span could begin before that: from the previous
+    /// step's events over those intervals. The others keep `at` as a lower bound, which
+    /// changes nothing: their next span begins after the previous step whenever it was.
+    async fn resolve_previous(
+        &self,
+        reader: &mut Reader,
+        users: &mut BTreeMap<String, Progress>,
+    ) -> Result<(), StoreError> {
+        for p in users.values_mut() {
+            if let (Some(until), Some(first)) = (p.unread_until, p.spans[0])
+                && first.first > until
+            {
+                p.unread_until = None;
+            }
+        }
+        let Some(before) = self.before else {
+            return Ok(());
+        };
+        let interval = |p: &Progress| p.unread_until.map(|until| (p.at.ts, until));
+        read_after(reader, self.project, self.previous, before, users, interval).await?;
+        for p in users.values_mut() {
+            let Some(until) = p.unread_until.take() else {
+                continue;
+            };
+            // The previous step's day had an occurrence after `at` by `until`: the first one
+            // in the events, else (its raw events expired) the day's last.
+            p.at = match p.after {
+                Some((ts, seq)) => At { ts, seq: Some(seq) },
+                None => At {
+                    ts: until,
+                    seq: None,
+                },
+            };
+            // This step's first span, on that same day, may now be over before it.
+            if p.spans[0].is_some_and(|s| s.last < p.at.ts) {
+                p.spans = [p.spans[1], None];
+            }
+        }
+        users.retain(|_, p| p.spans[0].is_some());
+        Ok(())
+    }
+
     /// Offers each user their spans of this step: rollup days from their step's day to their
     /// deadline's, then the range's edge parts.
     async fn read_spans(
@@ -199,7 +277,7 @@ impl Step<'_> {
             ];
             let sql = reads::next_days_sql(reader.backend());
             reader
-                .each(sql, &binds, |user, first, last| {
+                .each_gathered(sql, &binds, |user, first, last| {
                     if let Some(p) = users.get_mut(user) {
                         p.offer(Span { first, last });
                     }
@@ -215,7 +293,7 @@ impl Step<'_> {
                 Bind::Int(hi),
             ];
             reader
-                .each(&sql, &binds, |user, first, last| {
+                .each_gathered(&sql, &binds, |user, first, last| {
                     if let Some(p) = users.get_mut(user) {
                         p.offer(Span { first, last });
                     }
@@ -224,83 +302,89 @@ impl Step<'_> {
         }
         Ok(())
     }
+}
 
-    /// For the users whose first span began before their previous step: reads this step's
-    /// events over their intervals (merged where they overlap), then orders the ones in the
-    /// previous step's millisecond by seq.
-    async fn read_unsettled(
-        &self,
-        reader: &mut Reader,
-        users: &mut BTreeMap<String, Progress>,
-    ) -> Result<(), StoreError> {
-        let mut intervals: Vec<(i64, i64)> =
-            users.values().filter_map(Progress::interval).collect();
-        intervals.sort_unstable();
-        let mut merged: Vec<(i64, i64)> = Vec::new();
-        for (lo, hi) in intervals {
-            match merged.last_mut() {
-                Some(m) if lo <= m.1 => m.1 = m.1.max(hi),
-                _ => merged.push((lo, hi)),
-            }
-        }
-        let sql = reads::events_sql(reader.backend(), self.name);
-        for (lo, hi) in merged {
-            let binds = [
-                Bind::Int(self.project),
-                Bind::Text(self.name),
-                Bind::Int(lo),
-                Bind::Int(hi),
-            ];
-            reader
-                .each(&sql, &binds, |user, ts, seq| {
-                    let Some(p) = users.get_mut(user) else { return };
-                    let Some((from, until)) = p.interval() else {
-                        return;
-                    };
-                    if ts < from || ts > until {
-                        return;
-                    }
-                    if ts == from {
-                        p.ties.push(seq);
-                    } else if p.after.is_none_or(|a| (ts, seq) < a) {
-                        p.after = Some((ts, seq));
-                    }
-                })
-                .await?;
-        }
-        // Events in the previous step's millisecond follow it only when stored after it.
-        let tied: Vec<String> = users
-            .iter()
-            .filter(|(_, p)| !p.ties.is_empty())
-            .map(|(u, _)| u.clone())
-            .collect();
-        let sql = reads::first_in_millisecond_sql(reader.backend(), self.previous);
-        for user in tied {
-            let Some(p) = users.get_mut(&user) else {
-                continue;
-            };
-            let seq = match p.at.seq {
-                Some(seq) => seq,
-                None => {
-                    // The first of the previous step's events in its millisecond. Not found:
-                    // its raw events have expired; take it as the last there.
-                    let mut seq = i64::MAX;
-                    let binds = [
-                        Bind::Int(self.project),
-                        Bind::Text(self.previous),
-                        Bind::Int(p.at.ts),
-                        Bind::Text(&user),
-                    ];
-                    reader.each(&sql, &binds, |_, _, s| seq = s).await?;
-                    seq
-                }
-            };
-            if let Some(&tie) = p.ties.iter().filter(|&&s| s > seq).min() {
-                p.after = Some((p.at.ts, tie));
-            }
-        }
-        Ok(())
+/// For the users with an `interval` `[at, until]`: reads the events of step `name` over those
+/// intervals (merged where they overlap) into `after`, the first after `at`'s millisecond or
+/// in it after `at` (by seq; `previous` is the step `at` is an occurrence of).
+async fn read_after(
+    reader: &mut Reader,
+    project: ProjectId,
+    name: &str,
+    previous: &str,
+    users: &mut BTreeMap<String, Progress>,
+    interval: impl Fn(&Progress) -> Option<(i64, i64)>,
+) -> Result<(), StoreError> {
+    for p in users.values_mut() {
+        p.after = None;
+        p.ties.clear();
     }
+    let mut intervals: Vec<(i64, i64)> = users.values().filter_map(&interval).collect();
+    intervals.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::new();
+    for (lo, hi) in intervals {
+        match merged.last_mut() {
+            Some(m) if lo <= m.1 => m.1 = m.1.max(hi),
+            _ => merged.push((lo, hi)),
+        }
+    }
+    let sql = reads::events_sql(reader.backend(), name);
+    for (lo, hi) in merged {
+        let binds = [
+            Bind::Int(project),
+            Bind::Text(name),
+            Bind::Int(lo),
+            Bind::Int(hi),
+        ];
+        reader
+            .each(&sql, &binds, |user, ts, seq| {
+                let Some(p) = users.get_mut(user) else { return };
+                let Some((from, until)) = interval(p) else {
+                    return;
+                };
+                if ts < from || ts > until {
+                    return;
+                }
+                if ts == from {
+                    p.ties.push(seq);
+                } else if p.after.is_none_or(|a| (ts, seq) < a) {
+                    p.after = Some((ts, seq));
+                }
+            })
+            .await?;
+    }
+    // Events in the previous step's millisecond follow it only when stored after it.
+    let tied: Vec<String> = users
+        .iter()
+        .filter(|(_, p)| !p.ties.is_empty())
+        .map(|(u, _)| u.clone())
+        .collect();
+    let sql = reads::first_in_millisecond_sql(reader.backend(), previous);
+    for user in tied {
+        let Some(p) = users.get_mut(&user) else {
+            continue;
+        };
+        let seq = match p.at.seq {
+            Some(seq) => seq,
+            None => {
+                // The first of the previous step's events in its millisecond. Not found:
+                // its raw events have expired; take it as the last there.
+                let mut seq = i64::MAX;
+                let binds = [
+                    Bind::Int(project),
+                    Bind::Text(previous),
+                    Bind::Int(p.at.ts),
+                    Bind::Text(&user),
+                ];
+                reader.each(&sql, &binds, |_, _, s| seq = s).await?;
+                seq
+            }
+        };
+        if let Some(&tie) = p.ties.iter().filter(|&&s| s > seq).min() {
+            p.after = Some((p.at.ts, tie));
+        }
+    }
+    Ok(())
 }
 
 /// The next [`USERS_PER_READ`] of `users` after `after` as the JSON array a statement binds,
