@@ -65,7 +65,10 @@ WITH RECURSIVE
                 ELSE '/blog/post-' || ((n * 31 + k * 17) % 200) END AS path
     FROM visit JOIN page
       ON k < CASE WHEN pages_draw < 45 THEN 1 WHEN pages_draw < 70 THEN 2 WHEN pages_draw < 85 THEN 3
-                  WHEN pages_draw < 95 THEN 4 ELSE 5 END)
+                  WHEN pages_draw < 95 THEN 4 ELSE 5 END),
+  -- Materialized: otherwise SQLite applies ORDER=time's ORDER BY before the LIMIT, and keeps
+  -- the earliest page views instead of every drawn visit's.
+  chosen AS MATERIALIZED (SELECT * FROM pv LIMIT $views)
 INSERT INTO events (project_id, message_id, type, anonymous_id, timestamp, received_at, body)
 SELECT $project, printf('web-seed-sql-%09d-%d', n, k), 'page', visitor, ts, $now,
        json_object(
@@ -84,7 +87,7 @@ SELECT $project, printf('web-seed-sql-%09d-%d', n, k), 'page', visitor, ts, $now
            CASE WHEN campaign < 3 THEN json_object('campaign', json_object('source', 'newsletter', 'medium', 'email',
                   'name', json_extract('["spring","launch","weekly"]', '\$[' || campaign || ']')))
                 ELSE '{}' END))
-FROM (SELECT * FROM pv LIMIT $views)
+FROM chosen
 $order_by;
 COMMIT;
 SELECT 'page views queued for the fold: ' || COUNT(*) FROM web_visit_pending;
