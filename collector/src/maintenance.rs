@@ -70,19 +70,46 @@ const WEB_FOLD_INTERVAL: Duration = Duration::from_millis(200);
 const WEB_FOLD_BUDGET: Duration = Duration::from_secs(1);
 
 async fn fold_web_visits(store: &Store) -> Result<(), StoreError> {
-    if store.web_visits_pending().await? {
-        let deadline = std::time::Instant::now() + WEB_FOLD_BUDGET;
-        store.fold_web_visits_until(Some(deadline)).await?;
+    if !store.web_fold_backlog().await?.is_empty() {
+        fold_pass(store).await?;
     }
     Ok(())
 }
 
-/// Runs a pass every `interval`, and WAL checkpoints more often, until the task is aborted.
+async fn fold_pass(store: &Store) -> Result<(), StoreError> {
+    let deadline = std::time::Instant::now() + WEB_FOLD_BUDGET;
+    store.fold_web_visits_until(Some(deadline)).await?;
+    Ok(())
+}
+
+/// The fold's tick: folds once the backlog asks for it ([`crate::store::visits::FoldBacklog::fold_now`]), `waiting`
+/// being when this tick first saw work that had to wait.
+async fn fold_tick(
+    store: &Store,
+    delay: Duration,
+    waiting: &mut Option<std::time::Instant>,
+) -> Result<(), StoreError> {
+    let backlog = store.web_fold_backlog().await?;
+    if backlog.is_empty() {
+        *waiting = None;
+        return Ok(());
+    }
+    let since = *waiting.get_or_insert_with(std::time::Instant::now);
+    if backlog.fold_now(since.elapsed(), delay) {
+        *waiting = None;
+        fold_pass(store).await?;
+    }
+    Ok(())
+}
+
+/// Runs a pass every `interval`, and WAL checkpoints more often, until the task is aborted;
+/// folds page views as [`fold_tick`] decides, with `fold_delay` (`PULSELINE_WEB_FOLD_DELAY_MS`).
 /// A failing pass is logged and retried at the next tick; it never stops ingest.
 pub fn spawn(
     store: Store,
     clock: Arc<dyn Clock>,
     interval: Duration,
+    fold_delay: Duration,
 ) -> tokio::task::JoinHandle<()> {
     use tokio::time::{MissedTickBehavior, interval as every};
     tokio::spawn(async move {
@@ -92,6 +119,7 @@ pub fn spawn(
         passes.set_missed_tick_behavior(MissedTickBehavior::Delay);
         checkpoints.set_missed_tick_behavior(MissedTickBehavior::Delay);
         folds.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut fold_waiting = None;
         loop {
             tokio::select! {
                 _ = passes.tick() => {
@@ -100,7 +128,7 @@ pub fn spawn(
                     }
                 }
                 _ = folds.tick() => {
-                    if let Err(e) = fold_web_visits(&store).await {
+                    if let Err(e) = fold_tick(&store, fold_delay, &mut fold_waiting).await {
                         tracing::warn!(error = %e, "folding page views into visits failed; the next tick retries");
                     }
                 }

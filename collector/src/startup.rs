@@ -156,6 +156,7 @@ impl Application {
             store.clone(),
             Arc::clone(&clock),
             Duration::from_secs(config.maintenance_interval_secs),
+            Duration::from_millis(config.web.fold_delay_ms),
         );
         let sdk_files = crate::routes::sdk::SdkFiles::load(config.sdk_dir.as_deref());
         match sdk_files.version() {

@@ -2,13 +2,14 @@
 # Fills a stopped collector's SQLite database with page views for the Web page's benchmark
 # (docs/dashboard-web.md, "Measured latency"), straight into `events`, as web-seed.mjs sends
 # them: visits of one to five page views a few minutes apart, from VISITORS visitors, at
-# random times over the last DAYS days and in random order, with source, referrer, campaign,
-# country, browser, OS and device. The database's own triggers derive `web_pageviews` and queue
+# random times over the last DAYS days, with source, referrer, campaign,
+# country, browser, OS and device; stored in random order, or (ORDER=time) in the order of
+# their timestamps, as live traffic arrives. The database's own triggers derive `web_pageviews` and queue
 # each page view for the fold, as at ingest; the collector's next start folds them, so the
 # time that takes is the fold's alone. Much faster than ingest over HTTP (ten million in
 # minutes, not an hour), but it fills only what the Web page reads: the other rollups
 # (overview, active users) do not see these events.
-#   dashboard/bench/web-seed-sqlite.sh /path/to/pulseline.db [VIEWS] [DAYS] [VISITORS] [PROJECT] [FIRST]
+#   dashboard/bench/web-seed-sqlite.sh /path/to/pulseline.db [VIEWS] [DAYS] [VISITORS] [PROJECT] [FIRST] [ORDER]
 # Defaults: 10,000,000 page views, 90 days, 1,000,000 visitors, project 1. Needs sqlite3. One
 # transaction per call: to fill in parts, call it again with FIRST, the number of the first
 # visit, past the previous call's last (FIRST + VIEWS / 2 + 1000, which it prints: the LIMIT
@@ -22,6 +23,12 @@ days=${3:-90}
 visitors=${4:-1000000}
 project=${5:-1}
 first=${6:-0}
+order=${7:-random}
+case $order in
+    random) order_by='' ;;
+    time) order_by='ORDER BY ts' ;;
+    *) echo "ORDER is random or time, not $order" >&2; exit 2 ;;
+esac
 now=$(($(date +%s) * 1000))
 # Visits average 2.05 page views (below); a few more are drawn than needed and cut by LIMIT.
 visits=$((views * 100 / 200 + 1000))
@@ -58,7 +65,10 @@ WITH RECURSIVE
                 ELSE '/blog/post-' || ((n * 31 + k * 17) % 200) END AS path
     FROM visit JOIN page
       ON k < CASE WHEN pages_draw < 45 THEN 1 WHEN pages_draw < 70 THEN 2 WHEN pages_draw < 85 THEN 3
-                  WHEN pages_draw < 95 THEN 4 ELSE 5 END)
+                  WHEN pages_draw < 95 THEN 4 ELSE 5 END),
+  -- Materialized: otherwise SQLite applies ORDER=time's ORDER BY before the LIMIT, and keeps
+  -- the earliest page views instead of every drawn visit's.
+  chosen AS MATERIALIZED (SELECT * FROM pv LIMIT $views)
 INSERT INTO events (project_id, message_id, type, anonymous_id, timestamp, received_at, body)
 SELECT $project, printf('web-seed-sql-%09d-%d', n, k), 'page', visitor, ts, $now,
        json_object(
@@ -77,8 +87,8 @@ SELECT $project, printf('web-seed-sql-%09d-%d', n, k), 'page', visitor, ts, $now
            CASE WHEN campaign < 3 THEN json_object('campaign', json_object('source', 'newsletter', 'medium', 'email',
                   'name', json_extract('["spring","launch","weekly"]', '\$[' || campaign || ']')))
                 ELSE '{}' END))
-FROM pv
-LIMIT $views;
+FROM chosen
+$order_by;
 COMMIT;
 SELECT 'page views queued for the fold: ' || COUNT(*) FROM web_visit_pending;
 SELECT 'FIRST for the next call: ' || ($last + 1);

@@ -1,11 +1,12 @@
 // Fills a collector with page views for the Web page's benchmark (docs/dashboard-web.md):
 // PULSELINE_SEED_VIEWS page views (default 1,000,000) over the last PULSELINE_SEED_DAYS days
-// (default 30), through the
-// ingest API with a write key, from PULSELINE_SEED_VISITORS visitors (default 150,000) who come
-// back in visits of one to six pages with realistic context (source, referrer, campaign,
-// country, browser, OS, device). Loopback only. With PULSELINE_BENCH_PASSWORD (the admin's) it
-// then watches the Web page of PULSELINE_BENCH_PROJECT (default 1) until the background fold
-// (collector/src/store/visits.rs) has caught up, and reports how long that took. Ten million:
+// (default 30), through the ingest API with a write key, from PULSELINE_SEED_VISITORS visitors
+// (default 150,000) who come back in visits of one to six pages with realistic context (source,
+// referrer, campaign, country, browser, OS, device), at random times over the period, or in
+// time order with PULSELINE_SEED_ORDER=time (as live traffic arrives). Loopback only. With
+// PULSELINE_BENCH_PASSWORD (the admin's) it then watches the Web page of PULSELINE_BENCH_PROJECT
+// (default 1) until the background fold (collector/src/store/visits.rs) has caught up, and
+// reports how long that took. Ten million:
 //   PULSELINE_BENCH_URL=http://127.0.0.1:18090 PULSELINE_WRITE_KEY=plw_… PULSELINE_SEED_VIEWS=10000000 \
 //     PULSELINE_SEED_VISITORS=1000000 PULSELINE_SEED_DAYS=90 PULSELINE_BENCH_PASSWORD=… \
 //     node dashboard/bench/web-seed.mjs
@@ -16,6 +17,8 @@ const { base } = target;
 const total = Number(process.env.PULSELINE_SEED_VIEWS || 1_000_000);
 const visitors = Number(process.env.PULSELINE_SEED_VISITORS || 150_000);
 const days = Number(process.env.PULSELINE_SEED_DAYS || 30);
+const order = process.env.PULSELINE_SEED_ORDER || 'random';
+if (!['random', 'time'].includes(order)) throw new Error(`PULSELINE_SEED_ORDER is random or time, not ${order}`);
 const BATCH = 500, CONNS = 4, DAY = 86_400_000, MIN = 60_000;
 
 const rnd = generator(42);
@@ -39,7 +42,9 @@ function* visits() {
     const [browser, os, device] = pick(agents);
     const context = { source, browser, os, device: { type: device }, location: { country: pick(countries) } };
     if (rnd() < 0.1) context.campaign = { source: 'newsletter', medium: 'email', name: pick(['spring', 'launch', 'weekly']) };
-    let ts = now - Math.floor(rnd() * days * DAY);
+    let ts = order === 'time'
+      ? now - days * DAY + Math.floor((made / total) * days * DAY)
+      : now - Math.floor(rnd() * days * DAY);
     const pages = 1 + Math.floor(rnd() * rnd() * 6);
     for (let p = 0; p < pages && made < total; p++, made++) {
       const path = pick(paths);

@@ -84,6 +84,15 @@ for (let d = 0; d < 7; d++) {
 const sent = await fetch(`${base}/v1/batch`, { method: 'POST', body: JSON.stringify({ batch }), headers: {
   'content-type': 'application/json', authorization: `Basic ${Buffer.from(`${created.write_key}:`).toString('base64')}` } });
 assert.equal(sent.status, 200, await sent.text());
+// The background fold counts page views into the page's rollups within
+// PULSELINE_WEB_FOLD_DELAY_MS; wait until the API says nothing is left to count.
+for (let waited = 0; ; waited += 100) {
+  const web = await fetch(`${base}/api/dash/projects/${project}/web?period=today&country=ZZ`, { headers: { cookie } });
+  assert.equal(web.status, 200, await web.clone().text());
+  if ((await web.json()).behind === null) break;
+  assert.ok(waited < 60_000, 'the fold did not catch up within 60 s');
+  await new Promise((ok) => setTimeout(ok, 100));
+}
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',

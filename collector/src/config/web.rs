@@ -18,6 +18,11 @@ pub struct WebConfig {
     /// Parsed User-Agents kept in memory (least recently used go first).
     #[arg(long, env = "PULSELINE_UA_CACHE_ENTRIES", default_value_t = 10_000)]
     pub ua_cache_entries: usize,
+    /// Milliseconds a queued page view may wait before the background fold takes it into the
+    /// Web page's visits and rollups, while fewer than a chunk's worth are queued (a chunk's
+    /// worth, or a time zone rebuild, is folded at once). 0: at every 200 ms tick.
+    #[arg(long, env = "PULSELINE_WEB_FOLD_DELAY_MS", default_value_t = 2_000)]
+    pub fold_delay_ms: u64,
 }
 
 impl Default for WebConfig {
@@ -26,6 +31,7 @@ impl Default for WebConfig {
             geoip_db: None,
             store_ip: false,
             ua_cache_entries: 10_000,
+            fold_delay_ms: 2_000,
         }
     }
 }

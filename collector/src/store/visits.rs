@@ -46,6 +46,31 @@ pub const FOLD_TX_BUDGET: Duration = Duration::from_millis(250);
 
 /// The chunk size the last fold transaction of this process settled on: where the next pass
 /// starts (a pacing hint only; what a chunk counts does not depend on its size).
+/// What the background fold has to do ([`Store::web_fold_backlog`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FoldBacklog {
+    /// Queued page views, counted up to [`FOLD_CHUNK`].
+    pub queued: i64,
+    /// Day rows wait for their visitor sketch to be recounted.
+    pub dirty: bool,
+    /// A time zone change is being rebuilt.
+    pub rebuilding: bool,
+}
+
+impl FoldBacklog {
+    pub fn is_empty(&self) -> bool {
+        self.queued == 0 && !self.dirty && !self.rebuilding
+    }
+
+    /// Whether a fold pass runs now, its work having waited `waited` since the fold first saw
+    /// it. A chunk's worth of page views, or a rebuild, goes at once; less waits up to `delay`,
+    /// so live traffic is folded seconds at a time: every chunk rewrites each day row it
+    /// touches, so chunks of a 200 ms tick's traffic cost many times more per page view.
+    pub fn fold_now(&self, waited: Duration, delay: Duration) -> bool {
+        self.queued >= FOLD_CHUNK || self.rebuilding || (!self.is_empty() && waited >= delay)
+    }
+}
+
 static FOLD_PACE: AtomicI64 = AtomicI64::new(FOLD_CHUNK);
 
 /// The next chunk's size after one of `size` took `took`.
@@ -249,18 +274,63 @@ impl Store {
         Ok(total)
     }
 
-    /// Whether the fold has work: queued page views, dirty sketches or a rebuild (a cheap
-    /// read, so an idle collector never opens a write transaction for nothing).
-    pub async fn web_visits_pending(&self) -> Result<bool, StoreError> {
-        let row: Option<i64> = with_db!(self, read_pool, |pool| {
-            sqlx::query_scalar(
-                "SELECT CAST(1 AS BIGINT) WHERE EXISTS (SELECT 1 FROM web_visit_pending)
-                    OR EXISTS (SELECT 1 FROM web_daily_dirty)
-                    OR EXISTS (SELECT 1 FROM web_rebuild)",
+    /// What the fold has to do (a cheap read, so an idle collector never opens a write
+    /// transaction for nothing): queued page views counted up to [`FOLD_CHUNK`], and whether
+    /// sketches wait for a recount or a time zone rebuild is under way.
+    pub async fn web_fold_backlog(&self) -> Result<FoldBacklog, StoreError> {
+        let (queued, dirty, rebuilding): (i64, i64, i64) = with_db!(self, read_pool, |pool| {
+            sqlx::query_as(
+                "SELECT CAST((SELECT COUNT(*) FROM (SELECT 1 FROM web_visit_pending LIMIT $1) AS q)
+                             AS BIGINT),
+                        CAST(CASE WHEN EXISTS (SELECT 1 FROM web_daily_dirty) THEN 1 ELSE 0 END
+                             AS BIGINT),
+                        CAST(CASE WHEN EXISTS (SELECT 1 FROM web_rebuild) THEN 1 ELSE 0 END
+                             AS BIGINT)",
             )
-            .fetch_optional(pool)
+            .bind(FOLD_CHUNK)
+            .fetch_one(pool)
             .await?
         });
-        Ok(row.is_some())
+        Ok(FoldBacklog {
+            queued,
+            dirty: dirty != 0,
+            rebuilding: rebuilding != 0,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chunks_worth_or_a_rebuild_folds_at_once_and_the_rest_after_the_delay() {
+        let delay = Duration::from_secs(2);
+        let few = FoldBacklog {
+            queued: 3,
+            ..Default::default()
+        };
+        assert!(!few.fold_now(Duration::ZERO, delay));
+        assert!(!few.fold_now(delay / 2, delay));
+        assert!(few.fold_now(delay, delay));
+        let dirty = FoldBacklog {
+            dirty: true,
+            ..Default::default()
+        };
+        assert!(!dirty.fold_now(Duration::ZERO, delay));
+        assert!(dirty.fold_now(delay, delay));
+        let chunk = FoldBacklog {
+            queued: FOLD_CHUNK,
+            ..Default::default()
+        };
+        assert!(chunk.fold_now(Duration::ZERO, delay));
+        let rebuild = FoldBacklog {
+            rebuilding: true,
+            ..Default::default()
+        };
+        assert!(rebuild.fold_now(Duration::ZERO, delay));
+        // No delay: every tick folds whatever is there; nothing to do never folds.
+        assert!(few.fold_now(Duration::ZERO, Duration::ZERO));
+        assert!(!FoldBacklog::default().fold_now(delay * 10, delay));
     }
 }

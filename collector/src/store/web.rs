@@ -203,27 +203,37 @@ impl Store {
     }
 
     /// Visitors with a page view at `since` or later, and the page each of them saw last,
-    /// most common first (at most `rows`).
+    /// most common first (at most `rows`). One read of the window through the time index:
+    /// each visitor's last page view is one row, so the visitors are the sum over pages. (A
+    /// `COUNT(DISTINCT visitor)` of its own was planned by SQLite 3.51 as a scan of the
+    /// project's every page view by visitor, to skip a sort: ~0.3 s at 10 M page views.)
     pub async fn web_realtime(
         &self,
         project_id: ProjectId,
         since: i64,
         rows: i64,
     ) -> Result<(i64, Vec<(String, i64)>), StoreError> {
-        let visitors = with_db!(self, read_pool, |pool| {
-            let r = sqlx::query("SELECT COUNT(DISTINCT visitor) AS n FROM web_pageviews WHERE project_id = $1 AND ts >= $2").bind(project_id).bind(since).fetch_one(pool).await?;
-            Ok::<i64, StoreError>(r.get("n"))
-        })?;
-        let pages = with_db!(self, read_pool, |pool| {
-            let rows = sqlx::query("SELECT path, CAST(COUNT(*) AS BIGINT) AS n FROM (
-                SELECT path, ROW_NUMBER() OVER (PARTITION BY visitor ORDER BY ts DESC, seq DESC) AS r
-                FROM web_pageviews WHERE project_id = $1 AND ts >= $2
-             ) x WHERE r = 1 GROUP BY path ORDER BY n DESC, path LIMIT $3").bind(project_id).bind(since).bind(rows).fetch_all(pool).await?;
-            Ok::<Vec<(String, i64)>, StoreError>(
-                rows.iter().map(|r| (r.get("path"), r.get("n"))).collect(),
+        let found: Vec<(String, i64, i64)> = with_db!(self, read_pool, |pool| {
+            sqlx::query_as(
+                "SELECT path, n, CAST(SUM(n) OVER () AS BIGINT) AS visitors FROM (
+                     SELECT path, CAST(COUNT(*) AS BIGINT) AS n FROM (
+                         SELECT path, ROW_NUMBER() OVER (
+                                    PARTITION BY visitor ORDER BY ts DESC, seq DESC) AS r
+                         FROM web_pageviews WHERE project_id = $1 AND ts >= $2
+                     ) x WHERE r = 1 GROUP BY path
+                 ) p ORDER BY n DESC, path LIMIT $3",
             )
-        })?;
-        Ok((visitors, pages))
+            .bind(project_id)
+            .bind(since)
+            .bind(rows)
+            .fetch_all(pool)
+            .await?
+        });
+        let visitors = found.first().map_or(0, |r| r.2);
+        Ok((
+            visitors,
+            found.into_iter().map(|(path, n, _)| (path, n)).collect(),
+        ))
     }
 
     /// The project's IANA time zone name (migration 0026; `UTC` unless set).

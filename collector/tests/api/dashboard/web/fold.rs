@@ -197,3 +197,47 @@ async fn any_chunking_folds_what_a_count_from_scratch_finds() {
     }
     assert_eq!(folded.len(), rebuilt.len(), "rollup rows (seed {seed})");
 }
+
+/// Live traffic is folded seconds at a time: a few queued page views wait for
+/// `PULSELINE_WEB_FOLD_DELAY_MS` (an hour here, so they stay queued across many ticks), while a
+/// chunk's worth (1,000) is folded at once, with what waited before it.
+#[tokio::test]
+async fn a_few_page_views_wait_for_the_fold_delay_and_a_chunks_worth_goes_at_once() {
+    let clock = Arc::new(FakeClock::new(now()));
+    let app = spawn(|c| c.web.fold_delay_ms = 3_600_000, clock).await;
+    let admin = app.admin().await;
+    let page = |i: usize| {
+        let path = format!("/p{}", i % 7);
+        let when = (now() - Duration::minutes(30) + Duration::milliseconds(i as i64)).to_rfc3339();
+        json!({"type": "page", "anonymousId": format!("v{}", i % 40), "name": path,
+               "timestamp": when,
+               "context": {"userAgent": CHROME, "page": {"path": path}}})
+    };
+    app.ingest((0..3).map(page).collect()).await;
+    // Five fold ticks: without the delay, the first one folds them.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let (status, r) = app
+        .get(
+            &admin,
+            &format!(
+                "/api/dash/projects/{}/web?period=today&country=ZZ",
+                app.project
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["behind"]["pageviews"], 3, "{r}");
+
+    for chunk in (3..1_003).collect::<Vec<_>>().chunks(250) {
+        app.ingest(chunk.iter().copied().map(page).collect()).await;
+    }
+    app.web_caught_up(&admin).await;
+    let (status, r) = app
+        .get(
+            &admin,
+            &format!("/api/dash/projects/{}/web?period=today", app.project),
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["current"]["pageviews"], 1_003, "{}", r["current"]);
+}
