@@ -82,8 +82,9 @@ async fn fold_pass(store: &Store) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The fold's tick: folds once the backlog asks for it ([`crate::store::visits::FoldBacklog::fold_now`]), `waiting`
-/// being when this tick first saw work that had to wait.
+/// The fold's tick: folds once the backlog asks for it
+/// ([`crate::store::visits::FoldBacklog::fold_now`]), `waiting` being when this tick first saw
+/// work that had to wait.
 async fn fold_tick(
     store: &Store,
     delay: Duration,

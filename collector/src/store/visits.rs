@@ -44,8 +44,6 @@ pub const FOLD_CHUNK_MAX: i64 = 50_000;
 /// shrinks with the chunk, so smaller chunks on a loaded machine would only fall behind.
 pub const FOLD_TX_BUDGET: Duration = Duration::from_millis(250);
 
-/// The chunk size the last fold transaction of this process settled on: where the next pass
-/// starts (a pacing hint only; what a chunk counts does not depend on its size).
 /// What the background fold has to do ([`Store::web_fold_backlog`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FoldBacklog {
@@ -65,12 +63,14 @@ impl FoldBacklog {
     /// Whether a fold pass runs now, its work having waited `waited` since the fold first saw
     /// it. A chunk's worth of page views, or a rebuild, goes at once; less waits up to `delay`,
     /// so live traffic is folded seconds at a time: every chunk rewrites each day row it
-    /// touches, so chunks of a 200 ms tick's traffic cost many times more per page view.
+    /// touches, whatever its size (docs/dashboard-web.md, "The fold's speed").
     pub fn fold_now(&self, waited: Duration, delay: Duration) -> bool {
         self.queued >= FOLD_CHUNK || self.rebuilding || (!self.is_empty() && waited >= delay)
     }
 }
 
+/// The chunk size the last fold transaction of this process settled on: where the next pass
+/// starts (a pacing hint only; what a chunk counts does not depend on its size).
 static FOLD_PACE: AtomicI64 = AtomicI64::new(FOLD_CHUNK);
 
 /// The next chunk's size after one of `size` took `took`.

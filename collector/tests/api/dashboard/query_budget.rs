@@ -81,8 +81,9 @@ async fn assert_refused(resp: reqwest::Response, code: &str, setting: &str, retr
     );
 }
 
-/// The process-wide count of statements the databases stopped for their budget.
-async fn statements_stopped(app: &Dash) -> f64 {
+/// A process-wide gauge or counter of `/metrics` (0 before it is first set). Tests running
+/// beside the caller may add to it.
+async fn metric(app: &Dash, name: &str) -> f64 {
     let text = app
         .http
         .get(app.url("/metrics"))
@@ -93,8 +94,13 @@ async fn statements_stopped(app: &Dash) -> f64 {
         .await
         .unwrap();
     text.lines()
-        .find_map(|l| l.strip_prefix("pulseline_dashboard_statements_stopped_total "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// The process-wide count of statements the databases stopped for their budget.
+async fn statements_stopped(app: &Dash) -> f64 {
+    metric(app, "pulseline_dashboard_statements_stopped_total").await
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use super::{Dash, Login, SEEDED, T0, assert_refused, get, seeded};
+use super::{Dash, Login, SEEDED, T0, assert_refused, get, metric, seeded};
 use crate::helpers::{self, standins};
 
 /// Events of the person `whale`, each carrying [`PAD`] bytes: their export is far larger than
@@ -345,18 +345,7 @@ async fn an_export_halfway_waits_for_the_servers_slot_and_completes() {
 /// Heavy queries of the process waiting for a slot (tests running beside this one may add to
 /// it; none of them waits for long).
 async fn queries_waiting(app: &Dash) -> f64 {
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("pulseline_dashboard_queries_waiting "))
-        .map_or(0.0, |v| v.trim().parse().unwrap())
+    metric(app, "pulseline_dashboard_queries_waiting").await
 }
 
 /// A PostgreSQL connection holding the Web Vitals rollup locked.
