@@ -100,6 +100,18 @@ pub(crate) const VISIT_DIMENSIONS: [Dimension; 11] = [
     Dimension::Device,
 ];
 
+/// The bounded filter dimensions kept in pairs with every breakdown (`web_daily_pairs`,
+/// migration 0049), with their position in [`VISIT_DIMENSIONS`]: a few values each, so a
+/// value's pair rows stay few per day.
+pub(crate) const PAIR_FILTERS: [(Dimension, usize); 6] = [
+    (Dimension::Source, 2),
+    (Dimension::UtmMedium, 5),
+    (Dimension::Country, 7),
+    (Dimension::Browser, 8),
+    (Dimension::Os, 9),
+    (Dimension::Device, 10),
+];
+
 const VISIT_COLUMNS: &str = "start_ts, end_ts, pageviews, entry_page, exit_page, source, \
      referrer, utm_source, utm_medium, utm_campaign, country, browser, os, device";
 
@@ -252,6 +264,7 @@ impl Store {
             }
         }
         self.rebuild_dirty_sketches().await?;
+        self.rebuild_dirty_pairs().await?;
         self.rebuild_step().await?;
         Ok(total)
     }
@@ -270,6 +283,7 @@ impl Store {
             }
         }
         while self.rebuild_dirty_sketches().await? > 0 {}
+        while self.rebuild_dirty_pairs().await? > 0 {}
         while self.rebuild_step().await? {}
         Ok(total)
     }
@@ -282,7 +296,8 @@ impl Store {
             sqlx::query_as(
                 "SELECT CAST((SELECT COUNT(*) FROM (SELECT 1 FROM web_visit_pending LIMIT $1) AS q)
                              AS BIGINT),
-                        CAST(CASE WHEN EXISTS (SELECT 1 FROM web_daily_dirty) THEN 1 ELSE 0 END
+                        CAST(CASE WHEN EXISTS (SELECT 1 FROM web_daily_dirty)
+                                    OR EXISTS (SELECT 1 FROM web_pairs_dirty) THEN 1 ELSE 0 END
                              AS BIGINT),
                         CAST(CASE WHEN EXISTS (SELECT 1 FROM web_rebuild) THEN 1 ELSE 0 END
                              AS BIGINT)",
