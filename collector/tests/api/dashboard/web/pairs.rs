@@ -356,3 +356,86 @@ async fn one_chip_views_from_pairs_equal_the_views_from_visits_after_every_event
     .await;
     store.close().await;
 }
+
+/// The breakdowns of `query`, with the view's coverage.
+async fn breakdowns_of(app: &Dash, admin: &Login, query: &str) -> (Value, Value) {
+    let (status, r) = app
+        .get(
+            admin,
+            &format!("/api/dash/projects/{}/web?{query}", app.project),
+        )
+        .await;
+    assert_eq!(status, 200, "{query}: {r}");
+    (r["breakdowns"].clone(), r["coverage_from"].clone())
+}
+
+/// Whether any breakdown of an answer has a row.
+fn any_rows(breakdowns: &Value) -> bool {
+    breakdowns
+        .as_object()
+        .unwrap()
+        .values()
+        .any(|rows| !rows.as_array().unwrap().is_empty())
+}
+
+/// A one-chip view's breakdowns come from the pair rows alone: with the visits table emptied
+/// behind the collector's back they stay as they were, while a view that reads visits (two
+/// chips) finds none. Past the pair row limit (`PULSELINE_DASHBOARD_MAX_SCAN_EVENTS`), the
+/// same view reads visits again, cut at that many.
+#[tokio::test]
+async fn one_chip_breakdowns_read_no_visits_up_to_the_pair_row_limit() {
+    let range = "period=custom&from=2026-02-17&to=2026-03-10";
+    for limit in [None, Some(30)] {
+        let clock = Arc::new(FakeClock::new(now()));
+        let app = spawn(
+            |c| {
+                if let Some(n) = limit {
+                    c.dashboard.max_scan_events = n;
+                }
+            },
+            clock,
+        )
+        .await;
+        let admin = app.admin().await;
+        let mut rng = StdRng::seed_from_u64(7);
+        for chunk in traffic(&mut rng).chunks(100) {
+            app.ingest(chunk.to_vec()).await;
+        }
+        app.web_caught_up(&admin).await;
+        let one = format!("{range}&device=desktop");
+        let two = format!("{range}&device=desktop&source=Google");
+        let (before, coverage) = breakdowns_of(&app, &admin, &one).await;
+        assert!(any_rows(&before), "{before}");
+        assert!(any_rows(&breakdowns_of(&app, &admin, &two).await.0));
+        let pair_rows: Vec<i64> = query_column(
+            &app.database_url,
+            &format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM web_daily_pairs
+                 WHERE project_id = {} AND fdim = 'device' AND fvalue = 'desktop'",
+                app.project
+            ),
+        )
+        .await;
+        crate::helpers::exec_sql(
+            &app.database_url,
+            &format!("DELETE FROM web_visits WHERE project_id = {}", app.project),
+        )
+        .await;
+        assert!(!any_rows(&breakdowns_of(&app, &admin, &two).await.0));
+        let (after, _) = breakdowns_of(&app, &admin, &one).await;
+        match limit {
+            None => {
+                assert!(coverage.is_null(), "{coverage}");
+                assert_eq!(after, before, "one chip, from the pair rows");
+            }
+            Some(n) => {
+                assert!(pair_rows[0] > i64::from(n), "pair rows: {pair_rows:?}");
+                assert!(!coverage.is_null(), "visits read, cut at {n}");
+                assert!(
+                    !any_rows(&after),
+                    "one chip past the limit reads visits: {after}"
+                );
+            }
+        }
+    }
+}
