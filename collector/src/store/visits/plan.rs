@@ -1,7 +1,7 @@
 //! What one fold chunk changes in the rollups (`web_daily`, `web_hourly`, migration 0034), and
 //! the SQL that applies it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::tz::TimeZone;
 
@@ -42,7 +42,9 @@ pub(crate) struct HourDelta {
 pub(crate) struct Plan {
     pub(crate) days: BTreeMap<DayKey, Delta>,
     pub(crate) hours: BTreeMap<(i64, i64), HourDelta>,
-    pub(crate) pairs: BTreeMap<PairKey, Delta>,
+    /// Many more than the day rows, so hashed while a chunk is planned and sorted once when
+    /// applied.
+    pub(crate) pairs: HashMap<PairKey, Delta>,
 }
 
 impl Plan {
@@ -240,10 +242,9 @@ macro_rules! apply_plan {
                 gone.push(key);
                 continue;
             }
-            let mut sketch = Visitors::default();
-            sketch.merge_bytes(&blob);
-            // A dense sketch seldom grows: its stored bytes are kept rather than re-encoded.
-            let grew = sketch.insert_all(d.add.iter().map(String::as_str));
+            // A sketch that did not grow keeps its stored bytes.
+            let sketch =
+                Visitors::add_to_bytes(&blob, d.add.iter().map(String::as_str)).unwrap_or(blob);
             if d.lost_someone() {
                 dirty.push(key.clone());
             }
@@ -255,11 +256,7 @@ macro_rules! apply_plan {
                     bounces + d.bounces,
                     duration + d.duration_ms,
                 ],
-                if grew || blob.is_empty() {
-                    sketch.to_bytes()
-                } else {
-                    blob
-                },
+                sketch,
             ));
         }
         // One statement per row: rare (rows that lost every visit and page view).
@@ -330,7 +327,8 @@ macro_rules! apply_plan {
             Vec<u8>,
         );
         type PairRow = (i64, String, String, String, i64, String);
-        let pairs: Vec<_> = $plan.pairs.into_iter().collect();
+        let mut pairs: Vec<_> = $plan.pairs.into_iter().collect();
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let keys: Vec<(i64, &str, &str, &str, i64, &str)> = pairs
             .iter()
             .map(|((project, day, fdim, fvalue, dim, value), _)| {
@@ -362,9 +360,8 @@ macro_rules! apply_plan {
                 gone.push(key);
                 continue;
             }
-            let mut sketch = Visitors::default();
-            sketch.merge_bytes(&blob);
-            let grew = sketch.insert_all(d.add.iter().map(String::as_str));
+            let sketch =
+                Visitors::add_to_bytes(&blob, d.add.iter().map(String::as_str)).unwrap_or(blob);
             if d.lost_someone() {
                 dirty.push(key.clone());
             }
@@ -376,11 +373,7 @@ macro_rules! apply_plan {
                     bounces + d.bounces,
                     duration + d.duration_ms,
                 ],
-                if grew || blob.is_empty() {
-                    sketch.to_bytes()
-                } else {
-                    blob
-                },
+                sketch,
             ));
         }
         for (project, fdim, fvalue, dim, day, value) in &gone {
