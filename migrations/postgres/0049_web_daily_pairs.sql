@@ -1,6 +1,6 @@
 -- One-chip filtered views of the Web page (docs/dashboard-web.md, "Filtered views"): per day of
 -- the project's time zone, for each value of a bounded filter dimension (`fdim`: source,
--- utm_medium, country, browser, os, device), the visits that started in the day with that
+-- country, device), the visits that started in the day with that
 -- value broken down by every other breakdown (`dim`, `value`: visits, their page views, bounces,
 -- duration and a visitor sketch), and for dim 'page' the page views of those visits per path
 -- (and who made them). Kept by the fold with `web_daily`, and read instead of the visits.

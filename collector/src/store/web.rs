@@ -73,8 +73,7 @@ impl Dimension {
     }
 
     /// Whether a single filter on this dimension has pair rows with every breakdown
-    /// (`web_daily_pairs`, migration 0049): the bounded ones (source, UTM medium, country,
-    /// browser, OS, device).
+    /// (`web_daily_pairs`, migration 0049): source, country and device.
     pub fn has_pairs(self) -> bool {
         super::visits::PAIR_FILTERS.iter().any(|(d, _)| *d == self)
     }
