@@ -664,11 +664,33 @@ async function persons(project) {
   const query = () => `${kind.value}=${encodeURIComponent(id.value.trim())}`;
   const fail = (e) => { msg.textContent = e.message; msg.className = 'error'; };
   const say = (text) => { msg.textContent = text; msg.className = ''; };
-  const exportIt = () => {
-    if (!id.value.trim()) return fail(new Error('Enter the person’s id first.'));
-    // A same-origin link: the browser downloads the NDJSON stream with the session cookie.
-    h('a', { href: `${base}/export?${query()}`, download: `person-${id.value.trim()}.ndjson` }).click();
-    say('Export started: one JSON event per line.');
+  const exportIt = async () => {
+    const who = id.value.trim();
+    if (!who) return fail(new Error('Enter the person’s id first.'));
+    // Fetched rather than linked, so a refusal (a busy server, a wrong id) shows its message
+    // here instead of failing inside the browser's download list.
+    say('Exporting…');
+    let resp;
+    try { resp = await fetch(`${base}/export?${query()}`, { credentials: 'same-origin' }); } catch (e) { return fail(e); }
+    if (!resp.ok) {
+      const data = await resp.json().catch(() => null);
+      return fail(new Error(data?.message || `The export failed (HTTP ${resp.status}).`));
+    }
+    const parts = [];
+    let bytes = 0;
+    try {
+      for (const reader = resp.body.getReader(); ;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        parts.push(value);
+        bytes += value.length;
+        say(`Exporting… ${fmt(Math.round(bytes / 1024))} KB`);
+      }
+    } catch (e) { return fail(new Error(`The export stopped before its end (${e.message}); nothing was saved. Try again.`)); }
+    const url = URL.createObjectURL(new Blob(parts, { type: 'application/x-ndjson' }));
+    h('a', { href: url, download: `person-${who}.ndjson` }).click();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    say(`Exported ${fmt(Math.round(bytes / 1024))} KB: one JSON event per line.`);
   };
   const deleteIt = async () => {
     confirmBox.replaceChildren();
