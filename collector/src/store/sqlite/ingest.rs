@@ -103,10 +103,13 @@ impl IngestThread {
                 let mut conn = conn;
                 let mut known = KnownActiveUsers::default();
                 for commit in rx {
-                    if forgotten.swap(false, Ordering::AcqRel) {
-                        known = KnownActiveUsers::default();
-                    }
-                    let result = insert(&mut conn, &commit.batches, &commit.deliveries, &mut known);
+                    let result = insert(
+                        &mut conn,
+                        &commit.batches,
+                        &commit.deliveries,
+                        &mut known,
+                        &forgotten,
+                    );
                     let _ = commit.reply.send(result);
                 }
             })
@@ -245,8 +248,16 @@ fn insert(
     batches: &[PendingBatch],
     deliveries: &[NewDelivery],
     known: &mut KnownActiveUsers,
+    forgotten: &AtomicBool,
 ) -> Result<Vec<u64>, StoreError> {
-    let tx = conn.transaction()?;
+    // The writer first, then the memory: a person delete (or a time zone change) sets
+    // `forgotten` before it commits, so once we hold the writer its rows are gone and the flag
+    // is seen. Checked before taking the writer, a delete committed while this commit waited
+    // for it would leave a remembered row that no longer exists.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if forgotten.swap(false, Ordering::AcqRel) {
+        *known = KnownActiveUsers::default();
+    }
     let rows: Vec<(&PendingBatch, &Message)> = batches
         .iter()
         .flat_map(|b| b.messages.iter().map(move |m| (b, m)))

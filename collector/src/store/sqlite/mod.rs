@@ -322,6 +322,47 @@ mod tests {
         }
     }
 
+    /// A person delete commits while an ingest commit of the same person waits for the writer:
+    /// the ingest thread must not trust its memory of the deleted active-user row.
+    #[tokio::test]
+    async fn an_active_user_row_deleted_while_a_commit_waits_is_written_again() {
+        let (_dir, store) = store_with(&[]).await;
+        store
+            .ingest
+            .commit(vec![batch(&ids("a", 0..1))], vec![])
+            .await
+            .unwrap();
+        let rows = "SELECT COUNT(*) FROM active_users_daily WHERE user_key = 'user-a0'";
+        assert_eq!(scalar(&store.read, rows).await, 1);
+
+        // Hold the writer, as the delete's transaction does, and delete the row.
+        let mut delete = store.write.begin().await.unwrap();
+        sqlx::query("DELETE FROM active_users_daily WHERE user_key = 'user-a0'")
+            .execute(&mut *delete)
+            .await
+            .unwrap();
+        // The same user's next event: its commit starts and waits for the writer.
+        let mut next = batch(&ids("b", 0..1));
+        next.messages[0].user_id = Some("user-a0".to_owned());
+        let ingest = &store.ingest;
+        let waiting = ingest.commit(vec![next], vec![]);
+        let deleting = async {
+            // Long enough for the ingest thread to be waiting for the writer (if it is not
+            // yet, the test passes without showing anything, never fails wrongly).
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            store.forget_active_users();
+            delete.commit().await.unwrap();
+        };
+        let (stored, ()) = tokio::join!(waiting, deleting);
+        assert_eq!(stored.unwrap(), vec![1]);
+        assert_eq!(
+            scalar(&store.read, rows).await,
+            1,
+            "the user has an event that day, so the row is back"
+        );
+        store.close().await;
+    }
+
     fn ids(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
         range.map(|i| format!("{prefix}{i}")).collect()
     }
