@@ -10,6 +10,7 @@ use crate::store::persons::{
     DECREMENT_DAY, DROP_EMPTY_DAY, PersonDeletion, Removed, decrement_rollups, json_ids, per_day,
     removed,
 };
+use crate::store::sessions::subtract_hourly;
 use crate::store::{Backend, RETENTION_CHUNK, StoreError, StoredEvent};
 
 impl SqliteStore {
@@ -160,6 +161,15 @@ impl SqliteStore {
                         .execute(&mut *tx)
                         .await?;
                 }
+                // Their sessions' share of the hourly sums, before the sessions go.
+                sqlx::query(AssertSqlSafe(subtract_hourly(
+                    "FROM user_sessions
+                     WHERE project_id = $1 AND user_key IN (SELECT value FROM json_each($2))",
+                )))
+                .bind(project)
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?;
                 // The person's per-user rollups go whole; the names are this code's own.
                 for (table, removed) in [
                     ("users_last_seen", &mut report.users_last_seen),
