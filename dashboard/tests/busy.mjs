@@ -195,6 +195,17 @@ try {
   await s.page.waitForSelector('#explore-chart .try-again');
   assert.equal(s.series.length, 2);
   assert.match(await s.page.textContent('#explore-chart .error'), /shorter range or fewer filters/);
+  // A person whose events cannot be counted in time can still be deleted (a deletion has no
+  // time budget): the confirmation says so instead of ending in the error.
+  await s.page.goto(`${slow.base}/#/p/${slow.project}/persons`);
+  await s.page.waitForSelector('#person-id');
+  await s.page.fill('#person-id', 'u');
+  await s.page.click('#person-delete');
+  await s.page.waitForSelector('#person-confirm-text');
+  assert.match(await s.page.textContent('#person-confirm-text'), /were not counted\. Delete every event of u and of the ids linked to it/);
+  await s.page.screenshot({ path: join(shots, 'busy-delete-uncounted.png') });
+  await s.page.click('#person-confirm-delete');
+  await s.page.waitForSelector('#person-msg >> text=Deleted 20,000 events of u', { timeout: 60000 });
   assert.deepEqual(s.errors, []);
   console.log('busy and over-budget cards: ok');
 } catch (e) {
