@@ -24,25 +24,48 @@ pub const WEB_VITAL_EVENT: &str = "Web Vital";
 /// values, so a number keeps the digits it was sent with (a group named `1.10` stays `1.10`).
 pub fn property<'a>(body: &'a str, name: &str) -> Option<&'a RawValue> {
     let body: &RawValue = serde_json::from_str(body).ok()?;
-    ["properties", "context", "traits"]
-        .into_iter()
-        .find_map(|root| {
-            let mut v = field(body, root);
-            for part in name.split('.') {
-                v = v.and_then(|v| field(v, part));
-            }
-            v.filter(|v| v.get() != "null")
-        })
+    property_in(&PROPERTY_ROOTS.map(|root| field(body, root)), name)
+}
+
+/// Where [`property`] looks, in order.
+const PROPERTY_ROOTS: [&str; 3] = ["properties", "context", "traits"];
+
+/// [`property`] in a body whose [`PROPERTY_ROOTS`] were already found.
+fn property_in<'a>(roots: &[Option<&'a RawValue>; 3], name: &str) -> Option<&'a RawValue> {
+    roots.iter().find_map(|root| {
+        let mut v = *root;
+        for part in name.split('.') {
+            v = v.and_then(|v| field(v, part));
+        }
+        v.filter(|v| v.get() != "null")
+    })
 }
 
 /// A property as text, for filters and groups: a string's value, else its JSON as sent.
 pub fn property_text(body: &str, name: &str) -> Option<String> {
-    let v = property(body, name)?.get();
+    text_of(property(body, name)?)
+}
+
+fn text_of(v: &RawValue) -> Option<String> {
+    let v = v.get();
     if v.starts_with('"') {
         serde_json::from_str(v).ok()
     } else {
         Some(v.to_owned())
     }
+}
+
+/// [`property_text`] of each of `names`, parsing the body once (the tracked-property rollups
+/// read several keys of every stored event).
+pub fn property_texts(body: &str, names: &[&str]) -> Vec<Option<String>> {
+    let Ok(body) = serde_json::from_str::<&RawValue>(body) else {
+        return vec![None; names.len()];
+    };
+    let roots = PROPERTY_ROOTS.map(|root| field(body, root));
+    names
+        .iter()
+        .map(|name| property_in(&roots, name).and_then(text_of))
+        .collect()
 }
 
 /// A property as a finite float, for aggregates: a number, or a string holding one.

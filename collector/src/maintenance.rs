@@ -37,6 +37,9 @@ pub async fn run_once(store: &Store, now: DateTime<Utc>) -> Result<RetentionRepo
     // Web Vitals stored before their rollup existed (migration 0041): one chunk per
     // transaction, so ingest waits at most one chunk for the writer.
     while store.backfill_vitals().await? {}
+    // Tracked properties whose rollup is not complete yet (a settings change starts the same
+    // loop at once; this resumes one cut short by a restart).
+    while store.backfill_props().await? {}
     if report != RetentionReport::default() {
         tracing::info!(
             events_deleted = report.events_deleted,

@@ -156,7 +156,7 @@ $('#project').addEventListener('change', (e) => {
 
 const PAGES = [['overview', 'Overview'], ['web', 'Web'], ['explore', 'Explore'], ['vitals', 'Web Vitals'],
   ['product', 'Funnels & retention'], ['alerts', 'Alerts'], ['inbound', 'Inbound'], ['keys', 'Keys'], ['members', 'Members'], ['persons', 'Persons'], ['audit', 'Audit log'],
-  ['report', 'Report'], ['digest', 'Digest'], ['share', 'Share']];
+  ['report', 'Report'], ['digest', 'Digest'], ['share', 'Share'], ['settings', 'Settings']];
 
 function shell(project, page) {
   $('#top').hidden = false;
@@ -219,7 +219,7 @@ async function route() {
   main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
   const usage = await usageBanner(project, seq);
   if (seq !== routeSeq) return;
-  const view = { overview, web, explore, vitals, product, inbound, keys, members, persons, audit, report, digest, share: sharing.sharesPage, ...alerting.pages }[page] || overview;
+  const view = { overview, web, explore, vitals, product, inbound, keys, members, persons, audit, report, digest, share: sharing.sharesPage, settings: settingsPage, ...alerting.pages }[page] || overview;
   try {
     // A page that is one heavy query (Web Vitals, Web) waits out a busy server like a card.
     await loadInto(main, () => view(project, usage), { wanted: () => seq === routeSeq });
@@ -393,6 +393,39 @@ async function explore(project) {
         h('td', {}, h('code', {}, JSON.stringify(r.properties))))))),
     rows.length ? '' : h('p', { class: 'muted' }, 'No events in this range.'));
   });
+}
+
+// ---- project settings ----------------------------------------------------------------------
+// The time zone (also on the Web page) and the tracked properties: the keys Explore filters and
+// groups by from rollups (docs/dashboard.md#tracked-properties).
+const MAX_TRACKED_PROPERTIES = 8;
+
+async function settingsPage(project) {
+  const base = `/api/dash/projects/${project.id}/settings`;
+  const s = await api(base);
+  const canAdmin = ['owner', 'admin'].includes(project.role);
+  const err = h('p', { class: 'error', role: 'alert', id: 'settings-error' });
+  const zone = h('input', { name: 'timezone', value: s.timezone, size: 24, disabled: !canAdmin });
+  const tracked = h('input', { name: 'tracked_properties', value: s.tracked_properties.join(', '), size: 60,
+    placeholder: 'e.g. plan, country, context.os', disabled: !canAdmin });
+  const pending = s.tracked_properties_pending.length
+    ? h('p', { class: 'muted', id: 'tracked-pending' }, `Being filled from the stored events: ${s.tracked_properties_pending.join(', ')}. Until then Explore reads raw events for them.`)
+    : '';
+  const save = h('button', { type: 'button', id: 'settings-save', hidden: !canAdmin, onclick: async () => {
+    err.textContent = '';
+    const keys = tracked.value.split(',').map((k) => k.trim()).filter(Boolean);
+    try {
+      await api(base, { method: 'POST', body: { timezone: zone.value.trim(), tracked_properties: keys } });
+      await settingsPage(project);
+    } catch (e) { err.textContent = e.message; }
+  } }, 'Save');
+  main.replaceChildren(h('h1', {}, 'Settings'),
+    card('Time zone', h('p', {}, h('label', {}, 'IANA name (e.g. Europe/Berlin) ', zone)),
+      h('p', { class: 'muted' }, 'Decides what “today” and each day are on the Overview and Web pages.')),
+    card('Tracked properties', h('p', {}, h('label', {}, `Property keys, comma-separated (at most ${MAX_TRACKED_PROPERTIES}) `, tracked)),
+      pending,
+      h('p', { class: 'muted' }, 'Explore counts filtered by one of these and/or grouped by one of them come from rollups, whole, over any range. Other filters and group-bys read a bounded number of raw events.')),
+    h('div', { class: 'row' }, save), err);
 }
 
 // ---- web vitals ----------------------------------------------------------------------------

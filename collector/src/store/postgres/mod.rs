@@ -6,6 +6,7 @@ mod category_cap;
 mod ingest;
 mod local_days;
 mod persons;
+mod props;
 mod sessions;
 mod vitals;
 pub(crate) use vitals::write as write_vitals;

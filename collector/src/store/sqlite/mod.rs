@@ -12,6 +12,7 @@ mod ingest;
 mod keys;
 mod local_days;
 mod persons;
+mod props;
 mod retention;
 mod rollups;
 mod sessions;

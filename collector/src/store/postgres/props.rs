@@ -1,0 +1,284 @@
+//! The PostgreSQL side of the tracked-property rollups (`crate::store::props`): the ingest
+//! commit's sums and the backfill, each written with a few `UNNEST` statements, rows in key
+//! order (the sums are a `BTreeMap`), so that commits and replicas lock rows in one order.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use sqlx::{PgConnection, Row};
+
+use super::PostgresStore;
+use crate::store::analytics::is_bot;
+use crate::store::props::{
+    DayKey, LOCK_SPACE, MAX_TRACKED_VALUES, PROPS_BACKFILL_CHUNK, PropCounts, all_pairs,
+    backfill_counts, lock_key, tracked_on,
+};
+use crate::store::{Backend, DAY_MS, PendingBatch, StoreError, millis, rollup_name};
+
+/// Adds the non-bot messages `is_new` marks as stored by this commit to the rollups of their
+/// projects' tracked keys (`tracked`, read by this commit after its shared lock). Nothing to do
+/// costs nothing: no statement runs.
+pub(super) async fn record(
+    tx: &mut PgConnection,
+    batches: &[PendingBatch],
+    is_new: &[Vec<bool>],
+    tracked: &HashMap<i64, Vec<String>>,
+) -> Result<(), StoreError> {
+    if tracked.values().all(Vec::is_empty) {
+        return Ok(());
+    }
+    let mut counts = PropCounts::default();
+    for (batch, new) in batches.iter().zip(is_new) {
+        let Some(keys) = tracked.get(&batch.project_id).filter(|k| !k.is_empty()) else {
+            continue;
+        };
+        let (singles, pairs) = all_pairs(keys);
+        for (m, _) in batch.messages.iter().zip(new).filter(|(_, n)| **n) {
+            if !m.bot {
+                counts.add(
+                    batch.project_id,
+                    &rollup_name(m),
+                    millis(m.timestamp),
+                    &m.body,
+                    &singles,
+                    &pairs,
+                    1,
+                );
+            }
+        }
+    }
+    write(tx, &counts).await
+}
+
+/// Adds `c` to the stored rows, keeping each day's values under [`MAX_TRACKED_VALUES`] (a
+/// day's row is locked by the first statement, so commits add its values one after another;
+/// a commit that crosses the cap may leave a few more values listed than the cap, never rows).
+pub(super) async fn write(tx: &mut PgConnection, c: &PropCounts) -> Result<(), StoreError> {
+    if c.is_empty() {
+        return Ok(());
+    }
+    let days: Vec<&DayKey> = c.days().into_iter().collect();
+    let col = |f: fn(&DayKey) -> i64| days.iter().map(|d| f(d)).collect::<Vec<_>>();
+    let (dp, dd) = (col(|d| d.0), col(|d| d.3));
+    let dk: Vec<&str> = days.iter().map(|d| d.1.as_str()).collect();
+    let de: Vec<&str> = days.iter().map(|d| d.2.as_str()).collect();
+    let long: Vec<bool> = days.iter().map(|d| c.too_long.contains(*d)).collect();
+    // Locks each day's row (in key order) and reads what it holds.
+    let held = sqlx::query(
+        "INSERT INTO tracked_property_days AS d (project_id, key, event, day, values_seen, capped)
+         SELECT p, k, e, dd, 0, l FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[], $4::INT8[],
+                                               $5::BOOL[]) AS t(p, k, e, dd, l)
+         ON CONFLICT (project_id, key, day, event)
+         DO UPDATE SET capped = d.capped OR excluded.capped
+         RETURNING project_id, key, event, day, values_seen, capped",
+    )
+    .bind(&dp)
+    .bind(&dk)
+    .bind(&de)
+    .bind(&dd)
+    .bind(&long)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut state: HashMap<DayKey, (i64, bool)> = HashMap::new();
+    for r in &held {
+        state.insert(
+            (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?),
+            (r.try_get(4)?, r.try_get(5)?),
+        );
+    }
+    // The values of the days still open; the new ones come back.
+    let mut vals: (Vec<i64>, Vec<&str>, Vec<&str>, Vec<i64>, Vec<&str>) = Default::default();
+    for (day, values) in &c.values {
+        if state.get(day).is_some_and(|s| !s.1) {
+            for v in values {
+                vals.0.push(day.0);
+                vals.1.push(&day.1);
+                vals.2.push(&day.2);
+                vals.3.push(day.3);
+                vals.4.push(v);
+            }
+        }
+    }
+    let mut changed: BTreeMap<DayKey, (i64, bool)> = BTreeMap::new();
+    if !vals.0.is_empty() {
+        let fresh = sqlx::query(
+            "INSERT INTO tracked_property_values (project_id, key, event, day, value)
+             SELECT * FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[], $4::INT8[], $5::TEXT[])
+             ON CONFLICT DO NOTHING
+             RETURNING project_id, key, event, day",
+        )
+        .bind(&vals.0)
+        .bind(&vals.1)
+        .bind(&vals.2)
+        .bind(&vals.3)
+        .bind(&vals.4)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in &fresh {
+            let day: DayKey = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
+            // Only values of days read above were inserted.
+            if let Some(s) = state.get_mut(&day) {
+                s.0 += 1;
+                s.1 |= s.0 > MAX_TRACKED_VALUES;
+                changed.insert(day, *s);
+            }
+        }
+    }
+    if !changed.is_empty() {
+        let (mut p, mut k, mut e, mut d, mut n, mut capped) =
+            (vec![], vec![], vec![], vec![], vec![], vec![]);
+        for ((dp, dk, de, dd), (seen, cap)) in &changed {
+            p.push(*dp);
+            k.push(dk.as_str());
+            e.push(de.as_str());
+            d.push(*dd);
+            n.push(*seen);
+            capped.push(*cap);
+        }
+        sqlx::query(
+            "UPDATE tracked_property_days AS d SET values_seen = t.n, capped = t.c
+             FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[], $4::INT8[], $5::INT8[],
+                         $6::BOOL[]) AS t(p, k, e, dd, n, c)
+             WHERE d.project_id = t.p AND d.key = t.k AND d.event = t.e AND d.day = t.dd",
+        )
+        .bind(&p)
+        .bind(&k)
+        .bind(&e)
+        .bind(&d)
+        .bind(&n)
+        .bind(&capped)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let capped: HashSet<(i64, &str, &str, i64)> = state
+        .iter()
+        .filter(|(_, s)| s.1)
+        .map(|((p, k, e, d), _)| (*p, k.as_str(), e.as_str(), *d))
+        .collect();
+    let mut rows: (
+        Vec<i64>,
+        Vec<&str>,
+        Vec<&str>,
+        Vec<&str>,
+        Vec<i64>,
+        Vec<&str>,
+        Vec<&str>,
+        Vec<i64>,
+    ) = Default::default();
+    for ((p, ka, kb, e, hour, va, vb), n) in &c.rows {
+        let day = hour - hour.rem_euclid(DAY_MS);
+        if capped.contains(&(*p, ka, e, day)) || capped.contains(&(*p, kb, e, day)) {
+            continue;
+        }
+        rows.0.push(*p);
+        rows.1.push(ka);
+        rows.2.push(kb);
+        rows.3.push(e);
+        rows.4.push(*hour);
+        rows.5.push(va);
+        rows.6.push(vb);
+        rows.7.push(*n);
+    }
+    if rows.0.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO rollups_props_hourly AS r
+             (project_id, key_a, key_b, event, hour, value_a, value_b, events)
+         SELECT * FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::INT8[],
+                              $6::TEXT[], $7::TEXT[], $8::INT8[])
+         ON CONFLICT (project_id, key_a, key_b, event, hour, value_a, value_b)
+         DO UPDATE SET events = r.events + excluded.events",
+    )
+    .bind(&rows.0)
+    .bind(&rows.1)
+    .bind(&rows.2)
+    .bind(&rows.3)
+    .bind(&rows.4)
+    .bind(&rows.5)
+    .bind(&rows.6)
+    .bind(&rows.7)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+impl PostgresStore {
+    /// One backfill chunk: the first key still being backfilled that no other replica holds
+    /// reads [`PROPS_BACKFILL_CHUNK`] events from its cursor, adds them and moves the cursor, in
+    /// one transaction. Returns whether a chunk was done.
+    pub(in crate::store) async fn backfill_props(&self) -> Result<bool, StoreError> {
+        let mut tx = self.write_pool().begin().await?;
+        let project: Option<i64> = sqlx::query_scalar(
+            "SELECT project_id FROM tracked_properties WHERE next_seq <= end_seq
+             ORDER BY project_id LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(project) = project else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        // Shared, like ingest: a settings change does not run under a chunk, so the keys read
+        // next are the ones in place when the chunk commits.
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
+            .bind(LOCK_SPACE)
+            .bind(lock_key(project))
+            .execute(&mut *tx)
+            .await?;
+        let all = tracked_on!(tx, project, "");
+        let key: Option<String> = sqlx::query_scalar(
+            "SELECT key FROM tracked_properties
+             WHERE project_id = $1 AND next_seq <= end_seq
+             ORDER BY key LIMIT 1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(project)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(this) = key.and_then(|k| all.iter().find(|t| t.key == k)) else {
+            // Another replica holds it.
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        let sql = format!(
+            "SELECT seq, CASE WHEN type = 'track' THEN event ELSE '$' || type END, timestamp,
+                    body, {bot}
+             FROM events WHERE project_id = $1 AND seq >= $2 AND seq <= $3
+             ORDER BY seq LIMIT $4",
+            bot = is_bot(Backend::Postgres)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(project)
+            .bind(this.next_seq)
+            .bind(this.end_seq)
+            .bind(PROPS_BACKFILL_CHUNK)
+            .fetch_all(&mut *tx)
+            .await?;
+        let events = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get::<Option<String>, _>(1)?.unwrap_or_default(),
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                    r.try_get(4)?,
+                ))
+            })
+            .collect::<Result<Vec<(i64, String, i64, String, bool)>, sqlx::Error>>()?;
+        write(&mut tx, &backfill_counts(project, this, &all, &events)).await?;
+        let next_seq = match events.last() {
+            Some((seq, ..)) if events.len() as i64 >= PROPS_BACKFILL_CHUNK => seq + 1,
+            _ => this.end_seq + 1,
+        };
+        sqlx::query(
+            "UPDATE tracked_properties SET next_seq = $1 WHERE project_id = $2 AND key = $3",
+        )
+        .bind(next_seq)
+        .bind(project)
+        .bind(&this.key)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
