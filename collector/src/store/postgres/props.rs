@@ -86,31 +86,31 @@ pub(super) async fn write(tx: &mut PgConnection, c: &PropCounts) -> Result<(), S
         );
     }
     // The values of the days still open; the new ones come back.
-    let mut vals: (Vec<i64>, Vec<&str>, Vec<&str>, Vec<i64>, Vec<&str>) = Default::default();
+    let mut vals = ValueColumns::default();
     for (day, values) in &c.values {
         if state.get(day).is_some_and(|s| !s.1) {
             for v in values {
-                vals.0.push(day.0);
-                vals.1.push(&day.1);
-                vals.2.push(&day.2);
-                vals.3.push(day.3);
-                vals.4.push(v);
+                vals.project.push(day.0);
+                vals.key.push(&day.1);
+                vals.event.push(&day.2);
+                vals.day.push(day.3);
+                vals.value.push(v);
             }
         }
     }
     let mut changed: BTreeMap<DayKey, (i64, bool)> = BTreeMap::new();
-    if !vals.0.is_empty() {
+    if !vals.project.is_empty() {
         let fresh = sqlx::query(
             "INSERT INTO tracked_property_values (project_id, key, event, day, value)
              SELECT * FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[], $4::INT8[], $5::TEXT[])
              ON CONFLICT DO NOTHING
              RETURNING project_id, key, event, day",
         )
-        .bind(&vals.0)
-        .bind(&vals.1)
-        .bind(&vals.2)
-        .bind(&vals.3)
-        .bind(&vals.4)
+        .bind(&vals.project)
+        .bind(&vals.key)
+        .bind(&vals.event)
+        .bind(&vals.day)
+        .bind(&vals.value)
         .fetch_all(&mut *tx)
         .await?;
         for r in &fresh {
@@ -154,31 +154,22 @@ pub(super) async fn write(tx: &mut PgConnection, c: &PropCounts) -> Result<(), S
         .filter(|(_, s)| s.1)
         .map(|((p, k, e, d), _)| (*p, k.as_str(), e.as_str(), *d))
         .collect();
-    let mut rows: (
-        Vec<i64>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<i64>,
-        Vec<&str>,
-        Vec<&str>,
-        Vec<i64>,
-    ) = Default::default();
+    let mut rows = RowColumns::default();
     for ((p, ka, kb, e, hour, va, vb), n) in &c.rows {
         let day = hour - hour.rem_euclid(DAY_MS);
         if capped.contains(&(*p, ka, e, day)) || capped.contains(&(*p, kb, e, day)) {
             continue;
         }
-        rows.0.push(*p);
-        rows.1.push(ka);
-        rows.2.push(kb);
-        rows.3.push(e);
-        rows.4.push(*hour);
-        rows.5.push(va);
-        rows.6.push(vb);
-        rows.7.push(*n);
+        rows.project.push(*p);
+        rows.key_a.push(ka);
+        rows.key_b.push(kb);
+        rows.event.push(e);
+        rows.hour.push(*hour);
+        rows.value_a.push(va);
+        rows.value_b.push(vb);
+        rows.events.push(*n);
     }
-    if rows.0.is_empty() {
+    if rows.project.is_empty() {
         return Ok(());
     }
     sqlx::query(
@@ -189,17 +180,40 @@ pub(super) async fn write(tx: &mut PgConnection, c: &PropCounts) -> Result<(), S
          ON CONFLICT (project_id, key_a, key_b, event, hour, value_a, value_b)
          DO UPDATE SET events = r.events + excluded.events",
     )
-    .bind(&rows.0)
-    .bind(&rows.1)
-    .bind(&rows.2)
-    .bind(&rows.3)
-    .bind(&rows.4)
-    .bind(&rows.5)
-    .bind(&rows.6)
-    .bind(&rows.7)
+    .bind(&rows.project)
+    .bind(&rows.key_a)
+    .bind(&rows.key_b)
+    .bind(&rows.event)
+    .bind(&rows.hour)
+    .bind(&rows.value_a)
+    .bind(&rows.value_b)
+    .bind(&rows.events)
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// `tracked_property_values` rows as column arrays.
+#[derive(Default)]
+struct ValueColumns<'a> {
+    project: Vec<i64>,
+    key: Vec<&'a str>,
+    event: Vec<&'a str>,
+    day: Vec<i64>,
+    value: Vec<&'a str>,
+}
+
+/// `rollups_props_hourly` rows as column arrays, in key order.
+#[derive(Default)]
+struct RowColumns<'a> {
+    project: Vec<i64>,
+    key_a: Vec<&'a str>,
+    key_b: Vec<&'a str>,
+    event: Vec<&'a str>,
+    hour: Vec<i64>,
+    value_a: Vec<&'a str>,
+    value_b: Vec<&'a str>,
+    events: Vec<i64>,
 }
 
 impl PostgresStore {

@@ -1,6 +1,7 @@
 //! The SQLite side of the tracked-property rollups (`crate::store::props`): the ingest commit's
 //! sums and the backfill, both on the ingest thread's connection (the one writer).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashSet};
 
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -46,11 +47,12 @@ pub(super) fn record(
         if m.bot {
             continue;
         }
-        if !keys_of.contains_key(&project) {
-            let keys = tracked(tx, project)?.into_iter().map(|k| k.key).collect();
-            keys_of.insert(project, keys);
-        }
-        let keys = &keys_of[&project];
+        let keys = match keys_of.entry(project) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                e.insert(tracked(tx, project)?.into_iter().map(|k| k.key).collect())
+            }
+        };
         if keys.is_empty() {
             continue;
         }
