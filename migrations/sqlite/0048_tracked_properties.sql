@@ -5,11 +5,14 @@
 -- One row per tracked key. Ingest counts the events stored after `end_seq` (the project's
 -- newest seq when tracking started); maintenance adds those up to it from the stored events,
 -- `next_seq` being the first not yet read. The key's rollup is complete once next_seq > end_seq.
+-- `generation` orders the keys by when they were tracked (greater: later), also among keys
+-- tracked with the same end_seq: a pair's rows before both keys' end_seq are the later one's.
 CREATE TABLE tracked_properties (
     project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
     key        TEXT    NOT NULL,
     next_seq   INTEGER NOT NULL,
     end_seq    INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
     PRIMARY KEY (project_id, key)
 ) WITHOUT ROWID;
 

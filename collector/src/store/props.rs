@@ -48,6 +48,8 @@ pub struct TrackedKey {
     pub next_seq: i64,
     /// The project's newest seq when tracking started: ingest counts the events after it.
     pub end_seq: i64,
+    /// Greater for a key tracked later (among the project's tracked keys).
+    pub generation: i64,
 }
 
 impl TrackedKey {
@@ -63,9 +65,10 @@ impl TrackedKey {
 }
 
 /// Whose backfill counts the pair rows of `a` and `b` for the events stored before both were
-/// tracked: the later-tracked key (ties: the greater key).
+/// tracked: the later-tracked key. Its backfill starts after the other key was tracked, so it
+/// meets the other key in every chunk; `end_seq` alone can tie (no event between two changes).
 pub(crate) fn owner<'k>(a: &'k TrackedKey, b: &'k TrackedKey) -> &'k TrackedKey {
-    if (a.end_seq, &a.key) > (b.end_seq, &b.key) {
+    if (a.end_seq, a.generation) > (b.end_seq, b.generation) {
         a
     } else {
         b
@@ -264,7 +267,7 @@ pub(crate) use decrement_props;
 macro_rules! tracked_on {
     ($conn:expr, $project:expr, $lock:expr) => {{
         let sql = format!(
-            "SELECT key, next_seq, end_seq FROM tracked_properties
+            "SELECT key, next_seq, end_seq, generation FROM tracked_properties
              WHERE project_id = $1 ORDER BY key {}",
             $lock
         );
@@ -278,6 +281,7 @@ macro_rules! tracked_on {
                     key: r.try_get(0)?,
                     next_seq: r.try_get(1)?,
                     end_seq: r.try_get(2)?,
+                    generation: r.try_get(3)?,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?
@@ -336,9 +340,12 @@ impl Store {
                 for k in keys.iter().filter(|k| !old.iter().any(|o| &o.key == *k)) {
                     // Every event stored so far is the backfill's; every later one, ingest's.
                     sqlx::query(
-                        "INSERT INTO tracked_properties (project_id, key, next_seq, end_seq)
-                         SELECT $1, $2, 0, COALESCE(MAX(seq), -1) FROM events
-                         WHERE project_id = $1",
+                        "INSERT INTO tracked_properties
+                             (project_id, key, next_seq, end_seq, generation)
+                         SELECT $1, $2, 0, COALESCE(MAX(seq), -1),
+                                COALESCE((SELECT MAX(generation) FROM tracked_properties
+                                          WHERE project_id = $1), 0) + 1
+                         FROM events WHERE project_id = $1",
                     )
                     .bind(project)
                     .bind(k)
@@ -495,4 +502,126 @@ pub(crate) fn backfill_counts(
         }
     }
     counts
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+
+    type Counted = HashMap<(i64, String, String), i64>;
+
+    fn count(counted: &mut Counted, s: i64, a: &str, b: &str, n: i64) {
+        *counted.entry((s, a.to_owned(), b.to_owned())).or_default() += n;
+    }
+
+    /// A model of who counts what: events arrive (ingest counts every tracked key and pair),
+    /// keys are tracked (cursor at the newest seq) and dropped (their counts go), backfills move
+    /// cursors in chunks, deletions take out what [`held_by`] says. At every step each live
+    /// event must be counted exactly once under each tracked key and each pair of them whose
+    /// backfill has passed it, and never under anything else.
+    #[test]
+    fn every_event_counts_once_per_key_and_pair() {
+        const NAMES: [&str; 4] = ["a", "b", "c", "d"];
+        for seed in 0..200 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut keys: Vec<TrackedKey> = Vec::new();
+            let mut live: Vec<i64> = Vec::new();
+            let mut seq = 0;
+            // (event seq, key_a, key_b) → times counted.
+            let mut counted = Counted::new();
+            for _ in 0..60 {
+                match rng.random_range(0..5) {
+                    0 | 1 => {
+                        seq += 1;
+                        live.push(seq);
+                        let names: Vec<String> = keys.iter().map(|k| k.key.clone()).collect();
+                        let (singles, pairs) = all_pairs(&names);
+                        singles
+                            .iter()
+                            .for_each(|k| count(&mut counted, seq, k, "", 1));
+                        pairs
+                            .iter()
+                            .for_each(|(a, b)| count(&mut counted, seq, a, b, 1));
+                    }
+                    2 => {
+                        let name = NAMES[rng.random_range(0..NAMES.len())];
+                        if let Some(i) = keys.iter().position(|k| k.key == name) {
+                            keys.remove(i);
+                            counted.retain(|(_, a, b), _| a != name && b != name);
+                        } else {
+                            let generation =
+                                keys.iter().map(|k| k.generation).max().unwrap_or(0) + 1;
+                            keys.push(TrackedKey {
+                                key: name.to_owned(),
+                                next_seq: 0,
+                                end_seq: seq,
+                                generation,
+                            });
+                            keys.sort_by(|x, y| x.key.cmp(&y.key));
+                        }
+                    }
+                    3 => {
+                        if let Some(i) = keys.iter().position(|k| !k.ready()) {
+                            let chunk = rng.random_range(1..4);
+                            let this = keys[i].clone();
+                            let read: Vec<i64> = live
+                                .iter()
+                                .copied()
+                                .filter(|&s| s >= this.next_seq && s <= this.end_seq)
+                                .take(chunk)
+                                .collect();
+                            let pairs = owned_pairs(&this, &keys);
+                            for &s in &read {
+                                count(&mut counted, s, &this.key, "", 1);
+                                pairs
+                                    .iter()
+                                    .for_each(|(a, b)| count(&mut counted, s, a, b, 1));
+                            }
+                            keys[i].next_seq = match read.last() {
+                                Some(&l) if read.len() == chunk => l + 1,
+                                _ => this.end_seq + 1,
+                            };
+                        }
+                    }
+                    _ => {
+                        if !live.is_empty() {
+                            let s = live.remove(rng.random_range(0..live.len()));
+                            let (singles, pairs) = held_by(s, &keys);
+                            singles
+                                .iter()
+                                .for_each(|k| count(&mut counted, s, k, "", -1));
+                            pairs
+                                .iter()
+                                .for_each(|(a, b)| count(&mut counted, s, a, b, -1));
+                        }
+                    }
+                }
+                let mut want: HashMap<(i64, String, String), i64> = HashMap::new();
+                for &s in &live {
+                    for (i, a) in keys.iter().enumerate() {
+                        if a.holds(s) {
+                            want.insert((s, a.key.clone(), String::new()), 1);
+                        }
+                        for b in &keys[i + 1..] {
+                            if owner(a, b).holds(s) {
+                                want.insert((s, a.key.clone(), b.key.clone()), 1);
+                            }
+                        }
+                    }
+                }
+                counted.retain(|_, n| *n != 0);
+                assert_eq!(counted, want, "seed {seed}");
+                // Once every key is ready, every live event counts under everything.
+                if keys.iter().all(TrackedKey::ready) {
+                    let n = keys.len();
+                    assert_eq!(want.len(), live.len() * (n + n * n.saturating_sub(1) / 2));
+                }
+            }
+        }
+    }
 }

@@ -217,9 +217,9 @@ struct RowColumns<'a> {
 }
 
 impl PostgresStore {
-    /// One backfill chunk: the first key still being backfilled that no other replica holds
-    /// reads [`PROPS_BACKFILL_CHUNK`] events from its cursor, adds them and moves the cursor, in
-    /// one transaction. Returns whether a chunk was done.
+    /// One backfill chunk: the first key still being backfilled reads [`PROPS_BACKFILL_CHUNK`]
+    /// events from its cursor, adds them and moves the cursor, in one transaction. Returns
+    /// whether work may be left.
     pub(in crate::store) async fn backfill_props(&self) -> Result<bool, StoreError> {
         let mut tx = self.write_pool().begin().await?;
         let project: Option<i64> = sqlx::query_scalar(
@@ -239,20 +239,32 @@ impl PostgresStore {
             .bind(lock_key(project))
             .execute(&mut *tx)
             .await?;
-        let all = tracked_on!(tx, project, "");
-        let key: Option<String> = sqlx::query_scalar(
-            "SELECT key FROM tracked_properties
+        let mut all = tracked_on!(tx, project, "");
+        // The key's row, locked for the chunk: a replica backfilling the same key waits, then
+        // reads the cursor this chunk moved (a person delete reading it waits too).
+        let locked = sqlx::query(
+            "SELECT key, next_seq FROM tracked_properties
              WHERE project_id = $1 AND next_seq <= end_seq
-             ORDER BY key LIMIT 1 FOR UPDATE SKIP LOCKED",
+             ORDER BY key LIMIT 1 FOR UPDATE",
         )
         .bind(project)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(this) = key.and_then(|k| all.iter().find(|t| t.key == k)) else {
-            // Another replica holds it.
+        let Some(locked) = locked else {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(true);
         };
+        let (key, next_seq): (String, i64) = (locked.try_get(0)?, locked.try_get(1)?);
+        let Some(at) = all.iter().position(|t| t.key == key) else {
+            tx.rollback().await?;
+            return Ok(true);
+        };
+        all[at].next_seq = next_seq;
+        if all[at].ready() {
+            tx.rollback().await?;
+            return Ok(true);
+        }
+        let this = &all[at];
         let sql = format!(
             "SELECT seq, CASE WHEN type = 'track' THEN event ELSE '$' || type END, timestamp,
                     body, {bot}

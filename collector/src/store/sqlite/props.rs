@@ -17,7 +17,8 @@ use crate::store::{Backend, DAY_MS, PendingBatch, StoreError, millis, rollup_nam
 /// A project's tracked keys, read in the writer's transaction.
 fn tracked(tx: &Transaction<'_>, project: i64) -> Result<Vec<TrackedKey>, StoreError> {
     let mut q = tx.prepare_cached(
-        "SELECT key, next_seq, end_seq FROM tracked_properties WHERE project_id = ?1 ORDER BY key",
+        "SELECT key, next_seq, end_seq, generation FROM tracked_properties
+         WHERE project_id = ?1 ORDER BY key",
     )?;
     let keys = q
         .query_map(params![project], |r| {
@@ -25,6 +26,7 @@ fn tracked(tx: &Transaction<'_>, project: i64) -> Result<Vec<TrackedKey>, StoreE
                 key: r.get(0)?,
                 next_seq: r.get(1)?,
                 end_seq: r.get(2)?,
+                generation: r.get(3)?,
             })
         })?
         .collect::<Result<_, _>>()?;

@@ -237,12 +237,16 @@ async fn tracked_keys_answer_from_rollups_as_the_scan_does() {
 
 #[tokio::test]
 async fn events_stored_while_a_key_is_tracked_count_once() {
-    // Two keys tracked apart, with events between: pairs of a key and a later one are the
-    // later one's backfill; everything after, ingest's.
+    // Keys tracked apart, with events between: pairs of a key and a later one are the later
+    // one's backfill; everything after, ingest's.
     let (app, me) = app().await;
     send(&app, stream(3, 1_200), 20).await;
     track(&app, &me, &["plan", "flag", "n"]).await;
     send(&app, stream(4, 800), 20).await;
+    track(&app, &me, &KEYS).await;
+    // Dropped and tracked again with no event between: its end_seq ties with device.os's,
+    // tracked with it before, and its pairs with device.os are its own backfill's again.
+    track(&app, &me, &["plan", "n", "flag", "device.os"]).await;
     track(&app, &me, &KEYS).await;
     send(&app, stream(5, 600), 20).await;
     let rolled = answers(&app, &me).await;
