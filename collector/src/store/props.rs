@@ -9,7 +9,8 @@
 //! SQLite has one writer; on PostgreSQL each ingest commit holds a shared advisory lock of its
 //! projects from its first statement, and the change takes it exclusively.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sqlx::Row;
 
@@ -108,22 +109,73 @@ impl PropCounts {
         pairs: &[(&str, &str)],
         delta: i64,
     ) {
-        if singles.is_empty() && pairs.is_empty() {
-            return;
-        }
+        let tally = Tally::new(project, singles, pairs);
+        let values = property_texts(body, &tally.keys);
+        let values: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
+        tally.count(self, name, ts - ts.rem_euclid(HOUR_MS), &values, delta);
+    }
+
+    /// The days that met values (or a too long one), in key order.
+    pub(crate) fn days(&self) -> BTreeSet<&DayKey> {
+        self.values.keys().chain(&self.too_long).collect()
+    }
+}
+
+/// Events of one project counted under the same keys, collapsed by (event, hour, values)
+/// as they come (a lookup per event, values borrowed from the bodies), then turned into rows
+/// once per distinct combination: what keeps ingest's cost per event small.
+pub(crate) struct Tally<'a> {
+    project: i64,
+    /// Every key of `singles` and `pairs`, sorted.
+    keys: Vec<&'a str>,
+    singles: Vec<usize>,
+    pairs: Vec<(usize, usize)>,
+    combos: HashMap<(Cow<'a, str>, i64, Vec<Option<Cow<'a, str>>>), i64>,
+}
+
+impl<'a> Tally<'a> {
+    pub(crate) fn new(project: i64, singles: &[&'a str], pairs: &[(&'a str, &'a str)]) -> Self {
         let mut keys: Vec<&str> = singles.to_vec();
         keys.extend(pairs.iter().flat_map(|&(a, b)| [a, b]));
         keys.sort_unstable();
         keys.dedup();
-        let texts = property_texts(body, &keys);
-        let value_of = |k: &str| {
-            keys.binary_search(&k)
-                .ok()
-                .and_then(|i| texts[i].as_deref())
-        };
+        let at = |k: &str| keys.binary_search(&k).unwrap_or_default();
+        let singles = singles.iter().map(|k| at(k)).collect();
+        let pairs = pairs.iter().map(|(a, b)| (at(a), at(b))).collect();
+        Self {
+            project,
+            keys,
+            singles,
+            pairs,
+            combos: HashMap::new(),
+        }
+    }
+
+    /// One non-bot event: its rollup name, time and stored JSON.
+    pub(crate) fn add(&mut self, name: Cow<'a, str>, ts: i64, body: &'a str) {
+        if self.keys.is_empty() {
+            return;
+        }
+        let values = property_texts(body, &self.keys);
+        *self
+            .combos
+            .entry((name, ts - ts.rem_euclid(HOUR_MS), values))
+            .or_default() += 1;
+    }
+
+    /// Adds the collapsed events to `counts`.
+    pub(crate) fn finish(self, counts: &mut PropCounts) {
+        for ((name, hour, values), n) in &self.combos {
+            let values: Vec<Option<&str>> = values.iter().map(|v| v.as_deref()).collect();
+            self.count(counts, name, *hour, &values, *n);
+        }
+    }
+
+    /// `n` events of `name` in `hour` whose keys have `values` (in `keys` order).
+    fn count(&self, c: &mut PropCounts, name: &str, hour: i64, values: &[Option<&str>], n: i64) {
         let fits = |v: &str| v.len() <= MAX_TRACKED_VALUE_BYTES;
-        let hour = ts - ts.rem_euclid(HOUR_MS);
-        let day = ts - ts.rem_euclid(DAY_MS);
+        let day = hour - hour.rem_euclid(DAY_MS);
+        let project = self.project;
         let row = |a: &str, b: &str, va: &str, vb: &str| -> RowKey {
             (
                 project,
@@ -135,39 +187,45 @@ impl PropCounts {
                 vb.to_owned(),
             )
         };
-        for &k in singles {
-            match value_of(k) {
-                None => *self.rows.entry(row(k, "", "", MISSING)).or_default() += delta,
+        for &i in &self.singles {
+            let k = self.keys[i];
+            match values[i] {
+                None => *c.rows.entry(row(k, "", "", MISSING)).or_default() += n,
                 Some(v) if fits(v) => {
-                    *self.rows.entry(row(k, "", v, "")).or_default() += delta;
-                    if delta > 0 {
-                        self.values
+                    *c.rows.entry(row(k, "", v, "")).or_default() += n;
+                    if n > 0 {
+                        c.values
                             .entry((project, k.to_owned(), name.to_owned(), day))
                             .or_default()
                             .insert(v.to_owned());
                     }
                 }
                 Some(_) => {
-                    if delta > 0 {
-                        self.too_long
+                    if n > 0 {
+                        c.too_long
                             .insert((project, k.to_owned(), name.to_owned(), day));
                     }
                 }
             }
         }
-        for &(a, b) in pairs {
-            if let (Some(va), Some(vb)) = (value_of(a), value_of(b))
+        for &(a, b) in &self.pairs {
+            if let (Some(va), Some(vb)) = (values[a], values[b])
                 && fits(va)
                 && fits(vb)
             {
-                *self.rows.entry(row(a, b, va, vb)).or_default() += delta;
+                *c.rows
+                    .entry(row(self.keys[a], self.keys[b], va, vb))
+                    .or_default() += n;
             }
         }
     }
+}
 
-    /// The days that met values (or a too long one), in key order.
-    pub(crate) fn days(&self) -> BTreeSet<&DayKey> {
-        self.values.keys().chain(&self.too_long).collect()
+/// The rollup name of a message (`super::rollup_name`), borrowed for a track event.
+pub(crate) fn rollup_name_of(m: &crate::domain::Message) -> Cow<'_, str> {
+    match (&m.event, m.kind) {
+        (Some(e), crate::domain::MessageType::Track) => Cow::Borrowed(e),
+        _ => Cow::Owned(super::rollup_name(m)),
     }
 }
 
@@ -495,12 +553,14 @@ pub(crate) fn backfill_counts(
     events: &[(i64, String, i64, String, bool)],
 ) -> PropCounts {
     let pairs = owned_pairs(key, all);
-    let mut counts = PropCounts::default();
+    let mut tally = Tally::new(project, &[key.key.as_str()], &pairs);
     for (_, name, ts, body, bot) in events {
         if !bot {
-            counts.add(project, name, *ts, body, &[key.key.as_str()], &pairs, 1);
+            tally.add(Cow::Borrowed(name), *ts, body);
         }
     }
+    let mut counts = PropCounts::default();
+    tally.finish(&mut counts);
     counts
 }
 

@@ -9,10 +9,10 @@ use sqlx::{PgConnection, Row};
 use super::PostgresStore;
 use crate::store::analytics::is_bot;
 use crate::store::props::{
-    DayKey, LOCK_SPACE, MAX_TRACKED_VALUES, PROPS_BACKFILL_CHUNK, PropCounts, all_pairs,
-    backfill_counts, lock_key, tracked_on,
+    DayKey, LOCK_SPACE, MAX_TRACKED_VALUES, PROPS_BACKFILL_CHUNK, PropCounts, Tally, all_pairs,
+    backfill_counts, lock_key, rollup_name_of, tracked_on,
 };
-use crate::store::{Backend, DAY_MS, PendingBatch, StoreError, millis, rollup_name};
+use crate::store::{Backend, DAY_MS, PendingBatch, StoreError, millis};
 
 /// Adds the non-bot messages `is_new` marks as stored by this commit to the rollups of their
 /// projects' tracked keys (`tracked`, read by this commit after its shared lock). Nothing to do
@@ -26,25 +26,28 @@ pub(super) async fn record(
     if tracked.values().all(Vec::is_empty) {
         return Ok(());
     }
-    let mut counts = PropCounts::default();
+    let plans: HashMap<i64, (Vec<&str>, Vec<(&str, &str)>)> = tracked
+        .iter()
+        .filter(|(_, keys)| !keys.is_empty())
+        .map(|(p, keys)| (*p, all_pairs(keys)))
+        .collect();
+    let mut tallies: BTreeMap<i64, Tally<'_>> = plans
+        .iter()
+        .map(|(p, (singles, pairs))| (*p, Tally::new(*p, singles, pairs)))
+        .collect();
     for (batch, new) in batches.iter().zip(is_new) {
-        let Some(keys) = tracked.get(&batch.project_id).filter(|k| !k.is_empty()) else {
+        let Some(tally) = tallies.get_mut(&batch.project_id) else {
             continue;
         };
-        let (singles, pairs) = all_pairs(keys);
         for (m, _) in batch.messages.iter().zip(new).filter(|(_, n)| **n) {
             if !m.bot {
-                counts.add(
-                    batch.project_id,
-                    &rollup_name(m),
-                    millis(m.timestamp),
-                    &m.body,
-                    &singles,
-                    &pairs,
-                    1,
-                );
+                tally.add(rollup_name_of(m), millis(m.timestamp), &m.body);
             }
         }
+    }
+    let mut counts = PropCounts::default();
+    for tally in tallies.into_values() {
+        tally.finish(&mut counts);
     }
     write(tx, &counts).await
 }

@@ -9,10 +9,10 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use super::SqliteStore;
 use crate::store::analytics::is_bot;
 use crate::store::props::{
-    DayKey, MAX_TRACKED_VALUES, PROPS_BACKFILL_CHUNK, PropCounts, TrackedKey, all_pairs,
-    backfill_counts,
+    DayKey, MAX_TRACKED_VALUES, PROPS_BACKFILL_CHUNK, PropCounts, Tally, TrackedKey, all_pairs,
+    backfill_counts, rollup_name_of,
 };
-use crate::store::{Backend, DAY_MS, PendingBatch, StoreError, millis, rollup_name};
+use crate::store::{Backend, DAY_MS, PendingBatch, StoreError, millis};
 
 /// A project's tracked keys, read in the writer's transaction.
 fn tracked(tx: &Transaction<'_>, project: i64) -> Result<Vec<TrackedKey>, StoreError> {
@@ -41,35 +41,60 @@ pub(super) fn record(
     stored: &[bool],
 ) -> Result<(), StoreError> {
     let mut keys_of: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-    let mut counts = PropCounts::default();
+    for (batch, _) in batches
+        .iter()
+        .zip(stored_per_batch(batches, stored))
+        .filter(|(_, any)| *any)
+    {
+        if let Entry::Vacant(e) = keys_of.entry(batch.project_id) {
+            e.insert(
+                tracked(tx, batch.project_id)?
+                    .into_iter()
+                    .map(|k| k.key)
+                    .collect(),
+            );
+        }
+    }
+    let plans: BTreeMap<i64, (Vec<&str>, Vec<(&str, &str)>)> = keys_of
+        .iter()
+        .filter(|(_, keys)| !keys.is_empty())
+        .map(|(p, keys)| (*p, all_pairs(keys)))
+        .collect();
+    if plans.is_empty() {
+        return Ok(());
+    }
+    let mut tallies: BTreeMap<i64, Tally<'_>> = plans
+        .iter()
+        .map(|(p, (singles, pairs))| (*p, Tally::new(*p, singles, pairs)))
+        .collect();
     let messages = batches
         .iter()
         .flat_map(|b| b.messages.iter().map(move |m| (b.project_id, m)));
     for ((project, m), _) in messages.zip(stored).filter(|(_, new)| **new) {
-        if m.bot {
-            continue;
+        if let Some(tally) = tallies.get_mut(&project)
+            && !m.bot
+        {
+            tally.add(rollup_name_of(m), millis(m.timestamp), &m.body);
         }
-        let keys = match keys_of.entry(project) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                e.insert(tracked(tx, project)?.into_iter().map(|k| k.key).collect())
-            }
-        };
-        if keys.is_empty() {
-            continue;
-        }
-        let (singles, pairs) = all_pairs(keys);
-        counts.add(
-            project,
-            &rollup_name(m),
-            millis(m.timestamp),
-            &m.body,
-            &singles,
-            &pairs,
-            1,
-        );
+    }
+    let mut counts = PropCounts::default();
+    for tally in tallies.into_values() {
+        tally.finish(&mut counts);
     }
     write(tx, &counts)
+}
+
+/// Whether each batch had a message this commit stored.
+fn stored_per_batch<'s>(
+    batches: &'s [PendingBatch],
+    stored: &'s [bool],
+) -> impl Iterator<Item = bool> + 's {
+    let mut at = 0;
+    batches.iter().map(move |b| {
+        let any = stored[at..at + b.messages.len()].iter().any(|s| *s);
+        at += b.messages.len();
+        any
+    })
 }
 
 /// Adds `c` to the stored rows, keeping each day's values under [`MAX_TRACKED_VALUES`]: a day
