@@ -130,8 +130,11 @@ pub(crate) struct Tally<'a> {
     keys: Vec<&'a str>,
     singles: Vec<usize>,
     pairs: Vec<(usize, usize)>,
-    combos: HashMap<(Cow<'a, str>, i64, Vec<Option<Cow<'a, str>>>), i64>,
+    combos: HashMap<Combo<'a>, i64>,
 }
+
+/// `(rollup name, hour, each key's value)`.
+type Combo<'a> = (Cow<'a, str>, i64, Vec<Option<Cow<'a, str>>>);
 
 impl<'a> Tally<'a> {
     pub(crate) fn new(project: i64, singles: &[&'a str], pairs: &[(&'a str, &'a str)]) -> Self {
@@ -229,8 +232,11 @@ pub(crate) fn rollup_name_of(m: &crate::domain::Message) -> Cow<'_, str> {
     }
 }
 
+/// The keys a project's events are counted under alone, and the pairs (`a < b`).
+pub(crate) type KeyPlan<'k> = (Vec<&'k str>, Vec<(&'k str, &'k str)>);
+
 /// The singles and pairs ingest counts for a project tracking `keys`: every key, every pair.
-pub(crate) fn all_pairs(keys: &[String]) -> (Vec<&str>, Vec<(&str, &str)>) {
+pub(crate) fn all_pairs(keys: &[String]) -> KeyPlan<'_> {
     let mut singles: Vec<&str> = keys.iter().map(String::as_str).collect();
     singles.sort_unstable();
     let mut pairs = Vec::new();

@@ -9,8 +9,8 @@ use sqlx::{PgConnection, Row};
 use super::PostgresStore;
 use crate::store::analytics::is_bot;
 use crate::store::props::{
-    DayKey, LOCK_SPACE, MAX_TRACKED_VALUES, PROPS_BACKFILL_CHUNK, PropCounts, Tally, all_pairs,
-    backfill_counts, lock_key, rollup_name_of, tracked_on,
+    DayKey, KeyPlan, LOCK_SPACE, MAX_TRACKED_VALUES, PROPS_BACKFILL_CHUNK, PropCounts, Tally,
+    all_pairs, backfill_counts, lock_key, rollup_name_of, tracked_on,
 };
 use crate::store::{Backend, DAY_MS, PendingBatch, StoreError, millis};
 
@@ -26,7 +26,7 @@ pub(super) async fn record(
     if tracked.values().all(Vec::is_empty) {
         return Ok(());
     }
-    let plans: HashMap<i64, (Vec<&str>, Vec<(&str, &str)>)> = tracked
+    let plans: HashMap<i64, KeyPlan<'_>> = tracked
         .iter()
         .filter(|(_, keys)| !keys.is_empty())
         .map(|(p, keys)| (*p, all_pairs(keys)))

@@ -9,8 +9,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use super::SqliteStore;
 use crate::store::analytics::is_bot;
 use crate::store::props::{
-    DayKey, MAX_TRACKED_VALUES, PROPS_BACKFILL_CHUNK, PropCounts, Tally, TrackedKey, all_pairs,
-    backfill_counts, rollup_name_of,
+    DayKey, KeyPlan, MAX_TRACKED_VALUES, PROPS_BACKFILL_CHUNK, PropCounts, Tally, TrackedKey,
+    all_pairs, backfill_counts, rollup_name_of,
 };
 use crate::store::{Backend, DAY_MS, PendingBatch, StoreError, millis};
 
@@ -55,7 +55,7 @@ pub(super) fn record(
             );
         }
     }
-    let plans: BTreeMap<i64, (Vec<&str>, Vec<(&str, &str)>)> = keys_of
+    let plans: BTreeMap<i64, KeyPlan<'_>> = keys_of
         .iter()
         .filter(|(_, keys)| !keys.is_empty())
         .map(|(p, keys)| (*p, all_pairs(keys)))
