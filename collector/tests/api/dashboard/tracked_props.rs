@@ -255,6 +255,31 @@ async fn events_stored_while_a_key_is_tracked_count_once() {
 }
 
 #[tokio::test]
+async fn events_sent_during_tracking_and_backfill_count_once() {
+    // Batches in flight while keys are tracked, dropped and backfilled: each event is ingest's
+    // or the backfill's, never both, never neither.
+    let (app, me) = app().await;
+    send(&app, stream(7, 3_000), 10).await;
+    let mut more = stream(8, 2_000);
+    more.shuffle(&mut StdRng::seed_from_u64(3));
+    let sending = async {
+        for chunk in more.chunks(20) {
+            app.ingest(chunk.to_vec()).await;
+        }
+    };
+    let tracking = async {
+        track(&app, &me, &["plan", "flag"]).await;
+        track(&app, &me, &KEYS).await;
+        track(&app, &me, &["country", "n", "flag", "device.os"]).await;
+        track(&app, &me, &KEYS).await;
+    };
+    tokio::join!(sending, tracking);
+    let rolled = answers(&app, &me).await;
+    track(&app, &me, &[]).await;
+    assert_same(&rolled, &answers(&app, &me).await, "rollups");
+}
+
+#[tokio::test]
 async fn a_person_delete_keeps_the_rollup_exact() {
     let (app, me) = app().await;
     send(&app, stream(6, 2_000), 30).await;
