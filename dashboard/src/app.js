@@ -382,6 +382,9 @@ async function explore(project) {
     // A raw-event answer reads a bounded number of events, newest first: say what it covered.
     if (s.coverage) chartBox.after(h('p', { class: 'error', id: 'explore-coverage' },
       `Covers ${iso(s.coverage.from)} – ${iso(s.coverage.to)} only: a filter, group-by, unique count or sub-hour bucket reads at most ${fmt(s.coverage.scan_rows)} events, newest first. Narrow the range or pick an event to see all of it.`));
+    // A filter or group-by on tracked properties answers from their rollup, the whole range.
+    if (s.source === 'rollups' && (q.get('filter_property') || q.get('group_by'))) chartBox.after(h('p', { class: 'muted', id: 'explore-source' },
+      'From the tracked-property rollup: the whole range (Settings → Tracked properties).'));
     if (s.groups_capped) chartBox.after(h('p', { class: 'muted', id: 'explore-groups-capped' },
       'More than 1,000 distinct values: values met after the first 1,000 count under “(other)”.'));
   });
