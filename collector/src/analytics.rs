@@ -1,6 +1,7 @@
 //! The dashboard's calculations over scanned events: time series with aggregates, filters and
 //! groups; funnels; retention; sessions; Web Vitals. Pure functions, the same on both backends.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
@@ -24,24 +25,111 @@ pub const WEB_VITAL_EVENT: &str = "Web Vital";
 /// values, so a number keeps the digits it was sent with (a group named `1.10` stays `1.10`).
 pub fn property<'a>(body: &'a str, name: &str) -> Option<&'a RawValue> {
     let body: &RawValue = serde_json::from_str(body).ok()?;
-    ["properties", "context", "traits"]
-        .into_iter()
-        .find_map(|root| {
-            let mut v = field(body, root);
-            for part in name.split('.') {
-                v = v.and_then(|v| field(v, part));
-            }
-            v.filter(|v| v.get() != "null")
-        })
+    property_in(&PROPERTY_ROOTS.map(|root| field(body, root)), name)
+}
+
+/// Where [`property`] looks, in order.
+const PROPERTY_ROOTS: [&str; 3] = ["properties", "context", "traits"];
+
+/// [`property`] in a body whose [`PROPERTY_ROOTS`] were already found.
+fn property_in<'a>(roots: &[Option<&'a RawValue>; 3], name: &str) -> Option<&'a RawValue> {
+    roots.iter().find_map(|root| {
+        let mut v = *root;
+        for part in name.split('.') {
+            v = v.and_then(|v| field(v, part));
+        }
+        v.filter(|v| v.get() != "null")
+    })
 }
 
 /// A property as text, for filters and groups: a string's value, else its JSON as sent.
 pub fn property_text(body: &str, name: &str) -> Option<String> {
-    let v = property(body, name)?.get();
+    text_of(property(body, name)?)
+}
+
+fn text_of(v: &RawValue) -> Option<String> {
+    let v = v.get();
     if v.starts_with('"') {
         serde_json::from_str(v).ok()
     } else {
         Some(v.to_owned())
+    }
+}
+
+/// [`property_text`] of each of `names`, reading the body once and copying only strings with
+/// escapes (ingest computes the tracked-property rollups from every stored event with it).
+pub fn property_texts<'b>(body: &'b str, names: &[&str]) -> Vec<Option<Cow<'b, str>>> {
+    let Some(roots) = property_roots(body) else {
+        return vec![None; names.len()];
+    };
+    names
+        .iter()
+        .map(|name| property_in(&roots, name).and_then(text_of_borrowed))
+        .collect()
+}
+
+/// [`text_of`] without a copy unless the string has escapes.
+fn text_of_borrowed(v: &RawValue) -> Option<Cow<'_, str>> {
+    let v = v.get();
+    match v.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => Some(Cow::Borrowed(inner)),
+        Some(_) => serde_json::from_str::<String>(v).ok().map(Cow::Owned),
+        None => Some(Cow::Borrowed(v)),
+    }
+}
+
+/// The [`PROPERTY_ROOTS`] of a stored body in one pass over it (each the last of its name, as
+/// [`field`] finds it); `None` when the body is not a JSON object.
+fn property_roots(body: &str) -> Option<[Option<&RawValue>; 3]> {
+    let mut de = serde_json::Deserializer::from_str(body);
+    let roots = serde::Deserializer::deserialize_map(&mut de, RootsLookup).ok()?;
+    de.end().ok()?;
+    Some(roots)
+}
+
+struct RootsLookup;
+
+impl<'de> Visitor<'de> for RootsLookup {
+    type Value = [Option<&'de RawValue>; 3];
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = [None; 3];
+        while let Some(hit) = map.next_key_seed(KeyAmong(&PROPERTY_ROOTS))? {
+            match hit {
+                Some(i) => found[i] = Some(map.next_value::<&'de RawValue>()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// Which of the wanted keys a key is, without copying it (unless it has escapes).
+struct KeyAmong<'k>(&'k [&'k str]);
+
+impl<'de> DeserializeSeed<'de> for KeyAmong<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeyAmong<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|k| *k == key))
     }
 }
 
@@ -636,6 +724,32 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
+
+    /// The one-pass reader ingest uses gives what the scan's `property_text` gives, key for
+    /// key: strings with and without escapes, numbers as sent, nested keys, null, repeated
+    /// roots and keys (the last wins), values found under context or traits.
+    #[test]
+    fn property_texts_read_what_property_text_reads() {
+        let bodies = [
+            r#"{"properties":{"plan":"pro","n":1.10,"b":true,"o":{"x":"y"},"z":null},"context":{"plan":"ctx","os":"ios"}}"#,
+            r#"{"properties":{"plan":"a\"b\u00e9","plan":"last"},"properties":{"n":-3e2}}"#,
+            r#"{"traits":{"plan":"t"},"properties":{"plan":null},"context":{"n":[1, 2]}}"#,
+            r#"{"properties":"not an object","context":{"plan":"c"}}"#,
+            r#"[1, 2]"#,
+            r#"{"properties":{"plan":"pro"}} trailing"#,
+        ];
+        let names = ["plan", "n", "b", "o", "o.x", "z", "os", "missing"];
+        for body in bodies {
+            let texts = property_texts(body, &names);
+            for (name, text) in names.iter().zip(texts) {
+                assert_eq!(
+                    text.as_deref(),
+                    property_text(body, name).as_deref(),
+                    "{name} in {body}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn properties_are_read_from_the_text_with_their_digits() {

@@ -37,6 +37,9 @@ pub async fn run_once(store: &Store, now: DateTime<Utc>) -> Result<RetentionRepo
     // Web Vitals stored before their rollup existed (migration 0041): one chunk per
     // transaction, so ingest waits at most one chunk for the writer.
     while store.backfill_vitals().await? {}
+    // Tracked properties whose rollup is not complete yet (a settings change starts the same
+    // loop at once; this resumes one cut short by a restart).
+    while store.backfill_props().await? {}
     if report != RetentionReport::default() {
         tracing::info!(
             events_deleted = report.events_deleted,
@@ -69,8 +72,24 @@ const WEB_FOLD_INTERVAL: Duration = Duration::from_millis(200);
 /// so ingest commits go between them); the next tick goes on.
 const WEB_FOLD_BUDGET: Duration = Duration::from_secs(1);
 
+/// How long queued page views wait before a maintenance pass folds them itself: longer than
+/// any sensible `PULSELINE_WEB_FOLD_DELAY_MS`, so the pass only catches what the tick left
+/// (page views queued before a restart), before retention runs.
+const MAINTENANCE_FOLD_AGE: Duration = Duration::from_secs(60);
+
 async fn fold_web_visits(store: &Store) -> Result<(), StoreError> {
-    if !store.web_fold_backlog().await?.is_empty() {
+    let backlog = store.web_fold_backlog().await?;
+    // What the tick would fold by now: a backlog it folds at once, or page views that have
+    // waited longer than any fold delay should let them (queued before a restart, say). A few
+    // fresh ones are left to the tick's delay: this pass also runs at startup and every hour,
+    // and folding them here would cut the delay short at random.
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let waited = backlog.oldest_queued_at.map_or(Duration::ZERO, |at| {
+        Duration::from_millis(wall.saturating_sub(at).max(0) as u64)
+    });
+    if backlog.fold_now(waited, MAINTENANCE_FOLD_AGE) {
         fold_pass(store).await?;
     }
     Ok(())

@@ -156,7 +156,7 @@ $('#project').addEventListener('change', (e) => {
 
 const PAGES = [['overview', 'Overview'], ['web', 'Web'], ['explore', 'Explore'], ['vitals', 'Web Vitals'],
   ['product', 'Funnels & retention'], ['alerts', 'Alerts'], ['inbound', 'Inbound'], ['keys', 'Keys'], ['members', 'Members'], ['persons', 'Persons'], ['audit', 'Audit log'],
-  ['report', 'Report'], ['digest', 'Digest'], ['share', 'Share']];
+  ['report', 'Report'], ['digest', 'Digest'], ['share', 'Share'], ['settings', 'Settings']];
 
 function shell(project, page) {
   $('#top').hidden = false;
@@ -219,7 +219,7 @@ async function route() {
   main.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
   const usage = await usageBanner(project, seq);
   if (seq !== routeSeq) return;
-  const view = { overview, web, explore, vitals, product, inbound, keys, members, persons, audit, report, digest, share: sharing.sharesPage, ...alerting.pages }[page] || overview;
+  const view = { overview, web, explore, vitals, product, inbound, keys, members, persons, audit, report, digest, share: sharing.sharesPage, settings: settingsPage, ...alerting.pages }[page] || overview;
   try {
     // A page that is one heavy query (Web Vitals, Web) waits out a busy server like a card.
     await loadInto(main, () => view(project, usage), { wanted: () => seq === routeSeq });
@@ -382,6 +382,9 @@ async function explore(project) {
     // A raw-event answer reads a bounded number of events, newest first: say what it covered.
     if (s.coverage) chartBox.after(h('p', { class: 'error', id: 'explore-coverage' },
       `Covers ${iso(s.coverage.from)} – ${iso(s.coverage.to)} only: a filter, group-by, unique count or sub-hour bucket reads at most ${fmt(s.coverage.scan_rows)} events, newest first. Narrow the range or pick an event to see all of it.`));
+    // A filter or group-by on tracked properties answers from their rollup, the whole range.
+    if (s.source === 'rollups' && (q.get('filter_property') || q.get('group_by'))) chartBox.after(h('p', { class: 'muted', id: 'explore-source' },
+      'From the tracked-property rollup: the whole range (Settings → Tracked properties).'));
     if (s.groups_capped) chartBox.after(h('p', { class: 'muted', id: 'explore-groups-capped' },
       'More than 1,000 distinct values: values met after the first 1,000 count under “(other)”.'));
   });
@@ -393,6 +396,39 @@ async function explore(project) {
         h('td', {}, h('code', {}, JSON.stringify(r.properties))))))),
     rows.length ? '' : h('p', { class: 'muted' }, 'No events in this range.'));
   });
+}
+
+// ---- project settings ----------------------------------------------------------------------
+// The time zone (also on the Web page) and the tracked properties: the keys Explore filters and
+// groups by from rollups (docs/dashboard.md#tracked-properties).
+const MAX_TRACKED_PROPERTIES = 8;
+
+async function settingsPage(project) {
+  const base = `/api/dash/projects/${project.id}/settings`;
+  const s = await api(base);
+  const canAdmin = ['owner', 'admin'].includes(project.role);
+  const err = h('p', { class: 'error', role: 'alert', id: 'settings-error' });
+  const zone = h('input', { name: 'timezone', value: s.timezone, size: 24, disabled: !canAdmin });
+  const tracked = h('input', { name: 'tracked_properties', value: s.tracked_properties.join(', '), size: 60,
+    placeholder: 'e.g. plan, country, context.os', disabled: !canAdmin });
+  const pending = s.tracked_properties_pending.length
+    ? h('p', { class: 'muted', id: 'tracked-pending' }, `Being filled from the stored events: ${s.tracked_properties_pending.join(', ')}. Until then Explore reads raw events for them.`)
+    : '';
+  const save = h('button', { type: 'button', id: 'settings-save', hidden: !canAdmin, onclick: async () => {
+    err.textContent = '';
+    const keys = tracked.value.split(',').map((k) => k.trim()).filter(Boolean);
+    try {
+      await api(base, { method: 'POST', body: { timezone: zone.value.trim(), tracked_properties: keys } });
+      await settingsPage(project);
+    } catch (e) { err.textContent = e.message; }
+  } }, 'Save');
+  main.replaceChildren(h('h1', {}, 'Settings'),
+    card('Time zone', h('p', {}, h('label', {}, 'IANA name (e.g. Europe/Berlin) ', zone)),
+      h('p', { class: 'muted' }, 'Decides what “today” and each day are on the Overview and Web pages.')),
+    card('Tracked properties', h('p', {}, h('label', {}, `Property keys, comma-separated (at most ${MAX_TRACKED_PROPERTIES}) `, tracked)),
+      pending,
+      h('p', { class: 'muted' }, 'Explore counts filtered by one of these and/or grouped by one of them come from rollups, whole, over any range. Other filters and group-bys read a bounded number of raw events.')),
+    h('div', { class: 'row' }, save), err);
 }
 
 // ---- web vitals ----------------------------------------------------------------------------
@@ -664,22 +700,52 @@ async function persons(project) {
   const query = () => `${kind.value}=${encodeURIComponent(id.value.trim())}`;
   const fail = (e) => { msg.textContent = e.message; msg.className = 'error'; };
   const say = (text) => { msg.textContent = text; msg.className = ''; };
-  const exportIt = () => {
-    if (!id.value.trim()) return fail(new Error('Enter the person’s id first.'));
-    // A same-origin link: the browser downloads the NDJSON stream with the session cookie.
-    h('a', { href: `${base}/export?${query()}`, download: `person-${id.value.trim()}.ndjson` }).click();
-    say('Export started: one JSON event per line.');
+  const exportIt = async () => {
+    const who = id.value.trim();
+    if (!who) return fail(new Error('Enter the person’s id first.'));
+    // Fetched rather than linked, so a refusal (a busy server, a wrong id) shows its message
+    // here instead of failing inside the browser's download list.
+    say('Exporting…');
+    let resp;
+    try { resp = await fetch(`${base}/export?${query()}`, { credentials: 'same-origin' }); } catch (e) { return fail(e); }
+    if (!resp.ok) {
+      const data = await resp.json().catch(() => null);
+      return fail(new Error(data?.message || `The export failed (HTTP ${resp.status}).`));
+    }
+    const parts = [];
+    let bytes = 0;
+    try {
+      for (const reader = resp.body.getReader(); ;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        parts.push(value);
+        bytes += value.length;
+        say(`Exporting… ${fmt(Math.round(bytes / 1024))} KB`);
+      }
+    } catch (e) { return fail(new Error(`The export stopped before its end (${e.message}); nothing was saved. Try again.`)); }
+    const url = URL.createObjectURL(new Blob(parts, { type: 'application/x-ndjson' }));
+    h('a', { href: url, download: `person-${who}.ndjson` }).click();
+    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    say(`Exported ${fmt(Math.round(bytes / 1024))} KB: one JSON event per line.`);
   };
   const deleteIt = async () => {
     confirmBox.replaceChildren();
     say('');
     if (!id.value.trim()) return fail(new Error('Enter the person’s id first.'));
-    let p;
-    try { p = await api(`${base}?${query()}`); } catch (e) { return fail(e); }
     const q = query(), s = suppress.checked;
-    // Names exactly what goes: every linked id and the number of events.
+    // Names exactly what goes: every linked id and the number of events. Counting reads all of
+    // the project's events under the query time budget; the deletion has none, so a count that
+    // ran out of time still leaves the deletion possible, said plainly.
+    let what;
+    try {
+      const p = await api(`${base}?${q}`);
+      what = `Delete ${fmt(p.events)} events of ${p.ids.join(', ')}`;
+    } catch (e) {
+      if (e.code !== 'query_timeout') return fail(e);
+      what = `Finding this person's events took longer than the server gives a preview, so they were not counted. Delete every event of ${id.value.trim()} and of the ids linked to it (the deletion has no time limit and may take a while)`;
+    }
     confirmBox.replaceChildren(card('Confirm deletion',
-      h('p', { id: 'person-confirm-text' }, `Delete ${fmt(p.events)} events of ${p.ids.join(', ')}, with their rollups and notifications? This cannot be undone.${s ? ' Their future events will be dropped.' : ''}`),
+      h('p', { id: 'person-confirm-text' }, `${what}, with their rollups and notifications? This cannot be undone.${s ? ' Their future events will be dropped.' : ''}`),
       h('div', { class: 'row' },
         h('button', { type: 'button', id: 'person-confirm-delete', class: 'danger', onclick: async () => {
           try {

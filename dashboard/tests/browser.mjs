@@ -195,6 +195,19 @@ try {
   await page.goto(`${projectUrl}/explore?from=${now - 2 * 3600000}&to=${now + 60000}&bucket=300000&group_by=plan`);
   await page.waitForSelector('#explore-coverage');
   assert.match(await page.textContent('#explore-coverage'), /reads at most 30 events, newest first/);
+  // Tracking plan (Settings) makes the same question by hour answer from its rollup, whole.
+  await page.goto(`${projectUrl}/settings`);
+  await page.fill('input[name=tracked_properties]', 'plan');
+  await page.click('#settings-save');
+  await waitFor('the plan rollup to be filled', async () => {
+    await page.goto(`${projectUrl}/settings`);
+    await page.waitForSelector('input[name=tracked_properties]');
+    return (await page.inputValue('input[name=tracked_properties]')) === 'plan' && (await page.locator('#tracked-pending').count()) === 0;
+  });
+  await page.screenshot({ path: join(shots, 'settings.png'), fullPage: true });
+  await page.goto(`${projectUrl}/explore?from=${now - 2 * 3600000}&to=${now + 60000}&bucket=3600000&group_by=plan`);
+  await page.waitForSelector('#explore-source');
+  assert.equal(await page.locator('#explore-coverage').count(), 0, 'the rollup covers the whole range');
   await page.goto(`${projectUrl}/explore?event=${encodeURIComponent('Exact Numbers')}&from=${now - 2 * 3600000}&to=${now + 60000}`);
   await page.waitForSelector('#events-table tbody tr');
   assert.equal(await page.textContent('#events-table tbody td:last-child code'), exact);

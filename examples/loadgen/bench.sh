@@ -27,6 +27,9 @@
 #                    counts too.
 #   PG_INIT_SQL      SQL run on each fresh PostgreSQL database once the collector has migrated
 #                    it (A/B of a schema or setting change without a rebuild)
+#   SQLITE_INIT_SQL  the same for each fresh SQLite database (with the sqlite3 shell), e.g.
+#                    tracked properties: "INSERT INTO tracked_properties VALUES
+#                    (1, 'plan', 0, -1, 1), (1, 'flag', 0, -1, 2)"
 #   LOADGEN_ARGS     extra pulseline-loadgen flags  (e.g. "--gzip")
 #   OUT              markdown output file           (default target/loadgen-bench/results.md)
 #   COLLECTOR_BIN    run this collector binary instead of the one built here (A/B runs of
@@ -223,6 +226,8 @@ for mode in $MODES; do
     if [[ "$url" == postgres* ]]; then
         POSTMASTER="$(pg_postmaster "$url")"
         if [[ -n "${PG_INIT_SQL:-}" ]]; then psql -q -v ON_ERROR_STOP=1 "$url" -c "$PG_INIT_SQL" >&2; fi
+    elif [[ -n "${SQLITE_INIT_SQL:-}" ]]; then
+        sqlite3 -bail -cmd ".timeout 5000" "${url#sqlite://}" "$SQLITE_INIT_SQL" >&2
     fi
     echo "== synchronous=$mode: collector pid $COLLECTOR_PID on port $PORT" >&2
     acked_total=0

@@ -141,10 +141,10 @@ impl HeavyQueries {
                 return Err(self.refused(
                     "project",
                     format!(
-                        "this project already runs {} heavy dashboard queries \
-                             (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT = {}): wait for them to \
-                             finish and try again",
-                        self.per_project, self.per_project
+                        "this project already runs as many heavy dashboard queries as it \
+                         may at once (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT = {}): wait for \
+                         one to finish and try again",
+                        self.per_project
                     ),
                 ));
             }
@@ -157,9 +157,9 @@ impl HeavyQueries {
                 return Err(self.refused(
                     "server",
                     format!(
-                        "this server already runs {} heavy dashboard queries \
-                         (PULSELINE_DASHBOARD_QUERIES = {}): try again in a moment",
-                        self.total_limit, self.total_limit
+                        "this server already runs as many heavy dashboard queries as it \
+                         may at once (PULSELINE_DASHBOARD_QUERIES = {}): try again in a moment",
+                        self.total_limit
                     ),
                 ));
             }

@@ -42,6 +42,7 @@ pub mod local_days;
 pub mod persons;
 mod postgres;
 mod projects;
+pub mod props;
 pub mod raw_retention;
 pub mod retention;
 mod rules;

@@ -66,6 +66,9 @@ pub(super) struct Removed {
     pub(super) message_id: String,
     /// Counted in `rollups_hourly_bots` too (migration 0023).
     pub(super) bot: bool,
+    pub(super) seq: i64,
+    /// The stored JSON, read only when the project tracks properties (`store::props`).
+    pub(super) body: Option<String>,
 }
 
 pub(super) fn removed<R>(r: &R) -> Removed
@@ -88,6 +91,8 @@ where
         timestamp: r.get("timestamp"),
         message_id: r.get("message_id"),
         bot: r.try_get("bot").unwrap_or(false),
+        seq: r.try_get("seq").unwrap_or(0),
+        body: r.try_get("body").ok().flatten(),
     }
 }
 

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{HOUR_MS, Store, StoreError};
 use crate::analytics::{SESSION_GAP_MS, SessionStats};
 use crate::domain::{Message, ProjectId};
 
@@ -116,32 +116,142 @@ impl Change {
     }
 }
 
-/// The range aggregate both backends run: the sessions that start in `[$2, $3)`.
+/// The UTC hour a session starting at `start` counts in, in `sessions_hourly`.
+fn hour_of(start: i64) -> i64 {
+    start - start.rem_euclid(HOUR_MS)
+}
+
+/// The SQL of [`hour_of`] over a column (`%` truncates towards zero in both databases).
+macro_rules! hour_sql {
+    ($col:literal) => {
+        concat!($col, " - ((", $col, " % 3600000) + 3600000) % 3600000")
+    };
+}
+
+/// What one commit changes in `sessions_hourly`: per (project, hour), the differences of
+/// sessions, summed length and bounces, from the users' [`Change`]s.
+#[derive(Default)]
+pub(super) struct HourlyDelta(BTreeMap<(i64, i64), [i64; 3]>);
+
+impl HourlyDelta {
+    /// Takes out the stored sessions `change` deletes or rewrites and adds what it writes.
+    pub(super) fn add(&mut self, project: i64, stored: &[Session], change: &Change) {
+        for s in stored {
+            let replaced = change.deleted_starts.contains(&s.start)
+                || change.written.iter().any(|w| w.start == s.start);
+            if replaced {
+                self.apply(project, s, -1);
+            }
+        }
+        for s in &change.written {
+            self.apply(project, s, 1);
+        }
+    }
+
+    fn apply(&mut self, project: i64, s: &Session, sign: i64) {
+        let row = self.0.entry((project, hour_of(s.start))).or_default();
+        row[0] += sign;
+        row[1] += sign * (s.end - s.start);
+        row[2] += sign * i64::from(s.events == 1);
+    }
+
+    /// The rows that change, in key order (the order PostgreSQL commits lock them in).
+    pub(super) fn rows(&self) -> impl Iterator<Item = ((i64, i64), [i64; 3])> + '_ {
+        self.0
+            .iter()
+            .filter(|(_, d)| **d != [0; 3])
+            .map(|(k, d)| (*k, *d))
+    }
+}
+
+/// Adds one difference to a `sessions_hourly` row (`$1`–`$5`: project, hour, sessions,
+/// length, bounces), both backends.
+pub(super) const ADD_HOURLY: &str =
+    "INSERT INTO sessions_hourly (project_id, hour, sessions, total_ms, bounces)
+     VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (project_id, hour) DO UPDATE SET
+         sessions = sessions_hourly.sessions + excluded.sessions,
+         total_ms = sessions_hourly.total_ms + excluded.total_ms,
+         bounces = sessions_hourly.bounces + excluded.bounces";
+
+/// Takes the sessions a delete is about to remove out of `sessions_hourly`: `{sessions}` is
+/// the delete's `FROM user_sessions WHERE …`, with its binds. Every row it subtracts from
+/// exists (it counts those very sessions).
+pub(super) fn subtract_hourly(sessions: &str) -> String {
+    format!(
+        "INSERT INTO sessions_hourly AS h (project_id, hour, sessions, total_ms, bounces)
+         SELECT project_id, {hour}, -COUNT(*), -SUM(end_ts - start_ts),
+                -SUM(CASE WHEN events = 1 THEN 1 ELSE 0 END)
+         {sessions}
+         GROUP BY 1, 2
+         ON CONFLICT (project_id, hour) DO UPDATE SET
+             sessions = h.sessions + excluded.sessions,
+             total_ms = h.total_ms + excluded.total_ms,
+             bounces = h.bounces + excluded.bounces",
+        hour = hour_sql!("start_ts"),
+    )
+}
+
+/// The sessions plan retention removes (`$1` project, `$2` the cutoff's day): those that ended
+/// before it.
+pub(super) const EXPIRED_SESSIONS: &str =
+    "FROM user_sessions WHERE project_id = $1 AND start_ts < $2 AND end_ts < $2";
+
+/// The range aggregate over the sessions themselves, for the partial hours at a range's
+/// edges: the sessions that start in `[$2, $3)`.
 const RANGE_STATS: &str = "SELECT COUNT(*) AS sessions,
         CAST(COALESCE(SUM(end_ts - start_ts), 0) AS BIGINT) AS total_ms,
         CAST(COALESCE(SUM(CASE WHEN events = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS bounces
     FROM user_sessions WHERE project_id = $1 AND start_ts >= $2 AND start_ts < $3";
 
+/// The same sums over whole hours `[$2, $3)` from `sessions_hourly`: the range's hours, not
+/// its sessions.
+const HOURS_STATS: &str = "SELECT CAST(COALESCE(SUM(sessions), 0) AS BIGINT),
+        CAST(COALESCE(SUM(total_ms), 0) AS BIGINT),
+        CAST(COALESCE(SUM(bounces), 0) AS BIGINT)
+    FROM sessions_hourly WHERE project_id = $1 AND hour >= $2 AND hour < $3";
+
 impl Store {
     /// Count, mean length and bounce rate of the sessions (bots left out) that start in
     /// `[from, to)`, each whole: one that runs past `to` counts its full length; one that
-    /// started before `from` is not counted.
+    /// started before `from` is not counted. The range's whole UTC hours come from
+    /// `sessions_hourly` (one row an hour, however many sessions), the part hours at its
+    /// edges from the sessions.
     pub async fn session_stats(
         &self,
         project: ProjectId,
         from: i64,
         to: i64,
     ) -> Result<SessionStats, StoreError> {
-        let (sessions, total_ms, bounces): (i64, i64, i64) = with_db!(self, read_pool, |pool| {
-            let row = sqlx::query(RANGE_STATS)
-                .bind(project)
-                .bind(from)
-                .bind(to)
-                .fetch_one(pool)
-                .await?;
-            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)
+        let first_hour = hour_of(from) + if hour_of(from) < from { HOUR_MS } else { 0 };
+        let last_hour = hour_of(to);
+        let reads = if first_hour < last_hour {
+            vec![
+                (RANGE_STATS, from, first_hour),
+                (HOURS_STATS, first_hour, last_hour),
+                (RANGE_STATS, last_hour, to),
+            ]
+        } else {
+            vec![(RANGE_STATS, from, to)]
+        };
+        let mut totals = [0i64; 3];
+        with_db!(self, read_pool, |pool| {
+            for (sql, lo, hi) in reads {
+                if lo >= hi {
+                    continue;
+                }
+                let row = sqlx::query(sql)
+                    .bind(project)
+                    .bind(lo)
+                    .bind(hi)
+                    .fetch_one(pool)
+                    .await?;
+                for (i, total) in totals.iter_mut().enumerate() {
+                    *total += row.try_get::<i64, _>(i)?;
+                }
+            }
         });
-        Ok(SessionStats::from_totals(sessions, total_ms, bounces))
+        Ok(SessionStats::from_totals(totals[0], totals[1], totals[2]))
     }
 }
 

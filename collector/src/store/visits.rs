@@ -53,6 +53,8 @@ pub struct FoldBacklog {
     pub dirty: bool,
     /// A time zone change is being rebuilt.
     pub rebuilding: bool,
+    /// When the oldest queued page view was queued (unix ms, the database's clock).
+    pub oldest_queued_at: Option<i64>,
 }
 
 impl FoldBacklog {
@@ -291,24 +293,27 @@ impl Store {
     /// transaction for nothing): queued page views counted up to [`FOLD_CHUNK`], and whether
     /// sketches wait for a recount or a time zone rebuild is under way.
     pub async fn web_fold_backlog(&self) -> Result<FoldBacklog, StoreError> {
-        let (queued, dirty, rebuilding): (i64, i64, i64) = with_db!(self, read_pool, |pool| {
-            sqlx::query_as(
+        let (queued, dirty, rebuilding, oldest_queued_at): (i64, i64, i64, Option<i64>) =
+            with_db!(self, read_pool, |pool| {
+                sqlx::query_as(
                 "SELECT CAST((SELECT COUNT(*) FROM (SELECT 1 FROM web_visit_pending LIMIT $1) AS q)
                              AS BIGINT),
                         CAST(CASE WHEN EXISTS (SELECT 1 FROM web_daily_dirty)
                                     OR EXISTS (SELECT 1 FROM web_pairs_dirty) THEN 1 ELSE 0 END
                              AS BIGINT),
                         CAST(CASE WHEN EXISTS (SELECT 1 FROM web_rebuild) THEN 1 ELSE 0 END
-                             AS BIGINT)",
+                             AS BIGINT),
+                        (SELECT queued_at FROM web_visit_pending ORDER BY id LIMIT 1)",
             )
             .bind(FOLD_CHUNK)
             .fetch_one(pool)
             .await?
-        });
+            });
         Ok(FoldBacklog {
             queued,
             dirty: dirty != 0,
             rebuilding: rebuilding != 0,
+            oldest_queued_at,
         })
     }
 }

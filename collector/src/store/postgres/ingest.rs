@@ -37,8 +37,18 @@ impl PostgresStore {
         order.sort_unstable_by(|x, y| key(x).cmp(&key(y)));
 
         let mut tx = self.pool.begin().await?;
+        // The commit's projects, for the shared lock of their tracked property keys
+        // (`crate::store::props`), taken by the first statement, before any event gets a seq.
+        let mut locks: Vec<i32> = batches
+            .iter()
+            .map(|b| crate::store::props::lock_key(b.project_id))
+            .collect();
+        locks.sort_unstable();
+        locks.dedup();
         let new_positions: Vec<i64> = sqlx::query_scalar(
-            "WITH input AS (
+            "WITH locks AS MATERIALIZED (
+                 SELECT pg_advisory_xact_lock_shared($4, k) FROM UNNEST($5::INT4[]) AS k
+             ), input AS (
                  SELECT * FROM UNNEST($1::INT8[], $2::TEXT[], $3::INT8[])
                      WITH ORDINALITY AS t(project_id, message_id, received_at, pos)
              ), fresh AS (
@@ -47,7 +57,8 @@ impl PostgresStore {
                  ON CONFLICT DO NOTHING
                  RETURNING project_id, message_id
              )
-             SELECT input.pos FROM input JOIN fresh USING (project_id, message_id)",
+             SELECT input.pos FROM input JOIN fresh USING (project_id, message_id)
+             WHERE (SELECT COUNT(*) FROM locks) >= 0",
         )
         .bind(
             order
@@ -62,6 +73,8 @@ impl PostgresStore {
                 .map(|&(b, _)| millis(batches[b].received_at))
                 .collect::<Vec<_>>(),
         )
+        .bind(crate::store::props::LOCK_SPACE)
+        .bind(&locks)
         .fetch_all(&mut *tx)
         .await?;
 
@@ -142,7 +155,8 @@ impl PostgresStore {
         // `rows` (with the rollup sums) is what this commit stored: rollups maintained by other
         // modules take their rows from it, in this transaction, after this statement.
         // The active-user rollup is keyed by each project's local day (migration 0040).
-        let days = super::local_days::day_keys(&mut tx, &rows.project_id, &rows.timestamp).await?;
+        let (days, tracked) =
+            super::local_days::day_keys(&mut tx, &rows.project_id, &rows.timestamp).await?;
         store_rows(
             &mut tx,
             &rows,
@@ -154,6 +168,7 @@ impl PostgresStore {
         )
         .await?;
         super::user_event_days::record(&mut tx, batches, &is_new).await?;
+        super::props::record(&mut tx, batches, &is_new, &tracked).await?;
         super::vitals::add(&mut tx, batches, &is_new).await?;
         super::sessions::record(&mut tx, batches, &is_new).await?;
         tx.commit().await?;

@@ -6,6 +6,7 @@ mod category_cap;
 mod ingest;
 mod local_days;
 mod persons;
+mod props;
 mod sessions;
 mod vitals;
 pub(crate) use vitals::write as write_vitals;
@@ -22,6 +23,7 @@ use super::{
     RetentionReport, StoreError, StoredEvent, from_millis, millis,
 };
 use crate::domain::ProjectId;
+use crate::store::sessions::{EXPIRED_SESSIONS, subtract_hourly};
 
 /// The first seq of project `$1` received at or after `$2`, for the live tail: a binary
 /// search over seq, one index seek per step, probing only the daily partitions from `$3` (the
@@ -266,10 +268,13 @@ impl PostgresStore {
                 "DELETE FROM active_users_days WHERE project_id = $1 AND day < $2",
                 "DELETE FROM users_last_seen WHERE project_id = $1 AND last_day < $2",
                 "DELETE FROM user_event_days WHERE project_id = $1 AND day < $2",
-                // Sessions that ended before the cutoff's day (`store::sessions`).
-                "DELETE FROM user_sessions WHERE project_id = $1 AND start_ts < $2 AND end_ts < $2",
+                // Sessions that ended before the cutoff's day (`store::sessions`), after
+                // their share of the hourly sums.
+                &subtract_hourly(EXPIRED_SESSIONS),
+                &format!("DELETE {EXPIRED_SESSIONS}"),
+                "DELETE FROM sessions_hourly WHERE project_id = $1 AND hour < $2 AND sessions = 0",
             ] {
-                sqlx::query(sql)
+                sqlx::query(AssertSqlSafe(sql))
                     .bind(project_id)
                     .bind(cutoff - cutoff.rem_euclid(DAY_MS))
                     .execute(&mut *tx)

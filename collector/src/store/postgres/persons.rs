@@ -8,6 +8,7 @@ use crate::store::analytics::is_bot;
 use crate::store::persons::{
     DECREMENT_DAY, DROP_EMPTY_DAY, PersonDeletion, Removed, decrement_rollups, per_day, removed,
 };
+use crate::store::props::{decrement_props, deletion_counts, tracked_on};
 use crate::store::{Backend, RETENTION_CHUNK, StoreError, StoredEvent};
 
 impl PostgresStore {
@@ -72,6 +73,9 @@ impl PostgresStore {
         let mut report = PersonDeletion::default();
         loop {
             let mut tx = self.write_pool().begin().await?;
+            // Locks the backfill cursors until this chunk commits: a backfill chunk neither
+            // adds events deleted here nor moves past them meanwhile.
+            let keys = tracked_on!(tx, project, "FOR SHARE");
             let seqs: Vec<i64> = sqlx::query_scalar(
                 "SELECT seq FROM events
                  WHERE project_id = $1 AND (user_id = ANY($2) OR anonymous_id = ANY($2))
@@ -100,8 +104,13 @@ impl PostgresStore {
             .await?;
             let rows = sqlx::query(AssertSqlSafe(format!(
                 "DELETE FROM events WHERE project_id = $1 AND seq = ANY($2)
-                 RETURNING type, event, timestamp, message_id, {} AS bot",
-                is_bot(Backend::Postgres)
+                 RETURNING seq, type, event, timestamp, message_id, {} AS bot, {} AS body",
+                is_bot(Backend::Postgres),
+                if keys.is_empty() {
+                    "CAST(NULL AS TEXT)"
+                } else {
+                    "body"
+                }
             )))
             .bind(project)
             .bind(&seqs)
@@ -118,6 +127,7 @@ impl PostgresStore {
                     .execute(&mut *tx)
                     .await?;
                 decrement_rollups!(&mut *tx, project, &rows, report);
+                decrement_props!(tx, &deletion_counts(project, &rows, &keys));
                 const OF_MESSAGES: &str = "SELECT id FROM deliveries
                      WHERE project_id = $1 AND source_key LIKE 'event:%'
                        AND substr(source_key, 7 + strpos(substr(source_key, 7), ':')) = ANY($2)";

@@ -9,7 +9,9 @@
 
 use sqlx::{PgConnection, Row};
 
-use crate::store::sessions::{Change, CommitSessions, Session, merge};
+use crate::store::sessions::{
+    Change, CommitSessions, HourlyDelta, Session, merge, subtract_hourly,
+};
 use crate::store::{PendingBatch, StoreError};
 
 /// The advisory locks' first key: the two-integer key space, apart from the single-bigint keys
@@ -100,8 +102,10 @@ pub(super) async fn record(
     }
     let mut deleted = (Vec::new(), Vec::new(), Vec::new());
     let mut written = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut hourly = HourlyDelta::default();
     for (i, stored) in stored.iter().enumerate() {
         let change = Change::between(stored, &merge(stored, times[i]));
+        hourly.add(projects[i], stored, &change);
         for start in change.deleted_starts {
             deleted.0.push(projects[i]);
             deleted.1.push(users[i]);
@@ -143,6 +147,32 @@ pub(super) async fn record(
         .execute(&mut *tx)
         .await?;
     }
+    // In key order, so that commits adding to the same hours lock their rows in one order.
+    let (mut keys, mut hours, mut sums) = (vec![], vec![], [vec![], vec![], vec![]]);
+    for ((project, hour), delta) in hourly.rows() {
+        keys.push(project);
+        hours.push(hour);
+        for (sum, d) in sums.iter_mut().zip(delta) {
+            sum.push(d);
+        }
+    }
+    if !keys.is_empty() {
+        sqlx::query(
+            "INSERT INTO sessions_hourly AS h (project_id, hour, sessions, total_ms, bounces)
+             SELECT * FROM UNNEST($1::INT8[], $2::INT8[], $3::INT8[], $4::INT8[], $5::INT8[])
+             ON CONFLICT (project_id, hour) DO UPDATE SET
+                 sessions = h.sessions + excluded.sessions,
+                 total_ms = h.total_ms + excluded.total_ms,
+                 bounces = h.bounces + excluded.bounces",
+        )
+        .bind(&keys)
+        .bind(&hours)
+        .bind(&sums[0])
+        .bind(&sums[1])
+        .bind(&sums[2])
+        .execute(&mut *tx)
+        .await?;
+    }
     Ok(())
 }
 
@@ -154,6 +184,13 @@ pub(super) async fn delete_person(
     ids: &[String],
 ) -> Result<u64, StoreError> {
     lock(tx, ids.iter().map(|id| lock_key(project, id))).await?;
+    sqlx::query(sqlx::AssertSqlSafe(subtract_hourly(
+        "FROM user_sessions WHERE project_id = $1 AND user_key = ANY($2)",
+    )))
+    .bind(project)
+    .bind(ids)
+    .execute(&mut *tx)
+    .await?;
     Ok(
         sqlx::query("DELETE FROM user_sessions WHERE project_id = $1 AND user_key = ANY($2)")
             .bind(project)

@@ -41,10 +41,17 @@ struct Commit {
     reply: oneshot::Sender<Result<Vec<u64>, StoreError>>,
 }
 
+/// Work for the ingest thread: a commit, or another write that needs its connection (the
+/// tracked-property backfill sums with the same code ingest does).
+enum Work {
+    Commit(Commit),
+    Job(Box<dyn FnOnce(&mut Connection) + Send>),
+}
+
 /// The handle the store keeps: a queue to the ingest thread.
 #[derive(Debug)]
 pub(super) struct IngestThread {
-    queue: Mutex<Option<mpsc::Sender<Commit>>>,
+    queue: Mutex<Option<mpsc::Sender<Work>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The WAL file when commits must be synced before they are acknowledged (`full`).
     wal: Option<Wal>,
@@ -94,7 +101,7 @@ impl IngestThread {
                 file: Mutex::new(None),
             }
         });
-        let (tx, rx) = mpsc::channel::<Commit>();
+        let (tx, rx) = mpsc::channel::<Work>();
         let forget = Arc::new(AtomicBool::new(false));
         let forgotten = Arc::clone(&forget);
         let thread = std::thread::Builder::new()
@@ -102,12 +109,20 @@ impl IngestThread {
             .spawn(move || {
                 let mut conn = conn;
                 let mut known = KnownActiveUsers::default();
-                for commit in rx {
-                    if forgotten.swap(false, Ordering::AcqRel) {
-                        known = KnownActiveUsers::default();
+                for work in rx {
+                    match work {
+                        Work::Commit(commit) => {
+                            let result = insert(
+                                &mut conn,
+                                &commit.batches,
+                                &commit.deliveries,
+                                &mut known,
+                                &forgotten,
+                            );
+                            let _ = commit.reply.send(result);
+                        }
+                        Work::Job(job) => job(&mut conn),
                     }
-                    let result = insert(&mut conn, &commit.batches, &commit.deliveries, &mut known);
-                    let _ = commit.reply.send(result);
                 }
             })
             .map_err(|source| StoreError::Thread {
@@ -175,13 +190,35 @@ impl IngestThread {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .as_ref()
             .is_some_and(|q| {
-                q.send(Commit {
+                q.send(Work::Commit(Commit {
                     batches,
                     deliveries,
                     reply,
-                })
+                }))
                 .is_ok()
             });
+        if !sent {
+            return Err(StoreError::Closed);
+        }
+        answer.await.unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Runs `job` on the ingest thread's connection, between commits, and waits for its answer.
+    /// The caller holds the sqlx write connection, as for a commit.
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let work = Work::Job(Box::new(move |conn: &mut Connection| {
+            let _ = reply.send(job(conn));
+        }));
+        let sent = self
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|q| q.send(work).is_ok());
         if !sent {
             return Err(StoreError::Closed);
         }
@@ -245,8 +282,16 @@ fn insert(
     batches: &[PendingBatch],
     deliveries: &[NewDelivery],
     known: &mut KnownActiveUsers,
+    forgotten: &AtomicBool,
 ) -> Result<Vec<u64>, StoreError> {
-    let tx = conn.transaction()?;
+    // The writer first, then the memory: a person delete (or a time zone change) sets
+    // `forgotten` before it commits, so once we hold the writer its rows are gone and the flag
+    // is seen. Checked before taking the writer, a delete committed while this commit waited
+    // for it would leave a remembered row that no longer exists.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if forgotten.swap(false, Ordering::AcqRel) {
+        *known = KnownActiveUsers::default();
+    }
     let rows: Vec<(&PendingBatch, &Message)> = batches
         .iter()
         .flat_map(|b| b.messages.iter().map(move |m| (b, m)))
@@ -299,6 +344,7 @@ fn insert(
         inserted.push(count as u64);
     }
     write_rollups(&tx, &rollups)?;
+    super::props::record(&tx, batches, &stored)?;
     super::vitals::add(&tx, batches, &stored)?;
     super::sessions::record(&tx, batches, &stored)?;
     // The notifications of this commit's events, atomically with them; a resent duplicate

@@ -10,6 +10,8 @@ use crate::store::persons::{
     DECREMENT_DAY, DROP_EMPTY_DAY, PersonDeletion, Removed, decrement_rollups, json_ids, per_day,
     removed,
 };
+use crate::store::props::{decrement_props, deletion_counts, tracked_on};
+use crate::store::sessions::subtract_hourly;
 use crate::store::{Backend, RETENTION_CHUNK, StoreError, StoredEvent};
 
 impl SqliteStore {
@@ -87,6 +89,7 @@ impl SqliteStore {
         let mut lo = first.unwrap_or(0);
         loop {
             let mut tx = self.write_pool().begin().await?;
+            let keys = tracked_on!(tx, project, "");
             let newest: i64 =
                 sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM events WHERE project_id = ?")
                     .bind(project)
@@ -121,8 +124,13 @@ impl SqliteStore {
                  WHERE project_id = ?1 AND seq >= ?2 AND seq < ?3
                    AND (user_id IN (SELECT value FROM json_each(?4))
                         OR anonymous_id IN (SELECT value FROM json_each(?4)))
-                 RETURNING type, event, timestamp, message_id, {} AS bot",
-                is_bot(Backend::Sqlite)
+                 RETURNING seq, type, event, timestamp, message_id, {} AS bot, {} AS body",
+                is_bot(Backend::Sqlite),
+                if keys.is_empty() {
+                    "CAST(NULL AS TEXT)"
+                } else {
+                    "body"
+                }
             )))
             .bind(project)
             .bind(lo)
@@ -134,6 +142,7 @@ impl SqliteStore {
             if !rows.is_empty() {
                 report.events += rows.len() as u64;
                 decrement_rollups!(&mut *tx, project, &rows, report);
+                decrement_props!(tx, &deletion_counts(project, &rows, &keys));
                 let messages = json_ids(
                     &rows
                         .iter()
@@ -166,6 +175,15 @@ impl SqliteStore {
                         .execute(&mut *tx)
                         .await?;
                 }
+                // Their sessions' share of the hourly sums, before the sessions go.
+                sqlx::query(AssertSqlSafe(subtract_hourly(
+                    "FROM user_sessions
+                     WHERE project_id = $1 AND user_key IN (SELECT value FROM json_each($2))",
+                )))
+                .bind(project)
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?;
                 // The person's per-user rollups go whole; the names are this code's own.
                 for (table, removed) in [
                     ("users_last_seen", &mut report.users_last_seen),

@@ -1,9 +1,10 @@
 //! SQLite's retention: expired events, rollups and notifications deleted in bounded chunks,
 //! each on its own turn of the single writer.
 
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::SqliteStore;
+use crate::store::sessions::{EXPIRED_SESSIONS, subtract_hourly};
 use crate::store::{
     DAY_MS, DISPATCH_MARKERS_RETENTION, HOUR_MS, NOTIFICATION_RETENTION, RETENTION_CHUNK,
     RetentionReport, StoreError,
@@ -103,8 +104,6 @@ impl SqliteStore {
                 "DELETE FROM active_users_days WHERE project_id = ? AND day < ?",
                 "DELETE FROM users_last_seen WHERE project_id = ? AND last_day < ?",
                 "DELETE FROM user_event_days WHERE project_id = ? AND day < ?",
-                // Sessions that ended before the cutoff's day (`store::sessions`).
-                "DELETE FROM user_sessions WHERE project_id = ? AND start_ts < ?2 AND end_ts < ?2",
             ] {
                 sqlx::query(sql)
                     .bind(project_id)
@@ -112,6 +111,21 @@ impl SqliteStore {
                     .execute(&self.write)
                     .await?;
             }
+            // Sessions that ended before the cutoff's day (`store::sessions`), and their share
+            // of the hourly sums, together.
+            let mut tx = self.write.begin().await?;
+            for sql in [
+                subtract_hourly(EXPIRED_SESSIONS).as_str(),
+                &format!("DELETE {EXPIRED_SESSIONS}"),
+                "DELETE FROM sessions_hourly WHERE project_id = $1 AND hour < $2 AND sessions = 0",
+            ] {
+                sqlx::query(AssertSqlSafe(sql))
+                    .bind(project_id)
+                    .bind(cutoff - cutoff.rem_euclid(DAY_MS))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
             for (sql, counted) in NOTIFICATION_RETENTION {
                 let rows = self
                     .delete_in_chunks(|| {

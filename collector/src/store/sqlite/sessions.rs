@@ -4,7 +4,7 @@
 
 use rusqlite::{Transaction, params};
 
-use crate::store::sessions::{Change, CommitSessions, Session, merge};
+use crate::store::sessions::{ADD_HOURLY, Change, CommitSessions, HourlyDelta, Session, merge};
 use crate::store::{PendingBatch, StoreError};
 
 /// Adds the messages of `batches` that this commit stored (`stored`, one flag per message in
@@ -41,6 +41,7 @@ pub(super) fn record(
          DO UPDATE SET end_ts = excluded.end_ts, events = excluded.events",
     )?;
     let mut stored_sessions = Vec::new();
+    let mut hourly = HourlyDelta::default();
     for ((project, user), times, (low, high)) in commit.users() {
         stored_sessions.clear();
         let mut rows = touched.query(params![project, user, high])?;
@@ -58,12 +59,17 @@ pub(super) fn record(
         drop(rows);
         stored_sessions.reverse();
         let change = Change::between(&stored_sessions, &merge(&stored_sessions, times));
+        hourly.add(project, &stored_sessions, &change);
         for start in change.deleted_starts {
             delete.execute(params![project, user, start])?;
         }
         for s in change.written {
             write.execute(params![project, user, s.start, s.end, s.events])?;
         }
+    }
+    let mut add = tx.prepare_cached(ADD_HOURLY)?;
+    for ((project, hour), [sessions, total_ms, bounces]) in hourly.rows() {
+        add.execute(params![project, hour, sessions, total_ms, bounces])?;
     }
     Ok(())
 }

@@ -25,6 +25,8 @@ mod security;
 mod sessions;
 /// Shared, read-only pages (issue 24).
 mod share;
+/// Explore from tracked-property rollups (issue 20).
+mod tracked_props;
 /// Sessions kept at ingest (issue 20).
 mod user_sessions;
 /// Web Vitals from the rollup (issue 20).

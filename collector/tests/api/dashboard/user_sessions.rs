@@ -214,6 +214,27 @@ async fn answers_equal_the_plain_computation(
     counted
 }
 
+/// `sessions_hourly` holds exactly the sums of `user_sessions` by the UTC hour of their start,
+/// recomputed from scratch (rows that sum to zero aside).
+async fn assert_hourly_exact(database_url: &str) {
+    const HOURLY: &str = "SELECT project_id, hour, sessions, total_ms, bounces
+        FROM sessions_hourly WHERE sessions <> 0 OR total_ms <> 0 OR bounces <> 0";
+    const RECOMPUTED: &str = "SELECT project_id,
+            start_ts - ((start_ts % 3600000) + 3600000) % 3600000, COUNT(*),
+            SUM(end_ts - start_ts), SUM(CASE WHEN events = 1 THEN 1 ELSE 0 END)
+        FROM user_sessions GROUP BY 1, 2";
+    let differ = format!(
+        "SELECT (SELECT COUNT(*) FROM ({HOURLY} EXCEPT {RECOMPUTED}) AS a)
+              + (SELECT COUNT(*) FROM ({RECOMPUTED} EXCEPT {HOURLY}) AS b)"
+    );
+    assert_eq!(
+        helpers::query_i64(database_url, &differ).await,
+        0,
+        "sessions_hourly"
+    );
+    assert!(helpers::query_i64(database_url, "SELECT COUNT(*) FROM sessions_hourly").await > 0);
+}
+
 async fn seeded(seed: u64) -> (Dash, Login, Vec<Value>) {
     let app = spawn(|c| c.dashboard.max_scan_events = SCAN_LIMIT, clock()).await;
     let me = app.admin().await;
@@ -231,6 +252,7 @@ async fn stored_sessions_equal_the_plain_computation(seed: u64) {
     let sessions = plain_sessions(&messages);
     let rows = helpers::query_i64(&app.database_url, "SELECT COUNT(*) FROM user_sessions").await;
     assert_eq!(rows, sessions.len() as i64, "one row per session");
+    assert_hourly_exact(&app.database_url).await;
 }
 
 #[tokio::test]
@@ -326,6 +348,7 @@ async fn concurrent_commits_of_one_user_make_one_session() {
     );
     let (_, got) = app.get(&me, &path).await;
     assert_answer(&got, (2, (39 * (GAP - MINUTE)) as f64 / 1000.0, 0.0), &path);
+    assert_hourly_exact(&app.database_url).await;
 }
 
 #[tokio::test]
@@ -353,6 +376,7 @@ async fn a_person_delete_takes_their_sessions_out() {
         deleted.extend(ids);
     }
     assert_eq!(helpers::query_i64(&app.database_url, rows_of).await, 0);
+    assert_hourly_exact(&app.database_url).await;
     let kept: Vec<Value> = messages
         .iter()
         .filter(|m| {
@@ -409,6 +433,7 @@ async fn plan_retention_removes_the_sessions_that_ended_before_its_cutoff_day() 
     );
     let rows = helpers::query_i64(&app.database_url, "SELECT COUNT(*) FROM user_sessions").await;
     assert_eq!(rows, kept.len() as i64);
+    assert_hourly_exact(&app.database_url).await;
     // Maintenance at that time also ended the login sessions older than it.
     let me = app.admin().await;
     let s = start().timestamp_millis();
@@ -472,6 +497,7 @@ async fn the_upgrade_backfills_the_sessions_from_stored_events() {
         helpers::query_i64(&url, "SELECT COUNT(*) FROM user_sessions").await,
         sessions.len() as i64
     );
+    assert_hourly_exact(&url).await;
     for (from, to) in ranges(&messages, start()) {
         let got = store.session_stats(project, from, to).await.unwrap();
         assert_answer(

@@ -138,9 +138,29 @@ pub async fn series(
             bot_events,
             coverage: None,
             groups_capped: false,
+            source: SOURCE_ROLLUPS.to_owned(),
         }
     } else {
         let _slot = state.dashboard.queries.admit(project).await?;
+        let rolled = super::explore_props::series(
+            &state,
+            project,
+            &r,
+            event.as_deref(),
+            &spec,
+            p.include_bots,
+        )
+        .await?;
+        if let Some((series, bot_events)) = rolled {
+            let answer = SeriesAnswer {
+                series,
+                bot_events,
+                coverage: None,
+                groups_capped: false,
+                source: SOURCE_ROLLUPS.to_owned(),
+            };
+            return respond(answer, p.format.as_deref());
+        }
         let covered_from = horizon(&state, project, &r, event.as_deref(), r.bucket).await?;
         let mut builder = SeriesBuilder::new(&spec);
         let bot_events = stream(
@@ -163,9 +183,15 @@ pub async fn series(
             bot_events,
             coverage: covered_from.map(|c| coverage(&state, c, r.to)),
             groups_capped: built.groups_capped,
+            source: SOURCE_EVENTS.to_owned(),
         }
     };
-    if p.format.as_deref() == Some("csv") {
+    respond(answer, p.format.as_deref())
+}
+
+/// The answer as JSON, or as CSV for `format=csv`.
+fn respond(answer: SeriesAnswer, format: Option<&str>) -> Result<Response, ApiError> {
+    if format == Some("csv") {
         let series = &answer.series;
         let mut w = csv::Writer::from_writer(Vec::new());
         let mut header = vec!["bucket".to_owned()];
@@ -202,7 +228,16 @@ pub struct SeriesAnswer {
     /// More than MAX_GROUPS (1000) distinct `group_by` values: the later ones count under
     /// "(other)".
     pub groups_capped: bool,
+    /// What the answer was computed from: `rollups` (the hourly rollups, with those of tracked
+    /// properties for a filter or group-by; the part-hours at the range's ends from events)
+    /// or `events` (a bounded read of raw events).
+    pub source: String,
 }
+
+/// [`SeriesAnswer::source`] of an answer summed from rollups.
+pub const SOURCE_ROLLUPS: &str = "rollups";
+/// [`SeriesAnswer::source`] of an answer read from raw events.
+pub const SOURCE_EVENTS: &str = "events";
 
 /// The part of a range an answer read whole.
 #[derive(Debug, Clone, Serialize, ToSchema)]

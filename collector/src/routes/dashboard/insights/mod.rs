@@ -5,6 +5,7 @@
 
 pub mod churn;
 pub mod explore;
+mod explore_props;
 pub mod export;
 pub mod funnels;
 pub mod live;
