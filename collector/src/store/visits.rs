@@ -102,6 +102,17 @@ pub(crate) const VISIT_DIMENSIONS: [Dimension; 11] = [
     Dimension::Device,
 ];
 
+/// The bounded filter dimensions kept in pairs with every breakdown (`web_daily_pairs`,
+/// migration 0049), with their position in [`VISIT_DIMENSIONS`]: a few values each, so a
+/// value's pair rows stay few per day. Each one costs the fold about as much again as all
+/// of `web_daily` (its values times the day's paths, entry and exit pages), so browser, OS and
+/// UTM medium are left out (docs/dashboard-web.md, "The fold's speed").
+pub(crate) const PAIR_FILTERS: [(Dimension, usize); 3] = [
+    (Dimension::Source, 2),
+    (Dimension::Country, 7),
+    (Dimension::Device, 10),
+];
+
 const VISIT_COLUMNS: &str = "start_ts, end_ts, pageviews, entry_page, exit_page, source, \
      referrer, utm_source, utm_medium, utm_campaign, country, browser, os, device";
 
@@ -254,6 +265,7 @@ impl Store {
             }
         }
         self.rebuild_dirty_sketches().await?;
+        self.rebuild_dirty_pairs().await?;
         self.rebuild_step().await?;
         Ok(total)
     }
@@ -272,6 +284,7 @@ impl Store {
             }
         }
         while self.rebuild_dirty_sketches().await? > 0 {}
+        while self.rebuild_dirty_pairs().await? > 0 {}
         while self.rebuild_step().await? {}
         Ok(total)
     }
@@ -285,7 +298,8 @@ impl Store {
                 sqlx::query_as(
                 "SELECT CAST((SELECT COUNT(*) FROM (SELECT 1 FROM web_visit_pending LIMIT $1) AS q)
                              AS BIGINT),
-                        CAST(CASE WHEN EXISTS (SELECT 1 FROM web_daily_dirty) THEN 1 ELSE 0 END
+                        CAST(CASE WHEN EXISTS (SELECT 1 FROM web_daily_dirty)
+                                    OR EXISTS (SELECT 1 FROM web_pairs_dirty) THEN 1 ELSE 0 END
                              AS BIGINT),
                         CAST(CASE WHEN EXISTS (SELECT 1 FROM web_rebuild) THEN 1 ELSE 0 END
                              AS BIGINT),
@@ -307,6 +321,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pair_filters_point_at_their_visit_values() {
+        for (dim, i) in PAIR_FILTERS {
+            assert_eq!(VISIT_DIMENSIONS[i], dim);
+        }
+    }
 
     #[test]
     fn a_chunks_worth_or_a_rebuild_folds_at_once_and_the_rest_after_the_delay() {

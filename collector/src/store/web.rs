@@ -71,6 +71,12 @@ impl Dimension {
     pub fn from_key(key: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|d| d.key() == key)
     }
+
+    /// Whether a single filter on this dimension has pair rows with every breakdown
+    /// (`web_daily_pairs`, migration 0049): source, country and device.
+    pub fn has_pairs(self) -> bool {
+        super::visits::PAIR_FILTERS.iter().any(|(d, _)| *d == self)
+    }
 }
 
 /// One query of the page: a range, its filters (all must hold), the chart's buckets
@@ -168,7 +174,9 @@ impl Store {
                         (SELECT CAST(COUNT(*) AS BIGINT) FROM web_rebuild
                          WHERE project_id = $1) AS rebuilding,
                         (SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM web_daily_dirty
-                             WHERE project_id = $1 LIMIT 1) y) AS dirty",
+                             WHERE project_id = $1 LIMIT 1) y)
+                        + (SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM web_pairs_dirty
+                             WHERE project_id = $1 LIMIT 1) z) AS dirty",
             )
             .bind(project_id)
             .bind(max)
@@ -256,8 +264,10 @@ pub(super) const WEB_FOLD_LOCK: &str = "SELECT pg_advisory_xact_lock(7021)";
 /// What a time zone change does to the Web page's rollups (days of the old zone), in its
 /// transaction: they go, and the fold rebuilds them from the stored visits and page views
 /// (`web_rebuild`, [`super::visits`]); the page reads visits meanwhile.
-pub(super) const RESET_WEB_ROLLUPS: [&str; 5] = [
+pub(super) const RESET_WEB_ROLLUPS: [&str; 7] = [
     "DELETE FROM web_daily WHERE project_id = $1",
+    "DELETE FROM web_daily_pairs WHERE project_id = $1",
+    "DELETE FROM web_pairs_dirty WHERE project_id = $1",
     "DELETE FROM web_hourly WHERE project_id = $1",
     "DELETE FROM web_daily_dirty WHERE project_id = $1",
     "DELETE FROM web_rebuild WHERE project_id = $1",

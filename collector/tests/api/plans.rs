@@ -134,6 +134,78 @@ async fn retention_removes_data_past_the_plan_and_keeps_the_rest() {
     assert_eq!(theirs["events"].as_array().unwrap().len(), 1);
 }
 
+/// The Web page's day and pair rows of days that ended before the plan's cutoff go with
+/// retention; the recent ones stay.
+#[tokio::test]
+async fn retention_removes_web_day_and_pair_rows_past_the_plan() {
+    let start = Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap();
+    let clock = Arc::new(FakeClock::new(start));
+    let app = spawn_app_with_clock(|_| {}, clock.clone()).await;
+    let store = app.store().await;
+    assert!(
+        store
+            .set_project_plan(app.keys.project_id, "free")
+            .await
+            .unwrap()
+    ); // 30 days
+    let page = |id: &str, at: chrono::DateTime<Utc>| {
+        json!({"type": "page", "messageId": id, "anonymousId": "a",
+               "timestamp": at.to_rfc3339(),
+               "context": {"page": {"path": "/"}, "source": {"name": "Google"}}})
+    };
+    let old = page("old", start);
+    assert_eq!(
+        app.post("/v1/batch", &json!({"batch": [old]}))
+            .await
+            .status(),
+        200
+    );
+    clock.advance(Duration::days(20));
+    store.prepare_partitions(clock.now()).await.unwrap();
+    let recent = page("recent", clock.now());
+    assert_eq!(
+        app.post("/v1/batch", &json!({"batch": [recent]}))
+            .await
+            .status(),
+        200
+    );
+    store.fold_web_visits().await.unwrap();
+    let days = |table: &str| {
+        format!(
+            "SELECT DISTINCT day FROM {table} WHERE project_id = {} ORDER BY day",
+            app.keys.project_id
+        )
+    };
+    let midnight = |t: chrono::DateTime<Utc>| {
+        t.date_naive()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis()
+    };
+    let both = [midnight(start), midnight(clock.now())];
+    assert_eq!(
+        helpers::query_column::<i64>(&app.database_url, &days("web_daily")).await,
+        both
+    );
+    assert_eq!(
+        helpers::query_column::<i64>(&app.database_url, &days("web_daily_pairs")).await,
+        both
+    );
+
+    clock.advance(Duration::days(12)); // the first day ended 31 days ago, the second 12
+    pulseline_collector::maintenance::run_once(&store, clock.now())
+        .await
+        .unwrap();
+    for table in ["web_daily", "web_daily_pairs"] {
+        assert_eq!(
+            helpers::query_column::<i64>(&app.database_url, &days(table)).await,
+            [both[1]],
+            "{table}"
+        );
+    }
+}
+
 /// The hour that holds the retention cutoff keeps its rollup: part of it is still within the
 /// plan. Both backends cut at the same hour.
 #[tokio::test]

@@ -406,7 +406,7 @@ pub async fn report_of(
         },
         rollups,
         value_rows,
-        budget,
+        (budget, max),
         &mut coverage_from,
     )
     .await?;
@@ -423,7 +423,7 @@ pub async fn report_of(
         },
         rollups,
         value_rows,
-        budget,
+        (budget, max),
         &mut None,
     )
     .await?;
@@ -482,6 +482,7 @@ pub async fn report_of(
 
 /// One period of the page. Without filters, from the rollups; with one visit filter over days,
 /// the top row and chart from that value's day rows and the breakdowns (if asked) from its
+/// pair rows for a bounded dimension (unless they are more than `max_rows`), else from its
 /// visits; else everything from the matching visits. Visits are read through the filter that
 /// selects the fewest, at most `budget` of them (or of the page's page views), the latest:
 /// `coverage_from` is set to where that read starts when it is cut.
@@ -490,7 +491,7 @@ async fn read_period(
     mut q: WebQuery<'_>,
     rollups: bool,
     value_rows: Option<(Dimension, &str)>,
-    budget: i64,
+    (budget, max_rows): (i64, i64),
     coverage_from: &mut Option<i64>,
 ) -> Result<WebReport, ApiError> {
     if rollups {
@@ -504,6 +505,17 @@ async fn read_period(
         && let Some(whole) = day_rows.take()
     {
         return Ok(whole);
+    }
+    if let (Some((dim, value)), Some(limit), Some(whole)) =
+        (value_rows, q.breakdown_rows, &mut day_rows)
+        && dim.has_pairs()
+        && state.store.web_pair_rows(&q, dim, value, max_rows).await? <= max_rows
+    {
+        whole.breakdowns = state
+            .store
+            .web_pair_breakdowns(&q, dim, value, &whole.totals, limit)
+            .await?;
+        return Ok(std::mem::take(whole));
     }
     q.driver = state
         .store

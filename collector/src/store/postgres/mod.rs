@@ -257,6 +257,11 @@ impl PostgresStore {
                 .bind(cutoff - DAY_MS)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query("DELETE FROM web_daily_pairs WHERE project_id = $1 AND day < $2")
+                .bind(project_id)
+                .bind(cutoff - DAY_MS)
+                .execute(&mut *tx)
+                .await?;
             // Active-user rollups of the days that ended before the cutoff.
             for sql in [
                 "DELETE FROM active_users_daily WHERE project_id = $1 AND day < $2",

@@ -87,10 +87,16 @@ impl PostgresStore {
             .fetch_all(&mut *tx)
             .await?;
             // The person's page views leave their visits: queued for the fold, in this
-            // transaction, with what the fold needs once the rows are gone.
+            // transaction, with what the fold needs once the rows are gone (3: still queued
+            // themselves, so never counted in the page pairs; migration 0049).
             sqlx::query(
                 "INSERT INTO web_visit_pending (project_id, seq, visitor, ts, path, removed)
-                 SELECT project_id, seq, visitor, ts, path, 1 FROM web_pageviews
+                 SELECT project_id, seq, visitor, ts, path,
+                        CASE WHEN EXISTS (SELECT 1 FROM web_visit_pending q
+                             WHERE q.project_id = web_pageviews.project_id
+                               AND q.seq = web_pageviews.seq AND q.removed = 0)
+                        THEN 3 ELSE 1 END
+                 FROM web_pageviews
                  WHERE seq = ANY($1) ORDER BY seq",
             )
             .bind(&seqs)

@@ -98,10 +98,16 @@ impl SqliteStore {
             let last = lo.saturating_add(RETENTION_CHUNK) > newest;
             let hi = if last { i64::MAX } else { lo + RETENTION_CHUNK };
             // The person's page views leave their visits: queued for the fold, in this
-            // transaction, with what the fold needs once the rows are gone.
+            // transaction, with what the fold needs once the rows are gone (3: still queued
+            // themselves, so never counted in the page pairs; migration 0049).
             sqlx::query(
                 "INSERT INTO web_visit_pending (project_id, seq, visitor, ts, path, removed)
-                 SELECT project_id, seq, visitor, ts, path, 1 FROM web_pageviews
+                 SELECT project_id, seq, visitor, ts, path,
+                        CASE WHEN EXISTS (SELECT 1 FROM web_visit_pending q
+                             WHERE q.project_id = web_pageviews.project_id
+                               AND q.seq = web_pageviews.seq AND q.removed = 0)
+                        THEN 3 ELSE 1 END
+                 FROM web_pageviews
                  WHERE seq IN (SELECT seq FROM events
                      WHERE project_id = ?1 AND seq >= ?2 AND seq < ?3 AND type = 'page'
                        AND (user_id IN (SELECT value FROM json_each(?4))

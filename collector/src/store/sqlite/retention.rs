@@ -66,6 +66,11 @@ impl SqliteStore {
                 .bind(cutoff - DAY_MS)
                 .execute(&self.write)
                 .await?;
+            sqlx::query("DELETE FROM web_daily_pairs WHERE project_id = ? AND day < ?")
+                .bind(project_id)
+                .bind(cutoff - DAY_MS)
+                .execute(&self.write)
+                .await?;
             sqlx::query("DELETE FROM rollups_hourly WHERE project_id = ? AND hour < ?")
                 .bind(project_id)
                 .bind(cutoff - cutoff.rem_euclid(HOUR_MS))

@@ -2,12 +2,12 @@
 //! fixed number of statements, whatever the chunk's size (each reads or writes every visitor
 //! of the chunk at once), instead of a few per visitor.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::FromRow;
 
 use super::days::Zones;
-use super::plan::{Plan, apply_plan};
+use super::plan::{Plan, apply_plan, same_pairs};
 use super::{PageView, Pending, Rebuilding, StoredVisit, VISIT_COLUMNS, Visit, cut, sql};
 use crate::store::web::VISIT_GAP_MS;
 use crate::store::{Backend, Store, StoreError};
@@ -124,6 +124,8 @@ struct WindowVisit {
 struct WindowView {
     i: i64,
     seq: i64,
+    /// Still queued past this chunk: not counted in the page pairs yet.
+    queued: i64,
     #[sqlx(flatten)]
     view: PageView,
 }
@@ -222,26 +224,86 @@ impl Store {
                     (i, w.project, w.visitor.as_str(), from, to)
                 })
                 .collect();
-            let mut views: Vec<Vec<(i64, PageView)>> = windows.iter().map(|_| Vec::new()).collect();
+            let mut views: Vec<Vec<(i64, bool, PageView)>> =
+                windows.iter().map(|_| Vec::new()).collect();
             let rows: Vec<WindowView> =
                 sqlx::query_as(sqlx::AssertSqlSafe(sql::window_page_views(backend)))
                     .bind(serde_json::to_string(&keys).expect("windows serialize"))
                     .fetch_all(&mut *tx)
                     .await?;
             for row in rows {
-                views[row.i as usize].push((row.seq, row.view));
+                views[row.i as usize].push((row.seq, row.queued != 0, row.view));
+            }
+
+            // The chunk's page views stored (not yet counted in the page pairs before it)
+            // and removed (counted there, unless stored in this chunk too).
+            let added: HashSet<(i64, i64)> = pending
+                .iter()
+                .filter(|p| p.removed == 0)
+                .map(|p| (p.project_id, p.seq))
+                .collect();
+            let mut removed: HashMap<(i64, &str), Vec<&Pending>> = HashMap::new();
+            for p in pending.iter().filter(|p| p.removed != 0) {
+                removed
+                    .entry((p.project_id, p.visitor.as_str()))
+                    .or_default()
+                    .push(p);
+            }
+
+            // Removals still queued of page views in the spans recounted: the visits they
+            // were counted in change now, so they leave the page pairs now (see below).
+            let keys: Vec<(usize, i64, &str, i64, i64)> = windows
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| !w.appends())
+                .map(|(i, w)| {
+                    let (from, to) = w.span();
+                    (i, w.project, w.visitor.as_str(), from, to)
+                })
+                .collect();
+            let mut later: Vec<Vec<(i64, String)>> = windows.iter().map(|_| Vec::new()).collect();
+            if !keys.is_empty() {
+                let rows: Vec<(i64, i64, i64, String)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql::window_removals(backend)))
+                        .bind(serde_json::to_string(&keys).expect("windows serialize"))
+                        .fetch_all(&mut *tx)
+                        .await?;
+                let ids: Vec<i64> = rows.iter().map(|r| r.1).collect();
+                for (i, _, ts, path) in rows {
+                    later[i as usize].push((ts, path));
+                }
+                if !ids.is_empty() {
+                    sqlx::query(sql::mark_removals(backend))
+                        .bind(serde_json::to_string(&ids).expect("ids serialize"))
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
 
             let mut changes = Changes::default();
-            for (w, mut pvs) in windows.iter().zip(views) {
-                pvs.sort_unstable_by_key(|(seq, v)| (v.ts, *seq));
-                let pvs: Vec<PageView> = pvs.into_iter().map(|(_, v)| v).collect();
+            for ((w, mut pvs), later) in windows.iter().zip(views).zip(later) {
+                pvs.sort_unstable_by_key(|(seq, _, v)| (v.ts, *seq));
+                let folded: Vec<(i64, bool)> = pvs.iter().map(|(seq, q, _)| (*seq, *q)).collect();
+                let pvs: Vec<PageView> = pvs.into_iter().map(|(_, _, v)| v).collect();
                 let tz = zones.of(w.project);
                 // A visit row at or before a rebuild's cursor is the fold's to count; the
                 // rebuild counts the others (new rows are past its cursor) when it gets there.
                 let visit_cursor = rebuilding.get(&w.project).map(|r| r.0);
                 let ours = |id: i64| visit_cursor.is_none_or(|c| id <= c);
-                let mut new = cut(&pvs);
+                let cuts = cut(&pvs);
+                let mut new = cuts.clone();
+                // Each cut visit as the pairs count it (an append's first one may be the stored
+                // visit it grows), and whether this chunk counts it.
+                let mut counted: Vec<(Visit, bool)> = cuts
+                    .iter()
+                    .map(|c| {
+                        let stored = w.old.iter().find(|o| Visit::from_stored(o) == *c);
+                        (
+                            c.clone(),
+                            stored.map_or(visit_cursor.is_none(), |o| ours(o.id)),
+                        )
+                    })
+                    .collect();
                 if w.appends() {
                     // The visit before the new page views grows if the first is within a gap
                     // of its end; the other stored visits stay as they are.
@@ -258,6 +320,7 @@ impl Store {
                             plan.visit(&tz, w.project, &w.visitor, &before, -1);
                             plan.visit(&tz, w.project, &w.visitor, &grown, 1);
                         }
+                        counted[0] = (before.clone(), ours(last.id));
                         changes.extended.push((
                             last.id,
                             grown.end_ts,
@@ -281,6 +344,53 @@ impl Store {
                                 }
                             }
                         }
+                    }
+                }
+                // The page pairs move by the page views whose visit (as counted) changed.
+                // Only folded page views count there: in the old visits those stored before
+                // this chunk, in the new ones all but those still queued past it.
+                let appends = w.appends();
+                let old_of = |ts: i64| {
+                    w.old
+                        .iter()
+                        .find(|o| !appends && o.start_ts <= ts && ts <= o.end_ts)
+                        .filter(|o| ours(o.id))
+                        .map(Visit::from_stored)
+                };
+                for (pv, (seq, queued)) in pvs.iter().zip(&folded) {
+                    let before =
+                        old_of(pv.ts).filter(|_| !*queued && !added.contains(&(w.project, *seq)));
+                    let after = cuts
+                        .iter()
+                        .position(|c| c.start_ts <= pv.ts && pv.ts <= c.end_ts)
+                        .and_then(|i| counted[i].1.then(|| &counted[i].0))
+                        .filter(|_| !*queued);
+                    if let (Some(a), Some(b)) = (&before, after)
+                        && same_pairs(&tz, a, b)
+                    {
+                        continue;
+                    }
+                    if let Some(a) = &before {
+                        plan.page_pair(&tz, w.project, &w.visitor, a, &pv.path, -1);
+                    }
+                    if let Some(b) = after {
+                        plan.page_pair(&tz, w.project, &w.visitor, b, &pv.path, 1);
+                    }
+                }
+                // A removed page view leaves the pairs of the visit it was counted in: when its
+                // removal is folded, or earlier, when that visit is recounted first (a person's
+                // removals can span chunks), which marks it done (2). One still queued itself
+                // when removed (3) was never counted there.
+                let gone = removed
+                    .get(&(w.project, w.visitor.as_str()))
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| r.removed == 1 && w.first <= r.ts && r.ts <= w.last)
+                    .map(|r| (r.ts, r.path.as_str()))
+                    .chain(later.iter().map(|(ts, path)| (*ts, path.as_str())));
+                for (ts, path) in gone {
+                    if let Some(a) = old_of(ts) {
+                        plan.page_pair(&tz, w.project, &w.visitor, &a, path, -1);
                     }
                 }
                 for v in new {

@@ -1,16 +1,19 @@
 //! What one fold chunk changes in the rollups (`web_daily`, `web_hourly`, migration 0034), and
 //! the SQL that applies it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::tz::TimeZone;
 
 use super::days::{day_of, hour_of};
-use super::{VISIT_DIMENSIONS, Visit};
+use super::{PAIR_FILTERS, VISIT_DIMENSIONS, Visit};
 use crate::store::web::Dimension;
 
 /// (project, day, dim, value): one `web_daily` row.
 pub(crate) type DayKey = (i64, i64, &'static str, String);
+
+/// (project, day, filter dim, filter value, dim, value): one `web_daily_pairs` row.
+pub(crate) type PairKey = (i64, i64, &'static str, String, &'static str, String);
 
 #[derive(Debug, Default)]
 pub(crate) struct Delta {
@@ -39,6 +42,9 @@ pub(crate) struct HourDelta {
 pub(crate) struct Plan {
     pub(crate) days: BTreeMap<DayKey, Delta>,
     pub(crate) hours: BTreeMap<(i64, i64), HourDelta>,
+    /// Many more than the day rows, so hashed while a chunk is planned and sorted once when
+    /// applied.
+    pub(crate) pairs: HashMap<PairKey, Delta>,
 }
 
 impl Plan {
@@ -108,7 +114,77 @@ impl Plan {
                 d.left.insert(visitor.to_owned());
             }
         }
+        for (fdim, f) in PAIR_FILTERS {
+            for (i, (dim, value)) in VISIT_DIMENSIONS.iter().zip(&v.values).enumerate() {
+                if i == f {
+                    continue;
+                }
+                let d = self.pair(project, day, fdim.key(), &v.values[f], dim.key(), value);
+                d.visits += sign;
+                d.pageviews += sign * v.pageviews;
+                d.bounces += sign * bounce;
+                d.duration_ms += sign * duration;
+                if sign > 0 {
+                    d.add.push(visitor.to_owned());
+                } else {
+                    d.left.insert(visitor.to_owned());
+                }
+            }
+        }
     }
+
+    fn pair(
+        &mut self,
+        project: i64,
+        day: i64,
+        fdim: &'static str,
+        fvalue: &str,
+        dim: &'static str,
+        value: &str,
+    ) -> &mut Delta {
+        self.pairs
+            .entry((project, day, fdim, fvalue.to_owned(), dim, value.to_owned()))
+            .or_default()
+    }
+
+    /// One page view on `path` of visit `v` counted (`sign` 1) or taken back (-1) in the page
+    /// pairs of the visit's values: the page breakdown of a one-chip view counts the page
+    /// views of the visits it selects, in the day each visit starts.
+    pub(crate) fn page_pair(
+        &mut self,
+        tz: &TimeZone,
+        project: i64,
+        visitor: &str,
+        v: &Visit,
+        path: &str,
+        sign: i64,
+    ) {
+        let day = day_of(tz, v.start_ts);
+        for (fdim, f) in PAIR_FILTERS {
+            let d = self.pair(
+                project,
+                day,
+                fdim.key(),
+                &v.values[f],
+                Dimension::Page.key(),
+                path,
+            );
+            d.pageviews += sign;
+            if sign > 0 {
+                d.add.push(visitor.to_owned());
+            } else {
+                d.left.insert(visitor.to_owned());
+            }
+        }
+    }
+}
+
+/// Whether two visits count in the same pair rows (start day and filter values).
+pub(crate) fn same_pairs(tz: &TimeZone, a: &Visit, b: &Visit) -> bool {
+    PAIR_FILTERS
+        .iter()
+        .all(|(_, f)| a.values[*f] == b.values[*f])
+        && (a.start_ts == b.start_ts || day_of(tz, a.start_ts) == day_of(tz, b.start_ts))
 }
 
 impl Delta {
@@ -166,10 +242,9 @@ macro_rules! apply_plan {
                 gone.push(key);
                 continue;
             }
-            let mut sketch = Visitors::default();
-            sketch.merge_bytes(&blob);
-            // A dense sketch seldom grows: its stored bytes are kept rather than re-encoded.
-            let grew = sketch.insert_all(d.add.iter().map(String::as_str));
+            // A sketch that did not grow keeps its stored bytes.
+            let sketch =
+                Visitors::add_to_bytes(&blob, d.add.iter().map(String::as_str)).unwrap_or(blob);
             if d.lost_someone() {
                 dirty.push(key.clone());
             }
@@ -181,11 +256,7 @@ macro_rules! apply_plan {
                     bounces + d.bounces,
                     duration + d.duration_ms,
                 ],
-                if grew || blob.is_empty() {
-                    sketch.to_bytes()
-                } else {
-                    blob
-                },
+                sketch,
             ));
         }
         // One statement per row: rare (rows that lost every visit and page view).
@@ -233,6 +304,129 @@ macro_rules! apply_plan {
             );
             q.push_values(group, |mut b, (project, dim, day, value)| {
                 b.push_bind(*project)
+                    .push_bind(dim.as_str())
+                    .push_bind(*day)
+                    .push_bind(value.as_str());
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().persistent(false).execute(&mut *$tx).await?;
+        }
+
+        // The pair rows (`web_daily_pairs`), the same way as the day rows above.
+        type CurrentPair = (
+            i64,
+            String,
+            String,
+            String,
+            i64,
+            String,
+            i64,
+            i64,
+            i64,
+            i64,
+            Vec<u8>,
+        );
+        type PairRow = (i64, String, String, String, i64, String);
+        let mut pairs: Vec<_> = $plan.pairs.into_iter().collect();
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let keys: Vec<(i64, &str, &str, &str, i64, &str)> = pairs
+            .iter()
+            .map(|((project, day, fdim, fvalue, dim, value), _)| {
+                (*project, *fdim, fvalue.as_str(), *dim, *day, value.as_str())
+            })
+            .collect();
+        let current: HashMap<PairRow, (i64, i64, i64, i64, Vec<u8>)> = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            sqlx::query_as::<_, CurrentPair>(sql::pair_rows($backend))
+                .bind(serde_json::to_string(&keys).expect("keys serialize"))
+                .fetch_all(&mut *$tx)
+                .await?
+                .into_iter()
+                .map(|r| ((r.0, r.1, r.2, r.3, r.4, r.5), (r.6, r.7, r.8, r.9, r.10)))
+                .collect()
+        };
+        let mut gone: Vec<PairRow> = Vec::new();
+        let mut kept = Vec::new();
+        let mut dirty = Vec::new();
+        for ((project, day, fdim, fvalue, dim, value), d) in pairs {
+            let key: PairRow = (project, fdim.to_owned(), fvalue, dim.to_owned(), day, value);
+            let (visits, pageviews, bounces, duration, blob) = current
+                .get(&key)
+                .cloned()
+                .unwrap_or((0, 0, 0, 0, Vec::new()));
+            let (visits, pageviews) = (visits + d.visits, pageviews + d.pageviews);
+            if visits <= 0 && pageviews <= 0 {
+                gone.push(key);
+                continue;
+            }
+            let sketch =
+                Visitors::add_to_bytes(&blob, d.add.iter().map(String::as_str)).unwrap_or(blob);
+            if d.lost_someone() {
+                dirty.push(key.clone());
+            }
+            kept.push((
+                key,
+                [
+                    visits,
+                    pageviews,
+                    bounces + d.bounces,
+                    duration + d.duration_ms,
+                ],
+                sketch,
+            ));
+        }
+        for (project, fdim, fvalue, dim, day, value) in &gone {
+            sqlx::query(
+                "DELETE FROM web_daily_pairs
+                 WHERE project_id = $1 AND fdim = $2 AND fvalue = $3 AND dim = $4 AND day = $5
+                   AND value = $6",
+            )
+            .bind(*project)
+            .bind(fdim.as_str())
+            .bind(fvalue.as_str())
+            .bind(dim.as_str())
+            .bind(*day)
+            .bind(value.as_str())
+            .execute(&mut *$tx)
+            .await?;
+        }
+        for group in kept.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO web_daily_pairs (project_id, fdim, fvalue, dim, day, value, visits,
+                                              pageviews, bounces, duration_ms, visitors) ",
+            );
+            q.push_values(
+                group,
+                |mut b, ((project, fdim, fvalue, dim, day, value), sums, sketch)| {
+                    b.push_bind(*project)
+                        .push_bind(fdim.as_str())
+                        .push_bind(fvalue.as_str())
+                        .push_bind(dim.as_str())
+                        .push_bind(*day)
+                        .push_bind(value.as_str());
+                    for n in sums {
+                        b.push_bind(*n);
+                    }
+                    b.push_bind(sketch.as_slice());
+                },
+            );
+            q.push(
+                " ON CONFLICT (project_id, fdim, fvalue, dim, day, value) DO UPDATE SET
+                     visits = excluded.visits, pageviews = excluded.pageviews,
+                     bounces = excluded.bounces, duration_ms = excluded.duration_ms,
+                     visitors = excluded.visitors",
+            );
+            q.build().persistent(false).execute(&mut *$tx).await?;
+        }
+        for group in dirty.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO web_pairs_dirty (project_id, fdim, fvalue, dim, day, value) ",
+            );
+            q.push_values(group, |mut b, (project, fdim, fvalue, dim, day, value)| {
+                b.push_bind(*project)
+                    .push_bind(fdim.as_str())
+                    .push_bind(fvalue.as_str())
                     .push_bind(dim.as_str())
                     .push_bind(*day)
                     .push_bind(value.as_str());

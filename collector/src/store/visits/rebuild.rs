@@ -2,14 +2,14 @@
 //! lost a visitor (`web_daily_dirty`), and every rollup of a project whose time zone changed
 //! (`web_rebuild`), a chunk per transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sqlx::FromRow;
 
 use super::days::{Zones, next_day};
 use super::plan::{Plan, apply_plan};
 use super::sketch::Visitors;
-use super::{FOLD_CHUNK, StoredVisit, VISIT_COLUMNS, VISIT_DIMENSIONS, Visit};
+use super::{FOLD_CHUNK, PAIR_FILTERS, StoredVisit, VISIT_COLUMNS, VISIT_DIMENSIONS, Visit};
 use crate::store::{Backend, Store, StoreError};
 
 /// Dirty day rows whose sketches one transaction rebuilds.
@@ -196,6 +196,116 @@ impl Store {
         })
     }
 
+    /// Rebuilds the sketches of up to [`DIRTY_CHUNK`] dirty pair rows: per day and filter
+    /// value, one read of that value's visits of the day (through its index for source,
+    /// medium and country) and, for page rows, of their page views.
+    pub(crate) async fn rebuild_dirty_pairs(&self) -> Result<u64, StoreError> {
+        with_db!(self, write_pool, |pool, backend| {
+            let mut tx = pool.begin().await?;
+            if backend == Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock(7021)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            type Dirty = (i64, i64, String, String, String, String);
+            let dirty: Vec<Dirty> = sqlx::query_as(
+                "DELETE FROM web_pairs_dirty
+                 WHERE (project_id, day, fdim, fvalue, dim, value) IN (
+                     SELECT project_id, day, fdim, fvalue, dim, value FROM web_pairs_dirty
+                     ORDER BY project_id, day LIMIT $1)
+                 RETURNING project_id, day, fdim, fvalue, dim, value",
+            )
+            .bind(DIRTY_CHUNK)
+            .fetch_all(&mut *tx)
+            .await?;
+            type Group = (i64, i64, &'static str, String);
+            let mut groups: BTreeMap<Group, Vec<(String, String)>> = BTreeMap::new();
+            for (project, day, fdim, fvalue, dim, value) in &dirty {
+                // Only the filter columns of PAIR_FILTERS are ever written; a name from the
+                // table goes into SQL as the constant it matches.
+                let Some((f, _)) = PAIR_FILTERS.iter().find(|(f, _)| f.key() == fdim) else {
+                    continue;
+                };
+                groups
+                    .entry((*project, *day, f.key(), fvalue.clone()))
+                    .or_default()
+                    .push((dim.clone(), value.clone()));
+            }
+            let zones: Vec<(i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(Zones::sql(groups.keys().map(|k| k.0))))
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let zones = Zones::new(zones);
+            for ((project, day, fdim, fvalue), rows) in groups {
+                let end = next_day(&zones.of(project), day);
+                let mut sketches: BTreeMap<(String, String), Visitors> = rows
+                    .iter()
+                    .map(|r| (r.clone(), Visitors::default()))
+                    .collect();
+                if rows.iter().any(|(dim, _)| dim == "page") {
+                    let views: Vec<(String, String)> =
+                        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                            "SELECT p.visitor, p.path FROM web_visits v JOIN web_pageviews p
+                               ON p.project_id = v.project_id AND p.visitor = v.visitor
+                              AND p.ts >= v.start_ts AND p.ts <= v.end_ts
+                             WHERE v.project_id = $1 AND v.{fdim} = $2
+                               AND v.start_ts >= $3 AND v.start_ts < $4"
+                        )))
+                        .bind(project)
+                        .bind(&fvalue)
+                        .bind(day)
+                        .bind(end)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for (visitor, path) in &views {
+                        if let Some(s) = sketches.get_mut(&("page".to_owned(), path.clone())) {
+                            s.insert_all([visitor.as_str()]);
+                        }
+                    }
+                }
+                if rows.iter().any(|(dim, _)| dim != "page") {
+                    let visits: Vec<DayVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "SELECT visitor, id, {VISIT_COLUMNS} FROM web_visits
+                         WHERE project_id = $1 AND {fdim} = $2
+                           AND start_ts >= $3 AND start_ts < $4"
+                    )))
+                    .bind(project)
+                    .bind(&fvalue)
+                    .bind(day)
+                    .bind(end)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for d in visits {
+                        let v = Visit::from_stored(&d.visit);
+                        for (dim, value) in VISIT_DIMENSIONS.iter().zip(v.values) {
+                            if let Some(s) = sketches.get_mut(&(dim.key().to_owned(), value)) {
+                                s.insert_all([d.visitor.as_str()]);
+                            }
+                        }
+                    }
+                }
+                for ((dim, value), sketch) in sketches {
+                    sqlx::query(
+                        "UPDATE web_daily_pairs SET visitors = $1
+                         WHERE project_id = $2 AND fdim = $3 AND fvalue = $4 AND dim = $5
+                           AND day = $6 AND value = $7",
+                    )
+                    .bind(sketch.to_bytes())
+                    .bind(project)
+                    .bind(fdim)
+                    .bind(&fvalue)
+                    .bind(&dim)
+                    .bind(day)
+                    .bind(&value)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(dirty.len() as u64)
+        })
+    }
+
     /// Counts the next [`FOLD_CHUNK`] visits and page views of one project whose rollups are
     /// being rebuilt; removes its `web_rebuild` row once both are counted. Page views still
     /// queued are left to the fold (it counts those behind the cursor), and the visits table
@@ -215,7 +325,7 @@ impl Store {
                 "UPDATE web_rebuild SET visit_cursor = visit_cursor WHERE project_id = (
                      SELECT r.project_id FROM web_rebuild r WHERE NOT EXISTS (
                          SELECT 1 FROM web_visit_pending p
-                         WHERE p.project_id = r.project_id AND p.removed = 1)
+                         WHERE p.project_id = r.project_id AND p.removed <> 0)
                      ORDER BY r.project_id LIMIT 1)
                  RETURNING project_id, visit_cursor, seq_cursor",
             )
@@ -254,10 +364,36 @@ impl Store {
             let done = (visits.len() as i64) < FOLD_CHUNK && (views.len() as i64) < FOLD_CHUNK;
             let next_visit = visits.last().map_or(visit_cursor, |v| v.visit.id);
             let next_seq = views.last().map_or(seq_cursor, |v| v.0);
+            // The folded page views of those visits, for the page pairs (the fold counts the
+            // ones still queued when it takes them).
+            let paths: Vec<(i64, String)> = if visits.is_empty() {
+                Vec::new()
+            } else {
+                sqlx::query_as(
+                    "SELECT v.id, p.path FROM web_visits v JOIN web_pageviews p
+                       ON p.project_id = v.project_id AND p.visitor = v.visitor
+                      AND p.ts >= v.start_ts AND p.ts <= v.end_ts
+                     WHERE v.project_id = $1 AND v.id > $2 AND v.id <= $3
+                       AND NOT EXISTS (SELECT 1 FROM web_visit_pending q
+                           WHERE q.project_id = $1 AND q.seq = p.seq AND q.removed = 0)",
+                )
+                .bind(project)
+                .bind(visit_cursor)
+                .bind(next_visit)
+                .fetch_all(&mut *tx)
+                .await?
+            };
             let mut plan = Plan::default();
+            let mut by_id = HashMap::with_capacity(visits.len());
             for d in visits {
-                let visitor = d.visitor;
-                plan.visit(&tz, project, &visitor, &Visit::from_stored(&d.visit), 1);
+                let v = Visit::from_stored(&d.visit);
+                plan.visit(&tz, project, &d.visitor, &v, 1);
+                by_id.insert(d.visit.id, (d.visitor, v));
+            }
+            for (id, path) in &paths {
+                if let Some((visitor, v)) = by_id.get(id) {
+                    plan.page_pair(&tz, project, visitor, v, path, 1);
+                }
             }
             for (_, visitor, ts, path) in &views {
                 plan.page_view(&tz, project, visitor, *ts, path, false);

@@ -88,6 +88,85 @@ impl Visitors {
         }
     }
 
+    /// The stored sketch `bytes` with `visitors` added, or `None` when no register grew (the
+    /// bytes still hold). The same bytes as merging into a [`Visitors`] and [`Self::to_bytes`],
+    /// without building the 4,096 registers: a sparse sketch is patched as its short sorted
+    /// list, a dense one in place. (The fold updates thousands of rows per chunk this way.)
+    pub fn add_to_bytes<'a>(
+        bytes: &[u8],
+        visitors: impl IntoIterator<Item = &'a str>,
+    ) -> Option<Vec<u8>> {
+        let hasher = DefaultHasher::seeded(&SEED.to_be_bytes());
+        let hashed = visitors.into_iter().map(|v| {
+            let hash = hasher.hash_one(v);
+            let index = (hash >> (64 - u32::from(PRECISION))) as usize;
+            (index, 1 + hash.trailing_zeros() as u8)
+        });
+        if let Some((&DENSE, rest)) = bytes.split_first()
+            && rest.len() == REGISTERS
+        {
+            let mut out: Option<Vec<u8>> = None;
+            for (index, rank) in hashed {
+                let current = out.as_ref().map_or(rest[index], |o| o[1 + index]);
+                if rank > current {
+                    out.get_or_insert_with(|| bytes.to_vec())[1 + index] = rank;
+                }
+            }
+            return out;
+        }
+        // Sparse (or empty, or not ours: read as empty, as `merge_bytes` does).
+        let mut list: Vec<(u16, u8)> = match bytes.split_first() {
+            Some((&SPARSE, rest)) => rest
+                .chunks_exact(3)
+                .map(|p| (u16::from_le_bytes([p[0], p[1]]), p[2]))
+                .filter(|(i, _)| usize::from(*i) < REGISTERS)
+                .collect(),
+            _ => Vec::new(),
+        };
+        // Written in index order by `to_bytes`; sorted again in case another writer did not.
+        if !list.is_sorted_by_key(|p| p.0) {
+            list.sort_by_key(|p| p.0);
+            list.dedup_by(|b, a| {
+                a.1 = a.1.max(b.1);
+                a.0 == b.0
+            });
+        }
+        let mut grew = false;
+        for (index, rank) in hashed {
+            let index = index as u16;
+            match list.binary_search_by_key(&index, |p| p.0) {
+                Ok(at) if list[at].1 >= rank => {}
+                Ok(at) => {
+                    list[at].1 = rank;
+                    grew = true;
+                }
+                Err(at) => {
+                    list.insert(at, (index, rank));
+                    grew = true;
+                }
+            }
+        }
+        if !grew && !bytes.is_empty() {
+            return None;
+        }
+        if list.len() * 3 < REGISTERS {
+            let mut out = Vec::with_capacity(1 + list.len() * 3);
+            out.push(SPARSE);
+            for (i, r) in list {
+                out.extend_from_slice(&i.to_le_bytes());
+                out.push(r);
+            }
+            Some(out)
+        } else {
+            let mut out = vec![0; 1 + REGISTERS];
+            out[0] = DENSE;
+            for (i, r) in list {
+                out[1 + usize::from(i)] = r;
+            }
+            Some(out)
+        }
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let set = self.registers.iter().filter(|r| **r != 0).count();
         if set * 3 < REGISTERS {
@@ -148,6 +227,34 @@ mod tests {
             s.insert_all(names[..n].iter().map(String::as_str));
             assert_eq!(s.count(), n as i64, "{n} visitors");
         }
+    }
+
+    #[test]
+    fn adding_to_stored_bytes_gives_the_bytes_of_a_merge() {
+        let names: Vec<String> = (0..3_000).map(|i| format!("w{i}")).collect();
+        let mut whole = Visitors::default();
+        let mut bytes: Vec<u8> = Vec::new();
+        // Batches of growing size take the sketch from empty through sparse to dense.
+        let mut at = 0;
+        for size in [0, 1, 3, 40, 400, 1_000, 1_556] {
+            let batch = &names[at..at + size];
+            at += size;
+            let grew = whole.insert_all(batch.iter().map(String::as_str));
+            match Visitors::add_to_bytes(&bytes, batch.iter().map(String::as_str)) {
+                Some(next) => {
+                    assert!(grew || bytes.is_empty(), "{size}");
+                    bytes = next;
+                }
+                None => assert!(!grew, "{size}"),
+            }
+            assert_eq!(bytes, whole.to_bytes(), "after {at} visitors");
+        }
+        assert_eq!(bytes[0], DENSE);
+        // Visitors already counted change nothing, dense or sparse.
+        assert_eq!(Visitors::add_to_bytes(&bytes, ["w1", "w2"]), None);
+        let mut few = Visitors::default();
+        few.insert_all(["a", "b"]);
+        assert_eq!(Visitors::add_to_bytes(&few.to_bytes(), ["a"]), None);
     }
 
     #[test]

@@ -28,6 +28,33 @@ pub(crate) fn day_rows(backend: Backend) -> &'static str {
     }
 }
 
+/// `web_daily_pairs` rows of the JSON array `$1` of `[project, fdim, fvalue, dim, day, value]`
+/// keys.
+pub(crate) fn pair_rows(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "SELECT w.project_id, w.fdim, w.fvalue, w.dim, w.day, w.value, w.visits,
+                    w.pageviews, w.bounces, w.duration_ms, w.visitors
+             FROM json_each($1) AS k CROSS JOIN web_daily_pairs AS w
+             WHERE w.project_id = json_extract(k.value, '$[0]')
+               AND w.fdim = json_extract(k.value, '$[1]')
+               AND w.fvalue = json_extract(k.value, '$[2]')
+               AND w.dim = json_extract(k.value, '$[3]')
+               AND w.day = json_extract(k.value, '$[4]')
+               AND w.value = json_extract(k.value, '$[5]')"
+        }
+        Backend::Postgres => {
+            "SELECT w.project_id, w.fdim, w.fvalue, w.dim, w.day, w.value, w.visits,
+                    w.pageviews, w.bounces, w.duration_ms, w.visitors
+             FROM jsonb_array_elements($1::text::jsonb) AS k(v)
+             JOIN web_daily_pairs AS w
+               ON w.project_id = (k.v ->> 0)::bigint AND w.fdim = k.v ->> 1
+              AND w.fvalue = k.v ->> 2 AND w.dim = k.v ->> 3
+              AND w.day = (k.v ->> 4)::bigint AND w.value = k.v ->> 5"
+        }
+    }
+}
+
 /// `web_hourly` rows of the JSON array `$1` of `[project, hour]` keys.
 pub(crate) fn hour_rows(backend: Backend) -> &'static str {
     match backend {
@@ -92,15 +119,45 @@ pub(crate) fn window_visits(backend: Backend, columns: &str) -> String {
     )
 }
 
-/// Per window `i`, the visitor's page views in `[lo, hi]`.
+/// Per window `i`, the visitor's page views in `[lo, hi]`, and whether each is still queued
+/// past the chunk (the page pairs count only folded page views).
 pub(crate) fn window_page_views(backend: Backend) -> String {
     let (t, join) = (windows(backend), join(backend));
     format!(
         "SELECT t.i, pv.seq, pv.ts, pv.path, pv.referrer, pv.source, pv.utm_source,
-                pv.utm_medium, pv.utm_campaign, pv.country, pv.browser, pv.os, pv.device
+                pv.utm_medium, pv.utm_campaign, pv.country, pv.browser, pv.os, pv.device,
+                CAST(CASE WHEN EXISTS (SELECT 1 FROM web_visit_pending q
+                     WHERE q.project_id = pv.project_id AND q.seq = pv.seq AND q.removed = 0)
+                     THEN 1 ELSE 0 END AS BIGINT) AS queued
          FROM {t} AS t {join} web_pageviews AS pv
          ON pv.project_id = t.p AND pv.visitor = t.v AND pv.ts >= t.lo AND pv.ts <= t.hi"
     )
+}
+
+/// Per window `i`, the removals of its visitor's page views in `[lo, hi]` still queued past
+/// the chunk and still counted in the page pairs (`removed = 1`, the partial index of
+/// migration 0049).
+pub(crate) fn window_removals(backend: Backend) -> String {
+    let (t, join) = (windows(backend), join(backend));
+    format!(
+        "SELECT t.i, q.id, q.ts, q.path FROM {t} AS t {join} web_visit_pending AS q
+         ON q.project_id = t.p AND q.visitor = t.v AND q.ts >= t.lo AND q.ts <= t.hi
+            AND q.removed = 1"
+    )
+}
+
+/// Marks the queued removals whose ids are the JSON array `$1` as taken out of the page pairs.
+pub(crate) fn mark_removals(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "UPDATE web_visit_pending SET removed = 2
+             WHERE id IN (SELECT value FROM json_each($1))"
+        }
+        Backend::Postgres => {
+            "UPDATE web_visit_pending SET removed = 2 WHERE id IN (
+                 SELECT e::bigint FROM jsonb_array_elements_text($1::text::jsonb) AS e)"
+        }
+    }
 }
 
 /// Deletes the visits whose ids are the JSON array `$1`.

@@ -75,7 +75,7 @@ impl Store {
             return Ok(report);
         };
         for dim in Dimension::ALL {
-            let rows = self.top_rows(q, dim, limit).await?;
+            let rows = self.top_rows(q, dim, None, limit).await?;
             report.breakdowns.push((dim, rows));
         }
         Ok(report)
@@ -143,15 +143,92 @@ impl Store {
         }))
     }
 
-    /// The `limit` values with the most visitors. A value's visitors never exceed its count
-    /// (page views, or visits), so candidates come by count, summed in SQL, a round at a time,
-    /// and their sketches are merged until no value left could still make the list.
+    /// The breakdowns of the visits whose `fdim` (one of the pair filters) is `fvalue`, from
+    /// their pair rows (`web_daily_pairs`, migration 0049) as the unfiltered breakdowns come
+    /// from the day rows; `fdim`'s own breakdown is the one row of `totals` (that value's day
+    /// rows). `q.buckets` must be days.
+    pub async fn web_pair_breakdowns(
+        &self,
+        q: &WebQuery<'_>,
+        fdim: Dimension,
+        fvalue: &str,
+        totals: &WebTotals,
+        limit: i64,
+    ) -> Result<Vec<(Dimension, Vec<BreakdownRow>)>, StoreError> {
+        let mut out = Vec::with_capacity(Dimension::ALL.len());
+        for dim in Dimension::ALL {
+            let rows = if dim == fdim {
+                (totals.visits > 0)
+                    .then(|| BreakdownRow {
+                        value: fvalue.to_owned(),
+                        visitors: totals.visitors,
+                        count: totals.visits,
+                    })
+                    .into_iter()
+                    .collect()
+            } else {
+                self.top_rows(q, dim, Some((fdim, fvalue)), limit).await?
+            };
+            out.push((dim, rows));
+        }
+        Ok(out)
+    }
+
+    /// How many pair rows of `fdim` = `fvalue` the range holds, counted up to `max + 1`.
+    pub async fn web_pair_rows(
+        &self,
+        q: &WebQuery<'_>,
+        fdim: Dimension,
+        fvalue: &str,
+        max: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(with_db!(self, read_pool, |pool| {
+            sqlx::query_scalar(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM (SELECT 1 FROM web_daily_pairs
+                     WHERE project_id = $1 AND fdim = $2 AND fvalue = $3
+                       AND day >= $4 AND day < $5 LIMIT $6) x",
+            )
+            .bind(q.project)
+            .bind(fdim.key())
+            .bind(fvalue)
+            .bind(q.from)
+            .bind(q.to)
+            .bind(max + 1)
+            .fetch_one(pool)
+            .await?
+        }))
+    }
+
+    /// The `limit` values with the most visitors, of all visits or (`within`) of those with a
+    /// pair filter's value. A value's visitors never exceed its count (page views, or visits),
+    /// so candidates come by count, summed in SQL, a round at a time, and their sketches are
+    /// merged until no value left could still make the list.
     async fn top_rows(
         &self,
         q: &WebQuery<'_>,
         dim: Dimension,
+        within: Option<(Dimension, &str)>,
         limit: i64,
     ) -> Result<Vec<BreakdownRow>, StoreError> {
+        // `$1`..`$4` project, dim and range, then the pair filter's `$5`, `$6` if any.
+        let (table, pair) = match within {
+            Some(_) => ("web_daily_pairs", " AND fdim = $5 AND fvalue = $6"),
+            None => ("web_daily", ""),
+        };
+        let head = |args: &mut Vec<Bind>| {
+            args.extend([
+                Bind::Int(q.project),
+                Bind::Text(dim.key().to_owned()),
+                Bind::Int(q.from),
+                Bind::Int(q.to),
+            ]);
+            if let Some((fdim, fvalue)) = within {
+                args.extend([
+                    Bind::Text(fdim.key().to_owned()),
+                    Bind::Text(fvalue.to_owned()),
+                ]);
+            }
+        };
         let count = if dim == Dimension::Page {
             "pageviews"
         } else {
@@ -161,39 +238,39 @@ impl Store {
         let mut top: Vec<BreakdownRow> = Vec::new();
         let mut offset = 0;
         loop {
+            let mut args = Vec::new();
+            head(&mut args);
+            args.extend([Bind::Int(round), Bind::Int(offset)]);
+            let sql = format!(
+                "SELECT value, CAST(SUM({count}) AS BIGINT) AS n FROM {table}
+                 WHERE project_id = $1 AND dim = $2 AND day >= $3 AND day < $4{pair}
+                 GROUP BY value HAVING SUM({count}) > 0
+                 ORDER BY n DESC, value LIMIT ${} OFFSET ${}",
+                args.len() - 1,
+                args.len()
+            );
             let candidates: Vec<(String, i64)> = with_db!(self, read_pool, |pool| {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT value, CAST(SUM({count}) AS BIGINT) AS n FROM web_daily
-                     WHERE project_id = $1 AND dim = $2 AND day >= $3 AND day < $4
-                     GROUP BY value HAVING SUM({count}) > 0
-                     ORDER BY n DESC, value LIMIT $5 OFFSET $6"
-                )))
-                .bind(q.project)
-                .bind(dim.key())
-                .bind(q.from)
-                .bind(q.to)
-                .bind(round)
-                .bind(offset)
-                .fetch_all(pool)
-                .await?
+                use sqlx::Row;
+                query_with(sql, &args)
+                    .fetch_all(pool)
+                    .await?
+                    .iter()
+                    .map(|r| (r.get("value"), r.get("n")))
+                    .collect()
             });
             if candidates.is_empty() {
                 break;
             }
-            let mut args = vec![
-                Bind::Int(q.project),
-                Bind::Text(dim.key().to_owned()),
-                Bind::Int(q.from),
-                Bind::Int(q.to),
-            ];
+            let mut args = Vec::new();
+            head(&mut args);
             let mut marks = Vec::with_capacity(candidates.len());
             for (value, _) in &candidates {
                 args.push(Bind::Text(value.clone()));
                 marks.push(format!("${}", args.len()));
             }
             let sql = format!(
-                "SELECT value, visitors FROM web_daily
-                 WHERE project_id = $1 AND dim = $2 AND day >= $3 AND day < $4
+                "SELECT value, visitors FROM {table}
+                 WHERE project_id = $1 AND dim = $2 AND day >= $3 AND day < $4{pair}
                    AND value IN ({})",
                 marks.join(", ")
             );

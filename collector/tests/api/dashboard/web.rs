@@ -4,6 +4,7 @@
 mod filtered;
 mod fold;
 mod input;
+mod pairs;
 mod traffic;
 mod visits;
 mod zones;

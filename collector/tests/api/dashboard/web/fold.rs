@@ -75,7 +75,7 @@ fn expected_visits(pvs: &[Pv]) -> Vec<String> {
     rows
 }
 
-/// Every day and hour row with its sums and sketch, as text, sorted.
+/// Every day, hour and pair row with its sums and sketch, as text, sorted.
 async fn rollup_rows(app: &Dash) -> Vec<String> {
     let hex = if on_postgres() {
         "encode(visitors, 'hex')"
@@ -92,7 +92,13 @@ async fn rollup_rows(app: &Dash) -> Vec<String> {
              UNION ALL
              SELECT 'hour|' || CAST(hour AS TEXT) || '|' || CAST(pageviews AS TEXT) || '|'
                     || {hex}
-             FROM web_hourly WHERE project_id = {p}",
+             FROM web_hourly WHERE project_id = {p}
+             UNION ALL
+             SELECT 'pair|' || fdim || '|' || fvalue || '|' || dim || '|' || CAST(day AS TEXT)
+                    || '|' || value || '|' || CAST(visits AS TEXT) || '|'
+                    || CAST(pageviews AS TEXT) || '|' || CAST(bounces AS TEXT) || '|'
+                    || CAST(duration_ms AS TEXT) || '|' || {hex}
+             FROM web_daily_pairs WHERE project_id = {p}",
             p = app.project
         ),
     )

@@ -1,0 +1,531 @@
+//! One chip on a bounded dimension over days answers its breakdowns from the pair rows
+//! (`web_daily_pairs`, migration 0049). After each event of random traffic (page views sent
+//! shuffled and late, resent batches, late page views bridging visits, a person deleted, a time
+//! zone change) every such view equals the same view read from the visits (the store's visits
+//! reader, which the page used before and still uses for every other filtered view) and the
+//! plain computation, and the pair rows equal a count from scratch.
+
+use rand::seq::SliceRandom;
+
+use pulseline_collector::store::Store;
+use pulseline_collector::store::web::{Dimension, Driver, WebQuery};
+
+use super::*;
+use crate::helpers::query_column;
+
+/// The filter dimensions that have pair rows.
+const PAIR_FILTERS: [&str; 3] = ["source", "country", "device"];
+const VISIT_KEYS: [&str; 11] = [
+    "entry_page",
+    "exit_page",
+    "source",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "country",
+    "browser",
+    "os",
+    "device",
+];
+const DAY: i64 = 86_400_000;
+
+/// `n` days from 2026-`month`-`day` in a zone `offset` ms east of UTC (no clock change).
+fn days_at(offset: i64, month: u32, day: u32, n: i64) -> Vec<(i64, i64)> {
+    let first = Utc
+        .with_ymd_and_hms(2026, month, day, 0, 0, 0)
+        .unwrap()
+        .timestamp_millis()
+        - offset;
+    (0..n)
+        .map(|i| (first + i * DAY, first + (i + 1) * DAY))
+        .collect()
+}
+
+/// The pair rows as stored: `fdim|fvalue|dim|day|value|visits|pageviews|bounces|duration`.
+async fn stored_pairs(app: &Dash) -> Vec<String> {
+    let mut rows: Vec<String> = query_column(
+        &app.database_url,
+        &format!(
+            "SELECT fdim || '|' || fvalue || '|' || dim || '|' || CAST(day AS TEXT) || '|'
+                    || value || '|' || CAST(visits AS TEXT) || '|' || CAST(pageviews AS TEXT)
+                    || '|' || CAST(bounces AS TEXT) || '|' || CAST(duration_ms AS TEXT)
+             FROM web_daily_pairs WHERE project_id = {}",
+            app.project
+        ),
+    )
+    .await;
+    rows.sort();
+    rows
+}
+
+/// The pair rows of `pvs` counted from scratch, with days `offset` ms east of UTC.
+fn expected_pairs(pvs: &[Pv], offset: i64) -> Vec<String> {
+    let mut sums: BTreeMap<(String, String, String, i64, String), [i64; 4]> = BTreeMap::new();
+    for v in visits(pvs, i64::MIN, i64::MAX) {
+        let start = v[0].ts;
+        let day = start - (start + offset).rem_euclid(DAY);
+        let n = v.len() as i64;
+        for fdim in PAIR_FILTERS {
+            let fvalue = visit_value(&v, fdim);
+            for dim in VISIT_KEYS.iter().filter(|d| **d != fdim) {
+                let key = (
+                    fdim.to_owned(),
+                    fvalue.clone(),
+                    (*dim).to_owned(),
+                    day,
+                    visit_value(&v, dim),
+                );
+                let s = sums.entry(key).or_default();
+                s[0] += 1;
+                s[1] += n;
+                s[2] += i64::from(n == 1);
+                s[3] += v[v.len() - 1].ts - start;
+            }
+            for p in &v {
+                let key = (
+                    fdim.to_owned(),
+                    fvalue.clone(),
+                    "page".to_owned(),
+                    day,
+                    p.fields["page"].clone(),
+                );
+                sums.entry(key).or_default()[1] += 1;
+            }
+        }
+    }
+    let mut rows: Vec<String> = sums
+        .into_iter()
+        .map(|((fdim, fvalue, dim, day, value), s)| {
+            format!(
+                "{fdim}|{fvalue}|{dim}|{day}|{value}|{}|{}|{}|{}",
+                s[0], s[1], s[2], s[3]
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// value -> (visitors, count) of each breakdown of an API answer.
+fn api_breakdowns(r: &Value) -> BTreeMap<String, BTreeMap<String, (i64, i64)>> {
+    r.as_object()
+        .unwrap()
+        .iter()
+        .map(|(dim, rows)| {
+            let rows = rows
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|row| {
+                    (
+                        row["value"].as_str().unwrap().to_owned(),
+                        (
+                            row["visitors"].as_i64().unwrap(),
+                            row["count"].as_i64().unwrap(),
+                        ),
+                    )
+                })
+                .collect();
+            (dim.clone(), rows)
+        })
+        .collect()
+}
+
+/// Every one-chip view on a bounded dimension over `days` (`from`..`to` in the URL) against
+/// the store's visits reader and the plain computation; then the pair rows against a count
+/// from scratch. Returns how many views were compared.
+async fn check_pairs(
+    app: &Dash,
+    admin: &Login,
+    store: &Store,
+    range: &str,
+    days: &[(i64, i64)],
+    offset: i64,
+    tz: &str,
+) -> usize {
+    app.web_caught_up(admin).await;
+    let pvs = stored_page_views(app).await;
+    let (from, to) = (days[0].0, days[days.len() - 1].1);
+    let mut views = 0;
+    for fdim in PAIR_FILTERS {
+        let mut values: BTreeSet<String> = visits(&pvs, from, i64::MAX)
+            .iter()
+            .filter(|v| v[0].ts < to)
+            .map(|v| visit_value(v, fdim))
+            .collect();
+        // A value with no visits in the range: empty breakdowns either way.
+        values.insert("nowhere".to_owned());
+        for value in values {
+            let query = format!("{range}&{fdim}={}", urlencoding(&value));
+            let (status, r) = app
+                .get(
+                    admin,
+                    &format!("/api/dash/projects/{}/web?{query}", app.project),
+                )
+                .await;
+            assert_eq!(status, 200, "{query}: {r}");
+            assert_eq!(r["timezone"], tz, "{query}");
+            assert_eq!(r["from"], from, "{query}");
+            assert!(r["coverage_from"].is_null(), "{query}: {r}");
+
+            let filters = [(Dimension::from_key(fdim).unwrap(), value.clone())];
+            let q = WebQuery {
+                project: app.project,
+                from,
+                to,
+                filters: &filters,
+                buckets: days,
+                breakdown_rows: Some(10),
+                driver: Driver::Start,
+            };
+            let from_visits = store.web_report(&q, false).await.expect("visits read");
+            let got = api_breakdowns(&r["breakdowns"]);
+            assert_eq!(got.len(), from_visits.breakdowns.len(), "{query}: {r}");
+            for (dim, rows) in &from_visits.breakdowns {
+                let want: BTreeMap<String, (i64, i64)> = rows
+                    .iter()
+                    .map(|row| (row.value.clone(), (row.visitors, row.count)))
+                    .collect();
+                let got = &got[dim.key()];
+                let same = got.len() == want.len()
+                    && got.iter().zip(&want).all(|((gv, g), (wv, w))| {
+                        gv == wv && g.1 == w.1 && visitors_close(g.0, w.0)
+                    });
+                assert!(
+                    same,
+                    "{query}: {} from pairs {got:?}, from visits {want:?}",
+                    dim.key()
+                );
+            }
+            let plain = expected(&pvs, from, to, days, &[(fdim, value.as_str())]);
+            check_stats(&r["current"], plain.totals, &query);
+            check_breakdowns(&r["breakdowns"], &plain, &query);
+            views += 1;
+        }
+    }
+    assert_eq!(
+        stored_pairs(app).await,
+        expected_pairs(&pvs, offset),
+        "pair rows against a count from scratch"
+    );
+    views
+}
+
+/// Enough of percent-encoding for the test's values (spaces and slashes).
+fn urlencoding(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace(' ', "%20")
+        .replace('/', "%2F")
+        .replace('&', "%26")
+}
+
+#[tokio::test]
+async fn one_chip_views_from_pairs_equal_the_views_from_visits_after_every_event() {
+    let clock = Arc::new(FakeClock::new(now()));
+    let app = spawn(|_| {}, clock.clone()).await;
+    let admin = app.admin().await;
+    let base = format!("/api/dash/projects/{}", app.project);
+    let (status, body) = app
+        .post(
+            &admin,
+            &format!("{base}/settings"),
+            json!({"timezone": "Europe/Berlin"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let store = Store::open(&app.database_url, Default::default())
+        .await
+        .expect("store opens");
+    let range = "period=custom&from=2026-02-17&to=2026-03-10";
+    let berlin = days_at(3_600_000, 2, 17, 22);
+
+    // Shuffled, some batches twice, folded between deliveries: later page views arrive late
+    // for the visits folded so far.
+    let mut rng = StdRng::seed_from_u64(49);
+    let mut messages: Vec<Value> = traffic(&mut rng)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut m)| {
+            m["messageId"] = json!(format!("m-{i}"));
+            m
+        })
+        .collect();
+    messages.shuffle(&mut rng);
+    let mut sent = 0;
+    while sent < messages.len() {
+        let n = rng.random_range(1..40).min(messages.len() - sent);
+        let chunk = messages[sent..sent + n].to_vec();
+        app.ingest(chunk.clone()).await;
+        if rng.random_bool(0.3) {
+            app.ingest(chunk).await;
+        }
+        if rng.random_bool(0.3) {
+            app.web_caught_up(&admin).await;
+        }
+        sent += n;
+    }
+    let views = check_pairs(
+        &app,
+        &admin,
+        &store,
+        range,
+        &berlin,
+        3_600_000,
+        "Europe/Berlin",
+    )
+    .await;
+    assert!(views >= 12, "views compared: {views}");
+
+    // Late page views bridging two stored visits merge them (the merged visit takes the
+    // first one's values, so page views move between pair rows), sent twice.
+    let pvs = stored_page_views(&app).await;
+    let mut by_visitor: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for p in &pvs {
+        by_visitor.entry(&p.visitor).or_default().push(p.ts);
+    }
+    let mut late = Vec::new();
+    for (visitor, mut times) in by_visitor {
+        times.sort_unstable();
+        if let Some(w) = times
+            .windows(2)
+            .find(|w| w[1] - w[0] > GAP && w[1] - w[0] <= 2 * GAP)
+        {
+            let at = Utc.timestamp_millis_opt((w[0] + w[1]) / 2).unwrap();
+            late.push(
+                json!({"type": "page", "messageId": format!("bridge-{}", late.len()),
+                "anonymousId": visitor, "timestamp": at.to_rfc3339(),
+                "context": {"userAgent": CHROME, "page": {"path": "/bridge"},
+                            "source": {"name": "Bing"}, "device": {"type": "desktop"}}}),
+            );
+        }
+    }
+    assert!(late.len() >= 3, "bridges: {}", late.len());
+    app.ingest(late.clone()).await;
+    app.ingest(late).await;
+    check_pairs(
+        &app,
+        &admin,
+        &store,
+        range,
+        &berlin,
+        3_600_000,
+        "Europe/Berlin",
+    )
+    .await;
+
+    // A person deleted: their page views leave every pair row.
+    let (status, body) = app
+        .send(
+            reqwest::Method::DELETE,
+            &admin,
+            &format!("{base}/persons?anonymous_id=v4"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    check_pairs(
+        &app,
+        &admin,
+        &store,
+        range,
+        &berlin,
+        3_600_000,
+        "Europe/Berlin",
+    )
+    .await;
+
+    // A time zone change rebuilds the pair rows by the new days.
+    let (status, body) = app
+        .post(
+            &admin,
+            &format!("{base}/settings"),
+            json!({"timezone": "UTC"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    check_pairs(
+        &app,
+        &admin,
+        &store,
+        range,
+        &days_at(0, 2, 17, 22),
+        0,
+        "UTC",
+    )
+    .await;
+    store.close().await;
+}
+
+/// The breakdowns of `query`, with the view's coverage.
+async fn breakdowns_of(app: &Dash, admin: &Login, query: &str) -> (Value, Value) {
+    let (status, r) = app
+        .get(
+            admin,
+            &format!("/api/dash/projects/{}/web?{query}", app.project),
+        )
+        .await;
+    assert_eq!(status, 200, "{query}: {r}");
+    (r["breakdowns"].clone(), r["coverage_from"].clone())
+}
+
+/// Whether any breakdown of an answer has a row.
+fn any_rows(breakdowns: &Value) -> bool {
+    breakdowns
+        .as_object()
+        .unwrap()
+        .values()
+        .any(|rows| !rows.as_array().unwrap().is_empty())
+}
+
+/// A one-chip view's breakdowns come from the pair rows alone: with the visits table emptied
+/// behind the collector's back they stay as they were, while a view that reads visits (two
+/// chips) finds none. Past the pair row limit (`PULSELINE_DASHBOARD_MAX_SCAN_EVENTS`), the
+/// same view reads visits again, cut at that many.
+#[tokio::test]
+async fn one_chip_breakdowns_read_no_visits_up_to_the_pair_row_limit() {
+    let range = "period=custom&from=2026-02-17&to=2026-03-10";
+    for limit in [None, Some(30)] {
+        let clock = Arc::new(FakeClock::new(now()));
+        let app = spawn(
+            |c| {
+                if let Some(n) = limit {
+                    c.dashboard.max_scan_events = n;
+                }
+            },
+            clock,
+        )
+        .await;
+        let admin = app.admin().await;
+        let mut rng = StdRng::seed_from_u64(7);
+        for chunk in traffic(&mut rng).chunks(100) {
+            app.ingest(chunk.to_vec()).await;
+        }
+        app.web_caught_up(&admin).await;
+        let one = format!("{range}&device=desktop");
+        let two = format!("{range}&device=desktop&source=Google");
+        let (before, coverage) = breakdowns_of(&app, &admin, &one).await;
+        assert!(any_rows(&before), "{before}");
+        assert!(any_rows(&breakdowns_of(&app, &admin, &two).await.0));
+        let pair_rows: Vec<i64> = query_column(
+            &app.database_url,
+            &format!(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM web_daily_pairs
+                 WHERE project_id = {} AND fdim = 'device' AND fvalue = 'desktop'",
+                app.project
+            ),
+        )
+        .await;
+        crate::helpers::exec_sql(
+            &app.database_url,
+            &format!("DELETE FROM web_visits WHERE project_id = {}", app.project),
+        )
+        .await;
+        assert!(!any_rows(&breakdowns_of(&app, &admin, &two).await.0));
+        let (after, _) = breakdowns_of(&app, &admin, &one).await;
+        match limit {
+            None => {
+                assert!(coverage.is_null(), "{coverage}");
+                assert_eq!(after, before, "one chip, from the pair rows");
+            }
+            Some(n) => {
+                assert!(pair_rows[0] > i64::from(n), "pair rows: {pair_rows:?}");
+                assert!(!coverage.is_null(), "visits read, cut at {n}");
+                assert!(
+                    !any_rows(&after),
+                    "one chip past the limit reads visits: {after}"
+                );
+            }
+        }
+    }
+}
+
+/// Folds every queued page view in chunks of `size` through a second store on the database.
+async fn fold_in_chunks(app: &Dash, size: i64) {
+    let store = Store::open(&app.database_url, Default::default())
+        .await
+        .expect("store opens");
+    store
+        .fold_web_visits_in_chunks(size)
+        .await
+        .expect("the fold runs");
+    store.close().await;
+}
+
+/// A person deleted while some of their page views are still queued: those were never in the
+/// page pairs and must not be taken out of them, while the folded ones are, even when the
+/// fold recounts their visits before their removal's turn (chunks of one page view).
+#[tokio::test]
+async fn a_person_deleted_with_page_views_still_queued_leaves_the_pairs_exact() {
+    let clock = Arc::new(FakeClock::new(now()));
+    // The background fold waits an hour for fewer than a chunk's worth: this test folds.
+    let app = spawn(|c| c.web.fold_delay_ms = 3_600_000, clock).await;
+    let admin = app.admin().await;
+    let base = format!("/api/dash/projects/{}", app.project);
+    let (status, body) = app
+        .post(
+            &admin,
+            &format!("{base}/settings"),
+            json!({"timezone": "UTC"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut rng = StdRng::seed_from_u64(3);
+    for chunk in traffic(&mut rng).chunks(100) {
+        app.ingest(chunk.to_vec()).await;
+    }
+    fold_in_chunks(&app, 100_000).await;
+
+    // More page views of v4 inside its folded visits, left queued, then v4 deleted.
+    let pvs = stored_page_views(&app).await;
+    // On the paths of the folded ones: taking a queued one out of the pairs would show.
+    let mut mine: Vec<(i64, String)> = pvs
+        .iter()
+        .filter(|p| p.visitor == "v4")
+        .map(|p| (p.ts, p.fields["page"].clone()))
+        .collect();
+    mine.sort_unstable();
+    let inside: Vec<(i64, String)> = mine
+        .windows(2)
+        .filter(|w| w[1].0 - w[0].0 > 1 && w[1].0 - w[0].0 <= GAP)
+        .map(|w| ((w[0].0 + w[1].0) / 2, w[0].1.clone()))
+        .collect();
+    assert!(inside.len() >= 2, "v4's page views: {mine:?}");
+    let late: Vec<Value> = inside
+        .iter()
+        .enumerate()
+        .map(|(i, (ts, path))| {
+            json!({"type": "page", "messageId": format!("queued-{i}"), "anonymousId": "v4",
+                   "timestamp": Utc.timestamp_millis_opt(*ts).unwrap().to_rfc3339(),
+                   "context": {"userAgent": CHROME, "page": {"path": path},
+                               "source": {"name": "Bing"}, "device": {"type": "mobile"}}})
+        })
+        .collect();
+    app.ingest(late).await;
+    let (status, body) = app
+        .send(
+            reqwest::Method::DELETE,
+            &admin,
+            &format!("{base}/persons?anonymous_id=v4"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    fold_in_chunks(&app, 1).await;
+
+    let store = Store::open(&app.database_url, Default::default())
+        .await
+        .expect("store opens");
+    let days = days_at(0, 2, 17, 22);
+    check_pairs(
+        &app,
+        &admin,
+        &store,
+        "period=custom&from=2026-02-17&to=2026-03-10",
+        &days,
+        0,
+        "UTC",
+    )
+    .await;
+    store.close().await;
+}
