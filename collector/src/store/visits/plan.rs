@@ -193,6 +193,33 @@ impl Delta {
     pub(crate) fn lost_someone(&self) -> bool {
         self.forget || self.left.iter().any(|v| !self.add.contains(v))
     }
+
+    /// A day or pair row's sums and sketch after this delta, from its stored ones (`None`: not
+    /// stored yet); `None` when the row has lost every visit and page view. A sketch that did
+    /// not grow keeps its stored bytes.
+    pub(crate) fn apply(
+        &self,
+        stored: Option<(i64, i64, i64, i64, Vec<u8>)>,
+    ) -> Option<([i64; 4], Vec<u8>)> {
+        let (visits, pageviews, bounces, duration, blob) =
+            stored.unwrap_or((0, 0, 0, 0, Vec::new()));
+        let (visits, pageviews) = (visits + self.visits, pageviews + self.pageviews);
+        if visits <= 0 && pageviews <= 0 {
+            return None;
+        }
+        let sketch =
+            super::sketch::Visitors::add_to_bytes(&blob, self.add.iter().map(String::as_str))
+                .unwrap_or(blob);
+        Some((
+            [
+                visits,
+                pageviews,
+                bounces + self.bounces,
+                duration + self.duration_ms,
+            ],
+            sketch,
+        ))
+    }
 }
 
 /// Rollup rows written per `INSERT` (nine parameters each; SQLite takes `?` placeholders,
@@ -233,31 +260,14 @@ macro_rules! apply_plan {
         let mut dirty = Vec::new();
         for ((project, day, dim, value), d) in days {
             let key = (project, dim.to_owned(), day, value);
-            let (visits, pageviews, bounces, duration, blob) = current
-                .get(&key)
-                .cloned()
-                .unwrap_or((0, 0, 0, 0, Vec::new()));
-            let (visits, pageviews) = (visits + d.visits, pageviews + d.pageviews);
-            if visits <= 0 && pageviews <= 0 {
+            let Some((sums, sketch)) = d.apply(current.get(&key).cloned()) else {
                 gone.push(key);
                 continue;
-            }
-            // A sketch that did not grow keeps its stored bytes.
-            let sketch =
-                Visitors::add_to_bytes(&blob, d.add.iter().map(String::as_str)).unwrap_or(blob);
+            };
             if d.lost_someone() {
                 dirty.push(key.clone());
             }
-            kept.push((
-                key,
-                [
-                    visits,
-                    pageviews,
-                    bounces + d.bounces,
-                    duration + d.duration_ms,
-                ],
-                sketch,
-            ));
+            kept.push((key, sums, sketch));
         }
         // One statement per row: rare (rows that lost every visit and page view).
         for (project, dim, day, value) in &gone {
@@ -351,30 +361,14 @@ macro_rules! apply_plan {
         let mut dirty = Vec::new();
         for ((project, day, fdim, fvalue, dim, value), d) in pairs {
             let key: PairRow = (project, fdim.to_owned(), fvalue, dim.to_owned(), day, value);
-            let (visits, pageviews, bounces, duration, blob) = current
-                .get(&key)
-                .cloned()
-                .unwrap_or((0, 0, 0, 0, Vec::new()));
-            let (visits, pageviews) = (visits + d.visits, pageviews + d.pageviews);
-            if visits <= 0 && pageviews <= 0 {
+            let Some((sums, sketch)) = d.apply(current.get(&key).cloned()) else {
                 gone.push(key);
                 continue;
-            }
-            let sketch =
-                Visitors::add_to_bytes(&blob, d.add.iter().map(String::as_str)).unwrap_or(blob);
+            };
             if d.lost_someone() {
                 dirty.push(key.clone());
             }
-            kept.push((
-                key,
-                [
-                    visits,
-                    pageviews,
-                    bounces + d.bounces,
-                    duration + d.duration_ms,
-                ],
-                sketch,
-            ));
+            kept.push((key, sums, sketch));
         }
         for (project, fdim, fvalue, dim, day, value) in &gone {
             sqlx::query(
