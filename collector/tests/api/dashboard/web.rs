@@ -21,6 +21,21 @@ use serde_json::{Value, json};
 use super::{Dash, Login, spawn};
 use traffic::{stored_page_views, traffic};
 
+/// A visit's values, in `web_visits`' column order: every breakdown but `page`.
+const VISIT_KEYS: [&str; 11] = [
+    "entry_page",
+    "exit_page",
+    "source",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "country",
+    "browser",
+    "os",
+    "device",
+];
+
 const MIN: i64 = 60_000;
 const GAP: i64 = 30 * MIN;
 const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) \
@@ -230,19 +245,7 @@ fn expected(
         e.1 += 1;
     }
     for v in &chosen {
-        for key in [
-            "entry_page",
-            "exit_page",
-            "source",
-            "referrer",
-            "utm_source",
-            "utm_medium",
-            "utm_campaign",
-            "country",
-            "browser",
-            "os",
-            "device",
-        ] {
+        for key in VISIT_KEYS {
             let e = breakdowns
                 .entry(key.into())
                 .or_default()

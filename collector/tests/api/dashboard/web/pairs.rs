@@ -15,19 +15,6 @@ use crate::helpers::query_column;
 
 /// The filter dimensions that have pair rows.
 const PAIR_FILTERS: [&str; 3] = ["source", "country", "device"];
-const VISIT_KEYS: [&str; 11] = [
-    "entry_page",
-    "exit_page",
-    "source",
-    "referrer",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "country",
-    "browser",
-    "os",
-    "device",
-];
 const DAY: i64 = 86_400_000;
 
 /// `n` days from 2026-`month`-`day` in a zone `offset` ms east of UTC (no clock change).
