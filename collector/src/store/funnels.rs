@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use reads::Reader;
 use steps::Step;
 
-use super::{DAY_MS, Store, StoreError};
+use super::{DAY_MS, Store, StoreError, Who};
 use crate::domain::{Message, ProjectId};
 
 /// Message types other than track: their rollup name is `$` and the type.
@@ -68,14 +68,12 @@ pub(super) type DayKey<'a> = (i64, String, &'a str, i64);
 pub(super) struct UserEventDays<'a>(pub(super) BTreeMap<DayKey<'a>, (i64, i64, i64)>);
 
 impl<'a> UserEventDays<'a> {
-    /// Counts a stored message, unless it is a bot's or has no user.
+    /// Counts a stored message, unless it has no user. The caller keeps bots' apart
+    /// ([`UserEventDays::of_commit`]).
     pub(super) fn add(&mut self, project: i64, m: &'a Message) {
         let Some(user) = m.user_id.as_deref().or(m.anonymous_id.as_deref()) else {
             return;
         };
-        if m.bot {
-            return;
-        }
         let ts = super::millis(m.timestamp);
         let key = (
             project,
@@ -88,9 +86,49 @@ impl<'a> UserEventDays<'a> {
     }
 }
 
+impl<'a> UserEventDays<'a> {
+    /// The rows of the stored messages, people's and bots' apart (`user_event_days` and
+    /// `user_event_days_bots`, migration 0052).
+    pub(super) fn of_commit(
+        messages: impl Iterator<Item = (i64, &'a Message)>,
+    ) -> [(Who, Self); 2] {
+        let mut days = Who::BOTH.map(|who| (who, Self::default()));
+        for (project, m) in messages {
+            days[usize::from(m.bot)].1.add(project, m);
+        }
+        days
+    }
+}
+
+/// The upsert of one commit's row into `table`, both backends: `$1`–`$7` are project, name,
+/// user, day, events, first and last time.
+pub(super) fn upsert_sql(table: &str, backend: super::Backend) -> String {
+    let (least, greatest) = match backend {
+        super::Backend::Sqlite => ("MIN", "MAX"),
+        super::Backend::Postgres => ("LEAST", "GREATEST"),
+    };
+    let values = match backend {
+        super::Backend::Sqlite => "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        super::Backend::Postgres => {
+            "SELECT * FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[], $4::INT8[], $5::INT8[],
+                                  $6::INT8[], $7::INT8[])"
+        }
+    };
+    format!(
+        "INSERT INTO {table} (project_id, name, user_key, day, events, first_ts, last_ts)
+         {values}
+         ON CONFLICT (project_id, name, user_key, day) DO UPDATE SET
+             events = {table}.events + excluded.events,
+             first_ts = {least}({table}.first_ts, excluded.first_ts),
+             last_ts = {greatest}({table}.last_ts, excluded.last_ts)"
+    )
+}
+
 impl Store {
     /// How many users reached each of `steps` (in order, each within `window_ms` of the
-    /// first) with events in `[from, to)`, bot events left out.
+    /// first) with events in `[from, to)`, bot events left out unless `include_bots` (then
+    /// the bots' rollup rows and events count too, a key's people's and bot events being one
+    /// user's).
     pub async fn funnel_reached(
         &self,
         project: ProjectId,
@@ -98,11 +136,19 @@ impl Store {
         to: i64,
         steps: &[String],
         window_ms: i64,
+        include_bots: bool,
     ) -> Result<Vec<u64>, StoreError> {
         let parts = Parts::new(from, to);
         let mut reader: Reader = with_db!(self, read_pool, |pool| pool.acquire().await?.into());
-        let mut users =
-            steps::first_step(&mut reader, project, &parts, &steps[0], window_ms).await?;
+        let mut users = steps::first_step(
+            &mut reader,
+            project,
+            &parts,
+            &steps[0],
+            window_ms,
+            include_bots,
+        )
+        .await?;
         let mut reached = vec![0u64; steps.len()];
         reached[0] = users.len() as u64;
         for k in 1..steps.len() {
@@ -114,6 +160,7 @@ impl Store {
                 before: k.checked_sub(2).map(|b| steps[b].as_str()),
                 previous: &steps[k - 1],
                 name: &steps[k],
+                include_bots,
             };
             step.advance(&mut reader, &parts, &mut users).await?;
             reached[k] = users.len() as u64;

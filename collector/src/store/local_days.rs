@@ -47,9 +47,10 @@ pub fn day_start(tz: &TimeZone, key: i64) -> i64 {
         .map_or(key, |z| z.timestamp().as_millisecond())
 }
 
-/// The users of one local day, from the events: the set a rebuilt day holds. `{collate}`
-/// compares the events' keys byte-wise like the rollup's on PostgreSQL (migration 0008).
-fn day_users(backend: Backend) -> String {
+/// The users of one local day, from the events: the set a rebuilt day holds (bots' for
+/// `active_bots_daily` when `bots`, migration 0052). `{collate}` compares the events' keys
+/// byte-wise like the rollup's on PostgreSQL (migration 0008).
+fn day_users(backend: Backend, bots: bool) -> String {
     let collate = match backend {
         Backend::Sqlite => "",
         Backend::Postgres => " COLLATE \"C\"",
@@ -57,7 +58,8 @@ fn day_users(backend: Backend) -> String {
     format!(
         "SELECT COALESCE(user_id, anonymous_id){collate} AS k FROM events
          WHERE project_id = $1 AND timestamp >= $3 AND timestamp < $4
-           AND COALESCE(user_id, anonymous_id) IS NOT NULL AND NOT {bot}",
+           AND COALESCE(user_id, anonymous_id) IS NOT NULL AND {not}{bot}",
+        not = if bots { "" } else { "NOT " },
         bot = is_bot(backend)
     )
 }
@@ -207,7 +209,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let (start, stop) = (day_start(tz, day), day_start(tz, day + DAY_MS));
         with_db!(self, write_pool, |pool, backend| {
-            let users = day_users(backend);
+            let users = day_users(backend, false);
+            let bots = day_users(backend, true);
             let mut tx = pool.begin().await?;
             // The cursor first: it takes the project's row lock, so replicas rebuild a day once.
             let next = if day + DAY_MS >= end {
@@ -261,6 +264,22 @@ impl Store {
                     format!(
                         "INSERT INTO active_users_daily (project_id, day, user_key)
                      SELECT DISTINCT $1, $2, k FROM ({users}) AS f WHERE true
+                     ON CONFLICT DO NOTHING"
+                    ),
+                    false,
+                ),
+                // Bots' days (migration 0052): the same recount, without per-day counts.
+                (
+                    format!(
+                        "DELETE FROM active_bots_daily WHERE project_id = $1 AND day = $2
+                           AND user_key NOT IN ({bots})"
+                    ),
+                    false,
+                ),
+                (
+                    format!(
+                        "INSERT INTO active_bots_daily (project_id, day, user_key)
+                     SELECT DISTINCT $1, $2, k FROM ({bots}) AS f WHERE true
                      ON CONFLICT DO NOTHING"
                     ),
                     false,

@@ -54,6 +54,8 @@ pub mod visits;
 pub mod vitals;
 pub mod vitals_backfill;
 pub mod web;
+mod who;
+pub(crate) use who::Who;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 

@@ -53,18 +53,36 @@ impl RetentionPeriod {
 
 impl Store {
     /// Cohort counts for the `periods` whole periods starting at day key `first` (a day key,
-    /// a Monday's for weeks; `store::local_days`). At most [`MAX_PERIODS`] periods.
+    /// a Monday's for weeks; `store::local_days`). At most [`MAX_PERIODS`] periods. With
+    /// `include_bots`, bots' days (`active_bots_daily`, migration 0052) count too: a key
+    /// active as a person and as a bot in a period is one user there.
     pub async fn retention_counts(
         &self,
         project_id: ProjectId,
         period: RetentionPeriod,
         first: i64,
         periods: i64,
+        include_bots: bool,
     ) -> Result<Vec<CohortCount>, StoreError> {
         debug_assert!((1..=MAX_PERIODS).contains(&periods));
         let (table, key) = match period {
             RetentionPeriod::Day => ("active_users_daily", "day"),
             RetentionPeriod::Week => ("active_users_weekly", "week"),
+        };
+        // Bots have days only: a week is its Monday's key (day key 0 is a Thursday, `+ 10`
+        // keeps the remainder positive, as in migration 0046). Whole weeks hold whole days, so
+        // the same bounds select them. UNION (not ALL): a user's periods must be distinct for
+        // the sum below to be their OR.
+        let bots = match (include_bots, period) {
+            (false, _) => String::new(),
+            (true, RetentionPeriod::Day) => "UNION SELECT user_key, day AS k FROM active_bots_daily
+                   WHERE project_id = $1 AND day >= $2 AND day < $4"
+                .to_owned(),
+            (true, RetentionPeriod::Week) => {
+                "UNION SELECT user_key, day - (((day / 86400000) % 7 + 10) % 7) * 86400000 AS k
+                   FROM active_bots_daily WHERE project_id = $1 AND day >= $2 AND day < $4"
+                    .to_owned()
+            }
         };
         let ms = period.ms();
         let masks: Vec<(i64, i64, i64, i64)> = with_db!(self, read_pool, |pool, backend| {
@@ -82,8 +100,10 @@ impl Store {
                             CAST({or}(CASE WHEN p >= {MASK_BITS}
                                           THEN CAST(1 AS BIGINT) << (p - {MASK_BITS})
                                           ELSE 0 END) AS BIGINT) AS high
-                     FROM (SELECT user_key, CAST(({key} - $2) / $3 AS INTEGER) AS p FROM {table}
-                           WHERE project_id = $1 AND {key} >= $2 AND {key} < $4) AS a
+                     FROM (SELECT user_key, CAST((k - $2) / $3 AS INTEGER) AS p FROM (
+                               SELECT user_key, {key} AS k FROM {table}
+                               WHERE project_id = $1 AND {key} >= $2 AND {key} < $4
+                               {bots}) AS periods) AS a
                      GROUP BY user_key) AS u
                  GROUP BY cohort, low, high"
             );

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::{HOUR_MS, Store, StoreError};
+use super::{HOUR_MS, Store, StoreError, Who};
 use crate::analytics::{SESSION_GAP_MS, SessionStats};
 use crate::domain::{Message, ProjectId};
 
@@ -34,18 +34,26 @@ pub(super) struct Session {
 pub(super) struct CommitSessions<'a>(pub(super) BTreeMap<(i64, &'a str), Vec<i64>>);
 
 impl<'a> CommitSessions<'a> {
-    /// Counts a stored message, unless it is a bot's or has no user.
+    /// Counts a stored message, unless it has no user. The caller keeps bots' apart
+    /// ([`CommitSessions::of_commit`]).
     pub(super) fn add(&mut self, project: i64, m: &'a Message) {
         let Some(user) = m.user_id.as_deref().or(m.anonymous_id.as_deref()) else {
             return;
         };
-        if m.bot {
-            return;
-        }
         self.0
             .entry((project, user))
             .or_default()
             .push(super::millis(m.timestamp));
+    }
+
+    /// The stored messages' times, people's and bots' apart (`user_sessions` and
+    /// `user_sessions_bots`, migration 0052: a bot's sessions are of its bot events alone).
+    pub(super) fn of_commit(messages: impl Iterator<Item = (i64, &'a Message)>) -> [(Who, Self); 2] {
+        let mut commits = Who::BOTH.map(|who| (who, Self::default()));
+        for (project, m) in messages {
+            commits[usize::from(m.bot)].1.add(project, m);
+        }
+        commits
     }
 
     /// Each user's times sorted, and the span of stored sessions they may touch:
@@ -165,21 +173,31 @@ impl HourlyDelta {
 }
 
 /// Adds one difference to a `sessions_hourly` row (`$1`–`$5`: project, hour, sessions,
-/// length, bounces), both backends.
-pub(super) const ADD_HOURLY: &str =
-    "INSERT INTO sessions_hourly (project_id, hour, sessions, total_ms, bounces)
-     VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (project_id, hour) DO UPDATE SET
-         sessions = sessions_hourly.sessions + excluded.sessions,
-         total_ms = sessions_hourly.total_ms + excluded.total_ms,
-         bounces = sessions_hourly.bounces + excluded.bounces";
-
-/// Takes the sessions a delete is about to remove out of `sessions_hourly`: `{sessions}` is
-/// the delete's `FROM user_sessions WHERE …`, with its binds. Every row it subtracts from
-/// exists (it counts those very sessions).
-pub(super) fn subtract_hourly(sessions: &str) -> String {
+/// length, bounces), both backends; `who` picks people's table or bots'. `values` is
+/// `VALUES (…)` or a `SELECT` of the same columns.
+pub(super) fn add_hourly_sql(who: Who, values: &str) -> String {
     format!(
-        "INSERT INTO sessions_hourly AS h (project_id, hour, sessions, total_ms, bounces)
+        "INSERT INTO {hourly} AS h (project_id, hour, sessions, total_ms, bounces)
+         {values}
+         ON CONFLICT (project_id, hour) DO UPDATE SET
+             sessions = h.sessions + excluded.sessions,
+             total_ms = h.total_ms + excluded.total_ms,
+             bounces = h.bounces + excluded.bounces",
+        hourly = who.table("sessions_hourly"),
+    )
+}
+
+/// The sessions of `who` (the FROM of a statement over them).
+pub(super) fn sessions_table(who: Who) -> &'static str {
+    who.table("user_sessions")
+}
+
+/// Takes the sessions a delete is about to remove out of the hourly sums of `who`:
+/// `{sessions}` is the delete's `FROM user_sessions… WHERE …` (of the same `who`), with its
+/// binds. Every row it subtracts from exists (it counts those very sessions).
+pub(super) fn subtract_hourly(who: Who, sessions: &str) -> String {
+    format!(
+        "INSERT INTO {hourly} AS h (project_id, hour, sessions, total_ms, bounces)
          SELECT project_id, {hour}, -COUNT(*), -SUM(end_ts - start_ts),
                 -SUM(CASE WHEN events = 1 THEN 1 ELSE 0 END)
          {sessions}
@@ -188,31 +206,66 @@ pub(super) fn subtract_hourly(sessions: &str) -> String {
              sessions = h.sessions + excluded.sessions,
              total_ms = h.total_ms + excluded.total_ms,
              bounces = h.bounces + excluded.bounces",
+        hourly = who.table("sessions_hourly"),
         hour = hour_sql!("start_ts"),
     )
 }
 
-/// The sessions plan retention removes (`$1` project, `$2` the cutoff's day): those that ended
-/// before it.
-pub(super) const EXPIRED_SESSIONS: &str =
-    "FROM user_sessions WHERE project_id = $1 AND start_ts < $2 AND end_ts < $2";
+/// The sessions of `who` plan retention removes (`$1` project, `$2` the cutoff's day): those
+/// that ended before it.
+pub(super) fn expired_sessions(who: Who) -> String {
+    format!(
+        "FROM {} WHERE project_id = $1 AND start_ts < $2 AND end_ts < $2",
+        sessions_table(who)
+    )
+}
+
+/// The statements plan retention runs, in one transaction (`$1` project, `$2` the cutoff's
+/// day), for people's sessions and bots': the expired sessions' share of the hourly sums,
+/// the sessions, and the hours left empty.
+pub(super) fn retention_sql() -> Vec<String> {
+    Who::BOTH
+        .iter()
+        .flat_map(|&who| {
+            [
+                subtract_hourly(who, &expired_sessions(who)),
+                format!("DELETE {}", expired_sessions(who)),
+                format!(
+                    "DELETE FROM {} WHERE project_id = $1 AND hour < $2 AND sessions = 0",
+                    who.table("sessions_hourly")
+                ),
+            ]
+        })
+        .collect()
+}
 
 /// The range aggregate over the sessions themselves, for the partial hours at a range's
 /// edges: the sessions that start in `[$2, $3)`.
-const RANGE_STATS: &str = "SELECT COUNT(*) AS sessions,
-        CAST(COALESCE(SUM(end_ts - start_ts), 0) AS BIGINT) AS total_ms,
-        CAST(COALESCE(SUM(CASE WHEN events = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS bounces
-    FROM user_sessions WHERE project_id = $1 AND start_ts >= $2 AND start_ts < $3";
+fn range_stats(who: Who) -> String {
+    format!(
+        "SELECT COUNT(*) AS sessions,
+            CAST(COALESCE(SUM(end_ts - start_ts), 0) AS BIGINT) AS total_ms,
+            CAST(COALESCE(SUM(CASE WHEN events = 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS bounces
+        FROM {} WHERE project_id = $1 AND start_ts >= $2 AND start_ts < $3",
+        sessions_table(who)
+    )
+}
 
 /// The same sums over whole hours `[$2, $3)` from `sessions_hourly`: the range's hours, not
 /// its sessions.
-const HOURS_STATS: &str = "SELECT CAST(COALESCE(SUM(sessions), 0) AS BIGINT),
-        CAST(COALESCE(SUM(total_ms), 0) AS BIGINT),
-        CAST(COALESCE(SUM(bounces), 0) AS BIGINT)
-    FROM sessions_hourly WHERE project_id = $1 AND hour >= $2 AND hour < $3";
+fn hours_stats(who: Who) -> String {
+    format!(
+        "SELECT CAST(COALESCE(SUM(sessions), 0) AS BIGINT),
+            CAST(COALESCE(SUM(total_ms), 0) AS BIGINT),
+            CAST(COALESCE(SUM(bounces), 0) AS BIGINT)
+        FROM {} WHERE project_id = $1 AND hour >= $2 AND hour < $3",
+        who.table("sessions_hourly")
+    )
+}
 
 impl Store {
-    /// Count, mean length and bounce rate of the sessions (bots left out) that start in
+    /// Count, mean length and bounce rate of the sessions (bots left out unless
+    /// `include_bots`: then bots' sessions, of their bot events, count too) that start in
     /// `[from, to)`, each whole: one that runs past `to` counts its full length; one that
     /// started before `from` is not counted. The range's whole UTC hours come from
     /// `sessions_hourly` (one row an hour, however many sessions), the part hours at its
@@ -222,25 +275,27 @@ impl Store {
         project: ProjectId,
         from: i64,
         to: i64,
+        include_bots: bool,
     ) -> Result<SessionStats, StoreError> {
         let first_hour = hour_of(from) + if hour_of(from) < from { HOUR_MS } else { 0 };
         let last_hour = hour_of(to);
-        let reads = if first_hour < last_hour {
-            vec![
-                (RANGE_STATS, from, first_hour),
-                (HOURS_STATS, first_hour, last_hour),
-                (RANGE_STATS, last_hour, to),
-            ]
-        } else {
-            vec![(RANGE_STATS, from, to)]
-        };
+        let mut reads = Vec::new();
+        for &who in Who::counted(include_bots) {
+            if first_hour < last_hour {
+                reads.push((range_stats(who), from, first_hour));
+                reads.push((hours_stats(who), first_hour, last_hour));
+                reads.push((range_stats(who), last_hour, to));
+            } else {
+                reads.push((range_stats(who), from, to));
+            }
+        }
         let mut totals = [0i64; 3];
         with_db!(self, read_pool, |pool| {
             for (sql, lo, hi) in reads {
                 if lo >= hi {
                     continue;
                 }
-                let row = sqlx::query(sql)
+                let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                     .bind(project)
                     .bind(lo)
                     .bind(hi)

@@ -10,7 +10,7 @@ use sqlx::{AssertSqlSafe, Postgres, Row, Sqlite};
 
 use super::OTHER_TYPES;
 use crate::store::analytics::is_bot;
-use crate::store::{Backend, StoreError};
+use crate::store::{Backend, StoreError, Who};
 
 /// A statement's parameter.
 pub(super) enum Bind<'a> {
@@ -132,73 +132,104 @@ fn by_name(name: &str, p: &str) -> String {
     }
 }
 
-/// Step 1 from the rollup: per user after `$5`, the first and last occurrence of step `$2` on
-/// the whole days `[$3, $4)`, for the next `$6` users. One row per user, in the key's order (no
-/// sort; the statement stops after `$6` groups). User keys are never empty: `''` starts.
-pub(super) const FIRST_STEP_DAYS: &str = "
-    SELECT user_key, MIN(first_ts), MAX(last_ts) FROM user_event_days
-    WHERE project_id = $1 AND name = $2 AND day >= $3 AND day < $4 AND user_key > $5
-    GROUP BY user_key ORDER BY user_key LIMIT $6";
+/// Step 1 from the rollup `table` (people's or bots'): per user after `$5`, the first and last
+/// occurrence of step `$2` on the whole days `[$3, $4)`, for the next `$6` users. One row per
+/// user, in the key's order (no sort; the statement stops after `$6` groups). User keys are
+/// never empty: `''` starts. With bots, each table is read on its own and the caller keeps a
+/// user's earliest.
+pub(super) fn first_step_days_sql(who: Who) -> String {
+    format!(
+        "SELECT user_key, MIN(first_ts), MAX(last_ts) FROM {table}
+         WHERE project_id = $1 AND name = $2 AND day >= $3 AND day < $4 AND user_key > $5
+         GROUP BY user_key ORDER BY user_key LIMIT $6",
+        table = who.table("user_event_days")
+    )
+}
+
+/// The columns of a day row whose people's and bots' parts are merged by day.
+const DAY_COLUMNS: &str = "u.user_key, u.day, u.first_ts, u.last_ts";
 
 /// Per user of the JSON array `$2` (`[user, day of t, t, deadline]` each), their rollup rows of
 /// step `$3` on the whole days `[$4, $5)` that can hold its next occurrence after `t`: from
 /// `t`'s day to the deadline's, and not over before `t`. One index seek per user.
-pub(super) fn next_days_sql(backend: Backend) -> &'static str {
-    match backend {
+pub(super) fn next_days_sql(backend: Backend, include_bots: bool) -> String {
+    let arm = |table: &str, cols: &str| match backend {
         // CROSS JOIN keeps the users outside: each is a seek into the key.
-        Backend::Sqlite => {
-            "SELECT u.user_key, u.first_ts, u.last_ts
-             FROM json_each($2) AS j CROSS JOIN user_event_days AS u
+        Backend::Sqlite => format!(
+            "SELECT {cols}
+             FROM json_each($2) AS j CROSS JOIN {table} AS u
              WHERE u.project_id = $1 AND u.name = $3
                AND u.user_key = json_extract(j.value, '$[0]')
                AND u.day >= json_extract(j.value, '$[1]') AND u.day >= $4 AND u.day < $5
                AND u.day <= json_extract(j.value, '$[3]')
                AND u.last_ts >= json_extract(j.value, '$[2]')"
-        }
-        Backend::Postgres => {
-            "SELECT u.user_key, u.first_ts, u.last_ts
+        ),
+        Backend::Postgres => format!(
+            "SELECT {cols}
              FROM jsonb_array_elements($2::text::jsonb) AS j(v)
-             JOIN user_event_days AS u
+             JOIN {table} AS u
                ON u.project_id = $1 AND u.name = $3 AND u.user_key = j.v ->> 0
               AND u.day >= (j.v ->> 1)::bigint AND u.day >= $4 AND u.day < $5
               AND u.day <= (j.v ->> 3)::bigint AND u.last_ts >= (j.v ->> 2)::bigint"
-        }
+        ),
+    };
+    if !include_bots {
+        return arm("user_event_days", "u.user_key, u.first_ts, u.last_ts");
     }
-}
-
-/// Per user, the first and last event of step `$2` in `[$3, $4)` (a partial day at the range's
-/// edge, which the rollup's whole days cannot answer), bots left out.
-pub(super) fn part_day_sql(backend: Backend, name: &str) -> String {
+    // A day's people's and bots' rows are one span: the step's occurrences that day. A row
+    // over before `t` is left out of it, which only moves its first time later when that is
+    // after `t` anyway (then it is the first occurrence after `t`).
     format!(
-        "SELECT COALESCE(user_id, anonymous_id), MIN(timestamp), MAX(timestamp) FROM events
-         WHERE project_id = $1 AND {by_name} AND timestamp >= $3 AND timestamp < $4
-           AND COALESCE(user_id, anonymous_id) IS NOT NULL AND NOT {bot}
-         GROUP BY 1",
-        by_name = by_name(name, "$2"),
-        bot = is_bot(backend),
+        "SELECT user_key, MIN(first_ts), MAX(last_ts) FROM ({} UNION ALL {}) AS d
+         GROUP BY user_key, day",
+        arm(Who::People.table("user_event_days"), DAY_COLUMNS),
+        arm(Who::Bots.table("user_event_days"), DAY_COLUMNS),
     )
 }
 
-/// Every event of step `$2` in `[$3, $4]`: user, timestamp, seq (bots left out). Read once per
-/// step over the times some users' next occurrence is not settled by the rollup.
-pub(super) fn events_sql(backend: Backend, name: &str) -> String {
+/// Per user, the first and last event of step `$2` in `[$3, $4)` (a partial day at the range's
+/// edge, which the rollup's whole days cannot answer), bots left out unless included.
+pub(super) fn part_day_sql(backend: Backend, name: &str, include_bots: bool) -> String {
+    format!(
+        "SELECT COALESCE(user_id, anonymous_id), MIN(timestamp), MAX(timestamp) FROM events
+         WHERE project_id = $1 AND {by_name} AND timestamp >= $3 AND timestamp < $4
+           AND COALESCE(user_id, anonymous_id) IS NOT NULL {bots}
+         GROUP BY 1",
+        by_name = by_name(name, "$2"),
+        bots = bots_out(backend, include_bots),
+    )
+}
+
+/// The condition that leaves bot events out, unless they are included.
+fn bots_out(backend: Backend, include_bots: bool) -> String {
+    if include_bots {
+        String::new()
+    } else {
+        format!("AND NOT {}", is_bot(backend))
+    }
+}
+
+/// Every event of step `$2` in `[$3, $4]`: user, timestamp, seq (bots left out unless
+/// included). Read once per step over the times some users' next occurrence is not settled by
+/// the rollup.
+pub(super) fn events_sql(backend: Backend, name: &str, include_bots: bool) -> String {
     format!(
         "SELECT COALESCE(user_id, anonymous_id), timestamp, seq FROM events
          WHERE project_id = $1 AND {by_name} AND timestamp >= $3 AND timestamp <= $4
-           AND COALESCE(user_id, anonymous_id) IS NOT NULL AND NOT {bot}",
+           AND COALESCE(user_id, anonymous_id) IS NOT NULL {bots}",
         by_name = by_name(name, "$2"),
-        bot = is_bot(backend),
+        bots = bots_out(backend, include_bots),
     )
 }
 
 /// The first event of step `$2` by user `$4` in the millisecond `$3`, in the scan's order.
-pub(super) fn first_in_millisecond_sql(backend: Backend, name: &str) -> String {
+pub(super) fn first_in_millisecond_sql(backend: Backend, name: &str, include_bots: bool) -> String {
     format!(
         "SELECT COALESCE(user_id, anonymous_id), timestamp, seq FROM events
          WHERE project_id = $1 AND {by_name} AND timestamp = $3
-           AND COALESCE(user_id, anonymous_id) = $4 AND NOT {bot}
+           AND COALESCE(user_id, anonymous_id) = $4 {bots}
          ORDER BY seq LIMIT 1",
         by_name = by_name(name, "$2"),
-        bot = is_bot(backend),
+        bots = bots_out(backend, include_bots),
     )
 }

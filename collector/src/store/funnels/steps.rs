@@ -8,7 +8,7 @@ use std::ops::Bound;
 use super::reads::{self, Bind, Reader};
 use super::{Parts, USERS_PER_READ};
 use crate::domain::ProjectId;
-use crate::store::{DAY_MS, StoreError};
+use crate::store::{DAY_MS, StoreError, Who};
 
 /// One user's occurrences of one step's event within one part of the range: a whole UTC day
 /// (from the rollup) or the range's part of an edge day (from the events).
@@ -70,6 +70,7 @@ pub(super) async fn first_step(
     parts: &Parts,
     name: &str,
     window_ms: i64,
+    include_bots: bool,
 ) -> Result<BTreeMap<String, Progress>, StoreError> {
     let mut users: BTreeMap<String, Progress> = BTreeMap::new();
     let mut add = |user: &str, first: i64, _last: i64| match users.get_mut(user) {
@@ -96,6 +97,10 @@ pub(super) async fn first_step(
         }
     };
     let (lo, hi) = parts.days;
+    // Each table on its own (`add` keeps a user's earliest): both are read in key order
+    // without a sort, where their union would be sorted again for every statement.
+    for &who in Who::counted(include_bots) {
+    let first_step_days = reads::first_step_days_sql(who);
     // [`USERS_PER_READ`] users a statement: bounds what one statement gathers.
     let mut after = Some(String::new());
     while let Some(from) = after.take().filter(|_| lo < hi) {
@@ -109,7 +114,7 @@ pub(super) async fn first_step(
         ];
         let (mut read, mut last) = (0, String::new());
         reader
-            .each_gathered(reads::FIRST_STEP_DAYS, &binds, |user, first, l| {
+            .each_gathered(&first_step_days, &binds, |user, first, l| {
                 read += 1;
                 if user > last.as_str() {
                     last.clear();
@@ -120,7 +125,8 @@ pub(super) async fn first_step(
             .await?;
         after = (read == USERS_PER_READ).then_some(last);
     }
-    let sql = reads::part_day_sql(reader.backend(), name);
+    }
+    let sql = reads::part_day_sql(reader.backend(), name, include_bots);
     for (lo, hi) in parts.edges() {
         let binds = [
             Bind::Int(project),
@@ -139,6 +145,8 @@ pub(super) struct Step<'a> {
     pub(super) before: Option<&'a str>,
     pub(super) previous: &'a str,
     pub(super) name: &'a str,
+    /// Bot events count too (their rollup rows and events).
+    pub(super) include_bots: bool,
 }
 
 impl Step<'_> {
@@ -176,6 +184,7 @@ impl Step<'_> {
             self.previous,
             users,
             interval,
+            self.include_bots,
         )
         .await?;
         users.retain(|_, p| {
@@ -233,7 +242,16 @@ impl Step<'_> {
             return Ok(());
         };
         let interval = |p: &Progress| p.unread_until.map(|until| (p.at.ts, until));
-        read_after(reader, self.project, self.previous, before, users, interval).await?;
+        read_after(
+            reader,
+            self.project,
+            self.previous,
+            before,
+            users,
+            interval,
+            self.include_bots,
+        )
+        .await?;
         for p in users.values_mut() {
             let Some(until) = p.unread_until.take() else {
                 continue;
@@ -275,16 +293,16 @@ impl Step<'_> {
                 Bind::Int(lo),
                 Bind::Int(hi),
             ];
-            let sql = reads::next_days_sql(reader.backend());
+            let sql = reads::next_days_sql(reader.backend(), self.include_bots);
             reader
-                .each_gathered(sql, &binds, |user, first, last| {
+                .each_gathered(&sql, &binds, |user, first, last| {
                     if let Some(p) = users.get_mut(user) {
                         p.offer(Span { first, last });
                     }
                 })
                 .await?;
         }
-        let sql = reads::part_day_sql(reader.backend(), self.name);
+        let sql = reads::part_day_sql(reader.backend(), self.name, self.include_bots);
         for (lo, hi) in parts.edges() {
             let binds = [
                 Bind::Int(self.project),
@@ -314,6 +332,7 @@ async fn read_after(
     previous: &str,
     users: &mut BTreeMap<String, Progress>,
     interval: impl Fn(&Progress) -> Option<(i64, i64)>,
+    include_bots: bool,
 ) -> Result<(), StoreError> {
     for p in users.values_mut() {
         p.after = None;
@@ -328,7 +347,7 @@ async fn read_after(
             _ => merged.push((lo, hi)),
         }
     }
-    let sql = reads::events_sql(reader.backend(), name);
+    let sql = reads::events_sql(reader.backend(), name, include_bots);
     for (lo, hi) in merged {
         let binds = [
             Bind::Int(project),
@@ -359,7 +378,7 @@ async fn read_after(
         .filter(|(_, p)| !p.ties.is_empty())
         .map(|(u, _)| u.clone())
         .collect();
-    let sql = reads::first_in_millisecond_sql(reader.backend(), previous);
+    let sql = reads::first_in_millisecond_sql(reader.backend(), previous, include_bots);
     for user in tied {
         let Some(p) = users.get_mut(&user) else {
             continue;

@@ -183,7 +183,7 @@ type HourlyCounts = BTreeMap<(i64, String, i64), i64>;
 /// one statement: one round trip and one executor start instead of six.
 ///
 /// PostgreSQL runs the main statement first, then the data-modifying CTEs from the last to the
-/// first, so the tables are written in the order events, active users, bot hours, hours, months,
+/// first, so the tables are written in the order events, bots' days, active users, bot hours, hours, months,
 /// totals, each in key order (the arrays are sorted): the same for every commit, so replicas
 /// committing together cannot deadlock.
 async fn store_rows(
@@ -228,6 +228,14 @@ async fn store_rows(
              FROM UNNEST($1::INT8[], $11::INT8[], $5::TEXT[], $6::TEXT[], $10::BOOL[])
                   AS t(p, d, u, a, bot)
              WHERE COALESCE(u, a) IS NOT NULL AND NOT bot ORDER BY 1, 2, 3
+             ON CONFLICT DO NOTHING
+         ), active_bots AS (
+             -- Bots' days, for retention with bots (migration 0052).
+             INSERT INTO active_bots_daily (project_id, day, user_key)
+             SELECT DISTINCT p, d, COALESCE(u, a)
+             FROM UNNEST($1::INT8[], $11::INT8[], $5::TEXT[], $6::TEXT[], $10::BOOL[])
+                  AS t(p, d, u, a, bot)
+             WHERE COALESCE(u, a) IS NOT NULL AND bot ORDER BY 1, 2, 3
              ON CONFLICT DO NOTHING
          )
          INSERT INTO events (project_id, message_id, type, event, user_id, anonymous_id,

@@ -23,7 +23,7 @@ use super::{
     RetentionReport, StoreError, StoredEvent, from_millis, millis,
 };
 use crate::domain::ProjectId;
-use crate::store::sessions::{EXPIRED_SESSIONS, subtract_hourly};
+use crate::store::sessions::retention_sql;
 
 /// The first seq of project `$1` received at or after `$2`, for the live tail: a binary
 /// search over seq, one index seek per step, probing only the daily partitions from `$3` (the
@@ -263,17 +263,19 @@ impl PostgresStore {
                 .execute(&mut *tx)
                 .await?;
             // Active-user rollups of the days that ended before the cutoff.
-            for sql in [
+            let days = [
                 "DELETE FROM active_users_daily WHERE project_id = $1 AND day < $2",
                 "DELETE FROM active_users_days WHERE project_id = $1 AND day < $2",
                 "DELETE FROM users_last_seen WHERE project_id = $1 AND last_day < $2",
                 "DELETE FROM user_event_days WHERE project_id = $1 AND day < $2",
-                // Sessions that ended before the cutoff's day (`store::sessions`), after
-                // their share of the hourly sums.
-                &subtract_hourly(EXPIRED_SESSIONS),
-                &format!("DELETE {EXPIRED_SESSIONS}"),
-                "DELETE FROM sessions_hourly WHERE project_id = $1 AND hour < $2 AND sessions = 0",
-            ] {
+                // Bots' twins (migration 0052), like people's.
+                "DELETE FROM active_bots_daily WHERE project_id = $1 AND day < $2",
+                "DELETE FROM user_event_days_bots WHERE project_id = $1 AND day < $2",
+            ];
+            // Then sessions (people's and bots') that ended before the cutoff's day
+            // (`store::sessions`), after their share of the hourly sums.
+            let sessions = retention_sql();
+            for sql in days.into_iter().chain(sessions.iter().map(String::as_str)) {
                 sqlx::query(AssertSqlSafe(sql))
                     .bind(project_id)
                     .bind(cutoff - cutoff.rem_euclid(DAY_MS))

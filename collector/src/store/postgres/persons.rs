@@ -171,10 +171,17 @@ impl PostgresStore {
                         .await?;
                 }
                 // The person's per-user rollups go whole; the names are this code's own.
+                // Bots' twins (migration 0052) too.
+                let mut removed = [0u64; 4];
                 for (table, removed) in [
-                    ("users_last_seen", &mut report.users_last_seen),
-                    ("user_event_days", &mut report.user_event_days),
-                ] {
+                    "users_last_seen",
+                    "user_event_days",
+                    "user_event_days_bots",
+                    "active_bots_daily",
+                ]
+                .into_iter()
+                .zip(&mut removed)
+                {
                     *removed = sqlx::query(AssertSqlSafe(format!(
                         "DELETE FROM {table} WHERE project_id = $1 AND user_key = ANY($2)"
                     )))
@@ -184,6 +191,10 @@ impl PostgresStore {
                     .await?
                     .rows_affected();
                 }
+                let [last_seen, event_days, bot_event_days, bot_days] = removed;
+                report.users_last_seen = last_seen;
+                report.user_event_days = event_days + bot_event_days;
+                report.active_user_days += bot_days;
                 report.sessions = super::sessions::delete_person(&mut tx, project, ids).await?;
                 tx.commit().await?;
                 return Ok(report);

@@ -10,13 +10,21 @@
 use sqlx::{PgConnection, Row};
 
 use crate::store::sessions::{
-    Change, CommitSessions, HourlyDelta, Session, merge, subtract_hourly,
+    Change, CommitSessions, HourlyDelta, Session, add_hourly_sql, merge, sessions_table,
+    subtract_hourly,
 };
-use crate::store::{PendingBatch, StoreError};
+use crate::store::{PendingBatch, StoreError, Who};
 
 /// The advisory locks' first key: the two-integer key space, apart from the single-bigint keys
-/// of the scheduled jobs. ASCII "SESS".
-const LOCK_SPACE: i32 = 0x5345_5353;
+/// of the scheduled jobs. ASCII "SESS" for people's sessions, "SESB" for bots' (migration
+/// 0052): every transaction takes people's before bots', each in key order, so the two sets
+/// of locks cannot deadlock.
+fn lock_space(who: Who) -> i32 {
+    match who {
+        Who::People => 0x5345_5353,
+        Who::Bots => 0x5345_5342,
+    }
+}
 
 /// The advisory lock key of a user's sessions: FNV-1a of project and user key, stable across
 /// builds and replicas (two users sharing one only wait for each other).
@@ -29,36 +37,56 @@ fn lock_key(project: i64, user: &str) -> i32 {
 }
 
 /// Takes the sessions locks of `users` of `project`, in key order, until the transaction ends.
-async fn lock(tx: &mut PgConnection, keys: impl Iterator<Item = i32>) -> Result<(), StoreError> {
+async fn lock(
+    tx: &mut PgConnection,
+    who: Who,
+    keys: impl Iterator<Item = i32>,
+) -> Result<(), StoreError> {
     let mut keys: Vec<i32> = keys.collect();
     keys.sort_unstable();
     keys.dedup();
     // UNNEST yields the array in order, and the locks are taken row by row as it does.
     sqlx::query("SELECT pg_advisory_xact_lock($1, k) FROM UNNEST($2::INT4[]) AS k")
-        .bind(LOCK_SPACE)
+        .bind(lock_space(who))
         .bind(&keys)
         .execute(&mut *tx)
         .await?;
     Ok(())
 }
 
-/// Adds the messages `is_new` marks as stored by this commit (bots and messages without a
-/// user left out) to their users' sessions, in the commit's transaction.
+/// Adds the messages `is_new` marks as stored by this commit (messages without a user left
+/// out) to their users' sessions, bots' to the bots' sessions (migration 0052), in the
+/// commit's transaction.
 pub(super) async fn record(
     tx: &mut PgConnection,
     batches: &[PendingBatch],
     is_new: &[Vec<bool>],
 ) -> Result<(), StoreError> {
-    let mut commit = CommitSessions::default();
-    for (batch, new) in batches.iter().zip(is_new) {
-        for (m, _) in batch.messages.iter().zip(new).filter(|(_, new)| **new) {
-            commit.add(batch.project_id, m);
+    let messages = batches.iter().zip(is_new).flat_map(|(batch, new)| {
+        batch
+            .messages
+            .iter()
+            .zip(new)
+            .filter(|(_, new)| **new)
+            .map(|(m, _)| (batch.project_id, m))
+    });
+    // People's first, then bots': the order every transaction takes the locks in.
+    for (who, commit) in CommitSessions::of_commit(messages) {
+        if !commit.0.is_empty() {
+            record_of(tx, who, commit).await?;
         }
     }
-    if commit.0.is_empty() {
-        return Ok(());
-    }
-    lock(tx, commit.0.keys().map(|(p, u)| lock_key(*p, u))).await?;
+    Ok(())
+}
+
+/// One side's sessions (people's or bots').
+async fn record_of(
+    tx: &mut PgConnection,
+    who: Who,
+    mut commit: CommitSessions<'_>,
+) -> Result<(), StoreError> {
+    let table = sessions_table(who);
+    lock(tx, who, commit.0.keys().map(|(p, u)| lock_key(*p, u))).await?;
     let (mut projects, mut users, mut lows, mut highs) = (vec![], vec![], vec![], vec![]);
     let mut times = Vec::new();
     for ((project, user), t, (low, high)) in commit.users() {
@@ -70,21 +98,21 @@ pub(super) async fn record(
     }
     // The touchable run starts at the latest session starting at or before `low` (it may end
     // after it) and ends at the last one starting by `high`.
-    let rows = sqlx::query(
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT u.i, s.start_ts, s.end_ts, s.events
          FROM UNNEST($1::INT8[], $2::TEXT[], $3::INT8[], $4::INT8[])
               WITH ORDINALITY AS u(p, k, low, high, i)
          CROSS JOIN LATERAL (
-             SELECT start_ts, end_ts, events FROM user_sessions
+             SELECT start_ts, end_ts, events FROM {table}
              WHERE project_id = u.p AND user_key = u.k COLLATE \"C\"
                AND start_ts >= COALESCE(
-                   (SELECT MAX(start_ts) FROM user_sessions
+                   (SELECT MAX(start_ts) FROM {table}
                     WHERE project_id = u.p AND user_key = u.k COLLATE \"C\" AND start_ts <= u.low),
                    u.low)
                AND start_ts <= u.high AND end_ts >= u.low
          ) s
-         ORDER BY u.i, s.start_ts",
-    )
+         ORDER BY u.i, s.start_ts"
+    )))
     .bind(&projects)
     .bind(&users)
     .bind(&lows)
@@ -120,12 +148,12 @@ pub(super) async fn record(
         }
     }
     if !deleted.0.is_empty() {
-        sqlx::query(
-            "DELETE FROM user_sessions s
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} s
              USING UNNEST($1::INT8[], $2::TEXT[], $3::INT8[]) AS d(p, k, start_ts)
              WHERE s.project_id = d.p AND s.user_key = d.k COLLATE \"C\"
-               AND s.start_ts = d.start_ts",
-        )
+               AND s.start_ts = d.start_ts"
+        )))
         .bind(&deleted.0)
         .bind(&deleted.1)
         .bind(&deleted.2)
@@ -133,12 +161,12 @@ pub(super) async fn record(
         .await?;
     }
     if !written.0.is_empty() {
-        sqlx::query(
-            "INSERT INTO user_sessions (project_id, user_key, start_ts, end_ts, events)
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} (project_id, user_key, start_ts, end_ts, events)
              SELECT * FROM UNNEST($1::INT8[], $2::TEXT[], $3::INT8[], $4::INT8[], $5::INT8[])
              ON CONFLICT (project_id, user_key, start_ts)
-             DO UPDATE SET end_ts = excluded.end_ts, events = excluded.events",
-        )
+             DO UPDATE SET end_ts = excluded.end_ts, events = excluded.events"
+        )))
         .bind(&written.0)
         .bind(&written.1)
         .bind(&written.2)
@@ -157,14 +185,10 @@ pub(super) async fn record(
         }
     }
     if !keys.is_empty() {
-        sqlx::query(
-            "INSERT INTO sessions_hourly AS h (project_id, hour, sessions, total_ms, bounces)
-             SELECT * FROM UNNEST($1::INT8[], $2::INT8[], $3::INT8[], $4::INT8[], $5::INT8[])
-             ON CONFLICT (project_id, hour) DO UPDATE SET
-                 sessions = h.sessions + excluded.sessions,
-                 total_ms = h.total_ms + excluded.total_ms,
-                 bounces = h.bounces + excluded.bounces",
-        )
+        sqlx::query(sqlx::AssertSqlSafe(add_hourly_sql(
+            who,
+            "SELECT * FROM UNNEST($1::INT8[], $2::INT8[], $3::INT8[], $4::INT8[], $5::INT8[])",
+        )))
         .bind(&keys)
         .bind(&hours)
         .bind(&sums[0])
@@ -176,27 +200,32 @@ pub(super) async fn record(
     Ok(())
 }
 
-/// Removes the sessions of a person's `ids`, under the same locks as ingest, so a commit
-/// adding their events cannot write back sessions it read before the delete.
+/// Removes the sessions (people's and bots') of a person's `ids`, under the same locks as
+/// ingest, so a commit adding their events cannot write back sessions it read before the
+/// delete.
 pub(super) async fn delete_person(
     tx: &mut PgConnection,
     project: i64,
     ids: &[String],
 ) -> Result<u64, StoreError> {
-    lock(tx, ids.iter().map(|id| lock_key(project, id))).await?;
-    sqlx::query(sqlx::AssertSqlSafe(subtract_hourly(
-        "FROM user_sessions WHERE project_id = $1 AND user_key = ANY($2)",
-    )))
-    .bind(project)
-    .bind(ids)
-    .execute(&mut *tx)
-    .await?;
-    Ok(
-        sqlx::query("DELETE FROM user_sessions WHERE project_id = $1 AND user_key = ANY($2)")
+    let mut removed = 0;
+    for who in Who::BOTH {
+        lock(tx, who, ids.iter().map(|id| lock_key(project, id))).await?;
+        let of_person = format!(
+            "FROM {} WHERE project_id = $1 AND user_key = ANY($2)",
+            sessions_table(who)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(subtract_hourly(who, &of_person)))
+            .bind(project)
+            .bind(ids)
+            .execute(&mut *tx)
+            .await?;
+        removed += sqlx::query(sqlx::AssertSqlSafe(format!("DELETE {of_person}")))
             .bind(project)
             .bind(ids)
             .execute(&mut *tx)
             .await?
-            .rows_affected(),
-    )
+            .rows_affected();
+    }
+    Ok(removed)
 }

@@ -4,25 +4,39 @@
 
 use sqlx::PgConnection;
 
-use crate::store::funnels::UserEventDays;
-use crate::store::{PendingBatch, StoreError};
+use crate::store::funnels::{UserEventDays, upsert_sql};
+use crate::store::{Backend, PendingBatch, StoreError};
 
-/// Adds the messages `is_new` marks as stored by this commit (bots and messages without a
-/// user left out) to `user_event_days`, in the commit's transaction.
+/// Adds the messages `is_new` marks as stored by this commit (messages without a user left
+/// out) to `user_event_days`, bots' to `user_event_days_bots` (0052), in the commit's
+/// transaction.
 pub(super) async fn record(
     tx: &mut PgConnection,
     batches: &[PendingBatch],
     is_new: &[Vec<bool>],
 ) -> Result<(), StoreError> {
-    let mut days = UserEventDays::default();
-    for (batch, new) in batches.iter().zip(is_new) {
-        for (m, _) in batch.messages.iter().zip(new).filter(|(_, new)| **new) {
-            days.add(batch.project_id, m);
+    let messages = batches.iter().zip(is_new).flat_map(|(batch, new)| {
+        batch
+            .messages
+            .iter()
+            .zip(new)
+            .filter(|(_, new)| **new)
+            .map(|(m, _)| (batch.project_id, m))
+    });
+    for (who, days) in UserEventDays::of_commit(messages) {
+        if !days.0.is_empty() {
+            upsert(tx, who.table("user_event_days"), days).await?;
         }
     }
-    if days.0.is_empty() {
-        return Ok(());
-    }
+    Ok(())
+}
+
+/// One `UNNEST` upsert of the rows, in key order.
+async fn upsert(
+    tx: &mut PgConnection,
+    table: &str,
+    days: UserEventDays<'_>,
+) -> Result<(), StoreError> {
     let mut cols = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut values = (Vec::new(), Vec::new(), Vec::new());
     for ((project, name, user, day), (events, first, last)) in days.0 {
@@ -34,15 +48,7 @@ pub(super) async fn record(
         values.1.push(first);
         values.2.push(last);
     }
-    sqlx::query(
-        "INSERT INTO user_event_days (project_id, name, user_key, day, events, first_ts, last_ts)
-         SELECT * FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[], $4::INT8[], $5::INT8[],
-                              $6::INT8[], $7::INT8[])
-         ON CONFLICT (project_id, name, user_key, day) DO UPDATE SET
-             events = user_event_days.events + excluded.events,
-             first_ts = LEAST(user_event_days.first_ts, excluded.first_ts),
-             last_ts = GREATEST(user_event_days.last_ts, excluded.last_ts)",
-    )
+    sqlx::query(sqlx::AssertSqlSafe(upsert_sql(table, Backend::Postgres)))
     .bind(&cols.0)
     .bind(&cols.1)
     .bind(&cols.2)

@@ -324,12 +324,13 @@ fn insert(
                 *rollups.bots.entry(key.clone()).or_default() += 1;
             }
             *rollups.hourly.entry(key).or_default() += 1;
-            // Crawlers are not users: they stay out of DAU/WAU/MAU.
-            if let Some(user) = m.user_id.as_deref().or(m.anonymous_id.as_deref())
-                && !m.bot
-            {
+            // Crawlers are not users: they stay out of DAU/WAU/MAU, and their days go to
+            // their own table, for retention with bots (migration 0052).
+            if let Some(user) = m.user_id.as_deref().or(m.anonymous_id.as_deref()) {
                 let day = zones.day(&tx, batch.project_id, timestamp)?;
-                if !known.contains(batch.project_id, day, user) {
+                if m.bot {
+                    rollups.active_bots.insert((batch.project_id, day, user));
+                } else if !known.contains(batch.project_id, day, user) {
                     rollups.active.insert((batch.project_id, day, user));
                 }
             }

@@ -11,7 +11,8 @@ use crate::store::persons::{
     removed,
 };
 use crate::store::props::{decrement_props, deletion_counts, tracked_on};
-use crate::store::sessions::subtract_hourly;
+use crate::store::Who;
+use crate::store::sessions::{sessions_table, subtract_hourly};
 use crate::store::{Backend, RETENTION_CHUNK, StoreError, StoredEvent};
 
 impl SqliteStore {
@@ -175,21 +176,36 @@ impl SqliteStore {
                         .execute(&mut *tx)
                         .await?;
                 }
-                // Their sessions' share of the hourly sums, before the sessions go.
-                sqlx::query(AssertSqlSafe(subtract_hourly(
-                    "FROM user_sessions
-                     WHERE project_id = $1 AND user_key IN (SELECT value FROM json_each($2))",
-                )))
-                .bind(project)
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await?;
-                // The person's per-user rollups go whole; the names are this code's own.
+                // Their sessions' share of the hourly sums (people's and bots'), before the
+                // sessions go.
+                for who in Who::BOTH {
+                    sqlx::query(AssertSqlSafe(subtract_hourly(
+                        who,
+                        &format!(
+                            "FROM {} WHERE project_id = $1
+                               AND user_key IN (SELECT value FROM json_each($2))",
+                            sessions_table(who)
+                        ),
+                    )))
+                    .bind(project)
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                // The person's per-user rollups go whole, bots' twins (migration 0052) too;
+                // the names are this code's own.
+                let mut removed = [0u64; 6];
                 for (table, removed) in [
-                    ("users_last_seen", &mut report.users_last_seen),
-                    ("user_event_days", &mut report.user_event_days),
-                    ("user_sessions", &mut report.sessions),
-                ] {
+                    "users_last_seen",
+                    "user_event_days",
+                    "user_sessions",
+                    "user_event_days_bots",
+                    "user_sessions_bots",
+                    "active_bots_daily",
+                ]
+                .into_iter()
+                .zip(&mut removed)
+                {
                     *removed = sqlx::query(AssertSqlSafe(format!(
                         "DELETE FROM {table}
                          WHERE project_id = ?1 AND user_key IN (SELECT value FROM json_each(?2))"
@@ -200,6 +216,12 @@ impl SqliteStore {
                     .await?
                     .rows_affected();
                 }
+                let [last_seen, event_days, sessions, bot_event_days, bot_sessions, bot_days] =
+                    removed;
+                report.users_last_seen = last_seen;
+                report.user_event_days = event_days + bot_event_days;
+                report.sessions = sessions + bot_sessions;
+                report.active_user_days += bot_days;
                 // The ingest thread remembers which (day, user) rows exist; these no longer do,
                 // and the person's next event must add theirs again. Ingest cannot commit
                 // before this transaction ends: it waits for the writer we hold.

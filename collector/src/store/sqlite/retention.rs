@@ -4,7 +4,7 @@
 use sqlx::{AssertSqlSafe, Row};
 
 use super::SqliteStore;
-use crate::store::sessions::{EXPIRED_SESSIONS, subtract_hourly};
+use crate::store::sessions::retention_sql;
 use crate::store::{
     DAY_MS, DISPATCH_MARKERS_RETENTION, HOUR_MS, NOTIFICATION_RETENTION, RETENTION_CHUNK,
     RetentionReport, StoreError,
@@ -104,6 +104,9 @@ impl SqliteStore {
                 "DELETE FROM active_users_days WHERE project_id = ? AND day < ?",
                 "DELETE FROM users_last_seen WHERE project_id = ? AND last_day < ?",
                 "DELETE FROM user_event_days WHERE project_id = ? AND day < ?",
+                // Bots' twins (migration 0052), like people's.
+                "DELETE FROM active_bots_daily WHERE project_id = ? AND day < ?",
+                "DELETE FROM user_event_days_bots WHERE project_id = ? AND day < ?",
             ] {
                 sqlx::query(sql)
                     .bind(project_id)
@@ -111,14 +114,10 @@ impl SqliteStore {
                     .execute(&self.write)
                     .await?;
             }
-            // Sessions that ended before the cutoff's day (`store::sessions`), and their share
-            // of the hourly sums, together.
+            // Sessions (people's and bots') that ended before the cutoff's day
+            // (`store::sessions`), and their share of the hourly sums, together.
             let mut tx = self.write.begin().await?;
-            for sql in [
-                subtract_hourly(EXPIRED_SESSIONS).as_str(),
-                &format!("DELETE {EXPIRED_SESSIONS}"),
-                "DELETE FROM sessions_hourly WHERE project_id = $1 AND hour < $2 AND sessions = 0",
-            ] {
+            for sql in retention_sql() {
                 sqlx::query(AssertSqlSafe(sql))
                     .bind(project_id)
                     .bind(cutoff - cutoff.rem_euclid(DAY_MS))

@@ -61,6 +61,8 @@ pub(super) struct Rollups<'a> {
     pub(super) monthly: BTreeMap<(i64, String), i64>,
     pub(super) totals: BTreeMap<i64, i64>,
     pub(super) active: BTreeSet<(i64, i64, &'a str)>,
+    /// Bots' (project, local day, user) rows (`active_bots_daily`, migration 0052).
+    pub(super) active_bots: BTreeSet<(i64, i64, &'a str)>,
 }
 
 pub(super) fn write_rollups(
@@ -103,6 +105,14 @@ pub(super) fn write_rollups(
     )?;
     for (project, day, user) in &r.active {
         active.execute(params![project, day, user])?;
+    }
+    if !r.active_bots.is_empty() {
+        let mut bots = tx.prepare_cached(
+            "INSERT OR IGNORE INTO active_bots_daily (project_id, day, user_key) VALUES (?1, ?2, ?3)",
+        )?;
+        for (project, day, user) in &r.active_bots {
+            bots.execute(params![project, day, user])?;
+        }
     }
     Ok(())
 }

@@ -3,8 +3,11 @@
 //! repeated and out-of-order steps, several events of a step the same day before and after the
 //! previous step, events in the same millisecond, on UTC midnight and on the range's edges,
 //! anonymous users, bots, late and repeated batches; then after a person delete, after a
-//! raw-event retention run, and on a database upgraded by migration 0039's backfill. The scan
-//! limit is set far below the streams' size: the old code refused every one of these ranges.
+//! raw-event retention run, and on a database upgraded by migration 0039's backfill. Bots left
+//! out, and with `include_bots=true` (bots' rollup rows, migration 0052): crawlers and people
+//! with some bot-flagged events of their own, a key's bot and other events being one user's, as
+//! in the scan. The scan limit is set far below the streams' size: the old code refused every
+//! one of these ranges.
 
 use std::sync::Arc;
 
@@ -81,6 +84,11 @@ fn activity(seed: u64, from: DateTime<Utc>, ambiguous: bool) -> Vec<Value> {
                     m["anonymousId"] = json!(anon);
                 }
                 m["timestamp"] = json!((from + Duration::milliseconds(at)).to_rfc3339());
+                // Some of a person's own events flagged as a bot's (an automated browser
+                // logged in as them): steps only when bots count.
+                if rng.random_bool(0.15) {
+                    m["context"] = json!({"bot": true});
+                }
                 sent.push(m);
             }
         }
@@ -90,6 +98,28 @@ fn activity(seed: u64, from: DateTime<Utc>, ambiguous: bool) -> Vec<Value> {
             let at = from + Duration::days(day) + Duration::hours(3 + i as i64);
             sent.push(json!({"type": "track", "event": name, "userId": "crawler",
                              "timestamp": at.to_rfc3339(), "context": {"bot": true}}));
+        }
+    }
+    // Anonymous crawlers doing random steps at random times, some on two days (without
+    // repeats, each step at most once a day, as the people).
+    for c in 0..6 {
+        let mut done = Vec::new();
+        for _ in 0..rng.random_range(1..8) {
+            let name = names[rng.random_range(0..names.len())];
+            let at = rng.random_range(0..2) * DAY + rng.random_range(0..DAY) + c * DAY / 2;
+            if !ambiguous && done.contains(&(at / DAY, name)) {
+                continue;
+            }
+            done.push((at / DAY, name));
+            let mut m = if name == "$page" {
+                json!({"type": "page", "name": "Home"})
+            } else {
+                json!({"type": "track", "event": name})
+            };
+            m["anonymousId"] = json!(format!("bot-{c}"));
+            m["context"] = json!({"bot": true});
+            m["timestamp"] = json!((from + Duration::milliseconds(at)).to_rfc3339());
+            sent.push(m);
         }
     }
     // A person's own bot-flagged event in the middle of their day: never a step.
@@ -148,8 +178,8 @@ fn ranges(from: DateTime<Utc>) -> Vec<(i64, i64)> {
     ]
 }
 
-/// The old answer: `analytics::funnel` over the stored events of the range (bots left out),
-/// read in the scan's order.
+/// The old answer: `analytics::funnel` over the stored events of the range (bots left out
+/// unless `bots`), read in the scan's order.
 async fn scanned(
     store: &Store,
     project: i64,
@@ -157,9 +187,10 @@ async fn scanned(
     to: i64,
     steps: &str,
     window: i64,
+    bots: bool,
 ) -> Value {
     let events = store
-        .scan_events(project, from, to, None, false, i64::MAX)
+        .scan_events(project, from, to, None, bots, i64::MAX)
         .await
         .unwrap();
     let steps: Vec<String> = steps.split(',').map(str::to_owned).collect();
@@ -186,30 +217,39 @@ fn users(answer: &Value) -> Vec<u64> {
     steps.iter().map(|s| s["users"].as_u64().unwrap()).collect()
 }
 
-/// Every funnel of [`STEPS`] × [`WINDOWS`] over `ranges` equals the scan's; returns how many
-/// answers had someone past the first step (so the comparison is not between empty funnels).
+/// Every funnel of [`STEPS`] × [`WINDOWS`] over `ranges` equals the scan's, bots left out and
+/// counted in; returns how many answers had someone past the first step (so the comparison is
+/// not between empty funnels), and asserts that counting bots changed some answers (so the
+/// comparison with bots is not the one without).
 async fn funnels_equal_the_scan(app: &Dash, me: &Login, ranges: &[(i64, i64)]) -> usize {
     let store = Store::open(&app.database_url, Default::default())
         .await
         .unwrap();
     let p = format!("/api/dash/projects/{}", app.project);
-    let mut converted = 0;
+    let (mut converted, mut bots_changed) = (0, 0);
     for &(from, to) in ranges {
         for steps in STEPS {
             for window in WINDOWS {
                 let path =
                     format!("{p}/funnel?steps={steps}&from={from}&to={to}&window_secs={window}");
-                let (status, got) = app.get(me, &path).await;
-                assert_eq!(status, StatusCode::OK, "{path}: {got}");
-                let want = scanned(&store, app.project, from, to, steps, window).await;
-                assert_eq!(users(&got), users(&want), "{path}");
-                assert_eq!(got.as_array().map(Vec::len), want.as_array().map(Vec::len));
-                if got[1]["users"].as_u64().is_some_and(|n| n > 0) {
-                    converted += 1;
+                let mut answers = Vec::new();
+                for bots in [false, true] {
+                    let path = format!("{path}&include_bots={bots}");
+                    let (status, got) = app.get(me, &path).await;
+                    assert_eq!(status, StatusCode::OK, "{path}: {got}");
+                    let want = scanned(&store, app.project, from, to, steps, window, bots).await;
+                    assert_eq!(users(&got), users(&want), "{path}");
+                    assert_eq!(got.as_array().map(Vec::len), want.as_array().map(Vec::len));
+                    if !bots && got[1]["users"].as_u64().is_some_and(|n| n > 0) {
+                        converted += 1;
+                    }
+                    answers.push(users(&got));
                 }
+                bots_changed += usize::from(answers[0] != answers[1]);
             }
         }
     }
+    assert!(bots_changed > 5, "bots changed only {bots_changed} funnels");
     converted
 }
 
@@ -229,10 +269,16 @@ async fn funnels_from_the_rollup_equal_the_scan_seed_2() {
     rollup_equals_the_scan(2).await;
 }
 
+/// With bots the funnel comes from the rollups too: answered whatever the scan limit, and the
+/// header says how many bot events the range holds either way.
 #[tokio::test]
-async fn with_bots_the_funnel_still_reads_events_under_the_scan_limit() {
+async fn with_bots_the_funnel_is_answered_over_the_scan_limit() {
     let (app, me) = seeded(3, clock()).await;
     let (from, to) = ranges(start())[0];
+    let bots = activity(3, start(), true)
+        .iter()
+        .filter(|m| m["context"]["bot"] == json!(true))
+        .count();
     let path = format!(
         "/api/dash/projects/{}/funnel?steps=view,cart&from={from}&to={to}",
         app.project
@@ -245,15 +291,25 @@ async fn with_bots_the_funnel_still_reads_events_under_the_scan_limit() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    // The crawler's 18 and the person's bot-flagged event, left out but counted.
-    assert_eq!(resp.headers()["pulseline-bot-events"], "19");
-    let (status, body) = app.get(&me, &format!("{path}&include_bots=true")).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body.to_string()
-            .contains("more than 10 events (PULSELINE_DASHBOARD_MAX_SCAN_EVENTS)"),
-        "{body}"
-    );
+    // Every bot event sent (ids are fresh per call, so the stream's count), left out but
+    // counted.
+    assert!(bots > 19);
+    assert_eq!(resp.headers()["pulseline-bot-events"], bots.to_string());
+    let resp = app
+        .http
+        .get(app.url(&format!("{path}&include_bots=true")))
+        .header("cookie", &me.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["pulseline-bot-events"], bots.to_string());
+    let store = Store::open(&app.database_url, Default::default())
+        .await
+        .unwrap();
+    let want = scanned(&store, app.project, from, to, "view,cart", 86_400, true).await;
+    let got: Value = resp.json().await.unwrap();
+    assert_eq!(users(&got), users(&want));
 }
 
 #[tokio::test]
@@ -261,7 +317,10 @@ async fn a_person_delete_takes_their_rows_out_of_the_funnel() {
     let (app, me) = seeded(4, clock()).await;
     let rows_of = "SELECT COUNT(*) FROM user_event_days
                    WHERE user_key IN ('user-2', 'device-2', 'user-5')";
+    let bot_rows_of = "SELECT COUNT(*) FROM user_event_days_bots
+                   WHERE user_key IN ('user-2', 'device-2', 'user-5')";
     assert!(helpers::query_i64(&app.database_url, rows_of).await > 0);
+    assert!(helpers::query_i64(&app.database_url, bot_rows_of).await > 0);
     for who in ["user_id=user-2", "user_id=user-5"] {
         let resp = app
             .http
@@ -279,6 +338,7 @@ async fn a_person_delete_takes_their_rows_out_of_the_funnel() {
         );
     }
     assert_eq!(helpers::query_i64(&app.database_url, rows_of).await, 0);
+    assert_eq!(helpers::query_i64(&app.database_url, bot_rows_of).await, 0);
     let converted = funnels_equal_the_scan(&app, &me, &ranges(start())).await;
     assert!(converted > 10, "only {converted} funnels had a second step");
 }
@@ -310,14 +370,20 @@ async fn a_retention_run_keeps_the_funnels_of_expired_days() {
     let mut before = Vec::new();
     for (from, to) in old_ranges {
         for steps in STEPS {
-            let path = format!("{p}/funnel?steps={steps}&from={from}&to={to}&window_secs=86400");
-            let (status, got) = app.get(&me, &path).await;
-            assert_eq!(status, 200, "{got}");
-            before.push((path, got));
+            for bots in [false, true] {
+                let path = format!(
+                    "{p}/funnel?steps={steps}&from={from}&to={to}&window_secs=86400\
+                     &include_bots={bots}"
+                );
+                let (status, got) = app.get(&me, &path).await;
+                assert_eq!(status, 200, "{got}");
+                before.push((path, got));
+            }
         }
     }
     assert!(before.iter().any(|(_, f)| f[1]["users"].as_u64() > Some(0)));
-    let rows = "SELECT COUNT(*) FROM user_event_days";
+    let rows = "SELECT (SELECT COUNT(*) FROM user_event_days)
+                     + (SELECT COUNT(*) FROM user_event_days_bots) * 1000000";
     let rows_before = helpers::query_i64(&app.database_url, rows).await;
 
     clock.advance(Duration::days(10));
@@ -401,19 +467,26 @@ async fn the_upgrade_backfills_the_rollup_from_stored_events() {
     }
     let store = Store::open(&url, Default::default()).await.unwrap();
     assert!(helpers::query_i64(&url, "SELECT COUNT(*) FROM user_event_days").await > 0);
+    assert!(helpers::query_i64(&url, "SELECT COUNT(*) FROM user_event_days_bots").await > 0);
     let mut converted = 0;
     for (from, to) in ranges(start()) {
         for steps in STEPS {
             for window in WINDOWS {
-                let names: Vec<String> = steps.split(',').map(str::to_owned).collect();
-                let reached = store
-                    .funnel_reached(project, from, to, &names, window * 1000)
-                    .await
-                    .unwrap();
-                let got = serde_json::to_value(analytics::funnel_steps(&names, &reached)).unwrap();
-                let want = scanned(&store, project, from, to, steps, window).await;
-                assert_eq!(got, want, "{steps} over [{from}, {to}) within {window} s");
-                converted += usize::from(reached[1] > 0);
+                for bots in [false, true] {
+                    let names: Vec<String> = steps.split(',').map(str::to_owned).collect();
+                    let reached = store
+                        .funnel_reached(project, from, to, &names, window * 1000, bots)
+                        .await
+                        .unwrap();
+                    let got =
+                        serde_json::to_value(analytics::funnel_steps(&names, &reached)).unwrap();
+                    let want = scanned(&store, project, from, to, steps, window, bots).await;
+                    assert_eq!(
+                        got, want,
+                        "{steps} over [{from}, {to}) within {window} s, bots {bots}"
+                    );
+                    converted += usize::from(reached[1] > 0);
+                }
             }
         }
     }
@@ -460,7 +533,7 @@ async fn funnels_over_many_users_equal_the_scan() {
                     format!("{p}/funnel?steps={steps}&from={from}&to={to}&window_secs={window}");
                 let (status, got) = app.get(&me, &path).await;
                 assert_eq!(status, StatusCode::OK, "{path}: {got}");
-                let want = scanned(&store, app.project, from, to, steps, window).await;
+                let want = scanned(&store, app.project, from, to, steps, window, false).await;
                 let got = users(&got);
                 assert_eq!(got, users(&want), "{path}");
                 most = most.max(got[0]);
@@ -521,6 +594,6 @@ async fn a_step_before_and_after_the_previous_one_is_timed_only_when_the_next_ne
     let store = Store::open(&app.database_url, Default::default())
         .await
         .unwrap();
-    let want = scanned(&store, app.project, from, to, "view,cart,buy", 86_400).await;
+    let want = scanned(&store, app.project, from, to, "view,cart,buy", 86_400, false).await;
     assert_eq!(users(&got), users(&want));
 }

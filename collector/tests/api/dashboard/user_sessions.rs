@@ -499,7 +499,7 @@ async fn the_upgrade_backfills_the_sessions_from_stored_events() {
     );
     assert_hourly_exact(&url).await;
     for (from, to) in ranges(&messages, start()) {
-        let got = store.session_stats(project, from, to).await.unwrap();
+        let got = store.session_stats(project, from, to, false).await.unwrap();
         assert_answer(
             &serde_json::to_value(got).unwrap(),
             plain(&sessions, from, to),

@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{MAX_FUNNEL_WINDOW_SECS, RangeParams, bot_events, range, scan, with_bot_events};
+use super::{MAX_FUNNEL_WINDOW_SECS, RangeParams, bot_events, range, with_bot_events};
 use crate::analytics;
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
@@ -45,16 +45,15 @@ pub struct FunnelParams {
     params(ProjectPath, FunnelParams),
     description = "An ordered funnel: users per step, conversion from the first step and \
                    drop-off from the previous one. Bot events are left out unless \
-                   `include_bots=true`. Without bots the answer comes from the per-user-day \
-                   rollup, whatever the range holds; with `include_bots=true` the range's \
-                   events are read, up to PULSELINE_DASHBOARD_MAX_SCAN_EVENTS.",
+                   `include_bots=true` (then a user key's bot and other events are one \
+                   user's). The answer comes from the per-user-day rollups (people's, and \
+                   bots' with `include_bots=true`), whatever the range holds.",
     responses(
         (status = 200, body = Vec<analytics::FunnelStep>, headers(("pulseline-bot-events" = i64,
             description = "Bot events in the range (left out unless include_bots=true)"))),
         (status = 400, description = "An invalid parameter (says which): no `steps`, fewer than \
-                                      2 or more than 10 steps, a window out of bounds, or (with \
-                                      include_bots=true) more events in the range than \
-                                      PULSELINE_DASHBOARD_MAX_SCAN_EVENTS", body = ErrorBody),
+                                      2 or more than 10 steps, or a window out of bounds",
+            body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 404, description = "No such project among the user's", body = ErrorBody),
         (status = 503, description = "A heavy query: over its time budget (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS, code query_timeout), or too many running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded); see Retry-After", body = ErrorBody),
@@ -88,16 +87,9 @@ pub async fn funnel(
         )));
     }
     let window = window_secs * 1000;
-    if p.include_bots {
-        let (rows, bot_events) = scan(&state, project, &r, None, true).await?;
-        return Ok(with_bot_events(
-            Json(analytics::funnel(&rows, &steps, window)),
-            bot_events,
-        ));
-    }
     let reached = state
         .store
-        .funnel_reached(project, r.from, r.to, &steps, window)
+        .funnel_reached(project, r.from, r.to, &steps, window, p.include_bots)
         .await?;
     Ok(with_bot_events(
         Json(analytics::funnel_steps(&steps, &reached)),

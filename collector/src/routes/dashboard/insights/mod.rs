@@ -1,6 +1,6 @@
 //! What the dashboard shows, one module per page: overview, explore (series, events, CSV),
 //! Web Vitals, funnels, retention, sessions and the live tail. This module holds what they
-//! share: the time range, the event scan and the hourly counts. Times are unix milliseconds
+//! share: the time range, the bot-event count and the hourly counts. Times are unix milliseconds
 //! (UTC).
 
 pub mod churn;
@@ -24,7 +24,6 @@ use utoipa::IntoParams;
 use crate::domain::ProjectId;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::analytics::ScannedEvent;
 use crate::store::{DAY_MS, HOUR_MS};
 
 /// Most buckets one chart may have.
@@ -103,30 +102,6 @@ fn range(state: &AppState, p: &RangeParams, default_days: i64) -> Result<Range, 
         )));
     }
     Ok(Range { from, to, bucket })
-}
-
-/// The range's events, bot events left out unless `include_bots` (the store filters them, so
-/// they never count against the limit), refusing ranges above
-/// PULSELINE_DASHBOARD_MAX_SCAN_EVENTS. Also returns how many bot events the range holds.
-async fn scan(
-    state: &AppState,
-    project: ProjectId,
-    r: &Range,
-    name: Option<&str>,
-    include_bots: bool,
-) -> Result<(Vec<ScannedEvent>, i64), ApiError> {
-    let max = i64::from(state.dashboard.config.max_scan_events);
-    let rows = state
-        .store
-        .scan_events(project, r.from, r.to, name, include_bots, max + 1)
-        .await?;
-    if rows.len() as i64 > max {
-        return Err(ApiError::BadRequest(format!(
-            "this range holds more than {max} events (PULSELINE_DASHBOARD_MAX_SCAN_EVENTS): \
-             narrow the range or the event"
-        )));
-    }
-    Ok((rows, bot_events(state, project, r, name).await?))
 }
 
 /// How many bot events the range (of one name, if given) holds: whole hours from the hourly

@@ -2,8 +2,7 @@
 //! local days or weeks (Monday to Sunday), as in Mixpanel and PostHog: a range is widened to
 //! the whole periods it touches, so the per-user-period rollups (`active_users_daily`,
 //! `active_users_weekly`; bots are never in them) answer it in SQL without reading events.
-//! `include_bots=true` cannot come from there and scans the widened range's events instead,
-//! under PULSELINE_DASHBOARD_MAX_SCAN_EVENTS.
+//! `include_bots=true` adds the bots' days (`active_bots_daily`, migration 0052).
 
 use axum::Json;
 use axum::extract::State;
@@ -11,7 +10,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{Range, RangeParams, bot_events, range, scan, with_bot_events};
+use super::{Range, RangeParams, bot_events, range, with_bot_events};
 use crate::analytics;
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
@@ -44,9 +43,8 @@ pub struct RetentionParams {
     /// `day` (default) or `week` (Monday to Sunday); days are the project's local days. The
     /// range is widened to the whole periods it touches.
     period: Option<String>,
-    /// Count events from crawlers and automated browsers too (default false). Bots are only
-    /// in the raw events, so this reads the widened range's events, up to
-    /// PULSELINE_DASHBOARD_MAX_SCAN_EVENTS.
+    /// Count events from crawlers and automated browsers too (default false): from the bots'
+    /// per-day rollup, a key active as a person and as a bot being one user.
     #[serde(default)]
     include_bots: bool,
 }
@@ -59,17 +57,15 @@ pub struct RetentionParams {
                    share of each active in the periods after; at most 104 periods. Periods \
                    are whole local days or weeks (from Monday): the range is widened to the \
                    whole periods it touches. Counted from the per-user-day and per-user-week \
-                   rollups, which leave bots out. With `include_bots=true` the widened \
-                   range's events are read instead, and a range holding more than \
-                   PULSELINE_DASHBOARD_MAX_SCAN_EVENTS events is refused.",
+                   rollups, which leave bots out; with `include_bots=true` the bots' per-day \
+                   rollup counts too (a key active as a person and as a bot is one user), \
+                   whatever the range holds.",
     responses(
         (status = 200, body = Vec<analytics::Cohort>, headers(("pulseline-bot-events" = i64,
             description = "Bot events in the widened range (left out unless \
                            include_bots=true)"))),
-        (status = 400, description = "An invalid parameter (says which), more than 104 \
-                                      periods, or (with include_bots=true) more events in \
-                                      the range than PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
-            body = ErrorBody),
+        (status = 400, description = "An invalid parameter (says which), or more than 104 \
+                                      periods", body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 404, description = "No such project among the user's", body = ErrorBody),
         (status = 503, description = "A heavy query: over its time budget (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS, code query_timeout), or too many running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded); see Retry-After", body = ErrorBody),
@@ -118,7 +114,7 @@ pub async fn retention(
         )));
     }
     // The whole periods the range touches, from the first's local midnight to the one after
-    // the last: what the rollups hold, and what the scan reads too.
+    // the last: what the rollups hold.
     let whole = Range {
         from: day_start(&tz, first),
         to: day_start(&tz, first + periods * ms),
@@ -131,23 +127,9 @@ pub async fn retention(
         }
         Json(cohorts)
     };
-    if p.include_bots {
-        let (rows, bots) = scan(&state, project, &whole, None, true).await?;
-        let day_of = |t| day_key(&tz, t);
-        let cohorts = analytics::retention(
-            &rows,
-            whole.from,
-            whole.to,
-            day_of,
-            first,
-            ms,
-            periods as usize,
-        );
-        return Ok(with_bot_events(at_midnight(cohorts), bots));
-    }
     let counts = state
         .store
-        .retention_counts(project, period, first, periods)
+        .retention_counts(project, period, first, periods, p.include_bots)
         .await?;
     let cohorts = analytics::retention_from_counts(&counts, first, ms, periods as usize);
     Ok(with_bot_events(

@@ -1,5 +1,5 @@
 //! Sessions: counts and durations of the sessions that start in the range, from the sessions
-//! kept at ingest (`store::sessions`); with bots, from the range's events.
+//! kept at ingest (`store::sessions`); with bots, the bots' sessions kept the same way too.
 
 use axum::Json;
 use axum::extract::State;
@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{BotsParams, RangeParams, bot_events, range, scan, with_bot_events};
+use super::{BotsParams, RangeParams, bot_events, range, with_bot_events};
 use crate::analytics;
 use crate::domain::ProjectId;
 use crate::domain::account::Role;
@@ -30,20 +30,17 @@ pub struct SessionsAnswer {
     params(ProjectPath, RangeParams, BotsParams),
     description = "Sessions (a user's events with no silence over 30 minutes): count, mean \
                    length (first to last event) and bounce rate (sessions of one event). Bot \
-                   events are left out unless `include_bots=true`. Without bots the answer counts \
-                   the sessions that start in the range, each whole (one running past `to` \
-                   counts its full length; one that started before `from` is not counted), from \
-                   the sessions kept at ingest, whatever the range holds. With \
-                   `include_bots=true` the range's events are read, up to \
-                   PULSELINE_DASHBOARD_MAX_SCAN_EVENTS, and sessions are cut at the range's \
-                   edges.",
+                   events are left out unless `include_bots=true`. The answer counts the \
+                   sessions that start in the range, each whole (one running past `to` counts \
+                   its full length; one that started before `from` is not counted), from the \
+                   sessions kept at ingest, whatever the range holds. With \
+                   `include_bots=true` the bots' sessions count too, each made of a user \
+                   key's bot events alone (a key that sends both has its bot and other \
+                   sessions counted apart).",
     responses(
         (status = 200, body = SessionsAnswer, headers(("pulseline-bot-events" = i64,
             description = "Bot events in the range (left out unless include_bots=true)"))),
-        (status = 400, description = "An invalid parameter (says which), or (with \
-                                      include_bots=true) more events in the range than \
-                                      PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",
-            body = ErrorBody),
+        (status = 400, description = "An invalid parameter (says which)", body = ErrorBody),
         (status = 401, description = "Not logged in, or the session expired", body = ErrorBody),
         (status = 404, description = "No such project among the user's", body = ErrorBody),
         (status = 503, description = "A heavy query: over its time budget (PULSELINE_DASHBOARD_QUERY_TIMEOUT_MS, code query_timeout), or too many running (PULSELINE_DASHBOARD_QUERIES_PER_PROJECT, PULSELINE_DASHBOARD_QUERIES, code overloaded); see Retry-After", body = ErrorBody),
@@ -60,17 +57,12 @@ pub async fn sessions(
     session.require(&state, project, Role::Viewer).await?;
     let _slot = state.dashboard.queries.admit(project).await?;
     let r = range(&state, &p, 7)?;
-    if bots.include_bots {
-        let (rows, bot_events) = scan(&state, project, &r, None, true).await?;
-        let answer = SessionsAnswer {
-            stats: analytics::sessions(&rows),
-            bot_events,
-        };
-        return Ok(with_bot_events(Json(answer), bot_events));
-    }
     let bot_events = bot_events(&state, project, &r, None).await?;
     let answer = SessionsAnswer {
-        stats: state.store.session_stats(project, r.from, r.to).await?,
+        stats: state
+            .store
+            .session_stats(project, r.from, r.to, bots.include_bots)
+            .await?,
         bot_events,
     };
     Ok(with_bot_events(Json(answer), bot_events))
