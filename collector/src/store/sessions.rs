@@ -48,7 +48,9 @@ impl<'a> CommitSessions<'a> {
 
     /// The stored messages' times, people's and bots' apart (`user_sessions` and
     /// `user_sessions_bots`, migration 0052: a bot's sessions are of its bot events alone).
-    pub(super) fn of_commit(messages: impl Iterator<Item = (i64, &'a Message)>) -> [(Who, Self); 2] {
+    pub(super) fn of_commit(
+        messages: impl Iterator<Item = (i64, &'a Message)>,
+    ) -> [(Who, Self); 2] {
         let mut commits = Who::BOTH.map(|who| (who, Self::default()));
         for (project, m) in messages {
             commits[usize::from(m.bot)].1.add(project, m);

@@ -17,7 +17,11 @@ impl Who {
 
     /// The tables a read takes: people's, plus bots' when they count.
     pub(crate) fn counted(include_bots: bool) -> &'static [Who] {
-        if include_bots { &Self::BOTH } else { &Self::BOTH[..1] }
+        if include_bots {
+            &Self::BOTH
+        } else {
+            &Self::BOTH[..1]
+        }
     }
 
     /// The table's name for this rollup (`user_event_days`, `user_sessions`, …): people's is

@@ -100,31 +100,31 @@ pub(super) async fn first_step(
     // Each table on its own (`add` keeps a user's earliest): both are read in key order
     // without a sort, where their union would be sorted again for every statement.
     for &who in Who::counted(include_bots) {
-    let first_step_days = reads::first_step_days_sql(who);
-    // [`USERS_PER_READ`] users a statement: bounds what one statement gathers.
-    let mut after = Some(String::new());
-    while let Some(from) = after.take().filter(|_| lo < hi) {
-        let binds = [
-            Bind::Int(project),
-            Bind::Text(name),
-            Bind::Int(lo),
-            Bind::Int(hi),
-            Bind::Text(&from),
-            Bind::Int(USERS_PER_READ as i64),
-        ];
-        let (mut read, mut last) = (0, String::new());
-        reader
-            .each_gathered(&first_step_days, &binds, |user, first, l| {
-                read += 1;
-                if user > last.as_str() {
-                    last.clear();
-                    last.push_str(user);
-                }
-                add(user, first, l);
-            })
-            .await?;
-        after = (read == USERS_PER_READ).then_some(last);
-    }
+        let first_step_days = reads::first_step_days_sql(who);
+        // [`USERS_PER_READ`] users a statement: bounds what one statement gathers.
+        let mut after = Some(String::new());
+        while let Some(from) = after.take().filter(|_| lo < hi) {
+            let binds = [
+                Bind::Int(project),
+                Bind::Text(name),
+                Bind::Int(lo),
+                Bind::Int(hi),
+                Bind::Text(&from),
+                Bind::Int(USERS_PER_READ as i64),
+            ];
+            let (mut read, mut last) = (0, String::new());
+            reader
+                .each_gathered(&first_step_days, &binds, |user, first, l| {
+                    read += 1;
+                    if user > last.as_str() {
+                        last.clear();
+                        last.push_str(user);
+                    }
+                    add(user, first, l);
+                })
+                .await?;
+            after = (read == USERS_PER_READ).then_some(last);
+        }
     }
     let sql = reads::part_day_sql(reader.backend(), name, include_bots);
     for (lo, hi) in parts.edges() {

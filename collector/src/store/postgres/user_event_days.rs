@@ -49,14 +49,14 @@ async fn upsert(
         values.2.push(last);
     }
     sqlx::query(sqlx::AssertSqlSafe(upsert_sql(table, Backend::Postgres)))
-    .bind(&cols.0)
-    .bind(&cols.1)
-    .bind(&cols.2)
-    .bind(&cols.3)
-    .bind(&values.0)
-    .bind(&values.1)
-    .bind(&values.2)
-    .execute(&mut *tx)
-    .await?;
+        .bind(&cols.0)
+        .bind(&cols.1)
+        .bind(&cols.2)
+        .bind(&cols.3)
+        .bind(&values.0)
+        .bind(&values.1)
+        .bind(&values.2)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }

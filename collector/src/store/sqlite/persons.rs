@@ -5,13 +5,13 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::SqliteStore;
 use crate::domain::ProjectId;
+use crate::store::Who;
 use crate::store::analytics::is_bot;
 use crate::store::persons::{
     DECREMENT_DAY, DROP_EMPTY_DAY, PersonDeletion, Removed, decrement_rollups, json_ids, per_day,
     removed,
 };
 use crate::store::props::{decrement_props, deletion_counts, tracked_on};
-use crate::store::Who;
 use crate::store::sessions::{sessions_table, subtract_hourly};
 use crate::store::{Backend, RETENTION_CHUNK, StoreError, StoredEvent};
 
@@ -216,8 +216,14 @@ impl SqliteStore {
                     .await?
                     .rows_affected();
                 }
-                let [last_seen, event_days, sessions, bot_event_days, bot_sessions, bot_days] =
-                    removed;
+                let [
+                    last_seen,
+                    event_days,
+                    sessions,
+                    bot_event_days,
+                    bot_sessions,
+                    bot_days,
+                ] = removed;
                 report.users_last_seen = last_seen;
                 report.user_event_days = event_days + bot_event_days;
                 report.sessions = sessions + bot_sessions;

@@ -32,7 +32,11 @@ pub(super) fn record(
 }
 
 /// One side's sessions (people's or bots').
-fn record_of(tx: &Transaction<'_>, who: Who, mut commit: CommitSessions<'_>) -> Result<(), StoreError> {
+fn record_of(
+    tx: &Transaction<'_>,
+    who: Who,
+    mut commit: CommitSessions<'_>,
+) -> Result<(), StoreError> {
     let table = sessions_table(who);
     // Newest first from the latest start the new events can reach, stopping at the first
     // session that ends before they can: one seek and a step or two for a user's open session.

@@ -594,6 +594,15 @@ async fn a_step_before_and_after_the_previous_one_is_timed_only_when_the_next_ne
     let store = Store::open(&app.database_url, Default::default())
         .await
         .unwrap();
-    let want = scanned(&store, app.project, from, to, "view,cart,buy", 86_400, false).await;
+    let want = scanned(
+        &store,
+        app.project,
+        from,
+        to,
+        "view,cart,buy",
+        86_400,
+        false,
+    )
+    .await;
     assert_eq!(users(&got), users(&want));
 }

@@ -3,6 +3,7 @@
 //! description, and (in `security`) audit logs, invitations and bounds.
 
 mod alerting;
+mod bot_rollups;
 mod churn;
 /// The weekly digest (issue 24).
 mod digest;

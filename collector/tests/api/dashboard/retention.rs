@@ -1,8 +1,11 @@
 //! Retention (issue 20) from the per-user-period rollups against the scan it replaces: the old
 //! computation (`analytics::retention`) run on the events sent, over seeded random streams with
-//! anonymous users, a bot, late and repeated batches, a person delete, a time zone with a DST
+//! anonymous users, bots, late and repeated batches, a person delete, a time zone with a DST
 //! change (set before the events, or after them and re-keyed), for day and week periods and
-//! ranges that start and end mid-day (answered for the whole local periods they touch).
+//! ranges that start and end mid-day (answered for the whole local periods they touch). Bots
+//! left out, and counted in (`include_bots=true`, from the bots' days of migration 0052):
+//! crawlers, and people with bot-flagged events of their own, a key active as a person and as
+//! a bot being one user, as in the scan. The scan limit is far below the streams' size.
 
 use std::sync::Arc;
 
@@ -57,6 +60,12 @@ fn activity(seed: u64) -> Vec<Sent> {
                     let event = ["view", "click"][rng.random_range(0..2)];
                     json!({"type": "track", "event": event})
                 };
+                // Now and then a person's event is flagged as a bot's (an automated browser
+                // logged in as them): it counts only with bots.
+                let bot = rng.random_bool(0.1);
+                if bot {
+                    m["context"] = json!({"bot": true});
+                }
                 let user = match u % 6 {
                     // Anonymous visitors: counted by their anonymous id.
                     5 => {
@@ -77,10 +86,25 @@ fn activity(seed: u64) -> Vec<Sent> {
                 sent.push(Sent {
                     user,
                     at,
-                    bot: false,
+                    bot,
                     message: m,
                 });
             }
+        }
+    }
+    // Anonymous crawlers that come back on a few random days.
+    for c in 0..5 {
+        for _ in 0..rng.random_range(1..6) {
+            let at = start()
+                + Duration::days(rng.random_range(0..63))
+                + Duration::milliseconds(rng.random_range(0..DAY));
+            sent.push(Sent {
+                user: format!("bot-{c}"),
+                at,
+                bot: true,
+                message: json!({"type": "page", "name": "Home", "anonymousId": format!("bot-{c}"),
+                                "context": {"bot": true}}),
+            });
         }
     }
     for day in 0..63 {
@@ -264,16 +288,18 @@ async fn all_equal_the_scan(
         let want = expected(sent, zone.name(), (from, to), period, false, gone);
         assert_eq!(got, want, "{path} in {}", zone.name());
         assert!(got.as_array().is_some_and(|c| !c.is_empty()), "{path}");
-        // With bots the events are read: the crawler becomes a cohort member.
-        let (status, got) = app.get(me, &format!("{path}&include_bots=true")).await;
-        assert_eq!(status, 200, "{path}: {got}");
+        // With bots the crawlers become cohort members, and people's bot-flagged events
+        // count as theirs.
+        let (status, with_bots) = app.get(me, &format!("{path}&include_bots=true")).await;
+        assert_eq!(status, 200, "{path}: {with_bots}");
         let want = expected(sent, zone.name(), (from, to), period, true, gone);
-        assert_eq!(got, want, "{path} with bots in {}", zone.name());
+        assert_eq!(with_bots, want, "{path} with bots in {}", zone.name());
+        assert_ne!(with_bots, got, "{path}: bots changed nothing");
     }
 }
 
 async fn retention_equals_the_scan(seed: u64, zone: Zone) {
-    let (app, me, p, sent) = seeded(seed, 1_000_000, zone).await;
+    let (app, me, p, sent) = seeded(seed, SCAN_LIMIT, zone).await;
     all_equal_the_scan(&app, &me, &p, &sent, zone, &[]).await;
 }
 
@@ -304,10 +330,13 @@ async fn retention_after_a_time_zone_change_equals_the_scan() {
 #[tokio::test]
 async fn a_person_delete_takes_them_out_of_retention() {
     let zone = Zone::Before("Pacific/Auckland");
-    let (app, me, p, sent) = seeded(5, 1_000_000, zone).await;
+    let (app, me, p, sent) = seeded(5, SCAN_LIMIT, zone).await;
     let weeks_of = "SELECT COUNT(*) FROM active_users_weekly
                     WHERE user_key IN ('user-10', 'device-10', 'anon-11')";
+    let bot_days_of = "SELECT COUNT(*) FROM active_bots_daily
+                       WHERE user_key IN ('user-10', 'device-10', 'anon-11')";
     assert!(helpers::query_i64(&app.database_url, weeks_of).await > 0);
+    assert!(helpers::query_i64(&app.database_url, bot_days_of).await > 0);
     for who in ["user_id=user-10", "anonymous_id=anon-11"] {
         let resp = app
             .http
@@ -322,37 +351,42 @@ async fn a_person_delete_takes_them_out_of_retention() {
         assert!(body["deleted"]["events"].as_u64().unwrap() > 0, "{body}");
     }
     assert_eq!(helpers::query_i64(&app.database_url, weeks_of).await, 0);
+    assert_eq!(helpers::query_i64(&app.database_url, bot_days_of).await, 0);
     all_equal_the_scan(&app, &me, &p, &sent, zone, &["user-10", "anon-11"]).await;
 }
 
+/// Far below the streams' size: retention, with bots or without, must not read the events.
+const SCAN_LIMIT: u32 = 20;
+
 #[tokio::test]
-async fn a_range_over_the_scan_limit_is_answered_unless_bots_are_asked_for() {
-    let (app, me, p, sent) = seeded(3, 20, Zone::Utc).await;
+async fn a_range_over_the_scan_limit_is_answered_with_bots_or_without() {
+    let (app, me, p, sent) = seeded(3, SCAN_LIMIT, Zone::Utc).await;
     let (from, to) = (
         start().timestamp_millis(),
         start().timestamp_millis() + 56 * DAY,
     );
     assert!(sent.len() > 20 * 10);
+    let bots = sent
+        .iter()
+        .filter(|s| s.bot && (from..to).contains(&s.at.timestamp_millis()))
+        .count();
+    assert!(bots > 56);
     let path = format!("{p}/retention?from={from}&to={to}&period=week");
-    let resp = app
-        .http
-        .get(app.url(&path))
-        .header("cookie", &me.cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    // The header still counts the crawler's events of the range: one a day.
-    assert_eq!(resp.headers()["pulseline-bot-events"], "56");
-    let got: Value = resp.json().await.unwrap();
-    assert_eq!(got, expected(&sent, "UTC", (from, to), 7 * DAY, false, &[]));
-    let (status, body) = app.get(&me, &format!("{path}&include_bots=true")).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body.to_string()
-            .contains("more than 20 events (PULSELINE_DASHBOARD_MAX_SCAN_EVENTS)"),
-        "{body}"
-    );
+    for include_bots in [false, true] {
+        let resp = app
+            .http
+            .get(app.url(&format!("{path}&include_bots={include_bots}")))
+            .header("cookie", &me.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        // The header counts the range's bot events either way.
+        assert_eq!(resp.headers()["pulseline-bot-events"], bots.to_string());
+        let got: Value = resp.json().await.unwrap();
+        let want = expected(&sent, "UTC", (from, to), 7 * DAY, include_bots, &[]);
+        assert_eq!(got, want, "bots {include_bots}");
+    }
 }
 
 #[tokio::test]

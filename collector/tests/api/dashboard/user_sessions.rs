@@ -5,8 +5,10 @@
 //! events in the same millisecond, anonymous users, bots (one of them in the gap of a person's
 //! two sessions), batches sent out of order (late events that extend or bridge sessions) and
 //! twice, ranges whose edges fall on events; then after a person delete, after a plan
-//! retention run and on a database upgraded by migration 0042's backfill. The scan limit is set
-//! far below the streams' size: the old code refused every one of these ranges.
+//! retention run and on a database upgraded by migration 0042's backfill (and 0052's for bots).
+//! With `include_bots=true` the bots' sessions (migration 0052) count too, each made of a key's
+//! bot events alone: crawlers, and people with bot-flagged events of their own. The scan limit
+//! is set far below the streams' size: the old code refused every one of these ranges.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -67,15 +69,19 @@ fn activity(seed: u64, from: DateTime<Utc>) -> Vec<Value> {
         m["messageId"] = json!(uuid::Uuid::now_v7().to_string());
         sent.push(m);
     };
-    for u in 0..10 {
+    for u in 0..13 {
         let (user, anon) = match u % 4 {
             3 => (None, Some(format!("anon-{u}"))),
             2 => (Some(format!("user-{u}")), Some(format!("device-{u}"))),
             _ => (Some(format!("user-{u}")), None),
         };
+        // Users 10 to 12 are crawlers of their own ids; the others' events are now and then
+        // bot-flagged (an automated browser logged in as them).
+        let crawler = u >= 10;
         let mut at = rng.random_range(0..DAY / 2);
         for _ in 0..rng.random_range(15..40) {
-            message(&user, &anon, at, false);
+            let bot = crawler || rng.random_bool(0.1);
+            message(&user, &anon, at, bot);
             at += match rng.random_range(0..12) {
                 0..=4 => rng.random_range(0..10 * MINUTE),
                 5 => GAP - 1,
@@ -110,19 +116,24 @@ async fn ingest_shuffled(app: &Dash, mut messages: Vec<Value>, seed: u64) {
     app.ingest(messages[..20].to_vec()).await;
 }
 
-/// Sessions per user key, from the messages: `(start, end, events)`.
-fn plain_sessions(messages: &[Value]) -> Vec<(i64, i64, i64)> {
+/// Sessions per user key, from the messages: `(start, end, events)`. Bots' events are left
+/// out unless `bots`; then a key's bot events make sessions of their own, apart from its other
+/// events'.
+fn plain_sessions(messages: &[Value], bots: bool) -> Vec<(i64, i64, i64)> {
     let mut seen = HashSet::new();
-    let mut times: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    let mut times: BTreeMap<(&str, bool), Vec<i64>> = BTreeMap::new();
     for m in messages {
         let bot = m["context"]["bot"] == json!(true);
         let Some(key) = m["userId"].as_str().or(m["anonymousId"].as_str()) else {
             continue;
         };
-        if bot || !seen.insert(m["messageId"].as_str().unwrap()) {
+        if (bot && !bots) || !seen.insert(m["messageId"].as_str().unwrap()) {
             continue;
         }
-        times.entry(key).or_default().push(ms(&m["timestamp"]));
+        times
+            .entry((key, bot))
+            .or_default()
+            .push(ms(&m["timestamp"]));
     }
     let mut sessions = Vec::new();
     for ts in times.values_mut() {
@@ -190,50 +201,71 @@ fn assert_answer(got: &Value, want: (u64, f64, f64), what: &str) {
     );
 }
 
-/// Every range's answer equals the plain computation over `messages`; returns how many
-/// ranges counted sessions.
+/// Every range's answer equals the plain computation over `messages`, bots left out and
+/// counted in; returns how many ranges counted sessions.
 async fn answers_equal_the_plain_computation(
     app: &Dash,
     me: &Login,
     messages: &[Value],
     ranges: &[(i64, i64)],
 ) -> usize {
-    let sessions = plain_sessions(messages);
     let mut counted = 0;
+    let mut bots_changed = 0;
     for &(from, to) in ranges {
-        let path = format!(
-            "/api/dash/projects/{}/sessions?from={from}&to={to}",
-            app.project
-        );
-        let (status, got) = app.get(me, &path).await;
-        assert_eq!(status, StatusCode::OK, "{path}: {got}");
-        let want = plain(&sessions, from, to);
-        assert_answer(&got, want, &path);
-        counted += usize::from(want.0 > 0);
+        let mut answers = Vec::new();
+        for bots in [false, true] {
+            let sessions = plain_sessions(messages, bots);
+            let path = format!(
+                "/api/dash/projects/{}/sessions?from={from}&to={to}&include_bots={bots}",
+                app.project
+            );
+            let (status, got) = app.get(me, &path).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {got}");
+            let want = plain(&sessions, from, to);
+            assert_answer(&got, want, &path);
+            counted += usize::from(want.0 > 0 && !bots);
+            answers.push(want.0);
+        }
+        bots_changed += usize::from(answers[0] != answers[1]);
     }
+    assert!(bots_changed >= 3, "bots changed only {bots_changed} ranges");
     counted
 }
 
-/// `sessions_hourly` holds exactly the sums of `user_sessions` by the UTC hour of their start,
-/// recomputed from scratch (rows that sum to zero aside).
+/// `sessions_hourly` (and the bots' `sessions_hourly_bots`) hold exactly the sums of
+/// `user_sessions` (`user_sessions_bots`) by the UTC hour of their start, recomputed from
+/// scratch (rows that sum to zero aside).
 async fn assert_hourly_exact(database_url: &str) {
-    const HOURLY: &str = "SELECT project_id, hour, sessions, total_ms, bounces
-        FROM sessions_hourly WHERE sessions <> 0 OR total_ms <> 0 OR bounces <> 0";
-    const RECOMPUTED: &str = "SELECT project_id,
-            start_ts - ((start_ts % 3600000) + 3600000) % 3600000, COUNT(*),
-            SUM(end_ts - start_ts), SUM(CASE WHEN events = 1 THEN 1 ELSE 0 END)
-        FROM user_sessions GROUP BY 1, 2";
-    let differ = format!(
-        "SELECT (SELECT COUNT(*) FROM ({HOURLY} EXCEPT {RECOMPUTED}) AS a)
-              + (SELECT COUNT(*) FROM ({RECOMPUTED} EXCEPT {HOURLY}) AS b)"
-    );
-    assert_eq!(
-        helpers::query_i64(database_url, &differ).await,
-        0,
-        "sessions_hourly"
-    );
+    for (hourly, sessions) in [
+        ("sessions_hourly", "user_sessions"),
+        ("sessions_hourly_bots", "user_sessions_bots"),
+    ] {
+        let kept = format!(
+            "SELECT project_id, hour, sessions, total_ms, bounces
+             FROM {hourly} WHERE sessions <> 0 OR total_ms <> 0 OR bounces <> 0"
+        );
+        let recomputed = format!(
+            "SELECT project_id,
+                start_ts - ((start_ts % 3600000) + 3600000) % 3600000, COUNT(*),
+                SUM(end_ts - start_ts), SUM(CASE WHEN events = 1 THEN 1 ELSE 0 END)
+             FROM {sessions} GROUP BY 1, 2"
+        );
+        let differ = format!(
+            "SELECT (SELECT COUNT(*) FROM ({kept} EXCEPT {recomputed}) AS a)
+                  + (SELECT COUNT(*) FROM ({recomputed} EXCEPT {kept}) AS b)"
+        );
+        assert_eq!(
+            helpers::query_i64(database_url, &differ).await,
+            0,
+            "{hourly}"
+        );
+    }
     assert!(helpers::query_i64(database_url, "SELECT COUNT(*) FROM sessions_hourly").await > 0);
 }
+
+/// How many sessions people's and bots' tables hold.
+const SESSION_ROWS: &str =
+    "SELECT (SELECT COUNT(*) FROM user_sessions) + (SELECT COUNT(*) FROM user_sessions_bots)";
 
 async fn seeded(seed: u64) -> (Dash, Login, Vec<Value>) {
     let app = spawn(|c| c.dashboard.max_scan_events = SCAN_LIMIT, clock()).await;
@@ -249,9 +281,11 @@ async fn stored_sessions_equal_the_plain_computation(seed: u64) {
         answers_equal_the_plain_computation(&app, &me, &messages, &ranges(&messages, start()))
             .await;
     assert!(counted >= 5, "only {counted} ranges held sessions");
-    let sessions = plain_sessions(&messages);
+    let sessions = plain_sessions(&messages, false);
     let rows = helpers::query_i64(&app.database_url, "SELECT COUNT(*) FROM user_sessions").await;
     assert_eq!(rows, sessions.len() as i64, "one row per session");
+    let rows = helpers::query_i64(&app.database_url, SESSION_ROWS).await;
+    assert_eq!(rows, plain_sessions(&messages, true).len() as i64);
     assert_hourly_exact(&app.database_url).await;
 }
 
@@ -292,11 +326,11 @@ async fn a_late_event_bridges_two_sessions_and_a_bot_event_does_not() {
     assert_answer(&one, (1, 2.0 * GAP as f64 / 1000.0, 0.0), "after it");
 }
 
-/// With bots the answer still reads the range's events, under the scan limit, and says how
+/// With bots the answer comes from the kept sessions too, over the scan limit, and says how
 /// many bot events the range holds either way.
 #[tokio::test]
-async fn with_bots_sessions_still_read_events_under_the_scan_limit() {
-    let (app, me, _) = seeded(3).await;
+async fn with_bots_sessions_are_answered_over_the_scan_limit() {
+    let (app, me, messages) = seeded(3).await;
     let s = start().timestamp_millis();
     let path = format!(
         "/api/dash/projects/{}/sessions?from={}&to={}",
@@ -312,14 +346,21 @@ async fn with_bots_sessions_still_read_events_under_the_scan_limit() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    // The crawler's 30 and `user-0`'s one, left out but counted.
-    assert_eq!(resp.headers()["pulseline-bot-events"], "31");
+    // Every bot event sent, left out but counted.
+    let bots = messages
+        .iter()
+        .filter(|m| m["context"]["bot"] == json!(true))
+        .count();
+    assert!(bots > 31);
+    assert_eq!(resp.headers()["pulseline-bot-events"], bots.to_string());
     let (status, body) = app.get(&me, &format!("{path}&include_bots=true")).await;
-    assert_eq!(status, 400, "{body}");
-    assert!(
-        body.to_string()
-            .contains("more than 10 events (PULSELINE_DASHBOARD_MAX_SCAN_EVENTS)"),
-        "{body}"
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["bot_events"], bots);
+    let s = start().timestamp_millis();
+    assert_answer(
+        &body,
+        plain(&plain_sessions(&messages, true), s - DAY, s + 4 * DAY),
+        &path,
     );
 }
 
@@ -354,8 +395,11 @@ async fn concurrent_commits_of_one_user_make_one_session() {
 #[tokio::test]
 async fn a_person_delete_takes_their_sessions_out() {
     let (app, me, messages) = seeded(4).await;
-    let rows_of = "SELECT COUNT(*) FROM user_sessions
-                   WHERE user_key IN ('user-2', 'device-2', 'user-5')";
+    let rows_of = "SELECT (SELECT COUNT(*) FROM user_sessions
+                           WHERE user_key IN ('user-2', 'device-2', 'user-5'))
+                 * 1000 + (SELECT COUNT(*) FROM user_sessions_bots
+                           WHERE user_key IN ('user-2', 'device-2', 'user-5'))";
+    assert!(helpers::query_i64(&app.database_url, rows_of).await % 1000 > 0);
     assert!(helpers::query_i64(&app.database_url, rows_of).await > 0);
     let mut deleted: HashSet<&str> = HashSet::new();
     for (who, ids) in [
@@ -417,34 +461,41 @@ async fn plan_retention_removes_the_sessions_that_ended_before_its_cutoff_day() 
         .await
         .unwrap();
     let cutoff_day = (start() + Duration::days(1)).timestamp_millis();
-    let sessions = plain_sessions(&messages);
-    let kept: Vec<(i64, i64, i64)> = sessions
-        .iter()
-        .filter(|(_, end, _)| *end >= cutoff_day)
-        .copied()
-        .collect();
-    assert!(
-        kept.len() < sessions.len(),
-        "some sessions ended on day one"
-    );
-    assert!(
-        kept.iter().any(|(start, _, _)| *start < cutoff_day),
-        "a session across the cutoff's midnight stays"
-    );
+    let kept = |bots| {
+        let sessions = plain_sessions(&messages, bots);
+        let kept: Vec<(i64, i64, i64)> = sessions
+            .iter()
+            .filter(|(_, end, _)| *end >= cutoff_day)
+            .copied()
+            .collect();
+        assert!(
+            kept.len() < sessions.len(),
+            "some sessions ended on day one"
+        );
+        assert!(
+            kept.iter().any(|(start, _, _)| *start < cutoff_day),
+            "a session across the cutoff's midnight stays"
+        );
+        kept
+    };
     let rows = helpers::query_i64(&app.database_url, "SELECT COUNT(*) FROM user_sessions").await;
-    assert_eq!(rows, kept.len() as i64);
+    assert_eq!(rows, kept(false).len() as i64);
+    let rows = helpers::query_i64(&app.database_url, SESSION_ROWS).await;
+    assert_eq!(rows, kept(true).len() as i64);
     assert_hourly_exact(&app.database_url).await;
     // Maintenance at that time also ended the login sessions older than it.
     let me = app.admin().await;
     let s = start().timestamp_millis();
     for (from, to) in [(s - DAY, s + 4 * DAY), (s, s + DAY + 1)] {
-        let path = format!(
-            "/api/dash/projects/{}/sessions?from={from}&to={to}",
-            app.project
-        );
-        let (status, got) = app.get(&me, &path).await;
-        assert_eq!(status, 200, "{got}");
-        assert_answer(&got, plain(&kept, from, to), &path);
+        for bots in [false, true] {
+            let path = format!(
+                "/api/dash/projects/{}/sessions?from={from}&to={to}&include_bots={bots}",
+                app.project
+            );
+            let (status, got) = app.get(&me, &path).await;
+            assert_eq!(status, 200, "{got}");
+            assert_answer(&got, plain(&kept(bots), from, to), &path);
+        }
     }
 }
 
@@ -492,18 +543,23 @@ async fn the_upgrade_backfills_the_sessions_from_stored_events() {
         .await;
     }
     let store = Store::open(&url, Default::default()).await.unwrap();
-    let sessions = plain_sessions(&messages);
     assert_eq!(
         helpers::query_i64(&url, "SELECT COUNT(*) FROM user_sessions").await,
-        sessions.len() as i64
+        plain_sessions(&messages, false).len() as i64
+    );
+    assert_eq!(
+        helpers::query_i64(&url, SESSION_ROWS).await,
+        plain_sessions(&messages, true).len() as i64
     );
     assert_hourly_exact(&url).await;
     for (from, to) in ranges(&messages, start()) {
-        let got = store.session_stats(project, from, to, false).await.unwrap();
-        assert_answer(
-            &serde_json::to_value(got).unwrap(),
-            plain(&sessions, from, to),
-            &format!("[{from}, {to})"),
-        );
+        for bots in [false, true] {
+            let got = store.session_stats(project, from, to, bots).await.unwrap();
+            assert_answer(
+                &serde_json::to_value(got).unwrap(),
+                plain(&plain_sessions(&messages, bots), from, to),
+                &format!("[{from}, {to}) bots {bots}"),
+            );
+        }
     }
 }
