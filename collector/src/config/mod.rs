@@ -139,8 +139,8 @@ pub struct DashboardConfig {
     /// E-mail (login name) of the first admin, created with a one-time password on first start.
     #[arg(long, env = "PULSELINE_ADMIN_EMAIL", default_value = "admin@localhost")]
     pub admin_email: String,
-    /// Most events one dashboard query may read (explore with filters or groups, funnels,
-    /// retention, sessions, Web Vitals). Beyond it the query asks for a narrower range.
+    /// Most day rollup rows an unfiltered Web page view may read (beyond it the query asks for
+    /// a shorter period), and the cap of a filtered Web view's visits when below 100,000.
     #[arg(
         long,
         env = "PULSELINE_DASHBOARD_MAX_SCAN_EVENTS",

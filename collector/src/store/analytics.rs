@@ -191,6 +191,9 @@ impl Store {
     /// The project's events with timestamps in `[from, to)`, oldest first, at most `limit`
     /// (callers ask for one more than their limit to detect truncation). `name` narrows to one
     /// rollup name; bot events (`context.bot = true`) are left out unless `include_bots`.
+    /// No dashboard route reads this any more (funnels, retention and sessions read rollups,
+    /// with bots too): the tests compare those rollups' answers with the old computation over
+    /// what it returns.
     pub async fn scan_events(
         &self,
         project_id: ProjectId,
