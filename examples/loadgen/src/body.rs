@@ -18,6 +18,9 @@ pub(crate) struct Shape {
     /// Timestamps spread uniformly over this many milliseconds before now (0: all now), to
     /// fill a store with history for the dashboard's benchmarks.
     pub(crate) spread_ms: i64,
+    /// Every this many events one is a crawler's (`context.bot = true`, its own user id
+    /// `bot-N`); 0: none.
+    pub(crate) bot_every: u64,
 }
 
 impl Default for Shape {
@@ -25,6 +28,7 @@ impl Default for Shape {
         Self {
             users: 5_000,
             spread_ms: 0,
+            bot_every: 0,
         }
     }
 }
@@ -78,12 +82,18 @@ impl BatchBuilder {
             };
             buf.extend_from_slice(b"{\"type\":\"track\",\"messageId\":\"");
             buf.extend_from_slice(message_id.as_bytes());
+            let bot = self.shape.bot_every > 0 && seq % self.shape.bot_every == 0;
+            let (who, flag) = if bot {
+                ("bot", "\"bot\":true,")
+            } else {
+                ("user", "")
+            };
             // Writing into a Vec cannot fail.
             let _ = write!(
                 buf,
-                "\",\"userId\":\"user-{}\",\"event\":\"Order Completed\",\"timestamp\":\"{event_time}\",\
+                "\",\"userId\":\"{who}-{}\",\"event\":\"Order Completed\",\"timestamp\":\"{event_time}\",\
                  \"properties\":{{\"bench_seq\":{seq},\"plan\":\"pro\",\"amount\":42.5,\"flag\":true,\"tag\":\"abc\"}},\
-                 \"context\":{{\"library\":{{\"name\":\"pulseline-loadgen\",\"version\":\"{}\"}}}}}}",
+                 \"context\":{{{flag}\"library\":{{\"name\":\"pulseline-loadgen\",\"version\":\"{}\"}}}}}}",
                 seq % self.shape.users.max(1),
                 env!("CARGO_PKG_VERSION"),
             );
@@ -136,6 +146,7 @@ mod tests {
         let shape = Shape {
             users: 7,
             spread_ms: 3 * day,
+            bot_every: 0,
         };
         let body = BatchBuilder::new(0, 500, false, shape).next_body();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -154,6 +165,27 @@ mod tests {
         assert!(
             oldest < now - 2 * day,
             "500 uniform draws over 3 days reach the first day"
+        );
+    }
+
+    #[test]
+    fn every_nth_event_is_a_crawlers() {
+        let shape = Shape {
+            bot_every: 10,
+            ..Shape::default()
+        };
+        let body = BatchBuilder::new(0, 100, false, shape).next_body();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let bots: Vec<&serde_json::Value> = v["batch"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["context"]["bot"] == true)
+            .collect();
+        assert_eq!(bots.len(), 10);
+        assert!(
+            bots.iter()
+                .all(|m| m["userId"].as_str().unwrap().starts_with("bot-"))
         );
     }
 

@@ -75,6 +75,10 @@ struct Args {
     /// e.g. to fill a store with history for the dashboard benchmark.
     #[arg(long, default_value_t = 0.0)]
     spread_days: f64,
+    /// Make every Nth event a crawler's (`context.bot = true`, user `bot-N`), e.g. 10 for 10%
+    /// bot traffic; 0 (default): none.
+    #[arg(long, default_value_t = 0)]
+    bot_every: u64,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -434,6 +438,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let shape = Shape {
         users: args.users,
         spread_ms: (args.spread_days * 86_400_000.0) as i64,
+        bot_every: args.bot_every,
     };
     let workers: Vec<_> = (0..args.conns)
         .map(|i| {
