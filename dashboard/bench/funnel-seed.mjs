@@ -3,7 +3,9 @@
 // the last 30 days, in time order, from PULSELINE_SEED_USERS users (default 100,000) who come
 // in visits of one to eight events; event names follow a Zipf law over 20 names, so the
 // funnel's steps ("Product Viewed" → "Added to Cart" → "Order Completed", ranks 2, 4 and 7)
-// often happen several times a user and day, before and after one another. Loopback only.
+// often happen several times a user and day, before and after one another. With
+// PULSELINE_SEED_BOT_SHARE (default 0), that share of the visits are crawlers' (their own ids,
+// `context.bot = true`), for the dashboard's `include_bots=true` views. Loopback only.
 //   PULSELINE_BENCH_URL=http://127.0.0.1:18090 PULSELINE_WRITE_KEY=plw_… node dashboard/bench/funnel-seed.mjs
 import { benchTarget, generator, sendAll } from './seed-common.mjs';
 
@@ -11,6 +13,7 @@ const target = benchTarget();
 const { base } = target;
 const total = Number(process.env.PULSELINE_SEED_EVENTS || 10_000_000);
 const users = Number(process.env.PULSELINE_SEED_USERS || 100_000);
+const botShare = Number(process.env.PULSELINE_SEED_BOT_SHARE || 0);
 const BATCH = 500, CONNS = 4, DAY = 86_400_000;
 
 const rnd = generator(7);
@@ -31,11 +34,14 @@ function* events() {
   while (made < total) {
     // Visits start in time order; their events follow within minutes.
     let ts = first + Math.floor((made / total) * 30 * DAY);
-    const user = `user-${Math.floor(rnd() * users)}`;
+    // Drawn only when asked for, so that the default dataset stays what it was.
+    const bot = botShare > 0 && rnd() < botShare;
+    const user = `${bot ? 'crawler' : 'user'}-${Math.floor(rnd() * users)}`;
     const length = 1 + Math.floor(rnd() * rnd() * 8);
     for (let e = 0; e < length && made < total; e++, made++) {
       yield { type: 'track', userId: user, event: name(), timestamp: new Date(Math.min(ts, now)).toISOString(),
-        properties: { plan: rnd() < 0.2 ? 'pro' : 'free', value: Math.floor(rnd() * 100) } };
+        properties: { plan: rnd() < 0.2 ? 'pro' : 'free', value: Math.floor(rnd() * 100) },
+        ...(bot ? { context: { bot: true } } : {}) };
       ts += Math.floor(rnd() * 90_000);
     }
   }
