@@ -1,7 +1,8 @@
 // Every dashboard query issue 20 lists, timed cold and warm, with the collector's peak RSS
 // (docs/benchmarks.md, "Dashboard at 10 M events"): overview, 30-day chart, Explore with one
-// filter and a group-by, a 3-step funnel over 30 days, 8-week retention, sessions, Web Vitals
-// p75, the Web page and the live tail (time to its first message). It changes nothing in the
+// filter and a group-by, a 3-step funnel over 30 days, 8-week retention, sessions (these three
+// also with bots), Web Vitals p75, the Web page and the live tail (time to its first message).
+// It changes nothing in the
 // store. Two ways to run it:
 //
 // - Against any running collector (loopback only):
@@ -114,6 +115,12 @@ const queries = [
   ['retention, 8 weeks by week', `/retention?${last(56)}&period=week`, (a) => `${a.length} cohorts of ${a.reduce((s, c) => s + c.users, 0)} users`],
   ['sessions, 7 days', `/sessions?${last(7)}`, (a) => `${a.sessions} sessions`],
   ['sessions, 30 days', `/sessions?${last(30)}`, (a) => `${a.sessions} sessions`],
+  // The same three with bots counted in (`include_bots=true`: bots' rollups since migration 0052).
+  ['3-step funnel, 30 days, with bots', `/funnel?steps=${steps}&${last(30)}&include_bots=true`,
+    (a) => `users ${a.map((s) => s.users).join(' → ')}`],
+  ['retention, 8 weeks by week, with bots', `/retention?${last(56)}&period=week&include_bots=true`,
+    (a) => `${a.length} cohorts of ${a.reduce((s, c) => s + c.users, 0)} users`],
+  ['sessions, 30 days, with bots', `/sessions?${last(30)}&include_bots=true`, (a) => `${a.sessions} sessions`],
   ['Web Vitals p75, 30 days', `/vitals?${last(30)}`,
     (a) => a.metrics.map((m) => `${m.vital.metric} ${Math.round(m.overall.p75 * 100) / 100}`).join(', ')],
   ['Web page, 30 days', '/web?period=30d', (a) => (a.behind ? `fold behind by ${a.behind.pageviews} page views` : '')],
