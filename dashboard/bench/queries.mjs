@@ -2,8 +2,7 @@
 // (docs/benchmarks.md, "Dashboard at 10 M events"): overview, 30-day chart, Explore with one
 // filter and a group-by, a 3-step funnel over 30 days, 8-week retention, sessions (these three
 // also with bots), Web Vitals p75, the Web page and the live tail (time to its first message).
-// It changes nothing in the
-// store. Two ways to run it:
+// It changes nothing in the store. Two ways to run it:
 //
 // - Against any running collector (loopback only):
 //     PULSELINE_BENCH_URL=http://127.0.0.1:18090 PULSELINE_BENCH_PASSWORD=… node dashboard/bench/queries.mjs
