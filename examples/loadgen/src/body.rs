@@ -82,7 +82,7 @@ impl BatchBuilder {
             };
             buf.extend_from_slice(b"{\"type\":\"track\",\"messageId\":\"");
             buf.extend_from_slice(message_id.as_bytes());
-            let bot = self.shape.bot_every > 0 && seq % self.shape.bot_every == 0;
+            let bot = self.shape.bot_every > 0 && seq.is_multiple_of(self.shape.bot_every);
             let (who, flag) = if bot {
                 ("bot", "\"bot\":true,")
             } else {
