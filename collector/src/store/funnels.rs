@@ -62,10 +62,44 @@ impl Parts {
 /// `user_event_days`' key: project, rollup name, user key, day.
 pub(super) type DayKey<'a> = (i64, String, &'a str, i64);
 
-/// One commit's events, first and last timestamp per [`DayKey`], summed by the ingest
-/// commits of both backends from the messages they stored.
+/// One commit's events of a [`DayKey`]: how many, the first, second and last timestamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct DayEvents {
+    pub(super) events: i64,
+    pub(super) first: i64,
+    /// None while there is one event.
+    pub(super) second: Option<i64>,
+    pub(super) last: i64,
+}
+
+impl DayEvents {
+    fn new(ts: i64) -> Self {
+        Self {
+            events: 1,
+            first: ts,
+            second: None,
+            last: ts,
+        }
+    }
+
+    /// Adds an event stored after the others: at its timestamp it comes after them in the
+    /// scan's `(timestamp, seq)` order, so it becomes the first only when strictly earlier.
+    fn add(&mut self, ts: i64) {
+        self.events += 1;
+        if ts < self.first {
+            self.second = Some(self.first);
+            self.first = ts;
+        } else if self.second.is_none_or(|s| ts < s) {
+            self.second = Some(ts);
+        }
+        self.last = self.last.max(ts);
+    }
+}
+
+/// One commit's events, summed per [`DayKey`] by the ingest commits of both backends from the
+/// messages they stored.
 #[derive(Default)]
-pub(super) struct UserEventDays<'a>(pub(super) BTreeMap<DayKey<'a>, (i64, i64, i64)>);
+pub(super) struct UserEventDays<'a>(pub(super) BTreeMap<DayKey<'a>, DayEvents>);
 
 impl<'a> UserEventDays<'a> {
     /// Counts a stored message, unless it has no user. The caller keeps bots' apart
@@ -81,8 +115,10 @@ impl<'a> UserEventDays<'a> {
             user,
             ts - ts.rem_euclid(DAY_MS),
         );
-        let day = self.0.entry(key).or_insert((0, ts, ts));
-        *day = (day.0 + 1, day.1.min(ts), day.2.max(ts));
+        self.0
+            .entry(key)
+            .and_modify(|day| day.add(ts))
+            .or_insert_with(|| DayEvents::new(ts));
     }
 }
 
@@ -100,27 +136,35 @@ impl<'a> UserEventDays<'a> {
     }
 }
 
-/// The upsert of one commit's row into `table`, both backends: `$1`–`$7` are project, name,
-/// user, day, events, first and last time.
+/// The upsert of one commit's row into `table`, both backends: `$1`–`$8` are project, name,
+/// user, day, events, first, second and last time. The second of a stored row and a commit's
+/// is the smaller of the larger first and the two seconds; a stored row of several events
+/// without one is unknown (migration 0054 left a day raw retention had cut) and stays so.
 pub(super) fn upsert_sql(table: &str, backend: super::Backend) -> String {
     let (least, greatest) = match backend {
         super::Backend::Sqlite => ("MIN", "MAX"),
         super::Backend::Postgres => ("LEAST", "GREATEST"),
     };
     let values = match backend {
-        super::Backend::Sqlite => "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        super::Backend::Sqlite => "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         super::Backend::Postgres => {
             "SELECT * FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[], $4::INT8[], $5::INT8[],
-                                  $6::INT8[], $7::INT8[])"
+                                  $6::INT8[], $7::INT8[], $8::INT8[])"
         }
     };
     format!(
-        "INSERT INTO {table} (project_id, name, user_key, day, events, first_ts, last_ts)
+        "INSERT INTO {table}
+             (project_id, name, user_key, day, events, first_ts, second_ts, last_ts)
          {values}
          ON CONFLICT (project_id, name, user_key, day) DO UPDATE SET
              events = {table}.events + excluded.events,
              first_ts = {least}({table}.first_ts, excluded.first_ts),
-             last_ts = {greatest}({table}.last_ts, excluded.last_ts)"
+             second_ts = CASE WHEN {table}.events > 1 AND {table}.second_ts IS NULL THEN NULL
+                 ELSE {least}({greatest}({table}.first_ts, excluded.first_ts),
+                              COALESCE({table}.second_ts, {none}),
+                              COALESCE(excluded.second_ts, {none})) END,
+             last_ts = {greatest}({table}.last_ts, excluded.last_ts)",
+        none = i64::MAX,
     )
 }
 

@@ -1,6 +1,7 @@
-//! The funnel's reads: a connection of either backend that streams `(user, a, b)` rows, and the
-//! statements it runs. Every statement answers three columns, a user key and two integers, so
-//! one row loop serves them all and a row's user key is borrowed, not copied.
+//! The funnel's reads: a connection of either backend that streams `(user, a, b, c)` rows, and
+//! the statements it runs. Every statement answers a user key, two integers and, for the
+//! statements gathered into one array, a third that may be NULL, so one row loop serves them
+//! all and a row's user key is borrowed, not copied.
 
 use std::borrow::Cow;
 
@@ -44,12 +45,13 @@ impl Reader {
         }
     }
 
-    /// Runs `sql` with `binds` and hands each row's `(user, a, b)` to `row`, streaming.
+    /// Runs `sql` with `binds` and hands each row's `(user, a, b, c)` to `row`, streaming (`c`
+    /// is None for a statement of three columns).
     pub(super) async fn each(
         &mut self,
         sql: &str,
         binds: &[Bind<'_>],
-        mut row: impl FnMut(&str, i64, i64),
+        mut row: impl FnMut(&str, i64, i64, Option<i64>),
     ) -> Result<(), StoreError> {
         macro_rules! each {
             ($conn:expr) => {{
@@ -62,7 +64,8 @@ impl Reader {
                 }
                 let mut rows = query.fetch(&mut **$conn);
                 while let Some(r) = rows.try_next().await? {
-                    row(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?);
+                    let c = if r.len() > 3 { r.try_get(3)? } else { None };
+                    row(r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, c);
                 }
             }};
         }
@@ -88,13 +91,13 @@ impl Reader {
         &mut self,
         sql: &str,
         binds: &[Bind<'_>],
-        mut row: impl FnMut(&str, i64, i64),
+        mut row: impl FnMut(&str, i64, i64, Option<i64>),
     ) -> Result<(), StoreError> {
         let Self::Sqlite(c) = self else {
             return self.each(sql, binds, row).await;
         };
         let gathered = format!(
-            "WITH r(u, a, b) AS ({sql}) SELECT json_group_array(json_array(u, a, b)) FROM r"
+            "WITH r(u, a, b, c) AS ({sql}) SELECT json_group_array(json_array(u, a, b, c)) FROM r"
         );
         let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(gathered));
         for b in binds {
@@ -109,8 +112,8 @@ impl Reader {
                 format!("the funnel's gathered rows: {e}").into(),
             ))
         })?;
-        for Gathered(user, a, b) in &rows {
-            row(user, *a, *b);
+        for Gathered(user, a, b, c) in &rows {
+            row(user, *a, *b, *c);
         }
         Ok(())
     }
@@ -118,7 +121,7 @@ impl Reader {
 
 /// A row of [`Reader::each_gathered`]'s array; the user key is borrowed unless it had escapes.
 #[derive(serde::Deserialize)]
-struct Gathered<'a>(#[serde(borrow)] Cow<'a, str>, i64, i64);
+struct Gathered<'a>(#[serde(borrow)] Cow<'a, str>, i64, i64, Option<i64>);
 
 /// Events whose rollup name is the step bound at `p`, as SQL the `(project, event, timestamp)`
 /// index serves for a track event (`$page` and the like match by type, through the
@@ -139,19 +142,21 @@ fn by_name(name: &str, p: &str) -> String {
 /// user's earliest.
 pub(super) fn first_step_days_sql(who: Who) -> String {
     format!(
-        "SELECT user_key, MIN(first_ts), MAX(last_ts) FROM {table}
+        "SELECT user_key, MIN(first_ts), MAX(last_ts), CAST(NULL AS BIGINT) FROM {table}
          WHERE project_id = $1 AND name = $2 AND day >= $3 AND day < $4 AND user_key > $5
          GROUP BY user_key ORDER BY user_key LIMIT $6",
         table = who.table("user_event_days")
     )
 }
 
-/// The columns of a day row whose people's and bots' parts are merged by day.
-const DAY_COLUMNS: &str = "u.user_key, u.day, u.first_ts, u.last_ts";
+/// A day row's second occurrence (migration 0054): `i64::MAX` when it has one event, NULL
+/// when unknown.
+const SECOND: &str = "CASE WHEN u.events = 1 THEN 9223372036854775807 ELSE u.second_ts END";
 
 /// Per user of the JSON array `$2` (`[user, day of t, t, deadline]` each), their rollup rows of
 /// step `$3` on the whole days `[$4, $5)` that can hold its next occurrence after `t`: from
-/// `t`'s day to the deadline's, and not over before `t`. One index seek per user.
+/// `t`'s day to the deadline's, and not over before `t`. One index seek per user. The fourth
+/// column is the day's second occurrence ([`SECOND`]).
 pub(super) fn next_days_sql(backend: Backend, include_bots: bool) -> String {
     let arm = |table: &str, cols: &str| match backend {
         // CROSS JOIN keeps the users outside: each is a seek into the key.
@@ -174,16 +179,32 @@ pub(super) fn next_days_sql(backend: Backend, include_bots: bool) -> String {
         ),
     };
     if !include_bots {
-        return arm("user_event_days", "u.user_key, u.first_ts, u.last_ts");
+        return arm(
+            "user_event_days",
+            &format!("u.user_key, u.first_ts, u.last_ts, {SECOND}"),
+        );
     }
+    let (least, day_columns) = (
+        match backend {
+            Backend::Sqlite => "MIN",
+            Backend::Postgres => "LEAST",
+        },
+        format!("u.user_key, u.day, u.first_ts, u.last_ts, {SECOND} AS second"),
+    );
     // A day's people's and bots' rows are one span: the step's occurrences that day. A row
     // over before `t` is left out of it, which only moves its first time later when that is
     // after `t` anyway (then it is the first occurrence after `t`).
+    // Their second is the second of the union: the smaller of the larger first and the two
+    // seconds, unknown if either is.
     format!(
-        "SELECT user_key, MIN(first_ts), MAX(last_ts) FROM ({} UNION ALL {}) AS d
+        "SELECT user_key, MIN(first_ts), MAX(last_ts),
+                CASE WHEN COUNT(second) < COUNT(*) THEN NULL
+                     WHEN COUNT(*) = 1 THEN MIN(second)
+                     ELSE {least}(MAX(first_ts), MIN(second)) END
+         FROM ({} UNION ALL {}) AS d
          GROUP BY user_key, day",
-        arm(Who::People.table("user_event_days"), DAY_COLUMNS),
-        arm(Who::Bots.table("user_event_days"), DAY_COLUMNS),
+        arm(Who::People.table("user_event_days"), &day_columns),
+        arm(Who::Bots.table("user_event_days"), &day_columns),
     )
 }
 
@@ -191,7 +212,9 @@ pub(super) fn next_days_sql(backend: Backend, include_bots: bool) -> String {
 /// edge, which the rollup's whole days cannot answer), bots left out unless included.
 pub(super) fn part_day_sql(backend: Backend, name: &str, include_bots: bool) -> String {
     format!(
-        "SELECT COALESCE(user_id, anonymous_id), MIN(timestamp), MAX(timestamp) FROM events
+        "SELECT COALESCE(user_id, anonymous_id), MIN(timestamp), MAX(timestamp),
+                CAST(NULL AS BIGINT)
+         FROM events
          WHERE project_id = $1 AND {by_name} AND timestamp >= $3 AND timestamp < $4
            AND COALESCE(user_id, anonymous_id) IS NOT NULL {bots}
          GROUP BY 1",

@@ -16,6 +16,8 @@ use crate::store::{DAY_MS, StoreError, Who};
 struct Span {
     first: i64,
     last: i64,
+    /// A rollup day's second occurrence (`i64::MAX`: none), when known (migration 0054).
+    second: Option<i64>,
 }
 
 /// A step's event: its timestamp and, once read from the events, its `seq` (the scan's order
@@ -48,6 +50,34 @@ pub(super) struct Progress {
 }
 
 impl Progress {
+    /// A repeated step (`view,view`): when the step reached is its day's first occurrence,
+    /// the next one is that day's second, which the rollup keeps, so no events are read.
+    /// Narrows the day's span to it, or drops the span when it has none within the window;
+    /// false when no span is left. A second in `at`'s millisecond leaves the span beginning at
+    /// `at`, which the events then settle by `seq`, as for any other step.
+    fn step_past_itself(&mut self) -> bool {
+        let Some(first) = self.spans[0] else {
+            return false;
+        };
+        let Some(second) = first.second else {
+            return true;
+        };
+        // `seq: None` is the first of its millisecond, so `at` is the day's first occurrence.
+        if first.first != self.at.ts || self.at.seq.is_some() {
+            return true;
+        }
+        if second <= self.deadline {
+            self.spans[0] = Some(Span {
+                first: second,
+                last: first.last,
+                second: None,
+            });
+        } else {
+            self.spans = [self.spans[1], None];
+        }
+        self.spans[0].is_some()
+    }
+
     /// Keeps `span` among the two earliest if it can hold the next step.
     fn offer(&mut self, span: Span) {
         if span.last < self.at.ts || span.first > self.deadline {
@@ -73,7 +103,7 @@ pub(super) async fn first_step(
     include_bots: bool,
 ) -> Result<BTreeMap<String, Progress>, StoreError> {
     let mut users: BTreeMap<String, Progress> = BTreeMap::new();
-    let mut add = |user: &str, first: i64, _last: i64| match users.get_mut(user) {
+    let mut add = |user: &str, first: i64, _last: i64, _: Option<i64>| match users.get_mut(user) {
         Some(p) if p.at.ts <= first => {}
         Some(p) => {
             p.at.ts = first;
@@ -114,13 +144,13 @@ pub(super) async fn first_step(
             ];
             let (mut read, mut last) = (0, String::new());
             reader
-                .each_gathered(&first_step_days, &binds, |user, first, l| {
+                .each_gathered(&first_step_days, &binds, |user, first, l, _| {
                     read += 1;
                     if user > last.as_str() {
                         last.clear();
                         last.push_str(user);
                     }
-                    add(user, first, l);
+                    add(user, first, l, None);
                 })
                 .await?;
             after = (read == USERS_PER_READ).then_some(last);
@@ -164,6 +194,9 @@ impl Step<'_> {
         self.read_spans(reader, parts, users).await?;
         users.retain(|_, p| p.spans[0].is_some());
         self.resolve_previous(reader, users).await?;
+        if self.name == self.previous {
+            users.retain(|_, p| p.step_past_itself());
+        }
         // The users whose first span began before their previous step and ends after it within
         // the window reached this step (on that day, at the latest at the span's end): when,
         // the next step's spans say whether it matters.
@@ -295,9 +328,13 @@ impl Step<'_> {
             ];
             let sql = reads::next_days_sql(reader.backend(), self.include_bots);
             reader
-                .each_gathered(&sql, &binds, |user, first, last| {
+                .each_gathered(&sql, &binds, |user, first, last, second| {
                     if let Some(p) = users.get_mut(user) {
-                        p.offer(Span { first, last });
+                        p.offer(Span {
+                            first,
+                            last,
+                            second,
+                        });
                     }
                 })
                 .await?;
@@ -311,9 +348,13 @@ impl Step<'_> {
                 Bind::Int(hi),
             ];
             reader
-                .each_gathered(&sql, &binds, |user, first, last| {
+                .each_gathered(&sql, &binds, |user, first, last, _| {
                     if let Some(p) = users.get_mut(user) {
-                        p.offer(Span { first, last });
+                        p.offer(Span {
+                            first,
+                            last,
+                            second: None,
+                        });
                     }
                 })
                 .await?;
@@ -356,7 +397,7 @@ async fn read_after(
             Bind::Int(hi),
         ];
         reader
-            .each(&sql, &binds, |user, ts, seq| {
+            .each(&sql, &binds, |user, ts, seq, _| {
                 let Some(p) = users.get_mut(user) else { return };
                 let Some((from, until)) = interval(p) else {
                     return;
@@ -395,7 +436,7 @@ async fn read_after(
                     Bind::Int(p.at.ts),
                     Bind::Text(&user),
                 ];
-                reader.each(&sql, &binds, |_, _, s| seq = s).await?;
+                reader.each(&sql, &binds, |_, _, s, _| seq = s).await?;
                 seq
             }
         };

@@ -38,15 +38,16 @@ async fn upsert(
     days: UserEventDays<'_>,
 ) -> Result<(), StoreError> {
     let mut cols = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut values = (Vec::new(), Vec::new(), Vec::new());
-    for ((project, name, user, day), (events, first, last)) in days.0 {
+    let mut values = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((project, name, user, day), d) in days.0 {
         cols.0.push(project);
         cols.1.push(name);
         cols.2.push(user);
         cols.3.push(day);
-        values.0.push(events);
-        values.1.push(first);
-        values.2.push(last);
+        values.0.push(d.events);
+        values.1.push(d.first);
+        values.2.push(d.second);
+        values.3.push(d.last);
     }
     sqlx::query(sqlx::AssertSqlSafe(upsert_sql(table, Backend::Postgres)))
         .bind(&cols.0)
@@ -56,6 +57,7 @@ async fn upsert(
         .bind(&values.0)
         .bind(&values.1)
         .bind(&values.2)
+        .bind(&values.3)
         .execute(&mut *tx)
         .await?;
     Ok(())

@@ -24,9 +24,9 @@ pub(super) fn record(
         }
         let mut upsert =
             tx.prepare_cached(&upsert_sql(who.table("user_event_days"), Backend::Sqlite))?;
-        for ((project, name, user, day), (events, first, last)) in &days.0 {
+        for ((project, name, user, day), d) in &days.0 {
             upsert.execute(rusqlite::params![
-                project, name, user, day, events, first, last
+                project, name, user, day, d.events, d.first, d.second, d.last
             ])?;
         }
     }
