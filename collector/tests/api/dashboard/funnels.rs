@@ -255,6 +255,9 @@ async fn funnels_equal_the_scan(app: &Dash, me: &Login, ranges: &[(i64, i64)]) -
     converted
 }
 
+/// A rollup row's key: event name, user key, UTC day.
+type DayKey<'a> = (&'a str, &'a str, i64);
+
 /// Every `user_event_days` (and `_bots`) row's `second_ts` is its day's second event in the
 /// scan's order (None for one event), as recomputed from the stored events.
 async fn assert_seconds_exact(database_url: &str, project: i64) {
@@ -268,7 +271,7 @@ async fn assert_seconds_exact(database_url: &str, project: i64) {
         (people.iter().collect::<Vec<_>>(), "user_event_days"),
         (bots.collect(), "user_event_days_bots"),
     ] {
-        let mut days: BTreeMap<(&str, &str, i64), Vec<(i64, i64)>> = BTreeMap::new();
+        let mut days: BTreeMap<DayKey<'_>, Vec<(i64, i64)>> = BTreeMap::new();
         for e in events {
             if let Some(user) = &e.user_key {
                 let day = e.ts - e.ts.rem_euclid(DAY);
