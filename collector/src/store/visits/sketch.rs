@@ -352,7 +352,10 @@ mod tests {
             at += size;
             whole.insert_all(batch.iter().copied());
             let entries = Visitors::entries(batch.iter().copied());
-            assert!(entries.windows(2).all(|w| w[0].0 < w[1].0), "one per register");
+            assert!(
+                entries.windows(2).all(|w| w[0].0 < w[1].0),
+                "one per register"
+            );
             stored.extend_from_slice(&Visitors::tail(&entries)[1..]);
             assert_eq!(registers(&stored), whole.registers, "after {at} visitors");
             if stored.len() > COMPACT_ABOVE {
