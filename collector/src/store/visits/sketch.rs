@@ -33,7 +33,9 @@ pub const COMPACT_ABOVE: usize = 2 * (1 + REGISTERS);
 /// rest if sparse); `None` for a blob this code did not write.
 fn split(bytes: &[u8]) -> Option<(Option<&[u8]>, &[u8])> {
     match bytes.split_first() {
-        Some((&DENSE, rest)) if rest.len() >= REGISTERS && (rest.len() - REGISTERS) % 3 == 0 => {
+        Some((&DENSE, rest))
+            if rest.len() >= REGISTERS && (rest.len() - REGISTERS).is_multiple_of(3) =>
+        {
             let (registers, triples) = rest.split_at(REGISTERS);
             Some((Some(registers), triples))
         }
