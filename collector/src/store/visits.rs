@@ -103,13 +103,17 @@ pub(crate) const VISIT_DIMENSIONS: [Dimension; 11] = [
 ];
 
 /// The bounded filter dimensions kept in pairs with every breakdown (`web_daily_pairs`,
-/// migration 0049), with their position in [`VISIT_DIMENSIONS`]: a few values each, so a
-/// value's pair rows stay few per day. Each one costs the fold about as much again as all
-/// of `web_daily` (its values times the day's paths, entry and exit pages), so browser, OS and
-/// UTM medium are left out (docs/dashboard-web.md, "The fold's speed").
-pub(crate) const PAIR_FILTERS: [(Dimension, usize); 3] = [
+/// migrations 0049 and 0053), with their position in [`VISIT_DIMENSIONS`]: a few values each,
+/// so a value's pair rows stay few per day. Each one adds about its values times the day's
+/// paths, entry and exit pages to what a fold chunk writes: written unread, six cost the fold
+/// about a quarter more CPU than three did when read first (docs/dashboard-web.md, "The
+/// fold's speed").
+pub(crate) const PAIR_FILTERS: [(Dimension, usize); 6] = [
     (Dimension::Source, 2),
+    (Dimension::UtmMedium, 5),
     (Dimension::Country, 7),
+    (Dimension::Browser, 8),
+    (Dimension::Os, 9),
     (Dimension::Device, 10),
 ];
 

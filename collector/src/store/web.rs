@@ -73,7 +73,8 @@ impl Dimension {
     }
 
     /// Whether a single filter on this dimension has pair rows with every breakdown
-    /// (`web_daily_pairs`, migration 0049): source, country and device.
+    /// (`web_daily_pairs`, migrations 0049 and 0053): source, UTM medium, country, browser,
+    /// OS and device.
     pub fn has_pairs(self) -> bool {
         super::visits::PAIR_FILTERS.iter().any(|(d, _)| *d == self)
     }

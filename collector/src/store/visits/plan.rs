@@ -194,7 +194,7 @@ impl Delta {
         self.forget || self.left.iter().any(|v| !self.add.contains(v))
     }
 
-    /// A day or pair row's sums and sketch after this delta, from its stored ones (`None`: not
+    /// A day row's sums and sketch after this delta, from its stored ones (`None`: not
     /// stored yet); `None` when the row has lost every visit and page view. A sketch that did
     /// not grow keeps its stored bytes.
     pub(crate) fn apply(
@@ -228,8 +228,9 @@ pub(crate) const ROWS_PER_STATEMENT: usize = 500;
 
 /// Applies a plan in the open transaction `$tx` on `$backend`: sums moved by the deltas,
 /// sketches merged with the visitors added, rows left empty deleted, rows that lost a visitor
-/// queued in `web_daily_dirty` for the next recount of their sketch. The rows a chunk touches
-/// are read in one statement (their keys as one JSON parameter, a seek each) and written
+/// queued in `web_daily_dirty` (`web_pairs_dirty`) for the next recount of their sketch. The
+/// day and hour rows a chunk touches are read in one statement (their keys as one JSON
+/// parameter, a seek each); the pair rows are not read (below). All are written
 /// [`ROWS_PER_STATEMENT`] at a time.
 macro_rules! apply_plan {
     ($tx:expr, $plan:expr, $backend:expr) => {{
@@ -322,96 +323,77 @@ macro_rules! apply_plan {
             q.build().persistent(false).execute(&mut *$tx).await?;
         }
 
-        // The pair rows (`web_daily_pairs`), the same way as the day rows above.
-        type CurrentPair = (
-            i64,
-            String,
-            String,
-            String,
-            i64,
-            String,
-            i64,
-            i64,
-            i64,
-            i64,
-            Vec<u8>,
-        );
-        type PairRow = (i64, String, String, String, i64, String);
+        // The pair rows (`web_daily_pairs`): many more per chunk than the day rows, so written
+        // without reading them. The sums move in SQL; a sketch gets the register values of
+        // the chunk's visitors appended (`Visitors::tail`), which needs no stored registers;
+        // rows whose page views did not grow may have lost their last visit and are deleted if
+        // so; sketches that grew past `COMPACT_ABOVE` bytes are then rewritten short.
         let mut pairs: Vec<_> = $plan.pairs.into_iter().collect();
         pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let keys: Vec<(i64, &str, &str, &str, i64, &str)> = pairs
-            .iter()
-            .map(|((project, day, fdim, fvalue, dim, value), _)| {
-                (*project, *fdim, fvalue.as_str(), *dim, *day, value.as_str())
-            })
-            .collect();
-        let current: HashMap<PairRow, (i64, i64, i64, i64, Vec<u8>)> = if keys.is_empty() {
-            HashMap::new()
-        } else {
-            sqlx::query_as::<_, CurrentPair>(sql::pair_rows($backend))
-                .bind(serde_json::to_string(&keys).expect("keys serialize"))
-                .fetch_all(&mut *$tx)
-                .await?
-                .into_iter()
-                .map(|r| ((r.0, r.1, r.2, r.3, r.4, r.5), (r.6, r.7, r.8, r.9, r.10)))
-                .collect()
-        };
-        let mut gone: Vec<PairRow> = Vec::new();
-        let mut kept = Vec::new();
+        let mut rows = Vec::with_capacity(pairs.len());
+        let mut emptied: Vec<(i64, &str, &str, &str, i64, &str)> = Vec::new();
         let mut dirty = Vec::new();
-        for ((project, day, fdim, fvalue, dim, value), d) in pairs {
-            let key: PairRow = (project, fdim.to_owned(), fvalue, dim.to_owned(), day, value);
-            let Some((sums, sketch)) = d.apply(current.get(&key).cloned()) else {
-                gone.push(key);
-                continue;
-            };
+        for ((project, day, fdim, fvalue, dim, value), d) in &pairs {
+            let key = (*project, *fdim, fvalue.as_str(), *dim, *day, value.as_str());
             if d.lost_someone() {
-                dirty.push(key.clone());
+                dirty.push(key);
             }
-            kept.push((key, sums, sketch));
+            // Stored page views are never negative: only a row whose page views did not grow
+            // can end with none (and no visit).
+            if d.pageviews <= 0 {
+                emptied.push(key);
+            }
+            let tail = Visitors::tail(&Visitors::entries(d.add.iter().map(String::as_str)));
+            rows.push((key, [d.visits, d.pageviews, d.bounces, d.duration_ms], tail));
         }
-        for (project, fdim, fvalue, dim, day, value) in &gone {
-            sqlx::query(
-                "DELETE FROM web_daily_pairs
-                 WHERE project_id = $1 AND fdim = $2 AND fvalue = $3 AND dim = $4 AND day = $5
-                   AND value = $6",
-            )
-            .bind(*project)
-            .bind(fdim.as_str())
-            .bind(fvalue.as_str())
-            .bind(dim.as_str())
-            .bind(*day)
-            .bind(value.as_str())
-            .execute(&mut *$tx)
-            .await?;
-        }
-        for group in kept.chunks(ROWS_PER_STATEMENT) {
+        for group in rows.chunks(ROWS_PER_STATEMENT) {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO web_daily_pairs (project_id, fdim, fvalue, dim, day, value, visits,
                                               pageviews, bounces, duration_ms, visitors) ",
             );
             q.push_values(
                 group,
-                |mut b, ((project, fdim, fvalue, dim, day, value), sums, sketch)| {
+                |mut b, ((project, fdim, fvalue, dim, day, value), sums, tail)| {
                     b.push_bind(*project)
-                        .push_bind(fdim.as_str())
-                        .push_bind(fvalue.as_str())
-                        .push_bind(dim.as_str())
+                        .push_bind(*fdim)
+                        .push_bind(*fvalue)
+                        .push_bind(*dim)
                         .push_bind(*day)
-                        .push_bind(value.as_str());
+                        .push_bind(*value);
                     for n in sums {
                         b.push_bind(*n);
                     }
-                    b.push_bind(sketch.as_slice());
+                    b.push_bind(tail.as_slice());
                 },
             );
-            q.push(
-                " ON CONFLICT (project_id, fdim, fvalue, dim, day, value) DO UPDATE SET
-                     visits = excluded.visits, pageviews = excluded.pageviews,
-                     bounces = excluded.bounces, duration_ms = excluded.duration_ms,
-                     visitors = excluded.visitors",
-            );
+            q.push(sql::pair_upsert($backend));
             q.build().persistent(false).execute(&mut *$tx).await?;
+        }
+        if !emptied.is_empty() {
+            sqlx::query(sql::delete_empty_pairs($backend))
+                .bind(serde_json::to_string(&emptied).expect("keys serialize"))
+                .execute(&mut *$tx)
+                .await?;
+        }
+        let long: Vec<(i64, String, String, String, i64, String, Vec<u8>)> =
+            sqlx::query_as(sql::LONG_PAIR_SKETCHES)
+                .fetch_all(&mut *$tx)
+                .await?;
+        for (project, fdim, fvalue, dim, day, value, sketch) in long {
+            sqlx::query(
+                "UPDATE web_daily_pairs SET visitors = $1
+                 WHERE project_id = $2 AND fdim = $3 AND fvalue = $4 AND dim = $5 AND day = $6
+                   AND value = $7",
+            )
+            .bind(Visitors::compact(&sketch))
+            .bind(project)
+            .bind(fdim)
+            .bind(fvalue)
+            .bind(dim)
+            .bind(day)
+            .bind(value)
+            .execute(&mut *$tx)
+            .await?;
         }
         for group in dirty.chunks(ROWS_PER_STATEMENT) {
             let mut q = sqlx::QueryBuilder::new(
@@ -419,16 +401,15 @@ macro_rules! apply_plan {
             );
             q.push_values(group, |mut b, (project, fdim, fvalue, dim, day, value)| {
                 b.push_bind(*project)
-                    .push_bind(fdim.as_str())
-                    .push_bind(fvalue.as_str())
-                    .push_bind(dim.as_str())
+                    .push_bind(*fdim)
+                    .push_bind(*fvalue)
+                    .push_bind(*dim)
                     .push_bind(*day)
-                    .push_bind(value.as_str());
+                    .push_bind(*value);
             });
             q.push(" ON CONFLICT DO NOTHING");
             q.build().persistent(false).execute(&mut *$tx).await?;
         }
-
         let hours: Vec<_> = $plan.hours.into_iter().collect();
         let keys: Vec<(i64, i64)> = hours.iter().map(|(k, _)| *k).collect();
         let current: HashMap<(i64, i64), (i64, Vec<u8>)> = if keys.is_empty() {

@@ -198,7 +198,8 @@ impl Store {
 
     /// Rebuilds the sketches of up to [`DIRTY_CHUNK`] dirty pair rows: per day and filter
     /// value, one read of that value's visits of the day (through its index for source,
-    /// medium and country) and, for page rows, of their page views.
+    /// medium and country; the day's visits for browser, OS and device) and, for page rows,
+    /// of their page views.
     pub(crate) async fn rebuild_dirty_pairs(&self) -> Result<u64, StoreError> {
         with_db!(self, write_pool, |pool, backend| {
             let mut tx = pool.begin().await?;

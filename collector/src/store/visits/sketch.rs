@@ -5,6 +5,12 @@
 //! `error_for_precision(12)`); small sets are near exact. Stored as the non-zero registers
 //! (two bytes of index, one of value each) while that is shorter than the 4,096 registers, so
 //! an hour with few visitors costs a few bytes.
+//!
+//! The fold appends to a pair row's sketch without reading it (`web_daily_pairs`, see
+//! [`Visitors::tail`]), so a stored sketch is: a sparse tag then index/value triples in any
+//! order, an index possibly repeated (its register is the largest value); or a dense tag, the
+//! 4,096 registers, then such triples. [`Visitors::to_bytes`] writes the short form (sorted,
+//! no repeats, no triples after the registers); every reader takes either.
 
 use hyperloglockless::DefaultHasher;
 use std::hash::BuildHasher;
@@ -18,6 +24,25 @@ const REGISTERS: usize = 1 << PRECISION;
 const SEED: u128 = 0x7075_6c73_656c_696e_655f_7669_7369_7473;
 const SPARSE: u8 = 1;
 const DENSE: u8 = 2;
+
+/// A stored sketch longer than this (bytes) is rewritten in its short form by the fold (about
+/// twice a dense sketch): appended triples would otherwise grow a busy row without bound.
+pub const COMPACT_ABOVE: usize = 2 * (1 + REGISTERS);
+
+/// A stored sketch's dense registers (if dense) and the triples after them (the whole
+/// rest if sparse); `None` for a blob this code did not write.
+fn split(bytes: &[u8]) -> Option<(Option<&[u8]>, &[u8])> {
+    match bytes.split_first() {
+        Some((&DENSE, rest))
+            if rest.len() >= REGISTERS && (rest.len() - REGISTERS).is_multiple_of(3) =>
+        {
+            let (registers, triples) = rest.split_at(REGISTERS);
+            Some((Some(registers), triples))
+        }
+        Some((&SPARSE, rest)) => Some((None, rest)),
+        _ => None,
+    }
+}
 
 /// The registers of one sketch, or of the union of several.
 #[derive(Debug, Clone)]
@@ -70,22 +95,59 @@ impl Visitors {
 
     /// The union with a stored sketch; a blob this code did not write is ignored.
     pub fn merge_bytes(&mut self, bytes: &[u8]) {
-        match bytes.split_first() {
-            Some((&DENSE, rest)) if rest.len() == REGISTERS => {
-                for (r, x) in self.registers.iter_mut().zip(rest) {
-                    *r = (*r).max(*x);
-                }
+        let Some((dense, triples)) = split(bytes) else {
+            return;
+        };
+        if let Some(dense) = dense {
+            for (r, x) in self.registers.iter_mut().zip(dense) {
+                *r = (*r).max(*x);
             }
-            Some((&SPARSE, rest)) => {
-                for pair in rest.chunks_exact(3) {
-                    let i = usize::from(u16::from_le_bytes([pair[0], pair[1]]));
-                    if let Some(r) = self.registers.get_mut(i) {
-                        *r = (*r).max(pair[2]);
-                    }
-                }
-            }
-            _ => {}
         }
+        for pair in triples.chunks_exact(3) {
+            let i = usize::from(u16::from_le_bytes([pair[0], pair[1]]));
+            if let Some(r) = self.registers.get_mut(i) {
+                *r = (*r).max(pair[2]);
+            }
+        }
+    }
+
+    /// The (register, value) pairs of `visitors`, one per register (its largest value), in
+    /// register order: what adding them can raise.
+    pub fn entries<'a>(visitors: impl IntoIterator<Item = &'a str>) -> Vec<(u16, u8)> {
+        let hasher = DefaultHasher::seeded(&SEED.to_be_bytes());
+        let mut out: Vec<(u16, u8)> = visitors
+            .into_iter()
+            .map(|v| {
+                let hash = hasher.hash_one(v);
+                let index = (hash >> (64 - u32::from(PRECISION))) as u16;
+                (index, 1 + hash.trailing_zeros() as u8)
+            })
+            .collect();
+        // Largest value first within a register, so the dedup below keeps it.
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        out.dedup_by_key(|e| e.0);
+        out
+    }
+
+    /// `entries` as a sparse sketch: what a new row stores, and (after its tag byte) what the
+    /// fold appends to a stored sketch of either form to add them, without reading it. The
+    /// union is the same as [`Self::add_to_bytes`]'s; only the bytes are longer, until
+    /// [`Self::compact`].
+    pub fn tail(entries: &[(u16, u8)]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + entries.len() * 3);
+        out.push(SPARSE);
+        for (i, r) in entries {
+            out.extend_from_slice(&i.to_le_bytes());
+            out.push(*r);
+        }
+        out
+    }
+
+    /// The short form of a stored sketch (what [`Self::to_bytes`] writes for its registers).
+    pub fn compact(bytes: &[u8]) -> Vec<u8> {
+        let mut s = Self::default();
+        s.merge_bytes(bytes);
+        s.to_bytes()
     }
 
     /// The stored sketch `bytes` with `visitors` added, or `None` when no register grew (the
@@ -102,9 +164,22 @@ impl Visitors {
             let index = (hash >> (64 - u32::from(PRECISION))) as usize;
             (index, 1 + hash.trailing_zeros() as u8)
         });
-        if let Some((&DENSE, rest)) = bytes.split_first()
-            && rest.len() == REGISTERS
-        {
+        if let Some((Some(_), triples)) = split(bytes) {
+            if !triples.is_empty() {
+                // Triples appended by the fold: through the registers (rare: only pair rows
+                // get them, and the fold never reads those back).
+                let mut s = Self::default();
+                s.merge_bytes(bytes);
+                let mut grew = false;
+                for (index, rank) in hashed {
+                    if rank > s.registers[index] {
+                        s.registers[index] = rank;
+                        grew = true;
+                    }
+                }
+                return grew.then(|| s.to_bytes());
+            }
+            let rest = &bytes[1..];
             let mut out: Option<Vec<u8>> = None;
             for (index, rank) in hashed {
                 let current = out.as_ref().map_or(rest[index], |o| o[1 + index]);
@@ -123,13 +198,10 @@ impl Visitors {
                 .collect(),
             _ => Vec::new(),
         };
-        // Written in index order by `to_bytes`; sorted again in case another writer did not.
+        // Written in index order by `to_bytes`; sorted again when the fold appended triples.
         if !list.is_sorted_by_key(|p| p.0) {
-            list.sort_by_key(|p| p.0);
-            list.dedup_by(|b, a| {
-                a.1 = a.1.max(b.1);
-                a.0 == b.0
-            });
+            list.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            list.dedup_by_key(|p| p.0);
         }
         let mut grew = false;
         for (index, rank) in hashed {
@@ -255,6 +327,62 @@ mod tests {
         let mut few = Visitors::default();
         few.insert_all(["a", "b"]);
         assert_eq!(Visitors::add_to_bytes(&few.to_bytes(), ["a"]), None);
+    }
+
+    /// Registers of a stored sketch.
+    fn registers(bytes: &[u8]) -> Vec<u8> {
+        let mut s = Visitors::default();
+        s.merge_bytes(bytes);
+        s.registers
+    }
+
+    #[test]
+    fn tails_appended_to_a_stored_sketch_count_as_a_merge() {
+        let names: Vec<String> = (0..6_000).map(|i| format!("t{i}")).collect();
+        let mut whole = Visitors::default();
+        // Appended as the fold does (`visitors || substr(tail, 2)`), from empty to past dense,
+        // with repeats (the same visitors again), compacted whenever longer than the bound.
+        let mut stored = Visitors::tail(&[]);
+        let mut compacted = 0;
+        let mut at = 0;
+        for size in [1, 2, 40, 400, 1_000, 2_000, 300, 2_257] {
+            let batch: Vec<&str> = names[at..at + size]
+                .iter()
+                .chain(&names[..at.min(50)])
+                .map(String::as_str)
+                .collect();
+            at += size;
+            whole.insert_all(batch.iter().copied());
+            let entries = Visitors::entries(batch.iter().copied());
+            assert!(
+                entries.windows(2).all(|w| w[0].0 < w[1].0),
+                "one per register"
+            );
+            stored.extend_from_slice(&Visitors::tail(&entries)[1..]);
+            assert_eq!(registers(&stored), whole.registers, "after {at} visitors");
+            if stored.len() > COMPACT_ABOVE {
+                stored = Visitors::compact(&stored);
+                compacted += 1;
+                assert_eq!(stored, whole.to_bytes(), "compacted after {at} visitors");
+            }
+            // Adding to a stored sketch with a tail gives the short form of the union.
+            let more = ["x1", "x2", "x3"];
+            let mut plus = whole.clone();
+            plus.insert_all(more);
+            match Visitors::add_to_bytes(&stored, more) {
+                Some(b) => assert_eq!(b, plus.to_bytes()),
+                None => assert_eq!(registers(&stored), plus.registers),
+            }
+        }
+        assert!(compacted >= 1, "the bound was reached");
+        assert_eq!(stored[0], DENSE);
+        // A dense sketch with triples after its registers stays readable.
+        stored.extend_from_slice(&Visitors::tail(&Visitors::entries(["late"]))[1..]);
+        whole.insert_all(["late"]);
+        assert_eq!(registers(&stored), whole.registers);
+        assert_eq!(Visitors::compact(&stored), whole.to_bytes());
+        // Not ours: a dense tag with a length that is no register count plus triples.
+        assert!(registers(&[DENSE, 1, 2]).iter().all(|r| *r == 0));
     }
 
     #[test]

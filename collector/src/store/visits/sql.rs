@@ -28,32 +28,67 @@ pub(crate) fn day_rows(backend: Backend) -> &'static str {
     }
 }
 
-/// `web_daily_pairs` rows of the JSON array `$1` of `[project, fdim, fvalue, dim, day, value]`
-/// keys.
-pub(crate) fn pair_rows(backend: Backend) -> &'static str {
+/// The `ON CONFLICT` clause of the fold's pair row upsert: sums move by the row's deltas and
+/// the sketch gets the new row's triples (its bytes after the tag) appended, unread
+/// (sketch.rs; a stored sketch of either form stays valid). SQLite's `||` makes text of two
+/// blobs, byte for byte; the cast keeps the column a blob.
+pub(crate) fn pair_upsert(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => {
-            "SELECT w.project_id, w.fdim, w.fvalue, w.dim, w.day, w.value, w.visits,
-                    w.pageviews, w.bounces, w.duration_ms, w.visitors
-             FROM json_each($1) AS k CROSS JOIN web_daily_pairs AS w
-             WHERE w.project_id = json_extract(k.value, '$[0]')
-               AND w.fdim = json_extract(k.value, '$[1]')
-               AND w.fvalue = json_extract(k.value, '$[2]')
-               AND w.dim = json_extract(k.value, '$[3]')
-               AND w.day = json_extract(k.value, '$[4]')
-               AND w.value = json_extract(k.value, '$[5]')"
+            " ON CONFLICT (project_id, fdim, fvalue, dim, day, value) DO UPDATE SET
+                 visits = web_daily_pairs.visits + excluded.visits,
+                 pageviews = web_daily_pairs.pageviews + excluded.pageviews,
+                 bounces = web_daily_pairs.bounces + excluded.bounces,
+                 duration_ms = web_daily_pairs.duration_ms + excluded.duration_ms,
+                 visitors = CASE
+                     WHEN length(excluded.visitors) <= 1 THEN web_daily_pairs.visitors
+                     WHEN length(web_daily_pairs.visitors) = 0 THEN excluded.visitors
+                     ELSE CAST(web_daily_pairs.visitors || substr(excluded.visitors, 2) AS BLOB)
+                 END"
         }
         Backend::Postgres => {
-            "SELECT w.project_id, w.fdim, w.fvalue, w.dim, w.day, w.value, w.visits,
-                    w.pageviews, w.bounces, w.duration_ms, w.visitors
-             FROM jsonb_array_elements($1::text::jsonb) AS k(v)
-             JOIN web_daily_pairs AS w
-               ON w.project_id = (k.v ->> 0)::bigint AND w.fdim = k.v ->> 1
-              AND w.fvalue = k.v ->> 2 AND w.dim = k.v ->> 3
-              AND w.day = (k.v ->> 4)::bigint AND w.value = k.v ->> 5"
+            " ON CONFLICT (project_id, fdim, fvalue, dim, day, value) DO UPDATE SET
+                 visits = web_daily_pairs.visits + excluded.visits,
+                 pageviews = web_daily_pairs.pageviews + excluded.pageviews,
+                 bounces = web_daily_pairs.bounces + excluded.bounces,
+                 duration_ms = web_daily_pairs.duration_ms + excluded.duration_ms,
+                 visitors = CASE
+                     WHEN length(excluded.visitors) <= 1 THEN web_daily_pairs.visitors
+                     WHEN length(web_daily_pairs.visitors) = 0 THEN excluded.visitors
+                     ELSE web_daily_pairs.visitors || substring(excluded.visitors from 2)
+                 END"
         }
     }
 }
+
+/// Deletes the pair rows of the JSON array `$1` of `[project, fdim, fvalue, dim, day, value]`
+/// keys that hold no visit and no page view any more.
+pub(crate) fn delete_empty_pairs(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "DELETE FROM web_daily_pairs
+             WHERE (project_id, fdim, fvalue, dim, day, value) IN (
+                 SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),
+                        json_extract(value, '$[2]'), json_extract(value, '$[3]'),
+                        json_extract(value, '$[4]'), json_extract(value, '$[5]')
+                 FROM json_each($1))
+               AND visits <= 0 AND pageviews <= 0"
+        }
+        Backend::Postgres => {
+            "DELETE FROM web_daily_pairs
+             WHERE (project_id, fdim, fvalue, dim, day, value) IN (
+                 SELECT (k ->> 0)::bigint, k ->> 1, k ->> 2, k ->> 3, (k ->> 4)::bigint, k ->> 5
+                 FROM jsonb_array_elements($1::text::jsonb) AS k)
+               AND visits <= 0 AND pageviews <= 0"
+        }
+    }
+}
+
+/// The pair rows whose sketch grew past `COMPACT_ABOVE` bytes, through the partial index of
+/// migration 0053 (its condition, word for word, so the planners use it).
+pub(crate) const LONG_PAIR_SKETCHES: &str =
+    "SELECT project_id, fdim, fvalue, dim, day, value, visitors FROM web_daily_pairs
+     WHERE length(visitors) > 8194";
 
 /// `web_hourly` rows of the JSON array `$1` of `[project, hour]` keys.
 pub(crate) fn hour_rows(backend: Backend) -> &'static str {
@@ -193,6 +228,24 @@ pub(crate) fn extend_visits(backend: Backend) -> &'static str {
                           (e ->> 2)::bigint AS pageviews, e ->> 3 AS exit_page
                    FROM jsonb_array_elements($1::text::jsonb) AS e) AS u
              WHERE w.id = u.id"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::visits::sketch::COMPACT_ABOVE;
+
+    #[test]
+    fn the_long_sketch_read_matches_the_partial_index_and_the_bound() {
+        let condition = format!("WHERE length(visitors) > {COMPACT_ABOVE}");
+        assert!(LONG_PAIR_SKETCHES.contains(&condition));
+        for migration in [
+            include_str!("../../../../migrations/sqlite/0053_web_pairs_more_filters.sql"),
+            include_str!("../../../../migrations/postgres/0053_web_pairs_more_filters.sql"),
+        ] {
+            assert!(migration.contains(&condition), "{migration}");
         }
     }
 }

@@ -92,17 +92,38 @@ async fn rollup_rows(app: &Dash) -> Vec<String> {
              UNION ALL
              SELECT 'hour|' || CAST(hour AS TEXT) || '|' || CAST(pageviews AS TEXT) || '|'
                     || {hex}
-             FROM web_hourly WHERE project_id = {p}
-             UNION ALL
-             SELECT 'pair|' || fdim || '|' || fvalue || '|' || dim || '|' || CAST(day AS TEXT)
-                    || '|' || value || '|' || CAST(visits AS TEXT) || '|'
-                    || CAST(pageviews AS TEXT) || '|' || CAST(bounces AS TEXT) || '|'
-                    || CAST(duration_ms AS TEXT) || '|' || {hex}
-             FROM web_daily_pairs WHERE project_id = {p}",
+             FROM web_hourly WHERE project_id = {p}",
             p = app.project
         ),
     )
     .await;
+    // A pair row's sketch is appended to by each chunk (sketch.rs): compared in short form.
+    let order = "ORDER BY fdim, fvalue, dim, day, value";
+    let pairs: Vec<String> = query_column(
+        &app.database_url,
+        &format!(
+            "SELECT 'pair|' || fdim || '|' || fvalue || '|' || dim || '|' || CAST(day AS TEXT)
+                    || '|' || value || '|' || CAST(visits AS TEXT) || '|'
+                    || CAST(pageviews AS TEXT) || '|' || CAST(bounces AS TEXT) || '|'
+                    || CAST(duration_ms AS TEXT)
+             FROM web_daily_pairs WHERE project_id = {p} {order}",
+            p = app.project
+        ),
+    )
+    .await;
+    let sketches: Vec<Vec<u8>> = query_column(
+        &app.database_url,
+        &format!(
+            "SELECT visitors FROM web_daily_pairs WHERE project_id = {p} {order}",
+            p = app.project
+        ),
+    )
+    .await;
+    for (row, sketch) in pairs.into_iter().zip(sketches) {
+        let short = pulseline_collector::store::visits::sketch::Visitors::compact(&sketch);
+        let hex: String = short.iter().map(|b| format!("{b:02X}")).collect();
+        rows.push(format!("{row}|{hex}"));
+    }
     rows.sort();
     rows
 }

@@ -8,13 +8,14 @@
 use rand::seq::SliceRandom;
 
 use pulseline_collector::store::Store;
+use pulseline_collector::store::visits::sketch::Visitors;
 use pulseline_collector::store::web::{Dimension, Driver, WebQuery};
 
 use super::*;
 use crate::helpers::query_column;
 
 /// The filter dimensions that have pair rows.
-const PAIR_FILTERS: [&str; 3] = ["source", "country", "device"];
+const PAIR_FILTERS: [&str; 6] = ["source", "utm_medium", "country", "browser", "os", "device"];
 const DAY: i64 = 86_400_000;
 
 /// `n` days from 2026-`month`-`day` in a zone `offset` ms east of UTC (no clock change).
@@ -44,6 +45,56 @@ async fn stored_pairs(app: &Dash) -> Vec<String> {
     .await;
     rows.sort();
     rows
+}
+
+/// The pair rows' visitor sketches as stored (in their short form: the fold appends to them),
+/// by `fdim|fvalue|dim|day|value`.
+async fn stored_sketches(app: &Dash) -> BTreeMap<String, Vec<u8>> {
+    let order = "ORDER BY fdim, fvalue, dim, day, value";
+    let keys: Vec<String> = query_column(
+        &app.database_url,
+        &format!(
+            "SELECT fdim || '|' || fvalue || '|' || dim || '|' || CAST(day AS TEXT) || '|'
+                    || value
+             FROM web_daily_pairs WHERE project_id = {} {order}",
+            app.project
+        ),
+    )
+    .await;
+    let sketches: Vec<Vec<u8>> = query_column(
+        &app.database_url,
+        &format!(
+            "SELECT visitors FROM web_daily_pairs WHERE project_id = {} {order}",
+            app.project
+        ),
+    )
+    .await;
+    keys.into_iter()
+        .zip(sketches.iter().map(|s| Visitors::compact(s)))
+        .collect()
+}
+
+/// The pair rows' visitor sketches of `pvs` from scratch, as [`stored_sketches`] keys them.
+fn expected_sketches(pvs: &[Pv], offset: i64) -> BTreeMap<String, Vec<u8>> {
+    let mut who: BTreeMap<String, Visitors> = BTreeMap::new();
+    for v in visits(pvs, i64::MIN, i64::MAX) {
+        let start = v[0].ts;
+        let day = start - (start + offset).rem_euclid(DAY);
+        for fdim in PAIR_FILTERS {
+            let fvalue = visit_value(&v, fdim);
+            let rows = VISIT_KEYS
+                .iter()
+                .filter(|d| **d != fdim)
+                .map(|dim| (*dim, visit_value(&v, dim)))
+                .chain(v.iter().map(|p| ("page", p.fields["page"].clone())));
+            for (dim, value) in rows {
+                who.entry(format!("{fdim}|{fvalue}|{dim}|{day}|{value}"))
+                    .or_default()
+                    .insert_all([v[0].visitor.as_str()]);
+            }
+        }
+    }
+    who.into_iter().map(|(k, s)| (k, s.to_bytes())).collect()
 }
 
 /// The pair rows of `pvs` counted from scratch, with days `offset` ms east of UTC.
@@ -196,6 +247,16 @@ async fn check_pairs(
         expected_pairs(&pvs, offset),
         "pair rows against a count from scratch"
     );
+    // Every sketch holds exactly its row's visitors: appended to unread, compacted, or
+    // recounted after a visitor left.
+    let (stored, expected) = (stored_sketches(app).await, expected_sketches(&pvs, offset));
+    assert_eq!(
+        stored.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    for (key, sketch) in &stored {
+        assert_eq!(sketch, &expected[key], "visitor sketch of {key}");
+    }
     views
 }
 
@@ -514,5 +575,129 @@ async fn a_person_deleted_with_page_views_still_queued_leaves_the_pairs_exact() 
         "UTC",
     )
     .await;
+    store.close().await;
+}
+
+/// A pair row with thousands of visitors a day: the fold appends each chunk's register values
+/// to its sketch unread, and rewrites it short once it passes twice a dense sketch's bytes
+/// (`COMPACT_ABOVE`); every sketch still holds exactly its visitors.
+#[tokio::test]
+async fn a_busy_pair_rows_sketch_is_compacted_and_stays_exact() {
+    let clock = Arc::new(FakeClock::new(now()));
+    let app = spawn(|c| c.web.fold_delay_ms = 3_600_000, clock).await;
+    let admin = app.admin().await;
+    let (status, body) = app
+        .post(
+            &admin,
+            &format!("/api/dash/projects/{}/settings", app.project),
+            json!({"timezone": "UTC"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // 4,000 visitors with one page view each on one day, the same values but for the page.
+    let day = Utc.with_ymd_and_hms(2026, 3, 8, 0, 0, 0).unwrap();
+    let views: Vec<Value> = (0..4_000)
+        .map(|i| {
+            let at = (day + Duration::seconds(i * 20)).to_rfc3339();
+            json!({"type": "page", "messageId": format!("busy-{i}"),
+                   "anonymousId": format!("busy-{i}"), "timestamp": at,
+                   "context": {"userAgent": CHROME, "page": {"path": format!("/p{}", i % 7)},
+                               "source": {"name": "Google"}, "device": {"type": "desktop"}}})
+        })
+        .collect();
+    // Folded 300 at a time (fewer than the background fold takes at once): each chunk appends
+    // about 900 bytes to the busy rows, which pass the bound after about ten.
+    for batch in views.chunks(300) {
+        app.ingest(batch.to_vec()).await;
+        fold_in_chunks(&app, 300).await;
+    }
+
+    let longest = crate::helpers::query_i64(
+        &app.database_url,
+        &format!(
+            "SELECT CAST(MAX(length(visitors)) AS BIGINT) FROM web_daily_pairs
+             WHERE project_id = {}",
+            app.project
+        ),
+    )
+    .await;
+    assert!(longest <= 8_194, "a sketch left long: {longest} bytes");
+    let dense: Vec<Vec<u8>> = query_column(
+        &app.database_url,
+        &format!(
+            "SELECT visitors FROM web_daily_pairs
+             WHERE project_id = {} AND fdim = 'device' AND fvalue = 'desktop' AND dim = 'source'",
+            app.project
+        ),
+    )
+    .await;
+    // Only a compaction writes the dense form (the fold appends sparse triples).
+    assert_eq!(dense.len(), 1);
+    assert_eq!(dense[0][0], 2, "compacted into the dense form");
+    let pvs = stored_page_views(&app).await;
+    assert_eq!(pvs.len(), 4_000);
+    let (stored, expected) = (stored_sketches(&app).await, expected_sketches(&pvs, 0));
+    assert_eq!(
+        stored, expected,
+        "every pair row's sketch holds its visitors"
+    );
+    let (status, r) = app
+        .get(
+            &admin,
+            &format!(
+                "/api/dash/projects/{}/web?period=custom&from=2026-03-07&to=2026-03-08&device=desktop",
+                app.project
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    // One source (ingest names it from the referrer): its row is the busy one's sum.
+    let source = &r["breakdowns"]["source"];
+    assert_eq!(source.as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(source[0]["count"], 4_000);
+    let visitors = source[0]["visitors"].as_i64().unwrap();
+    assert!(
+        (visitors - 4_000).abs() <= 200,
+        "estimated visitors: {visitors}"
+    );
+}
+
+/// Upgrading to migration 0053 (browser, OS and UTM medium as pair filters) rebuilds the pair
+/// rows of a project with visits: the new dimensions' rows cover its past, and the others are
+/// not counted twice.
+#[tokio::test]
+async fn upgrading_rebuilds_the_pairs_of_the_new_filter_dimensions() {
+    let clock = Arc::new(FakeClock::new(now()));
+    let app = spawn(|_| {}, clock).await;
+    let admin = app.admin().await;
+    let (status, body) = app
+        .post(
+            &admin,
+            &format!("/api/dash/projects/{}/settings", app.project),
+            json!({"timezone": "UTC"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut rng = StdRng::seed_from_u64(53);
+    for chunk in traffic(&mut rng).chunks(100) {
+        app.ingest(chunk.to_vec()).await;
+    }
+    app.web_caught_up(&admin).await;
+    // As a collector before 0053 left the database: no pairs of the new dimensions, no index
+    // of long sketches, the migration not applied.
+    for sql in [
+        "DELETE FROM web_daily_pairs WHERE fdim IN ('browser', 'os', 'utm_medium')",
+        "DELETE FROM web_pairs_dirty",
+        "DROP INDEX web_daily_pairs_long",
+        "DELETE FROM _sqlx_migrations WHERE version = 53",
+    ] {
+        crate::helpers::exec_sql(&app.database_url, sql).await;
+    }
+    let store = Store::open(&app.database_url, Default::default())
+        .await
+        .expect("store opens and migrates");
+    let days = days_at(0, 2, 17, 22);
+    let range = "period=custom&from=2026-02-17&to=2026-03-10";
+    check_pairs(&app, &admin, &store, range, &days, 0, "UTC").await;
     store.close().await;
 }
