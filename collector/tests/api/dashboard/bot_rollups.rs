@@ -145,42 +145,7 @@ async fn backfill_equals_ingest(seed: u64, zone: &str) {
     .await;
     let project = helpers::query_i64(&url, "SELECT MIN(id) FROM projects").await;
     messages.shuffle(&mut StdRng::seed_from_u64(seed + 2));
-    for chunk in messages.chunks(50) {
-        let values: Vec<String> = chunk
-            .iter()
-            .map(|m| {
-                let text = |v: &Value| {
-                    v.as_str().map_or("NULL".to_owned(), |s| {
-                        format!("'{}'", s.replace('\'', "''"))
-                    })
-                };
-                let ts = DateTime::parse_from_rfc3339(m["timestamp"].as_str().unwrap())
-                    .unwrap()
-                    .timestamp_millis();
-                let (kind, event) = match m["type"].as_str().unwrap() {
-                    "page" => ("page", &m["name"]),
-                    kind => (kind, &m["event"]),
-                };
-                format!(
-                    "({project}, {}, '{kind}', {}, {}, {}, {ts}, 0, {})",
-                    text(&m["messageId"]),
-                    text(event),
-                    text(&m["userId"]),
-                    text(&m["anonymousId"]),
-                    text(&json!(m.to_string())),
-                )
-            })
-            .collect();
-        helpers::exec_sql(
-            &url,
-            &format!(
-                "INSERT INTO events (project_id, message_id, type, event, user_id, anonymous_id,
-                                     timestamp, received_at, body) VALUES {}",
-                values.join(", ")
-            ),
-        )
-        .await;
-    }
+    helpers::insert_raw_events(&url, project, &messages).await;
     let store = Store::open(&url, Default::default()).await.unwrap();
     // Outside UTC the upgrade keys bots' days in UTC and schedules the rebuild that re-keys
     // them (as the collector's maintenance pass runs it).

@@ -483,42 +483,7 @@ async fn the_upgrade_backfills_the_rollup_from_stored_events() {
     let project = helpers::query_i64(&url, "SELECT MIN(id) FROM projects").await;
     let mut messages = activity(9, start(), true);
     messages.shuffle(&mut StdRng::seed_from_u64(10));
-    for chunk in messages.chunks(50) {
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|m| {
-                let ts = DateTime::parse_from_rfc3339(m["timestamp"].as_str().unwrap())
-                    .unwrap()
-                    .timestamp_millis();
-                let text = |v: &Value| {
-                    v.as_str().map_or("NULL".to_owned(), |s| {
-                        format!("'{}'", s.replace('\'', "''"))
-                    })
-                };
-                let (kind, event) = match m["type"].as_str().unwrap() {
-                    "page" => ("page", &m["name"]),
-                    kind => (kind, &m["event"]),
-                };
-                format!(
-                    "({project}, {}, '{kind}', {}, {}, {}, {ts}, 0, {})",
-                    text(&m["messageId"]),
-                    text(event),
-                    text(&m["userId"]),
-                    text(&m["anonymousId"]),
-                    text(&json!(m.to_string())),
-                )
-            })
-            .collect();
-        helpers::exec_sql(
-            &url,
-            &format!(
-                "INSERT INTO events (project_id, message_id, type, event, user_id, anonymous_id,
-                                     timestamp, received_at, body) VALUES {}",
-                rows.join(", ")
-            ),
-        )
-        .await;
-    }
+    helpers::insert_raw_events(&url, project, &messages).await;
     let store = Store::open(&url, Default::default()).await.unwrap();
     assert!(helpers::query_i64(&url, "SELECT COUNT(*) FROM user_event_days").await > 0);
     assert!(helpers::query_i64(&url, "SELECT COUNT(*) FROM user_event_days_bots").await > 0);

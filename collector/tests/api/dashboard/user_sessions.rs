@@ -513,35 +513,7 @@ async fn the_upgrade_backfills_the_sessions_from_stored_events() {
     .await;
     let project = helpers::query_i64(&url, "SELECT MIN(id) FROM projects").await;
     let messages = activity(9, start());
-    for chunk in messages.chunks(50) {
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|m| {
-                let text = |v: &Value| {
-                    v.as_str().map_or("NULL".to_owned(), |s| {
-                        format!("'{}'", s.replace('\'', "''"))
-                    })
-                };
-                format!(
-                    "({project}, {}, 'track', 'view', {}, {}, {}, 0, {})",
-                    text(&m["messageId"]),
-                    text(&m["userId"]),
-                    text(&m["anonymousId"]),
-                    ms(&m["timestamp"]),
-                    text(&json!(m.to_string())),
-                )
-            })
-            .collect();
-        helpers::exec_sql(
-            &url,
-            &format!(
-                "INSERT INTO events (project_id, message_id, type, event, user_id, anonymous_id,
-                                     timestamp, received_at, body) VALUES {}",
-                rows.join(", ")
-            ),
-        )
-        .await;
-    }
+    helpers::insert_raw_events(&url, project, &messages).await;
     let store = Store::open(&url, Default::default()).await.unwrap();
     assert_eq!(
         helpers::query_i64(&url, "SELECT COUNT(*) FROM user_sessions").await,

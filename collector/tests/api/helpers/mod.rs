@@ -235,6 +235,48 @@ where
     }
 }
 
+/// Stores Segment messages (track or page, with `messageId`, ids and an RFC 3339 `timestamp`)
+/// as raw `events` rows of `project`, 50 per statement, bypassing ingest: how an older
+/// collector's database holds them before an upgrade's backfill reads them.
+pub async fn insert_raw_events(database_url: &str, project: i64, messages: &[Value]) {
+    let text = |v: &Value| {
+        v.as_str().map_or("NULL".to_owned(), |s| {
+            format!("'{}'", s.replace('\'', "''"))
+        })
+    };
+    for chunk in messages.chunks(50) {
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|m| {
+                let ts = chrono::DateTime::parse_from_rfc3339(m["timestamp"].as_str().unwrap())
+                    .unwrap()
+                    .timestamp_millis();
+                let (kind, event) = match m["type"].as_str().unwrap() {
+                    "page" => ("page", &m["name"]),
+                    kind => (kind, &m["event"]),
+                };
+                format!(
+                    "({project}, {}, '{kind}', {}, {}, {}, {ts}, 0, {})",
+                    text(&m["messageId"]),
+                    text(event),
+                    text(&m["userId"]),
+                    text(&m["anonymousId"]),
+                    text(&Value::String(m.to_string())),
+                )
+            })
+            .collect();
+        exec_sql(
+            database_url,
+            &format!(
+                "INSERT INTO events (project_id, message_id, type, event, user_id, anonymous_id,
+                                     timestamp, received_at, body) VALUES {}",
+                rows.join(", ")
+            ),
+        )
+        .await;
+    }
+}
+
 /// Runs one statement on a database, whichever backend it is.
 pub async fn exec_sql(database_url: &str, sql: &str) {
     use sqlx::Connection;
