@@ -324,3 +324,19 @@ impl<'a> EventColumns<'a> {
         self.bot.push(m.bot);
     }
 }
+
+/// The messages of `batches` that `is_new` marks as stored by this commit, each with its
+/// project: what the commit's rollups add.
+pub(super) fn stored<'a>(
+    batches: &'a [PendingBatch],
+    is_new: &'a [Vec<bool>],
+) -> impl Iterator<Item = (i64, &'a crate::domain::Message)> + 'a {
+    batches.iter().zip(is_new).flat_map(|(batch, new)| {
+        batch
+            .messages
+            .iter()
+            .zip(new)
+            .filter(|(_, new)| **new)
+            .map(|(m, _)| (batch.project_id, m))
+    })
+}

@@ -62,14 +62,7 @@ pub(super) async fn record(
     batches: &[PendingBatch],
     is_new: &[Vec<bool>],
 ) -> Result<(), StoreError> {
-    let messages = batches.iter().zip(is_new).flat_map(|(batch, new)| {
-        batch
-            .messages
-            .iter()
-            .zip(new)
-            .filter(|(_, new)| **new)
-            .map(|(m, _)| (batch.project_id, m))
-    });
+    let messages = super::ingest::stored(batches, is_new);
     // People's first, then bots': the order every transaction takes the locks in.
     for (who, commit) in CommitSessions::of_commit(messages) {
         if !commit.0.is_empty() {

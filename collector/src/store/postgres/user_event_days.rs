@@ -15,14 +15,7 @@ pub(super) async fn record(
     batches: &[PendingBatch],
     is_new: &[Vec<bool>],
 ) -> Result<(), StoreError> {
-    let messages = batches.iter().zip(is_new).flat_map(|(batch, new)| {
-        batch
-            .messages
-            .iter()
-            .zip(new)
-            .filter(|(_, new)| **new)
-            .map(|(m, _)| (batch.project_id, m))
-    });
+    let messages = super::ingest::stored(batches, is_new);
     for (who, days) in UserEventDays::of_commit(messages) {
         if !days.0.is_empty() {
             upsert(tx, who.table("user_event_days"), days).await?;

@@ -18,10 +18,8 @@ pub(super) async fn add(
     is_new: &[Vec<bool>],
 ) -> Result<(), StoreError> {
     let mut r = VitalRollups::default();
-    for (batch, new) in batches.iter().zip(is_new) {
-        for (m, _) in batch.messages.iter().zip(new).filter(|(_, n)| **n) {
-            r.add(batch.project_id, m);
-        }
+    for (project, m) in super::ingest::stored(batches, is_new) {
+        r.add(project, m);
     }
     write(tx, r).await
 }
