@@ -183,9 +183,10 @@ type HourlyCounts = BTreeMap<(i64, String, i64), i64>;
 /// one statement: one round trip and one executor start instead of six.
 ///
 /// PostgreSQL runs the main statement first, then the data-modifying CTEs from the last to the
-/// first, so the tables are written in the order events, bots' days, active users, bot hours, hours, months,
-/// totals, each in key order (the arrays are sorted): the same for every commit, so replicas
-/// committing together cannot deadlock.
+/// first, so the tables are written in the order events (then the Web page's page views, when
+/// the commit holds any), bots' days, active users, bot hours, hours, months, totals, each in
+/// key order (the arrays are sorted): the same for every commit, so replicas committing
+/// together cannot deadlock.
 async fn store_rows(
     tx: &mut PgConnection,
     rows: &EventColumns<'_>,
@@ -200,7 +201,28 @@ async fn store_rows(
     let (mp, (months, mcounts)): (Vec<i64>, (Vec<String>, Vec<i64>)) =
         monthly.into_iter().map(|((p, m), n)| (p, (m, n))).unzip();
     let (tp, tcounts): (Vec<i64>, Vec<i64>) = totals.into_iter().unzip();
-    sqlx::query(
+    // Page views also get their Web page row (migration 0055) from this statement: the events
+    // insert returns a row for each of them (NULL for every other event, so that nothing else
+    // is copied), and `web_pageviews_add` derives and inserts them. A commit without page views
+    // inserts its events as the main statement and returns nothing.
+    let main = if rows.kind.contains(&"page") {
+        ", stored AS (
+             INSERT INTO events (project_id, message_id, type, event, user_id, anonymous_id,
+                                 timestamp, received_at, body)
+             SELECT * FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
+                                  $6::TEXT[], $7::INT8[], $8::INT8[], $9::TEXT[])
+             RETURNING CASE WHEN type = 'page' AND COALESCE(anonymous_id, user_id) IS NOT NULL
+                 THEN ROW(seq, project_id, timestamp, COALESCE(anonymous_id, user_id),
+                          body)::web_pageview_source END AS page
+         )
+         SELECT web_pageviews_add(ARRAY(SELECT page FROM stored WHERE page IS NOT NULL))"
+    } else {
+        "INSERT INTO events (project_id, message_id, type, event, user_id, anonymous_id,
+                             timestamp, received_at, body)
+         SELECT * FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
+                              $6::TEXT[], $7::INT8[], $8::INT8[], $9::TEXT[])"
+    };
+    sqlx::query(sqlx::AssertSqlSafe(format!(
         "WITH totals AS (
              UPDATE project_usage u SET events_total = u.events_total + t.n
              FROM UNNEST($23::INT8[], $24::INT8[]) AS t(project_id, n)
@@ -237,12 +259,8 @@ async fn store_rows(
                   AS t(p, d, u, a, bot)
              WHERE COALESCE(u, a) IS NOT NULL AND bot ORDER BY 1, 2, 3
              ON CONFLICT DO NOTHING
-         )
-         INSERT INTO events (project_id, message_id, type, event, user_id, anonymous_id,
-                             timestamp, received_at, body)
-         SELECT * FROM UNNEST($1::INT8[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
-                              $6::TEXT[], $7::INT8[], $8::INT8[], $9::TEXT[])",
-    )
+         ) {main}"
+    )))
     .bind(&rows.project_id)
     .bind(&rows.message_id)
     .bind(&rows.kind)
