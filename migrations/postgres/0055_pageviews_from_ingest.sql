@@ -41,3 +41,28 @@ BEGIN
         END LOOP;
     END;
 END $$;
+
+-- The same derivation as 0026, with the message parsed once: inlined, 0026's body repeated
+-- `body::jsonb` in every expression that read `b` or `c` (about thirty parses of the message per
+-- page view). OFFSET 0 keeps each level a subquery evaluated once per row.
+CREATE OR REPLACE FUNCTION web_pageview_fields(body TEXT)
+RETURNS TABLE (path TEXT, referrer TEXT, source TEXT, medium TEXT, utm_source TEXT,
+               utm_medium TEXT, utm_campaign TEXT, country TEXT, browser TEXT, os TEXT, device TEXT)
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT left(COALESCE(c #>> '{page,path}', b #>> '{properties,path}', '/'), 300),
+           CASE WHEN ref_host IS DISTINCT FROM url_host THEN left(ref_host, 300) END,
+           left(c #>> '{source,name}', 300), left(c #>> '{source,medium}', 300),
+           left(c #>> '{campaign,source}', 300), left(c #>> '{campaign,medium}', 300),
+           left(c #>> '{campaign,name}', 300), left(c #>> '{location,country}', 300),
+           left(c #>> '{browser,name}', 300), left(c #>> '{os,name}', 300),
+           left(c #>> '{device,type}', 300)
+    FROM (SELECT b, c, web_host(ref) AS ref_host, web_host(url) AS url_host
+          FROM (SELECT b,
+                       CASE WHEN jsonb_typeof(b -> 'context') = 'object' THEN b -> 'context' END AS c,
+                       COALESCE(b #>> '{context,page,referrer}', b #>> '{properties,referrer}') AS ref,
+                       COALESCE(b #>> '{context,page,url}', b #>> '{properties,url}') AS url
+                FROM (SELECT body::jsonb AS b OFFSET 0) j
+                WHERE COALESCE(b #>> '{context,bot}', '') <> 'true'
+                OFFSET 0) x
+          OFFSET 0) h
+$$;
