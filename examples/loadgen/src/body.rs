@@ -21,6 +21,10 @@ pub(crate) struct Shape {
     /// Every this many events one is a crawler's (`context.bot = true`, its own user id
     /// `bot-N`); 0: none.
     pub(crate) bot_every: u64,
+    /// Every this many events one is a browser's page view (`type: page` with the page,
+    /// referrer, campaign, location, browser, OS and device a browser SDK sends), so that the
+    /// Web page's derivation runs too; 0: none.
+    pub(crate) page_every: u64,
 }
 
 impl Default for Shape {
@@ -29,6 +33,7 @@ impl Default for Shape {
             users: 5_000,
             spread_ms: 0,
             bot_every: 0,
+            page_every: 0,
         }
     }
 }
@@ -80,14 +85,30 @@ impl BatchBuilder {
             } else {
                 &timestamp
             };
-            buf.extend_from_slice(b"{\"type\":\"track\",\"messageId\":\"");
-            buf.extend_from_slice(message_id.as_bytes());
             let bot = self.shape.bot_every > 0 && seq.is_multiple_of(self.shape.bot_every);
             let (who, flag) = if bot {
                 ("bot", "\"bot\":true,")
             } else {
                 ("user", "")
             };
+            if self.shape.page_every > 0 && seq.is_multiple_of(self.shape.page_every) {
+                let page = seq % 20;
+                // Writing into a Vec cannot fail.
+                let _ = write!(
+                    buf,
+                    "{{\"type\":\"page\",\"messageId\":\"{message_id}\",\"anonymousId\":\"{who}-{}\",\
+                     \"name\":\"/p/{page}\",\"timestamp\":\"{event_time}\",\"properties\":{{\"bench_seq\":{seq}}},\
+                     \"context\":{{{flag}\"page\":{{\"path\":\"/p/{page}\",\"url\":\"https://shop.example/p/{page}\",\
+                     \"referrer\":\"https://www.google.com/search?q=pulseline\"}},\
+                     \"campaign\":{{\"source\":\"newsletter\",\"medium\":\"email\",\"name\":\"launch\"}},\
+                     \"location\":{{\"country\":\"DE\"}},\"browser\":{{\"name\":\"Chrome\"}},\
+                     \"os\":{{\"name\":\"Linux\"}},\"device\":{{\"type\":\"desktop\"}}}}}}",
+                    seq % self.shape.users.max(1),
+                );
+                continue;
+            }
+            buf.extend_from_slice(b"{\"type\":\"track\",\"messageId\":\"");
+            buf.extend_from_slice(message_id.as_bytes());
             // Writing into a Vec cannot fail.
             let _ = write!(
                 buf,
@@ -146,7 +167,7 @@ mod tests {
         let shape = Shape {
             users: 7,
             spread_ms: 3 * day,
-            bot_every: 0,
+            ..Shape::default()
         };
         let body = BatchBuilder::new(0, 500, false, shape).next_body();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
@@ -187,6 +208,26 @@ mod tests {
             bots.iter()
                 .all(|m| m["userId"].as_str().unwrap().starts_with("bot-"))
         );
+    }
+
+    #[test]
+    fn every_nth_event_is_a_page_view() {
+        let shape = Shape {
+            page_every: 4,
+            ..Shape::default()
+        };
+        let body = BatchBuilder::new(0, 100, false, shape).next_body();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let batch = v["batch"].as_array().unwrap();
+        let pages: Vec<&serde_json::Value> = batch.iter().filter(|m| m["type"] == "page").collect();
+        assert_eq!((batch.len(), pages.len()), (100, 25));
+        assert!(pages.iter().all(|m| {
+            m["context"]["page"]["path"]
+                .as_str()
+                .unwrap()
+                .starts_with("/p/")
+                && m["anonymousId"].is_string()
+        }));
     }
 
     #[test]

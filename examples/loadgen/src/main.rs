@@ -79,6 +79,10 @@ struct Args {
     /// bot traffic; 0 (default): none.
     #[arg(long, default_value_t = 0)]
     bot_every: u64,
+    /// Make every Nth event a browser's page view (page, referrer, campaign, location,
+    /// browser, OS, device), e.g. 2 for half; 0 (default): none.
+    #[arg(long, default_value_t = 0)]
+    page_every: u64,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -439,6 +443,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         users: args.users,
         spread_ms: (args.spread_days * 86_400_000.0) as i64,
         bot_every: args.bot_every,
+        page_every: args.page_every,
     };
     let workers: Vec<_> = (0..args.conns)
         .map(|i| {
