@@ -66,9 +66,10 @@ impl Application {
     }
 
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let store = Store::open(&config.database_url, config.sqlite_synchronous)
+        let mut store = Store::open(&config.database_url, config.sqlite_synchronous)
             .await
             .with_context(|| format!("opening the database at {}", config.database_url))?;
+        store.set_pair_heavy_visits(config.web.pair_heavy_visits);
         store.prepare_partitions(clock.now()).await?;
         if store.plan(&config.default_plan).await?.is_none() {
             let plans: Vec<String> = store

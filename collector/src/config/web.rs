@@ -23,6 +23,13 @@ pub struct WebConfig {
     /// worth, or a time zone rebuild, is folded at once). 0: at every 200 ms tick.
     #[arg(long, env = "PULSELINE_WEB_FOLD_DELAY_MS", default_value_t = 2_000)]
     pub fold_delay_ms: u64,
+    /// Visits of one day at which a referrer, UTM source, UTM campaign, entry or exit page
+    /// value gets pair rows for that day (docs/dashboard-web.md, "Heavy values"): lower pairs
+    /// more values (more rows for the fold to write), higher leaves a one-chip view more
+    /// visits to read per day. At least 1.
+    #[arg(long, env = "PULSELINE_WEB_PAIR_HEAVY_VISITS", default_value_t = 100,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub pair_heavy_visits: i64,
 }
 
 impl Default for WebConfig {
@@ -32,6 +39,7 @@ impl Default for WebConfig {
             store_ip: false,
             ua_cache_entries: 10_000,
             fold_delay_ms: 2_000,
+            pair_heavy_visits: crate::store::visits::PAIR_HEAVY_VISITS,
         }
     }
 }

@@ -117,6 +117,23 @@ pub(crate) const PAIR_FILTERS: [(Dimension, usize); 6] = [
     (Dimension::Device, 10),
 ];
 
+/// The unbounded filter dimensions kept in pairs for their heavy values only, with their
+/// position in [`VISIT_DIMENSIONS`]: a value gets a day's pair rows once its visits of that day
+/// reach [`Store::pair_heavy_visits`] (`web_daily.paired`, migration 0056), so their rows stay
+/// at most a day's visits / the threshold values per dimension and day, and a one-chip view
+/// reads at most that many visits per day it has no pair rows for.
+pub(crate) const HEAVY_PAIR_FILTERS: [(Dimension, usize); 5] = [
+    (Dimension::EntryPage, 0),
+    (Dimension::ExitPage, 1),
+    (Dimension::Referrer, 3),
+    (Dimension::UtmSource, 4),
+    (Dimension::UtmCampaign, 6),
+];
+
+/// The default of `PULSELINE_WEB_PAIR_HEAVY_VISITS`: the visits of a day at which a value of
+/// [`HEAVY_PAIR_FILTERS`] gets pair rows for it (migration 0056 queues the past at this value).
+pub const PAIR_HEAVY_VISITS: i64 = 100;
+
 const VISIT_COLUMNS: &str = "start_ts, end_ts, pageviews, entry_page, exit_page, source, \
      referrer, utm_source, utm_medium, utm_campaign, country, browser, os, device";
 
@@ -238,6 +255,23 @@ struct Pending {
 type Rebuilding = HashMap<i64, (i64, i64)>;
 
 impl Store {
+    /// Sets the visits of a day at which a value of a heavy pair filter gets pair rows
+    /// (`PULSELINE_WEB_PAIR_HEAVY_VISITS`, at least 1); [`PAIR_HEAVY_VISITS`] unless set.
+    pub fn set_pair_heavy_visits(&mut self, visits: i64) {
+        let visits = visits.max(1);
+        match self {
+            Store::Sqlite(s) => s.pair_heavy_visits = visits,
+            Store::Postgres(p) => p.pair_heavy_visits = visits,
+        }
+    }
+
+    pub(crate) fn pair_heavy_visits(&self) -> i64 {
+        match self {
+            Store::Sqlite(s) => s.pair_heavy_visits,
+            Store::Postgres(p) => p.pair_heavy_visits,
+        }
+    }
+
     /// Folds every queued page view into the visits and their rollups, then rebuilds what
     /// the chunks left dirty; returns how many page views. Each chunk is its own transaction.
     pub async fn fold_web_visits(&self) -> Result<u64, StoreError> {
@@ -269,6 +303,10 @@ impl Store {
             }
         }
         self.rebuild_dirty_sketches().await?;
+        // Fills are few on live traffic; after the upgrade many wait: as many as time allows.
+        while self.fill_heavy_pairs().await? == rebuild::FILL_CHUNK as u64
+            && deadline.is_none_or(|d| Instant::now() < d)
+        {}
         self.rebuild_dirty_pairs().await?;
         self.rebuild_step().await?;
         Ok(total)
@@ -290,6 +328,9 @@ impl Store {
         while self.rebuild_dirty_sketches().await? > 0 {}
         while self.rebuild_dirty_pairs().await? > 0 {}
         while self.rebuild_step().await? {}
+        // After the rebuild: it leaves the fills of its heavy values queued.
+        while self.fill_heavy_pairs().await? > 0 {}
+        while self.rebuild_dirty_pairs().await? > 0 {}
         Ok(total)
     }
 
@@ -303,7 +344,8 @@ impl Store {
                 "SELECT CAST((SELECT COUNT(*) FROM (SELECT 1 FROM web_visit_pending LIMIT $1) AS q)
                              AS BIGINT),
                         CAST(CASE WHEN EXISTS (SELECT 1 FROM web_daily_dirty)
-                                    OR EXISTS (SELECT 1 FROM web_pairs_dirty) THEN 1 ELSE 0 END
+                                    OR EXISTS (SELECT 1 FROM web_pairs_dirty)
+                                    OR EXISTS (SELECT 1 FROM web_pairs_fill) THEN 1 ELSE 0 END
                              AS BIGINT),
                         CAST(CASE WHEN EXISTS (SELECT 1 FROM web_rebuild) THEN 1 ELSE 0 END
                              AS BIGINT),
@@ -328,7 +370,7 @@ mod tests {
 
     #[test]
     fn pair_filters_point_at_their_visit_values() {
-        for (dim, i) in PAIR_FILTERS {
+        for (dim, i) in PAIR_FILTERS.into_iter().chain(HEAVY_PAIR_FILTERS) {
             assert_eq!(VISIT_DIMENSIONS[i], dim);
         }
     }

@@ -78,6 +78,14 @@ impl Dimension {
     pub fn has_pairs(self) -> bool {
         super::visits::PAIR_FILTERS.iter().any(|(d, _)| *d == self)
     }
+
+    /// Whether a single filter on this dimension has pair rows on the days its value is heavy
+    /// (migration 0056): referrer, UTM source, UTM campaign, entry and exit page.
+    pub fn has_heavy_pairs(self) -> bool {
+        super::visits::HEAVY_PAIR_FILTERS
+            .iter()
+            .any(|(d, _)| *d == self)
+    }
 }
 
 /// One query of the page: a range, its filters (all must hold), the chart's buckets
@@ -265,10 +273,11 @@ pub(super) const WEB_FOLD_LOCK: &str = "SELECT pg_advisory_xact_lock(7021)";
 /// What a time zone change does to the Web page's rollups (days of the old zone), in its
 /// transaction: they go, and the fold rebuilds them from the stored visits and page views
 /// (`web_rebuild`, [`super::visits`]); the page reads visits meanwhile.
-pub(super) const RESET_WEB_ROLLUPS: [&str; 7] = [
+pub(super) const RESET_WEB_ROLLUPS: [&str; 8] = [
     "DELETE FROM web_daily WHERE project_id = $1",
     "DELETE FROM web_daily_pairs WHERE project_id = $1",
     "DELETE FROM web_pairs_dirty WHERE project_id = $1",
+    "DELETE FROM web_pairs_fill WHERE project_id = $1",
     "DELETE FROM web_hourly WHERE project_id = $1",
     "DELETE FROM web_daily_dirty WHERE project_id = $1",
     "DELETE FROM web_rebuild WHERE project_id = $1",

@@ -508,14 +508,26 @@ async fn read_period(
     }
     if let (Some((dim, value)), Some(limit), Some(whole)) =
         (value_rows, q.breakdown_rows, &mut day_rows)
-        && dim.has_pairs()
-        && state.store.web_pair_rows(&q, dim, value, max_rows).await? <= max_rows
+        && (dim.has_pairs() || dim.has_heavy_pairs())
     {
-        whole.breakdowns = state
-            .store
-            .web_pair_breakdowns(&q, dim, value, &whole.totals, limit)
-            .await?;
-        return Ok(std::mem::take(whole));
+        // A heavy filter's days without pair rows are read from its visits, if few enough.
+        let unpaired = if dim.has_heavy_pairs() {
+            state
+                .store
+                .web_unpaired_spans(&q, dim, value, budget)
+                .await?
+        } else {
+            Some(Vec::new())
+        };
+        if let Some(unpaired) = unpaired
+            && state.store.web_pair_rows(&q, dim, value, max_rows).await? <= max_rows
+        {
+            whole.breakdowns = state
+                .store
+                .web_pair_breakdowns(&q, dim, value, &whole.totals, limit, &unpaired)
+                .await?;
+            return Ok(std::mem::take(whole));
+        }
     }
     q.driver = state
         .store

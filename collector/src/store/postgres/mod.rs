@@ -64,6 +64,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Reads of requests with a time budget (`store::budget`).
     budgeted: PgPool,
+    /// `Store::set_pair_heavy_visits`.
+    pub(crate) pair_heavy_visits: i64,
 }
 
 impl PostgresStore {
@@ -80,7 +82,11 @@ impl PostgresStore {
                 .clone()
                 .application_name(super::budget::POSTGRES_APPLICATION_NAME),
         );
-        Ok(Self { pool, budgeted })
+        Ok(Self {
+            pool,
+            budgeted,
+            pair_heavy_visits: crate::store::visits::PAIR_HEAVY_VISITS,
+        })
     }
 
     /// The pool, for store code in other files (PostgreSQL has no separate readers); inside a

@@ -77,6 +77,8 @@ pub struct SqliteStore {
     ingest: Arc<IngestThread>,
     /// Ingest's key lookups (`sqlite::keys`): connections of their own, on the calling task.
     keys: Arc<KeyReader>,
+    /// `Store::set_pair_heavy_visits`.
+    pub(crate) pair_heavy_visits: i64,
 }
 
 impl SqliteStore {
@@ -154,6 +156,7 @@ impl SqliteStore {
             budgeted,
             ingest,
             keys,
+            pair_heavy_visits: crate::store::visits::PAIR_HEAVY_VISITS,
         })
     }
 

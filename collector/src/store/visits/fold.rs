@@ -429,7 +429,7 @@ impl Store {
                 });
                 q.build().persistent(false).execute(&mut *tx).await?;
             }
-            apply_plan!(tx, plan, backend);
+            apply_plan!(tx, plan, backend, self.pair_heavy_visits());
             tx.commit().await?;
             Ok(pending.len() as u64)
         })

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jiff::tz::TimeZone;
 
 use super::days::{day_of, hour_of};
-use super::{PAIR_FILTERS, VISIT_DIMENSIONS, Visit};
+use super::{HEAVY_PAIR_FILTERS, PAIR_FILTERS, VISIT_DIMENSIONS, Visit};
 use crate::store::web::Dimension;
 
 /// (project, day, dim, value): one `web_daily` row.
@@ -37,6 +37,30 @@ pub(crate) struct HourDelta {
     pub(crate) rebuild: bool,
 }
 
+/// A visit or page pair moved, kept for the pairs of the heavy filter dimensions: whether
+/// its values have pair rows is known only once the day rows are read (`apply_plan`).
+#[derive(Debug)]
+pub(crate) enum HeavyMove {
+    /// A visit (`sign` 1) added or taken back (-1), in its start's day.
+    Visit {
+        project: i64,
+        day: i64,
+        visitor: String,
+        visit: Visit,
+        sign: i64,
+    },
+    /// A page view on `path` of a visit with these heavy values (in the order of
+    /// [`HEAVY_PAIR_FILTERS`]).
+    Page {
+        project: i64,
+        day: i64,
+        visitor: String,
+        values: [String; 5],
+        path: String,
+        sign: i64,
+    },
+}
+
 /// The changes of a chunk, in key order (so PostgreSQL writers lock rows in one order).
 #[derive(Debug, Default)]
 pub(crate) struct Plan {
@@ -45,6 +69,141 @@ pub(crate) struct Plan {
     /// Many more than the day rows, so hashed while a chunk is planned and sorted once when
     /// applied.
     pub(crate) pairs: HashMap<PairKey, Delta>,
+    /// Moves of the heavy filters' pairs, turned into `pairs` for the values whose day row
+    /// is paired.
+    pub(crate) heavy: Vec<HeavyMove>,
+}
+
+/// Adds visit `v`'s move to the pair rows of `fdim` (its value at `f`) with every other visit
+/// dimension.
+#[allow(clippy::too_many_arguments)]
+fn visit_pairs(
+    pairs: &mut HashMap<PairKey, Delta>,
+    project: i64,
+    day: i64,
+    (fdim, f): (Dimension, usize),
+    visitor: &str,
+    v: &Visit,
+    sign: i64,
+) {
+    let bounce = i64::from(v.pageviews == 1);
+    let duration = v.end_ts - v.start_ts;
+    for (i, (dim, value)) in VISIT_DIMENSIONS.iter().zip(&v.values).enumerate() {
+        if i == f {
+            continue;
+        }
+        let d = pairs
+            .entry((
+                project,
+                day,
+                fdim.key(),
+                v.values[f].clone(),
+                dim.key(),
+                value.clone(),
+            ))
+            .or_default();
+        d.visits += sign;
+        d.pageviews += sign * v.pageviews;
+        d.bounces += sign * bounce;
+        d.duration_ms += sign * duration;
+        if sign > 0 {
+            d.add.push(visitor.to_owned());
+        } else {
+            d.left.insert(visitor.to_owned());
+        }
+    }
+}
+
+/// Adds one page view's move to the page pair row of `fdim` = `fvalue`.
+fn page_pairs(
+    pairs: &mut HashMap<PairKey, Delta>,
+    (project, day): (i64, i64),
+    (fdim, fvalue): (Dimension, &str),
+    visitor: &str,
+    path: &str,
+    sign: i64,
+) {
+    let d = pairs
+        .entry((
+            project,
+            day,
+            fdim.key(),
+            fvalue.to_owned(),
+            Dimension::Page.key(),
+            path.to_owned(),
+        ))
+        .or_default();
+    d.pageviews += sign;
+    if sign > 0 {
+        d.add.push(visitor.to_owned());
+    } else {
+        d.left.insert(visitor.to_owned());
+    }
+}
+
+impl HeavyMove {
+    /// The (project, heavy dim, day, value) day rows whose pairs this move touches.
+    pub(crate) fn filter_rows(&self) -> impl Iterator<Item = (i64, &'static str, i64, &str)> {
+        let (project, day, values): (i64, i64, [&str; 5]) = match self {
+            HeavyMove::Visit {
+                project,
+                day,
+                visit,
+                ..
+            } => (
+                *project,
+                *day,
+                HEAVY_PAIR_FILTERS.map(|(_, f)| visit.values[f].as_str()),
+            ),
+            HeavyMove::Page {
+                project,
+                day,
+                values,
+                ..
+            } => (*project, *day, values.each_ref().map(String::as_str)),
+        };
+        HEAVY_PAIR_FILTERS
+            .into_iter()
+            .zip(values)
+            .map(move |((fdim, _), value)| (project, fdim.key(), day, value))
+    }
+
+    /// Adds this move to `pairs` for the heavy filters `paired` says have pair rows.
+    pub(crate) fn apply(
+        &self,
+        pairs: &mut HashMap<PairKey, Delta>,
+        paired: impl Fn(i64, &str, i64, &str) -> bool,
+    ) {
+        match self {
+            HeavyMove::Visit {
+                project,
+                day,
+                visitor,
+                visit,
+                sign,
+            } => {
+                for (fdim, f) in HEAVY_PAIR_FILTERS {
+                    if paired(*project, fdim.key(), *day, &visit.values[f]) {
+                        visit_pairs(pairs, *project, *day, (fdim, f), visitor, visit, *sign);
+                    }
+                }
+            }
+            HeavyMove::Page {
+                project,
+                day,
+                visitor,
+                values,
+                path,
+                sign,
+            } => {
+                for ((fdim, _), value) in HEAVY_PAIR_FILTERS.iter().zip(values) {
+                    if paired(*project, fdim.key(), *day, value) {
+                        page_pairs(pairs, (*project, *day), (*fdim, value), visitor, path, *sign);
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl Plan {
@@ -114,37 +273,16 @@ impl Plan {
                 d.left.insert(visitor.to_owned());
             }
         }
-        for (fdim, f) in PAIR_FILTERS {
-            for (i, (dim, value)) in VISIT_DIMENSIONS.iter().zip(&v.values).enumerate() {
-                if i == f {
-                    continue;
-                }
-                let d = self.pair(project, day, fdim.key(), &v.values[f], dim.key(), value);
-                d.visits += sign;
-                d.pageviews += sign * v.pageviews;
-                d.bounces += sign * bounce;
-                d.duration_ms += sign * duration;
-                if sign > 0 {
-                    d.add.push(visitor.to_owned());
-                } else {
-                    d.left.insert(visitor.to_owned());
-                }
-            }
+        for filter in PAIR_FILTERS {
+            visit_pairs(&mut self.pairs, project, day, filter, visitor, v, sign);
         }
-    }
-
-    fn pair(
-        &mut self,
-        project: i64,
-        day: i64,
-        fdim: &'static str,
-        fvalue: &str,
-        dim: &'static str,
-        value: &str,
-    ) -> &mut Delta {
-        self.pairs
-            .entry((project, day, fdim, fvalue.to_owned(), dim, value.to_owned()))
-            .or_default()
+        self.heavy.push(HeavyMove::Visit {
+            project,
+            day,
+            visitor: visitor.to_owned(),
+            visit: v.clone(),
+            sign,
+        });
     }
 
     /// One page view on `path` of visit `v` counted (`sign` 1) or taken back (-1) in the page
@@ -161,21 +299,23 @@ impl Plan {
     ) {
         let day = day_of(tz, v.start_ts);
         for (fdim, f) in PAIR_FILTERS {
-            let d = self.pair(
-                project,
-                day,
-                fdim.key(),
-                &v.values[f],
-                Dimension::Page.key(),
+            page_pairs(
+                &mut self.pairs,
+                (project, day),
+                (fdim, &v.values[f]),
+                visitor,
                 path,
+                sign,
             );
-            d.pageviews += sign;
-            if sign > 0 {
-                d.add.push(visitor.to_owned());
-            } else {
-                d.left.insert(visitor.to_owned());
-            }
         }
+        self.heavy.push(HeavyMove::Page {
+            project,
+            day,
+            visitor: visitor.to_owned(),
+            values: HEAVY_PAIR_FILTERS.map(|(_, f)| v.values[f].clone()),
+            path: path.to_owned(),
+            sign,
+        });
     }
 }
 
@@ -183,6 +323,7 @@ impl Plan {
 pub(crate) fn same_pairs(tz: &TimeZone, a: &Visit, b: &Visit) -> bool {
     PAIR_FILTERS
         .iter()
+        .chain(&HEAVY_PAIR_FILTERS)
         .all(|(_, f)| a.values[*f] == b.values[*f])
         && (a.start_ts == b.start_ts || day_of(tz, a.start_ts) == day_of(tz, b.start_ts))
 }
@@ -233,40 +374,79 @@ pub(crate) const ROWS_PER_STATEMENT: usize = 500;
 /// parameter, a seek each); the pair rows are not read (below). All are written
 /// [`ROWS_PER_STATEMENT`] at a time.
 macro_rules! apply_plan {
-    ($tx:expr, $plan:expr, $backend:expr) => {{
-        use std::collections::HashMap;
+    ($tx:expr, $plan:expr, $backend:expr, $heavy:expr) => {{
+        use std::collections::{BTreeSet, HashMap, HashSet};
         use $crate::store::visits::plan::ROWS_PER_STATEMENT;
         use $crate::store::visits::sketch::Visitors;
         use $crate::store::visits::sql;
-        type Current = (i64, String, i64, String, i64, i64, i64, i64, Vec<u8>);
+        type Current = (i64, String, i64, String, i64, i64, i64, i64, Vec<u8>, i64);
+        let heavy_moves = std::mem::take(&mut $plan.heavy);
+        // The heavy filter values of moved page pairs whose day row the chunk does not touch
+        // (a visit's own values are all among the day rows): read for their `paired` only.
+        let mut extra: BTreeSet<(i64, &'static str, i64, String)> = BTreeSet::new();
+        for m in &heavy_moves {
+            if let $crate::store::visits::plan::HeavyMove::Page { .. } = m {
+                for (project, dim, day, value) in m.filter_rows() {
+                    let key = (project, day, dim, value.to_owned());
+                    if !$plan.days.contains_key(&key) {
+                        extra.insert((project, dim, day, key.3));
+                    }
+                }
+            }
+        }
         let days: Vec<_> = $plan.days.into_iter().collect();
         let keys: Vec<(i64, &str, i64, &str)> = days
             .iter()
             .map(|((project, day, dim, value), _)| (*project, *dim, *day, value.as_str()))
+            .chain(extra.iter().map(|(p, dim, day, v)| (*p, *dim, *day, v.as_str())))
             .collect();
-        let current: HashMap<(i64, String, i64, String), (i64, i64, i64, i64, Vec<u8>)> =
-            if keys.is_empty() {
-                HashMap::new()
-            } else {
-                sqlx::query_as::<_, Current>(sql::day_rows($backend))
-                    .bind(serde_json::to_string(&keys).expect("keys serialize"))
-                    .fetch_all(&mut *$tx)
-                    .await?
-                    .into_iter()
-                    .map(|r| ((r.0, r.1, r.2, r.3), (r.4, r.5, r.6, r.7, r.8)))
-                    .collect()
-            };
+        type Stored = ((i64, i64, i64, i64, Vec<u8>), bool);
+        let current: HashMap<(i64, String, i64, String), Stored> = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            sqlx::query_as::<_, Current>(sql::day_rows($backend))
+                .bind(serde_json::to_string(&keys).expect("keys serialize"))
+                .fetch_all(&mut *$tx)
+                .await?
+                .into_iter()
+                .map(|r| ((r.0, r.1, r.2, r.3), ((r.4, r.5, r.6, r.7, r.8), r.9 != 0)))
+                .collect()
+        };
+        // The heavy values whose day rows have pair rows (before this chunk): their pairs
+        // move with the chunk; the others' are filled from their visits once they cross.
+        let paired: HashSet<(i64, &str, i64, &str)> = current
+            .iter()
+            .filter(|(_, (_, paired))| *paired)
+            .map(|(k, _)| (k.0, k.1.as_str(), k.2, k.3.as_str()))
+            .collect();
+        if !paired.is_empty() {
+            for m in &heavy_moves {
+                m.apply(&mut $plan.pairs, |p, dim, day, value| {
+                    paired.contains(&(p, dim, day, value))
+                });
+            }
+        }
+        let mut fill = Vec::new();
         let mut gone = Vec::new();
         let mut kept = Vec::new();
         let mut dirty = Vec::new();
         for ((project, day, dim, value), d) in days {
             let key = (project, dim.to_owned(), day, value);
-            let Some((sums, sketch)) = d.apply(current.get(&key).cloned()) else {
+            let stored = current.get(&key);
+            let Some((sums, sketch)) = d.apply(stored.map(|s| s.0.clone())) else {
                 gone.push(key);
                 continue;
             };
             if d.lost_someone() {
                 dirty.push(key.clone());
+            }
+            if !stored.is_some_and(|s| s.1)
+                && sums[0] >= $heavy
+                && $crate::store::visits::HEAVY_PAIR_FILTERS
+                    .iter()
+                    .any(|(f, _)| f.key() == dim)
+            {
+                fill.push(key.clone());
             }
             kept.push((key, sums, sketch));
         }
@@ -309,6 +489,19 @@ macro_rules! apply_plan {
             );
             q.build().persistent(false).execute(&mut *$tx).await?;
         }
+        for group in fill.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO web_pairs_fill (project_id, dim, day, value) ",
+            );
+            q.push_values(group, |mut b, (project, dim, day, value)| {
+                b.push_bind(*project)
+                    .push_bind(dim.as_str())
+                    .push_bind(*day)
+                    .push_bind(value.as_str());
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().persistent(false).execute(&mut *$tx).await?;
+        }
         for group in dirty.chunks(ROWS_PER_STATEMENT) {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO web_daily_dirty (project_id, dim, day, value) ",
@@ -334,6 +527,17 @@ macro_rules! apply_plan {
         let mut emptied: Vec<(i64, &str, &str, &str, i64, &str)> = Vec::new();
         let mut dirty = Vec::new();
         for ((project, day, fdim, fvalue, dim, value), d) in &pairs {
+            // A visit or page view that moved out and back in (a recounted visit whose other
+            // values changed): nothing to write.
+            if d.visits == 0
+                && d.pageviews == 0
+                && d.bounces == 0
+                && d.duration_ms == 0
+                && !d.lost_someone()
+                && d.add.iter().all(|a| d.left.contains(a))
+            {
+                continue;
+            }
             let key = (*project, *fdim, fvalue.as_str(), *dim, *day, value.as_str());
             if d.lost_someone() {
                 dirty.push(key);

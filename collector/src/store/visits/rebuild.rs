@@ -9,11 +9,20 @@ use sqlx::FromRow;
 use super::days::{Zones, next_day};
 use super::plan::{Plan, apply_plan};
 use super::sketch::Visitors;
-use super::{FOLD_CHUNK, PAIR_FILTERS, StoredVisit, VISIT_COLUMNS, VISIT_DIMENSIONS, Visit};
+use super::plan::ROWS_PER_STATEMENT;
+use super::{
+    FOLD_CHUNK, HEAVY_PAIR_FILTERS, PAIR_FILTERS, StoredVisit, VISIT_COLUMNS, VISIT_DIMENSIONS,
+    Visit,
+};
 use crate::store::{Backend, Store, StoreError};
 
 /// Dirty day rows whose sketches one transaction rebuilds.
 pub(crate) const DIRTY_CHUNK: i64 = 500;
+
+/// Heavy value-days whose pair rows one transaction fills from their visits
+/// (`web_pairs_fill`): on crossing, each reads about `PULSELINE_WEB_PAIR_HEAVY_VISITS` visits;
+/// after the upgrade, up to a whole day's visits of one value.
+pub(crate) const FILL_CHUNK: i64 = 20;
 
 /// The read of a dirty row's visitors (`$1` project, `$2` value, `$3`..`$4` its day) through
 /// an index of its value (migrations 0043): a page's page views, or the visits that start
@@ -222,9 +231,13 @@ impl Store {
             type Group = (i64, i64, &'static str, String);
             let mut groups: BTreeMap<Group, Vec<(String, String)>> = BTreeMap::new();
             for (project, day, fdim, fvalue, dim, value) in &dirty {
-                // Only the filter columns of PAIR_FILTERS are ever written; a name from the
-                // table goes into SQL as the constant it matches.
-                let Some((f, _)) = PAIR_FILTERS.iter().find(|(f, _)| f.key() == fdim) else {
+                // Only the filter columns of the pair filters are ever written; a name from
+                // the table goes into SQL as the constant it matches.
+                let Some((f, _)) = PAIR_FILTERS
+                    .iter()
+                    .chain(&HEAVY_PAIR_FILTERS)
+                    .find(|(f, _)| f.key() == fdim)
+                else {
                     continue;
                 };
                 groups
@@ -304,6 +317,159 @@ impl Store {
             }
             tx.commit().await?;
             Ok(dirty.len() as u64)
+        })
+    }
+
+    /// Fills the pair rows of up to [`FILL_CHUNK`] heavy value-days (`web_pairs_fill`: day
+    /// rows of a heavy filter dimension that reached `PULSELINE_WEB_PAIR_HEAVY_VISITS` visits)
+    /// from that value's visits of the day, through its index, and their folded page views,
+    /// then marks the day row `paired`: from then on the fold moves its pair rows with every
+    /// chunk. Waits, as the rebuild does, while the project is being rebuilt (the rebuild
+    /// counts visits past its cursor later: a fill now would count them twice) or has a
+    /// person's removal of a folded page view queued (its visit still holds that page view,
+    /// which the page pairs would miss). Returns how many entries it took.
+    pub(crate) async fn fill_heavy_pairs(&self) -> Result<u64, StoreError> {
+        let heavy = self.pair_heavy_visits();
+        with_db!(self, write_pool, |pool, backend| {
+            let mut tx = pool.begin().await?;
+            if backend == Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock(7021)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let taken: Vec<(i64, String, i64, String)> = sqlx::query_as(
+                "DELETE FROM web_pairs_fill WHERE (project_id, dim, day, value) IN (
+                     SELECT f.project_id, f.dim, f.day, f.value FROM web_pairs_fill f
+                     WHERE NOT EXISTS (SELECT 1 FROM web_rebuild r
+                                       WHERE r.project_id = f.project_id)
+                       AND NOT EXISTS (SELECT 1 FROM web_visit_pending p
+                                       WHERE p.project_id = f.project_id AND p.removed = 1)
+                     ORDER BY f.project_id, f.day LIMIT $1)
+                 RETURNING project_id, dim, day, value",
+            )
+            .bind(FILL_CHUNK)
+            .fetch_all(&mut *tx)
+            .await?;
+            let zones: Vec<(i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(Zones::sql(taken.iter().map(|k| k.0))))
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let zones = Zones::new(zones);
+            for (project, dim, day, value) in &taken {
+                // Only the heavy filters' columns go into SQL, as the constants they match.
+                let Some(&(fdim, f)) = HEAVY_PAIR_FILTERS.iter().find(|(d, _)| d.key() == dim)
+                else {
+                    continue;
+                };
+                let row: Option<(i64, i64)> = sqlx::query_as(
+                    "SELECT visits, CAST(paired AS BIGINT) FROM web_daily
+                     WHERE project_id = $1 AND dim = $2 AND day = $3 AND value = $4",
+                )
+                .bind(project)
+                .bind(dim)
+                .bind(day)
+                .bind(value)
+                .fetch_optional(&mut *tx)
+                .await?;
+                // Gone, already paired, or fell back under the threshold since it was queued.
+                if !row.is_some_and(|(visits, paired)| paired == 0 && visits >= heavy) {
+                    continue;
+                }
+                let end = next_day(&zones.of(*project), *day);
+                let col = fdim.key();
+                let visits: Vec<DayVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT visitor, id, {VISIT_COLUMNS} FROM web_visits
+                     WHERE project_id = $1 AND {col} = $2 AND start_ts >= $3 AND start_ts < $4"
+                )))
+                .bind(project)
+                .bind(value)
+                .bind(day)
+                .bind(end)
+                .fetch_all(&mut *tx)
+                .await?;
+                // Their page views the fold has counted (it adds the ones still queued when
+                // it takes them), as the rebuild reads them.
+                let paths: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT v.visitor, p.path FROM web_visits v JOIN web_pageviews p
+                       ON p.project_id = v.project_id AND p.visitor = v.visitor
+                      AND p.ts >= v.start_ts AND p.ts <= v.end_ts
+                     WHERE v.project_id = $1 AND v.{col} = $2
+                       AND v.start_ts >= $3 AND v.start_ts < $4
+                       AND NOT EXISTS (SELECT 1 FROM web_visit_pending q
+                           WHERE q.project_id = $1 AND q.seq = p.seq AND q.removed = 0)"
+                )))
+                .bind(project)
+                .bind(value)
+                .bind(day)
+                .bind(end)
+                .fetch_all(&mut *tx)
+                .await?;
+                let mut rows: BTreeMap<(&str, String), ([i64; 4], Visitors)> = BTreeMap::new();
+                for d in &visits {
+                    let v = Visit::from_stored(&d.visit);
+                    let bounce = i64::from(v.pageviews == 1);
+                    for (i, (dim, other)) in VISIT_DIMENSIONS.iter().zip(v.values).enumerate() {
+                        if i == f {
+                            continue;
+                        }
+                        let r = rows.entry((dim.key(), other)).or_default();
+                        r.0[0] += 1;
+                        r.0[1] += v.pageviews;
+                        r.0[2] += bounce;
+                        r.0[3] += v.end_ts - v.start_ts;
+                        r.1.insert_all([d.visitor.as_str()]);
+                    }
+                }
+                for (visitor, path) in paths {
+                    let r = rows.entry(("page", path)).or_default();
+                    r.0[1] += 1;
+                    r.1.insert_all([visitor.as_str()]);
+                }
+                // None should be there (the fold writes a heavy value's pairs only once its
+                // day row is paired); a clean slate keeps the fill exact regardless.
+                sqlx::query(
+                    "DELETE FROM web_daily_pairs
+                     WHERE project_id = $1 AND fdim = $2 AND fvalue = $3 AND day = $4",
+                )
+                .bind(project)
+                .bind(dim)
+                .bind(value)
+                .bind(day)
+                .execute(&mut *tx)
+                .await?;
+                let rows: Vec<_> = rows.into_iter().collect();
+                for group in rows.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::new(
+                        "INSERT INTO web_daily_pairs (project_id, fdim, fvalue, dim, day, value,
+                             visits, pageviews, bounces, duration_ms, visitors) ",
+                    );
+                    q.push_values(group, |mut b, ((other, v), (sums, sketch))| {
+                        b.push_bind(*project)
+                            .push_bind(dim.as_str())
+                            .push_bind(value.as_str())
+                            .push_bind(*other)
+                            .push_bind(*day)
+                            .push_bind(v.as_str());
+                        for n in sums {
+                            b.push_bind(*n);
+                        }
+                        b.push_bind(sketch.to_bytes());
+                    });
+                    q.build().persistent(false).execute(&mut *tx).await?;
+                }
+                sqlx::query(
+                    "UPDATE web_daily SET paired = 1
+                     WHERE project_id = $1 AND dim = $2 AND day = $3 AND value = $4",
+                )
+                .bind(project)
+                .bind(dim)
+                .bind(day)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(taken.len() as u64)
         })
     }
 
@@ -399,7 +565,7 @@ impl Store {
             for (_, visitor, ts, path) in &views {
                 plan.page_view(&tz, project, visitor, *ts, path, false);
             }
-            apply_plan!(tx, plan, backend);
+            apply_plan!(tx, plan, backend, self.pair_heavy_visits());
             if done {
                 sqlx::query("DELETE FROM web_rebuild WHERE project_id = $1")
                     .bind(project)

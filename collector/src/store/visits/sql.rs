@@ -5,12 +5,13 @@
 
 use crate::store::Backend;
 
-/// `web_daily` rows of the JSON array `$1` of `[project, dim, day, value]` keys.
+/// `web_daily` rows of the JSON array `$1` of `[project, dim, day, value]` keys, with
+/// whether each has pair rows (`paired`, migration 0056).
 pub(crate) fn day_rows(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => {
             "SELECT w.project_id, w.dim, w.day, w.value, w.visits, w.pageviews, w.bounces,
-                    w.duration_ms, w.visitors
+                    w.duration_ms, w.visitors, w.paired
              FROM json_each($1) AS k CROSS JOIN web_daily AS w
              WHERE w.project_id = json_extract(k.value, '$[0]')
                AND w.dim = json_extract(k.value, '$[1]')
@@ -19,7 +20,7 @@ pub(crate) fn day_rows(backend: Backend) -> &'static str {
         }
         Backend::Postgres => {
             "SELECT w.project_id, w.dim, w.day, w.value, w.visits, w.pageviews, w.bounces,
-                    w.duration_ms, w.visitors
+                    w.duration_ms, w.visitors, CAST(w.paired AS BIGINT) AS paired
              FROM jsonb_array_elements($1::text::jsonb) AS k(v)
              JOIN web_daily AS w
                ON w.project_id = (k.v ->> 0)::bigint AND w.dim = k.v ->> 1

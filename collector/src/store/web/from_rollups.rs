@@ -143,10 +143,56 @@ impl Store {
         }))
     }
 
+    /// The spans (`[start, end)`, merged where adjacent) of the days of the range on which
+    /// `fvalue` of a heavy pair filter has no pair rows (`web_daily.paired`, migration 0056),
+    /// whose visits a one-chip view reads instead; `None` when those days hold more than
+    /// `budget` visits (the view then reads visits as other filtered views do). `q.buckets`
+    /// must be days.
+    pub async fn web_unpaired_spans(
+        &self,
+        q: &WebQuery<'_>,
+        fdim: Dimension,
+        fvalue: &str,
+        budget: i64,
+    ) -> Result<Option<Vec<(i64, i64)>>, StoreError> {
+        let days: Vec<(i64, i64)> = with_db!(self, read_pool, |pool| {
+            sqlx::query_as(
+                "SELECT day, visits FROM web_daily
+                 WHERE project_id = $1 AND dim = $2 AND day >= $3 AND day < $4 AND value = $5
+                   AND paired = 0
+                 ORDER BY day",
+            )
+            .bind(q.project)
+            .bind(fdim.key())
+            .bind(q.from)
+            .bind(q.to)
+            .bind(fvalue)
+            .fetch_all(pool)
+            .await?
+        });
+        if days.iter().map(|d| d.1).sum::<i64>() > budget {
+            return Ok(None);
+        }
+        let mut spans: Vec<(i64, i64)> = Vec::new();
+        for (day, _) in days {
+            let Some(i) = bucket_of(q.buckets, day) else {
+                return Ok(None);
+            };
+            let (start, end) = q.buckets[i];
+            match spans.last_mut() {
+                Some(last) if last.1 == start => last.1 = end,
+                _ => spans.push((start, end)),
+            }
+        }
+        Ok(Some(spans))
+    }
+
     /// The breakdowns of the visits whose `fdim` (one of the pair filters) is `fvalue`, from
-    /// their pair rows (`web_daily_pairs`, migration 0049) as the unfiltered breakdowns come
-    /// from the day rows; `fdim`'s own breakdown is the one row of `totals` (that value's day
-    /// rows). `q.buckets` must be days.
+    /// their pair rows (`web_daily_pairs`, migrations 0049, 0053 and 0056) as the unfiltered
+    /// breakdowns come from the day rows, plus, for a heavy filter, its visits that started
+    /// in `unpaired` (the days it has no pair rows for, [`Self::web_unpaired_spans`]);
+    /// `fdim`'s own breakdown is the one row of `totals` (that value's day rows). `q.buckets`
+    /// must be days.
     pub async fn web_pair_breakdowns(
         &self,
         q: &WebQuery<'_>,
@@ -154,6 +200,7 @@ impl Store {
         fvalue: &str,
         totals: &WebTotals,
         limit: i64,
+        unpaired: &[(i64, i64)],
     ) -> Result<Vec<(Dimension, Vec<BreakdownRow>)>, StoreError> {
         let mut out = Vec::with_capacity(Dimension::ALL.len());
         for dim in Dimension::ALL {
@@ -167,7 +214,8 @@ impl Store {
                     .into_iter()
                     .collect()
             } else {
-                self.top_rows(q, dim, Some((fdim, fvalue)), limit).await?
+                self.top_rows(q, dim, Some((fdim, fvalue, unpaired)), limit)
+                    .await?
             };
             out.push((dim, rows));
         }
@@ -200,14 +248,15 @@ impl Store {
     }
 
     /// The `limit` values with the most visitors, of all visits or (`within`) of those with a
-    /// pair filter's value. A value's visitors never exceed its count (page views, or visits),
-    /// so candidates come by count, summed in SQL, a round at a time, and their sketches are
-    /// merged until no value left could still make the list.
+    /// pair filter's value, from its pair rows and its visits that started in the given spans.
+    /// A value's visitors never exceed its count (page views, or visits), so candidates come
+    /// by count, summed in SQL, a round at a time, and their sketches are merged until no
+    /// value left could still make the list.
     async fn top_rows(
         &self,
         q: &WebQuery<'_>,
         dim: Dimension,
-        within: Option<(Dimension, &str)>,
+        within: Option<(Dimension, &str, &[(i64, i64)])>,
         limit: i64,
     ) -> Result<Vec<BreakdownRow>, StoreError> {
         // `$1`..`$4` project, dim and range, then the pair filter's `$5`, `$6` if any.
@@ -222,12 +271,50 @@ impl Store {
                 Bind::Int(q.from),
                 Bind::Int(q.to),
             ]);
-            if let Some((fdim, fvalue)) = within {
+            if let Some((fdim, fvalue, _)) = within {
                 args.extend([
                     Bind::Text(fdim.key().to_owned()),
                     Bind::Text(fvalue.to_owned()),
                 ]);
             }
+        };
+        // The filter's visits (value, visitor) of the days without pair rows: one range of its
+        // index per span, each visit once for a visit dimension, each of its page views for
+        // pages. Spans are bound after the head's `$6`.
+        let unpaired = |args: &mut Vec<Bind>| -> Option<String> {
+            let (fdim, _, spans) = within?;
+            if spans.is_empty() {
+                return None;
+            }
+            let fcol = fdim.key();
+            let (select, join) = if dim == Dimension::Page {
+                (
+                    "p.path AS value, p.visitor AS visitor",
+                    " JOIN web_pageviews p ON p.project_id = v.project_id
+                          AND p.visitor = v.visitor AND p.ts >= v.start_ts AND p.ts <= v.end_ts",
+                )
+            } else {
+                ("", "")
+            };
+            let parts: Vec<String> = spans
+                .iter()
+                .map(|(start, end)| {
+                    args.extend([Bind::Int(*start), Bind::Int(*end)]);
+                    let n = args.len();
+                    let select = if select.is_empty() {
+                        format!("v.{} AS value, v.visitor AS visitor", dim.key())
+                    } else {
+                        select.to_owned()
+                    };
+                    format!(
+                        "SELECT {select} FROM web_visits v{join}
+                         WHERE v.project_id = $1 AND v.{fcol} = $6
+                           AND v.start_ts >= ${} AND v.start_ts < ${n}",
+                        n - 1
+                    )
+                })
+                .collect();
+            Some(parts.join(" UNION ALL "))
         };
         let count = if dim == Dimension::Page {
             "pageviews"
@@ -240,15 +327,30 @@ impl Store {
         loop {
             let mut args = Vec::new();
             head(&mut args);
+            let visits = unpaired(&mut args);
             args.extend([Bind::Int(round), Bind::Int(offset)]);
-            let sql = format!(
-                "SELECT value, CAST(SUM({count}) AS BIGINT) AS n FROM {table}
-                 WHERE project_id = $1 AND dim = $2 AND day >= $3 AND day < $4{pair}
-                 GROUP BY value HAVING SUM({count}) > 0
-                 ORDER BY n DESC, value LIMIT ${} OFFSET ${}",
-                args.len() - 1,
-                args.len()
-            );
+            let sql = match &visits {
+                None => format!(
+                    "SELECT value, CAST(SUM({count}) AS BIGINT) AS n FROM {table}
+                     WHERE project_id = $1 AND dim = $2 AND day >= $3 AND day < $4{pair}
+                     GROUP BY value HAVING SUM({count}) > 0
+                     ORDER BY n DESC, value LIMIT ${} OFFSET ${}",
+                    args.len() - 1,
+                    args.len()
+                ),
+                Some(visits) => format!(
+                    "SELECT value, CAST(SUM(c) AS BIGINT) AS n FROM (
+                         SELECT value, {count} AS c FROM {table}
+                         WHERE project_id = $1 AND dim = $2 AND day >= $3 AND day < $4{pair}
+                         UNION ALL
+                         SELECT value, 1 AS c FROM ({visits}) u
+                     ) x
+                     GROUP BY value HAVING SUM(c) > 0
+                     ORDER BY n DESC, value LIMIT ${} OFFSET ${}",
+                    args.len() - 1,
+                    args.len()
+                ),
+            };
             let candidates: Vec<(String, i64)> = with_db!(self, read_pool, |pool| {
                 use sqlx::Row;
                 query_with(sql, &args)
@@ -286,6 +388,35 @@ impl Store {
             let mut merged: HashMap<&str, Visitors> = HashMap::new();
             for (value, blob) in &sketches {
                 merged.entry(value).or_default().merge_bytes(blob);
+            }
+            let mut who: Vec<(String, String)> = Vec::new();
+            let mut args = Vec::new();
+            head(&mut args);
+            if let Some(visits) = unpaired(&mut args) {
+                let mut marks = Vec::with_capacity(candidates.len());
+                for (value, _) in &candidates {
+                    args.push(Bind::Text(value.clone()));
+                    marks.push(format!("${}", args.len()));
+                }
+                let sql = format!(
+                    "SELECT value, visitor FROM ({visits}) u WHERE value IN ({})",
+                    marks.join(", ")
+                );
+                who = with_db!(self, read_pool, |pool| {
+                    use sqlx::Row;
+                    query_with(sql, &args)
+                        .fetch_all(pool)
+                        .await?
+                        .iter()
+                        .map(|r| (r.get("value"), r.get("visitor")))
+                        .collect()
+                });
+            }
+            for (value, visitor) in &who {
+                merged
+                    .entry(value.as_str())
+                    .or_default()
+                    .insert_all([visitor.as_str()]);
             }
             let last_count = candidates.last().map_or(0, |c| c.1);
             let full_round = candidates.len() as i64 == round;
