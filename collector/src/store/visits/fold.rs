@@ -319,8 +319,19 @@ impl Store {
                         if ours(last.id) {
                             plan.visit(&tz, w.project, &w.visitor, &before, -1);
                             plan.visit(&tz, w.project, &w.visitor, &grown, 1);
+                            if before.values[1] != grown.values[1] {
+                                plan.exit_moved(
+                                    &tz,
+                                    w.project,
+                                    &w.visitor,
+                                    &before,
+                                    &grown.values[1],
+                                );
+                            }
                         }
-                        counted[0] = (before.clone(), ours(last.id));
+                        // The new page views count in the grown visit's pairs (its exit page is
+                        // theirs); the ones it had move there through `exit_moved`.
+                        counted[0] = (grown.clone(), ours(last.id));
                         changes.extended.push((
                             last.id,
                             grown.end_ts,

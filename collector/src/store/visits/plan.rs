@@ -59,6 +59,18 @@ pub(crate) enum HeavyMove {
         path: String,
         sign: i64,
     },
+    /// A visit that grew at its end (an append) from exit page `old` to `new`: its page views
+    /// in `[from, to]` (its span before) move between those exit pages' page pairs. Read
+    /// only if either is paired (`apply_plan`).
+    Exit {
+        project: i64,
+        day: i64,
+        visitor: String,
+        from: i64,
+        to: i64,
+        old: String,
+        new: String,
+    },
 }
 
 /// The changes of a chunk, in key order (so PostgreSQL writers lock rows in one order).
@@ -143,7 +155,7 @@ fn page_pairs(
 
 impl HeavyMove {
     /// The (project, heavy dim, day, value) day rows whose pairs this move touches.
-    pub(crate) fn filter_rows(&self) -> impl Iterator<Item = (i64, &'static str, i64, &str)> {
+    pub(crate) fn filter_rows(&self) -> Vec<(i64, &'static str, i64, &str)> {
         let (project, day, values): (i64, i64, [&str; 5]) = match self {
             HeavyMove::Visit {
                 project,
@@ -161,11 +173,76 @@ impl HeavyMove {
                 values,
                 ..
             } => (*project, *day, values.each_ref().map(String::as_str)),
+            HeavyMove::Exit {
+                project,
+                day,
+                old,
+                new,
+                ..
+            } => {
+                let exit = Dimension::ExitPage.key();
+                return vec![(*project, exit, *day, old), (*project, exit, *day, new)];
+            }
         };
         HEAVY_PAIR_FILTERS
             .into_iter()
             .zip(values)
-            .map(move |((fdim, _), value)| (project, fdim.key(), day, value))
+            .map(|((fdim, _), value)| (project, fdim.key(), day, value))
+            .collect()
+    }
+
+    /// The exit page move of a grown visit, if either exit page is paired: its page views'
+    /// span, and whether to take them from the old exit page's page pairs and add them to
+    /// the new one's.
+    pub(crate) fn exit_move(
+        &self,
+        paired: impl Fn(i64, &str, i64, &str) -> bool,
+    ) -> Option<(i64, &str, i64, i64, bool, bool)> {
+        let HeavyMove::Exit {
+            project,
+            day,
+            visitor,
+            from,
+            to,
+            old,
+            new,
+        } = self
+        else {
+            return None;
+        };
+        let exit = Dimension::ExitPage.key();
+        let (out, into) = (
+            paired(*project, exit, *day, old),
+            paired(*project, exit, *day, new),
+        );
+        (out || into).then_some((*project, visitor.as_str(), *from, *to, out, into))
+    }
+
+    /// Moves one page view on `path` of an [`HeavyMove::Exit`] between its exit pages' page
+    /// pairs (`out`: from the old one, `into`: to the new one).
+    pub(crate) fn move_exit_page_view(
+        &self,
+        pairs: &mut HashMap<PairKey, Delta>,
+        path: &str,
+        (out, into): (bool, bool),
+    ) {
+        if let HeavyMove::Exit {
+            project,
+            day,
+            visitor,
+            old,
+            new,
+            ..
+        } = self
+        {
+            let at = (*project, *day);
+            if out {
+                page_pairs(pairs, at, (Dimension::ExitPage, old), visitor, path, -1);
+            }
+            if into {
+                page_pairs(pairs, at, (Dimension::ExitPage, new), visitor, path, 1);
+            }
+        }
     }
 
     /// Adds this move to `pairs` for the heavy filters `paired` says have pair rows.
@@ -198,10 +275,19 @@ impl HeavyMove {
             } => {
                 for ((fdim, _), value) in HEAVY_PAIR_FILTERS.iter().zip(values) {
                     if paired(*project, fdim.key(), *day, value) {
-                        page_pairs(pairs, (*project, *day), (*fdim, value), visitor, path, *sign);
+                        page_pairs(
+                            pairs,
+                            (*project, *day),
+                            (*fdim, value),
+                            visitor,
+                            path,
+                            *sign,
+                        );
                     }
                 }
             }
+            // Its page views are read first (`apply_plan`, `move_exit_page_view`).
+            HeavyMove::Exit { .. } => {}
         }
     }
 }
@@ -282,6 +368,27 @@ impl Plan {
             visitor: visitor.to_owned(),
             visit: v.clone(),
             sign,
+        });
+    }
+
+    /// Visit `before` (counted) grew at its end to exit page `new`: its page views counted so
+    /// far move to the new exit page's page pairs, if either exit page is paired.
+    pub(crate) fn exit_moved(
+        &mut self,
+        tz: &TimeZone,
+        project: i64,
+        visitor: &str,
+        before: &Visit,
+        new: &str,
+    ) {
+        self.heavy.push(HeavyMove::Exit {
+            project,
+            day: day_of(tz, before.start_ts),
+            visitor: visitor.to_owned(),
+            from: before.start_ts,
+            to: before.end_ts,
+            old: before.values[1].clone(),
+            new: new.to_owned(),
         });
     }
 
@@ -385,7 +492,7 @@ macro_rules! apply_plan {
         // (a visit's own values are all among the day rows): read for their `paired` only.
         let mut extra: BTreeSet<(i64, &'static str, i64, String)> = BTreeSet::new();
         for m in &heavy_moves {
-            if let $crate::store::visits::plan::HeavyMove::Page { .. } = m {
+            if !matches!(m, $crate::store::visits::plan::HeavyMove::Visit { .. }) {
                 for (project, dim, day, value) in m.filter_rows() {
                     let key = (project, day, dim, value.to_owned());
                     if !$plan.days.contains_key(&key) {
@@ -398,7 +505,11 @@ macro_rules! apply_plan {
         let keys: Vec<(i64, &str, i64, &str)> = days
             .iter()
             .map(|((project, day, dim, value), _)| (*project, *dim, *day, value.as_str()))
-            .chain(extra.iter().map(|(p, dim, day, v)| (*p, *dim, *day, v.as_str())))
+            .chain(
+                extra
+                    .iter()
+                    .map(|(p, dim, day, v)| (*p, *dim, *day, v.as_str())),
+            )
             .collect();
         type Stored = ((i64, i64, i64, i64, Vec<u8>), bool);
         let current: HashMap<(i64, String, i64, String), Stored> = if keys.is_empty() {
@@ -420,10 +531,31 @@ macro_rules! apply_plan {
             .map(|(k, _)| (k.0, k.1.as_str(), k.2, k.3.as_str()))
             .collect();
         if !paired.is_empty() {
+            let is_paired =
+                |p: i64, dim: &str, day: i64, value: &str| paired.contains(&(p, dim, day, value));
             for m in &heavy_moves {
-                m.apply(&mut $plan.pairs, |p, dim, day, value| {
-                    paired.contains(&(p, dim, day, value))
-                });
+                m.apply(&mut $plan.pairs, is_paired);
+            }
+            // Grown visits whose exit page is paired: the page views they had move.
+            let exits: Vec<_> = heavy_moves
+                .iter()
+                .filter_map(|m| Some((m, m.exit_move(is_paired)?)))
+                .collect();
+            if !exits.is_empty() {
+                let keys: Vec<(usize, i64, &str, i64, i64)> = exits
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, (p, visitor, from, to, _, _)))| (i, *p, *visitor, *from, *to))
+                    .collect();
+                let paths: Vec<(i64, String)> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql::counted_paths($backend)))
+                        .bind(serde_json::to_string(&keys).expect("keys serialize"))
+                        .fetch_all(&mut *$tx)
+                        .await?;
+                for (i, path) in paths {
+                    let (m, (_, _, _, _, out, into)) = &exits[i as usize];
+                    m.move_exit_page_view(&mut $plan.pairs, &path, (*out, *into));
+                }
             }
         }
         let mut fill = Vec::new();

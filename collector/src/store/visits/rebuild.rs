@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use sqlx::FromRow;
 
 use super::days::{Zones, next_day};
+use super::plan::ROWS_PER_STATEMENT;
 use super::plan::{Plan, apply_plan};
 use super::sketch::Visitors;
-use super::plan::ROWS_PER_STATEMENT;
 use super::{
     FOLD_CHUNK, HEAVY_PAIR_FILTERS, PAIR_FILTERS, StoredVisit, VISIT_COLUMNS, VISIT_DIMENSIONS,
     Visit,

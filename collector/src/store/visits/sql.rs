@@ -170,6 +170,23 @@ pub(crate) fn window_page_views(backend: Backend) -> String {
     )
 }
 
+/// Per key `i` of `$1` (as the windows'), the paths of its visitor's page views in `[lo, hi]`
+/// that the page pairs count: folded ones (not queued past the chunk) and those whose
+/// removal is queued but not yet taken out of them (`removed = 1`).
+pub(crate) fn counted_paths(backend: Backend) -> String {
+    let (t, join) = (windows(backend), join(backend));
+    format!(
+        "SELECT t.i, pv.path FROM {t} AS t {join} web_pageviews AS pv
+           ON pv.project_id = t.p AND pv.visitor = t.v AND pv.ts >= t.lo AND pv.ts <= t.hi
+         WHERE NOT EXISTS (SELECT 1 FROM web_visit_pending q
+             WHERE q.project_id = pv.project_id AND q.seq = pv.seq AND q.removed = 0)
+         UNION ALL
+         SELECT t.i, q.path FROM {t} AS t {join} web_visit_pending AS q
+           ON q.project_id = t.p AND q.visitor = t.v AND q.ts >= t.lo AND q.ts <= t.hi
+          AND q.removed = 1"
+    )
+}
+
 /// Per window `i`, the removals of its visitor's page views in `[lo, hi]` still queued past
 /// the chunk and still counted in the page pairs (`removed = 1`, the partial index of
 /// migration 0049).

@@ -8,6 +8,7 @@
 use rand::seq::SliceRandom;
 
 use pulseline_collector::store::Store;
+use pulseline_collector::store::visits::PAIR_HEAVY_VISITS;
 use pulseline_collector::store::visits::sketch::Visitors;
 use pulseline_collector::store::web::{Dimension, Driver, WebQuery};
 
@@ -16,6 +17,47 @@ use crate::helpers::query_column;
 
 /// The filter dimensions that have pair rows.
 const PAIR_FILTERS: [&str; 6] = ["source", "utm_medium", "country", "browser", "os", "device"];
+/// The filter dimensions that have pair rows on the days a value is heavy (migration 0056).
+const HEAVY_FILTERS: [&str; 5] = [
+    "entry_page",
+    "exit_page",
+    "referrer",
+    "utm_source",
+    "utm_campaign",
+];
+/// `PULSELINE_WEB_PAIR_HEAVY_VISITS` of the tests with the random traffic: a few visits a
+/// day, so some value-days cross it (mid-day, late, as the traffic comes) and others do not.
+const HEAVY: i64 = 2;
+
+/// Whether the pair rows of filter `fdim` = `fvalue` on `day` are kept (`paired`: the
+/// `fdim|fvalue|day` of the heavy day rows marked in `web_daily`).
+fn kept(paired: &BTreeSet<String>, fdim: &str, fvalue: &str, day: i64) -> bool {
+    PAIR_FILTERS.contains(&fdim) || paired.contains(&format!("{fdim}|{fvalue}|{day}"))
+}
+
+/// The heavy day rows marked as having pair rows, as `dim|value|day`.
+async fn paired_days(app: &Dash) -> BTreeSet<String> {
+    query_column::<String>(
+        &app.database_url,
+        &format!(
+            "SELECT dim || '|' || value || '|' || CAST(day AS TEXT) FROM web_daily
+             WHERE project_id = {} AND paired = 1",
+            app.project
+        ),
+    )
+    .await
+    .into_iter()
+    .collect()
+}
+
+/// A store on the app's database that folds with the tests' threshold.
+async fn heavy_store(app: &Dash, heavy: i64) -> Store {
+    let mut store = Store::open(&app.database_url, Default::default())
+        .await
+        .expect("store opens");
+    store.set_pair_heavy_visits(heavy);
+    store
+}
 const DAY: i64 = 86_400_000;
 
 /// `n` days from 2026-`month`-`day` in a zone `offset` ms east of UTC (no clock change).
@@ -74,14 +116,22 @@ async fn stored_sketches(app: &Dash) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-/// The pair rows' visitor sketches of `pvs` from scratch, as [`stored_sketches`] keys them.
-fn expected_sketches(pvs: &[Pv], offset: i64) -> BTreeMap<String, Vec<u8>> {
+/// The pair rows' visitor sketches of `pvs` from scratch, as [`stored_sketches`] keys them
+/// (those of heavy filters on the `paired` days only).
+fn expected_sketches(
+    pvs: &[Pv],
+    offset: i64,
+    paired: &BTreeSet<String>,
+) -> BTreeMap<String, Vec<u8>> {
     let mut who: BTreeMap<String, Visitors> = BTreeMap::new();
     for v in visits(pvs, i64::MIN, i64::MAX) {
         let start = v[0].ts;
         let day = start - (start + offset).rem_euclid(DAY);
-        for fdim in PAIR_FILTERS {
+        for fdim in PAIR_FILTERS.into_iter().chain(HEAVY_FILTERS) {
             let fvalue = visit_value(&v, fdim);
+            if !kept(paired, fdim, &fvalue, day) {
+                continue;
+            }
             let rows = VISIT_KEYS
                 .iter()
                 .filter(|d| **d != fdim)
@@ -97,15 +147,19 @@ fn expected_sketches(pvs: &[Pv], offset: i64) -> BTreeMap<String, Vec<u8>> {
     who.into_iter().map(|(k, s)| (k, s.to_bytes())).collect()
 }
 
-/// The pair rows of `pvs` counted from scratch, with days `offset` ms east of UTC.
-fn expected_pairs(pvs: &[Pv], offset: i64) -> Vec<String> {
+/// The pair rows of `pvs` counted from scratch, with days `offset` ms east of UTC (those of
+/// heavy filters on the `paired` days only).
+fn expected_pairs(pvs: &[Pv], offset: i64, paired: &BTreeSet<String>) -> Vec<String> {
     let mut sums: BTreeMap<(String, String, String, i64, String), [i64; 4]> = BTreeMap::new();
     for v in visits(pvs, i64::MIN, i64::MAX) {
         let start = v[0].ts;
         let day = start - (start + offset).rem_euclid(DAY);
         let n = v.len() as i64;
-        for fdim in PAIR_FILTERS {
+        for fdim in PAIR_FILTERS.into_iter().chain(HEAVY_FILTERS) {
             let fvalue = visit_value(&v, fdim);
+            if !kept(paired, fdim, &fvalue, day) {
+                continue;
+            }
             for dim in VISIT_KEYS.iter().filter(|d| **d != fdim) {
                 let key = (
                     fdim.to_owned(),
@@ -170,9 +224,19 @@ fn api_breakdowns(r: &Value) -> BTreeMap<String, BTreeMap<String, (i64, i64)>> {
         .collect()
 }
 
-/// Every one-chip view on a bounded dimension over `days` (`from`..`to` in the URL) against
-/// the store's visits reader and the plain computation; then the pair rows against a count
-/// from scratch. Returns how many views were compared.
+/// What [`check_pairs`] compared: one-chip views, and the heavy value-days of the range
+/// with pair rows and without.
+#[derive(Debug)]
+struct Checked {
+    views: usize,
+    paired: usize,
+    unpaired: usize,
+}
+
+/// Every one-chip view on a pair filter over `days` (`from`..`to` in the URL) against the
+/// store's visits reader and the plain computation; then the pair rows against a count from
+/// scratch, with every heavy value-day of at least `heavy` visits paired.
+#[allow(clippy::too_many_arguments)]
 async fn check_pairs(
     app: &Dash,
     admin: &Login,
@@ -181,12 +245,59 @@ async fn check_pairs(
     days: &[(i64, i64)],
     offset: i64,
     tz: &str,
-) -> usize {
+    heavy: i64,
+) -> Checked {
     app.web_caught_up(admin).await;
+    // The last chunk's fills may still wait for the background pass: `store` runs them.
+    store
+        .fold_web_visits_in_chunks(1_000)
+        .await
+        .expect("the fold runs");
     let pvs = stored_page_views(app).await;
     let (from, to) = (days[0].0, days[days.len() - 1].1);
-    let mut views = 0;
-    for fdim in PAIR_FILTERS {
+    let paired = paired_days(app).await;
+    let mut visits_of: BTreeMap<String, i64> = BTreeMap::new();
+    for v in visits(&pvs, i64::MIN, i64::MAX) {
+        let day = v[0].ts - (v[0].ts + offset).rem_euclid(DAY);
+        for fdim in HEAVY_FILTERS {
+            *visits_of
+                .entry(format!("{fdim}|{}|{day}", visit_value(&v, fdim)))
+                .or_default() += 1;
+        }
+    }
+    for (key, n) in &visits_of {
+        assert!(
+            *n < heavy || paired.contains(key),
+            "{key}: {n} visits, not paired"
+        );
+    }
+    let in_range = |key: &str| {
+        let day: i64 = key.rsplit('|').next().unwrap().parse().unwrap();
+        from <= day && day < to
+    };
+    let mut checked = Checked {
+        views: 0,
+        paired: paired.iter().filter(|k| in_range(k)).count(),
+        unpaired: visits_of
+            .keys()
+            .filter(|k| in_range(k) && !paired.contains(*k))
+            .count(),
+    };
+    if std::env::var("DEBUG_PAIRS").is_ok() {
+        let got = stored_pairs(app).await;
+        let want = expected_pairs(&pvs, offset, &paired);
+        for g in &got {
+            if !want.contains(g) {
+                eprintln!("extra stored {g}");
+            }
+        }
+        for w in &want {
+            if !got.contains(w) {
+                eprintln!("missing stored {w}");
+            }
+        }
+    }
+    for fdim in PAIR_FILTERS.into_iter().chain(HEAVY_FILTERS) {
         let mut values: BTreeSet<String> = visits(&pvs, from, i64::MAX)
             .iter()
             .filter(|v| v[0].ts < to)
@@ -239,17 +350,20 @@ async fn check_pairs(
             let plain = expected(&pvs, from, to, days, &[(fdim, value.as_str())]);
             check_stats(&r["current"], plain.totals, &query);
             check_breakdowns(&r["breakdowns"], &plain, &query);
-            views += 1;
+            checked.views += 1;
         }
     }
     assert_eq!(
         stored_pairs(app).await,
-        expected_pairs(&pvs, offset),
+        expected_pairs(&pvs, offset, &paired),
         "pair rows against a count from scratch"
     );
-    // Every sketch holds exactly its row's visitors: appended to unread, compacted, or
-    // recounted after a visitor left.
-    let (stored, expected) = (stored_sketches(app).await, expected_sketches(&pvs, offset));
+    // Every sketch holds exactly its row's visitors: appended to unread, compacted, filled,
+    // or recounted after a visitor left.
+    let (stored, expected) = (
+        stored_sketches(app).await,
+        expected_sketches(&pvs, offset, &paired),
+    );
     assert_eq!(
         stored.keys().collect::<Vec<_>>(),
         expected.keys().collect::<Vec<_>>()
@@ -257,7 +371,7 @@ async fn check_pairs(
     for (key, sketch) in &stored {
         assert_eq!(sketch, &expected[key], "visitor sketch of {key}");
     }
-    views
+    checked
 }
 
 /// Enough of percent-encoding for the test's values (spaces and slashes).
@@ -271,7 +385,7 @@ fn urlencoding(s: &str) -> String {
 #[tokio::test]
 async fn one_chip_views_from_pairs_equal_the_views_from_visits_after_every_event() {
     let clock = Arc::new(FakeClock::new(now()));
-    let app = spawn(|_| {}, clock.clone()).await;
+    let app = spawn(|c| c.web.pair_heavy_visits = HEAVY, clock.clone()).await;
     let admin = app.admin().await;
     let base = format!("/api/dash/projects/{}", app.project);
     let (status, body) = app
@@ -282,9 +396,7 @@ async fn one_chip_views_from_pairs_equal_the_views_from_visits_after_every_event
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let store = Store::open(&app.database_url, Default::default())
-        .await
-        .expect("store opens");
+    let store = heavy_store(&app, HEAVY).await;
     let range = "period=custom&from=2026-02-17&to=2026-03-10";
     let berlin = days_at(3_600_000, 2, 17, 22);
 
@@ -313,7 +425,7 @@ async fn one_chip_views_from_pairs_equal_the_views_from_visits_after_every_event
         }
         sent += n;
     }
-    let views = check_pairs(
+    let checked = check_pairs(
         &app,
         &admin,
         &store,
@@ -321,9 +433,14 @@ async fn one_chip_views_from_pairs_equal_the_views_from_visits_after_every_event
         &berlin,
         3_600_000,
         "Europe/Berlin",
+        HEAVY,
     )
     .await;
-    assert!(views >= 12, "views compared: {views}");
+    // Both kinds of heavy value-days in the range: read from pair rows and from visits.
+    assert!(
+        checked.views >= 30 && checked.paired >= 5 && checked.unpaired >= 5,
+        "{checked:?}"
+    );
 
     // Late page views bridging two stored visits merge them (the merged visit takes the
     // first one's values, so page views move between pair rows), sent twice.
@@ -359,6 +476,7 @@ async fn one_chip_views_from_pairs_equal_the_views_from_visits_after_every_event
         &berlin,
         3_600_000,
         "Europe/Berlin",
+        HEAVY,
     )
     .await;
 
@@ -380,6 +498,7 @@ async fn one_chip_views_from_pairs_equal_the_views_from_visits_after_every_event
         &berlin,
         3_600_000,
         "Europe/Berlin",
+        HEAVY,
     )
     .await;
 
@@ -400,6 +519,7 @@ async fn one_chip_views_from_pairs_equal_the_views_from_visits_after_every_event
         &days_at(0, 2, 17, 22),
         0,
         "UTC",
+        HEAVY,
     )
     .await;
     store.close().await;
@@ -488,11 +608,10 @@ async fn one_chip_breakdowns_read_no_visits_up_to_the_pair_row_limit() {
     }
 }
 
-/// Folds every queued page view in chunks of `size` through a second store on the database.
-async fn fold_in_chunks(app: &Dash, size: i64) {
-    let store = Store::open(&app.database_url, Default::default())
-        .await
-        .expect("store opens");
+/// Folds every queued page view in chunks of `size` through a second store on the database,
+/// pairing heavy values at `heavy` visits a day.
+async fn fold_in_chunks(app: &Dash, size: i64, heavy: i64) {
+    let store = heavy_store(app, heavy).await;
     store
         .fold_web_visits_in_chunks(size)
         .await
@@ -507,7 +626,14 @@ async fn fold_in_chunks(app: &Dash, size: i64) {
 async fn a_person_deleted_with_page_views_still_queued_leaves_the_pairs_exact() {
     let clock = Arc::new(FakeClock::new(now()));
     // The background fold waits an hour for fewer than a chunk's worth: this test folds.
-    let app = spawn(|c| c.web.fold_delay_ms = 3_600_000, clock).await;
+    let app = spawn(
+        |c| {
+            c.web.fold_delay_ms = 3_600_000;
+            c.web.pair_heavy_visits = HEAVY;
+        },
+        clock,
+    )
+    .await;
     let admin = app.admin().await;
     let base = format!("/api/dash/projects/{}", app.project);
     let (status, body) = app
@@ -522,7 +648,7 @@ async fn a_person_deleted_with_page_views_still_queued_leaves_the_pairs_exact() 
     for chunk in traffic(&mut rng).chunks(100) {
         app.ingest(chunk.to_vec()).await;
     }
-    fold_in_chunks(&app, 100_000).await;
+    fold_in_chunks(&app, 100_000, HEAVY).await;
 
     // More page views of v4 inside its folded visits, left queued, then v4 deleted.
     let pvs = stored_page_views(&app).await;
@@ -559,11 +685,9 @@ async fn a_person_deleted_with_page_views_still_queued_leaves_the_pairs_exact() 
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    fold_in_chunks(&app, 1).await;
+    fold_in_chunks(&app, 1, HEAVY).await;
 
-    let store = Store::open(&app.database_url, Default::default())
-        .await
-        .expect("store opens");
+    let store = heavy_store(&app, HEAVY).await;
     let days = days_at(0, 2, 17, 22);
     check_pairs(
         &app,
@@ -573,6 +697,7 @@ async fn a_person_deleted_with_page_views_still_queued_leaves_the_pairs_exact() 
         &days,
         0,
         "UTC",
+        HEAVY,
     )
     .await;
     store.close().await;
@@ -609,7 +734,7 @@ async fn a_busy_pair_rows_sketch_is_compacted_and_stays_exact() {
     // about 900 bytes to the busy rows, which pass the bound after about ten.
     for batch in views.chunks(300) {
         app.ingest(batch.to_vec()).await;
-        fold_in_chunks(&app, 300).await;
+        fold_in_chunks(&app, 300, PAIR_HEAVY_VISITS).await;
     }
 
     let longest = crate::helpers::query_i64(
@@ -636,7 +761,15 @@ async fn a_busy_pair_rows_sketch_is_compacted_and_stays_exact() {
     assert_eq!(dense[0][0], 2, "compacted into the dense form");
     let pvs = stored_page_views(&app).await;
     assert_eq!(pvs.len(), 4_000);
-    let (stored, expected) = (stored_sketches(&app).await, expected_sketches(&pvs, 0));
+    let paired = paired_days(&app).await;
+    assert!(
+        paired.contains(&format!("entry_page|/p0|{}", day.timestamp_millis())),
+        "{paired:?}"
+    );
+    let (stored, expected) = (
+        stored_sketches(&app).await,
+        expected_sketches(&pvs, 0, &paired),
+    );
     assert_eq!(
         stored, expected,
         "every pair row's sketch holds its visitors"
@@ -668,7 +801,7 @@ async fn a_busy_pair_rows_sketch_is_compacted_and_stays_exact() {
 #[tokio::test]
 async fn upgrading_rebuilds_the_pairs_of_the_new_filter_dimensions() {
     let clock = Arc::new(FakeClock::new(now()));
-    let app = spawn(|_| {}, clock).await;
+    let app = spawn(|c| c.web.pair_heavy_visits = HEAVY, clock).await;
     let admin = app.admin().await;
     let (status, body) = app
         .post(
@@ -693,11 +826,140 @@ async fn upgrading_rebuilds_the_pairs_of_the_new_filter_dimensions() {
     ] {
         crate::helpers::exec_sql(&app.database_url, sql).await;
     }
-    let store = Store::open(&app.database_url, Default::default())
-        .await
-        .expect("store opens and migrates");
+    let store = heavy_store(&app, HEAVY).await;
     let days = days_at(0, 2, 17, 22);
     let range = "period=custom&from=2026-02-17&to=2026-03-10";
-    check_pairs(&app, &admin, &store, range, &days, 0, "UTC").await;
+    check_pairs(&app, &admin, &store, range, &days, 0, "UTC", HEAVY).await;
+    store.close().await;
+}
+
+/// `n` visits of one page view each (two for every third) on `day` from the referrer
+/// news.example, entering on /launch, half of them from a newsletter.
+fn news_visits(day: DateTime<Utc>, n: i64, tag: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let at = day + Duration::seconds(i * 60);
+        let mut context = json!({"userAgent": CHROME,
+            "page": {"path": "/launch", "url": "https://shop.example/launch",
+                     "referrer": "https://news.example/today"},
+            "device": {"type": "desktop"}});
+        if i % 2 == 0 {
+            context["campaign"] = json!({"source": "newsletter", "name": "launch"});
+        }
+        let visitor = format!("{tag}-{i}");
+        out.push(json!({"type": "page", "messageId": format!("{tag}-{i}-a"),
+                        "anonymousId": visitor, "timestamp": at.to_rfc3339(),
+                        "context": context.clone()}));
+        if i % 3 == 0 {
+            let later = at + Duration::seconds(30);
+            context["page"]["path"] = json!(format!("/docs/{}", i % 4));
+            out.push(json!({"type": "page", "messageId": format!("{tag}-{i}-b"),
+                            "anonymousId": visitor, "timestamp": later.to_rfc3339(),
+                            "context": context}));
+        }
+    }
+    out
+}
+
+/// Upgrading to migration 0056 queues the fill of every heavy value-day at the default
+/// threshold, without a rebuild; a one-chip view on a heavy value then reads its paired days
+/// from pair rows only (unchanged with the visits emptied behind the collector's back) and
+/// its other days from visits.
+#[tokio::test]
+async fn upgrading_fills_heavy_values_and_views_read_visits_only_for_unpaired_days() {
+    let clock = Arc::new(FakeClock::new(now()));
+    let app = spawn(|c| c.web.fold_delay_ms = 3_600_000, clock).await;
+    let admin = app.admin().await;
+    let (status, body) = app
+        .post(
+            &admin,
+            &format!("/api/dash/projects/{}/settings", app.project),
+            json!({"timezone": "UTC"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let busy = Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap();
+    let quiet = Utc.with_ymd_and_hms(2026, 3, 4, 8, 0, 0).unwrap();
+    // Twice the threshold and more: each UTM value of the day (half of them) crosses it too.
+    let mut messages = news_visits(busy, 2 * PAIR_HEAVY_VISITS + 20, "busy");
+    messages.extend(news_visits(quiet, 12, "quiet"));
+    for chunk in messages.chunks(100) {
+        app.ingest(chunk.to_vec()).await;
+    }
+    fold_in_chunks(&app, 1_000, PAIR_HEAVY_VISITS).await;
+    let busy_day = Utc
+        .with_ymd_and_hms(2026, 3, 2, 0, 0, 0)
+        .unwrap()
+        .timestamp_millis();
+    assert!(
+        paired_days(&app)
+            .await
+            .contains(&format!("referrer|news.example|{busy_day}")),
+        "the fold pairs a value that crosses the threshold"
+    );
+    // As a collector before 0056 left the database.
+    let heavy_dims = "('entry_page', 'exit_page', 'referrer', 'utm_source', 'utm_campaign')";
+    for sql in [
+        format!("DELETE FROM web_daily_pairs WHERE fdim IN {heavy_dims}"),
+        "DELETE FROM web_pairs_dirty".to_owned(),
+        "DROP TABLE web_pairs_fill".to_owned(),
+        "ALTER TABLE web_daily DROP COLUMN paired".to_owned(),
+        "DELETE FROM _sqlx_migrations WHERE version = 56".to_owned(),
+    ] {
+        crate::helpers::exec_sql(&app.database_url, &sql).await;
+    }
+    let store = heavy_store(&app, PAIR_HEAVY_VISITS).await;
+    let rebuilding = crate::helpers::query_i64(
+        &app.database_url,
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM web_rebuild",
+    )
+    .await;
+    assert_eq!(rebuilding, 0, "no rebuild");
+    let days = days_at(0, 2, 17, 22);
+    let range = "period=custom&from=2026-02-17&to=2026-03-10";
+    let checked = check_pairs(
+        &app,
+        &admin,
+        &store,
+        range,
+        &days,
+        0,
+        "UTC",
+        PAIR_HEAVY_VISITS,
+    )
+    .await;
+    assert!(checked.paired >= 3 && checked.unpaired >= 3, "{checked:?}");
+    let paired = paired_days(&app).await;
+    assert!(paired.contains(&format!("referrer|news.example|{busy_day}")));
+    assert!(
+        paired.contains(&format!("utm_source||{busy_day}")),
+        "{paired:?}"
+    );
+
+    let only_busy = "period=custom&from=2026-03-01&to=2026-03-03&referrer=news.example";
+    let both = "period=custom&from=2026-03-01&to=2026-03-05&referrer=news.example";
+    let (busy_before, coverage) = breakdowns_of(&app, &admin, only_busy).await;
+    assert!(
+        coverage.is_null() && any_rows(&busy_before),
+        "{busy_before}"
+    );
+    let (both_before, _) = breakdowns_of(&app, &admin, both).await;
+    crate::helpers::exec_sql(
+        &app.database_url,
+        &format!("DELETE FROM web_visits WHERE project_id = {}", app.project),
+    )
+    .await;
+    let (busy_after, _) = breakdowns_of(&app, &admin, only_busy).await;
+    assert_eq!(busy_after, busy_before, "a paired day reads no visits");
+    let (both_after, _) = breakdowns_of(&app, &admin, both).await;
+    assert_ne!(
+        both_after, both_before,
+        "an unpaired day is read from visits"
+    );
+    assert_eq!(
+        both_after["entry_page"][0]["count"],
+        2 * PAIR_HEAVY_VISITS + 20,
+        "{both_after}"
+    );
     store.close().await;
 }
