@@ -13,8 +13,8 @@ const email = process.env.PULSELINE_BENCH_EMAIL || 'admin@localhost';
 const project = process.env.PULSELINE_BENCH_PROJECT || 1;
 const WARM = 10;
 
-// The seed's values (web-seed.mjs): Google is a sixth of the visits, DE a tenth, /pricing one
-// of 200 paths, mobile two fifths.
+// The seed's values (web-seed.mjs, web-seed-sqlite.sh): Google is a sixth of the visits, DE a
+// tenth, /pricing one of 200 paths, mobile two fifths.
 const views = (process.env.PULSELINE_BENCH_VIEWS || [
   'period=30d',
   'period=30d&source=Google',
@@ -24,6 +24,14 @@ const views = (process.env.PULSELINE_BENCH_VIEWS || [
   'period=30d&page=%2Fpricing&device=mobile',
   'period=30d&device=mobile',
   'period=today&source=Google',
+  // Unbounded dimensions (pair rows for their heavy value-days only, migration 0056): a sixth
+  // of the visits come from google.com, a tenth from the newsletter, a thirtieth of the
+  // campaign spring; each path starts and ends about one visit in 200.
+  'period=30d&referrer=google.com',
+  'period=30d&utm_source=newsletter',
+  'period=30d&utm_campaign=spring',
+  'period=30d&entry_page=%2F',
+  'period=30d&exit_page=%2F',
 ].join(' ')).split(' ').filter(Boolean);
 
 const login = await fetch(`${base}/api/dash/session`, {
