@@ -15,6 +15,10 @@ const CANDIDATES_PER_ROW: i64 = 2;
 /// visitors as visits) keep the order of their counts.
 const MAX_ROUNDS: i64 = 5;
 
+/// A pair filter, its value, and the spans of the days whose visits are read with its pair
+/// rows (those it has no pair rows for).
+type Within<'a> = (Dimension, &'a str, &'a [(i64, i64)]);
+
 /// day, visits, page views, bounces, duration (ms), visitor sketch.
 type DayRow = (i64, i64, i64, i64, i64, Vec<u8>);
 
@@ -256,7 +260,7 @@ impl Store {
         &self,
         q: &WebQuery<'_>,
         dim: Dimension,
-        within: Option<(Dimension, &str, &[(i64, i64)])>,
+        within: Option<Within<'_>>,
         limit: i64,
     ) -> Result<Vec<BreakdownRow>, StoreError> {
         // `$1`..`$4` project, dim and range, then the pair filter's `$5`, `$6` if any.
