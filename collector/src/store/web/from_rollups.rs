@@ -149,9 +149,11 @@ impl Store {
 
     /// The spans (`[start, end)`, merged where adjacent) of the days of the range on which
     /// `fvalue` of a heavy pair filter has no pair rows (`web_daily.paired`, migration 0056),
-    /// whose visits a one-chip view reads instead; `None` when those days hold more than
-    /// `budget` visits (the view then reads visits as other filtered views do). `q.buckets`
-    /// must be days.
+    /// whose visits a one-chip view reads with its pair rows. `None` when those days hold
+    /// more than `budget` visits (fills still queued), or when no day of the range has pair
+    /// rows: the view then reads visits as other filtered views do, in one statement for all
+    /// breakdowns (a breakdown from pair rows and visits reads the visits once per round).
+    /// `q.buckets` must be days.
     pub async fn web_unpaired_spans(
         &self,
         q: &WebQuery<'_>,
@@ -159,11 +161,10 @@ impl Store {
         fvalue: &str,
         budget: i64,
     ) -> Result<Option<Vec<(i64, i64)>>, StoreError> {
-        let days: Vec<(i64, i64)> = with_db!(self, read_pool, |pool| {
+        let days: Vec<(i64, i64, i64)> = with_db!(self, read_pool, |pool| {
             sqlx::query_as(
-                "SELECT day, visits FROM web_daily
+                "SELECT day, visits, CAST(paired AS BIGINT) FROM web_daily
                  WHERE project_id = $1 AND dim = $2 AND day >= $3 AND day < $4 AND value = $5
-                   AND paired = 0
                  ORDER BY day",
             )
             .bind(q.project)
@@ -174,11 +175,16 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        if days.iter().map(|d| d.1).sum::<i64>() > budget {
+        let unpaired: Vec<(i64, i64)> = days
+            .iter()
+            .filter(|d| d.2 == 0)
+            .map(|d| (d.0, d.1))
+            .collect();
+        if unpaired.len() == days.len() || unpaired.iter().map(|d| d.1).sum::<i64>() > budget {
             return Ok(None);
         }
         let mut spans: Vec<(i64, i64)> = Vec::new();
-        for (day, _) in days {
+        for (day, _) in unpaired {
             let Some(i) = bucket_of(q.buckets, day) else {
                 return Ok(None);
             };
