@@ -266,8 +266,9 @@ impl Store {
     }
 }
 
-/// The fold's lock on PostgreSQL, taken by a time zone change so that no fold chunk applies
-/// days of the old zone after the rollups went.
+/// The fold's lock on PostgreSQL: every fold, rebuild and fill transaction takes it (replicas
+/// fold one at a time), and so does a time zone change, so that no fold chunk applies days of
+/// the old zone after the rollups went.
 pub(super) const WEB_FOLD_LOCK: &str = "SELECT pg_advisory_xact_lock(7021)";
 
 /// What a time zone change does to the Web page's rollups (days of the old zone), in its

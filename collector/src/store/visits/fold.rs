@@ -147,7 +147,7 @@ impl Store {
             if backend == Backend::Postgres {
                 // Replicas fold one at a time: two folding one visitor would each see the
                 // other's visits half-written.
-                sqlx::query("SELECT pg_advisory_xact_lock(7021)")
+                sqlx::query(crate::store::web::WEB_FOLD_LOCK)
                     .execute(&mut *tx)
                     .await?;
             }

@@ -621,31 +621,21 @@ macro_rules! apply_plan {
             );
             q.build().persistent(false).execute(&mut *$tx).await?;
         }
-        for group in fill.chunks(ROWS_PER_STATEMENT) {
-            let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO web_pairs_fill (project_id, dim, day, value) ",
-            );
-            q.push_values(group, |mut b, (project, dim, day, value)| {
-                b.push_bind(*project)
-                    .push_bind(dim.as_str())
-                    .push_bind(*day)
-                    .push_bind(value.as_str());
-            });
-            q.push(" ON CONFLICT DO NOTHING");
-            q.build().persistent(false).execute(&mut *$tx).await?;
-        }
-        for group in dirty.chunks(ROWS_PER_STATEMENT) {
-            let mut q = sqlx::QueryBuilder::new(
-                "INSERT INTO web_daily_dirty (project_id, dim, day, value) ",
-            );
-            q.push_values(group, |mut b, (project, dim, day, value)| {
-                b.push_bind(*project)
-                    .push_bind(dim.as_str())
-                    .push_bind(*day)
-                    .push_bind(value.as_str());
-            });
-            q.push(" ON CONFLICT DO NOTHING");
-            q.build().persistent(false).execute(&mut *$tx).await?;
+        // Day rows queued for their pair fill or their sketch's recount: the same key.
+        for (table, keys) in [("web_pairs_fill", &fill), ("web_daily_dirty", &dirty)] {
+            for group in keys.chunks(ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::new(format!(
+                    "INSERT INTO {table} (project_id, dim, day, value) "
+                ));
+                q.push_values(group, |mut b, (project, dim, day, value)| {
+                    b.push_bind(*project)
+                        .push_bind(dim.as_str())
+                        .push_bind(*day)
+                        .push_bind(value.as_str());
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                q.build().persistent(false).execute(&mut *$tx).await?;
+            }
         }
 
         // The pair rows (`web_daily_pairs`): many more per chunk than the day rows, so written

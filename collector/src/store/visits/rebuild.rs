@@ -85,7 +85,7 @@ impl Store {
         with_db!(self, write_pool, |pool, backend| {
             let mut tx = pool.begin().await?;
             if backend == Backend::Postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock(7021)")
+                sqlx::query(crate::store::web::WEB_FOLD_LOCK)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -213,7 +213,7 @@ impl Store {
         with_db!(self, write_pool, |pool, backend| {
             let mut tx = pool.begin().await?;
             if backend == Backend::Postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock(7021)")
+                sqlx::query(crate::store::web::WEB_FOLD_LOCK)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -333,7 +333,7 @@ impl Store {
         with_db!(self, write_pool, |pool, backend| {
             let mut tx = pool.begin().await?;
             if backend == Backend::Postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock(7021)")
+                sqlx::query(crate::store::web::WEB_FOLD_LOCK)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -483,7 +483,7 @@ impl Store {
         with_db!(self, write_pool, |pool, backend| {
             let mut tx = pool.begin().await?;
             if backend == Backend::Postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock(7021)")
+                sqlx::query(crate::store::web::WEB_FOLD_LOCK)
                     .execute(&mut *tx)
                     .await?;
             }
