@@ -78,6 +78,32 @@ impl Progress {
         self.spans[0].is_some()
     }
 
+    /// A day that began before the step reached and whose second occurrence comes after it
+    /// (the rollup keeps it, migration 0054): every later occurrence is at or after that
+    /// second one, so it is the next, the first of its millisecond, and no events are read
+    /// for it. Narrows the day's span to it, or drops the span when it is past the deadline.
+    /// A second in `at`'s millisecond or before it leaves the span to the events.
+    fn skip_to_second(&mut self) {
+        let Some(first) = self.spans[0] else {
+            return;
+        };
+        let Some(second) = first.second else {
+            return;
+        };
+        if !(first.first < self.at.ts && self.at.ts < second) {
+            return;
+        }
+        if second <= self.deadline {
+            self.spans[0] = Some(Span {
+                first: second,
+                last: first.last,
+                second: None,
+            });
+        } else {
+            self.spans = [self.spans[1], None];
+        }
+    }
+
     /// Keeps `span` among the two earliest if it can hold the next step.
     fn offer(&mut self, span: Span) {
         if span.last < self.at.ts || span.first > self.deadline {
@@ -194,6 +220,12 @@ impl Step<'_> {
         self.read_spans(reader, parts, users).await?;
         users.retain(|_, p| p.spans[0].is_some());
         self.resolve_previous(reader, users).await?;
+        // `at` is exact now (resolve_previous settled the previous step's time where it
+        // mattered; elsewhere this step's first span begins after it anyway).
+        for p in users.values_mut() {
+            p.skip_to_second();
+        }
+        users.retain(|_, p| p.spans[0].is_some());
         if self.name == self.previous {
             users.retain(|_, p| p.step_past_itself());
         }
