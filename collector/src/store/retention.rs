@@ -71,17 +71,27 @@ impl Store {
         };
         // Bots have days only: a week is its Monday's key (day key 0 is a Thursday, `+ 10`
         // keeps the remainder positive, as in migration 0046). Whole weeks hold whole days, so
-        // the same bounds select them. UNION (not ALL): a user's periods must be distinct for
-        // the sum below to be their OR.
+        // the same bounds select them. A user's periods must be distinct for the sum below to
+        // be their OR: the bots' are made distinct and those a person's row already has are
+        // left out by a seek of its key, so the people's rows, many more, need no
+        // deduplication (a `UNION` sorted them all).
         let bots = match (include_bots, period) {
             (false, _) => String::new(),
-            (true, RetentionPeriod::Day) => "UNION SELECT user_key, day AS k FROM active_bots_daily
-                   WHERE project_id = $1 AND day >= $2 AND day < $4"
-                .to_owned(),
+            (true, RetentionPeriod::Day) => format!(
+                "UNION ALL SELECT b.user_key, b.day AS k FROM active_bots_daily AS b
+                   WHERE b.project_id = $1 AND b.day >= $2 AND b.day < $4
+                     AND NOT EXISTS (SELECT 1 FROM {table} AS w WHERE w.project_id = $1
+                                       AND w.day = b.day AND w.user_key = b.user_key)"
+            ),
             (true, RetentionPeriod::Week) => {
-                "UNION SELECT user_key, day - (((day / 86400000) % 7 + 10) % 7) * 86400000 AS k
-                   FROM active_bots_daily WHERE project_id = $1 AND day >= $2 AND day < $4"
-                    .to_owned()
+                let monday = "b.day - (((b.day / 86400000) % 7 + 10) % 7) * 86400000";
+                format!(
+                    "UNION ALL SELECT DISTINCT b.user_key, {monday} AS k
+                       FROM active_bots_daily AS b
+                       WHERE b.project_id = $1 AND b.day >= $2 AND b.day < $4
+                         AND NOT EXISTS (SELECT 1 FROM {table} AS w WHERE w.project_id = $1
+                                           AND w.week = {monday} AND w.user_key = b.user_key)"
+                )
             }
         };
         let ms = period.ms();
