@@ -429,25 +429,19 @@ async fn the_web_page_matches_a_plain_computation_on_random_traffic() {
     assert!(pvs.len() > 150, "enough traffic: {}", pvs.len());
     // Each page view's own row (written by the ingest statement on PostgreSQL, migration
     // 0055; by a trigger on SQLite) holds what the plain derivation reads from the message.
-    let columns = [
-        "path",
-        "referrer",
-        "source",
-        "utm_source",
-        "utm_medium",
-        "utm_campaign",
-        "country",
-        "browser",
-        "os",
-        "device",
-    ];
+    // A page view's own values: its path and every visit value but the entry and exit page.
+    let columns: Vec<&str> = std::iter::once("path")
+        .chain(VISIT_KEYS.into_iter().filter(|k| !k.ends_with("_page")))
+        .collect();
     let mut rows: Vec<String> = crate::helpers::query_column(
         &app.database_url,
         &format!(
             "SELECT CAST(ts AS TEXT) || '|' || visitor || '|' || {} FROM web_pageviews
              WHERE project_id = {}",
             columns
+                .iter()
                 .map(|c| format!("COALESCE({c}, '')"))
+                .collect::<Vec<_>>()
                 .join(" || '|' || "),
             app.project
         ),
@@ -456,7 +450,10 @@ async fn the_web_page_matches_a_plain_computation_on_random_traffic() {
     let mut want: Vec<String> = pvs
         .iter()
         .map(|p| {
-            let fields = columns.map(|c| p.fields[if c == "path" { "page" } else { c }].clone());
+            let fields: Vec<String> = columns
+                .iter()
+                .map(|&c| p.fields[if c == "path" { "page" } else { c }].clone())
+                .collect();
             format!("{}|{}|{}", p.ts, p.visitor, fields.join("|"))
         })
         .collect();
