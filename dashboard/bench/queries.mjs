@@ -14,8 +14,8 @@
 //   restart (the OS page cache stays warm: it cannot be dropped here), and the peak RSS (VmHWM)
 //   is that query's own. Other PULSELINE_* settings pass through to the collector.
 //
-// Then ten warm calls; the table shows the cold call, the warm median and max, and the answer's
-// gist (refusals show their status and message). PULSELINE_BENCH_JSON=file also writes the rows
+// Then ten warm calls; the table shows the cold call, the warm median and max, the collector's
+// CPU time per warm call (with a known process), and the answer's gist (refusals show their status and message). PULSELINE_BENCH_JSON=file also writes the rows
 // as JSON. PULSELINE_BENCH_PROJECT picks the project (default 1), PULSELINE_BENCH_EMAIL the login,
 // PULSELINE_BENCH_WARM the number of warm calls (default 10), PULSELINE_BENCH_ONLY (a regular
 // expression) the queries whose names match, PULSELINE_BENCH_END where the ranges end.
@@ -45,6 +45,14 @@ const peakRss = (pid) => {
   try {
     const kb = Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmHWM:\s+(\d+)/m)[1]);
     return Math.round(kb / 1024);
+  } catch { return null; }
+};
+// The collector's CPU time so far (user + system, ms): per warm call it moves less with the
+// machine's load than the wall time does.
+const cpuMs = (pid) => {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime: ticks of 10 ms (USER_HZ)
   } catch { return null; }
 };
 
@@ -181,11 +189,15 @@ try {
     const loadBefore = load();
     const [cold, answer, ok] = await call(path, gist);
     const warm = [];
+    const cpuBefore = pid ? cpuMs(pid) : null;
     for (let i = 0; i < WARM; i++) warm.push((await call(path, gist))[0]);
+    const cpuAfter = pid ? cpuMs(pid) : null;
     warm.sort((a, b) => a - b);
     const median = warm.length % 2 ? warm[(warm.length - 1) / 2] : (warm[warm.length / 2 - 1] + warm[warm.length / 2]) / 2;
     const row = { query: name, 'cold ms': Math.round(cold), 'warm median ms': Math.round(median),
-      'warm max ms': Math.round(warm[WARM - 1]), 'peak RSS MB': pid ? peakRss(pid) : null, load1: loadBefore,
+      'warm max ms': Math.round(warm[WARM - 1]),
+      'warm CPU ms': cpuBefore === null || cpuAfter === null ? null : Math.round((cpuAfter - cpuBefore) / WARM),
+      'peak RSS MB': pid ? peakRss(pid) : null, load1: loadBefore,
       answer: ok ? answer : `REFUSED ${answer}` };
     rows.push(row);
     console.error(JSON.stringify(row));
