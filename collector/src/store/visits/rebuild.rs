@@ -363,8 +363,8 @@ impl Store {
     /// from that value's visits of the day, through its index, and their folded page views,
     /// then marks the day row `paired`: from then on the fold moves its pair rows with every
     /// chunk. One transaction, which takes value-days one at a time and stops after the one
-    /// that ends past [`Store::fill_budget`] ([`super::FILL_TX_BUDGET`]): a value-day after the
-    /// upgrade may read a whole day's visits. Waits, as the rebuild does, while the project is
+    /// that ends past its budget ([`super::FILL_TX_BUDGET`], [`Store::set_fill_budget`]): a
+    /// value-day after the upgrade may read a whole day's visits. Waits, as the rebuild does, while the project is
     /// being rebuilt (the rebuild counts visits past its cursor later: a fill now would count
     /// them twice) or has a person's removal of a folded page view queued (its visit still
     /// holds that page view, which the page pairs would miss).
