@@ -44,6 +44,21 @@ pub const FOLD_CHUNK_MAX: i64 = 50_000;
 /// shrinks with the chunk, so smaller chunks on a loaded machine would only fall behind.
 pub const FOLD_TX_BUDGET: Duration = Duration::from_millis(250);
 
+/// How long one transaction of the heavy-pair fill (`web_pairs_fill`) aims to hold the writer:
+/// it takes value-days one at a time and stops after the one that ends past this (always
+/// taking at least one), so a chunk of whole busy days after the upgrade cannot hold SQLite's
+/// one writer for seconds. The same bound as [`FOLD_TX_BUDGET`], for the same reason.
+pub const FILL_TX_BUDGET: Duration = FOLD_TX_BUDGET;
+
+/// What one transaction of the heavy-pair fill did ([`Store::fill_heavy_pairs`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FillStep {
+    /// Value-days taken from the queue.
+    pub taken: u64,
+    /// It stopped at its budget or chunk with entries possibly still queued.
+    pub more: bool,
+}
+
 /// What the background fold has to do ([`Store::web_fold_backlog`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FoldBacklog {
@@ -265,6 +280,22 @@ impl Store {
         }
     }
 
+    /// Sets how long one transaction of the heavy-pair fill aims to take;
+    /// [`FILL_TX_BUDGET`] unless set (tests set zero: one value-day per transaction).
+    pub fn set_fill_budget(&mut self, budget: Duration) {
+        match self {
+            Store::Sqlite(s) => s.fill_budget = budget,
+            Store::Postgres(p) => p.fill_budget = budget,
+        }
+    }
+
+    pub(crate) fn fill_budget(&self) -> Duration {
+        match self {
+            Store::Sqlite(s) => s.fill_budget,
+            Store::Postgres(p) => p.fill_budget,
+        }
+    }
+
     pub(crate) fn pair_heavy_visits(&self) -> i64 {
         match self {
             Store::Sqlite(s) => s.pair_heavy_visits,
@@ -304,9 +335,7 @@ impl Store {
         }
         self.rebuild_dirty_sketches().await?;
         // Fills are few on live traffic; after the upgrade many wait: as many as time allows.
-        while self.fill_heavy_pairs().await? == rebuild::FILL_CHUNK as u64
-            && deadline.is_none_or(|d| Instant::now() < d)
-        {}
+        while self.fill_heavy_pairs().await?.more && deadline.is_none_or(|d| Instant::now() < d) {}
         self.rebuild_dirty_pairs().await?;
         self.rebuild_step().await?;
         Ok(total)
@@ -329,7 +358,7 @@ impl Store {
         while self.rebuild_dirty_pairs().await? > 0 {}
         while self.rebuild_step().await? {}
         // After the rebuild: it leaves the fills of its heavy values queued.
-        while self.fill_heavy_pairs().await? > 0 {}
+        while self.fill_heavy_pairs().await?.taken > 0 {}
         while self.rebuild_dirty_pairs().await? > 0 {}
         Ok(total)
     }

@@ -66,6 +66,8 @@ pub struct PostgresStore {
     budgeted: PgPool,
     /// `Store::set_pair_heavy_visits`.
     pub(crate) pair_heavy_visits: i64,
+    /// `Store::set_fill_budget`.
+    pub(crate) fill_budget: std::time::Duration,
 }
 
 impl PostgresStore {
@@ -86,6 +88,7 @@ impl PostgresStore {
             pool,
             budgeted,
             pair_heavy_visits: crate::store::visits::PAIR_HEAVY_VISITS,
+            fill_budget: crate::store::visits::FILL_TX_BUDGET,
         })
     }
 

@@ -79,6 +79,8 @@ pub struct SqliteStore {
     keys: Arc<KeyReader>,
     /// `Store::set_pair_heavy_visits`.
     pub(crate) pair_heavy_visits: i64,
+    /// `Store::set_fill_budget`.
+    pub(crate) fill_budget: std::time::Duration,
 }
 
 impl SqliteStore {
@@ -157,6 +159,7 @@ impl SqliteStore {
             ingest,
             keys,
             pair_heavy_visits: crate::store::visits::PAIR_HEAVY_VISITS,
+            fill_budget: crate::store::visits::FILL_TX_BUDGET,
         })
     }
 

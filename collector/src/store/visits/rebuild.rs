@@ -3,6 +3,7 @@
 //! (`web_rebuild`), a chunk per transaction.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
 use sqlx::FromRow;
 
@@ -11,8 +12,8 @@ use super::plan::ROWS_PER_STATEMENT;
 use super::plan::{Plan, apply_plan};
 use super::sketch::Visitors;
 use super::{
-    FOLD_CHUNK, HEAVY_PAIR_FILTERS, PAIR_FILTERS, StoredVisit, VISIT_COLUMNS, VISIT_DIMENSIONS,
-    Visit,
+    FOLD_CHUNK, FillStep, HEAVY_PAIR_FILTERS, PAIR_FILTERS, StoredVisit, VISIT_COLUMNS,
+    VISIT_DIMENSIONS, Visit,
 };
 use crate::store::{Backend, Store, StoreError};
 
@@ -69,6 +70,14 @@ fn indexed_column(dim: &str) -> Option<&'static str> {
         ),
         Dimension::Browser | Dimension::Os | Dimension::Device => None,
     }
+}
+
+/// The column of a pair row's breakdown `dim` when it is a visit dimension with an index of
+/// its value (migration 0043: not page, browser, OS or device), as the constant it matches.
+fn own_index(dim: &str) -> Option<&'static str> {
+    use crate::store::web::Dimension;
+    let d = Dimension::from_key(dim)?;
+    (d != Dimension::Page && indexed_column(dim).is_some()).then(|| d.key())
 }
 
 #[derive(Debug, FromRow)]
@@ -205,10 +214,12 @@ impl Store {
         })
     }
 
-    /// Rebuilds the sketches of up to [`DIRTY_CHUNK`] dirty pair rows: per day and filter
-    /// value, one read of that value's visits of the day (through its index for source,
-    /// medium and country; the day's visits for browser, OS and device) and, for page rows,
-    /// of their page views.
+    /// Rebuilds the sketches of up to [`DIRTY_CHUNK`] dirty pair rows: a row of an indexed
+    /// breakdown (entry or exit page, source, referrer, UTM fields, country) from its own
+    /// visits with the filter value, through that breakdown's index; the others per day and
+    /// filter value from one read of that value's visits of the day (through its index for
+    /// source, medium and country; the day's visits for browser, OS and device) and, for page
+    /// rows, of their page views.
     pub(crate) async fn rebuild_dirty_pairs(&self) -> Result<u64, StoreError> {
         with_db!(self, write_pool, |pool, backend| {
             let mut tx = pool.begin().await?;
@@ -256,6 +267,30 @@ impl Store {
                     .iter()
                     .map(|r| (r.clone(), Visitors::default()))
                     .collect();
+                // A row of an indexed visit value (an exit page whose visit grew, most often)
+                // from its own visits through that value's index: a fraction of the filter
+                // value's visits of the day, which grow with the day's traffic. The filter
+                // through `|| ''`, so that the row's index is the one read.
+                for (dim, value) in &rows {
+                    let Some(col) = own_index(dim) else {
+                        continue;
+                    };
+                    let who: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT visitor FROM web_visits
+                         WHERE project_id = $1 AND {col} = $2 AND start_ts >= $3
+                           AND start_ts < $4 AND {fdim} || '' = $5"
+                    )))
+                    .bind(project)
+                    .bind(value)
+                    .bind(day)
+                    .bind(end)
+                    .bind(&fvalue)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    if let Some(s) = sketches.get_mut(&(dim.clone(), value.clone())) {
+                        s.insert_all(who.iter().map(String::as_str));
+                    }
+                }
                 if rows.iter().any(|(dim, _)| dim == "page") {
                     let views: Vec<(String, String)> =
                         sqlx::query_as(sqlx::AssertSqlSafe(format!(
@@ -277,7 +312,10 @@ impl Store {
                         }
                     }
                 }
-                if rows.iter().any(|(dim, _)| dim != "page") {
+                if rows
+                    .iter()
+                    .any(|(dim, _)| dim != "page" && own_index(dim).is_none())
+                {
                     let visits: Vec<DayVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                         "SELECT visitor, id, {VISIT_COLUMNS} FROM web_visits
                          WHERE project_id = $1 AND {fdim} = $2
@@ -324,152 +362,172 @@ impl Store {
     /// rows of a heavy filter dimension that reached `PULSELINE_WEB_PAIR_HEAVY_VISITS` visits)
     /// from that value's visits of the day, through its index, and their folded page views,
     /// then marks the day row `paired`: from then on the fold moves its pair rows with every
-    /// chunk. Waits, as the rebuild does, while the project is being rebuilt (the rebuild
-    /// counts visits past its cursor later: a fill now would count them twice) or has a
-    /// person's removal of a folded page view queued (its visit still holds that page view,
-    /// which the page pairs would miss). Returns how many entries it took.
-    pub(crate) async fn fill_heavy_pairs(&self) -> Result<u64, StoreError> {
+    /// chunk. One transaction, which takes value-days one at a time and stops after the one
+    /// that ends past its budget ([`super::FILL_TX_BUDGET`], [`Store::set_fill_budget`]): a
+    /// value-day after the upgrade may read a whole day's visits. Waits, as the rebuild does, while the project is
+    /// being rebuilt (the rebuild counts visits past its cursor later: a fill now would count
+    /// them twice) or has a person's removal of a folded page view queued (its visit still
+    /// holds that page view, which the page pairs would miss).
+    pub async fn fill_heavy_pairs(&self) -> Result<FillStep, StoreError> {
         let heavy = self.pair_heavy_visits();
+        let budget = self.fill_budget();
         with_db!(self, write_pool, |pool, backend| {
             let mut tx = pool.begin().await?;
+            let started = Instant::now();
             if backend == Backend::Postgres {
                 sqlx::query(crate::store::web::WEB_FOLD_LOCK)
                     .execute(&mut *tx)
                     .await?;
             }
-            let taken: Vec<(i64, String, i64, String)> = sqlx::query_as(
-                "DELETE FROM web_pairs_fill WHERE (project_id, dim, day, value) IN (
-                     SELECT f.project_id, f.dim, f.day, f.value FROM web_pairs_fill f
-                     WHERE NOT EXISTS (SELECT 1 FROM web_rebuild r
-                                       WHERE r.project_id = f.project_id)
-                       AND NOT EXISTS (SELECT 1 FROM web_visit_pending p
-                                       WHERE p.project_id = f.project_id AND p.removed = 1)
-                     ORDER BY f.project_id, f.day LIMIT $1)
-                 RETURNING project_id, dim, day, value",
-            )
-            .bind(FILL_CHUNK)
-            .fetch_all(&mut *tx)
-            .await?;
-            let zones: Vec<(i64, String)> =
-                sqlx::query_as(sqlx::AssertSqlSafe(Zones::sql(taken.iter().map(|k| k.0))))
-                    .fetch_all(&mut *tx)
-                    .await?;
-            let zones = Zones::new(zones);
-            for (project, dim, day, value) in &taken {
-                // Only the heavy filters' columns go into SQL, as the constants they match.
-                let Some(&(fdim, f)) = HEAVY_PAIR_FILTERS.iter().find(|(d, _)| d.key() == dim)
-                else {
-                    continue;
-                };
-                let row: Option<(i64, i64)> = sqlx::query_as(
-                    "SELECT visits, CAST(paired AS BIGINT) FROM web_daily
-                     WHERE project_id = $1 AND dim = $2 AND day = $3 AND value = $4",
+            let mut step = FillStep::default();
+            loop {
+                if step.taken == FILL_CHUNK as u64 {
+                    step.more = true;
+                    break;
+                }
+                // One at a time, each a write first (SQLite's write lock), so the budget can
+                // stop between value-days and leave the rest queued.
+                let next: Option<(i64, String, i64, String)> = sqlx::query_as(
+                    "DELETE FROM web_pairs_fill WHERE (project_id, dim, day, value) IN (
+                         SELECT f.project_id, f.dim, f.day, f.value FROM web_pairs_fill f
+                         WHERE NOT EXISTS (SELECT 1 FROM web_rebuild r
+                                           WHERE r.project_id = f.project_id)
+                           AND NOT EXISTS (SELECT 1 FROM web_visit_pending p
+                                           WHERE p.project_id = f.project_id AND p.removed = 1)
+                         ORDER BY f.project_id, f.day LIMIT 1)
+                     RETURNING project_id, dim, day, value",
                 )
-                .bind(project)
-                .bind(dim)
-                .bind(day)
-                .bind(value)
                 .fetch_optional(&mut *tx)
                 .await?;
-                // Gone, already paired, or fell back under the threshold since it was queued.
-                if !row.is_some_and(|(visits, paired)| paired == 0 && visits >= heavy) {
-                    continue;
-                }
-                let end = next_day(&zones.of(*project), *day);
-                let col = fdim.key();
-                let visits: Vec<DayVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT visitor, id, {VISIT_COLUMNS} FROM web_visits
-                     WHERE project_id = $1 AND {col} = $2 AND start_ts >= $3 AND start_ts < $4"
-                )))
-                .bind(project)
-                .bind(value)
-                .bind(day)
-                .bind(end)
-                .fetch_all(&mut *tx)
-                .await?;
-                // Their page views the fold has counted (it adds the ones still queued when
-                // it takes them), as the rebuild reads them.
-                let paths: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT v.visitor, p.path FROM web_visits v JOIN web_pageviews p
-                       ON p.project_id = v.project_id AND p.visitor = v.visitor
-                      AND p.ts >= v.start_ts AND p.ts <= v.end_ts
-                     WHERE v.project_id = $1 AND v.{col} = $2
-                       AND v.start_ts >= $3 AND v.start_ts < $4
-                       AND NOT EXISTS (SELECT 1 FROM web_visit_pending q
-                           WHERE q.project_id = $1 AND q.seq = p.seq AND q.removed = 0)"
-                )))
-                .bind(project)
-                .bind(value)
-                .bind(day)
-                .bind(end)
-                .fetch_all(&mut *tx)
-                .await?;
-                let mut rows: BTreeMap<(&str, String), ([i64; 4], Visitors)> = BTreeMap::new();
-                for d in &visits {
-                    let v = Visit::from_stored(&d.visit);
-                    let bounce = i64::from(v.pageviews == 1);
-                    for (i, (dim, other)) in VISIT_DIMENSIONS.iter().zip(v.values).enumerate() {
-                        if i == f {
-                            continue;
-                        }
-                        let r = rows.entry((dim.key(), other)).or_default();
-                        r.0[0] += 1;
-                        r.0[1] += v.pageviews;
-                        r.0[2] += bounce;
-                        r.0[3] += v.end_ts - v.start_ts;
-                        r.1.insert_all([d.visitor.as_str()]);
+                let Some((project, dim, day, value)) = next else {
+                    break;
+                };
+                step.taken += 1;
+                'day: {
+                    // Only the heavy filters' columns go into SQL, as the constants they match.
+                    let Some(&(fdim, f)) = HEAVY_PAIR_FILTERS.iter().find(|(d, _)| d.key() == dim)
+                    else {
+                        break 'day;
+                    };
+                    let row: Option<(i64, i64)> = sqlx::query_as(
+                        "SELECT visits, CAST(paired AS BIGINT) FROM web_daily
+                         WHERE project_id = $1 AND dim = $2 AND day = $3 AND value = $4",
+                    )
+                    .bind(project)
+                    .bind(&dim)
+                    .bind(day)
+                    .bind(&value)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    // Gone, already paired, or fell back under the threshold since it was queued.
+                    if !row.is_some_and(|(visits, paired)| paired == 0 && visits >= heavy) {
+                        break 'day;
                     }
-                }
-                for (visitor, path) in paths {
-                    let r = rows.entry(("page", path)).or_default();
-                    r.0[1] += 1;
-                    r.1.insert_all([visitor.as_str()]);
-                }
-                // None should be there (the fold writes a heavy value's pairs only once its
-                // day row is paired); a clean slate keeps the fill exact regardless.
-                sqlx::query(
-                    "DELETE FROM web_daily_pairs
-                     WHERE project_id = $1 AND fdim = $2 AND fvalue = $3 AND day = $4",
-                )
-                .bind(project)
-                .bind(dim)
-                .bind(value)
-                .bind(day)
-                .execute(&mut *tx)
-                .await?;
-                let rows: Vec<_> = rows.into_iter().collect();
-                for group in rows.chunks(ROWS_PER_STATEMENT) {
-                    let mut q = sqlx::QueryBuilder::new(
-                        "INSERT INTO web_daily_pairs (project_id, fdim, fvalue, dim, day, value,
-                             visits, pageviews, bounces, duration_ms, visitors) ",
-                    );
-                    q.push_values(group, |mut b, ((other, v), (sums, sketch))| {
-                        b.push_bind(*project)
-                            .push_bind(dim.as_str())
-                            .push_bind(value.as_str())
-                            .push_bind(*other)
-                            .push_bind(*day)
-                            .push_bind(v.as_str());
-                        for n in sums {
-                            b.push_bind(*n);
+                    let zones: Vec<(i64, String)> =
+                        sqlx::query_as(sqlx::AssertSqlSafe(Zones::sql([project].into_iter())))
+                            .fetch_all(&mut *tx)
+                            .await?;
+                    let end = next_day(&Zones::new(zones).of(project), day);
+                    let col = fdim.key();
+                    let visits: Vec<DayVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "SELECT visitor, id, {VISIT_COLUMNS} FROM web_visits
+                         WHERE project_id = $1 AND {col} = $2 AND start_ts >= $3 AND start_ts < $4"
+                    )))
+                    .bind(project)
+                    .bind(&value)
+                    .bind(day)
+                    .bind(end)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    // Their page views the fold has counted (it adds the ones still queued when
+                    // it takes them), as the rebuild reads them.
+                    let paths: Vec<(String, String)> =
+                        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                            "SELECT v.visitor, p.path FROM web_visits v JOIN web_pageviews p
+                           ON p.project_id = v.project_id AND p.visitor = v.visitor
+                          AND p.ts >= v.start_ts AND p.ts <= v.end_ts
+                         WHERE v.project_id = $1 AND v.{col} = $2
+                           AND v.start_ts >= $3 AND v.start_ts < $4
+                           AND NOT EXISTS (SELECT 1 FROM web_visit_pending q
+                               WHERE q.project_id = $1 AND q.seq = p.seq AND q.removed = 0)"
+                        )))
+                        .bind(project)
+                        .bind(&value)
+                        .bind(day)
+                        .bind(end)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let mut rows: BTreeMap<(&str, String), ([i64; 4], Visitors)> = BTreeMap::new();
+                    for d in &visits {
+                        let v = Visit::from_stored(&d.visit);
+                        let bounce = i64::from(v.pageviews == 1);
+                        for (i, (dim, other)) in VISIT_DIMENSIONS.iter().zip(v.values).enumerate() {
+                            if i == f {
+                                continue;
+                            }
+                            let r = rows.entry((dim.key(), other)).or_default();
+                            r.0[0] += 1;
+                            r.0[1] += v.pageviews;
+                            r.0[2] += bounce;
+                            r.0[3] += v.end_ts - v.start_ts;
+                            r.1.insert_all([d.visitor.as_str()]);
                         }
-                        b.push_bind(sketch.to_bytes());
-                    });
-                    q.build().persistent(false).execute(&mut *tx).await?;
+                    }
+                    for (visitor, path) in paths {
+                        let r = rows.entry(("page", path)).or_default();
+                        r.0[1] += 1;
+                        r.1.insert_all([visitor.as_str()]);
+                    }
+                    // None should be there (the fold writes a heavy value's pairs only once its
+                    // day row is paired); a clean slate keeps the fill exact regardless.
+                    sqlx::query(
+                        "DELETE FROM web_daily_pairs
+                         WHERE project_id = $1 AND fdim = $2 AND fvalue = $3 AND day = $4",
+                    )
+                    .bind(project)
+                    .bind(&dim)
+                    .bind(&value)
+                    .bind(day)
+                    .execute(&mut *tx)
+                    .await?;
+                    let rows: Vec<_> = rows.into_iter().collect();
+                    for group in rows.chunks(ROWS_PER_STATEMENT) {
+                        let mut q = sqlx::QueryBuilder::new(
+                            "INSERT INTO web_daily_pairs (project_id, fdim, fvalue, dim, day, value,
+                                 visits, pageviews, bounces, duration_ms, visitors) ",
+                        );
+                        q.push_values(group, |mut b, ((other, v), (sums, sketch))| {
+                            b.push_bind(project)
+                                .push_bind(dim.as_str())
+                                .push_bind(value.as_str())
+                                .push_bind(*other)
+                                .push_bind(day)
+                                .push_bind(v.as_str());
+                            for n in sums {
+                                b.push_bind(*n);
+                            }
+                            b.push_bind(sketch.to_bytes());
+                        });
+                        q.build().persistent(false).execute(&mut *tx).await?;
+                    }
+                    sqlx::query(
+                        "UPDATE web_daily SET paired = 1
+                         WHERE project_id = $1 AND dim = $2 AND day = $3 AND value = $4",
+                    )
+                    .bind(project)
+                    .bind(&dim)
+                    .bind(day)
+                    .bind(&value)
+                    .execute(&mut *tx)
+                    .await?;
                 }
-                sqlx::query(
-                    "UPDATE web_daily SET paired = 1
-                     WHERE project_id = $1 AND dim = $2 AND day = $3 AND value = $4",
-                )
-                .bind(project)
-                .bind(dim)
-                .bind(day)
-                .bind(value)
-                .execute(&mut *tx)
-                .await?;
+                if started.elapsed() >= budget {
+                    step.more = true;
+                    break;
+                }
             }
             tx.commit().await?;
-            Ok(taken.len() as u64)
+            Ok(step)
         })
     }
 

@@ -963,3 +963,70 @@ async fn upgrading_fills_heavy_values_and_views_read_visits_only_for_unpaired_da
     );
     store.close().await;
 }
+
+/// The heavy-pair fill holds the writer for one value-day past its time budget
+/// (`FILL_TX_BUDGET`): with a budget of zero, each transaction takes exactly one queued
+/// value-day and says more may wait, and the queue still drains to pair rows equal to a count
+/// from scratch. A fill that ignored its budget would take up to `FILL_CHUNK` (20) at once.
+#[tokio::test]
+async fn the_fill_stops_at_its_budget_and_still_drains_to_the_exact_pairs() {
+    let clock = Arc::new(FakeClock::new(now()));
+    let app = spawn(|c| c.web.fold_delay_ms = 3_600_000, clock).await;
+    let admin = app.admin().await;
+    let (status, body) = app
+        .post(
+            &admin,
+            &format!("/api/dash/projects/{}/settings", app.project),
+            json!({"timezone": "UTC"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // Three days of twelve visits each: at five visits a day, the referrer, both UTM source
+    // and campaign values, the entry page and the main exit page cross it every day.
+    let heavy = 5;
+    let mut messages = Vec::new();
+    for day in 2..5 {
+        let at = Utc.with_ymd_and_hms(2026, 3, day, 8, 0, 0).unwrap();
+        messages.extend(news_visits(at, 12, &format!("d{day}")));
+    }
+    for chunk in messages.chunks(100) {
+        app.ingest(chunk.to_vec()).await;
+    }
+    let mut store = heavy_store(&app, heavy).await;
+    store.set_fill_budget(std::time::Duration::ZERO);
+    let queued = || async {
+        crate::helpers::query_i64(
+            &app.database_url,
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM web_pairs_fill",
+        )
+        .await
+    };
+    // A pass whose deadline has passed: the chunk, then a single fill transaction.
+    let folded = store
+        .fold_web_visits_until(Some(std::time::Instant::now()))
+        .await
+        .expect("the fold runs");
+    assert_eq!(folded, messages.len() as u64);
+    let mut left = queued().await;
+    assert!(left >= 3 * 7 - 1, "fills queued by the fold: {left}");
+    let mut transactions = 1;
+    loop {
+        let step = store.fill_heavy_pairs().await.expect("the fill runs");
+        transactions += 1;
+        if step.taken == 0 {
+            assert!(!step.more, "{step:?}");
+            break;
+        }
+        assert_eq!(step.taken, 1, "one value-day past a zero budget");
+        assert!(step.more, "stopped at the budget: {step:?}");
+        left -= 1;
+        assert_eq!(queued().await, left);
+    }
+    assert_eq!(left, 0);
+    assert!(transactions >= 3 * 7, "{transactions} transactions");
+    let days = days_at(0, 3, 1, 5);
+    let range = "period=custom&from=2026-03-01&to=2026-03-05";
+    let checked = check_pairs(&app, &admin, &store, range, &days, 0, "UTC", heavy).await;
+    assert!(checked.paired >= 3 * 7, "{checked:?}");
+    store.close().await;
+}
