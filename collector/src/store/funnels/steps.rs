@@ -66,15 +66,7 @@ impl Progress {
         if first.first != self.at.ts || self.at.seq.is_some() {
             return true;
         }
-        if second <= self.deadline {
-            self.spans[0] = Some(Span {
-                first: second,
-                last: first.last,
-                second: None,
-            });
-        } else {
-            self.spans = [self.spans[1], None];
-        }
+        self.narrow_to_second(first, second);
         self.spans[0].is_some()
     }
 
@@ -93,6 +85,12 @@ impl Progress {
         if !(first.first < self.at.ts && self.at.ts < second) {
             return;
         }
+        self.narrow_to_second(first, second);
+    }
+
+    /// The next occurrence is `first`'s day's `second`: the first span begins there, or is
+    /// dropped when that is past the deadline.
+    fn narrow_to_second(&mut self, first: Span, second: i64) {
         if second <= self.deadline {
             self.spans[0] = Some(Span {
                 first: second,
