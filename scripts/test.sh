@@ -59,7 +59,12 @@ sdk_dist_fresh() { sdk-wasm/build.sh --check; }
 
 rust_clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
 
-rust_tests() { cargo test --workspace --no-fail-fast; }
+# The collector's suite waits on timers, disks and child processes about as much as it computes:
+# with one test thread per core it leaves a third of the CPU idle (docs/testing.md, "How long
+# the test command takes"). RUST_TEST_THREADS in the environment still wins.
+TEST_THREADS=${RUST_TEST_THREADS:-4}
+
+rust_tests() { RUST_TEST_THREADS=$TEST_THREADS cargo test --workspace --no-fail-fast; }
 
 check_versions() { scripts/bump-version.sh --check; }
 
@@ -86,10 +91,13 @@ interop_tests() {
         read -r -a extra <<<"$PULSELINE_PYTEST_ARGS"
     fi
     # No cache dir or bytecode in the work tree; the fixtures keep everything under pytest's tmp.
+    # Two workers (pytest-xdist; every test has its own collector on a free port): the three
+    # schemathesis runs are most of the time, each one Python process busy on one core.
     PULSELINE_COLLECTOR_BIN=$COLLECTOR_DEBUG \
         PYTHONDONTWRITEBYTECODE=1 \
         timeout --kill-after=30 900 \
-        "$VENV/bin/python" -m pytest collector/tests/interop -p no:cacheprovider -v -ra "${extra[@]}"
+        "$VENV/bin/python" -m pytest collector/tests/interop -p no:cacheprovider -v -ra \
+        -n 2 --dist worksteal "${extra[@]}"
 }
 
 # Segment's own browser SDK (@segment/analytics-next, bundled with esbuild) against the collector
@@ -224,7 +232,7 @@ stop_postgres() {
 # test's database once its test has ended, and what is left at the end is dropped here.
 collector_tests_postgres() {
     local ok=1
-    PULSELINE_TEST_POSTGRES_URL=$PULSELINE_PG_URL \
+    PULSELINE_TEST_POSTGRES_URL=$PULSELINE_PG_URL RUST_TEST_THREADS=$TEST_THREADS \
         cargo test --workspace --quiet --test api || ok=0
     drop_test_databases
     ((ok)) || die "collector tests failed on PostgreSQL"
@@ -353,10 +361,69 @@ wasm_browser_tests() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# The release builds: the Python extension (maturin), the Node addon (napi) and the collector.
+# From a cold cache they are most of the run's compiling, and only later steps need them, so
+# they start in the background right after the setup, at the lowest CPU priority, and use what
+# the tests leave idle. Release and debug builds lock different directories of target/, so
+# neither waits for the other. Each is the very command its dist_* function runs, which then
+# finds it fresh; a background build that failed only leaves the cache cold, and the step's own
+# command builds again and reports the error.
+
+RELEASE_BUILDS_DIR=""
+RELEASE_BUILDS_PID=""
+
+start_release_builds() {
+    RELEASE_BUILDS_DIR=$(mktemp -d /tmp/pulseline-release.XXXXXX)
+    at_exit stop_release_builds
+    local -a wanted=()
+    selected python && wanted+=(python)
+    selected node && wanted+=(node)
+    selected container && wanted+=(collector)
+    # Its own process group (job control on for the fork), so that an early exit stops the
+    # compilers too, not only the shell that waits for them.
+    set -m
+    (
+        set +e
+        for name in "${wanted[@]}"; do
+            case $name in
+            python) nice -n 19 "$VENV/bin/maturin" build --release --quiet -m sdk-python/Cargo.toml \
+                --out "$RELEASE_BUILDS_DIR/wheel" ;;
+            node) (cd sdk-node && nice -n 19 npx napi build --platform --release --output-dir native \
+                --js index.js --dts index.d.ts) ;;
+            collector) nice -n 19 cargo build --release --locked -p pulseline-collector ;;
+            esac >"$RELEASE_BUILDS_DIR/$name.log" 2>&1
+            echo $? >"$RELEASE_BUILDS_DIR/$name.rc"
+        done
+    ) &
+    RELEASE_BUILDS_PID=$!
+    set +m
+    echo "started in the background (pid $RELEASE_BUILDS_PID, nice 19): ${wanted[*]}"
+}
+
+stop_release_builds() {
+    [[ -z $RELEASE_BUILDS_PID ]] || kill -TERM -- "-$RELEASE_BUILDS_PID" 2>/dev/null || true
+    [[ -z $RELEASE_BUILDS_DIR ]] || rm -rf "$RELEASE_BUILDS_DIR"
+}
+
+# after_release_build NAME COMMAND...: waits for the background build NAME, then runs COMMAND.
+after_release_build() {
+    local name=$1 start=$SECONDS
+    shift
+    if [[ -n $RELEASE_BUILDS_DIR ]]; then
+        while [[ ! -e $RELEASE_BUILDS_DIR/$name.rc ]] && kill -0 "$RELEASE_BUILDS_PID" 2>/dev/null; do
+            sleep 1
+        done
+        echo "waited $((SECONDS - start)) s for the background $name build (exit $(cat "$RELEASE_BUILDS_DIR/$name.rc" 2>/dev/null || echo none))"
+    fi
+    "$@"
+}
+
+# ---------------------------------------------------------------------------------------------
 
 main() {
     begin_steps test
     setup_steps
+    step python,node,container "release builds, in the background" start_release_builds
 
     step rust "browser SDK in sdk-wasm/dist built from its sources" sdk_dist_fresh
     step rust "cargo fmt --all --check" rust_fmt
@@ -373,14 +440,14 @@ main() {
     step interop "interop tests (Segment SDK, schemathesis)" interop_tests
     step interop "Segment analytics-next in Chromium (playwright-core)" segment_browser_tests
 
-    step python "dist/: the pulseline wheel and sdist (maturin)" dist_python
+    step python "dist/: the pulseline wheel and sdist (maturin)" after_release_build python dist_python
     step python "the wheel of dist/ installed into .venv" python_venv_install
     step python "Python SDK tests and examples (pytest)" python_sdk_tests
     step python "Python SDK types (stubtest, mypy --strict)" python_sdk_types
     step python "the wheel installs and runs without Rust" python_wheel_install
     step python "the sdist builds and installs (pip install)" python_sdist_install
 
-    step node "dist/: npm tarballs, pulseline + this platform's (napi)" dist_node
+    step node "dist/: npm tarballs, pulseline + this platform's (napi)" after_release_build node dist_node
     step node "TypeScript typings (tsc --strict)" node_sdk_types
     step node "npm packages installed without Rust (CJS, ESM)" node_sdk_package_tests
     step node "Node SDK tests and examples (node --test)" node_sdk_tests
@@ -392,7 +459,7 @@ main() {
     step wasm "TypeScript typings (tsc --strict)" wasm_sdk_types
     step wasm "browser SDK end to end (headless Chromium)" wasm_browser_tests
 
-    step container "dist/: the collector release binary" dist_collector
+    step container "dist/: the collector release binary" after_release_build collector dist_collector
     step container "dist/: the container image (podman)" dist_image
     step container "container image: run, send, read back" container_image_test
 
