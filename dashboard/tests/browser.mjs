@@ -7,7 +7,7 @@
 // alert in the bell and the history and its delivery in the log.
 import { execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { mkdtempSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
@@ -53,6 +53,7 @@ const collector = spawn(bin, [], {
     PULSELINE_DASHBOARD_SCAN_ROWS: '30' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
+const collectorExited = new Promise((ok) => collector.once('exit', ok));
 let out = '';
 const started = new Promise((ok, fail) => {
   collector.stdout.on('data', (d) => {
@@ -611,6 +612,10 @@ try {
 } finally {
   await browser.close();
   collector.kill('SIGTERM');
+  await collectorExited;
+  // The collector's database is kept for a look only when the test failed.
+  if (failed) console.error(`collector data: ${data}`);
+  else rmSync(data, { recursive: true, force: true });
   receiver.close();
 }
 process.exit(failed ? 1 : 0);

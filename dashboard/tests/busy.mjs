@@ -5,7 +5,7 @@
 // The project's only heavy-query slot is held by a person's export the test does not read
 // (an export holds its slot while it streams), so the refusals are certain, not timed.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
@@ -24,7 +24,7 @@ async function startCollector(env) {
       PULSELINE_SQLITE_SYNCHRONOUS: 'normal', RUST_LOG: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  collectors.push(collector);
+  collectors.push({ collector, data, exited: new Promise((ok) => collector.once('exit', ok)) });
   let out = '';
   const { base, password } = await new Promise((ok, fail) => {
     collector.stdout.on('data', (d) => {
@@ -213,6 +213,12 @@ try {
   console.error(e);
 } finally {
   await browser.close();
-  for (const c of collectors) c.kill();
+  for (const { collector, data, exited } of collectors) {
+    collector.kill();
+    await exited;
+    // The collector's database is kept for a look only when the test failed.
+    if (failed) console.error(`collector data: ${data}`);
+    else rmSync(data, { recursive: true, force: true });
+  }
 }
 process.exit(failed ? 1 : 0);

@@ -4,7 +4,7 @@
 // after the right password. The admin's Share page publishes a link (shown once) and revokes it.
 // Screenshots: target/dashboard-screenshots/share-overview.png and share-page.png.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
@@ -21,6 +21,7 @@ const collector = spawn(bin, [], {
     PULSELINE_SQLITE_SYNCHRONOUS: 'normal', RUST_LOG: 'warn' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
+const collectorExited = new Promise((ok) => collector.once('exit', ok));
 let out = '';
 const { base, password } = await new Promise((ok, fail) => {
   collector.stdout.on('data', (d) => {
@@ -129,5 +130,9 @@ try {
 } finally {
   await browser.close();
   collector.kill('SIGTERM');
+  await collectorExited;
+  // The collector's database is kept for a look only when the test failed.
+  if (failed) console.error(`collector data: ${data}`);
+  else rmSync(data, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);

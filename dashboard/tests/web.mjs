@@ -5,7 +5,7 @@
 // The week ends three days before the run and is viewed as a custom range of fixed dates, so a
 // run across midnight (UTC, the project's zone) sees the same numbers.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import assert from 'node:assert/strict';
@@ -23,6 +23,7 @@ const collector = spawn(bin, [], {
     PULSELINE_SQLITE_SYNCHRONOUS: 'normal', RUST_LOG: 'warn' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
+const collectorExited = new Promise((ok) => collector.once('exit', ok));
 let out = '';
 const { base, password } = await new Promise((ok, fail) => {
   collector.stdout.on('data', (d) => {
@@ -206,5 +207,9 @@ try {
 } finally {
   await browser.close();
   collector.kill('SIGTERM');
+  await collectorExited;
+  // The collector's database is kept for a look only when the test failed.
+  if (failed) console.error(`collector data: ${data}`);
+  else rmSync(data, { recursive: true, force: true });
 }
 process.exit(failed ? 1 : 0);
