@@ -7,10 +7,11 @@
 //! changes a suppression, and every [`SUPPRESSION_REFRESH`] for changes made through others.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{Message, ProjectId};
+use crate::state::snapshot::Snapshot;
 use crate::store::{Store, StoreError};
 
 /// How often each replica reloads the suppressed ids (changes made through another replica
@@ -19,30 +20,33 @@ pub const SUPPRESSION_REFRESH: Duration = Duration::from_secs(5);
 
 /// Suppressed person ids by project, shared by the ingest handlers and the persons API.
 #[derive(Debug, Clone, Default)]
-pub struct SuppressionCache(Arc<RwLock<HashMap<ProjectId, HashSet<String>>>>);
+pub struct SuppressionCache(Arc<Snapshot<HashMap<ProjectId, HashSet<String>>>>);
 
 impl SuppressionCache {
     pub async fn reload(&self, store: &Store) -> Result<(), StoreError> {
+        let reload = self.0.begin();
         let mut by_project: HashMap<ProjectId, HashSet<String>> = HashMap::new();
         for (project, id) in store.all_suppressions().await? {
             by_project.entry(project).or_default().insert(id);
         }
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = by_project;
+        self.0.finish(reload, by_project);
         Ok(())
     }
 
     /// Removes the messages of suppressed persons; how many it removed.
     pub fn drop_suppressed(&self, project: ProjectId, messages: &mut Vec<Message>) -> usize {
-        let map = self.0.read().unwrap_or_else(|e| e.into_inner());
-        let Some(ids) = map.get(&project) else {
-            return 0;
-        };
-        let before = messages.len();
-        messages.retain(|m| {
-            let suppressed = |id: &Option<String>| id.as_ref().is_some_and(|id| ids.contains(id));
-            !(suppressed(&m.user_id) || suppressed(&m.anonymous_id))
-        });
-        before - messages.len()
+        self.0.with(|map| {
+            let Some(ids) = map.get(&project) else {
+                return 0;
+            };
+            let before = messages.len();
+            messages.retain(|m| {
+                let suppressed =
+                    |id: &Option<String>| id.as_ref().is_some_and(|id| ids.contains(id));
+                !(suppressed(&m.user_id) || suppressed(&m.anonymous_id))
+            });
+            before - messages.len()
+        })
     }
 }
 

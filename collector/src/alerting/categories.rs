@@ -7,7 +7,7 @@
 //! database every [`CATEGORY_REFRESH`] (and at once after a change through this replica's API).
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -17,6 +17,7 @@ use crate::alerting::notification::{
     Notification, fields_from_properties, properties_of, render_template,
 };
 use crate::domain::{Message, MessageType, ProjectId};
+use crate::state::snapshot::Snapshot;
 use crate::store::category_cap::CategoryCap;
 use crate::store::delivery::{CategoryRecord, NewDelivery};
 use crate::store::{Store, StoreError};
@@ -70,10 +71,11 @@ struct CompiledCategory {
 
 /// Categories by project, shared by the ingest writer and the API.
 #[derive(Debug, Clone, Default)]
-pub struct CategoryCache(Arc<RwLock<HashMap<ProjectId, Vec<CompiledCategory>>>>);
+pub struct CategoryCache(Arc<Snapshot<HashMap<ProjectId, Vec<CompiledCategory>>>>);
 
 impl CategoryCache {
     pub async fn reload(&self, store: &Store) -> Result<(), StoreError> {
+        let reload = self.0.begin();
         let all = store.all_categories().await?;
         let mut by_project: HashMap<ProjectId, Vec<CompiledCategory>> = HashMap::new();
         for record in all {
@@ -85,7 +87,7 @@ impl CategoryCache {
                 Err(e) => tracing::warn!(category = record.id, error = %e, "skipping category"),
             }
         }
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = by_project;
+        self.0.finish(reload, by_project);
         Ok(())
     }
 
@@ -99,10 +101,22 @@ impl CategoryCache {
         max_per_minute: u32,
         out: &mut Vec<NewDelivery>,
     ) {
-        let map = self.0.read().unwrap_or_else(|e| e.into_inner());
-        let Some(categories) = map.get(&project_id) else {
-            return;
-        };
+        self.0.with(|map| {
+            let Some(categories) = map.get(&project_id) else {
+                return;
+            };
+            Self::match_messages(categories, project_id, messages, now, max_per_minute, out);
+        });
+    }
+
+    fn match_messages(
+        categories: &[CompiledCategory],
+        project_id: ProjectId,
+        messages: &[Message],
+        now: DateTime<Utc>,
+        max_per_minute: u32,
+        out: &mut Vec<NewDelivery>,
+    ) {
         for m in messages {
             if m.kind != MessageType::Track {
                 continue;

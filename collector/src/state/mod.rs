@@ -3,6 +3,7 @@
 pub mod dashboard;
 pub mod guards;
 pub mod query_budget;
+pub mod snapshot;
 
 use std::sync::Arc;
 

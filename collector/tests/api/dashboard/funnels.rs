@@ -567,35 +567,20 @@ async fn funnels_over_many_users_equal_the_scan() {
 /// A time of the test day: hour and minute.
 type HourMinute = (i64, i64);
 
-/// A user who did step 2 on the day of step 1 both before and after it has reached step 2
-/// without its time being read; step 3 then needs that time only when it could come before
-/// the day's last step 2. Each user below views at 10:00 and adds to cart at 09:00 and later:
-/// whether their order counts depends on which add to cart came first after the view.
-#[tokio::test]
-async fn a_step_before_and_after_the_previous_one_is_timed_only_when_the_next_needs_it() {
+/// A day on which each user views at 10:00, adds to cart at the given times and orders once:
+/// the app, its admin, the path of the day's `view,cart,buy` funnel, and that funnel computed
+/// from the stored events.
+async fn cart_day(people: &[(&str, &[HourMinute], HourMinute)]) -> (Dash, Login, String, Value) {
     let app = spawn(|c| c.dashboard.max_scan_events = SCAN_LIMIT, clock()).await;
     let me = app.admin().await;
     let at = |h: i64, m: i64| (start() + Duration::minutes(h * 60 + m)).to_rfc3339();
-    // (user, cart times after 09:00, order time): the order counts when it follows the first
-    // cart after 10:00.
-    let people: [(&str, &[HourMinute], HourMinute); 4] = [
-        // Order after the day's last cart: counts, and needs no cart time.
-        ("late-order", &[(11, 0), (13, 0)], (14, 0)),
-        // Order between the first cart after the view and the day's last: counts.
-        ("between", &[(11, 0), (13, 0)], (12, 0)),
-        // Order before the first cart after the view, which is before the day's last: not.
-        ("too-early", &[(12, 30), (13, 0)], (12, 0)),
-        // Order between the view and the first cart after it: not.
-        ("before-cart", &[(12, 30)], (11, 0)),
-    ];
     let mut sent = Vec::new();
-    for (user, carts, order) in people {
+    for &(user, carts, order) in people {
         let mut add = |event: &str, (h, m): HourMinute| {
             sent.push(json!({"type": "track", "event": event, "userId": user,
                              "timestamp": at(h, m), "messageId": uuid::Uuid::now_v7().to_string()}));
         };
         add("view", (10, 0));
-        add("cart", (9, 0));
         for &c in carts {
             add("cart", c);
         }
@@ -608,9 +593,6 @@ async fn a_step_before_and_after_the_previous_one_is_timed_only_when_the_next_ne
         "/api/dash/projects/{}/funnel?steps=view,cart,buy&from={from}&to={to}",
         app.project
     );
-    let (status, got) = app.get(&me, &path).await;
-    assert_eq!(status, StatusCode::OK, "{got}");
-    assert_eq!(users(&got), [4, 4, 2], "{got}");
     let store = Store::open(&app.database_url, Default::default())
         .await
         .unwrap();
@@ -624,7 +606,32 @@ async fn a_step_before_and_after_the_previous_one_is_timed_only_when_the_next_ne
         false,
     )
     .await;
-    assert_eq!(users(&got), users(&want));
+    (app, me, path, want)
+}
+
+/// A user who did step 2 on the day of step 1 both before and after it has reached step 2
+/// without its time being read; step 3 then needs that time only when it could come before
+/// the day's last step 2. Each user below views at 10:00 and adds to cart at 09:00 and later:
+/// whether their order counts depends on which add to cart came first after the view.
+#[tokio::test]
+async fn a_step_before_and_after_the_previous_one_is_timed_only_when_the_next_needs_it() {
+    // (user, cart times, order time): the order counts when it follows the first cart after
+    // 10:00.
+    let (app, me, path, want) = cart_day(&[
+        // Order after the day's last cart: counts, and needs no cart time.
+        ("late-order", &[(9, 0), (11, 0), (13, 0)], (14, 0)),
+        // Order between the first cart after the view and the day's last: counts.
+        ("between", &[(9, 0), (11, 0), (13, 0)], (12, 0)),
+        // Order before the first cart after the view, which is before the day's last: not.
+        ("too-early", &[(9, 0), (12, 30), (13, 0)], (12, 0)),
+        // Order between the view and the first cart after it: not.
+        ("before-cart", &[(9, 0), (12, 30)], (11, 0)),
+    ])
+    .await;
+    assert_eq!(users(&want), [4, 4, 2]);
+    let (status, got) = app.get(&me, &path).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(users(&got), users(&want), "{got}");
 }
 
 /// A repeated step (`view,view`) after a day's first occurrence is the day's second, which the
@@ -784,11 +791,8 @@ async fn an_unknown_second_occurrence_stays_unknown() {
 /// after the order.)
 #[tokio::test]
 async fn a_step_after_the_previous_one_is_timed_by_the_days_second_occurrence() {
-    let app = spawn(|c| c.dashboard.max_scan_events = SCAN_LIMIT, clock()).await;
-    let me = app.admin().await;
-    let at = |h: i64, m: i64| (start() + Duration::minutes(h * 60 + m)).to_rfc3339();
-    // (user, cart times, order time), each viewing at 10:00.
-    let people: [(&str, &[HourMinute], HourMinute); 3] = [
+    // (user, cart times, order time).
+    let (app, me, path, want) = cart_day(&[
         // The second cart (11:00) follows the view; the order follows it: counts.
         ("between", &[(9, 0), (11, 0), (13, 0)], (12, 0)),
         // The order comes before the second cart: not.
@@ -796,38 +800,7 @@ async fn a_step_after_the_previous_one_is_timed_by_the_days_second_occurrence() 
         // The second cart comes before the view: the third (11:00) is the one, which only the
         // events say (the day's last is 13:00); the order follows it.
         ("third", &[(9, 0), (9, 30), (11, 0), (13, 0)], (12, 0)),
-    ];
-    let mut sent = Vec::new();
-    for (user, carts, order) in people {
-        let mut add = |event: &str, (h, m): HourMinute| {
-            sent.push(json!({"type": "track", "event": event, "userId": user,
-                             "timestamp": at(h, m), "messageId": uuid::Uuid::now_v7().to_string()}));
-        };
-        add("view", (10, 0));
-        for &c in carts {
-            add("cart", c);
-        }
-        add("buy", order);
-    }
-    app.ingest(sent).await;
-    let s = start().timestamp_millis();
-    let (from, to) = (s, s + DAY);
-    let path = format!(
-        "/api/dash/projects/{}/funnel?steps=view,cart,buy&from={from}&to={to}",
-        app.project
-    );
-    let store = Store::open(&app.database_url, Default::default())
-        .await
-        .unwrap();
-    let want = scanned(
-        &store,
-        app.project,
-        from,
-        to,
-        "view,cart,buy",
-        86_400,
-        false,
-    )
+    ])
     .await;
     assert_eq!(users(&want), [3, 3, 2]);
     let (status, got) = app.get(&me, &path).await;
