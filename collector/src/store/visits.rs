@@ -64,9 +64,9 @@ pub struct FillStep {
 pub struct PairRecount {
     /// Dirty pair rows taken from the queue and recounted.
     pub rows: u64,
-    /// Visits its reads handed back: a row read alone gets its breakdown value's whole index
-    /// range of the day, a filter value read once its visits of the day (page views not
-    /// counted). What the recount costs grows with this.
+    /// Visits in the index ranges it read: a row read alone its breakdown value's visits of
+    /// the day (as its day row counts them), a filter value read once the visits that read
+    /// handed back (page views not counted). What the recount costs grows with this.
     pub visits_read: u64,
 }
 

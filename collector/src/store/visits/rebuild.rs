@@ -321,31 +321,28 @@ impl Store {
                     .any(|(dim, _)| dim != "page" && own_index(dim).is_none())
                     || (own > 0 && whole < own);
                 if !one_read {
-                    // Each indexed row from its value's visits of the day, the filter value
-                    // checked here: the read is that index range and nothing else.
+                    // Each indexed row from its value's visits of the day, through that
+                    // value's index (the filter through `|| ''`, so no other index is taken):
+                    // the filter checked in SQL hands back only the row's visitors.
                     for (dim, value) in &rows {
                         let Some(col) = own_index(dim) else {
                             continue;
                         };
-                        let who: Vec<(String, String)> =
-                            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                                "SELECT visitor, {fdim} FROM web_visits
-                                 WHERE project_id = $1 AND {col} = $2
-                                   AND start_ts >= $3 AND start_ts < $4"
-                            )))
-                            .bind(project)
-                            .bind(value)
-                            .bind(day)
-                            .bind(end)
-                            .fetch_all(&mut *tx)
-                            .await?;
-                        done.visits_read += who.len() as u64;
+                        let who: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                            "SELECT visitor FROM web_visits
+                             WHERE project_id = $1 AND {col} = $2 AND start_ts >= $3
+                               AND start_ts < $4 AND {fdim} || '' = $5"
+                        )))
+                        .bind(project)
+                        .bind(value)
+                        .bind(day)
+                        .bind(end)
+                        .bind(&fvalue)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        done.visits_read += size(project, dim, day, value) as u64;
                         if let Some(s) = sketches.get_mut(&(dim.clone(), value.clone())) {
-                            s.insert_all(
-                                who.iter()
-                                    .filter(|(_, f)| *f == fvalue)
-                                    .map(|(v, _)| v.as_str()),
-                            );
+                            s.insert_all(who.iter().map(String::as_str));
                         }
                     }
                 }
