@@ -59,6 +59,17 @@ pub struct FillStep {
     pub more: bool,
 }
 
+/// What one transaction of the dirty pair recount did ([`Store::rebuild_dirty_pairs`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PairRecount {
+    /// Dirty pair rows taken from the queue and recounted.
+    pub rows: u64,
+    /// Visits in the index ranges it read: a row read alone its breakdown value's visits of
+    /// the day (as its day row counts them), a filter value read once the visits that read
+    /// handed back (page views not counted). What the recount costs grows with this.
+    pub visits_read: u64,
+}
+
 /// What the background fold has to do ([`Store::web_fold_backlog`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FoldBacklog {
@@ -355,11 +366,11 @@ impl Store {
             }
         }
         while self.rebuild_dirty_sketches().await? > 0 {}
-        while self.rebuild_dirty_pairs().await? > 0 {}
+        while self.rebuild_dirty_pairs().await?.rows > 0 {}
         while self.rebuild_step().await? {}
         // After the rebuild: it leaves the fills of its heavy values queued.
         while self.fill_heavy_pairs().await?.taken > 0 {}
-        while self.rebuild_dirty_pairs().await? > 0 {}
+        while self.rebuild_dirty_pairs().await?.rows > 0 {}
         Ok(total)
     }
 

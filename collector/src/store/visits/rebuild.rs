@@ -11,9 +11,10 @@ use super::days::{Zones, next_day};
 use super::plan::ROWS_PER_STATEMENT;
 use super::plan::{Plan, apply_plan};
 use super::sketch::Visitors;
+use super::sql;
 use super::{
-    FOLD_CHUNK, FillStep, HEAVY_PAIR_FILTERS, PAIR_FILTERS, StoredVisit, VISIT_COLUMNS,
-    VISIT_DIMENSIONS, Visit,
+    FOLD_CHUNK, FillStep, HEAVY_PAIR_FILTERS, PAIR_FILTERS, PairRecount, StoredVisit,
+    VISIT_COLUMNS, VISIT_DIMENSIONS, Visit,
 };
 use crate::store::{Backend, Store, StoreError};
 
@@ -214,13 +215,15 @@ impl Store {
         })
     }
 
-    /// Rebuilds the sketches of up to [`DIRTY_CHUNK`] dirty pair rows: a row of an indexed
-    /// breakdown (entry or exit page, source, referrer, UTM fields, country) from its own
-    /// visits with the filter value, through that breakdown's index; the others per day and
-    /// filter value from one read of that value's visits of the day (through its index for
-    /// source, medium and country; the day's visits for browser, OS and device) and, for page
-    /// rows, of their page views.
-    pub(crate) async fn rebuild_dirty_pairs(&self) -> Result<u64, StoreError> {
+    /// Rebuilds the sketches of up to [`DIRTY_CHUNK`] dirty pair rows, per day and filter
+    /// value, by whichever read holds fewer of the day's visits (both known from `web_daily`):
+    /// each row of an indexed breakdown (entry or exit page, source, referrer, UTM fields,
+    /// country) from its breakdown value's visits through that value's index, or every row
+    /// at once from one read of the filter value's visits (through its index; the day's
+    /// visits for browser, OS and device, which have none). A value of `''` (no UTM field, no
+    /// referrer) holds most of a day's visits, a heavy exit page a few hundred. Rows of other
+    /// breakdowns always take the one read; page rows read that value's visits' page views.
+    pub async fn rebuild_dirty_pairs(&self) -> Result<PairRecount, StoreError> {
         with_db!(self, write_pool, |pool, backend| {
             let mut tx = pool.begin().await?;
             if backend == Backend::Postgres {
@@ -239,6 +242,10 @@ impl Store {
             .bind(DIRTY_CHUNK)
             .fetch_all(&mut *tx)
             .await?;
+            let mut done = PairRecount {
+                rows: dirty.len() as u64,
+                visits_read: 0,
+            };
             type Group = (i64, i64, &'static str, String);
             let mut groups: BTreeMap<Group, Vec<(String, String)>> = BTreeMap::new();
             for (project, day, fdim, fvalue, dim, value) in &dirty {
@@ -256,6 +263,38 @@ impl Store {
                     .or_default()
                     .push((dim.clone(), value.clone()));
             }
+            if groups.is_empty() {
+                tx.commit().await?;
+                return Ok(done);
+            }
+            // How many visits each read would hand back: the day row of each filter value
+            // (the day's '' row for a filter without an index) and of each indexed row's value.
+            let mut keys: Vec<(i64, &str, i64, &str)> = Vec::new();
+            for ((project, day, fdim, fvalue), rows) in &groups {
+                keys.push(match indexed_column(fdim) {
+                    Some(_) => (*project, *fdim, *day, fvalue.as_str()),
+                    None => (*project, "", *day, ""),
+                });
+                for (dim, value) in rows {
+                    if own_index(dim).is_some() {
+                        keys.push((*project, dim.as_str(), *day, value.as_str()));
+                    }
+                }
+            }
+            let sizes: HashMap<(i64, String, i64, String), i64> =
+                sqlx::query_as::<_, (i64, String, i64, String, i64)>(sql::day_visits(backend))
+                    .bind(serde_json::to_string(&keys).expect("keys serialize"))
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|(p, dim, day, value, visits)| ((p, dim, day, value), visits))
+                    .collect();
+            let size = |p: i64, dim: &str, day: i64, value: &str| {
+                sizes
+                    .get(&(p, dim.to_owned(), day, value.to_owned()))
+                    .copied()
+                    .unwrap_or(0)
+            };
             let zones: Vec<(i64, String)> =
                 sqlx::query_as(sqlx::AssertSqlSafe(Zones::sql(groups.keys().map(|k| k.0))))
                     .fetch_all(&mut *tx)
@@ -267,28 +306,44 @@ impl Store {
                     .iter()
                     .map(|r| (r.clone(), Visitors::default()))
                     .collect();
-                // A row of an indexed visit value (an exit page whose visit grew, most often)
-                // from its own visits through that value's index: a fraction of the filter
-                // value's visits of the day, which grow with the day's traffic. The filter
-                // through `|| ''`, so that the row's index is the one read.
-                for (dim, value) in &rows {
-                    let Some(col) = own_index(dim) else {
-                        continue;
-                    };
-                    let who: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                        "SELECT visitor FROM web_visits
-                         WHERE project_id = $1 AND {col} = $2 AND start_ts >= $3
-                           AND start_ts < $4 AND {fdim} || '' = $5"
-                    )))
-                    .bind(project)
-                    .bind(value)
-                    .bind(day)
-                    .bind(end)
-                    .bind(&fvalue)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    if let Some(s) = sketches.get_mut(&(dim.clone(), value.clone())) {
-                        s.insert_all(who.iter().map(String::as_str));
+                let whole = match indexed_column(fdim) {
+                    Some(_) => size(project, fdim, day, &fvalue),
+                    None => size(project, "", day, ""),
+                };
+                let own: i64 = rows
+                    .iter()
+                    .filter(|(dim, _)| own_index(dim).is_some())
+                    .map(|(dim, value)| size(project, dim, day, value))
+                    .sum();
+                // Once the value's visits are read for one row they serve every row.
+                let one_read = rows
+                    .iter()
+                    .any(|(dim, _)| dim != "page" && own_index(dim).is_none())
+                    || (own > 0 && whole < own);
+                if !one_read {
+                    // Each indexed row from its value's visits of the day, through that
+                    // value's index (the filter through `|| ''`, so no other index is taken):
+                    // the filter checked in SQL hands back only the row's visitors.
+                    for (dim, value) in &rows {
+                        let Some(col) = own_index(dim) else {
+                            continue;
+                        };
+                        let who: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                            "SELECT visitor FROM web_visits
+                             WHERE project_id = $1 AND {col} = $2 AND start_ts >= $3
+                               AND start_ts < $4 AND {fdim} || '' = $5"
+                        )))
+                        .bind(project)
+                        .bind(value)
+                        .bind(day)
+                        .bind(end)
+                        .bind(&fvalue)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        done.visits_read += size(project, dim, day, value) as u64;
+                        if let Some(s) = sketches.get_mut(&(dim.clone(), value.clone())) {
+                            s.insert_all(who.iter().map(String::as_str));
+                        }
                     }
                 }
                 if rows.iter().any(|(dim, _)| dim == "page") {
@@ -312,10 +367,7 @@ impl Store {
                         }
                     }
                 }
-                if rows
-                    .iter()
-                    .any(|(dim, _)| dim != "page" && own_index(dim).is_none())
-                {
+                if one_read {
                     let visits: Vec<DayVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                         "SELECT visitor, id, {VISIT_COLUMNS} FROM web_visits
                          WHERE project_id = $1 AND {fdim} = $2
@@ -327,6 +379,7 @@ impl Store {
                     .bind(end)
                     .fetch_all(&mut *tx)
                     .await?;
+                    done.visits_read += visits.len() as u64;
                     for d in visits {
                         let v = Visit::from_stored(&d.visit);
                         for (dim, value) in VISIT_DIMENSIONS.iter().zip(v.values) {
@@ -354,7 +407,7 @@ impl Store {
                 }
             }
             tx.commit().await?;
-            Ok(dirty.len() as u64)
+            Ok(done)
         })
     }
 

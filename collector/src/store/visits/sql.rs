@@ -29,6 +29,28 @@ pub(crate) fn day_rows(backend: Backend) -> &'static str {
     }
 }
 
+/// The visits of the `web_daily` rows of the JSON array `$1` of `[project, dim, day, value]`
+/// keys: how many entries an index range of a value's day holds, without the sketches.
+pub(crate) fn day_visits(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "SELECT w.project_id, w.dim, w.day, w.value, w.visits
+             FROM json_each($1) AS k CROSS JOIN web_daily AS w
+             WHERE w.project_id = json_extract(k.value, '$[0]')
+               AND w.dim = json_extract(k.value, '$[1]')
+               AND w.day = json_extract(k.value, '$[2]')
+               AND w.value = json_extract(k.value, '$[3]')"
+        }
+        Backend::Postgres => {
+            "SELECT w.project_id, w.dim, w.day, w.value, w.visits
+             FROM jsonb_array_elements($1::text::jsonb) AS k(v)
+             JOIN web_daily AS w
+               ON w.project_id = (k.v ->> 0)::bigint AND w.dim = k.v ->> 1
+              AND w.day = (k.v ->> 2)::bigint AND w.value = k.v ->> 3"
+        }
+    }
+}
+
 /// The `ON CONFLICT` clause of the fold's pair row upsert: sums move by the row's deltas and
 /// the sketch gets the new row's triples (its bytes after the tag) appended, unread
 /// (sketch.rs; a stored sketch of either form stays valid). SQLite's `||` makes text of two

@@ -13,7 +13,7 @@ use pulseline_collector::store::visits::sketch::Visitors;
 use pulseline_collector::store::web::{Dimension, Driver, WebQuery};
 
 use super::*;
-use crate::helpers::query_column;
+use crate::helpers::{exec_sql, query_column};
 
 /// The filter dimensions that have pair rows.
 const PAIR_FILTERS: [&str; 6] = ["source", "utm_medium", "country", "browser", "os", "device"];
@@ -584,7 +584,7 @@ async fn one_chip_breakdowns_read_no_visits_up_to_the_pair_row_limit() {
             ),
         )
         .await;
-        crate::helpers::exec_sql(
+        exec_sql(
             &app.database_url,
             &format!("DELETE FROM web_visits WHERE project_id = {}", app.project),
         )
@@ -824,7 +824,7 @@ async fn upgrading_rebuilds_the_pairs_of_the_new_filter_dimensions() {
         "DROP INDEX web_daily_pairs_long",
         "DELETE FROM _sqlx_migrations WHERE version = 53",
     ] {
-        crate::helpers::exec_sql(&app.database_url, sql).await;
+        exec_sql(&app.database_url, sql).await;
     }
     let store = heavy_store(&app, HEAVY).await;
     let days = days_at(0, 2, 17, 22);
@@ -906,7 +906,7 @@ async fn upgrading_fills_heavy_values_and_views_read_visits_only_for_unpaired_da
         "ALTER TABLE web_daily DROP COLUMN paired".to_owned(),
         "DELETE FROM _sqlx_migrations WHERE version = 56".to_owned(),
     ] {
-        crate::helpers::exec_sql(&app.database_url, &sql).await;
+        exec_sql(&app.database_url, &sql).await;
     }
     let store = heavy_store(&app, PAIR_HEAVY_VISITS).await;
     let rebuilding = crate::helpers::query_i64(
@@ -944,7 +944,7 @@ async fn upgrading_fills_heavy_values_and_views_read_visits_only_for_unpaired_da
         "{busy_before}"
     );
     let (both_before, _) = breakdowns_of(&app, &admin, both).await;
-    crate::helpers::exec_sql(
+    exec_sql(
         &app.database_url,
         &format!("DELETE FROM web_visits WHERE project_id = {}", app.project),
     )
@@ -1028,5 +1028,227 @@ async fn the_fill_stops_at_its_budget_and_still_drains_to_the_exact_pairs() {
     let range = "period=custom&from=2026-03-01&to=2026-03-05";
     let checked = check_pairs(&app, &admin, &store, range, &days, 0, "UTC", heavy).await;
     assert!(checked.paired >= 3 * 7, "{checked:?}");
+    store.close().await;
+}
+
+/// Filter dimensions whose values have an index on `web_visits` (migration 0043): the others
+/// (browser, OS, device) can only be read with the whole day's visits.
+const INDEXED: [&str; 8] = [
+    "entry_page",
+    "exit_page",
+    "source",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "country",
+];
+
+/// The dirty pair rows of one filter value on a busy day (most visits without UTM fields or
+/// referrer, so a breakdown value of `''` holds most of the day's visits) are recounted
+/// exactly, each filter value's rows read through whichever is narrower: one read of the
+/// filter value's visits of the day (the day's, for browser, OS and device, which have no
+/// index), or each row's own value through its index. Every filter value of the day in turn,
+/// with a set of its rows (all, the indexed ones, the exit pages, the `''` values; then a few
+/// exit pages, as a chunk whose visits grew leaves them): their sketches blanked, queued dirty,
+/// recounted, the visits read bounded, then every sketch compared with a count from scratch.
+#[tokio::test]
+async fn dirty_pair_rows_are_recounted_through_the_narrower_index() {
+    let clock = Arc::new(FakeClock::new(now()));
+    let app = spawn(
+        |c| {
+            c.web.fold_delay_ms = 3_600_000;
+            c.web.pair_heavy_visits = HEAVY;
+        },
+        clock,
+    )
+    .await;
+    let admin = app.admin().await;
+    let (status, body) = app
+        .post(
+            &admin,
+            &format!("/api/dash/projects/{}/settings", app.project),
+            json!({"timezone": "UTC"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let day = Utc.with_ymd_and_hms(2026, 3, 8, 0, 0, 0).unwrap();
+    let mut rng = StdRng::seed_from_u64(21);
+    let paths: Vec<String> = (0..24).map(|i| format!("/p{i}")).collect();
+    let agents = [
+        ("Chrome", "Windows", "desktop"),
+        ("Firefox", "Linux", "desktop"),
+        ("Safari", "iOS", "mobile"),
+    ];
+    let mut views = Vec::new();
+    for v in 0..300 {
+        let mut at = day + Duration::minutes(rng.random_range(10..23 * 60));
+        let (browser, os, device) = agents[rng.random_range(0..agents.len())];
+        let source = ["Google", "Bing", "Reddit"][rng.random_range(0..3)];
+        let mut context = json!({
+            "userAgent": CHROME,
+            "source": {"name": source},
+            "browser": {"name": browser, "version": "1"},
+            "os": {"name": os},
+            "device": {"type": device},
+        });
+        if rng.random_bool(0.1) {
+            let name = ["spring", "launch"][rng.random_range(0..2)];
+            context["campaign"] = json!({"source": "newsletter", "medium": "email", "name": name});
+        }
+        if rng.random_bool(0.1) {
+            let country = ["DE", "FR"][rng.random_range(0..2)];
+            context["location"] = json!({"country": country});
+        }
+        for i in 0..rng.random_range(1..4) {
+            let path = &paths[rng.random_range(0..paths.len())];
+            let mut c = context.clone();
+            let referrer = if rng.random_bool(0.1) {
+                "https://news.ycombinator.com/item?id=1"
+            } else {
+                ""
+            };
+            c["page"] = json!({"path": path, "url": format!("https://shop.example{path}"),
+                               "referrer": referrer});
+            views.push(json!({"type": "page", "messageId": format!("d{v}-{i}"),
+                              "anonymousId": format!("d{v}"), "timestamp": at.to_rfc3339(),
+                              "context": c}));
+            at += Duration::minutes(rng.random_range(1..10));
+        }
+    }
+    for batch in views.chunks(200) {
+        app.ingest(batch.to_vec()).await;
+    }
+    fold_in_chunks(&app, 100_000, HEAVY).await;
+
+    let pvs = stored_page_views(&app).await;
+    let paired = paired_days(&app).await;
+    let expected = expected_sketches(&pvs, 0, &paired);
+    assert_eq!(stored_sketches(&app).await, expected, "the fold's sketches");
+    // Visits of the day per `dim|value`, and in all ('').
+    let day_ms = day.timestamp_millis();
+    let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
+    for v in visits(&pvs, i64::MIN, i64::MAX) {
+        assert_eq!(v[0].ts - v[0].ts.rem_euclid(DAY), day_ms);
+        *sizes.entry(String::new()).or_default() += 1;
+        for key in VISIT_KEYS {
+            *sizes
+                .entry(format!("{key}|{}", visit_value(&v, key)))
+                .or_default() += 1;
+        }
+    }
+    let size = |key: &str| sizes.get(key).copied().unwrap_or(0);
+
+    let store = heavy_store(&app, HEAVY).await;
+    let empty = if crate::helpers::on_postgres() {
+        "'\\x01'::bytea"
+    } else {
+        "X'01'"
+    };
+    let groups: Vec<String> = query_column(
+        &app.database_url,
+        &format!(
+            "SELECT DISTINCT fdim || '|' || fvalue FROM web_daily_pairs WHERE project_id = {}",
+            app.project
+        ),
+    )
+    .await;
+    let (mut broad, mut narrow) = (0, 0);
+    // Each filter value twice: a set of its rows by turn, then a few exit pages.
+    let turns = groups
+        .iter()
+        .enumerate()
+        .flat_map(|(n, g)| [(g, n % 6), (g, 4)]);
+    for (group, turn) in turns {
+        let (fdim, fvalue) = group.split_once('|').unwrap();
+        let quote = |v: &str| format!("'{}'", v.replace('\'', "''"));
+        let of_group = format!(
+            "project_id = {} AND fdim = '{fdim}' AND fvalue = {}",
+            app.project,
+            quote(fvalue)
+        );
+        let all: Vec<String> = query_column(
+            &app.database_url,
+            &format!("SELECT dim || '|' || value FROM web_daily_pairs WHERE {of_group}"),
+        )
+        .await;
+        let indexed = |r: &String| INDEXED.contains(&r.split_once('|').unwrap().0);
+        let exits = all.iter().filter(|r| r.starts_with("exit_page|"));
+        let blank = all.iter().filter(|r| r.ends_with('|'));
+        let rows: Vec<&String> = match turn {
+            0 => all.iter().collect(),
+            1 => all.iter().filter(|r| indexed(r)).collect(),
+            2 => exits.collect(),
+            3 => blank.collect(),
+            // As a chunk leaves them: a few visits grew, their old exit pages lost them.
+            4 => exits.take(3).collect(),
+            _ => exits.take(3).chain(blank).collect(),
+        };
+        assert!(rows.len() < 500, "{group}: one recount takes them all");
+        if !rows.is_empty() {
+            let list: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    let (dim, value) = r.split_once('|').unwrap();
+                    format!("({}, {})", quote(dim), quote(value))
+                })
+                .collect();
+            let these = format!(
+                "{of_group} AND (dim, value) IN (VALUES {})",
+                list.join(", ")
+            );
+            exec_sql(
+                &app.database_url,
+                &format!("UPDATE web_daily_pairs SET visitors = {empty} WHERE {these}"),
+            )
+            .await;
+            exec_sql(
+                &app.database_url,
+                &format!(
+                    "INSERT INTO web_pairs_dirty (project_id, day, fdim, fvalue, dim, value)
+                     SELECT project_id, day, fdim, fvalue, dim, value FROM web_daily_pairs
+                     WHERE {these}"
+                ),
+            )
+            .await;
+        }
+        let done = store.rebuild_dirty_pairs().await.expect("the recount runs");
+        assert_eq!(done.rows, rows.len() as u64, "{group}");
+        // Its visits of the day, and what the one read of them holds.
+        let (values, whole) = if INDEXED.contains(&fdim) {
+            (size(group), size(group))
+        } else {
+            (size(group), size(""))
+        };
+        // Every row read alone through its own index would hand back this many.
+        let own: u64 = rows.iter().filter(|r| indexed(r)).map(|r| size(r)).sum();
+        if rows.iter().any(|r| !indexed(r) && !r.starts_with("page|")) {
+            // A browser, OS or device row: only the one read has it.
+            assert_eq!(done.visits_read, values, "{group}: {rows:?}");
+            continue;
+        }
+        assert!(
+            done.visits_read <= own.min(whole),
+            "{group}: the recount read {} visits, where its rows' own reads hold {own} and \
+             the filter value's read {whole}: {rows:?}",
+            done.visits_read
+        );
+        if own > whole {
+            broad += 1;
+        } else if own > 0 {
+            narrow += 1;
+        }
+    }
+    // Both occur: rows whose own reads hold more than the filter value's visits (the `''`
+    // values of an exit page) and rows narrower than it (an exit page of a browser).
+    assert!(
+        broad >= 10 && narrow >= 10,
+        "broad {broad}, narrow {narrow}"
+    );
+    assert_eq!(
+        stored_sketches(&app).await,
+        expected,
+        "every recounted sketch holds its visitors"
+    );
     store.close().await;
 }
