@@ -439,15 +439,19 @@ impl Store {
                     break;
                 }
                 // One at a time, each a write first (SQLite's write lock), so the budget can
-                // stop between value-days and leave the rest queued.
+                // stop between value-days and leave the rest queued. In key order: any other
+                // order sorted the whole queue (22,000 value-days at 10 M page views) per claim.
+                // `visitor >= ''` holds for every row; it steers SQLite to the partial index of
+                // removed rows instead of reading the project's whole page-view queue.
                 let next: Option<(i64, String, i64, String)> = sqlx::query_as(
                     "DELETE FROM web_pairs_fill WHERE (project_id, dim, day, value) IN (
                          SELECT f.project_id, f.dim, f.day, f.value FROM web_pairs_fill f
                          WHERE NOT EXISTS (SELECT 1 FROM web_rebuild r
                                            WHERE r.project_id = f.project_id)
                            AND NOT EXISTS (SELECT 1 FROM web_visit_pending p
-                                           WHERE p.project_id = f.project_id AND p.removed = 1)
-                         ORDER BY f.project_id, f.day LIMIT 1)
+                                           WHERE p.project_id = f.project_id AND p.removed = 1
+                                             AND p.visitor >= '')
+                         ORDER BY f.project_id, f.dim, f.day, f.value LIMIT 1)
                      RETURNING project_id, dim, day, value",
                 )
                 .fetch_optional(&mut *tx)
