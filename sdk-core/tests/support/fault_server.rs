@@ -209,10 +209,13 @@ impl FaultServer {
                 let _ = stream.shutdown().await;
                 return;
             }
+            // Stamped before the write: once the response is out, the client may finish and
+            // the test read `received` before this task runs again.
+            self.state.lock().unwrap().received[index].answered = Some(Instant::now());
             if stream.write_all(response.as_bytes()).await.is_err() {
+                self.state.lock().unwrap().received[index].answered = None;
                 return;
             }
-            self.state.lock().unwrap().received[index].answered = Some(Instant::now());
         }
     }
 }
