@@ -31,7 +31,7 @@ pub const MAX_FILTER_CHARS: usize = 300;
 pub const REALTIME_WINDOW_MS: i64 = 5 * 60_000;
 /// Pages the realtime card lists.
 pub const REALTIME_ROWS: i64 = 10;
-/// Visits a filtered view reads per period at most (or page views of a filtered page), the
+/// Visits a filtered view reads per period at most (a page filter's included), the
 /// latest, when PULSELINE_DASHBOARD_MAX_SCAN_EVENTS is not lower: past it `coverage_from` says
 /// where the read starts. It bounds the breakdowns' cost; the top row and chart of a single
 /// visit filter come from day rows, whole.

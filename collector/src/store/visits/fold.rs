@@ -137,6 +137,24 @@ struct Changes<'a> {
     /// (id, end, page views, exit page) of visits that only grew at their end.
     extended: Vec<(i64, i64, i64, String)>,
     added: Vec<(i64, &'a str, Visit)>,
+    /// (project, visitor, visit start, path, page views) added to `web_visit_pages`: the
+    /// pages of the added visits, and the new page views of the extended ones.
+    pages: Vec<(i64, &'a str, i64, String, i64)>,
+}
+
+/// Each cut visit's page views per path (`cuts` from [`cut`] of `pvs`, both in time order).
+fn cut_pages(pvs: &[PageView], cuts: &[Visit]) -> Vec<BTreeMap<String, i64>> {
+    let mut out: Vec<BTreeMap<String, i64>> = cuts.iter().map(|_| BTreeMap::new()).collect();
+    let mut i = 0;
+    for pv in pvs {
+        while cuts.get(i).is_some_and(|c| c.end_ts < pv.ts) {
+            i += 1;
+        }
+        if let Some(pages) = out.get_mut(i) {
+            *pages.entry(pv.path.clone()).or_default() += 1;
+        }
+    }
+    out
 }
 
 impl Store {
@@ -291,7 +309,8 @@ impl Store {
                 let visit_cursor = rebuilding.get(&w.project).map(|r| r.0);
                 let ours = |id: i64| visit_cursor.is_none_or(|c| id <= c);
                 let cuts = cut(&pvs);
-                let mut new = cuts.clone();
+                let mut new: Vec<(Visit, BTreeMap<String, i64>)> =
+                    cuts.iter().cloned().zip(cut_pages(&pvs, &cuts)).collect();
                 // Each cut visit as the pairs count it (an append's first one may be the stored
                 // visit it grows), and whether this chunk counts it.
                 let mut counted: Vec<(Visit, bool)> = cuts
@@ -308,7 +327,7 @@ impl Store {
                     // The visit before the new page views grows if the first is within a gap
                     // of its end; the other stored visits stay as they are.
                     let last = w.old.iter().max_by_key(|v| v.end_ts);
-                    if let (Some(last), Some(head)) = (last, new.first_mut())
+                    if let (Some(last), Some((head, head_pages))) = (last, new.first_mut())
                         && head.start_ts - last.end_ts <= VISIT_GAP_MS
                     {
                         let before = Visit::from_stored(last);
@@ -338,13 +357,18 @@ impl Store {
                             grown.pageviews,
                             grown.values[1].clone(),
                         ));
+                        for (path, n) in std::mem::take(head_pages) {
+                            changes
+                                .pages
+                                .push((w.project, &w.visitor, last.start_ts, path, n));
+                        }
                         new.remove(0);
                     }
                 } else {
                     // Visits that did not change stay as they are.
                     for old in &w.old {
                         let v = Visit::from_stored(old);
-                        match new.iter().position(|n| *n == v) {
+                        match new.iter().position(|(n, _)| *n == v) {
                             Some(i) => {
                                 new.swap_remove(i);
                             }
@@ -404,9 +428,14 @@ impl Store {
                         plan.page_pair(&tz, w.project, &w.visitor, &a, path, -1);
                     }
                 }
-                for v in new {
+                for (v, pages) in new {
                     if visit_cursor.is_none() {
                         plan.visit(&tz, w.project, &w.visitor, &v, 1);
+                    }
+                    for (path, n) in pages {
+                        changes
+                            .pages
+                            .push((w.project, &w.visitor, v.start_ts, path, n));
                     }
                     changes.added.push((w.project, w.visitor.as_str(), v));
                 }
@@ -439,6 +468,12 @@ impl Store {
                     }
                 });
                 q.build().persistent(false).execute(&mut *tx).await?;
+            }
+            if !changes.pages.is_empty() {
+                sqlx::query(sql::add_visit_pages(backend))
+                    .bind(serde_json::to_string(&changes.pages).expect("pages serialize"))
+                    .execute(&mut *tx)
+                    .await?;
             }
             apply_plan!(tx, plan, backend, self.pair_heavy_visits());
             tx.commit().await?;

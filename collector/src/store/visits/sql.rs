@@ -272,6 +272,39 @@ pub(crate) fn extend_visits(backend: Backend) -> &'static str {
     }
 }
 
+/// Adds the JSON array `$1` of `[project, visitor, visit start, path, page views]` to
+/// `web_visit_pages` (migration 0057), each visit found by its visitor and start (a visitor's
+/// visits never overlap): a new visit's pages, or an extended one's new page views.
+pub(crate) fn add_visit_pages(backend: Backend) -> &'static str {
+    match backend {
+        // `WHERE true`: an upsert's SELECT needs one to parse (SQLite's docs, "UPSERT").
+        Backend::Sqlite => {
+            "INSERT INTO web_visit_pages (visit_id, path, project_id, start_ts, pageviews)
+             SELECT w.id, j.path, w.project_id, w.start_ts, j.n
+             FROM (SELECT json_extract(value, '$[0]') AS p, json_extract(value, '$[1]') AS v,
+                          json_extract(value, '$[2]') AS s, json_extract(value, '$[3]') AS path,
+                          json_extract(value, '$[4]') AS n
+                   FROM json_each($1)) AS j
+             CROSS JOIN web_visits AS w
+               ON w.project_id = j.p AND w.visitor = j.v AND w.start_ts = j.s
+             WHERE true
+             ON CONFLICT (visit_id, path) DO UPDATE SET
+                 pageviews = web_visit_pages.pageviews + excluded.pageviews"
+        }
+        Backend::Postgres => {
+            "INSERT INTO web_visit_pages (visit_id, path, project_id, start_ts, pageviews)
+             SELECT w.id, j.path, w.project_id, w.start_ts, j.n
+             FROM (SELECT (e ->> 0)::bigint AS p, e ->> 1 AS v, (e ->> 2)::bigint AS s,
+                          e ->> 3 AS path, (e ->> 4)::bigint AS n
+                   FROM jsonb_array_elements($1::text::jsonb) AS e) AS j
+             JOIN web_visits AS w
+               ON w.project_id = j.p AND w.visitor = j.v AND w.start_ts = j.s
+             ON CONFLICT (visit_id, path) DO UPDATE SET
+                 pageviews = web_visit_pages.pageviews + excluded.pageviews"
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

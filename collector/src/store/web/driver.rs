@@ -2,7 +2,7 @@
 //! "Filtered views"): the one that selects the fewest, among those with an index (migration
 //! 0043), counted from the day rows; and where a row budget cuts that read.
 
-use super::{Dimension, VISIT_GAP_MS};
+use super::Dimension;
 use crate::domain::ProjectId;
 use crate::store::{Bind, Store, StoreError, query_with};
 
@@ -27,8 +27,8 @@ pub enum Driver {
     Start,
     /// The visits of the filter at this position, a visit dimension, through its index.
     Visit(usize),
-    /// The visits that viewed the page of the filter at this position, through its page views
-    /// (index on project, path and time).
+    /// The visits that viewed the page of the filter at this position (`web_visit_pages`, index
+    /// on project, path and visit start).
     Page(usize),
 }
 
@@ -47,35 +47,18 @@ pub(super) fn visits_cte(
         let n = args.len();
         match (dim, driver) {
             (Dimension::Page, Driver::Page(d)) if d == i => {
-                // The visit holding each page view of the page in the range, found by the
-                // visitor's visits that started before it; plus the visits that started in the
-                // range and viewed the page after its end: they have a page view in the last
-                // 30 minutes of the range (no gap is longer), so their visitors come from there.
-                args.push(Bind::Int(VISIT_GAP_MS));
-                let gap = args.len();
+                // The visits that viewed the page, by their start (migration 0057); `CROSS
+                // JOIN` keeps SQLite reading them through that index, not the visits' own.
                 source = format!(
-                    "SELECT v.* FROM web_visits v WHERE v.id IN (
-                        SELECT w.id FROM web_pageviews p JOIN web_visits w
-                          ON w.project_id = p.project_id AND w.visitor = p.visitor
-                         AND w.start_ts >= $2 AND w.start_ts <= p.ts AND w.end_ts >= p.ts
-                        WHERE p.project_id = $1 AND p.path = ${n} AND p.ts >= $2 AND p.ts < $3
-                        UNION
-                        SELECT w.id FROM web_visits w
-                        WHERE w.project_id = $1 AND w.visitor IN (
-                              SELECT q.visitor FROM web_pageviews q
-                              WHERE q.project_id = $1 AND q.ts >= $3 - ${gap} AND q.ts < $3)
-                          AND w.start_ts >= $2 AND w.start_ts < $3 AND w.end_ts >= $3
-                          AND EXISTS (SELECT 1 FROM web_pageviews p WHERE p.project_id = $1
-                              AND p.visitor = w.visitor AND p.ts >= $3 AND p.ts <= w.end_ts
-                              AND p.path || '' = ${n}))"
+                    "SELECT v.* FROM web_visit_pages x CROSS JOIN web_visits v
+                     WHERE x.project_id = $1 AND x.path = ${n} AND x.start_ts >= $2
+                       AND x.start_ts < $3 AND v.id = x.visit_id AND v.project_id = $1"
                 );
             }
             (Dimension::Page, _) => {
-                // The visit's own page views, by visitor and time (not the page's index).
                 conditions.push_str(&format!(
-                    " AND EXISTS (SELECT 1 FROM web_pageviews p WHERE p.project_id = $1
-                        AND p.visitor = v.visitor AND p.ts >= v.start_ts AND p.ts <= v.end_ts
-                        AND p.path || '' = ${n})"
+                    " AND EXISTS (SELECT 1 FROM web_visit_pages x
+                        WHERE x.visit_id = v.id AND x.path = ${n})"
                 ));
             }
             (_, Driver::Visit(d)) if d == i => {
@@ -126,9 +109,9 @@ impl Store {
         Ok(best.map_or(Driver::Start, |(_, d)| d))
     }
 
-    /// When the driver's read of `[from, to)` holds more than `max` entries (visits, or the
-    /// page's page views): the time from which its latest `max` start, which a view then
-    /// reads from. One indexed read of at most `max + 1` entries.
+    /// When the driver's read of `[from, to)` holds more than `max` visits: the time from
+    /// which its latest `max` start, which a view then reads from. One indexed read of at
+    /// most `max + 1` entries.
     pub async fn web_visits_cutoff(
         &self,
         project_id: ProjectId,
@@ -155,9 +138,9 @@ impl Store {
             }
             Driver::Page(i) => {
                 args.push(Bind::Text(filters[i].1.clone()));
-                "SELECT ts FROM web_pageviews
-                 WHERE project_id = $1 AND path = $5 AND ts >= $2 AND ts < $3
-                 ORDER BY ts DESC LIMIT 1 OFFSET $4"
+                "SELECT start_ts FROM web_visit_pages
+                 WHERE project_id = $1 AND path = $5 AND start_ts >= $2 AND start_ts < $3
+                 ORDER BY start_ts DESC LIMIT 1 OFFSET $4"
                     .to_owned()
             }
         };

@@ -1,7 +1,7 @@
 //! A filtered view: one indexed read of the visits that started in the range and match the
 //! filters, through the index of one of them ([`super::driver`]), aggregated in SQL. A page
-//! filter, and the page breakdown, also read the page views of those visits (by visitor and
-//! time).
+//! filter, and the page breakdown, also read which pages those visits viewed
+//! (`web_visit_pages`).
 
 use sqlx::Row;
 
@@ -45,11 +45,10 @@ fn report_sql(q: &WebQuery<'_>, args: &mut Vec<Bind>) -> String {
             })
             .collect();
         groups.push(
-            "SELECT 'page' AS dim, p.path AS value, COUNT(DISTINCT p.visitor) AS visitors,
-                    COUNT(*) AS n
-             FROM m JOIN web_pageviews p ON p.project_id = m.project_id
-                  AND p.visitor = m.visitor AND p.ts >= m.start_ts AND p.ts <= m.end_ts
-             GROUP BY p.path"
+            "SELECT 'page' AS dim, x.path AS value, COUNT(DISTINCT m.visitor) AS visitors,
+                    SUM(x.pageviews) AS n
+             FROM m JOIN web_visit_pages x ON x.visit_id = m.id
+             GROUP BY x.path"
                 .to_owned(),
         );
         args.push(Bind::Int(rows));

@@ -1,13 +1,13 @@
 //! The background fold against a count from scratch: random traffic sent shuffled (late page
 //! views, resent batches, a person deleted midway), folded in chunks of random sizes (one page
 //! view, a few, hundreds, all at once) beside the collector's own fold, then `web_visits`
-//! compared with visits cut from the stored page views, and the day and hour rows with those
-//! a rebuild counts from scratch.
+//! compared with visits cut from the stored page views (and the pages each viewed), and the
+//! day and hour rows with those a rebuild counts from scratch.
 
 use rand::seq::SliceRandom;
 
 use super::*;
-use crate::helpers::{self, on_postgres, query_column};
+use crate::helpers::{self, exec_sql, on_postgres, query_column};
 
 /// `web_visits` as text rows, sorted.
 async fn stored_visits(app: &Dash) -> Vec<String> {
@@ -71,6 +71,42 @@ fn expected_visits(pvs: &[Pv]) -> Vec<String> {
             cols.join("|")
         })
         .collect();
+    rows.sort();
+    rows
+}
+
+/// `web_visit_pages` as text rows (visitor, visit start, path, page views), sorted; a row
+/// whose visit is gone names none.
+async fn stored_visit_pages(app: &Dash) -> Vec<String> {
+    let mut rows: Vec<String> = query_column(
+        &app.database_url,
+        &format!(
+            "SELECT COALESCE(v.visitor, '(no visit)') || '|' || CAST(x.start_ts AS TEXT) || '|'
+                    || x.path || '|' || CAST(x.pageviews AS TEXT)
+             FROM web_visit_pages x LEFT JOIN web_visits v ON v.id = x.visit_id
+                  AND v.start_ts = x.start_ts
+             WHERE x.project_id = {}",
+            app.project
+        ),
+    )
+    .await;
+    rows.sort();
+    rows
+}
+
+/// Which pages each visit of the stored page views viewed, and how often, as
+/// [`stored_visit_pages`] rows.
+fn expected_visit_pages(pvs: &[Pv]) -> Vec<String> {
+    let mut rows = Vec::new();
+    for v in visits(pvs, i64::MIN, i64::MAX) {
+        let mut paths: std::collections::BTreeMap<&str, usize> = Default::default();
+        for pv in &v {
+            *paths.entry(pv.fields["page"].as_str()).or_default() += 1;
+        }
+        for (path, n) in paths {
+            rows.push(format!("{}|{}|{path}|{n}", v[0].visitor, v[0].ts));
+        }
+    }
     rows.sort();
     rows
 }
@@ -211,6 +247,32 @@ async fn any_chunking_folds_what_a_count_from_scratch_finds() {
         stored_visits(&app).await,
         expected_visits(&pvs),
         "visits (seed {seed})"
+    );
+    assert_eq!(
+        stored_visit_pages(&app).await,
+        expected_visit_pages(&pvs),
+        "pages of each visit (seed {seed})"
+    );
+    // As a collector before migration 0057 left the database: the upgrade finds the same.
+    let drops: &[&str] = if on_postgres() {
+        &["DROP TABLE web_visit_pages"]
+    } else {
+        &[
+            "DROP TRIGGER web_visit_pages_gone",
+            "DROP TABLE web_visit_pages",
+        ]
+    };
+    for sql in drops
+        .iter()
+        .chain(&["DELETE FROM _sqlx_migrations WHERE version = 57"])
+    {
+        exec_sql(&app.database_url, sql).await;
+    }
+    fold_in_chunks(&app, 1).await;
+    assert_eq!(
+        stored_visit_pages(&app).await,
+        expected_visit_pages(&pvs),
+        "pages of each visit after the upgrade (seed {seed})"
     );
 
     // The rollups as folded, then as a rebuild counts them from the visits and page views.
