@@ -19,10 +19,12 @@ BEGIN
     DELETE FROM web_visit_pages WHERE visit_id = OLD.id;
 END;
 
--- The visits already stored, from their page views.
+-- The visits already stored, from their page views: each visit's through the index by
+-- visitor (without statistics SQLite chose the path index by project alone, reading every
+-- page view of the project for each visit).
 INSERT INTO web_visit_pages (visit_id, path, project_id, start_ts, pageviews)
 SELECT v.id, p.path, v.project_id, v.start_ts, COUNT(*)
-FROM web_visits v JOIN web_pageviews p
+FROM web_visits v CROSS JOIN web_pageviews p INDEXED BY web_pageviews_by_visitor
   ON p.project_id = v.project_id AND p.visitor = v.visitor
  AND p.ts >= v.start_ts AND p.ts <= v.end_ts
 GROUP BY v.id, p.path;

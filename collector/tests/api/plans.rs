@@ -135,7 +135,8 @@ async fn retention_removes_data_past_the_plan_and_keeps_the_rest() {
 }
 
 /// The Web page's day and pair rows of days that ended before the plan's cutoff go with
-/// retention; the recent ones stay.
+/// retention, and the visits of raw events past it with the pages they viewed; the recent
+/// ones stay.
 #[tokio::test]
 async fn retention_removes_web_day_and_pair_rows_past_the_plan() {
     let start = Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap();
@@ -163,6 +164,7 @@ async fn retention_removes_web_day_and_pair_rows_past_the_plan() {
     clock.advance(Duration::days(20));
     store.prepare_partitions(clock.now()).await.unwrap();
     let recent = page("recent", clock.now());
+    let recent_ts = clock.now().timestamp_millis();
     assert_eq!(
         app.post("/v1/batch", &json!({"batch": [recent]}))
             .await
@@ -184,6 +186,14 @@ async fn retention_removes_web_day_and_pair_rows_past_the_plan() {
             .timestamp_millis()
     };
     let both = [midnight(start), midnight(clock.now())];
+    let pages = format!(
+        "SELECT start_ts FROM web_visit_pages WHERE project_id = {} ORDER BY start_ts",
+        app.keys.project_id
+    );
+    assert_eq!(
+        helpers::query_column::<i64>(&app.database_url, &pages).await,
+        [start.timestamp_millis(), recent_ts]
+    );
     assert_eq!(
         helpers::query_column::<i64>(&app.database_url, &days("web_daily")).await,
         both
@@ -204,6 +214,11 @@ async fn retention_removes_web_day_and_pair_rows_past_the_plan() {
             "{table}"
         );
     }
+    // The old visit went with its page view, and which pages it viewed with it.
+    assert_eq!(
+        helpers::query_column::<i64>(&app.database_url, &pages).await,
+        [recent_ts]
+    );
 }
 
 /// The hour that holds the retention cutoff keeps its rollup: part of it is still within the
