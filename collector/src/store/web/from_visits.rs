@@ -1,44 +1,66 @@
 //! A filtered view: one indexed read of the visits that started in the range and match the
 //! filters, through the index of one of them ([`super::driver`]). The page breakdown sums
 //! which pages those visits viewed (`web_visit_pages`) in SQL; the top row, chart and the
-//! other breakdowns are counted here in one pass over the visits as they stream in: SQLite
-//! spent about a microsecond per visit and breakdown on each `COUNT(DISTINCT visitor)` of a
-//! `GROUP BY`, eleven times over (docs/dashboard-web.md, "Aggregation").
+//! other breakdowns are counted here in one pass over the visits: SQLite spent about a
+//! microsecond per visit and breakdown on each `COUNT(DISTINCT visitor)` of a `GROUP BY`,
+//! eleven times over (docs/dashboard-web.md, "Aggregation"). The visits come as JSON arrays
+//! of [`VISITS_PER_ROW`], not a row each: sqlx's SQLite driver hands every row from its worker
+//! thread to the caller on its own.
 
 use std::collections::{HashMap, HashSet};
 
 use futures::TryStreamExt;
+use serde::Deserialize;
 use sqlx::Row;
 
 use super::{BreakdownRow, Dimension, WebQuery, WebReport, WebTotals};
 use crate::store::visits::VISIT_DIMENSIONS;
-use crate::store::{Bind, Store, StoreError, query_with};
+use crate::store::{Backend, Bind, Store, StoreError, query_with};
 
-/// Rows of kind 0 are visits (visitor, start, end, page views, then the value of each of
-/// [`VISIT_DIMENSIONS`]); rows of kind 1 are the page breakdown's (path, visitors, page
-/// views), already ranked.
-fn report_sql(q: &WebQuery<'_>, args: &mut Vec<Bind>) -> String {
+/// Visits per JSON array the read returns.
+const VISITS_PER_ROW: i64 = 2_000;
+
+/// One visit as the read returns it: visitor, start, end, page views, and (with breakdowns)
+/// its value of each of [`VISIT_DIMENSIONS`].
+#[derive(Deserialize)]
+struct VisitRow(String, i64, i64, i64, Vec<String>);
+
+/// Rows of kind 0 are JSON arrays of [`VisitRow`]s; the one row of kind 1 (with breakdowns)
+/// is the page breakdown's `[path, visitors, page views]` rows, ranked.
+fn report_sql(q: &WebQuery<'_>, backend: Backend, args: &mut Vec<Bind>) -> String {
     args.extend([Bind::Int(q.project), Bind::Int(q.from), Bind::Int(q.to)]);
     let visits = super::driver::visits_cte(q.filters, q.driver, args);
-    let values: Vec<&str> = VISIT_DIMENSIONS.iter().map(|d| d.key()).collect();
+    let (array, agg) = match backend {
+        Backend::Sqlite => ("json_array", "json_group_array"),
+        Backend::Postgres => ("json_build_array", "json_agg"),
+    };
+    let values = match q.breakdown_rows {
+        Some(_) => VISIT_DIMENSIONS
+            .iter()
+            .map(|d| d.key())
+            .collect::<Vec<_>>()
+            .join(", "),
+        None => String::new(),
+    };
+    args.push(Bind::Int(VISITS_PER_ROW));
     let mut sql = format!(
         "WITH {visits}
-        SELECT CAST(0 AS BIGINT) AS k, visitor, CAST(start_ts AS BIGINT) AS a,
-               CAST(end_ts AS BIGINT) AS b, CAST(pageviews AS BIGINT) AS c, {}
-        FROM m",
-        values.join(", ")
+        SELECT CAST(0 AS BIGINT) AS k,
+               CAST({agg}({array}(visitor, start_ts, end_ts, pageviews, {array}({values})))
+                    AS TEXT) AS j
+        FROM (SELECT m.*, (ROW_NUMBER() OVER ()) / ${} AS chunk FROM m) c
+        GROUP BY chunk",
+        args.len()
     );
     if let Some(rows) = q.breakdown_rows {
         args.push(Bind::Int(rows));
-        let blanks = vec!["''"; values.len() - 1].join(", ");
         sql.push_str(&format!(
             "
         UNION ALL
-        SELECT CAST(1 AS BIGINT), path, CAST(visitors AS BIGINT), CAST(n AS BIGINT),
-               CAST(0 AS BIGINT), path, {blanks}
+        SELECT CAST(1 AS BIGINT), CAST({agg}({array}(path, visitors, n)) AS TEXT)
         FROM (
             SELECT x.path AS path, COUNT(DISTINCT m.visitor) AS visitors,
-                   SUM(x.pageviews) AS n,
+                   CAST(SUM(x.pageviews) AS BIGINT) AS n,
                    ROW_NUMBER() OVER (
                        ORDER BY COUNT(DISTINCT m.visitor) DESC, SUM(x.pageviews) DESC, x.path
                    ) AS r
@@ -93,24 +115,30 @@ impl<'q> Tally<'q> {
         n
     }
 
-    fn add<R: Row>(&mut self, r: &R) -> Result<(), sqlx::Error>
-    where
-        usize: sqlx::ColumnIndex<R>,
-        i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-        for<'r> &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    {
-        let kind: i64 = r.try_get(0)?;
-        let (a, b, c): (i64, i64, i64) = (r.try_get(2)?, r.try_get(3)?, r.try_get(4)?);
+    /// One row of [`report_sql`].
+    fn add(&mut self, kind: i64, json: &str) -> Result<(), serde_json::Error> {
         if kind == 1 {
-            self.pages.push(BreakdownRow {
-                value: r.try_get::<&str, _>(1)?.to_owned(),
-                visitors: a,
-                count: b,
-            });
+            let pages: Vec<(String, i64, i64)> = serde_json::from_str(json)?;
+            self.pages.extend(
+                pages
+                    .into_iter()
+                    .map(|(value, visitors, count)| BreakdownRow {
+                        value,
+                        visitors,
+                        count,
+                    }),
+            );
             return Ok(());
         }
-        let who = self.visitor(r.try_get(1)?);
-        let (start, end, pageviews) = (a, b, c);
+        let visits: Vec<VisitRow> = serde_json::from_str(json)?;
+        for VisitRow(visitor, start, end, pageviews, values) in visits {
+            self.visit(&visitor, start, end, pageviews, &values);
+        }
+        Ok(())
+    }
+
+    fn visit(&mut self, visitor: &str, start: i64, end: i64, pageviews: i64, values: &[String]) {
+        let who = self.visitor(visitor);
         self.totals.visits += 1;
         self.totals.pageviews += pageviews;
         self.totals.bounces += i64::from(pageviews == 1);
@@ -120,18 +148,16 @@ impl<'q> Tally<'q> {
         if i > 0 && start < self.buckets[i - 1].1 {
             self.series[i - 1].insert(who);
         }
-        if let Some(values) = &mut self.values {
-            for (d, counts) in values.iter_mut().enumerate() {
-                let value: &str = r.try_get(5 + d)?;
-                let count = match counts.get_mut(value) {
+        if let Some(counts) = &mut self.values {
+            for (counts, value) in counts.iter_mut().zip(values) {
+                let count = match counts.get_mut(value.as_str()) {
                     Some(count) => count,
-                    None => counts.entry(value.to_owned()).or_default(),
+                    None => counts.entry(value.clone()).or_default(),
                 };
                 count.visitors.insert(who);
                 count.visits += 1;
             }
         }
-        Ok(())
     }
 
     fn report(self, rows: Option<i64>) -> WebReport {
@@ -178,12 +204,17 @@ impl Store {
         q: &WebQuery<'_>,
     ) -> Result<WebReport, StoreError> {
         let mut args = Vec::new();
-        let sql = report_sql(q, &mut args);
+        let sql = report_sql(q, self.backend(), &mut args);
         let mut tally = Tally::new(q);
         with_db!(self, read_pool, |pool| {
             let mut rows = query_with(sql, &args).fetch(pool);
             while let Some(r) = rows.try_next().await? {
-                tally.add(&r)?;
+                let (kind, json): (i64, Option<String>) = (r.try_get(0)?, r.try_get(1)?);
+                if let Some(json) = json {
+                    tally
+                        .add(kind, &json)
+                        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                }
             }
         });
         Ok(tally.report(q.breakdown_rows))

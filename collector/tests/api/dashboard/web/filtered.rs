@@ -75,6 +75,61 @@ async fn a_page_filter_keeps_visits_that_viewed_it_after_the_range() {
     assert_eq!(r["current"]["visits"], 0, "{r}");
 }
 
+/// A filtered view's visits reach the collector in JSON arrays of 2,000: one over more visits
+/// than that, on a day and the day before, counts every one of them as the plain computation
+/// does (a visitor with visits in two arrays counted once).
+#[tokio::test]
+async fn a_view_over_more_visits_than_one_array_holds_counts_them_all() {
+    let clock = Arc::new(FakeClock::new(now()));
+    let app = spawn(|_| {}, clock).await;
+    let admin = app.admin().await;
+    let base = format!("/api/dash/projects/{}", app.project);
+    let (status, body) = app
+        .post(
+            &admin,
+            &format!("{base}/settings"),
+            json!({"timezone": "Europe/Berlin"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let paths = [
+        "/", "/pricing", "/docs", "/about", "/blog", "/signup", "/jobs",
+    ];
+    let mut views = Vec::new();
+    for (day, visitors) in [(4, 700), (5, 2_300)] {
+        let midnight = berlin_midnight(3, day);
+        for i in 0..visitors {
+            // Two visits a day for a few: one in the morning, one in the evening.
+            let visitor = format!("v{}", i % 2_100);
+            let at = midnight + (i % 600) * MIN + (i / 2_100) * 12 * 60 * MIN;
+            views.push(view(&visitor, paths[i as usize % 7], at));
+            views.push(view(
+                &visitor,
+                paths[(i as usize + i as usize / 7) % 7],
+                at + 5 * MIN,
+            ));
+        }
+    }
+    for chunk in views.chunks(500) {
+        app.ingest(chunk.to_vec()).await;
+    }
+    let pvs = stored_page_views(&app).await;
+    assert_eq!(pvs.len(), 6_000);
+    let hours = |day: u32| -> Vec<(i64, i64)> {
+        let midnight = berlin_midnight(3, day);
+        (0..24)
+            .map(|h| (midnight + h * 60 * MIN, midnight + (h + 1) * 60 * MIN))
+            .collect()
+    };
+    let case: Case<'_> = (
+        "period=custom&from=2026-03-05&to=2026-03-05&source=Google",
+        vec![("source", "Google")],
+        hours(5),
+        hours(4),
+    );
+    check_case(&app, &admin, &pvs, &case).await;
+}
+
 #[tokio::test]
 async fn filtered_views_read_at_most_their_budget_and_say_from_when() {
     let clock = Arc::new(FakeClock::new(now()));
@@ -96,7 +151,7 @@ async fn filtered_views_read_at_most_their_budget_and_say_from_when() {
     app.ingest(views).await;
     app.web_caught_up(&admin).await;
     let first_read = t(2) + 1;
-    // A page filter reads the page's latest 5 page views: the visits from the 4th on.
+    // A page filter reads the latest 5 visits that viewed the page: from the 4th on.
     let (status, r) = app
         .get(&admin, &format!("{base}/web?period=7d&page=%2Fdocs"))
         .await;
