@@ -11,6 +11,11 @@ CREATE TABLE web_visit_pages (
 );
 CREATE INDEX web_visit_pages_by_path ON web_visit_pages(project_id, path, start_ts);
 
+-- Each visit's page views through the index by visitor: a hash join on the visitor matches
+-- every visit of a visitor with every page view of theirs, which grows with the square of a
+-- visitor's visits (docs/dashboard-web.md, "Upgrading to 0057").
+SET LOCAL enable_hashjoin = off;
+SET LOCAL enable_mergejoin = off;
 INSERT INTO web_visit_pages (visit_id, path, project_id, start_ts, pageviews)
 SELECT v.id, p.path, v.project_id, v.start_ts, COUNT(*)
 FROM web_visits v JOIN web_pageviews p
