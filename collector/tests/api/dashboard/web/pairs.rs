@@ -608,6 +608,31 @@ async fn one_chip_breakdowns_read_no_visits_up_to_the_pair_row_limit() {
     }
 }
 
+/// A collector for the tests that fold themselves: its background fold waits an hour for
+/// fewer than a chunk's worth of page views; `heavy` is its
+/// `PULSELINE_WEB_PAIR_HEAVY_VISITS`; its project's days are UTC's.
+async fn folding_app(heavy: i64) -> (Dash, Login) {
+    let clock = Arc::new(FakeClock::new(now()));
+    let app = spawn(
+        move |c| {
+            c.web.fold_delay_ms = 3_600_000;
+            c.web.pair_heavy_visits = heavy;
+        },
+        clock,
+    )
+    .await;
+    let admin = app.admin().await;
+    let (status, body) = app
+        .post(
+            &admin,
+            &format!("/api/dash/projects/{}/settings", app.project),
+            json!({"timezone": "UTC"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    (app, admin)
+}
+
 /// Folds every queued page view in chunks of `size` through a second store on the database,
 /// pairing heavy values at `heavy` visits a day.
 async fn fold_in_chunks(app: &Dash, size: i64, heavy: i64) {
@@ -624,26 +649,8 @@ async fn fold_in_chunks(app: &Dash, size: i64, heavy: i64) {
 /// fold recounts their visits before their removal's turn (chunks of one page view).
 #[tokio::test]
 async fn a_person_deleted_with_page_views_still_queued_leaves_the_pairs_exact() {
-    let clock = Arc::new(FakeClock::new(now()));
-    // The background fold waits an hour for fewer than a chunk's worth: this test folds.
-    let app = spawn(
-        |c| {
-            c.web.fold_delay_ms = 3_600_000;
-            c.web.pair_heavy_visits = HEAVY;
-        },
-        clock,
-    )
-    .await;
-    let admin = app.admin().await;
+    let (app, admin) = folding_app(HEAVY).await;
     let base = format!("/api/dash/projects/{}", app.project);
-    let (status, body) = app
-        .post(
-            &admin,
-            &format!("{base}/settings"),
-            json!({"timezone": "UTC"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
     let mut rng = StdRng::seed_from_u64(3);
     for chunk in traffic(&mut rng).chunks(100) {
         app.ingest(chunk.to_vec()).await;
@@ -708,17 +715,7 @@ async fn a_person_deleted_with_page_views_still_queued_leaves_the_pairs_exact() 
 /// (`COMPACT_ABOVE`); every sketch still holds exactly its visitors.
 #[tokio::test]
 async fn a_busy_pair_rows_sketch_is_compacted_and_stays_exact() {
-    let clock = Arc::new(FakeClock::new(now()));
-    let app = spawn(|c| c.web.fold_delay_ms = 3_600_000, clock).await;
-    let admin = app.admin().await;
-    let (status, body) = app
-        .post(
-            &admin,
-            &format!("/api/dash/projects/{}/settings", app.project),
-            json!({"timezone": "UTC"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let (app, admin) = folding_app(PAIR_HEAVY_VISITS).await;
     // 4,000 visitors with one page view each on one day, the same values but for the page.
     let day = Utc.with_ymd_and_hms(2026, 3, 8, 0, 0, 0).unwrap();
     let views: Vec<Value> = (0..4_000)
@@ -867,17 +864,7 @@ fn news_visits(day: DateTime<Utc>, n: i64, tag: &str) -> Vec<Value> {
 /// its other days from visits.
 #[tokio::test]
 async fn upgrading_fills_heavy_values_and_views_read_visits_only_for_unpaired_days() {
-    let clock = Arc::new(FakeClock::new(now()));
-    let app = spawn(|c| c.web.fold_delay_ms = 3_600_000, clock).await;
-    let admin = app.admin().await;
-    let (status, body) = app
-        .post(
-            &admin,
-            &format!("/api/dash/projects/{}/settings", app.project),
-            json!({"timezone": "UTC"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let (app, admin) = folding_app(PAIR_HEAVY_VISITS).await;
     let busy = Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap();
     let quiet = Utc.with_ymd_and_hms(2026, 3, 4, 8, 0, 0).unwrap();
     // Twice the threshold and more: each UTM value of the day (half of them) crosses it too.
@@ -970,17 +957,7 @@ async fn upgrading_fills_heavy_values_and_views_read_visits_only_for_unpaired_da
 /// from scratch. A fill that ignored its budget would take up to `FILL_CHUNK` (20) at once.
 #[tokio::test]
 async fn the_fill_stops_at_its_budget_and_still_drains_to_the_exact_pairs() {
-    let clock = Arc::new(FakeClock::new(now()));
-    let app = spawn(|c| c.web.fold_delay_ms = 3_600_000, clock).await;
-    let admin = app.admin().await;
-    let (status, body) = app
-        .post(
-            &admin,
-            &format!("/api/dash/projects/{}/settings", app.project),
-            json!({"timezone": "UTC"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let (app, admin) = folding_app(PAIR_HEAVY_VISITS).await;
     // Three days of twelve visits each: at five visits a day, the referrer, both UTM source
     // and campaign values, the entry page and the main exit page cross it every day.
     let heavy = 5;
@@ -1054,24 +1031,7 @@ const INDEXED: [&str; 8] = [
 /// recounted, the visits read bounded, then every sketch compared with a count from scratch.
 #[tokio::test]
 async fn dirty_pair_rows_are_recounted_through_the_narrower_index() {
-    let clock = Arc::new(FakeClock::new(now()));
-    let app = spawn(
-        |c| {
-            c.web.fold_delay_ms = 3_600_000;
-            c.web.pair_heavy_visits = HEAVY;
-        },
-        clock,
-    )
-    .await;
-    let admin = app.admin().await;
-    let (status, body) = app
-        .post(
-            &admin,
-            &format!("/api/dash/projects/{}/settings", app.project),
-            json!({"timezone": "UTC"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let (app, _) = folding_app(HEAVY).await;
     let day = Utc.with_ymd_and_hms(2026, 3, 8, 0, 0, 0).unwrap();
     let mut rng = StdRng::seed_from_u64(21);
     let paths: Vec<String> = (0..24).map(|i| format!("/p{i}")).collect();
