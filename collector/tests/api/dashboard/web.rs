@@ -345,6 +345,19 @@ fn check_breakdowns(api: &Value, want: &Expected, what: &str) {
     }
 }
 
+/// Sets the project's time zone (its days) and waits for the rollups to follow.
+async fn set_zone(app: &Dash, admin: &Login, zone: &str) {
+    let (status, body) = app
+        .post(
+            admin,
+            &format!("/api/dash/projects/{}/settings", app.project),
+            json!({"timezone": zone}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.web_caught_up(admin).await;
+}
+
 /// A query, its filters, and the buckets of its period and of the previous one.
 type Case<'a> = (
     &'a str,
@@ -410,14 +423,7 @@ async fn the_web_page_matches_a_plain_computation_on_random_traffic() {
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(body["message"].as_str().unwrap().contains("IANA"), "{body}");
-    let (status, body) = app
-        .post(
-            &admin,
-            &format!("{base}/settings"),
-            json!({"timezone": "Europe/Berlin"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    set_zone(&app, &admin, "Europe/Berlin").await;
     let (_, body) = app.get(&admin, &format!("{base}/settings")).await;
     assert_eq!(body["timezone"], "Europe/Berlin");
 

@@ -16,14 +16,7 @@ async fn a_page_filter_keeps_visits_that_viewed_it_after_the_range() {
     let app = spawn(|_| {}, clock).await;
     let admin = app.admin().await;
     let base = format!("/api/dash/projects/{}", app.project);
-    let (status, body) = app
-        .post(
-            &admin,
-            &format!("{base}/settings"),
-            json!({"timezone": "Europe/Berlin"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    set_zone(&app, &admin, "Europe/Berlin").await;
     // March 5 in Berlin. "a" starts a visit at 23:50 and views /pricing at 00:10 on March 6;
     // "b" views /pricing within the day; "c" crosses midnight without it.
     let midnight = berlin_midnight(3, 6);
@@ -83,15 +76,7 @@ async fn a_view_over_more_visits_than_one_array_holds_counts_them_all() {
     let clock = Arc::new(FakeClock::new(now()));
     let app = spawn(|_| {}, clock).await;
     let admin = app.admin().await;
-    let base = format!("/api/dash/projects/{}", app.project);
-    let (status, body) = app
-        .post(
-            &admin,
-            &format!("{base}/settings"),
-            json!({"timezone": "Europe/Berlin"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    set_zone(&app, &admin, "Europe/Berlin").await;
     let paths = [
         "/", "/pricing", "/docs", "/about", "/blog", "/signup", "/jobs",
     ];
@@ -215,15 +200,7 @@ async fn random_filtered_views_match_a_plain_computation() {
     let clock = Arc::new(FakeClock::new(now()));
     let app = spawn(|_| {}, clock).await;
     let admin = app.admin().await;
-    let base = format!("/api/dash/projects/{}", app.project);
-    let (status, body) = app
-        .post(
-            &admin,
-            &format!("{base}/settings"),
-            json!({"timezone": "Europe/Berlin"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    set_zone(&app, &admin, "Europe/Berlin").await;
     let mut rng = StdRng::seed_from_u64(2145);
     for chunk in traffic(&mut rng).chunks(100) {
         app.ingest(chunk.to_vec()).await;

@@ -177,18 +177,6 @@ async fn fold_in_chunks(app: &Dash, size: i64) {
     store.close().await;
 }
 
-async fn set_zone(app: &Dash, admin: &Login, zone: &str) {
-    let (status, body) = app
-        .post(
-            admin,
-            &format!("/api/dash/projects/{}/settings", app.project),
-            json!({"timezone": zone}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    app.web_caught_up(admin).await;
-}
-
 #[tokio::test]
 async fn any_chunking_folds_what_a_count_from_scratch_finds() {
     let seed: u64 = std::env::var("PULSELINE_TEST_FOLD_SEED")

@@ -388,14 +388,7 @@ async fn one_chip_views_from_pairs_equal_the_views_from_visits_after_every_event
     let app = spawn(|c| c.web.pair_heavy_visits = HEAVY, clock.clone()).await;
     let admin = app.admin().await;
     let base = format!("/api/dash/projects/{}", app.project);
-    let (status, body) = app
-        .post(
-            &admin,
-            &format!("{base}/settings"),
-            json!({"timezone": "Europe/Berlin"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    set_zone(&app, &admin, "Europe/Berlin").await;
     let store = heavy_store(&app, HEAVY).await;
     let range = "period=custom&from=2026-02-17&to=2026-03-10";
     let berlin = days_at(3_600_000, 2, 17, 22);
@@ -503,14 +496,7 @@ async fn one_chip_views_from_pairs_equal_the_views_from_visits_after_every_event
     .await;
 
     // A time zone change rebuilds the pair rows by the new days.
-    let (status, body) = app
-        .post(
-            &admin,
-            &format!("{base}/settings"),
-            json!({"timezone": "UTC"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    set_zone(&app, &admin, "UTC").await;
     check_pairs(
         &app,
         &admin,
@@ -622,14 +608,7 @@ async fn folding_app(heavy: i64) -> (Dash, Login) {
     )
     .await;
     let admin = app.admin().await;
-    let (status, body) = app
-        .post(
-            &admin,
-            &format!("/api/dash/projects/{}/settings", app.project),
-            json!({"timezone": "UTC"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    set_zone(&app, &admin, "UTC").await;
     (app, admin)
 }
 
@@ -800,14 +779,7 @@ async fn upgrading_rebuilds_the_pairs_of_the_new_filter_dimensions() {
     let clock = Arc::new(FakeClock::new(now()));
     let app = spawn(|c| c.web.pair_heavy_visits = HEAVY, clock).await;
     let admin = app.admin().await;
-    let (status, body) = app
-        .post(
-            &admin,
-            &format!("/api/dash/projects/{}/settings", app.project),
-            json!({"timezone": "UTC"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    set_zone(&app, &admin, "UTC").await;
     let mut rng = StdRng::seed_from_u64(53);
     for chunk in traffic(&mut rng).chunks(100) {
         app.ingest(chunk.to_vec()).await;

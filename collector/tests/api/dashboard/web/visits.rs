@@ -50,14 +50,7 @@ async fn visits_kept_at_ingest_survive_late_and_repeated_page_views_and_deletes(
     let app = spawn(|_| {}, clock.clone()).await;
     let admin = app.admin().await;
     let base = format!("/api/dash/projects/{}", app.project);
-    let (status, body) = app
-        .post(
-            &admin,
-            &format!("{base}/settings"),
-            json!({"timezone": "Europe/Berlin"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    set_zone(&app, &admin, "Europe/Berlin").await;
 
     let mut rng = StdRng::seed_from_u64(34);
     let mut messages: Vec<Value> = traffic(&mut rng)
@@ -145,15 +138,7 @@ async fn many_visitors_and_late_page_views_in_one_chunk_fold_exactly() {
     let clock = Arc::new(FakeClock::new(now()));
     let app = spawn(|_| {}, clock.clone()).await;
     let admin = app.admin().await;
-    let base = format!("/api/dash/projects/{}", app.project);
-    let (status, body) = app
-        .post(
-            &admin,
-            &format!("{base}/settings"),
-            json!({"timezone": "Europe/Berlin"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    set_zone(&app, &admin, "Europe/Berlin").await;
 
     let visitors: i64 = 600;
     let start = |v: i64| berlin_midnight(2, 17) + (v % 20) * 86_400_000 + 8 * 60 * MIN + v * MIN;
