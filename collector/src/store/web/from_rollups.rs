@@ -30,7 +30,7 @@ const BREAKDOWN_READS: usize = 2;
 type DayRow = (i64, i64, i64, i64, i64, Vec<u8>);
 
 /// The bucket of `[start, end)` spans (sorted, adjacent) that holds `at`.
-fn bucket_of(buckets: &[(i64, i64)], at: i64) -> Option<usize> {
+pub(super) fn bucket_of(buckets: &[(i64, i64)], at: i64) -> Option<usize> {
     let i = buckets
         .partition_point(|(start, _)| *start <= at)
         .checked_sub(1)?;

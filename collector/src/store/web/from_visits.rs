@@ -143,10 +143,9 @@ impl<'q> Tally<'q> {
         self.totals.pageviews += pageviews;
         self.totals.bounces += i64::from(pageviews == 1);
         self.totals.duration_ms += end - start;
-        // Buckets are in time order; a visit counts in the one holding its start.
-        let i = self.buckets.partition_point(|(s, _)| *s <= start);
-        if i > 0 && start < self.buckets[i - 1].1 {
-            self.series[i - 1].insert(who);
+        // A visit counts in the bucket holding its start.
+        if let Some(i) = super::from_rollups::bucket_of(self.buckets, start) {
+            self.series[i].insert(who);
         }
         if let Some(counts) = &mut self.values {
             for (counts, value) in counts.iter_mut().zip(values) {
