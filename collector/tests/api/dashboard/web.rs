@@ -18,7 +18,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use super::{Dash, Login, spawn};
+use pulseline_collector::clock::Clock;
+use pulseline_collector::config::Config;
+
+use super::{Dash, Login};
 use traffic::{stored_page_views, traffic};
 
 /// A visit's values, in `web_visits`' column order: every breakdown but `page`.
@@ -57,6 +60,20 @@ fn berlin_days(month: u32, day: u32, n: i64) -> Vec<(i64, i64)> {
     (0..n)
         .map(|i| (first + i * 86_400_000, first + (i + 1) * 86_400_000))
         .collect()
+}
+
+/// The dashboard's test app, folding page views at every tick: these tests wait for the fold
+/// after most deliveries ([`Dash::web_caught_up`]), and the default delay would make each wait
+/// two seconds. The delay's own test sets its own.
+async fn spawn(configure: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> Dash {
+    super::spawn(
+        |c| {
+            c.web.fold_delay_ms = 0;
+            configure(c);
+        },
+        clock,
+    )
+    .await
 }
 
 impl Dash {
