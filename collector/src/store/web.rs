@@ -12,7 +12,7 @@ pub use driver::Driver;
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{Bind, Store, StoreError, query_with};
 use crate::domain::ProjectId;
 
 /// A visitor's page views with no gap longer than this belong to one visit.
@@ -150,17 +150,23 @@ impl Store {
         to: i64,
         max: i64,
     ) -> Result<i64, StoreError> {
+        // One range of `web_daily_counts` per dimension (migration 0058), not every day row
+        // the project keeps.
+        let mut args = vec![Bind::Int(project_id), Bind::Int(from), Bind::Int(to)];
+        let mut marks = Vec::new();
+        for dim in std::iter::once("").chain(Dimension::ALL.map(Dimension::key)) {
+            args.push(Bind::Text(dim.to_owned()));
+            marks.push(format!("${}", args.len()));
+        }
+        args.push(Bind::Int(max + 1));
+        let sql = format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT 1 FROM web_daily
+                 WHERE project_id = $1 AND dim IN ({}) AND day >= $2 AND day < $3 LIMIT ${}) x",
+            marks.join(", "),
+            args.len()
+        );
         with_db!(self, read_pool, |pool| {
-            let r = sqlx::query(
-                "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM (SELECT 1 FROM web_daily
-                     WHERE project_id = $1 AND day >= $2 AND day < $3 LIMIT $4) x",
-            )
-            .bind(project_id)
-            .bind(from)
-            .bind(to)
-            .bind(max + 1)
-            .fetch_one(pool)
-            .await?;
+            let r = query_with(sql, &args).fetch_one(pool).await?;
             Ok(r.get("n"))
         })
     }
