@@ -58,14 +58,16 @@ impl Default for Visitors {
     }
 }
 
+/// 2^-r for a register's value r, exactly: the exponent alone. A view counts hundreds of
+/// sketches of 4,096 registers each, and `powi` was a twentieth of its CPU.
+fn inverse_power(r: u8) -> f64 {
+    f64::from_bits((1023 - u64::from(r)) << 52)
+}
+
 impl Visitors {
     fn sketch(&self) -> HyperLogLog<DefaultHasher> {
         let zeros = self.registers.iter().filter(|r| **r == 0).count();
-        let sum: f64 = self
-            .registers
-            .iter()
-            .map(|r| 2f64.powi(-i32::from(*r)))
-            .sum();
+        let sum: f64 = self.registers.iter().map(|r| inverse_power(*r)).sum();
         HyperLogLog::from_parts(
             self.registers.clone().into_boxed_slice(),
             DefaultHasher::seeded(&SEED.to_be_bytes()),
@@ -272,6 +274,13 @@ impl Visitors {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inverse_powers_are_the_exact_powers_of_two() {
+        for r in 0..=u8::MAX {
+            assert_eq!(inverse_power(r), 2f64.powi(-i32::from(r)), "2^-{r}");
+        }
+    }
 
     #[test]
     fn merged_sketches_count_the_union_within_the_error() {
