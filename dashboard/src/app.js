@@ -411,8 +411,9 @@ async function settingsPage(project) {
   const zone = h('input', { name: 'timezone', value: s.timezone, size: 24, disabled: !canAdmin });
   const tracked = h('input', { name: 'tracked_properties', value: s.tracked_properties.join(', '), size: 60,
     placeholder: 'e.g. plan, country, context.os', disabled: !canAdmin });
+  const pendingText = (keys) => `Being filled from the stored events: ${keys.join(', ')}. Until then Explore reads raw events for them.`;
   const pending = s.tracked_properties_pending.length
-    ? h('p', { class: 'muted', id: 'tracked-pending' }, `Being filled from the stored events: ${s.tracked_properties_pending.join(', ')}. Until then Explore reads raw events for them.`)
+    ? h('p', { class: 'muted', id: 'tracked-pending' }, pendingText(s.tracked_properties_pending))
     : '';
   const save = h('button', { type: 'button', id: 'settings-save', hidden: !canAdmin, onclick: async () => {
     err.textContent = '';
@@ -429,6 +430,20 @@ async function settingsPage(project) {
       pending,
       h('p', { class: 'muted' }, 'Explore counts filtered by one of these and/or grouped by one of them come from rollups, whole, over any range. Other filters and group-bys read a bounded number of raw events.')),
     h('div', { class: 'row' }, save), err);
+  if (pending) followFill(base, pending, pendingText);
+}
+
+// New tracked keys are filled in the background: the note follows the fill (every 2 s) while
+// the page shows it, and goes once every key is filled.
+async function followFill(base, note, text) {
+  while (note.isConnected) {
+    await new Promise((ok) => setTimeout(ok, 2000));
+    if (!note.isConnected) return;
+    let keys;
+    try { keys = (await api(base)).tracked_properties_pending; } catch { return; }
+    if (!keys.length) { note.remove(); return; }
+    note.textContent = text(keys);
+  }
 }
 
 // ---- web vitals ----------------------------------------------------------------------------

@@ -199,12 +199,12 @@ try {
   // Tracking plan (Settings) makes the same question by hour answer from its rollup, whole.
   await page.goto(`${projectUrl}/settings`);
   await page.fill('input[name=tracked_properties]', 'plan');
-  await page.click('#settings-save');
-  await waitFor('the plan rollup to be filled', async () => {
-    await page.goto(`${projectUrl}/settings`);
-    await page.waitForSelector('input[name=tracked_properties]');
-    return (await page.inputValue('input[name=tracked_properties]')) === 'plan' && (await page.locator('#tracked-pending').count()) === 0;
-  });
+  // Saved, then the page shown again from the server's answer; its note on the fill follows
+  // the fill by itself and goes when it is done (a goto to the same hash would not reload).
+  const settingsCall = (method) => page.waitForResponse((r) => r.url().endsWith('/settings') && r.request().method() === method);
+  await Promise.all([settingsCall('POST'), settingsCall('GET'), page.click('#settings-save')]);
+  await waitFor('the plan rollup to be filled', async () =>
+    (await page.inputValue('input[name=tracked_properties]')) === 'plan' && (await page.locator('#tracked-pending').count()) === 0);
   await page.screenshot({ path: join(shots, 'settings.png'), fullPage: true });
   await page.goto(`${projectUrl}/explore?from=${now - 2 * 3600000}&to=${now + 60000}&bucket=3600000&group_by=plan`);
   await page.waitForSelector('#explore-source');
