@@ -73,6 +73,13 @@ impl PostgresStore {
         let mut report = PersonDeletion::default();
         loop {
             let mut tx = self.write_pool().begin().await?;
+            // The Web fold's lock first: whether a page view is still queued (below) must not
+            // change under this chunk. A fold chunk that has claimed it but not committed would
+            // still show it queued, then count it in the page pairs, and the removal would
+            // leave it there (found by the fold's randomized test with folds running beside it).
+            sqlx::query(crate::store::web::WEB_FOLD_LOCK)
+                .execute(&mut *tx)
+                .await?;
             // Locks the backfill cursors until this chunk commits: a backfill chunk neither
             // adds events deleted here nor moves past them meanwhile.
             let keys = tracked_on!(tx, project, "FOR SHARE");
