@@ -256,8 +256,7 @@ async fn a_link_shows_nothing_but_its_page() {
 #[tokio::test]
 async fn web_and_vitals_links_answer_their_pages() {
     let clock = Arc::new(FakeClock::new(at(12, 0)));
-    // Folded at the next tick rather than after the default delay: the test waits for it.
-    let app = spawn(|c| c.web.fold_delay_ms = 0, clock).await;
+    let app = super::web::spawn(|_| {}, clock).await;
     app.ingest(vec![
         page_view("v1", "/", at(9, 0)),
         page_view("v1", "/pricing", at(9, 1)),

@@ -65,7 +65,7 @@ fn berlin_days(month: u32, day: u32, n: i64) -> Vec<(i64, i64)> {
 /// The dashboard's test app, folding page views at every tick: these tests wait for the fold
 /// after most deliveries ([`Dash::web_caught_up`]), and the default delay would make each wait
 /// two seconds. The delay's own test sets its own.
-async fn spawn(configure: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> Dash {
+pub(super) async fn spawn(configure: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> Dash {
     super::spawn(
         |c| {
             c.web.fold_delay_ms = 0;
