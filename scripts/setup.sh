@@ -271,9 +271,16 @@ ensure_container_tools() {
     if command -v podman >/dev/null; then podman --version; fi
 }
 
-# The setup steps of the selected groups: ./scripts/test.sh runs them before its checks.
+# The setup steps of the selected groups: ./scripts/test.sh runs them before its checks, and
+# starts its first build between the toolchain and the rest.
 setup_steps() {
-    step setup "Rust toolchain (rustfmt, clippy)" ensure_rust_toolchain
+    setup_toolchain_step
+    setup_other_steps
+}
+
+setup_toolchain_step() { step setup "Rust toolchain (rustfmt, clippy)" ensure_rust_toolchain; }
+
+setup_other_steps() {
     step postgres "PostgreSQL server (apt)" ensure_postgres_installed
     step interop,python "Python venv (.venv, requirements-test.txt)" ensure_python_venv
     step interop,dashboard "Chromium (apt)" ensure_chromium

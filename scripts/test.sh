@@ -2,10 +2,12 @@
 # Pulseline's test command: ./scripts/test.sh  (CI runs it through .ci/run)
 #
 # First the setup steps of scripts/setup.sh (install what is missing; quick when present), then
-# every check, in order, stopping at the first failure, and a summary table of the steps:
+# every check, stopping at the first failure, and a summary table of the steps. The groups run
+# in this order, except that the container steps and the sdist's install come last (the release
+# builds run in the background: start_release_builds below):
 #   rust: sdk-wasm/build.sh --check (the committed browser SDK matches its sources)
 #         cargo fmt --all --check
-#         cargo clippy --workspace --all-targets -- -D warnings
+#         the workspace's test build (--all-targets), linted by clippy as it compiles (-D warnings)
 #         cargo test --workspace --no-fail-fast
 #         scripts/bump-version.sh --check (one version everywhere); the crate package into
 #         dist/ (scripts/dist.sh crate) and cargo publish --dry-run; its docs with -D warnings
@@ -41,8 +43,9 @@
 #   PULSELINE_SCHEMATHESIS_SEED=N     replay a schemathesis run (its seed is printed)
 #
 # Adding a step: write a function (something to install: an `ensure_*` in scripts/setup.sh and
-# a line in its setup_steps; an artifact: a `dist_*` in scripts/dist.sh; a check: here), then
-# add one `step GROUP "title" function` line to main(). Steps of groups not selected are skipped.
+# a line in its setup_other_steps; an artifact: a `dist_*` in scripts/dist.sh; a check: here),
+# then add one `step GROUP "title" function` line to main(). Steps of groups not selected are
+# skipped.
 
 # shellcheck source=scripts/dist.sh
 source "$(dirname "${BASH_SOURCE[0]}")/dist.sh"
@@ -57,14 +60,27 @@ rust_fmt() { cargo fmt --all --check; }
 # build. Compares the SHA-256 of the inputs with dist/.inputs; needs no wasm toolchain.
 sdk_dist_fresh() { sdk-wasm/build.sh --check; }
 
-rust_clippy() { cargo clippy --workspace --all-targets -- -D warnings; }
+# The workspace is built for its tests once, linted as it compiles: clippy's driver wraps rustc
+# for the workspace's own crates, as `cargo clippy` does, so the lint run needs no check build
+# of every dependency beside the test build (docs/testing.md). Every debug build of this script
+# goes through clippy_cargo: without the same wrapper, cargo would rebuild the workspace.
+clippy_cargo() {
+    local driver
+    driver=$(rustup which clippy-driver 2>/dev/null || command -v clippy-driver) ||
+        die "no clippy-driver: rustup component add clippy"
+    RUSTC_WORKSPACE_WRAPPER=$driver CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__" \
+        cargo "$@"
+}
+
+# --all-targets: the benches and examples too, which the test run itself does not build.
+rust_build_linted() { clippy_cargo test --workspace --all-targets --no-run; }
 
 # The collector's suite waits on timers, disks and child processes about as much as it computes:
 # with one test thread per core it leaves a third of the CPU idle (docs/testing.md, "How long
 # the test command takes"). RUST_TEST_THREADS in the environment still wins.
 TEST_THREADS=${RUST_TEST_THREADS:-4}
 
-rust_tests() { RUST_TEST_THREADS=$TEST_THREADS cargo test --workspace --no-fail-fast; }
+rust_tests() { RUST_TEST_THREADS=$TEST_THREADS clippy_cargo test --workspace --no-fail-fast; }
 
 check_versions() { scripts/bump-version.sh --check; }
 
@@ -77,10 +93,10 @@ build_collector() {
     if [[ $ONLY == all ]]; then
         # The same command and features as rust_tests, so here it is a no-op (a plain
         # `cargo build` unifies features differently and would rebuild the binary, ~50 s).
-        cargo test --workspace --no-run
+        clippy_cargo test --workspace --no-run
     else
         # Just the binary: interop-only runs should not need every Rust test to compile.
-        cargo build -p pulseline-collector --bin pulseline-collector
+        clippy_cargo build -p pulseline-collector --bin pulseline-collector
     fi
     [[ -x $COLLECTOR_DEBUG ]] || die "no $COLLECTOR_DEBUG"
 }
@@ -233,7 +249,7 @@ stop_postgres() {
 collector_tests_postgres() {
     local ok=1
     PULSELINE_TEST_POSTGRES_URL=$PULSELINE_PG_URL RUST_TEST_THREADS=$TEST_THREADS \
-        cargo test --workspace --quiet --test api || ok=0
+        clippy_cargo test --workspace --quiet --test api || ok=0
     drop_test_databases
     ((ok)) || die "collector tests failed on PostgreSQL"
 }
@@ -253,7 +269,7 @@ drop_test_databases() {
 # The dashboard test sends events with the Rust SDK's quickstart example too. A full run has
 # built it already (cargo test --workspace --no-run); a dashboard-only run builds it here.
 build_quickstart() {
-    [[ $ONLY == all && -x $TARGET_DIR/debug/rust-quickstart ]] || cargo build -p rust-quickstart
+    [[ $ONLY == all && -x $TARGET_DIR/debug/rust-quickstart ]] || clippy_cargo build -p rust-quickstart
 }
 
 dashboard_browser_tests() {
@@ -361,14 +377,32 @@ wasm_browser_tests() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# The release builds: the Python extension (maturin), the Node addon (napi) and the collector.
-# From a cold cache they are most of the run's compiling, and only later steps need them, so
-# they start in the background right after the setup, at the lowest CPU priority, and use what
-# the tests leave idle. Release and debug builds lock different directories of target/, so
-# neither waits for the other. Each is the very command its dist_* function runs, which then
-# finds it fresh; a background build that failed only leaves the cache cold, and the step's own
-# command builds again and reports the error.
+# The workspace's test build (rust_build_linted's command) starts as soon as the toolchain is
+# there, beside the rest of the setup: its downloads and installs leave the CPU mostly idle.
+# The step then runs the same command, which waits for cargo's lock on target/ and finds the
+# build fresh, or compiles what failed again and shows why.
+DEBUG_BUILD_PID=""
 
+start_debug_build() {
+    at_exit stop_debug_build
+    set -m
+    (rust_build_linted >/dev/null 2>&1) &
+    DEBUG_BUILD_PID=$!
+    set +m
+    echo "started in the background (pid $DEBUG_BUILD_PID)"
+}
+
+stop_debug_build() {
+    [[ -z $DEBUG_BUILD_PID ]] || kill -TERM -- "-$DEBUG_BUILD_PID" 2>/dev/null || true
+}
+
+# The release artifacts: the Python wheel and sdist (maturin), the npm tarballs with the Node
+# addon (napi) and the collector. From a cold cache their builds are most of the run's
+# compiling, and only later steps need them, so their dist_* functions run in the background
+# right after the setup, one after the other, at the lowest CPU priority, using what the tests
+# leave idle. The steps that need an artifact wait for its function and show its output. No
+# step runs a release build of its own meanwhile: cargo's lock on target/release would make it
+# wait for every background build still running.
 RELEASE_BUILDS_DIR=""
 RELEASE_BUILDS_PID=""
 
@@ -383,15 +417,15 @@ start_release_builds() {
     # compilers too, not only the shell that waits for them.
     set -m
     (
+        renice -n 19 -p "$BASHPID" >/dev/null
         set +e
         for name in "${wanted[@]}"; do
-            case $name in
-            python) nice -n 19 "$VENV/bin/maturin" build --release --quiet -m sdk-python/Cargo.toml \
-                --out "$RELEASE_BUILDS_DIR/wheel" ;;
-            node) (cd sdk-node && nice -n 19 npx napi build --platform --release --output-dir native \
-                --js index.js --dts index.d.ts) ;;
-            collector) nice -n 19 cargo build --release --locked -p pulseline-collector ;;
-            esac >"$RELEASE_BUILDS_DIR/$name.log" 2>&1
+            # The files dist_* recorded (BUILT) go back to the foreground's table through a file.
+            (
+                set -e
+                "dist_$name"
+                printf '%s\n' "${BUILT[@]}" >"$RELEASE_BUILDS_DIR/$name.built"
+            ) >"$RELEASE_BUILDS_DIR/$name.log" 2>&1
             echo $? >"$RELEASE_BUILDS_DIR/$name.rc"
         done
     ) &
@@ -405,29 +439,34 @@ stop_release_builds() {
     [[ -z $RELEASE_BUILDS_DIR ]] || rm -rf "$RELEASE_BUILDS_DIR"
 }
 
-# after_release_build NAME COMMAND...: waits for the background build NAME, then runs COMMAND.
-after_release_build() {
-    local name=$1 start=$SECONDS
-    shift
-    if [[ -n $RELEASE_BUILDS_DIR ]]; then
-        while [[ ! -e $RELEASE_BUILDS_DIR/$name.rc ]] && kill -0 "$RELEASE_BUILDS_PID" 2>/dev/null; do
-            sleep 1
-        done
-        echo "waited $((SECONDS - start)) s for the background $name build (exit $(cat "$RELEASE_BUILDS_DIR/$name.rc" 2>/dev/null || echo none))"
-    fi
-    "$@"
+# release_artifact NAME: waits for the background dist_NAME, shows its output and takes its
+# files into the run's table; ends the run if it failed.
+release_artifact() {
+    local name=$1 start=$SECONDS rc file
+    while [[ ! -e $RELEASE_BUILDS_DIR/$name.rc ]] && kill -0 "$RELEASE_BUILDS_PID" 2>/dev/null; do
+        sleep 1
+    done
+    rc=$(cat "$RELEASE_BUILDS_DIR/$name.rc" 2>/dev/null || echo none)
+    echo "waited $((SECONDS - start)) s for dist_$name in the background (exit $rc); its output:"
+    cat "$RELEASE_BUILDS_DIR/$name.log" 2>/dev/null || true
+    [[ $rc == 0 ]] || die "dist_$name failed in the background (exit $rc): its output is above"
+    while read -r file; do
+        dist_file "$file"
+    done <"$RELEASE_BUILDS_DIR/$name.built"
 }
 
 # ---------------------------------------------------------------------------------------------
 
 main() {
     begin_steps test
-    setup_steps
+    setup_toolchain_step
+    step rust "the workspace's build, in the background" start_debug_build
+    setup_other_steps
     step python,node,container "release builds, in the background" start_release_builds
 
     step rust "browser SDK in sdk-wasm/dist built from its sources" sdk_dist_fresh
     step rust "cargo fmt --all --check" rust_fmt
-    step rust "cargo clippy --workspace --all-targets -D warnings" rust_clippy
+    step rust "build the workspace, linted (clippy -D warnings)" rust_build_linted
     step rust "cargo test --workspace" rust_tests
     step rust "one version for every package (bump-version --check)" check_versions
     step rust "dist/: the pulseline crate (cargo package)" dist_crate
@@ -440,14 +479,13 @@ main() {
     step interop "interop tests (Segment SDK, schemathesis)" interop_tests
     step interop "Segment analytics-next in Chromium (playwright-core)" segment_browser_tests
 
-    step python "dist/: the pulseline wheel and sdist (maturin)" after_release_build python dist_python
+    step python "dist/: the pulseline wheel and sdist (maturin)" release_artifact python
     step python "the wheel of dist/ installed into .venv" python_venv_install
     step python "Python SDK tests and examples (pytest)" python_sdk_tests
     step python "Python SDK types (stubtest, mypy --strict)" python_sdk_types
     step python "the wheel installs and runs without Rust" python_wheel_install
-    step python "the sdist builds and installs (pip install)" python_sdist_install
 
-    step node "dist/: npm tarballs, pulseline + this platform's (napi)" after_release_build node dist_node
+    step node "dist/: npm tarballs, pulseline + this platform's (napi)" release_artifact node
     step node "TypeScript typings (tsc --strict)" node_sdk_types
     step node "npm packages installed without Rust (CJS, ESM)" node_sdk_package_tests
     step node "Node SDK tests and examples (node --test)" node_sdk_tests
@@ -459,16 +497,19 @@ main() {
     step wasm "TypeScript typings (tsc --strict)" wasm_sdk_types
     step wasm "browser SDK end to end (headless Chromium)" wasm_browser_tests
 
-    step container "dist/: the collector release binary" after_release_build collector dist_collector
-    step container "dist/: the container image (podman)" dist_image
-    step container "container image: run, send, read back" container_image_test
-
     step dashboard "build the Rust SDK quickstart (debug)" build_quickstart
     step dashboard "dashboard in Chromium (playwright-core)" dashboard_browser_tests
     step dashboard "embedded browser SDK in Chromium (Keys page snippet)" embedded_sdk_browser_test
     step dashboard "the Web page in Chromium" dashboard_web_tests
     step dashboard "a shared page in Chromium, logged out" dashboard_share_tests
     step dashboard "the dashboard under load in Chromium (503 retries)" dashboard_busy_tests
+
+    # Last: the collector's release build, the longest of the background ones, has had every
+    # step before these to finish in. The sdist's own release build would wait for it.
+    step container "dist/: the collector release binary" release_artifact collector
+    step container "dist/: the container image (podman)" dist_image
+    step container "container image: run, send, read back" container_image_test
+    step python "the sdist builds and installs (pip install)" python_sdist_install
 
     ((${#BUILT[@]} + ${#SKIPPED[@]} == 0)) || dist_table
 }
