@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use sqlx::FromRow;
+use sqlx_macros::FromRow;
 
 use super::web::{Dimension, VISIT_GAP_MS};
 use super::{Store, StoreError};

@@ -48,7 +48,7 @@ const FIRST_SEQ_RECEIVED_SINCE: &str = "
     )
     SELECT MAX(lo) FROM search";
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx_macros::migrate!("../migrations/postgres");
 
 const MAX_CONNECTIONS: u32 = 16;
 /// Connections of budgeted reads (heavy dashboard queries, `store::budget`), apart from the

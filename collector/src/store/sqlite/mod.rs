@@ -65,7 +65,7 @@ const FIRST_SEQ_RECEIVED_SINCE: &str = "
     )
     SELECT MAX(lo) FROM search";
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx_macros::migrate!("../migrations/sqlite");
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {

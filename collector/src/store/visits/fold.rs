@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sqlx::FromRow;
+use sqlx_macros::FromRow;
 
 use super::days::Zones;
 use super::plan::{Plan, apply_plan, same_pairs};

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use sqlx::FromRow;
+use sqlx_macros::FromRow;
 
 use super::days::{Zones, next_day};
 use super::plan::ROWS_PER_STATEMENT;
