@@ -423,6 +423,7 @@ start_release_builds() {
             # The files dist_* recorded (BUILT) go back to the foreground's table through a file.
             (
                 set -e
+                BUILT=()
                 "dist_$name"
                 printf '%s\n' "${BUILT[@]}" >"$RELEASE_BUILDS_DIR/$name.built"
             ) >"$RELEASE_BUILDS_DIR/$name.log" 2>&1
