@@ -269,7 +269,8 @@ drop_test_databases() {
 # The dashboard test sends events with the Rust SDK's quickstart example too. A full run has
 # built it already (cargo test --workspace --no-run); a dashboard-only run builds it here.
 build_quickstart() {
-    [[ $ONLY == all && -x $TARGET_DIR/debug/rust-quickstart ]] || clippy_cargo build -p rust-quickstart
+    [[ $ONLY == all && -x $TARGET_DIR/debug/rust-quickstart ]] ||
+        clippy_cargo build -p rust-quickstart
 }
 
 dashboard_browser_tests() {
@@ -452,7 +453,7 @@ release_artifact() {
     cat "$RELEASE_BUILDS_DIR/$name.log" 2>/dev/null || true
     [[ $rc == 0 ]] || die "dist_$name failed in the background (exit $rc): its output is above"
     while read -r file; do
-        dist_file "$file"
+        [[ -z $file ]] || dist_file "$file" # an empty BUILT prints one empty line
     done <"$RELEASE_BUILDS_DIR/$name.built"
 }
 
