@@ -88,6 +88,49 @@ impl Dimension {
     }
 }
 
+/// Rollup rows that hold a filtered view's top row and chart whole, over days: the visits
+/// that started in each day with the filters' values, and a sketch of their visitors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotalsRows<'a> {
+    /// One filter on a visit's value: that value's `web_daily` rows.
+    Value(Dimension, &'a str),
+    /// Two filters on visit values, the first on a dimension with pair rows for every value
+    /// ([`Dimension::has_pairs`]): its `web_daily_pairs` rows of the second's value.
+    Pair((Dimension, &'a str), (Dimension, &'a str)),
+}
+
+impl<'a> TotalsRows<'a> {
+    /// The rows that hold the top row and chart of `filters`, if any.
+    pub fn of(filters: &'a [(Dimension, String)]) -> Option<Self> {
+        let visit_value =
+            |(d, v): &'a (Dimension, String)| (*d != Dimension::Page).then_some((*d, v.as_str()));
+        match filters {
+            [one] => Some(Self::Value(visit_value(one)?.0, visit_value(one)?.1)),
+            [a, b] => {
+                let (a, b) = (visit_value(a)?, visit_value(b)?);
+                if a.0 == b.0 {
+                    None
+                } else if a.0.has_pairs() {
+                    Some(Self::Pair(a, b))
+                } else if b.0.has_pairs() {
+                    Some(Self::Pair(b, a))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The one filter of a [`TotalsRows::Value`].
+    pub fn single(self) -> Option<(Dimension, &'a str)> {
+        match self {
+            Self::Value(dim, value) => Some((dim, value)),
+            Self::Pair(..) => None,
+        }
+    }
+}
+
 /// One query of the page: a range, its filters (all must hold), the chart's buckets
 /// (`[start, end)` in unix ms), and how many rows per breakdown (`None`: no breakdowns).
 #[derive(Debug)]

@@ -19,7 +19,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::routes::extract::{ApiQuery, PathIds, Session};
 use crate::state::AppState;
 use crate::store::HOUR_MS;
-use crate::store::web::{Dimension, Driver, WebQuery, WebReport, WebTotals};
+use crate::store::web::{Dimension, Driver, TotalsRows, WebQuery, WebReport, WebTotals};
 
 /// Rows each breakdown shows.
 pub const BREAKDOWN_ROWS: i64 = 10;
@@ -282,11 +282,12 @@ pub struct WebReportView {
     /// Set when the view read visits (filters, or a rebuild) and the filter it read them
     /// through held more than 100,000 (or PULSELINE_DASHBOARD_MAX_SCAN_EVENTS) in the period:
     /// the numbers cover the visits that started from this time (unix ms) on, the latest ones.
-    /// With one filter on a visit's value over several days, only the breakdowns are cut: the
-    /// top row and chart come whole from day rows.
+    /// With one filter on a visit's value over several days (or two, one of them on source,
+    /// UTM medium, country, browser, OS or device), only the breakdowns are cut: the top row
+    /// and chart come whole from day rows.
     pub coverage_from: Option<i64>,
-    /// With `coverage_from` set: true when only the breakdowns are cut (one filter on a
-    /// visit's value over several days), false when every number is.
+    /// With `coverage_from` set: true when only the breakdowns are cut (the top row and chart
+    /// come from day rows, see `coverage_from`), false when every number is.
     pub coverage_breakdowns_only: bool,
     /// The project's time zone, which decides the days.
     pub timezone: String,
@@ -384,49 +385,48 @@ pub async fn report_of(
             )));
         }
     }
-    // One visit filter over days: its day rows hold the top row and the chart, whole.
-    let value_rows = match filters.as_slice() {
-        [(dim, value)] if *dim != Dimension::Page && days.count > 1 && !rebuilding => {
-            Some((*dim, value.as_str()))
-        }
-        _ => None,
-    };
+    // One visit filter over days (or two, one of them with pair rows): its day rows (their
+    // pair rows) hold the top row and the chart, whole.
+    let value_rows = TotalsRows::of(&filters).filter(|_| days.count > 1 && !rebuilding);
     let budget = max.min(MAX_FILTERED_VISITS);
-    let mut coverage_from = None;
-    let current = read_period(
-        state,
-        WebQuery {
-            project,
-            from,
-            to,
-            filters: &filters,
-            buckets: &current_buckets,
-            breakdown_rows: Some(BREAKDOWN_ROWS),
-            driver: Driver::Start,
-        },
-        rollups,
-        value_rows,
-        (budget, max),
-        &mut coverage_from,
-    )
-    .await?;
-    let previous = read_period(
-        state,
-        WebQuery {
-            project,
-            from: previous_from,
-            to: previous_to,
-            filters: &filters,
-            buckets: &previous_buckets,
-            breakdown_rows: None,
-            driver: Driver::Start,
-        },
-        rollups,
-        value_rows,
-        (budget, max),
-        &mut None,
-    )
-    .await?;
+    let (mut coverage_from, mut previous_coverage) = (None, None);
+    // The two periods on connections of their own, at once: a filtered view reads each
+    // period's visits, and on two cores the previous period's read then costs no wall time
+    // beside the current one's (docs/dashboard-web.md, "Cost and limits").
+    let (current, previous) = tokio::try_join!(
+        read_period(
+            state,
+            WebQuery {
+                project,
+                from,
+                to,
+                filters: &filters,
+                buckets: &current_buckets,
+                breakdown_rows: Some(BREAKDOWN_ROWS),
+                driver: Driver::Start,
+            },
+            rollups,
+            value_rows,
+            (budget, max),
+            &mut coverage_from,
+        ),
+        read_period(
+            state,
+            WebQuery {
+                project,
+                from: previous_from,
+                to: previous_to,
+                filters: &filters,
+                buckets: &previous_buckets,
+                breakdown_rows: None,
+                driver: Driver::Start,
+            },
+            rollups,
+            value_rows,
+            (budget, max),
+            &mut previous_coverage,
+        ),
+    )?;
     let visitors = current_buckets
         .iter()
         .zip(&current.series)
@@ -490,7 +490,7 @@ async fn read_period(
     state: &AppState,
     mut q: WebQuery<'_>,
     rollups: bool,
-    value_rows: Option<(Dimension, &str)>,
+    value_rows: Option<TotalsRows<'_>>,
     (budget, max_rows): (i64, i64),
     coverage_from: &mut Option<i64>,
 ) -> Result<WebReport, ApiError> {
@@ -498,7 +498,7 @@ async fn read_period(
         return Ok(state.store.web_report(&q, true).await?);
     }
     let mut day_rows = match value_rows {
-        Some((dim, value)) => Some(state.store.web_value_totals(&q, dim, value).await?),
+        Some(rows) => Some(state.store.web_value_totals(&q, rows).await?),
         None => None,
     };
     if q.breakdown_rows.is_none()
@@ -506,9 +506,11 @@ async fn read_period(
     {
         return Ok(whole);
     }
-    if let (Some((dim, value)), Some(limit), Some(whole)) =
-        (value_rows, q.breakdown_rows, &mut day_rows)
-        && (dim.has_pairs() || dim.has_heavy_pairs())
+    if let (Some((dim, value)), Some(limit), Some(whole)) = (
+        value_rows.and_then(TotalsRows::single),
+        q.breakdown_rows,
+        &mut day_rows,
+    ) && (dim.has_pairs() || dim.has_heavy_pairs())
     {
         // A heavy filter's days without pair rows are read from its visits, if few enough.
         let unpaired = if dim.has_heavy_pairs() {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use futures::{StreamExt, TryStreamExt, stream};
 
-use super::{BreakdownRow, Dimension, WebQuery, WebReport, WebTotals};
+use super::{BreakdownRow, Dimension, TotalsRows, WebQuery, WebReport, WebTotals};
 use crate::store::visits::sketch::Visitors;
 use crate::store::{Bind, HOUR_MS, Store, StoreError, query_with};
 
@@ -100,15 +100,14 @@ impl Store {
     pub async fn web_value_totals(
         &self,
         q: &WebQuery<'_>,
-        dim: Dimension,
-        value: &str,
+        rows: TotalsRows<'_>,
     ) -> Result<WebReport, StoreError> {
         let mut totals = WebTotals::default();
         let mut everyone = Visitors::default();
         let mut per_bucket = vec![Visitors::default(); q.buckets.len()];
         let mut bucket_visits = vec![0; q.buckets.len()];
         for (day, visits, pageviews, bounces, duration_ms, sketch) in
-            &self.day_rows(q, dim.key(), value).await?
+            &self.totals_rows(q, rows).await?
         {
             totals.visits += visits;
             totals.pageviews += pageviews;
@@ -132,6 +131,36 @@ impl Store {
                 .collect(),
             breakdowns: Vec::new(),
         })
+    }
+
+    /// The range's day rows of `rows`: day, visits, page views, bounces, duration and the
+    /// visitor sketch. A pair row's key leads with its filter: one short range of it per day.
+    async fn totals_rows(
+        &self,
+        q: &WebQuery<'_>,
+        rows: TotalsRows<'_>,
+    ) -> Result<Vec<DayRow>, StoreError> {
+        let ((fdim, fvalue), (dim, value)) = match rows {
+            TotalsRows::Value(dim, value) => return self.day_rows(q, dim.key(), value).await,
+            TotalsRows::Pair(filter, other) => (filter, other),
+        };
+        Ok(with_db!(self, read_pool, |pool| {
+            sqlx::query_as(
+                "SELECT day, visits, pageviews, bounces, duration_ms, visitors
+                 FROM web_daily_pairs
+                 WHERE project_id = $1 AND fdim = $2 AND fvalue = $3 AND dim = $4
+                   AND day >= $5 AND day < $6 AND value = $7",
+            )
+            .bind(q.project)
+            .bind(fdim.key())
+            .bind(fvalue)
+            .bind(dim.key())
+            .bind(q.from)
+            .bind(q.to)
+            .bind(value)
+            .fetch_all(pool)
+            .await?
+        }))
     }
 
     /// The day rows of `(dim, value)` in the range: day, visits, page views, bounces,

@@ -144,7 +144,9 @@ async fn filtered_views_read_at_most_their_budget_and_say_from_when() {
     assert_eq!(r["coverage_from"], first_read, "{r}");
     assert_eq!(r["coverage_breakdowns_only"], false, "{r}");
     assert_eq!(r["current"]["visits"], 5, "{r}");
-    // Two filters: read through the source's index, the latest 5 of Google's visits.
+    // Two filters, one of them the source (which has pair rows): the top row and chart come
+    // whole from Google's pair rows of country ''; the breakdowns read through the source's
+    // index, the latest 5 of Google's visits.
     let (_, r) = app
         .get(
             &admin,
@@ -152,8 +154,27 @@ async fn filtered_views_read_at_most_their_budget_and_say_from_when() {
         )
         .await;
     assert_eq!(r["coverage_from"], first_read, "{r}");
-    assert_eq!(r["current"]["visits"], 5, "{r}");
+    assert_eq!(r["coverage_breakdowns_only"], true, "{r}");
+    assert_eq!(r["current"]["visits"], 8, "{r}");
+    assert_eq!(r["current"]["visitors"], 8, "{r}");
+    let chart: i64 = r["series"]["visitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(chart, 8, "{r}");
     assert_eq!(r["breakdowns"]["source"][0]["count"], 5, "{r}");
+    // Two filters without pair rows (referrer and entry page): everything from the latest 5.
+    let (_, r) = app
+        .get(
+            &admin,
+            &format!("{base}/web?period=7d&referrer=google.com&entry_page=%2Fdocs"),
+        )
+        .await;
+    assert_eq!(r["coverage_from"], first_read, "{r}");
+    assert_eq!(r["coverage_breakdowns_only"], false, "{r}");
+    assert_eq!(r["current"]["visits"], 5, "{r}");
     // One visit filter: the top row and chart come whole from its day rows; the breakdowns
     // from its latest 5 visits, and coverage_from says so.
     let (_, r) = app

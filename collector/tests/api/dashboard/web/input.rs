@@ -91,11 +91,19 @@ async fn web_page_input_is_checked_and_its_cost_bounded() {
     );
     // A filtered view reads at most that many visits, the latest, and says from when.
     let (status, r) = app
-        .get(&admin, &format!("{base}/web?period=7d&source=&country="))
+        .get(&admin, &format!("{base}/web?period=7d&referrer=&utm_source="))
         .await;
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["current"]["visits"], 20, "{r}");
     let oldest_read = (now() - Duration::minutes(20)).timestamp_millis();
+    assert_eq!(r["coverage_from"], oldest_read + 1, "{r}");
+    // With the source among two filters, its pair rows give the top row whole.
+    let (status, r) = app
+        .get(&admin, &format!("{base}/web?period=7d&source=&country="))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["current"]["visits"], 25, "{r}");
+    assert_eq!(r["breakdowns"]["source"][0]["count"], 20, "{r}");
     assert_eq!(r["coverage_from"], oldest_read + 1, "{r}");
     // One visit filter: its day rows give the top row whole, the visits the breakdowns.
     let (status, r) = app
