@@ -91,7 +91,10 @@ async fn web_page_input_is_checked_and_its_cost_bounded() {
     );
     // A filtered view reads at most that many visits, the latest, and says from when.
     let (status, r) = app
-        .get(&admin, &format!("{base}/web?period=7d&referrer=&utm_source="))
+        .get(
+            &admin,
+            &format!("{base}/web?period=7d&referrer=&utm_source="),
+        )
         .await;
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["current"]["visits"], 20, "{r}");
