@@ -1,4 +1,4 @@
-//! A filtered view: an indexed read of the visits that started in the range and match the
+//! A filtered view: one indexed read of the visits that started in the range and match the
 //! filters, through the index of one of them ([`super::driver`]). The page breakdown sums
 //! which pages those visits viewed (`web_visit_pages`) in SQL; the top row, chart and the
 //! other breakdowns are counted here in one pass over the visits: SQLite spent about a
@@ -25,11 +25,15 @@ const VISITS_PER_ROW: i64 = 2_000;
 #[derive(Deserialize)]
 struct VisitRow(String, i64, i64, i64, Vec<String>);
 
-/// The selected visits as JSON arrays of [`VisitRow`]s, [`VISITS_PER_ROW`] each.
-fn visits_sql(q: &WebQuery<'_>, backend: Backend, args: &mut Vec<Bind>) -> String {
+/// Rows of kind 0 are JSON arrays of [`VisitRow`]s; the one row of kind 1 (with breakdowns)
+/// is the page breakdown's `[path, visitors, page views]` rows, ranked.
+fn report_sql(q: &WebQuery<'_>, backend: Backend, args: &mut Vec<Bind>) -> String {
     args.extend([Bind::Int(q.project), Bind::Int(q.from), Bind::Int(q.to)]);
     let visits = super::driver::visits_cte(q.filters, q.driver, args);
-    let (array, agg) = json_functions(backend);
+    let (array, agg) = match backend {
+        Backend::Sqlite => ("json_array", "json_group_array"),
+        Backend::Postgres => ("json_build_array", "json_agg"),
+    };
     let values = match q.breakdown_rows {
         Some(_) => VISIT_DIMENSIONS
             .iter()
@@ -39,26 +43,21 @@ fn visits_sql(q: &WebQuery<'_>, backend: Backend, args: &mut Vec<Bind>) -> Strin
         None => String::new(),
     };
     args.push(Bind::Int(VISITS_PER_ROW));
-    format!(
+    let mut sql = format!(
         "WITH {visits}
-        SELECT CAST({agg}({array}(visitor, start_ts, end_ts, pageviews, {array}({values})))
+        SELECT CAST(0 AS BIGINT) AS k,
+               CAST({agg}({array}(visitor, start_ts, end_ts, pageviews, {array}({values})))
                     AS TEXT) AS j
         FROM (SELECT m.*, (ROW_NUMBER() OVER ()) / ${} AS chunk FROM m) c
         GROUP BY chunk",
         args.len()
-    )
-}
-
-/// The page breakdown of the selected visits, ranked, its first `rows` rows as one JSON array
-/// of `[path, visitors, page views]`: the pages those visits viewed (`web_visit_pages`).
-fn pages_sql(q: &WebQuery<'_>, backend: Backend, rows: i64, args: &mut Vec<Bind>) -> String {
-    args.extend([Bind::Int(q.project), Bind::Int(q.from), Bind::Int(q.to)]);
-    let visits = super::driver::visits_cte(q.filters, q.driver, args);
-    let (array, agg) = json_functions(backend);
-    args.push(Bind::Int(rows));
-    format!(
-        "WITH {visits}
-        SELECT CAST({agg}({array}(path, visitors, n)) AS TEXT)
+    );
+    if let Some(rows) = q.breakdown_rows {
+        args.push(Bind::Int(rows));
+        sql.push_str(&format!(
+            "
+        UNION ALL
+        SELECT CAST(1 AS BIGINT), CAST({agg}({array}(path, visitors, n)) AS TEXT)
         FROM (
             SELECT x.path AS path, COUNT(DISTINCT m.visitor) AS visitors,
                    CAST(SUM(x.pageviews) AS BIGINT) AS n,
@@ -68,16 +67,10 @@ fn pages_sql(q: &WebQuery<'_>, backend: Backend, rows: i64, args: &mut Vec<Bind>
             FROM m JOIN web_visit_pages x ON x.visit_id = m.id
             GROUP BY x.path
         ) p WHERE r <= ${}",
-        args.len()
-    )
-}
-
-/// The backend's JSON array constructor and aggregate.
-fn json_functions(backend: Backend) -> (&'static str, &'static str) {
-    match backend {
-        Backend::Sqlite => ("json_array", "json_group_array"),
-        Backend::Postgres => ("json_build_array", "json_agg"),
+            args.len()
+        ));
     }
+    sql
 }
 
 /// One breakdown value's visitors (as numbers of [`Tally::visitor`]) and visits.
@@ -122,8 +115,21 @@ impl<'q> Tally<'q> {
         n
     }
 
-    /// One row of [`visits_sql`].
-    fn add(&mut self, json: &str) -> Result<(), serde_json::Error> {
+    /// One row of [`report_sql`].
+    fn add(&mut self, kind: i64, json: &str) -> Result<(), serde_json::Error> {
+        if kind == 1 {
+            let pages: Vec<(String, i64, i64)> = serde_json::from_str(json)?;
+            self.pages.extend(
+                pages
+                    .into_iter()
+                    .map(|(value, visitors, count)| BreakdownRow {
+                        value,
+                        visitors,
+                        count,
+                    }),
+            );
+            return Ok(());
+        }
         let visits: Vec<VisitRow> = serde_json::from_str(json)?;
         for VisitRow(visitor, start, end, pageviews, values) in visits {
             self.visit(&visitor, start, end, pageviews, &values);
@@ -192,58 +198,24 @@ impl<'q> Tally<'q> {
 }
 
 impl Store {
-    /// A filtered view from its visits: the visits and, with breakdowns, the page breakdown,
-    /// two statements at once on connections of their own (each selects the visits again
-    /// through the same index range, which costs less than what either does with them).
     pub(super) async fn web_report_from_visits(
         &self,
         q: &WebQuery<'_>,
     ) -> Result<WebReport, StoreError> {
-        let backend = self.backend();
-        let visits = async {
-            let mut args = Vec::new();
-            let sql = visits_sql(q, backend, &mut args);
-            let mut tally = Tally::new(q);
-            with_db!(self, read_pool, |pool| {
-                let mut rows = query_with(sql, &args).fetch(pool);
-                while let Some(r) = rows.try_next().await? {
-                    if let Some(json) = r.try_get::<Option<String>, _>(0)? {
-                        tally
-                            .add(&json)
-                            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-                    }
+        let mut args = Vec::new();
+        let sql = report_sql(q, self.backend(), &mut args);
+        let mut tally = Tally::new(q);
+        with_db!(self, read_pool, |pool| {
+            let mut rows = query_with(sql, &args).fetch(pool);
+            while let Some(r) = rows.try_next().await? {
+                let (kind, json): (i64, Option<String>) = (r.try_get(0)?, r.try_get(1)?);
+                if let Some(json) = json {
+                    tally
+                        .add(kind, &json)
+                        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
                 }
-            });
-            Ok::<_, StoreError>(tally)
-        };
-        let pages = async {
-            let Some(rows) = q.breakdown_rows else {
-                return Ok(Vec::new());
-            };
-            let mut args = Vec::new();
-            let sql = pages_sql(q, backend, rows, &mut args);
-            let json: Option<String> = with_db!(self, read_pool, |pool| {
-                query_with(sql, &args).fetch_one(pool).await?.try_get(0)?
-            });
-            let pages: Vec<(String, i64, i64)> = match json {
-                Some(json) => {
-                    serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?
-                }
-                None => Vec::new(),
-            };
-            Ok::<_, StoreError>(
-                pages
-                    .into_iter()
-                    .map(|(value, visitors, count)| BreakdownRow {
-                        value,
-                        visitors,
-                        count,
-                    })
-                    .collect(),
-            )
-        };
-        let (mut tally, pages) = tokio::try_join!(visits, pages)?;
-        tally.pages = pages;
+            }
+        });
         Ok(tally.report(q.breakdown_rows))
     }
 }
