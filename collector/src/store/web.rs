@@ -105,7 +105,7 @@ impl<'a> TotalsRows<'a> {
         let visit_value =
             |(d, v): &'a (Dimension, String)| (*d != Dimension::Page).then_some((*d, v.as_str()));
         match filters {
-            [one] => Some(Self::Value(visit_value(one)?.0, visit_value(one)?.1)),
+            [one] => visit_value(one).map(|(dim, value)| Self::Value(dim, value)),
             [a, b] => {
                 let (a, b) = (visit_value(a)?, visit_value(b)?);
                 if a.0 == b.0 {
