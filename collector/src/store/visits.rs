@@ -156,6 +156,13 @@ pub(crate) const HEAVY_PAIR_FILTERS: [(Dimension, usize); 5] = [
     (Dimension::UtmCampaign, 6),
 ];
 
+/// How long after a day started its page filters' pair rows may be filled (the longest day,
+/// 25 hours, and two more for late page views): a page filter's pair rows are filled from the
+/// visits of a day that is over, not moved by the fold, which drops a day's whenever it
+/// changes that day's visits (docs/dashboard-web.md, "Page filters"). Filling a day still
+/// under way would be dropped again by the next chunk.
+pub const PAGE_PAIRS_SETTLED_MS: i64 = 27 * 3_600_000;
+
 /// The default of `PULSELINE_WEB_PAIR_HEAVY_VISITS`: the visits of a day at which a value of
 /// [`HEAVY_PAIR_FILTERS`] gets pair rows for it (migration 0056 queues the past at this value).
 pub const PAIR_HEAVY_VISITS: i64 = 100;

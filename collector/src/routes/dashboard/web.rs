@@ -388,6 +388,11 @@ pub async fn report_of(
     // One visit filter over days (or two, one of them with pair rows): its day rows (their
     // pair rows) hold the top row and the chart, whole.
     let value_rows = TotalsRows::of(&filters).filter(|_| days.count > 1 && !rebuilding);
+    // A page filter over days: its pair rows of the days that are over, its visits of the rest.
+    let page_rows = match filters.as_slice() {
+        [(Dimension::Page, path)] if days.count > 1 && !rebuilding => Some(path.as_str()),
+        _ => None,
+    };
     let budget = max.min(MAX_FILTERED_VISITS);
     let (mut coverage_from, mut previous_coverage) = (None, None);
     // The two periods on connections of their own, at once, so the previous one does not
@@ -406,7 +411,7 @@ pub async fn report_of(
                 driver: Driver::Start,
             },
             rollups,
-            value_rows,
+            (value_rows, page_rows),
             (budget, max),
             &mut coverage_from,
         ),
@@ -422,7 +427,7 @@ pub async fn report_of(
                 driver: Driver::Start,
             },
             rollups,
-            value_rows,
+            (value_rows, page_rows),
             (budget, max),
             &mut previous_coverage,
         ),
@@ -490,12 +495,33 @@ async fn read_period(
     state: &AppState,
     mut q: WebQuery<'_>,
     rollups: bool,
-    value_rows: Option<TotalsRows<'_>>,
+    (value_rows, page_rows): (Option<TotalsRows<'_>>, Option<&str>),
     (budget, max_rows): (i64, i64),
     coverage_from: &mut Option<i64>,
 ) -> Result<WebReport, ApiError> {
     if rollups {
         return Ok(state.store.web_report(&q, true).await?);
+    }
+    if let Some(path) = page_rows
+        && let Some(unpaired) = state
+            .store
+            .web_page_unpaired_spans(&q, path, budget)
+            .await?
+        && (q.breakdown_rows.is_none()
+            || state
+                .store
+                .web_pair_rows(&q, Dimension::Page, path, max_rows)
+                .await?
+                <= max_rows)
+    {
+        let mut report = state.store.web_page_totals(&q, path, &unpaired).await?;
+        if let Some(limit) = q.breakdown_rows {
+            report.breakdowns = state
+                .store
+                .web_pair_breakdowns(&q, Dimension::Page, path, &report.totals, limit, &unpaired)
+                .await?;
+        }
+        return Ok(report);
     }
     let mut day_rows = match value_rows {
         Some(rows) => Some(state.store.web_value_totals(&q, rows).await?),

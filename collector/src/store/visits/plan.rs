@@ -558,7 +558,32 @@ macro_rules! apply_plan {
                 }
             }
         }
+        // A page filter's pair rows are filled from a day's visits, not moved: every day whose
+        // visits this chunk changes (each such change moves some row of the visit's start
+        // day) loses them and queues their fill again (`fill_heavy_pairs`).
+        let touched: BTreeSet<(i64, i64)> =
+            days.iter().map(|((p, day, _, _), _)| (*p, *day)).collect();
         let mut fill = Vec::new();
+        for (project, day) in touched {
+            let pages: Vec<String> = sqlx::query_scalar(
+                "UPDATE web_daily SET paired = 0
+                 WHERE project_id = $1 AND dim = 'page' AND day = $2 AND paired = 1
+                 RETURNING value",
+            )
+            .bind(project)
+            .bind(day)
+            .fetch_all(&mut *$tx)
+            .await?;
+            for page in pages {
+                sqlx::query(sqlx::AssertSqlSafe(sql::delete_page_pairs()))
+                    .bind(project)
+                    .bind(page.as_str())
+                    .bind(day)
+                    .execute(&mut *$tx)
+                    .await?;
+                fill.push((project, "page".to_owned(), day, page));
+            }
+        }
         let mut gone = Vec::new();
         let mut kept = Vec::new();
         let mut dirty = Vec::new();
@@ -572,11 +597,14 @@ macro_rules! apply_plan {
             if d.lost_someone() {
                 dirty.push(key.clone());
             }
+            // A page's day row counts its page views, the others their visits.
+            let page = dim == $crate::store::web::Dimension::Page.key();
             if !stored.is_some_and(|s| s.1)
-                && sums[0] >= $heavy
-                && $crate::store::visits::HEAVY_PAIR_FILTERS
-                    .iter()
-                    .any(|(f, _)| f.key() == dim)
+                && sums[usize::from(page)] >= $heavy
+                && (page
+                    || $crate::store::visits::HEAVY_PAIR_FILTERS
+                        .iter()
+                        .any(|(f, _)| f.key() == dim))
             {
                 fill.push(key.clone());
             }

@@ -13,9 +13,10 @@ use super::plan::{Plan, apply_plan};
 use super::sketch::Visitors;
 use super::sql;
 use super::{
-    FOLD_CHUNK, FillStep, HEAVY_PAIR_FILTERS, PAIR_FILTERS, PairRecount, StoredVisit,
-    VISIT_COLUMNS, VISIT_DIMENSIONS, Visit,
+    FOLD_CHUNK, FillStep, HEAVY_PAIR_FILTERS, PAGE_PAIRS_SETTLED_MS, PAIR_FILTERS, PairRecount,
+    StoredVisit, VISIT_COLUMNS, VISIT_DIMENSIONS, Visit,
 };
+use crate::store::web::Dimension;
 use crate::store::{Backend, Store, StoreError};
 
 /// Dirty day rows whose sketches one transaction rebuilds.
@@ -86,6 +87,116 @@ struct DayVisit {
     visitor: String,
     #[sqlx(flatten)]
     visit: StoredVisit,
+}
+
+/// Fills the pair rows of page filter `$value` on `$day` (a `web_pairs_fill` entry of dim
+/// `page`): from the visits that started in the day and viewed the page, as the visits reader
+/// counts them (`web/from_visits.rs`): their totals (dim `''`), their values of every visit
+/// dimension, and the page views of every page they viewed (`web_visit_pages`). Skipped if
+/// the page's day row is gone, already paired or under `$heavy` page views.
+macro_rules! fill_page_day {
+    ($tx:expr, $project:expr, $day:expr, $value:expr, $heavy:expr) => {{
+        let (project, day, value) = ($project, $day, $value.as_str());
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT pageviews, CAST(paired AS BIGINT) FROM web_daily
+             WHERE project_id = $1 AND dim = 'page' AND day = $2 AND value = $3",
+        )
+        .bind(project)
+        .bind(day)
+        .bind(value)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        if row.is_some_and(|(pageviews, paired)| paired == 0 && pageviews >= $heavy) {
+            let zones: Vec<(i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(Zones::sql([project].into_iter())))
+                    .fetch_all(&mut *$tx)
+                    .await?;
+            let end = next_day(&Zones::new(zones).of(project), day);
+            let viewed = "SELECT visit_id FROM web_visit_pages
+                          WHERE project_id = $1 AND path = $2 AND start_ts >= $3 AND start_ts < $4";
+            let visits: Vec<DayVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT visitor, id, {VISIT_COLUMNS} FROM web_visits WHERE id IN ({viewed})"
+            )))
+            .bind(project)
+            .bind(value)
+            .bind(day)
+            .bind(end)
+            .fetch_all(&mut *$tx)
+            .await?;
+            let pages: Vec<(i64, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT visit_id, path, pageviews FROM web_visit_pages
+                 WHERE visit_id IN ({viewed})"
+            )))
+            .bind(project)
+            .bind(value)
+            .bind(day)
+            .bind(end)
+            .fetch_all(&mut *$tx)
+            .await?;
+            let mut rows: BTreeMap<(&str, String), ([i64; 4], Visitors)> = BTreeMap::new();
+            let mut visitor_of: HashMap<i64, &str> = HashMap::new();
+            for d in &visits {
+                visitor_of.insert(d.visit.id, d.visitor.as_str());
+                let v = Visit::from_stored(&d.visit);
+                let bounce = i64::from(v.pageviews == 1);
+                let keys = std::iter::once(("", String::new()))
+                    .chain(VISIT_DIMENSIONS.iter().map(|d| d.key()).zip(v.values));
+                for key in keys {
+                    let r = rows.entry(key).or_default();
+                    r.0[0] += 1;
+                    r.0[1] += v.pageviews;
+                    r.0[2] += bounce;
+                    r.0[3] += v.end_ts - v.start_ts;
+                    r.1.insert_all([d.visitor.as_str()]);
+                }
+            }
+            for (visit, path, pageviews) in pages {
+                let Some(visitor) = visitor_of.get(&visit) else {
+                    continue;
+                };
+                let r = rows.entry((Dimension::Page.key(), path)).or_default();
+                r.0[1] += pageviews;
+                r.1.insert_all([*visitor]);
+            }
+            // None should be there (the fold drops them when it changes the day); a clean
+            // slate keeps the fill exact regardless.
+            sqlx::query(sqlx::AssertSqlSafe(sql::delete_page_pairs()))
+                .bind(project)
+                .bind(value)
+                .bind(day)
+                .execute(&mut *$tx)
+                .await?;
+            let rows: Vec<_> = rows.into_iter().collect();
+            for group in rows.chunks(ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO web_daily_pairs (project_id, fdim, fvalue, dim, day, value,
+                         visits, pageviews, bounces, duration_ms, visitors) ",
+                );
+                q.push_values(group, |mut b, ((other, v), (sums, sketch))| {
+                    b.push_bind(project)
+                        .push_bind(Dimension::Page.key())
+                        .push_bind(value)
+                        .push_bind(*other)
+                        .push_bind(day)
+                        .push_bind(v.as_str());
+                    for n in sums {
+                        b.push_bind(*n);
+                    }
+                    b.push_bind(sketch.to_bytes());
+                });
+                q.build().persistent(false).execute(&mut *$tx).await?;
+            }
+            sqlx::query(
+                "UPDATE web_daily SET paired = 1
+                 WHERE project_id = $1 AND dim = 'page' AND day = $2 AND value = $3",
+            )
+            .bind(project)
+            .bind(day)
+            .bind(value)
+            .execute(&mut *$tx)
+            .await?;
+        }
+    }};
 }
 
 impl Store {
@@ -433,6 +544,11 @@ impl Store {
                     .await?;
             }
             let mut step = FillStep::default();
+            // A page's days wait until they are over (`PAGE_PAIRS_SETTLED_MS`).
+            let settled = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64)
+                - PAGE_PAIRS_SETTLED_MS;
             loop {
                 if step.taken == FILL_CHUNK as u64 {
                     step.more = true;
@@ -451,9 +567,11 @@ impl Store {
                            AND NOT EXISTS (SELECT 1 FROM web_visit_pending p
                                            WHERE p.project_id = f.project_id AND p.removed = 1
                                              AND p.visitor >= '')
+                           AND (f.dim <> 'page' OR f.day < $1)
                          ORDER BY f.project_id, f.dim, f.day, f.value LIMIT 1)
                      RETURNING project_id, dim, day, value",
                 )
+                .bind(settled)
                 .fetch_optional(&mut *tx)
                 .await?;
                 let Some((project, dim, day, value)) = next else {
@@ -461,6 +579,10 @@ impl Store {
                 };
                 step.taken += 1;
                 'day: {
+                    if dim == Dimension::Page.key() {
+                        fill_page_day!(tx, project, day, value, heavy);
+                        break 'day;
+                    }
                     // Only the heavy filters' columns go into SQL, as the constants they match.
                     let Some(&(fdim, f)) = HEAVY_PAIR_FILTERS.iter().find(|(d, _)| d.key() == dim)
                     else {

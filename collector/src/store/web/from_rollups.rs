@@ -37,6 +37,53 @@ pub(super) fn bucket_of(buckets: &[(i64, i64)], at: i64) -> Option<usize> {
     (at < buckets[i].1).then_some(i)
 }
 
+/// A visit a page filter's view reads for a day without pair rows: visitor, start, end, page
+/// views.
+type PageVisit = (String, i64, i64, i64);
+
+/// The top row and chart by day of a filtered view from its day (or pair) rows and, for a page
+/// filter's days without pair rows, its visits.
+fn totals_of(q: &WebQuery<'_>, days: &[DayRow], visits: &[PageVisit]) -> WebReport {
+    let mut totals = WebTotals::default();
+    let mut everyone = Visitors::default();
+    let mut per_bucket = vec![Visitors::default(); q.buckets.len()];
+    let mut bucket_visits = vec![0; q.buckets.len()];
+    for (day, visits, pageviews, bounces, duration_ms, sketch) in days {
+        totals.visits += visits;
+        totals.pageviews += pageviews;
+        totals.bounces += bounces;
+        totals.duration_ms += duration_ms;
+        everyone.merge_bytes(sketch);
+        if let Some(i) = bucket_of(q.buckets, *day) {
+            per_bucket[i].merge_bytes(sketch);
+            bucket_visits[i] += visits;
+        }
+    }
+    for (visitor, start, end, pageviews) in visits {
+        totals.visits += 1;
+        totals.pageviews += pageviews;
+        totals.bounces += i64::from(*pageviews == 1);
+        totals.duration_ms += end - start;
+        everyone.insert_all([visitor.as_str()]);
+        if let Some(i) = bucket_of(q.buckets, *start) {
+            per_bucket[i].insert_all([visitor.as_str()]);
+            bucket_visits[i] += 1;
+        }
+    }
+    // Each visit has one visitor: the estimate never says more than the visits.
+    totals.visitors = everyone.count().min(totals.visits);
+    WebReport {
+        totals,
+        series: per_bucket
+            .iter()
+            .map(Visitors::count)
+            .zip(bucket_visits)
+            .map(|(n, v)| n.min(v))
+            .collect(),
+        breakdowns: Vec::new(),
+    }
+}
+
 impl Store {
     pub(super) async fn web_report_from_rollups(
         &self,
@@ -102,35 +149,84 @@ impl Store {
         q: &WebQuery<'_>,
         rows: TotalsRows<'_>,
     ) -> Result<WebReport, StoreError> {
-        let mut totals = WebTotals::default();
-        let mut everyone = Visitors::default();
-        let mut per_bucket = vec![Visitors::default(); q.buckets.len()];
-        let mut bucket_visits = vec![0; q.buckets.len()];
-        for (day, visits, pageviews, bounces, duration_ms, sketch) in
-            &self.totals_rows(q, rows).await?
-        {
-            totals.visits += visits;
-            totals.pageviews += pageviews;
-            totals.bounces += bounces;
-            totals.duration_ms += duration_ms;
-            everyone.merge_bytes(sketch);
-            if let Some(i) = bucket_of(q.buckets, *day) {
-                per_bucket[i].merge_bytes(sketch);
-                bucket_visits[i] += visits;
+        Ok(totals_of(q, &self.totals_rows(q, rows).await?, &[]))
+    }
+
+    /// The top row and the chart by day of the visits that viewed page `path`: its pair
+    /// rows' totals (dim `''`, filled for the days that are over, [`Self::web_page_unpaired_spans`])
+    /// and its visits that started in `unpaired`. `q.buckets` must be days.
+    pub async fn web_page_totals(
+        &self,
+        q: &WebQuery<'_>,
+        path: &str,
+        unpaired: &[(i64, i64)],
+    ) -> Result<WebReport, StoreError> {
+        let days = self
+            .pair_day_rows(q, (Dimension::Page.key(), path), ("", ""))
+            .await?;
+        let mut visits: Vec<PageVisit> = Vec::new();
+        for (start, end) in unpaired {
+            let mut rows: Vec<PageVisit> = with_db!(self, read_pool, |pool| {
+                sqlx::query_as(
+                    "SELECT visitor, start_ts, end_ts, pageviews FROM web_visits
+                     WHERE id IN (SELECT visit_id FROM web_visit_pages
+                                  WHERE project_id = $1 AND path = $2
+                                    AND start_ts >= $3 AND start_ts < $4)",
+                )
+                .bind(q.project)
+                .bind(path)
+                .bind(*start)
+                .bind(*end)
+                .fetch_all(pool)
+                .await?
+            });
+            visits.append(&mut rows);
+        }
+        Ok(totals_of(q, &days, &visits))
+    }
+
+    /// The spans (`[start, end)`, merged where adjacent) of the days of the range without pair
+    /// rows for page filter `path` (its `web_daily` page row not `paired`, or none), whose
+    /// visits a page filter's view reads with its pair rows. `None` when no day of the range
+    /// has pair rows, or the page's page views on the others exceed `budget` (a bound on
+    /// the visits that viewed it): the view then reads visits as other filtered views do.
+    /// `q.buckets` must be days.
+    pub async fn web_page_unpaired_spans(
+        &self,
+        q: &WebQuery<'_>,
+        path: &str,
+        budget: i64,
+    ) -> Result<Option<Vec<(i64, i64)>>, StoreError> {
+        let days: Vec<(i64, i64, i64)> = with_db!(self, read_pool, |pool| {
+            sqlx::query_as(
+                "SELECT day, pageviews, CAST(paired AS BIGINT) FROM web_daily
+                 WHERE project_id = $1 AND dim = 'page' AND day >= $2 AND day < $3 AND value = $4",
+            )
+            .bind(q.project)
+            .bind(q.from)
+            .bind(q.to)
+            .bind(path)
+            .fetch_all(pool)
+            .await?
+        });
+        let paired: Vec<i64> = days.iter().filter(|d| d.2 != 0).map(|d| d.0).collect();
+        let others: i64 = days.iter().filter(|d| d.2 == 0).map(|d| d.1).sum();
+        if paired.is_empty() || others > budget {
+            return Ok(None);
+        }
+        // A visit that viewed the page may have started on a day without page views of it:
+        // every day not paired is read, not only those with a row.
+        let mut spans: Vec<(i64, i64)> = Vec::new();
+        for (start, end) in q.buckets {
+            if paired.contains(start) {
+                continue;
+            }
+            match spans.last_mut() {
+                Some(last) if last.1 == *start => last.1 = *end,
+                _ => spans.push((*start, *end)),
             }
         }
-        // Each visit has one visitor: the estimate never says more than the visits.
-        totals.visitors = everyone.count().min(totals.visits);
-        Ok(WebReport {
-            totals,
-            series: per_bucket
-                .iter()
-                .map(Visitors::count)
-                .zip(bucket_visits)
-                .map(|(n, v)| n.min(v))
-                .collect(),
-            breakdowns: Vec::new(),
-        })
+        Ok(Some(spans))
     }
 
     /// The range's day rows of `rows`: day, visits, page views, bounces, duration and the
@@ -140,10 +236,22 @@ impl Store {
         q: &WebQuery<'_>,
         rows: TotalsRows<'_>,
     ) -> Result<Vec<DayRow>, StoreError> {
-        let ((fdim, fvalue), (dim, value)) = match rows {
-            TotalsRows::Value(dim, value) => return self.day_rows(q, dim.key(), value).await,
-            TotalsRows::Pair(filter, other) => (filter, other),
-        };
+        match rows {
+            TotalsRows::Value(dim, value) => self.day_rows(q, dim.key(), value).await,
+            TotalsRows::Pair((fdim, fvalue), (dim, value)) => {
+                self.pair_day_rows(q, (fdim.key(), fvalue), (dim.key(), value))
+                    .await
+            }
+        }
+    }
+
+    /// The range's pair rows of filter `fdim` = `fvalue` and `dim` = `value`, one per day.
+    async fn pair_day_rows(
+        &self,
+        q: &WebQuery<'_>,
+        (fdim, fvalue): (&str, &str),
+        (dim, value): (&str, &str),
+    ) -> Result<Vec<DayRow>, StoreError> {
         Ok(with_db!(self, read_pool, |pool| {
             sqlx::query_as(
                 "SELECT day, visits, pageviews, bounces, duration_ms, visitors
@@ -152,9 +260,9 @@ impl Store {
                    AND day >= $5 AND day < $6 AND value = $7",
             )
             .bind(q.project)
-            .bind(fdim.key())
+            .bind(fdim)
             .bind(fvalue)
-            .bind(dim.key())
+            .bind(dim)
             .bind(q.from)
             .bind(q.to)
             .bind(value)
@@ -253,7 +361,8 @@ impl Store {
     ) -> Result<Vec<(Dimension, Vec<BreakdownRow>)>, StoreError> {
         stream::iter(Dimension::ALL)
             .map(|dim| async move {
-                let rows = if dim == fdim {
+                // A page filter's own breakdown is every page its visits viewed.
+                let rows = if dim == fdim && fdim != Dimension::Page {
                     (totals.visits > 0)
                         .then(|| BreakdownRow {
                             value: fvalue.to_owned(),
@@ -338,31 +447,42 @@ impl Store {
                 return None;
             }
             let fcol = fdim.key();
-            let (select, join) = if dim == Dimension::Page {
-                (
-                    "p.path AS value, p.visitor AS visitor",
+            // value, visitor and what it adds to the count (`c`).
+            let (select, join) = match (fdim, dim) {
+                // The pages a page filter's visits viewed: as the visits reader counts them.
+                (Dimension::Page, Dimension::Page) => (
+                    "x.path AS value, v.visitor AS visitor, x.pageviews AS c".to_owned(),
+                    " JOIN web_visit_pages x ON x.visit_id = v.id",
+                ),
+                (_, Dimension::Page) => (
+                    "p.path AS value, p.visitor AS visitor, 1 AS c".to_owned(),
                     " JOIN web_pageviews p ON p.project_id = v.project_id
                           AND p.visitor = v.visitor AND p.ts >= v.start_ts AND p.ts <= v.end_ts",
-                )
-            } else {
-                ("", "")
+                ),
+                _ => (
+                    format!("v.{} AS value, v.visitor AS visitor, 1 AS c", dim.key()),
+                    "",
+                ),
             };
             let parts: Vec<String> = spans
                 .iter()
                 .map(|(start, end)| {
                     args.extend([Bind::Int(*start), Bind::Int(*end)]);
                     let n = args.len();
-                    let select = if select.is_empty() {
-                        format!("v.{} AS value, v.visitor AS visitor", dim.key())
+                    let (from, to) = (n - 1, n);
+                    let filter = if fdim == Dimension::Page {
+                        format!(
+                            "v.id IN (SELECT visit_id FROM web_visit_pages
+                                      WHERE project_id = $1 AND path = $6
+                                        AND start_ts >= ${from} AND start_ts < ${to})"
+                        )
                     } else {
-                        select.to_owned()
+                        format!(
+                            "v.project_id = $1 AND v.{fcol} = $6
+                             AND v.start_ts >= ${from} AND v.start_ts < ${to}"
+                        )
                     };
-                    format!(
-                        "SELECT {select} FROM web_visits v{join}
-                         WHERE v.project_id = $1 AND v.{fcol} = $6
-                           AND v.start_ts >= ${} AND v.start_ts < ${n}",
-                        n - 1
-                    )
+                    format!("SELECT {select} FROM web_visits v{join} WHERE {filter}")
                 })
                 .collect();
             Some(parts.join(" UNION ALL "))
@@ -394,7 +514,7 @@ impl Store {
                          SELECT value, {count} AS c FROM {table}
                          WHERE project_id = $1 AND dim = $2 AND day >= $3 AND day < $4{pair}
                          UNION ALL
-                         SELECT value, 1 AS c FROM ({visits}) u
+                         SELECT value, c FROM ({visits}) u
                      ) x
                      GROUP BY value HAVING SUM(c) > 0
                      ORDER BY n DESC, value LIMIT ${} OFFSET ${}",

@@ -6,6 +6,7 @@
 //! plain computation, and the pair rows equal a count from scratch.
 
 mod heavy;
+mod pages;
 mod recount;
 
 use rand::seq::SliceRandom;
@@ -31,6 +32,37 @@ const HEAVY_FILTERS: [&str; 5] = [
 /// `PULSELINE_WEB_PAIR_HEAVY_VISITS` of the tests with the random traffic: a few visits a
 /// day, so some value-days cross it (mid-day, late, as the traffic comes) and others do not.
 const HEAVY: i64 = 2;
+
+/// The filters whose pair rows count visit `v`: its value of each pair filter, and each page
+/// it viewed (a page filter keeps the visits that viewed the page, migration 0059).
+fn filters_of(v: &[Pv]) -> Vec<(&'static str, String)> {
+    let pages: BTreeSet<String> = v.iter().map(|p| p.fields["page"].clone()).collect();
+    PAIR_FILTERS
+        .into_iter()
+        .chain(HEAVY_FILTERS)
+        .map(|fdim| (fdim, visit_value(v, fdim)))
+        .chain(pages.into_iter().map(|page| ("page", page)))
+        .collect()
+}
+
+/// The visit breakdowns in the pair rows of filter `fdim`: a page filter's hold its visits'
+/// totals (dim `''`) and every visit dimension, the others every dimension but their own.
+fn pair_dims(fdim: &str) -> Vec<&'static str> {
+    if fdim == "page" {
+        std::iter::once("").chain(VISIT_KEYS).collect()
+    } else {
+        VISIT_KEYS.into_iter().filter(|d| *d != fdim).collect()
+    }
+}
+
+/// A visit's value of `dim`, `''` for the totals row.
+fn pair_value(v: &[Pv], dim: &str) -> String {
+    if dim.is_empty() {
+        String::new()
+    } else {
+        visit_value(v, dim)
+    }
+}
 
 /// Whether the pair rows of filter `fdim` = `fvalue` on `day` are kept (`paired`: the
 /// `fdim|fvalue|day` of the heavy day rows marked in `web_daily`).
@@ -130,15 +162,13 @@ fn expected_sketches(
     for v in visits(pvs, i64::MIN, i64::MAX) {
         let start = v[0].ts;
         let day = start - (start + offset).rem_euclid(DAY);
-        for fdim in PAIR_FILTERS.into_iter().chain(HEAVY_FILTERS) {
-            let fvalue = visit_value(&v, fdim);
+        for (fdim, fvalue) in filters_of(&v) {
             if !kept(paired, fdim, &fvalue, day) {
                 continue;
             }
-            let rows = VISIT_KEYS
-                .iter()
-                .filter(|d| **d != fdim)
-                .map(|dim| (*dim, visit_value(&v, dim)))
+            let rows = pair_dims(fdim)
+                .into_iter()
+                .map(|dim| (dim, pair_value(&v, dim)))
                 .chain(v.iter().map(|p| ("page", p.fields["page"].clone())));
             for (dim, value) in rows {
                 who.entry(format!("{fdim}|{fvalue}|{dim}|{day}|{value}"))
@@ -158,18 +188,17 @@ fn expected_pairs(pvs: &[Pv], offset: i64, paired: &BTreeSet<String>) -> Vec<Str
         let start = v[0].ts;
         let day = start - (start + offset).rem_euclid(DAY);
         let n = v.len() as i64;
-        for fdim in PAIR_FILTERS.into_iter().chain(HEAVY_FILTERS) {
-            let fvalue = visit_value(&v, fdim);
+        for (fdim, fvalue) in filters_of(&v) {
             if !kept(paired, fdim, &fvalue, day) {
                 continue;
             }
-            for dim in VISIT_KEYS.iter().filter(|d| **d != fdim) {
+            for dim in pair_dims(fdim) {
                 let key = (
                     fdim.to_owned(),
                     fvalue.clone(),
-                    (*dim).to_owned(),
+                    dim.to_owned(),
                     day,
-                    visit_value(&v, dim),
+                    pair_value(&v, dim),
                 );
                 let s = sums.entry(key).or_default();
                 s[0] += 1;
@@ -234,6 +263,8 @@ struct Checked {
     views: usize,
     paired: usize,
     unpaired: usize,
+    /// Page filters' value-days with pair rows.
+    pages_paired: usize,
 }
 
 /// Every one-chip view on a pair filter over `days` (`from`..`to` in the URL) against the
@@ -274,16 +305,37 @@ async fn check_pairs(
             "{key}: {n} visits, not paired"
         );
     }
+    // A page's days (long over) with at least `heavy` page views of it: filled.
+    let mut views_of: BTreeMap<String, i64> = BTreeMap::new();
+    for p in &pvs {
+        let day = p.ts - (p.ts + offset).rem_euclid(DAY);
+        *views_of
+            .entry(format!("page|{}|{day}", p.fields["page"]))
+            .or_default() += 1;
+    }
+    for (key, n) in &views_of {
+        assert!(
+            *n < heavy || paired.contains(key),
+            "{key}: {n} page views, not paired"
+        );
+    }
     let in_range = |key: &str| {
         let day: i64 = key.rsplit('|').next().unwrap().parse().unwrap();
         from <= day && day < to
     };
     let mut checked = Checked {
         views: 0,
-        paired: paired.iter().filter(|k| in_range(k)).count(),
+        paired: paired
+            .iter()
+            .filter(|k| in_range(k) && !k.starts_with("page|"))
+            .count(),
         unpaired: visits_of
             .keys()
             .filter(|k| in_range(k) && !paired.contains(*k))
+            .count(),
+        pages_paired: paired
+            .iter()
+            .filter(|k| in_range(k) && k.starts_with("page|"))
             .count(),
     };
     if std::env::var("DEBUG_PAIRS").is_ok() {
@@ -300,11 +352,17 @@ async fn check_pairs(
             }
         }
     }
-    for fdim in PAIR_FILTERS.into_iter().chain(HEAVY_FILTERS) {
+    for fdim in PAIR_FILTERS
+        .into_iter()
+        .chain(HEAVY_FILTERS)
+        .chain(["page"])
+    {
         let mut values: BTreeSet<String> = visits(&pvs, from, i64::MAX)
             .iter()
             .filter(|v| v[0].ts < to)
-            .map(|v| visit_value(v, fdim))
+            .flat_map(|v| filters_of(v))
+            .filter(|(d, _)| *d == fdim)
+            .map(|(_, value)| value)
             .collect();
         // A value with no visits in the range: empty breakdowns either way.
         values.insert("nowhere".to_owned());
@@ -434,7 +492,10 @@ async fn one_chip_views_from_pairs_equal_the_views_from_visits_after_every_event
     .await;
     // Both kinds of heavy value-days in the range: read from pair rows and from visits.
     assert!(
-        checked.views >= 30 && checked.paired >= 5 && checked.unpaired >= 5,
+        checked.views >= 30
+            && checked.paired >= 5
+            && checked.unpaired >= 5
+            && checked.pages_paired >= 5,
         "{checked:?}"
     );
 

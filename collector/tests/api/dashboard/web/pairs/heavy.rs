@@ -61,11 +61,12 @@ async fn upgrading_fills_heavy_values_and_views_read_visits_only_for_unpaired_da
     // As a collector before 0056 left the database.
     let heavy_dims = "('entry_page', 'exit_page', 'referrer', 'utm_source', 'utm_campaign')";
     for sql in [
-        format!("DELETE FROM web_daily_pairs WHERE fdim IN {heavy_dims}"),
+        format!("DELETE FROM web_daily_pairs WHERE fdim IN {heavy_dims} OR fdim = 'page'"),
         "DELETE FROM web_pairs_dirty".to_owned(),
         "DROP TABLE web_pairs_fill".to_owned(),
         "ALTER TABLE web_daily DROP COLUMN paired".to_owned(),
-        "DELETE FROM _sqlx_migrations WHERE version = 56".to_owned(),
+        // And before 0059 (page filters' pairs), which queues their past in 0056's table.
+        "DELETE FROM _sqlx_migrations WHERE version IN (56, 59)".to_owned(),
     ] {
         exec_sql(&app.database_url, &sql).await;
     }

@@ -252,7 +252,9 @@ async fn dirty_pair_rows_are_recounted_through_the_narrower_index() {
     let groups: Vec<String> = query_column(
         &app.database_url,
         &format!(
-            "SELECT DISTINCT fdim || '|' || fvalue FROM web_daily_pairs WHERE project_id = {}",
+            // A page filter's rows are filled from visits, never recounted (the fold drops them).
+            "SELECT DISTINCT fdim || '|' || fvalue FROM web_daily_pairs
+             WHERE project_id = {} AND fdim <> 'page'",
             app.project
         ),
     )
