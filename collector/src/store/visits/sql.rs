@@ -305,6 +305,22 @@ pub(crate) fn add_visit_pages(backend: Backend) -> &'static str {
     }
 }
 
+/// Deletes the pair rows of one page filter value (`$2`) on one day (`$3`) of project `$1`:
+/// one key range per breakdown (its own totals row `''` included), not every day of the value.
+pub(crate) fn delete_page_pairs() -> String {
+    let dims: Vec<String> = std::iter::once("")
+        .chain(super::VISIT_DIMENSIONS.iter().map(|d| d.key()))
+        .chain(std::iter::once(crate::store::web::Dimension::Page.key()))
+        .map(|d| format!("'{d}'"))
+        .collect();
+    format!(
+        "DELETE FROM web_daily_pairs
+         WHERE project_id = $1 AND fdim = 'page' AND fvalue = $2 AND day = $3
+           AND dim IN ({})",
+        dims.join(", ")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,20 +337,4 @@ mod tests {
             assert!(migration.contains(&condition), "{migration}");
         }
     }
-}
-
-/// Deletes the pair rows of one page filter value (`$2`) on one day (`$3`) of project `$1`:
-/// one key range per breakdown (its own totals row `''` included), not every day of the value.
-pub(crate) fn delete_page_pairs() -> String {
-    let dims: Vec<String> = std::iter::once("")
-        .chain(super::VISIT_DIMENSIONS.iter().map(|d| d.key()))
-        .chain(std::iter::once(crate::store::web::Dimension::Page.key()))
-        .map(|d| format!("'{d}'"))
-        .collect();
-    format!(
-        "DELETE FROM web_daily_pairs
-         WHERE project_id = $1 AND fdim = 'page' AND fvalue = $2 AND day = $3
-           AND dim IN ({})",
-        dims.join(", ")
-    )
 }
