@@ -75,7 +75,8 @@ pub struct PairRecount {
 pub struct FoldBacklog {
     /// Queued page views, counted up to [`FOLD_CHUNK`].
     pub queued: i64,
-    /// Day rows wait for their visitor sketch to be recounted.
+    /// Day or pair rows wait for their visitor sketch to be recounted, or pair rows for their
+    /// fill (a page's once its day is over).
     pub dirty: bool,
     /// A time zone change is being rebuilt.
     pub rebuilding: bool,
@@ -162,6 +163,14 @@ pub(crate) const HEAVY_PAIR_FILTERS: [(Dimension, usize); 5] = [
 /// changes that day's visits (docs/dashboard-web.md, "Page filters"). Filling a day still
 /// under way would be dropped again by the next chunk.
 pub const PAGE_PAIRS_SETTLED_MS: i64 = 27 * 3_600_000;
+
+/// Page days that started before this (unix ms) are over: their fill may run.
+pub(crate) fn page_pairs_settled() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+        - PAGE_PAIRS_SETTLED_MS
+}
 
 /// The default of `PULSELINE_WEB_PAIR_HEAVY_VISITS`: the visits of a day at which a value of
 /// [`HEAVY_PAIR_FILTERS`] gets pair rows for it (migration 0056 queues the past at this value).
@@ -392,13 +401,17 @@ impl Store {
                              AS BIGINT),
                         CAST(CASE WHEN EXISTS (SELECT 1 FROM web_daily_dirty)
                                     OR EXISTS (SELECT 1 FROM web_pairs_dirty)
-                                    OR EXISTS (SELECT 1 FROM web_pairs_fill) THEN 1 ELSE 0 END
+                                    OR EXISTS (SELECT 1 FROM web_pairs_fill
+                                               WHERE dim <> 'page' OR day < $2)
+                                  THEN 1 ELSE 0 END
                              AS BIGINT),
                         CAST(CASE WHEN EXISTS (SELECT 1 FROM web_rebuild) THEN 1 ELSE 0 END
                              AS BIGINT),
                         (SELECT queued_at FROM web_visit_pending ORDER BY id LIMIT 1)",
             )
             .bind(FOLD_CHUNK)
+            // A page's day that is not over waits without keeping the fold busy.
+            .bind(page_pairs_settled())
             .fetch_one(pool)
             .await?
             });

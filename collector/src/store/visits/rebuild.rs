@@ -13,8 +13,8 @@ use super::plan::{Plan, apply_plan};
 use super::sketch::Visitors;
 use super::sql;
 use super::{
-    FOLD_CHUNK, FillStep, HEAVY_PAIR_FILTERS, PAGE_PAIRS_SETTLED_MS, PAIR_FILTERS, PairRecount,
-    StoredVisit, VISIT_COLUMNS, VISIT_DIMENSIONS, Visit,
+    FOLD_CHUNK, FillStep, HEAVY_PAIR_FILTERS, PAIR_FILTERS, PairRecount, StoredVisit,
+    VISIT_COLUMNS, VISIT_DIMENSIONS, Visit,
 };
 use crate::store::web::Dimension;
 use crate::store::{Backend, Store, StoreError};
@@ -545,10 +545,7 @@ impl Store {
             }
             let mut step = FillStep::default();
             // A page's days wait until they are over (`PAGE_PAIRS_SETTLED_MS`).
-            let settled = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64)
-                - PAGE_PAIRS_SETTLED_MS;
+            let settled = super::page_pairs_settled();
             loop {
                 if step.taken == FILL_CHUNK as u64 {
                     step.more = true;

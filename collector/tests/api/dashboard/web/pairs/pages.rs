@@ -73,6 +73,22 @@ async fn a_page_filter_reads_pair_rows_of_days_that_are_over_and_visits_of_today
     }
     let key = format!("page|/pricing|{}", ms(today));
     assert!(!paired.contains(&key), "today is not over: {paired:?}");
+    // Queued, but it does not keep the fold busy until the day is over.
+    let queued = crate::helpers::query_i64(
+        &app.database_url,
+        &format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM web_pairs_fill
+             WHERE project_id = {} AND dim = 'page' AND value = '/pricing' AND day = {}",
+            app.project,
+            ms(today)
+        ),
+    )
+    .await;
+    assert_eq!(queued, 1);
+    let store = heavy_store(&app, 1).await;
+    let backlog = store.web_fold_backlog().await.expect("backlog reads");
+    assert!(backlog.is_empty(), "{backlog:?}");
+    store.close().await;
 
     let pages = |list: &[(&str, i64, i64)]| -> BTreeMap<String, (i64, i64)> {
         list.iter()
