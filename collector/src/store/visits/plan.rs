@@ -575,8 +575,9 @@ macro_rules! apply_plan {
             .fetch_all(&mut *$tx)
             .await?;
             for page in pages {
-                sqlx::query(sqlx::AssertSqlSafe(sql::delete_page_pairs()))
+                sqlx::query(sqlx::AssertSqlSafe(sql::delete_day_pairs()))
                     .bind(project)
+                    .bind($crate::store::web::Dimension::Page.key())
                     .bind(page.as_str())
                     .bind(day)
                     .execute(&mut *$tx)

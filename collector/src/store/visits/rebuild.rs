@@ -89,6 +89,52 @@ struct DayVisit {
     visit: StoredVisit,
 }
 
+/// Writes the pair rows a fill counted for filter `fdim` = `fvalue` on `day` (`rows`: per
+/// breakdown and value, its sums and visitor sketch) in place of any there, and marks the
+/// value's day row `paired`.
+macro_rules! write_fill {
+    ($tx:expr, ($project:expr, $day:expr), ($fdim:expr, $fvalue:expr), $rows:expr) => {{
+        let (project, day, fdim, fvalue): (i64, i64, &str, &str) = ($project, $day, $fdim, $fvalue);
+        sqlx::query(sqlx::AssertSqlSafe(sql::delete_day_pairs()))
+            .bind(project)
+            .bind(fdim)
+            .bind(fvalue)
+            .bind(day)
+            .execute(&mut *$tx)
+            .await?;
+        let rows: Vec<((&str, String), ([i64; 4], Visitors))> = $rows.into_iter().collect();
+        for group in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO web_daily_pairs (project_id, fdim, fvalue, dim, day, value,
+                     visits, pageviews, bounces, duration_ms, visitors) ",
+            );
+            q.push_values(group, |mut b, ((other, v), (sums, sketch))| {
+                b.push_bind(project)
+                    .push_bind(fdim)
+                    .push_bind(fvalue)
+                    .push_bind(*other)
+                    .push_bind(day)
+                    .push_bind(v.as_str());
+                for n in sums {
+                    b.push_bind(*n);
+                }
+                b.push_bind(sketch.to_bytes());
+            });
+            q.build().persistent(false).execute(&mut *$tx).await?;
+        }
+        sqlx::query(
+            "UPDATE web_daily SET paired = 1
+             WHERE project_id = $1 AND dim = $2 AND day = $3 AND value = $4",
+        )
+        .bind(project)
+        .bind(fdim)
+        .bind(day)
+        .bind(fvalue)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
 /// Fills the pair rows of page filter `$value` on `$day` (a `web_pairs_fill` entry of dim
 /// `page`): from the visits that started in the day and viewed the page, as the visits reader
 /// counts them (`web/from_visits.rs`): their totals (dim `''`), their values of every visit
@@ -160,41 +206,7 @@ macro_rules! fill_page_day {
             }
             // None should be there (the fold drops them when it changes the day); a clean
             // slate keeps the fill exact regardless.
-            sqlx::query(sqlx::AssertSqlSafe(sql::delete_page_pairs()))
-                .bind(project)
-                .bind(value)
-                .bind(day)
-                .execute(&mut *$tx)
-                .await?;
-            let rows: Vec<_> = rows.into_iter().collect();
-            for group in rows.chunks(ROWS_PER_STATEMENT) {
-                let mut q = sqlx::QueryBuilder::new(
-                    "INSERT INTO web_daily_pairs (project_id, fdim, fvalue, dim, day, value,
-                         visits, pageviews, bounces, duration_ms, visitors) ",
-                );
-                q.push_values(group, |mut b, ((other, v), (sums, sketch))| {
-                    b.push_bind(project)
-                        .push_bind(Dimension::Page.key())
-                        .push_bind(value)
-                        .push_bind(*other)
-                        .push_bind(day)
-                        .push_bind(v.as_str());
-                    for n in sums {
-                        b.push_bind(*n);
-                    }
-                    b.push_bind(sketch.to_bytes());
-                });
-                q.build().persistent(false).execute(&mut *$tx).await?;
-            }
-            sqlx::query(
-                "UPDATE web_daily SET paired = 1
-                 WHERE project_id = $1 AND dim = 'page' AND day = $2 AND value = $3",
-            )
-            .bind(project)
-            .bind(day)
-            .bind(value)
-            .execute(&mut *$tx)
-            .await?;
+            write_fill!($tx, (project, day), (Dimension::Page.key(), value), rows);
         }
     }};
 }
@@ -656,46 +668,7 @@ impl Store {
                     }
                     // None should be there (the fold writes a heavy value's pairs only once its
                     // day row is paired); a clean slate keeps the fill exact regardless.
-                    sqlx::query(
-                        "DELETE FROM web_daily_pairs
-                         WHERE project_id = $1 AND fdim = $2 AND fvalue = $3 AND day = $4",
-                    )
-                    .bind(project)
-                    .bind(&dim)
-                    .bind(&value)
-                    .bind(day)
-                    .execute(&mut *tx)
-                    .await?;
-                    let rows: Vec<_> = rows.into_iter().collect();
-                    for group in rows.chunks(ROWS_PER_STATEMENT) {
-                        let mut q = sqlx::QueryBuilder::new(
-                            "INSERT INTO web_daily_pairs (project_id, fdim, fvalue, dim, day, value,
-                                 visits, pageviews, bounces, duration_ms, visitors) ",
-                        );
-                        q.push_values(group, |mut b, ((other, v), (sums, sketch))| {
-                            b.push_bind(project)
-                                .push_bind(dim.as_str())
-                                .push_bind(value.as_str())
-                                .push_bind(*other)
-                                .push_bind(day)
-                                .push_bind(v.as_str());
-                            for n in sums {
-                                b.push_bind(*n);
-                            }
-                            b.push_bind(sketch.to_bytes());
-                        });
-                        q.build().persistent(false).execute(&mut *tx).await?;
-                    }
-                    sqlx::query(
-                        "UPDATE web_daily SET paired = 1
-                         WHERE project_id = $1 AND dim = $2 AND day = $3 AND value = $4",
-                    )
-                    .bind(project)
-                    .bind(&dim)
-                    .bind(day)
-                    .bind(&value)
-                    .execute(&mut *tx)
-                    .await?;
+                    write_fill!(tx, (project, day), (dim.as_str(), value.as_str()), rows);
                 }
                 if started.elapsed() >= budget {
                     step.more = true;

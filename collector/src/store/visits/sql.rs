@@ -305,9 +305,9 @@ pub(crate) fn add_visit_pages(backend: Backend) -> &'static str {
     }
 }
 
-/// Deletes the pair rows of one page filter value (`$2`) on one day (`$3`) of project `$1`:
-/// one key range per breakdown (its own totals row `''` included), not every day of the value.
-pub(crate) fn delete_page_pairs() -> String {
+/// Deletes the pair rows of filter `$2` = `$3` on day `$4` of project `$1`: one key range per
+/// breakdown (a page filter's totals row `''` included), not every day of the value.
+pub(crate) fn delete_day_pairs() -> String {
     let dims: Vec<String> = std::iter::once("")
         .chain(super::VISIT_DIMENSIONS.iter().map(|d| d.key()))
         .chain(std::iter::once(crate::store::web::Dimension::Page.key()))
@@ -315,7 +315,7 @@ pub(crate) fn delete_page_pairs() -> String {
         .collect();
     format!(
         "DELETE FROM web_daily_pairs
-         WHERE project_id = $1 AND fdim = 'page' AND fvalue = $2 AND day = $3
+         WHERE project_id = $1 AND fdim = $2 AND fvalue = $3 AND day = $4
            AND dim IN ({})",
         dims.join(", ")
     )
