@@ -489,8 +489,8 @@ pub async fn report_of(
 /// everything from its pair rows of the days that have them and its visits of the others;
 /// with one visit filter over days, the top row and chart from that value's day rows and the
 /// breakdowns (if asked) from its pair rows for a bounded dimension (unless they are more
-/// than `max_rows`), else from its visits; else everything from the matching visits. Visits are read through the filter that
-/// selects the fewest, at most `budget` of them, the latest:
+/// than `max_rows`), else from its visits; else everything from the matching visits. Visits
+/// are read through the filter that selects the fewest, at most `budget` of them, the latest:
 /// `coverage_from` is set to where that read starts when it is cut.
 async fn read_period(
     state: &AppState,

@@ -538,12 +538,14 @@ impl Store {
     /// rows of a heavy filter dimension that reached `PULSELINE_WEB_PAIR_HEAVY_VISITS` visits)
     /// from that value's visits of the day, through its index, and their folded page views,
     /// then marks the day row `paired`: from then on the fold moves its pair rows with every
-    /// chunk. One transaction, which takes value-days one at a time and stops after the one
-    /// that ends past its budget ([`super::FILL_TX_BUDGET`], [`Store::set_fill_budget`]): a
-    /// value-day after the upgrade may read a whole day's visits. Waits, as the rebuild does, while the project is
-    /// being rebuilt (the rebuild counts visits past its cursor later: a fill now would count
-    /// them twice) or has a person's removal of a folded page view queued (its visit still
-    /// holds that page view, which the page pairs would miss).
+    /// chunk. A page's day (dim `page`) waits until the day is over and is counted from the
+    /// visits that viewed it (`fill_page_day!`); the fold drops it when the day changes. One
+    /// transaction, which takes value-days one at a time and stops after the one that ends
+    /// past its budget ([`super::FILL_TX_BUDGET`], [`Store::set_fill_budget`]): a value-day
+    /// after the upgrade may read a whole day's visits. Waits, as the rebuild does, while the
+    /// project is being rebuilt (the rebuild counts visits past its cursor later: a fill now
+    /// would count them twice) or has a person's removal of a folded page view queued (its
+    /// visit still holds that page view, which the page pairs would miss).
     pub async fn fill_heavy_pairs(&self) -> Result<FillStep, StoreError> {
         let heavy = self.pair_heavy_visits();
         let budget = self.fill_budget();

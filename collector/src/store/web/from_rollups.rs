@@ -153,8 +153,9 @@ impl Store {
     }
 
     /// The top row and the chart by day of the visits that viewed page `path`: its pair
-    /// rows' totals (dim `''`, filled for the days that are over, [`Self::web_page_unpaired_spans`])
-    /// and its visits that started in `unpaired`. `q.buckets` must be days.
+    /// rows' totals (dim `''`, filled for the days that are over,
+    /// [`Self::web_page_unpaired_spans`]) and its visits that started in `unpaired`.
+    /// `q.buckets` must be days.
     pub async fn web_page_totals(
         &self,
         q: &WebQuery<'_>,
