@@ -24,9 +24,10 @@ pub struct WebConfig {
     #[arg(long, env = "PULSELINE_WEB_FOLD_DELAY_MS", default_value_t = 2_000)]
     pub fold_delay_ms: u64,
     /// Visits of one day at which a referrer, UTM source, UTM campaign, entry or exit page
-    /// value gets pair rows for that day (docs/dashboard-web.md, "Heavy values"): lower pairs
-    /// more values (more rows for the fold to write), higher leaves a one-chip view more
-    /// visits to read per day. At least 1.
+    /// value gets pair rows for that day (docs/dashboard-web.md, "Heavy values"), and page
+    /// views at which a page does once the day is over ("Page filters"): lower pairs more
+    /// values (more rows to write), higher leaves a one-chip view more visits to read per
+    /// day. At least 1.
     #[arg(long, env = "PULSELINE_WEB_PAIR_HEAVY_VISITS", default_value_t = 100,
           value_parser = clap::value_parser!(i64).range(1..))]
     pub pair_heavy_visits: i64,
