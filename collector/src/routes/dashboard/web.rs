@@ -506,7 +506,7 @@ async fn read_period(
     if let Some(path) = page_rows
         && let Some(unpaired) = state
             .store
-            .web_page_unpaired_spans(&q, path, budget)
+            .web_unpaired_spans(&q, Dimension::Page, path, budget)
             .await?
         && (q.breakdown_rows.is_none()
             || state

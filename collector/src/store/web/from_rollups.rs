@@ -154,7 +154,7 @@ impl Store {
 
     /// The top row and the chart by day of the visits that viewed page `path`: its pair
     /// rows' totals (dim `''`, filled for the days that are over,
-    /// [`Self::web_page_unpaired_spans`]) and its visits that started in `unpaired`.
+    /// [`Self::web_unpaired_spans`]) and its visits that started in `unpaired`.
     /// `q.buckets` must be days.
     pub async fn web_page_totals(
         &self,
@@ -184,50 +184,6 @@ impl Store {
             visits.append(&mut rows);
         }
         Ok(totals_of(q, &days, &visits))
-    }
-
-    /// The spans (`[start, end)`, merged where adjacent) of the days of the range without pair
-    /// rows for page filter `path` (its `web_daily` page row not `paired`, or none), whose
-    /// visits a page filter's view reads with its pair rows. `None` when no day of the range
-    /// has pair rows, or the page's page views on the others exceed `budget` (a bound on
-    /// the visits that viewed it): the view then reads visits as other filtered views do.
-    /// `q.buckets` must be days.
-    pub async fn web_page_unpaired_spans(
-        &self,
-        q: &WebQuery<'_>,
-        path: &str,
-        budget: i64,
-    ) -> Result<Option<Vec<(i64, i64)>>, StoreError> {
-        let days: Vec<(i64, i64, i64)> = with_db!(self, read_pool, |pool| {
-            sqlx::query_as(
-                "SELECT day, pageviews, CAST(paired AS BIGINT) FROM web_daily
-                 WHERE project_id = $1 AND dim = 'page' AND day >= $2 AND day < $3 AND value = $4",
-            )
-            .bind(q.project)
-            .bind(q.from)
-            .bind(q.to)
-            .bind(path)
-            .fetch_all(pool)
-            .await?
-        });
-        let paired: Vec<i64> = days.iter().filter(|d| d.2 != 0).map(|d| d.0).collect();
-        let others: i64 = days.iter().filter(|d| d.2 == 0).map(|d| d.1).sum();
-        if paired.is_empty() || others > budget {
-            return Ok(None);
-        }
-        // A visit that viewed the page may have started on a day without page views of it:
-        // every day not paired is read, not only those with a row.
-        let mut spans: Vec<(i64, i64)> = Vec::new();
-        for (start, end) in q.buckets {
-            if paired.contains(start) {
-                continue;
-            }
-            match spans.last_mut() {
-                Some(last) if last.1 == *start => last.1 = *end,
-                _ => spans.push((*start, *end)),
-            }
-        }
-        Ok(Some(spans))
     }
 
     /// The range's day rows of `rows`: day, visits, page views, bounces, duration and the
@@ -296,12 +252,13 @@ impl Store {
     }
 
     /// The spans (`[start, end)`, merged where adjacent) of the days of the range on which
-    /// `fvalue` of a heavy pair filter has no pair rows (`web_daily.paired`, migration 0056),
-    /// whose visits a one-chip view reads with its pair rows. `None` when those days hold
-    /// more than `budget` visits (fills still queued), or when no day of the range has pair
-    /// rows: the view then reads visits as other filtered views do, in one statement for all
-    /// breakdowns (a breakdown from pair rows and visits reads the visits once per round).
-    /// `q.buckets` must be days.
+    /// `fvalue` of a heavy pair filter, or page `fvalue` (`fdim` page), has no pair rows
+    /// (`web_daily.paired`, migrations 0056 and 0059), whose visits a one-chip view reads with
+    /// its pair rows. `None` when those days hold more than `budget` visits (a page's day row
+    /// counts its page views, which bound them; fills still queued), or when no day of the
+    /// range has pair rows: the view then reads visits as other filtered views do, in one
+    /// statement for all breakdowns (a breakdown from pair rows and visits reads the visits
+    /// once per round). `q.buckets` must be days.
     pub async fn web_unpaired_spans(
         &self,
         q: &WebQuery<'_>,
@@ -311,9 +268,10 @@ impl Store {
     ) -> Result<Option<Vec<(i64, i64)>>, StoreError> {
         let days: Vec<(i64, i64, i64)> = with_db!(self, read_pool, |pool| {
             sqlx::query_as(
-                "SELECT day, visits, CAST(paired AS BIGINT) FROM web_daily
-                 WHERE project_id = $1 AND dim = $2 AND day >= $3 AND day < $4 AND value = $5
-                 ORDER BY day",
+                "SELECT day, CASE WHEN dim = 'page' THEN pageviews ELSE visits END,
+                        CAST(paired AS BIGINT)
+                 FROM web_daily
+                 WHERE project_id = $1 AND dim = $2 AND day >= $3 AND day < $4 AND value = $5",
             )
             .bind(q.project)
             .bind(fdim.key())
@@ -323,23 +281,22 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        let unpaired: Vec<(i64, i64)> = days
-            .iter()
-            .filter(|d| d.2 == 0)
-            .map(|d| (d.0, d.1))
-            .collect();
-        if unpaired.len() == days.len() || unpaired.iter().map(|d| d.1).sum::<i64>() > budget {
+        let paired: Vec<i64> = days.iter().filter(|d| d.2 != 0).map(|d| d.0).collect();
+        let others: i64 = days.iter().filter(|d| d.2 == 0).map(|d| d.1).sum();
+        if paired.is_empty() || others > budget {
             return Ok(None);
         }
+        // Every day without pair rows, with a day row or not: a visit that viewed a page may
+        // have started on a day without page views of it (a visit value's day without a row
+        // has no visits: its index range is empty).
         let mut spans: Vec<(i64, i64)> = Vec::new();
-        for (day, _) in unpaired {
-            let Some(i) = bucket_of(q.buckets, day) else {
-                return Ok(None);
-            };
-            let (start, end) = q.buckets[i];
+        for (start, end) in q.buckets {
+            if paired.contains(start) {
+                continue;
+            }
             match spans.last_mut() {
-                Some(last) if last.1 == start => last.1 = end,
-                _ => spans.push((start, end)),
+                Some(last) if last.1 == *start => last.1 = *end,
+                _ => spans.push((*start, *end)),
             }
         }
         Ok(Some(spans))
