@@ -18,6 +18,7 @@ mod plan;
 mod rebuild;
 pub mod sketch;
 mod sql;
+pub(crate) use sql::VISITS_OF_PAGE;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -166,10 +167,8 @@ pub const PAGE_PAIRS_SETTLED_MS: i64 = 27 * 3_600_000;
 
 /// Page days that started before this (unix ms) are over: their fill may run.
 pub(crate) fn page_pairs_settled() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-        - PAGE_PAIRS_SETTLED_MS
+    use crate::clock::Clock;
+    crate::clock::SystemClock.now().timestamp_millis() - PAGE_PAIRS_SETTLED_MS
 }
 
 /// The default of `PULSELINE_WEB_PAIR_HEAVY_VISITS`: the visits of a day at which a value of

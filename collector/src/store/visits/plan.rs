@@ -582,7 +582,12 @@ macro_rules! apply_plan {
                     .bind(day)
                     .execute(&mut *$tx)
                     .await?;
-                fill.push((project, "page".to_owned(), day, page));
+                fill.push((
+                    project,
+                    $crate::store::web::Dimension::Page.key().to_owned(),
+                    day,
+                    page,
+                ));
             }
         }
         let mut gone = Vec::new();

@@ -89,6 +89,27 @@ struct DayVisit {
     visit: StoredVisit,
 }
 
+/// A fill's pair rows as it counts them: per breakdown and value, the sums (visits, page
+/// views, bounces, duration) and the visitor sketch.
+type FillRows<'a> = BTreeMap<(&'a str, String), ([i64; 4], Visitors)>;
+
+/// Counts visit `v` of `visitor` in the fill row `key`.
+fn count_visit<'a>(rows: &mut FillRows<'a>, key: (&'a str, String), visitor: &str, v: &Visit) {
+    let r = rows.entry(key).or_default();
+    r.0[0] += 1;
+    r.0[1] += v.pageviews;
+    r.0[2] += i64::from(v.pageviews == 1);
+    r.0[3] += v.end_ts - v.start_ts;
+    r.1.insert_all([visitor]);
+}
+
+/// Counts `n` page views of `visitor` on `path` in the fill's page row.
+fn count_page_views(rows: &mut FillRows<'_>, path: String, visitor: &str, n: i64) {
+    let r = rows.entry((Dimension::Page.key(), path)).or_default();
+    r.0[1] += n;
+    r.1.insert_all([visitor]);
+}
+
 /// Writes the pair rows a fill counted for filter `fdim` = `fvalue` on `day` (`rows`: per
 /// breakdown and value, its sums and visitor sketch) in place of any there, and marks the
 /// value's day row `paired`.
@@ -102,7 +123,7 @@ macro_rules! write_fill {
             .bind(day)
             .execute(&mut *$tx)
             .await?;
-        let rows: Vec<((&str, String), ([i64; 4], Visitors))> = $rows.into_iter().collect();
+        let rows: Vec<_> = $rows.into_iter().collect();
         for group in rows.chunks(ROWS_PER_STATEMENT) {
             let mut q = sqlx::QueryBuilder::new(
                 "INSERT INTO web_daily_pairs (project_id, fdim, fvalue, dim, day, value,
@@ -135,79 +156,51 @@ macro_rules! write_fill {
     }};
 }
 
-/// Fills the pair rows of page filter `$value` on `$day` (a `web_pairs_fill` entry of dim
-/// `page`): from the visits that started in the day and viewed the page, as the visits reader
-/// counts them (`web/from_visits.rs`): their totals (dim `''`), their values of every visit
-/// dimension, and the page views of every page they viewed (`web_visit_pages`). Skipped if
-/// the page's day row is gone, already paired or under `$heavy` page views.
+/// Fills the pair rows of page filter `$value` on `$day` (to `$end`; a `web_pairs_fill` entry
+/// of dim `page`) from the visits that started in the day and viewed the page, as the visits
+/// reader counts them (`web/from_visits.rs`): their totals (dim `''`), their values of every
+/// visit dimension, and the page views of every page they viewed (`web_visit_pages`).
 macro_rules! fill_page_day {
-    ($tx:expr, $project:expr, $day:expr, $value:expr, $heavy:expr) => {{
-        let (project, day, value) = ($project, $day, $value.as_str());
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "SELECT pageviews, CAST(paired AS BIGINT) FROM web_daily
-             WHERE project_id = $1 AND dim = 'page' AND day = $2 AND value = $3",
-        )
+    ($tx:expr, $project:expr, ($day:expr, $end:expr), $value:expr) => {{
+        let (project, day, end, value) = ($project, $day, $end, $value);
+        let visits: Vec<DayVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT visitor, id, {VISIT_COLUMNS} FROM web_visits WHERE id IN ({})",
+            sql::VISITS_OF_PAGE
+        )))
         .bind(project)
-        .bind(day)
         .bind(value)
-        .fetch_optional(&mut *$tx)
+        .bind(day)
+        .bind(end)
+        .fetch_all(&mut *$tx)
         .await?;
-        if row.is_some_and(|(pageviews, paired)| paired == 0 && pageviews >= $heavy) {
-            let zones: Vec<(i64, String)> =
-                sqlx::query_as(sqlx::AssertSqlSafe(Zones::sql([project].into_iter())))
-                    .fetch_all(&mut *$tx)
-                    .await?;
-            let end = next_day(&Zones::new(zones).of(project), day);
-            let viewed = "SELECT visit_id FROM web_visit_pages
-                          WHERE project_id = $1 AND path = $2 AND start_ts >= $3 AND start_ts < $4";
-            let visits: Vec<DayVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT visitor, id, {VISIT_COLUMNS} FROM web_visits WHERE id IN ({viewed})"
-            )))
-            .bind(project)
-            .bind(value)
-            .bind(day)
-            .bind(end)
-            .fetch_all(&mut *$tx)
-            .await?;
-            let pages: Vec<(i64, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT visit_id, path, pageviews FROM web_visit_pages
-                 WHERE visit_id IN ({viewed})"
-            )))
-            .bind(project)
-            .bind(value)
-            .bind(day)
-            .bind(end)
-            .fetch_all(&mut *$tx)
-            .await?;
-            let mut rows: BTreeMap<(&str, String), ([i64; 4], Visitors)> = BTreeMap::new();
-            let mut visitor_of: HashMap<i64, &str> = HashMap::new();
-            for d in &visits {
-                visitor_of.insert(d.visit.id, d.visitor.as_str());
-                let v = Visit::from_stored(&d.visit);
-                let bounce = i64::from(v.pageviews == 1);
-                let keys = std::iter::once(("", String::new()))
-                    .chain(VISIT_DIMENSIONS.iter().map(|d| d.key()).zip(v.values));
-                for key in keys {
-                    let r = rows.entry(key).or_default();
-                    r.0[0] += 1;
-                    r.0[1] += v.pageviews;
-                    r.0[2] += bounce;
-                    r.0[3] += v.end_ts - v.start_ts;
-                    r.1.insert_all([d.visitor.as_str()]);
-                }
+        let pages: Vec<(i64, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT visit_id, path, pageviews FROM web_visit_pages WHERE visit_id IN ({})",
+            sql::VISITS_OF_PAGE
+        )))
+        .bind(project)
+        .bind(value)
+        .bind(day)
+        .bind(end)
+        .fetch_all(&mut *$tx)
+        .await?;
+        let mut rows = FillRows::new();
+        let mut visitor_of: HashMap<i64, &str> = HashMap::new();
+        for d in &visits {
+            visitor_of.insert(d.visit.id, d.visitor.as_str());
+            let v = Visit::from_stored(&d.visit);
+            count_visit(&mut rows, ("", String::new()), &d.visitor, &v);
+            for (dim, other) in VISIT_DIMENSIONS.iter().zip(&v.values) {
+                count_visit(&mut rows, (dim.key(), other.clone()), &d.visitor, &v);
             }
-            for (visit, path, pageviews) in pages {
-                let Some(visitor) = visitor_of.get(&visit) else {
-                    continue;
-                };
-                let r = rows.entry((Dimension::Page.key(), path)).or_default();
-                r.0[1] += pageviews;
-                r.1.insert_all([*visitor]);
-            }
-            // None should be there (the fold drops them when it changes the day); a clean
-            // slate keeps the fill exact regardless.
-            write_fill!($tx, (project, day), (Dimension::Page.key(), value), rows);
         }
+        for (visit, path, pageviews) in pages {
+            if let Some(visitor) = visitor_of.get(&visit) {
+                count_page_views(&mut rows, path, visitor, pageviews);
+            }
+        }
+        // None should be there (the fold drops them when it changes the day); a clean slate
+        // keeps the fill exact regardless.
+        write_fill!($tx, (project, day), (Dimension::Page.key(), value), rows);
     }};
 }
 
@@ -590,17 +583,11 @@ impl Store {
                 };
                 step.taken += 1;
                 'day: {
-                    if dim == Dimension::Page.key() {
-                        fill_page_day!(tx, project, day, value, heavy);
-                        break 'day;
-                    }
-                    // Only the heavy filters' columns go into SQL, as the constants they match.
-                    let Some(&(fdim, f)) = HEAVY_PAIR_FILTERS.iter().find(|(d, _)| d.key() == dim)
-                    else {
-                        break 'day;
-                    };
+                    // A page's day row counts its page views, a visit value's its visits.
                     let row: Option<(i64, i64)> = sqlx::query_as(
-                        "SELECT visits, CAST(paired AS BIGINT) FROM web_daily
+                        "SELECT CASE WHEN dim = 'page' THEN pageviews ELSE visits END,
+                                CAST(paired AS BIGINT)
+                         FROM web_daily
                          WHERE project_id = $1 AND dim = $2 AND day = $3 AND value = $4",
                     )
                     .bind(project)
@@ -610,7 +597,7 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
                     // Gone, already paired, or fell back under the threshold since it was queued.
-                    if !row.is_some_and(|(visits, paired)| paired == 0 && visits >= heavy) {
+                    if !row.is_some_and(|(count, paired)| paired == 0 && count >= heavy) {
                         break 'day;
                     }
                     let zones: Vec<(i64, String)> =
@@ -618,6 +605,15 @@ impl Store {
                             .fetch_all(&mut *tx)
                             .await?;
                     let end = next_day(&Zones::new(zones).of(project), day);
+                    if dim == Dimension::Page.key() {
+                        fill_page_day!(tx, project, (day, end), value.as_str());
+                        break 'day;
+                    }
+                    // Only the heavy filters' columns go into SQL, as the constants they match.
+                    let Some(&(fdim, f)) = HEAVY_PAIR_FILTERS.iter().find(|(d, _)| d.key() == dim)
+                    else {
+                        break 'day;
+                    };
                     let col = fdim.key();
                     let visits: Vec<DayVisit> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                         "SELECT visitor, id, {VISIT_COLUMNS} FROM web_visits
@@ -647,26 +643,18 @@ impl Store {
                         .bind(end)
                         .fetch_all(&mut *tx)
                         .await?;
-                    let mut rows: BTreeMap<(&str, String), ([i64; 4], Visitors)> = BTreeMap::new();
+                    let mut rows = FillRows::new();
                     for d in &visits {
                         let v = Visit::from_stored(&d.visit);
-                        let bounce = i64::from(v.pageviews == 1);
-                        for (i, (dim, other)) in VISIT_DIMENSIONS.iter().zip(v.values).enumerate() {
-                            if i == f {
-                                continue;
+                        for (i, (dim, other)) in VISIT_DIMENSIONS.iter().zip(&v.values).enumerate()
+                        {
+                            if i != f {
+                                count_visit(&mut rows, (dim.key(), other.clone()), &d.visitor, &v);
                             }
-                            let r = rows.entry((dim.key(), other)).or_default();
-                            r.0[0] += 1;
-                            r.0[1] += v.pageviews;
-                            r.0[2] += bounce;
-                            r.0[3] += v.end_ts - v.start_ts;
-                            r.1.insert_all([d.visitor.as_str()]);
                         }
                     }
                     for (visitor, path) in paths {
-                        let r = rows.entry(("page", path)).or_default();
-                        r.0[1] += 1;
-                        r.1.insert_all([visitor.as_str()]);
+                        count_page_views(&mut rows, path, &visitor, 1);
                     }
                     // None should be there (the fold writes a heavy value's pairs only once its
                     // day row is paired); a clean slate keeps the fill exact regardless.

@@ -305,6 +305,11 @@ pub(crate) fn add_visit_pages(backend: Backend) -> &'static str {
     }
 }
 
+/// The visits (ids) of project `$1` that viewed page `$2` and started in `[$3, $4)`, through
+/// `web_visit_pages`' index by path: what a page filter selects.
+pub(crate) const VISITS_OF_PAGE: &str = "SELECT visit_id FROM web_visit_pages
+     WHERE project_id = $1 AND path = $2 AND start_ts >= $3 AND start_ts < $4";
+
 /// Deletes the pair rows of filter `$2` = `$3` on day `$4` of project `$1`: one key range per
 /// breakdown (a page filter's totals row `''` included), not every day of the value.
 pub(crate) fn delete_day_pairs() -> String {

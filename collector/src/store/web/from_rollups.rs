@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use futures::{StreamExt, TryStreamExt, stream};
 
 use super::{BreakdownRow, Dimension, TotalsRows, WebQuery, WebReport, WebTotals};
+use crate::store::visits::VISITS_OF_PAGE;
 use crate::store::visits::sketch::Visitors;
 use crate::store::{Bind, HOUR_MS, Store, StoreError, query_with};
 
@@ -168,12 +169,10 @@ impl Store {
         let mut visits: Vec<PageVisit> = Vec::new();
         for (start, end) in unpaired {
             let mut rows: Vec<PageVisit> = with_db!(self, read_pool, |pool| {
-                sqlx::query_as(
-                    "SELECT visitor, start_ts, end_ts, pageviews FROM web_visits
-                     WHERE id IN (SELECT visit_id FROM web_visit_pages
-                                  WHERE project_id = $1 AND path = $2
-                                    AND start_ts >= $3 AND start_ts < $4)",
-                )
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT visitor, start_ts, end_ts, pageviews FROM web_visits WHERE id IN ({})",
+                    VISITS_OF_PAGE
+                )))
                 .bind(q.project)
                 .bind(path)
                 .bind(*start)
