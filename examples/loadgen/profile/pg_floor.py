@@ -51,16 +51,7 @@ import psycopg
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
-SCHEMA = """
-CREATE TABLE event_ids (
-    project_id  BIGINT NOT NULL,
-    message_id  TEXT COLLATE "C" NOT NULL,
-    received_at BIGINT NOT NULL,
-    PRIMARY KEY (project_id, message_id)
-);
-CREATE INDEX event_ids_by_received ON event_ids USING brin (received_at);
-CREATE SEQUENCE events_seq;
-CREATE TABLE events (
+EVENT_COLUMNS = """
     seq          BIGINT NOT NULL DEFAULT nextval('events_seq'),
     project_id   BIGINT NOT NULL,
     message_id   TEXT COLLATE "C" NOT NULL,
@@ -70,9 +61,29 @@ CREATE TABLE events (
     anonymous_id TEXT,
     timestamp    BIGINT NOT NULL,
     received_at  BIGINT NOT NULL,
-    body         TEXT COMPRESSION lz4 NOT NULL
+    body         TEXT COMPRESSION lz4 NOT NULL"""
+
+# The collector's: the dedupe table, and events partitioned by receive day.
+SCHEMA = f"""
+CREATE TABLE event_ids (
+    project_id  BIGINT NOT NULL,
+    message_id  TEXT COLLATE "C" NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (project_id, message_id)
+);
+CREATE INDEX event_ids_by_received ON event_ids USING brin (received_at);
+CREATE SEQUENCE events_seq;
+CREATE TABLE events ({EVENT_COLUMNS}
 ) PARTITION BY RANGE (received_at);
 CREATE TABLE events_default PARTITION OF events DEFAULT;
+"""
+
+# The `unique` variant's: one table whose unique key is the dedupe.
+UNIQUE_SCHEMA = f"""
+CREATE SEQUENCE events_seq;
+CREATE TABLE events ({EVENT_COLUMNS},
+    UNIQUE (project_id, message_id)
+);
 """
 
 BTREES = """
@@ -116,22 +127,6 @@ SELECT * FROM UNNEST(%b::INT8[], %b::TEXT[], %b::TEXT[], %b::INT8[], %b::INT8[])
 ON CONFLICT (project_id, name, user_key, day) DO UPDATE SET events = user_days.events + excluded.events
 """
 
-UNIQUE_SCHEMA = """
-CREATE SEQUENCE events_seq;
-CREATE TABLE events (
-    seq          BIGINT NOT NULL DEFAULT nextval('events_seq'),
-    project_id   BIGINT NOT NULL,
-    message_id   TEXT COLLATE "C" NOT NULL,
-    type         TEXT   NOT NULL,
-    event        TEXT COLLATE "C",
-    user_id      TEXT,
-    anonymous_id TEXT,
-    timestamp    BIGINT NOT NULL,
-    received_at  BIGINT NOT NULL,
-    body         TEXT COMPRESSION lz4 NOT NULL,
-    UNIQUE (project_id, message_id)
-);
-"""
 
 NAMES = ["page_view", "signup", "checkout", "search", "add_to_cart", "login", "share", "invite"]
 
