@@ -23,6 +23,11 @@ per stored event (every postgres process, from /proc) and WAL bytes per event fo
                 (name, user, day) of the batch into a table with only its primary key
                 (fillfactor 90, so an update can be HOT), keys sorted so commits do not
                 deadlock; what a funnel-style rollup costs at the least
+  fold          `dedupe` with a BRIN on `events.seq`, and the same rollup written by one
+                background connection every --fold-seconds from the events stored since
+                its last fold (one grouped upsert per fold, keys sorted), not by the
+                commits: a key's events within a fold cost one row write; the CPU is
+                read once the last fold has drained the run
 
 Each variant gets a fresh database with the collector's column types; workers send batches
 of BATCH events in their own transactions (synchronous_commit on, so every batch is durable
@@ -31,6 +36,9 @@ the SDKs', bodies a Segment track message of about 400 bytes.
 
 Usage: PG_URL=postgres://postgres@127.0.0.1:55450/postgres examples/loadgen/profile/pg_floor.py
   [--events 400000] [--batch 1000] [--workers 8] [--rounds 2] [--variants append,dedupe]
+  [--users 100000] [--fold-seconds 1]
+
+The last column counts the rollup rows written (upserts by the commits, or by the folds).
 
 Needs `psycopg` (pip install "psycopg[binary]") and a server of its own: other clients' work
 would count as this run's.
@@ -108,7 +116,7 @@ SELECT * FROM UNNEST(%b::INT8[], %b::TEXT[], %b::INT8[])
 ON CONFLICT DO NOTHING RETURNING message_id
 """
 
-VARIANTS = ("append", "copy", "unique", "dedupe", "dedupe16", "dedupe+btrees", "dedupe+user-days")
+VARIANTS = ("append", "copy", "unique", "dedupe", "dedupe16", "dedupe+btrees", "dedupe+user-days", "fold")
 
 USER_DAYS = """
 CREATE TABLE user_days (
@@ -127,12 +135,21 @@ SELECT * FROM UNNEST(%b::INT8[], %b::TEXT[], %b::TEXT[], %b::INT8[], %b::INT8[])
 ON CONFLICT (project_id, name, user_key, day) DO UPDATE SET events = user_days.events + excluded.events
 """
 
+# The `fold` variant's one statement: the rollup rows of the events stored in a range of seq.
+FOLD = """
+INSERT INTO user_days (project_id, name, user_key, day, events)
+SELECT project_id, event, user_id, timestamp / 86400000, count(*) FROM events
+WHERE seq > %s AND seq <= %s
+GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+ON CONFLICT (project_id, name, user_key, day) DO UPDATE SET events = user_days.events + excluded.events
+"""
+
 
 NAMES = ["page_view", "signup", "checkout", "search", "add_to_cart", "login", "share", "invite"]
 
 
-def make_events(count: int, seed: int) -> list[tuple]:
-    """Rows in the collector's column order, time-ordered UUIDv7 ids, 100k users."""
+def make_events(count: int, seed: int, users: int) -> list[tuple]:
+    """Rows in the collector's column order, time-ordered UUIDv7 ids, `users` users."""
     rng = random.Random(seed)
     now = int(time.time() * 1000)
     rows = []
@@ -143,7 +160,7 @@ def make_events(count: int, seed: int) -> list[tuple]:
         value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
         message_id = str(uuid.UUID(int=value))
         name = NAMES[min(int(rng.paretovariate(1.2)) - 1, len(NAMES) - 1)]
-        user = f"user-{rng.randrange(100_000)}"
+        user = f"user-{rng.randrange(users)}"
         body = json.dumps(
             {
                 "type": "track",
@@ -187,16 +204,16 @@ def columns(batch: list[tuple]) -> list[list]:
     return [list(c) for c in zip(*batch)]
 
 
-def store(conn: psycopg.Connection, variant: str, batch: list[tuple]) -> int:
-    """Stores one batch durably; returns how many events were new."""
+def store(conn: psycopg.Connection, variant: str, batch: list[tuple]) -> tuple[int, int]:
+    """Stores one batch durably; returns how many events were new and rollup rows written."""
     with conn.transaction(), conn.cursor() as cur:
         if variant == "copy":
             with cur.copy(f"COPY events ({COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
                 copy.set_types(["int8", "text", "text", "text", "text", "text", "int8", "int8", "text"])
                 for row in batch:
                     copy.write_row(row)
-            return len(batch)
-        if variant.startswith("dedupe"):
+            return len(batch), 0
+        if variant.startswith("dedupe") or variant == "fold":
             cols = columns(batch)
             if variant == "dedupe16":
                 cur.execute(
@@ -208,10 +225,10 @@ def store(conn: psycopg.Connection, variant: str, batch: list[tuple]) -> int:
                 fresh = {r[0] for r in cur.fetchall()}
             batch = [row for row in batch if row[1] in fresh]
             if not batch:
-                return 0
+                return 0, 0
         if variant == "unique":
             cur.execute(INSERT_EVENTS + " ON CONFLICT DO NOTHING", columns(batch))
-            return cur.rowcount
+            return cur.rowcount, 0
         cur.execute(INSERT_EVENTS, columns(batch))
         if variant == "dedupe+user-days":
             days: dict[tuple, int] = {}
@@ -220,10 +237,19 @@ def store(conn: psycopg.Connection, variant: str, batch: list[tuple]) -> int:
                 days[key] = days.get(key, 0) + 1
             keys = sorted(days)
             cur.execute(UPSERT_USER_DAYS, [*map(list, zip(*keys)), [days[k] for k in keys]])
-        return len(batch)
+            return len(batch), len(keys)
+        return len(batch), 0
 
 
-def run_variant(admin_url: str, variant: str, events: list[tuple], batch: int, workers: int, postmaster: int):
+def run_variant(
+    admin_url: str,
+    variant: str,
+    events: list[tuple],
+    batch: int,
+    workers: int,
+    postmaster: int,
+    fold_seconds: float,
+):
     name = "pl_floor_" + variant.replace("+", "_").replace("-", "_")
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {name}")
@@ -235,15 +261,20 @@ def run_variant(admin_url: str, variant: str, events: list[tuple], batch: int, w
             conn.execute("ALTER TABLE event_ids ALTER COLUMN message_id TYPE uuid USING message_id::uuid")
         if variant == "dedupe+btrees":
             conn.execute(BTREES)
-        if variant == "dedupe+user-days":
+        if variant in ("dedupe+user-days", "fold"):
             conn.execute(USER_DAYS)
+        if variant == "fold":
+            conn.execute("CREATE INDEX events_by_seq ON events USING brin (seq)")
     batches = [events[i : i + batch] for i in range(0, len(events), batch)]
     conns = [psycopg.connect(url) for _ in range(workers)]
     stored = [0] * workers
+    rollup_rows = [0] * workers
 
     def work(w: int):
         for b in batches[w::workers]:
-            stored[w] += store(conns[w], variant, b)
+            new, rows = store(conns[w], variant, b)
+            stored[w] += new
+            rollup_rows[w] += rows
 
     with conns[0].cursor() as cur:
         cur.execute("SELECT pg_current_wal_lsn()")
@@ -254,9 +285,17 @@ def run_variant(admin_url: str, variant: str, events: list[tuple], batch: int, w
     threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
     for t in threads:
         t.start()
+    folds = Folds(url, guard=workers * batch) if variant == "fold" else None
+    if folds:
+        while any(t.is_alive() for t in threads):
+            time.sleep(fold_seconds)
+            folds.fold(drain=False)
     for t in threads:
         t.join()
     elapsed = time.monotonic() - started
+    if folds:
+        folds.fold(drain=True)
+        folds.close()
     cpu = pg_cpu_seconds(postmaster) - cpu_before
     with conns[0].cursor() as cur:
         cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", [wal_before])
@@ -269,7 +308,30 @@ def run_variant(admin_url: str, variant: str, events: list[tuple], batch: int, w
     assert rows == total == len(events), (rows, total, len(events))
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f"DROP DATABASE {name}")
-    return total, elapsed, cpu, wal
+    rows = folds.rows if folds else sum(rollup_rows)
+    return total, elapsed, cpu, wal, rows
+
+
+class Folds:
+    """The `fold` variant's background writer: folds the events stored since the last fold."""
+
+    def __init__(self, url: str, guard: int):
+        self.conn = psycopg.connect(url, autocommit=True)
+        # Seqs are taken before commit, so the newest `guard` (every worker's batch in flight)
+        # may still be uncommitted: a fold stops short of them until the writers are done.
+        self.guard = guard
+        self.done = 0
+        self.rows = 0
+
+    def fold(self, drain: bool):
+        last = self.conn.execute("SELECT last_value FROM events_seq").fetchone()[0]
+        upto = last if drain else last - self.guard
+        if upto > self.done:
+            self.rows += self.conn.execute(FOLD, [self.done, upto]).rowcount
+            self.done = upto
+
+    def close(self):
+        self.conn.close()
 
 
 def main():
@@ -281,6 +343,8 @@ def main():
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--fold-seconds", type=float, default=1.0)
     args = parser.parse_args()
     admin_url = os.environ["PG_URL"]
     variants = args.variants.split(",")
@@ -290,14 +354,17 @@ def main():
     with psycopg.connect(admin_url, autocommit=True) as admin:
         data_dir = admin.execute("SHOW data_directory").fetchone()[0]
     postmaster = int(pathlib.Path(data_dir, "postmaster.pid").read_text().split()[0])
-    events = make_events(args.events, seed=7)
-    print("| round | variant | events | events/s | PostgreSQL CPU µs/event | WAL bytes/event |")
-    print("|---|---|---|---|---|---|")
+    events = make_events(args.events, seed=7, users=args.users)
+    print("| round | variant | events | events/s | PostgreSQL CPU µs/event | WAL bytes/event | rollup rows |")
+    print("|---|---|---|---|---|---|---|")
     for r in range(args.rounds):
         for v in variants:
-            total, elapsed, cpu, wal = run_variant(admin_url, v, events, args.batch, args.workers, postmaster)
+            total, elapsed, cpu, wal, rows = run_variant(
+                admin_url, v, events, args.batch, args.workers, postmaster, args.fold_seconds
+            )
             print(
-                f"| {r + 1} | {v} | {total:,} | {total / elapsed:,.0f} | {cpu * 1e6 / total:.1f} | {wal / total:,.0f} |",
+                f"| {r + 1} | {v} | {total:,} | {total / elapsed:,.0f} | {cpu * 1e6 / total:.1f} "
+                f"| {wal / total:,.0f} | {rows:,} |",
                 flush=True,
             )
 
