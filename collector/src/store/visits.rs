@@ -18,7 +18,7 @@ mod plan;
 mod rebuild;
 pub mod sketch;
 mod sql;
-pub(crate) use sql::VISITS_OF_PAGE;
+pub(crate) use sql::{DAY_ROW_COUNT, VISITS_OF_PAGE};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};

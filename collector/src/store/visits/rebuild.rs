@@ -583,13 +583,11 @@ impl Store {
                 };
                 step.taken += 1;
                 'day: {
-                    // A page's day row counts its page views, a visit value's its visits.
-                    let row: Option<(i64, i64)> = sqlx::query_as(
-                        "SELECT CASE WHEN dim = 'page' THEN pageviews ELSE visits END,
-                                CAST(paired AS BIGINT)
-                         FROM web_daily
+                    let row: Option<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "SELECT {}, CAST(paired AS BIGINT) FROM web_daily
                          WHERE project_id = $1 AND dim = $2 AND day = $3 AND value = $4",
-                    )
+                        sql::DAY_ROW_COUNT
+                    )))
                     .bind(project)
                     .bind(&dim)
                     .bind(day)

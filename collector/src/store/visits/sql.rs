@@ -305,6 +305,11 @@ pub(crate) fn add_visit_pages(backend: Backend) -> &'static str {
     }
 }
 
+/// What a `web_daily` row counts toward its pair threshold and the unpaired days' budget: a
+/// page's row its page views (which bound the visits that viewed it), a visit value's its
+/// visits.
+pub(crate) const DAY_ROW_COUNT: &str = "CASE WHEN dim = 'page' THEN pageviews ELSE visits END";
+
 /// The visits (ids) of project `$1` that viewed page `$2` and started in `[$3, $4)`, through
 /// `web_visit_pages`' index by path: what a page filter selects.
 pub(crate) const VISITS_OF_PAGE: &str = "SELECT visit_id FROM web_visit_pages

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use futures::{StreamExt, TryStreamExt, stream};
 
 use super::{BreakdownRow, Dimension, TotalsRows, WebQuery, WebReport, WebTotals};
-use crate::store::visits::VISITS_OF_PAGE;
 use crate::store::visits::sketch::Visitors;
+use crate::store::visits::{DAY_ROW_COUNT, VISITS_OF_PAGE};
 use crate::store::{Bind, HOUR_MS, Store, StoreError, query_with};
 
 /// Candidate values a breakdown reads per round, most counted first, times the rows it shows.
@@ -266,12 +266,10 @@ impl Store {
         budget: i64,
     ) -> Result<Option<Vec<(i64, i64)>>, StoreError> {
         let days: Vec<(i64, i64, i64)> = with_db!(self, read_pool, |pool| {
-            sqlx::query_as(
-                "SELECT day, CASE WHEN dim = 'page' THEN pageviews ELSE visits END,
-                        CAST(paired AS BIGINT)
-                 FROM web_daily
-                 WHERE project_id = $1 AND dim = $2 AND day >= $3 AND day < $4 AND value = $5",
-            )
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT day, {DAY_ROW_COUNT}, CAST(paired AS BIGINT) FROM web_daily
+                 WHERE project_id = $1 AND dim = $2 AND day >= $3 AND day < $4 AND value = $5"
+            )))
             .bind(q.project)
             .bind(fdim.key())
             .bind(q.from)
